@@ -1,0 +1,3 @@
+"""metrosight: watchlist face recognition and behaviour analytics for metro camera networks."""
+
+__version__ = "0.1.0"

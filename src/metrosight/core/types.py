@@ -1,0 +1,233 @@
+"""Typed values that cross stage boundaries.
+
+Every stage of the pipeline takes and returns one of these. They hold numpy arrays where the data is an image or a
+vector; shapes and units are given in each docstring. They carry no behaviour beyond small conveniences.
+
+Coordinates are pixels in the frame the value came from, ``(x1, y1, x2, y2)`` with ``x2``/``y2`` exclusive.
+Times are seconds of *media time* (the position in the video or stream), not wall-clock time, unless a field's
+name says ``wall``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class Category(StrEnum):
+    """Why a person is on a watchlist."""
+
+    WANTED = "wanted"
+    MISSING = "missing"
+    QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in pixels, ``x2``/``y2`` exclusive."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when they do not overlap)."""
+        ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
+        iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def clip(self, width: int, height: int) -> Box:
+        """This box clipped to an image of ``width`` × ``height`` pixels."""
+        return Box(
+            min(max(self.x1, 0.0), float(width)),
+            min(max(self.y1, 0.0), float(height)),
+            min(max(self.x2, 0.0), float(width)),
+            min(max(self.y2, 0.0), float(height)),
+        )
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded video frame.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB pixels. Never leaves the camera worker.
+        ts: media time in seconds.
+        index: 0-based index of the frame in its source.
+        camera_id: the camera this frame came from.
+    """
+
+    image: np.ndarray
+    ts: float
+    index: int
+    camera_id: str = "cam0"
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detected face (or person).
+
+    Attributes:
+        box: the face box in frame pixels.
+        score: detector confidence; its scale depends on the detector (compare only within one detector).
+        landmarks: ``(5, 2)`` float32 pixel coordinates in dlib's 5-point order (right eye outer, right eye
+            inner, left eye outer, left eye inner, nose base), or ``None`` when not computed yet.
+        kind: ``"face"`` or ``"person"``.
+    """
+
+    box: Box
+    score: float
+    landmarks: np.ndarray | None = None
+    kind: str = "face"
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """All detections of one frame."""
+
+    frame_index: int
+    ts: float
+    camera_id: str
+    items: tuple[Detection, ...] = ()
+
+
+@dataclass(slots=True)
+class TrackState:
+    """One tracked object as of the current frame.
+
+    Attributes:
+        track_id: per-camera id, unique for the lifetime of the camera worker.
+        box: current box in frame pixels.
+        detection: the detection matched to this track in the current frame, or ``None`` when the track was
+            only predicted (missed this frame).
+        first_ts: media time of the first detection, seconds.
+        last_ts: media time of the latest detection, seconds.
+        hits: number of frames with a matched detection.
+    """
+
+    track_id: int
+    box: Box
+    detection: Detection | None
+    first_ts: float
+    last_ts: float
+    hits: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """Tracker output for one frame: live tracks and the ids of tracks that ended at this frame."""
+
+    frame_index: int
+    ts: float
+    camera_id: str
+    active: tuple[TrackState, ...] = ()
+    ended: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FaceSample:
+    """A face picked for recognition: an aligned chip plus where it came from.
+
+    Attributes:
+        track_id: track the face belongs to (``-1`` for a still photo).
+        ts: media time, seconds.
+        box: face box in frame pixels.
+        chip: ``(150, 150, 3)`` uint8 RGB, aligned as dlib's ``get_face_chip`` (size 150, padding 0.25).
+        quality: 0..1, higher is better (see :mod:`metrosight.recognize.quality`).
+        crop: small uint8 RGB crop of the face with context, used as the best-shot image. In memory only.
+    """
+
+    track_id: int
+    ts: float
+    box: Box
+    chip: np.ndarray
+    quality: float
+    crop: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A watchlist hit for one probe (a photo face or a whole track).
+
+    Attributes:
+        subject_id: database id of the enrolled subject.
+        subject_name: the subject's name.
+        watchlist: name of the watchlist.
+        category: the watchlist's category.
+        score: similarity in [-1, 1] (cosine); higher is more alike.
+        distance: Euclidean distance between unit descriptors (``sqrt(2 - 2*score)``), the figure dlib users know.
+    """
+
+    subject_id: int
+    subject_name: str
+    watchlist: str
+    category: Category
+    score: float
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A track that matched an active watchlist entry; what an operator reviews.
+
+    Attributes:
+        camera_id: where.
+        track_id: the per-camera track.
+        match: who.
+        first_seen: media time the track started, seconds.
+        last_seen: media time of the last detection of the track, seconds.
+        best_shot: uint8 RGB crop of the best face of the track (redacted before storage).
+        event_id: idempotency key, unique per (camera, run, track).
+    """
+
+    camera_id: str
+    track_id: int
+    match: Match
+    first_seen: float
+    last_seen: float
+    best_shot: np.ndarray | None
+    event_id: str
+    samples: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A non-identity event (analytics, camera state)."""
+
+    camera_id: str
+    kind: str
+    ts: float
+    data: dict[str, object] = field(default_factory=dict)
+    event_id: str = ""
