@@ -1,0 +1,31 @@
+"""The in-process bus (the embedded default): synchronous publish to subscribers in the same process."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALERTS = "alerts"
+TOPIC_ALERT_UPDATES = "alert-updates"
+
+Handler = Callable[[BaseModel], None]
+
+
+class InProcessBus:
+    """Topic → handlers. A handler that raises stops the publish (the caller sees the error: nothing is lost
+    silently)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def publish(self, topic: str, payload: BaseModel) -> None:
+        for handler in self._handlers.get(topic, ()):
+            handler(payload)

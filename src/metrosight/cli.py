@@ -1,0 +1,327 @@
+"""The ``metrosight`` command line (one Typer app)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metrosight.config.home import Home
+from metrosight.config.load import ConfigError, load_settings
+from metrosight.config.model import Settings
+from metrosight.core.types import Category
+
+app = typer.Typer(
+    name="metrosight",
+    help="Watchlist face recognition and behaviour analytics for metro cameras.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+watchlist_app = typer.Typer(help="Create and list watchlists.", no_args_is_help=True)
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(config_app, name="config")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+SAMPLE_DIR = Path(__file__).with_name("sample")
+
+
+class _State:
+    home: Path | None = None
+    config: Path | None = None
+
+
+state = _State()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr, then exit non-zero."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None = None) -> Settings:
+    try:
+        return load_settings(config or state.config)
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}")
+
+
+def _runtime(config: Path | None = None):  # type: ignore[no-untyped-def]
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.store.db import StoreError
+
+    settings = _settings(config)
+    try:
+        return Runtime(Home.resolve(state.home), settings)
+    except StoreError as exc:
+        fail(str(exc), 1)
+    except OSError as exc:
+        fail(f"cannot use home directory: {exc}", 1)
+
+
+@app.callback()
+def main(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="METROSIGHT_HOME", help="where the store, media and caches live"),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+) -> None:
+    state.home = home
+    state.config = config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+# -- watchlists -------------------------------------------------------------------------------------------------
+@watchlist_app.command("create")
+def watchlist_create(
+    name: Annotated[str, typer.Argument(help="watchlist name")],
+    category: Annotated[Category, typer.Option("--category", help="why people are on it")],
+) -> None:
+    """Create an empty watchlist."""
+    from metrosight.store.repo import Conflict
+
+    name = name.strip()
+    if not name:
+        fail("a watchlist needs a non-empty name")
+    rt = _runtime()
+    try:
+        rt.store.create_watchlist(name, category)
+    except Conflict as exc:
+        fail(str(exc))
+    out.print(f"created watchlist [bold]{name}[/] ({category.value})")
+
+
+@watchlist_app.command("list")
+def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List watchlists with their entry and template counts."""
+    rows = _runtime().store.list_watchlists()
+    if as_json:
+        for r in rows:
+            print(json.dumps({"name": r.name, "category": r.category, "subjects": r.subjects, "templates": r.templates}))
+        return
+    table = Table("watchlist", "category", "subjects", "templates", "created")
+    for r in rows:
+        table.add_row(r.name, r.category, str(r.subjects), str(r.templates), r.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+# -- enrolment --------------------------------------------------------------------------------------------------
+@app.command()
+def enroll(
+    photos: Annotated[list[Path] | None, typer.Argument(help="photos of one person (with --subject)")] = None,
+    watchlist: Annotated[str, typer.Option("--watchlist", "-w", help="watchlist to enrol into")] = ...,  # type: ignore[assignment]
+    subject: Annotated[str | None, typer.Option("--subject", "-s", help="the person's full name")] = None,
+    from_dir: Annotated[
+        Path | None, typer.Option("--from-dir", help="a folder with one sub-folder of photos per person")
+    ] = None,
+) -> None:
+    """Enrol photos. Each photo must show exactly one usable face; refused photos are listed with the reason and
+    the others are still enrolled."""
+    from rich.progress import Progress
+
+    from metrosight.ingest.images import photos_in
+    from metrosight.store.repo import NotFound
+
+    items: list[tuple[str, Path]] = []
+    if from_dir is not None:
+        if photos:
+            fail("give either photos with --subject, or --from-dir, not both")
+        if not from_dir.is_dir():
+            fail(f"--from-dir {from_dir}: not a folder")
+        for person in sorted(p for p in from_dir.iterdir() if p.is_dir()):
+            items += [(person.name.replace("_", " "), p) for p in photos_in(person)]
+        if not items:
+            fail(f"--from-dir {from_dir}: no sub-folders with photos (expected DIR/<person name>/<photo>.jpg)")
+    else:
+        if not photos:
+            fail("no photos given: pass photo paths with --subject NAME, or --from-dir DIR")
+        if not subject or not subject.strip():
+            fail("--subject is required with photo paths (the person's full name)")
+        items = [(subject.strip(), p) for p in photos]
+
+    rt = _runtime()
+    try:
+        rt.store.watchlist_category(watchlist)
+    except NotFound as exc:
+        fail(str(exc))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("enrolling", total=len(items))
+        results = rt.enroll(watchlist, items, on_result=lambda _r: progress.advance(task))
+    enrolled = [r for r in results if r.status == "enrolled"]
+    dups = [r for r in results if r.status == "duplicate"]
+    refused = [r for r in results if r.status == "refused"]
+    for r in refused:
+        out.print(f"refused {r.path}: {r.reason}", highlight=False)
+    subjects = len({r.subject for r in enrolled})
+    out.print(
+        f"enrolled {len(enrolled)} photo(s) of {subjects} person(s) into {watchlist}; "
+        f"{len(dups)} already enrolled; {len(refused)} refused",
+        highlight=False,
+    )
+    if not enrolled and not dups:
+        raise typer.Exit(1)
+
+
+# -- identification ---------------------------------------------------------------------------------------------
+@app.command()
+def identify(
+    photos: Annotated[list[Path], typer.Argument(help="photos to search for watchlisted people")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per photo")] = False,
+) -> None:
+    """Who on the active watchlists is in these photos."""
+    rt = _runtime()
+    results = rt.identify(photos)
+    bad = 0
+    for r in results:
+        if as_json:
+            print(json.dumps({"photo": str(r.path), "faces": r.faces, "error": r.error}))
+            bad += r.error is not None
+            continue
+        if r.error:
+            err.print(f"[red]error:[/] {r.error}", highlight=False)
+            bad += 1
+            continue
+        names = [f"{f['subject']} ({f['watchlist']}, score {f['score']})" for f in r.faces if f.get("subject")]
+        out.print(
+            f"{r.path}: {len(r.faces)} face(s); " + (", ".join(names) if names else "nobody on an active watchlist"),
+            highlight=False,
+        )
+    if bad:
+        raise typer.Exit(2)
+
+
+# -- video ------------------------------------------------------------------------------------------------------
+def _alert_line(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
+    return (
+        f"ALERT {a.camera_id} track {a.track_id}: {a.subject} [{a.watchlist}/{a.category}] score {a.score:.3f} "
+        f"seen {a.first_seen:.2f}s–{a.last_seen:.2f}s best shot {crop or '-'}"
+    )
+
+
+def alert_json(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(
+        {
+            "type": "alert",
+            "camera": a.camera_id,
+            "subject": a.subject,
+            "watchlist": a.watchlist,
+            "category": a.category,
+            "score": a.score,
+            "first_seen": a.first_seen,
+            "last_seen": a.last_seen,
+            "track_id": a.track_id,
+            "best_shot": crop,
+            "event_id": a.event_id,
+        }
+    )
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Option("--source", help="video file, rtsp://… URL, or webcam:N")],
+    camera: Annotated[str, typer.Option("--camera", help="camera id stamped on alerts")] = "cam0",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
+) -> None:
+    """Watch one source: print alerts as they happen and a summary at the end."""
+    from metrosight.ingest.source import SourceError
+
+    rt = _runtime(config)
+
+    def on_alert(a, crop):  # type: ignore[no-untyped-def]
+        print(alert_json(a, crop) if as_json else _alert_line(a, crop), flush=True)
+
+    try:
+        report = rt.run(source, camera, on_alert=on_alert)
+    except SourceError as exc:
+        fail(str(exc))
+    s = report.stats
+    summary = {
+        "type": "summary",
+        "camera": camera,
+        "status": report.status,
+        "frames": s.frames,
+        "faces": s.faces,
+        "tracks": s.tracks,
+        "alerts": s.alerts,
+        "embedded": s.embedded,
+        "gallery": report.gallery_size,
+        "seconds": round(report.seconds, 2),
+        "fps": round(report.fps, 2),
+        "run_id": report.run_id,
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        out.print(
+            f"{camera}: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} alert(s) "
+            f"against {report.gallery_size} active entries in {report.seconds:.1f} s ({report.fps:.1f} frames/s)",
+            highlight=False,
+        )
+        if report.gallery_size == 0:
+            out.print("note: no active watchlist entries, so no face was matched (enrol some first)")
+    if report.error:
+        fail(f"{report.error}; alerts found before the break are stored", 1)
+
+
+@app.command()
+def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The bundled sample: enrol two public-domain portraits and watch a public-domain White House clip."""
+    from metrosight.store.repo import Conflict
+
+    rt = _runtime()
+    name = "demo-wanted"
+    try:
+        rt.store.create_watchlist(name, Category.WANTED, created_by="demo")
+    except Conflict:
+        pass
+    results = rt.enroll(
+        name, [("Barack Obama", SAMPLE_DIR / "obama.jpg"), ("Joe Biden", SAMPLE_DIR / "biden.jpg")]
+    )
+    for r in results:
+        out.print(f"enrol {r.subject}: {r.status}{' — ' + r.reason if r.reason else ''}", highlight=False)
+    clip = SAMPLE_DIR / "short_hamilton_clip.mp4"
+    out.print(f"watching {clip.name} (The White House, public domain)…", highlight=False)
+    report = rt.run(
+        str(clip),
+        "demo-cam",
+        on_alert=lambda a, c: print(alert_json(a, c) if as_json else _alert_line(a, c), flush=True),
+    )
+    s = report.stats
+    out.print(
+        f"demo-cam: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} alert(s) in "
+        f"{report.seconds:.1f} s ({report.fps:.1f} frames/s); store: {rt.home.root}",
+        highlight=False,
+    )
+
+
+# -- configuration ----------------------------------------------------------------------------------------------
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration file")]) -> None:
+    """Validate a configuration file; names the failing key."""
+    try:
+        settings = load_settings(file)
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}")
+    out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")
+
+
+def entrypoint() -> None:  # pragma: no cover - thin wrapper
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,96 @@
+"""The configuration: one pydantic root model, split by concern.
+
+Every section forbids unknown keys, so a typo fails ``metrosight config check`` with the key named. Values come
+from a YAML file and can be overridden by environment variables ``METROSIGHT__SECTION__KEY`` (double underscores
+separate levels), e.g. ``METROSIGHT__RECOGNITION__MATCH_THRESHOLD=0.9``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HogDetectorConfig(_Section):
+    """dlib's HOG face detector (accurate on frontal faces, slow at 720p)."""
+
+    kind: Literal["hog"] = "hog"
+    upsample: int = Field(1, ge=0, le=3, description="image doublings before detection; 1 finds faces ≥ ~40 px")
+
+
+class OnnxDetectorConfig(_Section):
+    """A user-supplied YuNet-compatible ONNX face detector, by path."""
+
+    kind: Literal["yunet-onnx"] = "yunet-onnx"
+    model_path: Path
+    score_threshold: float = Field(0.6, gt=0.0, lt=1.0)
+
+
+DetectorConfig = Annotated[HogDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")]
+
+
+class DetectionConfig(_Section):
+    detector: DetectorConfig = Field(default_factory=HogDetectorConfig)
+    min_face_px: int = Field(36, ge=16, description="faces with a smaller box height (pixels) are not recognised")
+    max_width: int = Field(
+        1280, ge=160, description="frames wider than this are downscaled for face detection (boxes are mapped back)"
+    )
+
+
+class TrackingConfig(_Section):
+    iou_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="minimum IoU to continue a track")
+    max_missed_seconds: float = Field(0.5, gt=0.0, description="a track unseen this long (media time) ends")
+
+
+class RecognitionConfig(_Section):
+    embedder: Literal["onnx", "dlib"] = Field("dlib", description="descriptor backend; both give dlib's 128-D vector")
+    match_threshold: float = Field(
+        0.88,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "cosine similarity a fused track or photo must reach to match; 0.88 ≈ Euclidean 0.49 on unit vectors, "
+            "stricter than dlib's usual 0.6"
+        ),
+    )
+    min_samples: int = Field(2, ge=1, le=32, description="best shots a video track needs before it can alert")
+    max_samples: int = Field(5, ge=1, le=32, description="best shots kept and fused per track")
+    min_quality: float = Field(0.35, ge=0.0, le=1.0, description="face quality below which a shot is not used")
+    min_blur_var: float = Field(
+        20.0, ge=0.0, description="variance of the Laplacian of the aligned chip below which a face is too blurred"
+    )
+    decide_every_seconds: float = Field(0.4, gt=0.0, description="how often (media time) a live track is matched")
+
+
+class IngestConfig(_Section):
+    analysis_fps: float | None = Field(
+        None, gt=0.0, description="analyse at most this many frames a second (None: every frame)"
+    )
+    open_timeout_seconds: float = Field(10.0, gt=0.0, description="give up opening a stream after this long")
+
+
+class StorageConfig(_Section):
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the home directory")
+    save_best_shots: bool = Field(True, description="store the redacted best-shot crop of each alert")
+
+
+class CameraConfig(_Section):
+    id: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source: str = Field(..., min_length=1, description="file path, rtsp://… URL, or webcam:N")
+
+
+class Settings(_Section):
+    """The root of metrosight's configuration."""
+
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list)

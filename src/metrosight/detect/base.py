@@ -1,0 +1,60 @@
+"""The face-detector interface every backend implements.
+
+A detector takes one RGB frame and returns the faces in it. Boxes are in the pixels of that frame; landmarks, when
+computed, are the five points of dlib's ``shape_predictor_5_face_landmarks`` in dlib's order, so that the
+recogniser can align them with ``dlib.get_face_chip``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from metrosight.core.types import Detection
+
+
+class DetectorError(RuntimeError):
+    """A detector could not be built or could not run (missing model file, bad input, unknown backend)."""
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in one frame.
+
+    Attributes:
+        name: short backend name, as given to :func:`metrosight.detect.factory.make_detector`.
+    """
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image``.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB pixels.
+
+        Returns:
+            One :class:`~metrosight.core.types.Detection` a face: box in ``image`` pixels, a backend-specific score
+            (higher is more confident), and ``(5, 2)`` float32 landmarks in dlib 5-point order or ``None``.
+        """
+        ...
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate a frame given to ``detect``.
+
+    Args:
+        image: expected ``(H, W, 3)`` uint8 RGB.
+
+    Returns:
+        ``image`` as a C-contiguous array (a copy only when it was not contiguous).
+
+    Raises:
+        DetectorError: when the array has the wrong dtype or shape.
+    """
+    if not isinstance(image, np.ndarray):
+        raise DetectorError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise DetectorError(f"image must be (H, W, 3) uint8 RGB, got shape {image.shape} dtype {image.dtype}")
+    return np.ascontiguousarray(image)

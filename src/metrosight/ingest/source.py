@@ -1,0 +1,152 @@
+"""Video sources: a file, an RTSP stream or a webcam, decoded with PyAV into :class:`Frame` values.
+
+Timestamps are media time from the stream (``frame.time``), falling back to ``index / fps``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from metrosight.core.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(Exception):
+    """A source cannot be opened or decoded; the message says which and what to do."""
+
+
+class SourceBroken(SourceError):
+    """A source that was decoding stopped with an error before its end (truncated file, dropped stream)."""
+
+    def __init__(self, message: str, frames_read: int) -> None:
+        super().__init__(message)
+        self.frames_read = frames_read
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """Where frames come from: ``kind`` is ``file``, ``rtsp`` or ``webcam``."""
+
+    kind: str
+    target: str
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        """Parse ``PATH``, ``rtsp://…``/``rtsps://…`` or ``webcam:N``.
+
+        Raises:
+            SourceError: empty text, a bad webcam index, or a file that does not exist.
+        """
+        text = text.strip()
+        if not text:
+            raise SourceError("empty source: give a video file path, an rtsp:// URL or webcam:N")
+        lower = text.lower()
+        if lower.startswith(("rtsp://", "rtsps://")):
+            return cls("rtsp", text)
+        if lower.startswith("webcam:"):
+            index = text.split(":", 1)[1]
+            if not index.isdigit():
+                raise SourceError(f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0")
+            return cls("webcam", f"/dev/video{int(index)}")
+        path = Path(text)
+        if not path.exists():
+            raise SourceError(f"video file not found: {text}")
+        if not path.is_file():
+            raise SourceError(f"not a file: {text}")
+        return cls("file", str(path))
+
+
+class VideoSource:
+    """Decodes one source into frames.
+
+    Args:
+        spec: what to open.
+        camera_id: stamped on every frame.
+        analysis_fps: if set, skip frames so that at most this many a second (media time) are yielded.
+        open_timeout: seconds to wait for a network stream to open or deliver a packet.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        camera_id: str = "cam0",
+        analysis_fps: float | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.spec = spec
+        self.camera_id = camera_id
+        self.analysis_fps = analysis_fps
+        self.open_timeout = open_timeout
+        self.frames_decoded = 0
+        self.fps: float | None = None
+
+    def _open(self) -> av.container.InputContainer:
+        options: dict[str, str] = {}
+        kwargs: dict[str, object] = {}
+        if self.spec.kind == "rtsp":
+            options = {"rtsp_transport": "tcp"}
+            kwargs["timeout"] = (self.open_timeout, self.open_timeout)
+        elif self.spec.kind == "webcam":
+            kwargs["format"] = "v4l2"
+        try:
+            return av.open(self.spec.target, options=options, **kwargs)  # type: ignore[arg-type]
+        except (av.error.FFmpegError, OSError) as exc:
+            what = {"file": "video file", "rtsp": "RTSP stream", "webcam": "webcam"}[self.spec.kind]
+            hint = {
+                "file": "check that it is a video FFmpeg can read",
+                "rtsp": "check the address, that the camera is reachable and the credentials",
+                "webcam": "check that the device exists and is not in use",
+            }[self.spec.kind]
+            raise SourceError(f"cannot open {what} {self.spec.target}: {exc}; {hint}") from None
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield decoded frames in order.
+
+        Raises:
+            SourceError: the source cannot be opened or has no video stream.
+            SourceBroken: decoding failed part-way (frames before the break were yielded).
+        """
+        container = self._open()
+        try:
+            if not container.streams.video:
+                raise SourceError(f"{self.spec.target}: no video stream found")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else None
+            min_gap = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
+            next_ts = -1.0
+            index = -1
+            # media time counts from the first frame (0.0), as a player shows it; files often start at pts > 0
+            t0: float | None = None
+            try:
+                for av_frame in container.decode(stream):
+                    index += 1
+                    self.frames_decoded += 1
+                    if av_frame.time is not None:
+                        if t0 is None:
+                            t0 = float(av_frame.time)
+                        ts = max(0.0, float(av_frame.time) - t0)
+                    else:
+                        ts = index / (self.fps or 25.0)
+                    if min_gap and ts + 1e-6 < next_ts:
+                        continue
+                    next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
+                    image = av_frame.to_ndarray(format="rgb24")
+                    yield Frame(image=np.ascontiguousarray(image), ts=ts, index=index, camera_id=self.camera_id)
+            except av.error.FFmpegError as exc:
+                raise SourceBroken(
+                    f"{self.spec.target}: video broke off after {self.frames_decoded} frames: {exc}",
+                    self.frames_decoded,
+                ) from None
+            if self.spec.kind == "file" and index < 0:
+                raise SourceError(f"{self.spec.target}: the video has no decodable frames")
+        finally:
+            container.close()

@@ -1,0 +1,255 @@
+"""The camera worker: the composition of stages for one camera.
+
+frame → detect faces → track → align + quality → embed the best shots → fuse per track → match → alert.
+
+No I/O here: alerts leave through the ``publish`` callbacks the caller gives (the bus). Descriptors of faces live in
+:class:`~metrosight.recognize.fusion.TrackFusion` and are dropped when their track ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1
+from metrosight.config.model import Settings
+from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match
+from metrosight.detect.base import FaceDetector
+from metrosight.policy.redact import redacted_crop
+from metrosight.recognize.align import AlignmentError, align, context_crop
+from metrosight.recognize.embedder import Embedder
+from metrosight.recognize.fusion import TrackFusion
+from metrosight.recognize.gallery import Matcher
+from metrosight.recognize.quality import assess
+from metrosight.track.iou import IouTracker
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "track", "align", "embed", "match")
+
+
+@dataclass(slots=True)
+class CameraStats:
+    """Counters of one camera run. ``stage_seconds`` sums wall time per stage (``STAGES``)."""
+
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    alerts: int = 0
+    embedded: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return bytes(buf) if ok else b""
+
+
+def scale_detection(det: Detection, factor: float) -> Detection:
+    b = det.box
+    box = Box(b.x1 * factor, b.y1 * factor, b.x2 * factor, b.y2 * factor)
+    lm = None if det.landmarks is None else (np.asarray(det.landmarks, dtype=np.float32) * factor)
+    return Detection(box=box, score=det.score, landmarks=lm, kind=det.kind)
+
+
+class CameraPipeline:
+    """Runs the stages for one camera.
+
+    Args:
+        settings: the configuration.
+        detector: face detector.
+        embedder: descriptor backend.
+        matcher: matcher over the active gallery (may be empty: then no face is embedded at all).
+        publish_alert: called with each new alert.
+        publish_update: called when an alerted track ends, with its final last-seen time.
+        run_id: stamped on alerts (the store's run row).
+        landmarker: recomputes 5-point landmarks on the full-resolution frame when detection ran downscaled.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: FaceDetector,
+        embedder: Embedder,
+        matcher: Matcher,
+        publish_alert: Callable[[AlertV1], None],
+        publish_update: Callable[[AlertUpdateV1], None] | None = None,
+        run_id: int | None = None,
+        landmarker: Callable[[np.ndarray, Box], np.ndarray] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.embedder = embedder
+        self.matcher = matcher
+        self.publish_alert = publish_alert
+        self.publish_update = publish_update
+        self.run_id = run_id
+        self.landmarker = landmarker
+        rec = settings.recognition
+        self.tracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
+        self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
+        self.stats = CameraStats()
+        self._run_token = uuid.uuid4().hex[:12]
+        self._alerted: dict[int, tuple[str, float]] = {}  # track id -> (event id, last seen)
+        self._track_first: dict[int, float] = {}
+        self._last_ts = 0.0
+        self._last_index = -1
+        self._camera_id = "cam0"
+
+    @property
+    def recognising(self) -> bool:
+        """False when no entry is active: faces are then detected and tracked but never embedded."""
+        return len(self.matcher.gallery) > 0
+
+    def _detect(self, frame: Frame) -> list[Detection]:
+        max_w = self.settings.detection.max_width
+        image = frame.image
+        if frame.width <= max_w:
+            return self.detector.detect(image)
+        import cv2
+
+        factor = frame.width / max_w
+        small = cv2.resize(image, (max_w, int(round(frame.height / factor))), interpolation=cv2.INTER_AREA)
+        dets = [scale_detection(d, factor) for d in self.detector.detect(small)]
+        if self.landmarker is not None:
+            dets = [
+                Detection(d.box, d.score, self.landmarker(image, d.box), d.kind)
+                if d.box.height >= self.settings.detection.min_face_px
+                else d
+                for d in dets
+            ]
+        return dets
+
+    def process(self, frame: Frame) -> list[AlertV1]:
+        """Run every stage on one frame; returns the alerts raised at this frame (already published)."""
+        st = self.stats.stage_seconds
+        self._camera_id = frame.camera_id
+        self._last_ts, self._last_index = frame.ts, frame.index
+        self.stats.frames += 1
+
+        t0 = time.perf_counter()
+        dets = self._detect(frame)
+        t1 = time.perf_counter()
+        st["detect"] += t1 - t0
+        self.stats.faces += len(dets)
+
+        tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
+        for t in tracks.active:
+            if t.track_id not in self._track_first:
+                self._track_first[t.track_id] = t.first_ts
+                self.stats.tracks += 1
+        st["track"] += time.perf_counter() - t1
+
+        raised: list[AlertV1] = []
+        if self.recognising:
+            raised.extend(self._recognise(frame, tracks.active, dets))
+        for tid in tracks.ended:
+            raised.extend(self._end_track(tid, frame.ts, final_ts=None))
+        return raised
+
+    def _recognise(self, frame: Frame, active: tuple, dets: list[Detection]) -> list[AlertV1]:
+        st = self.stats.stage_seconds
+        rec = self.settings.recognition
+        min_px = self.settings.detection.min_face_px
+        t0 = time.perf_counter()
+        pending: list[FaceSample] = []
+        all_boxes = [d.box for d in dets]
+        for t in active:
+            det = t.detection
+            if det is None:
+                continue
+            if t.track_id in self._alerted:
+                event_id, _ = self._alerted[t.track_id]
+                self._alerted[t.track_id] = (event_id, t.last_ts)
+                continue
+            if det.box.height < min_px or det.landmarks is None:
+                continue
+            try:
+                chip = align(frame.image, det.box, det.landmarks)
+            except AlignmentError:
+                continue
+            q = assess(det.box, chip, det.landmarks, min_px, rec.min_blur_var)
+            if q.problem is not None or q.score < rec.min_quality or not self.fusion.wants(t.track_id, q.score):
+                continue
+            _, region = context_crop(frame.image, det.box)
+            crop = redacted_crop(frame.image, region, det.box, all_boxes)
+            pending.append(FaceSample(t.track_id, frame.ts, det.box, chip, q.score, crop))
+        t1 = time.perf_counter()
+        st["align"] += t1 - t0
+        if not pending:
+            return []
+        descriptors = self.embedder.embed(np.stack([s.chip for s in pending]))
+        t2 = time.perf_counter()
+        st["embed"] += t2 - t1
+        self.stats.embedded += len(pending)
+        raised = []
+        for sample, desc in zip(pending, descriptors, strict=True):
+            self.fusion.add(sample, desc)
+        by_track = {t.track_id: t for t in active}
+        for tid in {s.track_id for s in pending}:
+            found = self.fusion.decide(tid, frame.ts)
+            if found is not None:
+                raised.append(self._raise(tid, found, by_track[tid].last_ts))
+        st["match"] += time.perf_counter() - t2
+        return raised
+
+    def _raise(self, track_id: int, match: Match, last_seen: float) -> AlertV1:
+        state = self.fusion.state(track_id)
+        best = state.best_shot() if state else None
+        crop = encode_jpeg(best.crop) if best is not None and best.crop is not None else None
+        if not self.settings.storage.save_best_shots:
+            crop = None
+        event_id = f"{self._camera_id}:{self._run_token}:{track_id}"
+        alert = AlertV1(
+            event_id=event_id,
+            camera_id=self._camera_id,
+            track_id=track_id,
+            subject_id=match.subject_id,
+            subject=match.subject_name,
+            watchlist=match.watchlist,
+            category=str(match.category),
+            score=round(match.score, 4),
+            distance=round(match.distance, 4),
+            first_seen=round(self._track_first.get(track_id, last_seen), 3),
+            last_seen=round(last_seen, 3),
+            samples=len(state.shots) if state else 0,
+            crop_jpeg=crop,
+            run_id=self.run_id,
+        )
+        self._alerted[track_id] = (event_id, last_seen)
+        self.stats.alerts += 1
+        self.publish_alert(alert)
+        log.info("alert %s: %s (%s) score %.3f", event_id, match.subject_name, match.watchlist, match.score)
+        return alert
+
+    def _end_track(self, track_id: int, ts: float, final_ts: float | None) -> list[AlertV1]:
+        raised = []
+        if track_id not in self._alerted and self.recognising:
+            found = self.fusion.decide(track_id, ts, final=True)
+            if found is not None:
+                state = self.fusion.state(track_id)
+                last = max((s.sample.ts for s in state.shots), default=ts) if state else ts
+                raised.append(self._raise(track_id, found, last))
+        if track_id in self._alerted and self.publish_update is not None:
+            event_id, last_seen = self._alerted[track_id]
+            self.publish_update(AlertUpdateV1(event_id=event_id, last_seen=round(last_seen, 3)))
+        self._alerted.pop(track_id, None)
+        self._track_first.pop(track_id, None)
+        self.fusion.forget(track_id)
+        return raised
+
+    def finish(self) -> list[AlertV1]:
+        """The source ended: end every live track (final decisions, alert updates) and forget all descriptors."""
+        tracks = self.tracker.finish(self._last_index, self._last_ts, self._camera_id)
+        raised: list[AlertV1] = []
+        for tid in tracks.ended:
+            raised.extend(self._end_track(tid, self._last_ts, final_ts=self._last_ts))
+        return raised

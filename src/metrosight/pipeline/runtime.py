@@ -1,0 +1,275 @@
+"""The composition root: builds stages from the configuration and wires them to the store and the bus.
+
+The CLI (and later the API) call the functions here; they hold no logic of their own beyond wiring and I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, InProcessBus
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1
+from metrosight.config.home import Home
+from metrosight.config.model import HogDetectorConfig, OnnxDetectorConfig, Settings
+from metrosight.core.types import Category
+from metrosight.detect.base import FaceDetector
+from metrosight.ingest.images import ImageError, load_image
+from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, VideoSource
+from metrosight.pipeline.camera import CameraPipeline, CameraStats
+from metrosight.recognize.embedder import Embedder
+from metrosight.recognize.factory import make_embedder
+from metrosight.recognize.gallery import Gallery, Matcher
+from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_photo
+from metrosight.store.db import StoreError, open_engine
+from metrosight.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "dlib_resnet_v1"
+
+
+def make_face_detector(settings: Settings) -> FaceDetector:
+    """The face detector the configuration names."""
+    cfg = settings.detection.detector
+    if isinstance(cfg, HogDetectorConfig):
+        from metrosight.detect.dlib_hog import HogFaceDetector
+
+        return HogFaceDetector(upsample=cfg.upsample)
+    if isinstance(cfg, OnnxDetectorConfig):
+        from metrosight.detect.onnx_user import YuNetOnnxDetector
+
+        return YuNetOnnxDetector(cfg.model_path, score_threshold=cfg.score_threshold)
+    raise TypeError(f"unsupported detector config {cfg!r}")
+
+
+class Runtime:
+    """One installation: its home, settings, store and (lazily) models."""
+
+    def __init__(self, home: Home, settings: Settings) -> None:
+        self.home = home.ensure()
+        self.settings = settings
+        self.store = Store(open_engine(settings.storage.database_url or home.database_url))
+        self._detector: FaceDetector | None = None
+        self._embedder: Embedder | None = None
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = make_face_detector(self.settings)
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings.recognition.embedder, self.home.cache / "models")
+        return self._embedder
+
+    def matcher(self, camera_id: str | None = None) -> Matcher:
+        gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id))
+        return Matcher(gallery, self.settings.recognition.match_threshold)
+
+    # -- enrolment --------------------------------------------------------------------------------------------
+    def enroll(
+        self, watchlist: str, items: Iterable[tuple[str, Path]], on_result: Callable[[EnrolResult], None] | None = None
+    ) -> list[EnrolResult]:
+        """Enrol photos: ``items`` are ``(subject name, photo path)``. Each photo is checked and stored in its own
+        transaction, so a refused or failing photo never affects the others.
+
+        Raises:
+            NotFound: the watchlist does not exist (checked before any photo is read).
+        """
+        self.store.watchlist_category(watchlist)
+        det = self.settings.detection
+        rec = self.settings.recognition
+        results = []
+        for subject, path in items:
+            try:
+                image, sha = load_image(path)
+                face = enrolment_face(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
+                _, dup = self.store.enroll(
+                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score
+                )
+                res = EnrolResult(subject, path, "duplicate" if dup else "enrolled", None, face.quality.score)
+            except (ImageError, PhotoRefused) as exc:
+                res = EnrolResult(subject, path, "refused", str(exc), None)
+            results.append(res)
+            if on_result is not None:
+                on_result(res)
+        return results
+
+    # -- identification ---------------------------------------------------------------------------------------
+    def identify(self, paths: Iterable[Path]) -> list[PhotoResult]:
+        """Who on the active watchlists is in each photo."""
+        matcher = self.matcher()
+        det = self.settings.detection
+        rec = self.settings.recognition
+        out = []
+        for path in paths:
+            try:
+                image, _ = load_image(path)
+            except ImageError as exc:
+                out.append(PhotoResult(path, error=str(exc)))
+                continue
+            usable, rejected = faces_in_photo(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
+            faces = []
+            for f in usable:
+                m = matcher.match(f.descriptor)
+                faces.append(
+                    {
+                        "box": [round(v, 1) for v in f.detection.box.as_tuple()],
+                        "subject": m.subject_name if m else None,
+                        "watchlist": m.watchlist if m else None,
+                        "category": str(m.category) if m else None,
+                        "score": round(m.score, 4) if m else None,
+                    }
+                )
+            for d, q in rejected:
+                faces.append({"box": [round(v, 1) for v in d.box.as_tuple()], "subject": None, "skipped": q.problem})
+            out.append(PhotoResult(path, faces=faces))
+        return out
+
+    # -- video ------------------------------------------------------------------------------------------------
+    def run(
+        self,
+        source: str,
+        camera_id: str,
+        on_alert: Callable[[AlertV1, str | None], None] | None = None,
+        on_frame: Callable[[CameraStats], None] | None = None,
+        bus: InProcessBus | None = None,
+    ) -> RunReport:
+        """Run the pipeline over one source until it ends. Alerts are stored as they happen.
+
+        Raises:
+            SourceError: the source cannot be opened (nothing is stored).
+        """
+        spec = SourceSpec.parse(source)
+        video = VideoSource(spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds)
+        frames = video.frames()
+        first = next(frames, None)  # opens the source before anything is written
+        bus = bus or InProcessBus()
+        run_id = self.store.start_run(camera_id, source)
+        sink = AlertSink(self.store, self.home.media, on_alert)
+        bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]
+        from metrosight.detect.landmarks import FivePointLandmarker
+
+        pipe = CameraPipeline(
+            self.settings,
+            self.detector,
+            self.embedder,
+            self.matcher(camera_id),
+            publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
+            publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
+            run_id=run_id,
+            landmarker=FivePointLandmarker(),
+        )
+        started = time.perf_counter()
+        error: str | None = None
+        status = "finished"
+        try:
+            if first is not None:
+                pipe.process(first)
+                if on_frame:
+                    on_frame(pipe.stats)
+                for frame in frames:
+                    pipe.process(frame)
+                    if on_frame:
+                        on_frame(pipe.stats)
+        except SourceBroken as exc:
+            error, status = str(exc), "broken"
+        except KeyboardInterrupt:
+            error, status = "interrupted by the user", "interrupted"
+        finally:
+            pipe.finish()
+            elapsed = time.perf_counter() - started
+            s = pipe.stats
+            self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
+        return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery))
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolResult:
+    subject: str
+    path: Path
+    status: str  # enrolled | duplicate | refused
+    reason: str | None
+    quality: float | None
+
+
+@dataclass(slots=True)
+class PhotoResult:
+    path: Path
+    faces: list[dict[str, object]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    run_id: int
+    status: str
+    error: str | None
+    stats: CameraStats
+    seconds: float
+    gallery_size: int
+
+    @property
+    def fps(self) -> float:
+        return self.stats.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class AlertSink:
+    """Stores alerts (crop file first, then the row) and passes them on to ``on_alert``."""
+
+    def __init__(self, store: Store, media: Path, on_alert: Callable[[AlertV1, str | None], None] | None) -> None:
+        self.store = store
+        self.media = media
+        self.on_alert_cb = on_alert
+
+    def _write_crop(self, alert: AlertV1) -> str | None:
+        if not alert.crop_jpeg:
+            return None
+        folder = self.media / "alerts" / alert.camera_id
+        folder.mkdir(parents=True, exist_ok=True)
+        name = alert.event_id.replace(":", "_") + ".jpg"
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(alert.crop_jpeg)
+            os.replace(tmp, folder / name)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(folder / name)
+
+    def on_alert(self, alert: AlertV1) -> None:
+        try:
+            crop_path = self._write_crop(alert)
+        except OSError as exc:
+            log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
+            crop_path = None
+        self.store.save_alert(
+            _to_core_alert(alert),
+            crop_path,
+            alert.run_id,
+        )
+        if self.on_alert_cb is not None:
+            self.on_alert_cb(alert, crop_path)
+
+    def on_update(self, update: AlertUpdateV1) -> None:
+        self.store.extend_alert(update.event_id, update.last_seen)
+
+
+def _to_core_alert(a: AlertV1):  # type: ignore[no-untyped-def]
+    from metrosight.core.types import Alert, Match
+
+    m = Match(a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance)
+    return Alert(a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples)
+
+
+__all__ = ["Runtime", "RunReport", "EnrolResult", "PhotoResult", "StoreError", "SourceError", "MODEL_ID"]

@@ -1,0 +1,90 @@
+"""The gallery of active watchlist templates and the matcher over it.
+
+Each enrolled subject has one template: the L2-normalised mean of its L2-normalised enrolment descriptors.
+Matching is cosine similarity of a probe against the normalised template matrix (one matrix product).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metrosight.core.types import Category, Match
+
+DIM = 128
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` scaled to unit length (``(N, D)`` or ``(D,)``; zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def fuse(descriptors: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """One unit template from several descriptors ``(N, 128)``: the (weighted) mean of their unit vectors."""
+    unit = l2_normalize(np.atleast_2d(descriptors))
+    w = np.ones(len(unit), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+    return l2_normalize((unit * w[:, None]).sum(axis=0))
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryEntry:
+    """One matchable subject: who, on which list, and their unit template ``(128,)``."""
+
+    subject_id: int
+    subject_name: str
+    watchlist: str
+    category: Category
+    template: np.ndarray
+
+
+class Gallery:
+    """Active templates as one ``(N, 128)`` float32 matrix of unit rows."""
+
+    def __init__(self, entries: list[GalleryEntry]) -> None:
+        self.entries = list(entries)
+        self.matrix = (
+            np.stack([l2_normalize(e.template) for e in self.entries]).astype(np.float32)
+            if self.entries
+            else np.zeros((0, DIM), dtype=np.float32)
+        )
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def scores(self, probe: np.ndarray) -> np.ndarray:
+        """Cosine similarity of a probe ``(128,)`` to every entry, shape ``(N,)``."""
+        return self.matrix @ l2_normalize(probe)
+
+
+class Matcher:
+    """Decides whether a probe is someone on the gallery.
+
+    Args:
+        gallery: active templates.
+        threshold: minimum cosine similarity for a match.
+    """
+
+    def __init__(self, gallery: Gallery, threshold: float) -> None:
+        self.gallery = gallery
+        self.threshold = threshold
+
+    def best(self, probe: np.ndarray) -> Match | None:
+        """The most similar entry, whatever its score (``None`` for an empty gallery)."""
+        if len(self.gallery) == 0:
+            return None
+        scores = self.gallery.scores(probe)
+        i = int(np.argmax(scores))
+        return self._as_match(i, float(scores[i]))
+
+    def match(self, probe: np.ndarray) -> Match | None:
+        """The most similar entry if it reaches the threshold, else ``None``."""
+        found = self.best(probe)
+        return found if found is not None and found.score >= self.threshold else None
+
+    def _as_match(self, i: int, score: float) -> Match:
+        e = self.gallery.entries[i]
+        distance = float(np.sqrt(max(0.0, 2.0 - 2.0 * score)))
+        return Match(e.subject_id, e.subject_name, e.watchlist, e.category, score, distance)

@@ -1,0 +1,85 @@
+"""Face quality: is this face good enough to recognise, and which shot of a track is best?
+
+Three measures, each mapped to 0..1 and combined by geometric mean:
+- size: box height against the configured minimum (a face at the minimum scores 0.5, twice it or more 1.0);
+- sharpness: variance of the Laplacian of the grey aligned chip against the blur limit;
+- pose: how far the nose sits from the eyes' midline, relative to the eye distance (0 for a profile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metrosight.core.types import Box
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """Quality measures of one face.
+
+    Attributes:
+        score: 0..1 combined score.
+        height_px: face box height, pixels.
+        blur_var: variance of the Laplacian of the grey 150×150 chip.
+        yaw_ratio: |nose − eye midpoint| / eye distance along the eye axis (0 frontal, ≳0.5 profile).
+        problem: why the face is unusable (``None`` when usable): too small, too blurred or turned away.
+    """
+
+    score: float
+    height_px: float
+    blur_var: float
+    yaw_ratio: float
+    problem: str | None
+
+
+def blur_variance(chip: np.ndarray) -> float:
+    """Variance of the Laplacian of ``chip`` (``(H, W, 3)`` uint8 RGB); low means blurred."""
+    import cv2
+
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def yaw_ratio(landmarks: np.ndarray) -> float:
+    """Horizontal offset of the nose from the eyes' midpoint, in units of the eye distance.
+
+    Args:
+        landmarks: ``(5, 2)`` dlib 5-point landmarks (points 0–1 one eye, 2–3 the other, 4 nose base).
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    eye_a = lm[0:2].mean(axis=0)
+    eye_b = lm[2:4].mean(axis=0)
+    axis = eye_b - eye_a
+    dist = float(np.hypot(*axis))
+    if dist < 1e-6:
+        return 1.0
+    mid = (eye_a + eye_b) / 2.0
+    return abs(float(np.dot(lm[4] - mid, axis / dist))) / dist
+
+
+def assess(
+    box: Box,
+    chip: np.ndarray,
+    landmarks: np.ndarray,
+    min_face_px: int,
+    min_blur_var: float,
+    max_yaw_ratio: float = 0.45,
+) -> Quality:
+    """Score one face. See the module docstring for the measures."""
+    height = box.height
+    blur = blur_variance(chip)
+    yaw = yaw_ratio(landmarks)
+    size_s = float(np.clip(height / (2.0 * min_face_px), 0.0, 1.0))
+    sharp_s = float(np.clip(blur / (4.0 * max(min_blur_var, 1e-6)), 0.0, 1.0))
+    pose_s = float(np.clip(1.0 - yaw / max_yaw_ratio, 0.0, 1.0))
+    score = float((size_s * sharp_s * pose_s) ** (1.0 / 3.0))
+    problem = None
+    if height < min_face_px:
+        problem = f"face too small ({height:.0f} px high, need at least {min_face_px} px)"
+    elif blur < min_blur_var:
+        problem = f"face too blurred (sharpness {blur:.1f}, need at least {min_blur_var:.1f})"
+    elif yaw > max_yaw_ratio:
+        problem = f"face turned too far from the camera (yaw ratio {yaw:.2f} > {max_yaw_ratio:.2f})"
+    return Quality(score, height, blur, yaw, problem)

@@ -1,0 +1,129 @@
+"""SQLAlchemy models. SQLite by default, PostgreSQL at scale; the schema is managed by Alembic migrations.
+
+A watchlist *entry* (:class:`Subject`) carries its own authorisation: status, legal basis, issuing authority,
+reference, scope and validity window. Only entries whose status is ``active`` (and that are in scope and unexpired)
+are matched. Templates (descriptors) are stored only for enrolled subjects; nothing of passers-by is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Watchlist(Base):
+    __tablename__ = "watchlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    category: Mapped[str] = mapped_column(String(32), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+    subjects: Mapped[list[Subject]] = relationship(back_populates="watchlist", cascade="all, delete-orphan")
+
+
+class Subject(Base):
+    """A watchlist entry: one person and the authorisation to look for them."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("watchlist_id", "name", name="uq_subject_watchlist_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    issuing_authority: Mapped[str | None] = mapped_column(String(256))
+    reference: Mapped[str | None] = mapped_column(String(256))
+    scope: Mapped[dict | None] = mapped_column(JSON)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    watchlist: Mapped[Watchlist] = relationship(back_populates="subjects")
+    templates: Mapped[list[Template]] = relationship(back_populates="subject", cascade="all, delete-orphan")
+
+
+class Template(Base):
+    """One enrolment descriptor (128 float32, little-endian) of a subject, and which photo it came from."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False)
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    model: Mapped[str] = mapped_column(String(64), nullable=False)
+    source_name: Mapped[str] = mapped_column(String(512), nullable=False)
+    source_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    quality: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+    subject: Mapped[Subject] = relationship(back_populates="templates")
+
+
+class AlertRecord(Base):
+    """A stored alert: a track that matched an active entry."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    camera_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    track_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"))
+    subject_name: Mapped[str] = mapped_column(String(256), nullable=False)
+    watchlist: Mapped[str] = mapped_column(String(128), nullable=False)
+    category: Mapped[str] = mapped_column(String(32), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    distance: Mapped[float] = mapped_column(Float, nullable=False)
+    first_seen: Mapped[float] = mapped_column(Float, nullable=False)
+    last_seen: Mapped[float] = mapped_column(Float, nullable=False)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    crop_path: Mapped[str | None] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="new")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+
+
+class Run(Base):
+    """One pipeline run over a source, with its summary counts."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str] = mapped_column(String(1024), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    frames: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    faces: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    tracks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
