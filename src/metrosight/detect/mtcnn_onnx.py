@@ -125,10 +125,10 @@ class MtcnnOnnxDetector:
 
     def __init__(
         self,
-        min_face: int = 32,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        min_face: int = 40,
+        thresholds: tuple[float, float, float] = (0.7, 0.8, 0.7),
         score_threshold: float = 0.9,
-        scale_factor: float = 0.709,
+        scale_factor: float = 0.6,
         max_candidates: int = 1000,
         landmarks: bool = True,
         model_dir: str | Path | None = None,
@@ -339,7 +339,7 @@ class MtcnnOnnxDetector:
         image = check_image(image)
         h, w = image.shape[:2]
         out: list[Detection] = []
-        for x1, y1, x2, y2, score in self.detect_raw(image):
+        for x1, y1, x2, y2, score in self.detect_raw(image).tolist():
             bw, bh = x2 - x1 + 1, y2 - y1 + 1
             if self.dlib_boxes:
                 ox, oy, sw = _TO_DLIB
