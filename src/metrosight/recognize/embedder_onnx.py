@@ -4,7 +4,8 @@
 :mod:`metrosight.recognize.dlib_dat`) into an ONNX graph that computes what dlib computes:
 
 - input: ``(N, 150, 150, 3)`` uint8 RGB chips; dlib's ``input_rgb_image_sized<150>`` turns each channel into
-  ``(pixel - avg) / 256`` with avg = (122.782, 117.001, 104.298) read from the file, in NCHW planes;
+  ``(pixel - avg) / 256`` with avg = (122.782, 117.001, 104.298) read from the file, in NCHW planes; as the first
+  convolution has no padding, this affine map is folded into its weights and bias;
 - every ``affine`` that follows a ``con`` is folded into that convolution's weights and bias (exact in real
   arithmetic; float32 rounding differs from dlib by ~1e-7 relative);
 - ``add_prev`` adds the tagged tensor, zero-padding the smaller one at the end of channels/rows/cols as dlib's
@@ -53,7 +54,7 @@ from metrosight.recognize.embedder import check_chips
 logger = logging.getLogger(__name__)
 
 #: Bump when the generated graph changes, so cached models are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 DESCRIPTOR_DIM = 128
 CHIP_SIZE = 150
 
@@ -158,14 +159,26 @@ def build_resnet_onnx(net: DlibNet) -> Any:
     nr, nc = net.input.size
     g = _GraphBuilder()
 
-    # Input normalisation, exactly dlib's to_tensor: float(pixel) - avg (float32), then / 256 (exact).
-    x = g.node("Cast", ["chips"], "cast", to=TensorProto.FLOAT)
-    x = g.node("Sub", [x, g.const("avg_rgb", np.array(net.input.avg_rgb, np.float32))], "sub_mean")
-    x = g.node("Mul", [x, g.const("inv256", np.array(1.0 / 256.0, np.float32))], "scale")
-    x = g.node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
+    layers: list[Layer] = [la.as_affine() if isinstance(la, BatchNorm) else la for la in net.layers]
+    avg = np.array(net.input.avg_rgb, np.float64)
+
+    x = g.node("Transpose", ["chips"], "nchw", perm=[0, 3, 1, 2])
+    x = g.node("Cast", [x], "cast", to=TensorProto.FLOAT)
+    if layers and isinstance(layers[0], Conv) and layers[0].padding == (0, 0):
+        # dlib's to_tensor computes (pixel - avg) / 256. The first convolution has no padding, so that affine map
+        # folds exactly (in real arithmetic) into its weights and bias: W' = W/256, b' = b - sum(W * avg)/256.
+        first = layers[0]
+        w64 = first.weight.astype(np.float64)
+        b64 = first.bias.astype(np.float64) if first.bias is not None else np.zeros(first.num_filters)
+        b64 = b64 - np.einsum("ocij,c->o", w64, avg) / 256.0
+        layers[0] = Conv(tag=first.tag, weight=(w64 / 256.0).astype(np.float32), bias=b64.astype(np.float32),
+                         stride=first.stride, padding=first.padding, use_relu=first.use_relu)
+    else:
+        shape = (1, 3, 1, 1)
+        x = g.node("Sub", [x, g.const("avg_rgb", avg.astype(np.float32).reshape(shape))], "sub_mean")
+        x = g.node("Mul", [x, g.const("inv256", np.array(1.0 / 256.0, np.float32))], "scale")
     cur = _Value(x, (3, nr, nc))
 
-    layers: list[Layer] = [la.as_affine() if isinstance(la, BatchNorm) else la for la in net.layers]
     tags: list[_Value] = []
     i = 0
     out_dim: int | None = None
