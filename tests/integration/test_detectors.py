@@ -1,0 +1,123 @@
+"""Real face detectors on real photos: dlib's annotated faces and a slice of FDDB fold 1.
+
+Needs the shared data (../shared/data or $METROSIGHT_DATA): skipped without it, failed in CI. The assertions are
+recall floors and sanity checks on landmarks, never pixel-exact boxes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from metrosight.core.types import Detection
+from metrosight.detect.base import FaceDetector
+from metrosight.detect.factory import make_detector
+from metrosight.eval.detection import GroundTruthImage, evaluate, load_dlib_xml, load_fddb_fold, summarize
+from tests.conftest import REPO_ROOT, require_data
+
+pytestmark = pytest.mark.integration
+
+FDDB_SUBSET = 30  # the first images of fold 1 that exist, for CI speed
+
+
+def _rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, f"unreadable image {path}"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def dlib_faces() -> list[tuple[np.ndarray, GroundTruthImage]]:
+    d = require_data("dlib_faces")
+    gts = load_dlib_xml(d / "training.xml") + load_dlib_xml(d / "testing.xml")
+    return [(_rgb(g.path), g) for g in gts]
+
+
+@pytest.fixture(scope="module")
+def fddb_subset() -> list[tuple[np.ndarray, GroundTruthImage]]:
+    d = require_data("fddb")
+    gts = load_fddb_fold(d / "FDDB-folds" / "FDDB-fold-01-ellipseList.txt", d / "originalPics")[:FDDB_SUBSET]
+    return [(_rgb(g.path), g) for g in gts]
+
+
+@pytest.fixture(scope="module")
+def default_detector() -> FaceDetector:
+    return make_detector("fast")
+
+
+def _run(det: FaceDetector, data: list[tuple[np.ndarray, GroundTruthImage]]) -> tuple[float, list[Detection]]:
+    dets, flat = [], []
+    for img, _ in data:
+        out = det.detect(img)
+        flat.extend(out)
+        dets.append(([d.box for d in out], [d.score for d in out]))
+    s = summarize(evaluate(dets, [g for _, g in data], iou_threshold=0.4))
+    return s.recall, flat
+
+
+def _check_landmarks(dets: list[Detection]) -> None:
+    assert dets, "no detections"
+    for d in dets:
+        assert d.landmarks is not None and d.landmarks.shape == (5, 2) and d.landmarks.dtype == np.float32
+        # dlib order: right eye (image left) outer/inner, left eye outer/inner, nose; points near the box
+        b = d.box
+        pad = 0.25 * b.width
+        assert np.all(d.landmarks[:, 0] > b.x1 - pad) and np.all(d.landmarks[:, 0] < b.x2 + pad)
+        assert np.all(d.landmarks[:, 1] > b.y1 - pad) and np.all(d.landmarks[:, 1] < b.y2 + pad)
+
+
+def _check_eye_order(dets: list[Detection]) -> None:
+    # on upright faces the two points of the subject's right eye (0, 1) lie right of the left eye's (2, 3)
+    # in dlib's 5-point model, and the nose (4) lies below the eyes
+    upright = [d for d in dets if d.landmarks is not None]
+    ok = sum(
+        float(d.landmarks[0:2, 0].mean()) > float(d.landmarks[2:4, 0].mean())
+        and float(d.landmarks[4, 1]) > float(d.landmarks[0:4, 1].mean())
+        for d in upright
+    )
+    assert ok >= 0.9 * len(upright)
+
+
+def test_default_detector_recall_on_dlib_faces(
+    default_detector: FaceDetector, dlib_faces: list[tuple[np.ndarray, GroundTruthImage]]
+) -> None:
+    recall, dets = _run(default_detector, dlib_faces)
+    assert recall >= 0.95
+    _check_landmarks(dets)
+    _check_eye_order(dets)
+
+
+def test_default_detector_recall_on_fddb_subset(
+    default_detector: FaceDetector, fddb_subset: list[tuple[np.ndarray, GroundTruthImage]]
+) -> None:
+    recall, dets = _run(default_detector, fddb_subset)
+    assert recall >= 0.9
+    _check_landmarks(dets)
+
+
+def test_default_detector_on_blank_frame(default_detector: FaceDetector) -> None:
+    assert default_detector.detect(np.full((720, 1280, 3), 127, np.uint8)) == []
+
+
+def test_hog_detector_on_dlib_faces(dlib_faces: list[tuple[np.ndarray, GroundTruthImage]]) -> None:
+    recall, dets = _run(make_detector("hog", upsample=1), dlib_faces)
+    assert recall >= 0.95
+    _check_landmarks(dets)
+
+
+def test_user_yunet_onnx_path() -> None:
+    model = Path(os.environ.get("METROSIGHT_MODELS", REPO_ROOT.parent / "shared" / "models"))
+    model = model / "face_detection_yunet_2023mar.onnx"
+    if not model.is_file():
+        msg = f"user-supplied YuNet test model missing: {model}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    img = _rgb(require_data("dlib_faces") / "2008_002506.jpg")
+    dets = make_detector("yunet-onnx", model_path=model).detect(img)
+    assert len(dets) == 3
+    _check_landmarks(dets)
