@@ -59,6 +59,12 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
     """Indices kept by greedy non-maximum suppression (boxes ``(N, 4)`` x1 y1 x2 y2, inclusive pixels)."""
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    if mode == "union":
+        import cv2
+
+        rects = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2] + 1], axis=1).astype(np.float64)
+        keep_cv = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))
+        return np.asarray(keep_cv, dtype=np.int64).reshape(-1)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-scores, kind="stable")

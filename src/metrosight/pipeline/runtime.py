@@ -16,7 +16,7 @@ from pathlib import Path
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.config.home import Home
-from metrosight.config.model import HogDetectorConfig, OnnxDetectorConfig, Settings
+from metrosight.config.model import HogDetectorConfig, MtcnnDetectorConfig, OnnxDetectorConfig, Settings
 from metrosight.core.types import Category
 from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
@@ -37,6 +37,10 @@ MODEL_ID = "dlib_resnet_v1"
 def make_face_detector(settings: Settings) -> FaceDetector:
     """The face detector the configuration names."""
     cfg = settings.detection.detector
+    if isinstance(cfg, MtcnnDetectorConfig):
+        from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
+
+        return MtcnnOnnxDetector(min_face=cfg.min_face, score_threshold=cfg.score_threshold)
     if isinstance(cfg, HogDetectorConfig):
         from metrosight.detect.dlib_hog import HogFaceDetector
 
@@ -72,7 +76,8 @@ class Runtime:
 
     def matcher(self, camera_id: str | None = None) -> Matcher:
         gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id))
-        return Matcher(gallery, self.settings.recognition.match_threshold)
+        rec = self.settings.recognition
+        return Matcher(gallery, rec.match_threshold, rec.min_margin)
 
     # -- enrolment --------------------------------------------------------------------------------------------
     def enroll(

@@ -65,11 +65,14 @@ class Matcher:
     Args:
         gallery: active templates.
         threshold: minimum cosine similarity for a match.
+        min_margin: the best entry must beat the best *other* subject by at least this much; a probe that looks
+            about equally like two people is no match (it is ambiguous, and an operator cannot act on it).
     """
 
-    def __init__(self, gallery: Gallery, threshold: float) -> None:
+    def __init__(self, gallery: Gallery, threshold: float, min_margin: float = 0.0) -> None:
         self.gallery = gallery
         self.threshold = threshold
+        self.min_margin = min_margin
 
     def best(self, probe: np.ndarray) -> Match | None:
         """The most similar entry, whatever its score (``None`` for an empty gallery)."""
@@ -80,9 +83,19 @@ class Matcher:
         return self._as_match(i, float(scores[i]))
 
     def match(self, probe: np.ndarray) -> Match | None:
-        """The most similar entry if it reaches the threshold, else ``None``."""
-        found = self.best(probe)
-        return found if found is not None and found.score >= self.threshold else None
+        """The most similar entry if it reaches the threshold and the margin, else ``None``."""
+        if len(self.gallery) == 0:
+            return None
+        scores = self.gallery.scores(probe)
+        i = int(np.argmax(scores))
+        if scores[i] < self.threshold:
+            return None
+        if self.min_margin > 0 and len(scores) > 1:
+            me = self.gallery.entries[i].subject_id
+            others = [float(s) for e, s in zip(self.gallery.entries, scores, strict=True) if e.subject_id != me]
+            if others and float(scores[i]) - max(others) < self.min_margin:
+                return None
+        return self._as_match(i, float(scores[i]))
 
     def _as_match(self, i: int, score: float) -> Match:
         e = self.gallery.entries[i]

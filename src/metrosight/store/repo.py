@@ -220,8 +220,11 @@ class Store:
                         run_id=run_id,
                     )
                 )
-        except IntegrityError:
-            return False
+        except IntegrityError as exc:
+            with self._session() as s:
+                if s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == alert.event_id)) is not None:
+                    return False  # a concurrent writer stored it first
+            raise StoreError(f"cannot store alert {alert.event_id}: {exc.orig}") from None
         return True
 
     def extend_alert(self, event_id: str, last_seen: float) -> None:

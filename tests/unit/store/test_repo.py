@@ -1,0 +1,81 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+
+from metrosight.core.types import Alert, Category, Match
+from metrosight.store.db import StoreError, open_engine
+from metrosight.store.models import Subject, Template
+from metrosight.store.repo import Conflict, NotFound, Store
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return Store(open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+
+
+def vec(seed):
+    v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_watchlist_create_conflict_and_missing(store):
+    store.create_watchlist("wanted", Category.WANTED)
+    with pytest.raises(Conflict, match="already exists"):
+        store.create_watchlist("wanted", Category.MISSING)
+    with pytest.raises(NotFound, match="no watchlist named 'nope'"):
+        store.enroll("nope", "A", vec(1), "m", "a.jpg", "x" * 64, 0.9)
+
+
+def test_enroll_dedupes_by_photo_and_builds_gallery(store):
+    store.create_watchlist("wl", Category.WANTED)
+    sid, dup = store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9)
+    assert not dup
+    assert store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9) == (sid, True)
+    store.enroll("wl", "Ann", vec(2), "m", "b.jpg", "b" * 64, 0.8)
+    store.enroll("wl", "Bob", vec(3), "m", "c.jpg", "c" * 64, 0.8)
+    g = store.active_gallery("m")
+    assert sorted(e.subject_name for e in g) == ["Ann", "Bob"]
+    ann = next(e for e in g if e.subject_name == "Ann")
+    assert abs(np.linalg.norm(ann.template) - 1) < 1e-5
+    assert store.count(Template) == 3
+    assert store.active_gallery("other-model") == []
+    [info] = store.list_watchlists()
+    assert (info.subjects, info.templates) == (2, 3)
+
+
+def test_gallery_respects_status_expiry_and_scope(store):
+    store.create_watchlist("wl", Category.MISSING)
+    for i, name in enumerate(["active", "pending", "expired", "scoped"]):
+        store.enroll("wl", name, vec(i), "m", f"{i}.jpg", str(i) * 64, 0.9)
+    now = datetime.now(UTC)
+    with store._session.begin() as s:
+        s.execute(update(Subject).where(Subject.name == "pending").values(status="pending"))
+        s.execute(update(Subject).where(Subject.name == "expired").values(expires_at=now - timedelta(seconds=1)))
+        s.execute(update(Subject).where(Subject.name == "scoped").values(scope={"cameras": ["cam-7"]}))
+    assert sorted(e.subject_name for e in store.active_gallery("m", "cam-1", now)) == ["active"]
+    assert sorted(e.subject_name for e in store.active_gallery("m", "cam-7", now)) == ["active", "scoped"]
+
+
+def test_alert_is_idempotent_and_extends(store):
+    store.create_watchlist("wl", Category.WANTED)
+    sid, _ = store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9)
+    bad = Alert("cam", 3, Match(999, "Ghost", "wl", Category.WANTED, 0.95, 0.3), 1.0, 2.0, None, "cam:run:9", 2)
+    with pytest.raises(StoreError, match="cannot store alert"):
+        store.save_alert(bad, None)
+    m = Match(sid, "Ann", "wl", Category.WANTED, 0.95, 0.3)
+    a = Alert("cam", 3, m, 1.0, 2.0, None, "cam:run:3", 2)
+    assert store.save_alert(a, None) is True
+    assert store.save_alert(a, None) is False
+    store.extend_alert("cam:run:3", 5.5)
+    store.extend_alert("cam:run:3", 4.0)  # never moves backwards
+    [row] = store.alerts()
+    assert (row.subject_name, row.last_seen, row.first_seen) == ("Ann", 5.5, 1.0)
+
+
+def test_unopenable_database_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notadb.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        open_engine(f"sqlite:///{bad}")

@@ -1,0 +1,39 @@
+from metrosight.core.types import Box, Detection, Detections
+from metrosight.track.iou import IouTracker, iou_matrix
+
+
+def dets(i, boxes, fps=10.0):
+    return Detections(i, i / fps, "c", tuple(Detection(b, 1.0) for b in boxes))
+
+
+def test_iou_matrix_values():
+    m = iou_matrix([Box(0, 0, 10, 10)], [Box(0, 0, 10, 10), Box(5, 0, 15, 10), Box(20, 20, 30, 30)])
+    assert m.shape == (1, 3)
+    assert abs(m[0, 0] - 1.0) < 1e-9 and abs(m[0, 1] - 1 / 3) < 1e-9 and m[0, 2] == 0.0
+
+
+def test_keeps_id_while_moving_and_starts_new_ids():
+    t = IouTracker(0.3, max_missed_seconds=0.25)
+    ids = []
+    for i in range(5):
+        tr = t.update(dets(i, [Box(10 + 3 * i, 10, 60 + 3 * i, 60)]))
+        ids.append(tr.active[0].track_id)
+    assert len(set(ids)) == 1
+    tr = t.update(dets(5, [Box(25, 10, 75, 60), Box(300, 300, 350, 350)]))
+    assert sorted(x.track_id for x in tr.active) == [1, 2]
+
+
+def test_track_ends_after_missing_and_ids_are_per_instance():
+    t = IouTracker(0.3, max_missed_seconds=0.25)
+    t.update(dets(0, [Box(0, 0, 50, 50)]))
+    assert t.update(dets(1, [])).ended == ()  # missed 0.1 s: still alive
+    assert t.update(dets(2, [])).ended == ()
+    assert t.update(dets(4, [])).ended == (1,)
+    other = IouTracker()
+    assert other.update(dets(0, [Box(0, 0, 50, 50)])).active[0].track_id == 1
+
+
+def test_finish_ends_everything():
+    t = IouTracker()
+    t.update(dets(0, [Box(0, 0, 50, 50), Box(100, 0, 150, 50)]))
+    assert sorted(t.finish(1, 0.1, "c").ended) == [1, 2]
