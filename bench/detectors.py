@@ -56,6 +56,7 @@ def data_dir() -> Path:
 def candidates(models_dir: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     c: dict[str, tuple[str, dict[str, Any]]] = {
         "fast (mtcnn default)": ("fast", {}),
+        "mtcnn min_face=40": ("mtcnn", {"min_face": 40}),
         "mtcnn min_face=20": ("mtcnn", {"min_face": 20, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709,
                                         "score_threshold": 0.7}),
         "hog upsample=1": ("hog", {"upsample": 1}),

@@ -91,6 +91,28 @@ def test_default_detector_recall_on_dlib_faces(
     _check_eye_order(dets)
 
 
+def test_default_detector_landmarks_match_dlib_on_true_boxes(
+    default_detector: FaceDetector, dlib_faces: list[tuple[np.ndarray, GroundTruthImage]]
+) -> None:
+    # the recogniser aligns on these points: from the detector's box they must land where dlib's predictor puts
+    # them from the annotated box (mean error a few % of the eye distance)
+    from metrosight.detect.landmarks import FivePointLandmarker
+
+    ref_lm = FivePointLandmarker()
+    errs = []
+    for img, gt in dlib_faces:
+        dets = default_detector.detect(img)
+        for gb in gt.boxes:
+            best = max(dets, key=lambda d: d.box.iou(gb), default=None)
+            if best is None or best.box.iou(gb) < 0.4 or best.landmarks is None:
+                continue
+            ref = ref_lm(img, gb)
+            eye_dist = float(np.linalg.norm(ref[0:2].mean(0) - ref[2:4].mean(0)))
+            errs.append(float(np.linalg.norm(best.landmarks - ref, axis=1).mean()) / eye_dist)
+    assert len(errs) >= 0.95 * sum(len(g.boxes) for _, g in dlib_faces)
+    assert float(np.mean(errs)) < 0.08
+
+
 def test_default_detector_recall_on_fddb_subset(
     default_detector: FaceDetector, fddb_subset: list[tuple[np.ndarray, GroundTruthImage]]
 ) -> None:
