@@ -92,8 +92,19 @@ def test_square_and_regress() -> None:
 
 
 def test_pyramid_scales_start_at_min_face() -> None:
-    det = MtcnnOnnxDetector(min_face=40, scale_factor=0.5)
+    det = MtcnnOnnxDetector(min_face=40, scale_factor=0.5, min_face_fraction=0)
     scales = det._scales(720, 1280)
     assert scales[0] == pytest.approx(12 / 40)
     assert all(b == pytest.approx(a * 0.5) for a, b in zip(scales, scales[1:], strict=False))
     assert 720 * scales[-1] >= 12 > 720 * scales[-1] * 0.5
+
+
+def test_min_face_follows_small_frames() -> None:
+    det = MtcnnOnnxDetector(min_face=48, min_face_fraction=1 / 15)
+    assert det.effective_min_face(720, 1280) == pytest.approx(48)
+    assert det.effective_min_face(1080, 1920) == pytest.approx(48)
+    assert det.effective_min_face(375, 500) == pytest.approx(25)
+    assert det.effective_min_face(100, 100) == pytest.approx(12)
+    assert MtcnnOnnxDetector(min_face=48, min_face_fraction=0).effective_min_face(375, 500) == 48
+    with pytest.raises(DetectorError, match="min_face_fraction"):
+        MtcnnOnnxDetector(min_face_fraction=1.5)
