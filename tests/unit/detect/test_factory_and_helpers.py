@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,8 @@ def test_mtcnn_model_dir_must_hold_the_nets(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 4), np.uint8), [1]]
+    "bad",
+    [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 4), np.uint8), [1]],
 )
 def test_check_image_rejects(bad: object) -> None:
     with pytest.raises(DetectorError, match="image must be"):
@@ -95,7 +97,7 @@ def test_pyramid_scales_start_at_min_face() -> None:
     det = MtcnnOnnxDetector(min_face=40, scale_factor=0.5, min_face_fraction=0)
     scales = det._scales(720, 1280)
     assert scales[0] == pytest.approx(12 / 40)
-    assert all(b == pytest.approx(a * 0.5) for a, b in zip(scales, scales[1:], strict=False))
+    assert all(b == pytest.approx(a * 0.5) for a, b in itertools.pairwise(scales))
     assert 720 * scales[-1] >= 12 > 720 * scales[-1] * 0.5
 
 
