@@ -18,14 +18,14 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = 0.6
@@ -163,7 +163,7 @@ def main() -> int:
         "ms_per_face": speed,
         "ratio_dlib_over_onnx": ratio,
         "whole_fold_seconds": {"dlib": t_dlib_all, "onnx": t_onnx_all},
-        "parity": {"faces": int(len(cos)), "min_cosine": float(cos.min()),
+        "parity": {"faces": len(cos), "min_cosine": float(cos.min()),
                    "max_abs_diff": float(np.abs(d_onnx - d_dlib).max()), "pairs": len(pairs),
                    "accuracy_at_0.6": acc, "pairs_decided_differently": differ},
     }

@@ -56,6 +56,9 @@ class DetectionConfig(_Section):
 class TrackingConfig(_Section):
     iou_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="minimum IoU to continue a track")
     max_missed_seconds: float = Field(0.5, gt=0.0, description="a track unseen this long (media time) ends")
+    scene_cut_threshold: float = Field(
+        0.8, ge=0.0, le=1.0, description="frame-to-frame histogram similarity below which all tracks end (a cut)"
+    )
 
 
 class RecognitionConfig(_Section):

@@ -148,5 +148,12 @@ class VideoSource:
                 ) from None
             if self.spec.kind == "file" and index < 0:
                 raise SourceError(f"{self.spec.target}: the video has no decodable frames")
+            expected = int(stream.frames or 0)
+            if self.spec.kind == "file" and expected > 0 and self.frames_decoded < expected - max(2, expected // 100):
+                raise SourceBroken(
+                    f"{self.spec.target}: video ended early, after {self.frames_decoded} of its {expected} frames "
+                    "(the file looks truncated or damaged)",
+                    self.frames_decoded,
+                )
         finally:
             container.close()

@@ -27,6 +27,7 @@ from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.fusion import TrackFusion
 from metrosight.recognize.gallery import Matcher
 from metrosight.recognize.quality import assess
+from metrosight.track.cuts import SceneCutDetector
 from metrosight.track.iou import IouTracker
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class CameraStats:
     tracks: int = 0
     alerts: int = 0
     embedded: int = 0
+    cuts: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
@@ -96,6 +98,7 @@ class CameraPipeline:
         rec = settings.recognition
         self.tracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
+        self.cuts = SceneCutDetector(settings.tracking.scene_cut_threshold)
         self.stats = CameraStats()
         self._run_token = uuid.uuid4().hex[:12]
         self._alerted: dict[int, tuple[str, float]] = {}  # track id -> (event id, last seen)
@@ -141,6 +144,11 @@ class CameraPipeline:
         st["detect"] += t1 - t0
         self.stats.faces += len(dets)
 
+        raised: list[AlertV1] = []
+        if self.cuts.is_cut(frame.image):  # a new shot: no track may carry an identity across it
+            self.stats.cuts += 1
+            for tid in self.tracker.finish(frame.index, frame.ts, frame.camera_id).ended:
+                raised.extend(self._end_track(tid, frame.ts, final_ts=None))
         tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
         for t in tracks.active:
             if t.track_id not in self._track_first:
@@ -148,7 +156,6 @@ class CameraPipeline:
                 self.stats.tracks += 1
         st["track"] += time.perf_counter() - t1
 
-        raised: list[AlertV1] = []
         if self.recognising:
             raised.extend(self._recognise(frame, tracks.active, dets))
         for tid in tracks.ended:

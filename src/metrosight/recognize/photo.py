@@ -13,6 +13,9 @@ from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.quality import Quality, assess
 
 
+BACKGROUND_RATIO = 0.5  # a face under half the height of the photo's largest face is background
+
+
 class PhotoRefused(Exception):
     """An enrolment photo is unusable; the message says why (no face, several faces, too small, too blurred)."""
 
@@ -60,10 +63,16 @@ def enrolment_face(
 ) -> PhotoFace:
     """The one face of an enrolment photo.
 
+    Faces less than half as tall as the largest face are background and ignored.
+
     Raises:
         PhotoRefused: no face, more than one face, or the only face is too small, too blurred or turned away.
     """
     usable, rejected = faces_in_photo(image, detector, embedder, min_face_px, min_blur_var)
+    # Faces much smaller than the main one (people far in the background) do not make the photo ambiguous.
+    largest = max([f.detection.box.height for f in usable] + [d.box.height for d, _ in rejected], default=0.0)
+    usable = [f for f in usable if f.detection.box.height >= BACKGROUND_RATIO * largest]
+    rejected = [(d, q) for d, q in rejected if d.box.height >= BACKGROUND_RATIO * largest]
     total = len(usable) + len(rejected)
     if total == 0:
         raise PhotoRefused("no face found")

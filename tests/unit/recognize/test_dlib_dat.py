@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from metrosight.recognize.dlib_dat import (
-    Affine,
     AddPrev,
+    Affine,
     BatchNorm,
     Conv,
     DlibFormatError,
@@ -348,7 +348,7 @@ def test_not_a_dlib_file() -> None:
 
 
 def _ref_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
-    n, k, h, wd = x.shape
+    n, _k, h, wd = x.shape
     f, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     oh, ow = 1 + (h + 2 * pad - kh) // stride, 1 + (wd + 2 * pad - kw) // stride

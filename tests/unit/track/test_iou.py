@@ -37,3 +37,16 @@ def test_finish_ends_everything():
     t = IouTracker()
     t.update(dets(0, [Box(0, 0, 50, 50), Box(100, 0, 150, 50)]))
     assert sorted(t.finish(1, 0.1, "c").ended) == [1, 2]
+
+
+def test_scene_cut_detector():
+    import numpy as np
+
+    from metrosight.track.cuts import SceneCutDetector
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 60, size=(90, 160, 3), dtype=np.uint8)
+    moved = np.roll(dark, 5, axis=1)
+    bright = rng.integers(150, 255, size=(90, 160, 3), dtype=np.uint8)
+    d = SceneCutDetector()
+    assert [d.is_cut(x) for x in (dark, moved, dark, bright, bright)] == [False, False, False, True, False]
