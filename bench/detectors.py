@@ -67,6 +67,7 @@ def candidates(models_dir: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     yunet = models_dir / "face_detection_yunet_2023mar.onnx"
     if yunet.is_file():
         c["yunet-onnx (user model)"] = ("yunet-onnx", {"model_path": yunet})
+        c["yunet-onnx, own boxes"] = ("yunet-onnx", {"model_path": yunet, "dlib_boxes": False})
     return c
 
 
@@ -90,13 +91,20 @@ def video_frames(path: Path, n: int) -> list[np.ndarray]:
     return frames
 
 
-def time_detector(det: FaceDetector, frames: list[np.ndarray]) -> tuple[float, float]:
+def time_detector(det: FaceDetector, frames: list[np.ndarray], repeats: int) -> tuple[float, float]:
+    """Median over frames of each frame's fastest of ``repeats`` runs (ms), and faces found per frame.
+
+    Taking each frame's fastest run filters out time stolen by other processes on a shared machine.
+    """
     det.detect(frames[0])  # load + warm up
     ts, faces = [], []
     for f in frames:
-        t = time.perf_counter()
-        out = det.detect(f)
-        ts.append(time.perf_counter() - t)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            out = det.detect(f)
+            best = min(best, time.perf_counter() - t)
+        ts.append(best)
         faces.append(len(out))
     return statistics.median(ts) * 1e3, float(np.mean(faces))
 
@@ -129,6 +137,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="substrings of detector labels to run")
     ap.add_argument("--no-fddb", action="store_true", help="skip FDDB fold 1")
     ap.add_argument("--frames", type=int, default=12, help="video frames timed at each size (>= 10)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs a frame; the fastest counts")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "detectors.json")
     args = ap.parse_args()
 
@@ -161,7 +170,7 @@ def main() -> None:
             "kwargs": {k: str(v) for k, v in kw.items()},
         }
         for k, fs in frames.items():
-            ms, faces = time_detector(det, fs)
+            ms, faces = time_detector(det, fs, max(1, args.repeats))
             row[f"ms_{k}"] = ms
             row[f"faces_per_frame_{k}"] = faces
         row["dlib_faces"] = accuracy(det, dlib_img, dlib_gt)
@@ -195,6 +204,8 @@ def main() -> None:
         "python": platform.python_version(),
         "cores_used": 1,
         "frames_timed": len(raw),
+        "timing": "median over frames of the fastest of --repeats runs a frame",
+        "repeats": args.repeats,
         "video": "facenet_pytorch_samples/examples/video.mp4",
         "iou_threshold": 0.4,
     }

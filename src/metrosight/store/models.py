@@ -127,3 +127,25 @@ class Run(Base):
     tracks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     alerts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class EventRecord(Base):
+    """A non-identity event (analytics: loitering, fast movement, counting; camera state changes).
+
+    ``start_ts``/``end_ts`` are media time in seconds; ``data`` holds the kind-specific fields (zone, duration, peak
+    speed, …). Never holds a face template or an identity.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    camera_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    start_ts: Mapped[float] = mapped_column(Float, nullable=False)
+    end_ts: Mapped[float | None] = mapped_column(Float)
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict | None] = mapped_column(JSON)
+    snapshot_path: Mapped[str | None] = mapped_column(String(1024))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 13:23:57.442464
+
 """
 from alembic import op
 import sqlalchemy as sa
