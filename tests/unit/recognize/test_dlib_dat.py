@@ -421,3 +421,22 @@ def test_onnx_build_matches_dlib_semantics_on_a_residual_down_block() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     # Batch dimension is dynamic: one chip gives the same row.
     np.testing.assert_allclose(sess.run(["descriptors"], {"chips": chips[:1]})[0], got[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_cache_is_keyed_by_the_dat_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnx")
+    from metrosight.recognize.embedder_onnx import ensure_onnx_model
+
+    dat = tmp_path / "net.dat"
+    dat.write_bytes(small_net())
+    cache = tmp_path / "cache"
+    first = ensure_onnx_model(dat, cache)
+    assert first.exists() and first.parent == cache
+    mtime = first.stat().st_mtime_ns
+    assert ensure_onnx_model(dat, cache) == first  # reused, not rebuilt
+    assert first.stat().st_mtime_ns == mtime
+    assert [p.name for p in cache.iterdir()] == [first.name]  # no temporary files left behind
+
+    dat.write_bytes(small_net().replace(enc_float(0.04), enc_float(0.05)))  # a changed model file
+    second = ensure_onnx_model(dat, cache)
+    assert second != first and second.exists()
