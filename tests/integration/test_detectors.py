@@ -63,7 +63,7 @@ def _check_landmarks(dets: list[Detection]) -> None:
     assert dets, "no detections"
     for d in dets:
         assert d.landmarks is not None and d.landmarks.shape == (5, 2) and d.landmarks.dtype == np.float32
-        # dlib order: right eye (image left) outer/inner, left eye outer/inner, nose; points near the box
+        # all five points lie in or near the box
         b = d.box
         pad = 0.25 * b.width
         assert np.all(d.landmarks[:, 0] > b.x1 - pad) and np.all(d.landmarks[:, 0] < b.x2 + pad)
@@ -71,8 +71,8 @@ def _check_landmarks(dets: list[Detection]) -> None:
 
 
 def _check_eye_order(dets: list[Detection]) -> None:
-    # on upright faces the two points of the subject's right eye (0, 1) lie right of the left eye's (2, 3)
-    # in dlib's 5-point model, and the nose (4) lies below the eyes
+    # dlib's 5-point order on an upright face: 0-1 are the outer and inner corners of the eye on the image's right
+    # (the subject's left), 2-3 those of the eye on the image's left, 4 the nose base, below the eyes
     upright = [d for d in dets if d.landmarks is not None]
     ok = sum(
         float(d.landmarks[0:2, 0].mean()) > float(d.landmarks[2:4, 0].mean())
