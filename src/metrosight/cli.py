@@ -38,6 +38,7 @@ SAMPLE_DIR = Path(__file__).with_name("sample")
 class _State:
     home: Path | None = None
     config: Path | None = None
+    user: str | None = None
 
 
 state = _State()
@@ -69,6 +70,28 @@ def _runtime(config: Path | None = None):  # type: ignore[no-untyped-def]
         fail(f"cannot use home directory: {exc}", 1)
 
 
+def _actor(rt):  # type: ignore[no-untyped-def]
+    """The user named by --as (or METROSIGHT_USER); a clear error if missing or unknown."""
+    with governed():
+        return rt.store.actor(state.user)
+
+
+class governed:  # noqa: N801 - used as a context manager
+    """Turns refusals of the policy and the store into one clear error line and a non-zero exit."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        from metrosight.policy.crypto import CryptoError
+        from metrosight.policy.rules import PolicyError
+        from metrosight.store.db import StoreError
+
+        if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError):
+            fail(str(exc))
+        return False
+
+
 @app.callback()
 def main(
     home: Annotated[
@@ -76,10 +99,14 @@ def main(
         typer.Option("--home", envvar="METROSIGHT_HOME", help="where the store, media and caches live"),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", envvar="METROSIGHT_USER", help="the user doing this (recorded in the audit log)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
 ) -> None:
     state.home = home
     state.config = config
+    state.user = user
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -92,16 +119,12 @@ def watchlist_create(
     category: Annotated[Category, typer.Option("--category", help="why people are on it")],
 ) -> None:
     """Create an empty watchlist."""
-    from metrosight.store.repo import Conflict
-
     name = name.strip()
     if not name:
         fail("a watchlist needs a non-empty name")
     rt = _runtime()
-    try:
-        rt.store.create_watchlist(name, category)
-    except Conflict as exc:
-        fail(str(exc))
+    with governed():
+        rt.store.create_watchlist(name, category, _actor(rt))
     out.print(f"created watchlist [bold]{name}[/] ({category.value})")
 
 
@@ -128,9 +151,18 @@ def enroll(
     from_dir: Annotated[
         Path | None, typer.Option("--from-dir", help="a folder with one sub-folder of photos per person")
     ] = None,
+    legal_basis: Annotated[str | None, typer.Option("--legal-basis", help="law or order allowing the search")] = None,
+    authority: Annotated[str | None, typer.Option("--authority", help="issuing authority (court, prosecutor …)")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="case or order number")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="end of the authorisation: YYYY-MM-DD or 30d")] = None,
+    valid_from: Annotated[str | None, typer.Option("--valid-from", help="start of the authorisation (default now)")] = None,
+    cameras: Annotated[str | None, typer.Option("--cameras", help="limit to these camera ids (comma-separated)")] = None,
+    lines: Annotated[str | None, typer.Option("--lines", help="limit to these metro lines (comma-separated)")] = None,
+    urgent: Annotated[bool, typer.Option("--urgent", help="match at once; lapses after 24 h unless approved")] = False,
 ) -> None:
-    """Enrol photos. Each photo must show exactly one usable face; refused photos are listed with the reason and
-    the others are still enrolled."""
+    """Record watchlist entries from photos. Each photo must show exactly one usable face; refused photos are
+    listed with the reason and the others are still enrolled. A new entry needs its authorisation (legal basis,
+    authority, reference, expiry) and stays *pending* until a different approver approves it."""
     from rich.progress import Progress
 
     from metrosight.ingest.images import photos_in
@@ -154,13 +186,15 @@ def enroll(
         items = [(subject.strip(), p) for p in photos]
 
     rt = _runtime()
+    actor = _actor(rt)
+    auth = _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     try:
         rt.store.watchlist_category(watchlist)
     except NotFound as exc:
         fail(str(exc))
-    with Progress(console=err, transient=True) as progress:
+    with governed(), Progress(console=err, transient=True) as progress:
         task = progress.add_task("enrolling", total=len(items))
-        results = rt.enroll(watchlist, items, on_result=lambda _r: progress.advance(task))
+        results = rt.enroll(watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task))
     enrolled = [r for r in results if r.status == "enrolled"]
     dups = [r for r in results if r.status == "duplicate"]
     refused = [r for r in results if r.status == "refused"]
@@ -172,8 +206,43 @@ def enroll(
         f"{len(dups)} already enrolled; {len(refused)} refused",
         highlight=False,
     )
+    pending = [e for e in rt.store.entries(watchlist) if e.status == "pending" and e.name in {r.subject for r in enrolled}]
+    if pending:
+        out.print(
+            f"{len(pending)} entr{'y is' if len(pending) == 1 else 'ies are'} pending: a different approver must run "
+            f"`metrosight --as APPROVER watchlist approve {watchlist} NAME` before they are matched",
+            highlight=False,
+        )
     if not enrolled and not dups:
         raise typer.Exit(1)
+
+
+def _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent):  # type: ignore[no-untyped-def]
+    """The authorisation given on the command line, or None when none of its fields were given."""
+    from datetime import UTC, datetime
+
+    from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+
+    if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
+        return None
+    now = datetime.now(UTC)
+    missing = [n for n, v in (("--legal-basis", legal_basis), ("--authority", authority), ("--reference", reference),
+                              ("--expires", expires)) if not v]
+    if missing:
+        fail(f"an authorisation needs {', '.join(missing)}")
+    try:
+        return Authorisation(
+            legal_basis=legal_basis,
+            issuing_authority=authority,
+            reference=reference,
+            expires_at=parse_when(expires, now),
+            valid_from=parse_when(valid_from, now) if valid_from else None,
+            cameras=tuple(c.strip() for c in (cameras or "").split(",") if c.strip()),
+            lines=tuple(x.strip() for x in (lines or "").split(",") if x.strip()),
+            urgent=urgent,
+        )
+    except PolicyError as exc:
+        fail(str(exc))
 
 
 # -- identification ---------------------------------------------------------------------------------------------
@@ -184,7 +253,8 @@ def identify(
 ) -> None:
     """Who on the active watchlists is in these photos."""
     rt = _runtime()
-    results = rt.identify(photos)
+    with governed():
+        results = rt.identify(photos, _actor(rt))
     bad = 0
     for r in results:
         if as_json:
@@ -283,17 +353,36 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The bundled sample: enrol two public-domain portraits and watch a public-domain White House clip."""
     from metrosight.store.repo import Conflict
 
+    from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+
     rt = _runtime()
     name = "demo-wanted"
+    store = rt.store
+    if store.user_count() == 0:
+        store.add_user("demo-officer", ["admin", "approver"], None)
+        officer = store.actor("demo-officer")
+        store.add_user("demo-approver", ["approver", "operator"], officer)
+    officer, approver = store.actor("demo-officer"), store.actor("demo-approver")
     try:
-        rt.store.create_watchlist(name, Category.WANTED, created_by="demo")
+        store.create_watchlist(name, Category.WANTED, officer)
     except Conflict:
         pass
+    from datetime import UTC, datetime
+
+    auth = Authorisation("demo: public-domain portraits", "metrosight demo", "DEMO-1", parse_when("7d", datetime.now(UTC)))
     results = rt.enroll(
-        name, [("Barack Obama", SAMPLE_DIR / "obama.jpg"), ("Joe Biden", SAMPLE_DIR / "biden.jpg")]
+        name, [("Barack Obama", SAMPLE_DIR / "obama.jpg"), ("Joe Biden", SAMPLE_DIR / "biden.jpg")], officer, auth
     )
     for r in results:
-        out.print(f"enrol {r.subject}: {r.status}{' — ' + r.reason if r.reason else ''}", highlight=False)
+        out.print(f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
+                  highlight=False)
+    for e in store.entries(name):
+        if e.status == "pending":
+            try:
+                store.approve(name, e.name, approver)
+                out.print(f"approve {e.name} (by demo-approver, a second person): active", highlight=False)
+            except PolicyError as exc:
+                out.print(f"approve {e.name}: {exc}", highlight=False)
     clip = SAMPLE_DIR / "short_hamilton_clip.mp4"
     out.print(f"watching {clip.name} (The White House, public domain)…", highlight=False)
     report = rt.run(
@@ -307,6 +396,13 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         f"{report.seconds:.1f} s ({report.fps:.1f} frames/s); store: {rt.home.root}",
         highlight=False,
     )
+    if s.alerts == 0:
+        out.print(
+            "no alert: Barack Obama is in the audience only at 8-9 s, out of focus; metrosight sets blurred faces "
+            "aside and needs a strict match from several good shots rather than risk a false alert. "
+            "Try your own footage: see README 'Using it'.",
+            highlight=False,
+        )
 
 
 # -- configuration ----------------------------------------------------------------------------------------------
@@ -318,6 +414,9 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration f
     except ConfigError as exc:
         fail(f"invalid configuration: {exc}")
     out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")
+
+
+from metrosight import governance_cli  # noqa: E402,F401  (registers user/alert/audit/privacy commands)
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper

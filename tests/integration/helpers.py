@@ -18,6 +18,22 @@ def cli(home: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+AUTH = ["--legal-basis", "test order", "--authority", "test court", "--reference", "T-1", "--expires", "30d"]
+
+
+def bootstrap(home: Path) -> None:
+    """Users: ada (admin, approver, operator, auditor) records; bob (approver, operator) approves and reviews."""
+    assert cli(home, "user", "add", "ada", "-r", "admin", "-r", "approver", "-r", "operator", "-r", "auditor")[0] == 0
+    assert cli(home, "--as", "ada", "user", "add", "bob", "-r", "approver", "-r", "operator")[0] == 0
+
+
+def enrol_active(home: Path, watchlist: str, *args: object) -> tuple[int, str, str]:
+    """Enrol as ada with a test authorisation, then approve every pending entry as bob."""
+    res = cli(home, "--as", "ada", "enroll", "-w", watchlist, *AUTH, *args)
+    cli(home, "--as", "bob", "watchlist", "approve", watchlist, "--all-pending")
+    return res
+
+
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 

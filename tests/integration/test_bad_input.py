@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from metrosight.store.db import open_engine
 from metrosight.store.models import AlertRecord, Run, Template
 from metrosight.store.repo import Store
 from tests.conftest import require_data
-from tests.integration.helpers import cli, json_lines, make_truncated_video
+from tests.integration.helpers import AUTH, bootstrap, cli, enrol_active, json_lines, make_truncated_video
 
 pytestmark = pytest.mark.integration
 
 
 def counts(home):
-    s = Store(open_engine(f"sqlite:///{home / 'metrosight.db'}"))
+    s = Store.for_home(home)
     return s.count(Template), s.count(AlertRecord), s.count(Run)
 
 
@@ -22,8 +21,9 @@ def counts(home):
 def enrolled_home(tmp_path):
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path / "home"
-    cli(home, "watchlist", "create", "wl", "--category", "wanted")
-    assert cli(home, "enroll", "-w", "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")[0] == 0
+    bootstrap(home)
+    cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")
+    assert enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")[0] == 0
     return home, ex
 
 
@@ -38,7 +38,7 @@ def test_non_image_and_missing_photo_are_refused_others_enrolled(enrolled_home, 
     home, ex = enrolled_home
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
-    code, out, _ = cli(home, "enroll", "-w", "wl", "-s", "Joe Biden", junk, tmp_path / "gone.jpg", ex / "biden.jpg")
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Joe Biden", junk, tmp_path / "gone.jpg", ex / "biden.jpg")
     assert code == 0
     assert "notes.jpg: not an image" in out and "gone.jpg: file not found" in out
     assert "enrolled 1 photo(s) of 1 person(s)" in out and "2 refused" in out
@@ -47,14 +47,14 @@ def test_non_image_and_missing_photo_are_refused_others_enrolled(enrolled_home, 
 
 def test_photo_with_two_faces_is_refused(enrolled_home):
     home, ex = enrolled_home
-    code, out, _ = cli(home, "enroll", "-w", "wl", "-s", "Two", ex / "two_people.jpg")
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Two", ex / "two_people.jpg")
     assert code != 0 and "2 faces found" in out
     assert counts(home)[0] == 1
 
 
 def test_unknown_watchlist(enrolled_home):
     home, ex = enrolled_home
-    code, _, err = cli(home, "enroll", "-w", "nope", "-s", "X", ex / "biden.jpg")
+    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "nope", "-s", "X", ex / "biden.jpg")
     assert code != 0 and "no watchlist named 'nope'" in err
 
 

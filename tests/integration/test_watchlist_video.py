@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from metrosight.store.db import open_engine
 from metrosight.store.models import AlertRecord, Run, Subject, Template
 from metrosight.store.repo import Store
 from tests.conftest import require_data
-from tests.integration.helpers import cli, json_lines
+from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 
 pytestmark = pytest.mark.integration
 
@@ -20,21 +19,22 @@ LIN_ON_SCREEN_UNTIL = 7.04
 
 
 def store_of(home: Path) -> Store:
-    return Store(open_engine(f"sqlite:///{home / 'metrosight.db'}"))
+    return Store.for_home(home)
 
 
 @pytest.fixture(scope="module")
 def hamilton_run(tmp_path_factory):
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path_factory.mktemp("hamilton")
-    assert cli(home, "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
     for subject, photo in [
         ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
         ("Alex Lacamoire", "alex-lacamoire.png"),
         ("Barack Obama", "obama.jpg"),
         ("Joe Biden", "biden.jpg"),
     ]:
-        code, out, _ = cli(home, "enroll", "-w", "wl", "-s", subject, ex / photo)
+        code, out, _ = enrol_active(home, "wl", "-s", subject, ex / photo)
         assert code == 0 and "enrolled 1 photo" in out, out
     code, out, err = cli(home, "run", "--source", ex / "short_hamilton_clip.mp4", "--camera", "stage", "--json")
     assert code == 0, err
@@ -82,8 +82,9 @@ def test_only_enrolled_descriptors_are_stored(hamilton_run):
 def test_knn_examples_identify(tmp_path):
     knn = require_data("face_recognition_examples", "examples", "knn_examples")
     home = tmp_path / "home"
-    assert cli(home, "watchlist", "create", "people", "--category", "missing")[0] == 0
-    code, out, _ = cli(home, "enroll", "-w", "people", "--from-dir", knn / "train")
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "people", "--category", "missing")[0] == 0
+    code, out, _ = enrol_active(home, "people", "--from-dir", knn / "train")
     assert code == 0 and "refused" in out or "0 refused" in out
     expected = {
         "alex_lacamoire1.jpg": {"alex lacamoire"},
@@ -93,7 +94,7 @@ def test_knn_examples_identify(tmp_path):
         "obama_and_biden.jpg": {"obama", "biden"},
     }
     photos = sorted((knn / "test").iterdir())
-    code, out, _ = cli(home, "identify", "--json", *photos)
+    code, out, _ = cli(home, "--as", "bob", "identify", "--json", *photos)
     assert code == 0
     found = {Path(x["photo"]).name: {f["subject"] for f in x["faces"] if f["subject"]} for x in json_lines(out)}
     for name, people in expected.items():
@@ -109,8 +110,9 @@ def test_crowd_with_lfw_gallery_gives_no_alert(tmp_path):
     lfw = require_data("lfw", "lfw-deepfunneled")
     video = require_data("facenet_pytorch_samples", "examples", "video.mp4")
     home = tmp_path / "home"
-    assert cli(home, "watchlist", "create", "lfw", "--category", "wanted")[0] == 0
-    code, out, _ = cli(home, "enroll", "-w", "lfw", "--from-dir", lfw)
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "lfw", "--category", "wanted")[0] == 0
+    code, out, _ = enrol_active(home, "lfw", "--from-dir", lfw)
     assert code == 0
     store = store_of(home)
     # LFW fold 1 holds 435 people; photos of group scenes (a second face as large as the first) and a few soft

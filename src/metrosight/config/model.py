@@ -100,6 +100,24 @@ class StorageConfig(_Section):
 class CameraConfig(_Section):
     id: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     source: str = Field(..., min_length=1, description="file path, rtsp://… URL, or webcam:N")
+    line: str | None = Field(None, max_length=64, description="metro line of the camera (for entry and window scopes)")
+
+
+class RetentionConfig(_Section):
+    """How long records are kept, in days (null: keep until deleted by hand)."""
+
+    alerts_days: float | None = Field(90, gt=0)
+    crops_days: float | None = Field(30, gt=0)
+    events_days: float | None = Field(30, gt=0)
+    audit_days: float | None = Field(730, gt=0)
+
+
+class PrivacyConfig(_Section):
+    max_entry_days: int = Field(365, ge=1, le=3650, description="longest authorisation a watchlist entry may carry")
+    policy_refresh_seconds: float = Field(
+        1.0, gt=0.0, le=60.0, description="how often a camera re-reads approvals, revocations, expiries and windows"
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class Settings(_Section):
@@ -110,4 +128,5 @@ class Settings(_Section):
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)

@@ -86,6 +86,7 @@ class CameraPipeline:
         publish_update: Callable[[AlertUpdateV1], None] | None = None,
         run_id: int | None = None,
         landmarker: Callable[[np.ndarray, Box], np.ndarray] | None = None,
+        policy: Callable[[], tuple[Matcher, bool] | None] | None = None,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -95,6 +96,7 @@ class CameraPipeline:
         self.publish_update = publish_update
         self.run_id = run_id
         self.landmarker = landmarker
+        self.policy = policy
         rec = settings.recognition
         self.tracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
@@ -107,10 +109,24 @@ class CameraPipeline:
         self._last_index = -1
         self._camera_id = "cam0"
 
+    identification_allowed: bool = True
+
     @property
     def recognising(self) -> bool:
-        """False when no entry is active: faces are then detected and tracked but never embedded."""
-        return len(self.matcher.gallery) > 0
+        """False when no entry is active or a no-identification window is on: faces are then detected and
+        tracked but never embedded."""
+        return self.identification_allowed and len(self.matcher.gallery) > 0
+
+    def apply_policy(self, matcher: Matcher, identification_allowed: bool) -> None:
+        """Switch to a new gallery (entries approved, revoked or expired) and/or a no-identification window,
+        effective from the next frame. When identification is switched off, every descriptor held is dropped."""
+        self.matcher = matcher
+        self.fusion.matcher = matcher
+        if self.identification_allowed and not identification_allowed:
+            for tid in self.fusion.track_ids():
+                if tid not in self._alerted:
+                    self.fusion.forget(tid)
+        self.identification_allowed = identification_allowed
 
     def _detect(self, frame: Frame) -> list[Detection]:
         max_w = self.settings.detection.max_width
@@ -136,6 +152,10 @@ class CameraPipeline:
         st = self.stats.stage_seconds
         self._camera_id = frame.camera_id
         self._last_ts, self._last_index = frame.ts, frame.index
+        if self.policy is not None:
+            changed = self.policy()
+            if changed is not None:
+                self.apply_policy(*changed)
         self.stats.frames += 1
 
         t0 = time.perf_counter()

@@ -26,7 +26,9 @@ from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.factory import make_embedder
 from metrosight.recognize.gallery import Gallery, Matcher
 from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_photo
-from metrosight.store.db import StoreError, open_engine
+from metrosight.policy.crypto import CryptoError
+from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
+from metrosight.store.db import StoreError
 from metrosight.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class Runtime:
     def __init__(self, home: Home, settings: Settings) -> None:
         self.home = home.ensure()
         self.settings = settings
-        self.store = Store(open_engine(settings.storage.database_url or home.database_url))
+        self.store = Store.for_home(home.root, settings.storage.database_url, settings.privacy.max_entry_days)
         self._detector: FaceDetector | None = None
         self._embedder: Embedder | None = None
 
@@ -74,22 +76,33 @@ class Runtime:
             self._embedder = make_embedder(self.settings.recognition.embedder, self.home.cache / "models")
         return self._embedder
 
+    def camera_line(self, camera_id: str | None) -> str | None:
+        return next((c.line for c in self.settings.cameras if c.id == camera_id), None)
+
     def matcher(self, camera_id: str | None = None) -> Matcher:
-        gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id))
+        gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
         rec = self.settings.recognition
         return Matcher(gallery, rec.match_threshold, rec.min_margin)
 
     # -- enrolment --------------------------------------------------------------------------------------------
     def enroll(
-        self, watchlist: str, items: Iterable[tuple[str, Path]], on_result: Callable[[EnrolResult], None] | None = None
+        self,
+        watchlist: str,
+        items: Iterable[tuple[str, Path]],
+        actor: Actor,
+        auth: Authorisation | None = None,
+        on_result: Callable[[EnrolResult], None] | None = None,
     ) -> list[EnrolResult]:
         """Enrol photos: ``items`` are ``(subject name, photo path)``. Each photo is checked and stored in its own
-        transaction, so a refused or failing photo never affects the others.
+        audited transaction, so a refused or failing photo never affects the others. New entries are *pending*
+        until a second approver approves them (see :mod:`metrosight.policy.rules`).
 
         Raises:
-            NotFound: the watchlist does not exist (checked before any photo is read).
+            NotFound: the watchlist does not exist. Forbidden: ``actor`` may not record entries (both checked
+            before any photo is read).
         """
         self.store.watchlist_category(watchlist)
+        require(actor, "record watchlist entries", "approver", "admin")
         det = self.settings.detection
         rec = self.settings.recognition
         results = []
@@ -98,10 +111,10 @@ class Runtime:
                 image, sha = load_image(path)
                 face = enrolment_face(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
                 _, dup = self.store.enroll(
-                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score
+                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score, actor, auth
                 )
                 res = EnrolResult(subject, path, "duplicate" if dup else "enrolled", None, face.quality.score)
-            except (ImageError, PhotoRefused) as exc:
+            except (ImageError, PhotoRefused, PolicyError) as exc:
                 res = EnrolResult(subject, path, "refused", str(exc), None)
             results.append(res)
             if on_result is not None:
@@ -109,15 +122,17 @@ class Runtime:
         return results
 
     # -- identification ---------------------------------------------------------------------------------------
-    def identify(self, paths: Iterable[Path]) -> list[PhotoResult]:
-        """Who on the active watchlists is in each photo."""
+    def identify(self, paths: Iterable[Path], actor: Actor) -> list[PhotoResult]:
+        """Who on the active watchlists is in each photo. The call is audited (photo hashes and who was found);
+        nothing about a face that matched no one is stored."""
+        require(actor, "identify photos", "operator", "admin")
         matcher = self.matcher()
         det = self.settings.detection
         rec = self.settings.recognition
         out = []
         for path in paths:
             try:
-                image, _ = load_image(path)
+                image, sha = load_image(path)
             except ImageError as exc:
                 out.append(PhotoResult(path, error=str(exc)))
                 continue
@@ -137,6 +152,12 @@ class Runtime:
             for d, q in rejected:
                 faces.append({"box": [round(v, 1) for v in d.box.as_tuple()], "subject": None, "skipped": q.problem})
             out.append(PhotoResult(path, faces=faces))
+            self.store.record(
+                actor.name,
+                "identify",
+                path.name,
+                {"photo_sha256": sha, "faces": len(faces), "matched": [f["subject"] for f in faces if f.get("subject")]},
+            )
         return out
 
     # -- video ------------------------------------------------------------------------------------------------
@@ -164,16 +185,20 @@ class Runtime:
         bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]
         from metrosight.detect.landmarks import FivePointLandmarker
 
+        live = LivePolicy(self, camera_id)
+        matcher, allowed = live.current()
         pipe = CameraPipeline(
             self.settings,
             self.detector,
             self.embedder,
-            self.matcher(camera_id),
+            matcher,
             publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
             publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
             run_id=run_id,
             landmarker=FivePointLandmarker(),
+            policy=live.poll,
         )
+        pipe.identification_allowed = allowed
         started = time.perf_counter()
         error: str | None = None
         status = "finished"
@@ -196,6 +221,47 @@ class Runtime:
             s = pipe.stats
             self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
         return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery))
+
+
+class LivePolicy:
+    """Keeps a running camera's gallery and no-identification state current: re-reads them at most every
+    ``privacy.policy_refresh_seconds`` (wall clock) when the store's gallery version changed, an entry's expiry or
+    window boundary passed. Approvals, revocations, expiries and windows thus apply within that period."""
+
+    def __init__(self, runtime: Runtime, camera_id: str) -> None:
+        self.rt = runtime
+        self.camera_id = camera_id
+        self.line = runtime.camera_line(camera_id)
+        self.every = runtime.settings.privacy.policy_refresh_seconds
+        self._checked = self._built = 0.0
+        self._version = -1
+        self._state: tuple[Matcher, bool] | None = None
+
+    def current(self) -> tuple[Matcher, bool]:
+        self._version = self.rt.store.gallery_version()
+        self._checked = self._built = time.monotonic()
+        self._state = (
+            self.rt.matcher(self.camera_id),
+            self.rt.store.identification_allowed(self.camera_id, self.line),
+        )
+        return self._state
+
+    def poll(self) -> tuple[Matcher, bool] | None:
+        """A new ``(matcher, identification allowed)`` when something changed, else None. Cheap between checks."""
+        now = time.monotonic()
+        if now - self._checked < self.every:
+            return None
+        self._checked = now
+        old = self._state
+        version = self.rt.store.gallery_version()
+        allowed = self.rt.store.identification_allowed(self.camera_id, self.line)
+        stale = now - self._built > 30.0  # validity windows that opened or closed
+        if version != self._version or self.rt.store.expire_due() or old is None or stale:
+            return self.current()
+        if allowed != old[1]:
+            self._state = (old[0], allowed)
+            return self._state
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +307,12 @@ class AlertSink:
             return None
         folder = self.media / "alerts" / alert.camera_id
         folder.mkdir(parents=True, exist_ok=True)
-        name = alert.event_id.replace(":", "_") + ".jpg"
+        name = alert.event_id.replace(":", "_") + ".jpg.enc"
+        sealed = self.store.encrypt_for(alert.watchlist, alert.crop_jpeg)  # encrypted at rest, key per watchlist
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(alert.crop_jpeg)
+                fh.write(sealed)
             os.replace(tmp, folder / name)
         except OSError:
             Path(tmp).unlink(missing_ok=True)
@@ -255,7 +322,7 @@ class AlertSink:
     def on_alert(self, alert: AlertV1) -> None:
         try:
             crop_path = self._write_crop(alert)
-        except OSError as exc:
+        except (OSError, CryptoError) as exc:
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
         self.store.save_alert(

@@ -90,6 +90,10 @@ class TrackFusion:
     def state(self, track_id: int) -> TrackFaces | None:
         return self._tracks.get(track_id)
 
+    def track_ids(self) -> list[int]:
+        """Tracks holding descriptors now."""
+        return list(self._tracks)
+
     def forget(self, track_id: int) -> None:
         """Drop every descriptor and crop of the track."""
         self._tracks.pop(track_id, None)

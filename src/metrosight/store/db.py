@@ -25,6 +25,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA secure_delete=ON")  # deleted templates are overwritten, not left in free pages
     cur.close()
 
 

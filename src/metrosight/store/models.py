@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -65,6 +67,10 @@ class Subject(Base):
     approved_by: Mapped[str | None] = mapped_column(String(128))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    urgent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    requested_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     watchlist: Mapped[Watchlist] = relationship(back_populates="subjects")
     templates: Mapped[list[Template]] = relationship(back_populates="subject", cascade="all, delete-orphan")
@@ -149,3 +155,84 @@ class EventRecord(Base):
     snapshot_path: Mapped[str | None] = mapped_column(String(1024))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+
+
+class WatchlistKey(Base):
+    """The data key of a watchlist (Fernet), wrapped by the installation's master key. Deleting it makes the
+    watchlist's templates and crops unreadable (crypto-shredding)."""
+
+    __tablename__ = "watchlist_keys"
+
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class User(Base):
+    """A person who acts on the system. Roles: admin, approver, operator, auditor, viewer."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    roles: Mapped[list] = mapped_column(JSON, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class AlertReview(Base):
+    """One operator's confirmation or rejection of an alert (kept as feedback)."""
+
+    __tablename__ = "alert_reviews"
+    __table_args__ = (UniqueConstraint("alert_id", "user", name="uq_review_alert_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True)
+    user: Mapped[str] = mapped_column(String(128), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # confirm | reject
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class AuditEntry(Base):
+    """One link of the append-only, hash-chained audit log."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)
+    at: Mapped[str] = mapped_column(String(40), nullable=False)  # ISO-8601 UTC, hashed as written
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    target: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON, hashed as written
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class NoIdWindow(Base):
+    """A place + time window during which face matching is switched off (analytics still run)."""
+
+    __tablename__ = "no_id_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    scope: Mapped[dict] = mapped_column(JSON, nullable=False)  # {"cameras": [...], "lines": [...]}; empty: all
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class Meta(Base):
+    """Small key/value facts, e.g. ``gallery_version`` (bumped on every change to what may be matched)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)

@@ -7,23 +7,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
+from pathlib import Path
+
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from metrosight.core.types import Alert, Category
 from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
-from metrosight.store.db import StoreError, session_factory
-from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchlist
+from metrosight.audit.log import AuditLog
+from metrosight.policy.crypto import KeyRing, load_master_key
+from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
+from metrosight.store.db import StoreError, open_engine, session_factory
+from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
+from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchlist, WatchlistKey
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(StoreError):
-    """A named watchlist or subject does not exist."""
-
-
-class Conflict(StoreError):
-    """A name is already taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +49,55 @@ def decode_descriptor(blob: bytes) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+class Store(GovernanceMixin):
+    """Watchlists, entries, templates, alerts, runs, users, reviews, windows and the audit log.
 
+    Args:
+        engine: the database.
+        keyring: encrypts templates and crops with a key per watchlist.
+        audit_head: the audit anchor file (see :mod:`metrosight.audit.log`); None keeps no anchor.
+        max_entry_days: the longest an entry may be authorised for.
+    """
 
-class Store:
-    """Watchlists, subjects, templates, alerts and runs."""
-
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: KeyRing,
+        audit_head: Path | None = None,
+        max_entry_days: int = 365,
+    ) -> None:
         self.engine = engine
+        self.keyring = keyring
+        self.audit = AuditLog(audit_head)
+        self.max_entry_days = max_entry_days
         self._session = session_factory(engine)
+        event.listen(self._session, "after_commit", self._after_commit)
+
+    @classmethod
+    def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365) -> Store:
+        """The store of a home directory (SQLite there unless ``url`` is given)."""
+        engine = open_engine(url or f"sqlite:///{root / 'metrosight.db'}")
+        return cls(engine, KeyRing(load_master_key(root)), root / "audit.head", max_entry_days)
+
+    def _after_commit(self, session: Session) -> None:
+        heads = session.info.pop("audit_heads", None)
+        if heads:
+            seq, digest = max(heads)
+            self.audit.write_head(seq, digest)
 
     # -- watchlists -------------------------------------------------------------------------------------------
-    def create_watchlist(self, name: str, category: Category, created_by: str | None = None) -> None:
-        """Raises Conflict if ``name`` exists."""
+    def create_watchlist(self, name: str, category: Category, actor: Actor) -> None:
+        """Raises Conflict if ``name`` exists, Forbidden unless ``actor`` is an admin."""
+        require(actor, "create watchlists", "admin")
         with self._session.begin() as s:
             if s.scalar(select(Watchlist.id).where(Watchlist.name == name)) is not None:
                 raise Conflict(f"watchlist {name!r} already exists")
-            s.add(Watchlist(name=name, category=str(category), created_by=created_by))
+            wl = Watchlist(name=name, category=str(category), created_by=actor.name)
+            s.add(wl)
+            s.flush()
+            s.add(WatchlistKey(watchlist_id=wl.id, wrapped_key=self.keyring.new_wrapped_key()))
+            self.audit.append(s, actor.name, "watchlist.create", name, {"category": str(category)})
+            self._bump(s)
 
     def watchlist_category(self, name: str) -> Category:
         """Raises NotFound if there is no such watchlist."""
@@ -106,48 +134,111 @@ class Store:
         source_name: str,
         source_sha256: str,
         quality: float,
-        created_by: str | None = None,
+        actor: Actor,
+        auth: Authorisation | None = None,
+        now: datetime | None = None,
     ) -> tuple[int, bool]:
-        """Store one template for ``subject`` on ``watchlist`` (creating the entry if new), in one transaction.
+        """Store one encrypted template for ``subject`` on ``watchlist``, in one audited transaction.
+
+        A new entry needs ``auth`` and is created *pending* (or active at once when urgent, for 24 h). Adding a
+        photo to an existing entry sends it back to *pending* (a changed template needs a fresh approval), unless
+        it is an unapproved urgent entry.
 
         Returns:
             ``(subject_id, duplicate)``: ``duplicate`` is True when this photo (by SHA-256) was already enrolled
             for this subject, in which case nothing is written.
 
         Raises:
-            NotFound: no such watchlist.
+            NotFound: no such watchlist. Forbidden: ``actor`` may not record entries. PolicyError: missing or
+            invalid authorisation, or the entry is revoked/expired.
         """
+        require(actor, "record watchlist entries", "approver", "admin")
+        now = now or datetime.now(UTC)
         with self._session.begin() as s:
             wl = s.scalar(select(Watchlist).where(Watchlist.name == watchlist))
             if wl is None:
                 raise NotFound(f"no watchlist named {watchlist!r}; create it with `metrosight watchlist create`")
+            key = s.get(WatchlistKey, wl.id)
+            if key is None:
+                raise PolicyError(f"watchlist {watchlist!r} was shredded (its key is destroyed); create a new one")
             subj = s.scalar(select(Subject).where(Subject.watchlist_id == wl.id, Subject.name == subject))
             if subj is None:
-                subj = Subject(watchlist_id=wl.id, name=subject, status="active", created_by=created_by)
+                if auth is None:
+                    raise PolicyError(
+                        f"{subject!r} is a new entry: give its legal basis, issuing authority, reference and expiry"
+                    )
+                auth.validate(now, self.max_entry_days)
+                subj = Subject(
+                    watchlist_id=wl.id,
+                    name=subject,
+                    status="active" if auth.urgent else "pending",
+                    legal_basis=auth.legal_basis,
+                    issuing_authority=auth.issuing_authority,
+                    reference=auth.reference,
+                    scope=auth.scope(),
+                    valid_from=auth.valid_from,
+                    expires_at=auth.effective_expiry(now),
+                    requested_expires_at=auth.expires_at,
+                    urgent=auth.urgent,
+                    created_by=actor.name,
+                )
                 s.add(subj)
                 s.flush()
+                self.audit.append(
+                    s,
+                    actor.name,
+                    "entry.create",
+                    f"{watchlist}/{subject}",
+                    {
+                        "entry_id": subj.id,
+                        "status": subj.status,
+                        "urgent": auth.urgent,
+                        "legal_basis": auth.legal_basis,
+                        "authority": auth.issuing_authority,
+                        "reference": auth.reference,
+                        "expires_at": subj.expires_at.isoformat(),
+                        "scope": auth.scope(),
+                    },
+                )
+            elif subj.status in ("revoked", "expired"):
+                raise PolicyError(f"entry {watchlist}/{subject} is {subj.status}; record a new authorisation instead")
             dup = s.scalar(
                 select(Template.id).where(Template.subject_id == subj.id, Template.source_sha256 == source_sha256)
             )
             if dup is not None:
                 return subj.id, True
+            if subj.approved_by is not None:
+                subj.status, subj.approved_by, subj.approved_at = "pending", None, None
             s.add(
                 Template(
                     subject_id=subj.id,
-                    descriptor=encode_descriptor(descriptor),
+                    descriptor=self.keyring.encrypt(key.wrapped_key, encode_descriptor(descriptor)),
                     model=model,
                     source_name=source_name,
                     source_sha256=source_sha256,
                     quality=float(quality),
                 )
             )
+            self.audit.append(
+                s,
+                actor.name,
+                "entry.enrol",
+                f"{watchlist}/{subject}",
+                {"entry_id": subj.id, "photo": source_name, "photo_sha256": source_sha256, "status": subj.status},
+            )
+            self._bump(s)
             return subj.id, False
 
-    def active_gallery(self, model: str, camera_id: str | None = None, now: datetime | None = None) -> list[GalleryEntry]:
-        """Templates of every entry that may be matched now: status active, within its validity window, and (when
-        the entry has a camera scope) in scope for ``camera_id``. One fused template per subject."""
+    def active_gallery(
+        self, model: str, camera_id: str | None = None, now: datetime | None = None, line: str | None = None
+    ) -> list[GalleryEntry]:
+        """Templates of every entry that may be matched now: active, inside its validity window and in scope for
+        ``camera_id``/``line``. Expired entries are retired first (their templates destroyed). One fused template
+        per subject."""
         now = now or datetime.now(UTC)
+        self.expire_due(now)
         with self._session() as s:
+            keys = {k.watchlist_id: k.wrapped_key for k in s.scalars(select(WatchlistKey))}
             rows = s.execute(
                 select(Subject, Watchlist.name, Watchlist.category, Template.descriptor)
                 .join(Watchlist, Subject.watchlist_id == Watchlist.id)
@@ -157,14 +248,16 @@ class Store:
             ).all()
         grouped: dict[int, tuple[Subject, str, str, list[np.ndarray]]] = {}
         for subj, wl_name, cat, blob in rows:
-            grouped.setdefault(subj.id, (subj, wl_name, cat, []))[3].append(decode_descriptor(blob))
+            if subj.watchlist_id not in keys:
+                continue  # shredded
+            vec = decode_descriptor(self.keyring.decrypt(keys[subj.watchlist_id], blob))
+            grouped.setdefault(subj.id, (subj, wl_name, cat, []))[3].append(vec)
         out = []
         for subj, wl_name, cat, descs in grouped.values():
-            vf, exp = _aware(subj.valid_from), _aware(subj.expires_at)
+            vf, exp = aware(subj.valid_from), aware(subj.expires_at)
             if (vf is not None and now < vf) or (exp is not None and now >= exp):
                 continue
-            cams = (subj.scope or {}).get("cameras") if isinstance(subj.scope, dict) else None
-            if cams and camera_id is not None and camera_id not in cams:
+            if not in_scope(subj.scope, camera_id, line):
                 continue
             out.append(GalleryEntry(subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs))))
         return out
@@ -219,6 +312,15 @@ class Store:
                         crop_path=crop_path,
                         run_id=run_id,
                     )
+                )
+                s.flush()
+                self.audit.append(
+                    s,
+                    f"system:{alert.camera_id}",
+                    "alert.create",
+                    f"alert:{alert.event_id}",
+                    {"event_id": alert.event_id, "entry_id": m.subject_id, "watchlist": m.watchlist,
+                     "score": round(m.score, 4), "track_id": alert.track_id},
                 )
         except IntegrityError as exc:
             with self._session() as s:

@@ -5,14 +5,30 @@ import pytest
 from sqlalchemy import update
 
 from metrosight.core.types import Alert, Category, Match
+from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.db import StoreError, open_engine
 from metrosight.store.models import Subject, Template
 from metrosight.store.repo import Conflict, NotFound, Store
 
 
+ADMIN = Actor("ada", frozenset({"admin", "approver", "operator", "auditor"}))
+BOB = Actor("bob", frozenset({"approver", "operator"}))
+
+
+def auth(days=30, **kw):
+    return Authorisation("order", "court", "R-1", datetime.now(UTC) + timedelta(days=days), **kw)
+
+
 @pytest.fixture()
 def store(tmp_path):
-    return Store(open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    return Store.for_home(tmp_path)
+
+
+def enrol(store, wl, name, v, sha, model="m", approve=True):
+    out = store.enroll(wl, name, v, model, f"{sha}.jpg", sha * 64, 0.9, ADMIN, auth())
+    if approve and not out[1]:
+        store.approve(wl, name, BOB)
+    return out
 
 
 def vec(seed):
@@ -21,20 +37,21 @@ def vec(seed):
 
 
 def test_watchlist_create_conflict_and_missing(store):
-    store.create_watchlist("wanted", Category.WANTED)
+    store.create_watchlist("wanted", Category.WANTED, ADMIN)
     with pytest.raises(Conflict, match="already exists"):
-        store.create_watchlist("wanted", Category.MISSING)
+        store.create_watchlist("wanted", Category.MISSING, ADMIN)
     with pytest.raises(NotFound, match="no watchlist named 'nope'"):
-        store.enroll("nope", "A", vec(1), "m", "a.jpg", "x" * 64, 0.9)
+        store.enroll("nope", "A", vec(1), "m", "a.jpg", "x" * 64, 0.9, ADMIN, auth())
 
 
 def test_enroll_dedupes_by_photo_and_builds_gallery(store):
-    store.create_watchlist("wl", Category.WANTED)
-    sid, dup = store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9)
+    store.create_watchlist("wl", Category.WANTED, ADMIN)
+    sid, dup = enrol(store, "wl", "Ann", vec(1), "a", approve=False)
     assert not dup
-    assert store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9) == (sid, True)
-    store.enroll("wl", "Ann", vec(2), "m", "b.jpg", "b" * 64, 0.8)
-    store.enroll("wl", "Bob", vec(3), "m", "c.jpg", "c" * 64, 0.8)
+    assert store.active_gallery("m") == []  # pending until approved
+    assert enrol(store, "wl", "Ann", vec(1), "a") == (sid, True)
+    enrol(store, "wl", "Ann", vec(2), "b")
+    enrol(store, "wl", "Bob", vec(3), "c")
     g = store.active_gallery("m")
     assert sorted(e.subject_name for e in g) == ["Ann", "Bob"]
     ann = next(e for e in g if e.subject_name == "Ann")
@@ -46,9 +63,9 @@ def test_enroll_dedupes_by_photo_and_builds_gallery(store):
 
 
 def test_gallery_respects_status_expiry_and_scope(store):
-    store.create_watchlist("wl", Category.MISSING)
+    store.create_watchlist("wl", Category.MISSING, ADMIN)
     for i, name in enumerate(["active", "pending", "expired", "scoped"]):
-        store.enroll("wl", name, vec(i), "m", f"{i}.jpg", str(i) * 64, 0.9)
+        enrol(store, "wl", name, vec(i), str(i))
     now = datetime.now(UTC)
     with store._session.begin() as s:
         s.execute(update(Subject).where(Subject.name == "pending").values(status="pending"))
@@ -59,8 +76,8 @@ def test_gallery_respects_status_expiry_and_scope(store):
 
 
 def test_alert_is_idempotent_and_extends(store):
-    store.create_watchlist("wl", Category.WANTED)
-    sid, _ = store.enroll("wl", "Ann", vec(1), "m", "a.jpg", "a" * 64, 0.9)
+    store.create_watchlist("wl", Category.WANTED, ADMIN)
+    sid, _ = enrol(store, "wl", "Ann", vec(1), "a")
     bad = Alert("cam", 3, Match(999, "Ghost", "wl", Category.WANTED, 0.95, 0.3), 1.0, 2.0, None, "cam:run:9", 2)
     with pytest.raises(StoreError, match="cannot store alert"):
         store.save_alert(bad, None)

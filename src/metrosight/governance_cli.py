@@ -1,0 +1,305 @@
+"""CLI commands for accountability: users, entry approval/revocation, alert review, audit, purge, windows.
+
+Registered on the main Typer app by :mod:`metrosight.cli`. Every command acts as the user given by ``--as``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from metrosight.cli import _actor, _runtime, app, err, fail, governed, out, state, watchlist_app
+
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+alert_app = typer.Typer(help="Review alerts: two different operators must confirm one.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+privacy_app = typer.Typer(help="No-identification windows.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(alert_app, name="alert")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
+
+
+def _when(dt) -> str:  # type: ignore[no-untyped-def]
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
+
+
+# -- users ------------------------------------------------------------------------------------------------------
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="admin, approver, operator, auditor or viewer")],
+    password: Annotated[
+        bool, typer.Option("--password", help="prompt for a password (for the web UI and API)")
+    ] = False,
+) -> None:
+    """Add a user. The very first user needs no --as and must be an admin; after that an admin adds users."""
+    rt = _runtime()
+    pw_hash = None
+    if password:
+        from metrosight.policy.passwords import hash_password
+
+        pw_hash = hash_password(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    with governed():
+        actor = None if rt.store.user_count() == 0 and not state.user else _actor(rt)
+        rt.store.add_user(name, role, actor, pw_hash)
+    out.print(f"added user {name} ({', '.join(sorted(set(role)))})")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users and roles."""
+    rt = _runtime()
+    table = Table("user", "roles", "disabled")
+    for name, roles, disabled in rt.store.list_users():
+        table.add_row(name, ", ".join(roles), "yes" if disabled else "")
+    out.print(table)
+
+
+# -- watchlist entries ------------------------------------------------------------------------------------------
+@watchlist_app.command("entries")
+def watchlist_entries(
+    watchlist: Annotated[str | None, typer.Argument(help="only this watchlist")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Entries with their authorisation, status and expiry."""
+    rt = _runtime()
+    rows = rt.store.entries(watchlist)
+    if as_json:
+        for e in rows:
+            print(json.dumps({
+                "id": e.id, "watchlist": e.watchlist, "name": e.name, "status": e.status, "urgent": e.urgent,
+                "legal_basis": e.legal_basis, "authority": e.authority, "reference": e.reference, "scope": e.scope,
+                "expires_at": e.expires_at.isoformat() if e.expires_at else None, "created_by": e.created_by,
+                "approved_by": e.approved_by, "templates": e.templates,
+            }))
+        return
+    table = Table("watchlist", "entry", "status", "reference", "authority", "scope", "expires", "by", "approved by", "photos")
+    for e in rows:
+        scope = ", ".join((e.scope or {}).get("cameras", []) + (e.scope or {}).get("lines", [])) or "all"
+        status = e.status + (" (urgent)" if e.urgent and not e.approved_by else "")
+        table.add_row(e.watchlist, e.name, status, e.reference or "", e.authority or "", scope, _when(e.expires_at),
+                      e.created_by or "", e.approved_by or "", str(e.templates))
+    out.print(table)
+
+
+@watchlist_app.command("approve")
+def watchlist_approve(
+    watchlist: Annotated[str, typer.Argument()],
+    names: Annotated[list[str] | None, typer.Argument(help="entries to approve")] = None,
+    all_pending: Annotated[bool, typer.Option("--all-pending", help="approve every pending entry (each audited)")] = False,
+) -> None:
+    """Activate pending entries. The approver must hold the approver role and must not have recorded them."""
+    rt = _runtime()
+    actor = _actor(rt)
+    if all_pending:
+        names = [e.name for e in rt.store.entries(watchlist) if e.status == "pending"]
+        if not names:
+            fail(f"no pending entries on {watchlist}")
+    if not names:
+        fail("name the entries to approve, or pass --all-pending")
+    for name in names:
+        with governed():
+            rt.store.approve(watchlist, name, actor)
+        out.print(f"approved {watchlist}/{name}: active", highlight=False)
+
+
+@watchlist_app.command("revoke")
+def watchlist_revoke(
+    watchlist: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the audit log)")],
+) -> None:
+    """Stop matching an entry at once and destroy its templates."""
+    rt = _runtime()
+    with governed():
+        n = rt.store.revoke(watchlist, name, _actor(rt), reason)
+    out.print(f"revoked {watchlist}/{name}; {n} template(s) destroyed", highlight=False)
+
+
+@watchlist_app.command("shred")
+def watchlist_shred(
+    watchlist: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: this cannot be undone")] = False,
+) -> None:
+    """Destroy a watchlist's encryption key and templates (crypto-shredding); its crops become unreadable."""
+    if not yes:
+        fail("shredding cannot be undone: pass --yes")
+    rt = _runtime()
+    with governed():
+        rt.store.shred_watchlist(watchlist, _actor(rt))
+    out.print(f"shredded {watchlist}: its key, templates and crops are unreadable")
+
+
+# -- alerts -----------------------------------------------------------------------------------------------------
+@alert_app.command("list")
+def alert_list(
+    status: Annotated[str | None, typer.Option("--status", help="new, confirmed_once, actionable, rejected")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alerts, newest first."""
+    rt = _runtime()
+    with governed():
+        rows = rt.store.list_alerts(_actor(rt), status)
+    if as_json:
+        for a in rows:
+            print(json.dumps({"id": a.id, "camera": a.camera_id, "subject": a.subject_name, "watchlist": a.watchlist,
+                              "score": a.score, "first_seen": a.first_seen, "last_seen": a.last_seen,
+                              "status": a.status, "created_at": a.created_at.isoformat()}))
+        return
+    table = Table("id", "camera", "subject", "watchlist", "score", "seen (s)", "status", "raised")
+    for a in rows:
+        table.add_row(str(a.id), a.camera_id, a.subject_name, a.watchlist, f"{a.score:.3f}",
+                      f"{a.first_seen:.1f}–{a.last_seen:.1f}", a.status, _when(a.created_at))
+    out.print(table)
+
+
+@alert_app.command("show")
+def alert_show(alert_id: Annotated[int, typer.Argument()]) -> None:
+    """One alert, its reviews, and earlier rejected matches of the same entry (so a known false match shows)."""
+    rt = _runtime()
+    with governed():
+        a, reviews, earlier = rt.store.alert_detail(alert_id, _actor(rt))
+    out.print(f"alert {a.id}: {a.subject_name} [{a.watchlist}/{a.category}] on {a.camera_id}, score {a.score:.3f}, "
+              f"seen {a.first_seen:.2f}–{a.last_seen:.2f} s, status {a.status}", highlight=False)
+    for r in reviews:
+        out.print(f"  {r.action} by {r.user} at {_when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
+    if earlier:
+        out.print(f"  [yellow]{len(earlier)} earlier alert(s) for this entry were rejected:[/]")
+        for r in earlier[:5]:
+            out.print(f"    alert {r.alert_id} by {r.user}: {r.reason}", highlight=False)
+
+
+@alert_app.command("confirm")
+def alert_confirm(alert_id: Annotated[int, typer.Argument()]) -> None:
+    """Confirm an alert; a second, different operator's confirmation makes it actionable."""
+    rt = _runtime()
+    with governed():
+        status = rt.store.review(alert_id, _actor(rt), "confirm")
+    out.print(f"alert {alert_id}: {status}" + (" (needs a second operator)" if status == "confirmed_once" else ""))
+
+
+@alert_app.command("reject")
+def alert_reject(
+    alert_id: Annotated[int, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason", help="why it is wrong (kept as feedback)")],
+) -> None:
+    """Reject an alert with a reason."""
+    rt = _runtime()
+    with governed():
+        status = rt.store.review(alert_id, _actor(rt), "reject", reason)
+    out.print(f"alert {alert_id}: {status}")
+
+
+@alert_app.command("crop")
+def alert_crop(
+    alert_id: Annotated[int, typer.Argument()],
+    output: Annotated[Path, typer.Option("--out", help="where to write the decrypted JPEG")],
+) -> None:
+    """Export an alert's redacted best-shot crop (decrypted; audited)."""
+    rt = _runtime()
+    with governed():
+        data = rt.store.read_crop(alert_id, _actor(rt))
+    output.write_bytes(data)
+    out.print(f"wrote {output}")
+
+
+# -- audit ------------------------------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; reports the first broken link after any edit, deletion or reordering."""
+    rt = _runtime()
+    res = rt.store.verify_audit()
+    if res.ok:
+        out.print(f"audit log OK: {res.checked} entries, chain intact")
+        return
+    fail(f"audit log BROKEN at entry {res.broken_seq}: {res.reason}", 1)
+
+
+@audit_app.command("show")
+def audit_show(
+    last: Annotated[int, typer.Option("--last", help="how many of the newest entries")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The newest audit entries (needs the auditor or admin role)."""
+    rt = _runtime()
+    with governed():
+        rows = rt.store.audit_entries(_actor(rt), last)
+        rt.store.record(state.user or "", "audit.read", None, {"entries": len(rows)})
+    if as_json:
+        for e in rows:
+            print(json.dumps({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
+                              "details": json.loads(e.details), "hash": e.hash}))
+        return
+    table = Table("seq", "at", "actor", "action", "target", "details")
+    for e in rows:
+        table.add_row(str(e.seq), e.at[:19], e.actor, e.action, e.target or "", e.details[:80])
+    out.print(table)
+
+
+# -- retention --------------------------------------------------------------------------------------------------
+@app.command()
+def purge() -> None:
+    """Delete alerts, crops, events and audit entries older than the configured retention periods, and retire
+    expired watchlist entries."""
+    from metrosight.store.governance import Retention
+
+    rt = _runtime()
+    r = rt.settings.privacy.retention
+    with governed():
+        counts = rt.store.purge(Retention(r.alerts_days, r.crops_days, r.events_days, r.audit_days), _actor(rt))
+    out.print("purged: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# -- no-identification windows ----------------------------------------------------------------------------------
+@privacy_app.command("window-add")
+def window_add(
+    name: Annotated[str, typer.Argument()],
+    start: Annotated[str, typer.Option("--from", help="YYYY-MM-DD[THH:MM] UTC, or 0m for now")],
+    end: Annotated[str, typer.Option("--until", help="YYYY-MM-DD[THH:MM] UTC, or a duration like 6h")],
+    reason: Annotated[str, typer.Option("--reason")],
+    cameras: Annotated[str | None, typer.Option("--cameras", help="comma-separated camera ids (default: all)")] = None,
+    lines: Annotated[str | None, typer.Option("--lines", help="comma-separated metro lines")] = None,
+) -> None:
+    """Switch face matching off for a place and time (analytics still run)."""
+    from datetime import UTC, datetime
+
+    from metrosight.policy.rules import parse_when
+
+    rt = _runtime()
+    now = datetime.now(UTC)
+    with governed():
+        wid = rt.store.add_window(
+            name,
+            [c.strip() for c in (cameras or "").split(",") if c.strip()],
+            [x.strip() for x in (lines or "").split(",") if x.strip()],
+            parse_when(start, now),
+            parse_when(end, now),
+            reason,
+            _actor(rt),
+        )
+    out.print(f"no-identification window {wid} ({name}) set")
+
+
+@privacy_app.command("window-list")
+def window_list() -> None:
+    """Current and future no-identification windows."""
+    rt = _runtime()
+    table = Table("id", "name", "scope", "from", "until", "reason", "by")
+    for w in rt.store.windows():
+        scope = ", ".join((w.scope or {}).get("cameras", []) + (w.scope or {}).get("lines", [])) or "all cameras"
+        table.add_row(str(w.id), w.name, scope, _when(w.starts_at), _when(w.ends_at), w.reason, w.created_by)
+    out.print(table)
+
+
+@privacy_app.command("window-remove")
+def window_remove(window_id: Annotated[int, typer.Argument()]) -> None:
+    """End a no-identification window."""
+    rt = _runtime()
+    with governed():
+        rt.store.remove_window(window_id, _actor(rt))
+    err.print(f"window {window_id} removed")

@@ -1,0 +1,143 @@
+"""Who may do what, and the life of a watchlist entry. Pure rules; the store applies them in its transactions.
+
+Roles: ``admin`` (users, watchlists, no-identification windows, purge), ``approver`` (records and activates
+watchlist entries), ``operator`` (reviews alerts, identifies photos), ``auditor`` (reads the audit log), ``viewer``
+(sees cameras and analytics, no biometric data).
+
+Entry states: ``pending`` (recorded, not matched) → ``active`` (approved by a second, different approver) →
+``revoked`` or ``expired`` (templates destroyed). An *urgent* entry is active at once but expires 24 h after it
+was recorded unless approved in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+ROLES = ("admin", "approver", "operator", "auditor", "viewer")
+URGENT_TTL = timedelta(hours=24)
+
+ENTRY_STATES = ("pending", "active", "revoked", "expired")
+
+
+class PolicyError(Exception):
+    """An action is not allowed; the message says which rule refused it."""
+
+
+class Forbidden(PolicyError):
+    """The user lacks the role for the action, or the rule forbids this user (e.g. approving their own entry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    name: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+def require(actor: Actor, action: str, *roles: str) -> None:
+    """Raises Forbidden unless ``actor`` holds one of ``roles``."""
+    if not actor.has(*roles):
+        need = " or ".join(roles)
+        raise Forbidden(f"{actor.name} may not {action}: needs the {need} role (has: {', '.join(sorted(actor.roles)) or 'none'})")
+
+
+def check_roles(roles: Iterable[str]) -> list[str]:
+    out = sorted(set(roles))
+    bad = [r for r in out if r not in ROLES]
+    if bad:
+        raise PolicyError(f"unknown role(s) {', '.join(bad)}; roles are {', '.join(ROLES)}")
+    if not out:
+        raise PolicyError(f"a user needs at least one role ({', '.join(ROLES)})")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Authorisation:
+    """The legal authorisation of a watchlist entry.
+
+    Attributes:
+        legal_basis: the law or order that allows the search (e.g. "Criminal Procedure Code art. 210").
+        issuing_authority: who issued it (a court, a prosecutor, a health authority).
+        reference: the case or order number.
+        expires_at: when the authorisation ends (UTC).
+        valid_from: when it starts (UTC), or None for at once.
+        cameras: camera ids the search is limited to (empty: no camera limit).
+        lines: metro lines the search is limited to (empty: no line limit).
+        urgent: act at once, before approval (then it lapses after 24 h unless approved).
+    """
+
+    legal_basis: str
+    issuing_authority: str
+    reference: str
+    expires_at: datetime
+    valid_from: datetime | None = None
+    cameras: tuple[str, ...] = field(default_factory=tuple)
+    lines: tuple[str, ...] = field(default_factory=tuple)
+    urgent: bool = False
+
+    def validate(self, now: datetime, max_days: int) -> None:
+        """Raises PolicyError for a missing field, an expiry in the past or beyond ``max_days``."""
+        for name in ("legal_basis", "issuing_authority", "reference"):
+            if not getattr(self, name).strip():
+                raise PolicyError(f"an entry needs its {name.replace('_', ' ')}")
+        if self.expires_at <= now:
+            raise PolicyError(f"expiry {self.expires_at.isoformat()} is in the past")
+        if self.expires_at > now + timedelta(days=max_days):
+            raise PolicyError(
+                f"expiry {self.expires_at.date()} is more than {max_days} days away; renew the authorisation instead"
+            )
+        if self.valid_from is not None and self.valid_from >= self.expires_at:
+            raise PolicyError("the validity window starts after it ends")
+
+    def scope(self) -> dict[str, list[str]]:
+        return {"cameras": list(self.cameras), "lines": list(self.lines)}
+
+    def effective_expiry(self, now: datetime) -> datetime:
+        """When the entry stops matching if nobody approves it: 24 h for an urgent entry."""
+        return min(self.expires_at, now + URGENT_TTL) if self.urgent else self.expires_at
+
+
+def can_approve(actor: Actor, created_by: str | None, status: str, urgent: bool, approved_by: str | None) -> None:
+    """Raises Forbidden/PolicyError unless ``actor`` may activate this entry."""
+    require(actor, "approve watchlist entries", "approver")
+    if created_by is not None and actor.name == created_by:
+        raise Forbidden(f"{actor.name} recorded this entry and may not approve it: a second approver must")
+    if status not in ("pending", "active") or (status == "active" and (approved_by or not urgent)):
+        raise PolicyError(f"the entry is {status}{' and already approved' if approved_by else ''}; nothing to approve")
+
+
+def in_scope(scope: dict | None, camera_id: str | None, line: str | None) -> bool:
+    """Whether a camera (on ``line``) is inside an entry's or a window's scope (an empty scope covers all)."""
+    scope = scope or {}
+    cams = scope.get("cameras") or []
+    lines = scope.get("lines") or []
+    if not cams and not lines:
+        return True
+    return (camera_id is not None and camera_id in cams) or (line is not None and line in lines)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """``2026-12-31``, ``2026-12-31T18:00``, or a duration from now: ``30d``, ``12h``, ``90m``.
+
+    Raises:
+        PolicyError: anything else.
+    """
+    t = text.strip()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if t[-1:] in units and t[:-1].isdigit():
+        return now + timedelta(**{units[t[-1]]: int(t[:-1])})
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        raise PolicyError(f"cannot read time {text!r}: use YYYY-MM-DD[THH:MM] (UTC) or a duration like 30d, 12h") from None
+    return aware(dt)  # type: ignore[return-value]

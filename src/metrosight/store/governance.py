@@ -1,0 +1,475 @@
+"""Accountability in the store: users, entry approval/revocation/expiry, alert review, no-identification windows,
+retention purge and the audit log. Every change here is written with its audit entry in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from metrosight.audit.log import VerifyResult, verify
+from metrosight.policy.crypto import CryptoError
+from metrosight.policy.rules import (
+    Actor,
+    Forbidden,
+    PolicyError,
+    aware,
+    can_approve,
+    check_roles,
+    in_scope,
+    require,
+)
+from metrosight.store.db import StoreError
+from metrosight.store.models import (
+    AlertRecord,
+    AlertReview,
+    AuditEntry,
+    EventRecord,
+    Meta,
+    NoIdWindow,
+    Subject,
+    Template,
+    User,
+    Watchlist,
+    WatchlistKey,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import sessionmaker
+
+    from metrosight.audit.log import AuditLog
+    from metrosight.policy.crypto import KeyRing
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+class NotFound(StoreError):
+    """A named watchlist, entry, user, alert or window does not exist."""
+
+
+class Conflict(StoreError):
+    """A name is already taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    id: int
+    watchlist: str
+    name: str
+    status: str
+    urgent: bool
+    legal_basis: str | None
+    authority: str | None
+    reference: str | None
+    scope: dict | None
+    expires_at: datetime | None
+    created_by: str | None
+    approved_by: str | None
+    templates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Retention periods in days (None: keep)."""
+
+    alerts_days: float | None
+    crops_days: float | None
+    events_days: float | None
+    audit_days: float | None
+
+
+class GovernanceMixin:
+    """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory, audit and keyring)."""
+
+    _session: sessionmaker[Session]
+    audit: AuditLog
+    keyring: KeyRing
+
+    # -- users ------------------------------------------------------------------------------------------------
+    def actor(self, name: str | None) -> Actor:
+        """The acting user. Raises PolicyError for no name, NotFound for an unknown or disabled user."""
+        if not name:
+            raise PolicyError("this action needs a user: pass --as USER (create users with `metrosight user add`)")
+        with self._session() as s:
+            u = s.scalar(select(User).where(User.name == name))
+        if u is None or u.disabled:
+            raise NotFound(f"unknown user {name!r}")
+        return Actor(u.name, frozenset(u.roles))
+
+    def user_count(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(User)) or 0)
+
+    def add_user(self, name: str, roles: list[str], actor: Actor | None, password_hash: str | None = None) -> None:
+        """Create a user. The first user may be created without an actor (and must be an admin); later ones need
+        an admin."""
+        roles = check_roles(roles)
+        name = name.strip()
+        if not name:
+            raise PolicyError("a user needs a name")
+        with self._session.begin() as s:
+            first = (s.scalar(select(func.count()).select_from(User)) or 0) == 0
+            if actor is None:
+                if not first:
+                    raise PolicyError("users exist already: an admin must add new ones (--as ADMIN)")
+                if "admin" not in roles:
+                    raise PolicyError("the first user must have the admin role")
+                by = name
+            else:
+                require(actor, "add users", "admin")
+                by = actor.name
+            if s.scalar(select(User.id).where(User.name == name)) is not None:
+                raise Conflict(f"user {name!r} already exists")
+            s.add(User(name=name, roles=roles, created_by=by, password_hash=password_hash))
+            self.audit.append(s, by, "user.add", name, {"roles": roles})
+
+    def list_users(self) -> list[tuple[str, list[str], bool]]:
+        with self._session() as s:
+            return [(u.name, list(u.roles), u.disabled) for u in s.scalars(select(User).order_by(User.name))]
+
+    # -- gallery version --------------------------------------------------------------------------------------
+    def _bump(self, s: Session) -> None:
+        row = s.get(Meta, "gallery_version")
+        if row is None:
+            s.add(Meta(key="gallery_version", value="1"))
+        else:
+            row.value = str(int(row.value) + 1)
+
+    def gallery_version(self) -> int:
+        """Bumped by every change to what may be matched (entries, templates, keys, windows)."""
+        with self._session() as s:
+            row = s.get(Meta, "gallery_version")
+            return int(row.value) if row else 0
+
+    # -- entries ----------------------------------------------------------------------------------------------
+    def _entry(self, s: Session, watchlist: str, name: str) -> Subject:
+        subj = s.scalar(
+            select(Subject).join(Watchlist, Subject.watchlist_id == Watchlist.id).where(
+                Watchlist.name == watchlist, Subject.name == name
+            )
+        )
+        if subj is None:
+            raise NotFound(f"no entry {name!r} on watchlist {watchlist!r}")
+        return subj
+
+    def entries(self, watchlist: str | None = None) -> list[EntryInfo]:
+        with self._session() as s:
+            q = (
+                select(Subject, Watchlist.name, func.count(Template.id))
+                .join(Watchlist, Subject.watchlist_id == Watchlist.id)
+                .outerjoin(Template, Template.subject_id == Subject.id)
+                .group_by(Subject.id, Watchlist.name)
+                .order_by(Watchlist.name, Subject.name)
+            )
+            if watchlist is not None:
+                q = q.where(Watchlist.name == watchlist)
+            return [
+                EntryInfo(
+                    e.id, wl, e.name, e.status, e.urgent, e.legal_basis, e.issuing_authority, e.reference, e.scope,
+                    aware(e.expires_at), e.created_by, e.approved_by, n,
+                )
+                for e, wl, n in s.execute(q).all()
+            ]
+
+    def approve(self, watchlist: str, name: str, actor: Actor, now: datetime | None = None) -> str:
+        """Activate a pending entry (or confirm an urgent one, lifting its 24 h limit). Returns the new status.
+
+        Raises:
+            Forbidden: not an approver, or the approver recorded the entry. PolicyError: nothing to approve,
+            or it expired meanwhile.
+        """
+        now = now or datetime.now(UTC)
+        self.expire_due(now)
+        with self._session.begin() as s:
+            e = self._entry(s, watchlist, name)
+            can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by)
+            e.status, e.approved_by, e.approved_at = "active", actor.name, now
+            if e.urgent and e.requested_expires_at is not None:
+                e.expires_at = e.requested_expires_at
+            self.audit.append(
+                s, actor.name, "entry.approve", f"{watchlist}/{name}",
+                {"entry_id": e.id, "expires_at": aware(e.expires_at).isoformat() if e.expires_at else None},
+            )
+            self._bump(s)
+            return e.status
+
+    def _destroy_templates(self, s: Session, entry_id: int) -> int:
+        return s.execute(delete(Template).where(Template.subject_id == entry_id)).rowcount or 0
+
+    def revoke(self, watchlist: str, name: str, actor: Actor, reason: str) -> int:
+        """Stop matching an entry at once and destroy its templates. Returns how many templates were destroyed."""
+        require(actor, "revoke watchlist entries", "approver", "admin")
+        if not reason.strip():
+            raise PolicyError("a revocation needs a reason")
+        with self._session.begin() as s:
+            e = self._entry(s, watchlist, name)
+            if e.status in ("revoked", "expired"):
+                raise PolicyError(f"entry {watchlist}/{name} is already {e.status}")
+            n = self._destroy_templates(s, e.id)
+            e.status, e.revoked_at, e.revoked_by, e.revoke_reason = "revoked", datetime.now(UTC), actor.name, reason
+            self.audit.append(
+                s, actor.name, "entry.revoke", f"{watchlist}/{name}",
+                {"entry_id": e.id, "reason": reason, "templates_destroyed": n},
+            )
+            self._bump(s)
+            return n
+
+    def expire_due(self, now: datetime | None = None) -> int:
+        """Retire entries whose expiry has passed: status expired, templates destroyed. Returns how many."""
+        now = now or datetime.now(UTC)
+        with self._session() as s:
+            due = [
+                e.id
+                for e in s.scalars(select(Subject).where(Subject.status.in_(("pending", "active"))))
+                if e.expires_at is not None and aware(e.expires_at) <= now
+            ]
+        if not due:
+            return 0
+        with self._session.begin() as s:
+            for eid in due:
+                e = s.get(Subject, eid)
+                if e is None or e.status not in ("pending", "active"):
+                    continue
+                n = self._destroy_templates(s, e.id)
+                e.status = "expired"
+                self.audit.append(
+                    s, SYSTEM, "entry.expire", f"entry:{e.id}",
+                    {"entry_id": e.id, "expired_at": aware(e.expires_at).isoformat(), "templates_destroyed": n,
+                     "urgent_unapproved": bool(e.urgent and e.approved_by is None)},
+                )
+            self._bump(s)
+        return len(due)
+
+    def shred_watchlist(self, watchlist: str, actor: Actor) -> None:
+        """Destroy a watchlist's key (crypto-shredding) and its templates; its entries end as revoked."""
+        require(actor, "shred watchlists", "admin")
+        with self._session.begin() as s:
+            wl = s.scalar(select(Watchlist).where(Watchlist.name == watchlist))
+            if wl is None:
+                raise NotFound(f"no watchlist named {watchlist!r}")
+            s.execute(delete(WatchlistKey).where(WatchlistKey.watchlist_id == wl.id))
+            n = 0
+            for e in s.scalars(select(Subject).where(Subject.watchlist_id == wl.id)):
+                n += self._destroy_templates(s, e.id)
+                if e.status in ("pending", "active"):
+                    e.status, e.revoked_at, e.revoked_by, e.revoke_reason = (
+                        "revoked", datetime.now(UTC), actor.name, "watchlist shredded",
+                    )
+            self.audit.append(s, actor.name, "watchlist.shred", watchlist, {"templates_destroyed": n})
+            self._bump(s)
+
+    def wrapped_key(self, watchlist: str) -> bytes | None:
+        with self._session() as s:
+            return s.scalar(
+                select(WatchlistKey.wrapped_key).join(Watchlist, Watchlist.id == WatchlistKey.watchlist_id).where(
+                    Watchlist.name == watchlist
+                )
+            )
+
+    def encrypt_for(self, watchlist: str, data: bytes) -> bytes:
+        """Encrypt ``data`` (e.g. a crop) with the watchlist's key. Raises CryptoError if the key is destroyed."""
+        key = self.wrapped_key(watchlist)
+        if key is None:
+            raise CryptoError(f"watchlist {watchlist!r} has no key (shredded)")
+        return self.keyring.encrypt(key, data)
+
+    # -- alerts: review and reads -----------------------------------------------------------------------------
+    def review(self, alert_id: int, actor: Actor, action: str, reason: str | None = None) -> str:
+        """Confirm or reject an alert. Two different operators' confirmations make it *actionable*; one rejection
+        (with a reason) makes it *rejected*. Returns the new status.
+
+        Raises:
+            Forbidden: not an operator, or the same operator confirming twice. PolicyError: bad action, missing
+            reason, or the alert is already decided.
+        """
+        require(actor, f"{action} alerts", "operator")
+        if action not in ("confirm", "reject"):
+            raise PolicyError(f"unknown review action {action!r}: use confirm or reject")
+        if action == "reject" and not (reason or "").strip():
+            raise PolicyError("a rejection needs a reason (it is kept as feedback)")
+        with self._session.begin() as s:
+            a = s.get(AlertRecord, alert_id, with_for_update=True)
+            if a is None:
+                raise NotFound(f"no alert {alert_id}")
+            if a.status in ("actionable", "rejected"):
+                raise PolicyError(f"alert {alert_id} is already {a.status}")
+            prior = list(s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id)))
+            if any(r.user == actor.name for r in prior):
+                raise Forbidden(f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must")
+            s.add(AlertReview(alert_id=alert_id, user=actor.name, action=action, reason=reason))
+            if action == "reject":
+                a.status = "rejected"
+            else:
+                confirms = 1 + sum(r.action == "confirm" for r in prior)
+                a.status = "actionable" if confirms >= 2 else "confirmed_once"
+            self.audit.append(
+                s, actor.name, f"alert.{action}", f"alert:{alert_id}",
+                {"alert_id": alert_id, "event_id": a.event_id, "status": a.status, "reason": reason,
+                 "subject": a.subject_name, "watchlist": a.watchlist},
+            )
+            return a.status
+
+    def alert_detail(self, alert_id: int, actor: Actor) -> tuple[AlertRecord, list[AlertReview], list[AlertReview]]:
+        """An alert, its reviews, and earlier rejections of matches to the same entry (feedback). Audited read.
+
+        Returns:
+            ``(alert, reviews, earlier_rejections)``.
+        """
+        require(actor, "read alerts", "operator", "admin", "auditor")
+        with self._session.begin() as s:
+            a = s.get(AlertRecord, alert_id)
+            if a is None:
+                raise NotFound(f"no alert {alert_id}")
+            reviews = list(s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id).order_by(AlertReview.id)))
+            earlier = list(
+                s.scalars(
+                    select(AlertReview)
+                    .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
+                    .where(
+                        AlertReview.action == "reject",
+                        AlertRecord.subject_id == a.subject_id,
+                        AlertRecord.id != a.id,
+                    )
+                    .order_by(AlertReview.at.desc())
+                )
+            )
+            self.audit.append(s, actor.name, "alert.read", f"alert:{alert_id}", {"alert_id": alert_id})
+            return a, reviews, earlier
+
+    def list_alerts(self, actor: Actor, status: str | None = None, limit: int = 100) -> list[AlertRecord]:
+        """Alerts, newest first (metadata only; no crops). Audited."""
+        require(actor, "list alerts", "operator", "admin", "auditor")
+        with self._session.begin() as s:
+            q = select(AlertRecord).order_by(AlertRecord.id.desc()).limit(limit)
+            if status:
+                q = q.where(AlertRecord.status == status)
+            rows = list(s.scalars(q))
+            self.audit.append(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
+            return rows
+
+    def read_crop(self, alert_id: int, actor: Actor) -> bytes:
+        """The decrypted best-shot JPEG of an alert (an export of biometric data; audited).
+
+        Raises:
+            NotFound: no alert, or it has no crop. CryptoError: the watchlist was shredded.
+        """
+        require(actor, "export alert crops", "operator", "admin")
+        with self._session() as s:
+            a = s.get(AlertRecord, alert_id)
+            if a is None or not a.crop_path:
+                raise NotFound(f"alert {alert_id} has no stored crop")
+            path, wl = a.crop_path, a.watchlist
+        data = self.keyring.decrypt(self.wrapped_key(wl), Path(path).read_bytes())
+        with self._session.begin() as s:
+            self.audit.append(s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id})
+        return data
+
+    # -- no-identification windows ----------------------------------------------------------------------------
+    def add_window(
+        self, name: str, cameras: list[str], lines: list[str], starts_at: datetime, ends_at: datetime, reason: str,
+        actor: Actor,
+    ) -> int:
+        require(actor, "set no-identification windows", "admin")
+        if ends_at <= starts_at:
+            raise PolicyError("a window must end after it starts")
+        if not reason.strip():
+            raise PolicyError("a no-identification window needs a reason")
+        with self._session.begin() as s:
+            w = NoIdWindow(
+                name=name, scope={"cameras": cameras, "lines": lines}, starts_at=starts_at, ends_at=ends_at,
+                reason=reason, created_by=actor.name,
+            )
+            s.add(w)
+            s.flush()
+            self.audit.append(
+                s, actor.name, "window.add", name,
+                {"window_id": w.id, "cameras": cameras, "lines": lines, "starts_at": starts_at.isoformat(),
+                 "ends_at": ends_at.isoformat(), "reason": reason},
+            )
+            self._bump(s)
+            return w.id
+
+    def remove_window(self, window_id: int, actor: Actor) -> None:
+        require(actor, "remove no-identification windows", "admin")
+        with self._session.begin() as s:
+            w = s.get(NoIdWindow, window_id)
+            if w is None or w.removed_at is not None:
+                raise NotFound(f"no active no-identification window {window_id}")
+            w.removed_at, w.removed_by = datetime.now(UTC), actor.name
+            self.audit.append(s, actor.name, "window.remove", w.name, {"window_id": window_id})
+            self._bump(s)
+
+    def windows(self) -> list[NoIdWindow]:
+        with self._session() as s:
+            return list(s.scalars(select(NoIdWindow).where(NoIdWindow.removed_at.is_(None)).order_by(NoIdWindow.starts_at)))
+
+    def identification_allowed(self, camera_id: str | None, line: str | None, now: datetime | None = None) -> bool:
+        """False while a no-identification window covers this camera."""
+        now = now or datetime.now(UTC)
+        for w in self.windows():
+            if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):
+                return False
+        return True
+
+    # -- retention --------------------------------------------------------------------------------------------
+    def purge(self, retention: Retention, actor: Actor, now: datetime | None = None) -> dict[str, int]:
+        """Delete what is older than its retention period: alerts (and their reviews), crop files, events, and
+        audit entries (the purge records where the chain now starts, so verification still holds)."""
+        require(actor, "purge old records", "admin")
+        now = now or datetime.now(UTC)
+        counts = {"alerts": 0, "crops": 0, "events": 0, "audit": 0, "entries_expired": self.expire_due(now)}
+        with self._session.begin() as s:
+            if retention.crops_days is not None:
+                cut = now - timedelta(days=retention.crops_days)
+                for a in s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut, AlertRecord.crop_path.is_not(None))):
+                    Path(a.crop_path).unlink(missing_ok=True)
+                    a.crop_path = None
+                    counts["crops"] += 1
+            if retention.alerts_days is not None:
+                cut = now - timedelta(days=retention.alerts_days)
+                old = list(s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut)))
+                for a in old:
+                    if a.crop_path:
+                        Path(a.crop_path).unlink(missing_ok=True)
+                    s.delete(a)
+                counts["alerts"] = len(old)
+            if retention.events_days is not None:
+                cut = now - timedelta(days=retention.events_days)
+                counts["events"] = s.execute(delete(EventRecord).where(EventRecord.created_at < cut)).rowcount or 0
+            details: dict = {"counts": counts, "retention": asdict(retention)}
+            action = "purge"
+            if retention.audit_days is not None:
+                cut_at = (now - timedelta(days=retention.audit_days)).isoformat(timespec="microseconds")
+                old_audit = list(s.scalars(select(AuditEntry).where(AuditEntry.at < cut_at).order_by(AuditEntry.seq)))
+                if old_audit:
+                    last = old_audit[-1]
+                    s.execute(delete(AuditEntry).where(AuditEntry.seq <= last.seq))
+                    counts["audit"] = len(old_audit)
+                    action = "audit.purge"
+                    details.update(through_seq=last.seq, through_hash=last.hash)
+            self.audit.append(s, actor.name, action, None, details)
+        return counts
+
+    # -- audit ------------------------------------------------------------------------------------------------
+    def audit_entries(self, actor: Actor | None = None, limit: int | None = None) -> list[AuditEntry]:
+        if actor is not None:
+            require(actor, "read the audit log", "auditor", "admin")
+        with self._session() as s:
+            q = select(AuditEntry).order_by(AuditEntry.id)
+            rows = list(s.scalars(q))
+        return rows[-limit:] if limit else rows
+
+    def verify_audit(self) -> VerifyResult:
+        return verify(self.audit_entries(), self.audit.read_head())
+
+    def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
+        """Write a standalone audit entry (e.g. an identify call or a login)."""
+        with self._session.begin() as s:
+            self.audit.append(s, actor, action, target, details)
