@@ -1,0 +1,263 @@
+"""The analytics of one camera: observations of tracked people in, behaviour events and counts out.
+
+:class:`BehaviourEngine` is a pure state machine over time (no I/O, no clock: every time is the media time given
+with the observations). It
+
+- re-links tracker id switches: a track that starts within ``relink_seconds`` of another one ending, and within
+  ``relink_metres`` (or ``relink_heights`` body heights) of where that one was last seen, continues the same person;
+- keeps each person's stays per zone (:mod:`~metrosight.analytics.dwell`) → loitering events;
+- fits each person's smoothed speed (:mod:`~metrosight.analytics.speed`) → fast-movement events;
+- counts line crossings (:mod:`~metrosight.analytics.counting`) and the occupancy of each zone.
+
+A person whose track is lost is kept for ``relink_seconds``; then their stays and episodes end at the last time
+they were seen. Persons are per-camera numbers and nothing else: no appearance, no face, no identity is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metrosight.analytics.counting import LineRule, SideState
+from metrosight.analytics.dwell import DwellRule, Stay, StayChange
+from metrosight.analytics.model import (
+    FAST_MOVEMENT,
+    LINE_CROSSING,
+    LOITERING,
+    BehaviourEvent,
+    Observation,
+    Rules,
+    Scene,
+)
+from metrosight.analytics.speed import FastChange, FastMovementRule, FastState, SpeedEstimator
+
+
+@dataclass(slots=True)
+class _Person:
+    person: int
+    track_id: int
+    first_ts: float
+    last_ts: float
+    point: tuple[float, float]
+    ground: tuple[float, float]
+    scale: float
+    speed: SpeedEstimator
+    fast: FastState = field(default_factory=FastState)
+    stays: dict[str, Stay] = field(default_factory=dict)
+    sides: dict[str, SideState] = field(default_factory=dict)
+    lost: bool = False
+    episodes: int = 0
+    last_speed: float | None = None
+
+
+class BehaviourEngine:
+    """Zones, dwell, speed and counting for one camera.
+
+    Args:
+        scene: zones, counting lines and the optional ground calibration.
+        rules: the thresholds (seconds, metres or body heights).
+    """
+
+    def __init__(self, scene: Scene, rules: Rules) -> None:
+        self.scene = scene
+        self.rules = rules
+        self.calibrated = scene.plane is not None
+        self.unit = "m/s" if self.calibrated else "heights/s"
+        self._dwell = {
+            z.name: DwellRule(z.loitering_seconds or rules.loitering_seconds, rules.exit_grace_seconds)
+            for z in scene.zones
+        }
+        threshold = rules.fast_speed_mps if self.calibrated else rules.fast_speed_heights
+        self._fast = FastMovementRule(threshold, rules.min_duration_seconds, rules.speed_window_seconds)
+        self._lines = {ln.name: LineRule(ln.line, rules.line_margin) for ln in scene.lines}
+        self._by_track: dict[int, _Person] = {}
+        self._lost: list[_Person] = []
+        self._next_person = 1
+        self.crossings: Counter[tuple[str, str]] = Counter()
+        self.events_started: Counter[str] = Counter()
+        self.relinked = 0
+        self.persons = 0
+        self.peak_occupancy: dict[str, int] = {z.name: 0 for z in scene.zones}
+
+    # -- public -----------------------------------------------------------------------------------------------
+    def update(self, ts: float, observations: Iterable[Observation], ended: Iterable[int] = ()) -> list[BehaviourEvent]:
+        """Advance to media time ``ts``.
+
+        Args:
+            ts: media time of this frame, seconds (non-decreasing from call to call).
+            observations: the people seen in this frame (one per track at most).
+            ended: tracker ids whose tracks ended at this frame.
+
+        Returns:
+            The events of this step, in order.
+        """
+        events: list[BehaviourEvent] = []
+        for tid in ended:  # first, so that a track started in this frame can continue one that ended in it
+            person = self._by_track.pop(tid, None)
+            if person is not None:
+                person.lost = True
+                self._lost.append(person)
+        obs = list(observations)
+        ground = self._ground(obs)
+        for o, g in zip(obs, ground, strict=True):
+            person = self._by_track.get(o.track_id)
+            if person is None:
+                person = self._new_track(o, g)
+            events.extend(self._observe(person, o, g))
+        events.extend(self._age(ts))
+        for name in self.peak_occupancy:
+            self.peak_occupancy[name] = max(self.peak_occupancy[name], self.occupancy().get(name, 0))
+        return events
+
+    def finish(self, ts: float) -> list[BehaviourEvent]:
+        """The source ended at ``ts``: end every stay and episode."""
+        events: list[BehaviourEvent] = []
+        for person in [*self._by_track.values(), *self._lost]:
+            events.extend(self._close_person(person))
+        self._by_track.clear()
+        self._lost.clear()
+        return events
+
+    def occupancy(self) -> dict[str, int]:
+        """People currently staying in each zone (seen inside within the exit grace)."""
+        occ = {z.name: 0 for z in self.scene.zones}
+        for person in self._by_track.values():
+            for name in person.stays:
+                occ[name] += 1
+        return occ
+
+    def speed_of(self, track_id: int) -> float | None:
+        """The latest smoothed speed of a live track (``unit`` per second), for display."""
+        person = self._by_track.get(track_id)
+        return person.last_speed if person else None
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _ground(self, obs: list[Observation]) -> list[tuple[tuple[float, float], float]]:
+        """Each observation's point in speed units (metres, or pixels) and its scale (1, or the body height)."""
+        if not obs:
+            return []
+        if self.scene.plane is not None:
+            world = self.scene.plane.to_world(np.array([o.point for o in obs], dtype=np.float64))
+            return [((float(w[0]), float(w[1])), 1.0) for w in world]
+        return [(o.point, float(o.height) if o.height and o.height > 0 else 1.0) for o in obs]
+
+    def _relink_limit(self, scale: float) -> float:
+        return self.rules.relink_metres if self.calibrated else self.rules.relink_heights * scale
+
+    def _new_track(self, o: Observation, g: tuple[tuple[float, float], float]) -> _Person:
+        (gx, gy), scale = g
+        best, best_d = None, math.inf
+        for cand in self._lost:
+            if o.ts - cand.last_ts > self.rules.relink_seconds or o.ts < cand.last_ts:
+                continue
+            d = math.hypot(gx - cand.ground[0], gy - cand.ground[1])
+            if d <= self._relink_limit(max(scale, cand.scale)) and d < best_d:
+                best, best_d = cand, d
+        if best is not None:
+            self._lost.remove(best)
+            best.lost = False
+            best.track_id = o.track_id
+            self.relinked += 1
+            person = best
+        else:
+            person = _Person(
+                self._next_person, o.track_id, o.ts, o.ts, o.point, (gx, gy), scale,
+                SpeedEstimator(self.rules.speed_window_seconds),
+            )
+            self._next_person += 1
+            self.persons += 1
+        self._by_track[o.track_id] = person
+        return person
+
+    def _observe(self, person: _Person, o: Observation, g: tuple[tuple[float, float], float]) -> list[BehaviourEvent]:
+        (gx, gy), scale = g
+        person.last_ts, person.point, person.ground, person.scale = o.ts, o.point, (gx, gy), scale
+        events: list[BehaviourEvent] = []
+        for zone in self.scene.zones:
+            inside = zone.polygon.contains_point(o.point)
+            stay, change = self._dwell[zone.name].step(person.stays.get(zone.name), o.ts, inside)
+            if stay is None:
+                person.stays.pop(zone.name, None)
+            else:
+                person.stays[zone.name] = stay
+            if change is not None:
+                events.append(self._stay_event(person, zone.name, change))
+        if o.speed_ok:
+            speed = person.speed.add(o.ts, gx, gy, scale)
+            person.last_speed = speed
+            fc = self._fast.step(person.fast, o.ts, speed, person.first_ts)
+            if fc is not None:
+                events.append(self._fast_event(person, fc))
+        for name, rule in self._lines.items():
+            side = person.sides.setdefault(name, SideState())
+            direction = rule.step(side, o.point, 1.0 if self.calibrated else scale)
+            if direction is not None:
+                self.crossings[(name, direction)] += 1
+                events.append(
+                    BehaviourEvent(
+                        LINE_CROSSING, "instant", f"{LINE_CROSSING}:{person.person}:{name}:{self._episode(person)}",
+                        person.person, person.track_id, o.ts, o.ts, {"line": name, "direction": direction},
+                    )
+                )
+        return events
+
+    def _age(self, ts: float) -> list[BehaviourEvent]:
+        events: list[BehaviourEvent] = []
+        for person in list(self._lost):
+            if ts - person.last_ts > self.rules.relink_seconds:
+                self._lost.remove(person)
+                events.extend(self._close_person(person))
+        for person in self._by_track.values():
+            if person.last_ts >= ts:
+                continue
+            for name, stay in list(person.stays.items()):
+                kept, change = self._dwell[name].expire(stay, ts)
+                if kept is None:
+                    del person.stays[name]
+                if change is not None:
+                    events.append(self._stay_event(person, name, change))
+        return events
+
+    def _close_person(self, person: _Person) -> list[BehaviourEvent]:
+        events = []
+        for name, stay in person.stays.items():
+            change = DwellRule.close(stay)
+            if change is not None:
+                events.append(self._stay_event(person, name, change))
+        person.stays.clear()
+        fc = self._fast.close(person.fast)
+        if fc is not None:
+            events.append(self._fast_event(person, fc))
+        return events
+
+    def _episode(self, person: _Person) -> int:
+        person.episodes += 1
+        return person.episodes
+
+    def _key(self, person: _Person, kind: str, zone: str, since: float) -> str:
+        return f"{kind}:{person.person}:{zone}:{since:.3f}"
+
+    def _stay_event(self, person: _Person, zone: str, change: StayChange) -> BehaviourEvent:
+        if change.phase == "start":
+            self.events_started[LOITERING] += 1
+        return BehaviourEvent(
+            LOITERING, change.phase, self._key(person, LOITERING, zone, change.since), person.person, person.track_id,
+            change.since, change.ts, {"zone": zone, "duration_s": round(change.duration, 2)},
+        )
+
+    def _fast_event(self, person: _Person, change: FastChange) -> BehaviourEvent:
+        if change.phase == "start":
+            self.events_started[FAST_MOVEMENT] += 1
+        return BehaviourEvent(
+            FAST_MOVEMENT, change.phase, self._key(person, FAST_MOVEMENT, "", change.start_ts), person.person,
+            person.track_id, change.start_ts, change.end_ts,
+            {
+                "peak_speed": round(change.peak, 2),
+                "unit": self.unit,
+                "duration_s": round(change.end_ts - change.start_ts, 2),
+            },
+        )
