@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALERTS = "alerts"
 TOPIC_ALERT_UPDATES = "alert-updates"
+TOPIC_CAMERA_STATE = "camera-state"
+TOPIC_CAMERA_STATS = "camera-stats"
 
 Handler = Callable[[BaseModel], None]
 

@@ -37,3 +37,39 @@ class AlertUpdateV1(_Payload):
     version: Literal[1] = 1
     event_id: str
     last_seen: float
+
+
+class CameraStateV1(_Payload):
+    """A camera changed state: ``starting``, ``live``, ``reconnecting``, ``down`` or ``stopped``."""
+
+    version: Literal[1] = 1
+    camera_id: str
+    state: Literal["starting", "live", "reconnecting", "down", "stopped"]
+    previous: str | None = None
+    reason: str = Field("", description="why, in words: the error of the last attempt, the watchdog, …")
+    attempt: int = Field(0, ge=0, description="consecutive failed connection attempts")
+    wall_time: float = Field(description="Unix time of the change, seconds")
+    worker: int | None = Field(None, description="the node's worker process running the camera")
+
+
+class CameraStatsV1(_Payload):
+    """Counters of one camera since its worker (re)started; sent every few seconds and when it stops."""
+
+    version: Literal[1] = 1
+    camera_id: str
+    worker: int
+    state: str
+    frames_decoded: int = Field(description="frames decoded from the source")
+    frames_skipped: int = Field(description="frames not due under the analysis rate")
+    frames_dropped: int = Field(description="due frames replaced by a newer one before the analysis took them")
+    frames_analysed: int
+    faces: int = Field(description="faces detected in analysed frames")
+    embedded: int = Field(description="face descriptors computed")
+    tracks: int
+    alerts: int
+    reconnects: int
+    stalls: int
+    failed_attempts: int
+    last_frame_wall: float = Field(description="Unix time of the newest decoded frame (0: none yet)")
+    worker_cpu_seconds: float = Field(description="CPU time of the whole worker process so far")
+    wall_time: float

@@ -90,6 +90,17 @@ class IngestConfig(_Section):
         None, gt=0.0, description="analyse at most this many frames a second (None: every frame)"
     )
     open_timeout_seconds: float = Field(10.0, gt=0.0, description="give up opening a stream after this long")
+    stall_timeout_seconds: float = Field(
+        5.0, gt=0.0, description="watchdog: a live stream with no decoded frame for this long is reconnected"
+    )
+    reconnect_initial_seconds: float = Field(0.5, gt=0.0, description="delay before the first reconnect attempt")
+    reconnect_max_seconds: float = Field(30.0, gt=0.0, description="ceiling of the exponential reconnect delay")
+    reconnect_jitter: float = Field(
+        0.5, ge=0.0, le=1.0, description="fraction by which each reconnect delay is shortened at random"
+    )
+    down_after_attempts: int = Field(
+        5, ge=1, le=1000, description="failed attempts in a row after which a camera is reported down"
+    )
 
 
 class StorageConfig(_Section):
@@ -101,6 +112,9 @@ class CameraConfig(_Section):
     id: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     source: str = Field(..., min_length=1, description="file path, rtsp://… URL, or webcam:N")
     line: str | None = Field(None, max_length=64, description="metro line of the camera (for entry and window scopes)")
+    analysis_fps: float | None = Field(
+        None, gt=0.0, description="this camera's analysis rate, frames a second (None: ingest.analysis_fps)"
+    )
 
 
 class RetentionConfig(_Section):
@@ -120,6 +134,21 @@ class PrivacyConfig(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
+class NodeConfig(_Section):
+    """``metrosight node``: the cameras of ``cameras:`` in worker processes on this machine."""
+
+    workers: int | None = Field(
+        None, ge=1, le=256, description="worker processes (None: one per usable core, at most one per camera)"
+    )
+    pin_cores: bool = Field(True, description="pin each worker process to one core (round-robin)")
+    max_restarts: int = Field(5, ge=0, description="restarts of a crashed worker allowed per restart window")
+    restart_window_seconds: float = Field(300.0, gt=0.0, description="the window of the restart-rate limit")
+    shutdown_timeout_seconds: float = Field(
+        20.0, gt=0.0, description="on SIGTERM, how long workers get to finish their tracks before being killed"
+    )
+    stats_interval_seconds: float = Field(1.0, gt=0.0, description="how often workers report their counters")
+
+
 class Settings(_Section):
     """The root of metrosight's configuration."""
 
@@ -130,3 +159,4 @@ class Settings(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    node: NodeConfig = Field(default_factory=NodeConfig)

@@ -63,6 +63,38 @@ class SourceSpec:
         return cls("file", str(path))
 
 
+def open_container(
+    spec: SourceSpec, open_timeout: float = 10.0, read_timeout: float | None = None
+) -> av.container.InputContainer:
+    """Open ``spec`` with PyAV (RTSP over TCP).
+
+    Args:
+        spec: what to open.
+        open_timeout: seconds a network stream may take to open.
+        read_timeout: seconds a network read may block (no packet) before it fails; defaults to ``open_timeout``.
+
+    Raises:
+        SourceError: the source cannot be opened; the message names it and says what to check.
+    """
+    options: dict[str, str] = {}
+    kwargs: dict[str, object] = {}
+    if spec.kind == "rtsp":
+        options = {"rtsp_transport": "tcp"}
+        kwargs["timeout"] = (open_timeout, read_timeout if read_timeout is not None else open_timeout)
+    elif spec.kind == "webcam":
+        kwargs["format"] = "v4l2"
+    try:
+        return av.open(spec.target, options=options, **kwargs)  # type: ignore[arg-type]
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        what = {"file": "video file", "rtsp": "RTSP stream", "webcam": "webcam"}[spec.kind]
+        hint = {
+            "file": "check that it is a video FFmpeg can read",
+            "rtsp": "check the address, that the camera is reachable and the credentials",
+            "webcam": "check that the device exists and is not in use",
+        }[spec.kind]
+        raise SourceError(f"cannot open {what} {spec.target}: {exc}; {hint}") from None
+
+
 class VideoSource:
     """Decodes one source into frames.
 
@@ -88,23 +120,7 @@ class VideoSource:
         self.fps: float | None = None
 
     def _open(self) -> av.container.InputContainer:
-        options: dict[str, str] = {}
-        kwargs: dict[str, object] = {}
-        if self.spec.kind == "rtsp":
-            options = {"rtsp_transport": "tcp"}
-            kwargs["timeout"] = (self.open_timeout, self.open_timeout)
-        elif self.spec.kind == "webcam":
-            kwargs["format"] = "v4l2"
-        try:
-            return av.open(self.spec.target, options=options, **kwargs)  # type: ignore[arg-type]
-        except (av.error.FFmpegError, OSError) as exc:
-            what = {"file": "video file", "rtsp": "RTSP stream", "webcam": "webcam"}[self.spec.kind]
-            hint = {
-                "file": "check that it is a video FFmpeg can read",
-                "rtsp": "check the address, that the camera is reachable and the credentials",
-                "webcam": "check that the device exists and is not in use",
-            }[self.spec.kind]
-            raise SourceError(f"cannot open {what} {self.spec.target}: {exc}; {hint}") from None
+        return open_container(self.spec, self.open_timeout)
 
     def frames(self) -> Iterator[Frame]:
         """Yield decoded frames in order.

@@ -1,0 +1,422 @@
+"""Live sources: a decode thread per camera, a one-frame buffer, reconnects and a stall watchdog.
+
+A live camera never waits for the analysis. Its decode thread reads and decodes every packet (H.264 needs every
+frame to decode the next), keeps at most **one** frame for the analysis (the newest; one that was still waiting is
+counted as *dropped*), and reconnects with exponential backoff and jitter when the stream drops, ends, or stalls
+(no decoded frame for ``stall_timeout`` seconds: the watchdog). State changes (starting, live, reconnecting, down,
+stopped) are queued for the consumer, which reads them with :meth:`LiveSource.poll_states` on its own thread.
+
+Media time (``Frame.ts``) counts from the first frame; after a reconnect it continues from the last frame's time
+plus the wall-clock length of the outage, so it never goes backwards and a tracker sees the gap. The consumer sees
+the connection number in :attr:`Captured.segment` and can end its tracks when it changes.
+
+No pixels are converted for frames that are dropped or skipped: a frame is converted to RGB only when the analysis
+takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import av
+import numpy as np
+
+from metrosight.core.types import Frame
+from metrosight.ingest.backoff import Backoff
+from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, open_container
+from metrosight.ingest.state import CameraState, IngestCounters, StateChange
+
+log = logging.getLogger(__name__)
+
+
+class SourceStalled(SourceError):
+    """No frame was decoded for the watchdog's timeout although the connection was open."""
+
+
+class RawFrame(Protocol):
+    """A decoded frame before conversion (``av.VideoFrame`` satisfies this)."""
+
+    @property
+    def time(self) -> float | None: ...
+
+    def to_ndarray(self, format: str) -> np.ndarray: ...  # noqa: A002 - PyAV's keyword
+
+
+class Session(Protocol):
+    """One connection to a source."""
+
+    def frames(self) -> Iterator[RawFrame]:
+        """Decoded frames until the source ends; raises ``SourceError`` or ``av.error.FFmpegError`` on failure."""
+        ...
+
+    def close(self) -> None: ...
+
+
+Opener = Callable[[], Session]
+
+
+class PyAvSession:
+    """A PyAV connection with the stall watchdog: a read that blocks longer than ``stall_timeout`` fails (PyAV's
+    interrupt callback), and packets that decode to no frame for ``stall_timeout`` seconds raise
+    :class:`SourceStalled` (a stream of garbage, or a camera that sends only broken packets).
+
+    Args:
+        spec: what to open.
+        open_timeout: seconds the connection may take to open.
+        stall_timeout: seconds without a decoded frame before the watchdog fires.
+        pace: play a file at its own frame rate (a replayed camera) instead of as fast as it decodes.
+        stop: an event that interrupts pacing sleeps.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        open_timeout: float,
+        stall_timeout: float,
+        pace: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.spec = spec
+        self.stall_timeout = stall_timeout
+        self.pace = pace
+        self._stop = stop or threading.Event()
+        self.container = open_container(spec, open_timeout, stall_timeout)
+        if not self.container.streams.video:
+            self.container.close()
+            raise SourceError(f"{spec.target}: no video stream found")
+
+    def frames(self) -> Iterator[RawFrame]:
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"
+        last_frame = time.monotonic()
+        wall0: float | None = None
+        t0 = 0.0
+        try:
+            for packet in self.container.demux(stream):
+                for frame in packet.decode():
+                    now = time.monotonic()
+                    last_frame = now
+                    if self.pace and frame.time is not None:
+                        if wall0 is None:
+                            wall0, t0 = now, float(frame.time)
+                        ahead = (float(frame.time) - t0) - (now - wall0)
+                        if ahead > 0 and self._stop.wait(ahead):
+                            return
+                    yield frame
+                if time.monotonic() - last_frame > self.stall_timeout:
+                    raise SourceStalled(
+                        f"{self.spec.target}: no frame decoded for {self.stall_timeout:g} s although packets arrive"
+                    )
+        except av.error.ExitError:
+            raise SourceStalled(f"{self.spec.target}: no data for {self.stall_timeout:g} s") from None
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, OSError) as exc:  # closing a dead connection may fail; nothing to keep
+            log.debug("closing %s: %s", self.spec.target, exc)
+
+
+def pyav_opener(
+    spec: SourceSpec, open_timeout: float, stall_timeout: float, stop: threading.Event | None = None
+) -> Opener:
+    """An :data:`Opener` for ``spec``: files are paced at their frame rate (replayed cameras)."""
+    return lambda: PyAvSession(spec, open_timeout, stall_timeout, pace=spec.kind == "file", stop=stop)
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """A frame taken by the analysis.
+
+    Attributes:
+        frame: the frame (RGB pixels, media time, index over the whole run).
+        wall: Unix time at which it was decoded, seconds (the start of its alert latency).
+        segment: connection number, 0 for the first; it increments on every reconnect.
+    """
+
+    frame: Frame
+    wall: float
+    segment: int
+
+
+@dataclass(slots=True)
+class _Slot:
+    raw: RawFrame
+    ts: float
+    index: int
+    wall: float
+    segment: int
+
+
+class LiveSource:
+    """A camera decoded on its own thread; the analysis takes the newest frame when it is ready for one.
+
+    Args:
+        camera_id: stamped on frames and state changes.
+        opener: opens one connection (see :func:`pyav_opener`).
+        target: the address, for messages.
+        analysis_fps: at most this many frames a second (media time) are offered to the analysis; ``None``: all.
+        stall_timeout: seconds without a decoded frame before the watchdog reconnects (enforced by the session).
+        backoff: delays between attempts.
+        down_after: consecutive failed attempts after which the camera is reported ``down``.
+        keep_trying: when down, keep retrying at the backoff ceiling (a node) instead of giving up (one-off run).
+        reconnect_on_end: a source that ends is reconnected (streams) rather than stopped (files).
+        stable_seconds: a connection must have delivered frames this long for the attempt count to reset, so a
+            flapping stream backs off instead of reconnecting at full speed.
+        wake: set whenever a frame or a state change is ready (one event can serve many sources).
+        stop_event: the event that stops the source (share it with the opener so that its sleeps end too).
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        opener: Opener,
+        target: str = "",
+        analysis_fps: float | None = None,
+        stall_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        down_after: int = 5,
+        keep_trying: bool = True,
+        reconnect_on_end: bool = True,
+        stable_seconds: float = 10.0,
+        wake: threading.Event | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        if down_after < 1:
+            raise ValueError(f"down_after must be >= 1, got {down_after}")
+        self.camera_id = camera_id
+        self.opener = opener
+        self.target = target or camera_id
+        self.analysis_fps = analysis_fps
+        self.stall_timeout = stall_timeout
+        self.backoff = backoff or Backoff()
+        self.down_after = down_after
+        self.keep_trying = keep_trying
+        self.reconnect_on_end = reconnect_on_end
+        self.stable_seconds = stable_seconds
+        self.wake = wake
+        self.counters = IngestCounters()
+        self.state: CameraState | None = None
+        self.error: SourceError | None = None
+        self.segment = 0
+        self._cond = threading.Condition()
+        self._slot: _Slot | None = None
+        self._pending: list[StateChange] = []
+        self._stop = stop_event or threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = False
+
+    # -- consumer side ----------------------------------------------------------------------------------------
+    def start(self) -> LiveSource:
+        """Start the decode thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"decode-{self.camera_id}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, join_timeout: float = 2.0) -> None:
+        """Ask the decode thread to stop and wait up to ``join_timeout`` seconds (a blocked network read ends at
+        the latest after ``stall_timeout``; the thread is a daemon and never keeps the process alive)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(join_timeout)
+
+    @property
+    def done(self) -> bool:
+        """The decode thread has ended and no frame is waiting."""
+        with self._cond:
+            return self._done and self._slot is None
+
+    def take(self) -> Captured | None:
+        """The newest frame not yet taken, converted to RGB, or ``None`` (never blocks)."""
+        with self._cond:
+            slot, self._slot = self._slot, None
+        if slot is None:
+            return None
+        image = np.ascontiguousarray(slot.raw.to_ndarray(format="rgb24"))
+        self.counters.delivered += 1
+        frame = Frame(image=image, ts=slot.ts, index=slot.index, camera_id=self.camera_id)
+        return Captured(frame, slot.wall, slot.segment)
+
+    def latest(self, timeout: float) -> Captured | None:
+        """Wait up to ``timeout`` seconds for a frame; returns early (with ``None``) when a state change is pending
+        or the source is done."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is not None or self._pending or self._done, timeout)
+        return self.take()
+
+    def poll_states(self) -> list[StateChange]:
+        """State changes since the last call, oldest first."""
+        with self._cond:
+            out, self._pending = self._pending, []
+        return out
+
+    def frames(self, on_state: Callable[[StateChange], None] | None = None) -> Iterator[Frame]:
+        """Start, then yield the newest frame whenever the caller is ready, until the source stops.
+
+        Sets :attr:`segment` to the yielded frame's connection number before yielding it.
+
+        Raises:
+            SourceError: the source never delivered a frame and is down (only with ``keep_trying=False``).
+            SourceBroken: the source was live, then went down.
+        """
+        self.start()
+
+        def flush() -> None:
+            for change in self.poll_states():
+                if on_state is not None:
+                    on_state(change)
+
+        try:
+            while True:
+                cap = self.latest(0.5)
+                flush()
+                if cap is not None:
+                    self.segment = cap.segment
+                    yield cap.frame
+                elif self.done:
+                    break
+        finally:
+            self.stop()
+            flush()
+        if self.error is not None:
+            raise self.error
+
+    # -- decode thread ----------------------------------------------------------------------------------------
+    def _set_state(self, state: CameraState, reason: str, attempt: int) -> None:
+        if state == self.state:
+            return
+        change = StateChange(self.camera_id, state, self.state, reason, attempt, time.time())
+        self.state = state
+        level = logging.INFO if state in (CameraState.LIVE, CameraState.STARTING, CameraState.STOPPED) else logging.WARNING
+        log.log(level, "camera %s: %s (%s)", self.camera_id, state, reason)
+        with self._cond:
+            self._pending.append(change)
+            self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the camera silently dead
+            log.exception("camera %s: decode thread failed", self.camera_id)
+            self.error = SourceError(f"camera {self.camera_id}: decode thread failed: {exc!r}")
+            self._set_state(CameraState.DOWN, f"internal error: {exc!r}", 0)
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+            if self.wake is not None:
+                self.wake.set()
+
+    def _loop(self) -> None:
+        attempt = 0
+        ever_live = False
+        index = -1
+        last_ts = -1.0
+        last_wall = 0.0
+        next_ts = -1.0
+        min_gap = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
+        self._set_state(CameraState.STARTING, f"connecting to {self.target}", 0)
+        while not self._stop.is_set():
+            if attempt > 0:
+                delay = self.backoff.delay(attempt)
+                if self._stop.wait(delay):
+                    break
+            reason = ""
+            segment_start: float | None = None
+            try:
+                session = self.opener()
+            except SourceError as exc:
+                reason = str(exc)
+            else:
+                try:
+                    t0: float | None = None
+                    offset = 0.0
+                    for raw in session.frames():
+                        now_wall = time.time()
+                        self.counters.decoded += 1
+                        self.counters.last_frame_wall = now_wall
+                        index += 1
+                        if segment_start is None:  # first frame of this connection
+                            segment_start = time.monotonic()
+                            if ever_live:
+                                self.segment += 1
+                            offset = 0.0 if last_ts < 0 else last_ts + max(0.0, now_wall - last_wall)
+                            t0 = None
+                            ever_live = True
+                            self._set_state(CameraState.LIVE, f"receiving frames from {self.target}", attempt)
+                        pts = raw.time
+                        if pts is not None:
+                            if t0 is None:
+                                t0 = float(pts)
+                            ts = offset + max(0.0, float(pts) - t0)
+                        else:
+                            ts = offset + (time.monotonic() - segment_start)
+                        ts = max(ts, last_ts) if last_ts >= 0 else ts
+                        last_ts, last_wall = ts, now_wall
+                        if min_gap and ts + 1e-6 < next_ts:
+                            self.counters.skipped += 1
+                        else:
+                            next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
+                            self._offer(_Slot(raw, ts, index, now_wall, self.segment))
+                        if self._stop.is_set():
+                            break
+                    else:
+                        reason = "the stream ended"
+                        if not self.reconnect_on_end:
+                            if segment_start is None:
+                                self.error = SourceError(f"{self.target}: no decodable frames")
+                            self._set_state(CameraState.STOPPED, "end of the video", 0)
+                            return
+                except SourceStalled as exc:
+                    self.counters.stalls += 1
+                    reason = str(exc)
+                except (SourceError, av.error.FFmpegError, OSError) as exc:
+                    reason = f"{self.target}: {exc}"
+                finally:
+                    session.close()
+            if self._stop.is_set():
+                break
+            if segment_start is not None and not self.reconnect_on_end:  # a file broke part-way: no replay
+                self.error = SourceBroken(f"{self.target}: video broke off: {reason}", self.counters.decoded)
+                self._set_state(CameraState.STOPPED, reason, 0)
+                return
+            if segment_start is not None:  # it was live: a drop
+                self.counters.reconnects += 1
+                stable = time.monotonic() - segment_start >= self.stable_seconds
+                attempt = 1 if stable else attempt + 1
+                self._set_state(CameraState.RECONNECTING, reason, attempt)
+                continue
+            attempt += 1
+            self.counters.failed_attempts += 1
+            if attempt >= self.down_after:
+                self._set_state(CameraState.DOWN, f"{attempt} attempts failed; last: {reason}", attempt)
+                if not self.keep_trying:
+                    msg = f"camera {self.camera_id} is down after {attempt} failed attempts: {reason}"
+                    self.error = (
+                        SourceBroken(msg, self.counters.decoded) if ever_live else SourceError(msg)
+                    )
+                    return
+            elif ever_live:
+                self._set_state(CameraState.RECONNECTING, reason, attempt)
+            else:
+                log.info("camera %s: attempt %d failed: %s", self.camera_id, attempt, reason)
+        self._set_state(CameraState.STOPPED, "stopped", 0)
+
+    def _offer(self, slot: _Slot) -> None:
+        with self._cond:
+            if self._slot is not None:
+                self.counters.dropped += 1
+            self._slot = slot
+            self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()

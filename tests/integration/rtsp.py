@@ -1,0 +1,165 @@
+"""Real RTSP servers on loopback for tests and benchmarks.
+
+:class:`RtspServer` runs ``rtsp_server.py`` (GStreamer's RTSP server, under the system Python) as a child process
+that can be killed and restarted on the same port; :class:`GarbageServer` accepts TCP connections and writes random
+bytes. :func:`looped_video` makes a long H.264 MP4 (no audio) from a short clip with ffmpeg, stream-copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class RtspUnavailable(RuntimeError):
+    """The RTSP server's requirements (ffmpeg, GStreamer RTSP server) are not installed."""
+
+
+def rtsp_missing() -> str | None:
+    """Why a loopback RTSP server cannot run here, or ``None`` when it can."""
+    if shutil.which("ffmpeg") is None:
+        return "ffmpeg is not installed (apt-get install ffmpeg)"
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+         "from gi.repository import GstRtspServer, Gst; Gst.init(None); "
+         "assert Gst.ElementFactory.find('qtdemux') and Gst.ElementFactory.find('rtph264pay')"],
+        capture_output=True,
+        check=False,
+    ) if Path(SYSTEM_PYTHON).exists() else None
+    if probe is None or probe.returncode != 0:
+        return (
+            "GStreamer RTSP server missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 "
+            "gstreamer1.0-plugins-good)"
+        )
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def looped_video(src: Path, dst: Path, loops: int) -> Path:
+    """``src`` repeated ``loops`` times into ``dst`` (video only, stream copy, continuous timestamps)."""
+    if dst.exists():
+        return dst
+    tmp = dst.with_suffix(".part.mp4")
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(loops - 1), "-i", str(src),
+         "-map", "0:v:0", "-c", "copy", "-an", str(tmp)],
+        check=True,
+    )
+    os.replace(tmp, dst)
+    return dst
+
+
+class RtspServer:
+    """GStreamer's RTSP server on ``127.0.0.1:port`` serving ``mounts`` (path → MP4 file)."""
+
+    def __init__(self, mounts: dict[str, Path], port: int | None = None) -> None:
+        self.mounts = mounts
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def url(self, mount: str) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{mount}"
+
+    def start(self, timeout: float = 15.0) -> RtspServer:
+        args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
+        for path, file in self.mounts.items():
+            args += ["--mount", f"{path}={file}"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "READY":
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.proc.kill()
+            raise RtspUnavailable(f"RTSP server did not start: {line!r} {err}")
+        while time.monotonic() < deadline:  # listening?
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RtspUnavailable(f"RTSP server not listening on {self.port}")
+
+    def kill(self) -> None:
+        """Kill it at once (SIGKILL): connections drop without a goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (Linux /proc)."""
+        if self.proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> RtspServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class GarbageServer:
+    """Accepts TCP connections on loopback and answers each with random bytes, then closes it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                try:
+                    conn.sendall(os.urandom(64 * 1024))
+                except OSError:
+                    pass
+
+    def __enter__(self) -> GarbageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.sock.close()
+        self._thread.join(2)
