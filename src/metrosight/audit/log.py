@@ -120,10 +120,13 @@ def verify(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> Ve
                     break
         if not vouched:
             return VerifyResult(False, 0, first.seq, f"entries before {first.seq} are missing and no purge accounts for them")
-    for e in entries:
+    for i, e in enumerate(entries):
         if prev_seq is not None and e.seq != prev_seq + 1:
-            what = "missing entries (deleted)" if e.seq > prev_seq + 1 else "entries out of order"
-            return VerifyResult(False, e.seq, e.seq, f"entry {e.seq} follows entry {prev_seq}: {what}")
+            if any(x.seq == prev_seq + 1 for x in entries[i + 1 :]) or e.seq <= prev_seq:
+                return VerifyResult(
+                    False, i, prev_seq + 1, f"entry {prev_seq + 1} is out of place: entries were reordered"
+                )
+            return VerifyResult(False, i, e.seq, f"entry {e.seq} follows entry {prev_seq}: entries between were deleted")
         expected_prev = prev_hash if prev_hash is not None else e.prev_hash
         if prev_hash is None and e.seq == 1 and e.prev_hash != GENESIS:
             return VerifyResult(False, 1, 1, "the first entry does not start the chain")

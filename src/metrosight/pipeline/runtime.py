@@ -13,14 +13,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, InProcessBus
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1
+from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
 from metrosight.config.home import Home
 from metrosight.config.model import HogDetectorConfig, MtcnnDetectorConfig, OnnxDetectorConfig, Settings
 from metrosight.core.types import Category
 from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
+from metrosight.ingest.factory import live_source
+from metrosight.ingest.live import LiveSource
 from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, VideoSource
+from metrosight.ingest.state import StateChange
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.factory import make_embedder
@@ -42,7 +45,9 @@ def make_face_detector(settings: Settings) -> FaceDetector:
     if isinstance(cfg, MtcnnDetectorConfig):
         from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
 
-        return MtcnnOnnxDetector(min_face=cfg.min_face, score_threshold=cfg.score_threshold)
+        return MtcnnOnnxDetector(
+            min_face=cfg.min_face, min_face_fraction=cfg.min_face_fraction, score_threshold=cfg.score_threshold
+        )
     if isinstance(cfg, HogDetectorConfig):
         from metrosight.detect.dlib_hog import HogFaceDetector
 
@@ -161,6 +166,32 @@ class Runtime:
         return out
 
     # -- video ------------------------------------------------------------------------------------------------
+    def camera_pipeline(
+        self,
+        camera_id: str,
+        run_id: int | None,
+        publish_alert: Callable[[AlertV1], None],
+        publish_update: Callable[[AlertUpdateV1], None],
+    ) -> CameraPipeline:
+        """The stages of one camera, kept current with approvals, revocations and no-identification windows."""
+        from metrosight.detect.landmarks import FivePointLandmarker
+
+        live = LivePolicy(self, camera_id)
+        matcher, allowed = live.current()
+        pipe = CameraPipeline(
+            self.settings,
+            self.detector,
+            self.embedder,
+            matcher,
+            publish_alert=publish_alert,
+            publish_update=publish_update,
+            run_id=run_id,
+            landmarker=FivePointLandmarker(),
+            policy=live.poll,
+        )
+        pipe.identification_allowed = allowed
+        return pipe
+
     def run(
         self,
         source: str,
@@ -175,30 +206,26 @@ class Runtime:
             SourceError: the source cannot be opened (nothing is stored).
         """
         spec = SourceSpec.parse(source)
-        video = VideoSource(spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds)
-        frames = video.frames()
-        first = next(frames, None)  # opens the source before anything is written
         bus = bus or InProcessBus()
+        video: VideoSource | LiveSource
+        if spec.kind == "file":
+            video = VideoSource(spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds)
+            frames = video.frames()
+        else:  # a live stream: reconnects with backoff, watchdog, newest frame first; gives up once down
+            video = live_source(spec, camera_id, self.settings.ingest, keep_trying=False)
+            frames = video.frames(on_state=lambda ch: bus.publish(TOPIC_CAMERA_STATE, camera_state_payload(ch)))
+        first = next(frames, None)  # opens the source before anything is written
         run_id = self.store.start_run(camera_id, source)
         sink = AlertSink(self.store, self.home.media, on_alert)
         bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]
-        from metrosight.detect.landmarks import FivePointLandmarker
-
-        live = LivePolicy(self, camera_id)
-        matcher, allowed = live.current()
-        pipe = CameraPipeline(
-            self.settings,
-            self.detector,
-            self.embedder,
-            matcher,
+        pipe = self.camera_pipeline(
+            camera_id,
+            run_id,
             publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
             publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
-            run_id=run_id,
-            landmarker=FivePointLandmarker(),
-            policy=live.poll,
         )
-        pipe.identification_allowed = allowed
+        segment = 0
         started = time.perf_counter()
         error: str | None = None
         status = "finished"
@@ -208,6 +235,9 @@ class Runtime:
                 if on_frame:
                     on_frame(pipe.stats)
                 for frame in frames:
+                    if video.segment != segment:  # reconnected: no track carries across the outage
+                        segment = video.segment
+                        pipe.finish()
                     pipe.process(frame)
                     if on_frame:
                         on_frame(pipe.stats)
@@ -335,6 +365,19 @@ class AlertSink:
 
     def on_update(self, update: AlertUpdateV1) -> None:
         self.store.extend_alert(update.event_id, update.last_seen)
+
+
+def camera_state_payload(change: StateChange, worker: int | None = None) -> CameraStateV1:
+    """The bus payload of a camera state change."""
+    return CameraStateV1(
+        camera_id=change.camera_id,
+        state=change.state.value,  # type: ignore[arg-type]
+        previous=change.previous.value if change.previous is not None else None,
+        reason=change.reason,
+        attempt=change.attempt,
+        wall_time=change.wall_time,
+        worker=worker,
+    )
 
 
 def _to_core_alert(a: AlertV1):  # type: ignore[no-untyped-def]
