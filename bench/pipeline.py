@@ -103,7 +103,7 @@ def main() -> int:
             ("dlib-bin reference (HOG + dlib ResNet)", {"detection": {"detector": {"kind": "hog"}}, "recognition": {"embedder": "dlib"}})
         )
     rows = []
-    console = Console()
+    console = Console(width=200)
     for label, over in configs:
         for video, gallery in ((ex / "short_hamilton_clip.mp4", hamilton_gallery), (crowd, lfw_gallery)):
             console.print(f"[dim]{label}: {video.name} …[/]")

@@ -38,7 +38,7 @@ class MtcnnDetectorConfig(_Section):
     kind: Literal["mtcnn"] = "mtcnn"
     min_face: int = Field(48, ge=12, description="smallest face searched for (MTCNN box side, pixels); sets the cost")
     min_face_fraction: float = Field(
-        1 / 15, gt=0.0, le=1.0, description="on small frames, search down to this fraction of the shorter side instead"
+        1 / 15, ge=0.0, lt=1.0, description="on small frames, search down to this fraction of the shorter side instead"
     )
     score_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="final O-Net score a face must reach")
 
