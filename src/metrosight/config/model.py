@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -69,11 +69,19 @@ class RecognitionConfig(_Section):
     match_threshold: float = Field(
         0.93,
         gt=0.0,
-        lt=1.0,
+        lt=50.0,
         description=(
-            "cosine similarity of dlib descriptors a fused track or photo must reach to match. dlib descriptors "
-            "are not centred (two strangers typically score 0.8-0.9), so this is strict: on LFW fold 1 about 1% of "
-            "people on no list reach it against a 163-person gallery (with the margin rule)"
+            "score a fused track or photo must reach to match, in the units of `normalization`: with 'none' the "
+            "cosine similarity of dlib descriptors (below 1; strangers typically score 0.8-0.9, so 0.93 is strict); "
+            "with 'cohort' the AS-norm score against the deployment's cohort (about 4-5 for FPIR 0.003). "
+            "`metrosight calibrate` chooses it for a target FPIR"
+        ),
+    )
+    normalization: Literal["none", "cohort"] = Field(
+        "none",
+        description=(
+            "'cohort': AS-norm of the best candidate's score against the background faces in "
+            "<home>/calibration/cohort.npz (built by `metrosight calibrate --cohort DIR` from operator-provided photos)"
         ),
     )
     min_margin: float = Field(
@@ -86,6 +94,15 @@ class RecognitionConfig(_Section):
         20.0, ge=0.0, description="variance of the Laplacian of the aligned chip below which a face is too blurred"
     )
     decide_every_seconds: float = Field(0.4, gt=0.0, description="how often (media time) a live track is matched")
+
+    @model_validator(mode="after")
+    def _threshold_units(self) -> RecognitionConfig:
+        if self.normalization == "none" and self.match_threshold >= 1.0:
+            raise ValueError(
+                f"match_threshold {self.match_threshold} is not a cosine similarity (must be < 1 with "
+                "normalization 'none'; AS-norm thresholds need normalization: cohort)"
+            )
+        return self
 
 
 class IngestConfig(_Section):
