@@ -417,6 +417,9 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration f
 
 
 from metrosight import governance_cli  # noqa: E402,F401  (registers user/alert/audit/privacy commands)
+from metrosight.pipeline.node_cli import node as _node  # noqa: E402
+
+app.command("node")(_node)
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper

@@ -118,6 +118,7 @@ class VideoSource:
         self.open_timeout = open_timeout
         self.frames_decoded = 0
         self.fps: float | None = None
+        self.segment = 0  # connection number; a file is read in one go (see LiveSource for streams)
 
     def _open(self) -> av.container.InputContainer:
         return open_container(self.spec, self.open_timeout)

@@ -1,0 +1,359 @@
+"""The node supervisor: the configured cameras in worker processes across the machine's cores.
+
+Cameras are spread round-robin over ``node.workers`` processes (default: one per usable core, at most one per
+camera), each pinned to a core. Frames stay in the workers; what comes back over each worker's own pipe (a killed
+worker cannot corrupt the others' channels) is stored here through the same :class:`AlertSink` as ``metrosight
+run``, published on the in-process bus and counted in :class:`NodeMetrics`.
+
+A worker that dies is restarted, at most ``node.max_restarts`` times per ``node.restart_window_seconds``: beyond
+that its restart waits until the window allows it (its cameras are reported ``down`` meanwhile). Each worker life
+has its own run rows; a crashed life's rows end with status ``crashed``.
+
+:meth:`Supervisor.request_stop` (the CLI calls it on SIGTERM/SIGINT) stops the workers in order: each ends its
+tracks and sends its last alerts and summaries; the supervisor stores everything that arrives until every pipe is
+closed, then finishes the runs. A worker that does not finish within ``node.shutdown_timeout_seconds`` is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from metrosight.bus.inproc import (
+    TOPIC_ALERT_UPDATES,
+    TOPIC_ALERTS,
+    TOPIC_CAMERA_STATE,
+    TOPIC_CAMERA_STATS,
+    InProcessBus,
+)
+from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
+from metrosight.config.model import CameraConfig
+from metrosight.pipeline.metrics import NodeMetrics
+from metrosight.pipeline.runtime import AlertSink, Runtime
+from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
+
+log = logging.getLogger(__name__)
+
+
+class SupervisorError(Exception):
+    """The node cannot start (no cameras, a bad source); the message names what to fix."""
+
+
+def usable_cores() -> list[int]:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def assign(cameras: list[CameraConfig], workers: int) -> list[list[CameraConfig]]:
+    """Spread cameras round-robin over ``workers`` groups (none empty)."""
+    workers = max(1, min(workers, len(cameras)))
+    groups: list[list[CameraConfig]] = [[] for _ in range(workers)]
+    for i, cam in enumerate(cameras):
+        groups[i % workers].append(cam)
+    return groups
+
+
+@dataclass(slots=True)
+class RestartLimiter:
+    """At most ``max_restarts`` restarts in any ``window`` seconds; :meth:`next_allowed` says when the next may
+    happen."""
+
+    max_restarts: int
+    window: float
+    times: deque[float] = field(default_factory=deque)
+
+    def next_allowed(self, now: float) -> float:
+        while self.times and now - self.times[0] >= self.window:
+            self.times.popleft()
+        if len(self.times) < self.max_restarts:
+            return now
+        return self.times[0] + self.window
+
+    def record(self, now: float) -> None:
+        self.times.append(now)
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    cameras: list[CameraConfig]
+    core: int | None
+    limiter: RestartLimiter
+    proc: Any = None
+    conn: Connection | None = None
+    runs: dict[str, int] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+    last_stats: dict[str, CameraStatsV1] = field(default_factory=dict)
+    generation: int = 0
+    restart_at: float | None = None
+    ready: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """What a node run did: seconds, per-camera metrics snapshot, alerts stored, worker restarts."""
+
+    seconds: float
+    snapshot: dict[str, Any]
+    alerts: int
+    restarts: int
+
+
+class Supervisor:
+    """Runs ``cameras`` on worker processes and stores what they report.
+
+    Args:
+        runtime: the installation (its store receives alerts and runs; its home and settings go to the workers).
+        cameras: the cameras to run (default: ``settings.cameras``).
+        on_alert: called with each stored alert and its crop path.
+        on_state: called with each camera state change.
+        bus: the bus to publish on (default: a new in-process bus).
+        log_level: the workers' logging level.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        cameras: list[CameraConfig] | None = None,
+        on_alert: Callable[[AlertV1, str | None], None] | None = None,
+        on_state: Callable[[CameraStateV1], None] | None = None,
+        bus: InProcessBus | None = None,
+        log_level: int = logging.WARNING,
+    ) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.cameras = list(cameras if cameras is not None else self.settings.cameras)
+        if not self.cameras:
+            raise SupervisorError("no cameras configured: add a `cameras:` list (id, source) to the config file")
+        ids = [c.id for c in self.cameras]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise SupervisorError(f"camera ids must be unique; repeated: {', '.join(dup)}")
+        from metrosight.ingest.source import SourceSpec
+
+        for c in self.cameras:  # a bad source fails now, with its camera named, not in a worker
+            try:
+                SourceSpec.parse(c.source)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the camera id
+                raise SupervisorError(f"camera {c.id}: {exc}") from None
+        self.on_state_cb = on_state
+        self.bus = bus or InProcessBus()
+        self.metrics = NodeMetrics()
+        self.log_level = log_level
+        self._ctx = mp.get_context("spawn")
+        self._stop_event = self._ctx.Event()
+        self._stopping = threading.Event()
+        self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
+        self.bus.subscribe(TOPIC_ALERTS, self._store_alert)  # type: ignore[arg-type]
+        self.bus.subscribe(TOPIC_ALERT_UPDATES, self.sink.on_update)  # type: ignore[arg-type]
+        self.bus.subscribe(TOPIC_CAMERA_STATE, self.metrics.on_state)  # type: ignore[arg-type]
+        self.bus.subscribe(TOPIC_CAMERA_STATS, self.metrics.on_stats)  # type: ignore[arg-type]
+        node = self.settings.node
+        cores = usable_cores()
+        n = node.workers or len(cores)
+        self.workers = [
+            _Worker(
+                i,
+                group,
+                cores[i % len(cores)] if node.pin_cores else None,
+                RestartLimiter(node.max_restarts, node.restart_window_seconds),
+            )
+            for i, group in enumerate(assign(self.cameras, n))
+        ]
+        self._frame_wall: float | None = None
+
+    # -- control ----------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop in order (safe from a signal handler)."""
+        self._stopping.set()
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker number → process id of the live workers."""
+        return {w.index: w.proc.pid for w in self.workers if w.proc is not None and w.proc.is_alive()}
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run(self, duration: float | None = None, tick: Callable[[], None] | None = None) -> NodeReport:
+        """Start the workers and serve them until :meth:`request_stop`, ``duration`` seconds, or every camera
+        ended (files). ``tick`` is called about five times a second (e.g. to write a metrics file). Returns the
+        node's report."""
+        started = time.monotonic()
+        for w in self.workers:
+            self._start(w)
+        try:
+            while not self._stopping.is_set():
+                if duration is not None and time.monotonic() - started >= duration:
+                    break
+                self._pump(0.2)
+                self._check_workers()
+                if tick is not None:
+                    tick()
+                if all(w.proc is None and w.restart_at is None for w in self.workers):
+                    break  # every camera ended
+        finally:
+            self._shutdown()
+        snap = self.metrics.snapshot()
+        return NodeReport(time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts)
+
+    def _start(self, w: _Worker) -> None:
+        w.generation += 1
+        w.runs = {c.id: self.rt.store.start_run(c.id, c.source) for c in w.cameras}
+        w.finished = set()
+        w.last_stats = {}
+        w.ready = False
+        fps_default = self.settings.ingest.analysis_fps
+        spec = WorkerSpec(
+            worker=w.index,
+            home=str(self.rt.home.root),
+            settings=self.settings.model_dump(mode="json"),
+            cameras=tuple(
+                WorkerCamera(c.id, c.source, c.analysis_fps or fps_default, w.runs[c.id]) for c in w.cameras
+            ),
+            core=w.core,
+            log_level=self.log_level,
+        )
+        parent, child = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=worker_main, args=(spec, child, self._stop_event), name=f"metrosight-worker-{w.index}", daemon=False
+        )
+        proc.start()
+        child.close()
+        w.proc, w.conn, w.restart_at = proc, parent, None
+        log.info("worker %d (pid %d, core %s): %s", w.index, proc.pid, w.core, ", ".join(c.id for c in w.cameras))
+
+    def _pump(self, timeout: float) -> None:
+        conns = [w.conn for w in self.workers if w.conn is not None]
+        if not conns:
+            time.sleep(timeout)
+            return
+        for conn in wait(conns, timeout):
+            w = next(x for x in self.workers if x.conn is conn)
+            self._drain(w)
+
+    def _drain(self, w: _Worker) -> None:
+        assert w.conn is not None  # noqa: S101 - checked by the caller
+        try:
+            while w.conn.poll():
+                self._handle(w, w.conn.recv())
+        except (EOFError, OSError):
+            w.conn.close()
+            w.conn = None
+
+    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "alert":
+            self._frame_wall = msg[2]
+            self.bus.publish(TOPIC_ALERTS, msg[1])
+        elif kind == "update":
+            self.bus.publish(TOPIC_ALERT_UPDATES, msg[1])
+        elif kind == "state":
+            self._publish_state(msg[1])
+        elif kind == "stats":
+            w.last_stats[msg[1].camera_id] = msg[1]
+            self.bus.publish(TOPIC_CAMERA_STATS, msg[1])
+        elif kind == "finished":
+            cid, status, error, frames, faces, tracks, alerts = msg[1:]
+            if cid in w.runs and cid not in w.finished:
+                w.finished.add(cid)
+                self.rt.store.finish_run(w.runs[cid], status, frames, faces, tracks, alerts, error)
+        elif kind == "ready":
+            w.ready = True
+        elif kind == "fatal":
+            log.error("worker %d failed: %s", w.index, msg[2])
+        elif kind == "bye":
+            pass
+        else:
+            log.warning("worker %d sent an unknown message %r", w.index, kind)
+
+    def _publish_state(self, p: CameraStateV1) -> None:
+        self.bus.publish(TOPIC_CAMERA_STATE, p)
+        if self.on_state_cb is not None:
+            self.on_state_cb(p)
+
+    def _store_alert(self, alert: AlertV1) -> None:
+        self.sink.on_alert(alert)
+        self.metrics.on_alert_stored(self._frame_wall, time.time())
+        self._frame_wall = None
+
+    def _check_workers(self) -> None:
+        now = time.monotonic()
+        for w in self.workers:
+            if w.proc is not None and not w.proc.is_alive():
+                if w.conn is not None:
+                    self._drain(w)  # what it sent before dying is still stored
+                code = w.proc.exitcode
+                w.proc.join()
+                w.proc = None
+                if w.conn is not None:
+                    w.conn.close()
+                    w.conn = None
+                self._close_runs(w, "crashed", f"worker process exited with code {code}")
+                if len(w.finished) == len(w.cameras) and code == 0:
+                    continue  # its cameras ended (files): nothing to restart
+                when = w.limiter.next_allowed(now)
+                w.restart_at = when
+                why = f"worker {w.index} exited with code {code}"
+                state = "reconnecting" if when <= now else "down"
+                if when > now:
+                    why += f"; restart-rate limit ({w.limiter.max_restarts} per {w.limiter.window:g} s) reached, " \
+                           f"next restart in {when - now:.0f} s"
+                log.error("%s (cameras %s)", why, ", ".join(c.id for c in w.cameras))
+                for c in w.cameras:
+                    self._publish_state(
+                        CameraStateV1(camera_id=c.id, state=state, reason=why, wall_time=time.time(), worker=w.index)
+                    )
+            if w.proc is None and w.restart_at is not None and now >= w.restart_at and not self._stopping.is_set():
+                w.limiter.record(now)
+                self.metrics.on_worker_restart(w.index, [c.id for c in w.cameras])
+                self._start(w)
+
+    def _close_runs(self, w: _Worker, status: str, error: str) -> None:
+        for cid, run_id in w.runs.items():
+            if cid in w.finished:
+                continue
+            w.finished.add(cid)
+            st = w.last_stats.get(cid)
+            self.rt.store.finish_run(
+                run_id,
+                status,
+                st.frames_analysed if st else 0,
+                st.faces if st else 0,
+                st.tracks if st else 0,
+                st.alerts if st else 0,
+                error,
+            )
+
+    def _shutdown(self) -> None:
+        """Stop every worker in order; store all they send; kill those that overrun the timeout."""
+        self._stop_event.set()
+        deadline = time.monotonic() + self.settings.node.shutdown_timeout_seconds
+        while any(w.conn is not None for w in self.workers) and time.monotonic() < deadline:
+            self._pump(0.2)
+            for w in self.workers:  # a worker that died without closing its pipe
+                if w.proc is not None and not w.proc.is_alive() and w.conn is not None:
+                    self._drain(w)
+                    if w.conn is not None:
+                        w.conn.close()
+                        w.conn = None
+        for w in self.workers:
+            if w.proc is None:
+                continue
+            w.proc.join(max(0.0, deadline - time.monotonic()) + 1.0)
+            if w.proc.is_alive():
+                log.error("worker %d did not stop within %g s; killing it", w.index, self.settings.node.shutdown_timeout_seconds)
+                w.proc.kill()
+                w.proc.join(5)
+                self._close_runs(w, "killed", "did not stop in time at shutdown")
+            else:
+                self._close_runs(w, "interrupted", "the node stopped before the camera reported")
+            w.proc = None
+            w.restart_at = None
