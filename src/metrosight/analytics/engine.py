@@ -3,8 +3,9 @@
 :class:`BehaviourEngine` is a pure state machine over time (no I/O, no clock: every time is the media time given
 with the observations). It
 
-- re-links tracker id switches: a track that starts within ``relink_seconds`` of another one ending, and within
-  ``relink_metres`` (or ``relink_heights`` body heights) of where that one was last seen, continues the same person;
+- re-links tracker id switches: a track that starts within ``relink_seconds`` of another one ending, within
+  ``relink_metres`` (or ``relink_heights`` body heights) of where that one was heading (constant velocity), continues
+  the same person, unless that one was lost at the edge of the view (then they left it);
 - keeps each person's stays per zone (:mod:`~metrosight.analytics.dwell`) → loitering events;
 - fits each person's smoothed speed (:mod:`~metrosight.analytics.speed`) → fast-movement events;
 - counts line crossings (:mod:`~metrosight.analytics.counting`) and the occupancy of each zone.
@@ -50,6 +51,8 @@ class _Person:
     stays: dict[str, Stay] = field(default_factory=dict)
     sides: dict[str, SideState] = field(default_factory=dict)
     lost: bool = False
+    at_edge: bool = False
+    velocity: tuple[float, float] = (0.0, 0.0)
     episodes: int = 0
     last_speed: float | None = None
 
@@ -152,9 +155,11 @@ class BehaviourEngine:
         (gx, gy), scale = g
         best, best_d = None, math.inf
         for cand in self._lost:
-            if o.ts - cand.last_ts > self.rules.relink_seconds or o.ts < cand.last_ts:
+            gap = o.ts - cand.last_ts
+            if cand.at_edge or gap > self.rules.relink_seconds or gap < 0:
                 continue
-            d = math.hypot(gx - cand.ground[0], gy - cand.ground[1])
+            px, py = cand.ground[0] + cand.velocity[0] * gap, cand.ground[1] + cand.velocity[1] * gap
+            d = math.hypot(gx - px, gy - py)
             if d <= self._relink_limit(max(scale, cand.scale)) and d < best_d:
                 best, best_d = cand, d
         if best is not None:
@@ -186,9 +191,15 @@ class BehaviourEngine:
                 person.stays[zone.name] = stay
             if change is not None:
                 events.append(self._stay_event(person, zone.name, change))
+        view = self.scene.view
+        if view is not None:
+            margin = self.rules.edge_margin_heights * o.height if o.height else self.rules.edge_margin_metres
+            person.at_edge = not view.contains_point(o.point) or view.edge_distance(o.point) < margin
         if o.speed_ok:
             speed = person.speed.add(o.ts, gx, gy, scale)
             person.last_speed = speed
+            vel = person.speed.velocity()
+            person.velocity = (vel[0], vel[1]) if vel is not None else (0.0, 0.0)
             fc = self._fast.step(person.fast, o.ts, speed, person.first_ts)
             if fc is not None:
                 events.append(self._fast_event(person, fc))

@@ -67,6 +67,15 @@ class Polygon:
     def contains_point(self, point: Point) -> bool:
         return bool(self.contains(np.array([point]))[0])
 
+    def edge_distance(self, point: Point) -> float:
+        """Distance from ``point`` to the nearest edge of the polygon."""
+        p = np.asarray(point, dtype=np.float64)
+        a = self.vertices
+        d = np.roll(a, -1, axis=0) - a
+        t = np.clip(np.einsum("ij,ij->i", p - a, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-12), 0.0, 1.0)
+        nearest = a + t[:, None] * d
+        return float(np.min(np.hypot(*(nearest - p).T)))
+
 
 class Line:
     """A counting line from ``a`` to ``b``.

@@ -94,6 +94,8 @@ class Rules:
             tracker switched ids); also how long a lost person is kept before their episodes end.
         relink_metres: how near (metres; with calibration) the new track must start.
         relink_heights: the same without calibration, in body heights.
+        edge_margin_heights: a track lost this near the edge of the view (body heights) left it: never re-linked.
+        edge_margin_metres: the same for trajectories in metres (observations without a height).
         line_margin: a crossing needs the person this far past the line on both sides (metres or body heights;
             image pixels are scaled by the person's height).
     """
@@ -107,13 +109,17 @@ class Rules:
     relink_seconds: float = 2.0
     relink_metres: float = 1.0
     relink_heights: float = 0.6
+    edge_margin_heights: float = 0.3
+    edge_margin_metres: float = 1.0
     line_margin: float = 0.15
 
 
 @dataclass(frozen=True, slots=True)
 class Scene:
-    """What the analytics of one camera know about its view: zones, lines, and the optional ground calibration."""
+    """What the analytics of one camera know about its view: zones, lines, the optional ground calibration, and the
+    outline of the view (the frame) in the zones' plane, if known."""
 
     zones: tuple[Zone, ...] = ()
     lines: tuple[CountingLine, ...] = ()
     plane: GroundPlane | None = None
+    view: Polygon | None = None

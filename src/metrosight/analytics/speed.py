@@ -39,7 +39,8 @@ class SpeedEstimator:
             self._hist.popleft()
         return self.speed()
 
-    def speed(self) -> float | None:
+    def velocity(self) -> tuple[float, float, float] | None:
+        """``(vx, vy, scale)``: the fitted velocity in position units per second and the median scale, or ``None``."""
         if len(self._hist) < self.min_samples:
             return None
         h = np.asarray(self._hist, dtype=np.float64)
@@ -51,8 +52,13 @@ class SpeedEstimator:
         denom = float(np.dot(tc, tc))
         vx = float(np.dot(tc, h[:, 1] - h[:, 1].mean())) / denom
         vy = float(np.dot(tc, h[:, 2] - h[:, 2].mean())) / denom
-        scale = float(np.median(h[:, 3]))
-        return float(np.hypot(vx, vy)) / scale if scale > 0 else None
+        return vx, vy, float(np.median(h[:, 3]))
+
+    def speed(self) -> float | None:
+        v = self.velocity()
+        if v is None or v[2] <= 0:
+            return None
+        return float(np.hypot(v[0], v[1])) / v[2]
 
     def clear(self) -> None:
         self._hist.clear()
@@ -62,10 +68,11 @@ class SpeedEstimator:
 class FastState:
     """One person's fast-movement episode in progress."""
 
-    above_since: float | None = None
+    above_since: float | None = None  # media time of the first sample above the threshold
     last_above: float = 0.0
     peak: float = 0.0
     alerted: bool = False
+    first_ts: float = 0.0  # media time the person was first seen (episode starts are not moved before it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,23 +104,27 @@ class FastMovementRule:
             return None
         if speed >= self.threshold:
             if state.above_since is None:
-                state.above_since = max(first_ts, ts - self.lag)
+                state.above_since = ts
                 state.peak = 0.0
             state.last_above = ts
             state.peak = max(state.peak, speed)
             if not state.alerted and state.last_above - state.above_since >= self.min_duration:
                 state.alerted = True
-                return FastChange("start", state.above_since, ts, state.peak)
+                state.first_ts = first_ts
+                return FastChange("start", self._shift(state.above_since, first_ts), ts, state.peak)
             return None
         if speed < self.release * self.threshold and state.above_since is not None:
             return self.close(state)
         return None
 
+    def _shift(self, ts: float, first_ts: float) -> float:
+        return max(first_ts, ts - self.lag)
+
     def close(self, state: FastState) -> FastChange | None:
         """End the episode in progress (the person slowed down, or is gone); ``end`` only if it was an event."""
         change = None
         if state.alerted and state.above_since is not None:
-            end = max(state.above_since, state.last_above - self.lag)
-            change = FastChange("end", state.above_since, end, state.peak)
+            start = self._shift(state.above_since, state.first_ts)
+            change = FastChange("end", start, max(start, state.last_above - self.lag), state.peak)
         state.above_since, state.alerted, state.peak = None, False, 0.0
         return change
