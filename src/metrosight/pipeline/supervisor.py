@@ -73,6 +73,9 @@ class RestartLimiter:
     times: deque[float] = field(default_factory=deque)
 
     def next_allowed(self, now: float) -> float:
+        """When the next restart may happen (``now`` if at once; ``inf`` if restarts are disabled)."""
+        if self.max_restarts <= 0:
+            return float("inf")
         while self.times and now - self.times[0] >= self.window:
             self.times.popleft()
         if len(self.times) < self.max_restarts:
@@ -303,9 +306,13 @@ class Supervisor:
                 w.restart_at = when
                 why = f"worker {w.index} exited with code {code}"
                 state = "reconnecting" if when <= now else "down"
-                if when > now:
-                    why += f"; restart-rate limit ({w.limiter.max_restarts} per {w.limiter.window:g} s) reached, " \
-                           f"next restart in {when - now:.0f} s"
+                if when == float("inf"):
+                    why += "; restarts are disabled (node.max_restarts = 0)"
+                elif when > now:
+                    why += (
+                        f"; restart-rate limit ({w.limiter.max_restarts} per {w.limiter.window:g} s) reached, "
+                        f"next restart in {when - now:.0f} s"
+                    )
                 log.error("%s (cameras %s)", why, ", ".join(c.id for c in w.cameras))
                 for c in w.cameras:
                     self._publish_state(
