@@ -14,6 +14,8 @@ TOPIC_ALERTS = "alerts"
 TOPIC_ALERT_UPDATES = "alert-updates"
 TOPIC_CAMERA_STATE = "camera-state"
 TOPIC_CAMERA_STATS = "camera-stats"
+TOPIC_EVENTS = "events"
+TOPIC_EVENT_UPDATES = "event-updates"
 
 Handler = Callable[[BaseModel], None]
 

@@ -73,3 +73,31 @@ class CameraStatsV1(_Payload):
     last_frame_wall: float = Field(description="Unix time of the newest decoded frame (0: none yet)")
     worker_cpu_seconds: float = Field(description="CPU time of the whole worker process so far")
     wall_time: float
+
+
+class EventV1(_Payload):
+    """A behaviour event (no identity): loitering, fast movement, or a line crossing.
+
+    Published when the rule fires (``end_ts`` None while the episode goes on); :class:`EventUpdateV1` carries its
+    end. ``data`` holds the kind's fields (zone, duration_s, peak_speed, unit, line, direction, person).
+    """
+
+    version: Literal[1] = 1
+    event_id: str
+    camera_id: str
+    kind: str
+    start_ts: float = Field(description="media time, seconds")
+    end_ts: float | None = Field(None, description="media time, seconds")
+    track_id: int | None = None
+    data: dict[str, str | int | float | None] = Field(default_factory=dict)
+    snapshot_jpeg: bytes | None = Field(None, description="whole frame with every face blurred, JPEG")
+    run_id: int | None = None
+
+
+class EventUpdateV1(_Payload):
+    """A behaviour event's episode ended: its end time and final fields (merged into ``data``)."""
+
+    version: Literal[1] = 1
+    event_id: str
+    end_ts: float
+    data: dict[str, str | int | float | None] = Field(default_factory=dict)

@@ -169,6 +169,78 @@ class NodeConfig(_Section):
     stats_interval_seconds: float = Field(1.0, gt=0.0, description="how often workers report their counters")
 
 
+# -- behaviour analytics (no identity) ---------------------------------------------------------------------------
+PointXY = tuple[float, float]
+
+
+class ZoneConfig(_Section):
+    """A zone: a polygon in image pixels of the camera's frame. A person is in it when their feet (the bottom
+    centre of their box) are."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
+    loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
+
+
+class LineConfig(_Section):
+    """A counting line in image pixels; walking along a→b, crossing from right to left counts as "in"."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    a: PointXY
+    b: PointXY
+
+
+class CalibrationConfig(_Section):
+    """Ground-plane calibration: four image points (pixels) and where they are on the floor (metres)."""
+
+    image_points: list[PointXY] = Field(..., min_length=4, max_length=4)
+    world_points: list[PointXY] = Field(..., min_length=4, max_length=4)
+
+
+class CameraAnalyticsConfig(_Section):
+    """Zones, counting lines and the optional calibration of one camera."""
+
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    calibration: CalibrationConfig | None = None
+
+
+class PersonDetectorConfig(_Section):
+    """OpenCV 4.x HOG people detector (ships in opencv-python-headless)."""
+
+    kind: Literal["hog"] = "hog"
+    model: Literal["daimler", "default"] = Field("daimler", description="48×96 Daimler SVM or 64×128 Dalal-Triggs")
+    scale: float = Field(0.25, gt=0.05, le=2.0, description="image scale detection runs at (sets cost and min size)")
+    hit_threshold: float = Field(0.0, ge=-2.0, le=5.0, description="SVM score a window must reach")
+
+
+class AnalyticsConfig(_Section):
+    """Behaviour analytics without identity: people tracking, loitering, fast movement, counting.
+
+    Runs with ``metrosight run --analytics-only`` (no face model loaded), and alongside face recognition for every
+    camera listed under ``cameras`` (by camera id).
+    """
+
+    person_detector: PersonDetectorConfig = Field(default_factory=PersonDetectorConfig)
+    loitering_seconds: float = Field(60.0, gt=0.0, description="a stay in a zone longer than this is loitering")
+    exit_grace_seconds: float = Field(3.0, ge=0.0, description="unseen this long inside a zone ends the stay")
+    fast_speed_mps: float = Field(2.5, gt=0.0, description="fast movement threshold with calibration, m/s")
+    fast_speed_heights_per_second: float = Field(
+        1.5, gt=0.0, description="fast movement threshold without calibration, body heights per second"
+    )
+    min_duration_seconds: float = Field(1.0, gt=0.0, description="fast movement must last this long")
+    speed_window_seconds: float = Field(1.0, gt=0.0, description="speed is fitted over this much history")
+    relink_seconds: float = Field(2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it")
+    max_missed_seconds: float = Field(1.5, gt=0.0, description="a person track unseen this long ends")
+    min_motion_fraction: float = Field(
+        0.002, ge=0.0, le=1.0, description="with no live track, detect people only when this much of the view moves"
+    )
+    refresh_seconds: float = Field(2.0, gt=0.0, description="detect at least this often even without motion")
+    record_crossings: bool = Field(False, description="store each line crossing as an event (counts always kept)")
+    snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
+    cameras: dict[str, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
+
+
 class Settings(_Section):
     """The root of metrosight's configuration."""
 
@@ -178,5 +250,6 @@ class Settings(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)

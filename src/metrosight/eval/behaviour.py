@@ -28,7 +28,15 @@ import numpy as np
 
 from metrosight.analytics.engine import BehaviourEngine
 from metrosight.analytics.geometry import GroundPlane, Polygon
-from metrosight.analytics.model import FAST_MOVEMENT, LOITERING, BehaviourEvent, Observation, Rules, Scene, Zone
+from metrosight.analytics.model import (
+    FAST_MOVEMENT,
+    LOITERING,
+    BehaviourEvent,
+    Observation,
+    Rules,
+    Scene,
+    Zone,
+)
 
 FRAME_RATE = 25.0  # ETH/UCY frame numbers count at 25 fps; samples are every 10th frame (2.5 Hz)
 
@@ -237,7 +245,7 @@ def score(
 class HarnessRules:
     """The thresholds the harness runs with, and the tolerance bands of the scoring."""
 
-    rules: Rules = Rules(
+    rules: Rules = Rules(  # noqa: RUF009 - frozen, immutable default
         loitering_seconds=15.0,
         exit_grace_seconds=2.0,
         fast_speed_mps=1.6,
@@ -271,8 +279,8 @@ def evaluate(
     relinked[0] = engine.relinked
     g = r.exit_grace_seconds
     w = r.speed_window_seconds
-    stays = lambda m: true_stays(trajs, zones, g, m)  # noqa: E731
-    fast = lambda v, m: true_fast(trajs, v, m, w)  # noqa: E731
+    stays = lambda m: true_stays(trajs, zones, g, m)
+    fast = lambda v, m: true_fast(trajs, v, m, w)
     L, V, M = r.loitering_seconds, r.fast_speed_mps, r.min_duration_seconds
     return {
         LOITERING: score(LOITERING, events, owner, stays(L + hr.band_seconds), stays(L - hr.band_seconds)),

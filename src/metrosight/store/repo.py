@@ -351,3 +351,63 @@ class Store(GovernanceMixin):
                 return int(s.scalar(select(func.count()).select_from(model)) or 0)
         except SQLAlchemyError as exc:
             raise StoreError(str(exc)) from None
+
+    # -- behaviour events (analytics; no identity) ----------------------------------------------------------------
+    def save_event(
+        self,
+        event_id: str,
+        camera_id: str,
+        kind: str,
+        start_ts: float,
+        end_ts: float | None = None,
+        track_id: int | None = None,
+        data: dict | None = None,
+        snapshot_path: str | None = None,
+        run_id: int | None = None,
+    ) -> bool:
+        """Store a behaviour event once (idempotent on ``event_id``). Returns False if it was already stored."""
+        from metrosight.store.models import EventRecord
+
+        try:
+            with self._session.begin() as s:
+                if s.scalar(select(EventRecord.id).where(EventRecord.event_id == event_id)) is not None:
+                    return False
+                s.add(
+                    EventRecord(
+                        event_id=event_id, camera_id=camera_id, kind=kind, start_ts=start_ts, end_ts=end_ts,
+                        track_id=track_id, data=data or {}, snapshot_path=snapshot_path, run_id=run_id,
+                    )
+                )
+        except IntegrityError as exc:
+            with self._session() as s:
+                if s.scalar(select(EventRecord.id).where(EventRecord.event_id == event_id)) is not None:
+                    return False
+            raise StoreError(f"cannot store event {event_id}: {exc.orig}") from None
+        return True
+
+    def end_event(self, event_id: str, end_ts: float, data: dict | None = None) -> bool:
+        """Set an event's end time and merge ``data`` into its fields. Returns False if there is no such event."""
+        from metrosight.store.models import EventRecord
+
+        with self._session.begin() as s:
+            rec = s.scalar(select(EventRecord).where(EventRecord.event_id == event_id))
+            if rec is None:
+                return False
+            rec.end_ts = end_ts
+            if data:
+                rec.data = {**(rec.data or {}), **data}
+            return True
+
+    def events(self, run_id: int | None = None, camera_id: str | None = None, kind: str | None = None) -> list:
+        """Stored behaviour events (``EventRecord`` rows), oldest first."""
+        from metrosight.store.models import EventRecord
+
+        with self._session() as s:
+            q = select(EventRecord).order_by(EventRecord.start_ts, EventRecord.id)
+            if run_id is not None:
+                q = q.where(EventRecord.run_id == run_id)
+            if camera_id is not None:
+                q = q.where(EventRecord.camera_id == camera_id)
+            if kind is not None:
+                q = q.where(EventRecord.kind == kind)
+            return list(s.scalars(q))

@@ -1,0 +1,156 @@
+"""Person tracking: a constant-velocity Kalman filter per track and Hungarian assignment (SORT-style).
+
+Why our own: the maintained tracker libraries do not fit this install — norfair pins numpy < 2, ``trackers`` pulls
+OpenCV 5 (which has no HOG people detector), supervision 0.31 dropped its ByteTrack, motpy is unmaintained since
+2021. The algorithm is small (SORT, Bewley et al. 2016): predict each track's box with a Kalman filter, assign
+detections by IoU with scipy's ``linear_sum_assignment``, fall back to centre distance (in box heights) for people
+whose boxes no longer overlap their prediction (low frame rates, fast movers), and let tracks coast through short
+detector gaps. Times are media seconds, so a dropped or skipped frame only widens the prediction.
+
+Track ids are counted per tracker instance (one per camera), never in class-level state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from metrosight.core.types import Box, Detection, Detections, Tracks, TrackState
+from metrosight.track.iou import iou_matrix
+
+
+class _Kalman:
+    """State ``[cx, cy, w, h, vcx, vcy, vw, vh]`` (pixels, pixels per second)."""
+
+    def __init__(self, box: Box, pos_noise: float, vel_noise: float) -> None:
+        cx, cy = box.center
+        self.x = np.array([cx, cy, box.width, box.height, 0, 0, 0, 0], dtype=np.float64)
+        h = max(box.height, 1.0)
+        self.P = np.diag([(0.1 * h) ** 2] * 4 + [(1.0 * h) ** 2] * 4)
+        self.pos_noise, self.vel_noise = pos_noise, vel_noise
+
+    def predict(self, dt: float) -> None:
+        if dt <= 0:
+            return
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * dt
+        h = max(self.x[3], 1.0)
+        q = np.diag([(self.pos_noise * h) ** 2 * dt] * 4 + [(self.vel_noise * h) ** 2 * dt] * 4)
+        self.x = F @ self.x
+        self.P = F @ self.P @ F.T + q
+        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
+
+    def update(self, box: Box) -> None:
+        cx, cy = box.center
+        z = np.array([cx, cy, box.width, box.height])
+        H = np.zeros((4, 8))
+        H[:, :4] = np.eye(4)
+        R = np.diag([(0.05 * box.height) ** 2] * 4)
+        S = H @ self.P @ H.T + R
+        K = self.P @ H.T @ np.linalg.inv(S)
+        self.x = self.x + K @ (z - H @ self.x)
+        self.P = (np.eye(8) - K @ H) @ self.P
+
+    def box(self) -> Box:
+        cx, cy, w, h = self.x[:4]
+        return Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+class KalmanTracker:
+    """SORT-style multi-person tracker.
+
+    Args:
+        iou_threshold: minimum IoU between a track's predicted box and a detection to match by overlap.
+        max_centre_distance: second pass: a detection whose centre is within this many box heights of an unmatched
+            track's prediction continues it.
+        max_missed_seconds: a track not matched for this long (media time) ends.
+        min_hits: a track is reported (and can end) only after this many matched detections; single-frame false
+            detections never become tracks.
+    """
+
+    def __init__(
+        self,
+        iou_threshold: float = 0.2,
+        max_centre_distance: float = 0.5,
+        max_missed_seconds: float = 1.5,
+        min_hits: int = 2,
+    ) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_centre_distance = max_centre_distance
+        self.max_missed_seconds = max_missed_seconds
+        self.min_hits = min_hits
+        self._next_id = 1
+        self._tracks: dict[int, TrackState] = {}
+        self._filters: dict[int, _Kalman] = {}
+        self._last_ts: float | None = None
+
+    def update(self, dets: Detections) -> Tracks:
+        """Predict every track to ``dets.ts``, match ``dets``, start tracks for the rest, end stale tracks."""
+        ts = dets.ts
+        dt = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
+        self._last_ts = ts
+        ids = list(self._tracks)
+        for tid in ids:
+            self._filters[tid].predict(dt)
+        predicted = [self._filters[tid].box() for tid in ids]
+        items = list(dets.items)
+        matched = self._assign(ids, predicted, items)
+        used = set(matched.values())
+        active: list[TrackState] = []
+        ended: list[int] = []
+        for tid, pred in zip(ids, predicted, strict=True):
+            track = self._tracks[tid]
+            j = matched.get(tid)
+            if j is not None:
+                det = items[j]
+                self._filters[tid].update(det.box)
+                track.box, track.detection, track.last_ts = det.box, det, ts
+                track.hits += 1
+            elif ts - track.last_ts > self.max_missed_seconds:
+                del self._tracks[tid], self._filters[tid]
+                if track.hits >= self.min_hits:
+                    ended.append(tid)
+                continue
+            else:
+                track.box, track.detection = pred, None
+            if track.hits >= self.min_hits:
+                active.append(track)
+        for j, det in enumerate(items):
+            if j in used:
+                continue
+            track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
+            self._next_id += 1
+            self._tracks[track.track_id] = track
+            self._filters[track.track_id] = _Kalman(det.box, pos_noise=0.5, vel_noise=1.0)
+            if self.min_hits <= 1:
+                active.append(track)
+        return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended))
+
+    def _assign(self, ids: list[int], predicted: list[Box], items: list[Detection]) -> dict[int, int]:
+        matched: dict[int, int] = {}
+        if not ids or not items:
+            return matched
+        ious = iou_matrix(predicted, [d.box for d in items])
+        rows, cols = linear_sum_assignment(-ious)
+        for r, c in zip(rows, cols, strict=True):
+            if ious[r, c] >= self.iou_threshold:
+                matched[ids[r]] = int(c)
+        free_t = [i for i, tid in enumerate(ids) if tid not in matched]
+        free_d = [j for j in range(len(items)) if j not in set(matched.values())]
+        if free_t and free_d:
+            pc = np.array([predicted[i].center for i in free_t])
+            ph = np.array([max(predicted[i].height, 1.0) for i in free_t])
+            dc = np.array([items[j].box.center for j in free_d])
+            dist = np.hypot(pc[:, None, 0] - dc[None, :, 0], pc[:, None, 1] - dc[None, :, 1]) / ph[:, None]
+            rows, cols = linear_sum_assignment(dist)
+            for r, c in zip(rows, cols, strict=True):
+                if dist[r, c] <= self.max_centre_distance:
+                    matched[ids[free_t[r]]] = free_d[c]
+        return matched
+
+    def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
+        """End every live track (the source ended)."""
+        ended = tuple(tid for tid, t in self._tracks.items() if t.hits >= self.min_hits)
+        self._tracks.clear()
+        self._filters.clear()
+        return Tracks(frame_index, ts, camera_id, (), ended)
