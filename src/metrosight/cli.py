@@ -422,6 +422,12 @@ from metrosight.pipeline.node_cli import node as _node  # noqa: E402
 app.command("node")(_node)
 
 
+from metrosight.eval.cli import calibrate_cmd as _calibrate  # noqa: E402
+from metrosight.eval.cli import eval_app as _eval_app  # noqa: E402
+
+app.add_typer(_eval_app, name="eval")
+app.command("calibrate")(_calibrate)
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
     try:
         app()

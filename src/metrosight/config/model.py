@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class _Section(BaseModel):
@@ -66,6 +66,13 @@ class TrackingConfig(_Section):
 
 class RecognitionConfig(_Section):
     embedder: Literal["onnx", "dlib"] = Field("onnx", description="descriptor backend; both give dlib's 128-D vector")
+    normalization: Literal["none", "cohort"] = Field(
+        "none",
+        description=(
+            "'cohort': AS-norm of the best candidate's score against the background faces in "
+            "<home>/calibration/cohort.npz (built by `metrosight calibrate --cohort DIR` from operator-provided photos)"
+        ),
+    )
     match_threshold: float = Field(
         0.93,
         gt=0.0,
@@ -75,13 +82,6 @@ class RecognitionConfig(_Section):
             "cosine similarity of dlib descriptors (below 1; strangers typically score 0.8-0.9, so 0.93 is strict); "
             "with 'cohort' the AS-norm score against the deployment's cohort (about 4-5 for FPIR 0.003). "
             "`metrosight calibrate` chooses it for a target FPIR"
-        ),
-    )
-    normalization: Literal["none", "cohort"] = Field(
-        "none",
-        description=(
-            "'cohort': AS-norm of the best candidate's score against the background faces in "
-            "<home>/calibration/cohort.npz (built by `metrosight calibrate --cohort DIR` from operator-provided photos)"
         ),
     )
     min_margin: float = Field(
@@ -95,14 +95,15 @@ class RecognitionConfig(_Section):
     )
     decide_every_seconds: float = Field(0.4, gt=0.0, description="how often (media time) a live track is matched")
 
-    @model_validator(mode="after")
-    def _threshold_units(self) -> RecognitionConfig:
-        if self.normalization == "none" and self.match_threshold >= 1.0:
+    @field_validator("match_threshold")
+    @classmethod
+    def _threshold_units(cls, v: float, info: ValidationInfo) -> float:
+        if info.data.get("normalization", "none") == "none" and v >= 1.0:
             raise ValueError(
-                f"match_threshold {self.match_threshold} is not a cosine similarity (must be < 1 with "
-                "normalization 'none'; AS-norm thresholds need normalization: cohort)"
+                f"{v} is not a cosine similarity (must be < 1 with normalization 'none'; AS-norm thresholds need "
+                "normalization: cohort)"
             )
-        return self
+        return v
 
 
 class IngestConfig(_Section):

@@ -87,7 +87,12 @@ class Runtime:
     def matcher(self, camera_id: str | None = None) -> Matcher:
         gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
         rec = self.settings.recognition
-        return Matcher(gallery, rec.match_threshold, rec.min_margin)
+        cohort = None
+        if rec.normalization == "cohort":
+            from metrosight.recognize.normalize import COHORT_FILE, Cohort
+
+            cohort = Cohort.load(self.home.root / "calibration" / COHORT_FILE)  # CohortError names the file
+        return Matcher(gallery, rec.match_threshold, rec.min_margin, cohort)
 
     # -- enrolment --------------------------------------------------------------------------------------------
     def enroll(
@@ -199,8 +204,14 @@ class Runtime:
         on_alert: Callable[[AlertV1, str | None], None] | None = None,
         on_frame: Callable[[CameraStats], None] | None = None,
         bus: InProcessBus | None = None,
+        analytics_only: bool = False,
+        on_event: Callable[..., None] | None = None,
     ) -> RunReport:
         """Run the pipeline over one source until it ends. Alerts are stored as they happen.
+
+        With ``analytics_only`` no face model is used: only the behaviour analytics run (people tracking, loitering,
+        fast movement, counting). Without it they run alongside face recognition for cameras that have an entry
+        under ``analytics.cameras``. Behaviour events are stored as they happen and passed to ``on_event``.
 
         Raises:
             SourceError: the source cannot be opened (nothing is stored).
@@ -219,12 +230,30 @@ class Runtime:
         sink = AlertSink(self.store, self.home.media, on_alert)
         bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]
-        pipe = self.camera_pipeline(
-            camera_id,
-            run_id,
-            publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
-            publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
+        from metrosight.pipeline import analytics as an
+
+        analytics = None
+        if an.wants_analytics(self.settings.analytics, camera_id, analytics_only):
+            events = an.EventSink(self.store, self.home.media, on_event)
+            bus.subscribe(an.TOPIC_EVENTS, events.on_event)  # type: ignore[arg-type]
+            bus.subscribe(an.TOPIC_EVENT_UPDATES, events.on_update)  # type: ignore[arg-type]
+            analytics = an.make_analytics_worker(
+                self.settings.analytics, camera_id, run_id,
+                lambda e: bus.publish(an.TOPIC_EVENTS, e), lambda u: bus.publish(an.TOPIC_EVENT_UPDATES, u),
+                face_boxes=lambda image: [d.box for d in self.detector.detect(image)],
+            )
+        pipe = (
+            an.AnalyticsOnly(analytics)  # type: ignore[arg-type]
+            if analytics_only
+            else self.camera_pipeline(
+                camera_id,
+                run_id,
+                publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
+                publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
+            )
         )
+        if analytics is not None and not analytics_only:
+            pipe = an.Alongside(pipe, analytics)  # type: ignore[assignment]
         segment = 0
         started = time.perf_counter()
         error: str | None = None
@@ -250,7 +279,8 @@ class Runtime:
             elapsed = time.perf_counter() - started
             s = pipe.stats
             self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
-        return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery))
+        stats = analytics.stats if analytics is not None else None
+        return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery), stats)
 
 
 class LivePolicy:
@@ -318,6 +348,7 @@ class RunReport:
     stats: CameraStats
     seconds: float
     gallery_size: int
+    analytics: object | None = None  # AnalyticsStats when the behaviour analytics ran
 
     @property
     def fps(self) -> float:

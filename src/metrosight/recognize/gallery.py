@@ -1,7 +1,8 @@
 """The gallery of active watchlist templates and the matcher over it.
 
 Each enrolled subject has one template: the L2-normalised mean of its L2-normalised enrolment descriptors.
-Matching is cosine similarity of a probe against the normalised template matrix (one matrix product).
+Matching is cosine similarity of a probe against the normalised template matrix (one matrix product), optionally
+followed by cohort normalisation of the best candidate's score (:mod:`metrosight.recognize.normalize`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrosight.core.types import Category, Match
+from metrosight.recognize.normalize import Cohort, CohortNorm
 
 DIM = 128
 
@@ -62,42 +64,64 @@ class Gallery:
 class Matcher:
     """Decides whether a probe is someone on the gallery.
 
+    The candidate is the entry with the highest cosine similarity. Without a cohort the decision score is that
+    cosine; with one it is the candidate's AS-norm score against the cohort
+    (:class:`~metrosight.recognize.normalize.CohortNorm`), which makes one threshold mean about the same false-match
+    rate for every face. The identity (and so rank-1) is always that of the best cosine.
+
     Args:
         gallery: active templates.
-        threshold: minimum cosine similarity for a match.
-        min_margin: the best entry must beat the best *other* subject by at least this much; a probe that looks
-            about equally like two people is no match (it is ambiguous, and an operator cannot act on it).
+        threshold: minimum decision score for a match (cosine, or AS-norm units with a cohort).
+        min_margin: the best entry's cosine must beat the best *other* subject's by at least this much; a probe
+            that looks about equally like two people is no match (it is ambiguous, and an operator cannot act on it).
+        cohort: background faces for score normalisation (``None``: raw cosine).
     """
 
-    def __init__(self, gallery: Gallery, threshold: float, min_margin: float = 0.0) -> None:
+    def __init__(
+        self, gallery: Gallery, threshold: float, min_margin: float = 0.0, cohort: Cohort | None = None
+    ) -> None:
         self.gallery = gallery
         self.threshold = threshold
         self.min_margin = min_margin
+        self.cohort = cohort
+        self._norm = CohortNorm(cohort, gallery.matrix) if cohort is not None and len(gallery) else None
+
+    @property
+    def scoring(self) -> str:
+        """``"cohort"`` (AS-norm) or ``"cosine"``."""
+        return "cohort" if self.cohort is not None else "cosine"
+
+    def decision_scores(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(cosines, decision scores)`` of a probe ``(128,)`` against every entry, each ``(N,)``."""
+        cos = self.gallery.scores(probe)
+        if self._norm is None:
+            return cos, cos
+        return cos, self._norm.normalize(probe, cos)
 
     def best(self, probe: np.ndarray) -> Match | None:
         """The most similar entry, whatever its score (``None`` for an empty gallery)."""
         if len(self.gallery) == 0:
             return None
-        scores = self.gallery.scores(probe)
-        i = int(np.argmax(scores))
-        return self._as_match(i, float(scores[i]))
+        cos, dec = self.decision_scores(probe)
+        i = int(np.argmax(cos))
+        return self._as_match(i, float(dec[i]), float(cos[i]))
 
     def match(self, probe: np.ndarray) -> Match | None:
         """The most similar entry if it reaches the threshold and the margin, else ``None``."""
         if len(self.gallery) == 0:
             return None
-        scores = self.gallery.scores(probe)
-        i = int(np.argmax(scores))
-        if scores[i] < self.threshold:
+        cos, dec = self.decision_scores(probe)
+        i = int(np.argmax(cos))
+        if dec[i] < self.threshold:
             return None
-        if self.min_margin > 0 and len(scores) > 1:
+        if self.min_margin > 0 and len(cos) > 1:
             me = self.gallery.entries[i].subject_id
-            others = [float(s) for e, s in zip(self.gallery.entries, scores, strict=True) if e.subject_id != me]
-            if others and float(scores[i]) - max(others) < self.min_margin:
+            others = [float(s) for e, s in zip(self.gallery.entries, cos, strict=True) if e.subject_id != me]
+            if others and float(cos[i]) - max(others) < self.min_margin:
                 return None
-        return self._as_match(i, float(scores[i]))
+        return self._as_match(i, float(dec[i]), float(cos[i]))
 
-    def _as_match(self, i: int, score: float) -> Match:
+    def _as_match(self, i: int, score: float, cosine: float) -> Match:
         e = self.gallery.entries[i]
-        distance = float(np.sqrt(max(0.0, 2.0 - 2.0 * score)))
+        distance = float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine)))
         return Match(e.subject_id, e.subject_name, e.watchlist, e.category, score, distance)

@@ -1,0 +1,630 @@
+"""``metrosight eval …`` (verify, identify, detect) and ``metrosight calibrate``: accuracy you can reproduce.
+
+Each run prints a table, and writes a self-contained HTML report, a JSON file and the plots as PNG into ``--out``
+(default ``<home>/reports``).
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+eval_app = typer.Typer(
+    help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.", no_args_is_help=True
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+# -- shared plumbing --------------------------------------------------------------------------------------------
+def _root() -> Any:
+    from metrosight import cli as root  # lazy: metrosight.cli imports this module
+
+    return root
+
+
+def _context() -> tuple[Any, Any]:
+    """``(settings, home)`` from the global ``--home``/``--config`` options."""
+    from metrosight.config.home import Home
+
+    root = _root()
+    settings = root._settings()
+    try:
+        home = Home.resolve(root.state.home).ensure()
+    except OSError as exc:
+        root.fail(f"cannot use home directory: {exc}", 1)
+    return settings, home
+
+
+def _fail(message: str, code: int = 2) -> Any:
+    return _root().fail(message, code)
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _command_line() -> str:
+    return "metrosight " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+
+
+def _out_dir(out_dir: Path | None, home: Any) -> Path:
+    return Path(out_dir) if out_dir is not None else home.root / "reports"
+
+
+def _stem(kind: str, name: str | None) -> str:
+    return name or f"{kind}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+
+
+def metrosight_encoder(settings: Any, home: Any, flip: bool = True, gate_quality: bool = True) -> Any:
+    """metrosight's photo path as configured (detector, quality limits, embedder)."""
+    from metrosight.eval.extract import MetrosightEncoder
+    from metrosight.pipeline.runtime import make_face_detector
+    from metrosight.recognize.factory import make_embedder
+
+    return MetrosightEncoder(
+        make_face_detector(settings),
+        make_embedder(settings.recognition.embedder, home.cache / "models"),
+        settings.detection.min_face_px,
+        settings.recognition.min_blur_var,
+        gate_quality=gate_quality,
+        flip=flip,
+    )
+
+
+def encode_with_progress(items: Sequence[tuple[Path, str]], encoder: Any, cache: Path | None, label: str) -> list[Any]:
+    from metrosight.eval.extract import encode_all
+
+    with progress() as bar:
+        task = bar.add_task(label, total=len(items))
+        return encode_all(items, encoder, cache, on_progress=lambda n: bar.advance(task, n))
+
+
+def load_cohort(path: Path, settings: Any, home: Any, exclude: Sequence[Path] = ()) -> Any:
+    """A cohort from a ``.npz`` written by ``metrosight calibrate --cohort`` or from a folder of photos (every usable
+    face). Photos identical (by content) to any of ``exclude`` are refused: the background set must share no photo
+    with the gallery or the probes it is scored on.
+    """
+    from metrosight.eval.calibrate import build_cohort, photo_files
+    from metrosight.recognize.normalize import Cohort, CohortError
+
+    if path.is_file() and path.suffix == ".npz":
+        try:
+            return Cohort.load(path)
+        except CohortError as exc:
+            _fail(str(exc))
+    if not path.is_dir():
+        _fail(f"--cohort {path}: neither a folder of photos nor a cohort .npz file")
+    photos = photo_files(path)
+    if not photos:
+        _fail(f"--cohort {path}: no photos found")
+    if exclude:
+        import hashlib
+
+        def sha(p: Path) -> str:
+            return hashlib.sha256(p.read_bytes()).hexdigest()
+
+        banned = {sha(p) for p in exclude}
+        clash = [p for p in photos if sha(p) in banned]
+        if clash:
+            _fail(f"--cohort shares {len(clash)} photo(s) with the evaluated set (e.g. {clash[0]}); use disjoint data")
+    enc = metrosight_encoder(settings, home, flip=True)
+    with progress() as bar:
+        task = bar.add_task("cohort faces", total=len(photos))
+        try:
+            return build_cohort(photos, enc, on_progress=lambda n: bar.advance(task, n))
+        except CohortError as exc:
+            _fail(str(exc))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# -- identify ---------------------------------------------------------------------------------------------------
+@eval_app.command("identify")
+def identify_cmd(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="one folder of photos per person, split automatically")
+    ] = None,
+    gallery: Annotated[Path | None, typer.Option("--gallery", help="enrolment photos, one folder per person")] = None,
+    probes: Annotated[
+        Path | None, typer.Option("--probes", help="probe photos, one folder per person (unknown people: non-mated)")
+    ] = None,
+    include: Annotated[str | None, typer.Option("--include", help="regex person folders must match")] = None,
+    per_person: Annotated[
+        list[int] | None, typer.Option("--per-person", help="enrolment photos per person with --data (repeatable)")
+    ] = None,
+    non_mated: Annotated[
+        str | None,
+        typer.Option("--non-mated", help="regex of people never enrolled (all their photos non-mated) with --data"),
+    ] = None,
+    max_people: Annotated[int | None, typer.Option("--max-people", help="use only the first N people")] = None,
+    cohort: Annotated[
+        Path | None, typer.Option("--cohort", help="background faces for AS-norm: photo folder or cohort .npz")
+    ] = None,
+    baseline: Annotated[bool, typer.Option(help="also measure the face_recognition baseline")] = True,
+    quality_gate: Annotated[
+        bool, typer.Option(help="refuse faces failing the quality checks (counted as misses / no candidate)")
+    ] = False,
+    cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
+) -> None:
+    """Open-set 1:N identification: FNIR at FPIR 0.1/0.01/0.003, rank-1, DET curves, HTML + JSON report."""
+    import re
+
+    from metrosight.eval.datasets import DatasetError, open_set_split, people_folders, people_split
+    from metrosight.eval.extract import FaceRecognitionBaseline
+    from metrosight.eval.identify import MethodSpec, evaluate_open_set
+    from metrosight.eval.metrics import MetricError
+    from metrosight.eval.report import Figure, Report, Table, det_plot, histogram_plot
+    from metrosight.eval.metrics import det_curve
+
+    settings, home = _context()
+    per_person = per_person or [1]
+    try:
+        if data is not None:
+            if gallery or probes:
+                _fail("give either --data, or --gallery with --probes")
+            people = people_folders(data, include)
+            if max_people:
+                people = dict(list(people.items())[:max_people])
+            if non_mated:
+                pat = re.compile(non_mated)
+                names = [p for p in people if pat.fullmatch(p)]
+                splits = {k: people_split(people, k, names) for k in per_person}
+            else:
+                splits = {k: open_set_split(people, k) for k in per_person}
+        elif gallery is not None and probes is not None:
+            from metrosight.eval.datasets import OpenSetSplit
+
+            g = people_folders(gallery, include)
+            pr = people_folders(probes, include)
+            splits = {
+                0: OpenSetSplit(
+                    g,
+                    [(p, k) for k, v in pr.items() if k in g for p in v],
+                    [(p, k) for k, v in pr.items() if k not in g for p in v],
+                )
+            }
+        else:
+            _fail("give --data DIR (one folder per person), or --gallery DIR and --probes DIR")
+    except (DatasetError, re.error) as exc:
+        _fail(str(exc))
+
+    items: dict[Path, str] = {}
+    for sp in splits.values():
+        items.update(dict(sp.all_items()))
+    item_list = list(items.items())
+    ms = metrosight_encoder(settings, home, gate_quality=quality_gate)
+    records = {"metrosight": encode_with_progress(item_list, ms, cache, "metrosight: encode")}
+    if baseline:
+        records["face_recognition"] = encode_with_progress(
+            item_list, FaceRecognitionBaseline(), cache, "face_recognition: encode"
+        )
+    coh = load_cohort(cohort, settings, home, exclude=list(items)) if cohort is not None else None
+
+    methods: list[tuple[str, MethodSpec]] = []
+    if baseline:
+        methods.append(("face_recognition", MethodSpec("face_recognition (HOG, Euclidean)", "euclidean")))
+    methods.append(("metrosight", MethodSpec("metrosight cosine", "cosine")))
+    methods.append(("metrosight", MethodSpec("metrosight cosine + flips", "cosine", flip=True)))
+    if coh is not None:
+        methods.append(("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh)))
+
+    report = Report("Open-set 1:N identification", _command_line())
+    intro = report.section("Protocol")
+    intro.notes += [
+        "Mated searches: photos of enrolled people not used for enrolment; hit = the mate is the top candidate and "
+        "reaches the threshold. Non-mated searches: photos of people who are not enrolled; a false positive when the "
+        "top candidate reaches the threshold. A photo where no usable face is found counts as a miss (mated) or as no "
+        "candidate (non-mated).",
+        "FNIR at FPIR x uses the threshold at which at most x of the non-mated searches return a candidate, computed "
+        "from these searches (the DET-curve convention). 'Held-out' columns choose the threshold on half of the "
+        "non-mated people and measure FPIR/FNIR on the other half (mean of both halves): the operational figure.",
+        "The face_recognition baseline reproduces that package with dlib (HOG upsample 1, 5-point landmarks, "
+        "face_recognition_model_v1, Euclidean distance to the nearest enrolment photo). The cohort for AS-norm shares "
+        "no photo with the gallery or the probes.",
+    ]
+    results: dict[str, Any] = {}
+    console = RichTable("gallery", "method", "N", "mated", "non-mated", "rank-1", "FNIR@0.1", "FNIR@0.01", "FNIR@0.003",
+                        "held-out FNIR/FPIR@0.003", title="open-set identification")
+    for k, sp in splits.items():
+        label = f"{k} photo(s) per person" if k else "given gallery"
+        sec = report.section(f"Gallery: {label}")
+        rows, curves = [], []
+        best = None
+        for source, m in methods:
+            try:
+                run = evaluate_open_set(sp, records[source], m)
+            except MetricError as exc:
+                _fail(str(exc))
+            r = run.result
+            ho = {row["target"]: row for row in run.heldout}
+            fn = {p.target: p for p in r.at_fpir}
+            rows.append(
+                [m.name, r.n_gallery, r.n_mated, r.n_non_mated, r.mated_fta, r.non_mated_fta, r.rank1, r.rank5]
+                + [fn[x].value for x in (0.1, 0.01, 0.003)]
+                + [fn[0.003].threshold, fn[0.003].resolved]
+                + [ho.get(0.003, {}).get("fnir", float("nan")), ho.get(0.003, {}).get("fpir", float("nan"))]
+            )
+            console.add_row(
+                label, m.name, str(r.n_gallery), str(r.n_mated), str(r.n_non_mated), _pct(r.rank1),
+                *[_pct(fn[x].value) for x in (0.1, 0.01, 0.003)],
+                f"{_pct(ho[0.003]['fnir'])} / {_pct(ho[0.003]['fpir'])}" if 0.003 in ho else "-",
+            )
+            _, fpr, fnr = det_curve(run.searches.hit_scores, run.searches.non_mated_top)
+            curves.append((m.name, fpr, fnr))
+            results.setdefault(label, {})[m.name] = {
+                "n_gallery": r.n_gallery,
+                "n_mated": r.n_mated,
+                "n_non_mated": r.n_non_mated,
+                "mated_fta": r.mated_fta,
+                "non_mated_fta": r.non_mated_fta,
+                "rank1": r.rank1,
+                "rank5": r.rank5,
+                "fnir_at_fpir": [
+                    {"fpir": p.target, "fnir": p.value, "threshold": p.threshold, "achieved_fpir": p.achieved,
+                     "resolved": p.resolved}
+                    for p in r.at_fpir
+                ],
+                "heldout": run.heldout,
+                "fpir_by_gallery_size": run.by_gallery_size,
+            }
+            if run.by_gallery_size:
+                sec.tables.append(
+                    Table(
+                        ["gallery size", "FPIR at a fixed threshold"],
+                        [[int(x["gallery"]), x["fpir"]] for x in run.by_gallery_size],
+                        f"{m.name}: FPIR against watchlist size at the threshold giving FPIR 0.01 on the full gallery",
+                    )
+                )
+            best = run
+        sec.tables.insert(
+            0,
+            Table(
+                ["method", "N", "mated", "non-mated", "mated FTA", "non-mated FTA", "rank-1", "rank-5",
+                 "FNIR@FPIR 0.1", "FNIR@0.01", "FNIR@0.003", "threshold@0.003", "0.003 resolved",
+                 "held-out FNIR@0.003", "held-out FPIR@0.003"],
+                rows,
+                f"{label}: FNIR at FPIR (lower is better); 'resolved' is no when there are fewer than 1/0.003 "
+                "non-mated searches (the point is then at zero observed false positives)",
+            ),
+        )
+        stem = f"k{k}"
+        sec.figures.append(Figure(f"det-{stem}", det_plot(curves, title=f"DET, {label}"), "DET: FNIR against FPIR"))
+        if best is not None:
+            thr = next(p.threshold for p in best.result.at_fpir if p.target == 0.003)
+            sec.figures.append(
+                Figure(
+                    f"scores-{stem}",
+                    histogram_plot(
+                        [("mated (hits)", best.searches.hit_scores), ("non-mated top", best.searches.non_mated_top)],
+                        thr,
+                        f"{best.method.name}: top scores",
+                        "score",
+                    ),
+                )
+            )
+    report.data = {"identification": results, "settings": {"detector": settings.detection.detector.kind}}
+    html_path, json_path = report.write(_out_dir(out_dir, home), _stem("identify", name))
+    out.print(console)
+    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+
+
+# -- verify -----------------------------------------------------------------------------------------------------
+@eval_app.command("verify")
+def verify_cmd(
+    images: Annotated[Path, typer.Option("--images", help="LFW image folder (one sub-folder per person)")],
+    pairs: Annotated[Path, typer.Option("--pairs", help="LFW pairs.txt")],
+    cohort: Annotated[Path | None, typer.Option("--cohort", help="background faces for AS-norm")] = None,
+    baseline: Annotated[bool, typer.Option(help="also measure the face_recognition baseline")] = True,
+    folds: Annotated[int, typer.Option("--folds", help="folds when the pairs file has one")] = 10,
+    max_pairs: Annotated[int | None, typer.Option("--max-pairs", help="use the first N genuine and N impostor pairs")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
+) -> None:
+    """LFW-protocol verification: accuracy ± std (threshold from the training folds only), TAR at FAR 1e-3/1e-4."""
+    from metrosight.eval.datasets import DatasetError, load_pairs
+    from metrosight.eval.extract import FaceRecognitionBaseline
+    from metrosight.eval.identify import MethodSpec
+    from metrosight.eval.metrics import MetricError
+    from metrosight.eval.report import Figure, Report, Table, roc_plot
+    from metrosight.eval.verify import evaluate_pairs
+
+    settings, home = _context()
+    try:
+        plist = load_pairs(pairs, images)
+    except DatasetError as exc:
+        _fail(str(exc))
+    if max_pairs:
+        plist = [p for p in plist if p.same][:max_pairs] + [p for p in plist if not p.same][:max_pairs]
+    label_of = {}
+    for p in plist:
+        label_of[p.a] = p.a.parent.name
+        label_of[p.b] = p.b.parent.name
+    items = list(label_of.items())
+    records = {"metrosight": encode_with_progress(items, metrosight_encoder(settings, home), cache, "metrosight: encode")}
+    if baseline:
+        records["face_recognition"] = encode_with_progress(items, FaceRecognitionBaseline(), cache, "face_recognition: encode")
+    coh = load_cohort(cohort, settings, home, exclude=list(label_of)) if cohort is not None else None
+    methods: list[tuple[str, MethodSpec]] = []
+    if baseline:
+        methods.append(("face_recognition", MethodSpec("face_recognition (HOG, Euclidean)", "euclidean")))
+    methods += [
+        ("metrosight", MethodSpec("metrosight cosine", "cosine")),
+        ("metrosight", MethodSpec("metrosight cosine + flips", "cosine", flip=True)),
+    ]
+    if coh is not None:
+        methods.append(("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh)))
+
+    report = Report("LFW-protocol verification", _command_line())
+    sec = report.section(f"{sum(p.same for p in plist)} genuine and {sum(not p.same for p in plist)} impostor pairs")
+    n_file_folds = len({p.fold for p in plist})
+    sec.notes.append(
+        f"Accuracy: each fold is scored with the threshold that maximises accuracy on the other folds "
+        f"({'the file has ' + str(n_file_folds) + ' folds' if n_file_folds > 1 else 'the file has one fold, so its pairs are split into ' + str(folds) + ' stratified folds'}). "
+        "TAR at FAR over the pairs file is limited by its number of impostor pairs; the 'all pairs' columns use every "
+        "pair of distinct photos in the set (many more impostor pairs)."
+    )
+    rows, curves, data = [], [], {}
+    console = RichTable("method", "accuracy", "EER", "TAR@FAR1e-3", "TAR@FAR1e-4", "all-pairs TAR@1e-3", "all-pairs TAR@1e-4",
+                        title="verification")
+    for source, m in methods:
+        try:
+            run = evaluate_pairs(plist, records[source], m, folds=folds)
+        except MetricError as exc:
+            _fail(str(exc))
+        r = run.result
+        ap = {far: (tar, t) for far, tar, t in run.all_pairs}
+        rows.append(
+            [m.name, r.accuracy, r.accuracy_std, r.eer, run.failed_pairs]
+            + [p.value for p in r.at_far]
+            + [ap.get(1e-3, (float("nan"),))[0], ap.get(1e-4, (float("nan"),))[0], run.n_all_genuine, run.n_all_impostor]
+        )
+        console.add_row(
+            m.name, f"{100 * r.accuracy:.2f} ± {100 * r.accuracy_std:.2f}%", _pct(r.eer),
+            *[_pct(p.value) + ("" if p.resolved else "*") for p in r.at_far],
+            *[_pct(ap[f][0]) if f in ap else "-" for f in (1e-3, 1e-4)],
+        )
+        curves.append((m.name, run.all_curve[0], run.all_curve[1]))
+        data[m.name] = {
+            "accuracy": r.accuracy,
+            "accuracy_std": r.accuracy_std,
+            "fold_accuracies": r.fold_accuracies,
+            "fold_thresholds": r.fold_thresholds,
+            "eer": r.eer,
+            "failed_pairs": run.failed_pairs,
+            "tar_at_far": [{"far": p.target, "tar": p.value, "threshold": p.threshold, "resolved": p.resolved} for p in r.at_far],
+            "all_pairs": {"genuine": run.n_all_genuine, "impostor": run.n_all_impostor,
+                          "tar_at_far": [{"far": f, "tar": t, "threshold": th} for f, t, th in run.all_pairs]},
+        }
+    sec.tables.append(
+        Table(
+            ["method", "accuracy", "± std", "EER", "pairs without face", "TAR@FAR 1e-3", "TAR@FAR 1e-4",
+             "all-pairs TAR@1e-3", "all-pairs TAR@1e-4", "all-pairs genuine", "all-pairs impostor"],
+            rows,
+            "TAR at FAR from the pairs file is unresolved below 1/(impostor pairs)",
+        )
+    )
+    sec.figures.append(Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs"))
+    report.data = {"verification": data}
+    html_path, json_path = report.write(_out_dir(out_dir, home), _stem("verify", name))
+    out.print(console)
+    out.print("* unresolved: fewer impostor pairs than 1/FAR", highlight=False)
+    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+
+
+# -- calibrate --------------------------------------------------------------------------------------------------
+def calibrate_cmd(
+    non_mated: Annotated[
+        list[Path],
+        typer.Option("--non-mated", help="photos folder or video of people on no list (repeatable)"),
+    ],
+    cohort: Annotated[
+        Path | None,
+        typer.Option("--cohort", help="folder of photos of people on no list: build the AS-norm cohort from it"),
+    ] = None,
+    gallery: Annotated[
+        Path | None,
+        typer.Option("--gallery", help="enrolment photos, one folder per person (default: the active watchlists)"),
+    ] = None,
+    target_fpir: Annotated[float, typer.Option("--target-fpir", help="share of passers-by allowed to raise a candidate")] = 0.003,
+    watchlist_size: Annotated[
+        int | None, typer.Option("--watchlist-size", help="people on the watchlists (default: the templates used)")
+    ] = None,
+    footfall: Annotated[int, typer.Option("--footfall", help="people passing the cameras a day")] = 100_000,
+    write_config: Annotated[
+        Path | None, typer.Option("--write-config", help="YAML config to write the threshold into (default: --config)")
+    ] = None,
+    allow_looser: Annotated[
+        bool, typer.Option(help="allow a threshold below the configured one (same score units)")
+    ] = False,
+    every: Annotated[float, typer.Option("--every", help="seconds between sampled video frames")] = 0.5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+) -> None:
+    """Choose the match threshold for a target FPIR from faces of people on no list, write it into the config and
+    report the expected false alerts a day."""
+    from metrosight.eval.calibrate import (
+        VIDEO_SUFFIXES,
+        CalibrationError,
+        choose_threshold,
+        cohort_path,
+        faces_of_video,
+        fused,
+        photo_files,
+        set_recognition_keys,
+    )
+    from metrosight.eval.extract import faces_of_photos
+    from metrosight.eval.report import Figure, Report, Table, histogram_plot
+    from metrosight.recognize.normalize import CohortError, CohortNorm
+
+    settings, home = _context()
+    root = _root()
+    rec = settings.recognition
+    enc = metrosight_encoder(settings, home, flip=True)
+
+    # 1. the cohort (optional): built from the operator's photos, stored under the home.
+    coh = None
+    scoring = rec.normalization
+    cpath = cohort_path(home.root)
+    if cohort is not None:
+        if not cohort.is_dir():
+            _fail(f"--cohort {cohort}: not a folder of photos")
+        coh = load_cohort(cohort, settings, home)
+        coh.save(cpath)
+        scoring = "cohort"
+        out.print(f"cohort: {len(coh)} faces from {cohort} saved to {cpath}", highlight=False)
+    elif scoring == "cohort":
+        from metrosight.recognize.normalize import Cohort
+
+        try:
+            coh = Cohort.load(cpath)
+        except CohortError as exc:
+            _fail(str(exc))
+
+    # 2. the templates the threshold will guard.
+    if gallery is not None:
+        from metrosight.eval.datasets import DatasetError, people_folders
+
+        try:
+            people = people_folders(gallery)
+        except DatasetError as exc:
+            _fail(str(exc))
+        templates = []
+        with progress() as bar:
+            task = bar.add_task("gallery", total=sum(len(v) for v in people.values()))
+            for photos in people.values():
+                d, f, _ = faces_of_photos(photos, enc, on_progress=lambda n: bar.advance(task, n))
+                if len(d):
+                    v = fused(d, f).mean(axis=0)
+                    templates.append(v / max(float(np.linalg.norm(v)), 1e-12))
+        source = f"{len(templates)} people in {gallery}"
+    else:
+        from metrosight.pipeline.runtime import MODEL_ID
+
+        rt = root._runtime()
+        templates = [e.template for e in rt.store.active_gallery(MODEL_ID)]
+        source = f"{len(templates)} active watchlist entries"
+    if not templates:
+        _fail("no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR")
+    t_mat = np.stack(templates).astype(np.float32)
+    t_mat /= np.maximum(np.linalg.norm(t_mat, axis=1, keepdims=True), 1e-12)
+
+    # 3. non-mated traffic.
+    faces, flips = [], []
+    for src in non_mated:
+        if src.is_dir():
+            photos = photo_files(src)
+            with progress() as bar:
+                task = bar.add_task(f"faces in {src.name}", total=len(photos))
+                d, f, _ = faces_of_photos(photos, enc, on_progress=lambda n: bar.advance(task, n))
+        elif src.is_file() and src.suffix.lower() in VIDEO_SUFFIXES:
+            from metrosight.ingest.source import SourceError
+
+            with progress() as bar:
+                task = bar.add_task(f"faces in {src.name} (s)", total=None)
+                try:
+                    d, f = faces_of_video(src, enc, every, on_progress=lambda ts: bar.update(task, completed=ts))
+                except SourceError as exc:
+                    _fail(str(exc))
+        else:
+            _fail(f"--non-mated {src}: not a folder of photos or a video file")
+        faces.append(d)
+        flips.append(f)
+    d = np.concatenate(faces)
+    if len(d) == 0:
+        _fail("no usable face in the non-mated traffic")
+    probes = fused(d, np.concatenate([f for f in flips if f is not None]) if all(f is not None for f in flips) else None)
+    cos = probes @ t_mat.T
+    scores = CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
+    n = watchlist_size or len(t_mat)
+    floor = rec.match_threshold if (not allow_looser and scoring == rec.normalization) else None
+    try:
+        cal = choose_threshold(scores, target_fpir, n, footfall, scoring, floor)
+    except CalibrationError as exc:
+        _fail(str(exc))
+
+    table = RichTable("", "value", title="calibration")
+    rows = [
+        ("scoring", cal.scoring),
+        ("templates compared", source),
+        ("non-mated faces", str(cal.n_faces)),
+        ("comparisons", str(cal.n_comparisons)),
+        ("watchlist size planned", str(cal.watchlist_size)),
+        ("target FPIR", f"{cal.target_fpir:g}"),
+        ("threshold", f"{cal.threshold:.4f}" + (" (kept at the configured value: calibration only tightens)"
+                                               if floor is not None and cal.threshold == floor else "")),
+        ("observed FMR per comparison", f"{cal.fmr:.2e} (95% upper {cal.fmr_upper:.2e})"),
+        ("estimated FPIR", f"{cal.fpir:.2e} (95% upper {cal.fpir_upper:.2e})"),
+        ("observed FPIR (these templates)", f"{cal.observed_fpir:.4f}"),
+        (f"false alerts/day at footfall {footfall:,}", f"{cal.false_alerts_per_day:.2f} (95% upper {cal.false_alerts_per_day_upper:.2f})"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+    if not cal.resolved:
+        need = int(np.ceil(1.0 / (1.0 - (1.0 - target_fpir) ** (1.0 / cal.watchlist_size)) / max(len(t_mat), 1)))
+        out.print(
+            f"warning: {cal.n_comparisons} comparisons cannot resolve the target; the threshold sits above every "
+            f"observed score and the upper bound is what the data supports (about {need} non-mated faces needed)",
+            highlight=False,
+        )
+
+    report = Report("Threshold calibration", _command_line())
+    sec = report.section("Result")
+    sec.tables.append(Table(["", "value"], [list(r) for r in rows]))
+    sizes = sorted({10, 100, 1000, 10000, cal.watchlist_size})
+    foot = sorted({10_000, 100_000, 1_000_000, footfall})
+    from metrosight.eval.calibrate import fpir_from_fmr
+
+    sec.tables.append(
+        Table(
+            ["watchlist size"] + [f"false alerts/day @ {f:,}" for f in foot],
+            [[s] + [f * fpir_from_fmr(cal.fmr_upper if cal.fmr == 0 else cal.fmr, s) for f in foot] for s in sizes],
+            "expected false alerts a day at this threshold (upper bound where no comparison reached it)",
+        )
+    )
+    sec.figures.append(
+        Figure("nonmated", histogram_plot([("non-mated top score", scores.max(axis=1))], cal.threshold,
+                                          "non-mated faces: best score against the templates", cal.scoring))
+    )
+    report.data = {"calibration": {k: getattr(cal, k) for k in cal.__slots__}}  # type: ignore[attr-defined]
+    html_path, json_path = report.write(_out_dir(out_dir, home), _stem("calibrate", None))
+    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+
+    target = write_config or root.state.config
+    if target is None:
+        out.print(
+            "not written: pass --write-config FILE (or the global --config FILE) to store the threshold",
+            highlight=False,
+        )
+        return
+    values: dict[str, object] = {"match_threshold": math.ceil(cal.threshold * 1e4) / 1e4}  # never loosen by rounding
+    if scoring != rec.normalization:
+        values["normalization"] = scoring
+    try:
+        set_recognition_keys(target, values)
+    except CalibrationError as exc:
+        _fail(str(exc))
+    out.print(f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False)
