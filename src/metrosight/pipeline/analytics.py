@@ -33,6 +33,7 @@ from metrosight.analytics.model import (
     Scene,
     Zone,
 )
+from metrosight.bus.inproc import TOPIC_EVENT_UPDATES, TOPIC_EVENTS
 from metrosight.bus.payloads import EventUpdateV1, EventV1
 from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
 from metrosight.core.types import Box, Detection, Detections, Frame, Tracks
@@ -42,6 +43,7 @@ from metrosight.track.kalman import KalmanTracker
 log = logging.getLogger(__name__)
 
 STAGES = ("motion", "person_detect", "person_track", "rules")
+__all__ = ["TOPIC_EVENTS", "TOPIC_EVENT_UPDATES", "AnalyticsPipeline", "AnalyticsStats", "EventSink"]
 FRAME_ZONE = "frame"
 
 
@@ -308,3 +310,149 @@ class AnalyticsPipeline:
             f = max_w / redacted.shape[1]
             redacted = cv2.resize(redacted, (max_w, round(redacted.shape[0] * f)), interpolation=cv2.INTER_AREA)
         return self.encode(redacted)
+
+
+class EventSink:
+    """Stores behaviour events (snapshot file first, then the row) and passes them on to ``on_event``.
+
+    Args:
+        store: the repositories (``save_event`` / ``end_event``).
+        media: the media folder; snapshots go to ``media/events/<camera>/``.
+        on_event: called with each stored event and its snapshot path.
+    """
+
+    def __init__(
+        self, store: object, media: object, on_event: Callable[[EventV1, str | None], None] | None = None
+    ) -> None:
+        self.store = store
+        self.media = media
+        self.on_event_cb = on_event
+
+    def _write(self, ev: EventV1) -> str | None:
+        import os
+        import tempfile
+        from pathlib import Path
+
+        if not ev.snapshot_jpeg:
+            return None
+        folder = Path(str(self.media)) / "events" / ev.camera_id
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (ev.event_id.replace(":", "_") + ".jpg")
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(ev.snapshot_jpeg)
+            os.replace(tmp, target)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(target)
+
+    def on_event(self, ev: EventV1) -> None:
+        try:
+            path = self._write(ev)
+        except OSError as exc:
+            log.error("cannot write the snapshot of event %s (%s); storing the event without it", ev.event_id, exc)
+            path = None
+        self.store.save_event(  # type: ignore[attr-defined]
+            ev.event_id, ev.camera_id, ev.kind, ev.start_ts, ev.end_ts, ev.track_id, dict(ev.data), path, ev.run_id
+        )
+        if self.on_event_cb is not None:
+            self.on_event_cb(ev, path)
+
+    def on_update(self, upd: EventUpdateV1) -> None:
+        self.store.end_event(upd.event_id, upd.end_ts, dict(upd.data))  # type: ignore[attr-defined]
+
+
+def wants_analytics(settings: AnalyticsConfig, camera_id: str, analytics_only: bool) -> bool:
+    """Analytics run with ``--analytics-only``, and alongside face recognition for cameras with an analytics
+    entry (zones, lines or calibration) in the configuration."""
+    return analytics_only or camera_id in settings.cameras
+
+
+def make_person_detector(settings: AnalyticsConfig) -> object:
+    from metrosight.detect.person import HogParams, HogPersonDetector
+
+    d = settings.person_detector
+    return HogPersonDetector(HogParams(model=d.model, scale=d.scale, hit_threshold=d.hit_threshold))
+
+
+def make_analytics_worker(
+    settings: AnalyticsConfig,
+    camera_id: str,
+    run_id: int | None,
+    publish_event: Callable[[EventV1], None],
+    publish_update: Callable[[EventUpdateV1], None],
+    face_boxes: Callable[[np.ndarray], list[Box]] | None,
+) -> AnalyticsPipeline:
+    """The analytics worker of one camera with the configured person detector and a motion gate."""
+    from metrosight.detect.person import MotionGate
+    from metrosight.pipeline.camera import encode_jpeg
+
+    return AnalyticsPipeline(
+        settings,
+        camera_id,
+        make_person_detector(settings),
+        publish_event,
+        publish_update,
+        run_id=run_id,
+        face_boxes=face_boxes,
+        motion_gate=MotionGate(),
+        encode=encode_jpeg,
+    )
+
+
+class _NoGallery:
+    gallery: tuple = ()
+
+
+class AnalyticsOnly:
+    """The analytics worker in the shape of a camera pipeline (``process``/``finish``/``stats``/``matcher``), for
+    ``run --analytics-only``: no face model is loaded and ``stats`` counts frames and person tracks."""
+
+    def __init__(self, analytics: AnalyticsPipeline) -> None:
+        from metrosight.pipeline.camera import CameraStats
+
+        self.analytics = analytics
+        self.matcher = _NoGallery()
+        self._stats = CameraStats()
+
+    @property
+    def stats(self):  # type: ignore[no-untyped-def]
+        a = self.analytics.stats
+        self._stats.frames, self._stats.tracks = a.frames, a.tracks
+        self._stats.stage_seconds = a.stage_seconds
+        return self._stats
+
+    def process(self, frame: Frame) -> list:
+        return self.analytics.process(frame)
+
+    def finish(self) -> list:
+        return self.analytics.finish()
+
+
+class Alongside:
+    """A face pipeline and the analytics worker fed the same frames; behaves as the face pipeline."""
+
+    def __init__(self, faces: object, analytics: AnalyticsPipeline) -> None:
+        self.faces = faces
+        self.analytics = analytics
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.faces, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("faces", "analytics"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.faces, name, value)
+
+    def process(self, frame: Frame) -> list:
+        out = self.faces.process(frame)  # type: ignore[attr-defined]
+        self.analytics.process(frame)
+        return out
+
+    def finish(self) -> list:
+        out = self.faces.finish()  # type: ignore[attr-defined]
+        self.analytics.finish()
+        return out
