@@ -306,8 +306,12 @@ def run(
     camera: Annotated[str, typer.Option("--camera", help="camera id stamped on alerts")] = "cam0",
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
+    analytics_only: Annotated[
+        bool, typer.Option("--analytics-only", help="behaviour analytics only (no face model, no identity)")
+    ] = False,
 ) -> None:
     """Watch one source: print alerts as they happen and a summary at the end."""
+    from metrosight.analytics_cli import analytics_summary, event_json, event_line
     from metrosight.ingest.source import SourceError
 
     rt = _runtime(config)
@@ -315,8 +319,11 @@ def run(
     def on_alert(a, crop):  # type: ignore[no-untyped-def]
         print(alert_json(a, crop) if as_json else _alert_line(a, crop), flush=True)
 
+    def on_event(e, snapshot):  # type: ignore[no-untyped-def]
+        print(event_json(e, snapshot) if as_json else event_line(e, snapshot), flush=True)
+
     try:
-        report = rt.run(source, camera, on_alert=on_alert)
+        report = rt.run(source, camera, on_alert=on_alert, analytics_only=analytics_only, on_event=on_event)
     except SourceError as exc:
         fail(str(exc))
     s = report.stats
@@ -334,8 +341,18 @@ def run(
         "fps": round(report.fps, 2),
         "run_id": report.run_id,
     }
+    if report.analytics is not None:
+        summary["analytics"] = analytics_summary(report.analytics, camera)
     if as_json:
         print(json.dumps(summary))
+    elif analytics_only:
+        a = summary["analytics"]
+        out.print(
+            f"{camera}: {s.frames} frames, {a['person_tracks']} person tracks, events {a['events']}, "  # type: ignore[index]
+            f"crossings {a['crossings']}, peak occupancy {a['peak_occupancy']} in {report.seconds:.1f} s "  # type: ignore[index]
+            f"({report.fps:.1f} frames/s)",
+            highlight=False,
+        )
     else:
         out.print(
             f"{camera}: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} alert(s) "
@@ -344,6 +361,8 @@ def run(
         )
         if report.gallery_size == 0:
             out.print("note: no active watchlist entries, so no face was matched (enrol some first)")
+        if report.analytics is not None:
+            out.print(f"analytics: {summary['analytics']}", highlight=False)
     if report.error:
         fail(f"{report.error}; alerts found before the break are stored", 1)
 
@@ -427,6 +446,10 @@ from metrosight.eval.cli import eval_app as _eval_app  # noqa: E402
 
 app.add_typer(_eval_app, name="eval")
 app.command("calibrate")(_calibrate)
+from metrosight.analytics_cli import analytics_app as _analytics_app  # noqa: E402
+
+app.add_typer(_analytics_app, name="analytics")
+
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
     try:
