@@ -1,0 +1,282 @@
+"""Capacity of one node: N simulated cameras over RTSP, the real supervisor, workers and pipeline.
+
+Each simulated camera is the Hamilton clip (30 fps, 640×360; Lin-Manuel Miranda on stage, then the audience)
+looped and served by GStreamer's RTSP server on loopback, one playback per camera. The node runs all N cameras
+(`metrosight node`'s Supervisor: one worker process per core, pinned) at a target analysis rate with a watchlist of
+the four face_recognition example portraits. The recognition settings are set for the reference load: every
+usable face of a track is embedded and matched (up to 32 a track, no quality floor), so that each camera computes
+and matches at least 15 face descriptors a second, the reference network's figure.
+
+For each N, after a warm-up, it measures over a window: frames analysed/s per camera (min and mean), faces
+detected/s, descriptors computed/s per camera (min), frames dropped (stale frames replaced before analysis),
+alert latency p50/p95 (frame decoded → alert stored), the CPU used by workers, server and parent. A camera keeps up
+when it analyses at least 90% of the target rate and computes at least 15 descriptors a second; the capacity is
+the largest N at which every camera keeps up. Ratios are against N=1 measured in the same run.
+
+    python bench/node.py [--cameras 1,2,3,4] [--fps 18] [--no-pin] [--warmup 15] [--seconds 30] [--out bench/results/node.json]
+
+Needs ffmpeg and GStreamer's RTSP server (see .ci/run) and the shared data.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MIN_DESCRIPTORS = 15.0  # per camera per second: the reference network's figure
+KEEP_UP = 0.9  # fraction of the target analysis rate a camera must reach
+REFERENCE_LOAD = {"max_samples": 32, "min_quality": 0.0, "min_blur_var": 0.0}
+
+
+def data_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("METROSIGHT_DATA") or REPO.parent / "shared" / "data")
+
+
+def cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def make_home(root: Path, ex: Path) -> Path:
+    from tests.integration.helpers import bootstrap, cli, enrol_active
+
+    home = root / "home"
+    bootstrap(home)
+    cli(home, "--as", "ada", "watchlist", "create", "bench", "--category", "wanted")
+    for name, photo in (
+        ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
+        ("Alex Lacamoire", "alex-lacamoire.png"),
+        ("Barack Obama", "obama.jpg"),
+        ("Joe Biden", "biden.jpg"),
+    ):
+        code, out, _ = enrol_active(home, "bench", "-s", name, ex / photo)
+        if code != 0:
+            raise SystemExit(f"enrolment of {name} failed: {out}")
+    return home
+
+
+def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: float, pin: bool) -> dict:
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.pipeline.supervisor import Supervisor
+    from tests.integration.rtsp import RtspServer
+
+    load_before = os.getloadavg()[0]
+    with RtspServer({f"cam{i}": clip for i in range(n)}) as server:
+        settings = Settings.model_validate(
+            {
+                "recognition": REFERENCE_LOAD,
+                "detection": {"min_face_px": 16},
+                "node": {"pin_cores": pin},
+                "cameras": [{"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)],
+            }
+        )
+        rt = Runtime(Home(home), settings)
+        sup = Supervisor(rt)
+        thread = threading.Thread(target=lambda: sup.run(), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # every camera live before the clock starts
+            cams = sup.metrics.snapshot()["cameras"]
+            if len(cams) == n and all(c["state"] == "live" for c in cams.values()):
+                break
+            time.sleep(0.2)
+        else:
+            sup.request_stop()
+            thread.join(60)
+            raise SystemExit(f"N={n}: not every camera went live within 120 s")
+        time.sleep(warmup)
+
+        def sample() -> tuple[float, dict, float, float, float, int]:
+            snap = sup.metrics.snapshot()
+            workers = sum(snap["worker_cpu_seconds"].values())
+            return time.monotonic(), snap["cameras"], workers, server.cpu_seconds(), own_cpu(), len(sup.metrics.latencies)
+
+        t0, c0, w0, s0, p0, l0 = sample()
+        time.sleep(seconds)
+        t1, c1, w1, s1, p1, l1 = sample()
+        lat = sorted(list(sup.metrics.latencies)[l0:l1])
+        sup.request_stop()
+        thread.join(120)
+    span = t1 - t0
+    per = {}
+    for cid in c1:
+        a, b = c0[cid], c1[cid]
+        d = {k: b[k] - a[k] for k in ("frames_analysed", "faces", "embedded", "frames_dropped", "frames_decoded", "alerts")}
+        per[cid] = {
+            "analysed_fps": d["frames_analysed"] / span,
+            "faces_per_s": d["faces"] / span,
+            "descriptors_per_s": d["embedded"] / span,
+            "dropped": d["frames_dropped"],
+            "decoded_fps": d["frames_decoded"] / span,
+            "alerts": d["alerts"],
+            "reconnects": b["reconnects"],
+        }
+
+    def q(p: float) -> float | None:
+        return lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else None
+
+    analysed = [v["analysed_fps"] for v in per.values()]
+    desc = [v["descriptors_per_s"] for v in per.values()]
+    keeps_up = all(a >= KEEP_UP * fps for a in analysed) and all(x >= MIN_DESCRIPTORS for x in desc)
+    return {
+        "cameras": n,
+        "workers": len(sup.workers),
+        "window_s": round(span, 2),
+        "analysed_fps_min": round(min(analysed), 2),
+        "analysed_fps_mean": round(sum(analysed) / n, 2),
+        "frames_analysed_per_s": round(sum(analysed), 2),
+        "faces_per_s": round(sum(v["faces_per_s"] for v in per.values()), 2),
+        "descriptors_per_s": round(sum(desc), 2),
+        "descriptors_per_s_camera_min": round(min(desc), 2),
+        "dropped": sum(v["dropped"] for v in per.values()),
+        "dropped_per_s": round(sum(v["dropped"] for v in per.values()) / span, 2),
+        "alerts": sum(v["alerts"] for v in per.values()),
+        "latency_p50_s": round(q(0.5), 3) if lat else None,
+        "latency_p95_s": round(q(0.95), 3) if lat else None,
+        "latency_samples": len(lat),
+        "cpu_workers": round((w1 - w0) / span, 3),
+        "cpu_server": round((s1 - s0) / span, 3),
+        "cpu_parent": round((p1 - p0) / span, 3),
+        "loadavg_1m_before": round(load_before, 2),
+        "keeps_up": keeps_up,
+        "per_camera": {k: {kk: round(vv, 2) if isinstance(vv, float) else vv for kk, vv in v.items()} for k, v in per.items()},
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--cameras", default="1,2,3,4", help="comma-separated camera counts")
+    ap.add_argument("--fps", type=float, default=18.0, help="target analysis rate per camera")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin workers to cores (a shared machine)")
+    ap.add_argument("--warmup", type=float, default=15.0)
+    ap.add_argument("--seconds", type=float, default=30.0, help="measurement window per N")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "node.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tests.integration.rtsp import looped_video, rtsp_missing
+
+    console = Console()
+    why = rtsp_missing()
+    if why:
+        console.print(f"[red]error:[/] {why}")
+        return 2
+    ex = data_root(args.data) / "face_recognition_examples" / "examples"
+    if not ex.exists():
+        console.print(f"[red]error:[/] shared data missing: {ex} (set METROSIGHT_DATA)")
+        return 2
+    counts = [int(x) for x in args.cameras.split(",") if x.strip()]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        loops = int((args.warmup + args.seconds + 60) / 10) + 2
+        clip = looped_video(ex / "short_hamilton_clip.mp4", root / "hamilton_loop.mp4", loops)
+        home = make_home(root, ex)
+        for n in counts:
+            console.print(f"[dim]N={n}: {n} camera(s) at {args.fps:g} fps …[/]")
+            rows.append(run_n(n, home, clip, args.fps, args.warmup, args.seconds, not args.no_pin))
+    base = rows[0] if rows and rows[0]["cameras"] == 1 else None
+    cores = len(os.sched_getaffinity(0))
+    table = Table(title=f"metrosight node, {cores} cores ({platform.processor() or platform.machine()}), "
+                        f"target {args.fps:g} analysed frames/s per camera")
+    cols = ("N", "analysed/s min·mean", "frames/s node", "faces/s", "descr/s node", "descr/s cam min", "dropped/s",
+            "alerts", "latency p50", "p95", "cpu workers", "cpu server", "load before", "per-cam vs N=1", "keeps up")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in rows:
+        ratio = f"{r['analysed_fps_mean'] / base['analysed_fps_mean']:.2f}×" if base and base["analysed_fps_mean"] else "-"
+        table.add_row(
+            str(r["cameras"]), f"{r['analysed_fps_min']:.1f} · {r['analysed_fps_mean']:.1f}", f"{r['frames_analysed_per_s']:.1f}",
+            f"{r['faces_per_s']:.1f}", f"{r['descriptors_per_s']:.1f}", f"{r['descriptors_per_s_camera_min']:.1f}",
+            f"{r['dropped_per_s']:.1f}", str(r["alerts"]),
+            f"{r['latency_p50_s']:.2f} s" if r["latency_p50_s"] is not None else "-",
+            f"{r['latency_p95_s']:.2f} s" if r["latency_p95_s"] is not None else "-",
+            f"{r['cpu_workers']:.2f}", f"{r['cpu_server']:.2f}", f"{r['loadavg_1m_before']:.1f}", ratio,
+            "yes" if r["keeps_up"] else "no",
+        )
+    console.print(table)
+    ok = [r for r in rows if r["keeps_up"]]
+    best = max(ok, key=lambda r: r["cameras"]) if ok else None
+    if best:
+        console.print(
+            f"capacity: {best['cameras']} camera(s) keep up at {args.fps:g} fps with ≥{MIN_DESCRIPTORS:g} descriptors/s "
+            f"each ({best['faces_per_s']:.0f} faces/s, {best['descriptors_per_s']:.0f} descriptors/s, "
+            f"{best['cpu_workers']:.2f} cores in workers); the machine is shared, load average before the runs: "
+            f"{', '.join(str(r['loadavg_1m_before']) for r in rows)}"
+        )
+    else:
+        console.print("capacity: no N kept up (see the table)")
+    result = {
+        "bench": "node",
+        "machine": {"cores": cores, "processor": platform.processor() or platform.machine(), "shared": True},
+        "video": "short_hamilton_clip.mp4 looped (640x360, 29.97 fps) over RTSP (GStreamer, loopback)",
+        "target_analysis_fps": args.fps,
+        "min_descriptors_per_camera": MIN_DESCRIPTORS,
+        "keep_up_fraction": KEEP_UP,
+        "recognition_overrides": REFERENCE_LOAD,
+        "rows": rows,
+        "capacity": (
+            {
+                "cameras_per_node": best["cameras"],
+                "faces_per_s": best["faces_per_s"],
+                "descriptors_per_s": best["descriptors_per_s"],
+                "cpu_cores_workers": best["cpu_workers"],
+                "cpu_cores_total": round(best["cpu_workers"] + best["cpu_server"] + best["cpu_parent"], 3),
+                "cpu_cores_per_camera": round(best["cpu_workers"] / best["cameras"], 3),
+                "node_cores": cores,
+            }
+            if best
+            else None
+        ),
+    }
+    projection = None
+    if base:  # what a dedicated node of this kind would hold, from the one-camera cost measured in this run
+        per_cam = base["cpu_workers"]
+        spare = cores - base["cpu_server"] - base["cpu_parent"]
+        projection = {
+            "cpu_cores_per_camera": per_cam,
+            "cameras_per_node": int(spare // per_cam) if per_cam > 0 else None,
+            "faces_per_s": round(base["faces_per_s"] * (spare // per_cam), 1) if per_cam > 0 else None,
+            "descriptors_per_s": round(base["descriptors_per_s"] * (spare // per_cam), 1) if per_cam > 0 else None,
+        }
+        console.print(
+            f"projection for an idle {cores}-core node from the N=1 cost ({per_cam:.2f} cores a camera): "
+            f"{projection['cameras_per_node']} camera(s)"
+        )
+    result["projection_dedicated_node"] = projection
+    result["pinned"] = not args.no_pin
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
