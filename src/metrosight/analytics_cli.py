@@ -55,8 +55,8 @@ def plot_cmd(
 ) -> None:
     """Run the analytics over a video and draw its person tracks, zones, lines and events over the camera's view.
 
-    The backdrop is the median of frames sampled across the video (moving people vanish from it); nothing is
-    stored: tracks exist only in this command's memory.
+    The backdrop is the median of frames in which nobody was detected (so no person is shown); nothing is stored:
+    tracks exist only in this command's memory.
     """
     from metrosight.analytics.plot import PlotData, median_background, render
     from metrosight.cli import _settings, fail, out
@@ -80,13 +80,16 @@ def plot_cmd(
         video = VideoSource(spec, camera, settings.ingest.analysis_fps, settings.ingest.open_timeout_seconds)
         for frame in video.frames():
             pipe.process(frame)
-            if frame.index % 25 == 0 and len(samples) < 60:
+            empty = pipe.last_tracks is None or not pipe.last_tracks.active
+            if empty and frame.index % 5 == 0 and len(samples) < 60:  # backdrop only from frames with nobody
                 samples.append(frame.image[::2, ::2].copy())
     except SourceError as exc:
         fail(str(exc))
     pipe.finish()
     if pipe.engine is None:
         fail(f"{source}: no frame decoded")
+    if not samples:
+        fail(f"{source}: no frame without people to draw the view from")
     data = PlotData(
         background=median_background(samples),
         scale=2.0,

@@ -72,6 +72,7 @@ def render(data: PlotData, path: Path) -> Path:
         ax.plot(a[:, 1], a[:, 2], "-", color=colour, lw=1.2, alpha=0.85)
         ax.plot(a[-1, 1], a[-1, 2], "o", color=colour, ms=4)
         ax.text(a[0, 1], a[0, 2] - 4, f"#{tid} {a[0, 0]:.0f}s", color=colour, fontsize=7)
+    n_label = 0
     for ev, upd in data.events:
         kind = ev.kind  # type: ignore[attr-defined]
         tid = ev.track_id  # type: ignore[attr-defined]
@@ -92,9 +93,12 @@ def render(data: PlotData, path: Path) -> Path:
         else:
             continue
         ax.annotate(
-            label, (near[1], near[2]), xytext=(8, -10 - 12 * (tid % 4)), textcoords="offset points", fontsize=8,
-            color="white", bbox={"boxstyle": "round", "fc": "#b00020", "alpha": 0.8},
+            f"track #{tid}: {label}", (near[1], near[2]), xytext=(0.02, 0.95 - 0.065 * n_label),
+            textcoords="axes fraction", fontsize=8, color="white",
+            bbox={"boxstyle": "round", "fc": "#b00020", "alpha": 0.85},
+            arrowprops={"arrowstyle": "->", "color": "#ff3b30", "alpha": 0.6, "lw": 0.8},
         )
+        n_label += 1
     ax.set_xlim(0, fw)
     ax.set_ylim(fh, 0)
     ax.set_title(data.title or "person tracks and behaviour events", fontsize=10)
