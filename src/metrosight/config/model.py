@@ -87,6 +87,10 @@ class RecognitionConfig(_Section):
     min_margin: float = Field(
         0.02, ge=0.0, lt=1.0, description="the best subject must beat the next-best other subject by this much"
     )
+    flip: bool = Field(
+        True,
+        description="fuse each face's descriptor with its mirror image's (steadier; a second network pass per face)",
+    )
     min_samples: int = Field(2, ge=1, le=32, description="best shots a video track needs before it can alert")
     max_samples: int = Field(5, ge=1, le=32, description="best shots kept and fused per track")
     min_quality: float = Field(0.35, ge=0.0, le=1.0, description="face quality below which a shot is not used")

@@ -48,10 +48,15 @@ def cohort_path(home_root: Path) -> Path:
 
 
 def photo_files(folder: Path) -> list[Path]:
-    """Every photo under ``folder`` (recursively), sorted."""
+    """Every photo under ``folder`` (recursively, following symlinked folders), sorted."""
+    import os
+
     from metrosight.ingest.images import IMAGE_SUFFIXES
 
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    found = []
+    for d, _, files in os.walk(folder, followlinks=True):
+        found += [Path(d) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
 
 
 def fused(desc: np.ndarray, flipped: np.ndarray | None) -> np.ndarray:

@@ -7,6 +7,7 @@ Each run prints a table, and writes a self-contained HTML report, a JSON file an
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -340,6 +341,9 @@ def verify_cmd(
     baseline: Annotated[bool, typer.Option(help="also measure the face_recognition baseline")] = True,
     folds: Annotated[int, typer.Option("--folds", help="folds when the pairs file has one")] = 10,
     max_pairs: Annotated[int | None, typer.Option("--max-pairs", help="use the first N genuine and N impostor pairs")] = None,
+    quality_gate: Annotated[
+        bool, typer.Option(help="refuse faces failing the quality checks (their pairs are rejected)")
+    ] = False,
     cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
@@ -364,7 +368,8 @@ def verify_cmd(
         label_of[p.a] = p.a.parent.name
         label_of[p.b] = p.b.parent.name
     items = list(label_of.items())
-    records = {"metrosight": encode_with_progress(items, metrosight_encoder(settings, home), cache, "metrosight: encode")}
+    ms = metrosight_encoder(settings, home, gate_quality=quality_gate)
+    records = {"metrosight": encode_with_progress(items, ms, cache, "metrosight: encode")}
     if baseline:
         records["face_recognition"] = encode_with_progress(items, FaceRecognitionBaseline(), cache, "face_recognition: encode")
     coh = load_cohort(cohort, settings, home, exclude=list(label_of)) if cohort is not None else None
@@ -628,3 +633,125 @@ def calibrate_cmd(
     except CalibrationError as exc:
         _fail(str(exc))
     out.print(f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False)
+
+
+# -- detect -----------------------------------------------------------------------------------------------------
+@eval_app.command("detect")
+def detect_cmd(
+    fddb: Annotated[
+        Path | None, typer.Option("--fddb", help="FDDB root (FDDB-folds/ and originalPics/)")
+    ] = None,
+    fold: Annotated[list[int] | None, typer.Option("--fold", help="FDDB fold number(s) (default 1)")] = None,
+    dlib_xml: Annotated[
+        list[Path] | None, typer.Option("--dlib-xml", help="dlib/imglab dataset XML with face boxes (repeatable)")
+    ] = None,
+    detector: Annotated[
+        list[str] | None,
+        typer.Option("--detector", help="configured | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)"),
+    ] = None,
+    iou: Annotated[list[float] | None, typer.Option("--iou", help="IoU threshold(s) for a match")] = None,
+    max_images: Annotated[int | None, typer.Option("--max-images", help="first N images of each set")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
+) -> None:
+    """Face-detection recall/precision at IoU thresholds and the FDDB discrete ROC."""
+    import time
+
+    from metrosight.eval.detection import (
+        GroundTruthError,
+        evaluate,
+        load_dlib_xml,
+        load_fddb_fold,
+        roc_points,
+        summarize,
+    )
+    from metrosight.eval.report import Figure, Report, Table, detection_roc_plot
+    from metrosight.ingest.images import ImageError, load_image
+
+    settings, _home = _context()
+    sets: list[tuple[str, list[Any]]] = []
+    try:
+        if fddb is not None:
+            for k in fold or [1]:
+                ell = fddb / "FDDB-folds" / f"FDDB-fold-{k:02d}-ellipseList.txt"
+                sets.append((f"FDDB fold {k}", load_fddb_fold(ell, fddb / "originalPics")))
+        for x in dlib_xml or []:
+            sets.append((f"dlib {x.name}", load_dlib_xml(x)))
+    except GroundTruthError as exc:
+        _fail(str(exc))
+    if not sets:
+        _fail("give --fddb DIR and/or --dlib-xml FILE")
+    if max_images:
+        sets = [(n, g[:max_images]) for n, g in sets]
+    ious = iou or [0.3, 0.4, 0.5]
+
+    def build(kind: str) -> Any:
+        from metrosight.detect.base import DetectorError
+        from metrosight.detect.factory import make_detector
+        from metrosight.pipeline.runtime import make_face_detector
+
+        try:
+            if kind == "configured":
+                return make_face_detector(settings)
+            if kind == "hog0":
+                return make_detector("hog", upsample=0)
+            return make_detector(kind)
+        except DetectorError as exc:
+            _fail(str(exc))
+
+    kinds = detector or ["configured"]
+    report = Report("Face detection", _command_line())
+    console = RichTable("set", "detector", "images", "faces", *[f"recall@IoU{t:g}" for t in ious], "precision@0.4",
+                        "FP@0.4", "ms/image", title="face detection")
+    data: dict[str, Any] = {}
+    for set_name, gts in sets:
+        sec = report.section(set_name)
+        sec.notes.append(
+            "Boxes are matched greedily in descending score order; FDDB ellipses are compared as their bounding boxes, "
+            "and the different box conventions of detectors make IoU 0.4 the fair operating point (0.5 is shown too). "
+            "The ROC counts detections at every score threshold (FDDB's discrete ROC)."
+        )
+        rows, curves = [], []
+        images = []
+        for g in gts:
+            try:
+                images.append(load_image(g.path)[0])
+            except ImageError as exc:
+                _fail(str(exc))
+        for kind in kinds:
+            det = build(kind)
+            label = f"{kind} ({getattr(det, 'name', kind)})" if kind == "configured" else kind
+            dets = []
+            started = time.perf_counter()
+            with progress() as bar:
+                task = bar.add_task(f"{label} on {set_name}", total=len(images))
+                for img in images:
+                    found = det.detect(img)
+                    dets.append(([d.box for d in found], [d.score for d in found]))
+                    bar.advance(task)
+            ms = 1000 * (time.perf_counter() - started) / max(len(images), 1)
+            by_iou = {t: summarize(evaluate(dets, gts, t)) for t in ious}
+            s4 = summarize(evaluate(dets, gts, 0.4))
+            roc = roc_points(evaluate(dets, gts, 0.4))
+            rows.append([label, s4.n_images, s4.n_gt] + [by_iou[t].recall for t in ious] + [s4.precision, s4.fp, ms])
+            console.add_row(set_name, label, str(s4.n_images), str(s4.n_gt), *[_pct(by_iou[t].recall) for t in ious],
+                            _pct(s4.precision), str(s4.fp), f"{ms:.0f}")
+            curves.append((label, np.array([p.fp for p in roc]), np.array([p.recall for p in roc])))
+            data.setdefault(set_name, {})[label] = {
+                "images": s4.n_images,
+                "faces": s4.n_gt,
+                "ms_per_image": ms,
+                "at_iou": {str(t): {"recall": by_iou[t].recall, "precision": by_iou[t].precision,
+                                    "tp": by_iou[t].tp, "fp": by_iou[t].fp} for t in ious},
+                "roc_iou_0.4": [{"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc],
+            }
+        sec.tables.append(
+            Table(["detector", "images", "faces"] + [f"recall @IoU {t:g}" for t in ious]
+                  + ["precision @0.4", "false positives @0.4", "ms/image"], rows)
+        )
+        stem = re.sub(r"[^a-z0-9]+", "-", set_name.lower()).strip("-")
+        sec.figures.append(Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)")))
+    report.data = {"detection": data}
+    html_path, json_path = report.write(_out_dir(out_dir, _home), _stem("detect", name))
+    out.print(console)
+    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)

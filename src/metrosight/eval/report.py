@@ -197,17 +197,19 @@ def det_plot(
     """A DET plot (log-log false positive vs false negative rates) of several ``(label, fpr, fnr)`` curves."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    floor = 1e-4
+    # Below the smallest non-zero rate observed the curve says nothing: start the axis there.
+    pos = [float(np.min(np.asarray(f)[np.asarray(f) > 0])) for _, f, _ in curves if np.any(np.asarray(f) > 0)]
+    floor = max(1e-5, min(pos) / 2) if pos else 1e-4
     for label, fpr, fnr in curves:
         x = np.maximum(np.asarray(fpr, dtype=float), floor)
-        y = np.maximum(np.asarray(fnr, dtype=float), floor)
+        y = np.maximum(np.asarray(fnr, dtype=float), 1e-3)
         ax.step(x, y, where="post", label=label)
     for m in marks:
         ax.axvline(m, color="#999", lw=0.7, ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(floor, 1)
-    ax.set_ylim(floor * 10, 1)
+    ax.set_ylim(1e-3, 1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -79,6 +79,10 @@ class Runtime:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = make_embedder(self.settings.recognition.embedder, self.home.cache / "models")
+            if self.settings.recognition.flip:
+                from metrosight.recognize.flip import FlipFusedEmbedder
+
+                self._embedder = FlipFusedEmbedder(self._embedder)
         return self._embedder
 
     def camera_line(self, camera_id: str | None) -> str | None:
