@@ -109,3 +109,30 @@ def test_calibrate_with_cohort_writes_config_and_matcher_uses_it(home: Path, tmp
 
     rt = Runtime(Home(home), s)
     assert rt.matcher().scoring == "cohort"
+
+
+def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> None:
+    ex = require_data("face_recognition_examples", "examples")
+    gallery = tmp_path / "gallery"
+    for person, photo in [("Lin-Manuel_Miranda", "lin-manuel-miranda.png"), ("Alex_Lacamoire", "alex-lacamoire.png"),
+                          ("Barack_Obama", "obama.jpg"), ("Joe_Biden", "biden.jpg")]:
+        (gallery / person).mkdir(parents=True)
+        (gallery / person / photo).symlink_to(ex / photo)
+    labels = Path(__file__).resolve().parents[1] / "data" / "hamilton_labels.csv"
+    out = tmp_path / "reports"
+    code, stdout, stderr = cli(
+        home, "eval", "identify", "--video", ex / "short_hamilton_clip.mp4", "--labels", labels, "--gallery", gallery,
+        "--out", out, "--name", "vid",
+    )
+    assert code == 0, stderr
+    data = json.loads((out / "vid.json").read_text())["data"]
+    assert data["frames"] == 275 and data["scoring"] == "cosine"
+    assert data["alerts"] and all(a["true"] and a["subject"] == "Lin-Manuel Miranda" for a in data["alerts"])
+    found = {(a["subject"], a["start"]): a["found"] for a in data["appearances"]}
+    assert found[("Lin-Manuel Miranda", 2.74)] is True  # the long close shot of Miranda is found
+    first = data["sweep"][0]
+    assert first["threshold"] == 0.93 and first["false_alerts"] == 0
+    # Lower thresholds can only add alerts.
+    by_t = sorted(data["sweep"], key=lambda r: r["threshold"])
+    totals = [r["true_alerts"] + r["false_alerts"] for r in by_t]
+    assert totals == sorted(totals, reverse=True)

@@ -5,6 +5,7 @@ Descriptors live only here, in memory, and are dropped when their track ends (ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,9 @@ class TrackFusion:
         self.max_samples = max_samples
         self.decide_every = decide_every
         self._tracks: dict[int, TrackFaces] = {}
+        #: Evaluation hook: called with (track id, media time, fused template) at each match attempt. The template
+        #: must not be kept beyond the call by anything that runs on live cameras (match-or-forget).
+        self.on_decide: Callable[[int, float, np.ndarray], None] | None = None
 
     def wants(self, track_id: int, quality: float) -> bool:
         """Whether a shot of this quality would enter the track's best shots (so is worth embedding)."""
@@ -78,14 +82,26 @@ class TrackFusion:
         if not final and ts - tf.last_decision_ts < self.decide_every:
             return None
         tf.last_decision_ts = ts
-        template = fuse(
-            np.stack([s.descriptor for s in tf.shots]),
-            np.array([max(s.sample.quality, 1e-3) for s in tf.shots], dtype=np.float32),
-        )
+        template = self.template(track_id)
+        if template is None:
+            return None
+        if self.on_decide is not None:
+            self.on_decide(track_id, ts, template)
         found = self.matcher.match(template)
         if found is not None:
             tf.decided = found
         return found
+
+    def template(self, track_id: int) -> np.ndarray | None:
+        """The track's fused unit template ``(128,)``: the quality-weighted mean of its best shots' unit
+        descriptors (``None`` for a track with no shot)."""
+        tf = self._tracks.get(track_id)
+        if tf is None or not tf.shots:
+            return None
+        return fuse(
+            np.stack([s.descriptor for s in tf.shots]),
+            np.array([max(s.sample.quality, 1e-3) for s in tf.shots], dtype=np.float32),
+        )
 
     def state(self, track_id: int) -> TrackFaces | None:
         return self._tracks.get(track_id)
