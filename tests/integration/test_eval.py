@@ -40,9 +40,20 @@ def test_identify_att_open_set_with_baseline(home: Path, tmp_path: Path) -> None
     att = require_data("att_faces")
     data = _links(tmp_path / "att", att, [f"s{i}" for i in range(1, 9)])
     out = tmp_path / "reports"
-    code, stdout, stderr = cli(
-        home, "eval", "identify", "--data", data, "--non-mated", "s[5-8]", "--per-person", "1", "--out", out,
-        "--name", "att",
+    code, _stdout, stderr = cli(
+        home,
+        "eval",
+        "identify",
+        "--data",
+        data,
+        "--non-mated",
+        "s[5-8]",
+        "--per-person",
+        "1",
+        "--out",
+        out,
+        "--name",
+        "att",
     )
     assert code == 0, stderr
     res = _report(out, "att")["data"]["identification"]["1 photo(s) per person"]
@@ -60,21 +71,39 @@ def test_identify_att_open_set_with_baseline(home: Path, tmp_path: Path) -> None
 def test_verify_lfw_pairs_subset(home: Path, tmp_path: Path) -> None:
     lfw = require_data("lfw")
     out = tmp_path / "reports"
-    code, stdout, stderr = cli(
-        home, "eval", "verify", "--images", lfw / "lfw-deepfunneled", "--pairs", lfw / "pairs.txt",
-        "--max-pairs", "25", "--folds", "5", "--no-baseline", "--out", out, "--name", "v",
+    code, _stdout, stderr = cli(
+        home,
+        "eval",
+        "verify",
+        "--images",
+        lfw / "lfw-deepfunneled",
+        "--pairs",
+        lfw / "pairs.txt",
+        "--max-pairs",
+        "25",
+        "--folds",
+        "5",
+        "--no-baseline",
+        "--out",
+        out,
+        "--name",
+        "v",
     )
     assert code == 0, stderr
     v = _report(out, "v")["data"]["verification"]["metrosight cosine + flips"]
     assert v["accuracy"] >= 0.85 and len(v["fold_accuracies"]) == 5
-    assert all(t["resolved"] is False for t in v["tar_at_far"])  # 25 impostor pairs: FAR 1e-3 is not resolvable
+    assert all(
+        t["resolved"] is False for t in v["tar_at_far"]
+    )  # 25 impostor pairs: FAR 1e-3 is not resolvable
     assert v["all_pairs"]["impostor"] > 1000
 
 
 def test_detect_dlib_faces(home: Path, tmp_path: Path) -> None:
     faces = require_data("dlib_faces")
     out = tmp_path / "reports"
-    code, stdout, stderr = cli(home, "eval", "detect", "--dlib-xml", faces / "testing.xml", "--out", out, "--name", "d")
+    code, _stdout, stderr = cli(
+        home, "eval", "detect", "--dlib-xml", faces / "testing.xml", "--out", out, "--name", "d"
+    )
     assert code == 0, stderr
     d = _report(out, "d")["data"]["detection"]["dlib testing.xml"]
     (only,) = d.values()
@@ -91,9 +120,24 @@ def test_calibrate_with_cohort_writes_config_and_matcher_uses_it(home: Path, tmp
     cfg = tmp_path / "deploy.yaml"
     cfg.write_text("# site config\ndetection:\n  min_face_px: 36\nrecognition:\n  min_samples: 3  # keep\n")
     code, stdout, stderr = cli(
-        home, "calibrate", "--non-mated", strangers, "--gallery", gallery, "--cohort", cohort,
-        "--target-fpir", "0.01", "--watchlist-size", "100", "--footfall", "50000", "--write-config", cfg,
-        "--out", tmp_path / "reports",
+        home,
+        "calibrate",
+        "--non-mated",
+        strangers,
+        "--gallery",
+        gallery,
+        "--cohort",
+        cohort,
+        "--target-fpir",
+        "0.01",
+        "--watchlist-size",
+        "100",
+        "--footfall",
+        "50000",
+        "--write-config",
+        cfg,
+        "--out",
+        tmp_path / "reports",
     )
     assert code == 0, stderr
     assert "false alerts/day" in stdout and "wrote recognition.match_threshold=" in stdout
@@ -114,15 +158,30 @@ def test_calibrate_with_cohort_writes_config_and_matcher_uses_it(home: Path, tmp
 def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> None:
     ex = require_data("face_recognition_examples", "examples")
     gallery = tmp_path / "gallery"
-    for person, photo in [("Lin-Manuel_Miranda", "lin-manuel-miranda.png"), ("Alex_Lacamoire", "alex-lacamoire.png"),
-                          ("Barack_Obama", "obama.jpg"), ("Joe_Biden", "biden.jpg")]:
+    for person, photo in [
+        ("Lin-Manuel_Miranda", "lin-manuel-miranda.png"),
+        ("Alex_Lacamoire", "alex-lacamoire.png"),
+        ("Barack_Obama", "obama.jpg"),
+        ("Joe_Biden", "biden.jpg"),
+    ]:
         (gallery / person).mkdir(parents=True)
         (gallery / person / photo).symlink_to(ex / photo)
     labels = Path(__file__).resolve().parents[1] / "data" / "hamilton_labels.csv"
     out = tmp_path / "reports"
-    code, stdout, stderr = cli(
-        home, "eval", "identify", "--video", ex / "short_hamilton_clip.mp4", "--labels", labels, "--gallery", gallery,
-        "--out", out, "--name", "vid",
+    code, _stdout, stderr = cli(
+        home,
+        "eval",
+        "identify",
+        "--video",
+        ex / "short_hamilton_clip.mp4",
+        "--labels",
+        labels,
+        "--gallery",
+        gallery,
+        "--out",
+        out,
+        "--name",
+        "vid",
     )
     assert code == 0, stderr
     data = json.loads((out / "vid.json").read_text())["data"]

@@ -72,7 +72,10 @@ def fused(desc: np.ndarray, flipped: np.ndarray | None) -> np.ndarray:
 
 
 def build_cohort(
-    photos: Sequence[Path], encoder: Any, top_k: int | None = None, on_progress: Callable[[int], None] | None = None
+    photos: Sequence[Path],
+    encoder: Any,
+    top_k: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Cohort:
     """A cohort from every usable face in ``photos``.
 
@@ -84,7 +87,9 @@ def build_cohort(
 
     d, f, _ = faces_of_photos(photos, encoder, on_progress)
     if len(d) < 20:
-        raise CohortError(f"only {len(d)} usable face(s) in the cohort photos; a cohort needs at least 20 (ideally 300+)")
+        raise CohortError(
+            f"only {len(d)} usable face(s) in the cohort photos; a cohort needs at least 20 (ideally 300+)"
+        )
     return Cohort.build(fused(d, f), top_k=min(top_k or DEFAULT_TOP_K, len(d)))
 
 
@@ -108,7 +113,10 @@ def faces_of_video(
             if det.landmarks is None:
                 continue
             chip = align(frame.image, det.box, det.landmarks)
-            if assess(det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var).problem is None:
+            if (
+                assess(det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var).problem
+                is None
+            ):
                 chips.append(chip)
         if chips:
             batch = np.stack(chips + [c[:, ::-1] for c in chips]) if encoder.flip else np.stack(chips)
@@ -192,7 +200,9 @@ def choose_threshold(
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.size == 0:
-        raise CalibrationError(f"need a (faces, templates) score matrix with at least one comparison, got {s.shape}")
+        raise CalibrationError(
+            f"need a (faces, templates) score matrix with at least one comparison, got {s.shape}"
+        )
     if not 0.0 < target_fpir < 1.0:
         raise CalibrationError(f"target FPIR must be between 0 and 1, got {target_fpir}")
     n = max(int(watchlist_size), 1)
@@ -266,7 +276,8 @@ def set_recognition_keys(path: Path, values: dict[str, object]) -> str:
     if start is not None:
         end = next((j for j in range(start + 1, len(lines)) if _TOP.match(lines[j])), len(lines))
         body = lines[start + 1 : end]
-        indent = next((re.match(r"^(\s+)\S", ln).group(1) for ln in body if re.match(r"^\s+[\w-]+\s*:", ln)), "  ")  # type: ignore[union-attr]
+        keyed = [m for m in (re.match(r"^(\s+)[\w-]+\s*:", ln) for ln in body) if m is not None]
+        indent = keyed[0].group(1) if keyed else "  "
         for key, val in values.items():
             pat = re.compile(rf"^{re.escape(indent)}{re.escape(key)}\s*:\s*([^#\n]*?)(\s*#.*)?$")
             k = next((j for j, ln in enumerate(body) if pat.match(ln)), None)

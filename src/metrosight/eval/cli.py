@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import typer
@@ -22,7 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 eval_app = typer.Typer(
-    help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.", no_args_is_help=True
+    help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.",
+    no_args_is_help=True,
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -48,8 +49,9 @@ def _context() -> tuple[Any, Any]:
     return settings, home
 
 
-def _fail(message: str, code: int = 2) -> Any:
-    return _root().fail(message, code)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _root().fail(message, code)
+    raise typer.Exit(code)  # not reached: fail() exits
 
 
 def progress() -> Progress:
@@ -91,7 +93,9 @@ def metrosight_encoder(settings: Any, home: Any, flip: bool = True, gate_quality
     )
 
 
-def encode_with_progress(items: Sequence[tuple[Path, str]], encoder: Any, cache: Path | None, label: str) -> list[Any]:
+def encode_with_progress(
+    items: Sequence[tuple[Path, str]], encoder: Any, cache: Path | None, label: str
+) -> list[Any]:
     from metrosight.eval.extract import encode_all
 
     with progress() as bar:
@@ -126,7 +130,9 @@ def load_cohort(path: Path, settings: Any, home: Any, exclude: Sequence[Path] = 
         banned = {sha(p) for p in exclude}
         clash = [p for p in photos if sha(p) in banned]
         if clash:
-            _fail(f"--cohort shares {len(clash)} photo(s) with the evaluated set (e.g. {clash[0]}); use disjoint data")
+            _fail(
+                f"--cohort shares {len(clash)} photo(s) with the evaluated set (e.g. {clash[0]}); use disjoint data"
+            )
     enc = metrosight_encoder(settings, home, flip=True)
     with progress() as bar:
         task = bar.add_task("cohort faces", total=len(photos))
@@ -146,21 +152,36 @@ def identify_cmd(
     data: Annotated[
         Path | None, typer.Option("--data", help="one folder of photos per person, split automatically")
     ] = None,
-    gallery: Annotated[Path | None, typer.Option("--gallery", help="enrolment photos, one folder per person")] = None,
+    gallery: Annotated[
+        Path | None, typer.Option("--gallery", help="enrolment photos, one folder per person")
+    ] = None,
     probes: Annotated[
-        Path | None, typer.Option("--probes", help="probe photos, one folder per person (unknown people: non-mated)")
+        Path | None,
+        typer.Option("--probes", help="probe photos, one folder per person (unknown people: non-mated)"),
     ] = None,
     include: Annotated[str | None, typer.Option("--include", help="regex person folders must match")] = None,
     per_person: Annotated[
-        list[int] | None, typer.Option("--per-person", help="enrolment photos per person with --data (repeatable)")
+        list[int] | None,
+        typer.Option("--per-person", help="enrolment photos per person with --data (repeatable)"),
     ] = None,
     non_mated: Annotated[
         str | None,
-        typer.Option("--non-mated", help="regex of people never enrolled (all their photos non-mated) with --data"),
+        typer.Option(
+            "--non-mated", help="regex of people never enrolled (all their photos non-mated) with --data"
+        ),
     ] = None,
-    max_people: Annotated[int | None, typer.Option("--max-people", help="use only the first N people")] = None,
+    max_people: Annotated[
+        int | None, typer.Option("--max-people", help="use only the first N people")
+    ] = None,
+    same_probes: Annotated[
+        bool,
+        typer.Option(
+            help="with several --per-person: search the same probes (photos after the largest gallery)"
+        ),
+    ] = False,
     cohort: Annotated[
-        Path | None, typer.Option("--cohort", help="background faces for AS-norm: photo folder or cohort .npz")
+        Path | None,
+        typer.Option("--cohort", help="background faces for AS-norm: photo folder or cohort .npz"),
     ] = None,
     baseline: Annotated[bool, typer.Option(help="also measure the face_recognition baseline")] = True,
     quality_gate: Annotated[
@@ -171,12 +192,16 @@ def identify_cmd(
         Path | None, typer.Option("--video", help="a labelled video: per-track evaluation against --gallery")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="CSV subject,start,end (seconds) of who is on screen in --video")
+        Path | None,
+        typer.Option("--labels", help="CSV subject,start,end (seconds) of who is on screen in --video"),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="match threshold for --video (default: the configured one)")
+        float | None,
+        typer.Option("--threshold", help="match threshold for --video (default: the configured one)"),
     ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """Open-set 1:N identification: FNIR at FPIR 0.1/0.01/0.003, rank-1, DET curves, HTML + JSON report.
@@ -191,9 +216,8 @@ def identify_cmd(
     from metrosight.eval.datasets import DatasetError, open_set_split, people_folders, people_split
     from metrosight.eval.extract import FaceRecognitionBaseline
     from metrosight.eval.identify import MethodSpec, evaluate_open_set
-    from metrosight.eval.metrics import MetricError
+    from metrosight.eval.metrics import MetricError, det_curve
     from metrosight.eval.report import Figure, Report, Table, det_plot, histogram_plot
-    from metrosight.eval.metrics import det_curve
 
     settings, home = _context()
     per_person = per_person or [1]
@@ -209,7 +233,8 @@ def identify_cmd(
                 names = [p for p in people if pat.fullmatch(p)]
                 splits = {k: people_split(people, k, names) for k in per_person}
             else:
-                splits = {k: open_set_split(people, k) for k in per_person}
+                start = max(per_person) if same_probes else None
+                splits = {k: open_set_split(people, k, start) for k in per_person}
         elif gallery is not None and probes is not None:
             from metrosight.eval.datasets import OpenSetSplit
 
@@ -245,25 +270,44 @@ def identify_cmd(
     methods.append(("metrosight", MethodSpec("metrosight cosine", "cosine")))
     methods.append(("metrosight", MethodSpec("metrosight cosine + flips", "cosine", flip=True)))
     if coh is not None:
-        methods.append(("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh)))
+        methods.append(
+            ("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh))
+        )
 
     report = Report("Open-set 1:N identification", _command_line())
     intro = report.section("Protocol")
     intro.notes += [
-        "Mated searches: photos of enrolled people not used for enrolment; hit = the mate is the top candidate and "
-        "reaches the threshold. Non-mated searches: photos of people who are not enrolled; a false positive when the "
-        "top candidate reaches the threshold. A photo where no usable face is found counts as a miss (mated) or as no "
-        "candidate (non-mated).",
-        "FNIR at FPIR x uses the threshold at which at most x of the non-mated searches return a candidate, computed "
-        "from these searches (the DET-curve convention). 'Held-out' columns choose the threshold on half of the "
-        "non-mated people and measure FPIR/FNIR on the other half (mean of both halves): the operational figure.",
-        "The face_recognition baseline reproduces that package with dlib (HOG upsample 1, 5-point landmarks, "
-        "face_recognition_model_v1, Euclidean distance to the nearest enrolment photo). The cohort for AS-norm shares "
-        "no photo with the gallery or the probes.",
+        (
+            "Mated searches: photos of enrolled people not used for enrolment; hit = the mate is the top candidate and "
+            "reaches the threshold. Non-mated searches: photos of people who are not enrolled; a false positive when the "
+            "top candidate reaches the threshold. A photo where no usable face is found counts as a miss (mated) or as no "
+            "candidate (non-mated)."
+        ),
+        (
+            "FNIR at FPIR x uses the threshold at which at most x of the non-mated searches return a candidate, computed "
+            "from these searches (the DET-curve convention). 'Held-out' columns choose the threshold on half of the "
+            "non-mated people and measure FPIR/FNIR on the other half (mean of both halves): the operational figure."
+        ),
+        (
+            "The face_recognition baseline reproduces that package with dlib (HOG upsample 1, 5-point landmarks, "
+            "face_recognition_model_v1, Euclidean distance to the nearest enrolment photo). The cohort for AS-norm shares "
+            "no photo with the gallery or the probes."
+        ),
     ]
     results: dict[str, Any] = {}
-    console = RichTable("gallery", "method", "N", "mated", "non-mated", "rank-1", "FNIR@0.1", "FNIR@0.01", "FNIR@0.003",
-                        "held-out FNIR/FPIR@0.003", title="open-set identification")
+    console = RichTable(
+        "gallery",
+        "method",
+        "N",
+        "mated",
+        "non-mated",
+        "rank-1",
+        "FNIR@0.1",
+        "FNIR@0.01",
+        "FNIR@0.003",
+        "held-out FNIR/FPIR@0.003",
+        title="open-set identification",
+    )
     for k, sp in splits.items():
         label = f"{k} photo(s) per person" if k else "given gallery"
         sec = report.section(f"Gallery: {label}")
@@ -278,13 +322,27 @@ def identify_cmd(
             ho = {row["target"]: row for row in run.heldout}
             fn = {p.target: p for p in r.at_fpir}
             rows.append(
-                [m.name, r.n_gallery, r.n_mated, r.n_non_mated, r.mated_fta, r.non_mated_fta, r.rank1, r.rank5]
+                [
+                    m.name,
+                    r.n_gallery,
+                    r.n_mated,
+                    r.n_non_mated,
+                    r.mated_fta,
+                    r.non_mated_fta,
+                    r.rank1,
+                    r.rank5,
+                ]
                 + [fn[x].value for x in (0.1, 0.01, 0.003)]
                 + [fn[0.003].threshold, fn[0.003].resolved]
                 + [ho.get(0.003, {}).get("fnir", float("nan")), ho.get(0.003, {}).get("fpir", float("nan"))]
             )
             console.add_row(
-                label, m.name, str(r.n_gallery), str(r.n_mated), str(r.n_non_mated), _pct(r.rank1),
+                label,
+                m.name,
+                str(r.n_gallery),
+                str(r.n_mated),
+                str(r.n_non_mated),
+                _pct(r.rank1),
                 *[_pct(fn[x].value) for x in (0.1, 0.01, 0.003)],
                 f"{_pct(ho[0.003]['fnir'])} / {_pct(ho[0.003]['fpir'])}" if 0.003 in ho else "-",
             )
@@ -299,8 +357,13 @@ def identify_cmd(
                 "rank1": r.rank1,
                 "rank5": r.rank5,
                 "fnir_at_fpir": [
-                    {"fpir": p.target, "fnir": p.value, "threshold": p.threshold, "achieved_fpir": p.achieved,
-                     "resolved": p.resolved}
+                    {
+                        "fpir": p.target,
+                        "fnir": p.value,
+                        "threshold": p.threshold,
+                        "achieved_fpir": p.achieved,
+                        "resolved": p.resolved,
+                    }
                     for p in r.at_fpir
                 ],
                 "heldout": run.heldout,
@@ -318,23 +381,42 @@ def identify_cmd(
         sec.tables.insert(
             0,
             Table(
-                ["method", "N", "mated", "non-mated", "mated FTA", "non-mated FTA", "rank-1", "rank-5",
-                 "FNIR@FPIR 0.1", "FNIR@0.01", "FNIR@0.003", "threshold@0.003", "0.003 resolved",
-                 "held-out FNIR@0.003", "held-out FPIR@0.003"],
+                [
+                    "method",
+                    "N",
+                    "mated",
+                    "non-mated",
+                    "mated FTA",
+                    "non-mated FTA",
+                    "rank-1",
+                    "rank-5",
+                    "FNIR@FPIR 0.1",
+                    "FNIR@0.01",
+                    "FNIR@0.003",
+                    "threshold@0.003",
+                    "0.003 resolved",
+                    "held-out FNIR@0.003",
+                    "held-out FPIR@0.003",
+                ],
                 rows,
                 f"{label}: FNIR at FPIR (lower is better); 'resolved' is no when there are fewer than 1/0.003 "
                 "non-mated searches (the point is then at zero observed false positives)",
             ),
         )
         stem = f"k{k}"
-        sec.figures.append(Figure(f"det-{stem}", det_plot(curves, title=f"DET, {label}"), "DET: FNIR against FPIR"))
+        sec.figures.append(
+            Figure(f"det-{stem}", det_plot(curves, title=f"DET, {label}"), "DET: FNIR against FPIR")
+        )
         if best is not None:
             thr = next(p.threshold for p in best.result.at_fpir if p.target == 0.003)
             sec.figures.append(
                 Figure(
                     f"scores-{stem}",
                     histogram_plot(
-                        [("mated (hits)", best.searches.hit_scores), ("non-mated top", best.searches.non_mated_top)],
+                        [
+                            ("mated (hits)", best.searches.hit_scores),
+                            ("non-mated top", best.searches.non_mated_top),
+                        ],
                         thr,
                         f"{best.method.name}: top scores",
                         "score",
@@ -355,12 +437,16 @@ def verify_cmd(
     cohort: Annotated[Path | None, typer.Option("--cohort", help="background faces for AS-norm")] = None,
     baseline: Annotated[bool, typer.Option(help="also measure the face_recognition baseline")] = True,
     folds: Annotated[int, typer.Option("--folds", help="folds when the pairs file has one")] = 10,
-    max_pairs: Annotated[int | None, typer.Option("--max-pairs", help="use the first N genuine and N impostor pairs")] = None,
+    max_pairs: Annotated[
+        int | None, typer.Option("--max-pairs", help="use the first N genuine and N impostor pairs")
+    ] = None,
     quality_gate: Annotated[
         bool, typer.Option(help="refuse faces failing the quality checks (their pairs are rejected)")
     ] = False,
     cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """LFW-protocol verification: accuracy ± std (threshold from the training folds only), TAR at FAR 1e-3/1e-4."""
@@ -386,7 +472,9 @@ def verify_cmd(
     ms = metrosight_encoder(settings, home, gate_quality=quality_gate)
     records = {"metrosight": encode_with_progress(items, ms, cache, "metrosight: encode")}
     if baseline:
-        records["face_recognition"] = encode_with_progress(items, FaceRecognitionBaseline(), cache, "face_recognition: encode")
+        records["face_recognition"] = encode_with_progress(
+            items, FaceRecognitionBaseline(), cache, "face_recognition: encode"
+        )
     coh = load_cohort(cohort, settings, home, exclude=list(label_of)) if cohort is not None else None
     methods: list[tuple[str, MethodSpec]] = []
     if baseline:
@@ -396,10 +484,14 @@ def verify_cmd(
         ("metrosight", MethodSpec("metrosight cosine + flips", "cosine", flip=True)),
     ]
     if coh is not None:
-        methods.append(("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh)))
+        methods.append(
+            ("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh))
+        )
 
     report = Report("LFW-protocol verification", _command_line())
-    sec = report.section(f"{sum(p.same for p in plist)} genuine and {sum(not p.same for p in plist)} impostor pairs")
+    sec = report.section(
+        f"{sum(p.same for p in plist)} genuine and {sum(not p.same for p in plist)} impostor pairs"
+    )
     n_file_folds = len({p.fold for p in plist})
     sec.notes.append(
         f"Accuracy: each fold is scored with the threshold that maximises accuracy on the other folds "
@@ -408,8 +500,16 @@ def verify_cmd(
         "pair of distinct photos in the set (many more impostor pairs)."
     )
     rows, curves, data = [], [], {}
-    console = RichTable("method", "accuracy", "EER", "TAR@FAR1e-3", "TAR@FAR1e-4", "all-pairs TAR@1e-3", "all-pairs TAR@1e-4",
-                        title="verification")
+    console = RichTable(
+        "method",
+        "accuracy",
+        "EER",
+        "TAR@FAR1e-3",
+        "TAR@FAR1e-4",
+        "all-pairs TAR@1e-3",
+        "all-pairs TAR@1e-4",
+        title="verification",
+    )
     for source, m in methods:
         try:
             run = evaluate_pairs(plist, records[source], m, folds=folds)
@@ -420,10 +520,17 @@ def verify_cmd(
         rows.append(
             [m.name, r.accuracy, r.accuracy_std, r.eer, run.failed_pairs]
             + [p.value for p in r.at_far]
-            + [ap.get(1e-3, (float("nan"),))[0], ap.get(1e-4, (float("nan"),))[0], run.n_all_genuine, run.n_all_impostor]
+            + [
+                ap.get(1e-3, (float("nan"),))[0],
+                ap.get(1e-4, (float("nan"),))[0],
+                run.n_all_genuine,
+                run.n_all_impostor,
+            ]
         )
         console.add_row(
-            m.name, f"{100 * r.accuracy:.2f} ± {100 * r.accuracy_std:.2f}%", _pct(r.eer),
+            m.name,
+            f"{100 * r.accuracy:.2f} ± {100 * r.accuracy_std:.2f}%",
+            _pct(r.eer),
             *[_pct(p.value) + ("" if p.resolved else "*") for p in r.at_far],
             *[_pct(ap[f][0]) if f in ap else "-" for f in (1e-3, 1e-4)],
         )
@@ -435,19 +542,38 @@ def verify_cmd(
             "fold_thresholds": r.fold_thresholds,
             "eer": r.eer,
             "failed_pairs": run.failed_pairs,
-            "tar_at_far": [{"far": p.target, "tar": p.value, "threshold": p.threshold, "resolved": p.resolved} for p in r.at_far],
-            "all_pairs": {"genuine": run.n_all_genuine, "impostor": run.n_all_impostor,
-                          "tar_at_far": [{"far": f, "tar": t, "threshold": th} for f, t, th in run.all_pairs]},
+            "tar_at_far": [
+                {"far": p.target, "tar": p.value, "threshold": p.threshold, "resolved": p.resolved}
+                for p in r.at_far
+            ],
+            "all_pairs": {
+                "genuine": run.n_all_genuine,
+                "impostor": run.n_all_impostor,
+                "tar_at_far": [{"far": f, "tar": t, "threshold": th} for f, t, th in run.all_pairs],
+            },
         }
     sec.tables.append(
         Table(
-            ["method", "accuracy", "± std", "EER", "pairs without face", "TAR@FAR 1e-3", "TAR@FAR 1e-4",
-             "all-pairs TAR@1e-3", "all-pairs TAR@1e-4", "all-pairs genuine", "all-pairs impostor"],
+            [
+                "method",
+                "accuracy",
+                "± std",
+                "EER",
+                "pairs without face",
+                "TAR@FAR 1e-3",
+                "TAR@FAR 1e-4",
+                "all-pairs TAR@1e-3",
+                "all-pairs TAR@1e-4",
+                "all-pairs genuine",
+                "all-pairs impostor",
+            ],
             rows,
             "TAR at FAR from the pairs file is unresolved below 1/(impostor pairs)",
         )
     )
-    sec.figures.append(Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs"))
+    sec.figures.append(
+        Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs")
+    )
     report.data = {"verification": data}
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("verify", name))
     out.print(console)
@@ -463,25 +589,35 @@ def calibrate_cmd(
     ],
     cohort: Annotated[
         Path | None,
-        typer.Option("--cohort", help="folder of photos of people on no list: build the AS-norm cohort from it"),
+        typer.Option(
+            "--cohort", help="folder of photos of people on no list: build the AS-norm cohort from it"
+        ),
     ] = None,
     gallery: Annotated[
         Path | None,
-        typer.Option("--gallery", help="enrolment photos, one folder per person (default: the active watchlists)"),
+        typer.Option(
+            "--gallery", help="enrolment photos, one folder per person (default: the active watchlists)"
+        ),
     ] = None,
-    target_fpir: Annotated[float, typer.Option("--target-fpir", help="share of passers-by allowed to raise a candidate")] = 0.003,
+    target_fpir: Annotated[
+        float, typer.Option("--target-fpir", help="share of passers-by allowed to raise a candidate")
+    ] = 0.003,
     watchlist_size: Annotated[
-        int | None, typer.Option("--watchlist-size", help="people on the watchlists (default: the templates used)")
+        int | None,
+        typer.Option("--watchlist-size", help="people on the watchlists (default: the templates used)"),
     ] = None,
     footfall: Annotated[int, typer.Option("--footfall", help="people passing the cameras a day")] = 100_000,
     write_config: Annotated[
-        Path | None, typer.Option("--write-config", help="YAML config to write the threshold into (default: --config)")
+        Path | None,
+        typer.Option("--write-config", help="YAML config to write the threshold into (default: --config)"),
     ] = None,
     allow_looser: Annotated[
         bool, typer.Option(help="allow a threshold below the configured one (same score units)")
     ] = False,
     every: Annotated[float, typer.Option("--every", help="seconds between sampled video frames")] = 0.5,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
+    ] = None,
 ) -> None:
     """Choose the match threshold for a target FPIR from faces of people on no list, write it into the config and
     report the expected false alerts a day."""
@@ -547,7 +683,9 @@ def calibrate_cmd(
         templates = [e.template for e in rt.store.active_gallery(MODEL_ID)]
         source = f"{len(templates)} active watchlist entries"
     if not templates:
-        _fail("no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR")
+        _fail(
+            "no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR"
+        )
     t_mat = np.stack(templates).astype(np.float32)
     t_mat /= np.maximum(np.linalg.norm(t_mat, axis=1, keepdims=True), 1e-12)
 
@@ -558,14 +696,19 @@ def calibrate_cmd(
             photos = photo_files(src)
             with progress() as bar:
                 task = bar.add_task(f"faces in {src.name}", total=len(photos))
-                d, f, _ = faces_of_photos(photos, enc, on_progress=lambda n: bar.advance(task, n))
+                d, f, _ = faces_of_photos(photos, enc, on_progress=lambda n: bar.advance(task, n))  # noqa: B023
         elif src.is_file() and src.suffix.lower() in VIDEO_SUFFIXES:
             from metrosight.ingest.source import SourceError
 
             with progress() as bar:
                 task = bar.add_task(f"faces in {src.name} (s)", total=None)
                 try:
-                    d, f = faces_of_video(src, enc, every, on_progress=lambda ts: bar.update(task, completed=ts))
+                    d, f = faces_of_video(
+                        src,
+                        enc,
+                        every,
+                        on_progress=lambda ts: bar.update(task, completed=ts),  # noqa: B023
+                    )
                 except SourceError as exc:
                     _fail(str(exc))
         else:
@@ -575,9 +718,13 @@ def calibrate_cmd(
     d = np.concatenate(faces)
     if len(d) == 0:
         _fail("no usable face in the non-mated traffic")
-    probes = fused(d, np.concatenate([f for f in flips if f is not None]) if all(f is not None for f in flips) else None)
+    probes = fused(
+        d, np.concatenate([f for f in flips if f is not None]) if all(f is not None for f in flips) else None
+    )
     cos = probes @ t_mat.T
-    scores = CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
+    scores = (
+        CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
+    )
     n = watchlist_size or len(t_mat)
     floor = rec.match_threshold if (not allow_looser and scoring == rec.normalization) else None
     try:
@@ -593,18 +740,30 @@ def calibrate_cmd(
         ("comparisons", str(cal.n_comparisons)),
         ("watchlist size planned", str(cal.watchlist_size)),
         ("target FPIR", f"{cal.target_fpir:g}"),
-        ("threshold", f"{cal.threshold:.4f}" + (" (kept at the configured value: calibration only tightens)"
-                                               if floor is not None and cal.threshold == floor else "")),
+        (
+            "threshold",
+            f"{cal.threshold:.4f}"
+            + (
+                " (kept at the configured value: calibration only tightens)"
+                if floor is not None and cal.threshold == floor
+                else ""
+            ),
+        ),
         ("observed FMR per comparison", f"{cal.fmr:.2e} (95% upper {cal.fmr_upper:.2e})"),
         ("estimated FPIR", f"{cal.fpir:.2e} (95% upper {cal.fpir_upper:.2e})"),
         ("observed FPIR (these templates)", f"{cal.observed_fpir:.4f}"),
-        (f"false alerts/day at footfall {footfall:,}", f"{cal.false_alerts_per_day:.2f} (95% upper {cal.false_alerts_per_day_upper:.2f})"),
+        (
+            f"false alerts/day at footfall {footfall:,}",
+            f"{cal.false_alerts_per_day:.2f} (95% upper {cal.false_alerts_per_day_upper:.2f})",
+        ),
     ]
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
     if not cal.resolved:
-        need = int(np.ceil(1.0 / (1.0 - (1.0 - target_fpir) ** (1.0 / cal.watchlist_size)) / max(len(t_mat), 1)))
+        need = int(
+            np.ceil(1.0 / (1.0 - (1.0 - target_fpir) ** (1.0 / cal.watchlist_size)) / max(len(t_mat), 1))
+        )
         out.print(
             f"warning: {cal.n_comparisons} comparisons cannot resolve the target; the threshold sits above every "
             f"observed score and the upper bound is what the data supports (about {need} non-mated faces needed)",
@@ -621,13 +780,23 @@ def calibrate_cmd(
     sec.tables.append(
         Table(
             ["watchlist size"] + [f"false alerts/day @ {f:,}" for f in foot],
-            [[s] + [f * fpir_from_fmr(cal.fmr_upper if cal.fmr == 0 else cal.fmr, s) for f in foot] for s in sizes],
+            [
+                [s] + [f * fpir_from_fmr(cal.fmr_upper if cal.fmr == 0 else cal.fmr, s) for f in foot]
+                for s in sizes
+            ],
             "expected false alerts a day at this threshold (upper bound where no comparison reached it)",
         )
     )
     sec.figures.append(
-        Figure("nonmated", histogram_plot([("non-mated top score", scores.max(axis=1))], cal.threshold,
-                                          "non-mated faces: best score against the templates", cal.scoring))
+        Figure(
+            "nonmated",
+            histogram_plot(
+                [("non-mated top score", scores.max(axis=1))],
+                cal.threshold,
+                "non-mated faces: best score against the templates",
+                cal.scoring,
+            ),
+        )
     )
     report.data = {"calibration": {k: getattr(cal, k) for k in cal.__slots__}}  # type: ignore[attr-defined]
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("calibrate", None))
@@ -640,14 +809,18 @@ def calibrate_cmd(
             highlight=False,
         )
         return
-    values: dict[str, object] = {"match_threshold": math.ceil(cal.threshold * 1e4) / 1e4}  # never loosen by rounding
+    values: dict[str, object] = {
+        "match_threshold": math.ceil(cal.threshold * 1e4) / 1e4
+    }  # never loosen by rounding
     if scoring != rec.normalization:
         values["normalization"] = scoring
     try:
         set_recognition_keys(target, values)
     except CalibrationError as exc:
         _fail(str(exc))
-    out.print(f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False)
+    out.print(
+        f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False
+    )
 
 
 # -- detect -----------------------------------------------------------------------------------------------------
@@ -658,15 +831,20 @@ def detect_cmd(
     ] = None,
     fold: Annotated[list[int] | None, typer.Option("--fold", help="FDDB fold number(s) (default 1)")] = None,
     dlib_xml: Annotated[
-        list[Path] | None, typer.Option("--dlib-xml", help="dlib/imglab dataset XML with face boxes (repeatable)")
+        list[Path] | None,
+        typer.Option("--dlib-xml", help="dlib/imglab dataset XML with face boxes (repeatable)"),
     ] = None,
     detector: Annotated[
         list[str] | None,
-        typer.Option("--detector", help="configured | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)"),
+        typer.Option(
+            "--detector", help="configured | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)"
+        ),
     ] = None,
     iou: Annotated[list[float] | None, typer.Option("--iou", help="IoU threshold(s) for a match")] = None,
     max_images: Annotated[int | None, typer.Option("--max-images", help="first N images of each set")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """Face-detection recall/precision at IoU thresholds and the FDDB discrete ROC."""
@@ -716,8 +894,17 @@ def detect_cmd(
 
     kinds = detector or ["configured"]
     report = Report("Face detection", _command_line())
-    console = RichTable("set", "detector", "images", "faces", *[f"recall@IoU{t:g}" for t in ious], "precision@0.4",
-                        "FP@0.4", "ms/image", title="face detection")
+    console = RichTable(
+        "set",
+        "detector",
+        "images",
+        "faces",
+        *[f"recall@IoU{t:g}" for t in ious],
+        "precision@0.4",
+        "FP@0.4",
+        "ms/image",
+        title="face detection",
+    )
     data: dict[str, Any] = {}
     for set_name, gts in sets:
         sec = report.section(set_name)
@@ -748,24 +935,49 @@ def detect_cmd(
             by_iou = {t: summarize(evaluate(dets, gts, t)) for t in ious}
             s4 = summarize(evaluate(dets, gts, 0.4))
             roc = roc_points(evaluate(dets, gts, 0.4))
-            rows.append([label, s4.n_images, s4.n_gt] + [by_iou[t].recall for t in ious] + [s4.precision, s4.fp, ms])
-            console.add_row(set_name, label, str(s4.n_images), str(s4.n_gt), *[_pct(by_iou[t].recall) for t in ious],
-                            _pct(s4.precision), str(s4.fp), f"{ms:.0f}")
+            rows.append(
+                [label, s4.n_images, s4.n_gt] + [by_iou[t].recall for t in ious] + [s4.precision, s4.fp, ms]
+            )
+            console.add_row(
+                set_name,
+                label,
+                str(s4.n_images),
+                str(s4.n_gt),
+                *[_pct(by_iou[t].recall) for t in ious],
+                _pct(s4.precision),
+                str(s4.fp),
+                f"{ms:.0f}",
+            )
             curves.append((label, np.array([p.fp for p in roc]), np.array([p.recall for p in roc])))
             data.setdefault(set_name, {})[label] = {
                 "images": s4.n_images,
                 "faces": s4.n_gt,
                 "ms_per_image": ms,
-                "at_iou": {str(t): {"recall": by_iou[t].recall, "precision": by_iou[t].precision,
-                                    "tp": by_iou[t].tp, "fp": by_iou[t].fp} for t in ious},
-                "roc_iou_0.4": [{"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc],
+                "at_iou": {
+                    str(t): {
+                        "recall": by_iou[t].recall,
+                        "precision": by_iou[t].precision,
+                        "tp": by_iou[t].tp,
+                        "fp": by_iou[t].fp,
+                    }
+                    for t in ious
+                },
+                "roc_iou_0.4": [
+                    {"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc
+                ],
             }
         sec.tables.append(
-            Table(["detector", "images", "faces"] + [f"recall @IoU {t:g}" for t in ious]
-                  + ["precision @0.4", "false positives @0.4", "ms/image"], rows)
+            Table(
+                ["detector", "images", "faces"]
+                + [f"recall @IoU {t:g}" for t in ious]
+                + ["precision @0.4", "false positives @0.4", "ms/image"],
+                rows,
+            )
         )
         stem = re.sub(r"[^a-z0-9]+", "-", set_name.lower()).strip("-")
-        sec.figures.append(Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)")))
+        sec.figures.append(
+            Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)"))
+        )
     report.data = {"detection": data}
     html_path, json_path = report.write(_out_dir(out_dir, _home), _stem("detect", name))
     out.print(console)
@@ -773,12 +985,16 @@ def detect_cmd(
 
 
 def _identify_video(
-    video: Path, labels: Path, gallery: Path, cohort: Path | None, threshold: float | None, out_dir: Path | None,
+    video: Path,
+    labels: Path,
+    gallery: Path,
+    cohort: Path | None,
+    threshold: float | None,
+    out_dir: Path | None,
     name: str | None,
 ) -> None:
     from metrosight.core.types import Category
     from metrosight.eval.datasets import DatasetError, people_folders
-    from metrosight.eval.extract import encode_all
     from metrosight.eval.report import Report, Table
     from metrosight.eval.video import evaluate_video, load_labels
     from metrosight.ingest.source import SourceError
@@ -797,17 +1013,26 @@ def _identify_video(
     records = encode_with_progress(items, enc, None, "gallery")
     entries = []
     for i, person in enumerate(people):
-        vecs = [np.stack([r.descriptor, r.flipped]) if rec.flip else r.descriptor[None] for r in records
-                if r.label == person and r.ok]
+        vecs = [
+            np.stack([r.descriptor, r.flipped]) if rec.flip else r.descriptor[None]
+            for r in records
+            if r.label == person and r.ok
+        ]
         if vecs:
-            entries.append(GalleryEntry(i + 1, person.replace("_", " "), "eval", Category.WANTED, fuse(np.concatenate(vecs))))
+            entries.append(
+                GalleryEntry(
+                    i + 1, person.replace("_", " "), "eval", Category.WANTED, fuse(np.concatenate(vecs))
+                )
+            )
     if not entries:
         _fail(f"--gallery {gallery}: no usable enrolment photo")
     coh = None
     if cohort is not None:
         coh = load_cohort(cohort, settings, home)
         if threshold is None and rec.normalization != "cohort":
-            _fail("--cohort changes the score units: give --threshold (AS-norm units, e.g. from metrosight calibrate)")
+            _fail(
+                "--cohort changes the score units: give --threshold (AS-norm units, e.g. from metrosight calibrate)"
+            )
     elif rec.normalization == "cohort":
         from metrosight.eval.calibrate import cohort_path
 
@@ -815,7 +1040,9 @@ def _identify_video(
             coh = Cohort.load(cohort_path(home.root))
         except CohortError as exc:
             _fail(str(exc))
-    matcher = Matcher(Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh)
+    matcher = Matcher(
+        Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh
+    )
     from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize.factory import make_embedder
     from metrosight.recognize.flip import FlipFusedEmbedder
@@ -826,37 +1053,80 @@ def _identify_video(
     with progress() as bar:
         task = bar.add_task(f"{video.name} (media s)", total=None)
         try:
-            res = evaluate_video(str(video), settings, make_face_detector(settings), embedder, matcher, appearances,
-                                 on_frame=lambda ts: bar.update(task, completed=ts))
+            res = evaluate_video(
+                str(video),
+                settings,
+                make_face_detector(settings),
+                embedder,
+                matcher,
+                appearances,
+                on_frame=lambda ts: bar.update(task, completed=ts),
+            )
         except SourceError as exc:
             _fail(str(exc))
     report = Report("Per-track evaluation on a labelled video", _command_line())
-    sec = report.section(f"{video.name}: {res.frames} frames, {res.tracks} face tracks, {res.decided} matched at least once")
+    sec = report.section(
+        f"{video.name}: {res.frames} frames, {res.tracks} face tracks, {res.decided} matched at least once"
+    )
     sec.notes.append(
         "An alert naming S is true when its track overlaps a labelled appearance of S (labels give times, not places); "
         "an appearance is found when a true alert overlaps it. The sweep applies other thresholds to the best score "
         "each track reached (the margin rule is not re-applied there)."
     )
-    sec.tables.append(Table(["track", "subject", "first seen (s)", "last seen (s)", "score", "true"],
-                            [list(a) for a in res.alerts], f"alerts at threshold {res.threshold:g} ({matcher.scoring})"))
-    sec.tables.append(Table(["subject", "start (s)", "end (s)", "found"],
-                            [[a.subject, a.start, a.end, f] for a, f in res.appearances], "labelled appearances"))
-    sec.tables.append(Table(["threshold", "true alerts", "false alerts", "appearances found", "appearances"],
-                            [[r["threshold"], r["true_alerts"], r["false_alerts"], r["found"], r["appearances"]]
-                             for r in res.sweep], "if every track alerted whose best score reached the threshold"))
+    sec.tables.append(
+        Table(
+            ["track", "subject", "first seen (s)", "last seen (s)", "score", "true"],
+            [list(a) for a in res.alerts],
+            f"alerts at threshold {res.threshold:g} ({matcher.scoring})",
+        )
+    )
+    sec.tables.append(
+        Table(
+            ["subject", "start (s)", "end (s)", "found"],
+            [[a.subject, a.start, a.end, f] for a, f in res.appearances],
+            "labelled appearances",
+        )
+    )
+    sec.tables.append(
+        Table(
+            ["threshold", "true alerts", "false alerts", "appearances found", "appearances"],
+            [
+                [r["threshold"], r["true_alerts"], r["false_alerts"], r["found"], r["appearances"]]
+                for r in res.sweep
+            ],
+            "if every track alerted whose best score reached the threshold",
+        )
+    )
     report.data = {
-        "video": str(video), "frames": res.frames, "tracks": res.tracks, "decided": res.decided,
-        "threshold": res.threshold, "scoring": matcher.scoring,
-        "alerts": [dict(zip(["track", "subject", "first_seen", "last_seen", "score", "true"], a, strict=True))
-                   for a in res.alerts],
-        "appearances": [{"subject": a.subject, "start": a.start, "end": a.end, "found": f} for a, f in res.appearances],
+        "video": str(video),
+        "frames": res.frames,
+        "tracks": res.tracks,
+        "decided": res.decided,
+        "threshold": res.threshold,
+        "scoring": matcher.scoring,
+        "alerts": [
+            dict(zip(["track", "subject", "first_seen", "last_seen", "score", "true"], a, strict=True))
+            for a in res.alerts
+        ],
+        "appearances": [
+            {"subject": a.subject, "start": a.start, "end": a.end, "found": f} for a, f in res.appearances
+        ],
         "sweep": res.sweep,
     }
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("identify-video", name))
-    t = RichTable("alerts", "true", "false", "appearances found", title=f"per-track evaluation ({matcher.scoring} "
-                  f"threshold {res.threshold:g})")
+    t = RichTable(
+        "alerts",
+        "true",
+        "false",
+        "appearances found",
+        title=f"per-track evaluation ({matcher.scoring} threshold {res.threshold:g})",
+    )
     n_true = sum(1 for a in res.alerts if a[5])
-    t.add_row(str(len(res.alerts)), str(n_true), str(len(res.alerts) - n_true),
-              f"{sum(f for _, f in res.appearances)}/{len(res.appearances)}")
+    t.add_row(
+        str(len(res.alerts)),
+        str(n_true),
+        str(len(res.alerts) - n_true),
+        f"{sum(f for _, f in res.appearances)}/{len(res.appearances)}",
+    )
     out.print(t)
     out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)

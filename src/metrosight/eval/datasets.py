@@ -46,7 +46,9 @@ def people_folders(root: Path, include: str | None = None) -> dict[str, list[Pat
         if photos:
             out[d.name] = photos
     if not out:
-        raise DatasetError(f"{root}: no person folders with photos" + (f" matching {include!r}" if include else ""))
+        raise DatasetError(
+            f"{root}: no person folders with photos" + (f" matching {include!r}" if include else "")
+        )
     return out
 
 
@@ -75,22 +77,33 @@ class OpenSetSplit:
         return list(seen.items())
 
 
-def open_set_split(people: dict[str, list[Path]], per_person: int = 1) -> OpenSetSplit:
-    """Split a folder-per-person set: people with more than ``per_person`` photos are enrolled with their first
-    ``per_person`` and probed with the rest; everyone else is non-mated.
+def open_set_split(
+    people: dict[str, list[Path]], per_person: int = 1, probes_from: int | None = None
+) -> OpenSetSplit:
+    """Split a folder-per-person set: people with more than ``probes_from`` photos are enrolled with their first
+    ``per_person`` and probed with their photos from index ``probes_from`` on; everyone else is non-mated.
+
+    Args:
+        people: photos per person, in order.
+        per_person: enrolment photos per person.
+        probes_from: first photo index used as a probe (default ``per_person``). Giving the same value to splits
+            with different ``per_person`` compares galleries of 1, 2, 3… photos on the very same probes.
 
     Raises:
         DatasetError: nobody has enough photos to be enrolled and probed.
     """
     if per_person < 1:
         raise DatasetError(f"per_person must be >= 1, got {per_person}")
+    start = per_person if probes_from is None else probes_from
+    if start < per_person:
+        raise DatasetError(f"probes_from ({start}) must be >= per_person ({per_person})")
     gallery: dict[str, list[Path]] = {}
     mated: list[tuple[Path, str]] = []
     non_mated: list[tuple[Path, str]] = []
     for person, photos in people.items():
-        if len(photos) > per_person:
+        if len(photos) > start:
             gallery[person] = photos[:per_person]
-            mated += [(p, person) for p in photos[per_person:]]
+            mated += [(p, person) for p in photos[start:]]
         else:
             non_mated += [(p, person) for p in photos]
     if not gallery:
@@ -98,9 +111,7 @@ def open_set_split(people: dict[str, list[Path]], per_person: int = 1) -> OpenSe
     return OpenSetSplit(gallery, mated, non_mated)
 
 
-def people_split(
-    people: dict[str, list[Path]], per_person: int, non_mated_people: list[str]
-) -> OpenSetSplit:
+def people_split(people: dict[str, list[Path]], per_person: int, non_mated_people: list[str]) -> OpenSetSplit:
     """Split with an explicit set of non-enrolled people (all their photos non-mated); the others are enrolled with
     their first ``per_person`` photos and probed with the rest (people with no photo left to probe are dropped).
 
@@ -163,9 +174,13 @@ def load_pairs(pairs_file: Path, images: Path) -> list[Pair]:
         fold = k // (2 * n)
         try:
             if len(row) == 3:
-                pair = Pair(lfw_path(images, row[0], int(row[1])), lfw_path(images, row[0], int(row[2])), True, fold)
+                pair = Pair(
+                    lfw_path(images, row[0], int(row[1])), lfw_path(images, row[0], int(row[2])), True, fold
+                )
             elif len(row) == 4:
-                pair = Pair(lfw_path(images, row[0], int(row[1])), lfw_path(images, row[2], int(row[3])), False, fold)
+                pair = Pair(
+                    lfw_path(images, row[0], int(row[1])), lfw_path(images, row[2], int(row[3])), False, fold
+                )
             else:
                 raise ValueError
         except ValueError:

@@ -118,7 +118,9 @@ class MetrosightEncoder:
         self.flip = flip
         self.name = name
         det = getattr(detector, "name", type(detector).__name__)
-        self.tag = f"{det}-f{min_face_px}-b{min_blur_var:g}-u{upscale_below}-{'gate' if gate_quality else 'nogate'}"
+        self.tag = (
+            f"{det}-f{min_face_px}-b{min_blur_var:g}-u{upscale_below}-{'gate' if gate_quality else 'nogate'}"
+        )
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
@@ -189,7 +191,9 @@ class FaceRecognitionBaseline:
         rects = det(image, self.upsample)
         h, w = image.shape[:2]
         dets = [
-            Detection(Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), 1.0, None)
+            Detection(
+                Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), 1.0, None
+            )
             for r in rects
         ]
         chosen = subject_face(dets, w, h)

@@ -61,6 +61,7 @@ class MethodSpec:
     scoring: Scoring
     flip: bool = False
     cohort: Cohort | None = None
+    norm_mode: str = "s"
 
 
 @dataclass(slots=True)
@@ -84,7 +85,9 @@ class OpenSetRun:
     by_gallery_size: list[dict[str, float]] = field(default_factory=list)
 
 
-def _templates(split: OpenSetSplit, recs: dict[Path, FaceRecord], m: MethodSpec) -> tuple[list[str], list[list[np.ndarray]]]:
+def _templates(
+    split: OpenSetSplit, recs: dict[Path, FaceRecord], m: MethodSpec
+) -> tuple[list[str], list[list[np.ndarray]]]:
     labels = list(split.gallery)
     vecs = [[record_vector(recs[p], m.flip) for p in split.gallery[g] if recs[p].ok] for g in labels]
     return labels, vecs
@@ -108,14 +111,18 @@ def score_matrices(
                 out[:, j] = -d.min(axis=1)
         return out, out
     has = np.array([len(vs) > 0 for vs in gallery], dtype=bool)
-    t = np.stack([unit(unit(np.stack(vs)).mean(axis=0)) if vs else np.zeros(128, np.float32) for vs in gallery])
+    t = np.stack(
+        [unit(unit(np.stack(vs)).mean(axis=0)) if vs else np.zeros(128, np.float32) for vs in gallery]
+    )
     cos = np.asarray(unit(p) @ t.T if n else np.zeros((len(p), 0), np.float32), dtype=np.float64)
     cos[:, ~has] = -np.inf
     if m.scoring != "asnorm":
         return cos, cos
     if m.cohort is None:
         raise MetricError(f"method {m.name!r} needs a cohort")
-    dec = np.asarray(CohortNorm(m.cohort, t).normalize_many(p, np.where(has, cos, 0.0)), dtype=np.float64)
+    dec = np.asarray(
+        CohortNorm(m.cohort, t, m.norm_mode).normalize_many(p, np.where(has, cos, 0.0)), dtype=np.float64
+    )
     dec[:, ~has] = -np.inf
     return dec, cos
 
@@ -131,12 +138,16 @@ def _searches(
     mated = [(p, lab) for p, lab in split.mated if lab in kept]
     probes = mated + split.non_mated
     valid = np.array([recs[p].ok for p, _ in probes], dtype=bool)
-    pv = np.stack([record_vector(recs[p], m.flip) if recs[p].ok else np.zeros(128, np.float32) for p, _ in probes])
+    pv = np.stack(
+        [record_vector(recs[p], m.flip) if recs[p].ok else np.zeros(128, np.float32) for p, _ in probes]
+    )
     s, rs = score_matrices(pv, vecs, m)
     top, arg, mate, rank = search(s, labels, [lab for _, lab in probes], valid, rs)
     k = len(mated)
     names = np.array(labels + [""], dtype=object)
-    right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array([lab for _, lab in mated], dtype=object)
+    right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array(
+        [lab for _, lab in mated], dtype=object
+    )
     return SearchResults(top[:k], right & valid[:k], mate[:k], top[k:], rank[:k])
 
 

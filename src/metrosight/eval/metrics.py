@@ -43,7 +43,7 @@ def threshold_at_rate(negatives: np.ndarray, rate: float) -> float:
     n = len(neg)
     if n == 0:
         return -math.inf
-    k = int(math.floor(rate * n + 1e-9))  # at most k negatives may reach the threshold
+    k = math.floor(rate * n + 1e-9)  # at most k negatives may reach the threshold
     if k >= n:
         return -math.inf
     # Threshold just above the (k+1)-th highest score, so at most k scores reach it.

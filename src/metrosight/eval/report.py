@@ -122,7 +122,9 @@ class Report:
                 {
                     "title": s.title,
                     "notes": s.notes,
-                    "tables": [{"caption": t.caption, "headers": t.headers, "rows": t.rows} for t in s.tables],
+                    "tables": [
+                        {"caption": t.caption, "headers": t.headers, "rows": t.rows} for t in s.tables
+                    ],
                     "figures": [f"{stem}-{f.name}.png" for f in s.figures],
                 }
                 for s in self.sections
@@ -137,11 +139,13 @@ class Report:
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'>",
             f"<title>{e(self.title)}</title>",
-            "<style>body{font:14px/1.4 system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-            "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
-            "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
-            "caption{text-align:left;font-weight:600;padding:4px 0}img{max-width:100%;border:1px solid #eee}"
-            "code{background:#f6f6f6;padding:1px 4px}.meta{color:#666}</style></head><body>",
+            (
+                "<style>body{font:14px/1.4 system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+                "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
+                "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+                "caption{text-align:left;font-weight:600;padding:4px 0}img{max-width:100%;border:1px solid #eee}"
+                "code{background:#f6f6f6;padding:1px 4px}.meta{color:#666}</style></head><body>"
+            ),
             f"<h1>{e(self.title)}</h1>",
             f"<p class='meta'>{e(self.created.strftime('%Y-%m-%d %H:%M UTC'))} · {e(platform.platform())}</p>",
         ]
@@ -250,7 +254,9 @@ def detection_roc_plot(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], tit
     return _png(fig)
 
 
-def histogram_plot(series: Sequence[tuple[str, np.ndarray]], threshold: float | None, title: str, xlabel: str) -> bytes:
+def histogram_plot(
+    series: Sequence[tuple[str, np.ndarray]], threshold: float | None, title: str, xlabel: str
+) -> bytes:
     """Overlaid score histograms (e.g. mated vs non-mated top scores), with an optional threshold line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

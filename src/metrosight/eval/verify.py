@@ -77,8 +77,12 @@ def evaluate_pairs(
                 raise MetricError(f"photo not encoded: {p}")
     ok = np.array([recs[pr.a].ok and recs[pr.b].ok for pr in pairs], dtype=bool)
     zero = np.zeros(128, np.float32)
-    a = np.stack([record_vector(recs[pr.a], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)])
-    b = np.stack([record_vector(recs[pr.b], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)])
+    a = np.stack(
+        [record_vector(recs[pr.a], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)]
+    )
+    b = np.stack(
+        [record_vector(recs[pr.b], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)]
+    )
     s = np.where(ok, pair_scores(a, b, method), -np.inf)
     same = np.array([pr.same for pr in pairs], dtype=bool)
     file_folds = np.array([pr.fold for pr in pairs])
@@ -115,6 +119,5 @@ def all_pairs_roc(
             rp = tar_at_far(g, i, far)
             rows.append((far, rp.value, rp.threshold))
         _, fpr, fnr = det_curve(g, i)
-        return rows, (fpr, 1.0 - fnr), int(len(g)), int(len(i))
-    return rows, (np.zeros(0), np.zeros(0)), int(len(g)), int(len(i))
-
+        return rows, (fpr, 1.0 - fnr), len(g), len(i)
+    return rows, (np.zeros(0), np.zeros(0)), len(g), len(i)

@@ -108,7 +108,8 @@ def score_tracks(
         if lg.best_score < threshold:
             continue
         hits = [
-            i for i, a in enumerate(labels)
+            i
+            for i, a in enumerate(labels)
             if a.subject == lg.best_subject and _overlaps(lg.first_ts, lg.last_ts, a.start, a.end, slack)
         ]
         if hits:
@@ -179,20 +180,35 @@ def evaluate_video(
     rows = []
     for a in alerts:
         end = max(a.last_seen, last_seen.get(a.event_id, a.last_seen))
-        ok = any(x.subject == a.subject and _overlaps(a.first_seen, end, x.start, x.end, slack) for x in labels)
+        ok = any(
+            x.subject == a.subject and _overlaps(a.first_seen, end, x.start, x.end, slack) for x in labels
+        )
         rows.append((a.track_id, a.subject, a.first_seen, end, a.score, ok))
     found = [
-        any(ok and s == x.subject and _overlaps(f0, f1, x.start, x.end, slack) for _, s, f0, f1, _, ok in rows)
+        any(
+            ok and s == x.subject and _overlaps(f0, f1, x.start, x.end, slack) for _, s, f0, f1, _, ok in rows
+        )
         for x in labels
     ]
     result = VideoResult(
-        pipe.stats.frames, pipe.stats.tracks, len(logs), rows, list(zip(labels, found, strict=True)),
+        pipe.stats.frames,
+        pipe.stats.tracks,
+        len(logs),
+        rows,
+        list(zip(labels, found, strict=True)),
         threshold=float(matcher.threshold),
     )
     scores = sorted({lg.best_score for lg in logs.values() if math.isfinite(lg.best_score)})
     for t in [matcher.threshold, *scores]:
         tp, fp, f = score_tracks(list(logs.values()), labels, t, slack)
-        result.sweep.append({"threshold": float(t), "true_alerts": tp, "false_alerts": fp, "found": sum(f),
-                             "appearances": len(labels)})
+        result.sweep.append(
+            {
+                "threshold": float(t),
+                "true_alerts": tp,
+                "false_alerts": fp,
+                "found": sum(f),
+                "appearances": len(labels),
+            }
+        )
     logs.clear()  # the per-track scores go with the evaluation
     return result

@@ -29,7 +29,9 @@ class FlipFusedEmbedder:
         n = len(chips)
         if n == 0:
             return np.zeros((0, 128), dtype=np.float32)
-        both = np.asarray(self.inner.embed(np.ascontiguousarray(np.concatenate([chips, chips[:, :, ::-1]]))), np.float32)
+        both = np.asarray(
+            self.inner.embed(np.ascontiguousarray(np.concatenate([chips, chips[:, :, ::-1]]))), np.float32
+        )
         both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
         fused = both[:n] + both[n:]
         return (fused / np.maximum(np.linalg.norm(fused, axis=1, keepdims=True), 1e-12)).astype(np.float32)

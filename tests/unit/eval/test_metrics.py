@@ -40,7 +40,7 @@ def test_tar_at_far_flags_unresolved_points():
 
 
 def test_det_curve_counts_missing_positives_as_misses():
-    ts, fpr, fnr = det_curve(np.array([0.9, -np.inf]), np.array([0.5]))
+    _ts, fpr, fnr = det_curve(np.array([0.9, -np.inf]), np.array([0.5]))
     assert fnr.min() == pytest.approx(0.5)  # the -inf positive is never accepted
     assert fpr[0] == 0.0 and fpr[-1] == 1.0
 
@@ -82,5 +82,5 @@ def test_open_set_search_and_fnir_at_fpir():
 def test_search_ranks_by_rank_scores_but_decides_on_scores():
     dec = np.array([[1.0, 5.0]])
     cos = np.array([[0.9, 0.8]])
-    top, arg, mate, rank = search(dec, ["a", "b"], ["a"], np.array([True]), cos)
+    top, arg, _mate, rank = search(dec, ["a", "b"], ["a"], np.array([True]), cos)
     assert arg[0] == 0 and top[0] == 1.0 and rank[0] == 1
