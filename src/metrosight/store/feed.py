@@ -1,0 +1,81 @@
+"""Incremental reads for live views: alerts and reviews newer than an id, newest behaviour events.
+
+These read rows only; the caller checks the reader's role and records the read in the audit log (the live alert
+feed records every batch it delivers, with the alert ids).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from metrosight.store.models import AlertRecord, AlertReview, EventRecord, Subject
+
+if TYPE_CHECKING:
+    from metrosight.store.repo import Store
+
+
+def alerts_after(store: Store, after_id: int, limit: int = 100) -> list[AlertRecord]:
+    """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
+    with store._session() as s:
+        return list(s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit)))
+
+
+def reviews_after(store: Store, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
+    """Reviews with ``id > after_id`` and the resulting status of their alert, oldest first."""
+    with store._session() as s:
+        rows = s.execute(
+            select(AlertReview, AlertRecord.status)
+            .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
+            .where(AlertReview.id > after_id)
+            .order_by(AlertReview.id)
+            .limit(limit)
+        ).all()
+        return [(r, st) for r, st in rows]
+
+
+def last_ids(store: Store) -> tuple[int, int]:
+    """The newest alert id and review id (0 when none)."""
+    with store._session() as s:
+        a = s.scalar(select(func.max(AlertRecord.id))) or 0
+        r = s.scalar(select(func.max(AlertReview.id))) or 0
+    return int(a), int(r)
+
+
+def recent_events(
+    store: Store, camera_id: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[EventRecord]:
+    """Behaviour events (no identity), newest first."""
+    with store._session() as s:
+        q = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
+        if camera_id is not None:
+            q = q.where(EventRecord.camera_id == camera_id)
+        if kind is not None:
+            q = q.where(EventRecord.kind == kind)
+        return list(s.scalars(q))
+
+
+def event(store: Store, event_row_id: int) -> EventRecord | None:
+    with store._session() as s:
+        return s.get(EventRecord, event_row_id)
+
+
+def latest_event_snapshot(store: Store, camera_id: str) -> str | None:
+    """Path of the newest stored (redacted) event snapshot of a camera, if any."""
+    with store._session() as s:
+        return s.scalar(
+            select(EventRecord.snapshot_path)
+            .where(EventRecord.camera_id == camera_id, EventRecord.snapshot_path.is_not(None))
+            .order_by(EventRecord.id.desc())
+            .limit(1)
+        )
+
+
+def entry_references(store: Store, subject_ids: list[int]) -> dict[int, str | None]:
+    """The authorisation reference (case or order number) of each entry id."""
+    ids = sorted({i for i in subject_ids if i is not None})
+    if not ids:
+        return {}
+    with store._session() as s:
+        return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
