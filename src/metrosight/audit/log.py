@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from metrosight.store.models import AuditEntry
@@ -27,6 +27,7 @@ from metrosight.store.models import AuditEntry
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+AUDIT_LOCK_KEY = 0x6D73_6175_6469_74  # PostgreSQL advisory lock id of the chain ("msaudit")
 
 
 def canonical(obj: Any) -> str:
@@ -57,7 +58,14 @@ class AuditLog:
     def append(
         self, session: Session, actor: str, action: str, target: str | None = None, details: dict | None = None
     ) -> AuditEntry:
-        """Add one entry inside the caller's transaction (commit happens with the action)."""
+        """Add one entry inside the caller's transaction (commit happens with the action).
+
+        Appends are serialised across processes and machines: on PostgreSQL by a transaction-scoped advisory lock
+        taken before the newest entry is read (``SELECT … FOR UPDATE`` alone does not do it under READ COMMITTED:
+        a waiting writer would re-read the same old newest row and reuse its ``seq``); SQLite has one writer.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
         last = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1).with_for_update()).scalar()
         seq = (last.seq + 1) if last else 1
         prev = last.hash if last else self._anchor_prev()

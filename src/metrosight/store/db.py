@@ -36,14 +36,29 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://…`` (and ``postgres://…``) use psycopg 3, the driver metrosight installs; other URLs as given."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def open_engine(url: str, upgrade: bool = True) -> Engine:
     """Create an engine for ``url`` and (by default) run migrations to the latest revision.
+
+    ``postgresql://`` URLs use psycopg 3 with a pool that checks connections before use (a restarted server is
+    reconnected transparently).
 
     Raises:
         StoreError: the database is unreachable, not a database, or a migration failed.
     """
+    url = normalize_url(url)
     try:
-        engine = create_engine(url, future=True)
+        if url.startswith("postgresql"):
+            engine = create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        else:
+            engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         if upgrade:

@@ -234,7 +234,7 @@ class GovernanceMixin:
             return 0
         with self._session.begin() as s:
             for eid in due:
-                e = s.get(Subject, eid)
+                e = s.get(Subject, eid, with_for_update=True)  # workers expire concurrently: one of them does it
                 if e is None or e.status not in ("pending", "active"):
                     continue
                 n = self._destroy_templates(s, e.id)
