@@ -87,6 +87,7 @@ class CameraPipeline:
         run_id: int | None = None,
         landmarker: Callable[[np.ndarray, Box], np.ndarray] | None = None,
         policy: Callable[[], tuple[Matcher, bool] | None] | None = None,
+        event_scope: str | None = None,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -102,9 +103,13 @@ class CameraPipeline:
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
         self.cuts = SceneCutDetector(settings.tracking.scene_cut_threshold)
         self.stats = CameraStats()
-        self._run_token = uuid.uuid4().hex[:12]
+        # event ids are ``camera:scope:birth`` where birth is "<frame index>.<rank among tracks born there>": the
+        # same frames give the same ids, so a worker that resumes a file elsewhere (same scope) re-raises the same
+        # alerts and the store keeps one of each; the default scope is fresh per run
+        self.event_scope = event_scope or uuid.uuid4().hex[:12]
         self._alerted: dict[int, tuple[str, float]] = {}  # track id -> (event id, last seen)
         self._track_first: dict[int, float] = {}
+        self._track_birth: dict[int, str] = {}
         self._last_ts = 0.0
         self._last_index = -1
         self._camera_id = "cam0"
@@ -170,9 +175,12 @@ class CameraPipeline:
             for tid in self.tracker.finish(frame.index, frame.ts, frame.camera_id).ended:
                 raised.extend(self._end_track(tid, frame.ts, final_ts=None))
         tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
+        born = 0
         for t in tracks.active:
             if t.track_id not in self._track_first:
                 self._track_first[t.track_id] = t.first_ts
+                self._track_birth[t.track_id] = f"{frame.index}.{born}"
+                born += 1
                 self.stats.tracks += 1
         st["track"] += time.perf_counter() - t1
 
@@ -234,7 +242,7 @@ class CameraPipeline:
         crop = encode_jpeg(best.crop) if best is not None and best.crop is not None else None
         if not self.settings.storage.save_best_shots:
             crop = None
-        event_id = f"{self._camera_id}:{self._run_token}:{track_id}"
+        event_id = f"{self._camera_id}:{self.event_scope}:{self._track_birth.get(track_id, f't{track_id}')}"
         alert = AlertV1(
             event_id=event_id,
             camera_id=self._camera_id,
@@ -270,8 +278,15 @@ class CameraPipeline:
             self.publish_update(AlertUpdateV1(event_id=event_id, last_seen=round(last_seen, 3)))
         self._alerted.pop(track_id, None)
         self._track_first.pop(track_id, None)
+        self._track_birth.pop(track_id, None)
         self.fusion.forget(track_id)
         return raised
+
+    @property
+    def quiescent(self) -> bool:
+        """No live track (so no per-track state): analysing from the next frame with fresh stages gives the same
+        tracks, decisions and event ids as going on (a resume point for another worker)."""
+        return not self._track_first and not self._alerted
 
     def finish(self) -> list[AlertV1]:
         """The source ended: end every live track (final decisions, alert updates) and forget all descriptors."""
