@@ -1,7 +1,9 @@
 """Capacity of one node: N simulated cameras over RTSP, the real supervisor, workers and pipeline.
 
-Each simulated camera is the Hamilton clip (30 fps, 640×360; Lin-Manuel Miranda on stage, then the audience)
-looped and served by GStreamer's RTSP server on loopback, one playback per camera. The node runs all N cameras
+Each simulated camera is a shared video looped and served by GStreamer's RTSP server on loopback, one playback per
+camera: the Hamilton clip (``--video hamilton``, default: 30 fps, 640×360, Lin-Manuel Miranda on stage, then the
+audience; he is on the watchlist, so alerts give the latency) or the crowd clip (``--video crowd``: 25 fps,
+1920×1080, many frontal faces walking toward the camera, nobody enrolled: an HD camera's load, no alerts). The node runs all N cameras
 (`metrosight node`'s Supervisor: one worker process per core, pinned) at a target analysis rate with a watchlist of
 the four face_recognition example portraits. The recognition settings are set for the reference load: every
 usable face of a track is embedded and matched (up to 32 a track, no quality floor), so that each camera computes
@@ -13,7 +15,7 @@ alert latency p50/p95 (frame decoded → alert stored), the CPU used by workers,
 when it analyses at least 90% of the target rate and computes at least 15 descriptors a second; the capacity is
 the largest N at which every camera keeps up. Ratios are against N=1 measured in the same run.
 
-    python bench/node.py [--cameras 1,2,3,4] [--fps 18] [--no-pin] [--warmup 15] [--seconds 30] [--out bench/results/node.json]
+    python bench/node.py [--video hamilton|crowd] [--cameras 1,2,3,4] [--fps 18] [--no-pin] [--warmup 15] [--seconds 30] [--out bench/results/node.json]
 
 Needs ffmpeg and GStreamer's RTSP server (see .ci/run) and the shared data.
 """
@@ -89,7 +91,9 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
                 "recognition": REFERENCE_LOAD,
                 "detection": {"min_face_px": 16},
                 "node": {"pin_cores": pin},
-                "cameras": [{"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)],
+                "cameras": [
+                    {"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)
+                ],
             }
         )
         rt = Runtime(Home(home), settings)
@@ -111,7 +115,14 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         def sample() -> tuple[float, dict, float, float, float, int]:
             snap = sup.metrics.snapshot()
             workers = sum(snap["worker_cpu_seconds"].values())
-            return time.monotonic(), snap["cameras"], workers, server.cpu_seconds(), own_cpu(), len(sup.metrics.latencies)
+            return (
+                time.monotonic(),
+                snap["cameras"],
+                workers,
+                server.cpu_seconds(),
+                own_cpu(),
+                len(sup.metrics.latencies),
+            )
 
         t0, c0, w0, s0, p0, l0 = sample()
         time.sleep(seconds)
@@ -123,7 +134,10 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
     per = {}
     for cid in c1:
         a, b = c0[cid], c1[cid]
-        d = {k: b[k] - a[k] for k in ("frames_analysed", "faces", "embedded", "frames_dropped", "frames_decoded", "alerts")}
+        d = {
+            k: b[k] - a[k]
+            for k in ("frames_analysed", "faces", "embedded", "frames_dropped", "frames_decoded", "alerts")
+        }
         per[cid] = {
             "analysed_fps": d["frames_analysed"] / span,
             "faces_per_s": d["faces"] / span,
@@ -135,7 +149,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         }
 
     def q(p: float) -> float | None:
-        return lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else None
+        return lat[min(len(lat) - 1, round(p * (len(lat) - 1)))] if lat else None
 
     analysed = [v["analysed_fps"] for v in per.values()]
     desc = [v["descriptors_per_s"] for v in per.values()]
@@ -161,13 +175,19 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         "cpu_parent": round((p1 - p0) / span, 3),
         "loadavg_1m_before": round(load_before, 2),
         "keeps_up": keeps_up,
-        "per_camera": {k: {kk: round(vv, 2) if isinstance(vv, float) else vv for kk, vv in v.items()} for k, v in per.items()},
+        "per_camera": {
+            k: {kk: round(vv, 2) if isinstance(vv, float) else vv for kk, vv in v.items()}
+            for k, v in per.items()
+        },
     }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
+    ap.add_argument(
+        "--video", choices=("hamilton", "crowd"), default="hamilton", help="what each camera shows"
+    )
     ap.add_argument("--cameras", default="1,2,3,4", help="comma-separated camera counts")
     ap.add_argument("--fps", type=float, default=18.0, help="target analysis rate per camera")
     ap.add_argument("--no-pin", action="store_true", help="do not pin workers to cores (a shared machine)")
@@ -182,7 +202,7 @@ def main() -> int:
 
     from tests.integration.rtsp import looped_video, rtsp_missing
 
-    console = Console()
+    console = Console(width=220)
     why = rtsp_missing()
     if why:
         console.print(f"[red]error:[/] {why}")
@@ -191,33 +211,73 @@ def main() -> int:
     if not ex.exists():
         console.print(f"[red]error:[/] shared data missing: {ex} (set METROSIGHT_DATA)")
         return 2
+    videos = {
+        "hamilton": ex / "short_hamilton_clip.mp4",
+        "crowd": data_root(args.data) / "facenet_pytorch_samples" / "examples" / "video.mp4",
+    }
+    seconds_of = {"hamilton": 10.0, "crowd": 4.2}
+    video = videos[args.video]
+    if not video.exists():
+        console.print(f"[red]error:[/] shared data missing: {video}")
+        return 2
     counts = [int(x) for x in args.cameras.split(",") if x.strip()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         loops = int((args.warmup + args.seconds + 60) / 10) + 2
-        clip = looped_video(ex / "short_hamilton_clip.mp4", root / "hamilton_loop.mp4", loops)
+        clip = looped_video(
+            video, root / f"{args.video}_loop.mp4", int(loops * 10 / seconds_of[args.video]) + 1
+        )
         home = make_home(root, ex)
         for n in counts:
             console.print(f"[dim]N={n}: {n} camera(s) at {args.fps:g} fps …[/]")
             rows.append(run_n(n, home, clip, args.fps, args.warmup, args.seconds, not args.no_pin))
     base = rows[0] if rows and rows[0]["cameras"] == 1 else None
     cores = len(os.sched_getaffinity(0))
-    table = Table(title=f"metrosight node, {cores} cores ({platform.processor() or platform.machine()}), "
-                        f"target {args.fps:g} analysed frames/s per camera")
-    cols = ("N", "analysed/s min·mean", "frames/s node", "faces/s", "descr/s node", "descr/s cam min", "dropped/s",
-            "alerts", "latency p50", "p95", "cpu workers", "cpu server", "load before", "per-cam vs N=1", "keeps up")
+    table = Table(
+        title=f"metrosight node, {cores} cores ({platform.processor() or platform.machine()}), {video.name}, "
+        f"target {args.fps:g} analysed frames/s per camera"
+    )
+    cols = (
+        "N",
+        "analysed/s min·mean",
+        "frames/s node",
+        "faces/s",
+        "descr/s node",
+        "descr/s cam min",
+        "dropped/s",
+        "alerts",
+        "latency p50",
+        "p95",
+        "cpu workers",
+        "cpu server",
+        "load before",
+        "per-cam vs N=1",
+        "keeps up",
+    )
     for c in cols:
         table.add_column(c, justify="right")
     for r in rows:
-        ratio = f"{r['analysed_fps_mean'] / base['analysed_fps_mean']:.2f}×" if base and base["analysed_fps_mean"] else "-"
+        ratio = (
+            f"{r['analysed_fps_mean'] / base['analysed_fps_mean']:.2f}×"
+            if base and base["analysed_fps_mean"]
+            else "-"
+        )
         table.add_row(
-            str(r["cameras"]), f"{r['analysed_fps_min']:.1f} · {r['analysed_fps_mean']:.1f}", f"{r['frames_analysed_per_s']:.1f}",
-            f"{r['faces_per_s']:.1f}", f"{r['descriptors_per_s']:.1f}", f"{r['descriptors_per_s_camera_min']:.1f}",
-            f"{r['dropped_per_s']:.1f}", str(r["alerts"]),
+            str(r["cameras"]),
+            f"{r['analysed_fps_min']:.1f} · {r['analysed_fps_mean']:.1f}",
+            f"{r['frames_analysed_per_s']:.1f}",
+            f"{r['faces_per_s']:.1f}",
+            f"{r['descriptors_per_s']:.1f}",
+            f"{r['descriptors_per_s_camera_min']:.1f}",
+            f"{r['dropped_per_s']:.1f}",
+            str(r["alerts"]),
             f"{r['latency_p50_s']:.2f} s" if r["latency_p50_s"] is not None else "-",
             f"{r['latency_p95_s']:.2f} s" if r["latency_p95_s"] is not None else "-",
-            f"{r['cpu_workers']:.2f}", f"{r['cpu_server']:.2f}", f"{r['loadavg_1m_before']:.1f}", ratio,
+            f"{r['cpu_workers']:.2f}",
+            f"{r['cpu_server']:.2f}",
+            f"{r['loadavg_1m_before']:.1f}",
+            ratio,
             "yes" if r["keeps_up"] else "no",
         )
     console.print(table)
@@ -235,7 +295,7 @@ def main() -> int:
     result = {
         "bench": "node",
         "machine": {"cores": cores, "processor": platform.processor() or platform.machine(), "shared": True},
-        "video": "short_hamilton_clip.mp4 looped (640x360, 29.97 fps) over RTSP (GStreamer, loopback)",
+        "video": f"{video.name} looped, over RTSP (GStreamer, loopback)",
         "target_analysis_fps": args.fps,
         "min_descriptors_per_camera": MIN_DESCRIPTORS,
         "keep_up_fraction": KEEP_UP,
@@ -263,7 +323,9 @@ def main() -> int:
             "cpu_cores_per_camera": per_cam,
             "cameras_per_node": int(spare // per_cam) if per_cam > 0 else None,
             "faces_per_s": round(base["faces_per_s"] * (spare // per_cam), 1) if per_cam > 0 else None,
-            "descriptors_per_s": round(base["descriptors_per_s"] * (spare // per_cam), 1) if per_cam > 0 else None,
+            "descriptors_per_s": round(base["descriptors_per_s"] * (spare // per_cam), 1)
+            if per_cam > 0
+            else None,
         }
         console.print(
             f"projection for an idle {cores}-core node from the N=1 cost ({per_cam:.2f} cores a camera): "

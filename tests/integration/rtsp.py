@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -28,13 +29,23 @@ def rtsp_missing() -> str | None:
     """Why a loopback RTSP server cannot run here, or ``None`` when it can."""
     if shutil.which("ffmpeg") is None:
         return "ffmpeg is not installed (apt-get install ffmpeg)"
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-         "from gi.repository import GstRtspServer, Gst; Gst.init(None); "
-         "assert Gst.ElementFactory.find('qtdemux') and Gst.ElementFactory.find('rtph264pay')"],
-        capture_output=True,
-        check=False,
-    ) if Path(SYSTEM_PYTHON).exists() else None
+    probe = (
+        subprocess.run(
+            [
+                SYSTEM_PYTHON,
+                "-c",
+                (
+                    "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                    "from gi.repository import GstRtspServer, Gst; Gst.init(None); "
+                    "assert Gst.ElementFactory.find('qtdemux') and Gst.ElementFactory.find('rtph264pay')"
+                ),
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if Path(SYSTEM_PYTHON).exists()
+        else None
+    )
     if probe is None or probe.returncode != 0:
         return (
             "GStreamer RTSP server missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 "
@@ -55,8 +66,23 @@ def looped_video(src: Path, dst: Path, loops: int) -> Path:
         return dst
     tmp = dst.with_suffix(".part.mp4")
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(loops - 1), "-i", str(src),
-         "-map", "0:v:0", "-c", "copy", "-an", str(tmp)],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            str(loops - 1),
+            "-i",
+            str(src),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-an",
+            str(tmp),
+        ],
         check=True,
     )
     os.replace(tmp, dst)
@@ -117,7 +143,7 @@ class RtspServer:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __enter__(self) -> RtspServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -155,7 +181,7 @@ class GarbageServer:
                 except OSError:
                     pass
 
-    def __enter__(self) -> GarbageServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -19,13 +19,15 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtspServer
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--mount", action="append", required=True, help="PATH=FILE: serve FILE (H.264 MP4) at /PATH")
+    ap.add_argument(
+        "--mount", action="append", required=True, help="PATH=FILE: serve FILE (H.264 MP4) at /PATH"
+    )
     args = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()

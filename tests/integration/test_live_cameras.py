@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -55,7 +56,9 @@ def rtsp_ready():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, rtsp_ready) -> Path:
     ex = require_data("face_recognition_examples", "examples")
-    return looped_video(ex / "short_hamilton_clip.mp4", tmp_path_factory.mktemp("media") / "hamilton_x6.mp4", 6)
+    return looped_video(
+        ex / "short_hamilton_clip.mp4", tmp_path_factory.mktemp("media") / "hamilton_x6.mp4", 6
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ class Node:
     def _run(self) -> None:
         self.report = self.sup.run()
 
-    def __enter__(self) -> Node:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -114,8 +117,10 @@ class Node:
             if got:
                 return got
             time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout} s waiting for {why}; states: "
-                             f"{[(s.camera_id, s.state, s.reason) for s in self.states]}")
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {why}; states: "
+            f"{[(s.camera_id, s.state, s.reason) for s in self.states]}"
+        )
 
     def state_seq(self, camera_id: str) -> list[str]:
         return [s.state for s in self.states if s.camera_id == camera_id]
@@ -190,7 +195,9 @@ def test_stalled_server_trips_the_watchdog_then_recovers(clip):
                 raise AssertionError(f"no {state} within {timeout} s: {[(c.state, c.reason) for c in seen]}")
 
             until(CameraState.LIVE, 30)
-            server.proc.send_signal(signal.SIGSTOP)  # connection open, nothing sent: only the watchdog can tell
+            server.proc.send_signal(
+                signal.SIGSTOP
+            )  # connection open, nothing sent: only the watchdog can tell
             t0 = time.monotonic()
             until(CameraState.RECONNECTING, 15)
             waited = time.monotonic() - t0
@@ -214,7 +221,11 @@ def test_stream_that_never_connects_is_down_with_a_clear_message(home):
     cfg = home.parent / "fast.yaml"
     cfg.write_text("ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in FAST_INGEST.items()))
     code, _, err = cli(home, "run", "--source", url, "--config", cfg)
-    assert code != 0 and "camera cam0 is down after 3 failed attempts" in err and "cannot open RTSP stream" in err
+    assert (
+        code != 0
+        and "camera cam0 is down after 3 failed attempts" in err
+        and "cannot open RTSP stream" in err
+    )
 
 
 def test_stream_of_garbage_is_refused_and_retried(home):
@@ -222,7 +233,7 @@ def test_stream_of_garbage_is_refused_and_retried(home):
         cfg = home.parent / "fast.yaml"
         cfg.write_text("ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in FAST_INGEST.items()))
         started = time.monotonic()
-        code, out, err = cli(home, "run", "--source", garbage.url(), "--config", cfg)
+        code, _out, err = cli(home, "run", "--source", garbage.url(), "--config", cfg)
         elapsed = time.monotonic() - started
         assert code != 0
         assert f"cannot open RTSP stream {garbage.url()}" in err and "is down after 3 failed attempts" in err
@@ -242,7 +253,9 @@ def test_killed_worker_is_restarted_and_its_camera_comes_back(home, clip):
             os.kill(pid, signal.SIGKILL)
             killed = time.time()
             node.wait(
-                lambda: [s for s in node.states if s.state == "reconnecting" and "exited with code -9" in s.reason],
+                lambda: [
+                    s for s in node.states if s.state == "reconnecting" and "exited with code -9" in s.reason
+                ],
                 30,
                 "the crash to be reported",
             )
@@ -261,14 +274,24 @@ def test_sigterm_stops_the_node_cleanly_and_loses_nothing(home, clip, tmp_path):
     with RtspServer({"a": clip, "b": clip}) as server:
         cfg = tmp_path / "node.yaml"
         cfg.write_text(
-            "ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in FAST_INGEST.items())
+            "ingest:\n"
+            + "".join(f"  {k}: {v}\n" for k, v in FAST_INGEST.items())
             + f"cameras:\n  - id: cam-a\n    source: {server.url('a')}\n    analysis_fps: 6\n"
             f"  - id: cam-b\n    source: {server.url('b')}\n    analysis_fps: 6\n"
         )
         metrics = tmp_path / "metrics.prom"
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("metrosight")), "--home", str(home), "node", "--config", str(cfg), "--json",
-             "--metrics-file", str(metrics)],
+            [
+                str(Path(sys.executable).with_name("metrosight")),
+                "--home",
+                str(home),
+                "node",
+                "--config",
+                str(cfg),
+                "--json",
+                "--metrics-file",
+                str(metrics),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -44,7 +44,7 @@ class RawFrame(Protocol):
     @property
     def time(self) -> float | None: ...
 
-    def to_ndarray(self, format: str) -> np.ndarray: ...  # noqa: A002 - PyAV's keyword
+    def to_ndarray(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class Session(Protocol):
@@ -295,7 +295,11 @@ class LiveSource:
             return
         change = StateChange(self.camera_id, state, self.state, reason, attempt, time.time())
         self.state = state
-        level = logging.INFO if state in (CameraState.LIVE, CameraState.STARTING, CameraState.STOPPED) else logging.WARNING
+        level = (
+            logging.INFO
+            if state in (CameraState.LIVE, CameraState.STARTING, CameraState.STOPPED)
+            else logging.WARNING
+        )
         log.log(level, "camera %s: %s (%s)", self.camera_id, state, reason)
         with self._cond:
             self._pending.append(change)
@@ -306,7 +310,7 @@ class LiveSource:
     def _run(self) -> None:
         try:
             self._loop()
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the camera silently dead
+        except Exception as exc:
             log.exception("camera %s: decode thread failed", self.camera_id)
             self.error = SourceError(f"camera {self.camera_id}: decode thread failed: {exc!r}")
             self._set_state(CameraState.DOWN, f"internal error: {exc!r}", 0)
@@ -402,9 +406,7 @@ class LiveSource:
                 self._set_state(CameraState.DOWN, f"{attempt} attempts failed; last: {reason}", attempt)
                 if not self.keep_trying:
                     msg = f"camera {self.camera_id} is down after {attempt} failed attempts: {reason}"
-                    self.error = (
-                        SourceBroken(msg, self.counters.decoded) if ever_live else SourceError(msg)
-                    )
+                    self.error = SourceBroken(msg, self.counters.decoded) if ever_live else SourceError(msg)
                     return
             elif ever_live:
                 self._set_state(CameraState.RECONNECTING, reason, attempt)

@@ -84,7 +84,7 @@ def open_container(
     elif spec.kind == "webcam":
         kwargs["format"] = "v4l2"
     try:
-        return av.open(spec.target, options=options, **kwargs)  # type: ignore[arg-type]
+        return av.open(spec.target, options=options, **kwargs)  # type: ignore[call-overload,no-any-return]
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         what = {"file": "video file", "rtsp": "RTSP stream", "webcam": "webcam"}[spec.kind]
         hint = {

@@ -149,22 +149,32 @@ class NodeMetrics:
             head("metrosight_camera_state", "gauge", "1 for the camera's current state")
             for c in cams:
                 for st in STATES:
-                    lines.append(f'metrosight_camera_state{{camera="{_esc(c.camera_id)}",state="{st}"}} {int(c.state == st)}')
+                    lines.append(
+                        f'metrosight_camera_state{{camera="{_esc(c.camera_id)}",state="{st}"}} {int(c.state == st)}'
+                    )
             for name in COUNTERS:
                 metric = f"metrosight_camera_{name}_total"
                 head(metric, "counter", f"{name.replace('_', ' ')} since the node started")
                 for c in cams:
                     lines.append(f'{metric}{{camera="{_esc(c.camera_id)}"}} {c.totals[name]}')
-            head("metrosight_camera_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame")
+            head(
+                "metrosight_camera_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame"
+            )
             for c in cams:
                 if c.last_frame_wall:
                     lines.append(
                         f'metrosight_camera_last_frame_age_seconds{{camera="{_esc(c.camera_id)}"}} '
                         f"{now - c.last_frame_wall:.3f}"
                     )
-            head("metrosight_camera_worker_restarts_total", "counter", "restarts of the camera's worker process")
+            head(
+                "metrosight_camera_worker_restarts_total",
+                "counter",
+                "restarts of the camera's worker process",
+            )
             for c in cams:
-                lines.append(f'metrosight_camera_worker_restarts_total{{camera="{_esc(c.camera_id)}"}} {c.restarts}')
+                lines.append(
+                    f'metrosight_camera_worker_restarts_total{{camera="{_esc(c.camera_id)}"}} {c.restarts}'
+                )
             head("metrosight_alerts_stored_total", "counter", "alerts stored by this node")
             lines.append(f"metrosight_alerts_stored_total {self.alerts_stored}")
             head("metrosight_worker_cpu_seconds_total", "counter", "CPU time of each worker process")
@@ -172,9 +182,9 @@ class NodeMetrics:
                 lines.append(f'metrosight_worker_cpu_seconds_total{{worker="{w}"}} {v:.3f}')
         q = self.latency_quantiles()
         head("metrosight_alert_latency_seconds", "summary", "frame decoded to alert stored")
-        for k, v in q.items():
-            if v is not None:
-                lines.append(f'metrosight_alert_latency_seconds{{quantile="{k}"}} {v:.4f}')
+        for k, qv in q.items():
+            if qv is not None:
+                lines.append(f'metrosight_alert_latency_seconds{{quantile="{k}"}} {qv:.4f}')
         lines.append(f"metrosight_alert_latency_seconds_count {len(self.latencies)}")
         return "\n".join(lines) + "\n"
 

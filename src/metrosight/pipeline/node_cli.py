@@ -15,9 +15,12 @@ import typer
 
 
 def node(
-    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file with a `cameras:` list")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML configuration file with a `cameras:` list")
+    ] = None,
     duration: Annotated[
-        float | None, typer.Option("--duration", min=0.1, help="stop after this many seconds (default: run until stopped)")
+        float | None,
+        typer.Option("--duration", min=0.1, help="stop after this many seconds (default: run until stopped)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
     metrics_file: Annotated[
@@ -73,16 +76,27 @@ def node(
         return
     from rich.table import Table
 
-    table = Table("camera", "state", "analysed", "dropped", "faces", "descriptors", "alerts", "reconnects", "restarts")
+    table = Table(
+        "camera", "state", "analysed", "dropped", "faces", "descriptors", "alerts", "reconnects", "restarts"
+    )
     for cid, c in snap["cameras"].items():  # type: ignore[union-attr]
         table.add_row(
-            cid, c["state"], str(c["frames_analysed"]), str(c["frames_dropped"]), str(c["faces"]), str(c["embedded"]),
-            str(c["alerts"]), str(c["reconnects"]), str(c["restarts"]),
+            cid,
+            c["state"],
+            str(c["frames_analysed"]),
+            str(c["frames_dropped"]),
+            str(c["faces"]),
+            str(c["embedded"]),
+            str(c["alerts"]),
+            str(c["reconnects"]),
+            str(c["restarts"]),
         )
     out.print(table)
     p50, p95 = snap["alert_latency_p50_s"], snap["alert_latency_p95_s"]
     lat = f"; alert latency p50 {p50:.2f} s, p95 {p95:.2f} s" if p50 is not None else ""
-    out.print(f"{report.alerts} alert(s) stored in {report.seconds:.1f} s; {report.restarts} worker restart(s){lat}")
+    out.print(
+        f"{report.alerts} alert(s) stored in {report.seconds:.1f} s; {report.restarts} worker restart(s){lat}"
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Literal
 
 from metrosight.bus.inproc import (
     TOPIC_ALERT_UPDATES,
@@ -137,7 +137,9 @@ class Supervisor:
         self.settings = runtime.settings
         self.cameras = list(cameras if cameras is not None else self.settings.cameras)
         if not self.cameras:
-            raise SupervisorError("no cameras configured: add a `cameras:` list (id, source) to the config file")
+            raise SupervisorError(
+                "no cameras configured: add a `cameras:` list (id, source) to the config file"
+            )
         ids = [c.id for c in self.cameras]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -205,7 +207,9 @@ class Supervisor:
         finally:
             self._shutdown()
         snap = self.metrics.snapshot()
-        return NodeReport(time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts)
+        return NodeReport(
+            time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts
+        )
 
     def _start(self, w: _Worker) -> None:
         w.generation += 1
@@ -226,12 +230,17 @@ class Supervisor:
         )
         parent, child = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
-            target=worker_main, args=(spec, child, self._stop_event), name=f"metrosight-worker-{w.index}", daemon=False
+            target=worker_main,
+            args=(spec, child, self._stop_event),
+            name=f"metrosight-worker-{w.index}",
+            daemon=False,
         )
         proc.start()
         child.close()
         w.proc, w.conn, w.restart_at = proc, parent, None
-        log.info("worker %d (pid %d, core %s): %s", w.index, proc.pid, w.core, ", ".join(c.id for c in w.cameras))
+        log.info(
+            "worker %d (pid %d, core %s): %s", w.index, proc.pid, w.core, ", ".join(c.id for c in w.cameras)
+        )
 
     def _pump(self, timeout: float) -> None:
         conns = [w.conn for w in self.workers if w.conn is not None]
@@ -243,7 +252,7 @@ class Supervisor:
             self._drain(w)
 
     def _drain(self, w: _Worker) -> None:
-        assert w.conn is not None  # noqa: S101 - checked by the caller
+        assert w.conn is not None
         try:
             while w.conn.poll():
                 self._handle(w, w.conn.recv())
@@ -305,7 +314,7 @@ class Supervisor:
                 when = w.limiter.next_allowed(now)
                 w.restart_at = when
                 why = f"worker {w.index} exited with code {code}"
-                state = "reconnecting" if when <= now else "down"
+                state: Literal["reconnecting", "down"] = "reconnecting" if when <= now else "down"
                 if when == float("inf"):
                     why += "; restarts are disabled (node.max_restarts = 0)"
                 elif when > now:
@@ -316,9 +325,21 @@ class Supervisor:
                 log.error("%s (cameras %s)", why, ", ".join(c.id for c in w.cameras))
                 for c in w.cameras:
                     self._publish_state(
-                        CameraStateV1(camera_id=c.id, state=state, reason=why, wall_time=time.time(), worker=w.index)
+                        CameraStateV1(
+                            camera_id=c.id,
+                            state=state,
+                            reason=why,
+                            attempt=0,
+                            wall_time=time.time(),
+                            worker=w.index,
+                        )
                     )
-            if w.proc is None and w.restart_at is not None and now >= w.restart_at and not self._stopping.is_set():
+            if (
+                w.proc is None
+                and w.restart_at is not None
+                and now >= w.restart_at
+                and not self._stopping.is_set()
+            ):
                 w.limiter.record(now)
                 self.metrics.on_worker_restart(w.index, [c.id for c in w.cameras])
                 self._start(w)
@@ -356,7 +377,11 @@ class Supervisor:
                 continue
             w.proc.join(max(0.0, deadline - time.monotonic()) + 1.0)
             if w.proc.is_alive():
-                log.error("worker %d did not stop within %g s; killing it", w.index, self.settings.node.shutdown_timeout_seconds)
+                log.error(
+                    "worker %d did not stop within %g s; killing it",
+                    w.index,
+                    self.settings.node.shutdown_timeout_seconds,
+                )
                 w.proc.kill()
                 w.proc.join(5)
                 self._close_runs(w, "killed", "did not stop in time at shutdown")

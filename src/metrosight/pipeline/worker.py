@@ -67,10 +67,14 @@ def _cpu_seconds() -> float:
     return t.user + t.system
 
 
-def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:  # noqa: ANN401 - a multiprocessing Event
+def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:
     """The worker process's entry point (``multiprocessing`` spawn target)."""
-    os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env})
-    logging.basicConfig(level=spec.log_level, format=f"%(levelname)s worker-{spec.worker} %(name)s: %(message)s")
+    os.environ.update(
+        {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env}
+    )
+    logging.basicConfig(
+        level=spec.log_level, format=f"%(levelname)s worker-{spec.worker} %(name)s: %(message)s"
+    )
     local_stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us in order
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
@@ -87,7 +91,7 @@ def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:  # noqa:
 
     try:
         _serve(spec, send, stop, local_stop)
-    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which restarts the worker
+    except Exception as exc:
         log.exception("worker %d failed", spec.worker)
         try:
             send("fatal", spec.worker, f"{type(exc).__name__}: {exc}")
@@ -103,7 +107,7 @@ def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:  # noqa:
 
 
 class _Camera:
-    def __init__(self, cam: WorkerCamera, src: Any, pipe: Any) -> None:  # noqa: ANN401
+    def __init__(self, cam: WorkerCamera, src: Any, pipe: Any) -> None:
         self.cfg = cam
         self.src = src
         self.pipe = pipe
@@ -112,7 +116,7 @@ class _Camera:
         self.finished = False
 
 
-def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) -> None:  # noqa: ANN401
+def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) -> None:
     import cv2
 
     from metrosight.config.home import Home
@@ -130,14 +134,16 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
     for wc in spec.cameras:
         holder: dict[str, _Camera] = {}
 
-        def publish_alert(alert: Any, _h: dict[str, _Camera] = holder) -> None:  # noqa: ANN401
+        def publish_alert(alert: Any, _h: dict[str, _Camera] = holder) -> None:
             send("alert", alert, _h["cam"].frame_wall)
 
-        def publish_update(update: Any) -> None:  # noqa: ANN401
+        def publish_update(update: Any) -> None:
             send("update", update)
 
         pipe = rt.camera_pipeline(wc.camera_id, wc.run_id, publish_alert, publish_update)
-        src = live_source(SourceSpec.parse(wc.source), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake)
+        src = live_source(
+            SourceSpec.parse(wc.source), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake
+        )
         cam = _Camera(wc, src, pipe)
         holder["cam"] = cam
         cams.append(cam)
@@ -187,7 +193,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
             _finish(cam, spec, send)
 
 
-def _finish(cam: _Camera, spec: WorkerSpec, send: Any) -> None:  # noqa: ANN401
+def _finish(cam: _Camera, spec: WorkerSpec, send: Any) -> None:
     from metrosight.pipeline.runtime import camera_state_payload
 
     cam.src.stop(join_timeout=1.0)
@@ -198,10 +204,19 @@ def _finish(cam: _Camera, spec: WorkerSpec, send: Any) -> None:  # noqa: ANN401
     s = cam.pipe.stats
     err = cam.src.error
     status = "broken" if err is not None else "finished"
-    send("finished", cam.cfg.camera_id, status, str(err) if err else None, s.frames, s.faces, s.tracks, s.alerts)
+    send(
+        "finished",
+        cam.cfg.camera_id,
+        status,
+        str(err) if err else None,
+        s.frames,
+        s.faces,
+        s.tracks,
+        s.alerts,
+    )
 
 
-def _stats(cam: _Camera, worker: int) -> Any:  # noqa: ANN401
+def _stats(cam: _Camera, worker: int) -> Any:
     from metrosight.bus.payloads import CameraStatsV1
 
     c = cam.src.counters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -19,7 +20,7 @@ class RawFrame:
         self.time = t
         self.tag = tag
 
-    def to_ndarray(self, format: str) -> np.ndarray:  # noqa: A002
+    def to_ndarray(self, format: str) -> np.ndarray:
         img = np.zeros((4, 6, 3), dtype=np.uint8)
         img[0, 0, 0] = self.tag % 256
         return img
@@ -74,7 +75,9 @@ def test_never_connects_goes_down_after_retries_with_the_last_error():
     opener = Script()
     src = LiveSource("cam1", opener, "rtsp://cam/x", backoff=FAST, down_after=4, keep_trying=False)
     seen = []
-    with pytest.raises(SourceError, match=r"cam1 is down after 4 failed attempts: cannot open RTSP stream") as err:
+    with pytest.raises(
+        SourceError, match=r"cam1 is down after 4 failed attempts: cannot open RTSP stream"
+    ) as err:
         list(src.frames(on_state=seen.append))
     assert not isinstance(err.value, SourceBroken)
     assert opener.opens == 4
@@ -105,7 +108,7 @@ def test_drop_reconnect_live_again_with_monotonic_media_time():
     assert "connection reset" in seen[2].reason
     assert segments[0] == 0 and segments[-1] == 1 and segments == sorted(segments)
     ts = [f.ts for f in frames]
-    assert ts[0] == 0.0 and all(b >= a for a, b in zip(ts, ts[1:], strict=False))
+    assert ts[0] == 0.0 and all(b >= a for a, b in itertools.pairwise(ts))
     first_of_second = frames[segments.index(1)]
     assert first_of_second.ts >= 29 / 25.0  # continues after the first connection, never back to 0
     idx = [f.index for f in frames]
@@ -133,7 +136,9 @@ def test_latest_frame_semantics_bounded_buffer_counts_drops():
 
 def test_analysis_fps_offers_frames_at_that_rate_of_media_time():
     opener = Script(Session(100, fps=25.0), then=Session(0))  # 4 s of media time
-    src = LiveSource("cam1", opener, analysis_fps=5.0, backoff=FAST, keep_trying=False, reconnect_on_end=False)
+    src = LiveSource(
+        "cam1", opener, analysis_fps=5.0, backoff=FAST, keep_trying=False, reconnect_on_end=False
+    )
     src.start()
     got = []
     while not src.done:
@@ -142,7 +147,7 @@ def test_analysis_fps_offers_frames_at_that_rate_of_media_time():
             got.append(cap.frame.ts)
     # a fast consumer with a producer that does not wait: the slot may still be replaced, so count offers
     assert src.counters.skipped == 80 and src.counters.delivered + src.counters.dropped == 20
-    assert all(b - a >= 0.2 - 1e-6 for a, b in zip(got, got[1:], strict=False))
+    assert all(b - a >= 0.2 - 1e-6 for a, b in itertools.pairwise(got))
 
 
 def test_down_then_back_when_it_keeps_trying():

@@ -44,9 +44,22 @@ def test_zero_restarts_disables_restarts():
 
 def stats(cid: str, worker: int, analysed: int, dropped: int, cpu: float) -> CameraStatsV1:
     return CameraStatsV1(
-        camera_id=cid, worker=worker, state="live", frames_decoded=analysed * 3, frames_skipped=analysed,
-        frames_dropped=dropped, frames_analysed=analysed, faces=2 * analysed, embedded=analysed // 2, tracks=1,
-        alerts=0, reconnects=0, stalls=0, failed_attempts=0, last_frame_wall=time.time(), worker_cpu_seconds=cpu,
+        camera_id=cid,
+        worker=worker,
+        state="live",
+        frames_decoded=analysed * 3,
+        frames_skipped=analysed,
+        frames_dropped=dropped,
+        frames_analysed=analysed,
+        faces=2 * analysed,
+        embedded=analysed // 2,
+        tracks=1,
+        alerts=0,
+        reconnects=0,
+        stalls=0,
+        failed_attempts=0,
+        last_frame_wall=time.time(),
+        worker_cpu_seconds=cpu,
         wall_time=time.time(),
     )
 
