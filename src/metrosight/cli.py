@@ -446,9 +446,17 @@ from metrosight.eval.cli import eval_app as _eval_app  # noqa: E402
 
 app.add_typer(_eval_app, name="eval")
 app.command("calibrate")(_calibrate)
+from metrosight.bench_cli import bench_app as _bench_app  # noqa: E402
+
+app.add_typer(_bench_app, name="bench")
 from metrosight.analytics_cli import analytics_app as _analytics_app  # noqa: E402
 
 app.add_typer(_analytics_app, name="analytics")
+from metrosight.api.serve import serve as _serve  # noqa: E402
+from metrosight.api.serve import token_app as _token_app  # noqa: E402
+
+app.command("serve")(_serve)
+app.add_typer(_token_app, name="token")
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper

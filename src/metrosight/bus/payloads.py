@@ -73,6 +73,20 @@ class CameraStatsV1(_Payload):
     last_frame_wall: float = Field(description="Unix time of the newest decoded frame (0: none yet)")
     worker_cpu_seconds: float = Field(description="CPU time of the whole worker process so far")
     wall_time: float
+    stage_seconds: dict[str, float] = Field(default_factory=dict, description="wall time per pipeline stage, s")
+    stage_buckets: dict[str, list[int]] = Field(
+        default_factory=dict, description="per stage, runs counted in pipeline.camera.STAGE_BUCKETS (non-cumulative)"
+    )
+
+
+class CameraSnapshotV1(_Payload):
+    """A camera's newest whole frame, downscaled, with every detected face blurred (for the operator UI; kept in
+    memory only)."""
+
+    version: Literal[1] = 1
+    camera_id: str
+    jpeg: bytes
+    wall_time: float = Field(description="Unix time of the frame, seconds")
 
 
 class EventV1(_Payload):

@@ -8,6 +8,7 @@ No I/O here: alerts leave through the ``publish`` callbacks the caller gives (th
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 import uuid
@@ -33,11 +34,13 @@ from metrosight.track.iou import IouTracker
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "track", "align", "embed", "match")
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds (upper bounds)
 
 
 @dataclass(slots=True)
 class CameraStats:
-    """Counters of one camera run. ``stage_seconds`` sums wall time per stage (``STAGES``)."""
+    """Counters of one camera run. ``stage_seconds`` sums wall time per stage (``STAGES``); ``stage_hist`` counts
+    each stage's per-frame times in ``STAGE_BUCKETS`` (non-cumulative; the last slot is above the largest bound)."""
 
     frames: int = 0
     faces: int = 0
@@ -46,6 +49,15 @@ class CameraStats:
     embedded: int = 0
     cuts: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    stage_hist: dict[str, list[int]] = field(default_factory=dict)
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """Add one run of ``stage`` taking ``seconds`` (wall time)."""
+        self.stage_seconds[stage] += seconds
+        hist = self.stage_hist.get(stage)
+        if hist is None:
+            hist = self.stage_hist[stage] = [0] * (len(STAGE_BUCKETS) + 1)
+        hist[bisect.bisect_left(STAGE_BUCKETS, seconds)] += 1
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -154,7 +166,6 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[AlertV1]:
         """Run every stage on one frame; returns the alerts raised at this frame (already published)."""
-        st = self.stats.stage_seconds
         self._camera_id = frame.camera_id
         self._last_ts, self._last_index = frame.ts, frame.index
         if self.policy is not None:
@@ -166,7 +177,7 @@ class CameraPipeline:
         t0 = time.perf_counter()
         dets = self._detect(frame)
         t1 = time.perf_counter()
-        st["detect"] += t1 - t0
+        self.stats.observe("detect", t1 - t0)
         self.stats.faces += len(dets)
 
         raised: list[AlertV1] = []
@@ -182,7 +193,7 @@ class CameraPipeline:
                 self._track_birth[t.track_id] = f"{frame.index}.{born}"
                 born += 1
                 self.stats.tracks += 1
-        st["track"] += time.perf_counter() - t1
+        self.stats.observe("track", time.perf_counter() - t1)
 
         if self.recognising:
             raised.extend(self._recognise(frame, tracks.active, dets))
@@ -191,7 +202,6 @@ class CameraPipeline:
         return raised
 
     def _recognise(self, frame: Frame, active: tuple, dets: list[Detection]) -> list[AlertV1]:
-        st = self.stats.stage_seconds
         rec = self.settings.recognition
         min_px = self.settings.detection.min_face_px
         t0 = time.perf_counter()
@@ -218,12 +228,12 @@ class CameraPipeline:
             crop = redacted_crop(frame.image, region, det.box, all_boxes)
             pending.append(FaceSample(t.track_id, frame.ts, det.box, chip, q.score, crop))
         t1 = time.perf_counter()
-        st["align"] += t1 - t0
+        self.stats.observe("align", t1 - t0)
         if not pending:
             return []
         descriptors = self.embedder.embed(np.stack([s.chip for s in pending]))
         t2 = time.perf_counter()
-        st["embed"] += t2 - t1
+        self.stats.observe("embed", t2 - t1)
         self.stats.embedded += len(pending)
         raised = []
         for sample, desc in zip(pending, descriptors, strict=True):
@@ -233,7 +243,7 @@ class CameraPipeline:
             found = self.fusion.decide(tid, frame.ts)
             if found is not None:
                 raised.append(self._raise(tid, found, by_track[tid].last_ts))
-        st["match"] += time.perf_counter() - t2
+        self.stats.observe("match", time.perf_counter() - t2)
         return raised
 
     def _raise(self, track_id: int, match: Match, last_seen: float) -> AlertV1:

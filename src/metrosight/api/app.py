@@ -1,0 +1,308 @@
+"""The operator service's app factory.
+
+:func:`create_app` builds a FastAPI app around one :class:`~metrosight.pipeline.runtime.Runtime` (the store, the
+settings, the face models for enrolment). Everything a route needs comes through ``Depends`` (see
+:mod:`metrosight.api.deps`). What feeds the live views comes from a bus: pass the bus the cameras publish on, and
+the app subscribes to alerts (to wake the live feed), camera states and counters (the camera board).
+
+Startup hooks: ``startup`` is a list of callables run when the app starts, each given the app's :class:`Services`;
+one may return a callable that is run at shutdown (in reverse order). ``metrosight serve`` starts the camera
+supervisor this way; a consumer of a Redis bus (scale-out) plugs in the same way, publishing what it reads to
+``services.bus`` (or calling ``services.hub.notify`` / ``services.cameras.on_state`` / ``.on_stats``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from metrosight.api.deps import SESSION_COOKIE, AnyUser
+from metrosight.api.live import AlertHub, CameraBoard
+from metrosight.api.metrics import make_registry, render
+from metrosight.api.security import EndedSessions, LoginLimiter, session_secret
+from metrosight.bus.inproc import TOPIC_ALERTS, TOPIC_CAMERA_STATE, TOPIC_CAMERA_STATS, InProcessBus
+from metrosight.pipeline.runtime import Runtime
+from metrosight.policy.crypto import CryptoError
+from metrosight.policy.rules import Forbidden, PolicyError
+from metrosight.store.accounts import Accounts
+from metrosight.store.db import StoreError
+from metrosight.store.governance import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+TOPIC_CAMERA_SNAPSHOT = "camera-snapshot"
+
+StartupHook = Callable[["Services"], Callable[[], None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Settings of the service itself.
+
+    Attributes:
+        session_max_age: seconds a UI session lasts (the cookie's signature expires with it).
+        secure_cookies: mark the session cookie ``Secure`` (serve over HTTPS, e.g. behind a reverse proxy).
+        poll_seconds: the live feed reads new alerts from the store at least this often.
+        login_max_failures / login_max_per_ip / login_window: the sign-in rate limit (see ``LoginLimiter``).
+        max_body_bytes: largest request body, except photo uploads.
+        max_upload_bytes: largest photo-upload request body (each photo is limited to 40 MiB on its own).
+    """
+
+    session_max_age: int = 8 * 3600
+    secure_cookies: bool = False
+    poll_seconds: float = 0.5
+    login_max_failures: int = 5
+    login_max_per_ip: int = 30
+    login_window: float = 300.0
+    max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 5 * 40 * (1 << 20) + (1 << 20)
+
+
+@dataclass(slots=True)
+class Services:
+    """What the routes share: the installation and the live state. One per app."""
+
+    runtime: Runtime
+    accounts: Accounts
+    config: ApiConfig
+    hub: AlertHub
+    cameras: CameraBoard
+    limiter: LoginLimiter
+    ended: EndedSessions
+    bus: InProcessBus | None
+    registry: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413, by ``Content-Length`` or while they stream in."""
+
+    def __init__(self, app: ASGIApp, default: int, uploads: int, upload_paths: Callable[[str], bool]) -> None:
+        self.app, self.default, self.uploads, self.upload_paths = app, default, uploads, upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.uploads if self.upload_paths(scope["path"]) else self.default
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _too_large(limit, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(limit, send)
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    body = JSONResponse({"detail": f"request body larger than {limit / 2**20:.0f} MiB"}, status_code=413).body
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "script-src 'self'", "script-src 'self' 'unsafe-inline'"
+)  # the Swagger UI page starts itself with an inline script
+
+
+def _error(status: int) -> Callable[[Request, Exception], Response]:
+    def handler(_request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handler
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    bus: InProcessBus | None = None,
+    config: ApiConfig | None = None,
+    startup: Sequence[StartupHook] = (),
+) -> FastAPI:
+    """The operator service.
+
+    Args:
+        runtime: the installation (store, settings, models for enrolment).
+        bus: the bus cameras publish on (alerts, camera states and counters); None: the live views read the store
+            only.
+        config: settings of the service (sessions, rate limits, body limits).
+        startup: hooks run at startup (see the module docstring).
+    """
+    config = config or ApiConfig()
+    board = CameraBoard(list(runtime.settings.cameras))
+    store = runtime.store
+
+    def alert_counts() -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from metrosight.store.models import AlertRecord
+
+        with store._session() as s:
+            return {st: int(n) for st, n in s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))}
+
+    svc = Services(
+        runtime=runtime,
+        accounts=Accounts(store),
+        config=config,
+        hub=AlertHub(),
+        cameras=board,
+        limiter=LoginLimiter(config.login_max_failures, config.login_max_per_ip, config.login_window),
+        ended=EndedSessions(config.session_max_age),
+        bus=bus,
+        registry=make_registry(board, alert_counts),
+    )
+    if bus is not None:
+        bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_CAMERA_SNAPSHOT, lambda p: board.on_snapshot(p.camera_id, p.jpeg, p.wall_time))  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stops: list[Callable[[], None]] = []
+        for hook in startup:
+            stop = hook(svc)
+            if stop is not None:
+                stops.append(stop)
+        if bus is not None:  # after the hooks: a store subscribed by a hook runs first, so the row is there
+            bus.subscribe(TOPIC_ALERTS, svc.hub.notify)
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - one failing hook must not keep the others from stopping
+                    log.exception("a shutdown hook failed")
+
+    app = FastAPI(
+        title="metrosight operator service",
+        version="1",
+        description=(
+            "Alerts, two-person review, watchlists, cameras, behaviour events, audit log and users of a metrosight "
+            "installation. Every endpoint needs a signed-in user with a role: a session cookie (web UI; changes "
+            "also need the X-CSRF-Token header) or an API token (`Authorization: Bearer mst_…`). 401: not "
+            "signed in; 403: wrong role or a rule refused (e.g. approving your own entry); 404: no such thing; "
+            "409: the request conflicts with a rule or the current state; 410: the data was crypto-shredded; "
+            "413: body too large; 422: malformed request."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+
+    for exc_type, status in (
+        (Forbidden, 403), (NotFound, 404), (Conflict, 409), (PolicyError, 409), (CryptoError, 410), (StoreError, 503),
+    ):
+        app.add_exception_handler(exc_type, _error(status))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        response.headers.setdefault("Content-Security-Policy", CSP_DOCS if request.url.path == "/docs" else CSP)
+        return response
+
+    app.add_middleware(
+        BodyLimit,
+        default=config.max_body_bytes,
+        uploads=config.max_upload_bytes,
+        upload_paths=lambda p: p.startswith("/api/watchlists/") and p.endswith("/entries"),
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(runtime.home.root),
+        session_cookie=SESSION_COOKIE,
+        max_age=config.session_max_age,
+        same_site="strict",
+        https_only=config.secure_cookies,
+    )
+
+    from metrosight.api.routes import alerts, auth, operations, pages, watchlists
+
+    app.include_router(auth.router)
+    app.include_router(alerts.router)
+    app.include_router(watchlists.router)
+    app.include_router(operations.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.PageAuth, pages.page_auth_handler)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    def metrics(_actor: AnyUser) -> Response:
+        """Prometheus metrics (any role; scrape with an API token)."""
+        return Response(render(svc.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    import fastapi_offline
+
+    docs_static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static/docs", StaticFiles(directory=docs_static), name="docs-static")
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI, served from this app (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="metrosight API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    return app

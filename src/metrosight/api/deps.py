@@ -1,0 +1,140 @@
+"""FastAPI dependencies: the installation, the signed-in user, role checks.
+
+A request is authenticated by an API token (``Authorization: Bearer mst_…``, for machines) or by the signed
+session cookie of the web UI. A cookie-authenticated request that changes something must also carry the session's
+``X-CSRF-Token`` header (the UI's scripts send it), on top of the cookie's ``SameSite=Strict``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from metrosight.policy.rules import Actor
+from metrosight.store.accounts import Accounts
+from metrosight.store.governance import NotFound
+
+from metrosight.pipeline.runtime import Runtime
+from metrosight.store.repo import Store
+
+if TYPE_CHECKING:
+    from metrosight.api.app import Services
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SESSION_COOKIE = "metrosight_session"
+
+# Documented in the OpenAPI spec; the checks themselves are in :func:`current_user`.
+bearer_scheme = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer mst_…`")
+cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="web UI session (signed cookie)")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def get_runtime(request: Request) -> Runtime:
+    return services(request).runtime
+
+
+def get_store(request: Request) -> Store:
+    return services(request).runtime.store
+
+
+def get_accounts(request: Request) -> Accounts:
+    return services(request).accounts
+
+
+def password_version(password_hash: str | None) -> str:
+    """A short fingerprint of the password hash stored in the session: a password change ends old sessions."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling and how: ``via`` is ``token`` or ``session``."""
+
+    actor: Actor
+    via: str
+
+
+class NotSignedIn(HTTPException):
+    def __init__(self, detail: str = "sign in first: a session cookie or an API token is required") -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _principal(request: Request, bearer: HTTPAuthorizationCredentials | None) -> Principal:
+    svc = services(request)
+    if bearer is not None:
+        actor = svc.accounts.token_actor(bearer.credentials)
+        if actor is None:
+            raise NotSignedIn("invalid, revoked or expired API token")
+        return Principal(actor, "token")
+    sess: dict[str, Any] = request.session
+    name, sid = sess.get("user"), sess.get("sid")
+    if not name or not sid or svc.ended.is_ended(sid):
+        raise NotSignedIn()
+    actor, pw_hash = svc.accounts.session_user(name)
+    if actor is None or not hmac.compare_digest(password_version(pw_hash), str(sess.get("pwv", ""))):
+        request.session.clear()
+        raise NotSignedIn("your session ended (account changed); sign in again")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent, str(sess.get("csrf", ""))):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token header for a cookie-authenticated change")
+    return Principal(actor, "session")
+
+
+def current_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _cookie: Annotated[str | None, Depends(cookie_scheme)],
+) -> Principal:
+    """The caller; 401 when neither a valid token nor a valid session is given."""
+    return _principal(request, bearer)
+
+
+def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Actor:
+    return principal.actor
+
+
+def requires(*roles: str) -> Callable[..., Actor]:
+    """A dependency that yields the caller when they hold one of ``roles`` (403 otherwise, 401 when not signed
+    in). The store applies its own, finer rules on top (e.g. no self-approval)."""
+
+    def check(actor: Annotated[Actor, Depends(current_user)]) -> Actor:
+        if not actor.has(*roles):
+            raise HTTPException(
+                403, f"{actor.name} needs the {' or '.join(roles)} role (has: {', '.join(sorted(actor.roles)) or 'none'})"
+            )
+        return actor
+
+    check.__name__ = f"requires_{'_or_'.join(roles)}"
+    return check
+
+
+ANY_ROLE = ("admin", "approver", "operator", "auditor", "viewer")
+ALERT_READERS = ("operator", "admin", "auditor")
+WATCHLIST_READERS = ("admin", "approver", "operator", "auditor")
+
+AnyUser = Annotated[Actor, Depends(requires(*ANY_ROLE))]
+AlertReader = Annotated[Actor, Depends(requires(*ALERT_READERS))]
+Operator = Annotated[Actor, Depends(requires("operator"))]
+CropReader = Annotated[Actor, Depends(requires("operator", "admin"))]
+WatchlistReader = Annotated[Actor, Depends(requires(*WATCHLIST_READERS))]
+Approver = Annotated[Actor, Depends(requires("approver"))]
+Recorder = Annotated[Actor, Depends(requires("approver", "admin"))]
+Admin = Annotated[Actor, Depends(requires("admin"))]
+Auditor = Annotated[Actor, Depends(requires("auditor", "admin"))]
+StoreDep = Annotated[Store, Depends(get_store)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+def not_found(exc: NotFound) -> HTTPException:
+    return HTTPException(404, str(exc))

@@ -1,0 +1,92 @@
+"""Prometheus metrics of the operator service (``/metrics``), built with prometheus-client.
+
+Per camera: frames, faces, tracks, alerts (counters over the service's lifetime), the camera state (a gauge per
+state, 1 for the current one), frames a second, newest frame time, and per-stage latency histograms (detect, track,
+align, embed, match; from :attr:`metrosight.pipeline.camera.CameraStats.stage_hist`). Also the alerts stored, by
+review status, and the open live feeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from metrosight.api.live import CameraBoard
+from metrosight.pipeline.camera import STAGE_BUCKETS
+
+STATES = ("configured", "starting", "live", "reconnecting", "down", "stopped")
+
+
+class ServiceCollector(Collector):
+    """Reads the camera board (and a store counter) at scrape time."""
+
+    def __init__(self, board: CameraBoard, alert_counts: Callable[[], dict[str, int]] | None = None) -> None:
+        self.board = board
+        self.alert_counts = alert_counts
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self.board.totals()
+        rows = {r["id"]: r for r in self.board.rows()}
+        for name, key, text in (
+            ("metrosight_frames", "frames_analysed", "frames analysed"),
+            ("metrosight_frames_decoded", "frames_decoded", "frames decoded from the source"),
+            ("metrosight_frames_dropped", "frames_dropped", "frames dropped under load"),
+            ("metrosight_faces", "faces", "faces detected"),
+            ("metrosight_descriptors", "embedded", "face descriptors computed"),
+            ("metrosight_tracks", "tracks", "face tracks started"),
+            ("metrosight_alerts", "alerts", "alerts raised"),
+            ("metrosight_reconnects", "reconnects", "source reconnections"),
+        ):
+            c = CounterMetricFamily(name, text, labels=["camera"])
+            for cid, t in sorted(totals.items()):
+                c.add_metric([cid], float(t[key]))
+            yield c
+        g = GaugeMetricFamily("metrosight_camera_state", "1 for the camera's current state", labels=["camera", "state"])
+        for cid, t in sorted(totals.items()):
+            for st in STATES:
+                g.add_metric([cid, st], 1.0 if t["state"] == st else 0.0)
+        yield g
+        fps = GaugeMetricFamily("metrosight_camera_fps", "frames analysed a second (last report)", labels=["camera"])
+        last = GaugeMetricFamily(
+            "metrosight_camera_last_frame_timestamp_seconds", "Unix time of the newest decoded frame", labels=["camera"]
+        )
+        for cid, r in sorted(rows.items()):
+            if r["fps"] is not None:
+                fps.add_metric([cid], float(r["fps"]))
+            if r["last_frame"]:
+                last.add_metric([cid], float(r["last_frame"]))
+        yield fps
+        yield last
+        h = HistogramMetricFamily(
+            "metrosight_stage_seconds", "wall time of one pipeline stage on one frame", labels=["camera", "stage"]
+        )
+        for cid, t in sorted(totals.items()):
+            for stage, counts in sorted(t["stage_buckets"].items()):
+                if len(counts) != len(STAGE_BUCKETS) + 1:
+                    continue
+                cum, buckets = 0, []
+                for bound, n in zip((*map(str, STAGE_BUCKETS), "+Inf"), counts, strict=True):
+                    cum += n
+                    buckets.append((bound, float(cum)))
+                h.add_metric([cid, stage], buckets, float(t["stage_seconds"].get(stage, 0.0)))
+        yield h
+        if self.alert_counts is not None:
+            a = GaugeMetricFamily("metrosight_alerts_stored", "alerts in the store, by review status", labels=["status"])
+            for status, n in sorted(self.alert_counts().items()):
+                a.add_metric([status], float(n))
+            yield a
+
+
+def make_registry(board: CameraBoard, alert_counts: Callable[[], dict[str, int]] | None = None, **extra: Any) -> CollectorRegistry:
+    """A registry (one per app, so several apps can live in one process) with the service's collector."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(ServiceCollector(board, alert_counts))
+    return reg
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,137 @@
+"""Alerts: list, detail, the redacted best-shot crop, two-person review, and the live feed (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from metrosight.api.deps import AlertReader, CropReader, Operator, StoreDep, services
+from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
+from metrosight.store import feed
+from metrosight.store.models import AlertRecord
+
+router = APIRouter(tags=["alerts"])
+
+STATUSES = ("new", "confirmed_once", "actionable", "rejected")
+
+
+def alert_public(a: AlertRecord, refs: dict[int, str | None] | None = None) -> AlertPublic:
+    return AlertPublic(
+        id=a.id, event_id=a.event_id, camera_id=a.camera_id, track_id=a.track_id, subject_id=a.subject_id,
+        subject_name=a.subject_name, watchlist=a.watchlist, category=a.category, score=a.score, distance=a.distance,
+        first_seen=a.first_seen, last_seen=a.last_seen, samples=a.samples, status=a.status,
+        has_crop=bool(a.crop_path), created_at=a.created_at,
+        reference=(refs or {}).get(a.subject_id) if a.subject_id is not None else None,  # type: ignore[arg-type]
+    )
+
+
+def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:  # type: ignore[no-untyped-def]
+    refs = feed.entry_references(store, [a.subject_id for a in rows if a.subject_id is not None])
+    return [alert_public(a, refs) for a in rows]
+
+
+@router.get("/api/alerts", response_model=list[AlertPublic])
+def list_alerts(
+    actor: AlertReader,
+    store: StoreDep,
+    status: Annotated[str | None, Query(pattern="^(new|confirmed_once|actionable|rejected)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AlertPublic]:
+    """Alerts, newest first (metadata only). Audited."""
+    return alerts_public(store, store.list_alerts(actor, status, limit))
+
+
+@router.get("/api/alerts/stream", response_class=EventSourceResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def alert_stream(
+    request: Request,
+    actor: AlertReader,
+    store: StoreDep,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="deliver alerts with a larger id")] = None,
+    last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> EventSourceResponse:
+    """Live feed (Server-Sent Events): ``alert`` events (an alert as in ``/api/alerts``) for each new alert,
+    ``status`` events (``{id, status, user, action}``) for each review. New rows are read from the store (so alerts
+    stored by other processes appear too) at once when the bus announces one, else every ``poll`` seconds.
+    Every batch delivered is recorded in the audit log."""
+    svc = services(request)
+    start_alert, start_review = await run_in_threadpool(feed.last_ids, store)
+    if last_event_id and last_event_id.isdigit():
+        after = int(last_event_id)
+    if after is not None:
+        start_alert = min(after, start_alert)
+    await run_in_threadpool(store.record, actor.name, "alert.stream", None, {"after": start_alert})
+    return EventSourceResponse(
+        _feed(request, svc, actor.name, start_alert, start_review), ping=15, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _feed(request: Request, svc, user: str, last_alert: int, last_review: int) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
+    store = svc.runtime.store
+    waiter = svc.hub.register()
+    try:
+        yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}))
+        while True:
+            rows = await run_in_threadpool(feed.alerts_after, store, last_alert)
+            if rows:
+                last_alert = rows[-1].id
+                await run_in_threadpool(
+                    store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
+                )
+                for pub in await run_in_threadpool(alerts_public, store, rows):
+                    yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
+            reviews = await run_in_threadpool(feed.reviews_after, store, last_review)
+            for r, status in reviews:
+                last_review = r.id
+                yield ServerSentEvent(
+                    event="status",
+                    data=json.dumps({"id": r.alert_id, "status": status, "user": r.user, "action": r.action}),
+                )
+            if await request.is_disconnected():
+                break
+            try:
+                await asyncio.wait_for(waiter[1].wait(), timeout=svc.config.poll_seconds)
+            except TimeoutError:
+                pass
+            waiter[1].clear()
+    finally:
+        svc.hub.unregister(waiter)
+
+
+@router.get("/api/alerts/{alert_id}", response_model=AlertDetailPublic)
+def alert_detail(alert_id: int, actor: AlertReader, store: StoreDep) -> AlertDetailPublic:
+    """One alert, its reviews, and earlier rejected alerts for the same entry. Audited."""
+    a, reviews, earlier = store.alert_detail(alert_id, actor)
+    return AlertDetailPublic(
+        **alerts_public(store, [a])[0].model_dump(),
+        reviews=[ReviewPublic.model_validate(r) for r in reviews],
+        earlier_rejections=[ReviewPublic.model_validate(r) for r in earlier],
+    )
+
+
+@router.get(
+    "/api/alerts/{alert_id}/crop",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 410: {}},
+)
+def alert_crop(alert_id: int, actor: CropReader, store: StoreDep) -> Response:
+    """The redacted best-shot crop (JPEG; every other face blurred), decrypted. Each read is audited."""
+    data = store.read_crop(alert_id, actor)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
+
+
+@router.post("/api/alerts/{alert_id}/confirm", response_model=ReviewResult)
+def confirm_alert(alert_id: int, actor: Operator, store: StoreDep) -> ReviewResult:
+    """Confirm an alert. A second, different operator's confirmation makes it *actionable*."""
+    return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "confirm"))
+
+
+@router.post("/api/alerts/{alert_id}/reject", response_model=ReviewResult)
+def reject_alert(alert_id: int, body: RejectCreate, actor: Operator, store: StoreDep) -> ReviewResult:
+    """Reject an alert with a reason (kept as feedback for later alerts of the same entry)."""
+    return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "reject", body.reason))

@@ -1,0 +1,138 @@
+"""Cameras (state, rates, redacted snapshot), behaviour events (no identity), the audit log, users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, StoreDep, services
+from metrosight.api.schemas import (
+    AuditEntryPublic,
+    CameraPublic,
+    EventPublic,
+    PasswordUpdate,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    VerifyPublic,
+)
+from metrosight.store import feed
+
+router = APIRouter()
+
+
+# -- cameras ------------------------------------------------------------------------------------------------------
+@router.get("/api/cameras", response_model=list[CameraPublic], tags=["cameras"])
+def list_cameras(_actor: AnyUser, request: Request) -> list[CameraPublic]:
+    """Every configured camera: state (starting, live, reconnecting, down, stopped; ``configured`` before its
+    first report), frames and faces a second, newest frame time, counters."""
+    return [CameraPublic(**row) for row in services(request).cameras.rows()]
+
+
+@router.get(
+    "/api/cameras/{camera_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
+    tags=["cameras"],
+)
+def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: StoreDep) -> Response:
+    """The camera's newest whole-frame snapshot with every detected face blurred (downscaled; kept in memory
+    only), else the newest stored behaviour-event snapshot of that camera (heads and faces blurred)."""
+    board = services(request).cameras
+    snap = board.snapshot(camera_id)
+    if snap is not None:
+        return Response(snap[0], media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
+    path = feed.latest_event_snapshot(store, camera_id)
+    if path and Path(path).is_file():
+        return Response(Path(path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    raise HTTPException(404, f"no snapshot of camera {camera_id!r} yet")
+
+
+# -- behaviour events ---------------------------------------------------------------------------------------------
+def _event_public(e) -> EventPublic:  # type: ignore[no-untyped-def]
+    return EventPublic(
+        id=e.id, event_id=e.event_id, camera_id=e.camera_id, kind=e.kind, start_ts=e.start_ts, end_ts=e.end_ts,
+        track_id=e.track_id, data=e.data, has_snapshot=bool(e.snapshot_path), created_at=e.created_at,
+    )
+
+
+@router.get("/api/events", response_model=list[EventPublic], tags=["events"])
+def list_events(
+    _actor: AnyUser,
+    store: StoreDep,
+    camera: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventPublic]:
+    """Behaviour events (loitering, fast movement, crossings), newest first. They carry no identity."""
+    return [_event_public(e) for e in feed.recent_events(store, camera, kind, limit)]
+
+
+@router.get(
+    "/api/events/{event_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
+    tags=["events"],
+)
+def event_snapshot(event_id: int, _actor: AnyUser, store: StoreDep) -> Response:
+    """An event's whole-frame snapshot (every head and face blurred)."""
+    e = feed.event(store, event_id)
+    if e is None or not e.snapshot_path or not Path(e.snapshot_path).is_file():
+        raise HTTPException(404, f"event {event_id} has no snapshot")
+    return Response(Path(e.snapshot_path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+# -- audit --------------------------------------------------------------------------------------------------------
+@router.get("/api/audit", response_model=list[AuditEntryPublic], tags=["audit"])
+def audit_log(
+    actor: Auditor, store: StoreDep, limit: Annotated[int, Query(ge=1, le=5000)] = 200
+) -> list[AuditEntryPublic]:
+    """The newest audit entries, oldest first (auditor or admin). The read itself is recorded."""
+    rows = store.audit_entries(actor, limit)
+    store.record(actor.name, "audit.read", None, {"entries": len(rows)})
+    return [
+        AuditEntryPublic(seq=e.seq, at=e.at, actor=e.actor, action=e.action, target=e.target,
+                         details=json.loads(e.details), hash=e.hash)
+        for e in rows
+    ]
+
+
+@router.post("/api/audit/verify", response_model=VerifyPublic, tags=["audit"])
+async def audit_verify(actor: Auditor, store: StoreDep) -> VerifyPublic:
+    """Check the hash chain; reports the first broken link after any edit, deletion or reordering."""
+    res = await run_in_threadpool(store.verify_audit)
+    await run_in_threadpool(store.record, actor.name, "audit.verify", None, {"ok": res.ok, "checked": res.checked})
+    return VerifyPublic(ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason)
+
+
+# -- users --------------------------------------------------------------------------------------------------------
+@router.get("/api/users", response_model=list[UserPublic], tags=["users"])
+def list_users(actor: Admin, accounts: AccountsDep) -> list[UserPublic]:
+    """Users and their roles (admin)."""
+    return [UserPublic.model_validate(u) for u in accounts.users(actor)]
+
+
+@router.post("/api/users", response_model=UserPublic, status_code=201, tags=["users"])
+def add_user(body: UserCreate, actor: Admin, accounts: AccountsDep) -> UserPublic:
+    """Add a user (admin); with a password they can sign in to the UI. Audited."""
+    accounts.add_user(body.name.strip(), list(body.roles), body.password, actor)
+    return next(UserPublic.model_validate(u) for u in accounts.users(actor) if u.name == body.name.strip())
+
+
+@router.patch("/api/users/{name}", response_model=UserPublic, tags=["users"])
+def update_user(name: str, body: UserUpdate, actor: Admin, accounts: AccountsDep) -> UserPublic:
+    """Change a user's roles, or disable/enable them (admin). Audited."""
+    return UserPublic.model_validate(
+        accounts.update_user(name, actor, list(body.roles) if body.roles is not None else None, body.disabled)
+    )
+
+
+@router.put("/api/users/{name}/password", status_code=204, response_class=Response, tags=["users"])
+def set_password(name: str, body: PasswordUpdate, actor: AnyUser, accounts: AccountsDep) -> Response:
+    """Set a password: your own, or anyone's as an admin. Ends that user's other sessions. Audited."""
+    accounts.set_password(name, body.password, actor)
+    return Response(status_code=204)

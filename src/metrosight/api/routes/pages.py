@@ -1,0 +1,181 @@
+"""The operator UI: server-rendered pages (Jinja2 templates in :mod:`metrosight.web`).
+
+Pages read through the same store methods as the API (the same role checks and audit entries); their buttons
+call the JSON API with the session's CSRF token. Not in the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, _principal, services
+from metrosight.api.routes.alerts import alerts_public
+from metrosight.api.routes.auth import sign_in, sign_out
+from metrosight.policy.rules import Actor
+from metrosight.store import feed
+
+router = APIRouter(include_in_schema=False)
+
+
+def _when(dt: datetime | None) -> str:
+    if dt is None:
+        return "—"
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _templates() -> Jinja2Templates:
+    from metrosight.api.app import WEB
+
+    t = Jinja2Templates(directory=str(WEB / "templates"))
+    t.env.filters["when"] = _when
+    t.env.filters["unix"] = lambda v: _when(datetime.fromtimestamp(v, UTC)) if v else "—"
+    t.env.filters["tojson_compact"] = lambda v: json.dumps(v, sort_keys=True, default=str)
+    return t
+
+
+templates = _templates()
+
+
+class PageAuth(Exception):
+    """Not signed in (redirect to the sign-in page) or lacking the role (403 page)."""
+
+    def __init__(self, path: str, actor: Actor | None = None, roles: tuple[str, ...] = ()) -> None:
+        self.path, self.actor, self.roles = path, actor, roles
+
+
+def page_user(request: Request, roles: tuple[str, ...]) -> Actor:
+    try:
+        actor = _principal(request, None).actor
+    except NotSignedIn:
+        raise PageAuth(request.url.path) from None
+    if not actor.has(*roles):
+        raise PageAuth(request.url.path, actor, roles)
+    return actor
+
+
+def render(request: Request, name: str, actor: Actor | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    nav = []
+    if actor is not None:
+        if actor.has(*ALERT_READERS):
+            nav.append(("/", "Live alerts"))
+        nav.append(("/cameras", "Cameras"))
+        if actor.has(*WATCHLIST_READERS):
+            nav.append(("/watchlists", "Watchlists"))
+        nav.append(("/events", "Events"))
+        if actor.has("auditor", "admin"):
+            nav.append(("/audit", "Audit log"))
+        if actor.has("admin"):
+            nav.append(("/users", "Users"))
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"user": actor, "nav": nav, "path": request.url.path, "csrf": request.session.get("csrf", ""), **ctx},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def page_auth_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageAuth)  # noqa: S101 - registered for PageAuth only
+    if exc.actor is None:
+        return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    return render(request, "forbidden.html", exc.actor, status=403, roles=exc.roles)
+
+
+def _safe_next(target: str | None) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_form(
+    request: Request,
+    username: Annotated[str, Form(max_length=128)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=512)] = "/",
+) -> Response:
+    try:
+        sign_in(request, username, password)
+    except HTTPException as exc:
+        return render(request, "login.html", None, status=exc.status_code, next=_safe_next(next), error=exc.detail)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout_form(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
+    if csrf and csrf == request.session.get("csrf"):
+        sign_out(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def alerts_page(request: Request) -> Response:
+    try:
+        actor = page_user(request, ALERT_READERS)
+    except PageAuth as exc:
+        if exc.actor is not None:  # a viewer: the cameras are their start page
+            return RedirectResponse("/cameras", status_code=303)
+        raise
+    store = services(request).runtime.store
+    rows = alerts_public(store, store.list_alerts(actor, None, 50))
+    after = max((a.id for a in rows), default=0)
+    return render(
+        request, "alerts.html", actor, alerts=rows, after=after,
+        can_review=actor.has("operator"), can_see_crops=actor.has("operator", "admin"),
+    )
+
+
+@router.get("/cameras", response_class=HTMLResponse)
+def cameras_page(request: Request) -> Response:
+    actor = page_user(request, ANY_ROLE)
+    return render(request, "cameras.html", actor, cameras=services(request).cameras.rows())
+
+
+@router.get("/watchlists", response_class=HTMLResponse)
+def watchlists_page(request: Request) -> Response:
+    actor = page_user(request, WATCHLIST_READERS)
+    store = services(request).runtime.store
+    now = datetime.now(UTC)
+    entries = store.entries()
+    return render(
+        request, "watchlists.html", actor, watchlists=store.list_watchlists(), entries=entries, now=now,
+        can_create=actor.has("admin"), can_record=actor.has("approver", "admin"), can_approve=actor.has("approver"),
+        cameras=[c.id for c in services(request).runtime.settings.cameras],
+    )
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(request: Request, camera: str | None = None, kind: str | None = None) -> Response:
+    actor = page_user(request, ANY_ROLE)
+    store = services(request).runtime.store
+    events = feed.recent_events(store, camera or None, kind or None, 200)
+    return render(request, "events.html", actor, events=events, camera=camera or "", kind=kind or "")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    actor = page_user(request, ("auditor", "admin"))
+    store = services(request).runtime.store
+    rows = store.audit_entries(actor, 200)
+    store.record(actor.name, "audit.read", None, {"entries": len(rows), "via": "ui"})
+    return render(request, "audit.html", actor, entries=list(reversed(rows)))
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request) -> Response:
+    actor = page_user(request, ("admin",))
+    svc = services(request)
+    return render(request, "users.html", actor, users=svc.accounts.users(actor), tokens=svc.accounts.tokens(actor))

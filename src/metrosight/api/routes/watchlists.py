@@ -1,0 +1,185 @@
+"""Watchlists and their entries: create, enrol photos (same refusals as the CLI), approve, revoke, shred."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader
+from metrosight.api.schemas import (
+    EnrolPhotoPublic,
+    EnrolPublic,
+    EntryPublic,
+    RevokeCreate,
+    ShredCreate,
+    WatchlistCreate,
+    WatchlistPublic,
+)
+from metrosight.ingest.images import MAX_IMAGE_BYTES
+from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+
+router = APIRouter(tags=["watchlists"])
+
+MAX_PHOTOS = 5  # photos per enrolment request
+
+
+@router.get("/api/watchlists", response_model=list[WatchlistPublic])
+def list_watchlists(_actor: WatchlistReader, store: StoreDep) -> list[WatchlistPublic]:
+    """Watchlists with their entry and template counts."""
+    return [WatchlistPublic.model_validate(w) for w in store.list_watchlists()]
+
+
+@router.post("/api/watchlists", response_model=WatchlistPublic, status_code=201)
+def create_watchlist(body: WatchlistCreate, actor: Admin, store: StoreDep) -> WatchlistPublic:
+    """Create an empty watchlist (admin). Audited."""
+    name = body.name.strip()
+    if not name:
+        raise HTTPException(422, "a watchlist needs a non-empty name")
+    store.create_watchlist(name, body.category, actor)
+    return next(WatchlistPublic.model_validate(w) for w in store.list_watchlists() if w.name == name)
+
+
+@router.get("/api/entries", response_model=list[EntryPublic])
+def list_entries(_actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
+    """Every watchlist entry with its authorisation, status, scope and expiry."""
+    return [EntryPublic.model_validate(e) for e in store.entries()]
+
+
+@router.get("/api/watchlists/{watchlist}/entries", response_model=list[EntryPublic])
+def watchlist_entries(watchlist: str, _actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
+    """The entries of one watchlist."""
+    store.watchlist_category(watchlist)  # 404 when unknown
+    return [EntryPublic.model_validate(e) for e in store.entries(watchlist)]
+
+
+def _safe_name(filename: str | None, i: int) -> str:
+    base = Path(filename or "").name
+    base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .")[:100]
+    return base or f"photo-{i + 1}"
+
+
+def _authorisation(
+    legal_basis: str | None, authority: str | None, reference: str | None, expires: str | None,
+    valid_from: str | None, cameras: str | None, lines: str | None, urgent: bool,
+) -> Authorisation | None:
+    if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
+        return None
+    missing = [n for n, v in (("legal_basis", legal_basis), ("authority", authority), ("reference", reference),
+                              ("expires", expires)) if not (v or "").strip()]
+    if missing:
+        raise HTTPException(422, f"an authorisation needs {', '.join(missing)}")
+    now = datetime.now(UTC)
+    try:
+        return _build(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent, now)
+    except PolicyError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _build(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent, now):  # type: ignore[no-untyped-def]
+    return Authorisation(
+        legal_basis=legal_basis.strip(),  # type: ignore[union-attr]
+        issuing_authority=authority.strip(),  # type: ignore[union-attr]
+        reference=reference.strip(),  # type: ignore[union-attr]
+        expires_at=parse_when(expires, now),  # type: ignore[arg-type]
+        valid_from=parse_when(valid_from, now) if valid_from else None,
+        cameras=tuple(c.strip() for c in (cameras or "").split(",") if c.strip()),
+        lines=tuple(x.strip() for x in (lines or "").split(",") if x.strip()),
+        urgent=urgent,
+    )
+
+
+@router.post(
+    "/api/watchlists/{watchlist}/entries",
+    response_model=EnrolPublic,
+    status_code=201,
+    responses={413: {"description": "a photo is larger than 40 MiB"}, 422: {"description": "every photo refused"}},
+)
+def enrol(
+    watchlist: str,
+    actor: Recorder,
+    rt: RuntimeDep,
+    subject: Annotated[str, Form(min_length=1, max_length=256, description="the person's full name")],
+    photos: Annotated[list[UploadFile], File(description=f"1–{MAX_PHOTOS} photos, each showing one face")],
+    legal_basis: Annotated[str | None, Form(max_length=2000)] = None,
+    authority: Annotated[str | None, Form(max_length=256)] = None,
+    reference: Annotated[str | None, Form(max_length=256)] = None,
+    expires: Annotated[str | None, Form(max_length=40, description="YYYY-MM-DD[THH:MM] UTC or 30d/12h")] = None,
+    valid_from: Annotated[str | None, Form(max_length=40)] = None,
+    cameras: Annotated[str | None, Form(max_length=2000, description="comma-separated camera ids")] = None,
+    lines: Annotated[str | None, Form(max_length=2000, description="comma-separated metro lines")] = None,
+    urgent: Annotated[bool, Form()] = False,
+) -> JSONResponse:
+    """Record a watchlist entry from photos (approver or admin), with the CLI's checks: each photo must be an
+    image of at most 40 MiB showing exactly one usable face (no face, several faces, too small, too blurred or
+    turned away are refused, with the reason). A new entry needs its authorisation and stays *pending* until a
+    different approver approves it. 201 when at least one photo was enrolled (or already was), 422 when all
+    were refused."""
+    subject = subject.strip()
+    if not subject:
+        raise HTTPException(422, "subject: the person's name is empty")
+    if not photos or len(photos) > MAX_PHOTOS:
+        raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
+    for p in photos:
+        if p.size is not None and p.size > MAX_IMAGE_BYTES:
+            raise HTTPException(
+                413, f"{_safe_name(p.filename, 0)}: {p.size / 1e6:.0f} MB is larger than the "
+                f"{MAX_IMAGE_BYTES // 2**20} MiB limit for a photo",
+            )
+    rt.store.watchlist_category(watchlist)  # 404 before anything is read
+    auth = _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
+    tmp = Path(tempfile.mkdtemp(prefix="metrosight-enrol-"))
+    try:
+        items = []
+        for i, p in enumerate(photos):
+            folder = tmp / str(i)
+            folder.mkdir()
+            path = folder / _safe_name(p.filename, i)
+            with path.open("wb") as fh:
+                shutil.copyfileobj(p.file, fh, 1 << 20)
+            items.append((subject, path))
+        results = rt.enroll(watchlist, items, actor, auth)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    status = next((e.status for e in rt.store.entries(watchlist) if e.name == subject), None)
+    body = EnrolPublic(
+        watchlist=watchlist,
+        subject=subject,
+        entry_status=status,
+        photos=[EnrolPhotoPublic(photo=r.path.name, status=r.status, reason=r.reason, quality=r.quality) for r in results],  # type: ignore[arg-type]
+    )
+    ok = any(r.status in ("enrolled", "duplicate") for r in results)
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 422)
+
+
+@router.post("/api/watchlists/{watchlist}/entries/{entry}/approve", response_model=EntryPublic)
+def approve(watchlist: str, entry: str, actor: Approver, store: StoreDep) -> EntryPublic:
+    """Activate a pending entry (or confirm an urgent one). The approver must not be who recorded it."""
+    store.approve(watchlist, entry, actor)
+    return _entry(store, watchlist, entry)
+
+
+@router.post("/api/watchlists/{watchlist}/entries/{entry}/revoke", response_model=EntryPublic)
+def revoke(watchlist: str, entry: str, body: RevokeCreate, actor: Recorder, store: StoreDep) -> EntryPublic:
+    """Stop matching an entry at once and destroy its templates; the reason is audited."""
+    store.revoke(watchlist, entry, actor, body.reason)
+    return _entry(store, watchlist, entry)
+
+
+@router.post("/api/watchlists/{watchlist}/shred", status_code=204, response_class=Response)
+def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> Response:
+    """Destroy the watchlist's key and templates (crypto-shredding; its crops become unreadable). Admin only."""
+    if body.confirm != watchlist:
+        raise PolicyError("to shred, repeat the watchlist's name in `confirm`")
+    store.shred_watchlist(watchlist, actor)
+    return Response(status_code=204)
+
+
+def _entry(store, watchlist: str, name: str) -> EntryPublic:  # type: ignore[no-untyped-def]
+    return next(EntryPublic.model_validate(e) for e in store.entries(watchlist) if e.name == name)

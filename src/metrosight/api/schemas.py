@@ -1,0 +1,234 @@
+"""Request and response bodies of the API: ``…Create`` / ``…Update`` come in, ``…Public`` go out.
+
+Times are ISO-8601 UTC; ``first_seen``/``last_seen`` of alerts are seconds of media time (position in the video
+or stream), as everywhere in metrosight.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from metrosight.core.types import Category
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]  # SQLite hands back naive UTC times
+
+Role = Literal["admin", "approver", "operator", "auditor", "viewer"]
+Name = Field(..., min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- sign-in ------------------------------------------------------------------------------------------------------
+class LoginCreate(_In):
+    username: str = Field(..., min_length=1, max_length=128)
+    password: str = Field(..., min_length=1, max_length=1024)
+
+
+class MePublic(_Out):
+    name: str
+    roles: list[str]
+    via: Literal["session", "token"]
+    csrf_token: str | None = Field(None, description="send as X-CSRF-Token with cookie-authenticated changes")
+
+
+# -- users and tokens ---------------------------------------------------------------------------------------------
+class UserCreate(_In):
+    name: str = Name
+    roles: list[Role] = Field(..., min_length=1)
+    password: str | None = Field(None, min_length=8, max_length=1024)
+
+
+class UserUpdate(_In):
+    roles: list[Role] | None = Field(None, min_length=1)
+    disabled: bool | None = None
+
+
+class PasswordUpdate(_In):
+    password: str = Field(..., min_length=8, max_length=1024)
+
+
+class UserPublic(_Out):
+    name: str
+    roles: list[str]
+    disabled: bool
+    has_password: bool
+    created_at: UtcDatetime
+    created_by: str | None
+
+
+class TokenCreate(_In):
+    name: str = Field(..., min_length=1, max_length=128, description="what uses the token")
+    user: str | None = Field(None, min_length=1, max_length=128, description="act as this user (admin only; default: you)")
+    expires_days: float | None = Field(90, gt=0, le=3650, description="null: never")
+
+
+class TokenPublic(_Out):
+    id: int
+    name: str
+    user: str
+    prefix: str
+    created_at: UtcDatetime
+    created_by: str
+    expires_at: UtcDatetime | None
+    last_used_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(..., description="shown once; only its hash is stored")
+
+
+# -- watchlists and entries ---------------------------------------------------------------------------------------
+class WatchlistCreate(_In):
+    name: str = Name
+    category: Category
+
+
+class WatchlistPublic(_Out):
+    name: str
+    category: str
+    subjects: int
+    templates: int
+    created_at: UtcDatetime
+
+
+class EntryPublic(_Out):
+    id: int
+    watchlist: str
+    name: str
+    status: str
+    urgent: bool
+    legal_basis: str | None
+    authority: str | None
+    reference: str | None
+    scope: dict | None
+    expires_at: UtcDatetime | None
+    created_by: str | None
+    approved_by: str | None
+    templates: int
+
+
+class RevokeCreate(_In):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class ShredCreate(_In):
+    confirm: str = Field(..., description="the watchlist's name again: shredding cannot be undone")
+
+
+class EnrolPhotoPublic(_Out):
+    photo: str
+    status: Literal["enrolled", "duplicate", "refused"]
+    reason: str | None
+    quality: float | None
+
+
+class EnrolPublic(_Out):
+    watchlist: str
+    subject: str
+    entry_status: str | None = Field(None, description="pending until a second approver approves it")
+    photos: list[EnrolPhotoPublic]
+
+
+# -- alerts -------------------------------------------------------------------------------------------------------
+class AlertPublic(_Out):
+    id: int
+    event_id: str
+    camera_id: str
+    track_id: int
+    subject_id: int | None
+    subject_name: str
+    watchlist: str
+    category: str
+    score: float
+    distance: float
+    first_seen: float = Field(..., description="media time, seconds")
+    last_seen: float = Field(..., description="media time, seconds")
+    samples: int
+    status: str
+    has_crop: bool
+    reference: str | None = Field(None, description="the entry's authorisation reference (case or order number)")
+    created_at: UtcDatetime
+
+
+class ReviewPublic(_Out):
+    alert_id: int
+    user: str
+    action: str
+    reason: str | None
+    at: UtcDatetime
+
+
+class AlertDetailPublic(AlertPublic):
+    reviews: list[ReviewPublic]
+    earlier_rejections: list[ReviewPublic] = Field(..., description="rejected alerts for the same entry (feedback)")
+
+
+class RejectCreate(_In):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class ReviewResult(_Out):
+    id: int
+    status: str
+
+
+# -- cameras, events, audit ---------------------------------------------------------------------------------------
+class CameraPublic(_Out):
+    id: str
+    source: str | None
+    line: str | None
+    state: str
+    reason: str
+    since: float | None = Field(None, description="Unix time of the last state change")
+    fps: float | None = Field(None, description="frames analysed a second, over the last report")
+    faces_per_s: float | None
+    last_frame: float | None = Field(None, description="Unix time of the newest decoded frame")
+    frames: int
+    faces: int
+    tracks: int
+    alerts: int
+    has_snapshot: bool
+
+
+class EventPublic(_Out):
+    id: int
+    event_id: str
+    camera_id: str
+    kind: str
+    start_ts: float = Field(..., description="media time, seconds")
+    end_ts: float | None
+    track_id: int | None
+    data: dict | None
+    has_snapshot: bool
+    created_at: UtcDatetime
+
+
+class AuditEntryPublic(_Out):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    target: str | None
+    details: dict
+    hash: str
+
+
+class VerifyPublic(_Out):
+    ok: bool
+    checked: int
+    broken_seq: int | None
+    reason: str | None

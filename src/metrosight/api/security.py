@@ -1,0 +1,108 @@
+"""Sign-in protection: the login rate limiter, the session signing key, and ended sessions.
+
+The rate limiter is a sliding window kept **in memory** of the serving process (it resets when the service restarts,
+and several API processes would each keep their own): at most ``max_failures`` failed sign-ins per (user, client
+address) and ``max_per_ip`` attempts per client address in any ``window`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SESSION_KEY_FILE = "session.key"
+
+
+@dataclass(slots=True)
+class LoginLimiter:
+    """Sliding-window limits on sign-in attempts.
+
+    Args:
+        max_failures: failed attempts allowed per (user, address) in the window.
+        max_per_ip: attempts (failed or not) allowed per address in the window.
+        window: the window, seconds.
+    """
+
+    max_failures: int = 5
+    max_per_ip: int = 30
+    window: float = 300.0
+    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _trim(self, q: deque[float], now: float) -> None:
+        while q and now - q[0] >= self.window:
+            q.popleft()
+
+    def retry_after(self, user: str, ip: str, now: float | None = None) -> float:
+        """Seconds until an attempt for ``user`` from ``ip`` is allowed (0: now). Counts this attempt when
+        allowed."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            fails = self._failures.setdefault((user, ip), deque())
+            tries = self._attempts.setdefault(ip, deque())
+            self._trim(fails, now)
+            self._trim(tries, now)
+            wait = 0.0
+            if len(fails) >= self.max_failures:
+                wait = max(wait, fails[0] + self.window - now)
+            if len(tries) >= self.max_per_ip:
+                wait = max(wait, tries[0] + self.window - now)
+            if wait <= 0:
+                tries.append(now)
+            if len(self._failures) > 10_000:  # forget idle keys so memory stays bounded
+                for k in [k for k, q in self._failures.items() if not q]:
+                    del self._failures[k]
+            return wait
+
+    def failed(self, user: str, ip: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._failures.setdefault((user, ip), deque()).append(now)
+
+    def succeeded(self, user: str, ip: str) -> None:
+        with self._lock:
+            self._failures.pop((user, ip), None)
+
+
+class EndedSessions:
+    """Session ids signed out before their cookie expired (kept until it would have expired). In memory."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._ended: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def end(self, sid: str) -> None:
+        now = time.time()
+        with self._lock:
+            self._ended = {k: t for k, t in self._ended.items() if now - t < self.max_age}
+            self._ended[sid] = now
+
+    def is_ended(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._ended
+
+
+def session_secret(home_root: Path, environ: dict[str, str] | None = None) -> str:
+    """The key that signs session cookies: ``METROSIGHT_SESSION_SECRET``, else ``<home>/session.key`` (created
+    with mode 0600 on first use). Changing it signs everyone out."""
+    env = os.environ if environ is None else environ
+    if env.get("METROSIGHT_SESSION_SECRET"):
+        return env["METROSIGHT_SESSION_SECRET"]
+    path = home_root / SESSION_KEY_FILE
+    if not path.exists():
+        key = secrets.token_hex(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    return path.read_text().strip()

@@ -1,0 +1,82 @@
+// Live alerts: Server-Sent Events from /api/alerts/stream, and the two-person review buttons.
+"use strict";
+(function () {
+  const box = document.getElementById("alerts");
+  const badge = document.getElementById("live");
+  const canReview = box.dataset.review === "1";
+  const canCrops = box.dataset.crops === "1";
+  let after = parseInt(box.dataset.after || "0", 10);
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v; else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    return e;
+  }
+
+  function card(a) {
+    const crop = el("div", { class: "crop" });
+    if (a.has_crop && canCrops) crop.append(el("img", { src: `/api/alerts/${a.id}/crop`, alt: `redacted best shot of alert ${a.id}` }));
+    else crop.append(el("span", {}, "no crop"));
+    const when = new Date(a.created_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    const info = el("div", { class: "info" },
+      el("h2", {}, a.subject_name),
+      el("p", {}, el("span", { class: "cat" }, a.category), " on ", el("b", {}, a.watchlist), a.reference ? ` · ref. ${a.reference}` : ""),
+      el("p", {}, "score ", el("b", {}, a.score.toFixed(3)), " · camera ", el("b", {}, a.camera_id),
+        ` · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
+      el("p", {}, `alert #${a.id} · status `, el("b", { class: "status" }, a.status)));
+    const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id }, crop, info);
+    if (canReview) {
+      art.append(el("div", { class: "actions" },
+        el("button", { class: "confirm", "data-id": a.id }, "Confirm"),
+        el("button", { class: "reject", "data-id": a.id }, "Reject…")));
+    }
+    return art;
+  }
+
+  function setStatus(id, status) {
+    const art = box.querySelector(`article[data-id="${id}"]`);
+    if (!art) return;
+    art.className = art.className.replace(/status-\S+/, `status-${status}`);
+    art.querySelector(".status").textContent = status;
+    if (status === "actionable" || status === "rejected") art.querySelectorAll("button").forEach(b => (b.disabled = true));
+  }
+
+  function connect() {
+    const src = new EventSource(`/api/alerts/stream?after=${after}`);
+    src.addEventListener("open", () => { badge.dataset.state = "live"; badge.textContent = "live"; });
+    src.addEventListener("error", () => { badge.dataset.state = "lost"; badge.textContent = "reconnecting…"; });
+    src.addEventListener("alert", ev => {
+      const a = JSON.parse(ev.data);
+      if (box.querySelector(`article[data-id="${a.id}"]`)) return;
+      after = Math.max(after, a.id);
+      const empty = document.getElementById("empty");
+      if (empty) empty.remove();
+      box.prepend(card(a));
+    });
+    src.addEventListener("status", ev => { const s = JSON.parse(ev.data); setStatus(s.id, s.status); });
+  }
+
+  box.addEventListener("click", async ev => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    const id = b.dataset.id;
+    try {
+      let r;
+      if (b.classList.contains("confirm")) {
+        r = await api("POST", `/api/alerts/${id}/confirm`);
+      } else {
+        const reason = window.prompt(`Why is alert #${id} wrong? (kept as feedback)`);
+        if (!reason) return;
+        r = await api("POST", `/api/alerts/${id}/reject`, { reason });
+      }
+      setStatus(id, r.status);
+      flash(r.status === "confirmed_once" ? `Alert #${id} confirmed once: a second, different operator must confirm it.`
+        : `Alert #${id}: ${r.status}`);
+    } catch (e) { flash(`Alert #${id}: ${e.message}`, true); }
+  });
+
+  connect();
+})();
