@@ -32,7 +32,13 @@ from metrosight.api.deps import SESSION_COOKIE, AnyUser
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render
 from metrosight.api.security import EndedSessions, LoginLimiter, session_secret
-from metrosight.bus.inproc import TOPIC_ALERTS, TOPIC_CAMERA_STATE, TOPIC_CAMERA_STATS, InProcessBus
+from metrosight.bus.inproc import (
+    TOPIC_ALERTS,
+    TOPIC_CAMERA_SNAPSHOT,
+    TOPIC_CAMERA_STATE,
+    TOPIC_CAMERA_STATS,
+    InProcessBus,
+)
 from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Forbidden, PolicyError
@@ -43,7 +49,6 @@ from metrosight.store.governance import Conflict, NotFound
 log = logging.getLogger(__name__)
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-TOPIC_CAMERA_SNAPSHOT = "camera-snapshot"
 
 StartupHook = Callable[["Services"], Callable[[], None] | None]
 

@@ -14,6 +14,7 @@ TOPIC_ALERTS = "alerts"
 TOPIC_ALERT_UPDATES = "alert-updates"
 TOPIC_CAMERA_STATE = "camera-state"
 TOPIC_CAMERA_STATS = "camera-stats"
+TOPIC_CAMERA_SNAPSHOT = "camera-snapshot"
 TOPIC_EVENTS = "events"
 TOPIC_EVENT_UPDATES = "event-updates"
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from metrosight.bus.inproc import (
     TOPIC_ALERT_UPDATES,
     TOPIC_ALERTS,
+    TOPIC_CAMERA_SNAPSHOT,
     TOPIC_CAMERA_STATE,
     TOPIC_CAMERA_STATS,
     InProcessBus,
@@ -277,6 +278,8 @@ class Supervisor:
             if cid in w.runs and cid not in w.finished:
                 w.finished.add(cid)
                 self.rt.store.finish_run(w.runs[cid], status, frames, faces, tracks, alerts, error)
+        elif kind == "snapshot":  # a redacted frame for the operator UI (kept in memory only)
+            self.bus.publish(TOPIC_CAMERA_SNAPSHOT, msg[1])
         elif kind == "ready":
             w.ready = True
         elif kind == "fatal":

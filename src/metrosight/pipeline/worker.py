@@ -11,6 +11,7 @@ alert updates), sends its summary, and the process exits 0.
 
 Messages are tuples ``(kind, …)``: ``("ready", worker)``, ``("state", CameraStateV1)``,
 ``("alert", AlertV1, frame_wall)``, ``("update", AlertUpdateV1)``, ``("stats", CameraStatsV1)``,
+``("snapshot", CameraSnapshotV1)`` (every ``SNAPSHOT_SECONDS``: the frame downscaled, every detected face blurred),
 ``("finished", camera_id, status, error, frames, faces, tracks, alerts)``, ``("fatal", worker, message)``,
 ``("bye", worker)``.
 """
@@ -114,6 +115,7 @@ class _Camera:
         self.segment = 0
         self.frame_wall: float | None = None
         self.finished = False
+        self.next_snapshot = 0.0
 
 
 def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) -> None:
@@ -172,6 +174,9 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
                 cam.frame_wall = cap.wall
                 cam.pipe.process(cap.frame)
                 progressed = True
+                if time.monotonic() >= cam.next_snapshot:
+                    cam.next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
+                    send("snapshot", _snapshot(cam, cap.frame.image, cap.wall))
             elif cam.src.done:  # a file ended, or a camera gave up
                 cam.finished = True
                 _finish(cam, spec, send)
@@ -239,4 +244,25 @@ def _stats(cam: _Camera, worker: int) -> Any:
         last_frame_wall=c.last_frame_wall,
         worker_cpu_seconds=_cpu_seconds(),
         wall_time=time.time(),
+        stage_seconds=dict(s.stage_seconds),
+        stage_buckets={k: list(v) for k, v in getattr(s, "stage_hist", {}).items()},
     )
+
+
+SNAPSHOT_SECONDS = 2.0  # how often a camera sends its redacted snapshot to the supervisor
+SNAPSHOT_WIDTH = 320  # pixels: small enough that a face the detector missed is not identifiable
+
+
+def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:  # noqa: ANN401
+    """The frame downscaled to ``SNAPSHOT_WIDTH`` with every face the pipeline detected in it blurred."""
+    import cv2
+
+    from metrosight.bus.payloads import CameraSnapshotV1
+    from metrosight.pipeline.camera import encode_jpeg
+    from metrosight.policy.redact import blur_boxes
+
+    blurred = blur_boxes(image, list(getattr(cam.pipe, "last_boxes", [])))
+    h, w = blurred.shape[:2]
+    if w > SNAPSHOT_WIDTH:
+        blurred = cv2.resize(blurred, (SNAPSHOT_WIDTH, max(1, round(h * SNAPSHOT_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    return CameraSnapshotV1(camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time())
