@@ -12,7 +12,8 @@ watchlist template, in the score the matcher uses (cosine, or cohort AS-norm). F
   footfall × FPIR(t, N).
 
 With n comparisons an FMR below 1/n cannot be observed; then the threshold sits just above the highest observed
-score and the report gives the rule-of-three 95% upper bound (FMR <= 3/n) instead of a point estimate.
+score and only the 95% upper bound means anything (about 3/n, the rule of three). Upper bounds are one-sided 95%
+Poisson bounds on the count of comparisons reaching the threshold.
 
 The *cohort* for AS-norm (:mod:`metrosight.recognize.normalize`) is built here from a folder of photos the operator
 provides and stored as ``<home>/calibration/cohort.npz``.
@@ -21,7 +22,6 @@ provides and stored as ``<home>/calibration/cohort.npz``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,7 +144,7 @@ class Calibration:
         n_templates: templates compared with.
         n_comparisons: ``n_faces × n_templates``.
         fmr: observed share of comparisons reaching the threshold.
-        fmr_upper: 95% upper bound of FMR (rule of three when none reached it).
+        fmr_upper: one-sided 95% upper bound of FMR (Poisson; about 3/n when none reached it).
         fpir: estimated FPIR at ``watchlist_size`` from ``fmr``.
         fpir_upper: the same from ``fmr_upper``.
         observed_fpir: share of the non-mated faces whose best template reaches the threshold (actual gallery).
@@ -170,6 +170,14 @@ class Calibration:
     footfall: int
     false_alerts_per_day: float
     false_alerts_per_day_upper: float
+
+
+def poisson_upper(count: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of a Poisson mean after observing ``count`` events (about 3 for 0: the
+    rule of three)."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(confidence, 2 * (count + 1)) / 2.0)
 
 
 def fpir_from_fmr(fmr: float, n: int) -> float:
@@ -213,7 +221,7 @@ def choose_threshold(
         t = float(floor)
     fmr = rate_at(flat, t)
     hits = int(np.sum(flat >= t))
-    fmr_up = 3.0 / len(flat) if hits == 0 else min(1.0, (hits + 1.96 * math.sqrt(hits) + 1.0) / len(flat))
+    fmr_up = poisson_upper(hits) / len(flat)
     fpir = fpir_from_fmr(fmr, n)
     fpir_up = fpir_from_fmr(fmr_up, n)
     return Calibration(
