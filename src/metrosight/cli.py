@@ -85,9 +85,10 @@ class governed:  # noqa: N801 - used as a context manager
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
         from metrosight.policy.crypto import CryptoError
         from metrosight.policy.rules import PolicyError
+        from metrosight.recognize.normalize import CohortError
         from metrosight.store.db import StoreError
 
-        if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError):
+        if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError | CohortError):
             fail(str(exc))
         return False
 
@@ -322,9 +323,11 @@ def run(
     def on_event(e, snapshot):  # type: ignore[no-untyped-def]
         print(event_json(e, snapshot) if as_json else event_line(e, snapshot), flush=True)
 
+    from metrosight.recognize.normalize import CohortError
+
     try:
         report = rt.run(source, camera, on_alert=on_alert, analytics_only=analytics_only, on_event=on_event)
-    except SourceError as exc:
+    except (SourceError, CohortError) as exc:
         fail(str(exc))
     s = report.stats
     summary = {
