@@ -462,6 +462,11 @@ app.command("serve")(_serve)
 app.add_typer(_token_app, name="token")
 
 
+from metrosight.cluster_cli import register as _register_cluster  # noqa: E402
+
+_register_cluster(app)  # worker, consume, db upgrade, plan
+
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
     try:
         app()

@@ -338,6 +338,11 @@ class Store(GovernanceMixin):
                 .values(last_seen=last_seen)
             )
 
+    def has_alert(self, event_id: str) -> bool:
+        """Whether the alert ``event_id`` is stored (an update that arrives first waits for it)."""
+        with self._session() as s:
+            return s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == event_id)) is not None
+
     def alerts(self, run_id: int | None = None) -> list[AlertRecord]:
         with self._session() as s:
             q = select(AlertRecord).order_by(AlertRecord.id)

@@ -1,0 +1,147 @@
+"""The store consumer: alerts and behaviour events from the Redis bus into the database (PostgreSQL at scale).
+
+``metrosight consume`` runs it alone; ``metrosight serve --bus redis://…`` runs it next to the API (a startup hook,
+see :func:`startup_hook`). Any number of consumers share the consumer group ``store``: each entry is stored by one
+of them, and an entry whose consumer died is claimed by another (see :mod:`metrosight.bus.redis_streams`).
+
+Storing is idempotent, so at-least-once delivery stores everything exactly once: an alert or event is stored once
+per ``event_id`` (a second delivery, or the same alert re-raised by a worker that resumed a camera, is a no-op);
+an update that arrives before its alert or event is left pending and retried (:class:`~metrosight.bus.base.Retry`).
+Alerts are stored through the same :class:`~metrosight.pipeline.runtime.AlertSink` as ``metrosight run``: the
+redacted crop is encrypted under its watchlist's key into this process's media folder (shared storage when several
+consumers run), then the row and its audit entry are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from metrosight.bus.base import (
+    TOPIC_ALERT_UPDATES,
+    TOPIC_ALERTS,
+    TOPIC_CAMERA_STATE,
+    TOPIC_EVENT_UPDATES,
+    TOPIC_EVENTS,
+    Retry,
+)
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
+from metrosight.bus.redis_streams import RedisStreamsBus
+
+log = logging.getLogger(__name__)
+
+GROUP = "store"
+
+
+class StoreConsumer:
+    """Subscribes ``bus`` (a consumer in group ``store``) to the store.
+
+    Args:
+        store: the :class:`~metrosight.store.repo.Store`.
+        media: where alert crops and event snapshots are written (encrypted crops; redacted snapshots).
+        bus: the Redis bus to consume.
+        on_alert: called with each alert delivered and whether it was new (not a duplicate).
+        on_state: called with camera state changes (e.g. the API's camera board).
+    """
+
+    def __init__(
+        self,
+        store: Any,  # noqa: ANN401 - Store
+        media: Path,
+        bus: RedisStreamsBus,
+        on_alert: Callable[[AlertV1, bool], None] | None = None,
+        on_state: Callable[[CameraStateV1], None] | None = None,
+    ) -> None:
+        from metrosight.pipeline.analytics import EventSink
+        from metrosight.pipeline.runtime import AlertSink
+
+        self.store = store
+        self.bus = bus
+        self.on_alert = on_alert
+        self.on_state = on_state
+        self.alerts = AlertSink(store, media, None)
+        self.event_sink = EventSink(store, media, None)
+        self.stored_alerts = 0
+        self.duplicate_alerts = 0
+        self.stored_events = 0
+        bus.subscribe(TOPIC_ALERTS, self._alert)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_ALERT_UPDATES, self._alert_update)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_EVENTS, self._event)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_EVENT_UPDATES, self._event_update)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_CAMERA_STATE, self._state)  # type: ignore[arg-type]
+
+    def _alert(self, a: AlertV1) -> None:
+        new = not self.store.has_alert(a.event_id)
+        if new:
+            self.alerts.on_alert(a)  # crop, then row + audit entry; idempotent on event_id
+            self.stored_alerts += 1
+        else:
+            self.duplicate_alerts += 1
+            log.info("alert %s already stored (redelivery or a resumed camera)", a.event_id)
+        if self.on_alert is not None:
+            self.on_alert(a, new)
+
+    def _alert_update(self, u: AlertUpdateV1) -> None:
+        if not self.store.has_alert(u.event_id):
+            raise Retry(f"alert {u.event_id} is not stored yet")
+        self.store.extend_alert(u.event_id, u.last_seen)
+
+    def _event(self, e: EventV1) -> None:
+        self.event_sink.on_event(e)
+        self.stored_events += 1
+
+    def _event_update(self, u: EventUpdateV1) -> None:
+        if not self.store.end_event(u.event_id, u.end_ts, dict(u.data)):
+            raise Retry(f"event {u.event_id} is not stored yet")
+
+    def _state(self, s: CameraStateV1) -> None:
+        log.info("camera %s: %s (%s)", s.camera_id, s.state, s.reason)
+        if self.on_state is not None:
+            self.on_state(s)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set (waits out Redis restarts)."""
+        self.bus.run(stop)
+
+    def start(self) -> Callable[[], None]:
+        """Consume in a background thread; returns the function that stops it."""
+        stop = threading.Event()
+        t = threading.Thread(target=self.run, args=(stop,), name="store-consumer", daemon=True)
+        t.start()
+
+        def halt() -> None:
+            stop.set()
+            t.join(5)
+
+        return halt
+
+
+def make_bus(url: str, consumer: str | None = None, claim_idle_seconds: float = 10.0, prefix: str = "metrosight") -> RedisStreamsBus:
+    """The consumer's bus: group ``store`` on ``url``."""
+    return RedisStreamsBus(url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds)
+
+
+def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Callable[[], None]]:
+    """A startup hook for the API app (``create_app(startup=[...])``): consumes ``bus_url`` into the app's store
+    and wakes the live views. Returns the stop function at shutdown."""
+
+    def hook(services: Any) -> Callable[[], None]:  # noqa: ANN401 - api.app.Services
+        rt = services.runtime
+        local_bus = getattr(services, "bus", None)
+
+        def on_alert(a: AlertV1, new: bool) -> None:
+            if new and local_bus is not None:
+                local_bus.publish(TOPIC_ALERTS, a)  # the API's live feed listens on its in-process bus
+
+        def on_state(s: CameraStateV1) -> None:
+            if local_bus is not None:
+                local_bus.publish(TOPIC_CAMERA_STATE, s)
+
+        consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state)
+        log.warning("consuming %s into the store", bus_url)
+        return consumer.start()
+
+    return hook
