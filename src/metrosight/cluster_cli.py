@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -104,7 +105,8 @@ def worker(
     def on_alert(a) -> None:  # type: ignore[no-untyped-def]
         if as_json:
             print(json.dumps({"type": "alert", "worker": owner, "camera": a.camera_id, "subject": a.subject,
-                              "event_id": a.event_id, "first_seen": a.first_seen}), flush=True)
+                              "event_id": a.event_id, "first_seen": a.first_seen, "wall": round(time.time(), 3)}),
+                  flush=True)
 
     try:
         w = ClusterWorker(

@@ -162,8 +162,8 @@ def assert_same_alerts_everywhere(cluster: Cluster) -> dict[str, list[AlertRecor
 
 
 @pytest.fixture()
-def cluster(tmp_path, pg_url, durable_redis, monkeypatch):  # noqa: F811
-    c = Cluster(tmp_path, pg_url, durable_redis.url, 2, monkeypatch)
+def cluster(tmp_path, pg_url, durable_redis, monkeypatch, request):  # noqa: F811
+    c = Cluster(tmp_path, pg_url, durable_redis.url, getattr(request, "param", 2), monkeypatch)
     c.redis = durable_redis  # type: ignore[attr-defined]
     yield c
     c.stop_all()
@@ -215,3 +215,26 @@ def test_redis_killed_and_restarted_mid_video_loses_and_duplicates_nothing(clust
     cluster.finish(workers)
     assert_same_alerts_everywhere(cluster)
     assert all(leases.progress(c).done for c in CAMERAS)
+
+
+@pytest.mark.parametrize("cluster", [3], indirect=True)
+def test_a_revoked_entry_stops_matching_on_every_worker_within_a_second(cluster):
+    cluster.consumer()
+    workers = ["w1", "w2", "w3"]
+    for w in workers:
+        cluster.worker(w)
+    store = Store.for_home(cluster.home, cluster.db)
+    cluster.wait_for(lambda: {a.camera_id for a in store.alerts()} == set(CAMERAS), 150)
+    code, out, err = cluster.cli("--as", "bob", "watchlist", "revoke", "wl", "Lin-Manuel Miranda", "--reason", "order withdrawn")
+    revoked_at = time.time()
+    assert code == 0, out + err
+    lines = cluster.finish(workers)
+    published = [x for w in workers for x in lines[w] if x["type"] == "alert"]
+    late = [x for x in published if x["wall"] > revoked_at + 1.0]
+    assert late == [], f"alerts after the revocation: {late}"
+    # the cameras went on seeing Lin-Manuel Miranda: each loop of the video alerted him before the revocation
+    summaries = {x["worker"]: x for w in workers for x in lines[w] if x["type"] == "summary"}
+    assert sorted(c for s in summaries.values() for c in s["finished"]) == sorted(CAMERAS)
+    by_cam = cluster.alerts()
+    assert all(rows and max(r.first_seen for r in rows) < 10.0 for rows in by_cam.values()), by_cam
+    assert store.count(AlertRecord) == len({x["event_id"] for x in published})
