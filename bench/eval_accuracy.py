@@ -2,7 +2,8 @@
 
 Runs, on one core, with the face_recognition baseline in the same run:
 - ``metrosight eval identify`` on LFW fold 1 (1 and 3 enrolment photos per person, and 1/2/3 photos on the same
-  probes) and on AT&T s1–s20 (s1–s10 enrolled, s11–s20 never enrolled), with the FDDB fold-1 cohort for AS-norm;
+  probes), on AT&T s1–s20 (s1–s10 enrolled, s11–s20 never enrolled) and on dlib's aligned "johns" chips (3 enrolled,
+  2 never), with the FDDB fold-1 cohort for AS-norm;
 - ``metrosight eval verify`` on LFW fold 1's 600 pairs;
 - ``metrosight eval detect`` on FDDB fold 1 and dlib's annotated photos (MTCNN, dlib HOG);
 - ``metrosight eval identify --video`` on the labelled White House clip.
@@ -149,6 +150,9 @@ def main() -> int:
         "--name",
         "identify-att",
     )
+    metrosight(home, "eval", "identify", "--data", d / "dlib_johns", "--aligned", "--non-mated", "John_S(himkus|imm)",
+               "--per-person", "1", "--per-person", "3", "--cohort", cohort, "--cache", CACHE, "--out", OUT,
+               "--name", "identify-johns")  # fmt: skip
     metrosight(
         home,
         "eval",
@@ -273,7 +277,7 @@ def main() -> int:
         "held-out FNIR@0.003",
         title="open-set identification (FNIR: lower is better)",
     )
-    for name in ("identify-lfw", "identify-lfw-same-probes", "identify-att"):
+    for name in ("identify-lfw", "identify-lfw-same-probes", "identify-att", "identify-johns"):
         data = json.loads((OUT / f"{name}.json").read_text())["data"]["identification"]
         summary["identify"][name] = data  # type: ignore[index]
         for gal, methods in data.items():

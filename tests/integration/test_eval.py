@@ -195,3 +195,27 @@ def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> Non
     by_t = sorted(data["sweep"], key=lambda r: r["threshold"])
     totals = [r["true_alerts"] + r["false_alerts"] for r in by_t]
     assert totals == sorted(totals, reverse=True)
+
+
+def test_identify_aligned_chips_johns(home: Path, tmp_path: Path) -> None:
+    johns = require_data("dlib_johns")
+    out = tmp_path / "reports"
+    code, stdout, stderr = cli(
+        home,
+        "eval",
+        "identify",
+        "--data",
+        johns,
+        "--aligned",
+        "--non-mated",
+        "John_S(himkus|imm)",
+        "--out",
+        out,
+        "--name",
+        "j",
+    )
+    assert code == 0, stderr
+    res = _report(out, "j")["data"]["identification"]["1 photo(s) per person"]
+    for r in res.values():  # aligned chips of five clearly different men: every method finds everyone
+        assert r["n_gallery"] == 3 and r["n_non_mated"] == 22 and r["mated_fta"] == 0
+        assert r["rank1"] == 1.0

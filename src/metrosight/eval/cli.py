@@ -77,7 +77,9 @@ def _stem(kind: str, name: str | None) -> str:
     return name or f"{kind}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
-def metrosight_encoder(settings: Any, home: Any, flip: bool = True, gate_quality: bool = True) -> Any:
+def metrosight_encoder(
+    settings: Any, home: Any, flip: bool = True, gate_quality: bool = True, aligned: bool = False
+) -> Any:
     """metrosight's photo path as configured (detector, quality limits, embedder)."""
     from metrosight.eval.extract import MetrosightEncoder
     from metrosight.pipeline.runtime import make_face_detector
@@ -90,6 +92,7 @@ def metrosight_encoder(settings: Any, home: Any, flip: bool = True, gate_quality
         settings.recognition.min_blur_var,
         gate_quality=gate_quality,
         flip=flip,
+        aligned=aligned,
     )
 
 
@@ -187,6 +190,10 @@ def identify_cmd(
     quality_gate: Annotated[
         bool, typer.Option(help="refuse faces failing the quality checks (counted as misses / no candidate)")
     ] = False,
+    aligned: Annotated[
+        bool,
+        typer.Option("--aligned", help="the photos are aligned 150x150 chips: embed them without detection"),
+    ] = False,
     cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
     video: Annotated[
         Path | None, typer.Option("--video", help="a labelled video: per-track evaluation against --gallery")
@@ -256,11 +263,11 @@ def identify_cmd(
     for sp in splits.values():
         items.update(dict(sp.all_items()))
     item_list = list(items.items())
-    ms = metrosight_encoder(settings, home, gate_quality=quality_gate)
+    ms = metrosight_encoder(settings, home, gate_quality=quality_gate, aligned=aligned)
     records = {"metrosight": encode_with_progress(item_list, ms, cache, "metrosight: encode")}
     if baseline:
         records["face_recognition"] = encode_with_progress(
-            item_list, FaceRecognitionBaseline(), cache, "face_recognition: encode"
+            item_list, FaceRecognitionBaseline(aligned=aligned), cache, "face_recognition: encode"
         )
     coh = load_cohort(cohort, settings, home, exclude=list(items)) if cohort is not None else None
 

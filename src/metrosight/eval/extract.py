@@ -96,6 +96,9 @@ class MetrosightEncoder:
             are mapped back, and the chip is cut from the original photo.
         gate_quality: refuse faces that fail the quality checks (too small, blurred, turned away).
         flip: also embed the horizontally mirrored chip.
+        name: method name (for tables and the descriptor cache).
+        aligned: the photos are already aligned 150×150 chips (dlib's ``get_face_chip`` output, e.g. dlib's
+            example "johns"): embed them as they are, without detection.
     """
 
     def __init__(
@@ -108,7 +111,9 @@ class MetrosightEncoder:
         gate_quality: bool = True,
         flip: bool = True,
         name: str = "metrosight",
+        aligned: bool = False,
     ) -> None:
+        self.aligned = aligned
         self.detector = detector
         self.embedder = embedder
         self.min_face_px = min_face_px
@@ -121,6 +126,8 @@ class MetrosightEncoder:
         self.tag = (
             f"{det}-f{min_face_px}-b{min_blur_var:g}-u{upscale_below}-{'gate' if gate_quality else 'nogate'}"
         )
+        if aligned:
+            self.tag = "aligned-chips"
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
@@ -143,6 +150,12 @@ class MetrosightEncoder:
         from metrosight.recognize.quality import assess
 
         h, w = image.shape[:2]
+        if self.aligned:
+            if (h, w) != (150, 150):
+                return FaceRecord(path, label, None, problem=f"not a 150x150 aligned chip ({w}x{h})")
+            chips = np.stack([image, image[:, ::-1]]) if self.flip else image[None]
+            desc = np.asarray(self.embedder.embed(np.ascontiguousarray(chips)), dtype=np.float32)
+            return FaceRecord(path, label, desc[0], desc[1] if self.flip else None)
         det = subject_face([d for d in self._detect(image) if d.landmarks is not None], w, h)
         if det is None:
             return FaceRecord(path, label, None, problem="no face found")
@@ -166,9 +179,10 @@ class FaceRecognitionBaseline:
 
     name = "face_recognition"
 
-    def __init__(self, upsample: int = 1) -> None:
+    def __init__(self, upsample: int = 1, aligned: bool = False) -> None:
         self.upsample = upsample
-        self.tag = f"hog{upsample}"
+        self.aligned = aligned
+        self.tag = "aligned-chips" if aligned else f"hog{upsample}"
         self._models: tuple[Any, Any, Any] | None = None
 
     def _load(self) -> tuple[Any, Any, Any]:
@@ -188,6 +202,12 @@ class FaceRecognitionBaseline:
 
         det, predictor, model = self._load()
         image = np.ascontiguousarray(image)
+        if self.aligned:  # face_encodings(image, known_face_locations=[the whole chip])
+            hh, ww = image.shape[:2]
+            shape = predictor(image, dlib.rectangle(0, 0, ww - 1, hh - 1))
+            return FaceRecord(
+                path, label, np.asarray(model.compute_face_descriptor(image, shape, 1), np.float32)
+            )
         rects = det(image, self.upsample)
         h, w = image.shape[:2]
         dets = [
