@@ -59,6 +59,19 @@ def yaw_ratio(landmarks: np.ndarray) -> float:
     return abs(float(np.dot(lm[4] - mid, axis / dist))) / dist
 
 
+def _size_pose(height: float, yaw: float, min_face_px: int, max_yaw_ratio: float) -> tuple[float, float]:
+    size_s = float(np.clip(height / (2.0 * min_face_px), 0.0, 1.0))
+    pose_s = float(np.clip(1.0 - yaw / max_yaw_ratio, 0.0, 1.0))
+    return size_s, pose_s
+
+
+def score_bound(box: Box, landmarks: np.ndarray, min_face_px: int, max_yaw_ratio: float = 0.45) -> float:
+    """The highest :func:`assess` score any chip of this face could get (sharpness counted as perfect), from the box
+    and landmarks alone: a face whose bound is too low need not be aligned at all."""
+    size_s, pose_s = _size_pose(box.height, yaw_ratio(landmarks), min_face_px, max_yaw_ratio)
+    return float((size_s * pose_s) ** (1.0 / 3.0))
+
+
 def assess(
     box: Box,
     chip: np.ndarray,
@@ -71,9 +84,8 @@ def assess(
     height = box.height
     blur = blur_variance(chip)
     yaw = yaw_ratio(landmarks)
-    size_s = float(np.clip(height / (2.0 * min_face_px), 0.0, 1.0))
+    size_s, pose_s = _size_pose(height, yaw, min_face_px, max_yaw_ratio)
     sharp_s = float(np.clip(blur / (4.0 * max(min_blur_var, 1e-6)), 0.0, 1.0))
-    pose_s = float(np.clip(1.0 - yaw / max_yaw_ratio, 0.0, 1.0))
     score = float((size_s * sharp_s * pose_s) ** (1.0 / 3.0))
     problem = None
     if height < min_face_px:

@@ -93,3 +93,18 @@ def test_crop_blurs_other_faces():
     crop = redacted_crop(img, Box(0, 0, 200, 100), keep, [keep, other])
     assert np.array_equal(crop[15:85, 15:85], img[15:85, 15:85])  # the matched face is untouched
     assert np.abs(crop[20:80, 110:170].astype(int) - img[20:80, 110:170]).mean() > 20  # the other is not
+
+
+def test_faces_that_cannot_reach_min_quality_are_not_even_aligned(monkeypatch):
+    import metrosight.pipeline.camera as camera
+
+    aligned = []
+    real_align = camera.align
+    monkeypatch.setattr(camera, "align", lambda *a, **k: aligned.append(1) or real_align(*a, **k))
+    # 40 px faces: size score 40/72, so no chip can score above (40/72) ** (1/3) = 0.82 < min_quality 0.9
+    small = {i: [("red", Box(100 + 2 * i, 100, 140 + 2 * i, 140))] for i in range(20)}
+    _, alerts, _, emb = run_script(small, 20, min_quality=0.9)
+    assert aligned == [] and emb.faces == 0 and alerts == []
+    # the same faces with a reachable threshold are aligned, embedded and alerted as before
+    _, alerts, _, emb = run_script(small, 20, min_quality=0.5)
+    assert aligned and emb.faces >= 2 and [a.subject for a in alerts] == ["person-red"]
