@@ -27,7 +27,7 @@
       el("p", {}, "score ", el("b", {}, a.score.toFixed(3)), " · camera ", el("b", {}, a.camera_id),
         ` · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
       el("p", {}, `alert #${a.id} · status `, el("b", { class: "status" }, a.status)));
-    const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id }, crop, info);
+    const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id, "data-shown": Date.now() }, crop, info);
     if (canReview) {
       art.append(el("div", { class: "actions" },
         el("button", { class: "confirm", "data-id": a.id }, "Confirm"),
