@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from metrosight.policy.rules import Actor
@@ -134,6 +134,9 @@ Auditor = Annotated[Actor, Depends(requires("auditor", "admin"))]
 StoreDep = Annotated[Store, Depends(get_store)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a database id")]
 
 
 def not_found(exc: NotFound) -> HTTPException:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import AlertReader, CropReader, Operator, StoreDep, services
+from metrosight.api.deps import RowId, AlertReader, CropReader, Operator, StoreDep, services
 from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
 from metrosight.store import feed
 from metrosight.store.models import AlertRecord
@@ -104,7 +104,7 @@ async def _feed(request: Request, svc, user: str, last_alert: int, last_review: 
 
 
 @router.get("/api/alerts/{alert_id}", response_model=AlertDetailPublic)
-def alert_detail(alert_id: int, actor: AlertReader, store: StoreDep) -> AlertDetailPublic:
+def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertDetailPublic:
     """One alert, its reviews, and earlier rejected alerts for the same entry. Audited."""
     a, reviews, earlier = store.alert_detail(alert_id, actor)
     return AlertDetailPublic(
@@ -119,19 +119,19 @@ def alert_detail(alert_id: int, actor: AlertReader, store: StoreDep) -> AlertDet
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 410: {}},
 )
-def alert_crop(alert_id: int, actor: CropReader, store: StoreDep) -> Response:
+def alert_crop(alert_id: RowId, actor: CropReader, store: StoreDep) -> Response:
     """The redacted best-shot crop (JPEG; every other face blurred), decrypted. Each read is audited."""
     data = store.read_crop(alert_id, actor)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
 
 
 @router.post("/api/alerts/{alert_id}/confirm", response_model=ReviewResult)
-def confirm_alert(alert_id: int, actor: Operator, store: StoreDep) -> ReviewResult:
+def confirm_alert(alert_id: RowId, actor: Operator, store: StoreDep) -> ReviewResult:
     """Confirm an alert. A second, different operator's confirmation makes it *actionable*."""
     return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "confirm"))
 
 
 @router.post("/api/alerts/{alert_id}/reject", response_model=ReviewResult)
-def reject_alert(alert_id: int, body: RejectCreate, actor: Operator, store: StoreDep) -> ReviewResult:
+def reject_alert(alert_id: RowId, body: RejectCreate, actor: Operator, store: StoreDep) -> ReviewResult:
     """Reject an alert with a reason (kept as feedback for later alerts of the same entry)."""
     return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "reject", body.reason))

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from metrosight.api.deps import (
+    RowId,
     AccountsDep,
     AnyUser,
     Principal,
@@ -103,6 +104,6 @@ def create_token(body: TokenCreate, actor: AnyUser, accounts: AccountsDep) -> To
 
 
 @router.delete("/api/tokens/{token_id}", response_model=TokenPublic)
-def revoke_token(token_id: int, actor: AnyUser, accounts: AccountsDep) -> TokenPublic:
+def revoke_token(token_id: RowId, actor: AnyUser, accounts: AccountsDep) -> TokenPublic:
     """Revoke a token (yours, or any for an admin)."""
     return TokenPublic.model_validate(accounts.revoke_token(token_id, actor))

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, StoreDep, services
+from metrosight.api.deps import RowId, AccountsDep, Admin, AnyUser, Auditor, StoreDep, services
 from metrosight.api.schemas import (
     AuditEntryPublic,
     CameraPublic,
@@ -78,7 +78,7 @@ def list_events(
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
     tags=["events"],
 )
-def event_snapshot(event_id: int, _actor: AnyUser, store: StoreDep) -> Response:
+def event_snapshot(event_id: RowId, _actor: AnyUser, store: StoreDep) -> Response:
     """An event's whole-frame snapshot (every head and face blurred)."""
     e = feed.event(store, event_id)
     if e is None or not e.snapshot_path or not Path(e.snapshot_path).is_file():
