@@ -219,3 +219,37 @@ def test_identify_aligned_chips_johns(home: Path, tmp_path: Path) -> None:
     for r in res.values():  # aligned chips of five clearly different men: every method finds everyone
         assert r["n_gallery"] == 3 and r["n_non_mated"] == 22 and r["mated_fta"] == 0
         assert r["rank1"] == 1.0
+
+
+def test_calibrate_from_video_in_cosine_units_only_tightens(home: Path, tmp_path: Path) -> None:
+    crowd = require_data("facenet_pytorch_samples", "examples", "video.mp4")
+    att = require_data("att_faces")
+    gallery = _links(tmp_path / "gallery", att, ["s1", "s2", "s3"])
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text("recognition:\n  match_threshold: 0.5\n")
+    code, stdout, stderr = cli(
+        home,
+        "calibrate",
+        "--non-mated",
+        crowd,
+        "--every",
+        "0.25",
+        "--gallery",
+        gallery,
+        "--target-fpir",
+        "0.003",
+        "--write-config",
+        cfg,
+        "--out",
+        tmp_path / "reports",
+    )
+    assert code == 0, stderr
+    data = json.loads(next((tmp_path / "reports").glob("calibrate-*.json")).read_text())["data"][
+        "calibration"
+    ]
+    assert data["scoring"] == "cosine" and data["n_faces"] >= 3 and data["n_templates"] == 3
+    assert not data["resolved"] and "cannot resolve the target" in stdout
+    s = load_settings(cfg, environ={})
+    assert s.recognition.normalization == "none"
+    # Too few comparisons to resolve FPIR 0.003 at 3 people: the threshold sits just above every observed score.
+    assert 0.5 < s.recognition.match_threshold < 1.0 and data["observed_fpir"] == 0.0

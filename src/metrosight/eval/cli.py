@@ -649,7 +649,7 @@ def calibrate_cmd(
 
     # 1. the cohort (optional): built from the operator's photos, stored under the home.
     coh = None
-    scoring = rec.normalization
+    scoring = "cohort" if rec.normalization == "cohort" else "cosine"
     cpath = cohort_path(home.root)
     if cohort is not None:
         if not cohort.is_dir():
@@ -733,7 +733,8 @@ def calibrate_cmd(
         CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
     )
     n = watchlist_size or len(t_mat)
-    floor = rec.match_threshold if (not allow_looser and scoring == rec.normalization) else None
+    same_units = scoring == ("cohort" if rec.normalization == "cohort" else "cosine")
+    floor = rec.match_threshold if (not allow_looser and same_units) else None
     try:
         cal = choose_threshold(scores, target_fpir, n, footfall, scoring, floor)
     except CalibrationError as exc:
@@ -819,8 +820,8 @@ def calibrate_cmd(
     values: dict[str, object] = {
         "match_threshold": math.ceil(cal.threshold * 1e4) / 1e4
     }  # never loosen by rounding
-    if scoring != rec.normalization:
-        values["normalization"] = scoring
+    if not same_units:
+        values["normalization"] = "cohort" if scoring == "cohort" else "none"
     try:
         set_recognition_keys(target, values)
     except CalibrationError as exc:
