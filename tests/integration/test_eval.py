@@ -200,7 +200,7 @@ def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> Non
 def test_identify_aligned_chips_johns(home: Path, tmp_path: Path) -> None:
     johns = require_data("dlib_johns")
     out = tmp_path / "reports"
-    code, stdout, stderr = cli(
+    code, _stdout, stderr = cli(
         home,
         "eval",
         "identify",
