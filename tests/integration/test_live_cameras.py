@@ -172,6 +172,8 @@ def test_server_killed_and_restarted_camera_reconnects_and_alerts_continue(home,
     assert {a.event_id for a in alerts} == {a.event_id for _, a in node.alerts}
     assert [r.status for r in runs] == ["finished"]
     assert runs[0].alerts == len(node.alerts) and runs[0].frames > 10
+    history = [e.data["state"] for e in Store.for_home(home).events(kind="camera_state")]
+    assert history == seq  # every state change is kept as an event
     cam = node.report.snapshot["cameras"]["platform-1"]
     assert cam["reconnects"] >= 1 and cam["alerts"] == len(node.alerts)
     assert node.report.snapshot["alert_latency_p95_s"] < 5.0
@@ -324,3 +326,66 @@ def test_sigterm_stops_the_node_cleanly_and_loses_nothing(home, clip, tmp_path):
     text = metrics.read_text()
     assert 'metrosight_camera_state{camera="cam-a",state="stopped"} 1' in text
     assert "metrosight_camera_frames_analysed_total" in text
+
+
+@pytest.mark.slow
+def test_run_command_reconnects_then_stops_cleanly_when_the_camera_is_gone(home, clip, tmp_path):
+    with RtspServer({"cam": clip}) as server:
+        cfg = tmp_path / "fast.yaml"
+        patient = {**FAST_INGEST, "down_after_attempts": 8}  # outlives the server's restart (~1-2 s)
+        cfg.write_text("ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in patient.items()))
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("metrosight")),
+                "--home",
+                str(home),
+                "run",
+                "--source",
+                server.url("cam"),
+                "--camera",
+                "gate-3",
+                "--config",
+                str(cfg),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[tuple[float, str]] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend((time.time(), x) for x in iter(proc.stdout.readline, "")), daemon=True
+        )
+        reader.start()
+
+        def alerts_after(t: float) -> list[str]:
+            return [x for w, x in lines if w > t and '"type": "alert"' in x]
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not alerts_after(0):
+            time.sleep(0.2)
+        assert alerts_after(0), f"no alert: {proc.poll()}"
+        server.kill()
+        time.sleep(0.5)
+        server.start()  # back before the camera is given up: the run goes on
+        restarted = time.time()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not alerts_after(restarted):
+            time.sleep(0.2)
+        assert alerts_after(restarted), "no alert after the server came back"
+        server.kill()  # gone for good: the camera goes down and the run stops
+        code = proc.wait(60)
+        reader.join(10)
+        err = proc.stderr.read()
+    assert code != 0
+    assert "camera gate-3: reconnecting" in err
+    assert (
+        "camera gate-3 is down after 8 failed attempts" in err
+        and "alerts found before the break are stored" in err
+    )
+    printed = json_lines("".join(x for _, x in lines))
+    alerts, runs = stored(home)
+    assert sorted(a.event_id for a in alerts) == sorted(
+        e["event_id"] for e in printed if e["type"] == "alert"
+    )
+    assert [r.status for r in runs] == ["broken"] and "down after 8 failed attempts" in runs[0].error

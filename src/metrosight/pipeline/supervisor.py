@@ -40,6 +40,7 @@ from metrosight.config.model import CameraConfig
 from metrosight.pipeline.metrics import NodeMetrics
 from metrosight.pipeline.runtime import AlertSink, Runtime
 from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
+from metrosight.store.db import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +292,32 @@ class Supervisor:
 
     def _publish_state(self, p: CameraStateV1) -> None:
         self.bus.publish(TOPIC_CAMERA_STATE, p)
+        self._store_state(p)
         if self.on_state_cb is not None:
             self.on_state_cb(p)
+
+    def _store_state(self, p: CameraStateV1) -> None:
+        """Keep the camera's history: an event of kind ``camera_state`` (``start_ts`` is Unix time here, not media
+        time: a camera that is down has no media time). A store error is logged, never fatal to the node."""
+        run_id = next((w.runs.get(p.camera_id) for w in self.workers if p.camera_id in w.runs), None)
+        try:
+            self.rt.store.save_event(
+                f"{p.camera_id}:state:{int(p.wall_time * 1e6)}:{p.state}",
+                p.camera_id,
+                "camera_state",
+                p.wall_time,
+                data={
+                    "state": p.state,
+                    "previous": p.previous,
+                    "reason": p.reason[:1000],
+                    "attempt": p.attempt,
+                    "worker": p.worker,
+                    "clock": "unix",
+                },
+                run_id=run_id,
+            )
+        except StoreError as exc:
+            log.error("cannot store the state change of camera %s (%s): %s", p.camera_id, p.state, exc)
 
     def _store_alert(self, alert: AlertV1) -> None:
         self.sink.on_alert(alert)
