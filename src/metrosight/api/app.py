@@ -220,7 +220,7 @@ def create_app(
             for stop in reversed(stops):
                 try:
                     stop()
-                except Exception:  # noqa: BLE001 - one failing hook must not keep the others from stopping
+                except Exception:
                     log.exception("a shutdown hook failed")
 
     app = FastAPI(

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.rules import Actor
 from metrosight.store.accounts import Accounts
 from metrosight.store.governance import NotFound
-
-from metrosight.pipeline.runtime import Runtime
 from metrosight.store.repo import Store
 
 if TYPE_CHECKING:

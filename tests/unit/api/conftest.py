@@ -22,7 +22,7 @@ from metrosight.store.accounts import Accounts
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
 
 warnings.filterwarnings("ignore", message=".*httpx.*")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
 FACE = Box(200, 100, 360, 300)
 SCRIPT = {1: [FACE], 2: [], 3: [FACE, Box(400, 120, 560, 320)], 4: [FACE]}

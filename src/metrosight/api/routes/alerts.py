@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import RowId, AlertReader, CropReader, Operator, StoreDep, services
+from metrosight.api.deps import AlertReader, CropReader, Operator, RowId, StoreDep, services
 from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
 from metrosight.store import feed
 from metrosight.store.models import AlertRecord

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from metrosight.api.deps import (
-    RowId,
     AccountsDep,
     AnyUser,
     Principal,
+    RowId,
     current_principal,
     password_version,
     services,

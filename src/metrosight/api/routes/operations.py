@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import RowId, AccountsDep, Admin, AnyUser, Auditor, StoreDep, services
+from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, RowId, StoreDep, services
 from metrosight.api.schemas import (
     AuditEntryPublic,
     CameraPublic,

@@ -85,7 +85,7 @@ def render(request: Request, name: str, actor: Actor | None, status: int = 200, 
 
 
 def page_auth_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PageAuth)  # noqa: S101 - registered for PageAuth only
+    assert isinstance(exc, PageAuth)
     if exc.actor is None:
         return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
     return render(request, "forbidden.html", exc.actor, status=403, roles=exc.roles)
