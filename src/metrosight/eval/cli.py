@@ -280,6 +280,21 @@ def identify_cmd(
         methods.append(
             ("metrosight", MethodSpec(f"metrosight AS-norm + flips (cohort {len(coh)})", "asnorm", True, coh))
         )
+    margin = settings.recognition.min_margin
+    if margin > 0:
+        best = methods[-1][1]
+        methods.append(
+            (
+                "metrosight",
+                MethodSpec(
+                    f"{best.name} + margin {margin:g} (as deployed)",
+                    best.scoring,
+                    True,
+                    best.cohort,
+                    margin=margin,
+                ),
+            )
+        )
 
     report = Report("Open-set 1:N identification", _command_line())
     intro = report.section("Protocol")

@@ -62,6 +62,9 @@ class MethodSpec:
     flip: bool = False
     cohort: Cohort | None = None
     norm_mode: str = "s"
+    #: metrosight's margin rule (cosine units): a search whose best person does not beat the next by this much
+    #: returns no candidate (a miss when mated); rank-1 is unaffected.
+    margin: float = 0.0
 
 
 @dataclass(slots=True)
@@ -143,6 +146,10 @@ def _searches(
     )
     s, rs = score_matrices(pv, vecs, m)
     top, arg, mate, rank = search(s, labels, [lab for _, lab in probes], valid, rs)
+    if m.margin > 0 and rs.shape[1] > 1:
+        # metrosight's margin rule: no candidate when the best person does not beat the next one by the margin.
+        two = -np.partition(-rs, 1, axis=1)[:, :2]
+        top = np.where(two[:, 0] - two[:, 1] < m.margin, -np.inf, top)
     k = len(mated)
     names = np.array(labels + [""], dtype=object)
     right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array(

@@ -51,9 +51,10 @@ def threshold_at_rate(negatives: np.ndarray, rate: float) -> float:
 
 
 def rate_at(scores: np.ndarray, threshold: float) -> float:
-    """Share of ``scores`` that reach ``threshold`` (0 for no scores)."""
+    """Share of ``scores`` that reach ``threshold`` (0 for no scores). ``-inf`` stands for "no score" (a failed
+    search) and never reaches any threshold."""
     s = _arr(scores)
-    return float(np.mean(s >= threshold)) if len(s) else 0.0
+    return float(np.mean(np.isfinite(s) & (s >= threshold))) if len(s) else 0.0
 
 
 @dataclass(frozen=True, slots=True)
