@@ -95,3 +95,23 @@ def test_node_and_camera_config_validate():
         Settings.model_validate({"cameras": [{"id": "p1", "source": "x", "analysis_fps": 0}]})
     with pytest.raises(ValueError, match="node.workers"):
         Settings.model_validate({"node": {"workers": 0}})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "msg"),
+    [
+        ("cameras: []\n", "no cameras configured"),
+        ("cameras:\n  - {id: a, source: /no/such.mp4}\n", "camera a: video file not found: /no/such.mp4"),
+        ("cameras:\n  - {id: a, source: rtsp://x/y}\n  - {id: a, source: rtsp://x/z}\n", "repeated: a"),
+        ("cameras:\n  - {id: a, source: webcam:x}\n", "camera a: bad webcam source"),
+    ],
+)
+def test_node_refuses_a_bad_camera_list_with_one_line(tmp_path, yaml_text, msg):
+    from typer.testing import CliRunner
+
+    from metrosight.cli import app
+
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text(yaml_text)
+    res = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "node", "--config", str(cfg)])
+    assert res.exit_code == 2 and msg in res.stderr
