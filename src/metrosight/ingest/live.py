@@ -362,7 +362,21 @@ class LiveSource:
                         if pts is not None:
                             if t0 is None:
                                 t0 = float(pts)
-                            ts = offset + max(0.0, float(pts) - t0)
+                            raw_ts = offset + float(pts) - t0
+                            if (
+                                self.reconnect_on_end
+                                and last_ts >= 0
+                                and self._jumped(raw_ts, last_ts, now_wall - last_wall)
+                            ):
+                                # the camera's clock jumped (it restarted, or wrapped): re-anchor on the wall clock
+                                log.warning(
+                                    "camera %s: stream timestamps jumped by %.1f s; re-anchored",
+                                    self.camera_id,
+                                    raw_ts - last_ts,
+                                )
+                                offset, t0 = last_ts + max(0.0, now_wall - last_wall), float(pts)
+                                raw_ts = offset
+                            ts = max(offset, raw_ts)
                         else:
                             ts = offset + (time.monotonic() - segment_start)
                         ts = max(ts, last_ts) if last_ts >= 0 else ts
@@ -413,6 +427,11 @@ class LiveSource:
             else:
                 log.info("camera %s: attempt %d failed: %s", self.camera_id, attempt, reason)
         self._set_state(CameraState.STOPPED, "stopped", 0)
+
+    def _jumped(self, ts: float, last_ts: float, wall_gap: float) -> bool:
+        """Whether media time moved implausibly: backwards by more than a second, or ahead of the wall clock by
+        more than ``max(5 s, 2 × stall_timeout)`` (start-up bursts stay well inside that)."""
+        return ts < last_ts - 1.0 or ts - last_ts > max(0.0, wall_gap) + max(5.0, 2.0 * self.stall_timeout)
 
     def _offer(self, slot: _Slot) -> None:
         with self._cond:

@@ -178,3 +178,26 @@ def test_stall_counts_and_flapping_stream_backs_off():
     assert src.counters.stalls == 3 and src.counters.reconnects == 3
     # each short-lived connection counts as a failed attempt, so a flapping camera still ends up down
     assert CameraState.DOWN in states(seen)
+
+
+class JumpingSession(Session):
+    """Frames whose timestamps jump back by an hour half-way (a camera that restarted its clock)."""
+
+    def frames(self):
+        for i in range(self.n):
+            time.sleep(self.period)
+            t = self.t0 + i / self.fps
+            yield RawFrame(t - 3600.0 if i >= self.n // 2 else t, i)
+
+
+def test_a_camera_clock_that_jumps_back_is_reanchored_so_frames_keep_flowing():
+    opener = Script(JumpingSession(40, fps=25.0, period=0.01, t0=5000.0), then=None)
+    src = LiveSource("cam1", opener, analysis_fps=10.0, backoff=FAST, down_after=1, keep_trying=False)
+    got = []
+    with pytest.raises(SourceBroken):
+        for f in src.frames():
+            got.append(f.ts)
+    # without re-anchoring, every frame after the jump would carry the same frozen time and be skipped
+    assert sum(1 for t in got if t > 0.7) >= 3
+    assert all(b >= a for a, b in itertools.pairwise(got))
+    assert got[-1] == pytest.approx(39 / 25.0, abs=0.3)
