@@ -32,7 +32,7 @@ def live_source(
     src = LiveSource(
         camera_id,
         pyav_opener(spec, cfg.open_timeout_seconds, cfg.stall_timeout_seconds, stop),
-        target=spec.target,
+        target=spec.display,
         analysis_fps=analysis_fps if analysis_fps is not None else cfg.analysis_fps,
         stall_timeout=cfg.stall_timeout_seconds,
         backoff=Backoff(

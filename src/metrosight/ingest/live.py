@@ -28,7 +28,7 @@ import numpy as np
 
 from metrosight.core.types import Frame
 from metrosight.ingest.backoff import Backoff
-from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, open_container
+from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, open_container, redact_credentials
 from metrosight.ingest.state import CameraState, IngestCounters, StateChange
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class PyAvSession:
         self.container = open_container(spec, open_timeout, stall_timeout)
         if not self.container.streams.video:
             self.container.close()
-            raise SourceError(f"{spec.target}: no video stream found")
+            raise SourceError(f"{spec.display}: no video stream found")
 
     def frames(self) -> Iterator[RawFrame]:
         stream = self.container.streams.video[0]
@@ -110,16 +110,16 @@ class PyAvSession:
                     yield frame
                 if time.monotonic() - last_frame > self.stall_timeout:
                     raise SourceStalled(
-                        f"{self.spec.target}: no frame decoded for {self.stall_timeout:g} s although packets arrive"
+                        f"{self.spec.display}: no frame decoded for {self.stall_timeout:g} s although packets arrive"
                     )
         except av.error.ExitError:
-            raise SourceStalled(f"{self.spec.target}: no data for {self.stall_timeout:g} s") from None
+            raise SourceStalled(f"{self.spec.display}: no data for {self.stall_timeout:g} s") from None
 
     def close(self) -> None:
         try:
             self.container.close()
         except (av.error.FFmpegError, OSError) as exc:  # closing a dead connection may fail; nothing to keep
-            log.debug("closing %s: %s", self.spec.target, exc)
+            log.debug("closing %s: %s", self.spec.display, exc)
 
 
 def pyav_opener(
@@ -293,6 +293,7 @@ class LiveSource:
     def _set_state(self, state: CameraState, reason: str, attempt: int) -> None:
         if state == self.state:
             return
+        reason = redact_credentials(reason)
         change = StateChange(self.camera_id, state, self.state, reason, attempt, time.time())
         self.state = state
         level = (
@@ -399,7 +400,7 @@ class LiveSource:
                     self.counters.stalls += 1
                     reason = str(exc)
                 except (SourceError, av.error.FFmpegError, OSError) as exc:
-                    reason = f"{self.target}: {exc}"
+                    reason = redact_credentials(f"{self.target}: {exc}")
                 finally:
                     session.close()
             if self._stop.is_set():

@@ -6,6 +6,7 @@ Timestamps are media time from the stream (``frame.time``), falling back to ``in
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,15 @@ import numpy as np
 from metrosight.core.types import Frame
 
 log = logging.getLogger(__name__)
+
+
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/@\s:'\"]+):[^/@\s'\"]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (``rtsp://user:***@host/…``): camera
+    addresses carry credentials, which must not reach logs, events, the database or error messages."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 class SourceError(Exception):
@@ -37,6 +47,11 @@ class SourceSpec:
     kind: str
     target: str
 
+    @property
+    def display(self) -> str:
+        """The target as it may be shown or stored: without the password of a URL."""
+        return redact_credentials(self.target)
+
     @classmethod
     def parse(cls, text: str) -> SourceSpec:
         """Parse ``PATH``, ``rtsp://…``/``rtsps://…`` or ``webcam:N``.
@@ -53,7 +68,9 @@ class SourceSpec:
         if lower.startswith("webcam:"):
             index = text.split(":", 1)[1]
             if not index.isdigit():
-                raise SourceError(f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0")
+                raise SourceError(
+                    f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0"
+                )
             return cls("webcam", f"/dev/video{int(index)}")
         path = Path(text)
         if not path.exists():
@@ -92,7 +109,9 @@ def open_container(
             "rtsp": "check the address, that the camera is reachable and the credentials",
             "webcam": "check that the device exists and is not in use",
         }[spec.kind]
-        raise SourceError(f"cannot open {what} {spec.target}: {exc}; {hint}") from None
+        raise SourceError(
+            f"cannot open {what} {spec.display}: {redact_credentials(str(exc))}; {hint}"
+        ) from None
 
 
 class VideoSource:
@@ -133,7 +152,7 @@ class VideoSource:
         container = self._open()
         try:
             if not container.streams.video:
-                raise SourceError(f"{self.spec.target}: no video stream found")
+                raise SourceError(f"{self.spec.display}: no video stream found")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate
@@ -157,7 +176,9 @@ class VideoSource:
                         continue
                     next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
                     image = av_frame.to_ndarray(format="rgb24")
-                    yield Frame(image=np.ascontiguousarray(image), ts=ts, index=index, camera_id=self.camera_id)
+                    yield Frame(
+                        image=np.ascontiguousarray(image), ts=ts, index=index, camera_id=self.camera_id
+                    )
             except av.error.FFmpegError as exc:
                 raise SourceBroken(
                     f"{self.spec.target}: video broke off after {self.frames_decoded} frames: {exc}",
@@ -166,7 +187,11 @@ class VideoSource:
             if self.spec.kind == "file" and index < 0:
                 raise SourceError(f"{self.spec.target}: the video has no decodable frames")
             expected = int(stream.frames or 0)
-            if self.spec.kind == "file" and expected > 0 and self.frames_decoded < expected - max(2, expected // 100):
+            if (
+                self.spec.kind == "file"
+                and expected > 0
+                and self.frames_decoded < expected - max(2, expected // 100)
+            ):
                 raise SourceBroken(
                     f"{self.spec.target}: video ended early, after {self.frames_decoded} of its {expected} frames "
                     "(the file looks truncated or damaged)",

@@ -22,7 +22,7 @@ from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.live import LiveSource
-from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, VideoSource
+from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, VideoSource, redact_credentials
 from metrosight.ingest.state import StateChange
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.recognize.embedder import Embedder
@@ -230,7 +230,7 @@ class Runtime:
             video = live_source(spec, camera_id, self.settings.ingest, keep_trying=False)
             frames = video.frames(on_state=lambda ch: bus.publish(TOPIC_CAMERA_STATE, camera_state_payload(ch)))
         first = next(frames, None)  # opens the source before anything is written
-        run_id = self.store.start_run(camera_id, source)
+        run_id = self.store.start_run(camera_id, redact_credentials(source))  # no camera password stored
         sink = AlertSink(self.store, self.home.media, on_alert)
         bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from metrosight.bus.inproc import (
 )
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
 from metrosight.config.model import CameraConfig
+from metrosight.ingest.source import redact_credentials
 from metrosight.pipeline.metrics import NodeMetrics
 from metrosight.pipeline.runtime import AlertSink, Runtime
 from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
@@ -215,7 +216,7 @@ class Supervisor:
 
     def _start(self, w: _Worker) -> None:
         w.generation += 1
-        w.runs = {c.id: self.rt.store.start_run(c.id, c.source) for c in w.cameras}
+        w.runs = {c.id: self.rt.store.start_run(c.id, redact_credentials(c.source)) for c in w.cameras}
         w.finished = set()
         w.last_stats = {}
         w.ready = False

@@ -39,3 +39,33 @@ def test_images_errors(tmp_path):
         load_image(tmp_path / "text.jpg")
     with pytest.raises(ImageError, match="is a folder"):
         load_image(tmp_path)
+
+
+def test_camera_passwords_never_reach_messages():
+    from metrosight.ingest.factory import live_source
+    from metrosight.ingest.source import open_container, redact_credentials
+
+    assert redact_credentials("rtsp://admin:s3cr%40t@10.0.0.5:554/h264 and rtsps://u:p@x/y") == (
+        "rtsp://admin:***@10.0.0.5:554/h264 and rtsps://u:***@x/y"
+    )
+    assert (
+        redact_credentials("rtsp://10.0.0.5/h264 /videos/a:b@c.mp4")
+        == "rtsp://10.0.0.5/h264 /videos/a:b@c.mp4"
+    )
+    spec = SourceSpec.parse("rtsp://admin:hunter2@127.0.0.1:1/cam")
+    assert spec.display == "rtsp://admin:***@127.0.0.1:1/cam" and spec.target.endswith(
+        "hunter2@127.0.0.1:1/cam"
+    )
+    with pytest.raises(SourceError) as err:
+        open_container(spec, open_timeout=2.0)
+    assert "hunter2" not in str(err.value) and "rtsp://admin:***@127.0.0.1:1/cam" in str(err.value)
+
+    from metrosight.config.model import IngestConfig
+
+    cfg = IngestConfig(reconnect_initial_seconds=0.01, reconnect_max_seconds=0.02, down_after_attempts=2)
+    src = live_source(spec, "cam-p", cfg, keep_trying=False)
+    seen = []
+    with pytest.raises(SourceError) as err:
+        list(src.frames(on_state=seen.append))
+    assert seen and all("hunter2" not in c.reason for c in seen)
+    assert "hunter2" not in str(err.value)
