@@ -68,6 +68,14 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
 def own_cpu() -> float:
     t = os.times()
     return t.user + t.system
@@ -193,6 +201,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         t0, c0, w0, s0, p0, l0, m0 = sample()
         time.sleep(seconds)
         t1, c1, w1, s1, p1, l1, m1 = sample()
+        rss = [rss_mb(pid) for pid in sup.worker_pids().values()]
         lat = sorted(list(sup.metrics.latencies)[l0:l1])
         sup.request_stop()
         thread.join(120)
@@ -239,6 +248,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         "cpu_workers": round((w1 - w0) / span, 3),
         "cpu_server": round((s1 - s0) / span, 3),
         "cpu_parent": round((p1 - p0) / span, 3),
+        "rss_mb_per_worker": round(sum(rss) / len(rss), 1) if rss else None,
         "cpu_others": round(max(0.0, (m1 - m0) - (w1 - w0) - (s1 - s0) - (p1 - p0)) / span, 3),
         "loadavg_1m_before": round(load_before, 2),
         "keeps_up": keeps_up,
