@@ -389,3 +389,52 @@ def test_run_command_reconnects_then_stops_cleanly_when_the_camera_is_gone(home,
         e["event_id"] for e in printed if e["type"] == "alert"
     )
     assert [r.status for r in runs] == ["broken"] and "down after 8 failed attempts" in runs[0].error
+
+
+@pytest.mark.slow
+def test_node_runs_behaviour_analytics_for_listed_cameras_and_a_file_camera_ends_cleanly(
+    home, rtsp_ready, tmp_path
+):
+    """A file is a replayed camera: played at its own rate, then the camera stops and the node ends. The Intel
+    one-by-one clip's first 22 s: one person stands at the table from 8.5 s to 18.3 s (annotated by eye)."""
+    video = require_data("intel_sample_videos", "one-by-one-person-detection.mp4")
+    clip = tmp_path / "intel_22s.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(video),
+            "-t",
+            "22",
+            "-c",
+            "copy",
+            "-an",
+            str(clip),
+        ],
+        check=True,
+    )
+    table = [[400, 330], [540, 330], [540, 415], [400, 415]]
+    settings = Settings.model_validate(
+        {
+            "cameras": [{"id": "intel", "source": str(clip)}],
+            "analytics": {
+                "loitering_seconds": 5.0,
+                "cameras": {"intel": {"zones": [{"name": "table", "polygon": table}]}},
+            },
+        }
+    )
+    node = Node(home, settings)
+    started = time.monotonic()
+    report = node.sup.run(duration=120)
+    elapsed = time.monotonic() - started
+    assert 20 <= elapsed < 90  # played in real time, then the node ended by itself
+    assert node.state_seq("intel") == ["starting", "live", "stopped"]
+    store = Store.for_home(home)
+    loiter = [e for e in store.events(camera_id="intel") if e.kind != "camera_state"]
+    assert [e.kind for e in loiter] == ["loitering"], [(e.kind, e.start_ts) for e in loiter]
+    assert abs(loiter[0].start_ts - 8.5) <= 2.5
+    assert [r.status for r in _runs(store)] == ["finished"]
+    assert report.snapshot["cameras"]["intel"]["frames_analysed"] > 100

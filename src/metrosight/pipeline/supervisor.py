@@ -33,6 +33,8 @@ from metrosight.bus.inproc import (
     TOPIC_CAMERA_SNAPSHOT,
     TOPIC_CAMERA_STATE,
     TOPIC_CAMERA_STATS,
+    TOPIC_EVENT_UPDATES,
+    TOPIC_EVENTS,
     InProcessBus,
 )
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
@@ -123,6 +125,7 @@ class Supervisor:
         cameras: the cameras to run (default: ``settings.cameras``).
         on_alert: called with each stored alert and its crop path.
         on_state: called with each camera state change.
+        on_event: called with each stored behaviour event and its snapshot path.
         bus: the bus to publish on (default: a new in-process bus).
         log_level: the workers' logging level.
     """
@@ -135,6 +138,7 @@ class Supervisor:
         on_state: Callable[[CameraStateV1], None] | None = None,
         bus: InProcessBus | None = None,
         log_level: int = logging.WARNING,
+        on_event: Callable[..., None] | None = None,
     ) -> None:
         self.rt = runtime
         self.settings = runtime.settings
@@ -164,6 +168,11 @@ class Supervisor:
         self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
         self.bus.subscribe(TOPIC_ALERTS, self._store_alert)  # type: ignore[arg-type]
         self.bus.subscribe(TOPIC_ALERT_UPDATES, self.sink.on_update)  # type: ignore[arg-type]
+        from metrosight.pipeline.analytics import EventSink
+
+        self.events = EventSink(self.rt.store, self.rt.home.media, on_event)
+        self.bus.subscribe(TOPIC_EVENTS, self.events.on_event)  # type: ignore[arg-type]
+        self.bus.subscribe(TOPIC_EVENT_UPDATES, self.events.on_update)  # type: ignore[arg-type]
         self.bus.subscribe(TOPIC_CAMERA_STATE, self.metrics.on_state)  # type: ignore[arg-type]
         self.bus.subscribe(TOPIC_CAMERA_STATS, self.metrics.on_stats)  # type: ignore[arg-type]
         node = self.settings.node
@@ -270,6 +279,10 @@ class Supervisor:
             self.bus.publish(TOPIC_ALERTS, msg[1])
         elif kind == "update":
             self.bus.publish(TOPIC_ALERT_UPDATES, msg[1])
+        elif kind == "event":
+            self.bus.publish(TOPIC_EVENTS, msg[1])
+        elif kind == "event_update":
+            self.bus.publish(TOPIC_EVENT_UPDATES, msg[1])
         elif kind == "state":
             self._publish_state(msg[1])
         elif kind == "stats":

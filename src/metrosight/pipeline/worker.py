@@ -11,6 +11,8 @@ alert updates), sends its summary, and the process exits 0.
 
 Messages are tuples ``(kind, …)``: ``("ready", worker)``, ``("state", CameraStateV1)``,
 ``("alert", AlertV1, frame_wall)``, ``("update", AlertUpdateV1)``, ``("stats", CameraStatsV1)``,
+``("event", EventV1)`` and ``("event_update", EventUpdateV1)`` (behaviour analytics, for cameras listed under
+``analytics.cameras``),
 ``("snapshot", CameraSnapshotV1)`` (every ``SNAPSHOT_SECONDS``: the frame downscaled, every detected face blurred),
 ``("finished", camera_id, status, error, frames, faces, tracks, alerts)``, ``("fatal", worker, message)``,
 ``("bye", worker)``.
@@ -125,6 +127,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
     from metrosight.config.model import Settings
     from metrosight.ingest.factory import live_source
     from metrosight.ingest.source import SourceSpec
+    from metrosight.pipeline import analytics as an
     from metrosight.pipeline.runtime import Runtime, camera_state_payload
 
     cv2.setNumThreads(1)
@@ -142,7 +145,19 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
         def publish_update(update: Any) -> None:
             send("update", update)
 
-        pipe = rt.camera_pipeline(wc.camera_id, wc.run_id, publish_alert, publish_update)
+        pipe: Any = rt.camera_pipeline(wc.camera_id, wc.run_id, publish_alert, publish_update)
+        if an.wants_analytics(
+            settings.analytics, wc.camera_id, False
+        ):  # as `run`: cameras under analytics.cameras
+            analytics = an.make_analytics_worker(
+                settings.analytics,
+                wc.camera_id,
+                wc.run_id,
+                lambda e: send("event", e),
+                lambda u: send("event_update", u),
+                face_boxes=lambda image: [d.box for d in rt.detector.detect(image)],
+            )
+            pipe = an.Alongside(pipe, analytics)
         src = live_source(
             SourceSpec.parse(wc.source), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake
         )
@@ -253,7 +268,7 @@ SNAPSHOT_SECONDS = 2.0  # how often a camera sends its redacted snapshot to the 
 SNAPSHOT_WIDTH = 320  # pixels: small enough that a face the detector missed is not identifiable
 
 
-def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:  # noqa: ANN401
+def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:
     """The frame downscaled to ``SNAPSHOT_WIDTH`` with every face the pipeline detected in it blurred."""
     import cv2
 
@@ -264,5 +279,9 @@ def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:  # noqa: ANN
     blurred = blur_boxes(image, list(getattr(cam.pipe, "last_boxes", [])))
     h, w = blurred.shape[:2]
     if w > SNAPSHOT_WIDTH:
-        blurred = cv2.resize(blurred, (SNAPSHOT_WIDTH, max(1, round(h * SNAPSHOT_WIDTH / w))), interpolation=cv2.INTER_AREA)
-    return CameraSnapshotV1(camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time())
+        blurred = cv2.resize(
+            blurred, (SNAPSHOT_WIDTH, max(1, round(h * SNAPSHOT_WIDTH / w))), interpolation=cv2.INTER_AREA
+        )
+    return CameraSnapshotV1(
+        camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time()
+    )
