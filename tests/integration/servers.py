@@ -57,13 +57,14 @@ class RedisServer:
         persist: append-only file with ``appendfsync always`` (survives kill -9 with every acknowledged write).
     """
 
-    def __init__(self, workdir: Path, persist: bool = False) -> None:
+    def __init__(self, workdir: Path, persist: bool = False, fsync: str = "always") -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             _missing("redis-server")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.persist = persist
+        self.fsync = fsync
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +77,7 @@ class RedisServer:
             str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
             "--save", "", "--daemonize", "no", "--protected-mode", "no", "--logfile", str(self.workdir / "redis.log"),
         ]
-        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        args += ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persist else ["--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -113,7 +114,8 @@ class RedisServer:
 class PostgresServer:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (run as ``postgres`` when we are root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable  # fsync and synchronous commits on (benchmarks); off for tests
         self.initdb = pg_binary("initdb")
         self.pg_ctl = pg_binary("pg_ctl")
         if self.initdb is None or self.pg_ctl is None:
@@ -136,10 +138,9 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run(str(self.initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200"
-        )
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.pg_ctl), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,7 @@ class RedisStreamsBus:
         self.publish_timeout = publish_timeout
         self.client = client if client is not None else connect(url)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._batch_handlers: dict[str, list[Callable[[list[BaseModel]], None]]] = defaultdict(list)
         self._groups_ready = False
         self._next_claim = 0.0
         self.delivered = 0
@@ -164,6 +166,13 @@ class RedisStreamsBus:
         """Call ``handler`` for each entry of ``topic`` delivered to this consumer (raise
         :class:`~metrosight.bus.base.Retry` to leave it pending)."""
         self._handlers[topic].append(handler)
+        self._groups_ready = False
+
+    def subscribe_batch(self, topic: str, handler: Callable[[list[BaseModel]], None]) -> None:
+        """Call ``handler`` once per delivered batch of ``topic`` (after the per-entry handlers) with the batch's
+        payloads, e.g. to store them in one transaction. If it raises, the whole batch stays pending."""
+        self._batch_handlers[topic].append(handler)
+        self._handlers.setdefault(topic, [])
         self._groups_ready = False
 
     def ensure_groups(self) -> None:
@@ -232,6 +241,7 @@ class RedisStreamsBus:
     def _handle(self, key: bytes | str, entries: list[tuple[Any, Any]]) -> int:
         topic = self._topic_of(key)
         acks: list[Any] = []
+        batch: list[tuple[Any, BaseModel]] = []
         for entry_id, fields in entries:
             self.delivered += 1
             if not fields:  # trimmed or deleted while pending
@@ -255,7 +265,14 @@ class RedisStreamsBus:
             except Exception:  # noqa: BLE001 - stays pending and is retried; logged with its id
                 log.exception("handling %s entry %r failed; it stays pending and will be retried", topic, entry_id)
                 continue
-            acks.append(entry_id)
+            batch.append((entry_id, payload))
+        if batch:
+            try:
+                for bh in self._batch_handlers.get(topic, ()):
+                    bh([p for _, p in batch])
+                acks += [i for i, _ in batch]
+            except Exception:  # noqa: BLE001 - the batch stays pending and is retried
+                log.exception("handling a batch of %d %s entries failed; they stay pending", len(batch), topic)
         if acks:
             self.client.xack(key, self.group, *acks)
             self.acked += len(acks)

@@ -94,6 +94,72 @@ class WorkerReport:
     seconds: float = 0.0
 
 
+class SharedPolicyReads:
+    """The store as a worker's cameras see it: the policy reads each camera's
+    :class:`~metrosight.pipeline.runtime.LivePolicy` makes every refresh period are served from Redis and a
+    per-process cache instead of the database.
+
+    - ``gallery_version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
+      read at most every ``ttl`` seconds; the database's when no mirror runs (the key expired).
+    - ``expire_due``: done by the mirror (0 here); by this process when no mirror runs.
+    - ``identification_allowed``: evaluated against the no-identification windows, re-read from the database only
+      when the gallery version changed (adding or removing a window bumps it).
+
+    Everything else goes to the real store.
+    """
+
+    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:  # noqa: ANN401
+        from metrosight.pipeline.consumer import gallery_version_key
+
+        self._store = store
+        self._client = client
+        self._key = gallery_version_key(prefix)
+        self._ttl = ttl
+        self._version: tuple[float, int, bool] | None = None  # (checked at, version, mirrored)
+        self._windows: tuple[int, list[Any]] | None = None
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        return getattr(self._store, name)
+
+    def _current(self) -> tuple[int, bool]:
+        now = time.monotonic()
+        if self._version is not None and now - self._version[0] < self._ttl:
+            return self._version[1], self._version[2]
+        raw = None
+        try:
+            raw = self._client.get(self._key)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the database answers
+            log.debug("gallery version from Redis: %s", exc)
+        if raw is not None:
+            version, mirrored = int(raw), True
+        else:
+            version, mirrored = int(self._store.gallery_version()), False
+        self._version = (now, version, mirrored)
+        return version, mirrored
+
+    def gallery_version(self) -> int:
+        return self._current()[0]
+
+    def expire_due(self, now: Any = None) -> int:  # noqa: ANN401
+        if now is None and self._current()[1]:
+            return 0  # the mirror retires expired entries and bumps the version
+        return int(self._store.expire_due(now))
+
+    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:  # noqa: ANN401
+        from datetime import UTC, datetime
+
+        from metrosight.policy.rules import aware, in_scope
+
+        version = self._current()[0]
+        if self._windows is None or self._windows[0] != version:
+            self._windows = (version, list(self._store.windows()))
+        now = now or datetime.now(UTC)
+        for w in self._windows[1]:
+            if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):
+                return False
+        return True
+
+
 def file_scope(camera_id: str, source: str) -> str:
     """The event-id scope of one pass over a file: the same for the same camera and file contents' identity."""
     p = Path(source)
@@ -174,6 +240,10 @@ class ClusterWorker:
             except Exception as exc:  # noqa: BLE001 - re-raised with the camera id
                 raise ClusterError(f"camera {c.id}: {exc}") from None
         self.on_alert = on_alert
+        client = getattr(bus, "client", None)
+        if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
+            ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
+            runtime.store = SharedPolicyReads(runtime.store, client, leases.prefix, ttl)
         self.running: dict[str, _Camera] = {}
         self.report = WorkerReport()
         self._lock = threading.Lock()

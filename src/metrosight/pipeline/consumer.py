@@ -69,7 +69,7 @@ class StoreConsumer:
         self.stored_events = 0
         bus.subscribe(TOPIC_ALERTS, self._alert)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_ALERT_UPDATES, self._alert_update)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_EVENTS, self._event)  # type: ignore[arg-type]
+        bus.subscribe_batch(TOPIC_EVENTS, self._events)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_EVENT_UPDATES, self._event_update)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATE, self._state)  # type: ignore[arg-type]
 
@@ -89,9 +89,21 @@ class StoreConsumer:
             raise Retry(f"alert {u.event_id} is not stored yet")
         self.store.extend_alert(u.event_id, u.last_seen)
 
-    def _event(self, e: EventV1) -> None:
-        self.event_sink.on_event(e)
-        self.stored_events += 1
+    def _events(self, batch: list[EventV1]) -> None:
+        """A delivered batch of events in one transaction (snapshots, if any, written first)."""
+        rows = []
+        for e in batch:
+            try:
+                path = self.event_sink._write(e)  # noqa: SLF001 - the sink's snapshot writer
+            except OSError as exc:
+                log.error("cannot write the snapshot of event %s (%s); storing the event without it", e.event_id, exc)
+                path = None
+            rows.append(
+                {"event_id": e.event_id, "camera_id": e.camera_id, "kind": e.kind, "start_ts": e.start_ts,
+                 "end_ts": e.end_ts, "track_id": e.track_id, "data": dict(e.data), "snapshot_path": path,
+                 "run_id": e.run_id}
+            )
+        self.stored_events += self.store.save_events(rows)
 
     def _event_update(self, u: EventUpdateV1) -> None:
         if not self.store.end_event(u.event_id, u.end_ts, dict(u.data)):
@@ -102,9 +114,17 @@ class StoreConsumer:
         if self.on_state is not None:
             self.on_state(s)
 
-    def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set (waits out Redis restarts)."""
+    def run(self, stop: threading.Event, mirror: bool = True) -> None:
+        """Consume until ``stop`` is set (waits out Redis restarts); with ``mirror``, also run a
+        :class:`PolicyMirror` for the workers."""
+        t = None
+        if mirror:
+            pm = PolicyMirror(self.store, self.bus.client, self.bus.prefix)
+            t = threading.Thread(target=pm.run, args=(stop,), name="policy-mirror", daemon=True)
+            t.start()
         self.bus.run(stop)
+        if t is not None:
+            t.join(2)
 
     def start(self) -> Callable[[], None]:
         """Consume in a background thread; returns the function that stops it."""
@@ -117,6 +137,49 @@ class StoreConsumer:
             t.join(5)
 
         return halt
+
+
+def gallery_version_key(prefix: str) -> str:
+    """The Redis key that mirrors the store's gallery version (see :class:`PolicyMirror`)."""
+    return f"{prefix}:gallery-version"
+
+
+class PolicyMirror:
+    """Mirrors the store's gallery version into Redis for the workers, and retires expired entries.
+
+    Every ``every`` seconds it runs the store's expiry (entries past their expiry: status expired, templates
+    destroyed, version bumped) and copies ``gallery_version`` to ``<prefix>:gallery-version`` with a short expiry
+    (``ttl``), publishing ``<prefix>:watchlist-changed`` when it changed. Workers then poll Redis, not the
+    database, for changes — one database read per mirror instead of three per camera — and fall back to the
+    database when the key is missing (no mirror running). Any number of mirrors may run (one per consumer).
+    """
+
+    def __init__(self, store: Any, client: Any, prefix: str = "metrosight", every: float = 0.2, ttl: float = 3.0) -> None:  # noqa: ANN401
+        self.store = store
+        self.client = client
+        self.key = gallery_version_key(prefix)
+        self.channel = f"{prefix}:watchlist-changed"
+        self.every = every
+        self.ttl_ms = int(ttl * 1000)
+        self._last: int | None = None
+
+    def tick(self) -> int:
+        """One round; returns the version mirrored."""
+        self.store.expire_due()
+        version = int(self.store.gallery_version())
+        self.client.set(self.key, version, px=self.ttl_ms)
+        if version != self._last:
+            self.client.publish(self.channel, version)
+            self._last = version
+        return version
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - Redis or the database down: workers fall back or wait
+                log.warning("policy mirror: %s", exc)
+            stop.wait(self.every)
 
 
 def make_bus(url: str, consumer: str | None = None, claim_idle_seconds: float = 10.0, prefix: str = "metrosight") -> RedisStreamsBus:

@@ -390,6 +390,29 @@ class Store(GovernanceMixin):
             raise StoreError(f"cannot store event {event_id}: {exc.orig}") from None
         return True
 
+    def save_events(self, rows: list[dict]) -> int:
+        """Store many behaviour events in one transaction, each once (rows whose ``event_id`` is already stored are
+        skipped: ``INSERT … ON CONFLICT DO NOTHING``). Each row has ``save_event``'s arguments as keys. Returns how
+        many were new."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        from metrosight.store.models import EventRecord
+
+        if not rows:
+            return 0
+        keys = ("event_id", "camera_id", "kind", "start_ts", "end_ts", "track_id", "data", "snapshot_path", "run_id")
+        values = [{k: r.get(k) for k in keys} | {"created_at": datetime.now(UTC)} for r in rows]
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stmt = (
+            insert(EventRecord).values(values).on_conflict_do_nothing(index_elements=["event_id"]).returning(EventRecord.id)
+        )
+        try:
+            with self._session.begin() as s:
+                return len(s.execute(stmt).all())  # RETURNING lists the inserted rows only
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store {len(rows)} events: {exc.__class__.__name__}: {exc}") from None
+
     def end_event(self, event_id: str, end_ts: float, data: dict | None = None) -> bool:
         """Set an event's end time and merge ``data`` into its fields. Returns False if there is no such event."""
         from metrosight.store.models import EventRecord
