@@ -85,3 +85,32 @@ def test_save_events_skips_stored_ids(store):
     assert store.save_events(rows) == 5
     assert store.save_events(rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]) == 1
     assert store.count(EventRecord) == 6
+
+
+def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, redis_server, tmp_path, monkeypatch):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import create_app
+    from metrosight.bus.inproc import InProcessBus
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.pipeline.consumer import startup_hook
+    from metrosight.pipeline.runtime import Runtime
+
+    monkeypatch.setenv("METROSIGHT_MASTER_KEY", Fernet.generate_key().decode())
+    rt = Runtime(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": pg_url}}))
+    rt.store.add_user("ada", ["admin", "approver"], None)
+    ada = rt.store.actor("ada")
+    rt.store.create_watchlist("wl", Category.WANTED, ada)
+    auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
+    sid, _ = rt.store.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
+    live = InProcessBus()
+    woken: list[str] = []
+    live.subscribe(TOPIC_ALERTS, lambda a: woken.append(a.event_id))
+    app = create_app(rt, bus=live, startup=[startup_hook(redis_server.url)])
+    with TestClient(app):
+        RedisStreamsBus(redis_server.url).publish(TOPIC_ALERTS, alert("cam:x:1.0", sid))
+        deadline = time.monotonic() + 20
+        while not rt.store.has_alert("cam:x:1.0") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert rt.store.has_alert("cam:x:1.0") and woken == ["cam:x:1.0"]

@@ -44,6 +44,10 @@ def serve(
         bool, typer.Option("--secure-cookies", help="mark the session cookie Secure (when served over HTTPS)")
     ] = False,
     no_cameras: Annotated[bool, typer.Option("--no-cameras", help="serve the UI/API only; start no camera")] = False,
+    bus_url: Annotated[
+        str | None,
+        typer.Option("--bus", envvar="METROSIGHT_BUS", help="scale-out: store what `metrosight worker`s publish on this Redis (redis://…); the cameras run on the workers"),
+    ] = None,
 ) -> None:
     """Run the operator service (web UI, REST API at /api, OpenAPI at /docs, Prometheus /metrics) and the cameras
     named in the config's `cameras:` list. Sign in with a user created by `metrosight user add NAME -r ROLE
@@ -59,7 +63,11 @@ def serve(
     if rt.store.user_count() == 0:
         err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
     hooks = []
-    if rt.settings.cameras and not no_cameras:
+    if bus_url:  # scale-out: consume the workers' alerts and events into the store (one of the `store` group)
+        from metrosight.pipeline.consumer import startup_hook as consumer_hook
+
+        hooks.append(consumer_hook(bus_url))
+    elif rt.settings.cameras and not no_cameras:
         from metrosight.pipeline.supervisor import Supervisor
 
         try:  # validate the camera list now, with a clear error, before the server starts
@@ -69,7 +77,7 @@ def serve(
         hooks.append(supervisor_hook(logging.getLogger().level))
     bus = InProcessBus()
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
-    cams = ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
+    cams = f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
     err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
