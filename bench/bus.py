@@ -49,7 +49,7 @@ def percentile(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
 def make_store(url: str):  # type: ignore[no-untyped-def]
@@ -77,7 +77,9 @@ def setup_db(url: str) -> int:
     actor = st.actor("bench")
     st.create_watchlist("bench", Category.WANTED, actor)
     auth = Authorisation("bench", "bench", "B-1", datetime.now(UTC) + timedelta(days=1))
-    sid, _ = st.enroll("bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth)
+    sid, _ = st.enroll(
+        "bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth
+    )
     return sid
 
 
@@ -87,17 +89,40 @@ def payload(cam: int, seq: int, alert: bool, sid: int):  # type: ignore[no-untyp
     eid = f"b:c{cam}:{seq}:{time.time():.6f}"  # the publish time rides in the id (latency)
     if alert:
         return "alerts", AlertV1(
-            event_id=eid, camera_id=f"c{cam}", track_id=seq, subject_id=sid, subject="Synthetic", watchlist="bench",
-            category="wanted", score=0.95, distance=0.31, first_seen=1.0, last_seen=2.5, samples=3, crop_jpeg=CROP,
+            event_id=eid,
+            camera_id=f"c{cam}",
+            track_id=seq,
+            subject_id=sid,
+            subject="Synthetic",
+            watchlist="bench",
+            category="wanted",
+            score=0.95,
+            distance=0.31,
+            first_seen=1.0,
+            last_seen=2.5,
+            samples=3,
+            crop_jpeg=CROP,
         )
     return "events", EventV1(
-        event_id=eid, camera_id=f"c{cam}", kind="loitering", start_ts=12.5, track_id=seq,
+        event_id=eid,
+        camera_id=f"c{cam}",
+        kind="loitering",
+        start_ts=12.5,
+        track_id=seq,
         data={"zone": "platform", "duration_s": 61.0, "person": seq},
     )
 
 
-def producer(redis_url: str, cameras: int, rate: float | None, seconds: float, alert_share: float, sid: int,
-             seed: int, result: mp.Queue) -> None:  # type: ignore[type-arg]
+def producer(
+    redis_url: str,
+    cameras: int,
+    rate: float | None,
+    seconds: float,
+    alert_share: float,
+    sid: int,
+    seed: int,
+    result: mp.Queue,
+) -> None:  # type: ignore[type-arg]
     from metrosight.bus.base import encode
     from metrosight.bus.redis_streams import RedisStreamsBus
 
@@ -152,7 +177,9 @@ def direct(db_url: str, seconds: float) -> dict:
     n = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        st.save_event(f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0})
+        st.save_event(
+            f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0}
+        )
         n += 1
     el = time.perf_counter() - start
     return {"events": n, "seconds": el, "per_s": n / el}
@@ -173,16 +200,23 @@ def stored(db_url: str) -> int:
         return int(c.execute(text(q)).scalar())
 
 
-def run_phase(ctx, redis_url: str, db_url: str, media: Path, args, rate: float | None, seconds: float, sid: int) -> dict:  # type: ignore[no-untyped-def]
+def run_phase(
+    ctx, redis_url: str, db_url: str, media: Path, args, rate: float | None, seconds: float, sid: int
+) -> dict:  # type: ignore[no-untyped-def]
     before = stored(db_url)
     stop = ctx.Event()
     res: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    cons = [ctx.Process(target=consumer, args=(redis_url, db_url, str(media), f"c{i}", stop, res)) for i in range(args.consumers)]
+    cons = [
+        ctx.Process(target=consumer, args=(redis_url, db_url, str(media), f"c{i}", stop, res))
+        for i in range(args.consumers)
+    ]
     for p in cons:
         p.start()
     time.sleep(2.0)  # consumers connected and subscribed
     prod_q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    prod = ctx.Process(target=producer, args=(redis_url, args.cameras, rate, seconds, args.alert_share, sid, 7, prod_q))
+    prod = ctx.Process(
+        target=producer, args=(redis_url, args.cameras, rate, seconds, args.alert_share, sid, 7, prod_q)
+    )
     t0 = time.perf_counter()
     prod.start()
     p_res = prod_q.get(timeout=seconds + 120)
@@ -212,7 +246,9 @@ def run_phase(ctx, redis_url: str, db_url: str, media: Path, args, rate: float |
         "seconds_to_store_all": round(t_all, 2) if drained >= sent else None,
         "backlog_at_window_end": sent - at_window_end,
         # after the producer stopped: what the consumers store per second with a backlog and the CPU to themselves
-        "drain_per_s": round((drained - at_window_end) / (t_all - t_window), 1) if drained > at_window_end and t_all > t_window else None,
+        "drain_per_s": round((drained - at_window_end) / (t_all - t_window), 1)
+        if drained > at_window_end and t_all > t_window
+        else None,
         "latency_p50_ms": round(percentile(lat, 0.5) * 1000, 1) if lat else None,
         "latency_p99_ms": round(percentile(lat, 0.99) * 1000, 1) if lat else None,
         "latency_mean_ms": round(statistics.fmean(lat) * 1000, 1) if lat else None,
@@ -227,12 +263,18 @@ def main() -> int:
     ap.add_argument("--per-camera", type=float, default=0.1, help="messages a second per camera (stored)")
     ap.add_argument("--alert-share", type=float, default=0.02, help="fraction of messages that are alerts")
     ap.add_argument("--seconds", type=float, default=15.0, help="offered-load window")
-    ap.add_argument("--rates", default=None, help="offered loads to try, msgs/s (default: a quarter of the need, and the need)")
+    ap.add_argument(
+        "--rates",
+        default=None,
+        help="offered loads to try, msgs/s (default: a quarter of the need, and the need)",
+    )
     ap.add_argument("--saturate-seconds", type=float, default=10.0)
     ap.add_argument("--direct-seconds", type=float, default=5.0)
     ap.add_argument("--drain-seconds", type=float, default=120.0)
     ap.add_argument("--consumers", type=int, default=2)
-    ap.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"], help="Redis appendfsync")
+    ap.add_argument(
+        "--fsync", default="everysec", choices=["always", "everysec", "no"], help="Redis appendfsync"
+    )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "bus.json"))
     args = ap.parse_args()
 
@@ -243,7 +285,9 @@ def main() -> int:
 
     console = Console()
     if shutil.which("redis-server") is None or pg_binary("initdb") is None:
-        console.print("[red]error:[/] needs redis-server and PostgreSQL (apt-get install redis-server postgresql)")
+        console.print(
+            "[red]error:[/] needs redis-server and PostgreSQL (apt-get install redis-server postgresql)"
+        )
         return 2
     ctx = mp.get_context("spawn")
     rate = args.cameras * args.per_camera
@@ -271,18 +315,41 @@ def main() -> int:
             redis_srv.stop()
             pg.stop()
     sustained = sat["drain_per_s"] or sat["stored_per_s_in_window"]
-    table = Table(width=150, title=f"Redis Streams → PostgreSQL, {args.consumers} consumer process(es), {os.cpu_count()} cores (shared)")
-    for c in ("phase", "offered/s", "published/s", "stored/s", "drain/s", "vs direct", "backlog", "p50 ms", "p99 ms", "all stored"):
+    table = Table(
+        width=150,
+        title=f"Redis Streams → PostgreSQL, {args.consumers} consumer process(es), {os.cpu_count()} cores (shared)",
+    )
+    for c in (
+        "phase",
+        "offered/s",
+        "published/s",
+        "stored/s",
+        "drain/s",
+        "vs direct",
+        "backlog",
+        "p50 ms",
+        "p99 ms",
+        "all stored",
+    ):
         table.add_column(c, justify="right")
     table.add_row("direct (baseline)", "-", "-", f"{base['per_s']:.0f}", "-", "1.00×", "-", "-", "-", "-")
     for name, r in [*(("offered", o) for o in offered), ("saturation", sat)]:
-        best = max(r["stored_per_s_in_window"], r["drain_per_s"] or 0.0) if name == "saturation" else r["stored_per_s_in_window"]
+        best = (
+            max(r["stored_per_s_in_window"], r["drain_per_s"] or 0.0)
+            if name == "saturation"
+            else r["stored_per_s_in_window"]
+        )
         table.add_row(
-            name, f"{r['offered_per_s']:.0f}" if r["offered_per_s"] else "max", f"{r['publish_per_s']:.0f}",
-            f"{r['stored_per_s_in_window']:.0f}", f"{r['drain_per_s']:.0f}" if r["drain_per_s"] else "-",
-            f"{best / base['per_s']:.1f}×", str(r["backlog_at_window_end"]),
+            name,
+            f"{r['offered_per_s']:.0f}" if r["offered_per_s"] else "max",
+            f"{r['publish_per_s']:.0f}",
+            f"{r['stored_per_s_in_window']:.0f}",
+            f"{r['drain_per_s']:.0f}" if r["drain_per_s"] else "-",
+            f"{best / base['per_s']:.1f}×",
+            str(r["backlog_at_window_end"]),
             str(r["latency_p50_ms"]) if name == "offered" else "-",
-            str(r["latency_p99_ms"]) if name == "offered" else "-", "yes" if r["all_stored"] else "no",
+            str(r["latency_p99_ms"]) if name == "offered" else "-",
+            "yes" if r["all_stored"] else "no",
         )
     console.print(table)
     need = rate
@@ -293,9 +360,17 @@ def main() -> int:
     )
     result = {
         "bench": "bus",
-        "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(), "shared": True},
-        "assumption": {"cameras": args.cameras, "per_camera_msgs_per_s": args.per_camera, "alert_share": args.alert_share,
-                       "need_msgs_per_s": need},
+        "machine": {
+            "cores": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "shared": True,
+        },
+        "assumption": {
+            "cameras": args.cameras,
+            "per_camera_msgs_per_s": args.per_camera,
+            "alert_share": args.alert_share,
+            "need_msgs_per_s": need,
+        },
         "redis_appendfsync": args.fsync,
         "postgres": "fsync on, synchronous_commit on",
         "consumers": args.consumers,

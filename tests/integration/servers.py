@@ -45,7 +45,9 @@ def pg_binary(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]), reverse=True)
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]), reverse=True
+    )
     return candidates[0] if candidates else None
 
 
@@ -74,10 +76,25 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         args = [
-            str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-            "--save", "", "--daemonize", "no", "--protected-mode", "no", "--logfile", str(self.workdir / "redis.log"),
+            str(self.binary),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.workdir / "redis.log"),
         ]
-        args += ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persist else ["--appendonly", "no"]
+        args += (
+            ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persist else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -89,7 +106,9 @@ class RedisServer:
             except redis.ConnectionError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.workdir / "redis.log").read_text() if (self.workdir / "redis.log").exists() else ""
+                log = (
+                    (self.workdir / "redis.log").read_text() if (self.workdir / "redis.log").exists() else ""
+                )
                 raise RuntimeError(f"redis-server did not start on port {self.port}: {log[-2000:]}")
             time.sleep(0.05)
 
@@ -132,16 +151,30 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
 
     def _run(self, *args: str) -> None:
-        res = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=120)
+        res = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=120, check=False)
         if res.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {res.stdout[-1500:]} {res.stderr[-1500:]}")
 
     def start(self) -> None:
-        self._run(str(self.initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        self._run(
+            str(self.initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+        )
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        self._run(str(self.pg_ctl), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
+        self._run(
+            str(self.pg_ctl),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -158,7 +191,9 @@ class PostgresServer:
         import psycopg
 
         name = name or f"t_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

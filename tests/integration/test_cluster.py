@@ -20,12 +20,10 @@ from cryptography.fernet import Fernet
 
 from metrosight.bus.leases import Leases
 from metrosight.bus.redis_streams import connect
-from metrosight.store.db import open_engine
 from metrosight.store.models import AlertRecord, Run
 from metrosight.store.repo import Store
 from tests.conftest import require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active
-from tests.integration.servers import durable_redis, pg_url, postgres_server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +35,9 @@ LEASE = 3.0
 class Cluster:
     """A home, a config, a PostgreSQL database, a Redis; processes started with :meth:`spawn`."""
 
-    def __init__(self, root: Path, pg_url: str, redis_url: str, loops: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, root: Path, pg_url: str, redis_url: str, loops: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         ex = require_data("face_recognition_examples", "examples")
         from tests.integration.rtsp import looped_video
 
@@ -49,7 +49,9 @@ class Cluster:
         video = looped_video(ex / "short_hamilton_clip.mp4", root / f"hamilton_x{loops}.mp4", loops)
         self.config = root / "cluster.yaml"
         cams = "\n".join(f"  - {{id: {c}, source: '{video}'}}" for c in CAMERAS)
-        self.config.write_text(f"ingest: {{analysis_fps: 5}}\nprivacy: {{policy_refresh_seconds: 0.5}}\ncameras:\n{cams}\n")
+        self.config.write_text(
+            f"ingest: {{analysis_fps: 5}}\nprivacy: {{policy_refresh_seconds: 0.5}}\ncameras:\n{cams}\n"
+        )
         # every process of the deployment: the same database and the same master key
         monkeypatch.setenv("METROSIGHT__STORAGE__DATABASE_URL", pg_url)
         monkeypatch.setenv("METROSIGHT_MASTER_KEY", Fernet.generate_key().decode())
@@ -58,7 +60,9 @@ class Cluster:
         self.logs: dict[str, Path] = {}
         bootstrap(self.home)
         assert cli(self.home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
-        code, out, err = enrol_active(self.home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")
+        code, out, err = enrol_active(
+            self.home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png"
+        )
         assert code == 0 and "enrolled 1 photo" in out, out + err
         assert not (self.home / "metrosight.db").exists()  # everything went to PostgreSQL
 
@@ -70,14 +74,28 @@ class Cluster:
         self.logs[name] = log
         p = subprocess.Popen(
             [METROSIGHT, "--home", str(self.home), "--config", str(self.config), *args],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+            env=self.env,
         )
         self.procs[name] = p
         return p
 
     def worker(self, name: str) -> subprocess.Popen[str]:
-        return self.spawn(name, "worker", "--bus", self.redis_url, "--name", name, "--lease-seconds", str(LEASE),
-                          "--realtime", "--until-done", "--json")
+        return self.spawn(
+            name,
+            "worker",
+            "--bus",
+            self.redis_url,
+            "--name",
+            name,
+            "--lease-seconds",
+            str(LEASE),
+            "--realtime",
+            "--until-done",
+            "--json",
+        )
 
     def consumer(self) -> subprocess.Popen[str]:
         return self.spawn("consumer", "consume", "--bus", self.redis_url, "--claim-idle", "2")
@@ -156,13 +174,15 @@ def assert_same_alerts_everywhere(cluster: Cluster) -> dict[str, list[AlertRecor
         assert all(r.crop_path and Path(r.crop_path).is_file() for r in rows)
     # the final last-seen times agree too (alert updates reached the store once the tracks ended)
     for key in reference:
-        seen = {round(r.last_seen, 2) for rows in by_cam.values() for r in rows if r.event_id.endswith(":" + key)}
+        seen = {
+            round(r.last_seen, 2) for rows in by_cam.values() for r in rows if r.event_id.endswith(":" + key)
+        }
         assert len(seen) == 1, (key, seen)
     return by_cam
 
 
 @pytest.fixture()
-def cluster(tmp_path, pg_url, durable_redis, monkeypatch, request):  # noqa: F811
+def cluster(tmp_path, pg_url, durable_redis, monkeypatch, request):
     c = Cluster(tmp_path, pg_url, durable_redis.url, getattr(request, "param", 2), monkeypatch)
     c.redis = durable_redis  # type: ignore[attr-defined]
     yield c
@@ -175,7 +195,9 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     for w in workers:
         cluster.worker(w)
     leases = cluster.leases()
-    holders = cluster.wait_for(lambda: (h := {c: leases.holder(c) for c in CAMERAS}) and all(h.values()) and h, 120)
+    holders = cluster.wait_for(
+        lambda: (h := {c: leases.holder(c) for c in CAMERAS}) and all(h.values()) and h, 120
+    )
     assert set(holders.values()) == set(workers), f"one camera per worker: {holders}"
     victim_cam = "cam-a"
     victim = holders[victim_cam]
@@ -185,7 +207,9 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     cluster.procs[victim].send_signal(signal.SIGKILL)
     cluster.procs[victim].wait(10)
     killed_at = time.monotonic()
-    new_holder = cluster.wait_for(lambda: (h := leases.holder(victim_cam)) not in (None, victim) and h, 3 * LEASE + 10)
+    new_holder = cluster.wait_for(
+        lambda: (h := leases.holder(victim_cam)) not in (None, victim) and h, 3 * LEASE + 10
+    )
     took = time.monotonic() - killed_at
     assert new_holder in workers and new_holder != victim
     assert took <= LEASE + 2.5, f"camera moved after {took:.1f} s (lease {LEASE} s)"
@@ -208,7 +232,9 @@ def test_redis_killed_and_restarted_mid_video_loses_and_duplicates_nothing(clust
     for w in workers:
         cluster.worker(w)
     leases = cluster.leases()
-    cluster.wait_for(lambda: all((p := leases.progress(c)) is not None and p.frame >= 25 for c in CAMERAS), 150)
+    cluster.wait_for(
+        lambda: all((p := leases.progress(c)) is not None and p.frame >= 25 for c in CAMERAS), 150
+    )
     cluster.redis.kill()  # type: ignore[attr-defined]
     time.sleep(LEASE + 1)  # longer than a lease: every lease lapses while Redis is down
     cluster.redis.start()  # type: ignore[attr-defined]
@@ -225,7 +251,9 @@ def test_a_revoked_entry_stops_matching_on_every_worker_within_a_second(cluster)
         cluster.worker(w)
     store = Store.for_home(cluster.home, cluster.db)
     cluster.wait_for(lambda: {a.camera_id for a in store.alerts()} == set(CAMERAS), 150)
-    code, out, err = cluster.cli("--as", "bob", "watchlist", "revoke", "wl", "Lin-Manuel Miranda", "--reason", "order withdrawn")
+    code, out, err = cluster.cli(
+        "--as", "bob", "watchlist", "revoke", "wl", "Lin-Manuel Miranda", "--reason", "order withdrawn"
+    )
     revoked_at = time.time()
     assert code == 0, out + err
     lines = cluster.finish(workers)

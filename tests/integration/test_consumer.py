@@ -21,13 +21,12 @@ from metrosight.policy.rules import Authorisation
 from metrosight.store.db import open_engine
 from metrosight.store.models import AlertRecord, EventRecord
 from metrosight.store.repo import Store
-from tests.integration.servers import pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def store(pg_url) -> Store:  # noqa: F811
+def store(pg_url) -> Store:
     s = Store(open_engine(pg_url), KeyRing(Fernet.generate_key()))
     s.add_user("ada", ["admin", "approver"], None)
     ada = s.actor("ada")
@@ -38,16 +37,28 @@ def store(pg_url) -> Store:  # noqa: F811
 
 
 def alert(eid: str, sid: int) -> AlertV1:
-    return AlertV1(event_id=eid, camera_id="cam", track_id=1, subject_id=sid, subject="Person", watchlist="wl",
-                   category="wanted", score=0.95, distance=0.3, first_seen=1.0, last_seen=2.0, samples=3,
-                   crop_jpeg=b"\xff\xd8crop")
+    return AlertV1(
+        event_id=eid,
+        camera_id="cam",
+        track_id=1,
+        subject_id=sid,
+        subject="Person",
+        watchlist="wl",
+        category="wanted",
+        score=0.95,
+        distance=0.3,
+        first_seen=1.0,
+        last_seen=2.0,
+        samples=3,
+        crop_jpeg=b"\xff\xd8crop",
+    )
 
 
 def event(eid: str) -> EventV1:
     return EventV1(event_id=eid, camera_id="cam", kind="loitering", start_ts=3.0, data={"zone": "platform"})
 
 
-def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store, redis_server, tmp_path):  # noqa: F811
+def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store, redis_server, tmp_path):
     sid = store.entries()[0].id
     pub = RedisStreamsBus(redis_server.url)
     # an update published before its alert (another worker's), duplicates of everything
@@ -57,7 +68,9 @@ def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store,
         pub.publish(TOPIC_ALERTS, alert("a1", sid))
         for i in range(300):
             pub.publish(TOPIC_EVENTS, event(f"e{i}"))
-    consumer = StoreConsumer(store, tmp_path / "media", make_bus(redis_server.url, "c1", claim_idle_seconds=0.3))
+    consumer = StoreConsumer(
+        store, tmp_path / "media", make_bus(redis_server.url, "c1", claim_idle_seconds=0.3)
+    )
     stop = threading.Event()
     t = threading.Thread(target=consumer.run, args=(stop,))
     t.start()
@@ -81,13 +94,22 @@ def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store,
 
 
 def test_save_events_skips_stored_ids(store):
-    rows = [{"event_id": f"x{i}", "camera_id": "cam", "kind": "fast_movement", "start_ts": 1.0} for i in range(5)]
+    rows = [
+        {"event_id": f"x{i}", "camera_id": "cam", "kind": "fast_movement", "start_ts": 1.0} for i in range(5)
+    ]
     assert store.save_events(rows) == 5
-    assert store.save_events(rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]) == 1
+    assert (
+        store.save_events(
+            rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]
+        )
+        == 1
+    )
     assert store.count(EventRecord) == 6
 
 
-def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, redis_server, tmp_path, monkeypatch):  # noqa: F811
+def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(
+    pg_url, redis_server, tmp_path, monkeypatch
+):
     from fastapi.testclient import TestClient
 
     from metrosight.api.app import create_app
@@ -103,7 +125,9 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, re
     ada = rt.store.actor("ada")
     rt.store.create_watchlist("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    sid, _ = rt.store.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
+    sid, _ = rt.store.enroll(
+        "wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth
+    )
     live = InProcessBus()
     woken: list[str] = []
     live.subscribe(TOPIC_ALERTS, lambda a: woken.append(a.event_id))

@@ -19,7 +19,6 @@ from metrosight.policy.rules import Authorisation
 from metrosight.store.db import open_engine
 from metrosight.store.models import AlertRecord, AuditEntry, EventRecord
 from metrosight.store.repo import Store
-from tests.integration.servers import pg_url, postgres_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -48,9 +47,13 @@ def test_migrations_create_the_same_tables_as_on_sqlite(pg_url, tmp_path):
     pg = open_engine(pg_url)
     lite = open_engine(f"sqlite:///{tmp_path / 'x.db'}")
     pg_tables, lite_tables = set(inspect(pg).get_table_names()), set(inspect(lite).get_table_names())
-    assert pg_tables == lite_tables and {"alerts", "events", "audit_log", "subjects", "templates"} <= pg_tables
+    assert (
+        pg_tables == lite_tables and {"alerts", "events", "audit_log", "subjects", "templates"} <= pg_tables
+    )
     for table in lite_tables - {"alembic_version"}:
-        assert {c["name"] for c in inspect(pg).get_columns(table)} == {c["name"] for c in inspect(lite).get_columns(table)}
+        assert {c["name"] for c in inspect(pg).get_columns(table)} == {
+            c["name"] for c in inspect(lite).get_columns(table)
+        }
     with pg.connect() as c:
         head = c.execute(text("SELECT version_num FROM alembic_version")).scalar()
     with lite.connect() as c:
@@ -63,9 +66,8 @@ def test_postgresql_trigger_refuses_updates_of_the_audit_log(pg_url, tmp_path):
     s.add_user("ada", ["admin", "approver"], None)
     with s.engine.begin() as c:
         assert c.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
-    with pytest.raises(DBAPIError, match="append-only"):
-        with s.engine.begin() as c:
-            c.execute(text("UPDATE audit_log SET actor = 'mallory'"))
+    with pytest.raises(DBAPIError, match="append-only"), s.engine.begin() as c:
+        c.execute(text("UPDATE audit_log SET actor = 'mallory'"))
     assert s.verify_audit().ok
 
 
@@ -90,14 +92,14 @@ def test_governance_end_to_end_on_postgresql(pg_url, tmp_path):
     assert s.verify_audit().ok
 
 
-def _append_many(url: str, key: bytes, worker: int, n: int, barrier) -> None:  # noqa: ANN001
+def _append_many(url: str, key: bytes, worker: int, n: int, barrier) -> None:
     st = Store(open_engine(url, upgrade=False), KeyRing(key))
     barrier.wait()
     for i in range(n):
         st.record(f"w{worker}", "test.append", f"{worker}:{i}", {"i": i})
 
 
-def _save_alerts(url: str, key: bytes, ids: list[str], sid: int, barrier, results) -> None:  # noqa: ANN001
+def _save_alerts(url: str, key: bytes, ids: list[str], sid: int, barrier, results) -> None:
     st = Store(open_engine(url, upgrade=False), KeyRing(key))
     barrier.wait()
     stored = 0
@@ -131,7 +133,9 @@ def test_duplicate_alerts_and_events_from_concurrent_consumers_are_stored_once(p
     barrier = ctx.Barrier(3)
     ids = [f"cam-1:scope:{i}.0" for i in range(30)]
     results = ctx.Queue()
-    procs = [ctx.Process(target=_save_alerts, args=(pg_url, KEY, ids, sid, barrier, results)) for _ in range(3)]
+    procs = [
+        ctx.Process(target=_save_alerts, args=(pg_url, KEY, ids, sid, barrier, results)) for _ in range(3)
+    ]
     for p in procs:
         p.start()
     stored = sum(results.get(timeout=120) for _ in procs)

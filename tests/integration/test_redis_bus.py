@@ -11,19 +11,29 @@ from metrosight.bus.base import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, Retry
 from metrosight.bus.leases import Leases, Progress
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.bus.redis_streams import BusUnavailable, RedisStreamsBus, connect
-from tests.integration.servers import durable_redis, redis_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
 
 def alert(i: int, crop: bytes | None = b"\xff\xd8jpeg\x00\x01") -> AlertV1:
     return AlertV1(
-        event_id=f"cam:s:{i}.0", camera_id="cam", track_id=i, subject_id=1, subject="P", watchlist="wl",
-        category="wanted", score=0.95, distance=0.3, first_seen=1.0, last_seen=2.0, samples=3, crop_jpeg=crop,
+        event_id=f"cam:s:{i}.0",
+        camera_id="cam",
+        track_id=i,
+        subject_id=1,
+        subject="P",
+        watchlist="wl",
+        category="wanted",
+        score=0.95,
+        distance=0.3,
+        first_seen=1.0,
+        last_seen=2.0,
+        samples=3,
+        crop_jpeg=crop,
     )
 
 
-def bus(url: str, consumer: str = "c1", **kw) -> RedisStreamsBus:  # noqa: ANN003
+def bus(url: str, consumer: str = "c1", **kw) -> RedisStreamsBus:
     return RedisStreamsBus(url, prefix="t", consumer=consumer, **kw)
 
 

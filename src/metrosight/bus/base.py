@@ -38,14 +38,26 @@ from metrosight.bus.payloads import (
 )
 
 __all__ = [
-    "TOPIC_ALERTS", "TOPIC_ALERT_UPDATES", "TOPIC_CAMERA_STATE", "TOPIC_CAMERA_STATS", "TOPIC_EVENTS",
-    "TOPIC_EVENT_UPDATES", "Bus", "Handler", "PayloadError", "Retry", "PAYLOAD_TYPES", "encode", "decode",
+    "PAYLOAD_TYPES",
+    "TOPIC_ALERTS",
+    "TOPIC_ALERT_UPDATES",
+    "TOPIC_CAMERA_STATE",
+    "TOPIC_CAMERA_STATS",
+    "TOPIC_EVENTS",
+    "TOPIC_EVENT_UPDATES",
+    "Bus",
+    "Handler",
+    "PayloadError",
+    "Retry",
+    "decode",
+    "encode",
 ]
 
 Handler = Callable[[BaseModel], None]
 
 PAYLOAD_TYPES: dict[str, type[BaseModel]] = {
-    cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
+    cls.__name__: cls
+    for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
 }
 
 
@@ -53,7 +65,7 @@ class PayloadError(ValueError):
     """A message on the bus cannot be decoded (unknown type, bad JSON, invalid fields); names what is wrong."""
 
 
-class Retry(Exception):  # noqa: N818 - a signal, not an error
+class Retry(Exception):
     """Raised by a handler that cannot handle a message *yet* (e.g. an update whose alert is not stored yet): the
     message stays pending and is delivered again later."""
 

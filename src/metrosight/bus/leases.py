@@ -81,7 +81,7 @@ class Leases:
         prefix: key prefix (shared with the bus).
     """
 
-    def __init__(self, client: Any, owner: str, lease_seconds: float, prefix: str = "metrosight") -> None:  # noqa: ANN401
+    def __init__(self, client: Any, owner: str, lease_seconds: float, prefix: str = "metrosight") -> None:
         self.client = client
         self.owner = owner
         self.lease_ms = max(1, int(lease_seconds * 1000))
@@ -107,7 +107,10 @@ class Leases:
     def live_workers(self) -> list[str]:
         """Names of the workers alive now (including this one once announced)."""
         pre = f"{self.prefix}:worker:"
-        names = [k.decode() if isinstance(k, bytes) else k for k in self.client.scan_iter(match=pre + "*", count=500)]
+        names = [
+            k.decode() if isinstance(k, bytes) else k
+            for k in self.client.scan_iter(match=pre + "*", count=500)
+        ]
         return sorted(n[len(pre) :] for n in names)
 
     # -- leases ---------------------------------------------------------------------------------------------
@@ -133,7 +136,10 @@ class Leases:
         raw = self.client.hgetall(self.progress_key(camera_id))
         if not raw:
             return None
-        h = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
+        h = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
         try:
             return Progress(
                 source=h["source"],

@@ -48,7 +48,7 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def connect(url: str) -> Any:  # noqa: ANN401 - redis.Redis
+def connect(url: str) -> Any:
     """A Redis client for ``url`` (``redis://host:port/db``) with short timeouts (failures surface quickly)."""
     import redis
 
@@ -97,7 +97,7 @@ class RedisStreamsBus:
         claim_idle_seconds: float = 10.0,
         give_up_seconds: float = 300.0,
         publish_timeout: float | None = None,
-        client: Any = None,  # noqa: ANN401
+        client: Any = None,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -208,7 +208,10 @@ class RedisStreamsBus:
                 self._next_claim = now + max(0.1, self.claim_idle_ms / 2000)
                 handled += self.reclaim(count)
             # alerts before their updates, events before theirs
-            streams = {self.stream_key(t): ">" for t in sorted(self._handlers, key=lambda t: (t.endswith("updates"), t))}
+            streams = {
+                self.stream_key(t): ">"
+                for t in sorted(self._handlers, key=lambda t: (t.endswith("updates"), t))
+            }
             resp = self.client.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):  # Redis lost its data (restarted without persistence): start again
@@ -228,7 +231,9 @@ class RedisStreamsBus:
             key = self.stream_key(topic)
             start = "0-0"
             for _ in range(100):  # bounded: at most 100 × count entries a round
-                res = self.client.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms, start, count=count)
+                res = self.client.xautoclaim(
+                    key, self.group, self.consumer, self.claim_idle_ms, start, count=count
+                )
                 nxt, entries = res[0], res[1]
                 if entries:
                     handled += self._handle(key, entries)
@@ -259,11 +264,15 @@ class RedisStreamsBus:
             except Retry as exc:
                 self.retried += 1
                 if entry_age_seconds(entry_id) > self.give_up_seconds:
-                    self._dead_letter(topic, entry_id, fields, f"still not handled after {self.give_up_seconds:g} s: {exc}")
+                    self._dead_letter(
+                        topic, entry_id, fields, f"still not handled after {self.give_up_seconds:g} s: {exc}"
+                    )
                     acks.append(entry_id)
                 continue  # stays pending: claimed again after claim_idle_seconds
-            except Exception:  # noqa: BLE001 - stays pending and is retried; logged with its id
-                log.exception("handling %s entry %r failed; it stays pending and will be retried", topic, entry_id)
+            except Exception:
+                log.exception(
+                    "handling %s entry %r failed; it stays pending and will be retried", topic, entry_id
+                )
                 continue
             batch.append((entry_id, payload))
         if batch:
@@ -271,14 +280,16 @@ class RedisStreamsBus:
                 for bh in self._batch_handlers.get(topic, ()):
                     bh([p for _, p in batch])
                 acks += [i for i, _ in batch]
-            except Exception:  # noqa: BLE001 - the batch stays pending and is retried
-                log.exception("handling a batch of %d %s entries failed; they stay pending", len(batch), topic)
+            except Exception:
+                log.exception(
+                    "handling a batch of %d %s entries failed; they stay pending", len(batch), topic
+                )
         if acks:
             self.client.xack(key, self.group, *acks)
             self.acked += len(acks)
         return len(entries)
 
-    def _dead_letter(self, topic: str, entry_id: Any, fields: Any, reason: str) -> None:  # noqa: ANN401
+    def _dead_letter(self, topic: str, entry_id: Any, fields: Any, reason: str) -> None:
         self.dead += 1
         log.error("%s entry %r moved to %s: %s", topic, entry_id, self.dead_key, reason)
         body = {(k.decode() if isinstance(k, bytes) else k): v for k, v in dict(fields).items()}
@@ -313,10 +324,15 @@ class RedisStreamsBus:
         for topic in self._handlers:
             key = self.stream_key(topic)
             length = int(self.client.xlen(key))
-            groups = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g for g in self.client.xinfo_groups(key)}
+            groups = {
+                g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
+                for g in self.client.xinfo_groups(key)
+            }
             g = groups.get(self.group)
             lag = g.get("lag") if g else None
-            out[topic] = TopicLag(length, int(lag) if lag is not None else None, int(g["pending"]) if g else 0)
+            out[topic] = TopicLag(
+                length, int(lag) if lag is not None else None, int(g["pending"]) if g else 0
+            )
         return out
 
     def close(self) -> None:

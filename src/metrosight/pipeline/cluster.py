@@ -108,7 +108,7 @@ class SharedPolicyReads:
     Everything else goes to the real store.
     """
 
-    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:  # noqa: ANN401
+    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:
         from metrosight.pipeline.consumer import gallery_version_key
 
         self._store = store
@@ -118,7 +118,7 @@ class SharedPolicyReads:
         self._version: tuple[float, int, bool] | None = None  # (checked at, version, mirrored)
         self._windows: tuple[int, list[Any]] | None = None
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     def _current(self) -> tuple[int, bool]:
@@ -140,12 +140,12 @@ class SharedPolicyReads:
     def gallery_version(self) -> int:
         return self._current()[0]
 
-    def expire_due(self, now: Any = None) -> int:  # noqa: ANN401
+    def expire_due(self, now: Any = None) -> int:
         if now is None and self._current()[1]:
             return 0  # the mirror retires expired entries and bumps the version
         return int(self._store.expire_due(now))
 
-    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:  # noqa: ANN401
+    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
         from datetime import UTC, datetime
 
         from metrosight.policy.rules import aware, in_scope
@@ -168,7 +168,7 @@ def file_scope(camera_id: str, source: str) -> str:
         ident = f"{camera_id}|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     except OSError:
         ident = f"{camera_id}|{source}"
-    return hashlib.sha1(ident.encode()).hexdigest()[:12]  # noqa: S324 - an identifier, not security
+    return hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 
 def fair_share(cameras: int, live_workers: int, max_cameras: int | None) -> int:
@@ -180,7 +180,9 @@ def fair_share(cameras: int, live_workers: int, max_cameras: int | None) -> int:
 class _Camera:
     """One claimed camera on this worker."""
 
-    def __init__(self, cfg: CameraConfig, kind: str, pipe: Any, run_id: int, progress: Progress | None) -> None:  # noqa: ANN401
+    def __init__(
+        self, cfg: CameraConfig, kind: str, pipe: Any, run_id: int, progress: Progress | None
+    ) -> None:
         self.cfg = cfg
         self.kind = kind
         self.pipe = pipe
@@ -213,7 +215,7 @@ class ClusterWorker:
 
     def __init__(
         self,
-        runtime: Any,  # noqa: ANN401 - Runtime (imported lazily: models)
+        runtime: Any,
         bus: Bus,
         leases: Leases,
         cameras: list[CameraConfig] | None = None,
@@ -252,7 +254,9 @@ class ClusterWorker:
         self._loading = True
         self._retry_at: dict[str, float] = {}
         # each worker tries cameras in its own order, so that workers starting together rarely collide
-        self._order = sorted(self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest())  # noqa: S324
+        self._order = sorted(
+            self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest()
+        )
 
     # -- heartbeat --------------------------------------------------------------------------------------------
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -260,7 +264,10 @@ class ClusterWorker:
         while not stop.wait(every):
             # a hung loop (not a slow frame on a busy machine) gives its cameras up
             if not self._loading and time.monotonic() - self._alive_at > 3 * self.options.lease_seconds:
-                log.error("the analysis loop has not progressed for %.0f s: not renewing leases", time.monotonic() - self._alive_at)
+                log.error(
+                    "the analysis loop has not progressed for %.0f s: not renewing leases",
+                    time.monotonic() - self._alive_at,
+                )
                 continue
             try:
                 self.leases.announce()
@@ -268,7 +275,9 @@ class ClusterWorker:
                     held = list(self.running)
                 for cid in held:
                     if not self.leases.renew(cid):
-                        log.warning("lease of camera %s lost to %s; stopping it", cid, self.leases.holder(cid))
+                        log.warning(
+                            "lease of camera %s lost to %s; stopping it", cid, self.leases.holder(cid)
+                        )
                         with self._lock:
                             self._lost.add(cid)
             except Exception as exc:  # noqa: BLE001 - Redis down: leases lapse on their own, the loop goes on
@@ -353,7 +362,9 @@ class ClusterWorker:
             try:
                 self._start_camera(c, kind, prog)
             except Exception as exc:  # noqa: BLE001 - the camera is retried later, by any worker
-                log.error("camera %s cannot start: %s; retrying in %.0f s", c.id, exc, self.options.lease_seconds)
+                log.error(
+                    "camera %s cannot start: %s; retrying in %.0f s", c.id, exc, self.options.lease_seconds
+                )
                 self._retry_at[c.id] = now + self.options.lease_seconds
                 self.leases.release(c.id)
 
@@ -380,16 +391,21 @@ class ClusterWorker:
             if self.on_alert is not None:
                 self.on_alert(a)
 
-        pipe = self.rt.camera_pipeline(c.id, run_id, publish_alert, lambda u: self.bus.publish(TOPIC_ALERT_UPDATES, u))
+        pipe = self.rt.camera_pipeline(
+            c.id, run_id, publish_alert, lambda u: self.bus.publish(TOPIC_ALERT_UPDATES, u)
+        )
         pipe.event_scope = scope
         analytics = None
         if an.wants_analytics(settings.analytics, c.id, False):
             analytics = an.make_analytics_worker(
-                settings.analytics, c.id, run_id,
-                lambda e: self.bus.publish(TOPIC_EVENTS, e), lambda u: self.bus.publish(TOPIC_EVENT_UPDATES, u),
+                settings.analytics,
+                c.id,
+                run_id,
+                lambda e: self.bus.publish(TOPIC_EVENTS, e),
+                lambda u: self.bus.publish(TOPIC_EVENT_UPDATES, u),
                 face_boxes=lambda image: [d.box for d in self.rt.detector.detect(image)],
             )
-            analytics._token = scope  # noqa: SLF001 - behaviour event ids share the camera's scope
+            analytics._token = scope
             pipe = an.Alongside(pipe, analytics)
         cam = _Camera(c, kind, pipe, run_id, prog)
         cam.analytics = analytics
@@ -403,7 +419,9 @@ class ClusterWorker:
             cam.live = live_source(spec, c.id, settings.ingest, fps, keep_trying=True).start()
         with self._lock:
             self.running[c.id] = cam
-        where = f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
+        where = (
+            f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
+        )
         log.warning("worker %s runs camera %s (%s)%s", self.leases.owner, c.id, c.source, where)
 
     def _quiescent(self, cam: _Camera) -> bool:
@@ -431,7 +449,7 @@ class ClusterWorker:
             cam.pipe.process(cap.frame)
             self.report.frames += 1
             return True
-        assert cam.frames is not None  # noqa: S101 - set for files
+        assert cam.frames is not None
         try:
             frame = cam.pending if cam.pending is not None else next(cam.frames)
             cam.pending = None
@@ -464,7 +482,7 @@ class ClusterWorker:
         return True
 
     def _save(self, cam: _Camera, done: bool) -> bool:
-        assert cam.progress is not None  # noqa: S101 - files only
+        assert cam.progress is not None
         p = Progress(
             source=cam.progress.source,
             token=cam.progress.token,

@@ -49,7 +49,7 @@ class StoreConsumer:
 
     def __init__(
         self,
-        store: Any,  # noqa: ANN401 - Store
+        store: Any,
         media: Path,
         bus: RedisStreamsBus,
         on_alert: Callable[[AlertV1, bool], None] | None = None,
@@ -94,14 +94,26 @@ class StoreConsumer:
         rows = []
         for e in batch:
             try:
-                path = self.event_sink._write(e)  # noqa: SLF001 - the sink's snapshot writer
+                path = self.event_sink._write(e)
             except OSError as exc:
-                log.error("cannot write the snapshot of event %s (%s); storing the event without it", e.event_id, exc)
+                log.error(
+                    "cannot write the snapshot of event %s (%s); storing the event without it",
+                    e.event_id,
+                    exc,
+                )
                 path = None
             rows.append(
-                {"event_id": e.event_id, "camera_id": e.camera_id, "kind": e.kind, "start_ts": e.start_ts,
-                 "end_ts": e.end_ts, "track_id": e.track_id, "data": dict(e.data), "snapshot_path": path,
-                 "run_id": e.run_id}
+                {
+                    "event_id": e.event_id,
+                    "camera_id": e.camera_id,
+                    "kind": e.kind,
+                    "start_ts": e.start_ts,
+                    "end_ts": e.end_ts,
+                    "track_id": e.track_id,
+                    "data": dict(e.data),
+                    "snapshot_path": path,
+                    "run_id": e.run_id,
+                }
             )
         self.stored_events += self.store.save_events(rows)
 
@@ -154,7 +166,9 @@ class PolicyMirror:
     database when the key is missing (no mirror running). Any number of mirrors may run (one per consumer).
     """
 
-    def __init__(self, store: Any, client: Any, prefix: str = "metrosight", every: float = 0.2, ttl: float = 3.0) -> None:  # noqa: ANN401
+    def __init__(
+        self, store: Any, client: Any, prefix: str = "metrosight", every: float = 0.2, ttl: float = 3.0
+    ) -> None:
         self.store = store
         self.client = client
         self.key = gallery_version_key(prefix)
@@ -182,16 +196,20 @@ class PolicyMirror:
             stop.wait(self.every)
 
 
-def make_bus(url: str, consumer: str | None = None, claim_idle_seconds: float = 10.0, prefix: str = "metrosight") -> RedisStreamsBus:
+def make_bus(
+    url: str, consumer: str | None = None, claim_idle_seconds: float = 10.0, prefix: str = "metrosight"
+) -> RedisStreamsBus:
     """The consumer's bus: group ``store`` on ``url``."""
-    return RedisStreamsBus(url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds)
+    return RedisStreamsBus(
+        url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds
+    )
 
 
 def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Callable[[], None]]:
     """A startup hook for the API app (``create_app(startup=[...])``): consumes ``bus_url`` into the app's store
     and wakes the live views. Returns the stop function at shutdown."""
 
-    def hook(services: Any) -> Callable[[], None]:  # noqa: ANN401 - api.app.Services
+    def hook(services: Any) -> Callable[[], None]:
         rt = services.runtime
         local_bus = getattr(services, "bus", None)
 
@@ -203,7 +221,9 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Ca
             if local_bus is not None:
                 local_bus.publish(TOPIC_CAMERA_STATE, s)
 
-        consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state)
+        consumer = StoreConsumer(
+            rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state
+        )
         log.warning("consuming %s into the store", bus_url)
         return consumer.start()
 

@@ -11,15 +11,25 @@ from tests.unit.pipeline.test_camera import walk
 
 N = 60
 # red walks through twice with a gap (quiescent frames 20-29 and 50-59); blue and red enter together at frame 30
-SCRIPT = {**walk("red", 0, 20), **{i: walk("red", 30, 50)[i] + walk("blue", 30, 50, x0=400)[i] for i in range(30, 50)}}
+SCRIPT = {
+    **walk("red", 0, 20),
+    **{i: walk("red", 30, 50)[i] + walk("blue", 30, 50, x0=400)[i] for i in range(30, 50)},
+}
 
 
 def pipeline(scope: str | None, alerts: list, updates: list) -> CameraPipeline:
     settings = Settings.model_validate({"recognition": {"match_threshold": 0.95, "min_blur_var": 5.0}})
     emb = ColourEmbedder()
-    gallery = Gallery([GalleryEntry(i + 1, f"person-{c}", "wl", Category.WANTED, emb.of_colour(c)) for i, c in enumerate(("red", "blue"))])
+    gallery = Gallery(
+        [
+            GalleryEntry(i + 1, f"person-{c}", "wl", Category.WANTED, emb.of_colour(c))
+            for i, c in enumerate(("red", "blue"))
+        ]
+    )
     det = ScriptedDetector({i: [b for _, b in SCRIPT.get(i, [])] for i in range(N)})
-    return CameraPipeline(settings, det, emb, Matcher(gallery, 0.95), alerts.append, updates.append, event_scope=scope)
+    return CameraPipeline(
+        settings, det, emb, Matcher(gallery, 0.95), alerts.append, updates.append, event_scope=scope
+    )
 
 
 def run(scope: str | None, start: int = 0, stop: int = N) -> tuple[list, list, list[int]]:
@@ -38,7 +48,11 @@ def run(scope: str | None, start: int = 0, stop: int = N) -> tuple[list, list, l
 
 def test_event_ids_are_camera_scope_and_birth_frame():
     alerts, _, _ = run("scope1")
-    assert sorted(a.event_id for a in alerts) == ["cam-test:scope1:0.0", "cam-test:scope1:30.0", "cam-test:scope1:30.1"]
+    assert sorted(a.event_id for a in alerts) == [
+        "cam-test:scope1:0.0",
+        "cam-test:scope1:30.0",
+        "cam-test:scope1:30.1",
+    ]
     assert len({a.event_id for a in alerts}) == 3
 
 
@@ -51,7 +65,7 @@ def test_default_scope_is_fresh_per_run():
 def test_quiescent_only_when_no_track_lives():
     _, _, quiet = run("s")
     assert 25 in quiet and 55 in quiet
-    assert not set(range(0, 20)) & set(quiet) and not set(range(30, 50)) & set(quiet)
+    assert not set(range(20)) & set(quiet) and not set(range(30, 50)) & set(quiet)
 
 
 def test_resuming_after_a_quiescent_frame_gives_the_same_alerts_and_updates():

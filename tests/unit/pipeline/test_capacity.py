@@ -19,7 +19,9 @@ NODE_JSON = {
 
 def test_node_figures_split_the_measured_cost_into_frame_and_face_parts():
     fig = node_figures(NODE_JSON)
-    assert fig.cores_per_camera == 0.8 and fig.faces_per_s == 18.0 and fig.face_share == pytest.approx(24 / 76)
+    assert (
+        fig.cores_per_camera == 0.8 and fig.faces_per_s == 18.0 and fig.face_share == pytest.approx(24 / 76)
+    )
     assert fig.cores_for(18.0) == pytest.approx(0.8)  # the benchmark's own load
     assert fig.cores_for(36.0) == pytest.approx(0.8 * (1 + 24 / 76))  # twice the faces: the face part doubles
     assert fig.cores_for(18.0, analysis_fps=9.0) == pytest.approx(0.8 * (1 - 24 / 76) / 2 + 0.8 * 24 / 76)
@@ -38,9 +40,22 @@ def test_default_figures_from_per_operation_costs():
 
 def test_plan_nodes_false_alerts_and_storage():
     fig = node_figures(NODE_JSON)
-    p = PlanInput(cameras=1000, faces_per_s=18.0, cores_per_node=32, utilisation=0.75, watchlist_size=326,
-                  fpir=0.001, fpir_gallery=163, footfall_per_day=100_000, searches_per_person=2.0,
-                  events_per_camera_hour=0.0, true_alerts_per_day=0.0, alerts_days=10, crops_days=5, audit_days=20)
+    p = PlanInput(
+        cameras=1000,
+        faces_per_s=18.0,
+        cores_per_node=32,
+        utilisation=0.75,
+        watchlist_size=326,
+        fpir=0.001,
+        fpir_gallery=163,
+        footfall_per_day=100_000,
+        searches_per_person=2.0,
+        events_per_camera_hour=0.0,
+        true_alerts_per_day=0.0,
+        alerts_days=10,
+        crops_days=5,
+        audit_days=20,
+    )
     pl = plan(p, fig)
     assert pl.cameras_per_node == 30 and pl.nodes == 34  # floor(24 / 0.8) cameras a node
     assert pl.fpir_at_watchlist == pytest.approx(0.002)  # twice the gallery, twice the FPIR
