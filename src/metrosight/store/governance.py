@@ -225,11 +225,15 @@ class GovernanceMixin:
         """Retire entries whose expiry has passed: status expired, templates destroyed. Returns how many."""
         now = now or datetime.now(UTC)
         with self._session() as s:
-            due = [
-                e.id
-                for e in s.scalars(select(Subject).where(Subject.status.in_(("pending", "active"))))
-                if e.expires_at is not None and aware(e.expires_at) <= now
-            ]
+            due = list(
+                s.scalars(
+                    select(Subject.id).where(
+                        Subject.status.in_(("pending", "active")),
+                        Subject.expires_at.is_not(None),
+                        Subject.expires_at <= now,
+                    )
+                )
+            )
         if not due:
             return 0
         with self._session.begin() as s:
