@@ -324,12 +324,15 @@ class RedisStreamsBus:
         for topic in self._handlers:
             key = self.stream_key(topic)
             length = int(self.client.xlen(key))
+            if not self.client.exists(key):  # nothing published yet and no group created
+                out[topic] = TopicLag(0, None, 0)
+                continue
             groups = {
                 g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
                 for g in self.client.xinfo_groups(key)
             }
             g = groups.get(self.group)
-            lag = g.get("lag") if g else None
+            lag = g.get("lag") if g else length  # no group yet: nothing was delivered
             out[topic] = TopicLag(
                 length, int(lag) if lag is not None else None, int(g["pending"]) if g else 0
             )
