@@ -138,3 +138,75 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(
         while not rt.store.has_alert("cam:x:1.0") and time.monotonic() < deadline:
             time.sleep(0.1)
     assert rt.store.has_alert("cam:x:1.0") and woken == ["cam:x:1.0"]
+
+
+def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(
+    store, pg_url, redis_server, tmp_path
+):
+    """Two `metrosight consume` processes (as two `serve` replicas would); one is SIGKILLed while it holds
+    delivered, unacknowledged entries; the other claims them: everything is stored exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import redis
+
+    sid = store.entries()[0].id
+    pub = RedisStreamsBus(redis_server.url)
+    for i in range(40):
+        pub.publish(TOPIC_ALERTS, alert(f"a{i}", sid))
+        pub.publish(TOPIC_ALERT_UPDATES, AlertUpdateV1(event_id=f"a{i}", last_seen=5.0))
+    for i in range(3000):
+        pub.publish(TOPIC_EVENTS, event(f"e{i}"))
+    exe = str(Path(sys.executable).with_name("metrosight"))
+    key = Fernet.generate_key().decode()
+    env = {**os.environ, "METROSIGHT_MASTER_KEY": key}
+    procs = [
+        subprocess.Popen(
+            [
+                exe,
+                "--home",
+                str(tmp_path / f"h{i}"),
+                "consume",
+                "--bus",
+                redis_server.url,
+                "--db",
+                pg_url,
+                "--name",
+                f"c{i}",
+                "--claim-idle",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(2)
+    ]
+    check = make_bus(redis_server.url, "observer")
+    check.subscribe(TOPIC_EVENTS, lambda p: None)
+    deadline = time.monotonic() + 60
+    held: list = []
+    while time.monotonic() < deadline:  # c0 holds some delivered, unacknowledged entries
+        try:
+            held = check.client.xpending_range(
+                check.stream_key(TOPIC_EVENTS), "store", "-", "+", 1000, consumername="c0"
+            )
+            if held:
+                break
+        except redis.ResponseError:  # the consumers have not created the group yet
+            pass
+        time.sleep(0.01)
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait(10)
+    assert held, "the first consumer never held a delivered entry"
+    while time.monotonic() < deadline and (
+        store.count(EventRecord) < 3000 or any(v.pending for v in check.lag().values())
+    ):
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    procs[1].wait(30)
+    assert store.count(EventRecord) == 3000 and store.count(AlertRecord) == 40
+    assert all(a.last_seen == 5.0 for a in store.alerts())
+    assert store.verify_audit().ok
