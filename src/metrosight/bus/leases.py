@@ -7,7 +7,7 @@ that cannot renew (Redis unreachable, or another worker holds the lease) stops t
 workers run a camera together for at most the time it takes to notice (duplicates are harmless: event ids are
 deterministic and the store keeps one copy).
 
-Presence (``<prefix>:worker:<owner>``, same expiry) lets workers see how many of them are alive and take a fair
+Presence (the sorted set ``<prefix>:workers``, scored by expiry time) lets workers see how many of them are alive and take a fair
 share of the cameras. Progress (``<prefix>:progress:<camera>``, a hash) records, for a file source, the last frame
 at which the camera was quiescent (no live track) and every alert before it was on the bus, so another worker
 resumes there; writes are fenced by the lease.
@@ -97,21 +97,32 @@ class Leases:
         return f"{self.prefix}:progress:{camera_id}"
 
     # -- presence -------------------------------------------------------------------------------------------
-    def announce(self, info: str = "") -> None:
-        """Say this worker is alive (expires after ``lease_seconds``)."""
-        self.client.set(f"{self.prefix}:worker:{self.owner}", info or self.owner, px=self.lease_ms)
+    @property
+    def workers_key(self) -> str:
+        """A sorted set: worker name → Unix time (ms) its presence expires."""
+        return f"{self.prefix}:workers"
+
+    def _now_ms(self) -> int:
+        sec, usec = self.client.time()  # the server's clock: workers' clocks may differ
+        return int(sec) * 1000 + int(usec) // 1000
+
+    def announce(self) -> None:
+        """Say this worker is alive for ``lease_seconds`` more."""
+        self.client.zadd(self.workers_key, {self.owner: self._now_ms() + self.lease_ms})
 
     def retire(self) -> None:
-        self.client.delete(f"{self.prefix}:worker:{self.owner}")
+        self.client.zrem(self.workers_key, self.owner)
+
+    def live_count(self) -> int:
+        """How many workers are alive now (O(log n): every worker asks every second)."""
+        return int(self.client.zcount(self.workers_key, self._now_ms(), "+inf"))
 
     def live_workers(self) -> list[str]:
-        """Names of the workers alive now (including this one once announced)."""
-        pre = f"{self.prefix}:worker:"
-        names = [
-            k.decode() if isinstance(k, bytes) else k
-            for k in self.client.scan_iter(match=pre + "*", count=500)
-        ]
-        return sorted(n[len(pre) :] for n in names)
+        """Names of the workers alive now (including this one once announced); prunes the dead."""
+        now = self._now_ms()
+        self.client.zremrangebyscore(self.workers_key, "-inf", now - 1)
+        names = self.client.zrangebyscore(self.workers_key, now, "+inf")
+        return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
 
     # -- leases ---------------------------------------------------------------------------------------------
     def claim(self, camera_id: str) -> bool:

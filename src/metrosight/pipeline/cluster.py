@@ -253,6 +253,8 @@ class ClusterWorker:
         self._alive_at = time.monotonic()
         self._loading = True
         self._retry_at: dict[str, float] = {}
+        self._cursor = 0
+        self._prune_at = 0.0
         # each worker tries cameras in its own order, so that workers starting together rarely collide
         self._order = sorted(
             self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest()
@@ -337,13 +339,24 @@ class ClusterWorker:
 
     def _claim_more(self) -> None:
         try:
-            live = self.leases.live_workers()
+            live = self.leases.live_count()
+            if self._prune_at <= time.monotonic():  # now and then, drop dead workers from the set
+                self._prune_at = time.monotonic() + 30.0
+                live = len(self.leases.live_workers())
         except Exception as exc:  # noqa: BLE001 - Redis down: try again later
-            log.warning("cannot list workers: %s", exc)
+            log.warning("cannot count workers: %s", exc)
             return
-        cap = fair_share(len(self.cameras), len(live), self.options.max_cameras)
+        cap = fair_share(len(self.cameras), live, self.options.max_cameras)
+        if len(self.running) >= cap:
+            return
         now = time.monotonic()
-        for c in self._order:
+        # look at a bounded number of candidates a round, in this worker's own order, going round the list
+        budget = max(16, 4 * (cap - len(self.running)))
+        n = len(self._order)
+        start = self._cursor
+        for k in range(min(budget, n)):
+            c = self._order[(start + k) % n]
+            self._cursor = (start + k + 1) % n
             if len(self.running) >= cap:
                 return
             if c.id in self.running or self._retry_at.get(c.id, 0.0) > now:
