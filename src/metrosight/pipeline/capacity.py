@@ -9,7 +9,9 @@ writes, :func:`bus_figures` the one ``bench/bus.py`` writes). The model:
   without one, from ``ms_per_descriptor`` and ``frame_ms`` (README performance figures).
 - **Nodes** = cameras × cores per camera / (cores per node × target utilisation).
 - **Bus**: every camera publishes its behaviour events and alerts (each with an end update); nothing about faces
-  that matched nobody leaves a camera. Plus lease renewals (every ``lease/3``) and presence.
+  that matched nobody leaves a camera. Plus lease renewals and presence (every ``lease/3``), each worker's count
+  of live workers (once a second) and its cameras' reads of the mirrored gallery version (each camera every
+  ``policy_refresh_seconds``, at most one a process every ``min(0.25, refresh/4)`` s).
 - **Database**: event rows and alerts (one transaction with its audit entry each), plus policy polls (three small
   queries per worker process every ``policy_refresh_seconds``).
 - **Storage per day** and at steady state under the retention periods.
@@ -175,8 +177,11 @@ def plan(p: PlanInput, fig: NodeFigures) -> Plan:
     al_msgs = 2 * alerts / 86_400
     bus_msgs = ev_msgs + al_msgs
     bus_bytes = ev_msgs * EVENT_MSG_BYTES + (alerts / 86_400) * ALERT_MSG_BYTES + (alerts / 86_400) * 200
-    renewals = p.cameras / (p.lease_seconds / 3) + workers / (p.lease_seconds / 3)
-    redis_ops = bus_msgs * 2 + renewals  # XADD + (XREADGROUP/XACK amortised ≈ one more op a message)
+    renewals = p.cameras / (p.lease_seconds / 3) + workers / (p.lease_seconds / 3)  # leases + presence
+    ttl = min(0.25, p.policy_refresh_seconds / 4)  # the worker's cache of the mirrored gallery version
+    version_reads = workers * min(p.cameras / workers / p.policy_refresh_seconds, 1 / ttl)
+    counting = workers + version_reads  # each worker counts live workers once a second
+    redis_ops = bus_msgs * 2 + renewals + counting  # XADD + (XREADGROUP/XACK amortised ≈ one more op a message)
     policy = workers * 3 / p.policy_refresh_seconds
     per_day_alerts = alerts * (ALERT_ROW_BYTES + AUDIT_ROW_BYTES)
     per_day_crops = alerts * CROP_BYTES
