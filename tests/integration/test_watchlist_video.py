@@ -125,3 +125,14 @@ def test_crowd_with_lfw_gallery_gives_no_alert(tmp_path):
     assert [x for x in lines if x["type"] == "alert"] == []
     assert summary["frames"] == 105 and summary["faces"] > 200 and summary["tracks"] >= 10
     assert summary["embedded"] > 0  # faces were compared, and none matched
+
+
+def test_bundled_demo_finds_miranda_again_in_a_later_shot(tmp_path):
+    """The README's first command: only the bundled public-domain sample, no shared data needed."""
+    code, out, _ = cli(tmp_path / "demo-home", "demo", "--json")
+    assert code == 0
+    alerts = [x for x in json_lines(out) if x["type"] == "alert"]
+    assert {a["subject"] for a in alerts} == {"Lin-Manuel Miranda"}
+    # one alert in the shot the still came from, one in his later, closer shot; none after the cut to the audience
+    assert any(a["first_seen"] >= 2.7 for a in alerts)
+    assert all(a["last_seen"] <= LIN_ON_SCREEN_UNTIL for a in alerts)
