@@ -266,3 +266,60 @@ def test_a_revoked_entry_stops_matching_on_every_worker_within_a_second(cluster)
     by_cam = cluster.alerts()
     assert all(rows and max(r.first_seen for r in rows) < 10.0 for rows in by_cam.values()), by_cam
     assert store.count(AlertRecord) == len({x["event_id"] for x in published})
+
+
+def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
+    tmp_path, pg_url, durable_redis, monkeypatch
+):
+    """Two RTSP cameras, two workers: SIGKILL the worker of one after its first alert; the other worker takes the
+    camera within the lease and alerts on it again (a new scope: live media time restarts with the connection)."""
+    from tests.integration.rtsp import RtspServer, rtsp_missing
+
+    why = rtsp_missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    c = Cluster(tmp_path, pg_url, durable_redis.url, 6, monkeypatch)
+    video = next(tmp_path.glob("hamilton_x6.mp4"))
+    try:
+        with RtspServer({"a": video, "b": video}) as rtsp:
+            c.config.write_text(
+                "ingest: {analysis_fps: 5, stall_timeout_seconds: 3, open_timeout_seconds: 5}\n"
+                "privacy: {policy_refresh_seconds: 0.5}\n"
+                f"cameras:\n  - {{id: live-a, source: '{rtsp.url('a')}'}}\n  - {{id: live-b, source: '{rtsp.url('b')}'}}\n"
+            )
+            c.consumer()
+            for w in ("w1", "w2"):
+                c.spawn(
+                    w, "worker", "--bus", c.redis_url, "--name", w, "--lease-seconds", str(LEASE), "--json"
+                )
+            store = Store.for_home(c.home, c.db)
+            leases = c.leases()
+
+            def alerts_of(cam: str) -> list[AlertRecord]:
+                return [a for a in store.alerts() if a.camera_id == cam]
+
+            first = c.wait_for(lambda: alerts_of("live-a"), 150)
+            victim = leases.holder("live-a")
+            assert victim in ("w1", "w2")
+            c.procs[victim].send_signal(signal.SIGKILL)
+            c.procs[victim].wait(10)
+            killed_at = time.monotonic()
+            survivor = c.wait_for(
+                lambda: (h := leases.holder("live-a")) not in (None, victim) and h, 3 * LEASE + 10
+            )
+            assert time.monotonic() - killed_at <= LEASE + 2.5
+            scope = first[0].event_id.split(":")[1]
+            again = c.wait_for(
+                lambda: [a for a in alerts_of("live-a") if a.event_id.split(":")[1] != scope], 90
+            )
+            assert again and {a.subject_name for a in again} == {"Lin-Manuel Miranda"}
+            assert alerts_of("live-b")  # the survivor's own camera went on
+            c.procs[survivor].send_signal(signal.SIGTERM)
+            out, _ = c.procs[survivor].communicate(timeout=60)
+            assert c.procs[survivor].returncode == 0, c.tail()
+            summary = next(json.loads(x) for x in out.splitlines() if x.startswith("{") and '"summary"' in x)
+            assert summary["lost"] == []
+    finally:
+        c.stop_all()
