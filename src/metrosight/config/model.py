@@ -156,7 +156,7 @@ class RetentionConfig(_Section):
 class PrivacyConfig(_Section):
     max_entry_days: int = Field(365, ge=1, le=3650, description="longest authorisation a watchlist entry may carry")
     policy_refresh_seconds: float = Field(
-        1.0, gt=0.0, le=60.0, description="how often a camera re-reads approvals, revocations, expiries and windows"
+        0.5, gt=0.0, le=60.0, description="how often a camera re-reads approvals, revocations, expiries and windows"
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
