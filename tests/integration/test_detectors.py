@@ -17,7 +17,7 @@ from metrosight.core.types import Detection
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.factory import make_detector
 from metrosight.eval.detection import GroundTruthImage, evaluate, load_dlib_xml, load_fddb_fold, summarize
-from tests.conftest import REPO_ROOT, require_data
+from tests.conftest import REPO_ROOT, data_root, require_data
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_hog_detector_on_dlib_faces(dlib_faces: list[tuple[np.ndarray, GroundTru
 
 
 def test_user_yunet_onnx_path() -> None:
-    model = Path(os.environ.get("METROSIGHT_MODELS", REPO_ROOT.parent / "shared" / "models"))
+    model = Path(os.environ.get("METROSIGHT_MODELS", data_root().parent / "models"))
     model = model / "face_detection_yunet_2023mar.onnx"
     if not model.is_file():
         msg = f"user-supplied YuNet test model missing: {model}"
