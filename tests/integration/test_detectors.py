@@ -17,7 +17,7 @@ from metrosight.core.types import Detection
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.factory import make_detector
 from metrosight.eval.detection import GroundTruthImage, evaluate, load_dlib_xml, load_fddb_fold, summarize
-from tests.conftest import REPO_ROOT, data_root, require_data
+from tests.conftest import data_root, require_data
 
 pytestmark = pytest.mark.integration
 
