@@ -7,11 +7,12 @@ recogniser can align them with ``dlib.get_face_chip``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from metrosight.core.types import Detection
+from metrosight.core.types import Box, Detection
 
 
 class DetectorError(RuntimeError):
@@ -58,3 +59,19 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise DetectorError(f"image must be (H, W, 3) uint8 RGB, got shape {image.shape} dtype {image.dtype}")
     return np.ascontiguousarray(image)
+
+
+def clipped_detection(
+    image: np.ndarray,
+    box: Box,
+    score: float,
+    landmarker: Callable[[np.ndarray, Box], np.ndarray] | None,
+) -> Detection | None:
+    """A detection with ``box`` clipped to ``image`` (``(H, W, 3)``) and, when a landmarker is given, its 5-point
+    landmarks on the clipped box; ``None`` when nothing of the box is inside the image."""
+    h, w = image.shape[:2]
+    box = box.clip(w, h)
+    if box.area <= 0:
+        return None
+    lm = landmarker(image, box) if landmarker is not None else None
+    return Detection(box=box, score=float(score), landmarks=lm)

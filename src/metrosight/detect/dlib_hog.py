@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from metrosight.core.types import Box, Detection
-from metrosight.detect.base import DetectorError, check_image
+from metrosight.detect.base import DetectorError, check_image, clipped_detection
 from metrosight.detect.landmarks import FivePointLandmarker
 
 logger = logging.getLogger(__name__)
@@ -49,15 +49,12 @@ class HogFaceDetector:
         image = check_image(image)
         detector = self._load()
         rects, scores, _ = detector.run(image, self.upsample, self.score_threshold)
-        h, w = image.shape[:2]
         out: list[Detection] = []
         for rect, score in zip(rects, scores, strict=True):
             box = Box(
                 float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1)
             )
-            box = box.clip(w, h)
-            if box.area <= 0:
-                continue
-            lm = self._landmarker(image, box) if self._landmarker is not None else None
-            out.append(Detection(box=box, score=float(score), landmarks=lm))
+            det = clipped_detection(image, box, score, self._landmarker)
+            if det is not None:
+                out.append(det)
         return out

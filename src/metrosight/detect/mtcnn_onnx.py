@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from metrosight.core.types import Box, Detection
-from metrosight.detect.base import DetectorError, check_image
+from metrosight.detect.base import DetectorError, check_image, clipped_detection
 from metrosight.detect.landmarks import FivePointLandmarker
 
 logger = logging.getLogger(__name__)
@@ -369,7 +369,6 @@ class MtcnnOnnxDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
         image = check_image(image)
-        h, w = image.shape[:2]
         out: list[Detection] = []
         for x1, y1, x2, y2, score in self.detect_raw(image).tolist():
             bw, bh = x2 - x1 + 1, y2 - y1 + 1
@@ -380,9 +379,7 @@ class MtcnnOnnxDetector:
                 box = Box(nx1, ny1, nx1 + side, ny1 + side)
             else:
                 box = Box(x1, y1, x2 + 1, y2 + 1)
-            box = box.clip(w, h)
-            if box.area <= 0:
-                continue
-            lm = self._landmarker(image, box) if self._landmarker is not None else None
-            out.append(Detection(box=box, score=float(score), landmarks=lm))
+            det = clipped_detection(image, box, score, self._landmarker)
+            if det is not None:
+                out.append(det)
         return out
