@@ -466,9 +466,10 @@ class GovernanceMixin:
         if actor is not None:
             require(actor, "read the audit log", "auditor", "admin")
         with self._session() as s:
-            q = select(AuditEntry).order_by(AuditEntry.id)
-            rows = list(s.scalars(q))
-        return rows[-limit:] if limit else rows
+            if not limit:
+                return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+            newest = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+        return newest[::-1]  # the newest ``limit`` entries, oldest first, without reading the whole log
 
     def verify_audit(self) -> VerifyResult:
         return verify(self.audit_entries(), self.audit.read_head())
