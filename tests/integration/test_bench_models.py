@@ -34,12 +34,12 @@ def test_bench_models_quick_json(tmp_path: Path) -> None:
     assert res["quick"] is True and isinstance(res["core"], int)
 
     dets = {d["detector"]: d for d in res["detectors"]}
-    assert {"fast (mtcnn default)", "hog upsample=1", "hog upsample=0"} <= set(dets)
+    assert {"fast (centerface default)", "hog upsample=1", "hog upsample=0"} <= set(dets)
     for d in dets.values():
         assert d["ms_720p"] > 0 and d["ms_480p"] > 0 and d["dlib_faces"]["n_gt"] == 43
         assert "fddb_fold1" not in d  # --quick leaves FDDB out
     assert dets["hog upsample=1"]["dlib_faces"]["recall"] == 1.0  # dlib's detector on dlib's own annotations
-    assert dets["fast (mtcnn default)"]["dlib_faces"]["recall"] >= 0.9
+    assert dets["fast (centerface default)"]["dlib_faces"]["recall"] >= 0.9
     assert dets["hog upsample=1"]["speed_vs_dlib_hog1_720p"] == pytest.approx(1.0)
 
     emb = res["embedders"]

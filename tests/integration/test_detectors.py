@@ -116,9 +116,13 @@ def test_default_detector_landmarks_match_dlib_on_true_boxes(
 def test_default_detector_recall_on_fddb_subset(
     default_detector: FaceDetector, fddb_subset: list[tuple[np.ndarray, GroundTruthImage]]
 ) -> None:
-    recall, dets = _run(default_detector, fddb_subset)
+    recall, _ = _run(default_detector, fddb_subset)
     assert recall >= 0.9
-    _check_landmarks(dets)
+    # landmarks of the faces found (a false positive, e.g. a box half out of the frame, has no meaningful points)
+    found = [
+        d for img, g in fddb_subset for d in default_detector.detect(img) if max(d.box.iou(b) for b in g.boxes) >= 0.4
+    ]
+    _check_landmarks(found)
 
 
 def test_default_detector_on_blank_frame(default_detector: FaceDetector) -> None:

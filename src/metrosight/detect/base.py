@@ -25,6 +25,9 @@ class FaceDetector(Protocol):
 
     Attributes:
         name: short backend name, as given to :func:`metrosight.detect.factory.make_detector`.
+
+    A backend that chooses its own working resolution sets a class attribute ``scales_input = True``: callers then
+    give it full-resolution frames instead of downscaling them first (``detection.max_width``).
     """
 
     name: str
@@ -75,3 +78,20 @@ def clipped_detection(
         return None
     lm = landmarker(image, box) if landmarker is not None else None
     return Detection(box=box, score=float(score), landmarks=lm)
+
+
+def nms_boxes(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first.
+
+    Args:
+        boxes: ``(N, 4)`` float x1 y1 x2 y2 (exclusive right/bottom edges).
+        scores: ``(N,)`` higher is better.
+        threshold: IoU above which the lower-scored of two boxes is dropped.
+    """
+    if boxes.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    import cv2
+
+    rects = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]], axis=1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))  # type: ignore[arg-type]
+    return np.asarray(keep, dtype=np.int64).reshape(-1)

@@ -240,7 +240,11 @@ def detector_candidates(models_dir: Path | None = None, full: bool = True) -> di
     """Detectors to compare: label -> (backend name for :func:`~metrosight.detect.factory.make_detector`,
     kwargs). ``full`` adds MTCNN variants and a second YuNet box convention; the YuNet rows need the user-supplied
     ONNX file in ``models_dir`` and are left out without it."""
-    c: dict[str, tuple[str, dict[str, Any]]] = {"fast (mtcnn default)": ("fast", {})}
+    c: dict[str, tuple[str, dict[str, Any]]] = {"fast (centerface default)": ("fast", {})}
+    if full:
+        c["centerface max_width=640"] = ("centerface", {"max_width": 640})
+        c["centerface, dlib boxes"] = ("centerface", {"dlib_boxes": True})
+    c["mtcnn (previous default)"] = ("mtcnn", {})
     if full:
         c["mtcnn min_face=40"] = ("mtcnn", {"min_face": 40})
         c["mtcnn min_face=20"] = (

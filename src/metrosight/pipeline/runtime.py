@@ -16,7 +16,13 @@ from pathlib import Path
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
 from metrosight.config.home import Home
-from metrosight.config.model import HogDetectorConfig, MtcnnDetectorConfig, OnnxDetectorConfig, Settings
+from metrosight.config.model import (
+    CenterFaceDetectorConfig,
+    HogDetectorConfig,
+    MtcnnDetectorConfig,
+    OnnxDetectorConfig,
+    Settings,
+)
 from metrosight.core.types import Category
 from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
@@ -42,6 +48,10 @@ MODEL_ID = "dlib_resnet_v1"
 def make_face_detector(settings: Settings) -> FaceDetector:
     """The face detector the configuration names."""
     cfg = settings.detection.detector
+    if isinstance(cfg, CenterFaceDetectorConfig):
+        from metrosight.detect.centerface_onnx import CenterFaceDetector
+
+        return CenterFaceDetector(max_width=cfg.max_width, score_threshold=cfg.score_threshold)
     if isinstance(cfg, MtcnnDetectorConfig):
         from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
 

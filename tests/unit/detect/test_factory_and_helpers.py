@@ -19,7 +19,7 @@ def test_unknown_name_lists_choices() -> None:
 
 
 def test_names() -> None:
-    assert {"fast", "hog", "yunet-onnx", "mtcnn"} <= set(available())
+    assert {"fast", "centerface", "hog", "yunet-onnx", "mtcnn"} <= set(available())
     fast = make_detector("fast")  # construction loads nothing
     assert fast.name == DEFAULT_BACKEND
     assert isinstance(fast, FaceDetector)
@@ -32,7 +32,9 @@ def test_bad_arguments() -> None:
     with pytest.raises(DetectorError, match="upsample"):
         make_detector("hog", upsample=-1)
     with pytest.raises(DetectorError, match="min_face"):
-        make_detector("fast", min_face=4)
+        make_detector("mtcnn", min_face=4)
+    with pytest.raises(DetectorError, match="max_width"):
+        make_detector("fast", max_width=8)
     with pytest.raises(DetectorError, match="engine"):
         make_detector("mtcnn", engine="tpu")
 

