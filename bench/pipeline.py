@@ -96,7 +96,7 @@ def main() -> int:
         ("Joe Biden", ex / "biden.jpg"),
     ]
     lfw_gallery = [(p.parent.name, p) for p in sorted(lfw.glob("*/*.jpg")) if p.name.endswith("_0001.jpg")]
-    configs = [("metrosight (MTCNN + ONNX ResNet)", {})]
+    configs = [("metrosight (CenterFace + ONNX ResNet)", {})]
     if not args.no_reference:
         configs.append(
             ("dlib-bin reference (HOG + dlib ResNet)", {"detection": {"detector": {"kind": "hog"}}, "recognition": {"embedder": "dlib"}})

@@ -105,12 +105,17 @@ class Detection:
         landmarks: ``(5, 2)`` float32 pixel coordinates in dlib's 5-point order (right eye outer, right eye
             inner, left eye outer, left eye inner, nose base), or ``None`` when not computed yet.
         kind: ``"face"`` or ``"person"``.
+        yaw: the detector's own estimate of how far the face is turned, in the units of
+            :func:`metrosight.recognize.quality.yaw_ratio`, or ``None`` (detectors without pose output). dlib's
+            5-point predictor places its points as if the face were frontal when it is not, so quality takes the
+            larger of the two estimates.
     """
 
     box: Box
     score: float
     landmarks: np.ndarray | None = None
     kind: str = "face"
+    yaw: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,32 +127,55 @@ def decode(
     heatmap: np.ndarray,
     log_size: np.ndarray,
     offset: np.ndarray,
+    landmarks: np.ndarray,
     threshold: float,
     nms_threshold: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes from one image's network outputs, in network-input pixels.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes and CenterFace's own landmarks from one image's network outputs, in network-input pixels.
 
     Args:
         heatmap: ``(h, w)`` face-centre scores in [0, 1] on the stride-4 grid.
         log_size: ``(2, h, w)`` log of (height, width) / 4 at each cell.
         offset: ``(2, h, w)`` sub-cell (y, x) offset of the centre.
+        landmarks: ``(10, h, w)`` five (y, x) points as fractions of the box's height and width from its top-left
+            corner, in the order: eye on the image's left, the other eye, nose tip, mouth corners.
         threshold: minimum heatmap score of a face.
         nms_threshold: IoU above which a lower-scored overlapping box is dropped.
 
     Returns:
-        ``(boxes (N, 4) float32 x1 y1 x2 y2, scores (N,) float32)``, best score first.
+        ``(boxes (N, 4) float32 x1 y1 x2 y2, scores (N,) float32, points (N, 5, 2) float32 x y)``, best score
+        first.
     """
     ys, xs = np.nonzero(heatmap > threshold)
     if ys.size == 0:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
     h = np.exp(log_size[0, ys, xs]) * _STRIDE
     w = np.exp(log_size[1, ys, xs]) * _STRIDE
     cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
     cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    x1, y1 = cx - w / 2, cy - h / 2
+    boxes = np.stack([x1, y1, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
     scores = heatmap[ys, xs].astype(np.float32)
+    lm = landmarks[:, ys, xs].T.reshape(-1, 5, 2)  # (n, 5, (y, x))
+    points = np.stack([x1[:, None] + lm[:, :, 1] * w[:, None], y1[:, None] + lm[:, :, 0] * h[:, None]], axis=2)
     keep = nms_boxes(boxes, scores, nms_threshold)
-    return boxes[keep], scores[keep]
+    return boxes[keep], scores[keep], points[keep].astype(np.float32)
+
+
+def yaw_from_points(points: np.ndarray) -> float:
+    """How far a face is turned, from CenterFace's eye centres and nose tip: the nose tip's offset from the eyes'
+    midpoint along the eye axis, in eye distances (0 frontal, ~0.5 at ~45°; the units of
+    :func:`metrosight.recognize.quality.yaw_ratio`).
+
+    Args:
+        points: ``(5, 2)`` CenterFace landmarks (eyes, nose tip, mouth corners), pixels.
+    """
+    eye_a, eye_b, nose = (np.asarray(points[i], dtype=np.float64) for i in range(3))
+    axis = eye_b - eye_a
+    dist = float(np.hypot(*axis))
+    if dist < 1e-6:
+        return 1.0
+    return abs(float(np.dot(nose - (eye_a + eye_b) / 2.0, axis / dist))) / dist
 
 
 def dlib_style_box(box: Box) -> Box:
@@ -258,18 +281,18 @@ class CenterFaceDetector:
         x = np.zeros((1, 3, H, W), np.float32)
         x[0, :, :hs, :ws] = small.transpose(2, 0, 1)  # RGB, 0..255, as the model was trained
         try:
-            heat, size, off, _ = sess.run(list(_OUTPUTS), {_INPUT: x})
+            heat, size, off, marks = sess.run(list(_OUTPUTS), {_INPUT: x})
         except Exception as exc:  # onnxruntime's own exception types
             raise DetectorError(f"CenterFace failed to run on a {w}x{h} frame: {exc}") from exc
-        boxes, scores = decode(heat[0, 0], size[0], off[0], self.score_threshold, self.nms_threshold)
+        boxes, scores, points = decode(heat[0, 0], size[0], off[0], marks[0], self.score_threshold, self.nms_threshold)
         boxes /= scale
         out: list[Detection] = []
-        for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist()):
+        for (x1, y1, x2, y2), score, pts in zip(boxes.tolist(), scores.tolist(), points):
             square = dlib_style_box(Box(x1, y1, x2, y2))
             box = (square if self.dlib_boxes else Box(x1, y1, x2, y2)).clip(w, h)
             if box.area <= 0:
                 continue
             # landmarks from the whole square, even where it leaves the frame: clipping it would squash the face
             lm = self._landmarker(image, square) if self._landmarker is not None else None
-            out.append(Detection(box=box, score=float(score), landmarks=lm))
+            out.append(Detection(box=box, score=float(score), landmarks=lm, yaw=yaw_from_points(pts)))
         return out

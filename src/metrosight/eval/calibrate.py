@@ -114,7 +114,9 @@ def faces_of_video(
                 continue
             chip = align(frame.image, det.box, det.landmarks)
             if (
-                assess(det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var).problem
+                assess(
+                    det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, detector_yaw=det.yaw
+                ).problem
                 is None
             ):
                 chips.append(chip)

@@ -141,7 +141,7 @@ class MetrosightEncoder:
             for d in self.detector.detect(big):
                 b = Box(d.box.x1 / s, d.box.y1 / s, d.box.x2 / s, d.box.y2 / s)
                 lm = None if d.landmarks is None else (np.asarray(d.landmarks, dtype=np.float32) / s)
-                out.append(Detection(b, d.score, lm))
+                out.append(Detection(b, d.score, lm, d.kind, d.yaw))
             return out
         return list(self.detector.detect(image))
 
@@ -161,7 +161,9 @@ class MetrosightEncoder:
             return FaceRecord(path, label, None, problem="no face found")
         chip = align(image, det.box, det.landmarks)
         # Size is judged at the photo's own resolution: an upscaled photo adds no detail.
-        q = assess(det.box, chip, det.landmarks, self.min_face_px, self.min_blur_var)  # type: ignore[arg-type]
+        q = assess(  # type: ignore[arg-type]
+            det.box, chip, det.landmarks, self.min_face_px, self.min_blur_var, detector_yaw=det.yaw
+        )
         if self.gate_quality and q.problem is not None:
             return FaceRecord(path, label, None, quality=q.score, problem=q.problem)
         chips = np.stack([chip, chip[:, ::-1]]) if self.flip else chip[None]
@@ -340,7 +342,9 @@ def faces_of_photos(
             if det.landmarks is None:
                 continue
             chip = align(image, det.box, det.landmarks)
-            q = assess(det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var)
+            q = assess(
+                det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, detector_yaw=det.yaw
+            )
             if q.problem is None:
                 chips.append(chip)
         if chips:

@@ -71,7 +71,7 @@ def scale_detection(det: Detection, factor: float) -> Detection:
     b = det.box
     box = Box(b.x1 * factor, b.y1 * factor, b.x2 * factor, b.y2 * factor)
     lm = None if det.landmarks is None else (np.asarray(det.landmarks, dtype=np.float32) * factor)
-    return Detection(box=box, score=det.score, landmarks=lm, kind=det.kind)
+    return Detection(box=box, score=det.score, landmarks=lm, kind=det.kind, yaw=det.yaw)
 
 
 class CameraPipeline:
@@ -165,7 +165,7 @@ class CameraPipeline:
         dets = [scale_detection(d, factor) for d in self.detector.detect(small)]
         if self.landmarker is not None:
             dets = [
-                Detection(d.box, d.score, self.landmarker(image, d.box), d.kind)
+                Detection(d.box, d.score, self.landmarker(image, d.box), d.kind, d.yaw)
                 if d.box.height >= self.settings.detection.min_face_px
                 else d
                 for d in dets
@@ -226,14 +226,15 @@ class CameraPipeline:
                 continue
             if det.box.height < min_px or det.landmarks is None:
                 continue
-            bound = score_bound(det.box, det.landmarks, min_px)  # no chip can score higher: skip hopeless faces
+            # no chip can score higher: skip hopeless faces
+            bound = score_bound(det.box, det.landmarks, min_px, detector_yaw=det.yaw)
             if bound < rec.min_quality or not self.fusion.wants(t.track_id, bound):
                 continue
             try:
                 chip = align(frame.image, det.box, det.landmarks)
             except AlignmentError:
                 continue
-            q = assess(det.box, chip, det.landmarks, min_px, rec.min_blur_var)
+            q = assess(det.box, chip, det.landmarks, min_px, rec.min_blur_var, detector_yaw=det.yaw)
             if q.problem is not None or q.score < rec.min_quality or not self.fusion.wants(t.track_id, q.score):
                 continue
             _, region = context_crop(frame.image, det.box)

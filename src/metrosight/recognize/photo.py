@@ -47,7 +47,7 @@ def faces_in_photo(
         if det.landmarks is None:
             continue
         chip = align(image, det.box, det.landmarks)
-        q = assess(det.box, chip, det.landmarks, min_face_px, min_blur_var)
+        q = assess(det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw)
         if q.problem is not None:
             rejected.append((det, q))
         else:

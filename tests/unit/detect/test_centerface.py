@@ -10,7 +10,17 @@ import pytest
 
 from metrosight.core.types import Box
 from metrosight.detect.base import DetectorError, nms_boxes
-from metrosight.detect.centerface_onnx import CenterFaceDetector, decode, dlib_style_box, prepare_model
+from metrosight.detect.centerface_onnx import (
+    CenterFaceDetector,
+    decode,
+    dlib_style_box,
+    prepare_model,
+    yaw_from_points,
+)
+
+
+# a frontal face's five points as (y, x) fractions of its box: eyes, nose tip, mouth corners
+_FRONTAL = np.array([[0.4, 0.3], [0.4, 0.7], [0.6, 0.5], [0.8, 0.35], [0.8, 0.65]], np.float32)
 
 
 def _outputs(h: int, w: int, faces: list[tuple[int, int, float, float, float]]) -> tuple[np.ndarray, ...]:
@@ -18,27 +28,42 @@ def _outputs(h: int, w: int, faces: list[tuple[int, int, float, float, float]]) 
     heat = np.zeros((h, w), np.float32)
     size = np.zeros((2, h, w), np.float32)
     off = np.zeros((2, h, w), np.float32)
+    marks = np.zeros((10, h, w), np.float32)
     for r, c, fh, fw, score in faces:
         heat[r, c] = score
         size[:, r, c] = np.log([fh / 4, fw / 4])
-    return heat, size, off
+        marks[:, r, c] = _FRONTAL.reshape(-1)
+    return heat, size, off, marks
 
 
 def test_decode_places_boxes_on_the_stride_4_grid() -> None:
-    heat, size, off = _outputs(20, 30, [(5, 10, 40, 32, 0.9), (15, 25, 12, 10, 0.6)])
-    boxes, scores = decode(heat, size, off, threshold=0.5, nms_threshold=0.3)
+    heat, size, off, marks = _outputs(20, 30, [(5, 10, 40, 32, 0.9), (15, 25, 12, 10, 0.6)])
+    boxes, scores, points = decode(heat, size, off, marks, threshold=0.5, nms_threshold=0.3)
     assert scores.tolist() == pytest.approx([0.9, 0.6])
     # centre of cell (5, 10) is (10.5 * 4, 5.5 * 4) = (42, 22); 32 wide, 40 high
     assert boxes[0].tolist() == pytest.approx([26, 2, 58, 42])
     assert boxes[1].tolist() == pytest.approx([97, 56, 107, 68])
+    # landmarks: (y, x) fractions of the box -> (x, y) pixels; the first eye at x 26 + 0.3 * 32, y 2 + 0.4 * 40
+    assert points.shape == (2, 5, 2)
+    assert points[0, 0].tolist() == pytest.approx([35.6, 18.0])
+    assert points[0, 2].tolist() == pytest.approx([42.0, 26.0])
 
 
 def test_decode_threshold_and_nms() -> None:
-    heat, size, off = _outputs(20, 30, [(5, 10, 40, 32, 0.9), (5, 11, 40, 32, 0.8), (15, 25, 12, 10, 0.3)])
-    boxes, scores = decode(heat, size, off, threshold=0.5, nms_threshold=0.3)
+    heat, size, off, marks = _outputs(20, 30, [(5, 10, 40, 32, 0.9), (5, 11, 40, 32, 0.8), (15, 25, 12, 10, 0.3)])
+    boxes, scores, _ = decode(heat, size, off, marks, threshold=0.5, nms_threshold=0.3)
     assert scores.tolist() == pytest.approx([0.9])  # the neighbour overlaps (IoU 0.78), the third is below 0.5
-    boxes, scores = decode(heat, size, off, threshold=0.95, nms_threshold=0.3)
-    assert boxes.shape == (0, 4) and scores.shape == (0,)
+    boxes, scores, points = decode(heat, size, off, marks, threshold=0.95, nms_threshold=0.3)
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and points.shape == (0, 5, 2)
+
+
+def test_yaw_from_points() -> None:
+    frontal = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float64)
+    assert yaw_from_points(frontal) == pytest.approx(0.0)
+    turned = frontal.copy()
+    turned[2, 0] = 70  # nose tip under one eye: half an eye distance off the midpoint
+    assert yaw_from_points(turned) == pytest.approx(0.5)
+    assert yaw_from_points(np.zeros((5, 2))) == 1.0  # degenerate: treated as fully turned
 
 
 def test_nms_boxes_keeps_the_best_of_overlapping() -> None:
@@ -70,9 +95,9 @@ class _FakeSession:
         x = feeds["input.1"]
         self.inputs.append(x)
         h, w = x.shape[2] // 4, x.shape[3] // 4
-        heat, size, off = _outputs(h, w, [(24, 49, 64, 48, 0.8)])  # cell centre (198, 98)
+        heat, size, off, marks = _outputs(h, w, [(24, 49, 64, 48, 0.8)])  # cell centre (198, 98)
         off[:, 24, 49] = 0.5
-        return [heat[None, None], size[None], off[None], np.zeros((1, 10, h, w), np.float32)]
+        return [heat[None, None], size[None], off[None], marks[None]]
 
 
 def test_detect_maps_boxes_back_to_the_frame() -> None:
@@ -83,6 +108,7 @@ def test_detect_maps_boxes_back_to_the_frame() -> None:
     x = fake.inputs[0]
     assert x.shape == (1, 3, 288, 512) and x.dtype == np.float32  # 512x288: already multiples of 32
     assert len(out) == 1 and out[0].landmarks is None and out[0].score == pytest.approx(0.8)
+    assert out[0].yaw == pytest.approx(0.0)  # the detector's own pose estimate, from its frontal points
     b = out[0].box  # (200 +- 24, 100 +- 32) in the network input, / 0.4
     assert [b.x1, b.y1, b.x2, b.y2] == pytest.approx([440, 170, 560, 330])
     out = CenterFaceDetector(landmarks=False, dlib_boxes=True)

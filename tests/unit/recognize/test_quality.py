@@ -33,3 +33,18 @@ def test_turned_face_has_zero_bound() -> None:
     lm = landmarks_for(box)
     lm[4, 0] = lm[0, 0] + 20  # nose outside the eyes: profile
     assert score_bound(box, lm, 36) == 0.0
+
+
+def test_detector_pose_estimate_refuses_a_face_dlib_points_call_frontal() -> None:
+    # dlib's 5 points can look frontal on a turned face; the detector's own estimate (CenterFace) then decides
+    rng = np.random.default_rng(0)
+    chip = np.clip(128 + rng.normal(0, 60, size=(150, 150, 3)), 0, 255).astype(np.uint8)
+    box = Box(0, 0, 120, 120)
+    lm = landmarks_for(box)
+    plain = assess(box, chip, lm, 36, 10.0)
+    assert plain.problem is None, plain.problem
+    assert assess(box, chip, lm, 36, 10.0, detector_yaw=0.0).yaw_ratio == pytest.approx(plain.yaw_ratio)
+    q = assess(box, chip, lm, 36, 10.0, detector_yaw=0.84)
+    assert q.problem is not None and "turned" in q.problem and q.yaw_ratio == pytest.approx(0.84)
+    assert score_bound(box, lm, 36, detector_yaw=0.84) == 0.0
+    assert score_bound(box, lm, 36, detector_yaw=0.0) == pytest.approx(score_bound(box, lm, 36))
