@@ -12,9 +12,7 @@ import pytest
 
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
-from metrosight.core.types import Category
 from metrosight.pipeline.runtime import Runtime
-from metrosight.policy.rules import Authorisation
 from tests.conftest import require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 

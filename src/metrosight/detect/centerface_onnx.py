@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.onnx_session import cpu_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
@@ -239,17 +240,9 @@ class CenterFaceDetector:
     def _load(self) -> Any:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
-
                 path = self._model_path or default_model_path()
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = self.threads
-                so.inter_op_num_threads = 1
-                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                so.log_severity_level = 3
                 try:
-                    self._session = ort.InferenceSession(prepare_model(path), so, providers=["CPUExecutionProvider"])
+                    self._session = cpu_session(prepare_model(path), self.threads)
                 except DetectorError:
                     raise
                 except Exception as exc:  # onnxruntime's own exception types

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.onnx_session import cpu_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, clipped_detection
 from metrosight.detect.landmarks import FivePointLandmarker
@@ -200,15 +201,7 @@ class MtcnnOnnxDetector:
         return self._nets
 
     def _make_ort(self, path: Path) -> Any:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        sess = cpu_session(path, self.threads)
         name = sess.get_inputs()[0].name
 
         def run(x: np.ndarray) -> list[np.ndarray]:

@@ -351,17 +351,11 @@ class OnnxResNetEmbedder:
     def _get_session(self) -> Any:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort  # lazy
+                from metrosight.core.onnx_session import cpu_session
 
                 dat = self.model_path if self.model_path is not None else default_model_path()
                 onnx_path = ensure_onnx_model(Path(dat), self.cache_dir)
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = self.threads
-                opts.inter_op_num_threads = 1
-                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self._session = ort.InferenceSession(str(onnx_path), sess_options=opts,
-                                                     providers=["CPUExecutionProvider"])
+                self._session = cpu_session(onnx_path, self.threads)
                 logger.debug("ONNX face ResNet session ready (%s, %d threads)", onnx_path, self.threads)
             return self._session
 

@@ -18,7 +18,6 @@ from metrosight.detect.centerface_onnx import (
     yaw_from_points,
 )
 
-
 # a frontal face's five points as (y, x) fractions of its box: eyes, nose tip, mouth corners
 _FRONTAL = np.array([[0.4, 0.3], [0.4, 0.7], [0.6, 0.5], [0.8, 0.35], [0.8, 0.65]], np.float32)
 
