@@ -147,3 +147,23 @@ def test_user_yunet_onnx_path() -> None:
     dets = make_detector("yunet-onnx", model_path=model).detect(img)
     assert len(dets) == 3
     _check_landmarks(dets)
+
+
+def test_dlib_cnn_mmod_on_onnx_runtime_agrees_with_dlib() -> None:
+    # the same weights as dlib's cnn_face_detection_model_v1, run as one ONNX graph: the same faces, scores within
+    # 0.1, boxes at most a pyramid level apart (dlib tiles its pyramid and filters with pyramid_down<6>)
+    import dlib
+
+    from metrosight.core.types import Box
+    from metrosight.detect.mmod_onnx import default_model_path
+
+    img = _rgb(require_data("dlib_faces") / "2008_002506.jpg")
+    ref = dlib.cnn_face_detection_model_v1(str(default_model_path()))(img, 0)
+    ours = make_detector("mmod").detect(img)
+    assert len(ref) == len(ours) == 3
+    for r in ref:
+        rb = Box(r.rect.left(), r.rect.top(), r.rect.right() + 1, r.rect.bottom() + 1)
+        best = max(ours, key=lambda d: d.box.iou(rb))
+        assert best.box.iou(rb) >= 0.6
+        assert abs(best.score - r.confidence) < 0.1
+    _check_landmarks(ours)

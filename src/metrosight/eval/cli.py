@@ -861,7 +861,7 @@ def detect_cmd(
         list[str] | None,
         typer.Option(
             "--detector",
-            help="configured | centerface | mtcnn | hog | hog0 (HOG without upsampling) (repeatable)",
+            help="configured | centerface | mtcnn | mmod | hog | hog0 (HOG without upsampling) (repeatable)",
         ),
     ] = None,
     iou: Annotated[list[float] | None, typer.Option("--iou", help="IoU threshold(s) for a match")] = None,

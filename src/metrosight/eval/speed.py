@@ -251,6 +251,9 @@ def detector_candidates(models_dir: Path | None = None, full: bool = True) -> di
             "mtcnn",
             {"min_face": 20, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709, "score_threshold": 0.7},
         )
+    c["mmod (dlib CNN) upsample=0"] = ("mmod", {"upsample": 0})
+    if full:
+        c["mmod (dlib CNN) upsample=1"] = ("mmod", {"upsample": 1})
     c["hog upsample=1"] = ("hog", {"upsample": 1})
     c["hog upsample=0"] = ("hog", {"upsample": 0})
     yunet = (models_dir / "face_detection_yunet_2023mar.onnx") if models_dir is not None else None

@@ -19,6 +19,7 @@ from metrosight.config.home import Home
 from metrosight.config.model import (
     CenterFaceDetectorConfig,
     HogDetectorConfig,
+    MmodDetectorConfig,
     MtcnnDetectorConfig,
     OnnxDetectorConfig,
     Settings,
@@ -62,6 +63,10 @@ def make_face_detector(settings: Settings) -> FaceDetector:
         from metrosight.detect.dlib_hog import HogFaceDetector
 
         return HogFaceDetector(upsample=cfg.upsample)
+    if isinstance(cfg, MmodDetectorConfig):
+        from metrosight.detect.mmod_onnx import MmodOnnxDetector
+
+        return MmodOnnxDetector(upsample=cfg.upsample)
     if isinstance(cfg, OnnxDetectorConfig):
         from metrosight.detect.onnx_user import YuNetOnnxDetector
 
