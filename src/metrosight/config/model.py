@@ -73,7 +73,10 @@ class DetectionConfig(_Section):
     detector: DetectorConfig = Field(default_factory=CenterFaceDetectorConfig)
     min_face_px: int = Field(36, ge=16, description="faces with a smaller box height (pixels) are not recognised")
     max_width: int = Field(
-        1280, ge=160, description="frames wider than this are downscaled for face detection (boxes are mapped back)"
+        1280,
+        ge=160,
+        description="frames wider than this are downscaled for face detection (boxes are mapped back); CenterFace "
+        "scales frames itself (its own max_width) and always gets the full frame",
     )
 
 
