@@ -27,7 +27,7 @@ import numpy as np
 
 from metrosight.core.onnx_session import cpu_session
 from metrosight.core.types import Box, Detection
-from metrosight.detect.base import DetectorError, check_image, clipped_detection
+from metrosight.detect.base import DetectorError, check_image, clipped_detection, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
 
 logger = logging.getLogger(__name__)
@@ -60,12 +60,8 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
     """Indices kept by greedy non-maximum suppression (boxes ``(N, 4)`` x1 y1 x2 y2, inclusive pixels)."""
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    if mode == "union":
-        import cv2
-
-        rects = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2] + 1], axis=1).astype(np.float64)
-        keep_cv = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))  # type: ignore[arg-type]
-        return np.asarray(keep_cv, dtype=np.int64).reshape(-1)
+    if mode == "union":  # inclusive pixels: the exclusive right/bottom edges are one further
+        return nms_boxes(np.concatenate([boxes[:, :2], boxes[:, 2:4] + 1], axis=1), scores, threshold)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-scores, kind="stable")
