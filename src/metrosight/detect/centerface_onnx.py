@@ -37,6 +37,7 @@ from metrosight.core.onnx_session import cpu_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
+from metrosight.recognize.quality import nose_offset_ratio
 
 logger = logging.getLogger(__name__)
 
@@ -171,12 +172,7 @@ def yaw_from_points(points: np.ndarray) -> float:
     Args:
         points: ``(5, 2)`` CenterFace landmarks (eyes, nose tip, mouth corners), pixels.
     """
-    eye_a, eye_b, nose = (np.asarray(points[i], dtype=np.float64) for i in range(3))
-    axis = eye_b - eye_a
-    dist = float(np.hypot(*axis))
-    if dist < 1e-6:
-        return 1.0
-    return abs(float(np.dot(nose - (eye_a + eye_b) / 2.0, axis / dist))) / dist
+    return nose_offset_ratio(points[0], points[1], points[2])
 
 
 def dlib_style_box(box: Box) -> Box:

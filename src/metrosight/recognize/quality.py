@@ -42,6 +42,18 @@ def blur_variance(chip: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def nose_offset_ratio(eye_a: np.ndarray, eye_b: np.ndarray, nose: np.ndarray) -> float:
+    """The nose's offset from the eyes' midpoint along the eye axis, in eye distances (0 frontal, growing as the
+    head turns; 1.0 when the eyes coincide). Points are ``(2,)`` pixel coordinates."""
+    eye_a, eye_b, nose = (np.asarray(p, dtype=np.float64) for p in (eye_a, eye_b, nose))
+    axis = eye_b - eye_a
+    dist = float(np.hypot(*axis))
+    if dist < 1e-6:
+        return 1.0
+    mid = (eye_a + eye_b) / 2.0
+    return abs(float(np.dot(nose - mid, axis / dist))) / dist
+
+
 def yaw_ratio(landmarks: np.ndarray) -> float:
     """Horizontal offset of the nose from the eyes' midpoint, in units of the eye distance.
 
@@ -49,14 +61,7 @@ def yaw_ratio(landmarks: np.ndarray) -> float:
         landmarks: ``(5, 2)`` dlib 5-point landmarks (points 0–1 one eye, 2–3 the other, 4 nose base).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
-    eye_a = lm[0:2].mean(axis=0)
-    eye_b = lm[2:4].mean(axis=0)
-    axis = eye_b - eye_a
-    dist = float(np.hypot(*axis))
-    if dist < 1e-6:
-        return 1.0
-    mid = (eye_a + eye_b) / 2.0
-    return abs(float(np.dot(lm[4] - mid, axis / dist))) / dist
+    return nose_offset_ratio(lm[0:2].mean(axis=0), lm[2:4].mean(axis=0), lm[4])
 
 
 def _size_pose(height: float, yaw: float, min_face_px: int, max_yaw_ratio: float) -> tuple[float, float]:
