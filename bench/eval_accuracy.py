@@ -85,115 +85,25 @@ def main() -> int:
         build_cohort(photo_files(d / "fddb" / "originalPics"), enc).save(cohort)
 
     lfw = d / "lfw" / "lfw-deepfunneled"
-    metrosight(
-        home,
-        "eval",
-        "identify",
-        "--data",
-        lfw,
-        "--per-person",
-        "1",
-        "--per-person",
-        "3",
-        "--cohort",
-        cohort,
-        "--cache",
-        CACHE,
-        "--out",
-        OUT,
-        "--name",
-        "identify-lfw",
-        *quick,
-    )
-    metrosight(
-        home,
-        "eval",
-        "identify",
-        "--data",
-        lfw,
-        "--per-person",
-        "1",
-        "--per-person",
-        "2",
-        "--per-person",
-        "3",
-        "--same-probes",
-        "--cohort",
-        cohort,
-        "--cache",
-        CACHE,
-        "--out",
-        OUT,
-        "--name",
-        "identify-lfw-same-probes",
-        *quick,
-    )
-    metrosight(
-        home,
-        "eval",
-        "identify",
-        "--data",
-        d / "att_faces",
-        "--include",
-        r"s([1-9]|1[0-9]|20)",
-        "--non-mated",
-        r"s(1[1-9]|20)",
-        "--per-person",
-        "1",
-        "--per-person",
-        "3",
-        "--cohort",
-        cohort,
-        "--cache",
-        CACHE,
-        "--out",
-        OUT,
-        "--name",
-        "identify-att",
-    )
-    metrosight(home, "eval", "identify", "--data", d / "dlib_johns", "--aligned", "--non-mated", "John_S(himkus|imm)",
-               "--per-person", "1", "--per-person", "3", "--cohort", cohort, "--cache", CACHE, "--out", OUT,
-               "--name", "identify-johns")  # fmt: skip
-    metrosight(
-        home,
-        "eval",
-        "verify",
-        "--images",
-        lfw,
-        "--pairs",
-        d / "lfw" / "pairs.txt",
-        "--cohort",
-        cohort,
-        "--cache",
-        CACHE,
-        "--out",
-        OUT,
-        "--name",
-        "verify-lfw",
-    )
+
+    def run_eval(command: str, name: str, *args: object, scored: bool = True) -> None:
+        """``metrosight eval COMMAND ARGS`` reporting into OUT as NAME; scored runs use the cohort and the shared
+        descriptor cache."""
+        scoring = ["--cohort", cohort, "--cache", CACHE] if scored else []
+        metrosight(home, "eval", command, *args, *scoring, "--out", OUT, "--name", name)
+
+    run_eval("identify", "identify-lfw", "--data", lfw, "--per-person", "1", "--per-person", "3", *quick)
+    run_eval("identify", "identify-lfw-same-probes", "--data", lfw, "--per-person", "1", "--per-person", "2",
+             "--per-person", "3", "--same-probes", *quick)  # fmt: skip
+    run_eval("identify", "identify-att", "--data", d / "att_faces", "--include", r"s([1-9]|1[0-9]|20)",
+             "--non-mated", r"s(1[1-9]|20)", "--per-person", "1", "--per-person", "3")  # fmt: skip
+    run_eval("identify", "identify-johns", "--data", d / "dlib_johns", "--aligned", "--non-mated",
+             "John_S(himkus|imm)", "--per-person", "1", "--per-person", "3")  # fmt: skip
+    run_eval("verify", "verify-lfw", "--images", lfw, "--pairs", d / "lfw" / "pairs.txt")
     det_quick = ["--max-images", "60"] if args.quick else []
-    metrosight(
-        home,
-        "eval",
-        "detect",
-        "--fddb",
-        d / "fddb",
-        "--dlib-xml",
-        d / "dlib_faces" / "training.xml",
-        "--dlib-xml",
-        d / "dlib_faces" / "testing.xml",
-        "--detector",
-        "configured",
-        "--detector",
-        "mtcnn",
-        "--detector",
-        "hog",
-        "--out",
-        OUT,
-        "--name",
-        "detect",
-        *det_quick,
-    )
+    run_eval("detect", "detect", "--fddb", d / "fddb", "--dlib-xml", d / "dlib_faces" / "training.xml",
+             "--dlib-xml", d / "dlib_faces" / "testing.xml", "--detector", "configured", "--detector", "mtcnn",
+             "--detector", "hog", *det_quick, scored=False)  # fmt: skip
     ex = d / "face_recognition_examples" / "examples"
     gallery = home / "hamilton-gallery"
     for person, photo in [
@@ -204,21 +114,8 @@ def main() -> int:
     ]:
         (gallery / person).mkdir(parents=True)
         (gallery / person / photo).symlink_to(ex / photo)
-    metrosight(
-        home,
-        "eval",
-        "identify",
-        "--video",
-        ex / "short_hamilton_clip.mp4",
-        "--labels",
-        REPO / "tests" / "data" / "hamilton_labels.csv",
-        "--gallery",
-        gallery,
-        "--out",
-        OUT,
-        "--name",
-        "identify-video",
-    )
+    run_eval("identify", "identify-video", "--video", ex / "short_hamilton_clip.mp4", "--labels",
+             REPO / "tests" / "data" / "hamilton_labels.csv", "--gallery", gallery, scored=False)  # fmt: skip
 
     # Calibration as an operator would plan it: watchlist = LFW people with 2+ photos (their first photo), non-mated
     # traffic = LFW's one-photo people, cohort = FDDB fold 1; then the mated probes' FNIR at the chosen threshold.
