@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Self
+
+from tests.integration.procs import free_port, kill_process, stop_process
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -52,12 +53,6 @@ def rtsp_missing() -> str | None:
             "gstreamer1.0-plugins-good)"
         )
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def looped_video(src: Path, dst: Path, loops: int) -> Path:
@@ -121,19 +116,11 @@ class RtspServer:
 
     def kill(self) -> None:
         """Kill it at once (SIGKILL): connections drop without a goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        kill_process(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=5)
         self.proc = None
 
     def cpu_seconds(self) -> float:
