@@ -117,6 +117,13 @@ class Detection:
     kind: str = "face"
     yaw: float | None = None
 
+    def scaled(self, factor: float) -> Detection:
+        """The same detection in a frame resized by ``factor``: box and landmarks multiplied by it."""
+        b = self.box
+        box = Box(b.x1 * factor, b.y1 * factor, b.x2 * factor, b.y2 * factor)
+        lm = None if self.landmarks is None else (np.asarray(self.landmarks, dtype=np.float32) * factor)
+        return Detection(box, self.score, lm, self.kind, self.yaw)
+
 
 @dataclass(frozen=True, slots=True)
 class Detections:

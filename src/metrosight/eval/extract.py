@@ -137,12 +137,7 @@ class MetrosightEncoder:
 
             s = self.upscale_below / short
             big = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC)
-            out = []
-            for d in self.detector.detect(big):
-                b = Box(d.box.x1 / s, d.box.y1 / s, d.box.x2 / s, d.box.y2 / s)
-                lm = None if d.landmarks is None else (np.asarray(d.landmarks, dtype=np.float32) / s)
-                out.append(Detection(b, d.score, lm, d.kind, d.yaw))
-            return out
+            return [d.scaled(1 / s) for d in self.detector.detect(big)]
         return list(self.detector.detect(image))
 
     def encode(self, image: np.ndarray, path: Path, label: str) -> FaceRecord:

@@ -67,13 +67,6 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return bytes(buf) if ok else b""
 
 
-def scale_detection(det: Detection, factor: float) -> Detection:
-    b = det.box
-    box = Box(b.x1 * factor, b.y1 * factor, b.x2 * factor, b.y2 * factor)
-    lm = None if det.landmarks is None else (np.asarray(det.landmarks, dtype=np.float32) * factor)
-    return Detection(box=box, score=det.score, landmarks=lm, kind=det.kind, yaw=det.yaw)
-
-
 class CameraPipeline:
     """Runs the stages for one camera.
 
@@ -162,7 +155,7 @@ class CameraPipeline:
         # where bilinear hardly aliases (same faces found on the crowd sample); integer factors have a fast path
         interp = cv2.INTER_AREA if factor >= 2 or factor.is_integer() else cv2.INTER_LINEAR
         small = cv2.resize(image, (max_w, int(round(frame.height / factor))), interpolation=interp)
-        dets = [scale_detection(d, factor) for d in self.detector.detect(small)]
+        dets = [d.scaled(factor) for d in self.detector.detect(small)]
         if self.landmarker is not None:
             dets = [
                 Detection(d.box, d.score, self.landmarker(image, d.box), d.kind, d.yaw)
