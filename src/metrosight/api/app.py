@@ -139,7 +139,8 @@ class BodyLimit:
 async def _too_large(limit: int, send: Send) -> None:
     body = JSONResponse({"detail": f"request body larger than {limit / 2**20:.0f} MiB"}, status_code=413).body
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", NO_STORE.encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -148,6 +149,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+# Responses carry personal data (alerts, crops, the audit log, users): no browser or proxy may keep a copy. Only the
+# static assets (scripts, styles, the docs' bundle) may be cached.
+NO_STORE = "no-store"
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"
 CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
     "script-src 'self'", "script-src 'self' 'unsafe-inline'"
@@ -258,6 +262,8 @@ def create_app(
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         response.headers.setdefault("Content-Security-Policy", CSP_DOCS if request.url.path == "/docs" else CSP)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", NO_STORE)
         return response
 
     app.add_middleware(
