@@ -25,6 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -248,6 +250,17 @@ def create_app(
         (Forbidden, 403), (NotFound, 404), (Conflict, 409), (PolicyError, 409), (CryptoError, 410), (StoreError, 503),
     ):
         app.add_exception_handler(exc_type, _error(status))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_request: Request, exc: Exception) -> Response:
+        # the database did not answer in time (SQLite's write lock held past busy_timeout, the pool exhausted, a
+        # PostgreSQL restart): nothing was changed; the client may retry
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        return JSONResponse(
+            {"detail": "the database is busy or unavailable; nothing was changed, try again"},
+            status_code=503, headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from metrosight.audit.anchor import read_anchor, write_anchor
 from metrosight.store.models import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ class AuditLog:
 
         Appends are serialised across processes and machines: on PostgreSQL by a transaction-scoped advisory lock
         taken before the newest entry is read (``SELECT … FOR UPDATE`` alone does not do it under READ COMMITTED:
-        a waiting writer would re-read the same old newest row and reuse its ``seq``); SQLite has one writer.
+        a waiting writer would re-read the same old newest row and reuse its ``seq``); on SQLite by the write lock
+        the store's write transactions take before their first read (``BEGIN IMMEDIATE``, see
+        :mod:`metrosight.store.db`). Either way ``seq`` is unique and gap-free.
         """
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
@@ -90,21 +92,19 @@ class AuditLog:
         return GENESIS
 
     def write_head(self, seq: int, digest: str) -> None:
-        """Record the newest link in the anchor file (after the transaction committed)."""
+        """Record the newest link in the anchor file (after the transaction committed; see
+        :func:`metrosight.audit.anchor.write_anchor`: atomic, forward only, safe for concurrent writers)."""
         if self.head_path is None:
             return
-        tmp = self.head_path.with_suffix(".tmp")
-        tmp.write_text(f"{seq} {digest}\n")
-        os.replace(tmp, self.head_path)
+        try:
+            write_anchor(self.head_path, seq, digest)
+        except OSError as exc:  # the action is committed: report, do not fail it
+            log.error("cannot write the audit anchor %s: %s", self.head_path, exc)
 
     def read_head(self) -> tuple[int, str] | None:
-        if self.head_path is None or not self.head_path.exists():
+        if self.head_path is None:
             return None
-        try:
-            seq, digest = self.head_path.read_text().split()
-            return int(seq), digest
-        except ValueError:
-            return None
+        return read_anchor(self.head_path)
 
 
 def verify(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> VerifyResult:

@@ -1,4 +1,11 @@
-"""Opening the database and bringing its schema up to date with Alembic."""
+"""Opening the database, bringing its schema up to date with Alembic, and the store's session factory.
+
+Concurrency: a *write* transaction (``Sessions.begin()``) takes the database's write lock before its first read, so
+that what it reads cannot change under it (read-check-write is atomic): on SQLite it starts with ``BEGIN
+IMMEDIATE`` (writers queue on the lock, waiting up to ``busy_timeout``), on PostgreSQL row locks (``SELECT … FOR
+UPDATE``), compare-and-set updates and the audit log's advisory lock do it. A plain session (``Sessions()``) is
+for reads: on SQLite a deferred transaction, one consistent snapshot, never blocking or blocked by writers (WAL).
+"""
 
 from __future__ import annotations
 
@@ -20,13 +27,25 @@ class StoreError(Exception):
     """The database cannot be opened, migrated or written; the message says which and why."""
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for the write lock before giving up (StoreError → 503)
+WRITE = "metrosight_write"  # execution option of write transactions (BEGIN IMMEDIATE on SQLite)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA secure_delete=ON")  # deleted templates are overwritten, not left in free pages
     cur.close()
+    # pysqlite would start transactions itself, lazily, before the first INSERT/UPDATE only: a transaction's reads
+    # ran outside it and a concurrent writer could change what was read. SQLAlchemy emits BEGIN instead (below).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    """``BEGIN IMMEDIATE`` for write transactions (the write lock first), ``BEGIN`` (a read snapshot) otherwise."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
 
 def alembic_config(url: str) -> Config:
@@ -55,12 +74,17 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     """
     url = normalize_url(url)
     try:
+        # Pools sized for the service's thread pool (40 threads run blocking routes): connections are opened
+        # lazily, so a worker process that uses one or two keeps one or two.
         if url.startswith("postgresql"):
-            engine = create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=60)
+        elif url.startswith("sqlite") and _sqlite_file(url):
+            engine = create_engine(url, pool_size=20, max_overflow=30, pool_timeout=60)
         else:
-            engine = create_engine(url, future=True)
+            engine = create_engine(url)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         if upgrade:
             with engine.begin() as conn:
                 cfg = alembic_config(url)
@@ -69,6 +93,13 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open database {safe_url(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}") from None
     return engine
+
+
+def _sqlite_file(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return bool(db) and db != ":memory:" and not db.startswith("file::memory:")
 
 
 def safe_url(url: str) -> str:
@@ -81,5 +112,27 @@ def safe_url(url: str) -> str:
         return url
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, future=True)
+class Sessions:
+    """The store's session factory: ``sessions()`` for reads, ``sessions.begin()`` for a write transaction
+    (committed at the end of the ``with`` block, rolled back on an exception). Every change goes through
+    ``begin()``: on SQLite only it takes the write lock before the transaction's first read (see the module
+    docstring); a change made through a plain session could fail with ``database is locked`` under load."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.read = sessionmaker(engine, expire_on_commit=False)
+        self.write = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
+
+    def __call__(self) -> Session:
+        return self.read()
+
+    def begin(self):  # type: ignore[no-untyped-def]  # a context manager yielding the Session
+        return self.write.begin()
+
+    def listen(self, name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        """Register a session event (e.g. ``after_commit``) on reads and writes alike."""
+        event.listen(self.read, name, fn)
+        event.listen(self.write, name, fn)
+
+
+def session_factory(engine: Engine) -> Sessions:
+    return Sessions(engine)

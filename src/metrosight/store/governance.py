@@ -24,7 +24,7 @@ from metrosight.policy.rules import (
     in_scope,
     require,
 )
-from metrosight.store.db import StoreError
+from metrosight.store.db import Sessions, StoreError
 from metrosight.store.models import (
     AlertRecord,
     AlertReview,
@@ -40,7 +40,6 @@ from metrosight.store.models import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import sessionmaker
 
     from metrosight.audit.log import AuditLog
     from metrosight.policy.crypto import KeyRing
@@ -88,7 +87,7 @@ class Retention:
 class GovernanceMixin:
     """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory, audit and keyring)."""
 
-    _session: sessionmaker[Session]
+    _session: Sessions
     audit: AuditLog
     keyring: KeyRing
 

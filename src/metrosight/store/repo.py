@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 from pathlib import Path
 
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -71,7 +71,7 @@ class Store(GovernanceMixin):
         self.audit = AuditLog(audit_head)
         self.max_entry_days = max_entry_days
         self._session = session_factory(engine)
-        event.listen(self._session, "after_commit", self._after_commit)
+        self._session.listen("after_commit", self._after_commit)
 
     @classmethod
     def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365) -> Store:

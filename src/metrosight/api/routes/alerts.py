@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from metrosight.api.deps import AlertReader, CropReader, Operator, RowId, StoreDep, services
 from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
 from metrosight.store import feed
+from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
 
 router = APIRouter(tags=["alerts"])
+log = logging.getLogger(__name__)
 
 STATUSES = ("new", "confirmed_once", "actionable", "rejected")
 
@@ -71,27 +75,36 @@ async def alert_stream(
     )
 
 
+RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent in the first event)
+
+
 async def _feed(request: Request, svc, user: str, last_alert: int, last_review: int) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
+    """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
+    that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up."""
     store = svc.runtime.store
     waiter = svc.hub.register()
     try:
-        yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}))
+        yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}), retry=RETRY_MS)
         while True:
-            rows = await run_in_threadpool(feed.alerts_after, store, last_alert)
-            if rows:
-                last_alert = rows[-1].id
-                await run_in_threadpool(
-                    store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
-                )
-                for pub in await run_in_threadpool(alerts_public, store, rows):
-                    yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
-            reviews = await run_in_threadpool(feed.reviews_after, store, last_review)
-            for r, status in reviews:
-                last_review = r.id
-                yield ServerSentEvent(
-                    event="status",
-                    data=json.dumps({"id": r.alert_id, "status": status, "user": r.user, "action": r.action}),
-                )
+            try:
+                rows = await run_in_threadpool(feed.alerts_after, store, last_alert)
+                if rows:
+                    await run_in_threadpool(
+                        store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
+                    )
+                    pubs = await run_in_threadpool(alerts_public, store, rows)
+                    last_alert = rows[-1].id
+                    for pub in pubs:
+                        yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
+                reviews = await run_in_threadpool(feed.reviews_after, store, last_review)
+                for r, status in reviews:
+                    last_review = r.id
+                    yield ServerSentEvent(
+                        event="status",
+                        data=json.dumps({"id": r.alert_id, "status": status, "user": r.user, "action": r.action}),
+                    )
+            except (SQLAlchemyError, StoreError) as exc:
+                log.warning("live feed of %s: %s; retrying", user, exc.__class__.__name__)
             if await request.is_disconnected():
                 break
             try:

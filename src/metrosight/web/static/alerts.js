@@ -44,20 +44,53 @@
     if (status === "actionable" || status === "rejected") art.querySelectorAll("button").forEach(b => (b.disabled = true));
   }
 
+  // The feed must come back after any failure. The browser retries a dropped connection by itself (after the
+  // server's `retry:` delay, sending Last-Event-ID), but gives up for good when an attempt is answered with an error
+  // status (a 5xx, a proxy's 502): then the page reconnects itself, with a growing delay (1 s doubling to 30 s, with
+  // jitter), from the newest alert it has shown; a signed-out session goes to the sign-in page instead.
+  let src = null, timer = null, delay = 1000;
+
+  function lost() { badge.dataset.state = "lost"; badge.textContent = "reconnecting…"; }
+
+  function later() {
+    if (timer) return;
+    const wait = delay * (0.5 + Math.random());
+    delay = Math.min(delay * 2, 30000);
+    timer = setTimeout(async () => {
+      timer = null;
+      try {
+        const r = await fetch("/api/me", { credentials: "same-origin" });
+        if (r.status === 401) { window.location.href = "/login"; return; }
+      } catch (e) { /* the server is away: try the feed anyway */ }
+      connect();
+    }, wait);
+  }
+
   function connect() {
-    const src = new EventSource(`/api/alerts/stream?after=${after}`);
-    src.addEventListener("open", () => { badge.dataset.state = "live"; badge.textContent = "live"; });
-    src.addEventListener("error", () => { badge.dataset.state = "lost"; badge.textContent = "reconnecting…"; });
+    if (src) src.close();
+    src = new EventSource(`/api/alerts/stream?after=${after}`);
+    const mine = src;
+    src.addEventListener("open", () => { delay = 1000; badge.dataset.state = "live"; badge.textContent = "live"; });
+    src.addEventListener("error", () => {
+      if (mine !== src) return;
+      lost();
+      if (mine.readyState === EventSource.CLOSED) later();  // the browser gave up: reconnect ourselves
+    });
     src.addEventListener("alert", ev => {
       const a = JSON.parse(ev.data);
-      if (box.querySelector(`article[data-id="${a.id}"]`)) return;
       after = Math.max(after, a.id);
+      if (box.querySelector(`article[data-id="${a.id}"]`)) return;
       const empty = document.getElementById("empty");
       if (empty) empty.remove();
       box.prepend(card(a));
     });
     src.addEventListener("status", ev => { const s = JSON.parse(ev.data); setStatus(s.id, s.status); });
   }
+
+  // A connection that stays "connecting" (a server that accepted but never answers) is replaced too.
+  setInterval(() => {
+    if (src && src.readyState !== EventSource.OPEN && !timer) { src.close(); lost(); later(); }
+  }, 20000);
 
   box.addEventListener("click", async ev => {
     const b = ev.target.closest("button");
