@@ -39,6 +39,7 @@ class _State:
     home: Path | None = None
     config: Path | None = None
     user: str | None = None
+    actor: object | None = None  # the authenticated Actor, once per command
 
 
 state = _State()
@@ -70,10 +71,55 @@ def _runtime(config: Path | None = None):  # type: ignore[no-untyped-def]
         fail(f"cannot use home directory: {exc}", 1)
 
 
+TOKEN_ENV = "METROSIGHT_TOKEN"
+PASSWORD_ENV = "METROSIGHT_PASSWORD"
+
+
 def _actor(rt):  # type: ignore[no-untyped-def]
-    """The user named by --as (or METROSIGHT_USER); a clear error if missing or unknown."""
+    """The authenticated user doing a governed action (anything audited as a person's act).
+
+    The credential is, in this order: an API token in ``METROSIGHT_TOKEN`` (it names its user; ``--as``, if given,
+    must agree), the password in ``METROSIGHT_PASSWORD`` for ``--as USER``, or a hidden password prompt when the
+    command runs in a terminal. The environment variables are removed once read, so that child processes do not
+    inherit them. A refused credential is audited and ends the command with one line; the actor is asked for
+    once per command.
+    """
+    import os
+
+    from metrosight.store.accounts import Accounts
+
+    if state.actor is not None:
+        return state.actor
+    accounts = Accounts(rt.store)
+    token = os.environ.pop(TOKEN_ENV, None)
+    if token:
+        with governed():
+            actor = accounts.token_actor(token.strip())
+        if actor is None:
+            fail(f"{TOKEN_ENV} is not a valid API token (unknown, revoked or expired, or its user is disabled)")
+        if state.user and state.user != actor.name:
+            fail(f"{TOKEN_ENV} acts as {actor.name}, not {state.user}: drop --as, or use {state.user}'s credential")
+        state.actor = actor
+        return actor
+    if not state.user:
+        fail("this action needs a user: pass --as USER (create users with `metrosight user add`)")
+    password = os.environ.pop(PASSWORD_ENV, None)
+    if password is None:
+        if not sys.stdin.isatty():
+            fail(
+                f"{state.user} must authenticate: run this in a terminal to be asked for the password, or set "
+                f"{TOKEN_ENV} (an API token from `metrosight token create`) or {PASSWORD_ENV}"
+            )
+        password = typer.prompt(f"password for {state.user}", hide_input=True, err=True)
     with governed():
-        return rt.store.actor(state.user)
+        actor = accounts.authenticate(state.user, password)
+        if actor is None:
+            rt.store.record("anonymous", "cli.auth_failed", state.user, {"user": state.user})
+    if actor is None:
+        fail(f"wrong password for {state.user!r}, or no such enabled user with a password "
+             "(an admin sets one with `metrosight user password NAME`)")
+    state.actor = actor
+    return actor
 
 
 class governed:  # noqa: N801 - used as a context manager
@@ -108,6 +154,7 @@ def main(
     state.home = home
     state.config = config
     state.user = user
+    state.actor = None
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -381,10 +428,21 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     rt = _runtime()
     name = "demo-missing"
     store = rt.store
+    demo_users = {"demo-officer", "demo-approver"}
     if store.user_count() == 0:
-        store.add_user("demo-officer", ["admin", "approver"], None)
+        # the demo's own two users, with generated passwords shown once (to review its alerts afterwards)
+        import secrets
+
+        from metrosight.policy.passwords import hash_password
+
+        passwords = {n: secrets.token_urlsafe(12) for n in sorted(demo_users)}
+        store.add_user("demo-officer", ["admin", "approver"], None, hash_password(passwords["demo-officer"]))
         officer = store.actor("demo-officer")
-        store.add_user("demo-approver", ["approver", "operator"], officer)
+        store.add_user("demo-approver", ["approver", "operator"], officer, hash_password(passwords["demo-approver"]))
+        out.print("demo users (passwords shown once): " + ", ".join(f"{n} {p}" for n, p in passwords.items()),
+                  highlight=False)
+    elif {n for n, _r, _d in store.list_users()} != demo_users:
+        fail(f"{rt.home.root} has users of its own: run the demo on a home of its own (--home DIR)")
     officer, approver = store.actor("demo-officer"), store.actor("demo-approver")
     try:
         store.create_watchlist(name, Category.MISSING, officer)

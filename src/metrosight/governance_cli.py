@@ -29,25 +29,67 @@ def _when(dt) -> str:  # type: ignore[no-untyped-def]
 
 
 # -- users ------------------------------------------------------------------------------------------------------
+def _nobody_has_a_password(rt) -> bool:  # type: ignore[no-untyped-def]
+    from metrosight.policy.rules import Actor
+    from metrosight.store.accounts import Accounts
+
+    return not any(u.has_password for u in Accounts(rt.store).users(Actor("system", frozenset({"admin"}))))
+
+
+def _new_password(name: str) -> str:
+    """Ask for a new user's password twice (hidden in a terminal; two lines of standard input otherwise)."""
+    from metrosight.policy.passwords import hash_password
+
+    with governed():
+        return hash_password(typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True))
+
+
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="user name")],
     role: Annotated[list[str], typer.Option("--role", "-r", help="admin, approver, operator, auditor or viewer")],
     password: Annotated[
-        bool, typer.Option("--password", help="prompt for a password (for the web UI and API)")
-    ] = False,
+        bool,
+        typer.Option(
+            "--password/--no-password",
+            help="ask for the new user's password (default); --no-password for a machine user that only uses API "
+            "tokens (the first user must have one)",
+        ),
+    ] = True,
 ) -> None:
-    """Add a user. The very first user needs no --as and must be an admin; after that an admin adds users."""
+    """Add a user. The very first user needs no --as, must be an admin and sets a password; after that an
+    (authenticated) admin adds users."""
     rt = _runtime()
-    pw_hash = None
-    if password:
-        from metrosight.policy.passwords import hash_password
-
-        pw_hash = hash_password(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    first = rt.store.user_count() == 0
+    if first and not password:
+        fail("the first user is the installation's admin and needs a password (drop --no-password)")
+    actor = None if first and not state.user else _actor(rt)
+    pw_hash = _new_password(name) if password else None
     with governed():
-        actor = None if rt.store.user_count() == 0 and not state.user else _actor(rt)
         rt.store.add_user(name, role, actor, pw_hash)
     out.print(f"added user {name} ({', '.join(sorted(set(role)))})")
+
+
+@user_app.command("password")
+def user_password(name: Annotated[str, typer.Argument(help="whose password to set")]) -> None:
+    """Set a user's password: your own, or anyone's as an admin. On an installation where nobody has a password
+    yet (made before the CLI asked for credentials), an admin's first password can be set without one."""
+    from metrosight.store.accounts import Accounts
+
+    rt = _runtime()
+    accounts = Accounts(rt.store)
+    if _nobody_has_a_password(rt):
+        with governed():
+            target = rt.store.actor(name)
+        if not target.has("admin"):
+            fail(f"nobody has a password yet: set an admin's first (not {name}, who is not an admin)")
+        actor = target
+    else:
+        actor = _actor(rt)
+    pw = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    with governed():
+        accounts.set_password(name, pw, actor)
+    out.print(f"password of {name} set")
 
 
 @user_app.command("list")
@@ -228,8 +270,9 @@ def audit_show(
     """The newest audit entries (needs the auditor or admin role)."""
     rt = _runtime()
     with governed():
-        rows = rt.store.audit_entries(_actor(rt), last)
-        rt.store.record(state.user or "", "audit.read", None, {"entries": len(rows)})
+        actor = _actor(rt)
+        rows = rt.store.audit_entries(actor, last)
+        rt.store.record(actor.name, "audit.read", None, {"entries": len(rows)})
     if as_json:
         for e in rows:
             print(json.dumps({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,

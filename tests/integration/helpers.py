@@ -10,9 +10,32 @@ from typer.testing import CliRunner
 from metrosight.cli import app
 
 
-def cli(home: Path, *args: str) -> tuple[int, str, str]:
-    """Run ``metrosight --home HOME ARGS…``; returns (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, ["--home", str(home), *map(str, args)])
+def password_of(user: str) -> str:
+    """The password every test user gets (deterministic, long, and unrelated to the user's name)."""
+    import hashlib
+
+    return "Tp-" + hashlib.sha256(f"metrosight test user {user}".encode()).hexdigest()[:20]
+
+
+def cli(
+    home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> tuple[int, str, str]:
+    """Run ``metrosight --home HOME ARGS…``; returns (exit code, stdout, stderr).
+
+    Credentials are supplied as a user would: ``--as NAME`` gets NAME's :func:`password_of` through
+    ``METROSIGHT_PASSWORD``, and ``user add NAME`` / ``user password NAME`` answer the new-password prompt with
+    NAME's test password. ``env`` (e.g. ``{"METROSIGHT_TOKEN": …}`` or a wrong password) and ``input`` override.
+    """
+    argv = [str(a) for a in args]
+    run_env: dict[str, str | None] = {"METROSIGHT_PASSWORD": None, "METROSIGHT_TOKEN": None}
+    if "--as" in argv[:-1]:
+        run_env["METROSIGHT_PASSWORD"] = password_of(argv[argv.index("--as") + 1])
+    for i in range(len(argv) - 2):
+        if argv[i] == "user" and argv[i + 1] in ("add", "password") and input is None and "--no-password" not in argv:
+            pw = password_of(argv[i + 2])
+            input = f"{pw}\n{pw}\n"
+    run_env.update(env or {})
+    result = CliRunner().invoke(app, ["--home", str(home), *argv], env=run_env, input=input)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr

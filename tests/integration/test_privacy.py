@@ -128,7 +128,7 @@ def test_cli_refusals_change_nothing(tmp_path):
     bootstrap(home)
     cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")
     code, _, err = cli(home, "--as", "mallory", "watchlist", "create", "x", "--category", "wanted")
-    assert code != 0 and "unknown user 'mallory'" in err
+    assert code != 0 and "wrong password for 'mallory'" in err
     code, _, err = cli(home, "watchlist", "create", "x", "--category", "wanted")
     assert code != 0 and "--as USER" in err
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", "-s", "Joe Biden", ex / "biden.jpg")
