@@ -101,13 +101,43 @@ class Authorisation:
         return min(self.expires_at, now + URGENT_TTL) if self.urgent else self.expires_at
 
 
-def can_approve(actor: Actor, created_by: str | None, status: str, urgent: bool, approved_by: str | None) -> None:
-    """Raises Forbidden/PolicyError unless ``actor`` may activate this entry."""
+def can_approve(
+    actor: Actor,
+    created_by: str | None,
+    status: str,
+    urgent: bool,
+    approved_by: str | None,
+    contributors: Iterable[str] = (),
+) -> None:
+    """Raises Forbidden/PolicyError unless ``actor`` may activate this entry.
+
+    Separation of duties: the approver must be a different person from everyone who put something into the entry —
+    its creator and every ``contributors`` (who added one of its templates): otherwise one approver could add a
+    photo of anyone to an entry someone else recorded and approve it themself.
+    """
     require(actor, "approve watchlist entries", "approver")
     if created_by is not None and actor.name == created_by:
         raise Forbidden(f"{actor.name} recorded this entry and may not approve it: a second approver must")
+    if actor.name in set(contributors):
+        raise Forbidden(
+            f"{actor.name} added a photo to this entry and may not approve it: an approver who added none of its "
+            "photos must"
+        )
     if status not in ("pending", "active") or (status == "active" and (approved_by or not urgent)):
         raise PolicyError(f"the entry is {status}{' and already approved' if approved_by else ''}; nothing to approve")
+
+
+def alert_status(reviews: Iterable[tuple[str, str]]) -> str:
+    """The status of an alert given all its reviews, ``(user, action)`` pairs with action confirm or reject.
+
+    One rejection decides it (``rejected``, for good); otherwise two *different* people's confirmations make it
+    ``actionable``, one makes it ``confirmed_once``, none leaves it ``new``.
+    """
+    reviews = list(reviews)
+    if any(action == "reject" for _, action in reviews):
+        return "rejected"
+    confirmers = {user for user, action in reviews if action == "confirm"}
+    return "actionable" if len(confirmers) >= 2 else "confirmed_once" if confirmers else "new"
 
 
 def in_scope(scope: dict | None, camera_id: str | None, line: str | None) -> bool:

@@ -18,12 +18,14 @@ from metrosight.policy.rules import (
     Actor,
     Forbidden,
     PolicyError,
+    alert_status,
     aware,
     can_approve,
     check_roles,
     in_scope,
     require,
 )
+from metrosight.store import transitions
 from metrosight.store.db import Sessions, StoreError
 from metrosight.store.models import (
     AlertRecord,
@@ -178,26 +180,32 @@ class GovernanceMixin:
             ]
 
     def approve(self, watchlist: str, name: str, actor: Actor, now: datetime | None = None) -> str:
-        """Activate a pending entry (or confirm an urgent one, lifting its 24 h limit). Returns the new status.
+        """Activate a pending entry (or confirm an urgent one, lifting its 24 h limit, and releasing templates held
+        until approval). Returns the new status. An atomic transition (:mod:`metrosight.store.transitions`).
 
         Raises:
-            Forbidden: not an approver, or the approver recorded the entry. PolicyError: nothing to approve,
-            or it expired meanwhile.
+            Forbidden: not an approver, or the approver recorded the entry or added one of its templates.
+            PolicyError: nothing to approve, it expired meanwhile, or it changed under the approval (``Changed``).
         """
         now = now or datetime.now(UTC)
         self.expire_due(now)
         with self._session.begin() as s:
-            e = self._entry(s, watchlist, name)
-            can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by)
-            e.status, e.approved_by, e.approved_at = "active", actor.name, now
-            if e.urgent and e.requested_expires_at is not None:
-                e.expires_at = e.requested_expires_at
+            e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
+            can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by, transitions.contributors(s, e))
+            expires_at = e.requested_expires_at if e.urgent and e.requested_expires_at is not None else e.expires_at
+            entry_id = e.id
+            transitions.set_entry(
+                s, e, e.status, Subject.expires_at.is_(None) | (Subject.expires_at > now),
+                status="active", approved_by=actor.name, approved_at=now, expires_at=expires_at,
+            )
+            released = transitions.release_templates(s, entry_id)
             self.audit.append(
                 s, actor.name, "entry.approve", f"{watchlist}/{name}",
-                {"entry_id": e.id, "expires_at": aware(e.expires_at).isoformat() if e.expires_at else None},
+                {"entry_id": entry_id, "expires_at": aware(expires_at).isoformat() if expires_at else None,
+                 **({"templates_released": released} if released else {})},
             )
             self._bump(s)
-            return e.status
+            return "active"
 
     def _destroy_templates(self, s: Session, entry_id: int) -> int:
         return s.execute(delete(Template).where(Template.subject_id == entry_id)).rowcount or 0
@@ -208,14 +216,18 @@ class GovernanceMixin:
         if not reason.strip():
             raise PolicyError("a revocation needs a reason")
         with self._session.begin() as s:
-            e = self._entry(s, watchlist, name)
-            if e.status in ("revoked", "expired"):
+            e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
+            if e.status in transitions.TERMINAL_ENTRY:
                 raise PolicyError(f"entry {watchlist}/{name} is already {e.status}")
-            n = self._destroy_templates(s, e.id)
-            e.status, e.revoked_at, e.revoked_by, e.revoke_reason = "revoked", datetime.now(UTC), actor.name, reason
+            entry_id = e.id
+            transitions.set_entry(
+                s, e, e.status, status="revoked", revoked_at=datetime.now(UTC), revoked_by=actor.name,
+                revoke_reason=reason,
+            )
+            n = self._destroy_templates(s, entry_id)
             self.audit.append(
                 s, actor.name, "entry.revoke", f"{watchlist}/{name}",
-                {"entry_id": e.id, "reason": reason, "templates_destroyed": n},
+                {"entry_id": entry_id, "reason": reason, "templates_destroyed": n},
             )
             self._bump(s)
             return n
@@ -235,20 +247,24 @@ class GovernanceMixin:
             )
         if not due:
             return 0
+        done = 0
         with self._session.begin() as s:
             for eid in due:
-                e = s.get(Subject, eid, with_for_update=True)  # workers expire concurrently: one of them does it
-                if e is None or e.status not in ("pending", "active"):
-                    continue
-                n = self._destroy_templates(s, e.id)
-                e.status = "expired"
+                e = transitions.locked(s, Subject, eid)  # workers expire concurrently: one of them does it
+                if e is None or e.status not in transitions.LIVE_ENTRY or aware(e.expires_at) > now:  # type: ignore[operator]
+                    continue  # already retired, or approved meanwhile with a later expiry
+                expired_at, urgent_unapproved = aware(e.expires_at), bool(e.urgent and e.approved_by is None)
+                transitions.set_entry(s, e, e.status, Subject.expires_at <= now, status="expired")
+                n = self._destroy_templates(s, eid)
                 self.audit.append(
-                    s, SYSTEM, "entry.expire", f"entry:{e.id}",
-                    {"entry_id": e.id, "expired_at": aware(e.expires_at).isoformat(), "templates_destroyed": n,
-                     "urgent_unapproved": bool(e.urgent and e.approved_by is None)},
+                    s, SYSTEM, "entry.expire", f"entry:{eid}",
+                    {"entry_id": eid, "expired_at": expired_at.isoformat(), "templates_destroyed": n,  # type: ignore[union-attr]
+                     "urgent_unapproved": urgent_unapproved},
                 )
-            self._bump(s)
-        return len(due)
+                done += 1
+            if done:
+                self._bump(s)
+        return done
 
     def shred_watchlist(self, watchlist: str, actor: Actor) -> None:
         """Destroy a watchlist's key (crypto-shredding) and its templates; its entries end as revoked."""
@@ -298,26 +314,25 @@ class GovernanceMixin:
         if action == "reject" and not (reason or "").strip():
             raise PolicyError("a rejection needs a reason (it is kept as feedback)")
         with self._session.begin() as s:
-            a = s.get(AlertRecord, alert_id, with_for_update=True)
+            a = transitions.lock_alert(s, alert_id)
             if a is None:
                 raise NotFound(f"no alert {alert_id}")
-            if a.status in ("actionable", "rejected"):
-                raise PolicyError(f"alert {alert_id} is already {a.status}")
-            prior = list(s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id)))
+            prior = transitions.reviews_of(s, alert_id)
+            stored = alert_status((r.user, r.action) for r in prior)
+            if a.status in transitions.DECIDED_ALERT or stored in transitions.DECIDED_ALERT:
+                raise PolicyError(f"alert {alert_id} is already {stored if stored in transitions.DECIDED_ALERT else a.status}")
             if any(r.user == actor.name for r in prior):
                 raise Forbidden(f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must")
+            status = alert_status([*((r.user, r.action) for r in prior), (actor.name, action)])
+            event_id, subject, wl = a.event_id, a.subject_name, a.watchlist
+            transitions.set_alert_status(s, a, status)
             s.add(AlertReview(alert_id=alert_id, user=actor.name, action=action, reason=reason))
-            if action == "reject":
-                a.status = "rejected"
-            else:
-                confirms = 1 + sum(r.action == "confirm" for r in prior)
-                a.status = "actionable" if confirms >= 2 else "confirmed_once"
             self.audit.append(
                 s, actor.name, f"alert.{action}", f"alert:{alert_id}",
-                {"alert_id": alert_id, "event_id": a.event_id, "status": a.status, "reason": reason,
-                 "subject": a.subject_name, "watchlist": a.watchlist},
+                {"alert_id": alert_id, "event_id": event_id, "status": status, "reason": reason,
+                 "subject": subject, "watchlist": wl},
             )
-            return a.status
+            return status
 
     def alert_detail(self, alert_id: int, actor: Actor) -> tuple[AlertRecord, list[AlertReview], list[AlertReview]]:
         """An alert, its reviews, and earlier rejections of matches to the same entry (feedback). Audited read.
@@ -448,16 +463,20 @@ class GovernanceMixin:
                 counts["events"] = s.execute(delete(EventRecord).where(EventRecord.created_at < cut)).rowcount or 0
             details: dict = {"counts": counts, "retention": asdict(retention)}
             action = "purge"
+            through: int | None = None
             if retention.audit_days is not None:
                 cut_at = (now - timedelta(days=retention.audit_days)).isoformat(timespec="microseconds")
                 old_audit = list(s.scalars(select(AuditEntry).where(AuditEntry.at < cut_at).order_by(AuditEntry.seq)))
                 if old_audit:
                     last = old_audit[-1]
-                    s.execute(delete(AuditEntry).where(AuditEntry.seq <= last.seq))
+                    through = last.seq
                     counts["audit"] = len(old_audit)
                     action = "audit.purge"
                     details.update(through_seq=last.seq, through_hash=last.hash)
+            # appended before the old entries go: it continues the sequence (seq and hash) even when all of them go
             self.audit.append(s, actor.name, action, None, details)
+            if through is not None:
+                s.execute(delete(AuditEntry).where(AuditEntry.seq <= through))
         return counts
 
     # -- audit ------------------------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ class Subject(Base):
 
 
 class Template(Base):
-    """One enrolment descriptor (128 float32, little-endian) of a subject, and which photo it came from."""
+    """One enrolment descriptor (128 float32, little-endian) of a subject, which photo it came from, who added it,
+    and whether it is ``held`` (not matched until the entry is approved by someone who added no template)."""
 
     __tablename__ = "templates"
 
@@ -89,6 +90,9 @@ class Template(Base):
     source_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     quality: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    # who contributed it (may not approve the entry), and whether it waits for that approval before it is matched
+    added_by: Mapped[str | None] = mapped_column(String(128))
+    held: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     subject: Mapped[Subject] = relationship(back_populates="templates")
 

@@ -18,6 +18,7 @@ from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
 from metrosight.audit.log import AuditLog
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
+from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine, session_factory
 from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
 from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchlist, WatchlistKey
@@ -141,8 +142,10 @@ class Store(GovernanceMixin):
         """Store one encrypted template for ``subject`` on ``watchlist``, in one audited transaction.
 
         A new entry needs ``auth`` and is created *pending* (or active at once when urgent, for 24 h). Adding a
-        photo to an existing entry sends it back to *pending* (a changed template needs a fresh approval), unless
-        it is an unapproved urgent entry.
+        photo to an approved entry sends it back to *pending* (a changed template needs a fresh approval). On an
+        urgent entry not approved yet, a photo added by anyone but its creator is *held* — not matched — until an
+        approver who added no photo approves the entry; the entry keeps its 24-hour clock meanwhile. Whoever adds a
+        photo may not approve the entry (:func:`metrosight.policy.rules.can_approve`).
 
         Returns:
             ``(subject_id, duplicate)``: ``duplicate`` is True when this photo (by SHA-256) was already enrolled
@@ -200,23 +203,35 @@ class Store(GovernanceMixin):
                         "scope": auth.scope(),
                     },
                 )
-            elif subj.status in ("revoked", "expired"):
-                raise PolicyError(f"entry {watchlist}/{subject} is {subj.status}; record a new authorisation instead")
+            else:
+                subj = transitions.lock_entry(s, subj.id)  # revoke, approve and other photos wait (or go first)
+                if subj.status in transitions.TERMINAL_ENTRY:
+                    raise PolicyError(
+                        f"entry {watchlist}/{subject} is {subj.status}; record a new authorisation instead"
+                    )
+            subj_id, status, held = subj.id, subj.status, False
             dup = s.scalar(
-                select(Template.id).where(Template.subject_id == subj.id, Template.source_sha256 == source_sha256)
+                select(Template.id).where(Template.subject_id == subj_id, Template.source_sha256 == source_sha256)
             )
             if dup is not None:
-                return subj.id, True
+                return subj_id, True
             if subj.approved_by is not None:
-                subj.status, subj.approved_by, subj.approved_at = "pending", None, None
+                # a changed template needs a fresh approval, by someone who added none of them (urgent entries
+                # included: their authorisation already ran past 24 h on the strength of the approval now undone)
+                transitions.set_entry(s, subj, status, status="pending", approved_by=None, approved_at=None)
+                status = "pending"
+            elif subj.urgent and status == "active" and actor.name != subj.created_by:
+                held = True  # an urgent entry acts on its creator's photos only until someone approves the rest
             s.add(
                 Template(
-                    subject_id=subj.id,
+                    subject_id=subj_id,
                     descriptor=self.keyring.encrypt(key.wrapped_key, encode_descriptor(descriptor)),
                     model=model,
                     source_name=source_name,
                     source_sha256=source_sha256,
                     quality=float(quality),
+                    added_by=actor.name,
+                    held=held,
                 )
             )
             self.audit.append(
@@ -224,10 +239,11 @@ class Store(GovernanceMixin):
                 actor.name,
                 "entry.enrol",
                 f"{watchlist}/{subject}",
-                {"entry_id": subj.id, "photo": source_name, "photo_sha256": source_sha256, "status": subj.status},
+                {"entry_id": subj_id, "photo": source_name, "photo_sha256": source_sha256, "status": status,
+                 **({"held_until_approved": True} if held else {})},
             )
             self._bump(s)
-            return subj.id, False
+            return subj_id, False
 
     def active_gallery(
         self, model: str, camera_id: str | None = None, now: datetime | None = None, line: str | None = None
@@ -243,7 +259,7 @@ class Store(GovernanceMixin):
                 select(Subject, Watchlist.name, Watchlist.category, Template.descriptor)
                 .join(Watchlist, Subject.watchlist_id == Watchlist.id)
                 .join(Template, Template.subject_id == Subject.id)
-                .where(Subject.status == "active", Template.model == model)
+                .where(Subject.status == "active", Template.model == model, Template.held.is_(False))
                 .order_by(Subject.id, Template.id)
             ).all()
         grouped: dict[int, tuple[Subject, str, str, list[np.ndarray]]] = {}
