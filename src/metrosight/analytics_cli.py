@@ -63,6 +63,12 @@ def plot_cmd(
     from metrosight.ingest.source import SourceError, SourceSpec, VideoSource
     from metrosight.pipeline.analytics import AnalyticsPipeline, make_person_detector
 
+    from metrosight.core.names import InvalidInput, identifier
+
+    try:
+        camera = identifier(camera, "--camera")
+    except InvalidInput as exc:
+        fail(str(exc))
     settings = _settings(config)
     spec = SourceSpec.parse(source)
     if spec.kind != "file":

@@ -129,12 +129,13 @@ class governed:  # noqa: N801 - used as a context manager
         return None
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        from metrosight.core.names import InvalidInput
         from metrosight.policy.crypto import CryptoError
         from metrosight.policy.rules import PolicyError
         from metrosight.recognize.normalize import CohortError
         from metrosight.store.db import StoreError
 
-        if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError | CohortError):
+        if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError | CohortError | InvalidInput):
             fail(str(exc))
         return False
 
@@ -202,8 +203,14 @@ def enroll(
     legal_basis: Annotated[str | None, typer.Option("--legal-basis", help="law or order allowing the search")] = None,
     authority: Annotated[str | None, typer.Option("--authority", help="issuing authority (court, prosecutor …)")] = None,
     reference: Annotated[str | None, typer.Option("--reference", help="case or order number")] = None,
-    expires: Annotated[str | None, typer.Option("--expires", help="end of the authorisation: YYYY-MM-DD or 30d")] = None,
-    valid_from: Annotated[str | None, typer.Option("--valid-from", help="start of the authorisation (default now)")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="end of the authorisation: YYYY-MM-DD (the end of that day in the deployment's "
+                     "time zone), YYYY-MM-DDTHH:MM, or a duration like 30d"),
+    ] = None,
+    valid_from: Annotated[
+        str | None, typer.Option("--valid-from", help="start: YYYY-MM-DD (that day's start) or YYYY-MM-DDTHH:MM; default now")
+    ] = None,
     cameras: Annotated[str | None, typer.Option("--cameras", help="limit to these camera ids (comma-separated)")] = None,
     lines: Annotated[str | None, typer.Option("--lines", help="limit to these metro lines (comma-separated)")] = None,
     urgent: Annotated[bool, typer.Option("--urgent", help="match at once; lapses after 24 h unless approved")] = False,
@@ -231,11 +238,11 @@ def enroll(
             fail("no photos given: pass photo paths with --subject NAME, or --from-dir DIR")
         if not subject or not subject.strip():
             fail("--subject is required with photo paths (the person's full name)")
-        items = [(subject.strip(), p) for p in photos]
+        items = [(subject, p) for p in photos]
 
     rt = _runtime()
     actor = _actor(rt)
-    auth = _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
+    auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     try:
         rt.store.watchlist_category(watchlist)
     except NotFound as exc:
@@ -254,7 +261,16 @@ def enroll(
         f"{len(dups)} already enrolled; {len(refused)} refused",
         highlight=False,
     )
-    pending = [e for e in rt.store.entries(watchlist) if e.status == "pending" and e.name in {r.subject for r in enrolled}]
+    if auth is not None and enrolled:
+        from metrosight.core.when import describe
+
+        tz = rt.clock.tz
+        start = describe(auth.valid_from, tz) if auth.valid_from else "now"
+        out.print(f"authorised from {start} until {describe(auth.expires_at, tz, end=True)}", highlight=False)
+    from metrosight.core.names import same_name
+
+    pending = [e for e in rt.store.entries(watchlist)
+               if e.status == "pending" and any(same_name(e.name, r.subject) for r in enrolled)]
     if pending:
         out.print(
             f"{len(pending)} entr{'y is' if len(pending) == 1 else 'ies are'} pending: a different approver must run "
@@ -265,15 +281,16 @@ def enroll(
         raise typer.Exit(1)
 
 
-def _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent):  # type: ignore[no-untyped-def]
-    """The authorisation given on the command line, or None when none of its fields were given."""
-    from datetime import UTC, datetime
-
-    from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+def _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent):  # type: ignore[no-untyped-def]
+    """The authorisation given on the command line, or None when none of its fields were given. Dates are read
+    in the deployment's time zone (:mod:`metrosight.core.when`); camera ids and lines by the identifier rule."""
+    from metrosight.core.names import InvalidInput, identifiers
+    from metrosight.core.when import parse_when
+    from metrosight.policy.rules import Authorisation, PolicyError
 
     if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
         return None
-    now = datetime.now(UTC)
+    now, tz = rt.clock.now(), rt.clock.tz
     missing = [n for n, v in (("--legal-basis", legal_basis), ("--authority", authority), ("--reference", reference),
                               ("--expires", expires)) if not v]
     if missing:
@@ -283,13 +300,13 @@ def _authorisation(legal_basis, authority, reference, expires, valid_from, camer
             legal_basis=legal_basis,
             issuing_authority=authority,
             reference=reference,
-            expires_at=parse_when(expires, now),
-            valid_from=parse_when(valid_from, now) if valid_from else None,
-            cameras=tuple(c.strip() for c in (cameras or "").split(",") if c.strip()),
-            lines=tuple(x.strip() for x in (lines or "").split(",") if x.strip()),
+            expires_at=parse_when(expires, now, tz, end=True, what="--expires"),
+            valid_from=parse_when(valid_from, now, tz, end=False, what="--valid-from") if valid_from else None,
+            cameras=identifiers(cameras, "camera id"),
+            lines=identifiers(lines, "line"),
             urgent=urgent,
         )
-    except PolicyError as exc:
+    except (PolicyError, InvalidInput) as exc:
         fail(str(exc))
 
 
@@ -360,8 +377,13 @@ def run(
 ) -> None:
     """Watch one source: print alerts as they happen and a summary at the end."""
     from metrosight.analytics_cli import analytics_summary, event_json, event_line
+    from metrosight.core.names import InvalidInput, identifier
     from metrosight.ingest.source import SourceError
 
+    try:
+        camera = identifier(camera, "--camera")
+    except InvalidInput as exc:
+        fail(str(exc))
     rt = _runtime(config)
 
     def on_alert(a, crop):  # type: ignore[no-untyped-def]
@@ -423,7 +445,7 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     approve them as a second person, and watch the clip."""
     from metrosight.store.repo import Conflict
 
-    from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+    from metrosight.policy.rules import Authorisation, PolicyError
 
     rt = _runtime()
     name = "demo-missing"
@@ -448,9 +470,9 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         store.create_watchlist(name, Category.MISSING, officer)
     except Conflict:
         pass
-    from datetime import UTC, datetime
+    from datetime import timedelta
 
-    auth = Authorisation("demo: public-domain portraits", "metrosight demo", "DEMO-1", parse_when("7d", datetime.now(UTC)))
+    auth = Authorisation("demo: public-domain portraits", "metrosight demo", "DEMO-1", rt.clock.now() + timedelta(days=7))
     photos = [
         ("Barack Obama", SAMPLE_DIR / "obama.jpg"),
         ("Joe Biden", SAMPLE_DIR / "biden.jpg"),

@@ -302,30 +302,38 @@ def purge() -> None:
 @privacy_app.command("window-add")
 def window_add(
     name: Annotated[str, typer.Argument()],
-    start: Annotated[str, typer.Option("--from", help="YYYY-MM-DD[THH:MM] UTC, or 0m for now")],
-    end: Annotated[str, typer.Option("--until", help="YYYY-MM-DD[THH:MM] UTC, or a duration like 6h")],
+    start: Annotated[
+        str, typer.Option("--from", help="YYYY-MM-DD (that day's start, deployment time zone), YYYY-MM-DDTHH:MM, or 0m for now")
+    ],
+    end: Annotated[
+        str, typer.Option("--until", help="YYYY-MM-DD (the end of that day), YYYY-MM-DDTHH:MM, or a duration like 6h")
+    ],
     reason: Annotated[str, typer.Option("--reason")],
     cameras: Annotated[str | None, typer.Option("--cameras", help="comma-separated camera ids (default: all)")] = None,
     lines: Annotated[str | None, typer.Option("--lines", help="comma-separated metro lines")] = None,
 ) -> None:
     """Switch face matching off for a place and time (analytics still run)."""
-    from datetime import UTC, datetime
-
-    from metrosight.policy.rules import parse_when
+    from metrosight.core.names import identifiers
+    from metrosight.core.when import describe, parse_when
 
     rt = _runtime()
-    now = datetime.now(UTC)
+    now, tz = rt.clock.now(), rt.clock.tz
     with governed():
+        starts_at = parse_when(start, now, tz, end=False, what="--from")
+        ends_at = parse_when(end, now, tz, end=True, what="--until")
         wid = rt.store.add_window(
             name,
-            [c.strip() for c in (cameras or "").split(",") if c.strip()],
-            [x.strip() for x in (lines or "").split(",") if x.strip()],
-            parse_when(start, now),
-            parse_when(end, now),
+            list(identifiers(cameras, "camera id")),
+            list(identifiers(lines, "line")),
+            starts_at,
+            ends_at,
             reason,
             _actor(rt),
         )
-    out.print(f"no-identification window {wid} ({name}) set")
+    out.print(
+        f"no-identification window {wid} ({name}) set from {describe(starts_at, tz)} until {describe(ends_at, tz, end=True)}",
+        highlight=False,
+    )
 
 
 @privacy_app.command("window-list")

@@ -43,6 +43,7 @@ from metrosight.bus.inproc import (
 )
 from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.crypto import CryptoError
+from metrosight.core.names import InvalidInput
 from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.store.accounts import Accounts
 from metrosight.store.db import StoreError
@@ -248,6 +249,7 @@ def create_app(
 
     for exc_type, status in (
         (Forbidden, 403), (NotFound, 404), (Conflict, 409), (PolicyError, 409), (CryptoError, 410), (StoreError, 503),
+        (InvalidInput, 422),  # a name, camera id, date or duration that breaks its rule (core/names.py, core/when.py)
     ):
         app.add_exception_handler(exc_type, _error(status))
 

@@ -139,8 +139,13 @@ class EnrolPhotoPublic(_Out):
 
 class EnrolPublic(_Out):
     watchlist: str
-    subject: str
+    subject: str = Field(..., description="the entry's name as stored (NFC, trimmed)")
     entry_status: str | None = Field(None, description="pending until a second approver approves it")
+    expires_at: str | None = Field(
+        None, description="when the entry stops matching, ISO 8601 in the deployment's time zone (with its offset)"
+    )
+    valid_from: str | None = Field(None, description="when the authorisation starts, same form (null: at once)")
+    timezone: str = Field("UTC", description="the deployment's time zone (IANA name) dates were read in")
     photos: list[EnrolPhotoPublic]
 
 

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from metrosight.core.names import file_token
+
 
 @dataclass(frozen=True, slots=True)
 class Home:
@@ -43,3 +45,20 @@ class Home:
         for p in (self.root, self.media, self.cache):
             p.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def media_file(media: Path, kind: str, camera_id: str, key: str, suffix: str) -> Path:
+    """Where a stored image of ``camera_id`` goes: ``media/<kind>/cam-<token>/<token><suffix>``, both tokens hashes
+    (:func:`metrosight.core.names.file_token`) of the camera id and of ``key`` (an alert or event id), so no
+    camera id, name or id a camera sent ever becomes part of a path. The folder is created.
+
+    Raises:
+        OSError: the folder cannot be created, or the path would leave ``media`` (it cannot; checked anyway).
+    """
+    root = Path(media).resolve()
+    folder = root / kind / f"cam-{file_token(camera_id, length=16)}"
+    target = folder / f"{file_token(camera_id, key)}{suffix}"
+    if not target.resolve().is_relative_to(root):
+        raise OSError(f"refusing to write outside {root}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return target

@@ -10,7 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from metrosight.core.names import identifier
+
+
+def _camera_id(v: str) -> str:
+    return identifier(v, "camera id")
+
+
+def _line(v: str | None) -> str | None:
+    return None if v is None else identifier(v, "line")
+
+
+CameraId = Annotated[str, AfterValidator(_camera_id)]  # core/names.py: the one rule for camera ids everywhere
 
 
 class _Section(BaseModel):
@@ -160,9 +173,11 @@ class StorageConfig(_Section):
 
 
 class CameraConfig(_Section):
-    id: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: CameraId = Field(..., description="letters, digits, spaces and - _ . : (1–64, not starting with '.')")
     source: str = Field(..., min_length=1, description="file path, rtsp://… URL, or webcam:N")
-    line: str | None = Field(None, max_length=64, description="metro line of the camera (for entry and window scopes)")
+    line: Annotated[str | None, AfterValidator(_line)] = Field(
+        None, description="metro line of the camera (for entry and window scopes); same rule as camera ids"
+    )
     analysis_fps: float | None = Field(
         None, gt=0.0, description="this camera's analysis rate, frames a second (None: ingest.analysis_fps)"
     )
@@ -171,10 +186,10 @@ class CameraConfig(_Section):
 class RetentionConfig(_Section):
     """How long records are kept, in days (null: keep until deleted by hand)."""
 
-    alerts_days: float | None = Field(90, gt=0)
-    crops_days: float | None = Field(30, gt=0)
-    events_days: float | None = Field(30, gt=0)
-    audit_days: float | None = Field(730, gt=0)
+    alerts_days: float | None = Field(90, gt=0, le=36500)
+    crops_days: float | None = Field(30, gt=0, le=36500)
+    events_days: float | None = Field(30, gt=0, le=36500)
+    audit_days: float | None = Field(730, gt=0, le=36500)
 
 
 class PrivacyConfig(_Section):
@@ -269,7 +284,32 @@ class AnalyticsConfig(_Section):
     refresh_seconds: float = Field(2.0, gt=0.0, description="detect at least this often even without motion")
     record_crossings: bool = Field(False, description="store each line crossing as an event (counts always kept)")
     snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
-    cameras: dict[str, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
+    cameras: dict[CameraId, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
+
+
+class DeploymentConfig(_Section):
+    """Where the installation runs."""
+
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone (e.g. Europe/Moscow) in which typed dates and times are read: a date-only expiry "
+        "or window end is the end of that day there, a date-only start its beginning; null: the machine's zone",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        from metrosight.core.when import zone
+
+        if v is not None:
+            zone(v)  # InvalidInput (a ValueError) names the zone
+        return v
+
+    def tz(self):  # type: ignore[no-untyped-def]
+        """The zone as a ``tzinfo``."""
+        from metrosight.core.when import zone
+
+        return zone(self.timezone)
 
 
 class Settings(_Section):
@@ -284,3 +324,14 @@ class Settings(_Section):
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, v: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for c in v:
+            if c.id in seen:
+                raise ValueError(f"camera id {c.id!r} is used twice")
+            seen.add(c.id)
+        return v

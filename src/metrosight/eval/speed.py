@@ -441,10 +441,10 @@ def bench_watchlist(
     Returns:
         The enrolment results (refused photos included, with the reason).
     """
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from metrosight.core.types import Category
-    from metrosight.policy.rules import Authorisation, parse_when
+    from metrosight.policy.rules import Authorisation
     from metrosight.store.repo import Conflict
 
     store = rt.store
@@ -456,7 +456,7 @@ def bench_watchlist(
         store.create_watchlist(name, Category.WANTED, recorder)
     except Conflict:
         pass
-    auth = Authorisation("benchmark", "metrosight bench", reference, parse_when("7d", datetime.now(UTC)))
+    auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
     results = rt.enroll(name, items, recorder, auth)
     for e in store.entries(name):
         if e.status == "pending":

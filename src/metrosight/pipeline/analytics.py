@@ -317,7 +317,8 @@ class EventSink:
 
     Args:
         store: the repositories (``save_event`` / ``end_event``).
-        media: the media folder; snapshots go to ``media/events/<camera>/``.
+        media: the media folder; snapshots go to ``media/events/cam-<hash>/`` (see
+            :func:`metrosight.config.home.media_file`).
         on_event: called with each stored event and its snapshot path.
     """
 
@@ -335,10 +336,10 @@ class EventSink:
 
         if not ev.snapshot_jpeg:
             return None
-        folder = Path(str(self.media)) / "events" / ev.camera_id
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / (ev.event_id.replace(":", "_") + ".jpg")
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        from metrosight.config.home import media_file
+
+        target = media_file(Path(str(self.media)), "events", ev.camera_id, ev.event_id, ".jpg")  # never a raw id
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(ev.snapshot_jpeg)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
-from metrosight.config.home import Home
+from metrosight.config.home import Home, media_file
 from metrosight.config.model import (
     CenterFaceDetectorConfig,
     HogDetectorConfig,
@@ -24,7 +24,9 @@ from metrosight.config.model import (
     OnnxDetectorConfig,
     Settings,
 )
+from metrosight.core.names import InvalidInput, human_name, identifier
 from metrosight.core.types import Category
+from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.ingest.factory import live_source
@@ -39,6 +41,7 @@ from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_ph
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
 from metrosight.store.db import StoreError
+from metrosight.store.governance import Conflict
 from metrosight.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -77,10 +80,13 @@ def make_face_detector(settings: Settings) -> FaceDetector:
 class Runtime:
     """One installation: its home, settings, store and (lazily) models."""
 
-    def __init__(self, home: Home, settings: Settings) -> None:
+    def __init__(self, home: Home, settings: Settings, clock: Clock | None = None) -> None:
         self.home = home.ensure()
         self.settings = settings
-        self.store = Store.for_home(home.root, settings.storage.database_url, settings.privacy.max_entry_days)
+        self.clock = clock or Clock(settings.deployment.tz())  # now, and the zone typed dates are read in
+        self.store = Store.for_home(
+            home.root, settings.storage.database_url, settings.privacy.max_entry_days, self.clock.tz
+        )
         self._detector: FaceDetector | None = None
         self._embedder: Embedder | None = None
 
@@ -137,13 +143,15 @@ class Runtime:
         results = []
         for subject, path in items:
             try:
+                subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
                 image, sha = load_image(path)
                 face = enrolment_face(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
                 _, dup = self.store.enroll(
-                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score, actor, auth
+                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score, actor, auth,
+                    self.clock.now(),
                 )
                 res = EnrolResult(subject, path, "duplicate" if dup else "enrolled", None, face.quality.score)
-            except (ImageError, PhotoRefused, PolicyError) as exc:
+            except (ImageError, PhotoRefused, PolicyError, InvalidInput, Conflict) as exc:
                 res = EnrolResult(subject, path, "refused", str(exc), None)
             results.append(res)
             if on_result is not None:
@@ -233,8 +241,10 @@ class Runtime:
         under ``analytics.cameras``. Behaviour events are stored as they happen and passed to ``on_event``.
 
         Raises:
-            SourceError: the source cannot be opened (nothing is stored).
+            SourceError: the source cannot be opened (nothing is stored). InvalidInput: ``camera_id`` breaks the
+            camera id rule (:func:`metrosight.core.names.identifier`).
         """
+        camera_id = identifier(camera_id, "camera id")
         spec = SourceSpec.parse(source)
         bus = bus or InProcessBus()
         video: VideoSource | LiveSource
@@ -385,19 +395,17 @@ class AlertSink:
     def _write_crop(self, alert: AlertV1) -> str | None:
         if not alert.crop_jpeg:
             return None
-        folder = self.media / "alerts" / alert.camera_id
-        folder.mkdir(parents=True, exist_ok=True)
-        name = alert.event_id.replace(":", "_") + ".jpg.enc"
+        target = media_file(self.media, "alerts", alert.camera_id, alert.event_id, ".jpg.enc")  # never a raw id
         sealed = self.store.encrypt_for(alert.watchlist, alert.crop_jpeg)  # encrypted at rest, key per watchlist
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(sealed)
-            os.replace(tmp, folder / name)
+            os.replace(tmp, target)
         except OSError:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return str(folder / name)
+        return str(target)
 
     def on_alert(self, alert: AlertV1) -> None:
         try:

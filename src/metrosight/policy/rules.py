@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from metrosight.core.names import identifiers
+from metrosight.core.when import describe, end_of_day_limit
 
 ROLES = ("admin", "approver", "operator", "auditor", "viewer")
 URGENT_TTL = timedelta(hours=24)
@@ -79,16 +82,21 @@ class Authorisation:
     lines: tuple[str, ...] = field(default_factory=tuple)
     urgent: bool = False
 
-    def validate(self, now: datetime, max_days: int) -> None:
-        """Raises PolicyError for a missing field, an expiry in the past or beyond ``max_days``."""
+    def validate(self, now: datetime, max_days: int, tz: tzinfo = UTC) -> None:
+        """Raises PolicyError for a missing field, an expiry in the past or after the end of the day ``max_days``
+        days from now in the deployment's zone ``tz``; InvalidInput for a camera id or line that breaks the rule
+        of :func:`metrosight.core.names.identifier`."""
         for name in ("legal_basis", "issuing_authority", "reference"):
             if not getattr(self, name).strip():
                 raise PolicyError(f"an entry needs its {name.replace('_', ' ')}")
+        identifiers(self.cameras, "camera id")
+        identifiers(self.lines, "line")
         if self.expires_at <= now:
-            raise PolicyError(f"expiry {self.expires_at.isoformat()} is in the past")
-        if self.expires_at > now + timedelta(days=max_days):
+            raise PolicyError(f"expiry {describe(self.expires_at, tz, end=True)} is in the past")
+        if self.expires_at > end_of_day_limit(now, max_days, tz):
             raise PolicyError(
-                f"expiry {self.expires_at.date()} is more than {max_days} days away; renew the authorisation instead"
+                f"expiry {describe(self.expires_at, tz, end=True)} is more than {max_days} days away; renew the "
+                "authorisation instead"
             )
         if self.valid_from is not None and self.valid_from >= self.expires_at:
             raise PolicyError("the validity window starts after it ends")
@@ -154,20 +162,3 @@ def aware(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-
-
-def parse_when(text: str, now: datetime) -> datetime:
-    """``2026-12-31``, ``2026-12-31T18:00``, or a duration from now: ``30d``, ``12h``, ``90m``.
-
-    Raises:
-        PolicyError: anything else.
-    """
-    t = text.strip()
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if t[-1:] in units and t[:-1].isdigit():
-        return now + timedelta(**{units[t[-1]]: int(t[:-1])})
-    try:
-        dt = datetime.fromisoformat(t)
-    except ValueError:
-        raise PolicyError(f"cannot read time {text!r}: use YYYY-MM-DD[THH:MM] (UTC) or a duration like 30d, 12h") from None
-    return aware(dt)  # type: ignore[return-value]

@@ -20,6 +20,7 @@ from metrosight.policy.passwords import check_password, hash_password
 from metrosight.policy.rules import Actor, Forbidden, PolicyError, aware, check_roles, require
 from metrosight.store.governance import NotFound
 from metrosight.store.models import ApiToken, User
+from metrosight.store.naming import find_named
 
 if TYPE_CHECKING:
     from metrosight.store.repo import Store
@@ -69,7 +70,7 @@ class Accounts:
         """The user ``name`` if ``password`` is theirs and the account is enabled, else None. Not audited here:
         the caller records the attempt (with its origin)."""
         with self._session() as s:
-            u = s.scalar(select(User).where(User.name == name))
+            u = find_named(s, User, name)
         if u is None or not u.password_hash:
             if not _DUMMY_HASH:
                 _DUMMY_HASH.append(hash_password("not-a-real-password"))
@@ -82,7 +83,7 @@ class Accounts:
     def session_user(self, name: str) -> tuple[Actor | None, str | None]:
         """The enabled user ``name`` (None if unknown or disabled) and their password hash (to bind sessions)."""
         with self._session() as s:
-            u = s.scalar(select(User).where(User.name == name))
+            u = find_named(s, User, name)
         if u is None or u.disabled:
             return None, None
         return Actor(u.name, frozenset(u.roles)), u.password_hash
@@ -141,7 +142,7 @@ class Accounts:
 
     @staticmethod
     def _user(s, name: str) -> User:  # type: ignore[no-untyped-def]
-        u = s.scalar(select(User).where(User.name == name))
+        u = find_named(s, User, name)
         if u is None:
             raise NotFound(f"unknown user {name!r}")
         return u
@@ -169,7 +170,7 @@ class Accounts:
             if u.disabled:
                 raise PolicyError(f"user {user!r} is disabled")
             row = ApiToken(
-                name=name, user=user, token_sha256=token_digest(token), prefix=token[: len(TOKEN_PREFIX) + 6],
+                name=name, user=u.name, token_sha256=token_digest(token), prefix=token[: len(TOKEN_PREFIX) + 6],
                 created_by=actor.name, expires_at=expires_at,
             )
             s.add(row)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from metrosight.audit.log import VerifyResult, verify
+from metrosight.core.names import human_name, identifiers
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import (
     Actor,
@@ -40,6 +41,7 @@ from metrosight.store.models import (
     Watchlist,
     WatchlistKey,
 )
+from metrosight.store.naming import find_named, lookalike_message
 
 if TYPE_CHECKING:
 
@@ -99,7 +101,7 @@ class GovernanceMixin:
         if not name:
             raise PolicyError("this action needs a user: pass --as USER (create users with `metrosight user add`)")
         with self._session() as s:
-            u = s.scalar(select(User).where(User.name == name))
+            u = find_named(s, User, name)
         if u is None or u.disabled:
             raise NotFound(f"unknown user {name!r}")
         return Actor(u.name, frozenset(u.roles))
@@ -112,9 +114,7 @@ class GovernanceMixin:
         """Create a user. The first user may be created without an actor (and must be an admin); later ones need
         an admin."""
         roles = check_roles(roles)
-        name = name.strip()
-        if not name:
-            raise PolicyError("a user needs a name")
+        name = human_name(name, "user name")
         with self._session.begin() as s:
             first = (s.scalar(select(func.count()).select_from(User)) or 0) == 0
             if actor is None:
@@ -126,8 +126,10 @@ class GovernanceMixin:
             else:
                 require(actor, "add users", "admin")
                 by = actor.name
-            if s.scalar(select(User.id).where(User.name == name)) is not None:
+            if find_named(s, User, name) is not None:
                 raise Conflict(f"user {name!r} already exists")
+            if (why := lookalike_message(s, User, name, "user")) is not None:
+                raise Conflict(why)
             s.add(User(name=name, roles=roles, created_by=by, password_hash=password_hash))
             self.audit.append(s, by, "user.add", name, {"roles": roles})
 
@@ -151,11 +153,9 @@ class GovernanceMixin:
 
     # -- entries ----------------------------------------------------------------------------------------------
     def _entry(self, s: Session, watchlist: str, name: str) -> Subject:
-        subj = s.scalar(
-            select(Subject).join(Watchlist, Subject.watchlist_id == Watchlist.id).where(
-                Watchlist.name == watchlist, Subject.name == name
-            )
-        )
+        """The entry ``name`` on ``watchlist``, both found by their normalised names (NFC, trimmed)."""
+        wl = find_named(s, Watchlist, watchlist)
+        subj = find_named(s, Subject, name, Subject.watchlist_id == wl.id) if wl is not None else None
         if subj is None:
             raise NotFound(f"no entry {name!r} on watchlist {watchlist!r}")
         return subj
@@ -170,7 +170,8 @@ class GovernanceMixin:
                 .order_by(Watchlist.name, Subject.name)
             )
             if watchlist is not None:
-                q = q.where(Watchlist.name == watchlist)
+                wl = find_named(s, Watchlist, watchlist)
+                q = q.where(Watchlist.id == (wl.id if wl is not None else -1))
             return [
                 EntryInfo(
                     e.id, wl, e.name, e.status, e.urgent, e.legal_basis, e.issuing_authority, e.reference, e.scope,
@@ -191,6 +192,7 @@ class GovernanceMixin:
         self.expire_due(now)
         with self._session.begin() as s:
             e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
+            watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # as stored, for the audit entry
             can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by, transitions.contributors(s, e))
             expires_at = e.requested_expires_at if e.urgent and e.requested_expires_at is not None else e.expires_at
             entry_id = e.id
@@ -217,6 +219,7 @@ class GovernanceMixin:
             raise PolicyError("a revocation needs a reason")
         with self._session.begin() as s:
             e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
+            watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # as stored, for the audit entry
             if e.status in transitions.TERMINAL_ENTRY:
                 raise PolicyError(f"entry {watchlist}/{name} is already {e.status}")
             entry_id = e.id
@@ -270,7 +273,7 @@ class GovernanceMixin:
         """Destroy a watchlist's key (crypto-shredding) and its templates; its entries end as revoked."""
         require(actor, "shred watchlists", "admin")
         with self._session.begin() as s:
-            wl = s.scalar(select(Watchlist).where(Watchlist.name == watchlist))
+            wl = find_named(s, Watchlist, watchlist)
             if wl is None:
                 raise NotFound(f"no watchlist named {watchlist!r}")
             s.execute(delete(WatchlistKey).where(WatchlistKey.watchlist_id == wl.id))
@@ -286,11 +289,8 @@ class GovernanceMixin:
 
     def wrapped_key(self, watchlist: str) -> bytes | None:
         with self._session() as s:
-            return s.scalar(
-                select(WatchlistKey.wrapped_key).join(Watchlist, Watchlist.id == WatchlistKey.watchlist_id).where(
-                    Watchlist.name == watchlist
-                )
-            )
+            wl = find_named(s, Watchlist, watchlist)
+            return s.scalar(select(WatchlistKey.wrapped_key).where(WatchlistKey.watchlist_id == wl.id)) if wl else None
 
     def encrypt_for(self, watchlist: str, data: bytes) -> bytes:
         """Encrypt ``data`` (e.g. a crop) with the watchlist's key. Raises CryptoError if the key is destroyed."""
@@ -395,6 +395,8 @@ class GovernanceMixin:
         actor: Actor,
     ) -> int:
         require(actor, "set no-identification windows", "admin")
+        name = human_name(name, "window name")
+        cameras, lines = list(identifiers(cameras, "camera id")), list(identifiers(lines, "line"))
         if ends_at <= starts_at:
             raise PolicyError("a window must end after it starts")
         if not reason.strip():

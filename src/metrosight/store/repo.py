@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import numpy as np
 from pathlib import Path
@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from metrosight.core.names import human_name
 from metrosight.core.types import Alert, Category
 from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
 from metrosight.audit.log import AuditLog
@@ -22,6 +23,7 @@ from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine, session_factory
 from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
 from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchlist, WatchlistKey
+from metrosight.store.naming import find_named, lookalike_message
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class Store(GovernanceMixin):
         keyring: encrypts templates and crops with a key per watchlist.
         audit_head: the audit anchor file (see :mod:`metrosight.audit.log`); None keeps no anchor.
         max_entry_days: the longest an entry may be authorised for.
+        tz: the deployment's time zone (``deployment.timezone``): the last allowed expiry is the end of the day
+            ``max_entry_days`` from now there.
     """
 
     def __init__(
@@ -66,8 +70,10 @@ class Store(GovernanceMixin):
         keyring: KeyRing,
         audit_head: Path | None = None,
         max_entry_days: int = 365,
+        tz: tzinfo = UTC,
     ) -> None:
         self.engine = engine
+        self.tz = tz
         self.keyring = keyring
         self.audit = AuditLog(audit_head)
         self.max_entry_days = max_entry_days
@@ -75,10 +81,10 @@ class Store(GovernanceMixin):
         self._session.listen("after_commit", self._after_commit)
 
     @classmethod
-    def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365) -> Store:
+    def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365, tz: tzinfo = UTC) -> Store:
         """The store of a home directory (SQLite there unless ``url`` is given)."""
         engine = open_engine(url or f"sqlite:///{root / 'metrosight.db'}")
-        return cls(engine, KeyRing(load_master_key(root)), root / "audit.head", max_entry_days)
+        return cls(engine, KeyRing(load_master_key(root)), root / "audit.head", max_entry_days, tz)
 
     def _after_commit(self, session: Session) -> None:
         heads = session.info.pop("audit_heads", None)
@@ -88,11 +94,15 @@ class Store(GovernanceMixin):
 
     # -- watchlists -------------------------------------------------------------------------------------------
     def create_watchlist(self, name: str, category: Category, actor: Actor) -> None:
-        """Raises Conflict if ``name`` exists, Forbidden unless ``actor`` is an admin."""
+        """Raises Conflict if ``name`` (normalised, :func:`metrosight.core.names.human_name`) exists or looks like
+        an existing watchlist's name, Forbidden unless ``actor`` is an admin, InvalidInput for an unusable name."""
         require(actor, "create watchlists", "admin")
+        name = human_name(name, "watchlist name")
         with self._session.begin() as s:
-            if s.scalar(select(Watchlist.id).where(Watchlist.name == name)) is not None:
+            if find_named(s, Watchlist, name) is not None:
                 raise Conflict(f"watchlist {name!r} already exists")
+            if (why := lookalike_message(s, Watchlist, name, "watchlist")) is not None:
+                raise Conflict(why)
             wl = Watchlist(name=name, category=str(category), created_by=actor.name)
             s.add(wl)
             s.flush()
@@ -103,7 +113,8 @@ class Store(GovernanceMixin):
     def watchlist_category(self, name: str) -> Category:
         """Raises NotFound if there is no such watchlist."""
         with self._session() as s:
-            cat = s.scalar(select(Watchlist.category).where(Watchlist.name == name))
+            wl = find_named(s, Watchlist, name)
+            cat = wl.category if wl is not None else None
         if cat is None:
             raise NotFound(f"no watchlist named {name!r}; create it with `metrosight watchlist create {name} --category …`")
         return Category(cat)
@@ -157,20 +168,27 @@ class Store(GovernanceMixin):
         """
         require(actor, "record watchlist entries", "approver", "admin")
         now = now or datetime.now(UTC)
+        subject = human_name(subject, "the person's name")
         with self._session.begin() as s:
-            wl = s.scalar(select(Watchlist).where(Watchlist.name == watchlist))
+            wl = find_named(s, Watchlist, watchlist)
             if wl is None:
                 raise NotFound(f"no watchlist named {watchlist!r}; create it with `metrosight watchlist create`")
             key = s.get(WatchlistKey, wl.id)
             if key is None:
                 raise PolicyError(f"watchlist {watchlist!r} was shredded (its key is destroyed); create a new one")
-            subj = s.scalar(select(Subject).where(Subject.watchlist_id == wl.id, Subject.name == subject))
+            watchlist = wl.name
+            subj = find_named(s, Subject, subject, Subject.watchlist_id == wl.id)
+            if subj is not None:
+                subject = subj.name  # as stored (an older row may hold another Unicode form)
             if subj is None:
+                why = lookalike_message(s, Subject, subject, "entry", Subject.watchlist_id == wl.id)
+                if why is not None:
+                    raise Conflict(f"{why} (on watchlist {watchlist!r})")
                 if auth is None:
                     raise PolicyError(
                         f"{subject!r} is a new entry: give its legal basis, issuing authority, reference and expiry"
                     )
-                auth.validate(now, self.max_entry_days)
+                auth.validate(now, self.max_entry_days, self.tz)
                 subj = Subject(
                     watchlist_id=wl.id,
                     name=subject,

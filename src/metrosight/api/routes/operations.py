@@ -20,6 +20,7 @@ from metrosight.api.schemas import (
     UserUpdate,
     VerifyPublic,
 )
+from metrosight.core.names import human_name, same_name
 from metrosight.store import feed
 
 router = APIRouter()
@@ -119,8 +120,9 @@ def list_users(actor: Admin, accounts: AccountsDep) -> list[UserPublic]:
 @router.post("/api/users", response_model=UserPublic, status_code=201, tags=["users"])
 def add_user(body: UserCreate, actor: Admin, accounts: AccountsDep) -> UserPublic:
     """Add a user (admin); with a password they can sign in to the UI. Audited."""
-    accounts.add_user(body.name.strip(), list(body.roles), body.password, actor)
-    return next(UserPublic.model_validate(u) for u in accounts.users(actor) if u.name == body.name.strip())
+    name = human_name(body.name, "user name")  # NFC, trimmed; look-alikes of existing users are refused (409)
+    accounts.add_user(name, list(body.roles), body.password, actor)
+    return next(UserPublic.model_validate(u) for u in accounts.users(actor) if same_name(u.name, name))
 
 
 @router.patch("/api/users/{name}", response_model=UserPublic, tags=["users"])

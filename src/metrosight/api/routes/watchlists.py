@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,9 @@ from metrosight.api.schemas import (
     WatchlistPublic,
 )
 from metrosight.ingest.images import MAX_IMAGE_BYTES
-from metrosight.policy.rules import Authorisation, PolicyError, parse_when
+from metrosight.core.names import InvalidInput, human_name, identifiers, same_name
+from metrosight.core.when import isoformat_local, parse_when, zone_name
+from metrosight.policy.rules import Authorisation, PolicyError
 
 router = APIRouter(tags=["watchlists"])
 
@@ -39,11 +40,9 @@ def list_watchlists(_actor: WatchlistReader, store: StoreDep) -> list[WatchlistP
 @router.post("/api/watchlists", response_model=WatchlistPublic, status_code=201)
 def create_watchlist(body: WatchlistCreate, actor: Admin, store: StoreDep) -> WatchlistPublic:
     """Create an empty watchlist (admin). Audited."""
-    name = body.name.strip()
-    if not name:
-        raise HTTPException(422, "a watchlist needs a non-empty name")
+    name = human_name(body.name, "watchlist name")  # InvalidInput: 422
     store.create_watchlist(name, body.category, actor)
-    return next(WatchlistPublic.model_validate(w) for w in store.list_watchlists() if w.name == name)
+    return next(WatchlistPublic.model_validate(w) for w in store.list_watchlists() if same_name(w.name, name))
 
 
 @router.get("/api/entries", response_model=list[EntryPublic])
@@ -66,7 +65,7 @@ def _safe_name(filename: str | None, i: int) -> str:
 
 
 def _authorisation(
-    legal_basis: str | None, authority: str | None, reference: str | None, expires: str | None,
+    rt, legal_basis: str | None, authority: str | None, reference: str | None, expires: str | None,  # type: ignore[no-untyped-def]
     valid_from: str | None, cameras: str | None, lines: str | None, urgent: bool,
 ) -> Authorisation | None:
     if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
@@ -75,24 +74,20 @@ def _authorisation(
                               ("expires", expires)) if not (v or "").strip()]
     if missing:
         raise HTTPException(422, f"an authorisation needs {', '.join(missing)}")
-    now = datetime.now(UTC)
+    now, tz = rt.clock.now(), rt.clock.tz
     try:
-        return _build(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent, now)
-    except PolicyError as exc:
+        return Authorisation(
+            legal_basis=legal_basis.strip(),  # type: ignore[union-attr]
+            issuing_authority=authority.strip(),  # type: ignore[union-attr]
+            reference=reference.strip(),  # type: ignore[union-attr]
+            expires_at=parse_when(expires, now, tz, end=True, what="expires"),  # type: ignore[arg-type]
+            valid_from=parse_when(valid_from, now, tz, end=False, what="valid_from") if valid_from else None,
+            cameras=identifiers(cameras, "camera id"),
+            lines=identifiers(lines, "line"),
+            urgent=urgent,
+        )
+    except (PolicyError, InvalidInput) as exc:
         raise HTTPException(422, str(exc)) from None
-
-
-def _build(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent, now):  # type: ignore[no-untyped-def]
-    return Authorisation(
-        legal_basis=legal_basis.strip(),  # type: ignore[union-attr]
-        issuing_authority=authority.strip(),  # type: ignore[union-attr]
-        reference=reference.strip(),  # type: ignore[union-attr]
-        expires_at=parse_when(expires, now),  # type: ignore[arg-type]
-        valid_from=parse_when(valid_from, now) if valid_from else None,
-        cameras=tuple(c.strip() for c in (cameras or "").split(",") if c.strip()),
-        lines=tuple(x.strip() for x in (lines or "").split(",") if x.strip()),
-        urgent=urgent,
-    )
 
 
 @router.post(
@@ -110,8 +105,14 @@ def enrol(
     legal_basis: Annotated[str | None, Form(max_length=2000)] = None,
     authority: Annotated[str | None, Form(max_length=256)] = None,
     reference: Annotated[str | None, Form(max_length=256)] = None,
-    expires: Annotated[str | None, Form(max_length=40, description="YYYY-MM-DD[THH:MM] UTC or 30d/12h")] = None,
-    valid_from: Annotated[str | None, Form(max_length=40)] = None,
+    expires: Annotated[
+        str | None,
+        Form(max_length=40, description="YYYY-MM-DD (the end of that day in the deployment's time zone), "
+             "YYYY-MM-DDTHH:MM (that zone, or with an offset), or a duration such as 30d/12h (at most 3650 days)"),
+    ] = None,
+    valid_from: Annotated[
+        str | None, Form(max_length=40, description="YYYY-MM-DD (that day's start) or YYYY-MM-DDTHH:MM; default now")
+    ] = None,
     cameras: Annotated[str | None, Form(max_length=2000, description="comma-separated camera ids")] = None,
     lines: Annotated[str | None, Form(max_length=2000, description="comma-separated metro lines")] = None,
     urgent: Annotated[bool, Form()] = False,
@@ -121,9 +122,10 @@ def enrol(
     turned away are refused, with the reason). A new entry needs its authorisation and stays *pending* until a
     different approver approves it. 201 when at least one photo was enrolled (or already was), 422 when all
     were refused."""
-    subject = subject.strip()
-    if not subject:
-        raise HTTPException(422, "subject: the person's name is empty")
+    try:
+        subject = human_name(subject, "subject: the person's name")  # NFC, trimmed, whitespace collapsed
+    except InvalidInput as exc:
+        raise HTTPException(422, str(exc)) from None
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
     for p in photos:
@@ -133,7 +135,7 @@ def enrol(
                 f"{MAX_IMAGE_BYTES // 2**20} MiB limit for a photo",
             )
     rt.store.watchlist_category(watchlist)  # 404 before anything is read
-    auth = _authorisation(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
+    auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     tmp = Path(tempfile.mkdtemp(prefix="metrosight-enrol-"))
     try:
         items = []
@@ -147,11 +149,15 @@ def enrol(
         results = rt.enroll(watchlist, items, actor, auth)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    status = next((e.status for e in rt.store.entries(watchlist) if e.name == subject), None)
+    entry = next((e for e in rt.store.entries(watchlist) if same_name(e.name, subject)), None)
+    tz = rt.clock.tz
     body = EnrolPublic(
         watchlist=watchlist,
-        subject=subject,
-        entry_status=status,
+        subject=entry.name if entry is not None else subject,
+        entry_status=entry.status if entry is not None else None,
+        expires_at=isoformat_local(entry.expires_at if entry is not None else None, tz),
+        valid_from=isoformat_local(auth.valid_from if auth is not None else None, tz),
+        timezone=zone_name(tz),
         photos=[EnrolPhotoPublic(photo=r.path.name, status=r.status, reason=r.reason, quality=r.quality) for r in results],  # type: ignore[arg-type]
     )
     ok = any(r.status in ("enrolled", "duplicate") for r in results)
@@ -182,4 +188,4 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
 
 
 def _entry(store, watchlist: str, name: str) -> EntryPublic:  # type: ignore[no-untyped-def]
-    return next(EntryPublic.model_validate(e) for e in store.entries(watchlist) if e.name == name)
+    return next(EntryPublic.model_validate(e) for e in store.entries(watchlist) if same_name(e.name, name))
