@@ -326,12 +326,3 @@ class Settings(_Section):
     node: NodeConfig = Field(default_factory=NodeConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
 
-    @field_validator("cameras")
-    @classmethod
-    def _unique_ids(cls, v: list[CameraConfig]) -> list[CameraConfig]:
-        seen: set[str] = set()
-        for c in v:
-            if c.id in seen:
-                raise ValueError(f"camera id {c.id!r} is used twice")
-            seen.add(c.id)
-        return v

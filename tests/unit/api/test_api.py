@@ -178,7 +178,7 @@ def test_new_entry_needs_its_authorisation(api: Api):
                   files=[("photos", ("a.png", photo(1), "image/png"))])
     assert res.status_code == 422 and "legal basis" in res.json()["photos"][0]["reason"]
     res = enrol(api, "ada", expires="yesterday")
-    assert res.status_code == 422 and "cannot read time" in res.json()["detail"]
+    assert res.status_code == 422 and "cannot read expires" in res.json()["detail"]
 
 
 @pytest.mark.parametrize(
