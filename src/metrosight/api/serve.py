@@ -86,7 +86,7 @@ def serve(
 def token_create(
     name: Annotated[str, typer.Argument(help="what uses the token, e.g. prometheus")],
     user: Annotated[str | None, typer.Option("--user", help="act as this user (admin only; default: you)")] = None,
-    days: Annotated[float | None, typer.Option("--days", min=0.01, help="lifetime in days (default 90)")] = 90.0,
+    days: Annotated[float | None, typer.Option("--days", min=0.01, max=3650, help="lifetime in days (default 90, at most 3650)")] = 90.0,
     forever: Annotated[bool, typer.Option("--no-expiry", help="the token never expires")] = False,
 ) -> None:
     """Create an API token; it is printed once (only its hash is stored)."""
