@@ -60,7 +60,7 @@ def plot_cmd(
     """
     from metrosight.analytics.plot import PlotData, median_background, render
     from metrosight.cli import _settings, fail, out
-    from metrosight.ingest.source import SourceError, SourceSpec, VideoSource
+    from metrosight.ingest.source import SourceError, VideoSource, parse_source
     from metrosight.pipeline.analytics import AnalyticsPipeline, make_person_detector
 
     from metrosight.core.names import InvalidInput, identifier
@@ -70,7 +70,7 @@ def plot_cmd(
     except InvalidInput as exc:
         fail(str(exc))
     settings = _settings(config)
-    spec = SourceSpec.parse(source)
+    spec = parse_source(source)
     if spec.kind != "file":
         fail("analytics plot needs a video file (--source FILE)")
     events: list = []

@@ -367,13 +367,28 @@ def alert_json(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
 
 @app.command()
 def run(
-    source: Annotated[str, typer.Option("--source", help="video file, rtsp://… URL, or webcam:N")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="video file, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp); "
+            "percent-encode reserved characters of user names and passwords (@ as %40)",
+        ),
+    ],
     camera: Annotated[str, typer.Option("--camera", help="camera id stamped on alerts")] = "cam0",
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
     analytics_only: Annotated[
         bool, typer.Option("--analytics-only", help="behaviour analytics only (no face model, no identity)")
     ] = False,
+    rtsp_transport: Annotated[
+        str | None,
+        typer.Option(
+            "--rtsp-transport",
+            help="RTP transport of an rtsp:// source: auto (TCP, then UDP), tcp or udp "
+            "(default: the configured camera's, else auto)",
+        ),
+    ] = None,
 ) -> None:
     """Watch one source: print alerts as they happen and a summary at the end."""
     from metrosight.analytics_cli import analytics_summary, event_json, event_line
@@ -395,7 +410,14 @@ def run(
     from metrosight.recognize.normalize import CohortError
 
     try:
-        report = rt.run(source, camera, on_alert=on_alert, analytics_only=analytics_only, on_event=on_event)
+        report = rt.run(
+            source,
+            camera,
+            on_alert=on_alert,
+            analytics_only=analytics_only,
+            on_event=on_event,
+            rtsp_transport=rtsp_transport,
+        )
     except (SourceError, CohortError) as exc:
         fail(str(exc))
     s = report.stats

@@ -19,7 +19,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 
 
 def main() -> int:
@@ -28,6 +29,13 @@ def main() -> int:
     ap.add_argument(
         "--mount", action="append", required=True, help="PATH=FILE: serve FILE (H.264 MP4) at /PATH"
     )
+    ap.add_argument(
+        "--protocols",
+        choices=("all", "tcp", "udp"),
+        default="all",
+        help="RTP lower transports the server accepts (a camera that only speaks RTP over UDP, or over TCP)",
+    )
+    ap.add_argument("--user", help="USER:PASSWORD: require HTTP basic authentication with these credentials")
     args = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -42,7 +50,23 @@ def main() -> int:
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
         factory.set_shared(False)
+        if args.protocols != "all":
+            factory.set_protocols(
+                GstRtsp.RTSPLowerTrans.TCP if args.protocols == "tcp" else GstRtsp.RTSPLowerTrans.UDP
+            )
+        if args.user:
+            factory.add_role_from_structure(
+                Gst.Structure.from_string("user, media.factory.access=(boolean)true, "
+                                          "media.factory.construct=(boolean)true")[0]
+            )
         mounts.add_factory("/" + path.strip("/"), factory)
+    if args.user:
+        name, _, password = args.user.partition(":")
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(name, password), token)
+        server.set_auth(auth)
     if server.attach(None) == 0:
         print(f"error: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         return 1

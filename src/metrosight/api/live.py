@@ -8,7 +8,6 @@ the bus only wakes it up at once instead of at its next poll.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from metrosight.bus.payloads import CameraStateV1, CameraStatsV1
 from metrosight.config.model import CameraConfig
+from metrosight.core.source import SourceSpec, SourceSyntaxError
 
 
 class AlertHub:
@@ -50,12 +50,13 @@ class AlertHub:
 
 COUNTED = ("frames_decoded", "frames_analysed", "frames_dropped", "faces", "embedded", "tracks", "alerts", "reconnects")
 
-_CREDENTIALS = re.compile(r"(?<=://)[^/@]*@")
-
-
-def safe_source(source: str) -> str:
-    """A camera source with any ``user:password@`` removed."""
-    return _CREDENTIALS.sub("***@", source)
+def safe_source(cfg: CameraConfig) -> str:
+    """A configured camera's source as it may be shown: parsed, credentials removed
+    (:attr:`~metrosight.core.source.SourceSpec.display`)."""
+    try:
+        return SourceSpec.parse(cfg.source, cfg.rtsp_transport).display
+    except SourceSyntaxError:  # validated with the config; never show what could not be parsed
+        return "(unreadable source)"
 
 
 @dataclass(slots=True)
@@ -159,7 +160,7 @@ class CameraBoard:
                 out.append(
                     {
                         "id": cid,
-                        "source": safe_source(c.cfg.source) if c.cfg else None,
+                        "source": safe_source(c.cfg) if c.cfg else None,
                         "line": c.cfg.line if c.cfg else None,
                         "state": c.state,
                         "reason": c.reason,

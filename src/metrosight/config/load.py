@@ -58,9 +58,19 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(root)"
         got = item.get("input")
-        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+        secret = any(str(p) == "source" for p in item["loc"])  # a camera address may carry credentials
+        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and not secret else ""
         lines.append(f"{source}: {key}: {item['msg']}{shown}")
     return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text and where (line, column), without the snippet of the text PyYAML quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+    return type(exc).__name__
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,8 +92,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError(f"{path}: cannot read config file: {exc}") from None
         try:
             loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        except yaml.YAMLError as exc:  # said without the quoted snippet, which may hold a camera's password
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from metrosight.core.names import identifier
+from metrosight.core.source import SourceSpec, SourceSyntaxError
 
 
 def _camera_id(v: str) -> str:
@@ -174,13 +175,31 @@ class StorageConfig(_Section):
 
 class CameraConfig(_Section):
     id: CameraId = Field(..., description="letters, digits, spaces and - _ . : (1–64, not starting with '.')")
-    source: str = Field(..., min_length=1, description="file path, rtsp://… URL, or webcam:N")
+    source: str = Field(
+        ...,
+        min_length=1,
+        description="file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp); "
+        "percent-encode reserved characters of user names and passwords",
+    )
     line: Annotated[str | None, AfterValidator(_line)] = Field(
         None, description="metro line of the camera (for entry and window scopes); same rule as camera ids"
     )
     analysis_fps: float | None = Field(
         None, gt=0.0, description="this camera's analysis rate, frames a second (None: ingest.analysis_fps)"
     )
+    rtsp_transport: Literal["auto", "tcp", "udp"] = Field(
+        "auto", description="RTP transport of an rtsp:// source: auto (TCP, then UDP), tcp or udp"
+    )
+
+    @model_validator(mode="after")
+    def _source_parses(self) -> CameraConfig:
+        """The source is parsed as it will be at run time (scheme, host, credentials), so that ``config check``
+        refuses what ``run`` would; the error never quotes the source."""
+        try:
+            SourceSpec.parse(self.source, self.rtsp_transport)
+        except SourceSyntaxError as exc:
+            raise ValueError(f"camera {self.id}: source: {exc}") from None
+        return self
 
 
 class RetentionConfig(_Section):

@@ -101,11 +101,11 @@ def faces_of_video(
     Returns:
         ``(descriptors, flipped)`` as :func:`metrosight.eval.extract.faces_of_photos` gives them.
     """
-    from metrosight.ingest.source import SourceSpec, VideoSource
+    from metrosight.ingest.source import VideoSource, parse_source
     from metrosight.recognize.align import align
     from metrosight.recognize.quality import assess
 
-    src = VideoSource(SourceSpec.parse(str(path)), "calibration", 1.0 / every_seconds, 10.0)
+    src = VideoSource(parse_source(str(path)), "calibration", 1.0 / every_seconds, 10.0)
     descs, flips = [], []
     for frame in src.frames():
         chips = []

@@ -144,7 +144,7 @@ def evaluate_video(
         slack: seconds of tolerance when comparing a track's span with a labelled appearance.
     """
     from metrosight.detect.landmarks import FivePointLandmarker
-    from metrosight.ingest.source import SourceSpec, VideoSource
+    from metrosight.ingest.source import VideoSource, parse_source
     from metrosight.pipeline.camera import CameraPipeline
 
     alerts: list[Any] = []
@@ -170,7 +170,7 @@ def evaluate_video(
             lg.best_score, lg.best_subject = float(best.score), best.subject_name
 
     pipe.fusion.on_decide = on_decide
-    video = VideoSource(SourceSpec.parse(source), "eval", settings.ingest.analysis_fps, 10.0)
+    video = VideoSource(parse_source(source), "eval", settings.ingest.analysis_fps, 10.0)
     for frame in video.frames():
         pipe.process(frame)
         if on_frame is not None:

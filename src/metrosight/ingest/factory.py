@@ -46,5 +46,6 @@ def live_source(
         reconnect_on_end=spec.kind != "file",
         wake=wake,
         stop_event=stop,
+        redact=spec.redact,
     )
     return src

@@ -19,16 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import av
-import numpy as np
 
 from metrosight.core.types import Frame
 from metrosight.ingest.backoff import Backoff
-from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, open_container, redact_credentials
+from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, frame_rgb, open_container
 from metrosight.ingest.state import CameraState, IngestCounters, StateChange
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class PyAvSession:
         try:
             self.container.close()
         except (av.error.FFmpegError, OSError) as exc:  # closing a dead connection may fail; nothing to keep
-            log.debug("closing %s: %s", self.spec.display, exc)
+            log.debug("closing %s: %s", self.spec.display, self.spec.redact(str(exc)))
 
 
 def pyav_opener(
@@ -159,7 +159,7 @@ class LiveSource:
     Args:
         camera_id: stamped on frames and state changes.
         opener: opens one connection (see :func:`pyav_opener`).
-        target: the address, for messages.
+        target: the address, for messages (without credentials: ``SourceSpec.display``).
         analysis_fps: at most this many frames a second (media time) are offered to the analysis; ``None``: all.
         stall_timeout: seconds without a decoded frame before the watchdog reconnects (enforced by the session).
         backoff: delays between attempts.
@@ -170,6 +170,8 @@ class LiveSource:
             flapping stream backs off instead of reconnecting at full speed.
         wake: set whenever a frame or a state change is ready (one event can serve many sources).
         stop_event: the event that stops the source (share it with the opener so that its sleeps end too).
+        redact: applied to every reason, error and log line (``SourceSpec.redact``: decoder messages may quote
+            the address with its credentials).
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class LiveSource:
         stable_seconds: float = 10.0,
         wake: threading.Event | None = None,
         stop_event: threading.Event | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if down_after < 1:
             raise ValueError(f"down_after must be >= 1, got {down_after}")
@@ -200,6 +203,7 @@ class LiveSource:
         self.reconnect_on_end = reconnect_on_end
         self.stable_seconds = stable_seconds
         self.wake = wake
+        self.redact: Callable[[str], str] = redact or (lambda text: text)
         self.counters = IngestCounters()
         self.state: CameraState | None = None
         self.error: SourceError | None = None
@@ -240,7 +244,7 @@ class LiveSource:
             slot, self._slot = self._slot, None
         if slot is None:
             return None
-        image = np.ascontiguousarray(slot.raw.to_ndarray(format="rgb24"))
+        image = frame_rgb(slot.raw)
         self.counters.delivered += 1
         frame = Frame(image=image, ts=slot.ts, index=slot.index, camera_id=self.camera_id)
         return Captured(frame, slot.wall, slot.segment)
@@ -293,7 +297,7 @@ class LiveSource:
     def _set_state(self, state: CameraState, reason: str, attempt: int) -> None:
         if state == self.state:
             return
-        reason = redact_credentials(reason)
+        reason = self.redact(reason)
         change = StateChange(self.camera_id, state, self.state, reason, attempt, time.time())
         self.state = state
         level = (
@@ -312,8 +316,12 @@ class LiveSource:
         try:
             self._loop()
         except Exception as exc:
-            log.exception("camera %s: decode thread failed", self.camera_id)
-            self.error = SourceError(f"camera {self.camera_id}: decode thread failed: {exc!r}")
+            log.error(
+                "camera %s: decode thread failed: %s",
+                self.camera_id,
+                self.redact("".join(traceback.format_exception(exc))),
+            )
+            self.error = SourceError(self.redact(f"camera {self.camera_id}: decode thread failed: {exc!r}"))
             self._set_state(CameraState.DOWN, f"internal error: {exc!r}", 0)
         finally:
             with self._cond:
@@ -341,7 +349,7 @@ class LiveSource:
             try:
                 session = self.opener()
             except SourceError as exc:
-                reason = str(exc)
+                reason = self.redact(str(exc))
             else:
                 try:
                     t0: float | None = None
@@ -398,9 +406,9 @@ class LiveSource:
                             return
                 except SourceStalled as exc:
                     self.counters.stalls += 1
-                    reason = str(exc)
+                    reason = self.redact(str(exc))
                 except (SourceError, av.error.FFmpegError, OSError) as exc:
-                    reason = redact_credentials(f"{self.target}: {exc}")
+                    reason = self.redact(f"{self.target}: {exc}")
                 finally:
                     session.close()
             if self._stop.is_set():

@@ -1,31 +1,28 @@
-"""Video sources: a file, an RTSP stream or a webcam, decoded with PyAV into :class:`Frame` values.
+"""Video sources: a file, a network stream or a webcam, decoded with PyAV into :class:`Frame` values.
 
-Timestamps are media time from the stream (``frame.time``), falling back to ``index / fps``.
+Sources are parsed once into :class:`~metrosight.core.source.SourceSpec` (credentials kept apart; only
+``url_for_ffmpeg`` carries them, into the decoder). Timestamps are media time from the stream (``frame.time``),
+falling back to ``index / fps``. Frames are turned and mirrored as the container's display matrix says.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as _SideDataType
 
+from metrosight.core.source import SUPPORTED, SourceSpec, SourceSyntaxError
 from metrosight.core.types import Frame
 
+__all__ = ["SourceBroken", "SourceError", "SourceSpec", "VideoSource", "open_container", "parse_source"]
+_DISPLAYMATRIX = _SideDataType.DISPLAYMATRIX
+
 log = logging.getLogger(__name__)
-
-
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/@\s:'\"]+):[^/@\s'\"]*@")
-
-
-def redact_credentials(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***`` (``rtsp://user:***@host/…``): camera
-    addresses carry credentials, which must not reach logs, events, the database or error messages."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 class SourceError(Exception):
@@ -40,50 +37,58 @@ class SourceBroken(SourceError):
         self.frames_read = frames_read
 
 
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """Where frames come from: ``kind`` is ``file``, ``rtsp`` or ``webcam``."""
+def parse_source(text: str, rtsp_transport: str = "auto") -> SourceSpec:
+    """Parse ``text`` (see :class:`~metrosight.core.source.SourceSpec`) and check that a file source exists.
 
-    kind: str
-    target: str
-
-    @property
-    def display(self) -> str:
-        """The target as it may be shown or stored: without the password of a URL."""
-        return redact_credentials(self.target)
-
-    @classmethod
-    def parse(cls, text: str) -> SourceSpec:
-        """Parse ``PATH``, ``rtsp://…``/``rtsps://…`` or ``webcam:N``.
-
-        Raises:
-            SourceError: empty text, a bad webcam index, or a file that does not exist.
-        """
-        text = text.strip()
-        if not text:
-            raise SourceError("empty source: give a video file path, an rtsp:// URL or webcam:N")
-        lower = text.lower()
-        if lower.startswith(("rtsp://", "rtsps://")):
-            return cls("rtsp", text)
-        if lower.startswith("webcam:"):
-            index = text.split(":", 1)[1]
-            if not index.isdigit():
-                raise SourceError(
-                    f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0"
-                )
-            return cls("webcam", f"/dev/video{int(index)}")
-        path = Path(text)
+    Raises:
+        SourceError: the source cannot be understood (the message never quotes credentials), or a file that
+            does not exist or is not a file.
+    """
+    try:
+        spec = SourceSpec.parse(text, rtsp_transport)
+    except SourceSyntaxError as exc:
+        raise SourceError(str(exc)) from None
+    if spec.kind == "file":
+        path = Path(spec.target)
         if not path.exists():
-            raise SourceError(f"video file not found: {text}")
+            raise SourceError(f"video file not found: {spec.target} (give {SUPPORTED})")
         if not path.is_file():
-            raise SourceError(f"not a file: {text}")
-        return cls("file", str(path))
+            raise SourceError(f"not a file: {spec.target}")
+    return spec
+
+
+_KIND_NAME = {"file": "video file", "webcam": "webcam", "rtsp": "RTSP stream", "http": "HTTP stream",
+              "rtmp": "RTMP stream", "udp": "UDP stream"}
+
+
+def _why(spec: SourceSpec, exc: BaseException, open_timeout: float) -> tuple[str, str]:
+    """What went wrong opening ``spec`` (redacted) and what to check, from the decoder's exception."""
+    if isinstance(exc, av.error.ExitError):
+        return f"no answer within {open_timeout:g} s", "check the address, the port and that the stream is running"
+    text = spec.redact(str(exc))
+    errno = getattr(exc, "errno", None)
+    if spec.kind == "file":
+        return text, "check that it is a video FFmpeg can read"
+    if spec.kind == "webcam":
+        return text, "check that the device exists and is not in use"
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return text, (
+            "the camera refused the credentials: check the user name and password "
+            "(percent-encode reserved characters, e.g. @ as %40)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return text, "nothing accepts connections there: check the host and port, and that the camera is on"
+    if errno == 93 or isinstance(exc, av.error.ProtocolNotFoundError):  # EPROTONOSUPPORT
+        return text, "the camera does not offer this transport"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return text, "the camera has no stream at this path: check the path"
+    return text, "check the address, that the camera is reachable and the credentials"
 
 
 def open_container(
     spec: SourceSpec, open_timeout: float = 10.0, read_timeout: float | None = None
 ) -> av.container.InputContainer:
-    """Open ``spec`` with PyAV (RTSP over TCP).
+    """Open ``spec`` with PyAV. RTSP goes over ``spec.rtsp_transport``: ``auto`` tries TCP, then UDP.
 
     Args:
         spec: what to open.
@@ -91,27 +96,90 @@ def open_container(
         read_timeout: seconds a network read may block (no packet) before it fails; defaults to ``open_timeout``.
 
     Raises:
-        SourceError: the source cannot be opened; the message names it and says what to check.
+        SourceError: the source cannot be opened; the message names it (without credentials), the transport for
+            RTSP, and says what to check.
     """
-    options: dict[str, str] = {}
     kwargs: dict[str, object] = {}
-    if spec.kind == "rtsp":
-        options = {"rtsp_transport": "tcp"}
+    if spec.is_network:
         kwargs["timeout"] = (open_timeout, read_timeout if read_timeout is not None else open_timeout)
     elif spec.kind == "webcam":
         kwargs["format"] = "v4l2"
+    what = _KIND_NAME.get(spec.kind, "stream")
+    if spec.kind != "rtsp":
+        try:
+            return av.open(spec.url_for_ffmpeg, **kwargs)  # type: ignore[call-overload,no-any-return]
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            reason, hint = _why(spec, exc, open_timeout)
+            raise SourceError(f"cannot open {what} {spec.display}: {reason}; {hint}") from None
+    transports = ("tcp", "udp") if spec.rtsp_transport == "auto" else (spec.rtsp_transport,)
+    failures: list[str] = []
+    hint = ""
+    for transport in transports:
+        try:
+            return av.open(  # type: ignore[call-overload,no-any-return]
+                spec.url_for_ffmpeg, options={"rtsp_transport": transport}, **kwargs
+            )
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            reason, hint = _why(spec, exc, open_timeout)
+            failures.append(f"over {transport.upper()}: {reason}")
+            if isinstance(exc, av.error.HTTPUnauthorizedError | ConnectionRefusedError):
+                break  # the other transport cannot help
+    if spec.rtsp_transport != "auto" and hint == "the camera does not offer this transport":
+        hint = f"the camera does not offer RTP over {spec.rtsp_transport.upper()}: set rtsp_transport to auto"
+    elif hint == "the camera does not offer this transport":
+        hint = "the camera offers neither RTP over TCP nor over UDP"
+    raise SourceError(f"cannot open {what} {spec.display} {'; '.join(failures)}; {hint}")
+
+
+def display_matrix(raw: object) -> tuple[int, int, int, int] | None:
+    """The signs ``(a, b, c, d)`` of the 2×2 part of a decoded frame's display matrix (FFmpeg's
+    ``AV_FRAME_DATA_DISPLAYMATRIX``: a display point is ``x' = a·x + c·y``, ``y' = b·x + d·y`` in pixels, y down),
+    or ``None`` when the frame has none or it is the identity. Only multiples of 90° (with mirroring) are
+    represented; other angles are ``None``."""
+    side = getattr(raw, "side_data", None)
+    if not side:
+        return None
     try:
-        return av.open(spec.target, options=options, **kwargs)  # type: ignore[call-overload,no-any-return]
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        what = {"file": "video file", "rtsp": "RTSP stream", "webcam": "webcam"}[spec.kind]
-        hint = {
-            "file": "check that it is a video FFmpeg can read",
-            "rtsp": "check the address, that the camera is reachable and the credentials",
-            "webcam": "check that the device exists and is not in use",
-        }[spec.kind]
-        raise SourceError(
-            f"cannot open {what} {spec.display}: {redact_credentials(str(exc))}; {hint}"
-        ) from None
+        sd = side.get(_DISPLAYMATRIX)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if sd is None:
+        return None
+    m = np.frombuffer(bytes(sd), dtype="<i4")
+    if m.size < 9:
+        return None
+    a, b, c, d = (int(np.sign(round(float(v) / 65536.0, 3))) for v in (m[0], m[1], m[3], m[4]))
+    axis_aligned = (a != 0 and d != 0 and b == 0 and c == 0) or (a == 0 and d == 0 and b != 0 and c != 0)
+    if not axis_aligned or (a, b, c, d) == (1, 0, 0, 1):
+        return None
+    return a, b, c, d
+
+
+def upright(image: np.ndarray, matrix: tuple[int, int, int, int] | None) -> np.ndarray:
+    """``image`` (H×W×C) as it is meant to be displayed under ``matrix`` (see :func:`display_matrix`):
+    rotated by a multiple of 90° and/or mirrored; the same array when ``matrix`` is ``None``."""
+    if matrix is None:
+        return image
+    a, b, c, d = matrix
+    if a == 0:  # quarter turn: x' follows y and y' follows x
+        out = image.swapaxes(0, 1)
+        if b < 0:
+            out = out[::-1]
+        if c < 0:
+            out = out[:, ::-1]
+    else:
+        out = image
+        if a < 0:
+            out = out[:, ::-1]
+        if d < 0:
+            out = out[::-1]
+    return np.ascontiguousarray(out)
+
+
+def frame_rgb(raw: Any) -> np.ndarray:
+    """A decoded frame as contiguous RGB pixels, turned and mirrored as its display matrix says (phone videos
+    record rotation as metadata rather than in the pixels)."""
+    return np.ascontiguousarray(upright(raw.to_ndarray(format="rgb24"), display_matrix(raw)))
 
 
 class VideoSource:
@@ -175,17 +243,15 @@ class VideoSource:
                     if min_gap and ts + 1e-6 < next_ts:
                         continue
                     next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
-                    image = av_frame.to_ndarray(format="rgb24")
-                    yield Frame(
-                        image=np.ascontiguousarray(image), ts=ts, index=index, camera_id=self.camera_id
-                    )
+                    yield Frame(image=frame_rgb(av_frame), ts=ts, index=index, camera_id=self.camera_id)
             except av.error.FFmpegError as exc:
                 raise SourceBroken(
-                    f"{self.spec.target}: video broke off after {self.frames_decoded} frames: {exc}",
+                    f"{self.spec.display}: video broke off after {self.frames_decoded} frames: "
+                    f"{self.spec.redact(str(exc))}",
                     self.frames_decoded,
                 ) from None
             if self.spec.kind == "file" and index < 0:
-                raise SourceError(f"{self.spec.target}: the video has no decodable frames")
+                raise SourceError(f"{self.spec.display}: the video has no decodable frames")
             expected = int(stream.frames or 0)
             if (
                 self.spec.kind == "file"
@@ -193,7 +259,7 @@ class VideoSource:
                 and self.frames_decoded < expected - max(2, expected // 100)
             ):
                 raise SourceBroken(
-                    f"{self.spec.target}: video ended early, after {self.frames_decoded} of its {expected} frames "
+                    f"{self.spec.display}: video ended early, after {self.frames_decoded} of its {expected} frames "
                     "(the file looks truncated or damaged)",
                     self.frames_decoded,
                 )

@@ -233,14 +233,15 @@ class ClusterWorker:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ClusterError(f"camera ids must be unique; repeated: {', '.join(dup)}")
-        from metrosight.ingest.source import SourceSpec
+        from metrosight.ingest.source import parse_source
 
-        self._kinds = {}
+        self._specs = {}  # each source parsed once; its display form is what is shown, logged and stored
         for c in self.cameras:
             try:
-                self._kinds[c.id] = SourceSpec.parse(c.source).kind
+                self._specs[c.id] = parse_source(c.source, c.rtsp_transport)
             except Exception as exc:  # noqa: BLE001 - re-raised with the camera id
                 raise ClusterError(f"camera {c.id}: {exc}") from None
+        self._kinds = {cid: spec.kind for cid, spec in self._specs.items()}
         self.on_alert = on_alert
         client = getattr(bus, "client", None)
         if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
@@ -376,13 +377,16 @@ class ClusterWorker:
                 self._start_camera(c, kind, prog)
             except Exception as exc:  # noqa: BLE001 - the camera is retried later, by any worker
                 log.error(
-                    "camera %s cannot start: %s; retrying in %.0f s", c.id, exc, self.options.lease_seconds
+                    "camera %s cannot start: %s; retrying in %.0f s",
+                    c.id,
+                    self._specs[c.id].redact(str(exc)),
+                    self.options.lease_seconds,
                 )
                 self._retry_at[c.id] = now + self.options.lease_seconds
                 self.leases.release(c.id)
 
     def _start_camera(self, c: CameraConfig, kind: str, prog: Progress | None) -> None:
-        from metrosight.ingest.source import SourceSpec, VideoSource
+        from metrosight.ingest.source import VideoSource
         from metrosight.pipeline import analytics as an
 
         settings = self.rt.settings
@@ -395,7 +399,8 @@ class ClusterWorker:
         else:
             prog = None
             scope = uuid.uuid4().hex[:12]
-        run_id = self.rt.store.start_run(c.id, c.source)
+        spec = self._specs[c.id]
+        run_id = self.rt.store.start_run(c.id, spec.display)  # no camera credentials stored
         cam_holder: dict[str, _Camera] = {}
 
         def publish_alert(a: AlertV1) -> None:
@@ -423,7 +428,6 @@ class ClusterWorker:
         cam = _Camera(c, kind, pipe, run_id, prog)
         cam.analytics = analytics
         cam_holder["cam"] = cam
-        spec = SourceSpec.parse(c.source)
         if kind == "file":
             cam.frames = VideoSource(spec, c.id, fps, settings.ingest.open_timeout_seconds).frames()
         else:
@@ -435,7 +439,7 @@ class ClusterWorker:
         where = (
             f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
         )
-        log.warning("worker %s runs camera %s (%s)%s", self.leases.owner, c.id, c.source, where)
+        log.warning("worker %s runs camera %s (%s)%s", self.leases.owner, c.id, spec.display, where)
 
     def _quiescent(self, cam: _Camera) -> bool:
         if not cam.pipe.quiescent:

@@ -31,7 +31,7 @@ from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.live import LiveSource
-from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, VideoSource, redact_credentials
+from metrosight.ingest.source import SourceBroken, SourceError, VideoSource, parse_source
 from metrosight.ingest.state import StateChange
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.recognize.embedder import Embedder
@@ -233,6 +233,7 @@ class Runtime:
         bus: InProcessBus | None = None,
         analytics_only: bool = False,
         on_event: Callable[..., None] | None = None,
+        rtsp_transport: str | None = None,
     ) -> RunReport:
         """Run the pipeline over one source until it ends. Alerts are stored as they happen.
 
@@ -240,12 +241,19 @@ class Runtime:
         fast movement, counting). Without it they run alongside face recognition for cameras that have an entry
         under ``analytics.cameras``. Behaviour events are stored as they happen and passed to ``on_event``.
 
+        ``rtsp_transport`` (``auto``, ``tcp``, ``udp``) defaults to that of the configured camera ``camera_id``,
+        else ``auto``. The run row, states and messages carry the source without its credentials.
+
         Raises:
-            SourceError: the source cannot be opened (nothing is stored). InvalidInput: ``camera_id`` breaks the
-            camera id rule (:func:`metrosight.core.names.identifier`).
+            SourceError: the source cannot be parsed or opened (nothing is stored). InvalidInput: ``camera_id``
+            breaks the camera id rule (:func:`metrosight.core.names.identifier`).
         """
         camera_id = identifier(camera_id, "camera id")
-        spec = SourceSpec.parse(source)
+        if rtsp_transport is None:
+            rtsp_transport = next(
+                (c.rtsp_transport for c in self.settings.cameras if c.id == camera_id), "auto"
+            )
+        spec = parse_source(source, rtsp_transport)
         bus = bus or InProcessBus()
         video: VideoSource | LiveSource
         if spec.kind == "file":
@@ -255,7 +263,7 @@ class Runtime:
             video = live_source(spec, camera_id, self.settings.ingest, keep_trying=False)
             frames = video.frames(on_state=lambda ch: bus.publish(TOPIC_CAMERA_STATE, camera_state_payload(ch)))
         first = next(frames, None)  # opens the source before anything is written
-        run_id = self.store.start_run(camera_id, redact_credentials(source))  # no camera password stored
+        run_id = self.store.start_run(camera_id, spec.display)  # no camera credentials stored
         sink = AlertSink(self.store, self.home.media, on_alert)
         bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]

@@ -39,7 +39,6 @@ from metrosight.bus.inproc import (
 )
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
 from metrosight.config.model import CameraConfig
-from metrosight.ingest.source import redact_credentials
 from metrosight.pipeline.metrics import NodeMetrics
 from metrosight.pipeline.runtime import AlertSink, Runtime
 from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
@@ -151,11 +150,12 @@ class Supervisor:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise SupervisorError(f"camera ids must be unique; repeated: {', '.join(dup)}")
-        from metrosight.ingest.source import SourceSpec
+        from metrosight.ingest.source import parse_source
 
+        self.specs = {}  # each source parsed once; its display form is what is shown and stored
         for c in self.cameras:  # a bad source fails now, with its camera named, not in a worker
             try:
-                SourceSpec.parse(c.source)
+                self.specs[c.id] = parse_source(c.source, c.rtsp_transport)
             except Exception as exc:  # noqa: BLE001 - re-raised with the camera id
                 raise SupervisorError(f"camera {c.id}: {exc}") from None
         self.on_state_cb = on_state
@@ -225,7 +225,7 @@ class Supervisor:
 
     def _start(self, w: _Worker) -> None:
         w.generation += 1
-        w.runs = {c.id: self.rt.store.start_run(c.id, redact_credentials(c.source)) for c in w.cameras}
+        w.runs = {c.id: self.rt.store.start_run(c.id, self.specs[c.id].display) for c in w.cameras}
         w.finished = set()
         w.last_stats = {}
         w.ready = False
@@ -235,7 +235,8 @@ class Supervisor:
             home=str(self.rt.home.root),
             settings=self.settings.model_dump(mode="json"),
             cameras=tuple(
-                WorkerCamera(c.id, c.source, c.analysis_fps or fps_default, w.runs[c.id]) for c in w.cameras
+                WorkerCamera(c.id, c.source, c.analysis_fps or fps_default, w.runs[c.id], c.rtsp_transport)
+                for c in w.cameras
             ),
             core=w.core,
             log_level=self.log_level,

@@ -41,6 +41,7 @@ class WorkerCamera:
     source: str
     analysis_fps: float | None
     run_id: int | None
+    rtsp_transport: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.ingest.factory import live_source
-    from metrosight.ingest.source import SourceSpec
+    from metrosight.ingest.source import parse_source
     from metrosight.pipeline import analytics as an
     from metrosight.pipeline.runtime import Runtime, camera_state_payload
 
@@ -159,7 +160,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
             )
             pipe = an.Alongside(pipe, analytics)
         src = live_source(
-            SourceSpec.parse(wc.source), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake
+            parse_source(wc.source, wc.rtsp_transport), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake
         )
         cam = _Camera(wc, src, pipe)
         holder["cam"] = cam

@@ -1,0 +1,368 @@
+"""A camera or video source, parsed once into a typed value.
+
+Every form of a source that is shown, logged or stored is derived from the parsed value with its credentials
+removed (:attr:`SourceSpec.display`); only :attr:`SourceSpec.url_for_ffmpeg` carries them, and only into the
+decoder. Text that may quote the source (an FFmpeg error message) goes through :meth:`SourceSpec.redact`.
+
+Accepted forms:
+
+- a video file path (``/videos/platform.mp4``);
+- ``webcam:N`` (V4L2 device ``/dev/videoN``);
+- network streams FFmpeg reads: ``rtsp://``, ``rtsps://``, ``http://``, ``https://`` (MJPEG over HTTP, HLS …),
+  ``rtmp://``, ``rtmps://``, ``udp://``, ``rtp://``. ``srt://`` is refused by name: the FFmpeg inside PyAV is
+  built without SRT.
+
+Credentials go in the URL's user information (``rtsp://user:password@host/…``) or in its query
+(``?token=…``). Reserved characters in a user name or password (``@ : / ? # %`` and spaces) should be
+percent-encoded (``@`` → ``%40``, ``/`` → ``%2F``, ``#`` → ``%23``, ``?`` → ``%3F``, space → ``%20``); FFmpeg
+decodes them before authenticating. As in FFmpeg, the user information ends at the *last* ``@`` before the first
+``/``, ``?`` or ``#`` after ``//``, so an unescaped ``@`` in a password still works; an unescaped ``/``, ``?`` or
+``#`` cuts the address short and is refused, with a message saying to percent-encode it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import quote, unquote, urlsplit
+
+Transport = Literal["auto", "tcp", "udp"]
+TRANSPORTS: tuple[str, ...] = ("auto", "tcp", "udp")
+
+#: network scheme → kind (the family of reconnect hints and messages)
+NETWORK_SCHEMES: dict[str, str] = {
+    "rtsp": "rtsp",
+    "rtsps": "rtsp",
+    "http": "http",
+    "https": "http",
+    "rtmp": "rtmp",
+    "rtmps": "rtmp",
+    "udp": "udp",
+    "rtp": "udp",
+}
+#: schemes refused by name, with the reason
+REFUSED_SCHEMES: dict[str, str] = {
+    "srt": "the FFmpeg inside PyAV is built without SRT; relay the stream as RTSP, RTMP or UDP",
+}
+
+#: query (and path) parameter names whose values are secrets (compared case-insensitively, ignoring ``-``/``_``)
+SECRET_PARAMS: frozenset[str] = frozenset(
+    {
+        "token", "accesstoken", "authtoken", "apitoken", "sessiontoken", "refreshtoken", "idtoken", "jwt", "bearer",
+        "password", "passwd", "pwd", "pass", "passphrase", "pin", "secret", "clientsecret", "key", "apikey",
+        "accesskey", "secretkey", "privatekey", "streamkey", "pkey", "auth", "authorization", "authkey",
+        "signature", "sig", "hmac", "credential", "credentials", "session", "sessionid", "sid", "user",
+        "username", "usr", "login", "account", "code",
+    }
+)
+_SECRET_PARTS = ("token", "passw", "secret", "signature", "credential", "apikey", "auth", "pwd", "passphrase")
+
+SUPPORTED = "a video file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp)"
+PERCENT_HINT = (
+    "percent-encode reserved characters in the user name and password "
+    "(@ as %40, / as %2F, ? as %3F, # as %23, : as %3A, % as %25, space as %20)"
+)
+
+
+class SourceSyntaxError(ValueError):
+    """A source that cannot be understood; the message says what to write instead and never quotes credentials."""
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query or path parameter called ``name`` holds a credential (``token``, ``X-Amz-Signature``,
+    ``apiKey``, ``password`` …; case-insensitive)."""
+    n = "".join(ch for ch in name.lower() if ch.isalnum())
+    return n in SECRET_PARAMS or any(part in n for part in _SECRET_PARTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One ``name=value`` of a query, as written (``raw``) and decoded."""
+
+    name: str
+    value: str
+    raw_name: str
+    raw_value: str
+    has_value: bool
+
+    @property
+    def secret(self) -> bool:
+        return is_secret_param(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """Where frames come from, parsed.
+
+    Attributes:
+        kind: ``file``, ``webcam``, or a network kind: ``rtsp``, ``http``, ``rtmp``, ``udp``.
+        target: a file's path or a webcam's device (``/dev/video0``); for a URL, the URL as given (never show it:
+            use :attr:`display`).
+        scheme: the URL scheme in lower case (``""`` for files and webcams).
+        host: host name or address (IPv6 without brackets).
+        port: port number, or ``None`` for the scheme's default.
+        path: the URL path as written (percent-encoding kept).
+        query: the query parameters in order.
+        fragment: the URL fragment as written.
+        username: the decoded user name, or ``None``.
+        password: the decoded password, or ``None`` (``rtsp://:pw@host`` has a password and an empty user name).
+        rtsp_transport: ``auto`` (TCP, then UDP), ``tcp`` or ``udp``; for RTSP only.
+    """
+
+    kind: str
+    target: str
+    scheme: str = ""
+    host: str = ""
+    port: int | None = None
+    path: str = ""
+    query: tuple[Param, ...] = ()
+    fragment: str = ""
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    rtsp_transport: Transport = "auto"
+
+    # -- parsing ---------------------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str, rtsp_transport: str = "auto") -> SourceSpec:
+        """Parse a file path, ``webcam:N`` or a stream URL.
+
+        Args:
+            text: the source as the user wrote it.
+            rtsp_transport: ``auto``, ``tcp`` or ``udp`` (RTSP sources only; ``auto`` for others).
+
+        Raises:
+            SourceSyntaxError: empty text, a bad webcam index, an unsupported scheme (named), a URL without a host,
+                a bad port, or credentials with unescaped reserved characters. The message never contains the
+                source's credentials.
+        """
+        if rtsp_transport not in TRANSPORTS:
+            raise SourceSyntaxError(f"rtsp_transport must be one of auto, tcp, udp (got {rtsp_transport!r})")
+        text = text.strip()
+        if not text:
+            raise SourceSyntaxError(f"empty source: give {SUPPORTED}")
+        if text.lower().startswith("webcam:"):
+            if rtsp_transport != "auto":
+                raise SourceSyntaxError("rtsp_transport applies to rtsp:// sources only")
+            index = text.split(":", 1)[1]
+            if not index.isdigit():
+                raise SourceSyntaxError(
+                    f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0"
+                )
+            return cls("webcam", f"/dev/video{int(index)}")
+        scheme, sep, _ = text.partition("://")
+        if not sep or not _looks_like_scheme(scheme):
+            if rtsp_transport != "auto":
+                raise SourceSyntaxError("rtsp_transport applies to rtsp:// sources only")
+            return cls("file", text)
+        return _parse_url(text, scheme.lower(), rtsp_transport)
+
+    # -- forms -----------------------------------------------------------------------------------------------
+    @property
+    def is_network(self) -> bool:
+        """A stream reached over the network (reconnects, timeouts), not a file or a local device."""
+        return self.kind not in ("file", "webcam")
+
+    @property
+    def has_credentials(self) -> bool:
+        """The source carries a user name, a password or a credential parameter."""
+        return (
+            self.username is not None
+            or self.password is not None
+            or any(p.secret for p in self.query)
+            or bool(_path_secrets(self.path))
+        )
+
+    @property
+    def display(self) -> str:
+        """The source as it may be shown, logged or stored: user name and password replaced by ``***``
+        (``rtsp://***@host:554/stream``), credential parameters' values by ``***`` (``?token=***``)."""
+        if not self.is_network:
+            return self.target
+        userinfo = "***@" if self.username is not None or self.password is not None else ""
+        path = self.path
+        for secret in _path_secrets(path):
+            path = path.replace(secret, "***")
+        return self._url(userinfo, path, self._query(redacted=True), "#***" if self.fragment else "")
+
+    @property
+    def url_for_ffmpeg(self) -> str:
+        """The address handed to the decoder, credentials included (user name and password percent-encoded:
+        FFmpeg decodes them before authenticating). Never show, log or store it."""
+        if not self.is_network:
+            return self.target
+        userinfo = ""
+        if self.username is not None or self.password is not None:
+            userinfo = quote(self.username or "", safe="")
+            if self.password is not None:
+                userinfo += ":" + quote(self.password, safe="")
+            userinfo += "@"
+        frag = f"#{self.fragment}" if self.fragment else ""
+        return self._url(userinfo, self.path, self._query(redacted=False), frag)
+
+    def _url(self, userinfo: str, path: str, query: str, fragment: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{userinfo}{host}{port}{path}{'?' + query if query else ''}{fragment}"
+
+    def _query(self, redacted: bool) -> str:
+        parts = []
+        for p in self.query:
+            value = "***" if redacted and p.secret and p.has_value else p.raw_value
+            parts.append(f"{p.raw_name}={value}" if p.has_value else p.raw_name)
+        return "&".join(parts)
+
+    def secrets(self) -> list[str]:
+        """Every credential of the source in each form it may take in a message (decoded, as written,
+        percent-encoded), longest first."""
+        values: list[str] = []
+        for v in (self.username, self.password):
+            if v:
+                values.append(v)
+        for p in self.query:
+            if p.secret and p.value:
+                values += [p.value, p.raw_value]
+        values += _path_secrets(self.path)
+        forms: set[str] = set()
+        for v in values:
+            forms |= {v, quote(v, safe=""), quote(v, safe="/"), repr(v)[1:-1], unquote(v)}
+        return sorted((f for f in forms if f), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, a log line) with this source's address shown as :attr:`display` and any of
+        its credentials replaced by ``***``. Credentials of three characters or more are replaced wherever they
+        appear; shorter ones only as part of the address."""
+        if not self.is_network or not text:
+            return text
+        for form in sorted({self.target, self.url_for_ffmpeg}, key=len, reverse=True):
+            text = text.replace(form, self.display)
+        for secret in self.secrets():
+            if len(secret) >= 3 and secret != "***":
+                text = text.replace(secret, "***")
+        return text
+
+    def __str__(self) -> str:
+        return self.display
+
+
+def _looks_like_scheme(s: str) -> bool:
+    return bool(s) and s[0].isascii() and s[0].isalpha() and all(c.isascii() and (c.isalnum() or c in "+.-") for c in s)
+
+
+def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
+    if scheme in REFUSED_SCHEMES:
+        raise SourceSyntaxError(f"{scheme}:// sources are not supported: {REFUSED_SCHEMES[scheme]}")
+    if scheme not in NETWORK_SCHEMES:
+        if scheme == "file":
+            raise SourceSyntaxError("file:// URLs are not accepted: give the file's path")
+        raise SourceSyntaxError(f"unsupported source scheme {scheme}://: give {SUPPORTED}")
+    kind = NETWORK_SCHEMES[scheme]
+    if rtsp_transport != "auto" and kind != "rtsp":
+        raise SourceSyntaxError(f"rtsp_transport applies to rtsp:// sources only, not {scheme}://")
+    if any(c in text for c in "\r\n\t\x00"):
+        raise SourceSyntaxError(f"the {scheme}:// address contains a line break, tab or NUL character")
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # its message may quote the address
+        raise SourceSyntaxError(
+            f"the {scheme}:// address cannot be read (bad brackets or characters in the host); {PERCENT_HINT}"
+        ) from None
+    netloc = parts.netloc
+    rest = text[len(scheme) + 3 + len(netloc) :]
+    if "@" not in netloc and _userinfo_cut_short(rest):
+        raise SourceSyntaxError(
+            f"the {scheme}:// address has '/', '?' or '#' before an '@', which cuts it short: {PERCENT_HINT}"
+        )
+    userinfo, at, hostport = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user_raw, colon, pw_raw = userinfo.partition(":")
+        username = unquote(user_raw)
+        password = unquote(pw_raw) if colon else None
+    try:
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        # the port is not a number: most often a password with an unescaped character cut the address short
+        raise SourceSyntaxError(
+            f"the {scheme}:// address has a bad port after the host: if the user name or password contains "
+            f"reserved characters, {PERCENT_HINT}"
+        ) from None
+    if not host and scheme not in ("udp", "rtp"):
+        raise SourceSyntaxError(f"the {scheme}:// address has no host: write {scheme}://HOST[:PORT]/PATH")
+    if not hostport and scheme in ("udp", "rtp"):
+        raise SourceSyntaxError(f"the {scheme}:// address has no host or port: write {scheme}://HOST:PORT")
+    if scheme in ("udp", "rtp") and port is None:
+        raise SourceSyntaxError(f"the {scheme}:// address needs a port: write {scheme}://HOST:PORT")
+    query: list[Param] = []
+    if parts.query:
+        for item in parts.query.split("&"):
+            if not item:
+                continue
+            raw_name, eq, raw_value = item.partition("=")
+            query.append(Param(unquote(raw_name), unquote(raw_value), raw_name, raw_value, bool(eq)))
+    return SourceSpec(
+        kind=kind,
+        target=text,
+        scheme=scheme,
+        host=host,
+        port=port,
+        path=parts.path,
+        query=tuple(query),
+        fragment=parts.fragment,
+        username=username,
+        password=password,
+        rtsp_transport=rtsp_transport,  # type: ignore[arg-type]
+    )
+
+
+def _userinfo_cut_short(rest: str) -> bool:
+    """Whether the text after the authority starts with an ``@`` reached before any further ``/`` or ``=``: the
+    sign of a user name or password whose ``/``, ``?`` or ``#`` ended the authority early
+    (``rtsp://user:pa/ss@host/``)."""
+    if "@" not in rest:
+        return False
+    body = rest[1:] if rest[:1] in "/?#" else rest
+    for ch in body:
+        if ch == "@":
+            return True
+        if ch in "/=&":
+            return False
+    return False
+
+
+def _path_secrets(path: str) -> list[str]:
+    """Values of credential parameters written into a URL path, as some cameras take them
+    (``/user=admin_password=secret_channel=1`` or ``/cam;password=secret``)."""
+    if "=" not in path:
+        return []
+    found: list[str] = []
+    for segment in path.split("/"):
+        if "=" not in segment:
+            continue
+        for piece in segment.replace(";", "&").split("&"):
+            found += _underscore_pairs(piece)
+    return [f for f in found if f]
+
+
+def _underscore_pairs(piece: str) -> list[str]:
+    """Secret values of ``name=value`` pairs in ``piece``, which may be chained with ``_``
+    (``user=admin_password=x_channel=1``)."""
+    out: list[str] = []
+    names_values: list[tuple[str, str]] = []
+    chunks = piece.split("=")
+    if len(chunks) < 2:
+        return out
+    name = chunks[0]
+    for i, chunk in enumerate(chunks[1:], start=1):
+        if i == len(chunks) - 1:
+            names_values.append((name, chunk))
+            break
+        value, sep, next_name = chunk.rpartition("_")
+        if not sep:  # no '_' before the next name: the value runs on
+            value, next_name = chunk, ""
+        names_values.append((name, value))
+        name = next_name
+    for n, v in names_values:
+        if is_secret_param(n.rsplit("_", 1)[-1]) and v:
+            out.append(v)
+    return out
