@@ -87,9 +87,13 @@ def looped_video(src: Path, dst: Path, loops: int) -> Path:
 class RtspServer:
     """GStreamer's RTSP server on ``127.0.0.1:port`` serving ``mounts`` (path → MP4 file)."""
 
-    def __init__(self, mounts: dict[str, Path], port: int | None = None) -> None:
+    def __init__(
+        self, mounts: dict[str, Path], port: int | None = None, protocols: str = "all", user: str | None = None
+    ) -> None:
         self.mounts = mounts
         self.port = port or free_port()
+        self.protocols = protocols  # "all", "tcp" or "udp": the RTP transports the server accepts
+        self.user = user  # "NAME:PASSWORD": basic authentication required
         self.proc: subprocess.Popen[str] | None = None
 
     def url(self, mount: str) -> str:
@@ -99,6 +103,7 @@ class RtspServer:
         args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
         for path, file in self.mounts.items():
             args += ["--mount", f"{path}={file}"]
+        args += ["--protocols", self.protocols] + (["--user", self.user] if self.user else [])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
@@ -176,3 +181,57 @@ class GarbageServer:
         self._stop.set()
         self.sock.close()
         self._thread.join(2)
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on ``port`` (Linux ``/proc/net/tcp``; no connection is made)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+class MjpegHttpServer:
+    """An MJPEG-over-HTTP camera on ``127.0.0.1:port`` (``ffmpeg -re -i FILE -c copy -f mpjpeg -listen 1 URL``):
+    a ``multipart/x-mixed-replace`` stream of JPEG frames at the file's own rate, looped, as IP cameras serve
+    ``/video.mjpg``. ffmpeg serves one client a life; :meth:`kill` and :meth:`start` again to restart it."""
+
+    def __init__(self, file: Path, port: int | None = None, path: str = "cam.mjpg") -> None:
+        self.file = file
+        self.port = port or free_port()
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, userinfo: str = "", query: str = "") -> str:
+        return f"http://{userinfo}127.0.0.1:{self.port}/{self.path}{query}"
+
+    def start(self, timeout: float = 10.0) -> MjpegHttpServer:
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.file),
+             "-c", "copy", "-f", "mpjpeg", "-listen", "1", self.url()],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # listening? (a probe connection would be ffmpeg's one client)
+            if listening(self.port):
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RtspUnavailable(f"ffmpeg did not listen on {self.port}")
+
+    def kill(self) -> None:
+        kill_process(self.proc)
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

@@ -22,7 +22,7 @@ decodes them before authenticating. As in FFmpeg, the user information ends at t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
@@ -90,7 +90,7 @@ class Param:
         return is_secret_param(self.name)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class SourceSpec:
     """Where frames come from, parsed.
 
@@ -117,8 +117,8 @@ class SourceSpec:
     path: str = ""
     query: tuple[Param, ...] = ()
     fragment: str = ""
-    username: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = None
     rtsp_transport: Transport = "auto"
 
     # -- parsing ---------------------------------------------------------------------------------------------
@@ -213,11 +213,8 @@ class SourceSpec:
 
     def secrets(self) -> list[str]:
         """Every credential of the source in each form it may take in a message (decoded, as written,
-        percent-encoded), longest first."""
-        values: list[str] = []
-        for v in (self.username, self.password):
-            if v:
-                values.append(v)
+        percent-encoded), longest first: the password, credential parameters' values, and the user name."""
+        values: list[str] = [v for v in (self.username, self.password) if v]
         for p in self.query:
             if p.secret and p.value:
                 values += [p.value, p.raw_value]
@@ -228,20 +225,32 @@ class SourceSpec:
         return sorted((f for f in forms if f), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """``text`` (an error message, a log line) with this source's address shown as :attr:`display` and any of
-        its credentials replaced by ``***``. Credentials of three characters or more are replaced wherever they
-        appear; shorter ones only as part of the address."""
+        """``text`` (an error message, a log line) with this source's address shown as :attr:`display` and its
+        credentials replaced by ``***`` wherever else they appear: passwords and credential values of three
+        characters or more, user names of four or more (shorter ones are removed as part of the address)."""
         if not self.is_network or not text:
             return text
+        display = self.display
         for form in sorted({self.target, self.url_for_ffmpeg}, key=len, reverse=True):
-            text = text.replace(form, self.display)
-        for secret in self.secrets():
-            if len(secret) >= 3 and secret != "***":
-                text = text.replace(secret, "***")
-        return text
+            text = text.replace(form, display)
+        user_forms = set()
+        if self.username and len(self.username) < 4:
+            user_forms = {self.username, quote(self.username, safe=""), repr(self.username)[1:-1]}
+        secrets = [s for s in self.secrets() if len(s) >= 3 and s != "***" and s not in user_forms]
+        if not secrets:
+            return text
+        pieces = text.split(display)  # the display form is already safe: keep it whole
+        for i, piece in enumerate(pieces):
+            for secret in secrets:
+                piece = piece.replace(secret, "***")
+            pieces[i] = piece
+        return display.join(pieces)
 
     def __str__(self) -> str:
         return self.display
+
+    def __repr__(self) -> str:  # never the credentials, even in a debugger or a traceback's locals
+        return f"SourceSpec({self.kind!r}, {self.display!r}, rtsp_transport={self.rtsp_transport!r})"
 
 
 def _looks_like_scheme(s: str) -> bool:
