@@ -198,7 +198,7 @@ class CameraConfig(_Section):
         try:
             SourceSpec.parse(self.source, self.rtsp_transport)
         except SourceSyntaxError as exc:
-            raise ValueError(f"camera {self.id}: source: {exc}") from None
+            raise ValueError(f"camera {self.id}: {exc}") from None
         return self
 
 
