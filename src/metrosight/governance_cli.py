@@ -23,6 +23,8 @@ app.add_typer(alert_app, name="alert")
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
 
+MAX_ID = 2**63 - 1  # database ids: a larger number is refused by the option, not by the database (a traceback)
+
 
 def _when(dt) -> str:  # type: ignore[no-untyped-def]
     return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
@@ -144,10 +146,15 @@ def watchlist_approve(
             fail(f"no pending entries on {watchlist}")
     if not names:
         fail("name the entries to approve, or pass --all-pending")
+    from metrosight.core.names import same_name
+    from metrosight.core.when import describe
+
     for name in names:
         with governed():
             rt.store.approve(watchlist, name, actor)
-        out.print(f"approved {watchlist}/{name}: active", highlight=False)
+        e = next((e for e in rt.store.entries(watchlist) if same_name(e.name, name)), None)
+        until = f" until {describe(e.expires_at, rt.clock.tz, end=True)}" if e is not None and e.expires_at else ""
+        out.print(f"approved {watchlist}/{e.name if e is not None else name}: active{until}", highlight=False)
 
 
 @watchlist_app.command("revoke")
@@ -201,7 +208,7 @@ def alert_list(
 
 
 @alert_app.command("show")
-def alert_show(alert_id: Annotated[int, typer.Argument()]) -> None:
+def alert_show(alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")]) -> None:
     """One alert, its reviews, and earlier rejected matches of the same entry (so a known false match shows)."""
     rt = _runtime()
     with governed():
@@ -217,7 +224,7 @@ def alert_show(alert_id: Annotated[int, typer.Argument()]) -> None:
 
 
 @alert_app.command("confirm")
-def alert_confirm(alert_id: Annotated[int, typer.Argument()]) -> None:
+def alert_confirm(alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")]) -> None:
     """Confirm an alert; a second, different operator's confirmation makes it actionable."""
     rt = _runtime()
     with governed():
@@ -227,7 +234,7 @@ def alert_confirm(alert_id: Annotated[int, typer.Argument()]) -> None:
 
 @alert_app.command("reject")
 def alert_reject(
-    alert_id: Annotated[int, typer.Argument()],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")],
     reason: Annotated[str, typer.Option("--reason", help="why it is wrong (kept as feedback)")],
 ) -> None:
     """Reject an alert with a reason."""
@@ -239,7 +246,7 @@ def alert_reject(
 
 @alert_app.command("crop")
 def alert_crop(
-    alert_id: Annotated[int, typer.Argument()],
+    alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")],
     output: Annotated[Path, typer.Option("--out", help="where to write the decrypted JPEG")],
 ) -> None:
     """Export an alert's redacted best-shot crop (decrypted; audited)."""
@@ -264,7 +271,7 @@ def audit_verify() -> None:
 
 @audit_app.command("show")
 def audit_show(
-    last: Annotated[int, typer.Option("--last", help="how many of the newest entries")] = 50,
+    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many of the newest entries")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The newest audit entries (needs the auditor or admin role)."""
@@ -348,7 +355,7 @@ def window_list() -> None:
 
 
 @privacy_app.command("window-remove")
-def window_remove(window_id: Annotated[int, typer.Argument()]) -> None:
+def window_remove(window_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="window id")]) -> None:
     """End a no-identification window."""
     rt = _runtime()
     with governed():

@@ -38,7 +38,7 @@ def nfd_home(tmp_path_factory) -> tuple[Path, Path]:
 def test_the_nfd_folder_is_approved_by_the_name_as_typed(nfd_home):
     home, _ = nfd_home
     code, out, err = cli(home, "--as", "bob", "watchlist", "approve", "wanted", NFC)
-    assert code == 0 and f"approved wanted/{NFC}: active" in out, err
+    assert code == 0 and f"approved wanted/{NFC}: active until " in out and "UTC" in out, err
     [e] = Store.for_home(home).entries("wanted")
     assert e.name == NFC and e.status == "active" and e.approved_by == "bob"
 
@@ -153,3 +153,19 @@ def test_a_camera_id_with_a_space_a_colon_and_cyrillic_keeps_its_best_shot_insid
     rows = Store.for_home(miranda_home).alerts()
     assert {r.camera_id for r in rows} == {camera} and all(r.crop_path for r in rows)
     assert sorted(p.name for p in miranda_home.parent.iterdir()) == ["home"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("alert", "show", "99999999999999999999999"),
+        ("alert", "confirm", "0"),
+        ("audit", "show", "--last", "99999999999999999999999"),
+        ("privacy", "window-remove", "99999999999999999999999"),
+        ("privacy", "window-add", "w", "--from", "0m", "--until", "99999999999d", "--reason", "r"),
+        ("token", "create", "t", "--days", "1e12"),
+    ],
+)
+def test_huge_numbers_are_one_clear_error_not_a_traceback(miranda_home, args):
+    code, out, err = cli(miranda_home, "--as", "ada", *args)
+    assert code == 2 and "Traceback" not in out + err and ("Invalid value" in err or "too long" in err), out + err

@@ -119,7 +119,7 @@ def token_list() -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: Annotated[int, typer.Argument()]) -> None:
+def token_revoke(token_id: Annotated[int, typer.Argument(min=1, max=2**63 - 1)]) -> None:
     """Revoke a token."""
     from metrosight.cli import _actor, _runtime, governed, out
     from metrosight.store.accounts import Accounts

@@ -150,6 +150,7 @@ def _skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", skel)
 
 
+@lru_cache(maxsize=65536)  # a new name is compared with every name of its list: keep the keys of known names
 def name_keys(text: str) -> tuple[str, str]:
     """The look-alike keys of a name (whitespace collapsed, NFKC): its UTS #39 skeleton (each character replaced
     by its confusables class representative, in NFD), and the skeleton of its case-folded form. Two names whose
