@@ -1,10 +1,12 @@
 """Opening the database, bringing its schema up to date with Alembic, and the store's session factory.
 
 Concurrency: a *write* transaction (``Sessions.begin()``) takes the database's write lock before its first read, so
-that what it reads cannot change under it (read-check-write is atomic): on SQLite it starts with ``BEGIN
-IMMEDIATE`` (writers queue on the lock, waiting up to ``busy_timeout``), on PostgreSQL row locks (``SELECT … FOR
-UPDATE``), compare-and-set updates and the audit log's advisory lock do it. A plain session (``Sessions()``) is
-for reads: on SQLite a deferred transaction, one consistent snapshot, never blocking or blocked by writers (WAL).
+that what it reads cannot change under it (read-check-write is atomic) and writers never deadlock: on SQLite it
+starts with ``BEGIN IMMEDIATE`` (writers queue on the lock, waiting up to ``busy_timeout``), on PostgreSQL with a
+transaction-scoped advisory lock (``pg_advisory_xact_lock``), the same for every process on the database. Row
+locks and compare-and-set updates (:mod:`metrosight.store.transitions`) come on top. Writes are short; a plain
+session (``Sessions()``) is for reads: one consistent snapshot that never waits for writers (SQLite's WAL,
+PostgreSQL's MVCC).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class StoreError(Exception):
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for the write lock before giving up (StoreError → 503)
 WRITE = "metrosight_write"  # execution option of write transactions (BEGIN IMMEDIATE on SQLite)
+PG_WRITE_LOCK = 0x6D73_7772_6974_65  # PostgreSQL advisory lock id of write transactions ("mswrite")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -41,6 +44,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     # pysqlite would start transactions itself, lazily, before the first INSERT/UPDATE only: a transaction's reads
     # ran outside it and a concurrent writer could change what was read. SQLAlchemy emits BEGIN instead (below).
     dbapi_conn.isolation_level = None
+
+
+def _pg_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    """Write transactions queue on one advisory lock first (released at commit or rollback)."""
+    if conn.get_execution_options().get(WRITE):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
 
 def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +94,8 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
+        elif engine.dialect.name == "postgresql":
+            event.listen(engine, "begin", _pg_begin)
         if upgrade:
             with engine.begin() as conn:
                 cfg = alembic_config(url)

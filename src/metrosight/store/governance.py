@@ -245,7 +245,7 @@ class GovernanceMixin:
                         Subject.status.in_(("pending", "active")),
                         Subject.expires_at.is_not(None),
                         Subject.expires_at <= now,
-                    )
+                    ).order_by(Subject.id)
                 )
             )
         if not due:
