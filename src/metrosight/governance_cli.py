@@ -40,10 +40,12 @@ def _nobody_has_a_password(rt) -> bool:  # type: ignore[no-untyped-def]
 
 def _new_password(name: str) -> str:
     """Ask for a new user's password twice (hidden in a terminal; two lines of standard input otherwise)."""
-    from metrosight.policy.passwords import hash_password
+    from metrosight.policy.passwords import new_password_hash
 
-    with governed():
-        return hash_password(typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True))
+    with governed():  # the password policy: 12+ characters, not common, not built on the user or service name
+        return new_password_hash(
+            typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True), name
+        )
 
 
 @user_app.command("add")
@@ -74,8 +76,10 @@ def user_add(
 
 @user_app.command("password")
 def user_password(name: Annotated[str, typer.Argument(help="whose password to set")]) -> None:
-    """Set a user's password: your own, or anyone's as an admin. On an installation where nobody has a password
-    yet (made before the CLI asked for credentials), an admin's first password can be set without one."""
+    """Set a user's password: your own (asks for the current one), or reset anyone's as an admin. Either way the
+    user's API tokens are revoked and their sessions end; after a reset the account holds no role until its user
+    sets their own password. On an installation where nobody has a password yet (made before the CLI asked for
+    credentials), an admin's first password can be set without one."""
     from metrosight.store.accounts import Accounts
 
     rt = _runtime()
@@ -88,10 +92,14 @@ def user_password(name: Annotated[str, typer.Argument(help="whose password to se
         actor = target
     else:
         actor = _actor(rt)
+    current = None
+    if actor.name == name and accounts.session_user(name)[1]:  # changing your own: the current password too
+        current = str(typer.prompt(f"current password for {name}", hide_input=True, err=True))
     pw = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     with governed():
-        accounts.set_password(name, pw, actor)
-    out.print(f"password of {name} set")
+        revoked = accounts.set_password(name, pw, actor, current)
+    reset = " (a reset: the account holds no role until its user sets their own password)" if actor.name != name else ""
+    out.print(f"password of {name} set{reset}; {revoked} API token(s) revoked, sessions ended", highlight=False)
 
 
 @user_app.command("list")

@@ -14,6 +14,7 @@ supervisor this way; a consumer of a Redis bus (scale-out) plugs in the same way
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from metrosight.api.deps import SESSION_COOKIE, AnyUser
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render
-from metrosight.api.security import EndedSessions, LoginLimiter, session_secret
+from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.bus.inproc import (
     TOPIC_ALERTS,
     TOPIC_CAMERA_SNAPSHOT,
@@ -65,6 +66,7 @@ class ApiConfig:
         secure_cookies: mark the session cookie ``Secure`` (serve over HTTPS, e.g. behind a reverse proxy).
         poll_seconds: the live feed reads new alerts from the store at least this often.
         login_max_failures / login_max_per_ip / login_window: the sign-in rate limit (see ``LoginLimiter``).
+        signin_audit_window: seconds one audit row of failed (or refused) sign-ins covers (see ``SignInAudit``).
         max_body_bytes: largest request body, except photo uploads.
         max_upload_bytes: largest photo-upload request body (each photo is limited to 40 MiB on its own).
     """
@@ -75,6 +77,7 @@ class ApiConfig:
     login_max_failures: int = 5
     login_max_per_ip: int = 30
     login_window: float = 300.0
+    signin_audit_window: float = 60.0
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 5 * 40 * (1 << 20) + (1 << 20)
 
@@ -89,6 +92,7 @@ class Services:
     hub: AlertHub
     cameras: CameraBoard
     limiter: LoginLimiter
+    signin_audit: SignInAudit
     ended: EndedSessions
     bus: InProcessBus | None
     registry: Any
@@ -168,6 +172,38 @@ def _error(status: int) -> Callable[[Request, Exception], Response]:
     return handler
 
 
+def write_signin_audit(svc: Services, *, all: bool = False) -> int:
+    """Write the closed windows of failed/refused sign-ins (every window with ``all``) to the audit log, one row
+    each. Returns how many rows were written."""
+    rows = svc.signin_audit.due(all=all)
+    for action, target, details in rows:
+        try:
+            svc.runtime.store.record("anonymous", action, target, details)
+        except Exception:  # the store is down: keep serving, say so
+            log.exception("could not audit %s for %s", action, target)
+    return len(rows)
+
+
+def start_signin_audit(svc: Services) -> Callable[[], None]:
+    """A thread that writes closed windows of failed sign-ins every few seconds; its stop callable writes the rest."""
+    stop = threading.Event()
+    every = max(0.05, min(5.0, svc.config.signin_audit_window / 4))
+
+    def loop() -> None:
+        while not stop.wait(every):
+            write_signin_audit(svc)
+
+    thread = threading.Thread(target=loop, name="metrosight-signin-audit", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(10.0)
+        write_signin_audit(svc, all=True)
+
+    return finish
+
+
 def create_app(
     runtime: Runtime,
     *,
@@ -203,6 +239,7 @@ def create_app(
         hub=AlertHub(),
         cameras=board,
         limiter=LoginLimiter(config.login_max_failures, config.login_max_per_ip, config.login_window),
+        signin_audit=SignInAudit(config.signin_audit_window),
         ended=EndedSessions(config.session_max_age),
         bus=bus,
         registry=make_registry(board, alert_counts),
@@ -214,7 +251,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stops: list[Callable[[], None]] = []
+        stops: list[Callable[[], None]] = [start_signin_audit(svc)]
         for hook in startup:
             stop = hook(svc)
             if stop is not None:
@@ -295,6 +332,10 @@ def create_app(
         same_site="strict",
         https_only=config.secure_cookies,
     )
+    if runtime.settings.api.trusted_proxies:  # outermost: every layer (and the audit) sees the real client
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(runtime.settings.api.trusted_proxies))
 
     from metrosight.api.routes import alerts, auth, operations, pages, watchlists
 

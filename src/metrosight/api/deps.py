@@ -107,6 +107,8 @@ def requires(*roles: str) -> Callable[..., Actor]:
     in). The store applies its own, finer rules on top (e.g. no self-approval)."""
 
     def check(actor: Annotated[Actor, Depends(current_user)]) -> Actor:
+        if actor.must_set_password:
+            raise HTTPException(403, actor.must_set_password)
         if not actor.has(*roles):
             raise HTTPException(
                 403, f"{actor.name} needs the {' or '.join(roles)} role (has: {', '.join(sorted(actor.roles)) or 'none'})"
@@ -122,6 +124,7 @@ ALERT_READERS = ("operator", "admin", "auditor")
 WATCHLIST_READERS = ("admin", "approver", "operator", "auditor")
 
 AnyUser = Annotated[Actor, Depends(requires(*ANY_ROLE))]
+SignedIn = Annotated[Actor, Depends(current_user)]  # any signed-in account, even one that must set its password
 AlertReader = Annotated[Actor, Depends(requires(*ALERT_READERS))]
 Operator = Annotated[Actor, Depends(requires("operator"))]
 CropReader = Annotated[Actor, Depends(requires("operator", "admin"))]

@@ -43,13 +43,22 @@ class MePublic(_Out):
     roles: list[str]
     via: Literal["session", "token"]
     csrf_token: str | None = Field(None, description="send as X-CSRF-Token with cookie-authenticated changes")
+    must_set_password: str | None = Field(
+        None, description="why this account may do nothing but set its own password (an admin reset it), else null"
+    )
 
 
 # -- users and tokens ---------------------------------------------------------------------------------------------
+PASSWORD_RULE = (
+    "at least 12 characters; a common, breached or guessable password (user name, the service's name) is refused "
+    "with 409 and the reason"
+)
+
+
 class UserCreate(_In):
     name: str = Name
     roles: list[Role] = Field(..., min_length=1)
-    password: str | None = Field(None, min_length=8, max_length=1024)
+    password: str | None = Field(None, min_length=1, max_length=1024, description=PASSWORD_RULE)
 
 
 class UserUpdate(_In):
@@ -58,7 +67,10 @@ class UserUpdate(_In):
 
 
 class PasswordUpdate(_In):
-    password: str = Field(..., min_length=8, max_length=1024)
+    password: str = Field(..., min_length=1, max_length=1024, description=PASSWORD_RULE)
+    current_password: str | None = Field(
+        None, max_length=1024, description="your current password: required to change your own"
+    )
 
 
 class UserPublic(_Out):
@@ -72,8 +84,16 @@ class UserPublic(_Out):
 
 class TokenCreate(_In):
     name: str = Field(..., min_length=1, max_length=128, description="what uses the token")
-    user: str | None = Field(None, min_length=1, max_length=128, description="act as this user (admin only; default: you)")
-    expires_days: float | None = Field(90, gt=0, le=3650, description="null: never")
+    user: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="must be you (the default): a token for another user is refused (403), even for an admin",
+    )
+    expires_days: float | None = Field(
+        None, gt=0, le=3650,
+        description="lifetime in days; default 90, or less where the role allows less (operator, approver: 30; "
+        "auditor: 90; viewer: 365; admin: no limit). A longer one is refused (409)",
+    )
+    never_expires: bool = Field(False, description="a token that never expires: admins only (audited)")
 
 
 class TokenPublic(_Out):

@@ -1,8 +1,12 @@
-"""Sign-in protection: the login rate limiter, the session signing key, and ended sessions.
+"""Sign-in protection: the login rate limiter, the audit of failed sign-ins, the session signing key, ended
+sessions.
 
 The rate limiter is a sliding window kept **in memory** of the serving process (it resets when the service restarts,
 and several API processes would each keep their own): at most ``max_failures`` failed sign-ins per (user, client
 address) and ``max_per_ip`` attempts per client address in any ``window`` seconds.
+
+Failed and refused sign-ins are audited as bursts (:class:`SignInAudit`): one audit row per (user, address) and
+window with the count, so a password-guessing client cannot flood the audit log with a row per attempt.
 """
 
 from __future__ import annotations
@@ -68,6 +72,84 @@ class LoginLimiter:
     def succeeded(self, user: str, ip: str) -> None:
         with self._lock:
             self._failures.pop((user, ip), None)
+
+
+@dataclass(slots=True)
+class _Burst:
+    first: float
+    last: float
+    failed: int = 0
+    refused: int = 0
+    users: set[str] = field(default_factory=set)
+
+
+class SignInAudit:
+    """Counts failed sign-ins per (user, client address) and refused (rate-limited) ones per address, and hands
+    them out as one audit row per key and window (``due``), instead of a row per attempt.
+
+    A window starts at a key's first failure and closes ``window`` seconds later; its row is due then (the caller
+    writes due rows periodically and at shutdown). At most ``max_keys`` keys are held: beyond that, new failures
+    are counted under the address alone (user ``*``), so memory stays bounded.
+
+    Args:
+        window: seconds one audit row covers.
+        max_keys: keys held at once.
+    """
+
+    def __init__(self, window: float = 60.0, max_keys: int = 10_000) -> None:
+        self.window, self.max_keys = window, max_keys
+        self._bursts: dict[tuple[str, str, str], _Burst] = {}
+        self._lock = threading.Lock()
+
+    def _add(self, kind: str, user: str, ip: str, now: float | None) -> None:
+        now = time.monotonic() if now is None else now
+        key = (kind, user if kind == "failed" else "*", ip)
+        with self._lock:
+            b = self._bursts.get(key)
+            if b is None:
+                if len(self._bursts) >= self.max_keys:
+                    key = (kind, "*", ip)
+                    b = self._bursts.get(key)
+                if b is None:
+                    b = self._bursts[key] = _Burst(now, now)
+            b.last = now
+            if kind == "failed":
+                b.failed += 1
+            else:
+                b.refused += 1
+            if len(b.users) < 20:
+                b.users.add(user)
+
+    def failed(self, user: str, ip: str, now: float | None = None) -> None:
+        """A wrong user name or password (or a wrong current password when changing it)."""
+        self._add("failed", user, ip, now)
+
+    def refused(self, user: str, ip: str, now: float | None = None) -> None:
+        """An attempt refused by the rate limiter (counted per address)."""
+        self._add("refused", user, ip, now)
+
+    def due(self, now: float | None = None, *, all: bool = False) -> list[tuple[str, str, dict[str, object]]]:
+        """The closed windows (every window with ``all``), removed: ``(action, target, details)`` per row, where
+        action is ``auth.login_failed`` or ``auth.login_refused``, target the user name (``*`` for several) and
+        details hold ``ip``, ``count``, ``seconds`` (first to last attempt) and, for refusals, ``users``."""
+        now = time.monotonic() if now is None else now
+        out = []
+        with self._lock:
+            for key in [k for k, b in self._bursts.items() if all or now - b.first >= self.window]:
+                kind, user, ip = key
+                b = self._bursts.pop(key)
+                details: dict[str, object] = {"ip": ip, "count": b.failed or b.refused,
+                                              "seconds": round(b.last - b.first, 1), "window_seconds": self.window}
+                if kind == "failed":
+                    details["reason"] = "wrong user name or password"
+                    if user == "*":
+                        details["users"] = sorted(b.users)
+                    out.append(("auth.login_failed", user, details))
+                else:
+                    details["reason"] = "rate limited"
+                    details["users"] = sorted(b.users)
+                    out.append(("auth.login_refused", "*" if len(b.users) != 1 else next(iter(b.users)), details))
+        return out
 
 
 class EndedSessions:

@@ -79,17 +79,23 @@ def serve(
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
     cams = f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
     err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS);
+    # the app believes it only from the config's api.trusted_proxies.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, proxy_headers=False)
 
 
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="what uses the token, e.g. prometheus")],
-    user: Annotated[str | None, typer.Option("--user", help="act as this user (admin only; default: you)")] = None,
-    days: Annotated[float | None, typer.Option("--days", min=0.01, max=3650, help="lifetime in days (default 90, at most 3650)")] = 90.0,
-    forever: Annotated[bool, typer.Option("--no-expiry", help="the token never expires")] = False,
+    days: Annotated[
+        float | None,
+        typer.Option("--days", min=0.01, max=3650, help="lifetime in days (default 90, or the role's limit if shorter: "
+                     "operator/approver 30, auditor 90, viewer 365)"),
+    ] = None,
+    forever: Annotated[bool, typer.Option("--no-expiry", help="the token never expires (admins only; audited)")] = False,
 ) -> None:
-    """Create an API token; it is printed once (only its hash is stored)."""
+    """Create an API token acting as you (the --as user); it is printed once (only its hash is stored). Nobody
+    can create a token for another user: that user signs in and creates their own."""
     from metrosight.cli import _actor, _runtime, governed, out
     from metrosight.store.accounts import Accounts
 
@@ -97,7 +103,7 @@ def token_create(
     actor = _actor(rt)
     expires = None if forever or days is None else datetime.now(UTC) + timedelta(days=days)
     with governed():
-        info, token = Accounts(rt.store).create_token(user or actor.name, name, actor, expires)
+        info, token = Accounts(rt.store).create_token(actor.name, name, actor, expires, never_expires=forever)
     out.print(f"token {info.id} for {info.user} ({info.name}), expires {info.expires_at or 'never'}:", highlight=False)
     print(token)
 

@@ -331,6 +331,32 @@ class DeploymentConfig(_Section):
         return zone(self.timezone)
 
 
+class ApiSettings(_Section):
+    """The operator service (``metrosight serve``)."""
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list, max_length=256,
+        description="addresses or CIDR networks of the reverse proxies / load balancers in front of the service: "
+        "X-Forwarded-For and X-Forwarded-Proto are believed only from them (default: from nobody)",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or 10.0.0.0/24); "
+                    "name each proxy explicitly, host names and '*' are not accepted"
+                ) from None
+        return out
+
+
 class Settings(_Section):
     """The root of metrosight's configuration."""
 
@@ -344,4 +370,4 @@ class Settings(_Section):
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
-
+    api: ApiSettings = Field(default_factory=ApiSettings)

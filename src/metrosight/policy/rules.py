@@ -34,15 +34,49 @@ class Forbidden(PolicyError):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
+    """A person acting, with their roles.
+
+    ``password_set_by`` names another person who set this account's current password (an admin's reset): whoever
+    signs in with it may be that person, so the account holds no role until its user sets their own password
+    (:meth:`has` is False for every role; the user may still change their password).
+    """
+
     name: str
     roles: frozenset[str]
+    password_set_by: str | None = None
 
     def has(self, *roles: str) -> bool:
-        return bool(self.roles.intersection(roles))
+        return self.password_set_by is None and bool(self.roles.intersection(roles))
+
+    @property
+    def must_set_password(self) -> str | None:
+        """A one-line reason why this account may do nothing but set its own password, else None."""
+        if self.password_set_by is None:
+            return None
+        return (
+            f"{self.name}'s password was set by {self.password_set_by}: {self.name} must set their own password "
+            "(with the current one) before acting"
+        )
+
+
+# The longest an API token may live, by role (days; None: may never expire). A user with several roles gets the
+# shortest; admins alone may hold tokens that never expire (audited). Governing roles (approvals, reviews) get
+# short-lived tokens: a leaked one acts in a two-person rule.
+TOKEN_MAX_DAYS: dict[str, int | None] = {"admin": None, "approver": 30, "operator": 30, "auditor": 90, "viewer": 365}
+TOKEN_DEFAULT_DAYS = 90
+
+
+def token_max_days(roles: Iterable[str]) -> int | None:
+    """The longest lifetime (days) an API token of a user with ``roles`` may have; None: no limit (admin only)."""
+    caps = [TOKEN_MAX_DAYS[r] for r in roles if r in TOKEN_MAX_DAYS]
+    limited = [c for c in caps if c is not None]
+    return min(limited) if limited else None
 
 
 def require(actor: Actor, action: str, *roles: str) -> None:
     """Raises Forbidden unless ``actor`` holds one of ``roles``."""
+    if actor.must_set_password:
+        raise Forbidden(f"{actor.name} may not {action}: {actor.must_set_password}")
     if not actor.has(*roles):
         need = " or ".join(roles)
         raise Forbidden(f"{actor.name} may not {action}: needs the {need} role (has: {', '.join(sorted(actor.roles)) or 'none'})")

@@ -4,6 +4,14 @@ Works on a :class:`~metrosight.store.repo.Store` (its session factory and audit 
 with its audit entry in one transaction, like the rest of the store. API tokens are 256-bit random strings shown
 once; only their SHA-256 is stored (a token is as strong as a random key, so a fast hash is enough — unlike
 passwords, which are Argon2id-hashed by :mod:`metrosight.policy.passwords`).
+
+Credentials belong to people, so that the two-person rules (approval, alert review), which compare user names, compare
+people: a token is created only by its own user (an admin cannot mint one for somebody else, and tokens minted
+for others before this rule are refused), and a password set by someone else (an admin's reset) gives its account
+no role until its user sets their own (:attr:`Actor.password_set_by`). Every password change revokes the user's
+tokens and ends their sessions. A token lives at most as long as the user's roles allow
+(:data:`~metrosight.policy.rules.TOKEN_MAX_DAYS`, judged again at every use); only admins hold tokens that never
+expire.
 """
 
 from __future__ import annotations
@@ -16,9 +24,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from metrosight.policy.passwords import check_password, hash_password
-from metrosight.policy.rules import Actor, Forbidden, PolicyError, aware, check_roles, require
-from metrosight.store.governance import NotFound
+from metrosight.policy.passwords import check_password, hash_password, new_password_hash
+from metrosight.policy.rules import (
+    TOKEN_DEFAULT_DAYS,
+    Actor,
+    Forbidden,
+    PolicyError,
+    aware,
+    check_roles,
+    require,
+    token_max_days,
+)
+from metrosight.store.governance import NotFound, user_actor
 from metrosight.store.models import ApiToken, User
 from metrosight.store.naming import find_named
 
@@ -78,7 +95,7 @@ class Accounts:
             return None
         if not check_password(u.password_hash, password) or u.disabled:
             return None
-        return Actor(u.name, frozenset(u.roles))
+        return user_actor(u)
 
     def session_user(self, name: str) -> tuple[Actor | None, str | None]:
         """The enabled user ``name`` (None if unknown or disabled) and their password hash (to bind sessions)."""
@@ -86,7 +103,7 @@ class Accounts:
             u = find_named(s, User, name)
         if u is None or u.disabled:
             return None, None
-        return Actor(u.name, frozenset(u.roles)), u.password_hash
+        return user_actor(u), u.password_hash
 
     # -- users ------------------------------------------------------------------------------------------------
     def users(self, actor: Actor) -> list[UserInfo]:
@@ -98,20 +115,58 @@ class Accounts:
             ]
 
     def add_user(self, name: str, roles: list[str], password: str | None, actor: Actor) -> None:
-        """Create a user (admin only), with an Argon2id-hashed password when given. Audited by the store."""
+        """Create a user (admin only), with an Argon2id-hashed password when given (it must meet the password
+        policy). Audited by the store.
+
+        Raises:
+            Forbidden: not an admin. PolicyError: the password does not meet the policy.
+        """
         require(actor, "add users", "admin")
-        pw_hash = hash_password(password) if password else None
+        pw_hash = new_password_hash(password, name.strip()) if password else None
         self.store.add_user(name, roles, actor, pw_hash)
 
-    def set_password(self, name: str, password: str, actor: Actor) -> None:
-        """Set a user's password: the user themself or an admin. Audited (never the password)."""
-        if actor.name != name:
+    def set_password(self, name: str, password: str, actor: Actor, current: str | None = None) -> int:
+        """Set a user's password and revoke all their API tokens (their sessions end with the old password).
+
+        Changing one's own password needs the current one (when the account has one). An admin may reset another
+        user's password: the account then holds no role until its user sets their own
+        (:attr:`Actor.password_set_by`), so a reset never lets the admin act as that person. Audited (never the
+        password).
+
+        Returns:
+            How many tokens were revoked.
+
+        Raises:
+            Forbidden: not the user nor an admin, or the current password is missing or wrong. PolicyError: the
+            new password does not meet the policy. NotFound: no such user.
+        """
+        own = actor.name == name
+        if not own:
             require(actor, "set other users' passwords", "admin")
-        pw_hash = hash_password(password)
+        pw_hash = new_password_hash(password, name)
+        now = datetime.now(UTC)
         with self._session.begin() as s:
             u = self._user(s, name)
+            if own and u.password_hash and not check_password(u.password_hash, current or ""):
+                raise Forbidden(
+                    "changing your password needs your current password" if not current
+                    else "the current password is wrong"
+                )
             u.password_hash = pw_hash
-            self.store.audit.append(s, actor.name, "user.password", name, {})
+            u.password_set_by = name if own else actor.name
+            revoked = self._revoke_all(s, name, actor.name, now)
+            details: dict[str, object] = {"tokens_revoked": revoked, "reset": not own}
+            if own and actor.password_set_by:  # the first password of the user's own after a reset
+                details["after_reset_by"] = actor.password_set_by
+            self.store.audit.append(s, actor.name, "user.password", name, details)
+            return revoked
+
+    @staticmethod
+    def _revoke_all(s, user: str, by: str, now: datetime) -> int:  # type: ignore[no-untyped-def]
+        rows = list(s.scalars(select(ApiToken).where(ApiToken.user == user, ApiToken.revoked_at.is_(None))))
+        for t in rows:
+            t.revoked_at, t.revoked_by = now, by
+        return len(rows)
 
     def update_user(
         self, name: str, actor: Actor, roles: list[str] | None = None, disabled: bool | None = None
@@ -149,26 +204,63 @@ class Accounts:
 
     # -- API tokens -------------------------------------------------------------------------------------------
     def create_token(
-        self, user: str, name: str, actor: Actor, expires_at: datetime | None = None
+        self,
+        user: str,
+        name: str,
+        actor: Actor,
+        expires_at: datetime | None = None,
+        *,
+        never_expires: bool = False,
     ) -> tuple[TokenInfo, str]:
-        """A new API token acting as ``user`` (the actor themself, or anyone when the actor is an admin).
+        """A new API token acting as its creator, ``user`` (who must be ``actor``: a token is a person's own
+        credential, so nobody — not even an admin — can mint one that acts as somebody else).
+
+        Args:
+            expires_at: when it expires (UTC); None: :data:`TOKEN_DEFAULT_DAYS` from now, or the role's limit if
+                shorter.
+            never_expires: a token that never expires (admins only; audited as such).
 
         Returns:
             ``(info, token)``: the token text is returned once and never stored.
+
+        Raises:
+            Forbidden: a token for another user, a never-expiring token for a non-admin, or an account that must
+            set its own password first. PolicyError: no name, an expiry in the past or beyond the role's limit.
         """
         if user != actor.name:
-            require(actor, "create tokens for other users", "admin")
+            raise Forbidden(
+                f"{actor.name} may not create a token acting as {user}: a token is its own user's credential "
+                f"({user} signs in and creates it), so that nobody can act as another person"
+            )
+        if actor.must_set_password:
+            raise Forbidden(f"{actor.name} may not create tokens: {actor.must_set_password}")
         name = name.strip()
         if not name:
             raise PolicyError("a token needs a name (what uses it)")
         now = datetime.now(UTC)
-        if expires_at is not None and aware(expires_at) <= now:  # type: ignore[operator]
-            raise PolicyError(f"expiry {expires_at.isoformat()} is in the past")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._session.begin() as s:
             u = self._user(s, user)
             if u.disabled:
                 raise PolicyError(f"user {user!r} is disabled")
+            cap = token_max_days(u.roles)
+            if never_expires:
+                if cap is not None:
+                    raise Forbidden(
+                        f"only admins may hold tokens that never expire; {user}'s tokens last at most {cap} days"
+                    )
+                expires_at = None
+            elif expires_at is None:
+                expires_at = now + timedelta(days=min(TOKEN_DEFAULT_DAYS, cap or TOKEN_DEFAULT_DAYS))
+            else:
+                expires_at = aware(expires_at)
+                if expires_at <= now:  # type: ignore[operator]
+                    raise PolicyError(f"expiry {expires_at.isoformat()} is in the past")  # type: ignore[union-attr]
+                if cap is not None and expires_at > now + timedelta(days=cap, minutes=1):  # type: ignore[operator]
+                    raise PolicyError(
+                        f"tokens of a {'/'.join(sorted(u.roles))} user last at most {cap} days; "
+                        "ask for a shorter lifetime and create a new token when it runs out"
+                    )
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
             row = ApiToken(
                 name=name, user=u.name, token_sha256=token_digest(token), prefix=token[: len(TOKEN_PREFIX) + 6],
                 created_by=actor.name, expires_at=expires_at,
@@ -177,26 +269,31 @@ class Accounts:
             s.flush()
             self.store.audit.append(
                 s, actor.name, "token.create", user,
-                {"token_id": row.id, "name": name, "expires_at": expires_at.isoformat() if expires_at else None},
+                {"token_id": row.id, "name": name, "expires_at": expires_at.isoformat() if expires_at else None,
+                 "never_expires": expires_at is None},
             )
             return _token_info(row), token
 
     def token_actor(self, token: str) -> Actor | None:
-        """The user a token acts as, or None for an unknown, revoked or expired token or a disabled user."""
+        """The user a token acts as, or None for an unknown, revoked or expired token, a disabled user, a token
+        that has outlived what its user's roles allow now, or one minted by somebody else than its user."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
         now = datetime.now(UTC)
         with self._session() as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token)))
-            if row is None or row.revoked_at is not None:
+            if row is None or row.revoked_at is not None or row.created_by != row.user:
                 return None
             if row.expires_at is not None and aware(row.expires_at) <= now:  # type: ignore[operator]
                 return None
             u = s.scalar(select(User).where(User.name == row.user))
             if u is None or u.disabled:
                 return None
+            cap = token_max_days(u.roles)  # the roles may have changed since the token was made
+            if cap is not None and aware(row.created_at) + timedelta(days=cap, minutes=1) <= now:  # type: ignore[operator]
+                return None
             stale = row.last_used_at is None or now - aware(row.last_used_at) > LAST_USED_EVERY  # type: ignore[operator]
-            actor, token_id = Actor(u.name, frozenset(u.roles)), row.id
+            actor, token_id = user_actor(u), row.id
         if stale:
             with self._session.begin() as s:
                 t = s.get(ApiToken, token_id)

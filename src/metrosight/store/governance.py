@@ -88,6 +88,13 @@ class Retention:
     audit_days: float | None
 
 
+def user_actor(u: User) -> Actor:
+    """The acting person of a user row: their roles, or none while a password set by somebody else (an admin's
+    reset) is theirs (see :attr:`Actor.password_set_by`)."""
+    by = u.password_set_by if u.password_set_by not in (None, u.name) else None
+    return Actor(u.name, frozenset(u.roles), by)
+
+
 class GovernanceMixin:
     """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory, audit and keyring)."""
 
@@ -104,7 +111,7 @@ class GovernanceMixin:
             u = find_named(s, User, name)
         if u is None or u.disabled:
             raise NotFound(f"unknown user {name!r}")
-        return Actor(u.name, frozenset(u.roles))
+        return user_actor(u)
 
     def user_count(self) -> int:
         with self._session() as s:

@@ -184,6 +184,9 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     created_by: Mapped[str | None] = mapped_column(String(128))
+    # Who set the current password when it was not the user (an admin's reset); NULL: the user, or the first
+    # password given when the account was created. See metrosight.policy.rules.Actor.password_set_by.
+    password_set_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class AlertReview(Base):

@@ -85,7 +85,7 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     for name, roles in USERS.items():
         if name != "ada":
             acc.add_user(name, roles, PASSWORD, ada)
-    tokens = {name: acc.create_token(name, "tests", ada)[1] for name in USERS}
+    tokens = {name: acc.create_token(name, "tests", store.actor(name))[1] for name in USERS}  # each their own
     store.engine.dispose()
     return home, tokens
 

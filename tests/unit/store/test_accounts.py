@@ -15,6 +15,7 @@ from metrosight.store.models import ApiToken
 from metrosight.store.repo import Store
 
 ADA = Actor("ada", frozenset({"admin", "operator"}))
+VIC_PW = "vault orbit lantern"
 
 
 @pytest.fixture()
@@ -22,7 +23,7 @@ def accounts(tmp_path):
     store = Store.for_home(tmp_path)
     store.add_user("ada", ["admin", "operator"], None, hash_password("ada-secret"))
     acc = Accounts(store)
-    acc.add_user("vic", ["viewer"], "vic-secret", ADA)
+    acc.add_user("vic", ["viewer"], VIC_PW, ADA)
     return acc
 
 
@@ -35,11 +36,11 @@ def test_password_sign_in(accounts):
     assert accounts.authenticate("ada", "wrong") is None
     assert accounts.authenticate("nobody", "ada-secret") is None
     accounts.update_user("vic", ADA, disabled=True)
-    assert accounts.authenticate("vic", "vic-secret") is None
+    assert accounts.authenticate("vic", VIC_PW) is None
 
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(accounts):
-    info, token = accounts.create_token("vic", "prometheus", ADA)
+    info, token = accounts.create_token("vic", "prometheus", Actor("vic", frozenset({"viewer"})))
     assert token.startswith("mst_") and len(token) > 40
     assert accounts.token_actor(token) == Actor("vic", frozenset({"viewer"}))
     with accounts.store._session() as s:
@@ -77,9 +78,9 @@ def test_last_admin_and_self_disable_are_refused(accounts):
 
 def test_password_change_by_self_or_admin(accounts):
     vic = Actor("vic", frozenset({"viewer"}))
-    accounts.set_password("vic", "new-vic-secret", vic)
-    assert accounts.authenticate("vic", "new-vic-secret") is not None
+    accounts.set_password("vic", "copper meadow thistle", vic, current=VIC_PW)
+    assert accounts.authenticate("vic", "copper meadow thistle") is not None
     with pytest.raises(Forbidden):
-        accounts.set_password("ada", "hijacked-pass", vic)
-    with pytest.raises(PolicyError, match="8 characters"):
-        accounts.set_password("vic", "short", vic)
+        accounts.set_password("ada", "hijacked the account", vic)
+    with pytest.raises(PolicyError, match="12 characters"):
+        accounts.set_password("vic", "short", vic, current="copper meadow thistle")

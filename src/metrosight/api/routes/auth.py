@@ -13,6 +13,7 @@ from metrosight.api.deps import (
     AnyUser,
     Principal,
     RowId,
+    SignedIn,
     current_principal,
     password_version,
     services,
@@ -24,11 +25,26 @@ router = APIRouter(tags=["auth"])
 
 
 def client_ip(request: Request) -> str:
+    """The client's address: the peer, or the address a trusted proxy (``api.trusted_proxies``) forwarded in
+    ``X-Forwarded-For`` (rewritten into the request by the app's proxy-headers middleware; nobody else's header is
+    believed)."""
     return request.client.host if request.client else "unknown"
 
 
+def limited(svc, name: str, ip: str) -> None:  # type: ignore[no-untyped-def]
+    """Raises 429 (with Retry-After) when ``name`` from ``ip`` is over the sign-in rate limit; counts the refusal
+    for the audit (one row per address and window, see :class:`~metrosight.api.security.SignInAudit`)."""
+    wait = svc.limiter.retry_after(name, ip)
+    if wait > 0:
+        svc.signin_audit.refused(name, ip)
+        raise HTTPException(
+            429, f"too many sign-in attempts; try again in {wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)}
+        )
+
+
 def sign_in(request: Request, username: str, password: str) -> Actor:
-    """Check a password sign-in under the rate limit; audit it (success and failure); start the session.
+    """Check a password sign-in under the rate limit; audit it (success at once, failures as bursts: one row with
+    a count per user and address and window); start the session.
 
     Raises:
         HTTPException: 429 (rate limited, with Retry-After) or 401 (wrong name or password).
@@ -36,16 +52,11 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
     svc = services(request)
     store, ip = svc.runtime.store, client_ip(request)
     name = username.strip()[:128]
-    wait = svc.limiter.retry_after(name, ip)
-    if wait > 0:
-        store.record("anonymous", "auth.login_refused", name, {"ip": ip, "reason": "rate limited"})
-        raise HTTPException(
-            429, f"too many sign-in attempts; try again in {wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)}
-        )
+    limited(svc, name, ip)
     actor = svc.accounts.authenticate(name, password)
     if actor is None:
         svc.limiter.failed(name, ip)
-        store.record("anonymous", "auth.login_failed", name, {"ip": ip, "reason": "wrong user name or password"})
+        svc.signin_audit.failed(name, ip)
         raise HTTPException(401, "wrong user name or password")
     svc.limiter.succeeded(name, ip)
     _, pw_hash = svc.accounts.session_user(actor.name)
@@ -54,7 +65,10 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
         {"user": actor.name, "sid": secrets.token_urlsafe(16), "csrf": secrets.token_urlsafe(24),
          "pwv": password_version(pw_hash)}
     )
-    store.record(actor.name, "auth.login", actor.name, {"ip": ip, "via": "password"})
+    details: dict[str, object] = {"ip": ip, "via": "password"}
+    if actor.password_set_by:
+        details["must_set_password"] = True
+    store.record(actor.name, "auth.login", actor.name, details)
     return actor
 
 
@@ -72,7 +86,8 @@ def sign_out(request: Request) -> None:
 def login(body: LoginCreate, request: Request) -> MePublic:
     """Sign in with a password; sets the session cookie (HttpOnly, SameSite=Strict). Rate-limited and audited."""
     actor = sign_in(request, body.username, body.password)
-    return MePublic(name=actor.name, roles=sorted(actor.roles), via="session", csrf_token=request.session["csrf"])
+    return MePublic(name=actor.name, roles=sorted(actor.roles), via="session", csrf_token=request.session["csrf"],
+                    must_set_password=actor.must_set_password)
 
 
 @router.post("/api/logout", status_code=204, response_class=Response)
@@ -86,7 +101,8 @@ def logout(request: Request, _p: Annotated[Principal, Depends(current_principal)
 def me(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> MePublic:
     """Who you are signed in as, your roles, and (for a session) the CSRF token to send with changes."""
     csrf = request.session.get("csrf") if principal.via == "session" else None
-    return MePublic(name=principal.actor.name, roles=sorted(principal.actor.roles), via=principal.via, csrf_token=csrf)  # type: ignore[arg-type]
+    return MePublic(name=principal.actor.name, roles=sorted(principal.actor.roles), via=principal.via, csrf_token=csrf,  # type: ignore[arg-type]
+                    must_set_password=principal.actor.must_set_password)
 
 
 @router.get("/api/tokens", response_model=list[TokenPublic])
@@ -96,10 +112,13 @@ def list_tokens(actor: AnyUser, accounts: AccountsDep) -> list[TokenPublic]:
 
 
 @router.post("/api/tokens", response_model=TokenCreated, status_code=201)
-def create_token(body: TokenCreate, actor: AnyUser, accounts: AccountsDep) -> TokenCreated:
-    """A new API token acting as you (or, for an admin, as another user). The token is shown once."""
+def create_token(body: TokenCreate, actor: SignedIn, accounts: AccountsDep) -> TokenCreated:
+    """A new API token acting as you (nobody may create one for another user). Its lifetime is capped by your
+    roles; only admins may create one that never expires. The token is shown once."""
     expires = datetime.now(UTC) + timedelta(days=body.expires_days) if body.expires_days else None
-    info, token = accounts.create_token(body.user or actor.name, body.name, actor, expires)
+    info, token = accounts.create_token(
+        body.user or actor.name, body.name, actor, expires, never_expires=body.never_expires
+    )
     return TokenCreated(**TokenPublic.model_validate(info).model_dump(), token=token)
 
 

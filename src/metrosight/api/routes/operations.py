@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, RowId, StoreDep, services
+from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, RowId, SignedIn, StoreDep, services
 from metrosight.api.schemas import (
     AuditEntryPublic,
     CameraPublic,
@@ -133,8 +133,26 @@ def update_user(name: str, body: UserUpdate, actor: Admin, accounts: AccountsDep
     )
 
 
-@router.put("/api/users/{name}/password", status_code=204, response_class=Response, tags=["users"])
-def set_password(name: str, body: PasswordUpdate, actor: AnyUser, accounts: AccountsDep) -> Response:
-    """Set a password: your own, or anyone's as an admin. Ends that user's other sessions. Audited."""
-    accounts.set_password(name, body.password, actor)
+@router.put("/api/users/{name}/password", status_code=204, response_class=Response, tags=["users"],
+            responses={403: {}, 409: {}, 429: {}})
+def set_password(name: str, body: PasswordUpdate, actor: SignedIn, accounts: AccountsDep, request: Request) -> Response:
+    """Set a password: your own (with `current_password`), or reset anyone's as an admin. Ends that user's
+    sessions and revokes their API tokens. After a reset the account holds no role until its user sets their own
+    password. Wrong current passwords count towards the sign-in rate limit. Audited."""
+    from metrosight.api.routes.auth import client_ip, limited
+    from metrosight.policy.rules import Forbidden
+
+    svc = services(request)
+    own, ip = actor.name == name, client_ip(request)
+    if own:
+        limited(svc, name, ip)
+    try:
+        accounts.set_password(name, body.password, actor, body.current_password)
+    except Forbidden:
+        if own:
+            svc.limiter.failed(name, ip)
+            svc.signin_audit.failed(name, ip)
+        raise
+    if own:
+        svc.limiter.succeeded(name, ip)
     return Response(status_code=204)
