@@ -89,6 +89,19 @@ def _principal(request: Request, bearer: HTTPAuthorizationCredentials | None) ->
     return Principal(actor, "session")
 
 
+def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
+    """Whether the credentials a long-lived request (the live feed) came with still hold one of ``roles``: False
+    once the token is revoked or expired, the session ended, the password changed or was reset, the user disabled
+    or their role withdrawn. The same checks as at the start of a request."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, cred = auth.partition(" ")
+    bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
+    try:
+        return _principal(request, bearer).actor.has(*roles)
+    except HTTPException:
+        return False
+
+
 def current_principal(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],

@@ -79,9 +79,19 @@ def serve(
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
     cams = f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
     err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
-    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS);
-    # the app believes it only from the config's api.trusted_proxies.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, proxy_headers=False)
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def server_config(app, host: str, port: int):  # type: ignore[no-untyped-def]
+    """The uvicorn settings ``serve`` runs ``app`` with. ``proxy_headers=False``: uvicorn would otherwise believe
+    ``X-Forwarded-For`` from any client on 127.0.0.1 (its ``FORWARDED_ALLOW_IPS`` default); the app believes it
+    only from the addresses of the config's ``api.trusted_proxies`` (see :func:`metrosight.api.app.create_app`)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, proxy_headers=False,
+        forwarded_allow_ips="",
+    )
 
 
 @token_app.command("create")

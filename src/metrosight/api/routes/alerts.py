@@ -13,7 +13,16 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from metrosight.api.deps import AlertReader, CropReader, Operator, RowId, StoreDep, services
+from metrosight.api.deps import (
+    ALERT_READERS,
+    AlertReader,
+    CropReader,
+    Operator,
+    RowId,
+    StoreDep,
+    services,
+    still_signed_in,
+)
 from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
 from metrosight.store import feed
 from metrosight.store.db import StoreError
@@ -23,6 +32,7 @@ router = APIRouter(tags=["alerts"])
 log = logging.getLogger(__name__)
 
 STATUSES = ("new", "confirmed_once", "actionable", "rejected")
+RECHECK_SECONDS = 2.0  # an open live feed re-checks its credentials this often (revoked token, reset password…)
 
 
 def alert_public(a: AlertRecord, refs: dict[int, str | None] | None = None) -> AlertPublic:
@@ -83,11 +93,16 @@ async def _feed(request: Request, svc, user: str, last_alert: int, last_review: 
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up."""
     store = svc.runtime.store
     waiter = svc.hub.register()
+    checked = asyncio.get_running_loop().time()
     try:
         yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}), retry=RETRY_MS)
         while True:
             try:
                 rows = await run_in_threadpool(feed.alerts_after, store, last_alert)
+                if rows or asyncio.get_running_loop().time() - checked >= RECHECK_SECONDS:
+                    if not await run_in_threadpool(still_signed_in, request, ALERT_READERS):
+                        break  # the token was revoked, the password reset, the session ended: nothing more is sent
+                    checked = asyncio.get_running_loop().time()
                 if rows:
                     await run_in_threadpool(
                         store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}

@@ -57,7 +57,7 @@ def page_user(request: Request, roles: tuple[str, ...]) -> Actor:
         actor = _principal(request, None).actor
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
-    if not actor.has(*roles):
+    if actor.must_set_password or not actor.has(*roles):
         raise PageAuth(request.url.path, actor, roles)
     return actor
 
@@ -75,6 +75,7 @@ def render(request: Request, name: str, actor: Actor | None, status: int = 200, 
             nav.append(("/audit", "Audit log"))
         if actor.has("admin"):
             nav.append(("/users", "Users"))
+        nav.append(("/account", "Account"))
     return templates.TemplateResponse(
         request,
         name,
@@ -88,6 +89,8 @@ def page_auth_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageAuth)
     if exc.actor is None:
         return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    if exc.actor.must_set_password:  # an admin reset the password: the user sets their own before anything else
+        return RedirectResponse("/account", status_code=303)
     return render(request, "forbidden.html", exc.actor, status=403, roles=exc.roles)
 
 
@@ -96,8 +99,9 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "login.html", None, next=_safe_next(next), error=None)
+def login_page(request: Request, next: str | None = None, changed: str | None = None) -> HTMLResponse:
+    notice = "Your password was changed; sign in with the new one." if changed else None
+    return render(request, "login.html", None, next=_safe_next(next), error=None, notice=notice)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -108,10 +112,56 @@ def login_form(
     next: Annotated[str, Form(max_length=512)] = "/",
 ) -> Response:
     try:
-        sign_in(request, username, password)
+        actor = sign_in(request, username, password)
     except HTTPException as exc:
         return render(request, "login.html", None, status=exc.status_code, next=_safe_next(next), error=exc.detail)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse("/account" if actor.must_set_password else _safe_next(next), status_code=303)
+
+
+def _account_user(request: Request) -> Actor:
+    try:
+        return _principal(request, None).actor
+    except NotSignedIn:
+        raise PageAuth(request.url.path) from None
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request) -> Response:
+    """Set your own password (any signed-in user, and the only page of an account whose password an admin reset)."""
+    return render(request, "account.html", _account_user(request), error=None)
+
+
+@router.post("/account", response_class=HTMLResponse)
+def account_form(
+    request: Request,
+    current: Annotated[str, Form(max_length=1024)],
+    password: Annotated[str, Form(max_length=1024)],
+    again: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    from metrosight.api.routes.auth import client_ip, limited
+    from metrosight.policy.rules import Forbidden, PolicyError
+
+    actor = _account_user(request)
+    if not csrf or csrf != request.session.get("csrf"):
+        return render(request, "account.html", actor, status=403, error="the form expired; reload the page")
+    if password != again:
+        return render(request, "account.html", actor, status=422, error="the two new passwords differ")
+    svc, ip = services(request), client_ip(request)
+    try:
+        limited(svc, actor.name, ip)
+        svc.accounts.set_password(actor.name, password, actor, current)
+    except HTTPException as exc:
+        return render(request, "account.html", actor, status=exc.status_code, error=exc.detail)
+    except Forbidden as exc:
+        svc.limiter.failed(actor.name, ip)
+        svc.signin_audit.failed(actor.name, ip)
+        return render(request, "account.html", actor, status=403, error=str(exc))
+    except PolicyError as exc:
+        return render(request, "account.html", actor, status=409, error=str(exc))
+    svc.limiter.succeeded(actor.name, ip)
+    request.session.clear()  # the password changed: every session ends, this one too
+    return RedirectResponse("/login?changed=1", status_code=303)
 
 
 @router.post("/logout")
@@ -126,7 +176,7 @@ def alerts_page(request: Request) -> Response:
     try:
         actor = page_user(request, ALERT_READERS)
     except PageAuth as exc:
-        if exc.actor is not None:  # a viewer: the cameras are their start page
+        if exc.actor is not None and not exc.actor.must_set_password:  # a viewer: the cameras are their start page
             return RedirectResponse("/cameras", status_code=303)
         raise
     store = services(request).runtime.store
