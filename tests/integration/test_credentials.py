@@ -60,7 +60,11 @@ class Server:
 
     def cli(self, *args: str, input: str | None = None) -> tuple[int, str, str]:
         """The real CLI on this installation (same home and database); returns (exit code, stdout, stderr)."""
-        env = {"METROSIGHT__STORAGE__DATABASE_URL": self.db_url} if self.db_url else {}
+        env: dict[str, str | None] = {"METROSIGHT_PASSWORD": None, "METROSIGHT_TOKEN": None}
+        if self.db_url:
+            env["METROSIGHT__STORAGE__DATABASE_URL"] = self.db_url
+        if "--as" in args:  # the CLI authenticates its user: the password through the environment
+            env["METROSIGHT_PASSWORD"] = PW[args[args.index("--as") + 1]]
         home = self.rt.home.root  # type: ignore[attr-defined]
         r = CliRunner().invoke(cli_app, ["--home", str(home), *args], input=input, env=env)
         if r.exception and not isinstance(r.exception, SystemExit):
@@ -283,9 +287,9 @@ def test_changing_ones_own_password_needs_the_current_one(server: Server):
         assert res.status_code == 303 and res.headers["location"].startswith("/login")
         assert login(c, "bob", "granite pelican drum").status_code == 200
     new = "granite pelican drum"
-    code, _, errtext = srv.cli("--as", "vic", "user", "passwd", input=f"wrong password here\n{new}\n{new}\n")
+    code, _, errtext = srv.cli("--as", "vic", "user", "password", "vic", input=f"wrong password here\n{new}\n{new}\n")
     assert code != 0 and "current password is wrong" in errtext
-    code, _, errtext = srv.cli("--as", "vic", "user", "passwd", input=f"{PW['vic']}\n{new}\n{new}\n")
+    code, _, errtext = srv.cli("--as", "vic", "user", "password", "vic", input=f"{PW['vic']}\n{new}\n{new}\n")
     assert code == 0, errtext
     with srv.client() as c:
         assert login(c, "vic", new).status_code == 200
