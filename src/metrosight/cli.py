@@ -477,12 +477,13 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         # the demo's own two users, with generated passwords shown once (to review its alerts afterwards)
         import secrets
 
-        from metrosight.policy.passwords import hash_password
+        from metrosight.policy.passwords import new_password_hash
 
         passwords = {n: secrets.token_urlsafe(12) for n in sorted(demo_users)}
-        store.add_user("demo-officer", ["admin", "approver"], None, hash_password(passwords["demo-officer"]))
+        pw_hash = {n: new_password_hash(p, n) for n, p in passwords.items()}  # 16 random characters meet the policy
+        store.add_user("demo-officer", ["admin", "approver"], None, pw_hash["demo-officer"])
         officer = store.actor("demo-officer")
-        store.add_user("demo-approver", ["approver", "operator"], officer, hash_password(passwords["demo-approver"]))
+        store.add_user("demo-approver", ["approver", "operator"], officer, pw_hash["demo-approver"])
         out.print("demo users (passwords shown once): " + ", ".join(f"{n} {p}" for n, p in passwords.items()),
                   highlight=False)
     elif {n for n, _r, _d in store.list_users()} != demo_users:

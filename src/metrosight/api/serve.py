@@ -97,6 +97,9 @@ def server_config(app, host: str, port: int):  # type: ignore[no-untyped-def]
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="what uses the token, e.g. prometheus")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="must be you (the default): a token for another user is refused")
+    ] = None,
     days: Annotated[
         float | None,
         typer.Option("--days", min=0.01, max=3650, help="lifetime in days (default 90, or the role's limit if shorter: "
@@ -113,7 +116,7 @@ def token_create(
     actor = _actor(rt)
     expires = None if forever or days is None else datetime.now(UTC) + timedelta(days=days)
     with governed():
-        info, token = Accounts(rt.store).create_token(actor.name, name, actor, expires, never_expires=forever)
+        info, token = Accounts(rt.store).create_token(user or actor.name, name, actor, expires, never_expires=forever)
     out.print(f"token {info.id} for {info.user} ({info.name}), expires {info.expires_at or 'never'}:", highlight=False)
     print(token)
 
