@@ -120,3 +120,38 @@ def test_two_cameras_and_two_events_never_share_a_file(tmp_path):
     c = media_file(tmp_path, "alerts", "cam 1", "cam 1:s:2.0", ".jpg")
     assert len({a, b, c}) == 3 and a.parent == c.parent != b.parent
     assert isinstance(a, Path)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_is_either_refused_or_a_stable_nfc_name(raw):
+    try:
+        name = human_name(raw)
+    except InvalidInput:
+        return
+    assert human_name(name) == name == unicodedata.normalize("NFC", name) == name.strip()
+    assert "/" not in name and "  " not in name and looks_alike(name, raw.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_accepted_camera_id_is_a_single_safe_path_part(raw):
+    try:
+        ident = identifier(raw)
+    except InvalidInput:
+        return
+    assert identifier(ident) == ident
+    assert "/" not in ident and "\\" not in ident and "\x00" not in ident and "," not in ident
+    assert ident not in (".", "..") and not ident.startswith(".") and 0 < len(ident) <= IDENTIFIER_MAX
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_media_files_stay_inside_the_media_folder_for_any_id(tmp_path_factory, camera, key):
+    media = tmp_path_factory.mktemp("m") / "media"
+    target = media_file(media, "events", camera, key, ".jpg")
+    assert target.resolve().parent.parent == media.resolve() / "events"
