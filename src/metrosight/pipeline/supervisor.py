@@ -235,8 +235,7 @@ class Supervisor:
             home=str(self.rt.home.root),
             settings=self.settings.model_dump(mode="json"),
             cameras=tuple(
-                WorkerCamera(c.id, c.source, c.analysis_fps or fps_default, w.runs[c.id], c.rtsp_transport)
-                for c in w.cameras
+                WorkerCamera(c.id, self.specs[c.id], c.analysis_fps or fps_default, w.runs[c.id]) for c in w.cameras
             ),
             core=w.core,
             log_level=self.log_level,

@@ -30,18 +30,20 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from metrosight.core.source import SourceSpec
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerCamera:
-    """One camera of a worker: its id, source, analysis rate and the store's run row for this worker's life."""
+    """One camera of a worker: its id, parsed source (the parent's: parsed once), analysis rate and the store's
+    run row for this worker's life."""
 
     camera_id: str
-    source: str
+    source: SourceSpec
     analysis_fps: float | None
     run_id: int | None
-    rtsp_transport: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,6 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.ingest.factory import live_source
-    from metrosight.ingest.source import parse_source
     from metrosight.pipeline import analytics as an
     from metrosight.pipeline.runtime import Runtime, camera_state_payload
 
@@ -159,9 +160,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
                 face_boxes=lambda image: [d.box for d in rt.detector.detect(image)],
             )
             pipe = an.Alongside(pipe, analytics)
-        src = live_source(
-            parse_source(wc.source, wc.rtsp_transport), wc.camera_id, settings.ingest, wc.analysis_fps, True, wake
-        )
+        src = live_source(wc.source, wc.camera_id, settings.ingest, wc.analysis_fps, True, wake)
         cam = _Camera(wc, src, pipe)
         holder["cam"] = cam
         cams.append(cam)
