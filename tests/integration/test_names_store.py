@@ -147,3 +147,30 @@ def test_the_last_allowed_expiry_day_is_read_in_the_deployment_zone(store):
                  Authorisation("law", "court", "R-1", exp))
     [e] = store.entries("wanted")
     assert e.expires_at == exp and e.expires_at.astimezone(MSK).time().isoformat() == "00:00:00"
+
+
+def test_look_alikes_enrolled_at_the_same_moment_make_one_entry(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    variants = [NFC, NFD, "Jоsé Núñez", "JOSÉ NÚÑEZ", " José Núñez ", "José Νúñez"] * 2
+
+    def one(i_name):
+        i, name = i_name
+        try:
+            enrol(store, name, seed=10 + i)
+            return "ok"
+        except Conflict:
+            return "refused"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(one, enumerate(variants)))
+    entries = store.entries("wanted")
+    assert len(entries) == 1, [e.name for e in entries]
+    winner = entries[0].name
+    assert all((o == "ok") == looks_same(v, winner) for o, v in zip(outcomes, variants))
+
+
+def looks_same(a: str, b: str) -> bool:
+    from metrosight.core.names import same_name
+
+    return same_name(a, b)
