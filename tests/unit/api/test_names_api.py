@@ -87,3 +87,27 @@ def test_a_user_name_typed_in_nfd_is_stored_in_nfc(api: Api):
 def test_look_alike_watchlists_are_refused(wl: Api):
     res = wl.as_("ada", "POST", "/api/watchlists", json={"name": "WL", "category": "missing"})
     assert res.status_code == 409 and "looks like the existing watchlist 'wl'" in res.json()["detail"]
+
+
+def test_a_camera_id_with_a_space_and_cyrillic_serves_its_snapshot_and_hostile_ids_are_a_404(tmp_path, template_home):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import ApiConfig, create_app
+    from metrosight.bus.inproc import TOPIC_CAMERA_SNAPSHOT, InProcessBus
+    from metrosight.bus.payloads import CameraSnapshotV1
+    from tests.unit.api.conftest import make_runtime
+
+    shutil.copytree(template_home[0], tmp_path / "home")
+    camera = "Платформа 1"
+    rt = make_runtime(tmp_path / "home", cameras=[{"id": f" {camera} ", "source": "rtsp://10.0.0.9/s"}])
+    bus = InProcessBus()
+    client = TestClient(create_app(rt, bus=bus, config=ApiConfig(poll_seconds=0.2)))
+    h = {"Authorization": f"Bearer {template_home[1]['vic']}"}
+    assert [c["id"] for c in client.get("/api/cameras", headers=h).json()] == [camera]
+    bus.publish(TOPIC_CAMERA_SNAPSHOT, CameraSnapshotV1(camera_id=camera, jpeg=b"\xff\xd8snap", wall_time=1.0))
+    res = client.get(f"/api/cameras/{quote(camera)}/snapshot", headers=h)
+    assert res.status_code == 200 and res.content == b"\xff\xd8snap"
+    for hostile in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "a%00b", "x" * 300):
+        assert client.get(f"/api/cameras/{hostile}/snapshot", headers=h).status_code == 404
