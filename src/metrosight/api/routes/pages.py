@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, _principal, services
 from metrosight.api.routes.alerts import alerts_public
-from metrosight.api.routes.auth import sign_in, sign_out
+from metrosight.api.routes.auth import sign_in_async, sign_out
 from metrosight.policy.rules import Actor
 from metrosight.store import feed
 
@@ -105,14 +105,14 @@ def login_page(request: Request, next: str | None = None, changed: str | None = 
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login_form(
+async def login_form(
     request: Request,
     username: Annotated[str, Form(max_length=128)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=512)] = "/",
 ) -> Response:
     try:
-        actor = sign_in(request, username, password)
+        actor = await sign_in_async(request, username, password)
     except HTTPException as exc:
         return render(request, "login.html", None, status=exc.status_code, next=_safe_next(next), error=exc.detail)
     return RedirectResponse("/account" if actor.must_set_password else _safe_next(next), status_code=303)
