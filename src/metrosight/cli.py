@@ -266,7 +266,9 @@ def enroll(
 
         tz = rt.clock.tz
         start = describe(auth.valid_from, tz) if auth.valid_from else "now"
-        out.print(f"authorised from {start} until {describe(auth.expires_at, tz, end=True)}", highlight=False)
+        urgent = (f"; urgent: matched at once, until {describe(auth.effective_expiry(rt.clock.now()), tz)} unless a "
+                  "second approver approves it" if auth.urgent else "")
+        out.print(f"authorised from {start} until {describe(auth.expires_at, tz, end=True)}{urgent}", highlight=False)
     from metrosight.core.names import same_name
 
     pending = [e for e in rt.store.entries(watchlist)
