@@ -52,3 +52,13 @@ def test_the_zone_can_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("METROSIGHT__DEPLOYMENT__TIMEZONE", "Nowhere/Land")
     with pytest.raises(ConfigError, match="deployment.timezone"):
         load_settings(None)
+
+
+@pytest.mark.parametrize("command", [["node"], ["worker", "--bus", "redis://127.0.0.1:1/0"], ["serve"]])
+@pytest.mark.parametrize("camera", ["../../../x", "red/platform 1", "a,b"])
+def test_every_host_refuses_a_hostile_camera_id_in_its_config_with_one_line(tmp_path, command, camera):
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text(f'cameras:\n  - {{id: "{camera}", source: rtsp://10.0.0.9/s}}\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), *command[:1], "--config", str(cfg), *command[1:]])
+    assert res.exit_code == 2 and "cameras.0.id" in res.stderr and "camera id" in res.stderr, res.output
+    assert not (tmp_path / "home" / "media").exists()
