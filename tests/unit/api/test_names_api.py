@@ -89,7 +89,7 @@ def test_look_alike_watchlists_are_refused(wl: Api):
     assert res.status_code == 409 and "looks like the existing watchlist 'wl'" in res.json()["detail"]
 
 
-def test_a_camera_id_with_a_space_and_cyrillic_serves_its_snapshot_and_hostile_ids_are_a_404(tmp_path, template_home):
+def test_a_camera_id_with_a_space_and_cyrillic_serves_its_snapshot_and_hostile_ids_are_refused(tmp_path, template_home):
     import shutil
 
     from fastapi.testclient import TestClient
@@ -109,5 +109,11 @@ def test_a_camera_id_with_a_space_and_cyrillic_serves_its_snapshot_and_hostile_i
     bus.publish(TOPIC_CAMERA_SNAPSHOT, CameraSnapshotV1(camera_id=camera, jpeg=b"\xff\xd8snap", wall_time=1.0))
     res = client.get(f"/api/cameras/{quote(camera)}/snapshot", headers=h)
     assert res.status_code == 200 and res.content == b"\xff\xd8snap"
-    for hostile in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "a%00b", "x" * 300):
+    for hostile in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd"):  # a '/' never reaches the route
         assert client.get(f"/api/cameras/{hostile}/snapshot", headers=h).status_code == 404
+    for hostile, why in (("a%00b", "NUL"), ("x" * 300, "longer than 64"), ("..x", "starts with '.'")):
+        res = client.get(f"/api/cameras/{hostile}/snapshot", headers=h)
+        assert res.status_code == 422 and why in res.json()["detail"]
+        res = client.get(f"/api/events?camera={hostile}", headers=h)
+        assert res.status_code == 422 and (why in str(res.json()["detail"]) or "at most 64" in str(res.json()))
+    assert client.get(f"/api/events?camera={quote(camera)}", headers=h).json() == []

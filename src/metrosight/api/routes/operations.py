@@ -20,7 +20,7 @@ from metrosight.api.schemas import (
     UserUpdate,
     VerifyPublic,
 )
-from metrosight.core.names import human_name, same_name
+from metrosight.core.names import human_name, identifier, same_name
 from metrosight.store import feed
 
 router = APIRouter()
@@ -43,6 +43,7 @@ def list_cameras(_actor: AnyUser, request: Request) -> list[CameraPublic]:
 def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: StoreDep) -> Response:
     """The camera's newest whole-frame snapshot with every detected face blurred (downscaled; kept in memory
     only), else the newest stored behaviour-event snapshot of that camera (heads and faces blurred)."""
+    camera_id = identifier(camera_id, "camera id")  # the one rule (422 with the reason otherwise)
     board = services(request).cameras
     snap = board.snapshot(camera_id)
     if snap is not None:
@@ -70,6 +71,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventPublic]:
     """Behaviour events (loitering, fast movement, crossings), newest first. They carry no identity."""
+    camera = identifier(camera, "camera") if camera is not None else None  # 422 for an id that breaks the rule
     return [_event_public(e) for e in feed.recent_events(store, camera, kind, limit)]
 
 
