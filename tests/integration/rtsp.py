@@ -183,8 +183,10 @@ class GarbageServer:
         self._thread.join(2)
 
 
-def listening(port: int) -> bool:
-    """Whether a TCP socket listens on ``port`` (Linux ``/proc/net/tcp``; no connection is made)."""
+def listening(port: int, or_serving: bool = False) -> bool:
+    """Whether a TCP socket listens on ``port`` (Linux ``/proc/net/tcp``; no connection is made); with
+    ``or_serving``, a connection accepted on it counts too (a one-client server stops listening once it has one)."""
+    states = ("0A", "01") if or_serving else ("0A",)
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -192,7 +194,7 @@ def listening(port: int) -> bool:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if fields[3] in states and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
 
@@ -220,7 +222,7 @@ class MjpegHttpServer:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # listening? (a probe connection would be ffmpeg's one client)
-            if listening(self.port):
+            if listening(self.port, or_serving=True):  # a reconnecting camera may have taken it at once
                 return self
             time.sleep(0.05)
         self.kill()

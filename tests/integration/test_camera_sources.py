@@ -4,6 +4,8 @@ to TCP (rtsp_transport), RTSP with basic authentication and reserved characters 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +19,8 @@ from metrosight.store.models import Run
 from metrosight.store.repo import Store
 from tests.conftest import require_case, require_data
 from tests.integration.helpers import bootstrap, cli, json_lines
-from tests.integration.rtsp import MjpegHttpServer, RtspServer, looped_video, rtsp_missing
+from tests.integration.procs import free_port, kill_process
+from tests.integration.rtsp import MjpegHttpServer, RtspServer, listening, looped_video, rtsp_missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -196,3 +199,57 @@ def test_rtsp_password_with_reserved_characters_percent_encoded(clip):
     assert "refused the credentials" in msg and "401" in msg
     assert "Wr@ng" not in msg and "Wr%40ng" not in msg and "admin" not in msg
     assert f"rtsp://***@127.0.0.1:{server.port}/cam" in msg
+
+
+# -- the other network kinds FFmpeg reads: each a live camera with the same states --------------------------------
+def _sender(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.parametrize("kind", ["udp", "rtmp", "hls"])
+def test_network_kinds_are_live_cameras(kind, clip, tmp_path):
+    port = free_port()
+    procs: list = []
+    if kind == "udp":  # MPEG-TS pushed to the camera's port
+        url = f"udp://127.0.0.1:{port}"
+        procs.append(_sender(["-re", "-i", str(clip), "-c", "copy", "-f", "mpegts", f"{url}?pkt_size=1316"]))
+    elif kind == "rtmp":  # a media server's stream (ffmpeg listens as the server)
+        url = f"rtmp://127.0.0.1:{port}/live/cam?token={SECRETS[1]}"
+        procs.append(_sender(["-re", "-i", str(clip), "-c", "copy", "-f", "flv", "-listen", "1", url]))
+        deadline = time.monotonic() + 10
+        while not listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:  # HLS over HTTP, with a token in the query
+        hls = tmp_path / "hls"
+        hls.mkdir()
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(clip), "-t", "8", "-c", "copy", "-f", "hls",
+             "-hls_time", "1", "-hls_playlist_type", "vod", str(hls / "index.m3u8")],
+            check=True,
+        )
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(hls)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        deadline = time.monotonic() + 10
+        while not listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/index.m3u8?token={SECRETS[1]}"
+    spec = parse_source(url)
+    # FLV over RTMP is probed for ~5 s before its first frame
+    cfg = FAST.model_copy(update={"open_timeout_seconds": 10.0, "stall_timeout_seconds": 5.0})
+    src = live_source(spec, f"cam-{kind}", cfg, analysis_fps=10).start()
+    states: list = []
+    frames.clear()
+    try:
+        wait_for(src, states, lambda: len(frames) >= 5, 40)
+    finally:
+        src.stop()
+        for p in procs:
+            kill_process(p)
+    assert frames[0].frame.image.shape == (360, 640, 3)
+    assert [c.state for c in states][:2] == ["starting", "live"]
+    no_secret(*(c.reason for c in states))
+    assert spec.display in states[0].reason

@@ -50,7 +50,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
             if p.dts is not None:
                 p.stream = st
                 out.mux(p)
-    return {k: d / f"{k}.mp4" for k in ("upright", "rotated", "mirrored")}
+    return {k: d / f"{k}.mp4" for k in ("upright", "rotated", "mirrored", "turned")}
 
 
 def first_frames(path: Path, n: int = 5) -> list[np.ndarray]:
@@ -101,7 +101,8 @@ def test_same_faces_and_alerts_as_the_upright_clip(clips, tmp_path):
     assert enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")[0] == 0
     results = {}
     frames: set[int] = set()
-    for name, path in clips.items():
+    for name in ("upright", "rotated", "mirrored"):
+        path = clips[name]
         code, out, err = cli(home, "run", "--source", path, "--camera", name, "--json")
         assert code == 0, err
         lines = json_lines(out)
@@ -116,3 +117,28 @@ def test_same_faces_and_alerts_as_the_upright_clip(clips, tmp_path):
         faces, n_alerts, who = results[name]
         assert who == who_up and n_alerts == alerts_up, results
         assert abs(faces - faces_up) <= max(5, faces_up // 20), results  # within 5 %: re-encoding noise only
+
+
+def test_live_stream_orientation_message_is_applied(clips, tmp_path):
+    """A live H.264 stream says its orientation in-band (a display-orientation SEI message, as some cameras mounted
+    on their side send): served over RTSP, its frames come out upright."""
+    from tests.integration.rtsp import RtspServer, rtsp_missing
+
+    if why := rtsp_missing():
+        pytest.skip(why)
+    sei = tmp_path / "sei.mp4"
+    ffmpeg("-i", str(clips["turned"]), "-c", "copy", "-bsf:v", "h264_metadata=display_orientation=insert:rotate=90",
+           str(sei))
+    up = [f.image.astype(np.int16) for f, _ in zip(VideoSource(parse_source(str(clips["upright"]))).frames(),
+                                                    range(60), strict=False)]
+    with RtspServer({"cam": sei}) as server:
+        src = live_source(parse_source(server.url("cam")), "cam-sei", IngestConfig(open_timeout_seconds=5))
+        got = []
+        for frame in src.frames():
+            got.append(frame.image.astype(np.int16))
+            if len(got) == 3:
+                break
+        src.stop()
+    for image in got:
+        assert image.shape == up[0].shape  # turned back to landscape
+        assert min(np.abs(image - u).mean() for u in up) < 4  # and upright: it matches a frame of the upright clip

@@ -28,7 +28,15 @@ import av
 
 from metrosight.core.types import Frame
 from metrosight.ingest.backoff import Backoff
-from metrosight.ingest.source import SourceBroken, SourceError, SourceSpec, frame_rgb, open_container
+from metrosight.ingest.source import (
+    Matrix,
+    Orientation,
+    SourceBroken,
+    SourceError,
+    SourceSpec,
+    frame_rgb,
+    open_container,
+)
 from metrosight.ingest.state import CameraState, IngestCounters, StateChange
 
 log = logging.getLogger(__name__)
@@ -151,6 +159,7 @@ class _Slot:
     index: int
     wall: float
     segment: int
+    matrix: Matrix | None = None  # display orientation (see ingest.source.Orientation)
 
 
 class LiveSource:
@@ -244,7 +253,7 @@ class LiveSource:
             slot, self._slot = self._slot, None
         if slot is None:
             return None
-        image = frame_rgb(slot.raw)
+        image = frame_rgb(slot.raw, slot.matrix)
         self.counters.delivered += 1
         frame = Frame(image=image, ts=slot.ts, index=slot.index, camera_id=self.camera_id)
         return Captured(frame, slot.wall, slot.segment)
@@ -354,7 +363,9 @@ class LiveSource:
                 try:
                     t0: float | None = None
                     offset = 0.0
+                    orientation = Orientation()  # every decoded frame, skipped or dropped ones too
                     for raw in session.frames():
+                        matrix = orientation.update(raw)
                         now_wall = time.time()
                         self.counters.decoded += 1
                         self.counters.last_frame_wall = now_wall
@@ -394,7 +405,7 @@ class LiveSource:
                             self.counters.skipped += 1
                         else:
                             next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
-                            self._offer(_Slot(raw, ts, index, now_wall, self.segment))
+                            self._offer(_Slot(raw, ts, index, now_wall, self.segment, matrix))
                         if self._stop.is_set():
                             break
                     else:

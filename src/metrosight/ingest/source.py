@@ -131,11 +131,15 @@ def open_container(
     raise SourceError(f"cannot open {what} {spec.display} {'; '.join(failures)}; {hint}")
 
 
-def display_matrix(raw: object) -> tuple[int, int, int, int] | None:
+Matrix = tuple[int, int, int, int]
+_IDENTITY: Matrix = (1, 0, 0, 1)
+
+
+def display_matrix(raw: object) -> Matrix | None:
     """The signs ``(a, b, c, d)`` of the 2×2 part of a decoded frame's display matrix (FFmpeg's
     ``AV_FRAME_DATA_DISPLAYMATRIX``: a display point is ``x' = a·x + c·y``, ``y' = b·x + d·y`` in pixels, y down),
-    or ``None`` when the frame has none or it is the identity. Only multiples of 90° (with mirroring) are
-    represented; other angles are ``None``."""
+    ``(1, 0, 0, 1)`` for an upright one, or ``None`` when the frame carries none. Only multiples of 90° (with
+    mirroring) are represented; other angles read as upright."""
     side = getattr(raw, "side_data", None)
     if not side:
         return None
@@ -150,12 +154,31 @@ def display_matrix(raw: object) -> tuple[int, int, int, int] | None:
         return None
     a, b, c, d = (int(np.sign(round(float(v) / 65536.0, 3))) for v in (m[0], m[1], m[3], m[4]))
     axis_aligned = (a != 0 and d != 0 and b == 0 and c == 0) or (a == 0 and d == 0 and b != 0 and c != 0)
-    if not axis_aligned or (a, b, c, d) == (1, 0, 0, 1):
-        return None
-    return a, b, c, d
+    return (a, b, c, d) if axis_aligned else _IDENTITY
 
 
-def upright(image: np.ndarray, matrix: tuple[int, int, int, int] | None) -> np.ndarray:
+class Orientation:
+    """The display orientation of one decoded stream, followed frame by frame.
+
+    A container's display matrix (a phone's ``rotate``) comes with every frame. A live H.264 stream says it
+    in-band, in a display-orientation message on some frames only; as the standard has it, the orientation then
+    holds until the stream says otherwise or a key frame without one starts a new sequence. Feed every decoded
+    frame to :meth:`update`, in order (also frames the analysis skips); start a new one on each connection."""
+
+    def __init__(self) -> None:
+        self.matrix: Matrix | None = None
+
+    def update(self, raw: object) -> Matrix | None:
+        """The orientation that applies to ``raw``; ``None``: upright."""
+        found = display_matrix(raw)
+        if found is not None:
+            self.matrix = None if found == _IDENTITY else found
+        elif getattr(raw, "key_frame", False):
+            self.matrix = None
+        return self.matrix
+
+
+def upright(image: np.ndarray, matrix: Matrix | None) -> np.ndarray:
     """``image`` (H×W×C) as it is meant to be displayed under ``matrix`` (see :func:`display_matrix`):
     rotated by a multiple of 90° and/or mirrored; the same array when ``matrix`` is ``None``."""
     if matrix is None:
@@ -176,10 +199,10 @@ def upright(image: np.ndarray, matrix: tuple[int, int, int, int] | None) -> np.n
     return np.ascontiguousarray(out)
 
 
-def frame_rgb(raw: Any) -> np.ndarray:
-    """A decoded frame as contiguous RGB pixels, turned and mirrored as its display matrix says (phone videos
-    record rotation as metadata rather than in the pixels)."""
-    return np.ascontiguousarray(upright(raw.to_ndarray(format="rgb24"), display_matrix(raw)))
+def frame_rgb(raw: Any, matrix: Matrix | None) -> np.ndarray:
+    """A decoded frame as contiguous RGB pixels, turned and mirrored as ``matrix`` says (see
+    :class:`Orientation`: phone videos and cameras mounted on their side record rotation as metadata)."""
+    return np.ascontiguousarray(upright(raw.to_ndarray(format="rgb24"), matrix))
 
 
 class VideoSource:
@@ -230,8 +253,10 @@ class VideoSource:
             index = -1
             # media time counts from the first frame (0.0), as a player shows it; files often start at pts > 0
             t0: float | None = None
+            orientation = Orientation()
             try:
                 for av_frame in container.decode(stream):
+                    matrix = orientation.update(av_frame)
                     index += 1
                     self.frames_decoded += 1
                     if av_frame.time is not None:
@@ -243,7 +268,7 @@ class VideoSource:
                     if min_gap and ts + 1e-6 < next_ts:
                         continue
                     next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
-                    yield Frame(image=frame_rgb(av_frame), ts=ts, index=index, camera_id=self.camera_id)
+                    yield Frame(image=frame_rgb(av_frame, matrix), ts=ts, index=index, camera_id=self.camera_id)
             except av.error.FFmpegError as exc:
                 raise SourceBroken(
                     f"{self.spec.display}: video broke off after {self.frames_decoded} frames: "

@@ -161,3 +161,33 @@ def test_upright_covers_the_eight_orientations():
     np.testing.assert_array_equal(upright(img, (0, 1, -1, 0)), np.rot90(img, -1))  # rotation -90 (a phone)
     np.testing.assert_array_equal(upright(img, (0, 1, 1, 0)), img.T)  # transposed
     np.testing.assert_array_equal(upright(img, (0, -1, -1, 0)), np.rot90(img, 2).T)  # anti-transposed
+
+
+class _Side:
+    def __init__(self, matrix):
+        self.m = matrix
+
+    def __bool__(self):
+        return self.m is not None
+
+    def get(self, _type):
+        return None if self.m is None else np.array(self.m, dtype="<i4").tobytes()
+
+
+class _Raw:
+    def __init__(self, matrix=None, key=False):
+        self.side_data, self.key_frame = _Side(matrix), key
+
+
+def test_orientation_holds_until_the_stream_says_otherwise():
+    from metrosight.ingest.source import Orientation
+
+    quarter = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]  # rotation -90 (a phone held upright)
+    upright_m = [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]
+    o = Orientation()
+    assert o.update(_Raw()) is None
+    assert o.update(_Raw(quarter, key=True)) == (0, 1, -1, 0)
+    assert o.update(_Raw()) == (0, 1, -1, 0)  # an in-band message holds for the frames after it
+    assert o.update(_Raw(upright_m)) is None  # until the stream says otherwise …
+    assert o.update(_Raw(quarter)) == (0, 1, -1, 0)
+    assert o.update(_Raw(key=True)) is None  # … or a key frame without one starts a new sequence
