@@ -155,7 +155,7 @@ class MetrosightSide:
         results = bench_watchlist(self.rt, "peer-compare", self.gallery)
         self.enrol = {
             "enrolled": sum(r.status == "enrolled" for r in results),
-            "refused": [f"{r.path.name}: {r.reason}" for r in results if r.status == "refused"],
+            "refused": [f"{Path(r.photo).name}: {r.reason}" for r in results if r.status == "refused"],
             "seconds": round(time.perf_counter() - t0, 1),
         }
         inner = self.rt.detector

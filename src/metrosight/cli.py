@@ -220,45 +220,58 @@ def enroll(
     authority, reference, expiry) and stays *pending* until a different approver approves it."""
     from rich.progress import Progress
 
-    from metrosight.ingest.images import photos_in
     from metrosight.store.repo import NotFound
 
-    items: list[tuple[str, Path]] = []
+    rt = _runtime()
+    limits = rt.photo_limits
+    people: list[tuple[str, Path, list[Path]]] = []  # (subject, folder, files)
+    skipped: list[tuple[Path, str]] = []  # entries that are not photos of a person, with the reason
     if from_dir is not None:
         if photos:
             fail("give either photos with --subject, or --from-dir, not both")
         if not from_dir.is_dir():
             fail(f"--from-dir {from_dir}: not a folder")
-        for person in sorted(p for p in from_dir.iterdir() if p.is_dir()):
-            items += [(person.name.replace("_", " "), p) for p in photos_in(person)]
-        if not items:
-            fail(f"--from-dir {from_dir}: no sub-folders with photos (expected DIR/<person name>/<photo>.jpg)")
+        people, skipped = _person_folders(from_dir)
+        if not people:
+            fail(f"--from-dir {from_dir}: no sub-folders with photos (expected DIR/<person name>/<photo>)")
     else:
         if not photos:
             fail("no photos given: pass photo paths with --subject NAME, or --from-dir DIR")
         if not subject or not subject.strip():
             fail("--subject is required with photo paths (the person's full name)")
-        items = [(subject, p) for p in photos]
+        people = [(subject, Path("."), list(photos))]
 
-    rt = _runtime()
     actor = _actor(rt)
     auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     try:
         rt.store.watchlist_category(watchlist)
     except NotFound as exc:
         fail(str(exc))
+    from metrosight.ingest.images import photo_or_error
+
+    # decoded one at a time, as enrolment reaches each photo (every file by its content, whatever its name)
+    items = ((name, photo_or_error(f, limits)) for name, _, files in people for f in files)
     with governed(), Progress(console=err, transient=True) as progress:
-        task = progress.add_task("enrolling", total=len(items))
+        task = progress.add_task("enrolling", total=sum(len(f) for _, _, f in people))
         results = rt.enroll(watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task))
     enrolled = [r for r in results if r.status == "enrolled"]
     dups = [r for r in results if r.status == "duplicate"]
     refused = [r for r in results if r.status == "refused"]
+    for path, why in skipped:
+        out.print(f"skipped {path}: {why}", highlight=False, soft_wrap=True)
     for r in refused:
-        out.print(f"refused {r.path}: {r.reason}", highlight=False)
+        out.print(f"refused {r.photo}: {r.reason}", highlight=False, soft_wrap=True)
+    owner = [i for i, (_, _, files) in enumerate(people) for _ in files]  # results come in the order of the items
+    usable = {owner[k] for k, r in enumerate(results) if r.status in ("enrolled", "duplicate")}
+    no_photo = [(name, folder, files) for i, (name, folder, files) in enumerate(people) if i not in usable]
+    for name, folder, files in no_photo:
+        why = f"none of its {len(files)} file(s) is a usable photo" if files else "its folder holds no photo"
+        out.print(f"refused person {name!r} ({folder}): {why}", highlight=False, soft_wrap=True)
     subjects = len({r.subject for r in enrolled})
     out.print(
         f"enrolled {len(enrolled)} photo(s) of {subjects} person(s) into {watchlist}; "
-        f"{len(dups)} already enrolled; {len(refused)} refused",
+        f"{len(dups)} already enrolled; {len(refused)} refused"
+        + (f"; {len(no_photo)} person(s) refused: {', '.join(n for n, _, _ in no_photo)}" if no_photo else ""),
         highlight=False,
     )
     if auth is not None and enrolled:
@@ -281,6 +294,28 @@ def enroll(
         )
     if not enrolled and not dups:
         raise typer.Exit(1)
+
+
+def _person_folders(root: Path) -> tuple[list[tuple[str, Path, list[Path]]], list[tuple[Path, str]]]:
+    """``--from-dir``: one ``(subject, folder, files)`` per sub-folder, every non-hidden file in it (judged by its
+    content later, whatever its name), and the entries that cannot be a person's photo, with the reason. Hidden
+    and OS bookkeeping files (``.DS_Store``, ``Thumbs.db``) are skipped without a word."""
+    from metrosight.ingest.images import folder_entries
+
+    people: list[tuple[str, Path, list[Path]]] = []
+    skipped: list[tuple[Path, str]] = []
+    for entry in folder_entries(root):
+        if not entry.is_dir():
+            skipped.append((entry, "not in a person's folder (expected DIR/<person name>/<photo>)"))
+            continue
+        files = []
+        for f in folder_entries(entry):
+            if f.is_dir():
+                skipped.append((f, f"a folder inside a person's folder; put the photos directly in {entry}"))
+            else:
+                files.append(f)
+        people.append((entry.name.replace("_", " "), entry, files))
+    return people, skipped
 
 
 def _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent):  # type: ignore[no-untyped-def]
@@ -319,22 +354,24 @@ def identify(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per photo")] = False,
 ) -> None:
     """Who on the active watchlists is in these photos."""
+    from metrosight.ingest.images import iter_photos
+
     rt = _runtime()
     with governed():
-        results = rt.identify(photos, _actor(rt))
+        results = rt.identify(iter_photos(photos, rt.photo_limits), _actor(rt))
     bad = 0
     for r in results:
         if as_json:
-            print(json.dumps({"photo": str(r.path), "faces": r.faces, "error": r.error}))
+            print(json.dumps({"photo": r.photo, "faces": r.faces, "error": r.error}))
             bad += r.error is not None
             continue
         if r.error:
-            err.print(f"[red]error:[/] {r.error}", highlight=False)
+            err.print(f"[red]error:[/] {r.photo}: {r.error}", highlight=False, soft_wrap=True)
             bad += 1
             continue
         names = [f"{f['subject']} ({f['watchlist']}, score {f['score']})" for f in r.faces if f.get("subject")]
         out.print(
-            f"{r.path}: {len(r.faces)} face(s); " + (", ".join(names) if names else "nobody on an active watchlist"),
+            f"{r.photo}: {len(r.faces)} face(s); " + (", ".join(names) if names else "nobody on an active watchlist"),
             highlight=False,
         )
     if bad:
@@ -504,7 +541,9 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         # a small still from the clip's first shot, as a CCTV still of a missing person would be
         ("Lin-Manuel Miranda", SAMPLE_DIR / "lin-manuel-miranda-still.png"),
     ]
-    results = rt.enroll(name, photos, officer, auth)
+    from metrosight.ingest.images import photo_or_error
+
+    results = rt.enroll(name, ((n, photo_or_error(p, rt.photo_limits)) for n, p in photos), officer, auth)
     for r in results:
         out.print(f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
                   highlight=False)

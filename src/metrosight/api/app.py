@@ -68,7 +68,8 @@ class ApiConfig:
         login_max_failures / login_max_per_ip / login_window: the sign-in rate limit (see ``LoginLimiter``).
         signin_audit_window: seconds one audit row of failed (or refused) sign-ins covers (see ``SignInAudit``).
         max_body_bytes: largest request body, except photo uploads.
-        max_upload_bytes: largest photo-upload request body (each photo is limited to 40 MiB on its own).
+        max_upload_bytes: largest photo-upload request body (each photo is limited on its own by
+            ``photos.max_file_mb``); uploads are held in memory, never on disk.
     """
 
     session_max_age: int = 8 * 3600
@@ -141,6 +142,17 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await _too_large(limit, send)
+
+
+def keep_uploads_in_memory(max_upload_bytes: int) -> None:
+    """Uploaded face photos are never written to disk: Starlette spools each uploaded file into a
+    ``SpooledTemporaryFile`` that moves to a temporary file on disk past ``MultiPartParser.spool_max_size`` (1 MiB);
+    raising that to the largest upload :class:`BodyLimit` lets through keeps every upload in memory, where it is
+    decoded (:func:`metrosight.ingest.images.decode_photo`) and dropped with the request. The setting is the
+    parser's class attribute, so it holds for the whole process (the service is the only form parser in it)."""
+    from starlette.formparsers import MultiPartParser
+
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes + 1)
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -318,6 +330,7 @@ def create_app(
             response.headers.setdefault("Cache-Control", NO_STORE)
         return response
 
+    keep_uploads_in_memory(config.max_upload_bytes)
     app.add_middleware(
         BodyLimit,
         default=config.max_body_bytes,

@@ -168,6 +168,28 @@ class IngestConfig(_Section):
     )
 
 
+class PhotosConfig(_Section):
+    """Still photos (enrolment, identification, uploads): what one photo may cost before it is decoded."""
+
+    max_megapixels: float = Field(
+        50.0,
+        gt=0.0,
+        le=150.0,
+        description="photos whose header declares more pixels (width × height, millions) are refused before decoding "
+        "(at most 150: Pillow refuses larger images by itself)",
+    )
+    max_side: int = Field(
+        4096,
+        ge=256,
+        le=32768,
+        description="photos with a longer side are decoded at reduced size (JPEG: 1/2, 1/4, 1/8) and scaled down to "
+        "it, pixels",
+    )
+    max_file_mb: float = Field(
+        40.0, gt=0.0, le=1000.0, description="photo files larger than this (megabytes) are refused before reading"
+    )
+
+
 class StorageConfig(_Section):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the home directory")
     save_best_shots: bool = Field(True, description="store the redacted best-shot crop of each alert")
@@ -365,6 +387,7 @@ class Settings(_Section):
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    photos: PhotosConfig = Field(default_factory=PhotosConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)

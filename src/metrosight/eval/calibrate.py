@@ -48,14 +48,15 @@ def cohort_path(home_root: Path) -> Path:
 
 
 def photo_files(folder: Path) -> list[Path]:
-    """Every photo under ``folder`` (recursively, following symlinked folders), sorted."""
+    """Every photo under ``folder`` (recursively, following symlinked folders; see
+    :func:`metrosight.ingest.images.photos_in`), sorted."""
     import os
 
-    from metrosight.ingest.images import IMAGE_SUFFIXES
+    from metrosight.ingest.images import photos_in
 
-    found = []
-    for d, _, files in os.walk(folder, followlinks=True):
-        found += [Path(d) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    found: list[Path] = []
+    for d, _, _ in os.walk(folder, followlinks=True):
+        found += photos_in(Path(d))
     return sorted(found)
 
 

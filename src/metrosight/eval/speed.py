@@ -121,13 +121,14 @@ def machine_state() -> dict[str, Any]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB image. Raises BenchDataError when it cannot be read."""
-    import cv2
+    """``(H, W, 3)`` uint8 RGB image (the one photo loader, :mod:`metrosight.ingest.images`). Raises
+    BenchDataError when it cannot be read."""
+    from metrosight.ingest.images import ImageError, load_image
 
-    bgr = cv2.imread(str(path))
-    if bgr is None:
-        raise BenchDataError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        return load_image(path)[0]
+    except ImageError as exc:
+        raise BenchDataError(f"cannot read image {exc}") from None
 
 
 def video_frames(path: Path, n: int, every: int = 8) -> list[np.ndarray]:
@@ -457,7 +458,9 @@ def bench_watchlist(
     except Conflict:
         pass
     auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
-    results = rt.enroll(name, items, recorder, auth)
+    from metrosight.ingest.images import photo_or_error
+
+    results = rt.enroll(name, ((n, photo_or_error(p, rt.photo_limits)) for n, p in items), recorder, auth)
     for e in store.entries(name):
         if e.status == "pending":
             store.approve(name, e.name, approver)

@@ -1,50 +1,467 @@
-"""Still photos: reading an image file into an RGB array, with clear errors."""
+"""Still photos: the one place where a photo's bytes become an RGB array, with clear errors.
+
+Every host reads photos here: the CLI (`enroll`, `--from-dir`, `identify`), the API's uploads (decoded from the
+request's bytes in memory, never written to disk), and the evaluation tools.
+
+A photo is recognised by its content (magic bytes), never by its file name's extension, and decoded by Pillow (with
+pillow-heif for HEIC/HEIF; AVIF is Pillow's own). Before any pixel is decoded its header is read and the declared
+size checked against the pixel budget (``photos.max_megapixels``), so a small file that declares a huge image is
+refused in milliseconds with bounded memory; photos larger than ``photos.max_side`` are decoded at a reduced size
+(JPEG: the decoder's own 1/2, 1/4, 1/8 scaling) and scaled down, so memory stays bounded for every allowed photo.
+A damaged file is refused by its format's name ("truncated or damaged JPEG"); decoder warnings never reach the
+terminal (Pillow's decoders are quiet, OpenCV's libjpeg is not used here).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
-MAX_IMAGE_BYTES = 40 * 1024 * 1024
+#: formats read, in the words used in messages
+SUPPORTED = "JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP, PNM"
+MAX_IMAGE_BYTES = 40_000_000
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_SIDE = 4096
+
+#: Pillow plugins allowed to open a photo (nothing else is tried: no PSD, EPS, ICO … parsers on user input);
+#: "JPEG" also opens multi-picture (MPO) JPEGs from phones
+_PIL_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "PPM", "AVIF", "HEIF")
+#: OS bookkeeping files that sit in photo folders and are skipped without a word
+OS_FILES = {"thumbs.db", "desktop.ini", "icon\r", ".ds_store"}
 
 
 class ImageError(Exception):
-    """A photo cannot be used; the message names the file and the reason."""
+    """A photo cannot be used; the message names the photo (its label) and the reason.
+
+    Attributes:
+        label: what the photo is called in messages (a path on the CLI, the uploaded file's name in the API).
+        reason: why it cannot be used, without the label.
+    """
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(f"{label}: {reason}")
+        self.label = label
+        self.reason = reason
 
 
-def load_image(path: Path) -> tuple[np.ndarray, str]:
-    """Read a photo.
+class PhotoTooLarge(ImageError):
+    """The photo declares more pixels than the budget, or the file is larger than the byte limit (API: 413)."""
 
-    Returns:
-        ``(image, sha256)``: ``(H, W, 3)`` uint8 RGB (EXIF orientation applied) and the hex SHA-256 of the file.
+
+@dataclass(frozen=True, slots=True)
+class PhotoLimits:
+    """What a photo may cost.
+
+    Attributes:
+        max_pixels: declared width × height above which a photo is refused before decoding.
+        max_side: photos whose longer side is larger are decoded at reduced size and scaled down to it, pixels.
+        max_bytes: file size above which a photo is refused before reading, bytes.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+    max_bytes: int = MAX_IMAGE_BYTES
+
+    @classmethod
+    def of(cls, cfg: object) -> PhotoLimits:
+        """From the ``photos`` section of the configuration (:class:`metrosight.config.model.PhotosConfig`)."""
+        return cls(
+            max_pixels=int(round(getattr(cfg, "max_megapixels") * 1_000_000)),
+            max_side=int(getattr(cfg, "max_side")),
+            max_bytes=int(round(getattr(cfg, "max_file_mb") * 1_000_000)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A decoded photo.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB, EXIF orientation applied, longer side at most ``max_side``.
+        sha256: hex SHA-256 of the file's bytes (the photo's identity for re-enrolment and the audit log).
+        label: what the photo is called in messages (a path, or an uploaded file's name).
+        name: the file name stored with a template (no folders).
+        format: the format found in its content (``"JPEG"``, ``"HEIF"``, …).
+        size: ``(width, height)`` as stored in the file, pixels.
+    """
+
+    image: np.ndarray
+    sha256: str
+    label: str
+    name: str
+    format: str
+    size: tuple[int, int]
+
+    @property
+    def scale(self) -> float:
+        """Decoded size / stored size (1.0 unless the photo was larger than ``max_side``)."""
+        return max(self.image.shape[:2]) / max(self.size) if max(self.size) else 1.0
+
+
+# -- recognising a format by content -------------------------------------------------------------------------------
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_VIDEO_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"qt  ", b"M4V ", b"3gp4", b"3gp5",
+                 b"3gp6", b"3g2a", b"dash", b"avc1", b"f4v "}
+
+
+def sniff(head: bytes) -> str | None:
+    """The photo format of a file from its first bytes (at least 32 for ISO-BMFF brands), or None.
+
+    Returns one of ``JPEG PNG GIF WEBP TIFF BMP PNM HEIF AVIF``."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if head[:2] == b"BM" and len(head) >= 14:
+        return "BMP"
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456fF" and head[2:3] in b" \t\r\n":
+        return "PNM"
+    if head[4:8] == b"ftyp":
+        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(len(head), 64) - 3, 4)}
+        if brands & _AVIF_BRANDS:
+            return "AVIF"
+        if brands & _HEIF_BRANDS:
+            return "HEIF"
+    return None
+
+
+def _what_else(head: bytes) -> str:
+    """A guess at what a non-photo file is, for the refusal message ("" when there is none)."""
+    if head[:5] == b"%PDF-":
+        return "a PDF document"
+    if head[4:8] == b"ftyp" and head[8:12] in _VIDEO_BRANDS or head[:4] == b"\x1aE\xdf\xa3":
+        return "a video"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "a video"
+    if head[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n" or head[:4] == b"\xff\x4f\xff\x51":
+        return "a JPEG 2000 image"
+    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "a JPEG XL image"
+    if head[:4] == b"8BPS":
+        return "a Photoshop document"
+    if head[:4] in (b"PK\x03\x04",) or head[:6] == b"7z\xbc\xaf\x27\x1c" or head[:3] == b"\x1f\x8b\x08":
+        return "an archive"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:5].lower() in (b"<?xml", b"<svg ") or text[:4].lower() == b"<svg":
+        return "an SVG or XML file"
+    if text and all(32 <= c < 127 or c in (9, 10, 13) for c in text[:64]):
+        return "a text file"
+    return ""
+
+
+_FORMAT_WORDS = {"WEBP": "WebP", "HEIF": "HEIC/HEIF", "PNM": "PNM"}
+
+
+def _word(fmt: str) -> str:
+    return _FORMAT_WORDS.get(fmt, fmt)
+
+
+# -- decoding ------------------------------------------------------------------------------------------------------
+_registered = False
+_register_lock = threading.Lock()
+
+
+def _pil():  # type: ignore[no-untyped-def]
+    """Pillow with the HEIF opener registered (once, at first use: nothing happens at import time)."""
+    global _registered
+    from PIL import Image
+
+    if not _registered:
+        with _register_lock:
+            if not _registered:
+                try:
+                    from pillow_heif import register_heif_opener
+
+                    register_heif_opener()
+                except ImportError:  # HEIC then refused by name below
+                    pass
+                _registered = True
+    return Image
+
+
+def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, name: str | None = None) -> Photo:
+    """Decode a photo from its bytes (in memory; nothing is written anywhere).
+
+    Args:
+        data: the file's bytes.
+        label: what to call the photo in messages.
+        limits: pixel budget and working size (default :class:`PhotoLimits`).
+        name: the file name to store (default: the last part of ``label``).
 
     Raises:
-        ImageError: missing, unreadable, too large, or not an image.
+        PhotoTooLarge: the file exceeds ``max_bytes`` or its header declares more than ``max_pixels`` pixels.
+        ImageError: empty, not a photo (what it looks like instead), a damaged file of a named format, or a
+            format variant that is not supported (e.g. 32-bit float TIFF).
     """
+    limits = limits or PhotoLimits()
+    name = name if name is not None else Path(label).name
+    if not data:
+        raise ImageError(label, "file is empty")
+    if len(data) > limits.max_bytes:
+        raise PhotoTooLarge(label, _bytes_message(len(data), limits.max_bytes))
+    head = data[:64]
+    fmt = sniff(head)
+    if fmt is None:
+        what = _what_else(head)
+        raise ImageError(label, f"not an image ({what + '; ' if what else ''}supported: {SUPPORTED})")
+    if fmt == "JPEG":
+        jpeg = _decode_jpeg(data, label, name, limits)
+        if jpeg is not None:
+            return jpeg
+    Image = _pil()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette warnings: we judge ourselves
+        try:
+            im = Image.open(io.BytesIO(data), formats=_PIL_FORMATS)
+        except Image.DecompressionBombError as exc:
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(found.group(1)) if found else None
+            raise PhotoTooLarge(label, _budget_message(None, pixels, limits.max_pixels)) from None
+        except Exception:  # noqa: BLE001 - any parser failure means the header is unreadable
+            if fmt == "HEIF" and not _heif_available():
+                raise ImageError(label, "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)") from None
+            raise ImageError(label, f"truncated or damaged {_word(fmt)}") from None
+        try:
+            return _decode_opened(im, data, label, name, fmt, limits)
+        finally:
+            im.close()
+
+
+#: libjpeg messages that mean the file is damaged (anything else but these is refused as damaged too, except below)
+_JPEG_HARMLESS = ("extraneous bytes before marker",)  # padding some cameras write; the picture is whole
+#: EXIF orientation -> the numpy operation that shows the picture upright
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode_jpeg(data: bytes, label: str, name: str, limits: PhotoLimits) -> Photo | None:
+    """A JPEG through libjpeg-turbo (simplejpeg) in strict mode: a file cut short or with damaged data is refused
+    instead of decoded with grey or smeared rows, and the decoder's own 1/2 … 1/8 scaling decodes large photos
+    small. None for CMYK/YCCK JPEGs (Pillow converts those)."""
+    import simplejpeg
+
+    try:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        raise ImageError(label, "truncated or damaged JPEG") from None
+    if w <= 0 or h <= 0:
+        raise ImageError(label, f"truncated or damaged JPEG (it declares a {w}×{h} image)")
+    if w * h > limits.max_pixels:
+        raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels))
+    if colorspace in ("CMYK", "YCCK"):
+        return None
+    # the smallest of libjpeg's 1/1 … 1/8 scalings that keeps the longer side at least half of max_side (then
+    # scaled down to max_side): a 48 MP photo is decoded at 1/2, never at full size
+    f = min(1.0, 0.5 * limits.max_side / max(w, h))
+    size = {"min_width": int(np.ceil(w * f)), "min_height": int(np.ceil(h * f))}
+    try:
+        rgb = simplejpeg.decode_jpeg(data, "RGB", strict=True, **size)
+    except ValueError as exc:
+        if not any(m in str(exc) for m in _JPEG_HARMLESS):
+            raise ImageError(label, "truncated or damaged JPEG") from None
+        try:
+            rgb = simplejpeg.decode_jpeg(data, "RGB", strict=False, **size)
+        except ValueError:
+            raise ImageError(label, "truncated or damaged JPEG") from None
+    rgb = _ORIENT.get(_jpeg_orientation(data), lambda a: a)(rgb)
+    rgb = _fit(rgb, limits.max_side)
+    return Photo(np.ascontiguousarray(rgb), hashlib.sha256(data).hexdigest(), label, name, "JPEG", (w, h))
+
+
+def _jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation tag of a JPEG (1 when absent or unreadable); reads the header only."""
+    Image = _pil()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+                return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - no usable EXIF: as stored
+        return 1
+
+
+def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` scaled down (area averaging) so that its longer side is at most ``max_side``."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb
     import cv2
 
-    path = Path(path)
+    f = max_side / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def _heif_available() -> bool:
     try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _budget_message(size: tuple[int, int] | None, pixels: int | None, budget: int) -> str:
+    what = f"{size[0]}×{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} MP)" if size else (
+        f"{pixels / 1e6:.0f} MP" if pixels else "too many pixels"
+    )
+    return (
+        f"photo declares {what}, above the {budget / 1e6:g} MP budget (photos.max_megapixels); "
+        "send a smaller photo"
+    )
+
+
+def _bytes_message(n: int, limit: int) -> str:
+    return f"file is {n / 1e6:.0f} MB, larger than the {limit / 1e6:g} MB limit (photos.max_file_mb)"
+
+
+def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:  # type: ignore[no-untyped-def]
+    from PIL import Image, ImageOps
+
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ImageError(label, f"truncated or damaged {_word(fmt)} (it declares a {w}×{h} image)")
+    if w * h > limits.max_pixels:
+        raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels))
+    mode = im.mode
+    if mode == "F":
+        raise ImageError(label, f"32-bit float {_word(fmt)} is not supported; save it as 8-bit")
+    if mode in ("I", "I;32", "I;32B", "I;32L") and fmt == "TIFF":
+        raise ImageError(label, f"32-bit integer {_word(fmt)} is not supported; save it as 8-bit")
+    if fmt == "JPEG" and max(w, h) > limits.max_side:  # CMYK JPEGs: the decoder's own 1/2 … 1/8 scaling
+        f = limits.max_side / max(w, h)
+        im.draft(im.mode, (max(1, int(w * f)), max(1, int(h * f))))
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels)) from None
+    except MemoryError:
+        raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels)) from None
+    except Exception:  # noqa: BLE001 - truncated data, broken streams, bad tables: all mean the same to a user
+        raise ImageError(label, f"truncated or damaged {_word(fmt)}") from None
+    try:
+        im = ImageOps.exif_transpose(im) or im
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: keep the pixels as stored
+        pass
+    arr = _fit(np.asarray(_to_rgb(im), dtype=np.uint8), limits.max_side)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
+        raise ImageError(label, f"truncated or damaged {_word(fmt)}")
+    return Photo(np.ascontiguousarray(arr), hashlib.sha256(data).hexdigest(), label, name, fmt, (w, h))
+
+
+def _to_rgb(im):  # type: ignore[no-untyped-def]
+    """``im`` as an 8-bit RGB image: 16-bit grey scaled (not clipped), transparency flattened onto white."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        im = Image.fromarray(np.clip(a * (255.0 / top), 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P" and "transparency" in im.info or mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB") if mode != "RGB" else im
+
+
+def read_photo(path: Path, limits: PhotoLimits | None = None, label: str | None = None) -> Photo:
+    """Read and decode a photo file (see :func:`decode_photo`); the size is checked before the file is read.
+
+    Raises:
+        ImageError: missing, a folder, unreadable, too large, not a photo, or damaged (the message names it).
+    """
+    limits = limits or PhotoLimits()
+    path = Path(path)
+    label = label if label is not None else str(path)
+    try:
+        if path.is_dir():
+            raise ImageError(label, "is a folder, not a photo (use --from-dir for a folder per person)")
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise PhotoTooLarge(label, _bytes_message(size, limits.max_bytes))
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not a photo (use --from-dir for a folder per person)") from None
+        raise ImageError(label, "file not found") from None
+    except PermissionError:
+        raise ImageError(label, "cannot read: permission denied") from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(f"{path}: file is {len(data) / 1e6:.0f} MB, larger than the {MAX_IMAGE_BYTES // 2**20} MiB limit")
-    if not data:
-        raise ImageError(f"{path}: file is empty")
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise ImageError(f"{path}: not an image (supported: JPEG, PNG, BMP, WebP, TIFF, PNM)")
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), hashlib.sha256(data).hexdigest()
+        raise ImageError(label, f"cannot read: {exc.strerror or exc}") from None
+    return decode_photo(data, label, limits, name=path.name)
+
+
+def photo_or_error(path: Path, limits: PhotoLimits | None = None) -> Photo | ImageError:
+    """:func:`read_photo`, with a refusal returned instead of raised (for lazy per-photo pipelines)."""
+    try:
+        return read_photo(path, limits)
+    except ImageError as exc:
+        return exc
+
+
+def load_image(path: Path, limits: PhotoLimits | None = None) -> tuple[np.ndarray, str]:
+    """Read a photo: ``(image, sha256)``, ``(H, W, 3)`` uint8 RGB. See :func:`read_photo`."""
+    photo = read_photo(path, limits)
+    return photo.image, photo.sha256
+
+
+def is_hidden(path: Path) -> bool:
+    """OS bookkeeping files and hidden entries (``.DS_Store``, ``._IMG.jpg``, ``Thumbs.db`` …): skipped silently."""
+    return path.name.startswith(".") or path.name.lower() in OS_FILES
+
+
+def folder_entries(folder: Path) -> list[Path]:
+    """Every entry directly in ``folder`` except hidden ones, sorted by name: each is either used or refused with
+    its reason by the caller (nothing is dropped silently)."""
+    return sorted((p for p in Path(folder).iterdir() if not is_hidden(p)), key=lambda p: p.name)
+
+
+def is_photo_file(path: Path) -> bool:
+    """Whether ``path`` is a file whose first bytes are those of a supported photo format (content, not name)."""
+    try:
+        with Path(path).open("rb") as fh:
+            return sniff(fh.read(64)) is not None
+    except OSError:
+        return False
+
+
+#: names that claim to be photos: such a file is listed even when its content is not a photo (then refused by
+#: :func:`read_photo` with the reason, not skipped)
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".dib", ".pbm",
+                  ".pgm", ".ppm", ".pnm", ".heic", ".heif", ".hif", ".avif"}
 
 
 def photos_in(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Files directly in ``folder`` that are photos by content, or claim to be by their name (any case), sorted by
+    name. For evaluation sets; enrolment lists every file with :func:`folder_entries`, so none is skipped without a
+    reason."""
+    return [
+        p for p in folder_entries(folder)
+        if p.is_file() and (p.suffix.lower() in PHOTO_SUFFIXES or is_photo_file(p))
+    ]
+
+
+def iter_photos(paths: list[Path], limits: PhotoLimits | None = None) -> Iterator[Photo | ImageError]:
+    """:func:`photo_or_error` over ``paths``, one at a time (only one decoded photo held at once)."""
+    for p in paths:
+        yield photo_or_error(p, limits)

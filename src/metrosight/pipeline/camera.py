@@ -220,14 +220,15 @@ class CameraPipeline:
             if det.box.height < min_px or det.landmarks is None:
                 continue
             # no chip can score higher: skip hopeless faces
-            bound = score_bound(det.box, det.landmarks, min_px, detector_yaw=det.yaw)
+            size = (frame.width, frame.height)  # a face cut by the frame's edge is never a best shot
+            bound = score_bound(det.box, det.landmarks, min_px, detector_yaw=det.yaw, image_size=size)
             if bound < rec.min_quality or not self.fusion.wants(t.track_id, bound):
                 continue
             try:
                 chip = align(frame.image, det.box, det.landmarks)
             except AlignmentError:
                 continue
-            q = assess(det.box, chip, det.landmarks, min_px, rec.min_blur_var, detector_yaw=det.yaw)
+            q = assess(det.box, chip, det.landmarks, min_px, rec.min_blur_var, detector_yaw=det.yaw, image_size=size)
             if q.problem is not None or q.score < rec.min_quality or not self.fusion.wants(t.track_id, q.score):
                 continue
             _, region = context_crop(frame.image, det.box)

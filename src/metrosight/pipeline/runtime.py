@@ -28,7 +28,7 @@ from metrosight.core.names import InvalidInput, human_name, identifier
 from metrosight.core.types import Category
 from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
-from metrosight.ingest.images import ImageError, load_image
+from metrosight.ingest.images import ImageError, Photo, PhotoLimits
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.live import LiveSource
 from metrosight.ingest.source import SourceBroken, SourceError, VideoSource, parse_source
@@ -119,18 +119,26 @@ class Runtime:
             cohort = Cohort.load(self.home.root / "calibration" / COHORT_FILE)  # CohortError names the file
         return Matcher(gallery, rec.match_threshold, rec.min_margin, cohort)
 
+    @property
+    def photo_limits(self) -> PhotoLimits:
+        """The pixel budget and working size of still photos (``photos`` section of the configuration)."""
+        return PhotoLimits.of(self.settings.photos)
+
     # -- enrolment --------------------------------------------------------------------------------------------
     def enroll(
         self,
         watchlist: str,
-        items: Iterable[tuple[str, Path]],
+        items: Iterable[tuple[str, Photo | ImageError]],
         actor: Actor,
         auth: Authorisation | None = None,
         on_result: Callable[[EnrolResult], None] | None = None,
     ) -> list[EnrolResult]:
-        """Enrol photos: ``items`` are ``(subject name, photo path)``. Each photo is checked and stored in its own
-        audited transaction, so a refused or failing photo never affects the others. New entries are *pending*
-        until a second approver approves them (see :mod:`metrosight.policy.rules`).
+        """Enrol decoded photos: ``items`` are ``(subject name, photo)``, where a photo that could not be read is
+        given as its :class:`ImageError` (refused with that reason). Photos are decoded by the caller through
+        :mod:`metrosight.ingest.images` (files at the CLI, uploaded bytes in the API); a lazy iterable keeps one
+        photo in memory at a time. Each photo is checked and stored in its own audited transaction, so a refused or
+        failing photo never affects the others. New entries are *pending* until a second approver approves them
+        (see :mod:`metrosight.policy.rules`).
 
         Raises:
             NotFound: the watchlist does not exist. Forbidden: ``actor`` may not record entries (both checked
@@ -141,45 +149,51 @@ class Runtime:
         det = self.settings.detection
         rec = self.settings.recognition
         results = []
-        for subject, path in items:
+        for subject, photo in items:
+            label = photo.label
             try:
                 subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
-                image, sha = load_image(path)
-                face = enrolment_face(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
+                if isinstance(photo, ImageError):
+                    raise photo
+                face = enrolment_face(photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
                 _, dup = self.store.enroll(
-                    watchlist, subject, face.descriptor, MODEL_ID, path.name, sha, face.quality.score, actor, auth,
-                    self.clock.now(),
+                    watchlist, subject, face.descriptor, MODEL_ID, photo.name, photo.sha256, face.quality.score,
+                    actor, auth, self.clock.now(),
                 )
-                res = EnrolResult(subject, path, "duplicate" if dup else "enrolled", None, face.quality.score)
-            except (ImageError, PhotoRefused, PolicyError, InvalidInput, Conflict) as exc:
-                res = EnrolResult(subject, path, "refused", str(exc), None)
+                res = EnrolResult(subject, label, "duplicate" if dup else "enrolled", None, face.quality.score)
+            except ImageError as exc:
+                res = EnrolResult(subject, label, "refused", exc.reason, None)
+            except (PhotoRefused, PolicyError, InvalidInput, Conflict) as exc:
+                res = EnrolResult(subject, label, "refused", str(exc), None)
             results.append(res)
             if on_result is not None:
                 on_result(res)
         return results
 
     # -- identification ---------------------------------------------------------------------------------------
-    def identify(self, paths: Iterable[Path], actor: Actor) -> list[PhotoResult]:
-        """Who on the active watchlists is in each photo. The call is audited (photo hashes and who was found);
-        nothing about a face that matched no one is stored."""
+    def identify(self, photos: Iterable[Photo | ImageError], actor: Actor) -> list[PhotoResult]:
+        """Who on the active watchlists is in each photo (decoded by the caller, see :meth:`enroll`; an
+        :class:`ImageError` gives a result with its reason). Boxes are in the photo's stored pixels. The call is
+        audited (photo hashes and who was found); nothing about a face that matched no one is stored."""
         require(actor, "identify photos", "operator", "admin")
         matcher = self.matcher()
         det = self.settings.detection
         rec = self.settings.recognition
         out = []
-        for path in paths:
-            try:
-                image, sha = load_image(path)
-            except ImageError as exc:
-                out.append(PhotoResult(path, error=str(exc)))
+        for photo in photos:
+            if isinstance(photo, ImageError):
+                out.append(PhotoResult(photo.label, error=photo.reason))
                 continue
-            usable, rejected = faces_in_photo(image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
+            usable, rejected = faces_in_photo(
+                photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var
+            )
+            back = 1.0 / photo.scale  # boxes in the stored photo's pixels, also when it was decoded smaller
             faces = []
             for f in usable:
                 m = matcher.match(f.descriptor)
                 faces.append(
                     {
-                        "box": [round(v, 1) for v in f.detection.box.as_tuple()],
+                        "box": [round(v * back, 1) for v in f.detection.box.as_tuple()],
                         "subject": m.subject_name if m else None,
                         "watchlist": m.watchlist if m else None,
                         "category": str(m.category) if m else None,
@@ -187,13 +201,19 @@ class Runtime:
                     }
                 )
             for d, q in rejected:
-                faces.append({"box": [round(v, 1) for v in d.box.as_tuple()], "subject": None, "skipped": q.problem})
-            out.append(PhotoResult(path, faces=faces))
+                faces.append(
+                    {"box": [round(v * back, 1) for v in d.box.as_tuple()], "subject": None, "skipped": q.problem}
+                )
+            out.append(PhotoResult(photo.label, faces=faces))
             self.store.record(
                 actor.name,
                 "identify",
-                path.name,
-                {"photo_sha256": sha, "faces": len(faces), "matched": [f["subject"] for f in faces if f.get("subject")]},
+                photo.name,
+                {
+                    "photo_sha256": photo.sha256,
+                    "faces": len(faces),
+                    "matched": [f["subject"] for f in faces if f.get("subject")],
+                },
             )
         return out
 
@@ -363,8 +383,11 @@ class LivePolicy:
 
 @dataclass(frozen=True, slots=True)
 class EnrolResult:
+    """One photo's outcome: ``photo`` is its label (a path on the CLI, the uploaded file's name in the API);
+    ``reason`` says why it was refused (without the label)."""
+
     subject: str
-    path: Path
+    photo: str
     status: str  # enrolled | duplicate | refused
     reason: str | None
     quality: float | None
@@ -372,7 +395,9 @@ class EnrolResult:
 
 @dataclass(slots=True)
 class PhotoResult:
-    path: Path
+    """One photo's identification: ``photo`` is its label; ``error`` why it could not be read (without the label)."""
+
+    photo: str
     faces: list[dict[str, object]] = field(default_factory=list)
     error: str | None = None
 

@@ -17,7 +17,8 @@ BACKGROUND_RATIO = 0.5  # a face under half the height of the photo's largest fa
 
 
 class PhotoRefused(Exception):
-    """An enrolment photo is unusable; the message says why (no face, several faces, too small, too blurred)."""
+    """An enrolment photo is unusable; the message says why (no face, several faces, or the face is cut by the
+    edge of the photo, too small, too blurred, turned away or covered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,10 @@ def faces_in_photo(
         if det.landmarks is None:
             continue
         chip = align(image, det.box, det.landmarks)
-        q = assess(det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw)
+        q = assess(
+            det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw,
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+        )
         if q.problem is not None:
             rejected.append((det, q))
         else:
@@ -66,7 +70,8 @@ def enrolment_face(
     Faces less than half as tall as the largest face are background and ignored.
 
     Raises:
-        PhotoRefused: no face, more than one face, or the only face is too small, too blurred or turned away.
+        PhotoRefused: no face, more than one face, or the only face is cut by the edge of the photo, too small, too
+            blurred, turned away or covered (mask, hand).
     """
     usable, rejected = faces_in_photo(image, detector, embedder, min_face_px, min_blur_var)
     # Faces much smaller than the main one (people far in the background) do not make the photo ambiguous.

@@ -218,7 +218,7 @@ def test_a_50_mb_upload_is_413(api: Api):
     big = b"\x89PNG" + b"\0" * (50 * 1024 * 1024)
     res = api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": "Eve", **AUTH},
                   files=[("photos", ("big.png", big, "image/png"))])
-    assert res.status_code == 413 and "40 MiB" in res.json()["detail"]
+    assert res.status_code == 413 and "40 MB limit" in res.json()["detail"]
     assert api.rt.store.entries("wl") == []
 
 

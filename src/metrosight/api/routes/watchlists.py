@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -21,9 +19,9 @@ from metrosight.api.schemas import (
     WatchlistCreate,
     WatchlistPublic,
 )
-from metrosight.ingest.images import MAX_IMAGE_BYTES
 from metrosight.core.names import InvalidInput, human_name, identifiers, same_name
 from metrosight.core.when import isoformat_local, parse_when, zone_name
+from metrosight.ingest.images import ImageError, Photo, PhotoTooLarge, decode_photo
 from metrosight.policy.rules import Authorisation, PolicyError
 
 router = APIRouter(tags=["watchlists"])
@@ -94,7 +92,11 @@ def _authorisation(
     "/api/watchlists/{watchlist}/entries",
     response_model=EnrolPublic,
     status_code=201,
-    responses={413: {"description": "a photo is larger than 40 MiB"}, 422: {"description": "every photo refused"}},
+    responses={
+        413: {"description": "a photo file is larger than `photos.max_file_mb`, or every photo was refused and one "
+              "of them declares more pixels than `photos.max_megapixels`"},
+        422: {"description": "every photo refused (each with its reason)"},
+    },
 )
 def enrol(
     watchlist: str,
@@ -118,37 +120,41 @@ def enrol(
     urgent: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
     """Record a watchlist entry from photos (approver or admin), with the CLI's checks: each photo must be an
-    image of at most 40 MiB showing exactly one usable face (no face, several faces, too small, too blurred or
-    turned away are refused, with the reason). A new entry needs its authorisation and stays *pending* until a
-    different approver approves it. 201 when at least one photo was enrolled (or already was), 422 when all
-    were refused."""
+    image (JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP or PNM, recognised by its content) within the file size
+    and pixel budget of the ``photos`` configuration, showing exactly one usable face (no face, several faces, too
+    small, too blurred, cut by the edge, covered or turned away are refused, with the reason). Uploads are decoded
+    in memory and never written to disk. A new entry needs its authorisation and stays *pending* until a different
+    approver approves it. 201 when at least one photo was enrolled (or already was), 422 when all were refused
+    (413 when one of them for its size)."""
     try:
         subject = human_name(subject, "subject: the person's name")  # NFC, trimmed, whitespace collapsed
     except InvalidInput as exc:
         raise HTTPException(422, str(exc)) from None
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
-    for p in photos:
-        if p.size is not None and p.size > MAX_IMAGE_BYTES:
+    limits = rt.photo_limits
+    for i, p in enumerate(photos):
+        if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
-                413, f"{_safe_name(p.filename, 0)}: {p.size / 1e6:.0f} MB is larger than the "
-                f"{MAX_IMAGE_BYTES // 2**20} MiB limit for a photo",
+                413, f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
+                f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
     rt.store.watchlist_category(watchlist)  # 404 before anything is read
     auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
-    tmp = Path(tempfile.mkdtemp(prefix="metrosight-enrol-"))
-    try:
-        items = []
-        for i, p in enumerate(photos):
-            folder = tmp / str(i)
-            folder.mkdir()
-            path = folder / _safe_name(p.filename, i)
-            with path.open("wb") as fh:
-                shutil.copyfileobj(p.file, fh, 1 << 20)
-            items.append((subject, path))
-        results = rt.enroll(watchlist, items, actor, auth)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    too_large = False
+
+    def decoded():  # type: ignore[no-untyped-def]
+        nonlocal too_large
+        for i, p in enumerate(photos):  # one decoded photo held at a time
+            name = _safe_name(p.filename, i)
+            try:
+                photo: Photo | ImageError = decode_photo(upload_bytes(p, limits.max_bytes, name), name, limits)
+            except ImageError as exc:
+                too_large |= isinstance(exc, PhotoTooLarge)
+                photo = exc
+            yield subject, photo
+
+    results = rt.enroll(watchlist, decoded(), actor, auth)
     entry = next((e for e in rt.store.entries(watchlist) if same_name(e.name, subject)), None)
     tz = rt.clock.tz
     body = EnrolPublic(
@@ -158,10 +164,24 @@ def enrol(
         expires_at=isoformat_local(entry.expires_at if entry is not None else None, tz),
         valid_from=isoformat_local(auth.valid_from if auth is not None else None, tz),
         timezone=zone_name(tz),
-        photos=[EnrolPhotoPublic(photo=r.path.name, status=r.status, reason=r.reason, quality=r.quality) for r in results],  # type: ignore[arg-type]
+        photos=[EnrolPhotoPublic(photo=r.photo, status=r.status, reason=r.reason, quality=r.quality) for r in results],  # type: ignore[arg-type]
     )
     ok = any(r.status in ("enrolled", "duplicate") for r in results)
-    return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 422)
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 413 if too_large else 422)
+
+
+def upload_bytes(upload: UploadFile, max_bytes: int, name: str) -> bytes:
+    """An uploaded file's bytes, from memory (the app keeps uploads in memory, see
+    :func:`metrosight.api.app.create_app`).
+
+    Raises:
+        PhotoTooLarge: more than ``max_bytes`` (when the client sent no size).
+    """
+    upload.file.seek(0)
+    data = upload.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PhotoTooLarge(name, f"file is larger than the {max_bytes / 1e6:g} MB limit (photos.max_file_mb)")
+    return data
 
 
 @router.post("/api/watchlists/{watchlist}/entries/{entry}/approve", response_model=EntryPublic)
