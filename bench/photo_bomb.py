@@ -116,13 +116,13 @@ def setup_home(home: Path, face: Path) -> str:
     rt.store.add_user("chief", ["admin", "approver", "operator"], None, hash_password(PASSWORD))
     chief = rt.store.actor("chief")
     rt.store.add_user("second", ["approver", "operator"], chief, hash_password(PASSWORD))
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from metrosight.core.types import Category
-    from metrosight.policy.rules import Authorisation, parse_when
+    from metrosight.policy.rules import Authorisation
 
     rt.store.create_watchlist("wl", Category.WANTED, chief)
-    auth = Authorisation("bench", "bench", "B-1", parse_when("7d", datetime.now(UTC)))
+    auth = Authorisation("bench", "bench", "B-1", datetime.now(UTC) + timedelta(days=7))
     res = rt.enroll("wl", [("Joe Biden", photo_or_error(face))], chief, auth)
     assert res[0].status == "enrolled", res
     rt.store.approve("wl", "Joe Biden", rt.store.actor("second"))
