@@ -140,8 +140,16 @@ class governed:  # noqa: N801 - used as a context manager
         return False
 
 
+def _end_of_command() -> None:
+    """Every command ends by signing the newest audit head it wrote into the checkpoint file."""
+    from metrosight.store.repo import checkpoint_all
+
+    checkpoint_all()
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     home: Annotated[
         Path | None,
         typer.Option("--home", envvar="METROSIGHT_HOME", help="where the store, media and caches live"),
@@ -156,6 +164,7 @@ def main(
     state.config = config
     state.user = user
     state.actor = None
+    ctx.call_on_close(_end_of_command)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

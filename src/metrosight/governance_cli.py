@@ -268,11 +268,13 @@ def alert_crop(
 # -- audit ------------------------------------------------------------------------------------------------------
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain; reports the first broken link after any edit, deletion or reordering."""
+    """Check the keyed hash chain against the signed checkpoints; reports the first broken link after any edit,
+    deletion (of any entries, the newest or all), re-chaining or reordering, and a missing, truncated or edited
+    checkpoint file. Needs the master key (as every command does), no user."""
     rt = _runtime()
     res = rt.store.verify_audit()
     if res.ok:
-        out.print(f"audit log OK: {res.checked} entries, chain intact")
+        out.print(f"audit log OK: {res.checked} entries, chain intact ({res.checkpoints} signed checkpoints)")
         return
     fail(f"audit log BROKEN at entry {res.broken_seq}: {res.reason}", 1)
 

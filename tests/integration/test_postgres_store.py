@@ -26,7 +26,7 @@ KEY = Fernet.generate_key()
 
 
 def store(url: str, home: Path | None = None) -> Store:
-    return Store(open_engine(url), KeyRing(KEY), (home / "audit.head") if home else None)
+    return Store(open_engine(url), KeyRing(KEY), (home / "audit.checkpoints") if home else None)
 
 
 def alert(event_id: str, subject_id: int = 1) -> Alert:

@@ -1,9 +1,20 @@
-"""The append-only, hash-chained audit log and its verifier.
+"""The append-only, keyed hash chain of the audit log, its signed checkpoints, and its verifier.
 
-Each entry's hash is ``sha256(prev_hash || canonical-JSON(seq, at, actor, action, target, details))``; the first
-entry chains from 64 zeros (or, after a retention purge, from the hash of the last purged entry, which the purge
-records in its own entry). The newest ``seq`` and hash are also written to ``<home>/audit.head`` after every
-append, so that deleting entries at the end of the log is detected too.
+Each entry's hash is ``HMAC-SHA256(key, prev_hash || canonical-JSON(seq, at, actor, action, target, details))``
+with a key derived from the installation's master key (never stored in the database); the first entry chains from
+64 zeros (after a retention purge, from the hash of the last purged entry, which the purge records in its own
+entry and in a signed checkpoint). Whoever can write the database but not read the key cannot produce a valid
+link, so an edited row cannot be hidden by recomputing the chain around it.
+
+The head of the chain is also written, signed with an Ed25519 key derived from the same master key, to the
+append-only checkpoint file (:mod:`metrosight.audit.checkpoint`): at a process's first append, then every
+:attr:`AuditLog.every` entries or :attr:`AuditLog.every_seconds`, and when a command or the service ends
+(:meth:`AuditLog.checkpoint`). Deleting entries at the end of the log (or all of them), re-chaining, or removing or
+truncating the checkpoint file is then detected by :func:`verify`.
+
+Logs written before the chain was keyed (unkeyed SHA-256 links) stay verifiable: the first keyed append records an
+``audit.keyed`` entry naming the last unkeyed entry, and a ``legacy`` checkpoint; only entries up to there are
+checked without the key.
 
 Entries are appended in the same database transaction as the action they record: no action without its entry.
 """
@@ -11,32 +22,59 @@ Entries are appended in the same database transaction as the action they record:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from metrosight.audit.anchor import read_anchor, write_anchor
 from metrosight.store.models import AuditEntry
+
+if TYPE_CHECKING:
+    from metrosight.audit.checkpoint import CheckpointFile, CheckpointRead
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D73_6175_6469_74  # PostgreSQL advisory lock id of the chain ("msaudit")
+KEYED_ACTION = "audit.keyed"
+LEGACY_META = "audit_legacy_through"  # set by migration 0007: the last entry of an unkeyed log
+
+
+def _empty_installation(session: Session) -> bool:
+    """At the first entry ever: no users but the one being added, and no watchlist (else the log was emptied)."""
+    from sqlalchemy import func
+
+    from metrosight.store.models import User, Watchlist
+
+    users = session.scalar(select(func.count()).select_from(User)) or 0
+    return users <= 1 and not session.scalar(select(func.count()).select_from(Watchlist))
 
 
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def link_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, target: str | None, details: str) -> str:
+def link_hash(
+    prev_hash: str, seq: int, at: str, actor: str, action: str, target: str | None, details: str,
+    key: bytes | None = None,
+) -> str:
+    """The link of one entry: HMAC-SHA256 under ``key``; plain SHA-256 for the unkeyed links of old logs."""
     body = canonical({"seq": seq, "at": at, "actor": actor, "action": action, "target": target, "details": details})
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    data = (prev_hash + body).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def entry_hash(e: AuditEntry, key: bytes | None) -> str:
+    return link_hash(e.prev_hash, e.seq, e.at, e.actor, e.action, e.target, e.details, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +85,32 @@ class VerifyResult:
     checked: int
     broken_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0
 
 
 class AuditLog:
-    """Appends entries; ``head_path`` (optional) is the anchor file that records the newest link."""
+    """Appends keyed entries and writes signed checkpoints of the head.
 
-    def __init__(self, head_path: Path | None = None) -> None:
-        self.head_path = head_path
+    Args:
+        key: the HMAC-SHA256 chain key (32 bytes, from :meth:`metrosight.policy.crypto.KeyRing.audit_keys`).
+        checkpoints: the checkpoint file; None keeps none (then only the keyed chain protects the log).
+        every: write a checkpoint after this many new entries …
+        every_seconds: … or when this long has passed since the last one (checked at each commit).
+    """
+
+    def __init__(
+        self, key: bytes, checkpoints: CheckpointFile | None = None, every: int = 16, every_seconds: float = 10.0
+    ) -> None:
+        self.key = key
+        self.checkpoints = checkpoints
+        self.every = every
+        self.every_seconds = every_seconds
+        self._lock = threading.Lock()
+        self._pending: tuple[int, str] | None = None  # newest committed head of this process
+        self._written_seq = 0  # newest head this process checkpointed
+        self._written_at: float | None = None
+        self._extra: list[tuple[str, int, str, dict]] = []  # purge/legacy checkpoints due after commit
+        self._fresh = False  # this process started the chain (first entry, or first keyed entry after upgrade)
 
     def append(
         self, session: Session, actor: str, action: str, target: str | None = None, details: dict | None = None
@@ -69,56 +126,163 @@ class AuditLog:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
         last = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1).with_for_update()).scalar()
+        if last is None:
+            self._fresh = self._fresh or _empty_installation(session)
+        elif entry_hash(last, self.key) != last.hash and self._starts_keying(session, last):
+            last = self._add(session, last, "system", KEYED_ACTION, None, {"legacy_through": last.seq,
+                                                                             "legacy_head": last.hash})
+            session.info.setdefault("audit_checkpoints", []).append(
+                ("legacy", last.seq, last.hash, {"legacy_through": last.seq - 1})
+            )
+            self._fresh = True
+        return self._add(session, last, actor, action, target, details or {})
+
+    def _starts_keying(self, session: Session, last: AuditEntry) -> bool:
+        """The newest entry is not keyed: either the log predates keying — an unkeyed link, exactly where
+        migration 0007 recorded the unkeyed log to end (``meta.audit_legacy_through``, used once), and no
+        checkpoint file yet — or it was tampered with (then nothing is vouched for: verification reports it)."""
+        from metrosight.store.models import Meta
+
+        if entry_hash(last, None) != last.hash:
+            return False
+        if self.checkpoints is not None and self.checkpoints.has_any():
+            return False
+        mark = session.get(Meta, LEGACY_META)
+        if mark is None or mark.value != str(last.seq):
+            return False
+        session.delete(mark)
+        return True
+
+    def _add(
+        self, session: Session, last: AuditEntry | None, actor: str, action: str, target: str | None, details: dict
+    ) -> AuditEntry:
         seq = (last.seq + 1) if last else 1
-        prev = last.hash if last else self._anchor_prev()
+        prev = last.hash if last else GENESIS
         at = datetime.now(UTC).isoformat(timespec="microseconds")
-        det = canonical(details or {})
+        det = canonical(details)
         entry = AuditEntry(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            details=det,
-            prev_hash=prev,
-            hash=link_hash(prev, seq, at, actor, action, target, det),
+            seq=seq, at=at, actor=actor, action=action, target=target, details=det, prev_hash=prev,
+            hash=link_hash(prev, seq, at, actor, action, target, det, self.key),
         )
         session.add(entry)
         session.flush()
         session.info.setdefault("audit_heads", []).append((seq, entry.hash))
         return entry
 
-    def _anchor_prev(self) -> str:
-        return GENESIS
-
-    def write_head(self, seq: int, digest: str) -> None:
-        """Record the newest link in the anchor file (after the transaction committed; see
-        :func:`metrosight.audit.anchor.write_anchor`: atomic, forward only, safe for concurrent writers)."""
-        if self.head_path is None:
+    def after_commit(self, session: Session) -> None:
+        """Called when a transaction that appended entries committed: checkpoints when one is due. A checkpoint
+        that cannot be written (full disk, permissions) is logged; the committed action stands."""
+        heads = session.info.pop("audit_heads", None)
+        extra = session.info.pop("audit_checkpoints", None)
+        if not heads:
             return
-        try:
-            write_anchor(self.head_path, seq, digest)
-        except OSError as exc:  # the action is committed: report, do not fail it
-            log.error("cannot write the audit anchor %s: %s", self.head_path, exc)
+        with self._lock:
+            seq, digest = max(heads)
+            if self._pending is None or seq > self._pending[0]:
+                self._pending = (seq, digest)
+            self._extra.extend(extra or [])
+            due = (
+                self._written_at is None
+                or self._extra
+                or seq - self._written_seq >= self.every
+                or time.monotonic() - self._written_at >= self.every_seconds
+            )
+        if due:
+            self.checkpoint()
 
-    def read_head(self) -> tuple[int, str] | None:
-        if self.head_path is None:
-            return None
-        return read_anchor(self.head_path)
+    def note_purge(self, session: Session, through_seq: int, through_hash: str) -> None:
+        """Inside the purge's transaction: a signed ``purge`` checkpoint is written once it commits."""
+        session.info.setdefault("audit_checkpoints", []).append(
+            ("purge", through_seq, through_hash, {"through_seq": through_seq, "through_hash": through_hash})
+        )
+
+    def checkpoint(self) -> None:
+        """Sign and append the newest head this process committed (if not yet written), after any purge or legacy
+        checkpoints due. Called at the end of every CLI command and at service shutdown as well."""
+        if self.checkpoints is None:
+            return
+        with self._lock:
+            extra, self._extra = self._extra, []
+            pending = self._pending
+            try:
+                for kind, seq, digest, fields in extra:
+                    self.checkpoints.append(seq, digest, kind, **fields)
+                if pending is not None and pending[0] > self._written_seq:
+                    if self._fresh or self.checkpoints.has_any():
+                        self.checkpoints.append(pending[0], pending[1])
+                    else:  # the log has entries but the file is gone: start it again, marked as such
+                        log.error("the audit checkpoint file %s is missing: started again at entry %d; "
+                                  "`metrosight audit verify` reports this", self.checkpoints.path, pending[0])
+                        self.checkpoints.append(pending[0], pending[1], "reopened")
+                    self._written_seq = pending[0]
+                self._written_at = time.monotonic()
+            except OSError as exc:
+                self._extra = extra + self._extra  # try again at the next commit
+                log.error("cannot write the audit checkpoint file %s: %s", self.checkpoints.path, exc)
+
+    def read_checkpoints(self) -> CheckpointRead | None:
+        return None if self.checkpoints is None else self.checkpoints.read()
 
 
-def verify(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> VerifyResult:
-    """Check the chain of ``entries`` (ordered by ``id``, i.e. by insertion).
+def _fail(checked: int, seq: int | None, reason: str, cps: int = 0) -> VerifyResult:
+    return VerifyResult(False, checked, seq, reason, cps)
 
-    Detects an edited entry (its hash no longer matches its content), a deleted entry (a gap in ``seq`` or a
-    ``prev_hash`` that does not match the previous entry's hash), a reordering (``seq`` out of order), and deleted
-    entries at the end (the anchor ``head`` is ahead of the log).
+
+def verify(
+    entries: list[AuditEntry],
+    key: bytes | None,
+    checkpoints: CheckpointRead | None = None,
+    checkpoint_path: str | None = None,
+    has_audited_rows: bool = False,
+) -> VerifyResult:
+    """Check the chain of ``entries`` (ordered by ``id``, i.e. by insertion) and the signed checkpoints.
+
+    Args:
+        entries: the whole log.
+        key: the chain's HMAC key (None checks only unkeyed links: for tests of old logs).
+        checkpoints: what the checkpoint file holds (None: the store keeps no checkpoint file).
+        checkpoint_path: named in messages.
+        has_audited_rows: the database holds rows whose creation is always audited (users): an empty log then
+            means its entries were deleted.
+
+    Detects an edited entry (its link no longer matches its content under the key), a deleted entry (a gap in
+    ``seq`` or a ``prev_hash`` that does not match), a reordering, entries deleted at the end or all of them, a
+    re-chained log (a signed checkpoint's head differs), a start that no purge accounts for, and a missing,
+    truncated, edited or forged checkpoint file.
     """
-    prev_hash: str | None = None
-    prev_seq: int | None = None
-    if entries and entries[0].seq != 1:
-        # the log was purged for retention: a purge entry must vouch for exactly where it starts now
-        first = entries[0]
+    cps = checkpoints.checkpoints if checkpoints is not None else []
+    ncp = len(cps)
+    where = checkpoint_path or "the checkpoint file"
+    if checkpoints is not None:
+        if checkpoints.problem:
+            return _fail(0, None, checkpoints.problem, ncp)
+        if not checkpoints.exists and entries:
+            return _fail(
+                0, None, f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
+                "log is checkpointed from its first entry)", ncp,
+            )
+    if not entries:
+        if cps:
+            top = max(cps, key=lambda c: c.seq)
+            return _fail(0, 1, f"the log is empty but {where} vouches for {top.seq} entries: all were deleted", ncp)
+        if has_audited_rows:
+            return _fail(0, 1, "the log is empty but the database holds users, whose creation is always audited: "
+                         "its entries were deleted", ncp)
+        return VerifyResult(True, 0)
+
+    # where unkeyed links end: the first audit.keyed entry that is itself validly keyed
+    legacy_through = 0
+    if key is not None:
+        for e in entries:
+            if e.action == KEYED_ACTION and entry_hash(e, key) == e.hash:
+                legacy_through = int(json.loads(e.details).get("legacy_through", 0))
+                if e.seq != legacy_through + 1:
+                    return _fail(0, e.seq, f"entry {e.seq} claims an unkeyed log up to {legacy_through}: misplaced")
+                break
+
+    first = entries[0]
+    if first.seq != 1:
+        # the log was purged for retention: a purge entry (keyed) must vouch for exactly where it starts now
         vouched = False
         for e in entries:
             if e.action == "audit.purge":
@@ -127,29 +291,43 @@ def verify(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> Ve
                     vouched = True
                     break
         if not vouched:
-            return VerifyResult(False, 0, first.seq, f"entries before {first.seq} are missing and no purge accounts for them")
+            return _fail(0, first.seq, f"entries before {first.seq} are missing and no purge accounts for them", ncp)
+
+    prev_hash: str | None = None
+    prev_seq: int | None = None
     for i, e in enumerate(entries):
         if prev_seq is not None and e.seq != prev_seq + 1:
             if any(x.seq == prev_seq + 1 for x in entries[i + 1 :]) or e.seq <= prev_seq:
-                return VerifyResult(
-                    False, i, prev_seq + 1, f"entry {prev_seq + 1} is out of place: entries were reordered"
-                )
-            return VerifyResult(False, i, e.seq, f"entry {e.seq} follows entry {prev_seq}: entries between were deleted")
-        expected_prev = prev_hash if prev_hash is not None else e.prev_hash
+                return _fail(i, prev_seq + 1, f"entry {prev_seq + 1} is out of place: entries were reordered", ncp)
+            return _fail(i, e.seq, f"entry {e.seq} follows entry {prev_seq}: entries between were deleted", ncp)
         if prev_hash is None and e.seq == 1 and e.prev_hash != GENESIS:
-            return VerifyResult(False, 1, 1, "the first entry does not start the chain")
-        if e.prev_hash != expected_prev:
-            return VerifyResult(False, e.seq, e.seq, f"entry {e.seq} does not link to entry {prev_seq}")
-        if link_hash(e.prev_hash, e.seq, e.at, e.actor, e.action, e.target, e.details) != e.hash:
-            return VerifyResult(False, e.seq, e.seq, f"entry {e.seq} was altered after it was written")
+            return _fail(1, 1, "the first entry does not start the chain", ncp)
+        if prev_hash is not None and e.prev_hash != prev_hash:
+            return _fail(i, e.seq, f"entry {e.seq} does not link to entry {prev_seq}", ncp)
+        if entry_hash(e, key if e.seq > legacy_through else None) != e.hash:
+            return _fail(i, e.seq, f"entry {e.seq} was altered after it was written (its keyed link does not match)",
+                         ncp)
         prev_hash, prev_seq = e.hash, e.seq
-    if head is not None:
-        hseq, hdigest = head
-        if prev_seq is None or prev_seq < hseq:
-            return VerifyResult(
-                False, len(entries), (prev_seq or 0) + 1, f"entries after {prev_seq or 0} up to {hseq} were deleted"
+
+    reopened = next((c for c in cps if c.kind == "reopened"), None)
+    if reopened is not None:
+        return _fail(
+            len(entries), None, f"{where} was removed and started again at entry {reopened.seq} (checkpoint "
+            f"{reopened.n}): entries up to {reopened.seq} are not covered by the signed checkpoints", ncp,
+        )
+    by_seq = {e.seq: e for e in entries}
+    last_seq = entries[-1].seq
+    top = max(cps, key=lambda c: c.seq, default=None)
+    if top is not None and top.seq > last_seq:
+        return _fail(
+            len(entries), last_seq + 1,
+            f"entries after {last_seq} up to {top.seq} were deleted (signed checkpoint {top.n} in {where})", ncp,
+        )
+    for c in cps:
+        e = by_seq.get(c.seq)
+        if e is not None and e.hash != c.head:
+            return _fail(
+                len(entries), c.seq,
+                f"entry {c.seq} differs from signed checkpoint {c.n}: the log was re-chained or rewritten", ncp,
             )
-        match = next((e for e in entries if e.seq == hseq), None)
-        if match is not None and match.hash != hdigest:
-            return VerifyResult(False, len(entries), hseq, f"entry {hseq} differs from the recorded head")
-    return VerifyResult(True, len(entries))
+    return VerifyResult(True, len(entries), checkpoints=ncp)

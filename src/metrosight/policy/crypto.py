@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from cryptography.fernet import Fernet, InvalidToken
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MASTER_KEY_ENV = "METROSIGHT_MASTER_KEY"
 
@@ -56,6 +61,25 @@ class KeyRing:
 
     def __init__(self, master_key: bytes) -> None:
         self._master = Fernet(master_key)
+        self._master_key = master_key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for one ``purpose`` (e.g. ``"audit-chain"``), derived from the master key with
+        HKDF-SHA256: it lives wherever the master key lives, never in the database, and a key of one purpose says
+        nothing about another's."""
+        import base64
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        ikm = base64.urlsafe_b64decode(self._master_key)
+        return HKDF(hashes.SHA256(), 32, salt=None, info=f"metrosight/{purpose}/v1".encode()).derive(ikm)
+
+    def audit_keys(self) -> tuple[bytes, Ed25519PrivateKey]:
+        """The audit chain's HMAC-SHA256 key and the Ed25519 key that signs its checkpoints (both derived)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return self.derive("audit-chain"), Ed25519PrivateKey.from_private_bytes(self.derive("audit-checkpoint"))
 
     def new_wrapped_key(self) -> bytes:
         """A fresh data key, wrapped by the master key (store this)."""

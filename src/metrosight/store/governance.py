@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+PURGE_PERMIT = "audit_purge_through"  # meta key the audit_log DELETE trigger reads (migration 0007)
 
 
 class NotFound(StoreError):
@@ -485,7 +486,13 @@ class GovernanceMixin:
             # appended before the old entries go: it continues the sequence (seq and hash) even when all of them go
             self.audit.append(s, actor.name, action, None, details)
             if through is not None:
+                # the database refuses DELETE on audit_log (migration 0007) except of the oldest entries up to a
+                # permit this transaction sets and removes; the purge is audited (above) and checkpointed
+                s.add(Meta(key=PURGE_PERMIT, value=str(through)))
+                s.flush()
                 s.execute(delete(AuditEntry).where(AuditEntry.seq <= through))
+                s.execute(delete(Meta).where(Meta.key == PURGE_PERMIT))
+                self.audit.note_purge(s, through, details["through_hash"])
         return counts
 
     # -- audit ------------------------------------------------------------------------------------------------
@@ -499,7 +506,12 @@ class GovernanceMixin:
         return newest[::-1]  # the newest ``limit`` entries, oldest first, without reading the whole log
 
     def verify_audit(self) -> VerifyResult:
-        return verify(self.audit_entries(), self.audit.read_head())
+        """Check the keyed chain against the signed checkpoints (see :func:`metrosight.audit.log.verify`)."""
+        cps = self.audit.read_checkpoints()
+        with self._session() as s:
+            users = bool(s.scalar(select(func.count()).select_from(User)))
+        path = str(self.audit.checkpoints.path) if self.audit.checkpoints is not None else None
+        return verify(self.audit_entries(), self.audit.key, cps, path, users)
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""

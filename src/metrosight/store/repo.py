@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session
 from metrosight.core.names import human_name
 from metrosight.core.types import Alert, Category
 from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
+from metrosight.audit.checkpoint import CheckpointFile
 from metrosight.audit.log import AuditLog
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
@@ -26,6 +30,22 @@ from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchli
 from metrosight.store.naming import find_named, lookalike_message
 
 log = logging.getLogger(__name__)
+
+CHECKPOINTS_ENV = "METROSIGHT_AUDIT_CHECKPOINTS"
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def checkpoint_path(root: Path) -> Path:
+    """Where a home's audit checkpoints go: ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
+    env = os.environ.get(CHECKPOINTS_ENV)
+    return Path(env).expanduser() if env else root / "audit.checkpoints"
+
+
+@atexit.register
+def checkpoint_all() -> None:
+    """Every store of this process signs its newest audit head (at the end of a command; at a normal exit)."""
+    for st in list(_open_stores):
+        st.checkpoint()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +77,8 @@ class Store(GovernanceMixin):
 
     Args:
         engine: the database.
-        keyring: encrypts templates and crops with a key per watchlist.
-        audit_head: the audit anchor file (see :mod:`metrosight.audit.log`); None keeps no anchor.
+        keyring: encrypts templates and crops with a key per watchlist; the audit chain's keys derive from it.
+        checkpoints: the audit log's signed checkpoint file (see :mod:`metrosight.audit.log`); None keeps none.
         max_entry_days: the longest an entry may be authorised for.
         tz: the deployment's time zone (``deployment.timezone``): the last allowed expiry is the end of the day
             ``max_entry_days`` from now there.
@@ -68,29 +88,30 @@ class Store(GovernanceMixin):
         self,
         engine: Engine,
         keyring: KeyRing,
-        audit_head: Path | None = None,
+        checkpoints: Path | None = None,
         max_entry_days: int = 365,
         tz: tzinfo = UTC,
     ) -> None:
         self.engine = engine
         self.tz = tz
         self.keyring = keyring
-        self.audit = AuditLog(audit_head)
+        chain_key, signer = keyring.audit_keys()
+        self.audit = AuditLog(chain_key, CheckpointFile(checkpoints, signer) if checkpoints is not None else None)
         self.max_entry_days = max_entry_days
         self._session = session_factory(engine)
-        self._session.listen("after_commit", self._after_commit)
+        self._session.listen("after_commit", self.audit.after_commit)
+        _open_stores.add(self)
 
     @classmethod
     def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365, tz: tzinfo = UTC) -> Store:
-        """The store of a home directory (SQLite there unless ``url`` is given)."""
+        """The store of a home directory (SQLite there unless ``url`` is given); the audit checkpoints go to
+        ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
         engine = open_engine(url or f"sqlite:///{root / 'metrosight.db'}")
-        return cls(engine, KeyRing(load_master_key(root)), root / "audit.head", max_entry_days, tz)
+        return cls(engine, KeyRing(load_master_key(root)), checkpoint_path(root), max_entry_days, tz)
 
-    def _after_commit(self, session: Session) -> None:
-        heads = session.info.pop("audit_heads", None)
-        if heads:
-            seq, digest = max(heads)
-            self.audit.write_head(seq, digest)
+    def checkpoint(self) -> None:
+        """Sign the newest audit head this process wrote into the checkpoint file (at the end of a command)."""
+        self.audit.checkpoint()
 
     # -- watchlists -------------------------------------------------------------------------------------------
     def create_watchlist(self, name: str, category: Category, actor: Actor) -> None:

@@ -177,6 +177,7 @@ def test_every_action_is_audited_and_the_chain_verifies(store):
 def tamper(store, *sql):
     with store.engine.begin() as c:
         c.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
+        c.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
         for q in sql:
             c.execute(text(q))
 
@@ -202,6 +203,7 @@ def test_audit_log_refuses_updates(store):
 def test_audit_verify_finds_the_first_broken_link(store, sql, seq, why):
     store.enroll("wl", "Eve", vec(1), "m", "e.jpg", "e" * 64, 0.9, ADA, auth())
     store.approve("wl", "Eve", BOB)
+    store.checkpoint()  # as every command does when it ends
     assert store.verify_audit().ok
     tamper(store, *sql)
     res = store.verify_audit()
