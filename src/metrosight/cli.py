@@ -457,6 +457,11 @@ def run(
 
     from metrosight.recognize.normalize import CohortError
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from metrosight.pipeline.runtime import storage_full
+    from metrosight.store.db import StoreError
+
     try:
         report = rt.run(
             source,
@@ -468,6 +473,10 @@ def run(
         )
     except (SourceError, CohortError) as exc:
         fail(str(exc))
+    except (StoreError, SQLAlchemyError, OSError) as exc:  # e.g. the run row cannot be written: nothing analysed
+        detail = getattr(exc, "orig", None) or exc  # the driver's one-line reason, without the SQL
+        what = "the disk is full" if storage_full(exc) else "cannot write the store"
+        fail(f"{what} ({detail}); nothing was analysed: free space and run it again", 1)
     s = report.stats
     summary = {
         "type": "summary",
@@ -505,6 +514,8 @@ def run(
             out.print("note: no active watchlist entries, so no face was matched (enrol some first)")
         if report.analytics is not None:
             out.print(f"analytics: {summary['analytics']}", highlight=False)
+    if report.status == "storage-full":
+        fail(report.error or "the disk is full", 1)
     if report.error:
         fail(f"{report.error}; alerts found before the break are stored", 1)
 

@@ -13,6 +13,10 @@ from pathlib import Path
 from metrosight.core.names import file_token
 
 
+PRIVATE_UMASK = 0o077
+PRIVATE_FILES = ("metrosight.db", "metrosight.db-wal", "metrosight.db-shm", "master.key", "audit.checkpoints")
+
+
 @dataclass(frozen=True, slots=True)
 class Home:
     root: Path
@@ -41,9 +45,23 @@ class Home:
         return self.root / "cache"
 
     def ensure(self) -> Home:
-        """Create the folders. Raises OSError (e.g. read-only or full disk)."""
+        """Create the folders, owner-only, and make every file this process creates from now on owner-only.
+
+        The process's umask becomes 0077, so the database and its WAL/SHM files, keys, the audit checkpoint file,
+        crops and snapshots are created with mode 0600 (folders 0700); the home folder itself is set to 0700 and the
+        files of an older installation that exist already are tightened to 0600.
+
+        Raises:
+            OSError: the folder cannot be created (e.g. read-only or full disk).
+        """
+        os.umask(PRIVATE_UMASK)
         for p in (self.root, self.media, self.cache):
-            p.mkdir(parents=True, exist_ok=True)
+            p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        for name in PRIVATE_FILES:
+            f = self.root / name
+            if f.is_file() and f.stat().st_mode & 0o077:
+                f.chmod(0o600)
         return self
 
 

@@ -87,6 +87,8 @@ class Runtime:
         self.store = Store.for_home(
             home.root, settings.storage.database_url, settings.privacy.max_entry_days, self.clock.tz
         )
+        self.store.close_dead_runs()  # runs of killed processes end as crashed at the next start
+        self.storage_wait_seconds = STORAGE_WAIT_SECONDS
         self._detector: FaceDetector | None = None
         self._embedder: Embedder | None = None
 
@@ -244,6 +246,24 @@ class Runtime:
         pipe.identification_allowed = allowed
         return pipe
 
+    def _finish_run(self, run_id: int, status: str, s: CameraStats, error: str | None) -> None:
+        """Close the run row; on a full disk keep trying for :attr:`storage_wait_seconds` (else the next start
+        closes it as crashed)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from metrosight.store.db import StoreError
+
+        deadline = time.monotonic() + self.storage_wait_seconds
+        while True:
+            try:
+                self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
+                return
+            except (StoreError, SQLAlchemyError) as exc:
+                if time.monotonic() >= deadline:
+                    log.error("cannot close run %d (%s); the next start closes it as crashed", run_id, exc)
+                    return
+                time.sleep(RETRY_SECONDS)
+
     def run(
         self,
         source: str,
@@ -325,6 +345,7 @@ class Runtime:
                         segment = video.segment
                         pipe.finish()
                     pipe.process(frame)
+                    sink.retry()  # held alerts are stored as soon as the store can be written again
                     if on_frame:
                         on_frame(pipe.stats)
         except SourceBroken as exc:
@@ -335,7 +356,15 @@ class Runtime:
             pipe.finish()
             elapsed = time.perf_counter() - started
             s = pipe.stats
-            self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
+            if not sink.drain(self.storage_wait_seconds):
+                held = len(sink.held)
+                error = (
+                    f"{sink.failure}: {held} alert(s) could not be stored (they were printed above); the run is "
+                    "closed as crashed at the next start"
+                    + (f" ({error})" if error else "")
+                )
+                status = "storage-full"
+            self._finish_run(run_id, status, s, error)
         stats = analytics.stats if analytics is not None else None
         return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery), stats)
 
@@ -417,13 +446,38 @@ class RunReport:
         return self.stats.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+STORAGE_WAIT_SECONDS = 30.0  # how long a run that ends waits for space to store what it still holds
+RETRY_SECONDS = 1.0  # between attempts to store held alerts
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: ENOSPC/EDQUOT, or SQLite's "database or disk is full"."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text or "disk quota" in text
+
+
 class AlertSink:
-    """Stores alerts (crop file first, then the row) and passes them on to ``on_alert``."""
+    """Stores alerts (crop file first, then the row) and passes them on to ``on_alert``.
+
+    When they cannot be stored (a full disk, a database that is down) the alerts — crops included — and their
+    updates are held in memory, in order, and stored as soon as a write succeeds again (:meth:`retry`, called as
+    frames go by, and :meth:`drain` at the end of a run). ``on_alert`` is called at once either way (``crop`` is
+    None while the alert is held), so an alert is printed even when it cannot be stored yet. ``failure`` holds the
+    reason while something is held.
+    """
 
     def __init__(self, store: Store, media: Path, on_alert: Callable[[AlertV1, str | None], None] | None) -> None:
         self.store = store
         self.media = media
         self.on_alert_cb = on_alert
+        self.held: list[AlertV1] = []
+        self.held_updates: dict[str, float] = {}
+        self.failure: str | None = None
+        self._next_try = 0.0
 
     def _write_crop(self, alert: AlertV1) -> str | None:
         if not alert.crop_jpeg:
@@ -440,22 +494,98 @@ class AlertSink:
             raise
         return str(target)
 
-    def on_alert(self, alert: AlertV1) -> None:
+    def _store(self, alert: AlertV1) -> str | None:
+        """Crop, then row. Raises OSError/StoreError/SQLAlchemyError when storage fails (the caller holds it)."""
         try:
             crop_path = self._write_crop(alert)
-        except (OSError, CryptoError) as exc:
+        except CryptoError as exc:
+            log.error("cannot encrypt the best-shot crop of %s (%s); storing the alert without it", alert.event_id, exc)
+            crop_path = None
+        except OSError as exc:
+            if storage_full(exc):
+                raise
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
-        self.store.save_alert(
-            _to_core_alert(alert),
-            crop_path,
-            alert.run_id,
-        )
+        self.store.save_alert(_to_core_alert(alert), crop_path, alert.run_id)
+        return crop_path
+
+    def retry(self, force: bool = False) -> bool:
+        """Store what is held, oldest first (at most every :data:`RETRY_SECONDS` unless ``force``). Returns
+        whether nothing is held any more."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from metrosight.store.db import StoreError
+
+        if not self.held and not self.held_updates:
+            return True
+        if not force and time.monotonic() < self._next_try:
+            return False
+        try:
+            while self.held:
+                self._store(self.held[0])
+                self.held.pop(0)
+            while self.held_updates:
+                event_id, last_seen = next(iter(self.held_updates.items()))
+                self.store.extend_alert(event_id, last_seen)
+                del self.held_updates[event_id]
+        except (OSError, StoreError, SQLAlchemyError) as exc:
+            self._held_because(exc)
+            return False
+        if self.failure is not None:
+            log.warning("storage is back: the held alerts are stored")
+        self.failure = None
+        return True
+
+    def _held_because(self, exc: BaseException) -> None:
+        self._next_try = time.monotonic() + RETRY_SECONDS
+        reason = "the disk is full" if storage_full(exc) else f"the store cannot be written ({exc.__class__.__name__})"
+        if self.failure is None:
+            log.error("%s: %d alert(s) are held in memory and will be stored when it can be written again",
+                      reason, len(self.held))
+        self.failure = reason
+
+    def drain(self, wait_seconds: float = STORAGE_WAIT_SECONDS) -> bool:
+        """At the end of a run: keep trying to store what is held for up to ``wait_seconds``. Returns whether
+        everything is stored."""
+        deadline = time.monotonic() + wait_seconds
+        while not self.retry(force=True):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
+        return True
+
+    def on_alert(self, alert: AlertV1) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from metrosight.store.db import StoreError
+
+        crop_path: str | None = None
+        if self.held or self.held_updates:
+            self.held.append(alert)  # keep the order: this one is stored after the ones held before it
+            self.retry()
+        else:
+            try:
+                crop_path = self._store(alert)
+            except (OSError, StoreError, SQLAlchemyError) as exc:
+                self.held.append(alert)
+                self._held_because(exc)
         if self.on_alert_cb is not None:
             self.on_alert_cb(alert, crop_path)
 
     def on_update(self, update: AlertUpdateV1) -> None:
-        self.store.extend_alert(update.event_id, update.last_seen)
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from metrosight.store.db import StoreError
+
+        if self.held or self.held_updates:
+            self.held_updates[update.event_id] = max(update.last_seen, self.held_updates.get(update.event_id, 0.0))
+            self.retry()
+            return
+        try:
+            self.store.extend_alert(update.event_id, update.last_seen)
+        except (StoreError, SQLAlchemyError) as exc:
+            self.held_updates[update.event_id] = update.last_seen
+            self._held_because(exc)
 
 
 def camera_state_payload(change: StateChange, worker: int | None = None) -> CameraStateV1:

@@ -137,6 +137,8 @@ class Run(Base):
     tracks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     alerts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))  # where the run's process ran (to close it if it died)
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class EventRecord(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -39,6 +40,36 @@ def checkpoint_path(root: Path) -> Path:
     """Where a home's audit checkpoints go: ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
     env = os.environ.get(CHECKPOINTS_ENV)
     return Path(env).expanduser() if env else root / "audit.checkpoints"
+
+
+def process_alive(pid: int, started_at: datetime | None) -> bool:
+    """Whether process ``pid`` of this host exists, is not a zombie, and is the one that started at
+    ``started_at`` (not a later process that reused the number)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return False
+        btime = next(int(x.split()[1]) for x in Path("/proc/stat").read_text().splitlines() if x.startswith("btime"))
+        began = btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return True  # no /proc: the process exists, assume it is the same
+    return started_at is None or began <= started_at.timestamp() + 2.0
+
+
+def _note_delete(state) -> None:  # type: ignore[no-untyped-def]
+    if state.is_delete:
+        state.session.info["deleted_rows"] = True
+
+
+def _note_flush_delete(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def]
+    if session.deleted:
+        session.info["deleted_rows"] = True
 
 
 @atexit.register
@@ -100,7 +131,27 @@ class Store(GovernanceMixin):
         self.max_entry_days = max_entry_days
         self._session = session_factory(engine)
         self._session.listen("after_commit", self.audit.after_commit)
+        if engine.dialect.name == "sqlite":
+            self._session.listen("do_orm_execute", _note_delete)
+            self._session.listen("after_flush", _note_flush_delete)
+            self._session.listen("after_commit", self._scrub_after_delete)
         _open_stores.add(self)
+
+    def _scrub_after_delete(self, session: Session) -> None:
+        """After a SQLite transaction that deleted rows (revoked or expired templates, a shredded key, purged
+        alerts): move the WAL into the database and truncate it to zero bytes. ``secure_delete`` has zeroed the
+        deleted content in the new page images, but the WAL still holds the old ones until a checkpoint — a revoked
+        template could be carved from it and decrypted with its (still live) watchlist key."""
+        if not session.info.pop("deleted_rows", False):
+            return
+        try:
+            with self.engine.connect() as c:
+                busy, _log, _done = c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if busy:
+                log.warning("the WAL could not be truncated after a deletion (a reader was busy); it will be at the "
+                            "next checkpoint")
+        except SQLAlchemyError as exc:
+            log.error("cannot checkpoint the WAL after a deletion: %s", exc)
 
     @classmethod
     def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365, tz: tzinfo = UTC) -> Store:
@@ -319,8 +370,9 @@ class Store(GovernanceMixin):
 
     # -- runs and alerts --------------------------------------------------------------------------------------
     def start_run(self, camera_id: str, source: str) -> int:
+        """A new ``running`` run row, recording this host and process (see :meth:`close_dead_runs`)."""
         with self._session.begin() as s:
-            run = Run(camera_id=camera_id, source=source)
+            run = Run(camera_id=camera_id, source=source, host=socket.gethostname(), pid=os.getpid())
             s.add(run)
             s.flush()
             return run.id
@@ -342,6 +394,26 @@ class Store(GovernanceMixin):
                     error=error,
                 )
             )
+
+    def close_dead_runs(self) -> int:
+        """Close as ``crashed`` the runs left ``running`` on this host by a process that no longer exists (killed,
+        or the machine went down); called whenever metrosight starts. Runs of other hosts are left alone.
+        Returns how many were closed."""
+        host = socket.gethostname()
+        with self._session() as s:
+            rows = list(s.execute(select(Run.id, Run.pid, Run.started_at).where(
+                Run.status == "running", Run.host == host, Run.pid.is_not(None))))
+        dead = [(rid, pid) for rid, pid, started in rows if not process_alive(pid, aware(started))]
+        if not dead:
+            return 0
+        with self._session.begin() as s:
+            for rid, pid in dead:
+                s.execute(update(Run).where(Run.id == rid, Run.status == "running").values(
+                    status="crashed", finished_at=datetime.now(UTC),
+                    error=f"process {pid} on {host} ended without closing the run (killed or crashed)",
+                ))
+        log.warning("closed %d run(s) left running by processes that died", len(dead))
+        return len(dead)
 
     def save_alert(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
         """Store an alert once (idempotent on ``alert.event_id``). Returns False if it was already stored."""

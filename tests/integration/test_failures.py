@@ -1,0 +1,181 @@
+"""Issue 15, finding 7 (on failure): a run whose process is SIGKILLed is closed as crashed at the next start; a
+full disk (a real, small tmpfs) gives one clear error, keeps the alerts already produced and stores them when space
+returns, and closes the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from metrosight.store.models import AlertRecord, Run
+from metrosight.store.repo import Store
+from tests.conftest import REPO_ROOT
+from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
+from tests.integration.rtsp import looped_video
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+SAMPLE = REPO_ROOT / "src" / "metrosight" / "sample"
+
+
+def spawn_run(home: Path, source: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "METROSIGHT_HOME": str(home)}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "run", "--source", str(source), "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+    )
+
+
+def running_now(home: Path) -> bool:
+    """Whether a run row is ``running`` (read-only: the process under test may be migrating the database)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{home / 'metrosight.db'}?mode=ro", uri=True, timeout=1) as c:
+            return bool(c.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def runs(home: Path) -> list[Run]:
+    st = Store.for_home(home)
+    with st._session() as s:
+        return list(s.scalars(select(Run).order_by(Run.id)))
+
+
+def test_a_run_of_a_killed_process_is_closed_as_crashed_at_the_next_start(tmp_path):
+    home = tmp_path / "home"
+    video = looped_video(SAMPLE / "short_hamilton_clip.mp4", tmp_path / "long.mp4", 20)
+    proc = spawn_run(home, video)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if running_now(home):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.3)
+        else:
+            pytest.fail("the run never started")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [r] = runs(home)
+    assert r.status == "running" and r.pid == proc.pid  # left behind by the killed process
+    code, _, err = cli(home, "audit", "verify")  # any start of metrosight
+    assert code == 0, err
+    [r] = runs(home)
+    assert r.status == "crashed" and r.finished_at is not None and str(proc.pid) in r.error
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 48 MiB tmpfs (needs root: mount -t tmpfs)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        msg = f"cannot mount a tmpfs to fill ({res.stderr.strip()}): run as root"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write until the file system is full."""
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        except OSError:
+            pass
+
+
+def installation_on(disk: Path, tmp_path: Path) -> Path:
+    home = disk / "home"
+    home.mkdir()
+    (tmp_path / "cache").mkdir()
+    (home / "cache").symlink_to(tmp_path / "cache")  # the model cache lives elsewhere: only the store fills up
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    code, out, err = enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", SAMPLE / "lin-manuel-miranda-still.png")
+    assert code == 0, out + err
+    return home
+
+
+def test_a_full_disk_holds_the_alerts_stores_them_when_space_returns_and_closes_the_run(small_disk, tmp_path):
+    home = installation_on(small_disk, tmp_path)
+    video = looped_video(SAMPLE / "short_hamilton_clip.mp4", tmp_path / "loop.mp4", 4)
+    filler = small_disk / "filler"
+    proc = spawn_run(home, video)
+    printed: list[str] = []
+    full_at: list[int] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            printed.append(line)
+            if '"type": "alert"' in line and not full_at:
+                fill(filler)  # the disk fills up after the first alert
+                full_at.append(len(printed))
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and sum('"type": "alert"' in x for x in printed) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(2.0)  # a second alert came while the disk was full: it is held
+    filler.unlink()  # space returns
+    proc.wait(300)
+    t.join(10)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "the disk is full" in err  # said once, clearly
+    assert err.count("the disk is full") == 1
+    alerts = [x for x in json_lines("".join(printed)) if x.get("type") == "alert"]
+    assert len(alerts) >= 2 and full_at
+    store = Store.for_home(home)
+    with store._session() as s:
+        stored = {a.event_id: a for a in s.scalars(select(AlertRecord))}
+    assert {a["event_id"] for a in alerts} <= set(stored)  # every printed alert is stored, held ones included
+    assert all(a.crop_path and Path(a.crop_path).exists() for a in stored.values())
+    [r] = runs(home)
+    assert r.status == "finished" and r.alerts == len(alerts)
+    assert store.verify_audit().ok
+
+
+def test_a_disk_full_from_the_start_gives_one_clear_error(small_disk, tmp_path):
+    home = installation_on(small_disk, tmp_path)
+    fill(small_disk / "filler")
+    proc = spawn_run(home, SAMPLE / "short_hamilton_clip.mp4")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert any(x.startswith("error:") and "disk is full" in x for x in lines), err
+    (small_disk / "filler").unlink()
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+    assert [r.status for r in runs(home)] in ([], ["crashed"], ["storage-full"])  # nothing left running
