@@ -211,6 +211,7 @@ class Supervisor:
                 if duration is not None and time.monotonic() - started >= duration:
                     break
                 self._pump(0.2)
+                self.sink.retry()  # alerts held while the store could not be written (full disk) go in now
                 self._check_workers()
                 if tick is not None:
                     tick()
@@ -218,6 +219,9 @@ class Supervisor:
                     break  # every camera ended
         finally:
             self._shutdown()
+            if not self.sink.drain(self.rt.storage_wait_seconds):
+                log.error("%s: %d alert(s) printed by the node could not be stored", self.sink.failure,
+                          len(self.sink.held))
         snap = self.metrics.snapshot()
         return NodeReport(
             time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts
