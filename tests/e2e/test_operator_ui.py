@@ -76,6 +76,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
         "ingest: {reconnect_initial_seconds: 0.2, reconnect_max_seconds: 1.0}\n"
+        "api: {failed_signin_audit_seconds: 1}\n"  # failed sign-ins are audited as a burst once the window closes
         f"cameras:\n  - {{id: stage, source: {camera_file}, line: red}}\n"
     )
     port = free_port()

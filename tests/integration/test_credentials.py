@@ -133,13 +133,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 def make_server(tmp_path: Path, db_url: str | None, **settings: object) -> Iterator[Server]:
     storage = {"database_url": db_url} if db_url else {}
+    settings.setdefault("api", {})
+    settings["api"].setdefault("failed_signin_audit_seconds", 3600)  # type: ignore[union-attr]  # the tests flush
     rt = make_runtime(tmp_path / "home", cameras=CAMERAS, storage=storage, **settings)
     store = rt.store
     store.add_user("ada", ROLES["ada"], None, hash_password(PW["ada"]))
     ada = store.actor("ada")
     for name in ("bob", "carol", "dan", "vic"):
         store.add_user(name, ROLES[name], ada, hash_password(PW[name]))
-    app = create_app(rt, bus=InProcessBus(), config=ApiConfig(poll_seconds=0.2, signin_audit_window=3600))
+    app = create_app(rt, bus=InProcessBus(), config=ApiConfig(poll_seconds=0.2))
     for base in serve(app):
         yield Server(rt, app, base, app.state.services, db_url)
 
@@ -256,11 +258,15 @@ def test_a_reset_revokes_tokens_ends_sessions_and_live_feeds_and_gives_no_role(s
             res = carol.request(method, url, json={"name": "x"} if method == "POST" else None, headers=csrf(carol))
             assert res.status_code == 403 and "must set their own password" in res.json()["detail"], url
         assert carol.get("/", follow_redirects=False).headers["location"] == "/account"
+        users = {u["name"]: u for u in ada.get("/api/users").json()}
+        assert users["carol"]["password_reset_by"] == "ada" and users["dan"]["password_reset_by"] is None
+        assert "reset by ada, not yet changed" in ada.get("/users").text
         res = carol.put("/api/users/carol/password", headers=csrf(carol),
                         json={"password": "lichen beacon tapestry", "current_password": "granite pelican drum"})
         assert res.status_code == 204
         assert login(carol, "carol", "lichen beacon tapestry").status_code == 200
         assert carol.get("/api/alerts").status_code == 200 and carol.get("/api/me").json()["must_set_password"] is None
+        assert ada.get("/api/users").json()[1]["password_reset_by"] is None
     reset, own = [d for actor, action, target, d in srv.audit("user.password")]
     assert reset == {"tokens_revoked": 1, "reset": True}
     assert own == {"tokens_revoked": 0, "reset": False, "after_reset_by": "ada"}

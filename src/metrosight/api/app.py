@@ -66,7 +66,6 @@ class ApiConfig:
         secure_cookies: mark the session cookie ``Secure`` (serve over HTTPS, e.g. behind a reverse proxy).
         poll_seconds: the live feed reads new alerts from the store at least this often.
         login_max_failures / login_max_per_ip / login_window: the sign-in rate limit (see ``LoginLimiter``).
-        signin_audit_window: seconds one audit row of failed (or refused) sign-ins covers (see ``SignInAudit``).
         max_body_bytes: largest request body, except photo uploads.
         max_upload_bytes: largest photo-upload request body (each photo is limited on its own by
             ``photos.max_file_mb``); uploads are held in memory, never on disk.
@@ -78,7 +77,6 @@ class ApiConfig:
     login_max_failures: int = 5
     login_max_per_ip: int = 30
     login_window: float = 300.0
-    signin_audit_window: float = 60.0
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 5 * 40 * (1 << 20) + (1 << 20)
 
@@ -199,7 +197,7 @@ def write_signin_audit(svc: Services, *, all: bool = False) -> int:
 def start_signin_audit(svc: Services) -> Callable[[], None]:
     """A thread that writes closed windows of failed sign-ins every few seconds; its stop callable writes the rest."""
     stop = threading.Event()
-    every = max(0.05, min(5.0, svc.config.signin_audit_window / 4))
+    every = max(0.05, min(5.0, svc.signin_audit.window / 4))
 
     def loop() -> None:
         while not stop.wait(every):
@@ -251,7 +249,7 @@ def create_app(
         hub=AlertHub(),
         cameras=board,
         limiter=LoginLimiter(config.login_max_failures, config.login_max_per_ip, config.login_window),
-        signin_audit=SignInAudit(config.signin_audit_window),
+        signin_audit=SignInAudit(runtime.settings.api.failed_signin_audit_seconds),
         ended=EndedSessions(config.session_max_age),
         bus=bus,
         registry=make_registry(board, alert_counts),

@@ -80,6 +80,9 @@ class UserPublic(_Out):
     has_password: bool
     created_at: UtcDatetime
     created_by: str | None
+    password_reset_by: str | None = Field(
+        None, description="the admin who reset the password, while its user has not set their own (no role until then)"
+    )
 
 
 class TokenCreate(_In):

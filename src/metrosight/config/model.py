@@ -361,6 +361,11 @@ class ApiSettings(_Section):
         description="addresses or CIDR networks of the reverse proxies / load balancers in front of the service: "
         "X-Forwarded-For and X-Forwarded-Proto are believed only from them (default: from nobody)",
     )
+    failed_signin_audit_seconds: float = Field(
+        60.0, gt=0.0, le=3600.0,
+        description="failed and rate-limited sign-ins are audited as one row with a count per user and address for "
+        "each window of this many seconds (written when it closes), not one row per attempt",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

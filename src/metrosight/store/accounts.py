@@ -56,6 +56,14 @@ class UserInfo:
     has_password: bool
     created_at: datetime
     created_by: str | None
+    password_reset_by: str | None = None  # an admin reset the password and the user has not set their own since
+
+
+def _user_info(u: User) -> UserInfo:
+    reset_by = u.password_set_by if u.password_set_by not in (None, u.name) else None
+    return UserInfo(
+        u.name, sorted(u.roles), u.disabled, bool(u.password_hash), aware(u.created_at), u.created_by, reset_by,  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,7 @@ class Accounts:
         require(actor, "list users", "admin")
         with self._session() as s:
             return [
-                UserInfo(u.name, sorted(u.roles), u.disabled, bool(u.password_hash), aware(u.created_at), u.created_by)  # type: ignore[arg-type]
+                _user_info(u)
                 for u in s.scalars(select(User).order_by(User.name))
             ]
 
@@ -193,7 +201,7 @@ class Accounts:
                 u.disabled = disabled
             if details:
                 self.store.audit.append(s, actor.name, "user.update", name, details)
-            return UserInfo(u.name, sorted(u.roles), u.disabled, bool(u.password_hash), aware(u.created_at), u.created_by)  # type: ignore[arg-type]
+            return _user_info(u)
 
     @staticmethod
     def _user(s, name: str) -> User:  # type: ignore[no-untyped-def]
