@@ -18,6 +18,7 @@ this is research data, never faces from a live camera.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -254,20 +255,29 @@ def encode_all(
             cache = {k: z[k] for k in z.files}
     dirty = False
     out: list[FaceRecord] = []
+    done: dict[str, FaceRecord] = {}
     for path, label in items:
-        key = _file_key(path) if cache_file is not None else ""
-        if key and key in cache:
-            row = cache[key]
-            rec = _from_row(path, label, row)
+        # Keyed by content, also without a cache folder: a photo listed twice (or linked under two names) is
+        # decoded and encoded once; only its descriptors are kept, never the image.
+        try:
+            key = _file_key(path)
+        except OSError:
+            key = ""
+        if key and key in done:
+            rec = dataclasses.replace(done[key], path=path, label=label)
+        elif key and key in cache:
+            rec = _from_row(path, label, cache[key])
         else:
             try:
                 image, _ = load_image(path)
                 rec = encoder.encode(image, path, label)
             except ImageError as exc:
                 rec = FaceRecord(path, label, None, problem=str(exc))
-            if key:
+            if key and cache_file is not None:
                 cache[key] = _to_row(rec)
                 dirty = True
+        if key:
+            done[key] = rec
         out.append(rec)
         if on_progress:
             on_progress(1)

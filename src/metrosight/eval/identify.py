@@ -36,6 +36,8 @@ from metrosight.recognize.normalize import Cohort, CohortNorm
 
 Scoring = Literal["euclidean", "cosine", "asnorm"]
 FPIRS = (0.1, 0.01, 0.003)
+#: probes scored at a time: memory holds ``PROBE_BLOCK × gallery`` scores, not ``probes × gallery``
+PROBE_BLOCK = 1024
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -143,13 +145,23 @@ def _searches(
     valid = np.array([recs[p].ok for p, _ in probes], dtype=bool)
     pv = np.stack(
         [record_vector(recs[p], m.flip) if recs[p].ok else np.zeros(128, np.float32) for p, _ in probes]
+    ) if probes else np.zeros((0, 128), np.float32)
+    parts = []
+    # A block of probes at a time: the score matrices are PROBE_BLOCK × gallery, whatever the number of probes.
+    for b0 in range(0, len(probes), PROBE_BLOCK):
+        blk = slice(b0, b0 + PROBE_BLOCK)
+        s, rs = score_matrices(pv[blk], vecs, m)
+        top, arg, mate, rank = search(s, labels, [lab for _, lab in probes[blk]], valid[blk], rs)
+        if m.margin > 0 and rs.shape[1] > 1:
+            # metrosight's margin rule: no candidate when the best person does not beat the next one by the margin.
+            two = -np.partition(-rs, 1, axis=1)[:, :2]
+            top = np.where(two[:, 0] - two[:, 1] < m.margin, -np.inf, top)
+        parts.append((top, arg, mate, rank))
+    top, arg, mate, rank = (
+        (np.concatenate([x[i] for x in parts]) for i in range(4))
+        if parts
+        else (np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     )
-    s, rs = score_matrices(pv, vecs, m)
-    top, arg, mate, rank = search(s, labels, [lab for _, lab in probes], valid, rs)
-    if m.margin > 0 and rs.shape[1] > 1:
-        # metrosight's margin rule: no candidate when the best person does not beat the next one by the margin.
-        two = -np.partition(-rs, 1, axis=1)[:, :2]
-        top = np.where(two[:, 0] - two[:, 1] < m.margin, -np.inf, top)
     k = len(mated)
     names = np.array(labels + [""], dtype=object)
     right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import numpy as np
 from metrosight.eval.datasets import Pair
 from metrosight.eval.extract import FaceRecord
 from metrosight.eval.identify import MethodSpec, record_vector, unit
-from metrosight.eval.metrics import MetricError, VerificationResult, det_curve, stratified_folds, verification
+from metrosight.eval.metrics import MetricError, VerificationResult, rate_at, stratified_folds, verification
 
 
 def pair_scores(a: np.ndarray, b: np.ndarray, m: MethodSpec) -> np.ndarray:
@@ -93,31 +93,116 @@ def evaluate_pairs(
     return VerificationRun(method, res, s, same, int((~ok).sum()), all_rows, curve, ng, ni)
 
 
+#: rows of the all-pairs score matrix computed at a time: memory is ``BLOCK_ROWS × photos`` scores, whatever the
+#: number of pairs (full LFW: 13,233 photos, 87.5 million pairs)
+BLOCK_ROWS = 512
+#: histogram bins of the impostor scores (the ROC curve away from the exactly kept highest impostor scores)
+CURVE_BINS = 4096
+
+
+def _pair_stats(v: np.ndarray, method: MethodSpec) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Per-photo quantities the block scores need: the (unit, for cosine) vectors and the cohort statistics."""
+    if method.scoring == "euclidean":
+        v64 = np.asarray(v, np.float64)
+        return v64, np.sum(v64 * v64, axis=1), None
+    u = unit(v)
+    if method.scoring == "asnorm":
+        if method.cohort is None:
+            raise MetricError(f"method {method.name!r} needs a cohort")
+        mu, sd = method.cohort.stats(u)
+        return u, np.asarray(mu, np.float64), np.asarray(sd, np.float64)
+    return u, None, None
+
+
+def _block_scores(
+    rows: slice, v: np.ndarray, a: np.ndarray | None, b: np.ndarray | None, method: MethodSpec
+) -> np.ndarray:
+    """Scores ``(len(rows), N)`` of photos ``rows`` against every photo, as :func:`pair_scores` computes them."""
+    if method.scoring == "euclidean":
+        assert a is not None
+        d2 = a[rows, None] + a[None, :] - 2.0 * (v[rows] @ v.T)
+        return -np.sqrt(np.maximum(d2, 0.0))
+    cos = np.asarray(v[rows] @ v.T, dtype=np.float64)
+    if method.scoring == "asnorm":
+        assert a is not None and b is not None
+        cos = 0.5 * ((cos - a[rows, None]) / b[rows, None] + (cos - a[None, :]) / b[None, :])
+    return cos
+
+
+def _upper_blocks(
+    n: int, labels: np.ndarray, v: np.ndarray, a: np.ndarray | None, b: np.ndarray | None, method: MethodSpec
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(scores, same)`` of the pairs ``i < j`` of each block of rows, flattened; one block in memory at a time."""
+    for r0 in range(0, n, BLOCK_ROWS):
+        rows = slice(r0, min(n, r0 + BLOCK_ROWS))
+        s = _block_scores(rows, v, a, b, method)
+        idx = np.arange(rows.start, rows.stop)
+        keep = np.arange(n)[None, :] > idx[:, None]
+        same = labels[rows, None] == labels[None, :]
+        yield s[keep], same[keep]
+
+
 def all_pairs_roc(
     records: Sequence[FaceRecord], method: MethodSpec, fars: tuple[float, ...]
 ) -> tuple[list[tuple[float, float, float]], tuple[np.ndarray, np.ndarray], int, int]:
-    """TAR at FAR over all pairs of distinct encoded photos (genuine: same label)."""
+    """TAR at FAR over all pairs of distinct encoded photos (genuine: same label).
+
+    The pairs are scored a block of rows at a time and never held together: genuine scores are kept (few), of the
+    impostor scores only the highest ``max(fars) × impostors + 1`` (exact thresholds) and a histogram of
+    :data:`CURVE_BINS` bins (the curve below them). Memory grows with the number of photos (``BLOCK_ROWS`` scores
+    a photo), not with the number of pairs.
+
+    Returns:
+        ``(rows, (far, tar), n_genuine, n_impostor)``: one ``(far, tar, threshold)`` row per requested FAR, the
+        ROC curve (FAR ascending), and the pair counts.
+    """
     good = [r for r in records if r.ok]
     # De-duplicate photos (a photo can appear in several pairs).
     seen: dict[Path, FaceRecord] = {}
     for r in good:
         seen.setdefault(r.path, r)
     good = list(seen.values())
-    if len(good) < 2:
-        return [], (np.zeros(0), np.zeros(0)), 0, 0
+    n = len(good)
+    empty: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    if n < 2:
+        return [], empty, 0, 0
     v = np.stack([record_vector(r, method.flip) for r in good])
-    labels = np.array([r.label for r in good], dtype=object)
-    iu = np.triu_indices(len(good), k=1)
-    s = pair_scores(v[iu[0]], v[iu[1]], method)
-    same = labels[iu[0]] == labels[iu[1]]
-    g, i = s[same], s[~same]
+    names = [r.label for r in good]
+    code = {lab: k for k, lab in enumerate(sorted(set(names)))}
+    labels = np.array([code[x] for x in names], dtype=np.int64)
+    counts = np.bincount(labels)
+    n_gen = int(np.sum(counts * (counts - 1) // 2))
+    n_imp = n * (n - 1) // 2 - n_gen
+    if n_gen == 0 or n_imp == 0:
+        return [], empty, n_gen, n_imp
+    vv, a, b = _pair_stats(v, method)
+    keep_top = min(n_imp, int(np.floor(max(fars, default=0.0) * n_imp + 1e-9)) + 1)
+    genuine: list[np.ndarray] = []
+    top = np.zeros(0, np.float64)
+    lo, hi = np.inf, -np.inf
+    for s, same in _upper_blocks(n, labels, vv, a, b, method):
+        genuine.append(s[same])
+        imp = s[~same]
+        if imp.size:
+            lo, hi = min(lo, float(imp.min())), max(hi, float(imp.max()))
+            both = np.concatenate([top, imp])
+            top = both if len(both) <= keep_top else -np.partition(-both, keep_top - 1)[:keep_top]
+    g = np.concatenate(genuine)
+    top = np.sort(top)[::-1]
     rows = []
-    if len(g) and len(i):
-        from metrosight.eval.metrics import tar_at_far
-
-        for far in fars:
-            rp = tar_at_far(g, i, far)
-            rows.append((far, rp.value, rp.threshold))
-        _, fpr, fnr = det_curve(g, i)
-        return rows, (fpr, 1.0 - fnr), len(g), len(i)
-    return rows, (np.zeros(0), np.zeros(0)), len(g), len(i)
+    for far in fars:
+        k = int(np.floor(far * n_imp + 1e-9))  # at most k impostor pairs may reach the threshold
+        t = -np.inf if k >= n_imp else float(np.nextafter(top[k], np.inf))
+        rows.append((far, rate_at(g, t), t))
+    # Second sweep: histogram of the impostor scores for the curve.
+    edges = np.linspace(lo, np.nextafter(hi, np.inf), CURVE_BINS + 1)
+    hist = np.zeros(CURVE_BINS, np.int64)
+    for s, same in _upper_blocks(n, labels, vv, a, b, method):
+        hist += np.histogram(s[~same], bins=edges)[0]
+    above = np.cumsum(hist[::-1])[::-1]  # impostors at or above each lower edge
+    g_sorted = np.sort(g)
+    ts = np.concatenate([top, edges[:-1][::-1]])
+    fa = np.concatenate([np.arange(1, len(top) + 1), above[::-1]]) / n_imp
+    ta = 1.0 - np.searchsorted(g_sorted, ts, side="left") / len(g)
+    order = np.argsort(fa, kind="stable")
+    return rows, (fa[order], ta[order]), len(g), n_imp

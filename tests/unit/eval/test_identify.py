@@ -61,3 +61,21 @@ def test_margin_rule_withholds_ambiguous_candidates_without_changing_rank1():
     )
     assert withheld >= 6
     assert strict.result.at_fpir[0].value > plain.result.at_fpir[0].value
+
+
+def test_searches_in_blocks_of_probes_give_the_same_figures(monkeypatch):
+    from metrosight.eval import identify
+
+    split, recs = _set()
+    cohort = Cohort.build(np.random.default_rng(9).normal(size=(50, 128)), top_k=10)
+    for m in (MethodSpec("e", "euclidean"), MethodSpec("a", "asnorm", True, cohort, margin=0.05)):
+        whole = evaluate_open_set(split, recs, m, size_sweep=False)
+        monkeypatch.setattr(identify, "PROBE_BLOCK", 4)
+        blocks = evaluate_open_set(split, recs, m, size_sweep=False)
+        monkeypatch.undo()
+        for a, b in zip(
+            (whole.searches.mated_top, whole.searches.mated_rank, whole.searches.non_mated_top),
+            (blocks.searches.mated_top, blocks.searches.mated_rank, blocks.searches.non_mated_top),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
