@@ -1,0 +1,36 @@
+"""Failed sign-ins are counted into one audit row per (user, address) and window; refusals per address; memory
+stays bounded under a flood of user names."""
+
+from __future__ import annotations
+
+from metrosight.api.security import SignInAudit
+
+
+def test_one_row_per_user_address_and_window():
+    a = SignInAudit(window=60.0)
+    for i in range(100):
+        a.failed("bob", "10.0.0.1", now=i * 0.1)
+    a.failed("bob", "10.0.0.2", now=1.0)
+    for i in range(40):
+        a.refused(f"user{i}", "10.0.0.1", now=5.0 + i * 0.01)
+    assert a.due(now=59.0) == []  # nothing closed yet
+    rows = a.due(now=61.5)
+    assert [(act, t, d["ip"], d["count"]) for act, t, d in rows] == [
+        ("auth.login_failed", "bob", "10.0.0.1", 100),
+        ("auth.login_failed", "bob", "10.0.0.2", 1),
+    ]
+    rows = a.due(now=65.5)
+    assert [(act, t, d["count"], len(d["users"])) for act, t, d in rows] == [("auth.login_refused", "*", 40, 20)]
+    assert a.due(now=1000.0) == []
+    a.failed("bob", "10.0.0.1", now=2000.0)  # a new window
+    assert [d["count"] for *_, d in a.due(all=True)] == [1]
+
+
+def test_a_flood_of_user_names_is_folded_per_address():
+    a = SignInAudit(window=60.0, max_keys=10)
+    for i in range(1000):
+        a.failed(f"guess{i}", "10.0.0.9", now=0.0)
+    rows = a.due(all=True)
+    assert len(rows) == 11
+    folded = [d for _, t, d in rows if t == "*"]
+    assert folded[0]["count"] == 990 and sum(d["count"] for *_, d in rows) == 1000
