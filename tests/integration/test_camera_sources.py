@@ -253,3 +253,50 @@ def test_network_kinds_are_live_cameras(kind, clip, tmp_path):
     assert [c.state for c in states][:2] == ["starting", "live"]
     no_secret(*(c.reason for c in states))
     assert spec.display in states[0].reason
+
+
+@pytest.mark.slow
+def test_node_runs_an_mjpeg_camera_like_an_rtsp_one(mjpeg, tmp_path):
+    """The field case on a node: the MJPEG camera goes live in a worker process, frames are analysed, and the
+    address is shown and stored without its credentials."""
+    import threading
+
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.pipeline.supervisor import Supervisor
+
+    home = tmp_path / "home"
+    bootstrap(home)
+    with MjpegHttpServer(mjpeg) as server:
+        settings = Settings.model_validate(
+            {
+                "ingest": FAST.model_dump(),
+                "node": {"workers": 1, "pin_cores": False, "shutdown_timeout_seconds": 20},
+                "cameras": [{"id": "gate-http", "source": http_url(server), "analysis_fps": 5}],
+            }
+        )
+        states: list = []
+        sup = Supervisor(Runtime(Home(home), settings), on_state=states.append)
+        thread = threading.Thread(target=sup.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                cam = sup.metrics.snapshot()["cameras"].get("gate-http", {})
+                if any(s.state == "live" for s in states) and cam.get("frames_analysed", 0) >= 5:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"not live: {[(s.state, s.reason) for s in states]}")
+        finally:
+            sup.request_stop()
+            thread.join(60)
+    no_secret(*(s.reason for s in states))
+    store = Store.for_home(home)
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as s:
+        [run] = list(s.scalars(select(Run)))
+    assert run.source == f"http://***@127.0.0.1:{server.port}/cam.mjpg?token=***&fps=30" and run.frames >= 5
