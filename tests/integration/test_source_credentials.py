@@ -167,7 +167,7 @@ def with_users(home: Path, settings_path: Path) -> tuple[Runtime, dict[str, str]
     acc = Accounts(store)
     ada = store.actor("ada")
     acc.add_user("vic", ["viewer"], PASSWORD, ada)
-    return rt, {n: acc.create_token(n, "tests", ada)[1] for n in ("ada", "vic")}
+    return rt, {n: acc.create_token(n, "tests", store.actor(n))[1] for n in ("ada", "vic")}  # each their own
 
 
 def api_cameras(client, tokens: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
