@@ -27,18 +27,34 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 SAMPLE = REPO_ROOT / "src" / "metrosight" / "sample"
 
 
-def spawn_run(home: Path, source: Path, *extra: str) -> subprocess.Popen[str]:
+def spawn_run(home: Path, source: Path, *extra: str, url: str | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "METROSIGHT_HOME": str(home)}
+    if url:
+        env["METROSIGHT__STORAGE__DATABASE_URL"] = url
     return subprocess.Popen(
-        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "run", "--source", str(source), "--json", *extra],
+        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "run", "--source", str(source),
+         "--json", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
     )
 
 
-def running_now(home: Path) -> bool:
+def running_now(home: Path, url: str | None = None) -> bool:
     """Whether a run row is ``running`` (read-only: the process under test may be migrating the database)."""
     import sqlite3
 
+    if url:
+        from sqlalchemy import create_engine, text
+
+        from metrosight.store.db import normalize_url
+
+        engine = create_engine(normalize_url(url))
+        try:
+            with engine.connect() as c:
+                return bool(c.execute(text("SELECT count(*) FROM runs WHERE status = 'running'")).scalar())
+        except Exception:  # noqa: BLE001 - not migrated yet
+            return False
+        finally:
+            engine.dispose()
     try:
         with sqlite3.connect(f"file:{home / 'metrosight.db'}?mode=ro", uri=True, timeout=1) as c:
             return bool(c.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0])
@@ -46,20 +62,24 @@ def running_now(home: Path) -> bool:
         return False
 
 
-def runs(home: Path) -> list[Run]:
-    st = Store.for_home(home)
+def runs(home: Path, url: str | None = None) -> list[Run]:
+    st = Store.for_home(home, url)
     with st._session() as s:
-        return list(s.scalars(select(Run).order_by(Run.id)))
+        out = list(s.scalars(select(Run).order_by(Run.id)))
+    st.engine.dispose()
+    return out
 
 
-def test_a_run_of_a_killed_process_is_closed_as_crashed_at_the_next_start(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_run_of_a_killed_process_is_closed_as_crashed_at_the_next_start(tmp_path, request, backend):
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     home = tmp_path / "home"
     video = looped_video(SAMPLE / "short_hamilton_clip.mp4", tmp_path / "long.mp4", 20)
-    proc = spawn_run(home, video)
+    proc = spawn_run(home, video, url=url)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if running_now(home):
+            if running_now(home, url):
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.3)
@@ -71,11 +91,12 @@ def test_a_run_of_a_killed_process_is_closed_as_crashed_at_the_next_start(tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    [r] = runs(home)
+    [r] = runs(home, url)
     assert r.status == "running" and r.pid == proc.pid  # left behind by the killed process
-    code, _, err = cli(home, "audit", "verify")  # any start of metrosight
+    env = {"METROSIGHT__STORAGE__DATABASE_URL": url} if url else None
+    code, _, err = cli(home, "audit", "verify", env=env)  # any start of metrosight
     assert code == 0, err
-    [r] = runs(home)
+    [r] = runs(home, url)
     assert r.status == "crashed" and r.finished_at is not None and str(proc.pid) in r.error
 
 
