@@ -95,7 +95,7 @@ class AuditLog:
         key: the HMAC-SHA256 chain key (32 bytes, from :meth:`metrosight.policy.crypto.KeyRing.audit_keys`).
         checkpoints: the checkpoint file; None keeps none (then only the keyed chain protects the log).
         every: write a checkpoint after this many new entries …
-        every_seconds: … or when this long has passed since the last one (checked at each commit).
+        every_seconds: … or when this long has passed since the last one (at the next commit, or by a timer).
     """
 
     def __init__(
@@ -111,6 +111,7 @@ class AuditLog:
         self._written_at: float | None = None
         self._extra: list[tuple[str, int, str, dict]] = []  # purge/legacy checkpoints due after commit
         self._fresh = False  # this process started the chain (first entry, or first keyed entry after upgrade)
+        self._timer: threading.Timer | None = None
 
     def append(
         self, session: Session, actor: str, action: str, target: str | None = None, details: dict | None = None
@@ -189,6 +190,23 @@ class AuditLog:
             )
         if due:
             self.checkpoint()
+        else:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """Checkpoint what is still unsigned after :attr:`every_seconds` even if nothing else is committed (a
+        service that goes quiet); one timer at a time, a daemon thread (a command's exit does not wait for it)."""
+        with self._lock:
+            if self._timer is not None:
+                return
+            self._timer = threading.Timer(self.every_seconds, self._timed)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.checkpoint()
 
     def note_purge(self, session: Session, through_seq: int, through_hash: str) -> None:
         """Inside the purge's transaction: a signed ``purge`` checkpoint is written once it commits."""
@@ -234,6 +252,7 @@ def verify(
     checkpoints: CheckpointRead | None = None,
     checkpoint_path: str | None = None,
     has_audited_rows: bool = False,
+    unkeyed_through: int | None = None,
 ) -> VerifyResult:
     """Check the chain of ``entries`` (ordered by ``id``, i.e. by insertion) and the signed checkpoints.
 
@@ -244,6 +263,8 @@ def verify(
         checkpoint_path: named in messages.
         has_audited_rows: the database holds rows whose creation is always audited (users): an empty log then
             means its entries were deleted.
+        unkeyed_through: where migration 0007 recorded an old, unkeyed log to end, while no keyed entry follows
+            yet (``meta.audit_legacy_through``): such a log has no checkpoint file yet and is checked unkeyed.
 
     Detects an edited entry (its link no longer matches its content under the key), a deleted entry (a gap in
     ``seq`` or a ``prev_hash`` that does not match), a reordering, entries deleted at the end or all of them, a
@@ -253,10 +274,11 @@ def verify(
     cps = checkpoints.checkpoints if checkpoints is not None else []
     ncp = len(cps)
     where = checkpoint_path or "the checkpoint file"
+    not_keyed_yet = bool(entries) and unkeyed_through is not None and entries[-1].seq == unkeyed_through and not cps
     if checkpoints is not None:
         if checkpoints.problem:
             return _fail(0, None, checkpoints.problem, ncp)
-        if not checkpoints.exists and entries:
+        if not checkpoints.exists and entries and not not_keyed_yet:
             return _fail(
                 0, None, f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
                 "log is checkpointed from its first entry)", ncp,
@@ -271,8 +293,8 @@ def verify(
         return VerifyResult(True, 0)
 
     # where unkeyed links end: the first audit.keyed entry that is itself validly keyed
-    legacy_through = 0
-    if key is not None:
+    legacy_through = unkeyed_through if not_keyed_yet else 0
+    if key is not None and not not_keyed_yet:
         for e in entries:
             if e.action == KEYED_ACTION and entry_hash(e, key) == e.hash:
                 legacy_through = int(json.loads(e.details).get("legacy_through", 0))

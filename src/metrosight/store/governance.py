@@ -508,10 +508,14 @@ class GovernanceMixin:
     def verify_audit(self) -> VerifyResult:
         """Check the keyed chain against the signed checkpoints (see :func:`metrosight.audit.log.verify`)."""
         cps = self.audit.read_checkpoints()
+        from metrosight.audit.log import LEGACY_META
+
         with self._session() as s:
             users = bool(s.scalar(select(func.count()).select_from(User)))
+            legacy = s.get(Meta, LEGACY_META)
         path = str(self.audit.checkpoints.path) if self.audit.checkpoints is not None else None
-        return verify(self.audit_entries(), self.audit.key, cps, path, users)
+        unkeyed = int(legacy.value) if legacy is not None and legacy.value.isdigit() else None
+        return verify(self.audit_entries(), self.audit.key, cps, path, users, unkeyed)
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""

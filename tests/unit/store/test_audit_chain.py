@@ -43,6 +43,7 @@ def checkpoint_kinds(home) -> list[str]:
 def test_an_old_unkeyed_log_is_keyed_from_the_first_new_entry_on(tmp_path):
     old_log(tmp_path, 3)
     store = Store.for_home(tmp_path)  # migrates to head: records where the unkeyed chain ends
+    assert store.verify_audit().ok  # upgraded, nothing appended yet: no checkpoint file is expected
     store.record("ada", "identify", None, {})
     store.checkpoint()
     entries = store.audit_entries()
@@ -110,3 +111,20 @@ def test_the_purge_is_audited_checkpointed_and_keeps_the_log_verifiable(tmp_path
         c.execute(text("DELETE FROM audit_log WHERE seq = 12"))
     res = store.verify_audit()
     assert not res.ok and "no purge accounts" in res.reason
+
+
+def test_a_quiet_process_still_signs_its_newest_entries(tmp_path):
+    """Entries that are not due for a checkpoint by count are signed a little later by a timer."""
+    import time
+
+    store = Store.for_home(tmp_path)
+    store.audit.every_seconds = 0.2
+    store.add_user("ada", ["admin"], None)  # the first append is checkpointed at once
+    store.record("ada", "identify", None, {})  # not due by count: left to the timer
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        seqs = [json.loads(x)["seq"] for x in (tmp_path / "audit.checkpoints").read_text().splitlines()]
+        if 2 in seqs:
+            break
+        time.sleep(0.05)
+    assert seqs == [1, 2]
