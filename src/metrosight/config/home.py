@@ -7,6 +7,7 @@ coexist on one machine, each an independent installation.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ class Home:
         os.umask(PRIVATE_UMASK)
         for p in (self.root, self.media, self.cache):
             p.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.root, 0o700)
+        st = self.root.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX:
+            os.chmod(self.root, 0o700)  # not a shared folder such as /tmp (sticky): that one is left as it is
         for name in PRIVATE_FILES:
             f = self.root / name
             if f.is_file() and f.stat().st_mode & 0o077:
