@@ -323,7 +323,7 @@ def window_add(
         str, typer.Option("--from", help="YYYY-MM-DD (that day's start, deployment time zone), YYYY-MM-DDTHH:MM, or 0m for now")
     ],
     end: Annotated[
-        str, typer.Option("--until", help="YYYY-MM-DD (the end of that day), YYYY-MM-DDTHH:MM, or a duration like 6h")
+        str, typer.Option("--until", help="YYYY-MM-DD (the end of that day), YYYY-MM-DDTHH:MM, or a duration from --from like 6h")
     ],
     reason: Annotated[str, typer.Option("--reason")],
     cameras: Annotated[str | None, typer.Option("--cameras", help="comma-separated camera ids (default: all)")] = None,
@@ -337,7 +337,7 @@ def window_add(
     now, tz = rt.clock.now(), rt.clock.tz
     with governed():
         starts_at = parse_when(start, now, tz, end=False, what="--from")
-        ends_at = parse_when(end, now, tz, end=True, what="--until")
+        ends_at = parse_when(end, starts_at, tz, end=True, what="--until")  # `--until 6h`: 6 h from the start
         wid = rt.store.add_window(
             name,
             list(identifiers(cameras, "camera id")),

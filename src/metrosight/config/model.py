@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from metrosight.core.names import identifier
+from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
 
 
@@ -399,3 +399,28 @@ class Settings(_Section):
     node: NodeConfig = Field(default_factory=NodeConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("cameras")
+    @classmethod
+    def _distinct_cameras(cls, v: list[CameraConfig]) -> list[CameraConfig]:
+        distinct_identifiers([c.id for c in v], "camera id")  # no two cameras the same up to case or look-alikes
+        return v
+
+    @model_validator(mode="after")
+    def _analytics_cameras_as_listed(self) -> Settings:
+        ids = [c.id for c in self.cameras]
+        for key in self.analytics.cameras:
+            other = next((i for i in ids if i != key and same_identifier(i, key)), None)
+            if other is not None:
+                raise ValueError(
+                    f"analytics.cameras: {key!r} is the camera {other!r}; write its id as under cameras"
+                )
+        return self
+
+    def camera(self, camera_id: str | None) -> CameraConfig | None:
+        """The configured camera ``camera_id`` names (typed in any case or form: :func:`same_identifier`)."""
+        if camera_id is None:
+            return None
+        return next((c for c in self.cameras if c.id == camera_id), None) or next(
+            (c for c in self.cameras if same_identifier(c.id, camera_id)), None
+        )

@@ -44,9 +44,64 @@ def _show(text: str) -> str:
 def _bad_char(ch: str) -> str:
     if ch == "\x00":
         return "a NUL character"
-    if unicodedata.category(ch).startswith("C"):
+    if unicodedata.category(ch).startswith("C") or _invisible(ch):
         return f"a control or invisible character (U+{ord(ch):04X})"
     return repr(ch)
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing, whatever their general
+# category (format characters, but also the combining grapheme joiner, variation selectors and the Hangul fillers,
+# which are marks or letters), plus the blank Braille pattern, drawn as a space without being one.
+_INVISIBLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+_ZWNJ, _ZWJ = "\u200c", "\u200d"
+# Scripts whose spelling uses the zero-width (non-)joiner between letters: Arabic (Persian ``علی‌زاده``), Syriac,
+# N'Ko, Mongolian and the Brahmic scripts of India and Sri Lanka (after a virama, or between letters).
+_JOINING = ((0x0600, 0x08FF), (0x0900, 0x0DFF), (0x1800, 0x18AF), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF))
+MAX_MARKS = 4  # UTS #39 §5.4: more non-spacing marks on one letter only stack into a blot that hides the letter
+
+
+def _invisible(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _INVISIBLE) or unicodedata.category(ch) in (
+        "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"
+    )
+
+
+def _joiner_allowed(text: str, i: int) -> bool:
+    """A ZWNJ/ZWJ at ``text[i]`` that is part of a word's spelling: after a letter or mark of a script that uses
+    it (or after a virama) and before a letter or mark."""
+    if i == 0 or i + 1 >= len(text):
+        return False
+    before, after = text[i - 1], text[i + 1]
+    if unicodedata.category(after)[0] not in "LM" or unicodedata.category(before)[0] not in "LM":
+        return False
+    return unicodedata.combining(before) == 9 or any(lo <= ord(before) <= hi for lo, hi in _JOINING)
+
+
+def _check_chars(text: str, joiners: bool) -> str | None:
+    """Why ``text`` cannot be shown as what it is (an invisible character, a mark with no letter, a stack of
+    marks), else None."""
+    if unicodedata.category(text[0])[0] == "M":
+        return f"starts with a combining mark (U+{ord(text[0]):04X}) that has no letter to sit on"
+    run, last = 0, ""
+    for i, ch in enumerate(text):
+        if _invisible(ch) and not (joiners and ch in (_ZWNJ, _ZWJ) and _joiner_allowed(text, i)):
+            return f"contains {_bad_char(ch)}"
+        if unicodedata.category(ch) in ("Mn", "Me"):
+            run += 1
+            if run > MAX_MARKS:
+                return f"stacks more than {MAX_MARKS} combining marks on one letter"
+            if ch == last:
+                return f"repeats the combining mark U+{ord(ch):04X} on one letter"
+        else:
+            run = 0
+        last = ch
+    return None
 
 
 def human_name(text: str, what: str = "name", max_len: int = HUMAN_NAME_MAX) -> str:
@@ -54,7 +109,10 @@ def human_name(text: str, what: str = "name", max_len: int = HUMAN_NAME_MAX) -> 
 
     Raises:
         InvalidInput: empty, longer than ``max_len`` characters, or containing ``/``, ``\\`` or a control or
-        invisible character (format characters such as zero-width spaces hide look-alikes).
+        invisible character (format characters such as zero-width spaces, variation selectors, Hangul fillers:
+        they hide look-alikes), a combining mark with no letter before it, or more than :data:`MAX_MARKS` marks
+        on one letter. A zero-width (non-)joiner is accepted inside a word of a script whose spelling uses it
+        (Persian ``علی‌زاده``, Devanagari); it is ignored when names are compared for look-alikes.
     """
     if not isinstance(text, str):
         raise InvalidInput(f"{what}: expected text")
@@ -64,8 +122,10 @@ def human_name(text: str, what: str = "name", max_len: int = HUMAN_NAME_MAX) -> 
     if len(name) > max_len:
         raise InvalidInput(f"{what} {_show(name)} is longer than {max_len} characters")
     for ch in name:
-        if ch in "/\\" or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        if ch in "/\\":
             raise InvalidInput(f"{what} {_show(name)} contains {_bad_char(ch)}; use letters, digits and punctuation")
+    if (why := _check_chars(name, joiners=True)) is not None:
+        raise InvalidInput(f"{what} {_show(name)} {why}; use letters, digits and punctuation")
     return name
 
 
@@ -85,9 +145,11 @@ def identifier(text: str, what: str = "camera id") -> str:
     if ident.startswith("."):
         raise InvalidInput(f"{what} {_show(ident)} starts with '.'; {what}s are {IDENTIFIER_RULE}")
     for ch in ident:
-        if ch == " " or ch in IDENTIFIER_PUNCT or unicodedata.category(ch)[0] in "LMN":
+        if (ch == " " or ch in IDENTIFIER_PUNCT or unicodedata.category(ch)[0] in "LMN") and not _invisible(ch):
             continue
         raise InvalidInput(f"{what} {_show(ident)} contains {_bad_char(ch)}; {what}s are {IDENTIFIER_RULE}")
+    if (why := _check_chars(ident, joiners=False)) is not None:
+        raise InvalidInput(f"{what} {_show(ident)} {why}; {what}s are {IDENTIFIER_RULE}")
     return ident
 
 
@@ -105,6 +167,33 @@ def identifiers(text: str | Iterable[str] | None, what: str = "camera id") -> tu
         if ident not in out:
             out.append(ident)
     return tuple(out)
+
+
+def same_identifier(a: str, b: str) -> bool:
+    """Whether two camera ids (or line names) name the same camera: equal, or look-alikes (:func:`looks_alike`:
+    the same up to case, compatibility forms and look-alike letters). A configuration never holds two cameras
+    that look alike (:func:`distinct_identifiers`), so a scope or a ``--camera`` typed as ``CAM-1`` means the
+    camera ``cam-1``."""
+    return a == b or looks_alike(a, b)
+
+
+def distinct_identifiers(idents: Iterable[str], what: str = "camera id") -> None:
+    """Refuse a list of ids (e.g. the cameras of one configuration) in which two are the same or look alike.
+
+    Raises:
+        InvalidInput: naming the first such pair.
+    """
+    seen: list[str] = []
+    for ident in idents:
+        other = next((o for o in seen if same_identifier(o, ident)), None)
+        if other is not None:
+            if other == ident:
+                raise InvalidInput(f"{what}s must be unique; {ident!r} is repeated")
+            raise InvalidInput(
+                f"{what}s {other!r} and {ident!r} look alike (the same up to case, Unicode form or look-alike "
+                f"letters); give them {what}s that cannot be mistaken for each other"
+            )
+        seen.append(ident)
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +245,8 @@ def name_keys(text: str) -> tuple[str, str]:
     by its confusables class representative, in NFD), and the skeleton of its case-folded form. Two names whose
     first or second keys are equal can be mistaken for each other: ``Ivan``/``lvan`` (capital I, small L) by the
     first, ``ALICE``/``alice`` and Cyrillic ``Аlice``/Latin ``alice`` by the second."""
-    nfkc = _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    shown = "".join(ch for ch in _SPACES.sub(" ", text) if not _invisible(ch))  # drawn as nothing: no look
+    nfkc = _SPACES.sub(" ", unicodedata.normalize("NFKC", shown)).strip()
     return _skeleton(nfkc), _skeleton(nfkc.casefold())
 
 

@@ -27,9 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from metrosight.core.names import InvalidInput
 
 MAX_DURATION_DAYS = 3650  # ten years: longer than any authorisation or token the configuration allows
-_DURATION = re.compile(r"^\s*(\d+)\s*([wdhm])\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([wdhm])\s*$", re.IGNORECASE)
 _UNITS = {"w": ("weeks", 7 * 24 * 60), "d": ("days", 24 * 60), "h": ("hours", 60), "m": ("minutes", 1)}
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FORMS = "YYYY-MM-DD, YYYY-MM-DDTHH:MM (in the deployment's time zone, or with +HH:MM/Z), or a duration like 30d, 12h"
 
 
@@ -141,8 +140,8 @@ def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool, what: str = "
     if dur is not None:
         return (now + dur).astimezone(UTC)
     try:
-        if _DATE.match(t):
-            d = date.fromisoformat(t)
+        d = _date_only(t)
+        if d is not None:  # every ISO form of a date alone (2026-11-30, 20261130, 2026-W48-1) is a whole day
             return day_end(d, tz) if end else day_start(d, tz)
         dt = datetime.fromisoformat(t.replace(" ", "T", 1) if " " in t and "T" not in t else t)
         if dt.tzinfo is not None:
@@ -154,6 +153,16 @@ def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool, what: str = "
         raise InvalidInput(f"{what} {t!r} is out of range") from None
     except ValueError:
         raise InvalidInput(f"cannot read {what} {t!r}: use {FORMS}") from None
+
+
+def _date_only(text: str) -> date | None:
+    """The day ``text`` names when it is a date with no time of day (any ISO 8601 form Python reads), else None."""
+    if not text.isascii():
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _local(naive: datetime, tz: tzinfo, what: str, text: str) -> datetime:

@@ -229,10 +229,12 @@ class ClusterWorker:
         self.cameras = list(cameras if cameras is not None else runtime.settings.cameras)
         if not self.cameras:
             raise ClusterError("no cameras configured: add a `cameras:` list (id, source) to the config file")
-        ids = [c.id for c in self.cameras]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise ClusterError(f"camera ids must be unique; repeated: {', '.join(dup)}")
+        from metrosight.core.names import InvalidInput, distinct_identifiers
+
+        try:  # the configuration's rule, for a list of cameras given here too
+            distinct_identifiers([c.id for c in self.cameras], "camera id")
+        except InvalidInput as exc:
+            raise ClusterError(str(exc)) from None
         from metrosight.ingest.source import parse_source
 
         self._specs = {}  # each source parsed once; its display form is what is shown, logged and stored

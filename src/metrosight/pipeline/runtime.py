@@ -109,7 +109,8 @@ class Runtime:
         return self._embedder
 
     def camera_line(self, camera_id: str | None) -> str | None:
-        return next((c.line for c in self.settings.cameras if c.id == camera_id), None)
+        cam = self.settings.camera(camera_id)
+        return cam.line if cam is not None else None
 
     def matcher(self, camera_id: str | None = None) -> Matcher:
         gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
@@ -289,10 +290,11 @@ class Runtime:
             breaks the camera id rule (:func:`metrosight.core.names.identifier`).
         """
         camera_id = identifier(camera_id, "camera id")
+        configured = self.settings.camera(camera_id)
+        if configured is not None:  # `--camera CAM-1` is the configured camera cam-1: its line, windows, analytics
+            camera_id = configured.id
         if rtsp_transport is None:
-            rtsp_transport = next(
-                (c.rtsp_transport for c in self.settings.cameras if c.id == camera_id), "auto"
-            )
+            rtsp_transport = configured.rtsp_transport if configured is not None else "auto"
         spec = parse_source(source, rtsp_transport)
         bus = bus or InProcessBus()
         video: VideoSource | LiveSource

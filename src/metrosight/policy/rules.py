@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from metrosight.core.names import identifiers
+from metrosight.core.names import identifiers, same_identifier
 from metrosight.core.when import describe, end_of_day_limit
 
 ROLES = ("admin", "approver", "operator", "auditor", "viewer")
@@ -189,7 +189,10 @@ def in_scope(scope: dict | None, camera_id: str | None, line: str | None) -> boo
     lines = scope.get("lines") or []
     if not cams and not lines:
         return True
-    return (camera_id is not None and camera_id in cams) or (line is not None and line in lines)
+    # an id typed in another case or form (`CAM-1`) means the same camera (config refuses look-alike camera ids)
+    return (camera_id is not None and any(same_identifier(camera_id, c) for c in cams)) or (
+        line is not None and any(same_identifier(line, x) for x in lines)
+    )
 
 
 def aware(dt: datetime | None) -> datetime | None:
