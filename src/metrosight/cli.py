@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -223,9 +224,17 @@ def enroll(
     cameras: Annotated[str | None, typer.Option("--cameras", help="limit to these camera ids (comma-separated)")] = None,
     lines: Annotated[str | None, typer.Option("--lines", help="limit to these metro lines (comma-separated)")] = None,
     urgent: Annotated[bool, typer.Option("--urgent", help="match at once; lapses after 24 h unless approved")] = False,
+    face: Annotated[
+        int | None,
+        typer.Option("--face", min=1, help="with one photo: enrol its face number N (as numbered when the photo was "
+                     "refused for several faces; 1 = leftmost)"),
+    ] = None,
 ) -> None:
-    """Record watchlist entries from photos. Each photo must show exactly one usable face; refused photos are
-    listed with the reason and the others are still enrolled. A new entry needs its authorisation (legal basis,
+    """Record watchlist entries from photos. The subject's face is taken when it clearly dominates the photo (the
+    largest whole face; any other face much smaller, further from the centre, or cut by the edge); a photo with
+    several faces of which none dominates is refused with its faces numbered — enrol one with --face N (one photo
+    at a time, also for a photo of a --from-dir folder). Refused photos are listed with the reason and the others
+    are still enrolled. A new entry needs its authorisation (legal basis,
     authority, reference, expiry) and stays *pending* until a different approver approves it."""
     from rich.progress import Progress
 
@@ -249,6 +258,9 @@ def enroll(
         if not subject or not subject.strip():
             fail("--subject is required with photo paths (the person's full name)")
         people = [(subject, Path("."), list(photos))]
+    if face is not None and (from_dir is not None or len(people[0][2]) != 1):
+        fail("--face N chooses a face of one photo: give exactly one photo with --subject (for a photo of a "
+             "--from-dir folder, re-run it on its own as each refusal shows)")
 
     actor = _actor(rt)
     auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
@@ -262,15 +274,24 @@ def enroll(
     items = ((name, photo_or_error(f, limits)) for name, _, files in people for f in files)
     with governed(), Progress(console=err, transient=True) as progress:
         task = progress.add_task("enrolling", total=sum(len(f) for _, _, f in people))
-        results = rt.enroll(watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task))
+        results = rt.enroll(watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task), face=face)
     enrolled = [r for r in results if r.status == "enrolled"]
     dups = [r for r in results if r.status == "duplicate"]
     refused = [r for r in results if r.status == "refused"]
     for path, why in skipped:
         out.print(f"skipped {path}: {why}", highlight=False, soft_wrap=True)
-    for r in refused:
-        out.print(f"refused {r.photo}: {r.reason}", highlight=False, soft_wrap=True)
     owner = [i for i, (_, _, files) in enumerate(people) for _ in files]  # results come in the order of the items
+    for k in [k for k, r in enumerate(results) if r.status == "refused"]:
+        r = results[k]
+        out.print(f"refused {r.photo}: {r.reason}", highlight=False, soft_wrap=True)
+        if r.faces and face is None:
+            path = people[owner[k]][2][k - owner.index(owner[k])]
+            out.print(
+                "  choose the subject's face and enrol this photo on its own (with the same authorisation "
+                f"options): metrosight enroll -w {shlex.quote(watchlist)} -s {shlex.quote(r.subject)} "
+                f"{shlex.quote(str(path))} --face N",
+                highlight=False, soft_wrap=True,
+            )
     usable = {owner[k] for k, r in enumerate(results) if r.status in ("enrolled", "duplicate")}
     no_photo = [(name, folder, files) for i, (name, folder, files) in enumerate(people) if i not in usable]
     for name, folder, files in no_photo:

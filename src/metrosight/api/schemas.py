@@ -153,11 +153,20 @@ class ShredCreate(_In):
     confirm: str = Field(..., description="the watchlist's name again: shredding cannot be undone")
 
 
+class FoundFacePublic(_Out):
+    number: int = Field(..., description="the face's number (1 = leftmost); send it as `face` to enrol this face")
+    box: list[float] = Field(..., description="[x1, y1, x2, y2] in the uploaded photo's pixels")
+    problem: str | None = Field(None, description="why this face cannot be enrolled (null: it can)")
+
+
 class EnrolPhotoPublic(_Out):
     photo: str
     status: Literal["enrolled", "duplicate", "refused"]
     reason: str | None
     quality: float | None
+    faces: list[FoundFacePublic] | None = Field(
+        None, description="when refused for several faces of which none is clearly the subject's: the faces, numbered"
+    )
 
 
 class EnrolPublic(_Out):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
@@ -135,13 +136,16 @@ class Runtime:
         actor: Actor,
         auth: Authorisation | None = None,
         on_result: Callable[[EnrolResult], None] | None = None,
+        face: int | None = None,
     ) -> list[EnrolResult]:
         """Enrol decoded photos: ``items`` are ``(subject name, photo)``, where a photo that could not be read is
         given as its :class:`ImageError` (refused with that reason). Photos are decoded by the caller through
         :mod:`metrosight.ingest.images` (files at the CLI, uploaded bytes in the API); a lazy iterable keeps one
         photo in memory at a time. Each photo is checked and stored in its own audited transaction, so a refused or
         failing photo never affects the others. New entries are *pending* until a second approver approves them
-        (see :mod:`metrosight.policy.rules`).
+        (see :mod:`metrosight.policy.rules`). A photo may show other people: the subject's face is taken when it
+        clearly dominates; otherwise the refusal numbers the faces (:attr:`EnrolResult.faces`) and ``face`` (1 =
+        leftmost) enrols the chosen one (see :func:`metrosight.recognize.photo.enrolment_face`).
 
         Raises:
             NotFound: the watchlist does not exist. Forbidden: ``actor`` may not record entries (both checked
@@ -158,15 +162,24 @@ class Runtime:
                 subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
                 if isinstance(photo, ImageError):
                     raise photo
-                face = enrolment_face(photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var)
+                chosen = enrolment_face(
+                    photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var, face
+                )
                 _, dup = self.store.enroll(
-                    watchlist, subject, face.descriptor, MODEL_ID, photo.name, photo.sha256, face.quality.score,
+                    watchlist, subject, chosen.descriptor, MODEL_ID, photo.name, photo.sha256, chosen.quality.score,
                     actor, auth, self.clock.now(),
                 )
-                res = EnrolResult(subject, label, "duplicate" if dup else "enrolled", None, face.quality.score)
+                res = EnrolResult(subject, label, "duplicate" if dup else "enrolled", None, chosen.quality.score)
             except ImageError as exc:
                 res = EnrolResult(subject, label, "refused", exc.reason, None)
-            except (PhotoRefused, PolicyError, InvalidInput, Conflict) as exc:
+            except PhotoRefused as exc:
+                back = 1.0 / photo.scale if isinstance(photo, Photo) else 1.0  # boxes in the stored photo's pixels
+                numbered = [
+                    {"number": f.number, "box": [round(v * back, 1) for v in f.box.as_tuple()], "problem": f.problem}
+                    for f in exc.faces
+                ]
+                res = EnrolResult(subject, label, "refused", str(exc), None, numbered or None)
+            except (PolicyError, InvalidInput, Conflict) as exc:
                 res = EnrolResult(subject, label, "refused", str(exc), None)
             results.append(res)
             if on_result is not None:
@@ -422,6 +435,9 @@ class EnrolResult:
     status: str  # enrolled | duplicate | refused
     reason: str | None
     quality: float | None
+    #: when refused with several faces: each as ``{"number", "box": [x1, y1, x2, y2], "problem"}``, box in the
+    #: stored photo's pixels; the operator enrols one of them by its number (``face``)
+    faces: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)

@@ -1,24 +1,64 @@
-"""Faces in still photos: the checks an enrolment photo must pass, and probes for identification."""
+"""Faces in still photos: the checks an enrolment photo must pass, and probes for identification.
+
+An enrolment photo may show other people: the subject's face is taken when it is *clearly dominant*
+(:func:`dominant_face`), otherwise the photo is refused with its faces numbered (left to right) and the operator
+chooses one by its number. Measured in ``bench/enrol_dominance.py``.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from metrosight.core.types import Detection
+from metrosight.core.types import Box, Detection
 from metrosight.detect.base import FaceDetector
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import Embedder
-from metrosight.recognize.quality import Quality, assess
+from metrosight.recognize.quality import Quality, assess, cut_by_edge
+
+#: a whole face under this share of the largest whole face's height is background: it never competes
+BACKGROUND_RATIO = 0.5
+#: a whole face at least this share of the largest whole face's height makes the photo ambiguous, wherever it is
+#: (on LFW fold 1 the faces other than the subject that are this large are the cases where the largest whole
+#: face is not the subject: 0.88–1.0 of its height; see ``bench/enrol_dominance.py``)
+DOMINANCE_RATIO = 0.8
 
 
-BACKGROUND_RATIO = 0.5  # a face under half the height of the photo's largest face is background
+@dataclass(frozen=True, slots=True)
+class FoundFace:
+    """A face found in a photo, numbered for the operator to choose one.
+
+    Attributes:
+        number: 1 for the leftmost face, counting to the right (by the box centre).
+        box: the face box in the decoded photo's pixels.
+        problem: why this face cannot be enrolled (``None`` when it can).
+    """
+
+    number: int
+    box: Box
+    problem: str | None
+
+    def describe(self) -> str:
+        """``face 2: x 120–180, y 40–115 (75 px high)`` and the problem, if any (pixels of the decoded photo)."""
+        b = self.box
+        text = f"face {self.number}: x {b.x1:.0f}–{b.x2:.0f}, y {b.y1:.0f}–{b.y2:.0f} ({b.height:.0f} px high)"
+        return text + (f", {self.problem}" if self.problem else "")
 
 
 class PhotoRefused(Exception):
-    """An enrolment photo is unusable; the message says why (no face, several faces, or the face is cut by the
-    edge of the photo, too small, too blurred, turned away or covered)."""
+    """An enrolment photo is unusable; the message says why (no face, several faces of which none is clearly the
+    subject, or the face is cut by the edge of the photo, too small, too blurred, turned away or covered).
+
+    Attributes:
+        faces: the photo's faces, numbered, when it has more than one (the operator may choose one of them).
+    """
+
+    def __init__(self, message: str, faces: Sequence[FoundFace] = ()) -> None:
+        super().__init__(message)
+        self.faces = tuple(faces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +68,22 @@ class PhotoFace:
     detection: Detection
     descriptor: np.ndarray
     quality: Quality
+
+
+def _assessed(
+    image: np.ndarray, detector: FaceDetector, min_face_px: int, min_blur_var: float
+) -> list[tuple[Detection, np.ndarray, Quality]]:
+    """Every face with landmarks, aligned and assessed, left to right (by box centre)."""
+    size = (int(image.shape[1]), int(image.shape[0]))
+    out = []
+    for det in detector.detect(image):
+        if det.landmarks is None:
+            continue
+        chip = align(image, det.box, det.landmarks)
+        q = assess(det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw, image_size=size)
+        out.append((det, chip, q))
+    out.sort(key=lambda t: (t[0].box.center[0], t[0].box.center[1]))
+    return out
 
 
 def faces_in_photo(
@@ -42,47 +98,94 @@ def faces_in_photo(
     Returns:
         ``(usable, rejected)``: usable faces with descriptors, and faces that failed a quality check.
     """
-    usable: list[tuple[Detection, np.ndarray, Quality]] = []
-    rejected: list[tuple[Detection, Quality]] = []
-    for det in detector.detect(image):
-        if det.landmarks is None:
-            continue
-        chip = align(image, det.box, det.landmarks)
-        q = assess(
-            det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw,
-            image_size=(int(image.shape[1]), int(image.shape[0])),
-        )
-        if q.problem is not None:
-            rejected.append((det, q))
-        else:
-            usable.append((det, chip, q))
+    faces = _assessed(image, detector, min_face_px, min_blur_var)
+    usable = [(d, c, q) for d, c, q in faces if q.problem is None]
+    rejected = [(d, q) for d, _, q in faces if q.problem is not None]
     if not usable:
         return [], rejected
     desc = embedder.embed(np.stack([c for _, c, _ in usable]))
     return [PhotoFace(d, v, q) for (d, _, q), v in zip(usable, desc, strict=True)], rejected
 
 
-def enrolment_face(
-    image: np.ndarray, detector: FaceDetector, embedder: Embedder, min_face_px: int, min_blur_var: float
-) -> PhotoFace:
-    """The one face of an enrolment photo.
+def dominant_face(boxes: Sequence[Box], cut: Sequence[bool], image_size: tuple[int, int]) -> int | None:
+    """The index of the photo's subject when one face clearly dominates, else None.
 
-    Faces less than half as tall as the largest face are background and ignored.
+    The candidate is the largest face not cut by the edge of the photo. It dominates when every other whole face
+    is less than :data:`BACKGROUND_RATIO` of its height (background), or less than :data:`DOMINANCE_RATIO` of its
+    height and further from the photo's centre than it. Faces cut by the edge never compete (nor dominate).
+
+    Args:
+        boxes: face boxes, pixels.
+        cut: for each box, whether the face is cut by the edge of the photo.
+        image_size: ``(width, height)``, pixels.
+    """
+    whole = [i for i in range(len(boxes)) if not cut[i]]
+    if not whole:
+        return None
+    s = max(whole, key=lambda i: boxes[i].height)
+    cx, cy = image_size[0] / 2.0, image_size[1] / 2.0
+
+    def off_centre(b: Box) -> float:
+        return math.hypot(b.center[0] - cx, b.center[1] - cy)
+
+    for i in whole:
+        if i == s:
+            continue
+        ratio = boxes[i].height / max(boxes[s].height, 1e-6)
+        if ratio >= DOMINANCE_RATIO:
+            return None
+        if ratio >= BACKGROUND_RATIO and off_centre(boxes[i]) < off_centre(boxes[s]):
+            return None
+    return s
+
+
+def enrolment_face(
+    image: np.ndarray,
+    detector: FaceDetector,
+    embedder: Embedder,
+    min_face_px: int,
+    min_blur_var: float,
+    face: int | None = None,
+) -> PhotoFace:
+    """The subject's face of an enrolment photo: the one face, the clearly dominant one (:func:`dominant_face`),
+    or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one.
 
     Raises:
-        PhotoRefused: no face, more than one face, or the only face is cut by the edge of the photo, too small, too
-            blurred, turned away or covered (mask, hand).
+        PhotoRefused: no face; several faces and none clearly dominant (the refusal numbers them, see
+            :attr:`PhotoRefused.faces`); no face ``face``; or the chosen face is cut by the edge of the photo, too
+            small, too blurred, turned away or covered (mask, hand).
     """
-    usable, rejected = faces_in_photo(image, detector, embedder, min_face_px, min_blur_var)
-    # Faces much smaller than the main one (people far in the background) do not make the photo ambiguous.
-    largest = max([f.detection.box.height for f in usable] + [d.box.height for d, _ in rejected], default=0.0)
-    usable = [f for f in usable if f.detection.box.height >= BACKGROUND_RATIO * largest]
-    rejected = [(d, q) for d, q in rejected if d.box.height >= BACKGROUND_RATIO * largest]
-    total = len(usable) + len(rejected)
-    if total == 0:
+    faces = _assessed(image, detector, min_face_px, min_blur_var)
+    found = [FoundFace(k + 1, d.box, q.problem) for k, (d, _, q) in enumerate(faces)]
+    listed = found if len(found) > 1 else []
+    if not faces:
         raise PhotoRefused("no face found")
-    if total > 1:
-        raise PhotoRefused(f"{total} faces found; an enrolment photo must show exactly one person")
-    if rejected:
-        raise PhotoRefused(rejected[0][1].problem or "face unusable")
-    return usable[0]
+    if face is not None:
+        if not 1 <= face <= len(faces):
+            raise PhotoRefused(
+                f"there is no face {face}: the photo has {len(faces)} face(s), numbered from 1 (leftmost)", listed
+            )
+        k = face - 1
+        if faces[k][2].problem is not None:
+            raise PhotoRefused(f"face {face}: {faces[k][2].problem}", listed)
+    else:
+        size = (int(image.shape[1]), int(image.shape[0]))
+        cut = [cut_by_edge(d.box, d.landmarks, size) is not None for d, _, _ in faces]
+        pick = dominant_face([d.box for d, _, _ in faces], cut, size)
+        if pick is None:
+            if len(faces) == 1 or all(cut):
+                largest = max(range(len(faces)), key=lambda i: faces[i][0].box.height)
+                raise PhotoRefused(faces[largest][2].problem or "face cut by the edge of the photo", listed)
+            raise PhotoRefused(
+                f"{len(faces)} faces found and none is clearly the subject's (the subject's face must be the "
+                f"largest whole face, the others under {DOMINANCE_RATIO:.0%} of its height and further from the "
+                "centre, or under half its height); choose one by its number: "
+                + "; ".join(f.describe() for f in found),
+                found,
+            )
+        k = pick
+        if faces[k][2].problem is not None:
+            raise PhotoRefused(faces[k][2].problem or "face unusable", listed)
+    det, chip, q = faces[k]
+    desc = embedder.embed(chip[None])
+    return PhotoFace(det, np.asarray(desc)[0], q)

@@ -40,7 +40,7 @@ def test_each_format_is_enrolled_by_its_content(wl: Api, fmt: str, name: str, op
     res = upload(wl, (name, encode(scripted(), fmt, **opts)))
     assert res.status_code == 201, res.json()
     assert res.json()["photos"] == [{"photo": name, "status": "enrolled", "reason": None,
-                                     "quality": res.json()["photos"][0]["quality"]}]
+                                     "quality": res.json()["photos"][0]["quality"], "faces": None}]
 
 
 @pytest.mark.parametrize(("data", "what"), [(png_bomb(), "900 MP"), (jpeg_claiming(), "4290 MP")])
@@ -67,7 +67,8 @@ def test_damaged_uploads_are_named_by_format_without_a_server_path(wl: Api, fmt:
     res = upload(wl, ("cut.bin", truncated(encode(scripted(), fmt), 0.5)))
     assert res.status_code == 422
     p = res.json()["photos"][0]
-    assert p == {"photo": "cut.bin", "status": "refused", "reason": f"truncated or damaged {word}", "quality": None}
+    assert p == {"photo": "cut.bin", "status": "refused", "reason": f"truncated or damaged {word}", "quality": None,
+                 "faces": None}
     assert tempfile.gettempdir() not in res.text and "metrosight-enrol" not in res.text  # no server path anywhere
 
 

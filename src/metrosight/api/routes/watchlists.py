@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader
 from metrosight.api.schemas import (
     EnrolPhotoPublic,
+    FoundFacePublic,
     EnrolPublic,
     EntryPublic,
     RevokeCreate,
@@ -118,13 +119,20 @@ def enrol(
     cameras: Annotated[str | None, Form(max_length=2000, description="comma-separated camera ids")] = None,
     lines: Annotated[str | None, Form(max_length=2000, description="comma-separated metro lines")] = None,
     urgent: Annotated[bool, Form()] = False,
+    face: Annotated[
+        int | None,
+        Form(ge=1, le=1000, description="with one photo: enrol its face number N (as numbered in a refusal's "
+             "`faces`; 1 = leftmost) instead of the clearly dominant face"),
+    ] = None,
 ) -> JSONResponse:
     """Record a watchlist entry from photos (approver or admin), with the CLI's checks: each photo must be an
     image (JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP or PNM, recognised by its content) within the file size
     and pixel budget of the ``photos`` configuration, showing exactly one usable face (no face, several faces, too
     small, too blurred, cut by the edge, covered or turned away are refused, with the reason). Uploads are decoded
     in memory and never written to disk. A new entry needs its authorisation and stays *pending* until a different
-    approver approves it. 201 when at least one photo was enrolled (or already was), 422 when all were refused
+    approver approves it. A photo showing several people is enrolled with the subject's face when it clearly
+    dominates; otherwise it is refused with its faces numbered (``faces``) and ``face`` chooses one (one photo per
+    request). 201 when at least one photo was enrolled (or already was), 422 when all were refused
     (413 when one of them for its size)."""
     try:
         subject = human_name(subject, "subject: the person's name")  # NFC, trimmed, whitespace collapsed
@@ -132,6 +140,8 @@ def enrol(
         raise HTTPException(422, str(exc)) from None
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
+    if face is not None and len(photos) != 1:
+        raise HTTPException(422, "face chooses a face of one photo: send exactly one photo with it")
     limits = rt.photo_limits
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
@@ -154,7 +164,7 @@ def enrol(
                 photo = exc
             yield subject, photo
 
-    results = rt.enroll(watchlist, decoded(), actor, auth)
+    results = rt.enroll(watchlist, decoded(), actor, auth, face=face)
     entry = next((e for e in rt.store.entries(watchlist) if same_name(e.name, subject)), None)
     tz = rt.clock.tz
     body = EnrolPublic(
@@ -164,7 +174,13 @@ def enrol(
         expires_at=isoformat_local(entry.expires_at if entry is not None else None, tz),
         valid_from=isoformat_local(auth.valid_from if auth is not None else None, tz),
         timezone=zone_name(tz),
-        photos=[EnrolPhotoPublic(photo=r.photo, status=r.status, reason=r.reason, quality=r.quality) for r in results],  # type: ignore[arg-type]
+        photos=[
+            EnrolPhotoPublic(
+                photo=r.photo, status=r.status, reason=r.reason, quality=r.quality,  # type: ignore[arg-type]
+                faces=[FoundFacePublic(**f) for f in r.faces] if r.faces else None,
+            )
+            for r in results
+        ],
     )
     ok = any(r.status in ("enrolled", "duplicate") for r in results)
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 413 if too_large else 422)

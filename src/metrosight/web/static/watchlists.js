@@ -12,25 +12,72 @@
   });
 
   const enrol = document.getElementById("enrol");
-  if (enrol) enrol.addEventListener("submit", async ev => {
-    ev.preventDefault();
+  const describe = p => `${p.photo}: ${p.status}${p.reason ? " — " + p.reason : ""}`;
+
+  // A photo refused for several faces: show it with its faces boxed and numbered; a click enrols that face.
+  function pickFace(file, photo, submit) {
+    const box = document.getElementById("enrol-faces");
+    box.replaceChildren();
+    const note = document.createElement("p");
+    note.className = "note";
+    note.textContent = "Several faces and none clearly the subject's: click the subject's face to enrol it.";
+    const wrap = document.createElement("div");
+    wrap.className = "face-pick";
+    const img = document.createElement("img");
+    img.alt = photo.photo;
+    const url = URL.createObjectURL(file);
+    img.src = url;
+    wrap.append(img);
+    box.append(note, wrap);
+    img.addEventListener("error", () => img.remove());  // a format the browser cannot show: the buttons remain
+    img.addEventListener("load", () => {
+      const sx = img.clientWidth / img.naturalWidth, sy = img.clientHeight / img.naturalHeight;
+      for (const f of photo.faces) {
+        const [x1, y1, x2, y2] = f.box;
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "face-box" + (f.problem ? " face-unusable" : "");
+        b.textContent = String(f.number);
+        b.title = f.problem ? `face ${f.number}: ${f.problem}` : `enrol face ${f.number}`;
+        Object.assign(b.style, { left: `${x1 * sx}px`, top: `${y1 * sy}px`,
+                                 width: `${(x2 - x1) * sx}px`, height: `${(y2 - y1) * sy}px` });
+        b.addEventListener("click", () => { URL.revokeObjectURL(url); box.replaceChildren(); submit(f.number); });
+        wrap.append(b);
+      }
+    });
+    const list = document.createElement("ul");  // the same choice as a list (also when the photo cannot be shown)
+    for (const f of photo.faces) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = `face ${f.number}`;
+      b.addEventListener("click", () => { URL.revokeObjectURL(url); box.replaceChildren(); submit(f.number); });
+      li.append(b, ` ${f.problem || ""}`);
+      list.append(li);
+    }
+    box.append(list);
+  }
+
+  async function send(face) {
     const f = new FormData(enrol);
     const wl = f.get("watchlist");
     f.delete("watchlist");
     for (const k of [...f.keys()]) if (f.get(k) === "") f.delete(k);
+    if (face) f.set("face", String(face));
+    const files = f.getAll("photos");
     const out = document.getElementById("enrol-result");
     out.textContent = "enrolling…";
     try {
       const r = await api("POST", `/api/watchlists/${encodeURIComponent(wl)}/entries`, f);
-      out.textContent = r.photos.map(p => `${p.photo}: ${p.status}${p.reason ? " — " + p.reason : ""}`).join("\n") +
-        `\nentry ${r.subject}: ${r.entry_status}`;
+      out.textContent = r.photos.map(describe).join("\n") + `\nentry ${r.subject}: ${r.entry_status}`;
       setTimeout(() => location.reload(), 1500);
     } catch (e) {
-      out.textContent = e.data && e.data.photos
-        ? e.data.photos.map(p => `${p.photo}: ${p.status}${p.reason ? " — " + p.reason : ""}`).join("\n")
-        : `refused: ${e.message}`;
+      const photos = e.data && e.data.photos;
+      out.textContent = photos ? photos.map(describe).join("\n") : `refused: ${e.message}`;
+      if (photos && photos.length === 1 && photos[0].faces && files.length === 1) pickFace(files[0], photos[0], send);
     }
-  });
+  }
+  if (enrol) enrol.addEventListener("submit", ev => { ev.preventDefault(); send(null); });
 
   const table = document.getElementById("entries");
   if (table) table.addEventListener("click", async ev => {

@@ -1,0 +1,109 @@
+"""Enrolment photos with more than one face (real photos, real models): the clearly dominant face is taken, a
+photo of two people of equal standing is refused with its faces numbered, and ``--face N`` enrols the chosen one —
+who got enrolled is checked by identifying other photos of them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import require_data
+from tests.integration.helpers import AUTH, bootstrap, cli, enrol_active, json_lines
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def home(tmp_path):
+    h = tmp_path / "home"
+    bootstrap(h)
+    assert cli(h, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    return h
+
+
+def _who(home, photo) -> set[str]:
+    code, out, err = cli(home, "--as", "ada", "identify", "--json", photo)
+    assert code == 0, err
+    return {f["subject"] for r in json_lines(out) for f in r["faces"] if f.get("subject")}
+
+
+def test_dominant_face_of_a_news_photo_is_taken(home):
+    """LFW's Gray Davis 0007: a second, smaller face (57% of his height) off to the side — the old rule refused it
+    ("2 faces found"); he is enrolled and found in another photo of him."""
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    code, out, _ = enrol_active(home, "wl", "-s", "Gray Davis", lfw / "Gray_Davis" / "Gray_Davis_0007.jpg")
+    assert code == 0 and "enrolled 1 photo(s) of 1 person(s)" in out, out
+    assert "Gray Davis" in _who(home, lfw / "Gray_Davis" / "Gray_Davis_0021.jpg")
+
+
+def test_two_equal_faces_are_refused_numbered_and_face_n_enrols_the_chosen_one(home, tmp_path):
+    ex = require_data("face_recognition_examples", "examples")
+    two = ex / "two_people.jpg"
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Joe Biden", two)
+    assert code != 0
+    assert "2 faces found and none is clearly the subject's" in out
+    assert re.search(r"face 1: x \d+–\d+, y \d+–\d+ \(\d+ px high\); face 2: x", out)
+    assert "--face N" in out and str(two) in out  # how to choose, for this photo
+    assert _who(home, ex / "biden.jpg") == set()  # nothing enrolled
+
+    # Face 2 (right) is Joe Biden, face 1 (left) Barack Obama: each enrolled by number is found in his portrait.
+    assert enrol_active(home, "wl", "-s", "Joe Biden", two, "--face", "2")[0] == 0
+    assert _who(home, ex / "biden.jpg") == {"Joe Biden"}
+    assert _who(home, ex / "obama.jpg") == set()
+    assert enrol_active(home, "wl", "-s", "Barack Obama", two, "--face", "1")[0] == 0
+    assert _who(home, ex / "obama.jpg") == {"Barack Obama"}
+    assert _who(home, ex / "biden.jpg") == {"Joe Biden"}
+
+
+def test_face_n_is_refused_where_it_cannot_apply(home, tmp_path):
+    ex = require_data("face_recognition_examples", "examples")
+    two = ex / "two_people.jpg"
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "X", two, "--face", "3")
+    assert code != 0 and "there is no face 3: the photo has 2 face(s)" in out
+    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "X", two, ex / "biden.jpg",
+                       "--face", "1")
+    assert code != 0 and "--face N chooses a face of one photo" in err
+    folder = tmp_path / "people" / "Joe_Biden"
+    folder.mkdir(parents=True)
+    shutil.copy(two, folder / "two.jpg")
+    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "--from-dir", folder.parent, "--face", "2")
+    assert code != 0 and "--face N chooses a face of one photo" in err
+    # --from-dir lists the refusal with its numbered faces and the command that enrols one of them.
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "--from-dir", folder.parent)
+    assert "face 2: x" in out and f"{folder / 'two.jpg'} --face N" in out
+
+
+def test_api_refusal_numbers_the_faces_and_face_enrols_one(home):
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import create_app
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.store.accounts import Accounts
+
+    ex = require_data("face_recognition_examples", "examples")
+    rt = Runtime(Home(home), Settings())
+    token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
+    with TestClient(create_app(rt)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        form = {"subject": "Joe Biden", "legal_basis": "order", "authority": "court", "reference": "R-1",
+                "expires": "30d"}
+        photo = ("two.jpg", (ex / "two_people.jpg").read_bytes(), "image/jpeg")
+        r = c.post("/api/watchlists/wl/entries", data=form, files={"photos": photo})
+        assert r.status_code == 422, r.text
+        p = r.json()["photos"][0]
+        assert p["status"] == "refused" and [f["number"] for f in p["faces"]] == [1, 2]
+        assert p["faces"][0]["box"][0] < p["faces"][1]["box"][0]  # numbered left to right, photo pixels
+        assert all(f["problem"] is None for f in p["faces"])
+        r = c.post("/api/watchlists/wl/entries", data={**form, "face": "2"}, files={"photos": photo})
+        assert r.status_code == 201, r.text
+        assert r.json()["photos"][0]["status"] == "enrolled"
+        both = [("photos", photo), ("photos", ("b.jpg", (ex / "biden.jpg").read_bytes(), "image/jpeg"))]
+        r = c.post("/api/watchlists/wl/entries", data={**form, "face": "1"}, files=both)
+        assert r.status_code == 422 and "exactly one photo" in r.text
+    rt.store.engine.dispose()
+    assert cli(home, "--as", "bob", "watchlist", "approve", "wl", "--all-pending")[0] == 0
+    assert _who(home, ex / "biden.jpg") == {"Joe Biden"}

@@ -1,0 +1,100 @@
+"""Which face of an enrolment photo is the subject's: the dominance rule on synthetic detections, and the numbered
+refusal and the operator's choice through :func:`enrolment_face` (fake detector and embedder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metrosight.core.types import Box
+from metrosight.recognize import photo as ph
+from metrosight.recognize.photo import PhotoRefused, dominant_face, enrolment_face
+from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
+
+W, H = 640, 480
+
+
+def box(cx: float, cy: float, h: float) -> Box:
+    return Box(cx - 0.4 * h, cy - h / 2, cx + 0.4 * h, cy + h / 2)
+
+
+def test_lone_face_dominates():
+    assert dominant_face([box(320, 240, 100)], [False], (W, H)) == 0
+
+
+def test_background_faces_under_half_the_height_never_compete_even_at_the_centre():
+    faces = [box(100, 200, 160), box(320, 240, 79)]  # the small one is central
+    assert dominant_face(faces, [False, False], (W, H)) == 0
+
+
+def test_smaller_face_further_from_the_centre_does_not_compete():
+    faces = [box(560, 200, 120), box(320, 240, 150)]  # 0.8 of the height … just under the ratio, off-centre
+    faces[0] = box(560, 200, 0.79 * 150)
+    assert dominant_face(faces, [False, False], (W, H)) == 1
+
+
+def test_smaller_but_more_central_face_makes_the_photo_ambiguous():
+    faces = [box(330, 240, 100), box(120, 220, 150)]  # two thirds of the height and nearer the centre
+    assert dominant_face(faces, [False, False], (W, H)) is None
+
+
+@pytest.mark.parametrize("ratio", [ph.DOMINANCE_RATIO, 0.9, 1.0])
+def test_a_face_near_the_largest_size_is_ambiguous_wherever_it_is(ratio):
+    faces = [box(320, 240, 150), box(600, 100, ratio * 150)]
+    assert dominant_face(faces, [False, False], (W, H)) is None
+
+
+def test_faces_cut_by_the_edge_neither_compete_nor_dominate():
+    big_cut = box(20, 240, 300)
+    assert dominant_face([big_cut, box(320, 240, 120)], [True, False], (W, H)) == 1
+    assert dominant_face([box(320, 240, 120), box(630, 240, 118)], [False, True], (W, H)) == 0
+    assert dominant_face([big_cut], [True], (W, H)) is None
+
+
+# -- through enrolment_face ---------------------------------------------------------------------------------------
+def _photo(index: int, boxes: list[Box], colours: list[str]) -> np.ndarray:
+    return paint_frame(index, list(zip(colours, boxes, strict=True)), size=(H, W)).image
+
+
+def _enrol(script, index, colours, face=None):  # type: ignore[no-untyped-def]
+    det = ScriptedDetector(script)
+    img = _photo(index, script[index], colours)
+    return enrolment_face(img, det, ColourEmbedder(), 36, 0.0, face)
+
+
+def test_equal_faces_are_refused_numbered_left_to_right_and_the_chosen_one_is_enrolled():
+    right, left = box(470, 240, 160), box(170, 240, 160)
+    script = {5: [right, left]}  # the detector lists the right face first
+    with pytest.raises(PhotoRefused) as e:
+        _enrol(script, 5, ["red", "blue"])
+    assert "2 faces found and none is clearly the subject's" in str(e.value)
+    assert [(f.number, f.box) for f in e.value.faces] == [(1, left), (2, right)]
+    assert "face 1: x 106–234, y 160–320 (160 px high)" in str(e.value)
+    chosen = {n: _enrol(script, 5, ["red", "blue"], face=n) for n in (1, 2)}
+    assert chosen[1].detection.box == left and chosen[2].detection.box == right
+    # the descriptors are of the chosen faces: the right face is painted red, the left blue
+    assert chosen[2].descriptor[0] > chosen[2].descriptor[2] and chosen[1].descriptor[2] > chosen[1].descriptor[0]
+
+
+def test_a_clearly_dominant_face_is_taken_without_asking():
+    subject, bystander = box(320, 240, 200), box(560, 300, 90)
+    got = _enrol({6: [bystander, subject]}, 6, ["blue", "red"])
+    assert got.detection.box == subject
+
+
+def test_a_chosen_face_that_does_not_exist_or_is_unusable_is_refused_with_the_faces():
+    script = {7: [box(170, 240, 160), box(470, 240, 30)]}  # face 2 is 30 px high: too small
+    with pytest.raises(PhotoRefused, match="there is no face 3: the photo has 2 face"):
+        _enrol(script, 7, ["blue", "red"], face=3)
+    with pytest.raises(PhotoRefused, match=r"face 2: face too small \(30 px high") as e:
+        _enrol(script, 7, ["blue", "red"], face=2)
+    assert [f.number for f in e.value.faces] == [1, 2] and e.value.faces[1].problem.startswith("face too small")
+
+
+def test_no_face_and_a_single_unusable_face_keep_their_reasons():
+    with pytest.raises(PhotoRefused, match="no face found") as e:
+        _enrol({8: []}, 8, [])
+    assert e.value.faces == ()
+    with pytest.raises(PhotoRefused, match="face too small") as e:
+        _enrol({9: [box(320, 240, 30)]}, 9, ["red"])
+    assert e.value.faces == ()  # nothing to choose from
