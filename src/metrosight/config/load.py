@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from metrosight.config.model import Settings
+from metrosight.core.source import SourceSpec, SourceSyntaxError
 
 ENV_PREFIX = "METROSIGHT__"
 
@@ -52,15 +53,61 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _strings(value: object, out: set[str]) -> None:
+    """Every string in ``value``: itself, or the keys and values of its mappings and lists, recursively."""
+    if isinstance(value, str):
+        out.add(value)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _strings(k, out)
+            _strings(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _strings(v, out)
+
+
+def _address_redactor(items: list[Any]) -> Callable[[str], str]:
+    """A function that takes out of a message every camera address found in the failing inputs, wherever in the
+    file it was written (a misspelt key, a list of bare addresses, an address used as a key or an id): a
+    readable one as its shown form (credentials removed), one that cannot be read not at all."""
+    strings: set[str] = set()
+    for item in items:
+        _strings(item.get("input"), strings)
+        _strings(list(item["loc"]), strings)
+    specs: list[SourceSpec] = []
+    hidden: set[str] = set()
+    for text in strings:
+        try:
+            spec = SourceSpec.parse(text)
+        except SourceSyntaxError:
+            if text.strip():
+                hidden |= {text, repr(text)[1:-1]}
+            continue
+        if spec.is_network:
+            specs.append(spec)
+
+    def redact(line: str) -> str:
+        for text in sorted(hidden, key=len, reverse=True):
+            line = line.replace(text, "(address not shown)")
+        for spec in sorted(specs, key=lambda s: len(s.target), reverse=True):
+            line = spec.redact(line)
+        return line
+
+    return redact
+
+
 def describe_validation_error(err: ValidationError, source: str) -> str:
-    """One line per failing key: ``source: key.path: message (got value)``."""
+    """One line per failing key: ``source: key.path: message (got value)``. A camera address, wherever it stands
+    in the file, is shown without its credentials."""
     lines = []
-    for item in err.errors():
+    items = err.errors()
+    redact = _address_redactor(items)
+    for item in items:
         key = ".".join(str(p) for p in item["loc"]) or "(root)"
         got = item.get("input")
         secret = any(str(p) == "source" for p in item["loc"])  # a camera address may carry credentials
         shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and not secret else ""
-        lines.append(f"{source}: {key}: {item['msg']}{shown}")
+        lines.append(redact(f"{source}: {key}: {item['msg']}{shown}"))
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ decodes them before authenticating. As in FFmpeg, the user information ends at t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
@@ -53,9 +54,11 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "accesskey", "secretkey", "privatekey", "streamkey", "pkey", "auth", "authorization", "authkey",
         "signature", "sig", "hmac", "credential", "credentials", "session", "sessionid", "sid", "user",
         "username", "usr", "login", "account", "code",
+        # as cameras name them in snapshot/stream CGI addresses (?u=admin&p=…, ?usr=…&psw=…, ?loginuse=…&loginpas=…)
+        "u", "p", "pw", "psw", "pswd", "pas", "loginuse", "loginpas",
     }
 )
-_SECRET_PARTS = ("token", "passw", "secret", "signature", "credential", "apikey", "auth", "pwd", "passphrase")
+_SECRET_PARTS = ("token", "pass", "secret", "signature", "credential", "apikey", "auth", "pwd", "passphrase")
 
 SUPPORTED = "a video file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp)"
 PERCENT_HINT = (
@@ -144,11 +147,12 @@ class SourceSpec:
             if rtsp_transport != "auto":
                 raise SourceSyntaxError("rtsp_transport applies to rtsp:// sources only")
             index = text.split(":", 1)[1]
-            if not index.isdigit():
+            if not (index.isascii() and index.isdigit()):
                 raise SourceSyntaxError(
                     f"bad webcam source {text!r}: use webcam:N with N a device number, e.g. webcam:0"
                 )
             return cls("webcam", f"/dev/video{int(index)}")
+        _refuse_mistyped_url(text)
         scheme, sep, _ = text.partition("://")
         if not sep or not _looks_like_scheme(scheme):
             if rtsp_transport != "auto":
@@ -239,18 +243,62 @@ class SourceSpec:
         secrets = [s for s in self.secrets() if len(s) >= 3 and s != "***" and s not in user_forms]
         if not secrets:
             return text
-        pieces = text.split(display)  # the display form is already safe: keep it whole
-        for i, piece in enumerate(pieces):
-            for secret in secrets:
-                piece = piece.replace(secret, "***")
-            pieces[i] = piece
-        return display.join(pieces)
+        # What the shown address already tells (itself, its host, port and path) is kept whole: masking a password
+        # inside it ("tcp://***host" next to "rtsp://***@camhost/…") would tell the password. One pass, longest
+        # match first at each place, so that a secret that contains a shown part is still masked whole.
+        secret_set = set(secrets)
+        public = set(self._public_parts()) - secret_set  # a part that *is* a secret is masked where it stands alone
+        tokens = sorted(public | secret_set, key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(t) for t in tokens))
+        return pattern.sub(lambda m: m.group(0) if m.group(0) in public else "***", text)
+
+    def _public_parts(self) -> list[str]:
+        """The parts of :attr:`display` that anyone who sees it reads anyway: the whole of it, the host (as
+        written in a URL too), the port, and the path and its segments without credential values."""
+        display = self.display
+        parts = [display, self.host, f"[{self.host}]"]
+        if self.port is not None:
+            parts += [str(self.port), f"{self.host}:{self.port}", f"[{self.host}]:{self.port}"]
+        path = display.split("://", 1)[1]
+        path = path[path.find("/") :] if "/" in path else ""
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        parts += [path, *path.split("/")]
+        return [p for p in parts if p and "***" not in p]
 
     def __str__(self) -> str:
         return self.display
 
     def __repr__(self) -> str:  # never the credentials, even in a debugger or a traceback's locals
         return f"SourceSpec({self.kind!r}, {self.display!r}, rtsp_transport={self.rtsp_transport!r})"
+
+
+_KNOWN_SCHEMES = (*NETWORK_SCHEMES, *REFUSED_SCHEMES, "file")
+# a known scheme followed by any mix of ':', '/', '\\' and spaces; or any scheme-like word of two or more letters
+# followed by ':' and a slash or backslash ('htp:/…'; a one-letter one is a Windows drive, 'c:/videos/…')
+_MISTYPED_KNOWN = re.compile(rf"^({'|'.join(_KNOWN_SCHEMES)})\s*(?=[:/\\])([:/\\\s]+)", re.IGNORECASE)
+_MISTYPED_ANY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)\s*:\s*[/\\]")
+
+
+def _refuse_mistyped_url(text: str) -> None:
+    """Refuse a stream address whose ``://`` is mistyped (``rtsp:/host``, ``rtsp//host``, ``RTSP:\\\\host``,
+    ``htp:/host``): taken for a file path, it would be quoted back whole, credentials included, as "video file
+    not found". A folder that happens to be named like a scheme (``rtsp/clip.mp4``) is still a path."""
+    m = _MISTYPED_KNOWN.match(text)
+    if m is not None:
+        scheme, sep = m.group(1).lower(), m.group(2)
+        if text[len(m.group(1)) :].startswith("://") or (sep == "/" and ":" not in sep):
+            return  # well written (any letter case; the URL parser decides), or a folder named like a scheme
+        if scheme == "file":
+            raise SourceSyntaxError("file: URLs are not accepted: give the file's path")
+        raise SourceSyntaxError(
+            f"this looks like a stream address with a mistyped '://': write {scheme}://[USER:PASSWORD@]HOST/PATH"
+        )
+    m = _MISTYPED_ANY.match(text)
+    if m is not None and not text[len(m.group(1)) :].startswith("://"):
+        raise SourceSyntaxError(
+            "this looks like a stream address with a mistyped '://': write SCHEME://[USER:PASSWORD@]HOST/PATH "
+            "with SCHEME one of rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp"
+        )
 
 
 def _looks_like_scheme(s: str) -> bool:

@@ -1,0 +1,118 @@
+"""Red-team findings on camera sources: inputs a new user, an insider or a hostile client would write.
+
+Each test failed before its fix: a credential reached a message, or a mistyped address was taken for a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metrosight.config.load import ConfigError, load_settings
+from metrosight.core.source import SourceSpec, SourceSyntaxError
+from metrosight.ingest.source import SourceError, parse_source
+
+SECRET = "Secret99"
+
+
+# -- a stream address with a mistyped "://" is not a file ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rtsp:/admin:Secret99@127.0.0.1/x",  # one slash
+        "rtsp:admin:Secret99@127.0.0.1/x",  # none
+        "RTSP:\\\\admin:Secret99@127.0.0.1\\x",  # backslashes, upper case
+        "rtsp//admin:Secret99@127.0.0.1/x",  # no colon
+        "rtsp :// admin:Secret99@127.0.0.1/x",  # a space before the colon
+        "https:/cam.example/live.m3u8?token=Secret99",
+        "htp:/admin:Secret99@127.0.0.1/x",  # a typo in the scheme too
+    ],
+)
+def test_mistyped_stream_address_refused_without_quoting_it(text, tmp_path):
+    with pytest.raises(SourceSyntaxError) as exc:
+        SourceSpec.parse(text)
+    assert SECRET not in str(exc.value) and "admin" not in str(exc.value)
+    assert "://" in str(exc.value)  # says how to write it
+    with pytest.raises(SourceError) as exc2:  # run / node: the same refusal, never "video file not found: <it>"
+        parse_source(text)
+    assert SECRET not in str(exc2.value)
+    cfg = tmp_path / "c.yaml"  # config check refuses what run refuses
+    cfg.write_text(f"cameras:\n  - id: gate-1\n    source: '{text}'\n")
+    with pytest.raises(ConfigError) as exc3:
+        load_settings(cfg, environ={})
+    assert SECRET not in str(exc3.value)
+
+
+@pytest.mark.parametrize("text", ["c:/videos/x.mp4", "clip:1.mp4", "/videos/rtsp:/x.mp4", "rtsp/clip.mp4", "a.mp4"])
+def test_file_paths_that_merely_contain_a_colon_are_still_files(text):
+    assert SourceSpec.parse(text).kind == "file"
+
+
+# -- config errors never quote a camera address, wherever in the file it was put -----------------------------------
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        'cameras:\n  - {id: gate-1, sourc: "rtsp://admin:Secret99@127.0.0.1/x"}\n',  # a misspelt key
+        'cameras: "rtsp://admin:Secret99@127.0.0.1/x"\n',  # not a list
+        'cameras:\n  - "rtsp://admin:Secret99@127.0.0.1/x"\n',  # a list of addresses
+        "cameras:\n  - {id: gate-1, rtsp://admin:Secret99@127.0.0.1/x}\n",  # the address as a key
+        'cameras:\n  - {id: "rtsp://admin:Secret99@127.0.0.1/x", source: "x.mp4"}\n',  # in the id
+        'cameras:\n  - {id: gate-1, source: "x.mp4", url: "http://cam/v.mjpg?token=Secret99"}\n',
+        'cameras:\n  - {id: gate-1, source: "rtsp://admin:Secret99@h/x", rtsp_transport: "rtsp://:Secret99@h"}\n',
+    ],
+)
+def test_config_errors_never_quote_credentials(yaml_text, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, environ={})
+    assert SECRET not in str(exc.value), str(exc.value)
+    assert "cameras" in str(exc.value)  # still names the failing key
+
+
+# -- credential parameters as cameras name them ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query",
+    [
+        "u=admin&p=Secret99",  # Tenvis, Wansview …
+        "user=admin&pw=Secret99",
+        "usr=admin&psw=Secret99",
+        "loginuse=admin&loginpas=Secret99",  # Foscam clones
+        "User=admin&PassCode=Secret99",
+    ],
+)
+def test_camera_style_credential_parameters_redacted(query):
+    spec = SourceSpec.parse(f"http://127.0.0.1/videostream.cgi?{query}")
+    assert SECRET not in spec.display and "admin" not in spec.display
+    assert SECRET in spec.url_for_ffmpeg
+
+
+# -- redaction never leaks by partial masking -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("rtsp://admin:cam@camhost:554/x", "Connection to tcp://camhost:554?timeout=0 failed"),
+        ("rtsp://admin:554@cam:554/x", "Connection to tcp://cam:554 failed: Connection refused"),
+        ("rtsp://admin:live@cam/live/ch1", "method DESCRIBE failed for /live/ch1: 404 Not Found"),
+    ],
+)
+def test_redaction_does_not_mask_inside_what_is_shown_anyway(source, message):
+    """A password that is part of the host, port or path: masking it there (``tcp://***host``) would tell the
+    password to anyone who reads the shown address next to the message."""
+    spec = SourceSpec.parse(source)
+    out = spec.redact(message)
+    assert "***" not in out, out  # nothing secret in it: left whole
+    assert spec.redact(f"{message} (password {spec.password})").endswith("(password ***)")
+
+
+def test_webcam_index_is_ascii_digits():
+    with pytest.raises(SourceSyntaxError):
+        SourceSpec.parse("webcam:\u0663")  # ARABIC-INDIC DIGIT THREE is not device 3
+    assert SourceSpec.parse("webcam:3").target == "/dev/video3"
+
+
+def test_file_source_parse_error_message_for_missing_file(tmp_path: Path):
+    with pytest.raises(SourceError) as exc:
+        parse_source(str(tmp_path / "nope.mp4"))
+    assert "video file not found" in str(exc.value)
