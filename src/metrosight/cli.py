@@ -229,13 +229,21 @@ def enroll(
         typer.Option("--face", min=1, help="with one photo: enrol its face number N (as numbered when the photo was "
                      "refused for several faces; 1 = leftmost)"),
     ] = None,
+    person_id: Annotated[
+        int | None,
+        typer.Option(
+            "--person", min=1, help="the new entry is this enrolled person (on another list): see `person list`"
+        ),
+    ] = None,
 ) -> None:
     """Record watchlist entries from photos. The subject's face is taken when it clearly dominates the photo (the
     largest whole face; any other face much smaller, further from the centre, or cut by the edge); a photo with
     several faces of which none dominates is refused with its faces numbered — enrol one with --face N (one photo
     at a time, also for a photo of a --from-dir folder). Refused photos are listed with the reason and the others
     are still enrolled. A new entry needs its authorisation (legal basis,
-    authority, reference, expiry) and stays *pending* until a different approver approves it."""
+    authority, reference, expiry) and stays *pending* until a different approver approves it. A new entry whose
+    name and face match a person enrolled before (e.g. on another list) joins that person; a face that matches
+    someone else is reported, to link (`--person ID`, `person link`) or record as different (`person distinct`)."""
     from rich.progress import Progress
 
     from metrosight.store.repo import NotFound
@@ -274,7 +282,9 @@ def enroll(
     items = ((name, photo_or_error(f, limits)) for name, _, files in people for f in files)
     with governed(), Progress(console=err, transient=True) as progress:
         task = progress.add_task("enrolling", total=sum(len(f) for _, _, f in people))
-        results = rt.enroll(watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task), face=face)
+        results = rt.enroll(
+            watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task), face=face, person_id=person_id
+        )
     enrolled = [r for r in results if r.status == "enrolled"]
     dups = [r for r in results if r.status == "duplicate"]
     refused = [r for r in results if r.status == "refused"]
@@ -297,6 +307,12 @@ def enroll(
     for name, folder, files in no_photo:
         why = f"none of its {len(files)} file(s) is a usable photo" if files else "its folder holds no photo"
         out.print(f"refused person {name!r} ({folder}): {why}", highlight=False, soft_wrap=True)
+    for r in enrolled:
+        if r.linked:
+            out.print(f"{r.subject}: {r.linked}: one person (person {r.person_id}) on several lists", highlight=False)
+    for r in enrolled + dups:
+        for w in r.warnings:
+            err.print(f"[yellow]warning:[/] {r.subject} ({r.photo}): {w}", highlight=False)
     subjects = len({r.subject for r in enrolled})
     out.print(
         f"enrolled {len(enrolled)} photo(s) of {subjects} person(s) into {watchlist}; "
@@ -399,7 +415,11 @@ def identify(
             err.print(f"[red]error:[/] {r.photo}: {r.error}", highlight=False, soft_wrap=True)
             bad += 1
             continue
-        names = [f"{f['subject']} ({f['watchlist']}, score {f['score']})" for f in r.faces if f.get("subject")]
+        names = [
+            f"{f['subject']} ({', '.join(f['watchlists'])}, score {f['score']})"  # type: ignore[arg-type]
+            for f in r.faces
+            if f.get("subject")
+        ]
         out.print(
             f"{r.photo}: {len(r.faces)} face(s); " + (", ".join(names) if names else "nobody on an active watchlist"),
             highlight=False,
@@ -629,6 +649,7 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration f
 
 
 from metrosight import governance_cli  # noqa: E402,F401  (registers user/alert/audit/privacy commands)
+from metrosight import persons_cli  # noqa: E402,F401  (registers the person commands)
 from metrosight.pipeline.node_cli import node as _node  # noqa: E402
 
 app.command("node")(_node)

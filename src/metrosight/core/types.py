@@ -190,16 +190,39 @@ class FaceSample:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
-    """A watchlist hit for one probe (a photo face or a whole track).
+class EntryRef:
+    """One watchlist entry (one authorisation on one list) of a matched person.
 
     Attributes:
-        subject_id: database id of the enrolled subject.
-        subject_name: the subject's name.
-        watchlist: name of the watchlist.
-        category: the watchlist's category.
+        entry_id: database id of the entry.
+        name: the name on the entry.
+        watchlist: the list.
+        category: the list's category.
+        reference: the authorisation's reference (case or order number), if known.
+    """
+
+    entry_id: int
+    name: str
+    watchlist: str
+    category: Category
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A watchlist hit for one probe (a photo face or a whole track): a *person*, with every entry of theirs that
+    may be matched here.
+
+    Attributes:
+        subject_id: database id of the entry that scored highest (the primary entry).
+        subject_name: the primary entry's name.
+        watchlist: the primary entry's watchlist.
+        category: that watchlist's category.
         score: similarity in [-1, 1] (cosine); higher is more alike.
         distance: Euclidean distance between unit descriptors (``sqrt(2 - 2*score)``), the figure dlib users know.
+        person_id: the person the entries belong to (``None``: the entry counts as its own person).
+        person_name: the person's name.
+        entries: every matchable entry of the person (active, in scope here), the primary first.
     """
 
     subject_id: int
@@ -208,6 +231,15 @@ class Match:
     category: Category
     score: float
     distance: float
+    person_id: int | None = None
+    person_name: str | None = None
+    entries: tuple[EntryRef, ...] = ()
+
+    @property
+    def watchlists(self) -> tuple[str, ...]:
+        """Every list the person is matched on, the primary first (no repeats)."""
+        names = [e.watchlist for e in self.entries] or [self.watchlist]
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +254,9 @@ class Alert:
         last_seen: media time of the last detection of the track, seconds.
         best_shot: uint8 RGB crop of the best face of the track (redacted before storage).
         event_id: idempotency key, unique per (camera, run, track).
+        group: the camera's group (station or line): matches of one person on cameras of one group within
+            ``alerts.group_window_s`` form one episode (``None``: the camera alone).
+        origin: Unix time of media time 0 of the camera's run (``None``: unknown, the time of storage is used).
     """
 
     camera_id: str
@@ -232,6 +267,8 @@ class Alert:
     best_shot: np.ndarray | None
     event_id: str
     samples: int = 1
+    group: str | None = None
+    origin: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from metrosight.config.model import (
     Settings,
 )
 from metrosight.core.names import InvalidInput, human_name, identifier
-from metrosight.core.types import Category
+from metrosight.core.types import Category, Match
 from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
 from metrosight.ingest.images import ImageError, Photo, PhotoLimits
@@ -114,7 +116,14 @@ class Runtime:
         return cam.line if cam is not None else None
 
     def matcher(self, camera_id: str | None = None) -> Matcher:
-        gallery = Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
+        """The matcher over the entries active now and in scope for ``camera_id`` (``None``, a photo: only entries
+        without a camera or line scope)."""
+        return self.matcher_for(
+            Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
+        )
+
+    def matcher_for(self, gallery: Gallery) -> Matcher:
+        """A matcher over ``gallery`` with the configured threshold, margin and score normalisation."""
         rec = self.settings.recognition
         cohort = None
         if rec.normalization == "cohort":
@@ -137,6 +146,7 @@ class Runtime:
         auth: Authorisation | None = None,
         on_result: Callable[[EnrolResult], None] | None = None,
         face: int | None = None,
+        person_id: int | None = None,
     ) -> list[EnrolResult]:
         """Enrol decoded photos: ``items`` are ``(subject name, photo)``, where a photo that could not be read is
         given as its :class:`ImageError` (refused with that reason). Photos are decoded by the caller through
@@ -147,14 +157,23 @@ class Runtime:
         clearly dominates; otherwise the refusal numbers the faces (:attr:`EnrolResult.faces`) and ``face`` (1 =
         leftmost) enrols the chosen one (see :func:`metrosight.recognize.photo.enrolment_face`).
 
+        A new entry joins person ``person_id`` when given; otherwise an enrolled person with the same name whose
+        face matches (:mod:`metrosight.recognize.persons`), else a new person. A face that matches another person
+        is reported in the result's ``warnings`` for the operator to link or mark distinct.
+
         Raises:
-            NotFound: the watchlist does not exist. Forbidden: ``actor`` may not record entries (both checked
-            before any photo is read).
+            NotFound: the watchlist (or ``person_id``) does not exist. Forbidden: ``actor`` may not record entries
+            (all checked before any photo is read).
         """
+        from metrosight.recognize.persons import name_key
+
         self.store.watchlist_category(watchlist)
         require(actor, "record watchlist entries", "approver", "admin")
+        if person_id is not None:
+            self.store.persons(person_id)  # NotFound before any photo is read
         det = self.settings.detection
         rec = self.settings.recognition
+        index = _EnrolmentIndex(self, name_key)
         results = []
         for subject, photo in items:
             label = photo.label
@@ -165,11 +184,19 @@ class Runtime:
                 chosen = enrolment_face(
                     photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var, face
                 )
-                _, dup = self.store.enroll(
+                decision = index.decide(watchlist, subject, chosen.descriptor, person_id)
+                sid, dup = self.store.enroll(
                     watchlist, subject, chosen.descriptor, MODEL_ID, photo.name, photo.sha256, chosen.quality.score,
-                    actor, auth, self.clock.now(),
+                    actor, auth, self.clock.now(), person_id=decision.person_id, link_reason=decision.reason,
                 )
-                res = EnrolResult(subject, label, "duplicate" if dup else "enrolled", None, chosen.quality.score)
+                pid = self.store.person_of(watchlist, subject)
+                index.add(sid, subject, watchlist, pid, chosen.descriptor)
+                warnings = tuple(w.replace("NEW_PERSON", str(pid)) for w in decision.warnings)
+                res = EnrolResult(
+                    subject, label, "duplicate" if dup else "enrolled", None, chosen.quality.score, person_id=pid,
+                    linked=decision.reason if decision.person_id is not None and person_id is None else None,
+                    warnings=warnings,
+                )
             except ImageError as exc:
                 res = EnrolResult(subject, label, "refused", exc.reason, None)
             except PhotoRefused as exc:
@@ -207,15 +234,7 @@ class Runtime:
             faces = []
             for f in usable:
                 m = matcher.match(f.descriptor)
-                faces.append(
-                    {
-                        "box": [round(v * back, 1) for v in f.detection.box.as_tuple()],
-                        "subject": m.subject_name if m else None,
-                        "watchlist": m.watchlist if m else None,
-                        "category": str(m.category) if m else None,
-                        "score": round(m.score, 4) if m else None,
-                    }
-                )
+                faces.append({"box": [round(v * back, 1) for v in f.detection.box.as_tuple()]} | match_fields(m))
             for d, q in rejected:
                 faces.append(
                     {"box": [round(v * back, 1) for v in d.box.as_tuple()], "subject": None, "skipped": q.problem}
@@ -229,6 +248,8 @@ class Runtime:
                     "photo_sha256": photo.sha256,
                     "faces": len(faces),
                     "matched": [f["subject"] for f in faces if f.get("subject")],
+                    "persons": [f["person_id"] for f in faces if f.get("person_id") is not None],
+                    "entries": [e["entry_id"] for f in faces for e in f.get("entries") or []],  # type: ignore[union-attr]
                 },
             )
         return out
@@ -428,7 +449,9 @@ class LivePolicy:
 @dataclass(frozen=True, slots=True)
 class EnrolResult:
     """One photo's outcome: ``photo`` is its label (a path on the CLI, the uploaded file's name in the API);
-    ``reason`` says why it was refused (without the label)."""
+    ``reason`` says why it was refused (without the label). ``person_id``: the person the entry belongs to;
+    ``linked``: why it joined a person enrolled before (same name and face), if it did; ``warnings``: look-alikes
+    the operator should link or mark distinct."""
 
     subject: str
     photo: str
@@ -438,6 +461,62 @@ class EnrolResult:
     #: when refused with several faces: each as ``{"number", "box": [x1, y1, x2, y2], "problem"}``, box in the
     #: stored photo's pixels; the operator enrols one of them by its number (``face``)
     faces: list[dict[str, Any]] | None = None
+    person_id: int | None = None
+    linked: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class _EnrolmentIndex:
+    """The pending and active templates of every person, read once per enrolment call and kept up to date as
+    photos are enrolled, so a folder of photos is compared without re-reading the store per photo."""
+
+    def __init__(self, rt: Runtime, name_key: Callable[[str], str]) -> None:
+        from metrosight.recognize.gallery import GalleryEntry
+
+        self.rt = rt
+        self.key = name_key
+        self.entries: list[GalleryEntry] = rt.store.enrolment_gallery(MODEL_ID)
+        self.names: dict[str, dict[int, str]] = {}
+        for p in rt.store.persons():
+            for e in p.entries:
+                if e.status in ("active", "pending"):
+                    self.names.setdefault(name_key(e.name), {})[p.id] = p.name
+        self.distinct = rt.store.distinct_pairs()
+        self._matcher: Matcher | None = None
+
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            self._matcher = self.rt.matcher_for(Gallery(self.entries))
+        return self._matcher
+
+    def decide(self, watchlist: str, subject: str, descriptor: np.ndarray, person_id: int | None):  # type: ignore[no-untyped-def]
+        from metrosight.recognize.persons import PersonDecision, candidates, decide
+        from metrosight.store.governance import NotFound
+
+        try:
+            own = self.rt.store.person_of(watchlist, subject)
+        except NotFound:
+            own = None
+        found = candidates(self.matcher(), descriptor)
+        if own is None and person_id is not None:
+            return PersonDecision(person_id, "linked by the operator (--person)", ())
+        return decide(subject, found, self.names.get(self.key(subject), {}), self.distinct, own)
+
+    def add(self, entry_id: int, subject: str, watchlist: str, person_id: int, descriptor: np.ndarray) -> None:
+        from metrosight.recognize.gallery import GalleryEntry, fuse
+
+        same = [e for e in self.entries if e.subject_id == entry_id]
+        if same:  # another photo of a known entry: its template is the fusion of all
+            old = same[0]
+            template = fuse(np.stack([old.template, descriptor]))
+            self.entries = [e for e in self.entries if e.subject_id != entry_id]
+        else:
+            template = descriptor
+        self.entries.append(
+            GalleryEntry(entry_id, subject, watchlist, Category.WANTED, template, person_id, subject)
+        )
+        self.names.setdefault(self.key(subject), {}).setdefault(person_id, subject)
+        self._matcher = None
 
 
 @dataclass(slots=True)
@@ -604,6 +683,28 @@ class AlertSink:
         except (StoreError, SQLAlchemyError) as exc:
             self.held_updates[update.event_id] = update.last_seen
             self._held_because(exc)
+
+
+def match_fields(m: Match | None) -> dict[str, object]:
+    """What ``identify`` reports of one face's match: the person and every entry (list, authorisation reference)
+    they are matched on, the primary (best-scoring) entry's name, list and category first; all ``None`` for no
+    match."""
+    if m is None:
+        return {"subject": None, "person_id": None, "watchlist": None, "watchlists": [], "category": None,
+                "score": None, "entries": []}
+    return {
+        "subject": m.person_name or m.subject_name,
+        "person_id": m.person_id,
+        "watchlist": m.watchlist,
+        "watchlists": list(m.watchlists),
+        "category": str(m.category),
+        "score": round(m.score, 4),
+        "entries": [
+            {"entry_id": e.entry_id, "name": e.name, "watchlist": e.watchlist, "category": str(e.category),
+             "reference": e.reference}
+            for e in m.entries
+        ],
+    }
 
 
 def camera_state_payload(change: StateChange, worker: int | None = None) -> CameraStateV1:

@@ -1,8 +1,11 @@
 """The gallery of active watchlist templates and the matcher over it.
 
-Each enrolled subject has one template: the L2-normalised mean of its L2-normalised enrolment descriptors.
+Each enrolled entry has one template: the L2-normalised mean of its L2-normalised enrolment descriptors.
 Matching is cosine similarity of a probe against the normalised template matrix (one matrix product), optionally
 followed by cohort normalisation of the best candidate's score (:mod:`metrosight.recognize.normalize`).
+
+Entries are grouped by *person*: the same person on two watchlists is one candidate (their best entry's score),
+never two look-alikes that cancel out under the ambiguity rule, and a match names every entry of the person.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrosight.core.types import Category, Match
+from metrosight.core.types import Category, EntryRef, Match
 from metrosight.recognize.normalize import Cohort, CohortNorm
 
 DIM = 128
@@ -33,13 +36,22 @@ def fuse(descriptors: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
 
 @dataclass(frozen=True, slots=True)
 class GalleryEntry:
-    """One matchable subject: who, on which list, and their unit template ``(128,)``."""
+    """One matchable entry: who, on which list, their unit template ``(128,)``, and the person it belongs to
+    (``person_id`` ``None``: the entry is a person of its own)."""
 
     subject_id: int
     subject_name: str
     watchlist: str
     category: Category
     template: np.ndarray
+    person_id: int | None = None
+    person_name: str | None = None
+    reference: str | None = None
+
+    @property
+    def person_key(self) -> int:
+        """The person's id, or minus the entry id for an entry without one (never equal to a person id)."""
+        return self.person_id if self.person_id is not None else -self.subject_id
 
 
 class Gallery:
@@ -53,8 +65,15 @@ class Gallery:
             else np.zeros((0, DIM), dtype=np.float32)
         )
 
+        self.person_keys = np.array([e.person_key for e in self.entries], dtype=np.int64)
+
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def persons(self) -> int:
+        """How many different persons the entries belong to."""
+        return len(set(self.person_keys.tolist()))
 
     def scores(self, probe: np.ndarray) -> np.ndarray:
         """Cosine similarity of a probe ``(128,)`` to every entry, shape ``(N,)``."""
@@ -64,7 +83,7 @@ class Gallery:
 class Matcher:
     """Decides whether a probe is someone on the gallery.
 
-    The candidate is the entry with the highest cosine similarity. Without a cohort the decision score is that
+    The candidate is the *person* with the highest cosine similarity (the best of their entries). Without a cohort the decision score is that
     cosine; with one it is the candidate's AS-norm score against the cohort
     (:class:`~metrosight.recognize.normalize.CohortNorm`), which makes one threshold mean about the same false-match
     rate for every face. The identity (and so rank-1) is always that of the best cosine.
@@ -72,8 +91,9 @@ class Matcher:
     Args:
         gallery: active templates.
         threshold: minimum decision score for a match (cosine, or AS-norm units with a cohort).
-        min_margin: the best entry's cosine must beat the best *other* subject's by at least this much; a probe
+        min_margin: the best person's cosine must beat the best *other person's* by at least this much; a probe
             that looks about equally like two people is no match (it is ambiguous, and an operator cannot act on it).
+            Entries of one person never compete with each other.
         cohort: background faces for score normalisation (``None``: raw cosine).
     """
 
@@ -99,15 +119,16 @@ class Matcher:
         return cos, self._norm.normalize(probe, cos)
 
     def best(self, probe: np.ndarray) -> Match | None:
-        """The most similar entry, whatever its score (``None`` for an empty gallery)."""
+        """The most similar person, whatever the score (``None`` for an empty gallery)."""
         if len(self.gallery) == 0:
             return None
         cos, dec = self.decision_scores(probe)
         i = int(np.argmax(cos))
-        return self._as_match(i, float(dec[i]), float(cos[i]))
+        return self._as_match(i, float(dec[i]), float(cos[i]), cos)
 
     def match(self, probe: np.ndarray) -> Match | None:
-        """The most similar entry if it reaches the threshold and the margin, else ``None``."""
+        """The most similar person if they reach the threshold and the margin over the next-best *different*
+        person, else ``None``."""
         if len(self.gallery) == 0:
             return None
         cos, dec = self.decision_scores(probe)
@@ -115,13 +136,23 @@ class Matcher:
         if dec[i] < self.threshold:
             return None
         if self.min_margin > 0 and len(cos) > 1:
-            me = self.gallery.entries[i].subject_id
-            others = [float(s) for e, s in zip(self.gallery.entries, cos, strict=True) if e.subject_id != me]
-            if others and float(cos[i]) - max(others) < self.min_margin:
+            others = cos[self.gallery.person_keys != self.gallery.person_keys[i]]
+            if len(others) and float(cos[i]) - float(others.max()) < self.min_margin:
                 return None
-        return self._as_match(i, float(dec[i]), float(cos[i]))
+        return self._as_match(i, float(dec[i]), float(cos[i]), cos)
 
-    def _as_match(self, i: int, score: float, cosine: float) -> Match:
+    def _as_match(self, i: int, score: float, cosine: float, cos: np.ndarray | None = None) -> Match:
         e = self.gallery.entries[i]
         distance = float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine)))
-        return Match(e.subject_id, e.subject_name, e.watchlist, e.category, score, distance)
+        rows = [j for j in np.flatnonzero(self.gallery.person_keys == self.gallery.person_keys[i])]
+        if cos is not None:
+            rows.sort(key=lambda j: -float(cos[j]))
+        rows = [i] + [int(j) for j in rows if j != i]
+        entries = tuple(
+            EntryRef(g.subject_id, g.subject_name, g.watchlist, g.category, g.reference)
+            for g in (self.gallery.entries[j] for j in rows)
+        )
+        return Match(
+            e.subject_id, e.subject_name, e.watchlist, e.category, score, distance,
+            e.person_id, e.person_name or e.subject_name, entries,
+        )

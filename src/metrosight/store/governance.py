@@ -77,6 +77,7 @@ class EntryInfo:
     created_by: str | None
     approved_by: str | None
     templates: int
+    person_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class GovernanceMixin:
             return [
                 EntryInfo(
                     e.id, wl, e.name, e.status, e.urgent, e.legal_basis, e.issuing_authority, e.reference, e.scope,
-                    aware(e.expires_at), e.created_by, e.approved_by, n,
+                    aware(e.expires_at), e.created_by, e.approved_by, n, e.person_id,
                 )
                 for e, wl, n in s.execute(q).all()
             ]

@@ -1,6 +1,7 @@
 """SQLAlchemy models. SQLite by default, PostgreSQL at scale; the schema is managed by Alembic migrations.
 
-A watchlist *entry* (:class:`Subject`) carries its own authorisation: status, legal basis, issuing authority,
+A *person* (:class:`Person`) is one human being; each watchlist *entry* (:class:`Subject`) belongs to one person
+and a person may be on several watchlists (one entry each). An entry carries its own authorisation: status, legal basis, issuing authority,
 reference, scope and validity window. Only entries whose status is ``active`` (and that are in scope and unexpired)
 are matched. Templates (descriptors) are stored only for enrolled subjects; nothing of passers-by is stored.
 """
@@ -46,14 +47,47 @@ class Watchlist(Base):
     subjects: Mapped[list[Subject]] = relationship(back_populates="watchlist", cascade="all, delete-orphan")
 
 
+class Person(Base):
+    """One human being, with one or more watchlist entries. Matching, the ambiguity rule and alert episodes work
+    per person: the same person on two lists is one candidate, named with every list."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    # touched by every alert of the person: the first write of the episode merge, so concurrent merges of one
+    # person's sightings queue up (a row lock on PostgreSQL, the write lock on SQLite)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    entries: Mapped[list[Subject]] = relationship(back_populates="person")
+
+
+class PersonDistinct(Base):
+    """An operator's record that two persons whose faces look alike are different people (``person_a <
+    person_b``): enrolment stops warning about the pair and the two are never linked by name."""
+
+    __tablename__ = "person_distinct"
+    __table_args__ = (UniqueConstraint("person_a", "person_b", name="uq_person_distinct_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_a: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), nullable=False)
+    person_b: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False)
+
+
 class Subject(Base):
-    """A watchlist entry: one person and the authorisation to look for them."""
+    """A watchlist entry: one authorisation to look for one person on one watchlist."""
 
     __tablename__ = "subjects"
     __table_args__ = (UniqueConstraint("watchlist_id", "name", name="uq_subject_watchlist_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"), nullable=False)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(256), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     legal_basis: Mapped[str | None] = mapped_column(Text)
@@ -73,6 +107,7 @@ class Subject(Base):
     requested_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     watchlist: Mapped[Watchlist] = relationship(back_populates="subjects")
+    person: Mapped[Person] = relationship(back_populates="entries")
     templates: Mapped[list[Template]] = relationship(back_populates="subject", cascade="all, delete-orphan")
 
 

@@ -27,8 +27,9 @@ from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in
 from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine, session_factory
 from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
-from metrosight.store.models import AlertRecord, Run, Subject, Template, Watchlist, WatchlistKey
+from metrosight.store.models import AlertRecord, Person, Run, Subject, Template, Watchlist, WatchlistKey
 from metrosight.store.naming import find_named, lookalike_message
+from metrosight.store.persons import PersonsMixin
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def decode_descriptor(blob: bytes) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-class Store(GovernanceMixin):
+class Store(GovernanceMixin, PersonsMixin):
     """Watchlists, entries, templates, alerts, runs, users, reviews, windows and the audit log.
 
     Args:
@@ -221,22 +222,27 @@ class Store(GovernanceMixin):
         actor: Actor,
         auth: Authorisation | None = None,
         now: datetime | None = None,
+        person_id: int | None = None,
+        link_reason: str | None = None,
     ) -> tuple[int, bool]:
         """Store one encrypted template for ``subject`` on ``watchlist``, in one audited transaction.
 
-        A new entry needs ``auth`` and is created *pending* (or active at once when urgent, for 24 h). Adding a
-        photo to an approved entry sends it back to *pending* (a changed template needs a fresh approval). On an
-        urgent entry not approved yet, a photo added by anyone but its creator is *held* — not matched — until an
-        approver who added no photo approves the entry; the entry keeps its 24-hour clock meanwhile. Whoever adds a
-        photo may not approve the entry (:func:`metrosight.policy.rules.can_approve`).
+        A new entry needs ``auth`` and is created *pending* (or active at once when urgent, for 24 h). It belongs to
+        person ``person_id`` when given (the same person on another list; ``link_reason`` says why, for the audit
+        log), else to a new person of its own. Adding a photo to an approved entry sends it back to *pending* (a
+        changed template needs a fresh approval). On an urgent entry not approved yet, a photo added by anyone but
+        its creator is *held* — not matched — until an approver who added no photo approves the entry; the entry
+        keeps its 24-hour clock meanwhile. Whoever adds a photo may not approve the entry
+        (:func:`metrosight.policy.rules.can_approve`).
 
         Returns:
             ``(subject_id, duplicate)``: ``duplicate`` is True when this photo (by SHA-256) was already enrolled
             for this subject, in which case nothing is written.
 
         Raises:
-            NotFound: no such watchlist. Forbidden: ``actor`` may not record entries. PolicyError: missing or
-            invalid authorisation, or the entry is revoked/expired.
+            NotFound: no such watchlist or person. Forbidden: ``actor`` may not record entries. PolicyError:
+            missing or invalid authorisation, the entry is revoked/expired, or it belongs to another person than
+            ``person_id``.
         """
         require(actor, "record watchlist entries", "approver", "admin")
         now = now or datetime.now(UTC)
@@ -261,8 +267,17 @@ class Store(GovernanceMixin):
                         f"{subject!r} is a new entry: give its legal basis, issuing authority, reference and expiry"
                     )
                 auth.validate(now, self.max_entry_days, self.tz)
+                if person_id is not None:
+                    person = s.get(Person, person_id)
+                    if person is None:
+                        raise NotFound(f"no person {person_id} (see `metrosight person list`)")
+                else:
+                    person = Person(name=subject, created_by=actor.name)
+                    s.add(person)
+                    s.flush()
                 subj = Subject(
                     watchlist_id=wl.id,
+                    person_id=person.id,
                     name=subject,
                     status="active" if auth.urgent else "pending",
                     legal_basis=auth.legal_basis,
@@ -291,6 +306,9 @@ class Store(GovernanceMixin):
                         "reference": auth.reference,
                         "expires_at": subj.expires_at.isoformat(),
                         "scope": auth.scope(),
+                        "person_id": person.id,
+                        "linked": person_id is not None,
+                        "link_reason": link_reason,
                     },
                 )
             else:
@@ -298,6 +316,11 @@ class Store(GovernanceMixin):
                 if subj.status in transitions.TERMINAL_ENTRY:
                     raise PolicyError(
                         f"entry {watchlist}/{subject} is {subj.status}; record a new authorisation instead"
+                    )
+                if person_id is not None and subj.person_id != person_id:
+                    raise PolicyError(
+                        f"entry {watchlist}/{subject} belongs to person {subj.person_id}, not {person_id}: "
+                        f"use `metrosight person link {person_id} {subj.person_id}` to record they are one person"
                     )
             subj_id, status, held = subj.id, subj.status, False
             dup = s.scalar(
@@ -340,33 +363,60 @@ class Store(GovernanceMixin):
     ) -> list[GalleryEntry]:
         """Templates of every entry that may be matched now: active, inside its validity window and in scope for
         ``camera_id``/``line``. Expired entries are retired first (their templates destroyed). One fused template
-        per subject."""
+        per entry, with the entry's person."""
         now = now or datetime.now(UTC)
         self.expire_due(now)
-        with self._session() as s:
-            keys = {k.watchlist_id: k.wrapped_key for k in s.scalars(select(WatchlistKey))}
-            rows = s.execute(
-                select(Subject, Watchlist.name, Watchlist.category, Template.descriptor)
-                .join(Watchlist, Subject.watchlist_id == Watchlist.id)
-                .join(Template, Template.subject_id == Subject.id)
-                .where(Subject.status == "active", Template.model == model, Template.held.is_(False))
-                .order_by(Subject.id, Template.id)
-            ).all()
-        grouped: dict[int, tuple[Subject, str, str, list[np.ndarray]]] = {}
-        for subj, wl_name, cat, blob in rows:
-            if subj.watchlist_id not in keys:
-                continue  # shredded
-            vec = decode_descriptor(self.keyring.decrypt(keys[subj.watchlist_id], blob))
-            grouped.setdefault(subj.id, (subj, wl_name, cat, []))[3].append(vec)
         out = []
-        for subj, wl_name, cat, descs in grouped.values():
+        for subj, wl_name, cat, person_name, descs in self._templates(model, ("active",), held=False):
             vf, exp = aware(subj.valid_from), aware(subj.expires_at)
             if (vf is not None and now < vf) or (exp is not None and now >= exp):
                 continue
             if not in_scope(subj.scope, camera_id, line):
                 continue
-            out.append(GalleryEntry(subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs))))
+            out.append(
+                GalleryEntry(
+                    subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs)), subj.person_id, person_name,
+                    subj.reference,
+                )
+            )
         return out
+
+    def enrolment_gallery(self, model: str) -> list[GalleryEntry]:
+        """One fused template per entry that is pending or active (any scope or validity window), with its person:
+        what a new enrolment is compared with to find the same person enrolled before."""
+        return [
+            GalleryEntry(
+                subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs)), subj.person_id, person_name,
+                subj.reference,
+            )
+            for subj, wl_name, cat, person_name, descs in self._templates(model, ("active", "pending"))
+        ]
+
+    def _templates(
+        self, model: str, statuses: tuple[str, ...], held: bool = True
+    ) -> list[tuple[Subject, str, str, str, list[np.ndarray]]]:
+        """Decrypted descriptors of entries in ``statuses``, grouped per entry: ``(entry, watchlist, category,
+        person name, descriptors)``; shredded watchlists are left out, and held photos unless ``held``."""
+        with self._session() as s:
+            keys = {k.watchlist_id: k.wrapped_key for k in s.scalars(select(WatchlistKey))}
+            rows = s.execute(
+                select(Subject, Watchlist.name, Watchlist.category, Person.name, Template.descriptor)
+                .join(Watchlist, Subject.watchlist_id == Watchlist.id)
+                .join(Person, Person.id == Subject.person_id)
+                .join(Template, Template.subject_id == Subject.id)
+                .where(
+                    Subject.status.in_(statuses), Template.model == model,
+                    *(() if held else (Template.held.is_(False),)),
+                )
+                .order_by(Subject.id, Template.id)
+            ).all()
+        grouped: dict[int, tuple[Subject, str, str, str, list[np.ndarray]]] = {}
+        for subj, wl_name, cat, person_name, blob in rows:
+            if subj.watchlist_id not in keys:
+                continue  # shredded
+            vec = decode_descriptor(self.keyring.decrypt(keys[subj.watchlist_id], blob))
+            grouped.setdefault(subj.id, (subj, wl_name, cat, person_name, []))[4].append(vec)
+        return list(grouped.values())
 
     # -- runs and alerts --------------------------------------------------------------------------------------
     def start_run(self, camera_id: str, source: str) -> int:
