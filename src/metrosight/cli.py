@@ -429,20 +429,33 @@ def identify(
 
 
 # -- video ------------------------------------------------------------------------------------------------------
-def _alert_line(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
+def _episode_text(stored) -> str:  # type: ignore[no-untyped-def]
+    if stored is None:
+        return ""
+    if stored.opened:
+        return f" → alert {stored.alert_id} (new)"
+    note = "; actionable: operators notified" if stored.status == "actionable" else ""
+    return f" → alert {stored.alert_id} (sighting {stored.sightings}{note})"
+
+
+def _alert_line(a, crop: str | None, stored=None) -> str:  # type: ignore[no-untyped-def]
+    lists = ", ".join(dict.fromkeys(e.watchlist for e in a.entries)) or a.watchlist
     return (
-        f"ALERT {a.camera_id} track {a.track_id}: {a.subject} [{a.watchlist}/{a.category}] score {a.score:.3f} "
-        f"seen {a.first_seen:.2f}s–{a.last_seen:.2f}s best shot {crop or '-'}"
+        f"ALERT {a.camera_id} track {a.track_id}: {a.subject} [{lists}/{a.category}] score {a.score:.3f} "
+        f"seen {a.first_seen:.2f}s–{a.last_seen:.2f}s best shot {crop or '-'}{_episode_text(stored)}"
     )
 
 
-def alert_json(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
+def alert_json(a, crop: str | None, stored=None) -> str:  # type: ignore[no-untyped-def]
     return json.dumps(
         {
             "type": "alert",
             "camera": a.camera_id,
             "subject": a.subject,
+            "person_id": a.person_id,
             "watchlist": a.watchlist,
+            "watchlists": list(dict.fromkeys(e.watchlist for e in a.entries)) or [a.watchlist],
+            "entries": [e.model_dump() for e in a.entries],
             "category": a.category,
             "score": a.score,
             "first_seen": a.first_seen,
@@ -450,6 +463,10 @@ def alert_json(a, crop: str | None) -> str:  # type: ignore[no-untyped-def]
             "track_id": a.track_id,
             "best_shot": crop,
             "event_id": a.event_id,
+            "alert_id": stored.alert_id if stored is not None else None,
+            "episode": None if stored is None else ("new" if stored.opened else "sighting"),
+            "sightings": stored.sightings if stored is not None else None,
+            "status": stored.status if stored is not None else None,
         }
     )
 
@@ -490,8 +507,8 @@ def run(
         fail(str(exc))
     rt = _runtime(config)
 
-    def on_alert(a, crop):  # type: ignore[no-untyped-def]
-        print(alert_json(a, crop) if as_json else _alert_line(a, crop), flush=True)
+    def on_alert(a, crop, stored):  # type: ignore[no-untyped-def]
+        print(alert_json(a, crop, stored) if as_json else _alert_line(a, crop, stored), flush=True)
 
     def on_event(e, snapshot):  # type: ignore[no-untyped-def]
         print(event_json(e, snapshot) if as_json else event_line(e, snapshot), flush=True)
@@ -526,7 +543,8 @@ def run(
         "frames": s.frames,
         "faces": s.faces,
         "tracks": s.tracks,
-        "alerts": s.alerts,
+        "alerts": report.episodes,
+        "sightings": s.alerts,
         "embedded": s.embedded,
         "gallery": report.gallery_size,
         "seconds": round(report.seconds, 2),
@@ -547,8 +565,9 @@ def run(
         )
     else:
         out.print(
-            f"{camera}: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} alert(s) "
-            f"against {report.gallery_size} active entries in {report.seconds:.1f} s ({report.fps:.1f} frames/s)",
+            f"{camera}: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} sighting(s) in "
+            f"{report.episodes} alert(s) against {report.gallery_size} active entries in {report.seconds:.1f} s "
+            f"({report.fps:.1f} frames/s)",
             highlight=False,
         )
         if report.gallery_size == 0:
@@ -620,7 +639,7 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     report = rt.run(
         str(clip),
         "demo-cam",
-        on_alert=lambda a, c: print(alert_json(a, c) if as_json else _alert_line(a, c), flush=True),
+        on_alert=lambda a, c, st: print(alert_json(a, c, st) if as_json else _alert_line(a, c, st), flush=True),
     )
     s = report.stats
     out.print(

@@ -193,40 +193,68 @@ def watchlist_shred(
 
 
 # -- alerts -----------------------------------------------------------------------------------------------------
+def _lists(a) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(dict.fromkeys(e["watchlist"] for e in a.entries or [])) or a.watchlist
+
+
+def _span(a) -> str:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    if a.first_at is None:
+        return f"{a.first_seen:.1f}–{a.last_seen:.1f} s"
+    first, last = datetime.fromtimestamp(a.first_at, UTC), datetime.fromtimestamp(a.last_at, UTC)
+    return f"{first:%H:%M:%S}–{last:%H:%M:%S} UTC"
+
+
 @alert_app.command("list")
 def alert_list(
     status: Annotated[str | None, typer.Option("--status", help="new, confirmed_once, actionable, rejected")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Alerts, newest first."""
+    """Alerts (one per person and episode), newest first, with how many sightings on which cameras."""
     rt = _runtime()
     with governed():
         rows = rt.store.list_alerts(_actor(rt), status)
+    cams = {a.id: rt.store.alert_cameras(a.id) for a in rows}
     if as_json:
         for a in rows:
-            print(json.dumps({"id": a.id, "camera": a.camera_id, "subject": a.subject_name, "watchlist": a.watchlist,
-                              "score": a.score, "first_seen": a.first_seen, "last_seen": a.last_seen,
-                              "status": a.status, "created_at": a.created_at.isoformat()}))
+            print(json.dumps({"id": a.id, "camera": a.camera_id, "cameras": cams[a.id], "subject": a.subject_name,
+                              "person_id": a.person_id, "watchlist": a.watchlist,
+                              "watchlists": _lists(a).split(", "), "score": a.score, "first_seen": a.first_seen,
+                              "last_seen": a.last_seen, "first_at": a.first_at, "last_at": a.last_at,
+                              "sightings": a.sightings, "status": a.status, "created_at": a.created_at.isoformat()}))
         return
-    table = Table("id", "camera", "subject", "watchlist", "score", "seen (s)", "status", "raised")
+    table = Table("id", "cameras", "subject", "watchlists", "score", "seen", "sightings", "status", "raised")
     for a in rows:
-        table.add_row(str(a.id), a.camera_id, a.subject_name, a.watchlist, f"{a.score:.3f}",
-                      f"{a.first_seen:.1f}–{a.last_seen:.1f}", a.status, _when(a.created_at))
+        table.add_row(str(a.id), ", ".join(cams[a.id]), a.subject_name, _lists(a), f"{a.score:.3f}", _span(a),
+                      str(a.sightings), a.status, _when(a.created_at))
     out.print(table)
 
 
 @alert_app.command("show")
 def alert_show(alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")]) -> None:
-    """One alert, its reviews, and earlier rejected matches of the same entry (so a known false match shows)."""
+    """One alert: the person, every list and authorisation they were matched on, every sighting (camera, time,
+    score, crop), its reviews, and earlier rejected alerts of the same person (so a known false match shows)."""
+    from datetime import UTC, datetime
+
     rt = _runtime()
     with governed():
         a, reviews, earlier = rt.store.alert_detail(alert_id, _actor(rt))
-    out.print(f"alert {a.id}: {a.subject_name} [{a.watchlist}/{a.category}] on {a.camera_id}, score {a.score:.3f}, "
-              f"seen {a.first_seen:.2f}–{a.last_seen:.2f} s, status {a.status}", highlight=False)
+    person = f" (person {a.person_id})" if a.person_id is not None else ""
+    out.print(f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
+              f"{a.sightings} sighting(s), seen {_span(a)}, status {a.status}", highlight=False)
+    for e in a.entries or [{"watchlist": a.watchlist, "name": a.subject_name, "category": a.category}]:
+        out.print(f"  on {e['watchlist']} ({e['category']}) as {e['name']!r}: ref. {e.get('reference') or '-'}, "
+                  f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}", highlight=False)
+    for i, sg in enumerate(rt.store.sightings(a.id), 1):
+        at = datetime.fromtimestamp(sg.first_at, UTC)
+        out.print(f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "
+                  f"{sg.first_seen:.2f}–{sg.last_seen:.2f} s of its video, score {sg.score:.3f}, "
+                  f"crop {'yes' if sg.crop_path else 'no'}", highlight=False)
     for r in reviews:
         out.print(f"  {r.action} by {r.user} at {_when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
     if earlier:
-        out.print(f"  [yellow]{len(earlier)} earlier alert(s) for this entry were rejected:[/]")
+        out.print(f"  [yellow]{len(earlier)} earlier alert(s) for this person were rejected:[/]")
         for r in earlier[:5]:
             out.print(f"    alert {r.alert_id} by {r.user}: {r.reason}", highlight=False)
 
@@ -256,11 +284,14 @@ def alert_reject(
 def alert_crop(
     alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")],
     output: Annotated[Path, typer.Option("--out", help="where to write the decrypted JPEG")],
+    sighting: Annotated[
+        int | None, typer.Option("--sighting", min=1, max=MAX_ID, help="the N-th sighting's crop (as in `alert show`)")
+    ] = None,
 ) -> None:
     """Export an alert's redacted best-shot crop (decrypted; audited)."""
     rt = _runtime()
     with governed():
-        data = rt.store.read_crop(alert_id, _actor(rt))
+        data = rt.store.read_crop(alert_id, _actor(rt), sighting)
     output.write_bytes(data)
     out.print(f"wrote {output}")
 

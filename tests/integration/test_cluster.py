@@ -50,7 +50,10 @@ class Cluster:
         self.config = root / "cluster.yaml"
         cams = "\n".join(f"  - {{id: {c}, source: '{video}'}}" for c in CAMERAS)
         self.config.write_text(
-            f"ingest: {{analysis_fps: 5}}\nprivacy: {{policy_refresh_seconds: 0.5}}\ncameras:\n{cams}\n"
+            f"ingest: {{analysis_fps: 5}}\nprivacy: {{policy_refresh_seconds: 0.5}}\n"
+            # one alert per track: these tests follow each track's alert through resumption (episodes: elsewhere)
+            "alerts: {episode_window_s: 0, group_window_s: 0}\n"
+            f"cameras:\n{cams}\n"
         )
         # every process of the deployment: the same database and the same master key
         monkeypatch.setenv("METROSIGHT__STORAGE__DATABASE_URL", pg_url)
@@ -287,6 +290,7 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
             c.config.write_text(
                 "ingest: {analysis_fps: 5, stall_timeout_seconds: 3, open_timeout_seconds: 5}\n"
                 "privacy: {policy_refresh_seconds: 0.5}\n"
+                "alerts: {episode_window_s: 0, group_window_s: 0}\n"
                 f"cameras:\n  - {{id: live-a, source: '{rtsp.url('a')}'}}\n  - {{id: live-b, source: '{rtsp.url('b')}'}}\n"
             )
             c.consumer()

@@ -80,7 +80,8 @@ def home(enrolled_template, tmp_path) -> Path:
 
 def settings_for(cameras: list[dict], **ingest) -> Settings:
     return Settings.model_validate(
-        {"ingest": {**FAST_INGEST, **ingest}, "cameras": cameras, "node": {"shutdown_timeout_seconds": 30}}
+        {"ingest": {**FAST_INGEST, **ingest}, "cameras": cameras, "node": {"shutdown_timeout_seconds": 30},
+         "alerts": {"episode_window_s": 0, "group_window_s": 0}}  # one alert per track (episodes: elsewhere)
     )
 
 

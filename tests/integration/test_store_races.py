@@ -63,7 +63,8 @@ def enrol(s: Store, name: str, actor: Actor, seed: int, urgent: bool = False) ->
 def raise_alert(s: Store, n: int) -> int:
     sid = s.entries("wl")[0].id
     m = Match(sid, s.entries("wl")[0].name, "wl", Category.WANTED, 0.95, 0.3)
-    assert s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:t:{n}", 3), None)
+    # an hour apart: each a new alert, not a sighting appended to the previous one's episode
+    assert s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:t:{n}", 3, None, 1.8e9 + 3600 * n), None)
     return max(a.id for a in s.alerts())
 
 

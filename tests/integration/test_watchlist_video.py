@@ -55,19 +55,24 @@ def test_lin_manuel_miranda_alerted_once_per_track_while_on_screen(hamilton_run)
         assert 0.0 <= a["first_seen"] <= a["last_seen"] <= LIN_ON_SCREEN_UNTIL
         assert a["score"] >= 0.93
         assert a["best_shot"] and Path(a["best_shot"]).is_file()
-    assert summary["frames"] == 275 and summary["faces"] > 100 and summary["alerts"] == len(alerts)
+    assert summary["frames"] == 275 and summary["faces"] > 100 and summary["sightings"] == len(alerts)
+    # every track of his on this camera within a minute is a sighting of one alert, reviewed once
+    assert summary["alerts"] == len({a["alert_id"] for a in alerts}) == 1
 
 
 def test_alerts_are_stored_with_final_last_seen(hamilton_run):
     home, lines = hamilton_run
     printed = {a["event_id"]: a for a in lines if a["type"] == "alert"}
     store = store_of(home)
-    rows = store.alerts()
-    assert {r.event_id for r in rows} == set(printed)
+    [alert] = store.alerts()
+    assert alert.subject_name == "Lin-Manuel Miranda" and alert.camera_id == "stage"
+    rows = store.sightings(alert.id)
+    assert {r.event_id for r in rows} == set(printed) and alert.sightings == len(rows)
     for r in rows:
-        assert r.subject_name == "Lin-Manuel Miranda" and r.camera_id == "stage"
+        assert r.camera_id == "stage"
         assert r.last_seen >= printed[r.event_id]["last_seen"]  # extended when the track ended
         assert r.last_seen <= LIN_ON_SCREEN_UNTIL
+    assert alert.last_seen == max(r.last_seen for r in rows)
     [run] = [r for r in store._session().query(Run).all()]
     assert run.status == "finished" and run.alerts == len(rows) and run.frames == 275
 

@@ -179,6 +179,9 @@ class EnrolPublic(_Out):
     valid_from: str | None = Field(None, description="when the authorisation starts, same form (null: at once)")
     timezone: str = Field("UTC", description="the deployment's time zone (IANA name) dates were read in")
     photos: list[EnrolPhotoPublic]
+    person_id: int | None = Field(None, description="the person the entry belongs to")
+    linked: str | None = Field(None, description="why the entry joined a person enrolled before, if it did")
+    warnings: list[str] = Field(default_factory=list, description="look-alike persons to link or mark distinct")
 
 
 # -- alerts -------------------------------------------------------------------------------------------------------
@@ -200,6 +203,28 @@ class AlertPublic(_Out):
     has_crop: bool
     reference: str | None = Field(None, description="the entry's authorisation reference (case or order number)")
     created_at: UtcDatetime
+    person_id: int | None = Field(None, description="the person; subject_name is the person's name")
+    watchlists: list[str] = Field(default_factory=list, description="every list the person was matched on")
+    entries: list[dict] = Field(
+        default_factory=list, description="every entry (list, name, authorisation) the person was matched on"
+    )
+    sightings: int = Field(1, description="tracks that matched, on this camera or cameras of its group")
+    cameras: list[str] = Field(default_factory=list, description="cameras of the sightings, first first")
+    first_at: float | None = Field(None, description="Unix time of the first sighting, seconds")
+    last_at: float | None = Field(None, description="Unix time of the last sighting, seconds")
+
+
+class SightingPublic(_Out):
+    n: int = Field(..., description="1-based, in the order seen (`/api/alerts/{id}/crop?sighting=n`)")
+    camera_id: str
+    track_id: int
+    watchlist: str
+    score: float
+    first_seen: float = Field(..., description="media time of its run, seconds")
+    last_seen: float
+    first_at: float = Field(..., description="Unix time, seconds")
+    last_at: float
+    has_crop: bool
 
 
 class ReviewPublic(_Out):
@@ -212,7 +237,26 @@ class ReviewPublic(_Out):
 
 class AlertDetailPublic(AlertPublic):
     reviews: list[ReviewPublic]
-    earlier_rejections: list[ReviewPublic] = Field(..., description="rejected alerts for the same entry (feedback)")
+    earlier_rejections: list[ReviewPublic] = Field(..., description="rejected alerts of the same person (feedback)")
+    sighting_list: list[SightingPublic] = Field(default_factory=list, description="every sighting of the episode")
+
+
+class IdentifyFacePublic(_Out):
+    box: list[float]
+    subject: str | None = Field(None, description="the person's name")
+    person_id: int | None = None
+    watchlist: str | None = Field(None, description="the best-scoring entry's list")
+    watchlists: list[str] = Field(default_factory=list, description="every list the person is on (here)")
+    category: str | None = None
+    score: float | None = None
+    entries: list[dict] = Field(default_factory=list)
+    skipped: str | None = Field(None, description="why a face was not searched (too small, blurred, turned)")
+
+
+class IdentifyPublic(_Out):
+    photo: str
+    faces: list[IdentifyFacePublic]
+    error: str | None = None
 
 
 class RejectCreate(_In):

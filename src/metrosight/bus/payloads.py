@@ -11,8 +11,20 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EntryRefV1(_Payload):
+    """One watchlist entry (authorisation) of the matched person."""
+
+    entry_id: int
+    name: str
+    watchlist: str
+    category: str
+    reference: str | None = None
+
+
 class AlertV1(_Payload):
-    """A track matched an active watchlist entry."""
+    """A track matched a person on the active watchlists (a *sighting*; the store merges sightings of one person
+    close in time into one alert episode). ``subject_id``/``watchlist``/``category`` are the best-scoring entry's;
+    ``entries`` every entry of the person matchable on this camera."""
 
     version: Literal[1] = 1
     event_id: str
@@ -29,6 +41,11 @@ class AlertV1(_Payload):
     samples: int
     crop_jpeg: bytes | None = Field(None, description="redacted best-shot crop, JPEG")
     run_id: int | None = None
+    person_id: int | None = None
+    person: str | None = Field(None, description="the person's name")
+    entries: tuple[EntryRefV1, ...] = ()
+    group: str | None = Field(None, description="the camera's group (station or line) for alert episodes")
+    media_origin: float | None = Field(None, description="Unix time of media time 0 of the camera's run, seconds")
 
 
 class AlertUpdateV1(_Payload):

@@ -206,6 +206,11 @@ class CameraConfig(_Section):
     line: Annotated[str | None, AfterValidator(_line)] = Field(
         None, description="metro line of the camera (for entry and window scopes); same rule as camera ids"
     )
+    group: Annotated[str | None, AfterValidator(_line)] = Field(
+        None,
+        description="station or platform: one person's matches on cameras of one group (default: of one line) "
+        "within alerts.group_window_s form one alert episode; same rule as camera ids",
+    )
     analysis_fps: float | None = Field(
         None, gt=0.0, description="this camera's analysis rate, frames a second (None: ingest.analysis_fps)"
     )
@@ -231,6 +236,23 @@ class RetentionConfig(_Section):
     crops_days: float | None = Field(30, gt=0, le=36500)
     events_days: float | None = Field(30, gt=0, le=36500)
     audit_days: float | None = Field(730, gt=0, le=36500)
+
+
+class AlertsConfig(_Section):
+    """Episodes: one alert, reviewed once, for one person's sightings close in time on one camera or group.
+
+    Time is wall-clock time of the sighting: for a live camera the time its frames were seen, for a video file
+    the time the run started plus the position in the file (a file is treated as a recording played from the
+    start of the run)."""
+
+    episode_window_s: float = Field(
+        60.0, ge=0.0, le=86400.0,
+        description="a match of the same person on the same camera this soon after the last one extends its alert",
+    )
+    group_window_s: float = Field(
+        120.0, ge=0.0, le=86400.0,
+        description="matches of one person on cameras of one group (station, or line) this close form one episode",
+    )
 
 
 class PrivacyConfig(_Section):
@@ -394,6 +416,7 @@ class Settings(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)

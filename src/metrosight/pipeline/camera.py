@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EntryRefV1
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match
 from metrosight.detect.base import FaceDetector
@@ -79,6 +79,9 @@ class CameraPipeline:
         publish_update: called when an alerted track ends, with its final last-seen time.
         run_id: stamped on alerts (the store's run row).
         landmarker: recomputes 5-point landmarks on the full-resolution frame when detection ran downscaled.
+        group: the camera's group (station or line), stamped on alerts for episodes.
+        clock: wall-clock time (Unix seconds); the run's media time 0 is taken as ``clock() - ts`` at its first
+            frame, so alerts carry when they were seen.
     """
 
     def __init__(
@@ -93,6 +96,8 @@ class CameraPipeline:
         landmarker: Callable[[np.ndarray, Box], np.ndarray] | None = None,
         policy: Callable[[], tuple[Matcher, bool] | None] | None = None,
         event_scope: str | None = None,
+        group: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -103,6 +108,9 @@ class CameraPipeline:
         self.run_id = run_id
         self.landmarker = landmarker
         self.policy = policy
+        self.group = group
+        self.clock = clock
+        self.media_origin: float | None = None
         rec = settings.recognition
         self.tracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
@@ -169,6 +177,8 @@ class CameraPipeline:
         """Run every stage on one frame; returns the alerts raised at this frame (already published)."""
         self._camera_id = frame.camera_id
         self._last_ts, self._last_index = frame.ts, frame.index
+        if self.media_origin is None:
+            self.media_origin = self.clock() - frame.ts
         if self.policy is not None:
             changed = self.policy()
             if changed is not None:
@@ -265,7 +275,7 @@ class CameraPipeline:
             camera_id=self._camera_id,
             track_id=track_id,
             subject_id=match.subject_id,
-            subject=match.subject_name,
+            subject=match.person_name or match.subject_name,
             watchlist=match.watchlist,
             category=str(match.category),
             score=round(match.score, 4),
@@ -275,11 +285,20 @@ class CameraPipeline:
             samples=len(state.shots) if state else 0,
             crop_jpeg=crop,
             run_id=self.run_id,
+            person_id=match.person_id,
+            person=match.person_name,
+            entries=tuple(
+                EntryRefV1(entry_id=e.entry_id, name=e.name, watchlist=e.watchlist, category=str(e.category),
+                           reference=e.reference)
+                for e in match.entries
+            ),
+            group=self.group,
+            media_origin=None if self.media_origin is None else round(self.media_origin, 3),
         )
         self._alerted[track_id] = (event_id, last_seen)
         self.stats.alerts += 1
         self.publish_alert(alert)
-        log.info("alert %s: %s (%s) score %.3f", event_id, match.subject_name, match.watchlist, match.score)
+        log.info("alert %s: %s (%s) score %.3f", event_id, alert.subject, ", ".join(match.watchlists), match.score)
         return alert
 
     def _end_track(self, track_id: int, ts: float, final_ts: float | None) -> list[AlertV1]:

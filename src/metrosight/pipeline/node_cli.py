@@ -34,8 +34,8 @@ def node(
 
     rt = _runtime(config)
 
-    def on_alert(a, crop):  # type: ignore[no-untyped-def]
-        print(alert_json(a, crop) if as_json else _alert_line(a, crop), flush=True)
+    def on_alert(a, crop, stored):  # type: ignore[no-untyped-def]
+        print(alert_json(a, crop, stored) if as_json else _alert_line(a, crop, stored), flush=True)
 
     def on_state(p):  # type: ignore[no-untyped-def]
         if as_json:

@@ -88,7 +88,8 @@ class Runtime:
         self.settings = settings
         self.clock = clock or Clock(settings.deployment.tz())  # now, and the zone typed dates are read in
         self.store = Store.for_home(
-            home.root, settings.storage.database_url, settings.privacy.max_entry_days, self.clock.tz
+            home.root, settings.storage.database_url, settings.privacy.max_entry_days, self.clock.tz,
+            episode_window_s=settings.alerts.episode_window_s, group_window_s=settings.alerts.group_window_s,
         )
         self.store.close_dead_runs()  # runs of killed processes end as crashed at the next start
         self.storage_wait_seconds = STORAGE_WAIT_SECONDS
@@ -114,6 +115,11 @@ class Runtime:
     def camera_line(self, camera_id: str | None) -> str | None:
         cam = self.settings.camera(camera_id)
         return cam.line if cam is not None else None
+
+    def camera_group(self, camera_id: str | None) -> str | None:
+        """The camera's episode group: its ``group`` (station), else its line, else None (the camera alone)."""
+        cam = next((c for c in self.settings.cameras if c.id == camera_id), None)
+        return None if cam is None else (cam.group or cam.line)
 
     def matcher(self, camera_id: str | None = None) -> Matcher:
         """The matcher over the entries active now and in scope for ``camera_id`` (``None``, a photo: only entries
@@ -277,6 +283,7 @@ class Runtime:
             run_id=run_id,
             landmarker=FivePointLandmarker(),
             policy=live.poll,
+            group=self.camera_group(camera_id),
         )
         pipe.identification_allowed = allowed
         return pipe
@@ -303,7 +310,7 @@ class Runtime:
         self,
         source: str,
         camera_id: str,
-        on_alert: Callable[[AlertV1, str | None], None] | None = None,
+        on_alert: Callable[..., None] | None = None,
         on_frame: Callable[[CameraStats], None] | None = None,
         bus: InProcessBus | None = None,
         analytics_only: bool = False,
@@ -402,7 +409,9 @@ class Runtime:
                 status = "storage-full"
             self._finish_run(run_id, status, s, error)
         stats = analytics.stats if analytics is not None else None
-        return RunReport(run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery), stats)
+        return RunReport(
+            run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery), stats, len(sink.alert_ids)
+        )
 
 
 class LivePolicy:
@@ -537,6 +546,7 @@ class RunReport:
     seconds: float
     gallery_size: int
     analytics: object | None = None  # AnalyticsStats when the behaviour analytics ran
+    episodes: int = 0  # alerts (episodes) the run's sightings were stored in (stats.alerts counts sightings)
 
     @property
     def fps(self) -> float:
@@ -558,7 +568,10 @@ def storage_full(exc: BaseException) -> bool:
 
 
 class AlertSink:
-    """Stores alerts (crop file first, then the row) and passes them on to ``on_alert``.
+    """Stores alert sightings (crop file first, then the row: a new alert or a sighting appended to the person's
+    open episode, see :mod:`metrosight.store.episodes`) and passes them on to ``on_alert`` — called as
+    ``on_alert(alert, crop_path, stored)`` when it takes three arguments (``stored``: the
+    :class:`~metrosight.store.episodes.SightingStored`, None while held), else ``on_alert(alert, crop_path)``.
 
     When they cannot be stored (a full disk, a database that is down) the alerts — crops included — and their
     updates are held in memory, in order, and stored as soon as a write succeeds again (:meth:`retry`, called as
@@ -567,7 +580,9 @@ class AlertSink:
     reason while something is held.
     """
 
-    def __init__(self, store: Store, media: Path, on_alert: Callable[[AlertV1, str | None], None] | None) -> None:
+    def __init__(self, store: Store, media: Path, on_alert: Callable[..., None] | None) -> None:
+        import inspect
+
         self.store = store
         self.media = media
         self.on_alert_cb = on_alert
@@ -575,6 +590,14 @@ class AlertSink:
         self.held_updates: dict[str, float] = {}
         self.failure: str | None = None
         self._next_try = 0.0
+        self.alert_ids: set[int] = set()  # the alerts (episodes) this sink's sightings went to
+        self._with_episode = False
+        if on_alert is not None:
+            try:
+                params = inspect.signature(on_alert).parameters.values()
+                self._with_episode = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 3
+            except (TypeError, ValueError):
+                pass
 
     def _write_crop(self, alert: AlertV1) -> str | None:
         if not alert.crop_jpeg:
@@ -591,8 +614,9 @@ class AlertSink:
             raise
         return str(target)
 
-    def _store(self, alert: AlertV1) -> str | None:
-        """Crop, then row. Raises OSError/StoreError/SQLAlchemyError when storage fails (the caller holds it)."""
+    def _store(self, alert: AlertV1):  # type: ignore[no-untyped-def]
+        """Crop, then the sighting (a new alert or appended to the person's episode). Returns ``(crop path,
+        SightingStored)``. Raises OSError/StoreError/SQLAlchemyError when storage fails (the caller holds it)."""
         try:
             crop_path = self._write_crop(alert)
         except CryptoError as exc:
@@ -603,8 +627,9 @@ class AlertSink:
                 raise
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
-        self.store.save_alert(_to_core_alert(alert), crop_path, alert.run_id)
-        return crop_path
+        stored = self.store.store_sighting(_to_core_alert(alert), crop_path, alert.run_id)
+        self.alert_ids.add(stored.alert_id)
+        return crop_path, stored
 
     def retry(self, force: bool = False) -> bool:
         """Store what is held, oldest first (at most every :data:`RETRY_SECONDS` unless ``force``). Returns
@@ -651,23 +676,30 @@ class AlertSink:
             time.sleep(min(RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
         return True
 
-    def on_alert(self, alert: AlertV1) -> None:
+    def on_alert(self, alert: AlertV1):  # type: ignore[no-untyped-def]
+        """Store one sighting (or hold it); returns its :class:`~metrosight.store.episodes.SightingStored`, or None
+        while it is held."""
         from sqlalchemy.exc import SQLAlchemyError
 
         from metrosight.store.db import StoreError
 
         crop_path: str | None = None
+        stored = None
         if self.held or self.held_updates:
             self.held.append(alert)  # keep the order: this one is stored after the ones held before it
             self.retry()
         else:
             try:
-                crop_path = self._store(alert)
+                crop_path, stored = self._store(alert)
             except (OSError, StoreError, SQLAlchemyError) as exc:
                 self.held.append(alert)
                 self._held_because(exc)
         if self.on_alert_cb is not None:
-            self.on_alert_cb(alert, crop_path)
+            if self._with_episode:
+                self.on_alert_cb(alert, crop_path, stored)
+            else:
+                self.on_alert_cb(alert, crop_path)
+        return stored
 
     def on_update(self, update: AlertUpdateV1) -> None:
         from sqlalchemy.exc import SQLAlchemyError
@@ -721,10 +753,13 @@ def camera_state_payload(change: StateChange, worker: int | None = None) -> Came
 
 
 def _to_core_alert(a: AlertV1):  # type: ignore[no-untyped-def]
-    from metrosight.core.types import Alert, Match
+    from metrosight.core.types import Alert, EntryRef, Match
 
-    m = Match(a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance)
-    return Alert(a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples)
+    entries = tuple(EntryRef(e.entry_id, e.name, e.watchlist, Category(e.category), e.reference) for e in a.entries)
+    m = Match(a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance, a.person_id,
+              a.person, entries)
+    return Alert(a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples, a.group,
+                 a.media_origin)
 
 
 __all__ = ["Runtime", "RunReport", "EnrolResult", "PhotoResult", "StoreError", "SourceError", "MODEL_ID"]

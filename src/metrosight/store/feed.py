@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from metrosight.store.models import AlertRecord, AlertReview, EventRecord, Subject
+from metrosight.store.models import AlertRecord, AlertReview, EventRecord, Sighting, Subject
 
 if TYPE_CHECKING:
     from metrosight.store.repo import Store
@@ -79,3 +79,43 @@ def entry_references(store: Store, subject_ids: list[int]) -> dict[int, str | No
         return {}
     with store._session() as s:
         return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
+
+
+def last_sighting_id(store: Store) -> int:
+    """The newest sighting id (0 when none)."""
+    with store._session() as s:
+        return int(s.scalar(select(func.max(Sighting.id))) or 0)
+
+
+def appended_after(store: Store, after_id: int, alerts_upto: int, limit: int = 200) -> tuple[int, list[AlertRecord]]:
+    """Sightings with ``id > after_id`` appended to alerts already delivered (``id <= alerts_upto``): the newest
+    sighting id read and those alerts (each once, oldest first), to re-send with their new sighting counts."""
+    with store._session() as s:
+        rows = s.execute(
+            select(Sighting.id, Sighting.alert_id, Sighting.event_id != AlertRecord.event_id)
+            .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
+            .where(Sighting.id > after_id)
+            .order_by(Sighting.id)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return after_id, []
+        ids = sorted({aid for _, aid, appended in rows if appended and aid <= alerts_upto})
+        alerts = list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id))) if ids else []
+        return int(rows[-1][0]), alerts
+
+
+def alert_cameras(store: Store, alert_ids: list[int]) -> dict[int, list[str]]:
+    """The cameras of each alert's sightings, in the order they first saw the person."""
+    if not alert_ids:
+        return {}
+    out: dict[int, list[str]] = {}
+    with store._session() as s:
+        for aid, cam in s.execute(
+            select(Sighting.alert_id, Sighting.camera_id)
+            .where(Sighting.alert_id.in_(sorted(set(alert_ids))))
+            .order_by(Sighting.first_at, Sighting.id)
+        ):
+            if cam not in out.setdefault(aid, []):
+                out[aid].append(cam)
+    return out

@@ -35,6 +35,7 @@ from metrosight.store.models import (
     EventRecord,
     Meta,
     NoIdWindow,
+    Sighting,
     Subject,
     Template,
     User,
@@ -344,7 +345,7 @@ class GovernanceMixin:
             return status
 
     def alert_detail(self, alert_id: int, actor: Actor) -> tuple[AlertRecord, list[AlertReview], list[AlertReview]]:
-        """An alert, its reviews, and earlier rejections of matches to the same entry (feedback). Audited read.
+        """An alert, its reviews, and earlier rejections of alerts of the same person (feedback). Audited read.
 
         Returns:
             ``(alert, reviews, earlier_rejections)``.
@@ -361,7 +362,8 @@ class GovernanceMixin:
                     .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
                     .where(
                         AlertReview.action == "reject",
-                        AlertRecord.subject_id == a.subject_id,
+                        (AlertRecord.person_id == a.person_id) if a.person_id is not None
+                        else (AlertRecord.subject_id == a.subject_id),
                         AlertRecord.id != a.id,
                     )
                     .order_by(AlertReview.at.desc())
@@ -381,21 +383,40 @@ class GovernanceMixin:
             self.audit.append(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
             return rows
 
-    def read_crop(self, alert_id: int, actor: Actor) -> bytes:
-        """The decrypted best-shot JPEG of an alert (an export of biometric data; audited).
+    def read_crop(self, alert_id: int, actor: Actor, sighting: int | None = None) -> bytes:
+        """The decrypted best-shot JPEG of an alert, or of its ``sighting``-th sighting (1-based, in the order of
+        ``sightings``) — an export of biometric data; audited.
 
         Raises:
-            NotFound: no alert, or it has no crop. CryptoError: the watchlist was shredded.
+            NotFound: no alert or sighting, or it has no crop. CryptoError: the watchlist was shredded.
         """
         require(actor, "export alert crops", "operator", "admin")
         with self._session() as s:
             a = s.get(AlertRecord, alert_id)
-            if a is None or not a.crop_path:
+            if a is None:
                 raise NotFound(f"alert {alert_id} has no stored crop")
-            path, wl = a.crop_path, a.watchlist
+            if sighting is None:
+                path = a.crop_path
+                sg = (
+                    s.scalar(select(Sighting).where(Sighting.alert_id == alert_id, Sighting.crop_path == path))
+                    if path else None
+                )
+            else:
+                rows = list(s.scalars(
+                    select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
+                ))
+                if not 1 <= sighting <= len(rows):
+                    raise NotFound(f"alert {alert_id} has {len(rows)} sighting(s), not {sighting}")
+                sg = rows[sighting - 1]
+                path = sg.crop_path
+            if not path:
+                raise NotFound(f"alert {alert_id} has no stored crop" + (f" for sighting {sighting}" if sighting else ""))
+            wl = sg.watchlist if sg is not None else a.watchlist  # the key the crop was sealed with
         data = self.keyring.decrypt(self.wrapped_key(wl), Path(path).read_bytes())
         with self._session.begin() as s:
-            self.audit.append(s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id})
+            self.audit.append(
+                s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id, "sighting": sighting}
+            )
         return data
 
     # -- no-identification windows ----------------------------------------------------------------------------
@@ -461,12 +482,20 @@ class GovernanceMixin:
                     Path(a.crop_path).unlink(missing_ok=True)
                     a.crop_path = None
                     counts["crops"] += 1
+                for sg in s.scalars(select(Sighting).where(Sighting.created_at < cut, Sighting.crop_path.is_not(None))):
+                    Path(sg.crop_path).unlink(missing_ok=True)  # the alert's own crop is one of these
+                    sg.crop_path = None
             if retention.alerts_days is not None:
                 cut = now - timedelta(days=retention.alerts_days)
                 old = list(s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut)))
                 for a in old:
                     if a.crop_path:
                         Path(a.crop_path).unlink(missing_ok=True)
+                    for path in s.scalars(select(Sighting.crop_path).where(
+                        Sighting.alert_id == a.id, Sighting.crop_path.is_not(None)
+                    )):
+                        Path(path).unlink(missing_ok=True)
+                    s.execute(delete(Sighting).where(Sighting.alert_id == a.id))
                     s.delete(a)
                 counts["alerts"] = len(old)
             if retention.events_days is not None:

@@ -133,7 +133,14 @@ class Template(Base):
 
 
 class AlertRecord(Base):
-    """A stored alert: a track that matched an active entry."""
+    """A stored alert: an *episode* of one person, reviewed once by two operators. Its first sighting (a track
+    that matched) opens it; later matches of the person on the same camera within ``alerts.episode_window_s``, or
+    on a camera of the same group within ``alerts.group_window_s``, are appended as :class:`Sighting` rows.
+
+    ``first_seen``/``last_seen`` are media seconds of the run of its first sighting (extended by later sightings
+    of that camera and run); ``first_at``/``last_at`` are the wall-clock span of every sighting (Unix seconds).
+    ``subject_name`` is the person's name; ``entries`` every entry (list, authorisation) they were matched on.
+    """
 
     __tablename__ = "alerts"
 
@@ -154,6 +161,39 @@ class AlertRecord(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="new")
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"), index=True)
+    entries: Mapped[list | None] = mapped_column(JSON)
+    group_key: Mapped[str | None] = mapped_column(String(80))
+    first_at: Mapped[float | None] = mapped_column(Float)
+    last_at: Mapped[float | None] = mapped_column(Float)
+    sightings: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Sighting(Base):
+    """One track's match, part of an alert episode: where, when (media seconds of its run and wall-clock Unix
+    seconds), how alike, and its encrypted, redacted best-shot crop (under ``watchlist``'s key)."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    camera_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    track_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"))
+    watchlist: Mapped[str] = mapped_column(String(128), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    distance: Mapped[float] = mapped_column(Float, nullable=False)
+    first_seen: Mapped[float] = mapped_column(Float, nullable=False)
+    last_seen: Mapped[float] = mapped_column(Float, nullable=False)
+    media_origin: Mapped[float | None] = mapped_column(Float)
+    first_at: Mapped[float] = mapped_column(Float, nullable=False)
+    last_at: Mapped[float] = mapped_column(Float, nullable=False)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    crop_path: Mapped[str | None] = mapped_column(String(1024))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
 
 class Run(Base):

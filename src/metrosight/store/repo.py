@@ -27,6 +27,7 @@ from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in
 from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine, session_factory
 from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
+from metrosight.store.episodes import EpisodesMixin
 from metrosight.store.models import AlertRecord, Person, Run, Subject, Template, Watchlist, WatchlistKey
 from metrosight.store.naming import find_named, lookalike_message
 from metrosight.store.persons import PersonsMixin
@@ -104,8 +105,8 @@ def decode_descriptor(blob: bytes) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-class Store(GovernanceMixin, PersonsMixin):
-    """Watchlists, entries, templates, alerts, runs, users, reviews, windows and the audit log.
+class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
+    """Watchlists, persons, entries, templates, alert episodes, runs, users, reviews, windows and the audit log.
 
     Args:
         engine: the database.
@@ -114,6 +115,8 @@ class Store(GovernanceMixin, PersonsMixin):
         max_entry_days: the longest an entry may be authorised for.
         tz: the deployment's time zone (``deployment.timezone``): the last allowed expiry is the end of the day
             ``max_entry_days`` from now there.
+        episode_window_s: a person's match on the same camera this soon after their alert extends it.
+        group_window_s: a person's matches on cameras of one group this close in time form one episode.
     """
 
     def __init__(
@@ -123,6 +126,8 @@ class Store(GovernanceMixin, PersonsMixin):
         checkpoints: Path | None = None,
         max_entry_days: int = 365,
         tz: tzinfo = UTC,
+        episode_window_s: float = 60.0,
+        group_window_s: float = 120.0,
     ) -> None:
         self.engine = engine
         self.tz = tz
@@ -130,6 +135,8 @@ class Store(GovernanceMixin, PersonsMixin):
         chain_key, signer = keyring.audit_keys()
         self.audit = AuditLog(chain_key, CheckpointFile(checkpoints, signer) if checkpoints is not None else None)
         self.max_entry_days = max_entry_days
+        self.episode_window_s = episode_window_s
+        self.group_window_s = group_window_s
         self._session = session_factory(engine)
         self._session.listen("after_commit", self.audit.after_commit)
         if engine.dialect.name == "sqlite":
@@ -155,11 +162,22 @@ class Store(GovernanceMixin, PersonsMixin):
             log.error("cannot checkpoint the WAL after a deletion: %s", exc)
 
     @classmethod
-    def for_home(cls, root: Path, url: str | None = None, max_entry_days: int = 365, tz: tzinfo = UTC) -> Store:
+    def for_home(
+        cls,
+        root: Path,
+        url: str | None = None,
+        max_entry_days: int = 365,
+        tz: tzinfo = UTC,
+        episode_window_s: float = 60.0,
+        group_window_s: float = 120.0,
+    ) -> Store:
         """The store of a home directory (SQLite there unless ``url`` is given); the audit checkpoints go to
         ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
         engine = open_engine(url or f"sqlite:///{root / 'metrosight.db'}")
-        return cls(engine, KeyRing(load_master_key(root)), checkpoint_path(root), max_entry_days, tz)
+        return cls(
+            engine, KeyRing(load_master_key(root)), checkpoint_path(root), max_entry_days, tz,
+            episode_window_s=episode_window_s, group_window_s=group_window_s,
+        )
 
     def checkpoint(self) -> None:
         """Sign the newest audit head this process wrote into the checkpoint file (at the end of a command)."""
@@ -464,61 +482,6 @@ class Store(GovernanceMixin, PersonsMixin):
                 ))
         log.warning("closed %d run(s) left running by processes that died", len(dead))
         return len(dead)
-
-    def save_alert(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
-        """Store an alert once (idempotent on ``alert.event_id``). Returns False if it was already stored."""
-        m = alert.match
-        try:
-            with self._session.begin() as s:
-                if s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == alert.event_id)) is not None:
-                    return False
-                s.add(
-                    AlertRecord(
-                        event_id=alert.event_id,
-                        camera_id=alert.camera_id,
-                        track_id=alert.track_id,
-                        subject_id=m.subject_id,
-                        subject_name=m.subject_name,
-                        watchlist=m.watchlist,
-                        category=str(m.category),
-                        score=m.score,
-                        distance=m.distance,
-                        first_seen=alert.first_seen,
-                        last_seen=alert.last_seen,
-                        samples=alert.samples,
-                        crop_path=crop_path,
-                        run_id=run_id,
-                    )
-                )
-                s.flush()
-                self.audit.append(
-                    s,
-                    f"system:{alert.camera_id}",
-                    "alert.create",
-                    f"alert:{alert.event_id}",
-                    {"event_id": alert.event_id, "entry_id": m.subject_id, "watchlist": m.watchlist,
-                     "score": round(m.score, 4), "track_id": alert.track_id},
-                )
-        except IntegrityError as exc:
-            with self._session() as s:
-                if s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == alert.event_id)) is not None:
-                    return False  # a concurrent writer stored it first
-            raise StoreError(f"cannot store alert {alert.event_id}: {exc.orig}") from None
-        return True
-
-    def extend_alert(self, event_id: str, last_seen: float) -> None:
-        """Move an alert's ``last_seen`` forward (the track stayed in view after the alert)."""
-        with self._session.begin() as s:
-            s.execute(
-                update(AlertRecord)
-                .where(AlertRecord.event_id == event_id, AlertRecord.last_seen < last_seen)
-                .values(last_seen=last_seen)
-            )
-
-    def has_alert(self, event_id: str) -> bool:
-        """Whether the alert ``event_id`` is stored (an update that arrives first waits for it)."""
-        with self._session() as s:
-            return s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == event_id)) is not None
 
     def alerts(self, run_id: int | None = None) -> list[AlertRecord]:
         with self._session() as s:

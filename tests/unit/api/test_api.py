@@ -25,14 +25,15 @@ def make_watchlist(api: Api, name: str = "wl") -> None:
 
 
 def raise_alert(api: Api, n: int = 1, crop: bytes | None = b"\xff\xd8fake-jpeg") -> None:
-    """Store alerts the way a camera does (AlertSink: encrypted crop file, then the row)."""
+    """Store alerts the way a camera does (AlertSink: encrypted crop file, then the row); each an hour apart, so
+    each is an alert of its own (not a sighting of the previous one's episode)."""
     sink = AlertSink(api.rt.store, api.rt.home.media, None)
     subject_id = api.rt.store.entries("wl")[0].id
     for i in range(n):
         sink.on_alert(AlertV1(
             event_id=f"cam-1:run:{time.monotonic_ns()}:{i}", camera_id="cam-1", track_id=i, subject_id=subject_id,
             subject="Eve", watchlist="wl", category="wanted", score=0.97, distance=0.24, first_seen=1.0,
-            last_seen=2.5, samples=3, crop_jpeg=crop,
+            last_seen=2.5, samples=3, crop_jpeg=crop, media_origin=time.time() + 3600 * i,
         ))
 
 

@@ -119,7 +119,7 @@ def test_many_live_feeds_open_and_all_get_every_alert(served) -> None:  # type: 
         bus.publish(TOPIC_ALERTS, AlertV1(
             event_id=f"cam-1:load:{n}", camera_id="cam-1", track_id=n, subject_id=subject_id, subject="Eve",
             watchlist="wl", category="wanted", score=0.96, distance=0.28, first_seen=0.0, last_seen=1.0, samples=2,
-            crop_jpeg=None,
+            crop_jpeg=None, media_origin=time.time() + 3600 * n,  # hours apart: an alert each, not one episode
         ))
     for t in threads:
         t.join(60)

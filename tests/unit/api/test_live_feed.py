@@ -25,7 +25,7 @@ def payload(api: Api, n: int) -> AlertV1:
     return AlertV1(
         event_id=f"cam-1:live:{n}", camera_id="cam-1", track_id=n, subject_id=api.rt.store.entries("wl")[0].id,
         subject="Eve", watchlist="wl", category="wanted", score=0.96, distance=0.28, first_seen=0.0, last_seen=1.0,
-        samples=2, crop_jpeg=None,
+        samples=2, crop_jpeg=None, media_origin=time.time() + 3600 * n,  # hours apart: an alert each
     )
 
 

@@ -22,9 +22,11 @@ class FakeStore:
     def encrypt_for(self, watchlist: str, data: bytes) -> bytes:
         return b"sealed:" + data
 
-    def save_alert(self, alert, crop_path, run_id=None):  # type: ignore[no-untyped-def]
+    def store_sighting(self, alert, crop_path, run_id=None):  # type: ignore[no-untyped-def]
+        from metrosight.store.episodes import SightingStored
+
         self.alerts.append((alert.camera_id, crop_path))
-        return True
+        return SightingStored(len(self.alerts), True, True, 1, "new")
 
     def save_event(self, event_id, camera_id, kind, start_ts, end_ts, track_id, data, path, run_id):  # type: ignore[no-untyped-def]
         self.events.append((camera_id, path))

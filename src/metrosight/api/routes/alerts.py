@@ -23,7 +23,14 @@ from metrosight.api.deps import (
     services,
     still_signed_in,
 )
-from metrosight.api.schemas import AlertDetailPublic, AlertPublic, RejectCreate, ReviewPublic, ReviewResult
+from metrosight.api.schemas import (
+    AlertDetailPublic,
+    AlertPublic,
+    RejectCreate,
+    ReviewPublic,
+    ReviewResult,
+    SightingPublic,
+)
 from metrosight.store import feed
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
@@ -35,8 +42,14 @@ STATUSES = ("new", "confirmed_once", "actionable", "rejected")
 RECHECK_SECONDS = 2.0  # an open live feed re-checks its credentials this often (revoked token, reset password…)
 
 
-def alert_public(a: AlertRecord, refs: dict[int, str | None] | None = None) -> AlertPublic:
+def alert_public(
+    a: AlertRecord, refs: dict[int, str | None] | None = None, cameras: list[str] | None = None
+) -> AlertPublic:
+    entries = list(a.entries or [])
     return AlertPublic(
+        person_id=a.person_id, entries=entries, sightings=a.sightings or 1, cameras=cameras or [a.camera_id],
+        watchlists=list(dict.fromkeys(e["watchlist"] for e in entries)) or [a.watchlist],
+        first_at=a.first_at, last_at=a.last_at,
         id=a.id, event_id=a.event_id, camera_id=a.camera_id, track_id=a.track_id, subject_id=a.subject_id,
         subject_name=a.subject_name, watchlist=a.watchlist, category=a.category, score=a.score, distance=a.distance,
         first_seen=a.first_seen, last_seen=a.last_seen, samples=a.samples, status=a.status,
@@ -47,7 +60,8 @@ def alert_public(a: AlertRecord, refs: dict[int, str | None] | None = None) -> A
 
 def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:  # type: ignore[no-untyped-def]
     refs = feed.entry_references(store, [a.subject_id for a in rows if a.subject_id is not None])
-    return [alert_public(a, refs) for a in rows]
+    cams = feed.alert_cameras(store, [a.id for a in rows])
+    return [alert_public(a, refs, cams.get(a.id)) for a in rows]
 
 
 @router.get("/api/alerts", response_model=list[AlertPublic])
@@ -69,28 +83,32 @@ async def alert_stream(
     after: Annotated[int | None, Query(ge=0, le=2**62, description="deliver alerts with a larger id")] = None,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> EventSourceResponse:
-    """Live feed (Server-Sent Events): ``alert`` events (an alert as in ``/api/alerts``) for each new alert,
+    """Live feed (Server-Sent Events): ``alert`` events (an alert as in ``/api/alerts``) for each new alert, and
+    again, with its new sighting count, whenever a sighting is appended to it (an actionable alert's operators are
+    notified this way),
     ``status`` events (``{id, status, user, action}``) for each review. New rows are read from the store (so alerts
     stored by other processes appear too) at once when the bus announces one, else every ``poll`` seconds.
     Every batch delivered is recorded in the audit log."""
     svc = services(request)
     start_alert, start_review = await run_in_threadpool(feed.last_ids, store)
+    start_sighting = await run_in_threadpool(feed.last_sighting_id, store)
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     if after is not None:
         start_alert = min(after, start_alert)
     await run_in_threadpool(store.record, actor.name, "alert.stream", None, {"after": start_alert})
     return EventSourceResponse(
-        _feed(request, svc, actor.name, start_alert, start_review), ping=15, headers={"Cache-Control": "no-store"}
+        _feed(request, svc, actor.name, start_alert, start_review, start_sighting), ping=15, headers={"Cache-Control": "no-store"}
     )
 
 
 RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent in the first event)
 
 
-async def _feed(request: Request, svc, user: str, last_alert: int, last_review: int) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
+async def _feed(request: Request, svc, user: str, last_alert: int, last_review: int, last_sighting: int = 0) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
-    that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up."""
+    that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
+    An alert that gained a sighting is sent again (same event, its new sighting count)."""
     store = svc.runtime.store
     waiter = svc.hub.register()
     checked = asyncio.get_running_loop().time()
@@ -111,6 +129,14 @@ async def _feed(request: Request, svc, user: str, last_alert: int, last_review: 
                     last_alert = rows[-1].id
                     for pub in pubs:
                         yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
+                upto, grown = await run_in_threadpool(feed.appended_after, store, last_sighting, last_alert)
+                if grown:
+                    await run_in_threadpool(
+                        store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in grown]}
+                    )
+                    for pub in await run_in_threadpool(alerts_public, store, grown):
+                        yield ServerSentEvent(event="alert", data=pub.model_dump_json())
+                last_sighting = upto
                 reviews = await run_in_threadpool(feed.reviews_after, store, last_review)
                 for r, status in reviews:
                     last_review = r.id
@@ -133,12 +159,23 @@ async def _feed(request: Request, svc, user: str, last_alert: int, last_review: 
 
 @router.get("/api/alerts/{alert_id}", response_model=AlertDetailPublic)
 def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertDetailPublic:
-    """One alert, its reviews, and earlier rejected alerts for the same entry. Audited."""
+    """One alert (an episode of one person): every list and authorisation they were matched on, every sighting
+    (camera, times, score, whether a crop is stored), its reviews, and earlier rejected alerts of the same
+    person. Audited."""
     a, reviews, earlier = store.alert_detail(alert_id, actor)
+    sightings = [
+        SightingPublic(
+            n=i, camera_id=sg.camera_id, track_id=sg.track_id, watchlist=sg.watchlist, score=sg.score,
+            first_seen=sg.first_seen, last_seen=sg.last_seen, first_at=sg.first_at, last_at=sg.last_at,
+            has_crop=bool(sg.crop_path),
+        )
+        for i, sg in enumerate(store.sightings(a.id), 1)
+    ]
     return AlertDetailPublic(
         **alerts_public(store, [a])[0].model_dump(),
         reviews=[ReviewPublic.model_validate(r) for r in reviews],
         earlier_rejections=[ReviewPublic.model_validate(r) for r in earlier],
+        sighting_list=sightings,
     )
 
 
@@ -147,9 +184,15 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 410: {}},
 )
-def alert_crop(alert_id: RowId, actor: CropReader, store: StoreDep) -> Response:
-    """The redacted best-shot crop (JPEG; every other face blurred), decrypted. Each read is audited."""
-    data = store.read_crop(alert_id, actor)
+def alert_crop(
+    alert_id: RowId,
+    actor: CropReader,
+    store: StoreDep,
+    sighting: Annotated[int | None, Query(ge=1, le=100000, description="the n-th sighting's crop")] = None,
+) -> Response:
+    """The redacted best-shot crop (JPEG; every other face blurred), decrypted; of the ``sighting``-th sighting
+    when given. Each read is audited."""
+    data = store.read_crop(alert_id, actor, sighting)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
 
 

@@ -6,15 +6,16 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader
+from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader, requires
 from metrosight.api.schemas import (
     EnrolPhotoPublic,
     FoundFacePublic,
     EnrolPublic,
     EntryPublic,
+    IdentifyPublic,
     RevokeCreate,
     ShredCreate,
     WatchlistCreate,
@@ -23,9 +24,11 @@ from metrosight.api.schemas import (
 from metrosight.core.names import InvalidInput, human_name, identifiers, same_name
 from metrosight.core.when import isoformat_local, parse_when, zone_name
 from metrosight.ingest.images import ImageError, Photo, PhotoTooLarge, decode_photo
-from metrosight.policy.rules import Authorisation, PolicyError
+from metrosight.policy.rules import Actor, Authorisation, PolicyError
 
 router = APIRouter(tags=["watchlists"])
+
+Identifier = Annotated[Actor, Depends(requires("operator", "admin"))]
 
 MAX_PHOTOS = 5  # photos per enrolment request
 
@@ -124,6 +127,9 @@ def enrol(
         Form(ge=1, le=1000, description="with one photo: enrol its face number N (as numbered in a refusal's "
              "`faces`; 1 = leftmost) instead of the clearly dominant face"),
     ] = None,
+    person_id: Annotated[
+        int | None, Form(ge=1, description="the new entry is this enrolled person (on another list)")
+    ] = None,
 ) -> JSONResponse:
     """Record a watchlist entry from photos (approver or admin), with the CLI's checks: each photo must be an
     image (JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP or PNM, recognised by its content) within the file size
@@ -164,7 +170,7 @@ def enrol(
                 photo = exc
             yield subject, photo
 
-    results = rt.enroll(watchlist, decoded(), actor, auth, face=face)
+    results = rt.enroll(watchlist, decoded(), actor, auth, face=face, person_id=person_id)
     entry = next((e for e in rt.store.entries(watchlist) if same_name(e.name, subject)), None)
     tz = rt.clock.tz
     body = EnrolPublic(
@@ -174,6 +180,9 @@ def enrol(
         expires_at=isoformat_local(entry.expires_at if entry is not None else None, tz),
         valid_from=isoformat_local(auth.valid_from if auth is not None else None, tz),
         timezone=zone_name(tz),
+        person_id=next((r.person_id for r in results if r.person_id is not None), None),
+        linked=next((r.linked for r in results if r.linked), None),
+        warnings=[w for r in results for w in r.warnings],
         photos=[
             EnrolPhotoPublic(
                 photo=r.photo, status=r.status, reason=r.reason, quality=r.quality,  # type: ignore[arg-type]
@@ -221,6 +230,43 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
         raise PolicyError("to shred, repeat the watchlist's name in `confirm`")
     store.shred_watchlist(watchlist, actor)
     return Response(status_code=204)
+
+
+@router.post(
+    "/api/identify",
+    response_model=list[IdentifyPublic],
+    responses={413: {"description": "a photo is larger than 40 MiB"}},
+    tags=["identify"],
+)
+def identify(
+    actor: Identifier,
+    rt: RuntimeDep,
+    photos: Annotated[list[UploadFile], File(description=f"1–{MAX_PHOTOS} photos to search")],
+) -> list[IdentifyPublic]:
+    """Who on the active watchlists is in these photos (operator or admin), as ``metrosight identify --json``:
+    per face the person, the best-scoring entry's list, and every list and authorisation the person is on
+    (entries scoped to cameras or lines are not searched from photos). Audited; nothing about a face that
+    matched no one is stored."""
+    if not photos or len(photos) > MAX_PHOTOS:
+        raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
+    limits = rt.photo_limits
+    for i, p in enumerate(photos):
+        if p.size is not None and p.size > limits.max_bytes:
+            raise HTTPException(
+                413, f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
+                f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
+            )
+
+    def decoded():  # type: ignore[no-untyped-def]
+        for i, p in enumerate(photos):  # one decoded photo held at a time, never written to disk
+            name = _safe_name(p.filename, i)
+            try:
+                yield decode_photo(upload_bytes(p, limits.max_bytes, name), name, limits)
+            except ImageError as exc:
+                yield exc
+
+    results = rt.identify(decoded(), actor)
+    return [IdentifyPublic(photo=r.photo, faces=r.faces, error=r.error) for r in results]  # type: ignore[arg-type]
 
 
 def _entry(store, watchlist: str, name: str) -> EntryPublic:  # type: ignore[no-untyped-def]

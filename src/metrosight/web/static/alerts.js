@@ -23,9 +23,12 @@
     const when = new Date(a.created_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
     const info = el("div", { class: "info" },
       el("h2", {}, a.subject_name),
-      el("p", {}, el("span", { class: "cat" }, a.category), " on ", el("b", {}, a.watchlist), a.reference ? ` · ref. ${a.reference}` : ""),
-      el("p", {}, "score ", el("b", {}, a.score.toFixed(3)), " · camera ", el("b", {}, a.camera_id),
-        ` · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
+      el("p", {}, el("span", { class: "cat" }, a.category), " on ",
+        el("b", {}, (a.watchlists && a.watchlists.length ? a.watchlists : [a.watchlist]).join(", ")),
+        a.reference ? ` · ref. ${a.reference}` : ""),
+      el("p", {}, "score ", el("b", {}, a.score.toFixed(3)), " · camera ",
+        el("b", {}, (a.cameras && a.cameras.length ? a.cameras : [a.camera_id]).join(", ")),
+        ` · ${a.sightings || 1} sighting(s) · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
       el("p", {}, `alert #${a.id} · status `, el("b", { class: "status" }, a.status)));
     const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id, "data-shown": Date.now() }, crop, info);
     if (canReview) {

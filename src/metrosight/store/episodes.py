@@ -1,0 +1,276 @@
+"""Alert episodes in the store: one alert per person per episode, every matching track a sighting of it.
+
+A camera sends one alert per track that matched (a *sighting*, idempotent on its ``event_id``). Here, where alerts
+are stored — the single process of ``run``, the node's supervisor, or any of the cluster's store consumers — a
+sighting either opens a new alert or is appended to the person's open episode:
+
+- same camera, within ``episode_window_s`` of the episode (a person hidden behind a pillar for a second, whose
+  track broke in two): appended, the alert's ``last_seen`` extended;
+- a camera of the same group (``cameras[].group``, else its ``line``) within ``group_window_s``: appended (five
+  cameras on one platform give one alert, reviewed once by two operators);
+- an episode already **rejected**: never extended, the sighting opens a new alert (new evidence gets a fresh
+  review; the rejection shows as feedback on it);
+- an episode already **actionable** (two confirmations): the sighting is appended, the alert's ``updated_at`` is
+  set and the audit entry says the operators were notified (the live feed re-sends the alert).
+
+Time is wall-clock (Unix seconds): the camera stamps each alert with the Unix time of its run's media time 0, so a
+sighting's span is ``origin + first_seen … origin + last_seen`` (see :class:`metrosight.config.model.AlertsConfig`).
+
+The merge is atomic under concurrent writers: its first statement updates the person's row (``persons.updated_at``),
+which queues every other merge of that person behind it — a row lock on PostgreSQL, the database's write lock on
+SQLite — so two cameras' sightings stored at the same moment by two consumers never open two episodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from metrosight.core.types import Alert
+from metrosight.store.db import StoreError
+from metrosight.store.models import AlertRecord, Person, Sighting, Subject
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import sessionmaker
+
+    from metrosight.audit.log import AuditLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SightingStored:
+    """What storing one sighting did.
+
+    Attributes:
+        alert_id: the alert (episode) it belongs to.
+        new: False when this ``event_id`` was stored before (a redelivery): nothing was written.
+        opened: True when it opened a new alert, False when it was appended to an open one.
+        sightings: the alert's sightings now.
+        status: the alert's review status (``actionable`` for an appended sighting means operators are notified).
+    """
+
+    alert_id: int
+    new: bool
+    opened: bool
+    sightings: int
+    status: str
+
+
+def group_key(camera_id: str, group: str | None) -> str:
+    """The episode key of a camera: its group's, or the camera's own when it has none."""
+    return f"group:{group}" if group else f"camera:{camera_id}"
+
+
+def _gap(a_first: float, a_last: float, b_first: float, b_last: float) -> float:
+    """Seconds between two time spans (0 when they overlap)."""
+    return max(0.0, b_first - a_last, a_first - b_last)
+
+
+class EpisodesMixin:
+    """Mixed into :class:`metrosight.store.repo.Store` (session factory, audit log, episode windows)."""
+
+    _session: sessionmaker[Session]
+    audit: AuditLog
+    episode_window_s: float
+    group_window_s: float
+
+    def save_alert(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
+        """Store a sighting once (idempotent on ``alert.event_id``). Returns False if it was already stored."""
+        return self.store_sighting(alert, crop_path, run_id).new
+
+    def store_sighting(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> SightingStored:
+        """Store one sighting: open a new alert for its person or append it to their open episode (see the module
+        docstring), with its audit entry, in one transaction.
+
+        Raises:
+            StoreError: the matched entry does not exist (any more), or the database refused the write.
+        """
+        m = alert.match
+        now = time.time()
+        if alert.origin is not None:
+            first_at, last_at = alert.origin + alert.first_seen, alert.origin + alert.last_seen
+        else:  # no clock from the camera: the time it is stored
+            first_at = last_at = now
+        key = group_key(alert.camera_id, alert.group)
+        try:
+            with self._session.begin() as s:
+                # first statement: a write on the person's row, so merges of one person queue up (see above)
+                person_of_entry = select(Subject.person_id).where(Subject.id == m.subject_id).scalar_subquery()
+                s.execute(update(Person).where(Person.id == person_of_entry).values(updated_at=datetime.now(UTC)))
+                person_id = s.scalar(select(Subject.person_id).where(Subject.id == m.subject_id))
+                if person_id is None:
+                    raise StoreError(
+                        f"cannot store alert {alert.event_id}: entry {m.subject_id} does not exist (revoked and "
+                        "deleted meanwhile?)"
+                    )
+                known = s.scalar(select(Sighting).where(Sighting.event_id == alert.event_id))
+                if known is not None:
+                    a = s.get(AlertRecord, known.alert_id)
+                    return SightingStored(known.alert_id, False, False, a.sightings if a else 1, a.status if a else "")
+                entries = self._entries_json(s, m)
+                episode = self._open_episode(s, person_id, key, alert.camera_id, first_at, last_at)
+                sighting = Sighting(
+                    event_id=alert.event_id, camera_id=alert.camera_id, track_id=alert.track_id,
+                    entry_id=m.subject_id, watchlist=m.watchlist, score=m.score, distance=m.distance,
+                    first_seen=alert.first_seen, last_seen=alert.last_seen, media_origin=alert.origin,
+                    first_at=first_at, last_at=last_at, samples=alert.samples, crop_path=crop_path, run_id=run_id,
+                )
+                if episode is None:
+                    return self._open(s, alert, sighting, person_id, key, entries, crop_path, run_id)
+                return self._append(s, episode, alert, sighting, entries, crop_path, run_id)
+        except IntegrityError as exc:
+            with self._session() as s:
+                known = s.scalar(select(Sighting).where(Sighting.event_id == alert.event_id))
+                if known is not None:  # a concurrent writer stored it first
+                    a = s.get(AlertRecord, known.alert_id)
+                    return SightingStored(known.alert_id, False, False, a.sightings if a else 1, a.status if a else "")
+            raise StoreError(f"cannot store alert {alert.event_id}: {exc.orig}") from None
+
+    def _entries_json(self, s: Session, m) -> list[dict]:  # type: ignore[no-untyped-def]
+        """Every entry the person was matched on, with its authorisation as stored now."""
+        refs = list(m.entries) or []
+        ids = [e.entry_id for e in refs] or [m.subject_id]
+        rows = {e.id: e for e in s.scalars(select(Subject).where(Subject.id.in_(ids)))}
+        names = {e.entry_id: (e.name, e.watchlist, str(e.category)) for e in refs}
+        names.setdefault(m.subject_id, (m.subject_name, m.watchlist, str(m.category)))
+        out = []
+        for eid in ids:
+            e = rows.get(eid)
+            name, wl, cat = names[eid]
+            out.append({
+                "entry_id": eid, "name": name, "watchlist": wl, "category": cat,
+                "reference": e.reference if e else None, "authority": e.issuing_authority if e else None,
+                "legal_basis": e.legal_basis if e else None,
+            })
+        return out
+
+    def _open_episode(
+        self, s: Session, person_id: int, key: str, camera_id: str, first_at: float, last_at: float
+    ) -> AlertRecord | None:
+        """The person's open episode this sighting belongs to, locked, or None."""
+        grouped = key.startswith("group:")
+        reach = max(self.episode_window_s, self.group_window_s if grouped else 0.0)
+        candidates = list(
+            s.scalars(
+                select(AlertRecord)
+                .where(
+                    AlertRecord.person_id == person_id,
+                    AlertRecord.group_key == key,
+                    AlertRecord.status != "rejected",
+                    AlertRecord.last_at >= first_at - reach,
+                    AlertRecord.first_at <= last_at + reach,
+                )
+                .order_by(AlertRecord.last_at.desc())
+                .with_for_update()
+            )
+        )
+        for a in candidates:
+            if grouped and _gap(a.first_at, a.last_at, first_at, last_at) <= self.group_window_s:
+                return a
+            same_camera = s.execute(
+                select(Sighting.first_at, Sighting.last_at).where(
+                    Sighting.alert_id == a.id, Sighting.camera_id == camera_id
+                )
+            ).all()
+            if any(_gap(f, la, first_at, last_at) <= self.episode_window_s for f, la in same_camera):
+                return a
+        return None
+
+    def _open(
+        self, s: Session, alert: Alert, sighting: Sighting, person_id: int, key: str, entries: list[dict],
+        crop_path: str | None, run_id: int | None,
+    ) -> SightingStored:
+        m = alert.match
+        a = AlertRecord(
+            event_id=alert.event_id, camera_id=alert.camera_id, track_id=alert.track_id, subject_id=m.subject_id,
+            subject_name=m.person_name or m.subject_name, watchlist=m.watchlist, category=str(m.category),
+            score=m.score, distance=m.distance, first_seen=alert.first_seen, last_seen=alert.last_seen,
+            samples=alert.samples, crop_path=crop_path, run_id=run_id, person_id=person_id, entries=entries,
+            group_key=key, first_at=sighting.first_at, last_at=sighting.last_at, sightings=1,
+        )
+        s.add(a)
+        s.flush()
+        sighting.alert_id = a.id
+        s.add(sighting)
+        s.flush()
+        self.audit.append(
+            s, f"system:{alert.camera_id}", "alert.create", f"alert:{alert.event_id}",
+            {"event_id": alert.event_id, "alert_id": a.id, "entry_id": m.subject_id, "person_id": person_id,
+             "watchlist": m.watchlist, "watchlists": sorted({e["watchlist"] for e in entries}),
+             "score": round(m.score, 4), "track_id": alert.track_id},
+        )
+        return SightingStored(a.id, True, True, 1, a.status)
+
+    def _append(
+        self, s: Session, a: AlertRecord, alert: Alert, sighting: Sighting, entries: list[dict],
+        crop_path: str | None, run_id: int | None,
+    ) -> SightingStored:
+        m = alert.match
+        sighting.alert_id = a.id
+        s.add(sighting)
+        a.sightings = (a.sightings or 1) + 1
+        a.first_at = min(a.first_at, sighting.first_at)
+        a.last_at = max(a.last_at, sighting.last_at)
+        if a.camera_id == alert.camera_id and a.run_id == run_id:  # the same run's media clock
+            a.last_seen = max(a.last_seen, alert.last_seen)
+        if m.score > a.score:
+            a.score, a.distance = m.score, m.distance
+        if a.crop_path is None and crop_path is not None:
+            a.crop_path = crop_path
+        known = {e["entry_id"] for e in a.entries or []}
+        a.entries = list(a.entries or []) + [e for e in entries if e["entry_id"] not in known]
+        a.updated_at = datetime.now(UTC)
+        s.flush()
+        notify = a.status == "actionable"
+        self.audit.append(
+            s, f"system:{alert.camera_id}", "alert.sighting", f"alert:{a.id}",
+            {"alert_id": a.id, "event_id": alert.event_id, "camera": alert.camera_id, "entry_id": m.subject_id,
+             "score": round(m.score, 4), "track_id": alert.track_id, "sightings": a.sightings, "status": a.status,
+             "operators_notified": notify},
+        )
+        if notify:
+            log.warning("alert %d (actionable): %s seen again on %s", a.id, a.subject_name, alert.camera_id)
+        return SightingStored(a.id, True, False, a.sightings, a.status)
+
+    def extend_alert(self, event_id: str, last_seen: float) -> None:
+        """Move a sighting's ``last_seen`` forward (its track stayed in view after the alert), and its alert's."""
+        with self._session.begin() as s:
+            # first statement a write (queues behind a merge of the same person, see the module docstring)
+            alert_of = select(Sighting.alert_id).where(Sighting.event_id == event_id).scalar_subquery()
+            person = select(AlertRecord.person_id).where(AlertRecord.id == alert_of).scalar_subquery()
+            s.execute(update(Person).where(Person.id == person).values(updated_at=datetime.now(UTC)))
+            sg = s.scalar(select(Sighting).where(Sighting.event_id == event_id).with_for_update())
+            if sg is None or sg.last_seen >= last_seen:
+                return
+            sg.last_seen = last_seen
+            sg.last_at = max(sg.last_at, sg.media_origin + last_seen if sg.media_origin is not None else time.time())
+            a = s.get(AlertRecord, sg.alert_id, with_for_update=True)
+            if a is None:
+                return
+            a.last_at = max(a.last_at or sg.last_at, sg.last_at)
+            if a.camera_id == sg.camera_id and a.run_id == sg.run_id:
+                a.last_seen = max(a.last_seen, last_seen)
+
+    def has_alert(self, event_id: str) -> bool:
+        """Whether the sighting ``event_id`` is stored (an update that arrives first waits for it)."""
+        with self._session() as s:
+            return s.scalar(select(Sighting.id).where(Sighting.event_id == event_id)) is not None
+
+    def sightings(self, alert_id: int) -> list[Sighting]:
+        """The sightings of an alert, in the order they were seen (metadata only)."""
+        with self._session() as s:
+            return list(
+                s.scalars(select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id))
+            )
+
+    def alert_cameras(self, alert_id: int) -> list[str]:
+        """The cameras of an alert's sightings, in the order they first saw the person."""
+        return list(dict.fromkeys(sg.camera_id for sg in self.sightings(alert_id)))

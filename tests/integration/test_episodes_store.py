@@ -1,0 +1,77 @@
+"""Episode merge under concurrency, on SQLite and PostgreSQL: five cameras of one line whose sightings of one
+person are stored by five processes released at once make one alert with five sightings (never two episodes)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.fernet import Fernet
+
+from metrosight.core.types import Alert, Category, Match
+from metrosight.policy.crypto import KeyRing
+from metrosight.policy.rules import Actor, Authorisation
+from metrosight.store.db import open_engine
+from metrosight.store.models import AlertRecord, Sighting
+from metrosight.store.repo import Store
+
+pytestmark = pytest.mark.integration
+
+KEY = Fernet.generate_key()
+ADA = Actor("ada", frozenset({"admin", "approver", "operator"}))
+BOB = Actor("bob", frozenset({"approver", "operator"}))
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'x.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def _store(url: str) -> Store:
+    return Store(open_engine(url, upgrade=False), KeyRing(KEY))
+
+
+def _sight(url: str, camera: str, rounds: int, entry: int, barrier, results) -> None:
+    st = _store(url)
+    barrier.wait()
+    ids = []
+    for r in range(rounds):
+        m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
+        # the same walk seen by every camera of the line, a few seconds apart per round
+        alert = Alert(camera, r, m, 1.0 + 3 * r, 2.0 + 3 * r, None, f"{camera}:run:{r}", 3, "red", T0)
+        ids.append(st.store_sighting(alert, None, None).alert_id)
+    results.put(ids)
+
+
+def test_parallel_sightings_of_five_cameras_make_one_episode(url):
+    s = Store(open_engine(url), KeyRing(KEY))
+    s.create_watchlist("wl", Category.WANTED, ADA)
+    s.enroll("wl", "Ann", np.ones(128, np.float32), "m", "a.jpg", "a" * 64, 0.9, ADA,
+             Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)))
+    s.approve("wl", "Ann", BOB)
+    entry = s.entries("wl")[0].id
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(5)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_sight, args=(url, f"cam-{i}", 4, entry, barrier, results)) for i in range(5)
+    ]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert len({aid for ids in got for aid in ids}) == 1
+    assert s.count(AlertRecord) == 1 and s.count(Sighting) == 20
+    [a] = s.alerts()
+    assert a.sightings == 20 and set(s.alert_cameras(a.id)) == {f"cam-{i}" for i in range(5)}
+    acts = [e.action for e in s.audit_entries()]
+    assert acts.count("alert.create") == 1 and acts.count("alert.sighting") == 19
+    assert s.verify_audit().ok
