@@ -274,3 +274,16 @@ class EpisodesMixin:
     def alert_cameras(self, alert_id: int) -> list[str]:
         """The cameras of an alert's sightings, in the order they first saw the person."""
         return list(dict.fromkeys(sg.camera_id for sg in self.sightings(alert_id)))
+
+    def run_sightings(self, run_id: int) -> list[tuple[str, Sighting]]:
+        """Every sighting a run stored, with its alert's person name, in the order seen."""
+        with self._session() as s:
+            return [
+                (name, sg)
+                for sg, name in s.execute(
+                    select(Sighting, AlertRecord.subject_name)
+                    .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
+                    .where(Sighting.run_id == run_id)
+                    .order_by(Sighting.first_seen, Sighting.id)
+                ).all()
+            ]

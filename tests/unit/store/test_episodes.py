@@ -127,3 +127,12 @@ def test_purge_removes_every_sighting_crop(store, tmp_path):
 def test_no_camera_clock_uses_the_time_of_storage(store):
     a = sighting(store, "a:r:1", origin=None)
     assert abs(store.alerts()[0].first_at - time.time()) < 60 and a.opened
+
+
+def test_a_run_s_sightings_are_listed_with_the_person(store):
+    run = store.start_run("cam-1", "x.mp4")
+    entry = next(e for e in store.entries("wanted"))
+    m = Match(entry.id, "Ann", "wanted", Category.WANTED, 0.95, 0.3, entry.person_id, "Ann")
+    for i in range(2):
+        store.store_sighting(Alert("cam-1", i, m, 3.0 * i, 3.0 * i + 1, None, f"r:{i}", 2, None, T0), None, run)
+    assert [(n, sg.first_seen) for n, sg in store.run_sightings(run)] == [("Ann", 0.0), ("Ann", 3.0)]
