@@ -215,7 +215,10 @@ def alert_list(
     rt = _runtime()
     with governed():
         rows = rt.store.list_alerts(_actor(rt), status)
-    cams = {a.id: rt.store.alert_cameras(a.id) for a in rows}
+    from metrosight.store.feed import alert_cameras
+
+    cams = alert_cameras(rt.store, [a.id for a in rows])
+    cams = {a.id: cams.get(a.id) or [a.camera_id] for a in rows}
     if as_json:
         for a in rows:
             print(json.dumps({"id": a.id, "camera": a.camera_id, "cameras": cams[a.id], "subject": a.subject_name,
