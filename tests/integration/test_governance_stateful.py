@@ -121,7 +121,8 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
             e = next(x for x in self.s.entries("wl") if x.name == entry)
             n = next(_names)
             m = Match(e.id, entry, "wl", Category.WANTED, 0.95, 0.3)
-            self.s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3), None)
+            # an hour apart: each its own alert (not a sighting of another's episode)
+            self.s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3, None, 1.8e9 + 3600 * n), None)
             with self.s._session() as ses:
                 aid = int(ses.scalar(select(AlertRecord.id).where(AlertRecord.event_id == f"cam-1:sm:{n}")))
             self.alert_ids.append(aid)
