@@ -189,3 +189,20 @@ def test_a_node_stores_the_line_s_sightings_in_one_episode(walker_home, tmp_path
     cameras = set(store.alert_cameras(row.id))
     assert cameras == {a.camera_id for a, _ in printed} and len(cameras) >= 2, report
     assert row.sightings == len(printed) and [st.opened for _, st in printed].count(True) == 1
+
+
+def test_enrol_with_person_links_a_folder_enrolment_too(walker_home, tmp_path):
+    """`--person ID` puts the new entry on an enrolled person (also with --from-dir, whose folders are persons)."""
+    home = fresh(walker_home, tmp_path)
+    cli(home, "--as", "ada", "watchlist", "create", "missing", "--category", "missing")
+    folder = tmp_path / "people" / "Barack_H_Obama"
+    folder.mkdir(parents=True)
+    (folder / "portrait.jpg").write_bytes(require_case("same-person-two-lists", "enrol_obama.jpg").read_bytes())
+    code, out, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "--from-dir", folder.parent, "--person", "1",
+                         *AUTH_MISSING)
+    assert code == 0, out + err
+    code, out, _ = cli(home, "person", "show", "1", "--json")
+    assert sorted(e["name"] for e in json.loads(out)["entries"]) == ["Barack H Obama", "Barack Obama"]
+    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "-s", "X", folder / "portrait.jpg", "--person",
+                       "99", *AUTH_MISSING)
+    assert code != 0 and "no person 99" in err
