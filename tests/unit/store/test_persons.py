@@ -83,6 +83,7 @@ def test_link_unlink_and_distinct_are_audited_and_change_the_gallery(store):
         store.mark_distinct(a, a, ADMIN, "x")
     acts = [x for x, _ in actions(store)]
     assert acts.count("person.link") == 1 and acts.count("person.unlink") == 1 and acts.count("person.distinct") == 1
+    store.checkpoint()  # as every command does when it ends
     assert store.verify_audit().ok
 
 
