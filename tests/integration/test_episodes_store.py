@@ -33,12 +33,8 @@ def url(request, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-def _store(url: str) -> Store:
-    return Store(open_engine(url, upgrade=False), KeyRing(KEY))
-
-
-def _sight(url: str, camera: str, rounds: int, entry: int, barrier, results) -> None:
-    st = _store(url)
+def _sight(url: str, key: bytes, camera: str, rounds: int, entry: int, barrier, results) -> None:
+    st = Store(open_engine(url, upgrade=False), KeyRing(key))  # the parent's key (a spawned child has its own KEY)
     barrier.wait()
     ids = []
     for r in range(rounds):
@@ -60,7 +56,7 @@ def test_parallel_sightings_of_five_cameras_make_one_episode(url):
     barrier = ctx.Barrier(5)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_sight, args=(url, f"cam-{i}", 4, entry, barrier, results)) for i in range(5)
+        ctx.Process(target=_sight, args=(url, KEY, f"cam-{i}", 4, entry, barrier, results)) for i in range(5)
     ]
     for p in procs:
         p.start()

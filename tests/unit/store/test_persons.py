@@ -30,6 +30,8 @@ def vec(seed):
 @pytest.fixture()
 def store(tmp_path):
     s = Store.for_home(tmp_path)
+    s.add_user("ada", sorted(ADMIN.roles), None)
+    s.add_user("bob", sorted(BOB.roles), ADMIN)
     s.create_watchlist("wanted", Category.WANTED, ADMIN)
     s.create_watchlist("missing", Category.MISSING, ADMIN)
     return s
