@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from metrosight.console import SafeConsole
 from rich.table import Table
 
 bench_app = typer.Typer(help="Measure speed and accuracy of the face models on this machine.", no_args_is_help=True)
-out = Console(soft_wrap=True, width=150)
-err = Console(stderr=True, soft_wrap=True)
+out = SafeConsole(soft_wrap=True, width=150)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 QUICK_PAIRS = 50  # LFW pairs of each kind in --quick mode
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from metrosight.config.home import Home
 from metrosight.config.load import ConfigError, load_settings
 from metrosight.config.model import Settings
+from metrosight.console import SafeConsole, error_line, visible
 from metrosight.core.types import Category
 
 app = typer.Typer(
@@ -30,8 +31,8 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(config_app, name="config")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = SafeConsole(soft_wrap=True)  # user-supplied text printed as text (metrosight/console.py)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 SAMPLE_DIR = Path(__file__).with_name("sample")
 
@@ -48,7 +49,7 @@ state = _State()
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr, then exit non-zero."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(error_line(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -184,7 +185,7 @@ def watchlist_create(
     rt = _runtime()
     with governed():
         rt.store.create_watchlist(name, category, _actor(rt))
-    out.print(f"created watchlist [bold]{name}[/] ({category.value})")
+    out.print(Text.assemble("created watchlist ", (visible(name), "bold"), f" ({category.value})"))
 
 
 @watchlist_app.command("list")
@@ -412,7 +413,7 @@ def identify(
             bad += r.error is not None
             continue
         if r.error:
-            err.print(f"[red]error:[/] {r.photo}: {r.error}", highlight=False, soft_wrap=True)
+            err.print(error_line(f"{r.photo}: {r.error}", style="red"), highlight=False, soft_wrap=True)
             bad += 1
             continue
         names = [
@@ -705,5 +706,5 @@ def entrypoint() -> None:  # pragma: no cover - thin wrapper
     except KeyboardInterrupt:
         sys.exit(130)
     except DetectorError as exc:  # a model that cannot be loaded (weights package missing, unreadable file)
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(error_line(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(2)

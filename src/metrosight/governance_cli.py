@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from metrosight.cli import _actor, _runtime, app, err, fail, governed, out, state, watchlist_app
 
@@ -257,7 +258,7 @@ def alert_show(alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="
     for r in reviews:
         out.print(f"  {r.action} by {r.user} at {_when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
     if earlier:
-        out.print(f"  [yellow]{len(earlier)} earlier alert(s) for this person were rejected:[/]")
+        out.print(Text(f"  {len(earlier)} earlier alert(s) for this person were rejected:", style="yellow"))
         for r in earlier[:5]:
             out.print(f"    alert {r.alert_id} by {r.user}: {r.reason}", highlight=False)
 

@@ -129,6 +129,28 @@ def human_name(text: str, what: str = "name", max_len: int = HUMAN_NAME_MAX) -> 
     return name
 
 
+FREE_TEXT_MAX = 2000
+
+
+def free_text(text: str, what: str, max_len: int = FREE_TEXT_MAX) -> str:
+    """A line of free text an approver or a reviewer will read (a legal basis, an authority, a reference, a
+    reason): NFC, trimmed, whitespace runs made one space; empty is allowed (the caller decides if it is needed).
+
+    Raises:
+        InvalidInput: longer than ``max_len`` characters, or containing a control character or a bidirectional
+        control (``U+202E`` shows ``210 .tra`` as ``art. 012`` to whoever approves) or another invisible one.
+    """
+    if not isinstance(text, str):
+        raise InvalidInput(f"{what}: expected text")
+    line = _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if len(line) > max_len:
+        raise InvalidInput(f"{what} is longer than {max_len} characters")
+    for i, ch in enumerate(line):
+        if _invisible(ch) and not (ch in (_ZWNJ, _ZWJ) and _joiner_allowed(line, i)):
+            raise InvalidInput(f"{what} {_show(line)} contains {_bad_char(ch)}; write it as plain text")
+    return line
+
+
 def identifier(text: str, what: str = "camera id") -> str:
     """A camera id or line name in its stored form (NFC, trimmed, inner whitespace one space).
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import typer
-from rich.console import Console
+from metrosight.console import SafeConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
@@ -25,8 +25,8 @@ eval_app = typer.Typer(
     help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.",
     no_args_is_help=True,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = SafeConsole(soft_wrap=True)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 
 # -- shared plumbing --------------------------------------------------------------------------------------------

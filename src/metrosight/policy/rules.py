@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from metrosight.core.names import identifiers, same_identifier
+from metrosight.core.names import free_text, identifiers, same_identifier
 from metrosight.core.when import describe, end_of_day_limit
 
 ROLES = ("admin", "approver", "operator", "auditor", "viewer")
@@ -121,7 +121,7 @@ class Authorisation:
         days from now in the deployment's zone ``tz``; InvalidInput for a camera id or line that breaks the rule
         of :func:`metrosight.core.names.identifier`."""
         for name in ("legal_basis", "issuing_authority", "reference"):
-            if not getattr(self, name).strip():
+            if not free_text(getattr(self, name), name.replace("_", " ")):  # no controls, bidi or invisibles
                 raise PolicyError(f"an entry needs its {name.replace('_', ' ')}")
         identifiers(self.cameras, "camera id")
         identifiers(self.lines, "line")

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from metrosight.audit.log import VerifyResult, verify
-from metrosight.core.names import human_name, identifiers
+from metrosight.core.names import free_text, human_name, identifiers
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import (
     Actor,
@@ -225,7 +225,8 @@ class GovernanceMixin:
     def revoke(self, watchlist: str, name: str, actor: Actor, reason: str) -> int:
         """Stop matching an entry at once and destroy its templates. Returns how many templates were destroyed."""
         require(actor, "revoke watchlist entries", "approver", "admin")
-        if not reason.strip():
+        reason = free_text(reason, "reason")
+        if not reason:
             raise PolicyError("a revocation needs a reason")
         with self._session.begin() as s:
             e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
@@ -321,7 +322,8 @@ class GovernanceMixin:
         require(actor, f"{action} alerts", "operator")
         if action not in ("confirm", "reject"):
             raise PolicyError(f"unknown review action {action!r}: use confirm or reject")
-        if action == "reject" and not (reason or "").strip():
+        reason = free_text(reason, "reason") if reason is not None else None
+        if action == "reject" and not reason:
             raise PolicyError("a rejection needs a reason (it is kept as feedback)")
         with self._session.begin() as s:
             a = transitions.lock_alert(s, alert_id)
@@ -429,7 +431,8 @@ class GovernanceMixin:
         cameras, lines = list(identifiers(cameras, "camera id")), list(identifiers(lines, "line"))
         if ends_at <= starts_at:
             raise PolicyError("a window must end after it starts")
-        if not reason.strip():
+        reason = free_text(reason, "reason")
+        if not reason:
             raise PolicyError("a no-identification window needs a reason")
         with self._session.begin() as s:
             w = NoIdWindow(

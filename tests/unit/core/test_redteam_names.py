@@ -157,3 +157,68 @@ def test_a_window_until_a_duration_counts_from_its_start(tmp_path: Path):
     )
     assert code == 0, out + err
     assert f"from {day} 10:00" in out and f"until {day} 16:00" in out
+
+
+# -- what the CLI prints, and free text an approver reads -----------------------------------------------------------
+
+
+def test_cli_prints_user_text_as_text_not_as_markup_or_terminal_control(tmp_path: Path):
+    """`bo[/]b` ended the CLI with rich's MarkupError traceback; `Ivan [red]x` printed `Ivan x` in red; escape
+    sequences reached the terminal (ESC[8m hides text, ESC]52 writes the clipboard)."""
+    import io
+
+    from rich.table import Table
+
+    from metrosight.console import SafeConsole
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
+    code, out, err = cli(home, "--as", "ada", "user", "add", "bo[/]b", "-r", "viewer")
+    assert code == 2 and "bo[/]b" in err and "Traceback" not in err
+    code, out, err = cli(home, "--as", "ada", "user", "add", "Ivan [red]x :smile:", "-r", "viewer")
+    assert code == 0 and "added user Ivan [red]x :smile: (viewer)" in out
+    buf = io.StringIO()
+    console = SafeConsole(file=buf, width=200)  # not a terminal: any ESC left would be the content's
+    t = Table("reason")
+    t.add_row("lawful \x1b[8mhidden\x1b[0m \x1b]52;c;ZXZpbA==\x07 \u202eesaeler")
+    console.print(t)
+    console.print("a \x1b[2J b [/] c")
+    text = buf.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text  # no escape sequence, no bidi override reached the terminal
+    assert "\\x1b[8mhidden" in text and "<U+202E>esaeler" in text and "[/] c" in text
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("--legal-basis", "CPC art. \u202e012"),  # shows as "CPC art. 210" to the approver
+        ("--authority", "court\x1b[8m (hidden)"),
+        ("--reference", "T-1\u200b"),
+    ],
+)
+def test_an_authorisation_with_controls_is_refused(tmp_path: Path, field, value):
+    from metrosight.core.names import free_text
+    from metrosight.policy.rules import Authorisation
+
+    with pytest.raises(InvalidInput, match="control or invisible"):
+        free_text(value, field)
+    args = {"--legal-basis": "a", "--authority": "b", "--reference": "c", field: value}
+    auth = Authorisation(args["--legal-basis"], args["--authority"], args["--reference"], NOW + timedelta(days=3))
+    with pytest.raises(InvalidInput, match="control or invisible"):
+        auth.validate(NOW, 365)
+
+
+def test_reasons_are_one_line_of_plain_text(tmp_path: Path):
+    from metrosight.core.names import free_text
+    from tests.integration.helpers import cli
+
+    assert free_text("  order\nwithdrawn\t ", "reason") == "order withdrawn"
+    assert free_text("علی\u200cزاده asked", "reason") == "علی\u200cزاده asked"
+    home = tmp_path / "home"
+    assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
+    code, out, err = cli(
+        home, "--as", "ada", "privacy", "window-add", "w", "--from", "0m", "--until", "1h",
+        "--reason", "lawful \x1b[8mhidden",
+    )
+    assert code == 2 and "reason" in err and "U+001B" in err and "Traceback" not in err
