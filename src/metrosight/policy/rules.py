@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from metrosight.core.names import free_text, identifiers, same_identifier
+from metrosight.core.names import free_text, identifiers, looks_alike, same_identifier
 from metrosight.core.when import describe, end_of_day_limit
 
 ROLES = ("admin", "approver", "operator", "auditor", "viewer")
@@ -158,9 +158,10 @@ def can_approve(
     photo of anyone to an entry someone else recorded and approve it themself.
     """
     require(actor, "approve watchlist entries", "approver")
-    if created_by is not None and actor.name == created_by:
+    # users whose names look alike (rows stored before look-alike names were refused) count as one person
+    if created_by is not None and looks_alike(actor.name, created_by):
         raise Forbidden(f"{actor.name} recorded this entry and may not approve it: a second approver must")
-    if actor.name in set(contributors):
+    if any(looks_alike(actor.name, c) for c in contributors):
         raise Forbidden(
             f"{actor.name} added a photo to this entry and may not approve it: an approver who added none of its "
             "photos must"
@@ -178,7 +179,10 @@ def alert_status(reviews: Iterable[tuple[str, str]]) -> str:
     reviews = list(reviews)
     if any(action == "reject" for _, action in reviews):
         return "rejected"
-    confirmers = {user for user, action in reviews if action == "confirm"}
+    confirmers: list[str] = []
+    for user, action in reviews:  # look-alike user names (stored before they were refused) count as one person
+        if action == "confirm" and not any(looks_alike(user, c) for c in confirmers):
+            confirmers.append(user)
     return "actionable" if len(confirmers) >= 2 else "confirmed_once" if confirmers else "new"
 
 

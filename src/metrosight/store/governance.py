@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from metrosight.audit.log import VerifyResult, verify
-from metrosight.core.names import free_text, human_name, identifiers
+from metrosight.core.names import free_text, human_name, identifiers, looks_alike
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import (
     Actor,
@@ -333,7 +333,7 @@ class GovernanceMixin:
             stored = alert_status((r.user, r.action) for r in prior)
             if a.status in transitions.DECIDED_ALERT or stored in transitions.DECIDED_ALERT:
                 raise PolicyError(f"alert {alert_id} is already {stored if stored in transitions.DECIDED_ALERT else a.status}")
-            if any(r.user == actor.name for r in prior):
+            if any(looks_alike(r.user, actor.name) for r in prior):  # look-alike names: one person
                 raise Forbidden(f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must")
             status = alert_status([*((r.user, r.action) for r in prior), (actor.name, action)])
             event_id, subject, wl = a.event_id, a.subject_name, a.watchlist

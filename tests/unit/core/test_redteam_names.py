@@ -222,3 +222,18 @@ def test_reasons_are_one_line_of_plain_text(tmp_path: Path):
         "--reason", "lawful \x1b[8mhidden",
     )
     assert code == 2 and "reason" in err and "U+001B" in err and "Traceback" not in err
+
+
+def test_users_whose_names_look_alike_count_as_one_person_for_the_two_person_rules():
+    """New look-alike users are refused; rows stored before that rule (`bob` and `b͏ob`, `bob` and `ｂｏｂ`) must
+    not make one person's second account a second approver or a second confirming operator."""
+    from metrosight.policy.rules import Actor, Forbidden, alert_status, can_approve
+
+    for twin in ("ｂｏｂ", "b\u034fob", "Bob"):
+        with pytest.raises(Forbidden, match="recorded this entry"):
+            can_approve(Actor(twin, frozenset({"approver"})), "bob", "pending", False, None)
+        with pytest.raises(Forbidden, match="added a photo"):
+            can_approve(Actor(twin, frozenset({"approver"})), "ada", "pending", False, None, ["bob"])
+        assert alert_status([("bob", "confirm"), (twin, "confirm")]) == "confirmed_once"
+    can_approve(Actor("carol", frozenset({"approver"})), "bob", "pending", False, None)
+    assert alert_status([("bob", "confirm"), ("carol", "confirm")]) == "actionable"
