@@ -313,7 +313,7 @@ def enroll(
             out.print(f"{r.subject}: {r.linked}: one person (person {r.person_id}) on several lists", highlight=False)
     for r in enrolled + dups:
         for w in r.warnings:
-            err.print(f"[yellow]warning:[/] {r.subject} ({r.photo}): {w}", highlight=False)
+            err.print(error_line(f"{r.subject} ({r.photo}): {w}", label="warning:", style="yellow"), highlight=False)
     subjects = len({r.subject for r in enrolled})
     out.print(
         f"enrolled {len(enrolled)} photo(s) of {subjects} person(s) into {watchlist}; "
