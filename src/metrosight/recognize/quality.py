@@ -141,12 +141,19 @@ _UPPER = (slice(18, 58), slice(62, 88))  # forehead, glabella, top of the nose b
 _LOWER = (slice(96, 140), slice(42, 108))  # mouth and chin
 
 
-def covered_score(chip: np.ndarray) -> float:
-    """How much of the lower face does not look like the person's own skin (0 bare … 1 covered).
+_MOUTH = (slice(98, 120), slice(50, 100))  # the lips and the gap between them
 
-    The skin of the upper face (forehead and nose bridge, above the edge of any mask) gives a reference colour
-    (median and spread in CIE Lab); the score is the share of the mouth-and-chin region whose colour lies outside
-    it. A medical or cloth mask, a scarf or a gloved hand scores high; lips, teeth and stubble are a small share.
+
+def covered_score(chip: np.ndarray) -> float:
+    """How covered the lower face looks (0 bare … 1 covered): the larger of two measures.
+
+    The skin of the upper face (forehead and nose bridge, above the edge of any mask) gives the person's own
+    colour (median and spread in CIE Lab).
+
+    - *foreign colour*: the share of the mouth-and-chin region whose colour lies outside that skin (median ± 3
+      robust SD; lightness with a wide margin for shading): a medical or cloth mask, a scarf, a glove;
+    - *hidden mouth*: 1 − (skin lightness − the darkest 5% of the mouth region) / skin lightness: an open or
+      closed mouth always has a dark line between the lips; a hand (skin on skin) or a plain mask hides it.
 
     Args:
         chip: ``(150, 150, 3)`` uint8 RGB aligned face chip (:func:`metrosight.recognize.align.align`).
@@ -159,8 +166,10 @@ def covered_score(chip: np.ndarray) -> float:
     med = np.median(ref, axis=0)
     spread = np.median(np.abs(ref - med), axis=0) * 1.4826  # robust standard deviation
     tol = np.maximum(3.0 * spread, np.array([40.0, 9.0, 9.0]))  # lightness varies with shading, colour much less
-    outside = np.any(np.abs(low - med) > tol, axis=1)
-    return float(outside.mean())
+    foreign = float(np.any(np.abs(low - med) > tol, axis=1).mean())
+    gap = (float(med[0]) - float(np.percentile(lab[_MOUTH][..., 0], 5))) / max(float(med[0]), 1.0)
+    hidden = float(np.clip(1.0 - gap, 0.0, 1.0))
+    return max(foreign, hidden)
 
 
 def _size_pose(height: float, yaw: float, min_face_px: int, max_yaw_ratio: float) -> tuple[float, float]:

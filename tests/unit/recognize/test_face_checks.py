@@ -19,6 +19,7 @@ def skin_chip(rng: np.random.Generator, lower: tuple[int, int, int] | None = Non
     """A textured skin-coloured 150×150 chip, its mouth-and-chin region painted ``lower`` when given."""
     chip = np.clip(np.array([196, 150, 124]) + rng.normal(0, 6, (150, 150, 3)), 0, 255).astype(np.uint8)
     chip[104:110, 55:95] = (170, 90, 90)  # lips
+    chip[106:108, 60:90] = (60, 30, 30)  # the dark line between them
     if lower is not None:
         chip[88:150, 20:130] = np.clip(np.array(lower) + rng.normal(0, 6, (62, 110, 3)), 0, 255).astype(np.uint8)
     return chip
