@@ -240,13 +240,18 @@ def test_faces_cut_by_the_edge_are_refused_with_that_reason(home: Path, tmp_path
 
 
 def test_masked_faces_are_refused_as_covered(home: Path, tmp_path: Path):
-    from tests.photofiles import MASKS, draw_mask
+    from tests.photofiles import MASKS, draw_hand, draw_mask
 
     img, lm = _obama_and_landmarks()
     paths = []
     for i, colour in enumerate(MASKS):
         paths.append(tmp_path / f"mask-{i}.png")
         paths[-1].write_bytes(encode(draw_mask(img, lm, colour, np.random.default_rng(i)), "PNG"))
+    paths.append(tmp_path / "hand.png")
+    paths[-1].write_bytes(encode(draw_hand(img, lm, np.random.default_rng(0)), "PNG"))
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Barack Obama", *paths)
     assert code != 0 and templates(home) == 0
-    assert out.count("face covered (mask, scarf or hand over the mouth") == len(MASKS), out
+    assert out.count("face covered (mask, scarf or hand over the mouth") == len(paths), out
+    # the bare photo is still enrolled
+    (tmp_path / "bare.png").write_bytes(encode(img, "PNG"))
+    assert cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Barack Obama", tmp_path / "bare.png")[0] == 0

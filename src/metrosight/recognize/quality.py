@@ -42,7 +42,7 @@ class Quality:
 
 #: covered-score above which a face is refused as covered: the smallest refusing at most 1% of bare faces on the
 #: tuning people of ``bench/face_checks.py`` (LFW); see its results for the rates on other people
-COVERED_THRESHOLD = 0.77
+COVERED_THRESHOLD = 0.823
 
 
 def touches_side(box: Box, image_size: tuple[int, int], tol: float = 1.0) -> str | None:
