@@ -56,9 +56,13 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "username", "usr", "login", "account", "code",
         # as cameras name them in snapshot/stream CGI addresses (?u=admin&p=…, ?usr=…&psw=…, ?loginuse=…&loginpas=…)
         "u", "p", "pw", "psw", "pswd", "pas", "loginuse", "loginpas",
+        # signed addresses (CDNs, nginx secure_link, Akamai): the signature is the credential
+        "hash", "md5", "sha1", "sha256", "hdnts", "k", "st",
     }
 )
-_SECRET_PARTS = ("token", "pass", "secret", "signature", "credential", "apikey", "auth", "pwd", "passphrase")
+_SECRET_PARTS = (
+    "token", "pass", "secret", "sign", "credential", "apikey", "auth", "pwd", "passphrase", "hmac", "ticket",
+)
 
 SUPPORTED = "a video file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp)"
 PERCENT_HINT = (
@@ -78,6 +82,37 @@ def is_secret_param(name: str) -> bool:
     return n in SECRET_PARAMS or any(part in n for part in _SECRET_PARTS)
 
 
+_NESTED_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.\-]*)=")
+
+
+def is_secret_value(value: str) -> bool:
+    """Whether a parameter's (decoded) value carries a credential whatever the parameter is called: an address
+    with user information or its own query (``?url=rtsp://admin:pw@cam/x``, ``?q=user:pw@host``), or nested
+    ``name=value`` pairs with a credential name (``?hdnts=exp=1~acl=/*~hmac=…``)."""
+    if "@" in value or "://" in value:
+        return True
+    return any(is_secret_param(name) for name in _NESTED_NAME.findall(value))
+
+
+def _nested_secrets(value: str) -> list[str]:
+    """The credentials inside a parameter's value: an address's user name and password, the values of nested
+    credential pairs (``exp=1~hmac=…``)."""
+    out: list[str] = []
+    if "://" in value:
+        try:
+            out += SourceSpec.parse(value).secrets()
+        except SourceSyntaxError:
+            pass
+    if "@" in value:
+        userinfo = value.rsplit("@", 1)[0].rsplit("/", 1)[-1]
+        out += [piece for piece in userinfo.split(":") if piece]
+    for pair in re.split(r"[~&;,]", value):
+        name, eq, inner = pair.partition("=")
+        if eq and inner and is_secret_param(name):
+            out.append(inner)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Param:
     """One ``name=value`` of a query, as written (``raw``) and decoded."""
@@ -87,10 +122,20 @@ class Param:
     raw_name: str
     raw_value: str
     has_value: bool
+    sep: str = "&"  # the separator written before it ("" for the first; "&" or ";")
 
     @property
     def secret(self) -> bool:
-        return is_secret_param(self.name)
+        """Named like a credential, or a value that carries one (see :func:`is_secret_value`)."""
+        return is_secret_param(self.name) or is_secret_value(self.value)
+
+    @property
+    def secret_without_value(self) -> bool:
+        """A parameter without ``=`` whose decoded text holds a credential (``?token%3D…``, ``?user:pw@host``):
+        shown as ``***`` whole."""
+        return not self.has_value and ("=" in self.name or ":" in self.name) and (
+            is_secret_value(self.name) or is_secret_param(self.name.split("=", 1)[0])
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -212,8 +257,9 @@ class SourceSpec:
         parts = []
         for p in self.query:
             value = "***" if redacted and p.secret and p.has_value else p.raw_value
-            parts.append(f"{p.raw_name}={value}" if p.has_value else p.raw_name)
-        return "&".join(parts)
+            name = "***" if redacted and p.secret_without_value else p.raw_name
+            parts.append(p.sep + (f"{name}={value}" if p.has_value else name))
+        return "".join(parts)
 
     def secrets(self) -> list[str]:
         """Every credential of the source in each form it may take in a message (decoded, as written,
@@ -221,7 +267,9 @@ class SourceSpec:
         values: list[str] = [v for v in (self.username, self.password) if v]
         for p in self.query:
             if p.secret and p.value:
-                values += [p.value, p.raw_value]
+                values += [p.value, p.raw_value, *_nested_secrets(p.value)]
+            if p.secret_without_value:
+                values += [p.name, p.raw_name, *_nested_secrets(p.name)]
         values += _path_secrets(self.path)
         forms: set[str] = set()
         for v in values:
@@ -352,11 +400,18 @@ def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
         raise SourceSyntaxError(f"the {scheme}:// address needs a port: write {scheme}://HOST:PORT")
     query: list[Param] = []
     if parts.query:
-        for item in parts.query.split("&"):
+        # '&' or ';' between parameters (both are in use: '?res=hd;token=…')
+        items = re.split(r"([&;])", parts.query)
+        sep = ""
+        for i, item in enumerate(items):
+            if i % 2:
+                sep = sep or item
+                continue
             if not item:
                 continue
             raw_name, eq, raw_value = item.partition("=")
-            query.append(Param(unquote(raw_name), unquote(raw_value), raw_name, raw_value, bool(eq)))
+            query.append(Param(unquote(raw_name), unquote(raw_value), raw_name, raw_value, bool(eq), sep if query else ""))
+            sep = ""
     return SourceSpec(
         kind=kind,
         target=text,

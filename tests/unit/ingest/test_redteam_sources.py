@@ -116,3 +116,26 @@ def test_file_source_parse_error_message_for_missing_file(tmp_path: Path):
     with pytest.raises(SourceError) as exc:
         parse_source(str(tmp_path / "nope.mp4"))
     assert "video file not found" in str(exc.value)
+
+
+# -- credentials hidden in other corners of a query ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query",
+    [
+        "res=hd;token=Secret99",  # ';' between parameters
+        "url=rtsp://admin:Secret99@cam/x",  # an address inside a value
+        "redirect=http%3A%2F%2Fadmin%3ASecret99%40cam%2F",  # … percent-encoded
+        "q=admin:Secret99@cam",
+        "hdnts=exp=1~acl=/*~hmac=Secret99",  # Akamai token: nested name=value pairs
+        "e=1&sign=Secret99",  # signed CDN addresses
+        "md5=Secret99&expires=1",  # nginx secure_link
+        "ticket=Secret99",
+        "token%3DSecret99",  # no '=': the name is the whole of it
+    ],
+)
+def test_credentials_in_any_part_of_the_query_are_redacted(query):
+    spec = SourceSpec.parse(f"https://127.0.0.1/live/index.m3u8?{query}")
+    assert SECRET not in spec.display, spec.display
+    assert spec.url_for_ffmpeg == f"https://127.0.0.1/live/index.m3u8?{query}"  # the decoder gets it as written
+    message = f"Server returned 403 Forbidden: '{spec.url_for_ffmpeg}' (value Secret99)"
+    assert SECRET not in spec.redact(message)
