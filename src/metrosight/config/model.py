@@ -169,7 +169,8 @@ class IngestConfig(_Section):
 
 
 class PhotosConfig(_Section):
-    """Still photos (enrolment, identification, uploads): what one photo may cost before it is decoded."""
+    """Still photos (enrolment, identification, uploads): what one photo may cost before it is decoded, and the
+    quality limits of its faces (video frames keep ``detection.min_face_px`` and ``recognition.min_blur_var``)."""
 
     max_megapixels: float = Field(
         50.0,
@@ -187,6 +188,24 @@ class PhotosConfig(_Section):
     )
     max_file_mb: float = Field(
         40.0, gt=0.0, le=1000.0, description="photo files larger than this (megabytes) are refused before reading"
+    )
+    # Quality limits of a face in a still photo (enrolment, `identify`), chosen where the genuine-match rate drops
+    # on a development set and reported on held-out people: bench/quality_bins.py, docs/accuracy/quality_bins.png.
+    min_face_px: int = Field(
+        28, ge=8, le=4096,
+        description="a photo's face with a shorter box (pixels) is refused: under 28 px the genuine-match rate falls "
+        "from 0.96 to 0.83 (bench/quality_bins.py)",
+    )
+    min_blur_var: float = Field(
+        10.0, ge=0.0,
+        description="a photo's face whose aligned chip has a lower sharpness (variance of the Laplacian) is refused: "
+        "under 10 the genuine-match rate falls to 0.90 and under 5 to 0.84 (bench/quality_bins.py)",
+    )
+    max_yaw_ratio: float = Field(
+        0.4, gt=0.0, le=2.0,
+        description="a photo's face turned further (nose offset from the eyes' midline, in eye distances) is refused: "
+        "faces up to 0.4 match as well as frontal ones; beyond it the development set has too few faces to show "
+        "otherwise (bench/quality_bins.py)",
     )
 
 

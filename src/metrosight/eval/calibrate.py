@@ -116,7 +116,8 @@ def faces_of_video(
             chip = align(frame.image, det.box, det.landmarks)
             if (
                 assess(
-                    det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, detector_yaw=det.yaw
+                    det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var,
+                    getattr(encoder, "max_yaw_ratio", 0.45), detector_yaw=det.yaw
                 ).problem
                 is None
             ):

@@ -88,11 +88,12 @@ def metrosight_encoder(
     return MetrosightEncoder(
         make_face_detector(settings),
         make_embedder(settings.recognition.embedder, home.cache / "models"),
-        settings.detection.min_face_px,
-        settings.recognition.min_blur_var,
+        settings.photos.min_face_px,
+        settings.photos.min_blur_var,
         gate_quality=gate_quality,
         flip=flip,
         aligned=aligned,
+        max_yaw_ratio=settings.photos.max_yaw_ratio,
     )
 
 

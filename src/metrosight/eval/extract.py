@@ -90,8 +90,9 @@ class MetrosightEncoder:
     Args:
         detector: a :class:`~metrosight.detect.base.FaceDetector` (CenterFace by default in metrosight).
         embedder: an :class:`~metrosight.recognize.embedder.Embedder`.
-        min_face_px: faces shorter than this are refused (the configured ``detection.min_face_px``).
-        min_blur_var: sharpness floor (the configured ``recognition.min_blur_var``).
+        min_face_px: faces shorter than this are refused (the configured ``photos.min_face_px``).
+        min_blur_var: sharpness floor (the configured ``photos.min_blur_var``).
+        max_yaw_ratio: faces turned further are refused (the configured ``photos.max_yaw_ratio``).
         upscale_below: photos whose shorter side is under this many pixels are enlarged (bicubic) to it before
             detection, so that small photos are not lost to the detector's minimum face size; boxes and landmarks
             are mapped back, and the chip is cut from the original photo.
@@ -106,26 +107,29 @@ class MetrosightEncoder:
         self,
         detector: Any,
         embedder: Any,
-        min_face_px: int = 36,
-        min_blur_var: float = 20.0,
+        min_face_px: int = 28,
+        min_blur_var: float = 10.0,
         upscale_below: int = 200,
         gate_quality: bool = True,
         flip: bool = True,
         name: str = "metrosight",
         aligned: bool = False,
+        max_yaw_ratio: float = 0.4,
     ) -> None:
         self.aligned = aligned
         self.detector = detector
         self.embedder = embedder
         self.min_face_px = min_face_px
         self.min_blur_var = min_blur_var
+        self.max_yaw_ratio = max_yaw_ratio
         self.upscale_below = upscale_below
         self.gate_quality = gate_quality
         self.flip = flip
         self.name = name
         det = getattr(detector, "name", type(detector).__name__)
         self.tag = (
-            f"{det}-f{min_face_px}-b{min_blur_var:g}-u{upscale_below}-{'gate' if gate_quality else 'nogate'}"
+            f"{det}-f{min_face_px}-b{min_blur_var:g}-y{max_yaw_ratio:g}-u{upscale_below}-"
+            f"{'gate' if gate_quality else 'nogate'}"
         )
         if aligned:
             self.tag = "aligned-chips"
@@ -158,7 +162,8 @@ class MetrosightEncoder:
         chip = align(image, det.box, det.landmarks)
         # Size is judged at the photo's own resolution: an upscaled photo adds no detail.
         q = assess(  # type: ignore[arg-type]
-            det.box, chip, det.landmarks, self.min_face_px, self.min_blur_var, detector_yaw=det.yaw
+            det.box, chip, det.landmarks, self.min_face_px, self.min_blur_var, self.max_yaw_ratio,
+            detector_yaw=det.yaw,
         )
         if self.gate_quality and q.problem is not None:
             return FaceRecord(path, label, None, quality=q.score, problem=q.problem)
@@ -348,7 +353,8 @@ def faces_of_photos(
                 continue
             chip = align(image, det.box, det.landmarks)
             q = assess(
-                det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, detector_yaw=det.yaw
+                det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, encoder.max_yaw_ratio,
+                detector_yaw=det.yaw,
             )
             if q.problem is None:
                 chips.append(chip)

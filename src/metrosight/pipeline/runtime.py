@@ -177,8 +177,7 @@ class Runtime:
         require(actor, "record watchlist entries", "approver", "admin")
         if person_id is not None:
             self.store.persons(person_id)  # NotFound before any photo is read
-        det = self.settings.detection
-        rec = self.settings.recognition
+        lim = self.settings.photos  # the quality limits of still photos
         index = _EnrolmentIndex(self, name_key)
         results = []
         for subject, photo in items:
@@ -188,7 +187,8 @@ class Runtime:
                 if isinstance(photo, ImageError):
                     raise photo
                 chosen = enrolment_face(
-                    photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var, face
+                    photo.image, self.detector, self.embedder, lim.min_face_px, lim.min_blur_var, face,
+                    lim.max_yaw_ratio,
                 )
                 decision = index.decide(watchlist, subject, chosen.descriptor, person_id)
                 sid, dup = self.store.enroll(
@@ -226,15 +226,14 @@ class Runtime:
         audited (photo hashes and who was found); nothing about a face that matched no one is stored."""
         require(actor, "identify photos", "operator", "admin")
         matcher = self.matcher()
-        det = self.settings.detection
-        rec = self.settings.recognition
+        lim = self.settings.photos  # the quality limits of still photos
         out = []
         for photo in photos:
             if isinstance(photo, ImageError):
                 out.append(PhotoResult(photo.label, error=photo.reason))
                 continue
             usable, rejected = faces_in_photo(
-                photo.image, self.detector, self.embedder, det.min_face_px, rec.min_blur_var
+                photo.image, self.detector, self.embedder, lim.min_face_px, lim.min_blur_var, lim.max_yaw_ratio
             )
             back = 1.0 / photo.scale  # boxes in the stored photo's pixels, also when it was decoded smaller
             faces = []

@@ -25,6 +25,8 @@ BACKGROUND_RATIO = 0.5
 #: (on LFW fold 1 the faces other than the subject that are this large are the cases where the largest whole
 #: face is not the subject: 0.88–1.0 of its height; see ``bench/enrol_dominance.py``)
 DOMINANCE_RATIO = 0.8
+#: default yaw limit of a photo's face (``photos.max_yaw_ratio``)
+MAX_YAW_RATIO = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class PhotoFace:
 
 
 def _assessed(
-    image: np.ndarray, detector: FaceDetector, min_face_px: int, min_blur_var: float
+    image: np.ndarray, detector: FaceDetector, min_face_px: int, min_blur_var: float, max_yaw_ratio: float
 ) -> list[tuple[Detection, np.ndarray, Quality]]:
     """Every face with landmarks, aligned and assessed, left to right (by box centre)."""
     size = (int(image.shape[1]), int(image.shape[0]))
@@ -80,7 +82,10 @@ def _assessed(
         if det.landmarks is None:
             continue
         chip = align(image, det.box, det.landmarks)
-        q = assess(det.box, chip, det.landmarks, min_face_px, min_blur_var, detector_yaw=det.yaw, image_size=size)
+        q = assess(
+            det.box, chip, det.landmarks, min_face_px, min_blur_var, max_yaw_ratio, detector_yaw=det.yaw,
+            image_size=size,
+        )
         out.append((det, chip, q))
     out.sort(key=lambda t: (t[0].box.center[0], t[0].box.center[1]))
     return out
@@ -92,13 +97,15 @@ def faces_in_photo(
     embedder: Embedder,
     min_face_px: int,
     min_blur_var: float,
+    max_yaw_ratio: float = MAX_YAW_RATIO,
 ) -> tuple[list[PhotoFace], list[tuple[Detection, Quality]]]:
-    """Detect, align, assess and embed every face of a photo.
+    """Detect, align, assess and embed every face of a photo (limits: ``photos.min_face_px``, ``min_blur_var``,
+    ``max_yaw_ratio`` of the configuration).
 
     Returns:
         ``(usable, rejected)``: usable faces with descriptors, and faces that failed a quality check.
     """
-    faces = _assessed(image, detector, min_face_px, min_blur_var)
+    faces = _assessed(image, detector, min_face_px, min_blur_var, max_yaw_ratio)
     usable = [(d, c, q) for d, c, q in faces if q.problem is None]
     rejected = [(d, q) for d, _, q in faces if q.problem is not None]
     if not usable:
@@ -146,6 +153,7 @@ def enrolment_face(
     min_face_px: int,
     min_blur_var: float,
     face: int | None = None,
+    max_yaw_ratio: float = MAX_YAW_RATIO,
 ) -> PhotoFace:
     """The subject's face of an enrolment photo: the one face, the clearly dominant one (:func:`dominant_face`),
     or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one.
@@ -155,7 +163,7 @@ def enrolment_face(
             :attr:`PhotoRefused.faces`); no face ``face``; or the chosen face is cut by the edge of the photo, too
             small, too blurred, turned away or covered (mask, hand).
     """
-    faces = _assessed(image, detector, min_face_px, min_blur_var)
+    faces = _assessed(image, detector, min_face_px, min_blur_var, max_yaw_ratio)
     found = [FoundFace(k + 1, d.box, q.problem) for k, (d, _, q) in enumerate(faces)]
     listed = found if len(found) > 1 else []
     if not faces:
