@@ -1,0 +1,47 @@
+"""Enrolment page in a real browser: a photo of two people of equal standing is refused, the page shows the photo
+with its faces boxed and numbered, and clicking a face enrols that face (the right-hand one here: Joe Biden, whom
+the entry then matches in his portrait)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_data
+from tests.e2e.test_operator_ui import ARGS, CHROMIUM, SHOTS, server, sign_in  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+
+
+def test_two_faces_are_shown_numbered_and_a_click_enrols_one(server: tuple[str, Path, Path]) -> None:  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _camera, _clip = server
+    ex = require_data("face_recognition_examples", "examples")
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            sign_in(page, base, "ada")
+            page.goto(f"{base}/watchlists")
+            page.fill("#enrol input[name=subject]", "Joe Biden")
+            page.set_input_files("#enrol input[name=photos]", str(ex / "two_people.jpg"))
+            page.fill("#enrol input[name=legal_basis]", "Code of Criminal Procedure art. 210")
+            page.fill("#enrol input[name=authority]", "District court")
+            page.fill("#enrol input[name=reference]", "2026/118")
+            page.fill("#enrol input[name=expires]", "30d")
+            page.click("#enrol button[type=submit]")
+            expect(page.locator("#enrol-result")).to_contain_text("none is clearly the subject", timeout=60_000)
+            boxes = page.locator("#enrol-faces .face-box")
+            expect(boxes).to_have_count(2)
+            expect(boxes.nth(0)).to_have_text("1")
+            b1, b2 = boxes.nth(0).bounding_box(), boxes.nth(1).bounding_box()
+            assert b1 and b2 and b1["x"] < b2["x"] and b2["width"] > 20  # drawn over the photo, left to right
+            page.screenshot(path=str(SHOTS / "enrol-face-pick.png"), full_page=True)
+            boxes.nth(1).click()
+            expect(page.locator("#enrol-result")).to_contain_text("enrolled", timeout=60_000)
+            expect(page.locator("#enrol-result")).to_contain_text("Joe Biden: pending")
+        finally:
+            browser.close()
