@@ -25,8 +25,9 @@
     wrap.className = "face-pick";
     const img = document.createElement("img");
     img.alt = photo.photo;
-    const url = URL.createObjectURL(file);
-    img.src = url;
+    const reader = new FileReader();  // a data: URL (the page's content security policy allows no blob: images)
+    reader.addEventListener("load", () => { img.src = reader.result; });
+    reader.readAsDataURL(file);
     wrap.append(img);
     box.append(note, wrap);
     img.addEventListener("error", () => img.remove());  // a format the browser cannot show: the buttons remain
@@ -41,7 +42,7 @@
         b.title = f.problem ? `face ${f.number}: ${f.problem}` : `enrol face ${f.number}`;
         Object.assign(b.style, { left: `${x1 * sx}px`, top: `${y1 * sy}px`,
                                  width: `${(x2 - x1) * sx}px`, height: `${(y2 - y1) * sy}px` });
-        b.addEventListener("click", () => { URL.revokeObjectURL(url); box.replaceChildren(); submit(f.number); });
+        b.addEventListener("click", () => { box.replaceChildren(); submit(f.number); });
         wrap.append(b);
       }
     });
@@ -51,7 +52,7 @@
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = `face ${f.number}`;
-      b.addEventListener("click", () => { URL.revokeObjectURL(url); box.replaceChildren(); submit(f.number); });
+      b.addEventListener("click", () => { box.replaceChildren(); submit(f.number); });
       li.append(b, ` ${f.problem || ""}`);
       list.append(li);
     }
