@@ -146,6 +146,15 @@ def load_cohort(path: Path, settings: Any, home: Any, exclude: Sequence[Path] = 
             _fail(str(exc))
 
 
+def _provenance(report: Any, settings: Any, measured: Sequence[Path], fddb_folds: Sequence[int] = ()) -> None:
+    """A report section (and ``data["provenance"]``) saying which data chose the settings, which measured them."""
+    from metrosight.eval.provenance import provenance
+
+    prov = provenance(settings, measured, fddb_folds)
+    report.section("Which data chose the settings, which data measured them").notes.extend(prov["notes"])
+    report.data["provenance"] = prov
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -446,7 +455,9 @@ def identify_cmd(
                     ),
                 )
             )
-    report.data = {"identification": results, "settings": {"detector": settings.detection.detector.kind}}
+    measured = [p for p in (data, gallery, probes) if p is not None]
+    _provenance(report, settings, measured)
+    report.data.update({"identification": results, "settings": {"detector": settings.detection.detector.kind}})
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("identify", name))
     out.print(console)
     out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
@@ -597,7 +608,8 @@ def verify_cmd(
     sec.figures.append(
         Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs")
     )
-    report.data = {"verification": data}
+    _provenance(report, settings, [images, pairs])
+    report.data.update({"verification": data})
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("verify", name))
     out.print(console)
     out.print("* unresolved: fewer impostor pairs than 1/FAR", highlight=False)
@@ -1003,7 +1015,9 @@ def detect_cmd(
         sec.figures.append(
             Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)"))
         )
-    report.data = {"detection": data}
+    _provenance(report, settings, ([fddb] if fddb is not None else []) + list(dlib_xml or []),
+                (fold or [1]) if fddb is not None else ())
+    report.data.update({"detection": data})
     html_path, json_path = report.write(_out_dir(out_dir, _home), _stem("detect", name))
     out.print(console)
     out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
