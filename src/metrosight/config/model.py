@@ -111,21 +111,35 @@ class RecognitionConfig(_Section):
             "<home>/calibration/cohort.npz (built by `metrosight calibrate --cohort DIR` from operator-provided photos)"
         ),
     )
+    target_fpir: float = Field(
+        0.003,
+        gt=0.0,
+        le=0.1,
+        description=(
+            "false-positive identification rate per search: the share of searches of people on no list that may "
+            "return a candidate. The cosine threshold follows from it for the current number of active persons and "
+            "is recomputed whenever the gallery changes, from impostor scores the installation measures itself "
+            "(its persons' templates against each other, and the faces of `metrosight calibrate --non-mated`); "
+            "see metrosight.recognize.operating. Per list: watchlists.<name>.target_fpir"
+        ),
+    )
     match_threshold: float = Field(
-        0.93,
+        0.928,
         gt=0.0,
         lt=50.0,
         description=(
-            "score a fused track or photo must reach to match, in the units of `normalization`: with 'none' the "
-            "cosine similarity of dlib descriptors (below 1; strangers typically score 0.8-0.9; on LFW fold 1 with "
-            "one photo for each of 163 people, 0.93 with the margin rule lets 1.8% of people on no list through and "
-            "misses 18% of the enrolled); with 'cohort' the AS-norm score against the deployment's cohort (about "
-            "4.0 for FPIR 0.01 and 4.3 for FPIR 0.003 there). "
-            "`metrosight calibrate` chooses it for a target FPIR"
+            "floor of the match threshold: with normalization 'none' the threshold from target_fpir is never below "
+            "this nor below the shipped floor 0.928 (the development fold's cosine at a per-comparison false-match "
+            "rate of 0.001); with 'cohort' the fixed AS-norm threshold (about 4.0 for FPIR 0.01 and 4.3 for FPIR "
+            "0.003 on LFW), chosen by `metrosight calibrate`"
         ),
     )
     min_margin: float = Field(
-        0.02, ge=0.0, lt=1.0, description="the best subject must beat the next-best other subject by this much"
+        0.02,
+        ge=0.0,
+        lt=1.0,
+        description="ambiguity margin (cosine): another person who also reaches their threshold this close to the best "
+        "makes the match ambiguous, and the operator is shown both candidates",
     )
     flip: bool = Field(
         True,
@@ -271,6 +285,18 @@ class AlertsConfig(_Section):
     group_window_s: float = Field(
         120.0, ge=0.0, le=86400.0,
         description="matches of one person on cameras of one group (station, or line) this close form one episode",
+    )
+
+
+class WatchlistConfig(_Section):
+    """Settings of one watchlist (by its name)."""
+
+    target_fpir: float | None = Field(
+        None,
+        gt=0.0,
+        le=0.1,
+        description="this list's false-positive identification rate per search (default recognition.target_fpir); a "
+        "missing-persons list may accept more candidates than a wanted list",
     )
 
 
@@ -436,6 +462,24 @@ class Settings(_Section):
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    watchlists: dict[str, WatchlistConfig] = Field(
+        default_factory=dict, description="per-list settings, by watchlist name (e.g. watchlists.missing.target_fpir)"
+    )
+
+    @field_validator("watchlists")
+    @classmethod
+    def _watchlist_names(cls, v: dict[str, WatchlistConfig]) -> dict[str, WatchlistConfig]:
+        import unicodedata
+
+        out: dict[str, WatchlistConfig] = {}
+        for name, cfg in v.items():
+            key = unicodedata.normalize("NFC", str(name)).strip()
+            if not key:
+                raise ValueError("a watchlist name under watchlists must not be empty")
+            if key in out:
+                raise ValueError(f"watchlist {key!r} is configured twice")
+            out[key] = cfg
+        return out
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)

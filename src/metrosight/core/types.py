@@ -209,6 +209,24 @@ class EntryRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Rival:
+    """Another person who also reaches their threshold for the same probe and scores within the ambiguity margin of
+    the best: shown to the operator next to the best candidate (see :class:`~metrosight.recognize.gallery.Matcher`).
+
+    Attributes:
+        person_id: the person (``None``: an entry without a person row).
+        name: the person's name.
+        watchlist: the list of their best entry.
+        score: their decision score.
+    """
+
+    person_id: int | None
+    name: str
+    watchlist: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """A watchlist hit for one probe (a photo face or a whole track): a *person*, with every entry of theirs that
     may be matched here.
@@ -223,6 +241,8 @@ class Match:
         person_id: the person the entries belong to (``None``: the entry counts as its own person).
         person_name: the person's name.
         entries: every matchable entry of the person (active, in scope here), the primary first.
+        rivals: other persons above their own threshold within the ambiguity margin (best first); non-empty means
+            the probe is *ambiguous* and the operator is shown every candidate.
     """
 
     subject_id: int
@@ -234,6 +254,12 @@ class Match:
     person_id: int | None = None
     person_name: str | None = None
     entries: tuple[EntryRef, ...] = ()
+    rivals: tuple[Rival, ...] = ()
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether another person is also a candidate within the ambiguity margin (see ``rivals``)."""
+        return bool(self.rivals)
 
     @property
     def watchlists(self) -> tuple[str, ...]:

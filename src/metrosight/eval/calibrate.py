@@ -47,6 +47,47 @@ def cohort_path(home_root: Path) -> Path:
     return Path(home_root) / "calibration" / COHORT_FILE
 
 
+NONMATED_FILE = "nonmated.npz"
+
+
+def nonmated_path(home_root: Path) -> Path:
+    """Where the operator's calibration faces live: ``<home>/calibration/nonmated.npz``."""
+    return Path(home_root) / "calibration" / NONMATED_FILE
+
+
+def save_nonmated(home_root: Path, descriptors: np.ndarray) -> Path:
+    """Store unit descriptors ``(F, 128)`` of calibration faces (people on no list; no images are kept) atomically.
+
+    The matcher adds their scores against every template to the impostor pairs its threshold is estimated from
+    (:mod:`metrosight.recognize.operating`)."""
+    path = nonmated_path(home_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    d = np.asarray(descriptors, dtype=np.float32)
+    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    np.savez(tmp, descriptors=d)
+    tmp.replace(path)
+    return path
+
+
+def load_nonmated(home_root: Path) -> np.ndarray | None:
+    """The stored calibration faces ``(F, 128)``, or ``None`` when there are none or the file is unreadable (logged:
+    the threshold then rests on the gallery's own pairs)."""
+    path = nonmated_path(home_root)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = np.asarray(z["descriptors"], dtype=np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("%s: unreadable calibration faces (%s); ignored — run metrosight calibrate again", path, exc)
+        return None
+    if d.ndim != 2 or d.shape[1] != 128 or not np.isfinite(d).all():
+        log.error("%s: not a (faces, 128) descriptor array; ignored — run metrosight calibrate again", path)
+        return None
+    return d
+
+
 def photo_files(folder: Path) -> list[Path]:
     """Every photo under ``folder`` (recursively, following symlinked folders; see
     :func:`metrosight.ingest.images.photos_in`), sorted."""

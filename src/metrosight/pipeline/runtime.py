@@ -40,6 +40,7 @@ from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.factory import make_embedder
 from metrosight.recognize.gallery import Gallery, Matcher
+from metrosight.recognize.operating import ImpostorSample, OperatingPoint
 from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_photo
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
@@ -93,6 +94,7 @@ class Runtime:
         )
         self.store.close_dead_runs()  # runs of killed processes end as crashed at the next start
         self.storage_wait_seconds = STORAGE_WAIT_SECONDS
+        self._impostor_cache: dict[object, ImpostorSample] = {}
         self._detector: FaceDetector | None = None
         self._embedder: Embedder | None = None
 
@@ -129,14 +131,61 @@ class Runtime:
         )
 
     def matcher_for(self, gallery: Gallery) -> Matcher:
-        """A matcher over ``gallery`` with the configured threshold, margin and score normalisation."""
+        """A matcher over ``gallery`` with the threshold that gives ``recognition.target_fpir`` for its persons (per
+        list where ``watchlists.<name>.target_fpir`` says so), the ambiguity margin and the score normalisation.
+
+        The threshold is recomputed for every gallery (enrolment, approval, revocation and expiry all change it) from
+        the impostor pairs of the gallery and the calibration faces (:mod:`metrosight.recognize.operating`). With
+        ``normalization: cohort`` the configured ``match_threshold`` (AS-norm units) is used as it is.
+        """
         rec = self.settings.recognition
         cohort = None
         if rec.normalization == "cohort":
             from metrosight.recognize.normalize import COHORT_FILE, Cohort
 
             cohort = Cohort.load(self.home.root / "calibration" / COHORT_FILE)  # CohortError names the file
-        return Matcher(gallery, rec.match_threshold, rec.min_margin, cohort)
+            return Matcher(gallery, rec.match_threshold, rec.min_margin, cohort)
+        points = self.operating_points(gallery)
+        default = points[rec.target_fpir]
+        thresholds = np.array([points[self.list_target(e.watchlist)].threshold for e in gallery.entries])
+        return Matcher(gallery, default.threshold, rec.min_margin, None, thresholds, default)
+
+    def list_target(self, watchlist: str) -> float:
+        """The target FPIR of ``watchlist``: ``watchlists.<name>.target_fpir``, else ``recognition.target_fpir``."""
+        wl = self.settings.watchlists.get(watchlist)
+        return wl.target_fpir if wl is not None and wl.target_fpir is not None else self.settings.recognition.target_fpir
+
+    def operating_points(self, gallery: Gallery) -> dict[float, OperatingPoint]:
+        """The operating point of every target in use (the default and each list's) for ``gallery``."""
+        from metrosight.recognize.operating import FLOOR_COSINE, operating_point
+
+        rec = self.settings.recognition
+        sample = self._impostors(gallery)
+        floor = max(FLOOR_COSINE, rec.match_threshold)
+        targets = {rec.target_fpir} | {self.list_target(e.watchlist) for e in gallery.entries}
+        return {t: operating_point(t, gallery.persons, sample, floor) for t in targets}
+
+    def _impostors(self, gallery: Gallery) -> ImpostorSample:
+        """Impostor scores of ``gallery`` (cached per gallery: a camera's matcher is rebuilt on every change)."""
+        from metrosight.recognize.operating import gallery_impostors
+
+        probes = self.calibration_faces()
+        key = (
+            tuple(e.subject_id for e in gallery.entries), gallery.person_keys.tobytes(),
+            None if probes is None else (len(probes), float(probes.sum())),
+        )
+        hit = self._impostor_cache.get(key)
+        if hit is None:
+            hit = gallery_impostors(gallery.matrix, gallery.person_keys, probes)
+            self._impostor_cache = {key: hit}
+        return hit
+
+    def calibration_faces(self) -> np.ndarray | None:
+        """Unit descriptors ``(F, 128)`` of the operator's calibration faces (people on no list), stored by
+        ``metrosight calibrate --non-mated`` in ``<home>/calibration/nonmated.npz``; ``None`` when there are none."""
+        from metrosight.eval.calibrate import load_nonmated
+
+        return load_nonmated(self.home.root)
 
     @property
     def photo_limits(self) -> PhotoLimits:
@@ -718,11 +767,12 @@ class AlertSink:
 
 def match_fields(m: Match | None) -> dict[str, object]:
     """What ``identify`` reports of one face's match: the person and every entry (list, authorisation reference)
-    they are matched on, the primary (best-scoring) entry's name, list and category first; all ``None`` for no
-    match."""
+    they are matched on, the primary (best-scoring) entry's name, list and category first; ``ambiguous`` and the
+    other ``candidates`` (persons also above their threshold within the ambiguity margin, shown to the operator
+    rather than dropped); all ``None`` for no match."""
     if m is None:
         return {"subject": None, "person_id": None, "watchlist": None, "watchlists": [], "category": None,
-                "score": None, "entries": []}
+                "score": None, "entries": [], "ambiguous": False, "candidates": []}
     return {
         "subject": m.person_name or m.subject_name,
         "person_id": m.person_id,
@@ -734,6 +784,10 @@ def match_fields(m: Match | None) -> dict[str, object]:
             {"entry_id": e.entry_id, "name": e.name, "watchlist": e.watchlist, "category": str(e.category),
              "reference": e.reference}
             for e in m.entries
+        ],
+        "ambiguous": m.ambiguous,
+        "candidates": [
+            {"person_id": r.person_id, "subject": r.name, "watchlist": r.watchlist, "score": r.score} for r in m.rivals
         ],
     }
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from metrosight.core.types import Box, Category, FaceSample
 from metrosight.recognize.fusion import TrackFusion
@@ -55,10 +56,45 @@ def test_fusion_keeps_best_shots():
     assert fusion.state(1).best_shot().quality == 0.9
 
 
-def test_margin_rejects_ambiguous_probe():
+def test_two_different_persons_close_together_are_shown_as_ambiguous():
+    """Ambiguity rule: another person above their threshold within the margin is shown next to the best, never
+    dropped; a rival below the threshold or outside the margin does not make the match ambiguous."""
     a = unit(1)
     b = l2_normalize(a + 0.05 * unit(2))  # a near look-alike of a
     probe = l2_normalize(a + b)
-    assert Matcher(gallery(a, b), 0.9, min_margin=0.0).match(probe) is not None
-    assert Matcher(gallery(a, b), 0.9, min_margin=0.05).match(probe) is None
-    assert Matcher(gallery(a, unit(3)), 0.9, min_margin=0.05).match(a).subject_name == "p0"
+    assert not Matcher(gallery(a, b), 0.9, min_margin=0.0).match(probe).ambiguous
+    m = Matcher(gallery(a, b), 0.9, min_margin=0.05).match(probe)
+    assert m is not None and m.ambiguous and {m.subject_name, m.rivals[0].name} == {"p0", "p1"}
+    assert m.rivals[0].score >= 0.9
+    alone = Matcher(gallery(a, unit(3)), 0.9, min_margin=0.05).match(a)
+    assert alone.subject_name == "p0" and not alone.ambiguous
+    # the look-alike under its own (stricter) threshold is no rival: the match is not ambiguous
+    strict_b = Matcher(gallery(a, b), 0.9, min_margin=0.05, thresholds=np.array([0.9, 0.99999])).match(a)
+    assert strict_b.subject_name == "p0" and not strict_b.ambiguous
+
+
+def test_same_person_on_two_lists_is_not_ambiguous():
+    a = unit(1)
+    two = Gallery([
+        GalleryEntry(1, "Ann Lee", "wanted", Category.WANTED, a, person_id=7, person_name="Ann Lee"),
+        GalleryEntry(2, "Ann Lee", "missing", Category.MISSING, l2_normalize(a + 0.01 * unit(4)), person_id=7,
+                     person_name="Ann Lee"),
+        GalleryEntry(3, "Bo Li", "wanted", Category.WANTED, unit(9), person_id=8, person_name="Bo Li"),
+    ])
+    m = Matcher(two, 0.9, min_margin=0.05).match(a)
+    assert m is not None and not m.ambiguous and m.person_id == 7 and set(m.watchlists) == {"wanted", "missing"}
+
+
+def test_per_list_thresholds_take_the_person_s_loosest_list():
+    a, b = unit(1), unit(2)
+    probe = l2_normalize(a + 0.35 * unit(5))  # cosine to a about 0.94
+    cos = float(probe @ a)
+    g = Gallery([
+        GalleryEntry(1, "Ann Lee", "missing", Category.MISSING, a, person_id=7, person_name="Ann Lee"),
+        GalleryEntry(2, "Bo Li", "wanted", Category.WANTED, b, person_id=8, person_name="Bo Li"),
+    ])
+    assert Matcher(g, cos + 0.01).match(probe) is None  # one strict threshold for all: no match
+    m = Matcher(g, cos + 0.01, thresholds=np.array([cos - 0.01, cos + 0.01])).match(probe)
+    assert m is not None and m.person_id == 7
+    with pytest.raises(ValueError, match="one value per entry"):
+        Matcher(g, 0.9, thresholds=np.array([0.9]))

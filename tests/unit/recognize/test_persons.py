@@ -38,14 +38,16 @@ def test_same_face_as_two_different_persons_is_still_ambiguous():
         GalleryEntry(1, "Ann", "wanted", Category.WANTED, face, 7, "Ann"),
         GalleryEntry(2, "Ann twin", "missing", Category.MISSING, near(face, 2, 0.01), 8, "Ann twin"),
     ])
-    assert Matcher(g, 0.9, min_margin=0.05).match(near(face, 4)) is None
-    assert Matcher(g, 0.9, min_margin=0.0).match(near(face, 4)) is not None
+    m = Matcher(g, 0.9, min_margin=0.05).match(near(face, 4))  # ambiguous: both shown, nothing dropped
+    assert m is not None and m.ambiguous and {m.person_id, m.rivals[0].person_id} == {7, 8}
+    assert not Matcher(g, 0.9, min_margin=0.0).match(near(face, 4)).ambiguous
 
 
 def test_entries_without_a_person_each_count_as_their_own():
     face = unit(1)
     g = Gallery([GalleryEntry(1, "A", "w", Category.WANTED, face), GalleryEntry(2, "A", "m", Category.MISSING, face)])
-    assert Matcher(g, 0.9, min_margin=0.05).match(face) is None
+    m = Matcher(g, 0.9, min_margin=0.05).match(face)
+    assert m is not None and m.ambiguous and len(m.entries) == 1  # two candidates, not one person
 
 
 def test_name_key_folds_case_space_and_unicode_form():
