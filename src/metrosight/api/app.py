@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -96,6 +97,12 @@ class Services:
     bus: InProcessBus | None
     registry: Any
     extras: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # when the app was built (live search rate)
+
+    def operating_status(self) -> dict[str, Any]:
+        """The recognition operating point (:meth:`Runtime.operating_status`) with the live cameras' search rate."""
+        tracks = sum(int(t.get("tracks", 0)) for t in self.cameras.totals().values())
+        return self.runtime.operating_status(live_tracks=tracks, live_seconds=time.monotonic() - self.started)
 
 
 class _BodyTooLarge(Exception):
@@ -252,8 +259,9 @@ def create_app(
         signin_audit=SignInAudit(runtime.settings.api.failed_signin_audit_seconds),
         ended=EndedSessions(config.session_max_age),
         bus=bus,
-        registry=make_registry(board, alert_counts),
+        registry=None,
     )
+    svc.registry = make_registry(board, alert_counts, operating=svc.operating_status)
     if bus is not None:
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ review status, and the open live feeds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,15 +19,23 @@ from prometheus_client.registry import Collector
 from metrosight.api.live import CameraBoard
 from metrosight.pipeline.camera import STAGE_BUCKETS
 
+log = logging.getLogger(__name__)
+
 STATES = ("configured", "starting", "live", "reconnecting", "down", "stopped")
 
 
 class ServiceCollector(Collector):
     """Reads the camera board (and a store counter) at scrape time."""
 
-    def __init__(self, board: CameraBoard, alert_counts: Callable[[], dict[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        board: CameraBoard,
+        alert_counts: Callable[[], dict[str, int]] | None = None,
+        operating: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.board = board
         self.alert_counts = alert_counts
+        self.operating = operating
 
     def collect(self) -> Iterator[Metric]:
         totals = self.board.totals()
@@ -79,12 +88,45 @@ class ServiceCollector(Collector):
             for status, n in sorted(self.alert_counts().items()):
                 a.add_metric([status], float(n))
             yield a
+        if self.operating is not None:
+            yield from self._operating()
+
+    def _operating(self) -> Iterator[Metric]:
+        try:
+            op = self.operating()
+        except Exception as exc:  # noqa: BLE001 - a scrape never fails for it; the API endpoint names the cause
+            log.warning("operating point unavailable for /metrics: %s", exc)
+            return
+        for name, key, text in (
+            ("metrosight_target_fpir", "target_fpir", "configured false-positive identification rate per search"),
+            ("metrosight_fpir_per_search", "fpir_per_search", "FPIR of one search over the gallery (per-list targets)"),
+            ("metrosight_match_threshold", "threshold", "match threshold in force for the default target"),
+            ("metrosight_active_persons", "persons", "active persons the threshold is computed for"),
+            ("metrosight_impostor_pairs", "impostor_pairs", "impostor comparisons the threshold is estimated from"),
+            ("metrosight_searches_per_day", "searches_per_day", "watchlist searches (face tracks) a day"),
+            (
+                "metrosight_expected_false_candidates_per_day",
+                "expected_false_candidates_per_day",
+                "expected candidates a day for people on no list: FPIR per search x searches a day",
+            ),
+        ):
+            if op.get(key) is not None:
+                g = GaugeMetricFamily(name, text)
+                g.add_metric([], float(op[key]))  # type: ignore[arg-type]
+                yield g
 
 
-def make_registry(board: CameraBoard, alert_counts: Callable[[], dict[str, int]] | None = None, **extra: Any) -> CollectorRegistry:
-    """A registry (one per app, so several apps can live in one process) with the service's collector."""
+def make_registry(
+    board: CameraBoard,
+    alert_counts: Callable[[], dict[str, int]] | None = None,
+    operating: Callable[[], dict[str, Any]] | None = None,
+    **extra: Any,
+) -> CollectorRegistry:
+    """A registry (one per app, so several apps can live in one process) with the service's collector;
+    ``operating`` gives the recognition operating point (gauges ``metrosight_match_threshold``,
+    ``metrosight_expected_false_candidates_per_day`` …)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(ServiceCollector(board, alert_counts))
+    reg.register(ServiceCollector(board, alert_counts, operating))
     return reg
 
 

@@ -268,6 +268,30 @@ class ReviewResult(_Out):
     status: str
 
 
+# -- recognition operating point ----------------------------------------------------------------------------------
+class ListOperatingPublic(_Out):
+    target_fpir: float
+    threshold: float | None
+
+
+class OperatingPointPublic(_Out):
+    """The match threshold in force and what it means (see ``recognition.target_fpir``)."""
+
+    target_fpir: float
+    fpir_per_search: float
+    persons: int
+    threshold: float
+    scoring: str
+    method: str
+    impostor_pairs: int
+    fmr_target: float | None
+    fpir_resolution: float | None
+    floor: float
+    lists: dict[str, ListOperatingPublic]
+    searches_per_day: float | None
+    expected_false_candidates_per_day: float | None
+
+
 # -- cameras, events, audit ---------------------------------------------------------------------------------------
 class CameraPublic(_Out):
     id: str

@@ -619,9 +619,9 @@ def verify_cmd(
 # -- calibrate --------------------------------------------------------------------------------------------------
 def calibrate_cmd(
     non_mated: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option("--non-mated", help="photos folder or video of people on no list (repeatable)"),
-    ],
+    ] = None,
     cohort: Annotated[
         Path | None,
         typer.Option(
@@ -635,8 +635,9 @@ def calibrate_cmd(
         ),
     ] = None,
     target_fpir: Annotated[
-        float, typer.Option("--target-fpir", help="share of passers-by allowed to raise a candidate")
-    ] = 0.003,
+        float | None,
+        typer.Option("--target-fpir", help="share of passers-by allowed to raise a candidate (default: the config's)"),
+    ] = None,
     watchlist_size: Annotated[
         int | None,
         typer.Option("--watchlist-size", help="people on the watchlists (default: the templates used)"),
@@ -653,9 +654,28 @@ def calibrate_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
     ] = None,
+    searches_per_day: Annotated[
+        float | None,
+        typer.Option(
+            "--searches-per-day",
+            help="watchlist searches (face tracks) a day (default: the tracks of the runs of the last 7 days)",
+        ),
+    ] = None,
+    keep_faces: Annotated[
+        bool,
+        typer.Option(
+            help="store the non-mated faces' descriptors (no images) so the threshold is recomputed with them "
+            "whenever the gallery changes"
+        ),
+    ] = True,
 ) -> None:
-    """Choose the match threshold for a target FPIR from faces of people on no list, write it into the config and
-    report the expected false alerts a day."""
+    """Show the operating point in force — the threshold that recognition.target_fpir gives for the active
+    persons, estimated from their templates scored against each other — and the expected false candidates a day.
+
+    With --non-mated (photos or video of people on no list, e.g. staff who volunteered, on the deployment's own
+    cameras): their faces are added to the impostor pairs the threshold is estimated from (descriptors only, in
+    <home>/calibration/nonmated.npz), a threshold floor for the target is chosen from them and written into the
+    config, and the expected false alerts a day are reported."""
     from metrosight.eval.calibrate import (
         VIDEO_SUFFIXES,
         CalibrationError,
@@ -673,6 +693,15 @@ def calibrate_cmd(
     settings, home = _context()
     root = _root()
     rec = settings.recognition
+    if target_fpir is None:
+        target_fpir = rec.target_fpir
+    if searches_per_day is not None and searches_per_day < 0:
+        _fail(f"--searches-per-day must be 0 or more, got {searches_per_day:g}")
+    if not non_mated:
+        if cohort is not None or gallery is not None or write_config is not None:
+            _fail("--cohort, --gallery and --write-config need --non-mated (faces of people on no list)")
+        _operating_table(root, searches_per_day)
+        return
     enc = metrosight_encoder(settings, home, flip=True)
 
     # 1. the cohort (optional): built from the operator's photos, stored under the home.
@@ -756,6 +785,15 @@ def calibrate_cmd(
     probes = fused(
         d, np.concatenate([f for f in flips if f is not None]) if all(f is not None for f in flips) else None
     )
+    if keep_faces:
+        from metrosight.eval.calibrate import save_nonmated
+
+        saved = save_nonmated(home.root, probes)
+        out.print(
+            f"calibration faces: {len(probes)} descriptors (no images) saved to {saved}; the threshold is "
+            "recomputed with them whenever the gallery changes",
+            highlight=False,
+        )
     cos = probes @ t_mat.T
     scores = (
         CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
@@ -835,6 +873,8 @@ def calibrate_cmd(
         )
     )
     report.data = {"calibration": {k: getattr(cal, k) for k in cal.__slots__}}  # type: ignore[attr-defined]
+    if gallery is None:
+        report.data["operating_point"] = _operating_table(root, searches_per_day)
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("calibrate", None))
     out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
 
@@ -857,6 +897,41 @@ def calibrate_cmd(
     out.print(
         f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False
     )
+
+
+def _operating_table(root: Any, searches_per_day: float | None) -> dict[str, Any]:
+    """Print the operating point in force (see :meth:`metrosight.pipeline.runtime.Runtime.operating_status`)."""
+    from metrosight.recognize.normalize import CohortError
+
+    rt = root._runtime()
+    try:
+        op = rt.operating_status(searches_per_day)
+    except CohortError as exc:
+        _fail(str(exc))
+    t = RichTable("", "value", title="operating point in force")
+    spd = op["searches_per_day"]
+    rows = [
+        ("target FPIR per search", f"{op['target_fpir']:g}" + (
+            f" (over every list: {op['fpir_per_search']:.4g})" if op["fpir_per_search"] != op["target_fpir"] else "")),
+        ("active persons", str(op["persons"])),
+        ("match threshold", f"{op['threshold']:.4f} ({op['scoring']}; {op['method']})"),
+        ("impostor pairs measured", f"{op['impostor_pairs']:,}" + (
+            f" (resolution {op['fpir_resolution']:.1e} per comparison; target {op['fmr_target']:.1e})"
+            if op["fmr_target"] is not None else "")),
+        ("floor", f"{op['floor']:.4f}"),
+    ]
+    rows += [(f"list {name}", f"target {v['target_fpir']:g}, threshold "
+              + (f"{v['threshold']:.4f}" if v["threshold"] is not None else "-")) for name, v in op["lists"].items()]
+    rows += [
+        ("searches a day", "unknown (no finished runs in the last 7 days; give --searches-per-day)"
+         if spd is None else f"{spd:,.0f}"),
+        ("expected false candidates a day", "-" if spd is None else f"{op['expected_false_candidates_per_day']:.2f}"
+         + f" (FPIR {op['fpir_per_search']:.4g} x {spd:,.0f} searches)"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+    return op
 
 
 # -- detect -----------------------------------------------------------------------------------------------------

@@ -180,6 +180,74 @@ class Runtime:
             self._impostor_cache = {key: hit}
         return hit
 
+    def searches_per_day(self, live_tracks: int = 0, live_seconds: float = 0.0, days: float = 7.0) -> float | None:
+        """Watchlist searches a day (one per face track): the larger of two rates — the tracks of the runs finished
+        in the last ``days`` days over the time since the earliest of them started, and ``live_tracks`` seen by
+        running cameras over ``live_seconds`` (each over at least an hour); ``None`` before any track was counted."""
+        from datetime import timedelta
+
+        now = self.clock.now()
+        n, first = self.store.tracks_since(now - timedelta(days=days))
+        rates = []
+        if n and first is not None:
+            rates.append(n * 86400.0 / max((now - first).total_seconds(), 3600.0))
+        if live_tracks and live_seconds > 0:
+            rates.append(live_tracks * 86400.0 / max(live_seconds, 3600.0))
+        return max(rates) if rates else None
+
+    def operating_status(
+        self, searches_per_day: float | None = None, live_tracks: int = 0, live_seconds: float = 0.0
+    ) -> dict[str, object]:
+        """The operating point now, over the persons active for photos and every camera without a scope.
+
+        Returns:
+            ``target_fpir``, ``persons``, ``threshold`` (cosine, or AS-norm with a cohort), ``method``,
+            ``fpir_per_search`` (the target over the whole gallery, each person at their loosest list's target),
+            ``impostor_pairs``, ``fmr_target``, ``fpir_resolution`` (the smallest per-comparison rate the impostor
+            pairs can observe), ``lists`` (each configured list's ``target_fpir`` and threshold),
+            ``searches_per_day`` (``searches_per_day``, else :meth:`searches_per_day` of the live counts) and
+            ``expected_false_candidates_per_day`` (``fpir_per_search`` × searches a day; ``None`` without a count).
+
+        Raises:
+            CohortError: normalization is ``cohort`` and the cohort file is missing or unreadable.
+        """
+        rec = self.settings.recognition
+        m = self.matcher_for(Gallery(self.store.active_gallery(MODEL_ID)))
+        op = m.operating
+        spd = searches_per_day if searches_per_day is not None else self.searches_per_day(live_tracks, live_seconds)
+        lists: dict[str, dict[str, float]] = {}
+        fpir = rec.target_fpir
+        if isinstance(op, OperatingPoint):
+            from metrosight.recognize.operating import per_comparison_fmr
+
+            points = self.operating_points(m.gallery)
+            # each person at their loosest list's target: the FPIR of one search over the whole gallery
+            per_person: dict[int, float] = {}
+            for e in m.gallery.entries:
+                per_person[e.person_key] = max(self.list_target(e.watchlist), per_person.get(e.person_key, 0.0))
+            n = max(len(per_person), 1)
+            fpir = float(-np.expm1(sum(np.log1p(-per_comparison_fmr(t, n)) for t in per_person.values()))) \
+                if per_person else rec.target_fpir
+            for name in sorted({e.watchlist for e in m.gallery.entries} | set(self.settings.watchlists)):
+                t = self.list_target(name)
+                thr = points[t].threshold if t in points else None
+                lists[name] = {"target_fpir": t, "threshold": thr}
+        return {
+            "target_fpir": rec.target_fpir,
+            "fpir_per_search": round(fpir, 6),
+            "persons": m.gallery.persons,
+            "threshold": round(float(m.threshold), 4),
+            "scoring": m.scoring,
+            "method": op.method if isinstance(op, OperatingPoint) else "fixed (cohort AS-norm)",
+            "impostor_pairs": op.impostor_pairs if isinstance(op, OperatingPoint) else 0,
+            "fmr_target": op.fmr_target if isinstance(op, OperatingPoint) else None,
+            "fpir_resolution": op.resolution if isinstance(op, OperatingPoint) else None,
+            "floor": op.floor if isinstance(op, OperatingPoint) else rec.match_threshold,
+            "lists": lists,
+            "searches_per_day": None if spd is None else round(spd, 1),
+            "expected_false_candidates_per_day": None if spd is None else round(fpir * spd, 3),
+        }
+
     def calibration_faces(self) -> np.ndarray | None:
         """Unit descriptors ``(F, 128)`` of the operator's calibration faces (people on no list), stored by
         ``metrosight calibrate --non-mated`` in ``<home>/calibration/nonmated.npz``; ``None`` when there are none."""

@@ -483,6 +483,17 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         log.warning("closed %d run(s) left running by processes that died", len(dead))
         return len(dead)
 
+    def tracks_since(self, since: datetime) -> tuple[int, datetime | None]:
+        """Face tracks (one watchlist search each) of the runs finished since ``since``, and the earliest start of
+        those runs (``None`` when there were none)."""
+        with self._session() as s:
+            n, first = s.execute(
+                select(func.coalesce(func.sum(Run.tracks), 0), func.min(Run.started_at)).where(
+                    Run.finished_at.is_not(None), Run.finished_at >= since
+                )
+            ).one()
+        return int(n), aware(first) if first is not None else None
+
     def alerts(self, run_id: int | None = None) -> list[AlertRecord]:
         with self._session() as s:
             q = select(AlertRecord).order_by(AlertRecord.id)

@@ -14,6 +14,7 @@ from metrosight.api.schemas import (
     AuditEntryPublic,
     CameraPublic,
     EventPublic,
+    OperatingPointPublic,
     PasswordUpdate,
     UserCreate,
     UserPublic,
@@ -24,6 +25,21 @@ from metrosight.core.names import human_name, identifier, same_name
 from metrosight.store import feed
 
 router = APIRouter()
+
+
+# -- recognition operating point ----------------------------------------------------------------------------------
+@router.get("/api/recognition", response_model=OperatingPointPublic, tags=["recognition"])
+async def operating_point(_actor: AnyUser, request: Request) -> OperatingPointPublic:
+    """The match threshold in force: the target FPIR per search, the active persons it is computed for, how it was
+    estimated (impostor pairs, method, resolution), each list's target and threshold, the watchlist searches a day
+    (face tracks: finished runs of the last 7 days, or the live cameras) and the expected false candidates a day."""
+    from metrosight.recognize.normalize import CohortError
+
+    try:
+        op = await run_in_threadpool(services(request).operating_status)
+    except CohortError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return OperatingPointPublic(**op)
 
 
 # -- cameras ------------------------------------------------------------------------------------------------------
