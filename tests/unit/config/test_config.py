@@ -54,3 +54,22 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_camera_ids_are_validated(tmp_path):
     with pytest.raises(ConfigError, match=r"cameras\.0\.id"):
         load_settings(write(tmp_path, "cameras:\n  - id: 'bad id!'\n    source: x.mp4\n"), environ={})
+
+
+def test_target_fpir_and_per_list_targets_are_checked(tmp_path):
+    s = load_settings(None, environ={})
+    assert s.recognition.target_fpir == 0.003 and s.watchlists == {}
+    s = load_settings(write(tmp_path, "recognition:\n  target_fpir: 0.01\nwatchlists:\n  missing:\n    target_fpir: 0.03\n"
+                                      "  ' wanted ':\n    target_fpir: 0.001\n"), environ={})
+    assert s.recognition.target_fpir == 0.01 and s.watchlists["missing"].target_fpir == 0.03
+    assert s.watchlists["wanted"].target_fpir == 0.001  # names are trimmed as the store trims them
+    for bad, where in (
+        ("recognition:\n  target_fpir: 0\n", r"recognition\.target_fpir"),
+        ("recognition:\n  target_fpir: 0.5\n", r"recognition\.target_fpir.*0\.5"),
+        ("watchlists:\n  missing:\n    target_fpir: -1\n", r"watchlists\.missing\.target_fpir"),
+        ("watchlists:\n  missing:\n    target_fpr: 0.01\n", r"watchlists\.missing\.target_fpr"),
+        ("watchlists:\n  '  ':\n    target_fpir: 0.01\n", r"watchlists.*empty"),
+        ("recognition:\n  min_margin: 1.5\n", r"recognition\.min_margin"),
+    ):
+        with pytest.raises(ConfigError, match=where):
+            load_settings(write(tmp_path, bad), environ={})
