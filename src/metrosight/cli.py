@@ -418,6 +418,9 @@ def identify(
             continue
         names = [
             f"{f['subject']} ({', '.join(f['watchlists'])}, score {f['score']})"  # type: ignore[arg-type]
+            + ("; ambiguous, also " + ", ".join(  # type: ignore[arg-type]
+                f"{c['subject']} ({c['watchlist']}, score {c['score']})" for c in f["candidates"])
+               if f.get("candidates") else "")
             for f in r.faces
             if f.get("subject")
         ]
@@ -444,6 +447,8 @@ def _alert_line(a, crop: str | None, stored=None) -> str:  # type: ignore[no-unt
     return (
         f"ALERT {a.camera_id} track {a.track_id}: {a.subject} [{lists}/{a.category}] score {a.score:.3f} "
         f"seen {a.first_seen:.2f}s–{a.last_seen:.2f}s best shot {crop or '-'}{_episode_text(stored)}"
+        + ("; AMBIGUOUS, also " + ", ".join(f"{c.name} [{c.watchlist}] score {c.score:.3f}" for c in a.candidates)
+           if a.candidates else "")
     )
 
 
@@ -468,6 +473,8 @@ def alert_json(a, crop: str | None, stored=None) -> str:  # type: ignore[no-unty
             "episode": None if stored is None else ("new" if stored.opened else "sighting"),
             "sightings": stored.sightings if stored is not None else None,
             "status": stored.status if stored is not None else None,
+            "ambiguous": bool(a.candidates),
+            "candidates": [c.model_dump() for c in a.candidates],
         }
     )
 

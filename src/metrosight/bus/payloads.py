@@ -21,6 +21,15 @@ class EntryRefV1(_Payload):
     reference: str | None = None
 
 
+class CandidateV1(_Payload):
+    """Another person the same track also matched, within the ambiguity margin of the best (an ambiguous alert)."""
+
+    person_id: int | None = None
+    name: str
+    watchlist: str
+    score: float
+
+
 class AlertV1(_Payload):
     """A track matched a person on the active watchlists (a *sighting*; the store merges sightings of one person
     close in time into one alert episode). ``subject_id``/``watchlist``/``category`` are the best-scoring entry's;
@@ -46,6 +55,9 @@ class AlertV1(_Payload):
     entries: tuple[EntryRefV1, ...] = ()
     group: str | None = Field(None, description="the camera's group (station or line) for alert episodes")
     media_origin: float | None = Field(None, description="Unix time of media time 0 of the camera's run, seconds")
+    candidates: tuple[CandidateV1, ...] = Field(
+        (), description="other persons above their threshold within the ambiguity margin: the alert is ambiguous"
+    )
 
 
 class AlertUpdateV1(_Payload):

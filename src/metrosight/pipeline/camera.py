@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EntryRefV1
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CandidateV1, EntryRefV1
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match
 from metrosight.detect.base import FaceDetector
@@ -294,6 +294,10 @@ class CameraPipeline:
             ),
             group=self.group,
             media_origin=None if self.media_origin is None else round(self.media_origin, 3),
+            candidates=tuple(
+                CandidateV1(person_id=r.person_id, name=r.name, watchlist=r.watchlist, score=r.score)
+                for r in match.rivals
+            ),
         )
         self._alerted[track_id] = (event_id, last_seen)
         self.stats.alerts += 1
