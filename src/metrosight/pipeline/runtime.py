@@ -95,6 +95,7 @@ class Runtime:
         self.store.close_dead_runs()  # runs of killed processes end as crashed at the next start
         self.storage_wait_seconds = STORAGE_WAIT_SECONDS
         self._impostor_cache: dict[object, ImpostorSample] = {}
+        self._nonmated: tuple[object, np.ndarray | None] | None = None
         self._detector: FaceDetector | None = None
         self._embedder: Embedder | None = None
 
@@ -251,9 +252,17 @@ class Runtime:
     def calibration_faces(self) -> np.ndarray | None:
         """Unit descriptors ``(F, 128)`` of the operator's calibration faces (people on no list), stored by
         ``metrosight calibrate --non-mated`` in ``<home>/calibration/nonmated.npz``; ``None`` when there are none."""
-        from metrosight.eval.calibrate import load_nonmated
+        from metrosight.eval.calibrate import load_nonmated, nonmated_path
 
-        return load_nonmated(self.home.root)
+        path = nonmated_path(self.home.root)
+        try:
+            st = path.stat()
+            stamp: object = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if self._nonmated is None or self._nonmated[0] != stamp:
+            self._nonmated = (stamp, load_nonmated(self.home.root) if stamp is not None else None)
+        return self._nonmated[1]
 
     @property
     def photo_limits(self) -> PhotoLimits:
