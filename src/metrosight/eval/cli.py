@@ -297,7 +297,8 @@ def identify_cmd(
             (
                 "metrosight",
                 MethodSpec(
-                    f"{best.name} + margin {margin:g} (as deployed)",
+                    f"{best.name} + former margin rule {margin:g} (withholds close calls; the deployed "
+                    "ambiguity rule shows them instead)",
                     best.scoring,
                     True,
                     best.cohort,
