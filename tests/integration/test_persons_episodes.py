@@ -62,7 +62,8 @@ def test_same_person_on_two_lists_is_identified_once_with_both(tmp_path):
 
 
 def test_same_person_under_two_names_is_linked_by_the_operator(tmp_path):
-    """Two spellings: not linked silently (warned), cancelled out until the operator links them; then found once."""
+    """Two spellings: not linked silently (warned), shown as an ambiguous match naming both until the operator links
+    them; then found once, not ambiguous."""
     case = require_case("same-person-two-lists")
     home = tmp_path / "h"
     bootstrap(home)
@@ -75,11 +76,12 @@ def test_same_person_under_two_names_is_linked_by_the_operator(tmp_path):
     for wl, name in (("wanted", "Barack Obama"), ("missing", "B. H. Obama")):
         cli(home, "--as", "bob", "watchlist", "approve", wl, name)
     code, out, _ = cli(home, "--as", "bob", "identify", case / "probe_obama2.jpg", "--json")
-    assert not [f for f in json_lines(out)[0]["faces"] if f["subject"]]  # two look-alike persons: ambiguous
+    [face] = [f for f in json_lines(out)[0]["faces"] if f["subject"]]  # two look-alike persons: ambiguous, both shown
+    assert face["ambiguous"] and {face["subject"], face["candidates"][0]["subject"]} == {"Barack Obama", "B. H. Obama"}
     assert cli(home, "--as", "ada", "person", "link", "1", "2", "--reason", "same passport")[0] == 0
     code, out, _ = cli(home, "--as", "bob", "identify", case / "probe_obama2.jpg", "--json")
     [face] = [f for f in json_lines(out)[0]["faces"] if f["subject"]]
-    assert sorted(face["watchlists"]) == ["missing", "wanted"]
+    assert sorted(face["watchlists"]) == ["missing", "wanted"] and not face["ambiguous"]
     code, out, _ = cli(home, "--as", "ada", "audit", "show", "--json", "--last", "200")
     assert "person.link" in {json.loads(line)["action"] for line in out.splitlines() if line.startswith("{")}
 
