@@ -78,22 +78,28 @@ def _stem(kind: str, name: str | None) -> str:
 
 
 def metrosight_encoder(
-    settings: Any, home: Any, flip: bool = True, gate_quality: bool = True, aligned: bool = False
+    settings: Any, home: Any, flip: bool = True, gate_quality: bool = True, aligned: bool = False, video: bool = False
 ) -> Any:
-    """metrosight's photo path as configured (detector, quality limits, embedder)."""
+    """metrosight's photo path as configured (detector, quality limits, embedder): the quality limits of still
+    photos (``photos.*``), or with ``video`` those of camera frames (``detection.min_face_px``,
+    ``recognition.min_blur_var``, the default yaw limit)."""
     from metrosight.eval.extract import MetrosightEncoder
     from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize.factory import make_embedder
 
+    if video:
+        limits = (settings.detection.min_face_px, settings.recognition.min_blur_var, 0.45)
+    else:
+        limits = (settings.photos.min_face_px, settings.photos.min_blur_var, settings.photos.max_yaw_ratio)
     return MetrosightEncoder(
         make_face_detector(settings),
         make_embedder(settings.recognition.embedder, home.cache / "models"),
-        settings.photos.min_face_px,
-        settings.photos.min_blur_var,
+        limits[0],
+        limits[1],
         gate_quality=gate_quality,
         flip=flip,
         aligned=aligned,
-        max_yaw_ratio=settings.photos.max_yaw_ratio,
+        max_yaw_ratio=limits[2],
     )
 
 
@@ -770,7 +776,7 @@ def calibrate_cmd(
                 try:
                     d, f = faces_of_video(
                         src,
-                        enc,
+                        metrosight_encoder(settings, home, flip=True, video=True),  # camera frames' limits
                         every,
                         on_progress=lambda ts: bar.update(task, completed=ts),  # noqa: B023
                     )
