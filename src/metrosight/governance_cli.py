@@ -381,6 +381,7 @@ def window_add(
             ends_at,
             reason,
             _actor(rt),
+            now,  # the clock the dates were read with
         )
     out.print(
         f"no-identification window {wid} ({name}) set from {describe(starts_at, tz)} until {describe(ends_at, tz, end=True)}",

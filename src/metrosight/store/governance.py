@@ -425,12 +425,21 @@ class GovernanceMixin:
     def add_window(
         self, name: str, cameras: list[str], lines: list[str], starts_at: datetime, ends_at: datetime, reason: str,
         actor: Actor,
+        now: datetime | None = None,
     ) -> int:
+        """A no-identification window from ``starts_at`` to ``ends_at`` (UTC). Raises PolicyError when it ends
+        before it starts or is already over (a mistyped year would otherwise be "set" and never switch anything
+        off); InvalidInput for a name, id or reason that breaks its rule."""
         require(actor, "set no-identification windows", "admin")
         name = human_name(name, "window name")
         cameras, lines = list(identifiers(cameras, "camera id")), list(identifiers(lines, "line"))
         if ends_at <= starts_at:
             raise PolicyError("a window must end after it starts")
+        if ends_at <= (now or datetime.now(UTC)):
+            raise PolicyError(
+                f"the window ends in the past ({ends_at:%Y-%m-%d %H:%M} UTC): it would never switch matching off; "
+                "check the dates"
+            )
         reason = free_text(reason, "reason")
         if not reason:
             raise PolicyError("a no-identification window needs a reason")

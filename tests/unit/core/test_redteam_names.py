@@ -237,3 +237,18 @@ def test_users_whose_names_look_alike_count_as_one_person_for_the_two_person_rul
         assert alert_status([("bob", "confirm"), (twin, "confirm")]) == "confirmed_once"
     can_approve(Actor("carol", frozenset({"approver"})), "bob", "pending", False, None)
     assert alert_status([("bob", "confirm"), ("carol", "confirm")]) == "actionable"
+
+
+def test_a_window_that_is_already_over_is_refused(tmp_path: Path):
+    """`--until 2025-12-05` typed for 2026 was "set" and reported, yet never switched matching off."""
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    last_year = (datetime.now(UTC) - timedelta(days=400)).date().isoformat()
+    assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
+    code, out, err = cli(
+        home, "--as", "ada", "privacy", "window-add", "march", "--from", f"{last_year}T10:00",
+        "--until", f"{last_year}T16:00", "--reason", "lawful assembly",
+    )
+    assert code == 2 and "ends in the past" in err
+    assert "window" not in out
