@@ -25,6 +25,8 @@ def _line(v: str | None) -> str | None:
 
 
 CameraId = Annotated[str, AfterValidator(_camera_id)]  # core/names.py: the one rule for camera ids everywhere
+ZoneName = Annotated[str, AfterValidator(lambda v: identifier(v, "zone name"))]
+CountingLineName = Annotated[str, AfterValidator(lambda v: identifier(v, "counting line name"))]
 
 
 class _Section(BaseModel):
@@ -331,7 +333,7 @@ class ZoneConfig(_Section):
     """A zone: a polygon in image pixels of the camera's frame. A person is in it when their feet (the bottom
     centre of their box) are."""
 
-    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: ZoneName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
     polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
     loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
 
@@ -339,7 +341,7 @@ class ZoneConfig(_Section):
 class LineConfig(_Section):
     """A counting line in image pixels; walking along a→b, crossing from right to left counts as "in"."""
 
-    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: CountingLineName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
     a: PointXY
     b: PointXY
 
@@ -357,6 +359,13 @@ class CameraAnalyticsConfig(_Section):
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
     calibration: CalibrationConfig | None = None
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> CameraAnalyticsConfig:
+        # a zone's dwell and a line's counts are kept by name: two zones named alike would be merged into one
+        distinct_identifiers([z.name for z in self.zones], "zone name")
+        distinct_identifiers([x.name for x in self.lines], "counting line name")
+        return self
 
 
 class PersonDetectorConfig(_Section):

@@ -252,3 +252,33 @@ def test_a_window_that_is_already_over_is_refused(tmp_path: Path):
     )
     assert code == 2 and "ends in the past" in err
     assert "window" not in out
+
+
+def _analytics(zones: list[str], lines: list[str]) -> dict:
+    tri = [[0, 0], [10, 0], [10, 10]]
+    return {
+        "cameras": [{"id": "cam-1", "source": "a.mp4"}],
+        "analytics": {"cameras": {"cam-1": {
+            "zones": [{"name": z, "polygon": tri} for z in zones],
+            "lines": [{"name": x, "a": [0, 0], "b": [5, 5]} for x in lines],
+        }}},
+    }
+
+
+@pytest.mark.parametrize(
+    "zones, lines, why",
+    [
+        (["gate", "gate"], [], "zone names must be unique"),  # their dwell was merged into one zone
+        (["Gate", "gate"], [], "look alike"),
+        ([], ["exit", "еxit"], "look alike"),  # Cyrillic е
+        (["a/b"], [], "'/'"),
+    ],
+)
+def test_zones_and_counting_lines_of_a_camera_have_distinct_names_under_the_id_rule(zones, lines, why):
+    with pytest.raises(ValueError, match=why):
+        Settings.model_validate(_analytics(zones, lines))
+
+
+def test_zones_and_counting_lines_may_be_named_in_any_script_like_camera_ids():
+    s = Settings.model_validate(_analytics(["Выход 1", "出口"], ["gate"]))
+    assert [z.name for z in s.analytics.cameras["cam-1"].zones] == ["Выход 1", "出口"]
