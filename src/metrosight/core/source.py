@@ -82,6 +82,14 @@ def is_secret_param(name: str) -> bool:
     return n in SECRET_PARAMS or any(part in n for part in _SECRET_PARTS)
 
 
+def _unlike_prose(secret: str) -> bool:
+    """A credential that cannot be a word or number of a message (``tok123``, ``P@ss w0rd``): masked wherever it
+    stands. Words (``open``) and short numbers (``111``) may be the message's own."""
+    return len(secret) >= 6 and not secret.isalpha() and not secret.isdigit()
+
+
+#: a word of a message that is (part of) an address or a parameter: where credentials are written
+_ADDRESS_WORD = re.compile(r"\S*(?:://|[@=%])\S*")
 _NESTED_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.\-]*)=")
 
 
@@ -278,8 +286,14 @@ class SourceSpec:
 
     def redact(self, text: str) -> str:
         """``text`` (an error message, a log line) with this source's address shown as :attr:`display` and its
-        credentials replaced by ``***`` wherever else they appear: passwords and credential values of three
-        characters or more, user names of four or more (shorter ones are removed as part of the address)."""
+        credentials replaced by ``***`` wherever else they are written as part of an address or a parameter (a
+        word with ``://``, ``@``, ``=`` or ``%``), and elsewhere when they cannot be a word of a message (six
+        characters or more, not all letters): passwords and credential values of three characters or more, user
+        names of four or more (shorter ones are removed as part of the address).
+
+        A password that is a word of the message is left there (masking it, ``cannot *** RTSP stream`` for the
+        password ``open`` or ``Connection ***``, would tell it); so is what the shown address tells anyway (its
+        host, port and path): ``tcp://***host`` next to ``rtsp://***@camhost/…`` would tell it too."""
         if not self.is_network or not text:
             return text
         display = self.display
@@ -291,14 +305,23 @@ class SourceSpec:
         secrets = [s for s in self.secrets() if len(s) >= 3 and s != "***" and s not in user_forms]
         if not secrets:
             return text
-        # What the shown address already tells (itself, its host, port and path) is kept whole: masking a password
-        # inside it ("tcp://***host" next to "rtsp://***@camhost/…") would tell the password. One pass, longest
-        # match first at each place, so that a secret that contains a shown part is still masked whole.
+        # One pass, longest match first at each place, so that a secret that contains a shown part is still
+        # masked whole; a part that *is* a secret is masked where it stands alone.
         secret_set = set(secrets)
-        public = set(self._public_parts()) - secret_set  # a part that *is* a secret is masked where it stands alone
+        public = set(self._public_parts()) - secret_set
         tokens = sorted(public | secret_set, key=len, reverse=True)
         pattern = re.compile("|".join(re.escape(t) for t in tokens))
-        return pattern.sub(lambda m: m.group(0) if m.group(0) in public else "***", text)
+        address_like = [m.span() for m in _ADDRESS_WORD.finditer(text)]
+
+        def mask(m: re.Match[str]) -> str:
+            if m.group(0) in public:
+                return m.group(0)
+            start, end = m.span()
+            if any(a < end and start < b for a, b in address_like) or _unlike_prose(m.group(0)):
+                return "***"
+            return m.group(0)
+
+        return pattern.sub(mask, text)
 
     def _public_parts(self) -> list[str]:
         """The parts of :attr:`display` that anyone who sees it reads anyway: the whole of it, the host (as

@@ -103,7 +103,7 @@ def test_redaction_does_not_mask_inside_what_is_shown_anyway(source, message):
     spec = SourceSpec.parse(source)
     out = spec.redact(message)
     assert "***" not in out, out  # nothing secret in it: left whole
-    assert spec.redact(f"{message} (password {spec.password})").endswith("(password ***)")
+    assert spec.redact(f"{message} (password={spec.password})").endswith("(password=***)")  # as a credential
 
 
 def test_webcam_index_is_ascii_digits():
@@ -137,5 +137,23 @@ def test_credentials_in_any_part_of_the_query_are_redacted(query):
     spec = SourceSpec.parse(f"https://127.0.0.1/live/index.m3u8?{query}")
     assert SECRET not in spec.display, spec.display
     assert spec.url_for_ffmpeg == f"https://127.0.0.1/live/index.m3u8?{query}"  # the decoder gets it as written
-    message = f"Server returned 403 Forbidden: '{spec.url_for_ffmpeg}' (value Secret99)"
+    message = f"Server returned 403 Forbidden: '{spec.url_for_ffmpeg}' (value=Secret99)"
     assert SECRET not in spec.redact(message)
+
+
+# -- a password that is a word of the message is not given away by masking that word ---------------------------------
+@pytest.mark.parametrize("word", ["open", "refused", "Connection", "stream", "camera", "check", "the", "RTSP"])
+def test_a_password_that_is_a_word_of_the_message_is_not_told_by_masking_it(word):
+    """What is shown must not depend on the password: the same failure with another password of the same length
+    reads the same. (Before: ``cannot *** RTSP stream …`` for the password ``open``.)"""
+
+    def reason(password: str) -> str:
+        spec = SourceSpec.parse(f"rtsp://admin:{password}@127.0.0.1:1/x?token={password}")
+        decoder = f"[Errno 111] Connection refused: '{spec.url_for_ffmpeg}'"
+        message = f"cannot open RTSP stream {spec.display} over TCP: {spec.redact(decoder)}; check the camera"
+        return spec.redact(spec.redact(message))  # redacted again by the live source and the host
+
+    other = "Zq" + "x" * (len(word) - 2) if len(word) > 2 else "Zq"
+    assert reason(word) == reason(other)
+    spec = SourceSpec.parse(f"rtsp://admin:{word}@127.0.0.1:1/x")
+    assert word not in spec.redact(f"auth failed for admin:{word}@127.0.0.1")  # written as a credential: masked
