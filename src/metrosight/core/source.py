@@ -362,13 +362,15 @@ def _refuse_mistyped_url(text: str) -> None:
         if scheme == "file":
             raise SourceSyntaxError("file: URLs are not accepted: give the file's path")
         raise SourceSyntaxError(
-            f"this looks like a stream address with a mistyped '://': write {scheme}://[USER:PASSWORD@]HOST/PATH"
+            f"this looks like a stream address with a mistyped '://': write {scheme}://[USER:PASSWORD@]HOST/PATH "
+            "(a video file whose name starts so: write ./ before it)"
         )
     m = _MISTYPED_ANY.match(text)
     if m is not None and not text[len(m.group(1)) :].startswith("://"):
         raise SourceSyntaxError(
             "this looks like a stream address with a mistyped '://': write SCHEME://[USER:PASSWORD@]HOST/PATH "
-            "with SCHEME one of rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp"
+            "with SCHEME one of rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp (a video file whose name starts so: "
+            "write ./ before it)"
         )
 
 

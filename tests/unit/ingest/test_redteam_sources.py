@@ -60,6 +60,8 @@ def test_file_paths_that_merely_contain_a_colon_are_still_files(text):
         'cameras:\n  - {id: "rtsp://admin:Secret99@127.0.0.1/x", source: "x.mp4"}\n',  # in the id
         'cameras:\n  - {id: gate-1, source: "x.mp4", url: "http://cam/v.mjpg?token=Secret99"}\n',
         'cameras:\n  - {id: gate-1, source: "rtsp://admin:Secret99@h/x", rtsp_transport: "rtsp://:Secret99@h"}\n',
+        # a repeated id: the error quotes the whole list of cameras, sources included
+        'cameras:\n  - {id: gate-1, source: "rtsp://admin:Secret99@h/x"}\n  - {id: gate-1, source: "http://h/?pw=Secret99"}\n',
     ],
 )
 def test_config_errors_never_quote_credentials(yaml_text, tmp_path):
@@ -157,3 +159,11 @@ def test_a_password_that_is_a_word_of_the_message_is_not_told_by_masking_it(word
     assert reason(word) == reason(other)
     spec = SourceSpec.parse(f"rtsp://admin:{word}@127.0.0.1:1/x")
     assert word not in spec.redact(f"auth failed for admin:{word}@127.0.0.1")  # written as a credential: masked
+
+
+def test_a_file_named_like_a_mistyped_address_is_reached_with_dot_slash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rtsp:clip.mp4").write_bytes(b"x")
+    with pytest.raises(SourceSyntaxError, match=r"write \./ before it"):
+        SourceSpec.parse("rtsp:clip.mp4")
+    assert parse_source("./rtsp:clip.mp4").kind == "file"
