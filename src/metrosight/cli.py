@@ -267,6 +267,9 @@ def enroll(
         if not subject or not subject.strip():
             fail("--subject is required with photo paths (the person's full name)")
         people = [(subject, Path("."), list(photos))]
+    if person_id is not None and len(people) > 1:
+        fail(f"--person {person_id} makes the new entry that one person, but --from-dir {from_dir} holds "
+             f"{len(people)} person folders: give a folder with one person's sub-folder, or enrol with --subject")
     if face is not None and (from_dir is not None or len(people[0][2]) != 1):
         fail("--face N chooses a face of one photo: give exactly one photo with --subject (for a photo of a "
              "--from-dir folder, re-run it on its own as each refusal shows)")

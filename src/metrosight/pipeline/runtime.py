@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ from metrosight.config.model import (
     OnnxDetectorConfig,
     Settings,
 )
-from metrosight.core.names import InvalidInput, human_name, identifier
+from metrosight.core.names import InvalidInput, human_name, identifier, same_name
 from metrosight.core.types import Category, Match
 from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
@@ -306,10 +307,18 @@ class Runtime:
         lim = self.settings.photos  # the quality limits of still photos
         index = _EnrolmentIndex(self, name_key)
         results = []
+        first: str | None = None  # with person_id: the one subject it is given to
         for subject, photo in items:
             label = photo.label
             try:
                 subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
+                if person_id is not None:  # --person makes ONE new entry that person: never two strangers
+                    first = first or subject
+                    if not same_name(subject, first):
+                        raise InvalidInput(
+                            f"--person {person_id} names one person, already given to {first!r}: enrol "
+                            f"{subject!r} separately"
+                        )
                 if isinstance(photo, ImageError):
                     raise photo
                 chosen = enrolment_face(
@@ -633,7 +642,12 @@ class _EnrolmentIndex:
             own = None
         found = candidates(self.matcher(), descriptor)
         if own is None and person_id is not None:
-            return PersonDecision(person_id, "linked by the operator (--person)", ())
+            if any(c.person_id == person_id for c in found):
+                return PersonDecision(person_id, "linked by the operator (--person)", ())
+            return PersonDecision(person_id, "linked by the operator (--person)", (
+                f"this face does not match person {person_id} at the match threshold: linked as asked; if the id "
+                f"was wrong, run `metrosight person unlink {watchlist} {shlex.quote(subject)} --reason \"…\"`",
+            ))
         return decide(subject, found, self.names.get(self.key(subject), {}), self.distinct, own)
 
     def add(self, entry_id: int, subject: str, watchlist: str, person_id: int, descriptor: np.ndarray) -> None:
