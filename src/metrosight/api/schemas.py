@@ -250,6 +250,10 @@ class IdentifyFacePublic(_Out):
     category: str | None = None
     score: float | None = None
     entries: list[dict] = Field(default_factory=list)
+    ambiguous: bool = Field(False, description="another person is also a candidate within the ambiguity margin")
+    candidates: list[dict] = Field(
+        default_factory=list, description="those other persons (person_id, subject, watchlist, score), best first"
+    )
     skipped: str | None = Field(None, description="why a face was not searched (too small, blurred, turned)")
 
 

@@ -50,3 +50,16 @@ def test_an_alert_lists_its_sightings(api: Api):
     crop = api.as_("carol", "GET", f"/api/alerts/{alert['id']}/crop?sighting=2")
     assert crop.status_code == 200 and crop.content == b"\xff\xd8crop\x01"
     assert api.as_("carol", "GET", f"/api/alerts/{alert['id']}/crop?sighting=3").status_code == 404
+
+
+def test_identify_shows_both_of_two_different_persons_who_look_alike(api: Api):
+    """Two different persons with the same face: one ambiguous match naming both, neither dropped."""
+    make_watchlist(api, "wl")
+    for name in ("Eve", "Ida"):
+        assert enrol(api, "ada", 1, name, "wl").status_code == 201
+        assert api.as_("bob", "POST", f"/api/watchlists/wl/entries/{name}/approve").status_code == 200
+    res = api.as_("carol", "POST", "/api/identify", files=[("photos", ("probe.png", photo(1), "image/png"))])
+    assert res.status_code == 200, res.text
+    [face] = [f for f in res.json()[0]["faces"] if f["subject"]]
+    assert face["ambiguous"] and {face["subject"], face["candidates"][0]["subject"]} == {"Eve", "Ida"}
+    assert face["candidates"][0]["person_id"] != face["person_id"]
