@@ -108,3 +108,22 @@ def test_faces_that_cannot_reach_min_quality_are_not_even_aligned(monkeypatch):
     # the same faces with a reachable threshold are aligned, embedded and alerted as before
     _, alerts, _, emb = run_script(small, 20, min_quality=0.5)
     assert aligned and emb.faces >= 2 and [a.subject for a in alerts] == ["person-red"]
+
+
+def test_an_ambiguous_track_alerts_once_naming_both_candidates():
+    """Two different persons enrolled with the same face: the track is alerted (not dropped), with the other person
+    as a candidate for the operators to decide."""
+    settings = Settings.model_validate({"recognition": {"min_blur_var": 5.0}})
+    emb = ColourEmbedder()
+    red = emb.of_colour("red")
+    gallery = Gallery([GalleryEntry(1, "Eve", "wanted", Category.WANTED, red, person_id=1, person_name="Eve"),
+                       GalleryEntry(2, "Ida", "missing", Category.MISSING, red, person_id=2, person_name="Ida")])
+    det = ScriptedDetector({i: [b for _, b in walk("red", 0, 30)[i]] for i in range(30)})
+    alerts: list = []
+    pipe = CameraPipeline(settings, det, emb, Matcher(gallery, 0.95, min_margin=0.02), alerts.append,
+                          lambda _u: None, run_id=1)
+    for i in range(30):
+        pipe.process(paint_frame(i, walk("red", 0, 30)[i]))
+    pipe.finish()
+    [a] = alerts
+    assert {a.subject, a.candidates[0].name} == {"Eve", "Ida"} and a.candidates[0].person_id in (1, 2)
