@@ -403,6 +403,20 @@ class AnalyticsConfig(_Section):
     snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
     cameras: dict[CameraId, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
 
+    @field_validator("cameras")
+    @classmethod
+    def _distinct_camera_keys(cls, v: dict[str, CameraAnalyticsConfig]) -> dict[str, CameraAnalyticsConfig]:
+        distinct_identifiers(list(v), "camera id")  # `Cam-1` and `cam-1` would be one camera with two settings
+        return v
+
+    def camera(self, camera_id: str | None) -> CameraAnalyticsConfig | None:
+        """The zones and lines of ``camera_id`` (typed in any case or form: :func:`same_identifier`)."""
+        if camera_id is None:
+            return None
+        if camera_id in self.cameras:
+            return self.cameras[camera_id]
+        return next((c for k, c in self.cameras.items() if same_identifier(k, camera_id)), None)
+
 
 class DeploymentConfig(_Section):
     """Where the installation runs."""

@@ -199,7 +199,7 @@ class AnalyticsPipeline:
     def _ensure_engine(self, frame: Frame) -> BehaviourEngine:
         if self.engine is None:
             self._size = (frame.width, frame.height)
-            scene = build_scene(self.settings.cameras.get(self.camera_id), frame.width, frame.height)
+            scene = build_scene(self.settings.camera(self.camera_id), frame.width, frame.height)
             self.engine = BehaviourEngine(scene, self.rules)
             self.stats.occupancy = {z.name: 0 for z in scene.zones}
         return self.engine

@@ -282,3 +282,11 @@ def test_zones_and_counting_lines_of_a_camera_have_distinct_names_under_the_id_r
 def test_zones_and_counting_lines_may_be_named_in_any_script_like_camera_ids():
     s = Settings.model_validate(_analytics(["Выход 1", "出口"], ["gate"]))
     assert [z.name for z in s.analytics.cameras["cam-1"].zones] == ["Выход 1", "出口"]
+
+
+def test_analytics_settings_are_found_for_a_camera_typed_in_another_case():
+    """`analytics plot --camera CAM-1` ran with no zones of `cam-1` (an empty plot, no error)."""
+    s = Settings.model_validate(_analytics(["gate"], []))
+    assert s.analytics.camera("CAM-1") is s.analytics.cameras["cam-1"]
+    with pytest.raises(ValueError, match="look alike"):
+        Settings.model_validate({"analytics": {"cameras": {"Cam-1": {}, "cam-1": {}}}})
