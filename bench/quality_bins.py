@@ -14,7 +14,8 @@ mean of their *other* original photos) reaches the threshold at which 1 in 1,000
 against another person's template, development set) match. Per bin of one measure, among faces that pass the limits
 already chosen (face height first, then sharpness, then yaw). A limit sits where the rate drops: walking the bins from the worst end,
 the first bin (with at least 25 probes) whose rate is within 5 points of the rate of all original development
-photos starts the accepted range.
+photos starts the accepted range; where the bins beyond it are too small to judge, the previous limit is kept if
+it lies there (a limit is not tightened without evidence).
 
 Writes ``bench/results/quality_bins.json`` and ``docs/accuracy/quality_bins.png``; prints the table.
 """
@@ -155,13 +156,19 @@ def rate_table(vals: np.ndarray, hit: np.ndarray, edges: list[float]) -> list[di
     return out
 
 
-def choose(table: list[dict], ref: float, higher_better: bool) -> float:
+def choose(table: list[dict], ref: float, higher_better: bool, old: float) -> float:
     """Walk the bins from the worst end: the limit is the edge of the first judged bin (``n ≥ MIN_N``) whose rate
-    is within ``DROP`` of the reference (bins beyond it are accepted, bins before it refused)."""
+    is within ``DROP`` of the reference (bins beyond it are accepted, bins before it refused). When every bin
+    beyond that edge is too small to judge (no drop seen, none ruled out), the previous limit ``old`` is kept if it
+    lies there: a limit is not tightened without evidence."""
     order = table if higher_better else table[::-1]
-    for b in order:
+    for k, b in enumerate(order):
         if b["n"] >= MIN_N and b["rate"] >= ref - DROP:
-            return b["lo"] if higher_better else b["hi"]
+            edge = b["lo"] if higher_better else b["hi"]
+            unjudged = all(x["n"] < MIN_N for x in order[:k])
+            if unjudged and k > 0:
+                return min(edge, old) if higher_better else max(edge, old)
+            return edge
     return order[-1]["hi"] if higher_better else order[-1]["lo"]
 
 
@@ -183,7 +190,7 @@ def main() -> None:
         dv, hv = f[m][dev_idx], f[m][ho_idx]
         t_dev = rate_table(dv[keep_dev], dev_hit[keep_dev], BINS[m])
         t_ho = rate_table(hv[keep_ho], ho_hit[keep_ho], BINS[m])
-        lim = choose(t_dev, ref, HIGHER_IS_BETTER[m])
+        lim = choose(t_dev, ref, HIGHER_IS_BETTER[m], OLD[m])
         limits[m] = lim
         curves[m] = {"dev": t_dev, "heldout": t_ho, "limit": lim, "old_limit": OLD[m]}
         keep_dev &= (dv >= lim) if HIGHER_IS_BETTER[m] else (dv <= lim)

@@ -114,7 +114,7 @@ class MetrosightEncoder:
         flip: bool = True,
         name: str = "metrosight",
         aligned: bool = False,
-        max_yaw_ratio: float = 0.4,
+        max_yaw_ratio: float = 0.45,
     ) -> None:
         self.aligned = aligned
         self.detector = detector

@@ -26,7 +26,7 @@ BACKGROUND_RATIO = 0.5
 #: face is not the subject: 0.88–1.0 of its height; see ``bench/enrol_dominance.py``)
 DOMINANCE_RATIO = 0.8
 #: default yaw limit of a photo's face (``photos.max_yaw_ratio``)
-MAX_YAW_RATIO = 0.4
+MAX_YAW_RATIO = 0.45
 
 
 @dataclass(frozen=True, slots=True)
