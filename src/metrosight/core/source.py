@@ -215,6 +215,16 @@ class SourceSpec:
 
     # -- forms -----------------------------------------------------------------------------------------------
     @property
+    def transports(self) -> tuple[str, ...]:
+        """The RTP transports to try, in order, for an RTSP source (``tcp``, ``udp``); ``rtsps://`` has TCP only
+        (FFmpeg sends RTP inside its TLS connection whatever is asked). Empty for other kinds."""
+        if self.kind != "rtsp":
+            return ()
+        if self.scheme == "rtsps":
+            return ("tcp",)
+        return ("tcp", "udp") if self.rtsp_transport == "auto" else (self.rtsp_transport,)
+
+    @property
     def is_network(self) -> bool:
         """A stream reached over the network (reconnects, timeouts), not a file or a local device."""
         return self.kind not in ("file", "webcam")
@@ -388,6 +398,11 @@ def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
     kind = NETWORK_SCHEMES[scheme]
     if rtsp_transport != "auto" and kind != "rtsp":
         raise SourceSyntaxError(f"rtsp_transport applies to rtsp:// sources only, not {scheme}://")
+    if scheme == "rtsps" and rtsp_transport == "udp":
+        raise SourceSyntaxError(
+            "rtsps:// carries RTP over its TLS connection (TCP) only: set rtsp_transport to tcp or auto, "
+            "or use rtsp:// for RTP over UDP"
+        )
     if any(c in text for c in "\r\n\t\x00"):
         raise SourceSyntaxError(f"the {scheme}:// address contains a line break, tab or NUL character")
     try:

@@ -111,7 +111,7 @@ def open_container(
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason, hint = _why(spec, exc, open_timeout)
             raise SourceError(f"cannot open {what} {spec.display}: {reason}; {hint}") from None
-    transports = ("tcp", "udp") if spec.rtsp_transport == "auto" else (spec.rtsp_transport,)
+    transports = spec.transports
     failures: list[str] = []
     hint = ""
     for transport in transports:

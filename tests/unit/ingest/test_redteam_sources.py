@@ -167,3 +167,15 @@ def test_a_file_named_like_a_mistyped_address_is_reached_with_dot_slash(tmp_path
     with pytest.raises(SourceSyntaxError, match=r"write \./ before it"):
         SourceSpec.parse("rtsp:clip.mp4")
     assert parse_source("./rtsp:clip.mp4").kind == "file"
+
+
+def test_rtsps_has_rtp_over_tcp_only():
+    """FFmpeg sends RTP inside an rtsps:// TLS connection whatever transport is asked: asking for UDP would fail
+    (and be reported) as UDP although TCP was tried, and auto would try the same TCP twice."""
+    with pytest.raises(SourceSyntaxError, match="rtsps:// carries RTP over its TLS connection"):
+        SourceSpec.parse("rtsps://cam/x", "udp")
+    assert SourceSpec.parse("rtsps://cam/x").transports == ("tcp",)
+    assert SourceSpec.parse("rtsps://cam/x", "tcp").transports == ("tcp",)
+    assert SourceSpec.parse("rtsp://cam/x").transports == ("tcp", "udp")
+    assert SourceSpec.parse("rtsp://cam/x", "udp").transports == ("udp",)
+    assert SourceSpec.parse("http://cam/x").transports == ()
