@@ -341,7 +341,7 @@ def create_app(
         BodyLimit,
         default=config.max_body_bytes,
         uploads=config.max_upload_bytes,
-        upload_paths=lambda p: p.startswith("/api/watchlists/") and p.endswith("/entries"),
+        upload_paths=lambda p: p == "/api/identify" or p.startswith("/api/watchlists/") and p.endswith("/entries"),
     )
     app.add_middleware(
         SessionMiddleware,

@@ -113,3 +113,35 @@ def test_uploads_are_never_written_to_disk(wl: Api, monkeypatch: pytest.MonkeyPa
 def test_the_stored_source_is_the_uploaded_name(wl: Api):
     res = upload(wl, ("../../etc/IMG 1.HEIC", encode(scripted(), "PNG")))
     assert res.status_code == 201 and res.json()["photos"][0]["photo"] == "IMG 1.HEIC"
+
+
+# -- /api/identify reads uploads the same way ------------------------------------------------------------------------
+def identify(api: Api, *files: tuple[str, bytes]):  # type: ignore[no-untyped-def]
+    return api.as_("carol", "POST", "/api/identify",
+                   files=[("photos", (name, data, "application/octet-stream")) for name, data in files])
+
+
+def test_identify_reads_a_large_phone_photo_by_content(wl: Api):
+    """A 3 MB upload is a photo, not an oversized request body (the upload limit applies, not the 1 MiB one)."""
+    rng = np.random.default_rng(1)
+    img = scripted(size=(1000, 1400))
+    img[600:] = rng.integers(0, 255, size=(400, 1400, 3), dtype=np.uint8)
+    img[0, 0] = (1, 0, 0)
+    data = encode(img, "PNG")
+    assert len(data) > 2_000_000
+    res = identify(wl, ("IMG_0001", data))
+    assert res.status_code == 200, res.text
+    assert res.json()[0]["error"] is None and len(res.json()[0]["faces"]) == 1
+
+
+@pytest.mark.parametrize(("data", "status", "reason"), [
+    (png_bomb(), 413, "photo declares 900 MP"),
+    (truncated(encode(scripted(), "WEBP"), 0.5), 422, "truncated or damaged WebP"),
+    (b"%PDF-1.4", 422, "not an image (a PDF document"),
+])
+def test_identify_refuses_unreadable_photos_with_the_reason(wl: Api, data: bytes, status: int, reason: str):
+    res = identify(wl, ("x.bin", data))
+    assert res.status_code == status and res.json()[0]["error"].startswith(reason)
+    # one readable photo among them: 200, each photo with its own answer
+    res = identify(wl, ("x.bin", data), ("ok.png", encode(scripted(), "PNG")))
+    assert res.status_code == 200 and res.json()[0]["error"].startswith(reason) and res.json()[1]["error"] is None

@@ -235,18 +235,24 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
 @router.post(
     "/api/identify",
     response_model=list[IdentifyPublic],
-    responses={413: {"description": "a photo is larger than 40 MiB"}},
+    responses={
+        413: {"description": "a photo file is larger than `photos.max_file_mb`, or no photo could be read and one "
+              "of them declares more pixels than `photos.max_megapixels`"},
+        422: {"description": "no photo could be read (each with its reason)"},
+    },
     tags=["identify"],
 )
 def identify(
     actor: Identifier,
     rt: RuntimeDep,
     photos: Annotated[list[UploadFile], File(description=f"1–{MAX_PHOTOS} photos to search")],
-) -> list[IdentifyPublic]:
+) -> JSONResponse:
     """Who on the active watchlists is in these photos (operator or admin), as ``metrosight identify --json``:
     per face the person, the best-scoring entry's list, and every list and authorisation the person is on
     (entries scoped to cameras or lines are not searched from photos). Audited; nothing about a face that
-    matched no one is stored."""
+    matched no one is stored. Photos are read like enrolment's (by content, the pixel budget before decoding,
+    damaged files named by format, in memory only): 200 when at least one photo was read, 422 when none could be
+    (413 when one of them for its size)."""
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
     limits = rt.photo_limits
@@ -256,17 +262,22 @@ def identify(
                 413, f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
                 f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
+    too_large = False
 
     def decoded():  # type: ignore[no-untyped-def]
+        nonlocal too_large
         for i, p in enumerate(photos):  # one decoded photo held at a time, never written to disk
             name = _safe_name(p.filename, i)
             try:
                 yield decode_photo(upload_bytes(p, limits.max_bytes, name), name, limits)
             except ImageError as exc:
+                too_large |= isinstance(exc, PhotoTooLarge)
                 yield exc
 
     results = rt.identify(decoded(), actor)
-    return [IdentifyPublic(photo=r.photo, faces=r.faces, error=r.error) for r in results]  # type: ignore[arg-type]
+    body = [IdentifyPublic(photo=r.photo, faces=r.faces, error=r.error).model_dump(mode="json") for r in results]  # type: ignore[arg-type]
+    ok = any(r.error is None for r in results)
+    return JSONResponse(body, status_code=200 if ok else 413 if too_large else 422)
 
 
 def _entry(store, watchlist: str, name: str) -> EntryPublic:  # type: ignore[no-untyped-def]
