@@ -54,8 +54,17 @@ def zone(name: str | None) -> tzinfo:
 
 def local_zone() -> tzinfo:
     """The machine's time zone as an IANA zone when it can be named (``TZ``, ``/etc/localtime``,
-    ``/etc/timezone``), else its current fixed offset."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    ``/etc/timezone``), else its current fixed offset (also when ``TZ`` holds a POSIX rule such as ``MSK-3``, which
+    is what the machine's clock then follows, whatever ``/etc/localtime`` says)."""
+    tz_env = os.environ.get("TZ", "").lstrip(":")
+    if tz_env:  # TZ decides the machine's zone: an IANA name, else a POSIX rule (MSK-3) that only libc reads
+        try:
+            if not tz_env.startswith("/"):
+                return ZoneInfo(tz_env)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+        return datetime.now().astimezone().tzinfo or UTC
+    candidates = []
     try:
         target = os.path.realpath("/etc/localtime")
         if "/zoneinfo/" in target:

@@ -290,3 +290,19 @@ def test_analytics_settings_are_found_for_a_camera_typed_in_another_case():
     assert s.analytics.camera("CAM-1") is s.analytics.cameras["cam-1"]
     with pytest.raises(ValueError, match="look alike"):
         Settings.model_validate({"analytics": {"cameras": {"Cam-1": {}, "cam-1": {}}}})
+
+
+def test_the_machine_zone_follows_a_posix_tz_rule():
+    """With `TZ=MSK-3` the machine's clock is Moscow time, yet dates were read in /etc/localtime's zone."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from datetime import UTC, datetime\n"
+        "from metrosight.core.when import local_zone, parse_when\n"
+        "print(parse_when('2026-11-30', datetime(2026, 11, 29, tzinfo=UTC), local_zone(), end=True).isoformat())\n"
+    )
+    env = {**os.environ, "TZ": "MSK-3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "2026-11-30T21:00:00+00:00"
