@@ -24,10 +24,12 @@ from metrosight.store.repo import Store
 
 pytestmark = pytest.mark.integration
 
+KEY = Fernet.generate_key()  # the installation's master key: this test's store and the consumer processes share it
+
 
 @pytest.fixture()
 def store(pg_url) -> Store:
-    s = Store(open_engine(pg_url), KeyRing(Fernet.generate_key()))
+    s = Store(open_engine(pg_url), KeyRing(KEY))
     s.add_user("ada", ["admin", "approver"], None)
     ada = s.actor("ada")
     s.create_watchlist("wl", Category.WANTED, ada)
@@ -160,8 +162,8 @@ def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(
     for i in range(3000):
         pub.publish(TOPIC_EVENTS, event(f"e{i}"))
     exe = str(Path(sys.executable).with_name("metrosight"))
-    key = Fernet.generate_key().decode()
-    env = {**os.environ, "METROSIGHT_MASTER_KEY": key}
+    # the consumers key the audit chain with the same master key as this test's store (one installation)
+    env = {**os.environ, "METROSIGHT_MASTER_KEY": KEY.decode()}
     procs = [
         subprocess.Popen(
             [

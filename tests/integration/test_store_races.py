@@ -1,7 +1,7 @@
 """Issue 15, findings 1, 2 and 4 on the store itself, on SQLite and on a real PostgreSQL: many threads at once.
 
 - Audit appends are serialised per database: concurrent audited actions each get their own, gap-free ``seq`` and
-  the anchor file (written by every committing thread) ends at the newest link.
+  the checkpoint file (appended to by every committing thread) ends at the newest link.
 - Governed transitions are compare-and-set: a rejection is never lost, two confirmations by different operators
   always make an alert actionable, a revoked entry stays revoked whatever runs at the same time.
 - Separation of duties: an approver who contributed a template of an entry cannot approve it.
@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from cryptography.fernet import Fernet
 
-from metrosight.audit.anchor import read_anchor
 from metrosight.core.types import Alert, Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation, PolicyError
@@ -38,7 +37,7 @@ DAN = Actor("dan", frozenset({"approver", "operator"}))
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = Store(open_engine(url), KeyRing(KEY), tmp_path / "audit.head")
+    s = Store(open_engine(url), KeyRing(KEY), tmp_path / "audit.checkpoints")
     s.add_user("ada", sorted(ADA.roles), None)
     for a in (BOB, CAROL, DAN):
         s.add_user(a.name, sorted(a.roles), ADA)
@@ -86,8 +85,10 @@ def at_once(*calls: Callable[[], object]) -> list[object]:
 def assert_chain_whole(s: Store) -> None:
     entries = s.audit_entries()
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    s.audit.checkpoint()  # what every command does at its end
     assert s.verify_audit().ok
-    assert read_anchor(s.audit.head_path) == (entries[-1].seq, entries[-1].hash)  # type: ignore[arg-type]
+    newest = max(s.audit.read_checkpoints().checkpoints, key=lambda c: c.seq)  # type: ignore[union-attr]
+    assert (newest.seq, newest.head) == (entries[-1].seq, entries[-1].hash)
 
 
 # -- finding 1: audit appends ---------------------------------------------------------------------------------------
@@ -99,11 +100,11 @@ def test_concurrent_audited_actions_get_unique_gap_free_sequence_numbers(store: 
     assert_chain_whole(store)
 
 
-def test_the_anchor_file_survives_concurrent_writers(store: Store) -> None:
+def test_the_checkpoint_file_survives_concurrent_writers(store: Store) -> None:
     out = at_once(*[(lambda i=i: store.record("ada", "test.touch", None, {"i": i})) for i in range(24)])
     assert out == [None] * 24  # no writer failed after its action was committed
     assert_chain_whole(store)
-    assert not list(store.audit.head_path.parent.glob("*.tmp"))  # type: ignore[union-attr]
+    assert not list(store.audit.checkpoints.path.parent.glob("*.tmp"))  # type: ignore[union-attr]
 
 
 # -- finding 2: two-person review -------------------------------------------------------------------------------------
