@@ -25,6 +25,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +47,12 @@ GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D73_6175_6469_74  # PostgreSQL advisory lock id of the chain ("msaudit")
 KEYED_ACTION = "audit.keyed"
 LEGACY_META = "audit_legacy_through"  # set by migration 0007: the last entry of an unkeyed log
+STARTED_ACTION = "audit.checkpoints_started"  # a checkpoint file joined a log that has entries (another replica)
+
+
+def checkpoint_file_id(path: Any) -> str:
+    """Which checkpoint file this is, across replicas: ``host:absolute path``."""
+    return f"{socket.gethostname()}:{os.path.abspath(path)}"
 
 
 def _empty_installation(session: Session) -> bool:
@@ -111,6 +119,7 @@ class AuditLog:
         self._written_at: float | None = None
         self._extra: list[tuple[str, int, str, dict]] = []  # purge/legacy checkpoints due after commit
         self._fresh = False  # this process started the chain (first entry, or first keyed entry after upgrade)
+        self._file_seen = False  # the checkpoint file held lines (or was registered) when this process looked
         self._timer: threading.Timer | None = None
 
     def append(
@@ -136,7 +145,34 @@ class AuditLog:
                 ("legacy", last.seq, last.hash, {"legacy_through": last.seq - 1})
             )
             self._fresh = True
+        elif not (self._fresh or self._file_seen or session.info.get("audit_heads")) and self.checkpoints is not None:
+            last = self._join(session, last)  # this process's first append to a log with entries
         return self._add(session, last, actor, action, target, details or {})
+
+    def _join(self, session: Session, last: AuditEntry) -> AuditEntry:
+        """At this process's first append to a log that has entries: make sure its checkpoint file is registered in
+        the keyed log (``audit.checkpoints_started``, keyed, so a database writer cannot forge or drop it unseen).
+
+        A file that holds no line yet is either new — a replica on another host, or another home, joining the
+        installation — or was removed; the registration tells which. A new file is registered now, in the action's
+        transaction, and starts with a ``started`` checkpoint of that entry; a registered file that is empty was
+        removed, and :meth:`checkpoint` starts it again marked ``reopened`` (reported by :func:`verify`). A file
+        that holds lines but is not registered (written before registration existed, or by the process that
+        started the log) is registered once, so that its removal is told apart from a new replica afterwards.
+        """
+        assert self.checkpoints is not None
+        has_lines = self.checkpoints.has_any()
+        ident = checkpoint_file_id(self.checkpoints.path)
+        for e in session.scalars(select(AuditEntry).where(AuditEntry.action == STARTED_ACTION)):
+            if entry_hash(e, self.key) == e.hash and json.loads(e.details).get("file") == ident:
+                self._file_seen = True
+                return last  # registered: an empty file was removed since
+        session.info["audit_file_registered"] = True  # once it commits (a rolled-back action registers nothing)
+        last = self._add(session, last, "system", STARTED_ACTION, str(self.checkpoints.path),
+                         {"file": ident, "from_seq": last.seq + 1, "had_checkpoints": has_lines})
+        if not has_lines:
+            session.info.setdefault("audit_checkpoints", []).append(("started", last.seq, last.hash, {"file": ident}))
+        return last
 
     def _starts_keying(self, session: Session, last: AuditEntry) -> bool:
         """The newest entry is not keyed: either the log predates keying — an unkeyed link, exactly where
@@ -175,6 +211,8 @@ class AuditLog:
         that cannot be written (full disk, permissions) is logged; the committed action stands."""
         heads = session.info.pop("audit_heads", None)
         extra = session.info.pop("audit_checkpoints", None)
+        if session.info.pop("audit_file_registered", False):
+            self._file_seen = True
         if not heads:
             return
         with self._lock:
