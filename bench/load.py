@@ -10,6 +10,8 @@
 while a camera raises alerts: a separate process stores an alert every ``--alert-every`` seconds into the same home
 through the camera's own storing path (:class:`metrosight.pipeline.runtime.AlertSink`: encrypted crop file, then
 the row and its audit entry, as ``metrosight run`` and the node workers do); the service finds them by its poll.
+Each alert comes from another camera id, so that each is a new alert, not a sighting added to the previous one's
+episode.
 
 Counts every response by status (a response ≥ 500 is a failure, as is a connection error), checks that every
 live-feed client received every alert raised while it was open, that every actionable alert has two different
@@ -60,7 +62,7 @@ rng = np.random.default_rng(0)
 ok, crop = cv2.imencode(".jpg", rng.integers(0, 255, (112, 112, 3), dtype=np.uint8))
 start, n = time.monotonic(), 0
 while time.monotonic() - start < seconds:
-    sink.on_alert(AlertV1(event_id=f"cam-load:run:{n}", camera_id="cam-load", track_id=n, subject_id=subject_id,
+    sink.on_alert(AlertV1(event_id=f"cam-load-{n}:run:{n}", camera_id=f"cam-load-{n}", track_id=n, subject_id=subject_id,
                           subject="Eve", watchlist="wl", category="wanted", score=0.95, distance=0.3,
                           first_seen=float(n), last_seen=float(n) + 1.0, samples=3, crop_jpeg=bytes(crop)))
     print(n, time.time(), flush=True)
@@ -283,7 +285,7 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
 
     store = Store.for_home(home)
     with store._session() as s:
-        alert_ids = sorted(s.scalars(select(AlertRecord.id).where(AlertRecord.camera_id == "cam-load")))
+        alert_ids = sorted(s.scalars(select(AlertRecord.id).where(AlertRecord.camera_id.like("cam-load-%"))))
     deadline = time.monotonic() + 20  # let the feeds catch up with the last alerts
     while time.monotonic() < deadline and not all(set(alert_ids) <= set(f.received) for f in feeds):
         await asyncio.sleep(0.2)

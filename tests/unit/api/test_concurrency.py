@@ -127,3 +127,15 @@ def test_many_live_feeds_open_and_all_get_every_alert(served) -> None:  # type: 
     assert status == [200] * feeds
     assert all(sorted(g) == list(range(n_alerts)) for g in got), [len(g) for g in got]
     assert_chain_whole(api)
+
+
+def test_sign_ins_that_wait_too_long_for_a_slot_are_told_to_come_back(served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from metrosight.api.routes import auth
+
+    _api, _bus, base = served
+    monkeypatch.setattr(auth, "SIGN_IN_MAX_WAIT", 0.0)  # no slot is ever free in time
+
+    r = httpx.post(f"{base}/api/login", json={"username": "carol", "password": PASSWORD}, timeout=30)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "5" and "busy" in r.json()["detail"]
+    monkeypatch.setattr(auth, "SIGN_IN_MAX_WAIT", 30.0)
+    assert httpx.post(f"{base}/api/login", json={"username": "carol", "password": PASSWORD}, timeout=60).status_code == 200

@@ -76,15 +76,32 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
 
 
 _SIGN_IN_SLOTS: list[anyio.CapacityLimiter] = []
+SIGN_IN_MAX_WAIT = 30.0  # seconds a sign-in may wait for a free slot before it is told to come back (429)
 
 
 async def sign_in_async(request: Request, username: str, password: str) -> Actor:
     """:func:`sign_in` for async routes: at most one Argon2id check per CPU core runs at a time, in threads of its
     own; the other sign-ins wait without holding a thread. (Run in the shared thread pool, 200 sign-ins at once took
-    every one of its 40 threads for over a minute, and every other request and the live feeds waited behind them.)"""
+    every one of its 40 threads for over a minute, and every other request and the live feeds waited behind them.)
+
+    Raises:
+        HTTPException: 429 with Retry-After when no slot came free within ``SIGN_IN_MAX_WAIT`` seconds (nothing was
+            checked: the attempt does not count against the user), besides :func:`sign_in`'s own.
+    """
     if not _SIGN_IN_SLOTS:
         _SIGN_IN_SLOTS.append(anyio.CapacityLimiter(max(2, os.cpu_count() or 2)))
-    return await anyio.to_thread.run_sync(sign_in, request, username, password, limiter=_SIGN_IN_SLOTS[0])
+    slots, got = _SIGN_IN_SLOTS[0], False
+    with anyio.move_on_after(SIGN_IN_MAX_WAIT):  # the deadline covers the wait only, never a check under way
+        await slots.acquire()
+        got = True
+    if not got:
+        raise HTTPException(
+            429, "the service is busy signing in other users; try again in a few seconds", headers={"Retry-After": "5"}
+        )
+    try:
+        return await anyio.to_thread.run_sync(sign_in, request, username, password)
+    finally:
+        slots.release()
 
 
 def sign_out(request: Request) -> None:
