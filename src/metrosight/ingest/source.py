@@ -50,10 +50,17 @@ def parse_source(text: str, rtsp_transport: str = "auto") -> SourceSpec:
         raise SourceError(str(exc)) from None
     if spec.kind == "file":
         path = Path(spec.target)
-        if not path.exists():
-            raise SourceError(f"video file not found: {spec.target} (give {SUPPORTED})")
-        if not path.is_file():
-            raise SourceError(f"not a file: {spec.target}")
+        shown = spec.target if len(spec.target) <= 200 else spec.target[:120] + "…" + spec.target[-40:]
+        try:
+            exists, is_file = path.exists(), path.is_file()
+        except OSError as exc:  # a name too long, a folder this user may not enter: not the store's fault
+            raise SourceError(
+                f"cannot use the video file {shown}: {exc.strerror or exc} (check the path and its permissions)"
+            ) from None
+        if not exists:
+            raise SourceError(f"video file not found: {shown} (give {SUPPORTED})")
+        if not is_file:
+            raise SourceError(f"not a file: {shown}")
     return spec
 
 

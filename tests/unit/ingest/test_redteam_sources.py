@@ -179,3 +179,31 @@ def test_rtsps_has_rtp_over_tcp_only():
     assert SourceSpec.parse("rtsp://cam/x").transports == ("tcp", "udp")
     assert SourceSpec.parse("rtsp://cam/x", "udp").transports == ("udp",)
     assert SourceSpec.parse("http://cam/x").transports == ()
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".mp4", "x/" * 3000 + "v.mp4"])
+def test_a_file_path_the_system_refuses_is_a_source_error_not_a_store_error(name):
+    """Before: the OSError ("File name too long") reached `run` as "cannot write the store … free space"."""
+    with pytest.raises(SourceError, match="cannot use the video file") as exc:
+        parse_source(name)
+    assert len(str(exc.value)) < 400  # the path is shortened, not printed whole
+
+
+def test_a_file_in_a_folder_this_user_may_not_enter(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        locked = Path("/proc/1/root/nope.mp4")  # even root may not look into another process's root
+        try:
+            locked.exists()
+        except PermissionError:
+            pass
+        else:
+            pytest.skip("no folder here that this user may not enter")
+    else:
+        d = tmp_path / "locked"
+        d.mkdir()
+        d.chmod(0)
+        locked = d / "v.mp4"
+    with pytest.raises(SourceError, match="cannot use the video file .*Permission denied"):
+        parse_source(str(locked))
