@@ -64,3 +64,44 @@ def test_a_second_replica_with_its_own_checkpoint_file_verifies(url: str, tmp_pa
         assert not res.ok and "started again" in (res.reason or ""), res
     for s in (a, b, a2, b2):
         s.engine.dispose()
+
+
+# -- episodes and the two-person review -------------------------------------------------------------------------------
+def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_not_see(url: str, tmp_path: Path) -> None:
+    """Operator 1 confirms an alert of two sightings; the person is seen again on the same platform; operator 2
+    confirms. Before: the third sighting joined the half-confirmed alert, and the second confirmation made it
+    actionable although only operator 2 had ever seen it."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from metrosight.core.types import Alert, Match
+    from metrosight.policy.rules import Authorisation
+
+    s = replica(url, tmp_path / "home")
+    s.add_user("ada", sorted(ADA.roles), None)
+    for name in ("bob", "carol", "op1", "op2"):
+        s.add_user(name, ["approver"] if name in ("bob", "carol") else ["operator"], ADA)
+    s.create_watchlist("wl", Category.WANTED, ADA)
+    v = np.random.default_rng(1).normal(size=128).astype(np.float32)
+    auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=30))
+    s.enroll("wl", "Eve", v / np.linalg.norm(v), "m", "eve.jpg", "ab" * 32, 0.9, s.actor("bob"), auth)
+    s.approve("wl", "Eve", s.actor("carol"))
+    e = s.entries("wl")[0]
+    m = Match(e.id, e.name, "wl", Category.WANTED, 0.95, 0.3)
+    t0 = datetime.now(UTC).timestamp()
+
+    def seen(n: int, cam: str) -> int:
+        return s.store_sighting(Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + n), None).alert_id
+
+    aid = seen(1, "cam-a")
+    assert seen(2, "cam-b") == aid
+    assert s.review(aid, s.actor("op1"), "confirm") == "confirmed_once"
+    third = seen(3, "cam-c")
+    assert s.review(aid, s.actor("op2"), "confirm") == "actionable"
+    assert third != aid  # the new evidence waits for its own two confirmations
+    assert [sg.event_id for sg in s.sightings(aid)] == ["cam-a:t:1", "cam-b:t:2"]
+    assert next(a.status for a in s.alerts() if a.id == third) == "new"
+    s.audit.checkpoint()
+    assert s.verify_audit().ok
+    s.engine.dispose()

@@ -10,6 +10,8 @@ sighting either opens a new alert or is appended to the person's open episode:
   cameras on one platform give one alert, reviewed once by two operators);
 - an episode already **rejected**: never extended, the sighting opens a new alert (new evidence gets a fresh
   review; the rejection shows as feedback on it);
+- an episode **confirmed once** (one of its two confirmations given): not extended either, the sighting opens a new
+  alert — otherwise the second confirmation would make actionable sightings that only its giver ever saw;
 - an episode already **actionable** (two confirmations): the sighting is appended, the alert's ``updated_at`` is
   set and the audit entry says the operators were notified (the live feed re-sends the alert).
 
@@ -164,7 +166,10 @@ class EpisodesMixin:
                 .where(
                     AlertRecord.person_id == person_id,
                     AlertRecord.group_key == key,
-                    AlertRecord.status != "rejected",
+                    # a rejected episode is closed; so is one half-way through its two-person review: a second
+                    # confirmation must cover only sightings the first confirmer saw (else one operator alone
+                    # would have verified the newer ones), so new evidence opens a new alert with its own review
+                    AlertRecord.status.not_in(("rejected", "confirmed_once")),
                     AlertRecord.last_at >= first_at - reach,
                     AlertRecord.first_at <= last_at + reach,
                 )

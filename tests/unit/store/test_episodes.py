@@ -80,13 +80,16 @@ def test_one_two_person_review_covers_every_sighting(store):
     aid = sighting(store, "a:r:1", camera="a", group="red").alert_id
     sighting(store, "b:r:1", camera="b", group="red")
     assert store.review(aid, OP1, "confirm") == "confirmed_once"
-    assert sighting(store, "c:r:1", camera="c", group="red").alert_id == aid  # still open: appended
+    # half-way through the review the episode takes no new evidence: OP2's confirmation covers only what OP1 saw
+    mid = sighting(store, "c:r:1", camera="c", group="red")
+    assert mid.opened and mid.alert_id != aid and mid.status == "new"
     assert store.review(aid, OP2, "confirm") == "actionable"
+    assert [sg.event_id for sg in store.sightings(aid)] == ["a:r:1", "b:r:1"]
     later = sighting(store, "d:r:1", camera="d", group="red", origin=T0 + 30)
-    assert later.alert_id == aid and later.status == "actionable" and later.sightings == 4
+    assert later.alert_id == aid and later.status == "actionable" and later.sightings == 3
     notes = [json.loads(e.details) for e in store.audit_entries() if e.action == "alert.sighting"]
-    assert [n["operators_notified"] for n in notes] == [False, False, True]
-    assert store.count(AlertRecord) == 1 and store.count(Sighting) == 4
+    assert [n["operators_notified"] for n in notes] == [False, True]
+    assert store.count(AlertRecord) == 2 and store.count(Sighting) == 4
 
 
 def test_a_rejected_episode_is_never_extended(store):
