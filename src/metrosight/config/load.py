@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,45 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _hide_addresses(text: str) -> str:
+    """``text`` with every quoted piece that could be (part of) a camera address replaced: PyYAML quotes tags,
+    aliases and keys from the file (``could not determine a constructor for the tag '!rtsp://admin:pw@…'``)."""
+    return re.sub(
+        r"'([^']*)'",
+        lambda m: "(address not shown)" if len(m.group(1)) > 2 and any(c in m.group(1) for c in ":@/?=%")
+        else m.group(0),
+        text,
+    )
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong with a YAML text and where (line, column), without the snippet of the text PyYAML quotes."""
+    """What is wrong with a YAML text and where (line, column), without the snippet of the text PyYAML quotes
+    and without any address it quotes in the problem itself."""
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+        return f"{_hide_addresses(exc.problem or exc.context or 'syntax error')}{where}"
     return type(exc).__name__
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it would silently keep the last: a
+    camera with two ``source:`` lines would run the second)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML says so below
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' is given twice in one mapping", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,7 +171,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config file: {exc}") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
         except yaml.YAMLError as exc:  # said without the quoted snippet, which may hold a camera's password
             raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is None:

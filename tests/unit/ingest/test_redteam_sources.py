@@ -207,3 +207,23 @@ def test_a_file_in_a_folder_this_user_may_not_enter(tmp_path):
         locked = d / "v.mp4"
     with pytest.raises(SourceError, match="cannot use the video file .*Permission denied"):
         parse_source(str(locked))
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "said"),
+    [
+        ("cameras:\n  - {id: a, source: !rtsp://admin:Secret99@h/x }\n", "tag"),  # PyYAML quotes the tag
+        ("cameras:\n  - {id: a, !rtsp://admin:Secret99@h/x : 1}\n", "tag"),
+        # a key given twice: PyYAML would keep the last silently (a camera would run its second source)
+        ("cameras:\n  - id: a\n    source: rtsp://admin:Secret99@h/x\n    source: rtsp://admin:Other99@h/x\n",
+         "the key 'source' is given twice"),
+        ("cameras:\n  - id: a\n    rtsp://admin:Secret99@h/x: 1\n    rtsp://admin:Secret99@h/x: 2\n", "twice"),
+    ],
+)
+def test_yaml_errors_never_quote_an_address(yaml_text, said, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, environ={})
+    assert said in str(exc.value) and SECRET not in str(exc.value), str(exc.value)
+    assert "line " in str(exc.value)
