@@ -60,3 +60,57 @@ def test_a_49_megapixel_png_is_decoded_small_with_bounded_memory(tmp_path: Path,
     assert got["size"] == [n, n // 2] and h > w and max(h, w) <= 4096, got  # upright, within max_side
     assert got["corner"] == want and got["centre"] == want, got
     assert got["rss_mb"] < 600, got  # it was 1346 MB (grey16), 1159 MB (rgba) before
+
+
+@pytest.fixture()
+def api(tmp_path: Path):  # type: ignore[no-untyped-def]
+    import warnings
+
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import create_app
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.store.accounts import Accounts
+    from tests.integration.helpers import bootstrap
+
+    warnings.filterwarnings("ignore", message=".*httpx.*")
+    home = tmp_path / "h"
+    bootstrap(home)
+    rt = Runtime(Home(home), Settings())
+    token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
+    client = TestClient(create_app(rt))
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def png_bomb(n: int = 30000) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    raw = zlib.compress(b"\0" * (n * 3 + 1) * 64, 9)
+    ihdr = struct.pack(">IIBBBBB", n, n, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def test_api_identify_refuses_a_request_whose_every_photo_is_refused(api):  # type: ignore[no-untyped-def]
+    """POST /api/identify answered 200 to a decompression bomb and to damaged files, as if they had been searched
+    and nobody found; like the enrolment upload it now says 413 (a photo over the budget) or 422, listing why."""
+    from tests.conftest import require_data
+
+    res = api.post("/api/identify", files=[("photos", ("bomb.png", png_bomb(), "image/png"))])
+    assert res.status_code == 413 and "900 MP" in res.json()[0]["error"], res.text
+    res = api.post("/api/identify", files=[("photos", ("cut.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg")),
+                                           ("photos", ("notes.jpg", b"hello world", "image/jpeg"))])
+    assert res.status_code == 422, res.text
+    assert [p["error"].split(" (")[0] for p in res.json()] == ["truncated or damaged JPEG", "not an image"]
+    # one readable photo among refused ones: searched, 200, each photo's outcome listed
+    biden = require_data("face_recognition_examples", "examples", "biden.jpg").read_bytes()
+    res = api.post("/api/identify", files=[("photos", ("bomb.png", png_bomb(), "image/png")),
+                                           ("photos", ("b.jpg", biden, "image/jpeg"))])
+    assert res.status_code == 200 and res.json()[0]["error"] and res.json()[1]["error"] is None, res.text
+    assert len(res.json()[1]["faces"]) == 1
