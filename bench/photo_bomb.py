@@ -163,10 +163,11 @@ def multipart(fields: dict[str, str], name: str, data: bytes) -> tuple[bytes, st
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def upload(port: int, token: str, name: str, data: bytes) -> tuple[int, float, str]:
-    fields = {"subject": "Someone", "legal_basis": "bench", "authority": "bench", "reference": "B-2", "expires": "7d"}
+def upload(port: int, token: str, name: str, data: bytes, path: str = "/api/watchlists/wl/entries") -> tuple[int, float, str]:
+    fields = ({"subject": "Someone", "legal_basis": "bench", "authority": "bench", "reference": "B-2", "expires": "7d"}
+              if path.endswith("/entries") else {})
     body, ctype = multipart(fields, name, data)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/watchlists/wl/entries", data=body, method="POST",
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": ctype})
     t0 = time.perf_counter()
     try:
@@ -245,18 +246,20 @@ def main() -> None:
                     time.sleep(0.2)
             # warm the models with one ordinary upload, so that the figures below are the upload's own
             upload(port, token, "biden.jpg", face.read_bytes())
-            for label, (name, data) in inputs.items():
-                before = vm_hwm(server.pid)
-                code, seconds, text = upload(port, token, name, data)
-                after = vm_hwm(server.pid)
-                try:
-                    said = json.loads(text)["photos"][0]
-                    said = f"{said['status']}: {said['reason']}" if said.get("reason") else said["status"]
-                except (ValueError, KeyError, IndexError, TypeError):
-                    said = text[:160]
-                rows.append({"host": "API upload", "input": label, "file_kb": round(len(data) / 1024, 1),
-                             "seconds": round(seconds, 3), "peak_rss_mb": round(after, 1),
-                             "peak_rss_growth_mb": round(after - before, 1), "exit": code, "said": said[:160]})
+            for path, host in (("/api/watchlists/wl/entries", "API enrol"), ("/api/identify", "API identify")):
+                for label, (name, data) in inputs.items():
+                    before = vm_hwm(server.pid)
+                    code, seconds, text = upload(port, token, name, data, path)
+                    after = vm_hwm(server.pid)
+                    try:
+                        got = json.loads(text)
+                        said = got["photos"][0] if isinstance(got, dict) else got[0]
+                        said = said.get("reason") or said.get("error") or said.get("status") or str(said)[:160]
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                        said = text[:160]
+                    rows.append({"host": host, "input": label, "file_kb": round(len(data) / 1024, 1),
+                                 "seconds": round(seconds, 3), "peak_rss_mb": round(after, 1),
+                                 "peak_rss_growth_mb": round(after - before, 1), "exit": code, "said": str(said)[:160]})
         finally:
             server.terminate()
             server.wait(timeout=30)
