@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from metrosight.core.names import free_text
 from metrosight.policy.passwords import check_password, hash_password, new_password_hash
 from metrosight.policy.rules import (
     TOKEN_DEFAULT_DAYS,
@@ -242,7 +243,7 @@ class Accounts:
             )
         if actor.must_set_password:
             raise Forbidden(f"{actor.name} may not create tokens: {actor.must_set_password}")
-        name = name.strip()
+        name = free_text(name, "token name", 128)  # one line of plain text: no controls, NUL or bidi overrides
         if not name:
             raise PolicyError("a token needs a name (what uses it)")
         now = datetime.now(UTC)

@@ -91,6 +91,7 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
             engine = create_engine(url, pool_size=20, max_overflow=30, pool_timeout=60)
         else:
             engine = create_engine(url)
+        event.listen(engine, "before_cursor_execute", _refuse_nul)  # the same refusal on SQLite and PostgreSQL
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
@@ -104,6 +105,18 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open database {safe_url(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}") from None
     return engine
+
+
+def _refuse_nul(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    """No text with a NUL character is written or looked up: PostgreSQL cannot hold one (a server error that
+    became a 500 or a traceback) while SQLite would store it. Raises InvalidInput (422 in the API, one line in the
+    CLI); names, ids and free text are refused earlier by their rules (:mod:`metrosight.core.names`)."""
+    from metrosight.core.names import InvalidInput
+
+    for row in parameters if executemany else (parameters,):
+        for v in (row.values() if isinstance(row, dict) else row) or ():
+            if isinstance(v, str) and "\x00" in v:
+                raise InvalidInput(f"{v[:40]!r} contains a NUL character (U+0000), which cannot be stored or looked up")
 
 
 def _sqlite_file(url: str) -> bool:

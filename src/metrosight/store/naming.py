@@ -18,6 +18,8 @@ from metrosight.core.names import find_lookalike, human_name, same_name
 def find_named(s: Session, model: Any, name: str, *where: Any) -> Any | None:
     """The row of ``model`` (which has a ``name`` column) called ``name`` once both are normalised, among the rows
     matching ``where``; None if there is none."""
+    if "\x00" in name:  # no stored name holds one (PostgreSQL cannot): not found, on either store
+        return None
     row = s.scalar(select(model).where(model.name == name, *where))
     if row is not None:
         return row
