@@ -6,9 +6,15 @@ name, the service's name). "Common" is judged by zxcvbn (Dropbox's estimator, Py
 hold the 30,000 most frequent passwords of public breach corpora, English words, names and surnames, and it scores
 l33t substitutions, keyboard walks, repeats, sequences and dates; a password it estimates at fewer than 10^8
 guesses (score below 3) is refused.
+
+Passwords are compared in Unicode NFC (RFC 8265's OpaqueString profile): ``é`` typed as one character or as ``e``
+plus a combining accent (as some keyboards, input methods and macOS pastes give it) is the same password.
+Hashes made before this rule still verify with the password as it was then typed.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,8 +31,13 @@ ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters are judg
 CONTEXT_WORDS = ("metrosight", "metro", "sight", "camera", "watchlist", "admin", "approver", "operator", "auditor")
 
 
+def _nfc(password: str) -> str:
+    return unicodedata.normalize("NFC", password)
+
+
 def password_problem(password: str, user: str) -> str | None:
     """Why ``password`` may not be ``user``'s new password (one line saying what to do), or None if it may."""
+    password = _nfc(password)
     if len(password) < MIN_LENGTH:
         return f"a password needs at least {MIN_LENGTH} characters (a passphrase of three or four unrelated words is easiest)"
     if len(password) > MAX_LENGTH:
@@ -61,7 +72,7 @@ def new_password_hash(password: str, user: str) -> str:
         PolicyError: the password does not meet the policy.
     """
     check_new_password(password, user)
-    return _hasher.hash(password)
+    return _hasher.hash(_nfc(password))
 
 
 def hash_password(password: str) -> str:
@@ -69,14 +80,19 @@ def hash_password(password: str) -> str:
     :func:`new_password_hash`."""
     if not password:
         raise PolicyError("a password may not be empty")
-    return _hasher.hash(password)
+    return _hasher.hash(_nfc(password))
 
 
 def check_password(stored_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored_hash`` (False for a user without a password)."""
     if not stored_hash:
         return False
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    for typed in dict.fromkeys((_nfc(password), password)):  # NFC; then as typed, for hashes made before NFC
+        try:
+            if _hasher.verify(stored_hash, typed):
+                return True
+        except InvalidHashError:
+            return False
+        except VerificationError:
+            continue
+    return False

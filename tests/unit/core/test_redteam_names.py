@@ -306,3 +306,22 @@ def test_the_machine_zone_follows_a_posix_tz_rule():
     env = {**os.environ, "TZ": "MSK-3"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "2026-11-30T21:00:00+00:00"
+
+
+def test_a_password_with_an_accent_is_the_same_typed_composed_or_decomposed():
+    """`Jérôme` typed with a combining accent (macOS pastes, some input methods) did not sign in with the
+    password set as `Jérôme` (one character each), and the reverse."""
+    import unicodedata
+
+    from argon2 import PasswordHasher
+
+    from metrosight.policy.passwords import check_password, hash_password, new_password_hash
+
+    nfc = "Jérôme a vu quatre éléphants roses"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    for stored in (new_password_hash(nfd, "ada"), hash_password(nfc)):
+        assert check_password(stored, nfc) and check_password(stored, nfd)
+        assert not check_password(stored, nfc + "!")
+    legacy = PasswordHasher().hash(nfd)  # a hash made before passwords were compared in NFC
+    assert check_password(legacy, nfd) and check_password(legacy, nfc) is False
