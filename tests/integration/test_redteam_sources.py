@@ -60,3 +60,25 @@ def test_mistyped_address_refused_by_config_check_run_and_node(source, tmp_path)
     for args in (["config", "check", cfg], ["node", "--config", cfg, "--duration", "1"]):
         code, out, err = cli(home, *args)
         assert code != 0 and "mistyped '://'" in err and "Secret99" not in out + err, (args, err)
+
+
+def test_a_relayed_stream_turned_by_ffmpeg_comes_out_turned_on_every_frame(tmp_path):
+    """``ffmpeg … -bsf:v h264_metadata=display_orientation=insert:rotate=90`` (how a relay turns a stream) puts
+    the message after each key frame's picture. Before: each key frame came out unturned (160×96 among 96×160)."""
+    import shutil
+    import subprocess
+
+    from metrosight.ingest.source import VideoSource, parse_source
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    ts = tmp_path / "turned.ts"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=10",
+         "-t", "3", "-c:v", "libx264", "-g", "5", "-pix_fmt", "yuv420p",
+         "-bsf:v", "h264_metadata=display_orientation=insert:rotate=90", "-f", "mpegts", str(ts)],
+        check=True,
+    )
+    shapes = [f.image.shape[:2] for f in VideoSource(parse_source(str(ts))).frames()]
+    assert len(shapes) == 30
+    assert shapes[1:] == [(160, 96)] * 29, shapes  # the first frame precedes any message

@@ -169,19 +169,35 @@ class Orientation:
 
     A container's display matrix (a phone's ``rotate``) comes with every frame. A live H.264 stream says it
     in-band, in a display-orientation message on some frames only; as the standard has it, the orientation then
-    holds until the stream says otherwise or a key frame without one starts a new sequence. Feed every decoded
-    frame to :meth:`update`, in order (also frames the analysis skips); start a new one on each connection."""
+    holds until the stream says otherwise or a key frame without one starts a new sequence. The message of a new
+    sequence may reach a later frame than its key frame, though: FFmpeg's ``h264_metadata`` (how a relay turns a
+    stream) writes it after the key frame's picture, and with B-frames the picture it lands on is shown up to a
+    few frames later. So after a key frame without a message the orientation holds for :attr:`GRACE` more frames,
+    and ends only if none comes by then (a stream that really stopped saying it is turned is upright from there);
+    otherwise every key frame of such a relay came out unturned among turned frames. Feed every decoded frame to
+    :meth:`update`, in order (also frames the analysis skips); start a new one on each connection."""
+
+    #: frames after a key frame without a message during which the orientation still holds (B-frame reordering
+    #: puts the message's picture at most 16 frames after the key frame in H.264)
+    GRACE = 16
 
     def __init__(self) -> None:
         self.matrix: Matrix | None = None
+        self._since_key: int | None = None  # frames since a key frame that came without a message
 
     def update(self, raw: object) -> Matrix | None:
         """The orientation that applies to ``raw``; ``None``: upright."""
         found = display_matrix(raw)
         if found is not None:
             self.matrix = None if found == _IDENTITY else found
-        elif getattr(raw, "key_frame", False):
-            self.matrix = None
+            self._since_key = None
+        elif self.matrix is not None:
+            if self._since_key is not None:
+                self._since_key += 1
+            elif getattr(raw, "key_frame", False):
+                self._since_key = 0
+            if self._since_key is not None and self._since_key >= self.GRACE:
+                self.matrix, self._since_key = None, None
         return self.matrix
 
 

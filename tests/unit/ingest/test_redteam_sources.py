@@ -227,3 +227,25 @@ def test_yaml_errors_never_quote_an_address(yaml_text, said, tmp_path):
         load_settings(cfg, environ={})
     assert said in str(exc.value) and SECRET not in str(exc.value), str(exc.value)
     assert "line " in str(exc.value)
+
+
+def test_orientation_message_that_lands_after_each_key_frame_holds_steadily():
+    """A relay that turns a stream with FFmpeg's h264_metadata writes the message after each key frame's picture:
+    the decoder gives it to the next picture. Before: every key frame came out unturned among turned frames (a
+    frame of another shape every GOP, breaking tracks)."""
+    from metrosight.ingest.source import Orientation
+
+    from tests.unit.ingest.test_source_spec import _Raw
+
+    quarter = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]
+    o = Orientation()
+    got = []
+    for gop in range(4):
+        for i in range(10):
+            got.append(o.update(_Raw(key=i == 0) if i != 1 else _Raw(quarter)))
+    assert got[0] is None  # nothing said yet
+    assert all(m == (0, 1, -1, 0) for m in got[1:]), got
+    # a short GOP without any message for longer than the grace: upright from then on
+    for i in range(Orientation.GRACE + 5):
+        last = o.update(_Raw(key=i % 5 == 0))
+    assert last is None

@@ -190,4 +190,7 @@ def test_orientation_holds_until_the_stream_says_otherwise():
     assert o.update(_Raw()) == (0, 1, -1, 0)  # an in-band message holds for the frames after it
     assert o.update(_Raw(upright_m)) is None  # until the stream says otherwise …
     assert o.update(_Raw(quarter)) == (0, 1, -1, 0)
-    assert o.update(_Raw(key=True)) is None  # … or a key frame without one starts a new sequence
+    assert o.update(_Raw(key=True)) == (0, 1, -1, 0)  # a key frame without one: its message may come later …
+    for _ in range(Orientation.GRACE - 1):
+        assert o.update(_Raw()) == (0, 1, -1, 0)
+    assert o.update(_Raw()) is None  # … and when none came, the new sequence is upright
