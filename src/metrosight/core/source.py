@@ -233,7 +233,7 @@ class SourceSpec:
     def has_credentials(self) -> bool:
         """The source carries a user name, a password or a credential parameter."""
         return (
-            self.username is not None
+            bool(self.username)
             or self.password is not None
             or any(p.secret for p in self.query)
             or bool(_path_secrets(self.path))
@@ -245,7 +245,9 @@ class SourceSpec:
         (``rtsp://***@host:554/stream``), credential parameters' values by ``***`` (``?token=***``)."""
         if not self.is_network:
             return self.target
-        userinfo = "***@" if self.username is not None or self.password is not None else ""
+        userinfo = "***@" if self.username or self.password is not None else ""
+        if self.username == "" and self.password is None:
+            userinfo = "@"  # 'udp://@239.0.0.1:1234' (FFmpeg: receive on any interface): nothing secret in it
         path = self.path
         for secret in _path_secrets(path):
             path = path.replace(secret, "***")

@@ -249,3 +249,13 @@ def test_orientation_message_that_lands_after_each_key_frame_holds_steadily():
     for i in range(Orientation.GRACE + 5):
         last = o.update(_Raw(key=i % 5 == 0))
     assert last is None
+
+
+@pytest.mark.parametrize("text", ["udp://@239.0.0.1:1234", "udp://@:5000", "rtp://@239.1.1.1:5004"])
+def test_udp_receive_on_any_interface_is_not_shown_as_credentials(text):
+    """FFmpeg's 'udp://@group:port' has an empty user information and nothing secret: shown as written, not as
+    'udp://***@…' (which tells an operator there are credentials to look for)."""
+    spec = SourceSpec.parse(text)
+    assert spec.display == text and spec.url_for_ffmpeg == text and not spec.has_credentials
+    assert SourceSpec.parse("rtsp://:pw@h/x").display == "rtsp://***@h/x"  # a password without a user name
+    assert SourceSpec.parse("rtsp://admin@h/x").display == "rtsp://***@h/x"  # a user name alone
