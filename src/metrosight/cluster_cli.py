@@ -119,11 +119,21 @@ def worker(
     from metrosight.cli import fail, out
     from metrosight.pipeline.cluster import ClusterError, ClusterOptions, ClusterWorker, worker_name
 
+    from metrosight.core.names import InvalidInput, identifier
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:  # a worker's name owns its leases: the camera id rule, and no second live worker by that name
+        owner = identifier(name, "--name") if name is not None else worker_name()
+    except InvalidInput as exc:
+        fail(str(exc))
     rt = _runtime_for(config, db)
     client = _ping(bus)
-    owner = name or worker_name()
     leases = Leases(client, owner, lease_seconds, prefix=prefix)
+    if owner in leases.live_workers():
+        fail(
+            f"a worker named {owner!r} is already running: two would both renew its leases and run the same "
+            f"cameras twice; give this one another --name (or wait {lease_seconds:g} s if it has just stopped)"
+        )
     rbus = RedisStreamsBus(bus, prefix=prefix, client=client)
 
     def on_alert(a) -> None:  # type: ignore[no-untyped-def]

@@ -63,3 +63,21 @@ def test_any_text_with_a_nul_reaching_either_database_is_one_clear_refusal(store
     with pytest.raises(InvalidInput, match="NUL"):
         feed.recent_events(store, None, "loiter\x00", 10)
     assert feed.recent_events(store, None, "loitering", 10) == []
+
+
+def test_a_cluster_worker_name_follows_the_id_rule_and_is_not_taken_twice(tmp_path, redis_server):
+    """`--name` owns a worker's leases: a second live worker of the same name renewed them too and ran the same
+    cameras twice; an escape sequence in it reached the node's log and the operators' terminals."""
+    from metrosight.bus.leases import Leases
+    from tests.integration.helpers import cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cameras: [{id: cam-1, source: /no/such.mp4}]\n")
+    home = tmp_path / "home"
+    code, out, err = cli(home, "worker", "--config", cfg, "--bus", redis_server.url, "--name", "w\x1b[2J")
+    assert code == 2 and "--name" in err and "U+001B" in err and "\x1b[2J" not in err
+    import redis
+
+    Leases(redis.Redis.from_url(redis_server.url), "w1", 30.0).announce()  # a live worker named w1
+    code, out, err = cli(home, "worker", "--config", cfg, "--bus", redis_server.url, "--name", "w1")
+    assert code == 2 and "a worker named 'w1' is already running" in err

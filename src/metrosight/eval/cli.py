@@ -74,7 +74,16 @@ def _out_dir(out_dir: Path | None, home: Any) -> Path:
 
 
 def _stem(kind: str, name: str | None) -> str:
-    return name or f"{kind}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    """The report's file stem: ``--name`` under the camera id rule (no ``/``, no leading ``.``: the report stays
+    in its folder), else ``KIND-<UTC time>``."""
+    if name is None:
+        return f"{kind}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    from metrosight.core.names import InvalidInput, identifier
+
+    try:
+        return identifier(name, "--name")
+    except InvalidInput as exc:
+        _fail(str(exc))
 
 
 def metrosight_encoder(

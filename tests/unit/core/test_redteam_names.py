@@ -325,3 +325,14 @@ def test_a_password_with_an_accent_is_the_same_typed_composed_or_decomposed():
         assert not check_password(stored, nfc + "!")
     legacy = PasswordHasher().hash(nfd)  # a hash made before passwords were compared in NFC
     assert check_password(legacy, nfd) and check_password(legacy, nfc) is False
+
+
+@pytest.mark.parametrize("stem", ["../../escaped", "/tmp/x", ".hidden", "a\x00b"])
+def test_an_eval_report_name_cannot_leave_the_report_folder(stem):
+    import typer
+
+    from metrosight.eval.cli import _stem
+
+    with pytest.raises(typer.Exit):
+        _stem("verify", stem)
+    assert _stem("verify", "lfw fold 1") == "lfw fold 1"
