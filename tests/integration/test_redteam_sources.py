@@ -82,3 +82,12 @@ def test_a_relayed_stream_turned_by_ffmpeg_comes_out_turned_on_every_frame(tmp_p
     shapes = [f.image.shape[:2] for f in VideoSource(parse_source(str(ts))).frames()]
     assert len(shapes) == 30
     assert shapes[1:] == [(160, 96)] * 29, shapes  # the first frame precedes any message
+
+
+def test_upgrade_removes_stored_credentials_postgres(pg_url):
+    """Migration 0011 on PostgreSQL: runs and camera-state events stored by an earlier version lose their
+    credentials (the same rows as the SQLite unit test)."""
+    from tests.unit.store.test_redteam_stored_sources import check_upgraded, old_database
+
+    old_database(pg_url)
+    check_upgraded(pg_url)

@@ -386,6 +386,34 @@ def _refuse_mistyped_url(text: str) -> None:
         )
 
 
+_ADDRESS_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+
+
+def redact_addresses(text: str) -> str:
+    """``text`` with every ``scheme://…`` address in it shown without credentials (its :attr:`SourceSpec.display`;
+    one that cannot be read as ``(address not shown)``): for text whose source is not known, such as rows stored
+    by an earlier version."""
+
+    def shown(m: re.Match[str]) -> str:
+        url = m.group(0).rstrip(".,;:)]}")
+        tail = m.group(0)[len(url) :]
+        try:
+            spec = SourceSpec.parse(url)
+        except SourceSyntaxError:
+            return "(address not shown)" + tail
+        return (spec.display if spec.is_network else url) + tail
+
+    return _ADDRESS_IN_TEXT.sub(shown, text) if text else text
+
+
+def stored_form(source: str) -> str:
+    """How a source is stored (a run's ``source``): its :attr:`SourceSpec.display`, or ``(unreadable source)``."""
+    try:
+        return SourceSpec.parse(source).display
+    except SourceSyntaxError:
+        return "(unreadable source)"
+
+
 def _looks_like_scheme(s: str) -> bool:
     return bool(s) and s[0].isascii() and s[0].isalpha() and all(c.isascii() and (c.isalnum() or c in "+.-") for c in s)
 
