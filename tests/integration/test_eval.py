@@ -194,7 +194,8 @@ def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> Non
     found = {(a["subject"], a["start"]): a["found"] for a in data["appearances"]}
     assert found[("Lin-Manuel Miranda", 2.74)] is True  # the long close shot of Miranda is found
     first = data["sweep"][0]
-    assert first["threshold"] == 0.93 and first["false_alerts"] == 0
+    # as deployed: the threshold target_fpir 0.003 gives for 4 persons (the prior tail; never below the floor)
+    assert 0.928 <= first["threshold"] < 0.96 and first["false_alerts"] == 0
     # Lower thresholds can only add alerts.
     by_t = sorted(data["sweep"], key=lambda r: r["threshold"])
     totals = [r["true_alerts"] + r["false_alerts"] for r in by_t]

@@ -1170,9 +1170,13 @@ def _identify_video(
             coh = Cohort.load(cohort_path(home.root))
         except CohortError as exc:
             _fail(str(exc))
-    matcher = Matcher(
-        Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh
-    )
+    if threshold is None and coh is None:
+        # as deployed: the threshold recognition.target_fpir gives for this gallery's persons
+        matcher = _root()._runtime().matcher_for(Gallery(entries))
+    else:
+        matcher = Matcher(
+            Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh
+        )
     from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize.factory import make_embedder
     from metrosight.recognize.flip import FlipFusedEmbedder
