@@ -114,9 +114,10 @@ def main() -> None:
     r = cli(home, "enroll", "-w", "wanted", *AUTH, "--from-dir", str(gdir), user="ada")
     refused = {}
     for line in r.stdout.splitlines():
-        if line.startswith("refused "):
+        if line.startswith("refused ") and not line.startswith("refused person "):  # per photo, not the summary
             path, _, reason = line[len("refused "):].partition(": ")
-            refused[Path(path).parent.name] = reason
+            where = Path(path)  # a photo (its folder names the person), or the person's folder itself
+            refused[where.name if where.is_dir() else where.parent.name] = reason
     enrolled = {name_of[k] for k in gallery if name_of[k] not in refused}
     cli(home, "watchlist", "approve", "wanted", "--all-pending", user="bob")
     t_enrol = time.time() - t0
