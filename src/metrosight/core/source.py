@@ -89,7 +89,8 @@ def _unlike_prose(secret: str) -> bool:
 
 
 #: a word of a message that is (part of) an address or a parameter: where credentials are written
-_ADDRESS_WORD = re.compile(r"\S*(?:://|[@=%])\S*")
+_WORD = re.compile(r"\S+")
+_ADDRESS_MARK = re.compile(r"://|[@=%]")
 _NESTED_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.\-]*)=")
 
 
@@ -323,7 +324,7 @@ class SourceSpec:
         public = set(self._public_parts()) - secret_set
         tokens = sorted(public | secret_set, key=len, reverse=True)
         pattern = re.compile("|".join(re.escape(t) for t in tokens))
-        address_like = [m.span() for m in _ADDRESS_WORD.finditer(text)]
+        address_like = [m.span() for m in _WORD.finditer(text) if _ADDRESS_MARK.search(m.group(0))]
 
         def mask(m: re.Match[str]) -> str:
             if m.group(0) in public:

@@ -259,3 +259,13 @@ def test_udp_receive_on_any_interface_is_not_shown_as_credentials(text):
     assert spec.display == text and spec.url_for_ffmpeg == text and not spec.has_credentials
     assert SourceSpec.parse("rtsp://:pw@h/x").display == "rtsp://***@h/x"  # a password without a user name
     assert SourceSpec.parse("rtsp://admin@h/x").display == "rtsp://***@h/x"  # a user name alone
+
+
+@pytest.mark.timeout(60)  # quadratic: ~400 s
+def test_redaction_of_a_long_message_takes_linear_time():
+    """A decoder message of 200 000 characters without spaces (a hostile server's reflected text): redacted
+    without quadratic backtracking (before the word split, one such message took minutes)."""
+    spec = SourceSpec.parse("rtsp://admin:Secret99@127.0.0.1/x")
+    text = "x" * 200_000 + " Secret99@h " + "y" * 200_000
+    out = spec.redact(text)
+    assert SECRET not in out and len(out) < len(text)
