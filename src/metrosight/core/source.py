@@ -91,7 +91,20 @@ def _unlike_prose(secret: str) -> bool:
 #: a word of a message that is (part of) an address or a parameter: where credentials are written
 _WORD = re.compile(r"\S+")
 _ADDRESS_MARK = re.compile(r"://|[@=%]")
-_NESTED_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.\-]*)=")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _nested_names(value: str) -> list[str]:
+    """The names of the ``name=`` pairs inside ``value`` (linear time: each name is the run of name characters
+    before an ``=``)."""
+    names = []
+    for chunk in value.split("=")[:-1]:
+        i = len(chunk)
+        while i > 0 and chunk[i - 1] in _NAME_CHARS:
+            i -= 1
+        if i < len(chunk):
+            names.append(chunk[i:])
+    return names
 
 
 def is_secret_value(value: str) -> bool:
@@ -100,7 +113,7 @@ def is_secret_value(value: str) -> bool:
     ``name=value`` pairs with a credential name (``?hdnts=exp=1~acl=/*~hmac=…``)."""
     if "@" in value or "://" in value:
         return True
-    return any(is_secret_param(name) for name in _NESTED_NAME.findall(value))
+    return any(is_secret_param(name) for name in _nested_names(value))
 
 
 def _nested_secrets(value: str) -> list[str]:

@@ -269,3 +269,9 @@ def test_redaction_of_a_long_message_takes_linear_time():
     text = "x" * 200_000 + " Secret99@h " + "y" * 200_000
     out = spec.redact(text)
     assert SECRET not in out and len(out) < len(text)
+
+
+@pytest.mark.timeout(60)
+def test_parsing_a_long_query_value_takes_linear_time():
+    spec = SourceSpec.parse("http://127.0.0.1/x?note=" + "a" * 200_000 + "&token=Secret99")
+    assert SECRET not in spec.display and "a" * 1000 in spec.display
