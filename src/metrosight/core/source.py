@@ -400,24 +400,37 @@ def _refuse_mistyped_url(text: str) -> None:
         )
 
 
-_ADDRESS_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
 def redact_addresses(text: str) -> str:
     """``text`` with every ``scheme://…`` address in it shown without credentials (its :attr:`SourceSpec.display`;
     one that cannot be read as ``(address not shown)``): for text whose source is not known, such as rows stored
-    by an earlier version."""
-
-    def shown(m: re.Match[str]) -> str:
-        url = m.group(0).rstrip(".,;:)]}")
-        tail = m.group(0)[len(url) :]
-        try:
-            spec = SourceSpec.parse(url)
-        except SourceSyntaxError:
-            return "(address not shown)" + tail
-        return (spec.display if spec.is_network else url) + tail
-
-    return _ADDRESS_IN_TEXT.sub(shown, text) if text else text
+    by an earlier version. Linear in the length of ``text``."""
+    if not text or "://" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    pos = text.find("://")
+    while pos >= 0:
+        start = pos
+        while start > done and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        end = pos + 3
+        while end < len(text) and not text[end].isspace() and text[end] not in "'\"<>":
+            end += 1
+        if start < pos and text[start].isalpha():
+            url = text[start:end].rstrip(".,;:)]}")
+            try:
+                spec = SourceSpec.parse(url)
+                shown = spec.display if spec.is_network else url
+            except SourceSyntaxError:
+                shown = "(address not shown)"
+            out += [text[done:start], shown]
+            done = start + len(url)
+        pos = text.find("://", max(end, pos + 3))
+    out.append(text[done:])
+    return "".join(out)
 
 
 def stored_form(source: str) -> str:

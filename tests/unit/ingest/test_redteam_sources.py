@@ -275,3 +275,15 @@ def test_redaction_of_a_long_message_takes_linear_time():
 def test_parsing_a_long_query_value_takes_linear_time():
     spec = SourceSpec.parse("http://127.0.0.1/x?note=" + "a" * 200_000 + "&token=Secret99")
     assert SECRET not in spec.display and "a" * 1000 in spec.display
+
+
+def test_redact_addresses_in_text_of_unknown_source():
+    from metrosight.core.source import redact_addresses
+
+    text = ("cannot open rtsp://admin:P@ssw0rd@127.0.0.1:8554/s1: 'http://h/v.mjpg?token=Tok3nSecret', "
+            "ftp://u:FtpSecret9@h/x and rtsp://u:pa/ss@h/x.")
+    out = redact_addresses(text)
+    for secret in ("P@ssw0rd", "Tok3nSecret", "FtpSecret9", "pa/ss"):
+        assert secret not in out, out
+    assert "rtsp://***@127.0.0.1:8554/s1:" in out and "http://h/v.mjpg?token=***'" in out and out.endswith(".")
+    assert redact_addresses("b " + "a" * 100_000 + "://x") == "b (address not shown)"  # no such scheme
