@@ -114,3 +114,45 @@ def test_api_identify_refuses_a_request_whose_every_photo_is_refused(api):  # ty
                                            ("photos", ("b.jpg", biden, "image/jpeg"))])
     assert res.status_code == 200 and res.json()[0]["error"] and res.json()[1]["error"] is None, res.text
     assert len(res.json()[1]["faces"]) == 1
+
+
+def test_from_dir_and_identify_refuse_devices_and_fifos_without_reading_them(tmp_path: Path):
+    """A person folder holding `zero.jpg -> /dev/zero` made `enroll --from-dir` read without end until the kernel
+    killed it (the size check saw 0 bytes); a FIFO named `pipe.jpg` blocked it forever. Only regular files are
+    read: anything else is refused with what it is, and the other people are still enrolled. The CLI runs in its
+    own process under a 3 GB address-space limit and a timeout, so a regression fails instead of eating the
+    machine."""
+    import os
+    import resource
+
+    from tests.conftest import require_data
+    from tests.integration.helpers import AUTH, bootstrap, cli, password_of
+
+    home = tmp_path / "h"
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    root = tmp_path / "people"
+    for name in ("Zero", "Pipe", "Joe_Biden"):
+        (root / name).mkdir(parents=True)
+    os.symlink("/dev/zero", root / "Zero" / "zero.jpg")
+    os.mkfifo(root / "Pipe" / "pipe.jpg")
+    (root / "Joe_Biden" / "b.jpg").write_bytes(
+        require_data("face_recognition_examples", "examples", "biden.jpg").read_bytes())
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "METROSIGHT_PASSWORD": password_of("ada")}
+    env.pop("METROSIGHT_TOKEN", None)
+    base = [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(home),
+            "--as", "ada"]
+    res = subprocess.run([*base, "enroll", "-w", "wl", "--from-dir", str(root), *AUTH], capture_output=True,
+                         text=True, timeout=240, env=env, preexec_fn=limited)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"refused {root / 'Zero' / 'zero.jpg'}: not a regular file (a device)" in res.stdout, res.stdout
+    assert f"refused {root / 'Pipe' / 'pipe.jpg'}: not a regular file (a FIFO)" in res.stdout, res.stdout
+    assert "enrolled 1 photo(s) of 1 person(s)" in res.stdout and "2 person(s) refused: Pipe, Zero" in res.stdout
+    res = subprocess.run([*base, "identify", "/dev/zero"], capture_output=True, text=True, timeout=240, env=env,
+                         preexec_fn=limited)
+    assert res.returncode != 0 and "not a regular file (a device)" in res.stderr, res.stdout + res.stderr

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -428,10 +430,18 @@ def read_photo(path: Path, limits: PhotoLimits | None = None, label: str | None 
     try:
         if path.is_dir():
             raise ImageError(label, "is a folder, not a photo (use --from-dir for a folder per person)")
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise PhotoTooLarge(label, _bytes_message(size, limits.max_bytes))
-        data = path.read_bytes()
+        # opened without blocking (a FIFO would wait for a writer) and judged by what was opened: only a regular
+        # file is read, and never more than the byte limit (/dev/zero declares 0 bytes and never ends)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageError(label, f"not a regular file ({_file_kind(st.st_mode)}); give a photo file")
+            if st.st_size > limits.max_bytes:
+                raise PhotoTooLarge(label, _bytes_message(st.st_size, limits.max_bytes))
+            data = _read_at_most(fh, limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:  # it grew while being read
+            raise PhotoTooLarge(label, _bytes_message(len(data), limits.max_bytes))
     except FileNotFoundError:
         raise ImageError(label, "file not found") from None
     except PermissionError:
@@ -439,6 +449,29 @@ def read_photo(path: Path, limits: PhotoLimits | None = None, label: str | None 
     except OSError as exc:
         raise ImageError(label, f"cannot read: {exc.strerror or exc}") from None
     return decode_photo(data, label, limits, name=path.name)
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _read_at_most(fh, n: int) -> bytes:  # type: ignore[no-untyped-def]
+    """Up to ``n`` bytes of an open file (fewer at its end)."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def photo_or_error(path: Path, limits: PhotoLimits | None = None) -> Photo | ImageError:
