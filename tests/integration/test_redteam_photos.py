@@ -156,3 +156,36 @@ def test_from_dir_and_identify_refuse_devices_and_fifos_without_reading_them(tmp
     res = subprocess.run([*base, "identify", "/dev/zero"], capture_output=True, text=True, timeout=240, env=env,
                          preexec_fn=limited)
     assert res.returncode != 0 and "not a regular file (a device)" in res.stderr, res.stdout + res.stderr
+
+
+def test_bit_rotted_tiffs_are_refused_without_libtiff_noise(tmp_path: Path):
+    """A deflate or LZW TIFF whose compressed data is damaged (not cut short) was refused, but libtiff printed its
+    own lines first ("ZIPDecode: Decoding error at scanline 0, incorrect data check.", "tempfile.tif: Using code
+    not yet in table."): stderr holds only the one-line refusal per photo."""
+    import os
+
+    from PIL import Image
+
+    from tests.integration.helpers import bootstrap, password_of
+
+    home = tmp_path / "h"
+    bootstrap(home)
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8))
+    paths = []
+    for comp in ("tiff_deflate", "tiff_lzw"):
+        path = tmp_path / f"{comp}.tif"
+        img.save(path, compression=comp)
+        data = bytearray(path.read_bytes())
+        for i in range(2000, 2400):
+            data[i] ^= 0x5A
+        path.write_bytes(bytes(data))
+        paths.append(path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+           "METROSIGHT_PASSWORD": password_of("ada")}
+    env.pop("METROSIGHT_TOKEN", None)
+    res = subprocess.run([sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home",
+                          str(home), "--as", "ada", "identify", *map(str, paths)],
+                         capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode != 0
+    assert res.stderr.splitlines() == [f"error: {p}: truncated or damaged TIFF" for p in paths], res.stderr

@@ -192,8 +192,36 @@ def _pil():  # type: ignore[no-untyped-def]
                     register_heif_opener()
                 except ImportError:  # HEIC then refused by name below
                     pass
+                _quiet_libtiff()
                 _registered = True
     return Image
+
+
+def _quiet_libtiff() -> None:
+    """Clear libtiff's process-wide warning and error handlers, which print on stderr by themselves (a damaged
+    TIFF gave "ZIPDecode: Decoding error at scanline 0, incorrect data check." or "tempfile.tif: Using code not yet
+    in table." above the one-line refusal, in the CLI and in the server's log). The decoder's return code still
+    tells that the file is damaged. Linux: the library Pillow loaded is found in /proc/self/maps (elsewhere the
+    handlers are left as they are)."""
+    import ctypes
+
+    try:
+        from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
+
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {part for part in (line.split()[-1] for line in fh if line.strip())
+                     if part.startswith("/") and Path(part).name.startswith("libtiff")}
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for fn in ("TIFFSetErrorHandler", "TIFFSetErrorHandlerExt", "TIFFSetWarningHandler",
+                       "TIFFSetWarningHandlerExt"):
+                set_handler = getattr(lib, fn, None)
+                if set_handler is not None:
+                    set_handler.restype = ctypes.c_void_p
+                    set_handler.argtypes = [ctypes.c_void_p]
+                    set_handler(None)
+    except (OSError, ImportError):  # no /proc, or no libtiff: Pillow's own messages stay as they are
+        pass
 
 
 def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, name: str | None = None) -> Photo:
