@@ -1,6 +1,7 @@
 """Issue 15, finding 7 (at rest) on PostgreSQL: after a revocation or a shredding, the revoked template's ciphertext
 and the shredded watchlist key are no longer in the table's files (main fork and TOAST) nor anywhere in the
-database's folder under the server's data directory. (MVCC alone leaves them there as dead tuples.)"""
+database's folder under the server's data directory (MVCC alone leaves them there as dead tuples, and ANALYZE would
+copy them into pg_statistic but for migration 0012)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def enrolled(url: str) -> tuple[Store, dict[str, bytes]]:
         vec = rng.normal(size=128).astype(np.float32)
         store.enroll("wl", name, vec / np.linalg.norm(vec), "m", f"{name}.jpg", name[0] * 64, 0.9, ADA, auth)
         store.approve("wl", name, BOB)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("ANALYZE")  # as autovacuum does once a gallery has grown: samples go to pg_statistic
     with store._session() as s:
         blobs = dict(s.execute(select(Subject.name, Template.descriptor).join(Template)).all())
     return store, blobs
@@ -81,7 +84,7 @@ def test_a_revoked_template_cannot_be_carved_from_the_postgresql_table_files(pg_
         assert chunk not in disk
     assert mallory[20:80] in disk  # the other entry's template is intact …
     assert store.wrapped_key("wl") is not None  # … and the watchlist key lives on: the ciphertext itself had to go
-    everything = carve(sorted(dbdir.iterdir()))  # nor in any other file of the database (old files, catalogs)
+    everything = carve(sorted(dbdir.iterdir()))  # nor in any other file of the database (old files, pg_statistic)
     assert eve[20:80] not in everything and mallory[20:80] in everything
     assert len(store.active_gallery("m")) == 1  # matching goes on with the remaining entry
 
@@ -97,3 +100,13 @@ def test_a_shredded_watchlist_key_cannot_be_carved_from_the_postgresql_files(pg_
     everything = carve(sorted(dbdir.iterdir()))
     assert key[10:60] not in everything
     assert all(b[20:80] not in everything for b in blobs.values())
+
+
+def test_postgresql_keeps_no_statistics_of_template_ciphertexts_or_keys(pg_url):
+    enrolled(pg_url)  # and analysed
+    with psycopg.connect(pg_url) as c:
+        rows = c.execute(
+            "SELECT tablename, attname FROM pg_stats WHERE (tablename, attname) IN"
+            " (('templates', 'descriptor'), ('watchlist_keys', 'wrapped_key'), ('templates', 'model'))"
+        ).fetchall()
+    assert rows == [("templates", "model")]  # other columns still have statistics for the planner
