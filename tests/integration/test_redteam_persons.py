@@ -70,3 +70,39 @@ def test_person_with_a_face_that_does_not_match_is_linked_with_a_warning(obama_h
     code, out, err = cli(home2, "--as", "ada", "enroll", "-w", "missing", "-s", "B. Obama",
                          require_case("same-person-two-lists", "enrol_obama.jpg"), "--person", "1", *AUTH)
     assert code == 0 and "does not match" not in err, out + err
+
+
+def test_a_photo_of_the_subject_cut_by_the_edge_never_enrols_a_bystander(tmp_path):
+    """Barack Obama's portrait cropped through the eyes by the top edge, with a small photo of Joe Biden in a
+    corner: the largest *whole* face was Biden's, it "dominated" (cut faces did not compete), and Joe Biden was
+    enrolled as Barack Obama — then identified as him. The photo is refused with its faces numbered; Biden's face
+    can still be chosen with --face if he really is the subject."""
+    import numpy as np
+    from PIL import Image
+
+    from metrosight.config.model import Settings
+    from metrosight.ingest.images import read_photo
+    from metrosight.pipeline.runtime import make_face_detector
+
+    det = make_face_detector(Settings())
+    ex = require_data("face_recognition_examples", "examples")
+    ob, bi = read_photo(ex / "obama.jpg").image, read_photo(ex / "biden.jpg").image
+    bo, bb = det.detect(ob)[0].box, det.detect(bi)[0].box
+    y0, x0 = int(bo.y1 + 0.35 * bo.height), max(0, int(bo.x1 - bo.width))
+    canvas = ob[y0 : y0 + 900, x0 : x0 + int(bo.width * 3)].copy()
+    crop = Image.fromarray(bi[int(bb.y1 - 0.3 * bb.height) : int(bb.y2 + 0.3 * bb.height),
+                              int(bb.x1 - 0.3 * bb.width) : int(bb.x2 + 0.3 * bb.width)])
+    scale = 0.35 * bo.height / bb.height
+    small = np.asarray(crop.resize((int(crop.width * scale), int(crop.height * scale))))
+    h, w = canvas.shape[:2]
+    canvas[h - small.shape[0] - 40 : h - 40, w - small.shape[1] - 40 : w - 40] = small
+    photo = tmp_path / "cut_subject.jpg"
+    Image.fromarray(canvas).save(photo, quality=95)
+
+    home = tmp_path / "h"
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    code, out, err = cli(home, "--as", "ada", "enroll", "-w", "wl", "-s", "Barack Obama", photo, *AUTH)
+    assert code != 0 and "refused" in out and "--face N" in out, out + err
+    assert "cut by the top edge" in out, out
+    assert persons(home) == []

@@ -119,7 +119,9 @@ def dominant_face(boxes: Sequence[Box], cut: Sequence[bool], image_size: tuple[i
 
     The candidate is the largest face not cut by the edge of the photo. It dominates when every other whole face
     is less than :data:`BACKGROUND_RATIO` of its height (background), or less than :data:`DOMINANCE_RATIO` of its
-    height and further from the photo's centre than it. Faces cut by the edge never compete (nor dominate).
+    height and further from the photo's centre than it. Faces cut by the edge never dominate; one competes (the
+    photo is ambiguous: the cut face is likely the subject's, the whole one a bystander) when it is at least
+    :data:`DOMINANCE_RATIO` of the candidate's height and nearer the centre, or twice its height anywhere.
 
     Args:
         boxes: face boxes, pixels.
@@ -135,10 +137,19 @@ def dominant_face(boxes: Sequence[Box], cut: Sequence[bool], image_size: tuple[i
     def off_centre(b: Box) -> float:
         return math.hypot(b.center[0] - cx, b.center[1] - cy)
 
-    for i in whole:
+    for i in range(len(boxes)):
         if i == s:
             continue
         ratio = boxes[i].height / max(boxes[s].height, 1e-6)
+        if cut[i]:
+            # a cut face (its box clipped by the edge: smaller than the face) as large as the candidate and nearer
+            # the centre, or twice its height anywhere, is most likely the subject's, cropped: taking the whole
+            # face would enrol a bystander under the subject's name
+            if ratio >= 1.0 / BACKGROUND_RATIO or (
+                ratio >= DOMINANCE_RATIO and off_centre(boxes[i]) < off_centre(boxes[s])
+            ):
+                return None
+            continue
         if ratio >= DOMINANCE_RATIO:
             return None
         if ratio >= BACKGROUND_RATIO and off_centre(boxes[i]) < off_centre(boxes[s]):

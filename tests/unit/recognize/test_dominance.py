@@ -44,11 +44,26 @@ def test_a_face_near_the_largest_size_is_ambiguous_wherever_it_is(ratio):
     assert dominant_face(faces, [False, False], (W, H)) is None
 
 
-def test_faces_cut_by_the_edge_neither_compete_nor_dominate():
+def test_faces_cut_by_the_edge_never_dominate_and_compete_only_when_likely_the_subject():
+    small_cut = box(300, 20, 0.79 * 120)  # central but small
+    assert dominant_face([small_cut, box(320, 240, 120)], [True, False], (W, H)) == 1
+    side_cut = box(630, 240, 1.5 * 120)  # as large, at the side: a neighbour of the centred subject
+    assert dominant_face([box(320, 240, 120), side_cut], [False, True], (W, H)) == 0
     big_cut = box(20, 240, 300)
-    assert dominant_face([big_cut, box(320, 240, 120)], [True, False], (W, H)) == 1
-    assert dominant_face([box(320, 240, 120), box(630, 240, 118)], [False, True], (W, H)) == 0
     assert dominant_face([big_cut], [True], (W, H)) is None
+
+
+@pytest.mark.parametrize("ratio", [ph.DOMINANCE_RATIO, 1.0, 1.9])
+def test_a_cut_face_as_large_and_nearer_the_centre_makes_the_photo_ambiguous(ratio):
+    """The subject cropped through the forehead by the top edge, a small bystander whole in a corner: the
+    bystander used to be taken as the subject (red team: Joe Biden enrolled as Barack Obama)."""
+    cut_subject, bystander = box(320, 60, ratio * 100), box(560, 400, 100)
+    assert dominant_face([cut_subject, bystander], [True, False], (W, H)) is None
+
+
+def test_a_cut_face_twice_the_height_makes_the_photo_ambiguous_wherever_the_whole_one_is():
+    cut_subject, bystander = box(320, 40, 2.0 * 90), box(320, 300, 90)  # the bystander is the more central
+    assert dominant_face([cut_subject, bystander], [True, False], (W, H)) is None
 
 
 # -- through enrolment_face ---------------------------------------------------------------------------------------
