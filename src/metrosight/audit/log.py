@@ -94,6 +94,7 @@ class VerifyResult:
     broken_seq: int | None = None
     reason: str | None = None
     checkpoints: int = 0
+    mismatches: tuple[str, ...] = ()  # governed rows the keyed log does not back (:mod:`metrosight.audit.governed`)
 
 
 class AuditLog:

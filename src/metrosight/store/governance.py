@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from metrosight.audit import governed
 from metrosight.audit.log import VerifyResult, verify
 from metrosight.core.names import free_text, human_name, identifiers, looks_alike
 from metrosight.policy.crypto import CryptoError
@@ -525,6 +526,11 @@ class GovernanceMixin:
                     counts["audit"] = len(old_audit)
                     action = "audit.purge"
                     details.update(through_seq=last.seq, through_hash=last.hash)
+                    # the purged entries' governed state, carried forward (keyed) for `audit verify`'s cross-check
+                    log_now = list(s.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+                    details["governed"] = governed.replay(log_now, upto_seq=last.seq).to_json(
+                        s.scalars(select(Subject.id)), s.scalars(select(AlertRecord.id))
+                    )
             # appended before the old entries go: it continues the sequence (seq and hash) even when all of them go
             self.audit.append(s, actor.name, action, None, details)
             if through is not None:
@@ -557,7 +563,35 @@ class GovernanceMixin:
             legacy = s.get(Meta, LEGACY_META)
         path = str(self.audit.checkpoints.path) if self.audit.checkpoints is not None else None
         unkeyed = int(legacy.value) if legacy is not None and legacy.value.isdigit() else None
-        return verify(self.audit_entries(), self.audit.key, cps, path, users, unkeyed)
+        entries = self.audit_entries()
+        res = verify(entries, self.audit.key, cps, path, users, unkeyed)
+        if not res.ok:
+            return res
+        problems = self.governed_mismatches(entries)
+        if not problems:
+            return res
+        return VerifyResult(
+            False, res.checked, None,
+            f"{len(problems)} governed record(s) not backed by the keyed log (forged or rolled back in the "
+            f"database): " + "; ".join(problems[:5]) + ("; …" if len(problems) > 5 else ""),
+            res.checkpoints, tuple(problems),
+        )
+
+    def governed_mismatches(self, entries: list[AuditEntry] | None = None) -> list[str]:
+        """Stored approvals, revocations, alert reviews and alert statuses that the keyed audit log does not back,
+        one line each (see :mod:`metrosight.audit.governed`); ``entries``: the verified log (read when None)."""
+        g = governed.replay(entries if entries is not None else self.audit_entries())
+        with self._session() as s:
+            rows = s.execute(
+                select(Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by,
+                       Subject.created_at).join(Watchlist, Watchlist.id == Subject.watchlist_id).order_by(Subject.id)
+            ).all()
+            alerts = s.execute(select(AlertRecord.id, AlertRecord.status, AlertRecord.created_at)
+                               .order_by(AlertRecord.id)).all()
+            reviews = s.execute(select(AlertReview.id, AlertReview.alert_id, AlertReview.user, AlertReview.action)
+                                .order_by(AlertReview.id)).all()
+        return governed.mismatches(g, [tuple(r) for r in rows], [tuple(a) for a in alerts],  # type: ignore[misc]
+                                   [tuple(r) for r in reviews])  # type: ignore[misc]
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""

@@ -1,0 +1,191 @@
+"""Cross-check of governed state (entry approvals, alert reviews) against the keyed audit log.
+
+The audit log is keyed and checkpointed (:mod:`metrosight.audit.log`), but the tables it describes are not: whoever
+can write the database could insert ``alert_reviews`` rows for made-up operators, set an alert ``actionable``, or set
+an entry ``active`` with ``approved_by='bob'``. Every governed transition writes its keyed entry in the same
+transaction, so the state those entries describe can be *replayed* from the log and compared with what is stored;
+a row the log does not back is a forgery (or a rollback) and is reported.
+
+Replay (:func:`replay`), per entry id: ``entry.create`` (status, urgent) → ``entry.enrol`` (the resulting status; a
+photo added to an approved entry sends it back to pending, approval undone) → ``entry.approve`` (active, approved by
+its actor) → ``entry.revoke`` / ``entry.expire``; ``watchlist.shred`` revokes every live entry of the watchlist. Per
+alert id: the ``(actor, decision)`` of each ``alert.confirm`` / ``alert.reject``.
+
+Retention purge: the purged entries' replayed state is carried forward inside the keyed ``audit.purge`` entry
+(``details["governed"]``, restricted to rows that still exist), and replay starts from it. A log purged before this
+existed (a purge entry without ``governed``) leaves state older than its oldest surviving entry unknown: rows
+created before that horizon are not checked (the residual risk README's threat model names).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from metrosight.policy.rules import alert_status
+from metrosight.store.models import AuditEntry
+
+REVIEW_ACTIONS = ("alert.confirm", "alert.reject")
+_ENTRY_ACTIONS = ("entry.create", "entry.enrol", "entry.approve", "entry.revoke", "entry.expire")
+GOVERNED_ACTIONS = (*REVIEW_ACTIONS, *_ENTRY_ACTIONS, "watchlist.shred", "audit.purge")
+
+
+@dataclass
+class Governed:
+    """Governed state as the keyed log tells it.
+
+    Attributes:
+        entries: entry id → ``[status, approved_by]``.
+        reviews: alert id → ``[[user, "confirm" | "reject"], …]`` in log order.
+        shredded: names of shredded watchlists.
+        horizon: None when the state is complete; else the ISO time of the oldest surviving entry of a log purged
+            without carrying its state forward: rows created before it are unknown to the log.
+    """
+
+    entries: dict[int, list[Any]] = field(default_factory=dict)
+    reviews: dict[int, list[list[str]]] = field(default_factory=dict)
+    shredded: set[str] = field(default_factory=set)
+    horizon: str | None = None
+
+    def to_json(self, entry_ids: Iterable[int] | None = None, alert_ids: Iterable[int] | None = None) -> dict:
+        """What a purge carries forward (only the ids given, when given: rows that still exist)."""
+        keep_e = set(entry_ids) if entry_ids is not None else set(self.entries)
+        keep_a = set(alert_ids) if alert_ids is not None else set(self.reviews)
+        return {
+            "entries": {str(k): v for k, v in sorted(self.entries.items()) if k in keep_e},
+            "reviews": {str(k): v for k, v in sorted(self.reviews.items()) if k in keep_a},
+            "shredded": sorted(self.shredded),
+            "horizon": self.horizon,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Governed:
+        return cls(
+            {int(k): list(v) for k, v in (d.get("entries") or {}).items()},
+            {int(k): [list(r) for r in v] for k, v in (d.get("reviews") or {}).items()},
+            set(d.get("shredded") or ()),
+            d.get("horizon"),
+        )
+
+
+def _details(e: AuditEntry) -> dict:
+    try:
+        d = json.loads(e.details)
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def replay(entries: list[AuditEntry], upto_seq: int | None = None) -> Governed:
+    """The governed state the log ``entries`` (a verified chain, oldest first) describes, up to ``upto_seq``."""
+    g = Governed()
+    if entries and entries[0].seq != 1:
+        start = entries[0].seq - 1
+        for e in entries:
+            d = _details(e) if e.action == "audit.purge" else {}
+            if d.get("through_seq") == start:
+                g = Governed.from_json(d["governed"]) if isinstance(d.get("governed"), dict) else Governed(
+                    horizon=entries[0].at
+                )
+                break
+        else:
+            g = Governed(horizon=entries[0].at)
+    for e in entries:
+        if upto_seq is not None and e.seq > upto_seq:
+            break
+        if e.action not in GOVERNED_ACTIONS or e.action == "audit.purge":
+            continue
+        d = _details(e)
+        if e.action in REVIEW_ACTIONS:
+            aid = d.get("alert_id")
+            if isinstance(aid, int):
+                g.reviews.setdefault(aid, []).append([e.actor, e.action.removeprefix("alert.")])
+            continue
+        if e.action == "watchlist.shred":
+            if e.target:
+                g.shredded.add(e.target)
+            continue
+        eid = d.get("entry_id")
+        if not isinstance(eid, int):
+            continue
+        cur = g.entries.get(eid)
+        if e.action == "entry.create":
+            g.entries[eid] = [d.get("status") or ("active" if d.get("urgent") else "pending"), None]
+        elif cur is None:
+            continue  # created before a horizon the log does not know
+        elif e.action == "entry.enrol":
+            status = d.get("status") or cur[0]
+            g.entries[eid] = [status, None if status == "pending" else cur[1]]
+        elif e.action == "entry.approve":
+            g.entries[eid] = ["active", e.actor]
+        elif e.action == "entry.revoke":
+            g.entries[eid] = ["revoked", cur[1]]
+        elif e.action == "entry.expire":
+            g.entries[eid] = ["expired", cur[1]]
+    return g
+
+
+def _before(when: datetime | None, horizon: str | None) -> bool:
+    if horizon is None or when is None:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < datetime.fromisoformat(horizon)
+
+
+def mismatches(
+    g: Governed,
+    entries: Iterable[tuple[int, str, str, str, str | None, datetime | None]],
+    alerts: Iterable[tuple[int, str, datetime | None]],
+    reviews: Iterable[tuple[int, int, str, str]],
+) -> list[str]:
+    """Every stored governed row the keyed log does not back, one line each.
+
+    Args:
+        g: the replayed state (:func:`replay`).
+        entries: ``(id, watchlist, name, status, approved_by, created_at)`` of every entry.
+        alerts: ``(id, status, created_at)`` of every alert.
+        reviews: ``(row id, alert id, user, action)`` of every alert review.
+    """
+    out: list[str] = []
+    for eid, wl, name, status, approved_by, created_at in entries:
+        if _before(created_at, g.horizon):
+            continue
+        st = g.entries.get(eid)
+        where = f"entry {eid} ({wl}/{name})"
+        if st is None:
+            if status in ("active", "revoked", "expired") or approved_by is not None:
+                out.append(f"{where} is {status} but the keyed log has no entry.create for it")
+            continue
+        logged, by = st
+        if status == "revoked" and logged in ("pending", "active") and wl in g.shredded:
+            continue
+        if status != logged:
+            out.append(f"{where} is {status} but the keyed log says {logged}"
+                       + (" (no keyed entry.approve backs it)" if status == "active" else ""))
+        elif status == "active" and approved_by != by:
+            out.append(f"{where} is active, approved by {approved_by!r}, but the keyed log has "
+                       + (f"its approval by {by!r}" if by else "no entry.approve for it (not approved)"))
+    by_alert: dict[int, list[tuple[int, str, str]]] = {}
+    for rid, aid, user, action in reviews:
+        by_alert.setdefault(aid, []).append((rid, user, action))
+    for aid, status, created_at in alerts:
+        if _before(created_at, g.horizon):
+            continue
+        logged = [tuple(r) for r in g.reviews.get(aid, [])]
+        rows = by_alert.get(aid, [])
+        for rid, user, action in rows:
+            if (user, action) not in logged:
+                out.append(f"alert review row {rid} (alert {aid}: {action} by {user!r}) has no keyed "
+                           f"alert.{action} entry")
+        stored_pairs = {(u, a) for _, u, a in rows}
+        for user, action in logged:
+            if (user, action) not in stored_pairs:
+                out.append(f"alert {aid}: the keyed log records a {action} by {user!r} that has no review row")
+        expected = alert_status(logged)  # type: ignore[arg-type]
+        if status != expected:
+            out.append(f"alert {aid} is {status} but its keyed reviews make it {expected}")
+    return out

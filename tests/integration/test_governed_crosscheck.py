@@ -1,0 +1,190 @@
+"""Issue 15 follow-up (red team): a database writer forging a confirmation or an approval.
+
+The attacker can write the database with plain SQL but cannot read the key store: they insert ``alert_reviews``
+rows for made-up operators and set the alert ``actionable``, or set a pending entry ``active`` with
+``approved_by='bob'``. ``verify_audit`` (what ``metrosight audit verify`` and ``POST /api/audit/verify`` call)
+must report each such row, while every legitimate workflow — confirm, reject, approve, revoke, a photo added after
+approval, urgent entries, expiry, episodes with several sightings, retention purges of the audit log — verifies
+clean. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from metrosight.core.types import Alert, Category, Match
+from metrosight.policy.crypto import KeyRing
+from metrosight.policy.rules import Actor, Authorisation
+from metrosight.store.db import open_engine
+from metrosight.store.governance import Retention
+from metrosight.store.repo import Store
+
+pytestmark = pytest.mark.integration
+
+KEY = Fernet.generate_key()
+ADA = Actor("ada", frozenset({"admin", "approver", "operator", "auditor"}))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = Store(open_engine(url), KeyRing(KEY), tmp_path / "audit.checkpoints")
+    yield s
+    s.engine.dispose()
+
+
+def _vec(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def workflows(s: Store) -> dict[str, int]:
+    """Every legitimate governed workflow once. Returns ids the tests tamper with."""
+    s.add_user("ada", sorted(ADA.roles), None)
+    for name in ("bob", "carol", "dan", "op1", "op2", "op3"):
+        s.add_user(name, ["approver"] if name in ("bob", "carol", "dan") else ["operator"], ADA)
+    s.create_watchlist("wl", Category.WANTED, ADA)
+    s.create_watchlist("gone", Category.WANTED, ADA)
+    soon = datetime.now(UTC) + timedelta(days=30)
+    auth = Authorisation("law", "court", "R-1", soon)
+    bob, carol, dan = s.actor("bob"), s.actor("carol"), s.actor("dan")
+    s.enroll("wl", "Eve", _vec(1), "m", "eve.jpg", "a1" * 32, 0.9, bob, auth)
+    s.approve("wl", "Eve", carol)
+    # a photo added after approval sends it back to pending; approved again by someone who added none
+    s.enroll("wl", "Eve", _vec(2), "m", "eve2.jpg", "a2" * 32, 0.9, carol, auth)
+    s.approve("wl", "Eve", dan)
+    s.enroll("wl", "Pending", _vec(3), "m", "p.jpg", "a3" * 32, 0.9, bob, auth)
+    s.enroll("wl", "Revoked", _vec(4), "m", "r.jpg", "a4" * 32, 0.9, bob, auth)
+    s.approve("wl", "Revoked", carol)
+    s.revoke("wl", "Revoked", carol, "order lifted")
+    s.enroll("wl", "Urgent", _vec(5), "m", "u.jpg", "a5" * 32, 0.9, bob,
+             Authorisation("law", "court", "R-2", soon, urgent=True))
+    s.enroll("wl", "Short", _vec(6), "m", "s.jpg", "a6" * 32, 0.9, bob,
+             Authorisation("law", "court", "R-3", datetime.now(UTC) + timedelta(days=2)))
+    s.approve("wl", "Short", carol)
+    s.enroll("gone", "Shredded", _vec(7), "m", "x.jpg", "a7" * 32, 0.9, bob, auth)
+    s.shred_watchlist("gone", ADA)
+    ids = {e.name: e.id for e in s.entries("wl")}
+    eve = next(e for e in s.entries("wl") if e.name == "Eve")
+    m = Match(eve.id, eve.name, "wl", Category.WANTED, 0.95, 0.3)
+    t0 = datetime.now(UTC).timestamp()
+
+    def seen(n: int, cam: str, at: float) -> int:
+        return s.store_sighting(Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + at), None).alert_id
+
+    a1 = seen(1, "cam-a", 1)
+    assert seen(2, "cam-b", 2) == a1  # an episode of two sightings
+    s.review(a1, s.actor("op1"), "confirm")
+    assert s.review(a1, s.actor("op2"), "confirm") == "actionable"
+    a2 = seen(5, "cam-b", 5000)
+    s.review(a2, s.actor("op1"), "reject", "not him")
+    a3 = seen(9, "cam-c", 9000)
+    s.review(a3, s.actor("op3"), "confirm")
+    a4 = seen(13, "cam-d", 13000)  # left new
+    s.audit.checkpoint()
+    return {"new": a4, "once": a3, "pending": ids["Pending"], "active": ids["Eve"], "revoked": ids["Revoked"]}
+
+
+def attacker(s: Store, *sql: str, **params: object) -> None:
+    """Plain SQL as a database writer (no key)."""
+    with s.engine.begin() as c:
+        for q in sql:
+            c.execute(text(q), params)
+
+
+def forge_confirmations(s: Store, alert_id: int) -> None:
+    attacker(
+        s,
+        "INSERT INTO alert_reviews (alert_id, user, action, at) VALUES (:a, 'mallory', 'confirm', :t)".replace(
+            "user", '"user"'),
+        "INSERT INTO alert_reviews (alert_id, user, action, at) VALUES (:a, 'trent', 'confirm', :t)".replace(
+            "user", '"user"'),
+        "UPDATE alerts SET status = 'actionable' WHERE id = :a",
+        a=alert_id, t=datetime.now(UTC),
+    )
+
+
+def test_legitimate_workflows_verify_clean(store: Store) -> None:
+    workflows(store)
+    res = store.verify_audit()
+    assert res.ok, res
+    assert store.governed_mismatches() == []
+
+
+def test_forged_confirmations_are_detected(store: Store) -> None:
+    ids = workflows(store)
+    forge_confirmations(store, ids["new"])
+    assert next(a.status for a in store.alerts() if a.id == ids["new"]) == "actionable"  # the store believes it
+    res = store.verify_audit()
+    assert not res.ok
+    text_ = "\n".join(res.mismatches)
+    assert "'mallory'" in text_ and "'trent'" in text_, res.mismatches
+    assert f"alert {ids['new']} is actionable but its keyed reviews make it new" in text_
+    assert "not backed by the keyed log" in (res.reason or "")
+
+
+def test_a_forged_second_confirmation_is_detected(store: Store) -> None:
+    ids = workflows(store)
+    attacker(store, 'INSERT INTO alert_reviews (alert_id, "user", action, at) VALUES (:a, \'op2\', \'confirm\', :t)',
+             "UPDATE alerts SET status = 'actionable' WHERE id = :a", a=ids["once"], t=datetime.now(UTC))
+    res = store.verify_audit()
+    assert not res.ok
+    assert any("'op2'" in m and "no keyed alert.confirm" in m for m in res.mismatches), res.mismatches
+
+
+def test_a_deleted_rejection_is_detected(store: Store) -> None:
+    workflows(store)
+    attacker(store, "DELETE FROM alert_reviews WHERE action = 'reject'",
+             "UPDATE alerts SET status = 'new' WHERE status = 'rejected'")
+    res = store.verify_audit()
+    assert not res.ok
+    assert any("reject by 'op1' that has no review row" in m for m in res.mismatches), res.mismatches
+
+
+def test_a_forged_approval_is_detected(store: Store) -> None:
+    ids = workflows(store)
+    attacker(store, "UPDATE subjects SET status = 'active', approved_by = 'bob' WHERE id = :e", e=ids["pending"])
+    assert any(e.status == "active" for e in store.entries("wl") if e.id == ids["pending"])
+    res = store.verify_audit()
+    assert not res.ok
+    assert any(f"entry {ids['pending']} (wl/Pending) is active but the keyed log says pending" in m
+               for m in res.mismatches), res.mismatches
+
+
+def test_an_approval_credited_to_someone_else_or_revived_is_detected(store: Store) -> None:
+    ids = workflows(store)
+    attacker(store, "UPDATE subjects SET approved_by = 'mallory' WHERE id = :e", e=ids["active"])
+    attacker(store, "UPDATE subjects SET status = 'active' WHERE id = :e", e=ids["revoked"])
+    res = store.verify_audit()
+    assert not res.ok
+    joined = "\n".join(res.mismatches)
+    assert "approved by 'mallory', but the keyed log has its approval by 'dan'" in joined
+    assert f"entry {ids['revoked']} (wl/Revoked) is active but the keyed log says revoked" in joined
+
+
+def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forgery_still_detected(
+    store: Store,
+) -> None:
+    ids = workflows(store)
+    later = datetime.now(UTC) + timedelta(days=5)  # Short and Urgent expire by then; every audit entry is > 1 day old
+    counts = store.purge(Retention(None, None, None, 1), ADA, now=later)
+    assert counts["audit"] > 0 and counts["entries_expired"] == 2  # Short, and Urgent (24 h)
+    store.audit.checkpoint()
+    assert store.verify_audit().ok, store.verify_audit()
+    store.review(ids["new"], store.actor("op3"), "confirm")  # after the purge, on an alert whose log was purged
+    store.purge(Retention(None, None, None, 1), ADA, now=later + timedelta(days=5))  # carried over carried
+    store.audit.checkpoint()
+    assert store.verify_audit().ok, store.verify_audit()
+    forge_confirmations(store, ids["once"])
+    attacker(store, "UPDATE subjects SET status = 'active', approved_by = 'bob' WHERE id = :e", e=ids["pending"])
+    res = store.verify_audit()
+    assert not res.ok
+    assert len([m for m in res.mismatches if "'mallory'" in m or "'trent'" in m]) == 2, res.mismatches
+    assert any(f"entry {ids['pending']}" in m for m in res.mismatches), res.mismatches
