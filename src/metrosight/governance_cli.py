@@ -305,12 +305,19 @@ def alert_crop(
 def audit_verify() -> None:
     """Check the keyed hash chain against the signed checkpoints; reports the first broken link after any edit,
     deletion (of any entries, the newest or all), re-chaining or reordering, and a missing, truncated or edited
-    checkpoint file. Needs the master key (as every command does), no user."""
+    checkpoint file; then cross-checks approvals, revocations, alert reviews and alert statuses in the database
+    against the keyed log and lists every row it does not back. Needs the master key (as every command does), no
+    user."""
     rt = _runtime()
     res = rt.store.verify_audit()
     if res.ok:
         out.print(f"audit log OK: {res.checked} entries, chain intact ({res.checkpoints} signed checkpoints)")
         return
+    if res.mismatches:  # the chain is intact, but the database holds governed rows it does not back
+        for m in res.mismatches:
+            out.print(f"NOT BACKED BY THE AUDIT LOG: {m}")
+        fail(f"audit log intact ({res.checked} entries), but {len(res.mismatches)} governed record(s) in the "
+             "database are not backed by it (forged or rolled back by a database writer; listed above)", 1)
     fail(f"audit log BROKEN at entry {res.broken_seq}: {res.reason}", 1)
 
 

@@ -116,6 +116,9 @@ def test_legitimate_workflows_verify_clean(store: Store) -> None:
     res = store.verify_audit()
     assert res.ok, res
     assert store.governed_mismatches() == []
+    assert store.unbacked_active() == {}
+    matched = {g.subject_name for g in store.active_gallery("m")}
+    assert matched == {"Eve", "Urgent", "Short"}  # the urgent entry matches its creator's photo before approval
 
 
 def test_forged_confirmations_are_detected(store: Store) -> None:
@@ -156,6 +159,10 @@ def test_a_forged_approval_is_detected(store: Store) -> None:
     assert not res.ok
     assert any(f"entry {ids['pending']} (wl/Pending) is active but the keyed log says pending" in m
                for m in res.mismatches), res.mismatches
+    # the matcher does not trust it: every gallery load (run, serve, node workers) leaves it out
+    assert set(store.unbacked_active()) == {ids["pending"]}
+    assert "Pending" not in {g.subject_name for g in store.active_gallery("m")}
+    assert "Eve" in {g.subject_name for g in store.active_gallery("m")}
 
 
 def test_an_approval_credited_to_someone_else_or_revived_is_detected(store: Store) -> None:
@@ -167,6 +174,7 @@ def test_an_approval_credited_to_someone_else_or_revived_is_detected(store: Stor
     joined = "\n".join(res.mismatches)
     assert "approved by 'mallory', but the keyed log has its approval by 'dan'" in joined
     assert f"entry {ids['revoked']} (wl/Revoked) is active but the keyed log says revoked" in joined
+    assert {"Eve", "Revoked"}.isdisjoint({g.subject_name for g in store.active_gallery("m")})
 
 
 def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forgery_still_detected(
@@ -188,3 +196,22 @@ def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forge
     assert not res.ok
     assert len([m for m in res.mismatches if "'mallory'" in m or "'trent'" in m]) == 2, res.mismatches
     assert any(f"entry {ids['pending']}" in m for m in res.mismatches), res.mismatches
+    assert set(store.unbacked_active()) == {ids["pending"]}
+
+
+# -- the command line -------------------------------------------------------------------------------------------------
+from tests.integration.test_tamper import inst  # noqa: E402,F401  (an installation made by the CLI, both stores)
+
+
+def test_audit_verify_on_the_command_line_lists_a_forged_entry(inst) -> None:  # noqa: F811
+    now = datetime.now(UTC)
+    inst.attacker(
+        "INSERT INTO persons (id, name, created_at) VALUES (900, 'Mallory', :t)",
+        "INSERT INTO subjects (id, watchlist_id, person_id, name, status, created_at, created_by, approved_by, "
+        "urgent) SELECT 901, id, 900, 'Mallory', 'active', :t, 'ada', 'bob', false FROM watchlists WHERE name = 'wl'",
+        params=[{"t": now}, {"t": now}],
+    )
+    code, out = inst.verify()
+    assert code == 1, out
+    assert "entry 901 (wl/Mallory) is active but the keyed log has no entry.create for it" in out, out
+    assert "not backed by it" in out and "Traceback" not in out, out

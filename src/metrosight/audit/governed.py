@@ -31,6 +31,7 @@ from metrosight.store.models import AuditEntry
 REVIEW_ACTIONS = ("alert.confirm", "alert.reject")
 _ENTRY_ACTIONS = ("entry.create", "entry.enrol", "entry.approve", "entry.revoke", "entry.expire")
 GOVERNED_ACTIONS = (*REVIEW_ACTIONS, *_ENTRY_ACTIONS, "watchlist.shred", "audit.purge")
+ENTRY_LOG_ACTIONS = (*_ENTRY_ACTIONS, "watchlist.shred", "audit.purge")  # what an entry's state replays from
 
 
 @dataclass
@@ -79,11 +80,15 @@ def _details(e: AuditEntry) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def replay(entries: list[AuditEntry], upto_seq: int | None = None) -> Governed:
-    """The governed state the log ``entries`` (a verified chain, oldest first) describes, up to ``upto_seq``."""
+def replay(entries: list[AuditEntry], upto_seq: int | None = None, first_seq: int | None = None) -> Governed:
+    """The governed state the log ``entries`` (a verified chain, oldest first) describes, up to ``upto_seq``.
+
+    ``first_seq``: where the whole log starts, when ``entries`` is only its governed entries (default: the first's).
+    """
     g = Governed()
-    if entries and entries[0].seq != 1:
-        start = entries[0].seq - 1
+    first_seq = first_seq if first_seq is not None else (entries[0].seq if entries else 1)
+    if entries and first_seq != 1:
+        start = first_seq - 1
         for e in entries:
             d = _details(e) if e.action == "audit.purge" else {}
             if d.get("through_seq") == start:
@@ -150,25 +155,7 @@ def mismatches(
         alerts: ``(id, status, created_at)`` of every alert.
         reviews: ``(row id, alert id, user, action)`` of every alert review.
     """
-    out: list[str] = []
-    for eid, wl, name, status, approved_by, created_at in entries:
-        if _before(created_at, g.horizon):
-            continue
-        st = g.entries.get(eid)
-        where = f"entry {eid} ({wl}/{name})"
-        if st is None:
-            if status in ("active", "revoked", "expired") or approved_by is not None:
-                out.append(f"{where} is {status} but the keyed log has no entry.create for it")
-            continue
-        logged, by = st
-        if status == "revoked" and logged in ("pending", "active") and wl in g.shredded:
-            continue
-        if status != logged:
-            out.append(f"{where} is {status} but the keyed log says {logged}"
-                       + (" (no keyed entry.approve backs it)" if status == "active" else ""))
-        elif status == "active" and approved_by != by:
-            out.append(f"{where} is active, approved by {approved_by!r}, but the keyed log has "
-                       + (f"its approval by {by!r}" if by else "no entry.approve for it (not approved)"))
+    out = [why for _, why in entry_mismatches(g, entries)]
     by_alert: dict[int, list[tuple[int, str, str]]] = {}
     for rid, aid, user, action in reviews:
         by_alert.setdefault(aid, []).append((rid, user, action))
@@ -188,4 +175,30 @@ def mismatches(
         expected = alert_status(logged)  # type: ignore[arg-type]
         if status != expected:
             out.append(f"alert {aid} is {status} but its keyed reviews make it {expected}")
+    return out
+
+
+def entry_mismatches(
+    g: Governed, entries: Iterable[tuple[int, str, str, str, str | None, datetime | None]]
+) -> list[tuple[int, str]]:
+    """``(entry id, why)`` for each stored entry (rows as in :func:`mismatches`) the replayed log does not back."""
+    out: list[tuple[int, str]] = []
+    for eid, wl, name, status, approved_by, created_at in entries:
+        if _before(created_at, g.horizon):
+            continue
+        st = g.entries.get(eid)
+        where = f"entry {eid} ({wl}/{name})"
+        if st is None:
+            if status in ("active", "revoked", "expired") or approved_by is not None:
+                out.append((eid, f"{where} is {status} but the keyed log has no entry.create for it"))
+            continue
+        logged, by = st
+        if status == "revoked" and logged in ("pending", "active") and wl in g.shredded:
+            continue
+        if status != logged:
+            out.append((eid, f"{where} is {status} but the keyed log says {logged}"
+                       + (" (no keyed entry.approve backs it)" if status == "active" else "")))
+        elif status == "active" and approved_by != by:
+            out.append((eid, f"{where} is active, approved by {approved_by!r}, but the keyed log has "
+                       + (f"its approval by {by!r}" if by else "no entry.approve for it (not approved)")))
     return out

@@ -3,6 +3,7 @@ retention purge and the audit log. Every change here is written with its audit e
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -576,6 +577,33 @@ class GovernanceMixin:
             f"database): " + "; ".join(problems[:5]) + ("; …" if len(problems) > 5 else ""),
             res.checkpoints, tuple(problems),
         )
+
+    def unbacked_active(self) -> dict[int, str]:
+        """Entries stored *active* that the keyed log does not show active (approved by the approver the row
+        names, or urgent and unapproved): entry id → why. Reads only the entry, shred and purge entries of the log,
+        each checked against the chain key (a forged row does not count), not the whole chain: cheap enough for
+        every gallery load (:meth:`active_gallery` leaves these entries out)."""
+        from metrosight.audit.log import KEYED_ACTION, entry_hash
+
+        with self._session() as s:
+            first = s.scalar(select(func.min(AuditEntry.seq)))
+            rows = list(s.scalars(select(AuditEntry).where(
+                AuditEntry.action.in_((*governed.ENTRY_LOG_ACTIONS, KEYED_ACTION))).order_by(AuditEntry.seq)))
+            active = s.execute(
+                select(Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by,
+                       Subject.created_at).join(Watchlist, Watchlist.id == Subject.watchlist_id)
+                .where(Subject.status == "active")
+            ).all()
+        if not active:
+            return {}
+        unkeyed_through = 0  # an installation upgraded from the unkeyed chain: its old links are plain SHA-256
+        for e in rows:
+            if e.action == KEYED_ACTION and entry_hash(e, self.audit.key) == e.hash:
+                unkeyed_through = int(json.loads(e.details).get("legacy_through", 0))
+                break
+        good = [e for e in rows if entry_hash(e, self.audit.key if e.seq > unkeyed_through else None) == e.hash]
+        g = governed.replay(good, first_seq=first)
+        return dict(governed.entry_mismatches(g, [tuple(r) for r in active]))  # type: ignore[misc]
 
     def governed_mismatches(self, entries: list[AuditEntry] | None = None) -> list[str]:
         """Stored approvals, revocations, alert reviews and alert statuses that the keyed audit log does not back,

@@ -448,11 +448,17 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     ) -> list[GalleryEntry]:
         """Templates of every entry that may be matched now: active, inside its validity window and in scope for
         ``camera_id``/``line``. Expired entries are retired first (their templates destroyed). One fused template
-        per entry, with the entry's person."""
+        per entry, with the entry's person. An entry the database says is active but the keyed audit log does not
+        (a forged approval, :meth:`unbacked_active`) is left out and logged as an error."""
         now = now or datetime.now(UTC)
         self.expire_due(now)
         out = []
+        forged = self.unbacked_active()  # active in the database but not in the keyed log: never matched
+        for eid, why in forged.items():
+            log.error("not matching %s: `metrosight audit verify` reports it", why)
         for subj, wl_name, cat, person_name, descs in self._templates(model, ("active",), held=False):
+            if subj.id in forged:
+                continue
             vf, exp = aware(subj.valid_from), aware(subj.expires_at)
             if (vf is not None and now < vf) or (exp is not None and now >= exp):
                 continue
