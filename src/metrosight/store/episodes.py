@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from metrosight.core.names import same_identifier
 from metrosight.core.types import Alert
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
@@ -69,6 +70,17 @@ class SightingStored:
 def group_key(camera_id: str, group: str | None) -> str:
     """The episode key of a camera: its group's, or the camera's own when it has none."""
     return f"group:{group}" if group else f"camera:{camera_id}"
+
+
+def same_group_key(a: str | None, b: str) -> bool:
+    """Whether two episode keys name one group (or one camera): the same kind, and names equal by the identifier
+    rule (:func:`metrosight.core.names.same_identifier`: ``Red``, ``red`` and Cyrillic ``Rеd`` are one line, as in
+    entry scopes)."""
+    if a is None:
+        return False
+    ka, _, va = a.partition(":")
+    kb, _, vb = b.partition(":")
+    return ka == kb and same_identifier(va, vb)
 
 
 def _gap(a_first: float, a_last: float, b_first: float, b_last: float) -> float:
@@ -165,7 +177,7 @@ class EpisodesMixin:
                 select(AlertRecord)
                 .where(
                     AlertRecord.person_id == person_id,
-                    AlertRecord.group_key == key,
+                    AlertRecord.group_key.startswith(key.split(":", 1)[0] + ":", autoescape=True),
                     # a rejected episode is closed; so is one half-way through its two-person review: a second
                     # confirmation must cover only sightings the first confirmer saw (else one operator alone
                     # would have verified the newer ones), so new evidence opens a new alert with its own review
@@ -178,13 +190,14 @@ class EpisodesMixin:
             )
         )
         for a in candidates:
+            if not same_group_key(a.group_key, key):
+                continue
             if grouped and _gap(a.first_at, a.last_at, first_at, last_at) <= self.group_window_s:
                 return a
-            same_camera = s.execute(
-                select(Sighting.first_at, Sighting.last_at).where(
-                    Sighting.alert_id == a.id, Sighting.camera_id == camera_id
-                )
+            seen = s.execute(
+                select(Sighting.camera_id, Sighting.first_at, Sighting.last_at).where(Sighting.alert_id == a.id)
             ).all()
+            same_camera = [(f, la) for cam, f, la in seen if same_identifier(cam, camera_id)]
             if any(_gap(f, la, first_at, last_at) <= self.episode_window_s for f, la in same_camera):
                 return a
         return None

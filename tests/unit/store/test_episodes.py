@@ -139,3 +139,15 @@ def test_a_run_s_sightings_are_listed_with_the_person(store):
     for i in range(2):
         store.store_sighting(Alert("cam-1", i, m, 3.0 * i, 3.0 * i + 1, None, f"r:{i}", 2, None, T0), None, run)
     assert [(n, sg.first_seen) for n, sg in store.run_sightings(run)] == [("Ann", 0.0), ("Ann", 3.0)]
+
+
+def test_a_line_written_in_another_case_or_script_is_the_same_group(store):
+    """Cameras of line `Red` and of line `red` (or Cyrillic `Rеd`) are on one line by the identifier rule (scopes
+    say so too): their sightings of one person form one episode, not one alert per spelling (red team)."""
+    a = sighting(store, "a:r:1", camera="cam-1", group="Red")
+    b = sighting(store, "b:r:1", camera="cam-2", origin=T0 + 10, group="red")
+    c = sighting(store, "c:r:1", camera="cam-3", origin=T0 + 20, group="R\u0435d")  # Cyrillic e
+    assert a.opened and not b.opened and not c.opened and len({a.alert_id, b.alert_id, c.alert_id}) == 1
+    d = sighting(store, "d:r:1", camera="CAM-1", origin=T0 + 200)  # no group: the camera's own, typed in capitals
+    e = sighting(store, "e:r:1", camera="cam-1", origin=T0 + 210)
+    assert d.opened and not e.opened and e.alert_id == d.alert_id
