@@ -460,7 +460,7 @@ def read_photo(path: Path, limits: PhotoLimits | None = None, label: str | None 
             raise ImageError(label, "is a folder, not a photo (use --from-dir for a folder per person)")
         # opened without blocking (a FIFO would wait for a writer) and judged by what was opened: only a regular
         # file is read, and never more than the byte limit (/dev/zero declares 0 bytes and never ends)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb", buffering=0) as fh:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
