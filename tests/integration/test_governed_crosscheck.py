@@ -66,6 +66,7 @@ def workflows(s: Store) -> dict[str, int]:
     s.revoke("wl", "Revoked", carol, "order lifted")
     s.enroll("wl", "Urgent", _vec(5), "m", "u.jpg", "a5" * 32, 0.9, bob,
              Authorisation("law", "court", "R-2", soon, urgent=True))
+    s.enroll("wl", "Urgent", _vec(8), "m", "u2.jpg", "a8" * 32, 0.9, carol, auth)  # held until approved
     s.enroll("wl", "Short", _vec(6), "m", "s.jpg", "a6" * 32, 0.9, bob,
              Authorisation("law", "court", "R-3", datetime.now(UTC) + timedelta(days=2)))
     s.approve("wl", "Short", carol)
@@ -177,6 +178,18 @@ def test_an_approval_credited_to_someone_else_or_revived_is_detected(store: Stor
     assert {"Eve", "Revoked"}.isdisjoint({g.subject_name for g in store.active_gallery("m")})
 
 
+def test_forged_templates_are_detected(store: Store) -> None:
+    ids = workflows(store)
+    attacker(store, "UPDATE templates SET added_by = 'mallory' WHERE source_sha256 = :h", h="a1" * 32)
+    attacker(store, "UPDATE templates SET held = false WHERE source_sha256 = :h", h="a8" * 32)
+    res = store.verify_audit()
+    assert not res.ok
+    joined = "\n".join(res.mismatches)
+    assert f"of entry {ids['active']} (photo {'a1' * 6}…) says it was added by 'mallory'; the keyed log says 'bob'" \
+        in joined, joined
+    assert "is matchable, but the keyed log holds it until an approval that never came" in joined, joined
+
+
 def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forgery_still_detected(
     store: Store,
 ) -> None:
@@ -195,6 +208,9 @@ def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forge
     res = store.verify_audit()
     assert not res.ok
     assert len([m for m in res.mismatches if "'mallory'" in m or "'trent'" in m]) == 2, res.mismatches
+    attacker(store, "UPDATE templates SET held = false WHERE source_sha256 = :h", h="a2" * 32)
+    attacker(store, "UPDATE templates SET added_by = 'mallory' WHERE source_sha256 = :h", h="a2" * 32)
+    assert any("says it was added by 'mallory'" in m for m in store.verify_audit().mismatches)
     assert any(f"entry {ids['pending']}" in m for m in res.mismatches), res.mismatches
     assert set(store.unbacked_active()) == {ids["pending"]}
 

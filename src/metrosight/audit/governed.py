@@ -42,6 +42,7 @@ class Governed:
         entries: entry id → ``[status, approved_by]``.
         reviews: alert id → ``[[user, "confirm" | "reject"], …]`` in log order.
         shredded: names of shredded watchlists.
+        templates: ``"entry id:photo sha256"`` → ``[added_by, held]`` of every template not destroyed.
         horizon: None when the state is complete; else the ISO time of the oldest surviving entry of a log purged
             without carrying its state forward: rows created before it are unknown to the log.
     """
@@ -50,12 +51,14 @@ class Governed:
     reviews: dict[int, list[list[str]]] = field(default_factory=dict)
     shredded: set[str] = field(default_factory=set)
     horizon: str | None = None
+    templates: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self, entry_ids: Iterable[int] | None = None, alert_ids: Iterable[int] | None = None) -> dict:
         """What a purge carries forward (only the ids given, when given: rows that still exist)."""
         keep_e = set(entry_ids) if entry_ids is not None else set(self.entries)
         keep_a = set(alert_ids) if alert_ids is not None else set(self.reviews)
         return {
+            "templates": {k: v for k, v in sorted(self.templates.items()) if int(k.split(":", 1)[0]) in keep_e},
             "entries": {str(k): v for k, v in sorted(self.entries.items()) if k in keep_e},
             "reviews": {str(k): v for k, v in sorted(self.reviews.items()) if k in keep_a},
             "shredded": sorted(self.shredded),
@@ -69,6 +72,7 @@ class Governed:
             {int(k): [list(r) for r in v] for k, v in (d.get("reviews") or {}).items()},
             set(d.get("shredded") or ()),
             d.get("horizon"),
+            {str(k): list(v) for k, v in (d.get("templates") or {}).items()},
         )
 
 
@@ -124,12 +128,17 @@ def replay(entries: list[AuditEntry], upto_seq: int | None = None, first_seq: in
         elif e.action == "entry.enrol":
             status = d.get("status") or cur[0]
             g.entries[eid] = [status, None if status == "pending" else cur[1]]
+            if isinstance(d.get("photo_sha256"), str):
+                g.templates[f"{eid}:{d['photo_sha256']}"] = [e.actor, bool(d.get("held_until_approved"))]
         elif e.action == "entry.approve":
             g.entries[eid] = ["active", e.actor]
-        elif e.action == "entry.revoke":
-            g.entries[eid] = ["revoked", cur[1]]
-        elif e.action == "entry.expire":
-            g.entries[eid] = ["expired", cur[1]]
+            for k, t in g.templates.items():
+                if k.startswith(f"{eid}:"):
+                    t[1] = False  # the approval releases held templates
+        elif e.action in ("entry.revoke", "entry.expire"):
+            g.entries[eid] = ["revoked" if e.action == "entry.revoke" else "expired", cur[1]]
+            for k in [k for k in g.templates if k.startswith(f"{eid}:")]:
+                del g.templates[k]  # destroyed
     return g
 
 
@@ -146,6 +155,7 @@ def mismatches(
     entries: Iterable[tuple[int, str, str, str, str | None, datetime | None]],
     alerts: Iterable[tuple[int, str, datetime | None]],
     reviews: Iterable[tuple[int, int, str, str]],
+    templates: Iterable[tuple[int, int, str | None, str, bool, datetime | None]] = (),
 ) -> list[str]:
     """Every stored governed row the keyed log does not back, one line each.
 
@@ -154,8 +164,20 @@ def mismatches(
         entries: ``(id, watchlist, name, status, approved_by, created_at)`` of every entry.
         alerts: ``(id, status, created_at)`` of every alert.
         reviews: ``(row id, alert id, user, action)`` of every alert review.
+        templates: ``(template id, entry id, added_by, photo sha256, held, entry created_at)`` of every template.
     """
     out = [why for _, why in entry_mismatches(g, entries)]
+    for tid, eid, added_by, sha, held, created_at in templates:
+        if _before(created_at, g.horizon):
+            continue
+        t = g.templates.get(f"{eid}:{sha}")
+        where = f"template {tid} of entry {eid} (photo {sha[:12]}…)"
+        if t is None:
+            out.append(f"{where} has no keyed entry.enrol")
+        elif added_by is not None and added_by != t[0]:
+            out.append(f"{where} says it was added by {added_by!r}; the keyed log says {t[0]!r}")
+        elif t[1] and not held:
+            out.append(f"{where} is matchable, but the keyed log holds it until an approval that never came")
     by_alert: dict[int, list[tuple[int, str, str]]] = {}
     for rid, aid, user, action in reviews:
         by_alert.setdefault(aid, []).append((rid, user, action))

@@ -606,8 +606,8 @@ class GovernanceMixin:
         return dict(governed.entry_mismatches(g, [tuple(r) for r in active]))  # type: ignore[misc]
 
     def governed_mismatches(self, entries: list[AuditEntry] | None = None) -> list[str]:
-        """Stored approvals, revocations, alert reviews and alert statuses that the keyed audit log does not back,
-        one line each (see :mod:`metrosight.audit.governed`); ``entries``: the verified log (read when None)."""
+        """Stored approvals, revocations, templates (who added them, held or not), alert reviews and alert statuses
+        that the keyed audit log does not back, one line each (see :mod:`metrosight.audit.governed`); ``entries``: the verified log (read when None)."""
         g = governed.replay(entries if entries is not None else self.audit_entries())
         with self._session() as s:
             rows = s.execute(
@@ -618,8 +618,12 @@ class GovernanceMixin:
                                .order_by(AlertRecord.id)).all()
             reviews = s.execute(select(AlertReview.id, AlertReview.alert_id, AlertReview.user, AlertReview.action)
                                 .order_by(AlertReview.id)).all()
+            templates = s.execute(
+                select(Template.id, Template.subject_id, Template.added_by, Template.source_sha256, Template.held,
+                       Subject.created_at).join(Subject, Subject.id == Template.subject_id).order_by(Template.id)
+            ).all()
         return governed.mismatches(g, [tuple(r) for r in rows], [tuple(a) for a in alerts],  # type: ignore[misc]
-                                   [tuple(r) for r in reviews])  # type: ignore[misc]
+                                   [tuple(r) for r in reviews], [tuple(t) for t in templates])  # type: ignore[misc]
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""
