@@ -654,13 +654,13 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     )
     s = report.stats
     out.print(
-        f"demo-cam: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} alert(s) in "
-        f"{report.seconds:.1f} s ({report.fps:.1f} frames/s); store: {rt.home.root}",
+        f"demo-cam: {s.frames} frames, {s.faces} faces, {s.tracks} tracks, {s.alerts} sighting(s) in "
+        f"{report.episodes} alert(s) in {report.seconds:.1f} s ({report.fps:.1f} frames/s); store: {rt.home.root}",
         highlight=False,
     )
     out.print(
-        "Lin-Manuel Miranda was enrolled from a 44-pixel face in the first shot (0.3 s); the alert from 2.7 s on is "
-        "him found again in a different, closer shot. Barack Obama is in the audience only at 8-9 s, out of focus: "
+        "Lin-Manuel Miranda was enrolled from a 44-pixel face in the first shot (0.3 s); the sighting from 2.7 s on "
+        "is him found again in a different, closer shot (one alert, one two-person review). Barack Obama is in the audience only at 8-9 s, out of focus: "
         "metrosight sets blurred faces aside rather than risk a false alert. Review alerts with "
         f"`metrosight --home {rt.home.root} --as demo-approver alert list`; see README 'Using it' for your own footage.",
         highlight=False,
