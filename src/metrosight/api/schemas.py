@@ -342,3 +342,4 @@ class VerifyPublic(_Out):
     checked: int
     broken_seq: int | None
     reason: str | None
+    mismatches: list[str] = []  # governed rows (approvals, templates, reviews) the keyed log does not back

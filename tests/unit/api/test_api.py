@@ -324,6 +324,18 @@ def test_audit_view_and_verify(active: Api):
     assert res["ok"] is False and res["broken_seq"] == 2
 
 
+def test_audit_verify_lists_a_forged_approval(active: Api):
+    """A database writer sets the approved entry's approver to someone else: the chain is intact, the row is not."""
+    api = active
+    from sqlalchemy import text
+
+    with api.rt.store.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET approved_by = 'mallory'"))
+    res = api.as_("aud", "POST", "/api/audit/verify").json()
+    assert res["ok"] is False and res["broken_seq"] is None
+    assert any("approved by 'mallory'" in m for m in res["mismatches"]), res
+
+
 def test_users_and_tokens(api: Api):
     res = api.as_("ada", "POST", "/api/users", json={"name": "dan", "roles": ["operator"], "password": "dan-password"})
     assert res.status_code == 409 and "user name" in res.json()["detail"]  # the password policy

@@ -122,10 +122,12 @@ def audit_log(
 
 @router.post("/api/audit/verify", response_model=VerifyPublic, tags=["audit"])
 async def audit_verify(actor: Auditor, store: StoreDep) -> VerifyPublic:
-    """Check the hash chain; reports the first broken link after any edit, deletion or reordering."""
+    """Check the hash chain; reports the first broken link after any edit, deletion or reordering, then every
+    governed row (approval, template, alert review or status) the keyed log does not back (``mismatches``)."""
     res = await run_in_threadpool(store.verify_audit)
     await run_in_threadpool(store.record, actor.name, "audit.verify", None, {"ok": res.ok, "checked": res.checked})
-    return VerifyPublic(ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason)
+    return VerifyPublic(ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason,
+                        mismatches=list(res.mismatches))
 
 
 # -- users --------------------------------------------------------------------------------------------------------
