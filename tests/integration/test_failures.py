@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from metrosight.store.models import AlertRecord, Run
+from metrosight.store.models import AlertRecord, Run, Sighting
 from metrosight.store.repo import Store
 from tests.conftest import REPO_ROOT
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
@@ -181,8 +181,13 @@ def test_a_full_disk_holds_the_alerts_stores_them_when_space_returns_and_closes_
     store = Store.for_home(home)
     with store._session() as s:
         stored = {a.event_id: a for a in s.scalars(select(AlertRecord))}
-    assert {a["event_id"] for a in alerts} <= set(stored)  # every printed alert is stored, held ones included
-    assert all(a.crop_path and Path(a.crop_path).exists() for a in stored.values())
+        sightings = {x.event_id: x for x in s.scalars(select(Sighting))}
+    # every printed alert is stored as a sighting of its episode, held ones included, each with its crop
+    assert {a["event_id"] for a in alerts} <= set(sightings)
+    assert {sightings[a["event_id"]].alert_id for a in alerts} <= {r.id for r in stored.values()}
+    # a sighting printed while held has no alert id yet; the others name the alert they were stored in
+    assert all(a["alert_id"] in (None, sightings[a["event_id"]].alert_id) for a in alerts)
+    assert all(x.crop_path and Path(x.crop_path).exists() for x in sightings.values())
     [r] = runs(home)
     assert r.status == "finished" and r.alerts == len(alerts)
     assert store.verify_audit().ok
