@@ -334,7 +334,10 @@ def test_run_command_reconnects_then_stops_cleanly_when_the_camera_is_gone(home,
     with RtspServer({"cam": clip}) as server:
         cfg = tmp_path / "fast.yaml"
         patient = {**FAST_INGEST, "down_after_attempts": 8}  # outlives the server's restart (~1-2 s)
-        cfg.write_text("ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in patient.items()))
+        cfg.write_text(
+            "ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in patient.items())
+            + "alerts:\n  episode_window_s: 0\n  group_window_s: 0\n"  # one alert per track (episodes: elsewhere)
+        )
         proc = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("metrosight")),
