@@ -15,36 +15,37 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _shared(env: str, folder: str) -> Path:
+    value = os.environ.get(env)
+    return Path(value) if value else (REPO_ROOT.parent / "shared" / folder)
+
+
+def _require(root: Path, parts: tuple[str, ...], what: str, env: str, holding: str) -> Path:
+    path = root.joinpath(*parts)
+    if not path.exists():
+        msg = f"shared {what} missing: {path} (set {env} to the folder holding {holding})"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
 def data_root() -> Path:
-    env = os.environ.get("METROSIGHT_DATA")
-    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+    return _shared("METROSIGHT_DATA", "data")
 
 
 def require_data(*parts: str) -> Path:
     """Path of a shared data file or folder; skip (or fail in CI) if it is missing."""
-    path = data_root().joinpath(*parts)
-    if not path.exists():
-        msg = f"shared test data missing: {path} (set METROSIGHT_DATA to the folder holding DATA.md)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return _require(data_root(), parts, "test data", "METROSIGHT_DATA", "DATA.md")
 
 
 def cases_root() -> Path:
-    env = os.environ.get("METROSIGHT_CASES")
-    return Path(env) if env else (REPO_ROOT.parent / "shared" / "cases")
+    return _shared("METROSIGHT_CASES", "cases")
 
 
 def require_case(*parts: str) -> Path:
     """Path of a field case (``../shared/cases/…``, see its README); skip (or fail in CI) if it is missing."""
-    path = cases_root().joinpath(*parts)
-    if not path.exists():
-        msg = f"shared field case missing: {path} (set METROSIGHT_CASES to the folder holding the cases' README.md)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return _require(cases_root(), parts, "field case", "METROSIGHT_CASES", "the cases' README.md")
 
 
 @pytest.fixture(scope="session")
