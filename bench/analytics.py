@@ -38,8 +38,13 @@ def eth(data: Path) -> list[dict]:
                 errs = s.start_errors
                 rows.append(
                     {
-                        "scene": scene, "perturbation": p.name, "kind": kind, "events": s.events, "truth": s.truth,
-                        "precision": round(s.precision, 3), "recall": round(s.recall, 3),
+                        "scene": scene,
+                        "perturbation": p.name,
+                        "kind": kind,
+                        "events": s.events,
+                        "truth": s.truth,
+                        "precision": round(s.precision, 3),
+                        "recall": round(s.recall, 3),
                         "mean_start_error_s": round(sum(errs) / len(errs), 2) if errs else None,
                     }
                 )
@@ -85,10 +90,12 @@ def detectors(data: Path) -> list[dict]:
         n = sum(c[0] for c in counts.values())
         rows.append(
             {
-                "detector": label, "frames": n,
+                "detector": label,
+                "frames": n,
                 "table_recall": round(counts["table"][1] / max(1, counts["table"][0]), 3),
                 "walking_recall": round(counts["walking"][1] / max(1, counts["walking"][0]), 3),
-                "detections_in_empty_frames": counts["empty"][1], "empty_frames": counts["empty"][0],
+                "detections_in_empty_frames": counts["empty"][1],
+                "empty_frames": counts["empty"][0],
                 "ms_per_frame": round(1000 * spent / n, 1),
             }
         )
@@ -109,8 +116,9 @@ def worker_cost(data: Path) -> list[dict]:
         from metrosight.detect.person import MotionGate
 
         cfg = AnalyticsConfig()
-        pipe = AnalyticsPipeline(cfg, "bench", make_person_detector(cfg), lambda e: None, lambda u: None,
-                                 motion_gate=MotionGate())
+        pipe = AnalyticsPipeline(
+            cfg, "bench", make_person_detector(cfg), lambda e: None, lambda u: None, motion_gate=MotionGate()
+        )
         t0 = time.perf_counter()
         decode = 0.0
         frames = VideoSource(SourceSpec.parse(str(data.joinpath(*parts))), "bench", None, 10).frames()
@@ -127,8 +135,11 @@ def worker_cost(data: Path) -> list[dict]:
         n = max(1, s.frames)
         rows.append(
             {
-                "video": parts[-1], "size": f"{frame_size(data.joinpath(*parts))}", "frames": s.frames,
-                "detected_frames": s.detected_frames, "persons_per_frame": round(s.persons / max(1, s.detected_frames), 1),
+                "video": parts[-1],
+                "size": f"{frame_size(data.joinpath(*parts))}",
+                "frames": s.frames,
+                "detected_frames": s.detected_frames,
+                "persons_per_frame": round(s.persons / max(1, s.detected_frames), 1),
                 "tracks": s.tracks,
                 "ms_per_frame": {k: round(1000 * v / n, 2) for k, v in s.stage_seconds.items()},
                 "decode_ms_per_frame": round(1000 * decode / n, 2),
@@ -172,32 +183,74 @@ def main() -> int:
         for col in ("scene", "perturbation", "kind", "events", "truth", "precision", "recall", "start err s"):
             t.add_column(col)
         for r in rows:
-            t.add_row(r["scene"], r["perturbation"], r["kind"], str(r["events"]), str(r["truth"]),
-                      f"{r['precision']:.3f}", f"{r['recall']:.3f}", str(r["mean_start_error_s"]))
+            t.add_row(
+                r["scene"],
+                r["perturbation"],
+                r["kind"],
+                str(r["events"]),
+                str(r["truth"]),
+                f"{r['precision']:.3f}",
+                f"{r['recall']:.3f}",
+                str(r["mean_start_error_s"]),
+            )
         console.print(t)
     rows = detectors(data)
     result["person_detectors"] = rows
     base = rows[0]["ms_per_frame"]
     t = Table(title="person detectors on the intel one-by-one video (768x432, 1 core)")
-    for col in ("detector", "at-table recall", "walking recall", "detections in empty frames", "ms/frame", "× baseline time"):
+    for col in (
+        "detector",
+        "at-table recall",
+        "walking recall",
+        "detections in empty frames",
+        "ms/frame",
+        "× baseline time",
+    ):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["detector"], f"{r['table_recall']:.3f}", f"{r['walking_recall']:.3f}",
-                  f"{r['detections_in_empty_frames']} / {r['empty_frames']}", f"{r['ms_per_frame']:.1f}",
-                  f"{r['ms_per_frame'] / base:.2f}")
+        t.add_row(
+            r["detector"],
+            f"{r['table_recall']:.3f}",
+            f"{r['walking_recall']:.3f}",
+            f"{r['detections_in_empty_frames']} / {r['empty_frames']}",
+            f"{r['ms_per_frame']:.1f}",
+            f"{r['ms_per_frame'] / base:.2f}",
+        )
     console.print(t)
     rows = worker_cost(data)
     result["worker_cost"] = rows
     t = Table(title="analytics worker, ms per frame (1 core): motion gate, person detection, tracking, rules")
-    for col in ("video", "size", "frames", "detected", "persons/frame", "tracks", "motion", "detect", "track",
-                "rules", "decode", "total"):
+    for col in (
+        "video",
+        "size",
+        "frames",
+        "detected",
+        "persons/frame",
+        "tracks",
+        "motion",
+        "detect",
+        "track",
+        "rules",
+        "decode",
+        "total",
+    ):
         t.add_column(col)
     for r in rows:
         m = r["ms_per_frame"]
-        t.add_row(r["video"], r["size"], str(r["frames"]), str(r["detected_frames"]), str(r["persons_per_frame"]),
-                  str(r["tracks"]), f"{m.get('motion', 0):.2f}", f"{m.get('person_detect', 0):.2f}",
-                  f"{m.get('person_track', 0):.2f}", f"{m.get('rules', 0):.2f}", f"{r['decode_ms_per_frame']:.2f}",
-                  f"{r['total_ms_per_frame']:.2f}")
+        t.add_row(
+            r["video"],
+            r["size"],
+            str(r["frames"]),
+            str(r["detected_frames"]),
+            str(r["persons_per_frame"]),
+            str(r["tracks"]),
+            f"{m.get('motion', 0):.2f}",
+            f"{m.get('person_detect', 0):.2f}",
+            f"{m.get('person_track', 0):.2f}",
+            f"{m.get('rules', 0):.2f}",
+            f"{r['decode_ms_per_frame']:.2f}",
+            f"{r['total_ms_per_frame']:.2f}",
+        )
     console.print(t)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,9 +77,7 @@ def setup_db(url: str) -> int:
     actor = st.actor("bench")
     st.create_watchlist("bench", Category.WANTED, actor)
     auth = Authorisation("bench", "bench", "B-1", datetime.now(UTC) + timedelta(days=1))
-    sid, _ = st.enroll(
-        "bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth
-    )
+    sid, _ = st.enroll("bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth)
     return sid
 
 
@@ -177,9 +175,7 @@ def direct(db_url: str, seconds: float) -> dict:
     n = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        st.save_event(
-            f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0}
-        )
+        st.save_event(f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0})
         n += 1
     el = time.perf_counter() - start
     return {"events": n, "seconds": el, "per_s": n / el}
@@ -214,9 +210,7 @@ def run_phase(
         p.start()
     time.sleep(2.0)  # consumers connected and subscribed
     prod_q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    prod = ctx.Process(
-        target=producer, args=(redis_url, args.cameras, rate, seconds, args.alert_share, sid, 7, prod_q)
-    )
+    prod = ctx.Process(target=producer, args=(redis_url, args.cameras, rate, seconds, args.alert_share, sid, 7, prod_q))
     t0 = time.perf_counter()
     prod.start()
     p_res = prod_q.get(timeout=seconds + 120)
@@ -272,9 +266,7 @@ def main() -> int:
     ap.add_argument("--direct-seconds", type=float, default=5.0)
     ap.add_argument("--drain-seconds", type=float, default=120.0)
     ap.add_argument("--consumers", type=int, default=2)
-    ap.add_argument(
-        "--fsync", default="everysec", choices=["always", "everysec", "no"], help="Redis appendfsync"
-    )
+    ap.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"], help="Redis appendfsync")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "bus.json"))
     args = ap.parse_args()
 
@@ -285,9 +277,7 @@ def main() -> int:
 
     console = Console()
     if shutil.which("redis-server") is None or pg_binary("initdb") is None:
-        console.print(
-            "[red]error:[/] needs redis-server and PostgreSQL (apt-get install redis-server postgresql)"
-        )
+        console.print("[red]error:[/] needs redis-server and PostgreSQL (apt-get install redis-server postgresql)")
         return 2
     ctx = mp.get_context("spawn")
     rate = args.cameras * args.per_camera

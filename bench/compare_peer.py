@@ -189,13 +189,14 @@ class MetrosightSide:
         run.cpu_s, run.wall_s = time.process_time() - c0, time.perf_counter() - w0
         self.run_into = None
         # an alert's last-seen grows while its track lasts: the stored one is final
-        run.sightings = [
-            (name, sg.first_seen, sg.last_seen) for name, sg in self.rt.store.run_sightings(report.run_id)
-        ]
+        run.sightings = [(name, sg.first_seen, sg.last_seen) for name, sg in self.rt.store.run_sightings(report.run_id)]
         s = report.stats
         run.frames, run.faces = s.frames, s.faces
         run.extra.update(
-            tracks=s.tracks, embedded=s.embedded, alerts=s.alerts, gallery=report.gallery_size,
+            tracks=s.tracks,
+            embedded=s.embedded,
+            alerts=s.alerts,
+            gallery=report.gallery_size,
             ms_per_frame={k: round(1000 * v / max(1, s.frames), 2) for k, v in s.stage_seconds.items()},
         )
         return run
@@ -207,7 +208,9 @@ def mean_of(first: Run, second: Run) -> Run:
     first.extra["runs_cpu_s"] = [round(first.cpu_s, 2), round(second.cpu_s, 2)]
     first.extra["runs_wall_s"] = [round(first.wall_s, 2), round(second.wall_s, 2)]
     first.extra["second_run_same_result"] = (first.faces, sorted(first.sightings)) == (
-        second.faces, sorted(second.sightings))
+        second.faces,
+        sorted(second.sightings),
+    )
     first.cpu_s = (first.cpu_s + second.cpu_s) / 2
     first.wall_s = (first.wall_s + second.wall_s) / 2
     return first
@@ -309,15 +312,20 @@ def main() -> int:
         videos = {
             "hamilton": (
                 need(ex / "short_hamilton_clip.mp4"),
-                [("Lin-Manuel Miranda", need(ex / "lin-manuel-miranda.png")),
-                 ("Alex Lacamoire", need(ex / "alex-lacamoire.png")),
-                 ("Barack Obama", need(ex / "obama.jpg")),
-                 ("Joe Biden", need(ex / "biden.jpg"))],
+                [
+                    ("Lin-Manuel Miranda", need(ex / "lin-manuel-miranda.png")),
+                    ("Alex Lacamoire", need(ex / "alex-lacamoire.png")),
+                    ("Barack Obama", need(ex / "obama.jpg")),
+                    ("Joe Biden", need(ex / "biden.jpg")),
+                ],
             ),
             "crowd": (
                 need(data / "facenet_pytorch_samples" / "examples" / "video.mp4"),
-                [(d.name.replace("_", " "), min(d.glob("*.jpg"))) for d in sorted(lfw.iterdir())
-                 if d.is_dir() and any(d.glob("*.jpg"))],
+                [
+                    (d.name.replace("_", " "), min(d.glob("*.jpg")))
+                    for d in sorted(lfw.iterdir())
+                    if d.is_dir() and any(d.glob("*.jpg"))
+                ],
             ),
         }
     except BenchDataError as exc:
@@ -354,26 +362,45 @@ def main() -> int:
             "video": str(video.relative_to(data)),
             "width": width,
             "gallery_people": len(gallery),
-            "enrolled": {"metrosight": ms_enrol,
-                         "face_recognition": {"enrolled": len(names), "refused": peer_refused,
-                                              "seconds": round(peer_enrol_s, 1)}},
+            "enrolled": {
+                "metrosight": ms_enrol,
+                "face_recognition": {
+                    "enrolled": len(names),
+                    "refused": peer_refused,
+                    "seconds": round(peer_enrol_s, 1),
+                },
+            },
         }
         for r in (ms, peer):
-            res[r.system] = {"frames": r.frames, "faces": r.faces, "cpu_s": round(r.cpu_s, 2),
-                             "wall_s": round(r.wall_s, 2), **{k: round(v, 2) for k, v in r.rates().items()},
-                             "names": named(r), **r.extra}
+            res[r.system] = {
+                "frames": r.frames,
+                "faces": r.faces,
+                "cpu_s": round(r.cpu_s, 2),
+                "wall_s": round(r.wall_s, 2),
+                **{k: round(v, 2) for k, v in r.rates().items()},
+                "names": named(r),
+                **r.extra,
+            }
         mr, pr = ms.rates(), peer.rates()
-        res["ratio_metrosight_over_peer"] = {
-            k: round(mr[k] / pr[k], 1) if pr[k] else None for k in mr
-        }
+        res["ratio_metrosight_over_peer"] = {k: round(mr[k] / pr[k], 1) if pr[k] else None for k in mr}
         res["faces_agreement"] = box_agreement(ms, peer)
         if key == "hamilton" and truth is not None:
             res["recall"] = {r.system: appearance_recall(r, truth) for r in (ms, peer)}
         results[key] = res
 
     table = Table(title=f"metrosight vs face_recognition, one core (core {core}), same run")
-    for col in ("video", "system", "frames", "faces", "CPU s", "frames/s CPU", "faces/s CPU", "(wall frames/s)",
-                "faces also found by the other", "recall"):
+    for col in (
+        "video",
+        "system",
+        "frames",
+        "faces",
+        "CPU s",
+        "frames/s CPU",
+        "faces/s CPU",
+        "(wall frames/s)",
+        "faces also found by the other",
+        "recall",
+    ):
         table.add_column(col, justify="left" if col in ("video", "system") else "right")
     for key, res in results.items():
         agree = res["faces_agreement"]
@@ -381,14 +408,36 @@ def main() -> int:
             r = res[system]
             found = agree.get(f"{system}_faces_found_by_{other}")
             rec = res.get("recall", {}).get(system)
-            recall = (f"{rec['found']}/{rec['appearances']} appearances" if rec
-                      else f"{agree[f'{system}_recall_vs_union']:.3f} of union")
-            table.add_row(key, system, str(r["frames"]), str(r["faces"]), f"{r['cpu_s']:.1f}",
-                          f"{r['frames_per_s_cpu']:.2f}", f"{r['faces_per_s_cpu']:.1f}",
-                          f"({r['frames_per_s_wall']:.2f})", "-" if found is None else f"{found:.3f}", recall)
+            recall = (
+                f"{rec['found']}/{rec['appearances']} appearances"
+                if rec
+                else f"{agree[f'{system}_recall_vs_union']:.3f} of union"
+            )
+            table.add_row(
+                key,
+                system,
+                str(r["frames"]),
+                str(r["faces"]),
+                f"{r['cpu_s']:.1f}",
+                f"{r['frames_per_s_cpu']:.2f}",
+                f"{r['faces_per_s_cpu']:.1f}",
+                f"({r['frames_per_s_wall']:.2f})",
+                "-" if found is None else f"{found:.3f}",
+                recall,
+            )
         ratio = res["ratio_metrosight_over_peer"]
-        table.add_row(key, "[bold]ratio metrosight / peer[/]", "", "", "", f"{ratio['frames_per_s_cpu']}×",
-                      f"{ratio['faces_per_s_cpu']}×", f"({ratio['frames_per_s_wall']}×)", "", "")
+        table.add_row(
+            key,
+            "[bold]ratio metrosight / peer[/]",
+            "",
+            "",
+            "",
+            f"{ratio['frames_per_s_cpu']}×",
+            f"{ratio['faces_per_s_cpu']}×",
+            f"({ratio['frames_per_s_wall']}×)",
+            "",
+            "",
+        )
     console.print(table)
     for key, res in results.items():
         for system in ("metrosight", "face_recognition"):
@@ -399,12 +448,21 @@ def main() -> int:
             console.print(f"{key} — {system} recognised ({unit}): {shown}{more}", highlight=False)
         if "recall" in res:
             for system, rec in res["recall"].items():
-                console.print(f"{key} — {system}: {rec['found']}/{rec['appearances']} labelled appearances named; "
-                              f"{rec['sightings_outside_appearances']} sightings outside them "
-                              f"{rec['wrong_names'] or ''}", highlight=False)
+                console.print(
+                    f"{key} — {system}: {rec['found']}/{rec['appearances']} labelled appearances named; "
+                    f"{rec['sightings_outside_appearances']} sightings outside them "
+                    f"{rec['wrong_names'] or ''}",
+                    highlight=False,
+                )
     machine["load_avg_after"] = machine_state()["load_avg_1_5_15"]
-    out = {"benchmark": "compare_peer", "command": "python bench/compare_peer.py", "machine": machine,
-           "tolerance": TOLERANCE, "iou": IOU, "results": results}
+    out = {
+        "benchmark": "compare_peer",
+        "command": "python bench/compare_peer.py",
+        "machine": machine,
+        "tolerance": TOLERANCE,
+        "iou": IOU,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     console.print(f"wrote {args.out}")

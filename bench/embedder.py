@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--core", type=int, default=None, help="core to pin to (default: the last one)")
-    ap.add_argument("--data", type=Path, default=None, help="shared data folder (default $METROSIGHT_DATA or ../shared/data)")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="shared data folder (default $METROSIGHT_DATA or ../shared/data)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "embedder.json")
     ap.add_argument("--cache-dir", type=Path, default=None, help="ONNX model cache (default: a temporary folder)")
     args = ap.parse_args()
@@ -64,7 +66,9 @@ def main() -> int:
         return 2
     t0 = time.perf_counter()
     chips = dlib_chips(pairs.paths)
-    console.print(f"{len(chips)} chips from {len(pairs.paths)} images in {time.perf_counter() - t0:.1f} s (core {core})")
+    console.print(
+        f"{len(chips)} chips from {len(pairs.paths)} images in {time.perf_counter() - t0:.1f} s (core {core})"
+    )
 
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="metrosight-onnx-"))
     embedders = {"onnx": OnnxResNetEmbedder(cache_dir=cache, threads=1, max_batch=32), "dlib": DlibResNetEmbedder()}
@@ -80,25 +84,42 @@ def main() -> int:
     table.add_column(f"{len(chips)} faces, CPU s", justify="right")
     table.add_column(f"accuracy @ {DLIB_THRESHOLD}", justify="right")
     for name, label in (("dlib", "dlib-bin"), ("onnx", "ONNX Runtime")):
-        table.add_row(label, f"{speed[name]['1']:.2f}", f"{speed[name]['32']:.2f}",
-                      f"{rep['whole_set_seconds'][name]:.1f}", f"{acc[name]:.4f}")
+        table.add_row(
+            label,
+            f"{speed[name]['1']:.2f}",
+            f"{speed[name]['32']:.2f}",
+            f"{rep['whole_set_seconds'][name]:.1f}",
+            f"{acc[name]:.4f}",
+        )
     table.add_row("ratio dlib/ONNX", f"{ratio['1']:.1f}×", f"{ratio['32']:.1f}×", "", "")
     console.print(table)
-    console.print(f"parity: min cosine {parity['min_cosine']:.7f} over {parity['faces']} faces; max |Δ| "
-                  f"{parity['max_abs_diff']:.2e}; pairs decided differently: {parity['pairs_decided_differently']} "
-                  f"of {parity['pairs']}")
+    console.print(
+        f"parity: min cosine {parity['min_cosine']:.7f} over {parity['faces']} faces; max |Δ| "
+        f"{parity['max_abs_diff']:.2e}; pairs decided differently: {parity['pairs_decided_differently']} "
+        f"of {parity['pairs']}"
+    )
 
     result = {
         "benchmark": "embedder",
         "command": "python bench/embedder.py",
-        "machine": {**machine_state(), "core": core, "python": sys.version.split()[0],
-                    "onnxruntime": onnxruntime.__version__, "dlib": dlib.__version__},
+        "machine": {
+            **machine_state(),
+            "core": core,
+            "python": sys.version.split()[0],
+            "onnxruntime": onnxruntime.__version__,
+            "dlib": dlib.__version__,
+        },
         "ms_per_face": speed,
         "ratio_dlib_over_onnx": ratio,
         "whole_fold_seconds": rep["whole_set_seconds"],
-        "parity": {"faces": parity["faces"], "min_cosine": parity["min_cosine"],
-                   "max_abs_diff": parity["max_abs_diff"], "pairs": parity["pairs"],
-                   "accuracy_at_0.6": acc, "pairs_decided_differently": parity["pairs_decided_differently"]},
+        "parity": {
+            "faces": parity["faces"],
+            "min_cosine": parity["min_cosine"],
+            "max_abs_diff": parity["max_abs_diff"],
+            "pairs": parity["pairs"],
+            "accuracy_at_0.6": acc,
+            "pairs_decided_differently": parity["pairs_decided_differently"],
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

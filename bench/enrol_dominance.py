@@ -41,8 +41,15 @@ def main() -> None:
         img = read_photo(path).image
         h, w = img.shape[:2]
         faces = [d for d in det.detect(img) if d.landmarks is not None]
-        photos.append((path, half[path.parent.name], (w, h), [d.box for d in faces],
-                       [cut_by_edge(d.box, d.landmarks, (w, h)) is not None for d in faces]))
+        photos.append(
+            (
+                path,
+                half[path.parent.name],
+                (w, h),
+                [d.box for d in faces],
+                [cut_by_edge(d.box, d.landmarks, (w, h)) is not None for d in faces],
+            )
+        )
 
     def truth(size, boxes):  # type: ignore[no-untyped-def]
         cx, cy = size[0] / 2, size[1] / 2
@@ -59,8 +66,14 @@ def main() -> None:
                 if k is not None:
                     taken += 1
                     wrong += k != truth(size, boxes)
-            out[split] = {"photos": len(sel), "several_faces": len(multi), "taken": taken, "wrong": wrong,
-                          "refused": len(multi) - taken, "refused_share_of_photos": (len(multi) - taken) / len(sel)}
+            out[split] = {
+                "photos": len(sel),
+                "several_faces": len(multi),
+                "taken": taken,
+                "wrong": wrong,
+                "refused": len(multi) - taken,
+                "refused_share_of_photos": (len(multi) - taken) / len(sel),
+            }
         return out
 
     def old_rule(boxes, cut, size):  # type: ignore[no-untyped-def]
@@ -89,8 +102,10 @@ def main() -> None:
     print(f"{'rule':46} {'split':8} {'photos':>6} {'≥2 faces':>8} {'taken':>6} {'wrong':>6} {'refused':>8}")
     for name, r in rows.items():
         for split, v in r.items():
-            print(f"{name:46} {split:8} {v['photos']:>6} {v['several_faces']:>8} {v['taken']:>6} {v['wrong']:>6} "
-                  f"{v['refused']:>4} ({100 * v['refused_share_of_photos']:.1f}%)")
+            print(
+                f"{name:46} {split:8} {v['photos']:>6} {v['several_faces']:>8} {v['taken']:>6} {v['wrong']:>6} "
+                f"{v['refused']:>4} ({100 * v['refused_share_of_photos']:.1f}%)"
+            )
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / "enrol_dominance.json").write_text(json.dumps({"rows": rows, "shipped_ratio": chosen}, indent=2))

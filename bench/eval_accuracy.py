@@ -79,9 +79,7 @@ def main() -> int:
         from metrosight.eval.extract import MetrosightEncoder
         from metrosight.recognize.embedder_onnx import OnnxResNetEmbedder
 
-        enc = MetrosightEncoder(
-            make_detector("fast"), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1)
-        )
+        enc = MetrosightEncoder(make_detector("fast"), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1))
         build_cohort(photo_files(d / "fddb" / "originalPics"), enc).save(cohort)
 
     lfw = d / "lfw" / "lfw-deepfunneled"
@@ -262,9 +260,7 @@ def main() -> int:
         make_detector("fast"), OnnxResNetEmbedder(cache_dir=CACHE / "models", threads=1), gate_quality=False
     )
     recs = encode_all(split.all_items(), enc, CACHE)
-    run = evaluate_open_set(
-        split, recs, MethodSpec("asnorm", "asnorm", True, Cohort.load(cohort)), size_sweep=False
-    )
+    run = evaluate_open_set(split, recs, MethodSpec("asnorm", "asnorm", True, Cohort.load(cohort)), size_sweep=False)
     fpir_cal, fnir_cal = fnir_at_threshold(run.searches, calibrated)
     summary["calibrated_operating_point"] = {"threshold": calibrated, "fpir": fpir_cal, "fnir": fnir_cal}
     console.print(

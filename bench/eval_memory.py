@@ -37,7 +37,9 @@ def run(home: Path, args: list[str]) -> dict:
         t0 = time.perf_counter()
         p = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", tf.name, PY, "-c", CLI, "--home", str(home), *args],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         wall = time.perf_counter() - t0
         if p.returncode != 0:
@@ -93,35 +95,61 @@ def main() -> None:
         t = Path(tmp)
         home, out, cache = t / "home", t / "reports", t / "cache"
         common = ["--cache", str(cache), "--out", str(out)]
-        rows.append({"run": "verify, LFW fold 1", "photos": len(list(images.glob("*/*.jpg"))), "pairs": 600,
-                     **run(home, ["eval", "verify", "--images", str(images), "--pairs", str(pairs),
-                                  *common, "--name", "v1"])})
+        rows.append(
+            {
+                "run": "verify, LFW fold 1",
+                "photos": len(list(images.glob("*/*.jpg"))),
+                "pairs": 600,
+                **run(
+                    home, ["eval", "verify", "--images", str(images), "--pairs", str(pairs), *common, "--name", "v1"]
+                ),
+            }
+        )
         v1 = json.loads((out / "v1.json").read_text())["data"]["verification"]
-        rows[-1]["all_pairs"] = v1["metrosight cosine + flips"]["all_pairs"]["impostor"] + \
-            v1["metrosight cosine + flips"]["all_pairs"]["genuine"]
+        rows[-1]["all_pairs"] = (
+            v1["metrosight cosine + flips"]["all_pairs"]["impostor"]
+            + v1["metrosight cosine + flips"]["all_pairs"]["genuine"]
+        )
         big, bpairs = t / "big", t / "pairs-big.txt"
         n_pairs = repeat_pairs(pairs, bpairs, a.copies)
         link_tree(images, big, a.copies)
-        rows.append({"run": f"verify, fold 1 ×{a.copies} (synthetic)", "photos": None, "pairs": n_pairs,
-                     **run(home, ["eval", "verify", "--images", str(big), "--pairs", str(bpairs),
-                                  *common, "--name", "v10"])})
+        rows.append(
+            {
+                "run": f"verify, fold 1 ×{a.copies} (synthetic)",
+                "photos": None,
+                "pairs": n_pairs,
+                **run(home, ["eval", "verify", "--images", str(big), "--pairs", str(bpairs), *common, "--name", "v10"]),
+            }
+        )
         v10 = json.loads((out / "v10.json").read_text())["data"]["verification"]["metrosight cosine + flips"]
         rows[-1]["all_pairs"] = v10["all_pairs"]["impostor"] + v10["all_pairs"]["genuine"]
         # photos scored against each other: n (n - 1) / 2 = all pairs
         rows[-1]["photos"] = round((1 + (1 + 8 * rows[-1]["all_pairs"]) ** 0.5) / 2)
         if not a.skip_identify:
-            rows.append({"run": "identify, LFW fold 1", "photos": rows[0]["photos"], "pairs": None,
-                         **run(home, ["eval", "identify", "--data", str(images), "--no-baseline",
-                                      *common, "--name", "i1"])})
+            rows.append(
+                {
+                    "run": "identify, LFW fold 1",
+                    "photos": rows[0]["photos"],
+                    "pairs": None,
+                    **run(home, ["eval", "identify", "--data", str(images), "--no-baseline", *common, "--name", "i1"]),
+                }
+            )
             ibig = t / "ibig"
             n = link_tree(images, ibig, a.photos // rows[0]["photos"] + 1, a.photos)
-            rows.append({"run": f"identify, fold 1 linked to {n} photos (synthetic)", "photos": n, "pairs": None,
-                         **run(home, ["eval", "identify", "--data", str(ibig), "--no-baseline",
-                                      *common, "--name", "i2"])})
+            rows.append(
+                {
+                    "run": f"identify, fold 1 linked to {n} photos (synthetic)",
+                    "photos": n,
+                    "pairs": None,
+                    **run(home, ["eval", "identify", "--data", str(ibig), "--no-baseline", *common, "--name", "i2"]),
+                }
+            )
     print(f"{'run':48} {'photos':>7} {'pairs':>6} {'all pairs':>11} {'peak RSS MiB':>13} {'wall s':>7}")
     for r in rows:
-        print(f"{r['run']:48} {r['photos'] or '-':>7} {r['pairs'] or '-':>6} {r.get('all_pairs') or '-':>11} "
-              f"{r['peak_rss_mib']:>13} {r['wall_s']:>7}")
+        print(
+            f"{r['run']:48} {r['photos'] or '-':>7} {r['pairs'] or '-':>6} {r.get('all_pairs') or '-':>11} "
+            f"{r['peak_rss_mib']:>13} {r['wall_s']:>7}"
+        )
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / "eval_memory.json").write_text(json.dumps({"rows": rows, "note": __doc__}, indent=2))

@@ -27,14 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from metrosight.config.model import Settings  # noqa: E402
 from metrosight.detect.centerface_onnx import CenterFaceDetector  # noqa: E402
 from metrosight.ingest.images import read_photo  # noqa: E402
 from metrosight.recognize.align import align  # noqa: E402
-from metrosight.config.model import Settings  # noqa: E402
 from metrosight.recognize.quality import assess  # noqa: E402
 from tests.photofiles import MASKS, draw_hand, draw_mask, geometry  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+
+
 def main_face(det, img):  # type: ignore[no-untyped-def]
     """The detected face nearest the photo's centre (with landmarks), or None."""
     h, w = img.shape[:2]
@@ -73,8 +75,16 @@ def judge(det, img):  # type: ignore[no-untyped-def]
         chip = align(img, d.box, d.landmarks)
     except Exception:  # noqa: BLE001
         return True, None, None
-    q = assess(d.box, chip, d.landmarks, SETTINGS.detection.min_face_px, SETTINGS.recognition.min_blur_var,
-               detector_yaw=d.yaw, image_size=(img.shape[1], img.shape[0]), max_covered=None)
+    q = assess(
+        d.box,
+        chip,
+        d.landmarks,
+        SETTINGS.detection.min_face_px,
+        SETTINGS.recognition.min_blur_var,
+        detector_yaw=d.yaw,
+        image_size=(img.shape[1], img.shape[0]),
+        max_covered=None,
+    )
     cut = q.problem if q.problem is not None and "cut by" in q.problem else None
     return True, cut, q.covered
 
@@ -93,7 +103,8 @@ def main() -> None:
     tune, report = firsts[: args.tune_people], firsts[args.tune_people : args.tune_people + args.people]
     att = sorted((DATA / "att_faces").glob("s*/1.pgm")) + sorted((DATA / "att_faces").glob("s*/5.pgm"))
     examples = sorted((DATA / "face_recognition_examples" / "examples").glob("*.jpg")) + sorted(
-        (DATA / "face_recognition_examples" / "examples").glob("*.png"))
+        (DATA / "face_recognition_examples" / "examples").glob("*.png")
+    )
 
     def bare(paths):  # type: ignore[no-untyped-def]
         rows = []
@@ -131,8 +142,15 @@ def main() -> None:
         d = main_face(det, img)
         if d is None:
             continue
-        for kind in ("top through the brows", "top through the eyes", "top through the nose", "left through the eye",
-                     "left through the cheek", "right through the cheek", "bottom through the mouth"):
+        for kind in (
+            "top through the brows",
+            "top through the eyes",
+            "top through the nose",
+            "left through the eye",
+            "left through the cheek",
+            "right through the cheek",
+            "bottom through the mouth",
+        ):
             found, side, _ = judge(det, crop_cut(img, d.landmarks, kind))
             cut_rows.append({"photo": p.name, "kind": kind, "found": found, "cut": side})
 
@@ -143,26 +161,42 @@ def main() -> None:
         return sum(r["cut"] is not None for r in rows) / max(len(rows), 1), len(rows)
 
     table = []
-    for name, rows in (("LFW tuning people (threshold chosen here)", bare_tune), ("LFW report people", bare_report),
-                       ("AT&T (tight crops)", bare_att), ("face_recognition examples", bare_ex)):
+    for name, rows in (
+        ("LFW tuning people (threshold chosen here)", bare_tune),
+        ("LFW report people", bare_report),
+        ("AT&T (tight crops)", bare_att),
+        ("face_recognition examples", bare_ex),
+    ):
         c, n = fr(rows, "cut")
         v, _ = fr(rows, "covered")
         table.append({"set": f"bare: {name}", "faces": n, "refused as cut": c, "refused as covered": v})
     for kind in [*MASKS, "hand"]:
         rows = [r for r in cov_report if r["kind"] == kind]
         got = [r for r in rows if r["found"] and r["covered"] is not None]
-        table.append({"set": f"covered (report people): {kind}", "faces": len(rows),
-                      "detected": len(got) / max(len(rows), 1),
-                      "refused as covered": sum(r["covered"] > threshold for r in got) / max(len(got), 1),
-                      "refused as cut": sum(r["cut"] is not None for r in got) / max(len(got), 1)})
+        table.append(
+            {
+                "set": f"covered (report people): {kind}",
+                "faces": len(rows),
+                "detected": len(got) / max(len(rows), 1),
+                "refused as covered": sum(r["covered"] > threshold for r in got) / max(len(got), 1),
+                "refused as cut": sum(r["cut"] is not None for r in got) / max(len(got), 1),
+            }
+        )
     for kind in sorted({r["kind"] for r in cut_rows}):
         rows = [r for r in cut_rows if r["kind"] == kind]
         got = [r for r in rows if r["found"]]
-        table.append({"set": f"cut (report people): {kind}", "faces": len(rows),
-                      "detected": len(got) / max(len(rows), 1),
-                      "refused as cut": sum(r["cut"] is not None for r in got) / max(len(got), 1)})
+        table.append(
+            {
+                "set": f"cut (report people): {kind}",
+                "faces": len(rows),
+                "detected": len(got) / max(len(rows), 1),
+                "refused as cut": sum(r["cut"] is not None for r in got) / max(len(got), 1),
+            }
+        )
 
-    print(f"covered-score threshold chosen on the tuning people: {threshold} (target false refusals {args.target_fr:.0%})")
+    print(
+        f"covered-score threshold chosen on the tuning people: {threshold} (target false refusals {args.target_fr:.0%})"
+    )
     print("share of faces refused as cut by the edge / as covered (covered: at the threshold above)")
     print(f"{'set':58} {'faces':>5} {'detected':>8} {'cut':>6} {'covered':>8}")
     for r in table:
@@ -171,9 +205,18 @@ def main() -> None:
         print(f"{r['set']:58} {r['faces']:>5} {det_s:>8} {r['refused as cut']:>6.1%} {cov_s:>8}")
     out = ROOT / "bench" / "results" / "face_checks.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"threshold": threshold, "target_false_refusal": args.target_fr, "table": table,
-                               "tune_scores_bare": sorted(round(float(s), 4) for s in scores),
-                               "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "threshold": threshold,
+                "target_false_refusal": args.target_fr,
+                "table": table,
+                "tune_scores_bare": sorted(round(float(s), 4) for s in scores),
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out.relative_to(ROOT)} in {time.perf_counter() - t0:.0f} s")
 
 

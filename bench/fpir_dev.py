@@ -88,7 +88,11 @@ def protocol(d: np.ndarray, labels: list[str]) -> dict[str, object]:
     nonmated = [ix[0] for ix in order.values() if len(ix) == 1]
     g_lab = [labels[i] for i in gal]
     return {
-        "G": d[gal], "g_lab": g_lab, "M": d[mated], "m_lab": [labels[j] for j in mated], "N": d[nonmated],
+        "G": d[gal],
+        "g_lab": g_lab,
+        "M": d[mated],
+        "m_lab": [labels[j] for j in mated],
+        "N": d[nonmated],
     }
 
 
@@ -113,10 +117,18 @@ def evaluate(p: dict[str, object], target: float, margin: float) -> dict[str, ob
     old_withheld = hit & (top - second < margin)
     new_flagged = hit & (second >= t) & (top - second < margin)
     return {
-        "target_fpir": target, "persons": len(G), "threshold": round(t, 4), "method": op.method,
-        "impostor_pairs": op.impostor_pairs, "non_mated": len(N), "false_candidates": fp,
-        "fpir": fp / len(N) if len(N) else None, "fpir_resolution": 1 / len(N) if len(N) else None,
-        "mated": len(M), "rank1": float(right.mean()), "fnir": float(1 - hit.mean()),
+        "target_fpir": target,
+        "persons": len(G),
+        "threshold": round(t, 4),
+        "method": op.method,
+        "impostor_pairs": op.impostor_pairs,
+        "non_mated": len(N),
+        "false_candidates": fp,
+        "fpir": fp / len(N) if len(N) else None,
+        "fpir_resolution": 1 / len(N) if len(N) else None,
+        "mated": len(M),
+        "rank1": float(right.mean()),
+        "fnir": float(1 - hit.mean()),
         "fnir_old_margin_rule": float(1 - (hit & ~old_withheld).mean()),
         "genuine_withheld_old_margin_rule": float(old_withheld.sum() / max(hit.sum(), 1)),
         "genuine_shown_ambiguous_new_rule": float(new_flagged.sum() / max(hit.sum(), 1)),
@@ -124,8 +136,9 @@ def evaluate(p: dict[str, object], target: float, margin: float) -> dict[str, ob
     }
 
 
-def crossval(d: np.ndarray, labels: list[str], persons: int, target: float, tail, reps: int = 30,
-             seed: int = 0) -> dict[str, float]:
+def crossval(
+    d: np.ndarray, labels: list[str], persons: int, target: float, tail, reps: int = 30, seed: int = 0
+) -> dict[str, float]:
     """Many non-mated searches from one fold: ``reps`` random galleries of ``persons`` people (first photo each);
     every photo of the people left out is a non-mated search. The threshold comes from ``tail`` (the prior model)
     at the per-comparison rate for the target; returns the searches, false candidates and the achieved FPIR."""
@@ -144,8 +157,14 @@ def crossval(d: np.ndarray, labels: list[str], persons: int, target: float, tail
         best = (probes @ g.T).max(axis=1)
         searches += len(best)
         fp += int((best >= t).sum())
-    return {"persons": persons, "target_fpir": target, "threshold": round(t, 4), "searches": searches,
-            "false_candidates": fp, "fpir": fp / searches}
+    return {
+        "persons": persons,
+        "target_fpir": target,
+        "threshold": round(t, 4),
+        "searches": searches,
+        "false_candidates": fp,
+        "fpir": fp / searches,
+    }
 
 
 def main() -> None:
@@ -195,9 +214,14 @@ def main() -> None:
             got = np.mean([r["fpir"] for r in rs if r["target_fpir"] == target])
             err += abs(np.log(max(got, 1e-5) / target))
         errs[xi_c] = err
-        print(f"  xi {xi_c:5}: " + " | ".join(
-            f"N{r['persons']}@{r['target_fpir']}: {r['false_candidates']}/{r['searches']} = {r['fpir']:.4f}"
-            for r in rs) + f"  (log error {err:.2f})")
+        print(
+            f"  xi {xi_c:5}: "
+            + " | ".join(
+                f"N{r['persons']}@{r['target_fpir']}: {r['false_candidates']}/{r['searches']} = {r['fpir']:.4f}"
+                for r in rs
+            )
+            + f"  (log error {err:.2f})"
+        )
     xi = min(errs, key=errs.get)  # type: ignore[arg-type]
     prior = fit_tail(ImpostorSample.of_scores(imp), xi=xi)
     print(f"  shipped shape {xi}")
@@ -212,7 +236,8 @@ def main() -> None:
         "settings_chosen_on": "development fold: att_faces (20 people), dlib_johns (5), LFW fold-1 people whose "
         "sha1(name) is even",
         "reported_on": "report fold: LFW fold-1 people whose sha1(name) is odd (never used to choose)",
-        "floor_fmr": FLOOR_FMR, "floor_cosine": floor,
+        "floor_fmr": FLOOR_FMR,
+        "floor_cosine": floor,
         "prior_tail": {"u": prior.u, "p_u": prior.p_u, "sigma": prior.sigma, "xi": prior.xi},
         "gpd_shape_fits": shapes,
         "tail_form_crossval_development": forms,
@@ -224,8 +249,10 @@ def main() -> None:
     for n_p, target in ((50, 0.01), (100, 0.01), (50, 0.003), (100, 0.003), (150, 0.003)):
         r = crossval(rep_d, rep_l, n_p, target, prior)
         rep_cv.append(r)
-        print(f"  N={n_p:3} target {target:<6} thr {r['threshold']:.4f}: "
-              f"{r['false_candidates']}/{r['searches']} = FPIR {r['fpir']:.4f}")
+        print(
+            f"  N={n_p:3} target {target:<6} thr {r['threshold']:.4f}: "
+            f"{r['false_candidates']}/{r['searches']} = FPIR {r['fpir']:.4f}"
+        )
     results["report_crossval"] = rep_cv
     margin = float(sys.argv[1]) if len(sys.argv) > 1 else 0.02
     rows = []
@@ -235,14 +262,41 @@ def main() -> None:
             r = evaluate(p, target, margin)
             results["folds"].setdefault(fold, []).append(r)
             rows.append((fold, r))
-    hdr = ("fold", "target", "N", "thr", "method", "nonmated", "FP", "FPIR", "FNIR", "FNIR old", "withheld old",
-           "ambiguous new")
+    hdr = (
+        "fold",
+        "target",
+        "N",
+        "thr",
+        "method",
+        "nonmated",
+        "FP",
+        "FPIR",
+        "FNIR",
+        "FNIR old",
+        "withheld old",
+        "ambiguous new",
+    )
     print(" | ".join(hdr))
     for fold, r in rows:
-        print(" | ".join(str(x) for x in (
-            fold, r["target_fpir"], r["persons"], r["threshold"], r["method"], r["non_mated"], r["false_candidates"],
-            f"{r['fpir']:.4f}", f"{r['fnir']:.3f}", f"{r['fnir_old_margin_rule']:.3f}",
-            f"{r['genuine_withheld_old_margin_rule']:.3f}", f"{r['genuine_shown_ambiguous_new_rule']:.3f}")))
+        print(
+            " | ".join(
+                str(x)
+                for x in (
+                    fold,
+                    r["target_fpir"],
+                    r["persons"],
+                    r["threshold"],
+                    r["method"],
+                    r["non_mated"],
+                    r["false_candidates"],
+                    f"{r['fpir']:.4f}",
+                    f"{r['fnir']:.3f}",
+                    f"{r['fnir_old_margin_rule']:.3f}",
+                    f"{r['genuine_withheld_old_margin_rule']:.3f}",
+                    f"{r['genuine_shown_ambiguous_new_rule']:.3f}",
+                )
+            )
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "fpir_dev.json").write_text(json.dumps(results, indent=2, default=float))

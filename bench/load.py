@@ -96,7 +96,9 @@ def prepare(home: Path) -> tuple[dict[str, str], int]:
     for op in OPERATORS:
         store.add_user(op, ["operator"], chief, pw)
     acc = Accounts(store)
-    tokens = {op: acc.create_token(op, "load", store.actor(op), datetime.now(UTC) + timedelta(days=1))[1] for op in OPERATORS}
+    tokens = {
+        op: acc.create_token(op, "load", store.actor(op), datetime.now(UTC) + timedelta(days=1))[1] for op in OPERATORS
+    }
     store.create_watchlist("wl", Category.WANTED, chief)
     v = np.random.default_rng(1).normal(size=128).astype(np.float32)
     auth = Authorisation("CPC art. 210", "District court", "2026/117", datetime.now(UTC) + timedelta(days=30))
@@ -199,13 +201,19 @@ async def api_client(base: str, user: str, token: str, until: float, tally: Tall
 
         while time.monotonic() < until:
             r = await call("GET", "/api/alerts", params={"limit": 20})
-            open_ = [a for a in (r.json() if r is not None and r.status_code == 200 else []) if a["status"] in ("new", "confirmed_once")]
+            open_ = [
+                a
+                for a in (r.json() if r is not None and r.status_code == 200 else [])
+                if a["status"] in ("new", "confirmed_once")
+            ]
             if open_:
                 a = rng.choice(open_)
                 await call("GET", f"/api/alerts/{a['id']}")
                 await call("GET", f"/api/alerts/{a['id']}/crop")
                 if rng.random() < 0.2:
-                    rr = await call("POST", f"/api/alerts/{a['id']}/reject", json={"reason": "not the person (load test)"})
+                    rr = await call(
+                        "POST", f"/api/alerts/{a['id']}/reject", json={"reason": "not the person (load test)"}
+                    )
                 else:
                     rr = await call("POST", f"/api/alerts/{a['id']}/confirm")
                 if rr is not None:
@@ -264,7 +272,10 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     injector = subprocess.Popen(
         [sys.executable, "-c", INJECT, str(home), str(args.seconds), str(args.alert_every), str(subject_id)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     until = time.monotonic() + args.seconds
     api_tasks = [
@@ -311,19 +322,35 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
     dq = statistics.quantiles(delays, n=20) if len(delays) >= 2 else [0.0] * 19
     return {
         "feeds": {
-            "clients": args.feeds, "opened": opened, "open_all_s": round(opened_s, 2),
-            "reconnects": sum(max(0, f.opens - 1) for f in feeds), "closed_by_server": sum(f.server_closed for f in feeds),
-            "alerts_raised": len(alert_ids), "injector_printed": raised,
-            "received_min": min(got) if got else 0, "every_client_got_every_alert": all(g == len(alert_ids) for g in got),
+            "clients": args.feeds,
+            "opened": opened,
+            "open_all_s": round(opened_s, 2),
+            "reconnects": sum(max(0, f.opens - 1) for f in feeds),
+            "closed_by_server": sum(f.server_closed for f in feeds),
+            "alerts_raised": len(alert_ids),
+            "injector_printed": raised,
+            "received_min": min(got) if got else 0,
+            "every_client_got_every_alert": all(g == len(alert_ids) for g in got),
             "delivery_p50_ms": round(1000 * statistics.median(delays), 1) if delays else None,
             "delivery_p95_ms": round(1000 * dq[18], 1) if delays else None,
             **tallies["feeds"].summary(),
         },
-        "api": {"clients": args.api_clients, "reviews": {str(k): v for k, v in sorted(reviews.items())}, **tallies["api"].summary()},
+        "api": {
+            "clients": args.api_clients,
+            "reviews": {str(k): v for k, v in sorted(reviews.items())},
+            **tallies["api"].summary(),
+        },
         "sign_ins": {"concurrent": args.sign_ins, "bursts": bursts, **tallies["sign_ins"].summary()},
-        "alerts_by_status": dict(statuses), "alerts_whose_status_disagrees_with_reviews": bad_status,
-        "audit": {"entries": len(entries), "ok": verify.ok, "reason": verify.reason,
-                  "gap_free": [e.seq for e in entries] == list(range(entries[0].seq, entries[0].seq + len(entries))) if entries else True},
+        "alerts_by_status": dict(statuses),
+        "alerts_whose_status_disagrees_with_reviews": bad_status,
+        "audit": {
+            "entries": len(entries),
+            "ok": verify.ok,
+            "reason": verify.reason,
+            "gap_free": [e.seq for e in entries] == list(range(entries[0].seq, entries[0].seq + len(entries)))
+            if entries
+            else True,
+        },
     }
 
 
@@ -347,9 +374,22 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     serve_log = home / "serve.log"
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from metrosight.cli import app; sys.argv[0] = 'metrosight'; app()",
-         "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-cameras"],
-        env=env, stdout=serve_log.open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from metrosight.cli import app; sys.argv[0] = 'metrosight'; app()",
+            "--home",
+            str(home),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-cameras",
+        ],
+        env=env,
+        stdout=serve_log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -373,30 +413,51 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     errors_logged = sum("Traceback" in line or "ERROR" in line for line in serve_log.read_text().splitlines())
-    res.update(seconds=args.seconds, wall_s=round(wall, 1), server_log_errors=errors_logged,
-               machine={"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "load_avg": os.getloadavg()}, at=datetime.now(UTC).isoformat(timespec="seconds"))
+    res.update(
+        seconds=args.seconds,
+        wall_s=round(wall, 1),
+        server_log_errors=errors_logged,
+        machine={"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     f, a, s = res["feeds"], res["api"], res["sign_ins"]
-    print(f"\nmetrosight serve under load on loopback, {args.seconds:.0f} s (SQLite store; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n")
+    print(
+        f"\nmetrosight serve under load on loopback, {args.seconds:.0f} s (SQLite store; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n"
+    )
     print("| clients | responses | 2xx | 4xx (429) | ≥ 500 | connection errors | p50 / p95 ms |")
     print("|---|---|---|---|---|---|---|")
-    for name, row, n in (("live feeds (opens)", f, args.feeds), ("API clients", a, args.api_clients),
-                         (f"sign-ins ({s['bursts']} bursts)", s, args.sign_ins)):
-        print(f"| {n} {name} | {row['responses']} | {row['2xx']} | {row['4xx']} ({row['429']}) | {row['5xx']} | "
-              f"{row['connection_errors']} | {row['p50_ms']} / {row['p95_ms']} |")
-    print(f"\nlive feeds: {f['opened']}/{f['clients']} open in {f['open_all_s']} s; alerts raised {f['alerts_raised']}; "
-          f"fewest received by a client {f['received_min']}; every client got every alert: {f['every_client_got_every_alert']}; "
-          f"reconnects {f['reconnects']}, closed by the server {f['closed_by_server']}; "
-          f"delivery (stored → received) p50 {f['delivery_p50_ms']} ms, p95 {f['delivery_p95_ms']} ms")
-    print(f"reviews: {a['reviews']}; alerts by status {res['alerts_by_status']}; "
-          f"status disagreeing with reviews: {res['alerts_whose_status_disagrees_with_reviews']}")
-    print(f"audit chain: {res['audit']['entries']} entries, verifies: {res['audit']['ok']}, gap-free: {res['audit']['gap_free']}; "
-          f"errors in the server log: {errors_logged}")
+    for name, row, n in (
+        ("live feeds (opens)", f, args.feeds),
+        ("API clients", a, args.api_clients),
+        (f"sign-ins ({s['bursts']} bursts)", s, args.sign_ins),
+    ):
+        print(
+            f"| {n} {name} | {row['responses']} | {row['2xx']} | {row['4xx']} ({row['429']}) | {row['5xx']} | "
+            f"{row['connection_errors']} | {row['p50_ms']} / {row['p95_ms']} |"
+        )
+    print(
+        f"\nlive feeds: {f['opened']}/{f['clients']} open in {f['open_all_s']} s; alerts raised {f['alerts_raised']}; "
+        f"fewest received by a client {f['received_min']}; every client got every alert: {f['every_client_got_every_alert']}; "
+        f"reconnects {f['reconnects']}, closed by the server {f['closed_by_server']}; "
+        f"delivery (stored → received) p50 {f['delivery_p50_ms']} ms, p95 {f['delivery_p95_ms']} ms"
+    )
+    print(
+        f"reviews: {a['reviews']}; alerts by status {res['alerts_by_status']}; "
+        f"status disagreeing with reviews: {res['alerts_whose_status_disagrees_with_reviews']}"
+    )
+    print(
+        f"audit chain: {res['audit']['entries']} entries, verifies: {res['audit']['ok']}, gap-free: {res['audit']['gap_free']}; "
+        f"errors in the server log: {errors_logged}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    failed = (f["5xx"] + a["5xx"] + s["5xx"] + f["connection_errors"] + a["connection_errors"] + s["connection_errors"]
-              or not f["every_client_got_every_alert"] or not res["audit"]["ok"] or res["alerts_whose_status_disagrees_with_reviews"])
+    failed = (
+        f["5xx"] + a["5xx"] + s["5xx"] + f["connection_errors"] + a["connection_errors"] + s["connection_errors"]
+        or not f["every_client_got_every_alert"]
+        or not res["audit"]["ok"]
+        or res["alerts_whose_status_disagrees_with_reviews"]
+    )
     return 1 if failed else 0
 
 

@@ -164,9 +164,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
                 "recognition": REFERENCE_LOAD,
                 "detection": {"min_face_px": 16},
                 "node": {"pin_cores": pin},
-                "cameras": [
-                    {"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)
-                ],
+                "cameras": [{"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)],
             }
         )
         rt = Runtime(Home(home), settings)
@@ -253,8 +251,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
         "loadavg_1m_before": round(load_before, 2),
         "keeps_up": keeps_up,
         "per_camera": {
-            k: {kk: round(vv, 2) if isinstance(vv, float) else vv for kk, vv in v.items()}
-            for k, v in per.items()
+            k: {kk: round(vv, 2) if isinstance(vv, float) else vv for kk, vv in v.items()} for k, v in per.items()
         },
     }
 
@@ -262,9 +259,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
-    ap.add_argument(
-        "--video", choices=("hamilton", "crowd"), default="hamilton", help="what each camera shows"
-    )
+    ap.add_argument("--video", choices=("hamilton", "crowd"), default="hamilton", help="what each camera shows")
     ap.add_argument("--cameras", default="1,2,3,4", help="comma-separated camera counts")
     ap.add_argument("--fps", type=float, default=18.0, help="target analysis rate per camera")
     ap.add_argument("--calibrate", type=float, default=30.0, help="seconds of video for the one-camera cost")
@@ -303,13 +298,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         loops = int((args.warmup + args.seconds + 60) / 10) + 2
-        clip = looped_video(
-            video, root / f"{args.video}_loop.mp4", int(loops * 10 / seconds_of[args.video]) + 1
-        )
+        clip = looped_video(video, root / f"{args.video}_loop.mp4", int(loops * 10 / seconds_of[args.video]) + 1)
         home = make_home(root, ex)
-        console.print(
-            f"[dim]cost of one camera: {args.calibrate:g} s of the video at {args.fps:g} fps, no clock …[/]"
-        )
+        console.print(f"[dim]cost of one camera: {args.calibrate:g} s of the video at {args.fps:g} fps, no clock …[/]")
         cost = camera_cost(home, clip, args.fps, args.calibrate)
         for n in counts:
             console.print(f"[dim]N={n}: {n} camera(s) at {args.fps:g} fps …[/]")
@@ -342,9 +333,7 @@ def main() -> int:
         table.add_column(c, justify="right")
     for r in rows:
         ratio = (
-            f"{r['analysed_fps_mean'] / base['analysed_fps_mean']:.2f}×"
-            if base and base["analysed_fps_mean"]
-            else "-"
+            f"{r['analysed_fps_mean'] / base['analysed_fps_mean']:.2f}×" if base and base["analysed_fps_mean"] else "-"
         )
         table.add_row(
             str(r["cameras"]),

@@ -53,9 +53,16 @@ def one_size(pg, n: int) -> dict:
     with store._session.begin() as s:
         keep = s.scalar(select(Subject.id).where(Subject.name == names[-1]))
         rows = [
-            {"subject_id": keep, "model": "m", "source_name": "p.jpg", "source_sha256": "a" * 64, "quality": 0.9,
-             "added_by": "ada", "held": False,
-             "descriptor": store.keyring.encrypt(wrapped, rng.normal(size=128).astype("<f4").tobytes())}
+            {
+                "subject_id": keep,
+                "model": "m",
+                "source_name": "p.jpg",
+                "source_sha256": "a" * 64,
+                "quality": 0.9,
+                "added_by": "ada",
+                "held": False,
+                "descriptor": store.keyring.encrypt(wrapped, rng.normal(size=128).astype("<f4").tobytes()),
+            }
             for _ in range(n - len(names))
         ]
         for i in range(0, len(rows), 2000):
@@ -79,8 +86,10 @@ def one_size(pg, n: int) -> dict:
             vac.append(time.perf_counter() - t0)
     store.engine.dispose()
     return {
-        "templates": total, "table_mib": round(size / 2**20, 2),
-        "revoke_with_vacuum_full_ms": round(with_scrub * 1000, 1), "revoke_without_ms": round(without * 1000, 1),
+        "templates": total,
+        "table_mib": round(size / 2**20, 2),
+        "revoke_with_vacuum_full_ms": round(with_scrub * 1000, 1),
+        "revoke_without_ms": round(without * 1000, 1),
         "vacuum_full_median_ms": round(statistics.median(vac) * 1000, 1),
         "vacuum_full_max_ms": round(max(vac) * 1000, 1),
     }
@@ -106,7 +115,9 @@ def main() -> int:
         rows = [one_size(pg, int(n)) for n in args.sizes.split(",")]
     finally:
         pg.stop()
-    table = Table(title=f"VACUUM (FULL) templates after a revocation, PostgreSQL (fsync on), {os.cpu_count()} cores (shared)")
+    table = Table(
+        title=f"VACUUM (FULL) templates after a revocation, PostgreSQL (fsync on), {os.cpu_count()} cores (shared)"
+    )
     for c in rows[0]:
         table.add_column(c, justify="right")
     for r in rows:

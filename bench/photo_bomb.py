@@ -54,14 +54,20 @@ def env() -> dict[str, str]:
 def loader_only(path: Path) -> dict[str, float]:
     """The loader alone in a fresh process: seconds of ``read_photo`` and the process's peak RSS (MB), next to a
     process that only imports it."""
-    code = ("import sys, time; from metrosight.ingest.images import read_photo, ImageError\n"
-            "t = time.perf_counter()\n"
-            "try: read_photo(sys.argv[1])\n"
-            "except ImageError as e: pass\n"
-            "print(time.perf_counter() - t)")
+    code = (
+        "import sys, time; from metrosight.ingest.images import read_photo, ImageError\n"
+        "t = time.perf_counter()\n"
+        "try: read_photo(sys.argv[1])\n"
+        "except ImageError as e: pass\n"
+        "print(time.perf_counter() - t)"
+    )
     out: dict[str, float] = {}
     for key, argv in (("photo", [str(path)]), ("import_only", None)):
-        cmd = [sys.executable, "-c", code if argv else "import metrosight.ingest.images, PIL.Image, pillow_heif, simplejpeg"]
+        cmd = [
+            sys.executable,
+            "-c",
+            code if argv else "import metrosight.ingest.images, PIL.Image, pillow_heif, simplejpeg",
+        ]
         r = measured(cmd + (argv or []))
         out[f"{key}_rss_mb"] = r["rss_mb"]  # type: ignore[assignment]
         if argv:
@@ -91,8 +97,9 @@ _launcher: list[subprocess.Popen[str]] = []
 def measured(cmd: list[str]) -> dict[str, object]:
     """Run ``cmd`` from the launcher: wall seconds, peak RSS (MB), exit code, stdout, stderr."""
     if not _launcher:
-        _launcher.append(subprocess.Popen([sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, text=True))
+        _launcher.append(
+            subprocess.Popen([sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        )
     lp = _launcher[0]
     lp.stdin.write(json.dumps({"cmd": cmd, "env": env()}) + "\n")  # type: ignore[union-attr]
     lp.stdin.flush()  # type: ignore[union-attr]
@@ -155,20 +162,34 @@ def vm_hwm(pid: int) -> float:
 
 def multipart(fields: dict[str, str], name: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def upload(port: int, token: str, name: str, data: bytes, path: str = "/api/watchlists/wl/entries") -> tuple[int, float, str]:
-    fields = ({"subject": "Someone", "legal_basis": "bench", "authority": "bench", "reference": "B-2", "expires": "7d"}
-              if path.endswith("/entries") else {})
+def upload(
+    port: int, token: str, name: str, data: bytes, path: str = "/api/watchlists/wl/entries"
+) -> tuple[int, float, str]:
+    fields = (
+        {"subject": "Someone", "legal_basis": "bench", "authority": "bench", "reference": "B-2", "expires": "7d"}
+        if path.endswith("/entries")
+        else {}
+    )
     body, ctype = multipart(fields, name, data)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": ctype})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": ctype},
+    )
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=600) as r:
@@ -198,16 +219,20 @@ def main() -> None:
         home = tmp / "home"
         # in its own process: this one must stay small, because a child's peak RSS (rusage) starts from its
         # parent's resident size at fork, and enrolment loads the models and hashes passwords (Argon2id)
-        token = TOKEN["token"] = subprocess.run(
-            [sys.executable, __file__, "--setup", str(home)], capture_output=True, text=True, check=True
-        ).stdout.strip().splitlines()[-1]
+        token = TOKEN["token"] = (
+            subprocess.run([sys.executable, __file__, "--setup", str(home)], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         biden = read_photo(face).image
         inputs = {
             "PNG declaring 30000×30000 (900 MP)": ("bomb.png", png_bomb()),
             "JPEG header claiming 65500×65500": ("claim.jpg", jpeg_claiming()),
             "ordinary photo 970×2204 (2.1 MP)": ("biden.jpg", face.read_bytes()),
-            "JPEG 8000×6000 (48 MP, allowed)": ("big.jpg", encode(cv2.resize(
-                np.pad(biden, ((0, 0), (600, 600), (0, 0)), mode="edge"), (8000, 6000)), "JPEG")),
+            "JPEG 8000×6000 (48 MP, allowed)": (
+                "big.jpg",
+                encode(cv2.resize(np.pad(biden, ((0, 0), (600, 600), (0, 0)), mode="edge"), (8000, 6000)), "JPEG"),
+            ),
         }
         for name, data in inputs.values():
             (tmp / name).write_bytes(data)
@@ -221,21 +246,41 @@ def main() -> None:
             runs = [run_cli_measured(home, "identify", str(tmp / name)) for _ in range(args.repeat)]
             runs.sort(key=lambda r: r["seconds"])  # type: ignore[arg-type,return-value]
             med = runs[len(runs) // 2]
-            rows.append({"host": "CLI identify", "input": label, "file_kb": round(len(data) / 1024, 1),
-                         "seconds": round(med["seconds"], 3), "cpu_seconds": round(med["cpu_seconds"], 3),  # type: ignore[arg-type]
-                         "peak_rss_mb": round(med["rss_mb"], 1),  # type: ignore[arg-type]
-                         "exit": med["code"], "said": (med["stderr"] or med["stdout"]).splitlines()[-1][:160]})  # type: ignore[union-attr]
+            rows.append(
+                {
+                    "host": "CLI identify",
+                    "input": label,
+                    "file_kb": round(len(data) / 1024, 1),
+                    "seconds": round(med["seconds"], 3),
+                    "cpu_seconds": round(med["cpu_seconds"], 3),  # type: ignore[arg-type]
+                    "peak_rss_mb": round(med["rss_mb"], 1),  # type: ignore[arg-type]
+                    "exit": med["code"],
+                    "said": (med["stderr"] or med["stdout"]).splitlines()[-1][:160],
+                }
+            )  # type: ignore[union-attr]
         # the empty CLI: the floor of any `identify` process (interpreter, imports, store)
         floor = run_cli_measured(home, "watchlist", "list")
         for label, (name, _data) in inputs.items():
             lo = loader_only(tmp / name)
-            rows.append({"host": "loader alone", "input": label, "file_kb": round(len(_data) / 1024, 1),
-                         "seconds": round(lo["seconds"], 4), "peak_rss_mb": round(lo["photo_rss_mb"], 1),
-                         "peak_rss_growth_mb": round(lo["photo_rss_mb"] - lo["import_only_rss_mb"], 1),
-                         "exit": "", "said": "read_photo in a fresh process (growth: over a process that only imports)"})
+            rows.append(
+                {
+                    "host": "loader alone",
+                    "input": label,
+                    "file_kb": round(len(_data) / 1024, 1),
+                    "seconds": round(lo["seconds"], 4),
+                    "peak_rss_mb": round(lo["photo_rss_mb"], 1),
+                    "peak_rss_growth_mb": round(lo["photo_rss_mb"] - lo["import_only_rss_mb"], 1),
+                    "exit": "",
+                    "said": "read_photo in a fresh process (growth: over a process that only imports)",
+                }
+            )
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-c", CLI, "--home", str(home), "serve", "--port", str(port),
-                                   "--no-cameras"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+        server = subprocess.Popen(
+            [sys.executable, "-c", CLI, "--home", str(home), "serve", "--port", str(port), "--no-cameras"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env(),
+        )
         try:
             deadline = time.time() + 60
             while time.time() < deadline:
@@ -257,28 +302,50 @@ def main() -> None:
                         said = said.get("reason") or said.get("error") or said.get("status") or str(said)[:160]
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         said = text[:160]
-                    rows.append({"host": host, "input": label, "file_kb": round(len(data) / 1024, 1),
-                                 "seconds": round(seconds, 3), "peak_rss_mb": round(after, 1),
-                                 "peak_rss_growth_mb": round(after - before, 1), "exit": code, "said": str(said)[:160]})
+                    rows.append(
+                        {
+                            "host": host,
+                            "input": label,
+                            "file_kb": round(len(data) / 1024, 1),
+                            "seconds": round(seconds, 3),
+                            "peak_rss_mb": round(after, 1),
+                            "peak_rss_growth_mb": round(after - before, 1),
+                            "exit": code,
+                            "said": str(said)[:160],
+                        }
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)
 
-    print(f"CLI floor (`watchlist list` process): {floor['seconds']:.2f} s wall, {floor['cpu_seconds']:.2f} s CPU, "
-          f"peak RSS {floor['rss_mb']:.0f} MB")
+    print(
+        f"CLI floor (`watchlist list` process): {floor['seconds']:.2f} s wall, {floor['cpu_seconds']:.2f} s CPU, "
+        f"peak RSS {floor['rss_mb']:.0f} MB"
+    )
     print(f"{'host':13} {'input':38} {'KB':>7} {'s':>6} {'CPU s':>6} {'peak MB':>8} {'growth':>7} {'exit':>5}  said")
     for r in rows:
         growth = f"{r['peak_rss_growth_mb']:.0f}" if "peak_rss_growth_mb" in r else ""
         cpu = f"{r['cpu_seconds']:.2f}" if "cpu_seconds" in r else ""
-        print(f"{r['host']:13} {r['input']:38} {r['file_kb']:>7} {r['seconds']:>6.2f} {cpu:>6} {r['peak_rss_mb']:>8.0f} "
-              f"{growth:>7} {r['exit']:>5}  {r['said']}")
+        print(
+            f"{r['host']:13} {r['input']:38} {r['file_kb']:>7} {r['seconds']:>6.2f} {cpu:>6} {r['peak_rss_mb']:>8.0f} "
+            f"{growth:>7} {r['exit']:>5}  {r['said']}"
+        )
     out = ROOT / "bench" / "results" / "photo_bomb.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"goal": {"peak_rss_mb": 300, "seconds": 1.0},
-                               "cli_floor": {"seconds": round(floor["seconds"], 3),  # type: ignore[arg-type]
-                                             "cpu_seconds": round(floor["cpu_seconds"], 3),  # type: ignore[arg-type]
-                                             "peak_rss_mb": round(floor["rss_mb"], 1)},  # type: ignore[arg-type]
-                               "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "goal": {"peak_rss_mb": 300, "seconds": 1.0},
+                "cli_floor": {
+                    "seconds": round(floor["seconds"], 3),  # type: ignore[arg-type]
+                    "cpu_seconds": round(floor["cpu_seconds"], 3),  # type: ignore[arg-type]
+                    "peak_rss_mb": round(floor["rss_mb"], 1),
+                },  # type: ignore[arg-type]
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -99,7 +99,10 @@ def main() -> int:
     configs = [("metrosight (CenterFace + ONNX ResNet)", {})]
     if not args.no_reference:
         configs.append(
-            ("dlib-bin reference (HOG + dlib ResNet)", {"detection": {"detector": {"kind": "hog"}}, "recognition": {"embedder": "dlib"}})
+            (
+                "dlib-bin reference (HOG + dlib ResNet)",
+                {"detection": {"detector": {"kind": "hog"}}, "recognition": {"embedder": "dlib"}},
+            )
         )
     rows = []
     console = Console(width=200)
@@ -109,15 +112,40 @@ def main() -> int:
             rows.append(run_one(label, video, gallery, over))
 
     table = Table(title=f"metrosight pipeline, 1 core ({platform.processor() or platform.machine()})")
-    for col in ("config", "video", "gallery", "frames", "faces", "tracks", "embedded", "alerts", "detect ms/f",
-                "align ms/f", "embed ms/face", "decode+other ms/f", "frames/s", "faces/s"):
+    for col in (
+        "config",
+        "video",
+        "gallery",
+        "frames",
+        "faces",
+        "tracks",
+        "embedded",
+        "alerts",
+        "detect ms/f",
+        "align ms/f",
+        "embed ms/face",
+        "decode+other ms/f",
+        "frames/s",
+        "faces/s",
+    ):
         table.add_column(col, justify="right" if col not in ("config", "video") else "left")
     for r in rows:
         m = r["ms_per_frame"]
         table.add_row(
-            r["config"], r["video"], str(r["enrolled"]), str(r["frames"]), str(r["faces"]), str(r["tracks"]),
-            str(r["embedded"]), str(r["alerts"]), f"{m.get('detect', 0):.1f}", f"{m.get('align', 0):.1f}",
-            f"{r['ms_per_embedded_face']:.1f}", f"{m['decode+other']:.1f}", f"{r['fps']:.1f}", f"{r['faces_per_s']:.1f}",
+            r["config"],
+            r["video"],
+            str(r["enrolled"]),
+            str(r["frames"]),
+            str(r["faces"]),
+            str(r["tracks"]),
+            str(r["embedded"]),
+            str(r["alerts"]),
+            f"{m.get('detect', 0):.1f}",
+            f"{m.get('align', 0):.1f}",
+            f"{r['ms_per_embedded_face']:.1f}",
+            f"{m['decode+other']:.1f}",
+            f"{r['fps']:.1f}",
+            f"{r['faces_per_s']:.1f}",
         )
     console.print(table)
     ratios = {}

@@ -107,15 +107,28 @@ def main() -> None:
         (gdir / name_of[k]).mkdir(parents=True)
         (gdir / name_of[k] / p.name).symlink_to(p.resolve())
     t0 = time.time()
-    cli(home, "user", "add", "ada", "-r", "admin", "-r", "approver", "-r", "operator", "-r", "auditor",
-        stdin=f"{pw('ada')}\n{pw('ada')}\n")
+    cli(
+        home,
+        "user",
+        "add",
+        "ada",
+        "-r",
+        "admin",
+        "-r",
+        "approver",
+        "-r",
+        "operator",
+        "-r",
+        "auditor",
+        stdin=f"{pw('ada')}\n{pw('ada')}\n",
+    )
     cli(home, "user", "add", "bob", "-r", "approver", "-r", "operator", user="ada", stdin=f"{pw('bob')}\n{pw('bob')}\n")
     cli(home, "watchlist", "create", "wanted", "--category", "wanted", user="ada")
     r = cli(home, "enroll", "-w", "wanted", *AUTH, "--from-dir", str(gdir), user="ada")
     refused = {}
     for line in r.stdout.splitlines():
         if line.startswith("refused ") and not line.startswith("refused person "):  # per photo, not the summary
-            path, _, reason = line[len("refused "):].partition(": ")
+            path, _, reason = line[len("refused ") :].partition(": ")
             where = Path(path)  # a photo (its folder names the person), or the person's folder itself
             refused[where.name if where.is_dir() else where.parent.name] = reason
     enrolled = {name_of[k] for k in gallery if name_of[k] not in refused}
@@ -134,14 +147,15 @@ def main() -> None:
     # rank-1 and the face_recognition baseline on the same searches (descriptors of the same photos)
     from metrosight.eval.extract import encode_all
 
-    base = encode_all([(p, k) for k, p in gallery.items()] + [(p, k) for k, p in mated + nonmated],
-                      FaceRecognitionPackage(), CACHE)
+    base = encode_all(
+        [(p, k) for k, p in gallery.items()] + [(p, k) for k, p in mated + nonmated], FaceRecognitionPackage(), CACHE
+    )
     bg = {r.label: r.descriptor for r in base[: len(gallery)] if r.descriptor is not None}
     g_names = list(bg)
     G = np.stack([bg[k] for k in g_names])
 
     def baseline(items):  # type: ignore[no-untyped-def]
-        recs = base[len(gallery):]
+        recs = base[len(gallery) :]
         lookup = {str(r.path): r for r in recs}
         out = []
         for k, p in items:
@@ -160,10 +174,15 @@ def main() -> None:
         "settings_chosen_on": "bench/fpir_dev.py development fold: att_faces, dlib_johns, LFW fold-1 people with "
         "sha1(name) even",
         "report_half": "LFW fold-1 people with sha1(name) odd (never used to choose settings)",
-        "gallery_persons": len(gallery), "enrolled": len(enrolled),
-        "enrolment_acceptance": len(enrolled) / len(gallery), "refused": refused,
-        "mated_searches": len(mated), "non_mated_searches": len(nonmated),
-        "fpir_resolution_all": 1 / len(nonmated), "enrol_seconds": t_enrol, "runs": {},
+        "gallery_persons": len(gallery),
+        "enrolled": len(enrolled),
+        "enrolment_acceptance": len(enrolled) / len(gallery),
+        "refused": refused,
+        "mated_searches": len(mated),
+        "non_mated_searches": len(nonmated),
+        "fpir_resolution_all": 1 / len(nonmated),
+        "enrol_seconds": t_enrol,
+        "runs": {},
     }
     rows = []
     for subset in ("all", "report"):
@@ -178,21 +197,40 @@ def main() -> None:
             hit_enr = sum(1 for k, p in m_enr if any(x["subject"] == name_of[k] for x in res.get(p.name, [])))
             wrong = sum(1 for k, p in m if res.get(p.name) and not any(x["subject"] == name_of[k] for x in res[p.name]))
             amb = sum(1 for k, p in m if any(x.get("ambiguous") for x in res.get(p.name, [])))
-            row = {"subset": subset, "run": label, "mated": len(m), "non_mated": len(n),
-                   "fpir": fp / len(n), "false_candidates": fp, "fpir_resolution": 1 / len(n),
-                   "fnir": 1 - hit / len(m), "fnir_enrolled": 1 - hit_enr / max(len(m_enr), 1),
-                   "mated_of_enrolled": len(m_enr), "wrong_person": wrong, "shown_ambiguous": amb,
-                   "seconds": round(f["seconds"], 1)}
+            row = {
+                "subset": subset,
+                "run": label,
+                "mated": len(m),
+                "non_mated": len(n),
+                "fpir": fp / len(n),
+                "false_candidates": fp,
+                "fpir_resolution": 1 / len(n),
+                "fnir": 1 - hit / len(m),
+                "fnir_enrolled": 1 - hit_enr / max(len(m_enr), 1),
+                "mated_of_enrolled": len(m_enr),
+                "wrong_person": wrong,
+                "shown_ambiguous": amb,
+                "seconds": round(f["seconds"], 1),
+            }
             report["runs"].setdefault(subset, []).append(row)
             rows.append(("metrosight " + label, row))
         bm = [x for (k, _), x in zip(mated, b_m) if keep(k)]
         bn = [x for (k, _), x in zip(nonmated, b_n) if keep(k)]
         b_rank1 = sum(1 for (k, _), (who, _) in zip([x for x in mated if keep(x[0])], bm) if who == k) / len(m)
-        b_fnir = 1 - sum(1 for (k, _), (who, d) in zip([x for x in mated if keep(x[0])], bm)
-                         if who == k and d <= 0.6) / len(m)
+        b_fnir = 1 - sum(
+            1 for (k, _), (who, d) in zip([x for x in mated if keep(x[0])], bm) if who == k and d <= 0.6
+        ) / len(m)
         b_fpir = sum(1 for who, d in bn if who is not None and d <= 0.6) / len(n)
-        brow = {"subset": subset, "run": "face_recognition tolerance 0.6", "mated": len(m), "non_mated": len(n),
-                "fpir": b_fpir, "fnir": b_fnir, "rank1": b_rank1, "fpir_resolution": 1 / len(n)}
+        brow = {
+            "subset": subset,
+            "run": "face_recognition tolerance 0.6",
+            "mated": len(m),
+            "non_mated": len(n),
+            "fpir": b_fpir,
+            "fnir": b_fnir,
+            "rank1": b_rank1,
+            "fpir_resolution": 1 / len(n),
+        }
         report["runs"].setdefault(subset, []).append(brow)
         rows.append(("face_recognition (tolerance 0.6)", brow))
 
@@ -204,13 +242,16 @@ def main() -> None:
 
     enc = metrosight_encoder(Settings(), Home.resolve(None), flip=True)
     recs = encode_all([(p, k) for k, p in gallery.items()] + [(p, k) for k, p in mated], enc, CACHE)
-    g = {r.label: fused(r.descriptor[None], r.flipped[None])[0] for r in recs[: len(gallery)]
-         if r.descriptor is not None and r.label.replace("_", " ") in enrolled}
+    g = {
+        r.label: fused(r.descriptor[None], r.flipped[None])[0]
+        for r in recs[: len(gallery)]
+        if r.descriptor is not None and r.label.replace("_", " ") in enrolled
+    }
     gn = list(g)
     GM = np.stack([g[k] for k in gn])
     for subset in ("all", "report"):
         ok = tot = ok_e = tot_e = 0
-        for r in recs[len(gallery):]:
+        for r in recs[len(gallery) :]:
             if subset == "report" and half(r.label) != "report":
                 continue
             tot += 1
@@ -227,16 +268,20 @@ def main() -> None:
 
     print(f"enrolment: {len(enrolled)}/{len(gallery)} accepted ({len(enrolled) / len(gallery):.1%}) in {t_enrol:.0f}s")
     print("FNIR and rank-1 over every mated search; in brackets over the searches of persons whose photo was enrolled")
-    print(f"{'subset':7} {'method':42} {'mated':>5} {'nonm':>5} {'FP':>3} {'FPIR':>7} {'(res.)':>7} {'FNIR':>15} "
-          f"{'rank-1':>15}")
+    print(
+        f"{'subset':7} {'method':42} {'mated':>5} {'nonm':>5} {'FP':>3} {'FPIR':>7} {'(res.)':>7} {'FNIR':>15} "
+        f"{'rank-1':>15}"
+    )
     for name, r in rows:
         r1 = f"{r['rank1']:.3f}" if "rank1" in r else ""
         if "rank1_enrolled" in r:
             r1 += f" ({r['rank1_enrolled']:.3f})"
         fn = f"{r['fnir']:.3f}" + (f" ({r['fnir_enrolled']:.3f})" if "fnir_enrolled" in r else "")
         fp = r.get("false_candidates", round(r["fpir"] * r["non_mated"]))
-        print(f"{r['subset']:7} {name:42} {r['mated']:5} {r['non_mated']:5} {fp:3} {r['fpir']:7.4f} "
-              f"{r['fpir_resolution']:7.4f} {fn:>15} {r1:>15}")
+        print(
+            f"{r['subset']:7} {name:42} {r['mated']:5} {r['non_mated']:5} {fp:3} {r['fpir']:7.4f} "
+            f"{r['fpir_resolution']:7.4f} {fn:>15} {r1:>15}"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "product_path.json").write_text(json.dumps(report, indent=2, default=str))

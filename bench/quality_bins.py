@@ -81,8 +81,9 @@ def collect() -> dict[str, np.ndarray]:
     s = Settings()
     emb = FlipFusedEmbedder(make_embedder(s.recognition.embedder, RESULTS / "models"))
     enc = MetrosightEncoder(make_face_detector(s), emb)
-    rows: dict[str, list] = {k: [] for k in ("photo", "person", "split", "variant", "height_px", "blur_var",
-                                             "yaw_ratio", "desc")}
+    rows: dict[str, list] = {
+        k: [] for k in ("photo", "person", "split", "variant", "height_px", "blur_var", "yaw_ratio", "desc")
+    }
     items = photo_sets()
     for n, (path, person, split) in enumerate(items):
         try:
@@ -197,8 +198,11 @@ def main() -> None:
         keep_ho &= (hv >= lim) if HIGHER_IS_BETTER[m] else (hv <= lim)
 
     def passes(idx: np.ndarray, lim: dict[str, float]) -> np.ndarray:
-        return (f["height_px"][idx] >= lim["height_px"]) & (f["blur_var"][idx] >= lim["blur_var"]) & (
-            f["yaw_ratio"][idx] <= lim["yaw_ratio"])
+        return (
+            (f["height_px"][idx] >= lim["height_px"])
+            & (f["blur_var"][idx] >= lim["blur_var"])
+            & (f["yaw_ratio"][idx] <= lim["yaw_ratio"])
+        )
 
     report = {}
     for name, lim in (("chosen", limits), ("old", OLD)):
@@ -214,8 +218,10 @@ def main() -> None:
                 "refused": int((~ok).sum()),
                 "probes": int(len(idx)),
             }
-    print(f"threshold at FMR {FMR:g} (development impostor comparisons): cosine {thr:.4f}; "
-          f"reference genuine-match rate (original development photos): {ref:.3f}")
+    print(
+        f"threshold at FMR {FMR:g} (development impostor comparisons): cosine {thr:.4f}; "
+        f"reference genuine-match rate (original development photos): {ref:.3f}"
+    )
     for m, c in curves.items():
         print(f"\n{m}: chosen limit {c['limit']:g} (was {c['old_limit']:g})")
         print(f"  {'bin':>16} {'dev n':>6} {'dev rate':>9} {'held-out n':>11} {'held-out rate':>14}")
@@ -223,17 +229,31 @@ def main() -> None:
             rd = "-" if bd["rate"] is None else f"{bd['rate']:.3f}"
             rh = "-" if bh["rate"] is None else f"{bh['rate']:.3f}"
             print(f"  {bd['lo']:>7g}–{bd['hi']:<8g} {bd['n']:>6} {rd:>9} {bh['n']:>11} {rh:>14}")
-    print(f"\n{'limits':8} {'split':8} {'accepted (orig)':>16} {'accepted (all)':>15} {'match acc.':>11} {'match ref.':>11}")
+    print(
+        f"\n{'limits':8} {'split':8} {'accepted (orig)':>16} {'accepted (all)':>15} {'match acc.':>11} {'match ref.':>11}"
+    )
     for k, r in report.items():
         name, split = k.split("/")
         ma = "-" if r["genuine_match_rate_accepted"] is None else f"{r['genuine_match_rate_accepted']:.3f}"
         mr = "-" if r["genuine_match_rate_refused"] is None else f"{r['genuine_match_rate_refused']:.3f}"
-        print(f"{name:8} {split:8} {r['accepted_share_original_photos']:>16.3f} "
-              f"{r['accepted_share_all_versions']:>15.3f} {ma:>11} {mr:>11}")
-    out = {"threshold": thr, "fmr": FMR, "reference_rate": ref, "drop_points": DROP, "min_n": MIN_N,
-           "limits": limits, "curves": curves, "report": report,
-           "data": {"dev": "AT&T s1-s20, knn examples, LFW fold-1 people at even positions",
-                    "heldout": "LFW fold-1 people at odd positions"}}
+        print(
+            f"{name:8} {split:8} {r['accepted_share_original_photos']:>16.3f} "
+            f"{r['accepted_share_all_versions']:>15.3f} {ma:>11} {mr:>11}"
+        )
+    out = {
+        "threshold": thr,
+        "fmr": FMR,
+        "reference_rate": ref,
+        "drop_points": DROP,
+        "min_n": MIN_N,
+        "limits": limits,
+        "curves": curves,
+        "report": report,
+        "data": {
+            "dev": "AT&T s1-s20, knn examples, LFW fold-1 people at even positions",
+            "heldout": "LFW fold-1 people at odd positions",
+        },
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality_bins.json").write_text(json.dumps(out, indent=2))
     plot(curves, ref)
@@ -246,8 +266,11 @@ def plot(curves: dict[str, dict], ref: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {"height_px": "face height (px)", "blur_var": "sharpness (Laplacian variance)",
-              "yaw_ratio": "yaw ratio (nose offset / eye distance)"}
+    titles = {
+        "height_px": "face height (px)",
+        "blur_var": "sharpness (Laplacian variance)",
+        "yaw_ratio": "yaw ratio (nose offset / eye distance)",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (m, c) in zip(axes, curves.items(), strict=True):
         for split, style in (("dev", "o-"), ("heldout", "s--")):

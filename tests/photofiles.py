@@ -105,8 +105,13 @@ def float_tiff(width: int = 40, height: int = 30) -> bytes:
 
 
 # -- faces covered by a mask or a hand (drawn with a face's dlib 5-point landmarks) ---------------------------------
-MASKS = {"white": (236, 238, 240), "light blue": (140, 185, 215), "black": (32, 32, 36), "pink": (230, 170, 190),
-         "patterned": (90, 110, 150)}
+MASKS = {
+    "white": (236, 238, 240),
+    "light blue": (140, 185, 215),
+    "black": (32, 32, 36),
+    "pink": (230, 170, 190),
+    "patterned": (90, 110, 150),
+}
 
 
 def geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
@@ -147,8 +152,13 @@ def draw_mask(img: np.ndarray, lm: np.ndarray, colour: str, rng: np.random.Gener
     out[m] = np.clip(shade[m], 0, 255).astype(np.uint8)
     for k in (0.3, 0.55, 0.8):  # pleats
         p1, p2 = top + up * k * 1.2 * e - side * 0.9 * e, top + up * k * 1.2 * e + side * 0.9 * e
-        cv2.line(out, tuple(int(v) for v in p1), tuple(int(v) for v in p2),
-                 tuple(int(c * 0.75) for c in MASKS[colour]), max(1, int(e / 25)))
+        cv2.line(
+            out,
+            tuple(int(v) for v in p1),
+            tuple(int(v) for v in p2),
+            tuple(int(c * 0.75) for c in MASKS[colour]),
+            max(1, int(e / 25)),
+        )
     out[~m] = img[~m]
     return out
 
@@ -181,8 +191,11 @@ def draw_hand(img: np.ndarray, lm: np.ndarray, rng: np.random.Generator) -> np.n
     for i in range(3):  # grooves between the fingers
         c = centre + up * (i - 1.0) * 0.3 * e
         p1, p2 = c - side * 0.9 * e, c + side * 0.9 * e
-        cv2.line(res, tuple(int(v) for v in p1), tuple(int(v) for v in p2), tuple(int(v * 0.7) for v in skin),
-                 max(1, int(e / 30)))
+        cv2.line(
+            res,
+            tuple(int(v) for v in p1),
+            tuple(int(v) for v in p2),
+            tuple(int(v * 0.7) for v in skin),
+            max(1, int(e / 30)),
+        )
     return res
-
-

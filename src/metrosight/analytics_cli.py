@@ -31,7 +31,9 @@ def event_json(ev, snapshot: str | None) -> str:  # type: ignore[no-untyped-def]
 def event_line(ev, snapshot: str | None) -> str:  # type: ignore[no-untyped-def]
     d = ev.data
     what = ", ".join(f"{k} {v}" for k, v in d.items() if k != "person")
-    return f"EVENT {ev.camera_id} {ev.kind} track {ev.track_id} from {ev.start_ts:.2f}s: {what} snapshot {snapshot or '-'}"
+    return (
+        f"EVENT {ev.camera_id} {ev.kind} track {ev.track_id} from {ev.start_ts:.2f}s: {what} snapshot {snapshot or '-'}"
+    )
 
 
 def analytics_summary(stats, camera: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -60,10 +62,9 @@ def plot_cmd(
     """
     from metrosight.analytics.plot import PlotData, median_background, render
     from metrosight.cli import _settings, fail, out
+    from metrosight.core.names import InvalidInput, identifier
     from metrosight.ingest.source import SourceError, VideoSource, parse_source
     from metrosight.pipeline.analytics import AnalyticsPipeline, make_person_detector
-
-    from metrosight.core.names import InvalidInput, identifier
 
     try:
         camera = identifier(camera, "--camera")
@@ -76,7 +77,10 @@ def plot_cmd(
     events: list = []
     updates: dict = {}
     pipe = AnalyticsPipeline(
-        settings.analytics, camera, make_person_detector(settings.analytics), events.append,
+        settings.analytics,
+        camera,
+        make_person_detector(settings.analytics),
+        events.append,
         lambda u: updates.__setitem__(u.event_id, u),
     )
     pipe.keep_history = True

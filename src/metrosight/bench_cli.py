@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from metrosight.console import SafeConsole
 from rich.table import Table
+
+from metrosight.console import SafeConsole
 
 bench_app = typer.Typer(help="Measure speed and accuracy of the face models on this machine.", no_args_is_help=True)
 out = SafeConsole(soft_wrap=True, width=150)
@@ -102,25 +103,46 @@ def measure_models(data: Path, quick: bool, cache_dir: Path, say: Any = None) ->
 def _tables(res: dict[str, Any]) -> list[Table]:
     sets = list(res["detector_sets"])
     det = Table(title=f"Face detectors, one core (core {res['core']}), IoU ≥ 0.4")
-    for col in ("detector", "CPU ms 480p", "CPU ms 720p", "× dlib HOG", *[f"{s} {m}" for s in sets for m in ("recall", "FP")]):
+    for col in (
+        "detector",
+        "CPU ms 480p",
+        "CPU ms 720p",
+        "× dlib HOG",
+        *[f"{s} {m}" for s in sets for m in ("recall", "FP")],
+    ):
         det.add_column(col, justify="left" if col == "detector" else "right")
     for d in res["detectors"]:
         ratio = d["speed_vs_dlib_hog1_720p"]
         det.add_row(
-            d["detector"], f"{d['ms_480p']:.1f}", f"{d['ms_720p']:.1f}", f"{ratio:.1f}×" if ratio else "-",
+            d["detector"],
+            f"{d['ms_480p']:.1f}",
+            f"{d['ms_720p']:.1f}",
+            f"{ratio:.1f}×" if ratio else "-",
             *[x for s in sets for x in (f"{d[s]['tp']}/{d[s]['n_gt']} ({d[s]['recall']:.3f})", str(d[s]["fp"]))],
         )
     e = res["embedders"]
     emb = Table(title=f"Face descriptors, one core, LFW fold 1 ({e['faces']} faces)")
-    for col in ("embedder", "CPU ms/face batch 1", "CPU ms/face batch 32", "× dlib (batch 1 / 32)", "accuracy @0.6",
-                "min cosine to dlib", "pairs decided differently"):
+    for col in (
+        "embedder",
+        "CPU ms/face batch 1",
+        "CPU ms/face batch 32",
+        "× dlib (batch 1 / 32)",
+        "accuracy @0.6",
+        "min cosine to dlib",
+        "pairs decided differently",
+    ):
         emb.add_column(col, justify="left" if col == "embedder" else "right")
     for name, sp in e["ms_per_face"].items():
         r = e["ratio_vs_dlib"][name]
         p = e["parity"].get(name)
         emb.add_row(
-            name, f"{sp['1']:.2f}", f"{sp['32']:.2f}", f"{r['1']:.1f}× / {r['32']:.1f}×", f"{e['accuracy_at_0.6'][name]:.4f}",
-            f"{p['min_cosine']:.7f}" if p else "(reference)", f"{p['pairs_decided_differently']}/{p['pairs']}" if p else "-",
+            name,
+            f"{sp['1']:.2f}",
+            f"{sp['32']:.2f}",
+            f"{r['1']:.1f}× / {r['32']:.1f}×",
+            f"{e['accuracy_at_0.6'][name]:.4f}",
+            f"{p['min_cosine']:.7f}" if p else "(reference)",
+            f"{p['pairs_decided_differently']}/{p['pairs']}" if p else "-",
         )
     return [det, emb]
 

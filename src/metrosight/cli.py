@@ -118,8 +118,10 @@ def _actor(rt):  # type: ignore[no-untyped-def]
         if actor is None:
             rt.store.record("anonymous", "cli.auth_failed", state.user, {"user": state.user})
     if actor is None:
-        fail(f"wrong password for {state.user!r}, or no such enabled user with a password "
-             "(an admin sets one with `metrosight user password NAME`)")
+        fail(
+            f"wrong password for {state.user!r}, or no such enabled user with a password "
+            "(an admin sets one with `metrosight user password NAME`)"
+        )
     state.actor = actor
     return actor
 
@@ -158,7 +160,8 @@ def main(
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
     user: Annotated[
-        str | None, typer.Option("--as", envvar="METROSIGHT_USER", help="the user doing this (recorded in the audit log)")
+        str | None,
+        typer.Option("--as", envvar="METROSIGHT_USER", help="the user doing this (recorded in the audit log)"),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
 ) -> None:
@@ -194,7 +197,9 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     rows = _runtime().store.list_watchlists()
     if as_json:
         for r in rows:
-            print(json.dumps({"name": r.name, "category": r.category, "subjects": r.subjects, "templates": r.templates}))
+            print(
+                json.dumps({"name": r.name, "category": r.category, "subjects": r.subjects, "templates": r.templates})
+            )
         return
     table = Table("watchlist", "category", "subjects", "templates", "created")
     for r in rows:
@@ -212,23 +217,35 @@ def enroll(
         Path | None, typer.Option("--from-dir", help="a folder with one sub-folder of photos per person")
     ] = None,
     legal_basis: Annotated[str | None, typer.Option("--legal-basis", help="law or order allowing the search")] = None,
-    authority: Annotated[str | None, typer.Option("--authority", help="issuing authority (court, prosecutor …)")] = None,
+    authority: Annotated[
+        str | None, typer.Option("--authority", help="issuing authority (court, prosecutor …)")
+    ] = None,
     reference: Annotated[str | None, typer.Option("--reference", help="case or order number")] = None,
     expires: Annotated[
         str | None,
-        typer.Option("--expires", help="end of the authorisation: YYYY-MM-DD (the end of that day in the deployment's "
-                     "time zone), YYYY-MM-DDTHH:MM, or a duration like 30d"),
+        typer.Option(
+            "--expires",
+            help="end of the authorisation: YYYY-MM-DD (the end of that day in the deployment's "
+            "time zone), YYYY-MM-DDTHH:MM, or a duration like 30d",
+        ),
     ] = None,
     valid_from: Annotated[
-        str | None, typer.Option("--valid-from", help="start: YYYY-MM-DD (that day's start) or YYYY-MM-DDTHH:MM; default now")
+        str | None,
+        typer.Option("--valid-from", help="start: YYYY-MM-DD (that day's start) or YYYY-MM-DDTHH:MM; default now"),
     ] = None,
-    cameras: Annotated[str | None, typer.Option("--cameras", help="limit to these camera ids (comma-separated)")] = None,
+    cameras: Annotated[
+        str | None, typer.Option("--cameras", help="limit to these camera ids (comma-separated)")
+    ] = None,
     lines: Annotated[str | None, typer.Option("--lines", help="limit to these metro lines (comma-separated)")] = None,
     urgent: Annotated[bool, typer.Option("--urgent", help="match at once; lapses after 24 h unless approved")] = False,
     face: Annotated[
         int | None,
-        typer.Option("--face", min=1, help="with one photo: enrol its face number N (as numbered when the photo was "
-                     "refused for several faces; 1 = leftmost)"),
+        typer.Option(
+            "--face",
+            min=1,
+            help="with one photo: enrol its face number N (as numbered when the photo was "
+            "refused for several faces; 1 = leftmost)",
+        ),
     ] = None,
     person_id: Annotated[
         int | None,
@@ -268,11 +285,15 @@ def enroll(
             fail("--subject is required with photo paths (the person's full name)")
         people = [(subject, Path("."), list(photos))]
     if person_id is not None and len(people) > 1:
-        fail(f"--person {person_id} makes the new entry that one person, but --from-dir {from_dir} holds "
-             f"{len(people)} person folders: give a folder with one person's sub-folder, or enrol with --subject")
+        fail(
+            f"--person {person_id} makes the new entry that one person, but --from-dir {from_dir} holds "
+            f"{len(people)} person folders: give a folder with one person's sub-folder, or enrol with --subject"
+        )
     if face is not None and (from_dir is not None or len(people[0][2]) != 1):
-        fail("--face N chooses a face of one photo: give exactly one photo with --subject (for a photo of a "
-             "--from-dir folder, re-run it on its own as each refusal shows)")
+        fail(
+            "--face N chooses a face of one photo: give exactly one photo with --subject (for a photo of a "
+            "--from-dir folder, re-run it on its own as each refusal shows)"
+        )
 
     actor = _actor(rt)
     auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
@@ -304,7 +325,8 @@ def enroll(
                 "  choose the subject's face and enrol this photo on its own (with the same authorisation "
                 f"options): metrosight enroll -w {shlex.quote(watchlist)} -s {shlex.quote(r.subject)} "
                 f"{shlex.quote(str(path))} --face N",
-                highlight=False, soft_wrap=True,
+                highlight=False,
+                soft_wrap=True,
             )
     usable = {owner[k] for k, r in enumerate(results) if r.status in ("enrolled", "duplicate")}
     no_photo = [(name, folder, files) for i, (name, folder, files) in enumerate(people) if i not in usable]
@@ -329,13 +351,20 @@ def enroll(
 
         tz = rt.clock.tz
         start = describe(auth.valid_from, tz) if auth.valid_from else "now"
-        urgent = (f"; urgent: matched at once, until {describe(auth.effective_expiry(rt.clock.now()), tz)} unless a "
-                  "second approver approves it" if auth.urgent else "")
+        urgent = (
+            f"; urgent: matched at once, until {describe(auth.effective_expiry(rt.clock.now()), tz)} unless a "
+            "second approver approves it"
+            if auth.urgent
+            else ""
+        )
         out.print(f"authorised from {start} until {describe(auth.expires_at, tz, end=True)}{urgent}", highlight=False)
     from metrosight.core.names import same_name
 
-    pending = [e for e in rt.store.entries(watchlist)
-               if e.status == "pending" and any(same_name(e.name, r.subject) for r in enrolled)]
+    pending = [
+        e
+        for e in rt.store.entries(watchlist)
+        if e.status == "pending" and any(same_name(e.name, r.subject) for r in enrolled)
+    ]
     if pending:
         out.print(
             f"{len(pending)} entr{'y is' if len(pending) == 1 else 'ies are'} pending: a different approver must run "
@@ -378,8 +407,16 @@ def _authorisation(rt, legal_basis, authority, reference, expires, valid_from, c
     if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
         return None
     now, tz = rt.clock.now(), rt.clock.tz
-    missing = [n for n, v in (("--legal-basis", legal_basis), ("--authority", authority), ("--reference", reference),
-                              ("--expires", expires)) if not v]
+    missing = [
+        n
+        for n, v in (
+            ("--legal-basis", legal_basis),
+            ("--authority", authority),
+            ("--reference", reference),
+            ("--expires", expires),
+        )
+        if not v
+    ]
     if missing:
         fail(f"an authorisation needs {', '.join(missing)}")
     try:
@@ -421,9 +458,14 @@ def identify(
             continue
         names = [
             f"{f['subject']} ({', '.join(f['watchlists'])}, score {f['score']})"  # type: ignore[arg-type]
-            + ("; ambiguous, also " + ", ".join(  # type: ignore[arg-type]
-                f"{c['subject']} ({c['watchlist']}, score {c['score']})" for c in f["candidates"])
-               if f.get("candidates") else "")
+            + (
+                "; ambiguous, also "
+                + ", ".join(  # type: ignore[arg-type]
+                    f"{c['subject']} ({c['watchlist']}, score {c['score']})" for c in f["candidates"]
+                )
+                if f.get("candidates")
+                else ""
+            )
             for f in r.faces
             if f.get("subject")
         ]
@@ -450,8 +492,11 @@ def _alert_line(a, crop: str | None, stored=None) -> str:  # type: ignore[no-unt
     return (
         f"ALERT {a.camera_id} track {a.track_id}: {a.subject} [{lists}/{a.category}] score {a.score:.3f} "
         f"seen {a.first_seen:.2f}s–{a.last_seen:.2f}s best shot {crop or '-'}{_episode_text(stored)}"
-        + ("; AMBIGUOUS, also " + ", ".join(f"{c.name} [{c.watchlist}] score {c.score:.3f}" for c in a.candidates)
-           if a.candidates else "")
+        + (
+            "; AMBIGUOUS, also " + ", ".join(f"{c.name} [{c.watchlist}] score {c.score:.3f}" for c in a.candidates)
+            if a.candidates
+            else ""
+        )
     )
 
 
@@ -524,11 +569,10 @@ def run(
     def on_event(e, snapshot):  # type: ignore[no-untyped-def]
         print(event_json(e, snapshot) if as_json else event_line(e, snapshot), flush=True)
 
-    from metrosight.recognize.normalize import CohortError
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from metrosight.pipeline.runtime import storage_full
+    from metrosight.recognize.normalize import CohortError
     from metrosight.store.db import StoreError
 
     try:
@@ -595,9 +639,8 @@ def run(
 def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The bundled sample: enrol two public-domain portraits and a still from a public-domain White House clip,
     approve them as a second person, and watch the clip."""
-    from metrosight.store.repo import Conflict
-
     from metrosight.policy.rules import Authorisation, PolicyError
+    from metrosight.store.repo import Conflict
 
     rt = _runtime()
     name = "demo-missing"
@@ -614,8 +657,9 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         store.add_user("demo-officer", ["admin", "approver"], None, pw_hash["demo-officer"])
         officer = store.actor("demo-officer")
         store.add_user("demo-approver", ["approver", "operator"], officer, pw_hash["demo-approver"])
-        out.print("demo users (passwords shown once): " + ", ".join(f"{n} {p}" for n, p in passwords.items()),
-                  highlight=False)
+        out.print(
+            "demo users (passwords shown once): " + ", ".join(f"{n} {p}" for n, p in passwords.items()), highlight=False
+        )
     elif {n for n, _r, _d in store.list_users()} != demo_users:
         fail(f"{rt.home.root} has users of its own: run the demo on a home of its own (--home DIR)")
     officer, approver = store.actor("demo-officer"), store.actor("demo-approver")
@@ -625,7 +669,9 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         pass
     from datetime import timedelta
 
-    auth = Authorisation("demo: public-domain portraits", "metrosight demo", "DEMO-1", rt.clock.now() + timedelta(days=7))
+    auth = Authorisation(
+        "demo: public-domain portraits", "metrosight demo", "DEMO-1", rt.clock.now() + timedelta(days=7)
+    )
     photos = [
         ("Barack Obama", SAMPLE_DIR / "obama.jpg"),
         ("Joe Biden", SAMPLE_DIR / "biden.jpg"),
@@ -636,8 +682,10 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
     results = rt.enroll(name, ((n, photo_or_error(p, rt.photo_limits)) for n, p in photos), officer, auth)
     for r in results:
-        out.print(f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
-                  highlight=False)
+        out.print(
+            f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
+            highlight=False,
+        )
     for e in store.entries(name):
         if e.status == "pending":
             try:
@@ -678,8 +726,10 @@ def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration f
     out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")
 
 
-from metrosight import governance_cli  # noqa: E402,F401  (registers user/alert/audit/privacy commands)
-from metrosight import persons_cli  # noqa: E402,F401  (registers the person commands)
+from metrosight import (
+    governance_cli,  # noqa: E402,F401  (registers user/alert/audit/privacy commands)
+    persons_cli,  # noqa: E402,F401  (registers the person commands)
+)
 from metrosight.pipeline.node_cli import node as _node  # noqa: E402
 
 app.command("node")(_node)

@@ -15,9 +15,7 @@ import typer
 
 db_app = typer.Typer(help="Database administration (SQLite or PostgreSQL).", no_args_is_help=True)
 
-BusOpt = Annotated[
-    str, typer.Option("--bus", envvar="METROSIGHT_BUS", help="Redis URL, e.g. redis://host:6379/0")
-]
+BusOpt = Annotated[str, typer.Option("--bus", envvar="METROSIGHT_BUS", help="Redis URL, e.g. redis://host:6379/0")]
 DbOpt = Annotated[
     str | None,
     typer.Option(
@@ -26,9 +24,7 @@ DbOpt = Annotated[
         help="database URL, e.g. postgresql://user@host/metrosight (default: the config's, else SQLite in the home)",
     ),
 ]
-PrefixOpt = Annotated[
-    str, typer.Option("--prefix", help="Redis key prefix (several installations on one Redis)")
-]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Redis key prefix (several installations on one Redis)")]
 
 
 def _settings_with_db(config: Path | None, db: str | None):  # type: ignore[no-untyped-def]
@@ -36,9 +32,7 @@ def _settings_with_db(config: Path | None, db: str | None):  # type: ignore[no-u
 
     settings = _settings(config)
     if db:
-        settings = settings.model_copy(
-            update={"storage": settings.storage.model_copy(update={"database_url": db})}
-        )
+        settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"database_url": db})})
     return settings
 
 
@@ -89,18 +83,14 @@ def _ping(url: str):  # type: ignore[no-untyped-def]
 def worker(
     bus: BusOpt,
     db: DbOpt = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML configuration file (with `cameras:`)")
-    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file (with `cameras:`)")] = None,
     lease_seconds: Annotated[
         float, typer.Option("--lease-seconds", min=1.0, help="a dead worker's cameras move within this")
     ] = 10.0,
     max_cameras: Annotated[
         int | None, typer.Option("--max-cameras", min=1, help="at most this many cameras here")
     ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="this worker's name (default host-pid-random)")
-    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="this worker's name (default host-pid-random)")] = None,
     realtime: Annotated[
         bool, typer.Option("--realtime", help="read video files at their frame rate, like cameras")
     ] = False,
@@ -108,18 +98,15 @@ def worker(
         bool, typer.Option("--until-done", help="exit once every camera is a finished video file")
     ] = False,
     prefix: PrefixOpt = "metrosight",
-    as_json: Annotated[
-        bool, typer.Option("--json", help="one JSON line per alert published, and a summary")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line per alert published, and a summary")] = False,
 ) -> None:
     """Run cameras of the configuration claimed through leases in Redis; publish alerts and events to Redis
     Streams (a `consume` or `serve --bus` process stores them). Start one per core on any number of machines."""
     from metrosight.bus.leases import Leases
     from metrosight.bus.redis_streams import RedisStreamsBus
     from metrosight.cli import fail, out
-    from metrosight.pipeline.cluster import ClusterError, ClusterOptions, ClusterWorker, worker_name
-
     from metrosight.core.names import InvalidInput, identifier
+    from metrosight.pipeline.cluster import ClusterError, ClusterOptions, ClusterWorker, worker_name
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:  # a worker's name owns its leases: the camera id rule, and no second live worker by that name
@@ -188,9 +175,7 @@ def consume(
     bus: BusOpt,
     db: DbOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file")] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="consumer name in the group (default host-pid)")
-    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="consumer name in the group (default host-pid)")] = None,
     claim_idle: Annotated[
         float,
         typer.Option("--claim-idle", min=0.1, help="claim entries idle this long on a dead consumer, s"),
@@ -296,9 +281,7 @@ def plan(
     ] = 55.0,
     analysis_fps: Annotated[
         float | None,
-        typer.Option(
-            "--analysis-fps", min=0.1, help="analysed frames a second per camera (default: the benchmark's)"
-        ),
+        typer.Option("--analysis-fps", min=0.1, help="analysed frames a second per camera (default: the benchmark's)"),
     ] = None,
     frame_scale: Annotated[
         float,
@@ -332,9 +315,7 @@ def plan(
     footfall: Annotated[float, typer.Option("--footfall", min=0.0, help="people passing a day")] = 7_000_000,
     searches_per_person: Annotated[
         float,
-        typer.Option(
-            "--searches-per-person", min=0.0, help="tracks (searches) a person makes a day across cameras"
-        ),
+        typer.Option("--searches-per-person", min=0.0, help="tracks (searches) a person makes a day across cameras"),
     ] = 6.0,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML configuration (retention, policy refresh)")
@@ -350,9 +331,7 @@ def plan(
     from metrosight.pipeline.capacity import plan as make_plan
 
     repo_results = Path(__file__).resolve().parents[2] / "bench" / "results"
-    node_file = node_benchmark or (
-        repo_results / "node.json" if (repo_results / "node.json").exists() else None
-    )
+    node_file = node_benchmark or (repo_results / "node.json" if (repo_results / "node.json").exists() else None)
     try:
         if node_file is not None:
             fig = node_figures(json.loads(node_file.read_text()), str(node_file))
@@ -389,9 +368,7 @@ def plan(
         try:
             b = json.loads(bus_file.read_text())
             sustained = float(b["sustained_msgs_per_s"]) / max(1, int(b.get("consumers", 1)))
-            consumers = max(
-                1, -(-pl.bus_msgs_per_s // (sustained * 0.5))
-            )  # at half of the measured rate each
+            consumers = max(1, -(-pl.bus_msgs_per_s // (sustained * 0.5)))  # at half of the measured rate each
         except (OSError, ValueError, KeyError, TypeError) as exc:
             fail(f"cannot use the bus benchmark {bus_file}: {exc}")
     if as_json:
@@ -409,9 +386,7 @@ def plan(
             )
         )
         return
-    t = Table(
-        "", "value", "how", title=f"metrosight plan: {cameras:,} cameras, {faces_per_second:g} faces/s each"
-    )
+    t = Table("", "value", "how", title=f"metrosight plan: {cameras:,} cameras, {faces_per_second:g} faces/s each")
     t.add_row(
         "per-camera cost",
         f"{pl.cores_per_camera:.2f} cores",

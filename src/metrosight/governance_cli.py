@@ -124,19 +124,44 @@ def watchlist_entries(
     rows = rt.store.entries(watchlist)
     if as_json:
         for e in rows:
-            print(json.dumps({
-                "id": e.id, "watchlist": e.watchlist, "name": e.name, "status": e.status, "urgent": e.urgent,
-                "legal_basis": e.legal_basis, "authority": e.authority, "reference": e.reference, "scope": e.scope,
-                "expires_at": e.expires_at.isoformat() if e.expires_at else None, "created_by": e.created_by,
-                "approved_by": e.approved_by, "templates": e.templates,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "watchlist": e.watchlist,
+                        "name": e.name,
+                        "status": e.status,
+                        "urgent": e.urgent,
+                        "legal_basis": e.legal_basis,
+                        "authority": e.authority,
+                        "reference": e.reference,
+                        "scope": e.scope,
+                        "expires_at": e.expires_at.isoformat() if e.expires_at else None,
+                        "created_by": e.created_by,
+                        "approved_by": e.approved_by,
+                        "templates": e.templates,
+                    }
+                )
+            )
         return
-    table = Table("watchlist", "entry", "status", "reference", "authority", "scope", "expires", "by", "approved by", "photos")
+    table = Table(
+        "watchlist", "entry", "status", "reference", "authority", "scope", "expires", "by", "approved by", "photos"
+    )
     for e in rows:
         scope = ", ".join((e.scope or {}).get("cameras", []) + (e.scope or {}).get("lines", [])) or "all"
         status = e.status + (" (urgent)" if e.urgent and not e.approved_by else "")
-        table.add_row(e.watchlist, e.name, status, e.reference or "", e.authority or "", scope, _when(e.expires_at),
-                      e.created_by or "", e.approved_by or "", str(e.templates))
+        table.add_row(
+            e.watchlist,
+            e.name,
+            status,
+            e.reference or "",
+            e.authority or "",
+            scope,
+            _when(e.expires_at),
+            e.created_by or "",
+            e.approved_by or "",
+            str(e.templates),
+        )
     out.print(table)
 
 
@@ -144,7 +169,9 @@ def watchlist_entries(
 def watchlist_approve(
     watchlist: Annotated[str, typer.Argument()],
     names: Annotated[list[str] | None, typer.Argument(help="entries to approve")] = None,
-    all_pending: Annotated[bool, typer.Option("--all-pending", help="approve every pending entry (each audited)")] = False,
+    all_pending: Annotated[
+        bool, typer.Option("--all-pending", help="approve every pending entry (each audited)")
+    ] = False,
 ) -> None:
     """Activate pending entries. The approver must hold the approver role and must not have recorded them."""
     rt = _runtime()
@@ -222,16 +249,41 @@ def alert_list(
     cams = {a.id: cams.get(a.id) or [a.camera_id] for a in rows}
     if as_json:
         for a in rows:
-            print(json.dumps({"id": a.id, "camera": a.camera_id, "cameras": cams[a.id], "subject": a.subject_name,
-                              "person_id": a.person_id, "watchlist": a.watchlist,
-                              "watchlists": _lists(a).split(", "), "score": a.score, "first_seen": a.first_seen,
-                              "last_seen": a.last_seen, "first_at": a.first_at, "last_at": a.last_at,
-                              "sightings": a.sightings, "status": a.status, "created_at": a.created_at.isoformat()}))
+            print(
+                json.dumps(
+                    {
+                        "id": a.id,
+                        "camera": a.camera_id,
+                        "cameras": cams[a.id],
+                        "subject": a.subject_name,
+                        "person_id": a.person_id,
+                        "watchlist": a.watchlist,
+                        "watchlists": _lists(a).split(", "),
+                        "score": a.score,
+                        "first_seen": a.first_seen,
+                        "last_seen": a.last_seen,
+                        "first_at": a.first_at,
+                        "last_at": a.last_at,
+                        "sightings": a.sightings,
+                        "status": a.status,
+                        "created_at": a.created_at.isoformat(),
+                    }
+                )
+            )
         return
     table = Table("id", "cameras", "subject", "watchlists", "score", "seen", "sightings", "status", "raised")
     for a in rows:
-        table.add_row(str(a.id), ", ".join(cams[a.id]), a.subject_name, _lists(a), f"{a.score:.3f}", _span(a),
-                      str(a.sightings), a.status, _when(a.created_at))
+        table.add_row(
+            str(a.id),
+            ", ".join(cams[a.id]),
+            a.subject_name,
+            _lists(a),
+            f"{a.score:.3f}",
+            _span(a),
+            str(a.sightings),
+            a.status,
+            _when(a.created_at),
+        )
     out.print(table)
 
 
@@ -245,16 +297,25 @@ def alert_show(alert_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="
     with governed():
         a, reviews, earlier = rt.store.alert_detail(alert_id, _actor(rt))
     person = f" (person {a.person_id})" if a.person_id is not None else ""
-    out.print(f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
-              f"{a.sightings} sighting(s), seen {_span(a)}, status {a.status}", highlight=False)
+    out.print(
+        f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
+        f"{a.sightings} sighting(s), seen {_span(a)}, status {a.status}",
+        highlight=False,
+    )
     for e in a.entries or [{"watchlist": a.watchlist, "name": a.subject_name, "category": a.category}]:
-        out.print(f"  on {e['watchlist']} ({e['category']}) as {e['name']!r}: ref. {e.get('reference') or '-'}, "
-                  f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}", highlight=False)
+        out.print(
+            f"  on {e['watchlist']} ({e['category']}) as {e['name']!r}: ref. {e.get('reference') or '-'}, "
+            f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}",
+            highlight=False,
+        )
     for i, sg in enumerate(rt.store.sightings(a.id), 1):
         at = datetime.fromtimestamp(sg.first_at, UTC)
-        out.print(f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "
-                  f"{sg.first_seen:.2f}–{sg.last_seen:.2f} s of its video, score {sg.score:.3f}, "
-                  f"crop {'yes' if sg.crop_path else 'no'}", highlight=False)
+        out.print(
+            f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{sg.first_seen:.2f}–{sg.last_seen:.2f} s of its video, score {sg.score:.3f}, "
+            f"crop {'yes' if sg.crop_path else 'no'}",
+            highlight=False,
+        )
     for r in reviews:
         out.print(f"  {r.action} by {r.user} at {_when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
     if earlier:
@@ -316,8 +377,11 @@ def audit_verify() -> None:
     if res.mismatches:  # the chain is intact, but the database holds governed rows it does not back
         for m in res.mismatches:
             out.print(f"NOT BACKED BY THE AUDIT LOG: {m}")
-        fail(f"audit log intact ({res.checked} entries), but {len(res.mismatches)} governed record(s) in the "
-             "database are not backed by it (forged or rolled back by a database writer; listed above)", 1)
+        fail(
+            f"audit log intact ({res.checked} entries), but {len(res.mismatches)} governed record(s) in the "
+            "database are not backed by it (forged or rolled back by a database writer; listed above)",
+            1,
+        )
     fail(f"audit log BROKEN at entry {res.broken_seq}: {res.reason}", 1)
 
 
@@ -334,8 +398,19 @@ def audit_show(
         rt.store.record(actor.name, "audit.read", None, {"entries": len(rows)})
     if as_json:
         for e in rows:
-            print(json.dumps({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
-                              "details": json.loads(e.details), "hash": e.hash}))
+            print(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "details": json.loads(e.details),
+                        "hash": e.hash,
+                    }
+                )
+            )
         return
     table = Table("seq", "at", "actor", "action", "target", "details")
     for e in rows:
@@ -362,10 +437,16 @@ def purge() -> None:
 def window_add(
     name: Annotated[str, typer.Argument()],
     start: Annotated[
-        str, typer.Option("--from", help="YYYY-MM-DD (that day's start, deployment time zone), YYYY-MM-DDTHH:MM, or 0m for now")
+        str,
+        typer.Option(
+            "--from", help="YYYY-MM-DD (that day's start, deployment time zone), YYYY-MM-DDTHH:MM, or 0m for now"
+        ),
     ],
     end: Annotated[
-        str, typer.Option("--until", help="YYYY-MM-DD (the end of that day), YYYY-MM-DDTHH:MM, or a duration from --from like 6h")
+        str,
+        typer.Option(
+            "--until", help="YYYY-MM-DD (the end of that day), YYYY-MM-DDTHH:MM, or a duration from --from like 6h"
+        ),
     ],
     reason: Annotated[str, typer.Option("--reason")],
     cameras: Annotated[str | None, typer.Option("--cameras", help="comma-separated camera ids (default: all)")] = None,

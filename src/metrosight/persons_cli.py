@@ -22,8 +22,13 @@ def _person_json(p) -> dict:  # type: ignore[no-untyped-def]
         "id": p.id,
         "name": p.name,
         "entries": [
-            {"entry_id": e.entry_id, "watchlist": e.watchlist, "name": e.name, "status": e.status,
-             "reference": e.reference}
+            {
+                "entry_id": e.entry_id,
+                "watchlist": e.watchlist,
+                "name": e.name,
+                "status": e.status,
+                "reference": e.reference,
+            }
             for e in p.entries
         ],
         "distinct_from": list(p.distinct_from),
@@ -46,7 +51,9 @@ def person_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 
 @person_app.command("show")
-def person_show(person_id: Annotated[int, typer.Argument()], as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def person_show(
+    person_id: Annotated[int, typer.Argument()], as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
     """One person's entries."""
     rt = _runtime()
     with governed():
@@ -56,7 +63,9 @@ def person_show(person_id: Annotated[int, typer.Argument()], as_json: Annotated[
         return
     out.print(f"person {p.id}: {p.name}", highlight=False)
     for e in p.entries:
-        out.print(f"  entry {e.entry_id}: {e.watchlist}/{e.name}, {e.status}, ref. {e.reference or '-'}", highlight=False)
+        out.print(
+            f"  entry {e.entry_id}: {e.watchlist}/{e.name}, {e.status}, ref. {e.reference or '-'}", highlight=False
+        )
     if p.distinct_from:
         out.print(f"  different from: {', '.join(map(str, p.distinct_from))}", highlight=False)
 
@@ -92,7 +101,9 @@ def person_unlink(
 def person_distinct(
     person_a: Annotated[int, typer.Argument()],
     person_b: Annotated[int, typer.Argument()],
-    reason: Annotated[str, typer.Option("--reason", help="why they are different people (audited)")] = "different people",
+    reason: Annotated[
+        str, typer.Option("--reason", help="why they are different people (audited)")
+    ] = "different people",
 ) -> None:
     """Record that two look-alike persons are different people: enrolment stops warning about the pair, they are
     never linked by name, and the matcher keeps them apart (a probe close to both is ambiguous)."""

@@ -50,8 +50,9 @@ class Flaky:
 
 
 def start(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: ignore[no-untyped-def]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -82,8 +83,9 @@ def service(tmp_path: Path) -> Iterator[tuple[object, Flaky, InProcessBus, int]]
     for u in USERS:
         store.add_user(u, ["operator"], chief, pw)
     store.create_watchlist("wl", Category.WANTED, chief)
-    import numpy as np
     from datetime import UTC, datetime, timedelta
+
+    import numpy as np
 
     auth = Authorisation("law", "court", "R-9", datetime.now(UTC) + timedelta(days=3))
     store.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, chief, auth)
@@ -132,11 +134,24 @@ def test_pages_reconnect_after_the_feed_failed(service) -> None:  # type: ignore
             flaky.failing = False  # the feed works again: every page comes back by itself
             for page in pages:
                 expect(page.locator("#live")).to_have_text("live", timeout=45_000)
-            bus.publish(TOPIC_ALERTS, AlertV1(
-                event_id="cam-1:after:1", camera_id="cam-1", track_id=1, subject_id=rt.store.entries("wl")[0].id,
-                subject="Eve", watchlist="wl", category="wanted", score=0.96, distance=0.28, first_seen=0.0,
-                last_seen=1.0, samples=2, crop_jpeg=None,
-            ))
+            bus.publish(
+                TOPIC_ALERTS,
+                AlertV1(
+                    event_id="cam-1:after:1",
+                    camera_id="cam-1",
+                    track_id=1,
+                    subject_id=rt.store.entries("wl")[0].id,
+                    subject="Eve",
+                    watchlist="wl",
+                    category="wanted",
+                    score=0.96,
+                    distance=0.28,
+                    first_seen=0.0,
+                    last_seen=1.0,
+                    samples=2,
+                    crop_jpeg=None,
+                ),
+            )
             for page in pages:
                 expect(page.locator("article.alert h2").first).to_have_text("Eve", timeout=15_000)
         finally:

@@ -30,8 +30,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PASSWORDS = {"ada": "ada-password-1", "bob": "bob-password-2"}
 
@@ -83,7 +89,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [METROSIGHT, "--home", str(home), "serve", "--config", str(cfg), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -182,7 +190,8 @@ def test_operator_ui_end_to_end(server: tuple[str, Path, Path], tmp_path: Path) 
             # the crop is served decrypted (and the read audited) ...
             crop_id = first.get_attribute("data-id")
             served = ada.evaluate(
-                "id => fetch(`/api/alerts/${id}/crop`).then(r => `${r.status} ${r.headers.get('content-type')}`)", crop_id
+                "id => fetch(`/api/alerts/${id}/crop`).then(r => `${r.status} ${r.headers.get('content-type')}`)",
+                crop_id,
             )
             assert served == "200 image/jpeg", served
             # ... and renders (the locator is re-resolved each time: live updates may re-render the card)

@@ -17,9 +17,7 @@ def password_of(user: str) -> str:
     return "Tp-" + hashlib.sha256(f"metrosight test user {user}".encode()).hexdigest()[:20]
 
 
-def cli(
-    home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None
-) -> tuple[int, str, str]:
+def cli(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> tuple[int, str, str]:
     """Run ``metrosight --home HOME ARGS…``; returns (exit code, stdout, stderr).
 
     Credentials are supplied as a user would: ``--as NAME`` gets NAME's :func:`password_of` through

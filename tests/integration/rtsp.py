@@ -215,8 +215,24 @@ class MjpegHttpServer:
 
     def start(self, timeout: float = 10.0) -> MjpegHttpServer:
         self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.file),
-             "-c", "copy", "-f", "mpjpeg", "-listen", "1", self.url()],
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(self.file),
+                "-c",
+                "copy",
+                "-f",
+                "mpjpeg",
+                "-listen",
+                "1",
+                self.url(),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -26,9 +26,7 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument(
-        "--mount", action="append", required=True, help="PATH=FILE: serve FILE (H.264 MP4) at /PATH"
-    )
+    ap.add_argument("--mount", action="append", required=True, help="PATH=FILE: serve FILE (H.264 MP4) at /PATH")
     ap.add_argument(
         "--protocols",
         choices=("all", "tcp", "udp"),
@@ -51,13 +49,12 @@ def main() -> int:
         )
         factory.set_shared(False)
         if args.protocols != "all":
-            factory.set_protocols(
-                GstRtsp.RTSPLowerTrans.TCP if args.protocols == "tcp" else GstRtsp.RTSPLowerTrans.UDP
-            )
+            factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP if args.protocols == "tcp" else GstRtsp.RTSPLowerTrans.UDP)
         if args.user:
             factory.add_role_from_structure(
-                Gst.Structure.from_string("user, media.factory.access=(boolean)true, "
-                                          "media.factory.construct=(boolean)true")[0]
+                Gst.Structure.from_string(
+                    "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+                )[0]
             )
         mounts.add_factory("/" + path.strip("/"), factory)
     if args.user:

@@ -87,9 +87,7 @@ class RedisServer:
             "--logfile",
             str(self.workdir / "redis.log"),
         ]
-        args += (
-            ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persist else ["--appendonly", "no"]
-        )
+        args += ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persist else ["--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -101,9 +99,7 @@ class RedisServer:
             except redis.ConnectionError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (
-                    (self.workdir / "redis.log").read_text() if (self.workdir / "redis.log").exists() else ""
-                )
+                log = (self.workdir / "redis.log").read_text() if (self.workdir / "redis.log").exists() else ""
                 raise RuntimeError(f"redis-server did not start on port {self.port}: {log[-2000:]}")
             time.sleep(0.05)
 
@@ -143,9 +139,7 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(args)} failed: {res.stdout[-1500:]} {res.stderr[-1500:]}")
 
     def start(self) -> None:
-        self._run(
-            str(self.initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
-        )
+        self._run(str(self.initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -178,9 +172,7 @@ class PostgresServer:
         import psycopg
 
         name = name or f"t_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as c:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

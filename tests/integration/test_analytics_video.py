@@ -35,7 +35,9 @@ def test_one_loitering_event_per_person_at_the_table(tmp_path, home):
     truth = json.loads(TRUTH.read_text())
     video = require_data(*truth["video"].split("/"))
     cfg = _config(tmp_path, "intel", [{"name": "table", "polygon": truth["table_zone"]}], loitering=5.0)
-    code, out, err = cli(home, "run", "--source", video, "--camera", "intel", "--config", cfg, "--analytics-only", "--json")
+    code, out, err = cli(
+        home, "run", "--source", video, "--camera", "intel", "--config", cfg, "--analytics-only", "--json"
+    )
     assert code == 0, err
     lines = json_lines(out)
     summary = lines[-1]

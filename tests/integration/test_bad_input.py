@@ -40,7 +40,20 @@ def test_non_image_and_missing_photo_are_refused_others_enrolled(enrolled_home, 
     home, ex = enrolled_home
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
-    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Joe Biden", junk, tmp_path / "gone.jpg", ex / "biden.jpg")
+    code, out, _ = cli(
+        home,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "wl",
+        *AUTH,
+        "-s",
+        "Joe Biden",
+        junk,
+        tmp_path / "gone.jpg",
+        ex / "biden.jpg",
+    )
     assert code == 0
     assert "notes.jpg: not an image" in out and "gone.jpg: file not found" in out
     assert "enrolled 1 photo(s) of 1 person(s)" in out and "2 refused" in out
@@ -64,7 +77,11 @@ def test_truncated_video_keeps_alerts_before_the_break(enrolled_home, tmp_path):
     home, ex = enrolled_home
     broken = make_truncated_video(ex / "short_hamilton_clip.mp4", tmp_path / "broken.mp4")
     code, out, err = cli(home, "run", "--source", broken, "--json")
-    assert code != 0 and re.search("video (ended early|broke off)", err) and "alerts found before the break are stored" in err
+    assert (
+        code != 0
+        and re.search("video (ended early|broke off)", err)
+        and "alerts found before the break are stored" in err
+    )
     alerts = [x for x in json_lines(out) if x["type"] == "alert"]
     assert alerts and {a["subject"] for a in alerts} == {"Lin-Manuel Miranda"}
     # every sighting printed before the break was stored, in as many alerts (episodes) as it printed

@@ -24,9 +24,24 @@ def test_bench_models_quick_json(tmp_path: Path) -> None:
     env = {**os.environ, "METROSIGHT_DATA": str(data)}
     out_file = tmp_path / "models.json"
     proc = subprocess.run(
-        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(tmp_path / "home"),
-         "bench", "models", "--quick", "--json", "--out", str(out_file)],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from metrosight.cli import entrypoint; entrypoint()",
+            "--home",
+            str(tmp_path / "home"),
+            "bench",
+            "models",
+            "--quick",
+            "--json",
+            "--out",
+            str(out_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout)

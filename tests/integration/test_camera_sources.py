@@ -111,8 +111,10 @@ def test_run_over_http_stores_the_redacted_address(mjpeg, tmp_path):
     home = tmp_path / "home"
     bootstrap(home)
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text("ingest: {open_timeout_seconds: 2, stall_timeout_seconds: 2, reconnect_initial_seconds: 0.2, "
-                   "reconnect_max_seconds: 0.3, down_after_attempts: 2, analysis_fps: 5}\n")
+    cfg.write_text(
+        "ingest: {open_timeout_seconds: 2, stall_timeout_seconds: 2, reconnect_initial_seconds: 0.2, "
+        "reconnect_max_seconds: 0.3, down_after_attempts: 2, analysis_fps: 5}\n"
+    )
     with MjpegHttpServer(mjpeg) as server:
         url = http_url(server)
         # the server serves one client and then exits when it closes: the camera then goes down and `run` ends
@@ -175,8 +177,17 @@ def test_rtsp_transport_from_the_camera_config_and_the_run_option(clip, tmp_path
 
         threading.Timer(6.0, server.kill).start()
         code, out, err = cli(
-            home, "run", "--source", server.url("cam"), "--camera", "udp-cam", "--config", cfg,
-            "--rtsp-transport", "udp", "--json",
+            home,
+            "run",
+            "--source",
+            server.url("cam"),
+            "--camera",
+            "udp-cam",
+            "--config",
+            cfg,
+            "--rtsp-transport",
+            "udp",
+            "--json",
         )
     summary = next(x for x in json_lines(out) if x["type"] == "summary")
     assert summary["frames"] > 10, err
@@ -225,14 +236,34 @@ def test_network_kinds_are_live_cameras(kind, clip, tmp_path):
         hls = tmp_path / "hls"
         hls.mkdir()
         subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(clip), "-t", "8", "-c", "copy", "-f", "hls",
-             "-hls_time", "1", "-hls_playlist_type", "vod", str(hls / "index.m3u8")],
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                str(clip),
+                "-t",
+                "8",
+                "-c",
+                "copy",
+                "-f",
+                "hls",
+                "-hls_time",
+                "1",
+                "-hls_playlist_type",
+                "vod",
+                str(hls / "index.m3u8"),
+            ],
             check=True,
         )
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(hls)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(hls)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         deadline = time.monotonic() + 10
         while not listening(port) and time.monotonic() < deadline:
             time.sleep(0.05)

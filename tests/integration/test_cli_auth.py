@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from metrosight.store.repo import Store
 from tests.integration.helpers import bootstrap, cli, json_lines, password_of
 
@@ -37,8 +36,17 @@ def test_a_name_without_a_credential_acts_as_nobody(tmp_path):
 def test_a_wrong_password_is_refused_and_audited(tmp_path):
     home = tmp_path / "home"
     bootstrap(home)
-    code, _, err = cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted",
-                       env={"METROSIGHT_PASSWORD": password_of("bob")})
+    code, _, err = cli(
+        home,
+        "--as",
+        "ada",
+        "watchlist",
+        "create",
+        "wl",
+        "--category",
+        "wanted",
+        env={"METROSIGHT_PASSWORD": password_of("bob")},
+    )
     assert code != 0 and "wrong password for 'ada'" in err
     assert Store.for_home(home).list_watchlists() == []
     assert actions(home)[-1] == ("anonymous", "cli.auth_failed")

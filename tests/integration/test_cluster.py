@@ -35,9 +35,7 @@ LEASE = 3.0
 class Cluster:
     """A home, a config, a PostgreSQL database, a Redis; processes started with :meth:`spawn`."""
 
-    def __init__(
-        self, root: Path, pg_url: str, redis_url: str, loops: int, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def __init__(self, root: Path, pg_url: str, redis_url: str, loops: int, monkeypatch: pytest.MonkeyPatch) -> None:
         ex = require_data("face_recognition_examples", "examples")
         from tests.integration.rtsp import looped_video
 
@@ -63,9 +61,7 @@ class Cluster:
         self.logs: dict[str, Path] = {}
         bootstrap(self.home)
         assert cli(self.home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
-        code, out, err = enrol_active(
-            self.home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png"
-        )
+        code, out, err = enrol_active(self.home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")
         assert code == 0 and "enrolled 1 photo" in out, out + err
         assert not (self.home / "metrosight.db").exists()  # everything went to PostgreSQL
 
@@ -177,9 +173,7 @@ def assert_same_alerts_everywhere(cluster: Cluster) -> dict[str, list[AlertRecor
         assert all(r.crop_path and Path(r.crop_path).is_file() for r in rows)
     # the final last-seen times agree too (alert updates reached the store once the tracks ended)
     for key in reference:
-        seen = {
-            round(r.last_seen, 2) for rows in by_cam.values() for r in rows if r.event_id.endswith(":" + key)
-        }
+        seen = {round(r.last_seen, 2) for rows in by_cam.values() for r in rows if r.event_id.endswith(":" + key)}
         assert len(seen) == 1, (key, seen)
     return by_cam
 
@@ -198,9 +192,7 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     for w in workers:
         cluster.worker(w)
     leases = cluster.leases()
-    holders = cluster.wait_for(
-        lambda: (h := {c: leases.holder(c) for c in CAMERAS}) and all(h.values()) and h, 120
-    )
+    holders = cluster.wait_for(lambda: (h := {c: leases.holder(c) for c in CAMERAS}) and all(h.values()) and h, 120)
     assert set(holders.values()) == set(workers), f"one camera per worker: {holders}"
     victim_cam = "cam-a"
     victim = holders[victim_cam]
@@ -210,9 +202,7 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     cluster.procs[victim].send_signal(signal.SIGKILL)
     cluster.procs[victim].wait(10)
     killed_at = time.monotonic()
-    new_holder = cluster.wait_for(
-        lambda: (h := leases.holder(victim_cam)) not in (None, victim) and h, 3 * LEASE + 10
-    )
+    new_holder = cluster.wait_for(lambda: (h := leases.holder(victim_cam)) not in (None, victim) and h, 3 * LEASE + 10)
     took = time.monotonic() - killed_at
     assert new_holder in workers and new_holder != victim
     assert took <= LEASE + 2.5, f"camera moved after {took:.1f} s (lease {LEASE} s)"
@@ -235,9 +225,7 @@ def test_redis_killed_and_restarted_mid_video_loses_and_duplicates_nothing(clust
     for w in workers:
         cluster.worker(w)
     leases = cluster.leases()
-    cluster.wait_for(
-        lambda: all((p := leases.progress(c)) is not None and p.frame >= 25 for c in CAMERAS), 150
-    )
+    cluster.wait_for(lambda: all((p := leases.progress(c)) is not None and p.frame >= 25 for c in CAMERAS), 150)
     cluster.redis.kill()  # type: ignore[attr-defined]
     time.sleep(LEASE + 1)  # longer than a lease: every lease lapses while Redis is down
     cluster.redis.start()  # type: ignore[attr-defined]
@@ -295,9 +283,7 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
             )
             c.consumer()
             for w in ("w1", "w2"):
-                c.spawn(
-                    w, "worker", "--bus", c.redis_url, "--name", w, "--lease-seconds", str(LEASE), "--json"
-                )
+                c.spawn(w, "worker", "--bus", c.redis_url, "--name", w, "--lease-seconds", str(LEASE), "--json")
             store = Store.for_home(c.home, c.db)
             leases = c.leases()
 
@@ -310,14 +296,10 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
             c.procs[victim].send_signal(signal.SIGKILL)
             c.procs[victim].wait(10)
             killed_at = time.monotonic()
-            survivor = c.wait_for(
-                lambda: (h := leases.holder("live-a")) not in (None, victim) and h, 3 * LEASE + 10
-            )
+            survivor = c.wait_for(lambda: (h := leases.holder("live-a")) not in (None, victim) and h, 3 * LEASE + 10)
             assert time.monotonic() - killed_at <= LEASE + 2.5
             scope = first[0].event_id.split(":")[1]
-            again = c.wait_for(
-                lambda: [a for a in alerts_of("live-a") if a.event_id.split(":")[1] != scope], 90
-            )
+            again = c.wait_for(lambda: [a for a in alerts_of("live-a") if a.event_id.split(":")[1] != scope], 90)
             assert again and {a.subject_name for a in again} == {"Lin-Manuel Miranda"}
             assert alerts_of("live-b")  # the survivor's own camera went on
             c.procs[survivor].send_signal(signal.SIGTERM)

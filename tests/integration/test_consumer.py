@@ -70,9 +70,7 @@ def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store,
         pub.publish(TOPIC_ALERTS, alert("a1", sid))
         for i in range(300):
             pub.publish(TOPIC_EVENTS, event(f"e{i}"))
-    consumer = StoreConsumer(
-        store, tmp_path / "media", make_bus(redis_server.url, "c1", claim_idle_seconds=0.3)
-    )
+    consumer = StoreConsumer(store, tmp_path / "media", make_bus(redis_server.url, "c1", claim_idle_seconds=0.3))
     stop = threading.Event()
     t = threading.Thread(target=consumer.run, args=(stop,))
     t.start()
@@ -96,22 +94,13 @@ def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store,
 
 
 def test_save_events_skips_stored_ids(store):
-    rows = [
-        {"event_id": f"x{i}", "camera_id": "cam", "kind": "fast_movement", "start_ts": 1.0} for i in range(5)
-    ]
+    rows = [{"event_id": f"x{i}", "camera_id": "cam", "kind": "fast_movement", "start_ts": 1.0} for i in range(5)]
     assert store.save_events(rows) == 5
-    assert (
-        store.save_events(
-            rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]
-        )
-        == 1
-    )
+    assert store.save_events(rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]) == 1
     assert store.count(EventRecord) == 6
 
 
-def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(
-    pg_url, redis_server, tmp_path, monkeypatch
-):
+def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, redis_server, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
     from metrosight.api.app import create_app
@@ -127,9 +116,7 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(
     ada = rt.store.actor("ada")
     rt.store.create_watchlist("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    sid, _ = rt.store.enroll(
-        "wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth
-    )
+    sid, _ = rt.store.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
     live = InProcessBus()
     woken: list[str] = []
     live.subscribe(TOPIC_ALERTS, lambda a: woken.append(a.event_id))
@@ -142,9 +129,7 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(
     assert rt.store.has_alert("cam:x:1.0") and woken == ["cam:x:1.0"]
 
 
-def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(
-    store, pg_url, redis_server, tmp_path
-):
+def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(store, pg_url, redis_server, tmp_path):
     """Two `metrosight consume` processes (as two `serve` replicas would); one is SIGKILLed while it holds
     delivered, unacknowledged entries; the other claims them: everything is stored exactly once."""
     import os

@@ -22,19 +22,17 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
+from typer.testing import CliRunner
 
 from metrosight.api.app import ApiConfig, create_app, write_signin_audit
 from metrosight.api.serve import server_config
 from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertV1
+from metrosight.cli import app as cli_app
 from metrosight.pipeline.runtime import AlertSink
 from metrosight.policy.passwords import hash_password
-from metrosight.store.accounts import Accounts
 from metrosight.store.models import ApiToken
-from typer.testing import CliRunner
-
-from metrosight.cli import app as cli_app
 from tests.unit.api.conftest import CAMERAS, make_runtime, photo
 
 pytestmark = pytest.mark.integration
@@ -47,7 +45,13 @@ PW = {
     "vic": "cobalt tundra whistle",  # viewer
 }
 AUTH_FORM = {"legal_basis": "Code art. 1", "authority": "District court", "reference": "R-7", "expires": "30d"}
-ROLES = {"ada": ["admin"], "bob": ["approver", "operator"], "carol": ["operator"], "dan": ["operator"], "vic": ["viewer"]}
+ROLES = {
+    "ada": ["admin"],
+    "bob": ["approver", "operator"],
+    "carol": ["operator"],
+    "dan": ["operator"],
+    "vic": ["viewer"],
+}
 
 
 @dataclass
@@ -154,17 +158,38 @@ def server(tmp_path: Path, db_url: str | None) -> Iterator[Server]:
 def entry_and_alert(srv: Server, recorder_token: str) -> int:
     """Watchlist ``wl``, an entry recorded by the token's user, approved by bob, and one alert; the alert's id."""
     with srv.client() as c:
-        assert c.post("/api/watchlists", json={"name": "wl", "category": "wanted"}, headers=bearer(recorder_token)).status_code == 201
-        res = c.post("/api/watchlists/wl/entries", data={"subject": "Eve", **AUTH_FORM}, headers=bearer(recorder_token),
-                     files=[("photos", ("p1.png", photo(1), "image/png"))])
+        assert (
+            c.post(
+                "/api/watchlists", json={"name": "wl", "category": "wanted"}, headers=bearer(recorder_token)
+            ).status_code
+            == 201
+        )
+        res = c.post(
+            "/api/watchlists/wl/entries",
+            data={"subject": "Eve", **AUTH_FORM},
+            headers=bearer(recorder_token),
+            files=[("photos", ("p1.png", photo(1), "image/png"))],
+        )
         assert res.status_code == 201, res.text
         assert c.post("/api/watchlists/wl/entries/Eve/approve", headers=bearer(srv.token("bob"))).status_code == 200
     store = srv.rt.store  # type: ignore[attr-defined]
-    AlertSink(store, srv.rt.home.media, None).on_alert(AlertV1(  # type: ignore[attr-defined]
-        event_id="cam-1:run:1:0", camera_id="cam-1", track_id=1, subject_id=store.entries("wl")[0].id, subject="Eve",
-        watchlist="wl", category="wanted", score=0.97, distance=0.24, first_seen=1.0, last_seen=2.0, samples=3,
-        crop_jpeg=None,
-    ))
+    AlertSink(store, srv.rt.home.media, None).on_alert(
+        AlertV1(  # type: ignore[attr-defined]
+            event_id="cam-1:run:1:0",
+            camera_id="cam-1",
+            track_id=1,
+            subject_id=store.entries("wl")[0].id,
+            subject="Eve",
+            watchlist="wl",
+            category="wanted",
+            score=0.97,
+            distance=0.24,
+            first_seen=1.0,
+            last_seen=2.0,
+            samples=3,
+            crop_jpeg=None,
+        )
+    )
     return int(store.list_alerts(store.actor("carol"))[0].id)
 
 
@@ -194,7 +219,9 @@ def test_tokens_minted_for_others_before_the_upgrade_are_refused(server: Server)
 
     legacy = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with srv.rt.store._session.begin() as s:  # type: ignore[attr-defined]
-        s.add(ApiToken(name="old", user="carol", token_sha256=token_digest(legacy), prefix=legacy[:10], created_by="ada"))
+        s.add(
+            ApiToken(name="old", user="carol", token_sha256=token_digest(legacy), prefix=legacy[:10], created_by="ada")
+        )
     with srv.client() as c:
         assert c.get("/api/me", headers=bearer(legacy)).status_code == 401
         assert c.get("/api/me", headers=bearer(srv.token("carol"))).json()["name"] == "carol"
@@ -213,8 +240,10 @@ def test_the_upgrade_revokes_tokens_minted_for_others(tmp_path: Path, db_url: st
         command.upgrade(cfg, "0004")
         for tid, user, by in ((1, "carol", "ada"), (2, "ada", "ada")):
             conn.execute(
-                text("INSERT INTO api_tokens (id, name, \"user\", token_sha256, prefix, created_at, created_by) "
-                     "VALUES (:id, 'x', :u, :h, 'mst_x', CURRENT_TIMESTAMP, :b)"),
+                text(
+                    'INSERT INTO api_tokens (id, name, "user", token_sha256, prefix, created_at, created_by) '
+                    "VALUES (:id, 'x', :u, :h, 'mst_x', CURRENT_TIMESTAMP, :b)"
+                ),
                 {"id": tid, "u": user, "h": f"{tid:064d}", "b": by},
             )
     engine.dispose()
@@ -231,9 +260,10 @@ def test_a_reset_revokes_tokens_ends_sessions_and_live_feeds_and_gives_no_role(s
     ended = threading.Event()
 
     def feed() -> None:
-        with httpx.Client(base_url=srv.base, timeout=httpx.Timeout(10.0, read=20.0)) as c, c.stream(
-            "GET", "/api/alerts/stream", headers=bearer(carol_token)
-        ) as r:
+        with (
+            httpx.Client(base_url=srv.base, timeout=httpx.Timeout(10.0, read=20.0)) as c,
+            c.stream("GET", "/api/alerts/stream", headers=bearer(carol_token)) as r,
+        ):
             assert r.status_code == 200
             for _ in r.iter_lines():
                 pass
@@ -261,8 +291,11 @@ def test_a_reset_revokes_tokens_ends_sessions_and_live_feeds_and_gives_no_role(s
         users = {u["name"]: u for u in ada.get("/api/users").json()}
         assert users["carol"]["password_reset_by"] == "ada" and users["dan"]["password_reset_by"] is None
         assert "reset by ada, not yet changed" in ada.get("/users").text
-        res = carol.put("/api/users/carol/password", headers=csrf(carol),
-                        json={"password": "lichen beacon tapestry", "current_password": "granite pelican drum"})
+        res = carol.put(
+            "/api/users/carol/password",
+            headers=csrf(carol),
+            json={"password": "lichen beacon tapestry", "current_password": "granite pelican drum"},
+        )
         assert res.status_code == 204
         assert login(carol, "carol", "lichen beacon tapestry").status_code == 200
         assert carol.get("/api/alerts").status_code == 200 and carol.get("/api/me").json()["must_set_password"] is None
@@ -280,14 +313,20 @@ def test_changing_ones_own_password_needs_the_current_one(server: Server):
         res = c.put("/api/users/dan/password", json=new, headers=csrf(c))
         assert res.status_code == 403 and "current password" in res.json()["detail"]
         for _ in range(4):  # guessing the current password is rate-limited like signing in (5 failures)
-            res = c.put("/api/users/dan/password", json={**new, "current_password": "wrong guess here"}, headers=csrf(c))
+            res = c.put(
+                "/api/users/dan/password", json={**new, "current_password": "wrong guess here"}, headers=csrf(c)
+            )
             assert res.status_code == 403 and "wrong" in res.json()["detail"]
         res = c.put("/api/users/dan/password", json={**new, "current_password": PW["dan"]}, headers=csrf(c))
         assert res.status_code == 429
     with srv.client() as c:  # the UI form, from a fresh session: wrong, then right
         assert login(c, "bob").status_code == 200
-        form = {"current": "not my password", "password": "granite pelican drum", "again": "granite pelican drum",
-                "csrf": c.headers["X-CSRF-Token"]}
+        form = {
+            "current": "not my password",
+            "password": "granite pelican drum",
+            "again": "granite pelican drum",
+            "csrf": c.headers["X-CSRF-Token"],
+        }
         assert c.post("/account", data=form).status_code == 403
         res = c.post("/account", data={**form, "current": PW["bob"]}, follow_redirects=False)
         assert res.status_code == 303 and res.headers["location"].startswith("/login")
@@ -313,23 +352,31 @@ def test_changing_ones_own_password_needs_the_current_one(server: Server):
         ("Metro-Sight2026x", "service's name"),
     ],
 )
-def test_the_password_policy_refuses_common_and_guessable_passwords_everywhere(server: Server, password: str, reason: str):
+def test_the_password_policy_refuses_common_and_guessable_passwords_everywhere(
+    server: Server, password: str, reason: str
+):
     srv = server
     ada = srv.token("ada")
     with srv.client() as c:
-        res = c.post("/api/users", json={"name": "erin", "roles": ["viewer"], "password": password}, headers=bearer(ada))
+        res = c.post(
+            "/api/users", json={"name": "erin", "roles": ["viewer"], "password": password}, headers=bearer(ada)
+        )
         assert res.status_code == 409 and reason in res.json()["detail"]
         res = c.put("/api/users/vic/password", json={"password": password.replace("erin", "vic")}, headers=bearer(ada))
         assert res.status_code == 409 and reason in res.json()["detail"]
         assert login(c, "vic").status_code == 200  # nothing changed
-    code, _, errtext = srv.cli("--as", "ada", "user", "add", "erin", "-r", "viewer", "--password", input=f"{password}\n{password}\n")
+    code, _, errtext = srv.cli(
+        "--as", "ada", "user", "add", "erin", "-r", "viewer", "--password", input=f"{password}\n{password}\n"
+    )
     assert code != 0 and reason in errtext and "Traceback" not in errtext
     assert "erin" not in [u for u, *_ in srv.rt.store.list_users()]  # type: ignore[attr-defined]
 
 
 def test_a_good_passphrase_is_accepted_by_the_cli(server: Server):
     pw = "walnut glacier semaphore"
-    code, out, errtext = server.cli("--as", "ada", "user", "add", "erin", "-r", "viewer", "--password", input=f"{pw}\n{pw}\n")
+    code, out, errtext = server.cli(
+        "--as", "ada", "user", "add", "erin", "-r", "viewer", "--password", input=f"{pw}\n{pw}\n"
+    )
     assert code == 0, errtext
     with server.client() as c:
         assert login(c, "erin", pw).status_code == 200
@@ -356,15 +403,20 @@ def test_token_lifetimes_are_capped_by_role(server: Server):
         assert c.get("/metrics", headers=bearer(vic)).status_code == 200
         assert c.get("/api/me", headers=bearer(ada_forever)).status_code == 200
         # vic becomes an operator: the 300-day token outlived what an operator's token may live, and stops
-        assert c.patch("/api/users/vic", json={"roles": ["viewer", "operator"]}, headers=bearer(ada_forever)).status_code == 200
+        assert (
+            c.patch("/api/users/vic", json={"roles": ["viewer", "operator"]}, headers=bearer(ada_forever)).status_code
+            == 200
+        )
         assert c.get("/metrics", headers=bearer(vic)).status_code == 401
 
 
 def test_failed_sign_ins_are_audited_as_bursts_and_still_limited(server: Server):
     srv = server
     with srv.client() as c:
-        codes = [c.post("/api/login", json={"username": u, "password": "not the password"}).status_code
-                 for u in ["bob"] * 40 + ["nobody"] * 10]
+        codes = [
+            c.post("/api/login", json={"username": u, "password": "not the password"}).status_code
+            for u in ["bob"] * 40 + ["nobody"] * 10
+        ]
     assert codes[:5] == [401] * 5 and set(codes[5:40]) == {429}  # 5 failures per user and address
     write_signin_audit(srv.svc, all=True)  # type: ignore[arg-type]
     rows = srv.audit("auth.login_")
@@ -380,8 +432,11 @@ def test_x_forwarded_for_is_not_believed_by_default(server: Server):
     srv = server
     with srv.client() as c:
         codes = [
-            c.post("/api/login", json={"username": f"u{i}", "password": "not the password"},
-                   headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            c.post(
+                "/api/login",
+                json={"username": f"u{i}", "password": "not the password"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
             for i in range(35)
         ]
         assert codes.count(429) == 5  # 30 attempts per address: rotating the header does not reset the limit
@@ -397,7 +452,11 @@ def test_x_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path, db_
         with srv.client() as c:
             # behind one load balancer, two users are told apart by the address it forwards
             for _ in range(5):
-                c.post("/api/login", json={"username": "carol", "password": "nope nope"}, headers={"X-Forwarded-For": "198.51.100.1"})
+                c.post(
+                    "/api/login",
+                    json={"username": "carol", "password": "nope nope"},
+                    headers={"X-Forwarded-For": "198.51.100.1"},
+                )
             assert login(c, "carol", **{"X-Forwarded-For": "198.51.100.1"}).status_code == 429
             assert login(c, "carol", **{"X-Forwarded-For": "198.51.100.2"}).status_code == 200
             # a client's own X-Forwarded-For is kept by the proxy on the left: the proxy's entry (rightmost) counts
@@ -429,14 +488,25 @@ def test_one_person_cannot_pass_a_two_person_rule_alone(server: Server):
         assert s2.post(confirm, headers=csrf(s2)).status_code == 403  # a second session is the same person
         t1 = srv.token("carol")
         assert s1.post(confirm, headers=bearer(t1)).status_code == 403  # so is her token
-        assert s1.put("/api/users/carol/password", headers=csrf(s1),
-                      json={"password": "harbour lantern quiver", "current_password": PW["carol"]}).status_code == 204
+        assert (
+            s1.put(
+                "/api/users/carol/password",
+                headers=csrf(s1),
+                json={"password": "harbour lantern quiver", "current_password": PW["carol"]},
+            ).status_code
+            == 204
+        )
         assert login(s1, "carol", "harbour lantern quiver").status_code == 200
         assert s1.post(confirm, headers=csrf(s1)).status_code == 403  # a new password is still carol
     # ada: no token for dan, and a reset of dan's password gives her no operator
     with srv.client() as c:
         assert c.post("/api/tokens", json={"name": "x", "user": "dan"}, headers=bearer(ada_token)).status_code == 403
-        assert c.put("/api/users/dan/password", json={"password": "ember falcon riddle"}, headers=bearer(ada_token)).status_code == 204
+        assert (
+            c.put(
+                "/api/users/dan/password", json={"password": "ember falcon riddle"}, headers=bearer(ada_token)
+            ).status_code
+            == 204
+        )
     with srv.client() as as_dan:
         assert login(as_dan, "dan", "ember falcon riddle").status_code == 200
         res = as_dan.post(confirm, headers=csrf(as_dan))
@@ -445,17 +515,28 @@ def test_one_person_cannot_pass_a_two_person_rule_alone(server: Server):
     assert alert_status(srv, alert_id) == "confirmed_once"
     # ada's own entry cannot be approved by a bob she can act as
     with srv.client() as c:
-        res = c.post("/api/watchlists/wl/entries", data={"subject": "Zed", **AUTH_FORM}, headers=bearer(ada_token),
-                     files=[("photos", ("p4.png", photo(4), "image/png"))])
+        res = c.post(
+            "/api/watchlists/wl/entries",
+            data={"subject": "Zed", **AUTH_FORM},
+            headers=bearer(ada_token),
+            files=[("photos", ("p4.png", photo(4), "image/png"))],
+        )
         assert res.status_code == 201
         assert c.post("/api/tokens", json={"name": "x", "user": "bob"}, headers=bearer(ada_token)).status_code == 403
-        assert c.put("/api/users/bob/password", json={"password": "nimbus cellar orchid"}, headers=bearer(ada_token)).status_code == 204
+        assert (
+            c.put(
+                "/api/users/bob/password", json={"password": "nimbus cellar orchid"}, headers=bearer(ada_token)
+            ).status_code
+            == 204
+        )
     with srv.client() as as_bob:
         assert login(as_bob, "bob", "nimbus cellar orchid").status_code == 200
         assert as_bob.post("/api/watchlists/wl/entries/Zed/approve", headers=csrf(as_bob)).status_code == 403
     assert {e.name: e.status for e in srv.rt.store.entries("wl")}["Zed"] == "pending"  # type: ignore[attr-defined]
     # the audit log names people, never a credential acting for someone else
-    reviews = [(actor, action) for actor, action, *_ in srv.audit("alert.") if action in ("alert.confirm", "alert.reject")]
+    reviews = [
+        (actor, action) for actor, action, *_ in srv.audit("alert.") if action in ("alert.confirm", "alert.reject")
+    ]
     assert reviews == [("carol", "alert.confirm")]
     resets = [(actor, target) for actor, _, target, d in srv.audit("user.password") if d["reset"]]
     assert resets == [("ada", "dan"), ("ada", "bob")]

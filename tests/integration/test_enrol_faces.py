@@ -62,8 +62,9 @@ def test_face_n_is_refused_where_it_cannot_apply(home, tmp_path):
     two = ex / "two_people.jpg"
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "X", two, "--face", "3")
     assert code != 0 and "there is no face 3: the photo has 2 face(s)" in out
-    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "X", two, ex / "biden.jpg",
-                       "--face", "1")
+    code, _, err = cli(
+        home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "X", two, ex / "biden.jpg", "--face", "1"
+    )
     assert code != 0 and "--face N chooses a face of one photo" in err
     folder = tmp_path / "people" / "Joe_Biden"
     folder.mkdir(parents=True)
@@ -89,8 +90,13 @@ def test_api_refusal_numbers_the_faces_and_face_enrols_one(home):
     token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
     with TestClient(create_app(rt)) as c:
         c.headers["Authorization"] = f"Bearer {token}"
-        form = {"subject": "Joe Biden", "legal_basis": "order", "authority": "court", "reference": "R-1",
-                "expires": "30d"}
+        form = {
+            "subject": "Joe Biden",
+            "legal_basis": "order",
+            "authority": "court",
+            "reference": "R-1",
+            "expires": "30d",
+        }
         photo = ("two.jpg", (ex / "two_people.jpg").read_bytes(), "image/jpeg")
         r = c.post("/api/watchlists/wl/entries", data=form, files={"photos": photo})
         assert r.status_code == 422, r.text

@@ -48,16 +48,23 @@ def _sight(url: str, key: bytes, camera: str, rounds: int, entry: int, barrier, 
 def test_parallel_sightings_of_five_cameras_make_one_episode(url):
     s = Store(open_engine(url), KeyRing(KEY))
     s.create_watchlist("wl", Category.WANTED, ADA)
-    s.enroll("wl", "Ann", np.ones(128, np.float32), "m", "a.jpg", "a" * 64, 0.9, ADA,
-             Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)))
+    s.enroll(
+        "wl",
+        "Ann",
+        np.ones(128, np.float32),
+        "m",
+        "a.jpg",
+        "a" * 64,
+        0.9,
+        ADA,
+        Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)),
+    )
     s.approve("wl", "Ann", BOB)
     entry = s.entries("wl")[0].id
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(5)
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_sight, args=(url, KEY, f"cam-{i}", 4, entry, barrier, results)) for i in range(5)
-    ]
+    procs = [ctx.Process(target=_sight, args=(url, KEY, f"cam-{i}", 4, entry, barrier, results)) for i in range(5)]
     for p in procs:
         p.start()
     got = [results.get(timeout=180) for _ in procs]
@@ -78,14 +85,27 @@ def test_lines_spelt_differently_are_one_group_on_both_stores(url):
     own key too (`CAM-1` is `cam-1`), on SQLite and PostgreSQL."""
     s = Store(open_engine(url), KeyRing(KEY))
     s.create_watchlist("wl", Category.WANTED, ADA)
-    s.enroll("wl", "Ann", np.ones(128, np.float32), "m", "a.jpg", "a" * 64, 0.9, ADA,
-             Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)))
+    s.enroll(
+        "wl",
+        "Ann",
+        np.ones(128, np.float32),
+        "m",
+        "a.jpg",
+        "a" * 64,
+        0.9,
+        ADA,
+        Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)),
+    )
     s.approve("wl", "Ann", BOB)
     entry = s.entries("wl")[0].id
     m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
-    got = [s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:e", 3, group, T0 + dt), None, None)
-           for cam, group, dt in (("cam-1", "Red", 0), ("cam-2", "red", 10), ("cam-3", "R\u0435d", 20))]
+    got = [
+        s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:e", 3, group, T0 + dt), None, None)
+        for cam, group, dt in (("cam-1", "Red", 0), ("cam-2", "red", 10), ("cam-3", "R\u0435d", 20))
+    ]
     assert [g.opened for g in got] == [True, False, False] and len({g.alert_id for g in got}) == 1
-    own = [s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:own", 3, None, T0 + dt), None, None)
-           for cam, dt in (("CAM-9", 0), ("cam-9", 10))]
+    own = [
+        s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:own", 3, None, T0 + dt), None, None)
+        for cam, dt in (("CAM-9", 0), ("cam-9", 10))
+    ]
     assert [g.opened for g in own] == [True, False] and own[0].alert_id == own[1].alert_id

@@ -96,9 +96,7 @@ def test_verify_lfw_pairs_subset(home: Path, tmp_path: Path) -> None:
     prov = {r["setting"]: r for r in rep["data"]["provenance"]["settings"]}
     assert prov["photos quality limits (min_face_px, min_blur_var, max_yaw_ratio)"]["overlaps"] == ["lfw"]
     assert v["accuracy"] >= 0.85 and len(v["fold_accuracies"]) == 5
-    assert all(
-        t["resolved"] is False for t in v["tar_at_far"]
-    )  # 25 impostor pairs: FAR 1e-3 is not resolvable
+    assert all(t["resolved"] is False for t in v["tar_at_far"])  # 25 impostor pairs: FAR 1e-3 is not resolvable
     assert v["all_pairs"]["impostor"] > 1000
 
 
@@ -249,9 +247,7 @@ def test_calibrate_from_video_in_cosine_units_only_tightens(home: Path, tmp_path
         tmp_path / "reports",
     )
     assert code == 0, stderr
-    data = json.loads(next((tmp_path / "reports").glob("calibrate-*.json")).read_text())["data"][
-        "calibration"
-    ]
+    data = json.loads(next((tmp_path / "reports").glob("calibrate-*.json")).read_text())["data"]["calibration"]
     assert data["scoring"] == "cosine" and data["n_faces"] >= 3 and data["n_templates"] == 3
     assert not data["resolved"] and "cannot resolve the target" in stdout
     s = load_settings(cfg, environ={})

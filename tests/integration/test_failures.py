@@ -32,9 +32,21 @@ def spawn_run(home: Path, source: Path, *extra: str, url: str | None = None) -> 
     if url:
         env["METROSIGHT__STORAGE__DATABASE_URL"] = url
     return subprocess.Popen(
-        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "run", "--source", str(source),
-         "--json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            "-c",
+            "from metrosight.cli import entrypoint; entrypoint()",
+            "run",
+            "--source",
+            str(source),
+            "--json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
     )
 
 

@@ -111,8 +111,11 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
         def entry_request(self, entry: str, who: str, kind: str) -> None:
             self.op(kind, entry, who)
 
-        @rule(entry=entries, who=st.lists(people, min_size=2, max_size=3),
-              kinds=st.lists(st.sampled_from(["approve", "revoke", "photo", "expire"]), min_size=3, max_size=3))
+        @rule(
+            entry=entries,
+            who=st.lists(people, min_size=2, max_size=3),
+            kinds=st.lists(st.sampled_from(["approve", "revoke", "photo", "expire"]), min_size=3, max_size=3),
+        )
         def entry_requests_at_once(self, entry: str, who: list[str], kinds: list[str]) -> None:
             self.at_once([(k, entry, w) for k, w in zip(kinds, who, strict=False)])
 
@@ -132,8 +135,11 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
         def review(self, alert: int, who: str, kind: str) -> None:
             self.op(kind, alert, who)
 
-        @rule(alert=alerts, who=st.lists(people, min_size=2, max_size=3, unique=True),
-              kinds=st.lists(st.sampled_from(["confirm", "reject"]), min_size=3, max_size=3))
+        @rule(
+            alert=alerts,
+            who=st.lists(people, min_size=2, max_size=3, unique=True),
+            kinds=st.lists(st.sampled_from(["confirm", "reject"]), min_size=3, max_size=3),
+        )
         def reviews_at_once(self, alert: int, who: list[str], kinds: list[str]) -> None:
             self.at_once([(k, alert, w) for k, w in zip(kinds, who, strict=False)])
 
@@ -142,10 +148,14 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
         def alerts_follow_their_reviews(self) -> None:
             with self.s._session() as ses:
                 for a in ses.scalars(select(AlertRecord).where(AlertRecord.id.in_(self.alert_ids))):
-                    rs = [(r.user, r.action) for r in ses.scalars(select(AlertReview).where(AlertReview.alert_id == a.id))]
+                    rs = [
+                        (r.user, r.action) for r in ses.scalars(select(AlertReview).where(AlertReview.alert_id == a.id))
+                    ]
                     assert a.status == alert_status(rs), (a.id, a.status, rs)
                     if a.status == "actionable":
-                        assert len({u for u, act in rs if act == "confirm"}) >= 2 and all(act != "reject" for _, act in rs)
+                        assert len({u for u, act in rs if act == "confirm"}) >= 2 and all(
+                            act != "reject" for _, act in rs
+                        )
 
         @invariant()
         def entries_are_approved_by_non_contributors(self) -> None:
@@ -190,8 +200,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 def run(store: Store, examples: int, steps: int) -> None:
     run_state_machine_as_test(
         make_machine(store),
-        settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                          suppress_health_check=list(HealthCheck), database=None),
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        ),
     )
 
 

@@ -64,11 +64,29 @@ def workflows(s: Store) -> dict[str, int]:
     s.enroll("wl", "Revoked", _vec(4), "m", "r.jpg", "a4" * 32, 0.9, bob, auth)
     s.approve("wl", "Revoked", carol)
     s.revoke("wl", "Revoked", carol, "order lifted")
-    s.enroll("wl", "Urgent", _vec(5), "m", "u.jpg", "a5" * 32, 0.9, bob,
-             Authorisation("law", "court", "R-2", soon, urgent=True))
+    s.enroll(
+        "wl",
+        "Urgent",
+        _vec(5),
+        "m",
+        "u.jpg",
+        "a5" * 32,
+        0.9,
+        bob,
+        Authorisation("law", "court", "R-2", soon, urgent=True),
+    )
     s.enroll("wl", "Urgent", _vec(8), "m", "u2.jpg", "a8" * 32, 0.9, carol, auth)  # held until approved
-    s.enroll("wl", "Short", _vec(6), "m", "s.jpg", "a6" * 32, 0.9, bob,
-             Authorisation("law", "court", "R-3", datetime.now(UTC) + timedelta(days=2)))
+    s.enroll(
+        "wl",
+        "Short",
+        _vec(6),
+        "m",
+        "s.jpg",
+        "a6" * 32,
+        0.9,
+        bob,
+        Authorisation("law", "court", "R-3", datetime.now(UTC) + timedelta(days=2)),
+    )
     s.approve("wl", "Short", carol)
     s.enroll("gone", "Shredded", _vec(7), "m", "x.jpg", "a7" * 32, 0.9, bob, auth)
     s.shred_watchlist("gone", ADA)
@@ -104,11 +122,14 @@ def forge_confirmations(s: Store, alert_id: int) -> None:
     attacker(
         s,
         "INSERT INTO alert_reviews (alert_id, user, action, at) VALUES (:a, 'mallory', 'confirm', :t)".replace(
-            "user", '"user"'),
+            "user", '"user"'
+        ),
         "INSERT INTO alert_reviews (alert_id, user, action, at) VALUES (:a, 'trent', 'confirm', :t)".replace(
-            "user", '"user"'),
+            "user", '"user"'
+        ),
         "UPDATE alerts SET status = 'actionable' WHERE id = :a",
-        a=alert_id, t=datetime.now(UTC),
+        a=alert_id,
+        t=datetime.now(UTC),
     )
 
 
@@ -136,8 +157,13 @@ def test_forged_confirmations_are_detected(store: Store) -> None:
 
 def test_a_forged_second_confirmation_is_detected(store: Store) -> None:
     ids = workflows(store)
-    attacker(store, 'INSERT INTO alert_reviews (alert_id, "user", action, at) VALUES (:a, \'op2\', \'confirm\', :t)',
-             "UPDATE alerts SET status = 'actionable' WHERE id = :a", a=ids["once"], t=datetime.now(UTC))
+    attacker(
+        store,
+        "INSERT INTO alert_reviews (alert_id, \"user\", action, at) VALUES (:a, 'op2', 'confirm', :t)",
+        "UPDATE alerts SET status = 'actionable' WHERE id = :a",
+        a=ids["once"],
+        t=datetime.now(UTC),
+    )
     res = store.verify_audit()
     assert not res.ok
     assert any("'op2'" in m and "no keyed alert.confirm" in m for m in res.mismatches), res.mismatches
@@ -145,8 +171,11 @@ def test_a_forged_second_confirmation_is_detected(store: Store) -> None:
 
 def test_a_deleted_rejection_is_detected(store: Store) -> None:
     workflows(store)
-    attacker(store, "DELETE FROM alert_reviews WHERE action = 'reject'",
-             "UPDATE alerts SET status = 'new' WHERE status = 'rejected'")
+    attacker(
+        store,
+        "DELETE FROM alert_reviews WHERE action = 'reject'",
+        "UPDATE alerts SET status = 'new' WHERE status = 'rejected'",
+    )
     res = store.verify_audit()
     assert not res.ok
     assert any("reject by 'op1' that has no review row" in m for m in res.mismatches), res.mismatches
@@ -158,8 +187,9 @@ def test_a_forged_approval_is_detected(store: Store) -> None:
     assert any(e.status == "active" for e in store.entries("wl") if e.id == ids["pending"])
     res = store.verify_audit()
     assert not res.ok
-    assert any(f"entry {ids['pending']} (wl/Pending) is active but the keyed log says pending" in m
-               for m in res.mismatches), res.mismatches
+    assert any(
+        f"entry {ids['pending']} (wl/Pending) is active but the keyed log says pending" in m for m in res.mismatches
+    ), res.mismatches
     # the matcher does not trust it: every gallery load (run, serve, node workers) leaves it out
     assert set(store.unbacked_active()) == {ids["pending"]}
     assert "Pending" not in {g.subject_name for g in store.active_gallery("m")}
@@ -185,8 +215,10 @@ def test_forged_templates_are_detected(store: Store) -> None:
     res = store.verify_audit()
     assert not res.ok
     joined = "\n".join(res.mismatches)
-    assert f"of entry {ids['active']} (photo {'a1' * 6}…) says it was added by 'mallory'; the keyed log says 'bob'" \
-        in joined, joined
+    assert (
+        f"of entry {ids['active']} (photo {'a1' * 6}…) says it was added by 'mallory'; the keyed log says 'bob'"
+        in joined
+    ), joined
     assert "is matchable, but the keyed log holds it until an approval that never came" in joined, joined
 
 

@@ -56,9 +56,7 @@ def rtsp_ready():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, rtsp_ready) -> Path:
     ex = require_data("face_recognition_examples", "examples")
-    return looped_video(
-        ex / "short_hamilton_clip.mp4", tmp_path_factory.mktemp("media") / "hamilton_x6.mp4", 6
-    )
+    return looped_video(ex / "short_hamilton_clip.mp4", tmp_path_factory.mktemp("media") / "hamilton_x6.mp4", 6)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +78,12 @@ def home(enrolled_template, tmp_path) -> Path:
 
 def settings_for(cameras: list[dict], **ingest) -> Settings:
     return Settings.model_validate(
-        {"ingest": {**FAST_INGEST, **ingest}, "cameras": cameras, "node": {"shutdown_timeout_seconds": 30},
-         "alerts": {"episode_window_s": 0, "group_window_s": 0}}  # one alert per track (episodes: elsewhere)
+        {
+            "ingest": {**FAST_INGEST, **ingest},
+            "cameras": cameras,
+            "node": {"shutdown_timeout_seconds": 30},
+            "alerts": {"episode_window_s": 0, "group_window_s": 0},
+        }  # one alert per track (episodes: elsewhere)
     )
 
 
@@ -198,9 +200,7 @@ def test_stalled_server_trips_the_watchdog_then_recovers(clip):
                 raise AssertionError(f"no {state} within {timeout} s: {[(c.state, c.reason) for c in seen]}")
 
             until(CameraState.LIVE, 30)
-            server.proc.send_signal(
-                signal.SIGSTOP
-            )  # connection open, nothing sent: only the watchdog can tell
+            server.proc.send_signal(signal.SIGSTOP)  # connection open, nothing sent: only the watchdog can tell
             t0 = time.monotonic()
             until(CameraState.RECONNECTING, 15)
             waited = time.monotonic() - t0
@@ -224,11 +224,7 @@ def test_stream_that_never_connects_is_down_with_a_clear_message(home):
     cfg = home.parent / "fast.yaml"
     cfg.write_text("ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in FAST_INGEST.items()))
     code, _, err = cli(home, "run", "--source", url, "--config", cfg)
-    assert (
-        code != 0
-        and "camera cam0 is down after 3 failed attempts" in err
-        and "cannot open RTSP stream" in err
-    )
+    assert code != 0 and "camera cam0 is down after 3 failed attempts" in err and "cannot open RTSP stream" in err
 
 
 def test_stream_of_garbage_is_refused_and_retried(home):
@@ -256,9 +252,7 @@ def test_killed_worker_is_restarted_and_its_camera_comes_back(home, clip):
             os.kill(pid, signal.SIGKILL)
             killed = time.time()
             node.wait(
-                lambda: [
-                    s for s in node.states if s.state == "reconnecting" and "exited with code -9" in s.reason
-                ],
+                lambda: [s for s in node.states if s.state == "reconnecting" and "exited with code -9" in s.reason],
                 30,
                 "the crash to be reported",
             )
@@ -335,7 +329,8 @@ def test_run_command_reconnects_then_stops_cleanly_when_the_camera_is_gone(home,
         cfg = tmp_path / "fast.yaml"
         patient = {**FAST_INGEST, "down_after_attempts": 8}  # outlives the server's restart (~1-2 s)
         cfg.write_text(
-            "ingest:\n" + "".join(f"  {k}: {v}\n" for k, v in patient.items())
+            "ingest:\n"
+            + "".join(f"  {k}: {v}\n" for k, v in patient.items())
             + "alerts:\n  episode_window_s: 0\n  group_window_s: 0\n"  # one alert per track (episodes: elsewhere)
         )
         proc = subprocess.Popen(
@@ -383,22 +378,15 @@ def test_run_command_reconnects_then_stops_cleanly_when_the_camera_is_gone(home,
         err = proc.stderr.read()
     assert code != 0
     assert "camera gate-3: reconnecting" in err
-    assert (
-        "camera gate-3 is down after 8 failed attempts" in err
-        and "alerts found before the break are stored" in err
-    )
+    assert "camera gate-3 is down after 8 failed attempts" in err and "alerts found before the break are stored" in err
     printed = json_lines("".join(x for _, x in lines))
     alerts, runs = stored(home)
-    assert sorted(a.event_id for a in alerts) == sorted(
-        e["event_id"] for e in printed if e["type"] == "alert"
-    )
+    assert sorted(a.event_id for a in alerts) == sorted(e["event_id"] for e in printed if e["type"] == "alert")
     assert [r.status for r in runs] == ["broken"] and "down after 8 failed attempts" in runs[0].error
 
 
 @pytest.mark.slow
-def test_node_runs_behaviour_analytics_for_listed_cameras_and_a_file_camera_ends_cleanly(
-    home, rtsp_ready, tmp_path
-):
+def test_node_runs_behaviour_analytics_for_listed_cameras_and_a_file_camera_ends_cleanly(home, rtsp_ready, tmp_path):
     """A file is a replayed camera: played at its own rate, then the camera stops and the node ends. The Intel
     one-by-one clip's first 22 s: one person stands at the table from 8.5 s to 18.3 s (annotated by eye)."""
     video = require_data("intel_sample_videos", "one-by-one-person-detection.mp4")

@@ -75,13 +75,20 @@ def test_no_look_alike_entry_can_be_created_through_the_api(nfd_home, tmp_path):
     h = {"Authorization": f"Bearer {token}"}
     form = {"legal_basis": "x", "authority": "y", "reference": "z", "expires": "30d"}
     for typed in ("Jоsé Núñez", "josé núñez"):
-        res = client.post("/api/watchlists/wanted/entries", headers=h, data={"subject": typed, **form},
-                          files=[("photos", ("1.jpg", (folder / "1.jpg").read_bytes(), "image/jpeg"))])
+        res = client.post(
+            "/api/watchlists/wanted/entries",
+            headers=h,
+            data={"subject": typed, **form},
+            files=[("photos", ("1.jpg", (folder / "1.jpg").read_bytes(), "image/jpeg"))],
+        )
         assert res.status_code == 422 and "looks like the existing entry" in res.json()["photos"][0]["reason"]
-    res = client.get(f"/api/watchlists/wanted/entries", headers=h)
+    res = client.get("/api/watchlists/wanted/entries", headers=h)
     assert [e["name"] for e in res.json()] == [NFC]
-    res = client.post(f"/api/watchlists/wanted/entries/{quote(unicodedata.normalize('NFD', NFC))}/revoke",
-                      headers=h, json={"reason": "test over"})
+    res = client.post(
+        f"/api/watchlists/wanted/entries/{quote(unicodedata.normalize('NFD', NFC))}/revoke",
+        headers=h,
+        json={"reason": "test over"},
+    )
     assert res.status_code == 200 and res.json()["status"] == "revoked"
 
 
@@ -94,14 +101,28 @@ def test_todays_date_in_the_deployment_zone_is_accepted_and_shown_with_the_zone(
     assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "missing")[0] == 0
     today = datetime.now(ZoneInfo(zone)).date().isoformat()
     auth = ["--legal-basis", "x", "--authority", "y", "--reference", "z", "--expires", today]
-    code, out, err = cli(home, "--config", cfg, "--as", "ada", "enroll", "-w", "wl", "-s", "Barack Obama",
-                         SAMPLE / "obama.jpg", *auth)
+    code, out, err = cli(
+        home, "--config", cfg, "--as", "ada", "enroll", "-w", "wl", "-s", "Barack Obama", SAMPLE / "obama.jpg", *auth
+    )
     assert code == 0, out + err
     assert f"until end of {today} (" in out and zone in out
     [e] = Store.for_home(home).entries("wl")
     assert e.expires_at.astimezone(ZoneInfo(zone)).strftime("%H:%M") == "00:00"
-    code, _, err = cli(home, "--config", cfg, "--as", "ada", "enroll", "-w", "wl", "-s", "Joe Biden",
-                       SAMPLE / "biden.jpg", *auth[:-1], "99999999999d")
+    code, _, err = cli(
+        home,
+        "--config",
+        cfg,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "wl",
+        "-s",
+        "Joe Biden",
+        SAMPLE / "biden.jpg",
+        *auth[:-1],
+        "99999999999d",
+    )
     assert code == 2 and "too long" in err and "Traceback" not in err
 
 
@@ -110,12 +131,42 @@ def test_a_no_identification_window_until_a_date_covers_that_day_and_says_so(tmp
     bootstrap(home)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("deployment: {timezone: Europe/Moscow}\n")
-    code, out, err = cli(home, "--config", cfg, "--as", "ada", "privacy", "window-add", "march", "--cameras",
-                         "Платформа 1", "--from", "2030-05-01", "--until", "2030-05-01", "--reason", "assembly")
+    code, out, err = cli(
+        home,
+        "--config",
+        cfg,
+        "--as",
+        "ada",
+        "privacy",
+        "window-add",
+        "march",
+        "--cameras",
+        "Платформа 1",
+        "--from",
+        "2030-05-01",
+        "--until",
+        "2030-05-01",
+        "--reason",
+        "assembly",
+    )
     assert code == 0, err
     assert "from 2030-05-01 00:00 MSK (Europe/Moscow" in out and "until end of 2030-05-01 (" in out
-    code, _, err = cli(home, "--as", "ada", "privacy", "window-add", "x", "--cameras", "a/b", "--from", "0m",
-                       "--until", "1h", "--reason", "r")
+    code, _, err = cli(
+        home,
+        "--as",
+        "ada",
+        "privacy",
+        "window-add",
+        "x",
+        "--cameras",
+        "a/b",
+        "--from",
+        "0m",
+        "--until",
+        "1h",
+        "--reason",
+        "r",
+    )
     assert code == 2 and "'/'" in err
 
 

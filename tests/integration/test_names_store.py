@@ -143,8 +143,17 @@ def test_the_last_allowed_expiry_day_is_read_in_the_deployment_zone(store):
     now = datetime.now(UTC)
     last = (now + timedelta(days=365)).astimezone(MSK).date()
     exp = parse_when(last.isoformat(), now, MSK, end=True)
-    store.enroll("wanted", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, ADA,
-                 Authorisation("law", "court", "R-1", exp))
+    store.enroll(
+        "wanted",
+        "Eve",
+        np.ones(128, np.float32),
+        "m",
+        "e.jpg",
+        "e" * 64,
+        0.9,
+        ADA,
+        Authorisation("law", "court", "R-1", exp),
+    )
     [e] = store.entries("wanted")
     assert e.expires_at == exp and e.expires_at.astimezone(MSK).time().isoformat() == "00:00:00"
 

@@ -45,8 +45,9 @@ def vec(i: int) -> np.ndarray:
 
 def enrol(rt: Runtime, wl: str, i: int, days: float = 30, approve: bool = True, person: int | None = None) -> None:
     auth = Authorisation("order", "court", f"R-{i}", datetime.now(UTC) + timedelta(days=days))
-    rt.store.enroll(wl, name(i), vec(i), MODEL_ID, f"{i}.jpg", f"{i:064d}", 0.9, ADA, auth, datetime.now(UTC),
-                    person_id=person)
+    rt.store.enroll(
+        wl, name(i), vec(i), MODEL_ID, f"{i}.jpg", f"{i:064d}", 0.9, ADA, auth, datetime.now(UTC), person_id=person
+    )
     if approve:
         rt.store.approve(wl, name(i), BOB)
 
@@ -91,14 +92,20 @@ def test_same_person_on_two_lists_counts_once_and_lists_take_their_own_target(tm
         enrol(rt, "wanted", i)
     ann = rt.store.person_of("wanted", name(0))
     auth = Authorisation("order", "court", "M-1", datetime.now(UTC) + timedelta(days=30))
-    rt.store.enroll("missing", name(0), vec(0), MODEL_ID, "m.jpg", "f" * 64, 0.9, ADA, auth, datetime.now(UTC),
-                    person_id=ann)
+    rt.store.enroll(
+        "missing", name(0), vec(0), MODEL_ID, "m.jpg", "f" * 64, 0.9, ADA, auth, datetime.now(UTC), person_id=ann
+    )
     rt.store.approve("missing", name(0), BOB)
     enrol(rt, "missing", 50)
     m = rt.matcher()
-    assert m.operating.persons == 11 and m.operating.impostor_pairs == 12 * 11 // 2 - 1  # 12 entries; Ann's two: no pair
-    by_list = {e.watchlist: float(t) for e, t in zip(m.gallery.entries, m.thresholds, strict=True)
-               if e.subject_name == name(50) or e.subject_name == name(1)}
+    assert (
+        m.operating.persons == 11 and m.operating.impostor_pairs == 12 * 11 // 2 - 1
+    )  # 12 entries; Ann's two: no pair
+    by_list = {
+        e.watchlist: float(t)
+        for e, t in zip(m.gallery.entries, m.thresholds, strict=True)
+        if e.subject_name == name(50) or e.subject_name == name(1)
+    }
     assert by_list["missing"] < by_list["wanted"] == m.threshold
     # Ann (on both lists) gets the looser list's threshold, and a match names both lists
     hit = m.match(vec(0))

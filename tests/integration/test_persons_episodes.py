@@ -26,8 +26,16 @@ from tests.integration.helpers import AUTH, bootstrap, cli, json_lines
 
 pytestmark = pytest.mark.integration
 
-AUTH_MISSING = ["--legal-basis", "missing person report", "--authority", "police", "--reference", "M-7",
-                "--expires", "30d"]
+AUTH_MISSING = [
+    "--legal-basis",
+    "missing person report",
+    "--authority",
+    "police",
+    "--reference",
+    "M-7",
+    "--expires",
+    "30d",
+]
 
 
 def two_lists_home(home: Path, photo: Path, name: str = "Barack Obama") -> None:
@@ -70,8 +78,9 @@ def test_same_person_under_two_names_is_linked_by_the_operator(tmp_path):
     for wl, cat in (("wanted", "wanted"), ("missing", "missing")):
         cli(home, "--as", "ada", "watchlist", "create", wl, "--category", cat)
     cli(home, "--as", "ada", "enroll", "-w", "wanted", "-s", "Barack Obama", case / "enrol_obama.jpg", *AUTH)
-    code, out, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "-s", "B. H. Obama", case / "enrol_obama.jpg",
-                         *AUTH_MISSING)
+    code, out, err = cli(
+        home, "--as", "ada", "enroll", "-w", "missing", "-s", "B. H. Obama", case / "enrol_obama.jpg", *AUTH_MISSING
+    )
     assert code == 0 and "matches person 1" in err and "person link 1 2" in err, out + err
     for wl, name in (("wanted", "Barack Obama"), ("missing", "B. H. Obama")):
         cli(home, "--as", "bob", "watchlist", "approve", wl, name)
@@ -147,9 +156,7 @@ def test_the_same_walk_on_five_cameras_of_one_line_is_one_episode(walker_home, t
     video = require_case("brief-occlusion", "walk_no_pillar.mp4")
     home = fresh(walker_home, tmp_path)
     config = tmp_path / "line.yaml"
-    config.write_text("cameras:\n" + "".join(
-        f"  - {{id: red-{i}, source: {video}, line: red}}\n" for i in range(5)
-    ))
+    config.write_text("cameras:\n" + "".join(f"  - {{id: red-{i}, source: {video}, line: red}}\n" for i in range(5)))
     printed = []
     for i in range(5):
         alerts, _ = run_json(home, video, f"red-{i}", "--config", str(config))
@@ -200,11 +207,24 @@ def test_enrol_with_person_links_a_folder_enrolment_too(walker_home, tmp_path):
     folder = tmp_path / "people" / "Barack_H_Obama"
     folder.mkdir(parents=True)
     (folder / "portrait.jpg").write_bytes(require_case("same-person-two-lists", "enrol_obama.jpg").read_bytes())
-    code, out, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "--from-dir", folder.parent, "--person", "1",
-                         *AUTH_MISSING)
+    code, out, err = cli(
+        home, "--as", "ada", "enroll", "-w", "missing", "--from-dir", folder.parent, "--person", "1", *AUTH_MISSING
+    )
     assert code == 0, out + err
     code, out, _ = cli(home, "person", "show", "1", "--json")
     assert sorted(e["name"] for e in json.loads(out)["entries"]) == ["Barack H Obama", "Barack Obama"]
-    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "-s", "X", folder / "portrait.jpg", "--person",
-                       "99", *AUTH_MISSING)
+    code, _, err = cli(
+        home,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "missing",
+        "-s",
+        "X",
+        folder / "portrait.jpg",
+        "--person",
+        "99",
+        *AUTH_MISSING,
+    )
     assert code != 0 and "no person 99" in err

@@ -32,9 +32,20 @@ def run_cli(home: Path, *args: object, user: str = "ada") -> subprocess.Complete
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "METROSIGHT_PASSWORD": password_of(user)}
     env.pop("METROSIGHT_TOKEN", None)
     return subprocess.run(
-        [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(home),
-         "--as", user, *map(str, args)],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-c",
+            "from metrosight.cli import entrypoint; entrypoint()",
+            "--home",
+            str(home),
+            "--as",
+            user,
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -107,7 +118,9 @@ def test_each_format_is_enrolled_and_identified(home: Path, tmp_path: Path):
         files[fmt][0].write_bytes(encode(obama, fmt))
         files[fmt][1].write_bytes(encode(biden, fmt))
     code, out, _ = enrol_active(home, "wl", "-s", "Barack Obama", *(o for o, _ in files.values()))
-    assert code == 0 and f"enrolled {len(FORMATS)} photo(s) of 1 person(s) into wl; 0 already enrolled; 0 refused" in out
+    assert (
+        code == 0 and f"enrolled {len(FORMATS)} photo(s) of 1 person(s) into wl; 0 already enrolled; 0 refused" in out
+    )
     enrol_active(home, "wl", "-s", "Joe Biden", ex / "biden.jpg")
     code, out, err = cli(home, "--as", "ada", "identify", "--json", *(b for _, b in files.values()))
     assert code == 0, err
@@ -156,9 +169,11 @@ def test_damaged_files_of_every_format_and_huge_headers_in_a_real_process(home: 
         p = tmp_path / f"cut-{fmt}{suffix}"
         p.write_bytes(truncated(encode(img, fmt), 0.6))
         expect[p] = "truncated or damaged " + {"WEBP": "WebP", "HEIF": "HEIC/HEIF"}.get(fmt, fmt)
-    for name, data, want in [("bomb.png", png_bomb(), "photo declares 900 MP, above the 50 MP budget"),
-                             ("claim.jpg", jpeg_claiming(), "photo declares 65500×65500 pixels"),
-                             ("float.tif", float_tiff(), "32-bit float TIFF is not supported")]:
+    for name, data, want in [
+        ("bomb.png", png_bomb(), "photo declares 900 MP, above the 50 MP budget"),
+        ("claim.jpg", jpeg_claiming(), "photo declares 65500×65500 pixels"),
+        ("float.tif", float_tiff(), "32-bit float TIFF is not supported"),
+    ]:
         (tmp_path / name).write_bytes(data)
         expect[tmp_path / name] = want
     res = run_cli(home, "identify", *expect)
@@ -196,18 +211,31 @@ def test_api_uploads_in_each_format_damaged_and_over_budget(api, tmp_path: Path)
     ex = require_data("face_recognition_examples", "examples")
     img = rgb(ex / "biden.jpg")
     form = {"subject": "Joe Biden", "legal_basis": "x", "authority": "y", "reference": "z", "expires": "30d"}
-    files = [("photos", (f"IMG{FORMATS[f][0].upper()}", encode(img, f), "application/octet-stream"))
-             for f in ("HEIF", "AVIF", "WEBP", "GIF", "PNG")]
+    files = [
+        ("photos", (f"IMG{FORMATS[f][0].upper()}", encode(img, f), "application/octet-stream"))
+        for f in ("HEIF", "AVIF", "WEBP", "GIF", "PNG")
+    ]
     res = client.post("/api/watchlists/wl/entries", data=form, files=files)
     assert res.status_code == 201, res.text
     assert [p["status"] for p in res.json()["photos"]] == ["enrolled"] * 5
-    res = client.post("/api/watchlists/wl/entries", data={**form, "subject": "Other"},
-                      files=[("photos", ("IMG_1.HEIC", truncated(encode(img, "HEIF"), 0.5), "image/heic")),
-                             ("photos", ("cut.jpg", truncated((ex / "biden.jpg").read_bytes(), 0.4), "image/jpeg"))])
+    res = client.post(
+        "/api/watchlists/wl/entries",
+        data={**form, "subject": "Other"},
+        files=[
+            ("photos", ("IMG_1.HEIC", truncated(encode(img, "HEIF"), 0.5), "image/heic")),
+            ("photos", ("cut.jpg", truncated((ex / "biden.jpg").read_bytes(), 0.4), "image/jpeg")),
+        ],
+    )
     assert res.status_code == 422
-    assert [p["reason"] for p in res.json()["photos"]] == ["truncated or damaged HEIC/HEIF", "truncated or damaged JPEG"]
-    res = client.post("/api/watchlists/wl/entries", data={**form, "subject": "Other"},
-                      files=[("photos", ("bomb.png", png_bomb(), "image/png"))])
+    assert [p["reason"] for p in res.json()["photos"]] == [
+        "truncated or damaged HEIC/HEIF",
+        "truncated or damaged JPEG",
+    ]
+    res = client.post(
+        "/api/watchlists/wl/entries",
+        data={**form, "subject": "Other"},
+        files=[("photos", ("bomb.png", png_bomb(), "image/png"))],
+    )
     assert res.status_code == 413 and "900 MP" in res.json()["photos"][0]["reason"]
     assert "/tmp" not in res.text and str(tmp_path) not in res.text
     assert {e.name for e in rt.store.entries("wl")} == {"Joe Biden"}
@@ -230,8 +258,20 @@ def test_faces_cut_by_the_edge_are_refused_with_that_reason(home: Path, tmp_path
     (tmp_path / "top.png").write_bytes(encode(np.ascontiguousarray(img[eyes_y:]), "PNG"))  # cut through the eyes
     (tmp_path / "left.png").write_bytes(encode(np.ascontiguousarray(img[:, left_eye_x:]), "PNG"))
     (tmp_path / "whole.png").write_bytes(encode(img, "PNG"))
-    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Barack Obama",
-                       tmp_path / "top.png", tmp_path / "left.png", tmp_path / "whole.png")
+    code, out, _ = cli(
+        home,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "wl",
+        *AUTH,
+        "-s",
+        "Barack Obama",
+        tmp_path / "top.png",
+        tmp_path / "left.png",
+        tmp_path / "whole.png",
+    )
     assert code == 0
     assert f"refused {tmp_path / 'top.png'}: face cut by the top edge of the photo" in out
     assert f"refused {tmp_path / 'left.png'}: face cut by the left edge of the photo" in out

@@ -47,9 +47,7 @@ def test_migrations_create_the_same_tables_as_on_sqlite(pg_url, tmp_path):
     pg = open_engine(pg_url)
     lite = open_engine(f"sqlite:///{tmp_path / 'x.db'}")
     pg_tables, lite_tables = set(inspect(pg).get_table_names()), set(inspect(lite).get_table_names())
-    assert (
-        pg_tables == lite_tables and {"alerts", "events", "audit_log", "subjects", "templates"} <= pg_tables
-    )
+    assert pg_tables == lite_tables and {"alerts", "events", "audit_log", "subjects", "templates"} <= pg_tables
     for table in lite_tables - {"alembic_version"}:
         assert {c["name"] for c in inspect(pg).get_columns(table)} == {
             c["name"] for c in inspect(lite).get_columns(table)
@@ -133,9 +131,7 @@ def test_duplicate_alerts_and_events_from_concurrent_consumers_are_stored_once(p
     barrier = ctx.Barrier(3)
     ids = [f"cam-1:scope:{i}.0" for i in range(30)]
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_save_alerts, args=(pg_url, KEY, ids, sid, barrier, results)) for _ in range(3)
-    ]
+    procs = [ctx.Process(target=_save_alerts, args=(pg_url, KEY, ids, sid, barrier, results)) for _ in range(3)]
     for p in procs:
         p.start()
     stored = sum(results.get(timeout=120) for _ in procs)

@@ -114,7 +114,15 @@ def test_no_identification_window_switches_matching_off_but_not_detection(tmp_pa
     home = tmp_path / "home"
     rt = setup_lin(home)
     now = datetime.now(UTC)
-    rt.store.add_window("assembly", ["stage"], [], now - timedelta(minutes=1), now + timedelta(hours=1), "lawful assembly", rt.store.actor("ada"))
+    rt.store.add_window(
+        "assembly",
+        ["stage"],
+        [],
+        now - timedelta(minutes=1),
+        now + timedelta(hours=1),
+        "lawful assembly",
+        rt.store.actor("ada"),
+    )
     report = rt.run(str(ex / "short_hamilton_clip.mp4"), "stage")
     assert report.stats.alerts == 0 and report.stats.embedded == 0
     assert report.stats.faces > 100 and report.stats.tracks > 0
@@ -133,16 +141,42 @@ def test_cli_refusals_change_nothing(tmp_path):
     assert code != 0 and "--as USER" in err
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", "-s", "Joe Biden", ex / "biden.jpg")
     assert "new entry" in out and "1 refused" in out  # no authorisation given
-    code, _, err = cli(home, "--as", "ada", "enroll", "-w", "wl", "--legal-basis", "x", "-s", "Joe Biden", ex / "biden.jpg")
+    code, _, err = cli(
+        home, "--as", "ada", "enroll", "-w", "wl", "--legal-basis", "x", "-s", "Joe Biden", ex / "biden.jpg"
+    )
     assert code != 0 and "--authority, --reference, --expires" in err
-    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", "--legal-basis", "order 5", "--authority", "court",
-                       "--reference", "R-5", "--expires", "30d", "-s", "Joe Biden", ex / "biden.jpg")
+    code, out, _ = cli(
+        home,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "wl",
+        "--legal-basis",
+        "order 5",
+        "--authority",
+        "court",
+        "--reference",
+        "R-5",
+        "--expires",
+        "30d",
+        "-s",
+        "Joe Biden",
+        ex / "biden.jpg",
+    )
     assert code == 0 and "pending" in out
     code, _, err = cli(home, "--as", "ada", "watchlist", "approve", "wl", "Joe Biden")
     assert code != 0 and "may not approve it" in err
     code, out, _ = cli(home, "--as", "bob", "watchlist", "approve", "wl", "Joe Biden")
     assert code == 0 and "active" in out
-    code, out, _ = cli(home, "--as", "bob", "identify", "--json", ex / "obama_and_biden.jpg" if (ex / "obama_and_biden.jpg").exists() else ex / "biden.jpg")
+    code, out, _ = cli(
+        home,
+        "--as",
+        "bob",
+        "identify",
+        "--json",
+        ex / "obama_and_biden.jpg" if (ex / "obama_and_biden.jpg").exists() else ex / "biden.jpg",
+    )
     assert code == 0
     # a tampered log is reported with the first broken link
     assert cli(home, "audit", "verify")[0] == 0

@@ -67,7 +67,9 @@ def test_a_second_replica_with_its_own_checkpoint_file_verifies(url: str, tmp_pa
 
 
 # -- episodes and the two-person review -------------------------------------------------------------------------------
-def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_not_see(url: str, tmp_path: Path) -> None:
+def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_not_see(
+    url: str, tmp_path: Path
+) -> None:
     """Operator 1 confirms an alert of two sightings; the person is seen again on the same platform; operator 2
     confirms. Before: the third sighting joined the half-confirmed alert, and the second confirmation made it
     actionable although only operator 2 had ever seen it."""

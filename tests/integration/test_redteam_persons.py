@@ -48,8 +48,10 @@ def persons(home: Path) -> list[dict]:
 def test_person_with_a_folder_of_several_people_is_refused_and_stores_nothing(obama_home, tmp_path):
     home = fresh(obama_home, tmp_path)
     people = tmp_path / "people"
-    for name, photo in (("Barack_H_Obama", require_case("same-person-two-lists", "enrol_obama.jpg")),
-                        ("Joe_Biden", require_data("face_recognition_examples", "examples", "biden.jpg"))):
+    for name, photo in (
+        ("Barack_H_Obama", require_case("same-person-two-lists", "enrol_obama.jpg")),
+        ("Joe_Biden", require_data("face_recognition_examples", "examples", "biden.jpg")),
+    ):
         (people / name).mkdir(parents=True)
         (people / name / "p.jpg").write_bytes(photo.read_bytes())
     before = persons(home)
@@ -61,14 +63,27 @@ def test_person_with_a_folder_of_several_people_is_refused_and_stores_nothing(ob
 def test_person_with_a_face_that_does_not_match_is_linked_with_a_warning(obama_home, tmp_path):
     home = fresh(obama_home, tmp_path)
     biden = require_data("face_recognition_examples", "examples", "biden.jpg")
-    code, out, err = cli(home, "--as", "ada", "enroll", "-w", "missing", "-s", "Joe Biden", biden, "--person", "1",
-                         *AUTH)
+    code, out, err = cli(
+        home, "--as", "ada", "enroll", "-w", "missing", "-s", "Joe Biden", biden, "--person", "1", *AUTH
+    )
     assert code == 0, out + err
     assert "does not match person 1" in err and "person unlink missing" in err, out + err
     # a matching face gets no such warning
     home2 = fresh(obama_home, tmp_path / "b")
-    code, out, err = cli(home2, "--as", "ada", "enroll", "-w", "missing", "-s", "B. Obama",
-                         require_case("same-person-two-lists", "enrol_obama.jpg"), "--person", "1", *AUTH)
+    code, out, err = cli(
+        home2,
+        "--as",
+        "ada",
+        "enroll",
+        "-w",
+        "missing",
+        "-s",
+        "B. Obama",
+        require_case("same-person-two-lists", "enrol_obama.jpg"),
+        "--person",
+        "1",
+        *AUTH,
+    )
     assert code == 0 and "does not match" not in err, out + err
 
 
@@ -90,8 +105,12 @@ def test_a_photo_of_the_subject_cut_by_the_edge_never_enrols_a_bystander(tmp_pat
     bo, bb = det.detect(ob)[0].box, det.detect(bi)[0].box
     y0, x0 = int(bo.y1 + 0.35 * bo.height), max(0, int(bo.x1 - bo.width))
     canvas = ob[y0 : y0 + 900, x0 : x0 + int(bo.width * 3)].copy()
-    crop = Image.fromarray(bi[int(bb.y1 - 0.3 * bb.height) : int(bb.y2 + 0.3 * bb.height),
-                              int(bb.x1 - 0.3 * bb.width) : int(bb.x2 + 0.3 * bb.width)])
+    crop = Image.fromarray(
+        bi[
+            int(bb.y1 - 0.3 * bb.height) : int(bb.y2 + 0.3 * bb.height),
+            int(bb.x1 - 0.3 * bb.width) : int(bb.x2 + 0.3 * bb.width),
+        ]
+    )
     scale = 0.35 * bo.height / bb.height
     small = np.asarray(crop.resize((int(crop.width * scale), int(crop.height * scale))))
     h, w = canvas.shape[:2]

@@ -30,8 +30,13 @@ print(json.dumps({"shape": list(a.shape), "size": list(p.size), "corner": a[0, 0
 
 def decode_in_fresh_process(path: Path) -> dict:
     src = str(Path(__file__).resolve().parents[2] / "src")
-    res = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=300,
-                         env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -107,14 +112,21 @@ def test_api_identify_refuses_a_request_whose_every_photo_is_refused(api):  # ty
 
     res = api.post("/api/identify", files=[("photos", ("bomb.png", png_bomb(), "image/png"))])
     assert res.status_code == 413 and "900 MP" in res.json()[0]["error"], res.text
-    res = api.post("/api/identify", files=[("photos", ("cut.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg")),
-                                           ("photos", ("notes.jpg", b"hello world", "image/jpeg"))])
+    res = api.post(
+        "/api/identify",
+        files=[
+            ("photos", ("cut.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg")),
+            ("photos", ("notes.jpg", b"hello world", "image/jpeg")),
+        ],
+    )
     assert res.status_code == 422, res.text
     assert [p["error"].split(" (")[0] for p in res.json()] == ["truncated or damaged JPEG", "not an image"]
     # one readable photo among refused ones: searched, 200, each photo's outcome listed
     biden = require_data("face_recognition_examples", "examples", "biden.jpg").read_bytes()
-    res = api.post("/api/identify", files=[("photos", ("bomb.png", png_bomb(), "image/png")),
-                                           ("photos", ("b.jpg", biden, "image/jpeg"))])
+    res = api.post(
+        "/api/identify",
+        files=[("photos", ("bomb.png", png_bomb(), "image/png")), ("photos", ("b.jpg", biden, "image/jpeg"))],
+    )
     assert res.status_code == 200 and res.json()[0]["error"] and res.json()[1]["error"] is None, res.text
     assert len(res.json()[1]["faces"]) == 1
 
@@ -140,7 +152,8 @@ def test_from_dir_and_identify_refuse_devices_and_fifos_without_reading_them(tmp
     os.symlink("/dev/zero", root / "Zero" / "zero.jpg")
     os.mkfifo(root / "Pipe" / "pipe.jpg")
     (root / "Joe_Biden" / "b.jpg").write_bytes(
-        require_data("face_recognition_examples", "examples", "biden.jpg").read_bytes())
+        require_data("face_recognition_examples", "examples", "biden.jpg").read_bytes()
+    )
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
@@ -148,16 +161,30 @@ def test_from_dir_and_identify_refuse_devices_and_fifos_without_reading_them(tmp
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": src, "METROSIGHT_PASSWORD": password_of("ada")}
     env.pop("METROSIGHT_TOKEN", None)
-    base = [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(home),
-            "--as", "ada"]
-    res = subprocess.run([*base, "enroll", "-w", "wl", "--from-dir", str(root), *AUTH], capture_output=True,
-                         text=True, timeout=240, env=env, preexec_fn=limited)
+    base = [
+        sys.executable,
+        "-c",
+        "from metrosight.cli import entrypoint; entrypoint()",
+        "--home",
+        str(home),
+        "--as",
+        "ada",
+    ]
+    res = subprocess.run(
+        [*base, "enroll", "-w", "wl", "--from-dir", str(root), *AUTH],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        preexec_fn=limited,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"refused {root / 'Zero' / 'zero.jpg'}: not a regular file (a device)" in res.stdout, res.stdout
     assert f"refused {root / 'Pipe' / 'pipe.jpg'}: not a regular file (a FIFO)" in res.stdout, res.stdout
     assert "enrolled 1 photo(s) of 1 person(s)" in res.stdout and "2 person(s) refused: Pipe, Zero" in res.stdout
-    res = subprocess.run([*base, "identify", "/dev/zero"], capture_output=True, text=True, timeout=240, env=env,
-                         preexec_fn=limited)
+    res = subprocess.run(
+        [*base, "identify", "/dev/zero"], capture_output=True, text=True, timeout=240, env=env, preexec_fn=limited
+    )
     assert res.returncode != 0 and "not a regular file (a device)" in res.stderr, res.stdout + res.stderr
 
 
@@ -184,11 +211,28 @@ def test_bit_rotted_tiffs_are_refused_without_libtiff_noise(tmp_path: Path):
             data[i] ^= 0x5A
         path.write_bytes(bytes(data))
         paths.append(path)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
-           "METROSIGHT_PASSWORD": password_of("ada")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "METROSIGHT_PASSWORD": password_of("ada"),
+    }
     env.pop("METROSIGHT_TOKEN", None)
-    res = subprocess.run([sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home",
-                          str(home), "--as", "ada", "identify", *map(str, paths)],
-                         capture_output=True, text=True, timeout=240, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from metrosight.cli import entrypoint; entrypoint()",
+            "--home",
+            str(home),
+            "--as",
+            "ada",
+            "identify",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert res.returncode != 0
     assert res.stderr.splitlines() == [f"error: {p}: truncated or damaged TIFF" for p in paths], res.stderr

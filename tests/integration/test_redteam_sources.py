@@ -28,8 +28,7 @@ INGEST = {
 
 
 def config(path: Path, cameras: list[dict]) -> Path:
-    path.write_text(yaml.safe_dump({"ingest": INGEST, "node": {"workers": 1, "pin_cores": False},
-                                    "cameras": cameras}))
+    path.write_text(yaml.safe_dump({"ingest": INGEST, "node": {"workers": 1, "pin_cores": False}, "cameras": cameras}))
     return path
 
 
@@ -74,9 +73,30 @@ def test_a_relayed_stream_turned_by_ffmpeg_comes_out_turned_on_every_frame(tmp_p
         pytest.skip("ffmpeg is not installed")
     ts = tmp_path / "turned.ts"
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=10",
-         "-t", "3", "-c:v", "libx264", "-g", "5", "-pix_fmt", "yuv420p",
-         "-bsf:v", "h264_metadata=display_orientation=insert:rotate=90", "-f", "mpegts", str(ts)],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x96:rate=10",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-g",
+            "5",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_metadata=display_orientation=insert:rotate=90",
+            "-f",
+            "mpegts",
+            str(ts),
+        ],
         check=True,
     )
     shapes = [f.image.shape[:2] for f in VideoSource(parse_source(str(ts))).frames()]

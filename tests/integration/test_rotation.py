@@ -72,9 +72,23 @@ def test_the_test_clips_carry_metadata_not_upright_pixels(clips):
     assert raw.shape == up.shape and np.abs(raw - up).mean() > 10  # mirrored pixels differ from upright ones
     # FFmpeg's own command line (autorotate) agrees on what upright means for the rotated clip
     oracle = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(clips["rotated"]), "-frames:v", "1",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        capture_output=True, check=True,
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(clips["rotated"]),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
     ).stdout
     assert np.abs(np.frombuffer(oracle, np.uint8).reshape(up.shape).astype(np.int16) - up).mean() < 3
 
@@ -127,10 +141,19 @@ def test_live_stream_orientation_message_is_applied(clips, tmp_path):
     if why := rtsp_missing():
         pytest.skip(why)
     sei = tmp_path / "sei.mp4"
-    ffmpeg("-i", str(clips["turned"]), "-c", "copy", "-bsf:v", "h264_metadata=display_orientation=insert:rotate=90",
-           str(sei))
-    up = [f.image.astype(np.int16) for f, _ in zip(VideoSource(parse_source(str(clips["upright"]))).frames(),
-                                                    range(60), strict=False)]
+    ffmpeg(
+        "-i",
+        str(clips["turned"]),
+        "-c",
+        "copy",
+        "-bsf:v",
+        "h264_metadata=display_orientation=insert:rotate=90",
+        str(sei),
+    )
+    up = [
+        f.image.astype(np.int16)
+        for f, _ in zip(VideoSource(parse_source(str(clips["upright"]))).frames(), range(60), strict=False)
+    ]
     with RtspServer({"cam": sei}) as server:
         src = live_source(parse_source(server.url("cam")), "cam-sei", IngestConfig(open_timeout_seconds=5))
         got = []

@@ -47,8 +47,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 
 METROSIGHT = str(Path(sys.executable).with_name("metrosight"))
 SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps", "udp", "rtp")
-PARAMS = ("token", "password", "passwd", "pwd", "key", "secret", "auth", "signature", "apikey", "access_token",
-          "Access_Token", "X-Api-Key", "X-Amz-Signature", "passphrase")
+PARAMS = (
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "key",
+    "secret",
+    "auth",
+    "signature",
+    "apikey",
+    "access_token",
+    "Access_Token",
+    "X-Api-Key",
+    "X-Amz-Signature",
+    "passphrase",
+)
 INGEST = {
     "open_timeout_seconds": 1.0,
     "stall_timeout_seconds": 1.0,
@@ -265,9 +279,26 @@ def cluster_host(cams: list[Cam], root: Path, redis_url: str, capfd, cfg: Path |
     rt, tokens = with_users(home, cfg)
     prefix = f"t{uuid.uuid4().hex[:6]}"
     worker = subprocess.Popen(
-        [METROSIGHT, "--home", str(home), "--config", str(cfg), "-v", "worker", "--bus", redis_url,
-         "--lease-seconds", "2", "--prefix", prefix, "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            METROSIGHT,
+            "--home",
+            str(home),
+            "--config",
+            str(cfg),
+            "-v",
+            "worker",
+            "--bus",
+            redis_url,
+            "--lease-seconds",
+            "2",
+            "--prefix",
+            prefix,
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
         app = create_app(rt, bus=InProcessBus(), startup=[startup_hook(redis_url, prefix)])

@@ -68,8 +68,10 @@ class Installation:
             if r["seq"] == seq:
                 r.update(edit)
             h = link_hash(prev, r["seq"], r["at"], r["actor"], r["action"], r["target"], r["details"], key)
-            stmts.append("UPDATE audit_log SET actor = :actor, details = :details, prev_hash = :prev, hash = :hash "
-                         "WHERE seq = :seq")
+            stmts.append(
+                "UPDATE audit_log SET actor = :actor, details = :details, prev_hash = :prev, hash = :hash "
+                "WHERE seq = :seq"
+            )
             params.append({"actor": r["actor"], "details": r["details"], "prev": prev, "hash": h, "seq": r["seq"]})
             prev = h
         self.attacker(*stmts, params=params)
@@ -93,8 +95,11 @@ def inst(request, tmp_path):
 
 def test_the_database_refuses_updates_and_deletes_of_the_audit_log(inst):
     engine = create_engine(normalize_url(inst.url))
-    for q in ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", "DELETE FROM audit_log WHERE seq = 5",
-              "DELETE FROM audit_log"):
+    for q in (
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 5",
+        "DELETE FROM audit_log",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
             c.execute(text(q))
     if engine.dialect.name == "postgresql":

@@ -30,7 +30,9 @@ def landmarks_for(box: Box) -> np.ndarray:
     )
 
 
-def paint_frame(index: int, people: list[tuple[str, Box]], size: tuple[int, int] = (480, 640), fps: float = 10.0) -> Frame:
+def paint_frame(
+    index: int, people: list[tuple[str, Box]], size: tuple[int, int] = (480, 640), fps: float = 10.0
+) -> Frame:
     rng = np.random.default_rng(index)
     img = rng.integers(100, 140, size=(*size, 3), dtype=np.uint8)
     for colour, b in people:

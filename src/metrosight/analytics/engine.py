@@ -170,7 +170,13 @@ class BehaviourEngine:
             person = best
         else:
             person = _Person(
-                self._next_person, o.track_id, o.ts, o.ts, o.point, (gx, gy), scale,
+                self._next_person,
+                o.track_id,
+                o.ts,
+                o.ts,
+                o.point,
+                (gx, gy),
+                scale,
                 SpeedEstimator(self.rules.speed_window_seconds),
             )
             self._next_person += 1
@@ -210,8 +216,14 @@ class BehaviourEngine:
                 self.crossings[(name, direction)] += 1
                 events.append(
                     BehaviourEvent(
-                        LINE_CROSSING, "instant", f"{LINE_CROSSING}:{person.person}:{name}:{self._episode(person)}",
-                        person.person, person.track_id, o.ts, o.ts, {"line": name, "direction": direction},
+                        LINE_CROSSING,
+                        "instant",
+                        f"{LINE_CROSSING}:{person.person}:{name}:{self._episode(person)}",
+                        person.person,
+                        person.track_id,
+                        o.ts,
+                        o.ts,
+                        {"line": name, "direction": direction},
                     )
                 )
         return events
@@ -256,16 +268,27 @@ class BehaviourEngine:
         if change.phase == "start":
             self.events_started[LOITERING] += 1
         return BehaviourEvent(
-            LOITERING, change.phase, self._key(person, LOITERING, zone, change.since), person.person, person.track_id,
-            change.since, change.ts, {"zone": zone, "duration_s": round(change.duration, 2)},
+            LOITERING,
+            change.phase,
+            self._key(person, LOITERING, zone, change.since),
+            person.person,
+            person.track_id,
+            change.since,
+            change.ts,
+            {"zone": zone, "duration_s": round(change.duration, 2)},
         )
 
     def _fast_event(self, person: _Person, change: FastChange) -> BehaviourEvent:
         if change.phase == "start":
             self.events_started[FAST_MOVEMENT] += 1
         return BehaviourEvent(
-            FAST_MOVEMENT, change.phase, self._key(person, FAST_MOVEMENT, "", change.start_ts), person.person,
-            person.track_id, change.start_ts, change.end_ts,
+            FAST_MOVEMENT,
+            change.phase,
+            self._key(person, FAST_MOVEMENT, "", change.start_ts),
+            person.person,
+            person.track_id,
+            change.start_ts,
+            change.end_ts,
             {
                 "peak_speed": round(change.peak, 2),
                 "unit": self.unit,

@@ -93,8 +93,12 @@ def render(data: PlotData, path: Path) -> Path:
         else:
             continue
         ax.annotate(
-            f"track #{tid}: {label}", (near[1], near[2]), xytext=(0.02, 0.95 - 0.065 * n_label),
-            textcoords="axes fraction", fontsize=8, color="white",
+            f"track #{tid}: {label}",
+            (near[1], near[2]),
+            xytext=(0.02, 0.95 - 0.065 * n_label),
+            textcoords="axes fraction",
+            fontsize=8,
+            color="white",
             bbox={"boxstyle": "round", "fc": "#b00020", "alpha": 0.85},
             arrowprops={"arrowstyle": "->", "color": "#ff3b30", "alpha": 0.6, "lw": 0.8},
         )

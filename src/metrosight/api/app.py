@@ -43,9 +43,9 @@ from metrosight.bus.inproc import (
     TOPIC_CAMERA_STATS,
     InProcessBus,
 )
+from metrosight.core.names import InvalidInput
 from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.crypto import CryptoError
-from metrosight.core.names import InvalidInput
 from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.store.accounts import Accounts
 from metrosight.store.db import StoreError
@@ -162,9 +162,17 @@ def keep_uploads_in_memory(max_upload_bytes: int) -> None:
 
 async def _too_large(limit: int, send: Send) -> None:
     body = JSONResponse({"detail": f"request body larger than {limit / 2**20:.0f} MiB"}, status_code=413).body
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", NO_STORE.encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", NO_STORE.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -247,7 +255,9 @@ def create_app(
         from metrosight.store.models import AlertRecord
 
         with store._session() as s:
-            return {st: int(n) for st, n in s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))}
+            return {
+                st: int(n) for st, n in s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))
+            }
 
     svc = Services(
         runtime=runtime,
@@ -303,7 +313,12 @@ def create_app(
     app.state.services = svc
 
     for exc_type, status in (
-        (Forbidden, 403), (NotFound, 404), (Conflict, 409), (PolicyError, 409), (CryptoError, 410), (StoreError, 503),
+        (Forbidden, 403),
+        (NotFound, 404),
+        (Conflict, 409),
+        (PolicyError, 409),
+        (CryptoError, 410),
+        (StoreError, 503),
         (InvalidInput, 422),  # a name, camera id, date or duration that breaks its rule (core/names.py, core/when.py)
     ):
         app.add_exception_handler(exc_type, _error(status))
@@ -316,7 +331,8 @@ def create_app(
         log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
         return JSONResponse(
             {"detail": "the database is busy or unavailable; nothing was changed, try again"},
-            status_code=503, headers={"Retry-After": "2"},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(RequestValidationError)

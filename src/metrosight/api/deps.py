@@ -95,7 +95,9 @@ def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
     or their role withdrawn. The same checks as at the start of a request."""
     auth = request.headers.get("authorization", "")
     scheme, _, cred = auth.partition(" ")
-    bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
+    bearer = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
+    )
     try:
         return _principal(request, bearer).actor.has(*roles)
     except HTTPException:
@@ -124,7 +126,8 @@ def requires(*roles: str) -> Callable[..., Actor]:
             raise HTTPException(403, actor.must_set_password)
         if not actor.has(*roles):
             raise HTTPException(
-                403, f"{actor.name} needs the {' or '.join(roles)} role (has: {', '.join(sorted(actor.roles)) or 'none'})"
+                403,
+                f"{actor.name} needs the {' or '.join(roles)} role (has: {', '.join(sorted(actor.roles)) or 'none'})",
             )
         return actor
 

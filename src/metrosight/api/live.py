@@ -50,6 +50,7 @@ class AlertHub:
 
 COUNTED = ("frames_decoded", "frames_analysed", "frames_dropped", "faces", "embedded", "tracks", "alerts", "reconnects")
 
+
 def safe_source(cfg: CameraConfig) -> str:
     """A configured camera's source as it may be shown: parsed, credentials removed
     (:attr:`~metrosight.core.source.SourceSpec.display`)."""

@@ -84,7 +84,9 @@ class ServiceCollector(Collector):
                 h.add_metric([cid, stage], buckets, float(t["stage_seconds"].get(stage, 0.0)))
         yield h
         if self.alert_counts is not None:
-            a = GaugeMetricFamily("metrosight_alerts_stored", "alerts in the store, by review status", labels=["status"])
+            a = GaugeMetricFamily(
+                "metrosight_alerts_stored", "alerts in the store, by review status", labels=["status"]
+            )
             for status, n in sorted(self.alert_counts().items()):
                 a.add_metric([status], float(n))
             yield a

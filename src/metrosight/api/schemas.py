@@ -88,11 +88,15 @@ class UserPublic(_Out):
 class TokenCreate(_In):
     name: str = Field(..., min_length=1, max_length=128, description="what uses the token")
     user: str | None = Field(
-        None, min_length=1, max_length=128,
+        None,
+        min_length=1,
+        max_length=128,
         description="must be you (the default): a token for another user is refused (403), even for an admin",
     )
     expires_days: float | None = Field(
-        None, gt=0, le=3650,
+        None,
+        gt=0,
+        le=3650,
         description="lifetime in days; default 90, or less where the role allows less (operator, approver: 30; "
         "auditor: 90; viewer: 365; admin: no limit). A longer one is refused (409)",
     )

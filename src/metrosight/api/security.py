@@ -138,8 +138,12 @@ class SignInAudit:
             for key in [k for k, b in self._bursts.items() if all or now - b.first >= self.window]:
                 kind, user, ip = key
                 b = self._bursts.pop(key)
-                details: dict[str, object] = {"ip": ip, "count": b.failed or b.refused,
-                                              "seconds": round(b.last - b.first, 1), "window_seconds": self.window}
+                details: dict[str, object] = {
+                    "ip": ip,
+                    "count": b.failed or b.refused,
+                    "seconds": round(b.last - b.first, 1),
+                    "window_seconds": self.window,
+                }
                 if kind == "failed":
                     details["reason"] = "wrong user name or password"
                     if user == "*":

@@ -46,7 +46,11 @@ def serve(
     no_cameras: Annotated[bool, typer.Option("--no-cameras", help="serve the UI/API only; start no camera")] = False,
     bus_url: Annotated[
         str | None,
-        typer.Option("--bus", envvar="METROSIGHT_BUS", help="scale-out: store what `metrosight worker`s publish on this Redis (redis://…); the cameras run on the workers"),
+        typer.Option(
+            "--bus",
+            envvar="METROSIGHT_BUS",
+            help="scale-out: store what `metrosight worker`s publish on this Redis (redis://…); the cameras run on the workers",
+        ),
     ] = None,
 ) -> None:
     """Run the operator service (web UI, REST API at /api, OpenAPI at /docs, Prometheus /metrics) and the cameras
@@ -77,7 +81,9 @@ def serve(
         hooks.append(supervisor_hook(logging.getLogger().level))
     bus = InProcessBus()
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
-    cams = f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
+    cams = (
+        f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
+    )
     err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
     uvicorn.Server(server_config(app, host, port)).run()
 
@@ -89,7 +95,12 @@ def server_config(app, host: str, port: int):  # type: ignore[no-untyped-def]
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, proxy_headers=False,
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
         forwarded_allow_ips="",
     )
 
@@ -102,10 +113,17 @@ def token_create(
     ] = None,
     days: Annotated[
         float | None,
-        typer.Option("--days", min=0.01, max=3650, help="lifetime in days (default 90, or the role's limit if shorter: "
-                     "operator/approver 30, auditor 90, viewer 365)"),
+        typer.Option(
+            "--days",
+            min=0.01,
+            max=3650,
+            help="lifetime in days (default 90, or the role's limit if shorter: "
+            "operator/approver 30, auditor 90, viewer 365)",
+        ),
     ] = None,
-    forever: Annotated[bool, typer.Option("--no-expiry", help="the token never expires (admins only; audited)")] = False,
+    forever: Annotated[
+        bool, typer.Option("--no-expiry", help="the token never expires (admins only; audited)")
+    ] = False,
 ) -> None:
     """Create an API token acting as you (the --as user); it is printed once (only its hash is stored). Nobody
     can create a token for another user: that user signs in and creates their own."""
@@ -132,8 +150,16 @@ def token_list() -> None:
     rt = _runtime()
     table = Table("id", "name", "user", "prefix", "created", "expires", "last used", "revoked")
     for t in Accounts(rt.store).tokens(_actor(rt)):
-        table.add_row(str(t.id), t.name, t.user, t.prefix + "…", str(t.created_at)[:19], str(t.expires_at or "-")[:19],
-                      str(t.last_used_at or "-")[:19], str(t.revoked_at or "-")[:19])
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.user,
+            t.prefix + "…",
+            str(t.created_at)[:19],
+            str(t.expires_at or "-")[:19],
+            str(t.last_used_at or "-")[:19],
+            str(t.revoked_at or "-")[:19],
+        )
     out.print(table)
 
 

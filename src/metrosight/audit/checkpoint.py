@@ -107,8 +107,15 @@ class CheckpointFile:
                 except (ValueError, KeyError, TypeError):
                     n = 0  # a damaged last line: keep appending; verification reports the damage
                 prev = hashlib.sha256(last).hexdigest()
-            body = {"n": n, "kind": kind, "seq": seq, "head": head, "prev": prev,
-                    "at": datetime.now(UTC).isoformat(timespec="microseconds"), **extra}
+            body = {
+                "n": n,
+                "kind": kind,
+                "seq": seq,
+                "head": head,
+                "prev": prev,
+                "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+                **extra,
+            }
             body["sig"] = base64.b64encode(self._signer.sign(_canonical(body))).decode("ascii")
             os.write(fd, _canonical(body) + b"\n")
             os.fsync(fd)
@@ -127,7 +134,9 @@ class CheckpointFile:
         except OSError as exc:
             return CheckpointRead(True, [], f"the checkpoint file {self.path} cannot be read: {exc.strerror}")
         if data and not data.endswith(b"\n"):
-            return CheckpointRead(True, [], f"the checkpoint file {self.path} was truncated (its last line is incomplete)")
+            return CheckpointRead(
+                True, [], f"the checkpoint file {self.path} was truncated (its last line is incomplete)"
+            )
         public = self.public_key
         out: list[Checkpoint] = []
         prev = GENESIS
@@ -138,13 +147,15 @@ class CheckpointFile:
                 public.verify(sig, _canonical(obj))
             except (ValueError, KeyError, TypeError, InvalidSignature):
                 return CheckpointRead(
-                    True, out, f"checkpoint line {i} of {self.path} is not signed by this installation's key "
-                    "(forged or altered)"
+                    True,
+                    out,
+                    f"checkpoint line {i} of {self.path} is not signed by this installation's key (forged or altered)",
                 )
             if obj["n"] != i or obj["prev"] != prev:
                 return CheckpointRead(
-                    True, out, f"checkpoint line {i} of {self.path} does not follow line {i - 1}: lines were removed "
-                    "or reordered"
+                    True,
+                    out,
+                    f"checkpoint line {i} of {self.path} does not follow line {i - 1}: lines were removed or reordered",
                 )
             prev = hashlib.sha256(line).hexdigest()
             extra = {k: v for k, v in obj.items() if k not in ("n", "kind", "seq", "head", "at", "prev")}

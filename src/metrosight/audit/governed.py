@@ -96,8 +96,10 @@ def replay(entries: list[AuditEntry], upto_seq: int | None = None, first_seq: in
         for e in entries:
             d = _details(e) if e.action == "audit.purge" else {}
             if d.get("through_seq") == start:
-                g = Governed.from_json(d["governed"]) if isinstance(d.get("governed"), dict) else Governed(
-                    horizon=entries[0].at
+                g = (
+                    Governed.from_json(d["governed"])
+                    if isinstance(d.get("governed"), dict)
+                    else Governed(horizon=entries[0].at)
                 )
                 break
         else:
@@ -188,8 +190,9 @@ def mismatches(
         rows = by_alert.get(aid, [])
         for rid, user, action in rows:
             if (user, action) not in logged:
-                out.append(f"alert review row {rid} (alert {aid}: {action} by {user!r}) has no keyed "
-                           f"alert.{action} entry")
+                out.append(
+                    f"alert review row {rid} (alert {aid}: {action} by {user!r}) has no keyed alert.{action} entry"
+                )
         stored_pairs = {(u, a) for _, u, a in rows}
         for user, action in logged:
             if (user, action) not in stored_pairs:
@@ -218,9 +221,19 @@ def entry_mismatches(
         if status == "revoked" and logged in ("pending", "active") and wl in g.shredded:
             continue
         if status != logged:
-            out.append((eid, f"{where} is {status} but the keyed log says {logged}"
-                       + (" (no keyed entry.approve backs it)" if status == "active" else "")))
+            out.append(
+                (
+                    eid,
+                    f"{where} is {status} but the keyed log says {logged}"
+                    + (" (no keyed entry.approve backs it)" if status == "active" else ""),
+                )
+            )
         elif status == "active" and approved_by != by:
-            out.append((eid, f"{where} is active, approved by {approved_by!r}, but the keyed log has "
-                       + (f"its approval by {by!r}" if by else "no entry.approve for it (not approved)")))
+            out.append(
+                (
+                    eid,
+                    f"{where} is active, approved by {approved_by!r}, but the keyed log has "
+                    + (f"its approval by {by!r}" if by else "no entry.approve for it (not approved)"),
+                )
+            )
     return out

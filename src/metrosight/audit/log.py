@@ -70,7 +70,13 @@ def canonical(obj: Any) -> str:
 
 
 def link_hash(
-    prev_hash: str, seq: int, at: str, actor: str, action: str, target: str | None, details: str,
+    prev_hash: str,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    target: str | None,
+    details: str,
     key: bytes | None = None,
 ) -> str:
     """The link of one entry: HMAC-SHA256 under ``key``; plain SHA-256 for the unkeyed links of old logs."""
@@ -140,8 +146,9 @@ class AuditLog:
         if last is None:
             self._fresh = self._fresh or _empty_installation(session)
         elif entry_hash(last, self.key) != last.hash and self._starts_keying(session, last):
-            last = self._add(session, last, "system", KEYED_ACTION, None, {"legacy_through": last.seq,
-                                                                             "legacy_head": last.hash})
+            last = self._add(
+                session, last, "system", KEYED_ACTION, None, {"legacy_through": last.seq, "legacy_head": last.hash}
+            )
             session.info.setdefault("audit_checkpoints", []).append(
                 ("legacy", last.seq, last.hash, {"legacy_through": last.seq - 1})
             )
@@ -169,8 +176,14 @@ class AuditLog:
                 self._file_seen = True
                 return last  # registered: an empty file was removed since
         session.info["audit_file_registered"] = True  # once it commits (a rolled-back action registers nothing)
-        last = self._add(session, last, "system", STARTED_ACTION, str(self.checkpoints.path),
-                         {"file": ident, "from_seq": last.seq + 1, "had_checkpoints": has_lines})
+        last = self._add(
+            session,
+            last,
+            "system",
+            STARTED_ACTION,
+            str(self.checkpoints.path),
+            {"file": ident, "from_seq": last.seq + 1, "had_checkpoints": has_lines},
+        )
         if not has_lines:
             session.info.setdefault("audit_checkpoints", []).append(("started", last.seq, last.hash, {"file": ident}))
         return last
@@ -199,7 +212,13 @@ class AuditLog:
         at = datetime.now(UTC).isoformat(timespec="microseconds")
         det = canonical(details)
         entry = AuditEntry(
-            seq=seq, at=at, actor=actor, action=action, target=target, details=det, prev_hash=prev,
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            details=det,
+            prev_hash=prev,
             hash=link_hash(prev, seq, at, actor, action, target, det, self.key),
         )
         session.add(entry)
@@ -268,8 +287,12 @@ class AuditLog:
                     if self._fresh or self.checkpoints.has_any():
                         self.checkpoints.append(pending[0], pending[1])
                     else:  # the log has entries but the file is gone: start it again, marked as such
-                        log.error("the audit checkpoint file %s is missing: started again at entry %d; "
-                                  "`metrosight audit verify` reports this", self.checkpoints.path, pending[0])
+                        log.error(
+                            "the audit checkpoint file %s is missing: started again at entry %d; "
+                            "`metrosight audit verify` reports this",
+                            self.checkpoints.path,
+                            pending[0],
+                        )
                         self.checkpoints.append(pending[0], pending[1], "reopened")
                     self._written_seq = pending[0]
                 self._written_at = time.monotonic()
@@ -319,16 +342,24 @@ def verify(
             return _fail(0, None, checkpoints.problem, ncp)
         if not checkpoints.exists and entries and not not_keyed_yet:
             return _fail(
-                0, None, f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
-                "log is checkpointed from its first entry)", ncp,
+                0,
+                None,
+                f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
+                "log is checkpointed from its first entry)",
+                ncp,
             )
     if not entries:
         if cps:
             top = max(cps, key=lambda c: c.seq)
             return _fail(0, 1, f"the log is empty but {where} vouches for {top.seq} entries: all were deleted", ncp)
         if has_audited_rows:
-            return _fail(0, 1, "the log is empty but the database holds users, whose creation is always audited: "
-                         "its entries were deleted", ncp)
+            return _fail(
+                0,
+                1,
+                "the log is empty but the database holds users, whose creation is always audited: "
+                "its entries were deleted",
+                ncp,
+            )
         return VerifyResult(True, 0)
 
     # where unkeyed links end: the first audit.keyed entry that is itself validly keyed
@@ -366,29 +397,37 @@ def verify(
         if prev_hash is not None and e.prev_hash != prev_hash:
             return _fail(i, e.seq, f"entry {e.seq} does not link to entry {prev_seq}", ncp)
         if entry_hash(e, key if e.seq > legacy_through else None) != e.hash:
-            return _fail(i, e.seq, f"entry {e.seq} was altered after it was written (its keyed link does not match)",
-                         ncp)
+            return _fail(
+                i, e.seq, f"entry {e.seq} was altered after it was written (its keyed link does not match)", ncp
+            )
         prev_hash, prev_seq = e.hash, e.seq
 
     reopened = next((c for c in cps if c.kind == "reopened"), None)
     if reopened is not None:
         return _fail(
-            len(entries), None, f"{where} was removed and started again at entry {reopened.seq} (checkpoint "
-            f"{reopened.n}): entries up to {reopened.seq} are not covered by the signed checkpoints", ncp,
+            len(entries),
+            None,
+            f"{where} was removed and started again at entry {reopened.seq} (checkpoint "
+            f"{reopened.n}): entries up to {reopened.seq} are not covered by the signed checkpoints",
+            ncp,
         )
     by_seq = {e.seq: e for e in entries}
     last_seq = entries[-1].seq
     top = max(cps, key=lambda c: c.seq, default=None)
     if top is not None and top.seq > last_seq:
         return _fail(
-            len(entries), last_seq + 1,
-            f"entries after {last_seq} up to {top.seq} were deleted (signed checkpoint {top.n} in {where})", ncp,
+            len(entries),
+            last_seq + 1,
+            f"entries after {last_seq} up to {top.seq} were deleted (signed checkpoint {top.n} in {where})",
+            ncp,
         )
     for c in cps:
         e = by_seq.get(c.seq)
         if e is not None and e.hash != c.head:
             return _fail(
-                len(entries), c.seq,
-                f"entry {c.seq} differs from signed checkpoint {c.n}: the log was re-chained or rewritten", ncp,
+                len(entries),
+                c.seq,
+                f"entry {c.seq} differs from signed checkpoint {c.n}: the log was re-chained or rewritten",
+                ncp,
             )
     return VerifyResult(True, len(entries), checkpoints=ncp)

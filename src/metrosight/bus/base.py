@@ -56,8 +56,7 @@ __all__ = [
 Handler = Callable[[BaseModel], None]
 
 PAYLOAD_TYPES: dict[str, type[BaseModel]] = {
-    cls.__name__: cls
-    for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
+    cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
 }
 
 

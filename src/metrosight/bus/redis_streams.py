@@ -209,8 +209,7 @@ class RedisStreamsBus:
                 handled += self.reclaim(count)
             # alerts before their updates, events before theirs
             streams = {
-                self.stream_key(t): ">"
-                for t in sorted(self._handlers, key=lambda t: (t.endswith("updates"), t))
+                self.stream_key(t): ">" for t in sorted(self._handlers, key=lambda t: (t.endswith("updates"), t))
             }
             resp = self.client.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
         except redis.ResponseError as exc:
@@ -231,9 +230,7 @@ class RedisStreamsBus:
             key = self.stream_key(topic)
             start = "0-0"
             for _ in range(100):  # bounded: at most 100 × count entries a round
-                res = self.client.xautoclaim(
-                    key, self.group, self.consumer, self.claim_idle_ms, start, count=count
-                )
+                res = self.client.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms, start, count=count)
                 nxt, entries = res[0], res[1]
                 if entries:
                     handled += self._handle(key, entries)
@@ -270,9 +267,7 @@ class RedisStreamsBus:
                     acks.append(entry_id)
                 continue  # stays pending: claimed again after claim_idle_seconds
             except Exception:
-                log.exception(
-                    "handling %s entry %r failed; it stays pending and will be retried", topic, entry_id
-                )
+                log.exception("handling %s entry %r failed; it stays pending and will be retried", topic, entry_id)
                 continue
             batch.append((entry_id, payload))
         if batch:
@@ -281,9 +276,7 @@ class RedisStreamsBus:
                     bh([p for _, p in batch])
                 acks += [i for i, _ in batch]
             except Exception:
-                log.exception(
-                    "handling a batch of %d %s entries failed; they stay pending", len(batch), topic
-                )
+                log.exception("handling a batch of %d %s entries failed; they stay pending", len(batch), topic)
         if acks:
             self.client.xack(key, self.group, *acks)
             self.acked += len(acks)
@@ -333,9 +326,7 @@ class RedisStreamsBus:
             }
             g = groups.get(self.group)
             lag = g.get("lag") if g else length  # no group yet: nothing was delivered
-            out[topic] = TopicLag(
-                length, int(lag) if lag is not None else None, int(g["pending"]) if g else 0
-            )
+            out[topic] = TopicLag(length, int(lag) if lag is not None else None, int(g["pending"]) if g else 0)
         return out
 
     def close(self) -> None:

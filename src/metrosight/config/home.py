@@ -13,7 +13,6 @@ from pathlib import Path
 
 from metrosight.core.names import file_token
 
-
 PRIVATE_UMASK = 0o077
 PRIVATE_FILES = ("metrosight.db", "metrosight.db-wal", "metrosight.db-shm", "master.key", "audit.checkpoints")
 

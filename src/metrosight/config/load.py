@@ -117,8 +117,9 @@ def _hide_addresses(text: str) -> str:
     aliases and keys from the file (``could not determine a constructor for the tag '!rtsp://admin:pw@…'``)."""
     return re.sub(
         r"'([^']*)'",
-        lambda m: "(address not shown)" if len(m.group(1)) > 2 and any(c in m.group(1) for c in ":@/?=%")
-        else m.group(0),
+        lambda m: (
+            "(address not shown)" if len(m.group(1)) > 2 and any(c in m.group(1) for c in ":@/?=%") else m.group(0)
+        ),
         text,
     )
 

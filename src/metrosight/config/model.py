@@ -208,17 +208,22 @@ class PhotosConfig(_Section):
     # Quality limits of a face in a still photo (enrolment, `identify`), chosen where the genuine-match rate drops
     # on a development set and reported on held-out people: bench/quality_bins.py, docs/accuracy/quality_bins.png.
     min_face_px: int = Field(
-        28, ge=8, le=4096,
+        28,
+        ge=8,
+        le=4096,
         description="a photo's face with a shorter box (pixels) is refused: under 28 px the genuine-match rate falls "
         "from 0.96 to 0.83 (bench/quality_bins.py)",
     )
     min_blur_var: float = Field(
-        10.0, ge=0.0,
+        10.0,
+        ge=0.0,
         description="a photo's face whose aligned chip has a lower sharpness (variance of the Laplacian) is refused: "
         "under 10 the genuine-match rate falls to 0.90 and under 5 to 0.84 (bench/quality_bins.py)",
     )
     max_yaw_ratio: float = Field(
-        0.45, gt=0.0, le=2.0,
+        0.45,
+        gt=0.0,
+        le=2.0,
         description="a photo's face turned further (nose offset from the eyes' midline, in eye distances) is refused: "
         "faces up to 0.4 match as well as frontal ones and beyond it the development set has too few faces to "
         "judge, so the previous limit 0.45 is kept (bench/quality_bins.py)",
@@ -281,11 +286,15 @@ class AlertsConfig(_Section):
     start of the run)."""
 
     episode_window_s: float = Field(
-        60.0, ge=0.0, le=86400.0,
+        60.0,
+        ge=0.0,
+        le=86400.0,
         description="a match of the same person on the same camera this soon after the last one extends its alert",
     )
     group_window_s: float = Field(
-        120.0, ge=0.0, le=86400.0,
+        120.0,
+        ge=0.0,
+        le=86400.0,
         description="matches of one person on cameras of one group (station, or line) this close form one episode",
     )
 
@@ -341,7 +350,9 @@ class ZoneConfig(_Section):
 class LineConfig(_Section):
     """A counting line in image pixels; walking along a→b, crossing from right to left counts as "in"."""
 
-    name: CountingLineName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
+    name: CountingLineName = Field(
+        ..., description="the camera id rule: letters of any script, digits, spaces, - _ . :"
+    )
     a: PointXY
     b: PointXY
 
@@ -393,7 +404,9 @@ class AnalyticsConfig(_Section):
     )
     min_duration_seconds: float = Field(1.0, gt=0.0, description="fast movement must last this long")
     speed_window_seconds: float = Field(1.0, gt=0.0, description="speed is fitted over this much history")
-    relink_seconds: float = Field(2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it")
+    relink_seconds: float = Field(
+        2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it"
+    )
     max_missed_seconds: float = Field(1.5, gt=0.0, description="a person track unseen this long ends")
     min_motion_fraction: float = Field(
         0.002, ge=0.0, le=1.0, description="with no live track, detect people only when this much of the view moves"
@@ -447,12 +460,15 @@ class ApiSettings(_Section):
     """The operator service (``metrosight serve``)."""
 
     trusted_proxies: list[str] = Field(
-        default_factory=list, max_length=256,
+        default_factory=list,
+        max_length=256,
         description="addresses or CIDR networks of the reverse proxies / load balancers in front of the service: "
         "X-Forwarded-For and X-Forwarded-Proto are believed only from them (default: from nobody)",
     )
     failed_signin_audit_seconds: float = Field(
-        60.0, gt=0.0, le=3600.0,
+        60.0,
+        gt=0.0,
+        le=3600.0,
         description="failed and rate-limited sign-ins are audited as one row with a count per user and address for "
         "each window of this many seconds (written when it closes), not one row per attempt",
     )
@@ -503,6 +519,7 @@ class Settings(_Section):
                 raise ValueError(f"watchlist {key!r} is configured twice")
             out[key] = cfg
         return out
+
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     node: NodeConfig = Field(default_factory=NodeConfig)
@@ -521,9 +538,7 @@ class Settings(_Section):
         for key in self.analytics.cameras:
             other = next((i for i in ids if i != key and same_identifier(i, key)), None)
             if other is not None:
-                raise ValueError(
-                    f"analytics.cameras: {key!r} is the camera {other!r}; write its id as under cameras"
-                )
+                raise ValueError(f"analytics.cameras: {key!r} is the camera {other!r}; write its id as under cameras")
         return self
 
     def camera(self, camera_id: str | None) -> CameraConfig | None:

@@ -53,9 +53,23 @@ def _bad_char(ch: str) -> str:
 # category (format characters, but also the combining grapheme joiner, variation selectors and the Hangul fillers,
 # which are marks or letters), plus the blank Braille pattern, drawn as a space without being one.
 _INVISIBLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
-    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F),
-    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
 _ZWNJ, _ZWJ = "\u200c", "\u200d"
@@ -68,7 +82,13 @@ MAX_MARKS = 4  # UTS #39 §5.4: more non-spacing marks on one letter only stack 
 def _invisible(ch: str) -> bool:
     cp = ord(ch)
     return any(lo <= cp <= hi for lo, hi in _INVISIBLE) or unicodedata.category(ch) in (
-        "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"
+        "Cc",
+        "Cf",
+        "Cs",
+        "Co",
+        "Cn",
+        "Zl",
+        "Zp",
     )
 
 
@@ -281,9 +301,10 @@ def looks_alike(a: str, b: str) -> bool:
 def same_name(a: str, b: str) -> bool:
     """Whether two names are the same once normalised (NFC, trimmed, whitespace collapsed): e.g. an NFD folder
     name and the same name typed."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", a)).strip() == _SPACES.sub(
-        " ", unicodedata.normalize("NFC", b)
-    ).strip()
+    return (
+        _SPACES.sub(" ", unicodedata.normalize("NFC", a)).strip()
+        == _SPACES.sub(" ", unicodedata.normalize("NFC", b)).strip()
+    )
 
 
 def find_lookalike(name: str, existing: Iterable[str]) -> str | None:

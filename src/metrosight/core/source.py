@@ -49,19 +49,78 @@ REFUSED_SCHEMES: dict[str, str] = {
 #: query (and path) parameter names whose values are secrets (compared case-insensitively, ignoring ``-``/``_``)
 SECRET_PARAMS: frozenset[str] = frozenset(
     {
-        "token", "accesstoken", "authtoken", "apitoken", "sessiontoken", "refreshtoken", "idtoken", "jwt", "bearer",
-        "password", "passwd", "pwd", "pass", "passphrase", "pin", "secret", "clientsecret", "key", "apikey",
-        "accesskey", "secretkey", "privatekey", "streamkey", "pkey", "auth", "authorization", "authkey",
-        "signature", "sig", "hmac", "credential", "credentials", "session", "sessionid", "sid", "user",
-        "username", "usr", "login", "account", "code",
+        "token",
+        "accesstoken",
+        "authtoken",
+        "apitoken",
+        "sessiontoken",
+        "refreshtoken",
+        "idtoken",
+        "jwt",
+        "bearer",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "pin",
+        "secret",
+        "clientsecret",
+        "key",
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "streamkey",
+        "pkey",
+        "auth",
+        "authorization",
+        "authkey",
+        "signature",
+        "sig",
+        "hmac",
+        "credential",
+        "credentials",
+        "session",
+        "sessionid",
+        "sid",
+        "user",
+        "username",
+        "usr",
+        "login",
+        "account",
+        "code",
         # as cameras name them in snapshot/stream CGI addresses (?u=admin&p=…, ?usr=…&psw=…, ?loginuse=…&loginpas=…)
-        "u", "p", "pw", "psw", "pswd", "pas", "loginuse", "loginpas",
+        "u",
+        "p",
+        "pw",
+        "psw",
+        "pswd",
+        "pas",
+        "loginuse",
+        "loginpas",
         # signed addresses (CDNs, nginx secure_link, Akamai): the signature is the credential
-        "hash", "md5", "sha1", "sha256", "hdnts", "k", "st",
+        "hash",
+        "md5",
+        "sha1",
+        "sha256",
+        "hdnts",
+        "k",
+        "st",
     }
 )
 _SECRET_PARTS = (
-    "token", "pass", "secret", "sign", "credential", "apikey", "auth", "pwd", "passphrase", "hmac", "ticket",
+    "token",
+    "pass",
+    "secret",
+    "sign",
+    "credential",
+    "apikey",
+    "auth",
+    "pwd",
+    "passphrase",
+    "hmac",
+    "ticket",
 )
 
 SUPPORTED = "a video file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp)"
@@ -155,8 +214,10 @@ class Param:
     def secret_without_value(self) -> bool:
         """A parameter without ``=`` whose decoded text holds a credential (``?token%3D…``, ``?user:pw@host``):
         shown as ``***`` whole."""
-        return not self.has_value and ("=" in self.name or ":" in self.name) and (
-            is_secret_value(self.name) or is_secret_param(self.name.split("=", 1)[0])
+        return (
+            not self.has_value
+            and ("=" in self.name or ":" in self.name)
+            and (is_secret_value(self.name) or is_secret_param(self.name.split("=", 1)[0]))
         )
 
 
@@ -507,7 +568,9 @@ def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
             if not item:
                 continue
             raw_name, eq, raw_value = item.partition("=")
-            query.append(Param(unquote(raw_name), unquote(raw_value), raw_name, raw_value, bool(eq), sep if query else ""))
+            query.append(
+                Param(unquote(raw_name), unquote(raw_value), raw_name, raw_value, bool(eq), sep if query else "")
+            )
             sep = ""
     return SourceSpec(
         kind=kind,

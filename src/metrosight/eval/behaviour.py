@@ -285,7 +285,11 @@ def evaluate(
     return {
         LOITERING: score(LOITERING, events, owner, stays(L + hr.band_seconds), stays(L - hr.band_seconds)),
         FAST_MOVEMENT: score(
-            FAST_MOVEMENT, events, owner, fast(V * hr.band_speed, M + hr.band_fast_seconds), fast(V / hr.band_speed, M / 2)
+            FAST_MOVEMENT,
+            events,
+            owner,
+            fast(V * hr.band_speed, M + hr.band_fast_seconds),
+            fast(V / hr.band_speed, M / 2),
         ),
         f"{LOITERING} (exact)": score(LOITERING, events, owner, stays(L), stays(L)),
         f"{FAST_MOVEMENT} (exact)": score(FAST_MOVEMENT, events, owner, fast(V, M), fast(V, M)),

@@ -157,8 +157,13 @@ def faces_of_video(
             chip = align(frame.image, det.box, det.landmarks)
             if (
                 assess(
-                    det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var,
-                    getattr(encoder, "max_yaw_ratio", 0.45), detector_yaw=det.yaw
+                    det.box,
+                    chip,
+                    det.landmarks,
+                    encoder.min_face_px,
+                    encoder.min_blur_var,
+                    getattr(encoder, "max_yaw_ratio", 0.45),
+                    detector_yaw=det.yaw,
                 ).problem
                 is None
             ):
@@ -253,9 +258,7 @@ def choose_threshold(
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.size == 0:
-        raise CalibrationError(
-            f"need a (faces, templates) score matrix with at least one comparison, got {s.shape}"
-        )
+        raise CalibrationError(f"need a (faces, templates) score matrix with at least one comparison, got {s.shape}")
     if not 0.0 < target_fpir < 1.0:
         raise CalibrationError(f"target FPIR must be between 0 and 1, got {target_fpir}")
     n = max(int(watchlist_size), 1)

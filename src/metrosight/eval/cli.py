@@ -17,9 +17,10 @@ from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import typer
-from metrosight.console import SafeConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
+
+from metrosight.console import SafeConsole
 
 eval_app = typer.Typer(
     help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.",
@@ -112,9 +113,7 @@ def metrosight_encoder(
     )
 
 
-def encode_with_progress(
-    items: Sequence[tuple[Path, str]], encoder: Any, cache: Path | None, label: str
-) -> list[Any]:
+def encode_with_progress(items: Sequence[tuple[Path, str]], encoder: Any, cache: Path | None, label: str) -> list[Any]:
     from metrosight.eval.extract import encode_all
 
     with progress() as bar:
@@ -149,9 +148,7 @@ def load_cohort(path: Path, settings: Any, home: Any, exclude: Sequence[Path] = 
         banned = {sha(p) for p in exclude}
         clash = [p for p in photos if sha(p) in banned]
         if clash:
-            _fail(
-                f"--cohort shares {len(clash)} photo(s) with the evaluated set (e.g. {clash[0]}); use disjoint data"
-            )
+            _fail(f"--cohort shares {len(clash)} photo(s) with the evaluated set (e.g. {clash[0]}); use disjoint data")
     enc = metrosight_encoder(settings, home, flip=True)
     with progress() as bar:
         task = bar.add_task("cohort faces", total=len(photos))
@@ -180,9 +177,7 @@ def identify_cmd(
     data: Annotated[
         Path | None, typer.Option("--data", help="one folder of photos per person, split automatically")
     ] = None,
-    gallery: Annotated[
-        Path | None, typer.Option("--gallery", help="enrolment photos, one folder per person")
-    ] = None,
+    gallery: Annotated[Path | None, typer.Option("--gallery", help="enrolment photos, one folder per person")] = None,
     probes: Annotated[
         Path | None,
         typer.Option("--probes", help="probe photos, one folder per person (unknown people: non-mated)"),
@@ -194,18 +189,12 @@ def identify_cmd(
     ] = None,
     non_mated: Annotated[
         str | None,
-        typer.Option(
-            "--non-mated", help="regex of people never enrolled (all their photos non-mated) with --data"
-        ),
+        typer.Option("--non-mated", help="regex of people never enrolled (all their photos non-mated) with --data"),
     ] = None,
-    max_people: Annotated[
-        int | None, typer.Option("--max-people", help="use only the first N people")
-    ] = None,
+    max_people: Annotated[int | None, typer.Option("--max-people", help="use only the first N people")] = None,
     same_probes: Annotated[
         bool,
-        typer.Option(
-            help="with several --per-person: search the same probes (photos after the largest gallery)"
-        ),
+        typer.Option(help="with several --per-person: search the same probes (photos after the largest gallery)"),
     ] = False,
     cohort: Annotated[
         Path | None,
@@ -231,9 +220,7 @@ def identify_cmd(
         float | None,
         typer.Option("--threshold", help="match threshold for --video (default: the configured one)"),
     ] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
-    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """Open-set 1:N identification: FNIR at FPIR 0.1/0.01/0.003, rank-1, DET curves, HTML + JSON report.
@@ -452,9 +439,7 @@ def identify_cmd(
             ),
         )
         stem = f"k{k}"
-        sec.figures.append(
-            Figure(f"det-{stem}", det_plot(curves, title=f"DET, {label}"), "DET: FNIR against FPIR")
-        )
+        sec.figures.append(Figure(f"det-{stem}", det_plot(curves, title=f"DET, {label}"), "DET: FNIR against FPIR"))
         if best is not None:
             thr = next(p.threshold for p in best.result.at_fpir if p.target == 0.003)
             sec.figures.append(
@@ -494,9 +479,7 @@ def verify_cmd(
         bool, typer.Option(help="refuse faces failing the quality checks (their pairs are rejected)")
     ] = False,
     cache: Annotated[Path | None, typer.Option("--cache", help="folder for cached descriptors")] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
-    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """LFW-protocol verification: accuracy ± std (threshold from the training folds only), TAR at FAR 1e-3/1e-4."""
@@ -539,9 +522,7 @@ def verify_cmd(
         )
 
     report = Report("LFW-protocol verification", _command_line())
-    sec = report.section(
-        f"{sum(p.same for p in plist)} genuine and {sum(not p.same for p in plist)} impostor pairs"
-    )
+    sec = report.section(f"{sum(p.same for p in plist)} genuine and {sum(not p.same for p in plist)} impostor pairs")
     n_file_folds = len({p.fold for p in plist})
     sec.notes.append(
         f"Accuracy: each fold is scored with the threshold that maximises accuracy on the other folds "
@@ -593,8 +574,7 @@ def verify_cmd(
             "eer": r.eer,
             "failed_pairs": run.failed_pairs,
             "tar_at_far": [
-                {"far": p.target, "tar": p.value, "threshold": p.threshold, "resolved": p.resolved}
-                for p in r.at_far
+                {"far": p.target, "tar": p.value, "threshold": p.threshold, "resolved": p.resolved} for p in r.at_far
             ],
             "all_pairs": {
                 "genuine": run.n_all_genuine,
@@ -621,9 +601,7 @@ def verify_cmd(
             "TAR at FAR from the pairs file is unresolved below 1/(impostor pairs)",
         )
     )
-    sec.figures.append(
-        Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs")
-    )
+    sec.figures.append(Figure("roc", roc_plot(curves, "ROC over all pairs of the photos"), "ROC over all pairs"))
     _provenance(report, settings, [images, pairs])
     report.data.update({"verification": data})
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("verify", name))
@@ -640,15 +618,11 @@ def calibrate_cmd(
     ] = None,
     cohort: Annotated[
         Path | None,
-        typer.Option(
-            "--cohort", help="folder of photos of people on no list: build the AS-norm cohort from it"
-        ),
+        typer.Option("--cohort", help="folder of photos of people on no list: build the AS-norm cohort from it"),
     ] = None,
     gallery: Annotated[
         Path | None,
-        typer.Option(
-            "--gallery", help="enrolment photos, one folder per person (default: the active watchlists)"
-        ),
+        typer.Option("--gallery", help="enrolment photos, one folder per person (default: the active watchlists)"),
     ] = None,
     target_fpir: Annotated[
         float | None,
@@ -667,9 +641,7 @@ def calibrate_cmd(
         bool, typer.Option(help="allow a threshold below the configured one (same score units)")
     ] = False,
     every: Annotated[float, typer.Option("--every", help="seconds between sampled video frames")] = 0.5,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
-    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
     searches_per_day: Annotated[
         float | None,
         typer.Option(
@@ -763,9 +735,7 @@ def calibrate_cmd(
         templates = [e.template for e in rt.store.active_gallery(MODEL_ID)]
         source = f"{len(templates)} active watchlist entries"
     if not templates:
-        _fail(
-            "no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR"
-        )
+        _fail("no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR")
     t_mat = np.stack(templates).astype(np.float32)
     t_mat /= np.maximum(np.linalg.norm(t_mat, axis=1, keepdims=True), 1e-12)
 
@@ -811,9 +781,7 @@ def calibrate_cmd(
             highlight=False,
         )
     cos = probes @ t_mat.T
-    scores = (
-        CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
-    )
+    scores = CohortNorm(coh, t_mat).normalize_many(probes, cos) if scoring == "cohort" and coh is not None else cos
     n = watchlist_size or len(t_mat)
     same_units = scoring == ("cohort" if rec.normalization == "cohort" else "cosine")
     floor = rec.match_threshold if (not allow_looser and same_units) else None
@@ -851,9 +819,7 @@ def calibrate_cmd(
         table.add_row(k, v)
     out.print(table)
     if not cal.resolved:
-        need = int(
-            np.ceil(1.0 / (1.0 - (1.0 - target_fpir) ** (1.0 / cal.watchlist_size)) / max(len(t_mat), 1))
-        )
+        need = int(np.ceil(1.0 / (1.0 - (1.0 - target_fpir) ** (1.0 / cal.watchlist_size)) / max(len(t_mat), 1)))
         out.print(
             f"warning: {cal.n_comparisons} comparisons cannot resolve the target; the threshold sits above every "
             f"observed score and the upper bound is what the data supports (about {need} non-mated faces needed)",
@@ -870,10 +836,7 @@ def calibrate_cmd(
     sec.tables.append(
         Table(
             ["watchlist size"] + [f"false alerts/day @ {f:,}" for f in foot],
-            [
-                [s] + [f * fpir_from_fmr(cal.fmr_upper if cal.fmr == 0 else cal.fmr, s) for f in foot]
-                for s in sizes
-            ],
+            [[s] + [f * fpir_from_fmr(cal.fmr_upper if cal.fmr == 0 else cal.fmr, s) for f in foot] for s in sizes],
             "expected false alerts a day at this threshold (upper bound where no comparison reached it)",
         )
     )
@@ -901,18 +864,14 @@ def calibrate_cmd(
             highlight=False,
         )
         return
-    values: dict[str, object] = {
-        "match_threshold": math.ceil(cal.threshold * 1e4) / 1e4
-    }  # never loosen by rounding
+    values: dict[str, object] = {"match_threshold": math.ceil(cal.threshold * 1e4) / 1e4}  # never loosen by rounding
     if not same_units:
         values["normalization"] = "cohort" if scoring == "cohort" else "none"
     try:
         set_recognition_keys(target, values)
     except CalibrationError as exc:
         _fail(str(exc))
-    out.print(
-        f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False
-    )
+    out.print(f"wrote {', '.join(f'recognition.{k}={v}' for k, v in values.items())} to {target}", highlight=False)
 
 
 def _operating_table(root: Any, searches_per_day: float | None) -> dict[str, Any]:
@@ -927,22 +886,46 @@ def _operating_table(root: Any, searches_per_day: float | None) -> dict[str, Any
     t = RichTable("", "value", title="operating point in force")
     spd = op["searches_per_day"]
     rows = [
-        ("target FPIR per search", f"{op['target_fpir']:g}" + (
-            f" (over every list: {op['fpir_per_search']:.4g})" if op["fpir_per_search"] != op["target_fpir"] else "")),
+        (
+            "target FPIR per search",
+            f"{op['target_fpir']:g}"
+            + (
+                f" (over every list: {op['fpir_per_search']:.4g})" if op["fpir_per_search"] != op["target_fpir"] else ""
+            ),
+        ),
         ("active persons", str(op["persons"])),
         ("match threshold", f"{op['threshold']:.4f} ({op['scoring']}; {op['method']})"),
-        ("impostor pairs measured", f"{op['impostor_pairs']:,}" + (
-            f" (resolution {op['fpir_resolution']:.1e} per comparison; target {op['fmr_target']:.1e})"
-            if op["fmr_target"] is not None else "")),
+        (
+            "impostor pairs measured",
+            f"{op['impostor_pairs']:,}"
+            + (
+                f" (resolution {op['fpir_resolution']:.1e} per comparison; target {op['fmr_target']:.1e})"
+                if op["fmr_target"] is not None
+                else ""
+            ),
+        ),
         ("floor", f"{op['floor']:.4f}"),
     ]
-    rows += [(f"list {name}", f"target {v['target_fpir']:g}, threshold "
-              + (f"{v['threshold']:.4f}" if v["threshold"] is not None else "-")) for name, v in op["lists"].items()]
     rows += [
-        ("searches a day", "unknown (no finished runs in the last 7 days; give --searches-per-day)"
-         if spd is None else f"{spd:,.0f}"),
-        ("expected false candidates a day", "-" if spd is None else f"{op['expected_false_candidates_per_day']:.2f}"
-         + f" (FPIR {op['fpir_per_search']:.4g} x {spd:,.0f} searches)"),
+        (
+            f"list {name}",
+            f"target {v['target_fpir']:g}, threshold "
+            + (f"{v['threshold']:.4f}" if v["threshold"] is not None else "-"),
+        )
+        for name, v in op["lists"].items()
+    ]
+    rows += [
+        (
+            "searches a day",
+            "unknown (no finished runs in the last 7 days; give --searches-per-day)" if spd is None else f"{spd:,.0f}",
+        ),
+        (
+            "expected false candidates a day",
+            "-"
+            if spd is None
+            else f"{op['expected_false_candidates_per_day']:.2f}"
+            + f" (FPIR {op['fpir_per_search']:.4g} x {spd:,.0f} searches)",
+        ),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -953,9 +936,7 @@ def _operating_table(root: Any, searches_per_day: float | None) -> dict[str, Any
 # -- detect -----------------------------------------------------------------------------------------------------
 @eval_app.command("detect")
 def detect_cmd(
-    fddb: Annotated[
-        Path | None, typer.Option("--fddb", help="FDDB root (FDDB-folds/ and originalPics/)")
-    ] = None,
+    fddb: Annotated[Path | None, typer.Option("--fddb", help="FDDB root (FDDB-folds/ and originalPics/)")] = None,
     fold: Annotated[list[int] | None, typer.Option("--fold", help="FDDB fold number(s) (default 1)")] = None,
     dlib_xml: Annotated[
         list[Path] | None,
@@ -970,9 +951,7 @@ def detect_cmd(
     ] = None,
     iou: Annotated[list[float] | None, typer.Option("--iou", help="IoU threshold(s) for a match")] = None,
     max_images: Annotated[int | None, typer.Option("--max-images", help="first N images of each set")] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="report folder (default <home>/reports)")
-    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="report folder (default <home>/reports)")] = None,
     name: Annotated[str | None, typer.Option("--name", help="report file stem")] = None,
 ) -> None:
     """Face-detection recall/precision at IoU thresholds and the FDDB discrete ROC."""
@@ -1063,9 +1042,7 @@ def detect_cmd(
             by_iou = {t: summarize(evaluate(dets, gts, t)) for t in ious}
             s4 = summarize(evaluate(dets, gts, 0.4))
             roc = roc_points(evaluate(dets, gts, 0.4))
-            rows.append(
-                [label, s4.n_images, s4.n_gt] + [by_iou[t].recall for t in ious] + [s4.precision, s4.fp, ms]
-            )
+            rows.append([label, s4.n_images, s4.n_gt] + [by_iou[t].recall for t in ious] + [s4.precision, s4.fp, ms])
             console.add_row(
                 set_name,
                 label,
@@ -1090,9 +1067,7 @@ def detect_cmd(
                     }
                     for t in ious
                 },
-                "roc_iou_0.4": [
-                    {"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc
-                ],
+                "roc_iou_0.4": [{"threshold": p.threshold, "tp": p.tp, "fp": p.fp, "recall": p.recall} for p in roc],
             }
         sec.tables.append(
             Table(
@@ -1103,11 +1078,13 @@ def detect_cmd(
             )
         )
         stem = re.sub(r"[^a-z0-9]+", "-", set_name.lower()).strip("-")
-        sec.figures.append(
-            Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)"))
-        )
-    _provenance(report, settings, ([fddb] if fddb is not None else []) + list(dlib_xml or []),
-                (fold or [1]) if fddb is not None else ())
+        sec.figures.append(Figure(f"roc-{stem}", detection_roc_plot(curves, f"{set_name}: discrete ROC (IoU 0.4)")))
+    _provenance(
+        report,
+        settings,
+        ([fddb] if fddb is not None else []) + list(dlib_xml or []),
+        (fold or [1]) if fddb is not None else (),
+    )
     report.data.update({"detection": data})
     html_path, json_path = report.write(_out_dir(out_dir, _home), _stem("detect", name))
     out.print(console)
@@ -1150,9 +1127,7 @@ def _identify_video(
         ]
         if vecs:
             entries.append(
-                GalleryEntry(
-                    i + 1, person.replace("_", " "), "eval", Category.WANTED, fuse(np.concatenate(vecs))
-                )
+                GalleryEntry(i + 1, person.replace("_", " "), "eval", Category.WANTED, fuse(np.concatenate(vecs)))
             )
     if not entries:
         _fail(f"--gallery {gallery}: no usable enrolment photo")
@@ -1160,9 +1135,7 @@ def _identify_video(
     if cohort is not None:
         coh = load_cohort(cohort, settings, home)
         if threshold is None and rec.normalization != "cohort":
-            _fail(
-                "--cohort changes the score units: give --threshold (AS-norm units, e.g. from metrosight calibrate)"
-            )
+            _fail("--cohort changes the score units: give --threshold (AS-norm units, e.g. from metrosight calibrate)")
     elif rec.normalization == "cohort":
         from metrosight.eval.calibrate import cohort_path
 
@@ -1224,10 +1197,7 @@ def _identify_video(
     sec.tables.append(
         Table(
             ["threshold", "true alerts", "false alerts", "appearances found", "appearances"],
-            [
-                [r["threshold"], r["true_alerts"], r["false_alerts"], r["found"], r["appearances"]]
-                for r in res.sweep
-            ],
+            [[r["threshold"], r["true_alerts"], r["false_alerts"], r["found"], r["appearances"]] for r in res.sweep],
             "if every track alerted whose best score reached the threshold",
         )
     )
@@ -1242,9 +1212,7 @@ def _identify_video(
             dict(zip(["track", "subject", "first_seen", "last_seen", "score", "true"], a, strict=True))
             for a in res.alerts
         ],
-        "appearances": [
-            {"subject": a.subject, "start": a.start, "end": a.end, "found": f} for a, f in res.appearances
-        ],
+        "appearances": [{"subject": a.subject, "start": a.start, "end": a.end, "found": f} for a, f in res.appearances],
         "sweep": res.sweep,
     }
     html_path, json_path = report.write(_out_dir(out_dir, home), _stem("identify-video", name))

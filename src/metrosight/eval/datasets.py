@@ -46,9 +46,7 @@ def people_folders(root: Path, include: str | None = None) -> dict[str, list[Pat
         if photos:
             out[d.name] = photos
     if not out:
-        raise DatasetError(
-            f"{root}: no person folders with photos" + (f" matching {include!r}" if include else "")
-        )
+        raise DatasetError(f"{root}: no person folders with photos" + (f" matching {include!r}" if include else ""))
     return out
 
 
@@ -77,9 +75,7 @@ class OpenSetSplit:
         return list(seen.items())
 
 
-def open_set_split(
-    people: dict[str, list[Path]], per_person: int = 1, probes_from: int | None = None
-) -> OpenSetSplit:
+def open_set_split(people: dict[str, list[Path]], per_person: int = 1, probes_from: int | None = None) -> OpenSetSplit:
     """Split a folder-per-person set: people with more than ``probes_from`` photos are enrolled with their first
     ``per_person`` and probed with their photos from index ``probes_from`` on; everyone else is non-mated.
 
@@ -174,13 +170,9 @@ def load_pairs(pairs_file: Path, images: Path) -> list[Pair]:
         fold = k // (2 * n)
         try:
             if len(row) == 3:
-                pair = Pair(
-                    lfw_path(images, row[0], int(row[1])), lfw_path(images, row[0], int(row[2])), True, fold
-                )
+                pair = Pair(lfw_path(images, row[0], int(row[1])), lfw_path(images, row[0], int(row[2])), True, fold)
             elif len(row) == 4:
-                pair = Pair(
-                    lfw_path(images, row[0], int(row[1])), lfw_path(images, row[2], int(row[3])), False, fold
-                )
+                pair = Pair(lfw_path(images, row[0], int(row[1])), lfw_path(images, row[2], int(row[3])), False, fold)
             else:
                 raise ValueError
         except ValueError:

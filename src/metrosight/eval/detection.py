@@ -254,9 +254,7 @@ def match_image(
                 continue
         if len(gt.ignore) and float(iou_ign[d].max()) >= iou_threshold:
             matched[d] = -1
-    return ImageResult(
-        scores=np.asarray(scores, dtype=np.float64)[order], matched=matched, n_gt=len(gt.boxes)
-    )
+    return ImageResult(scores=np.asarray(scores, dtype=np.float64)[order], matched=matched, n_gt=len(gt.boxes))
 
 
 def summarize(results: Iterable[ImageResult], threshold: float = -math.inf) -> DetectionScore:

@@ -162,7 +162,12 @@ class MetrosightEncoder:
         chip = align(image, det.box, det.landmarks)
         # Size is judged at the photo's own resolution: an upscaled photo adds no detail.
         q = assess(  # type: ignore[arg-type]
-            det.box, chip, det.landmarks, self.min_face_px, self.min_blur_var, self.max_yaw_ratio,
+            det.box,
+            chip,
+            det.landmarks,
+            self.min_face_px,
+            self.min_blur_var,
+            self.max_yaw_ratio,
             detector_yaw=det.yaw,
         )
         if self.gate_quality and q.problem is not None:
@@ -208,15 +213,11 @@ class FaceRecognitionBaseline:
         if self.aligned:  # face_encodings(image, known_face_locations=[the whole chip])
             hh, ww = image.shape[:2]
             shape = predictor(image, dlib.rectangle(0, 0, ww - 1, hh - 1))
-            return FaceRecord(
-                path, label, np.asarray(model.compute_face_descriptor(image, shape, 1), np.float32)
-            )
+            return FaceRecord(path, label, np.asarray(model.compute_face_descriptor(image, shape, 1), np.float32))
         rects = det(image, self.upsample)
         h, w = image.shape[:2]
         dets = [
-            Detection(
-                Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), 1.0, None
-            )
+            Detection(Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), 1.0, None)
             for r in rects
         ]
         chosen = subject_face(dets, w, h)
@@ -353,7 +354,12 @@ def faces_of_photos(
                 continue
             chip = align(image, det.box, det.landmarks)
             q = assess(
-                det.box, chip, det.landmarks, encoder.min_face_px, encoder.min_blur_var, encoder.max_yaw_ratio,
+                det.box,
+                chip,
+                det.landmarks,
+                encoder.min_face_px,
+                encoder.min_blur_var,
+                encoder.max_yaw_ratio,
                 detector_yaw=det.yaw,
             )
             if q.problem is None:

@@ -116,18 +116,14 @@ def score_matrices(
                 out[:, j] = -d.min(axis=1)
         return out, out
     has = np.array([len(vs) > 0 for vs in gallery], dtype=bool)
-    t = np.stack(
-        [unit(unit(np.stack(vs)).mean(axis=0)) if vs else np.zeros(128, np.float32) for vs in gallery]
-    )
+    t = np.stack([unit(unit(np.stack(vs)).mean(axis=0)) if vs else np.zeros(128, np.float32) for vs in gallery])
     cos = np.asarray(unit(p) @ t.T if n else np.zeros((len(p), 0), np.float32), dtype=np.float64)
     cos[:, ~has] = -np.inf
     if m.scoring != "asnorm":
         return cos, cos
     if m.cohort is None:
         raise MetricError(f"method {m.name!r} needs a cohort")
-    dec = np.asarray(
-        CohortNorm(m.cohort, t, m.norm_mode).normalize_many(p, np.where(has, cos, 0.0)), dtype=np.float64
-    )
+    dec = np.asarray(CohortNorm(m.cohort, t, m.norm_mode).normalize_many(p, np.where(has, cos, 0.0)), dtype=np.float64)
     dec[:, ~has] = -np.inf
     return dec, cos
 
@@ -143,9 +139,11 @@ def _searches(
     mated = [(p, lab) for p, lab in split.mated if lab in kept]
     probes = mated + split.non_mated
     valid = np.array([recs[p].ok for p, _ in probes], dtype=bool)
-    pv = np.stack(
-        [record_vector(recs[p], m.flip) if recs[p].ok else np.zeros(128, np.float32) for p, _ in probes]
-    ) if probes else np.zeros((0, 128), np.float32)
+    pv = (
+        np.stack([record_vector(recs[p], m.flip) if recs[p].ok else np.zeros(128, np.float32) for p, _ in probes])
+        if probes
+        else np.zeros((0, 128), np.float32)
+    )
     parts = []
     # A block of probes at a time: the score matrices are PROBE_BLOCK × gallery, whatever the number of probes.
     for b0 in range(0, len(probes), PROBE_BLOCK):
@@ -164,9 +162,7 @@ def _searches(
     )
     k = len(mated)
     names = np.array(labels + [""], dtype=object)
-    right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array(
-        [lab for _, lab in mated], dtype=object
-    )
+    right = names[np.where(arg[:k] >= 0, arg[:k], len(labels))] == np.array([lab for _, lab in mated], dtype=object)
     return SearchResults(top[:k], right & valid[:k], mate[:k], top[k:], rank[:k])
 
 

@@ -58,26 +58,38 @@ def provenance(settings: Settings, measured: Sequence[Path], fddb_folds: Sequenc
     notes = [f"Measured on: {', '.join(str(p) for p in measured) or '(nothing)'}."]
     photo_defaults = PhotosConfig()
     own_limits = (settings.photos.min_face_px, settings.photos.min_blur_var, settings.photos.max_yaw_ratio) != (
-        photo_defaults.min_face_px, photo_defaults.min_blur_var, photo_defaults.max_yaw_ratio)
+        photo_defaults.min_face_px,
+        photo_defaults.min_blur_var,
+        photo_defaults.max_yaw_ratio,
+    )
     for name, (where, sets) in CHOSEN_ON.items():
         if name.startswith("photos quality limits") and own_limits:
             where, sets = "set in this installation's configuration (not a shipped default)", ()
         if name.startswith("detector") and settings.detection.detector.kind != "centerface":
-            where, sets = f"the configured {settings.detection.detector.kind} detector (not measured by this project)", ()
+            where, sets = (
+                f"the configured {settings.detection.detector.kind} detector (not measured by this project)",
+                (),
+            )
         overlap = sorted(tags & set(sets))
         if name.startswith("detector") and "fddb" in overlap and fddb_folds and 1 not in fddb_folds:
             overlap.remove("fddb")  # held-out folds only
         rows.append({"setting": name, "chosen_on": where, "overlaps": overlap})
         notes.append(
             f"{name}: chosen on {where}"
-            + (f" — OVERLAPS the measured data ({', '.join(overlap)}): not an independent measurement." if overlap
-               else ".")
+            + (
+                f" — OVERLAPS the measured data ({', '.join(overlap)}): not an independent measurement."
+                if overlap
+                else "."
+            )
         )
     if "fddb" in tags and fddb_folds:
         held = [k for k in fddb_folds if k != 1]
         notes.append(
             f"FDDB folds measured: {', '.join(map(str, fddb_folds))}; "
-            + (f"held-out folds among them: {', '.join(map(str, held))}." if held else
-               "none of them held out (fold 1 is the development fold).")
+            + (
+                f"held-out folds among them: {', '.join(map(str, held))}."
+                if held
+                else "none of them held out (fold 1 is the development fold)."
+            )
         )
     return {"measured": [str(p) for p in measured], "settings": rows, "notes": notes}

@@ -122,9 +122,7 @@ class Report:
                 {
                     "title": s.title,
                     "notes": s.notes,
-                    "tables": [
-                        {"caption": t.caption, "headers": t.headers, "rows": t.rows} for t in s.tables
-                    ],
+                    "tables": [{"caption": t.caption, "headers": t.headers, "rows": t.rows} for t in s.tables],
                     "figures": [f"{stem}-{f.name}.png" for f in s.figures],
                 }
                 for s in self.sections
@@ -254,9 +252,7 @@ def detection_roc_plot(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], tit
     return _png(fig)
 
 
-def histogram_plot(
-    series: Sequence[tuple[str, np.ndarray]], threshold: float | None, title: str, xlabel: str
-) -> bytes:
+def histogram_plot(series: Sequence[tuple[str, np.ndarray]], threshold: float | None, title: str, xlabel: str) -> bytes:
     """Overlaid score histograms (e.g. mated vs non-mated top scores), with an optional threshold line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

@@ -77,12 +77,8 @@ def evaluate_pairs(
                 raise MetricError(f"photo not encoded: {p}")
     ok = np.array([recs[pr.a].ok and recs[pr.b].ok for pr in pairs], dtype=bool)
     zero = np.zeros(128, np.float32)
-    a = np.stack(
-        [record_vector(recs[pr.a], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)]
-    )
-    b = np.stack(
-        [record_vector(recs[pr.b], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)]
-    )
+    a = np.stack([record_vector(recs[pr.a], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)])
+    b = np.stack([record_vector(recs[pr.b], method.flip) if o else zero for pr, o in zip(pairs, ok, strict=True)])
     s = np.where(ok, pair_scores(a, b, method), -np.inf)
     same = np.array([pr.same for pr in pairs], dtype=bool)
     file_folds = np.array([pr.fold for pr in pairs])

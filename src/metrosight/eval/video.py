@@ -180,14 +180,10 @@ def evaluate_video(
     rows = []
     for a in alerts:
         end = max(a.last_seen, last_seen.get(a.event_id, a.last_seen))
-        ok = any(
-            x.subject == a.subject and _overlaps(a.first_seen, end, x.start, x.end, slack) for x in labels
-        )
+        ok = any(x.subject == a.subject and _overlaps(a.first_seen, end, x.start, x.end, slack) for x in labels)
         rows.append((a.track_id, a.subject, a.first_seen, end, a.score, ok))
     found = [
-        any(
-            ok and s == x.subject and _overlaps(f0, f1, x.start, x.end, slack) for _, s, f0, f1, _, ok in rows
-        )
+        any(ok and s == x.subject and _overlaps(f0, f1, x.start, x.end, slack) for _, s, f0, f1, _, ok in rows)
         for x in labels
     ]
     result = VideoResult(

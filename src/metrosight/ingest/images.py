@@ -76,9 +76,9 @@ class PhotoLimits:
     def of(cls, cfg: object) -> PhotoLimits:
         """From the ``photos`` section of the configuration (:class:`metrosight.config.model.PhotosConfig`)."""
         return cls(
-            max_pixels=int(round(getattr(cfg, "max_megapixels") * 1_000_000)),
-            max_side=int(getattr(cfg, "max_side")),
-            max_bytes=int(round(getattr(cfg, "max_file_mb") * 1_000_000)),
+            max_pixels=int(round(cfg.max_megapixels * 1_000_000)),
+            max_side=int(cfg.max_side),
+            max_bytes=int(round(cfg.max_file_mb * 1_000_000)),
         )
 
 
@@ -111,8 +111,24 @@ class Photo:
 # -- recognising a format by content -------------------------------------------------------------------------------
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
 _AVIF_BRANDS = {b"avif", b"avis"}
-_VIDEO_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"qt  ", b"M4V ", b"3gp4", b"3gp5",
-                 b"3gp6", b"3g2a", b"dash", b"avc1", b"f4v "}
+_VIDEO_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"qt  ",
+    b"M4V ",
+    b"3gp4",
+    b"3gp5",
+    b"3gp6",
+    b"3g2a",
+    b"dash",
+    b"avc1",
+    b"f4v ",
+}
 
 
 def sniff(head: bytes) -> str | None:
@@ -209,12 +225,19 @@ def _quiet_libtiff() -> None:
         from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
 
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            paths = {part for part in (line.split()[-1] for line in fh if line.strip())
-                     if part.startswith("/") and Path(part).name.startswith("libtiff")}
+            paths = {
+                part
+                for part in (line.split()[-1] for line in fh if line.strip())
+                if part.startswith("/") and Path(part).name.startswith("libtiff")
+            }
         for path in paths:
             lib = ctypes.CDLL(path)
-            for fn in ("TIFFSetErrorHandler", "TIFFSetErrorHandlerExt", "TIFFSetWarningHandler",
-                       "TIFFSetWarningHandlerExt"):
+            for fn in (
+                "TIFFSetErrorHandler",
+                "TIFFSetErrorHandlerExt",
+                "TIFFSetWarningHandler",
+                "TIFFSetWarningHandlerExt",
+            ):
                 set_handler = getattr(lib, fn, None)
                 if set_handler is not None:
                     set_handler.restype = ctypes.c_void_p
@@ -264,7 +287,9 @@ def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, nam
             raise PhotoTooLarge(label, _budget_message(None, pixels, limits.max_pixels)) from None
         except Exception:  # noqa: BLE001 - any parser failure means the header is unreadable
             if fmt == "HEIF" and not _heif_available():
-                raise ImageError(label, "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)") from None
+                raise ImageError(
+                    label, "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)"
+                ) from None
             raise ImageError(label, f"truncated or damaged {_word(fmt)}") from None
         try:
             return _decode_opened(im, data, label, name, fmt, limits)
@@ -352,13 +377,12 @@ def _heif_available() -> bool:
 
 
 def _budget_message(size: tuple[int, int] | None, pixels: int | None, budget: int) -> str:
-    what = f"{size[0]}×{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} MP)" if size else (
-        f"{pixels / 1e6:.0f} MP" if pixels else "too many pixels"
+    what = (
+        f"{size[0]}×{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} MP)"
+        if size
+        else (f"{pixels / 1e6:.0f} MP" if pixels else "too many pixels")
     )
-    return (
-        f"photo declares {what}, above the {budget / 1e6:g} MP budget (photos.max_megapixels); "
-        "send a smaller photo"
-    )
+    return f"photo declares {what}, above the {budget / 1e6:g} MP budget (photos.max_megapixels); send a smaller photo"
 
 
 def _bytes_message(n: int, limit: int) -> str:
@@ -538,8 +562,27 @@ def is_photo_file(path: Path) -> bool:
 
 #: names that claim to be photos: such a file is listed even when its content is not a photo (then refused by
 #: :func:`read_photo` with the reason, not skipped)
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".dib", ".pbm",
-                  ".pgm", ".ppm", ".pnm", ".heic", ".heif", ".hif", ".avif"}
+PHOTO_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".webp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".dib",
+    ".pbm",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+    ".heic",
+    ".heif",
+    ".hif",
+    ".avif",
+}
 
 
 def photos_in(folder: Path) -> list[Path]:
@@ -547,8 +590,7 @@ def photos_in(folder: Path) -> list[Path]:
     name. For evaluation sets; enrolment lists every file with :func:`folder_entries`, so none is skipped without a
     reason."""
     return [
-        p for p in folder_entries(folder)
-        if p.is_file() and (p.suffix.lower() in PHOTO_SUFFIXES or is_photo_file(p))
+        p for p in folder_entries(folder) if p.is_file() and (p.suffix.lower() in PHOTO_SUFFIXES or is_photo_file(p))
     ]
 
 

@@ -310,9 +310,7 @@ class LiveSource:
         change = StateChange(self.camera_id, state, self.state, reason, attempt, time.time())
         self.state = state
         level = (
-            logging.INFO
-            if state in (CameraState.LIVE, CameraState.STARTING, CameraState.STOPPED)
-            else logging.WARNING
+            logging.INFO if state in (CameraState.LIVE, CameraState.STARTING, CameraState.STOPPED) else logging.WARNING
         )
         log.log(level, "camera %s: %s (%s)", self.camera_id, state, reason)
         with self._cond:

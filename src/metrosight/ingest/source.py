@@ -64,8 +64,14 @@ def parse_source(text: str, rtsp_transport: str = "auto") -> SourceSpec:
     return spec
 
 
-_KIND_NAME = {"file": "video file", "webcam": "webcam", "rtsp": "RTSP stream", "http": "HTTP stream",
-              "rtmp": "RTMP stream", "udp": "UDP stream"}
+_KIND_NAME = {
+    "file": "video file",
+    "webcam": "webcam",
+    "rtsp": "RTSP stream",
+    "http": "HTTP stream",
+    "rtmp": "RTMP stream",
+    "udp": "UDP stream",
+}
 
 
 def _why(spec: SourceSpec, exc: BaseException, open_timeout: float) -> tuple[str, str]:
@@ -301,11 +307,7 @@ class VideoSource:
             if self.spec.kind == "file" and index < 0:
                 raise SourceError(f"{self.spec.display}: the video has no decodable frames")
             expected = int(stream.frames or 0)
-            if (
-                self.spec.kind == "file"
-                and expected > 0
-                and self.frames_decoded < expected - max(2, expected // 100)
-            ):
+            if self.spec.kind == "file" and expected > 0 and self.frames_decoded < expected - max(2, expected // 100):
                 raise SourceBroken(
                     f"{self.spec.display}: video ended early, after {self.frames_decoded} of its {expected} frames "
                     "(the file looks truncated or damaged)",

@@ -82,20 +82,33 @@ class AnalyticsStats:
         out = [
             Metric("metrosight_analytics_frames_total", cam, self.frames, "counter", "frames analysed"),
             Metric(
-                "metrosight_analytics_detected_frames_total", cam, self.detected_frames, "counter",
+                "metrosight_analytics_detected_frames_total",
+                cam,
+                self.detected_frames,
+                "counter",
                 "frames in which person detection ran (the others were gated off: no motion)",
             ),
             Metric("metrosight_person_tracks_total", cam, self.tracks, "counter", "person tracks started"),
         ]
         for kind in (LOITERING, FAST_MOVEMENT, LINE_CROSSING):
             out.append(
-                Metric("metrosight_behaviour_events_total", {**cam, "kind": kind}, self.events[kind], "counter",
-                       "behaviour events raised")
+                Metric(
+                    "metrosight_behaviour_events_total",
+                    {**cam, "kind": kind},
+                    self.events[kind],
+                    "counter",
+                    "behaviour events raised",
+                )
             )
         for (line, direction), n in sorted(self.crossings.items()):
             out.append(
-                Metric("metrosight_line_crossings_total", {**cam, "line": line, "direction": direction}, n, "counter",
-                       "people who crossed a counting line")
+                Metric(
+                    "metrosight_line_crossings_total",
+                    {**cam, "line": line, "direction": direction},
+                    n,
+                    "counter",
+                    "people who crossed a counting line",
+                )
             )
         for zone, n in sorted(self.occupancy.items()):
             out.append(Metric("metrosight_zone_occupancy", {**cam, "zone": zone}, n, "gauge", "people in the zone now"))
@@ -112,9 +125,7 @@ def build_scene(cfg: CameraAnalyticsConfig | None, width: int, height: int) -> S
     view = Polygon([(0, 0), (width, 0), (width, height), (0, height)])
     if cfg is None:
         cfg = CameraAnalyticsConfig()
-    zones = tuple(Zone(z.name, Polygon(z.polygon), z.loitering_seconds) for z in cfg.zones) or (
-        Zone(FRAME_ZONE, view),
-    )
+    zones = tuple(Zone(z.name, Polygon(z.polygon), z.loitering_seconds) for z in cfg.zones) or (Zone(FRAME_ZONE, view),)
     lines = tuple(CountingLine(ln.name, Line(ln.a, ln.b)) for ln in cfg.lines)
     plane = None
     if cfg.calibration is not None:

@@ -288,8 +288,13 @@ class CameraPipeline:
             person_id=match.person_id,
             person=match.person_name,
             entries=tuple(
-                EntryRefV1(entry_id=e.entry_id, name=e.name, watchlist=e.watchlist, category=str(e.category),
-                           reference=e.reference)
+                EntryRefV1(
+                    entry_id=e.entry_id,
+                    name=e.name,
+                    watchlist=e.watchlist,
+                    category=str(e.category),
+                    reference=e.reference,
+                )
                 for e in match.entries
             ),
             group=self.group,

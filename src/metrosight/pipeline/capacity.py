@@ -58,18 +58,12 @@ class NodeFigures:
     face_share: float
     source: str
 
-    def cores_for(
-        self, faces_per_s: float, analysis_fps: float | None = None, frame_scale: float = 1.0
-    ) -> float:
+    def cores_for(self, faces_per_s: float, analysis_fps: float | None = None, frame_scale: float = 1.0) -> float:
         """Cores one camera needs for ``faces_per_s`` descriptors a second at ``analysis_fps`` (default: the
         benchmark's), with frame costs scaled by ``frame_scale`` (e.g. HD frames vs the benchmark's)."""
         fps = analysis_fps or self.analysis_fps
         frame = self.cores_per_camera * (1 - self.face_share) * (fps / self.analysis_fps) * frame_scale
-        face = (
-            self.cores_per_camera * self.face_share * (faces_per_s / self.faces_per_s)
-            if self.faces_per_s
-            else 0.0
-        )
+        face = self.cores_per_camera * self.face_share * (faces_per_s / self.faces_per_s) if self.faces_per_s else 0.0
         return frame + face
 
 
@@ -83,9 +77,7 @@ def node_figures(data: dict[str, Any], source: str = "node benchmark") -> NodeFi
         faces = cap["descriptors_per_s"] / cap["cameras_per_node"]
     fps = data.get("target_analysis_fps")
     if not cores or faces is None or not fps:
-        raise PlanError(
-            f"{source}: needs cpu_cores_per_camera, descriptors per camera and target_analysis_fps"
-        )
+        raise PlanError(f"{source}: needs cpu_cores_per_camera, descriptors per camera and target_analysis_fps")
     ms = proj.get("ms_per_frame") or {}
     total = sum(float(v) for v in ms.values())
     face_share = float(ms.get("embed", 0.0)) / total if total > 0 else 0.3
@@ -98,9 +90,7 @@ def default_figures(ms_per_descriptor: float, frame_ms: float, analysis_fps: flo
     faces = 15.0
     frame = analysis_fps * frame_ms / 1000
     face = faces * ms_per_descriptor / 1000
-    return NodeFigures(
-        frame + face, faces, analysis_fps, face / (frame + face), "per-operation costs (README)"
-    )
+    return NodeFigures(frame + face, faces, analysis_fps, face / (frame + face), "per-operation costs (README)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +184,7 @@ def plan(p: PlanInput, fig: NodeFigures) -> Plan:
     steady = (
         keep(p.alerts_days, alerts * ALERT_ROW_BYTES)
         + keep(p.audit_days, alerts * AUDIT_ROW_BYTES)
-        + keep(
-            _shortest(p.crops_days, p.alerts_days), per_day_crops
-        )  # a crop goes with its alert at the latest
+        + keep(_shortest(p.crops_days, p.alerts_days), per_day_crops)  # a crop goes with its alert at the latest
         + keep(p.events_days, per_day_events)
     )
     ref = p.cameras / p.reference_servers

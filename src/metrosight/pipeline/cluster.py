@@ -180,9 +180,7 @@ def fair_share(cameras: int, live_workers: int, max_cameras: int | None) -> int:
 class _Camera:
     """One claimed camera on this worker."""
 
-    def __init__(
-        self, cfg: CameraConfig, kind: str, pipe: Any, run_id: int, progress: Progress | None
-    ) -> None:
+    def __init__(self, cfg: CameraConfig, kind: str, pipe: Any, run_id: int, progress: Progress | None) -> None:
         self.cfg = cfg
         self.kind = kind
         self.pipe = pipe
@@ -259,9 +257,7 @@ class ClusterWorker:
         self._cursor = 0
         self._prune_at = 0.0
         # each worker tries cameras in its own order, so that workers starting together rarely collide
-        self._order = sorted(
-            self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest()
-        )
+        self._order = sorted(self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest())
 
     # -- heartbeat --------------------------------------------------------------------------------------------
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -280,9 +276,7 @@ class ClusterWorker:
                     held = list(self.running)
                 for cid in held:
                     if not self.leases.renew(cid):
-                        log.warning(
-                            "lease of camera %s lost to %s; stopping it", cid, self.leases.holder(cid)
-                        )
+                        log.warning("lease of camera %s lost to %s; stopping it", cid, self.leases.holder(cid))
                         with self._lock:
                             self._lost.add(cid)
             except Exception as exc:  # noqa: BLE001 - Redis down: leases lapse on their own, the loop goes on
@@ -411,9 +405,7 @@ class ClusterWorker:
             if self.on_alert is not None:
                 self.on_alert(a)
 
-        pipe = self.rt.camera_pipeline(
-            c.id, run_id, publish_alert, lambda u: self.bus.publish(TOPIC_ALERT_UPDATES, u)
-        )
+        pipe = self.rt.camera_pipeline(c.id, run_id, publish_alert, lambda u: self.bus.publish(TOPIC_ALERT_UPDATES, u))
         pipe.event_scope = scope
         analytics = None
         if an.wants_analytics(settings.analytics, c.id, False):
@@ -438,9 +430,7 @@ class ClusterWorker:
             cam.live = live_source(spec, c.id, settings.ingest, fps, keep_trying=True).start()
         with self._lock:
             self.running[c.id] = cam
-        where = (
-            f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
-        )
+        where = f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
         log.warning("worker %s runs camera %s (%s)%s", self.leases.owner, c.id, spec.display, where)
 
     def _quiescent(self, cam: _Camera) -> bool:
@@ -529,9 +519,7 @@ class ClusterWorker:
             log.error("camera %s: %s", cam.cfg.id, error)
         self._stop_camera(cam, status, error, release=True, finished=True)
 
-    def _stop_camera(
-        self, cam: _Camera, status: str, error: str | None, release: bool, finished: bool = False
-    ) -> None:
+    def _stop_camera(self, cam: _Camera, status: str, error: str | None, release: bool, finished: bool = False) -> None:
         with self._lock:
             self.running.pop(cam.cfg.id, None)
         if cam.live is not None:

@@ -200,9 +200,7 @@ def make_bus(
     url: str, consumer: str | None = None, claim_idle_seconds: float = 10.0, prefix: str = "metrosight"
 ) -> RedisStreamsBus:
     """The consumer's bus: group ``store`` on ``url``."""
-    return RedisStreamsBus(
-        url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds
-    )
+    return RedisStreamsBus(url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds)
 
 
 def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Callable[[], None]]:
@@ -221,9 +219,7 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Ca
             if local_bus is not None:
                 local_bus.publish(TOPIC_CAMERA_STATE, s)
 
-        consumer = StoreConsumer(
-            rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state
-        )
+        consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state)
         log.warning("consuming %s into the store", bus_url)
         return consumer.start()
 

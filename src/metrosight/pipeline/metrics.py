@@ -157,9 +157,7 @@ class NodeMetrics:
                 head(metric, "counter", f"{name.replace('_', ' ')} since the node started")
                 for c in cams:
                     lines.append(f'{metric}{{camera="{_esc(c.camera_id)}"}} {c.totals[name]}')
-            head(
-                "metrosight_camera_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame"
-            )
+            head("metrosight_camera_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame")
             for c in cams:
                 if c.last_frame_wall:
                     lines.append(
@@ -172,9 +170,7 @@ class NodeMetrics:
                 "restarts of the camera's worker process",
             )
             for c in cams:
-                lines.append(
-                    f'metrosight_camera_worker_restarts_total{{camera="{_esc(c.camera_id)}"}} {c.restarts}'
-                )
+                lines.append(f'metrosight_camera_worker_restarts_total{{camera="{_esc(c.camera_id)}"}} {c.restarts}')
             head("metrosight_alerts_stored_total", "counter", "alerts stored by this node")
             lines.append(f"metrosight_alerts_stored_total {self.alerts_stored}")
             head("metrosight_worker_cpu_seconds_total", "counter", "CPU time of each worker process")

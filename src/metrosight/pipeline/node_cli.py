@@ -76,9 +76,7 @@ def node(
         return
     from rich.table import Table
 
-    table = Table(
-        "camera", "state", "analysed", "dropped", "faces", "descriptors", "alerts", "reconnects", "restarts"
-    )
+    table = Table("camera", "state", "analysed", "dropped", "faces", "descriptors", "alerts", "reconnects", "restarts")
     for cid, c in snap["cameras"].items():  # type: ignore[union-attr]
         table.add_row(
             cid,
@@ -94,9 +92,7 @@ def node(
     out.print(table)
     p50, p95 = snap["alert_latency_p50_s"], snap["alert_latency_p95_s"]
     lat = f"; alert latency p50 {p50:.2f} s, p95 {p95:.2f} s" if p50 is not None else ""
-    out.print(
-        f"{report.alerts} alert(s) stored in {report.seconds:.1f} s; {report.restarts} worker restart(s){lat}"
-    )
+    out.print(f"{report.alerts} alert(s) stored in {report.seconds:.1f} s; {report.restarts} worker restart(s){lat}")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -11,11 +11,11 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-
-import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
@@ -32,19 +32,19 @@ from metrosight.core.names import InvalidInput, human_name, identifier, same_nam
 from metrosight.core.types import Category, Match
 from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
-from metrosight.ingest.images import ImageError, Photo, PhotoLimits
 from metrosight.ingest.factory import live_source
+from metrosight.ingest.images import ImageError, Photo, PhotoLimits
 from metrosight.ingest.live import LiveSource
 from metrosight.ingest.source import SourceBroken, SourceError, VideoSource, parse_source
 from metrosight.ingest.state import StateChange
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
+from metrosight.policy.crypto import CryptoError
+from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
 from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.factory import make_embedder
 from metrosight.recognize.gallery import Gallery, Matcher
 from metrosight.recognize.operating import ImpostorSample, OperatingPoint
 from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_photo
-from metrosight.policy.crypto import CryptoError
-from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
 from metrosight.store.db import StoreError
 from metrosight.store.governance import Conflict
 from metrosight.store.repo import Store
@@ -90,8 +90,12 @@ class Runtime:
         self.settings = settings
         self.clock = clock or Clock(settings.deployment.tz())  # now, and the zone typed dates are read in
         self.store = Store.for_home(
-            home.root, settings.storage.database_url, settings.privacy.max_entry_days, self.clock.tz,
-            episode_window_s=settings.alerts.episode_window_s, group_window_s=settings.alerts.group_window_s,
+            home.root,
+            settings.storage.database_url,
+            settings.privacy.max_entry_days,
+            self.clock.tz,
+            episode_window_s=settings.alerts.episode_window_s,
+            group_window_s=settings.alerts.group_window_s,
         )
         self.store.close_dead_runs()  # runs of killed processes end as crashed at the next start
         self.storage_wait_seconds = STORAGE_WAIT_SECONDS
@@ -155,7 +159,9 @@ class Runtime:
     def list_target(self, watchlist: str) -> float:
         """The target FPIR of ``watchlist``: ``watchlists.<name>.target_fpir``, else ``recognition.target_fpir``."""
         wl = self.settings.watchlists.get(watchlist)
-        return wl.target_fpir if wl is not None and wl.target_fpir is not None else self.settings.recognition.target_fpir
+        return (
+            wl.target_fpir if wl is not None and wl.target_fpir is not None else self.settings.recognition.target_fpir
+        )
 
     def operating_points(self, gallery: Gallery) -> dict[float, OperatingPoint]:
         """The operating point of every target in use (the default and each list's) for ``gallery``."""
@@ -173,7 +179,8 @@ class Runtime:
 
         probes = self.calibration_faces()
         key = (
-            tuple(e.subject_id for e in gallery.entries), gallery.person_keys.tobytes(),
+            tuple(e.subject_id for e in gallery.entries),
+            gallery.person_keys.tobytes(),
             None if probes is None else (len(probes), float(probes.sum())),
         )
         hit = self._impostor_cache.get(key)
@@ -228,8 +235,11 @@ class Runtime:
             for e in m.gallery.entries:
                 per_person[e.person_key] = max(self.list_target(e.watchlist), per_person.get(e.person_key, 0.0))
             n = max(len(per_person), 1)
-            fpir = float(-np.expm1(sum(np.log1p(-per_comparison_fmr(t, n)) for t in per_person.values()))) \
-                if per_person else rec.target_fpir
+            fpir = (
+                float(-np.expm1(sum(np.log1p(-per_comparison_fmr(t, n)) for t in per_person.values())))
+                if per_person
+                else rec.target_fpir
+            )
             for name in sorted({e.watchlist for e in m.gallery.entries} | set(self.settings.watchlists)):
                 t = self.list_target(name)
                 thr = points[t].threshold if t in points else None
@@ -322,19 +332,39 @@ class Runtime:
                 if isinstance(photo, ImageError):
                     raise photo
                 chosen = enrolment_face(
-                    photo.image, self.detector, self.embedder, lim.min_face_px, lim.min_blur_var, face,
+                    photo.image,
+                    self.detector,
+                    self.embedder,
+                    lim.min_face_px,
+                    lim.min_blur_var,
+                    face,
                     lim.max_yaw_ratio,
                 )
                 decision = index.decide(watchlist, subject, chosen.descriptor, person_id)
                 sid, dup = self.store.enroll(
-                    watchlist, subject, chosen.descriptor, MODEL_ID, photo.name, photo.sha256, chosen.quality.score,
-                    actor, auth, self.clock.now(), person_id=decision.person_id, link_reason=decision.reason,
+                    watchlist,
+                    subject,
+                    chosen.descriptor,
+                    MODEL_ID,
+                    photo.name,
+                    photo.sha256,
+                    chosen.quality.score,
+                    actor,
+                    auth,
+                    self.clock.now(),
+                    person_id=decision.person_id,
+                    link_reason=decision.reason,
                 )
                 pid = self.store.person_of(watchlist, subject)
                 index.add(sid, subject, watchlist, pid, chosen.descriptor)
                 warnings = tuple(w.replace("NEW_PERSON", str(pid)) for w in decision.warnings)
                 res = EnrolResult(
-                    subject, label, "duplicate" if dup else "enrolled", None, chosen.quality.score, person_id=pid,
+                    subject,
+                    label,
+                    "duplicate" if dup else "enrolled",
+                    None,
+                    chosen.quality.score,
+                    person_id=pid,
                     linked=decision.reason if decision.person_id is not None and person_id is None else None,
                     warnings=warnings,
                 )
@@ -474,7 +504,9 @@ class Runtime:
         bus = bus or InProcessBus()
         video: VideoSource | LiveSource
         if spec.kind == "file":
-            video = VideoSource(spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds)
+            video = VideoSource(
+                spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds
+            )
             frames = video.frames()
         else:  # a live stream: reconnects with backoff, watchdog, newest frame first; gives up once down
             video = live_source(spec, camera_id, self.settings.ingest, keep_trying=False)
@@ -492,8 +524,11 @@ class Runtime:
             bus.subscribe(an.TOPIC_EVENTS, events.on_event)  # type: ignore[arg-type]
             bus.subscribe(an.TOPIC_EVENT_UPDATES, events.on_update)  # type: ignore[arg-type]
             analytics = an.make_analytics_worker(
-                self.settings.analytics, camera_id, run_id,
-                lambda e: bus.publish(an.TOPIC_EVENTS, e), lambda u: bus.publish(an.TOPIC_EVENT_UPDATES, u),
+                self.settings.analytics,
+                camera_id,
+                run_id,
+                lambda e: bus.publish(an.TOPIC_EVENTS, e),
+                lambda u: bus.publish(an.TOPIC_EVENT_UPDATES, u),
                 face_boxes=lambda image: [d.box for d in self.detector.detect(image)],
             )
         pipe = (
@@ -537,8 +572,7 @@ class Runtime:
                 held = len(sink.held)
                 error = (
                     f"{sink.failure}: {held} alert(s) could not be stored (they were printed above); the run is "
-                    "closed as crashed at the next start"
-                    + (f" ({error})" if error else "")
+                    "closed as crashed at the next start" + (f" ({error})" if error else "")
                 )
                 status = "storage-full"
             self._finish_run(run_id, status, s, error)
@@ -644,10 +678,14 @@ class _EnrolmentIndex:
         if own is None and person_id is not None:
             if any(c.person_id == person_id for c in found):
                 return PersonDecision(person_id, "linked by the operator (--person)", ())
-            return PersonDecision(person_id, "linked by the operator (--person)", (
-                f"this face does not match person {person_id} at the match threshold: linked as asked; if the id "
-                f"was wrong, run `metrosight person unlink {watchlist} {shlex.quote(subject)} --reason \"…\"`",
-            ))
+            return PersonDecision(
+                person_id,
+                "linked by the operator (--person)",
+                (
+                    f"this face does not match person {person_id} at the match threshold: linked as asked; if the id "
+                    f'was wrong, run `metrosight person unlink {watchlist} {shlex.quote(subject)} --reason "…"`',
+                ),
+            )
         return decide(subject, found, self.names.get(self.key(subject), {}), self.distinct, own)
 
     def add(self, entry_id: int, subject: str, watchlist: str, person_id: int, descriptor: np.ndarray) -> None:
@@ -660,9 +698,7 @@ class _EnrolmentIndex:
             self.entries = [e for e in self.entries if e.subject_id != entry_id]
         else:
             template = descriptor
-        self.entries.append(
-            GalleryEntry(entry_id, subject, watchlist, Category.WANTED, template, person_id, subject)
-        )
+        self.entries.append(GalleryEntry(entry_id, subject, watchlist, Category.WANTED, template, person_id, subject))
         self.names.setdefault(self.key(subject), {}).setdefault(person_id, subject)
         self._matcher = None
 
@@ -801,8 +837,11 @@ class AlertSink:
         self._next_try = time.monotonic() + RETRY_SECONDS
         reason = "the disk is full" if storage_full(exc) else f"the store cannot be written ({exc.__class__.__name__})"
         if self.failure is None:
-            log.error("%s: %d alert(s) are held in memory and will be stored when it can be written again",
-                      reason, len(self.held))
+            log.error(
+                "%s: %d alert(s) are held in memory and will be stored when it can be written again",
+                reason,
+                len(self.held),
+            )
         self.failure = reason
 
     def drain(self, wait_seconds: float = STORAGE_WAIT_SECONDS) -> bool:
@@ -862,8 +901,17 @@ def match_fields(m: Match | None) -> dict[str, object]:
     other ``candidates`` (persons also above their threshold within the ambiguity margin, shown to the operator
     rather than dropped); all ``None`` for no match."""
     if m is None:
-        return {"subject": None, "person_id": None, "watchlist": None, "watchlists": [], "category": None,
-                "score": None, "entries": [], "ambiguous": False, "candidates": []}
+        return {
+            "subject": None,
+            "person_id": None,
+            "watchlist": None,
+            "watchlists": [],
+            "category": None,
+            "score": None,
+            "entries": [],
+            "ambiguous": False,
+            "candidates": [],
+        }
     return {
         "subject": m.person_name or m.subject_name,
         "person_id": m.person_id,
@@ -872,8 +920,13 @@ def match_fields(m: Match | None) -> dict[str, object]:
         "category": str(m.category),
         "score": round(m.score, 4),
         "entries": [
-            {"entry_id": e.entry_id, "name": e.name, "watchlist": e.watchlist, "category": str(e.category),
-             "reference": e.reference}
+            {
+                "entry_id": e.entry_id,
+                "name": e.name,
+                "watchlist": e.watchlist,
+                "category": str(e.category),
+                "reference": e.reference,
+            }
             for e in m.entries
         ],
         "ambiguous": m.ambiguous,
@@ -900,10 +953,12 @@ def _to_core_alert(a: AlertV1):  # type: ignore[no-untyped-def]
     from metrosight.core.types import Alert, EntryRef, Match
 
     entries = tuple(EntryRef(e.entry_id, e.name, e.watchlist, Category(e.category), e.reference) for e in a.entries)
-    m = Match(a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance, a.person_id,
-              a.person, entries)
-    return Alert(a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples, a.group,
-                 a.media_origin)
+    m = Match(
+        a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance, a.person_id, a.person, entries
+    )
+    return Alert(
+        a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples, a.group, a.media_origin
+    )
 
 
 __all__ = ["Runtime", "RunReport", "EnrolResult", "PhotoResult", "StoreError", "SourceError", "MODEL_ID"]

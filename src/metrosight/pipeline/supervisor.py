@@ -143,9 +143,7 @@ class Supervisor:
         self.settings = runtime.settings
         self.cameras = list(cameras if cameras is not None else self.settings.cameras)
         if not self.cameras:
-            raise SupervisorError(
-                "no cameras configured: add a `cameras:` list (id, source) to the config file"
-            )
+            raise SupervisorError("no cameras configured: add a `cameras:` list (id, source) to the config file")
         from metrosight.core.names import InvalidInput, distinct_identifiers
 
         try:  # the configuration's rule, for a list of cameras given here too
@@ -222,12 +220,11 @@ class Supervisor:
         finally:
             self._shutdown()
             if not self.sink.drain(self.rt.storage_wait_seconds):
-                log.error("%s: %d alert(s) printed by the node could not be stored", self.sink.failure,
-                          len(self.sink.held))
+                log.error(
+                    "%s: %d alert(s) printed by the node could not be stored", self.sink.failure, len(self.sink.held)
+                )
         snap = self.metrics.snapshot()
-        return NodeReport(
-            time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts
-        )
+        return NodeReport(time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts)
 
     def _start(self, w: _Worker) -> None:
         w.generation += 1
@@ -256,9 +253,7 @@ class Supervisor:
         proc.start()
         child.close()
         w.proc, w.conn, w.restart_at = proc, parent, None
-        log.info(
-            "worker %d (pid %d, core %s): %s", w.index, proc.pid, w.core, ", ".join(c.id for c in w.cameras)
-        )
+        log.info("worker %d (pid %d, core %s): %s", w.index, proc.pid, w.core, ", ".join(c.id for c in w.cameras))
 
     def _pump(self, timeout: float) -> None:
         conns = [w.conn for w in self.workers if w.conn is not None]
@@ -382,12 +377,7 @@ class Supervisor:
                             worker=w.index,
                         )
                     )
-            if (
-                w.proc is None
-                and w.restart_at is not None
-                and now >= w.restart_at
-                and not self._stopping.is_set()
-            ):
+            if w.proc is None and w.restart_at is not None and now >= w.restart_at and not self._stopping.is_set():
                 w.limiter.record(now)
                 self.metrics.on_worker_restart(w.index, [c.id for c in w.cameras])
                 self._start(w)

@@ -75,12 +75,8 @@ def _cpu_seconds() -> float:
 
 def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:
     """The worker process's entry point (``multiprocessing`` spawn target)."""
-    os.environ.update(
-        {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env}
-    )
-    logging.basicConfig(
-        level=spec.log_level, format=f"%(levelname)s worker-{spec.worker} %(name)s: %(message)s"
-    )
+    os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env})
+    logging.basicConfig(level=spec.log_level, format=f"%(levelname)s worker-{spec.worker} %(name)s: %(message)s")
     local_stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us in order
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
@@ -148,9 +144,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
             send("update", update)
 
         pipe: Any = rt.camera_pipeline(wc.camera_id, wc.run_id, publish_alert, publish_update)
-        if an.wants_analytics(
-            settings.analytics, wc.camera_id, False
-        ):  # as `run`: cameras under analytics.cameras
+        if an.wants_analytics(settings.analytics, wc.camera_id, False):  # as `run`: cameras under analytics.cameras
             analytics = an.make_analytics_worker(
                 settings.analytics,
                 wc.camera_id,
@@ -282,6 +276,4 @@ def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:
         blurred = cv2.resize(
             blurred, (SNAPSHOT_WIDTH, max(1, round(h * SNAPSHOT_WIDTH / w))), interpolation=cv2.INTER_AREA
         )
-    return CameraSnapshotV1(
-        camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time()
-    )
+    return CameraSnapshotV1(camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time())

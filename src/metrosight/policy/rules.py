@@ -79,7 +79,9 @@ def require(actor: Actor, action: str, *roles: str) -> None:
         raise Forbidden(f"{actor.name} may not {action}: {actor.must_set_password}")
     if not actor.has(*roles):
         need = " or ".join(roles)
-        raise Forbidden(f"{actor.name} may not {action}: needs the {need} role (has: {', '.join(sorted(actor.roles)) or 'none'})")
+        raise Forbidden(
+            f"{actor.name} may not {action}: needs the {need} role (has: {', '.join(sorted(actor.roles)) or 'none'})"
+        )
 
 
 def check_roles(roles: Iterable[str]) -> list[str]:

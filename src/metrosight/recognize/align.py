@@ -34,7 +34,9 @@ def align(image: np.ndarray, box: Box, landmarks: np.ndarray | None) -> np.ndarr
     import dlib  # local: heavy import, and no model loading at import time
 
     if landmarks is None or np.shape(landmarks) != (5, 2):
-        raise AlignmentError(f"need (5, 2) landmarks to align a face, got {None if landmarks is None else np.shape(landmarks)}")
+        raise AlignmentError(
+            f"need (5, 2) landmarks to align a face, got {None if landmarks is None else np.shape(landmarks)}"
+        )
     rect = dlib.rectangle(int(round(box.x1)), int(round(box.y1)), int(round(box.x2)) - 1, int(round(box.y2)) - 1)
     points = dlib.points()
     for x, y in np.asarray(landmarks, dtype=np.float64):

@@ -402,8 +402,9 @@ class _Stream:
         self._need(1, what)
         if self.data[self.pos] & 0x70:
             # dlib's pre-2013 ASCII float format; no DNN file uses it.
-            raise DlibFormatError(f"ASCII float encoding is not supported ({what})", offset=start,
-                                  value=self.data[self.pos])
+            raise DlibFormatError(
+                f"ASCII float encoding is not supported ({what})", offset=start, value=self.data[self.pos]
+            )
         mantissa = self.read_int(what)
         exponent = self.read_int(what)
         if not -32768 <= exponent <= 32767:
@@ -482,8 +483,9 @@ def _view(params: np.ndarray, shape: tuple[int, int, int, int], offset: int, wha
     flat = params.reshape(-1)
     size = shape[0] * shape[1] * shape[2] * shape[3]
     if offset + size > flat.size:
-        raise DlibFormatError(f"{what} alias {shape} at {offset} exceeds parameter tensor of {flat.size}",
-                              offset=pos, value=shape)
+        raise DlibFormatError(
+            f"{what} alias {shape} at {offset} exceeds parameter tensor of {flat.size}", offset=pos, value=shape
+        )
     return flat[offset : offset + size].reshape(shape).copy()
 
 
@@ -507,8 +509,12 @@ def _read_conv(s: _Stream, tag: str) -> Conv:
     filters = s.read_alias("con_ filters")
     biases = s.read_alias("con_ biases")
     if tag != "con_":
-        for name in ("learning_rate_multiplier", "weight_decay_multiplier",
-                     "bias_learning_rate_multiplier", "bias_weight_decay_multiplier"):
+        for name in (
+            "learning_rate_multiplier",
+            "weight_decay_multiplier",
+            "bias_learning_rate_multiplier",
+            "bias_weight_decay_multiplier",
+        ):
             s.read_float(f"con_ {name}")
     use_bias = True
     use_relu = False
@@ -518,8 +524,9 @@ def _read_conv(s: _Stream, tag: str) -> Conv:
         use_relu = s.read_bool("con_ use_relu")
     # The filters alias is (num_filters, k_in, nr, nc), the biases alias (1, num_filters), after the filters.
     if filters[0] != num_filters or filters[2:] != (nr, nc):
-        raise DlibFormatError("con_ filter shape disagrees with num_filters/nr/nc", offset=pos,
-                              value=(filters, num_filters, nr, nc))
+        raise DlibFormatError(
+            "con_ filter shape disagrees with num_filters/nr/nc", offset=pos, value=(filters, num_filters, nr, nc)
+        )
     weight = _view(params, filters, 0, "con_ filters", pos)
     bias = None
     if use_bias:
@@ -537,8 +544,12 @@ def _read_fc(s: _Stream, tag: str) -> FullyConnected:
     weights = s.read_alias("fc_ weights")
     biases = s.read_alias("fc_ biases")
     bias_mode = s.read_int("fc_ bias_mode")
-    for name in ("learning_rate_multiplier", "weight_decay_multiplier",
-                 "bias_learning_rate_multiplier", "bias_weight_decay_multiplier"):
+    for name in (
+        "learning_rate_multiplier",
+        "weight_decay_multiplier",
+        "bias_learning_rate_multiplier",
+        "bias_weight_decay_multiplier",
+    ):
         s.read_float(f"fc_ {name}")
     if bias_mode not in (0, 1):
         raise DlibFormatError("unknown fc_ bias mode", offset=pos, value=bias_mode)
@@ -586,8 +597,12 @@ def _read_bn(s: _Stream, tag: str) -> BatchNorm:
     running_var = s.read_tensor("bn_ running_variances")
     s.read_int("bn_ num_updates", signed=False)
     s.read_int("bn_ running_stats_window_size", signed=False)
-    for name in ("learning_rate_multiplier", "weight_decay_multiplier",
-                 "bias_learning_rate_multiplier", "bias_weight_decay_multiplier"):
+    for name in (
+        "learning_rate_multiplier",
+        "weight_decay_multiplier",
+        "bias_learning_rate_multiplier",
+        "bias_weight_decay_multiplier",
+    ):
         s.read_float(f"bn_ {name}")
     eps = s.read_float("bn_ eps")
     shape = _gamma_shape(gamma, mode)
@@ -665,8 +680,10 @@ def _read_input(s: _Stream) -> InputLayer:
 
 
 def _read_box_overlap(s: _Stream) -> BoxOverlap:
-    return BoxOverlap(iou_thresh=s.read_float("test_box_overlap iou"),
-                      percent_covered_thresh=s.read_float("test_box_overlap percent_covered"))
+    return BoxOverlap(
+        iou_thresh=s.read_float("test_box_overlap iou"),
+        percent_covered_thresh=s.read_float("test_box_overlap percent_covered"),
+    )
 
 
 def _read_mmod_options(s: _Stream, tag: str) -> LossMmod:
@@ -676,8 +693,11 @@ def _read_mmod_options(s: _Stream, tag: str) -> LossMmod:
         raise DlibFormatError("unknown mmod_options version", offset=pos, value=version)
     windows: list[DetectorWindow] = []
     if version == 1:
-        windows.append(DetectorWindow(width=s.read_int("detector_width", signed=False),
-                                      height=s.read_int("detector_height", signed=False)))
+        windows.append(
+            DetectorWindow(
+                width=s.read_int("detector_width", signed=False), height=s.read_int("detector_height", signed=False)
+            )
+        )
     else:
         count = s.read_int("detector_windows size", signed=False)
         for _ in range(count):
@@ -702,10 +722,19 @@ def _read_mmod_options(s: _Stream, tag: str) -> LossMmod:
     if version >= 4:
         use_bbr = s.read_bool("use_bounding_box_regression")
         bbr_lambda = s.read_float("bbr_lambda")
-    return LossMmod(tag=tag, options_version=version, detector_windows=tuple(windows), loss_per_false_alarm=lfa,
-                    loss_per_missed_target=lmt, truth_match_iou_threshold=iou, overlaps_nms=nms,
-                    overlaps_ignore=ignore, assume_image_pyramid=assume_pyr,
-                    use_bounding_box_regression=use_bbr, bbr_lambda=bbr_lambda)
+    return LossMmod(
+        tag=tag,
+        options_version=version,
+        detector_windows=tuple(windows),
+        loss_per_false_alarm=lfa,
+        loss_per_missed_target=lmt,
+        truth_match_iou_threshold=iou,
+        overlaps_nms=nms,
+        overlaps_ignore=ignore,
+        assume_image_pyramid=assume_pyr,
+        use_bounding_box_regression=use_bbr,
+        bbr_lambda=bbr_lambda,
+    )
 
 
 def _read_loss(s: _Stream) -> LossLayer:
@@ -714,8 +743,9 @@ def _read_loss(s: _Stream) -> LossLayer:
     if tag == "loss_metric_":
         return LossMetric(tag=tag, margin=0.1, dist_thresh=0.75)  # dlib's hard-coded values for version 1
     if tag == "loss_metric_2":
-        return LossMetric(tag=tag, margin=s.read_float("loss_metric margin"),
-                          dist_thresh=s.read_float("loss_metric dist_thresh"))
+        return LossMetric(
+            tag=tag, margin=s.read_float("loss_metric margin"), dist_thresh=s.read_float("loss_metric dist_thresh")
+        )
     if tag == "loss_mmod_":
         return _read_mmod_options(s, tag)
     raise DlibUnknownLayerError("unknown loss layer tag", offset=pos, value=tag)
@@ -799,8 +829,9 @@ def parse_dlib_net(data: bytes) -> DlibNet:
             _skip_layer_state(s, input_level=False, version=v)
     if s.pos != len(s.data):
         raise DlibFormatError("trailing bytes after the network", offset=s.pos, value=len(s.data) - s.pos)
-    logger.debug("parsed dlib net: %d layers, input %s, loss %s", len(layers), input_layer.tag,
-                 loss.tag if loss else None)
+    logger.debug(
+        "parsed dlib net: %d layers, input %s, loss %s", len(layers), input_layer.tag, loss.tag if loss else None
+    )
     return DlibNet(loss=loss, input=input_layer, layers=tuple(layers))
 
 

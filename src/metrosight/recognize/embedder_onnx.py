@@ -171,8 +171,14 @@ def build_resnet_onnx(net: DlibNet) -> Any:
         w64 = first.weight.astype(np.float64)
         b64 = first.bias.astype(np.float64) if first.bias is not None else np.zeros(first.num_filters)
         b64 = b64 - np.einsum("ocij,c->o", w64, avg) / 256.0
-        layers[0] = Conv(tag=first.tag, weight=(w64 / 256.0).astype(np.float32), bias=b64.astype(np.float32),
-                         stride=first.stride, padding=first.padding, use_relu=first.use_relu)
+        layers[0] = Conv(
+            tag=first.tag,
+            weight=(w64 / 256.0).astype(np.float32),
+            bias=b64.astype(np.float32),
+            stride=first.stride,
+            padding=first.padding,
+            use_relu=first.use_relu,
+        )
     else:
         shape = (1, 3, 1, 1)
         x = g.node("Sub", [x, g.const("avg_rgb", avg.astype(np.float32).reshape(shape))], "sub_mean")
@@ -197,8 +203,14 @@ def build_resnet_onnx(net: DlibNet) -> Any:
                 bias = layer.bias if layer.bias is not None else np.zeros(layer.num_filters, np.float32)
             kh, kw = weight.shape[2:]
             (sy, sx), (py, px) = layer.stride, layer.padding
-            y = g.node("Conv", [cur.name, g.const("W", weight), g.const("B", bias)], "conv",
-                       kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px])
+            y = g.node(
+                "Conv",
+                [cur.name, g.const("W", weight), g.const("B", bias)],
+                "conv",
+                kernel_shape=[kh, kw],
+                strides=[sy, sx],
+                pads=[py, px, py, px],
+            )
             if layer.use_relu:
                 y = g.node("Relu", [y], "relu")
             cur = _Value(y, (layer.num_filters, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
@@ -226,8 +238,15 @@ def build_resnet_onnx(net: DlibNet) -> Any:
                 else:
                     extra = {}
                 op = "MaxPool" if layer.kind == "max" else "AveragePool"
-                y = g.node(op, [cur.name], f"{layer.kind}pool", kernel_shape=[kh, kw], strides=[sy, sx],
-                           pads=[py, px, py, px], **extra)
+                y = g.node(
+                    op,
+                    [cur.name],
+                    f"{layer.kind}pool",
+                    kernel_shape=[kh, kw],
+                    strides=[sy, sx],
+                    pads=[py, px, py, px],
+                    **extra,
+                )
                 cur = _Value(y, (k, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
         elif isinstance(layer, TagOrSkip):
             if isinstance(nxt, TagOrSkip):
@@ -335,8 +354,7 @@ class OnnxResNetEmbedder:
 
     name = "dlib-resnet-onnx"
 
-    def __init__(self, cache_dir: Path, threads: int = 1, max_batch: int = 32,
-                 model_path: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path, threads: int = 1, max_batch: int = 32, model_path: Path | None = None) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         if max_batch < 1:
@@ -366,8 +384,10 @@ class OnnxResNetEmbedder:
         if n == 0:
             return np.zeros((0, DESCRIPTOR_DIM), np.float32)
         session = self._get_session()
-        parts = [session.run(["descriptors"], {"chips": chips[s : s + self.max_batch]})[0]
-                 for s in range(0, n, self.max_batch)]
+        parts = [
+            session.run(["descriptors"], {"chips": chips[s : s + self.max_batch]})[0]
+            for s in range(0, n, self.max_batch)
+        ]
         return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
 
 

@@ -191,6 +191,13 @@ class Matcher:
             for g in (self.gallery.entries[j] for j in rows)
         )
         return Match(
-            e.subject_id, e.subject_name, e.watchlist, e.category, score, distance,
-            e.person_id, e.person_name or e.subject_name, entries,
+            e.subject_id,
+            e.subject_name,
+            e.watchlist,
+            e.category,
+            score,
+            distance,
+            e.person_id,
+            e.person_name or e.subject_name,
+            entries,
         )

@@ -69,9 +69,7 @@ class Cohort:
         return len(self.descriptors)
 
     @classmethod
-    def build(
-        cls, descriptors: np.ndarray, top_k: int = DEFAULT_TOP_K, model: str = "dlib_resnet_v1"
-    ) -> Cohort:
+    def build(cls, descriptors: np.ndarray, top_k: int = DEFAULT_TOP_K, model: str = "dlib_resnet_v1") -> Cohort:
         """A cohort from raw descriptors ``(K, 128)`` (normalised here)."""
         return cls(_unit(np.atleast_2d(descriptors)), top_k, model)
 
@@ -109,9 +107,7 @@ class Cohort:
         """
         path = Path(path)
         if not path.is_file():
-            raise CohortError(
-                f"cohort file not found: {path} (build one with `metrosight calibrate --cohort DIR`)"
-            )
+            raise CohortError(f"cohort file not found: {path} (build one with `metrosight calibrate --cohort DIR`)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(np.asarray(z["descriptors"], dtype=np.float32), int(z["top_k"]), str(z["model"]))
@@ -139,9 +135,7 @@ class CohortNorm:
             raise CohortError(f"templates must be (N, 128), got {t.shape}")
         self.mu_g: np.ndarray
         self.sd_g: np.ndarray
-        self.mu_g, self.sd_g = (
-            cohort.stats(t) if len(t) else (np.zeros(0, np.float32), np.ones(0, np.float32))
-        )
+        self.mu_g, self.sd_g = cohort.stats(t) if len(t) else (np.zeros(0, np.float32), np.ones(0, np.float32))
 
     def normalize(self, probe: np.ndarray, cosines: np.ndarray) -> np.ndarray:
         """Normalised scores of one probe ``(128,)`` given its cosines ``(N,)`` to the templates."""

@@ -91,6 +91,7 @@ def decide(
         own_person: the entry's person when it exists already (a photo added to it): then nothing is linked,
             only look-alikes among other persons are reported.
     """
+
     def is_distinct(a: int, b: int | None) -> bool:
         return b is not None and ((a, b) if a < b else (b, a)) in distinct
 

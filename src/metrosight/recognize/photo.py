@@ -83,7 +83,13 @@ def _assessed(
             continue
         chip = align(image, det.box, det.landmarks)
         q = assess(
-            det.box, chip, det.landmarks, min_face_px, min_blur_var, max_yaw_ratio, detector_yaw=det.yaw,
+            det.box,
+            chip,
+            det.landmarks,
+            min_face_px,
+            min_blur_var,
+            max_yaw_ratio,
+            detector_yaw=det.yaw,
             image_size=size,
         )
         out.append((det, chip, q))

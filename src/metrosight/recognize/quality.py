@@ -114,8 +114,12 @@ def cut_by_edge(box: Box, landmarks: np.ndarray | None, image_size: tuple[int, i
         lm = np.asarray(landmarks, dtype=np.float64)
         eye = float(np.hypot(*(lm[0:2].mean(axis=0) - lm[2:4].mean(axis=0))))
         m = CUT_LANDMARK_MARGIN * max(eye, 1.0)
-        for side, gap in (("top", lm[:, 1].min()), ("bottom", h - lm[:, 1].max()),
-                          ("left", lm[:, 0].min()), ("right", w - lm[:, 0].max())):
+        for side, gap in (
+            ("top", lm[:, 1].min()),
+            ("bottom", h - lm[:, 1].max()),
+            ("left", lm[:, 0].min()),
+            ("right", w - lm[:, 0].max()),
+        ):
             if gap < m:
                 return side
     if box.width <= 0 or box.height <= 0:

@@ -63,7 +63,13 @@ class UserInfo:
 def _user_info(u: User) -> UserInfo:
     reset_by = u.password_set_by if u.password_set_by not in (None, u.name) else None
     return UserInfo(
-        u.name, sorted(u.roles), u.disabled, bool(u.password_hash), aware(u.created_at), u.created_by, reset_by,  # type: ignore[arg-type]
+        u.name,
+        sorted(u.roles),
+        u.disabled,
+        bool(u.password_hash),
+        aware(u.created_at),
+        u.created_by,
+        reset_by,  # type: ignore[arg-type]
     )
 
 
@@ -118,10 +124,7 @@ class Accounts:
     def users(self, actor: Actor) -> list[UserInfo]:
         require(actor, "list users", "admin")
         with self._session() as s:
-            return [
-                _user_info(u)
-                for u in s.scalars(select(User).order_by(User.name))
-            ]
+            return [_user_info(u) for u in s.scalars(select(User).order_by(User.name))]
 
     def add_user(self, name: str, roles: list[str], password: str | None, actor: Actor) -> None:
         """Create a user (admin only), with an Argon2id-hashed password when given (it must meet the password
@@ -158,7 +161,8 @@ class Accounts:
             u = self._user(s, name)
             if own and u.password_hash and not check_password(u.password_hash, current or ""):
                 raise Forbidden(
-                    "changing your password needs your current password" if not current
+                    "changing your password needs your current password"
+                    if not current
                     else "the current password is wrong"
                 )
             u.password_hash = pw_hash
@@ -271,15 +275,26 @@ class Accounts:
                     )
             token = TOKEN_PREFIX + secrets.token_urlsafe(32)
             row = ApiToken(
-                name=name, user=u.name, token_sha256=token_digest(token), prefix=token[: len(TOKEN_PREFIX) + 6],
-                created_by=actor.name, expires_at=expires_at,
+                name=name,
+                user=u.name,
+                token_sha256=token_digest(token),
+                prefix=token[: len(TOKEN_PREFIX) + 6],
+                created_by=actor.name,
+                expires_at=expires_at,
             )
             s.add(row)
             s.flush()
             self.store.audit.append(
-                s, actor.name, "token.create", user,
-                {"token_id": row.id, "name": name, "expires_at": expires_at.isoformat() if expires_at else None,
-                 "never_expires": expires_at is None},
+                s,
+                actor.name,
+                "token.create",
+                user,
+                {
+                    "token_id": row.id,
+                    "name": name,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    "never_expires": expires_at is None,
+                },
             )
             return _token_info(row), token
 
@@ -333,6 +348,13 @@ class Accounts:
 
 def _token_info(t: ApiToken) -> TokenInfo:
     return TokenInfo(
-        t.id, t.name, t.user, t.prefix, aware(t.created_at), t.created_by, aware(t.expires_at),  # type: ignore[arg-type]
-        aware(t.last_used_at), aware(t.revoked_at),
+        t.id,
+        t.name,
+        t.user,
+        t.prefix,
+        aware(t.created_at),
+        t.created_by,
+        aware(t.expires_at),  # type: ignore[arg-type]
+        aware(t.last_used_at),
+        aware(t.revoked_at),
     )

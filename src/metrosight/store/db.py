@@ -103,7 +103,9 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open database {safe_url(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}") from None
+        raise StoreError(
+            f"cannot open database {safe_url(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}"
+        ) from None
     return engine
 
 

@@ -132,10 +132,21 @@ class EpisodesMixin:
                 entries = self._entries_json(s, m)
                 episode = self._open_episode(s, person_id, key, alert.camera_id, first_at, last_at)
                 sighting = Sighting(
-                    event_id=alert.event_id, camera_id=alert.camera_id, track_id=alert.track_id,
-                    entry_id=m.subject_id, watchlist=m.watchlist, score=m.score, distance=m.distance,
-                    first_seen=alert.first_seen, last_seen=alert.last_seen, media_origin=alert.origin,
-                    first_at=first_at, last_at=last_at, samples=alert.samples, crop_path=crop_path, run_id=run_id,
+                    event_id=alert.event_id,
+                    camera_id=alert.camera_id,
+                    track_id=alert.track_id,
+                    entry_id=m.subject_id,
+                    watchlist=m.watchlist,
+                    score=m.score,
+                    distance=m.distance,
+                    first_seen=alert.first_seen,
+                    last_seen=alert.last_seen,
+                    media_origin=alert.origin,
+                    first_at=first_at,
+                    last_at=last_at,
+                    samples=alert.samples,
+                    crop_path=crop_path,
+                    run_id=run_id,
                 )
                 if episode is None:
                     return self._open(s, alert, sighting, person_id, key, entries, crop_path, run_id)
@@ -159,11 +170,17 @@ class EpisodesMixin:
         for eid in ids:
             e = rows.get(eid)
             name, wl, cat = names[eid]
-            out.append({
-                "entry_id": eid, "name": name, "watchlist": wl, "category": cat,
-                "reference": e.reference if e else None, "authority": e.issuing_authority if e else None,
-                "legal_basis": e.legal_basis if e else None,
-            })
+            out.append(
+                {
+                    "entry_id": eid,
+                    "name": name,
+                    "watchlist": wl,
+                    "category": cat,
+                    "reference": e.reference if e else None,
+                    "authority": e.issuing_authority if e else None,
+                    "legal_basis": e.legal_basis if e else None,
+                }
+            )
         return out
 
     def _open_episode(
@@ -203,16 +220,38 @@ class EpisodesMixin:
         return None
 
     def _open(
-        self, s: Session, alert: Alert, sighting: Sighting, person_id: int, key: str, entries: list[dict],
-        crop_path: str | None, run_id: int | None,
+        self,
+        s: Session,
+        alert: Alert,
+        sighting: Sighting,
+        person_id: int,
+        key: str,
+        entries: list[dict],
+        crop_path: str | None,
+        run_id: int | None,
     ) -> SightingStored:
         m = alert.match
         a = AlertRecord(
-            event_id=alert.event_id, camera_id=alert.camera_id, track_id=alert.track_id, subject_id=m.subject_id,
-            subject_name=m.person_name or m.subject_name, watchlist=m.watchlist, category=str(m.category),
-            score=m.score, distance=m.distance, first_seen=alert.first_seen, last_seen=alert.last_seen,
-            samples=alert.samples, crop_path=crop_path, run_id=run_id, person_id=person_id, entries=entries,
-            group_key=key, first_at=sighting.first_at, last_at=sighting.last_at, sightings=1,
+            event_id=alert.event_id,
+            camera_id=alert.camera_id,
+            track_id=alert.track_id,
+            subject_id=m.subject_id,
+            subject_name=m.person_name or m.subject_name,
+            watchlist=m.watchlist,
+            category=str(m.category),
+            score=m.score,
+            distance=m.distance,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+            samples=alert.samples,
+            crop_path=crop_path,
+            run_id=run_id,
+            person_id=person_id,
+            entries=entries,
+            group_key=key,
+            first_at=sighting.first_at,
+            last_at=sighting.last_at,
+            sightings=1,
         )
         s.add(a)
         s.flush()
@@ -220,16 +259,32 @@ class EpisodesMixin:
         s.add(sighting)
         s.flush()
         self.audit.append(
-            s, f"system:{alert.camera_id}", "alert.create", f"alert:{alert.event_id}",
-            {"event_id": alert.event_id, "alert_id": a.id, "entry_id": m.subject_id, "person_id": person_id,
-             "watchlist": m.watchlist, "watchlists": sorted({e["watchlist"] for e in entries}),
-             "score": round(m.score, 4), "track_id": alert.track_id},
+            s,
+            f"system:{alert.camera_id}",
+            "alert.create",
+            f"alert:{alert.event_id}",
+            {
+                "event_id": alert.event_id,
+                "alert_id": a.id,
+                "entry_id": m.subject_id,
+                "person_id": person_id,
+                "watchlist": m.watchlist,
+                "watchlists": sorted({e["watchlist"] for e in entries}),
+                "score": round(m.score, 4),
+                "track_id": alert.track_id,
+            },
         )
         return SightingStored(a.id, True, True, 1, a.status)
 
     def _append(
-        self, s: Session, a: AlertRecord, alert: Alert, sighting: Sighting, entries: list[dict],
-        crop_path: str | None, run_id: int | None,
+        self,
+        s: Session,
+        a: AlertRecord,
+        alert: Alert,
+        sighting: Sighting,
+        entries: list[dict],
+        crop_path: str | None,
+        run_id: int | None,
     ) -> SightingStored:
         m = alert.match
         sighting.alert_id = a.id
@@ -249,10 +304,21 @@ class EpisodesMixin:
         s.flush()
         notify = a.status == "actionable"
         self.audit.append(
-            s, f"system:{alert.camera_id}", "alert.sighting", f"alert:{a.id}",
-            {"alert_id": a.id, "event_id": alert.event_id, "camera": alert.camera_id, "entry_id": m.subject_id,
-             "score": round(m.score, 4), "track_id": alert.track_id, "sightings": a.sightings, "status": a.status,
-             "operators_notified": notify},
+            s,
+            f"system:{alert.camera_id}",
+            "alert.sighting",
+            f"alert:{a.id}",
+            {
+                "alert_id": a.id,
+                "event_id": alert.event_id,
+                "camera": alert.camera_id,
+                "entry_id": m.subject_id,
+                "score": round(m.score, 4),
+                "track_id": alert.track_id,
+                "sightings": a.sightings,
+                "status": a.status,
+                "operators_notified": notify,
+            },
         )
         if notify:
             log.warning("alert %d (actionable): %s seen again on %s", a.id, a.subject_name, alert.camera_id)
@@ -286,7 +352,9 @@ class EpisodesMixin:
         """The sightings of an alert, in the order they were seen (metadata only)."""
         with self._session() as s:
             return list(
-                s.scalars(select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id))
+                s.scalars(
+                    select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
+                )
             )
 
     def alert_cameras(self, alert_id: int) -> list[str]:

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 def alerts_after(store: Store, after_id: int, limit: int = 100) -> list[AlertRecord]:
     """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
     with store._session() as s:
-        return list(s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit)))
+        return list(
+            s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit))
+        )
 
 
 def reviews_after(store: Store, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
@@ -101,7 +103,9 @@ def appended_after(store: Store, after_id: int, alerts_upto: int, limit: int = 2
         if not rows:
             return after_id, []
         ids = sorted({aid for _, aid, appended in rows if appended and aid <= alerts_upto})
-        alerts = list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id))) if ids else []
+        alerts = (
+            list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id))) if ids else []
+        )
         return int(rows[-1][0]), alerts
 
 

@@ -47,7 +47,6 @@ from metrosight.store.models import (
 from metrosight.store.naming import find_named, lookalike_message
 
 if TYPE_CHECKING:
-
     from metrosight.audit.log import AuditLog
     from metrosight.policy.crypto import KeyRing
 
@@ -186,8 +185,20 @@ class GovernanceMixin:
                 q = q.where(Watchlist.id == (wl.id if wl is not None else -1))
             return [
                 EntryInfo(
-                    e.id, wl, e.name, e.status, e.urgent, e.legal_basis, e.issuing_authority, e.reference, e.scope,
-                    aware(e.expires_at), e.created_by, e.approved_by, n, e.person_id,
+                    e.id,
+                    wl,
+                    e.name,
+                    e.status,
+                    e.urgent,
+                    e.legal_basis,
+                    e.issuing_authority,
+                    e.reference,
+                    e.scope,
+                    aware(e.expires_at),
+                    e.created_by,
+                    e.approved_by,
+                    n,
+                    e.person_id,
                 )
                 for e, wl, n in s.execute(q).all()
             ]
@@ -209,14 +220,26 @@ class GovernanceMixin:
             expires_at = e.requested_expires_at if e.urgent and e.requested_expires_at is not None else e.expires_at
             entry_id = e.id
             transitions.set_entry(
-                s, e, e.status, Subject.expires_at.is_(None) | (Subject.expires_at > now),
-                status="active", approved_by=actor.name, approved_at=now, expires_at=expires_at,
+                s,
+                e,
+                e.status,
+                Subject.expires_at.is_(None) | (Subject.expires_at > now),
+                status="active",
+                approved_by=actor.name,
+                approved_at=now,
+                expires_at=expires_at,
             )
             released = transitions.release_templates(s, entry_id)
             self.audit.append(
-                s, actor.name, "entry.approve", f"{watchlist}/{name}",
-                {"entry_id": entry_id, "expires_at": aware(expires_at).isoformat() if expires_at else None,
-                 **({"templates_released": released} if released else {})},
+                s,
+                actor.name,
+                "entry.approve",
+                f"{watchlist}/{name}",
+                {
+                    "entry_id": entry_id,
+                    "expires_at": aware(expires_at).isoformat() if expires_at else None,
+                    **({"templates_released": released} if released else {}),
+                },
             )
             self._bump(s)
             return "active"
@@ -237,12 +260,20 @@ class GovernanceMixin:
                 raise PolicyError(f"entry {watchlist}/{name} is already {e.status}")
             entry_id = e.id
             transitions.set_entry(
-                s, e, e.status, status="revoked", revoked_at=datetime.now(UTC), revoked_by=actor.name,
+                s,
+                e,
+                e.status,
+                status="revoked",
+                revoked_at=datetime.now(UTC),
+                revoked_by=actor.name,
                 revoke_reason=reason,
             )
             n = self._destroy_templates(s, entry_id)
             self.audit.append(
-                s, actor.name, "entry.revoke", f"{watchlist}/{name}",
+                s,
+                actor.name,
+                "entry.revoke",
+                f"{watchlist}/{name}",
                 {"entry_id": entry_id, "reason": reason, "templates_destroyed": n},
             )
             self._bump(s)
@@ -254,11 +285,13 @@ class GovernanceMixin:
         with self._session() as s:
             due = list(
                 s.scalars(
-                    select(Subject.id).where(
+                    select(Subject.id)
+                    .where(
                         Subject.status.in_(("pending", "active")),
                         Subject.expires_at.is_not(None),
                         Subject.expires_at <= now,
-                    ).order_by(Subject.id)
+                    )
+                    .order_by(Subject.id)
                 )
             )
         if not due:
@@ -273,9 +306,16 @@ class GovernanceMixin:
                 transitions.set_entry(s, e, e.status, Subject.expires_at <= now, status="expired")
                 n = self._destroy_templates(s, eid)
                 self.audit.append(
-                    s, SYSTEM, "entry.expire", f"entry:{eid}",
-                    {"entry_id": eid, "expired_at": expired_at.isoformat(), "templates_destroyed": n,  # type: ignore[union-attr]
-                     "urgent_unapproved": urgent_unapproved},
+                    s,
+                    SYSTEM,
+                    "entry.expire",
+                    f"entry:{eid}",
+                    {
+                        "entry_id": eid,
+                        "expired_at": expired_at.isoformat(),
+                        "templates_destroyed": n,  # type: ignore[union-attr]
+                        "urgent_unapproved": urgent_unapproved,
+                    },
                 )
                 done += 1
             if done:
@@ -295,7 +335,10 @@ class GovernanceMixin:
                 n += self._destroy_templates(s, e.id)
                 if e.status in ("pending", "active"):
                     e.status, e.revoked_at, e.revoked_by, e.revoke_reason = (
-                        "revoked", datetime.now(UTC), actor.name, "watchlist shredded",
+                        "revoked",
+                        datetime.now(UTC),
+                        actor.name,
+                        "watchlist shredded",
                     )
             self.audit.append(s, actor.name, "watchlist.shred", watchlist, {"templates_destroyed": n})
             self._bump(s)
@@ -334,17 +377,30 @@ class GovernanceMixin:
             prior = transitions.reviews_of(s, alert_id)
             stored = alert_status((r.user, r.action) for r in prior)
             if a.status in transitions.DECIDED_ALERT or stored in transitions.DECIDED_ALERT:
-                raise PolicyError(f"alert {alert_id} is already {stored if stored in transitions.DECIDED_ALERT else a.status}")
+                raise PolicyError(
+                    f"alert {alert_id} is already {stored if stored in transitions.DECIDED_ALERT else a.status}"
+                )
             if any(looks_alike(r.user, actor.name) for r in prior):  # look-alike names: one person
-                raise Forbidden(f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must")
+                raise Forbidden(
+                    f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must"
+                )
             status = alert_status([*((r.user, r.action) for r in prior), (actor.name, action)])
             event_id, subject, wl = a.event_id, a.subject_name, a.watchlist
             transitions.set_alert_status(s, a, status)
             s.add(AlertReview(alert_id=alert_id, user=actor.name, action=action, reason=reason))
             self.audit.append(
-                s, actor.name, f"alert.{action}", f"alert:{alert_id}",
-                {"alert_id": alert_id, "event_id": event_id, "status": status, "reason": reason,
-                 "subject": subject, "watchlist": wl},
+                s,
+                actor.name,
+                f"alert.{action}",
+                f"alert:{alert_id}",
+                {
+                    "alert_id": alert_id,
+                    "event_id": event_id,
+                    "status": status,
+                    "reason": reason,
+                    "subject": subject,
+                    "watchlist": wl,
+                },
             )
             return status
 
@@ -359,14 +415,17 @@ class GovernanceMixin:
             a = s.get(AlertRecord, alert_id)
             if a is None:
                 raise NotFound(f"no alert {alert_id}")
-            reviews = list(s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id).order_by(AlertReview.id)))
+            reviews = list(
+                s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id).order_by(AlertReview.id))
+            )
             earlier = list(
                 s.scalars(
                     select(AlertReview)
                     .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
                     .where(
                         AlertReview.action == "reject",
-                        (AlertRecord.person_id == a.person_id) if a.person_id is not None
+                        (AlertRecord.person_id == a.person_id)
+                        if a.person_id is not None
                         else (AlertRecord.subject_id == a.subject_id),
                         AlertRecord.id != a.id,
                     )
@@ -403,18 +462,23 @@ class GovernanceMixin:
                 path = a.crop_path
                 sg = (
                     s.scalar(select(Sighting).where(Sighting.alert_id == alert_id, Sighting.crop_path == path))
-                    if path else None
+                    if path
+                    else None
                 )
             else:
-                rows = list(s.scalars(
-                    select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
-                ))
+                rows = list(
+                    s.scalars(
+                        select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
+                    )
+                )
                 if not 1 <= sighting <= len(rows):
                     raise NotFound(f"alert {alert_id} has {len(rows)} sighting(s), not {sighting}")
                 sg = rows[sighting - 1]
                 path = sg.crop_path
             if not path:
-                raise NotFound(f"alert {alert_id} has no stored crop" + (f" for sighting {sighting}" if sighting else ""))
+                raise NotFound(
+                    f"alert {alert_id} has no stored crop" + (f" for sighting {sighting}" if sighting else "")
+                )
             wl = sg.watchlist if sg is not None else a.watchlist  # the key the crop was sealed with
         data = self.keyring.decrypt(self.wrapped_key(wl), Path(path).read_bytes())
         with self._session.begin() as s:
@@ -425,7 +489,13 @@ class GovernanceMixin:
 
     # -- no-identification windows ----------------------------------------------------------------------------
     def add_window(
-        self, name: str, cameras: list[str], lines: list[str], starts_at: datetime, ends_at: datetime, reason: str,
+        self,
+        name: str,
+        cameras: list[str],
+        lines: list[str],
+        starts_at: datetime,
+        ends_at: datetime,
+        reason: str,
         actor: Actor,
         now: datetime | None = None,
     ) -> int:
@@ -447,15 +517,28 @@ class GovernanceMixin:
             raise PolicyError("a no-identification window needs a reason")
         with self._session.begin() as s:
             w = NoIdWindow(
-                name=name, scope={"cameras": cameras, "lines": lines}, starts_at=starts_at, ends_at=ends_at,
-                reason=reason, created_by=actor.name,
+                name=name,
+                scope={"cameras": cameras, "lines": lines},
+                starts_at=starts_at,
+                ends_at=ends_at,
+                reason=reason,
+                created_by=actor.name,
             )
             s.add(w)
             s.flush()
             self.audit.append(
-                s, actor.name, "window.add", name,
-                {"window_id": w.id, "cameras": cameras, "lines": lines, "starts_at": starts_at.isoformat(),
-                 "ends_at": ends_at.isoformat(), "reason": reason},
+                s,
+                actor.name,
+                "window.add",
+                name,
+                {
+                    "window_id": w.id,
+                    "cameras": cameras,
+                    "lines": lines,
+                    "starts_at": starts_at.isoformat(),
+                    "ends_at": ends_at.isoformat(),
+                    "reason": reason,
+                },
             )
             self._bump(s)
             return w.id
@@ -472,7 +555,9 @@ class GovernanceMixin:
 
     def windows(self) -> list[NoIdWindow]:
         with self._session() as s:
-            return list(s.scalars(select(NoIdWindow).where(NoIdWindow.removed_at.is_(None)).order_by(NoIdWindow.starts_at)))
+            return list(
+                s.scalars(select(NoIdWindow).where(NoIdWindow.removed_at.is_(None)).order_by(NoIdWindow.starts_at))
+            )
 
     def identification_allowed(self, camera_id: str | None, line: str | None, now: datetime | None = None) -> bool:
         """False while a no-identification window covers this camera."""
@@ -492,7 +577,9 @@ class GovernanceMixin:
         with self._session.begin() as s:
             if retention.crops_days is not None:
                 cut = now - timedelta(days=retention.crops_days)
-                for a in s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut, AlertRecord.crop_path.is_not(None))):
+                for a in s.scalars(
+                    select(AlertRecord).where(AlertRecord.created_at < cut, AlertRecord.crop_path.is_not(None))
+                ):
                     Path(a.crop_path).unlink(missing_ok=True)
                     a.crop_path = None
                     counts["crops"] += 1
@@ -505,9 +592,9 @@ class GovernanceMixin:
                 for a in old:
                     if a.crop_path:
                         Path(a.crop_path).unlink(missing_ok=True)
-                    for path in s.scalars(select(Sighting.crop_path).where(
-                        Sighting.alert_id == a.id, Sighting.crop_path.is_not(None)
-                    )):
+                    for path in s.scalars(
+                        select(Sighting.crop_path).where(Sighting.alert_id == a.id, Sighting.crop_path.is_not(None))
+                    ):
                         Path(path).unlink(missing_ok=True)
                     s.execute(delete(Sighting).where(Sighting.alert_id == a.id))
                     s.delete(a)
@@ -572,10 +659,13 @@ class GovernanceMixin:
         if not problems:
             return res
         return VerifyResult(
-            False, res.checked, None,
+            False,
+            res.checked,
+            None,
             f"{len(problems)} governed record(s) not backed by the keyed log (forged or rolled back in the "
             f"database): " + "; ".join(problems[:5]) + ("; …" if len(problems) > 5 else ""),
-            res.checkpoints, tuple(problems),
+            res.checkpoints,
+            tuple(problems),
         )
 
     def unbacked_active(self) -> dict[int, str]:
@@ -587,11 +677,18 @@ class GovernanceMixin:
 
         with self._session() as s:
             first = s.scalar(select(func.min(AuditEntry.seq)))
-            rows = list(s.scalars(select(AuditEntry).where(
-                AuditEntry.action.in_((*governed.ENTRY_LOG_ACTIONS, KEYED_ACTION))).order_by(AuditEntry.seq)))
+            rows = list(
+                s.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.action.in_((*governed.ENTRY_LOG_ACTIONS, KEYED_ACTION)))
+                    .order_by(AuditEntry.seq)
+                )
+            )
             active = s.execute(
-                select(Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by,
-                       Subject.created_at).join(Watchlist, Watchlist.id == Subject.watchlist_id)
+                select(
+                    Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by, Subject.created_at
+                )
+                .join(Watchlist, Watchlist.id == Subject.watchlist_id)
                 .where(Subject.status == "active")
             ).all()
         if not active:
@@ -611,19 +708,39 @@ class GovernanceMixin:
         g = governed.replay(entries if entries is not None else self.audit_entries())
         with self._session() as s:
             rows = s.execute(
-                select(Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by,
-                       Subject.created_at).join(Watchlist, Watchlist.id == Subject.watchlist_id).order_by(Subject.id)
+                select(
+                    Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by, Subject.created_at
+                )
+                .join(Watchlist, Watchlist.id == Subject.watchlist_id)
+                .order_by(Subject.id)
             ).all()
-            alerts = s.execute(select(AlertRecord.id, AlertRecord.status, AlertRecord.created_at)
-                               .order_by(AlertRecord.id)).all()
-            reviews = s.execute(select(AlertReview.id, AlertReview.alert_id, AlertReview.user, AlertReview.action)
-                                .order_by(AlertReview.id)).all()
+            alerts = s.execute(
+                select(AlertRecord.id, AlertRecord.status, AlertRecord.created_at).order_by(AlertRecord.id)
+            ).all()
+            reviews = s.execute(
+                select(AlertReview.id, AlertReview.alert_id, AlertReview.user, AlertReview.action).order_by(
+                    AlertReview.id
+                )
+            ).all()
             templates = s.execute(
-                select(Template.id, Template.subject_id, Template.added_by, Template.source_sha256, Template.held,
-                       Subject.created_at).join(Subject, Subject.id == Template.subject_id).order_by(Template.id)
+                select(
+                    Template.id,
+                    Template.subject_id,
+                    Template.added_by,
+                    Template.source_sha256,
+                    Template.held,
+                    Subject.created_at,
+                )
+                .join(Subject, Subject.id == Template.subject_id)
+                .order_by(Template.id)
             ).all()
-        return governed.mismatches(g, [tuple(r) for r in rows], [tuple(a) for a in alerts],  # type: ignore[misc]
-                                   [tuple(r) for r in reviews], [tuple(t) for t in templates])  # type: ignore[misc]
+        return governed.mismatches(
+            g,
+            [tuple(r) for r in rows],
+            [tuple(a) for a in alerts],  # type: ignore[misc]
+            [tuple(r) for r in reviews],
+            [tuple(t) for t in templates],
+        )  # type: ignore[misc]
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""

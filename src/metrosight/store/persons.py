@@ -137,21 +137,38 @@ class PersonsMixin:
             for e in moved:
                 e.person_id = keep
             # what was recorded about the other person now holds for the linked one
-            for d in list(s.scalars(select(PersonDistinct).where(
-                or_(PersonDistinct.person_a == other, PersonDistinct.person_b == other)
-            ))):
+            for d in list(
+                s.scalars(
+                    select(PersonDistinct).where(
+                        or_(PersonDistinct.person_a == other, PersonDistinct.person_b == other)
+                    )
+                )
+            ):
                 third = d.person_b if d.person_a == other else d.person_a
                 s.delete(d)
                 s.flush()
                 lo3, hi3 = _pair(keep, third)
-                if third != keep and s.scalar(
-                    select(PersonDistinct.id).where(PersonDistinct.person_a == lo3, PersonDistinct.person_b == hi3)
-                ) is None:
+                if (
+                    third != keep
+                    and s.scalar(
+                        select(PersonDistinct.id).where(PersonDistinct.person_a == lo3, PersonDistinct.person_b == hi3)
+                    )
+                    is None
+                ):
                     s.add(PersonDistinct(person_a=lo3, person_b=hi3, reason=d.reason, created_by=d.created_by))
             self.audit.append(
-                s, actor.name, "person.link", f"person:{keep}",
-                {"person_id": keep, "name": a.name, "linked_person_id": other, "linked_name": b.name,
-                 "entries_moved": [e.id for e in moved], "reason": reason},
+                s,
+                actor.name,
+                "person.link",
+                f"person:{keep}",
+                {
+                    "person_id": keep,
+                    "name": a.name,
+                    "linked_person_id": other,
+                    "linked_name": b.name,
+                    "entries_moved": [e.id for e in moved],
+                    "reason": reason,
+                },
             )
             self._bump(s)
             return len(moved)
@@ -170,9 +187,9 @@ class PersonsMixin:
             raise PolicyError("unlinking needs a reason (it is recorded in the audit log)")
         with self._session.begin() as s:
             e = s.scalar(
-                select(Subject).join(Watchlist, Watchlist.id == Subject.watchlist_id).where(
-                    Watchlist.name == watchlist, Subject.name == name
-                )
+                select(Subject)
+                .join(Watchlist, Watchlist.id == Subject.watchlist_id)
+                .where(Watchlist.name == watchlist, Subject.name == name)
             )
             if e is None:
                 raise NotFound(f"no entry {name!r} on watchlist {watchlist!r}")
@@ -185,7 +202,10 @@ class PersonsMixin:
             s.flush()
             e.person_id = p.id
             self.audit.append(
-                s, actor.name, "person.unlink", f"{watchlist}/{name}",
+                s,
+                actor.name,
+                "person.unlink",
+                f"{watchlist}/{name}",
                 {"entry_id": e.id, "from_person_id": old, "person_id": p.id, "reason": reason},
             )
             self._bump(s)
@@ -210,9 +230,15 @@ class PersonsMixin:
             pa, pb = self._person(s, lo), self._person(s, hi)
             if s.scalar(select(PersonDistinct.id).where(PersonDistinct.person_a == lo, PersonDistinct.person_b == hi)):
                 return
-            s.add(PersonDistinct(person_a=lo, person_b=hi, reason=reason, created_by=actor.name,
-                                 created_at=datetime.now(UTC)))
+            s.add(
+                PersonDistinct(
+                    person_a=lo, person_b=hi, reason=reason, created_by=actor.name, created_at=datetime.now(UTC)
+                )
+            )
             self.audit.append(
-                s, actor.name, "person.distinct", f"person:{lo}",
+                s,
+                actor.name,
+                "person.distinct",
+                f"person:{lo}",
                 {"person_a": lo, "name_a": pa.name, "person_b": hi, "name_b": pb.name, "reason": reason},
             )

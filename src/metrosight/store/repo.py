@@ -9,25 +9,24 @@ import socket
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from metrosight.core.names import human_name
-from metrosight.core.types import Alert, Category
-from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
 from metrosight.audit.checkpoint import CheckpointFile
 from metrosight.audit.log import AuditLog
+from metrosight.core.names import human_name
+from metrosight.core.types import Category
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
+from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
 from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine, session_factory
-from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
 from metrosight.store.episodes import EpisodesMixin
+from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
 from metrosight.store.models import AlertRecord, Person, Run, Subject, Template, Watchlist, WatchlistKey
 from metrosight.store.naming import find_named, lookalike_message
 from metrosight.store.persons import PersonsMixin
@@ -194,8 +193,10 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
             with self.engine.connect() as c:
                 busy, _log, _done = c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
             if busy:
-                log.warning("the WAL could not be truncated after a deletion (a reader was busy); it will be at the "
-                            "next checkpoint")
+                log.warning(
+                    "the WAL could not be truncated after a deletion (a reader was busy); it will be at the "
+                    "next checkpoint"
+                )
         except SQLAlchemyError as exc:
             log.error("cannot checkpoint the WAL after a deletion: %s", exc)
 
@@ -215,8 +216,12 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                             "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%(t)s)",
                             {"t": t},
                         ).scalar():
-                            log.error("deleted rows of %s stay in its files: the database user does not own the "
-                                      "table (run VACUUM (FULL) %s as its owner)", t, t)
+                            log.error(
+                                "deleted rows of %s stay in its files: the database user does not own the "
+                                "table (run VACUUM (FULL) %s as its owner)",
+                                t,
+                                t,
+                            )
                             self._scrub_pending.discard(t)
                             continue
                         c.exec_driver_sql(f"VACUUM (FULL) {t}")
@@ -224,9 +229,12 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                 finally:
                     c.exec_driver_sql("RESET lock_timeout")
         except SQLAlchemyError as exc:
-            log.error("deleted rows of %s are still in the table's files (VACUUM (FULL) failed: %s); retried after "
-                      "the next deletion", ", ".join(sorted(self._scrub_pending)),
-                      str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0])
+            log.error(
+                "deleted rows of %s are still in the table's files (VACUUM (FULL) failed: %s); retried after "
+                "the next deletion",
+                ", ".join(sorted(self._scrub_pending)),
+                str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0],
+            )
 
     @classmethod
     def for_home(
@@ -242,8 +250,13 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
         engine = open_engine(url or f"sqlite:///{root / 'metrosight.db'}")
         return cls(
-            engine, KeyRing(load_master_key(root)), checkpoint_path(root), max_entry_days, tz,
-            episode_window_s=episode_window_s, group_window_s=group_window_s,
+            engine,
+            KeyRing(load_master_key(root)),
+            checkpoint_path(root),
+            max_entry_days,
+            tz,
+            episode_window_s=episode_window_s,
+            group_window_s=group_window_s,
         )
 
     def checkpoint(self) -> None:
@@ -274,7 +287,9 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
             wl = find_named(s, Watchlist, name)
             cat = wl.category if wl is not None else None
         if cat is None:
-            raise NotFound(f"no watchlist named {name!r}; create it with `metrosight watchlist create {name} --category …`")
+            raise NotFound(
+                f"no watchlist named {name!r}; create it with `metrosight watchlist create {name} --category …`"
+            )
         return Category(cat)
 
     def list_watchlists(self) -> list[WatchlistInfo]:
@@ -437,8 +452,13 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                 actor.name,
                 "entry.enrol",
                 f"{watchlist}/{subject}",
-                {"entry_id": subj_id, "photo": source_name, "photo_sha256": source_sha256, "status": status,
-                 **({"held_until_approved": True} if held else {})},
+                {
+                    "entry_id": subj_id,
+                    "photo": source_name,
+                    "photo_sha256": source_sha256,
+                    "status": status,
+                    **({"held_until_approved": True} if held else {}),
+                },
             )
             self._bump(s)
             return subj_id, False
@@ -466,7 +486,13 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                 continue
             out.append(
                 GalleryEntry(
-                    subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs)), subj.person_id, person_name,
+                    subj.id,
+                    subj.name,
+                    wl_name,
+                    Category(cat),
+                    fuse(np.stack(descs)),
+                    subj.person_id,
+                    person_name,
                     subj.reference,
                 )
             )
@@ -477,7 +503,13 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         what a new enrolment is compared with to find the same person enrolled before."""
         return [
             GalleryEntry(
-                subj.id, subj.name, wl_name, Category(cat), fuse(np.stack(descs)), subj.person_id, person_name,
+                subj.id,
+                subj.name,
+                wl_name,
+                Category(cat),
+                fuse(np.stack(descs)),
+                subj.person_id,
+                person_name,
                 subj.reference,
             )
             for subj, wl_name, cat, person_name, descs in self._templates(model, ("active", "pending"))
@@ -496,7 +528,8 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                 .join(Person, Person.id == Subject.person_id)
                 .join(Template, Template.subject_id == Subject.id)
                 .where(
-                    Subject.status.in_(statuses), Template.model == model,
+                    Subject.status.in_(statuses),
+                    Template.model == model,
                     *(() if held else (Template.held.is_(False),)),
                 )
                 .order_by(Subject.id, Template.id)
@@ -542,17 +575,27 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         Returns how many were closed."""
         host = socket.gethostname()
         with self._session() as s:
-            rows = list(s.execute(select(Run.id, Run.pid, Run.started_at).where(
-                Run.status == "running", Run.host == host, Run.pid.is_not(None))))
+            rows = list(
+                s.execute(
+                    select(Run.id, Run.pid, Run.started_at).where(
+                        Run.status == "running", Run.host == host, Run.pid.is_not(None)
+                    )
+                )
+            )
         dead = [(rid, pid) for rid, pid, started in rows if not process_alive(pid, aware(started))]
         if not dead:
             return 0
         with self._session.begin() as s:
             for rid, pid in dead:
-                s.execute(update(Run).where(Run.id == rid, Run.status == "running").values(
-                    status="crashed", finished_at=datetime.now(UTC),
-                    error=f"process {pid} on {host} ended without closing the run (killed or crashed)",
-                ))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == rid, Run.status == "running")
+                    .values(
+                        status="crashed",
+                        finished_at=datetime.now(UTC),
+                        error=f"process {pid} on {host} ended without closing the run (killed or crashed)",
+                    )
+                )
         log.warning("closed %d run(s) left running by processes that died", len(dead))
         return len(dead)
 
@@ -603,8 +646,15 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                     return False
                 s.add(
                     EventRecord(
-                        event_id=event_id, camera_id=camera_id, kind=kind, start_ts=start_ts, end_ts=end_ts,
-                        track_id=track_id, data=data or {}, snapshot_path=snapshot_path, run_id=run_id,
+                        event_id=event_id,
+                        camera_id=camera_id,
+                        kind=kind,
+                        start_ts=start_ts,
+                        end_ts=end_ts,
+                        track_id=track_id,
+                        data=data or {},
+                        snapshot_path=snapshot_path,
+                        run_id=run_id,
                     )
                 )
         except IntegrityError as exc:
@@ -629,7 +679,10 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         values = [{k: r.get(k) for k in keys} | {"created_at": datetime.now(UTC)} for r in rows]
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         stmt = (
-            insert(EventRecord).values(values).on_conflict_do_nothing(index_elements=["event_id"]).returning(EventRecord.id)
+            insert(EventRecord)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(EventRecord.id)
         )
         try:
             with self._session.begin() as s:

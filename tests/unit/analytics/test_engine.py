@@ -53,7 +53,9 @@ def test_homography_maps_calibration_points_and_rejects_collinear():
 def test_one_loitering_event_with_start_duration_and_end():
     eng = BehaviourEngine(Scene((Zone("hall", Polygon(SQUARE)),), plane=IDENTITY), Rules(loitering_seconds=10))
     walk_in = [(t, -2 + t, 2.0) for t in np.arange(0, 3.0, 0.1)]  # enters the zone at x=0 at t=2
-    events = run(eng, {1: walk_in + stand(1, 1.0, 2.0, 3.0, 20.0) + [(20.1 + k / 10, 1.0 + k / 5, 2.0) for k in range(30)]})
+    events = run(
+        eng, {1: walk_in + stand(1, 1.0, 2.0, 3.0, 20.0) + [(20.1 + k / 10, 1.0 + k / 5, 2.0) for k in range(30)]}
+    )
     starts = [e for e in events if e.kind == "loitering" and e.phase == "start"]
     ends = [e for e in events if e.kind == "loitering" and e.phase == "end"]
     assert len(starts) == 1 and len(ends) == 1
@@ -107,7 +109,7 @@ def test_fast_movement_needs_sustained_speed_and_reports_the_peak():
     pts, x = [], 0.0
     for i in range(100):
         pts.append((i / 10, x, 0.0))
-        x += (0.4 if 40 <= i < 43 else 0.14)
+        x += 0.4 if 40 <= i < 43 else 0.14
     eng = BehaviourEngine(Scene(plane=IDENTITY), rules)
     assert run(eng, {1: pts}) == []
 
@@ -151,7 +153,10 @@ def test_line_counting_in_out_and_no_double_count_on_jitter():
 
 
 def test_occupancy_and_zone_override():
-    zones = (Zone("a", Polygon(SQUARE), loitering_seconds=2.0), Zone("b", Polygon([(10, 0), (14, 0), (14, 4), (10, 4)])))
+    zones = (
+        Zone("a", Polygon(SQUARE), loitering_seconds=2.0),
+        Zone("b", Polygon([(10, 0), (14, 0), (14, 4), (10, 4)])),
+    )
     eng = BehaviourEngine(Scene(zones, plane=IDENTITY), Rules(loitering_seconds=100))
     events = []
     for i in range(50):

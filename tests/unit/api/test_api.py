@@ -16,8 +16,13 @@ AUTH = {"legal_basis": "Code art. 1", "authority": "District court", "reference"
 
 
 def enrol(api: Api, user: str, index: int = 1, subject: str = "Eve", wl: str = "wl", **form: str):  # type: ignore[no-untyped-def]
-    return api.as_(user, "POST", f"/api/watchlists/{wl}/entries", data={"subject": subject, **AUTH, **form},
-                   files=[("photos", (f"p{index}.png", photo(index), "image/png"))])
+    return api.as_(
+        user,
+        "POST",
+        f"/api/watchlists/{wl}/entries",
+        data={"subject": subject, **AUTH, **form},
+        files=[("photos", (f"p{index}.png", photo(index), "image/png"))],
+    )
 
 
 def make_watchlist(api: Api, name: str = "wl") -> None:
@@ -30,11 +35,24 @@ def raise_alert(api: Api, n: int = 1, crop: bytes | None = b"\xff\xd8fake-jpeg")
     sink = AlertSink(api.rt.store, api.rt.home.media, None)
     subject_id = api.rt.store.entries("wl")[0].id
     for i in range(n):
-        sink.on_alert(AlertV1(
-            event_id=f"cam-1:run:{time.monotonic_ns()}:{i}", camera_id="cam-1", track_id=i, subject_id=subject_id,
-            subject="Eve", watchlist="wl", category="wanted", score=0.97, distance=0.24, first_seen=1.0,
-            last_seen=2.5, samples=3, crop_jpeg=crop, media_origin=time.time() + 3600 * i,
-        ))
+        sink.on_alert(
+            AlertV1(
+                event_id=f"cam-1:run:{time.monotonic_ns()}:{i}",
+                camera_id="cam-1",
+                track_id=i,
+                subject_id=subject_id,
+                subject="Eve",
+                watchlist="wl",
+                category="wanted",
+                score=0.97,
+                distance=0.24,
+                first_seen=1.0,
+                last_seen=2.5,
+                samples=3,
+                crop_jpeg=crop,
+                media_origin=time.time() + 3600 * i,
+            )
+        )
 
 
 @pytest.fixture()
@@ -55,7 +73,12 @@ def test_every_api_route_needs_a_signed_in_user(api: Api):
     assert len(routes) >= 25
     for path, method in routes:
         url = path.replace("{alert_id}", "1").replace("{token_id}", "1").replace("{event_id}", "1")
-        url = url.replace("{watchlist}", "wl").replace("{entry}", "Eve").replace("{name}", "ada").replace("{camera_id}", "cam-1")
+        url = (
+            url.replace("{watchlist}", "wl")
+            .replace("{entry}", "Eve")
+            .replace("{name}", "ada")
+            .replace("{camera_id}", "cam-1")
+        )
         res = api.client.request(method, url)
         assert res.status_code == 401, (method, url, res.status_code, res.text)
         res = api.client.request(method, url, headers={"Authorization": "Bearer mst_not-a-token"})
@@ -107,7 +130,9 @@ def test_wrong_password_is_audited_and_rate_limited(api: Api):
 def test_password_change_ends_sessions(api: Api):
     c = api.client
     assert c.post("/api/login", json={"username": "vic", "password": PASSWORD}).status_code == 200
-    assert api.as_("ada", "PUT", "/api/users/vic/password", json={"password": "copper meadow thistle"}).status_code == 204
+    assert (
+        api.as_("ada", "PUT", "/api/users/vic/password", json={"password": "copper meadow thistle"}).status_code == 204
+    )
     assert c.get("/api/me").status_code == 401
 
 
@@ -181,8 +206,13 @@ def test_enrol_approve_revoke_with_the_cli_rules(api: Api):
 
 def test_new_entry_needs_its_authorisation(api: Api):
     make_watchlist(api)
-    res = api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": "Eve"},
-                  files=[("photos", ("a.png", photo(1), "image/png"))])
+    res = api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": "Eve"},
+        files=[("photos", ("a.png", photo(1), "image/png"))],
+    )
     assert res.status_code == 422 and "legal basis" in res.json()["photos"][0]["reason"]
     res = enrol(api, "ada", expires="yesterday")
     assert res.status_code == 422 and "cannot read expires" in res.json()["detail"]
@@ -199,8 +229,13 @@ def test_new_entry_needs_its_authorisation(api: Api):
 def test_bad_photos_are_refused_with_the_reason(api: Api, content, reason):  # type: ignore[no-untyped-def]
     make_watchlist(api)
     data = {None: photo(2), "two": photo(3)}.get(content, content)  # type: ignore[arg-type]
-    res = api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": "Eve", **AUTH},
-                  files=[("photos", ("x.png", data, "image/png"))])
+    res = api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": "Eve", **AUTH},
+        files=[("photos", ("x.png", data, "image/png"))],
+    )
     assert res.status_code == 422
     assert res.json()["photos"][0]["status"] == "refused" and reason in res.json()["photos"][0]["reason"]
     assert api.rt.store.entries("wl") == []  # nothing recorded
@@ -208,8 +243,13 @@ def test_bad_photos_are_refused_with_the_reason(api: Api, content, reason):  # t
 
 def test_one_bad_photo_does_not_lose_the_good_one(api: Api):
     make_watchlist(api)
-    res = api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": "Eve", **AUTH},
-                  files=[("photos", ("bad.png", gray_png(), "image/png")), ("photos", ("good.png", photo(1), "image/png"))])
+    res = api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": "Eve", **AUTH},
+        files=[("photos", ("bad.png", gray_png(), "image/png")), ("photos", ("good.png", photo(1), "image/png"))],
+    )
     assert res.status_code == 201
     assert [p["status"] for p in res.json()["photos"]] == ["refused", "enrolled"]
 
@@ -217,20 +257,38 @@ def test_one_bad_photo_does_not_lose_the_good_one(api: Api):
 def test_a_50_mb_upload_is_413(api: Api):
     make_watchlist(api)
     big = b"\x89PNG" + b"\0" * (50 * 1024 * 1024)
-    res = api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": "Eve", **AUTH},
-                  files=[("photos", ("big.png", big, "image/png"))])
+    res = api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": "Eve", **AUTH},
+        files=[("photos", ("big.png", big, "image/png"))],
+    )
     assert res.status_code == 413 and "40 MB limit" in res.json()["detail"]
     assert api.rt.store.entries("wl") == []
 
 
 def test_oversized_json_body_is_413(api: Api):
-    res = api.as_("ada", "POST", "/api/watchlists", content=b"{" + b" " * (2 << 20) + b"}",
-                  headers={"Content-Type": "application/json"})
+    res = api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists",
+        content=b"{" + b" " * (2 << 20) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     assert res.status_code == 413
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"name": "x"}', b'{"name": "x", "category": "jaywalking"}', b"[]",
-                                  b'{"name": "x", "category": "wanted", "extra": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"name": "x"}',
+        b'{"name": "x", "category": "jaywalking"}',
+        b"[]",
+        b'{"name": "x", "category": "wanted", "extra": 1}',
+    ],
+)
 def test_malformed_json_is_422(api: Api, body):  # type: ignore[no-untyped-def]
     res = api.as_("ada", "POST", "/api/watchlists", content=body, headers={"Content-Type": "application/json"})
     assert res.status_code == 422 and isinstance(res.json()["detail"], list)
@@ -250,7 +308,10 @@ def test_two_person_review(active: Api):
     assert api.as_("bob", "POST", f"/api/alerts/{a1}/confirm").json()["status"] == "actionable"
     assert api.as_("bob", "POST", f"/api/alerts/{a1}/reject", json={"reason": "late"}).status_code == 409
     assert api.as_("bob", "POST", f"/api/alerts/{a2}/reject", json={}).status_code == 422
-    assert api.as_("bob", "POST", f"/api/alerts/{a2}/reject", json={"reason": "a lookalike"}).json()["status"] == "rejected"
+    assert (
+        api.as_("bob", "POST", f"/api/alerts/{a2}/reject", json={"reason": "a lookalike"}).json()["status"]
+        == "rejected"
+    )
     detail = api.as_("aud", "GET", f"/api/alerts/{a1}").json()
     assert [(r["user"], r["action"]) for r in detail["reviews"]] == [("carol", "confirm"), ("bob", "confirm")]
     assert [r["reason"] for r in detail["earlier_rejections"]] == ["a lookalike"]
@@ -275,10 +336,25 @@ def test_crop_is_decrypted_and_every_read_is_audited(active: Api):
 # -- cameras, metrics, events, audit, users ---------------------------------------------------------------------
 def stats(frames: int, wall: float, worker: int = 0) -> CameraStatsV1:
     return CameraStatsV1(
-        camera_id="cam-1", worker=worker, state="live", frames_decoded=frames, frames_skipped=0, frames_dropped=0,
-        frames_analysed=frames, faces=frames // 2, embedded=3, tracks=2, alerts=1, reconnects=0, stalls=0,
-        failed_attempts=0, last_frame_wall=wall, worker_cpu_seconds=1.0, wall_time=wall,
-        stage_seconds={"detect": 0.02 * frames}, stage_buckets={"detect": [0, 0, 0, 0, frames, 0, 0, 0, 0, 0, 0, 0]},
+        camera_id="cam-1",
+        worker=worker,
+        state="live",
+        frames_decoded=frames,
+        frames_skipped=0,
+        frames_dropped=0,
+        frames_analysed=frames,
+        faces=frames // 2,
+        embedded=3,
+        tracks=2,
+        alerts=1,
+        reconnects=0,
+        stalls=0,
+        failed_attempts=0,
+        last_frame_wall=wall,
+        worker_cpu_seconds=1.0,
+        wall_time=wall,
+        stage_seconds={"detect": 0.02 * frames},
+        stage_buckets={"detect": [0, 0, 0, 0, frames, 0, 0, 0, 0, 0, 0, 0]},
     )
 
 
@@ -339,11 +415,16 @@ def test_audit_verify_lists_a_forged_approval(active: Api):
 def test_users_and_tokens(api: Api):
     res = api.as_("ada", "POST", "/api/users", json={"name": "dan", "roles": ["operator"], "password": "dan-password"})
     assert res.status_code == 409 and "user name" in res.json()["detail"]  # the password policy
-    res = api.as_("ada", "POST", "/api/users", json={"name": "dan", "roles": ["operator"], "password": "granite pelican drum"})
+    res = api.as_(
+        "ada", "POST", "/api/users", json={"name": "dan", "roles": ["operator"], "password": "granite pelican drum"}
+    )
     assert res.status_code == 201 and res.json()["has_password"] is True
     assert api.as_("ada", "POST", "/api/users", json={"name": "dan", "roles": ["operator"]}).status_code == 409
     assert api.as_("ada", "POST", "/api/users", json={"name": "eve", "roles": ["god"]}).status_code == 422
-    assert api.as_("ada", "PATCH", "/api/users/dan", json={"roles": ["operator", "auditor"]}).json()["roles"] == ["auditor", "operator"]
+    assert api.as_("ada", "PATCH", "/api/users/dan", json={"roles": ["operator", "auditor"]}).json()["roles"] == [
+        "auditor",
+        "operator",
+    ]
     assert api.as_("ada", "PATCH", "/api/users/ada", json={"disabled": True}).status_code == 403
     assert api.as_("ada", "PATCH", "/api/users/nobody", json={"disabled": True}).status_code == 404
     assert api.as_("ada", "POST", "/api/tokens", json={"name": "scraper", "user": "vic"}).status_code == 403

@@ -38,8 +38,9 @@ def served(api: Api) -> Iterator[tuple[Api, InProcessBus, str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1, backlog=512))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, backlog=512)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -91,9 +92,10 @@ def test_many_live_feeds_open_and_all_get_every_alert(served) -> None:  # type: 
     stop = threading.Event()
 
     def listen(i: int) -> None:
-        with httpx.Client(base_url=base, timeout=httpx.Timeout(30.0, read=60.0)) as c, c.stream(
-            "GET", "/api/alerts/stream", headers=api.h("carol")
-        ) as r:
+        with (
+            httpx.Client(base_url=base, timeout=httpx.Timeout(30.0, read=60.0)) as c,
+            c.stream("GET", "/api/alerts/stream", headers=api.h("carol")) as r,
+        ):
             status[i] = r.status_code
             if r.status_code != 200:
                 ready.abort()
@@ -116,11 +118,25 @@ def test_many_live_feeds_open_and_all_get_every_alert(served) -> None:  # type: 
     ready.wait()  # every feed is open
     subject_id = api.rt.store.entries("wl")[0].id
     for n in range(n_alerts):
-        bus.publish(TOPIC_ALERTS, AlertV1(
-            event_id=f"cam-1:load:{n}", camera_id="cam-1", track_id=n, subject_id=subject_id, subject="Eve",
-            watchlist="wl", category="wanted", score=0.96, distance=0.28, first_seen=0.0, last_seen=1.0, samples=2,
-            crop_jpeg=None, media_origin=time.time() + 3600 * n,  # hours apart: an alert each, not one episode
-        ))
+        bus.publish(
+            TOPIC_ALERTS,
+            AlertV1(
+                event_id=f"cam-1:load:{n}",
+                camera_id="cam-1",
+                track_id=n,
+                subject_id=subject_id,
+                subject="Eve",
+                watchlist="wl",
+                category="wanted",
+                score=0.96,
+                distance=0.28,
+                first_seen=0.0,
+                last_seen=1.0,
+                samples=2,
+                crop_jpeg=None,
+                media_origin=time.time() + 3600 * n,  # hours apart: an alert each, not one episode
+            ),
+        )
     for t in threads:
         t.join(60)
     stop.set()
@@ -138,4 +154,6 @@ def test_sign_ins_that_wait_too_long_for_a_slot_are_told_to_come_back(served, mo
     r = httpx.post(f"{base}/api/login", json={"username": "carol", "password": PASSWORD}, timeout=30)
     assert r.status_code == 429 and r.headers["Retry-After"] == "5" and "busy" in r.json()["detail"]
     monkeypatch.setattr(auth, "SIGN_IN_MAX_WAIT", 30.0)
-    assert httpx.post(f"{base}/api/login", json={"username": "carol", "password": PASSWORD}, timeout=60).status_code == 200
+    assert (
+        httpx.post(f"{base}/api/login", json={"username": "carol", "password": PASSWORD}, timeout=60).status_code == 200
+    )

@@ -23,9 +23,20 @@ from tests.unit.api.test_api import enrol, make_watchlist
 
 def payload(api: Api, n: int) -> AlertV1:
     return AlertV1(
-        event_id=f"cam-1:live:{n}", camera_id="cam-1", track_id=n, subject_id=api.rt.store.entries("wl")[0].id,
-        subject="Eve", watchlist="wl", category="wanted", score=0.96, distance=0.28, first_seen=0.0, last_seen=1.0,
-        samples=2, crop_jpeg=None, media_origin=time.time() + 3600 * n,  # hours apart: an alert each
+        event_id=f"cam-1:live:{n}",
+        camera_id="cam-1",
+        track_id=n,
+        subject_id=api.rt.store.entries("wl")[0].id,
+        subject="Eve",
+        watchlist="wl",
+        category="wanted",
+        score=0.96,
+        distance=0.28,
+        first_seen=0.0,
+        last_seen=1.0,
+        samples=2,
+        crop_jpeg=None,
+        media_origin=time.time() + 3600 * n,  # hours apart: an alert each
     )
 
 
@@ -42,7 +53,9 @@ def live(api: Api) -> Iterator[tuple[Api, InProcessBus, str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -56,7 +69,9 @@ def live(api: Api) -> Iterator[tuple[Api, InProcessBus, str]]:
         thread.join(10)
 
 
-def listen(base: str, token: str, got: list[tuple[float, str, dict]], ready: threading.Event, stop: threading.Event) -> None:
+def listen(
+    base: str, token: str, got: list[tuple[float, str, dict]], ready: threading.Event, stop: threading.Event
+) -> None:
     try:
         _listen(base, token, got, ready, stop)
     except httpx.HTTPError:
@@ -64,10 +79,13 @@ def listen(base: str, token: str, got: list[tuple[float, str, dict]], ready: thr
             raise
 
 
-def _listen(base: str, token: str, got: list[tuple[float, str, dict]], ready: threading.Event, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, timeout=httpx.Timeout(10.0, read=30.0)) as c, c.stream(
-        "GET", "/api/alerts/stream", headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+def _listen(
+    base: str, token: str, got: list[tuple[float, str, dict]], ready: threading.Event, stop: threading.Event
+) -> None:
+    with (
+        httpx.Client(base_url=base, timeout=httpx.Timeout(10.0, read=30.0)) as c,
+        c.stream("GET", "/api/alerts/stream", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         event = None
         for line in r.iter_lines():

@@ -20,8 +20,13 @@ MSK = ZoneInfo("Europe/Moscow")
 
 
 def enrol(api: Api, subject: str, index: int = 1, **form: str):  # type: ignore[no-untyped-def]
-    return api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": subject, **{**AUTH, **form}},
-                   files=[("photos", (f"p{index}.png", photo(index), "image/png"))])
+    return api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": subject, **{**AUTH, **form}},
+        files=[("photos", (f"p{index}.png", photo(index), "image/png"))],
+    )
 
 
 @pytest.fixture()
@@ -46,8 +51,16 @@ def test_huge_durations_are_a_422_not_a_500(wl: Api, expires: str):
     assert wl.as_("ada", "GET", "/api/entries").json() == []
 
 
-@pytest.mark.parametrize("cameras, why", [("../x", "starts with '.'"), ("a/b", "'/'"), ("/abs", "'/'"),
-                                          ("cam-1,a\x00b", "NUL"), ("x" * 65, "longer than 64")])
+@pytest.mark.parametrize(
+    "cameras, why",
+    [
+        ("../x", "starts with '.'"),
+        ("a/b", "'/'"),
+        ("/abs", "'/'"),
+        ("cam-1,a\x00b", "NUL"),
+        ("x" * 65, "longer than 64"),
+    ],
+)
 def test_hostile_camera_ids_in_a_scope_are_refused(wl: Api, cameras: str, why: str):
     res = enrol(wl, "Eve", cameras=cameras)
     assert res.status_code == 422 and why in res.json()["detail"]
@@ -71,9 +84,14 @@ def test_todays_date_is_the_end_of_today_in_the_deployment_zone_and_the_response
     assert res.status_code == 422 and "end of 2026-11-28" in res.json()["photos"][0]["reason"]
 
 
-@pytest.mark.parametrize("name, status, why", [("bоb", 409, "looks like the existing user 'bob'"),  # Cyrillic о
-                                               ("CAROL", 409, "looks like the existing user 'carol'"),
-                                               (" carol ", 409, "already exists")])
+@pytest.mark.parametrize(
+    "name, status, why",
+    [
+        ("bоb", 409, "looks like the existing user 'bob'"),  # Cyrillic о
+        ("CAROL", 409, "looks like the existing user 'carol'"),
+        (" carol ", 409, "already exists"),
+    ],
+)
 def test_look_alike_user_names_are_refused(api: Api, name: str, status: int, why: str):
     res = api.as_("ada", "POST", "/api/users", json={"name": name, "roles": ["operator"]})
     assert res.status_code == status and why in res.json()["detail"]

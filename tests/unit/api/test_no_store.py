@@ -11,8 +11,13 @@ from tests.unit.api.test_api import enrol, make_watchlist, raise_alert
 
 def _url(path: str, alert_id: int) -> str:
     return (
-        path.replace("{alert_id}", str(alert_id)).replace("{token_id}", "1").replace("{event_id}", "1")
-        .replace("{watchlist}", "wl").replace("{entry}", "Eve").replace("{name}", "ada").replace("{camera_id}", "cam-1")
+        path.replace("{alert_id}", str(alert_id))
+        .replace("{token_id}", "1")
+        .replace("{event_id}", "1")
+        .replace("{watchlist}", "wl")
+        .replace("{entry}", "Eve")
+        .replace("{name}", "ada")
+        .replace("{camera_id}", "cam-1")
     )
 
 
@@ -36,7 +41,9 @@ def test_every_api_get_answers_no_store(api: Api):
         api.as_("vic", "GET", "/api/alerts"),  # 403
         api.as_("ada", "GET", "/api/alerts/999999"),  # 404
         api.as_("ada", "POST", "/api/watchlists", content=b"{", headers={"Content-Type": "application/json"}),  # 422
-        api.as_("ada", "POST", "/api/watchlists", content=b"x" * (2 << 20), headers={"Content-Type": "application/json"}),  # 413
+        api.as_(
+            "ada", "POST", "/api/watchlists", content=b"x" * (2 << 20), headers={"Content-Type": "application/json"}
+        ),  # 413
         api.client.post("/api/login", json={"username": "carol", "password": PASSWORD}),
     ):
         assert res.headers.get("cache-control") == "no-store", (res.request.url, res.status_code)

@@ -28,7 +28,9 @@ def test_identify_names_the_person_once_with_both_lists(api: Api):
     [face] = [f for f in result["faces"] if f["subject"]]
     assert face["person_id"] == person and face["subject"] == "Eve"
     assert sorted(face["watchlists"]) == ["missing", "wl"] and len(face["entries"]) == 2
-    assert api.as_("vic", "POST", "/api/identify", files=[("photos", ("p.png", photo(1), "image/png"))]).status_code == 403
+    assert (
+        api.as_("vic", "POST", "/api/identify", files=[("photos", ("p.png", photo(1), "image/png"))]).status_code == 403
+    )
     assert "identify" in api.actions()
 
 
@@ -38,11 +40,25 @@ def test_an_alert_lists_its_sightings(api: Api):
     entry = next(e for e in api.rt.store.entries("wl") if e.name == "Eve")
     origin = time.time()
     for i, (first, last) in enumerate(((0.0, 1.2), (2.4, 3.9))):  # one walk past, the track broken by a pillar
-        sink.on_alert(AlertV1(
-            event_id=f"cam-1:run:0.{i}", camera_id="cam-1", track_id=i, subject_id=entry.id, subject="Eve",
-            watchlist="wl", category="wanted", score=0.95, distance=0.3, first_seen=first, last_seen=last, samples=3,
-            crop_jpeg=b"\xff\xd8crop" + bytes([i]), person_id=entry.person_id, media_origin=origin,
-        ))
+        sink.on_alert(
+            AlertV1(
+                event_id=f"cam-1:run:0.{i}",
+                camera_id="cam-1",
+                track_id=i,
+                subject_id=entry.id,
+                subject="Eve",
+                watchlist="wl",
+                category="wanted",
+                score=0.95,
+                distance=0.3,
+                first_seen=first,
+                last_seen=last,
+                samples=3,
+                crop_jpeg=b"\xff\xd8crop" + bytes([i]),
+                person_id=entry.person_id,
+                media_origin=origin,
+            )
+        )
     [alert] = api.as_("carol", "GET", "/api/alerts").json()
     assert alert["sightings"] == 2 and alert["cameras"] == ["cam-1"] and alert["last_seen"] == 3.9
     detail = api.as_("carol", "GET", f"/api/alerts/{alert['id']}").json()

@@ -21,8 +21,13 @@ def scripted(index: int = 1, size: tuple[int, int] = (480, 640)) -> np.ndarray:
 
 
 def upload(api: Api, *files: tuple[str, bytes], subject: str = "Eve"):  # type: ignore[no-untyped-def]
-    return api.as_("ada", "POST", "/api/watchlists/wl/entries", data={"subject": subject, **AUTH},
-                   files=[("photos", (name, data, "application/octet-stream")) for name, data in files])
+    return api.as_(
+        "ada",
+        "POST",
+        "/api/watchlists/wl/entries",
+        data={"subject": subject, **AUTH},
+        files=[("photos", (name, data, "application/octet-stream")) for name, data in files],
+    )
 
 
 @pytest.fixture()
@@ -33,14 +38,28 @@ def wl(api: Api) -> Api:
 
 @pytest.mark.parametrize(
     ("fmt", "name", "opts"),
-    [("PNG", "IMG.PNG", {}), ("TIFF", "scan.tiff", {}), ("BMP", "x.bmp", {}), ("PNM", "x.ppm", {}),
-     ("WEBP", "x.webp", {"lossless": True}), ("PNG", "no-suffix", {}), ("TIFF", "named.jpg", {})],
+    [
+        ("PNG", "IMG.PNG", {}),
+        ("TIFF", "scan.tiff", {}),
+        ("BMP", "x.bmp", {}),
+        ("PNM", "x.ppm", {}),
+        ("WEBP", "x.webp", {"lossless": True}),
+        ("PNG", "no-suffix", {}),
+        ("TIFF", "named.jpg", {}),
+    ],
 )
 def test_each_format_is_enrolled_by_its_content(wl: Api, fmt: str, name: str, opts: dict):
     res = upload(wl, (name, encode(scripted(), fmt, **opts)))
     assert res.status_code == 201, res.json()
-    assert res.json()["photos"] == [{"photo": name, "status": "enrolled", "reason": None,
-                                     "quality": res.json()["photos"][0]["quality"], "faces": None}]
+    assert res.json()["photos"] == [
+        {
+            "photo": name,
+            "status": "enrolled",
+            "reason": None,
+            "quality": res.json()["photos"][0]["quality"],
+            "faces": None,
+        }
+    ]
 
 
 @pytest.mark.parametrize(("data", "what"), [(png_bomb(), "900 MP"), (jpeg_claiming(), "4290 MP")])
@@ -60,22 +79,38 @@ def test_the_budget_is_the_configured_one(wl: Api):
 
 
 @pytest.mark.parametrize(
-    ("fmt", "word"), [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP"), ("GIF", "GIF"), ("TIFF", "TIFF"),
-                      ("HEIF", "HEIC/HEIF"), ("AVIF", "AVIF")],
+    ("fmt", "word"),
+    [
+        ("JPEG", "JPEG"),
+        ("PNG", "PNG"),
+        ("WEBP", "WebP"),
+        ("GIF", "GIF"),
+        ("TIFF", "TIFF"),
+        ("HEIF", "HEIC/HEIF"),
+        ("AVIF", "AVIF"),
+    ],
 )
 def test_damaged_uploads_are_named_by_format_without_a_server_path(wl: Api, fmt: str, word: str):
     res = upload(wl, ("cut.bin", truncated(encode(scripted(), fmt), 0.5)))
     assert res.status_code == 422
     p = res.json()["photos"][0]
-    assert p == {"photo": "cut.bin", "status": "refused", "reason": f"truncated or damaged {word}", "quality": None,
-                 "faces": None}
+    assert p == {
+        "photo": "cut.bin",
+        "status": "refused",
+        "reason": f"truncated or damaged {word}",
+        "quality": None,
+        "faces": None,
+    }
     assert tempfile.gettempdir() not in res.text and "metrosight-enrol" not in res.text  # no server path anywhere
 
 
 def test_one_damaged_photo_does_not_lose_the_good_one(wl: Api):
     res = upload(wl, ("bad.jpg", truncated(encode(scripted(), "JPEG"), 0.4)), ("good.png", encode(scripted(), "PNG")))
     assert res.status_code == 201
-    assert [(p["photo"], p["status"]) for p in res.json()["photos"]] == [("bad.jpg", "refused"), ("good.png", "enrolled")]
+    assert [(p["photo"], p["status"]) for p in res.json()["photos"]] == [
+        ("bad.jpg", "refused"),
+        ("good.png", "enrolled"),
+    ]
 
 
 def test_uploads_are_never_written_to_disk(wl: Api, monkeypatch: pytest.MonkeyPatch):
@@ -117,8 +152,12 @@ def test_the_stored_source_is_the_uploaded_name(wl: Api):
 
 # -- /api/identify reads uploads the same way ------------------------------------------------------------------------
 def identify(api: Api, *files: tuple[str, bytes]):  # type: ignore[no-untyped-def]
-    return api.as_("carol", "POST", "/api/identify",
-                   files=[("photos", (name, data, "application/octet-stream")) for name, data in files])
+    return api.as_(
+        "carol",
+        "POST",
+        "/api/identify",
+        files=[("photos", (name, data, "application/octet-stream")) for name, data in files],
+    )
 
 
 def test_identify_reads_a_large_phone_photo_by_content(wl: Api):
@@ -134,11 +173,14 @@ def test_identify_reads_a_large_phone_photo_by_content(wl: Api):
     assert res.json()[0]["error"] is None and len(res.json()[0]["faces"]) == 1
 
 
-@pytest.mark.parametrize(("data", "status", "reason"), [
-    (png_bomb(), 413, "photo declares 900 MP"),
-    (truncated(encode(scripted(), "WEBP"), 0.5), 422, "truncated or damaged WebP"),
-    (b"%PDF-1.4", 422, "not an image (a PDF document"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "reason"),
+    [
+        (png_bomb(), 413, "photo declares 900 MP"),
+        (truncated(encode(scripted(), "WEBP"), 0.5), 422, "truncated or damaged WebP"),
+        (b"%PDF-1.4", 422, "not an image (a PDF document"),
+    ],
+)
 def test_identify_refuses_unreadable_photos_with_the_reason(wl: Api, data: bytes, status: int, reason: str):
     res = identify(wl, ("x.bin", data))
     assert res.status_code == status and res.json()[0]["error"].startswith(reason)

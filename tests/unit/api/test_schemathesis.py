@@ -23,8 +23,13 @@ def test_no_operation_answers_5xx(api: Api) -> None:
     for op in operations:
 
         @given(case=op.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             nonlocal calls
             calls += 1

@@ -30,7 +30,9 @@ def test_bad_value_is_named_with_the_value(tmp_path):
 
 
 def test_detector_union_picks_by_kind(tmp_path):
-    s = load_settings(write(tmp_path, "detection:\n  detector:\n    kind: yunet-onnx\n    model_path: /x.onnx\n"), environ={})
+    s = load_settings(
+        write(tmp_path, "detection:\n  detector:\n    kind: yunet-onnx\n    model_path: /x.onnx\n"), environ={}
+    )
     assert s.detection.detector.kind == "yunet-onnx"
     with pytest.raises(ConfigError, match="detection.detector"):
         load_settings(write(tmp_path, "detection:\n  detector:\n    kind: nonsense\n"), environ={})
@@ -59,8 +61,14 @@ def test_camera_ids_are_validated(tmp_path):
 def test_target_fpir_and_per_list_targets_are_checked(tmp_path):
     s = load_settings(None, environ={})
     assert s.recognition.target_fpir == 0.003 and s.watchlists == {}
-    s = load_settings(write(tmp_path, "recognition:\n  target_fpir: 0.01\nwatchlists:\n  missing:\n    target_fpir: 0.03\n"
-                                      "  ' wanted ':\n    target_fpir: 0.001\n"), environ={})
+    s = load_settings(
+        write(
+            tmp_path,
+            "recognition:\n  target_fpir: 0.01\nwatchlists:\n  missing:\n    target_fpir: 0.03\n"
+            "  ' wanted ':\n    target_fpir: 0.001\n",
+        ),
+        environ={},
+    )
     assert s.recognition.target_fpir == 0.01 and s.watchlists["missing"].target_fpir == 0.03
     assert s.watchlists["wanted"].target_fpir == 0.001  # names are trimmed as the store trims them
     for bad, where in (

@@ -37,8 +37,9 @@ def _enrol(height: float, settings: Settings):  # type: ignore[no-untyped-def]
     b = Box(300 - 0.4 * height, 240 - height / 2, 300 + 0.4 * height, 240 + height / 2)
     img = paint_frame(11, [("red", b)], size=(480, 640)).image
     p = settings.photos
-    return enrolment_face(img, ScriptedDetector({11: [b]}), ColourEmbedder(), p.min_face_px, p.min_blur_var,
-                          None, p.max_yaw_ratio)
+    return enrolment_face(
+        img, ScriptedDetector({11: [b]}), ColourEmbedder(), p.min_face_px, p.min_blur_var, None, p.max_yaw_ratio
+    )
 
 
 def test_a_30_px_face_is_enrolled_by_default_and_refused_under_a_stricter_configured_limit():
@@ -63,8 +64,13 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
         raise PhotoRefused("no face found")
 
     monkeypatch.setattr(rt_mod, "enrolment_face", spy)
-    s = Settings.model_validate({"photos": {"min_face_px": 33, "min_blur_var": 7.5, "max_yaw_ratio": 0.3},
-                                 "detection": {"min_face_px": 50}, "recognition": {"min_blur_var": 30}})
+    s = Settings.model_validate(
+        {
+            "photos": {"min_face_px": 33, "min_blur_var": 7.5, "max_yaw_ratio": 0.3},
+            "detection": {"min_face_px": 50},
+            "recognition": {"min_blur_var": 30},
+        }
+    )
     rt = rt_mod.Runtime(Home(tmp_path / "home"), s)
     rt._detector = ScriptedDetector({})  # type: ignore[assignment]
     rt._embedder = ColourEmbedder()  # type: ignore[assignment]

@@ -32,8 +32,15 @@ def test_an_nfd_name_a_trailing_space_and_doubled_spaces_all_store_as_the_typed_
 
 @pytest.mark.parametrize(
     "raw, why",
-    [("", "empty"), ("   ", "empty"), ("a/b", "'/'"), ("a\\b", "backslash"), ("Eve\x00", "NUL"),
-     ("Eve\u200b", "invisible"), ("x" * 200, "longer than")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("a/b", "'/'"),
+        ("a\\b", "backslash"),
+        ("Eve\x00", "NUL"),
+        ("Eve\u200b", "invisible"),
+        ("x" * 200, "longer than"),
+    ],
 )
 def test_unusable_names_are_refused_with_the_reason(raw, why):
     with pytest.raises(InvalidInput) as info:
@@ -68,7 +75,9 @@ def test_the_same_name_in_another_unicode_form_is_the_same_name_not_a_look_alike
     assert find_lookalike(NFC, [NFD]) is None  # it *is* that entry: found by lookups, not refused
 
 
-@pytest.mark.parametrize("raw", ["platform-1", "red:platform 1", "Платформа 1", "cam_2.b", " cam 3 ", "x" * IDENTIFIER_MAX])
+@pytest.mark.parametrize(
+    "raw", ["platform-1", "red:platform 1", "Платформа 1", "cam_2.b", " cam 3 ", "x" * IDENTIFIER_MAX]
+)
 def test_camera_ids_with_spaces_and_any_script_are_accepted(raw):
     assert identifier(raw) == " ".join(unicodedata.normalize("NFC", raw).split())
 

@@ -67,8 +67,21 @@ def test_stacks_of_combining_marks_and_marks_with_no_letter_are_refused(raw, why
 @pytest.mark.parametrize(
     "name",
     [
-        "José Núñez", "Иван Петров", "محمد عبد الله", "李小龙", "김민준", "Nguyễn Thị Minh Khai", "Łukasz Żółć",
-        "İsmail Ilıcak", "नमस्ते शर्मा", "ผู้ใหญ่ บ้าน", "བཀྲ་ཤིས", "O'Brien", "Jean-Luc", "Мария-Анна", "ǅemal",
+        "José Núñez",
+        "Иван Петров",
+        "محمد عبد الله",
+        "李小龙",
+        "김민준",
+        "Nguyễn Thị Minh Khai",
+        "Łukasz Żółć",
+        "İsmail Ilıcak",
+        "नमस्ते शर्मा",
+        "ผู้ใหญ่ บ้าน",
+        "བཀྲ་ཤིས",
+        "O'Brien",
+        "Jean-Luc",
+        "Мария-Анна",
+        "ǅemal",
         "علی\u200cزاده",  # Persian: the zero-width non-joiner is part of the spelling
         "क्\u200dष",  # Devanagari: a zero-width joiner after a virama
         "ශ්\u200dරී",  # Sinhala
@@ -152,8 +165,20 @@ def test_a_window_until_a_duration_counts_from_its_start(tmp_path: Path):
     day = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
     assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
     code, out, err = cli(
-        home, "--as", "ada", "privacy", "window-add", "march", "--cameras", "cam-1",
-        "--from", f"{day}T10:00", "--until", "6h", "--reason", "lawful assembly",
+        home,
+        "--as",
+        "ada",
+        "privacy",
+        "window-add",
+        "march",
+        "--cameras",
+        "cam-1",
+        "--from",
+        f"{day}T10:00",
+        "--until",
+        "6h",
+        "--reason",
+        "lawful assembly",
     )
     assert code == 0, out + err
     assert f"from {day} 10:00" in out and f"until {day} 16:00" in out
@@ -218,8 +243,18 @@ def test_reasons_are_one_line_of_plain_text(tmp_path: Path):
     home = tmp_path / "home"
     assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
     code, out, err = cli(
-        home, "--as", "ada", "privacy", "window-add", "w", "--from", "0m", "--until", "1h",
-        "--reason", "lawful \x1b[8mhidden",
+        home,
+        "--as",
+        "ada",
+        "privacy",
+        "window-add",
+        "w",
+        "--from",
+        "0m",
+        "--until",
+        "1h",
+        "--reason",
+        "lawful \x1b[8mhidden",
     )
     assert code == 2 and "reason" in err and "U+001B" in err and "Traceback" not in err
 
@@ -247,8 +282,18 @@ def test_a_window_that_is_already_over_is_refused(tmp_path: Path):
     last_year = (datetime.now(UTC) - timedelta(days=400)).date().isoformat()
     assert cli(home, "user", "add", "ada", "-r", "admin")[0] == 0
     code, out, err = cli(
-        home, "--as", "ada", "privacy", "window-add", "march", "--from", f"{last_year}T10:00",
-        "--until", f"{last_year}T16:00", "--reason", "lawful assembly",
+        home,
+        "--as",
+        "ada",
+        "privacy",
+        "window-add",
+        "march",
+        "--from",
+        f"{last_year}T10:00",
+        "--until",
+        f"{last_year}T16:00",
+        "--reason",
+        "lawful assembly",
     )
     assert code == 2 and "ends in the past" in err
     assert "window" not in out
@@ -258,10 +303,14 @@ def _analytics(zones: list[str], lines: list[str]) -> dict:
     tri = [[0, 0], [10, 0], [10, 10]]
     return {
         "cameras": [{"id": "cam-1", "source": "a.mp4"}],
-        "analytics": {"cameras": {"cam-1": {
-            "zones": [{"name": z, "polygon": tri} for z in zones],
-            "lines": [{"name": x, "a": [0, 0], "b": [5, 5]} for x in lines],
-        }}},
+        "analytics": {
+            "cameras": {
+                "cam-1": {
+                    "zones": [{"name": z, "polygon": tri} for z in zones],
+                    "lines": [{"name": x, "a": [0, 0], "b": [5, 5]} for x in lines],
+                }
+            }
+        },
     }
 
 

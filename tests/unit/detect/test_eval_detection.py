@@ -65,9 +65,7 @@ def test_load_fddb_fold_skips_missing(tmp_path: Path) -> None:
     (pics / "2002/07").mkdir(parents=True)
     (pics / "2002/07/img_1.jpg").write_bytes(b"")
     lst = tmp_path / "fold.txt"
-    lst.write_text(
-        "2002/07/img_1\n2\n20 10 1.5707963 100 50 1\n5 5 0 10 10 1\n2002/07/img_missing\n1\n10 10 0 0 0 1\n"
-    )
+    lst.write_text("2002/07/img_1\n2\n20 10 1.5707963 100 50 1\n5 5 0 10 10 1\n2002/07/img_missing\n1\n10 10 0 0 0 1\n")
     gts = load_fddb_fold(lst, pics)
     assert len(gts) == 1 and len(gts[0].boxes) == 2
     assert gts[0].boxes[0].as_tuple() == pytest.approx((90, 30, 110, 70), abs=1e-5)

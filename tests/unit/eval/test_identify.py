@@ -51,14 +51,10 @@ def test_open_set_methods_agree_on_an_easy_set_and_count_failures_as_misses():
 def test_margin_rule_withholds_ambiguous_candidates_without_changing_rank1():
     split, recs = _set()
     plain = evaluate_open_set(split, recs, MethodSpec("c", "cosine"), fpirs=(1.0,), size_sweep=False)
-    strict = evaluate_open_set(
-        split, recs, MethodSpec("c", "cosine", margin=0.5), fpirs=(1.0,), size_sweep=False
-    )
+    strict = evaluate_open_set(split, recs, MethodSpec("c", "cosine", margin=0.5), fpirs=(1.0,), size_sweep=False)
     assert strict.result.rank1 == plain.result.rank1
     # With a huge margin every mated search of the look-alikes (p2, p3) returns no candidate.
-    withheld = np.sum(~np.isfinite(strict.searches.mated_top)) - np.sum(
-        ~np.isfinite(plain.searches.mated_top)
-    )
+    withheld = np.sum(~np.isfinite(strict.searches.mated_top)) - np.sum(~np.isfinite(plain.searches.mated_top))
     assert withheld >= 6
     assert strict.result.at_fpir[0].value > plain.result.at_fpir[0].value
 

@@ -92,9 +92,7 @@ def test_set_recognition_keys_keeps_the_rest(tmp_path):
     assert "# deployment config" in text and "# bigger faces only" in text and "# lead's default" in text
     s = load_settings(cfg, environ={})
     assert s.recognition.match_threshold == pytest.approx(0.9512)
-    assert (
-        s.recognition.min_samples == 3 and s.detection.min_face_px == 40 and s.tracking.iou_threshold == 0.4
-    )
+    assert s.recognition.min_samples == 3 and s.detection.min_face_px == 40 and s.tracking.iou_threshold == 0.4
     set_recognition_keys(cfg, {"match_threshold": 4.25, "normalization": "cohort"})
     s = load_settings(cfg, environ={})
     assert s.recognition.normalization == "cohort" and s.recognition.match_threshold == 4.25

@@ -33,8 +33,9 @@ def test_data_dir_prefers_the_argument_then_the_env(tmp_path: Path, monkeypatch:
 
 
 def _pairs() -> LfwPairs:
-    return LfwPairs([Path(f"{i}.jpg") for i in range(4)], np.array([0, 2, 0]), np.array([1, 3, 2]),
-                    np.array([True, True, False]))
+    return LfwPairs(
+        [Path(f"{i}.jpg") for i in range(4)], np.array([0, 2, 0]), np.array([1, 3, 2]), np.array([True, True, False])
+    )
 
 
 def test_verification_and_parity_arithmetic() -> None:

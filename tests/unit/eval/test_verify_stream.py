@@ -61,7 +61,9 @@ def test_all_pairs_memory_does_not_grow_with_the_number_of_pairs():
 
     rng = np.random.default_rng(1)
     base = l2_normalize(rng.normal(size=(1000, 128))).astype(np.float32)
-    recs = [FaceRecord(Path(f"/x/{i}_{k}.jpg"), f"p{i}", base[i] + 0.01 * k, None) for k in range(3) for i in range(1000)]
+    recs = [
+        FaceRecord(Path(f"/x/{i}_{k}.jpg"), f"p{i}", base[i] + 0.01 * k, None) for k in range(3) for i in range(1000)
+    ]
     tracemalloc.start()
     try:
         rows, _curve, ng, ni = verify.all_pairs_roc(recs, MethodSpec("c", "cosine"), (1e-3, 1e-4))

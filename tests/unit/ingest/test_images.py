@@ -227,8 +227,13 @@ def test_decoder_warnings_never_reach_stderr(tmp_path):
                 print("refused", exc)
         """
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": f"{REPO_ROOT / 'src'}", "PATH": "/usr/bin:/bin"})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": f"{REPO_ROOT / 'src'}", "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert "DECODED" not in res.stdout and res.stdout.count("refused") == 2 * len(FORMATS) + 2

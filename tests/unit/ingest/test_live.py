@@ -75,9 +75,7 @@ def test_never_connects_goes_down_after_retries_with_the_last_error():
     opener = Script()
     src = LiveSource("cam1", opener, "rtsp://cam/x", backoff=FAST, down_after=4, keep_trying=False)
     seen = []
-    with pytest.raises(
-        SourceError, match=r"cam1 is down after 4 failed attempts: cannot open RTSP stream"
-    ) as err:
+    with pytest.raises(SourceError, match=r"cam1 is down after 4 failed attempts: cannot open RTSP stream") as err:
         list(src.frames(on_state=seen.append))
     assert not isinstance(err.value, SourceBroken)
     assert opener.opens == 4
@@ -139,9 +137,7 @@ def test_latest_frame_semantics_bounded_buffer_counts_drops():
 
 def test_analysis_fps_offers_frames_at_that_rate_of_media_time():
     opener = Script(Session(100, fps=25.0), then=Session(0))  # 4 s of media time
-    src = LiveSource(
-        "cam1", opener, analysis_fps=5.0, backoff=FAST, keep_trying=False, reconnect_on_end=False
-    )
+    src = LiveSource("cam1", opener, analysis_fps=5.0, backoff=FAST, keep_trying=False, reconnect_on_end=False)
     src.start()
     got = []
     while not src.done:

@@ -215,8 +215,10 @@ def test_a_file_in_a_folder_this_user_may_not_enter(tmp_path):
         ("cameras:\n  - {id: a, source: !rtsp://admin:Secret99@h/x }\n", "tag"),  # PyYAML quotes the tag
         ("cameras:\n  - {id: a, !rtsp://admin:Secret99@h/x : 1}\n", "tag"),
         # a key given twice: PyYAML would keep the last silently (a camera would run its second source)
-        ("cameras:\n  - id: a\n    source: rtsp://admin:Secret99@h/x\n    source: rtsp://admin:Other99@h/x\n",
-         "the key 'source' is given twice"),
+        (
+            "cameras:\n  - id: a\n    source: rtsp://admin:Secret99@h/x\n    source: rtsp://admin:Other99@h/x\n",
+            "the key 'source' is given twice",
+        ),
         ("cameras:\n  - id: a\n    rtsp://admin:Secret99@h/x: 1\n    rtsp://admin:Secret99@h/x: 2\n", "twice"),
     ],
 )
@@ -234,7 +236,6 @@ def test_orientation_message_that_lands_after_each_key_frame_holds_steadily():
     the decoder gives it to the next picture. Before: every key frame came out unturned among turned frames (a
     frame of another shape every GOP, breaking tracks)."""
     from metrosight.ingest.source import Orientation
-
     from tests.unit.ingest.test_source_spec import _Raw
 
     quarter = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]
@@ -280,8 +281,10 @@ def test_parsing_a_long_query_value_takes_linear_time():
 def test_redact_addresses_in_text_of_unknown_source():
     from metrosight.core.source import redact_addresses
 
-    text = ("cannot open rtsp://admin:P@ssw0rd@127.0.0.1:8554/s1: 'http://h/v.mjpg?token=Tok3nSecret', "
-            "ftp://u:FtpSecret9@h/x and rtsp://u:pa/ss@h/x.")
+    text = (
+        "cannot open rtsp://admin:P@ssw0rd@127.0.0.1:8554/s1: 'http://h/v.mjpg?token=Tok3nSecret', "
+        "ftp://u:FtpSecret9@h/x and rtsp://u:pa/ss@h/x."
+    )
     out = redact_addresses(text)
     for secret in ("P@ssw0rd", "Tok3nSecret", "FtpSecret9", "pa/ss"):
         assert secret not in out, out

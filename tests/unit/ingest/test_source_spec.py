@@ -23,13 +23,22 @@ from metrosight.ingest.source import upright
         ("rtsp://u%40x:p%2F%23%3Fw%20d@cam:554/a", "rtsp://***@cam:554/a", "u@x", "p/#?w d"),
         ("rtsps://user@cam/a", "rtsps://***@cam/a", "user", None),
         ("rtsp://user:pa ss@host/x", "rtsp://***@host/x", "user", "pa ss"),
-        ("http://cam/video.mjpg?Token=abc&res=hd&X-Amz-Signature=zz", "http://cam/video.mjpg?Token=***&res=hd&X-Amz-Signature=***", None, None),
+        (
+            "http://cam/video.mjpg?Token=abc&res=hd&X-Amz-Signature=zz",
+            "http://cam/video.mjpg?Token=***&res=hd&X-Amz-Signature=***",
+            None,
+            None,
+        ),
         ("https://cam/live.m3u8?apiKey=k1&password=p1", "https://cam/live.m3u8?apiKey=***&password=***", None, None),
         ("rtmp://u:p@srv/live/key", "rtmp://***@srv/live/key", "u", "p"),
         ("udp://239.1.1.1:5000", "udp://239.1.1.1:5000", None, None),
         ("rtsp://[fe80::1]:554/x", "rtsp://[fe80::1]:554/x", None, None),
-        ("rtsp://10.0.0.1/user=admin_password=tlJwpbo6_channel=1_stream=0.sdp",
-         "rtsp://10.0.0.1/user=***_password=***_channel=1_stream=0.sdp", None, None),
+        (
+            "rtsp://10.0.0.1/user=admin_password=tlJwpbo6_channel=1_stream=0.sdp",
+            "rtsp://10.0.0.1/user=***_password=***_channel=1_stream=0.sdp",
+            None,
+            None,
+        ),
     ],
 )
 def test_parse_and_display(text, display, user, password):
@@ -114,9 +123,9 @@ def test_camera_credentials_case_parses(tmp_path):
 
 # -- property: any user name, password or credential parameter, in every scheme --------------------------------
 SCHEMES = ["rtsp", "rtsps", "http", "https", "rtmp", "rtmps", "udp", "rtp"]
-secret_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=6, max_size=24
-).filter(lambda s: s.strip() == s and "***" not in s)
+secret_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=6, max_size=24).filter(
+    lambda s: s.strip() == s and "***" not in s
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,8 +133,24 @@ secret_text = st.text(
     scheme=st.sampled_from(SCHEMES),
     user=st.one_of(st.none(), st.just(""), secret_text),
     password=st.one_of(st.none(), secret_text),
-    param=st.sampled_from(["token", "password", "passwd", "pwd", "key", "secret", "auth", "signature", "apikey",
-                           "access_token", "ACCESS_TOKEN", "Api-Key", "X-Amz-Signature", "passphrase"]),
+    param=st.sampled_from(
+        [
+            "token",
+            "password",
+            "passwd",
+            "pwd",
+            "key",
+            "secret",
+            "auth",
+            "signature",
+            "apikey",
+            "access_token",
+            "ACCESS_TOKEN",
+            "Api-Key",
+            "X-Amz-Signature",
+            "passphrase",
+        ]
+    ),
     value=st.one_of(st.none(), secret_text),
     encode=st.booleans(),
 )

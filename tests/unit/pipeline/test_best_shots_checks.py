@@ -3,8 +3,6 @@ mouth are never embedded nor kept (the camera pipeline calls the same quality fu
 
 from __future__ import annotations
 
-import numpy as np
-
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Category
 from metrosight.pipeline.camera import CameraPipeline

@@ -28,7 +28,9 @@ def run_script(people_by_frame: dict[int, list[tuple[str, Box]]], n_frames: int,
 
 
 def walk(colour, start, stop, x0=100, step=4):
-    return {i: [(colour, Box(x0 + step * (i - start), 100, x0 + step * (i - start) + 90, 200))] for i in range(start, stop)}
+    return {
+        i: [(colour, Box(x0 + step * (i - start), 100, x0 + step * (i - start) + 90, 200))] for i in range(start, stop)
+    }
 
 
 def test_one_alert_per_track_not_per_frame():
@@ -116,12 +118,17 @@ def test_an_ambiguous_track_alerts_once_naming_both_candidates():
     settings = Settings.model_validate({"recognition": {"min_blur_var": 5.0}})
     emb = ColourEmbedder()
     red = emb.of_colour("red")
-    gallery = Gallery([GalleryEntry(1, "Eve", "wanted", Category.WANTED, red, person_id=1, person_name="Eve"),
-                       GalleryEntry(2, "Ida", "missing", Category.MISSING, red, person_id=2, person_name="Ida")])
+    gallery = Gallery(
+        [
+            GalleryEntry(1, "Eve", "wanted", Category.WANTED, red, person_id=1, person_name="Eve"),
+            GalleryEntry(2, "Ida", "missing", Category.MISSING, red, person_id=2, person_name="Ida"),
+        ]
+    )
     det = ScriptedDetector({i: [b for _, b in walk("red", 0, 30)[i]] for i in range(30)})
     alerts: list = []
-    pipe = CameraPipeline(settings, det, emb, Matcher(gallery, 0.95, min_margin=0.02), alerts.append,
-                          lambda _u: None, run_id=1)
+    pipe = CameraPipeline(
+        settings, det, emb, Matcher(gallery, 0.95, min_margin=0.02), alerts.append, lambda _u: None, run_id=1
+    )
     for i in range(30):
         pipe.process(paint_frame(i, walk("red", 0, 30)[i]))
     pipe.finish()

@@ -27,9 +27,7 @@ def pipeline(scope: str | None, alerts: list, updates: list) -> CameraPipeline:
         ]
     )
     det = ScriptedDetector({i: [b for _, b in SCRIPT.get(i, [])] for i in range(N)})
-    return CameraPipeline(
-        settings, det, emb, Matcher(gallery, 0.95), alerts.append, updates.append, event_scope=scope
-    )
+    return CameraPipeline(settings, det, emb, Matcher(gallery, 0.95), alerts.append, updates.append, event_scope=scope)
 
 
 def run(scope: str | None, start: int = 0, stop: int = N) -> tuple[list, list, list[int]]:

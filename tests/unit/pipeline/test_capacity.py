@@ -19,9 +19,7 @@ NODE_JSON = {
 
 def test_node_figures_split_the_measured_cost_into_frame_and_face_parts():
     fig = node_figures(NODE_JSON)
-    assert (
-        fig.cores_per_camera == 0.8 and fig.faces_per_s == 18.0 and fig.face_share == pytest.approx(24 / 76)
-    )
+    assert fig.cores_per_camera == 0.8 and fig.faces_per_s == 18.0 and fig.face_share == pytest.approx(24 / 76)
     assert fig.cores_for(18.0) == pytest.approx(0.8)  # the benchmark's own load
     assert fig.cores_for(36.0) == pytest.approx(0.8 * (1 + 24 / 76))  # twice the faces: the face part doubles
     assert fig.cores_for(18.0, analysis_fps=9.0) == pytest.approx(0.8 * (1 - 24 / 76) / 2 + 0.8 * 24 / 76)

@@ -42,10 +42,23 @@ def test_an_alert_crop_is_written_inside_the_home_and_kept(tmp_path, camera):
     home = tmp_path / "home"
     media = home / "media"
     store = FakeStore()
-    AlertSink(store, media, None).on_alert(AlertV1(
-        event_id=f"{camera}:scope:12.0", camera_id=camera, track_id=1, subject_id=1, subject="Eve", watchlist="wl",
-        category="wanted", score=0.97, distance=0.2, first_seen=1.0, last_seen=2.0, samples=2, crop_jpeg=b"\xff\xd8x",
-    ))
+    AlertSink(store, media, None).on_alert(
+        AlertV1(
+            event_id=f"{camera}:scope:12.0",
+            camera_id=camera,
+            track_id=1,
+            subject_id=1,
+            subject="Eve",
+            watchlist="wl",
+            category="wanted",
+            score=0.97,
+            distance=0.2,
+            first_seen=1.0,
+            last_seen=2.0,
+            samples=2,
+            crop_jpeg=b"\xff\xd8x",
+        )
+    )
     [(cam, crop)] = store.alerts
     assert cam == camera and crop is not None  # the best shot is kept
     assert Path(crop).resolve().is_relative_to(media.resolve()) and Path(crop).read_bytes() == b"sealed:\xff\xd8x"
@@ -56,9 +69,15 @@ def test_an_alert_crop_is_written_inside_the_home_and_kept(tmp_path, camera):
 def test_an_event_snapshot_is_written_inside_the_home_and_kept(tmp_path, camera):
     media = tmp_path / "home" / "media"
     store = FakeStore()
-    EventSink(store, media).on_event(EventV1(
-        event_id=f"{camera}:e:1", camera_id=camera, kind="loitering", start_ts=1.0, snapshot_jpeg=b"\xff\xd8y",
-    ))
+    EventSink(store, media).on_event(
+        EventV1(
+            event_id=f"{camera}:e:1",
+            camera_id=camera,
+            kind="loitering",
+            start_ts=1.0,
+            snapshot_jpeg=b"\xff\xd8y",
+        )
+    )
     [(cam, path)] = store.events
     assert cam == camera and path is not None
     assert Path(path).resolve().is_relative_to(media.resolve())

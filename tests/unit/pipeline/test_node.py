@@ -102,7 +102,10 @@ def test_node_and_camera_config_validate():
     [
         ("cameras: []\n", "no cameras configured"),
         ("cameras:\n  - {id: a, source: /no/such.mp4}\n", "camera a: video file not found: /no/such.mp4"),
-        ("cameras:\n  - {id: a, source: rtsp://x/y}\n  - {id: a, source: rtsp://x/z}\n", "camera ids must be unique; 'a' is repeated"),
+        (
+            "cameras:\n  - {id: a, source: rtsp://x/y}\n  - {id: a, source: rtsp://x/z}\n",
+            "camera ids must be unique; 'a' is repeated",
+        ),
         ("cameras:\n  - {id: a, source: webcam:x}\n", "camera a: bad webcam source"),
     ],
 )

@@ -27,6 +27,9 @@ def test_refused(password: str, user: str, reason: str):
         new_password_hash(password, user)
 
 
-@pytest.mark.parametrize("password", ["velvet compass harbour", "Tp-0814ecf79a8c5d2bfa62", "ünïcödé pässwörd ñ 42", "k" * 10 + "Q9!z" + "y" * 100])
+@pytest.mark.parametrize(
+    "password",
+    ["velvet compass harbour", "Tp-0814ecf79a8c5d2bfa62", "ünïcödé pässwörd ñ 42", "k" * 10 + "Q9!z" + "y" * 100],
+)
 def test_accepted(password: str):
     check_new_password(password, "ann")

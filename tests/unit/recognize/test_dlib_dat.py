@@ -80,10 +80,23 @@ def enc_alias(*dims: int) -> bytes:
 def con4(w: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> bytes:
     f, k, nr, nc = w.shape
     params = np.concatenate([w.reshape(-1), b]).reshape(-1, 1, 1, 1)
-    return (enc_str("con_4") + enc_tensor(params) + enc_int(f) + enc_int(nr) + enc_int(nc)
-            + enc_int(stride) + enc_int(stride) + enc_int(pad) + enc_int(pad)
-            + enc_alias(f, k, nr, nc) + enc_alias(1, f)
-            + enc_double(1) + enc_double(1) + enc_double(1) + enc_double(0))
+    return (
+        enc_str("con_4")
+        + enc_tensor(params)
+        + enc_int(f)
+        + enc_int(nr)
+        + enc_int(nc)
+        + enc_int(stride)
+        + enc_int(stride)
+        + enc_int(pad)
+        + enc_int(pad)
+        + enc_alias(f, k, nr, nc)
+        + enc_alias(1, f)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(0)
+    )
 
 
 def affine(gamma: np.ndarray, beta: np.ndarray) -> bytes:
@@ -95,22 +108,52 @@ def affine(gamma: np.ndarray, beta: np.ndarray) -> bytes:
 def bn_con2(gamma, beta, mean, var, eps: float) -> bytes:
     k = gamma.size
     params = np.concatenate([gamma, beta]).reshape(-1, 1, 1, 1)
-    return (enc_str("bn_con2") + enc_tensor(params) + enc_alias(1, k) + enc_alias(1, k)
-            + enc_tensor(None) + enc_tensor(None) + enc_tensor(mean.reshape(1, k)) + enc_tensor(var.reshape(1, k))
-            + enc_int(123456) + enc_int(1000)
-            + enc_double(1) + enc_double(0) + enc_double(1) + enc_double(1) + enc_double(eps))
+    return (
+        enc_str("bn_con2")
+        + enc_tensor(params)
+        + enc_alias(1, k)
+        + enc_alias(1, k)
+        + enc_tensor(None)
+        + enc_tensor(None)
+        + enc_tensor(mean.reshape(1, k))
+        + enc_tensor(var.reshape(1, k))
+        + enc_int(123456)
+        + enc_int(1000)
+        + enc_double(1)
+        + enc_double(0)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(eps)
+    )
 
 
 def fc2(w: np.ndarray) -> bytes:
     n_in, n_out = w.shape
-    return (enc_str("fc_2") + enc_int(n_out) + enc_int(n_in) + enc_tensor(w.reshape(n_in, n_out, 1, 1))
-            + enc_alias(n_in, n_out) + enc_alias(0, 0, 0, 0) + enc_int(1)
-            + enc_double(1) + enc_double(1) + enc_double(1) + enc_double(0))
+    return (
+        enc_str("fc_2")
+        + enc_int(n_out)
+        + enc_int(n_in)
+        + enc_tensor(w.reshape(n_in, n_out, 1, 1))
+        + enc_alias(n_in, n_out)
+        + enc_alias(0, 0, 0, 0)
+        + enc_int(1)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(0)
+    )
 
 
 def pool(kind: str, n: int, stride: int, pad: int = 0) -> bytes:
-    return (enc_str(f"{kind}_pool_2") + enc_int(n) + enc_int(n) + enc_int(stride) + enc_int(stride)
-            + enc_int(pad) + enc_int(pad))
+    return (
+        enc_str(f"{kind}_pool_2")
+        + enc_int(n)
+        + enc_int(n)
+        + enc_int(stride)
+        + enc_int(stride)
+        + enc_int(pad)
+        + enc_int(pad)
+    )
 
 
 def state(input_level: bool = False) -> bytes:
@@ -248,12 +291,31 @@ def test_batchnorm_and_mmod_and_pyramid() -> None:
     inner = enc_int(3) + pyr + con4(W1, B1, stride=2) + state(input_level=True)
     inner = add_layer(inner, bn_con2(gamma, beta, mean, var, 1e-4))
     inner = add_layer(inner, enc_str("relu_"))
-    windows = (enc_int(2)  # two detector windows, version 2 each
-               + enc_int(2) + enc_int(80) + enc_int(80) + enc_str("face")
-               + enc_int(2) + enc_int(40) + enc_int(80) + enc_str("person"))
-    options = (enc_int(4) + windows + enc_double(1) + enc_double(1) + enc_double(0.5)
-               + enc_double(0.3) + enc_double(1) + enc_double(0.5) + enc_double(0.95)
-               + bytes([1]) + enc_bool(True) + enc_double(50))
+    windows = (
+        enc_int(2)  # two detector windows, version 2 each
+        + enc_int(2)
+        + enc_int(80)
+        + enc_int(80)
+        + enc_str("face")
+        + enc_int(2)
+        + enc_int(40)
+        + enc_int(80)
+        + enc_str("person")
+    )
+    options = (
+        enc_int(4)
+        + windows
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(0.5)
+        + enc_double(0.3)
+        + enc_double(1)
+        + enc_double(0.5)
+        + enc_double(0.95)
+        + bytes([1])
+        + enc_bool(True)
+        + enc_double(50)
+    )
     data = enc_int(1) + enc_str("loss_mmod_") + options + inner
     net = parse_dlib_net(data)
     assert isinstance(net.input, InputRgbImagePyramid)
@@ -271,8 +333,18 @@ def test_batchnorm_and_mmod_and_pyramid() -> None:
 
 
 def test_mmod_options_version1() -> None:
-    options = (enc_int(1) + enc_int(80) + enc_int(80) + enc_double(1) + enc_double(1) + enc_double(0.5)
-               + enc_double(0.33) + enc_double(1) + enc_double(0.5) + enc_double(1))
+    options = (
+        enc_int(1)
+        + enc_int(80)
+        + enc_int(80)
+        + enc_double(1)
+        + enc_double(1)
+        + enc_double(0.5)
+        + enc_double(0.33)
+        + enc_double(1)
+        + enc_double(0.5)
+        + enc_double(1)
+    )
     pyr = enc_str("input_rgb_image_pyramid") + enc_float(1.0) + enc_float(2.0) + enc_float(3.0)
     inner = enc_int(2) + pyr + con4(W1, B1) + state()  # version-2 input level: grad_final, no expansion factor
     net = parse_dlib_net(enc_int(1) + enc_str("loss_mmod_") + options + inner)
@@ -324,8 +396,9 @@ def test_trailing_bytes() -> None:
 
 def test_bad_tensor_version() -> None:
     data = small_net()
-    bad = data.replace(con4(W2, B2, 1, 1), con4(W2, B2, 1, 1).replace(enc_str("con_4") + enc_int(2),
-                                                                          enc_str("con_4") + enc_int(7), 1))
+    bad = data.replace(
+        con4(W2, B2, 1, 1), con4(W2, B2, 1, 1).replace(enc_str("con_4") + enc_int(2), enc_str("con_4") + enc_int(7), 1)
+    )
     with pytest.raises(DlibFormatError) as info:
         parse_dlib_net(bad)
     assert info.value.value == 7

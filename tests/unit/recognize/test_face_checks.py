@@ -11,8 +11,16 @@ from metrosight.recognize.quality import COVERED_THRESHOLD, assess, covered_scor
 
 def landmarks(cx: float, cy: float, eye: float = 40.0) -> np.ndarray:
     """dlib-order 5 points of an upright face with eye centres ``eye`` pixels apart around ``(cx, cy)``."""
-    return np.array([[cx - 0.75 * eye, cy], [cx - 0.25 * eye, cy], [cx + 0.75 * eye, cy], [cx + 0.25 * eye, cy],
-                     [cx, cy + 0.6 * eye]], np.float32)
+    return np.array(
+        [
+            [cx - 0.75 * eye, cy],
+            [cx - 0.25 * eye, cy],
+            [cx + 0.75 * eye, cy],
+            [cx + 0.25 * eye, cy],
+            [cx, cy + 0.6 * eye],
+        ],
+        np.float32,
+    )
 
 
 def skin_chip(rng: np.random.Generator, lower: tuple[int, int, int] | None = None) -> np.ndarray:

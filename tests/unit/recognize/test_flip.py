@@ -27,7 +27,5 @@ def test_flip_fused_descriptor_is_mirror_invariant_and_unit():
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
     assert np.allclose(a, b, atol=1e-6)  # a face and its mirror image give one descriptor
     raw = HalfEmbedder().embed(chip)
-    assert not np.allclose(
-        raw[0, :2] / raw[0, 0], raw[0, [1, 0]] / raw[0, 0]
-    )  # the inner one is not invariant
+    assert not np.allclose(raw[0, :2] / raw[0, 0], raw[0, [1, 0]] / raw[0, 0])  # the inner one is not invariant
     assert emb.embed(np.zeros((0, 150, 150, 3), np.uint8)).shape == (0, 128)

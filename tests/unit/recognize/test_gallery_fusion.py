@@ -75,12 +75,21 @@ def test_two_different_persons_close_together_are_shown_as_ambiguous():
 
 def test_same_person_on_two_lists_is_not_ambiguous():
     a = unit(1)
-    two = Gallery([
-        GalleryEntry(1, "Ann Lee", "wanted", Category.WANTED, a, person_id=7, person_name="Ann Lee"),
-        GalleryEntry(2, "Ann Lee", "missing", Category.MISSING, l2_normalize(a + 0.01 * unit(4)), person_id=7,
-                     person_name="Ann Lee"),
-        GalleryEntry(3, "Bo Li", "wanted", Category.WANTED, unit(9), person_id=8, person_name="Bo Li"),
-    ])
+    two = Gallery(
+        [
+            GalleryEntry(1, "Ann Lee", "wanted", Category.WANTED, a, person_id=7, person_name="Ann Lee"),
+            GalleryEntry(
+                2,
+                "Ann Lee",
+                "missing",
+                Category.MISSING,
+                l2_normalize(a + 0.01 * unit(4)),
+                person_id=7,
+                person_name="Ann Lee",
+            ),
+            GalleryEntry(3, "Bo Li", "wanted", Category.WANTED, unit(9), person_id=8, person_name="Bo Li"),
+        ]
+    )
     m = Matcher(two, 0.9, min_margin=0.05).match(a)
     assert m is not None and not m.ambiguous and m.person_id == 7 and set(m.watchlists) == {"wanted", "missing"}
 
@@ -89,10 +98,12 @@ def test_per_list_thresholds_take_the_person_s_loosest_list():
     a, b = unit(1), unit(2)
     probe = l2_normalize(a + 0.35 * unit(5))  # cosine to a about 0.94
     cos = float(probe @ a)
-    g = Gallery([
-        GalleryEntry(1, "Ann Lee", "missing", Category.MISSING, a, person_id=7, person_name="Ann Lee"),
-        GalleryEntry(2, "Bo Li", "wanted", Category.WANTED, b, person_id=8, person_name="Bo Li"),
-    ])
+    g = Gallery(
+        [
+            GalleryEntry(1, "Ann Lee", "missing", Category.MISSING, a, person_id=7, person_name="Ann Lee"),
+            GalleryEntry(2, "Bo Li", "wanted", Category.WANTED, b, person_id=8, person_name="Bo Li"),
+        ]
+    )
     assert Matcher(g, cos + 0.01).match(probe) is None  # one strict threshold for all: no match
     m = Matcher(g, cos + 0.01, thresholds=np.array([cos - 0.01, cos + 0.01])).match(probe)
     assert m is not None and m.person_id == 7

@@ -3,8 +3,6 @@ achieved FPIR (true FMR at the chosen threshold, over N persons) tracks the targ
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from scipy.stats import genpareto, norm
@@ -42,8 +40,9 @@ def _gpd_fpir(t: float, u: float, sigma: float, xi: float, p_u: float, persons: 
 def _gpd_scores(rng: np.random.Generator, pairs: int, xi: float, sigma: float = 0.009) -> np.ndarray:
     """Impostor scores whose top 10% above 0.90 follow a generalised Pareto tail of shape ``xi`` (the rest below)."""
     top = int(pairs * 0.1)
-    return np.concatenate([0.90 + genpareto.rvs(xi, scale=sigma, size=top, random_state=rng),
-                           rng.uniform(0.5, 0.90, pairs - top)])
+    return np.concatenate(
+        [0.90 + genpareto.rvs(xi, scale=sigma, size=top, random_state=rng), rng.uniform(0.5, 0.90, pairs - top)]
+    )
 
 
 @pytest.mark.parametrize("persons,pairs", [(30, 200_000), (1000, 500_000), (1400, 975_000)])

@@ -20,11 +20,13 @@ def near(v, seed, eps=0.05):
 
 def test_same_person_on_two_lists_is_one_candidate_named_with_both_lists():
     face = unit(1)
-    g = Gallery([
-        GalleryEntry(1, "Ann Lee", "wanted", Category.WANTED, face, 7, "Ann Lee", "R-1"),
-        GalleryEntry(2, "Ann Lee", "missing", Category.MISSING, near(face, 2, 0.01), 7, "Ann Lee", "R-2"),
-        GalleryEntry(3, "Bob", "wanted", Category.WANTED, unit(3), 8, "Bob"),
-    ])
+    g = Gallery(
+        [
+            GalleryEntry(1, "Ann Lee", "wanted", Category.WANTED, face, 7, "Ann Lee", "R-1"),
+            GalleryEntry(2, "Ann Lee", "missing", Category.MISSING, near(face, 2, 0.01), 7, "Ann Lee", "R-2"),
+            GalleryEntry(3, "Bob", "wanted", Category.WANTED, unit(3), 8, "Bob"),
+        ]
+    )
     m = Matcher(g, 0.9, min_margin=0.05).match(near(face, 4))
     assert m is not None and m.person_id == 7 and m.person_name == "Ann Lee"
     assert set(m.watchlists) == {"wanted", "missing"} and {e.reference for e in m.entries} == {"R-1", "R-2"}
@@ -34,10 +36,12 @@ def test_same_person_on_two_lists_is_one_candidate_named_with_both_lists():
 
 def test_same_face_as_two_different_persons_is_still_ambiguous():
     face = unit(1)
-    g = Gallery([
-        GalleryEntry(1, "Ann", "wanted", Category.WANTED, face, 7, "Ann"),
-        GalleryEntry(2, "Ann twin", "missing", Category.MISSING, near(face, 2, 0.01), 8, "Ann twin"),
-    ])
+    g = Gallery(
+        [
+            GalleryEntry(1, "Ann", "wanted", Category.WANTED, face, 7, "Ann"),
+            GalleryEntry(2, "Ann twin", "missing", Category.MISSING, near(face, 2, 0.01), 8, "Ann twin"),
+        ]
+    )
     m = Matcher(g, 0.9, min_margin=0.05).match(near(face, 4))  # ambiguous: both shown, nothing dropped
     assert m is not None and m.ambiguous and {m.person_id, m.rivals[0].person_id} == {7, 8}
     assert not Matcher(g, 0.9, min_margin=0.0).match(near(face, 4)).ambiguous
@@ -75,11 +79,13 @@ def test_decide_respects_recorded_distinct_pairs_for_added_photos():
 
 def test_candidates_are_persons_above_threshold_best_first():
     face = unit(1)
-    g = Gallery([
-        GalleryEntry(1, "Ann", "wanted", Category.WANTED, face, 7, "Ann"),
-        GalleryEntry(2, "Ann", "missing", Category.MISSING, face, 7, "Ann"),
-        GalleryEntry(3, "Eve", "wanted", Category.WANTED, near(face, 5, 0.2), 9, "Eve"),
-        GalleryEntry(4, "Bob", "wanted", Category.WANTED, unit(9), 8, "Bob"),
-    ])
+    g = Gallery(
+        [
+            GalleryEntry(1, "Ann", "wanted", Category.WANTED, face, 7, "Ann"),
+            GalleryEntry(2, "Ann", "missing", Category.MISSING, face, 7, "Ann"),
+            GalleryEntry(3, "Eve", "wanted", Category.WANTED, near(face, 5, 0.2), 9, "Eve"),
+            GalleryEntry(4, "Bob", "wanted", Category.WANTED, unit(9), 8, "Bob"),
+        ]
+    )
     found = candidates(Matcher(g, 0.9), face)
     assert [c.person_id for c in found] == [7, 9] and found[0].watchlists == ("wanted", "missing")

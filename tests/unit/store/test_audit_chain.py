@@ -29,9 +29,13 @@ def old_log(home, n: int) -> None:
         for seq in range(1, n + 1):
             at = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="microseconds")
             h = link_hash(prev, seq, at, "ada", "old.action", None, "{}")
-            conn.execute(text("INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) "
-                              "VALUES (:s, :at, 'ada', 'old.action', NULL, '{}', :p, :h)"),
-                         {"s": seq, "at": at, "p": prev, "h": h})
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) "
+                    "VALUES (:s, :at, 'ada', 'old.action', NULL, '{}', :p, :h)"
+                ),
+                {"s": seq, "at": at, "p": prev, "h": h},
+            )
             prev = h
     engine.dispose()
 
@@ -59,8 +63,10 @@ def test_an_old_unkeyed_log_is_keyed_from_the_first_new_entry_on(tmp_path):
         for r in rows:
             actor = "mallory" if r["seq"] == 2 else r["actor"]
             h = link_hash(prev, r["seq"], r["at"], actor, r["action"], r["target"], r["details"])
-            c.execute(text("UPDATE audit_log SET actor=:a, prev_hash=:p, hash=:h WHERE seq=:s"),
-                      {"a": actor, "p": prev, "h": h, "s": r["seq"]})
+            c.execute(
+                text("UPDATE audit_log SET actor=:a, prev_hash=:p, hash=:h WHERE seq=:s"),
+                {"a": actor, "p": prev, "h": h, "s": r["seq"]},
+            )
             prev = h
     res = store.verify_audit()
     assert not res.ok and res.broken_seq == 4 and "does not link" in res.reason
@@ -78,7 +84,9 @@ def test_an_unkeyed_log_is_not_accepted_as_old_without_the_migrations_record(tmp
         prev = GENESIS
         for r in [dict(x._mapping) for x in c.execute(text("SELECT * FROM audit_log ORDER BY seq"))]:
             h = link_hash(prev, r["seq"], r["at"], r["actor"], r["action"], r["target"], r["details"])
-            c.execute(text("UPDATE audit_log SET prev_hash=:p, hash=:h WHERE seq=:s"), {"p": prev, "h": h, "s": r["seq"]})
+            c.execute(
+                text("UPDATE audit_log SET prev_hash=:p, hash=:h WHERE seq=:s"), {"p": prev, "h": h, "s": r["seq"]}
+            )
             prev = h
     (tmp_path / "audit.checkpoints").unlink()
     again = Store.for_home(tmp_path)

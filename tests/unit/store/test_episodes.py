@@ -33,8 +33,18 @@ def store(tmp_path):
     s.create_watchlist("missing", Category.MISSING, ADMIN)
     for wl, ref in (("wanted", "R-1"), ("missing", "R-2")):
         person = None if wl == "wanted" else s.person_of("wanted", "Ann")
-        s.enroll(wl, "Ann", vec(1), "m", f"{wl}.jpg", wl[0] * 64, 0.9, ADMIN,
-                 Authorisation("order", "court", ref, datetime.now(UTC) + timedelta(days=9)), person_id=person)
+        s.enroll(
+            wl,
+            "Ann",
+            vec(1),
+            "m",
+            f"{wl}.jpg",
+            wl[0] * 64,
+            0.9,
+            ADMIN,
+            Authorisation("order", "court", ref, datetime.now(UTC) + timedelta(days=9)),
+            person_id=person,
+        )
         s.approve(wl, "Ann", BOB)
     return s
 
@@ -64,8 +74,9 @@ def test_same_camera_after_the_window_is_a_new_alert(store):
 
 
 def test_cameras_of_one_group_form_one_episode_others_do_not(store):
-    ids = {sighting(store, f"cam-{i}:r:1", camera=f"cam-{i}", origin=T0 + 20 * i, group="red").alert_id
-           for i in range(5)}
+    ids = {
+        sighting(store, f"cam-{i}:r:1", camera=f"cam-{i}", origin=T0 + 20 * i, group="red").alert_id for i in range(5)
+    }
     assert len(ids) == 1
     [aid] = ids
     assert store.alert_cameras(aid) == [f"cam-{i}" for i in range(5)]

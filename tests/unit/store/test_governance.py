@@ -165,8 +165,16 @@ def test_every_action_is_audited_and_the_chain_verifies(store):
     store.review(aid, CAROL, "confirm")
     store.record("carol", "identify", "p.jpg", {"faces": 1})
     actions = [e.action for e in store.audit_entries()]
-    for a in ("user.add", "watchlist.create", "entry.create", "entry.enrol", "entry.approve", "alert.create",
-              "alert.confirm", "identify"):
+    for a in (
+        "user.add",
+        "watchlist.create",
+        "entry.create",
+        "entry.enrol",
+        "entry.approve",
+        "alert.create",
+        "alert.confirm",
+        "identify",
+    ):
         assert a in actions
     res = store.verify_audit()
     assert res.ok and res.checked == len(actions)
@@ -183,9 +191,8 @@ def tamper(store, *sql):
 
 
 def test_audit_log_refuses_updates(store):
-    with pytest.raises(Exception, match="append-only"):
-        with store.engine.begin() as c:
-            c.execute(text("UPDATE audit_log SET actor='mallory' WHERE seq=2"))
+    with pytest.raises(Exception, match="append-only"), store.engine.begin() as c:
+        c.execute(text("UPDATE audit_log SET actor='mallory' WHERE seq=2"))
 
 
 @pytest.mark.parametrize(
@@ -194,8 +201,15 @@ def test_audit_log_refuses_updates(store):
         (["UPDATE audit_log SET actor='mallory' WHERE seq=3"], 3, "altered"),
         (["UPDATE audit_log SET details='{}' WHERE seq=4"], 4, "altered"),
         (["DELETE FROM audit_log WHERE seq=3"], 4, "deleted"),
-        (["UPDATE audit_log SET seq=100 WHERE seq=3", "UPDATE audit_log SET seq=3 WHERE seq=4",
-          "UPDATE audit_log SET seq=4 WHERE seq=100"], 3, None),
+        (
+            [
+                "UPDATE audit_log SET seq=100 WHERE seq=3",
+                "UPDATE audit_log SET seq=3 WHERE seq=4",
+                "UPDATE audit_log SET seq=4 WHERE seq=100",
+            ],
+            3,
+            None,
+        ),
         (["DELETE FROM audit_log WHERE seq >= 5"], 5, "deleted"),
         (["DELETE FROM audit_log WHERE seq <= 2"], 3, "no purge accounts"),
     ],

@@ -54,7 +54,11 @@ def test_each_new_entry_is_a_person_unless_linked(store):
     enrol(store, "missing", "Bob", vec(2), "c")
     assert store.person_of("missing", "Ann L.") == ann != store.person_of("missing", "Bob")
     g = store.active_gallery("m")
-    assert {e.subject_name: e.person_id for e in g} == {"Ann": ann, "Ann L.": ann, "Bob": store.person_of("missing", "Bob")}
+    assert {e.subject_name: e.person_id for e in g} == {
+        "Ann": ann,
+        "Ann L.": ann,
+        "Bob": store.person_of("missing", "Bob"),
+    }
     assert {e.reference for e in g if e.person_id == ann} == {"R-1", "R-2"}
     created = [d for a, d in actions(store) if a == "entry.create"]
     assert created[1]["person_id"] == ann and created[1]["linked"] is True
@@ -106,19 +110,27 @@ def test_migration_makes_each_existing_entry_its_own_person(tmp_path):
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0008")
-        conn.execute(text("INSERT INTO watchlists (id, name, category, created_at) VALUES (1, 'w', 'wanted', '2026-01-01')"))
+        conn.execute(
+            text("INSERT INTO watchlists (id, name, category, created_at) VALUES (1, 'w', 'wanted', '2026-01-01')")
+        )
         for i, name in ((1, "Ann"), (2, "Ann"), (3, "Bob")):
-            conn.execute(text(
-                "INSERT INTO subjects (id, watchlist_id, name, status, created_at, urgent) "
-                f"VALUES ({i}, 1, '{name}{i}', 'active', '2026-01-01', 0)"
-            ))
-            conn.execute(text(
-                "INSERT INTO templates (subject_id, descriptor, model, source_name, source_sha256, quality, created_at)"
-                f" VALUES ({i}, x'00', 'm', 'p.jpg', '{i}', 0.9, '2026-01-01')"
-            ))
+            conn.execute(
+                text(
+                    "INSERT INTO subjects (id, watchlist_id, name, status, created_at, urgent) "
+                    f"VALUES ({i}, 1, '{name}{i}', 'active', '2026-01-01', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO templates (subject_id, descriptor, model, source_name, source_sha256, quality, created_at)"
+                    f" VALUES ({i}, x'00', 'm', 'p.jpg', '{i}', 0.9, '2026-01-01')"
+                )
+            )
     engine.dispose()
     engine = open_engine(url)  # upgrades to head
     with engine.connect() as c:
-        rows = c.execute(text("SELECT s.id, s.person_id, p.name FROM subjects s JOIN persons p ON p.id = s.person_id")).all()
+        rows = c.execute(
+            text("SELECT s.id, s.person_id, p.name FROM subjects s JOIN persons p ON p.id = s.person_id")
+        ).all()
         assert c.execute(text("SELECT count(*) FROM templates")).scalar() == 3  # nothing cascaded away
     assert len({pid for _, pid, _ in rows}) == 3 and sorted(n for *_, n in rows) == ["Ann1", "Ann2", "Bob3"]

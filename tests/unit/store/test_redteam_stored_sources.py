@@ -30,14 +30,23 @@ def old_database(url: str) -> None:
         command.upgrade(cfg, "0010")
         for i, (source, _) in enumerate(OLD, start=1):
             conn.execute(
-                text("INSERT INTO runs (id, camera_id, source, status, started_at, frames, faces, tracks, alerts, error)"
-                     " VALUES (:i, :c, :s, 'failed', '2026-01-01', 0, 0, 0, 0, :e)"),
-                {"i": i, "c": f"cam-{i}", "s": source, "e": f"cannot open {source}: [Errno 111] Connection refused: '{source}'"},
+                text(
+                    "INSERT INTO runs (id, camera_id, source, status, started_at, frames, faces, tracks, alerts, error)"
+                    " VALUES (:i, :c, :s, 'failed', '2026-01-01', 0, 0, 0, 0, :e)"
+                ),
+                {
+                    "i": i,
+                    "c": f"cam-{i}",
+                    "s": source,
+                    "e": f"cannot open {source}: [Errno 111] Connection refused: '{source}'",
+                },
             )
             data = {"state": "down", "reason": f"2 attempts failed; last: {source}: refused", "attempt": 2}
             conn.execute(
-                text("INSERT INTO events (event_id, camera_id, kind, start_ts, data, run_id, created_at)"
-                     " VALUES (:e, :c, 'camera_state', 0, :d, :r, '2026-01-01')"),
+                text(
+                    "INSERT INTO events (event_id, camera_id, kind, start_ts, data, run_id, created_at)"
+                    " VALUES (:e, :c, 'camera_state', 0, :d, :r, '2026-01-01')"
+                ),
                 {"e": f"cam-{i}:state:{i}", "c": f"cam-{i}", "d": json.dumps(data), "r": i},
             )
     engine.dispose()

@@ -10,7 +10,6 @@ from metrosight.store.db import StoreError, open_engine
 from metrosight.store.models import Subject, Template
 from metrosight.store.repo import Conflict, NotFound, Store
 
-
 ADMIN = Actor("ada", frozenset({"admin", "approver", "operator", "auditor"}))
 BOB = Actor("bob", frozenset({"approver", "operator"}))
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.exc import SQLAlchemyError
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from metrosight.api.deps import (
@@ -47,13 +47,29 @@ def alert_public(
 ) -> AlertPublic:
     entries = list(a.entries or [])
     return AlertPublic(
-        person_id=a.person_id, entries=entries, sightings=a.sightings or 1, cameras=cameras or [a.camera_id],
+        person_id=a.person_id,
+        entries=entries,
+        sightings=a.sightings or 1,
+        cameras=cameras or [a.camera_id],
         watchlists=list(dict.fromkeys(e["watchlist"] for e in entries)) or [a.watchlist],
-        first_at=a.first_at, last_at=a.last_at,
-        id=a.id, event_id=a.event_id, camera_id=a.camera_id, track_id=a.track_id, subject_id=a.subject_id,
-        subject_name=a.subject_name, watchlist=a.watchlist, category=a.category, score=a.score, distance=a.distance,
-        first_seen=a.first_seen, last_seen=a.last_seen, samples=a.samples, status=a.status,
-        has_crop=bool(a.crop_path), created_at=a.created_at,
+        first_at=a.first_at,
+        last_at=a.last_at,
+        id=a.id,
+        event_id=a.event_id,
+        camera_id=a.camera_id,
+        track_id=a.track_id,
+        subject_id=a.subject_id,
+        subject_name=a.subject_name,
+        watchlist=a.watchlist,
+        category=a.category,
+        score=a.score,
+        distance=a.distance,
+        first_seen=a.first_seen,
+        last_seen=a.last_seen,
+        samples=a.samples,
+        status=a.status,
+        has_crop=bool(a.crop_path),
+        created_at=a.created_at,
         reference=(refs or {}).get(a.subject_id) if a.subject_id is not None else None,  # type: ignore[arg-type]
     )
 
@@ -75,7 +91,9 @@ def list_alerts(
     return alerts_public(store, store.list_alerts(actor, status, limit))
 
 
-@router.get("/api/alerts/stream", response_class=EventSourceResponse, responses={200: {"content": {"text/event-stream": {}}}})
+@router.get(
+    "/api/alerts/stream", response_class=EventSourceResponse, responses={200: {"content": {"text/event-stream": {}}}}
+)
 async def alert_stream(
     request: Request,
     actor: AlertReader,
@@ -98,14 +116,18 @@ async def alert_stream(
         start_alert = min(after, start_alert)
     await run_in_threadpool(store.record, actor.name, "alert.stream", None, {"after": start_alert})
     return EventSourceResponse(
-        _feed(request, svc, actor.name, start_alert, start_review, start_sighting), ping=15, headers={"Cache-Control": "no-store"}
+        _feed(request, svc, actor.name, start_alert, start_review, start_sighting),
+        ping=15,
+        headers={"Cache-Control": "no-store"},
     )
 
 
 RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent in the first event)
 
 
-async def _feed(request: Request, svc, user: str, last_alert: int, last_review: int, last_sighting: int = 0) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
+async def _feed(
+    request: Request, svc, user: str, last_alert: int, last_review: int, last_sighting: int = 0
+) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
     An alert that gained a sighting is sent again (same event, its new sighting count)."""
@@ -165,8 +187,15 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
     a, reviews, earlier = store.alert_detail(alert_id, actor)
     sightings = [
         SightingPublic(
-            n=i, camera_id=sg.camera_id, track_id=sg.track_id, watchlist=sg.watchlist, score=sg.score,
-            first_seen=sg.first_seen, last_seen=sg.last_seen, first_at=sg.first_at, last_at=sg.last_at,
+            n=i,
+            camera_id=sg.camera_id,
+            track_id=sg.track_id,
+            watchlist=sg.watchlist,
+            score=sg.score,
+            first_seen=sg.first_seen,
+            last_seen=sg.last_seen,
+            first_at=sg.first_at,
+            last_at=sg.last_at,
             has_crop=bool(sg.crop_path),
         )
         for i, sg in enumerate(store.sightings(a.id), 1)

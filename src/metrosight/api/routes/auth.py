@@ -65,8 +65,12 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
     _, pw_hash = svc.accounts.session_user(actor.name)
     request.session.clear()
     request.session.update(
-        {"user": actor.name, "sid": secrets.token_urlsafe(16), "csrf": secrets.token_urlsafe(24),
-         "pwv": password_version(pw_hash)}
+        {
+            "user": actor.name,
+            "sid": secrets.token_urlsafe(16),
+            "csrf": secrets.token_urlsafe(24),
+            "pwv": password_version(pw_hash),
+        }
     )
     details: dict[str, object] = {"ip": ip, "via": "password"}
     if actor.password_set_by:
@@ -118,8 +122,13 @@ def sign_out(request: Request) -> None:
 async def login(body: LoginCreate, request: Request) -> MePublic:
     """Sign in with a password; sets the session cookie (HttpOnly, SameSite=Strict). Rate-limited and audited."""
     actor = await sign_in_async(request, body.username, body.password)
-    return MePublic(name=actor.name, roles=sorted(actor.roles), via="session", csrf_token=request.session["csrf"],
-                    must_set_password=actor.must_set_password)
+    return MePublic(
+        name=actor.name,
+        roles=sorted(actor.roles),
+        via="session",
+        csrf_token=request.session["csrf"],
+        must_set_password=actor.must_set_password,
+    )
 
 
 @router.post("/api/logout", status_code=204, response_class=Response)
@@ -133,8 +142,13 @@ def logout(request: Request, _p: Annotated[Principal, Depends(current_principal)
 def me(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> MePublic:
     """Who you are signed in as, your roles, and (for a session) the CSRF token to send with changes."""
     csrf = request.session.get("csrf") if principal.via == "session" else None
-    return MePublic(name=principal.actor.name, roles=sorted(principal.actor.roles), via=principal.via, csrf_token=csrf,  # type: ignore[arg-type]
-                    must_set_password=principal.actor.must_set_password)
+    return MePublic(
+        name=principal.actor.name,
+        roles=sorted(principal.actor.roles),
+        via=principal.via,
+        csrf_token=csrf,  # type: ignore[arg-type]
+        must_set_password=principal.actor.must_set_password,
+    )
 
 
 @router.get("/api/tokens", response_model=list[TokenPublic])

@@ -73,8 +73,16 @@ def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: St
 # -- behaviour events ---------------------------------------------------------------------------------------------
 def _event_public(e) -> EventPublic:  # type: ignore[no-untyped-def]
     return EventPublic(
-        id=e.id, event_id=e.event_id, camera_id=e.camera_id, kind=e.kind, start_ts=e.start_ts, end_ts=e.end_ts,
-        track_id=e.track_id, data=e.data, has_snapshot=bool(e.snapshot_path), created_at=e.created_at,
+        id=e.id,
+        event_id=e.event_id,
+        camera_id=e.camera_id,
+        kind=e.kind,
+        start_ts=e.start_ts,
+        end_ts=e.end_ts,
+        track_id=e.track_id,
+        data=e.data,
+        has_snapshot=bool(e.snapshot_path),
+        created_at=e.created_at,
     )
 
 
@@ -114,8 +122,15 @@ def audit_log(
     rows = store.audit_entries(actor, limit)
     store.record(actor.name, "audit.read", None, {"entries": len(rows)})
     return [
-        AuditEntryPublic(seq=e.seq, at=e.at, actor=e.actor, action=e.action, target=e.target,
-                         details=json.loads(e.details), hash=e.hash)
+        AuditEntryPublic(
+            seq=e.seq,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            target=e.target,
+            details=json.loads(e.details),
+            hash=e.hash,
+        )
         for e in rows
     ]
 
@@ -126,8 +141,9 @@ async def audit_verify(actor: Auditor, store: StoreDep) -> VerifyPublic:
     governed row (approval, template, alert review or status) the keyed log does not back (``mismatches``)."""
     res = await run_in_threadpool(store.verify_audit)
     await run_in_threadpool(store.record, actor.name, "audit.verify", None, {"ok": res.ok, "checked": res.checked})
-    return VerifyPublic(ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason,
-                        mismatches=list(res.mismatches))
+    return VerifyPublic(
+        ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason, mismatches=list(res.mismatches)
+    )
 
 
 # -- users --------------------------------------------------------------------------------------------------------
@@ -153,8 +169,13 @@ def update_user(name: str, body: UserUpdate, actor: Admin, accounts: AccountsDep
     )
 
 
-@router.put("/api/users/{name}/password", status_code=204, response_class=Response, tags=["users"],
-            responses={403: {}, 409: {}, 429: {}})
+@router.put(
+    "/api/users/{name}/password",
+    status_code=204,
+    response_class=Response,
+    tags=["users"],
+    responses={403: {}, 409: {}, 429: {}},
+)
 def set_password(name: str, body: PasswordUpdate, actor: SignedIn, accounts: AccountsDep, request: Request) -> Response:
     """Set a password: your own (with `current_password`), or reset anyone's as an admin. Ends that user's
     sessions and revokes their API tokens. After a reset the account holds no role until its user sets their own

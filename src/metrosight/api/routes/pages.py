@@ -183,8 +183,13 @@ def alerts_page(request: Request) -> Response:
     rows = alerts_public(store, store.list_alerts(actor, None, 50))
     after = max((a.id for a in rows), default=0)
     return render(
-        request, "alerts.html", actor, alerts=rows, after=after,
-        can_review=actor.has("operator"), can_see_crops=actor.has("operator", "admin"),
+        request,
+        "alerts.html",
+        actor,
+        alerts=rows,
+        after=after,
+        can_review=actor.has("operator"),
+        can_see_crops=actor.has("operator", "admin"),
     )
 
 
@@ -201,8 +206,15 @@ def watchlists_page(request: Request) -> Response:
     now = datetime.now(UTC)
     entries = store.entries()
     return render(
-        request, "watchlists.html", actor, watchlists=store.list_watchlists(), entries=entries, now=now,
-        can_create=actor.has("admin"), can_record=actor.has("approver", "admin"), can_approve=actor.has("approver"),
+        request,
+        "watchlists.html",
+        actor,
+        watchlists=store.list_watchlists(),
+        entries=entries,
+        now=now,
+        can_create=actor.has("admin"),
+        can_record=actor.has("approver", "admin"),
+        can_approve=actor.has("approver"),
         cameras=[c.id for c in services(request).runtime.settings.cameras],
     )
 

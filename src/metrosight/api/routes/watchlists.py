@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader, requires
 from metrosight.api.schemas import (
     EnrolPhotoPublic,
-    FoundFacePublic,
     EnrolPublic,
     EntryPublic,
+    FoundFacePublic,
     IdentifyPublic,
     RevokeCreate,
     ShredCreate,
@@ -67,13 +67,28 @@ def _safe_name(filename: str | None, i: int) -> str:
 
 
 def _authorisation(
-    rt, legal_basis: str | None, authority: str | None, reference: str | None, expires: str | None,  # type: ignore[no-untyped-def]
-    valid_from: str | None, cameras: str | None, lines: str | None, urgent: bool,
+    rt,
+    legal_basis: str | None,
+    authority: str | None,
+    reference: str | None,
+    expires: str | None,  # type: ignore[no-untyped-def]
+    valid_from: str | None,
+    cameras: str | None,
+    lines: str | None,
+    urgent: bool,
 ) -> Authorisation | None:
     if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
         return None
-    missing = [n for n, v in (("legal_basis", legal_basis), ("authority", authority), ("reference", reference),
-                              ("expires", expires)) if not (v or "").strip()]
+    missing = [
+        n
+        for n, v in (
+            ("legal_basis", legal_basis),
+            ("authority", authority),
+            ("reference", reference),
+            ("expires", expires),
+        )
+        if not (v or "").strip()
+    ]
     if missing:
         raise HTTPException(422, f"an authorisation needs {', '.join(missing)}")
     now, tz = rt.clock.now(), rt.clock.tz
@@ -97,8 +112,10 @@ def _authorisation(
     response_model=EnrolPublic,
     status_code=201,
     responses={
-        413: {"description": "a photo file is larger than `photos.max_file_mb`, or every photo was refused and one "
-              "of them declares more pixels than `photos.max_megapixels`"},
+        413: {
+            "description": "a photo file is larger than `photos.max_file_mb`, or every photo was refused and one "
+            "of them declares more pixels than `photos.max_megapixels`"
+        },
         422: {"description": "every photo refused (each with its reason)"},
     },
 )
@@ -113,8 +130,11 @@ def enrol(
     reference: Annotated[str | None, Form(max_length=256)] = None,
     expires: Annotated[
         str | None,
-        Form(max_length=40, description="YYYY-MM-DD (the end of that day in the deployment's time zone), "
-             "YYYY-MM-DDTHH:MM (that zone, or with an offset), or a duration such as 30d/12h (at most 3650 days)"),
+        Form(
+            max_length=40,
+            description="YYYY-MM-DD (the end of that day in the deployment's time zone), "
+            "YYYY-MM-DDTHH:MM (that zone, or with an offset), or a duration such as 30d/12h (at most 3650 days)",
+        ),
     ] = None,
     valid_from: Annotated[
         str | None, Form(max_length=40, description="YYYY-MM-DD (that day's start) or YYYY-MM-DDTHH:MM; default now")
@@ -124,8 +144,12 @@ def enrol(
     urgent: Annotated[bool, Form()] = False,
     face: Annotated[
         int | None,
-        Form(ge=1, le=1000, description="with one photo: enrol its face number N (as numbered in a refusal's "
-             "`faces`; 1 = leftmost) instead of the clearly dominant face"),
+        Form(
+            ge=1,
+            le=1000,
+            description="with one photo: enrol its face number N (as numbered in a refusal's "
+            "`faces`; 1 = leftmost) instead of the clearly dominant face",
+        ),
     ] = None,
     person_id: Annotated[
         int | None, Form(ge=1, description="the new entry is this enrolled person (on another list)")
@@ -152,7 +176,8 @@ def enrol(
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
-                413, f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
+                413,
+                f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
                 f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
     rt.store.watchlist_category(watchlist)  # 404 before anything is read
@@ -185,7 +210,10 @@ def enrol(
         warnings=[w for r in results for w in r.warnings],
         photos=[
             EnrolPhotoPublic(
-                photo=r.photo, status=r.status, reason=r.reason, quality=r.quality,  # type: ignore[arg-type]
+                photo=r.photo,
+                status=r.status,
+                reason=r.reason,
+                quality=r.quality,  # type: ignore[arg-type]
                 faces=[FoundFacePublic(**f) for f in r.faces] if r.faces else None,
             )
             for r in results
@@ -236,8 +264,10 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
     "/api/identify",
     response_model=list[IdentifyPublic],
     responses={
-        413: {"description": "a photo file is larger than `photos.max_file_mb`, or no photo could be read and one "
-              "of them declares more pixels than `photos.max_megapixels`"},
+        413: {
+            "description": "a photo file is larger than `photos.max_file_mb`, or no photo could be read and one "
+            "of them declares more pixels than `photos.max_megapixels`"
+        },
         422: {"description": "no photo could be read (each with its reason)"},
     },
     tags=["identify"],
@@ -259,7 +289,8 @@ def identify(
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
-                413, f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
+                413,
+                f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
                 f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
     too_large = False

@@ -6,11 +6,11 @@ unkeyed links end; see metrosight.audit.log).
 Revision ID: 0007
 Revises: 0006
 """
+
 from alembic import op
 
-
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

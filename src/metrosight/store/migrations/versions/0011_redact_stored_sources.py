@@ -7,14 +7,14 @@ source parsed, user name, password and credential parameters replaced by ``***``
 Revision ID: 0011
 Revises: 0010
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 from metrosight.core.source import SourceSpec, SourceSyntaxError, redact_addresses, stored_form
 
-
-revision = '0011'
-down_revision = '0010'
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -31,20 +31,23 @@ def _redact(text: str, source: str | None) -> str:
 
 def upgrade() -> None:
     conn = op.get_bind()
-    runs = sa.table('runs', sa.column('id', sa.Integer), sa.column('source', sa.String), sa.column('error', sa.Text))
+    runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("source", sa.String), sa.column("error", sa.Text))
     sources = dict(conn.execute(sa.select(runs.c.id, runs.c.source)).all())
     events = sa.table(
-        'events', sa.column('id', sa.Integer), sa.column('kind', sa.String), sa.column('data', sa.JSON),
-        sa.column('run_id', sa.Integer),
+        "events",
+        sa.column("id", sa.Integer),
+        sa.column("kind", sa.String),
+        sa.column("data", sa.JSON),
+        sa.column("run_id", sa.Integer),
     )
     rows = conn.execute(
-        sa.select(events.c.id, events.c.data, events.c.run_id).where(events.c.kind == 'camera_state')
+        sa.select(events.c.id, events.c.data, events.c.run_id).where(events.c.kind == "camera_state")
     ).all()
     for eid, data, run_id in rows:
-        if isinstance(data, dict) and isinstance(data.get('reason'), str):
-            reason = _redact(data['reason'], sources.get(run_id))
-            if reason != data['reason']:
-                conn.execute(sa.update(events).where(events.c.id == eid).values(data={**data, 'reason': reason}))
+        if isinstance(data, dict) and isinstance(data.get("reason"), str):
+            reason = _redact(data["reason"], sources.get(run_id))
+            if reason != data["reason"]:
+                conn.execute(sa.update(events).where(events.c.id == eid).values(data={**data, "reason": reason}))
     for rid, source, error in conn.execute(sa.select(runs.c.id, runs.c.source, runs.c.error)).all():
         new_source, new_error = stored_form(source), _redact(error, source) if error else error
         if (new_source, new_error) != (source, error):

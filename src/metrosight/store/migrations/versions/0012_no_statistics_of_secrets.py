@@ -10,14 +10,14 @@ superuser); otherwise a warning says what to run. No-op on SQLite (its ANALYZE s
 Revision ID: 0012
 Revises: 0011
 """
+
 import logging
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0012'
-down_revision = '0011'
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -33,10 +33,13 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS 0")
     if conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
         for table, column in SECRET_COLUMNS:
-            conn.execute(sa.text(
-                "DELETE FROM pg_statistic s USING pg_attribute a WHERE s.starelid = CAST(:t AS regclass)"
-                " AND a.attrelid = s.starelid AND a.attnum = s.staattnum AND a.attname = :c"
-            ), {"t": table, "c": column})
+            conn.execute(
+                sa.text(
+                    "DELETE FROM pg_statistic s USING pg_attribute a WHERE s.starelid = CAST(:t AS regclass)"
+                    " AND a.attrelid = s.starelid AND a.attnum = s.staattnum AND a.attname = :c"
+                ),
+                {"t": table, "c": column},
+            )
     else:
         log.warning(
             "statistics of templates.descriptor and watchlist_keys.wrapped_key gathered before this version may hold "
