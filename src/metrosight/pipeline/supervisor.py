@@ -160,7 +160,7 @@ class Supervisor:
                 raise SupervisorError(f"camera {c.id}: {exc}") from None
         self.on_state_cb = on_state
         self.bus = bus or InProcessBus()
-        self.metrics = NodeMetrics()
+        self.metrics = NodeMetrics(home=self.rt.home.root)
         self.log_level = log_level
         self._ctx = mp.get_context("spawn")
         self._stop_event = self._ctx.Event()
