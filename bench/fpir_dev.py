@@ -176,12 +176,12 @@ def main() -> None:
     dev_parts = [
         (sets["att"][0], ["att:" + x for x in sets["att"][1]]),
         (sets["johns"][0], ["johns:" + x for x in sets["johns"][1]]),
-        (d_lfw[half == "dev"], ["lfw:" + x for x, h in zip(l_lfw, half) if h == "dev"]),
+        (d_lfw[half == "dev"], ["lfw:" + x for x, h in zip(l_lfw, half, strict=True) if h == "dev"]),
     ]
     dev_d = np.concatenate([a for a, _ in dev_parts])
     dev_l = [x for _, ls in dev_parts for x in ls]
     rep_d = d_lfw[half == "report"]
-    rep_l = [x for x, h in zip(l_lfw, half) if h == "report"]
+    rep_l = [x for x, h in zip(l_lfw, half, strict=True) if h == "report"]
 
     # 1. offline settings from the development fold's impostor pairs (every photo pair of different people)
     lab = np.array(dev_l)

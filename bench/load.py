@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -62,9 +63,10 @@ rng = np.random.default_rng(0)
 ok, crop = cv2.imencode(".jpg", rng.integers(0, 255, (112, 112, 3), dtype=np.uint8))
 start, n = time.monotonic(), 0
 while time.monotonic() - start < seconds:
-    sink.on_alert(AlertV1(event_id=f"cam-load-{n}:run:{n}", camera_id=f"cam-load-{n}", track_id=n, subject_id=subject_id,
-                          subject="Eve", watchlist="wl", category="wanted", score=0.95, distance=0.3,
-                          first_seen=float(n), last_seen=float(n) + 1.0, samples=3, crop_jpeg=bytes(crop)))
+    sink.on_alert(AlertV1(event_id=f"cam-load-{n}:run:{n}", camera_id=f"cam-load-{n}", track_id=n,
+                          subject_id=subject_id, subject="Eve", watchlist="wl", category="wanted", score=0.95,
+                          distance=0.3, first_seen=float(n), last_seen=float(n) + 1.0, samples=3,
+                          crop_jpeg=bytes(crop)))
     print(n, time.time(), flush=True)
     n += 1
     time.sleep(max(0.0, start + n * every - time.monotonic()))
@@ -262,10 +264,8 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
         asyncio.create_task(feed_client(base, tokens[OPERATORS[i % len(OPERATORS)]], f, tallies["feeds"]))
         for i, f in enumerate(feeds)
     ]
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(f.hello.wait() for f in feeds)), timeout=120)
-    except TimeoutError:
-        pass
     opened_s = time.monotonic() - t_open
     opened = sum(f.hello.is_set() for f in feeds)
 
@@ -422,7 +422,8 @@ def main() -> int:
     )
     f, a, s = res["feeds"], res["api"], res["sign_ins"]
     print(
-        f"\nmetrosight serve under load on loopback, {args.seconds:.0f} s (SQLite store; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n"
+        f"\nmetrosight serve under load on loopback, {args.seconds:.0f} s "
+        f"(SQLite store; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n"
     )
     print("| clients | responses | 2xx | 4xx (429) | ≥ 500 | connection errors | p50 / p95 ms |")
     print("|---|---|---|---|---|---|---|")
@@ -437,7 +438,8 @@ def main() -> int:
         )
     print(
         f"\nlive feeds: {f['opened']}/{f['clients']} open in {f['open_all_s']} s; alerts raised {f['alerts_raised']}; "
-        f"fewest received by a client {f['received_min']}; every client got every alert: {f['every_client_got_every_alert']}; "
+        f"fewest received by a client {f['received_min']}; "
+        f"every client got every alert: {f['every_client_got_every_alert']}; "
         f"reconnects {f['reconnects']}, closed by the server {f['closed_by_server']}; "
         f"delivery (stored → received) p50 {f['delivery_p50_ms']} ms, p95 {f['delivery_p95_ms']} ms"
     )
@@ -446,7 +448,8 @@ def main() -> int:
         f"status disagreeing with reviews: {res['alerts_whose_status_disagrees_with_reviews']}"
     )
     print(
-        f"audit chain: {res['audit']['entries']} entries, verifies: {res['audit']['ok']}, gap-free: {res['audit']['gap_free']}; "
+        f"audit chain: {res['audit']['entries']} entries, verifies: {res['audit']['ok']}, "
+        f"gap-free: {res['audit']['gap_free']}; "
         f"errors in the server log: {errors_logged}"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -358,8 +358,9 @@ def main() -> int:
     best = max(ok, key=lambda r: r["cameras"]) if ok else None
     if best:
         console.print(
-            f"capacity: {best['cameras']} camera(s) keep up at {args.fps:g} fps with ≥{MIN_DESCRIPTORS:g} descriptors/s "
-            f"each ({best['faces_per_s']:.0f} faces/s, {best['descriptors_per_s']:.0f} descriptors/s, "
+            f"capacity: {best['cameras']} camera(s) keep up at {args.fps:g} fps "
+            f"with ≥{MIN_DESCRIPTORS:g} descriptors/s each ({best['faces_per_s']:.0f} faces/s, "
+            f"{best['descriptors_per_s']:.0f} descriptors/s, "
             f"{best['cpu_workers']:.2f} cores in workers); the machine is shared, load average before the runs: "
             f"{', '.join(str(r['loadavg_1m_before']) for r in rows)}"
         )

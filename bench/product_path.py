@@ -158,7 +158,7 @@ def main() -> None:
         recs = base[len(gallery) :]
         lookup = {str(r.path): r for r in recs}
         out = []
-        for k, p in items:
+        for _, p in items:
             rec = lookup[str(p)]
             if rec.descriptor is None:
                 out.append((None, None))
@@ -214,11 +214,13 @@ def main() -> None:
             }
             report["runs"].setdefault(subset, []).append(row)
             rows.append(("metrosight " + label, row))
-        bm = [x for (k, _), x in zip(mated, b_m) if keep(k)]
-        bn = [x for (k, _), x in zip(nonmated, b_n) if keep(k)]
-        b_rank1 = sum(1 for (k, _), (who, _) in zip([x for x in mated if keep(x[0])], bm) if who == k) / len(m)
+        bm = [x for (k, _), x in zip(mated, b_m, strict=True) if keep(k)]
+        bn = [x for (k, _), x in zip(nonmated, b_n, strict=True) if keep(k)]
+        b_rank1 = sum(
+            1 for (k, _), (who, _) in zip([x for x in mated if keep(x[0])], bm, strict=True) if who == k
+        ) / len(m)
         b_fnir = 1 - sum(
-            1 for (k, _), (who, d) in zip([x for x in mated if keep(x[0])], bm) if who == k and d <= 0.6
+            1 for (k, _), (who, d) in zip([x for x in mated if keep(x[0])], bm, strict=True) if who == k and d <= 0.6
         ) / len(m)
         b_fpir = sum(1 for who, d in bn if who is not None and d <= 0.6) / len(n)
         brow = {

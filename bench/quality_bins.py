@@ -12,10 +12,10 @@ its mirror image).
 Measure: the *genuine-match rate* — the share of a person's probes whose cosine to the person's template (the unit
 mean of their *other* original photos) reaches the threshold at which 1 in 1,000 impostor comparisons (a probe
 against another person's template, development set) match. Per bin of one measure, among faces that pass the limits
-already chosen (face height first, then sharpness, then yaw). A limit sits where the rate drops: walking the bins from the worst end,
-the first bin (with at least 25 probes) whose rate is within 5 points of the rate of all original development
-photos starts the accepted range; where the bins beyond it are too small to judge, the previous limit is kept if
-it lies there (a limit is not tightened without evidence).
+already chosen (face height first, then sharpness, then yaw). A limit sits where the rate drops: walking the bins from
+the worst end, the first bin (with at least 25 probes) whose rate is within 5 points of the rate of all original
+development photos starts the accepted range; where the bins beyond it are too small to judge, the previous limit is
+kept if it lies there (a limit is not tightened without evidence).
 
 Writes ``bench/results/quality_bins.json`` and ``docs/accuracy/quality_bins.png``; prints the table.
 """
@@ -136,7 +136,6 @@ def scores(f: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray
     pidx = np.array([people.index(p) for p in person])
     cos_all = d @ templates.T
     cos_all[np.arange(len(d)), pidx] = -np.inf
-    imp = cos_all.max(axis=1)
     gen = np.full(len(d), np.nan)
     for k in range(len(d)):
         p = person[k]
@@ -230,7 +229,8 @@ def main() -> None:
             rh = "-" if bh["rate"] is None else f"{bh['rate']:.3f}"
             print(f"  {bd['lo']:>7g}–{bd['hi']:<8g} {bd['n']:>6} {rd:>9} {bh['n']:>11} {rh:>14}")
     print(
-        f"\n{'limits':8} {'split':8} {'accepted (orig)':>16} {'accepted (all)':>15} {'match acc.':>11} {'match ref.':>11}"
+        f"\n{'limits':8} {'split':8} {'accepted (orig)':>16} {'accepted (all)':>15} "
+        f"{'match acc.':>11} {'match ref.':>11}"
     )
     for k, r in report.items():
         name, split = k.split("/")

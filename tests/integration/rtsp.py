@@ -7,6 +7,7 @@ bytes. :func:`looped_video` makes a long H.264 MP4 (no audio) from a short clip 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -167,11 +168,8 @@ class GarbageServer:
             except OSError:
                 return
             self.connections += 1
-            with conn:
-                try:
-                    conn.sendall(os.urandom(64 * 1024))
-                except OSError:
-                    pass
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(os.urandom(64 * 1024))
 
     def __enter__(self) -> Self:
         self._thread.start()

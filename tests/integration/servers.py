@@ -13,6 +13,7 @@ They skip with a reason when the binaries are missing, and fail in CI (``CI`` se
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -158,10 +159,8 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run(str(self.pg_ctl), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:

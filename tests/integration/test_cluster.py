@@ -279,7 +279,8 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
                 "ingest: {analysis_fps: 5, stall_timeout_seconds: 3, open_timeout_seconds: 5}\n"
                 "privacy: {policy_refresh_seconds: 0.5}\n"
                 "alerts: {episode_window_s: 0, group_window_s: 0}\n"
-                f"cameras:\n  - {{id: live-a, source: '{rtsp.url('a')}'}}\n  - {{id: live-b, source: '{rtsp.url('b')}'}}\n"
+                f"cameras:\n  - {{id: live-a, source: '{rtsp.url('a')}'}}\n"
+                f"  - {{id: live-b, source: '{rtsp.url('b')}'}}\n"
             )
             c.consumer()
             for w in ("w1", "w2"):

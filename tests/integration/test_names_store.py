@@ -176,7 +176,7 @@ def test_look_alikes_enrolled_at_the_same_moment_make_one_entry(store):
     entries = store.entries("wanted")
     assert len(entries) == 1, [e.name for e in entries]
     winner = entries[0].name
-    assert all((o == "ok") == looks_same(v, winner) for o, v in zip(outcomes, variants))
+    assert all((o == "ok") == looks_same(v, winner) for o, v in zip(outcomes, variants, strict=True))
 
 
 def looks_same(a: str, b: str) -> bool:

@@ -23,8 +23,8 @@ a = p.image
 # the peak of this process's own memory (VmHWM is reset at exec; ru_maxrss keeps the forking parent's peak, which is
 # the whole pytest process when it forked us)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"shape": list(a.shape), "size": list(p.size), "corner": a[0, 0].tolist(), "centre": a[a.shape[0] // 2, a.shape[1] // 2].tolist(),
-                  "rss_mb": hwm / 1024}))
+print(json.dumps({"shape": list(a.shape), "size": list(p.size), "corner": a[0, 0].tolist(),
+                  "centre": a[a.shape[0] // 2, a.shape[1] // 2].tolist(), "rss_mb": hwm / 1024}))
 """
 
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_confirm_and_reject_at_once_never_lose_the_rejection(store: Store, round
     approved_entry(store)
     for n in range(rounds):
         aid = raise_alert(store, n)
-        at_once(lambda: store.review(aid, BOB, "confirm"), lambda: store.review(aid, CAROL, "reject", "not him"))
+        at_once(partial(store.review, aid, BOB, "confirm"), partial(store.review, aid, CAROL, "reject", "not him"))
         status = next(a.status for a in store.alerts() if a.id == aid)
         assert status == "rejected"  # whichever came first, the rejection stands
         with pytest.raises(PolicyError, match="already rejected"):
@@ -131,7 +132,7 @@ def test_two_confirmations_at_once_make_the_alert_actionable(store: Store) -> No
     approved_entry(store)
     for n in range(6):
         aid = raise_alert(store, n)
-        out = at_once(lambda: store.review(aid, BOB, "confirm"), lambda: store.review(aid, CAROL, "confirm"))
+        out = at_once(partial(store.review, aid, BOB, "confirm"), partial(store.review, aid, CAROL, "confirm"))
         assert sorted(out) == ["actionable", "confirmed_once"]  # type: ignore[type-var]
         assert next(a.status for a in store.alerts() if a.id == aid) == "actionable"
     assert_chain_whole(store)
@@ -141,7 +142,7 @@ def test_approve_and_revoke_at_once_leave_the_entry_revoked_for_good(store: Stor
     for n in range(5):
         name = f"P{n}"
         enrol(store, name, ADA, 10 + n)
-        at_once(lambda: store.approve("wl", name, BOB), lambda: store.revoke("wl", name, CAROL, "order withdrawn"))
+        at_once(partial(store.approve, "wl", name, BOB), partial(store.revoke, "wl", name, CAROL, "order withdrawn"))
         e = next(x for x in store.entries("wl") if x.name == name)
         assert (e.status, e.templates) == ("revoked", 0)
         with pytest.raises(PolicyError, match="revoked"):
@@ -205,7 +206,7 @@ def test_adding_a_photo_while_another_approves_never_leaves_an_entry_approved_by
     for n in range(5):
         name = f"Q{n}"
         enrol(store, name, ADA, 20 + n)
-        at_once(lambda: store.approve("wl", name, BOB), lambda: enrol(store, name, CAROL, 200 + n))
+        at_once(partial(store.approve, "wl", name, BOB), partial(enrol, store, name, CAROL, 200 + n))
         e = next(x for x in store.entries("wl") if x.name == name)
         # either carol's photo came first (bob approved both) or bob's approval did (carol's photo undid it)
         assert (e.status, e.approved_by, e.templates) in (("active", "bob", 2), ("pending", None, 2))

@@ -4,8 +4,10 @@ camera's empty view (matplotlib, PNG)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +26,28 @@ def median_background(samples: list[np.ndarray]) -> np.ndarray:
     return np.median(np.stack(samples), axis=0).astype(np.uint8)
 
 
+class PlottedEvent(Protocol):
+    """What the plot reads of a behaviour event (:class:`metrosight.bus.payloads.EventV1`)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def track_id(self) -> int | None: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def data(self) -> Mapping[str, object]: ...
+
+
+class PlottedEventEnd(Protocol):
+    """What the plot reads of an event's end (:class:`metrosight.bus.payloads.EventUpdateV1`)."""
+
+    @property
+    def end_ts(self) -> float: ...
+    @property
+    def data(self) -> Mapping[str, object]: ...
+
+
 @dataclass(slots=True)
 class PlotData:
     """What :func:`render` draws.
@@ -40,7 +64,7 @@ class PlotData:
     scale: float
     scene: Scene
     history: list[tuple[float, int, Box]]
-    events: list[tuple[object, object | None]]
+    events: list[tuple[PlottedEvent, PlottedEventEnd | None]]
     title: str = ""
 
 
@@ -74,15 +98,14 @@ def render(data: PlotData, path: Path) -> Path:
         ax.text(a[0, 1], a[0, 2] - 4, f"#{tid} {a[0, 0]:.0f}s", color=colour, fontsize=7)
     n_label = 0
     for ev, upd in data.events:
-        kind = ev.kind  # type: ignore[attr-defined]
-        tid = ev.track_id  # type: ignore[attr-defined]
-        pts = tracks.get(tid)
-        if not pts:
+        kind, track = ev.kind, ev.track_id
+        seen = tracks.get(track) if track is not None else None
+        if not seen:
             continue
-        start = ev.start_ts  # type: ignore[attr-defined]
-        end = upd.end_ts if upd is not None else None  # type: ignore[attr-defined]
-        near = min(pts, key=lambda p: abs(p[0] - start))
-        merged = {**ev.data, **(upd.data if upd is not None else {})}  # type: ignore[attr-defined]
+        start = ev.start_ts
+        end = upd.end_ts if upd is not None else None
+        near = min(seen, key=lambda p: abs(p[0] - start))
+        merged = {**ev.data, **(upd.data if upd is not None else {})}
         if kind == LOITERING:
             label = f"loitering {start:.1f}s" + (f"–{end:.1f}s" if end is not None else "")
             label += f" ({merged.get('duration_s', '?')} s, {merged.get('zone')})"
@@ -93,7 +116,7 @@ def render(data: PlotData, path: Path) -> Path:
         else:
             continue
         ax.annotate(
-            f"track #{tid}: {label}",
+            f"track #{track}: {label}",
             (near[1], near[2]),
             xytext=(0.02, 0.95 - 0.065 * n_label),
             textcoords="axes fraction",

@@ -184,7 +184,10 @@ SECURITY_HEADERS = {
 # Responses carry personal data (alerts, crops, the audit log, users): no browser or proxy may keep a copy. Only the
 # static assets (scripts, styles, the docs' bundle) may be cached.
 NO_STORE = "no-store"
-CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
 CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
     "script-src 'self'", "script-src 'self' 'unsafe-inline'"
 )  # the Swagger UI page starts itself with an inline script

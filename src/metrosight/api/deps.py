@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -34,7 +34,7 @@ cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description=
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -59,7 +59,7 @@ class Principal:
     """Who is calling and how: ``via`` is ``token`` or ``session``."""
 
     actor: Actor
-    via: str
+    via: Literal["session", "token"]
 
 
 class NotSignedIn(HTTPException):

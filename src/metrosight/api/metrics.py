@@ -95,7 +95,7 @@ class ServiceCollector(Collector):
                 a.add_metric([status], float(n))
             yield a
         if self.operating is not None:
-            yield from self._operating()
+            yield from self._operating(self.operating)
         if self.home is not None:
             yield from self._disk(self.home)
 
@@ -114,9 +114,10 @@ class ServiceCollector(Collector):
         yield free
         yield size
 
-    def _operating(self) -> Iterator[Metric]:
+    @staticmethod
+    def _operating(operating: Callable[[], dict[str, Any]]) -> Iterator[Metric]:
         try:
-            op = self.operating()
+            op = operating()
         except Exception as exc:  # noqa: BLE001 - a scrape never fails for it; the API endpoint names the cause
             log.warning("operating point unavailable for /metrics: %s", exc)
             return
@@ -135,7 +136,7 @@ class ServiceCollector(Collector):
         ):
             if op.get(key) is not None:
                 g = GaugeMetricFamily(name, text)
-                g.add_metric([], float(op[key]))  # type: ignore[arg-type]
+                g.add_metric([], float(op[key]))
                 yield g
 
 

@@ -7,10 +7,10 @@ that cannot renew (Redis unreachable, or another worker holds the lease) stops t
 workers run a camera together for at most the time it takes to notice (duplicates are harmless: event ids are
 deterministic and the store keeps one copy).
 
-Presence (the sorted set ``<prefix>:workers``, scored by expiry time) lets workers see how many of them are alive and take a fair
-share of the cameras. Progress (``<prefix>:progress:<camera>``, a hash) records, for a file source, the last frame
-at which the camera was quiescent (no live track) and every alert before it was on the bus, so another worker
-resumes there; writes are fenced by the lease.
+Presence (the sorted set ``<prefix>:workers``, scored by expiry time) lets workers see how many of them are alive and
+take a fair share of the cameras. Progress (``<prefix>:progress:<camera>``, a hash) records, for a file source, the
+last frame at which the camera was quiescent (no live track) and every alert before it was on the bus, so another
+worker resumes there; writes are fenced by the lease.
 """
 
 from __future__ import annotations

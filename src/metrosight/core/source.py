@@ -22,6 +22,7 @@ decodes them before authenticating. As in FFmpeg, the user information ends at t
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -180,10 +181,8 @@ def _nested_secrets(value: str) -> list[str]:
     credential pairs (``exp=1~hmac=…``)."""
     out: list[str] = []
     if "://" in value:
-        try:
+        with contextlib.suppress(SourceSyntaxError):
             out += SourceSpec.parse(value).secrets()
-        except SourceSyntaxError:
-            pass
     if "@" in value:
         userinfo = value.rsplit("@", 1)[0].rsplit("/", 1)[-1]
         out += [piece for piece in userinfo.split(":") if piece]

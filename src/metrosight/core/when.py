@@ -17,6 +17,7 @@ Pure functions: the caller passes ``now`` (see :class:`Clock`), so tests pin it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -71,10 +72,8 @@ def local_zone() -> tzinfo:
             candidates.append(target.split("/zoneinfo/", 1)[1])
     except OSError:
         pass
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
     for c in candidates:
         if c and not c.startswith("/"):
             try:

@@ -14,8 +14,8 @@ Cases within a tolerance band of a threshold cannot be called either way from no
 ground truths: *strict* (clear cases: stays at least ``band_seconds`` longer than the loitering time; speeds at
 least ``band_speed`` × the threshold for ``band_fast_seconds`` (two samples: a dropped first or last sample shortens
 what is seen) longer than the minimum duration) for recall, and *lenient* (stays at least ``band_seconds`` shorter;
-speeds above the threshold / ``band_speed`` for half the minimum duration) for precision. An event matches a ground-truth episode
-of the same true person (and zone) whose time interval it overlaps.
+speeds above the threshold / ``band_speed`` for half the minimum duration) for precision. An event matches a
+ground-truth episode of the same true person (and zone) whose time interval it overlaps.
 """
 
 from __future__ import annotations
@@ -259,9 +259,6 @@ class HarnessRules:
     band_fast_seconds: float = 0.8
 
 
-relinked = [0]
-
-
 def evaluate(
     trajs: dict[int, np.ndarray], perturbation: Perturbation, hr: HarnessRules = HarnessRules()
 ) -> dict[str, Score]:
@@ -276,11 +273,13 @@ def evaluate(
     for ts, obs, ended in frames:
         events += engine.update(ts, obs, ended)
     events += engine.finish(frames[-1][0] if frames else 0.0)
-    relinked[0] = engine.relinked
-    g = r.exit_grace_seconds
-    w = r.speed_window_seconds
-    stays = lambda m: true_stays(trajs, zones, g, m)
-    fast = lambda v, m: true_fast(trajs, v, m, w)
+
+    def stays(m: float) -> list[Episode]:
+        return true_stays(trajs, zones, r.exit_grace_seconds, m)
+
+    def fast(v: float, m: float) -> list[Episode]:
+        return true_fast(trajs, v, m, r.speed_window_seconds)
+
     L, V, M = r.loitering_seconds, r.fast_speed_mps, r.min_duration_seconds
     return {
         LOITERING: score(LOITERING, events, owner, stays(L + hr.band_seconds), stays(L - hr.band_seconds)),

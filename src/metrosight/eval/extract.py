@@ -157,11 +157,11 @@ class MetrosightEncoder:
             desc = np.asarray(self.embedder.embed(np.ascontiguousarray(chips)), dtype=np.float32)
             return FaceRecord(path, label, desc[0], desc[1] if self.flip else None)
         det = subject_face([d for d in self._detect(image) if d.landmarks is not None], w, h)
-        if det is None:
+        if det is None or det.landmarks is None:  # (only faces with landmarks were offered)
             return FaceRecord(path, label, None, problem="no face found")
         chip = align(image, det.box, det.landmarks)
         # Size is judged at the photo's own resolution: an upscaled photo adds no detail.
-        q = assess(  # type: ignore[arg-type]
+        q = assess(
             det.box,
             chip,
             det.landmarks,

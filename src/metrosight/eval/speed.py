@@ -4,7 +4,8 @@ scripts in ``bench/`` (detectors.py, embedder.py, pipeline.py, compare_peer.py).
 Timings are taken on one core (:func:`pin_one_core`): per-frame detector cost as process CPU time and wall time
 (the fastest of a few repeats of each frame, then the median over frames), descriptor cost as the median process
 CPU time of a batch. CPU time is what a dedicated core would take; on a shared machine the wall clock of the same
-run stretches with the other processes' load, its CPU time much less. Accuracy: detector recall and false positives on dlib's annotated photos and FDDB fold 1 (IoU ≥ 0.4,
+run stretches with the other processes' load, its CPU time much less. Accuracy: detector recall and false positives
+on dlib's annotated photos and FDDB fold 1 (IoU ≥ 0.4,
 :mod:`metrosight.eval.detection`); descriptor parity with dlib's own runtime on LFW fold 1 (lowest cosine between
 the two backends' descriptors of the same chip, and each backend's verification accuracy at dlib's 0.6 threshold).
 
@@ -13,6 +14,7 @@ Nothing here runs at import time; the model and data loaders are called by the b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
@@ -453,10 +455,8 @@ def bench_watchlist(
         store.add_user(BENCH_RECORDER, ["admin", "approver"], None)
         store.add_user(BENCH_APPROVER, ["approver", "operator"], store.actor(BENCH_RECORDER))
     recorder, approver = store.actor(BENCH_RECORDER), store.actor(BENCH_APPROVER)
-    try:
+    with contextlib.suppress(Conflict):
         store.create_watchlist(name, Category.WANTED, recorder)
-    except Conflict:
-        pass
     auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
     from metrosight.ingest.images import photo_or_error
 

@@ -115,12 +115,14 @@ def _block_scores(
 ) -> np.ndarray:
     """Scores ``(len(rows), N)`` of photos ``rows`` against every photo, as :func:`pair_scores` computes them."""
     if method.scoring == "euclidean":
-        assert a is not None
+        if a is None:
+            raise MetricError("euclidean scores need the squared norms (_pair_stats)")
         d2 = a[rows, None] + a[None, :] - 2.0 * (v[rows] @ v.T)
         return -np.sqrt(np.maximum(d2, 0.0))
     cos = np.asarray(v[rows] @ v.T, dtype=np.float64)
     if method.scoring == "asnorm":
-        assert a is not None and b is not None
+        if a is None or b is None:
+            raise MetricError(f"method {method.name!r} needs the cohort statistics (_pair_stats)")
         cos = 0.5 * ((cos - a[rows, None]) / b[rows, None] + (cos - a[None, :]) / b[None, :])
     return cos
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metrosight.config.model import PhotosConfig
+
 #: formats read, in the words used in messages
 SUPPORTED = "JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP, PNM"
 MAX_IMAGE_BYTES = 40_000_000
@@ -73,8 +75,8 @@ class PhotoLimits:
     max_bytes: int = MAX_IMAGE_BYTES
 
     @classmethod
-    def of(cls, cfg: object) -> PhotoLimits:
-        """From the ``photos`` section of the configuration (:class:`metrosight.config.model.PhotosConfig`)."""
+    def of(cls, cfg: PhotosConfig) -> PhotoLimits:
+        """From the ``photos`` section of the configuration."""
         return cls(
             max_pixels=int(round(cfg.max_megapixels * 1_000_000)),
             max_side=int(cfg.max_side),
@@ -194,7 +196,7 @@ _registered = False
 _register_lock = threading.Lock()
 
 
-def _pil():  # type: ignore[no-untyped-def]
+def _pil():
     """Pillow with the HEIF opener registered (once, at first use: nothing happens at import time)."""
     global _registered
     from PIL import Image
@@ -389,7 +391,7 @@ def _bytes_message(n: int, limit: int) -> str:
     return f"file is {n / 1e6:.0f} MB, larger than the {limit / 1e6:g} MB limit (photos.max_file_mb)"
 
 
-def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:  # type: ignore[no-untyped-def]
+def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:
     from PIL import Image
 
     w, h = im.size
@@ -424,7 +426,7 @@ def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: Pho
     return Photo(np.ascontiguousarray(arr), hashlib.sha256(data).hexdigest(), label, name, fmt, (w, h))
 
 
-def _orientation(im) -> int:  # type: ignore[no-untyped-def]
+def _orientation(im) -> int:
     """The EXIF orientation of an opened photo (1 when absent or unreadable; HEIF: pillow-heif applies it)."""
     try:
         return int(im.getexif().get(0x0112, 1))
@@ -432,7 +434,7 @@ def _orientation(im) -> int:  # type: ignore[no-untyped-def]
         return 1
 
 
-def _reduced(im, max_side: int):  # type: ignore[no-untyped-def]
+def _reduced(im, max_side: int):
     """A loaded image whose longer side exceeds ``max_side`` reduced by the smallest integer factor that brings it
     within (box averaging, in Pillow's own mode; palette and 1-bit images are expanded first, 16-bit grey is
     averaged as 16-bit), so conversions and copies run on the small image."""
@@ -453,7 +455,7 @@ def _reduced(im, max_side: int):  # type: ignore[no-untyped-def]
     return im.reduce(k)
 
 
-def _to_rgb(im):  # type: ignore[no-untyped-def]
+def _to_rgb(im):
     """``im`` as an 8-bit RGB image: 16-bit grey scaled (not clipped), transparency flattened onto white."""
     from PIL import Image
 
@@ -514,7 +516,7 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
-def _read_at_most(fh, n: int) -> bytes:  # type: ignore[no-untyped-def]
+def _read_at_most(fh, n: int) -> bytes:
     """Up to ``n`` bytes of an open file (fewer at its end)."""
     chunks, left = [], n
     while left > 0:

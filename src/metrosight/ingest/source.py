@@ -112,15 +112,13 @@ def open_container(
         SourceError: the source cannot be opened; the message names it (without credentials), the transport for
             RTSP, and says what to check.
     """
-    kwargs: dict[str, object] = {}
-    if spec.is_network:
-        kwargs["timeout"] = (open_timeout, read_timeout if read_timeout is not None else open_timeout)
-    elif spec.kind == "webcam":
-        kwargs["format"] = "v4l2"
+    # PyAV's defaults (None) where a setting does not apply
+    timeout = (open_timeout, read_timeout if read_timeout is not None else open_timeout) if spec.is_network else None
+    fmt = "v4l2" if spec.kind == "webcam" and not spec.is_network else None
     what = _KIND_NAME.get(spec.kind, "stream")
     if spec.kind != "rtsp":
         try:
-            return av.open(spec.url_for_ffmpeg, **kwargs)  # type: ignore[call-overload,no-any-return]
+            return av.open(spec.url_for_ffmpeg, format=fmt, timeout=timeout)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason, hint = _why(spec, exc, open_timeout)
             raise SourceError(f"cannot open {what} {spec.display}: {reason}; {hint}") from None
@@ -129,9 +127,7 @@ def open_container(
     hint = ""
     for transport in transports:
         try:
-            return av.open(  # type: ignore[call-overload,no-any-return]
-                spec.url_for_ffmpeg, options={"rtsp_transport": transport}, **kwargs
-            )
+            return av.open(spec.url_for_ffmpeg, format=fmt, options={"rtsp_transport": transport}, timeout=timeout)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason, hint = _why(spec, exc, open_timeout)
             failures.append(f"over {transport.upper()}: {reason}")

@@ -39,7 +39,10 @@ def password_problem(password: str, user: str) -> str | None:
     """Why ``password`` may not be ``user``'s new password (one line saying what to do), or None if it may."""
     password = _nfc(password)
     if len(password) < MIN_LENGTH:
-        return f"a password needs at least {MIN_LENGTH} characters (a passphrase of three or four unrelated words is easiest)"
+        return (
+            f"a password needs at least {MIN_LENGTH} characters (a passphrase of three or four unrelated words is "
+            "easiest)"
+        )
     if len(password) > MAX_LENGTH:
         return f"a password may have at most {MAX_LENGTH} characters"
     low = password.casefold()
@@ -53,7 +56,10 @@ def password_problem(password: str, user: str) -> str | None:
     result = zxcvbn.zxcvbn(password[:ZXCVBN_MAX], user_inputs=[user, *CONTEXT_WORDS])
     if result["score"] < MIN_SCORE:
         warning = (result["feedback"].get("warning") or "it follows a common pattern").rstrip(".")
-        return f"this password is too easy to guess ({warning[0].lower() + warning[1:]}); use a longer passphrase of unrelated words"
+        return (
+            f"this password is too easy to guess ({warning[0].lower() + warning[1:]}); use a longer passphrase of "
+            "unrelated words"
+        )
     return None
 
 

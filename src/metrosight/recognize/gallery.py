@@ -83,8 +83,8 @@ class Gallery:
 class Matcher:
     """Decides whether a probe is someone on the gallery.
 
-    The candidate is the *person* with the highest cosine similarity (the best of their entries). Without a cohort the decision score is that
-    cosine; with one it is the candidate's AS-norm score against the cohort
+    The candidate is the *person* with the highest cosine similarity (the best of their entries). Without a cohort the
+    decision score is that cosine; with one it is the candidate's AS-norm score against the cohort
     (:class:`~metrosight.recognize.normalize.CohortNorm`), which makes one threshold mean about the same false-match
     rate for every face. The identity (and so rank-1) is always that of the best cosine.
 
@@ -182,10 +182,10 @@ class Matcher:
     def _as_match(self, i: int, score: float, cosine: float, cos: np.ndarray | None = None) -> Match:
         e = self.gallery.entries[i]
         distance = float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine)))
-        rows = [j for j in np.flatnonzero(self.gallery.person_keys == self.gallery.person_keys[i])]
+        rows = [int(j) for j in np.flatnonzero(self.gallery.person_keys == self.gallery.person_keys[i])]
         if cos is not None:
             rows.sort(key=lambda j: -float(cos[j]))
-        rows = [i] + [int(j) for j in rows if j != i]
+        rows = [i] + [j for j in rows if j != i]
         entries = tuple(
             EntryRef(g.subject_id, g.subject_name, g.watchlist, g.category, g.reference)
             for g in (self.gallery.entries[j] for j in rows)

@@ -29,9 +29,9 @@ exceedances, too few to read a quantile. So:
   at 0.003 and 0.005–0.007 at 0.01 there, and 0.0004–0.0021 at 0.003 and 0.004–0.006 at 0.01 on the held-out half;
 - fewer than :data:`MIN_LOCAL_PAIRS` impostor pairs (a gallery of about 200 persons or fewer, without calibration
   faces): the *prior* tail measured offline on the development fold (:data:`PRIOR_TAIL`, fitted the same way on
-  its 232,599 photo pairs of different people). A tail fitted on a few thousand pairs swings by more than the target itself (measured on the
-  development fold: thresholds 0.97–0.99 for galleries of 60–110 persons, missing most genuine matches), so a small
-  gallery borrows the development fold's tail until it has enough pairs of its own.
+  its 232,599 photo pairs of different people). A tail fitted on a few thousand pairs swings by more than the target
+  itself (measured on the development fold: thresholds 0.97–0.99 for galleries of 60–110 persons, missing most
+  genuine matches), so a small gallery borrows the development fold's tail until it has enough pairs of its own.
 
 Whatever the estimate, the threshold is never below :data:`FLOOR_COSINE` (the development fold's cosine at a
 per-comparison false-match rate of :data:`FLOOR_FMR`, measured by ``bench/fpir_dev.py``) nor below a configured
@@ -273,7 +273,7 @@ class OperatingPoint:
         return float(searches) * self.target_fpir
 
     def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 def operating_point(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from metrosight.api.app import ApiConfig, create_app
 from metrosight.bus.inproc import InProcessBus
@@ -20,9 +20,6 @@ from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.passwords import hash_password
 from metrosight.store.accounts import Accounts
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
-
-warnings.filterwarnings("ignore", message=".*httpx.*")
-from fastapi.testclient import TestClient
 
 FACE = Box(200, 100, 360, 300)
 SCRIPT = {1: [FACE], 2: [], 3: [FACE, Box(400, 120, 560, 320)], 4: [FACE]}

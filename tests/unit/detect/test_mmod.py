@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def test_graph_from_the_packaged_weights_maps_cells_to_pixels() -> None:
 def test_pyramid_levels_step_by_five_sixths_until_the_window_no_longer_fits() -> None:
     det = MmodOnnxDetector(landmarks=False)
     levels = det.levels(375, 500, 80)
-    assert levels[0] == 1.0 and all(b / a == pytest.approx(5 / 6) for a, b in zip(levels, levels[1:]))
+    assert levels[0] == 1.0 and all(b / a == pytest.approx(5 / 6) for a, b in pairwise(levels))
     assert 375 * levels[-1] >= 80 > 375 * levels[-1] * 5 / 6
     assert MmodOnnxDetector(upsample=1, landmarks=False).levels(375, 500, 80)[0] == 2.0
     assert det.levels(60, 60, 80) == []  # smaller than one window: nothing to scan

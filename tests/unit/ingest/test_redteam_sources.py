@@ -241,7 +241,7 @@ def test_orientation_message_that_lands_after_each_key_frame_holds_steadily():
     quarter = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30]
     o = Orientation()
     got = []
-    for gop in range(4):
+    for _ in range(4):  # four key-frame intervals
         for i in range(10):
             got.append(o.update(_Raw(key=i == 0) if i != 1 else _Raw(quarter)))
     assert got[0] is None  # nothing said yet

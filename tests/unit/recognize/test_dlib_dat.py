@@ -435,7 +435,7 @@ def _ref_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int
 
 def _ref_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """dlib's tt::add: zero-pad both operands at the end to the larger shape."""
-    shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape))
+    shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
     out = np.zeros(shape)
     out[tuple(slice(0, s) for s in a.shape)] += a
     out[tuple(slice(0, s) for s in b.shape)] += b

@@ -122,7 +122,8 @@ def test_migration_makes_each_existing_entry_its_own_person(tmp_path):
             )
             conn.execute(
                 text(
-                    "INSERT INTO templates (subject_id, descriptor, model, source_name, source_sha256, quality, created_at)"
+                    "INSERT INTO templates"
+                    " (subject_id, descriptor, model, source_name, source_sha256, quality, created_at)"
                     f" VALUES ({i}, x'00', 'm', 'p.jpg', '{i}', 0.9, '2026-01-01')"
                 )
             )

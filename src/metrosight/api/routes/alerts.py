@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -70,11 +71,11 @@ def alert_public(
         status=a.status,
         has_crop=bool(a.crop_path),
         created_at=a.created_at,
-        reference=(refs or {}).get(a.subject_id) if a.subject_id is not None else None,  # type: ignore[arg-type]
+        reference=(refs or {}).get(a.subject_id) if a.subject_id is not None else None,
     )
 
 
-def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:  # type: ignore[no-untyped-def]
+def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:
     refs = feed.entry_references(store, [a.subject_id for a in rows if a.subject_id is not None])
     cams = feed.alert_cameras(store, [a.id for a in rows])
     return [alert_public(a, refs, cams.get(a.id)) for a in rows]
@@ -127,7 +128,7 @@ RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent i
 
 async def _feed(
     request: Request, svc, user: str, last_alert: int, last_review: int, last_sighting: int = 0
-) -> AsyncIterator[ServerSentEvent]:  # type: ignore[no-untyped-def]
+) -> AsyncIterator[ServerSentEvent]:
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
     An alert that gained a sighting is sent again (same event, its new sighting count)."""
@@ -170,10 +171,8 @@ async def _feed(
                 log.warning("live feed of %s: %s; retrying", user, exc.__class__.__name__)
             if await request.is_disconnected():
                 break
-            try:
+            with contextlib.suppress(TimeoutError):  # no news within the poll interval: look at the store again
                 await asyncio.wait_for(waiter[1].wait(), timeout=svc.config.poll_seconds)
-            except TimeoutError:
-                pass
             waiter[1].clear()
     finally:
         svc.hub.unregister(waiter)

@@ -34,7 +34,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def limited(svc, name: str, ip: str) -> None:  # type: ignore[no-untyped-def]
+def limited(svc, name: str, ip: str) -> None:
     """Raises 429 (with Retry-After) when ``name`` from ``ip`` is over the sign-in rate limit; counts the refusal
     for the audit (one row per address and window, see :class:`~metrosight.api.security.SignInAudit`)."""
     wait = svc.limiter.retry_after(name, ip)
@@ -146,7 +146,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(current_princip
         name=principal.actor.name,
         roles=sorted(principal.actor.roles),
         via=principal.via,
-        csrf_token=csrf,  # type: ignore[arg-type]
+        csrf_token=csrf,
         must_set_password=principal.actor.must_set_password,
     )
 

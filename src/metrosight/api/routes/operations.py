@@ -71,7 +71,7 @@ def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: St
 
 
 # -- behaviour events ---------------------------------------------------------------------------------------------
-def _event_public(e) -> EventPublic:  # type: ignore[no-untyped-def]
+def _event_public(e) -> EventPublic:
     return EventPublic(
         id=e.id,
         event_id=e.event_id,

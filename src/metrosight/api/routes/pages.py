@@ -86,7 +86,8 @@ def render(request: Request, name: str, actor: Actor | None, status: int = 200, 
 
 
 def page_auth_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PageAuth)
+    if not isinstance(exc, PageAuth):  # registered for PageAuth only (create_app)
+        raise TypeError(f"page_auth_handler handles PageAuth, not {type(exc).__name__}")
     if exc.actor is None:
         return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
     if exc.actor.must_set_password:  # an admin reset the password: the user sets their own before anything else

@@ -71,7 +71,7 @@ def _authorisation(
     legal_basis: str | None,
     authority: str | None,
     reference: str | None,
-    expires: str | None,  # type: ignore[no-untyped-def]
+    expires: str | None,
     valid_from: str | None,
     cameras: str | None,
     lines: str | None,
@@ -184,7 +184,7 @@ def enrol(
     auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     too_large = False
 
-    def decoded():  # type: ignore[no-untyped-def]
+    def decoded():
         nonlocal too_large
         for i, p in enumerate(photos):  # one decoded photo held at a time
             name = _safe_name(p.filename, i)
@@ -213,7 +213,7 @@ def enrol(
                 photo=r.photo,
                 status=r.status,
                 reason=r.reason,
-                quality=r.quality,  # type: ignore[arg-type]
+                quality=r.quality,
                 faces=[FoundFacePublic(**f) for f in r.faces] if r.faces else None,
             )
             for r in results
@@ -295,7 +295,7 @@ def identify(
             )
     too_large = False
 
-    def decoded():  # type: ignore[no-untyped-def]
+    def decoded():
         nonlocal too_large
         for i, p in enumerate(photos):  # one decoded photo held at a time, never written to disk
             name = _safe_name(p.filename, i)
@@ -311,5 +311,5 @@ def identify(
     return JSONResponse(body, status_code=200 if ok else 413 if too_large else 422)
 
 
-def _entry(store, watchlist: str, name: str) -> EntryPublic:  # type: ignore[no-untyped-def]
+def _entry(store, watchlist: str, name: str) -> EntryPublic:
     return next(EntryPublic.model_validate(e) for e in store.entries(watchlist) if same_name(e.name, name))
