@@ -1,0 +1,1 @@
+"""Running an installation: host checks (``doctor``), backup and restore."""
