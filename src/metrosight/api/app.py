@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -97,6 +98,7 @@ class Services:
     bus: InProcessBus | None
     registry: Any
     extras: dict[str, Any] = field(default_factory=dict)
+    sign_in_slots: anyio.CapacityLimiter | None = None  # password checks at a time (routes/auth.py)
     started: float = field(default_factory=time.monotonic)  # when the app was built (live search rate)
 
     def operating_status(self) -> dict[str, Any]:
@@ -176,7 +178,7 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-SECURITY_HEADERS = {
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -25,7 +25,7 @@ from metrosight.store.repo import Store
 if TYPE_CHECKING:
     from metrosight.api.app import Services
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "metrosight_session"
 
 # Documented in the OpenAPI spec; the checks themselves are in :func:`current_user`.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -55,7 +55,7 @@ __all__ = [
 
 Handler = Callable[[BaseModel], None]
 
-PAYLOAD_TYPES: dict[str, type[BaseModel]] = {
+PAYLOAD_TYPES: Final[Mapping[str, type[BaseModel]]] = {
     cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
 }
 

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 Transport = Literal["auto", "tcp", "udp"]
 TRANSPORTS: tuple[str, ...] = ("auto", "tcp", "udp")
 
 #: network scheme → kind (the family of reconnect hints and messages)
-NETWORK_SCHEMES: dict[str, str] = {
+NETWORK_SCHEMES: Final[Mapping[str, str]] = {
     "rtsp": "rtsp",
     "rtsps": "rtsp",
     "http": "http",
@@ -43,7 +44,7 @@ NETWORK_SCHEMES: dict[str, str] = {
     "rtp": "udp",
 }
 #: schemes refused by name, with the reason
-REFUSED_SCHEMES: dict[str, str] = {
+REFUSED_SCHEMES: Final[Mapping[str, str]] = {
     "srt": "the FFmpeg inside PyAV is built without SRT; relay the stream as RTSP, RTMP or UDP",
 }
 

@@ -20,16 +20,23 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from metrosight.core.names import InvalidInput
 
 MAX_DURATION_DAYS = 3650  # ten years: longer than any authorisation or token the configuration allows
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([wdhm])\s*$", re.IGNORECASE)
-_UNITS = {"w": ("weeks", 7 * 24 * 60), "d": ("days", 24 * 60), "h": ("hours", 60), "m": ("minutes", 1)}
+_UNITS: Final[Mapping[str, tuple[str, int]]] = {
+    "w": ("weeks", 7 * 24 * 60),
+    "d": ("days", 24 * 60),
+    "h": ("hours", 60),
+    "m": ("minutes", 1),
+}
 FORMS = "YYYY-MM-DD, YYYY-MM-DDTHH:MM (in the deployment's time zone, or with +HH:MM/Z), or a duration like 30d, 12h"
 
 

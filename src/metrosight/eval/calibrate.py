@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from metrosight.recognize.normalize import COHORT_FILE, Cohort, CohortError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v"}
+VIDEO_SUFFIXES: Final = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v"})
 
 
 class CalibrationError(ValueError):

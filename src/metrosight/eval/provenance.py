@@ -6,14 +6,14 @@ Pure: settings and paths in, sentences and a JSON-able record out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from metrosight.config.model import PhotosConfig, Settings
 
 #: where each shipped default was chosen (the development data), by setting
-CHOSEN_ON: dict[str, tuple[str, tuple[str, ...]]] = {
+CHOSEN_ON: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
     "photos quality limits (min_face_px, min_blur_var, max_yaw_ratio)": (
         "AT&T s1–s20, the face_recognition knn examples and the LFW fold-1 people at even positions in name order "
         "(bench/quality_bins.py; reported on the LFW fold-1 people at odd positions)",

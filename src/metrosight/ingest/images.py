@@ -14,6 +14,7 @@ terminal (Pillow's decoders are quiet, OpenCV's libjpeg is not used here).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -21,9 +22,10 @@ import re
 import stat
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
@@ -39,7 +41,7 @@ DEFAULT_MAX_SIDE = 4096
 #: "JPEG" also opens multi-picture (MPO) JPEGs from phones
 _PIL_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "PPM", "AVIF", "HEIF")
 #: OS bookkeeping files that sit in photo folders and are skipped without a word
-OS_FILES = {"thumbs.db", "desktop.ini", "icon\r", ".ds_store"}
+OS_FILES: Final = frozenset({"thumbs.db", "desktop.ini", "icon\r", ".ds_store"})
 
 
 class ImageError(Exception):
@@ -111,26 +113,30 @@ class Photo:
 
 
 # -- recognising a format by content -------------------------------------------------------------------------------
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
-_AVIF_BRANDS = {b"avif", b"avis"}
-_VIDEO_BRANDS = {
-    b"isom",
-    b"iso2",
-    b"iso4",
-    b"iso5",
-    b"iso6",
-    b"mp41",
-    b"mp42",
-    b"qt  ",
-    b"M4V ",
-    b"3gp4",
-    b"3gp5",
-    b"3gp6",
-    b"3g2a",
-    b"dash",
-    b"avc1",
-    b"f4v ",
-}
+_HEIF_BRANDS: Final = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
+)
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+_VIDEO_BRANDS: Final = frozenset(
+    {
+        b"isom",
+        b"iso2",
+        b"iso4",
+        b"iso5",
+        b"iso6",
+        b"mp41",
+        b"mp42",
+        b"qt  ",
+        b"M4V ",
+        b"3gp4",
+        b"3gp5",
+        b"3gp6",
+        b"3g2a",
+        b"dash",
+        b"avc1",
+        b"f4v ",
+    }
+)
 
 
 def sniff(head: bytes) -> str | None:
@@ -184,7 +190,7 @@ def _what_else(head: bytes) -> str:
     return ""
 
 
-_FORMAT_WORDS = {"WEBP": "WebP", "HEIF": "HEIC/HEIF", "PNM": "PNM"}
+_FORMAT_WORDS: Final[Mapping[str, str]] = {"WEBP": "WebP", "HEIF": "HEIC/HEIF", "PNM": "PNM"}
 
 
 def _word(fmt: str) -> str:
@@ -192,26 +198,26 @@ def _word(fmt: str) -> str:
 
 
 # -- decoding ------------------------------------------------------------------------------------------------------
-_registered = False
-_register_lock = threading.Lock()
+_PIL_LOCK: Final = threading.Lock()
 
 
 def _pil():
     """Pillow with the HEIF opener registered (once, at first use: nothing happens at import time)."""
-    global _registered
+    with _PIL_LOCK:
+        return _pil_registered()
+
+
+@functools.cache
+def _pil_registered():
     from PIL import Image
 
-    if not _registered:
-        with _register_lock:
-            if not _registered:
-                try:
-                    from pillow_heif import register_heif_opener
+    try:
+        from pillow_heif import register_heif_opener
 
-                    register_heif_opener()
-                except ImportError:  # HEIC then refused by name below
-                    pass
-                _quiet_libtiff()
-                _registered = True
+        register_heif_opener()
+    except ImportError:  # HEIC then refused by name below
+        pass
+    _quiet_libtiff()
     return Image
 
 
@@ -302,7 +308,7 @@ def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, nam
 #: libjpeg messages that mean the file is damaged (anything else but these is refused as damaged too, except below)
 _JPEG_HARMLESS = ("extraneous bytes before marker",)  # padding some cameras write; the picture is whole
 #: EXIF orientation -> the numpy operation that shows the picture upright
-_ORIENT = {
+_ORIENT: Final[Mapping[int, Callable[[np.ndarray], np.ndarray]]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
     4: lambda a: a[::-1],
@@ -564,27 +570,29 @@ def is_photo_file(path: Path) -> bool:
 
 #: names that claim to be photos: such a file is listed even when its content is not a photo (then refused by
 #: :func:`read_photo` with the reason, not skipped)
-PHOTO_SUFFIXES = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".png",
-    ".webp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".dib",
-    ".pbm",
-    ".pgm",
-    ".ppm",
-    ".pnm",
-    ".heic",
-    ".heif",
-    ".hif",
-    ".avif",
-}
+PHOTO_SUFFIXES: Final = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".dib",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
+    }
+)
 
 
 def photos_in(folder: Path) -> list[Path]:

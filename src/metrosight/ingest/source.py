@@ -8,9 +8,9 @@ falling back to ``index / fps``. Frames are turned and mirrored as the container
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import av
 import numpy as np
@@ -64,7 +64,7 @@ def parse_source(text: str, rtsp_transport: str = "auto") -> SourceSpec:
     return spec
 
 
-_KIND_NAME = {
+_KIND_NAME: Final[Mapping[str, str]] = {
     "file": "video file",
     "webcam": "webcam",
     "rtsp": "RTSP stream",

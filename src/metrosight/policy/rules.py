@@ -11,9 +11,10 @@ was recorded unless approved in time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Final
 
 from metrosight.core.names import free_text, identifiers, looks_alike, same_identifier
 from metrosight.core.when import describe, end_of_day_limit
@@ -62,7 +63,13 @@ class Actor:
 # The longest an API token may live, by role (days; None: may never expire). A user with several roles gets the
 # shortest; admins alone may hold tokens that never expire (audited). Governing roles (approvals, reviews) get
 # short-lived tokens: a leaked one acts in a two-person rule.
-TOKEN_MAX_DAYS: dict[str, int | None] = {"admin": None, "approver": 30, "operator": 30, "auditor": 90, "viewer": 365}
+TOKEN_MAX_DAYS: Final[Mapping[str, int | None]] = {
+    "admin": None,
+    "approver": 30,
+    "operator": 30,
+    "auditor": 90,
+    "viewer": 365,
+}
 TOKEN_DEFAULT_DAYS = 90
 
 

@@ -79,7 +79,6 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
     return actor
 
 
-_SIGN_IN_SLOTS: list[anyio.CapacityLimiter] = []
 SIGN_IN_MAX_WAIT = 30.0  # seconds a sign-in may wait for a free slot before it is told to come back (429)
 
 
@@ -92,9 +91,10 @@ async def sign_in_async(request: Request, username: str, password: str) -> Actor
         HTTPException: 429 with Retry-After when no slot came free within ``SIGN_IN_MAX_WAIT`` seconds (nothing was
             checked: the attempt does not count against the user), besides :func:`sign_in`'s own.
     """
-    if not _SIGN_IN_SLOTS:
-        _SIGN_IN_SLOTS.append(anyio.CapacityLimiter(max(2, os.cpu_count() or 2)))
-    slots, got = _SIGN_IN_SLOTS[0], False
+    svc = services(request)
+    if svc.sign_in_slots is None:  # made on first use: an anyio limiter belongs to the running event loop
+        svc.sign_in_slots = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+    slots, got = svc.sign_in_slots, False
     with anyio.move_on_after(SIGN_IN_MAX_WAIT):  # the deadline covers the wait only, never a check under way
         await slots.acquire()
         got = True
