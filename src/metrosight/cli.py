@@ -756,6 +756,9 @@ app.add_typer(_token_app, name="token")
 from metrosight.cluster_cli import register as _register_cluster  # noqa: E402
 
 _register_cluster(app)  # worker, consume, db upgrade, plan
+from metrosight.ops_cli import register as _register_ops  # noqa: E402
+
+_register_ops(app)  # doctor, backup, restore
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
