@@ -295,7 +295,7 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
     from metrosight.store.repo import Store
 
     store = Store.for_home(home)
-    with store._session() as s:
+    with store.uow.read() as s:
         alert_ids = sorted(s.scalars(select(AlertRecord.id).where(AlertRecord.camera_id.like("cam-load-%"))))
     deadline = time.monotonic() + 20  # let the feeds catch up with the last alerts
     while time.monotonic() < deadline and not all(set(alert_ids) <= set(f.received) for f in feeds):
@@ -308,7 +308,7 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
     delays = [f.received[i] - f.created[i] for f in feeds for i in alert_ids if i in f.received and i in f.created]
     verify = store.verify_audit()
     entries = store.audit_entries()
-    with store._session() as s:
+    with store.uow.read() as s:
         from metrosight.policy.rules import alert_status
         from metrosight.store.models import AlertReview
 

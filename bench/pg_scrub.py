@@ -50,7 +50,7 @@ def one_size(pg, n: int) -> dict:
         store.enroll("wl", name, rng.normal(size=128).astype(np.float32), "m", "p.jpg", "a" * 64, 0.9, ada, auth)
         store.approve("wl", name, bob)
     wrapped = store.wrapped_key("wl")
-    with store._session.begin() as s:
+    with store.uow.write() as s:
         keep = s.scalar(select(Subject.id).where(Subject.name == names[-1]))
         rows = [
             {

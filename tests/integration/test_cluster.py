@@ -214,7 +214,7 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     resumed = {x["event_id"] for x in lines[new_holder] if x.get("camera") == victim_cam}
     assert resumed and resumed <= {r.event_id for r in by_cam[victim_cam]}
     store = Store.for_home(cluster.home, cluster.db)
-    runs = store._session().query(Run).filter(Run.camera_id == victim_cam).all()
+    runs = store.uow.read().query(Run).filter(Run.camera_id == victim_cam).all()
     assert {r.status for r in runs} == {"running", "finished"}  # the dead worker's run never closed
     assert store.verify_audit().ok
 

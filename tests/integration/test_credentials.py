@@ -194,7 +194,7 @@ def entry_and_alert(srv: Server, recorder_token: str) -> int:
 
 
 def alert_status(srv: Server, alert_id: int) -> str:
-    with srv.rt.store._session() as s:  # type: ignore[attr-defined]
+    with srv.rt.store.uow.read() as s:
         return str(s.execute(text("SELECT status FROM alerts WHERE id = :i"), {"i": alert_id}).scalar())
 
 
@@ -218,7 +218,7 @@ def test_tokens_minted_for_others_before_the_upgrade_are_refused(server: Server)
     from metrosight.store.accounts import TOKEN_PREFIX, token_digest
 
     legacy = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with srv.rt.store._session.begin() as s:  # type: ignore[attr-defined]
+    with srv.rt.store.uow.write() as s:
         s.add(
             ApiToken(name="old", user="carol", token_sha256=token_digest(legacy), prefix=legacy[:10], created_by="ada")
         )
@@ -397,7 +397,7 @@ def test_token_lifetimes_are_capped_by_role(server: Server):
     ada_forever = srv.token("ada", never_expires=True)
     assert srv.audit("token.create")[-1][3]["never_expires"] is True
     vic = srv.token("vic", expires_days=300)  # a viewer's scraper may live long
-    with srv.rt.store._session.begin() as s:  # type: ignore[attr-defined]
+    with srv.rt.store.uow.write() as s:
         s.execute(update(ApiToken).values(created_at=datetime.now(UTC) - timedelta(days=40)))
     with srv.client() as c:
         assert c.get("/metrics", headers=bearer(vic)).status_code == 200

@@ -76,7 +76,7 @@ def running_now(home: Path, url: str | None = None) -> bool:
 
 def runs(home: Path, url: str | None = None) -> list[Run]:
     st = Store.for_home(home, url)
-    with st._session() as s:
+    with st.uow.read() as s:
         out = list(s.scalars(select(Run).order_by(Run.id)))
     st.engine.dispose()
     return out
@@ -191,7 +191,7 @@ def test_a_full_disk_holds_the_alerts_stores_them_when_space_returns_and_closes_
     alerts = [x for x in json_lines("".join(printed)) if x.get("type") == "alert"]
     assert len(alerts) >= 2 and full_at
     store = Store.for_home(home)
-    with store._session() as s:
+    with store.uow.read() as s:
         stored = {a.event_id: a for a in s.scalars(select(AlertRecord))}
         sightings = {x.event_id: x for x in s.scalars(select(Sighting))}
     # every printed alert is stored as a sighting of its episode, held ones included, each with its crop

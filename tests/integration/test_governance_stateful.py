@@ -126,7 +126,7 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
             m = Match(e.id, entry, "wl", Category.WANTED, 0.95, 0.3)
             # an hour apart: each its own alert (not a sighting of another's episode)
             self.s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3, None, 1.8e9 + 3600 * n), None)
-            with self.s._session() as ses:
+            with self.s.uow.read() as ses:
                 aid = int(ses.scalar(select(AlertRecord.id).where(AlertRecord.event_id == f"cam-1:sm:{n}")))
             self.alert_ids.append(aid)
             return aid
@@ -146,7 +146,7 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
         # -- invariants -----------------------------------------------------------------------------------------
         @invariant()
         def alerts_follow_their_reviews(self) -> None:
-            with self.s._session() as ses:
+            with self.s.uow.read() as ses:
                 for a in ses.scalars(select(AlertRecord).where(AlertRecord.id.in_(self.alert_ids))):
                     rs = [
                         (r.user, r.action) for r in ses.scalars(select(AlertReview).where(AlertReview.alert_id == a.id))
@@ -160,7 +160,7 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
         @invariant()
         def entries_are_approved_by_non_contributors(self) -> None:
             now = datetime.now(UTC)
-            with self.s._session() as ses:
+            with self.s.uow.read() as ses:
                 for e in ses.scalars(select(Subject).where(Subject.name.in_(self.names))):
                     tpl = list(ses.scalars(select(Template).where(Template.subject_id == e.id)))
                     if e.status in ("revoked", "expired"):

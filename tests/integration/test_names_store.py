@@ -65,7 +65,7 @@ def test_an_nfd_name_is_stored_as_nfc_and_approved_by_the_typed_name(store):
 
 def test_a_row_stored_before_the_rule_is_still_found_by_the_typed_name(store):
     sid, _ = enrol(store, "Placeholder")
-    with store._session.begin() as s:  # as an older version stored an NFD folder name
+    with store.uow.write() as s:  # as an older version stored an NFD folder name
         s.execute(update(Subject).where(Subject.id == sid).values(name=NFD))
     assert store.approve("wanted", NFC, BOB) == "active"
     assert enrol(store, NFC, seed=3)[0] == sid  # the typed name adds to it
@@ -106,7 +106,7 @@ def test_look_alike_watchlists_and_users_are_refused(store):
 def test_users_stored_in_another_form_still_act_and_sign_in(store):
     store.add_user(unicodedata.normalize("NFD", "Zoë"), ["operator"], ADA)
     assert [u[0] for u in store.list_users()] == ["Zoë", "ada", "bob"]
-    with store._session.begin() as s:  # as an older version stored it
+    with store.uow.write() as s:  # as an older version stored it
         s.execute(update(User).where(User.name == "Zoë").values(name=unicodedata.normalize("NFD", "Zoë")))
     assert store.actor("Zoë").name == unicodedata.normalize("NFD", "Zoë")
     assert store.actor(" Zoë ").roles == frozenset({"operator"})

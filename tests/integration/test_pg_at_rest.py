@@ -42,7 +42,7 @@ def enrolled(url: str) -> tuple[Store, dict[str, bytes]]:
         store.approve("wl", name, BOB)
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("ANALYZE")  # as autovacuum does once a gallery has grown: samples go to pg_statistic
-    with store._session() as s:
+    with store.uow.read() as s:
         blobs = dict(s.execute(select(Subject.name, Template.descriptor).join(Template)).all())
     return store, blobs
 

@@ -163,7 +163,7 @@ def assert_active_entries_approved_by_non_contributors(s: Store) -> None:
 
     from metrosight.store.models import Subject, Template
 
-    with s._session() as ses:
+    with s.uow.read() as ses:
         for e in ses.scalars(select(Subject).where(Subject.status == "active", Subject.approved_by.is_not(None))):
             added = set(ses.scalars(select(Template.added_by).where(Template.subject_id == e.id)))
             assert e.approved_by not in added | {e.created_by}, (e.name, e.approved_by, added)

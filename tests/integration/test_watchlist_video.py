@@ -74,7 +74,7 @@ def test_alerts_are_stored_with_final_last_seen(hamilton_run):
         assert r.last_seen >= printed[r.event_id]["last_seen"]  # extended when the track ended
         assert r.last_seen <= LIN_ON_SCREEN_UNTIL
     assert alert.last_seen == max(r.last_seen for r in rows)
-    [run] = [r for r in store._session().query(Run).all()]
+    [run] = [r for r in store.uow.read().query(Run).all()]
     assert run.status == "finished" and run.alerts == len(rows) and run.frames == 275
 
 

@@ -254,16 +254,6 @@ def create_app(
     board = CameraBoard(list(runtime.settings.cameras))
     store = runtime.store
 
-    def alert_counts() -> dict[str, int]:
-        from sqlalchemy import func, select
-
-        from metrosight.store.models import AlertRecord
-
-        with store._session() as s:
-            return {
-                st: int(n) for st, n in s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))
-            }
-
     svc = Services(
         runtime=runtime,
         accounts=Accounts(store),
@@ -276,7 +266,7 @@ def create_app(
         bus=bus,
         registry=None,
     )
-    svc.registry = make_registry(board, alert_counts, operating=svc.operating_status, home=runtime.home.root)
+    svc.registry = make_registry(board, store.alert_counts, operating=svc.operating_status, home=runtime.home.root)
     if bus is not None:
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]

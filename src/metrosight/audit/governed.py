@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from metrosight.audit.log import ChainEntry
 from metrosight.policy.rules import alert_status
-from metrosight.store.models import AuditEntry
 
 REVIEW_ACTIONS = ("alert.confirm", "alert.reject")
 _ENTRY_ACTIONS = ("entry.create", "entry.enrol", "entry.approve", "entry.revoke", "entry.expire")
@@ -76,7 +76,7 @@ class Governed:
         )
 
 
-def _details(e: AuditEntry) -> dict:
+def _details(e: ChainEntry) -> dict:
     try:
         d = json.loads(e.details)
     except ValueError:
@@ -84,7 +84,7 @@ def _details(e: AuditEntry) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def replay(entries: list[AuditEntry], upto_seq: int | None = None, first_seq: int | None = None) -> Governed:
+def replay(entries: list[ChainEntry], upto_seq: int | None = None, first_seq: int | None = None) -> Governed:
     """The governed state the log ``entries`` (a verified chain, oldest first) describes, up to ``upto_seq``.
 
     ``first_seq``: where the whole log starts, when ``entries`` is only its governed entries (default: the first's).

@@ -29,14 +29,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
-
-from metrosight.store.models import AuditEntry
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from metrosight.audit.checkpoint import CheckpointFile, CheckpointRead
@@ -48,6 +44,10 @@ AUDIT_LOCK_KEY = 0x6D73_6175_6469_74  # PostgreSQL advisory lock id of the chain
 KEYED_ACTION = "audit.keyed"
 LEGACY_META = "audit_legacy_through"  # set by migration 0007: the last entry of an unkeyed log
 STARTED_ACTION = "audit.checkpoints_started"  # a checkpoint file joined a log that has entries (another replica)
+# what a transaction notes in its session's ``info`` for :meth:`AuditLog.after_commit`
+HEADS = "audit_heads"  # [(seq, hash)] appended
+DUE = "audit_checkpoints"  # [(kind, seq, hash, fields)] checkpoints due once it commits (purge, legacy, started)
+REGISTERED = "audit_file_registered"  # this process's checkpoint file was registered in the log
 
 
 def checkpoint_file_id(path: Any) -> str:
@@ -55,14 +55,17 @@ def checkpoint_file_id(path: Any) -> str:
     return f"{socket.gethostname()}:{os.path.abspath(path)}"
 
 
-def _empty_installation(session: Session) -> bool:
-    """At the first entry ever: no users but the one being added, and no watchlist (else the log was emptied)."""
-    from sqlalchemy import func
+class ChainEntry(Protocol):
+    """One stored entry of the chain (the store's ``audit_log`` row): what hashing and verification read."""
 
-    from metrosight.store.models import User, Watchlist
-
-    users = session.scalar(select(func.count()).select_from(User)) or 0
-    return users <= 1 and not session.scalar(select(func.count()).select_from(Watchlist))
+    seq: int
+    at: str
+    actor: str
+    action: str
+    target: str | None
+    details: str
+    prev_hash: str
+    hash: str
 
 
 def canonical(obj: Any) -> str:
@@ -87,8 +90,29 @@ def link_hash(
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-def entry_hash(e: AuditEntry, key: bytes | None) -> str:
+def entry_hash(e: ChainEntry, key: bytes | None) -> str:
     return link_hash(e.prev_hash, e.seq, e.at, e.actor, e.action, e.target, e.details, key)
+
+
+def next_link(
+    last: ChainEntry | None, actor: str, action: str, target: str | None, details: dict, key: bytes | None
+) -> dict[str, Any]:
+    """The fields of the entry that follows ``last`` (None: the first entry ever), stamped now and keyed with
+    ``key``: ``seq, at, actor, action, target, details, prev_hash, hash``."""
+    seq = (last.seq + 1) if last else 1
+    prev = last.hash if last else GENESIS
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    det = canonical(details)
+    return {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "details": det,
+        "prev_hash": prev,
+        "hash": link_hash(prev, seq, at, actor, action, target, det, key),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +128,9 @@ class VerifyResult:
 
 
 class AuditLog:
-    """Appends keyed entries and writes signed checkpoints of the head.
+    """The chain's key and its signed checkpoints of the head: what a process appended (entries are appended by
+    the store, :mod:`metrosight.store.chain`, in the transaction of the action they record) and when the next
+    checkpoint is due.
 
     Args:
         key: the HMAC-SHA256 chain key (32 bytes, from :meth:`metrosight.policy.crypto.KeyRing.audit_keys`).
@@ -125,114 +151,18 @@ class AuditLog:
         self._written_seq = 0  # newest head this process checkpointed
         self._written_at: float | None = None
         self._extra: list[tuple[str, int, str, dict]] = []  # purge/legacy checkpoints due after commit
-        self._fresh = False  # this process started the chain (first entry, or first keyed entry after upgrade)
-        self._file_seen = False  # the checkpoint file held lines (or was registered) when this process looked
+        self.fresh = False  # this process started the chain (first entry, or first keyed entry after upgrade)
+        self.file_seen = False  # the checkpoint file held lines (or was registered) when this process looked
         self._timer: threading.Timer | None = None
 
-    def append(
-        self, session: Session, actor: str, action: str, target: str | None = None, details: dict | None = None
-    ) -> AuditEntry:
-        """Add one entry inside the caller's transaction (commit happens with the action).
-
-        Appends are serialised across processes and machines: on PostgreSQL by a transaction-scoped advisory lock
-        taken before the newest entry is read (``SELECT … FOR UPDATE`` alone does not do it under READ COMMITTED:
-        a waiting writer would re-read the same old newest row and reuse its ``seq``); on SQLite by the write lock
-        the store's write transactions take before their first read (``BEGIN IMMEDIATE``, see
-        :mod:`metrosight.store.db`). Either way ``seq`` is unique and gap-free.
-        """
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-        last = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1).with_for_update()).scalar()
-        if last is None:
-            self._fresh = self._fresh or _empty_installation(session)
-        elif entry_hash(last, self.key) != last.hash and self._starts_keying(session, last):
-            last = self._add(
-                session, last, "system", KEYED_ACTION, None, {"legacy_through": last.seq, "legacy_head": last.hash}
-            )
-            session.info.setdefault("audit_checkpoints", []).append(
-                ("legacy", last.seq, last.hash, {"legacy_through": last.seq - 1})
-            )
-            self._fresh = True
-        elif not (self._fresh or self._file_seen or session.info.get("audit_heads")) and self.checkpoints is not None:
-            last = self._join(session, last)  # this process's first append to a log with entries
-        return self._add(session, last, actor, action, target, details or {})
-
-    def _join(self, session: Session, last: AuditEntry) -> AuditEntry:
-        """At this process's first append to a log that has entries: make sure its checkpoint file is registered in
-        the keyed log (``audit.checkpoints_started``, keyed, so a database writer cannot forge or drop it unseen).
-
-        A file that holds no line yet is either new — a replica on another host, or another home, joining the
-        installation — or was removed; the registration tells which. A new file is registered now, in the action's
-        transaction, and starts with a ``started`` checkpoint of that entry; a registered file that is empty was
-        removed, and :meth:`checkpoint` starts it again marked ``reopened`` (reported by :func:`verify`). A file
-        that holds lines but is not registered (written before registration existed, or by the process that
-        started the log) is registered once, so that its removal is told apart from a new replica afterwards.
-        """
-        assert self.checkpoints is not None
-        has_lines = self.checkpoints.has_any()
-        ident = checkpoint_file_id(self.checkpoints.path)
-        for e in session.scalars(select(AuditEntry).where(AuditEntry.action == STARTED_ACTION)):
-            if entry_hash(e, self.key) == e.hash and json.loads(e.details).get("file") == ident:
-                self._file_seen = True
-                return last  # registered: an empty file was removed since
-        session.info["audit_file_registered"] = True  # once it commits (a rolled-back action registers nothing)
-        last = self._add(
-            session,
-            last,
-            "system",
-            STARTED_ACTION,
-            str(self.checkpoints.path),
-            {"file": ident, "from_seq": last.seq + 1, "had_checkpoints": has_lines},
-        )
-        if not has_lines:
-            session.info.setdefault("audit_checkpoints", []).append(("started", last.seq, last.hash, {"file": ident}))
-        return last
-
-    def _starts_keying(self, session: Session, last: AuditEntry) -> bool:
-        """The newest entry is not keyed: either the log predates keying — an unkeyed link, exactly where
-        migration 0007 recorded the unkeyed log to end (``meta.audit_legacy_through``, used once), and no
-        checkpoint file yet — or it was tampered with (then nothing is vouched for: verification reports it)."""
-        from metrosight.store.models import Meta
-
-        if entry_hash(last, None) != last.hash:
-            return False
-        if self.checkpoints is not None and self.checkpoints.has_any():
-            return False
-        mark = session.get(Meta, LEGACY_META)
-        if mark is None or mark.value != str(last.seq):
-            return False
-        session.delete(mark)
-        return True
-
-    def _add(
-        self, session: Session, last: AuditEntry | None, actor: str, action: str, target: str | None, details: dict
-    ) -> AuditEntry:
-        seq = (last.seq + 1) if last else 1
-        prev = last.hash if last else GENESIS
-        at = datetime.now(UTC).isoformat(timespec="microseconds")
-        det = canonical(details)
-        entry = AuditEntry(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            details=det,
-            prev_hash=prev,
-            hash=link_hash(prev, seq, at, actor, action, target, det, self.key),
-        )
-        session.add(entry)
-        session.flush()
-        session.info.setdefault("audit_heads", []).append((seq, entry.hash))
-        return entry
-
-    def after_commit(self, session: Session) -> None:
-        """Called when a transaction that appended entries committed: checkpoints when one is due. A checkpoint
-        that cannot be written (full disk, permissions) is logged; the committed action stands."""
-        heads = session.info.pop("audit_heads", None)
-        extra = session.info.pop("audit_checkpoints", None)
-        if session.info.pop("audit_file_registered", False):
-            self._file_seen = True
+    def after_commit(self, info: MutableMapping[str, Any]) -> None:
+        """Called when a transaction that appended entries committed (``info``: what the transaction noted, its
+        session's ``info``): checkpoints when one is due. A checkpoint that cannot be written (full disk,
+        permissions) is logged; the committed action stands."""
+        heads = info.pop(HEADS, None)
+        extra = info.pop(DUE, None)
+        if info.pop(REGISTERED, False):
+            self.file_seen = True
         if not heads:
             return
         with self._lock:
@@ -266,9 +196,10 @@ class AuditLog:
             self._timer = None
         self.checkpoint()
 
-    def note_purge(self, session: Session, through_seq: int, through_hash: str) -> None:
-        """Inside the purge's transaction: a signed ``purge`` checkpoint is written once it commits."""
-        session.info.setdefault("audit_checkpoints", []).append(
+    def note_purge(self, info: MutableMapping[str, Any], through_seq: int, through_hash: str) -> None:
+        """Inside the purge's transaction (``info``: its session's): a signed ``purge`` checkpoint is written once it
+        commits."""
+        info.setdefault(DUE, []).append(
             ("purge", through_seq, through_hash, {"through_seq": through_seq, "through_hash": through_hash})
         )
 
@@ -284,7 +215,7 @@ class AuditLog:
                 for kind, seq, digest, fields in extra:
                     self.checkpoints.append(seq, digest, kind, **fields)
                 if pending is not None and pending[0] > self._written_seq:
-                    if self._fresh or self.checkpoints.has_any():
+                    if self.fresh or self.checkpoints.has_any():
                         self.checkpoints.append(pending[0], pending[1])
                     else:  # the log has entries but the file is gone: start it again, marked as such
                         log.error(
@@ -309,7 +240,7 @@ def _fail(checked: int, seq: int | None, reason: str, cps: int = 0) -> VerifyRes
 
 
 def verify(
-    entries: list[AuditEntry],
+    entries: list[ChainEntry],
     key: bytes | None,
     checkpoints: CheckpointRead | None = None,
     checkpoint_path: str | None = None,

@@ -95,13 +95,13 @@ class Accounts:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._session = store._session
+        self.uow = store.uow
 
     # -- sign-in ----------------------------------------------------------------------------------------------
     def authenticate(self, name: str, password: str) -> Actor | None:
         """The user ``name`` if ``password`` is theirs and the account is enabled, else None. Not audited here:
         the caller records the attempt (with its origin)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             u = find_named(s, User, name)
         if u is None or not u.password_hash:
             if not _DUMMY_HASH:
@@ -114,7 +114,7 @@ class Accounts:
 
     def session_user(self, name: str) -> tuple[Actor | None, str | None]:
         """The enabled user ``name`` (None if unknown or disabled) and their password hash (to bind sessions)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             u = find_named(s, User, name)
         if u is None or u.disabled:
             return None, None
@@ -123,7 +123,7 @@ class Accounts:
     # -- users ------------------------------------------------------------------------------------------------
     def users(self, actor: Actor) -> list[UserInfo]:
         require(actor, "list users", "admin")
-        with self._session() as s:
+        with self.uow.read() as s:
             return [_user_info(u) for u in s.scalars(select(User).order_by(User.name))]
 
     def add_user(self, name: str, roles: list[str], password: str | None, actor: Actor) -> None:
@@ -157,7 +157,7 @@ class Accounts:
             require(actor, "set other users' passwords", "admin")
         pw_hash = new_password_hash(password, name)
         now = datetime.now(UTC)
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             u = self._user(s, name)
             if own and u.password_hash and not check_password(u.password_hash, current or ""):
                 raise Forbidden(
@@ -171,7 +171,7 @@ class Accounts:
             details: dict[str, object] = {"tokens_revoked": revoked, "reset": not own}
             if own and actor.password_set_by:  # the first password of the user's own after a reset
                 details["after_reset_by"] = actor.password_set_by
-            self.store.audit.append(s, actor.name, "user.password", name, details)
+            self.store.uow.audit(s, actor.name, "user.password", name, details)
             return revoked
 
     @staticmethod
@@ -188,7 +188,7 @@ class Accounts:
         role or be disabled, and an admin cannot disable themself. Audited."""
         require(actor, "change users", "admin")
         new_roles = check_roles(roles) if roles is not None else None
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             u = self._user(s, name)
             if disabled and name == actor.name:
                 raise Forbidden(f"{actor.name} may not disable their own account")
@@ -205,7 +205,7 @@ class Accounts:
                 details["disabled"] = disabled
                 u.disabled = disabled
             if details:
-                self.store.audit.append(s, actor.name, "user.update", name, details)
+                self.store.uow.audit(s, actor.name, "user.update", name, details)
             return _user_info(u)
 
     @staticmethod
@@ -251,7 +251,7 @@ class Accounts:
         if not name:
             raise PolicyError("a token needs a name (what uses it)")
         now = datetime.now(UTC)
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             u = self._user(s, user)
             if u.disabled:
                 raise PolicyError(f"user {user!r} is disabled")
@@ -284,7 +284,7 @@ class Accounts:
             )
             s.add(row)
             s.flush()
-            self.store.audit.append(
+            self.store.uow.audit(
                 s,
                 actor.name,
                 "token.create",
@@ -304,7 +304,7 @@ class Accounts:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
         now = datetime.now(UTC)
-        with self._session() as s:
+        with self.uow.read() as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token)))
             if row is None or row.revoked_at is not None or row.created_by != row.user:
                 return None
@@ -319,7 +319,7 @@ class Accounts:
             stale = row.last_used_at is None or now - aware(row.last_used_at) > LAST_USED_EVERY  # type: ignore[operator]
             actor, token_id = user_actor(u), row.id
         if stale:
-            with self._session.begin() as s:
+            with self.uow.write() as s:
                 t = s.get(ApiToken, token_id)
                 if t is not None:
                     t.last_used_at = now
@@ -327,7 +327,7 @@ class Accounts:
 
     def tokens(self, actor: Actor) -> list[TokenInfo]:
         """The actor's own tokens; every token for an admin."""
-        with self._session() as s:
+        with self.uow.read() as s:
             q = select(ApiToken).order_by(ApiToken.id)
             if not actor.has("admin"):
                 q = q.where(ApiToken.user == actor.name)
@@ -335,14 +335,14 @@ class Accounts:
 
     def revoke_token(self, token_id: int, actor: Actor) -> TokenInfo:
         """Revoke a token (its user, or an admin). Audited."""
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             t = s.get(ApiToken, token_id)
             if t is None or (t.user != actor.name and not actor.has("admin")):
                 raise NotFound(f"no token {token_id}")
             if t.revoked_at is not None:
                 raise PolicyError(f"token {token_id} is already revoked")
             t.revoked_at, t.revoked_by = datetime.now(UTC), actor.name
-            self.store.audit.append(s, actor.name, "token.revoke", t.user, {"token_id": t.id, "name": t.name})
+            self.store.uow.audit(s, actor.name, "token.revoke", t.user, {"token_id": t.id, "name": t.name})
             return _token_info(t)
 
 

@@ -41,9 +41,8 @@ from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import sessionmaker
-
     from metrosight.audit.log import AuditLog
+    from metrosight.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def _gap(a_first: float, a_last: float, b_first: float, b_last: float) -> float:
 class EpisodesMixin:
     """Mixed into :class:`metrosight.store.repo.Store` (session factory, audit log, episode windows)."""
 
-    _session: sessionmaker[Session]
+    uow: UnitOfWork
     audit: AuditLog
     episode_window_s: float
     group_window_s: float
@@ -115,7 +114,7 @@ class EpisodesMixin:
             first_at = last_at = now
         key = group_key(alert.camera_id, alert.group)
         try:
-            with self._session.begin() as s:
+            with self.uow.write() as s:
                 # first statement: a write on the person's row, so merges of one person queue up (see above)
                 person_of_entry = select(Subject.person_id).where(Subject.id == m.subject_id).scalar_subquery()
                 s.execute(update(Person).where(Person.id == person_of_entry).values(updated_at=datetime.now(UTC)))
@@ -152,7 +151,7 @@ class EpisodesMixin:
                     return self._open(s, alert, sighting, person_id, key, entries, crop_path, run_id)
                 return self._append(s, episode, alert, sighting, entries, crop_path, run_id)
         except IntegrityError as exc:
-            with self._session() as s:
+            with self.uow.read() as s:
                 known = s.scalar(select(Sighting).where(Sighting.event_id == alert.event_id))
                 if known is not None:  # a concurrent writer stored it first
                     a = s.get(AlertRecord, known.alert_id)
@@ -258,7 +257,7 @@ class EpisodesMixin:
         sighting.alert_id = a.id
         s.add(sighting)
         s.flush()
-        self.audit.append(
+        self.uow.audit(
             s,
             f"system:{alert.camera_id}",
             "alert.create",
@@ -303,7 +302,7 @@ class EpisodesMixin:
         a.updated_at = datetime.now(UTC)
         s.flush()
         notify = a.status == "actionable"
-        self.audit.append(
+        self.uow.audit(
             s,
             f"system:{alert.camera_id}",
             "alert.sighting",
@@ -326,7 +325,7 @@ class EpisodesMixin:
 
     def extend_alert(self, event_id: str, last_seen: float) -> None:
         """Move a sighting's ``last_seen`` forward (its track stayed in view after the alert), and its alert's."""
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             # first statement a write (queues behind a merge of the same person, see the module docstring)
             alert_of = select(Sighting.alert_id).where(Sighting.event_id == event_id).scalar_subquery()
             person = select(AlertRecord.person_id).where(AlertRecord.id == alert_of).scalar_subquery()
@@ -345,12 +344,12 @@ class EpisodesMixin:
 
     def has_alert(self, event_id: str) -> bool:
         """Whether the sighting ``event_id`` is stored (an update that arrives first waits for it)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             return s.scalar(select(Sighting.id).where(Sighting.event_id == event_id)) is not None
 
     def sightings(self, alert_id: int) -> list[Sighting]:
         """The sightings of an alert, in the order they were seen (metadata only)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             return list(
                 s.scalars(
                     select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
@@ -363,7 +362,7 @@ class EpisodesMixin:
 
     def run_sightings(self, run_id: int) -> list[tuple[str, Sighting]]:
         """Every sighting a run stored, with its alert's person name, in the order seen."""
-        with self._session() as s:
+        with self.uow.read() as s:
             return [
                 (name, sg)
                 for sg, name in s.execute(

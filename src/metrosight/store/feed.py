@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def alerts_after(store: Store, after_id: int, limit: int = 100) -> list[AlertRecord]:
     """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
-    with store._session() as s:
+    with store.uow.read() as s:
         return list(
             s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit))
         )
@@ -26,7 +26,7 @@ def alerts_after(store: Store, after_id: int, limit: int = 100) -> list[AlertRec
 
 def reviews_after(store: Store, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
     """Reviews with ``id > after_id`` and the resulting status of their alert, oldest first."""
-    with store._session() as s:
+    with store.uow.read() as s:
         rows = s.execute(
             select(AlertReview, AlertRecord.status)
             .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
@@ -39,7 +39,7 @@ def reviews_after(store: Store, after_id: int, limit: int = 200) -> list[tuple[A
 
 def last_ids(store: Store) -> tuple[int, int]:
     """The newest alert id and review id (0 when none)."""
-    with store._session() as s:
+    with store.uow.read() as s:
         a = s.scalar(select(func.max(AlertRecord.id))) or 0
         r = s.scalar(select(func.max(AlertReview.id))) or 0
     return int(a), int(r)
@@ -49,7 +49,7 @@ def recent_events(
     store: Store, camera_id: str | None = None, kind: str | None = None, limit: int = 100
 ) -> list[EventRecord]:
     """Behaviour events (no identity), newest first."""
-    with store._session() as s:
+    with store.uow.read() as s:
         q = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
         if camera_id is not None:
             q = q.where(EventRecord.camera_id == camera_id)
@@ -59,13 +59,13 @@ def recent_events(
 
 
 def event(store: Store, event_row_id: int) -> EventRecord | None:
-    with store._session() as s:
+    with store.uow.read() as s:
         return s.get(EventRecord, event_row_id)
 
 
 def latest_event_snapshot(store: Store, camera_id: str) -> str | None:
     """Path of the newest stored (redacted) event snapshot of a camera, if any."""
-    with store._session() as s:
+    with store.uow.read() as s:
         return s.scalar(
             select(EventRecord.snapshot_path)
             .where(EventRecord.camera_id == camera_id, EventRecord.snapshot_path.is_not(None))
@@ -79,20 +79,20 @@ def entry_references(store: Store, subject_ids: list[int]) -> dict[int, str | No
     ids = sorted({i for i in subject_ids if i is not None})
     if not ids:
         return {}
-    with store._session() as s:
+    with store.uow.read() as s:
         return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
 
 
 def last_sighting_id(store: Store) -> int:
     """The newest sighting id (0 when none)."""
-    with store._session() as s:
+    with store.uow.read() as s:
         return int(s.scalar(select(func.max(Sighting.id))) or 0)
 
 
 def appended_after(store: Store, after_id: int, alerts_upto: int, limit: int = 200) -> tuple[int, list[AlertRecord]]:
     """Sightings with ``id > after_id`` appended to alerts already delivered (``id <= alerts_upto``): the newest
     sighting id read and those alerts (each once, oldest first), to re-send with their new sighting counts."""
-    with store._session() as s:
+    with store.uow.read() as s:
         rows = s.execute(
             select(Sighting.id, Sighting.alert_id, Sighting.event_id != AlertRecord.event_id)
             .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
@@ -114,7 +114,7 @@ def alert_cameras(store: Store, alert_ids: list[int]) -> dict[int, list[str]]:
     if not alert_ids:
         return {}
     out: dict[int, list[str]] = {}
-    with store._session() as s:
+    with store.uow.read() as s:
         for aid, cam in s.execute(
             select(Sighting.alert_id, Sighting.camera_id)
             .where(Sighting.alert_id.in_(sorted(set(alert_ids))))

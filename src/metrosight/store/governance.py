@@ -29,7 +29,7 @@ from metrosight.policy.rules import (
     require,
 )
 from metrosight.store import transitions
-from metrosight.store.db import Sessions, StoreError
+from metrosight.store.db import StoreError
 from metrosight.store.models import (
     AlertRecord,
     AlertReview,
@@ -49,6 +49,7 @@ from metrosight.store.naming import find_named, lookalike_message
 if TYPE_CHECKING:
     from metrosight.audit.log import AuditLog
     from metrosight.policy.crypto import KeyRing
+    from metrosight.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def user_actor(u: User) -> Actor:
 class GovernanceMixin:
     """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory, audit and keyring)."""
 
-    _session: Sessions
+    uow: UnitOfWork
     audit: AuditLog
     keyring: KeyRing
 
@@ -111,14 +112,14 @@ class GovernanceMixin:
         """The acting user. Raises PolicyError for no name, NotFound for an unknown or disabled user."""
         if not name:
             raise PolicyError("this action needs a user: pass --as USER (create users with `metrosight user add`)")
-        with self._session() as s:
+        with self.uow.read() as s:
             u = find_named(s, User, name)
         if u is None or u.disabled:
             raise NotFound(f"unknown user {name!r}")
         return user_actor(u)
 
     def user_count(self) -> int:
-        with self._session() as s:
+        with self.uow.read() as s:
             return int(s.scalar(select(func.count()).select_from(User)) or 0)
 
     def add_user(self, name: str, roles: list[str], actor: Actor | None, password_hash: str | None = None) -> None:
@@ -126,7 +127,7 @@ class GovernanceMixin:
         an admin."""
         roles = check_roles(roles)
         name = human_name(name, "user name")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             first = (s.scalar(select(func.count()).select_from(User)) or 0) == 0
             if actor is None:
                 if not first:
@@ -142,10 +143,10 @@ class GovernanceMixin:
             if (why := lookalike_message(s, User, name, "user")) is not None:
                 raise Conflict(why)
             s.add(User(name=name, roles=roles, created_by=by, password_hash=password_hash))
-            self.audit.append(s, by, "user.add", name, {"roles": roles})
+            self.uow.audit(s, by, "user.add", name, {"roles": roles})
 
     def list_users(self) -> list[tuple[str, list[str], bool]]:
-        with self._session() as s:
+        with self.uow.read() as s:
             return [(u.name, list(u.roles), u.disabled) for u in s.scalars(select(User).order_by(User.name))]
 
     # -- gallery version --------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class GovernanceMixin:
 
     def gallery_version(self) -> int:
         """Bumped by every change to what may be matched (entries, templates, keys, windows)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             row = s.get(Meta, "gallery_version")
             return int(row.value) if row else 0
 
@@ -172,7 +173,7 @@ class GovernanceMixin:
         return subj
 
     def entries(self, watchlist: str | None = None) -> list[EntryInfo]:
-        with self._session() as s:
+        with self.uow.read() as s:
             q = (
                 select(Subject, Watchlist.name, func.count(Template.id))
                 .join(Watchlist, Subject.watchlist_id == Watchlist.id)
@@ -213,7 +214,7 @@ class GovernanceMixin:
         """
         now = now or datetime.now(UTC)
         self.expire_due(now)
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
             watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # as stored, for the audit entry
             can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by, transitions.contributors(s, e))
@@ -230,7 +231,7 @@ class GovernanceMixin:
                 expires_at=expires_at,
             )
             released = transitions.release_templates(s, entry_id)
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "entry.approve",
@@ -253,7 +254,7 @@ class GovernanceMixin:
         reason = free_text(reason, "reason")
         if not reason:
             raise PolicyError("a revocation needs a reason")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             e = transitions.lock_entry(s, self._entry(s, watchlist, name).id)
             watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # as stored, for the audit entry
             if e.status in transitions.TERMINAL_ENTRY:
@@ -269,7 +270,7 @@ class GovernanceMixin:
                 revoke_reason=reason,
             )
             n = self._destroy_templates(s, entry_id)
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "entry.revoke",
@@ -282,7 +283,7 @@ class GovernanceMixin:
     def expire_due(self, now: datetime | None = None) -> int:
         """Retire entries whose expiry has passed: status expired, templates destroyed. Returns how many."""
         now = now or datetime.now(UTC)
-        with self._session() as s:
+        with self.uow.read() as s:
             due = list(
                 s.scalars(
                     select(Subject.id)
@@ -297,7 +298,7 @@ class GovernanceMixin:
         if not due:
             return 0
         done = 0
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             for eid in due:
                 e = transitions.locked(s, Subject, eid)  # workers expire concurrently: one of them does it
                 if e is None or e.status not in transitions.LIVE_ENTRY or aware(e.expires_at) > now:  # type: ignore[operator]
@@ -305,7 +306,7 @@ class GovernanceMixin:
                 expired_at, urgent_unapproved = aware(e.expires_at), bool(e.urgent and e.approved_by is None)
                 transitions.set_entry(s, e, e.status, Subject.expires_at <= now, status="expired")
                 n = self._destroy_templates(s, eid)
-                self.audit.append(
+                self.uow.audit(
                     s,
                     SYSTEM,
                     "entry.expire",
@@ -325,7 +326,7 @@ class GovernanceMixin:
     def shred_watchlist(self, watchlist: str, actor: Actor) -> None:
         """Destroy a watchlist's key (crypto-shredding) and its templates; its entries end as revoked."""
         require(actor, "shred watchlists", "admin")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             wl = find_named(s, Watchlist, watchlist)
             if wl is None:
                 raise NotFound(f"no watchlist named {watchlist!r}")
@@ -340,11 +341,11 @@ class GovernanceMixin:
                         actor.name,
                         "watchlist shredded",
                     )
-            self.audit.append(s, actor.name, "watchlist.shred", watchlist, {"templates_destroyed": n})
+            self.uow.audit(s, actor.name, "watchlist.shred", watchlist, {"templates_destroyed": n})
             self._bump(s)
 
     def wrapped_key(self, watchlist: str) -> bytes | None:
-        with self._session() as s:
+        with self.uow.read() as s:
             wl = find_named(s, Watchlist, watchlist)
             return s.scalar(select(WatchlistKey.wrapped_key).where(WatchlistKey.watchlist_id == wl.id)) if wl else None
 
@@ -370,7 +371,7 @@ class GovernanceMixin:
         reason = free_text(reason, "reason") if reason is not None else None
         if action == "reject" and not reason:
             raise PolicyError("a rejection needs a reason (it is kept as feedback)")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             a = transitions.lock_alert(s, alert_id)
             if a is None:
                 raise NotFound(f"no alert {alert_id}")
@@ -388,7 +389,7 @@ class GovernanceMixin:
             event_id, subject, wl = a.event_id, a.subject_name, a.watchlist
             transitions.set_alert_status(s, a, status)
             s.add(AlertReview(alert_id=alert_id, user=actor.name, action=action, reason=reason))
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 f"alert.{action}",
@@ -411,7 +412,7 @@ class GovernanceMixin:
             ``(alert, reviews, earlier_rejections)``.
         """
         require(actor, "read alerts", "operator", "admin", "auditor")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             a = s.get(AlertRecord, alert_id)
             if a is None:
                 raise NotFound(f"no alert {alert_id}")
@@ -432,18 +433,18 @@ class GovernanceMixin:
                     .order_by(AlertReview.at.desc())
                 )
             )
-            self.audit.append(s, actor.name, "alert.read", f"alert:{alert_id}", {"alert_id": alert_id})
+            self.uow.audit(s, actor.name, "alert.read", f"alert:{alert_id}", {"alert_id": alert_id})
             return a, reviews, earlier
 
     def list_alerts(self, actor: Actor, status: str | None = None, limit: int = 100) -> list[AlertRecord]:
         """Alerts, newest first (metadata only; no crops). Audited."""
         require(actor, "list alerts", "operator", "admin", "auditor")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             q = select(AlertRecord).order_by(AlertRecord.id.desc()).limit(limit)
             if status:
                 q = q.where(AlertRecord.status == status)
             rows = list(s.scalars(q))
-            self.audit.append(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
+            self.uow.audit(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
             return rows
 
     def read_crop(self, alert_id: int, actor: Actor, sighting: int | None = None) -> bytes:
@@ -454,7 +455,7 @@ class GovernanceMixin:
             NotFound: no alert or sighting, or it has no crop. CryptoError: the watchlist was shredded.
         """
         require(actor, "export alert crops", "operator", "admin")
-        with self._session() as s:
+        with self.uow.read() as s:
             a = s.get(AlertRecord, alert_id)
             if a is None:
                 raise NotFound(f"alert {alert_id} has no stored crop")
@@ -481,8 +482,8 @@ class GovernanceMixin:
                 )
             wl = sg.watchlist if sg is not None else a.watchlist  # the key the crop was sealed with
         data = self.keyring.decrypt(self.wrapped_key(wl), Path(path).read_bytes())
-        with self._session.begin() as s:
-            self.audit.append(
+        with self.uow.write() as s:
+            self.uow.audit(
                 s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id, "sighting": sighting}
             )
         return data
@@ -515,7 +516,7 @@ class GovernanceMixin:
         reason = free_text(reason, "reason")
         if not reason:
             raise PolicyError("a no-identification window needs a reason")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             w = NoIdWindow(
                 name=name,
                 scope={"cameras": cameras, "lines": lines},
@@ -526,7 +527,7 @@ class GovernanceMixin:
             )
             s.add(w)
             s.flush()
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "window.add",
@@ -545,16 +546,16 @@ class GovernanceMixin:
 
     def remove_window(self, window_id: int, actor: Actor) -> None:
         require(actor, "remove no-identification windows", "admin")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             w = s.get(NoIdWindow, window_id)
             if w is None or w.removed_at is not None:
                 raise NotFound(f"no active no-identification window {window_id}")
             w.removed_at, w.removed_by = datetime.now(UTC), actor.name
-            self.audit.append(s, actor.name, "window.remove", w.name, {"window_id": window_id})
+            self.uow.audit(s, actor.name, "window.remove", w.name, {"window_id": window_id})
             self._bump(s)
 
     def windows(self) -> list[NoIdWindow]:
-        with self._session() as s:
+        with self.uow.read() as s:
             return list(
                 s.scalars(select(NoIdWindow).where(NoIdWindow.removed_at.is_(None)).order_by(NoIdWindow.starts_at))
             )
@@ -574,7 +575,7 @@ class GovernanceMixin:
         require(actor, "purge old records", "admin")
         now = now or datetime.now(UTC)
         counts = {"alerts": 0, "crops": 0, "events": 0, "audit": 0, "entries_expired": self.expire_due(now)}
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             if retention.crops_days is not None:
                 cut = now - timedelta(days=retention.crops_days)
                 for a in s.scalars(
@@ -620,7 +621,7 @@ class GovernanceMixin:
                         s.scalars(select(Subject.id)), s.scalars(select(AlertRecord.id))
                     )
             # appended before the old entries go: it continues the sequence (seq and hash) even when all of them go
-            self.audit.append(s, actor.name, action, None, details)
+            self.uow.audit(s, actor.name, action, None, details)
             if through is not None:
                 # the database refuses DELETE on audit_log (migration 0007) except of the oldest entries up to a
                 # permit this transaction sets and removes; the purge is audited (above) and checkpointed
@@ -628,14 +629,14 @@ class GovernanceMixin:
                 s.flush()
                 s.execute(delete(AuditEntry).where(AuditEntry.seq <= through))
                 s.execute(delete(Meta).where(Meta.key == PURGE_PERMIT))
-                self.audit.note_purge(s, through, details["through_hash"])
+                self.audit.note_purge(s.info, through, details["through_hash"])
         return counts
 
     # -- audit ------------------------------------------------------------------------------------------------
     def audit_entries(self, actor: Actor | None = None, limit: int | None = None) -> list[AuditEntry]:
         if actor is not None:
             require(actor, "read the audit log", "auditor", "admin")
-        with self._session() as s:
+        with self.uow.read() as s:
             if not limit:
                 return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
             newest = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
@@ -646,7 +647,7 @@ class GovernanceMixin:
         cps = self.audit.read_checkpoints()
         from metrosight.audit.log import LEGACY_META
 
-        with self._session() as s:
+        with self.uow.read() as s:
             users = bool(s.scalar(select(func.count()).select_from(User)))
             legacy = s.get(Meta, LEGACY_META)
         path = str(self.audit.checkpoints.path) if self.audit.checkpoints is not None else None
@@ -675,7 +676,7 @@ class GovernanceMixin:
         every gallery load (:meth:`active_gallery` leaves these entries out)."""
         from metrosight.audit.log import KEYED_ACTION, entry_hash
 
-        with self._session() as s:
+        with self.uow.read() as s:
             first = s.scalar(select(func.min(AuditEntry.seq)))
             rows = list(
                 s.scalars(
@@ -706,7 +707,7 @@ class GovernanceMixin:
         """Stored approvals, revocations, templates (who added them, held or not), alert reviews and alert statuses
         that the keyed audit log does not back, one line each (see :mod:`metrosight.audit.governed`); ``entries``: the verified log (read when None)."""
         g = governed.replay(entries if entries is not None else self.audit_entries())
-        with self._session() as s:
+        with self.uow.read() as s:
             rows = s.execute(
                 select(
                     Subject.id, Watchlist.name, Subject.name, Subject.status, Subject.approved_by, Subject.created_at
@@ -744,5 +745,5 @@ class GovernanceMixin:
 
     def record(self, actor: str, action: str, target: str | None, details: dict) -> None:
         """Write a standalone audit entry (e.g. an identify call or a login)."""
-        with self._session.begin() as s:
-            self.audit.append(s, actor, action, target, details)
+        with self.uow.write() as s:
+            self.uow.audit(s, actor, action, target, details)

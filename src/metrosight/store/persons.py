@@ -20,9 +20,8 @@ from metrosight.policy.rules import Actor, PolicyError, require
 from metrosight.store.models import Person, PersonDistinct, Subject, Watchlist
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import sessionmaker
-
     from metrosight.audit.log import AuditLog
+    from metrosight.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 class PersonsMixin:
     """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory and the audit log)."""
 
-    _session: sessionmaker[Session]
+    uow: UnitOfWork
     audit: AuditLog
 
     _bump: Callable[[Session], None]  # GovernanceMixin's: a change to what may be matched
@@ -66,7 +65,7 @@ class PersonsMixin:
 
     def persons(self, person_id: int | None = None) -> list[PersonInfo]:
         """Persons with their entries, by id (only ``person_id`` when given; NotFound if it does not exist)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             if person_id is not None:
                 self._person(s, person_id)
             q = (
@@ -98,7 +97,7 @@ class PersonsMixin:
         """The person of the entry ``name`` on ``watchlist`` (NotFound if there is no such entry)."""
         from metrosight.store.governance import NotFound
 
-        with self._session() as s:
+        with self.uow.read() as s:
             pid = s.scalar(
                 select(Subject.person_id)
                 .join(Watchlist, Watchlist.id == Subject.watchlist_id)
@@ -110,7 +109,7 @@ class PersonsMixin:
 
     def distinct_pairs(self) -> set[tuple[int, int]]:
         """Pairs of persons recorded as different people, each as ``(smaller id, larger id)``."""
-        with self._session() as s:
+        with self.uow.read() as s:
             return {(int(a), int(b)) for a, b in s.execute(select(PersonDistinct.person_a, PersonDistinct.person_b))}
 
     def link_persons(self, keep: int, other: int, actor: Actor, reason: str) -> int:
@@ -126,7 +125,7 @@ class PersonsMixin:
             raise PolicyError("linking two persons needs a reason (it is recorded in the audit log)")
         if keep == other:
             raise PolicyError(f"person {keep} cannot be linked to itself")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             a, b = self._person(s, keep), self._person(s, other)
             lo, hi = _pair(keep, other)
             if s.scalar(select(PersonDistinct.id).where(PersonDistinct.person_a == lo, PersonDistinct.person_b == hi)):
@@ -156,7 +155,7 @@ class PersonsMixin:
                     is None
                 ):
                     s.add(PersonDistinct(person_a=lo3, person_b=hi3, reason=d.reason, created_by=d.created_by))
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "person.link",
@@ -185,7 +184,7 @@ class PersonsMixin:
         require(actor, "unlink persons", "approver", "admin")
         if not reason.strip():
             raise PolicyError("unlinking needs a reason (it is recorded in the audit log)")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             e = s.scalar(
                 select(Subject)
                 .join(Watchlist, Watchlist.id == Subject.watchlist_id)
@@ -201,7 +200,7 @@ class PersonsMixin:
             s.add(p)
             s.flush()
             e.person_id = p.id
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "person.unlink",
@@ -226,7 +225,7 @@ class PersonsMixin:
                 f"person {a} is one person; to separate an entry from it use `metrosight person unlink WATCHLIST NAME`"
             )
         lo, hi = _pair(a, b)
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             pa, pb = self._person(s, lo), self._person(s, hi)
             if s.scalar(select(PersonDistinct.id).where(PersonDistinct.person_a == lo, PersonDistinct.person_b == hi)):
                 return
@@ -235,7 +234,7 @@ class PersonsMixin:
                     person_a=lo, person_b=hi, reason=reason, created_by=actor.name, created_at=datetime.now(UTC)
                 )
             )
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "person.distinct",

@@ -14,22 +14,20 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from metrosight.audit.checkpoint import CheckpointFile
-from metrosight.audit.log import AuditLog
 from metrosight.core.names import human_name
 from metrosight.core.types import Category
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
 from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
 from metrosight.store import transitions
-from metrosight.store.db import StoreError, open_engine, session_factory
+from metrosight.store.db import StoreError, open_engine
 from metrosight.store.episodes import EpisodesMixin
 from metrosight.store.governance import Conflict, GovernanceMixin, NotFound
 from metrosight.store.models import AlertRecord, Person, Run, Subject, Template, Watchlist, WatchlistKey
 from metrosight.store.naming import find_named, lookalike_message
 from metrosight.store.persons import PersonsMixin
+from metrosight.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -61,38 +59,6 @@ def process_alive(pid: int, started_at: datetime | None) -> bool:
     except (OSError, IndexError, ValueError, StopIteration):
         return True  # no /proc: the process exists, assume it is the same
     return started_at is None or began <= started_at.timestamp() + 2.0
-
-
-# tables whose deleted rows must leave the database's files: template ciphertext (its watchlist key lives on for
-# the other entries) and wrapped watchlist keys; crops are files (unlinked), sightings and alerts hold no biometrics
-SCRUBBED_TABLES = ("templates", "watchlist_keys")
-# a deletion in one of these tables removes rows of those by ON DELETE CASCADE, which the session does not see
-_CASCADES = {"subjects": ("templates",), "watchlists": ("templates", "watchlist_keys")}
-PG_SCRUB_LOCK_TIMEOUT = "5s"  # VACUUM FULL waits this long for its ACCESS EXCLUSIVE lock, then retries later
-
-
-def _deleted_tables(session: Session) -> set[str]:
-    return session.info.setdefault("deleted_tables", set())
-
-
-def _note_delete(state) -> None:  # type: ignore[no-untyped-def]
-    if state.is_delete:
-        table = getattr(state.statement, "table", None)
-        _deleted_tables(state.session).add(getattr(table, "name", "?"))
-
-
-def _note_flush_delete(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def]
-    for obj in session.deleted:
-        _deleted_tables(session).add(getattr(type(obj), "__tablename__", "?"))
-
-
-def scrub_targets(deleted: set[str]) -> list[str]:
-    """Which of :data:`SCRUBBED_TABLES` lost rows when rows of the tables ``deleted`` were deleted (directly or
-    by cascade), in a fixed order."""
-    hit = set(deleted)
-    for t in deleted:
-        hit.update(_CASCADES.get(t, ()))
-    return [t for t in SCRUBBED_TABLES if t in hit]
 
 
 @atexit.register
@@ -150,91 +116,15 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         episode_window_s: float = 60.0,
         group_window_s: float = 120.0,
     ) -> None:
+        self.uow = UnitOfWork(engine, keyring, checkpoints)
         self.engine = engine
         self.tz = tz
         self.keyring = keyring
-        chain_key, signer = keyring.audit_keys()
-        self.audit = AuditLog(chain_key, CheckpointFile(checkpoints, signer) if checkpoints is not None else None)
+        self.audit = self.uow.log
         self.max_entry_days = max_entry_days
         self.episode_window_s = episode_window_s
         self.group_window_s = group_window_s
-        self._session = session_factory(engine)
-        self._session.listen("after_commit", self.audit.after_commit)
-        self._scrub_pending: set[str] = set()  # PostgreSQL tables whose rewrite failed: retried at the next one
-        self._session.listen("do_orm_execute", _note_delete)
-        self._session.listen("after_flush", _note_flush_delete)
-        self._session.listen("after_commit", self._scrub_after_delete)
         _open_stores.add(self)
-
-    def _scrub_after_delete(self, session: Session) -> None:
-        """After a transaction that deleted rows (revoked or expired templates, a shredded key, purged alerts), make
-        the deleted bytes leave the database's files: a revoked template's ciphertext could otherwise be carved and
-        decrypted with its (still live) watchlist key.
-
-        - SQLite: ``secure_delete`` has zeroed the deleted content in the new page images, but the WAL still holds
-          the old ones until a checkpoint: move the WAL into the database and truncate it to zero bytes.
-        - PostgreSQL: MVCC leaves deleted rows as dead tuples in the table's pages (plain VACUUM only marks the space
-          reusable): ``VACUUM (FULL)`` rewrites each of :data:`SCRUBBED_TABLES` that lost rows (and its TOAST table
-          and indexes) into new files without them; the old files are truncated. It takes an ACCESS EXCLUSIVE lock on
-          the table for the rewrite (milliseconds for a gallery of 10 000 templates, see README) and cannot run in a
-          transaction (autocommit connection). A rewrite that cannot get its lock within
-          :data:`PG_SCRUB_LOCK_TIMEOUT` or fails is logged and retried after the next deletion. What remains in
-          PostgreSQL's WAL segments and the filesystem's free blocks is described in README (At rest).
-        """
-        deleted = session.info.pop("deleted_tables", None)
-        if not deleted:
-            return
-        if self.engine.dialect.name == "postgresql":
-            self._vacuum_full(scrub_targets(deleted))
-            return
-        if self.engine.dialect.name != "sqlite":
-            return
-        try:
-            with self.engine.connect() as c:
-                busy, _log, _done = c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-            if busy:
-                log.warning(
-                    "the WAL could not be truncated after a deletion (a reader was busy); it will be at the "
-                    "next checkpoint"
-                )
-        except SQLAlchemyError as exc:
-            log.error("cannot checkpoint the WAL after a deletion: %s", exc)
-
-    def _vacuum_full(self, tables: list[str]) -> None:
-        """``VACUUM (FULL)`` each of ``tables`` (and any left over from a failed attempt) on PostgreSQL."""
-        todo = [t for t in SCRUBBED_TABLES if t in self._scrub_pending or t in tables]
-        if not todo:
-            return
-        self._scrub_pending.update(todo)  # until done
-        try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                c.exec_driver_sql(f"SET lock_timeout = '{PG_SCRUB_LOCK_TIMEOUT}'")
-                try:
-                    for t in todo:
-                        # VACUUM by a role that does not own the table only warns and skips it: say so instead
-                        if not c.exec_driver_sql(
-                            "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%(t)s)",
-                            {"t": t},
-                        ).scalar():
-                            log.error(
-                                "deleted rows of %s stay in its files: the database user does not own the "
-                                "table (run VACUUM (FULL) %s as its owner)",
-                                t,
-                                t,
-                            )
-                            self._scrub_pending.discard(t)
-                            continue
-                        c.exec_driver_sql(f"VACUUM (FULL) {t}")
-                        self._scrub_pending.discard(t)
-                finally:
-                    c.exec_driver_sql("RESET lock_timeout")
-        except SQLAlchemyError as exc:
-            log.error(
-                "deleted rows of %s are still in the table's files (VACUUM (FULL) failed: %s); retried after "
-                "the next deletion",
-                ", ".join(sorted(self._scrub_pending)),
-                str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0],
-            )
 
     @classmethod
     def for_home(
@@ -269,7 +159,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         an existing watchlist's name, Forbidden unless ``actor`` is an admin, InvalidInput for an unusable name."""
         require(actor, "create watchlists", "admin")
         name = human_name(name, "watchlist name")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             if find_named(s, Watchlist, name) is not None:
                 raise Conflict(f"watchlist {name!r} already exists")
             if (why := lookalike_message(s, Watchlist, name, "watchlist")) is not None:
@@ -278,12 +168,12 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
             s.add(wl)
             s.flush()
             s.add(WatchlistKey(watchlist_id=wl.id, wrapped_key=self.keyring.new_wrapped_key()))
-            self.audit.append(s, actor.name, "watchlist.create", name, {"category": str(category)})
+            self.uow.audit(s, actor.name, "watchlist.create", name, {"category": str(category)})
             self._bump(s)
 
     def watchlist_category(self, name: str) -> Category:
         """Raises NotFound if there is no such watchlist."""
-        with self._session() as s:
+        with self.uow.read() as s:
             wl = find_named(s, Watchlist, name)
             cat = wl.category if wl is not None else None
         if cat is None:
@@ -293,7 +183,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         return Category(cat)
 
     def list_watchlists(self) -> list[WatchlistInfo]:
-        with self._session() as s:
+        with self.uow.read() as s:
             rows = s.execute(
                 select(
                     Watchlist.name,
@@ -347,7 +237,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         require(actor, "record watchlist entries", "approver", "admin")
         now = now or datetime.now(UTC)
         subject = human_name(subject, "the person's name")
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             wl = find_named(s, Watchlist, watchlist)
             if wl is None:
                 raise NotFound(f"no watchlist named {watchlist!r}; create it with `metrosight watchlist create`")
@@ -392,7 +282,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                 )
                 s.add(subj)
                 s.flush()
-                self.audit.append(
+                self.uow.audit(
                     s,
                     actor.name,
                     "entry.create",
@@ -447,7 +337,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                     held=held,
                 )
             )
-            self.audit.append(
+            self.uow.audit(
                 s,
                 actor.name,
                 "entry.enrol",
@@ -520,7 +410,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     ) -> list[tuple[Subject, str, str, str, list[np.ndarray]]]:
         """Decrypted descriptors of entries in ``statuses``, grouped per entry: ``(entry, watchlist, category,
         person name, descriptors)``; shredded watchlists are left out, and held photos unless ``held``."""
-        with self._session() as s:
+        with self.uow.read() as s:
             keys = {k.watchlist_id: k.wrapped_key for k in s.scalars(select(WatchlistKey))}
             rows = s.execute(
                 select(Subject, Watchlist.name, Watchlist.category, Person.name, Template.descriptor)
@@ -545,7 +435,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     # -- runs and alerts --------------------------------------------------------------------------------------
     def start_run(self, camera_id: str, source: str) -> int:
         """A new ``running`` run row, recording this host and process (see :meth:`close_dead_runs`)."""
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             run = Run(camera_id=camera_id, source=source, host=socket.gethostname(), pid=os.getpid())
             s.add(run)
             s.flush()
@@ -554,7 +444,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     def finish_run(
         self, run_id: int, status: str, frames: int, faces: int, tracks: int, alerts: int, error: str | None = None
     ) -> None:
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             s.execute(
                 update(Run)
                 .where(Run.id == run_id)
@@ -574,7 +464,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         or the machine went down); called whenever metrosight starts. Runs of other hosts are left alone.
         Returns how many were closed."""
         host = socket.gethostname()
-        with self._session() as s:
+        with self.uow.read() as s:
             rows = list(
                 s.execute(
                     select(Run.id, Run.pid, Run.started_at).where(
@@ -585,7 +475,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         dead = [(rid, pid) for rid, pid, started in rows if not process_alive(pid, aware(started))]
         if not dead:
             return 0
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             for rid, pid in dead:
                 s.execute(
                     update(Run)
@@ -602,7 +492,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     def tracks_since(self, since: datetime) -> tuple[int, datetime | None]:
         """Face tracks (one watchlist search each) of the runs finished since ``since``, and the earliest start of
         those runs (``None`` when there were none)."""
-        with self._session() as s:
+        with self.uow.read() as s:
             n, first = s.execute(
                 select(func.coalesce(func.sum(Run.tracks), 0), func.min(Run.started_at)).where(
                     Run.finished_at.is_not(None), Run.finished_at >= since
@@ -611,15 +501,22 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         return int(n), aware(first) if first is not None else None
 
     def alerts(self, run_id: int | None = None) -> list[AlertRecord]:
-        with self._session() as s:
+        with self.uow.read() as s:
             q = select(AlertRecord).order_by(AlertRecord.id)
             if run_id is not None:
                 q = q.where(AlertRecord.run_id == run_id)
             return list(s.scalars(q))
 
+    def alert_counts(self) -> dict[str, int]:
+        """How many alerts there are in each status."""
+        with self.uow.read() as s:
+            return {
+                st: int(n) for st, n in s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))
+            }
+
     def count(self, model: type) -> int:
         try:
-            with self._session() as s:
+            with self.uow.read() as s:
                 return int(s.scalar(select(func.count()).select_from(model)) or 0)
         except SQLAlchemyError as exc:
             raise StoreError(str(exc)) from None
@@ -641,7 +538,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         from metrosight.store.models import EventRecord
 
         try:
-            with self._session.begin() as s:
+            with self.uow.write() as s:
                 if s.scalar(select(EventRecord.id).where(EventRecord.event_id == event_id)) is not None:
                     return False
                 s.add(
@@ -658,7 +555,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
                     )
                 )
         except IntegrityError as exc:
-            with self._session() as s:
+            with self.uow.read() as s:
                 if s.scalar(select(EventRecord.id).where(EventRecord.event_id == event_id)) is not None:
                     return False
             raise StoreError(f"cannot store event {event_id}: {exc.orig}") from None
@@ -685,7 +582,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
             .returning(EventRecord.id)
         )
         try:
-            with self._session.begin() as s:
+            with self.uow.write() as s:
                 return len(s.execute(stmt).all())  # RETURNING lists the inserted rows only
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot store {len(rows)} events: {exc.__class__.__name__}: {exc}") from None
@@ -694,7 +591,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         """Set an event's end time and merge ``data`` into its fields. Returns False if there is no such event."""
         from metrosight.store.models import EventRecord
 
-        with self._session.begin() as s:
+        with self.uow.write() as s:
             rec = s.scalar(select(EventRecord).where(EventRecord.event_id == event_id))
             if rec is None:
                 return False
@@ -707,7 +604,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
         """Stored behaviour events (``EventRecord`` rows), oldest first."""
         from metrosight.store.models import EventRecord
 
-        with self._session() as s:
+        with self.uow.read() as s:
             q = select(EventRecord).order_by(EventRecord.start_ts, EventRecord.id)
             if run_id is not None:
                 q = q.where(EventRecord.run_id == run_id)

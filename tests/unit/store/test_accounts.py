@@ -43,7 +43,7 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(accounts):
     info, token = accounts.create_token("vic", "prometheus", Actor("vic", frozenset({"viewer"})))
     assert token.startswith("mst_") and len(token) > 40
     assert accounts.token_actor(token) == Actor("vic", frozenset({"viewer"}))
-    with accounts.store._session() as s:
+    with accounts.store.uow.read() as s:
         row = s.scalar(select(ApiToken))
     assert row.token_sha256 == token_digest(token) and token not in (row.prefix, row.token_sha256)
     db = Path(accounts.store.engine.url.database)

@@ -55,7 +55,7 @@ def enrolled(tmp_path):
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
     store.enroll("wl", "Eve", vec, "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
     store.approve("wl", "Eve", BOB)
-    with store._session() as s:
+    with store.uow.read() as s:
         blob = s.scalar(select(Template.descriptor))
     return store, vec, blob
 

@@ -128,7 +128,7 @@ def stored_alert(store, event="cam:r:1"):
     [entry] = [e for e in store.active_gallery("m")]
     m = Match(entry.subject_id, entry.subject_name, "wl", Category.WANTED, 0.95, 0.3)
     store.save_alert(Alert("cam", 1, m, 1.0, 2.0, None, event, 2), None)
-    with store._session() as s:
+    with store.uow.read() as s:
         return s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == event))
 
 
@@ -230,7 +230,7 @@ def test_templates_and_crops_are_encrypted_and_shredding_makes_them_unreadable(s
     v = vec(9)
     store.enroll("wl", "Eve", v, "m", "e.jpg", "e" * 64, 0.9, ADA, auth())
     store.approve("wl", "Eve", BOB)
-    with store._session() as s:
+    with store.uow.read() as s:
         blob = s.scalar(select(Template.descriptor))
     assert v.astype("<f4").tobytes() not in blob and len(blob) > 512
     sealed = store.encrypt_for("wl", b"\xff\xd8jpeg")
@@ -269,7 +269,7 @@ def test_retention_purge(store, tmp_path):
     crop = tmp_path / "crop.enc"
     crop.write_bytes(b"x")
     old = datetime.now(UTC) - timedelta(days=100)
-    with store._session.begin() as s:
+    with store.uow.write() as s:
         a = s.get(AlertRecord, aid)
         a.crop_path, a.created_at = str(crop), old
         s.add(EventRecord(event_id="e1", camera_id="cam", kind="loitering", start_ts=0.0, created_at=old))

@@ -66,7 +66,7 @@ def test_gallery_respects_status_expiry_and_scope(store):
     for i, name in enumerate(["active", "pending", "expired", "scoped"]):
         enrol(store, "wl", name, vec(i), str(i))
     now = datetime.now(UTC)
-    with store._session.begin() as s:
+    with store.uow.write() as s:
         s.execute(update(Subject).where(Subject.name == "pending").values(status="pending"))
         s.execute(update(Subject).where(Subject.name == "expired").values(expires_at=now - timedelta(seconds=1)))
         s.execute(update(Subject).where(Subject.name == "scoped").values(scope={"cameras": ["cam-7"]}))

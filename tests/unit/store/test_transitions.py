@@ -44,7 +44,7 @@ def test_compare_and_set_refuses_a_changed_row(tmp_path) -> None:  # type: ignor
     s.create_watchlist("wl", Category.WANTED, ADA)
     auth = Authorisation("law", "court", "R", datetime.now(UTC) + timedelta(days=3))
     sid, _ = s.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
-    with s._session.begin() as ses:
+    with s.uow.write() as ses:
         e = transitions.lock_entry(ses, sid)
         stale = Subject(id=e.id, status="pending", approved_by=None)  # what a concurrent reader saw
         transitions.set_entry(ses, e, "pending", status="revoked")
