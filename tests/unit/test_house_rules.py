@@ -118,7 +118,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/detect/person.py:_MODELS",
             "metrosight/recognize/dlib_dat.py:_SIMPLE_LAYERS",
             "metrosight/store/accounts.py:_DUMMY_HASH",
-            "metrosight/store/repo.py:_CASCADES",
             "metrosight/store/repo.py:_open_stores",
         }
     ),

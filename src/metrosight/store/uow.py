@@ -13,9 +13,11 @@ After a transaction that deleted rows, the deleted bytes are made to leave the d
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +36,9 @@ log = logging.getLogger(__name__)
 # the other entries) and wrapped watchlist keys; crops are files (unlinked), sightings and alerts hold no biometrics
 SCRUBBED_TABLES = ("templates", "watchlist_keys")
 # a deletion in one of these tables removes rows of those by ON DELETE CASCADE, which the session does not see
-_CASCADES = {"subjects": ("templates",), "watchlists": ("templates", "watchlist_keys")}
+_CASCADES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"subjects": ("templates",), "watchlists": ("templates", "watchlist_keys")}
+)
 PG_SCRUB_LOCK_TIMEOUT = "5s"  # VACUUM FULL waits this long for its ACCESS EXCLUSIVE lock, then retries later
 
 
