@@ -8,7 +8,6 @@ once the feed answers again, and show the next alert without a reload.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from metrosight.core.types import Category
 from metrosight.pipeline.runtime import AlertSink
 from metrosight.policy.passwords import hash_password
 from metrosight.policy.rules import Authorisation
+from tests.conftest import missing_system
 from tests.e2e.test_operator_ui import ARGS, CHROMIUM
 from tests.unit.api.conftest import make_runtime
 
@@ -71,9 +71,7 @@ def stop(server: uvicorn.Server, thread: threading.Thread) -> None:
 def service(tmp_path: Path) -> Iterator[tuple[object, Flaky, InProcessBus, int]]:
     if not CHROMIUM.exists():
         msg = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing_system(msg)
     rt = make_runtime(tmp_path / "home")
     store = rt.store
     pw = hash_password(PASSWORD)

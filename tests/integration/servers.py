@@ -8,7 +8,8 @@
   test its own database.
 
 Fixtures: ``redis_server`` (per test), ``postgres_server`` (per session), ``pg_url`` (a fresh database per test).
-They skip with a reason when the binaries are missing, and fail in CI (``CI`` set), where ``.ci/run`` installs them.
+They skip with a reason when the binaries are missing, and fail where ``.ci/run`` installed them
+(:func:`tests.conftest.missing_system`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from tests.conftest import missing_system
 from tests.integration.procs import free_port, kill_process, stop_process
 
 
-def _missing(what: str) -> None:
-    msg = f"{what} is not installed (.ci/run installs it with apt-get)"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+def _missing(what: str) -> NoReturn:
+    missing_system(f"{what} is not installed (.ci/run installs it with apt-get)")
 
 
 def pg_binary(name: str) -> str | None:

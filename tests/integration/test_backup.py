@@ -25,6 +25,7 @@ from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.governance import Retention
 from metrosight.store.models import AlertRecord, Person, Subject
 from metrosight.store.repo import Store, checkpoint_path
+from tests.conftest import missing_system
 
 pytestmark = pytest.mark.integration
 
@@ -200,7 +201,7 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(kind: str, request: py
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path: Path):
     if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs")
+        missing_system("needs root to mount a small tmpfs")
     src = tmp_path / "src"
     st = _populate(src, None)
     big = media_file(src / "media", "alerts", "cam-2", "filler", ".jpg.enc")

@@ -3,7 +3,6 @@ to TCP (rtsp_transport), RTSP with basic authentication and reserved characters 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from metrosight.ingest.factory import live_source
 from metrosight.ingest.source import SourceError, open_container, parse_source
 from metrosight.store.models import Run
 from metrosight.store.repo import Store
-from tests.conftest import require_case, require_data
+from tests.conftest import missing_system, require_case, require_data
 from tests.integration.helpers import bootstrap, cli, json_lines
 from tests.integration.procs import free_port, kill_process
 from tests.integration.rtsp import MjpegHttpServer, RtspServer, listening, looped_video, rtsp_missing
@@ -38,9 +37,7 @@ SECRETS = ("Http@Pw 9/x", "TokSecret42")
 def servers_ready():
     why = rtsp_missing()
     if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        missing_system(why)
 
 
 @pytest.fixture(scope="module")

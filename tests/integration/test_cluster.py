@@ -22,7 +22,7 @@ from metrosight.bus.leases import Leases
 from metrosight.bus.redis_streams import connect
 from metrosight.store.models import AlertRecord, Run
 from metrosight.store.repo import Store
-from tests.conftest import require_data
+from tests.conftest import missing_system, require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -268,9 +268,7 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
 
     why = rtsp_missing()
     if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        missing_system(why)
     c = Cluster(tmp_path, pg_url, durable_redis.url, 6, monkeypatch)
     video = next(tmp_path.glob("hamilton_x6.mp4"))
     try:

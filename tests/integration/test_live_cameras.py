@@ -29,7 +29,7 @@ from metrosight.pipeline.runtime import Runtime
 from metrosight.pipeline.supervisor import Supervisor
 from metrosight.store.models import AlertRecord, Run
 from metrosight.store.repo import Store
-from tests.conftest import REPO_ROOT, require_data
+from tests.conftest import REPO_ROOT, missing_system, require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 from tests.integration.rtsp import GarbageServer, RtspServer, free_port, looped_video, rtsp_missing
 
@@ -48,9 +48,7 @@ FAST_INGEST = {
 def rtsp_ready():
     why = rtsp_missing()
     if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        missing_system(why)
 
 
 @pytest.fixture(scope="module")

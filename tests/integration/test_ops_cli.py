@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import require_data
+from tests.conftest import missing_system, require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 
 pytestmark = pytest.mark.integration
@@ -134,7 +134,7 @@ def test_doctor_healthy_then_each_fault_is_one_clear_line(tmp_path: Path) -> Non
 
 def test_doctor_on_a_full_disk(tmp_path: Path) -> None:
     if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs")
+        missing_system("needs root to mount a small tmpfs")
     mnt = tmp_path / "small"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import missing_system
 from tests.integration.helpers import cli
 from tests.integration.procs import free_port
 
@@ -70,7 +71,7 @@ def test_a_relayed_stream_turned_by_ffmpeg_comes_out_turned_on_every_frame(tmp_p
     from metrosight.ingest.source import VideoSource, parse_source
 
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+        missing_system("ffmpeg is not installed (apt-get install ffmpeg)")
     ts = tmp_path / "turned.ts"
     subprocess.run(
         [

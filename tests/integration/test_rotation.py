@@ -19,7 +19,7 @@ import pytest
 from metrosight.config.model import IngestConfig
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.source import VideoSource, parse_source
-from tests.conftest import require_data
+from tests.conftest import missing_system, require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -32,7 +32,7 @@ def ffmpeg(*args: str) -> None:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+        missing_system("ffmpeg is not installed (apt-get install ffmpeg)")
     src = require_data("face_recognition_examples", "examples") / "short_hamilton_clip.mp4"
     d = tmp_path_factory.mktemp("rotation")
     enc = ["-an", "-c:v", "libx264", "-crf", "16", "-preset", "veryfast", "-pix_fmt", "yuv420p"]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_system
+
 UNITS = Path(str(resources.files("metrosight") / "deploy" / "systemd"))
 NAMES = (
     "metrosight-serve.service",
@@ -80,9 +82,7 @@ def test_unit_has_the_sandbox_restart_and_journal_settings(name: str) -> None:
 def test_systemd_analyze_verify_passes(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if not analyze:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze not found: .ci/run installs Debian's systemd package")
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+        missing_system("systemd-analyze is not installed (Debian package systemd; .ci/run installs it)")
     exe = _metrosight_bin()
     assert exe, "the metrosight entry point is not installed next to this Python"
     paths = []
@@ -135,7 +135,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) -> None:
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
-        pytest.skip("needs root and util-linux unshare/setpriv to build the unit's mount namespace")
+        missing_system("needs root and util-linux unshare/setpriv to build the unit's mount namespace")
     exe = _metrosight_bin()
     assert exe
     exec_start = _unit("metrosight-serve.service")["Service"]["ExecStart"][-1].split()

@@ -24,6 +24,7 @@ from metrosight.api.metrics import make_registry, render
 from metrosight.bus.payloads import CameraStateV1, CameraStatsV1
 from metrosight.pipeline.camera import STAGE_BUCKETS
 from metrosight.pipeline.metrics import NodeMetrics
+from tests.conftest import missing_system
 
 DEPLOY = resources.files("metrosight") / "deploy"
 RULES = Path(str(DEPLOY / "prometheus" / "metrosight-rules.yml"))
@@ -123,9 +124,7 @@ def test_rules_cover_the_operational_failures() -> None:
 def test_promtool_accepts_the_rules() -> None:
     promtool = shutil.which("promtool") or os.environ.get("METROSIGHT_PROMTOOL")
     if not promtool:
-        if os.environ.get("CI"):
-            pytest.fail("promtool not found: .ci/run extracts it from Debian's prometheus package")
-        pytest.skip("promtool not installed (Debian package prometheus; .ci/run extracts it)")
+        missing_system("promtool is not installed (Debian package prometheus; .ci/run extracts it)")
     proc = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in proc.stdout
