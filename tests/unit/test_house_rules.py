@@ -75,9 +75,7 @@ PENDING: dict[str, frozenset[str]] = {
         {
             "metrosight/cli.py",
             "metrosight/config/model.py",
-            "metrosight/core/source.py",
             "metrosight/eval/cli.py",
-            "metrosight/ingest/images.py",
             "metrosight/pipeline/cluster.py",
             "metrosight/pipeline/runtime.py",
             "metrosight/recognize/dlib_dat.py",

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import quote, unquote, urlsplit
 
+from metrosight.core.credentials import Param, is_secret_param, path_secrets, unlike_prose
+
 Transport = Literal["auto", "tcp", "udp"]
 TRANSPORTS: tuple[str, ...] = ("auto", "tcp", "udp")
 
@@ -48,82 +50,6 @@ REFUSED_SCHEMES: Final[Mapping[str, str]] = {
     "srt": "the FFmpeg inside PyAV is built without SRT; relay the stream as RTSP, RTMP or UDP",
 }
 
-#: query (and path) parameter names whose values are secrets (compared case-insensitively, ignoring ``-``/``_``)
-SECRET_PARAMS: frozenset[str] = frozenset(
-    {
-        "token",
-        "accesstoken",
-        "authtoken",
-        "apitoken",
-        "sessiontoken",
-        "refreshtoken",
-        "idtoken",
-        "jwt",
-        "bearer",
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "passphrase",
-        "pin",
-        "secret",
-        "clientsecret",
-        "key",
-        "apikey",
-        "accesskey",
-        "secretkey",
-        "privatekey",
-        "streamkey",
-        "pkey",
-        "auth",
-        "authorization",
-        "authkey",
-        "signature",
-        "sig",
-        "hmac",
-        "credential",
-        "credentials",
-        "session",
-        "sessionid",
-        "sid",
-        "user",
-        "username",
-        "usr",
-        "login",
-        "account",
-        "code",
-        # as cameras name them in snapshot/stream CGI addresses (?u=admin&p=…, ?usr=…&psw=…, ?loginuse=…&loginpas=…)
-        "u",
-        "p",
-        "pw",
-        "psw",
-        "pswd",
-        "pas",
-        "loginuse",
-        "loginpas",
-        # signed addresses (CDNs, nginx secure_link, Akamai): the signature is the credential
-        "hash",
-        "md5",
-        "sha1",
-        "sha256",
-        "hdnts",
-        "k",
-        "st",
-    }
-)
-_SECRET_PARTS = (
-    "token",
-    "pass",
-    "secret",
-    "sign",
-    "credential",
-    "apikey",
-    "auth",
-    "pwd",
-    "passphrase",
-    "hmac",
-    "ticket",
-)
 
 SUPPORTED = "a video file path, webcam:N, or a stream URL (rtsp, rtsps, http, https, rtmp, rtmps, udp, rtp)"
 PERCENT_HINT = (
@@ -136,45 +62,9 @@ class SourceSyntaxError(ValueError):
     """A source that cannot be understood; the message says what to write instead and never quotes credentials."""
 
 
-def is_secret_param(name: str) -> bool:
-    """Whether a query or path parameter called ``name`` holds a credential (``token``, ``X-Amz-Signature``,
-    ``apiKey``, ``password`` …; case-insensitive)."""
-    n = "".join(ch for ch in name.lower() if ch.isalnum())
-    return n in SECRET_PARAMS or any(part in n for part in _SECRET_PARTS)
-
-
-def _unlike_prose(secret: str) -> bool:
-    """A credential that cannot be a word or number of a message (``tok123``, ``P@ss w0rd``): masked wherever it
-    stands. Words (``open``) and short numbers (``111``) may be the message's own."""
-    return len(secret) >= 6 and not secret.isalpha() and not secret.isdigit()
-
-
 #: a word of a message that is (part of) an address or a parameter: where credentials are written
 _WORD = re.compile(r"\S+")
 _ADDRESS_MARK = re.compile(r"://|[@=%]")
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-
-def _nested_names(value: str) -> list[str]:
-    """The names of the ``name=`` pairs inside ``value`` (linear time: each name is the run of name characters
-    before an ``=``)."""
-    names = []
-    for chunk in value.split("=")[:-1]:
-        i = len(chunk)
-        while i > 0 and chunk[i - 1] in _NAME_CHARS:
-            i -= 1
-        if i < len(chunk):
-            names.append(chunk[i:])
-    return names
-
-
-def is_secret_value(value: str) -> bool:
-    """Whether a parameter's (decoded) value carries a credential whatever the parameter is called: an address
-    with user information or its own query (``?url=rtsp://admin:pw@cam/x``, ``?q=user:pw@host``), or nested
-    ``name=value`` pairs with a credential name (``?hdnts=exp=1~acl=/*~hmac=…``)."""
-    if "@" in value or "://" in value:
-        return True
-    return any(is_secret_param(name) for name in _nested_names(value))
 
 
 def _nested_secrets(value: str) -> list[str]:
@@ -192,33 +82,6 @@ def _nested_secrets(value: str) -> list[str]:
         if eq and inner and is_secret_param(name):
             out.append(inner)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One ``name=value`` of a query, as written (``raw``) and decoded."""
-
-    name: str
-    value: str
-    raw_name: str
-    raw_value: str
-    has_value: bool
-    sep: str = "&"  # the separator written before it ("" for the first; "&" or ";")
-
-    @property
-    def secret(self) -> bool:
-        """Named like a credential, or a value that carries one (see :func:`is_secret_value`)."""
-        return is_secret_param(self.name) or is_secret_value(self.value)
-
-    @property
-    def secret_without_value(self) -> bool:
-        """A parameter without ``=`` whose decoded text holds a credential (``?token%3D…``, ``?user:pw@host``):
-        shown as ``***`` whole."""
-        return (
-            not self.has_value
-            and ("=" in self.name or ":" in self.name)
-            and (is_secret_value(self.name) or is_secret_param(self.name.split("=", 1)[0]))
-        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -311,7 +174,7 @@ class SourceSpec:
             bool(self.username)
             or self.password is not None
             or any(p.secret for p in self.query)
-            or bool(_path_secrets(self.path))
+            or bool(path_secrets(self.path))
         )
 
     @property
@@ -324,7 +187,7 @@ class SourceSpec:
         if self.username == "" and self.password is None:
             userinfo = "@"  # 'udp://@239.0.0.1:1234' (FFmpeg: receive on any interface): nothing secret in it
         path = self.path
-        for secret in _path_secrets(path):
+        for secret in path_secrets(path):
             path = path.replace(secret, "***")
         return self._url(userinfo, path, self._query(redacted=True), "#***" if self.fragment else "")
 
@@ -365,7 +228,7 @@ class SourceSpec:
                 values += [p.value, p.raw_value, *_nested_secrets(p.value)]
             if p.secret_without_value:
                 values += [p.name, p.raw_name, *_nested_secrets(p.name)]
-        values += _path_secrets(self.path)
+        values += path_secrets(self.path)
         forms: set[str] = set()
         for v in values:
             forms |= {v, quote(v, safe=""), quote(v, safe="/"), repr(v)[1:-1], unquote(v)}
@@ -404,7 +267,7 @@ class SourceSpec:
             if m.group(0) in public:
                 return m.group(0)
             start, end = m.span()
-            if any(a < end and start < b for a, b in address_like) or _unlike_prose(m.group(0)):
+            if any(a < end and start < b for a, b in address_like) or unlike_prose(m.group(0)):
                 return "***"
             return m.group(0)
 
@@ -600,41 +463,3 @@ def _userinfo_cut_short(rest: str) -> bool:
         if ch in "/=&":
             return False
     return False
-
-
-def _path_secrets(path: str) -> list[str]:
-    """Values of credential parameters written into a URL path, as some cameras take them
-    (``/user=admin_password=secret_channel=1`` or ``/cam;password=secret``)."""
-    if "=" not in path:
-        return []
-    found: list[str] = []
-    for segment in path.split("/"):
-        if "=" not in segment:
-            continue
-        for piece in segment.replace(";", "&").split("&"):
-            found += _underscore_pairs(piece)
-    return [f for f in found if f]
-
-
-def _underscore_pairs(piece: str) -> list[str]:
-    """Secret values of ``name=value`` pairs in ``piece``, which may be chained with ``_``
-    (``user=admin_password=x_channel=1``)."""
-    out: list[str] = []
-    names_values: list[tuple[str, str]] = []
-    chunks = piece.split("=")
-    if len(chunks) < 2:
-        return out
-    name = chunks[0]
-    for i, chunk in enumerate(chunks[1:], start=1):
-        if i == len(chunks) - 1:
-            names_values.append((name, chunk))
-            break
-        value, sep, next_name = chunk.rpartition("_")
-        if not sep:  # no '_' before the next name: the value runs on
-            value, next_name = chunk, ""
-        names_values.append((name, value))
-        name = next_name
-    for n, v in names_values:
-        if is_secret_param(n.rsplit("_", 1)[-1]) and v:
-            out.append(v)
-    return out

@@ -14,13 +14,11 @@ terminal (Pillow's decoders are quiet, OpenCV's libjpeg is not used here).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
 import re
 import stat
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +28,8 @@ from typing import Final
 import numpy as np
 
 from metrosight.config.model import PhotosConfig
+from metrosight.ingest.formats import format_word, sniff, what_else
+from metrosight.ingest.pillow import exif_orientation, heif_available, pil, reduced, to_rgb
 
 #: formats read, in the words used in messages
 SUPPORTED = "JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, TIFF, BMP, PNM"
@@ -112,149 +112,6 @@ class Photo:
         return max(self.image.shape[:2]) / max(self.size) if max(self.size) else 1.0
 
 
-# -- recognising a format by content -------------------------------------------------------------------------------
-_HEIF_BRANDS: Final = frozenset(
-    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
-)
-_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
-_VIDEO_BRANDS: Final = frozenset(
-    {
-        b"isom",
-        b"iso2",
-        b"iso4",
-        b"iso5",
-        b"iso6",
-        b"mp41",
-        b"mp42",
-        b"qt  ",
-        b"M4V ",
-        b"3gp4",
-        b"3gp5",
-        b"3gp6",
-        b"3g2a",
-        b"dash",
-        b"avc1",
-        b"f4v ",
-    }
-)
-
-
-def sniff(head: bytes) -> str | None:
-    """The photo format of a file from its first bytes (at least 32 for ISO-BMFF brands), or None.
-
-    Returns one of ``JPEG PNG GIF WEBP TIFF BMP PNM HEIF AVIF``."""
-    if head[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "TIFF"
-    if head[:2] == b"BM" and len(head) >= 14:
-        return "BMP"
-    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456fF" and head[2:3] in b" \t\r\n":
-        return "PNM"
-    if head[4:8] == b"ftyp":
-        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(len(head), 64) - 3, 4)}
-        if brands & _AVIF_BRANDS:
-            return "AVIF"
-        if brands & _HEIF_BRANDS:
-            return "HEIF"
-    return None
-
-
-def _what_else(head: bytes) -> str:
-    """A guess at what a non-photo file is, for the refusal message ("" when there is none)."""
-    if head[:5] == b"%PDF-":
-        return "a PDF document"
-    if head[4:8] == b"ftyp" and head[8:12] in _VIDEO_BRANDS or head[:4] == b"\x1aE\xdf\xa3":
-        return "a video"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "a video"
-    if head[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n" or head[:4] == b"\xff\x4f\xff\x51":
-        return "a JPEG 2000 image"
-    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
-        return "a JPEG XL image"
-    if head[:4] == b"8BPS":
-        return "a Photoshop document"
-    if head[:4] in (b"PK\x03\x04",) or head[:6] == b"7z\xbc\xaf\x27\x1c" or head[:3] == b"\x1f\x8b\x08":
-        return "an archive"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text[:5].lower() in (b"<?xml", b"<svg ") or text[:4].lower() == b"<svg":
-        return "an SVG or XML file"
-    if text and all(32 <= c < 127 or c in (9, 10, 13) for c in text[:64]):
-        return "a text file"
-    return ""
-
-
-_FORMAT_WORDS: Final[Mapping[str, str]] = {"WEBP": "WebP", "HEIF": "HEIC/HEIF", "PNM": "PNM"}
-
-
-def _word(fmt: str) -> str:
-    return _FORMAT_WORDS.get(fmt, fmt)
-
-
-# -- decoding ------------------------------------------------------------------------------------------------------
-_PIL_LOCK: Final = threading.Lock()
-
-
-def _pil():
-    """Pillow with the HEIF opener registered (once, at first use: nothing happens at import time)."""
-    with _PIL_LOCK:
-        return _pil_registered()
-
-
-@functools.cache
-def _pil_registered():
-    from PIL import Image
-
-    try:
-        from pillow_heif import register_heif_opener
-
-        register_heif_opener()
-    except ImportError:  # HEIC then refused by name below
-        pass
-    _quiet_libtiff()
-    return Image
-
-
-def _quiet_libtiff() -> None:
-    """Clear libtiff's process-wide warning and error handlers, which print on stderr by themselves (a damaged
-    TIFF gave "ZIPDecode: Decoding error at scanline 0, incorrect data check." or "tempfile.tif: Using code not yet
-    in table." above the one-line refusal, in the CLI and in the server's log). The decoder's return code still
-    tells that the file is damaged. Linux: the library Pillow loaded is found in /proc/self/maps (elsewhere the
-    handlers are left as they are)."""
-    import ctypes
-
-    try:
-        from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
-
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            paths = {
-                part
-                for part in (line.split()[-1] for line in fh if line.strip())
-                if part.startswith("/") and Path(part).name.startswith("libtiff")
-            }
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for fn in (
-                "TIFFSetErrorHandler",
-                "TIFFSetErrorHandlerExt",
-                "TIFFSetWarningHandler",
-                "TIFFSetWarningHandlerExt",
-            ):
-                set_handler = getattr(lib, fn, None)
-                if set_handler is not None:
-                    set_handler.restype = ctypes.c_void_p
-                    set_handler.argtypes = [ctypes.c_void_p]
-                    set_handler(None)
-    except (OSError, ImportError):  # no /proc, or no libtiff: Pillow's own messages stay as they are
-        pass
-
-
 def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, name: str | None = None) -> Photo:
     """Decode a photo from its bytes (in memory; nothing is written anywhere).
 
@@ -278,13 +135,13 @@ def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, nam
     head = data[:64]
     fmt = sniff(head)
     if fmt is None:
-        what = _what_else(head)
+        what = what_else(head)
         raise ImageError(label, f"not an image ({what + '; ' if what else ''}supported: {SUPPORTED})")
     if fmt == "JPEG":
         jpeg = _decode_jpeg(data, label, name, limits)
         if jpeg is not None:
             return jpeg
-    Image = _pil()
+    Image = pil()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette warnings: we judge ourselves
         try:
@@ -294,11 +151,11 @@ def decode_photo(data: bytes, label: str, limits: PhotoLimits | None = None, nam
             pixels = int(found.group(1)) if found else None
             raise PhotoTooLarge(label, _budget_message(None, pixels, limits.max_pixels)) from None
         except Exception:  # noqa: BLE001 - any parser failure means the header is unreadable
-            if fmt == "HEIF" and not _heif_available():
+            if fmt == "HEIF" and not heif_available():
                 raise ImageError(
                     label, "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)"
                 ) from None
-            raise ImageError(label, f"truncated or damaged {_word(fmt)}") from None
+            raise ImageError(label, f"truncated or damaged {format_word(fmt)}") from None
         try:
             return _decode_opened(im, data, label, name, fmt, limits)
         finally:
@@ -355,7 +212,7 @@ def _decode_jpeg(data: bytes, label: str, name: str, limits: PhotoLimits) -> Pho
 
 def _jpeg_orientation(data: bytes) -> int:
     """The EXIF orientation tag of a JPEG (1 when absent or unreadable); reads the header only."""
-    Image = _pil()
+    Image = pil()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -376,14 +233,6 @@ def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
-def _heif_available() -> bool:
-    try:
-        import pillow_heif  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _budget_message(size: tuple[int, int] | None, pixels: int | None, budget: int) -> str:
     what = (
         f"{size[0]}×{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} MP)"
@@ -402,14 +251,14 @@ def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: Pho
 
     w, h = im.size
     if w <= 0 or h <= 0:
-        raise ImageError(label, f"truncated or damaged {_word(fmt)} (it declares a {w}×{h} image)")
+        raise ImageError(label, f"truncated or damaged {format_word(fmt)} (it declares a {w}×{h} image)")
     if w * h > limits.max_pixels:
         raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels))
     mode = im.mode
     if mode == "F":
-        raise ImageError(label, f"32-bit float {_word(fmt)} is not supported; save it as 8-bit")
+        raise ImageError(label, f"32-bit float {format_word(fmt)} is not supported; save it as 8-bit")
     if mode in ("I", "I;32", "I;32B", "I;32L") and fmt == "TIFF":
-        raise ImageError(label, f"32-bit integer {_word(fmt)} is not supported; save it as 8-bit")
+        raise ImageError(label, f"32-bit integer {format_word(fmt)} is not supported; save it as 8-bit")
     if fmt == "JPEG" and max(w, h) > limits.max_side:  # CMYK JPEGs: the decoder's own 1/2 … 1/8 scaling
         f = limits.max_side / max(w, h)
         im.draft(im.mode, (max(1, int(w * f)), max(1, int(h * f))))
@@ -420,62 +269,16 @@ def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: Pho
     except MemoryError:
         raise PhotoTooLarge(label, _budget_message((w, h), None, limits.max_pixels)) from None
     except Exception:  # noqa: BLE001 - truncated data, broken streams, bad tables: all mean the same to a user
-        raise ImageError(label, f"truncated or damaged {_word(fmt)}") from None
-    orientation = _orientation(im)
+        raise ImageError(label, f"truncated or damaged {format_word(fmt)}") from None
+    orientation = exif_orientation(im)
     # reduced in Pillow before any conversion, rotation or copy: one full-size image is held, not four (a 49 MP
     # 16-bit grey PNG of 110 KB took 1.3 GB as float64 copies; now the decoded image and its reduction)
-    im = _reduced(im, limits.max_side)
-    arr = _fit(np.asarray(_to_rgb(im), dtype=np.uint8), limits.max_side)
+    im = reduced(im, limits.max_side)
+    arr = _fit(np.asarray(to_rgb(im), dtype=np.uint8), limits.max_side)
     arr = _ORIENT.get(orientation, lambda a: a)(arr)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
-        raise ImageError(label, f"truncated or damaged {_word(fmt)}")
+        raise ImageError(label, f"truncated or damaged {format_word(fmt)}")
     return Photo(np.ascontiguousarray(arr), hashlib.sha256(data).hexdigest(), label, name, fmt, (w, h))
-
-
-def _orientation(im) -> int:
-    """The EXIF orientation of an opened photo (1 when absent or unreadable; HEIF: pillow-heif applies it)."""
-    try:
-        return int(im.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - an unreadable EXIF block: the pixels as stored
-        return 1
-
-
-def _reduced(im, max_side: int):
-    """A loaded image whose longer side exceeds ``max_side`` reduced by the smallest integer factor that brings it
-    within (box averaging, in Pillow's own mode; palette and 1-bit images are expanded first, 16-bit grey is
-    averaged as 16-bit), so conversions and copies run on the small image."""
-    from PIL import Image
-
-    w, h = im.size
-    k = -(-max(w, h) // max_side)
-    if k <= 1:
-        return im
-    if im.mode in ("1", "P", "PA"):
-        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else ("L" if im.mode == "1" else "RGB"))
-    if im.mode.startswith("I;16"):
-        import cv2
-
-        a = np.asarray(im).astype(np.uint16, copy=False)
-        small = cv2.resize(a, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
-        return Image.fromarray(np.ascontiguousarray(small))
-    return im.reduce(k)
-
-
-def _to_rgb(im):
-    """``im`` as an 8-bit RGB image: 16-bit grey scaled (not clipped), transparency flattened onto white."""
-    from PIL import Image
-
-    mode = im.mode
-    if mode.startswith("I;16") or mode == "I":
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if a.max(initial=0) > 255 else 255.0
-        im = Image.fromarray(np.clip(a * (255.0 / top), 0, 255).astype(np.uint8), "L")
-        mode = "L"
-    if mode == "P" and "transparency" in im.info or mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB") if mode != "RGB" else im
 
 
 def read_photo(path: Path, limits: PhotoLimits | None = None, label: str | None = None) -> Photo:
