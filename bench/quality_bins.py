@@ -74,12 +74,11 @@ def collect() -> dict[str, np.ndarray]:
     from metrosight.ingest.images import ImageError, load_image
     from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize.align import align
-    from metrosight.recognize.factory import make_embedder
-    from metrosight.recognize.flip import FlipFusedEmbedder
+    from metrosight.recognize.registry import embedder_for
     from metrosight.recognize.quality import blur_variance, face_yaw
 
     s = Settings()
-    emb = FlipFusedEmbedder(make_embedder(s.recognition.embedder, RESULTS / "models"))
+    emb = embedder_for(s, RESULTS / "models", flip=True)
     enc = MetrosightEncoder(make_face_detector(s), emb)
     rows: dict[str, list] = {
         k: [] for k in ("photo", "person", "split", "variant", "height_px", "blur_var", "yaw_ratio", "desc")

@@ -763,11 +763,12 @@ _register_ops(app)  # doctor, backup, restore
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper
     from metrosight.detect.base import DetectorError
+    from metrosight.recognize.embedder import EmbedderError
 
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except DetectorError as exc:  # a model that cannot be loaded (weights package missing, unreadable file)
+    except (DetectorError, EmbedderError) as exc:  # a model that cannot be loaded or fit (missing file, other model)
         err.print(error_line(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -25,6 +25,8 @@ class SpyEmbedder:
     def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
         self.inner = inner
         self.name = inner.name
+        self.model_id = inner.model_id
+        self.dim = inner.dim
         self.seen: list[np.ndarray] = []
 
     def embed(self, chips: np.ndarray) -> np.ndarray:

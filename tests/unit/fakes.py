@@ -66,6 +66,8 @@ class ColourEmbedder:
     """Descriptor = unit vector from the mean colour of the chip's centre, padded to 128."""
 
     name = "colour"
+    model_id = "dlib_resnet_v1"  # stands in for the default model: its templates are stored under that id
+    dim = 128
 
     def __init__(self) -> None:
         self.calls = 0

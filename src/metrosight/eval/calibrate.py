@@ -31,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 
 from metrosight.eval.metrics import rate_at, threshold_at_rate
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
 from metrosight.recognize.normalize import COHORT_FILE, Cohort, CohortError
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ def nonmated_path(home_root: Path) -> Path:
     return Path(home_root) / "calibration" / NONMATED_FILE
 
 
-def save_nonmated(home_root: Path, descriptors: np.ndarray) -> Path:
-    """Store unit descriptors ``(F, 128)`` of calibration faces (people on no list; no images are kept) atomically.
+def save_nonmated(home_root: Path, descriptors: np.ndarray, model: str = DLIB_RESNET_MODEL_ID) -> Path:
+    """Store unit descriptors ``(F, D)`` of calibration faces (people on no list; no images are kept) atomically,
+    with the descriptor model that computed them.
 
     The matcher adds their scores against every template to the impostor pairs its threshold is estimated from
     (:mod:`metrosight.recognize.operating`)."""
@@ -65,25 +67,34 @@ def save_nonmated(home_root: Path, descriptors: np.ndarray) -> Path:
     tmp = path.with_name(path.name + ".tmp.npz")
     d = np.asarray(descriptors, dtype=np.float32)
     d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-    np.savez(tmp, descriptors=d)
+    np.savez(tmp, descriptors=d, model=np.str_(model))
     tmp.replace(path)
     return path
 
 
-def load_nonmated(home_root: Path) -> np.ndarray | None:
-    """The stored calibration faces ``(F, 128)``, or ``None`` when there are none or the file is unreadable (logged:
-    the threshold then rests on the gallery's own pairs)."""
+def load_nonmated(home_root: Path, model: str = DLIB_RESNET_MODEL_ID) -> np.ndarray | None:
+    """The stored calibration faces ``(F, D)`` of descriptor model ``model``, or ``None`` when there are none, the
+    file is unreadable or of another model (logged: the threshold then rests on the gallery's own pairs)."""
     path = nonmated_path(home_root)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             d = np.asarray(z["descriptors"], dtype=np.float32)
+            made_by = str(z["model"]) if "model" in z.files else DLIB_RESNET_MODEL_ID  # files before models varied
     except (OSError, ValueError, KeyError) as exc:
         log.error("%s: unreadable calibration faces (%s); ignored — run metrosight calibrate again", path, exc)
         return None
-    if d.ndim != 2 or d.shape[1] != 128 or not np.isfinite(d).all():
-        log.error("%s: not a (faces, 128) descriptor array; ignored — run metrosight calibrate again", path)
+    if made_by != model:
+        log.error(
+            "%s: calibration faces of descriptor model %r, not %r; ignored — run metrosight calibrate again",
+            path,
+            made_by,
+            model,
+        )
+        return None
+    if d.ndim != 2 or not d.shape[1] or not np.isfinite(d).all():
+        log.error("%s: not a (faces, D) descriptor array; ignored — run metrosight calibrate again", path)
         return None
     return d
 
@@ -132,7 +143,8 @@ def build_cohort(
         raise CohortError(
             f"only {len(d)} usable face(s) in the cohort photos; a cohort needs at least 20 (ideally 300+)"
         )
-    return Cohort.build(fused(d, f), top_k=min(top_k or DEFAULT_TOP_K, len(d)))
+    model = getattr(encoder.embedder, "model_id", DLIB_RESNET_MODEL_ID)
+    return Cohort.build(fused(d, f), top_k=min(top_k or DEFAULT_TOP_K, len(d)), model=model)
 
 
 def faces_of_video(
@@ -176,7 +188,7 @@ def faces_of_video(
                 flips.append(e[len(chips) :])
         if on_progress:
             on_progress(frame.ts)
-    d = np.concatenate(descs) if descs else np.zeros((0, 128), np.float32)
+    d = np.concatenate(descs) if descs else np.zeros((0, encoder.embedder.dim), np.float32)
     f = (np.concatenate(flips) if flips else np.zeros((0, 128), np.float32)) if encoder.flip else None
     return d, f
 

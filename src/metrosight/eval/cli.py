@@ -95,7 +95,7 @@ def metrosight_encoder(
     ``recognition.min_blur_var``, the default yaw limit)."""
     from metrosight.eval.extract import MetrosightEncoder
     from metrosight.pipeline.runtime import make_face_detector
-    from metrosight.recognize.factory import make_embedder
+    from metrosight.recognize.registry import embedder_for
 
     if video:
         limits = (settings.detection.min_face_px, settings.recognition.min_blur_var, 0.45)
@@ -103,7 +103,7 @@ def metrosight_encoder(
         limits = (settings.photos.min_face_px, settings.photos.min_blur_var, settings.photos.max_yaw_ratio)
     return MetrosightEncoder(
         make_face_detector(settings),
-        make_embedder(settings.recognition.embedder, home.cache / "models"),
+        embedder_for(settings, home.cache / "models", flip=False),
         limits[0],
         limits[1],
         gate_quality=gate_quality,
@@ -729,10 +729,8 @@ def calibrate_cmd(
                     templates.append(v / max(float(np.linalg.norm(v)), 1e-12))
         source = f"{len(templates)} people in {gallery}"
     else:
-        from metrosight.pipeline.runtime import MODEL_ID
-
         rt = root._runtime()
-        templates = [e.template for e in rt.store.active_gallery(MODEL_ID)]
+        templates = [e.template for e in rt.store.active_gallery(rt.model_id)]
         source = f"{len(templates)} active watchlist entries"
     if not templates:
         _fail("no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR")
@@ -774,7 +772,7 @@ def calibrate_cmd(
     if keep_faces:
         from metrosight.eval.calibrate import save_nonmated
 
-        saved = save_nonmated(home.root, probes)
+        saved = save_nonmated(home.root, probes, enc.embedder.model_id)
         out.print(
             f"calibration faces: {len(probes)} descriptors (no images) saved to {saved}; the threshold is "
             "recomputed with them whenever the gallery changes",
@@ -1151,12 +1149,9 @@ def _identify_video(
             Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh
         )
     from metrosight.pipeline.runtime import make_face_detector
-    from metrosight.recognize.factory import make_embedder
-    from metrosight.recognize.flip import FlipFusedEmbedder
+    from metrosight.recognize.registry import embedder_for
 
-    embedder = make_embedder(rec.embedder, home.cache / "models")
-    if rec.flip:
-        embedder = FlipFusedEmbedder(embedder)
+    embedder = embedder_for(settings, home.cache / "models")
     with progress() as bar:
         task = bar.add_task(f"{video.name} (media s)", total=None)
         try:

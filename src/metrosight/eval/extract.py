@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from metrosight.core.types import Box, Detection
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,9 @@ class MetrosightEncoder:
         )
         if aligned:
             self.tag = "aligned-chips"
+        model = getattr(embedder, "model_id", DLIB_RESNET_MODEL_ID)
+        if model != DLIB_RESNET_MODEL_ID:  # cached descriptors are per model (dlib's keep their file names)
+            self.tag += "-" + model.replace(":", "_")
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
@@ -294,15 +298,16 @@ def encode_all(
 
 
 def _to_row(rec: FaceRecord) -> np.ndarray:
-    """Cache row: [ok, has_flip, quality, desc(128), flip(128)] float32."""
-    row = np.full(3 + 256, np.nan, dtype=np.float32)
+    """Cache row: [ok, has_flip, quality, desc(D), flip(D)] float32 (D = 0 without a face)."""
+    dim = 0 if rec.descriptor is None else len(rec.descriptor)
+    row = np.full(3 + 2 * dim, np.nan, dtype=np.float32)
     row[0] = 1.0 if rec.descriptor is not None else 0.0
     row[1] = 1.0 if rec.flipped is not None else 0.0
     row[2] = np.nan if rec.quality is None else rec.quality
     if rec.descriptor is not None:
-        row[3:131] = rec.descriptor
+        row[3 : 3 + dim] = rec.descriptor
     if rec.flipped is not None:
-        row[131:] = rec.flipped
+        row[3 + dim :] = rec.flipped
     return row
 
 
@@ -310,8 +315,9 @@ def _from_row(path: Path, label: str, row: np.ndarray) -> FaceRecord:
     q = None if np.isnan(row[2]) else float(row[2])
     if row[0] < 0.5:
         return FaceRecord(path, label, None, quality=q, problem="no usable face (cached)")
-    flip = row[131:].copy() if row[1] > 0.5 else None
-    return FaceRecord(path, label, row[3:131].copy(), flip, q)
+    dim = (len(row) - 3) // 2
+    flip = row[3 + dim :].copy() if row[1] > 0.5 else None
+    return FaceRecord(path, label, row[3 : 3 + dim].copy(), flip, q)
 
 
 def faces_of_photos(
@@ -372,6 +378,7 @@ def faces_of_photos(
                 flips.append(out[len(chips) :])
         if on_progress:
             on_progress(1)
-    d = np.concatenate(descs) if descs else np.zeros((0, 128), np.float32)
-    f = (np.concatenate(flips) if flips else np.zeros((0, 128), np.float32)) if encoder.flip else None
+    dim = encoder.embedder.dim
+    d = np.concatenate(descs) if descs else np.zeros((0, dim), np.float32)
+    f = (np.concatenate(flips) if flips else np.zeros((0, dim), np.float32)) if encoder.flip else None
     return d, f, skipped

@@ -37,6 +37,8 @@ from metrosight.bus.inproc import TOPIC_EVENT_UPDATES, TOPIC_EVENTS
 from metrosight.bus.payloads import EventUpdateV1, EventV1
 from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
 from metrosight.core.types import Box, Detection, Detections, Frame, Tracks
+from metrosight.detect.base import PersonDetector
+from metrosight.detect.registry import person_detector_for
 from metrosight.policy.redact import blur_boxes
 from metrosight.track.kalman import KalmanTracker
 
@@ -382,11 +384,9 @@ def wants_analytics(settings: AnalyticsConfig, camera_id: str, analytics_only: b
     return analytics_only or camera_id in settings.cameras
 
 
-def make_person_detector(settings: AnalyticsConfig) -> object:
-    from metrosight.detect.person import HogParams, HogPersonDetector
-
-    d = settings.person_detector
-    return HogPersonDetector(HogParams(model=d.model, scale=d.scale, hit_threshold=d.hit_threshold))
+def make_person_detector(settings: AnalyticsConfig) -> PersonDetector:
+    """The configured person detector (the registry: :func:`metrosight.detect.registry.person_detector_for`)."""
+    return person_detector_for(settings)
 
 
 def make_analytics_worker(

@@ -20,18 +20,12 @@ import numpy as np
 from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
 from metrosight.config.home import Home, media_file
-from metrosight.config.model import (
-    CenterFaceDetectorConfig,
-    HogDetectorConfig,
-    MmodDetectorConfig,
-    MtcnnDetectorConfig,
-    OnnxDetectorConfig,
-    Settings,
-)
+from metrosight.config.model import Settings
 from metrosight.core.names import InvalidInput, human_name, identifier, same_name
 from metrosight.core.types import Category, Match
 from metrosight.core.when import Clock
 from metrosight.detect.base import FaceDetector
+from metrosight.detect.registry import face_detector_for
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.images import ImageError, Photo, PhotoLimits
 from metrosight.ingest.live import LiveSource
@@ -40,46 +34,23 @@ from metrosight.ingest.state import StateChange
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
-from metrosight.recognize.embedder import Embedder
-from metrosight.recognize.factory import make_embedder
-from metrosight.recognize.gallery import Gallery, Matcher
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, Embedder
+from metrosight.recognize.gallery import Gallery, Matcher, ModelMismatch, check_gallery_model
 from metrosight.recognize.operating import ImpostorSample, OperatingPoint
 from metrosight.recognize.photo import PhotoRefused, enrolment_face, faces_in_photo
+from metrosight.recognize.registry import embedder_for
 from metrosight.store.db import StoreError
 from metrosight.store.governance import Conflict
 from metrosight.store.repo import Store
 
 log = logging.getLogger(__name__)
 
-MODEL_ID = "dlib_resnet_v1"
+MODEL_ID = DLIB_RESNET_MODEL_ID  # the default embedder's model id; the runtime uses its embedder's (model_id)
 
 
 def make_face_detector(settings: Settings) -> FaceDetector:
-    """The face detector the configuration names."""
-    cfg = settings.detection.detector
-    if isinstance(cfg, CenterFaceDetectorConfig):
-        from metrosight.detect.centerface_onnx import CenterFaceDetector
-
-        return CenterFaceDetector(max_width=cfg.max_width, score_threshold=cfg.score_threshold)
-    if isinstance(cfg, MtcnnDetectorConfig):
-        from metrosight.detect.mtcnn_onnx import MtcnnOnnxDetector
-
-        return MtcnnOnnxDetector(
-            min_face=cfg.min_face, min_face_fraction=cfg.min_face_fraction, score_threshold=cfg.score_threshold
-        )
-    if isinstance(cfg, HogDetectorConfig):
-        from metrosight.detect.dlib_hog import HogFaceDetector
-
-        return HogFaceDetector(upsample=cfg.upsample)
-    if isinstance(cfg, MmodDetectorConfig):
-        from metrosight.detect.mmod_onnx import MmodOnnxDetector
-
-        return MmodOnnxDetector(upsample=cfg.upsample)
-    if isinstance(cfg, OnnxDetectorConfig):
-        from metrosight.detect.onnx_user import YuNetOnnxDetector
-
-        return YuNetOnnxDetector(cfg.model_path, score_threshold=cfg.score_threshold)
-    raise TypeError(f"unsupported detector config {cfg!r}")
+    """The face detector the configuration names (the registry: :func:`metrosight.detect.registry.face_detector_for`)."""
+    return face_detector_for(settings)
 
 
 class Runtime:
@@ -112,13 +83,18 @@ class Runtime:
 
     @property
     def embedder(self) -> Embedder:
+        """The configured embedder (built on first use, refused when the watchlists hold templates of another
+        descriptor model: :func:`check_gallery_model`)."""
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings.recognition.embedder, self.home.cache / "models")
-            if self.settings.recognition.flip:
-                from metrosight.recognize.flip import FlipFusedEmbedder
-
-                self._embedder = FlipFusedEmbedder(self._embedder)
+            embedder = embedder_for(self.settings, self.home.cache / "models")
+            check_gallery_model(self.store.template_models(), embedder.model_id)
+            self._embedder = embedder
         return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        """The descriptor model of the configured embedder: templates are stored and matched under it."""
+        return self.embedder.model_id
 
     def camera_line(self, camera_id: str | None) -> str | None:
         cam = self.settings.camera(camera_id)
@@ -133,7 +109,7 @@ class Runtime:
         """The matcher over the entries active now and in scope for ``camera_id`` (``None``, a photo: only entries
         without a camera or line scope)."""
         return self.matcher_for(
-            Gallery(self.store.active_gallery(MODEL_ID, camera_id, line=self.camera_line(camera_id)))
+            Gallery(self.store.active_gallery(self.model_id, camera_id, line=self.camera_line(camera_id)))
         )
 
     def matcher_for(self, gallery: Gallery) -> Matcher:
@@ -147,9 +123,14 @@ class Runtime:
         rec = self.settings.recognition
         cohort = None
         if rec.normalization == "cohort":
-            from metrosight.recognize.normalize import COHORT_FILE, Cohort
+            from metrosight.recognize.normalize import COHORT_FILE, Cohort, CohortError
 
             cohort = Cohort.load(self.home.root / "calibration" / COHORT_FILE)  # CohortError names the file
+            if cohort.model != self.model_id:
+                raise CohortError(
+                    f"the cohort ({COHORT_FILE}) was built with descriptor model {cohort.model!r}, the configured "
+                    f"embedder computes {self.model_id!r}: build it again with `metrosight calibrate --cohort DIR`"
+                )
             return Matcher(gallery, rec.match_threshold, rec.min_margin, cohort)
         points = self.operating_points(gallery)
         default = points[rec.target_fpir]
@@ -221,7 +202,7 @@ class Runtime:
             CohortError: normalization is ``cohort`` and the cohort file is missing or unreadable.
         """
         rec = self.settings.recognition
-        m = self.matcher_for(Gallery(self.store.active_gallery(MODEL_ID)))
+        m = self.matcher_for(Gallery(self.store.active_gallery(self.model_id)))
         op = m.operating
         spd = searches_per_day if searches_per_day is not None else self.searches_per_day(live_tracks, live_seconds)
         lists: dict[str, dict[str, float]] = {}
@@ -272,7 +253,7 @@ class Runtime:
         except OSError:
             stamp = None
         if self._nonmated is None or self._nonmated[0] != stamp:
-            self._nonmated = (stamp, load_nonmated(self.home.root) if stamp is not None else None)
+            self._nonmated = (stamp, load_nonmated(self.home.root, self.model_id) if stamp is not None else None)
         return self._nonmated[1]
 
     @property
@@ -345,7 +326,7 @@ class Runtime:
                     watchlist,
                     subject,
                     chosen.descriptor,
-                    MODEL_ID,
+                    self.model_id,
                     photo.name,
                     photo.sha256,
                     chosen.quality.score,
@@ -652,7 +633,7 @@ class _EnrolmentIndex:
 
         self.rt = rt
         self.key = name_key
-        self.entries: list[GalleryEntry] = rt.store.enrolment_gallery(MODEL_ID)
+        self.entries: list[GalleryEntry] = rt.store.enrolment_gallery(rt.model_id)
         self.names: dict[str, dict[int, str]] = {}
         for p in rt.store.persons():
             for e in p.entries:
@@ -961,4 +942,14 @@ def _to_core_alert(a: AlertV1):  # type: ignore[no-untyped-def]
     )
 
 
-__all__ = ["Runtime", "RunReport", "EnrolResult", "PhotoResult", "StoreError", "SourceError", "MODEL_ID"]
+__all__ = [
+    "MODEL_ID",
+    "EnrolResult",
+    "ModelMismatch",
+    "PhotoResult",
+    "RunReport",
+    "Runtime",
+    "SourceError",
+    "StoreError",
+    "check_gallery_model",
+]

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+#: the model id of dlib's face ResNet, whichever runtime computes it (its templates are interchangeable)
+DLIB_RESNET_MODEL_ID = "dlib_resnet_v1"
+
+
+class EmbedderError(Exception):
+    """Unknown embedder name, or the model cannot be found, read, loaded or run; the message names the file."""
 
 
 class ChipShapeError(ValueError):
@@ -20,21 +29,36 @@ class Embedder(Protocol):
     """Turns aligned face chips into descriptors.
 
     Attributes:
-        name: short backend name, e.g. ``"dlib-resnet-onnx"``; templates from different backends do not mix.
+        name: short backend name, e.g. ``"dlib-resnet-onnx"``.
+        model_id: the descriptor model (stored with every template): descriptors of different model ids are never
+            compared. Backends computing the same model's descriptors share it (``dlib_resnet_v1``).
+        dim: descriptor size ``D``.
     """
 
     name: str
+    model_id: str
+    dim: int
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors of aligned face chips.
 
         Args:
             chips: ``(N, 150, 150, 3)`` uint8 RGB, aligned as dlib's ``get_face_chip(size=150, padding=0.25)``.
+                One call is the batched path: backends run up to their batch size in one inference call.
 
         Returns:
-            ``(N, 128)`` float32 descriptors (not re-normalised); ``(0, 128)`` when ``N == 0``.
+            ``(N, D)`` float32 descriptors (not re-normalised); ``(0, D)`` when ``N == 0``.
         """
         ...
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def check_chips(chips: np.ndarray, size: int = 150) -> np.ndarray:

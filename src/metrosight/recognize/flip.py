@@ -22,13 +22,16 @@ class FlipFusedEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.name = f"{inner.name}+flip"
+        self.model_id = inner.model_id  # the same model: templates mix with the plain backend's
+        self.dim = inner.dim
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
-        """``(N, 150, 150, 3)`` uint8 chips → ``(N, 128)`` float32 unit descriptors (see :class:`Embedder`)."""
+        """``(N, 150, 150, 3)`` uint8 chips → ``(N, D)`` float32 unit descriptors (see :class:`Embedder`); one
+        call of the inner embedder for the chips and their mirror images together."""
         chips = check_chips(chips)
         n = len(chips)
         if n == 0:
-            return np.zeros((0, 128), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         both = np.asarray(
             self.inner.embed(np.ascontiguousarray(np.concatenate([chips, chips[:, :, ::-1]]))), np.float32
         )

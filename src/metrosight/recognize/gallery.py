@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from metrosight.core.types import Category, EntryRef, Match, Rival
+from metrosight.recognize.embedder import EmbedderError
 from metrosight.recognize.normalize import Cohort, CohortNorm
 
-DIM = 128
+DIM = 128  # dlib's descriptor size: the shape of an empty gallery's matrix (other models' galleries take theirs)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -32,6 +33,31 @@ def fuse(descriptors: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     unit = l2_normalize(np.atleast_2d(descriptors))
     w = np.ones(len(unit), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
     return l2_normalize((unit * w[:, None]).sum(axis=0))
+
+
+class ModelMismatch(EmbedderError):
+    """The watchlists hold templates of a descriptor model other than the configured embedder's: they cannot be
+    compared, so matching and enrolment refuse to start; the message says what to do."""
+
+
+def check_gallery_model(models: dict[str, int], model_id: str) -> None:
+    """Refuse a gallery with templates of another descriptor model than ``model_id``.
+
+    Args:
+        models: templates of pending or active entries per model id (``Store.template_models``).
+        model_id: the configured embedder's.
+
+    Raises:
+        ModelMismatch: naming the models and what to do.
+    """
+    other = {m: n for m, n in models.items() if m != model_id}
+    if other:
+        held = ", ".join(f"{n} enrolled with {m!r}" for m, n in sorted(other.items()))
+        raise ModelMismatch(
+            f"the watchlists hold templates of another descriptor model ({held}); the configured embedder computes "
+            f"{model_id!r} and cannot be compared with them: configure the embedder they were enrolled with "
+            "(recognition.embedder), or delete those entries and enrol them again under the new model"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +102,10 @@ class Gallery:
         return len(set(self.person_keys.tolist()))
 
     def scores(self, probe: np.ndarray) -> np.ndarray:
-        """Cosine similarity of a probe ``(128,)`` to every entry, shape ``(N,)``."""
+        """Cosine similarity of a probe ``(D,)`` to every entry, shape ``(N,)`` (``(0,)`` for an empty gallery,
+        whatever the probe's size)."""
+        if not self.entries:
+            return np.zeros(0, dtype=np.float32)
         return self.matrix @ l2_normalize(probe)
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
+
 log = logging.getLogger(__name__)
 
 COHORT_FILE = "cohort.npz"
@@ -56,12 +58,12 @@ class Cohort:
 
     descriptors: np.ndarray
     top_k: int = DEFAULT_TOP_K
-    model: str = "dlib_resnet_v1"
+    model: str = DLIB_RESNET_MODEL_ID
 
     def __post_init__(self) -> None:
         d = np.asarray(self.descriptors)
-        if d.ndim != 2 or d.shape[1] != 128 or len(d) < 2:
-            raise CohortError(f"a cohort needs at least 2 descriptors of shape (K, 128), got {d.shape}")
+        if d.ndim != 2 or not d.shape[1] or len(d) < 2:
+            raise CohortError(f"a cohort needs at least 2 descriptors of shape (K, D), got {d.shape}")
         if self.top_k < 2:
             raise CohortError(f"top_k must be at least 2, got {self.top_k}")
 
@@ -69,7 +71,7 @@ class Cohort:
         return len(self.descriptors)
 
     @classmethod
-    def build(cls, descriptors: np.ndarray, top_k: int = DEFAULT_TOP_K, model: str = "dlib_resnet_v1") -> Cohort:
+    def build(cls, descriptors: np.ndarray, top_k: int = DEFAULT_TOP_K, model: str = DLIB_RESNET_MODEL_ID) -> Cohort:
         """A cohort from raw descriptors ``(K, 128)`` (normalised here)."""
         return cls(_unit(np.atleast_2d(descriptors)), top_k, model)
 
@@ -131,8 +133,8 @@ class CohortNorm:
         self.mode = mode
         self.cohort = cohort
         t = np.atleast_2d(np.asarray(templates, dtype=np.float32))
-        if len(t) and t.shape[1] != 128:
-            raise CohortError(f"templates must be (N, 128), got {t.shape}")
+        if len(t) and t.shape[1] != cohort.descriptors.shape[1]:
+            raise CohortError(f"templates must be (N, {cohort.descriptors.shape[1]}) like the cohort, got {t.shape}")
         self.mu_g: np.ndarray
         self.sd_g: np.ndarray
         self.mu_g, self.sd_g = cohort.stats(t) if len(t) else (np.zeros(0, np.float32), np.ones(0, np.float32))

@@ -19,7 +19,7 @@ from metrosight.core.names import human_name
 from metrosight.core.types import Category
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, in_scope, require
-from metrosight.recognize.gallery import DIM, GalleryEntry, fuse
+from metrosight.recognize.gallery import GalleryEntry, fuse
 from metrosight.store import transitions
 from metrosight.store.db import StoreError, open_engine
 from metrosight.store.episodes import EpisodesMixin
@@ -77,19 +77,21 @@ class WatchlistInfo:
     created_at: datetime
 
 
+MAX_DIM = 4096  # descriptor sizes a model may have (dlib's: 128); each template row records its model
+
+
 def encode_descriptor(vec: np.ndarray) -> bytes:
-    """128 float32 little-endian bytes."""
+    """A descriptor ``(D,)`` (1 ≤ D ≤ 4096; dlib's model: 128) as float32 little-endian bytes."""
     arr = np.asarray(vec, dtype="<f4").reshape(-1)
-    if arr.shape != (DIM,):
-        raise ValueError(f"descriptor must have {DIM} values, got {arr.shape[0]}")
+    if not 0 < arr.shape[0] <= MAX_DIM:
+        raise ValueError(f"descriptor must have 1 to {MAX_DIM} values, got {arr.shape[0]}")
     return arr.tobytes()
 
 
 def decode_descriptor(blob: bytes) -> np.ndarray:
-    arr = np.frombuffer(blob, dtype="<f4")
-    if arr.shape != (DIM,):
-        raise StoreError(f"stored descriptor has {arr.shape[0]} values, expected {DIM}")
-    return arr.astype(np.float32)
+    if len(blob) % 4 or not 0 < len(blob) // 4 <= MAX_DIM:
+        raise StoreError(f"stored descriptor of {len(blob)} bytes is not 1 to {MAX_DIM} float32 values")
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
 class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
@@ -404,6 +406,19 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
             )
             for subj, wl_name, cat, person_name, descs in self._templates(model, ("active", "pending"))
         ]
+
+    def template_models(self) -> dict[str, int]:
+        """How many templates of pending or active entries each descriptor model holds (shredded lists left out):
+        matching refuses to start when any are of a model other than the configured embedder's."""
+        with self._session() as s:
+            live = select(WatchlistKey.watchlist_id)
+            rows = s.execute(
+                select(Template.model, func.count())
+                .join(Subject, Template.subject_id == Subject.id)
+                .where(Subject.status.in_(("active", "pending")), Subject.watchlist_id.in_(live))
+                .group_by(Template.model)
+            ).all()
+        return {str(m): int(n) for m, n in rows}
 
     def _templates(
         self, model: str, statuses: tuple[str, ...], held: bool = True

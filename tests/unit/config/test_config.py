@@ -14,7 +14,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_file():
     s = load_settings(None, environ={})
     assert s.detection.detector.kind == "centerface"
-    assert s.recognition.embedder == "onnx"
+    assert s.recognition.embedder.kind == "onnx"
     assert 0.8 < s.recognition.match_threshold < 1.0
     assert s.recognition.min_samples >= 2
 

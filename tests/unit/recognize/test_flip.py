@@ -7,6 +7,8 @@ class HalfEmbedder:
     """Descriptor = mean colour of the left and right halves: a mirror image swaps them."""
 
     name = "half"
+    model_id = "half-v1"
+    dim = 128
 
     def embed(self, chips):
         out = np.zeros((len(chips), 128), np.float32)

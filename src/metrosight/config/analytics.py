@@ -1,0 +1,95 @@
+"""Configuration of behaviour analytics (no identity): zones, counting lines, calibration, the person detector."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from metrosight.config.backends import PersonDetectorConfig
+from metrosight.config.common import CameraId, CountingLineName, Section, ZoneName
+from metrosight.core.names import distinct_identifiers, same_identifier
+
+PointXY = tuple[float, float]
+
+
+class ZoneConfig(Section):
+    """A zone: a polygon in image pixels of the camera's frame. A person is in it when their feet (the bottom
+    centre of their box) are."""
+
+    name: ZoneName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
+    polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
+    loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
+
+
+class LineConfig(Section):
+    """A counting line in image pixels; walking along a→b, crossing from right to left counts as "in"."""
+
+    name: CountingLineName = Field(
+        ..., description="the camera id rule: letters of any script, digits, spaces, - _ . :"
+    )
+    a: PointXY
+    b: PointXY
+
+
+class CalibrationConfig(Section):
+    """Ground-plane calibration: four image points (pixels) and where they are on the floor (metres)."""
+
+    image_points: list[PointXY] = Field(..., min_length=4, max_length=4)
+    world_points: list[PointXY] = Field(..., min_length=4, max_length=4)
+
+
+class CameraAnalyticsConfig(Section):
+    """Zones, counting lines and the optional calibration of one camera."""
+
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    calibration: CalibrationConfig | None = None
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> CameraAnalyticsConfig:
+        # a zone's dwell and a line's counts are kept by name: two zones named alike would be merged into one
+        distinct_identifiers([z.name for z in self.zones], "zone name")
+        distinct_identifiers([x.name for x in self.lines], "counting line name")
+        return self
+
+
+class AnalyticsConfig(Section):
+    """Behaviour analytics without identity: people tracking, loitering, fast movement, counting.
+
+    Runs with ``metrosight run --analytics-only`` (no face model loaded), and alongside face recognition for every
+    camera listed under ``cameras`` (by camera id).
+    """
+
+    person_detector: PersonDetectorConfig = Field(default_factory=PersonDetectorConfig)
+    loitering_seconds: float = Field(60.0, gt=0.0, description="a stay in a zone longer than this is loitering")
+    exit_grace_seconds: float = Field(3.0, ge=0.0, description="unseen this long inside a zone ends the stay")
+    fast_speed_mps: float = Field(2.5, gt=0.0, description="fast movement threshold with calibration, m/s")
+    fast_speed_heights_per_second: float = Field(
+        1.5, gt=0.0, description="fast movement threshold without calibration, body heights per second"
+    )
+    min_duration_seconds: float = Field(1.0, gt=0.0, description="fast movement must last this long")
+    speed_window_seconds: float = Field(1.0, gt=0.0, description="speed is fitted over this much history")
+    relink_seconds: float = Field(
+        2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it"
+    )
+    max_missed_seconds: float = Field(1.5, gt=0.0, description="a person track unseen this long ends")
+    min_motion_fraction: float = Field(
+        0.002, ge=0.0, le=1.0, description="with no live track, detect people only when this much of the view moves"
+    )
+    refresh_seconds: float = Field(2.0, gt=0.0, description="detect at least this often even without motion")
+    record_crossings: bool = Field(False, description="store each line crossing as an event (counts always kept)")
+    snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
+    cameras: dict[CameraId, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
+
+    @field_validator("cameras")
+    @classmethod
+    def _distinct_camera_keys(cls, v: dict[str, CameraAnalyticsConfig]) -> dict[str, CameraAnalyticsConfig]:
+        distinct_identifiers(list(v), "camera id")  # `Cam-1` and `cam-1` would be one camera with two settings
+        return v
+
+    def camera(self, camera_id: str | None) -> CameraAnalyticsConfig | None:
+        """The zones and lines of ``camera_id`` (typed in any case or form: :func:`same_identifier`)."""
+        if camera_id is None:
+            return None
+        if camera_id in self.cameras:
+            return self.cameras[camera_id]
+        return next((c for k, c in self.cameras.items() if same_identifier(k, camera_id)), None)
