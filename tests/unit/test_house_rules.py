@@ -74,7 +74,6 @@ PENDING: dict[str, frozenset[str]] = {
     "modules": frozenset(
         {
             "metrosight/cli.py",
-            "metrosight/config/model.py",
             "metrosight/eval/cli.py",
             "metrosight/pipeline/cluster.py",
             "metrosight/pipeline/runtime.py",
@@ -111,8 +110,6 @@ PENDING: dict[str, frozenset[str]] = {
     "state": frozenset(
         {
             "metrosight/cli.py:state",
-            "metrosight/detect/factory.py:_ALIASES",
-            "metrosight/detect/factory.py:_BUILDERS",
             "metrosight/detect/person.py:_MODELS",
             "metrosight/recognize/dlib_dat.py:_SIMPLE_LAYERS",
             "metrosight/store/accounts.py:_DUMMY_HASH",

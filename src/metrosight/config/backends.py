@@ -155,7 +155,7 @@ class InferenceConfig(Section):
         "onnx2torch: pip install 'metrosight[gpu]')",
     )
     providers: list[Provider] = Field(
-        default_factory=lambda: ["cpu"],
+        default_factory=lambda: list[Provider](["cpu"]),
         min_length=1,
         description="execution providers in order of preference: cpu; cuda and tensorrt need onnxruntime-gpu (with "
         "runtime torch: cpu or cuda)",

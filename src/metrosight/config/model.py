@@ -7,6 +7,9 @@ separate levels), e.g. ``METROSIGHT__RECOGNITION__MATCH_THRESHOLD=0.9``.
 
 from __future__ import annotations
 
+import ipaddress
+import unicodedata
+from datetime import tzinfo
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
@@ -30,6 +33,7 @@ from metrosight.config.backends import (
 from metrosight.config.common import CameraId, Section
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
+from metrosight.core.when import zone
 
 
 def _line(v: str | None) -> str | None:
@@ -301,16 +305,12 @@ class DeploymentConfig(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str | None) -> str | None:
-        from metrosight.core.when import zone
-
         if v is not None:
             zone(v)  # InvalidInput (a ValueError) names the zone
         return v
 
-    def tz(self):  # type: ignore[no-untyped-def]
+    def tz(self) -> tzinfo:
         """The zone as a ``tzinfo``."""
-        from metrosight.core.when import zone
-
         return zone(self.timezone)
 
 
@@ -334,8 +334,6 @@ class ApiSettings(Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, v: list[str]) -> list[str]:
-        import ipaddress
-
         out = []
         for item in v:
             try:
@@ -367,8 +365,6 @@ class Settings(Section):
     @field_validator("watchlists")
     @classmethod
     def _watchlist_names(cls, v: dict[str, WatchlistConfig]) -> dict[str, WatchlistConfig]:
-        import unicodedata
-
         out: dict[str, WatchlistConfig] = {}
         for name, cfg in v.items():
             key = unicodedata.normalize("NFC", str(name)).strip()

@@ -12,18 +12,21 @@ A provider the installed runtime does not have is refused with one line saying w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, Final, Protocol
 
 import numpy as np
 
 from metrosight.core.torch_session import TorchSession, TorchUnavailable, check_torch
 
 #: provider name in the configuration -> ONNX Runtime's execution provider
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-RUNTIMES = ("onnxruntime", "torch")
+PROVIDERS: Final[Mapping[str, str]] = MappingProxyType(
+    {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+)
+RUNTIMES: Final = ("onnxruntime", "torch")
 
 
 class InferenceUnavailable(RuntimeError):

@@ -11,10 +11,11 @@ ONNX backend runs on it unchanged. Descriptors agree with ONNX Runtime's to ~1e-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import numpy as np
 
@@ -33,7 +34,9 @@ class Port:
     type: str
 
 
-_ELEM = {1: "tensor(float)", 2: "tensor(uint8)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)"}
+_ELEM: Final[Mapping[int, str]] = MappingProxyType(
+    {1: "tensor(float)", 2: "tensor(uint8)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)"}
+)
 
 
 def _ports(values: Any, skip: set[str]) -> list[Port]:
