@@ -116,13 +116,18 @@ done
 # PrivateTmp
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+# probes as root (permissions do not stop root: only the read-only mounts can) and, for the home, as the user
 probe() { if (: > "$1") 2>/dev/null; then echo "writable $1"; rm -f "$1"; else echo "refused $1"; fi; }
+if setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups sh -c ": > '$HOME_DIR/user-probe'" 2>/dev/null; then
+  echo "user-writable $HOME_DIR"; rm -f "$HOME_DIR/user-probe"
+fi
 probe "$HOME_DIR/probe"
 probe /etc/metrosight-probe
 probe "$OUTSIDE/probe"
 probe /tmp/probe
 ls -A /tmp | head -3 | sed 's/^/tmp-entry /'
-exec setpriv --no-new-privs "$@"
+# User=/Group= (an unprivileged account, as the unit's dedicated user would be) and NoNewPrivileges=
+exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups --no-new-privs "$@"
 """
 
 
@@ -150,7 +155,16 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
     args = [exe, *exec_start[1:]]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--config") + 1] = str(cfg)
-    env = {**os.environ, "METROSIGHT_HOME": str(home), "HOME_DIR": str(home), "OUTSIDE": str(outside)}
+    os.chown(home, 65534, 65534)  # the service user (here: nobody) owns the home, as StateDirectory= makes it
+    os.chmod(outside, 0o777)  # writable to that user but for the sandbox: the read-only mount must refuse it
+    env = {
+        **os.environ,
+        "METROSIGHT_HOME": str(home),
+        "HOME_DIR": str(home),
+        "OUTSIDE": str(outside),
+        "RUN_UID": "65534",
+        "RUN_GID": "65534",
+    }
     env.pop("METROSIGHT_MASTER_KEY", None)
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "bash", "-c", _SANDBOX, "sandbox", *args],
@@ -178,13 +192,15 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
             proc.kill()
             out, _ = proc.communicate()
     try:
-        assert f"writable {home}/probe" in out, out
+        assert f"writable {home}/probe" in out and f"user-writable {home}" in out, out
         assert "refused /etc/metrosight-probe" in out, out
         assert f"refused {outside}/probe" in out, out
         assert "writable /tmp/probe" in out and "tmp-entry" not in out, out  # a private, empty /tmp
         # SIGTERM: uvicorn shuts down, then re-raises the signal (exit by SIGTERM, not a crash)
         assert proc.returncode in (0, -15), out[-3000:]
-        assert any(home.glob("*.db")) or any(home.rglob("*.db")), sorted(p.name for p in home.iterdir())
+        db = home / "metrosight.db"
+        assert db.is_file(), sorted(p.name for p in home.iterdir())
+        assert db.stat().st_uid == 65534 and db.stat().st_mode & 0o077 == 0  # written by the service user, 0600
         assert not list(outside.iterdir())
         assert "Traceback" not in out, out[-3000:]
     finally:
