@@ -215,6 +215,11 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path: Path):
         assert list(small.iterdir()) == []
         assert [e.action for e in st.audit_entries()][-1] == "backup.failed"
         assert st.verify_audit().ok
+        # restoring onto a full disk: one line, and no half-restored home or staging folder left
+        res = create_backup(st, src, load_master_key(src), checkpoint_path(src), tmp_path / "ok", PASS, "ada")
+        with pytest.raises(BackupError, match="disk is full"):
+            restore_backup(res.data, res.keys, PASS, small / "home", _open)
+        assert list(small.iterdir()) == []
     finally:
         if subprocess.run(["umount", str(small)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(small)], check=False)

@@ -158,3 +158,23 @@ def test_doctor_on_a_full_disk(tmp_path: Path) -> None:
             st.engine.dispose()
         if subprocess.run(["umount", str(mnt)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_doctor_reports_a_live_rtsp_camera_with_its_transport_and_no_credentials(tmp_path: Path) -> None:
+    from tests.integration.rtsp import RtspServer, rtsp_missing
+
+    why = rtsp_missing()
+    if why:
+        missing_system(why)
+    home = tmp_path / "home"
+    bootstrap(home)
+    clip = SAMPLE / "short_hamilton_clip.mp4"
+    with RtspServer({"cam": clip}, protocols="udp", user="op:S3cret-pw") as server:
+        cfg = tmp_path / "cfg.yaml"
+        url = server.url("cam").replace("rtsp://", "rtsp://op:S3cret-pw@")
+        cfg.write_text(f"ingest: {{open_timeout_seconds: 5}}\ncameras:\n  - {{id: platform-1, source: '{url}'}}\n")
+        code, out, err = cli(home, "doctor", "--config", cfg, "--no-models")
+    line = _lines(out)["camera platform-1"]
+    assert code == 0, out + err
+    assert line.startswith("[ok]") and "640×360" in line and "over UDP" in line, line  # TCP refused, UDP taken
+    assert "S3cret-pw" not in out + err and "op:" not in out + err

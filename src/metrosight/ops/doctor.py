@@ -410,14 +410,14 @@ def check_camera(cam: CameraConfig, open_timeout: float) -> Check:
     name = f"camera {cam.id}"
     spec = parse_source(cam.source, cam.rtsp_transport)
     tried = spec.transports if spec.kind == "rtsp" else ("",)
-    last = ""
+    failures: list[str] = []
     for transport in tried:
         one = parse_source(cam.source, transport) if transport else spec
         t0 = time.perf_counter()
         try:
             container = open_container(one, open_timeout)
         except SourceError as exc:
-            last = str(exc)
+            failures.append(str(exc))
             continue
         try:
             stream = container.streams.video[0]
@@ -449,7 +449,20 @@ def check_camera(cam: CameraConfig, open_timeout: float) -> Check:
             f"over {str(data['transport']).upper()}",
             data=data,
         )
-    return Check(name, Status.FAIL, spec.redact(last), "see the reason; `metrosight run --source` shows more")
+    return Check(
+        name,
+        Status.FAIL,
+        spec.redact(_merge(failures, [t for t in tried if t])),
+        "fix the camera's address, credentials or network (the reason above says which)",
+    )
+
+
+def _merge(messages: list[str], transports: list[str]) -> str:
+    """One message for the same failure over several RTSP transports (``… over TCP and UDP: reason; hint``)."""
+    parts = [m.split(f" over {t.upper()}", 1) for m, t in zip(messages, transports, strict=False)]
+    if len(parts) > 1 and all(len(p) == 2 for p in parts) and len({p[1] for p in parts}) == 1:
+        return f"{parts[0][0]} over {' and '.join(t.upper() for t in transports)}{parts[0][1]}"
+    return " / ".join(messages)
 
 
 def run_doctor(
