@@ -96,7 +96,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/eval/cli.py:detect_cmd",
             "metrosight/eval/cli.py:identify_cmd",
             "metrosight/eval/cli.py:verify_cmd",
-            "metrosight/ingest/live.py:LiveSource._loop",
             "metrosight/pipeline/runtime.py:Runtime.enroll",
             "metrosight/pipeline/runtime.py:Runtime.run",
             "metrosight/pipeline/worker.py:_serve",

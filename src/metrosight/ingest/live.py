@@ -162,6 +162,29 @@ class _Slot:
     matrix: Matrix | None = None  # display orientation (see ingest.source.Orientation)
 
 
+@dataclass(slots=True)
+class _Timeline:
+    """The decode thread's place on the source's one timeline, across reconnects: the last frame's index, media
+    time and wall time, and the media time of the next frame the analysis rate lets through."""
+
+    min_gap: float  # seconds between analysed frames (0: every frame)
+    index: int = -1
+    last_ts: float = -1.0
+    last_wall: float = 0.0
+    next_ts: float = -1.0
+    ever_live: bool = False
+
+
+@dataclass(slots=True)
+class _Connection:
+    """One connection's clock: when its first frame came (monotonic; None before), its first timestamp, and the
+    media time it starts at."""
+
+    started: float | None = None
+    t0: float | None = None
+    offset: float = 0.0
+
+
 class LiveSource:
     """A camera decoded on its own thread; the analysis takes the newest frame when it is ready for one.
 
@@ -338,113 +361,128 @@ class LiveSource:
                 self.wake.set()
 
     def _loop(self) -> None:
+        """Connect, read, and reconnect with back-off until stopped, the video ends, or the camera gives up."""
+        line = _Timeline(1.0 / self.analysis_fps if self.analysis_fps else 0.0)
         attempt = 0
-        ever_live = False
-        index = -1
-        last_ts = -1.0
-        last_wall = 0.0
-        next_ts = -1.0
-        min_gap = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
         self._set_state(CameraState.STARTING, f"connecting to {self.target}", 0)
         while not self._stop.is_set():
-            if attempt > 0:
-                delay = self.backoff.delay(attempt)
-                if self._stop.wait(delay):
-                    break
-            reason = ""
-            segment_start: float | None = None
-            try:
-                session = self.opener()
-            except SourceError as exc:
-                reason = self.redact(str(exc))
-            else:
-                try:
-                    t0: float | None = None
-                    offset = 0.0
-                    orientation = Orientation()  # every decoded frame, skipped or dropped ones too
-                    for raw in session.frames():
-                        matrix = orientation.update(raw)
-                        now_wall = time.time()
-                        self.counters.decoded += 1
-                        self.counters.last_frame_wall = now_wall
-                        index += 1
-                        if segment_start is None:  # first frame of this connection
-                            segment_start = time.monotonic()
-                            if ever_live:
-                                self.segment += 1
-                            offset = 0.0 if last_ts < 0 else last_ts + max(0.0, now_wall - last_wall)
-                            t0 = None
-                            ever_live = True
-                            self._set_state(CameraState.LIVE, f"receiving frames from {self.target}", attempt)
-                        pts = raw.time
-                        if pts is not None:
-                            if t0 is None:
-                                t0 = float(pts)
-                            raw_ts = offset + float(pts) - t0
-                            if (
-                                self.reconnect_on_end
-                                and last_ts >= 0
-                                and self._jumped(raw_ts, last_ts, now_wall - last_wall)
-                            ):
-                                # the camera's clock jumped (it restarted, or wrapped): re-anchor on the wall clock
-                                log.warning(
-                                    "camera %s: stream timestamps jumped by %.1f s; re-anchored",
-                                    self.camera_id,
-                                    raw_ts - last_ts,
-                                )
-                                offset, t0 = last_ts + max(0.0, now_wall - last_wall), float(pts)
-                                raw_ts = offset
-                            ts = max(offset, raw_ts)
-                        else:
-                            ts = offset + (time.monotonic() - segment_start)
-                        ts = max(ts, last_ts) if last_ts >= 0 else ts
-                        last_ts, last_wall = ts, now_wall
-                        if min_gap and ts + 1e-6 < next_ts:
-                            self.counters.skipped += 1
-                        else:
-                            next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
-                            self._offer(_Slot(raw, ts, index, now_wall, self.segment, matrix))
-                        if self._stop.is_set():
-                            break
-                    else:
-                        reason = "the stream ended"
-                        if not self.reconnect_on_end:
-                            if segment_start is None:
-                                self.error = SourceError(f"{self.target}: no decodable frames")
-                            self._set_state(CameraState.STOPPED, "end of the video", 0)
-                            return
-                except SourceStalled as exc:
-                    self.counters.stalls += 1
-                    reason = self.redact(str(exc))
-                except (SourceError, av.error.FFmpegError, OSError) as exc:
-                    reason = self.redact(f"{self.target}: {exc}")
-                finally:
-                    session.close()
-            if self._stop.is_set():
+            if attempt > 0 and self._stop.wait(self.backoff.delay(attempt)):
                 break
-            if segment_start is not None and not self.reconnect_on_end:  # a file broke part-way: no replay
-                self.error = SourceBroken(f"{self.target}: video broke off: {reason}", self.counters.decoded)
-                self._set_state(CameraState.STOPPED, reason, 0)
-                return
-            if segment_start is not None:  # it was live: a drop
-                self.counters.reconnects += 1
-                stable = time.monotonic() - segment_start >= self.stable_seconds
-                attempt = 1 if stable else attempt + 1
-                self._set_state(CameraState.RECONNECTING, reason, attempt)
-                continue
-            attempt += 1
-            self.counters.failed_attempts += 1
-            if attempt >= self.down_after:
-                self._set_state(CameraState.DOWN, f"{attempt} attempts failed; last: {reason}", attempt)
-                if not self.keep_trying:
-                    msg = f"camera {self.camera_id} is down after {attempt} failed attempts: {reason}"
-                    self.error = SourceBroken(msg, self.counters.decoded) if ever_live else SourceError(msg)
+            conn = _Connection()
+            reason, finished = self._read_connection(line, conn, attempt)
+            if finished or self._stop.is_set():
+                if finished:
                     return
-            elif ever_live:
-                self._set_state(CameraState.RECONNECTING, reason, attempt)
-            else:
-                log.info("camera %s: attempt %d failed: %s", self.camera_id, attempt, reason)
+                break
+            next_attempt = self._after_connection(line, conn, reason, attempt)
+            if next_attempt is None:
+                return
+            attempt = next_attempt
         self._set_state(CameraState.STOPPED, "stopped", 0)
+
+    def _read_connection(self, line: _Timeline, conn: _Connection, attempt: int) -> tuple[str, bool]:
+        """Open the source and offer its frames until it ends, fails or the source is stopped: ``(why it ended,
+        whether the source is finished)`` (a video file that ended: state STOPPED set)."""
+        try:
+            session = self.opener()
+        except SourceError as exc:
+            return self.redact(str(exc)), False
+        reason = ""
+        try:
+            orientation = Orientation()  # every decoded frame, skipped or dropped ones too
+            for raw in session.frames():
+                self._take(raw, orientation.update(raw), line, conn, attempt)
+                if self._stop.is_set():
+                    break
+            else:
+                reason = "the stream ended"
+                if not self.reconnect_on_end:
+                    if conn.started is None:
+                        self.error = SourceError(f"{self.target}: no decodable frames")
+                    self._set_state(CameraState.STOPPED, "end of the video", 0)
+                    return reason, True
+        except SourceStalled as exc:
+            self.counters.stalls += 1
+            reason = self.redact(str(exc))
+        except (SourceError, av.error.FFmpegError, OSError) as exc:
+            reason = self.redact(f"{self.target}: {exc}")
+        finally:
+            session.close()
+        return reason, False
+
+    def _take(self, raw: RawFrame, matrix: Matrix | None, line: _Timeline, conn: _Connection, attempt: int) -> None:
+        """Count, stamp and (unless the analysis rate skips it) offer one decoded frame."""
+        now_wall = time.time()
+        self.counters.decoded += 1
+        self.counters.last_frame_wall = now_wall
+        line.index += 1
+        if conn.started is None:  # first frame of this connection
+            conn.started = time.monotonic()
+            if line.ever_live:
+                self.segment += 1
+            conn.offset = 0.0 if line.last_ts < 0 else line.last_ts + max(0.0, now_wall - line.last_wall)
+            conn.t0 = None
+            line.ever_live = True
+            self._set_state(CameraState.LIVE, f"receiving frames from {self.target}", attempt)
+        ts = self._stamp(raw.time, line, conn, now_wall, conn.started)
+        line.last_ts, line.last_wall = ts, now_wall
+        if line.min_gap and ts + 1e-6 < line.next_ts:
+            self.counters.skipped += 1
+        else:
+            line.next_ts = ts + line.min_gap if line.next_ts < 0 else max(line.next_ts + line.min_gap, ts)
+            self._offer(_Slot(raw, ts, line.index, now_wall, self.segment, matrix))
+
+    def _stamp(self, pts: Any, line: _Timeline, conn: _Connection, now_wall: float, started: float) -> float:
+        """A frame's media time on the source's one timeline: its timestamp from the connection's first (re-anchored
+        on the wall clock when the camera's clock jumps), or the time since the connection began; never earlier
+        than the previous frame's."""
+        if pts is not None:
+            if conn.t0 is None:
+                conn.t0 = float(pts)
+            raw_ts = conn.offset + float(pts) - conn.t0
+            if (
+                self.reconnect_on_end
+                and line.last_ts >= 0
+                and self._jumped(raw_ts, line.last_ts, now_wall - line.last_wall)
+            ):
+                # the camera's clock jumped (it restarted, or wrapped): re-anchor on the wall clock
+                log.warning(
+                    "camera %s: stream timestamps jumped by %.1f s; re-anchored", self.camera_id, raw_ts - line.last_ts
+                )
+                conn.offset, conn.t0 = line.last_ts + max(0.0, now_wall - line.last_wall), float(pts)
+                raw_ts = conn.offset
+            ts = max(conn.offset, raw_ts)
+        else:
+            ts = conn.offset + (time.monotonic() - started)
+        return max(ts, line.last_ts) if line.last_ts >= 0 else ts
+
+    def _after_connection(self, line: _Timeline, conn: _Connection, reason: str, attempt: int) -> int | None:
+        """The number of the next attempt after a connection ended with ``reason`` (state changes and counters
+        updated), or None when the source gives up (a file that broke part-way, a camera down for good; ``error``
+        set)."""
+        if conn.started is not None and not self.reconnect_on_end:  # a file broke part-way: no replay
+            self.error = SourceBroken(f"{self.target}: video broke off: {reason}", self.counters.decoded)
+            self._set_state(CameraState.STOPPED, reason, 0)
+            return None
+        if conn.started is not None:  # it was live: a drop
+            self.counters.reconnects += 1
+            stable = time.monotonic() - conn.started >= self.stable_seconds
+            attempt = 1 if stable else attempt + 1
+            self._set_state(CameraState.RECONNECTING, reason, attempt)
+            return attempt
+        attempt += 1
+        self.counters.failed_attempts += 1
+        if attempt >= self.down_after:
+            self._set_state(CameraState.DOWN, f"{attempt} attempts failed; last: {reason}", attempt)
+            if not self.keep_trying:
+                msg = f"camera {self.camera_id} is down after {attempt} failed attempts: {reason}"
+                self.error = SourceBroken(msg, self.counters.decoded) if line.ever_live else SourceError(msg)
+                return None
+        elif line.ever_live:
+            self._set_state(CameraState.RECONNECTING, reason, attempt)
+        else:
+            log.info("camera %s: attempt %d failed: %s", self.camera_id, attempt, reason)
+        return attempt
 
     def _jumped(self, ts: float, last_ts: float, wall_gap: float) -> bool:
         """Whether media time moved implausibly: backwards by more than a second, or ahead of the wall clock by
