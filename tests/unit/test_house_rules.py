@@ -77,7 +77,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/eval/cli.py",
             "metrosight/pipeline/cluster.py",
             "metrosight/pipeline/runtime.py",
-            "metrosight/recognize/dlib_dat.py",
             "metrosight/store/governance.py",
             "metrosight/store/repo.py",
         }
@@ -99,7 +98,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/pipeline/runtime.py:Runtime.enroll",
             "metrosight/pipeline/runtime.py:Runtime.run",
             "metrosight/pipeline/worker.py:_serve",
-            "metrosight/recognize/embedder_onnx.py:build_resnet_onnx",
             "metrosight/store/migrations/versions/0001_initial_schema.py:upgrade",
             "metrosight/store/migrations/versions/0003_privacy_and_accountability.py:upgrade",
             "metrosight/store/migrations/versions/0010_alert_episodes.py:upgrade",
@@ -109,8 +107,6 @@ PENDING: dict[str, frozenset[str]] = {
     "state": frozenset(
         {
             "metrosight/cli.py:state",
-            "metrosight/detect/person.py:_MODELS",
-            "metrosight/recognize/dlib_dat.py:_SIMPLE_LAYERS",
             "metrosight/store/accounts.py:_DUMMY_HASH",
             "metrosight/store/repo.py:_open_stores",
         }

@@ -13,7 +13,10 @@ detection window; HOG windows include a margin around the person, which is remov
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 import numpy as np
 
@@ -23,10 +26,12 @@ from metrosight.detect.base import DetectorError, check_image
 log = logging.getLogger(__name__)
 
 # (window size, person box inside the window as fractions x1, y1, x2, y2)
-_MODELS = {
-    "daimler": ((48, 96), (0.2, 0.1, 0.8, 0.9)),
-    "default": ((64, 128), (0.22, 0.12, 0.78, 0.88)),
-}
+_MODELS: Final[Mapping[str, tuple[tuple[int, int], tuple[float, float, float, float]]]] = MappingProxyType(
+    {
+        "daimler": ((48, 96), (0.2, 0.1, 0.8, 0.9)),
+        "default": ((64, 128), (0.22, 0.12, 0.78, 0.88)),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +71,10 @@ class HogPersonDetector:
         (w, h), self._inner = _MODELS[params.model]
         if params.model == "daimler":
             self._hog = cv2.HOGDescriptor((w, h), (16, 16), (8, 8), (8, 8), 9)
-            self._hog.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
+            self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDaimlerPeopleDetector(), np.float32))
         else:
             self._hog = cv2.HOGDescriptor()
-            self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """People in ``image`` (``(H, W, 3)`` uint8 RGB): boxes in its pixels, clipped to it, ``kind="person"``."""

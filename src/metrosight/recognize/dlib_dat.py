@@ -40,453 +40,37 @@ from __future__ import annotations
 
 import bz2
 import logging
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
-import numpy as np
+from metrosight.recognize.dlib_layers import (
+    AddPrev,
+    Affine,
+    BatchNorm,
+    BoxOverlap,
+    Conv,
+    DetectorWindow,
+    DlibFormatError,
+    DlibNet,
+    DlibTruncatedError,
+    DlibUnknownLayerError,
+    FullyConnected,
+    InputLayer,
+    InputRgbImage,
+    InputRgbImagePyramid,
+    InputRgbImageSized,
+    Layer,
+    LossLayer,
+    LossMetric,
+    LossMmod,
+    Pool,
+    Relu,
+    Simple,
+    TagOrSkip,
+)
+from metrosight.recognize.dlib_stream import DlibStream, view_params
 
 logger = logging.getLogger(__name__)
-
-# Largest string dlib layer/version names have; a string length above this is treated as corruption.
-_MAX_NAME_LEN = 256
-
-
-class DlibFormatError(ValueError):
-    """The byte stream is not a dlib DNN serialisation this reader understands.
-
-    Attributes:
-        offset: byte offset in the (decompressed) stream where the problem was found.
-        value: the offending value (a tag string, a version number, a byte), if any.
-    """
-
-    def __init__(self, message: str, *, offset: int, value: object = None) -> None:
-        super().__init__(f"{message} (at byte {offset}; value {value!r})")
-        self.offset = offset
-        self.value = value
-
-
-class DlibTruncatedError(DlibFormatError):
-    """The stream ended before the object being read was complete."""
-
-
-class DlibUnknownLayerError(DlibFormatError):
-    """A layer, loss or input tag that this reader does not know (``value`` is the tag string)."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Returned structure
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Conv:
-    """``con_`` (tags ``con_`` .. ``con_6``): 2-D cross-correlation.
-
-    Attributes:
-        weight: ``(num_filters, k_in, nr, nc)`` float32, same layout as ONNX ``Conv`` (OIHW).
-        bias: ``(num_filters,)`` float32, or ``None`` when the layer has no bias.
-        stride: ``(stride_y, stride_x)``.
-        padding: ``(padding_y, padding_x)``, zero padding on each side.
-        use_relu: ``con_6`` only: a ReLU fused after the convolution.
-    """
-
-    tag: str
-    weight: np.ndarray
-    bias: np.ndarray | None
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    use_relu: bool = False
-
-    @property
-    def num_filters(self) -> int:
-        return int(self.weight.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class FullyConnected:
-    """``fc_2``: ``out = flatten(x) @ weight + bias`` with ``x`` flattened in ``(k, nr, nc)`` order.
-
-    Attributes:
-        weight: ``(num_inputs, num_outputs)`` float32 (dlib's layout: inputs × outputs).
-        bias: ``(num_outputs,)`` float32, or ``None`` (``fc_no_bias``).
-    """
-
-    tag: str
-    weight: np.ndarray
-    bias: np.ndarray | None
-
-
-@dataclass(frozen=True, slots=True)
-class Affine:
-    """``affine_``/``affine_2``: ``out = gamma * x + beta``.
-
-    Attributes:
-        gamma: ``(k,)`` per channel in conv mode; ``(k, nr, nc)`` per element in fc mode.
-        beta: same shape as ``gamma``.
-        mode: ``"conv"`` or ``"fc"``.
-        disabled: ``affine_2`` only: the layer is an identity.
-    """
-
-    tag: str
-    gamma: np.ndarray
-    beta: np.ndarray
-    mode: str
-    disabled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BatchNorm:
-    """``bn_con2``/``bn_fc2``: batch normalisation with running statistics (inference uses the running ones).
-
-    Attributes:
-        gamma, beta, running_mean, running_var: ``(k,)`` in conv mode, ``(k, nr, nc)`` in fc mode.
-        eps: added to the variance.
-        mode: ``"conv"`` or ``"fc"``.
-    """
-
-    tag: str
-    gamma: np.ndarray
-    beta: np.ndarray
-    running_mean: np.ndarray
-    running_var: np.ndarray
-    eps: float
-    mode: str
-
-    def as_affine(self) -> Affine:
-        """The equivalent :class:`Affine`, computed in float32 as dlib's ``affine_(const bn_&)`` does."""
-        g = (self.gamma / np.sqrt(self.running_var + np.float32(self.eps))).astype(np.float32)
-        b = (self.beta - g * self.running_mean).astype(np.float32)
-        return Affine(tag=self.tag, gamma=g, beta=b, mode=self.mode)
-
-
-@dataclass(frozen=True, slots=True)
-class Relu:
-    """``relu_``."""
-
-    tag: str = "relu_"
-
-
-@dataclass(frozen=True, slots=True)
-class AddPrev:
-    """``add_prev_``: adds the output of a tagged earlier layer (the tag id is not serialised).
-
-    dlib's addition zero-pads the smaller operand at the end of each dimension (channels, rows, cols).
-    """
-
-    tag: str = "add_prev_"
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """``max_pool_2``/``avg_pool_2`` (and their padding-less ``_`` versions).
-
-    Attributes:
-        kind: ``"max"`` or ``"avg"``.
-        window: ``(nr, nc)``; ``(0, 0)`` means the whole input (``avg_pool_everything``).
-        stride: ``(stride_y, stride_x)``.
-        padding: ``(padding_y, padding_x)``.
-    """
-
-    tag: str
-    kind: str
-    window: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class TagOrSkip:
-    """A ``tagN`` or ``skipN`` layer: the stream does not say which, nor N."""
-
-    tag: str = "tag_or_skip"
-
-
-@dataclass(frozen=True, slots=True)
-class Simple:
-    """A parameterless layer recognised by name only (e.g. ``sig_``, ``htan_``, ``dropout_`` at inference)."""
-
-    tag: str
-
-
-Layer = Conv | FullyConnected | Affine | BatchNorm | Relu | AddPrev | Pool | TagOrSkip | Simple
-
-
-@dataclass(frozen=True, slots=True)
-class InputRgbImageSized:
-    """``input_rgb_image_sized<NR, NC>``: tensor = ``(pixel - avg) / 256`` per channel, planes in R, G, B order.
-
-    Attributes:
-        avg_rgb: the means subtracted from red, green, blue (float32 values as dlib stores them).
-        size: ``(nr, nc)`` of the images the net accepts.
-    """
-
-    tag: str
-    avg_rgb: tuple[float, float, float]
-    size: tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class InputRgbImagePyramid:
-    """``input_rgb_image_pyramid<PYR>``: ``(pixel - avg) / 256`` on a tiled image pyramid.
-
-    Attributes:
-        avg_rgb: the means subtracted from red, green, blue.
-        pyramid_padding: pixels between pyramid levels in the tiled image (dlib assumes 10 for the old tag).
-        pyramid_outer_padding: pixels around the tiled image (dlib assumes 11 for the old tag).
-    """
-
-    tag: str
-    avg_rgb: tuple[float, float, float]
-    pyramid_padding: int
-    pyramid_outer_padding: int
-
-
-@dataclass(frozen=True, slots=True)
-class InputRgbImage:
-    """``input_rgb_image``: ``(pixel - avg) / 256`` on an image of any size."""
-
-    tag: str
-    avg_rgb: tuple[float, float, float]
-
-
-InputLayer = InputRgbImageSized | InputRgbImagePyramid | InputRgbImage
-
-
-@dataclass(frozen=True, slots=True)
-class LossMetric:
-    """``loss_metric_`` / ``loss_metric_2``: metric learning; the net's output is the descriptor.
-
-    Attributes:
-        margin: the training margin.
-        dist_thresh: the distance threshold (0.6 for the face ResNet).
-    """
-
-    tag: str
-    margin: float
-    dist_thresh: float
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorWindow:
-    """One MMOD sliding window: ``width`` × ``height`` pixels, with a class ``label`` ('' when unlabelled)."""
-
-    width: int
-    height: int
-    label: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BoxOverlap:
-    """dlib's ``test_box_overlap``: boxes overlap when IoU > ``iou_thresh`` or one covers > ``percent_covered``."""
-
-    iou_thresh: float
-    percent_covered_thresh: float
-
-
-@dataclass(frozen=True, slots=True)
-class LossMmod:
-    """``loss_mmod_``: max-margin object detection. The net's output has one channel per detector window
-    (five per window with bounding-box regression).
-
-    Attributes:
-        options_version: version of the serialised ``mmod_options`` (1..4).
-        detector_windows: the sliding windows.
-        overlaps_nms: overlap test used for non-maximum suppression.
-        overlaps_ignore: overlap test for ignore boxes.
-        assume_image_pyramid: dlib's ``use_image_pyramid`` enum (1 = yes, default before version 3).
-        use_bounding_box_regression, bbr_lambda: version 4 fields (defaults False, 100 before).
-    """
-
-    tag: str
-    options_version: int
-    detector_windows: tuple[DetectorWindow, ...]
-    loss_per_false_alarm: float
-    loss_per_missed_target: float
-    truth_match_iou_threshold: float
-    overlaps_nms: BoxOverlap
-    overlaps_ignore: BoxOverlap
-    assume_image_pyramid: int = 1
-    use_bounding_box_regression: bool = False
-    bbr_lambda: float = 100.0
-
-
-LossLayer = LossMetric | LossMmod
-
-
-@dataclass(frozen=True, slots=True)
-class DlibNet:
-    """A parsed dlib network.
-
-    Attributes:
-        loss: the loss layer, or ``None`` for a network serialised without one.
-        input: the input layer.
-        layers: computational and structural layers in forward order: ``layers[0]`` is applied to the input
-            tensor, ``layers[-1]`` produces the output the loss layer reads.
-    """
-
-    loss: LossLayer | None
-    input: InputLayer
-    layers: tuple[Layer, ...] = field(default_factory=tuple)
-
-    def describe(self) -> str:
-        """One line per layer, input first, for logs and debugging."""
-        lines = [f"input {self.input.tag}"]
-        for i, layer in enumerate(self.layers):
-            extra = ""
-            if isinstance(layer, Conv):
-                extra = f" {tuple(layer.weight.shape)} stride={layer.stride} pad={layer.padding}"
-            elif isinstance(layer, Pool):
-                extra = f" {layer.kind} {layer.window} stride={layer.stride} pad={layer.padding}"
-            elif isinstance(layer, FullyConnected):
-                extra = f" {tuple(layer.weight.shape)} bias={layer.bias is not None}"
-            elif isinstance(layer, (Affine, BatchNorm)):
-                extra = f" {layer.mode} {tuple(layer.gamma.shape)}"
-            lines.append(f"{i:4d} {layer.tag}{extra}")
-        lines.append(f"loss {self.loss.tag if self.loss is not None else None}")
-        return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Primitive decoding
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class _Stream:
-    """A cursor over bytes with dlib's primitive decoders."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
-        self.pos = 0
-
-    def _need(self, n: int, what: str) -> None:
-        if self.pos + n > len(self.data):
-            raise DlibTruncatedError(
-                f"stream ended while reading {what}: needed {n} bytes, {len(self.data) - self.pos} left",
-                offset=self.pos,
-                value=len(self.data),
-            )
-
-    def read_bytes(self, n: int, what: str) -> bytes:
-        self._need(n, what)
-        out = bytes(self.data[self.pos : self.pos + n])
-        self.pos += n
-        return out
-
-    def read_int(self, what: str = "integer", *, signed: bool = True) -> int:
-        start = self.pos
-        self._need(1, what)
-        ctrl = self.data[self.pos]
-        size = ctrl & 0x0F
-        if ctrl & 0x70 or size == 0 or size > 8:
-            raise DlibFormatError(f"bad integer control byte while reading {what}", offset=start, value=ctrl)
-        if ctrl & 0x80 and not signed:
-            raise DlibFormatError(f"negative value for unsigned {what}", offset=start, value=ctrl)
-        self.pos += 1
-        raw = self.read_bytes(size, what)
-        value = int.from_bytes(raw, "little", signed=False)
-        return -value if ctrl & 0x80 else value
-
-    def peek_int(self) -> int | None:
-        """The next integer without consuming it, or ``None`` if the next bytes are not a valid integer."""
-        saved = self.pos
-        try:
-            return self.read_int()
-        except DlibFormatError:
-            return None
-        finally:
-            self.pos = saved
-
-    def read_float(self, what: str = "float") -> float:
-        start = self.pos
-        self._need(1, what)
-        if self.data[self.pos] & 0x70:
-            # dlib's pre-2013 ASCII float format; no DNN file uses it.
-            raise DlibFormatError(
-                f"ASCII float encoding is not supported ({what})", offset=start, value=self.data[self.pos]
-            )
-        mantissa = self.read_int(what)
-        exponent = self.read_int(what)
-        if not -32768 <= exponent <= 32767:
-            raise DlibFormatError(f"float exponent out of int16 range ({what})", offset=start, value=exponent)
-        if exponent == 32000:
-            return math.inf
-        if exponent == 32001:
-            return -math.inf
-        if exponent == 32002:
-            return math.nan
-        return math.ldexp(float(mantissa), exponent)
-
-    def read_bool(self, what: str = "bool") -> bool:
-        start = self.pos
-        b = self.read_bytes(1, what)[0]
-        if b == ord("1"):
-            return True
-        if b == ord("0"):
-            return False
-        raise DlibFormatError(f"bad bool byte while reading {what}", offset=start, value=b)
-
-    def read_u8(self, what: str = "uint8") -> int:
-        return self.read_bytes(1, what)[0]
-
-    def read_string(self, what: str = "string") -> str:
-        start = self.pos
-        n = self.read_int(what, signed=False)
-        if n > _MAX_NAME_LEN and what.endswith("tag"):
-            raise DlibFormatError(f"implausible length for {what}", offset=start, value=n)
-        raw = self.read_bytes(n, what)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DlibFormatError(f"non-text bytes in {what}", offset=start, value=raw[:32]) from exc
-
-    def peek_is_name(self) -> bool:
-        """Whether a layer/input/loss name string starts here (versions are 1..3; names are 4+ chars)."""
-        saved = self.pos
-        try:
-            n = self.read_int(signed=False)
-            if not 4 <= n <= _MAX_NAME_LEN or self.pos + n > len(self.data):
-                return False
-            raw = bytes(self.data[self.pos : self.pos + n])
-            return all(c == 0x5F or 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A for c in raw)
-        except DlibFormatError:
-            return False
-        finally:
-            self.pos = saved
-
-    def read_tensor(self, what: str = "tensor") -> np.ndarray:
-        """A (resizable_)tensor as a ``(num_samples, k, nr, nc)`` float32 array."""
-        start = self.pos
-        version = self.read_int(f"{what} version")
-        dims = [self.read_int(f"{what} dims", signed=False) for _ in range(4)]
-        count = dims[0] * dims[1] * dims[2] * dims[3]
-        if version == 2:
-            self._need(4 * count, f"{what} data")
-            arr = np.frombuffer(self.data, dtype="<f4", count=count, offset=self.pos).astype(np.float32)
-            self.pos += 4 * count
-        elif version == 1:
-            arr = np.array([self.read_float(f"{what} data") for _ in range(count)], dtype=np.float32)
-        else:
-            raise DlibFormatError(f"unknown {what} version", offset=start, value=version)
-        return arr.reshape(dims)
-
-    def read_alias(self, what: str = "alias_tensor") -> tuple[int, int, int, int]:
-        start = self.pos
-        version = self.read_int(f"{what} version")
-        if version != 1:
-            raise DlibFormatError(f"unknown {what} version", offset=start, value=version)
-        n, k, nr, nc = (self.read_int(f"{what} dims", signed=False) for _ in range(4))
-        return (n, k, nr, nc)
-
-
-def _view(params: np.ndarray, shape: tuple[int, int, int, int], offset: int, what: str, pos: int) -> np.ndarray:
-    flat = params.reshape(-1)
-    size = shape[0] * shape[1] * shape[2] * shape[3]
-    if offset + size > flat.size:
-        raise DlibFormatError(
-            f"{what} alias {shape} at {offset} exceeds parameter tensor of {flat.size}", offset=pos, value=shape
-        )
-    return flat[offset : offset + size].reshape(shape).copy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -494,7 +78,7 @@ def _view(params: np.ndarray, shape: tuple[int, int, int, int], offset: int, wha
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _read_conv(s: _Stream, tag: str) -> Conv:
+def _read_conv(s: DlibStream, tag: str) -> Conv:
     pos = s.pos
     params = s.read_tensor("con_ params")
     num_filters = s.read_int("con_ num_filters")
@@ -527,16 +111,16 @@ def _read_conv(s: _Stream, tag: str) -> Conv:
         raise DlibFormatError(
             "con_ filter shape disagrees with num_filters/nr/nc", offset=pos, value=(filters, num_filters, nr, nc)
         )
-    weight = _view(params, filters, 0, "con_ filters", pos)
+    weight = view_params(params, filters, 0, "con_ filters", pos)
     bias = None
     if use_bias:
         if biases[0] * biases[1] * biases[2] * biases[3] != num_filters:
             raise DlibFormatError("con_ bias count disagrees with num_filters", offset=pos, value=biases)
-        bias = _view(params, biases, weight.size, "con_ biases", pos).reshape(num_filters)
+        bias = view_params(params, biases, weight.size, "con_ biases", pos).reshape(num_filters)
     return Conv(tag=tag, weight=weight, bias=bias, stride=stride, padding=padding, use_relu=use_relu)
 
 
-def _read_fc(s: _Stream, tag: str) -> FullyConnected:
+def _read_fc(s: DlibStream, tag: str) -> FullyConnected:
     pos = s.pos
     num_outputs = s.read_int("fc_ num_outputs", signed=False)
     num_inputs = s.read_int("fc_ num_inputs", signed=False)
@@ -553,10 +137,10 @@ def _read_fc(s: _Stream, tag: str) -> FullyConnected:
         s.read_float(f"fc_ {name}")
     if bias_mode not in (0, 1):
         raise DlibFormatError("unknown fc_ bias mode", offset=pos, value=bias_mode)
-    w = _view(params, weights, 0, "fc_ weights", pos).reshape(num_inputs, num_outputs)
+    w = view_params(params, weights, 0, "fc_ weights", pos).reshape(num_inputs, num_outputs)
     bias = None
     if bias_mode == 0:  # FC_HAS_BIAS
-        bias = _view(params, biases, w.size, "fc_ biases", pos).reshape(num_outputs)
+        bias = view_params(params, biases, w.size, "fc_ biases", pos).reshape(num_outputs)
     return FullyConnected(tag=tag, weight=w, bias=bias)
 
 
@@ -572,7 +156,7 @@ def _gamma_shape(alias: tuple[int, int, int, int], mode: str) -> tuple[int, ...]
     return (alias[1],) if mode == "conv" else (alias[1], alias[2], alias[3])
 
 
-def _read_affine(s: _Stream, tag: str) -> Affine:
+def _read_affine(s: DlibStream, tag: str) -> Affine:
     pos = s.pos
     params = s.read_tensor("affine_ params")
     gamma = s.read_alias("affine_ gamma")
@@ -580,12 +164,12 @@ def _read_affine(s: _Stream, tag: str) -> Affine:
     mode = _mode_name(s.read_int("affine_ mode"), pos)
     disabled = s.read_bool("affine_ disabled") if tag == "affine_2" else False
     gsize = gamma[0] * gamma[1] * gamma[2] * gamma[3]
-    g = _view(params, gamma, 0, "affine_ gamma", pos).reshape(_gamma_shape(gamma, mode))
-    b = _view(params, beta, gsize, "affine_ beta", pos).reshape(_gamma_shape(beta, mode))
+    g = view_params(params, gamma, 0, "affine_ gamma", pos).reshape(_gamma_shape(gamma, mode))
+    b = view_params(params, beta, gsize, "affine_ beta", pos).reshape(_gamma_shape(beta, mode))
     return Affine(tag=tag, gamma=g, beta=b, mode=mode, disabled=disabled)
 
 
-def _read_bn(s: _Stream, tag: str) -> BatchNorm:
+def _read_bn(s: DlibStream, tag: str) -> BatchNorm:
     pos = s.pos
     mode = "conv" if tag == "bn_con2" else "fc"
     params = s.read_tensor("bn_ params")
@@ -609,8 +193,8 @@ def _read_bn(s: _Stream, tag: str) -> BatchNorm:
     gsize = gamma[0] * gamma[1] * gamma[2] * gamma[3]
     return BatchNorm(
         tag=tag,
-        gamma=_view(params, gamma, 0, "bn_ gamma", pos).reshape(shape),
-        beta=_view(params, beta, gsize, "bn_ beta", pos).reshape(shape),
+        gamma=view_params(params, gamma, 0, "bn_ gamma", pos).reshape(shape),
+        beta=view_params(params, beta, gsize, "bn_ beta", pos).reshape(shape),
         running_mean=running_mean.reshape(shape),
         running_var=running_var.reshape(shape),
         eps=eps,
@@ -618,22 +202,21 @@ def _read_bn(s: _Stream, tag: str) -> BatchNorm:
     )
 
 
-def _read_pool(s: _Stream, tag: str) -> Pool:
+def _read_pool(s: DlibStream, tag: str) -> Pool:
     kind = "max" if tag.startswith("max") else "avg"
     nr = s.read_int(f"{tag} nr")
     nc = s.read_int(f"{tag} nc")
     stride = (s.read_int(f"{tag} stride_y"), s.read_int(f"{tag} stride_x"))
-    if tag.endswith("_2"):
-        padding = (s.read_int(f"{tag} padding_y"), s.read_int(f"{tag} padding_x"))
-    else:
-        padding = (0, 0)
+    padding = (s.read_int(f"{tag} padding_y"), s.read_int(f"{tag} padding_x")) if tag.endswith("_2") else (0, 0)
     return Pool(tag=tag, kind=kind, window=(nr, nc), stride=stride, padding=padding)
 
 
-_SIMPLE_LAYERS = {"sig_", "htan_", "softmax_", "softmax_all_", "mish_", "gelu_", "clipped_relu_", "elu_"}
+_SIMPLE_LAYERS: Final = frozenset(
+    {"sig_", "htan_", "softmax_", "softmax_all_", "mish_", "gelu_", "clipped_relu_", "elu_"}
+)
 
 
-def _read_layer_details(s: _Stream) -> Layer:
+def _read_layer_details(s: DlibStream) -> Layer:
     pos = s.pos
     tag = s.read_string("layer tag")
     if tag in ("con_", "con_4", "con_5", "con_6"):
@@ -655,11 +238,11 @@ def _read_layer_details(s: _Stream) -> Layer:
     raise DlibUnknownLayerError("unknown layer tag", offset=pos, value=tag)
 
 
-def _read_avg_rgb(s: _Stream, tag: str) -> tuple[float, float, float]:
+def _read_avg_rgb(s: DlibStream, tag: str) -> tuple[float, float, float]:
     return (s.read_float(f"{tag} avg_red"), s.read_float(f"{tag} avg_green"), s.read_float(f"{tag} avg_blue"))
 
 
-def _read_input(s: _Stream) -> InputLayer:
+def _read_input(s: DlibStream) -> InputLayer:
     pos = s.pos
     tag = s.read_string("input tag")
     if tag == "input_rgb_image_sized":
@@ -679,14 +262,14 @@ def _read_input(s: _Stream) -> InputLayer:
     raise DlibUnknownLayerError("unknown input layer tag", offset=pos, value=tag)
 
 
-def _read_box_overlap(s: _Stream) -> BoxOverlap:
+def _read_box_overlap(s: DlibStream) -> BoxOverlap:
     return BoxOverlap(
         iou_thresh=s.read_float("test_box_overlap iou"),
         percent_covered_thresh=s.read_float("test_box_overlap percent_covered"),
     )
 
 
-def _read_mmod_options(s: _Stream, tag: str) -> LossMmod:
+def _read_mmod_options(s: DlibStream, tag: str) -> LossMmod:
     pos = s.pos
     version = s.read_int("mmod_options version")
     if not 1 <= version <= 4:
@@ -737,7 +320,7 @@ def _read_mmod_options(s: _Stream, tag: str) -> LossMmod:
     )
 
 
-def _read_loss(s: _Stream) -> LossLayer:
+def _read_loss(s: DlibStream) -> LossLayer:
     pos = s.pos
     tag = s.read_string("loss tag")
     if tag == "loss_metric_":
@@ -751,7 +334,7 @@ def _read_loss(s: _Stream) -> LossLayer:
     raise DlibUnknownLayerError("unknown loss layer tag", offset=pos, value=tag)
 
 
-def _skip_layer_state(s: _Stream, *, input_level: bool, version: int) -> None:
+def _skip_layer_state(s: DlibStream, *, input_level: bool, version: int) -> None:
     """The bookkeeping an ``add_layer`` writes after its details (flags and training buffers)."""
     for name in ("this_layer_setup_called", "gradient_input_is_stale", "get_output_and_gradient_input_disabled"):
         s.read_bool(name)
@@ -789,7 +372,7 @@ def parse_dlib_net(data: bytes) -> DlibNet:
             data = bz2.decompress(data)
         except (OSError, ValueError) as exc:
             raise DlibFormatError("bad bzip2 stream", offset=0, value=str(exc)) from exc
-    s = _Stream(data)
+    s = DlibStream(data)
     loss: LossLayer | None = None
 
     pos = s.pos
@@ -840,3 +423,32 @@ def read_dlib_net(path: str | Path) -> DlibNet:
     p = Path(path)
     logger.debug("reading dlib net %s", p)
     return parse_dlib_net(p.read_bytes())
+
+
+__all__ = [
+    "AddPrev",
+    "Affine",
+    "BatchNorm",
+    "BoxOverlap",
+    "Conv",
+    "DetectorWindow",
+    "DlibFormatError",
+    "DlibNet",
+    "DlibTruncatedError",
+    "DlibUnknownLayerError",
+    "FullyConnected",
+    "InputLayer",
+    "InputRgbImage",
+    "InputRgbImagePyramid",
+    "InputRgbImageSized",
+    "Layer",
+    "LossLayer",
+    "LossMetric",
+    "LossMmod",
+    "Pool",
+    "Relu",
+    "Simple",
+    "TagOrSkip",
+    "parse_dlib_net",
+    "read_dlib_net",
+]

@@ -129,6 +129,142 @@ def _fold_affine(conv: Conv, affine: Affine) -> tuple[np.ndarray, np.ndarray]:
     return w, b
 
 
+def _input_stage(g: _GraphBuilder, inp: InputRgbImageSized, layers: list[Layer]) -> _Value:
+    """NHWC uint8 chips to dlib's ``(pixel - avg) / 256`` NCHW float planes; folded into ``layers[0]`` (replaced in
+    place) when it is an unpadded convolution."""
+    from onnx import TensorProto
+
+    nr, nc = inp.size
+    avg = np.array(inp.avg_rgb, np.float64)
+    x = g.node("Transpose", ["chips"], "nchw", perm=[0, 3, 1, 2])
+    x = g.node("Cast", [x], "cast", to=TensorProto.FLOAT)
+    first = layers[0] if layers else None
+    if isinstance(first, Conv) and first.padding == (0, 0):
+        # dlib's to_tensor computes (pixel - avg) / 256. The first convolution has no padding, so that affine map
+        # folds exactly (in real arithmetic) into its weights and bias: W' = W/256, b' = b - sum(W * avg)/256.
+        w64 = first.weight.astype(np.float64)
+        b64 = first.bias.astype(np.float64) if first.bias is not None else np.zeros(first.num_filters)
+        b64 = b64 - np.einsum("ocij,c->o", w64, avg) / 256.0
+        layers[0] = Conv(
+            tag=first.tag,
+            weight=(w64 / 256.0).astype(np.float32),
+            bias=b64.astype(np.float32),
+            stride=first.stride,
+            padding=first.padding,
+            use_relu=first.use_relu,
+        )
+    else:
+        shape = (1, 3, 1, 1)
+        x = g.node("Sub", [x, g.const("avg_rgb", avg.astype(np.float32).reshape(shape))], "sub_mean")
+        x = g.node("Mul", [x, g.const("inv256", np.array(1.0 / 256.0, np.float32))], "scale")
+    return _Value(x, (3, nr, nc))
+
+
+def _conv(g: _GraphBuilder, cur: _Value, layer: Conv, nxt: Layer | None) -> tuple[_Value, int]:
+    """A convolution (with the following per-channel affine folded in): ``(output, layers consumed)``."""
+    k, h, w_ = cur.shape
+    if layer.weight.shape[1] != k:
+        raise UnsupportedNetError("con_ input channels disagree with the tensor", (layer.weight.shape, k))
+    if isinstance(nxt, Affine):
+        weight, bias = _fold_affine(layer, nxt)
+    else:
+        weight = layer.weight
+        bias = layer.bias if layer.bias is not None else np.zeros(layer.num_filters, np.float32)
+    kh, kw = weight.shape[2:]
+    (sy, sx), (py, px) = layer.stride, layer.padding
+    y = g.node(
+        "Conv",
+        [cur.name, g.const("W", weight), g.const("B", bias)],
+        "conv",
+        kernel_shape=[kh, kw],
+        strides=[sy, sx],
+        pads=[py, px, py, px],
+    )
+    if layer.use_relu:
+        y = g.node("Relu", [y], "relu")
+    out = _Value(y, (layer.num_filters, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
+    return out, 2 if isinstance(nxt, Affine) else 1
+
+
+def _affine(g: _GraphBuilder, cur: _Value, layer: Affine) -> _Value:
+    if layer.mode != "conv":
+        raise UnsupportedNetError("stand-alone fc-mode affine is not supported", layer.tag)
+    if layer.disabled:
+        return cur
+    shape = (1, -1, 1, 1)
+    y = g.node("Mul", [cur.name, g.const("gamma", layer.gamma.reshape(shape))], "affine_mul")
+    y = g.node("Add", [y, g.const("beta", layer.beta.reshape(shape))], "affine_add")
+    return _Value(y, cur.shape)
+
+
+def _pool(g: _GraphBuilder, cur: _Value, layer: Pool) -> _Value:
+    k, h, w_ = cur.shape
+    if layer.window == (0, 0):
+        if layer.kind != "avg":
+            raise UnsupportedNetError("whole-input pooling must be average", layer.tag)
+        return _Value(g.node("GlobalAveragePool", [cur.name], "gap"), (k, 1, 1))
+    (kh, kw), (sy, sx), (py, px) = layer.window, layer.stride, layer.padding
+    # dlib's padded average pooling divides by the full window; ONNX can, via count_include_pad.
+    extra = {"count_include_pad": 1} if (py or px) and layer.kind == "avg" else {}
+    op = "MaxPool" if layer.kind == "max" else "AveragePool"
+    y = g.node(
+        op, [cur.name], f"{layer.kind}pool", kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px], **extra
+    )
+    return _Value(y, (k, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
+
+
+def _fc(g: _GraphBuilder, cur: _Value, layer: FullyConnected) -> _Value:
+    flat = g.node("Flatten", [cur.name], "flatten", axis=1)
+    k, h, w_ = cur.shape
+    if layer.weight.shape[0] != k * h * w_:
+        raise UnsupportedNetError("fc_ inputs disagree with the tensor", (layer.weight.shape, cur.shape))
+    y = g.node("MatMul", [flat, g.const("fcW", layer.weight)], "fc")
+    if layer.bias is not None:
+        y = g.node("Add", [y, g.const("fcB", layer.bias)], "fc_bias")
+    return _Value(y, (int(layer.weight.shape[1]), 1, 1))
+
+
+def _translate(g: _GraphBuilder, cur: _Value, layers: list[Layer]) -> tuple[_Value, int]:
+    """The layers after the input, in forward order: ``(output, descriptor size)``."""
+    tags: list[_Value] = []
+    i = 0
+    out_dim: int | None = None
+    while i < len(layers):
+        layer, nxt = layers[i], (layers[i + 1] if i + 1 < len(layers) else None)
+        step = 1
+        if isinstance(layer, Conv):
+            cur, step = _conv(g, cur, layer, nxt)
+        elif isinstance(layer, Affine):
+            cur = _affine(g, cur, layer)
+        elif isinstance(layer, Relu):
+            cur = _Value(g.node("Relu", [cur.name], "relu"), cur.shape)
+        elif isinstance(layer, Pool):
+            cur = _pool(g, cur, layer)
+        elif isinstance(layer, TagOrSkip):
+            tags.append(cur)
+            if isinstance(nxt, TagOrSkip):  # residual_down idiom: tag2 (block output) then skip1 (the block input)
+                if len(tags) < 2:
+                    raise UnsupportedNetError("skip layer with no earlier tag", i)
+                cur, step = tags[-2], 2
+        elif isinstance(layer, AddPrev):
+            if not tags:
+                raise UnsupportedNetError("add_prev with no tag", i)
+            other = tags.pop()
+            tags.clear()
+            cur = _add_padded(g, cur, other)
+        elif isinstance(layer, FullyConnected):
+            if i != len(layers) - 1:
+                raise UnsupportedNetError("fc_ must be the last layer", i)
+            cur = _fc(g, cur, layer)
+            out_dim = cur.shape[0]
+        else:
+            raise UnsupportedNetError("layer not supported by the ONNX builder", layer.tag)
+        i += step
+    if out_dim is None:
+        raise UnsupportedNetError("net does not end with fc_", layers[-1].tag if layers else None)
+    return cur, out_dim
+
+
 def build_resnet_onnx(net: DlibNet) -> Any:
     """The ONNX model (``onnx.ModelProto``) of a dlib metric-learning ResNet such as the face descriptor net.
 
@@ -149,127 +285,8 @@ def build_resnet_onnx(net: DlibNet) -> Any:
         raise UnsupportedNetError("input layer must be input_rgb_image_sized", net.input.tag)
     nr, nc = net.input.size
     g = _GraphBuilder()
-
     layers: list[Layer] = [la.as_affine() if isinstance(la, BatchNorm) else la for la in net.layers]
-    avg = np.array(net.input.avg_rgb, np.float64)
-
-    x = g.node("Transpose", ["chips"], "nchw", perm=[0, 3, 1, 2])
-    x = g.node("Cast", [x], "cast", to=TensorProto.FLOAT)
-    if layers and isinstance(layers[0], Conv) and layers[0].padding == (0, 0):
-        # dlib's to_tensor computes (pixel - avg) / 256. The first convolution has no padding, so that affine map
-        # folds exactly (in real arithmetic) into its weights and bias: W' = W/256, b' = b - sum(W * avg)/256.
-        first = layers[0]
-        w64 = first.weight.astype(np.float64)
-        b64 = first.bias.astype(np.float64) if first.bias is not None else np.zeros(first.num_filters)
-        b64 = b64 - np.einsum("ocij,c->o", w64, avg) / 256.0
-        layers[0] = Conv(
-            tag=first.tag,
-            weight=(w64 / 256.0).astype(np.float32),
-            bias=b64.astype(np.float32),
-            stride=first.stride,
-            padding=first.padding,
-            use_relu=first.use_relu,
-        )
-    else:
-        shape = (1, 3, 1, 1)
-        x = g.node("Sub", [x, g.const("avg_rgb", avg.astype(np.float32).reshape(shape))], "sub_mean")
-        x = g.node("Mul", [x, g.const("inv256", np.array(1.0 / 256.0, np.float32))], "scale")
-    cur = _Value(x, (3, nr, nc))
-
-    tags: list[_Value] = []
-    i = 0
-    out_dim: int | None = None
-    while i < len(layers):
-        layer = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Conv):
-            k, h, w_ = cur.shape
-            if layer.weight.shape[1] != k:
-                raise UnsupportedNetError("con_ input channels disagree with the tensor", (layer.weight.shape, k))
-            if isinstance(nxt, Affine):
-                weight, bias = _fold_affine(layer, nxt)
-                i += 1
-            else:
-                weight = layer.weight
-                bias = layer.bias if layer.bias is not None else np.zeros(layer.num_filters, np.float32)
-            kh, kw = weight.shape[2:]
-            (sy, sx), (py, px) = layer.stride, layer.padding
-            y = g.node(
-                "Conv",
-                [cur.name, g.const("W", weight), g.const("B", bias)],
-                "conv",
-                kernel_shape=[kh, kw],
-                strides=[sy, sx],
-                pads=[py, px, py, px],
-            )
-            if layer.use_relu:
-                y = g.node("Relu", [y], "relu")
-            cur = _Value(y, (layer.num_filters, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
-        elif isinstance(layer, Affine):
-            if layer.mode != "conv":
-                raise UnsupportedNetError("stand-alone fc-mode affine is not supported", layer.tag)
-            if not layer.disabled:
-                shape = (1, -1, 1, 1)
-                y = g.node("Mul", [cur.name, g.const("gamma", layer.gamma.reshape(shape))], "affine_mul")
-                y = g.node("Add", [y, g.const("beta", layer.beta.reshape(shape))], "affine_add")
-                cur = _Value(y, cur.shape)
-        elif isinstance(layer, Relu):
-            cur = _Value(g.node("Relu", [cur.name], "relu"), cur.shape)
-        elif isinstance(layer, Pool):
-            k, h, w_ = cur.shape
-            if layer.window == (0, 0):
-                if layer.kind != "avg":
-                    raise UnsupportedNetError("whole-input pooling must be average", layer.tag)
-                cur = _Value(g.node("GlobalAveragePool", [cur.name], "gap"), (k, 1, 1))
-            else:
-                (kh, kw), (sy, sx), (py, px) = layer.window, layer.stride, layer.padding
-                # dlib's padded average pooling divides by the full window; ONNX can, via count_include_pad.
-                extra = {"count_include_pad": 1} if (py or px) and layer.kind == "avg" else {}
-                op = "MaxPool" if layer.kind == "max" else "AveragePool"
-                y = g.node(
-                    op,
-                    [cur.name],
-                    f"{layer.kind}pool",
-                    kernel_shape=[kh, kw],
-                    strides=[sy, sx],
-                    pads=[py, px, py, px],
-                    **extra,
-                )
-                cur = _Value(y, (k, _conv_out(h, kh, sy, py), _conv_out(w_, kw, sx, px)))
-        elif isinstance(layer, TagOrSkip):
-            if isinstance(nxt, TagOrSkip):
-                # residual_down idiom: tag2 (block output) then skip1 (back to the block input).
-                if not tags:
-                    raise UnsupportedNetError("skip layer with no earlier tag", i)
-                tags.append(cur)
-                cur = tags[-2]
-                i += 1
-            else:
-                tags.append(cur)
-        elif isinstance(layer, AddPrev):
-            if not tags:
-                raise UnsupportedNetError("add_prev with no tag", i)
-            other = tags.pop()
-            tags.clear()
-            cur = _add_padded(g, cur, other)
-        elif isinstance(layer, FullyConnected):
-            flat = g.node("Flatten", [cur.name], "flatten", axis=1)
-            k, h, w_ = cur.shape
-            if layer.weight.shape[0] != k * h * w_:
-                raise UnsupportedNetError("fc_ inputs disagree with the tensor", (layer.weight.shape, cur.shape))
-            y = g.node("MatMul", [flat, g.const("fcW", layer.weight)], "fc")
-            if layer.bias is not None:
-                y = g.node("Add", [y, g.const("fcB", layer.bias)], "fc_bias")
-            out_dim = int(layer.weight.shape[1])
-            cur = _Value(y, (out_dim, 1, 1))
-            if i != len(layers) - 1:
-                raise UnsupportedNetError("fc_ must be the last layer", i)
-        else:
-            raise UnsupportedNetError("layer not supported by the ONNX builder", layer.tag)
-        i += 1
-    if out_dim is None:
-        raise UnsupportedNetError("net does not end with fc_", layers[-1].tag if layers else None)
-
+    cur, out_dim = _translate(g, _input_stage(g, net.input, layers), layers)
     g.nodes.append(helper.make_node("Identity", [cur.name], ["descriptors"], name="descriptors"))
     graph = helper.make_graph(
         g.nodes,
