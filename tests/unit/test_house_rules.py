@@ -75,6 +75,7 @@ PENDING: dict[str, frozenset[str]] = {
         {
             "metrosight/cli.py",
             "metrosight/eval/cli.py",
+            "metrosight/ops/doctor.py",
             "metrosight/pipeline/cluster.py",
             "metrosight/pipeline/runtime.py",
             "metrosight/store/governance.py",
