@@ -178,3 +178,23 @@ def test_doctor_reports_a_live_rtsp_camera_with_its_transport_and_no_credentials
     assert code == 0, out + err
     assert line.startswith("[ok]") and "640×360" in line and "over UDP" in line, line  # TCP refused, UDP taken
     assert "S3cret-pw" not in out + err and "op:" not in out + err
+
+
+def test_doctor_checks_postgresql_migrations_and_redis(tmp_path: Path, pg_url: str, redis_server) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    cfg = tmp_path / "cfg.yaml"
+    secret_url = pg_url.replace("postgres@", "postgres:Pg-S3cret@")  # trust auth: the password is ignored, not shown
+    cfg.write_text(f"storage: {{database_url: '{secret_url}'}}\n")
+    code, out, err = cli(home, "doctor", "--config", cfg, "--no-models", "--bus", redis_server.url)
+    lines = _lines(out)
+    assert code == 1 and lines["migrations"].startswith("[fail]") and "metrosight db upgrade" in lines["migrations"]
+    assert lines["redis"].startswith("[ok]") and "Redis" in lines["redis"]
+    assert "Pg-S3cret" not in out + err
+    assert cli(home, "db", "upgrade", "--db", pg_url)[0] == 0
+    code, out, err = cli(home, "doctor", "--config", cfg, "--no-models", "--bus", redis_server.url)
+    assert code == 0, out + err
+    assert _lines(out)["migrations"].startswith("[ok]") and "postgresql" in _lines(out)["migrations"]
+    dead = f"redis://:R-S3cret@127.0.0.1:{_free_port()}/0"
+    code, out, err = cli(home, "doctor", "--config", cfg, "--no-models", "--bus", dead)
+    assert code == 1 and _lines(out)["redis"].startswith("[fail]") and "R-S3cret" not in out + err
