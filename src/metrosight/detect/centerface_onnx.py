@@ -40,8 +40,7 @@ import numpy as np
 from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, nms_boxes
-from metrosight.detect.landmarks import FivePointLandmarker
-from metrosight.recognize.quality import nose_offset_ratio
+from metrosight.detect.landmarks import FivePointLandmarker, nose_offset_ratio
 
 logger = logging.getLogger(__name__)
 

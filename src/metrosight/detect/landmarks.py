@@ -71,3 +71,15 @@ class FivePointLandmarker:
         rect = dlib.rectangle(round(box.x1), round(box.y1), round(box.x2) - 1, round(box.y2) - 1)
         shape = predictor(image, rect)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+
+
+def nose_offset_ratio(eye_a: np.ndarray, eye_b: np.ndarray, nose: np.ndarray) -> float:
+    """The nose's offset from the eyes' midpoint along the eye axis, in eye distances (0 frontal, growing as the
+    head turns; 1.0 when the eyes coincide). Points are ``(2,)`` pixel coordinates."""
+    eye_a, eye_b, nose = (np.asarray(p, dtype=np.float64) for p in (eye_a, eye_b, nose))
+    axis = eye_b - eye_a
+    dist = float(np.hypot(*axis))
+    if dist < 1e-6:
+        return 1.0
+    mid = (eye_a + eye_b) / 2.0
+    return abs(float(np.dot(nose - mid, axis / dist))) / dist

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrosight.core.types import Box
+from metrosight.detect.landmarks import nose_offset_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +61,6 @@ def blur_variance(chip: np.ndarray) -> float:
 
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
-
-
-def nose_offset_ratio(eye_a: np.ndarray, eye_b: np.ndarray, nose: np.ndarray) -> float:
-    """The nose's offset from the eyes' midpoint along the eye axis, in eye distances (0 frontal, growing as the
-    head turns; 1.0 when the eyes coincide). Points are ``(2,)`` pixel coordinates."""
-    eye_a, eye_b, nose = (np.asarray(p, dtype=np.float64) for p in (eye_a, eye_b, nose))
-    axis = eye_b - eye_a
-    dist = float(np.hypot(*axis))
-    if dist < 1e-6:
-        return 1.0
-    mid = (eye_a + eye_b) / 2.0
-    return abs(float(np.dot(nose - mid, axis / dist))) / dist
 
 
 def yaw_ratio(landmarks: np.ndarray) -> float:
