@@ -173,10 +173,10 @@ def check_codecs(required: tuple[str, ...] = REQUIRED_DECODERS, optional: tuple[
 def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
     """The configured face detector and embedder: weights, their hash where known, and the time to load them."""
     from metrosight.detect import centerface_onnx
-    from metrosight.pipeline.runtime import make_face_detector
+    from metrosight.detect.registry import face_detector_for
     from metrosight.recognize.embedder_onnx import default_model_path as dlib_weights
     from metrosight.recognize.embedder_onnx import file_digest
-    from metrosight.recognize.factory import make_embedder
+    from metrosight.recognize.registry import embedder_for
 
     def detector() -> Check:
         kind = settings.detection.detector.kind
@@ -194,24 +194,28 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
                     data,
                 )
         t0 = time.perf_counter()
-        make_face_detector(settings).detect(np.zeros((64, 64, 3), np.uint8))
+        face_detector_for(settings).detect(np.zeros((64, 64, 3), np.uint8))
         data["load_s"] = round(time.perf_counter() - t0, 3)
         sha = f", sha256 {data['sha256'][:16]}…" if "sha256" in data else ""
         return Check("detector", Status.OK, f"{kind} loaded in {data['load_s']} s{sha}", data=data)
 
     def embedder() -> Check:
-        path = dlib_weights()
-        data: dict[str, Any] = {"kind": settings.recognition.embedder, "path": str(path), "sha256": file_digest(path)}
+        cfg = settings.recognition.embedder
+        user_path = getattr(cfg, "model_path", None)
+        path = Path(user_path) if user_path else dlib_weights()
+        data: dict[str, Any] = {"kind": cfg.kind, "path": str(path), "sha256": file_digest(path)}
         t0 = time.perf_counter()
-        emb = make_embedder(settings.recognition.embedder, cache)
+        emb = embedder_for(settings, cache)
         out = emb.embed(np.zeros((1, 150, 150, 3), np.uint8))
         data["load_s"] = round(time.perf_counter() - t0, 3)
-        if out.shape != (1, 128) or not np.isfinite(out).all():
+        data["model_id"] = emb.model_id
+        if out.ndim != 2 or out.shape[0] != 1 or not np.isfinite(out).all():
             return Check("embedder", Status.FAIL, f"gave {out.shape} descriptors", "reinstall metrosight", data)
+        what = "dlib ResNet" if cfg.kind in ("onnx", "dlib") else path.name
         return Check(
             "embedder",
             Status.OK,
-            f"{data['kind']} (dlib ResNet, sha256 {data['sha256'][:16]}…) loaded in {data['load_s']} s",
+            f"{cfg.kind} ({what}, {out.shape[1]}-D, sha256 {data['sha256'][:16]}…) loaded in {data['load_s']} s",
             data=data,
         )
 
