@@ -7,7 +7,7 @@ recogniser can align them with ``dlib.get_face_chip``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +43,31 @@ class FaceDetector(Protocol):
             (higher is more confident), and ``(5, 2)`` float32 landmarks in dlib 5-point order or ``None``.
         """
         ...
+
+
+@runtime_checkable
+class BatchFaceDetector(FaceDetector, Protocol):
+    """A face detector that also takes several frames in one inference call (frames of several cameras)."""
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Faces in each of ``images`` (``(H, W, 3)`` uint8 RGB), as :meth:`detect` gives them, in order."""
+        ...
+
+
+def detect_batch(detector: FaceDetector, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+    """Faces in each of ``images``: batched inference where the backend has it (:class:`BatchFaceDetector`), one
+    frame at a time otherwise.
+
+    Args:
+        detector: any face detector.
+        images: ``(H, W, 3)`` uint8 RGB frames.
+
+    Returns:
+        One list of detections a frame, in order.
+    """
+    if isinstance(detector, BatchFaceDetector):
+        return detector.detect_batch(images)
+    return [detector.detect(im) for im in images]
 
 
 @runtime_checkable

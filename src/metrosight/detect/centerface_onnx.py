@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ import numpy as np
 
 from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
-from metrosight.detect.base import DetectorError, check_image, nms_boxes
-from metrosight.detect.landmarks import FivePointLandmarker, nose_offset_ratio
+from metrosight.detect.base import DetectorError, check_image
+from metrosight.detect.centerface_decode import decode, dlib_style_box, yaw_from_points
+from metrosight.detect.landmarks import FivePointLandmarker
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +55,7 @@ _MODEL_FILE = "centerface.onnx"
 _PACKAGED = Path(__file__).resolve().parent / "weights" / _MODEL_FILE
 _INPUT = "input.1"
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap (1 ch), log box size (2), centre offset (2), landmarks (10)
-_STRIDE = 4
 _ALIGN = 32  # the network's input sides must be multiples of this
-
-# CenterFace box (x1, y1, w, h) -> dlib-style square box: x1 += ox * w, y1 += oy * h, side = sw * w (medians over the
-# 43 faces of dlib's annotated photos). dlib's 5-point predictor was trained on such boxes.
-_TO_DLIB = (-0.103, 0.127, 1.109)
 
 
 def default_model_path() -> Path:
@@ -135,63 +132,6 @@ def prepare_model(path: Path) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def decode(
-    heatmap: np.ndarray,
-    log_size: np.ndarray,
-    offset: np.ndarray,
-    landmarks: np.ndarray,
-    threshold: float,
-    nms_threshold: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes and CenterFace's own landmarks from one image's network outputs, in network-input pixels.
-
-    Args:
-        heatmap: ``(h, w)`` face-centre scores in [0, 1] on the stride-4 grid.
-        log_size: ``(2, h, w)`` log of (height, width) / 4 at each cell.
-        offset: ``(2, h, w)`` sub-cell (y, x) offset of the centre.
-        landmarks: ``(10, h, w)`` five (y, x) points as fractions of the box's height and width from its top-left
-            corner, in the order: eye on the image's left, the other eye, nose tip, mouth corners.
-        threshold: minimum heatmap score of a face.
-        nms_threshold: IoU above which a lower-scored overlapping box is dropped.
-
-    Returns:
-        ``(boxes (N, 4) float32 x1 y1 x2 y2, scores (N,) float32, points (N, 5, 2) float32 x y)``, best score
-        first.
-    """
-    ys, xs = np.nonzero(heatmap > threshold)
-    if ys.size == 0:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-    h = np.exp(log_size[0, ys, xs]) * _STRIDE
-    w = np.exp(log_size[1, ys, xs]) * _STRIDE
-    cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
-    cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
-    x1, y1 = cx - w / 2, cy - h / 2
-    boxes = np.stack([x1, y1, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    scores = heatmap[ys, xs].astype(np.float32)
-    lm = landmarks[:, ys, xs].T.reshape(-1, 5, 2)  # (n, 5, (y, x))
-    points = np.stack([x1[:, None] + lm[:, :, 1] * w[:, None], y1[:, None] + lm[:, :, 0] * h[:, None]], axis=2)
-    keep = nms_boxes(boxes, scores, nms_threshold)
-    return boxes[keep], scores[keep], points[keep].astype(np.float32)
-
-
-def yaw_from_points(points: np.ndarray) -> float:
-    """How far a face is turned, from CenterFace's eye centres and nose tip: the nose tip's offset from the eyes'
-    midpoint along the eye axis, in eye distances (0 frontal, growing as the head turns; the units of
-    :func:`metrosight.recognize.quality.yaw_ratio`, ~1.1–1.2× its value on near-frontal LFW faces).
-
-    Args:
-        points: ``(5, 2)`` CenterFace landmarks (eyes, nose tip, mouth corners), pixels.
-    """
-    return nose_offset_ratio(points[0], points[1], points[2])
-
-
-def dlib_style_box(box: Box) -> Box:
-    """The dlib-convention square box (brow to chin) for a CenterFace box."""
-    ox, oy, sw = _TO_DLIB
-    x, y = box.x1 + ox * box.width, box.y1 + oy * box.height
-    return Box(x, y, x + sw * box.width, y + sw * box.width)
-
-
 class CenterFaceDetector:
     """CenterFace on ONNX Runtime (single-threaded by default), loaded on first use.
 
@@ -265,13 +205,11 @@ class CenterFaceDetector:
         scale = min(1.0, self.max_width / w)
         return scale, max(1, round(w * scale)), max(1, round(h * scale))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
+    def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(input (3, H, W) float32, scale)``: ``image`` scaled by ``scale`` and zero-padded to multiples of 32."""
         import cv2
 
-        image = check_image(image)
         h, w = image.shape[:2]
-        sess = self._load()
         scale, ws, hs = self.input_size(h, w)
         if scale < 1.0:
             # area averaging is ~5× slower than bilinear; it matters against aliasing only when shrinking 2× or more
@@ -280,13 +218,26 @@ class CenterFaceDetector:
         else:
             small = image
         H, W = -(-hs // _ALIGN) * _ALIGN, -(-ws // _ALIGN) * _ALIGN
-        x = np.zeros((1, 3, H, W), np.float32)
-        x[0, :, :hs, :ws] = small.transpose(2, 0, 1)  # RGB, 0..255, as the model was trained
+        x = np.zeros((3, H, W), np.float32)
+        x[:, :hs, :ws] = small.transpose(2, 0, 1)  # RGB, 0..255, as the model was trained
+        return x, scale
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The network's four outputs for a batch ``(B, 3, H, W)`` (one inference call)."""
         try:
-            heat, size, off, marks = sess.run(list(_OUTPUTS), {_INPUT: x})
-        except Exception as exc:  # onnxruntime's own exception types
-            raise DetectorError(f"CenterFace failed to run on a {w}x{h} frame: {exc}") from exc
-        boxes, scores, points = decode(heat[0, 0], size[0], off[0], marks[0], self.score_threshold, self.nms_threshold)
+            return list(self._load().run(list(_OUTPUTS), {_INPUT: x}))
+        except DetectorError:
+            raise
+        except Exception as exc:  # the runtime's own exception types
+            raise DetectorError(
+                f"CenterFace failed to run on {len(x)} frame(s) of {x.shape[3]}x{x.shape[2]}: {exc}"
+            ) from exc
+
+    def _faces(self, image: np.ndarray, scale: float, outputs: list[np.ndarray], j: int) -> list[Detection]:
+        """The detections of ``image`` from sample ``j`` of a batch's ``outputs``."""
+        h, w = image.shape[:2]
+        heat, size, off, marks = (o[j] for o in outputs)
+        boxes, scores, points = decode(heat[0], size, off, marks, self.score_threshold, self.nms_threshold)
         boxes /= scale
         out: list[Detection] = []
         for (x1, y1, x2, y2), score, pts in zip(boxes.tolist(), scores.tolist(), points, strict=True):
@@ -298,3 +249,43 @@ class CenterFaceDetector:
             lm = self._landmarker(image, square) if self._landmarker is not None else None
             out.append(Detection(box=box, score=float(score), landmarks=lm, yaw=yaw_from_points(pts)))
         return out
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
+        image = check_image(image)
+        x, scale = self._network_input(image)
+        return self._faces(image, scale, self._run(x[None]), 0)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Faces in each of ``images`` (``(H, W, 3)`` uint8 RGB, e.g. one frame of each camera of a worker).
+
+        Frames whose network input has the same size (frames of one resolution) run together, up to
+        ``inference.max_batch`` in one inference call; the detections are those :meth:`detect` gives each frame.
+
+        Raises:
+            DetectorError: a frame is not ``(H, W, 3)`` uint8, or the model fails to load or run.
+        """
+        frames = [check_image(im) for im in images]
+        prepared = [self._network_input(f) for f in frames]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (x, _) in enumerate(prepared):
+            groups.setdefault(x.shape, []).append(i)
+        out: list[list[Detection]] = [[] for _ in frames]
+        step = self.inference.max_batch
+        for idx in groups.values():
+            for k in range(0, len(idx), step):
+                chunk = idx[k : k + step]
+                outputs = self._run(np.stack([prepared[i][0] for i in chunk]))
+                for j, i in enumerate(chunk):
+                    out[i] = self._faces(frames[i], prepared[i][1], outputs, j)
+        return out
+
+
+__all__ = [
+    "CenterFaceDetector",
+    "decode",
+    "default_model_path",
+    "dlib_style_box",
+    "prepare_model",
+    "yaw_from_points",
+]

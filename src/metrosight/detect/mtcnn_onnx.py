@@ -73,10 +73,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
         w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
         h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
         inter = w * h
-        if mode == "min":
-            ov = inter / np.minimum(area[i], area[rest])
-        else:
-            ov = inter / (area[i] + area[rest] - inter)
+        ov = inter / (np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter)
         order = rest[ov <= threshold]
     return np.asarray(keep, dtype=np.int64)
 
