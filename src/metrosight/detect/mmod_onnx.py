@@ -6,7 +6,7 @@ small fully convolutional network: three 5×5 stride-2 convolutions (16, 32, 32 
 max-margin object detection on an 80×80 sliding window, it scores every position of an image pyramid (each level
 5/6 of the one before): a positive score at output cell ``o`` is a face centred on input pixel ``8·o + 14`` of that
 level, 80 pixels square. dlib runs it at ~6 s a 720p frame on one core; here the same weights (read with
-:mod:`metrosight.recognize.dlib_dat`, batch norms folded into the convolutions) run as one ONNX graph per process,
+:mod:`metrosight.core.dlib_dat`, batch norms folded into the convolutions) run as one ONNX graph per process,
 built in memory at first use (nothing is cached or downloaded).
 
 The pyramid levels are run one by one instead of tiled into one image as dlib does, and resized with OpenCV's area
@@ -57,7 +57,7 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from metrosight.recognize.dlib_dat import (
+    from metrosight.core.dlib_dat import (
         Affine,
         BatchNorm,
         Conv,

@@ -1,7 +1,7 @@
 """dlib's face-recognition ResNet run through ONNX Runtime, and dlib itself as the reference backend.
 
 :func:`build_resnet_onnx` turns the weights of ``dlib_face_recognition_resnet_model_v1.dat`` (read with
-:mod:`metrosight.recognize.dlib_dat`) into an ONNX graph that computes what dlib computes:
+:mod:`metrosight.core.dlib_dat`) into an ONNX graph that computes what dlib computes:
 
 - input: ``(N, 150, 150, 3)`` uint8 RGB chips; dlib's ``input_rgb_image_sized<150>`` turns each channel into
   ``(pixel - avg) / 256`` with avg = (122.782, 117.001, 104.298) read from the file, in NCHW planes; as the first
@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from metrosight.core.onnx_session import InferenceOptions, Session, open_session
-from metrosight.recognize.dlib_dat import (
+from metrosight.core.dlib_dat import (
     AddPrev,
     Affine,
     BatchNorm,
@@ -49,6 +48,7 @@ from metrosight.recognize.dlib_dat import (
     TagOrSkip,
     read_dlib_net,
 )
+from metrosight.core.onnx_session import InferenceOptions, Session, open_session
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, check_chips, file_digest
 
 logger = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def build_resnet_onnx(net: DlibNet) -> Any:
     """The ONNX model (``onnx.ModelProto``) of a dlib metric-learning ResNet such as the face descriptor net.
 
     Args:
-        net: parsed with :func:`metrosight.recognize.dlib_dat.read_dlib_net`; its input layer must be
+        net: parsed with :func:`metrosight.core.dlib_dat.read_dlib_net`; its input layer must be
             ``input_rgb_image_sized``.
 
     Returns:

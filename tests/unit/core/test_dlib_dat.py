@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from metrosight.recognize.dlib_dat import (
+from metrosight.core.dlib_dat import (
     AddPrev,
     Affine,
     BatchNorm,
@@ -245,7 +245,7 @@ def test_bzip2_wrapped_stream_parses_the_same() -> None:
 
 @pytest.mark.parametrize("value", [0.0, 1.0, -1.5, 0.6, 122.782, 1e-30, -3.25e12, math.inf, -math.inf])
 def test_float_encoding_round_trip(value: float) -> None:
-    from metrosight.recognize.dlib_stream import DlibStream
+    from metrosight.core.dlib_stream import DlibStream
 
     f32 = float(np.float32(value)) if math.isfinite(value) else value
     assert DlibStream(enc_float(f32)).read_float() == f32
@@ -253,14 +253,14 @@ def test_float_encoding_round_trip(value: float) -> None:
 
 
 def test_float_nan() -> None:
-    from metrosight.recognize.dlib_stream import DlibStream
+    from metrosight.core.dlib_stream import DlibStream
 
     assert math.isnan(DlibStream(enc_float(math.nan)).read_float())
 
 
 @pytest.mark.parametrize("value", [0, 1, 255, 256, -1, -300, 2**40, -(2**62)])
 def test_int_encoding_round_trip(value: int) -> None:
-    from metrosight.recognize.dlib_stream import DlibStream
+    from metrosight.core.dlib_stream import DlibStream
 
     s = DlibStream(enc_int(value))
     assert s.read_int() == value
@@ -269,13 +269,13 @@ def test_int_encoding_round_trip(value: int) -> None:
 
 def test_zero_is_one_byte_of_zero() -> None:
     assert enc_int(0) == b"\x01\x00"  # what dlib writes; the reader must accept it
-    from metrosight.recognize.dlib_stream import DlibStream
+    from metrosight.core.dlib_stream import DlibStream
 
     assert DlibStream(b"\x01\x00").read_int() == 0
 
 
 def test_version1_tensor_with_dlib_floats() -> None:
-    from metrosight.recognize.dlib_stream import DlibStream
+    from metrosight.core.dlib_stream import DlibStream
 
     a = np.arange(6, dtype=np.float32).reshape(1, 2, 3, 1) / 7
     np.testing.assert_array_equal(DlibStream(enc_tensor(a, version=1)).read_tensor(), a)

@@ -1,5 +1,5 @@
 """Decoding dlib's serialisation primitives (integers, floats, strings, tensors), for
-:mod:`metrosight.recognize.dlib_dat`."""
+:mod:`metrosight.core.dlib_dat`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from metrosight.recognize.dlib_layers import DlibFormatError, DlibTruncatedError
+from metrosight.core.dlib_layers import DlibFormatError, DlibTruncatedError
 
 # Largest string dlib layer/version names have; a string length above this is treated as corruption.
 MAX_NAME_LEN = 256

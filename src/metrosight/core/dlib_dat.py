@@ -43,7 +43,7 @@ import logging
 from pathlib import Path
 from typing import Final
 
-from metrosight.recognize.dlib_layers import (
+from metrosight.core.dlib_layers import (
     AddPrev,
     Affine,
     BatchNorm,
@@ -68,7 +68,7 @@ from metrosight.recognize.dlib_layers import (
     Simple,
     TagOrSkip,
 )
-from metrosight.recognize.dlib_stream import DlibStream, view_params
+from metrosight.core.dlib_stream import DlibStream, view_params
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The layers of a dlib DNN as :mod:`metrosight.recognize.dlib_dat` reads them, and the reader's errors.
+"""The layers of a dlib DNN as :mod:`metrosight.core.dlib_dat` reads them, and the reader's errors.
 
 Weights are float32 numpy arrays; a :class:`DlibNet` holds the loss layer, the input layer and the computational
 layers in forward order.
