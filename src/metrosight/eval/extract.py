@@ -29,7 +29,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from metrosight.core.types import Box, Detection
+from metrosight.ingest.images import ImageError, load_image
+from metrosight.recognize.align import align
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
+from metrosight.recognize.quality import assess
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +153,6 @@ class MetrosightEncoder:
         return list(self.detector.detect(image))
 
     def encode(self, image: np.ndarray, path: Path, label: str) -> FaceRecord:
-        from metrosight.recognize.align import align
-        from metrosight.recognize.quality import assess
 
         h, w = image.shape[:2]
         if self.aligned:
@@ -255,7 +256,6 @@ def encode_all(
     Returns:
         One record a photo; unreadable photos give a record with ``problem`` set.
     """
-    from metrosight.ingest.images import ImageError, load_image
 
     cache: dict[str, np.ndarray] = {}
     tag = getattr(encoder, "tag", "")
@@ -338,9 +338,6 @@ def faces_of_photos(
         ``(descriptors, flipped, skipped)``: ``(F, 128)`` float32 raw descriptors, their mirrored-chip descriptors
         ``(F, 128)`` (``None`` when the encoder does not flip), and how many photos could not be read.
     """
-    from metrosight.ingest.images import ImageError, load_image
-    from metrosight.recognize.align import align
-    from metrosight.recognize.quality import assess
 
     descs: list[np.ndarray] = []
     flips: list[np.ndarray] = []

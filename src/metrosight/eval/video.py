@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.detect.landmarks import FivePointLandmarker
 from metrosight.eval.datasets import DatasetError
+from metrosight.ingest.source import VideoSource, parse_source
+from metrosight.pipeline.camera import CameraPipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +146,6 @@ def evaluate_video(
         on_frame: called with the media time of each frame.
         slack: seconds of tolerance when comparing a track's span with a labelled appearance.
     """
-    from metrosight.detect.landmarks import FivePointLandmarker
-    from metrosight.ingest.source import VideoSource, parse_source
-    from metrosight.pipeline.camera import CameraPipeline
 
     alerts: list[Any] = []
     last_seen: dict[str, float] = {}
