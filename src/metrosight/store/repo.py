@@ -410,7 +410,7 @@ class Store(GovernanceMixin, PersonsMixin, EpisodesMixin):
     def template_models(self) -> dict[str, int]:
         """How many templates of pending or active entries each descriptor model holds (shredded lists left out):
         matching refuses to start when any are of a model other than the configured embedder's."""
-        with self._session() as s:
+        with self.uow.read() as s:
             live = select(WatchlistKey.watchlist_id)
             rows = s.execute(
                 select(Template.model, func.count())
