@@ -148,8 +148,11 @@ class UserOnnxEmbedder:
         side = round(CHIP_SIZE * self.crop)
         o = (CHIP_SIZE - side) // 2
         s = self.input_size
-        interp = cv2.INTER_AREA if s < side else cv2.INTER_LINEAR
-        x = np.stack([cv2.resize(c[o : o + side, o : o + side], (s, s), interpolation=interp) for c in chips])
+        if side == s:  # the model takes the chip's own size: no resampling
+            x = chips[:, o : o + side, o : o + side]
+        else:
+            interp = cv2.INTER_AREA if s < side else cv2.INTER_LINEAR
+            x = np.stack([cv2.resize(c[o : o + side, o : o + side], (s, s), interpolation=interp) for c in chips])
         if self.channels == "bgr":
             x = x[..., ::-1]
         if self._float_input:
