@@ -152,6 +152,7 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
     port = _free_port()
     cfg = home / "config.yaml"  # stands for /etc/metrosight/config.yaml
     cfg.write_text("deployment: {timezone: UTC}\n")
+    cfg.chmod(0o644)  # readable by the service user whatever this process's umask (metrosight sets 0077)
     args = [exe, *exec_start[1:]]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--config") + 1] = str(cfg)
@@ -183,7 +184,6 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
                     break
             except OSError:
                 time.sleep(0.5)
-        assert ok, "serve did not answer /healthz"
     finally:
         proc.terminate()
         try:
@@ -192,6 +192,7 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
             proc.kill()
             out, _ = proc.communicate()
     try:
+        assert ok, f"serve did not answer /healthz: {out[-3000:]}"
         assert f"writable {home}/probe" in out and f"user-writable {home}" in out, out
         assert "refused /etc/metrosight-probe" in out, out
         assert f"refused {outside}/probe" in out, out
