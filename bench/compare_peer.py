@@ -134,8 +134,8 @@ def run_peer(fr: Any, video: Path, names: list[str], known: np.ndarray) -> Run:
 
 # -- metrosight -----------------------------------------------------------------------------------------------------
 class MetrosightSide:
-    """`metrosight run` through the Runtime API in a fresh home, with ``gallery`` enrolled and approved (a context
-    manager: the home is deleted on exit). The configured detector is wrapped to record the boxes it returns,
+    """`metrosight run` through the single-process host (Runtime) in a fresh home, with ``gallery`` enrolled and
+    approved (a context manager: the home is deleted on exit). The configured detector is wrapped to record the boxes it returns,
     scaled to the full frame; nothing else changes."""
 
     def __init__(self, gallery: list[tuple[str, Path]], full_width: int) -> None:
@@ -148,17 +148,19 @@ class MetrosightSide:
         from metrosight.config.model import Settings
         from metrosight.eval.speed import bench_watchlist
         from metrosight.pipeline.runtime import Runtime
+        from metrosight.services.models import Models
+        from metrosight.services.suite import Services
 
         self._tmp = tempfile.TemporaryDirectory(prefix="metrosight-peer-")
-        self.rt = Runtime(Home(Path(self._tmp.name)), Settings())
+        svc = Services.open(Home(Path(self._tmp.name)), Settings())
         t0 = time.perf_counter()
-        results = bench_watchlist(self.rt, "peer-compare", self.gallery)
+        results = bench_watchlist(svc, "peer-compare", self.gallery)
         self.enrol = {
             "enrolled": sum(r.status == "enrolled" for r in results),
             "refused": [f"{Path(r.photo).name}: {r.reason}" for r in results if r.status == "refused"],
             "seconds": round(time.perf_counter() - t0, 1),
         }
-        inner = self.rt.detector
+        inner = svc.models.detector
         side = self
 
         class Recording:
@@ -174,8 +176,9 @@ class MetrosightSide:
                     side.frame += 1
                 return found
 
-        self.rt._detector = Recording()
-        self.rt.embedder.embed(np.zeros((1, 150, 150, 3), np.uint8))  # models loaded before anything is timed
+        models = Models(svc.settings, svc.home.cache, detector=Recording(), embedder=svc.models.embedder)
+        self.rt = Runtime(Services.of(svc.installation, models))
+        models.embedder.embed(np.zeros((1, 150, 150, 3), np.uint8))  # models loaded before anything is timed
         return self
 
     def __exit__(self, *exc: object) -> None:

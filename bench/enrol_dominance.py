@@ -28,9 +28,9 @@ DATA = ROOT.parent / "shared" / "data"
 def main() -> None:
     from metrosight.config.model import Settings
     from metrosight.ingest.images import read_photo
-    from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize import photo as ph
     from metrosight.recognize.quality import cut_by_edge
+    from metrosight.services.models import make_face_detector
 
     det = make_face_detector(Settings())
     lfw = DATA / "lfw" / "lfw-deepfunneled"

@@ -8,7 +8,7 @@
   127.0.0.2–51, four at a time each, so the per-address limit refuses some with 429 as it should),
 
 while a camera raises alerts: a separate process stores an alert every ``--alert-every`` seconds into the same home
-through the camera's own storing path (:class:`metrosight.pipeline.runtime.AlertSink`: encrypted crop file, then
+through the camera's own storing path (:class:`metrosight.services.sinks.AlertSink`: encrypted crop file, then
 the row and its audit entry, as ``metrosight run`` and the node workers do); the service finds them by its poll.
 Each alert comes from another camera id, so that each is a new alert, not a sighting added to the previous one's
 episode.
@@ -54,7 +54,7 @@ import sys, time
 import numpy as np, cv2
 from pathlib import Path
 from metrosight.bus.payloads import AlertV1
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from metrosight.store.repo import Store
 home, seconds, every, subject_id = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 store = Store.for_home(home)

@@ -134,8 +134,8 @@ def camera_cost(home: Path, clip: Path, fps: float, seconds: float) -> dict:
     settings = Settings.model_validate(
         {"recognition": REFERENCE_LOAD, "detection": {"min_face_px": 16}, "ingest": {"analysis_fps": fps}}
     )
-    rt = Runtime(Home(home), settings)
-    _ = rt.detector, rt.embedder
+    rt = Runtime.open(Home(home), settings)
+    rt.services.models.load()
     cpu0 = time.process_time()
     report = rt.run(str(part), "calibration")
     cpu = time.process_time() - cpu0
@@ -153,8 +153,8 @@ def camera_cost(home: Path, clip: Path, fps: float, seconds: float) -> dict:
 def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: float, pin: bool) -> dict:
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.pipeline.runtime import Runtime
     from metrosight.pipeline.supervisor import Supervisor
+    from metrosight.services.suite import Services
     from tests.integration.rtsp import RtspServer
 
     load_before = os.getloadavg()[0]
@@ -167,8 +167,7 @@ def run_n(n: int, home: Path, clip: Path, fps: float, warmup: float, seconds: fl
                 "cameras": [{"id": f"cam{i}", "source": server.url(f"cam{i}"), "analysis_fps": fps} for i in range(n)],
             }
         )
-        rt = Runtime(Home(home), settings)
-        sup = Supervisor(rt)
+        sup = Supervisor(Services.open(Home(home), settings))
         thread = threading.Thread(target=lambda: sup.run(), daemon=True)
         thread.start()
         deadline = time.monotonic() + 120

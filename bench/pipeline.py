@@ -36,15 +36,16 @@ def run_one(label: str, video: Path, enrol: list[tuple[str, Path]], settings_ove
     from metrosight.config.model import Settings
     from metrosight.eval.speed import bench_watchlist
     from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp))
         settings = Settings.model_validate(settings_over)
-        rt = Runtime(home, settings)
+        svc = Services.open(home, settings)
         t0 = time.perf_counter()
-        results = bench_watchlist(rt, "bench", enrol)  # recorded, then approved by a second user
+        results = bench_watchlist(svc, "bench", enrol)  # recorded, then approved by a second user
         enrol_s = time.perf_counter() - t0
-        report = rt.run(str(video), "bench")
+        report = Runtime(svc).run(str(video), "bench")
         s = report.stats
         stage = {k: 1000.0 * v / max(1, s.frames) for k, v in s.stage_seconds.items()}
         decode_s = report.seconds - sum(s.stage_seconds.values())

@@ -72,10 +72,10 @@ def collect() -> dict[str, np.ndarray]:
     from metrosight.config.model import Settings
     from metrosight.eval.extract import MetrosightEncoder, subject_face
     from metrosight.ingest.images import ImageError, load_image
-    from metrosight.pipeline.runtime import make_face_detector
     from metrosight.recognize.align import align
     from metrosight.recognize.registry import embedder_for
     from metrosight.recognize.quality import blur_variance, face_yaw
+    from metrosight.services.models import make_face_detector
 
     s = Settings()
     emb = embedder_for(s, RESULTS / "models", flip=True)

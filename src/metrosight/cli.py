@@ -61,12 +61,14 @@ def _settings(config: Path | None = None) -> Settings:
 
 
 def _runtime(config: Path | None = None):  # type: ignore[no-untyped-def]
-    from metrosight.pipeline.runtime import Runtime
+    """The installation's services (:class:`metrosight.services.suite.Services`); exits with one line when the
+    home or the store cannot be opened."""
+    from metrosight.services.suite import Services
     from metrosight.store.db import StoreError
 
     settings = _settings(config)
     try:
-        return Runtime(Home.resolve(state.home), settings)
+        return Services.open(Home.resolve(state.home), settings)
     except StoreError as exc:
         fail(str(exc), 1)
     except OSError as exc:
@@ -267,7 +269,7 @@ def enroll(
     from metrosight.store.repo import NotFound
 
     rt = _runtime()
-    limits = rt.photo_limits
+    limits = rt.installation.photo_limits
     people: list[tuple[str, Path, list[Path]]] = []  # (subject, folder, files)
     skipped: list[tuple[Path, str]] = []  # entries that are not photos of a person, with the reason
     if from_dir is not None:
@@ -307,7 +309,7 @@ def enroll(
     items = ((name, photo_or_error(f, limits)) for name, _, files in people for f in files)
     with governed(), Progress(console=err, transient=True) as progress:
         task = progress.add_task("enrolling", total=sum(len(f) for _, _, f in people))
-        results = rt.enroll(
+        results = rt.enrolment.enroll(
             watchlist, items, actor, auth, on_result=lambda _r: progress.advance(task), face=face, person_id=person_id
         )
     enrolled = [r for r in results if r.status == "enrolled"]
@@ -445,7 +447,7 @@ def identify(
 
     rt = _runtime()
     with governed():
-        results = rt.identify(iter_photos(photos, rt.photo_limits), _actor(rt))
+        results = rt.identification.identify(iter_photos(photos, rt.installation.photo_limits), _actor(rt))
     bad = 0
     for r in results:
         if as_json:
@@ -571,12 +573,13 @@ def run(
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from metrosight.pipeline.runtime import storage_full
+    from metrosight.pipeline.runtime import Runtime
     from metrosight.recognize.normalize import CohortError
+    from metrosight.services.sinks import storage_full
     from metrosight.store.db import StoreError
 
     try:
-        report = rt.run(
+        report = Runtime(rt).run(
             source,
             camera,
             on_alert=on_alert,
@@ -680,7 +683,8 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     ]
     from metrosight.ingest.images import photo_or_error
 
-    results = rt.enroll(name, ((n, photo_or_error(p, rt.photo_limits)) for n, p in photos), officer, auth)
+    limits = rt.installation.photo_limits
+    results = rt.enrolment.enroll(name, ((n, photo_or_error(p, limits)) for n, p in photos), officer, auth)
     for r in results:
         out.print(
             f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
@@ -695,7 +699,9 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 out.print(f"approve {e.name}: {exc}", highlight=False)
     clip = SAMPLE_DIR / "short_hamilton_clip.mp4"
     out.print(f"watching {clip.name} (The White House, public domain)…", highlight=False)
-    report = rt.run(
+    from metrosight.pipeline.runtime import Runtime
+
+    report = Runtime(rt).run(
         str(clip),
         "demo-cam",
         on_alert=lambda a, c, st: print(alert_json(a, c, st) if as_json else _alert_line(a, c, st), flush=True),

@@ -54,7 +54,7 @@ def _runtime_for(config: Path | None, db: str | None, need_shared_key: bool = Tr
             "deployment must use the same master key (set it in the environment of every worker and server)"
         )
     try:
-        return Runtime(home, settings)
+        return Runtime.open(home, settings)
     except StoreError as exc:
         fail(str(exc), 1)
     except OSError as exc:

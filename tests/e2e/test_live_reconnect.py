@@ -22,7 +22,7 @@ from metrosight.api.app import ApiConfig, create_app
 from metrosight.bus.inproc import TOPIC_ALERTS, InProcessBus
 from metrosight.bus.payloads import AlertV1
 from metrosight.core.types import Category
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from metrosight.policy.passwords import hash_password
 from metrosight.policy.rules import Authorisation
 from tests.conftest import missing_system

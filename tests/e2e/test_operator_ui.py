@@ -56,10 +56,10 @@ def setup_home(home: Path) -> None:
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.core.types import Category
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.installation import Installation
     from metrosight.policy.passwords import hash_password
 
-    store = Runtime(Home(home), Settings()).store
+    store = Installation.open(Home(home), Settings()).store
     store.add_user("ada", ["admin", "approver", "operator", "auditor"], None, hash_password(PASSWORDS["ada"]))
     ada = store.actor("ada")
     store.add_user("bob", ["approver", "operator"], ada, hash_password(PASSWORDS["bob"]))

@@ -291,7 +291,7 @@ def test_node_runs_an_mjpeg_camera_like_an_rtsp_one(mjpeg, tmp_path):
 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
     from metrosight.pipeline.supervisor import Supervisor
 
     home = tmp_path / "home"
@@ -305,7 +305,7 @@ def test_node_runs_an_mjpeg_camera_like_an_rtsp_one(mjpeg, tmp_path):
             }
         )
         states: list = []
-        sup = Supervisor(Runtime(Home(home), settings), on_state=states.append)
+        sup = Supervisor(Services.open(Home(home), settings), on_state=states.append)
         thread = threading.Thread(target=sup.run, daemon=True)
         thread.start()
         try:

@@ -108,10 +108,10 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, re
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.pipeline.consumer import startup_hook
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
 
     monkeypatch.setenv("METROSIGHT_MASTER_KEY", Fernet.generate_key().decode())
-    rt = Runtime(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": pg_url}}))
+    rt = Services.open(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": pg_url}}))
     rt.store.add_user("ada", ["admin", "approver"], None)
     ada = rt.store.actor("ada")
     rt.store.create_watchlist("wl", Category.WANTED, ada)

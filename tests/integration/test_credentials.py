@@ -30,7 +30,7 @@ from metrosight.api.serve import server_config
 from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertV1
 from metrosight.cli import app as cli_app
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from metrosight.policy.passwords import hash_password
 from metrosight.store.models import ApiToken
 from tests.unit.api.conftest import CAMERAS, make_runtime, photo

@@ -82,11 +82,11 @@ def test_api_refusal_numbers_the_faces_and_face_enrols_one(home):
     from metrosight.api.app import create_app
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
     from metrosight.store.accounts import Accounts
 
     ex = require_data("face_recognition_examples", "examples")
-    rt = Runtime(Home(home), Settings())
+    rt = Services.open(Home(home), Settings())
     token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
     with TestClient(create_app(rt)) as c:
         c.headers["Authorization"] = f"Bearer {token}"

@@ -151,10 +151,10 @@ def test_calibrate_with_cohort_writes_config_and_matcher_uses_it(home: Path, tmp
     assert (home / "calibration" / "cohort.npz").is_file()
 
     from metrosight.config.home import Home
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
 
-    rt = Runtime(Home(home), s)
-    assert rt.matcher().scoring == "cohort"
+    rt = Services.open(Home(home), s)
+    assert rt.matching.matcher().scoring == "cohort"
 
 
 def test_identify_per_track_on_labelled_video(home: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from metrosight.config.model import Settings
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.source import SourceSpec
 from metrosight.ingest.state import CameraState
-from metrosight.pipeline.runtime import Runtime
+from metrosight.services.suite import Services
 from metrosight.pipeline.supervisor import Supervisor
 from metrosight.store.models import AlertRecord, Run
 from metrosight.store.repo import Store
@@ -89,7 +89,7 @@ class Node:
     """A supervisor running in a background thread, recording states and alerts with their wall time."""
 
     def __init__(self, home: Path, settings: Settings) -> None:
-        self.rt = Runtime(Home(home), settings)
+        self.rt = Services.open(Home(home), settings)
         self.states: list = []
         self.alerts: list = []
         self.sup = Supervisor(

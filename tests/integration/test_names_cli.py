@@ -65,11 +65,11 @@ def test_no_look_alike_entry_can_be_created_through_the_api(nfd_home, tmp_path):
     from metrosight.api.app import create_app
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
     from metrosight.store.accounts import Accounts
 
     home, folder = nfd_home
-    rt = Runtime(Home(home), Settings())
+    rt = Services.open(Home(home), Settings())
     token = Accounts(rt.store).create_token("ada", "t", rt.store.actor("ada"))[1]
     client = TestClient(create_app(rt))
     h = {"Authorization": f"Bearer {token}"}

@@ -14,8 +14,9 @@ import pytest
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Category
-from metrosight.eval.calibrate import save_nonmated
-from metrosight.pipeline.runtime import MODEL_ID, Runtime
+from metrosight.services.calibration import save_nonmated
+from metrosight.services.models import MODEL_ID
+from metrosight.services.suite import Services
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.recognize.operating import per_comparison_fmr
 
@@ -30,8 +31,8 @@ def url(request, tmp_path: Path) -> str | None:
     return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
 
 
-def runtime(tmp_path: Path, url: str | None, **extra: object) -> Runtime:
-    return Runtime(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": url}, **extra}))
+def runtime(tmp_path: Path, url: str | None, **extra: object) -> Services:
+    return Services.open(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": url}, **extra}))
 
 
 def name(i: int) -> str:
@@ -43,7 +44,7 @@ def vec(i: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def enrol(rt: Runtime, wl: str, i: int, days: float = 30, approve: bool = True, person: int | None = None) -> None:
+def enrol(rt: Services, wl: str, i: int, days: float = 30, approve: bool = True, person: int | None = None) -> None:
     auth = Authorisation("order", "court", f"R-{i}", datetime.now(UTC) + timedelta(days=days))
     rt.store.enroll(
         wl, name(i), vec(i), MODEL_ID, f"{i}.jpg", f"{i:064d}", 0.9, ADA, auth, datetime.now(UTC), person_id=person
@@ -52,8 +53,8 @@ def enrol(rt: Runtime, wl: str, i: int, days: float = 30, approve: bool = True, 
         rt.store.approve(wl, name(i), BOB)
 
 
-def point(rt: Runtime):  # type: ignore[no-untyped-def]
-    return rt.matcher().operating
+def point(rt: Services):  # type: ignore[no-untyped-def]
+    return rt.matching.matcher().operating
 
 
 def test_threshold_recomputed_as_the_gallery_changes(tmp_path: Path, url: str | None) -> None:
@@ -79,7 +80,7 @@ def test_threshold_recomputed_as_the_gallery_changes(tmp_path: Path, url: str | 
     p41 = point(rt)
     assert p41.persons == 41 and p41.threshold < p51.threshold
     # the matcher in force uses it: a probe just under the threshold is no match, just over it is one
-    m = rt.matcher()
+    m = rt.matching.matcher()
     target = vec(0)
     assert m.match(target) is not None and m.threshold == p41.threshold
 
@@ -97,7 +98,7 @@ def test_same_person_on_two_lists_counts_once_and_lists_take_their_own_target(tm
     )
     rt.store.approve("missing", name(0), BOB)
     enrol(rt, "missing", 50)
-    m = rt.matcher()
+    m = rt.matching.matcher()
     assert (
         m.operating.persons == 11 and m.operating.impostor_pairs == 12 * 11 // 2 - 1
     )  # 12 entries; Ann's two: no pair
@@ -110,7 +111,7 @@ def test_same_person_on_two_lists_counts_once_and_lists_take_their_own_target(tm
     # Ann (on both lists) gets the looser list's threshold, and a match names both lists
     hit = m.match(vec(0))
     assert hit is not None and set(hit.watchlists) == {"wanted", "missing"} and not hit.ambiguous
-    st = rt.operating_status(searches_per_day=10_000)
+    st = rt.matching.operating_status(searches_per_day=10_000)
     assert st["lists"]["missing"]["target_fpir"] == 0.03 and st["lists"]["wanted"]["target_fpir"] == 0.003
     assert 0.003 < st["fpir_per_search"] < 0.03
     assert st["expected_false_candidates_per_day"] == pytest.approx(st["fpir_per_search"] * 10_000, rel=1e-3)
@@ -126,10 +127,10 @@ def test_calibration_faces_join_the_impostor_pairs_and_searches_come_from_runs(t
     save_nonmated(rt.home.root, faces)
     p = point(rt)
     assert p.impostor_pairs == 10 + 5000 * 5 and p.method in ("tail", "empirical", "floor")
-    assert rt.operating_status()["searches_per_day"] is None
+    assert rt.matching.operating_status()["searches_per_day"] is None
     run = rt.store.start_run("platform-1", "cam.mp4")
     rt.store.finish_run(run, "finished", 100, 80, 500, 0)
-    st = rt.operating_status()
+    st = rt.matching.operating_status()
     assert st["searches_per_day"] == pytest.approx(500 * 24, rel=0.01)  # 500 tracks within the last hour
     assert st["expected_false_candidates_per_day"] == pytest.approx(0.003 * 500 * 24, rel=0.01)
 

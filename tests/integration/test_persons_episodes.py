@@ -183,7 +183,7 @@ def test_a_node_stores_the_line_s_sightings_in_one_episode(walker_home, tmp_path
     supervisor, where alerts are stored, merges their sightings: every camera that saw the person is in one alert.
     (On a loaded 2-core machine a camera may drop the frames with the face: at least two cameras must alert.)"""
     from metrosight.config.home import Home
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
     from metrosight.pipeline.supervisor import Supervisor
 
     video = require_case("brief-occlusion", "walk_no_pillar.mp4")
@@ -191,7 +191,7 @@ def test_a_node_stores_the_line_s_sightings_in_one_episode(walker_home, tmp_path
     cams = [{"id": f"red-{i}", "source": str(video), "line": "red", "analysis_fps": 8} for i in range(5)]
     settings = Settings.model_validate({"cameras": cams, "node": {"workers": 2, "shutdown_timeout_seconds": 60}})
     printed = []
-    sup = Supervisor(Runtime(Home(home), settings), on_alert=lambda a, crop, stored: printed.append((a, stored)))
+    sup = Supervisor(Services.open(Home(home), settings), on_alert=lambda a, crop, stored: printed.append((a, stored)))
     report = sup.run(duration=240)
     store = Store.for_home(home)
     [row] = store.alerts()

@@ -193,13 +193,13 @@ def api(home: Path):  # type: ignore[no-untyped-def]
     from metrosight.api.app import create_app
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.pipeline.runtime import Runtime
+    from metrosight.services.suite import Services
     from metrosight.store.accounts import Accounts
 
     warnings.filterwarnings("ignore", message=".*httpx.*")
     from fastapi.testclient import TestClient
 
-    rt = Runtime(Home(home), Settings())
+    rt = Services.open(Home(home), Settings())
     token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
     client = TestClient(create_app(rt))
     client.headers["Authorization"] = f"Bearer {token}"

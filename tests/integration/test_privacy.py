@@ -36,7 +36,7 @@ class SpyEmbedder:
 
 
 def runtime(home: Path, **over) -> Runtime:  # type: ignore[no-untyped-def]
-    return Runtime(Home(home), Settings.model_validate(over))
+    return Runtime.open(Home(home), Settings.model_validate(over))
 
 
 def setup_lin(home: Path) -> Runtime:
@@ -67,8 +67,8 @@ def test_match_or_forget_no_descriptor_of_a_passer_by_reaches_disk(tmp_path, cap
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path / "home"
     rt = setup_lin(home)
-    spy = SpyEmbedder(rt.embedder)
-    rt._embedder = spy
+    spy = SpyEmbedder(rt.services.models.embedder)
+    rt.services.models._embedder = spy
     caplog.set_level(logging.DEBUG)
     alerts = []
     report = rt.run(str(ex / "short_hamilton_clip.mp4"), "stage", on_alert=lambda a, c: alerts.append(a))

@@ -97,7 +97,7 @@ def test_a_photo_of_the_subject_cut_by_the_edge_never_enrols_a_bystander(tmp_pat
 
     from metrosight.config.model import Settings
     from metrosight.ingest.images import read_photo
-    from metrosight.pipeline.runtime import make_face_detector
+    from metrosight.services.models import make_face_detector
 
     det = make_face_detector(Settings())
     ex = require_data("face_recognition_examples", "examples")

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from metrosight.config.home import Home
 from metrosight.config.load import load_settings
-from metrosight.pipeline.runtime import Runtime
+from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from tests.conftest import require_case
 from tests.integration.helpers import cli
@@ -158,7 +158,7 @@ def write_config(path: Path, cams: list[Cam]) -> Path:
     return path
 
 
-def database_text(rt: Runtime) -> str:
+def database_text(rt: Services) -> str:
     """Every row of every table, as text."""
     from sqlalchemy import MetaData, select
 
@@ -171,11 +171,11 @@ def database_text(rt: Runtime) -> str:
     return "\n".join(rows)
 
 
-def with_users(home: Path, settings_path: Path) -> tuple[Runtime, dict[str, str]]:
+def with_users(home: Path, settings_path: Path) -> tuple[Services, dict[str, str]]:
     """The installation of ``home`` with an admin and a viewer, and an API token each."""
     from metrosight.policy.passwords import hash_password
 
-    rt = Runtime(Home(home), load_settings(settings_path, environ={}))
+    rt = Services.open(Home(home), load_settings(settings_path, environ={}))
     store = rt.store
     store.add_user("ada", ["admin"], None, hash_password(PASSWORD))
     acc = Accounts(store)
@@ -225,7 +225,7 @@ def single_process(cams: list[Cam], root: Path, caplog, capfd) -> None:  # type:
     fd = capfd.readouterr()
     where["process stdout/stderr"] = fd.out + fd.err
     where["log records"] = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
-    where["database"] = database_text(Runtime(Home(home), load_settings(cfg, environ={})))
+    where["database"] = database_text(Services.open(Home(home), load_settings(cfg, environ={})))
     assert_nowhere(cams, where)
 
 

@@ -16,10 +16,10 @@ import pytest
 
 from metrosight.config import load_settings
 from metrosight.config.home import Home
-from metrosight.pipeline.runtime import Runtime
 from metrosight.recognize.embedder_onnx import OnnxResNetEmbedder
 from metrosight.recognize.gallery import ModelMismatch
 from metrosight.recognize.registry import embedder_for
+from metrosight.services.suite import Services
 from tests.integration.helpers import AUTH, bootstrap, cli, json_lines
 
 pytestmark = pytest.mark.integration
@@ -86,13 +86,14 @@ def test_enrol_and_identify_through_a_user_embedder(tmp_path: Path, user_model: 
     assert code == 0, out + err
     found = {Path(r["photo"]).name: [f.get("subject") for f in r["faces"]] for r in json_lines(out)}
     assert found == {"obama.jpg": ["Barack Obama"], "biden.jpg": [None]}
-    rt = Runtime(Home(home), load_settings(cfg, environ={}))
-    assert set(rt.store.template_models()) == {rt.model_id} and rt.model_id.startswith("onnx-user:")
+    rt = Services.open(Home(home), load_settings(cfg, environ={}))
+    model = rt.models.model_id
+    assert set(rt.store.template_models()) == {model} and model.startswith("onnx-user:")
 
     # the same gallery under the default embedder: refused in one line, nothing changed
     with pytest.raises(ModelMismatch, match=r"1 enrolled with 'onnx-user:[0-9a-f]{32}'.*computes 'dlib_resnet_v1'"):
         cli(home, "--as", "bob", "identify", str(SAMPLE / "obama.jpg"))
-    default = Runtime(Home(home), load_settings(None, environ={}))
+    default = Services.open(Home(home), load_settings(None, environ={}))
     with pytest.raises(ModelMismatch, match="delete those entries and enrol them again"):
-        _ = default.embedder  # what every host loads before its cameras start
-    assert rt.store.template_models() == {rt.model_id: 1}
+        default.models.load()  # what every host does before its cameras start
+    assert rt.store.template_models() == {model: 1}

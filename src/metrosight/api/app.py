@@ -1,11 +1,11 @@
 """The operator service's app factory.
 
-:func:`create_app` builds a FastAPI app around one :class:`~metrosight.pipeline.runtime.Runtime` (the store, the
-settings, the face models for enrolment). Everything a route needs comes through ``Depends`` (see
+:func:`create_app` builds a FastAPI app around one installation's :class:`~metrosight.services.suite.Services`
+(the store, the settings, the face models for enrolment). Everything a route needs comes through ``Depends`` (see
 :mod:`metrosight.api.deps`). What feeds the live views comes from a bus: pass the bus the cameras publish on, and
 the app subscribes to alerts (to wake the live feed), camera states and counters (the camera board).
 
-Startup hooks: ``startup`` is a list of callables run when the app starts, each given the app's :class:`Services`;
+Startup hooks: ``startup`` is a list of callables run when the app starts, each given the app's :class:`AppState`;
 one may return a callable that is run at shutdown (in reverse order). ``metrosight serve`` starts the camera
 supervisor this way; a consumer of a Redis bus (scale-out) plugs in the same way, publishing what it reads to
 ``services.bus`` (or calling ``services.hub.notify`` / ``services.cameras.on_state`` / ``.on_stats``).
@@ -45,10 +45,10 @@ from metrosight.bus.inproc import (
     InProcessBus,
 )
 from metrosight.core.names import InvalidInput
-from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.recognize.gallery import ModelMismatch
+from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from metrosight.store.db import StoreError
 from metrosight.store.governance import Conflict, NotFound
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
-StartupHook = Callable[["Services"], Callable[[], None] | None]
+StartupHook = Callable[["AppState"], Callable[[], None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +85,10 @@ class ApiConfig:
 
 
 @dataclass(slots=True)
-class Services:
+class AppState:
     """What the routes share: the installation and the live state. One per app."""
 
-    runtime: Runtime
+    services: Services
     accounts: Accounts
     config: ApiConfig
     hub: AlertHub
@@ -103,9 +103,10 @@ class Services:
     started: float = field(default_factory=time.monotonic)  # when the app was built (live search rate)
 
     def operating_status(self) -> dict[str, Any]:
-        """The recognition operating point (:meth:`Runtime.operating_status`) with the live cameras' search rate."""
+        """The recognition operating point (:meth:`~metrosight.services.matching.Matching.operating_status`) with
+        the live cameras' search rate."""
         tracks = sum(int(t.get("tracks", 0)) for t in self.cameras.totals().values())
-        return self.runtime.operating_status(live_tracks=tracks, live_seconds=time.monotonic() - self.started)
+        return self.services.matching.operating_status(live_tracks=tracks, live_seconds=time.monotonic() - self.started)
 
 
 class _BodyTooLarge(Exception):
@@ -203,19 +204,19 @@ def _error(status: int) -> Callable[[Request, Exception], Response]:
     return handler
 
 
-def write_signin_audit(svc: Services, *, all: bool = False) -> int:
+def write_signin_audit(svc: AppState, *, all: bool = False) -> int:
     """Write the closed windows of failed/refused sign-ins (every window with ``all``) to the audit log, one row
     each. Returns how many rows were written."""
     rows = svc.signin_audit.due(all=all)
     for action, target, details in rows:
         try:
-            svc.runtime.store.record("anonymous", action, target, details)
+            svc.services.store.record("anonymous", action, target, details)
         except Exception:  # the store is down: keep serving, say so
             log.exception("could not audit %s for %s", action, target)
     return len(rows)
 
 
-def start_signin_audit(svc: Services) -> Callable[[], None]:
+def start_signin_audit(svc: AppState) -> Callable[[], None]:
     """A thread that writes closed windows of failed sign-ins every few seconds; its stop callable writes the rest."""
     stop = threading.Event()
     every = max(0.05, min(5.0, svc.signin_audit.window / 4))
@@ -236,7 +237,7 @@ def start_signin_audit(svc: Services) -> Callable[[], None]:
 
 
 def create_app(
-    runtime: Runtime,
+    services: Services,
     *,
     bus: InProcessBus | None = None,
     config: ApiConfig | None = None,
@@ -245,29 +246,29 @@ def create_app(
     """The operator service.
 
     Args:
-        runtime: the installation (store, settings, models for enrolment).
+        services: the installation's services (store, settings, models for enrolment).
         bus: the bus cameras publish on (alerts, camera states and counters); None: the live views read the store
             only.
         config: settings of the service (sessions, rate limits, body limits).
         startup: hooks run at startup (see the module docstring).
     """
     config = config or ApiConfig()
-    board = CameraBoard(list(runtime.settings.cameras))
-    store = runtime.store
+    board = CameraBoard(list(services.settings.cameras))
+    store = services.store
 
-    svc = Services(
-        runtime=runtime,
+    svc = AppState(
+        services=services,
         accounts=Accounts(store),
         config=config,
         hub=AlertHub(),
         cameras=board,
         limiter=LoginLimiter(config.login_max_failures, config.login_max_per_ip, config.login_window),
-        signin_audit=SignInAudit(runtime.settings.api.failed_signin_audit_seconds),
+        signin_audit=SignInAudit(services.settings.api.failed_signin_audit_seconds),
         ended=EndedSessions(config.session_max_age),
         bus=bus,
         registry=None,
     )
-    svc.registry = make_registry(board, store.alert_counts, operating=svc.operating_status, home=runtime.home.root)
+    svc.registry = make_registry(board, store.alert_counts, operating=svc.operating_status, home=services.home.root)
     if bus is not None:
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]
@@ -358,16 +359,16 @@ def create_app(
     )
     app.add_middleware(
         SessionMiddleware,
-        secret_key=session_secret(runtime.home.root),
+        secret_key=session_secret(services.home.root),
         session_cookie=SESSION_COOKIE,
         max_age=config.session_max_age,
         same_site="strict",
         https_only=config.secure_cookies,
     )
-    if runtime.settings.api.trusted_proxies:  # outermost: every layer (and the audit) sees the real client
+    if services.settings.api.trusted_proxies:  # outermost: every layer (and the audit) sees the real client
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(runtime.settings.api.trusted_proxies))
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(services.settings.api.trusted_proxies))
 
     from metrosight.api.routes import alerts, auth, operations, pages, watchlists
 

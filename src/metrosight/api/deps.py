@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.rules import Actor
 from metrosight.store.accounts import Accounts
 from metrosight.store.governance import NotFound
+from metrosight.services.suite import Services
 from metrosight.store.repo import Store
 
 if TYPE_CHECKING:
-    from metrosight.api.app import Services
+    from metrosight.api.app import AppState
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "metrosight_session"
@@ -33,16 +33,17 @@ bearer_scheme = HTTPBearer(auto_error=False, description="API token: `Authorizat
 cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="web UI session (signed cookie)")
 
 
-def services(request: Request) -> Services:
+def services(request: Request) -> AppState:
+    """What the routes share (:class:`~metrosight.api.app.AppState`)."""
     return request.app.state.services
 
 
-def get_runtime(request: Request) -> Runtime:
-    return services(request).runtime
+def get_services(request: Request) -> Services:
+    return services(request).services
 
 
 def get_store(request: Request) -> Store:
-    return services(request).runtime.store
+    return services(request).services.store
 
 
 def get_accounts(request: Request) -> Accounts:
@@ -150,7 +151,7 @@ Recorder = Annotated[Actor, Depends(requires("approver", "admin"))]
 Admin = Annotated[Actor, Depends(requires("admin"))]
 Auditor = Annotated[Actor, Depends(requires("auditor", "admin"))]
 StoreDep = Annotated[Store, Depends(get_store)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 
 

@@ -22,14 +22,14 @@ def supervisor_hook(log_level: int = logging.WARNING):  # type: ignore[no-untype
     def start(svc):  # type: ignore[no-untyped-def]
         from metrosight.pipeline.supervisor import Supervisor
 
-        sup = Supervisor(svc.runtime, bus=svc.bus, log_level=log_level)
+        sup = Supervisor(svc.services, bus=svc.bus, log_level=log_level)
         svc.extras["supervisor"] = sup
         thread = threading.Thread(target=sup.run, name="metrosight-supervisor", daemon=True)
         thread.start()
 
         def stop() -> None:
             sup.request_stop()
-            thread.join(svc.runtime.settings.node.shutdown_timeout_seconds + 10.0)
+            thread.join(svc.services.settings.node.shutdown_timeout_seconds + 10.0)
 
         return stop
 

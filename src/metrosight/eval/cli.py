@@ -94,7 +94,7 @@ def metrosight_encoder(
     photos (``photos.*``), or with ``video`` those of camera frames (``detection.min_face_px``,
     ``recognition.min_blur_var``, the default yaw limit)."""
     from metrosight.eval.extract import MetrosightEncoder
-    from metrosight.pipeline.runtime import make_face_detector
+    from metrosight.services.models import make_face_detector
     from metrosight.recognize.registry import embedder_for
 
     if video:
@@ -668,7 +668,6 @@ def calibrate_cmd(
         VIDEO_SUFFIXES,
         CalibrationError,
         choose_threshold,
-        cohort_path,
         faces_of_video,
         fused,
         photo_files,
@@ -677,6 +676,7 @@ def calibrate_cmd(
     from metrosight.eval.extract import faces_of_photos
     from metrosight.eval.report import Figure, Report, Table, histogram_plot
     from metrosight.recognize.normalize import CohortError, CohortNorm
+    from metrosight.services.calibration import cohort_path
 
     settings, home = _context()
     root = _root()
@@ -730,7 +730,7 @@ def calibrate_cmd(
         source = f"{len(templates)} people in {gallery}"
     else:
         rt = root._runtime()
-        templates = [e.template for e in rt.store.active_gallery(rt.model_id)]
+        templates = [e.template for e in rt.store.active_gallery(rt.models.model_id)]
         source = f"{len(templates)} active watchlist entries"
     if not templates:
         _fail("no templates to calibrate against: enrol and approve watchlist entries first, or pass --gallery DIR")
@@ -770,7 +770,7 @@ def calibrate_cmd(
         d, np.concatenate([f for f in flips if f is not None]) if all(f is not None for f in flips) else None
     )
     if keep_faces:
-        from metrosight.eval.calibrate import save_nonmated
+        from metrosight.services.calibration import save_nonmated
 
         saved = save_nonmated(home.root, probes, enc.embedder.model_id)
         out.print(
@@ -873,12 +873,12 @@ def calibrate_cmd(
 
 
 def _operating_table(root: Any, searches_per_day: float | None) -> dict[str, Any]:
-    """Print the operating point in force (see :meth:`metrosight.pipeline.runtime.Runtime.operating_status`)."""
+    """Print the operating point in force (see :meth:`metrosight.services.matching.Matching.operating_status`)."""
     from metrosight.recognize.normalize import CohortError
 
     rt = root._runtime()
     try:
-        op = rt.operating_status(searches_per_day)
+        op = rt.matching.operating_status(searches_per_day)
     except CohortError as exc:
         _fail(str(exc))
     t = RichTable("", "value", title="operating point in force")
@@ -986,7 +986,7 @@ def detect_cmd(
     def build(kind: str) -> Any:
         from metrosight.detect.base import DetectorError
         from metrosight.detect.factory import make_detector
-        from metrosight.pipeline.runtime import make_face_detector
+        from metrosight.services.models import make_face_detector
 
         try:
             if kind == "configured":
@@ -1135,7 +1135,7 @@ def _identify_video(
         if threshold is None and rec.normalization != "cohort":
             _fail("--cohort changes the score units: give --threshold (AS-norm units, e.g. from metrosight calibrate)")
     elif rec.normalization == "cohort":
-        from metrosight.eval.calibrate import cohort_path
+        from metrosight.services.calibration import cohort_path
 
         try:
             coh = Cohort.load(cohort_path(home.root))
@@ -1143,12 +1143,12 @@ def _identify_video(
             _fail(str(exc))
     if threshold is None and coh is None:
         # as deployed: the threshold recognition.target_fpir gives for this gallery's persons
-        matcher = _root()._runtime().matcher_for(Gallery(entries))
+        matcher = _root()._runtime().matching.matcher_for(Gallery(entries))
     else:
         matcher = Matcher(
             Gallery(entries), threshold if threshold is not None else rec.match_threshold, rec.min_margin, coh
         )
-    from metrosight.pipeline.runtime import make_face_detector
+    from metrosight.services.models import make_face_detector
     from metrosight.recognize.registry import embedder_for
 
     embedder = embedder_for(settings, home.cache / "models")

@@ -37,7 +37,8 @@ from metrosight.eval.detection import (
 
 if TYPE_CHECKING:
     from metrosight.detect.base import FaceDetector
-    from metrosight.pipeline.runtime import EnrolResult, Runtime
+    from metrosight.services.enrolment import EnrolResult
+    from metrosight.services.suite import Services
 
 log = logging.getLogger(__name__)
 
@@ -431,13 +432,13 @@ BENCH_APPROVER = "bench-approver"
 
 
 def bench_watchlist(
-    rt: Runtime, name: str, items: Sequence[tuple[str, Path]], reference: str = "BENCH-1"
+    svc: Services, name: str, items: Sequence[tuple[str, Path]], reference: str = "BENCH-1"
 ) -> list[EnrolResult]:
     """Set up an *active* watchlist in a benchmark's scratch home, the way an installation must: an admin records
     the entries under a (benchmark) authorisation and a second user approves them.
 
     Args:
-        rt: a runtime on a fresh (or earlier benchmark) home.
+        svc: the services of a fresh (or earlier benchmark) home.
         name: watchlist name (created when missing, category ``wanted``).
         items: ``(subject name, photo path)``.
 
@@ -450,7 +451,7 @@ def bench_watchlist(
     from metrosight.policy.rules import Authorisation
     from metrosight.store.repo import Conflict
 
-    store = rt.store
+    store = svc.store
     if store.user_count() == 0:
         store.add_user(BENCH_RECORDER, ["admin", "approver"], None)
         store.add_user(BENCH_APPROVER, ["approver", "operator"], store.actor(BENCH_RECORDER))
@@ -460,7 +461,8 @@ def bench_watchlist(
     auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
     from metrosight.ingest.images import photo_or_error
 
-    results = rt.enroll(name, ((n, photo_or_error(p, rt.photo_limits)) for n, p in items), recorder, auth)
+    limits = svc.installation.photo_limits  # photos decoded here, at the edge, one at a time
+    results = svc.enrolment.enroll(name, ((n, photo_or_error(p, limits)) for n, p in items), recorder, auth)
     for e in store.entries(name):
         if e.status == "pending":
             store.approve(name, e.name, approver)

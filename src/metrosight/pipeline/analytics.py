@@ -45,7 +45,7 @@ from metrosight.track.kalman import KalmanTracker
 log = logging.getLogger(__name__)
 
 STAGES = ("motion", "person_detect", "person_track", "rules")
-__all__ = ["TOPIC_EVENTS", "TOPIC_EVENT_UPDATES", "AnalyticsPipeline", "AnalyticsStats", "EventSink"]
+__all__ = ["TOPIC_EVENTS", "TOPIC_EVENT_UPDATES", "AnalyticsPipeline", "AnalyticsStats"]
 FRAME_ZONE = "frame"
 
 
@@ -323,59 +323,6 @@ class AnalyticsPipeline:
             f = max_w / redacted.shape[1]
             redacted = cv2.resize(redacted, (max_w, round(redacted.shape[0] * f)), interpolation=cv2.INTER_AREA)
         return self.encode(redacted)
-
-
-class EventSink:
-    """Stores behaviour events (snapshot file first, then the row) and passes them on to ``on_event``.
-
-    Args:
-        store: the repositories (``save_event`` / ``end_event``).
-        media: the media folder; snapshots go to ``media/events/cam-<hash>/`` (see
-            :func:`metrosight.config.home.media_file`).
-        on_event: called with each stored event and its snapshot path.
-    """
-
-    def __init__(
-        self, store: object, media: object, on_event: Callable[[EventV1, str | None], None] | None = None
-    ) -> None:
-        self.store = store
-        self.media = media
-        self.on_event_cb = on_event
-
-    def _write(self, ev: EventV1) -> str | None:
-        import os
-        import tempfile
-        from pathlib import Path
-
-        if not ev.snapshot_jpeg:
-            return None
-        from metrosight.config.home import media_file
-
-        target = media_file(Path(str(self.media)), "events", ev.camera_id, ev.event_id, ".jpg")  # never a raw id
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(ev.snapshot_jpeg)
-            os.replace(tmp, target)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(target)
-
-    def on_event(self, ev: EventV1) -> None:
-        try:
-            path = self._write(ev)
-        except OSError as exc:
-            log.error("cannot write the snapshot of event %s (%s); storing the event without it", ev.event_id, exc)
-            path = None
-        self.store.save_event(  # type: ignore[attr-defined]
-            ev.event_id, ev.camera_id, ev.kind, ev.start_ts, ev.end_ts, ev.track_id, dict(ev.data), path, ev.run_id
-        )
-        if self.on_event_cb is not None:
-            self.on_event_cb(ev, path)
-
-    def on_update(self, upd: EventUpdateV1) -> None:
-        self.store.end_event(upd.event_id, upd.end_ts, dict(upd.data))  # type: ignore[attr-defined]
 
 
 def wants_analytics(settings: AnalyticsConfig, camera_id: str, analytics_only: bool) -> bool:

@@ -10,7 +10,7 @@ PostgreSQL. Each worker:
    cameras;
 3. runs each claimed camera's pipeline in one analysis loop (one core per worker process: start one worker per
    core), with the installation's gallery read from PostgreSQL and kept current by
-   :class:`~metrosight.pipeline.runtime.LivePolicy` (approvals, revocations, expiries, windows: within
+   :class:`~metrosight.services.live_policy.LivePolicy` (approvals, revocations, expiries, windows: within
    ``privacy.policy_refresh_seconds``);
 4. publishes alerts, alert updates, behaviour events and camera states to Redis Streams — nothing is written to
    the database here except the run rows; a consumer (``metrosight consume`` or ``serve --bus``) stores them.
@@ -96,7 +96,7 @@ class WorkerReport:
 
 class SharedPolicyReads:
     """The store as a worker's cameras see it: the policy reads each camera's
-    :class:`~metrosight.pipeline.runtime.LivePolicy` makes every refresh period are served from Redis and a
+    :class:`~metrosight.services.live_policy.LivePolicy` makes every refresh period are served from Redis and a
     per-process cache instead of the database.
 
     - ``gallery_version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
@@ -246,7 +246,7 @@ class ClusterWorker:
         client = getattr(bus, "client", None)
         if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
             ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
-            runtime.store = SharedPolicyReads(runtime.store, client, leases.prefix, ttl)
+            self.rt = runtime.with_store(SharedPolicyReads(runtime.store, client, leases.prefix, ttl))
         self.running: dict[str, _Camera] = {}
         self.report = WorkerReport()
         self._lock = threading.Lock()
@@ -291,7 +291,7 @@ class ClusterWorker:
         hb = threading.Thread(target=self._heartbeat, args=(hb_stop,), name="lease-heartbeat", daemon=True)
         hb.start()
         try:
-            _ = self.rt.detector, self.rt.embedder  # load the models before claiming anything
+            self.rt.services.models.load()  # load the models before claiming anything
             self._loading = False
             settle = self.options.settle_seconds
             stop.wait(self.options.lease_seconds / 3 if settle is None else settle)
@@ -415,7 +415,7 @@ class ClusterWorker:
                 run_id,
                 lambda e: self.bus.publish(TOPIC_EVENTS, e),
                 lambda u: self.bus.publish(TOPIC_EVENT_UPDATES, u),
-                face_boxes=lambda image: [d.box for d in self.rt.detector.detect(image)],
+                face_boxes=lambda image: [d.box for d in self.rt.services.models.detector.detect(image)],
             )
             analytics._token = scope
             pipe = an.Alongside(pipe, analytics)

@@ -7,7 +7,7 @@ of them, and an entry whose consumer died is claimed by another (see :mod:`metro
 Storing is idempotent, so at-least-once delivery stores everything exactly once: an alert or event is stored once
 per ``event_id`` (a second delivery, or the same alert re-raised by a worker that resumed a camera, is a no-op);
 an update that arrives before its alert or event is left pending and retried (:class:`~metrosight.bus.base.Retry`).
-Alerts are stored through the same :class:`~metrosight.pipeline.runtime.AlertSink` as ``metrosight run``: the
+Alerts are stored through the same :class:`~metrosight.services.sinks.AlertSink` as ``metrosight run``: the
 redacted crop is encrypted under its watchlist's key into this process's media folder (shared storage when several
 consumers run), then the row and its audit entry are written in one transaction.
 """
@@ -30,6 +30,7 @@ from metrosight.bus.base import (
 )
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
+from metrosight.services.sinks import AlertSink, EventSink
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ class StoreConsumer:
         on_alert: Callable[[AlertV1, bool], None] | None = None,
         on_state: Callable[[CameraStateV1], None] | None = None,
     ) -> None:
-        from metrosight.pipeline.analytics import EventSink
-        from metrosight.pipeline.runtime import AlertSink
 
         self.store = store
         self.bus = bus
@@ -208,7 +207,7 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Ca
     and wakes the live views. Returns the stop function at shutdown."""
 
     def hook(services: Any) -> Callable[[], None]:
-        rt = services.runtime
+        rt = services.services
         local_bus = getattr(services, "bus", None)
 
         def on_alert(a: AlertV1, new: bool) -> None:

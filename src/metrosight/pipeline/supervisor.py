@@ -40,8 +40,9 @@ from metrosight.bus.inproc import (
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
 from metrosight.config.model import CameraConfig
 from metrosight.pipeline.metrics import NodeMetrics
-from metrosight.pipeline.runtime import AlertSink, Runtime
 from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
+from metrosight.services.sinks import STORAGE_WAIT_SECONDS, AlertSink, EventSink
+from metrosight.services.suite import Services
 from metrosight.store.db import StoreError
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ class Supervisor:
     """Runs ``cameras`` on worker processes and stores what they report.
 
     Args:
-        runtime: the installation (its store receives alerts and runs; its home and settings go to the workers).
+        runtime: the installation's services (its store receives alerts and runs; its home and settings go to the
+            workers).
         cameras: the cameras to run (default: ``settings.cameras``).
         on_alert: called with each stored alert and its crop path.
         on_state: called with each camera state change.
@@ -131,7 +133,7 @@ class Supervisor:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Services,
         cameras: list[CameraConfig] | None = None,
         on_alert: Callable[[AlertV1, str | None], None] | None = None,
         on_state: Callable[[CameraStateV1], None] | None = None,
@@ -168,8 +170,6 @@ class Supervisor:
         self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
         self.bus.subscribe(TOPIC_ALERTS, self._store_alert)  # type: ignore[arg-type]
         self.bus.subscribe(TOPIC_ALERT_UPDATES, self.sink.on_update)  # type: ignore[arg-type]
-        from metrosight.pipeline.analytics import EventSink
-
         self.events = EventSink(self.rt.store, self.rt.home.media, on_event)
         self.bus.subscribe(TOPIC_EVENTS, self.events.on_event)  # type: ignore[arg-type]
         self.bus.subscribe(TOPIC_EVENT_UPDATES, self.events.on_update)  # type: ignore[arg-type]
@@ -219,7 +219,7 @@ class Supervisor:
                     break  # every camera ended
         finally:
             self._shutdown()
-            if not self.sink.drain(self.rt.storage_wait_seconds):
+            if not self.sink.drain(STORAGE_WAIT_SECONDS):
                 log.error(
                     "%s: %d alert(s) printed by the node could not be stored", self.sink.failure, len(self.sink.held)
                 )

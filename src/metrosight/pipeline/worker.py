@@ -130,8 +130,8 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
 
     cv2.setNumThreads(1)
     settings = Settings.model_validate(spec.settings)
-    rt = Runtime(Home(Path(spec.home)), settings)
-    _ = rt.detector, rt.embedder  # load the models before the cameras start
+    rt = Runtime.open(Home(Path(spec.home)), settings)
+    rt.services.models.load()  # load the models before the cameras start
     wake = threading.Event()
     cams: list[_Camera] = []
     for wc in spec.cameras:
@@ -151,7 +151,7 @@ def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) 
                 wc.run_id,
                 lambda e: send("event", e),
                 lambda u: send("event_update", u),
-                face_boxes=lambda image: [d.box for d in rt.detector.detect(image)],
+                face_boxes=lambda image: [d.box for d in rt.services.models.detector.detect(image)],
             )
             pipe = an.Alongside(pipe, analytics)
         src = live_source(wc.source, wc.camera_id, settings.ingest, wc.analysis_fps, True, wake)

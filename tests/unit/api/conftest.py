@@ -16,8 +16,10 @@ from metrosight.bus.inproc import InProcessBus
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Box
-from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.passwords import hash_password
+from metrosight.services.installation import Installation
+from metrosight.services.models import Models
+from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
 
@@ -44,7 +46,7 @@ def photo(index: int) -> bytes:
 
 @dataclass
 class Api:
-    rt: Runtime
+    rt: Services
     bus: InProcessBus
     app: object
     client: TestClient
@@ -60,11 +62,10 @@ class Api:
         return [e.action for e in self.rt.store.audit_entries()]
 
 
-def make_runtime(home: Path, **settings: object) -> Runtime:
-    rt = Runtime(Home(home), Settings.model_validate(settings))
-    rt._detector = ScriptedDetector(SCRIPT)  # type: ignore[assignment]
-    rt._embedder = ColourEmbedder()  # type: ignore[assignment]
-    return rt
+def make_runtime(home: Path, **settings: object) -> Services:
+    """The services of a home with the scripted detector and the colour embedder."""
+    inst = Installation.open(Home(home), Settings.model_validate(settings))
+    return Services.of(inst, Models(inst.settings, inst.home.cache, ScriptedDetector(SCRIPT), ColourEmbedder()))
 
 
 CAMERAS = [{"id": "cam-1", "source": "rtsp://user:pw@10.0.0.9/s", "line": "red"}]

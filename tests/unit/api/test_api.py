@@ -9,7 +9,7 @@ import pytest
 
 from metrosight.bus.inproc import TOPIC_CAMERA_STATE, TOPIC_CAMERA_STATS
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from tests.unit.api.conftest import PASSWORD, Api, gray_png, photo
 
 AUTH = {"legal_basis": "Code art. 1", "authority": "District court", "reference": "R-7", "expires": "30d"}

@@ -20,7 +20,7 @@ import uvicorn
 from metrosight.api.app import ApiConfig, create_app
 from metrosight.bus.inproc import TOPIC_ALERTS, InProcessBus
 from metrosight.bus.payloads import AlertV1
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from tests.unit.api.conftest import PASSWORD, Api
 from tests.unit.api.test_api import enrol, make_watchlist
 

@@ -4,7 +4,7 @@ names the person once with every list, and an alert lists its sightings (each cr
 import time
 
 from metrosight.bus.payloads import AlertV1
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink
 from tests.unit.api.conftest import Api, photo
 from tests.unit.api.test_api import enrol, make_watchlist
 

@@ -73,7 +73,7 @@ def test_a_photo_over_the_pixel_budget_is_413_with_a_clear_message(wl: Api, data
 
 def test_the_budget_is_the_configured_one(wl: Api):
     photos = wl.rt.settings.photos.model_copy(update={"max_megapixels": 0.1})
-    wl.rt.settings = wl.rt.settings.model_copy(update={"photos": photos})
+    wl.rt.installation.settings = wl.rt.settings.model_copy(update={"photos": photos})
     res = upload(wl, ("p.png", encode(scripted(), "PNG")))  # 640×480 = 0.3 MP
     assert res.status_code == 413 and "640×480 pixels" in res.json()["photos"][0]["reason"]
 

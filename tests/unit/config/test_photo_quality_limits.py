@@ -55,7 +55,10 @@ def test_a_30_px_face_is_enrolled_by_default_and_refused_under_a_stricter_config
 
 def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_path):
     from metrosight.config.home import Home
-    from metrosight.pipeline import runtime as rt_mod
+    from metrosight.services import enrolment as rt_mod
+    from metrosight.services.installation import Installation
+    from metrosight.services.models import Models
+    from metrosight.services.suite import Services
 
     seen = {}
 
@@ -71,9 +74,8 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
             "recognition": {"min_blur_var": 30},
         }
     )
-    rt = rt_mod.Runtime(Home(tmp_path / "home"), s)
-    rt._detector = ScriptedDetector({})  # type: ignore[assignment]
-    rt._embedder = ColourEmbedder()  # type: ignore[assignment]
+    inst = Installation.open(Home(tmp_path / "home"), s)
+    rt = Services.of(inst, Models(s, inst.home.cache, ScriptedDetector({}), ColourEmbedder()))
     from metrosight.ingest.images import Photo
 
     monkeypatch.setattr(rt.store, "watchlist_category", lambda name: "wanted")
@@ -81,5 +83,5 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
     import numpy as np
 
     photo = Photo(np.zeros((64, 64, 3), np.uint8), "0" * 64, "p.png", "p.png", "PNG", (64, 64))
-    res = rt.enroll("wl", [("Some One", photo)], actor=None, face=2)  # type: ignore[arg-type]
+    res = rt.enrolment.enroll("wl", [("Some One", photo)], actor=None, face=2)  # type: ignore[arg-type]
     assert res[0].status == "refused" and seen == {"px": 33, "blur": 7.5, "yaw": 0.3, "face": 2}

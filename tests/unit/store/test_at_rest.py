@@ -13,7 +13,7 @@ from sqlalchemy import select
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Category
-from metrosight.pipeline.runtime import Runtime
+from metrosight.services.installation import Installation
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.models import Template
 from metrosight.store.repo import Store
@@ -30,7 +30,7 @@ def test_home_folders_and_files_are_owner_only(tmp_path):
     old = os.umask(0o022)  # a usual login umask
     try:
         home = tmp_path / "home"
-        rt = Runtime(Home(home), Settings())
+        rt = Installation.open(Home(home), Settings())
         rt.store.add_user("ada", ["admin"], None)
         rt.store.checkpoint()
         assert mode(home) == 0o700 and mode(home / "media") == 0o700 and mode(home / "cache") == 0o700
@@ -39,7 +39,7 @@ def test_home_folders_and_files_are_owner_only(tmp_path):
         # an installation made by an older version (world-readable) is tightened when opened
         (home / "metrosight.db").chmod(0o644)
         home.chmod(0o755)
-        Runtime(Home(home), Settings())
+        Installation.open(Home(home), Settings())
         assert mode(home) == 0o700 and mode(home / "metrosight.db") == 0o600
     finally:
         os.umask(old)

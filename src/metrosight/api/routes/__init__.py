@@ -1,1 +1,1 @@
-"""The API's routers (thin: each calls one store or runtime method, which applies the rules and the audit)."""
+"""The API's routers (thin: each calls one store or service method, which applies the rules and the audit)."""

@@ -132,7 +132,7 @@ async def _feed(
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
     An alert that gained a sighting is sent again (same event, its new sighting count)."""
-    store = svc.runtime.store
+    store = svc.services.store
     waiter = svc.hub.register()
     checked = asyncio.get_running_loop().time()
     try:

@@ -53,7 +53,7 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
         HTTPException: 429 (rate limited, with Retry-After) or 401 (wrong name or password).
     """
     svc = services(request)
-    store, ip = svc.runtime.store, client_ip(request)
+    store, ip = svc.services.store, client_ip(request)
     name = username.strip()[:128]
     limited(svc, name, ip)
     actor = svc.accounts.authenticate(name, password)
@@ -114,7 +114,7 @@ def sign_out(request: Request) -> None:
     if sid:
         svc.ended.end(sid)
     if name:
-        svc.runtime.store.record(name, "auth.logout", name, {"ip": client_ip(request)})
+        svc.services.store.record(name, "auth.logout", name, {"ip": client_ip(request)})
     request.session.clear()
 
 

@@ -180,7 +180,7 @@ def alerts_page(request: Request) -> Response:
         if exc.actor is not None and not exc.actor.must_set_password:  # a viewer: the cameras are their start page
             return RedirectResponse("/cameras", status_code=303)
         raise
-    store = services(request).runtime.store
+    store = services(request).services.store
     rows = alerts_public(store, store.list_alerts(actor, None, 50))
     after = max((a.id for a in rows), default=0)
     return render(
@@ -203,7 +203,7 @@ def cameras_page(request: Request) -> Response:
 @router.get("/watchlists", response_class=HTMLResponse)
 def watchlists_page(request: Request) -> Response:
     actor = page_user(request, WATCHLIST_READERS)
-    store = services(request).runtime.store
+    store = services(request).services.store
     now = datetime.now(UTC)
     entries = store.entries()
     return render(
@@ -216,14 +216,14 @@ def watchlists_page(request: Request) -> Response:
         can_create=actor.has("admin"),
         can_record=actor.has("approver", "admin"),
         can_approve=actor.has("approver"),
-        cameras=[c.id for c in services(request).runtime.settings.cameras],
+        cameras=[c.id for c in services(request).services.settings.cameras],
     )
 
 
 @router.get("/events", response_class=HTMLResponse)
 def events_page(request: Request, camera: str | None = None, kind: str | None = None) -> Response:
     actor = page_user(request, ANY_ROLE)
-    store = services(request).runtime.store
+    store = services(request).services.store
     events = feed.recent_events(store, camera or None, kind or None, 200)
     return render(request, "events.html", actor, events=events, camera=camera or "", kind=kind or "")
 
@@ -231,7 +231,7 @@ def events_page(request: Request, camera: str | None = None, kind: str | None = 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
     actor = page_user(request, ("auditor", "admin"))
-    store = services(request).runtime.store
+    store = services(request).services.store
     rows = store.audit_entries(actor, 200)
     store.record(actor.name, "audit.read", None, {"entries": len(rows), "via": "ui"})
     return render(request, "audit.html", actor, entries=list(reversed(rows)))

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from metrosight.api.deps import Admin, Approver, Recorder, RuntimeDep, StoreDep, WatchlistReader, requires
+from metrosight.api.deps import Admin, Approver, Recorder, ServicesDep, StoreDep, WatchlistReader, requires
 from metrosight.api.schemas import (
     EnrolPhotoPublic,
     EnrolPublic,
@@ -67,7 +67,7 @@ def _safe_name(filename: str | None, i: int) -> str:
 
 
 def _authorisation(
-    rt,
+    svc,
     legal_basis: str | None,
     authority: str | None,
     reference: str | None,
@@ -91,7 +91,7 @@ def _authorisation(
     ]
     if missing:
         raise HTTPException(422, f"an authorisation needs {', '.join(missing)}")
-    now, tz = rt.clock.now(), rt.clock.tz
+    now, tz = svc.clock.now(), svc.clock.tz
     try:
         return Authorisation(
             legal_basis=legal_basis.strip(),  # type: ignore[union-attr]
@@ -122,7 +122,7 @@ def _authorisation(
 def enrol(
     watchlist: str,
     actor: Recorder,
-    rt: RuntimeDep,
+    svc: ServicesDep,
     subject: Annotated[str, Form(min_length=1, max_length=256, description="the person's full name")],
     photos: Annotated[list[UploadFile], File(description=f"1–{MAX_PHOTOS} photos, each showing one face")],
     legal_basis: Annotated[str | None, Form(max_length=2000)] = None,
@@ -172,7 +172,7 @@ def enrol(
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
     if face is not None and len(photos) != 1:
         raise HTTPException(422, "face chooses a face of one photo: send exactly one photo with it")
-    limits = rt.photo_limits
+    limits = svc.installation.photo_limits
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
@@ -180,8 +180,8 @@ def enrol(
                 f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
                 f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
-    rt.store.watchlist_category(watchlist)  # 404 before anything is read
-    auth = _authorisation(rt, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
+    svc.store.watchlist_category(watchlist)  # 404 before anything is read
+    auth = _authorisation(svc, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     too_large = False
 
     def decoded():
@@ -195,9 +195,9 @@ def enrol(
                 photo = exc
             yield subject, photo
 
-    results = rt.enroll(watchlist, decoded(), actor, auth, face=face, person_id=person_id)
-    entry = next((e for e in rt.store.entries(watchlist) if same_name(e.name, subject)), None)
-    tz = rt.clock.tz
+    results = svc.enrolment.enroll(watchlist, decoded(), actor, auth, face=face, person_id=person_id)
+    entry = next((e for e in svc.store.entries(watchlist) if same_name(e.name, subject)), None)
+    tz = svc.clock.tz
     body = EnrolPublic(
         watchlist=watchlist,
         subject=entry.name if entry is not None else subject,
@@ -274,7 +274,7 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
 )
 def identify(
     actor: Identifier,
-    rt: RuntimeDep,
+    svc: ServicesDep,
     photos: Annotated[list[UploadFile], File(description=f"1–{MAX_PHOTOS} photos to search")],
 ) -> JSONResponse:
     """Who on the active watchlists is in these photos (operator or admin), as ``metrosight identify --json``:
@@ -285,7 +285,7 @@ def identify(
     (413 when one of them for its size)."""
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
-    limits = rt.photo_limits
+    limits = svc.installation.photo_limits
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
@@ -305,7 +305,7 @@ def identify(
                 too_large |= isinstance(exc, PhotoTooLarge)
                 yield exc
 
-    results = rt.identify(decoded(), actor)
+    results = svc.identification.identify(decoded(), actor)
     body = [IdentifyPublic(photo=r.photo, faces=r.faces, error=r.error).model_dump(mode="json") for r in results]  # type: ignore[arg-type]
     ok = any(r.error is None for r in results)
     return JSONResponse(body, status_code=200 if ok else 413 if too_large else 422)

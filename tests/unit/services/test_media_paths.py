@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from metrosight.bus.payloads import AlertV1, EventV1
-from metrosight.pipeline.analytics import EventSink
-from metrosight.pipeline.runtime import AlertSink
+from metrosight.services.sinks import AlertSink, EventSink
 
 HOSTILE = ["../../../x", "a/b", "/abs/olute", "..", "a\x00b", "x" * 300, "Платформа 1", "red/platform 1"]
 

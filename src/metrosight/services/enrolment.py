@@ -1,0 +1,235 @@
+"""Enrolment: decoded photos (:class:`~metrosight.ingest.images.Photo`) in, watchlist entries out.
+
+Photos are decoded at the edge (files at the CLI, uploaded bytes in the API, both through
+:mod:`metrosight.ingest.images`); this service never reads a file.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from metrosight.core.names import InvalidInput, human_name, same_name
+from metrosight.core.types import Category
+from metrosight.ingest.images import ImageError, Photo
+from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
+from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse
+from metrosight.recognize.persons import PersonDecision, candidates, decide, name_key
+from metrosight.recognize.photo import PhotoFace, PhotoRefused, enrolment_face
+from metrosight.services.installation import Installation
+from metrosight.services.matching import Matching
+from metrosight.services.models import Models
+from metrosight.store.governance import Conflict, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolResult:
+    """One photo's outcome: ``photo`` is its label (a path on the CLI, the uploaded file's name in the API);
+    ``reason`` says why it was refused (without the label). ``person_id``: the person the entry belongs to;
+    ``linked``: why it joined a person enrolled before (same name and face), if it did; ``warnings``: look-alikes
+    the operator should link or mark distinct."""
+
+    subject: str
+    photo: str
+    status: Literal["enrolled", "duplicate", "refused"]
+    reason: str | None
+    quality: float | None
+    #: when refused with several faces: each as ``{"number", "box": [x1, y1, x2, y2], "problem"}``, box in the
+    #: stored photo's pixels; the operator enrols one of them by its number (``face``)
+    faces: list[dict[str, Any]] | None = None
+    person_id: int | None = None
+    linked: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class _EnrolmentIndex:
+    """The pending and active templates of every person, read once per enrolment call and kept up to date as
+    photos are enrolled, so a folder of photos is compared without re-reading the store per photo."""
+
+    def __init__(self, installation: Installation, matching: Matching) -> None:
+        self.store = installation.store
+        self.matching = matching
+        self.entries: list[GalleryEntry] = self.store.enrolment_gallery(matching.models.model_id)
+        self.names: dict[str, dict[int, str]] = {}
+        for p in self.store.persons():
+            for e in p.entries:
+                if e.status in ("active", "pending"):
+                    self.names.setdefault(name_key(e.name), {})[p.id] = p.name
+        self.distinct = self.store.distinct_pairs()
+        self._matcher: Matcher | None = None
+
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            self._matcher = self.matching.matcher_for(Gallery(self.entries))
+        return self._matcher
+
+    def decide(self, watchlist: str, subject: str, descriptor: np.ndarray, person_id: int | None) -> PersonDecision:
+        try:
+            own = self.store.person_of(watchlist, subject)
+        except NotFound:
+            own = None
+        found = candidates(self.matcher(), descriptor)
+        if own is None and person_id is not None:
+            if any(c.person_id == person_id for c in found):
+                return PersonDecision(person_id, "linked by the operator (--person)", ())
+            return PersonDecision(
+                person_id,
+                "linked by the operator (--person)",
+                (
+                    f"this face does not match person {person_id} at the match threshold: linked as asked; if the id "
+                    f'was wrong, run `metrosight person unlink {watchlist} {shlex.quote(subject)} --reason "…"`',
+                ),
+            )
+        return decide(subject, found, self.names.get(name_key(subject), {}), self.distinct, own)
+
+    def add(self, entry_id: int, subject: str, watchlist: str, person_id: int, descriptor: np.ndarray) -> None:
+        same = [e for e in self.entries if e.subject_id == entry_id]
+        if same:  # another photo of a known entry: its template is the fusion of all
+            old = same[0]
+            template = fuse(np.stack([old.template, descriptor]))
+            self.entries = [e for e in self.entries if e.subject_id != entry_id]
+        else:
+            template = descriptor
+        self.entries.append(GalleryEntry(entry_id, subject, watchlist, Category.WANTED, template, person_id, subject))
+        self.names.setdefault(name_key(subject), {}).setdefault(person_id, subject)
+        self._matcher = None
+
+
+@dataclass(slots=True)
+class _Request:
+    """What one enrolment call asks for (the same for every photo)."""
+
+    watchlist: str
+    actor: Actor
+    auth: Authorisation | None
+    face: int | None
+    person_id: int | None
+    first: str | None = None  # with person_id: the one subject it is given to
+
+
+class Enrolment:
+    """Enrols decoded photos on watchlists (see :meth:`enroll`)."""
+
+    def __init__(self, installation: Installation, models: Models, matching: Matching) -> None:
+        self.installation = installation
+        self.models = models
+        self.matching = matching
+
+    def enroll(
+        self,
+        watchlist: str,
+        items: Iterable[tuple[str, Photo | ImageError]],
+        actor: Actor,
+        auth: Authorisation | None = None,
+        on_result: Callable[[EnrolResult], None] | None = None,
+        face: int | None = None,
+        person_id: int | None = None,
+    ) -> list[EnrolResult]:
+        """Enrol decoded photos: ``items`` are ``(subject name, photo)``, where a photo that could not be read is
+        given as its :class:`ImageError` (refused with that reason). Photos are decoded by the caller through
+        :mod:`metrosight.ingest.images` (files at the CLI, uploaded bytes in the API); a lazy iterable keeps one
+        photo in memory at a time. Each photo is checked and stored in its own audited transaction, so a refused or
+        failing photo never affects the others. New entries are *pending* until a second approver approves them
+        (see :mod:`metrosight.policy.rules`). A photo may show other people: the subject's face is taken when it
+        clearly dominates; otherwise the refusal numbers the faces (:attr:`EnrolResult.faces`) and ``face`` (1 =
+        leftmost) enrols the chosen one (see :func:`metrosight.recognize.photo.enrolment_face`).
+
+        A new entry joins person ``person_id`` when given; otherwise an enrolled person with the same name whose
+        face matches (:mod:`metrosight.recognize.persons`), else a new person. A face that matches another person
+        is reported in the result's ``warnings`` for the operator to link or mark distinct.
+
+        Raises:
+            NotFound: the watchlist (or ``person_id``) does not exist. Forbidden: ``actor`` may not record entries
+            (all checked before any photo is read).
+        """
+        store = self.installation.store
+        store.watchlist_category(watchlist)
+        require(actor, "record watchlist entries", "approver", "admin")
+        if person_id is not None:
+            store.persons(person_id)  # NotFound before any photo is read
+        index = _EnrolmentIndex(self.installation, self.matching)
+        request = _Request(watchlist, actor, auth, face, person_id)
+        results = []
+        for subject, photo in items:
+            res = self._one(request, index, subject, photo)
+            results.append(res)
+            if on_result is not None:
+                on_result(res)
+        return results
+
+    def _one(self, req: _Request, index: _EnrolmentIndex, subject: str, photo: Photo | ImageError) -> EnrolResult:
+        """One photo's outcome; a refusal is a result, never an exception."""
+        label = photo.label
+        try:
+            subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
+            if req.person_id is not None:  # --person makes ONE new entry that person: never two strangers
+                req.first = req.first or subject
+                if not same_name(subject, req.first):
+                    raise InvalidInput(
+                        f"--person {req.person_id} names one person, already given to {req.first!r}: enrol "
+                        f"{subject!r} separately"
+                    )
+            if isinstance(photo, ImageError):
+                raise photo
+            return self._store(req, index, subject, photo)
+        except ImageError as exc:
+            return EnrolResult(subject, label, "refused", exc.reason, None)
+        except PhotoRefused as exc:
+            back = 1.0 / photo.scale if isinstance(photo, Photo) else 1.0  # boxes in the stored photo's pixels
+            numbered = [
+                {"number": f.number, "box": [round(v * back, 1) for v in f.box.as_tuple()], "problem": f.problem}
+                for f in exc.faces
+            ]
+            return EnrolResult(subject, label, "refused", str(exc), None, numbered or None)
+        except (PolicyError, InvalidInput, Conflict) as exc:
+            return EnrolResult(subject, label, "refused", str(exc), None)
+
+    def _store(self, req: _Request, index: _EnrolmentIndex, subject: str, photo: Photo) -> EnrolResult:
+        """Choose the subject's face, decide its person and store the entry. Raises PhotoRefused, PolicyError,
+        InvalidInput, Conflict."""
+        chosen = self._face(photo, req.face)
+        decision = index.decide(req.watchlist, subject, chosen.descriptor, req.person_id)
+        store = self.installation.store
+        sid, dup = store.enroll(
+            req.watchlist,
+            subject,
+            chosen.descriptor,
+            self.models.model_id,
+            photo.name,
+            photo.sha256,
+            chosen.quality.score,
+            req.actor,
+            req.auth,
+            self.installation.clock.now(),
+            person_id=decision.person_id,
+            link_reason=decision.reason,
+        )
+        pid = store.person_of(req.watchlist, subject)
+        index.add(sid, subject, req.watchlist, pid, chosen.descriptor)
+        return EnrolResult(
+            subject,
+            photo.label,
+            "duplicate" if dup else "enrolled",
+            None,
+            chosen.quality.score,
+            person_id=pid,
+            linked=decision.reason if decision.person_id is not None and req.person_id is None else None,
+            warnings=tuple(w.replace("NEW_PERSON", str(pid)) for w in decision.warnings),
+        )
+
+    def _face(self, photo: Photo, face: int | None) -> PhotoFace:
+        """The subject's face in ``photo`` with the quality limits of still photos. Raises PhotoRefused."""
+        lim = self.installation.settings.photos
+        return enrolment_face(
+            photo.image,
+            self.models.detector,
+            self.models.embedder,
+            lim.min_face_px,
+            lim.min_blur_var,
+            face,
+            lim.max_yaw_ratio,
+        )
