@@ -77,7 +77,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/eval/cli.py",
             "metrosight/ops/doctor.py",
             "metrosight/pipeline/cluster.py",
-            "metrosight/pipeline/runtime.py",
             "metrosight/store/governance.py",
             "metrosight/store/repo.py",
         }
@@ -96,7 +95,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/eval/cli.py:detect_cmd",
             "metrosight/eval/cli.py:identify_cmd",
             "metrosight/eval/cli.py:verify_cmd",
-            "metrosight/pipeline/runtime.py:Runtime.enroll",
             "metrosight/pipeline/runtime.py:Runtime.run",
             "metrosight/pipeline/worker.py:_serve",
             "metrosight/store/migrations/versions/0001_initial_schema.py:upgrade",
