@@ -17,9 +17,9 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from metrosight.policy.rules import Actor
+from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from metrosight.store.governance import NotFound
-from metrosight.services.suite import Services
 from metrosight.store.repo import Store
 
 if TYPE_CHECKING:

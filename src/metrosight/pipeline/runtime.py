@@ -223,7 +223,7 @@ def camera_state_payload(change: StateChange, worker: int | None = None) -> Came
     """The bus payload of a camera state change."""
     return CameraStateV1(
         camera_id=change.camera_id,
-        state=change.state.value,  # type: ignore[arg-type]
+        state=change.state.value,
         previous=change.previous.value if change.previous is not None else None,
         reason=change.reason,
         attempt=change.attempt,
