@@ -75,6 +75,7 @@ def test_unit_has_the_sandbox_restart_and_journal_settings(name: str) -> None:
     verb = name.split("-", 1)[1].split("@")[0].split(".")[0]
     assert one["ExecStart"].startswith(f"{BIN} {verb} ")
     assert "WantedBy" in _unit(name)["Install"]
+    assert "://" not in one["ExecStart"] and "${" not in one["ExecStart"]  # no URL (password) on the command line
     # sysusers entry for the dedicated user
     assert "u metrosight - " in (UNITS / "metrosight.sysusers").read_text()
 
