@@ -106,8 +106,11 @@ def _disk_error(exc: OSError, where: Path) -> BackupError:
 
 
 def _sqlite_snapshot(db: Path, out: Path) -> None:
-    """A consistent copy of a live SQLite database through its online backup API."""
-    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    """A consistent copy of a live SQLite database through its online backup API (it only reads ``db``; a read-only
+    open would fail on a WAL database whose ``-shm`` file is not there yet)."""
+    if not db.is_file():
+        raise sqlite3.OperationalError(f"no database at {db}")
+    src = sqlite3.connect(db)
     try:
         dst = sqlite3.connect(out)
         try:
