@@ -114,6 +114,7 @@ def worker(
     except InvalidInput as exc:
         fail(str(exc))
     rt = _runtime_for(config, db)
+    _ = rt.services.models.embedder  # a gallery of another descriptor model is refused before any lease is taken
     client = _ping(bus)
     leases = Leases(client, owner, lease_seconds, prefix=prefix)
     if owner in leases.live_workers():

@@ -8,11 +8,15 @@ built-in backend's."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 
 from metrosight.config import load_settings
 from metrosight.config.home import Home
@@ -20,7 +24,8 @@ from metrosight.recognize.embedder_onnx import OnnxResNetEmbedder
 from metrosight.recognize.gallery import ModelMismatch
 from metrosight.recognize.registry import embedder_for
 from metrosight.services.suite import Services
-from tests.integration.helpers import AUTH, bootstrap, cli, json_lines
+from metrosight.store.models import Run
+from tests.integration.helpers import AUTH, bootstrap, cli, json_lines, password_of
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +102,38 @@ def test_enrol_and_identify_through_a_user_embedder(tmp_path: Path, user_model: 
     with pytest.raises(ModelMismatch, match="delete those entries and enrol them again"):
         default.models.load()  # what every host does before its cameras start
     assert rt.store.template_models() == {model: 1}
+
+
+def metrosight(home: Path, *args: str, user: str = "bob") -> subprocess.CompletedProcess[str]:
+    """The command as installed (``metrosight.cli:entrypoint``), in its own process."""
+    env = {**os.environ, "METROSIGHT_PASSWORD": password_of(user)}
+    cmd = [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(home), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_every_host_refuses_a_gallery_of_another_model_in_one_line(tmp_path: Path, user_model: Path) -> None:
+    home = tmp_path / "home"
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    code, out, err = cli(
+        home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Barack Obama", str(SAMPLE / "obama.jpg")
+    )
+    assert code == 0, out + err  # enrolled under the default model
+    clip = str(SAMPLE / "short_hamilton_clip.mp4")
+    cfg = user_config(tmp_path, user_model)
+    cfg.write_text(cfg.read_text() + f"cameras:\n  - {{id: cam1, source: {clip}}}\n")
+    for args in (
+        ["--config", str(cfg), "--as", "bob", "identify", str(SAMPLE / "obama.jpg")],
+        ["run", "--config", str(cfg), "--source", clip, "--camera", "cam1"],
+        ["node", "--config", str(cfg)],
+        ["worker", "--config", str(cfg), "--bus", "redis://127.0.0.1:9/0"],  # refused before Redis is reached
+    ):
+        res = metrosight(home, *args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert "another descriptor model (1 enrolled with 'dlib_resnet_v1')" in lines[0]
+    svc = Services.open(Home(home), load_settings(None, environ={}))
+    assert svc.store.template_models() == {"dlib_resnet_v1": 1}  # nothing lost
+    with svc.store.uow.read() as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 0  # refused before a run row was written

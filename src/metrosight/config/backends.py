@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, FilePath, model_validator
 
 from metrosight.config.common import Section
 from metrosight.core.onnx_session import InferenceOptions, InferenceUnavailable, check_available
@@ -110,7 +110,7 @@ class UserOnnxEmbedderConfig(_OnnxBackend):
     """
 
     kind: Literal["onnx-user"] = "onnx-user"
-    model_path: Path = Field(..., description="the .onnx file")
+    model_path: FilePath = Field(..., description="the .onnx file (must exist)")
     input_size: int = Field(112, ge=16, le=1024, description="side of the square input the model takes, pixels")
     crop: float = Field(
         1.0, gt=0.2, le=1.0, description="central fraction of the 150-pixel aligned chip fed to the model"
@@ -165,6 +165,12 @@ class InferenceConfig(Section):
         32, ge=1, le=4096, description="largest batch of faces or frames sent to a model in one inference call"
     )
 
+    @model_validator(mode="after")
+    def _available(self) -> InferenceConfig:
+        # a provider the installed runtime lacks is refused at `config check` and every start, in one line
+        _refuse_missing(tuple(self.providers), self.runtime, "")
+        return self
+
     def options(self) -> InferenceOptions:
         """These settings as the options every model session is opened with."""
         return InferenceOptions(self.threads, tuple(self.providers), self.runtime, self.max_batch)
@@ -175,17 +181,28 @@ class InferenceConfig(Section):
         return tuple(own if own is not None else self.providers)
 
 
-def check_inference(inference: InferenceConfig, *backends: BaseModel) -> None:
-    """Refuse providers the installed runtime lacks, for ``inference`` and each backend's own ``providers``.
+def _refuse_missing(providers: tuple[str, ...], runtime: str, where: str) -> None:
+    try:
+        check_available(providers, runtime)
+    except InferenceUnavailable as exc:
+        raise ValueError(f"{where}{exc}") from None
+
+
+def check_inference(inference: InferenceConfig, *backends: tuple[str, BaseModel]) -> None:
+    """Refuse a backend's own ``providers`` that the configured runtime lacks (``inference``'s are checked by
+    :class:`InferenceConfig` itself).
+
+    Args:
+        inference: the ``inference`` section.
+        backends: ``(configuration path, variant)`` of each backend, e.g. ``("detection.detector", cfg)``.
 
     Raises:
-        ValueError: one line naming the provider and what to install (pydantic reports it under the section).
+        ValueError: one line naming the key, the provider and what to install.
     """
-    for providers in {inference.providers_for(b) for b in (inference, *backends)}:
-        try:
-            check_available(providers, inference.runtime)
-        except InferenceUnavailable as exc:
-            raise ValueError(str(exc)) from None
+    for where, backend in backends:
+        own = getattr(backend, "providers", None)
+        if own is not None:
+            _refuse_missing(tuple(own), inference.runtime, f"{where}.providers: ")
 
 
 __all__ = [

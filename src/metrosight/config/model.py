@@ -390,7 +390,11 @@ class Settings(Section):
     @model_validator(mode="after")
     def _inference_available(self) -> Settings:
         # a provider the installed runtime lacks is refused at `config check` and every start, in one line
-        check_inference(self.inference, self.detection.detector, self.recognition.embedder)
+        check_inference(
+            self.inference,
+            ("detection.detector", self.detection.detector),
+            ("recognition.embedder", self.recognition.embedder),
+        )
         return self
 
     @model_validator(mode="after")

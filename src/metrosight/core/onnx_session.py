@@ -109,7 +109,7 @@ def check_available(providers: Sequence[str], runtime: str = "onnxruntime") -> N
             raise InferenceUnavailable(
                 f"execution provider {p!r} is not available in the installed onnxruntime (it has "
                 f"{', '.join(have)}): install onnxruntime-gpu in place of onnxruntime (pip uninstall onnxruntime; "
-                f"pip install onnxruntime-gpu), or set inference.providers: [cpu]"
+                f"pip install onnxruntime-gpu), or use provider cpu"
             )
 
 

@@ -33,6 +33,7 @@ def node(
     from metrosight.pipeline.supervisor import Supervisor, SupervisorError
 
     rt = _runtime(config)
+    _ = rt.models.embedder  # a gallery of another descriptor model is refused (one line) before any worker starts
 
     def on_alert(a, crop, stored):  # type: ignore[no-untyped-def]
         print(alert_json(a, crop, stored) if as_json else _alert_line(a, crop, stored), flush=True)

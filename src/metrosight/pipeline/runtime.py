@@ -116,6 +116,8 @@ class Runtime:
             breaks the camera id rule (:func:`metrosight.core.names.identifier`).
         """
         camera_id = identifier(camera_id, "camera id")
+        if not analytics_only:  # a gallery of another descriptor model is refused before anything is opened or written
+            _ = self.services.models.embedder
         configured = self.settings.camera(camera_id)
         if configured is not None:  # `--camera CAM-1` is the configured camera cam-1: its line, windows, analytics
             camera_id = configured.id
