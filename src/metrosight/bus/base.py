@@ -1,6 +1,7 @@
 """The bus interface and the wire codec shared by its adapters.
 
-A bus carries typed, versioned payloads (:mod:`metrosight.bus.payloads`) on named topics. Frames never travel on
+A bus carries typed, versioned payloads (:mod:`metrosight.bus.payloads`) on typed topics (:mod:`metrosight.bus.topics`:
+each topic names the one payload type it carries). Frames never travel on
 it; the largest thing that does is a small redacted JPEG crop. Two adapters implement :class:`Bus`:
 :class:`~metrosight.bus.inproc.InProcessBus` (the embedded default: synchronous, one process) and
 :class:`~metrosight.bus.redis_streams.RedisStreamsBus` (many processes and machines: at-least-once delivery, so
@@ -20,14 +21,6 @@ from typing import Final, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from metrosight.bus.inproc import (  # the topic names are the in-process bus's
-    TOPIC_ALERT_UPDATES,
-    TOPIC_ALERTS,
-    TOPIC_CAMERA_STATE,
-    TOPIC_CAMERA_STATS,
-    TOPIC_EVENT_UPDATES,
-    TOPIC_EVENTS,
-)
 from metrosight.bus.payloads import (
     AlertUpdateV1,
     AlertV1,
@@ -35,6 +28,16 @@ from metrosight.bus.payloads import (
     CameraStatsV1,
     EventUpdateV1,
     EventV1,
+)
+from metrosight.bus.topics import (
+    TOPIC_ALERT_UPDATES,
+    TOPIC_ALERTS,
+    TOPIC_CAMERA_STATE,
+    TOPIC_CAMERA_STATS,
+    TOPIC_EVENT_UPDATES,
+    TOPIC_EVENTS,
+    P,
+    Topic,
 )
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "Handler",
     "PayloadError",
     "Retry",
+    "Topic",
     "decode",
     "encode",
 ]
@@ -74,12 +78,14 @@ class Bus(Protocol):
     """Publish typed payloads on topics; subscribe handlers to topics.
 
     ``publish`` returns once the bus has accepted the payload (in-process: once every handler ran; Redis: once the
-    server appended it to the stream). Handlers must be idempotent: the Redis adapter delivers at least once.
+    server appended it to the stream); a payload not of the topic's type raises
+    :class:`~metrosight.bus.topics.TopicMismatch`. Handlers must be idempotent: the Redis adapter delivers at least
+    once.
     """
 
-    def publish(self, topic: str, payload: BaseModel) -> None: ...
+    def publish(self, topic: Topic[P], payload: P) -> None: ...
 
-    def subscribe(self, topic: str, handler: Handler) -> None: ...
+    def subscribe(self, topic: Topic[P], handler: Callable[[P], object]) -> None: ...
 
 
 def encode(payload: BaseModel, now: float | None = None) -> dict[str, bytes]:

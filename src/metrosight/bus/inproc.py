@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel
+from metrosight.bus.topics import (  # noqa: F401 - the topic constants, where callers have imported them from
+    TOPIC_ALERT_UPDATES,
+    TOPIC_ALERTS,
+    TOPIC_CAMERA_SNAPSHOT,
+    TOPIC_CAMERA_STATE,
+    TOPIC_CAMERA_STATS,
+    TOPIC_EVENT_UPDATES,
+    TOPIC_EVENTS,
+    P,
+    Topic,
+)
 
 log = logging.getLogger(__name__)
-
-TOPIC_ALERTS = "alerts"
-TOPIC_ALERT_UPDATES = "alert-updates"
-TOPIC_CAMERA_STATE = "camera-state"
-TOPIC_CAMERA_STATS = "camera-stats"
-TOPIC_CAMERA_SNAPSHOT = "camera-snapshot"
-TOPIC_EVENTS = "events"
-TOPIC_EVENT_UPDATES = "event-updates"
-
-Handler = Callable[[BaseModel], None]
 
 
 class InProcessBus:
@@ -26,11 +27,17 @@ class InProcessBus:
     silently)."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._handlers: dict[str, list[Callable[[Any], object]]] = defaultdict(list)
 
-    def subscribe(self, topic: str, handler: Handler) -> None:
-        self._handlers[topic].append(handler)
+    def subscribe(self, topic: Topic[P], handler: Callable[[P], object]) -> None:
+        self._handlers[topic.name].append(handler)
 
-    def publish(self, topic: str, payload: BaseModel) -> None:
-        for handler in self._handlers.get(topic, ()):
+    def publish(self, topic: Topic[P], payload: P) -> None:
+        """Call every handler of ``topic`` with ``payload``.
+
+        Raises:
+            TopicMismatch: ``payload`` is not of the topic's type.
+        """
+        topic.check(payload)
+        for handler in self._handlers.get(topic.name, ()):
             handler(payload)

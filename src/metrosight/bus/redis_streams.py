@@ -34,7 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from metrosight.bus.base import Handler, PayloadError, Retry, decode, encode
+from metrosight.bus.base import PayloadError, Retry, decode, encode
+from metrosight.bus.topics import TOPICS, P, Topic
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ class RedisStreamsBus:
         self.give_up_seconds = give_up_seconds
         self.publish_timeout = publish_timeout
         self.client = client if client is not None else connect(url)
-        self._handlers: dict[str, list[Handler]] = defaultdict(list)
-        self._batch_handlers: dict[str, list[Callable[[list[BaseModel]], None]]] = defaultdict(list)
+        self._handlers: dict[str, list[Callable[[Any], object]]] = defaultdict(list)  # by topic name
+        self._batch_handlers: dict[str, list[Callable[[list[Any]], object]]] = defaultdict(list)
         self._groups_ready = False
         self._next_claim = 0.0
         self.delivered = 0
@@ -118,7 +119,8 @@ class RedisStreamsBus:
         self.retried = 0
 
     # -- keys -----------------------------------------------------------------------------------------------
-    def stream_key(self, topic: str) -> str:
+    def stream_key(self, topic: Topic[Any] | str) -> str:
+        """The stream of ``topic`` (a :class:`~metrosight.bus.topics.Topic`, or its wire name)."""
         return f"{self.prefix}:stream:{topic}"
 
     @property
@@ -130,16 +132,16 @@ class RedisStreamsBus:
         return k[len(self.prefix) + len(":stream:") :]
 
     # -- publishing -----------------------------------------------------------------------------------------
-    def publish(self, topic: str, payload: BaseModel) -> None:
+    def publish(self, topic: Topic[P], payload: P) -> None:
         """Append ``payload`` to the topic's stream; returns once Redis has it.
 
         Raises:
             BusUnavailable: Redis stayed unreachable for ``publish_timeout`` seconds.
-            PayloadError: ``payload`` is not a bus payload type.
+            PayloadError: ``payload`` is not a bus payload type. TopicMismatch: it is not of the topic's type.
         """
         import redis
 
-        fields = encode(payload)
+        fields = encode(topic.check(payload))
         started = time.monotonic()
         delay = 0.05
         warned = False
@@ -162,17 +164,17 @@ class RedisStreamsBus:
                 delay = min(delay * 2, 1.0)
 
     # -- consuming ------------------------------------------------------------------------------------------
-    def subscribe(self, topic: str, handler: Handler) -> None:
+    def subscribe(self, topic: Topic[P], handler: Callable[[P], object]) -> None:
         """Call ``handler`` for each entry of ``topic`` delivered to this consumer (raise
         :class:`~metrosight.bus.base.Retry` to leave it pending)."""
-        self._handlers[topic].append(handler)
+        self._handlers[topic.name].append(handler)
         self._groups_ready = False
 
-    def subscribe_batch(self, topic: str, handler: Callable[[list[BaseModel]], None]) -> None:
+    def subscribe_batch(self, topic: Topic[P], handler: Callable[[list[P]], object]) -> None:
         """Call ``handler`` once per delivered batch of ``topic`` (after the per-entry handlers) with the batch's
         payloads, e.g. to store them in one transaction. If it raises, the whole batch stays pending."""
-        self._batch_handlers[topic].append(handler)
-        self._handlers.setdefault(topic, [])
+        self._batch_handlers[topic.name].append(handler)
+        self._handlers.setdefault(topic.name, [])
         self._groups_ready = False
 
     def ensure_groups(self) -> None:
@@ -251,7 +253,9 @@ class RedisStreamsBus:
                 continue
             try:
                 payload, _sent = decode(fields)
-            except PayloadError as exc:
+                if topic in TOPICS:
+                    TOPICS[topic].check(payload)
+            except (PayloadError, TypeError) as exc:
                 self._dead_letter(topic, entry_id, fields, f"undecodable: {exc}")
                 acks.append(entry_id)
                 continue

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -36,15 +37,24 @@ from metrosight.analytics.model import (
 from metrosight.bus.inproc import TOPIC_EVENT_UPDATES, TOPIC_EVENTS
 from metrosight.bus.payloads import EventUpdateV1, EventV1
 from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
-from metrosight.core.types import Box, Detection, Detections, Frame, Tracks
+from metrosight.core.types import Box, Detections, Frame, Tracks
 from metrosight.detect.base import PersonDetector
 from metrosight.detect.registry import person_detector_for
+from metrosight.pipeline.camera import CameraStats, encode_jpeg
 from metrosight.policy.redact import blur_boxes
 from metrosight.track.kalman import KalmanTracker
 
 log = logging.getLogger(__name__)
 
 STAGES = ("motion", "person_detect", "person_track", "rules")
+
+
+class MotionGate(Protocol):
+    """The fraction (0–1) of the frame that moved since the previous one."""
+
+    def moving_fraction(self, image: np.ndarray) -> float: ...
+
+
 __all__ = ["TOPIC_EVENTS", "TOPIC_EVENT_UPDATES", "AnalyticsPipeline", "AnalyticsStats"]
 FRAME_ZONE = "frame"
 
@@ -172,19 +182,22 @@ class AnalyticsPipeline:
         face_boxes: optional face detector for snapshots (``image -> boxes``); heads are blurred either way.
         motion_gate: optional :class:`~metrosight.detect.person.MotionGate`; ``None`` detects in every frame.
         encode: JPEG encoder for snapshots (``rgb -> bytes``).
+        event_scope: the event-id scope (``camera:scope:key``): the same scope and frames give the same ids (a
+            resumed file); None makes a fresh one.
     """
 
     def __init__(
         self,
         settings: AnalyticsConfig,
         camera_id: str,
-        detector: object,
+        detector: PersonDetector,
         publish_event: Callable[[EventV1], None],
         publish_update: Callable[[EventUpdateV1], None] | None = None,
         run_id: int | None = None,
         face_boxes: Callable[[np.ndarray], list[Box]] | None = None,
-        motion_gate: object | None = None,
+        motion_gate: MotionGate | None = None,
         encode: Callable[[np.ndarray], bytes] | None = None,
+        event_scope: str | None = None,
     ) -> None:
         self.settings = settings
         self.camera_id = camera_id
@@ -202,7 +215,7 @@ class AnalyticsPipeline:
         self.last_tracks: Tracks | None = None
         self.history: list[tuple[float, int, Box]] = []  # (ts, track id, box) for plots; kept only if asked
         self.keep_history = False
-        self._token = uuid.uuid4().hex[:12]
+        self._token = event_scope or uuid.uuid4().hex[:12]
         self._seen_tracks: set[int] = set()
         self._last_detect_ts = -1e9
         self._last_ts = 0.0
@@ -224,7 +237,7 @@ class AnalyticsPipeline:
         self.stats.frames += 1
         self._last_ts, self._last_index = frame.ts, frame.index
         t0 = time.perf_counter()
-        moving = self.gate.moving_fraction(frame.image) if self.gate is not None else 1.0  # type: ignore[attr-defined]
+        moving = self.gate.moving_fraction(frame.image) if self.gate is not None else 1.0
         t1 = time.perf_counter()
         st["motion"] += t1 - t0
         live = self.last_tracks is not None and bool(self.last_tracks.active)
@@ -234,7 +247,7 @@ class AnalyticsPipeline:
             behaviour = engine.update(frame.ts, [], [])
             st["rules"] += time.perf_counter() - t2
             return self._emit(behaviour, frame, [])
-        dets: list[Detection] = self.detector.detect(frame.image)  # type: ignore[attr-defined]
+        dets = self.detector.detect(frame.image)
         self._last_detect_ts = frame.ts
         self.stats.detected_frames += 1
         self.stats.persons += len(dets)
@@ -257,6 +270,27 @@ class AnalyticsPipeline:
         behaviour = engine.update(frame.ts, obs, tracks.ended)
         st["rules"] += time.perf_counter() - t3
         return self._emit(behaviour, frame, [t.box for t in tracks.active])
+
+    @property
+    def camera_stats(self) -> CameraStats:
+        """The run's counters in a camera run's shape: frames, person tracks, stage times (no faces)."""
+        a = self.stats
+        return CameraStats(frames=a.frames, tracks=a.tracks, stage_seconds=a.stage_seconds)
+
+    @property
+    def quiescent(self) -> bool:
+        """No live person track."""
+        return self.last_tracks is None or not self.last_tracks.active
+
+    @property
+    def last_boxes(self) -> list[Box]:
+        """No face boxes: behaviour analytics detect people (their heads are blurred in their own snapshots)."""
+        return []
+
+    @property
+    def gallery_size(self) -> int:
+        """No identity in this tier."""
+        return 0
 
     def finish(self) -> list[EventV1]:
         """The source ended: end every track and episode."""
@@ -343,10 +377,10 @@ def make_analytics_worker(
     publish_event: Callable[[EventV1], None],
     publish_update: Callable[[EventUpdateV1], None],
     face_boxes: Callable[[np.ndarray], list[Box]] | None,
+    event_scope: str | None = None,
 ) -> AnalyticsPipeline:
     """The analytics worker of one camera with the configured person detector and a motion gate."""
-    from metrosight.detect.person import MotionGate
-    from metrosight.pipeline.camera import encode_jpeg
+    from metrosight.detect.person import MotionGate  # OpenCV's background subtractor, loaded with the analytics
 
     return AnalyticsPipeline(
         settings,
@@ -358,60 +392,5 @@ def make_analytics_worker(
         face_boxes=face_boxes,
         motion_gate=MotionGate(),
         encode=encode_jpeg,
+        event_scope=event_scope,
     )
-
-
-class _NoGallery:
-    gallery: tuple = ()
-
-
-class AnalyticsOnly:
-    """The analytics worker in the shape of a camera pipeline (``process``/``finish``/``stats``/``matcher``), for
-    ``run --analytics-only``: no face model is loaded and ``stats`` counts frames and person tracks."""
-
-    def __init__(self, analytics: AnalyticsPipeline) -> None:
-        from metrosight.pipeline.camera import CameraStats
-
-        self.analytics = analytics
-        self.matcher = _NoGallery()
-        self._stats = CameraStats()
-
-    @property
-    def stats(self):  # type: ignore[no-untyped-def]
-        a = self.analytics.stats
-        self._stats.frames, self._stats.tracks = a.frames, a.tracks
-        self._stats.stage_seconds = a.stage_seconds
-        return self._stats
-
-    def process(self, frame: Frame) -> list:
-        return self.analytics.process(frame)
-
-    def finish(self) -> list:
-        return self.analytics.finish()
-
-
-class Alongside:
-    """A face pipeline and the analytics worker fed the same frames; behaves as the face pipeline."""
-
-    def __init__(self, faces: object, analytics: AnalyticsPipeline) -> None:
-        self.faces = faces
-        self.analytics = analytics
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.faces, name)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in ("faces", "analytics"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.faces, name, value)
-
-    def process(self, frame: Frame) -> list:
-        out = self.faces.process(frame)  # type: ignore[attr-defined]
-        self.analytics.process(frame)
-        return out
-
-    def finish(self) -> list:
-        out = self.faces.finish()  # type: ignore[attr-defined]
-        self.analytics.finish()
-        return out

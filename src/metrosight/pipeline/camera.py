@@ -79,7 +79,11 @@ class CameraPipeline:
         publish_update: called when an alerted track ends, with its final last-seen time.
         run_id: stamped on alerts (the store's run row).
         landmarker: recomputes 5-point landmarks on the full-resolution frame when detection ran downscaled.
+        policy: called before each frame; returns a new ``(matcher, identification allowed)`` when the gallery or a
+            no-identification window changed, else None.
+        event_scope: the event-id scope (see below); None makes a fresh one.
         group: the camera's group (station or line), stamped on alerts for episodes.
+        identification_allowed: whether faces may be identified from the first frame (no window on).
         clock: wall-clock time (Unix seconds); the run's media time 0 is taken as ``clock() - ts`` at its first
             frame, so alerts carry when they were seen.
     """
@@ -97,6 +101,7 @@ class CameraPipeline:
         policy: Callable[[], tuple[Matcher, bool] | None] | None = None,
         event_scope: str | None = None,
         group: str | None = None,
+        identification_allowed: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -109,6 +114,7 @@ class CameraPipeline:
         self.landmarker = landmarker
         self.policy = policy
         self.group = group
+        self.identification_allowed = identification_allowed
         self.clock = clock
         self.media_origin: float | None = None
         rec = settings.recognition
@@ -128,7 +134,15 @@ class CameraPipeline:
         self._camera_id = "cam0"
         self.last_boxes: list[Box] = []
 
-    identification_allowed: bool = True
+    @property
+    def camera_stats(self) -> CameraStats:
+        """The run's counters (see :class:`~metrosight.pipeline.processor.FrameProcessor`)."""
+        return self.stats
+
+    @property
+    def gallery_size(self) -> int:
+        """Entries matched against now."""
+        return len(self.matcher.gallery)
 
     @property
     def recognising(self) -> bool:

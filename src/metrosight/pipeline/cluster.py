@@ -36,23 +36,23 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from metrosight.bus.base import (
-    TOPIC_ALERT_UPDATES,
-    TOPIC_ALERTS,
-    TOPIC_CAMERA_STATE,
-    TOPIC_EVENT_UPDATES,
-    TOPIC_EVENTS,
-    Bus,
-)
+from metrosight.bus.base import Bus
 from metrosight.bus.leases import Leases, Progress
 from metrosight.bus.payloads import AlertV1
 from metrosight.config.model import CameraConfig
-from metrosight.core.types import Frame
+from metrosight.core.names import InvalidInput, distinct_identifiers
+from metrosight.ingest.factory import live_source
+from metrosight.ingest.live import Captured
+from metrosight.ingest.source import VideoSource, parse_source
+from metrosight.pipeline.consumer import SharedPolicyReads
+from metrosight.pipeline.loop import Feed, FrameLoop, IteratorFeed, LoopCamera
+from metrosight.pipeline.outbox import BusOutbox, CameraOutputs
+from metrosight.pipeline.runs import RunRows
+from metrosight.pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -94,72 +94,6 @@ class WorkerReport:
     seconds: float = 0.0
 
 
-class SharedPolicyReads:
-    """The store as a worker's cameras see it: the policy reads each camera's
-    :class:`~metrosight.services.live_policy.LivePolicy` makes every refresh period are served from Redis and a
-    per-process cache instead of the database.
-
-    - ``gallery_version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
-      read at most every ``ttl`` seconds; the database's when no mirror runs (the key expired).
-    - ``expire_due``: done by the mirror (0 here); by this process when no mirror runs.
-    - ``identification_allowed``: evaluated against the no-identification windows, re-read from the database only
-      when the gallery version changed (adding or removing a window bumps it).
-
-    Everything else goes to the real store.
-    """
-
-    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:
-        from metrosight.pipeline.consumer import gallery_version_key
-
-        self._store = store
-        self._client = client
-        self._key = gallery_version_key(prefix)
-        self._ttl = ttl
-        self._version: tuple[float, int, bool] | None = None  # (checked at, version, mirrored)
-        self._windows: tuple[int, list[Any]] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _current(self) -> tuple[int, bool]:
-        now = time.monotonic()
-        if self._version is not None and now - self._version[0] < self._ttl:
-            return self._version[1], self._version[2]
-        raw = None
-        try:
-            raw = self._client.get(self._key)
-        except Exception as exc:  # noqa: BLE001 - Redis down: the database answers
-            log.debug("gallery version from Redis: %s", exc)
-        if raw is not None:
-            version, mirrored = int(raw), True
-        else:
-            version, mirrored = int(self._store.gallery_version()), False
-        self._version = (now, version, mirrored)
-        return version, mirrored
-
-    def gallery_version(self) -> int:
-        return self._current()[0]
-
-    def expire_due(self, now: Any = None) -> int:
-        if now is None and self._current()[1]:
-            return 0  # the mirror retires expired entries and bumps the version
-        return int(self._store.expire_due(now))
-
-    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
-        from datetime import UTC, datetime
-
-        from metrosight.policy.rules import aware, in_scope
-
-        version = self._current()[0]
-        if self._windows is None or self._windows[0] != version:
-            self._windows = (version, list(self._store.windows()))
-        now = now or datetime.now(UTC)
-        for w in self._windows[1]:
-            if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):
-                return False
-        return True
-
-
 def file_scope(camera_id: str, source: str) -> str:
     """The event-id scope of one pass over a file: the same for the same camera and file contents' identity."""
     p = Path(source)
@@ -178,25 +112,17 @@ def fair_share(cameras: int, live_workers: int, max_cameras: int | None) -> int:
 
 
 class _Camera:
-    """One claimed camera on this worker."""
+    """One claimed camera on this worker: its place in the loop, and a file's progress (checkpoint)."""
 
-    def __init__(self, cfg: CameraConfig, kind: str, pipe: Any, run_id: int, progress: Progress | None) -> None:
+    def __init__(self, cfg: CameraConfig, kind: str, unit: LoopCamera, progress: Progress | None) -> None:
         self.cfg = cfg
         self.kind = kind
-        self.pipe = pipe
-        self.run_id = run_id
+        self.unit = unit
         self.progress = progress
-        self.frames: Iterator[Frame] | None = None
-        self.live: Any = None
-        self.segment = 0
         self.resume_after = progress.checkpoint if progress is not None else -1
         self.checkpoint = (self.resume_after, progress.checkpoint_ts if progress is not None else 0.0)
-        self.last_frame = -1
         self.next_save = 0.0
-        self.started_wall = time.monotonic()
-        self.first_ts: float | None = None
-        self.analytics: Any = None
-        self.pending: Frame | None = None
+        self.outcome: tuple[str, str | None] | None = None  # how it was stopped (None: its stream ended)
 
 
 class ClusterWorker:
@@ -213,7 +139,7 @@ class ClusterWorker:
 
     def __init__(
         self,
-        runtime: Any,
+        runtime: Runtime,
         bus: Bus,
         leases: Leases,
         cameras: list[CameraConfig] | None = None,
@@ -227,14 +153,10 @@ class ClusterWorker:
         self.cameras = list(cameras if cameras is not None else runtime.settings.cameras)
         if not self.cameras:
             raise ClusterError("no cameras configured: add a `cameras:` list (id, source) to the config file")
-        from metrosight.core.names import InvalidInput, distinct_identifiers
-
         try:  # the configuration's rule, for a list of cameras given here too
             distinct_identifiers([c.id for c in self.cameras], "camera id")
         except InvalidInput as exc:
             raise ClusterError(str(exc)) from None
-        from metrosight.ingest.source import parse_source
-
         self._specs = {}  # each source parsed once; its display form is what is shown, logged and stored
         for c in self.cameras:
             try:
@@ -243,6 +165,11 @@ class ClusterWorker:
                 raise ClusterError(f"camera {c.id}: {exc}") from None
         self._kinds = {cid: spec.kind for cid, spec in self._specs.items()}
         self.on_alert = on_alert
+        self.rows = RunRows(runtime.store)
+        self.outbox = BusOutbox(bus, on_alert=self._published)
+        self.loop = FrameLoop(self, until_all_ended=False)
+        self._stop = threading.Event()
+        self._next_claim = 0.0
         client = getattr(bus, "client", None)
         if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
             ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
@@ -258,6 +185,11 @@ class ClusterWorker:
         self._prune_at = 0.0
         # each worker tries cameras in its own order, so that workers starting together rarely collide
         self._order = sorted(self.cameras, key=lambda c: hashlib.sha1(f"{leases.owner}|{c.id}".encode()).digest())
+
+    def _published(self, alert: AlertV1) -> None:
+        self.report.alerts += 1
+        if self.on_alert is not None:
+            self.on_alert(alert)
 
     # -- heartbeat --------------------------------------------------------------------------------------------
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -286,37 +218,24 @@ class ClusterWorker:
     def run(self, stop: threading.Event) -> WorkerReport:
         """Work until ``stop`` is set (or, with ``until_done``, until every camera is a finished file)."""
         started = time.monotonic()
+        self._stop = stop
         hb_stop = threading.Event()
         self.leases.announce()
         hb = threading.Thread(target=self._heartbeat, args=(hb_stop,), name="lease-heartbeat", daemon=True)
         hb.start()
         try:
-            self.rt.services.models.load()  # load the models before claiming anything
+            self.rt.warm_up()  # load the models and run them once before claiming anything
             self._loading = False
             settle = self.options.settle_seconds
             stop.wait(self.options.lease_seconds / 3 if settle is None else settle)
             self._alive_at = time.monotonic()
-            next_claim = 0.0
-            while not stop.is_set():
-                self._alive_at = time.monotonic()
-                self._drop_lost()
-                now = time.monotonic()
-                if now >= next_claim:
-                    next_claim = now + min(1.0, self.options.lease_seconds / 5)
-                    self._claim_more()
-                    if self.options.until_done and not self.running and self._all_done():
-                        break
-                progressed = False
-                for cam in list(self.running.values()):
-                    progressed |= self._step(cam)
-                if not progressed:
-                    stop.wait(0.02 if self.running else 0.2)
+            self.loop.run()
         finally:
             hb_stop.set()
             for cam in list(self.running.values()):
                 if cam.kind == "file":
                     self._save(cam, done=False)  # the newest checkpoint, so the next worker repeats little
-                self._stop_camera(cam, "interrupted", "the worker stopped", release=True)
+                self._stop_camera(cam, "interrupted", "the worker stopped")
             try:
                 self.leases.retire()
             except Exception as exc:  # noqa: BLE001
@@ -324,6 +243,23 @@ class ClusterWorker:
             hb.join(2)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def between_rounds(self) -> bool:
+        """The loop's hook: drop lost cameras, claim more now and then; False once stopped (or done)."""
+        if self._stop.is_set():
+            return False
+        self._alive_at = time.monotonic()
+        self._drop_lost()
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + min(1.0, self.options.lease_seconds / 5)
+            self._claim_more()
+            if self.options.until_done and not self.running and self._all_done():
+                return False
+        return True
+
+    def idle(self) -> None:
+        self._stop.wait(0.02 if self.running else 0.2)
 
     def _all_done(self) -> bool:
         for c in self.cameras:
@@ -382,11 +318,9 @@ class ClusterWorker:
                 self.leases.release(c.id)
 
     def _start_camera(self, c: CameraConfig, kind: str, prog: Progress | None) -> None:
-        from metrosight.ingest.source import VideoSource
-        from metrosight.pipeline import analytics as an
-
         settings = self.rt.settings
         fps = c.analysis_fps or settings.ingest.analysis_fps
+        scope = None  # a live camera: fresh event ids
         if kind == "file":
             if prog is None or prog.source != c.source:
                 prog = Progress(source=c.source, token=file_scope(c.id, c.source))
@@ -394,110 +328,74 @@ class ClusterWorker:
             scope = prog.token
         else:
             prog = None
-            scope = uuid.uuid4().hex[:12]
         spec = self._specs[c.id]
-        run_id = self.rt.store.start_run(c.id, spec.display)  # no camera credentials stored
-        cam_holder: dict[str, _Camera] = {}
-
-        def publish_alert(a: AlertV1) -> None:
-            self.bus.publish(TOPIC_ALERTS, a)
-            self.report.alerts += 1
-            if self.on_alert is not None:
-                self.on_alert(a)
-
-        pipe = self.rt.camera_pipeline(c.id, run_id, publish_alert, lambda u: self.bus.publish(TOPIC_ALERT_UPDATES, u))
-        pipe.event_scope = scope
-        analytics = None
-        if an.wants_analytics(settings.analytics, c.id, False):
-            analytics = an.make_analytics_worker(
-                settings.analytics,
-                c.id,
-                run_id,
-                lambda e: self.bus.publish(TOPIC_EVENTS, e),
-                lambda u: self.bus.publish(TOPIC_EVENT_UPDATES, u),
-                face_boxes=lambda image: [d.box for d in self.rt.services.models.detector.detect(image)],
-            )
-            analytics._token = scope
-            pipe = an.Alongside(pipe, analytics)
-        cam = _Camera(c, kind, pipe, run_id, prog)
-        cam.analytics = analytics
-        cam_holder["cam"] = cam
+        run_id = self.rows.open(c.id, spec)  # no camera credentials stored
+        outputs = CameraOutputs(self.outbox)
+        built = self.rt.processor(c.id, run_id, outputs, scope=scope)
+        feed: Feed
         if kind == "file":
-            cam.frames = VideoSource(spec, c.id, fps, settings.ingest.open_timeout_seconds).frames()
+            video = VideoSource(spec, c.id, fps, settings.ingest.open_timeout_seconds)
+            resume = prog.checkpoint if prog is not None else -1
+            feed = IteratorFeed(lambda _on_state: video.frames(), resume_after=resume, realtime=self.options.realtime)
         else:
-            from metrosight.ingest.factory import live_source
-
-            cam.live = live_source(spec, c.id, settings.ingest, fps, keep_trying=True).start()
+            feed = live_source(spec, c.id, settings.ingest, fps, keep_trying=True).start()
+        cam = _Camera(c, kind, LoopCamera(c.id, run_id, feed, built.processor, outputs), prog)
         with self._lock:
             self.running[c.id] = cam
+        self.loop.add(cam.unit)
         where = f" after frame {cam.resume_after} ({cam.checkpoint[1]:.2f} s)" if cam.resume_after >= 0 else ""
         log.warning("worker %s runs camera %s (%s)%s", self.leases.owner, c.id, spec.display, where)
 
-    def _quiescent(self, cam: _Camera) -> bool:
-        if not cam.pipe.quiescent:
-            return False
-        a = cam.analytics
-        return a is None or a.last_tracks is None or not a.last_tracks.active
-
-    def _step(self, cam: _Camera) -> bool:
-        """Analyse one frame of ``cam`` if one is due. Returns whether anything was done."""
-        from metrosight.ingest.source import SourceBroken, SourceError
-        from metrosight.pipeline.runtime import camera_state_payload
-
-        if cam.kind != "file":
-            for change in cam.live.poll_states():
-                self.bus.publish(TOPIC_CAMERA_STATE, camera_state_payload(change))
-            cap = cam.live.take()
-            if cap is None:
-                if cam.live.done:
-                    self._stop_camera(cam, "broken", str(cam.live.error or "the stream ended"), release=True)
-                return False
-            if cap.segment != cam.segment:  # reconnected: no track carries across the outage
-                cam.segment = cap.segment
-                cam.pipe.finish()
-            cam.pipe.process(cap.frame)
-            self.report.frames += 1
-            return True
-        assert cam.frames is not None
-        try:
-            frame = cam.pending if cam.pending is not None else next(cam.frames)
-            cam.pending = None
-        except StopIteration:
-            self._finish_file(cam, "finished", None)
-            return True
-        except SourceBroken as exc:
-            self._finish_file(cam, "broken", str(exc))
-            return True
-        except SourceError as exc:
-            self._finish_file(cam, "broken", str(exc))
-            return True
-        if frame.index <= cam.resume_after:
-            return True  # analysed before the failover; decoded only to keep the frame selection identical
-        if self.options.realtime:
-            if cam.first_ts is None:
-                cam.first_ts, cam.started_wall = frame.ts, time.monotonic()
-            if (frame.ts - cam.first_ts) > (time.monotonic() - cam.started_wall):
-                cam.pending = frame  # not due yet: like a camera, the file delivers frames at its own rate
-                return False
-        cam.pipe.process(frame)
+    def after_frame(self, unit: LoopCamera, cap: Captured) -> None:
+        """The loop's hook: count the frame; a file's checkpoint moves on at every quiescent frame and is saved to
+        Redis every ``progress_seconds``."""
         self.report.frames += 1
-        cam.last_frame = frame.index
-        if self._quiescent(cam):
-            cam.checkpoint = (frame.index, frame.ts)
+        cam = self.running.get(unit.camera_id)
+        if cam is None or cam.kind != "file":
+            return
+        if unit.processor.quiescent:
+            cam.checkpoint = (cap.frame.index, cap.frame.ts)
         now = time.monotonic()
         if now >= cam.next_save:
             cam.next_save = now + self.options.progress_seconds
             self._save(cam, done=False)
-        return True
+
+    def ended(self, unit: LoopCamera) -> None:
+        """The loop's hook: a camera ended — its stream (a file's end is saved as done), or stopped by this worker
+        (:meth:`_stop_camera`). Closes its run and releases its lease (unless lost)."""
+        self.loop.remove(unit)
+        with self._lock:
+            cam = self.running.pop(unit.camera_id, None)
+        if cam is None:
+            return
+        error = str(unit.feed.error) if unit.feed.error is not None else None
+        if cam.outcome is not None:
+            status, error = cam.outcome
+        elif cam.kind == "file":
+            cam.checkpoint = (unit.last_index, cam.checkpoint[1])
+            if self._save(cam, done=True):
+                self.report.finished.append(cam.cfg.id)
+            if error:
+                log.error("camera %s: %s", cam.cfg.id, error)
+            status = "broken" if error else "finished"
+        else:
+            status, error = "broken", error or "the stream ended"
+        self.rows.close(unit.run_id or 0, status, unit.counts, error)
+        if status != "lost":
+            try:
+                self.leases.release(cam.cfg.id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot release %s: %s", cam.cfg.id, exc)
 
     def _save(self, cam: _Camera, done: bool) -> bool:
-        assert cam.progress is not None
+        if cam.progress is None:
+            return False
         p = Progress(
             source=cam.progress.source,
             token=cam.progress.token,
             checkpoint=cam.checkpoint[0],
             checkpoint_ts=cam.checkpoint[1],
-            frame=cam.last_frame,
+            frame=cam.unit.last_index,
             done=done,
         )
         try:
@@ -510,34 +408,12 @@ class ClusterWorker:
                 self._lost.add(cam.cfg.id)
         return ok
 
-    def _finish_file(self, cam: _Camera, status: str, error: str | None) -> None:
-        cam.pipe.finish()  # final decisions and alert updates are published before the camera is marked done
-        cam.checkpoint = (cam.last_frame, cam.checkpoint[1])
-        if self._save(cam, done=True):
-            self.report.finished.append(cam.cfg.id)
-        if error:
-            log.error("camera %s: %s", cam.cfg.id, error)
-        self._stop_camera(cam, status, error, release=True, finished=True)
-
-    def _stop_camera(self, cam: _Camera, status: str, error: str | None, release: bool, finished: bool = False) -> None:
-        with self._lock:
-            self.running.pop(cam.cfg.id, None)
-        if cam.live is not None:
-            cam.live.stop(join_timeout=1.0)
-            if status != "lost":
-                cam.pipe.finish()
-        elif not finished and status != "lost":
-            pass  # a file interrupted mid-way: its checkpoint stands; whoever resumes re-raises what follows
-        s = cam.pipe.stats
-        try:
-            self.rt.store.finish_run(cam.run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
-        except Exception as exc:  # noqa: BLE001 - the database is down: the run row stays "running"
-            log.warning("cannot close run %s of %s: %s", cam.run_id, cam.cfg.id, exc)
-        if release:
-            try:
-                self.leases.release(cam.cfg.id)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("cannot release %s: %s", cam.cfg.id, exc)
+    def _stop_camera(self, cam: _Camera, status: str, error: str) -> None:
+        """Stop ``cam`` before its stream ended: ``interrupted`` (a live camera's tracks end; a file's checkpoint
+        stands, whoever resumes it re-raises what follows) or ``lost`` (another worker holds it: nothing more is
+        published)."""
+        cam.outcome = (status, error)
+        self.loop.end(cam.unit, finish=cam.kind != "file" and status != "lost")
 
     def _drop_lost(self) -> None:
         with self._lock:
@@ -546,7 +422,7 @@ class ClusterWorker:
             cam = self.running.get(cid)
             if cam is not None:
                 self.report.lost.append(cid)
-                self._stop_camera(cam, "lost", "another worker holds the camera's lease", release=False)
+                self._stop_camera(cam, "lost", "another worker holds the camera's lease")
 
 
 def worker_name() -> str:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from metrosight.bus.base import (
 )
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
+from metrosight.policy.rules import aware, in_scope
 from metrosight.services.sinks import AlertSink, EventSink
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,6 @@ class StoreConsumer:
         on_alert: Callable[[AlertV1, bool], None] | None = None,
         on_state: Callable[[CameraStateV1], None] | None = None,
     ) -> None:
-
         self.store = store
         self.bus = bus
         self.on_alert = on_alert
@@ -66,11 +68,11 @@ class StoreConsumer:
         self.stored_alerts = 0
         self.duplicate_alerts = 0
         self.stored_events = 0
-        bus.subscribe(TOPIC_ALERTS, self._alert)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_ALERT_UPDATES, self._alert_update)  # type: ignore[arg-type]
-        bus.subscribe_batch(TOPIC_EVENTS, self._events)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_EVENT_UPDATES, self._event_update)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_CAMERA_STATE, self._state)  # type: ignore[arg-type]
+        bus.subscribe(TOPIC_ALERTS, self._alert)
+        bus.subscribe(TOPIC_ALERT_UPDATES, self._alert_update)
+        bus.subscribe_batch(TOPIC_EVENTS, self._events)
+        bus.subscribe(TOPIC_EVENT_UPDATES, self._event_update)
+        bus.subscribe(TOPIC_CAMERA_STATE, self._state)
 
     def _alert(self, a: AlertV1) -> None:
         new = not self.store.has_alert(a.event_id)
@@ -223,3 +225,63 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Ca
         return consumer.start()
 
     return hook
+
+
+class SharedPolicyReads:
+    """The store as a worker's cameras see it: the policy reads each camera's
+    :class:`~metrosight.services.live_policy.LivePolicy` makes every refresh period are served from Redis and a
+    per-process cache instead of the database.
+
+    - ``gallery_version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
+      read at most every ``ttl`` seconds; the database's when no mirror runs (the key expired).
+    - ``expire_due``: done by the mirror (0 here); by this process when no mirror runs.
+    - ``identification_allowed``: evaluated against the no-identification windows, re-read from the database only
+      when the gallery version changed (adding or removing a window bumps it).
+
+    Everything else goes to the real store.
+    """
+
+    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:
+        self._store = store
+        self._client = client
+        self._key = gallery_version_key(prefix)
+        self._ttl = ttl
+        self._version: tuple[float, int, bool] | None = None  # (checked at, version, mirrored)
+        self._windows: tuple[int, list[Any]] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _current(self) -> tuple[int, bool]:
+        now = time.monotonic()
+        if self._version is not None and now - self._version[0] < self._ttl:
+            return self._version[1], self._version[2]
+        raw = None
+        try:
+            raw = self._client.get(self._key)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the database answers
+            log.debug("gallery version from Redis: %s", exc)
+        if raw is not None:
+            version, mirrored = int(raw), True
+        else:
+            version, mirrored = int(self._store.gallery_version()), False
+        self._version = (now, version, mirrored)
+        return version, mirrored
+
+    def gallery_version(self) -> int:
+        return self._current()[0]
+
+    def expire_due(self, now: Any = None) -> int:
+        if now is None and self._current()[1]:
+            return 0  # the mirror retires expired entries and bumps the version
+        return int(self._store.expire_due(now))
+
+    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
+        version = self._current()[0]
+        if self._windows is None or self._windows[0] != version:
+            self._windows = (version, list(self._store.windows()))
+        now = now or datetime.now(UTC)
+        for w in self._windows[1]:
+            if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):
+                return False
+        return True

@@ -1,28 +1,31 @@
-"""The single-process host: ``metrosight run`` runs one camera's pipeline over one source in this process, storing
-what it finds through the service layer (:mod:`metrosight.services`).
+"""The single-process host's entry point: ``metrosight run`` runs one camera over one source in this process
+(:class:`~metrosight.pipeline.single.SingleRun` around the frame loop), storing what it finds through the service
+layer (:mod:`metrosight.services`). Node and cluster workers build their cameras' processors here too
+(:meth:`Runtime.processor`), so every host builds a camera the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
+import numpy as np
 
-from metrosight.bus.inproc import TOPIC_ALERT_UPDATES, TOPIC_ALERTS, TOPIC_CAMERA_STATE, InProcessBus
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1
+from metrosight.bus.inproc import InProcessBus
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.names import identifier
+from metrosight.core.types import Box
 from metrosight.core.when import Clock
-from metrosight.ingest.factory import live_source
-from metrosight.ingest.live import LiveSource
-from metrosight.ingest.source import SourceBroken, SourceError, VideoSource, parse_source
-from metrosight.ingest.state import StateChange
-from metrosight.pipeline.camera import CameraPipeline, CameraStats
-from metrosight.services.sinks import RETRY_SECONDS, STORAGE_WAIT_SECONDS, AlertSink, EventSink
+from metrosight.detect.landmarks import FivePointLandmarker
+from metrosight.ingest.source import SourceError, parse_source
+from metrosight.pipeline.camera import CameraStats
+from metrosight.pipeline.loop import camera_state_payload
+from metrosight.pipeline.outbox import CameraOutputs
+from metrosight.pipeline.processor import Built, FaceParts, build_processor
+from metrosight.pipeline.runs import RunRows
+from metrosight.pipeline.single import RunReport, SingleRun
+from metrosight.services.sinks import STORAGE_WAIT_SECONDS, AlertSink, EventSink
 from metrosight.services.suite import Services
 from metrosight.store.db import StoreError
 
@@ -30,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """The single-process host of one installation's services (see :meth:`run`)."""
+    """The hosts' view of one installation's services: builds cameras' processors (:meth:`processor`) and runs one
+    camera in this process (:meth:`run`)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -39,6 +43,7 @@ class Runtime:
         self.clock = services.clock
         self.store = services.store
         self.storage_wait_seconds = STORAGE_WAIT_SECONDS
+        self._landmarker: FivePointLandmarker | None = None
 
     @classmethod
     def open(cls, home: Home, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -49,47 +54,47 @@ class Runtime:
         """The same host reading and writing through ``store`` (a cache in front of the installation's store)."""
         return Runtime(self.services.with_store(store))  # type: ignore[arg-type]
 
-    # -- video ------------------------------------------------------------------------------------------------
-    def camera_pipeline(
-        self,
-        camera_id: str,
-        run_id: int | None,
-        publish_alert: Callable[[AlertV1], None],
-        publish_update: Callable[[AlertUpdateV1], None],
-    ) -> CameraPipeline:
-        """The stages of one camera, kept current with approvals, revocations and no-identification windows."""
-        from metrosight.detect.landmarks import FivePointLandmarker
+    @property
+    def landmarker(self) -> FivePointLandmarker:
+        """The 5-point landmarker that refines landmarks on the full frame (one per host: its frame loop calls it
+        from one thread)."""
+        if self._landmarker is None:
+            self._landmarker = FivePointLandmarker()
+        return self._landmarker
 
-        live = self.services.live_policy(camera_id)
-        matcher, allowed = live.current()
-        pipe = CameraPipeline(
-            self.settings,
-            self.services.models.detector,
-            self.services.models.embedder,
-            matcher,
-            publish_alert=publish_alert,
-            publish_update=publish_update,
-            run_id=run_id,
-            landmarker=FivePointLandmarker(),
-            policy=live.poll,
-            group=self.services.installation.camera_group(camera_id),
-        )
-        pipe.identification_allowed = allowed
-        return pipe
+    def warm_up(self) -> None:
+        """Load the face models and run each once on blank input, so that a camera's first face is analysed as fast
+        as the next (ONNX sessions allocate and the landmark model loads on first use: a live camera would drop the
+        frames that arrive meanwhile, about a second's)."""
+        models = self.services.models
+        models.load()
+        blank = np.zeros((360, 640, 3), np.uint8)
+        models.detector.detect(blank)
+        models.embedder.embed(np.zeros((1, 150, 150, 3), np.uint8))
+        self.landmarker(blank, Box(200.0, 100.0, 300.0, 230.0))
 
-    def _finish_run(self, run_id: int, status: str, s: CameraStats, error: str | None) -> None:
-        """Close the run row; on a full disk keep trying for :attr:`storage_wait_seconds` (else the next start
-        closes it as crashed)."""
-        deadline = time.monotonic() + self.storage_wait_seconds
-        while True:
-            try:
-                self.store.finish_run(run_id, status, s.frames, s.faces, s.tracks, s.alerts, error)
-                return
-            except (StoreError, SQLAlchemyError) as exc:
-                if time.monotonic() >= deadline:
-                    log.error("cannot close run %d (%s); the next start closes it as crashed", run_id, exc)
-                    return
-                time.sleep(RETRY_SECONDS)
+    def face_boxes(self, image: np.ndarray) -> list[Box]:
+        """Every face the detector finds in ``image`` (blurred in behaviour snapshots)."""
+        return [d.box for d in self.services.models.detector.detect(image)]
+
+    # -- cameras ----------------------------------------------------------------------------------------------
+    def processor(
+        self, camera_id: str, run_id: int | None, outputs: CameraOutputs, scope: str | None = None, faces: bool = True
+    ) -> Built:
+        """The processor of one camera (:func:`~metrosight.pipeline.processor.build_processor`): face recognition
+        kept current with approvals, revocations and no-identification windows (unless not ``faces``: behaviour
+        analytics only), and behaviour analytics for a camera under ``analytics.cameras``. ``scope``: the event-id
+        scope (None: a fresh one)."""
+        parts = None
+        if faces:
+            parts = FaceParts(
+                self.services.models.detector,
+                self.services.models.embedder,
+                self.landmarker,
+                self.services.live_policy(camera_id),
+                self.services.installation.camera_group(camera_id),
+            )
+        return build_processor(self.settings, camera_id, run_id, outputs, parts, self.face_boxes, scope)
 
     def run(
         self,
@@ -102,7 +107,8 @@ class Runtime:
         on_event: Callable[..., None] | None = None,
         rtsp_transport: str | None = None,
     ) -> RunReport:
-        """Run the pipeline over one source until it ends. Alerts are stored as they happen.
+        """Run the pipeline over one source until it ends (:class:`~metrosight.pipeline.single.SingleRun`). Alerts
+        are stored as they happen.
 
         With ``analytics_only`` no face model is used: only the behaviour analytics run (people tracking, loitering,
         fast movement, counting). Without it they run alongside face recognition for cameras that have an entry
@@ -124,114 +130,17 @@ class Runtime:
         if rtsp_transport is None:
             rtsp_transport = configured.rtsp_transport if configured is not None else "auto"
         spec = parse_source(source, rtsp_transport)
-        bus = bus or InProcessBus()
-        video: VideoSource | LiveSource
-        if spec.kind == "file":
-            video = VideoSource(
-                spec, camera_id, self.settings.ingest.analysis_fps, self.settings.ingest.open_timeout_seconds
-            )
-            frames = video.frames()
-        else:  # a live stream: reconnects with backoff, watchdog, newest frame first; gives up once down
-            video = live_source(spec, camera_id, self.settings.ingest, keep_trying=False)
-            frames = video.frames(on_state=lambda ch: bus.publish(TOPIC_CAMERA_STATE, camera_state_payload(ch)))
-        first = next(frames, None)  # opens the source before anything is written
-        run_id = self.store.start_run(camera_id, spec.display)  # no camera credentials stored
-        sink = AlertSink(self.store, self.home.media, on_alert)
-        bus.subscribe(TOPIC_ALERTS, sink.on_alert)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_ALERT_UPDATES, sink.on_update)  # type: ignore[arg-type]
-        from metrosight.pipeline import analytics as an
-
-        analytics = None
-        if an.wants_analytics(self.settings.analytics, camera_id, analytics_only):
-            events = EventSink(self.store, self.home.media, on_event)
-            bus.subscribe(an.TOPIC_EVENTS, events.on_event)  # type: ignore[arg-type]
-            bus.subscribe(an.TOPIC_EVENT_UPDATES, events.on_update)  # type: ignore[arg-type]
-            analytics = an.make_analytics_worker(
-                self.settings.analytics,
-                camera_id,
-                run_id,
-                lambda e: bus.publish(an.TOPIC_EVENTS, e),
-                lambda u: bus.publish(an.TOPIC_EVENT_UPDATES, u),
-                face_boxes=lambda image: [d.box for d in self.services.models.detector.detect(image)],
-            )
-        pipe = (
-            an.AnalyticsOnly(analytics)  # type: ignore[arg-type]
-            if analytics_only
-            else self.camera_pipeline(
-                camera_id,
-                run_id,
-                publish_alert=lambda a: bus.publish(TOPIC_ALERTS, a),
-                publish_update=lambda u: bus.publish(TOPIC_ALERT_UPDATES, u),
-            )
+        host = SingleRun(
+            self.settings.ingest,
+            RunRows(self.store, self.storage_wait_seconds),
+            bus or InProcessBus(),
+            AlertSink(self.store, self.home.media, on_alert),
+            EventSink(self.store, self.home.media, on_event),
+            lambda cid, run_id, outputs: self.processor(cid, run_id, outputs, faces=not analytics_only),
+            self.storage_wait_seconds,
+            on_frame,
         )
-        if analytics is not None and not analytics_only:
-            pipe = an.Alongside(pipe, analytics)  # type: ignore[assignment]
-        segment = 0
-        started = time.perf_counter()
-        error: str | None = None
-        status = "finished"
-        try:
-            if first is not None:
-                pipe.process(first)
-                if on_frame:
-                    on_frame(pipe.stats)
-                for frame in frames:
-                    if video.segment != segment:  # reconnected: no track carries across the outage
-                        segment = video.segment
-                        pipe.finish()
-                    pipe.process(frame)
-                    sink.retry()  # held alerts are stored as soon as the store can be written again
-                    if on_frame:
-                        on_frame(pipe.stats)
-        except SourceBroken as exc:
-            error, status = str(exc), "broken"
-        except KeyboardInterrupt:
-            error, status = "interrupted by the user", "interrupted"
-        finally:
-            pipe.finish()
-            elapsed = time.perf_counter() - started
-            s = pipe.stats
-            if not sink.drain(self.storage_wait_seconds):
-                held = len(sink.held)
-                error = (
-                    f"{sink.failure}: {held} alert(s) could not be stored (they were printed above); the run is "
-                    "closed as crashed at the next start" + (f" ({error})" if error else "")
-                )
-                status = "storage-full"
-            self._finish_run(run_id, status, s, error)
-        stats = analytics.stats if analytics is not None else None
-        return RunReport(
-            run_id, status, error, pipe.stats, elapsed, len(pipe.matcher.gallery), stats, len(sink.alert_ids)
-        )
+        return host.run(spec, camera_id)
 
 
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    run_id: int
-    status: str
-    error: str | None
-    stats: CameraStats
-    seconds: float
-    gallery_size: int
-    analytics: object | None = None  # AnalyticsStats when the behaviour analytics ran
-    episodes: int = 0  # alerts (episodes) the run's sightings were stored in (stats.alerts counts sightings)
-
-    @property
-    def fps(self) -> float:
-        return self.stats.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def camera_state_payload(change: StateChange, worker: int | None = None) -> CameraStateV1:
-    """The bus payload of a camera state change."""
-    return CameraStateV1(
-        camera_id=change.camera_id,
-        state=change.state.value,
-        previous=change.previous.value if change.previous is not None else None,
-        reason=change.reason,
-        attempt=change.attempt,
-        wall_time=change.wall_time,
-        worker=worker,
-    )
-
-
-__all__ = ["Runtime", "RunReport", "StoreError", "SourceError"]
+__all__ = ["RunReport", "Runtime", "SourceError", "StoreError", "camera_state_payload"]

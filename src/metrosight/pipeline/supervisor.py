@@ -27,19 +27,36 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
-from metrosight.bus.inproc import (
-    TOPIC_ALERT_UPDATES,
-    TOPIC_ALERTS,
-    TOPIC_CAMERA_SNAPSHOT,
-    TOPIC_CAMERA_STATE,
-    TOPIC_CAMERA_STATS,
-    TOPIC_EVENT_UPDATES,
-    TOPIC_EVENTS,
-    InProcessBus,
-)
+from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertV1, CameraStateV1, CameraStatsV1
+from metrosight.bus.topics import (
+    ALERT_UPDATES,
+    ALERTS,
+    CAMERA_SNAPSHOT,
+    CAMERA_STATE,
+    CAMERA_STATS,
+    EVENT_UPDATES,
+    EVENTS,
+)
 from metrosight.config.model import CameraConfig
+from metrosight.core.names import InvalidInput, distinct_identifiers
+from metrosight.ingest.source import parse_source
+from metrosight.pipeline.messages import (
+    AlertRaised,
+    AlertUpdated,
+    Bye,
+    CameraFinished,
+    EventRaised,
+    EventUpdated,
+    Fatal,
+    Ready,
+    SnapshotTaken,
+    StateChanged,
+    StatsReported,
+    WorkerMessage,
+)
 from metrosight.pipeline.metrics import NodeMetrics
+from metrosight.pipeline.runs import RunCounts, RunRows
 from metrosight.pipeline.worker import WorkerCamera, WorkerSpec, worker_main
 from metrosight.services.sinks import STORAGE_WAIT_SECONDS, AlertSink, EventSink
 from metrosight.services.suite import Services
@@ -124,7 +141,8 @@ class Supervisor:
         runtime: the installation's services (its store receives alerts and runs; its home and settings go to the
             workers).
         cameras: the cameras to run (default: ``settings.cameras``).
-        on_alert: called with each stored alert and its crop path.
+        on_alert: called with each stored alert and its crop path (and its stored sighting, when it takes three
+            arguments: see :class:`~metrosight.pipeline.runtime.AlertSink`).
         on_state: called with each camera state change.
         on_event: called with each stored behaviour event and its snapshot path.
         bus: the bus to publish on (default: a new in-process bus).
@@ -135,7 +153,7 @@ class Supervisor:
         self,
         runtime: Services,
         cameras: list[CameraConfig] | None = None,
-        on_alert: Callable[[AlertV1, str | None], None] | None = None,
+        on_alert: Callable[..., None] | None = None,
         on_state: Callable[[CameraStateV1], None] | None = None,
         bus: InProcessBus | None = None,
         log_level: int = logging.WARNING,
@@ -146,14 +164,10 @@ class Supervisor:
         self.cameras = list(cameras if cameras is not None else self.settings.cameras)
         if not self.cameras:
             raise SupervisorError("no cameras configured: add a `cameras:` list (id, source) to the config file")
-        from metrosight.core.names import InvalidInput, distinct_identifiers
-
         try:  # the configuration's rule, for a list of cameras given here too
             distinct_identifiers([c.id for c in self.cameras], "camera id")
         except InvalidInput as exc:
             raise SupervisorError(str(exc)) from None
-        from metrosight.ingest.source import parse_source
-
         self.specs = {}  # each source parsed once; its display form is what is shown and stored
         for c in self.cameras:  # a bad source fails now, with its camera named, not in a worker
             try:
@@ -167,14 +181,15 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")
         self._stop_event = self._ctx.Event()
         self._stopping = threading.Event()
+        self.rows = RunRows(self.rt.store)
         self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
-        self.bus.subscribe(TOPIC_ALERTS, self._store_alert)  # type: ignore[arg-type]
-        self.bus.subscribe(TOPIC_ALERT_UPDATES, self.sink.on_update)  # type: ignore[arg-type]
+        self.bus.subscribe(ALERTS, self._store_alert)
+        self.bus.subscribe(ALERT_UPDATES, self.sink.on_update)
         self.events = EventSink(self.rt.store, self.rt.home.media, on_event)
-        self.bus.subscribe(TOPIC_EVENTS, self.events.on_event)  # type: ignore[arg-type]
-        self.bus.subscribe(TOPIC_EVENT_UPDATES, self.events.on_update)  # type: ignore[arg-type]
-        self.bus.subscribe(TOPIC_CAMERA_STATE, self.metrics.on_state)  # type: ignore[arg-type]
-        self.bus.subscribe(TOPIC_CAMERA_STATS, self.metrics.on_stats)  # type: ignore[arg-type]
+        self.bus.subscribe(EVENTS, self.events.on_event)
+        self.bus.subscribe(EVENT_UPDATES, self.events.on_update)
+        self.bus.subscribe(CAMERA_STATE, self.metrics.on_state)
+        self.bus.subscribe(CAMERA_STATS, self.metrics.on_stats)
         node = self.settings.node
         cores = usable_cores()
         n = node.workers or len(cores)
@@ -228,7 +243,7 @@ class Supervisor:
 
     def _start(self, w: _Worker) -> None:
         w.generation += 1
-        w.runs = {c.id: self.rt.store.start_run(c.id, self.specs[c.id].display) for c in w.cameras}
+        w.runs = {c.id: self.rows.open(c.id, self.specs[c.id]) for c in w.cameras}
         w.finished = set()
         w.last_stats = {}
         w.ready = False
@@ -265,7 +280,8 @@ class Supervisor:
             self._drain(w)
 
     def _drain(self, w: _Worker) -> None:
-        assert w.conn is not None
+        if w.conn is None:
+            return
         try:
             while w.conn.poll():
                 self._handle(w, w.conn.recv())
@@ -273,40 +289,39 @@ class Supervisor:
             w.conn.close()
             w.conn = None
 
-    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "alert":
-            self._frame_wall = msg[2]
-            self.bus.publish(TOPIC_ALERTS, msg[1])
-        elif kind == "update":
-            self.bus.publish(TOPIC_ALERT_UPDATES, msg[1])
-        elif kind == "event":
-            self.bus.publish(TOPIC_EVENTS, msg[1])
-        elif kind == "event_update":
-            self.bus.publish(TOPIC_EVENT_UPDATES, msg[1])
-        elif kind == "state":
-            self._publish_state(msg[1])
-        elif kind == "stats":
-            w.last_stats[msg[1].camera_id] = msg[1]
-            self.bus.publish(TOPIC_CAMERA_STATS, msg[1])
-        elif kind == "finished":
-            cid, status, error, frames, faces, tracks, alerts = msg[1:]
-            if cid in w.runs and cid not in w.finished:
-                w.finished.add(cid)
-                self.rt.store.finish_run(w.runs[cid], status, frames, faces, tracks, alerts, error)
-        elif kind == "snapshot":  # a redacted frame for the operator UI (kept in memory only)
-            self.bus.publish(TOPIC_CAMERA_SNAPSHOT, msg[1])
-        elif kind == "ready":
-            w.ready = True
-        elif kind == "fatal":
-            log.error("worker %d failed: %s", w.index, msg[2])
-        elif kind == "bye":
-            pass
-        else:
-            log.warning("worker %d sent an unknown message %r", w.index, kind)
+    def _handle(self, w: _Worker, msg: WorkerMessage) -> None:
+        match msg:
+            case AlertRaised(alert, frame_wall):
+                self._frame_wall = frame_wall
+                self.bus.publish(ALERTS, alert)
+            case AlertUpdated(update):
+                self.bus.publish(ALERT_UPDATES, update)
+            case EventRaised(event):
+                self.bus.publish(EVENTS, event)
+            case EventUpdated(update):
+                self.bus.publish(EVENT_UPDATES, update)
+            case StateChanged(state):
+                self._publish_state(state)
+            case StatsReported(stats):
+                w.last_stats[stats.camera_id] = stats
+                self.bus.publish(CAMERA_STATS, stats)
+            case CameraFinished(cid, status, error, counts):
+                if cid in w.runs and cid not in w.finished:
+                    w.finished.add(cid)
+                    self.rows.close(w.runs[cid], status, counts, error)
+            case SnapshotTaken(snapshot):  # a redacted frame for the operator UI (kept in memory only)
+                self.bus.publish(CAMERA_SNAPSHOT, snapshot)
+            case Ready():
+                w.ready = True
+            case Fatal(_, message):
+                log.error("worker %d failed: %s", w.index, message)
+            case Bye():
+                pass
+            case _:
+                log.warning("worker %d sent an unknown message %r", w.index, type(msg).__name__)
 
     def _publish_state(self, p: CameraStateV1) -> None:
-        self.bus.publish(TOPIC_CAMERA_STATE, p)
+        self.bus.publish(CAMERA_STATE, p)
         self._store_state(p)
         if self.on_state_cb is not None:
             self.on_state_cb(p)
@@ -388,15 +403,8 @@ class Supervisor:
                 continue
             w.finished.add(cid)
             st = w.last_stats.get(cid)
-            self.rt.store.finish_run(
-                run_id,
-                status,
-                st.frames_analysed if st else 0,
-                st.faces if st else 0,
-                st.tracks if st else 0,
-                st.alerts if st else 0,
-                error,
-            )
+            counts = RunCounts(st.frames_analysed, st.faces, st.tracks, st.alerts) if st else RunCounts()
+            self.rows.close(run_id, status, counts, error)
 
     def _shutdown(self) -> None:
         """Stop every worker in order; store all they send; kill those that overrun the timeout."""

@@ -9,28 +9,43 @@ it stops. Nothing is stored here; the supervisor stores.
 SIGTERM (or the supervisor's stop event) ends the loop cleanly: every camera ends its tracks (final decisions,
 alert updates), sends its summary, and the process exits 0.
 
-Messages are tuples ``(kind, …)``: ``("ready", worker)``, ``("state", CameraStateV1)``,
-``("alert", AlertV1, frame_wall)``, ``("update", AlertUpdateV1)``, ``("stats", CameraStatsV1)``,
-``("event", EventV1)`` and ``("event_update", EventUpdateV1)`` (behaviour analytics, for cameras listed under
-``analytics.cameras``),
-``("snapshot", CameraSnapshotV1)`` (every ``SNAPSHOT_SECONDS``: the frame downscaled, every detected face blurred),
-``("finished", camera_id, status, error, frames, faces, tracks, alerts)``, ``("fatal", worker, message)``,
-``("bye", worker)``.
+The cameras run in the frame loop shared by every host (:mod:`metrosight.pipeline.loop`). Messages are the typed
+union :data:`~metrosight.pipeline.messages.WorkerMessage`: ``Ready``, then per camera ``StateChanged``,
+``AlertRaised`` (with the decode time of the frame that raised it), ``AlertUpdated``, ``EventRaised`` and
+``EventUpdated`` (behaviour analytics, for cameras under ``analytics.cameras``), ``StatsReported`` (every
+``node.stats_interval_seconds``), ``SnapshotTaken`` (every ``SNAPSHOT_SECONDS``: the frame downscaled, every
+detected face blurred) and ``CameraFinished``; ``Fatal`` when the worker fails; ``Bye`` last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
+from metrosight.bus.payloads import CameraSnapshotV1
+from metrosight.config.home import Home
+from metrosight.config.model import Settings
 from metrosight.core.source import SourceSpec
+from metrosight.ingest.factory import live_source
+from metrosight.ingest.live import Captured
+from metrosight.pipeline.camera import encode_jpeg
+from metrosight.pipeline.loop import FrameLoop, LoopCamera, stats_payload
+from metrosight.pipeline.messages import Bye, CameraFinished, Fatal, Ready, WorkerMessage
+from metrosight.pipeline.outbox import CameraOutputs, PipeOutbox
+from metrosight.pipeline.runtime import Runtime
+from metrosight.policy.redact import blur_boxes
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +83,6 @@ class WorkerSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:
     """The worker process's entry point (``multiprocessing`` spawn target)."""
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env})
@@ -87,193 +97,106 @@ def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:
             log.warning("cannot pin worker %d to core %d: %s", spec.worker, spec.core, exc)
     send_lock = threading.Lock()
 
-    def send(*msg: object) -> None:
+    def send(msg: WorkerMessage) -> None:
         with send_lock:
             conn.send(msg)
 
     try:
-        _serve(spec, send, stop, local_stop)
+        NodeWorker(spec, send, stop, local_stop).serve()
     except Exception as exc:
         log.exception("worker %d failed", spec.worker)
-        try:
-            send("fatal", spec.worker, f"{type(exc).__name__}: {exc}")
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            send(Fatal(spec.worker, f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
     finally:
         try:
-            send("bye", spec.worker)
+            send(Bye(spec.worker))
             conn.close()
         except OSError:
             pass
 
 
-class _Camera:
-    def __init__(self, cam: WorkerCamera, src: Any, pipe: Any) -> None:
-        self.cfg = cam
-        self.src = src
-        self.pipe = pipe
-        self.segment = 0
-        self.frame_wall: float | None = None
-        self.finished = False
-        self.next_snapshot = 0.0
+class NodeWorker:
+    """The worker's cameras in one frame loop (:class:`~metrosight.pipeline.loop.FrameLoop`); what they produce
+    goes over the pipe (:class:`~metrosight.pipeline.outbox.PipeOutbox`).
 
+    Args:
+        spec: the worker's cameras and settings.
+        send: sends one message to the supervisor.
+        stop: the supervisor's stop event (shared between processes).
+        local_stop: set on SIGTERM.
+    """
 
-def _serve(spec: WorkerSpec, send: Any, stop: Any, local_stop: threading.Event) -> None:
-    import cv2
+    def __init__(self, spec: WorkerSpec, send: Callable[[WorkerMessage], None], stop: Any, local_stop: Any) -> None:
+        self.spec = spec
+        self.send = send
+        self.stop = stop
+        self.local_stop = local_stop
+        self.settings = Settings.model_validate(spec.settings)
+        self.outbox = PipeOutbox(send)
+        self.wake = threading.Event()
+        self.loop = FrameLoop(self, worker=spec.worker)
+        self.next_snapshot: dict[str, float] = {}
+        self.next_stats = 0.0
 
-    from metrosight.config.home import Home
-    from metrosight.config.model import Settings
-    from metrosight.ingest.factory import live_source
-    from metrosight.pipeline import analytics as an
-    from metrosight.pipeline.runtime import Runtime, camera_state_payload
+    def serve(self) -> None:
+        """Load the models, start the cameras, run the loop until stopped or every camera ended; then end every
+        camera (tracks ended, summaries sent)."""
+        cv2.setNumThreads(1)
+        rt = Runtime.open(Home(Path(self.spec.home)), self.settings)
+        rt.warm_up()  # load the models and run them once before the cameras start: no frame waits for a load
+        sources = []
+        for wc in self.spec.cameras:
+            outputs = CameraOutputs(self.outbox)
+            built = rt.processor(wc.camera_id, wc.run_id, outputs)
+            src = live_source(wc.source, wc.camera_id, self.settings.ingest, wc.analysis_fps, True, self.wake)
+            self.loop.add(LoopCamera(wc.camera_id, wc.run_id, src, built.processor, outputs))
+            self.next_snapshot[wc.camera_id] = 0.0
+            sources.append(src)
+        self.send(Ready(self.spec.worker))
+        for src in sources:
+            src.start()
+        self.next_stats = time.monotonic() + self.settings.node.stats_interval_seconds
+        self.loop.run()
+        self.loop.end_all()  # shutdown: stop decoding, end tracks, report
 
-    cv2.setNumThreads(1)
-    settings = Settings.model_validate(spec.settings)
-    rt = Runtime.open(Home(Path(spec.home)), settings)
-    rt.services.models.load()  # load the models before the cameras start
-    wake = threading.Event()
-    cams: list[_Camera] = []
-    for wc in spec.cameras:
-        holder: dict[str, _Camera] = {}
-
-        def publish_alert(alert: Any, _h: dict[str, _Camera] = holder) -> None:
-            send("alert", alert, _h["cam"].frame_wall)
-
-        def publish_update(update: Any) -> None:
-            send("update", update)
-
-        pipe: Any = rt.camera_pipeline(wc.camera_id, wc.run_id, publish_alert, publish_update)
-        if an.wants_analytics(settings.analytics, wc.camera_id, False):  # as `run`: cameras under analytics.cameras
-            analytics = an.make_analytics_worker(
-                settings.analytics,
-                wc.camera_id,
-                wc.run_id,
-                lambda e: send("event", e),
-                lambda u: send("event_update", u),
-                face_boxes=lambda image: [d.box for d in rt.services.models.detector.detect(image)],
-            )
-            pipe = an.Alongside(pipe, analytics)
-        src = live_source(wc.source, wc.camera_id, settings.ingest, wc.analysis_fps, True, wake)
-        cam = _Camera(wc, src, pipe)
-        holder["cam"] = cam
-        cams.append(cam)
-    send("ready", spec.worker)
-    for cam in cams:
-        cam.src.start()
-
-    interval = settings.node.stats_interval_seconds
-    next_stats = time.monotonic() + interval
-    turn = 0
-    while not (stop.is_set() or local_stop.is_set()):
-        wake.clear()
-        progressed = False
-        n = len(cams)
-        for k in range(n):  # round-robin start, so no camera is always served first
-            cam = cams[(turn + k) % n]
-            if cam.finished:
-                continue
-            for change in cam.src.poll_states():
-                send("state", camera_state_payload(change, spec.worker))
-            cap = cam.src.take()
-            if cap is not None:
-                if cap.segment != cam.segment:  # reconnected: no track carries across the outage
-                    cam.segment = cap.segment
-                    cam.pipe.finish()
-                cam.frame_wall = cap.wall
-                cam.pipe.process(cap.frame)
-                progressed = True
-                if time.monotonic() >= cam.next_snapshot:
-                    cam.next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
-                    send("snapshot", _snapshot(cam, cap.frame.image, cap.wall))
-            elif cam.src.done:  # a file ended, or a camera gave up
-                cam.finished = True
-                _finish(cam, spec, send)
-        turn += 1
-        if all(c.finished for c in cams):
-            break
+    # -- the loop's hooks -------------------------------------------------------------------------------------
+    def between_rounds(self) -> bool:
+        if self.stop.is_set() or self.local_stop.is_set():
+            return False
         now = time.monotonic()
-        if now >= next_stats:
-            next_stats = now + interval
-            for cam in cams:
-                send("stats", _stats(cam, spec.worker))
-        if not progressed:
-            wake.wait(0.2)
-    for cam in cams:  # shutdown: stop decoding, end tracks, report
-        cam.src.stop(join_timeout=1.0)
-    for cam in cams:
-        if not cam.finished:
-            cam.finished = True
-            _finish(cam, spec, send)
+        if now >= self.next_stats:
+            self.next_stats = now + self.settings.node.stats_interval_seconds
+            for cam in self.loop.cameras:
+                self.outbox.stats(stats_payload(cam, self.spec.worker))
+        self.wake.clear()
+        return True
 
+    def after_frame(self, cam: LoopCamera, cap: Captured) -> None:
+        if time.monotonic() >= self.next_snapshot[cam.camera_id]:
+            self.next_snapshot[cam.camera_id] = time.monotonic() + SNAPSHOT_SECONDS
+            self.outbox.snapshot(snapshot(cam, cap.frame.image, cap.wall))
 
-def _finish(cam: _Camera, spec: WorkerSpec, send: Any) -> None:
-    from metrosight.pipeline.runtime import camera_state_payload
+    def ended(self, cam: LoopCamera) -> None:
+        self.outbox.stats(stats_payload(cam, self.spec.worker))
+        err = cam.feed.error
+        status = "broken" if err is not None else "finished"
+        self.send(CameraFinished(cam.camera_id, status, str(err) if err else None, cam.counts))
 
-    cam.src.stop(join_timeout=1.0)
-    cam.pipe.finish()
-    for change in cam.src.poll_states():
-        send("state", camera_state_payload(change, spec.worker))
-    send("stats", _stats(cam, spec.worker))
-    s = cam.pipe.stats
-    err = cam.src.error
-    status = "broken" if err is not None else "finished"
-    send(
-        "finished",
-        cam.cfg.camera_id,
-        status,
-        str(err) if err else None,
-        s.frames,
-        s.faces,
-        s.tracks,
-        s.alerts,
-    )
-
-
-def _stats(cam: _Camera, worker: int) -> Any:
-    from metrosight.bus.payloads import CameraStatsV1
-
-    c = cam.src.counters
-    s = cam.pipe.stats
-    return CameraStatsV1(
-        camera_id=cam.cfg.camera_id,
-        worker=worker,
-        state=str(cam.src.state or "starting"),
-        frames_decoded=c.decoded,
-        frames_skipped=c.skipped,
-        frames_dropped=c.dropped,
-        frames_analysed=s.frames,
-        faces=s.faces,
-        embedded=s.embedded,
-        tracks=s.tracks,
-        alerts=s.alerts,
-        reconnects=c.reconnects,
-        stalls=c.stalls,
-        failed_attempts=c.failed_attempts,
-        last_frame_wall=c.last_frame_wall,
-        worker_cpu_seconds=_cpu_seconds(),
-        wall_time=time.time(),
-        stage_seconds=dict(s.stage_seconds),
-        stage_buckets={k: list(v) for k, v in getattr(s, "stage_hist", {}).items()},
-    )
+    def idle(self) -> None:
+        self.wake.wait(0.2)
 
 
 SNAPSHOT_SECONDS = 2.0  # how often a camera sends its redacted snapshot to the supervisor
 SNAPSHOT_WIDTH = 320  # pixels: small enough that a face the detector missed is not identifiable
 
 
-def _snapshot(cam: _Camera, image: Any, wall: float | None) -> Any:
-    """The frame downscaled to ``SNAPSHOT_WIDTH`` with every face the pipeline detected in it blurred."""
-    import cv2
-
-    from metrosight.bus.payloads import CameraSnapshotV1
-    from metrosight.pipeline.camera import encode_jpeg
-    from metrosight.policy.redact import blur_boxes
-
-    blurred = blur_boxes(image, list(getattr(cam.pipe, "last_boxes", [])))
+def snapshot(cam: LoopCamera, image: np.ndarray, wall: float | None) -> CameraSnapshotV1:
+    """The frame downscaled to ``SNAPSHOT_WIDTH`` with every face the processor detected in it blurred."""
+    blurred = blur_boxes(image, list(cam.processor.last_boxes))
     h, w = blurred.shape[:2]
     if w > SNAPSHOT_WIDTH:
         blurred = cv2.resize(
             blurred, (SNAPSHOT_WIDTH, max(1, round(h * SNAPSHOT_WIDTH / w))), interpolation=cv2.INTER_AREA
         )
-    return CameraSnapshotV1(camera_id=cam.cfg.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time())
+    return CameraSnapshotV1(camera_id=cam.camera_id, jpeg=encode_jpeg(blurred, 80), wall_time=wall or time.time())
