@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from metrosight.bus.base import PayloadError, Retry, decode, encode
-from metrosight.bus.topics import TOPICS, P, Topic
+from metrosight.bus.topics import P, Topic
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def default_consumer_name() -> str:
 
 def connect(url: str) -> Any:
     """A Redis client for ``url`` (``redis://host:port/db``) with short timeouts (failures surface quickly)."""
-    import redis
+    import redis  # the Redis client: an optional dependency, loaded on first use
 
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=15)
 
@@ -111,6 +111,7 @@ class RedisStreamsBus:
         self.client = client if client is not None else connect(url)
         self._handlers: dict[str, list[Callable[[Any], object]]] = defaultdict(list)  # by topic name
         self._batch_handlers: dict[str, list[Callable[[list[Any]], object]]] = defaultdict(list)
+        self._topics: dict[str, Topic[Any]] = {}  # the subscribed topics, by wire name
         self._groups_ready = False
         self._next_claim = 0.0
         self.delivered = 0
@@ -139,7 +140,7 @@ class RedisStreamsBus:
             BusUnavailable: Redis stayed unreachable for ``publish_timeout`` seconds.
             PayloadError: ``payload`` is not a bus payload type. TopicMismatch: it is not of the topic's type.
         """
-        import redis
+        import redis  # the Redis client: an optional dependency, loaded on first use
 
         fields = encode(topic.check(payload))
         started = time.monotonic()
@@ -168,6 +169,7 @@ class RedisStreamsBus:
         """Call ``handler`` for each entry of ``topic`` delivered to this consumer (raise
         :class:`~metrosight.bus.base.Retry` to leave it pending)."""
         self._handlers[topic.name].append(handler)
+        self._topics[topic.name] = topic
         self._groups_ready = False
 
     def subscribe_batch(self, topic: Topic[P], handler: Callable[[list[P]], object]) -> None:
@@ -175,11 +177,12 @@ class RedisStreamsBus:
         payloads, e.g. to store them in one transaction. If it raises, the whole batch stays pending."""
         self._batch_handlers[topic.name].append(handler)
         self._handlers.setdefault(topic.name, [])
+        self._topics[topic.name] = topic
         self._groups_ready = False
 
     def ensure_groups(self) -> None:
         """Create the consumer group on every subscribed topic's stream (from its start) if missing."""
-        import redis
+        import redis  # the Redis client: an optional dependency, loaded on first use
 
         for topic in self._handlers:
             try:
@@ -196,7 +199,7 @@ class RedisStreamsBus:
         Raises:
             redis.ConnectionError: Redis is unreachable (:meth:`run` waits and retries).
         """
-        import redis
+        import redis  # the Redis client: an optional dependency, loaded on first use
 
         if not self._handlers:
             time.sleep(block_ms / 1000)
@@ -253,8 +256,8 @@ class RedisStreamsBus:
                 continue
             try:
                 payload, _sent = decode(fields)
-                if topic in TOPICS:
-                    TOPICS[topic].check(payload)
+                if topic in self._topics:
+                    self._topics[topic].check(payload)
             except (PayloadError, TypeError) as exc:
                 self._dead_letter(topic, entry_id, fields, f"undecodable: {exc}")
                 acks.append(entry_id)
@@ -295,7 +298,7 @@ class RedisStreamsBus:
 
     def run(self, stop: threading.Event, block_ms: int = 500) -> None:
         """Consume until ``stop`` is set; waits and retries (with backoff) while Redis is unreachable."""
-        import redis
+        import redis  # the Redis client: an optional dependency, loaded on first use
 
         delay = 0.1
         down_since: float | None = None
@@ -315,10 +318,11 @@ class RedisStreamsBus:
                 delay = min(delay * 2, 2.0)
 
     # -- observation ----------------------------------------------------------------------------------------
-    def lag(self) -> dict[str, TopicLag]:
+    def lag(self) -> dict[Topic[Any], TopicLag]:
         """Per subscribed topic: stream length, entries not yet delivered to the group, pending entries."""
-        out = {}
-        for topic in self._handlers:
+        out: dict[Topic[Any], TopicLag] = {}
+        for name in self._handlers:
+            topic = self._topics[name]
             key = self.stream_key(topic)
             length = int(self.client.xlen(key))
             if not self.client.exists(key):  # nothing published yet and no group created

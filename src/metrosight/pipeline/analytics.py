@@ -39,6 +39,7 @@ from metrosight.bus.payloads import EventUpdateV1, EventV1
 from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
 from metrosight.core.types import Box, Detections, Frame, Tracks
 from metrosight.detect.base import PersonDetector
+from metrosight.detect.person import MotionGate as BackgroundMotionGate
 from metrosight.detect.registry import person_detector_for
 from metrosight.pipeline.camera import CameraStats, encode_jpeg
 from metrosight.policy.redact import blur_boxes
@@ -352,7 +353,7 @@ class AnalyticsPipeline:
         redacted = blur_boxes(image, boxes, grow=0.3)
         max_w = self.settings.snapshot_max_width
         if redacted.shape[1] > max_w:
-            import cv2
+            import cv2  # OpenCV: heavy, loaded on first use
 
             f = max_w / redacted.shape[1]
             redacted = cv2.resize(redacted, (max_w, round(redacted.shape[0] * f)), interpolation=cv2.INTER_AREA)
@@ -380,8 +381,6 @@ def make_analytics_worker(
     event_scope: str | None = None,
 ) -> AnalyticsPipeline:
     """The analytics worker of one camera with the configured person detector and a motion gate."""
-    from metrosight.detect.person import MotionGate  # OpenCV's background subtractor, loaded with the analytics
-
     return AnalyticsPipeline(
         settings,
         camera_id,
@@ -390,7 +389,7 @@ def make_analytics_worker(
         publish_update,
         run_id=run_id,
         face_boxes=face_boxes,
-        motion_gate=MotionGate(),
+        motion_gate=BackgroundMotionGate(),
         encode=encode_jpeg,
         event_scope=event_scope,
     )

@@ -61,7 +61,7 @@ class CameraStats:
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     return bytes(buf) if ok else b""
@@ -170,7 +170,7 @@ class CameraPipeline:
             # detectors that pick their own input size (CenterFace) get the full frame: their boxes and landmarks
             # are already in its pixels
             return self.detector.detect(image), image
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         factor = frame.width / max_w
         # area averaging is ~5x slower than bilinear at a non-integer factor under 2 (1080p -> 1280: 9 vs 1.8 ms),

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import uuid
@@ -427,6 +428,4 @@ class ClusterWorker:
 
 def worker_name() -> str:
     """``host-pid-random``: unique even when a pid is reused."""
-    import socket
-
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
