@@ -36,6 +36,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,15 @@ def timed(fn: Callable[[], Any], sync: Callable[[], None], budget_s: float, warm
     return best
 
 
+def _decoded(jpeg: bytes) -> np.ndarray:
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit("faces.npz holds a frame that is not a JPEG: run --export again")
+    return img
+
+
 class Bench:
     """The models on one device, and the figures measured so far."""
 
@@ -129,10 +139,7 @@ class Bench:
         self.models = models
         data = np.load(models / "faces.npz", allow_pickle=False)
         self.chips = np.ascontiguousarray(data["chips"])
-        self.frames = [
-            cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            for b in data["frames"]
-        ]
+        self.frames = [cv2.cvtColor(_decoded(b), cv2.COLOR_BGR2RGB) for b in data["frames"]]
         self.options = InferenceOptions(runtime="torch", providers=("cuda",) if device == "cuda" else ("cpu",))
         torch.backends.cudnn.benchmark = True  # fixed shapes per batch size: let cuDNN pick its kernels once
         self.result: dict[str, Any] = {}
@@ -160,8 +167,8 @@ class Bench:
             frames = self.batch_of(self.frames, b)
             x, _ = det._network_input(frames[0])
             xs = self.torch.from_numpy(np.stack([x] * b)).to(self.device)
-            net_s = timed(lambda xs=xs: session.run_tensors(xs), self.sync, self.budget)
-            e2e_s = timed(lambda det=det, frames=frames: det.detect_batch(frames), self.sync, self.budget)
+            net_s = timed(partial(session.run_tensors, xs), self.sync, self.budget)
+            e2e_s = timed(partial(det.detect_batch, frames), self.sync, self.budget)
             rows.append(
                 {
                     "max_width": max_width,
@@ -186,7 +193,7 @@ class Bench:
         return (time.process_time() - t0) * 1000 / (3 * len(frames))
 
     # -- embedder ----------------------------------------------------------------------------------------------
-    def embedder(self, strict_fp32: bool) -> list[dict[str, Any]]:
+    def embedder(self, strict_fp32: bool, batches: tuple[int, ...]) -> list[dict[str, Any]]:
         from dataclasses import replace
 
         from metrosight.core.torch_session import TorchSession
@@ -199,12 +206,12 @@ class Bench:
         session = TorchSession(path, device=str(self.device))
         emb = UserOnnxEmbedder(path, input_size=150, layout="nhwc", inference=self.options)
         rows = []
-        for b in EMB_BATCHES:
+        for b in batches:
             chips = np.stack(self.batch_of(self.chips, b))
             xs = torch.from_numpy(chips).to(self.device)
-            net_s = timed(lambda xs=xs: session.run_tensors(xs), self.sync, self.budget)
+            net_s = timed(partial(session.run_tensors, xs), self.sync, self.budget)
             emb.inference = replace(self.options, max_batch=b)  # one loaded model, batches of b faces
-            e2e_s = timed(lambda emb=emb, chips=chips: emb.embed(chips), self.sync, self.budget)
+            e2e_s = timed(partial(emb.embed, chips), self.sync, self.budget)
             rows.append(
                 {
                     "precision": "fp32" if strict_fp32 else "default (tf32 convs)",
@@ -300,9 +307,7 @@ def run(models: Path, device: str, budget_s: float, quick: bool) -> dict[str, An
 
     import torch
 
-    global DET_BATCHES, EMB_BATCHES  # noqa: PLW0603 - --quick shrinks the sweep of this script
-    if quick:
-        DET_BATCHES, EMB_BATCHES = (1, 4), (1, 8)
+    det_batches, emb_batches = ((1, 4), (1, 8)) if quick else (DET_BATCHES, EMB_BATCHES)
     b = Bench(models, device, budget_s)
     name = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu"
     res: dict[str, Any] = {
@@ -316,8 +321,8 @@ def run(models: Path, device: str, budget_s: float, quick: bool) -> dict[str, An
     }
     t0 = time.perf_counter()
     res["parity"] = [b.parity(strict_fp32=False), b.parity(strict_fp32=True)]
-    res["detector"] = b.detector(512, DET_BATCHES) + ([] if quick else b.detector(1920, DET_BATCHES[:2]))
-    res["embedder"] = b.embedder(strict_fp32=False) + ([] if quick else b.embedder(strict_fp32=True))
+    res["detector"] = b.detector(512, det_batches) + ([] if quick else b.detector(1920, det_batches[:2]))
+    res["embedder"] = b.embedder(False, emb_batches) + ([] if quick else b.embedder(True, emb_batches))
     res["summary"] = summary(res)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     return res

@@ -8,6 +8,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from metrosight.config import ConfigError, load_settings
 from metrosight.config.backends import DetectorConfig, EmbedderConfig, InferenceConfig, PersonDetectorConfig
@@ -21,7 +22,7 @@ from metrosight.recognize.embedder import EmbedderError
 from metrosight.recognize.registry import FACE_EMBEDDERS, embedder_for
 
 
-def variants(union: object) -> list[type]:
+def variants(union: object) -> list[type[BaseModel]]:
     inner = typing.get_args(union)[0]  # Annotated[Union[...], Field(...)]
     return list(typing.get_args(inner)) or [inner]
 
@@ -34,13 +35,17 @@ CASES = [
 
 
 @pytest.mark.parametrize(("registry", "configs"), CASES, ids=["face detectors", "embedders", "person detectors"])
-def test_every_variant_has_its_backend_and_every_backend_its_variant(registry: Registry, configs: list[type]) -> None:
+def test_every_variant_has_its_backend_and_every_backend_its_variant(
+    registry: Registry, configs: list[type[BaseModel]]
+) -> None:
     kinds = {c.model_fields["kind"].default for c in configs}
     assert kinds == set(registry.kinds())
 
 
 @pytest.mark.parametrize(("registry", "configs"), CASES[:2], ids=["face detectors", "embedders"])
-def test_a_variants_fields_are_its_backends_constructor_arguments(registry: Registry, configs: list[type]) -> None:
+def test_a_variants_fields_are_its_backends_constructor_arguments(
+    registry: Registry, configs: list[type[BaseModel]]
+) -> None:
     for cfg in configs:
         kind = cfg.model_fields["kind"].default
         row = registry.backend(kind)

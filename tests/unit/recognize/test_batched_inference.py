@@ -4,14 +4,16 @@ each frame alone; the batch is one inference call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from metrosight.core.onnx_session import InferenceOptions
-from metrosight.detect.base import FaceDetector, detect_batch
+from metrosight.core.onnx_session import InferenceOptions, Session
+from metrosight.core.types import Box, Detection
+from metrosight.detect.base import detect_batch
 from metrosight.detect.centerface_onnx import CenterFaceDetector
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder_onnx import OnnxResNetEmbedder
@@ -20,12 +22,14 @@ SAMPLE = Path(__file__).resolve().parents[3] / "src" / "metrosight" / "sample"
 
 
 def rgb(name: str) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(SAMPLE / name)), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(str(SAMPLE / name))
+    assert bgr is not None, name
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def clip_frames(n: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(SAMPLE / "short_hamilton_clip.mp4"))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < n:
         ok, bgr = cap.read()
         if not ok:
@@ -38,10 +42,10 @@ def clip_frames(n: int) -> list[np.ndarray]:
 class CountingSession:
     """Counts the inference calls of a real session."""
 
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, inner: Session) -> None:
         self.inner, self.calls = inner, 0
 
-    def run(self, names, feed):  # type: ignore[no-untyped-def]
+    def run(self, names: Sequence[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.calls += 1
         return self.inner.run(names, feed)
 
@@ -90,13 +94,14 @@ def test_batched_detection_finds_what_each_frame_alone_finds() -> None:
 
 def test_detectors_without_a_batched_path_are_run_frame_by_frame() -> None:
     class One:
+        """A detector that finds one face the size of the frame."""
+
         name = "one"
 
-        def detect(self, image: np.ndarray) -> list:
-            return [image.shape]
+        def detect(self, image: np.ndarray) -> list[Detection]:
+            h, w = image.shape[:2]
+            return [Detection(Box(0, 0, w, h), 1.0)]
 
-    det: FaceDetector = One()  # type: ignore[assignment]
-    assert detect_batch(det, [np.zeros((4, 6, 3), np.uint8), np.zeros((8, 2, 3), np.uint8)]) == [
-        [(4, 6, 3)],
-        [(8, 2, 3)],
-    ]
+    frames = [np.zeros((4, 6, 3), np.uint8), np.zeros((8, 2, 3), np.uint8)]
+    found = detect_batch(One(), frames)
+    assert [[d.box.as_tuple() for d in f] for f in found] == [[(0, 0, 6, 4)], [(0, 0, 2, 8)]]
