@@ -83,7 +83,6 @@ PENDING: dict[str, frozenset[str]] = {
     ),
     "functions": frozenset(
         {
-            "metrosight/api/app.py:create_app",
             "metrosight/api/routes/watchlists.py:enrol",
             "metrosight/audit/log.py:verify",
             "metrosight/cli.py:enroll",

@@ -16,26 +16,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+import fastapi_offline
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metrosight.api.deps import SESSION_COOKIE, AnyUser
+from metrosight.api.deps import AnyUser
+from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render
+from metrosight.api.middleware import add_middleware
+from metrosight.api.routes import alerts, auth, operations, pages, watchlists
+from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.bus.inproc import (
     TOPIC_ALERTS,
@@ -44,18 +44,10 @@ from metrosight.bus.inproc import (
     TOPIC_CAMERA_STATS,
     InProcessBus,
 )
-from metrosight.core.names import InvalidInput
-from metrosight.policy.crypto import CryptoError
-from metrosight.policy.rules import Forbidden, PolicyError
-from metrosight.recognize.gallery import ModelMismatch
 from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
-from metrosight.store.db import StoreError
-from metrosight.store.governance import Conflict, NotFound
 
 log = logging.getLogger(__name__)
-
-WEB = Path(__file__).resolve().parent.parent / "web"
 
 StartupHook = Callable[["AppState"], Callable[[], None] | None]
 
@@ -109,101 +101,6 @@ class AppState:
         return self.services.matching.operating_status(live_tracks=tracks, live_seconds=time.monotonic() - self.started)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuses request bodies over the limit with 413, by ``Content-Length`` or while they stream in."""
-
-    def __init__(self, app: ASGIApp, default: int, uploads: int, upload_paths: Callable[[str], bool]) -> None:
-        self.app, self.default, self.uploads, self.upload_paths = app, default, uploads, upload_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.uploads if self.upload_paths(scope["path"]) else self.default
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await _too_large(limit, send)
-            return
-        seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
-                    raise _BodyTooLarge
-            return msg
-
-        async def tracking_send(msg: Message) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _too_large(limit, send)
-
-
-def keep_uploads_in_memory(max_upload_bytes: int) -> None:
-    """Uploaded face photos are never written to disk: Starlette spools each uploaded file into a
-    ``SpooledTemporaryFile`` that moves to a temporary file on disk past ``MultiPartParser.spool_max_size`` (1 MiB);
-    raising that to the largest upload :class:`BodyLimit` lets through keeps every upload in memory, where it is
-    decoded (:func:`metrosight.ingest.images.decode_photo`) and dropped with the request. The setting is the
-    parser's class attribute, so it holds for the whole process (the service is the only form parser in it)."""
-    from starlette.formparsers import MultiPartParser
-
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes + 1)
-
-
-async def _too_large(limit: int, send: Send) -> None:
-    body = JSONResponse({"detail": f"request body larger than {limit / 2**20:.0f} MiB"}, status_code=413).body
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", NO_STORE.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-SECURITY_HEADERS: Final[Mapping[str, str]] = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-# Responses carry personal data (alerts, crops, the audit log, users): no browser or proxy may keep a copy. Only the
-# static assets (scripts, styles, the docs' bundle) may be cached.
-NO_STORE = "no-store"
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
-    "form-action 'self'"
-)
-CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
-    "script-src 'self'", "script-src 'self' 'unsafe-inline'"
-)  # the Swagger UI page starts itself with an inline script
-
-
-def _error(status: int) -> Callable[[Request, Exception], Response]:
-    def handler(_request: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-
-    return handler
-
-
 def write_signin_audit(svc: AppState, *, all: bool = False) -> int:
     """Write the closed windows of failed/refused sign-ins (every window with ``all``) to the audit log, one row
     each. Returns how many rows were written."""
@@ -253,9 +150,44 @@ def create_app(
         startup: hooks run at startup (see the module docstring).
     """
     config = config or ApiConfig()
+    svc = _app_state(services, bus, config)
+    app = FastAPI(
+        title="metrosight operator service",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan(svc, startup),
+    )
+    app.state.services = svc
+    add_error_handlers(app)
+    add_middleware(
+        app,
+        max_body_bytes=config.max_body_bytes,
+        max_upload_bytes=config.max_upload_bytes,
+        session_secret=session_secret(services.home.root),
+        session_max_age=config.session_max_age,
+        secure_cookies=config.secure_cookies,
+        trusted_proxies=services.settings.api.trusted_proxies,
+    )
+    _add_routes(app, svc)
+    return app
+
+
+DESCRIPTION = (
+    "Alerts, two-person review, watchlists, cameras, behaviour events, audit log and users of a metrosight "
+    "installation. Every endpoint needs a signed-in user with a role: a session cookie (web UI; changes "
+    "also need the X-CSRF-Token header) or an API token (`Authorization: Bearer mst_…`). 401: not "
+    "signed in; 403: wrong role or a rule refused (e.g. approving your own entry); 404: no such thing; "
+    "409: the request conflicts with a rule or the current state; 410: the data was crypto-shredded; "
+    "413: body too large; 422: malformed request."
+)
+
+
+def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) -> AppState:
+    """The app's shared state, its metrics registry, and the camera board fed from ``bus``."""
     board = CameraBoard(list(services.settings.cameras))
     store = services.store
-
     svc = AppState(
         services=services,
         accounts=Accounts(store),
@@ -273,6 +205,12 @@ def create_app(
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]
         bus.subscribe(TOPIC_CAMERA_SNAPSHOT, lambda p: board.on_snapshot(p.camera_id, p.jpeg, p.wall_time))  # type: ignore[attr-defined]
+    return svc
+
+
+def _lifespan(svc: AppState, startup: Sequence[StartupHook]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: the sign-in audit writer, then the hooks (stopped in reverse order), then the live
+    feed's subscription to alerts on the bus."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -281,8 +219,8 @@ def create_app(
             stop = hook(svc)
             if stop is not None:
                 stops.append(stop)
-        if bus is not None:  # after the hooks: a store subscribed by a hook runs first, so the row is there
-            bus.subscribe(TOPIC_ALERTS, svc.hub.notify)
+        if svc.bus is not None:  # after the hooks: a store subscribed by a hook runs first, so the row is there
+            svc.bus.subscribe(TOPIC_ALERTS, svc.hub.notify)
         try:
             yield
         finally:
@@ -292,86 +230,11 @@ def create_app(
                 except Exception:
                     log.exception("a shutdown hook failed")
 
-    app = FastAPI(
-        title="metrosight operator service",
-        version="1",
-        description=(
-            "Alerts, two-person review, watchlists, cameras, behaviour events, audit log and users of a metrosight "
-            "installation. Every endpoint needs a signed-in user with a role: a session cookie (web UI; changes "
-            "also need the X-CSRF-Token header) or an API token (`Authorization: Bearer mst_…`). 401: not "
-            "signed in; 403: wrong role or a rule refused (e.g. approving your own entry); 404: no such thing; "
-            "409: the request conflicts with a rule or the current state; 410: the data was crypto-shredded; "
-            "413: body too large; 422: malformed request."
-        ),
-        docs_url=None,
-        redoc_url=None,
-        lifespan=lifespan,
-    )
-    app.state.services = svc
+    return lifespan
 
-    for exc_type, status in (
-        (Forbidden, 403),
-        (NotFound, 404),
-        (Conflict, 409),
-        (PolicyError, 409),
-        (CryptoError, 410),
-        (StoreError, 503),
-        (ModelMismatch, 409),  # the watchlists hold templates of another descriptor model than the configured one
-        (InvalidInput, 422),  # a name, camera id, date or duration that breaks its rule (core/names.py, core/when.py)
-    ):
-        app.add_exception_handler(exc_type, _error(status))
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(PoolTimeout)
-    async def _busy(_request: Request, exc: Exception) -> Response:
-        # the database did not answer in time (SQLite's write lock held past busy_timeout, the pool exhausted, a
-        # PostgreSQL restart): nothing was changed; the client may retry
-        log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
-        return JSONResponse(
-            {"detail": "the database is busy or unavailable; nothing was changed, try again"},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        response.headers.setdefault("Content-Security-Policy", CSP_DOCS if request.url.path == "/docs" else CSP)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", NO_STORE)
-        return response
-
-    keep_uploads_in_memory(config.max_upload_bytes)
-    app.add_middleware(
-        BodyLimit,
-        default=config.max_body_bytes,
-        uploads=config.max_upload_bytes,
-        upload_paths=lambda p: p == "/api/identify" or p.startswith("/api/watchlists/") and p.endswith("/entries"),
-    )
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=session_secret(services.home.root),
-        session_cookie=SESSION_COOKIE,
-        max_age=config.session_max_age,
-        same_site="strict",
-        https_only=config.secure_cookies,
-    )
-    if services.settings.api.trusted_proxies:  # outermost: every layer (and the audit) sees the real client
-        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(services.settings.api.trusted_proxies))
-
-    from metrosight.api.routes import alerts, auth, operations, pages, watchlists
-
+def _add_routes(app: FastAPI, svc: AppState) -> None:
+    """The API and UI routes, /metrics, /healthz, the static assets and the offline Swagger UI."""
     app.include_router(auth.router)
     app.include_router(alerts.router)
     app.include_router(watchlists.router)
@@ -388,8 +251,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    import fastapi_offline
-
     docs_static = Path(fastapi_offline.__file__).parent / "static"
     app.mount("/static/docs", StaticFiles(directory=docs_static), name="docs-static")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
@@ -404,5 +265,3 @@ def create_app(
             swagger_css_url="/static/docs/swagger-ui.css",
             swagger_favicon_url="/static/docs/favicon.png",
         )
-
-    return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -32,9 +33,11 @@ def _when(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _templates() -> Jinja2Templates:
-    from metrosight.api.app import WEB
+#: the operator UI's templates and static assets
+WEB = Path(__file__).resolve().parent.parent.parent / "web"
 
+
+def _templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=str(WEB / "templates"))
     t.env.filters["when"] = _when
     t.env.filters["unix"] = lambda v: _when(datetime.fromtimestamp(v, UTC)) if v else "—"
