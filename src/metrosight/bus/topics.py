@@ -7,8 +7,9 @@ the wire name (the Redis stream is ``<prefix>:stream:<name>``), unchanged from t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -59,7 +60,7 @@ EVENTS: Topic[EventV1] = Topic("events", EventV1)
 EVENT_UPDATES: Topic[EventUpdateV1] = Topic("event-updates", EventUpdateV1)
 
 #: every topic, by wire name
-TOPICS: dict[str, Topic[BaseModel]] = {
+TOPICS: Final[Mapping[str, Topic[BaseModel]]] = {
     t.name: t  # type: ignore[misc]
     for t in (ALERTS, ALERT_UPDATES, CAMERA_STATE, CAMERA_STATS, CAMERA_SNAPSHOT, EVENTS, EVENT_UPDATES)
 }
