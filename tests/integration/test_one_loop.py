@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "metrosight" / "sample"
 LEAD_IN = 3.0  # seconds of black before the clip: a node plays files as live cameras, and drops the frames that
 # arrive while its first frame warms the models up (about a second here); the hosts must differ in nothing else
-FPS = 4.0  # analysed frames a second: a node replays the file in real time, this leaves each frame 250 ms
+FPS = 2.0  # analysed frames a second: a node replays the file in real time, this leaves each frame 500 ms
 SECRET = "s3cr3t-pw"
 
 
