@@ -202,9 +202,9 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
     )
     svc.registry = make_registry(board, store.alert_counts, operating=svc.operating_status, home=services.home.root)
     if bus is not None:
-        bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)  # type: ignore[arg-type]
-        bus.subscribe(TOPIC_CAMERA_SNAPSHOT, lambda p: board.on_snapshot(p.camera_id, p.jpeg, p.wall_time))  # type: ignore[attr-defined]
+        bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)
+        bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)
+        bus.subscribe(TOPIC_CAMERA_SNAPSHOT, lambda p: board.on_snapshot(p.camera_id, p.jpeg, p.wall_time))
     return svc
 
 
