@@ -76,14 +76,12 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/cli.py",
             "metrosight/eval/cli.py",
             "metrosight/ops/doctor.py",
-            "metrosight/pipeline/cluster.py",
             "metrosight/store/governance.py",
             "metrosight/store/repo.py",
         }
     ),
     "functions": frozenset(
         {
-            "metrosight/api/routes/watchlists.py:enrol",
             "metrosight/audit/log.py:verify",
             "metrosight/cli.py:enroll",
             "metrosight/cli.py:run",
@@ -94,8 +92,6 @@ PENDING: dict[str, frozenset[str]] = {
             "metrosight/eval/cli.py:detect_cmd",
             "metrosight/eval/cli.py:identify_cmd",
             "metrosight/eval/cli.py:verify_cmd",
-            "metrosight/pipeline/runtime.py:Runtime.run",
-            "metrosight/pipeline/worker.py:_serve",
             "metrosight/store/migrations/versions/0001_initial_schema.py:upgrade",
             "metrosight/store/migrations/versions/0003_privacy_and_accountability.py:upgrade",
             "metrosight/store/migrations/versions/0010_alert_episodes.py:upgrade",

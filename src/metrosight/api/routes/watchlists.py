@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +24,10 @@ from metrosight.api.schemas import (
 )
 from metrosight.core.names import InvalidInput, human_name, identifiers, same_name
 from metrosight.core.when import isoformat_local, parse_when, zone_name
-from metrosight.ingest.images import ImageError, Photo, PhotoTooLarge, decode_photo
+from metrosight.ingest.images import ImageError, Photo, PhotoLimits, PhotoTooLarge, decode_photo
 from metrosight.policy.rules import Actor, Authorisation, PolicyError
+from metrosight.services.enrolment import EnrolResult
+from metrosight.services.suite import Services
 
 router = APIRouter(tags=["watchlists"])
 
@@ -164,15 +167,32 @@ def enrol(
     dominates; otherwise it is refused with its faces numbered (``faces``) and ``face`` chooses one (one photo per
     request). 201 when at least one photo was enrolled (or already was), 422 when all were refused
     (413 when one of them for its size)."""
+    limits = svc.installation.photo_limits
+    subject = _checked_request(subject, photos, face, limits)
+    svc.store.watchlist_category(watchlist)  # 404 before anything is read
+    auth = _authorisation(svc, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
+    uploads = _DecodedUploads(photos, subject, limits)
+    results = svc.enrolment.enroll(watchlist, uploads, actor, auth, face=face, person_id=person_id)
+    body = _enrol_public(svc, watchlist, subject, auth, results)
+    ok = any(r.status in ("enrolled", "duplicate") for r in results)
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 413 if uploads.too_large else 422)
+
+
+def _checked_request(subject: str, photos: list[UploadFile], face: int | None, limits: PhotoLimits) -> str:
+    """The subject's name normalised (NFC, trimmed, whitespace collapsed), once the request's shape is checked:
+    1 to ``MAX_PHOTOS`` photos, ``face`` with one photo only, no photo declared larger than the limit.
+
+    Raises:
+        HTTPException: 422 (bad name, number of photos, ``face`` with several), 413 (a photo too large).
+    """
     try:
-        subject = human_name(subject, "subject: the person's name")  # NFC, trimmed, whitespace collapsed
+        subject = human_name(subject, "subject: the person's name")
     except InvalidInput as exc:
         raise HTTPException(422, str(exc)) from None
     if not photos or len(photos) > MAX_PHOTOS:
         raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
     if face is not None and len(photos) != 1:
         raise HTTPException(422, "face chooses a face of one photo: send exactly one photo with it")
-    limits = svc.installation.photo_limits
     for i, p in enumerate(photos):
         if p.size is not None and p.size > limits.max_bytes:
             raise HTTPException(
@@ -180,25 +200,37 @@ def enrol(
                 f"{_safe_name(p.filename, i)}: {p.size / 1e6:.0f} MB is larger than the "
                 f"{limits.max_bytes / 1e6:g} MB limit for a photo (photos.max_file_mb)",
             )
-    svc.store.watchlist_category(watchlist)  # 404 before anything is read
-    auth = _authorisation(svc, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
-    too_large = False
+    return subject
 
-    def decoded():
-        nonlocal too_large
-        for i, p in enumerate(photos):  # one decoded photo held at a time
+
+class _DecodedUploads:
+    """The uploaded photos decoded one at a time as ``(subject, photo or why not)`` (one decoded photo held at a
+    time); ``too_large`` tells afterwards whether one was refused for its size."""
+
+    def __init__(self, photos: list[UploadFile], subject: str, limits: PhotoLimits) -> None:
+        self.photos, self.subject, self.limits = photos, subject, limits
+        self.too_large = False
+
+    def __iter__(self) -> Iterator[tuple[str, Photo | ImageError]]:
+        for i, p in enumerate(self.photos):
             name = _safe_name(p.filename, i)
             try:
-                photo: Photo | ImageError = decode_photo(upload_bytes(p, limits.max_bytes, name), name, limits)
+                photo: Photo | ImageError = decode_photo(
+                    upload_bytes(p, self.limits.max_bytes, name), name, self.limits
+                )
             except ImageError as exc:
-                too_large |= isinstance(exc, PhotoTooLarge)
+                self.too_large |= isinstance(exc, PhotoTooLarge)
                 photo = exc
-            yield subject, photo
+            yield self.subject, photo
 
-    results = svc.enrolment.enroll(watchlist, decoded(), actor, auth, face=face, person_id=person_id)
+
+def _enrol_public(
+    svc: Services, watchlist: str, subject: str, auth: Authorisation | None, results: list[EnrolResult]
+) -> EnrolPublic:
+    """The answer to an enrolment: the entry as it now stands and each photo's outcome."""
     entry = next((e for e in svc.store.entries(watchlist) if same_name(e.name, subject)), None)
     tz = svc.clock.tz
-    body = EnrolPublic(
+    return EnrolPublic(
         watchlist=watchlist,
         subject=entry.name if entry is not None else subject,
         entry_status=entry.status if entry is not None else None,
@@ -219,13 +251,11 @@ def enrol(
             for r in results
         ],
     )
-    ok = any(r.status in ("enrolled", "duplicate") for r in results)
-    return JSONResponse(body.model_dump(mode="json"), status_code=201 if ok else 413 if too_large else 422)
 
 
 def upload_bytes(upload: UploadFile, max_bytes: int, name: str) -> bytes:
     """An uploaded file's bytes, from memory (the app keeps uploads in memory, see
-    :func:`metrosight.api.app.create_app`).
+    :func:`metrosight.api.middleware.keep_uploads_in_memory`).
 
     Raises:
         PhotoTooLarge: more than ``max_bytes`` (when the client sent no size).
