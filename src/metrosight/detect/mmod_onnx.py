@@ -24,6 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.dlib_dat import (
+    Affine,
+    BatchNorm,
+    Conv,
+    DlibFormatError,
+    InputRgbImagePyramid,
+    LossMmod,
+    Relu,
+    read_dlib_net,
+)
 from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image, clipped_detection, nms_boxes
@@ -57,17 +67,6 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from metrosight.core.dlib_dat import (
-        Affine,
-        BatchNorm,
-        Conv,
-        DlibFormatError,
-        InputRgbImagePyramid,
-        LossMmod,
-        Relu,
-        read_dlib_net,
-    )
-
     try:
         net = read_dlib_net(path)
     except (OSError, DlibFormatError) as exc:
@@ -78,7 +77,8 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
     if len(windows) != 1 or windows[0].width != windows[0].height:
         raise DetectorError(f"{path}: only one square detector window is supported, got {windows}")
 
-    nodes, inits = [], []
+    nodes: list[Any] = []
+    inits: list[Any] = []
     cur, stride, offset = "x", 1, 0
     layers = list(net.layers)
     i = 0
@@ -88,8 +88,8 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
             raise DetectorError(f"{path}: unsupported layer {layer.tag} at position {i}")
         w = layer.weight.astype(np.float64)
         b = np.zeros(w.shape[0]) if layer.bias is None else layer.bias.astype(np.float64)
-        if i + 1 < len(layers) and isinstance(layers[i + 1], BatchNorm | Affine):
-            nxt = layers[i + 1]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(nxt, BatchNorm | Affine):
             aff = nxt.as_affine() if isinstance(nxt, BatchNorm) else nxt
             w = w * aff.gamma.astype(np.float64)[:, None, None, None]
             b = b * aff.gamma + aff.beta
