@@ -75,7 +75,6 @@ PENDING: dict[str, frozenset[str]] = {
         {
             "metrosight/cli.py",
             "metrosight/eval/cli.py",
-            "metrosight/ops/doctor.py",
             "metrosight/store/governance.py",
             "metrosight/store/repo.py",
         }

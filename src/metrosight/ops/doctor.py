@@ -17,15 +17,15 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from metrosight.config.model import CameraConfig, Settings
+from metrosight.config.model import Settings
+from metrosight.ops.camera_check import check_camera
+from metrosight.ops.checks import Check, Report, Status, guard
 from metrosight.policy.crypto import MASTER_KEY_ENV, CryptoError, KeyRing, load_master_key
 from metrosight.store.db import StoreError, alembic_config, normalize_url, open_engine, safe_url
 
@@ -49,55 +49,6 @@ OPTIONAL_DECODERS = ("hevc", "mpeg4")
 MIN_FREE_BYTES = 1 << 30  # below this a full disk is near: fail
 WARN_FREE_BYTES = 10 << 30
 WARN_FREE_SHARE = 0.10
-
-
-class Status(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One check's outcome: ``detail`` says what was found, ``fix`` what to do (warn/fail), ``data`` the figures."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def line(self) -> str:
-        """One line: ``[fail] name: detail — fix``."""
-        return f"[{self.status.value}] {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value}
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """All checks; ``ok`` when none failed (warnings do not fail the doctor)."""
-
-    checks: list[Check]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.status is not Status.FAIL for c in self.checks)
-
-
-def _guard(name: str, fn: Callable[[], Check]) -> Check:
-    """Run one check; an unexpected error is that check's failure, never the doctor's crash."""
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - reported as the check's result, in one line
-        return Check(
-            name,
-            Status.FAIL,
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            "report this with `metrosight doctor --json`",
-        )
 
 
 def check_python() -> Check:
@@ -219,8 +170,8 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
             data=data,
         )
 
-    yield _guard("detector", detector)
-    yield _guard("embedder", embedder)
+    yield guard("detector", detector)
+    yield guard("embedder", embedder)
 
 
 def check_home(root: Path, min_free: int = MIN_FREE_BYTES) -> Iterator[Check]:
@@ -407,68 +358,6 @@ def check_bus(bus_url: str | None) -> Check:
     )
 
 
-def check_camera(cam: CameraConfig, open_timeout: float) -> Check:
-    """Open one configured camera, decode one frame, report resolution, frame rate and transport."""
-    from metrosight.ingest.source import SourceError, open_container, parse_source
-
-    name = f"camera {cam.id}"
-    spec = parse_source(cam.source, cam.rtsp_transport)
-    tried = spec.transports if spec.kind == "rtsp" else ("",)
-    failures: list[str] = []
-    for transport in tried:
-        one = parse_source(cam.source, transport) if transport else spec
-        t0 = time.perf_counter()
-        try:
-            container = open_container(one, open_timeout)
-        except SourceError as exc:
-            failures.append(str(exc))
-            continue
-        try:
-            stream = container.streams.video[0]
-            frame = next(container.decode(stream))
-            rate = stream.average_rate or stream.guessed_rate
-            data = {
-                "source": spec.display,
-                "width": frame.width,
-                "height": frame.height,
-                "fps": round(float(rate), 2) if rate else None,
-                "codec": stream.codec_context.name,
-                "transport": transport or spec.kind,
-                "open_s": round(time.perf_counter() - t0, 3),
-            }
-        except (IndexError, StopIteration, Exception) as exc:  # noqa: BLE001 - a stream that gives no frame
-            return Check(
-                name,
-                Status.FAIL,
-                f"{spec.display}: opened but no frame decoded ({spec.redact(str(exc))})",
-                "check the stream's codec (`metrosight doctor --codec NAME`) and that it sends video",
-            )
-        finally:
-            container.close()
-        fps = f"{data['fps']:g} fps" if data["fps"] else "frame rate unknown"
-        return Check(
-            name,
-            Status.OK,
-            f"{spec.display}: {data['width']}×{data['height']}, {fps}, {data['codec']} "
-            f"over {str(data['transport']).upper()}",
-            data=data,
-        )
-    return Check(
-        name,
-        Status.FAIL,
-        spec.redact(_merge(failures, [t for t in tried if t])),
-        "fix the camera's address, credentials or network (the reason above says which)",
-    )
-
-
-def _merge(messages: list[str], transports: list[str]) -> str:
-    """One message for the same failure over several RTSP transports (``… over TCP and UDP: reason; hint``)."""
-    parts = [m.split(f" over {t.upper()}", 1) for m, t in zip(messages, transports, strict=False)]
-    if len(parts) > 1 and all(len(p) == 2 for p in parts) and len({p[1] for p in parts}) == 1:
-        return f"{parts[0][0]} over {' and '.join(t.upper() for t in transports)}{parts[0][1]}"
-    return " / ".join(messages)
-
-
 def run_doctor(
     settings: Settings,
     root: Path,
@@ -486,9 +375,9 @@ def run_doctor(
         min_free: bytes of free space below which the disk check fails.
     """
     checks = [
-        _guard("python", check_python),
-        _guard("packages", check_packages),
-        _guard("ffmpeg", lambda: check_codecs(REQUIRED_DECODERS + tuple(codecs))),
+        guard("python", check_python),
+        guard("packages", check_packages),
+        guard("ffmpeg", lambda: check_codecs(REQUIRED_DECODERS + tuple(codecs))),
     ]
     if models:
         cache = root / "cache" / "models"
@@ -499,9 +388,9 @@ def run_doctor(
                 checks += list(check_models(settings, Path(tmp)))
     checks += list(check_home(root, min_free))
     checks += list(check_database(settings, root))
-    checks.append(_guard("redis", lambda: check_bus(bus_url)))
+    checks.append(guard("redis", lambda: check_bus(bus_url)))
     for cam in settings.cameras if cameras else []:
         checks.append(
-            _guard(f"camera {cam.id}", functools.partial(check_camera, cam, settings.ingest.open_timeout_seconds))
+            guard(f"camera {cam.id}", functools.partial(check_camera, cam, settings.ingest.open_timeout_seconds))
         )
     return Report(checks)
