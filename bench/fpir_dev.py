@@ -41,7 +41,7 @@ def folders(root: Path) -> dict[str, list[Path]]:
 def encode(items, aligned: bool = False):  # type: ignore[no-untyped-def]
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.eval.cli import metrosight_encoder
+    from metrosight.eval.extract import metrosight_encoder
     from metrosight.eval.extract import encode_all
 
     settings = Settings()

@@ -240,7 +240,7 @@ def main() -> None:
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.eval.calibrate import fused
-    from metrosight.eval.cli import metrosight_encoder
+    from metrosight.eval.extract import metrosight_encoder
 
     enc = metrosight_encoder(Settings(), Home.resolve(None), flip=True)
     recs = encode_all([(p, k) for k, p in gallery.items()] + [(p, k) for k, p in mated], enc, CACHE)

@@ -233,9 +233,9 @@ def node_host(cams: list[Cam], root: Path, caplog, capfd, cfg: Path | None = Non
     from fastapi.testclient import TestClient
 
     from metrosight.api.app import create_app
-    from metrosight.api.serve import supervisor_hook
     from metrosight.bus.base import TOPIC_CAMERA_STATE
     from metrosight.bus.inproc import InProcessBus
+    from metrosight.cli.serve import supervisor_hook
 
     caplog.set_level(logging.DEBUG)
     caplog.clear()

@@ -73,8 +73,6 @@ _CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
 PENDING: dict[str, frozenset[str]] = {
     "modules": frozenset(
         {
-            "metrosight/cli.py",
-            "metrosight/eval/cli.py",
             "metrosight/store/governance.py",
             "metrosight/store/repo.py",
         }
@@ -82,15 +80,6 @@ PENDING: dict[str, frozenset[str]] = {
     "functions": frozenset(
         {
             "metrosight/audit/log.py:verify",
-            "metrosight/cli.py:enroll",
-            "metrosight/cli.py:run",
-            "metrosight/cluster_cli.py:plan",
-            "metrosight/cluster_cli.py:worker",
-            "metrosight/eval/cli.py:_identify_video",
-            "metrosight/eval/cli.py:calibrate_cmd",
-            "metrosight/eval/cli.py:detect_cmd",
-            "metrosight/eval/cli.py:identify_cmd",
-            "metrosight/eval/cli.py:verify_cmd",
             "metrosight/store/migrations/versions/0001_initial_schema.py:upgrade",
             "metrosight/store/migrations/versions/0003_privacy_and_accountability.py:upgrade",
             "metrosight/store/migrations/versions/0010_alert_episodes.py:upgrade",
@@ -99,7 +88,6 @@ PENDING: dict[str, frozenset[str]] = {
     ),
     "state": frozenset(
         {
-            "metrosight/cli.py:state",
             "metrosight/store/accounts.py:_DUMMY_HASH",
             "metrosight/store/repo.py:_open_stores",
         }

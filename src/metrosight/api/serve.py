@@ -1,98 +1,18 @@
-"""``metrosight serve`` (the operator service with the configured cameras) and ``metrosight token`` (API tokens)."""
+"""The uvicorn settings ``metrosight serve`` (:mod:`metrosight.cli.serve`) runs the operator service with."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-log = logging.getLogger(__name__)
-
-token_app = typer.Typer(help="API tokens for machines (Authorization: Bearer …).", no_args_is_help=True)
-
-
-def supervisor_hook(log_level: int = logging.WARNING):  # type: ignore[no-untyped-def]
-    """A startup hook that runs the configured cameras with the node supervisor (worker processes) in a
-    background thread, publishing on the app's bus; its stop callable stops the cameras in order."""
-
-    def start(svc):  # type: ignore[no-untyped-def]
-        from metrosight.pipeline.supervisor import Supervisor
-
-        sup = Supervisor(svc.services, bus=svc.bus, log_level=log_level)
-        svc.extras["supervisor"] = sup
-        thread = threading.Thread(target=sup.run, name="metrosight-supervisor", daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            sup.request_stop()
-            thread.join(svc.services.settings.node.shutdown_timeout_seconds + 10.0)
-
-        return stop
-
-    return start
-
-
-def serve(
-    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port to listen on")] = 8080,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file (with `cameras:`)")] = None,
-    secure_cookies: Annotated[
-        bool, typer.Option("--secure-cookies", help="mark the session cookie Secure (when served over HTTPS)")
-    ] = False,
-    no_cameras: Annotated[bool, typer.Option("--no-cameras", help="serve the UI/API only; start no camera")] = False,
-    bus_url: Annotated[
-        str | None,
-        typer.Option(
-            "--bus",
-            envvar="METROSIGHT_BUS",
-            help="scale-out: store what `metrosight worker`s publish on this Redis (redis://…); the cameras run on the workers",
-        ),
-    ] = None,
-) -> None:
-    """Run the operator service (web UI, REST API at /api, OpenAPI at /docs, Prometheus /metrics) and the cameras
-    named in the config's `cameras:` list. Sign in with a user created by `metrosight user add NAME -r ROLE
-    --password`. Ctrl-C or SIGTERM stop the cameras in order, then the service."""
+if TYPE_CHECKING:
     import uvicorn
 
-    from metrosight.api.app import ApiConfig, create_app
-    from metrosight.bus.inproc import InProcessBus
-    from metrosight.cli import _runtime, err, fail
-    from metrosight.pipeline.supervisor import SupervisorError
 
-    rt = _runtime(config)
-    if rt.store.user_count() == 0:
-        err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
-    hooks = []
-    if bus_url:  # scale-out: consume the workers' alerts and events into the store (one of the `store` group)
-        from metrosight.pipeline.consumer import startup_hook as consumer_hook
-
-        hooks.append(consumer_hook(bus_url))
-    elif rt.settings.cameras and not no_cameras:
-        from metrosight.pipeline.supervisor import Supervisor
-
-        try:  # validate the camera list now, with a clear error, before the server starts
-            Supervisor(rt, bus=InProcessBus())
-        except SupervisorError as exc:
-            fail(str(exc))
-        hooks.append(supervisor_hook(logging.getLogger().level))
-    bus = InProcessBus()
-    app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
-    cams = (
-        f"on the workers of {bus_url}" if bus_url else ", ".join(c.id for c in rt.settings.cameras) if hooks else "none"
-    )
-    err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
-    uvicorn.Server(server_config(app, host, port)).run()
-
-
-def server_config(app, host: str, port: int):  # type: ignore[no-untyped-def]
+def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
     """The uvicorn settings ``serve`` runs ``app`` with. ``proxy_headers=False``: uvicorn would otherwise believe
     ``X-Forwarded-For`` from any client on 127.0.0.1 (its ``FORWARDED_ALLOW_IPS`` default); the app believes it
     only from the addresses of the config's ``api.trusted_proxies`` (see :func:`metrosight.api.app.create_app`)."""
-    import uvicorn
+    import uvicorn  # heavy: the ASGI server, needed only by `serve`
 
     return uvicorn.Config(
         app,
@@ -103,73 +23,3 @@ def server_config(app, host: str, port: int):  # type: ignore[no-untyped-def]
         proxy_headers=False,
         forwarded_allow_ips="",
     )
-
-
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Argument(help="what uses the token, e.g. prometheus")],
-    user: Annotated[
-        str | None, typer.Option("--user", help="must be you (the default): a token for another user is refused")
-    ] = None,
-    days: Annotated[
-        float | None,
-        typer.Option(
-            "--days",
-            min=0.01,
-            max=3650,
-            help="lifetime in days (default 90, or the role's limit if shorter: "
-            "operator/approver 30, auditor 90, viewer 365)",
-        ),
-    ] = None,
-    forever: Annotated[
-        bool, typer.Option("--no-expiry", help="the token never expires (admins only; audited)")
-    ] = False,
-) -> None:
-    """Create an API token acting as you (the --as user); it is printed once (only its hash is stored). Nobody
-    can create a token for another user: that user signs in and creates their own."""
-    from metrosight.cli import _actor, _runtime, governed, out
-    from metrosight.store.accounts import Accounts
-
-    rt = _runtime()
-    actor = _actor(rt)
-    expires = None if forever or days is None else datetime.now(UTC) + timedelta(days=days)
-    with governed():
-        info, token = Accounts(rt.store).create_token(user or actor.name, name, actor, expires, never_expires=forever)
-    out.print(f"token {info.id} for {info.user} ({info.name}), expires {info.expires_at or 'never'}:", highlight=False)
-    print(token)
-
-
-@token_app.command("list")
-def token_list() -> None:
-    """Your tokens (an admin sees all)."""
-    from rich.table import Table
-
-    from metrosight.cli import _actor, _runtime, out
-    from metrosight.store.accounts import Accounts
-
-    rt = _runtime()
-    table = Table("id", "name", "user", "prefix", "created", "expires", "last used", "revoked")
-    for t in Accounts(rt.store).tokens(_actor(rt)):
-        table.add_row(
-            str(t.id),
-            t.name,
-            t.user,
-            t.prefix + "…",
-            str(t.created_at)[:19],
-            str(t.expires_at or "-")[:19],
-            str(t.last_used_at or "-")[:19],
-            str(t.revoked_at or "-")[:19],
-        )
-    out.print(table)
-
-
-@token_app.command("revoke")
-def token_revoke(token_id: Annotated[int, typer.Argument(min=1, max=2**63 - 1)]) -> None:
-    """Revoke a token."""
-    from metrosight.cli import _actor, _runtime, governed, out
-    from metrosight.store.accounts import Accounts
-
-    rt = _runtime()
-    with governed():
-        Accounts(rt.store).revoke_token(token_id, _actor(rt))
-    out.print(f"token {token_id} revoked")

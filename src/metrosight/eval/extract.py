@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from metrosight.config.home import Home
+from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.recognize.align import align
@@ -379,3 +381,34 @@ def faces_of_photos(
     d = np.concatenate(descs) if descs else np.zeros((0, dim), np.float32)
     f = (np.concatenate(flips) if flips else np.zeros((0, dim), np.float32)) if encoder.flip else None
     return d, f, skipped
+
+
+def metrosight_encoder(
+    settings: Settings,
+    home: Home,
+    flip: bool = True,
+    gate_quality: bool = True,
+    aligned: bool = False,
+    video: bool = False,
+) -> MetrosightEncoder:
+    """metrosight's photo path as configured (detector, quality limits, embedder): the quality limits of still
+    photos (``photos.*``), or with ``video`` those of camera frames (``detection.min_face_px``,
+    ``recognition.min_blur_var``, the default yaw limit)."""
+    # heavy: the backend registries load the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.detect.registry import face_detector_for
+    from metrosight.recognize.registry import embedder_for
+
+    if video:
+        limits = (settings.detection.min_face_px, settings.recognition.min_blur_var, 0.45)
+    else:
+        limits = (settings.photos.min_face_px, settings.photos.min_blur_var, settings.photos.max_yaw_ratio)
+    return MetrosightEncoder(
+        face_detector_for(settings),
+        embedder_for(settings, home.cache / "models", flip=False),
+        limits[0],
+        limits[1],
+        gate_quality=gate_quality,
+        flip=flip,
+        aligned=aligned,
+        max_yaw_ratio=limits[2],
+    )

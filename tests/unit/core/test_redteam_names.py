@@ -378,10 +378,8 @@ def test_a_password_with_an_accent_is_the_same_typed_composed_or_decomposed():
 
 @pytest.mark.parametrize("stem", ["../../escaped", "/tmp/x", ".hidden", "a\x00b"])
 def test_an_eval_report_name_cannot_leave_the_report_folder(stem):
-    import typer
+    from metrosight.eval.study import EvalError, report_stem
 
-    from metrosight.eval.cli import _stem
-
-    with pytest.raises(typer.Exit):
-        _stem("verify", stem)
-    assert _stem("verify", "lfw fold 1") == "lfw fold 1"
+    with pytest.raises(EvalError):
+        report_stem("verify", stem)
+    assert report_stem("verify", "lfw fold 1") == "lfw fold 1"

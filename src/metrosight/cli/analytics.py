@@ -1,54 +1,26 @@
-"""``metrosight analytics …`` commands and the event lines ``metrosight run`` prints (behaviour analytics)."""
+"""``metrosight analytics …``: behaviour analytics (no identity) drawn over a camera's view."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
+
+from metrosight.analytics.plot import PlotData, median_background, render
+from metrosight.cli.common import fail
+from metrosight.cli.context import cli_context
+from metrosight.core.names import InvalidInput, identifier
+from metrosight.ingest.source import SourceError, VideoSource, parse_source
 
 analytics_app = typer.Typer(help="Behaviour analytics (no identity): plots of tracks and events.", no_args_is_help=True)
 
 
-def event_json(ev, snapshot: str | None) -> str:  # type: ignore[no-untyped-def]
-    return json.dumps(
-        {
-            "type": "event",
-            "camera": ev.camera_id,
-            "kind": ev.kind,
-            "start": ev.start_ts,
-            "end": ev.end_ts,
-            "track_id": ev.track_id,
-            **{k: v for k, v in ev.data.items()},
-            "snapshot": snapshot,
-            "event_id": ev.event_id,
-        }
-    )
-
-
-def event_line(ev, snapshot: str | None) -> str:  # type: ignore[no-untyped-def]
-    d = ev.data
-    what = ", ".join(f"{k} {v}" for k, v in d.items() if k != "person")
-    return (
-        f"EVENT {ev.camera_id} {ev.kind} track {ev.track_id} from {ev.start_ts:.2f}s: {what} snapshot {snapshot or '-'}"
-    )
-
-
-def analytics_summary(stats, camera: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The analytics part of ``run``'s summary: events by kind, line counts, peak occupancy, gating."""
-    return {
-        "person_tracks": stats.tracks,
-        "events": dict(stats.events),
-        "crossings": {f"{line}:{d}": n for (line, d), n in sorted(stats.crossings.items())},
-        "peak_occupancy": dict(stats.peak_occupancy),
-        "detected_frames": stats.detected_frames,
-    }
-
-
 @analytics_app.command("plot")
 def plot_cmd(
+    ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", help="video file")],
     out_png: Annotated[Path, typer.Option("--out", help="PNG to write")],
     camera: Annotated[str, typer.Option("--camera", help="camera id (selects its zones in the config)")] = "cam0",
@@ -60,17 +32,15 @@ def plot_cmd(
     The backdrop is the median of frames in which nobody was detected (so no person is shown); nothing is stored:
     tracks exist only in this command's memory.
     """
-    from metrosight.analytics.plot import PlotData, median_background, render
-    from metrosight.cli import _settings, fail, out
-    from metrosight.core.names import InvalidInput, identifier
-    from metrosight.ingest.source import SourceError, VideoSource, parse_source
+    # heavy: the analytics pipeline loads the person detector's backend (onnxruntime)
     from metrosight.pipeline.analytics import AnalyticsPipeline, make_person_detector
 
+    c = cli_context(ctx)
     try:
         camera = identifier(camera, "--camera")
     except InvalidInput as exc:
         fail(str(exc))
-    settings = _settings(config)
+    settings = c.settings(config)
     spec = parse_source(source)
     if spec.kind != "file":
         fail("analytics plot needs a video file (--source FILE)")
@@ -84,7 +54,7 @@ def plot_cmd(
         lambda u: updates.__setitem__(u.event_id, u),
     )
     pipe.keep_history = True
-    samples = []
+    samples: list[np.ndarray] = []
     started = time.perf_counter()
     try:
         video = VideoSource(spec, camera, settings.ingest.analysis_fps, settings.ingest.open_timeout_seconds)
@@ -110,7 +80,7 @@ def plot_cmd(
     )
     render(data, out_png)
     s = pipe.stats
-    out.print(
+    c.out.print(
         f"wrote {out_png}: {s.tracks} person tracks, {sum(s.events.values())} event(s) "
         f"in {time.perf_counter() - started:.1f} s",
         highlight=False,

@@ -10,10 +10,20 @@ from typing import Annotated
 
 import typer
 
+from metrosight.cli.common import fail, governed
+from metrosight.cli.context import cli_context
+from metrosight.config.home import Home
+from metrosight.ops.backup import BackupError, create_backup, restore_backup
+from metrosight.ops.doctor import run_doctor
+from metrosight.policy.crypto import load_master_key
+from metrosight.policy.rules import require
+from metrosight.store.repo import CHECKPOINTS_ENV, Store, checkpoint_path
+
 PASSPHRASE_ENV = "METROSIGHT_BACKUP_PASSPHRASE"
 
 
 def doctor(
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file (cameras, database)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document: every check with its figures")] = False,
     bus: Annotated[
@@ -28,31 +38,27 @@ def doctor(
     """Check the host and the installation: Python and packages, FFmpeg decoders, models (hash, load time), the
     home (owner, mode, free space), the database (migrations) and the keys, Redis, and each configured camera (one
     frame: resolution, frame rate, transport). One line per check with what to do; exit 1 if any check fails."""
-    from metrosight.cli import _settings, out, state
-    from metrosight.config.home import Home
-    from metrosight.ops.doctor import run_doctor
-
+    c = cli_context(ctx)
+    out = c.out
     report = run_doctor(
-        _settings(config),
-        Home.resolve(state.home).root,
+        c.settings(config),
+        Home.resolve(c.home_dir).root,
         bus_url=bus,
         codecs=tuple(codec or ()),
         cameras=not no_cameras,
         models=not no_models,
     )
     if as_json:
-        out.print_json(json.dumps({"ok": report.ok, "checks": [c.as_dict() for c in report.checks]}))
+        out.print_json(json.dumps({"ok": report.ok, "checks": [check.as_dict() for check in report.checks]}))
     else:
-        for c in report.checks:
-            out.print(c.line(), highlight=False, soft_wrap=True, markup=False)
+        for check in report.checks:
+            out.print(check.line(), highlight=False, soft_wrap=True, markup=False)
         out.print("all checks passed" if report.ok else "some checks failed", highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _passphrase(file: Path | None, confirm: bool) -> str:
+def read_passphrase(file: Path | None, confirm: bool) -> str:
     """From ``--passphrase-file``, else ``METROSIGHT_BACKUP_PASSPHRASE`` (removed once read), else a hidden prompt."""
-    from metrosight.cli import fail
-
     if file is not None:
         try:
             return file.read_text().rstrip("\r\n")
@@ -67,6 +73,7 @@ def _passphrase(file: Path | None, confirm: bool) -> str:
 
 
 def backup(
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the data file (NAME.backup)")],
     keys_out: Annotated[
         Path | None, typer.Option("--keys-out", help="folder for the keys file (default --out; keep them apart)")
@@ -79,17 +86,13 @@ def backup(
     """Back up the installation (admin): a consistent snapshot of the database (SQLite online backup, or pg_dump),
     the encrypted media and the audit checkpoints in NAME.backup, and the master key in NAME.keys, sealed under a
     passphrase (at least 12 characters). Audited as backup.create."""
-    from metrosight.cli import _actor, _runtime, fail, governed, out
-    from metrosight.ops.backup import BackupError, create_backup
-    from metrosight.policy.crypto import load_master_key
-    from metrosight.policy.rules import require
-    from metrosight.store.repo import checkpoint_path
-
-    rt = _runtime(config)
-    actor = _actor(rt)
+    c = cli_context(ctx)
+    out = c.out
+    rt = c.services(config)
+    actor = c.actor(rt)
     with governed():
         require(actor, "back up the installation", "admin")
-    phrase = _passphrase(passphrase_file, confirm=True)
+    phrase = read_passphrase(passphrase_file, confirm=True)
     root = rt.home.root
     try:
         res = create_backup(
@@ -113,6 +116,7 @@ def backup(
 
 
 def restore(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="the backup's data file (NAME.backup)")],
     keys: Annotated[Path, typer.Argument(help="its keys file (NAME.keys)")],
     passphrase_file: Annotated[
@@ -124,18 +128,16 @@ def restore(
 ) -> None:
     """Restore a backup into a fresh home (--home; absent or empty) and, for PostgreSQL, an empty database. The
     audit chain is verified afterwards and the restore audited as backup.restore; exit 1 if it does not verify."""
-    from metrosight.cli import err, fail, out, state
-    from metrosight.config.home import Home
-    from metrosight.ops.backup import BackupError, restore_backup
-    from metrosight.store.repo import CHECKPOINTS_ENV, Store
+    c = cli_context(ctx)
+    out, err = c.out, c.err
 
     def open_store(home: Path, url: str | None) -> Store:
         Home(home).ensure()
         return Store.for_home(home, url)
 
-    home = Home.resolve(state.home).root
+    home = Home.resolve(c.home_dir).root
     cps = os.environ.get(CHECKPOINTS_ENV)
-    phrase = _passphrase(passphrase_file, confirm=False)
+    phrase = read_passphrase(passphrase_file, confirm=False)
     try:
         res = restore_backup(data, keys, phrase, home, open_store, db, Path(cps) if cps else None)
     except BackupError as exc:
@@ -151,10 +153,3 @@ def restore(
         err.print(f"error: the restored audit chain does not verify: {res.audit.reason}", highlight=False, markup=False)
         raise typer.Exit(1)
     out.print(f"audit chain verified ({res.audit.checked} entries)", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add doctor, backup and restore to the main app."""
-    app.command("doctor")(doctor)
-    app.command("backup")(backup)
-    app.command("restore")(restore)

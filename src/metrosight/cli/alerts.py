@@ -1,0 +1,166 @@
+"""``metrosight alert …``: review alerts (two different operators must confirm one), export their crops."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from metrosight.cli.common import MAX_ID, governed, when
+from metrosight.cli.context import cli_context
+from metrosight.store.feed import alert_cameras
+from metrosight.store.models import AlertRecord
+
+alert_app = typer.Typer(help="Review alerts: two different operators must confirm one.", no_args_is_help=True)
+
+AlertId = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="alert id")]
+
+
+def watchlists_of(a: AlertRecord) -> str:
+    """The watchlists an alert's person was matched on, comma-separated (the alert's own list when none)."""
+    return ", ".join(dict.fromkeys(e["watchlist"] for e in a.entries or [])) or a.watchlist
+
+
+def seen_span(a: AlertRecord) -> str:
+    """When the alert's person was seen: wall-clock UTC times, or media seconds for alerts from a video file."""
+    if a.first_at is None or a.last_at is None:
+        return f"{a.first_seen:.1f}–{a.last_seen:.1f} s"
+    first, last = datetime.fromtimestamp(a.first_at, UTC), datetime.fromtimestamp(a.last_at, UTC)
+    return f"{first:%H:%M:%S}–{last:%H:%M:%S} UTC"
+
+
+@alert_app.command("list")
+def alert_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="new, confirmed_once, actionable, rejected")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alerts (one per person and episode), newest first, with how many sightings on which cameras."""
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        rows = rt.store.list_alerts(c.actor(rt), status)
+    found = alert_cameras(rt.store, [a.id for a in rows])
+    cams = {a.id: found.get(a.id) or [a.camera_id] for a in rows}
+    if as_json:
+        for a in rows:
+            c.emit(json.dumps(_alert_json(a, cams[a.id])))
+        return
+    table = Table("id", "cameras", "subject", "watchlists", "score", "seen", "sightings", "status", "raised")
+    for a in rows:
+        table.add_row(
+            str(a.id),
+            ", ".join(cams[a.id]),
+            a.subject_name,
+            watchlists_of(a),
+            f"{a.score:.3f}",
+            seen_span(a),
+            str(a.sightings),
+            a.status,
+            when(a.created_at),
+        )
+    c.out.print(table)
+
+
+def _alert_json(a: AlertRecord, cameras: list[str]) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "camera": a.camera_id,
+        "cameras": cameras,
+        "subject": a.subject_name,
+        "person_id": a.person_id,
+        "watchlist": a.watchlist,
+        "watchlists": watchlists_of(a).split(", "),
+        "score": a.score,
+        "first_seen": a.first_seen,
+        "last_seen": a.last_seen,
+        "first_at": a.first_at,
+        "last_at": a.last_at,
+        "sightings": a.sightings,
+        "status": a.status,
+        "created_at": a.created_at.isoformat(),
+    }
+
+
+@alert_app.command("show")
+def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
+    """One alert: the person, every list and authorisation they were matched on, every sighting (camera, time,
+    score, crop), its reviews, and earlier rejected alerts of the same person (so a known false match shows)."""
+    c = cli_context(ctx)
+    out = c.out
+    rt = c.services()
+    with governed():
+        a, reviews, earlier = rt.store.alert_detail(alert_id, c.actor(rt))
+    person = f" (person {a.person_id})" if a.person_id is not None else ""
+    out.print(
+        f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
+        f"{a.sightings} sighting(s), seen {seen_span(a)}, status {a.status}",
+        highlight=False,
+    )
+    for e in a.entries or [{"watchlist": a.watchlist, "name": a.subject_name, "category": a.category}]:
+        out.print(
+            f"  on {e['watchlist']} ({e['category']}) as {e['name']!r}: ref. {e.get('reference') or '-'}, "
+            f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}",
+            highlight=False,
+        )
+    for i, sg in enumerate(rt.store.sightings(a.id), 1):
+        at = datetime.fromtimestamp(sg.first_at, UTC)
+        out.print(
+            f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{sg.first_seen:.2f}–{sg.last_seen:.2f} s of its video, score {sg.score:.3f}, "
+            f"crop {'yes' if sg.crop_path else 'no'}",
+            highlight=False,
+        )
+    for r in reviews:
+        out.print(f"  {r.action} by {r.user} at {when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
+    if earlier:
+        out.print(Text(f"  {len(earlier)} earlier alert(s) for this person were rejected:", style="yellow"))
+        for r in earlier[:5]:
+            out.print(f"    alert {r.alert_id} by {r.user}: {r.reason}", highlight=False)
+
+
+@alert_app.command("confirm")
+def alert_confirm(ctx: typer.Context, alert_id: AlertId) -> None:
+    """Confirm an alert; a second, different operator's confirmation makes it actionable."""
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        status = rt.store.review(alert_id, c.actor(rt), "confirm")
+    c.out.print(f"alert {alert_id}: {status}" + (" (needs a second operator)" if status == "confirmed_once" else ""))
+
+
+@alert_app.command("reject")
+def alert_reject(
+    ctx: typer.Context,
+    alert_id: AlertId,
+    reason: Annotated[str, typer.Option("--reason", help="why it is wrong (kept as feedback)")],
+) -> None:
+    """Reject an alert with a reason."""
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        status = rt.store.review(alert_id, c.actor(rt), "reject", reason)
+    c.out.print(f"alert {alert_id}: {status}")
+
+
+@alert_app.command("crop")
+def alert_crop(
+    ctx: typer.Context,
+    alert_id: AlertId,
+    output: Annotated[Path, typer.Option("--out", help="where to write the decrypted JPEG")],
+    sighting: Annotated[
+        int | None, typer.Option("--sighting", min=1, max=MAX_ID, help="the N-th sighting's crop (as in `alert show`)")
+    ] = None,
+) -> None:
+    """Export an alert's redacted best-shot crop (decrypted; audited)."""
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        data = rt.store.read_crop(alert_id, c.actor(rt), sighting)
+    output.write_bytes(data)
+    c.out.print(f"wrote {output}")

@@ -1,0 +1,168 @@
+"""``metrosight serve`` (the operator service with the configured cameras) and ``metrosight token …`` (API
+tokens for machines)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from metrosight.cli.common import MAX_ID, fail, governed
+from metrosight.cli.context import cli_context
+from metrosight.store.accounts import Accounts
+
+if TYPE_CHECKING:
+    from metrosight.api.app import AppState, StartupHook
+
+
+def supervisor_hook(log_level: int = logging.WARNING) -> StartupHook:
+    """A startup hook that runs the configured cameras with the node supervisor (worker processes) in a
+    background thread, publishing on the app's bus; its stop callable stops the cameras in order."""
+
+    def start(svc: AppState) -> Callable[[], None]:
+        # heavy: the supervisor loads the model backends (OpenCV, dlib, onnxruntime)
+        from metrosight.pipeline.supervisor import Supervisor
+
+        sup = Supervisor(svc.services, bus=svc.bus, log_level=log_level)
+        svc.extras["supervisor"] = sup
+        thread = threading.Thread(target=sup.run, name="metrosight-supervisor", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            sup.request_stop()
+            thread.join(svc.services.settings.node.shutdown_timeout_seconds + 10.0)
+
+        return stop
+
+    return start
+
+
+token_app = typer.Typer(help="API tokens for machines (Authorization: Bearer …).", no_args_is_help=True)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port to listen on")] = 8080,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file (with `cameras:`)")] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="mark the session cookie Secure (when served over HTTPS)")
+    ] = False,
+    no_cameras: Annotated[bool, typer.Option("--no-cameras", help="serve the UI/API only; start no camera")] = False,
+    bus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            envvar="METROSIGHT_BUS",
+            help="scale-out: store what `metrosight worker`s publish on this Redis (redis://…); the cameras run on "
+            "the workers",
+        ),
+    ] = None,
+) -> None:
+    """Run the operator service (web UI, REST API at /api, OpenAPI at /docs, Prometheus /metrics) and the cameras
+    named in the config's `cameras:` list. Sign in with a user created by `metrosight user add NAME -r ROLE
+    --password`. Ctrl-C or SIGTERM stop the cameras in order, then the service."""
+    # heavy: the web app, the ASGI server and the camera supervisor load FastAPI, uvicorn and the model backends
+    import uvicorn
+
+    from metrosight.api.app import ApiConfig, StartupHook, create_app
+    from metrosight.api.serve import server_config
+    from metrosight.bus.inproc import InProcessBus
+    from metrosight.pipeline.consumer import startup_hook as consumer_hook
+    from metrosight.pipeline.supervisor import Supervisor, SupervisorError
+
+    c = cli_context(ctx)
+    rt = c.services(config)
+    if rt.store.user_count() == 0:
+        c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
+    hooks: list[StartupHook] = []
+    if bus_url:  # scale-out: consume the workers' alerts and events into the store (one of the `store` group)
+        hooks.append(consumer_hook(bus_url))
+    elif rt.settings.cameras and not no_cameras:
+        try:  # validate the camera list now, with a clear error, before the server starts
+            Supervisor(rt, bus=InProcessBus())
+        except SupervisorError as exc:
+            fail(str(exc))
+        hooks.append(supervisor_hook(logging.getLogger().level))
+    bus = InProcessBus()
+    app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
+    cams = (
+        f"on the workers of {bus_url}"
+        if bus_url
+        else ", ".join(cam.id for cam in rt.settings.cameras)
+        if hooks
+        else "none"
+    )
+    c.err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="what uses the token, e.g. prometheus")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="must be you (the default): a token for another user is refused")
+    ] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(
+            "--days",
+            min=0.01,
+            max=3650,
+            help="lifetime in days (default 90, or the role's limit if shorter: "
+            "operator/approver 30, auditor 90, viewer 365)",
+        ),
+    ] = None,
+    forever: Annotated[
+        bool, typer.Option("--no-expiry", help="the token never expires (admins only; audited)")
+    ] = False,
+) -> None:
+    """Create an API token acting as you (the --as user); it is printed once (only its hash is stored). Nobody
+    can create a token for another user: that user signs in and creates their own."""
+    c = cli_context(ctx)
+    rt = c.services()
+    actor = c.actor(rt)
+    expires = None if forever or days is None else datetime.now(UTC) + timedelta(days=days)
+    with governed():
+        info, token = Accounts(rt.store).create_token(user or actor.name, name, actor, expires, never_expires=forever)
+    c.out.print(
+        f"token {info.id} for {info.user} ({info.name}), expires {info.expires_at or 'never'}:", highlight=False
+    )
+    c.emit(token)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context) -> None:
+    """Your tokens (an admin sees all)."""
+    c = cli_context(ctx)
+    rt = c.services()
+    table = Table("id", "name", "user", "prefix", "created", "expires", "last used", "revoked")
+    for t in Accounts(rt.store).tokens(c.actor(rt)):
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.user,
+            t.prefix + "…",
+            str(t.created_at)[:19],
+            str(t.expires_at or "-")[:19],
+            str(t.last_used_at or "-")[:19],
+            str(t.revoked_at or "-")[:19],
+        )
+    c.out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
+    """Revoke a token."""
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        Accounts(rt.store).revoke_token(token_id, c.actor(rt))
+    c.out.print(f"token {token_id} revoked")

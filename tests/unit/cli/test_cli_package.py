@@ -1,0 +1,90 @@
+"""The CLI package: one context per invocation (no state shared between commands run in one process), and the
+command-line parsing helpers tested without the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from metrosight.cli import app
+from metrosight.cli.app import build_app
+from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.enrol import AuthorisationOptions, parse_authorisation, person_folders
+from metrosight.core.when import Clock
+
+CLOCK = Clock(tz=UTC, fixed=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+
+
+def test_every_invocation_gets_a_context_of_its_own(tmp_path: Path) -> None:
+    seen: list[CliContext] = []
+    probe_app = build_app()
+
+    @probe_app.command("probe")
+    def probe(ctx: typer.Context) -> None:
+        c = cli_context(ctx)
+        seen.append(c)
+        c.emit(f"{c.home_dir} {c.user} {c.authenticated}")
+
+    runner = CliRunner()
+    first = runner.invoke(
+        probe_app, ["--home", str(tmp_path / "a"), "--as", "ada", "probe"], env={"METROSIGHT_USER": None}
+    )
+    second = runner.invoke(probe_app, ["--home", str(tmp_path / "b"), "probe"], env={"METROSIGHT_USER": None})
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert first.stdout == f"{tmp_path / 'a'} ada None\n"
+    assert second.stdout == f"{tmp_path / 'b'} None None\n"  # nothing of the first command's user remains
+    assert seen[0] is not seen[1]
+
+
+def test_a_command_outside_the_app_is_a_programming_error() -> None:
+    with pytest.raises(RuntimeError, match="outside the metrosight app"):
+        cli_context(typer.Context(typer.core.TyperCommand("x")))
+
+
+def test_a_bad_global_config_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recognition:\n  match_threshold: lots\n")
+    res = CliRunner().invoke(app, ["--home", str(tmp_path / "h"), "--config", str(bad), "plan", "--json"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: invalid configuration:") and "match_threshold" in res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def test_no_authorisation_option_is_no_authorisation() -> None:
+    assert parse_authorisation(AuthorisationOptions(), CLOCK) is None
+
+
+def test_an_authorisation_names_what_it_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as exit_:
+        parse_authorisation(AuthorisationOptions(legal_basis="order 7", expires="30d"), CLOCK)
+    assert exit_.value.exit_code == 2
+    assert "an authorisation needs --authority, --reference" in capsys.readouterr().err
+
+
+def test_an_authorisation_reads_its_dates_and_scope() -> None:
+    opts = AuthorisationOptions("order 7", "court", "R-1", "30d", cameras="cam1, cam2", lines="L1", urgent=True)
+    auth = parse_authorisation(opts, CLOCK)
+    assert auth is not None and auth.urgent
+    assert auth.expires_at == CLOCK.now() + timedelta(days=30)
+    assert auth.cameras == ("cam1", "cam2") and auth.lines == ("L1",)
+
+
+def test_an_authorisation_refuses_a_bad_camera_id(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit):
+        parse_authorisation(AuthorisationOptions("order 7", "court", "R-1", "30d", cameras="../etc"), CLOCK)
+    assert "camera id" in capsys.readouterr().err
+
+
+def test_person_folders_name_each_person_and_say_what_was_skipped(tmp_path: Path) -> None:
+    (tmp_path / "Ada_Lovelace").mkdir()
+    (tmp_path / "Ada_Lovelace" / "1.jpg").write_bytes(b"x")
+    (tmp_path / "Ada_Lovelace" / "nested").mkdir()
+    (tmp_path / "loose.jpg").write_bytes(b"x")
+    (tmp_path / ".DS_Store").write_bytes(b"x")
+    people, skipped = person_folders(tmp_path)
+    assert people == [("Ada Lovelace", tmp_path / "Ada_Lovelace", [tmp_path / "Ada_Lovelace" / "1.jpg"])]
+    assert [p.name for p, _why in skipped] == ["nested", "loose.jpg"]
