@@ -71,7 +71,7 @@ def serve(
     # heavy: the web app, the ASGI server and the camera supervisor load FastAPI, uvicorn and the model backends
     import uvicorn
 
-    from metrosight.api.app import ApiConfig, StartupHook, create_app
+    from metrosight.api.app import ApiConfig, create_app
     from metrosight.api.serve import server_config
     from metrosight.bus.inproc import InProcessBus
     from metrosight.pipeline.consumer import startup_hook as consumer_hook
