@@ -86,7 +86,7 @@ class Composite:
 
 class GalleryPolicy(Protocol):
     """A camera's gallery and no-identification state, kept current
-    (:class:`~metrosight.pipeline.runtime.LivePolicy`): ``current`` reads them now, ``poll`` returns them when
+    (:class:`~metrosight.services.live_policy.LivePolicy`): ``current`` reads them now, ``poll`` returns them when
     they changed (else None)."""
 
     def current(self) -> tuple[Matcher, bool]: ...

@@ -31,7 +31,7 @@ from metrosight.pipeline.runs import RunRows
 
 class AlertSinkLike(Protocol):
     """Stores alert sightings and updates, holding them while the store cannot be written
-    (:class:`~metrosight.pipeline.runtime.AlertSink`)."""
+    (:class:`~metrosight.services.sinks.AlertSink`)."""
 
     held: list[AlertV1]
     failure: str | None
@@ -47,7 +47,7 @@ class AlertSinkLike(Protocol):
 
 
 class EventSinkLike(Protocol):
-    """Stores behaviour events (:class:`~metrosight.pipeline.analytics.EventSink`)."""
+    """Stores behaviour events (:class:`~metrosight.services.sinks.EventSink`)."""
 
     def on_event(self, ev: EventV1) -> None: ...
 

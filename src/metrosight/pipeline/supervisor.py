@@ -142,7 +142,7 @@ class Supervisor:
             workers).
         cameras: the cameras to run (default: ``settings.cameras``).
         on_alert: called with each stored alert and its crop path (and its stored sighting, when it takes three
-            arguments: see :class:`~metrosight.pipeline.runtime.AlertSink`).
+            arguments: see :class:`~metrosight.services.sinks.AlertSink`).
         on_state: called with each camera state change.
         on_event: called with each stored behaviour event and its snapshot path.
         bus: the bus to publish on (default: a new in-process bus).
