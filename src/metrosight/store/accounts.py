@@ -1,7 +1,7 @@
 """Accounts for the operator service: password sign-in, user administration and API tokens.
 
-Works on a :class:`~metrosight.store.repo.Store` (its session factory and audit log), so every change is written
-with its audit entry in one transaction, like the rest of the store. API tokens are 256-bit random strings shown
+Works on the store's unit of work (:mod:`metrosight.store.uow`), so every change is written with its audit entry
+in one transaction, like the rest of the store. API tokens are 256-bit random strings shown
 once; only their SHA-256 is stored (a token is as strong as a random key, so a fast hash is enough — unlike
 passwords, which are Argon2id-hashed by :mod:`metrosight.policy.passwords`).
 
@@ -16,11 +16,11 @@ expire.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -36,17 +36,21 @@ from metrosight.policy.rules import (
     require,
     token_max_days,
 )
-from metrosight.store.governance import NotFound, user_actor
+from metrosight.store.errors import NotFound
 from metrosight.store.models import ApiToken, User
 from metrosight.store.naming import find_named
-
-if TYPE_CHECKING:
-    from metrosight.store.repo import Store
+from metrosight.store.uow import UnitOfWork
+from metrosight.store.users import UserRepository, user_actor
 
 TOKEN_PREFIX = "mst_"
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
-# A hash to verify against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH: list[str] = []
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so a wrong name costs as long as a wrong password
+    (made once, at the first such sign-in)."""
+    return hash_password("not-a-real-password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +95,11 @@ def token_digest(token: str) -> str:
 
 
 class Accounts:
-    """Users, passwords and API tokens of one store."""
+    """Users, passwords and API tokens of one store (``store.accounts``)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.uow = store.uow
+    def __init__(self, uow: UnitOfWork, users: UserRepository) -> None:
+        self.uow = uow
+        self.users_repo = users
 
     # -- sign-in ----------------------------------------------------------------------------------------------
     def authenticate(self, name: str, password: str) -> Actor | None:
@@ -104,9 +108,7 @@ class Accounts:
         with self.uow.read() as s:
             u = find_named(s, User, name)
         if u is None or not u.password_hash:
-            if not _DUMMY_HASH:
-                _DUMMY_HASH.append(hash_password("not-a-real-password"))
-            check_password(_DUMMY_HASH[0], password)  # same cost as a real check
+            check_password(_dummy_hash(), password)  # same cost as a real check
             return None
         if not check_password(u.password_hash, password) or u.disabled:
             return None
@@ -135,7 +137,7 @@ class Accounts:
         """
         require(actor, "add users", "admin")
         pw_hash = new_password_hash(password, name.strip()) if password else None
-        self.store.add_user(name, roles, actor, pw_hash)
+        self.users_repo.add(name, roles, actor, pw_hash)
 
     def set_password(self, name: str, password: str, actor: Actor, current: str | None = None) -> int:
         """Set a user's password and revoke all their API tokens (their sessions end with the old password).
@@ -171,7 +173,7 @@ class Accounts:
             details: dict[str, object] = {"tokens_revoked": revoked, "reset": not own}
             if own and actor.password_set_by:  # the first password of the user's own after a reset
                 details["after_reset_by"] = actor.password_set_by
-            self.store.uow.audit(s, actor.name, "user.password", name, details)
+            self.uow.audit(s, actor.name, "user.password", name, details)
             return revoked
 
     @staticmethod
@@ -205,7 +207,7 @@ class Accounts:
                 details["disabled"] = disabled
                 u.disabled = disabled
             if details:
-                self.store.uow.audit(s, actor.name, "user.update", name, details)
+                self.uow.audit(s, actor.name, "user.update", name, details)
             return _user_info(u)
 
     @staticmethod
@@ -284,7 +286,7 @@ class Accounts:
             )
             s.add(row)
             s.flush()
-            self.store.uow.audit(
+            self.uow.audit(
                 s,
                 actor.name,
                 "token.create",
@@ -342,7 +344,7 @@ class Accounts:
             if t.revoked_at is not None:
                 raise PolicyError(f"token {token_id} is already revoked")
             t.revoked_at, t.revoked_by = datetime.now(UTC), actor.name
-            self.store.uow.audit(s, actor.name, "token.revoke", t.user, {"token_id": t.id, "name": t.name})
+            self.uow.audit(s, actor.name, "token.revoke", t.user, {"token_id": t.id, "name": t.name})
             return _token_info(t)
 
 

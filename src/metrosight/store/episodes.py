@@ -29,9 +29,8 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,10 +38,7 @@ from metrosight.core.names import same_identifier
 from metrosight.core.types import Alert
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
-
-if TYPE_CHECKING:
-    from metrosight.audit.log import AuditLog
-    from metrosight.store.uow import UnitOfWork
+from metrosight.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +83,21 @@ def _gap(a_first: float, a_last: float, b_first: float, b_last: float) -> float:
     return max(0.0, b_first - a_last, a_first - b_last)
 
 
-class EpisodesMixin:
-    """Mixed into :class:`metrosight.store.repo.Store` (session factory, audit log, episode windows)."""
+class AlertRepository:
+    """Alerts and their sightings (``store.alerts``), grouped into episodes per person.
 
-    uow: UnitOfWork
-    audit: AuditLog
-    episode_window_s: float
-    group_window_s: float
+    Args:
+        uow: the store's unit of work.
+        episode_window_s: a person's match on the same camera this soon after their alert extends it.
+        group_window_s: a person's matches on cameras of one group this close in time form one episode.
+    """
 
-    def save_alert(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
+    def __init__(self, uow: UnitOfWork, episode_window_s: float = 60.0, group_window_s: float = 120.0) -> None:
+        self.uow = uow
+        self.episode_window_s = episode_window_s
+        self.group_window_s = group_window_s
+
+    def save(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
         """Store a sighting once (idempotent on ``alert.event_id``). Returns False if it was already stored."""
         return self.store_sighting(alert, crop_path, run_id).new
 
@@ -323,7 +325,7 @@ class EpisodesMixin:
             log.warning("alert %d (actionable): %s seen again on %s", a.id, a.subject_name, alert.camera_id)
         return SightingStored(a.id, True, False, a.sightings, a.status)
 
-    def extend_alert(self, event_id: str, last_seen: float) -> None:
+    def extend(self, event_id: str, last_seen: float) -> None:
         """Move a sighting's ``last_seen`` forward (its track stayed in view after the alert), and its alert's."""
         with self.uow.write() as s:
             # first statement a write (queues behind a merge of the same person, see the module docstring)
@@ -342,7 +344,7 @@ class EpisodesMixin:
             if a.camera_id == sg.camera_id and a.run_id == sg.run_id:
                 a.last_seen = max(a.last_seen, last_seen)
 
-    def has_alert(self, event_id: str) -> bool:
+    def has(self, event_id: str) -> bool:
         """Whether the sighting ``event_id`` is stored (an update that arrives first waits for it)."""
         with self.uow.read() as s:
             return s.scalar(select(Sighting.id).where(Sighting.event_id == event_id)) is not None
@@ -356,7 +358,7 @@ class EpisodesMixin:
                 )
             )
 
-    def alert_cameras(self, alert_id: int) -> list[str]:
+    def cameras(self, alert_id: int) -> list[str]:
         """The cameras of an alert's sightings, in the order they first saw the person."""
         return list(dict.fromkeys(sg.camera_id for sg in self.sightings(alert_id)))
 
@@ -372,3 +374,17 @@ class EpisodesMixin:
                     .order_by(Sighting.first_seen, Sighting.id)
                 ).all()
             ]
+
+    def all(self, run_id: int | None = None) -> list[AlertRecord]:
+        """Every alert (of run ``run_id`` only, when given), oldest first."""
+        with self.uow.read() as s:
+            q = select(AlertRecord).order_by(AlertRecord.id)
+            if run_id is not None:
+                q = q.where(AlertRecord.run_id == run_id)
+            return list(s.scalars(q))
+
+    def status_counts(self) -> dict[str, int]:
+        """How many alerts there are in each status."""
+        with self.uow.read() as s:
+            rows = s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))
+            return {st: int(n) for st, n in rows}

@@ -6,120 +6,115 @@ feed records every batch it delivers, with the alert ids).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import func, select
 
 from metrosight.store.models import AlertRecord, AlertReview, EventRecord, Sighting, Subject
-
-if TYPE_CHECKING:
-    from metrosight.store.repo import Store
+from metrosight.store.uow import UnitOfWork
 
 
-def alerts_after(store: Store, after_id: int, limit: int = 100) -> list[AlertRecord]:
-    """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
-    with store.uow.read() as s:
-        return list(
-            s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit))
-        )
+class Feed:
+    """Reads for the live views (``store.feed``)."""
 
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
 
-def reviews_after(store: Store, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
-    """Reviews with ``id > after_id`` and the resulting status of their alert, oldest first."""
-    with store.uow.read() as s:
-        rows = s.execute(
-            select(AlertReview, AlertRecord.status)
-            .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
-            .where(AlertReview.id > after_id)
-            .order_by(AlertReview.id)
-            .limit(limit)
-        ).all()
-        return [(r, st) for r, st in rows]
+    def alerts_after(self, after_id: int, limit: int = 100) -> list[AlertRecord]:
+        """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
+        with self.uow.read() as s:
+            return list(
+                s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit))
+            )
 
+    def reviews_after(self, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
+        """Reviews with ``id > after_id`` and the resulting status of their alert, oldest first."""
+        with self.uow.read() as s:
+            rows = s.execute(
+                select(AlertReview, AlertRecord.status)
+                .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
+                .where(AlertReview.id > after_id)
+                .order_by(AlertReview.id)
+                .limit(limit)
+            ).all()
+            return [(r, st) for r, st in rows]
 
-def last_ids(store: Store) -> tuple[int, int]:
-    """The newest alert id and review id (0 when none)."""
-    with store.uow.read() as s:
-        a = s.scalar(select(func.max(AlertRecord.id))) or 0
-        r = s.scalar(select(func.max(AlertReview.id))) or 0
-    return int(a), int(r)
+    def last_ids(self) -> tuple[int, int]:
+        """The newest alert id and review id (0 when none)."""
+        with self.uow.read() as s:
+            a = s.scalar(select(func.max(AlertRecord.id))) or 0
+            r = s.scalar(select(func.max(AlertReview.id))) or 0
+        return int(a), int(r)
 
+    def recent_events(
+        self, camera_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[EventRecord]:
+        """Behaviour events (no identity), newest first."""
+        with self.uow.read() as s:
+            q = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
+            if camera_id is not None:
+                q = q.where(EventRecord.camera_id == camera_id)
+            if kind is not None:
+                q = q.where(EventRecord.kind == kind)
+            return list(s.scalars(q))
 
-def recent_events(
-    store: Store, camera_id: str | None = None, kind: str | None = None, limit: int = 100
-) -> list[EventRecord]:
-    """Behaviour events (no identity), newest first."""
-    with store.uow.read() as s:
-        q = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
-        if camera_id is not None:
-            q = q.where(EventRecord.camera_id == camera_id)
-        if kind is not None:
-            q = q.where(EventRecord.kind == kind)
-        return list(s.scalars(q))
+    def event(self, event_row_id: int) -> EventRecord | None:
+        with self.uow.read() as s:
+            return s.get(EventRecord, event_row_id)
 
+    def latest_event_snapshot(self, camera_id: str) -> str | None:
+        """Path of the newest stored (redacted) event snapshot of a camera, if any."""
+        with self.uow.read() as s:
+            return s.scalar(
+                select(EventRecord.snapshot_path)
+                .where(EventRecord.camera_id == camera_id, EventRecord.snapshot_path.is_not(None))
+                .order_by(EventRecord.id.desc())
+                .limit(1)
+            )
 
-def event(store: Store, event_row_id: int) -> EventRecord | None:
-    with store.uow.read() as s:
-        return s.get(EventRecord, event_row_id)
+    def entry_references(self, subject_ids: list[int]) -> dict[int, str | None]:
+        """The authorisation reference (case or order number) of each entry id."""
+        ids = sorted({i for i in subject_ids if i is not None})
+        if not ids:
+            return {}
+        with self.uow.read() as s:
+            return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
 
+    def last_sighting_id(self) -> int:
+        """The newest sighting id (0 when none)."""
+        with self.uow.read() as s:
+            return int(s.scalar(select(func.max(Sighting.id))) or 0)
 
-def latest_event_snapshot(store: Store, camera_id: str) -> str | None:
-    """Path of the newest stored (redacted) event snapshot of a camera, if any."""
-    with store.uow.read() as s:
-        return s.scalar(
-            select(EventRecord.snapshot_path)
-            .where(EventRecord.camera_id == camera_id, EventRecord.snapshot_path.is_not(None))
-            .order_by(EventRecord.id.desc())
-            .limit(1)
-        )
+    def appended_after(self, after_id: int, alerts_upto: int, limit: int = 200) -> tuple[int, list[AlertRecord]]:
+        """Sightings with ``id > after_id`` appended to alerts already delivered (``id <= alerts_upto``): the newest
+        sighting id read and those alerts (each once, oldest first), to re-send with their new sighting counts."""
+        with self.uow.read() as s:
+            rows = s.execute(
+                select(Sighting.id, Sighting.alert_id, Sighting.event_id != AlertRecord.event_id)
+                .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
+                .where(Sighting.id > after_id)
+                .order_by(Sighting.id)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return after_id, []
+            ids = sorted({aid for _, aid, appended in rows if appended and aid <= alerts_upto})
+            alerts = (
+                list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id)))
+                if ids
+                else []
+            )
+            return int(rows[-1][0]), alerts
 
-
-def entry_references(store: Store, subject_ids: list[int]) -> dict[int, str | None]:
-    """The authorisation reference (case or order number) of each entry id."""
-    ids = sorted({i for i in subject_ids if i is not None})
-    if not ids:
-        return {}
-    with store.uow.read() as s:
-        return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
-
-
-def last_sighting_id(store: Store) -> int:
-    """The newest sighting id (0 when none)."""
-    with store.uow.read() as s:
-        return int(s.scalar(select(func.max(Sighting.id))) or 0)
-
-
-def appended_after(store: Store, after_id: int, alerts_upto: int, limit: int = 200) -> tuple[int, list[AlertRecord]]:
-    """Sightings with ``id > after_id`` appended to alerts already delivered (``id <= alerts_upto``): the newest
-    sighting id read and those alerts (each once, oldest first), to re-send with their new sighting counts."""
-    with store.uow.read() as s:
-        rows = s.execute(
-            select(Sighting.id, Sighting.alert_id, Sighting.event_id != AlertRecord.event_id)
-            .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
-            .where(Sighting.id > after_id)
-            .order_by(Sighting.id)
-            .limit(limit)
-        ).all()
-        if not rows:
-            return after_id, []
-        ids = sorted({aid for _, aid, appended in rows if appended and aid <= alerts_upto})
-        alerts = (
-            list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id))) if ids else []
-        )
-        return int(rows[-1][0]), alerts
-
-
-def alert_cameras(store: Store, alert_ids: list[int]) -> dict[int, list[str]]:
-    """The cameras of each alert's sightings, in the order they first saw the person."""
-    if not alert_ids:
-        return {}
-    out: dict[int, list[str]] = {}
-    with store.uow.read() as s:
-        for aid, cam in s.execute(
-            select(Sighting.alert_id, Sighting.camera_id)
-            .where(Sighting.alert_id.in_(sorted(set(alert_ids))))
-            .order_by(Sighting.first_at, Sighting.id)
-        ):
-            if cam not in out.setdefault(aid, []):
-                out[aid].append(cam)
-    return out
+    def alert_cameras(self, alert_ids: list[int]) -> dict[int, list[str]]:
+        """The cameras of each alert's sightings, in the order they first saw the person."""
+        if not alert_ids:
+            return {}
+        out: dict[int, list[str]] = {}
+        with self.uow.read() as s:
+            for aid, cam in s.execute(
+                select(Sighting.alert_id, Sighting.camera_id)
+                .where(Sighting.alert_id.in_(sorted(set(alert_ids))))
+                .order_by(Sighting.first_at, Sighting.id)
+            ):
+                if cam not in out.setdefault(aid, []):
+                    out[aid].append(cam)
+        return out

@@ -1,9 +1,10 @@
 """SQLAlchemy models. SQLite by default, PostgreSQL at scale; the schema is managed by Alembic migrations.
 
-A *person* (:class:`Person`) is one human being; each watchlist *entry* (:class:`Subject`) belongs to one person
-and a person may be on several watchlists (one entry each). An entry carries its own authorisation: status, legal basis, issuing authority,
-reference, scope and validity window. Only entries whose status is ``active`` (and that are in scope and unexpired)
-are matched. Templates (descriptors) are stored only for enrolled subjects; nothing of passers-by is stored.
+A *person* (:class:`Person`) is one human being; each watchlist *entry* (:class:`Subject`) belongs to one person and
+a person may be on several watchlists (one entry each). An entry carries its own authorisation: status, legal basis,
+issuing authority, reference, scope and validity window. Only entries whose status is ``active`` (and that are in
+scope and unexpired) are matched. Templates (descriptors) are stored only for enrolled subjects; nothing of passers-
+by is stored.
 """
 
 from __future__ import annotations

@@ -8,20 +8,17 @@ candidate, so it bumps the gallery version (running cameras pick it up like an a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from metrosight.policy.rules import Actor, PolicyError, require
+from metrosight.store import version
+from metrosight.store.errors import NotFound
 from metrosight.store.models import Person, PersonDistinct, Subject, Watchlist
-
-if TYPE_CHECKING:
-    from metrosight.audit.log import AuditLog
-    from metrosight.store.uow import UnitOfWork
+from metrosight.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +44,19 @@ def _pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
 
-class PersonsMixin:
-    """Mixed into :class:`metrosight.store.repo.Store` (which provides the session factory and the audit log)."""
+class PersonRepository:
+    """Persons (``store.persons``); linking changes what the matcher treats as one candidate (gallery version)."""
 
-    uow: UnitOfWork
-    audit: AuditLog
-
-    _bump: Callable[[Session], None]  # GovernanceMixin's: a change to what may be matched
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
 
     def _person(self, s: Session, person_id: int) -> Person:
-        from metrosight.store.governance import NotFound
-
         p = s.get(Person, person_id)
         if p is None:
             raise NotFound(f"no person {person_id} (see `metrosight person list`)")
         return p
 
-    def persons(self, person_id: int | None = None) -> list[PersonInfo]:
+    def all(self, person_id: int | None = None) -> list[PersonInfo]:
         """Persons with their entries, by id (only ``person_id`` when given; NotFound if it does not exist)."""
         with self.uow.read() as s:
             if person_id is not None:
@@ -95,8 +88,6 @@ class PersonsMixin:
 
     def person_of(self, watchlist: str, name: str) -> int:
         """The person of the entry ``name`` on ``watchlist`` (NotFound if there is no such entry)."""
-        from metrosight.store.governance import NotFound
-
         with self.uow.read() as s:
             pid = s.scalar(
                 select(Subject.person_id)
@@ -112,7 +103,7 @@ class PersonsMixin:
         with self.uow.read() as s:
             return {(int(a), int(b)) for a, b in s.execute(select(PersonDistinct.person_a, PersonDistinct.person_b))}
 
-    def link_persons(self, keep: int, other: int, actor: Actor, reason: str) -> int:
+    def link(self, keep: int, other: int, actor: Actor, reason: str) -> int:
         """Record that persons ``keep`` and ``other`` are one human being: every entry of ``other`` moves to
         ``keep`` (approvals stay per entry). Returns how many entries moved.
 
@@ -169,7 +160,7 @@ class PersonsMixin:
                     "reason": reason,
                 },
             )
-            self._bump(s)
+            version.bump(s)
             return len(moved)
 
     def unlink_entry(self, watchlist: str, name: str, actor: Actor, reason: str) -> int:
@@ -179,8 +170,6 @@ class PersonsMixin:
         Raises:
             Forbidden, NotFound, PolicyError (no reason, or the entry is already its person's only entry).
         """
-        from metrosight.store.governance import NotFound
-
         require(actor, "unlink persons", "approver", "admin")
         if not reason.strip():
             raise PolicyError("unlinking needs a reason (it is recorded in the audit log)")
@@ -207,7 +196,7 @@ class PersonsMixin:
                 f"{watchlist}/{name}",
                 {"entry_id": e.id, "from_person_id": old, "person_id": p.id, "reason": reason},
             )
-            self._bump(s)
+            version.bump(s)
             return p.id
 
     def mark_distinct(self, a: int, b: int, actor: Actor, reason: str) -> None:

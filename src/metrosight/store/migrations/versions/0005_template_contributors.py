@@ -24,7 +24,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("added_by", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("held", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.execute(
-        "UPDATE templates SET added_by = (SELECT subjects.created_by FROM subjects WHERE subjects.id = templates.subject_id)"
+        "UPDATE templates SET added_by = "
+        "(SELECT subjects.created_by FROM subjects WHERE subjects.id = templates.subject_id)"
     )
 
 

@@ -1,0 +1,156 @@
+"""Alert reviews and audited reads of alerts: two-person confirmation, rejection with a reason, the detail of an
+alert with earlier feedback on the same person, and the export of a crop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from metrosight.core.names import free_text, looks_alike
+from metrosight.policy.rules import Actor, Forbidden, PolicyError, alert_status, require
+from metrosight.store import transitions
+from metrosight.store.errors import NotFound
+from metrosight.store.models import AlertRecord, AlertReview, Sighting
+from metrosight.store.uow import UnitOfWork
+from metrosight.store.watchlists import WatchlistRepository
+
+
+class ReviewRepository:
+    """Reviews of alerts and the audited reads of them (``store.reviews``); crops are decrypted with their
+    watchlist's key (``watchlists``)."""
+
+    def __init__(self, uow: UnitOfWork, watchlists: WatchlistRepository) -> None:
+        self.uow = uow
+        self.watchlists = watchlists
+
+    def review(self, alert_id: int, actor: Actor, action: str, reason: str | None = None) -> str:
+        """Confirm or reject an alert. Two different operators' confirmations make it *actionable*; one rejection
+        (with a reason) makes it *rejected*. Returns the new status.
+
+        Raises:
+            Forbidden: not an operator, or the same operator confirming twice. PolicyError: bad action, missing
+            reason, or the alert is already decided.
+        """
+        require(actor, f"{action} alerts", "operator")
+        if action not in ("confirm", "reject"):
+            raise PolicyError(f"unknown review action {action!r}: use confirm or reject")
+        reason = free_text(reason, "reason") if reason is not None else None
+        if action == "reject" and not reason:
+            raise PolicyError("a rejection needs a reason (it is kept as feedback)")
+        with self.uow.write() as s:
+            a = transitions.lock_alert(s, alert_id)
+            if a is None:
+                raise NotFound(f"no alert {alert_id}")
+            prior = transitions.reviews_of(s, alert_id)
+            stored = alert_status((r.user, r.action) for r in prior)
+            if a.status in transitions.DECIDED_ALERT or stored in transitions.DECIDED_ALERT:
+                raise PolicyError(
+                    f"alert {alert_id} is already {stored if stored in transitions.DECIDED_ALERT else a.status}"
+                )
+            if any(looks_alike(r.user, actor.name) for r in prior):  # look-alike names: one person
+                raise Forbidden(
+                    f"{actor.name} has already reviewed alert {alert_id}: a second, different operator must"
+                )
+            status = alert_status([*((r.user, r.action) for r in prior), (actor.name, action)])
+            event_id, subject, wl = a.event_id, a.subject_name, a.watchlist
+            transitions.set_alert_status(s, a, status)
+            s.add(AlertReview(alert_id=alert_id, user=actor.name, action=action, reason=reason))
+            self.uow.audit(
+                s,
+                actor.name,
+                f"alert.{action}",
+                f"alert:{alert_id}",
+                {
+                    "alert_id": alert_id,
+                    "event_id": event_id,
+                    "status": status,
+                    "reason": reason,
+                    "subject": subject,
+                    "watchlist": wl,
+                },
+            )
+            return status
+
+    def detail(self, alert_id: int, actor: Actor) -> tuple[AlertRecord, list[AlertReview], list[AlertReview]]:
+        """An alert, its reviews, and earlier rejections of alerts of the same person (feedback). Audited read.
+
+        Returns:
+            ``(alert, reviews, earlier_rejections)``.
+        """
+        require(actor, "read alerts", "operator", "admin", "auditor")
+        with self.uow.write() as s:
+            a = s.get(AlertRecord, alert_id)
+            if a is None:
+                raise NotFound(f"no alert {alert_id}")
+            reviews = list(
+                s.scalars(select(AlertReview).where(AlertReview.alert_id == alert_id).order_by(AlertReview.id))
+            )
+            earlier = list(
+                s.scalars(
+                    select(AlertReview)
+                    .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
+                    .where(
+                        AlertReview.action == "reject",
+                        (AlertRecord.person_id == a.person_id)
+                        if a.person_id is not None
+                        else (AlertRecord.subject_id == a.subject_id),
+                        AlertRecord.id != a.id,
+                    )
+                    .order_by(AlertReview.at.desc())
+                )
+            )
+            self.uow.audit(s, actor.name, "alert.read", f"alert:{alert_id}", {"alert_id": alert_id})
+            return a, reviews, earlier
+
+    def all(self, actor: Actor, status: str | None = None, limit: int = 100) -> list[AlertRecord]:
+        """Alerts, newest first (metadata only; no crops). Audited."""
+        require(actor, "list alerts", "operator", "admin", "auditor")
+        with self.uow.write() as s:
+            q = select(AlertRecord).order_by(AlertRecord.id.desc()).limit(limit)
+            if status:
+                q = q.where(AlertRecord.status == status)
+            rows = list(s.scalars(q))
+            self.uow.audit(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
+            return rows
+
+    def read_crop(self, alert_id: int, actor: Actor, sighting: int | None = None) -> bytes:
+        """The decrypted best-shot JPEG of an alert, or of its ``sighting``-th sighting (1-based, in the order of
+        ``sightings``) — an export of biometric data; audited.
+
+        Raises:
+            NotFound: no alert or sighting, or it has no crop. CryptoError: the watchlist was shredded.
+        """
+        require(actor, "export alert crops", "operator", "admin")
+        with self.uow.read() as s:
+            a = s.get(AlertRecord, alert_id)
+            if a is None:
+                raise NotFound(f"alert {alert_id} has no stored crop")
+            if sighting is None:
+                path = a.crop_path
+                sg = (
+                    s.scalar(select(Sighting).where(Sighting.alert_id == alert_id, Sighting.crop_path == path))
+                    if path
+                    else None
+                )
+            else:
+                rows = list(
+                    s.scalars(
+                        select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
+                    )
+                )
+                if not 1 <= sighting <= len(rows):
+                    raise NotFound(f"alert {alert_id} has {len(rows)} sighting(s), not {sighting}")
+                sg = rows[sighting - 1]
+                path = sg.crop_path
+            if not path:
+                raise NotFound(
+                    f"alert {alert_id} has no stored crop" + (f" for sighting {sighting}" if sighting else "")
+                )
+            wl = sg.watchlist if sg is not None else a.watchlist  # the key the crop was sealed with
+        data = self.uow.keyring.decrypt(self.watchlists.wrapped_key(wl), Path(path).read_bytes())
+        with self.uow.write() as s:
+            self.uow.audit(
+                s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id, "sighting": sighting}
+            )
+        return data
