@@ -27,16 +27,16 @@ def measure(n: int, keyed: bool) -> dict:
         root = Path(d)
         store = Store.for_home(root)
         if not keyed:  # the previous design: plain SHA-256 links, no checkpoint file
-            store.audit.key = None  # type: ignore[assignment]
-            store.audit.checkpoints = None
-        store.add_user("ada", ["admin"], None)
+            store.audit.log.key = None  # type: ignore[assignment]
+            store.audit.log.checkpoints = None
+        store.users.add("ada", ["admin"], None)
         t0 = time.perf_counter()
         for i in range(n):
-            store.record("ada", "bench.append", f"item:{i}", {"i": i})
+            store.audit.record("ada", "bench.append", f"item:{i}", {"i": i})
         store.checkpoint()
         append_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res = store.verify_audit() if keyed else audit_log.verify(store.audit_entries(), None)
+        res = store.audit.verify() if keyed else audit_log.verify(store.audit.entries(), None)
         verify_s = time.perf_counter() - t0
         assert res.ok, res
         cp = root / "audit.checkpoints"

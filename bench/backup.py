@@ -40,21 +40,23 @@ def _home(root: Path, n: int):  # type: ignore[no-untyped-def]
     bob = Actor("bob", frozenset({"approver", "operator"}))
     Home(root).ensure()
     st = Store.for_home(root)
-    st.add_user("ada", ["admin", "approver", "operator"], None)
-    st.add_user("bob", ["approver", "operator"], ada)
-    st.create_watchlist("wl", Category.WANTED, ada)
+    st.users.add("ada", ["admin", "approver", "operator"], None)
+    st.users.add("bob", ["approver", "operator"], ada)
+    st.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=30))
     v = np.ones(128, np.float32) / np.sqrt(128)
-    st.enroll("wl", "Ann", v, "m", "a.jpg", "a" * 64, 0.9, ada, auth)
-    st.approve("wl", "Ann", bob)
-    entry = st.entries("wl")[0]
+    st.entries.enroll("wl", "Ann", v, "m", "a.jpg", "a" * 64, 0.9, ada, auth)
+    st.entries.approve("wl", "Ann", bob)
+    entry = st.entries.all("wl")[0]
     m = Match(entry.id, "Ann", "wl", Category.WANTED, 0.95, 0.3)
     crop = os.urandom(12_000)
     for i in range(n):
         path = media_file(root / "media", "alerts", f"cam-{i % 50}", f"e{i}", ".jpg.enc")
-        path.write_bytes(st.encrypt_for("wl", crop))
+        path.write_bytes(st.watchlists.encrypt_for("wl", crop))
         # cameras far apart in time: every sighting is an alert of its own
-        st.store_sighting(Alert(f"cam-{i % 50}", i, m, 1.0, 2.0, None, f"e{i}", 3, None, 1e9 + i * 1000), str(path))
+        st.alerts.store_sighting(
+            Alert(f"cam-{i % 50}", i, m, 1.0, 2.0, None, f"e{i}", 3, None, 1e9 + i * 1000), str(path)
+        )
     return st
 
 
@@ -96,14 +98,14 @@ def one(n: int, work: Path) -> dict:
     def writer() -> None:
         while not stop.is_set():
             t = time.perf_counter()
-            st.record("ada", "bench.write", None, {})
+            st.audit.record("ada", "bench.write", None, {})
             waits.append(time.perf_counter() - t)
             time.sleep(0.01)
 
     base: list[float] = []
     for _ in range(30):  # the same write with no backup running
         t = time.perf_counter()
-        st.record("ada", "bench.write", None, {})
+        st.audit.record("ada", "bench.write", None, {})
         base.append(time.perf_counter() - t)
         time.sleep(0.01)
     th = threading.Thread(target=writer)

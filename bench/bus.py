@@ -73,11 +73,13 @@ def setup_db(url: str) -> int:
     from metrosight.store.repo import Store
 
     st = Store(open_engine(url), KeyRing(KEY))
-    st.add_user("bench", ["admin", "approver"], None)
-    actor = st.actor("bench")
-    st.create_watchlist("bench", Category.WANTED, actor)
+    st.users.add("bench", ["admin", "approver"], None)
+    actor = st.users.actor("bench")
+    st.watchlists.create("bench", Category.WANTED, actor)
     auth = Authorisation("bench", "bench", "B-1", datetime.now(UTC) + timedelta(days=1))
-    sid, _ = st.enroll("bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth)
+    sid, _ = st.entries.enroll(
+        "bench", "Synthetic", np.ones(128, np.float32), "m", "x.jpg", "ab" * 32, 0.9, actor, auth
+    )
     return sid
 
 
@@ -175,7 +177,7 @@ def direct(db_url: str, seconds: float) -> dict:
     n = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        st.save_event(f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0})
+        st.events.save(f"direct:{n}", "c0", "loitering", 12.5, None, n, {"zone": "platform", "duration_s": 61.0})
         n += 1
     el = time.perf_counter() - start
     return {"events": n, "seconds": el, "per_s": n / el}

@@ -192,7 +192,9 @@ class MetrosightSide:
         run.cpu_s, run.wall_s = time.process_time() - c0, time.perf_counter() - w0
         self.run_into = None
         # an alert's last-seen grows while its track lasts: the stored one is final
-        run.sightings = [(name, sg.first_seen, sg.last_seen) for name, sg in self.rt.store.run_sightings(report.run_id)]
+        run.sightings = [
+            (name, sg.first_seen, sg.last_seen) for name, sg in self.rt.store.alerts.run_sightings(report.run_id)
+        ]
         s = report.stats
         run.frames, run.faces = s.frames, s.faces
         run.extra.update(

@@ -87,25 +87,25 @@ def prepare(home: Path) -> tuple[dict[str, str], int]:
     from metrosight.core.types import Category
     from metrosight.policy.passwords import hash_password
     from metrosight.policy.rules import Authorisation
-    from metrosight.store.accounts import Accounts
     from metrosight.store.repo import Store
 
     store = Store.for_home(home)
     pw = hash_password(PASSWORD)
-    store.add_user("chief", ["admin", "approver"], None, pw)
-    chief = store.actor("chief")
-    store.add_user("duty", ["approver", "operator"], chief, pw)
+    store.users.add("chief", ["admin", "approver"], None, pw)
+    chief = store.users.actor("chief")
+    store.users.add("duty", ["approver", "operator"], chief, pw)
     for op in OPERATORS:
-        store.add_user(op, ["operator"], chief, pw)
-    acc = Accounts(store)
+        store.users.add(op, ["operator"], chief, pw)
+    acc = store.accounts
     tokens = {
-        op: acc.create_token(op, "load", store.actor(op), datetime.now(UTC) + timedelta(days=1))[1] for op in OPERATORS
+        op: acc.create_token(op, "load", store.users.actor(op), datetime.now(UTC) + timedelta(days=1))[1]
+        for op in OPERATORS
     }
-    store.create_watchlist("wl", Category.WANTED, chief)
+    store.watchlists.create("wl", Category.WANTED, chief)
     v = np.random.default_rng(1).normal(size=128).astype(np.float32)
     auth = Authorisation("CPC art. 210", "District court", "2026/117", datetime.now(UTC) + timedelta(days=30))
-    sid, _ = store.enroll("wl", "Eve", v / np.linalg.norm(v), "load", "eve.jpg", "e" * 64, 0.9, chief, auth)
-    store.approve("wl", "Eve", store.actor("duty"))
+    sid, _ = store.entries.enroll("wl", "Eve", v / np.linalg.norm(v), "load", "eve.jpg", "e" * 64, 0.9, chief, auth)
+    store.entries.approve("wl", "Eve", store.users.actor("duty"))
     store.engine.dispose()
     return tokens, sid
 
@@ -306,8 +306,8 @@ async def drive(args: argparse.Namespace, base: str, tokens: dict[str, str], hom
 
     got = [len(set(alert_ids) & set(f.received)) for f in feeds]
     delays = [f.received[i] - f.created[i] for f in feeds for i in alert_ids if i in f.received and i in f.created]
-    verify = store.verify_audit()
-    entries = store.audit_entries()
+    verify = store.audit.verify()
+    entries = store.audit.entries()
     with store.uow.read() as s:
         from metrosight.policy.rules import alert_status
         from metrosight.store.models import AlertReview

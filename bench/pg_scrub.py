@@ -40,16 +40,18 @@ def one_size(pg, n: int) -> dict:
     ada, bob = Actor("ada", frozenset({"admin", "approver"})), Actor("bob", frozenset({"approver"}))
     url = pg.create_database(f"scrub_{n}")
     store = Store(open_engine(url), KeyRing(Fernet.generate_key()))
-    store.add_user("ada", ["admin", "approver"], None)
-    store.add_user("bob", ["approver"], ada)
-    store.create_watchlist("wl", Category.WANTED, ada)
+    store.users.add("ada", ["admin", "approver"], None)
+    store.users.add("bob", ["approver"], ada)
+    store.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
     rng = np.random.default_rng(1)
     names = [f"P{i}" for i in range(6)]
     for name in names:
-        store.enroll("wl", name, rng.normal(size=128).astype(np.float32), "m", "p.jpg", "a" * 64, 0.9, ada, auth)
-        store.approve("wl", name, bob)
-    wrapped = store.wrapped_key("wl")
+        store.entries.enroll(
+            "wl", name, rng.normal(size=128).astype(np.float32), "m", "p.jpg", "a" * 64, 0.9, ada, auth
+        )
+        store.entries.approve("wl", name, bob)
+    wrapped = store.watchlists.wrapped_key("wl")
     with store.uow.write() as s:
         keep = s.scalar(select(Subject.id).where(Subject.name == names[-1]))
         rows = [
@@ -72,11 +74,11 @@ def one_size(pg, n: int) -> dict:
         size = c.execute(text("SELECT pg_total_relation_size('templates')")).scalar()
 
     t0 = time.perf_counter()
-    store.revoke("wl", names[0], bob, "bench")  # with the rewrite (as shipped)
+    store.entries.revoke("wl", names[0], bob, "bench")  # with the rewrite (as shipped)
     with_scrub = time.perf_counter() - t0
     store._vacuum_full = lambda tables: None  # type: ignore[method-assign]
     t0 = time.perf_counter()
-    store.revoke("wl", names[1], bob, "bench")  # the same without it
+    store.entries.revoke("wl", names[1], bob, "bench")  # the same without it
     without = time.perf_counter() - t0
     vac = []
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:

@@ -116,25 +116,24 @@ def setup_home(home: Path, face: Path) -> str:
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.ingest.images import photo_or_error
-    from metrosight.services.suite import Services
     from metrosight.policy.passwords import hash_password
-    from metrosight.store.accounts import Accounts
+    from metrosight.services.suite import Services
 
     rt = Services.open(Home(home), Settings())
-    rt.store.add_user("chief", ["admin", "approver", "operator"], None, hash_password(PASSWORD))
-    chief = rt.store.actor("chief")
-    rt.store.add_user("second", ["approver", "operator"], chief, hash_password(PASSWORD))
+    rt.store.users.add("chief", ["admin", "approver", "operator"], None, hash_password(PASSWORD))
+    chief = rt.store.users.actor("chief")
+    rt.store.users.add("second", ["approver", "operator"], chief, hash_password(PASSWORD))
     from datetime import UTC, datetime, timedelta
 
     from metrosight.core.types import Category
     from metrosight.policy.rules import Authorisation
 
-    rt.store.create_watchlist("wl", Category.WANTED, chief)
+    rt.store.watchlists.create("wl", Category.WANTED, chief)
     auth = Authorisation("bench", "bench", "B-1", datetime.now(UTC) + timedelta(days=7))
     res = rt.enrolment.enroll("wl", [("Joe Biden", photo_or_error(face))], chief, auth)
     assert res[0].status == "enrolled", res
-    rt.store.approve("wl", "Joe Biden", rt.store.actor("second"))
-    token = Accounts(rt.store).create_token("chief", "bench", chief)[1]
+    rt.store.entries.approve("wl", "Joe Biden", rt.store.users.actor("second"))
+    token = rt.store.accounts.create_token("chief", "bench", chief)[1]
     rt.store.engine.dispose()
     return token
 

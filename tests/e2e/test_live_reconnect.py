@@ -22,9 +22,9 @@ from metrosight.api.app import ApiConfig, create_app
 from metrosight.bus.inproc import TOPIC_ALERTS, InProcessBus
 from metrosight.bus.payloads import AlertV1
 from metrosight.core.types import Category
-from metrosight.services.sinks import AlertSink
 from metrosight.policy.passwords import hash_password
 from metrosight.policy.rules import Authorisation
+from metrosight.services.sinks import AlertSink
 from tests.conftest import missing_system
 from tests.e2e.test_operator_ui import ARGS, CHROMIUM
 from tests.unit.api.conftest import make_runtime
@@ -75,19 +75,19 @@ def service(tmp_path: Path) -> Iterator[tuple[object, Flaky, InProcessBus, int]]
     rt = make_runtime(tmp_path / "home")
     store = rt.store
     pw = hash_password(PASSWORD)
-    store.add_user("chief", ["admin", "approver"], None, pw)
-    chief = store.actor("chief")
-    store.add_user("duty", ["approver"], chief, pw)
+    store.users.add("chief", ["admin", "approver"], None, pw)
+    chief = store.users.actor("chief")
+    store.users.add("duty", ["approver"], chief, pw)
     for u in USERS:
-        store.add_user(u, ["operator"], chief, pw)
-    store.create_watchlist("wl", Category.WANTED, chief)
+        store.users.add(u, ["operator"], chief, pw)
+    store.watchlists.create("wl", Category.WANTED, chief)
     from datetime import UTC, datetime, timedelta
 
     import numpy as np
 
     auth = Authorisation("law", "court", "R-9", datetime.now(UTC) + timedelta(days=3))
-    store.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, chief, auth)
-    store.approve("wl", "Eve", store.actor("duty"))
+    store.entries.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, chief, auth)
+    store.entries.approve("wl", "Eve", store.users.actor("duty"))
     bus = InProcessBus()
     bus.subscribe(TOPIC_ALERTS, AlertSink(store, rt.home.media, None).on_alert)
     flaky = Flaky(create_app(rt, bus=bus, config=ApiConfig(poll_seconds=0.5)))
@@ -138,7 +138,7 @@ def test_pages_reconnect_after_the_feed_failed(service) -> None:  # type: ignore
                     event_id="cam-1:after:1",
                     camera_id="cam-1",
                     track_id=1,
-                    subject_id=rt.store.entries("wl")[0].id,
+                    subject_id=rt.store.entries.all("wl")[0].id,
                     subject="Eve",
                     watchlist="wl",
                     category="wanted",

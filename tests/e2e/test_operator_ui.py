@@ -56,14 +56,14 @@ def setup_home(home: Path) -> None:
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.core.types import Category
-    from metrosight.services.installation import Installation
     from metrosight.policy.passwords import hash_password
+    from metrosight.services.installation import Installation
 
     store = Installation.open(Home(home), Settings()).store
-    store.add_user("ada", ["admin", "approver", "operator", "auditor"], None, hash_password(PASSWORDS["ada"]))
-    ada = store.actor("ada")
-    store.add_user("bob", ["approver", "operator"], ada, hash_password(PASSWORDS["bob"]))
-    store.create_watchlist("wanted-2026", Category.WANTED, ada)
+    store.users.add("ada", ["admin", "approver", "operator", "auditor"], None, hash_password(PASSWORDS["ada"]))
+    ada = store.users.actor("ada")
+    store.users.add("bob", ["approver", "operator"], ada, hash_password(PASSWORDS["bob"]))
+    store.watchlists.create("wanted-2026", Category.WANTED, ada)
     store.engine.dispose()
 
 

@@ -42,7 +42,7 @@ def test_one_loitering_event_per_person_at_the_table(tmp_path, home):
     lines = json_lines(out)
     summary = lines[-1]
     assert summary["type"] == "summary" and summary["frames"] > 1300 and summary["faces"] == 0
-    stored = [e for e in Store.for_home(home).events() if e.kind == "loitering"]
+    stored = [e for e in Store.for_home(home).events.all() if e.kind == "loitering"]
     people = truth["people"]
     assert len(stored) == len(people), [(e.start_ts, e.end_ts) for e in stored]
     for ev, person in zip(sorted(stored, key=lambda e: e.start_ts), people, strict=True):

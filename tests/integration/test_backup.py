@@ -22,9 +22,9 @@ from metrosight.ops.backup import BackupError, create_backup, restore_backup
 from metrosight.ops.sealed import open_keys
 from metrosight.policy.crypto import CryptoError, load_master_key
 from metrosight.policy.rules import Actor, Authorisation
-from metrosight.store.governance import Retention
 from metrosight.store.models import AlertRecord, Person, Subject
 from metrosight.store.repo import Store, checkpoint_path
+from metrosight.store.retention import Retention
 from tests.conftest import missing_system
 
 pytestmark = pytest.mark.integration
@@ -58,27 +58,27 @@ def _open(home: Path, url: str | None) -> Store:
 
 
 def _sight(store: Store, home: Path, wl: str, name: str, event: str, crop: bytes) -> None:
-    entry = next(e for e in store.entries(wl) if e.name == name)
+    entry = next(e for e in store.entries.all(wl) if e.name == name)
     path = media_file(home / "media", "alerts", "cam-1", event, ".jpg.enc")
-    path.write_bytes(store.encrypt_for(wl, crop))
-    m = Match(entry.id, name, wl, Category(store.watchlist_category(wl)), 0.95, 0.3)
-    store.store_sighting(Alert("cam-1", 1, m, 1.0, 2.0, None, event, 3, None, T0), str(path))
+    path.write_bytes(store.watchlists.encrypt_for(wl, crop))
+    m = Match(entry.id, name, wl, Category(store.watchlists.category(wl)), 0.95, 0.3)
+    store.alerts.store_sighting(Alert("cam-1", 1, m, 1.0, 2.0, None, event, 3, None, T0), str(path))
 
 
 def _populate(home: Path, url: str | None) -> Store:
     st = _open(home, url)
-    st.add_user("ada", ["admin", "approver", "operator", "auditor"], None)  # an installation starts with its admin
-    st.add_user("bob", ["approver", "operator"], ADMIN)
-    st.create_watchlist("wanted", Category.WANTED, ADMIN)
-    st.create_watchlist("secret", Category.WANTED, ADMIN)
+    st.users.add("ada", ["admin", "approver", "operator", "auditor"], None)  # an installation starts with its admin
+    st.users.add("bob", ["approver", "operator"], ADMIN)
+    st.watchlists.create("wanted", Category.WANTED, ADMIN)
+    st.watchlists.create("secret", Category.WANTED, ADMIN)
     for i, (wl, name) in enumerate((("wanted", "Ann"), ("wanted", "Cid"), ("secret", "Bob"))):
         auth = Authorisation("law", "court", f"R-{i}", datetime.now(UTC) + timedelta(days=30))
-        st.enroll(wl, name, vec(i), MODEL, f"{name}.jpg", str(i) * 64, 0.9, ADMIN, auth)
-        st.approve(wl, name, BOB)
+        st.entries.enroll(wl, name, vec(i), MODEL, f"{name}.jpg", str(i) * 64, 0.9, ADMIN, auth)
+        st.entries.approve(wl, name, BOB)
     _sight(st, home, "wanted", "Ann", "cam-1:r:1", b"JPEG of Ann")
     _sight(st, home, "secret", "Bob", "cam-1:r:2", b"JPEG of Bob")
-    st.shred_watchlist("secret", ADMIN)  # crypto-shredded before the backup
-    assert st.verify_audit().ok
+    st.watchlists.shred("secret", ADMIN)  # crypto-shredded before the backup
+    assert st.audit.verify().ok
     return st
 
 
@@ -89,14 +89,14 @@ def _backup(st: Store, home: Path, out: Path, url: str | None, keys_out: Path | 
 
 
 def _summary(st: Store) -> dict:
-    alerts = sorted((a.subject_name, a.watchlist, a.status, a.first_seen) for a in st.alerts())
-    gallery = sorted((g.subject_name, tuple(np.round(g.template, 5))) for g in st.active_gallery(MODEL))
+    alerts = sorted((a.subject_name, a.watchlist, a.status, a.first_seen) for a in st.alerts.all())
+    gallery = sorted((g.subject_name, tuple(np.round(g.template, 5))) for g in st.gallery.active(MODEL))
     return {
         "alerts": alerts,
         "entries": st.count(Subject),
         "persons": st.count(Person),
         "gallery": gallery,
-        "users": st.list_users(),
+        "users": st.users.all(),
     }
 
 
@@ -129,14 +129,14 @@ def test_backup_delete_restore_gives_everything_back(kind: str, request: pytest.
     assert r.key_file and (dst / "master.key").read_bytes() == master
     st2 = _open(dst, url2)
     assert _summary(st2) == before  # the same alerts, entries, persons, users; templates decrypt and match
-    ann = next(a for a in st2.alerts() if a.subject_name == "Ann")
-    bob = next(a for a in st2.alerts() if a.subject_name == "Bob")
+    ann = next(a for a in st2.alerts.all() if a.subject_name == "Ann")
+    bob = next(a for a in st2.alerts.all() if a.subject_name == "Bob")
     assert ann.crop_path and ann.crop_path.startswith(str(dst.resolve()))
-    assert st2.read_crop(ann.id, ADMIN) == b"JPEG of Ann"
+    assert st2.reviews.read_crop(ann.id, ADMIN) == b"JPEG of Ann"
     with pytest.raises(CryptoError):  # shredded before the backup: unreadable after the restore too
-        st2.read_crop(bob.id, ADMIN)
-    assert st2.verify_audit().ok
-    actions = [e.action for e in st2.audit_entries()]
+        st2.reviews.read_crop(bob.id, ADMIN)
+    assert st2.audit.verify().ok
+    actions = [e.action for e in st2.audit.entries()]
     assert actions.index("backup.create") < actions.index("backup.restore")
 
     # a later backup of the restored home still has no key for the shredded list
@@ -146,7 +146,7 @@ def test_backup_delete_restore_gives_everything_back(kind: str, request: pytest.
     # retention applies to restored data: crops past their period are deleted from the restored media
     crop = Path(ann.crop_path)
     assert crop.exists()
-    st2.purge(Retention(None, 1, None, None), ADMIN, now=datetime.now(UTC) + timedelta(days=2))
+    st2.retention.purge(Retention(None, 1, None, None), ADMIN, now=datetime.now(UTC) + timedelta(days=2))
     assert not crop.exists()
     assert st2.count(AlertRecord) == 2
 
@@ -213,8 +213,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path: Path):
         with pytest.raises(BackupError, match="disk is full"):
             create_backup(st, src, load_master_key(src), checkpoint_path(src), small, PASS, "ada")
         assert list(small.iterdir()) == []
-        assert [e.action for e in st.audit_entries()][-1] == "backup.failed"
-        assert st.verify_audit().ok
+        assert [e.action for e in st.audit.entries()][-1] == "backup.failed"
+        assert st.audit.verify().ok
         # restoring onto a full disk: one line, and no half-restored home or staging folder left
         res = create_backup(st, src, load_master_key(src), checkpoint_path(src), tmp_path / "ok", PASS, "ada")
         with pytest.raises(BackupError, match="disk is full"):

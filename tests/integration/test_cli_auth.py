@@ -9,7 +9,7 @@ NO_CREDENTIAL = {"METROSIGHT_PASSWORD": None, "METROSIGHT_TOKEN": None}
 
 
 def actions(home):
-    return [(e.actor, e.action) for e in Store.for_home(home).audit_entries()]
+    return [(e.actor, e.action) for e in Store.for_home(home).audit.entries()]
 
 
 def test_a_name_without_a_credential_acts_as_nobody(tmp_path):
@@ -30,7 +30,7 @@ def test_a_name_without_a_credential_acts_as_nobody(tmp_path):
         assert "must authenticate" in err and "METROSIGHT_TOKEN" in err, err
         assert "mst_" not in out
     assert actions(home) == before  # nothing was done, nothing recorded as theirs
-    assert Store.for_home(home).list_watchlists() == []
+    assert Store.for_home(home).watchlists.all() == []
 
 
 def test_a_wrong_password_is_refused_and_audited(tmp_path):
@@ -48,7 +48,7 @@ def test_a_wrong_password_is_refused_and_audited(tmp_path):
         env={"METROSIGHT_PASSWORD": password_of("bob")},
     )
     assert code != 0 and "wrong password for 'ada'" in err
-    assert Store.for_home(home).list_watchlists() == []
+    assert Store.for_home(home).watchlists.all() == []
     assert actions(home)[-1] == ("anonymous", "cli.auth_failed")
     assert cli(home, "audit", "verify")[0] == 0  # read-only verification needs no credential
 
@@ -86,15 +86,15 @@ def test_the_first_admin_needs_no_credential_but_sets_a_password(tmp_path):
     assert cli(home, "--as", "root", "user", "add", "monitor", "-r", "viewer", "--no-password")[0] == 0
     code, _, err = cli(home, "--as", "monitor", "alert", "list", env={"METROSIGHT_PASSWORD": ""})
     assert code != 0 and "wrong password" in err
-    assert [n for n, _r, _d in Store.for_home(home).list_users()] == ["monitor", "root"]
+    assert [n for n, _r, _d in Store.for_home(home).users.all()] == ["monitor", "root"]
 
 
 def test_an_installation_from_before_passwords_sets_its_admins_password_first(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     store = Store.for_home(home)
-    store.add_user("old-admin", ["admin"], None)  # users made before the CLI asked for credentials
-    store.add_user("old-op", ["operator"], store.actor("old-admin"))
+    store.users.add("old-admin", ["admin"], None)  # users made before the CLI asked for credentials
+    store.users.add("old-op", ["operator"], store.users.actor("old-admin"))
     assert cli(home, "user", "password", "old-op")[0] != 0  # not an admin: refused
     assert cli(home, "user", "password", "old-admin")[0] == 0
     assert cli(home, "user", "password", "old-op", env=NO_CREDENTIAL)[0] != 0  # now a credential is needed

@@ -153,7 +153,7 @@ class Cluster:
     def alerts(self) -> dict[str, list[AlertRecord]]:
         store = Store.for_home(self.home, self.db)
         by_cam: dict[str, list[AlertRecord]] = {c: [] for c in CAMERAS}
-        for a in store.alerts():
+        for a in store.alerts.all():
             by_cam[a.camera_id].append(a)
         return by_cam
 
@@ -216,7 +216,7 @@ def test_a_killed_workers_camera_resumes_elsewhere_with_no_alert_lost_or_duplica
     store = Store.for_home(cluster.home, cluster.db)
     runs = store.uow.read().query(Run).filter(Run.camera_id == victim_cam).all()
     assert {r.status for r in runs} == {"running", "finished"}  # the dead worker's run never closed
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
 
 
 def test_redis_killed_and_restarted_mid_video_loses_and_duplicates_nothing(cluster):
@@ -241,7 +241,7 @@ def test_a_revoked_entry_stops_matching_on_every_worker_within_a_second(cluster)
     for w in workers:
         cluster.worker(w)
     store = Store.for_home(cluster.home, cluster.db)
-    cluster.wait_for(lambda: {a.camera_id for a in store.alerts()} == set(CAMERAS), 150)
+    cluster.wait_for(lambda: {a.camera_id for a in store.alerts.all()} == set(CAMERAS), 150)
     code, out, err = cluster.cli(
         "--as", "bob", "watchlist", "revoke", "wl", "Lin-Manuel Miranda", "--reason", "order withdrawn"
     )
@@ -287,7 +287,7 @@ def test_a_live_camera_of_a_killed_worker_resumes_on_another_at_the_live_edge(
             leases = c.leases()
 
             def alerts_of(cam: str) -> list[AlertRecord]:
-                return [a for a in store.alerts() if a.camera_id == cam]
+                return [a for a in store.alerts.all() if a.camera_id == cam]
 
             first = c.wait_for(lambda: alerts_of("live-a"), 150)
             victim = leases.holder("live-a")

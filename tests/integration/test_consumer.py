@@ -30,11 +30,11 @@ KEY = Fernet.generate_key()  # the installation's master key: this test's store 
 @pytest.fixture()
 def store(pg_url) -> Store:
     s = Store(open_engine(pg_url), KeyRing(KEY))
-    s.add_user("ada", ["admin", "approver"], None)
-    ada = s.actor("ada")
-    s.create_watchlist("wl", Category.WANTED, ada)
+    s.users.add("ada", ["admin", "approver"], None)
+    ada = s.users.actor("ada")
+    s.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    s.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
+    s.entries.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
     return s
 
 
@@ -61,7 +61,7 @@ def event(eid: str) -> EventV1:
 
 
 def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store, redis_server, tmp_path):
-    sid = store.entries()[0].id
+    sid = store.entries.all()[0].id
     pub = RedisStreamsBus(redis_server.url)
     # an update published before its alert (another worker's), duplicates of everything
     pub.publish(TOPIC_ALERT_UPDATES, AlertUpdateV1(event_id="a1", last_seen=9.0))
@@ -83,20 +83,23 @@ def test_everything_is_stored_exactly_once_whatever_the_order_and_repeats(store,
     stop.set()
     t.join(10)
     assert store.count(AlertRecord) == 1 and store.count(EventRecord) == 300
-    [a] = store.alerts()
+    [a] = store.alerts.all()
     assert a.last_seen == 9.0 and a.crop_path and Path(a.crop_path).is_file()
     assert Path(a.crop_path).read_bytes() != b"\xff\xd8crop"  # encrypted at rest
-    e1 = next(e for e in store.events() if e.event_id == "e1")
+    e1 = next(e for e in store.events.all() if e.event_id == "e1")
     assert e1.end_ts == 70.0 and e1.data["duration_s"] == 67.0
     assert consumer.stored_alerts == 1 and consumer.duplicate_alerts == 1 and consumer.stored_events == 300
     assert consumer.bus.dead == 0  # (updates are read after their alerts and events: no retry was needed)
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
 
 
 def test_save_events_skips_stored_ids(store):
     rows = [{"event_id": f"x{i}", "camera_id": "cam", "kind": "fast_movement", "start_ts": 1.0} for i in range(5)]
-    assert store.save_events(rows) == 5
-    assert store.save_events(rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}]) == 1
+    assert store.events.save_many(rows) == 5
+    assert (
+        store.events.save_many(rows + [{"event_id": "x9", "camera_id": "cam", "kind": "loitering", "start_ts": 2.0}])
+        == 1
+    )
     assert store.count(EventRecord) == 6
 
 
@@ -112,11 +115,11 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, re
 
     monkeypatch.setenv("METROSIGHT_MASTER_KEY", Fernet.generate_key().decode())
     rt = Services.open(Home(tmp_path / "home"), Settings.model_validate({"storage": {"database_url": pg_url}}))
-    rt.store.add_user("ada", ["admin", "approver"], None)
-    ada = rt.store.actor("ada")
-    rt.store.create_watchlist("wl", Category.WANTED, ada)
+    rt.store.users.add("ada", ["admin", "approver"], None)
+    ada = rt.store.users.actor("ada")
+    rt.store.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    sid, _ = rt.store.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
+    sid, _ = rt.store.entries.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
     live = InProcessBus()
     woken: list[str] = []
     live.subscribe(TOPIC_ALERTS, lambda a: woken.append(a.event_id))
@@ -124,9 +127,9 @@ def test_serve_startup_hook_consumes_into_the_apps_store_and_live_bus(pg_url, re
     with TestClient(app):
         RedisStreamsBus(redis_server.url).publish(TOPIC_ALERTS, alert("cam:x:1.0", sid))
         deadline = time.monotonic() + 20
-        while not rt.store.has_alert("cam:x:1.0") and time.monotonic() < deadline:
+        while not rt.store.alerts.has("cam:x:1.0") and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert rt.store.has_alert("cam:x:1.0") and woken == ["cam:x:1.0"]
+    assert rt.store.alerts.has("cam:x:1.0") and woken == ["cam:x:1.0"]
 
 
 def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(store, pg_url, redis_server, tmp_path):
@@ -139,7 +142,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(
 
     import redis
 
-    sid = store.entries()[0].id
+    sid = store.entries.all()[0].id
     pub = RedisStreamsBus(redis_server.url)
     for i in range(40):
         pub.publish(TOPIC_ALERTS, alert(f"a{i}", sid))
@@ -196,6 +199,6 @@ def test_a_consumer_killed_mid_stream_loses_nothing_its_peer_claims_its_entries(
     procs[1].wait(30)
     # 40 sightings of one person on one camera, stored by two consumers at once: every one once, in one episode
     assert store.count(EventRecord) == 3000 and store.count(Sighting) == 40 and store.count(AlertRecord) == 1
-    [a] = store.alerts()
-    assert a.sightings == 40 and all(sg.last_seen == 5.0 for sg in store.sightings(a.id))
-    assert store.verify_audit().ok
+    [a] = store.alerts.all()
+    assert a.sightings == 40 and all(sg.last_seen == 5.0 for sg in store.alerts.sightings(a.id))
+    assert store.audit.verify().ok

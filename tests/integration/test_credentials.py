@@ -30,8 +30,8 @@ from metrosight.api.serve import server_config
 from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertV1
 from metrosight.cli import app as cli_app
-from metrosight.services.sinks import AlertSink
 from metrosight.policy.passwords import hash_password
+from metrosight.services.sinks import AlertSink
 from metrosight.store.models import ApiToken
 from tests.unit.api.conftest import CAMERAS, make_runtime, photo
 
@@ -89,7 +89,7 @@ class Server:
     def audit(self, prefix: str = "") -> list[tuple[str, str, str | None, dict]]:
         return [
             (e.actor, e.action, e.target, json.loads(e.details))
-            for e in self.rt.store.audit_entries()  # type: ignore[attr-defined]
+            for e in self.rt.store.audit.entries()  # type: ignore[attr-defined]
             if e.action.startswith(prefix)
         ]
 
@@ -141,10 +141,10 @@ def make_server(tmp_path: Path, db_url: str | None, **settings: object) -> Itera
     settings["api"].setdefault("failed_signin_audit_seconds", 3600)  # type: ignore[union-attr]  # the tests flush
     rt = make_runtime(tmp_path / "home", cameras=CAMERAS, storage=storage, **settings)
     store = rt.store
-    store.add_user("ada", ROLES["ada"], None, hash_password(PW["ada"]))
-    ada = store.actor("ada")
+    store.users.add("ada", ROLES["ada"], None, hash_password(PW["ada"]))
+    ada = store.users.actor("ada")
     for name in ("bob", "carol", "dan", "vic"):
-        store.add_user(name, ROLES[name], ada, hash_password(PW[name]))
+        store.users.add(name, ROLES[name], ada, hash_password(PW[name]))
     app = create_app(rt, bus=InProcessBus(), config=ApiConfig(poll_seconds=0.2))
     for base in serve(app):
         yield Server(rt, app, base, app.state.services, db_url)
@@ -178,7 +178,7 @@ def entry_and_alert(srv: Server, recorder_token: str) -> int:
             event_id="cam-1:run:1:0",
             camera_id="cam-1",
             track_id=1,
-            subject_id=store.entries("wl")[0].id,
+            subject_id=store.entries.all("wl")[0].id,
             subject="Eve",
             watchlist="wl",
             category="wanted",
@@ -190,7 +190,7 @@ def entry_and_alert(srv: Server, recorder_token: str) -> int:
             crop_jpeg=None,
         )
     )
-    return int(store.list_alerts(store.actor("carol"))[0].id)
+    return int(store.reviews.all(store.users.actor("carol"))[0].id)
 
 
 def alert_status(srv: Server, alert_id: int) -> str:
@@ -369,7 +369,7 @@ def test_the_password_policy_refuses_common_and_guessable_passwords_everywhere(
         "--as", "ada", "user", "add", "erin", "-r", "viewer", "--password", input=f"{password}\n{password}\n"
     )
     assert code != 0 and reason in errtext and "Traceback" not in errtext
-    assert "erin" not in [u for u, *_ in srv.rt.store.list_users()]  # type: ignore[attr-defined]
+    assert "erin" not in [u for u, *_ in srv.rt.store.users.all()]  # type: ignore[attr-defined]
 
 
 def test_a_good_passphrase_is_accepted_by_the_cli(server: Server):
@@ -532,7 +532,7 @@ def test_one_person_cannot_pass_a_two_person_rule_alone(server: Server):
     with srv.client() as as_bob:
         assert login(as_bob, "bob", "nimbus cellar orchid").status_code == 200
         assert as_bob.post("/api/watchlists/wl/entries/Zed/approve", headers=csrf(as_bob)).status_code == 403
-    assert {e.name: e.status for e in srv.rt.store.entries("wl")}["Zed"] == "pending"  # type: ignore[attr-defined]
+    assert {e.name: e.status for e in srv.rt.store.entries.all("wl")}["Zed"] == "pending"  # type: ignore[attr-defined]
     # the audit log names people, never a credential acting for someone else
     reviews = [
         (actor, action) for actor, action, *_ in srv.audit("alert.") if action in ("alert.confirm", "alert.reject")
@@ -540,4 +540,4 @@ def test_one_person_cannot_pass_a_two_person_rule_alone(server: Server):
     assert reviews == [("carol", "alert.confirm")]
     resets = [(actor, target) for actor, _, target, d in srv.audit("user.password") if d["reset"]]
     assert resets == [("ada", "dan"), ("ada", "bob")]
-    assert srv.rt.store.verify_audit().ok  # type: ignore[attr-defined]
+    assert srv.rt.store.audit.verify().ok  # type: ignore[attr-defined]

@@ -83,11 +83,10 @@ def test_api_refusal_numbers_the_faces_and_face_enrols_one(home):
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.services.suite import Services
-    from metrosight.store.accounts import Accounts
 
     ex = require_data("face_recognition_examples", "examples")
     rt = Services.open(Home(home), Settings())
-    token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
+    token = rt.store.accounts.create_token("ada", "tests", rt.store.users.actor("ada"))[1]
     with TestClient(create_app(rt)) as c:
         c.headers["Authorization"] = f"Bearer {token}"
         form = {

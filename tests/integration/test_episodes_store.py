@@ -41,14 +41,14 @@ def _sight(url: str, key: bytes, camera: str, rounds: int, entry: int, barrier, 
         m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
         # the same walk seen by every camera of the line, a few seconds apart per round
         alert = Alert(camera, r, m, 1.0 + 3 * r, 2.0 + 3 * r, None, f"{camera}:run:{r}", 3, "red", T0)
-        ids.append(st.store_sighting(alert, None, None).alert_id)
+        ids.append(st.alerts.store_sighting(alert, None, None).alert_id)
     results.put(ids)
 
 
 def test_parallel_sightings_of_five_cameras_make_one_episode(url):
     s = Store(open_engine(url), KeyRing(KEY))
-    s.create_watchlist("wl", Category.WANTED, ADA)
-    s.enroll(
+    s.watchlists.create("wl", Category.WANTED, ADA)
+    s.entries.enroll(
         "wl",
         "Ann",
         np.ones(128, np.float32),
@@ -59,8 +59,8 @@ def test_parallel_sightings_of_five_cameras_make_one_episode(url):
         ADA,
         Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)),
     )
-    s.approve("wl", "Ann", BOB)
-    entry = s.entries("wl")[0].id
+    s.entries.approve("wl", "Ann", BOB)
+    entry = s.entries.all("wl")[0].id
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(5)
     results = ctx.Queue()
@@ -73,19 +73,19 @@ def test_parallel_sightings_of_five_cameras_make_one_episode(url):
         assert p.exitcode == 0
     assert len({aid for ids in got for aid in ids}) == 1
     assert s.count(AlertRecord) == 1 and s.count(Sighting) == 20
-    [a] = s.alerts()
-    assert a.sightings == 20 and set(s.alert_cameras(a.id)) == {f"cam-{i}" for i in range(5)}
-    acts = [e.action for e in s.audit_entries()]
+    [a] = s.alerts.all()
+    assert a.sightings == 20 and set(s.alerts.cameras(a.id)) == {f"cam-{i}" for i in range(5)}
+    acts = [e.action for e in s.audit.entries()]
     assert acts.count("alert.create") == 1 and acts.count("alert.sighting") == 19
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
 
 
 def test_lines_spelt_differently_are_one_group_on_both_stores(url):
     """`Red`, `red` and Cyrillic `Rеd` are one line by the identifier rule: one episode (red team); the camera's
     own key too (`CAM-1` is `cam-1`), on SQLite and PostgreSQL."""
     s = Store(open_engine(url), KeyRing(KEY))
-    s.create_watchlist("wl", Category.WANTED, ADA)
-    s.enroll(
+    s.watchlists.create("wl", Category.WANTED, ADA)
+    s.entries.enroll(
         "wl",
         "Ann",
         np.ones(128, np.float32),
@@ -96,16 +96,16 @@ def test_lines_spelt_differently_are_one_group_on_both_stores(url):
         ADA,
         Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3)),
     )
-    s.approve("wl", "Ann", BOB)
-    entry = s.entries("wl")[0].id
+    s.entries.approve("wl", "Ann", BOB)
+    entry = s.entries.all("wl")[0].id
     m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
     got = [
-        s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:e", 3, group, T0 + dt), None, None)
+        s.alerts.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:e", 3, group, T0 + dt), None, None)
         for cam, group, dt in (("cam-1", "Red", 0), ("cam-2", "red", 10), ("cam-3", "R\u0435d", 20))
     ]
     assert [g.opened for g in got] == [True, False, False] and len({g.alert_id for g in got}) == 1
     own = [
-        s.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:own", 3, None, T0 + dt), None, None)
+        s.alerts.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:own", 3, None, T0 + dt), None, None)
         for cam, dt in (("CAM-9", 0), ("cam-9", 10))
     ]
     assert [g.opened for g in own] == [True, False] and own[0].alert_id == own[1].alert_id

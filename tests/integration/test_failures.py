@@ -200,7 +200,7 @@ def test_a_full_disk_holds_the_alerts_stores_them_when_space_returns_and_closes_
     assert all(x.crop_path and Path(x.crop_path).exists() for x in sightings.values())
     [r] = runs(home)
     assert r.status == "finished" and r.alerts == len(alerts)
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
 
 
 def test_a_disk_full_from_the_start_gives_one_clear_error(small_disk, tmp_path):

@@ -32,7 +32,7 @@ from metrosight.core.types import Alert, Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, alert_status, aware
 from metrosight.store.db import open_engine
-from metrosight.store.governance import NotFound
+from metrosight.store.errors import NotFound
 from metrosight.store.models import AlertRecord, AlertReview, Subject, Template
 from metrosight.store.repo import Store
 
@@ -74,16 +74,18 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
             actor = PEOPLE[who]
             try:
                 if kind == "approve":
-                    return self.s.approve("wl", str(target), actor)
+                    return self.s.entries.approve("wl", str(target), actor)
                 if kind == "revoke":
-                    return self.s.revoke("wl", str(target), actor, "withdrawn")
+                    return self.s.entries.revoke("wl", str(target), actor, "withdrawn")
                 if kind == "photo":
                     seed = next(_names)
-                    return self.s.enroll("wl", str(target), vec(seed), "m", f"{seed}.jpg", f"{seed:064x}", 0.9, actor)
+                    return self.s.entries.enroll(
+                        "wl", str(target), vec(seed), "m", f"{seed}.jpg", f"{seed:064x}", 0.9, actor
+                    )
                 if kind == "expire":  # the 24-hour clock of urgent entries runs out
-                    return self.s.expire_due(datetime.now(UTC) + timedelta(hours=24, minutes=1))
+                    return self.s.policy.expire_due(datetime.now(UTC) + timedelta(hours=24, minutes=1))
                 if kind in ("confirm", "reject"):
-                    return self.s.review(int(target), actor, kind, "not them" if kind == "reject" else None)
+                    return self.s.reviews.review(int(target), actor, kind, "not them" if kind == "reject" else None)
             except REFUSED as exc:
                 return exc
             raise AssertionError(kind)
@@ -103,7 +105,7 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
             name = f"E{next(_names)}"
             seed = next(_names)
             auth = Authorisation("law", "court", "R", datetime.now(UTC) + timedelta(days=30), urgent=urgent)
-            self.s.enroll("wl", name, vec(seed), "m", f"{seed}.jpg", f"{seed:064x}", 0.9, PEOPLE[creator], auth)
+            self.s.entries.enroll("wl", name, vec(seed), "m", f"{seed}.jpg", f"{seed:064x}", 0.9, PEOPLE[creator], auth)
             self.names.append(name)
             return name
 
@@ -121,11 +123,11 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
 
         @rule(target=alerts, entry=entries)
         def raise_alert(self, entry: str) -> int:
-            e = next(x for x in self.s.entries("wl") if x.name == entry)
+            e = next(x for x in self.s.entries.all("wl") if x.name == entry)
             n = next(_names)
             m = Match(e.id, entry, "wl", Category.WANTED, 0.95, 0.3)
             # an hour apart: each its own alert (not a sighting of another's episode)
-            self.s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3, None, 1.8e9 + 3600 * n), None)
+            self.s.alerts.save(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3, None, 1.8e9 + 3600 * n), None)
             with self.s.uow.read() as ses:
                 aid = int(ses.scalar(select(AlertRecord.id).where(AlertRecord.event_id == f"cam-1:sm:{n}")))
             self.alert_ids.append(aid)
@@ -178,9 +180,9 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
 
         @invariant()
         def audit_chain_verifies(self) -> None:
-            entries = self.s.audit_entries()
+            entries = self.s.audit.entries()
             assert [x.seq for x in entries] == list(range(1, len(entries) + 1))
-            assert self.s.verify_audit().ok
+            assert self.s.audit.verify().ok
 
     return Workflows
 
@@ -189,10 +191,10 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = Store(open_engine(url), KeyRing(KEY), tmp_path / "audit.head")
-    s.add_user("ada", sorted(PEOPLE["ada"].roles), None)
+    s.users.add("ada", sorted(PEOPLE["ada"].roles), None)
     for name in ("bob", "cy"):
-        s.add_user(name, sorted(PEOPLE[name].roles), PEOPLE["ada"])
-    s.create_watchlist("wl", Category.WANTED, PEOPLE["ada"])
+        s.users.add(name, sorted(PEOPLE[name].roles), PEOPLE["ada"])
+    s.watchlists.create("wl", Category.WANTED, PEOPLE["ada"])
     yield s
     s.engine.dispose()
 

@@ -23,8 +23,8 @@ from metrosight.core.types import Alert, Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.db import open_engine
-from metrosight.store.governance import Retention
 from metrosight.store.repo import Store
+from metrosight.store.retention import Retention
 
 pytestmark = pytest.mark.integration
 
@@ -47,24 +47,24 @@ def _vec(seed: int) -> np.ndarray:
 
 def workflows(s: Store) -> dict[str, int]:
     """Every legitimate governed workflow once. Returns ids the tests tamper with."""
-    s.add_user("ada", sorted(ADA.roles), None)
+    s.users.add("ada", sorted(ADA.roles), None)
     for name in ("bob", "carol", "dan", "op1", "op2", "op3"):
-        s.add_user(name, ["approver"] if name in ("bob", "carol", "dan") else ["operator"], ADA)
-    s.create_watchlist("wl", Category.WANTED, ADA)
-    s.create_watchlist("gone", Category.WANTED, ADA)
+        s.users.add(name, ["approver"] if name in ("bob", "carol", "dan") else ["operator"], ADA)
+    s.watchlists.create("wl", Category.WANTED, ADA)
+    s.watchlists.create("gone", Category.WANTED, ADA)
     soon = datetime.now(UTC) + timedelta(days=30)
     auth = Authorisation("law", "court", "R-1", soon)
-    bob, carol, dan = s.actor("bob"), s.actor("carol"), s.actor("dan")
-    s.enroll("wl", "Eve", _vec(1), "m", "eve.jpg", "a1" * 32, 0.9, bob, auth)
-    s.approve("wl", "Eve", carol)
+    bob, carol, dan = s.users.actor("bob"), s.users.actor("carol"), s.users.actor("dan")
+    s.entries.enroll("wl", "Eve", _vec(1), "m", "eve.jpg", "a1" * 32, 0.9, bob, auth)
+    s.entries.approve("wl", "Eve", carol)
     # a photo added after approval sends it back to pending; approved again by someone who added none
-    s.enroll("wl", "Eve", _vec(2), "m", "eve2.jpg", "a2" * 32, 0.9, carol, auth)
-    s.approve("wl", "Eve", dan)
-    s.enroll("wl", "Pending", _vec(3), "m", "p.jpg", "a3" * 32, 0.9, bob, auth)
-    s.enroll("wl", "Revoked", _vec(4), "m", "r.jpg", "a4" * 32, 0.9, bob, auth)
-    s.approve("wl", "Revoked", carol)
-    s.revoke("wl", "Revoked", carol, "order lifted")
-    s.enroll(
+    s.entries.enroll("wl", "Eve", _vec(2), "m", "eve2.jpg", "a2" * 32, 0.9, carol, auth)
+    s.entries.approve("wl", "Eve", dan)
+    s.entries.enroll("wl", "Pending", _vec(3), "m", "p.jpg", "a3" * 32, 0.9, bob, auth)
+    s.entries.enroll("wl", "Revoked", _vec(4), "m", "r.jpg", "a4" * 32, 0.9, bob, auth)
+    s.entries.approve("wl", "Revoked", carol)
+    s.entries.revoke("wl", "Revoked", carol, "order lifted")
+    s.entries.enroll(
         "wl",
         "Urgent",
         _vec(5),
@@ -75,8 +75,8 @@ def workflows(s: Store) -> dict[str, int]:
         bob,
         Authorisation("law", "court", "R-2", soon, urgent=True),
     )
-    s.enroll("wl", "Urgent", _vec(8), "m", "u2.jpg", "a8" * 32, 0.9, carol, auth)  # held until approved
-    s.enroll(
+    s.entries.enroll("wl", "Urgent", _vec(8), "m", "u2.jpg", "a8" * 32, 0.9, carol, auth)  # held until approved
+    s.entries.enroll(
         "wl",
         "Short",
         _vec(6),
@@ -87,25 +87,27 @@ def workflows(s: Store) -> dict[str, int]:
         bob,
         Authorisation("law", "court", "R-3", datetime.now(UTC) + timedelta(days=2)),
     )
-    s.approve("wl", "Short", carol)
-    s.enroll("gone", "Shredded", _vec(7), "m", "x.jpg", "a7" * 32, 0.9, bob, auth)
-    s.shred_watchlist("gone", ADA)
-    ids = {e.name: e.id for e in s.entries("wl")}
-    eve = next(e for e in s.entries("wl") if e.name == "Eve")
+    s.entries.approve("wl", "Short", carol)
+    s.entries.enroll("gone", "Shredded", _vec(7), "m", "x.jpg", "a7" * 32, 0.9, bob, auth)
+    s.watchlists.shred("gone", ADA)
+    ids = {e.name: e.id for e in s.entries.all("wl")}
+    eve = next(e for e in s.entries.all("wl") if e.name == "Eve")
     m = Match(eve.id, eve.name, "wl", Category.WANTED, 0.95, 0.3)
     t0 = datetime.now(UTC).timestamp()
 
     def seen(n: int, cam: str, at: float) -> int:
-        return s.store_sighting(Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + at), None).alert_id
+        return s.alerts.store_sighting(
+            Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + at), None
+        ).alert_id
 
     a1 = seen(1, "cam-a", 1)
     assert seen(2, "cam-b", 2) == a1  # an episode of two sightings
-    s.review(a1, s.actor("op1"), "confirm")
-    assert s.review(a1, s.actor("op2"), "confirm") == "actionable"
+    s.reviews.review(a1, s.users.actor("op1"), "confirm")
+    assert s.reviews.review(a1, s.users.actor("op2"), "confirm") == "actionable"
     a2 = seen(5, "cam-b", 5000)
-    s.review(a2, s.actor("op1"), "reject", "not him")
+    s.reviews.review(a2, s.users.actor("op1"), "reject", "not him")
     a3 = seen(9, "cam-c", 9000)
-    s.review(a3, s.actor("op3"), "confirm")
+    s.reviews.review(a3, s.users.actor("op3"), "confirm")
     a4 = seen(13, "cam-d", 13000)  # left new
     s.audit.checkpoint()
     return {"new": a4, "once": a3, "pending": ids["Pending"], "active": ids["Eve"], "revoked": ids["Revoked"]}
@@ -135,19 +137,19 @@ def forge_confirmations(s: Store, alert_id: int) -> None:
 
 def test_legitimate_workflows_verify_clean(store: Store) -> None:
     workflows(store)
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert res.ok, res
-    assert store.governed_mismatches() == []
-    assert store.unbacked_active() == {}
-    matched = {g.subject_name for g in store.active_gallery("m")}
+    assert store.audit.governed_mismatches() == []
+    assert store.audit.unbacked_active() == {}
+    matched = {g.subject_name for g in store.gallery.active("m")}
     assert matched == {"Eve", "Urgent", "Short"}  # the urgent entry matches its creator's photo before approval
 
 
 def test_forged_confirmations_are_detected(store: Store) -> None:
     ids = workflows(store)
     forge_confirmations(store, ids["new"])
-    assert next(a.status for a in store.alerts() if a.id == ids["new"]) == "actionable"  # the store believes it
-    res = store.verify_audit()
+    assert next(a.status for a in store.alerts.all() if a.id == ids["new"]) == "actionable"  # the store believes it
+    res = store.audit.verify()
     assert not res.ok
     text_ = "\n".join(res.mismatches)
     assert "'mallory'" in text_ and "'trent'" in text_, res.mismatches
@@ -164,7 +166,7 @@ def test_a_forged_second_confirmation_is_detected(store: Store) -> None:
         a=ids["once"],
         t=datetime.now(UTC),
     )
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok
     assert any("'op2'" in m and "no keyed alert.confirm" in m for m in res.mismatches), res.mismatches
 
@@ -176,7 +178,7 @@ def test_a_deleted_rejection_is_detected(store: Store) -> None:
         "DELETE FROM alert_reviews WHERE action = 'reject'",
         "UPDATE alerts SET status = 'new' WHERE status = 'rejected'",
     )
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok
     assert any("reject by 'op1' that has no review row" in m for m in res.mismatches), res.mismatches
 
@@ -184,35 +186,35 @@ def test_a_deleted_rejection_is_detected(store: Store) -> None:
 def test_a_forged_approval_is_detected(store: Store) -> None:
     ids = workflows(store)
     attacker(store, "UPDATE subjects SET status = 'active', approved_by = 'bob' WHERE id = :e", e=ids["pending"])
-    assert any(e.status == "active" for e in store.entries("wl") if e.id == ids["pending"])
-    res = store.verify_audit()
+    assert any(e.status == "active" for e in store.entries.all("wl") if e.id == ids["pending"])
+    res = store.audit.verify()
     assert not res.ok
     assert any(
         f"entry {ids['pending']} (wl/Pending) is active but the keyed log says pending" in m for m in res.mismatches
     ), res.mismatches
     # the matcher does not trust it: every gallery load (run, serve, node workers) leaves it out
-    assert set(store.unbacked_active()) == {ids["pending"]}
-    assert "Pending" not in {g.subject_name for g in store.active_gallery("m")}
-    assert "Eve" in {g.subject_name for g in store.active_gallery("m")}
+    assert set(store.audit.unbacked_active()) == {ids["pending"]}
+    assert "Pending" not in {g.subject_name for g in store.gallery.active("m")}
+    assert "Eve" in {g.subject_name for g in store.gallery.active("m")}
 
 
 def test_an_approval_credited_to_someone_else_or_revived_is_detected(store: Store) -> None:
     ids = workflows(store)
     attacker(store, "UPDATE subjects SET approved_by = 'mallory' WHERE id = :e", e=ids["active"])
     attacker(store, "UPDATE subjects SET status = 'active' WHERE id = :e", e=ids["revoked"])
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok
     joined = "\n".join(res.mismatches)
     assert "approved by 'mallory', but the keyed log has its approval by 'dan'" in joined
     assert f"entry {ids['revoked']} (wl/Revoked) is active but the keyed log says revoked" in joined
-    assert {"Eve", "Revoked"}.isdisjoint({g.subject_name for g in store.active_gallery("m")})
+    assert {"Eve", "Revoked"}.isdisjoint({g.subject_name for g in store.gallery.active("m")})
 
 
 def test_forged_templates_are_detected(store: Store) -> None:
     ids = workflows(store)
     attacker(store, "UPDATE templates SET added_by = 'mallory' WHERE source_sha256 = :h", h="a1" * 32)
     attacker(store, "UPDATE templates SET held = false WHERE source_sha256 = :h", h="a8" * 32)
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok
     joined = "\n".join(res.mismatches)
     assert (
@@ -227,24 +229,26 @@ def test_after_audit_purges_state_is_carried_forward_no_false_positive_and_forge
 ) -> None:
     ids = workflows(store)
     later = datetime.now(UTC) + timedelta(days=5)  # Short and Urgent expire by then; every audit entry is > 1 day old
-    counts = store.purge(Retention(None, None, None, 1), ADA, now=later)
+    counts = store.retention.purge(Retention(None, None, None, 1), ADA, now=later)
     assert counts["audit"] > 0 and counts["entries_expired"] == 2  # Short, and Urgent (24 h)
     store.audit.checkpoint()
-    assert store.verify_audit().ok, store.verify_audit()
-    store.review(ids["new"], store.actor("op3"), "confirm")  # after the purge, on an alert whose log was purged
-    store.purge(Retention(None, None, None, 1), ADA, now=later + timedelta(days=5))  # carried over carried
+    assert store.audit.verify().ok, store.audit.verify()
+    store.reviews.review(
+        ids["new"], store.users.actor("op3"), "confirm"
+    )  # after the purge, on an alert whose log was purged
+    store.retention.purge(Retention(None, None, None, 1), ADA, now=later + timedelta(days=5))  # carried over carried
     store.audit.checkpoint()
-    assert store.verify_audit().ok, store.verify_audit()
+    assert store.audit.verify().ok, store.audit.verify()
     forge_confirmations(store, ids["once"])
     attacker(store, "UPDATE subjects SET status = 'active', approved_by = 'bob' WHERE id = :e", e=ids["pending"])
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok
     assert len([m for m in res.mismatches if "'mallory'" in m or "'trent'" in m]) == 2, res.mismatches
     attacker(store, "UPDATE templates SET held = false WHERE source_sha256 = :h", h="a2" * 32)
     attacker(store, "UPDATE templates SET added_by = 'mallory' WHERE source_sha256 = :h", h="a2" * 32)
-    assert any("says it was added by 'mallory'" in m for m in store.verify_audit().mismatches)
+    assert any("says it was added by 'mallory'" in m for m in store.audit.verify().mismatches)
     assert any(f"entry {ids['pending']}" in m for m in res.mismatches), res.mismatches
-    assert set(store.unbacked_active()) == {ids["pending"]}
+    assert set(store.audit.unbacked_active()) == {ids["pending"]}
 
 
 # -- the command line -------------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from metrosight.config.model import Settings
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.source import SourceSpec
 from metrosight.ingest.state import CameraState
-from metrosight.services.suite import Services
 from metrosight.pipeline.supervisor import Supervisor
+from metrosight.services.suite import Services
 from metrosight.store.models import AlertRecord, Run
 from metrosight.store.repo import Store
 from tests.conftest import REPO_ROOT, missing_system, require_data
@@ -134,7 +134,7 @@ class Node:
 
 def stored(home: Path) -> tuple[list[AlertRecord], list[Run]]:
     s = Store.for_home(home)
-    return s.alerts(), _runs(s)
+    return s.alerts.all(), _runs(s)
 
 
 def _runs(store: Store) -> list[Run]:
@@ -173,7 +173,7 @@ def test_server_killed_and_restarted_camera_reconnects_and_alerts_continue(home,
     assert {a.event_id for a in alerts} == {a.event_id for _, a in node.alerts}
     assert [r.status for r in runs] == ["finished"]
     assert runs[0].alerts == len(node.alerts) and runs[0].frames > 10
-    history = [e.data["state"] for e in Store.for_home(home).events(kind="camera_state")]
+    history = [e.data["state"] for e in Store.for_home(home).events.all(kind="camera_state")]
     assert history == seq  # every state change is kept as an event
     cam = node.report.snapshot["cameras"]["platform-1"]
     assert cam["reconnects"] >= 1 and cam["alerts"] == len(node.alerts)
@@ -423,7 +423,7 @@ def test_node_runs_behaviour_analytics_for_listed_cameras_and_a_file_camera_ends
     assert 20 <= elapsed < 90  # played in real time, then the node ended by itself
     assert node.state_seq("intel") == ["starting", "live", "stopped"]
     store = Store.for_home(home)
-    loiter = [e for e in store.events(camera_id="intel") if e.kind != "camera_state"]
+    loiter = [e for e in store.events.all(camera_id="intel") if e.kind != "camera_state"]
     assert [e.kind for e in loiter] == ["loitering"], [(e.kind, e.start_ts) for e in loiter]
     assert abs(loiter[0].start_ts - 8.5) <= 2.5
     assert [r.status for r in _runs(store)] == ["finished"]

@@ -39,7 +39,7 @@ def test_the_nfd_folder_is_approved_by_the_name_as_typed(nfd_home):
     home, _ = nfd_home
     code, out, err = cli(home, "--as", "bob", "watchlist", "approve", "wanted", NFC)
     assert code == 0 and f"approved wanted/{NFC}: active until " in out and "UTC" in out, err
-    [e] = Store.for_home(home).entries("wanted")
+    [e] = Store.for_home(home).entries.all("wanted")
     assert e.name == NFC and e.status == "active" and e.approved_by == "bob"
 
 
@@ -48,14 +48,14 @@ def test_no_look_alike_entry_can_be_created_from_the_cli(nfd_home, typed):
     home, folder = nfd_home
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wanted", "-s", typed, folder / "1.jpg", *AUTH)
     assert code == 1 and f"looks like the existing entry '{NFC}'" in out
-    assert [e.name for e in Store.for_home(home).entries("wanted")] == [NFC]
+    assert [e.name for e in Store.for_home(home).entries.all("wanted")] == [NFC]
 
 
 def test_the_same_name_typed_with_stray_spaces_is_the_same_entry(nfd_home):
     home, folder = nfd_home
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wanted", "-s", f" {NFC}  ", folder / "1.jpg")
     assert code == 0 and "1 already enrolled" in out
-    assert len(Store.for_home(home).entries("wanted")) == 1
+    assert len(Store.for_home(home).entries.all("wanted")) == 1
 
 
 def test_no_look_alike_entry_can_be_created_through_the_api(nfd_home, tmp_path):
@@ -66,11 +66,10 @@ def test_no_look_alike_entry_can_be_created_through_the_api(nfd_home, tmp_path):
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.services.suite import Services
-    from metrosight.store.accounts import Accounts
 
     home, folder = nfd_home
     rt = Services.open(Home(home), Settings())
-    token = Accounts(rt.store).create_token("ada", "t", rt.store.actor("ada"))[1]
+    token = rt.store.accounts.create_token("ada", "t", rt.store.users.actor("ada"))[1]
     client = TestClient(create_app(rt))
     h = {"Authorization": f"Bearer {token}"}
     form = {"legal_basis": "x", "authority": "y", "reference": "z", "expires": "30d"}
@@ -106,7 +105,7 @@ def test_todays_date_in_the_deployment_zone_is_accepted_and_shown_with_the_zone(
     )
     assert code == 0, out + err
     assert f"until end of {today} (" in out and zone in out
-    [e] = Store.for_home(home).entries("wl")
+    [e] = Store.for_home(home).entries.all("wl")
     assert e.expires_at.astimezone(ZoneInfo(zone)).strftime("%H:%M") == "00:00"
     code, _, err = cli(
         home,
@@ -201,7 +200,7 @@ def test_a_camera_id_with_a_space_a_colon_and_cyrillic_keeps_its_best_shot_insid
     for a in alerts:
         shot = Path(a["best_shot"])
         assert shot.is_file() and shot.resolve().is_relative_to(media) and camera not in str(shot)
-    rows = Store.for_home(miranda_home).alerts()
+    rows = Store.for_home(miranda_home).alerts.all()
     assert {r.camera_id for r in rows} == {camera} and all(r.crop_path for r in rows)
     assert sorted(p.name for p in miranda_home.parent.iterdir()) == ["home"]
 

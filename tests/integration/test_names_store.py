@@ -19,9 +19,8 @@ from metrosight.core.types import Category
 from metrosight.core.when import parse_when
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation
-from metrosight.store.accounts import Accounts
 from metrosight.store.db import open_engine
-from metrosight.store.governance import Conflict, NotFound
+from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.models import Subject, User
 from metrosight.store.repo import Store
 
@@ -38,9 +37,9 @@ MSK = ZoneInfo("Europe/Moscow")
 def store(request, tmp_path: Path) -> Store:
     url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = Store(open_engine(url), KeyRing(Fernet.generate_key()), None, 365, MSK)
-    s.add_user("ada", ["admin", "approver"], None)
-    s.add_user("bob", ["approver", "operator"], ADA)
-    s.create_watchlist("wanted", Category.WANTED, ADA)
+    s.users.add("ada", ["admin", "approver"], None)
+    s.users.add("bob", ["approver", "operator"], ADA)
+    s.watchlists.create("wanted", Category.WANTED, ADA)
     return s
 
 
@@ -50,27 +49,29 @@ def auth(days: float = 30, **kw) -> Authorisation:
 
 def enrol(store: Store, name: str, seed: int = 1, watchlist: str = "wanted", **kw):
     v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
-    return store.enroll(watchlist, name, v / np.linalg.norm(v), "m", "p.jpg", f"{seed:064x}", 0.9, ADA, auth(**kw))
+    return store.entries.enroll(
+        watchlist, name, v / np.linalg.norm(v), "m", "p.jpg", f"{seed:064x}", 0.9, ADA, auth(**kw)
+    )
 
 
 def test_an_nfd_name_is_stored_as_nfc_and_approved_by_the_typed_name(store):
     sid, _ = enrol(store, NFD + " ")
-    [e] = store.entries("wanted")
+    [e] = store.entries.all("wanted")
     assert e.name == NFC and e.id == sid
-    assert store.approve("wanted", NFC, BOB) == "active"
+    assert store.entries.approve("wanted", NFC, BOB) == "active"
     # a second photo under the NFD form or with stray spaces goes to the same entry, not a look-alike second one
     sid2, _ = enrol(store, "  José  Núñez", seed=2)
-    assert sid2 == sid and len(store.entries("wanted")) == 1
+    assert sid2 == sid and len(store.entries.all("wanted")) == 1
 
 
 def test_a_row_stored_before_the_rule_is_still_found_by_the_typed_name(store):
     sid, _ = enrol(store, "Placeholder")
     with store.uow.write() as s:  # as an older version stored an NFD folder name
         s.execute(update(Subject).where(Subject.id == sid).values(name=NFD))
-    assert store.approve("wanted", NFC, BOB) == "active"
+    assert store.entries.approve("wanted", NFC, BOB) == "active"
     assert enrol(store, NFC, seed=3)[0] == sid  # the typed name adds to it
-    assert len(store.entries("wanted")) == 1
-    assert store.revoke("wanted", NFC + " ", ADA, "order withdrawn") == 2
+    assert len(store.entries.all("wanted")) == 1
+    assert store.entries.revoke("wanted", NFC + " ", ADA, "order withdrawn") == 2
 
 
 @pytest.mark.parametrize("lookalike", ["Jоsé Núñez", "JOSÉ NÚÑEZ", "José Νúñez"])  # Cyrillic о; case; Greek Ν
@@ -78,40 +79,40 @@ def test_a_look_alike_entry_is_refused_naming_the_existing_one(store, lookalike)
     enrol(store, NFC)
     with pytest.raises(Conflict, match=f"looks like the existing entry '{NFC}'"):
         enrol(store, lookalike, seed=5)
-    assert [e.name for e in store.entries("wanted")] == [NFC]
+    assert [e.name for e in store.entries.all("wanted")] == [NFC]
 
 
 def test_the_same_person_may_be_on_two_watchlists_under_one_name(store):
-    store.create_watchlist("missing", Category.MISSING, ADA)
+    store.watchlists.create("missing", Category.MISSING, ADA)
     enrol(store, NFC)
     enrol(store, NFD, watchlist="missing")
-    assert sorted((e.watchlist, e.name) for e in store.entries()) == [("missing", NFC), ("wanted", NFC)]
+    assert sorted((e.watchlist, e.name) for e in store.entries.all()) == [("missing", NFC), ("wanted", NFC)]
 
 
 def test_look_alike_watchlists_and_users_are_refused(store):
     with pytest.raises(Conflict, match="looks like the existing watchlist 'wanted'"):
-        store.create_watchlist("wаnted", Category.WANTED, ADA)  # Cyrillic а
+        store.watchlists.create("wаnted", Category.WANTED, ADA)  # Cyrillic а
     with pytest.raises(Conflict, match="already exists"):
-        store.create_watchlist(" wanted ", Category.WANTED, ADA)
+        store.watchlists.create(" wanted ", Category.WANTED, ADA)
     for name in ("bоb", "BOB", "Bob"):  # Cyrillic о, case
         with pytest.raises(Conflict, match="looks like the existing user 'bob'"):
-            store.add_user(name, ["operator"], ADA)
+            store.users.add(name, ["operator"], ADA)
     with pytest.raises(Conflict, match="already exists"):
-        store.add_user("bob ", ["operator"], ADA)
+        store.users.add("bob ", ["operator"], ADA)
     with pytest.raises(Conflict, match="looks like the existing user"):
-        Accounts(store).add_user("аda", ["operator"], None, ADA)
-    assert [u[0] for u in store.list_users()] == ["ada", "bob"]
+        store.accounts.add_user("аda", ["operator"], None, ADA)
+    assert [u[0] for u in store.users.all()] == ["ada", "bob"]
 
 
 def test_users_stored_in_another_form_still_act_and_sign_in(store):
-    store.add_user(unicodedata.normalize("NFD", "Zoë"), ["operator"], ADA)
-    assert [u[0] for u in store.list_users()] == ["Zoë", "ada", "bob"]
+    store.users.add(unicodedata.normalize("NFD", "Zoë"), ["operator"], ADA)
+    assert [u[0] for u in store.users.all()] == ["Zoë", "ada", "bob"]
     with store.uow.write() as s:  # as an older version stored it
         s.execute(update(User).where(User.name == "Zoë").values(name=unicodedata.normalize("NFD", "Zoë")))
-    assert store.actor("Zoë").name == unicodedata.normalize("NFD", "Zoë")
-    assert store.actor(" Zoë ").roles == frozenset({"operator"})
+    assert store.users.actor("Zoë").name == unicodedata.normalize("NFD", "Zoë")
+    assert store.users.actor(" Zoë ").roles == frozenset({"operator"})
     with pytest.raises(NotFound):
-        store.actor("Zoe")
+        store.users.actor("Zoe")
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "x\x00y", "\u200b"])
@@ -119,8 +120,8 @@ def test_unusable_names_are_refused_before_anything_is_written(store, bad):
     with pytest.raises(InvalidInput):
         enrol(store, bad)
     with pytest.raises(InvalidInput):
-        store.add_user(bad, ["operator"], ADA)
-    assert store.entries() == [] and len(store.list_users()) == 2
+        store.users.add(bad, ["operator"], ADA)
+    assert store.entries.all() == [] and len(store.users.all()) == 2
 
 
 def test_scopes_and_windows_take_camera_ids_by_the_one_rule(store):
@@ -130,20 +131,20 @@ def test_scopes_and_windows_take_camera_ids_by_the_one_rule(store):
         enrol(store, "Eve", lines=("../x",))
     now = datetime.now(UTC)
     with pytest.raises(InvalidInput, match="NUL"):
-        store.add_window("march", ["a\x00b"], [], now, now + timedelta(hours=1), "assembly", ADA)
-    wid = store.add_window(" march ", [" Платформа 1 "], [], now, now + timedelta(hours=1), "assembly", ADA)
-    [w] = store.windows()
+        store.windows.add("march", ["a\x00b"], [], now, now + timedelta(hours=1), "assembly", ADA)
+    wid = store.windows.add(" march ", [" Платформа 1 "], [], now, now + timedelta(hours=1), "assembly", ADA)
+    [w] = store.windows.all()
     assert w.id == wid and w.name == "march" and w.scope["cameras"] == ["Платформа 1"]
-    assert not store.identification_allowed("Платформа 1", None)
-    assert store.identification_allowed("Платформа 2", None)
-    assert store.entries() == []
+    assert not store.policy.allows("Платформа 1", None)
+    assert store.policy.allows("Платформа 2", None)
+    assert store.entries.all() == []
 
 
 def test_the_last_allowed_expiry_day_is_read_in_the_deployment_zone(store):
     now = datetime.now(UTC)
     last = (now + timedelta(days=365)).astimezone(MSK).date()
     exp = parse_when(last.isoformat(), now, MSK, end=True)
-    store.enroll(
+    store.entries.enroll(
         "wanted",
         "Eve",
         np.ones(128, np.float32),
@@ -154,7 +155,7 @@ def test_the_last_allowed_expiry_day_is_read_in_the_deployment_zone(store):
         ADA,
         Authorisation("law", "court", "R-1", exp),
     )
-    [e] = store.entries("wanted")
+    [e] = store.entries.all("wanted")
     assert e.expires_at == exp and e.expires_at.astimezone(MSK).time().isoformat() == "00:00:00"
 
 
@@ -173,7 +174,7 @@ def test_look_alikes_enrolled_at_the_same_moment_make_one_entry(store):
 
     with ThreadPoolExecutor(6) as pool:
         outcomes = list(pool.map(one, enumerate(variants)))
-    entries = store.entries("wanted")
+    entries = store.entries.all("wanted")
     assert len(entries) == 1, [e.name for e in entries]
     winner = entries[0].name
     assert all((o == "ok") == looks_same(v, winner) for o, v in zip(outcomes, variants, strict=True))

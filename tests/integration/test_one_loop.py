@@ -97,7 +97,7 @@ def copy_of(installation: Path, where: Path) -> Path:
 def stored(home: Path) -> tuple[list[tuple[str, float, float]], dict[str, list[str]]]:
     """The alerts (subject, first seen, last seen) in order of first seen, and each camera's stored sources."""
     store = Store.for_home(home)
-    alerts = sorted((a.subject_name, a.first_seen, a.last_seen) for a in store.alerts())
+    alerts = sorted((a.subject_name, a.first_seen, a.last_seen) for a in store.alerts.all())
     sources: dict[str, list[str]] = {}
     for r in runs(store):
         sources.setdefault(r.camera_id, []).append(r.source)

@@ -14,11 +14,11 @@ import pytest
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Category
+from metrosight.policy.rules import Actor, Authorisation
+from metrosight.recognize.operating import per_comparison_fmr
 from metrosight.services.calibration import save_nonmated
 from metrosight.services.models import MODEL_ID
 from metrosight.services.suite import Services
-from metrosight.policy.rules import Actor, Authorisation
-from metrosight.recognize.operating import per_comparison_fmr
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +46,11 @@ def vec(i: int) -> np.ndarray:
 
 def enrol(rt: Services, wl: str, i: int, days: float = 30, approve: bool = True, person: int | None = None) -> None:
     auth = Authorisation("order", "court", f"R-{i}", datetime.now(UTC) + timedelta(days=days))
-    rt.store.enroll(
+    rt.store.entries.enroll(
         wl, name(i), vec(i), MODEL_ID, f"{i}.jpg", f"{i:064d}", 0.9, ADA, auth, datetime.now(UTC), person_id=person
     )
     if approve:
-        rt.store.approve(wl, name(i), BOB)
+        rt.store.entries.approve(wl, name(i), BOB)
 
 
 def point(rt: Services):  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def point(rt: Services):  # type: ignore[no-untyped-def]
 
 def test_threshold_recomputed_as_the_gallery_changes(tmp_path: Path, url: str | None) -> None:
     rt = runtime(tmp_path, url)
-    rt.store.create_watchlist("wanted", Category.WANTED, ADA)
+    rt.store.watchlists.create("wanted", Category.WANTED, ADA)
     for i in range(30):
         enrol(rt, "wanted", i, days=1 if i >= 20 else 30)
     enrol(rt, "wanted", 99, approve=False)  # pending: not matchable, not counted
@@ -70,13 +70,13 @@ def test_threshold_recomputed_as_the_gallery_changes(tmp_path: Path, url: str | 
         enrol(rt, "wanted", i)
     p60 = point(rt)
     assert p60.persons == 60 and p60.threshold > p30.threshold  # more persons: a stricter threshold
-    rt.store.approve("wanted", name(99), BOB)
+    rt.store.entries.approve("wanted", name(99), BOB)
     assert point(rt).persons == 61
     for i in range(40, 50):
-        rt.store.revoke("wanted", name(i), ADA, "order lifted")
+        rt.store.entries.revoke("wanted", name(i), ADA, "order lifted")
     p51 = point(rt)
     assert p51.persons == 51 and p30.threshold < p51.threshold < p60.threshold
-    assert rt.store.expire_due(datetime.now(UTC) + timedelta(days=2)) == 10  # persons 20..29 lapse
+    assert rt.store.policy.expire_due(datetime.now(UTC) + timedelta(days=2)) == 10  # persons 20..29 lapse
     p41 = point(rt)
     assert p41.persons == 41 and p41.threshold < p51.threshold
     # the matcher in force uses it: a probe just under the threshold is no match, just over it is one
@@ -87,16 +87,16 @@ def test_threshold_recomputed_as_the_gallery_changes(tmp_path: Path, url: str | 
 
 def test_same_person_on_two_lists_counts_once_and_lists_take_their_own_target(tmp_path: Path, url: str | None) -> None:
     rt = runtime(tmp_path, url, watchlists={"missing": {"target_fpir": 0.03}})
-    rt.store.create_watchlist("wanted", Category.WANTED, ADA)
-    rt.store.create_watchlist("missing", Category.MISSING, ADA)
+    rt.store.watchlists.create("wanted", Category.WANTED, ADA)
+    rt.store.watchlists.create("missing", Category.MISSING, ADA)
     for i in range(10):
         enrol(rt, "wanted", i)
-    ann = rt.store.person_of("wanted", name(0))
+    ann = rt.store.persons.person_of("wanted", name(0))
     auth = Authorisation("order", "court", "M-1", datetime.now(UTC) + timedelta(days=30))
-    rt.store.enroll(
+    rt.store.entries.enroll(
         "missing", name(0), vec(0), MODEL_ID, "m.jpg", "f" * 64, 0.9, ADA, auth, datetime.now(UTC), person_id=ann
     )
-    rt.store.approve("missing", name(0), BOB)
+    rt.store.entries.approve("missing", name(0), BOB)
     enrol(rt, "missing", 50)
     m = rt.matching.matcher()
     assert (
@@ -119,7 +119,7 @@ def test_same_person_on_two_lists_counts_once_and_lists_take_their_own_target(tm
 
 def test_calibration_faces_join_the_impostor_pairs_and_searches_come_from_runs(tmp_path: Path, url: str | None) -> None:
     rt = runtime(tmp_path, url)
-    rt.store.create_watchlist("wanted", Category.WANTED, ADA)
+    rt.store.watchlists.create("wanted", Category.WANTED, ADA)
     for i in range(5):
         enrol(rt, "wanted", i)
     assert point(rt).impostor_pairs == 10 and point(rt).method in ("prior", "floor")
@@ -128,8 +128,8 @@ def test_calibration_faces_join_the_impostor_pairs_and_searches_come_from_runs(t
     p = point(rt)
     assert p.impostor_pairs == 10 + 5000 * 5 and p.method in ("tail", "empirical", "floor")
     assert rt.matching.operating_status()["searches_per_day"] is None
-    run = rt.store.start_run("platform-1", "cam.mp4")
-    rt.store.finish_run(run, "finished", 100, 80, 500, 0)
+    run = rt.store.runs.start("platform-1", "cam.mp4")
+    rt.store.runs.finish(run, "finished", 100, 80, 500, 0)
     st = rt.matching.operating_status()
     assert st["searches_per_day"] == pytest.approx(500 * 24, rel=0.01)  # 500 tracks within the last hour
     assert st["expected_false_candidates_per_day"] == pytest.approx(0.003 * 500 * 24, rel=0.01)
@@ -140,7 +140,7 @@ def test_calibrate_shows_the_operating_point_and_config_check_names_bad_keys(tmp
 
     home = tmp_path / "home"
     rt = runtime(tmp_path, None, watchlists={"missing": {"target_fpir": 0.01}})
-    rt.store.create_watchlist("wanted", Category.WANTED, ADA)
+    rt.store.watchlists.create("wanted", Category.WANTED, ADA)
     for i in range(12):
         enrol(rt, "wanted", i)
     cfg = tmp_path / "site.yaml"

@@ -110,7 +110,7 @@ def test_a_video_of_the_person_on_two_lists_gives_one_alert_naming_both(tmp_path
     alerts, summary = run_json(home, clip, "platform-1")
     assert summary["alerts"] == 1 and alerts, summary
     assert all(sorted(a["watchlists"]) == ["missing", "wanted"] for a in alerts)
-    [row] = Store.for_home(home).alerts()
+    [row] = Store.for_home(home).alerts.all()
     assert sorted(e["watchlist"] for e in row.entries) == ["missing", "wanted"]
     assert {e["reference"] for e in row.entries} == {"T-1", "M-7"}
 
@@ -142,8 +142,8 @@ def test_one_walk_past_is_one_alert_pillar_or_not(walker_home, tmp_path, clip):
     alerts, summary = run_json(home, video, "platform-1")
     assert summary["alerts"] == 1 and len({a["alert_id"] for a in alerts}) == 1, alerts
     store = Store.for_home(home)
-    [row] = store.alerts()
-    sightings = store.sightings(row.id)
+    [row] = store.alerts.all()
+    sightings = store.alerts.sightings(row.id)
     assert row.sightings == len(sightings) == summary["sightings"] == len(alerts)
     if clip == "walk_behind_pillar.mp4":
         assert len(sightings) == 2  # the track broke behind the pillar: its second part extends the alert
@@ -163,8 +163,8 @@ def test_the_same_walk_on_five_cameras_of_one_line_is_one_episode(walker_home, t
         printed += alerts
     assert [a["episode"] for a in printed].count("new") == 1 and len({a["alert_id"] for a in printed}) == 1
     store = Store.for_home(home)
-    [row] = store.alerts()
-    assert store.alert_cameras(row.id) == [f"red-{i}" for i in range(5)] and row.group_key == "group:red"
+    [row] = store.alerts.all()
+    assert store.alerts.cameras(row.id) == [f"red-{i}" for i in range(5)] and row.group_key == "group:red"
     assert row.sightings == len(printed) >= 5
     code, out, _ = cli(home, "--as", "ada", "alert", "show", str(row.id))
     assert code == 0 and out.count("sighting ") == row.sightings and "red-4" in out
@@ -183,8 +183,8 @@ def test_a_node_stores_the_line_s_sightings_in_one_episode(walker_home, tmp_path
     supervisor, where alerts are stored, merges their sightings: every camera that saw the person is in one alert.
     (On a loaded 2-core machine a camera may drop the frames with the face: at least two cameras must alert.)"""
     from metrosight.config.home import Home
-    from metrosight.services.suite import Services
     from metrosight.pipeline.supervisor import Supervisor
+    from metrosight.services.suite import Services
 
     video = require_case("brief-occlusion", "walk_no_pillar.mp4")
     home = fresh(walker_home, tmp_path)
@@ -194,8 +194,8 @@ def test_a_node_stores_the_line_s_sightings_in_one_episode(walker_home, tmp_path
     sup = Supervisor(Services.open(Home(home), settings), on_alert=lambda a, crop, stored: printed.append((a, stored)))
     report = sup.run(duration=240)
     store = Store.for_home(home)
-    [row] = store.alerts()
-    cameras = set(store.alert_cameras(row.id))
+    [row] = store.alerts.all()
+    cameras = set(store.alerts.cameras(row.id))
     assert cameras == {a.camera_id for a, _ in printed} and len(cameras) >= 2, report
     assert row.sightings == len(printed) and [st.opened for _, st in printed].count(True) == 1
 

@@ -31,15 +31,15 @@ BOB = Actor("bob", frozenset({"approver"}))
 def enrolled(url: str) -> tuple[Store, dict[str, bytes]]:
     """Two entries on one watchlist, approved; returns the store and each entry's stored template ciphertext."""
     store = Store(open_engine(url), KeyRing(KEY))
-    store.add_user("ada", ["admin", "approver"], None)
-    store.add_user("bob", ["approver"], ADA)
-    store.create_watchlist("wl", Category.WANTED, ADA)
+    store.users.add("ada", ["admin", "approver"], None)
+    store.users.add("bob", ["approver"], ADA)
+    store.watchlists.create("wl", Category.WANTED, ADA)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
     rng = np.random.default_rng(7)
     for name in ("Eve", "Mallory"):
         vec = rng.normal(size=128).astype(np.float32)
-        store.enroll("wl", name, vec / np.linalg.norm(vec), "m", f"{name}.jpg", name[0] * 64, 0.9, ADA, auth)
-        store.approve("wl", name, BOB)
+        store.entries.enroll("wl", name, vec / np.linalg.norm(vec), "m", f"{name}.jpg", name[0] * 64, 0.9, ADA, auth)
+        store.entries.approve("wl", name, BOB)
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("ANALYZE")  # as autovacuum does once a gallery has grown: samples go to pg_statistic
     with store.uow.read() as s:
@@ -76,25 +76,27 @@ def test_a_revoked_template_cannot_be_carved_from_the_postgresql_table_files(pg_
     files, dbdir = relation_files(pg_url, postgres_server.data, "templates")
     eve, mallory = blobs["Eve"], blobs["Mallory"]
     assert eve[20:80] in carve(files)  # the carving finds the template while it is enrolled
-    assert store.revoke("wl", "Eve", BOB, "order withdrawn") == 1
+    assert store.entries.revoke("wl", "Eve", BOB, "order withdrawn") == 1
 
     files, dbdir = relation_files(pg_url, postgres_server.data, "templates")  # the rewrite gave new files
     disk = carve(files)
     for chunk in (eve[:40], eve[len(eve) // 2 : len(eve) // 2 + 40], eve[-40:]):
         assert chunk not in disk
     assert mallory[20:80] in disk  # the other entry's template is intact …
-    assert store.wrapped_key("wl") is not None  # … and the watchlist key lives on: the ciphertext itself had to go
+    assert (
+        store.watchlists.wrapped_key("wl") is not None
+    )  # … and the watchlist key lives on: the ciphertext itself had to go
     everything = carve(sorted(dbdir.iterdir()))  # nor in any other file of the database (old files, pg_statistic)
     assert eve[20:80] not in everything and mallory[20:80] in everything
-    assert len(store.active_gallery("m")) == 1  # matching goes on with the remaining entry
+    assert len(store.gallery.active("m")) == 1  # matching goes on with the remaining entry
 
 
 def test_a_shredded_watchlist_key_cannot_be_carved_from_the_postgresql_files(pg_url, postgres_server):
     store, blobs = enrolled(pg_url)
-    key = store.wrapped_key("wl")
+    key = store.watchlists.wrapped_key("wl")
     files, _ = relation_files(pg_url, postgres_server.data, "watchlist_keys")
     assert key[10:60] in carve(files)
-    store.shred_watchlist("wl", ADA)
+    store.watchlists.shred("wl", ADA)
     files, dbdir = relation_files(pg_url, postgres_server.data, "watchlist_keys")
     assert key[10:60] not in carve(files)
     everything = carve(sorted(dbdir.iterdir()))

@@ -69,7 +69,7 @@ def test_case_photo_formats_from_dir_enrols_all_six(home: Path):
     code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "--from-dir", case)
     assert code == 0, out
     assert "enrolled 6 photo(s) of 6 person(s) into wl; 0 already enrolled; 0 refused" in out
-    names = {e.name for e in Store.for_home(home).entries("wl")}
+    names = {e.name for e in Store.for_home(home).entries.all("wl")}
     assert names == {"person avif", "person gif", "person heic", "person jfif", "person jpg upper", "person webp"}
     assert templates(home) == 6
 
@@ -194,13 +194,12 @@ def api(home: Path):  # type: ignore[no-untyped-def]
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.services.suite import Services
-    from metrosight.store.accounts import Accounts
 
     warnings.filterwarnings("ignore", message=".*httpx.*")
     from fastapi.testclient import TestClient
 
     rt = Services.open(Home(home), Settings())
-    token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
+    token = rt.store.accounts.create_token("ada", "tests", rt.store.users.actor("ada"))[1]
     client = TestClient(create_app(rt))
     client.headers["Authorization"] = f"Bearer {token}"
     return client, rt
@@ -238,7 +237,7 @@ def test_api_uploads_in_each_format_damaged_and_over_budget(api, tmp_path: Path)
     )
     assert res.status_code == 413 and "900 MP" in res.json()["photos"][0]["reason"]
     assert "/tmp" not in res.text and str(tmp_path) not in res.text
-    assert {e.name for e in rt.store.entries("wl")} == {"Joe Biden"}
+    assert {e.name for e in rt.store.entries.all("wl")} == {"Joe Biden"}
 
 
 # -- faces cut by the edge of the photo or covered ----------------------------------------------------------------

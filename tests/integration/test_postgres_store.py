@@ -35,11 +35,11 @@ def alert(event_id: str, subject_id: int = 1) -> Alert:
 
 
 def enrolled_subject(s: Store) -> int:
-    s.add_user("ada", ["admin", "approver"], None)
-    ada = s.actor("ada")
-    s.create_watchlist("wl", Category.WANTED, ada)
+    s.users.add("ada", ["admin", "approver"], None)
+    ada = s.users.actor("ada")
+    s.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    sid, _ = s.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "cd" * 32, 0.9, ada, auth)
+    sid, _ = s.entries.enroll("wl", "Person", np.ones(128, np.float32), "m", "p.jpg", "cd" * 32, 0.9, ada, auth)
     return sid
 
 
@@ -61,40 +61,40 @@ def test_migrations_create_the_same_tables_as_on_sqlite(pg_url, tmp_path):
 
 def test_postgresql_trigger_refuses_updates_of_the_audit_log(pg_url, tmp_path):
     s = store(pg_url, tmp_path)
-    s.add_user("ada", ["admin", "approver"], None)
+    s.users.add("ada", ["admin", "approver"], None)
     with s.engine.begin() as c:
         assert c.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
     with pytest.raises(DBAPIError, match="append-only"), s.engine.begin() as c:
         c.execute(text("UPDATE audit_log SET actor = 'mallory'"))
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
 
 
 def test_governance_end_to_end_on_postgresql(pg_url, tmp_path):
     s = store(pg_url, tmp_path)
-    s.add_user("ada", ["admin", "approver"], None)
-    ada = s.actor("ada")
-    s.add_user("bob", ["approver", "operator"], ada)
-    bob = s.actor("bob")
-    s.create_watchlist("wl", Category.WANTED, ada)
+    s.users.add("ada", ["admin", "approver"], None)
+    ada = s.users.actor("ada")
+    s.users.add("bob", ["approver", "operator"], ada)
+    bob = s.users.actor("bob")
+    s.watchlists.create("wl", Category.WANTED, ada)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
     vec = np.ones(128, np.float32) / np.sqrt(128)
-    sid, dup = s.enroll("wl", "Person", vec, "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
-    assert not dup and s.active_gallery("m") == []  # pending
-    s.approve("wl", "Person", bob)
-    [g] = s.active_gallery("m")
+    sid, dup = s.entries.enroll("wl", "Person", vec, "m", "p.jpg", "ab" * 32, 0.9, ada, auth)
+    assert not dup and s.gallery.active("m") == []  # pending
+    s.entries.approve("wl", "Person", bob)
+    [g] = s.gallery.active("m")
     assert np.allclose(g.template, vec, atol=1e-6)
-    assert s.save_alert(alert("e-1", sid), None) and not s.save_alert(alert("e-1", sid), None)
-    [a] = s.list_alerts(bob)
-    assert s.review(a.id, bob, "confirm") == "confirmed_once"
-    assert s.revoke("wl", "Person", ada, "withdrawn") == 1 and s.active_gallery("m") == []
-    assert s.verify_audit().ok
+    assert s.alerts.save(alert("e-1", sid), None) and not s.alerts.save(alert("e-1", sid), None)
+    [a] = s.reviews.all(bob)
+    assert s.reviews.review(a.id, bob, "confirm") == "confirmed_once"
+    assert s.entries.revoke("wl", "Person", ada, "withdrawn") == 1 and s.gallery.active("m") == []
+    assert s.audit.verify().ok
 
 
 def _append_many(url: str, key: bytes, worker: int, n: int, barrier) -> None:
     st = Store(open_engine(url, upgrade=False), KeyRing(key))
     barrier.wait()
     for i in range(n):
-        st.record(f"w{worker}", "test.append", f"{worker}:{i}", {"i": i})
+        st.audit.record(f"w{worker}", "test.append", f"{worker}:{i}", {"i": i})
 
 
 def _save_alerts(url: str, key: bytes, ids: list[str], sid: int, barrier, results) -> None:
@@ -102,8 +102,8 @@ def _save_alerts(url: str, key: bytes, ids: list[str], sid: int, barrier, result
     barrier.wait()
     stored = 0
     for eid in ids:
-        stored += st.save_alert(alert(eid, sid), None)
-        st.save_event(eid, "cam-1", "loitering", 1.0)
+        stored += st.alerts.save(alert(eid, sid), None)
+        st.events.save(eid, "cam-1", "loitering", 1.0)
     results.put(stored)
 
 
@@ -118,9 +118,9 @@ def test_concurrent_audit_writers_keep_one_unbroken_chain(pg_url):
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
-    entries = s.audit_entries()
+    entries = s.audit.entries()
     assert [e.seq for e in entries] == list(range(1, 161))
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
 
 
 def test_duplicate_alerts_and_events_from_concurrent_consumers_are_stored_once(pg_url):
@@ -142,7 +142,7 @@ def test_duplicate_alerts_and_events_from_concurrent_consumers_are_stored_once(p
     # 30 sightings of one person on one camera within seconds, stored by three processes at once: one alert
     # episode (the merge is atomic), each sighting once
     assert s.count(Sighting) == 30 and s.count(AlertRecord) == 1 and s.count(EventRecord) == 30
-    acts = [e.action for e in s.audit_entries()]
+    acts = [e.action for e in s.audit.entries()]
     assert acts.count("alert.create") == 1 and acts.count("alert.sighting") == 29
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
     assert s.count(AuditEntry) == before + 30

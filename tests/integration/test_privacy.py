@@ -95,19 +95,19 @@ def test_revocation_during_a_run_stops_matching_at_once(tmp_path):
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path / "home"
     rt = setup_lin(home)
-    bob = rt.store.actor("bob")
+    bob = rt.store.users.actor("bob")
     alerts = []
     revoked_at_frame = []
 
     def on_frame(stats):  # type: ignore[no-untyped-def]
         if stats.frames == 60 and not revoked_at_frame:  # after the first shot, before Miranda's second appearance
-            rt.store.revoke("wl", "Lin-Manuel Miranda", bob, "order withdrawn")
+            rt.store.entries.revoke("wl", "Lin-Manuel Miranda", bob, "order withdrawn")
             revoked_at_frame.append(stats.frames)
 
     rt.run(str(ex / "short_hamilton_clip.mp4"), "stage", on_alert=lambda a, c: alerts.append(a), on_frame=on_frame)
     assert revoked_at_frame == [60]
     assert all(a.first_seen < 60 / 29.97 for a in alerts)  # no alert for the 2.7–7.0 s shot
-    [entry] = rt.store.entries("wl")
+    [entry] = rt.store.entries.all("wl")
     assert entry.status == "revoked" and entry.templates == 0
 
 
@@ -116,14 +116,14 @@ def test_no_identification_window_switches_matching_off_but_not_detection(tmp_pa
     home = tmp_path / "home"
     rt = setup_lin(home)
     now = datetime.now(UTC)
-    rt.store.add_window(
+    rt.store.windows.add(
         "assembly",
         ["stage"],
         [],
         now - timedelta(minutes=1),
         now + timedelta(hours=1),
         "lawful assembly",
-        rt.store.actor("ada"),
+        rt.store.users.actor("ada"),
     )
     report = rt.run(str(ex / "short_hamilton_clip.mp4"), "stage")
     assert report.stats.alerts == 0 and report.stats.embedded == 0

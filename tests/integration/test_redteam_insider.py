@@ -37,30 +37,30 @@ def replica(url: str, home: Path) -> Store:
 
 def test_a_second_replica_with_its_own_checkpoint_file_verifies(url: str, tmp_path: Path) -> None:
     a = replica(url, tmp_path / "host-a")
-    a.add_user("ada", sorted(ADA.roles), None)
-    a.create_watchlist("wl", Category.WANTED, ADA)
+    a.users.add("ada", sorted(ADA.roles), None)
+    a.watchlists.create("wl", Category.WANTED, ADA)
     a.audit.checkpoint()
     b = replica(url, tmp_path / "host-b")  # a replica joins an installation that has a log already
     for i in range(20):
         (a if i % 2 else b).record("ada", "test.touch", None, {"i": i})
     a.audit.checkpoint()
     b.audit.checkpoint()
-    assert a.verify_audit().ok, a.verify_audit()
-    assert b.verify_audit().ok, b.verify_audit()  # failed for good: "removed and started again"
+    assert a.audit.verify().ok, a.audit.verify()
+    assert b.audit.verify().ok, b.audit.verify()  # failed for good: "removed and started again"
     # a restart of either replica changes nothing
     b2, a2 = replica(url, tmp_path / "host-b"), replica(url, tmp_path / "host-a")
-    b2.record("ada", "test.touch", None, {})
-    a2.record("ada", "test.touch", None, {})
+    b2.audit.record("ada", "test.touch", None, {})
+    a2.audit.record("ada", "test.touch", None, {})
     b2.audit.checkpoint()
     a2.audit.checkpoint()
-    assert b2.verify_audit().ok and a2.verify_audit().ok
+    assert b2.audit.verify().ok and a2.audit.verify().ok
     # removing a replica's file is still detected there, and so is removing the first host's file
     for host in ("host-b", "host-a"):
         (tmp_path / host / "audit.checkpoints").unlink()
         again = replica(url, tmp_path / host)
-        again.record("ada", "test.touch", None, {})
+        again.audit.record("ada", "test.touch", None, {})
         again.audit.checkpoint()
-        res = again.verify_audit()
+        res = again.audit.verify()
         assert not res.ok and "started again" in (res.reason or ""), res
     for s in (a, b, a2, b2):
         s.engine.dispose()
@@ -81,29 +81,31 @@ def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_n
     from metrosight.policy.rules import Authorisation
 
     s = replica(url, tmp_path / "home")
-    s.add_user("ada", sorted(ADA.roles), None)
+    s.users.add("ada", sorted(ADA.roles), None)
     for name in ("bob", "carol", "op1", "op2"):
-        s.add_user(name, ["approver"] if name in ("bob", "carol") else ["operator"], ADA)
-    s.create_watchlist("wl", Category.WANTED, ADA)
+        s.users.add(name, ["approver"] if name in ("bob", "carol") else ["operator"], ADA)
+    s.watchlists.create("wl", Category.WANTED, ADA)
     v = np.random.default_rng(1).normal(size=128).astype(np.float32)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=30))
-    s.enroll("wl", "Eve", v / np.linalg.norm(v), "m", "eve.jpg", "ab" * 32, 0.9, s.actor("bob"), auth)
-    s.approve("wl", "Eve", s.actor("carol"))
-    e = s.entries("wl")[0]
+    s.entries.enroll("wl", "Eve", v / np.linalg.norm(v), "m", "eve.jpg", "ab" * 32, 0.9, s.users.actor("bob"), auth)
+    s.entries.approve("wl", "Eve", s.users.actor("carol"))
+    e = s.entries.all("wl")[0]
     m = Match(e.id, e.name, "wl", Category.WANTED, 0.95, 0.3)
     t0 = datetime.now(UTC).timestamp()
 
     def seen(n: int, cam: str) -> int:
-        return s.store_sighting(Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + n), None).alert_id
+        return s.alerts.store_sighting(
+            Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + n), None
+        ).alert_id
 
     aid = seen(1, "cam-a")
     assert seen(2, "cam-b") == aid
-    assert s.review(aid, s.actor("op1"), "confirm") == "confirmed_once"
+    assert s.reviews.review(aid, s.users.actor("op1"), "confirm") == "confirmed_once"
     third = seen(3, "cam-c")
-    assert s.review(aid, s.actor("op2"), "confirm") == "actionable"
+    assert s.reviews.review(aid, s.users.actor("op2"), "confirm") == "actionable"
     assert third != aid  # the new evidence waits for its own two confirmations
-    assert [sg.event_id for sg in s.sightings(aid)] == ["cam-a:t:1", "cam-b:t:2"]
-    assert next(a.status for a in s.alerts() if a.id == third) == "new"
+    assert [sg.event_id for sg in s.alerts.sightings(aid)] == ["cam-a:t:1", "cam-b:t:2"]
+    assert next(a.status for a in s.alerts.all() if a.id == third) == "new"
     s.audit.checkpoint()
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
     s.engine.dispose()

@@ -14,9 +14,8 @@ from metrosight.core.names import InvalidInput
 from metrosight.core.types import Category
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, PolicyError
-from metrosight.store.accounts import Accounts
 from metrosight.store.db import open_engine
-from metrosight.store.governance import NotFound
+from metrosight.store.errors import NotFound
 from metrosight.store.repo import Store
 
 pytestmark = pytest.mark.integration
@@ -28,41 +27,42 @@ ADA = Actor("ada", frozenset({"admin", "approver"}))
 def store(request, tmp_path: Path) -> Store:
     url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = Store(open_engine(url), KeyRing(Fernet.generate_key()), None, 365, ZoneInfo("Europe/Moscow"))
-    s.add_user("ada", ["admin", "approver"], None)
-    s.create_watchlist("wanted", Category.WANTED, ADA)
+    s.users.add("ada", ["admin", "approver"], None)
+    s.watchlists.create("wanted", Category.WANTED, ADA)
     return s
 
 
 @pytest.mark.parametrize("typed", ["ada\x00", "\x00", "wan\x00ted"])
 def test_a_nul_in_a_looked_up_name_is_not_found_on_both_stores(store, typed):
     with pytest.raises(NotFound):
-        store.actor(typed)
-    assert store.entries(typed) == []
+        store.users.actor(typed)
+    assert store.entries.all(typed) == []
     with pytest.raises(NotFound):
-        store.approve(typed, "x", ADA)
+        store.entries.approve(typed, "x", ADA)
     with pytest.raises(NotFound):
-        store.approve("wanted", typed, ADA)
+        store.entries.approve("wanted", typed, ADA)
 
 
 @pytest.mark.parametrize("label", ["ci\x00", "ci\u202eti", "ci\x1b[8m"])
 def test_a_token_name_is_one_line_of_plain_text_on_both_stores(store, label):
-    acc = Accounts(store)
+    acc = store.accounts
     with pytest.raises(InvalidInput, match="NUL|control or invisible"):
-        acc.create_token("ada", label, store.actor("ada"), datetime.now(UTC) + timedelta(days=1))
+        acc.create_token("ada", label, store.users.actor("ada"), datetime.now(UTC) + timedelta(days=1))
     with pytest.raises(PolicyError, match="needs a name"):
-        acc.create_token("ada", "  ", store.actor("ada"), datetime.now(UTC) + timedelta(days=1))
-    _, token = acc.create_token("ada", "  nightly   export ", store.actor("ada"), datetime.now(UTC) + timedelta(days=1))
-    assert [t.name for t in acc.tokens(store.actor("ada"))] == ["nightly export"]
+        acc.create_token("ada", "  ", store.users.actor("ada"), datetime.now(UTC) + timedelta(days=1))
+    _, token = acc.create_token(
+        "ada", "  nightly   export ", store.users.actor("ada"), datetime.now(UTC) + timedelta(days=1)
+    )
+    assert [t.name for t in acc.tokens(store.users.actor("ada"))] == ["nightly export"]
 
 
 def test_any_text_with_a_nul_reaching_either_database_is_one_clear_refusal(store):
     """The backstop for filters that are not names (e.g. `/api/events?kind=%00`): InvalidInput (422), not a
     PostgreSQL DataError (500) here and a silent miss on SQLite."""
-    from metrosight.store import feed
 
     with pytest.raises(InvalidInput, match="NUL"):
-        feed.recent_events(store, None, "loiter\x00", 10)
-    assert feed.recent_events(store, None, "loitering", 10) == []
+        store.feed.recent_events(None, "loiter\x00", 10)
+    assert store.feed.recent_events(None, "loitering", 10) == []
 
 
 def test_a_cluster_worker_name_follows_the_id_rule_and_is_not_taken_twice(tmp_path, redis_server):

@@ -80,14 +80,13 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.services.suite import Services
-    from metrosight.store.accounts import Accounts
     from tests.integration.helpers import bootstrap
 
     warnings.filterwarnings("ignore", message=".*httpx.*")
     home = tmp_path / "h"
     bootstrap(home)
     rt = Services.open(Home(home), Settings())
-    token = Accounts(rt.store).create_token("ada", "tests", rt.store.actor("ada"))[1]
+    token = rt.store.accounts.create_token("ada", "tests", rt.store.users.actor("ada"))[1]
     client = TestClient(create_app(rt))
     client.headers["Authorization"] = f"Bearer {token}"
     return client

@@ -38,7 +38,6 @@ from hypothesis import strategies as st
 from metrosight.config.home import Home
 from metrosight.config.load import load_settings
 from metrosight.services.suite import Services
-from metrosight.store.accounts import Accounts
 from tests.conftest import require_case
 from tests.integration.helpers import cli
 from tests.integration.procs import free_port
@@ -177,11 +176,11 @@ def with_users(home: Path, settings_path: Path) -> tuple[Services, dict[str, str
 
     rt = Services.open(Home(home), load_settings(settings_path, environ={}))
     store = rt.store
-    store.add_user("ada", ["admin"], None, hash_password(PASSWORD))
-    acc = Accounts(store)
-    ada = store.actor("ada")
+    store.users.add("ada", ["admin"], None, hash_password(PASSWORD))
+    acc = store.accounts
+    ada = store.users.actor("ada")
     acc.add_user("vic", ["viewer"], PASSWORD, ada)
-    return rt, {n: acc.create_token(n, "tests", store.actor(n))[1] for n in ("ada", "vic")}  # each their own
+    return rt, {n: acc.create_token(n, "tests", store.users.actor(n))[1] for n in ("ada", "vic")}  # each their own
 
 
 def api_cameras(client, tokens: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]

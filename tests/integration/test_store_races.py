@@ -39,10 +39,10 @@ DAN = Actor("dan", frozenset({"approver", "operator"}))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = Store(open_engine(url), KeyRing(KEY), tmp_path / "audit.checkpoints")
-    s.add_user("ada", sorted(ADA.roles), None)
+    s.users.add("ada", sorted(ADA.roles), None)
     for a in (BOB, CAROL, DAN):
-        s.add_user(a.name, sorted(a.roles), ADA)
-    s.create_watchlist("wl", Category.WANTED, ADA)
+        s.users.add(a.name, sorted(a.roles), ADA)
+    s.watchlists.create("wl", Category.WANTED, ADA)
     yield s
     s.engine.dispose()
 
@@ -57,15 +57,15 @@ def auth(urgent: bool = False) -> Authorisation:
 
 
 def enrol(s: Store, name: str, actor: Actor, seed: int, urgent: bool = False) -> None:
-    s.enroll("wl", name, vec(seed), "m", f"{name}-{seed}.jpg", f"{seed:064x}", 0.9, actor, auth(urgent))
+    s.entries.enroll("wl", name, vec(seed), "m", f"{name}-{seed}.jpg", f"{seed:064x}", 0.9, actor, auth(urgent))
 
 
 def raise_alert(s: Store, n: int) -> int:
-    sid = s.entries("wl")[0].id
-    m = Match(sid, s.entries("wl")[0].name, "wl", Category.WANTED, 0.95, 0.3)
+    sid = s.entries.all("wl")[0].id
+    m = Match(sid, s.entries.all("wl")[0].name, "wl", Category.WANTED, 0.95, 0.3)
     # an hour apart: each a new alert, not a sighting appended to the previous one's episode
-    assert s.save_alert(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:t:{n}", 3, None, 1.8e9 + 3600 * n), None)
-    return max(a.id for a in s.alerts())
+    assert s.alerts.save(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:t:{n}", 3, None, 1.8e9 + 3600 * n), None)
+    return max(a.id for a in s.alerts.all())
 
 
 def at_once(*calls: Callable[[], object]) -> list[object]:
@@ -84,34 +84,34 @@ def at_once(*calls: Callable[[], object]) -> list[object]:
 
 
 def assert_chain_whole(s: Store) -> None:
-    entries = s.audit_entries()
+    entries = s.audit.entries()
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     s.audit.checkpoint()  # what every command does at its end
-    assert s.verify_audit().ok
+    assert s.audit.verify().ok
     newest = max(s.audit.read_checkpoints().checkpoints, key=lambda c: c.seq)  # type: ignore[union-attr]
     assert (newest.seq, newest.head) == (entries[-1].seq, entries[-1].hash)
 
 
 # -- finding 1: audit appends ---------------------------------------------------------------------------------------
 def test_concurrent_audited_actions_get_unique_gap_free_sequence_numbers(store: Store) -> None:
-    before = len(store.audit_entries())
-    out = at_once(*[(lambda i=i: [store.list_alerts(ADA) for _ in range(5)]) for i in range(16)])
+    before = len(store.audit.entries())
+    out = at_once(*[(lambda i=i: [store.reviews.all(ADA) for _ in range(5)]) for i in range(16)])
     assert not [o for o in out if isinstance(o, Exception)]
-    assert len(store.audit_entries()) == before + 80
+    assert len(store.audit.entries()) == before + 80
     assert_chain_whole(store)
 
 
 def test_the_checkpoint_file_survives_concurrent_writers(store: Store) -> None:
-    out = at_once(*[(lambda i=i: store.record("ada", "test.touch", None, {"i": i})) for i in range(24)])
+    out = at_once(*[(lambda i=i: store.audit.record("ada", "test.touch", None, {"i": i})) for i in range(24)])
     assert out == [None] * 24  # no writer failed after its action was committed
     assert_chain_whole(store)
-    assert not list(store.audit.checkpoints.path.parent.glob("*.tmp"))  # type: ignore[union-attr]
+    assert not list(store.audit.log.checkpoints.path.parent.glob("*.tmp"))  # type: ignore[union-attr]
 
 
 # -- finding 2: two-person review -------------------------------------------------------------------------------------
 def approved_entry(s: Store) -> None:
     enrol(s, "Eve", ADA, 1)
-    s.approve("wl", "Eve", BOB)
+    s.entries.approve("wl", "Eve", BOB)
 
 
 @pytest.mark.parametrize("rounds", [6])
@@ -119,12 +119,15 @@ def test_confirm_and_reject_at_once_never_lose_the_rejection(store: Store, round
     approved_entry(store)
     for n in range(rounds):
         aid = raise_alert(store, n)
-        at_once(partial(store.review, aid, BOB, "confirm"), partial(store.review, aid, CAROL, "reject", "not him"))
-        status = next(a.status for a in store.alerts() if a.id == aid)
+        at_once(
+            partial(store.reviews.review, aid, BOB, "confirm"),
+            partial(store.reviews.review, aid, CAROL, "reject", "not him"),
+        )
+        status = next(a.status for a in store.alerts.all() if a.id == aid)
         assert status == "rejected"  # whichever came first, the rejection stands
         with pytest.raises(PolicyError, match="already rejected"):
-            store.review(aid, DAN, "confirm")  # a third confirmation cannot make it actionable
-        assert next(a.status for a in store.alerts() if a.id == aid) == "rejected"
+            store.reviews.review(aid, DAN, "confirm")  # a third confirmation cannot make it actionable
+        assert next(a.status for a in store.alerts.all() if a.id == aid) == "rejected"
     assert_chain_whole(store)
 
 
@@ -132,9 +135,11 @@ def test_two_confirmations_at_once_make_the_alert_actionable(store: Store) -> No
     approved_entry(store)
     for n in range(6):
         aid = raise_alert(store, n)
-        out = at_once(partial(store.review, aid, BOB, "confirm"), partial(store.review, aid, CAROL, "confirm"))
+        out = at_once(
+            partial(store.reviews.review, aid, BOB, "confirm"), partial(store.reviews.review, aid, CAROL, "confirm")
+        )
         assert sorted(out) == ["actionable", "confirmed_once"]  # type: ignore[type-var]
-        assert next(a.status for a in store.alerts() if a.id == aid) == "actionable"
+        assert next(a.status for a in store.alerts.all() if a.id == aid) == "actionable"
     assert_chain_whole(store)
 
 
@@ -142,20 +147,23 @@ def test_approve_and_revoke_at_once_leave_the_entry_revoked_for_good(store: Stor
     for n in range(5):
         name = f"P{n}"
         enrol(store, name, ADA, 10 + n)
-        at_once(partial(store.approve, "wl", name, BOB), partial(store.revoke, "wl", name, CAROL, "order withdrawn"))
-        e = next(x for x in store.entries("wl") if x.name == name)
+        at_once(
+            partial(store.entries.approve, "wl", name, BOB),
+            partial(store.entries.revoke, "wl", name, CAROL, "order withdrawn"),
+        )
+        e = next(x for x in store.entries.all("wl") if x.name == name)
         assert (e.status, e.templates) == ("revoked", 0)
         with pytest.raises(PolicyError, match="revoked"):
             enrol(store, name, ADA, 100 + n)  # a photo added afterwards does not revive it
         with pytest.raises(PolicyError):
-            store.approve("wl", name, DAN)
-        assert [g.subject_name for g in store.active_gallery("m")] == []
+            store.entries.approve("wl", name, DAN)
+        assert [g.subject_name for g in store.gallery.active("m")] == []
     assert_chain_whole(store)
 
 
 # -- finding 4: separation of duties through templates ---------------------------------------------------------------
 def gallery_template(s: Store, name: str) -> np.ndarray | None:
-    return next((g.template for g in s.active_gallery("m") if g.subject_name == name), None)
+    return next((g.template for g in s.gallery.active("m") if g.subject_name == name), None)
 
 
 def assert_active_entries_approved_by_non_contributors(s: Store) -> None:
@@ -171,32 +179,32 @@ def assert_active_entries_approved_by_non_contributors(s: Store) -> None:
 
 def test_an_approver_who_added_a_photo_cannot_approve_the_entry(store: Store) -> None:
     enrol(store, "Eve", ADA, 1)
-    store.approve("wl", "Eve", BOB)
+    store.entries.approve("wl", "Eve", BOB)
     enrol(store, "Eve", BOB, 2)  # bob adds a photo (of anyone) to ada's approved entry
-    assert next(e.status for e in store.entries("wl") if e.name == "Eve") == "pending"
+    assert next(e.status for e in store.entries.all("wl") if e.name == "Eve") == "pending"
     assert gallery_template(store, "Eve") is None  # nothing matched until a fresh approval
     with pytest.raises(PolicyError, match="added a photo"):
-        store.approve("wl", "Eve", BOB)
+        store.entries.approve("wl", "Eve", BOB)
     with pytest.raises(PolicyError, match="recorded this entry"):
-        store.approve("wl", "Eve", ADA)
-    assert store.approve("wl", "Eve", CAROL) == "active"  # a third approver who added nothing
+        store.entries.approve("wl", "Eve", ADA)
+    assert store.entries.approve("wl", "Eve", CAROL) == "active"  # a third approver who added nothing
     assert gallery_template(store, "Eve") is not None
     assert_active_entries_approved_by_non_contributors(store)
 
 
 def test_a_photo_added_to_an_urgent_entry_waits_for_approval_and_the_24h_clock_stays(store: Store) -> None:
     enrol(store, "Urg", ADA, 1, urgent=True)  # active at once, for 24 h
-    clock = next(e.expires_at for e in store.entries("wl") if e.name == "Urg")
+    clock = next(e.expires_at for e in store.entries.all("wl") if e.name == "Urg")
     assert clock < datetime.now(UTC) + timedelta(hours=24, minutes=1)
     only_ada = gallery_template(store, "Urg")
     enrol(store, "Urg", BOB, 2)  # bob's photo: held, not matched
     np.testing.assert_allclose(gallery_template(store, "Urg"), only_ada)
     with pytest.raises(PolicyError, match="added a photo"):
-        store.approve("wl", "Urg", BOB)  # and bob cannot lift the 24-hour limit
-    e = next(e for e in store.entries("wl") if e.name == "Urg")
+        store.entries.approve("wl", "Urg", BOB)  # and bob cannot lift the 24-hour limit
+    e = next(e for e in store.entries.all("wl") if e.name == "Urg")
     assert (e.status, e.expires_at, e.approved_by) == ("active", clock, None)
-    assert store.approve("wl", "Urg", CAROL) == "active"
-    e = next(e for e in store.entries("wl") if e.name == "Urg")
+    assert store.entries.approve("wl", "Urg", CAROL) == "active"
+    e = next(e for e in store.entries.all("wl") if e.name == "Urg")
     assert e.expires_at > datetime.now(UTC) + timedelta(days=29)  # properly approved: the requested expiry
     assert not np.allclose(gallery_template(store, "Urg"), only_ada)  # bob's photo released
     assert_active_entries_approved_by_non_contributors(store)
@@ -206,8 +214,8 @@ def test_adding_a_photo_while_another_approves_never_leaves_an_entry_approved_by
     for n in range(5):
         name = f"Q{n}"
         enrol(store, name, ADA, 20 + n)
-        at_once(partial(store.approve, "wl", name, BOB), partial(enrol, store, name, CAROL, 200 + n))
-        e = next(x for x in store.entries("wl") if x.name == name)
+        at_once(partial(store.entries.approve, "wl", name, BOB), partial(enrol, store, name, CAROL, 200 + n))
+        e = next(x for x in store.entries.all("wl") if x.name == name)
         # either carol's photo came first (bob approved both) or bob's approval did (carol's photo undid it)
         assert (e.status, e.approved_by, e.templates) in (("active", "bob", 2), ("pending", None, 2))
         assert_active_entries_approved_by_non_contributors(store)

@@ -93,7 +93,7 @@ def test_enrol_and_identify_through_a_user_embedder(tmp_path: Path, user_model: 
     assert found == {"obama.jpg": ["Barack Obama"], "biden.jpg": [None]}
     rt = Services.open(Home(home), load_settings(cfg, environ={}))
     model = rt.models.model_id
-    assert set(rt.store.template_models()) == {model} and model.startswith("onnx-user:")
+    assert set(rt.store.gallery.template_models()) == {model} and model.startswith("onnx-user:")
 
     # the same gallery under the default embedder: refused in one line, nothing changed
     with pytest.raises(ModelMismatch, match=r"1 enrolled with 'onnx-user:[0-9a-f]{32}'.*computes 'dlib_resnet_v1'"):
@@ -101,7 +101,7 @@ def test_enrol_and_identify_through_a_user_embedder(tmp_path: Path, user_model: 
     default = Services.open(Home(home), load_settings(None, environ={}))
     with pytest.raises(ModelMismatch, match="delete those entries and enrol them again"):
         default.models.load()  # what every host does before its cameras start
-    assert rt.store.template_models() == {model: 1}
+    assert rt.store.gallery.template_models() == {model: 1}
 
 
 def metrosight(home: Path, *args: str, user: str = "bob") -> subprocess.CompletedProcess[str]:
@@ -134,6 +134,6 @@ def test_every_host_refuses_a_gallery_of_another_model_in_one_line(tmp_path: Pat
         assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
         assert "another descriptor model (1 enrolled with 'dlib_resnet_v1')" in lines[0]
     svc = Services.open(Home(home), load_settings(None, environ={}))
-    assert svc.store.template_models() == {"dlib_resnet_v1": 1}  # nothing lost
+    assert svc.store.gallery.template_models() == {"dlib_resnet_v1": 1}  # nothing lost
     with svc.store.uow.read() as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 0  # refused before a run row was written

@@ -65,9 +65,9 @@ def test_alerts_are_stored_with_final_last_seen(hamilton_run):
     home, lines = hamilton_run
     printed = {a["event_id"]: a for a in lines if a["type"] == "alert"}
     store = store_of(home)
-    [alert] = store.alerts()
+    [alert] = store.alerts.all()
     assert alert.subject_name == "Lin-Manuel Miranda" and alert.camera_id == "stage"
-    rows = store.sightings(alert.id)
+    rows = store.alerts.sightings(alert.id)
     assert {r.event_id for r in rows} == set(printed) and alert.sightings == len(rows)
     for r in rows:
         assert r.camera_id == "stage"

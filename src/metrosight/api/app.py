@@ -107,7 +107,7 @@ def write_signin_audit(svc: AppState, *, all: bool = False) -> int:
     rows = svc.signin_audit.due(all=all)
     for action, target, details in rows:
         try:
-            svc.services.store.record("anonymous", action, target, details)
+            svc.services.store.audit.record("anonymous", action, target, details)
         except Exception:  # the store is down: keep serving, say so
             log.exception("could not audit %s for %s", action, target)
     return len(rows)
@@ -190,7 +190,7 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
     store = services.store
     svc = AppState(
         services=services,
-        accounts=Accounts(store),
+        accounts=store.accounts,
         config=config,
         hub=AlertHub(),
         cameras=board,
@@ -200,7 +200,9 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
         bus=bus,
         registry=None,
     )
-    svc.registry = make_registry(board, store.alert_counts, operating=svc.operating_status, home=services.home.root)
+    svc.registry = make_registry(
+        board, store.alerts.status_counts, operating=svc.operating_status, home=services.home.root
+    )
     if bus is not None:
         bus.subscribe(TOPIC_CAMERA_STATE, board.on_state)
         bus.subscribe(TOPIC_CAMERA_STATS, board.on_stats)

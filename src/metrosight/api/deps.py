@@ -19,7 +19,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from metrosight.policy.rules import Actor
 from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
-from metrosight.store.governance import NotFound
+from metrosight.store.errors import NotFound
 from metrosight.store.repo import Store
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.recognize.gallery import ModelMismatch
 from metrosight.store.db import StoreError
-from metrosight.store.governance import Conflict, NotFound
+from metrosight.store.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 

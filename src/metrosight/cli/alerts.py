@@ -13,7 +13,6 @@ from rich.text import Text
 
 from metrosight.cli.common import MAX_ID, governed, when
 from metrosight.cli.context import cli_context
-from metrosight.store.feed import alert_cameras
 from metrosight.store.models import AlertRecord
 
 alert_app = typer.Typer(help="Review alerts: two different operators must confirm one.", no_args_is_help=True)
@@ -44,8 +43,8 @@ def alert_list(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        rows = rt.store.list_alerts(c.actor(rt), status)
-    found = alert_cameras(rt.store, [a.id for a in rows])
+        rows = rt.store.reviews.all(c.actor(rt), status)
+    found = rt.store.feed.alert_cameras([a.id for a in rows])
     cams = {a.id: found.get(a.id) or [a.camera_id] for a in rows}
     if as_json:
         for a in rows:
@@ -95,7 +94,7 @@ def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
     out = c.out
     rt = c.services()
     with governed():
-        a, reviews, earlier = rt.store.alert_detail(alert_id, c.actor(rt))
+        a, reviews, earlier = rt.store.reviews.detail(alert_id, c.actor(rt))
     person = f" (person {a.person_id})" if a.person_id is not None else ""
     out.print(
         f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
@@ -108,7 +107,7 @@ def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
             f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}",
             highlight=False,
         )
-    for i, sg in enumerate(rt.store.sightings(a.id), 1):
+    for i, sg in enumerate(rt.store.alerts.sightings(a.id), 1):
         at = datetime.fromtimestamp(sg.first_at, UTC)
         out.print(
             f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "
@@ -130,7 +129,7 @@ def alert_confirm(ctx: typer.Context, alert_id: AlertId) -> None:
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        status = rt.store.review(alert_id, c.actor(rt), "confirm")
+        status = rt.store.reviews.review(alert_id, c.actor(rt), "confirm")
     c.out.print(f"alert {alert_id}: {status}" + (" (needs a second operator)" if status == "confirmed_once" else ""))
 
 
@@ -144,7 +143,7 @@ def alert_reject(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        status = rt.store.review(alert_id, c.actor(rt), "reject", reason)
+        status = rt.store.reviews.review(alert_id, c.actor(rt), "reject", reason)
     c.out.print(f"alert {alert_id}: {status}")
 
 
@@ -161,6 +160,6 @@ def alert_crop(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        data = rt.store.read_crop(alert_id, c.actor(rt), sighting)
+        data = rt.store.reviews.read_crop(alert_id, c.actor(rt), sighting)
     output.write_bytes(data)
     c.out.print(f"wrote {output}")

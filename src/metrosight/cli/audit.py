@@ -10,7 +10,7 @@ from rich.table import Table
 
 from metrosight.cli.common import fail, governed
 from metrosight.cli.context import cli_context
-from metrosight.store.governance import Retention
+from metrosight.store.retention import Retention
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def audit_verify(ctx: typer.Context) -> None:
     against the keyed log and lists every row it does not back. Needs the master key (as every command does), no
     user."""
     c = cli_context(ctx)
-    res = c.services().store.verify_audit()
+    res = c.services().store.audit.verify()
     if res.ok:
         c.out.print(f"audit log OK: {res.checked} entries, chain intact ({res.checkpoints} signed checkpoints)")
         return
@@ -49,8 +49,8 @@ def audit_show(
     rt = c.services()
     with governed():
         actor = c.actor(rt)
-        rows = rt.store.audit_entries(actor, last)
-        rt.store.record(actor.name, "audit.read", None, {"entries": len(rows)})
+        rows = rt.store.audit.entries(actor, last)
+        rt.store.audit.record(actor.name, "audit.read", None, {"entries": len(rows)})
     if as_json:
         for e in rows:
             c.emit(
@@ -80,5 +80,7 @@ def purge(ctx: typer.Context) -> None:
     rt = c.services()
     r = rt.settings.privacy.retention
     with governed():
-        counts = rt.store.purge(Retention(r.alerts_days, r.crops_days, r.events_days, r.audit_days), c.actor(rt))
+        counts = rt.store.retention.purge(
+            Retention(r.alerts_days, r.crops_days, r.events_days, r.audit_days), c.actor(rt)
+        )
     c.out.print("purged: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -76,7 +76,7 @@ class ServicesInstallation:
 
     def active_templates(self) -> list[np.ndarray]:
         services = self.services()
-        return [e.template for e in services.store.active_gallery(services.models.model_id)]
+        return [e.template for e in services.store.gallery.active(services.models.model_id)]
 
 
 def calibrate_cmd(

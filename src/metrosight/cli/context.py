@@ -107,7 +107,7 @@ class CliContext:
         """
         if self.authenticated is None:
             token = os.environ.pop(TOKEN_ENV, None)
-            accounts = Accounts(rt.store)
+            accounts = rt.store.accounts
             self.authenticated = self._token_actor(accounts, token) if token else self._password_actor(rt, accounts)
         return self.authenticated
 
@@ -135,7 +135,7 @@ class CliContext:
         with governed():
             actor = accounts.authenticate(user, password)
             if actor is None:
-                rt.store.record("anonymous", "cli.auth_failed", user, {"user": user})
+                rt.store.audit.record("anonymous", "cli.auth_failed", user, {"user": user})
         if actor is None:
             fail(
                 f"wrong password for {user!r}, or no such enabled user with a password "

@@ -17,7 +17,7 @@ from metrosight.core.types import Category
 from metrosight.ingest.images import photo_or_error
 from metrosight.policy.passwords import new_password_hash
 from metrosight.policy.rules import Actor, Authorisation, PolicyError
-from metrosight.store.governance import Conflict
+from metrosight.store.errors import Conflict
 
 if TYPE_CHECKING:
     from metrosight.services.suite import Services
@@ -32,25 +32,25 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 def _demo_users(c: CliContext, rt: Services) -> tuple[Actor, Actor]:
     """The demo's own two users (created with generated passwords, shown once, on a fresh home)."""
     store = rt.store
-    if store.user_count() == 0:
+    if store.users.count() == 0:
         passwords = {n: secrets.token_urlsafe(12) for n in sorted(DEMO_USERS)}
         pw_hash = {n: new_password_hash(p, n) for n, p in passwords.items()}  # 16 random characters meet the policy
-        store.add_user("demo-officer", ["admin", "approver"], None, pw_hash["demo-officer"])
-        officer = store.actor("demo-officer")
-        store.add_user("demo-approver", ["approver", "operator"], officer, pw_hash["demo-approver"])
+        store.users.add("demo-officer", ["admin", "approver"], None, pw_hash["demo-officer"])
+        officer = store.users.actor("demo-officer")
+        store.users.add("demo-approver", ["approver", "operator"], officer, pw_hash["demo-approver"])
         c.out.print(
             "demo users (passwords shown once): " + ", ".join(f"{n} {p}" for n, p in passwords.items()),
             highlight=False,
         )
-    elif {n for n, _r, _d in store.list_users()} != DEMO_USERS:
+    elif {n for n, _r, _d in store.users.all()} != DEMO_USERS:
         fail(f"{rt.home.root} has users of its own: run the demo on a home of its own (--home DIR)")
-    return store.actor("demo-officer"), store.actor("demo-approver")
+    return store.users.actor("demo-officer"), store.users.actor("demo-approver")
 
 
 def _enrol_sample(c: CliContext, rt: Services, officer: Actor, approver: Actor) -> None:
     store = rt.store
     with contextlib.suppress(Conflict):
-        store.create_watchlist(DEMO_WATCHLIST, Category.MISSING, officer)
+        store.watchlists.create(DEMO_WATCHLIST, Category.MISSING, officer)
     auth = Authorisation(
         "demo: public-domain portraits", "metrosight demo", "DEMO-1", rt.clock.now() + timedelta(days=7)
     )
@@ -67,10 +67,10 @@ def _enrol_sample(c: CliContext, rt: Services, officer: Actor, approver: Actor) 
             f"enrol {r.subject} (recorded by demo-officer): {r.status}{' — ' + r.reason if r.reason else ''}",
             highlight=False,
         )
-    for e in store.entries(DEMO_WATCHLIST):
+    for e in store.entries.all(DEMO_WATCHLIST):
         if e.status == "pending":
             try:
-                store.approve(DEMO_WATCHLIST, e.name, approver)
+                store.entries.approve(DEMO_WATCHLIST, e.name, approver)
                 c.out.print(f"approve {e.name} (by demo-approver, a second person): active", highlight=False)
             except PolicyError as exc:
                 c.out.print(f"approve {e.name}: {exc}", highlight=False)

@@ -17,7 +17,7 @@ from metrosight.core.names import InvalidInput, identifiers, same_name
 from metrosight.core.when import Clock, describe, parse_when
 from metrosight.ingest.images import folder_entries, photo_or_error
 from metrosight.policy.rules import Authorisation, PolicyError
-from metrosight.store.governance import NotFound
+from metrosight.store.errors import NotFound
 
 if TYPE_CHECKING:
     from metrosight.services.enrolment import EnrolResult
@@ -218,7 +218,7 @@ def _print_summary(c: CliContext, rt: Services, o: _Outcome, auth: Authorisation
         c.out.print(f"authorised from {start} until {describe(auth.expires_at, tz, end=True)}{urgent}", highlight=False)
     pending = [
         e
-        for e in rt.store.entries(o.watchlist)
+        for e in rt.store.entries.all(o.watchlist)
         if e.status == "pending" and any(same_name(e.name, r.subject) for r in enrolled)
     ]
     if pending:
@@ -290,7 +290,7 @@ def enroll(
     opts = AuthorisationOptions(legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     auth = parse_authorisation(opts, rt.clock)
     try:
-        rt.store.watchlist_category(watchlist)
+        rt.store.watchlists.category(watchlist)
     except NotFound as exc:
         fail(str(exc))
     limits = rt.installation.photo_limits

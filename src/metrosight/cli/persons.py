@@ -41,7 +41,7 @@ def person_json(p: PersonInfo) -> dict[str, object]:
 def person_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Persons with their entries (watchlist/name, status) and the persons recorded as different people."""
     c = cli_context(ctx)
-    rows = c.services().store.persons()
+    rows = c.services().store.persons.all()
     if as_json:
         for p in rows:
             c.emit(json.dumps(person_json(p)))
@@ -63,7 +63,7 @@ def person_show(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        p = rt.store.persons(person_id)[0]
+        p = rt.store.persons.all(person_id)[0]
     if as_json:
         c.emit(json.dumps(person_json(p)))
         return
@@ -88,7 +88,7 @@ def person_link(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        n = rt.store.link_persons(person_id, other, c.actor(rt), reason)
+        n = rt.store.persons.link(person_id, other, c.actor(rt), reason)
     c.out.print(
         f"linked person {other} to person {person_id}: {n} entr{'y' if n == 1 else 'ies'} moved", highlight=False
     )
@@ -105,7 +105,7 @@ def person_unlink(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        pid = rt.store.unlink_entry(watchlist, name, c.actor(rt), reason)
+        pid = rt.store.persons.unlink_entry(watchlist, name, c.actor(rt), reason)
     c.out.print(f"{watchlist}/{name} is now person {pid}", highlight=False)
 
 
@@ -123,5 +123,5 @@ def person_distinct(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        rt.store.mark_distinct(person_a, person_b, c.actor(rt), reason)
+        rt.store.persons.mark_distinct(person_a, person_b, c.actor(rt), reason)
     c.out.print(f"persons {person_a} and {person_b} recorded as different people", highlight=False)

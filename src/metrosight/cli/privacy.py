@@ -42,7 +42,7 @@ def window_add(
     with governed():
         starts_at = parse_when(start, now, tz, end=False, what="--from")
         ends_at = parse_when(end, starts_at, tz, end=True, what="--until")  # `--until 6h`: 6 h from the start
-        wid = rt.store.add_window(
+        wid = rt.store.windows.add(
             name,
             list(identifiers(cameras, "camera id")),
             list(identifiers(lines, "line")),
@@ -65,7 +65,7 @@ def window_list(ctx: typer.Context) -> None:
     c = cli_context(ctx)
     rt = c.services()
     table = Table("id", "name", "scope", "from", "until", "reason", "by")
-    for w in rt.store.windows():
+    for w in rt.store.windows.all():
         scope = ", ".join((w.scope or {}).get("cameras", []) + (w.scope or {}).get("lines", [])) or "all cameras"
         table.add_row(str(w.id), w.name, scope, when(w.starts_at), when(w.ends_at), w.reason, w.created_by)
     c.out.print(table)
@@ -79,5 +79,5 @@ def window_remove(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        rt.store.remove_window(window_id, c.actor(rt))
+        rt.store.windows.remove(window_id, c.actor(rt))
     c.err.print(f"window {window_id} removed")

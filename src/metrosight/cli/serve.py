@@ -15,7 +15,6 @@ from rich.table import Table
 
 from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
-from metrosight.store.accounts import Accounts
 
 if TYPE_CHECKING:
     from metrosight.api.app import AppState, StartupHook
@@ -79,7 +78,7 @@ def serve(
 
     c = cli_context(ctx)
     rt = c.services(config)
-    if rt.store.user_count() == 0:
+    if rt.store.users.count() == 0:
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
     hooks: list[StartupHook] = []
     if bus_url:  # scale-out: consume the workers' alerts and events into the store (one of the `store` group)
@@ -131,7 +130,7 @@ def token_create(
     actor = c.actor(rt)
     expires = None if forever or days is None else datetime.now(UTC) + timedelta(days=days)
     with governed():
-        info, token = Accounts(rt.store).create_token(user or actor.name, name, actor, expires, never_expires=forever)
+        info, token = rt.store.accounts.create_token(user or actor.name, name, actor, expires, never_expires=forever)
     c.out.print(
         f"token {info.id} for {info.user} ({info.name}), expires {info.expires_at or 'never'}:", highlight=False
     )
@@ -144,7 +143,7 @@ def token_list(ctx: typer.Context) -> None:
     c = cli_context(ctx)
     rt = c.services()
     table = Table("id", "name", "user", "prefix", "created", "expires", "last used", "revoked")
-    for t in Accounts(rt.store).tokens(c.actor(rt)):
+    for t in rt.store.accounts.tokens(c.actor(rt)):
         table.add_row(
             str(t.id),
             t.name,
@@ -164,5 +163,5 @@ def token_revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        Accounts(rt.store).revoke_token(token_id, c.actor(rt))
+        rt.store.accounts.revoke_token(token_id, c.actor(rt))
     c.out.print(f"token {token_id} revoked")

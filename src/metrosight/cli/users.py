@@ -11,7 +11,6 @@ from metrosight.cli.common import fail, governed
 from metrosight.cli.context import cli_context
 from metrosight.policy.passwords import new_password_hash
 from metrosight.policy.rules import Actor
-from metrosight.store.accounts import Accounts
 
 if TYPE_CHECKING:
     from metrosight.services.suite import Services
@@ -21,7 +20,7 @@ user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 
 def nobody_has_a_password(rt: Services) -> bool:
     """True on an installation where no user has a password yet (made before the CLI asked for credentials)."""
-    return not any(u.has_password for u in Accounts(rt.store).users(Actor("system", frozenset({"admin"}))))
+    return not any(u.has_password for u in rt.store.accounts.users(Actor("system", frozenset({"admin"}))))
 
 
 def ask_new_password(name: str) -> str:
@@ -52,13 +51,13 @@ def user_add(
     (authenticated) admin adds users."""
     c = cli_context(ctx)
     rt = c.services()
-    first = rt.store.user_count() == 0
+    first = rt.store.users.count() == 0
     if first and not password:
         fail("the first user is the installation's admin and needs a password (drop --no-password)")
     actor = None if first and not c.user else c.actor(rt)
     pw_hash = ask_new_password(name) if password else None
     with governed():
-        rt.store.add_user(name, role, actor, pw_hash)
+        rt.store.users.add(name, role, actor, pw_hash)
     c.out.print(f"added user {name} ({', '.join(sorted(set(role)))})")
 
 
@@ -70,10 +69,10 @@ def user_password(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     credentials), an admin's first password can be set without one."""
     c = cli_context(ctx)
     rt = c.services()
-    accounts = Accounts(rt.store)
+    accounts = rt.store.accounts
     if nobody_has_a_password(rt):
         with governed():
-            target = rt.store.actor(name)
+            target = rt.store.users.actor(name)
         if not target.has("admin"):
             fail(f"nobody has a password yet: set an admin's first (not {name}, who is not an admin)")
         actor = target
@@ -95,6 +94,6 @@ def user_list(ctx: typer.Context) -> None:
     c = cli_context(ctx)
     rt = c.services()
     table = Table("user", "roles", "disabled")
-    for name, roles, disabled in rt.store.list_users():
+    for name, roles, disabled in rt.store.users.all():
         table.add_row(name, ", ".join(roles), "yes" if disabled else "")
     c.out.print(table)

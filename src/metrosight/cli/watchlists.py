@@ -32,7 +32,7 @@ def watchlist_create(
         fail("a watchlist needs a non-empty name")
     rt = c.services()
     with governed():
-        rt.store.create_watchlist(name, category, c.actor(rt))
+        rt.store.watchlists.create(name, category, c.actor(rt))
     c.out.print(Text.assemble("created watchlist ", (visible(name), "bold"), f" ({category.value})"))
 
 
@@ -40,7 +40,7 @@ def watchlist_create(
 def watchlist_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List watchlists with their entry and template counts."""
     c = cli_context(ctx)
-    rows = c.services().store.list_watchlists()
+    rows = c.services().store.watchlists.all()
     if as_json:
         for r in rows:
             c.emit(
@@ -61,7 +61,7 @@ def watchlist_entries(
 ) -> None:
     """Entries with their authorisation, status and expiry."""
     c = cli_context(ctx)
-    rows = c.services().store.entries(watchlist)
+    rows = c.services().store.entries.all(watchlist)
     if as_json:
         for e in rows:
             c.emit(
@@ -119,15 +119,15 @@ def watchlist_approve(
     rt = c.services()
     actor = c.actor(rt)
     if all_pending:
-        names = [e.name for e in rt.store.entries(watchlist) if e.status == "pending"]
+        names = [e.name for e in rt.store.entries.all(watchlist) if e.status == "pending"]
         if not names:
             fail(f"no pending entries on {watchlist}")
     if not names:
         fail("name the entries to approve, or pass --all-pending")
     for name in names:
         with governed():
-            rt.store.approve(watchlist, name, actor)
-        e = next((e for e in rt.store.entries(watchlist) if same_name(e.name, name)), None)
+            rt.store.entries.approve(watchlist, name, actor)
+        e = next((e for e in rt.store.entries.all(watchlist) if same_name(e.name, name)), None)
         until = f" until {describe(e.expires_at, rt.clock.tz, end=True)}" if e is not None and e.expires_at else ""
         c.out.print(f"approved {watchlist}/{e.name if e is not None else name}: active{until}", highlight=False)
 
@@ -143,7 +143,7 @@ def watchlist_revoke(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        n = rt.store.revoke(watchlist, name, c.actor(rt), reason)
+        n = rt.store.entries.revoke(watchlist, name, c.actor(rt), reason)
     c.out.print(f"revoked {watchlist}/{name}; {n} template(s) destroyed", highlight=False)
 
 
@@ -159,5 +159,5 @@ def watchlist_shred(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        rt.store.shred_watchlist(watchlist, c.actor(rt))
+        rt.store.watchlists.shred(watchlist, c.actor(rt))
     c.out.print(f"shredded {watchlist}: its key, templates and crops are unreadable")

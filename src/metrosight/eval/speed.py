@@ -452,18 +452,18 @@ def bench_watchlist(
     from metrosight.store.repo import Conflict
 
     store = svc.store
-    if store.user_count() == 0:
-        store.add_user(BENCH_RECORDER, ["admin", "approver"], None)
-        store.add_user(BENCH_APPROVER, ["approver", "operator"], store.actor(BENCH_RECORDER))
-    recorder, approver = store.actor(BENCH_RECORDER), store.actor(BENCH_APPROVER)
+    if store.users.count() == 0:
+        store.users.add(BENCH_RECORDER, ["admin", "approver"], None)
+        store.users.add(BENCH_APPROVER, ["approver", "operator"], store.users.actor(BENCH_RECORDER))
+    recorder, approver = store.users.actor(BENCH_RECORDER), store.users.actor(BENCH_APPROVER)
     with contextlib.suppress(Conflict):
-        store.create_watchlist(name, Category.WANTED, recorder)
+        store.watchlists.create(name, Category.WANTED, recorder)
     auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
     from metrosight.ingest.images import photo_or_error
 
     limits = svc.installation.photo_limits  # photos decoded here, at the edge, one at a time
     results = svc.enrolment.enroll(name, ((n, photo_or_error(p, limits)) for n, p in items), recorder, auth)
-    for e in store.entries(name):
+    for e in store.entries.all(name):
         if e.status == "pending":
-            store.approve(name, e.name, approver)
+            store.entries.approve(name, e.name, approver)
     return results

@@ -64,14 +64,21 @@ class BackupError(Exception):
     """A backup or restore cannot be done; one line saying what was wrong and what to do."""
 
 
-class AuditedStore(Protocol):
-    """What backup and restore need of the store."""
+class AuditTrail(Protocol):
+    """What backup and restore need of the store's audit log (``store.audit``)."""
 
     def record(self, actor: str, action: str, target: str | None, details: dict[str, Any]) -> None: ...
 
-    def verify_audit(self) -> VerifyResult: ...
+    def verify(self) -> VerifyResult: ...
 
     def checkpoint(self) -> None: ...
+
+
+class AuditedStore(Protocol):
+    """What backup and restore need of the store: its audit log."""
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +183,8 @@ def create_backup(
     except SealError as exc:
         raise BackupError(str(exc)) from None
     details = {"backup_id": backup_id, "kind": kind, "data_file": data_path.name, "keys_file": keys_path.name}
-    store.record(actor, "backup.create", backup_id, details)
-    store.checkpoint()
+    store.audit.record(actor, "backup.create", backup_id, details)
+    store.audit.checkpoint()
     header = {"backup_id": backup_id, "fingerprint": fingerprint(master_key), "created": stamp, "kind": kind}
     try:
         for d in {out, keys_out}:
@@ -188,11 +195,11 @@ def create_backup(
     except OSError as exc:
         data_path.unlink(missing_ok=True)
         keys_path.unlink(missing_ok=True)
-        store.record(actor, "backup.failed", backup_id, {**details, "error": exc.strerror or str(exc)})
+        store.audit.record(actor, "backup.failed", backup_id, {**details, "error": exc.strerror or str(exc)})
         raise _disk_error(exc, out) from None
     except (pgtools.PgToolError, sqlite3.Error) as exc:
         data_path.unlink(missing_ok=True)
-        store.record(actor, "backup.failed", backup_id, {**details, "error": str(exc)})
+        store.audit.record(actor, "backup.failed", backup_id, {**details, "error": str(exc)})
         raise BackupError(f"cannot snapshot the database: {exc}") from None
     return BackupResult(backup_id, data_path, keys_path, kind, files, data_path.stat().st_size)
 
@@ -358,8 +365,8 @@ def restore_backup(
     except SQLAlchemyError as exc:
         raise BackupError(f"restored, but the media paths could not be updated: {exc.__class__.__name__}") from None
     store = open_store(home, database_url)
-    result = store.verify_audit()
-    store.record(
+    result = store.audit.verify()
+    store.audit.record(
         f"os:{getpass.getuser()}",
         "backup.restore",
         header["backup_id"],
@@ -371,7 +378,7 @@ def restore_backup(
             "audit_verified": result.ok,
         },
     )
-    store.checkpoint()
+    store.audit.checkpoint()
     return RestoreResult(
         header["backup_id"], home, str(kind), str(manifest.get("created")), files, result, env_key is None
     )

@@ -75,7 +75,7 @@ class StoreConsumer:
         bus.subscribe(TOPIC_CAMERA_STATE, self._state)
 
     def _alert(self, a: AlertV1) -> None:
-        new = not self.store.has_alert(a.event_id)
+        new = not self.store.alerts.has(a.event_id)
         if new:
             self.alerts.on_alert(a)  # crop, then row + audit entry; idempotent on event_id
             self.stored_alerts += 1
@@ -86,9 +86,9 @@ class StoreConsumer:
             self.on_alert(a, new)
 
     def _alert_update(self, u: AlertUpdateV1) -> None:
-        if not self.store.has_alert(u.event_id):
+        if not self.store.alerts.has(u.event_id):
             raise Retry(f"alert {u.event_id} is not stored yet")
-        self.store.extend_alert(u.event_id, u.last_seen)
+        self.store.alerts.extend(u.event_id, u.last_seen)
 
     def _events(self, batch: list[EventV1]) -> None:
         """A delivered batch of events in one transaction (snapshots, if any, written first)."""
@@ -116,10 +116,10 @@ class StoreConsumer:
                     "run_id": e.run_id,
                 }
             )
-        self.stored_events += self.store.save_events(rows)
+        self.stored_events += self.store.events.save_many(rows)
 
     def _event_update(self, u: EventUpdateV1) -> None:
-        if not self.store.end_event(u.event_id, u.end_ts, dict(u.data)):
+        if not self.store.events.end(u.event_id, u.end_ts, dict(u.data)):
             raise Retry(f"event {u.event_id} is not stored yet")
 
     def _state(self, s: CameraStateV1) -> None:
@@ -180,8 +180,8 @@ class PolicyMirror:
 
     def tick(self) -> int:
         """One round; returns the version mirrored."""
-        self.store.expire_due()
-        version = int(self.store.gallery_version())
+        self.store.policy.expire_due()
+        version = int(self.store.policy.version())
         self.client.set(self.key, version, px=self.ttl_ms)
         if version != self._last:
             self.client.publish(self.channel, version)
@@ -232,10 +232,10 @@ class SharedPolicyReads:
     :class:`~metrosight.services.live_policy.LivePolicy` makes every refresh period are served from Redis and a
     per-process cache instead of the database.
 
-    - ``gallery_version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
+    - ``policy.version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
       read at most every ``ttl`` seconds; the database's when no mirror runs (the key expired).
-    - ``expire_due``: done by the mirror (0 here); by this process when no mirror runs.
-    - ``identification_allowed``: evaluated against the no-identification windows, re-read from the database only
+    - ``policy.expire_due``: done by the mirror (0 here); by this process when no mirror runs.
+    - ``policy.allows``: evaluated against the no-identification windows, re-read from the database only
       when the gallery version changed (adding or removing a window bumps it).
 
     Everything else goes to the real store.
@@ -264,22 +264,27 @@ class SharedPolicyReads:
         if raw is not None:
             version, mirrored = int(raw), True
         else:
-            version, mirrored = int(self._store.gallery_version()), False
+            version, mirrored = int(self._store.policy.version()), False
         self._version = (now, version, mirrored)
         return version, mirrored
 
-    def gallery_version(self) -> int:
+    @property
+    def policy(self) -> SharedPolicyReads:
+        """Serves the store's policy reads (:class:`metrosight.store.policy.PolicyReads`) itself."""
+        return self
+
+    def version(self) -> int:
         return self._current()[0]
 
     def expire_due(self, now: Any = None) -> int:
         if now is None and self._current()[1]:
             return 0  # the mirror retires expired entries and bumps the version
-        return int(self._store.expire_due(now))
+        return int(self._store.policy.expire_due(now))
 
-    def identification_allowed(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
+    def allows(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
         version = self._current()[0]
         if self._windows is None or self._windows[0] != version:
-            self._windows = (version, list(self._store.windows()))
+            self._windows = (version, list(self._store.windows.all()))
         now = now or datetime.now(UTC)
         for w in self._windows[1]:
             if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):

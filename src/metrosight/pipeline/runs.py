@@ -58,7 +58,7 @@ class RunRows:
     def open(self, camera_id: str, source: SourceSpec) -> int:
         """A new ``running`` row for ``camera_id`` reading ``source``; returns its id. Only the source's display
         form (credentials removed) is stored."""
-        return self.store.start_run(camera_id, source.display)
+        return self.store.runs.start(camera_id, source.display)
 
     def close(self, run_id: int, status: str, counts: RunCounts, error: str | None) -> bool:
         """Close run ``run_id`` with ``status``, ``counts`` and ``error``; returns whether it was closed (else the
@@ -66,7 +66,7 @@ class RunRows:
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
-                self.store.finish_run(run_id, status, counts.frames, counts.faces, counts.tracks, counts.alerts, error)
+                self.store.runs.finish(run_id, status, counts.frames, counts.faces, counts.tracks, counts.alerts, error)
                 return True
             except (StoreError, SQLAlchemyError, OSError) as exc:
                 if time.monotonic() >= deadline:

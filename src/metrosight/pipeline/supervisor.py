@@ -331,7 +331,7 @@ class Supervisor:
         time: a camera that is down has no media time). A store error is logged, never fatal to the node."""
         run_id = next((w.runs.get(p.camera_id) for w in self.workers if p.camera_id in w.runs), None)
         try:
-            self.rt.store.save_event(
+            self.rt.store.events.save(
                 f"{p.camera_id}:state:{int(p.wall_time * 1e6)}:{p.state}",
                 p.camera_id,
                 "camera_state",

@@ -23,7 +23,7 @@ from metrosight.recognize.photo import PhotoFace, PhotoRefused, enrolment_face
 from metrosight.services.installation import Installation
 from metrosight.services.matching import Matching
 from metrosight.services.models import Models
-from metrosight.store.governance import Conflict, NotFound
+from metrosight.store.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +53,13 @@ class _EnrolmentIndex:
     def __init__(self, installation: Installation, matching: Matching) -> None:
         self.store = installation.store
         self.matching = matching
-        self.entries: list[GalleryEntry] = self.store.enrolment_gallery(matching.models.model_id)
+        self.entries: list[GalleryEntry] = self.store.gallery.for_enrolment(matching.models.model_id)
         self.names: dict[str, dict[int, str]] = {}
-        for p in self.store.persons():
+        for p in self.store.persons.all():
             for e in p.entries:
                 if e.status in ("active", "pending"):
                     self.names.setdefault(name_key(e.name), {})[p.id] = p.name
-        self.distinct = self.store.distinct_pairs()
+        self.distinct = self.store.persons.distinct_pairs()
         self._matcher: Matcher | None = None
 
     def matcher(self) -> Matcher:
@@ -69,7 +69,7 @@ class _EnrolmentIndex:
 
     def decide(self, watchlist: str, subject: str, descriptor: np.ndarray, person_id: int | None) -> PersonDecision:
         try:
-            own = self.store.person_of(watchlist, subject)
+            own = self.store.persons.person_of(watchlist, subject)
         except NotFound:
             own = None
         found = candidates(self.matcher(), descriptor)
@@ -147,10 +147,10 @@ class Enrolment:
             (all checked before any photo is read).
         """
         store = self.installation.store
-        store.watchlist_category(watchlist)
+        store.watchlists.category(watchlist)
         require(actor, "record watchlist entries", "approver", "admin")
         if person_id is not None:
-            store.persons(person_id)  # NotFound before any photo is read
+            store.persons.all(person_id)  # NotFound before any photo is read
         index = _EnrolmentIndex(self.installation, self.matching)
         request = _Request(watchlist, actor, auth, face, person_id)
         results = []
@@ -194,7 +194,7 @@ class Enrolment:
         chosen = self._face(photo, req.face)
         decision = index.decide(req.watchlist, subject, chosen.descriptor, req.person_id)
         store = self.installation.store
-        sid, dup = store.enroll(
+        sid, dup = store.entries.enroll(
             req.watchlist,
             subject,
             chosen.descriptor,
@@ -208,7 +208,7 @@ class Enrolment:
             person_id=decision.person_id,
             link_reason=decision.reason,
         )
-        pid = store.person_of(req.watchlist, subject)
+        pid = store.persons.person_of(req.watchlist, subject)
         index.add(sid, subject, req.watchlist, pid, chosen.descriptor)
         return EnrolResult(
             subject,

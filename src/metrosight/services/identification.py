@@ -92,7 +92,7 @@ class Identification:
                 continue
             faces = self._faces(photo, matcher)
             out.append(PhotoResult(photo.label, faces=faces))
-            self.installation.store.record(
+            self.installation.store.audit.record(
                 actor.name,
                 "identify",
                 photo.name,

@@ -41,7 +41,7 @@ class Installation:
             episode_window_s=settings.alerts.episode_window_s,
             group_window_s=settings.alerts.group_window_s,
         )
-        store.close_dead_runs()  # runs of killed processes end as crashed at the next start
+        store.runs.close_dead()  # runs of killed processes end as crashed at the next start
         return cls(home, settings, clock, store)
 
     def with_store(self, store: Store) -> Installation:

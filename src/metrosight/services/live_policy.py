@@ -29,11 +29,11 @@ class LivePolicy:
 
     def current(self) -> tuple[Matcher, bool]:
         """``(matcher, identification allowed)`` read now."""
-        self._version = self.store.gallery_version()
+        self._version = self.store.policy.version()
         self._checked = self._built = time.monotonic()
         self._state = (
             self.matching.matcher(self.camera_id),
-            self.store.identification_allowed(self.camera_id, self.line),
+            self.store.policy.allows(self.camera_id, self.line),
         )
         return self._state
 
@@ -44,10 +44,10 @@ class LivePolicy:
             return None
         self._checked = now
         old = self._state
-        version = self.store.gallery_version()
-        allowed = self.store.identification_allowed(self.camera_id, self.line)
+        version = self.store.policy.version()
+        allowed = self.store.policy.allows(self.camera_id, self.line)
         stale = now - self._built > STALE_SECONDS
-        if version != self._version or self.store.expire_due() or old is None or stale:
+        if version != self._version or self.store.policy.expire_due() or old is None or stale:
             return self.current()
         if allowed != old[1]:
             self._state = (old[0], allowed)

@@ -38,7 +38,7 @@ class Matching:
         without a camera or line scope)."""
         inst = self.installation
         line = inst.camera_line(camera_id)
-        return self.matcher_for(Gallery(inst.store.active_gallery(self.models.model_id, camera_id, line=line)))
+        return self.matcher_for(Gallery(inst.store.gallery.active(self.models.model_id, camera_id, line=line)))
 
     def matcher_for(self, gallery: Gallery) -> Matcher:
         """A matcher over ``gallery`` with the threshold that gives ``recognition.target_fpir`` for its persons (per
@@ -113,7 +113,7 @@ class Matching:
         in the last ``days`` days over the time since the earliest of them started, and ``live_tracks`` seen by
         running cameras over ``live_seconds`` (each over at least an hour); ``None`` before any track was counted."""
         now = self.installation.clock.now()
-        n, first = self.installation.store.tracks_since(now - timedelta(days=days))
+        n, first = self.installation.store.runs.tracks_since(now - timedelta(days=days))
         rates = []
         if n and first is not None:
             rates.append(n * 86400.0 / max((now - first).total_seconds(), 3600.0))
@@ -138,7 +138,7 @@ class Matching:
             CohortError: normalization is ``cohort`` and the cohort file is missing or unreadable.
         """
         rec = self.installation.settings.recognition
-        m = self.matcher_for(Gallery(self.installation.store.active_gallery(self.models.model_id)))
+        m = self.matcher_for(Gallery(self.installation.store.gallery.active(self.models.model_id)))
         op = m.operating
         spd = searches_per_day if searches_per_day is not None else self.searches_per_day(live_tracks, live_seconds)
         lists: dict[str, dict[str, float | None]] = {}

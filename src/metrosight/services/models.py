@@ -78,7 +78,7 @@ class Models:
         if self._embedder is None:
             embedder = embedder_for(self.settings, self.cache / "models")
             if self.store is not None:
-                check_gallery_model(self.store.template_models(), embedder.model_id)
+                check_gallery_model(self.store.gallery.template_models(), embedder.model_id)
             self._embedder = embedder
         return self._embedder
 

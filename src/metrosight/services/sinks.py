@@ -87,7 +87,8 @@ class AlertSink:
         if not alert.crop_jpeg:
             return None
         target = media_file(self.media, "alerts", alert.camera_id, alert.event_id, ".jpg.enc")  # never a raw id
-        sealed = self.store.encrypt_for(alert.watchlist, alert.crop_jpeg)  # encrypted at rest, key per watchlist
+        # encrypted at rest, key per watchlist
+        sealed = self.store.watchlists.encrypt_for(alert.watchlist, alert.crop_jpeg)
         _write_atomically(target, sealed)
         return str(target)
 
@@ -104,7 +105,7 @@ class AlertSink:
                 raise
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
-        stored = self.store.store_sighting(_to_core_alert(alert), crop_path, alert.run_id)
+        stored = self.store.alerts.store_sighting(_to_core_alert(alert), crop_path, alert.run_id)
         self.alert_ids.add(stored.alert_id)
         return crop_path, stored
 
@@ -121,7 +122,7 @@ class AlertSink:
                 self.held.pop(0)
             while self.held_updates:
                 event_id, last_seen = next(iter(self.held_updates.items()))
-                self.store.extend_alert(event_id, last_seen)
+                self.store.alerts.extend(event_id, last_seen)
                 del self.held_updates[event_id]
         except (OSError, StoreError, SQLAlchemyError) as exc:
             self._held_because(exc)
@@ -180,7 +181,7 @@ class AlertSink:
             self.retry()
             return
         try:
-            self.store.extend_alert(update.event_id, update.last_seen)
+            self.store.alerts.extend(update.event_id, update.last_seen)
         except (StoreError, SQLAlchemyError) as exc:
             self.held_updates[update.event_id] = update.last_seen
             self._held_because(exc)
@@ -217,7 +218,7 @@ class EventSink:
         except OSError as exc:
             log.error("cannot write the snapshot of event %s (%s); storing the event without it", ev.event_id, exc)
             path = None
-        self.store.save_event(
+        self.store.events.save(
             ev.event_id, ev.camera_id, ev.kind, ev.start_ts, ev.end_ts, ev.track_id, dict(ev.data), path, ev.run_id
         )
         if self.on_event_cb is not None:
@@ -225,7 +226,7 @@ class EventSink:
 
     def on_update(self, upd: EventUpdateV1) -> None:
         """Record an event's end (and its final data)."""
-        self.store.end_event(upd.event_id, upd.end_ts, dict(upd.data))
+        self.store.events.end(upd.event_id, upd.end_ts, dict(upd.data))
 
 
 def _to_core_alert(a: AlertV1) -> Alert:

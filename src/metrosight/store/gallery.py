@@ -1,5 +1,5 @@
 """The gallery: the decrypted, fused templates of the entries that may be matched now (or be compared with at
-enrolment), and the version that tells running cameras to reload it."""
+enrolment); its version is read by :class:`metrosight.store.policy.PolicyReads`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from metrosight.core.types import Category
 from metrosight.policy.rules import aware, in_scope
 from metrosight.recognize.gallery import GalleryEntry, fuse
-from metrosight.store import version
 from metrosight.store.auditing import AuditRepository
 from metrosight.store.entries import EntryRepository
 from metrosight.store.models import Person, Subject, Template, Watchlist, WatchlistKey
@@ -32,11 +31,6 @@ class GalleryRepository:
         self.uow = uow
         self.entries = entries
         self.audit = audit
-
-    def version(self) -> int:
-        """Bumped by every change to what may be matched (entries, templates, keys, windows)."""
-        with self.uow.read() as s:
-            return version.current(s)
 
     def active(
         self, model: str, camera_id: str | None = None, now: datetime | None = None, line: str | None = None

@@ -27,6 +27,7 @@ from metrosight.store.events import EventRepository
 from metrosight.store.feed import Feed
 from metrosight.store.gallery import GalleryRepository
 from metrosight.store.persons import PersonRepository
+from metrosight.store.policy import PolicyReads
 from metrosight.store.retention import RetentionRepository
 from metrosight.store.reviews import ReviewRepository
 from metrosight.store.runs import RunRepository
@@ -65,6 +66,7 @@ class Store:
         alerts, reviews, feed: alert episodes and sightings; their reviews and audited reads; live-view reads.
         runs, events: camera runs; behaviour events.
         windows: no-identification windows.
+        policy: what running cameras re-read (gallery version, windows, expiry).
         audit, retention: the audit log (reads, verification, standalone entries); the retention purge.
 
     Args:
@@ -102,6 +104,7 @@ class Store:
         self.runs = RunRepository(uow)
         self.events = EventRepository(uow)
         self.windows = WindowRepository(uow)
+        self.policy = PolicyReads(uow, self.entries, self.windows)
         self.retention = RetentionRepository(uow, self.entries)
         _open_stores.add(self)
 

@@ -20,7 +20,6 @@ from metrosight.policy.passwords import hash_password
 from metrosight.services.installation import Installation
 from metrosight.services.models import Models
 from metrosight.services.suite import Services
-from metrosight.store.accounts import Accounts
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
 
 FACE = Box(200, 100, 360, 300)
@@ -59,7 +58,7 @@ class Api:
         return self.client.request(method, url, headers={**self.h(user), **kw.pop("headers", {})}, **kw)
 
     def actions(self) -> list[str]:
-        return [e.action for e in self.rt.store.audit_entries()]
+        return [e.action for e in self.rt.store.audit.entries()]
 
 
 def make_runtime(home: Path, **settings: object) -> Services:
@@ -77,13 +76,13 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     home = tmp_path_factory.mktemp("template") / "home"
     rt = make_runtime(home, cameras=CAMERAS)
     store = rt.store
-    store.add_user("ada", USERS["ada"], None, hash_password(PASSWORD))
-    acc = Accounts(store)
-    ada = store.actor("ada")
+    store.users.add("ada", USERS["ada"], None, hash_password(PASSWORD))
+    acc = store.accounts
+    ada = store.users.actor("ada")
     for name, roles in USERS.items():
         if name != "ada":
             acc.add_user(name, roles, PASSWORD, ada)
-    tokens = {name: acc.create_token(name, "tests", store.actor(name))[1] for name in USERS}  # each their own
+    tokens = {name: acc.create_token(name, "tests", store.users.actor(name))[1] for name in USERS}  # each their own
     store.engine.dispose()
     return home, tokens
 

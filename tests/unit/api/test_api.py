@@ -33,7 +33,7 @@ def raise_alert(api: Api, n: int = 1, crop: bytes | None = b"\xff\xd8fake-jpeg")
     """Store alerts the way a camera does (AlertSink: encrypted crop file, then the row); each an hour apart, so
     each is an alert of its own (not a sighting of the previous one's episode)."""
     sink = AlertSink(api.rt.store, api.rt.home.media, None)
-    subject_id = api.rt.store.entries("wl")[0].id
+    subject_id = api.rt.store.entries.all("wl")[0].id
     for i in range(n):
         sink.on_alert(
             AlertV1(
@@ -120,7 +120,7 @@ def test_wrong_password_is_audited_and_rate_limited(api: Api):
     from metrosight.api.app import write_signin_audit
 
     write_signin_audit(api.app.state.services, all=True)  # failures are audited as bursts: one row with a count
-    rows = [e for e in api.rt.store.audit_entries() if e.action.startswith("auth.login_")]
+    rows = [e for e in api.rt.store.audit.entries() if e.action.startswith("auth.login_")]
     assert [(e.action, e.target) for e in rows] == [("auth.login_failed", "bob"), ("auth.login_refused", "bob")]
     assert [json.loads(e.details)["count"] for e in rows] == [5, 1]
     # another user from the same address is not locked out by bob's failures
@@ -192,12 +192,12 @@ def test_enrol_approve_revoke_with_the_cli_rules(api: Api):
     res = api.as_("bob", "POST", "/api/watchlists/wl/entries/Eve/approve")
     assert res.status_code == 200 and res.json()["status"] == "active" and res.json()["approved_by"] == "bob"
     assert res.json()["expires_at"] is not None
-    assert [g.subject_name for g in api.rt.store.active_gallery("dlib_resnet_v1")] == ["Eve"]
+    assert [g.subject_name for g in api.rt.store.gallery.active("dlib_resnet_v1")] == ["Eve"]
     assert api.as_("bob", "POST", "/api/watchlists/wl/entries/Eve/approve").status_code == 409
     assert api.as_("bob", "POST", "/api/watchlists/wl/entries/Eve/revoke", json={"reason": ""}).status_code == 422
     res = api.as_("bob", "POST", "/api/watchlists/wl/entries/Eve/revoke", json={"reason": "order withdrawn"})
     assert res.status_code == 200 and res.json()["status"] == "revoked" and res.json()["templates"] == 0
-    assert api.rt.store.active_gallery("dlib_resnet_v1") == []
+    assert api.rt.store.gallery.active("dlib_resnet_v1") == []
     entries = api.as_("aud", "GET", "/api/watchlists/wl/entries").json()
     assert [(e["name"], e["status"]) for e in entries] == [("Eve", "revoked")]
     assert {"entry.create", "entry.enrol", "entry.approve", "entry.revoke"} <= set(api.actions())
@@ -238,7 +238,7 @@ def test_bad_photos_are_refused_with_the_reason(api: Api, content, reason):  # t
     )
     assert res.status_code == 422
     assert res.json()["photos"][0]["status"] == "refused" and reason in res.json()["photos"][0]["reason"]
-    assert api.rt.store.entries("wl") == []  # nothing recorded
+    assert api.rt.store.entries.all("wl") == []  # nothing recorded
 
 
 def test_one_bad_photo_does_not_lose_the_good_one(api: Api):
@@ -265,7 +265,7 @@ def test_a_50_mb_upload_is_413(api: Api):
         files=[("photos", ("big.png", big, "image/png"))],
     )
     assert res.status_code == 413 and "40 MB limit" in res.json()["detail"]
-    assert api.rt.store.entries("wl") == []
+    assert api.rt.store.entries.all("wl") == []
 
 
 def test_oversized_json_body_is_413(api: Api):
@@ -379,7 +379,7 @@ def test_cameras_and_metrics_follow_the_bus(api: Api):
 
 
 def test_events_list_without_identity(api: Api):
-    api.rt.store.save_event("e1", "cam-1", "loitering", 3.0, 70.0, 5, {"zone": "platform", "duration_s": 67.0})
+    api.rt.store.events.save("e1", "cam-1", "loitering", 3.0, 70.0, 5, {"zone": "platform", "duration_s": 67.0})
     ev = api.as_("vic", "GET", "/api/events?kind=loitering").json()
     assert [(e["kind"], e["data"]["zone"]) for e in ev] == [("loitering", "platform")]
     assert api.as_("vic", "GET", "/api/events?camera=other").json() == []

@@ -55,9 +55,9 @@ def served(api: Api) -> Iterator[tuple[Api, InProcessBus, str]]:
 
 
 def assert_chain_whole(api: Api) -> None:
-    entries = api.rt.store.audit_entries()
+    entries = api.rt.store.audit.entries()
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))  # unique and gap-free
-    assert api.rt.store.verify_audit().ok
+    assert api.rt.store.audit.verify().ok
 
 
 def test_parallel_audited_reads_and_sign_ins_never_fail(served) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +116,7 @@ def test_many_live_feeds_open_and_all_get_every_alert(served) -> None:  # type: 
     for t in threads:
         t.start()
     ready.wait()  # every feed is open
-    subject_id = api.rt.store.entries("wl")[0].id
+    subject_id = api.rt.store.entries.all("wl")[0].id
     for n in range(n_alerts):
         bus.publish(
             TOPIC_ALERTS,

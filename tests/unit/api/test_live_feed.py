@@ -26,7 +26,7 @@ def payload(api: Api, n: int) -> AlertV1:
         event_id=f"cam-1:live:{n}",
         camera_id="cam-1",
         track_id=n,
-        subject_id=api.rt.store.entries("wl")[0].id,
+        subject_id=api.rt.store.entries.all("wl")[0].id,
         subject="Eve",
         watchlist="wl",
         category="wanted",

@@ -75,7 +75,7 @@ def test_a_camera_scope_with_a_space_and_cyrillic_is_kept_normalised(wl: Api):
 
 def test_todays_date_is_the_end_of_today_in_the_deployment_zone_and_the_response_says_so(wl: Api):
     wl.rt.installation.clock = Clock(MSK, datetime(2026, 11, 29, 19, 30, tzinfo=UTC))  # 22:30 in Moscow
-    wl.rt.store.tz = MSK
+    wl.rt.store.entries.tz = MSK
     res = enrol(wl, "Eve", expires="2026-11-29")
     body = res.json()
     assert res.status_code == 201, body

@@ -20,8 +20,8 @@ def test_operating_point_endpoint_and_gauges(api: Api) -> None:
     op = api.as_("vic", "GET", "/api/recognition").json()
     assert op["persons"] == 1 and op["threshold"] >= FLOOR_COSINE and op["method"] in ("prior", "floor")
     assert op["lists"]["wl"] == {"target_fpir": 0.003, "threshold": op["threshold"]}
-    run = api.rt.store.start_run("cam-1", "cam.mp4")
-    api.rt.store.finish_run(run, "finished", 10, 10, 2000, 0)
+    run = api.rt.store.runs.start("cam-1", "cam.mp4")
+    api.rt.store.runs.finish(run, "finished", 10, 10, 2000, 0)
     op = api.as_("vic", "GET", "/api/recognition").json()
     assert op["searches_per_day"] == 48000.0 and op["expected_false_candidates_per_day"] == 144.0
     text = api.as_("vic", "GET", "/metrics").text

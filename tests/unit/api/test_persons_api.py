@@ -37,7 +37,7 @@ def test_identify_names_the_person_once_with_both_lists(api: Api):
 def test_an_alert_lists_its_sightings(api: Api):
     two_lists(api)
     sink = AlertSink(api.rt.store, api.rt.home.media, None)
-    entry = next(e for e in api.rt.store.entries("wl") if e.name == "Eve")
+    entry = next(e for e in api.rt.store.entries.all("wl") if e.name == "Eve")
     origin = time.time()
     for i, (first, last) in enumerate(((0.0, 1.2), (2.4, 3.9))):  # one walk past, the track broken by a pillar
         sink.on_alert(

@@ -68,7 +68,7 @@ def test_a_photo_over_the_pixel_budget_is_413_with_a_clear_message(wl: Api, data
     assert res.status_code == 413
     p = res.json()["photos"][0]
     assert p["status"] == "refused" and what in p["reason"] and "photos.max_megapixels" in p["reason"]
-    assert wl.rt.store.entries("wl") == [] and wl.rt.store.count(Template) == 0
+    assert wl.rt.store.entries.all("wl") == [] and wl.rt.store.count(Template) == 0
 
 
 def test_the_budget_is_the_configured_one(wl: Api):

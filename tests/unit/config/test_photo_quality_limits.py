@@ -78,7 +78,7 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
     rt = Services.of(inst, Models(s, inst.home.cache, ScriptedDetector({}), ColourEmbedder()))
     from metrosight.ingest.images import Photo
 
-    monkeypatch.setattr(rt.store, "watchlist_category", lambda name: "wanted")
+    monkeypatch.setattr(rt.store.watchlists, "category", lambda name: "wanted")
     monkeypatch.setattr(rt_mod, "require", lambda *a, **k: None)
     import numpy as np
 

@@ -38,25 +38,27 @@ class FakeRedis:
 
 
 class FakeStore:
+    """The store's repositories the shared reads use: ``policy``, ``windows`` and (passed through) ``runs``."""
+
     def __init__(self) -> None:
         self.version = 7
         self.calls = {"gallery_version": 0, "expire_due": 0, "windows": 0}
         self.window_list: list = []
+        self.policy = SimpleNamespace(version=self._version, expire_due=self._expire_due)
+        self.windows = SimpleNamespace(all=self._windows)
+        self.runs = SimpleNamespace(start=lambda camera, source: 42)
 
-    def gallery_version(self) -> int:
+    def _version(self) -> int:
         self.calls["gallery_version"] += 1
         return self.version
 
-    def expire_due(self, now=None) -> int:
+    def _expire_due(self, now=None) -> int:
         self.calls["expire_due"] += 1
         return 0
 
-    def windows(self) -> list:
+    def _windows(self) -> list:
         self.calls["windows"] += 1
         return self.window_list
-
-    def start_run(self, camera: str, source: str) -> int:
-        return 42
 
 
 def window(camera: str) -> SimpleNamespace:
@@ -72,17 +74,17 @@ def test_policy_reads_come_from_the_mirror_and_a_cache():
     redis, store = FakeRedis(), FakeStore()
     reads = SharedPolicyReads(store, redis, "ms", ttl=60.0)
     redis.values["ms:gallery-version"] = b"12"
-    assert reads.gallery_version() == 12 and reads.gallery_version() == 12
+    assert reads.policy.version() == 12 and reads.policy.version() == 12
     assert redis.gets == 1 and store.calls["gallery_version"] == 0  # cached; the database not asked
-    assert reads.expire_due() == 0 and store.calls["expire_due"] == 0  # the mirror expires entries
-    assert reads.start_run("cam", "x") == 42  # everything else goes to the store
+    assert reads.policy.expire_due() == 0 and store.calls["expire_due"] == 0  # the mirror expires entries
+    assert reads.runs.start("cam", "x") == 42  # everything else goes to the store
 
 
 def test_without_a_mirror_the_database_answers():
     redis, store = FakeRedis(), FakeStore()
     reads = SharedPolicyReads(store, redis, "ms", ttl=0.0)
-    assert reads.gallery_version() == 7 and store.calls["gallery_version"] == 1
-    reads.expire_due()
+    assert reads.policy.version() == 7 and store.calls["gallery_version"] == 1
+    reads.policy.expire_due()
     assert store.calls["expire_due"] == 1
 
 
@@ -90,10 +92,10 @@ def test_windows_are_reread_only_when_the_version_changes():
     redis, store = FakeRedis(), FakeStore()
     reads = SharedPolicyReads(store, redis, "ms", ttl=0.0)
     redis.values["ms:gallery-version"] = b"1"
-    assert reads.identification_allowed("cam-1", None) and reads.identification_allowed("cam-1", None)
+    assert reads.policy.allows("cam-1", None) and reads.policy.allows("cam-1", None)
     assert store.calls["windows"] == 1
     store.window_list = [window("cam-1")]  # a window is added: the version is bumped with it
-    assert reads.identification_allowed("cam-1", None)  # same version: the cached (empty) list
+    assert reads.policy.allows("cam-1", None)  # same version: the cached (empty) list
     redis.values["ms:gallery-version"] = b"2"
-    assert not reads.identification_allowed("cam-1", None) and reads.identification_allowed("cam-2", None)
+    assert not reads.policy.allows("cam-1", None) and reads.policy.allows("cam-2", None)
     assert store.calls["windows"] == 2

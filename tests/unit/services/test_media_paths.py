@@ -4,31 +4,34 @@ camera id that arrives from a bus payload, whatever it holds, never leads a file
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from metrosight.bus.payloads import AlertV1, EventV1
 from metrosight.services.sinks import AlertSink, EventSink
+from metrosight.store.episodes import SightingStored
 
 HOSTILE = ["../../../x", "a/b", "/abs/olute", "..", "a\x00b", "x" * 300, "Платформа 1", "red/platform 1"]
 
 
 class FakeStore:
+    """The repositories the sinks use: ``watchlists.encrypt_for``, ``alerts.store_sighting``, ``events.save``;
+    what they were given is kept in ``stored_alerts`` and ``stored_events``."""
+
     def __init__(self) -> None:
-        self.alerts: list[tuple[str, str | None]] = []
-        self.events: list[tuple[str, str | None]] = []
+        self.stored_alerts: list[tuple[str, str | None]] = []
+        self.stored_events: list[tuple[str, str | None]] = []
+        self.watchlists = SimpleNamespace(encrypt_for=lambda watchlist, data: b"sealed:" + data)
+        self.alerts = SimpleNamespace(store_sighting=self._store_sighting)
+        self.events = SimpleNamespace(save=self._save_event)
 
-    def encrypt_for(self, watchlist: str, data: bytes) -> bytes:
-        return b"sealed:" + data
+    def _store_sighting(self, alert, crop_path, run_id=None):  # type: ignore[no-untyped-def]
+        self.stored_alerts.append((alert.camera_id, crop_path))
+        return SightingStored(len(self.stored_alerts), True, True, 1, "new")
 
-    def store_sighting(self, alert, crop_path, run_id=None):  # type: ignore[no-untyped-def]
-        from metrosight.store.episodes import SightingStored
-
-        self.alerts.append((alert.camera_id, crop_path))
-        return SightingStored(len(self.alerts), True, True, 1, "new")
-
-    def save_event(self, event_id, camera_id, kind, start_ts, end_ts, track_id, data, path, run_id):  # type: ignore[no-untyped-def]
-        self.events.append((camera_id, path))
+    def _save_event(self, event_id, camera_id, kind, start_ts, end_ts, track_id, data, path, run_id):  # type: ignore[no-untyped-def]
+        self.stored_events.append((camera_id, path))
         return True
 
 
@@ -58,7 +61,7 @@ def test_an_alert_crop_is_written_inside_the_home_and_kept(tmp_path, camera):
             crop_jpeg=b"\xff\xd8x",
         )
     )
-    [(cam, crop)] = store.alerts
+    [(cam, crop)] = store.stored_alerts
     assert cam == camera and crop is not None  # the best shot is kept
     assert Path(crop).resolve().is_relative_to(media.resolve()) and Path(crop).read_bytes() == b"sealed:\xff\xd8x"
     assert [p.resolve() for p in files_under(tmp_path)] == [Path(crop).resolve()]
@@ -77,7 +80,7 @@ def test_an_event_snapshot_is_written_inside_the_home_and_kept(tmp_path, camera)
             snapshot_jpeg=b"\xff\xd8y",
         )
     )
-    [(cam, path)] = store.events
+    [(cam, path)] = store.stored_events
     assert cam == camera and path is not None
     assert Path(path).resolve().is_relative_to(media.resolve())
     assert [p.resolve() for p in files_under(tmp_path)] == [Path(path).resolve()]

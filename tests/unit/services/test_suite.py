@@ -44,7 +44,7 @@ def test_a_camera_policy_reads_through_the_store_given_to_with_store(tmp_path: P
     cached = svc.with_store(counting)  # type: ignore[arg-type]
     matcher, allowed = cached.live_policy("cam-1").current()
     assert allowed and len(matcher.gallery) == 0
-    assert {"gallery_version", "active_gallery", "identification_allowed"} <= set(counting.calls)
+    assert {"policy", "gallery"} <= set(counting.calls)  # store.policy.version/allows, store.gallery.active
     assert cached.models is svc.models and svc.store is not counting  # the original is left as it was
 
 

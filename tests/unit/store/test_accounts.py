@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from metrosight.policy.passwords import hash_password
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
-from metrosight.store.accounts import Accounts, token_digest
+from metrosight.store.accounts import token_digest
+from metrosight.store.auditing import AuditRepository
 from metrosight.store.models import ApiToken
 from metrosight.store.repo import Store
 
@@ -21,14 +22,14 @@ VIC_PW = "vault orbit lantern"
 @pytest.fixture()
 def accounts(tmp_path):
     store = Store.for_home(tmp_path)
-    store.add_user("ada", ["admin", "operator"], None, hash_password("ada-secret"))
-    acc = Accounts(store)
+    store.users.add("ada", ["admin", "operator"], None, hash_password("ada-secret"))
+    acc = store.accounts
     acc.add_user("vic", ["viewer"], VIC_PW, ADA)
     return acc
 
 
 def actions(acc):
-    return [e.action for e in acc.store.audit_entries()]
+    return [e.action for e in AuditRepository(acc.uow).entries()]
 
 
 def test_password_sign_in(accounts):
@@ -43,10 +44,10 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(accounts):
     info, token = accounts.create_token("vic", "prometheus", Actor("vic", frozenset({"viewer"})))
     assert token.startswith("mst_") and len(token) > 40
     assert accounts.token_actor(token) == Actor("vic", frozenset({"viewer"}))
-    with accounts.store.uow.read() as s:
+    with accounts.uow.read() as s:
         row = s.scalar(select(ApiToken))
     assert row.token_sha256 == token_digest(token) and token not in (row.prefix, row.token_sha256)
-    db = Path(accounts.store.engine.url.database)
+    db = Path(accounts.uow.engine.url.database)
     blob = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))  # the database and its WAL
     assert len(blob) > 0 and token.encode() not in blob
     assert accounts.token_actor(token + "x") is None

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Category
-from metrosight.services.installation import Installation
 from metrosight.policy.rules import Actor, Authorisation
+from metrosight.services.installation import Installation
 from metrosight.store.models import Template
 from metrosight.store.repo import Store
 
@@ -31,7 +31,7 @@ def test_home_folders_and_files_are_owner_only(tmp_path):
     try:
         home = tmp_path / "home"
         rt = Installation.open(Home(home), Settings())
-        rt.store.add_user("ada", ["admin"], None)
+        rt.store.users.add("ada", ["admin"], None)
         rt.store.checkpoint()
         assert mode(home) == 0o700 and mode(home / "media") == 0o700 and mode(home / "cache") == 0o700
         for name in ("metrosight.db", "metrosight.db-wal", "metrosight.db-shm", "master.key", "audit.checkpoints"):
@@ -47,14 +47,14 @@ def test_home_folders_and_files_are_owner_only(tmp_path):
 
 def enrolled(tmp_path):
     store = Store.for_home(tmp_path)
-    store.add_user("ada", ["admin", "approver"], None)
-    store.add_user("bob", ["approver"], ADA)
-    store.create_watchlist("wl", Category.WANTED, ADA)
+    store.users.add("ada", ["admin", "approver"], None)
+    store.users.add("bob", ["approver"], ADA)
+    store.watchlists.create("wl", Category.WANTED, ADA)
     vec = np.random.default_rng(7).normal(size=128).astype(np.float32)
     vec /= np.linalg.norm(vec)
     auth = Authorisation("law", "court", "R-1", datetime.now(UTC) + timedelta(days=3))
-    store.enroll("wl", "Eve", vec, "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
-    store.approve("wl", "Eve", BOB)
+    store.entries.enroll("wl", "Eve", vec, "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
+    store.entries.approve("wl", "Eve", BOB)
     with store.uow.read() as s:
         blob = s.scalar(select(Template.descriptor))
     return store, vec, blob
@@ -71,18 +71,18 @@ def test_a_revoked_template_cannot_be_carved_from_the_database_or_its_wal(tmp_pa
     store, vec, blob = enrolled(tmp_path)
     disk = carve(tmp_path)
     assert blob[20:80] in disk  # the carving finds the template while it is enrolled
-    store.revoke("wl", "Eve", BOB, "order withdrawn")
+    store.entries.revoke("wl", "Eve", BOB, "order withdrawn")
     disk = carve(tmp_path)
     for chunk in (blob, blob[:40], blob[len(blob) // 2 : len(blob) // 2 + 40], blob[-40:]):
         assert chunk not in disk
     assert vec.astype("<f4").tobytes()[:64] not in disk
-    assert store.wrapped_key("wl") is not None  # the watchlist key lives on: the ciphertext itself had to go
+    assert store.watchlists.wrapped_key("wl") is not None  # the watchlist key lives on: the ciphertext itself had to go
 
 
 def test_a_shredded_watchlist_key_cannot_be_carved(tmp_path):
     store, _vec, blob = enrolled(tmp_path)
-    key = store.wrapped_key("wl")
+    key = store.watchlists.wrapped_key("wl")
     assert key[10:60] in carve(tmp_path)
-    store.shred_watchlist("wl", ADA)
+    store.watchlists.shred("wl", ADA)
     disk = carve(tmp_path)
     assert key[10:60] not in disk and blob[20:80] not in disk

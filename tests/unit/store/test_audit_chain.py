@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 from metrosight.audit.log import GENESIS, link_hash
 from metrosight.policy.rules import Actor
 from metrosight.store.db import alembic_config
-from metrosight.store.governance import Retention
 from metrosight.store.repo import Store
+from metrosight.store.retention import Retention
 
 ADA = Actor("ada", frozenset({"admin"}))
 
@@ -47,13 +47,13 @@ def checkpoint_kinds(home) -> list[str]:
 def test_an_old_unkeyed_log_is_keyed_from_the_first_new_entry_on(tmp_path):
     old_log(tmp_path, 3)
     store = Store.for_home(tmp_path)  # migrates to head: records where the unkeyed chain ends
-    assert store.verify_audit().ok  # upgraded, nothing appended yet: no checkpoint file is expected
-    store.record("ada", "identify", None, {})
+    assert store.audit.verify().ok  # upgraded, nothing appended yet: no checkpoint file is expected
+    store.audit.record("ada", "identify", None, {})
     store.checkpoint()
-    entries = store.audit_entries()
+    entries = store.audit.entries()
     assert [e.action for e in entries] == ["old.action"] * 3 + ["audit.keyed", "identify"]
     assert checkpoint_kinds(tmp_path) == ["legacy", "head"]
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
     # re-chaining the old part (no key needed there) breaks the link to the first keyed entry
     engine = create_engine(f"sqlite:///{tmp_path / 'metrosight.db'}")
     with engine.begin() as c:
@@ -68,15 +68,15 @@ def test_an_old_unkeyed_log_is_keyed_from_the_first_new_entry_on(tmp_path):
                 {"a": actor, "p": prev, "h": h, "s": r["seq"]},
             )
             prev = h
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok and res.broken_seq == 4 and "does not link" in res.reason
 
 
 def test_an_unkeyed_log_is_not_accepted_as_old_without_the_migrations_record(tmp_path):
     """A log re-chained without the key after the upgrade is not taken for an old one by the next append."""
     store = Store.for_home(tmp_path)
-    store.add_user("ada", ["admin"], None)
-    store.record("ada", "identify", None, {})
+    store.users.add("ada", ["admin"], None)
+    store.audit.record("ada", "identify", None, {})
     store.checkpoint()
     engine = create_engine(f"sqlite:///{tmp_path / 'metrosight.db'}")
     with engine.begin() as c:
@@ -90,34 +90,34 @@ def test_an_unkeyed_log_is_not_accepted_as_old_without_the_migrations_record(tmp
             prev = h
     (tmp_path / "audit.checkpoints").unlink()
     again = Store.for_home(tmp_path)
-    again.record("ada", "identify", None, {})
+    again.audit.record("ada", "identify", None, {})
     again.checkpoint()
-    assert "audit.keyed" not in [e.action for e in again.audit_entries()]
-    res = again.verify_audit()
+    assert "audit.keyed" not in [e.action for e in again.audit.entries()]
+    res = again.audit.verify()
     assert not res.ok and res.broken_seq == 1
 
 
 def test_the_purge_is_audited_checkpointed_and_keeps_the_log_verifiable(tmp_path):
     store = Store.for_home(tmp_path)
-    store.add_user("ada", ["admin"], None)
+    store.users.add("ada", ["admin"], None)
     for i in range(10):
-        store.record("ada", "identify", None, {"i": i})
-    counts = store.purge(Retention(None, None, None, 1.0), ADA, now=datetime.now(UTC) + timedelta(days=2))
+        store.audit.record("ada", "identify", None, {"i": i})
+    counts = store.retention.purge(Retention(None, None, None, 1.0), ADA, now=datetime.now(UTC) + timedelta(days=2))
     store.checkpoint()
     assert counts["audit"] == 11
-    entries = store.audit_entries()
+    entries = store.audit.entries()
     assert [e.action for e in entries][-1] == "audit.purge" and entries[0].seq == 12
     lines = [json.loads(x) for x in (tmp_path / "audit.checkpoints").read_text().splitlines()]
     purge = [x for x in lines if x["kind"] == "purge"]
     assert purge and purge[-1]["through_seq"] == 11
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
     # deleting more of the start than the purge did is detected
-    store.record("ada", "identify", None, {})
+    store.audit.record("ada", "identify", None, {})
     engine = create_engine(f"sqlite:///{tmp_path / 'metrosight.db'}")
     with engine.begin() as c:
         c.execute(text("DROP TRIGGER audit_log_no_delete"))
         c.execute(text("DELETE FROM audit_log WHERE seq = 12"))
-    res = store.verify_audit()
+    res = store.audit.verify()
     assert not res.ok and "no purge accounts" in res.reason
 
 
@@ -126,9 +126,9 @@ def test_a_quiet_process_still_signs_its_newest_entries(tmp_path):
     import time
 
     store = Store.for_home(tmp_path)
-    store.audit.every_seconds = 0.2
-    store.add_user("ada", ["admin"], None)  # the first append is checkpointed at once
-    store.record("ada", "identify", None, {})  # not due by count: left to the timer
+    store.audit.log.every_seconds = 0.2
+    store.users.add("ada", ["admin"], None)  # the first append is checkpointed at once
+    store.audit.record("ada", "identify", None, {})  # not due by count: left to the timer
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         seqs = [json.loads(x)["seq"] for x in (tmp_path / "audit.checkpoints").read_text().splitlines()]

@@ -10,9 +10,9 @@ import pytest
 
 from metrosight.core.types import Alert, Category, EntryRef, Match
 from metrosight.policy.rules import Actor, Authorisation
-from metrosight.store.governance import Retention
 from metrosight.store.models import AlertRecord, Sighting
 from metrosight.store.repo import Store
+from metrosight.store.retention import Retention
 
 ADMIN = Actor("ada", frozenset({"admin", "approver", "operator", "auditor"}))
 BOB = Actor("bob", frozenset({"approver", "operator"}))
@@ -29,11 +29,11 @@ def vec(seed):
 @pytest.fixture()
 def store(tmp_path):
     s = Store.for_home(tmp_path, episode_window_s=60, group_window_s=120)
-    s.create_watchlist("wanted", Category.WANTED, ADMIN)
-    s.create_watchlist("missing", Category.MISSING, ADMIN)
+    s.watchlists.create("wanted", Category.WANTED, ADMIN)
+    s.watchlists.create("missing", Category.MISSING, ADMIN)
     for wl, ref in (("wanted", "R-1"), ("missing", "R-2")):
-        person = None if wl == "wanted" else s.person_of("wanted", "Ann")
-        s.enroll(
+        person = None if wl == "wanted" else s.persons.person_of("wanted", "Ann")
+        s.entries.enroll(
             wl,
             "Ann",
             vec(1),
@@ -45,22 +45,24 @@ def store(tmp_path):
             Authorisation("order", "court", ref, datetime.now(UTC) + timedelta(days=9)),
             person_id=person,
         )
-        s.approve(wl, "Ann", BOB)
+        s.entries.approve(wl, "Ann", BOB)
     return s
 
 
 def sighting(store, event, camera="cam-1", origin=T0, first=1.0, last=2.0, group=None, wl="wanted", score=0.95):
-    entry = next(e for e in store.entries(wl) if e.name == "Ann")
-    refs = tuple(EntryRef(e.id, "Ann", e.watchlist, Category(e.watchlist)) for e in store.entries() if e.name == "Ann")
+    entry = next(e for e in store.entries.all(wl) if e.name == "Ann")
+    refs = tuple(
+        EntryRef(e.id, "Ann", e.watchlist, Category(e.watchlist)) for e in store.entries.all() if e.name == "Ann"
+    )
     m = Match(entry.id, "Ann", wl, Category(wl), score, 0.3, entry.person_id, "Ann", refs)
-    return store.store_sighting(Alert(camera, 1, m, first, last, None, event, 3, group, origin), None, None)
+    return store.alerts.store_sighting(Alert(camera, 1, m, first, last, None, event, 3, group, origin), None, None)
 
 
 def test_a_track_broken_by_a_pillar_extends_the_alert(store):
     a = sighting(store, "c:r:1", first=0.0, last=1.3)
     b = sighting(store, "c:r:2", first=2.5, last=3.9)
     assert a.opened and not b.opened and b.alert_id == a.alert_id and b.sightings == 2
-    [row] = store.alerts()
+    [row] = store.alerts.all()
     assert (row.first_seen, row.last_seen, row.sightings) == (0.0, 3.9, 2)
     assert (row.first_at, row.last_at) == (T0, T0 + 3.9)
     assert {e["watchlist"] for e in row.entries} == {"wanted", "missing"}
@@ -79,7 +81,7 @@ def test_cameras_of_one_group_form_one_episode_others_do_not(store):
     }
     assert len(ids) == 1
     [aid] = ids
-    assert store.alert_cameras(aid) == [f"cam-{i}" for i in range(5)]
+    assert store.alerts.cameras(aid) == [f"cam-{i}" for i in range(5)]
     other_group = sighting(store, "x:r:1", camera="cam-9", group="blue")
     no_group = sighting(store, "y:r:1", camera="cam-8")
     assert other_group.opened and no_group.opened
@@ -90,25 +92,25 @@ def test_cameras_of_one_group_form_one_episode_others_do_not(store):
 def test_one_two_person_review_covers_every_sighting(store):
     aid = sighting(store, "a:r:1", camera="a", group="red").alert_id
     sighting(store, "b:r:1", camera="b", group="red")
-    assert store.review(aid, OP1, "confirm") == "confirmed_once"
+    assert store.reviews.review(aid, OP1, "confirm") == "confirmed_once"
     # half-way through the review the episode takes no new evidence: OP2's confirmation covers only what OP1 saw
     mid = sighting(store, "c:r:1", camera="c", group="red")
     assert mid.opened and mid.alert_id != aid and mid.status == "new"
-    assert store.review(aid, OP2, "confirm") == "actionable"
-    assert [sg.event_id for sg in store.sightings(aid)] == ["a:r:1", "b:r:1"]
+    assert store.reviews.review(aid, OP2, "confirm") == "actionable"
+    assert [sg.event_id for sg in store.alerts.sightings(aid)] == ["a:r:1", "b:r:1"]
     later = sighting(store, "d:r:1", camera="d", group="red", origin=T0 + 30)
     assert later.alert_id == aid and later.status == "actionable" and later.sightings == 3
-    notes = [json.loads(e.details) for e in store.audit_entries() if e.action == "alert.sighting"]
+    notes = [json.loads(e.details) for e in store.audit.entries() if e.action == "alert.sighting"]
     assert [n["operators_notified"] for n in notes] == [False, True]
     assert store.count(AlertRecord) == 2 and store.count(Sighting) == 4
 
 
 def test_a_rejected_episode_is_never_extended(store):
     aid = sighting(store, "a:r:1").alert_id
-    store.review(aid, OP1, "reject", "not her")
+    store.reviews.review(aid, OP1, "reject", "not her")
     again = sighting(store, "a:r:2", first=5.0, last=6.0)
     assert again.opened and again.alert_id != aid
-    _, _, earlier = store.alert_detail(again.alert_id, OP1)
+    _, _, earlier = store.reviews.detail(again.alert_id, OP1)
     assert [r.reason for r in earlier] == ["not her"]  # the rejection shows as feedback
 
 
@@ -116,12 +118,12 @@ def test_redelivery_is_a_no_op_and_updates_extend_sighting_and_alert(store):
     a = sighting(store, "a:r:1", first=1.0, last=2.0)
     again = sighting(store, "a:r:1", first=1.0, last=2.0)
     assert not again.new and again.alert_id == a.alert_id and store.count(Sighting) == 1
-    store.extend_alert("a:r:1", 7.5)
-    store.extend_alert("a:r:1", 4.0)  # never backwards
-    [row] = store.alerts()
-    [sg] = store.sightings(row.id)
+    store.alerts.extend("a:r:1", 7.5)
+    store.alerts.extend("a:r:1", 4.0)  # never backwards
+    [row] = store.alerts.all()
+    [sg] = store.alerts.sightings(row.id)
     assert (sg.last_seen, sg.last_at, row.last_seen, row.last_at) == (7.5, T0 + 7.5, 7.5, T0 + 7.5)
-    assert store.has_alert("a:r:1") and not store.has_alert("a:r:9")
+    assert store.alerts.has("a:r:1") and not store.alerts.has("a:r:9")
 
 
 def test_purge_removes_every_sighting_crop(store, tmp_path):
@@ -130,26 +132,28 @@ def test_purge_removes_every_sighting_crop(store, tmp_path):
         p = tmp_path / f"crop{i}.enc"
         p.write_bytes(b"x")
         crops.append(p)
-        entry = next(e for e in store.entries("wanted"))
+        entry = next(e for e in store.entries.all("wanted"))
         m = Match(entry.id, "Ann", "wanted", Category.WANTED, 0.95, 0.3, entry.person_id, "Ann")
-        store.store_sighting(Alert("cam", i, m, 1.0 + i, 2.0 + i, None, f"e{i}", 2, None, T0), str(p), None)
+        store.alerts.store_sighting(Alert("cam", i, m, 1.0 + i, 2.0 + i, None, f"e{i}", 2, None, T0), str(p), None)
     assert store.count(AlertRecord) == 1
-    counts = store.purge(Retention(0.0000001, None, None, None), ADMIN, now=datetime.now(UTC) + timedelta(days=1))
+    counts = store.retention.purge(
+        Retention(0.0000001, None, None, None), ADMIN, now=datetime.now(UTC) + timedelta(days=1)
+    )
     assert counts["alerts"] == 1 and not any(p.exists() for p in crops) and store.count(Sighting) == 0
 
 
 def test_no_camera_clock_uses_the_time_of_storage(store):
     a = sighting(store, "a:r:1", origin=None)
-    assert abs(store.alerts()[0].first_at - time.time()) < 60 and a.opened
+    assert abs(store.alerts.all()[0].first_at - time.time()) < 60 and a.opened
 
 
 def test_a_run_s_sightings_are_listed_with_the_person(store):
-    run = store.start_run("cam-1", "x.mp4")
-    entry = next(e for e in store.entries("wanted"))
+    run = store.runs.start("cam-1", "x.mp4")
+    entry = next(e for e in store.entries.all("wanted"))
     m = Match(entry.id, "Ann", "wanted", Category.WANTED, 0.95, 0.3, entry.person_id, "Ann")
     for i in range(2):
-        store.store_sighting(Alert("cam-1", i, m, 3.0 * i, 3.0 * i + 1, None, f"r:{i}", 2, None, T0), None, run)
-    assert [(n, sg.first_seen) for n, sg in store.run_sightings(run)] == [("Ann", 0.0), ("Ann", 3.0)]
+        store.alerts.store_sighting(Alert("cam-1", i, m, 3.0 * i, 3.0 * i + 1, None, f"r:{i}", 2, None, T0), None, run)
+    assert [(n, sg.first_seen) for n, sg in store.alerts.run_sightings(run)] == [("Ann", 0.0), ("Ann", 3.0)]
 
 
 def test_a_line_written_in_another_case_or_script_is_the_same_group(store):

@@ -30,75 +30,75 @@ def vec(seed):
 @pytest.fixture()
 def store(tmp_path):
     s = Store.for_home(tmp_path)
-    s.add_user("ada", sorted(ADMIN.roles), None)
-    s.add_user("bob", sorted(BOB.roles), ADMIN)
-    s.create_watchlist("wanted", Category.WANTED, ADMIN)
-    s.create_watchlist("missing", Category.MISSING, ADMIN)
+    s.users.add("ada", sorted(ADMIN.roles), None)
+    s.users.add("bob", sorted(BOB.roles), ADMIN)
+    s.watchlists.create("wanted", Category.WANTED, ADMIN)
+    s.watchlists.create("missing", Category.MISSING, ADMIN)
     return s
 
 
 def enrol(store, wl, name, v, sha, person=None, ref="R-1"):
-    sid, _ = store.enroll(wl, name, v, "m", f"{sha}.jpg", sha * 64, 0.9, ADMIN, auth(ref), person_id=person)
-    store.approve(wl, name, BOB)
+    sid, _ = store.entries.enroll(wl, name, v, "m", f"{sha}.jpg", sha * 64, 0.9, ADMIN, auth(ref), person_id=person)
+    store.entries.approve(wl, name, BOB)
     return sid
 
 
 def actions(store):
-    return [(e.action, json.loads(e.details)) for e in store.audit_entries()]
+    return [(e.action, json.loads(e.details)) for e in store.audit.entries()]
 
 
 def test_each_new_entry_is_a_person_unless_linked(store):
     enrol(store, "wanted", "Ann", vec(1), "a")
-    ann = store.person_of("wanted", "Ann")
+    ann = store.persons.person_of("wanted", "Ann")
     enrol(store, "missing", "Ann L.", vec(1), "b", person=ann, ref="R-2")
     enrol(store, "missing", "Bob", vec(2), "c")
-    assert store.person_of("missing", "Ann L.") == ann != store.person_of("missing", "Bob")
-    g = store.active_gallery("m")
+    assert store.persons.person_of("missing", "Ann L.") == ann != store.persons.person_of("missing", "Bob")
+    g = store.gallery.active("m")
     assert {e.subject_name: e.person_id for e in g} == {
         "Ann": ann,
         "Ann L.": ann,
-        "Bob": store.person_of("missing", "Bob"),
+        "Bob": store.persons.person_of("missing", "Bob"),
     }
     assert {e.reference for e in g if e.person_id == ann} == {"R-1", "R-2"}
     created = [d for a, d in actions(store) if a == "entry.create"]
     assert created[1]["person_id"] == ann and created[1]["linked"] is True
-    [p] = store.persons(ann)
+    [p] = store.persons.all(ann)
     assert sorted((e.watchlist, e.name) for e in p.entries) == [("missing", "Ann L."), ("wanted", "Ann")]
 
 
 def test_link_unlink_and_distinct_are_audited_and_change_the_gallery(store):
     enrol(store, "wanted", "Ann", vec(1), "a")
     enrol(store, "missing", "A. Lee", vec(1), "b")
-    a, b = store.person_of("wanted", "Ann"), store.person_of("missing", "A. Lee")
-    v0 = store.gallery_version()
+    a, b = store.persons.person_of("wanted", "Ann"), store.persons.person_of("missing", "A. Lee")
+    v0 = store.policy.version()
     with pytest.raises(Forbidden):
-        store.link_persons(a, b, OP, "same")
+        store.persons.link(a, b, OP, "same")
     with pytest.raises(PolicyError, match="reason"):
-        store.link_persons(a, b, ADMIN, " ")
-    assert store.link_persons(a, b, ADMIN, "same passport") == 1
-    assert store.gallery_version() > v0
-    assert {e.person_id for e in store.active_gallery("m")} == {a}
-    new = store.unlink_entry("missing", "A. Lee", ADMIN, "wrong link")
-    assert store.person_of("missing", "A. Lee") == new != a
-    store.mark_distinct(new, a, ADMIN, "twins")
-    store.mark_distinct(a, new, ADMIN, "twins")  # idempotent
-    assert store.distinct_pairs() == {(min(a, new), max(a, new))}
+        store.persons.link(a, b, ADMIN, " ")
+    assert store.persons.link(a, b, ADMIN, "same passport") == 1
+    assert store.policy.version() > v0
+    assert {e.person_id for e in store.gallery.active("m")} == {a}
+    new = store.persons.unlink_entry("missing", "A. Lee", ADMIN, "wrong link")
+    assert store.persons.person_of("missing", "A. Lee") == new != a
+    store.persons.mark_distinct(new, a, ADMIN, "twins")
+    store.persons.mark_distinct(a, new, ADMIN, "twins")  # idempotent
+    assert store.persons.distinct_pairs() == {(min(a, new), max(a, new))}
     with pytest.raises(PolicyError, match="different people"):
-        store.link_persons(a, new, ADMIN, "same")
+        store.persons.link(a, new, ADMIN, "same")
     with pytest.raises(PolicyError, match="one person"):
-        store.mark_distinct(a, a, ADMIN, "x")
+        store.persons.mark_distinct(a, a, ADMIN, "x")
     acts = [x for x, _ in actions(store)]
     assert acts.count("person.link") == 1 and acts.count("person.unlink") == 1 and acts.count("person.distinct") == 1
     store.checkpoint()  # as every command does when it ends
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
 
 
 def test_enrolling_into_an_entry_of_another_person_is_refused(store):
     enrol(store, "wanted", "Ann", vec(1), "a")
     enrol(store, "wanted", "Bob", vec(2), "b")
-    bob = store.person_of("wanted", "Bob")
+    bob = store.persons.person_of("wanted", "Bob")
     with pytest.raises(PolicyError, match="belongs to person"):
-        store.enroll("wanted", "Ann", vec(3), "m", "c.jpg", "c" * 64, 0.9, ADMIN, person_id=bob)
+        store.entries.enroll("wanted", "Ann", vec(3), "m", "c.jpg", "c" * 64, 0.9, ADMIN, person_id=bob)
 
 
 def test_migration_makes_each_existing_entry_its_own_person(tmp_path):

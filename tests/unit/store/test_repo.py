@@ -24,9 +24,9 @@ def store(tmp_path):
 
 
 def enrol(store, wl, name, v, sha, model="m", approve=True):
-    out = store.enroll(wl, name, v, model, f"{sha}.jpg", sha * 64, 0.9, ADMIN, auth())
+    out = store.entries.enroll(wl, name, v, model, f"{sha}.jpg", sha * 64, 0.9, ADMIN, auth())
     if approve and not out[1]:
-        store.approve(wl, name, BOB)
+        store.entries.approve(wl, name, BOB)
     return out
 
 
@@ -36,33 +36,33 @@ def vec(seed):
 
 
 def test_watchlist_create_conflict_and_missing(store):
-    store.create_watchlist("wanted", Category.WANTED, ADMIN)
+    store.watchlists.create("wanted", Category.WANTED, ADMIN)
     with pytest.raises(Conflict, match="already exists"):
-        store.create_watchlist("wanted", Category.MISSING, ADMIN)
+        store.watchlists.create("wanted", Category.MISSING, ADMIN)
     with pytest.raises(NotFound, match="no watchlist named 'nope'"):
-        store.enroll("nope", "A", vec(1), "m", "a.jpg", "x" * 64, 0.9, ADMIN, auth())
+        store.entries.enroll("nope", "A", vec(1), "m", "a.jpg", "x" * 64, 0.9, ADMIN, auth())
 
 
 def test_enroll_dedupes_by_photo_and_builds_gallery(store):
-    store.create_watchlist("wl", Category.WANTED, ADMIN)
+    store.watchlists.create("wl", Category.WANTED, ADMIN)
     sid, dup = enrol(store, "wl", "Ann", vec(1), "a", approve=False)
     assert not dup
-    assert store.active_gallery("m") == []  # pending until approved
+    assert store.gallery.active("m") == []  # pending until approved
     assert enrol(store, "wl", "Ann", vec(1), "a") == (sid, True)
     enrol(store, "wl", "Ann", vec(2), "b")
     enrol(store, "wl", "Bob", vec(3), "c")
-    g = store.active_gallery("m")
+    g = store.gallery.active("m")
     assert sorted(e.subject_name for e in g) == ["Ann", "Bob"]
     ann = next(e for e in g if e.subject_name == "Ann")
     assert abs(np.linalg.norm(ann.template) - 1) < 1e-5
     assert store.count(Template) == 3
-    assert store.active_gallery("other-model") == []
-    [info] = store.list_watchlists()
+    assert store.gallery.active("other-model") == []
+    [info] = store.watchlists.all()
     assert (info.subjects, info.templates) == (2, 3)
 
 
 def test_gallery_respects_status_expiry_and_scope(store):
-    store.create_watchlist("wl", Category.MISSING, ADMIN)
+    store.watchlists.create("wl", Category.MISSING, ADMIN)
     for i, name in enumerate(["active", "pending", "expired", "scoped"]):
         enrol(store, "wl", name, vec(i), str(i))
     now = datetime.now(UTC)
@@ -70,23 +70,23 @@ def test_gallery_respects_status_expiry_and_scope(store):
         s.execute(update(Subject).where(Subject.name == "pending").values(status="pending"))
         s.execute(update(Subject).where(Subject.name == "expired").values(expires_at=now - timedelta(seconds=1)))
         s.execute(update(Subject).where(Subject.name == "scoped").values(scope={"cameras": ["cam-7"]}))
-    assert sorted(e.subject_name for e in store.active_gallery("m", "cam-1", now)) == ["active"]
-    assert sorted(e.subject_name for e in store.active_gallery("m", "cam-7", now)) == ["active", "scoped"]
+    assert sorted(e.subject_name for e in store.gallery.active("m", "cam-1", now)) == ["active"]
+    assert sorted(e.subject_name for e in store.gallery.active("m", "cam-7", now)) == ["active", "scoped"]
 
 
 def test_alert_is_idempotent_and_extends(store):
-    store.create_watchlist("wl", Category.WANTED, ADMIN)
+    store.watchlists.create("wl", Category.WANTED, ADMIN)
     sid, _ = enrol(store, "wl", "Ann", vec(1), "a")
     bad = Alert("cam", 3, Match(999, "Ghost", "wl", Category.WANTED, 0.95, 0.3), 1.0, 2.0, None, "cam:run:9", 2)
     with pytest.raises(StoreError, match="cannot store alert"):
-        store.save_alert(bad, None)
+        store.alerts.save(bad, None)
     m = Match(sid, "Ann", "wl", Category.WANTED, 0.95, 0.3)
     a = Alert("cam", 3, m, 1.0, 2.0, None, "cam:run:3", 2)
-    assert store.save_alert(a, None) is True
-    assert store.save_alert(a, None) is False
-    store.extend_alert("cam:run:3", 5.5)
-    store.extend_alert("cam:run:3", 4.0)  # never moves backwards
-    [row] = store.alerts()
+    assert store.alerts.save(a, None) is True
+    assert store.alerts.save(a, None) is False
+    store.alerts.extend("cam:run:3", 5.5)
+    store.alerts.extend("cam:run:3", 4.0)  # never moves backwards
+    [row] = store.alerts.all()
     assert (row.subject_name, row.last_seen, row.first_seen) == ("Ann", 5.5, 1.0)
 
 

@@ -40,10 +40,10 @@ def test_a_contributor_may_not_approve() -> None:
 
 def test_compare_and_set_refuses_a_changed_row(tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = Store.for_home(tmp_path)
-    s.add_user("ada", ["admin", "approver"], None)
-    s.create_watchlist("wl", Category.WANTED, ADA)
+    s.users.add("ada", ["admin", "approver"], None)
+    s.watchlists.create("wl", Category.WANTED, ADA)
     auth = Authorisation("law", "court", "R", datetime.now(UTC) + timedelta(days=3))
-    sid, _ = s.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
+    sid, _ = s.entries.enroll("wl", "Eve", np.ones(128, np.float32), "m", "e.jpg", "e" * 64, 0.9, ADA, auth)
     with s.uow.write() as ses:
         e = transitions.lock_entry(ses, sid)
         stale = Subject(id=e.id, status="pending", approved_by=None)  # what a concurrent reader saw

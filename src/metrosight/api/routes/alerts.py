@@ -32,7 +32,6 @@ from metrosight.api.schemas import (
     ReviewResult,
     SightingPublic,
 )
-from metrosight.store import feed
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
 
@@ -76,8 +75,8 @@ def alert_public(
 
 
 def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:
-    refs = feed.entry_references(store, [a.subject_id for a in rows if a.subject_id is not None])
-    cams = feed.alert_cameras(store, [a.id for a in rows])
+    refs = store.feed.entry_references([a.subject_id for a in rows if a.subject_id is not None])
+    cams = store.feed.alert_cameras([a.id for a in rows])
     return [alert_public(a, refs, cams.get(a.id)) for a in rows]
 
 
@@ -89,7 +88,7 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertPublic]:
     """Alerts, newest first (metadata only). Audited."""
-    return alerts_public(store, store.list_alerts(actor, status, limit))
+    return alerts_public(store, store.reviews.all(actor, status, limit))
 
 
 @router.get(
@@ -109,13 +108,13 @@ async def alert_stream(
     stored by other processes appear too) at once when the bus announces one, else every ``poll`` seconds.
     Every batch delivered is recorded in the audit log."""
     svc = services(request)
-    start_alert, start_review = await run_in_threadpool(feed.last_ids, store)
-    start_sighting = await run_in_threadpool(feed.last_sighting_id, store)
+    start_alert, start_review = await run_in_threadpool(store.feed.last_ids)
+    start_sighting = await run_in_threadpool(store.feed.last_sighting_id)
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     if after is not None:
         start_alert = min(after, start_alert)
-    await run_in_threadpool(store.record, actor.name, "alert.stream", None, {"after": start_alert})
+    await run_in_threadpool(store.audit.record, actor.name, "alert.stream", None, {"after": start_alert})
     return EventSourceResponse(
         _feed(request, svc, actor.name, start_alert, start_review, start_sighting),
         ping=15,
@@ -139,28 +138,28 @@ async def _feed(
         yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}), retry=RETRY_MS)
         while True:
             try:
-                rows = await run_in_threadpool(feed.alerts_after, store, last_alert)
+                rows = await run_in_threadpool(store.feed.alerts_after, last_alert)
                 if rows or asyncio.get_running_loop().time() - checked >= RECHECK_SECONDS:
                     if not await run_in_threadpool(still_signed_in, request, ALERT_READERS):
                         break  # the token was revoked, the password reset, the session ended: nothing more is sent
                     checked = asyncio.get_running_loop().time()
                 if rows:
                     await run_in_threadpool(
-                        store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
+                        store.audit.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
                     )
                     pubs = await run_in_threadpool(alerts_public, store, rows)
                     last_alert = rows[-1].id
                     for pub in pubs:
                         yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
-                upto, grown = await run_in_threadpool(feed.appended_after, store, last_sighting, last_alert)
+                upto, grown = await run_in_threadpool(store.feed.appended_after, last_sighting, last_alert)
                 if grown:
                     await run_in_threadpool(
-                        store.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in grown]}
+                        store.audit.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in grown]}
                     )
                     for pub in await run_in_threadpool(alerts_public, store, grown):
                         yield ServerSentEvent(event="alert", data=pub.model_dump_json())
                 last_sighting = upto
-                reviews = await run_in_threadpool(feed.reviews_after, store, last_review)
+                reviews = await run_in_threadpool(store.feed.reviews_after, last_review)
                 for r, status in reviews:
                     last_review = r.id
                     yield ServerSentEvent(
@@ -183,7 +182,7 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
     """One alert (an episode of one person): every list and authorisation they were matched on, every sighting
     (camera, times, score, whether a crop is stored), its reviews, and earlier rejected alerts of the same
     person. Audited."""
-    a, reviews, earlier = store.alert_detail(alert_id, actor)
+    a, reviews, earlier = store.reviews.detail(alert_id, actor)
     sightings = [
         SightingPublic(
             n=i,
@@ -197,7 +196,7 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
             last_at=sg.last_at,
             has_crop=bool(sg.crop_path),
         )
-        for i, sg in enumerate(store.sightings(a.id), 1)
+        for i, sg in enumerate(store.alerts.sightings(a.id), 1)
     ]
     return AlertDetailPublic(
         **alerts_public(store, [a])[0].model_dump(),
@@ -220,17 +219,17 @@ def alert_crop(
 ) -> Response:
     """The redacted best-shot crop (JPEG; every other face blurred), decrypted; of the ``sighting``-th sighting
     when given. Each read is audited."""
-    data = store.read_crop(alert_id, actor, sighting)
+    data = store.reviews.read_crop(alert_id, actor, sighting)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
 
 
 @router.post("/api/alerts/{alert_id}/confirm", response_model=ReviewResult)
 def confirm_alert(alert_id: RowId, actor: Operator, store: StoreDep) -> ReviewResult:
     """Confirm an alert. A second, different operator's confirmation makes it *actionable*."""
-    return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "confirm"))
+    return ReviewResult(id=alert_id, status=store.reviews.review(alert_id, actor, "confirm"))
 
 
 @router.post("/api/alerts/{alert_id}/reject", response_model=ReviewResult)
 def reject_alert(alert_id: RowId, body: RejectCreate, actor: Operator, store: StoreDep) -> ReviewResult:
     """Reject an alert with a reason (kept as feedback for later alerts of the same entry)."""
-    return ReviewResult(id=alert_id, status=store.review(alert_id, actor, "reject", body.reason))
+    return ReviewResult(id=alert_id, status=store.reviews.review(alert_id, actor, "reject", body.reason))

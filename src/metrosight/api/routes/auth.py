@@ -75,7 +75,7 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
     details: dict[str, object] = {"ip": ip, "via": "password"}
     if actor.password_set_by:
         details["must_set_password"] = True
-    store.record(actor.name, "auth.login", actor.name, details)
+    store.audit.record(actor.name, "auth.login", actor.name, details)
     return actor
 
 
@@ -114,7 +114,7 @@ def sign_out(request: Request) -> None:
     if sid:
         svc.ended.end(sid)
     if name:
-        svc.services.store.record(name, "auth.logout", name, {"ip": client_ip(request)})
+        svc.services.store.audit.record(name, "auth.logout", name, {"ip": client_ip(request)})
     request.session.clear()
 
 

@@ -22,7 +22,6 @@ from metrosight.api.schemas import (
     VerifyPublic,
 )
 from metrosight.core.names import human_name, identifier, same_name
-from metrosight.store import feed
 
 router = APIRouter()
 
@@ -64,7 +63,7 @@ def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: St
     snap = board.snapshot(camera_id)
     if snap is not None:
         return Response(snap[0], media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
-    path = feed.latest_event_snapshot(store, camera_id)
+    path = store.feed.latest_event_snapshot(camera_id)
     if path and Path(path).is_file():
         return Response(Path(path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
     raise HTTPException(404, f"no snapshot of camera {camera_id!r} yet")
@@ -96,7 +95,7 @@ def list_events(
 ) -> list[EventPublic]:
     """Behaviour events (loitering, fast movement, crossings), newest first. They carry no identity."""
     camera = identifier(camera, "camera") if camera is not None else None  # 422 for an id that breaks the rule
-    return [_event_public(e) for e in feed.recent_events(store, camera, kind, limit)]
+    return [_event_public(e) for e in store.feed.recent_events(camera, kind, limit)]
 
 
 @router.get(
@@ -107,7 +106,7 @@ def list_events(
 )
 def event_snapshot(event_id: RowId, _actor: AnyUser, store: StoreDep) -> Response:
     """An event's whole-frame snapshot (every head and face blurred)."""
-    e = feed.event(store, event_id)
+    e = store.feed.event(event_id)
     if e is None or not e.snapshot_path or not Path(e.snapshot_path).is_file():
         raise HTTPException(404, f"event {event_id} has no snapshot")
     return Response(Path(e.snapshot_path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -119,8 +118,8 @@ def audit_log(
     actor: Auditor, store: StoreDep, limit: Annotated[int, Query(ge=1, le=5000)] = 200
 ) -> list[AuditEntryPublic]:
     """The newest audit entries, oldest first (auditor or admin). The read itself is recorded."""
-    rows = store.audit_entries(actor, limit)
-    store.record(actor.name, "audit.read", None, {"entries": len(rows)})
+    rows = store.audit.entries(actor, limit)
+    store.audit.record(actor.name, "audit.read", None, {"entries": len(rows)})
     return [
         AuditEntryPublic(
             seq=e.seq,
@@ -139,8 +138,10 @@ def audit_log(
 async def audit_verify(actor: Auditor, store: StoreDep) -> VerifyPublic:
     """Check the hash chain; reports the first broken link after any edit, deletion or reordering, then every
     governed row (approval, template, alert review or status) the keyed log does not back (``mismatches``)."""
-    res = await run_in_threadpool(store.verify_audit)
-    await run_in_threadpool(store.record, actor.name, "audit.verify", None, {"ok": res.ok, "checked": res.checked})
+    res = await run_in_threadpool(store.audit.verify)
+    await run_in_threadpool(
+        store.audit.record, actor.name, "audit.verify", None, {"ok": res.ok, "checked": res.checked}
+    )
     return VerifyPublic(
         ok=res.ok, checked=res.checked, broken_seq=res.broken_seq, reason=res.reason, mismatches=list(res.mismatches)
     )

@@ -20,7 +20,6 @@ from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotS
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import sign_in_async, sign_out
 from metrosight.policy.rules import Actor
-from metrosight.store import feed
 
 router = APIRouter(include_in_schema=False)
 
@@ -184,7 +183,7 @@ def alerts_page(request: Request) -> Response:
             return RedirectResponse("/cameras", status_code=303)
         raise
     store = services(request).services.store
-    rows = alerts_public(store, store.list_alerts(actor, None, 50))
+    rows = alerts_public(store, store.reviews.all(actor, None, 50))
     after = max((a.id for a in rows), default=0)
     return render(
         request,
@@ -208,12 +207,12 @@ def watchlists_page(request: Request) -> Response:
     actor = page_user(request, WATCHLIST_READERS)
     store = services(request).services.store
     now = datetime.now(UTC)
-    entries = store.entries()
+    entries = store.entries.all()
     return render(
         request,
         "watchlists.html",
         actor,
-        watchlists=store.list_watchlists(),
+        watchlists=store.watchlists.all(),
         entries=entries,
         now=now,
         can_create=actor.has("admin"),
@@ -227,7 +226,7 @@ def watchlists_page(request: Request) -> Response:
 def events_page(request: Request, camera: str | None = None, kind: str | None = None) -> Response:
     actor = page_user(request, ANY_ROLE)
     store = services(request).services.store
-    events = feed.recent_events(store, camera or None, kind or None, 200)
+    events = store.feed.recent_events(camera or None, kind or None, 200)
     return render(request, "events.html", actor, events=events, camera=camera or "", kind=kind or "")
 
 
@@ -235,8 +234,8 @@ def events_page(request: Request, camera: str | None = None, kind: str | None = 
 def audit_page(request: Request) -> Response:
     actor = page_user(request, ("auditor", "admin"))
     store = services(request).services.store
-    rows = store.audit_entries(actor, 200)
-    store.record(actor.name, "audit.read", None, {"entries": len(rows), "via": "ui"})
+    rows = store.audit.entries(actor, 200)
+    store.audit.record(actor.name, "audit.read", None, {"entries": len(rows), "via": "ui"})
     return render(request, "audit.html", actor, entries=list(reversed(rows)))
 
 

@@ -39,28 +39,28 @@ MAX_PHOTOS = 5  # photos per enrolment request
 @router.get("/api/watchlists", response_model=list[WatchlistPublic])
 def list_watchlists(_actor: WatchlistReader, store: StoreDep) -> list[WatchlistPublic]:
     """Watchlists with their entry and template counts."""
-    return [WatchlistPublic.model_validate(w) for w in store.list_watchlists()]
+    return [WatchlistPublic.model_validate(w) for w in store.watchlists.all()]
 
 
 @router.post("/api/watchlists", response_model=WatchlistPublic, status_code=201)
 def create_watchlist(body: WatchlistCreate, actor: Admin, store: StoreDep) -> WatchlistPublic:
     """Create an empty watchlist (admin). Audited."""
     name = human_name(body.name, "watchlist name")  # InvalidInput: 422
-    store.create_watchlist(name, body.category, actor)
-    return next(WatchlistPublic.model_validate(w) for w in store.list_watchlists() if same_name(w.name, name))
+    store.watchlists.create(name, body.category, actor)
+    return next(WatchlistPublic.model_validate(w) for w in store.watchlists.all() if same_name(w.name, name))
 
 
 @router.get("/api/entries", response_model=list[EntryPublic])
 def list_entries(_actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
     """Every watchlist entry with its authorisation, status, scope and expiry."""
-    return [EntryPublic.model_validate(e) for e in store.entries()]
+    return [EntryPublic.model_validate(e) for e in store.entries.all()]
 
 
 @router.get("/api/watchlists/{watchlist}/entries", response_model=list[EntryPublic])
 def watchlist_entries(watchlist: str, _actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
     """The entries of one watchlist."""
-    store.watchlist_category(watchlist)  # 404 when unknown
-    return [EntryPublic.model_validate(e) for e in store.entries(watchlist)]
+    store.watchlists.category(watchlist)  # 404 when unknown
+    return [EntryPublic.model_validate(e) for e in store.entries.all(watchlist)]
 
 
 def _safe_name(filename: str | None, i: int) -> str:
@@ -169,7 +169,7 @@ def enrol(
     (413 when one of them for its size)."""
     limits = svc.installation.photo_limits
     subject = _checked_request(subject, photos, face, limits)
-    svc.store.watchlist_category(watchlist)  # 404 before anything is read
+    svc.store.watchlists.category(watchlist)  # 404 before anything is read
     auth = _authorisation(svc, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     uploads = _DecodedUploads(photos, subject, limits)
     results = svc.enrolment.enroll(watchlist, uploads, actor, auth, face=face, person_id=person_id)
@@ -228,7 +228,7 @@ def _enrol_public(
     svc: Services, watchlist: str, subject: str, auth: Authorisation | None, results: list[EnrolResult]
 ) -> EnrolPublic:
     """The answer to an enrolment: the entry as it now stands and each photo's outcome."""
-    entry = next((e for e in svc.store.entries(watchlist) if same_name(e.name, subject)), None)
+    entry = next((e for e in svc.store.entries.all(watchlist) if same_name(e.name, subject)), None)
     tz = svc.clock.tz
     return EnrolPublic(
         watchlist=watchlist,
@@ -270,14 +270,14 @@ def upload_bytes(upload: UploadFile, max_bytes: int, name: str) -> bytes:
 @router.post("/api/watchlists/{watchlist}/entries/{entry}/approve", response_model=EntryPublic)
 def approve(watchlist: str, entry: str, actor: Approver, store: StoreDep) -> EntryPublic:
     """Activate a pending entry (or confirm an urgent one). The approver must not be who recorded it."""
-    store.approve(watchlist, entry, actor)
+    store.entries.approve(watchlist, entry, actor)
     return _entry(store, watchlist, entry)
 
 
 @router.post("/api/watchlists/{watchlist}/entries/{entry}/revoke", response_model=EntryPublic)
 def revoke(watchlist: str, entry: str, body: RevokeCreate, actor: Recorder, store: StoreDep) -> EntryPublic:
     """Stop matching an entry at once and destroy its templates; the reason is audited."""
-    store.revoke(watchlist, entry, actor, body.reason)
+    store.entries.revoke(watchlist, entry, actor, body.reason)
     return _entry(store, watchlist, entry)
 
 
@@ -286,7 +286,7 @@ def shred(watchlist: str, body: ShredCreate, actor: Admin, store: StoreDep) -> R
     """Destroy the watchlist's key and templates (crypto-shredding; its crops become unreadable). Admin only."""
     if body.confirm != watchlist:
         raise PolicyError("to shred, repeat the watchlist's name in `confirm`")
-    store.shred_watchlist(watchlist, actor)
+    store.watchlists.shred(watchlist, actor)
     return Response(status_code=204)
 
 
@@ -342,4 +342,4 @@ def identify(
 
 
 def _entry(store, watchlist: str, name: str) -> EntryPublic:
-    return next(EntryPublic.model_validate(e) for e in store.entries(watchlist) if same_name(e.name, name))
+    return next(EntryPublic.model_validate(e) for e in store.entries.all(watchlist) if same_name(e.name, name))
