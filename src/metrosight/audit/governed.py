@@ -20,7 +20,7 @@ created before that horizon are not checked (the residual risk README's threat m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,7 +84,7 @@ def _details(e: ChainEntry) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def replay(entries: list[ChainEntry], upto_seq: int | None = None, first_seq: int | None = None) -> Governed:
+def replay(entries: Sequence[ChainEntry], upto_seq: int | None = None, first_seq: int | None = None) -> Governed:
     """The governed state the log ``entries`` (a verified chain, oldest first) describes, up to ``upto_seq``.
 
     ``first_seq``: where the whole log starts, when ``entries`` is only its governed entries (default: the first's).

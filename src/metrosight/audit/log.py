@@ -29,13 +29,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from metrosight.audit.checkpoint import CheckpointFile, CheckpointRead
+    from metrosight.audit.checkpoint import Checkpoint, CheckpointFile, CheckpointRead
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _fail(checked: int, seq: int | None, reason: str, cps: int = 0) -> VerifyRes
 
 
 def verify(
-    entries: list[ChainEntry],
+    entries: Sequence[ChainEntry],
     key: bytes | None,
     checkpoints: CheckpointRead | None = None,
     checkpoint_path: str | None = None,
@@ -268,54 +268,88 @@ def verify(
     ncp = len(cps)
     where = checkpoint_path or "the checkpoint file"
     not_keyed_yet = bool(entries) and unkeyed_through is not None and entries[-1].seq == unkeyed_through and not cps
-    if checkpoints is not None:
-        if checkpoints.problem:
-            return _fail(0, None, checkpoints.problem, ncp)
-        if not checkpoints.exists and entries and not not_keyed_yet:
-            return _fail(
-                0,
-                None,
-                f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
-                "log is checkpointed from its first entry)",
-                ncp,
-            )
+    bad = _check_file(entries, checkpoints, where, not_keyed_yet)
+    if bad is not None:
+        return bad
     if not entries:
-        if cps:
-            top = max(cps, key=lambda c: c.seq)
-            return _fail(0, 1, f"the log is empty but {where} vouches for {top.seq} entries: all were deleted", ncp)
-        if has_audited_rows:
-            return _fail(
-                0,
-                1,
-                "the log is empty but the database holds users, whose creation is always audited: "
-                "its entries were deleted",
-                ncp,
-            )
-        return VerifyResult(True, 0)
+        return _check_empty(cps, where, has_audited_rows)
+    legacy = _legacy_through(entries, key, (unkeyed_through or 0) if not_keyed_yet else 0, not_keyed_yet)
+    if isinstance(legacy, VerifyResult):
+        return legacy
+    bad = _check_start(entries, ncp) or _check_links(entries, key, legacy, ncp) or _check_heads(entries, cps, where)
+    return bad or VerifyResult(True, len(entries), checkpoints=ncp)
 
-    # where unkeyed links end: the first audit.keyed entry that is itself validly keyed
-    legacy_through = unkeyed_through if not_keyed_yet else 0
-    if key is not None and not not_keyed_yet:
-        for e in entries:
-            if e.action == KEYED_ACTION and entry_hash(e, key) == e.hash:
-                legacy_through = int(json.loads(e.details).get("legacy_through", 0))
-                if e.seq != legacy_through + 1:
-                    return _fail(0, e.seq, f"entry {e.seq} claims an unkeyed log up to {legacy_through}: misplaced")
-                break
 
+def _check_file(
+    entries: Sequence[ChainEntry], checkpoints: CheckpointRead | None, where: str, not_keyed_yet: bool
+) -> VerifyResult | None:
+    """A checkpoint file that cannot be read, or is missing while the log holds entries."""
+    if checkpoints is None:
+        return None
+    ncp = len(checkpoints.checkpoints)
+    if checkpoints.problem:
+        return _fail(0, None, checkpoints.problem, ncp)
+    if not checkpoints.exists and entries and not not_keyed_yet:
+        return _fail(
+            0,
+            None,
+            f"{where} is missing while the log holds {len(entries)} entries: it was removed (every "
+            "log is checkpointed from its first entry)",
+            ncp,
+        )
+    return None
+
+
+def _check_empty(cps: Sequence[Checkpoint], where: str, has_audited_rows: bool) -> VerifyResult:
+    """An empty log: fine only if nothing vouches for entries (signed checkpoints, audited rows)."""
+    ncp = len(cps)
+    if cps:
+        top = max(cps, key=lambda c: c.seq)
+        return _fail(0, 1, f"the log is empty but {where} vouches for {top.seq} entries: all were deleted", ncp)
+    if has_audited_rows:
+        return _fail(
+            0,
+            1,
+            "the log is empty but the database holds users, whose creation is always audited: its entries were deleted",
+            ncp,
+        )
+    return VerifyResult(True, 0)
+
+
+def _legacy_through(
+    entries: Sequence[ChainEntry], key: bytes | None, default: int, not_keyed_yet: bool
+) -> int | VerifyResult:
+    """Where unkeyed links end: at the first ``audit.keyed`` entry that is itself validly keyed (``default``
+    when there is none); a failure when that entry is misplaced."""
+    if key is None or not_keyed_yet:
+        return default
+    for e in entries:
+        if e.action == KEYED_ACTION and entry_hash(e, key) == e.hash:
+            through = int(json.loads(e.details).get("legacy_through", 0))
+            if e.seq != through + 1:
+                return _fail(0, e.seq, f"entry {e.seq} claims an unkeyed log up to {through}: misplaced")
+            return through
+    return default
+
+
+def _check_start(entries: Sequence[ChainEntry], ncp: int) -> VerifyResult | None:
+    """A log that does not start at 1 was purged for retention: a purge entry (keyed) must vouch for exactly
+    where it starts now."""
     first = entries[0]
-    if first.seq != 1:
-        # the log was purged for retention: a purge entry (keyed) must vouch for exactly where it starts now
-        vouched = False
-        for e in entries:
-            if e.action == "audit.purge":
-                d = json.loads(e.details)
-                if d.get("through_seq") == first.seq - 1 and d.get("through_hash") == first.prev_hash:
-                    vouched = True
-                    break
-        if not vouched:
-            return _fail(0, first.seq, f"entries before {first.seq} are missing and no purge accounts for them", ncp)
+    if first.seq == 1:
+        return None
+    for e in entries:
+        if e.action == "audit.purge":
+            d = json.loads(e.details)
+            if d.get("through_seq") == first.seq - 1 and d.get("through_hash") == first.prev_hash:
+                return None
+    return _fail(0, first.seq, f"entries before {first.seq} are missing and no purge accounts for them", ncp)
 
+
+def _check_links(
+    entries: Sequence[ChainEntry], key: bytes | None, legacy_through: int, ncp: int
+) -> VerifyResult | None:
+    """Every entry follows the one before (no gap, no reordering) and its keyed link matches its content."""
     prev_hash: str | None = None
     prev_seq: int | None = None
     for i, e in enumerate(entries):
@@ -332,7 +366,12 @@ def verify(
                 i, e.seq, f"entry {e.seq} was altered after it was written (its keyed link does not match)", ncp
             )
         prev_hash, prev_seq = e.hash, e.seq
+    return None
 
+
+def _check_heads(entries: Sequence[ChainEntry], cps: Sequence[Checkpoint], where: str) -> VerifyResult | None:
+    """The signed checkpoints: none reopened, none beyond the log's end, each head equal to its entry's hash."""
+    ncp = len(cps)
     reopened = next((c for c in cps if c.kind == "reopened"), None)
     if reopened is not None:
         return _fail(
@@ -353,12 +392,12 @@ def verify(
             ncp,
         )
     for c in cps:
-        e = by_seq.get(c.seq)
-        if e is not None and e.hash != c.head:
+        hit = by_seq.get(c.seq)
+        if hit is not None and hit.hash != c.head:
             return _fail(
                 len(entries),
                 c.seq,
                 f"entry {c.seq} differs from signed checkpoint {c.n}: the log was re-chained or rewritten",
                 ncp,
             )
-    return VerifyResult(True, len(entries), checkpoints=ncp)
+    return None
