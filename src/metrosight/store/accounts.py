@@ -64,6 +64,11 @@ class UserInfo:
     password_reset_by: str | None = None  # an admin reset the password and the user has not set their own since
 
 
+def _utc(at: datetime) -> datetime:
+    """A stored instant (SQLite returns it without its zone) as an aware UTC datetime."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _user_info(u: User) -> UserInfo:
     reset_by = u.password_set_by if u.password_set_by not in (None, u.name) else None
     return UserInfo(
@@ -71,9 +76,9 @@ def _user_info(u: User) -> UserInfo:
         sorted(u.roles),
         u.disabled,
         bool(u.password_hash),
-        aware(u.created_at),
+        _utc(u.created_at),
         u.created_by,
-        reset_by,  # type: ignore[arg-type]
+        reset_by,
     )
 
 
@@ -177,7 +182,7 @@ class Accounts:
             return revoked
 
     @staticmethod
-    def _revoke_all(s, user: str, by: str, now: datetime) -> int:  # type: ignore[no-untyped-def]
+    def _revoke_all(s, user: str, by: str, now: datetime) -> int:
         rows = list(s.scalars(select(ApiToken).where(ApiToken.user == user, ApiToken.revoked_at.is_(None))))
         for t in rows:
             t.revoked_at, t.revoked_by = now, by
@@ -211,7 +216,7 @@ class Accounts:
             return _user_info(u)
 
     @staticmethod
-    def _user(s, name: str) -> User:  # type: ignore[no-untyped-def]
+    def _user(s, name: str) -> User:
         u = find_named(s, User, name)
         if u is None:
             raise NotFound(f"unknown user {name!r}")
@@ -354,9 +359,9 @@ def _token_info(t: ApiToken) -> TokenInfo:
         t.name,
         t.user,
         t.prefix,
-        aware(t.created_at),
+        _utc(t.created_at),
         t.created_by,
-        aware(t.expires_at),  # type: ignore[arg-type]
+        aware(t.expires_at),
         aware(t.last_used_at),
         aware(t.revoked_at),
     )

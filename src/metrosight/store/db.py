@@ -34,7 +34,7 @@ WRITE = "metrosight_write"  # execution option of write transactions (BEGIN IMME
 PG_WRITE_LOCK = 0x6D73_7772_6974_65  # PostgreSQL advisory lock id of write transactions ("mswrite")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -46,13 +46,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     dbapi_conn.isolation_level = None
 
 
-def _pg_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _pg_begin(conn) -> None:
     """Write transactions queue on one advisory lock first (released at commit or rollback)."""
     if conn.get_execution_options().get(WRITE):
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
 
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn) -> None:
     """``BEGIN IMMEDIATE`` for write transactions (the write lock first), ``BEGIN`` (a read snapshot) otherwise."""
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
@@ -109,7 +109,7 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     return engine
 
 
-def _refuse_nul(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+def _refuse_nul(conn, cursor, statement, parameters, context, executemany) -> None:
     """No text with a NUL character is written or looked up: PostgreSQL cannot hold one (a server error that
     became a 500 or a traceback) while SQLite would store it. Raises InvalidInput (422 in the API, one line in the
     CLI); names, ids and free text are refused earlier by their rules (:mod:`metrosight.core.names`)."""
@@ -124,7 +124,7 @@ def _refuse_nul(conn, cursor, statement, parameters, context, executemany) -> No
 def _sqlite_file(url: str) -> bool:
     from sqlalchemy.engine import make_url
 
-    db = make_url(url).database
+    db = make_url(url).database or ""
     return bool(db) and db != ":memory:" and not db.startswith("file::memory:")
 
 
@@ -151,10 +151,10 @@ class Sessions:
     def __call__(self) -> Session:
         return self.read()
 
-    def begin(self):  # type: ignore[no-untyped-def]  # a context manager yielding the Session
+    def begin(self):  # a context manager yielding the Session
         return self.write.begin()
 
-    def listen(self, name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def listen(self, name: str, fn) -> None:
         """Register a session event (e.g. ``after_commit``) on reads and writes alike."""
         event.listen(self.read, name, fn)
         event.listen(self.write, name, fn)

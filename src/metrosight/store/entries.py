@@ -371,14 +371,15 @@ class EntryRepository:
         with self.uow.write() as s:
             for eid in due:
                 e = transitions.locked(s, Subject, eid)  # workers expire concurrently: one of them does it
-                if e is None or e.status not in transitions.LIVE_ENTRY or aware(e.expires_at) > now:
-                    continue  # already retired, or approved meanwhile with a later expiry
-                expired_at, urgent_unapproved = aware(e.expires_at), bool(e.urgent and e.approved_by is None)
+                expired_at = aware(e.expires_at) if e is not None else None
+                if e is None or e.status not in transitions.LIVE_ENTRY or expired_at is None or expired_at > now:
+                    continue  # already retired, or approved meanwhile with a later expiry (or none)
+                urgent_unapproved = bool(e.urgent and e.approved_by is None)
                 transitions.set_entry(s, e, e.status, Subject.expires_at <= now, status="expired")
                 n = destroy_templates(s, eid)
                 details = {
                     "entry_id": eid,
-                    "expired_at": expired_at.isoformat() if expired_at else None,
+                    "expired_at": expired_at.isoformat(),
                     "templates_destroyed": n,
                     "urgent_unapproved": urgent_unapproved,
                 }

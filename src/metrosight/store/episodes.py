@@ -160,7 +160,7 @@ class AlertRepository:
                     return SightingStored(known.alert_id, False, False, a.sightings if a else 1, a.status if a else "")
             raise StoreError(f"cannot store alert {alert.event_id}: {exc.orig}") from None
 
-    def _entries_json(self, s: Session, m) -> list[dict]:  # type: ignore[no-untyped-def]
+    def _entries_json(self, s: Session, m) -> list[dict]:
         """Every entry the person was matched on, with its authorisation as stored now."""
         refs = list(m.entries) or []
         ids = [e.entry_id for e in refs] or [m.subject_id]
@@ -210,7 +210,8 @@ class AlertRepository:
         for a in candidates:
             if not same_group_key(a.group_key, key):
                 continue
-            if grouped and _gap(a.first_at, a.last_at, first_at, last_at) <= self.group_window_s:
+            a_first, a_last = a.first_at or first_at, a.last_at or last_at  # not NULL: compared in the query
+            if grouped and _gap(a_first, a_last, first_at, last_at) <= self.group_window_s:
                 return a
             seen = s.execute(
                 select(Sighting.camera_id, Sighting.first_at, Sighting.last_at).where(Sighting.alert_id == a.id)
@@ -291,8 +292,8 @@ class AlertRepository:
         sighting.alert_id = a.id
         s.add(sighting)
         a.sightings = (a.sightings or 1) + 1
-        a.first_at = min(a.first_at, sighting.first_at)
-        a.last_at = max(a.last_at, sighting.last_at)
+        a.first_at = min(a.first_at or sighting.first_at, sighting.first_at)
+        a.last_at = max(a.last_at or sighting.last_at, sighting.last_at)
         if a.camera_id == alert.camera_id and a.run_id == run_id:  # the same run's media clock
             a.last_seen = max(a.last_seen, alert.last_seen)
         if m.score > a.score:

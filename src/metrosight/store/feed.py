@@ -76,7 +76,7 @@ class Feed:
         if not ids:
             return {}
         with self.uow.read() as s:
-            return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())  # type: ignore[arg-type]
+            return dict(s.execute(select(Subject.id, Subject.reference).where(Subject.id.in_(ids))).all())
 
     def last_sighting_id(self) -> int:
         """The newest sighting id (0 when none)."""

@@ -28,6 +28,12 @@ class Retention:
     audit_days: float | None
 
 
+def _unlink(path: str | None) -> None:
+    """Remove a crop or snapshot file (gone already: fine)."""
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
 class RetentionRepository:
     """The retention purge (``store.retention``); expired entries are retired first (``entries``)."""
 
@@ -47,28 +53,27 @@ class RetentionRepository:
                 for a in s.scalars(
                     select(AlertRecord).where(AlertRecord.created_at < cut, AlertRecord.crop_path.is_not(None))
                 ):
-                    Path(a.crop_path).unlink(missing_ok=True)
+                    _unlink(a.crop_path)
                     a.crop_path = None
                     counts["crops"] += 1
                 for sg in s.scalars(select(Sighting).where(Sighting.created_at < cut, Sighting.crop_path.is_not(None))):
-                    Path(sg.crop_path).unlink(missing_ok=True)  # the alert's own crop is one of these
+                    _unlink(sg.crop_path)  # the alert's own crop is one of these
                     sg.crop_path = None
             if retention.alerts_days is not None:
                 cut = now - timedelta(days=retention.alerts_days)
                 old = list(s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut)))
                 for a in old:
-                    if a.crop_path:
-                        Path(a.crop_path).unlink(missing_ok=True)
+                    _unlink(a.crop_path)
                     for path in s.scalars(
                         select(Sighting.crop_path).where(Sighting.alert_id == a.id, Sighting.crop_path.is_not(None))
                     ):
-                        Path(path).unlink(missing_ok=True)
+                        _unlink(path)
                     s.execute(delete(Sighting).where(Sighting.alert_id == a.id))
                     s.delete(a)
                 counts["alerts"] = len(old)
             if retention.events_days is not None:
                 cut = now - timedelta(days=retention.events_days)
-                counts["events"] = s.execute(delete(EventRecord).where(EventRecord.created_at < cut)).rowcount or 0
+                counts["events"] = s.execute(delete(EventRecord).where(EventRecord.created_at < cut)).rowcount or 0  # type: ignore[attr-defined]
             details: dict = {"counts": counts, "retention": asdict(retention)}
             action = "purge"
             through: int | None = None

@@ -82,7 +82,7 @@ class RunRepository:
                     )
                 )
             )
-        dead = [(rid, pid) for rid, pid, started in rows if not process_alive(pid, aware(started))]
+        dead = [(rid, pid) for rid, pid, started in rows if pid is not None and not process_alive(pid, aware(started))]
         if not dead:
             return 0
         with self.uow.write() as s:

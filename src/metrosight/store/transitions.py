@@ -54,7 +54,7 @@ def lock_entry(s: Session, entry_id: int) -> Subject:
     e = locked(s, Subject, entry_id)
     if e is None:
         raise Changed(f"entry {entry_id} no longer exists")
-    return e  # type: ignore[no-any-return]
+    return e
 
 
 def contributors(s: Session, entry: Subject) -> frozenset[str]:
@@ -86,7 +86,7 @@ def release_templates(s: Session, entry_id: int) -> int:
 
 # -- alerts -----------------------------------------------------------------------------------------------------------
 def lock_alert(s: Session, alert_id: int) -> AlertRecord | None:
-    return locked(s, AlertRecord, alert_id)  # type: ignore[no-any-return]
+    return locked(s, AlertRecord, alert_id)
 
 
 def reviews_of(s: Session, alert_id: int) -> list[AlertReview]:

@@ -43,7 +43,7 @@ PG_SCRUB_LOCK_TIMEOUT = "5s"  # VACUUM FULL waits this long for its ACCESS EXCLU
 
 
 def _deleted_tables(session: Session) -> set[str]:
-    return session.info.setdefault("deleted_tables", set())  # type: ignore[no-any-return]
+    return session.info.setdefault("deleted_tables", set())
 
 
 def _note_delete(state: ORMExecuteState) -> None:
