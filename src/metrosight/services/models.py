@@ -20,7 +20,7 @@ MODEL_ID = DLIB_RESNET_MODEL_ID  # the default embedder's model id; an installat
 
 
 class TemplateModels(Protocol):
-    """What the models need of the store: the templates held per descriptor model."""
+    """What the models need of the store (its gallery, ``store.gallery``): the templates held per descriptor model."""
 
     def template_models(self) -> dict[str, int]: ...
 
@@ -57,7 +57,7 @@ class Models:
     ) -> None:
         self.settings = settings
         self.cache = cache
-        self.store = store
+        self.gallery = store
         self._detector = detector
         self._embedder = embedder
 
@@ -77,8 +77,8 @@ class Models:
         """
         if self._embedder is None:
             embedder = embedder_for(self.settings, self.cache / "models")
-            if self.store is not None:
-                check_gallery_model(self.store.gallery.template_models(), embedder.model_id)
+            if self.gallery is not None:
+                check_gallery_model(self.gallery.template_models(), embedder.model_id)
             self._embedder = embedder
         return self._embedder
 

@@ -35,7 +35,7 @@ class Services:
             OSError: the home cannot be created. StoreError: the database cannot be opened.
         """
         installation = Installation.open(home, settings, clock)
-        return cls.of(installation, Models(settings, installation.home.cache, store=installation.store))
+        return cls.of(installation, Models(settings, installation.home.cache, store=installation.store.gallery))
 
     @classmethod
     def of(cls, installation: Installation, models: Models) -> Services:
