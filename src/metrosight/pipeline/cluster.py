@@ -166,7 +166,7 @@ class ClusterWorker:
                 raise ClusterError(f"camera {c.id}: {exc}") from None
         self._kinds = {cid: spec.kind for cid, spec in self._specs.items()}
         self.on_alert = on_alert
-        self.rows = RunRows(runtime.store)
+        self.rows = RunRows(runtime.store.runs)
         self.outbox = BusOutbox(bus, on_alert=self._published)
         self.loop = FrameLoop(self, until_all_ended=False)
         self._stop = threading.Event()

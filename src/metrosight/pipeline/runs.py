@@ -33,32 +33,32 @@ class RunCounts:
 
 
 class RunTable(Protocol):
-    """The store's run rows."""
+    """The store's run rows (``store.runs``, :class:`metrosight.store.runs.RunRepository`)."""
 
-    def start_run(self, camera_id: str, source: str) -> int: ...
+    def start(self, camera_id: str, source: str) -> int: ...
 
-    def finish_run(
+    def finish(
         self, run_id: int, status: str, frames: int, faces: int, tracks: int, alerts: int, error: str | None = None
     ) -> None: ...
 
 
 class RunRows:
-    """Opens and closes camera runs in ``store``.
+    """Opens and closes camera runs in ``runs``.
 
     Args:
-        store: the runs table.
+        runs: the runs table (``store.runs``).
         wait_seconds: how long :meth:`close` keeps trying on a store that cannot be written (a full disk); 0 tries
             once. A run that stays open is closed as ``crashed`` by the next start on its host.
     """
 
-    def __init__(self, store: RunTable, wait_seconds: float = 0.0) -> None:
-        self.store = store
+    def __init__(self, runs: RunTable, wait_seconds: float = 0.0) -> None:
+        self.runs = runs
         self.wait_seconds = wait_seconds
 
     def open(self, camera_id: str, source: SourceSpec) -> int:
         """A new ``running`` row for ``camera_id`` reading ``source``; returns its id. Only the source's display
         form (credentials removed) is stored."""
-        return self.store.runs.start(camera_id, source.display)
+        return self.runs.start(camera_id, source.display)
 
     def close(self, run_id: int, status: str, counts: RunCounts, error: str | None) -> bool:
         """Close run ``run_id`` with ``status``, ``counts`` and ``error``; returns whether it was closed (else the
@@ -66,7 +66,7 @@ class RunRows:
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
-                self.store.runs.finish(run_id, status, counts.frames, counts.faces, counts.tracks, counts.alerts, error)
+                self.runs.finish(run_id, status, counts.frames, counts.faces, counts.tracks, counts.alerts, error)
                 return True
             except (StoreError, SQLAlchemyError, OSError) as exc:
                 if time.monotonic() >= deadline:

@@ -132,7 +132,7 @@ class Runtime:
         spec = parse_source(source, rtsp_transport)
         host = SingleRun(
             self.settings.ingest,
-            RunRows(self.store, self.storage_wait_seconds),
+            RunRows(self.store.runs, self.storage_wait_seconds),
             bus or InProcessBus(),
             AlertSink(self.store, self.home.media, on_alert),
             EventSink(self.store, self.home.media, on_event),

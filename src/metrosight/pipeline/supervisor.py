@@ -181,7 +181,7 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")
         self._stop_event = self._ctx.Event()
         self._stopping = threading.Event()
-        self.rows = RunRows(self.rt.store)
+        self.rows = RunRows(self.rt.store.runs)
         self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
         self.bus.subscribe(ALERTS, self._store_alert)
         self.bus.subscribe(ALERT_UPDATES, self.sink.on_update)
