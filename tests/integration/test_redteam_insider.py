@@ -42,7 +42,7 @@ def test_a_second_replica_with_its_own_checkpoint_file_verifies(url: str, tmp_pa
     a.audit.checkpoint()
     b = replica(url, tmp_path / "host-b")  # a replica joins an installation that has a log already
     for i in range(20):
-        (a if i % 2 else b).record("ada", "test.touch", None, {"i": i})
+        (a if i % 2 else b).audit.record("ada", "test.touch", None, {"i": i})
     a.audit.checkpoint()
     b.audit.checkpoint()
     assert a.audit.verify().ok, a.audit.verify()
