@@ -11,19 +11,17 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from metrosight.api.state import AppState
 from metrosight.policy.rules import Actor
 from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from metrosight.store.errors import NotFound
 from metrosight.store.repo import Store
-
-if TYPE_CHECKING:
-    from metrosight.api.app import AppState
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "metrosight_session"
@@ -34,7 +32,7 @@ cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description=
 
 
 def services(request: Request) -> AppState:
-    """What the routes share (:class:`~metrosight.api.app.AppState`)."""
+    """What the routes share (:class:`~metrosight.api.state.AppState`)."""
     return request.app.state.services
 
 

@@ -17,7 +17,7 @@ from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
 
 if TYPE_CHECKING:
-    from metrosight.api.app import AppState, StartupHook
+    from metrosight.api.state import AppState, StartupHook
 
 
 def supervisor_hook(log_level: int = logging.WARNING) -> StartupHook:
