@@ -135,8 +135,8 @@ def run_peer(fr: Any, video: Path, names: list[str], known: np.ndarray) -> Run:
 # -- metrosight -----------------------------------------------------------------------------------------------------
 class MetrosightSide:
     """`metrosight run` through the single-process host (Runtime) in a fresh home, with ``gallery`` enrolled and
-    approved (a context manager: the home is deleted on exit). The configured detector is wrapped to record the boxes it returns,
-    scaled to the full frame; nothing else changes."""
+    approved (a context manager: the home is deleted on exit). The configured detector is wrapped to record the boxes
+    it returns, scaled to the full frame; nothing else changes."""
 
     def __init__(self, gallery: list[tuple[str, Path]], full_width: int) -> None:
         self.gallery, self.full_width = gallery, full_width

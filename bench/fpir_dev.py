@@ -41,8 +41,7 @@ def folders(root: Path) -> dict[str, list[Path]]:
 def encode(items, aligned: bool = False):  # type: ignore[no-untyped-def]
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.eval.extract import metrosight_encoder
-    from metrosight.eval.extract import encode_all
+    from metrosight.eval.extract import encode_all, metrosight_encoder
 
     settings = Settings()
     home = Home.resolve(None) if hasattr(Home, "resolve") else Home(Path.home() / ".metrosight")

@@ -73,8 +73,8 @@ def collect() -> dict[str, np.ndarray]:
     from metrosight.eval.extract import MetrosightEncoder, subject_face
     from metrosight.ingest.images import ImageError, load_image
     from metrosight.recognize.align import align
-    from metrosight.recognize.registry import embedder_for
     from metrosight.recognize.quality import blur_variance, face_yaw
+    from metrosight.recognize.registry import embedder_for
     from metrosight.services.models import make_face_detector
 
     s = Settings()

@@ -291,8 +291,8 @@ def test_node_runs_an_mjpeg_camera_like_an_rtsp_one(mjpeg, tmp_path):
 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
-    from metrosight.services.suite import Services
     from metrosight.pipeline.supervisor import Supervisor
+    from metrosight.services.suite import Services
 
     home = tmp_path / "home"
     bootstrap(home)
