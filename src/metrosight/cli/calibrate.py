@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from metrosight.cli.common import command_line, fail, study_io
 from metrosight.cli.context import CliContext, cli_context
-from metrosight.eval.calibrate_study import CalibrateOptions, run_calibrate
-from metrosight.eval.study import EvalError
+from metrosight.eval.study_io import EvalError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from metrosight.services.suite import Services
 
 NonMatedOpt = Annotated[
@@ -101,6 +101,9 @@ def calibrate_cmd(
     cameras): their faces are added to the impostor pairs the threshold is estimated from (descriptors only, in
     <home>/calibration/nonmated.npz), a threshold floor for the target is chosen from them and written into the
     config, and the expected false alerts a day are reported."""
+    # heavy: the study loads numpy, scipy, matplotlib and the models; imported by the command that runs it
+    from metrosight.eval.calibrate_study import CalibrateOptions, run_calibrate
+
     c = cli_context(ctx)
     settings, home = c.settings(), c.home()
     opts = CalibrateOptions(

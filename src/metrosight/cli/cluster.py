@@ -21,13 +21,12 @@ from metrosight.cli.context import CliContext, cli_context
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.names import InvalidInput, identifier
-from metrosight.pipeline.cluster import ClusterError, ClusterOptions, ClusterWorker, WorkerReport, worker_name
-from metrosight.pipeline.consumer import StoreConsumer, make_bus
 from metrosight.policy.crypto import MASTER_KEY_ENV
 from metrosight.store.db import StoreError, open_engine, safe_url
 
 if TYPE_CHECKING:
     from metrosight.bus.payloads import AlertV1
+    from metrosight.pipeline.cluster import WorkerReport
     from metrosight.pipeline.runtime import Runtime
 
 db_app = typer.Typer(help="Database administration (SQLite or PostgreSQL).", no_args_is_help=True)
@@ -110,6 +109,9 @@ def worker(
 ) -> None:
     """Run cameras of the configuration claimed through leases in Redis; publish alerts and events to Redis
     Streams (a `consume` or `serve --bus` process stores them). Start one per core on any number of machines."""
+    # heavy: the cluster worker loads the frame loop and the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.pipeline.cluster import ClusterError, ClusterOptions, ClusterWorker, worker_name
+
     c = cli_context(ctx)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:  # a worker's name owns its leases: the camera id rule, and no second live worker by that name
@@ -192,6 +194,9 @@ def consume(
 ) -> None:
     """Store what the workers publish (alerts, alert updates, behaviour events) into the database, exactly once per
     event id. Run several for availability; `serve --bus` does the same next to the API."""
+    # heavy: the consumer loads the store's sinks and the services
+    from metrosight.pipeline.consumer import StoreConsumer, make_bus
+
     c = cli_context(ctx)
     rt = runtime_for(c, config, db)
     ping(bus)

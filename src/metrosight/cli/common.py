@@ -17,7 +17,7 @@ from rich.table import Table
 
 from metrosight.console import SafeConsole, error_line
 from metrosight.core.names import InvalidInput
-from metrosight.eval.study import ConsoleTable, Meter, StudyIO, Tick
+from metrosight.eval.study_io import ConsoleTable, Meter, StudyIO, Tick
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import PolicyError
 from metrosight.recognize.normalize import CohortError

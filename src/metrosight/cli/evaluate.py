@@ -12,11 +12,7 @@ import typer
 
 from metrosight.cli.common import command_line, fail, study_io
 from metrosight.cli.context import cli_context
-from metrosight.eval.detect_study import DetectOptions, run_detect
-from metrosight.eval.identify_study import IdentifyOptions, run_identify
-from metrosight.eval.study import EvalError
-from metrosight.eval.verify_study import VerifyOptions, run_verify
-from metrosight.eval.video_study import VideoOptions, run_video
+from metrosight.eval.study_io import EvalError
 
 eval_app = typer.Typer(
     help="Measure accuracy: LFW verification, open-set 1:N identification, face detection.",
@@ -89,6 +85,10 @@ def identify_cmd(
 ) -> None:
     """Open-set 1:N identification: FNIR at FPIR 0.1/0.01/0.003, rank-1, DET curves, HTML + JSON report.
     With --video and --labels: per-track evaluation of the camera pipeline on a labelled video."""
+    # heavy: the studies load numpy, scipy, matplotlib and the models; imported by the command that runs one
+    from metrosight.eval.identify_study import IdentifyOptions, run_identify
+    from metrosight.eval.video_study import VideoOptions, run_video
+
     c = cli_context(ctx)
     if video is not None:
         if gallery is None or labels is None:
@@ -144,6 +144,9 @@ def verify_cmd(
     name: NameOpt = None,
 ) -> None:
     """LFW-protocol verification: accuracy ± std (threshold from the training folds only), TAR at FAR 1e-3/1e-4."""
+    # heavy: the study loads numpy, scipy, matplotlib and the models; imported by the command that runs it
+    from metrosight.eval.verify_study import VerifyOptions, run_verify
+
     c = cli_context(ctx)
     opts = VerifyOptions(
         images, pairs, cohort, baseline, folds, max_pairs, quality_gate, cache, out_dir, name, command_line()
@@ -177,6 +180,9 @@ def detect_cmd(
     name: NameOpt = None,
 ) -> None:
     """Face-detection recall/precision at IoU thresholds and the FDDB discrete ROC."""
+    # heavy: the study loads numpy, matplotlib and the detectors; imported by the command that runs it
+    from metrosight.eval.detect_study import DetectOptions, run_detect
+
     c = cli_context(ctx)
     opts = DetectOptions(
         fddb=fddb,

@@ -13,8 +13,6 @@ import typer
 from metrosight.cli.common import fail, governed
 from metrosight.cli.context import cli_context
 from metrosight.config.home import Home
-from metrosight.ops.backup import BackupError, create_backup, restore_backup
-from metrosight.ops.doctor import run_doctor
 from metrosight.policy.crypto import load_master_key
 from metrosight.policy.rules import require
 from metrosight.store.repo import CHECKPOINTS_ENV, Store, checkpoint_path
@@ -38,6 +36,9 @@ def doctor(
     """Check the host and the installation: Python and packages, FFmpeg decoders, models (hash, load time), the
     home (owner, mode, free space), the database (migrations) and the keys, Redis, and each configured camera (one
     frame: resolution, frame rate, transport). One line per check with what to do; exit 1 if any check fails."""
+    # heavy: the checks load the models, FFmpeg probes and the database drivers
+    from metrosight.ops.doctor import run_doctor
+
     c = cli_context(ctx)
     out = c.out
     report = run_doctor(
@@ -86,6 +87,9 @@ def backup(
     """Back up the installation (admin): a consistent snapshot of the database (SQLite online backup, or pg_dump),
     the encrypted media and the audit checkpoints in NAME.backup, and the master key in NAME.keys, sealed under a
     passphrase (at least 12 characters). Audited as backup.create."""
+    # heavy: the backup loads the database dump tools and the sealing
+    from metrosight.ops.backup import BackupError, create_backup
+
     c = cli_context(ctx)
     out = c.out
     rt = c.services(config)
@@ -128,6 +132,9 @@ def restore(
 ) -> None:
     """Restore a backup into a fresh home (--home; absent or empty) and, for PostgreSQL, an empty database. The
     audit chain is verified afterwards and the restore audited as backup.restore; exit 1 if it does not verify."""
+    # heavy: the restore loads the database dump tools and the sealing
+    from metrosight.ops.backup import BackupError, restore_backup
+
     c = cli_context(ctx)
     out, err = c.out, c.err
 

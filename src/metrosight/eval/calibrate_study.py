@@ -26,7 +26,8 @@ from metrosight.eval.calibrate import (
 from metrosight.eval.datasets import DatasetError, people_folders
 from metrosight.eval.extract import MetrosightEncoder, faces_of_photos, metrosight_encoder
 from metrosight.eval.report import Figure, Report, Table, histogram_plot
-from metrosight.eval.study import ConsoleTable, EvalError, StudyIO, Written, load_cohort, report_dir, report_stem
+from metrosight.eval.study import load_cohort, report_dir, report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO, Written
 from metrosight.ingest.source import SourceError
 from metrosight.recognize.normalize import Cohort, CohortError, CohortNorm
 from metrosight.services.calibration import cohort_path, save_nonmated

@@ -26,16 +26,8 @@ from metrosight.eval.detection import (
     summarize,
 )
 from metrosight.eval.report import Figure, Report, Table, detection_roc_plot
-from metrosight.eval.study import (
-    ConsoleTable,
-    EvalError,
-    StudyIO,
-    Written,
-    add_provenance,
-    pct,
-    report_dir,
-    report_stem,
-)
+from metrosight.eval.study import add_provenance, pct, report_dir, report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO, Written
 from metrosight.ingest.images import ImageError, load_image
 
 SET_NOTE = (

@@ -15,18 +15,8 @@ from metrosight.eval.extract import FaceRecognitionBaseline, FaceRecord, metrosi
 from metrosight.eval.identify import MethodSpec, OpenSetRun, evaluate_open_set
 from metrosight.eval.metrics import MetricError, det_curve
 from metrosight.eval.report import Figure, Report, Section, Table, det_plot, histogram_plot
-from metrosight.eval.study import (
-    ConsoleTable,
-    EvalError,
-    StudyIO,
-    Written,
-    add_provenance,
-    encode,
-    load_cohort,
-    pct,
-    report_dir,
-    report_stem,
-)
+from metrosight.eval.study import add_provenance, encode, load_cohort, pct, report_dir, report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO, Written
 from metrosight.recognize.normalize import Cohort
 
 FPIRS = (0.1, 0.01, 0.003)

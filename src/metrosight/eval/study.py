@@ -1,19 +1,17 @@
-"""What the evaluation studies (``metrosight eval …`` and ``metrosight calibrate``) share: the error they stop
-with, how they report progress and what they print, the report file's name, and the encoding and cohort steps.
+"""What the evaluation studies (``metrosight eval …`` and ``metrosight calibrate``) share: the report file's name
+and folder, the provenance section, and the encoding and cohort steps.
 
-A study is a function taking a typed options value and a :class:`StudyIO`; it writes its HTML/JSON report and
-returns what it measured. The command line only turns options into that value and the I/O into a terminal's.
+A study is a function taking a typed options value and a :class:`~metrosight.eval.study_io.StudyIO`; it writes its
+HTML/JSON report and returns what it measured. The command line only turns options into that value and the I/O
+into a terminal's.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
@@ -22,78 +20,8 @@ from metrosight.eval.calibrate import build_cohort, photo_files
 from metrosight.eval.extract import Encoder, FaceRecord, encode_all, metrosight_encoder
 from metrosight.eval.provenance import provenance
 from metrosight.eval.report import Report
+from metrosight.eval.study_io import EvalError, StudyIO
 from metrosight.recognize.normalize import Cohort, CohortError
-
-
-class EvalError(ValueError):
-    """An evaluation cannot run as asked (bad data, options that do not fit together); the message says what to
-    change, in one line."""
-
-
-class Tick(Protocol):
-    """One progress bar: advanced by a number of items, or set to a position (media seconds)."""
-
-    def advance(self, n: float = 1) -> None: ...
-
-    def to(self, completed: float) -> None: ...
-
-
-class Meter(Protocol):
-    """Starts a progress bar for one step: ``with meter("gallery", total=40) as tick: …`` (``total`` None when
-    unknown, e.g. seconds of a video)."""
-
-    def __call__(self, label: str, total: float | None = None) -> AbstractContextManager[Tick]: ...
-
-
-class _NoTick:
-    def advance(self, n: float = 1) -> None:
-        return None
-
-    def to(self, completed: float) -> None:
-        return None
-
-
-@contextmanager
-def no_progress(label: str, total: float | None = None) -> Iterator[Tick]:
-    """A :class:`Meter` that shows nothing (tests, scripts)."""
-    yield _NoTick()
-
-
-@dataclass(frozen=True)
-class ConsoleTable:
-    """A table for the terminal: ``columns`` headers, ``rows`` of cell text, an optional ``title``."""
-
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    title: str | None = None
-
-
-#: what a study prints as it goes: a line of text or a table
-Say = Callable[[str | ConsoleTable], None]
-
-
-def _silent(_item: str | ConsoleTable) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class StudyIO:
-    """How a study talks to the person running it: ``meter`` shows progress (on stderr at the CLI), ``say``
-    prints results and notes in order (stdout)."""
-
-    meter: Meter = no_progress
-    say: Say = _silent
-
-
-@dataclass(frozen=True)
-class Written:
-    """Where a study wrote its report."""
-
-    html: Path
-    json: Path
-
-    def lines(self) -> str:
-        return f"report: {self.html}\njson:   {self.json}"
 
 
 def report_stem(kind: str, name: str | None) -> str:

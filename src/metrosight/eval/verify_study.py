@@ -14,18 +14,8 @@ from metrosight.eval.extract import FaceRecognitionBaseline, metrosight_encoder
 from metrosight.eval.identify_study import compared_methods
 from metrosight.eval.metrics import MetricError
 from metrosight.eval.report import Figure, Report, Table, roc_plot
-from metrosight.eval.study import (
-    ConsoleTable,
-    EvalError,
-    StudyIO,
-    Written,
-    add_provenance,
-    encode,
-    load_cohort,
-    pct,
-    report_dir,
-    report_stem,
-)
+from metrosight.eval.study import add_provenance, encode, load_cohort, pct, report_dir, report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO, Written
 from metrosight.eval.verify import VerificationRun, evaluate_pairs
 
 REPORT_COLUMNS: Final = (

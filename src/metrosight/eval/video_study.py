@@ -15,16 +15,8 @@ from metrosight.core.types import Category
 from metrosight.eval.datasets import DatasetError, people_folders
 from metrosight.eval.extract import FaceRecord, metrosight_encoder
 from metrosight.eval.report import Report, Table
-from metrosight.eval.study import (
-    ConsoleTable,
-    EvalError,
-    StudyIO,
-    Written,
-    encode,
-    load_cohort,
-    report_dir,
-    report_stem,
-)
+from metrosight.eval.study import encode, load_cohort, report_dir, report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO, Written
 from metrosight.eval.video import Appearance, VideoResult, evaluate_video, load_labels
 from metrosight.ingest.source import SourceError
 from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse

@@ -378,7 +378,8 @@ def test_a_password_with_an_accent_is_the_same_typed_composed_or_decomposed():
 
 @pytest.mark.parametrize("stem", ["../../escaped", "/tmp/x", ".hidden", "a\x00b"])
 def test_an_eval_report_name_cannot_leave_the_report_folder(stem):
-    from metrosight.eval.study import EvalError, report_stem
+    from metrosight.eval.study import report_stem
+    from metrosight.eval.study_io import EvalError
 
     with pytest.raises(EvalError):
         report_stem("verify", stem)

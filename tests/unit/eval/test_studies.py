@@ -21,7 +21,8 @@ from metrosight.eval.calibrate_study import CalibrateOptions, operating_table, r
 from metrosight.eval.detect_study import DetectOptions, run_detect
 from metrosight.eval.extract import FaceRecord
 from metrosight.eval.identify_study import IdentifyOptions, run_identify, splits_for
-from metrosight.eval.study import ConsoleTable, EvalError, StudyIO, report_stem
+from metrosight.eval.study import report_stem
+from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO
 from metrosight.eval.verify_study import VerifyOptions, run_verify
 from metrosight.services.calibration import load_nonmated
 
