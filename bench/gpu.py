@@ -51,6 +51,7 @@ ANALYSIS_FPS = (6.0, 18.0)  # the issue's low analysis rate and bench/node.py's 
 DET_BATCHES = (1, 8, 32)
 EMB_BATCHES = (1, 8, 32, 128)
 MIN_COSINE = 0.999
+CROWD_CLIP = "facenet_pytorch_samples/examples/video.mp4"  # 1080p, 25 fps, 4.2 s (under the shared data)
 
 
 # -- export (here, with metrosight installed) -----------------------------------------------------------------------
@@ -58,7 +59,7 @@ def _crowd_frames(n: int) -> list[np.ndarray]:
     """``n`` 1080p RGB frames of the crowd clip (shared data), else the sample clip scaled to 1080p."""
     import cv2
 
-    shared = REPO.parent / "shared" / "data" / "facenet_pytorch_samples" / "examples" / "video.mp4"
+    shared = REPO.parent / "shared" / "data" / CROWD_CLIP
     src = shared if shared.is_file() else REPO / "src" / "metrosight" / "sample" / "short_hamilton_clip.mp4"
     cap = cv2.VideoCapture(str(src))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 100
@@ -86,6 +87,8 @@ def export(folder: Path) -> None:
     shutil.copy(default_model_path(), folder / "centerface.onnx")
     shutil.copy(OnnxResNetEmbedder(cache_dir=folder / "cache").onnx_path(), folder / "dlib_face_resnet.onnx")
     shutil.rmtree(folder / "cache")
+    if (clip := REPO.parent / "shared" / "data" / CROWD_CLIP).is_file():  # 2.4 MB: the real 1080p clip to decode
+        shutil.copy(clip, folder / "crowd_1080p.mp4")
     frames = _crowd_frames(24)
     det = CenterFaceDetector()
     chips = [align(f, d.box, d.landmarks) for f in frames for d in det.detect(f) if d.landmarks is not None]
@@ -99,6 +102,39 @@ def export(folder: Path) -> None:
     )
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
     print(f"exported to {folder}: {len(chips[:128])} faces, {len(jpegs)} frames; {sizes}")
+
+
+# -- loading (shared with bench/gpu_node.py) ------------------------------------------------------------------------
+def inference_options(device: str, runtime: str = "torch", max_batch: int = 32) -> Any:
+    """metrosight's ``InferenceOptions`` for ``runtime`` on ``device`` (``"cuda"`` or ``"cpu"``)."""
+    from metrosight.core.onnx_session import InferenceOptions
+
+    providers = ("cuda",) if device == "cuda" else ("cpu",)
+    return InferenceOptions(runtime=runtime, providers=providers, max_batch=max_batch)
+
+
+def load_detector(models: Path, options: Any, max_width: int = 512) -> Any:
+    """The product's ``CenterFaceDetector`` on the exported model (no landmarks: dlib is not on the GPU machine)."""
+    from metrosight.detect.centerface_onnx import CenterFaceDetector
+
+    path = models / "centerface.onnx"
+    return CenterFaceDetector(max_width=max_width, landmarks=False, model_path=path, inference=options)
+
+
+def load_embedder(models: Path, options: Any) -> Any:
+    """The product's ``UserOnnxEmbedder`` on the exported dlib face ResNet (150×150 NHWC chips)."""
+    from metrosight.recognize.embedder_user import UserOnnxEmbedder
+
+    return UserOnnxEmbedder(models / "dlib_face_resnet.onnx", input_size=150, layout="nhwc", inference=options)
+
+
+def load_faces(models: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(chips (N, 150, 150, 3) uint8 RGB, 1080p RGB frames)`` from the export's faces.npz."""
+    import cv2
+
+    data = np.load(models / "faces.npz", allow_pickle=False)
+    frames = [cv2.cvtColor(_decoded(b), cv2.COLOR_BGR2RGB) for b in data["frames"]]
+    return np.ascontiguousarray(data["chips"]), frames
 
 
 # -- timing ---------------------------------------------------------------------------------------------------------
@@ -130,17 +166,12 @@ class Bench:
     """The models on one device, and the figures measured so far."""
 
     def __init__(self, models: Path, device: str, budget_s: float) -> None:
-        import cv2
         import torch
-
-        from metrosight.core.onnx_session import InferenceOptions
 
         self.torch, self.device, self.budget = torch, torch.device(device), budget_s
         self.models = models
-        data = np.load(models / "faces.npz", allow_pickle=False)
-        self.chips = np.ascontiguousarray(data["chips"])
-        self.frames = [cv2.cvtColor(_decoded(b), cv2.COLOR_BGR2RGB) for b in data["frames"]]
-        self.options = InferenceOptions(runtime="torch", providers=("cuda",) if device == "cuda" else ("cpu",))
+        self.chips, self.frames = load_faces(models)
+        self.options = inference_options(device)
         torch.backends.cudnn.benchmark = True  # fixed shapes per batch size: let cuDNN pick its kernels once
         self.result: dict[str, Any] = {}
 
@@ -156,11 +187,10 @@ class Bench:
         from dataclasses import replace
 
         from metrosight.core.torch_session import TorchSession
-        from metrosight.detect.centerface_onnx import CenterFaceDetector, prepare_model
+        from metrosight.detect.centerface_onnx import prepare_model
 
-        raw = self.models / "centerface.onnx"
-        session = TorchSession(prepare_model(raw), device=str(self.device))
-        det = CenterFaceDetector(max_width=max_width, landmarks=False, model_path=raw, inference=self.options)
+        session = TorchSession(prepare_model(self.models / "centerface.onnx"), device=str(self.device))
+        det = load_detector(self.models, self.options, max_width)
         rows = []
         for b in batches:
             det.inference = replace(self.options, max_batch=b)  # one loaded model, batches of b frames
@@ -197,14 +227,13 @@ class Bench:
         from dataclasses import replace
 
         from metrosight.core.torch_session import TorchSession
-        from metrosight.recognize.embedder_user import UserOnnxEmbedder
 
         torch = self.torch
         torch.backends.cudnn.allow_tf32 = not strict_fp32
         torch.backends.cuda.matmul.allow_tf32 = not strict_fp32
         path = self.models / "dlib_face_resnet.onnx"
         session = TorchSession(path, device=str(self.device))
-        emb = UserOnnxEmbedder(path, input_size=150, layout="nhwc", inference=self.options)
+        emb = load_embedder(self.models, self.options)
         rows = []
         for b in batches:
             chips = np.stack(self.batch_of(self.chips, b))
