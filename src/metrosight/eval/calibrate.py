@@ -30,9 +30,15 @@ from typing import Any, Final
 
 import numpy as np
 
+from metrosight.config.load import ConfigError, load_settings
+from metrosight.eval.extract import faces_of_photos
 from metrosight.eval.metrics import rate_at, threshold_at_rate
+from metrosight.ingest.images import photos_in
+from metrosight.ingest.source import VideoSource, parse_source
+from metrosight.recognize.align import align
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
-from metrosight.recognize.normalize import Cohort, CohortError
+from metrosight.recognize.normalize import DEFAULT_TOP_K, Cohort, CohortError
+from metrosight.recognize.quality import assess
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,6 @@ def photo_files(folder: Path) -> list[Path]:
     """Every photo under ``folder`` (recursively, following symlinked folders; see
     :func:`metrosight.ingest.images.photos_in`), sorted."""
     import os
-
-    from metrosight.ingest.images import photos_in
 
     found: list[Path] = []
     for d, _, _ in os.walk(folder, followlinks=True):
@@ -79,8 +83,6 @@ def build_cohort(
     Raises:
         CohortError: fewer than 20 usable faces.
     """
-    from metrosight.eval.extract import faces_of_photos
-    from metrosight.recognize.normalize import DEFAULT_TOP_K
 
     d, f, _ = faces_of_photos(photos, encoder, on_progress)
     if len(d) < 20:
@@ -99,9 +101,6 @@ def faces_of_video(
     Returns:
         ``(descriptors, flipped)`` as :func:`metrosight.eval.extract.faces_of_photos` gives them.
     """
-    from metrosight.ingest.source import VideoSource, parse_source
-    from metrosight.recognize.align import align
-    from metrosight.recognize.quality import assess
 
     src = VideoSource(parse_source(str(path)), "calibration", 1.0 / every_seconds, 10.0)
     descs, flips = [], []
@@ -268,8 +267,6 @@ def set_recognition_keys(path: Path, values: dict[str, object]) -> str:
         CalibrationError: the file cannot be read, or the result is not a valid configuration.
     """
     import yaml
-
-    from metrosight.config.load import ConfigError, load_settings
 
     path = Path(path)
     try:

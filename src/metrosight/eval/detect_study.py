@@ -15,6 +15,8 @@ import numpy as np
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.detect.base import DetectorError, FaceDetector
+from metrosight.detect.factory import make_detector
+from metrosight.detect.registry import face_detector_for
 from metrosight.eval.detection import (
     GroundTruthError,
     GroundTruthImage,
@@ -71,8 +73,6 @@ def configured_detectors(settings: Settings) -> DetectorMaker:
 
     def make(kind: str) -> FaceDetector:
         # heavy: the factory and the registry load the model backends (OpenCV, dlib, onnxruntime)
-        from metrosight.detect.factory import make_detector
-        from metrosight.detect.registry import face_detector_for
 
         try:
             if kind == "configured":

@@ -31,10 +31,12 @@ import numpy as np
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection
+from metrosight.detect.registry import face_detector_for
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
 from metrosight.recognize.quality import assess
+from metrosight.recognize.registry import embedder_for
 
 log = logging.getLogger(__name__)
 
@@ -395,8 +397,6 @@ def metrosight_encoder(
     photos (``photos.*``), or with ``video`` those of camera frames (``detection.min_face_px``,
     ``recognition.min_blur_var``, the default yaw limit)."""
     # heavy: the backend registries load the model backends (OpenCV, dlib, onnxruntime)
-    from metrosight.detect.registry import face_detector_for
-    from metrosight.recognize.registry import embedder_for
 
     if video:
         limits = (settings.detection.min_face_px, settings.recognition.min_blur_var, 0.45)

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from metrosight.detect.base import DetectorError
+from metrosight.detect.factory import make_detector
 from metrosight.eval import speed
+from metrosight.recognize.factory import make_embedder
 
 QUICK_PAIRS = 50  # LFW pairs of each kind in --quick mode
 
@@ -27,9 +30,6 @@ def measure_models(
         BenchDataError: a data file is missing.
     """
     # heavy: the detector and embedder factories load every model backend (OpenCV, dlib, onnxruntime)
-    from metrosight.detect.base import DetectorError
-    from metrosight.detect.factory import make_detector
-    from metrosight.recognize.factory import make_embedder
 
     say = say or (lambda _msg: None)
     sets = [speed.dlib_faces_set(data)]

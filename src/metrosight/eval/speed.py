@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metrosight.core.types import Category
+from metrosight.eval.datasets import load_pairs
 from metrosight.eval.detection import (
     GroundTruthImage,
     evaluate,
@@ -34,6 +36,9 @@ from metrosight.eval.detection import (
     roc_points,
     summarize,
 )
+from metrosight.ingest.images import ImageError, load_image, photo_or_error
+from metrosight.policy.rules import Authorisation
+from metrosight.store.repo import Conflict
 
 if TYPE_CHECKING:
     from metrosight.detect.base import FaceDetector
@@ -126,7 +131,6 @@ def machine_state() -> dict[str, Any]:
 def read_rgb(path: Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB image (the one photo loader, :mod:`metrosight.ingest.images`). Raises
     BenchDataError when it cannot be read."""
-    from metrosight.ingest.images import ImageError, load_image
 
     try:
         return load_image(path)[0]
@@ -341,7 +345,6 @@ class LfwPairs:
 def lfw_fold1(data: Path, max_pairs: int | None = None) -> LfwPairs:
     """LFW fold 1 (``lfw/pairs.txt``, first fold; ``max_pairs`` takes that many from each of the matched and
     mismatched halves)."""
-    from metrosight.eval.datasets import load_pairs
 
     lfw = need(data / "lfw")
     pairs = [p for p in load_pairs(need(lfw / "pairs.txt"), need(lfw / "lfw-deepfunneled")) if p.fold == 0]
@@ -447,10 +450,6 @@ def bench_watchlist(
     """
     from datetime import UTC, datetime, timedelta
 
-    from metrosight.core.types import Category
-    from metrosight.policy.rules import Authorisation
-    from metrosight.store.repo import Conflict
-
     store = svc.store
     if store.users.count() == 0:
         store.users.add(BENCH_RECORDER, ["admin", "approver"], None)
@@ -459,7 +458,6 @@ def bench_watchlist(
     with contextlib.suppress(Conflict):
         store.watchlists.create(name, Category.WANTED, recorder)
     auth = Authorisation("benchmark", "metrosight bench", reference, datetime.now(UTC) + timedelta(days=7))
-    from metrosight.ingest.images import photo_or_error
 
     limits = svc.installation.photo_limits  # photos decoded here, at the edge, one at a time
     results = svc.enrolment.enroll(name, ((n, photo_or_error(p, limits)) for n, p in items), recorder, auth)

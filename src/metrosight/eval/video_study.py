@@ -12,6 +12,7 @@ import numpy as np
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Category
+from metrosight.detect.registry import face_detector_for
 from metrosight.eval.datasets import DatasetError, people_folders
 from metrosight.eval.extract import FaceRecord, metrosight_encoder
 from metrosight.eval.report import Report, Table
@@ -21,6 +22,7 @@ from metrosight.eval.video import Appearance, VideoResult, evaluate_video, load_
 from metrosight.ingest.source import SourceError
 from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse
 from metrosight.recognize.normalize import Cohort, CohortError
+from metrosight.recognize.registry import embedder_for
 from metrosight.services.calibration import cohort_path
 
 NOTE = (
@@ -114,8 +116,6 @@ def _evaluate(
     io: StudyIO, opts: VideoOptions, settings: Settings, home: Home, matcher: Matcher, appearances: list[Appearance]
 ) -> VideoResult:
     # heavy: the backend registries load the model backends (OpenCV, dlib, onnxruntime)
-    from metrosight.detect.registry import face_detector_for
-    from metrosight.recognize.registry import embedder_for
 
     embedder = embedder_for(settings, home.cache / "models")
     with io.meter(f"{opts.video.name} (media s)") as tick:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from metrosight.api.deps import AccountsDep, Admin, AnyUser, Auditor, RowId, SignedIn, StoreDep, services
+from metrosight.api.routes.auth import client_ip, limited
 from metrosight.api.schemas import (
     AuditEntryPublic,
     CameraPublic,
@@ -22,6 +23,8 @@ from metrosight.api.schemas import (
     VerifyPublic,
 )
 from metrosight.core.names import human_name, identifier, same_name
+from metrosight.policy.rules import Forbidden
+from metrosight.recognize.normalize import CohortError
 
 router = APIRouter()
 
@@ -32,7 +35,6 @@ async def operating_point(_actor: AnyUser, request: Request) -> OperatingPointPu
     """The match threshold in force: the target FPIR per search, the active persons it is computed for, how it was
     estimated (impostor pairs, method, resolution), each list's target and threshold, the watchlist searches a day
     (face tracks: finished runs of the last 7 days, or the live cameras) and the expected false candidates a day."""
-    from metrosight.recognize.normalize import CohortError
 
     try:
         op = await run_in_threadpool(services(request).operating_status)
@@ -181,8 +183,6 @@ def set_password(name: str, body: PasswordUpdate, actor: SignedIn, accounts: Acc
     """Set a password: your own (with `current_password`), or reset anyone's as an admin. Ends that user's
     sessions and revokes their API tokens. After a reset the account holds no role until its user sets their own
     password. Wrong current passwords count towards the sign-in rate limit. Audited."""
-    from metrosight.api.routes.auth import client_ip, limited
-    from metrosight.policy.rules import Forbidden
 
     svc = services(request)
     own, ip = actor.name == name, client_ip(request)

@@ -18,8 +18,8 @@ from fastapi.templating import Jinja2Templates
 
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, _principal, services
 from metrosight.api.routes.alerts import alerts_public
-from metrosight.api.routes.auth import sign_in_async, sign_out
-from metrosight.policy.rules import Actor
+from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
+from metrosight.policy.rules import Actor, Forbidden, PolicyError
 
 router = APIRouter(include_in_schema=False)
 
@@ -142,8 +142,6 @@ def account_form(
     again: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    from metrosight.api.routes.auth import client_ip, limited
-    from metrosight.policy.rules import Forbidden, PolicyError
 
     actor = _account_user(request)
     if not csrf or csrf != request.session.get("csrf"):
