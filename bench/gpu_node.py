@@ -328,6 +328,9 @@ def node_figures(res: list[dict[str, Any]], workers: int, cameras: int, paced: b
 def capacity(node: Node, decode: str, args: argparse.Namespace, deadline: float, log: list[dict[str, Any]]) -> int:
     """Largest cameras per worker that held paced: estimate unpaced at ``args.probe`` cameras, then confirm paced
     at 0.85× the estimate, going up (1.0×, 1.2×) while it holds or down (0.6×, 0.4×) until it does."""
+    if time.perf_counter() + args.calib + 2 * args.seconds > deadline:
+        print(f"(time budget spent: decode {decode} not tried)")
+        return 0
     est = node.run(args.probe, decode, args.calib, paced=False)
     log.append(est)
     print_row(est)
@@ -403,7 +406,7 @@ def sweep(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     best: dict[str, dict[str, Any]] = {}
     print(HEADER, flush=True)
     for n in args.workers:
-        if time.perf_counter() + 60 > deadline:
+        if log and time.perf_counter() + 60 > deadline:  # the first worker count always runs
             print(f"(time budget spent: {n} workers not tried)")
             break
         node = Node(cfg, n)
