@@ -66,7 +66,13 @@ class NotSignedIn(HTTPException):
         super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _principal(request: Request, bearer: HTTPAuthorizationCredentials | None) -> Principal:
+def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) -> Principal:
+    """Who calls: the API token's user when ``bearer`` holds one, else the signed-in session's user.
+
+    Raises:
+        NotSignedIn: an invalid, revoked or expired token, or no valid session.
+        HTTPException: 403 for a change made with the session cookie without its X-CSRF-Token header.
+    """
     svc = services(request)
     if bearer is not None:
         actor = svc.accounts.token_actor(bearer.credentials)
@@ -98,7 +104,7 @@ def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
         HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
     )
     try:
-        return _principal(request, bearer).actor.has(*roles)
+        return principal_of(request, bearer).actor.has(*roles)
     except HTTPException:
         return False
 
@@ -109,7 +115,7 @@ def current_principal(
     _cookie: Annotated[str | None, Depends(cookie_scheme)],
 ) -> Principal:
     """The caller; 401 when neither a valid token nor a valid session is given."""
-    return _principal(request, bearer)
+    return principal_of(request, bearer)
 
 
 def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Actor:

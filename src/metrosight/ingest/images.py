@@ -23,9 +23,12 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import numpy as np
+
+if TYPE_CHECKING:  # Pillow itself is loaded at first use (ingest.pillow.pil)
+    from PIL.Image import Image as PILImage
 
 from metrosight.config.model import PhotosConfig
 from metrosight.ingest.formats import format_word, sniff, what_else
@@ -246,7 +249,7 @@ def _bytes_message(n: int, limit: int) -> str:
     return f"file is {n / 1e6:.0f} MB, larger than the {limit / 1e6:g} MB limit (photos.max_file_mb)"
 
 
-def _decode_opened(im, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:
+def _decode_opened(im: PILImage, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:
     from PIL import Image
 
     w, h = im.size
@@ -325,7 +328,7 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
-def _read_at_most(fh, n: int) -> bytes:
+def _read_at_most(fh: BinaryIO, n: int) -> bytes:
     """Up to ``n`` bytes of an open file (fewer at its end)."""
     chunks, left = [], n
     while left > 0:

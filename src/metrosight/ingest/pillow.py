@@ -7,21 +7,25 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
-from typing import Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
+
+if TYPE_CHECKING:  # Pillow itself is loaded at first use (pil())
+    from PIL import Image
 
 _PIL_LOCK: Final = threading.Lock()
 
 
-def pil():
+def pil() -> ModuleType:
     """Pillow with the HEIF opener registered (once, at first use: nothing happens at import time)."""
     with _PIL_LOCK:
         return _pil_registered()
 
 
 @functools.cache
-def _pil_registered():
+def _pil_registered() -> ModuleType:
     from PIL import Image
 
     try:
@@ -76,7 +80,7 @@ def heif_available() -> bool:
     return True
 
 
-def exif_orientation(im) -> int:
+def exif_orientation(im: Image.Image) -> int:
     """The EXIF orientation of an opened photo (1 when absent or unreadable; HEIF: pillow-heif applies it)."""
     try:
         return int(im.getexif().get(0x0112, 1))
@@ -84,7 +88,7 @@ def exif_orientation(im) -> int:
         return 1
 
 
-def reduced(im, max_side: int):
+def reduced(im: Image.Image, max_side: int) -> Image.Image:
     """A loaded image whose longer side exceeds ``max_side`` reduced by the smallest integer factor that brings it
     within (box averaging, in Pillow's own mode; palette and 1-bit images are expanded first, 16-bit grey is
     averaged as 16-bit), so conversions and copies run on the small image."""
@@ -105,7 +109,7 @@ def reduced(im, max_side: int):
     return im.reduce(k)
 
 
-def to_rgb(im):
+def to_rgb(im: Image.Image) -> Image.Image:
     """``im`` as an 8-bit RGB image: 16-bit grey scaled (not clipped), transparency flattened onto white."""
     from PIL import Image
 

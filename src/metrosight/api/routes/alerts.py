@@ -32,8 +32,10 @@ from metrosight.api.schemas import (
     ReviewResult,
     SightingPublic,
 )
+from metrosight.api.state import AppState
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
+from metrosight.store.repo import Store
 
 router = APIRouter(tags=["alerts"])
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ def alert_public(
     )
 
 
-def alerts_public(store, rows: list[AlertRecord]) -> list[AlertPublic]:
+def alerts_public(store: Store, rows: list[AlertRecord]) -> list[AlertPublic]:
     refs = store.feed.entry_references([a.subject_id for a in rows if a.subject_id is not None])
     cams = store.feed.alert_cameras([a.id for a in rows])
     return [alert_public(a, refs, cams.get(a.id)) for a in rows]
@@ -126,7 +128,7 @@ RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent i
 
 
 async def _feed(
-    request: Request, svc, user: str, last_alert: int, last_review: int, last_sighting: int = 0
+    request: Request, svc: AppState, user: str, last_alert: int, last_review: int, last_sighting: int = 0
 ) -> AsyncIterator[ServerSentEvent]:
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.

@@ -22,6 +22,7 @@ from metrosight.api.deps import (
     services,
 )
 from metrosight.api.schemas import LoginCreate, MePublic, TokenCreate, TokenCreated, TokenPublic
+from metrosight.api.state import AppState
 from metrosight.policy.rules import Actor
 
 router = APIRouter(tags=["auth"])
@@ -34,7 +35,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def limited(svc, name: str, ip: str) -> None:
+def limited(svc: AppState, name: str, ip: str) -> None:
     """Raises 429 (with Retry-After) when ``name`` from ``ip`` is over the sign-in rate limit; counts the refusal
     for the audit (one row per address and window, see :class:`~metrosight.api.security.SignInAudit`)."""
     wait = svc.limiter.retry_after(name, ip)

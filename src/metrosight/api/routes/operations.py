@@ -25,6 +25,7 @@ from metrosight.api.schemas import (
 from metrosight.core.names import human_name, identifier, same_name
 from metrosight.policy.rules import Forbidden
 from metrosight.recognize.normalize import CohortError
+from metrosight.store.models import EventRecord
 
 router = APIRouter()
 
@@ -72,7 +73,7 @@ def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: St
 
 
 # -- behaviour events ---------------------------------------------------------------------------------------------
-def _event_public(e) -> EventPublic:
+def _event_public(e: EventRecord) -> EventPublic:
     return EventPublic(
         id=e.id,
         event_id=e.event_id,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, _principal, services
+from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
@@ -56,7 +56,7 @@ class PageAuth(Exception):
 
 def page_user(request: Request, roles: tuple[str, ...]) -> Actor:
     try:
-        actor = _principal(request, None).actor
+        actor = principal_of(request, None).actor
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
     if actor.must_set_password or not actor.has(*roles):
@@ -123,7 +123,7 @@ async def login_form(
 
 def _account_user(request: Request) -> Actor:
     try:
-        return _principal(request, None).actor
+        return principal_of(request, None).actor
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
 

@@ -28,6 +28,7 @@ from metrosight.ingest.images import ImageError, Photo, PhotoLimits, PhotoTooLar
 from metrosight.policy.rules import Actor, Authorisation, PolicyError
 from metrosight.services.enrolment import EnrolResult
 from metrosight.services.suite import Services
+from metrosight.store.repo import Store
 
 router = APIRouter(tags=["watchlists"])
 
@@ -70,7 +71,7 @@ def _safe_name(filename: str | None, i: int) -> str:
 
 
 def _authorisation(
-    svc,
+    svc: Services,
     legal_basis: str | None,
     authority: str | None,
     reference: str | None,
@@ -325,7 +326,7 @@ def identify(
             )
     too_large = False
 
-    def decoded():
+    def decoded() -> Iterator[Photo | ImageError]:
         nonlocal too_large
         for i, p in enumerate(photos):  # one decoded photo held at a time, never written to disk
             name = _safe_name(p.filename, i)
@@ -341,5 +342,5 @@ def identify(
     return JSONResponse(body, status_code=200 if ok else 413 if too_large else 422)
 
 
-def _entry(store, watchlist: str, name: str) -> EntryPublic:
+def _entry(store: Store, watchlist: str, name: str) -> EntryPublic:
     return next(EntryPublic.model_validate(e) for e in store.entries.all(watchlist) if same_name(e.name, name))
