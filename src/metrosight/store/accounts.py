@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from metrosight.core.names import free_text
 from metrosight.policy.passwords import check_password, hash_password, new_password_hash
@@ -182,7 +183,7 @@ class Accounts:
             return revoked
 
     @staticmethod
-    def _revoke_all(s, user: str, by: str, now: datetime) -> int:
+    def _revoke_all(s: Session, user: str, by: str, now: datetime) -> int:
         rows = list(s.scalars(select(ApiToken).where(ApiToken.user == user, ApiToken.revoked_at.is_(None))))
         for t in rows:
             t.revoked_at, t.revoked_by = now, by
@@ -216,7 +217,7 @@ class Accounts:
             return _user_info(u)
 
     @staticmethod
-    def _user(s, name: str) -> User:
+    def _user(s: Session, name: str) -> User:
         u = find_named(s, User, name)
         if u is None:
             raise NotFound(f"unknown user {name!r}")

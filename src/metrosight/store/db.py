@@ -12,11 +12,14 @@ PostgreSQL's MVCC).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +37,7 @@ WRITE = "metrosight_write"  # execution option of write transactions (BEGIN IMME
 PG_WRITE_LOCK = 0x6D73_7772_6974_65  # PostgreSQL advisory lock id of write transactions ("mswrite")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -46,13 +49,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None
 
 
-def _pg_begin(conn) -> None:
+def _pg_begin(conn: Connection) -> None:
     """Write transactions queue on one advisory lock first (released at commit or rollback)."""
     if conn.get_execution_options().get(WRITE):
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
 
-def _sqlite_begin(conn) -> None:
+def _sqlite_begin(conn: Connection) -> None:
     """``BEGIN IMMEDIATE`` for write transactions (the write lock first), ``BEGIN`` (a read snapshot) otherwise."""
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
@@ -109,7 +112,9 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     return engine
 
 
-def _refuse_nul(conn, cursor, statement, parameters, context, executemany) -> None:
+def _refuse_nul(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
     """No text with a NUL character is written or looked up: PostgreSQL cannot hold one (a server error that
     became a 500 or a traceback) while SQLite would store it. Raises InvalidInput (422 in the API, one line in the
     CLI); names, ids and free text are refused earlier by their rules (:mod:`metrosight.core.names`)."""
@@ -151,10 +156,10 @@ class Sessions:
     def __call__(self) -> Session:
         return self.read()
 
-    def begin(self):  # a context manager yielding the Session
+    def begin(self) -> AbstractContextManager[Session]:  # a context manager yielding the Session
         return self.write.begin()
 
-    def listen(self, name: str, fn) -> None:
+    def listen(self, name: str, fn: Callable[..., Any]) -> None:
         """Register a session event (e.g. ``after_commit``) on reads and writes alike."""
         event.listen(self.read, name, fn)
         event.listen(self.write, name, fn)
