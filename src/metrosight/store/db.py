@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from metrosight.core.credentials import is_secret_param
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -134,13 +136,25 @@ def _sqlite_file(url: str) -> bool:
 
 
 def safe_url(url: str) -> str:
-    """``url`` with any password hidden."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as given, minus nothing to hide
+    """``url`` (a database or Redis URL) as it may be shown or logged: the password of its user info hidden (all of
+    it after the user name, even where the URL cannot be parsed, e.g. a bad port) and the values of its secret query
+    parameters (``?password=…``, ``sslpassword``, ``token`` …: :func:`~metrosight.core.credentials.is_secret_param`)
+    shown as ``***``. Never raises."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
+    base, qmark, query = rest.partition("?")
+    at = base.rfind("@")
+    if at > 0 and not base.startswith("/"):
+        user, colon, _ = base[:at].partition(":")
+        base = (f"{user}:***" if colon else user) + base[at:]
+    if qmark:
+        params = []
+        for param in query.split("&"):
+            name, eq, value = param.partition("=")
+            params.append(f"{name}=***" if eq and value and is_secret_param(name) else param)
+        query = "&".join(params)
+    return f"{scheme}{sep}{base}{qmark}{query}"
 
 
 class Sessions:

@@ -1,0 +1,59 @@
+"""Red-team tests of the operations commands (doctor, backup): hostile inputs a user, an insider or a client makes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metrosight.config.model import Settings
+from metrosight.ops.doctor import check_bus, check_database
+from metrosight.store.db import safe_url
+
+SECRET = "s3cr3tPW"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://user:{SECRET}@host:notaport/db",  # cannot be parsed: a bad port
+        f"postgresql://user@host/db?password={SECRET}",  # libpq's password in the query string
+        f"postgresql://user@host/db?sslmode=require&sslpassword={SECRET}",
+        f"redis://:{SECRET}@127.0.0.1:xx/0",
+        f"redis://127.0.0.1:6379/0?password={SECRET}",
+        f"postgresql://us:{SECRET}@[::1/db",
+        f"postgresql://user:p@ss{SECRET}@host/db",  # an unencoded @ in the password
+    ],
+)
+def test_safe_url_never_shows_a_password(url: str) -> None:
+    shown = safe_url(url)
+    assert SECRET not in shown
+    assert shown.split("://")[0] == url.split("://")[0]
+
+
+def test_safe_url_keeps_what_is_not_secret() -> None:
+    assert safe_url("postgresql+psycopg://u:pw@db.local:5432/ms?sslmode=require") == (
+        "postgresql+psycopg://u:***@db.local:5432/ms?sslmode=require"
+    )
+    assert safe_url("sqlite:////var/lib/a@b/metrosight.db") == "sqlite:////var/lib/a@b/metrosight.db"
+
+
+@pytest.mark.parametrize(
+    "url", [f"redis://:{SECRET}@127.0.0.1:xx/0", f"redis://127.0.0.1:1/0?password={SECRET}", "redis://[::1"]
+)
+def test_doctor_redis_check_hides_the_password_of_a_bad_url(url: str) -> None:
+    check = check_bus(url)
+    assert check.status.value == "fail"
+    assert SECRET not in json.dumps(check.as_dict()) and SECRET not in check.line()
+
+
+@pytest.mark.parametrize(
+    "url", [f"postgresql://user:{SECRET}@host:notaport/db", f"postgresql://user@127.0.0.1:1/db?password={SECRET}"]
+)
+def test_doctor_database_check_hides_the_password_of_a_bad_url(url: str, tmp_path: Path) -> None:
+    settings = Settings.model_validate({"storage": {"database_url": url}})
+    checks = list(check_database(settings, tmp_path))
+    assert checks[0].status.value == "fail"
+    for check in checks:
+        assert SECRET not in json.dumps(check.as_dict()) and SECRET not in check.line()
