@@ -118,3 +118,35 @@ def test_node_refuses_a_bad_camera_list_with_one_line(tmp_path, yaml_text, msg):
     cfg.write_text(yaml_text)
     res = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "node", "--config", str(cfg)])
     assert res.exit_code == 2 and msg in res.stderr
+
+
+def test_the_supervisor_closes_a_run_from_a_worker_s_typed_messages(tmp_path):
+    """What a worker sends (typed messages) reaches the bus and the runs table: its camera states are published,
+    its counters kept, and ``CameraFinished`` closes the run row (opened with the source without its password)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from metrosight.bus.topics import CAMERA_STATE
+    from metrosight.config.home import Home
+    from metrosight.pipeline.messages import CameraFinished, StateChanged, StatsReported
+    from metrosight.pipeline.runs import RunCounts
+    from metrosight.pipeline.supervisor import Supervisor
+    from metrosight.services.suite import Services
+    from metrosight.store.models import Run
+
+    settings = Settings.model_validate({"cameras": [{"id": "c0", "source": "rtsp://op:s3cret@127.0.0.1:9/x"}]})
+    services = Services.open(Home(tmp_path / "home"), settings)
+    sup = Supervisor(services)
+    states: list[CameraStateV1] = []
+    sup.bus.subscribe(CAMERA_STATE, states.append)
+    w = sup.workers[0]
+    w.runs = {"c0": sup.rows.open("c0", sup.specs["c0"])}
+    sup._handle(w, StateChanged(CameraStateV1(camera_id="c0", state="live", wall_time=time.time(), worker=0)))
+    sup._handle(w, StatsReported(stats("c0", 0, 12, 0, 1.0)))
+    sup._handle(w, CameraFinished("c0", "broken", "the stream ended", RunCounts(12, 24, 1, 0)))
+    sup._handle(w, CameraFinished("c0", "finished", None, RunCounts()))  # a second report changes nothing
+    with Session(services.store.engine) as s:
+        [run] = list(s.scalars(select(Run)))
+    assert [p.state for p in states] == ["live"] and w.last_stats["c0"].frames_analysed == 12
+    assert (run.status, run.error, run.frames, run.faces, run.tracks) == ("broken", "the stream ended", 12, 24, 1)
+    assert "s3cret" not in run.source and run.source.startswith("rtsp://")
