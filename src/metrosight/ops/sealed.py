@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import struct
+import unicodedata
 from typing import IO, Any
 
 from cryptography.exceptions import InvalidTag
@@ -56,17 +57,31 @@ def fingerprint(master_key: bytes) -> str:
 
 
 def _passphrase_key(passphrase: str, salt: bytes) -> bytes:
-    return Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase.encode("utf-8"))
+    """scrypt of the passphrase in Unicode NFC: the same passphrase typed on a keyboard or input method that
+    composes accents differently (``é`` as one character or as ``e`` and a combining accent) opens the file."""
+    return Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(
+        unicodedata.normalize("NFC", passphrase).encode()
+    )
+
+
+def _weak(passphrase: str) -> bool:
+    """Shorter than :data:`MIN_PASSPHRASE` characters not counting blanks at its ends, or of under 4 distinct
+    characters (``aaaaaaaaaaaa``, twelve spaces)."""
+    return len(passphrase.strip()) < MIN_PASSPHRASE or len(set(passphrase)) < 4
 
 
 def seal_keys(secrets: dict[str, str], passphrase: str, backup_id: str, master_key: bytes) -> bytes:
     """The keys file's bytes: ``secrets`` (``master_key`` and optional others, text) under ``passphrase``.
 
     Raises:
-        SealError: a passphrase shorter than :data:`MIN_PASSPHRASE` characters.
+        SealError: a weak passphrase: under :data:`MIN_PASSPHRASE` characters (blanks at its ends not counted), or
+            fewer than 4 distinct characters.
     """
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise SealError(f"the backup passphrase must have at least {MIN_PASSPHRASE} characters")
+    if _weak(passphrase):
+        raise SealError(
+            f"the backup passphrase must have at least {MIN_PASSPHRASE} characters (not counting blanks at its ends) "
+            "and not be one or a few characters repeated: choose a longer one"
+        )
     salt, nonce = os.urandom(16), os.urandom(12)
     fp = fingerprint(master_key)
     aad = f"{KEYS_FORMAT}/{backup_id}/{fp}".encode()
@@ -99,15 +114,31 @@ def open_keys(raw: bytes, passphrase: str) -> tuple[dict[str, str], str]:
         n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SealError("not a metrosight backup keys file") from None
-    if kdf.get("name") != "scrypt" or not (2 <= n <= 1 << 20 and 1 <= r <= 32 and 1 <= p <= 16):
+    # n a power of two (scrypt's rule), and at most 1 GiB of memory (128·n·r bytes) for an altered file to ask
+    if kdf.get("name") != "scrypt" or not (
+        2 <= n <= 1 << 20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16 and 128 * n * r <= 1 << 30
+    ):
         raise SealError("the keys file names key-derivation settings this version does not accept")
-    key = Scrypt(salt=_unb64(kdf["salt"], "keys file"), length=32, n=n, r=r, p=p).derive(passphrase.encode())
+    salt, nonce = _unb64(kdf["salt"], "keys file"), _unb64(doc["nonce"], "keys file")
+    ciphertext = _unb64(doc["ciphertext"], "keys file")
+    if not 8 <= len(nonce) <= 128:
+        raise SealError("the keys file is damaged (a bad nonce)")
+    plain = None
+    for phrase in dict.fromkeys((unicodedata.normalize("NFC", passphrase), passphrase)):  # NFC; as typed (older)
+        try:
+            key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(phrase.encode())
+            plain = AESGCM(key).decrypt(nonce, ciphertext, aad)
+            break
+        except InvalidTag:
+            continue
+    if plain is None:
+        raise SealError("wrong passphrase for the keys file (or the file was altered)")
     try:
-        plain = AESGCM(key).decrypt(_unb64(doc["nonce"], "keys file"), _unb64(doc["ciphertext"], "keys file"), aad)
-    except InvalidTag:
-        raise SealError("wrong passphrase for the keys file (or the file was altered)") from None
-    secrets = json.loads(plain)
-    if fingerprint(secrets["master_key"].encode()) != fp:
+        secrets = json.loads(plain)
+        master = secrets["master_key"].encode()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SealError("the keys file is damaged (its sealed content is not a key)") from None
+    if fingerprint(master) != fp:
         raise SealError("the keys file is inconsistent (its key does not match its fingerprint)")
     return secrets, fp
 

@@ -57,3 +57,59 @@ def test_doctor_database_check_hides_the_password_of_a_bad_url(url: str, tmp_pat
     assert checks[0].status.value == "fail"
     for check in checks:
         assert SECRET not in json.dumps(check.as_dict()) and SECRET not in check.line()
+
+
+# --- the keys file: a hostile or damaged file, unicode and weak passphrases -------------------------------------
+
+PHRASE = "correct horse battery staple"
+
+
+def _keys(phrase: str = PHRASE) -> tuple[bytes, bytes]:
+    from cryptography.fernet import Fernet
+
+    from metrosight.ops.sealed import seal_keys
+
+    mk = Fernet.generate_key()
+    return mk, seal_keys({"master_key": mk.decode()}, phrase, "20261130T000000Z-abcd", mk)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"kdf.n": 3},  # not a power of two: scrypt refuses it with a ValueError
+        {"kdf.n": 1 << 20, "kdf.r": 32},  # 4 GiB of memory asked by an altered file
+        {"nonce": "AAAA"},  # a 3-byte nonce: AES-GCM refuses it with a ValueError
+    ],
+)
+def test_an_altered_keys_file_is_one_clear_error(edit: dict[str, object]) -> None:
+    from metrosight.ops.sealed import SealError, open_keys
+
+    _, raw = _keys()
+    doc = json.loads(raw)
+    for path, value in edit.items():
+        *parents, leaf = path.split(".")
+        target = doc
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    with pytest.raises(SealError):
+        open_keys(json.dumps(doc).encode(), PHRASE)
+
+
+def test_a_unicode_passphrase_opens_however_its_accents_were_typed() -> None:
+    import unicodedata
+
+    from metrosight.ops.sealed import open_keys
+
+    phrase = "pässwörd über Ærøskøbing"
+    mk, raw = _keys(unicodedata.normalize("NFD", phrase))
+    secrets, _ = open_keys(raw, unicodedata.normalize("NFC", phrase))
+    assert secrets["master_key"].encode() == mk
+
+
+@pytest.mark.parametrize("phrase", ["", " " * 12, "a" * 40, "abababababababab", "   short pw   "])
+def test_a_weak_passphrase_is_refused(phrase: str) -> None:
+    from metrosight.ops.sealed import SealError
+
+    with pytest.raises(SealError, match="at least 12 characters"):
+        _keys(phrase)
