@@ -3,6 +3,7 @@ command-line parsing helpers tested without the CLI."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -88,3 +89,21 @@ def test_person_folders_name_each_person_and_say_what_was_skipped(tmp_path: Path
     people, skipped = person_folders(tmp_path)
     assert people == [("Ada Lovelace", tmp_path / "Ada_Lovelace", [tmp_path / "Ada_Lovelace" / "1.jpg"])]
     assert [p.name for p, _why in skipped] == ["nested", "loose.jpg"]
+
+
+def test_plan_prints_its_inputs_figures_and_plan_as_one_json_object(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["--home", str(tmp_path / "h"), "plan", "--cameras", "100", "--faces-per-second", "3", "--json"]
+    )
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["input"]["cameras"] == 100 and doc["input"]["faces_per_s"] == 3.0
+    assert doc["plan"]["nodes"] >= 1 and set(doc) >= {"figures", "consumers", "consumer_msgs_per_s_measured"}
+
+
+def test_plan_refuses_an_unreadable_bus_benchmark_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bus.json"
+    bad.write_text("{not json")
+    res = CliRunner().invoke(app, ["--home", str(tmp_path / "h"), "plan", "--bus-benchmark", str(bad)])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: cannot use the bus benchmark {bad}") and res.stderr.count("\n") == 1

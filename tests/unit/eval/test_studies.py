@@ -24,6 +24,8 @@ from metrosight.eval.identify_study import IdentifyOptions, run_identify, splits
 from metrosight.eval.study import report_stem
 from metrosight.eval.study_io import ConsoleTable, EvalError, StudyIO
 from metrosight.eval.verify_study import VerifyOptions, run_verify
+from metrosight.eval.video import Appearance, VideoResult
+from metrosight.eval.video_study import gallery_entries, summary_table
 from metrosight.services.calibration import load_nonmated
 
 
@@ -279,3 +281,31 @@ def test_calibrate_needs_templates(tmp_path: Path, home: Home, fake_encoder: Non
     _photo(traffic / "a.png", 1)
     with pytest.raises(EvalError, match="no templates to calibrate against"):
         run_calibrate(CalibrateOptions(non_mated=(traffic,)), Settings(), home, FakeInstallation([]), StudyIO())
+
+
+def test_the_video_gallery_fuses_each_persons_usable_photos(tmp_path: Path) -> None:
+    a1, a2, b1 = (tmp_path / n for n in ("a1.png", "a2.png", "b1.png"))
+    va, vb = _person_vector("ada"), _person_vector("bob")
+    records = [
+        FaceRecord(a1, "ada_lovelace", va, va.copy(), 1.0),
+        FaceRecord(a2, "ada_lovelace", None, problem="no usable face"),
+        FaceRecord(b1, "bob", vb, vb.copy(), 1.0),
+    ]
+    people = {"ada_lovelace": [a1, a2], "bob": [b1], "carol": [tmp_path / "c1.png"]}
+    entries = gallery_entries(people, records, flip=True)
+    assert [(e.subject_id, e.subject_name) for e in entries] == [(1, "ada lovelace"), (2, "bob")]  # carol: no photo
+    assert float(np.dot(entries[0].template.ravel(), va)) > 0.99
+
+
+def test_the_video_summary_counts_true_and_false_alerts() -> None:
+    res = VideoResult(
+        frames=10,
+        tracks=3,
+        decided=2,
+        alerts=[(1, "ada", 0.0, 1.0, 0.9, True), (2, "bob", 2.0, 3.0, 0.8, False)],
+        appearances=[(Appearance("ada", 0.0, 1.0), True), (Appearance("bob", 5.0, 6.0), False)],
+        threshold=0.75,
+    )
+    table = summary_table(res, "cosine")
+    assert table.rows == [["2", "1", "1", "1/2"]]
+    assert table.title == "per-track evaluation (cosine threshold 0.75)"
