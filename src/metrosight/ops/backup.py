@@ -168,9 +168,16 @@ def create_backup(
         database_url: a PostgreSQL URL (``pg_dump``), or None for the home's SQLite database.
 
     Raises:
-        BackupError: a short passphrase, an existing output file, a full disk, a failed ``pg_dump``.
+        BackupError: a short passphrase, an output folder inside the home, an existing output file, a full disk, a
+            failed ``pg_dump``.
     """
     keys_out = keys_out or out
+    for d in {out, keys_out}:
+        if d.resolve().is_relative_to(home.resolve()):
+            raise BackupError(
+                f"{d} is inside the home {home}: write backups to a folder outside it (a later backup would copy "
+                "them, the keys file too, into its data file)"
+            )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     backup_id = f"{stamp}-{uuid.uuid4().hex[:8]}"
     data_path, keys_path = out / f"metrosight-{stamp}.backup", keys_out / f"metrosight-{stamp}.keys"

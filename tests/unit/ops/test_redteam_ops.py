@@ -113,3 +113,46 @@ def test_a_weak_passphrase_is_refused(phrase: str) -> None:
 
     with pytest.raises(SealError, match="at least 12 characters"):
         _keys(phrase)
+
+
+# --- backup: where its files go ---------------------------------------------------------------------------------
+
+
+class _NoAudit:
+    """Stands for the store's audit log: a backup refused before it starts records nothing."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+
+    def record(self, actor: str, action: str, target: str | None, details: dict[str, object]) -> None:
+        self.entries.append(action)
+
+    def verify(self) -> object:
+        raise AssertionError("not called")
+
+    def checkpoint(self) -> None:
+        pass
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.audit = _NoAudit()
+
+
+@pytest.mark.parametrize("where", ["media/backups", ".", "calibration", "link"])
+def test_a_backup_is_never_written_inside_the_home(tmp_path: Path, where: str) -> None:
+    """Inside the home (media/ above all) a later backup would copy an earlier one's keys file into its data file."""
+    from cryptography.fernet import Fernet
+
+    from metrosight.ops.backup import BackupError, create_backup
+
+    home = tmp_path / "home"
+    (home / "media").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(home / "media")  # a folder outside that leads back in
+    out = tmp_path / where if where == "link" else home / where
+    store = _Store()
+    for data_dir, keys_dir in ((out, tmp_path / "vault"), (tmp_path / "safe", out)):
+        with pytest.raises(BackupError, match="inside the home"):
+            create_backup(store, home, Fernet.generate_key(), home / "cp", data_dir, PHRASE, "ada", keys_out=keys_dir)
+    assert store.audit.entries == []
+    assert not (tmp_path / "vault").exists() and not (tmp_path / "safe").exists()
