@@ -31,8 +31,9 @@ PASS = "velvet compass harbour"
 def _home(root: Path, n: int):  # type: ignore[no-untyped-def]
     import numpy as np
 
+    from metrosight.bus.payloads import AlertV1
     from metrosight.config.home import Home, media_file
-    from metrosight.core.types import Alert, Category, Match
+    from metrosight.core.types import Category, Match
     from metrosight.policy.rules import Actor, Authorisation
     from metrosight.store.repo import Store
 
@@ -55,7 +56,18 @@ def _home(root: Path, n: int):  # type: ignore[no-untyped-def]
         path.write_bytes(st.watchlists.encrypt_for("wl", crop))
         # cameras far apart in time: every sighting is an alert of its own
         st.alerts.store_sighting(
-            Alert(f"cam-{i % 50}", i, m, 1.0, 2.0, None, f"e{i}", 3, None, 1e9 + i * 1000), str(path)
+            AlertV1.of_match(
+                m,
+                camera_id=f"cam-{i % 50}",
+                track_id=i,
+                first_seen=1.0,
+                last_seen=2.0,
+                event_id=f"e{i}",
+                samples=3,
+                group=None,
+                media_origin=1e9 + i * 1000,
+            ),
+            str(path),
         )
     return st
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from metrosight.bus.payloads import AlertV1
 from metrosight.config.home import Home, media_file
-from metrosight.core.types import Alert, Category, Match
+from metrosight.core.types import Category, Match
 from metrosight.ops.backup import BackupError, create_backup, restore_backup
 from metrosight.ops.sealed import open_keys
 from metrosight.policy.crypto import CryptoError, load_master_key
@@ -62,7 +63,20 @@ def _sight(store: Store, home: Path, wl: str, name: str, event: str, crop: bytes
     path = media_file(home / "media", "alerts", "cam-1", event, ".jpg.enc")
     path.write_bytes(store.watchlists.encrypt_for(wl, crop))
     m = Match(entry.id, name, wl, Category(store.watchlists.category(wl)), 0.95, 0.3)
-    store.alerts.store_sighting(Alert("cam-1", 1, m, 1.0, 2.0, None, event, 3, None, T0), str(path))
+    store.alerts.store_sighting(
+        AlertV1.of_match(
+            m,
+            camera_id="cam-1",
+            track_id=1,
+            first_seen=1.0,
+            last_seen=2.0,
+            event_id=event,
+            samples=3,
+            group=None,
+            media_origin=T0,
+        ),
+        str(path),
+    )
 
 
 def _populate(home: Path, url: str | None) -> Store:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from cryptography.fernet import Fernet
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.db import open_engine
@@ -40,8 +41,18 @@ def _sight(url: str, key: bytes, camera: str, rounds: int, entry: int, barrier, 
     for r in range(rounds):
         m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
         # the same walk seen by every camera of the line, a few seconds apart per round
-        alert = Alert(camera, r, m, 1.0 + 3 * r, 2.0 + 3 * r, None, f"{camera}:run:{r}", 3, "red", T0)
-        ids.append(st.alerts.store_sighting(alert, None, None).alert_id)
+        alert = AlertV1.of_match(
+            m,
+            camera_id=camera,
+            track_id=r,
+            first_seen=1.0 + 3 * r,
+            last_seen=2.0 + 3 * r,
+            event_id=f"{camera}:run:{r}",
+            samples=3,
+            group="red",
+            media_origin=T0,
+        )
+        ids.append(st.alerts.store_sighting(alert, None).alert_id)
     results.put(ids)
 
 
@@ -100,12 +111,38 @@ def test_lines_spelt_differently_are_one_group_on_both_stores(url):
     entry = s.entries.all("wl")[0].id
     m = Match(entry, "Ann", "wl", Category.WANTED, 0.95, 0.3)
     got = [
-        s.alerts.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:e", 3, group, T0 + dt), None, None)
+        s.alerts.store_sighting(
+            AlertV1.of_match(
+                m,
+                camera_id=cam,
+                track_id=1,
+                first_seen=1.0,
+                last_seen=2.0,
+                event_id=f"{cam}:e",
+                samples=3,
+                group=group,
+                media_origin=T0 + dt,
+            ),
+            None,
+        )
         for cam, group, dt in (("cam-1", "Red", 0), ("cam-2", "red", 10), ("cam-3", "R\u0435d", 20))
     ]
     assert [g.opened for g in got] == [True, False, False] and len({g.alert_id for g in got}) == 1
     own = [
-        s.alerts.store_sighting(Alert(cam, 1, m, 1.0, 2.0, None, f"{cam}:own", 3, None, T0 + dt), None, None)
+        s.alerts.store_sighting(
+            AlertV1.of_match(
+                m,
+                camera_id=cam,
+                track_id=1,
+                first_seen=1.0,
+                last_seen=2.0,
+                event_id=f"{cam}:own",
+                samples=3,
+                group=None,
+                media_origin=T0 + dt,
+            ),
+            None,
+        )
         for cam, dt in (("CAM-9", 0), ("cam-9", 10))
     ]
     assert [g.opened for g in own] == [True, False] and own[0].alert_id == own[1].alert_id

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, alert_status, aware
 from metrosight.store.db import open_engine
@@ -127,7 +128,20 @@ def make_machine(store: Store) -> type[RuleBasedStateMachine]:
             n = next(_names)
             m = Match(e.id, entry, "wl", Category.WANTED, 0.95, 0.3)
             # an hour apart: each its own alert (not a sighting of another's episode)
-            self.s.alerts.save(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:sm:{n}", 3, None, 1.8e9 + 3600 * n), None)
+            self.s.alerts.save(
+                AlertV1.of_match(
+                    m,
+                    camera_id="cam-1",
+                    track_id=n,
+                    first_seen=1.0,
+                    last_seen=2.0,
+                    event_id=f"cam-1:sm:{n}",
+                    samples=3,
+                    group=None,
+                    media_origin=1.8e9 + 3600 * n,
+                ),
+                None,
+            )
             with self.s.uow.read() as ses:
                 aid = int(ses.scalar(select(AlertRecord.id).where(AlertRecord.event_id == f"cam-1:sm:{n}")))
             self.alert_ids.append(aid)

@@ -19,7 +19,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.db import open_engine
@@ -97,7 +98,18 @@ def workflows(s: Store) -> dict[str, int]:
 
     def seen(n: int, cam: str, at: float) -> int:
         return s.alerts.store_sighting(
-            Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + at), None
+            AlertV1.of_match(
+                m,
+                camera_id=cam,
+                track_id=n,
+                first_seen=1.0,
+                last_seen=2.0,
+                event_id=f"{cam}:t:{n}",
+                samples=3,
+                group="red",
+                media_origin=t0 + at,
+            ),
+            None,
         ).alert_id
 
     a1 = seen(1, "cam-a", 1)

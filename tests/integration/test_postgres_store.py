@@ -13,7 +13,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Authorisation
 from metrosight.store.db import open_engine
@@ -29,9 +30,11 @@ def store(url: str, home: Path | None = None) -> Store:
     return Store(open_engine(url), KeyRing(KEY), (home / "audit.checkpoints") if home else None)
 
 
-def alert(event_id: str, subject_id: int = 1) -> Alert:
+def alert(event_id: str, subject_id: int = 1) -> AlertV1:
     m = Match(subject_id, "Person", "wl", Category.WANTED, 0.95, 0.3)
-    return Alert("cam-1", 1, m, 1.0, 2.0, None, event_id, 3)
+    return AlertV1.of_match(
+        m, camera_id="cam-1", track_id=1, first_seen=1.0, last_seen=2.0, event_id=event_id, samples=3
+    )
 
 
 def enrolled_subject(s: Store) -> int:

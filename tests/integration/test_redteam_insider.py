@@ -77,7 +77,8 @@ def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_n
 
     import numpy as np
 
-    from metrosight.core.types import Alert, Match
+    from metrosight.bus.payloads import AlertV1
+    from metrosight.core.types import Match
     from metrosight.policy.rules import Authorisation
 
     s = replica(url, tmp_path / "home")
@@ -95,7 +96,18 @@ def test_a_second_confirmation_never_covers_a_sighting_the_first_confirmer_did_n
 
     def seen(n: int, cam: str) -> int:
         return s.alerts.store_sighting(
-            Alert(cam, n, m, 1.0, 2.0, None, f"{cam}:t:{n}", 3, "red", t0 + n), None
+            AlertV1.of_match(
+                m,
+                camera_id=cam,
+                track_id=n,
+                first_seen=1.0,
+                last_seen=2.0,
+                event_id=f"{cam}:t:{n}",
+                samples=3,
+                group="red",
+                media_origin=t0 + n,
+            ),
+            None,
         ).alert_id
 
     aid = seen(1, "cam-a")

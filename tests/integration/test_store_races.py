@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from cryptography.fernet import Fernet
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, Authorisation, PolicyError
 from metrosight.store.db import open_engine
@@ -64,7 +65,20 @@ def raise_alert(s: Store, n: int) -> int:
     sid = s.entries.all("wl")[0].id
     m = Match(sid, s.entries.all("wl")[0].name, "wl", Category.WANTED, 0.95, 0.3)
     # an hour apart: each a new alert, not a sighting appended to the previous one's episode
-    assert s.alerts.save(Alert("cam-1", n, m, 1.0, 2.0, None, f"cam-1:t:{n}", 3, None, 1.8e9 + 3600 * n), None)
+    assert s.alerts.save(
+        AlertV1.of_match(
+            m,
+            camera_id="cam-1",
+            track_id=n,
+            first_seen=1.0,
+            last_seen=2.0,
+            event_id=f"cam-1:t:{n}",
+            samples=3,
+            group=None,
+            media_origin=1.8e9 + 3600 * n,
+        ),
+        None,
+    )
     return max(a.id for a in s.alerts.all())
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from metrosight.core.types import Match
+
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +60,64 @@ class AlertV1(_Payload):
     candidates: tuple[CandidateV1, ...] = Field(
         (), description="other persons above their threshold within the ambiguity margin: the alert is ambiguous"
     )
+
+    @classmethod
+    def of_match(
+        cls,
+        match: Match,
+        *,
+        event_id: str,
+        camera_id: str,
+        track_id: int,
+        first_seen: float,
+        last_seen: float,
+        samples: int,
+        crop_jpeg: bytes | None = None,
+        run_id: int | None = None,
+        group: str | None = None,
+        media_origin: float | None = None,
+    ) -> AlertV1:
+        """The alert of a track that matched ``match`` (the matcher's :class:`~metrosight.core.types.Match`): the
+        one alert value from the matcher to the store. Score and distance to 4 decimals, times (seconds) to 3."""
+        return cls(
+            event_id=event_id,
+            camera_id=camera_id,
+            track_id=track_id,
+            subject_id=match.subject_id,
+            subject=match.person_name or match.subject_name,
+            watchlist=match.watchlist,
+            category=str(match.category),
+            score=round(match.score, 4),
+            distance=round(match.distance, 4),
+            first_seen=round(first_seen, 3),
+            last_seen=round(last_seen, 3),
+            samples=samples,
+            crop_jpeg=crop_jpeg,
+            run_id=run_id,
+            person_id=match.person_id,
+            person=match.person_name,
+            entries=tuple(
+                EntryRefV1(
+                    entry_id=e.entry_id,
+                    name=e.name,
+                    watchlist=e.watchlist,
+                    category=str(e.category),
+                    reference=e.reference,
+                )
+                for e in match.entries
+            ),
+            group=group,
+            media_origin=None if media_origin is None else round(media_origin, 3),
+            candidates=tuple(
+                CandidateV1(person_id=r.person_id, name=r.name, watchlist=r.watchlist, score=r.score)
+                for r in match.rivals
+            ),
+        )
+
+    @property
+    def watchlists(self) -> tuple[str, ...]:
+        """Every list the person is matched on, the primary first (no repeats)."""
+        return tuple(dict.fromkeys([e.watchlist for e in self.entries] or [self.watchlist]))
 
 
 class AlertUpdateV1(_Payload):

@@ -269,35 +269,6 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
-    """A track that matched an active watchlist entry; what an operator reviews.
-
-    Attributes:
-        camera_id: where.
-        track_id: the per-camera track.
-        match: who.
-        first_seen: media time the track started, seconds.
-        last_seen: media time of the last detection of the track, seconds.
-        best_shot: uint8 RGB crop of the best face of the track (redacted before storage).
-        event_id: idempotency key, unique per (camera, run, track).
-        group: the camera's group (station or line): matches of one person on cameras of one group within
-            ``alerts.group_window_s`` form one episode (``None``: the camera alone).
-        origin: Unix time of media time 0 of the camera's run (``None``: unknown, the time of storage is used).
-    """
-
-    camera_id: str
-    track_id: int
-    match: Match
-    first_seen: float
-    last_seen: float
-    best_shot: np.ndarray | None
-    event_id: str
-    samples: int = 1
-    group: str | None = None
-    origin: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Event:
     """A non-identity event (analytics, camera state)."""
 

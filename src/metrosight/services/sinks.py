@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EventUpdateV1, EventV1
 from metrosight.config.home import media_file
-from metrosight.core.types import Alert, Category, EntryRef, Match
 from metrosight.policy.crypto import CryptoError
 from metrosight.store.db import StoreError
 from metrosight.store.episodes import SightingStored
@@ -105,7 +104,7 @@ class AlertSink:
                 raise
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
-        stored = self.store.alerts.store_sighting(_to_core_alert(alert), crop_path, alert.run_id)
+        stored = self.store.alerts.store_sighting(alert, crop_path)
         self.alert_ids.add(stored.alert_id)
         return crop_path, stored
 
@@ -227,13 +226,3 @@ class EventSink:
     def on_update(self, upd: EventUpdateV1) -> None:
         """Record an event's end (and its final data)."""
         self.store.events.end(upd.event_id, upd.end_ts, dict(upd.data))
-
-
-def _to_core_alert(a: AlertV1) -> Alert:
-    entries = tuple(EntryRef(e.entry_id, e.name, e.watchlist, Category(e.category), e.reference) for e in a.entries)
-    m = Match(
-        a.subject_id, a.subject, a.watchlist, Category(a.category), a.score, a.distance, a.person_id, a.person, entries
-    )
-    return Alert(
-        a.camera_id, a.track_id, m, a.first_seen, a.last_seen, None, a.event_id, a.samples, a.group, a.media_origin
-    )

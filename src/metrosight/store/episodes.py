@@ -29,13 +29,14 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from metrosight.bus.payloads import AlertV1
 from metrosight.core.names import same_identifier
-from metrosight.core.types import Alert
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
 from metrosight.store.uow import UnitOfWork
@@ -97,52 +98,53 @@ class AlertRepository:
         self.episode_window_s = episode_window_s
         self.group_window_s = group_window_s
 
-    def save(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> bool:
+    def save(self, alert: AlertV1, crop_path: str | None) -> bool:
         """Store a sighting once (idempotent on ``alert.event_id``). Returns False if it was already stored."""
-        return self.store_sighting(alert, crop_path, run_id).new
+        return self.store_sighting(alert, crop_path).new
 
-    def store_sighting(self, alert: Alert, crop_path: str | None, run_id: int | None = None) -> SightingStored:
-        """Store one sighting: open a new alert for its person or append it to their open episode (see the module
-        docstring), with its audit entry, in one transaction.
+    def store_sighting(self, alert: AlertV1, crop_path: str | None) -> SightingStored:
+        """Store one sighting — the alert as the camera raised it (:class:`~metrosight.bus.payloads.AlertV1`, the
+        one alert value from matcher to store; its run is ``alert.run_id``) — opening a new alert for its person or
+        appending it to their open episode (see the module docstring), with its audit entry, in one transaction.
 
         Raises:
             StoreError: the matched entry does not exist (any more), or the database refused the write.
         """
-        m = alert.match
+        run_id = alert.run_id
         now = time.time()
-        if alert.origin is not None:
-            first_at, last_at = alert.origin + alert.first_seen, alert.origin + alert.last_seen
+        if alert.media_origin is not None:
+            first_at, last_at = alert.media_origin + alert.first_seen, alert.media_origin + alert.last_seen
         else:  # no clock from the camera: the time it is stored
             first_at = last_at = now
         key = group_key(alert.camera_id, alert.group)
         try:
             with self.uow.write() as s:
                 # first statement: a write on the person's row, so merges of one person queue up (see above)
-                person_of_entry = select(Subject.person_id).where(Subject.id == m.subject_id).scalar_subquery()
+                person_of_entry = select(Subject.person_id).where(Subject.id == alert.subject_id).scalar_subquery()
                 s.execute(update(Person).where(Person.id == person_of_entry).values(updated_at=datetime.now(UTC)))
-                person_id = s.scalar(select(Subject.person_id).where(Subject.id == m.subject_id))
+                person_id = s.scalar(select(Subject.person_id).where(Subject.id == alert.subject_id))
                 if person_id is None:
                     raise StoreError(
-                        f"cannot store alert {alert.event_id}: entry {m.subject_id} does not exist (revoked and "
+                        f"cannot store alert {alert.event_id}: entry {alert.subject_id} does not exist (revoked and "
                         "deleted meanwhile?)"
                     )
                 known = s.scalar(select(Sighting).where(Sighting.event_id == alert.event_id))
                 if known is not None:
                     a = s.get(AlertRecord, known.alert_id)
                     return SightingStored(known.alert_id, False, False, a.sightings if a else 1, a.status if a else "")
-                entries = self._entries_json(s, m)
+                entries = self._entries_json(s, alert)
                 episode = self._open_episode(s, person_id, key, alert.camera_id, first_at, last_at)
                 sighting = Sighting(
                     event_id=alert.event_id,
                     camera_id=alert.camera_id,
                     track_id=alert.track_id,
-                    entry_id=m.subject_id,
-                    watchlist=m.watchlist,
-                    score=m.score,
-                    distance=m.distance,
+                    entry_id=alert.subject_id,
+                    watchlist=alert.watchlist,
+                    score=alert.score,
+                    distance=alert.distance,
                     first_seen=alert.first_seen,
                     last_seen=alert.last_seen,
-                    media_origin=alert.origin,
+                    media_origin=alert.media_origin,
                     first_at=first_at,
                     last_at=last_at,
                     samples=alert.samples,
@@ -160,13 +162,13 @@ class AlertRepository:
                     return SightingStored(known.alert_id, False, False, a.sightings if a else 1, a.status if a else "")
             raise StoreError(f"cannot store alert {alert.event_id}: {exc.orig}") from None
 
-    def _entries_json(self, s: Session, m) -> list[dict]:
+    def _entries_json(self, s: Session, alert: AlertV1) -> list[dict[str, Any]]:
         """Every entry the person was matched on, with its authorisation as stored now."""
-        refs = list(m.entries) or []
-        ids = [e.entry_id for e in refs] or [m.subject_id]
+        refs = list(alert.entries)
+        ids = [e.entry_id for e in refs] or [alert.subject_id]
         rows = {e.id: e for e in s.scalars(select(Subject).where(Subject.id.in_(ids)))}
-        names = {e.entry_id: (e.name, e.watchlist, str(e.category)) for e in refs}
-        names.setdefault(m.subject_id, (m.subject_name, m.watchlist, str(m.category)))
+        names = {e.entry_id: (e.name, e.watchlist, e.category) for e in refs}
+        names.setdefault(alert.subject_id, (alert.subject, alert.watchlist, alert.category))
         out = []
         for eid in ids:
             e = rows.get(eid)
@@ -224,7 +226,7 @@ class AlertRepository:
     def _open(
         self,
         s: Session,
-        alert: Alert,
+        alert: AlertV1,
         sighting: Sighting,
         person_id: int,
         key: str,
@@ -232,17 +234,16 @@ class AlertRepository:
         crop_path: str | None,
         run_id: int | None,
     ) -> SightingStored:
-        m = alert.match
         a = AlertRecord(
             event_id=alert.event_id,
             camera_id=alert.camera_id,
             track_id=alert.track_id,
-            subject_id=m.subject_id,
-            subject_name=m.person_name or m.subject_name,
-            watchlist=m.watchlist,
-            category=str(m.category),
-            score=m.score,
-            distance=m.distance,
+            subject_id=alert.subject_id,
+            subject_name=alert.person or alert.subject,
+            watchlist=alert.watchlist,
+            category=alert.category,
+            score=alert.score,
+            distance=alert.distance,
             first_seen=alert.first_seen,
             last_seen=alert.last_seen,
             samples=alert.samples,
@@ -268,11 +269,11 @@ class AlertRepository:
             {
                 "event_id": alert.event_id,
                 "alert_id": a.id,
-                "entry_id": m.subject_id,
+                "entry_id": alert.subject_id,
                 "person_id": person_id,
-                "watchlist": m.watchlist,
+                "watchlist": alert.watchlist,
                 "watchlists": sorted({e["watchlist"] for e in entries}),
-                "score": round(m.score, 4),
+                "score": round(alert.score, 4),
                 "track_id": alert.track_id,
             },
         )
@@ -282,13 +283,12 @@ class AlertRepository:
         self,
         s: Session,
         a: AlertRecord,
-        alert: Alert,
+        alert: AlertV1,
         sighting: Sighting,
         entries: list[dict],
         crop_path: str | None,
         run_id: int | None,
     ) -> SightingStored:
-        m = alert.match
         sighting.alert_id = a.id
         s.add(sighting)
         a.sightings = (a.sightings or 1) + 1
@@ -296,8 +296,8 @@ class AlertRepository:
         a.last_at = max(a.last_at or sighting.last_at, sighting.last_at)
         if a.camera_id == alert.camera_id and a.run_id == run_id:  # the same run's media clock
             a.last_seen = max(a.last_seen, alert.last_seen)
-        if m.score > a.score:
-            a.score, a.distance = m.score, m.distance
+        if alert.score > a.score:
+            a.score, a.distance = alert.score, alert.distance
         if a.crop_path is None and crop_path is not None:
             a.crop_path = crop_path
         known = {e["entry_id"] for e in a.entries or []}
@@ -314,8 +314,8 @@ class AlertRepository:
                 "alert_id": a.id,
                 "event_id": alert.event_id,
                 "camera": alert.camera_id,
-                "entry_id": m.subject_id,
-                "score": round(m.score, 4),
+                "entry_id": alert.subject_id,
+                "score": round(alert.score, 4),
                 "track_id": alert.track_id,
                 "sightings": a.sightings,
                 "status": a.status,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from metrosight.core.types import Alert, Category, EntryRef, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, EntryRef, Match
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.models import AlertRecord, Sighting
 from metrosight.store.repo import Store
@@ -55,7 +56,20 @@ def sighting(store, event, camera="cam-1", origin=T0, first=1.0, last=2.0, group
         EntryRef(e.id, "Ann", e.watchlist, Category(e.watchlist)) for e in store.entries.all() if e.name == "Ann"
     )
     m = Match(entry.id, "Ann", wl, Category(wl), score, 0.3, entry.person_id, "Ann", refs)
-    return store.alerts.store_sighting(Alert(camera, 1, m, first, last, None, event, 3, group, origin), None, None)
+    return store.alerts.store_sighting(
+        AlertV1.of_match(
+            m,
+            camera_id=camera,
+            track_id=1,
+            first_seen=first,
+            last_seen=last,
+            event_id=event,
+            samples=3,
+            group=group,
+            media_origin=origin,
+        ),
+        None,
+    )
 
 
 def test_a_track_broken_by_a_pillar_extends_the_alert(store):
@@ -134,7 +148,20 @@ def test_purge_removes_every_sighting_crop(store, tmp_path):
         crops.append(p)
         entry = next(e for e in store.entries.all("wanted"))
         m = Match(entry.id, "Ann", "wanted", Category.WANTED, 0.95, 0.3, entry.person_id, "Ann")
-        store.alerts.store_sighting(Alert("cam", i, m, 1.0 + i, 2.0 + i, None, f"e{i}", 2, None, T0), str(p), None)
+        store.alerts.store_sighting(
+            AlertV1.of_match(
+                m,
+                camera_id="cam",
+                track_id=i,
+                first_seen=1.0 + i,
+                last_seen=2.0 + i,
+                event_id=f"e{i}",
+                samples=2,
+                group=None,
+                media_origin=T0,
+            ),
+            str(p),
+        )
     assert store.count(AlertRecord) == 1
     counts = store.retention.purge(
         Retention(0.0000001, None, None, None), ADMIN, now=datetime.now(UTC) + timedelta(days=1)
@@ -152,7 +179,21 @@ def test_a_run_s_sightings_are_listed_with_the_person(store):
     entry = next(e for e in store.entries.all("wanted"))
     m = Match(entry.id, "Ann", "wanted", Category.WANTED, 0.95, 0.3, entry.person_id, "Ann")
     for i in range(2):
-        store.alerts.store_sighting(Alert("cam-1", i, m, 3.0 * i, 3.0 * i + 1, None, f"r:{i}", 2, None, T0), None, run)
+        store.alerts.store_sighting(
+            AlertV1.of_match(
+                m,
+                camera_id="cam-1",
+                track_id=i,
+                first_seen=3.0 * i,
+                last_seen=3.0 * i + 1,
+                event_id=f"r:{i}",
+                samples=2,
+                group=None,
+                media_origin=T0,
+                run_id=run,
+            ),
+            None,
+        )
     assert [(n, sg.first_seen) for n, sg in store.alerts.run_sightings(run)] == [("Ann", 0.0), ("Ann", 3.0)]
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, Authorisation, Forbidden, PolicyError
 from metrosight.store.models import AlertRecord, EventRecord, Template
@@ -127,7 +128,9 @@ def test_scope_by_camera_line_and_validity_window(store):
 def stored_alert(store, event="cam:r:1"):
     [entry] = [e for e in store.gallery.active("m")]
     m = Match(entry.subject_id, entry.subject_name, "wl", Category.WANTED, 0.95, 0.3)
-    store.alerts.save(Alert("cam", 1, m, 1.0, 2.0, None, event, 2), None)
+    store.alerts.save(
+        AlertV1.of_match(m, camera_id="cam", track_id=1, first_seen=1.0, last_seen=2.0, event_id=event, samples=2), None
+    )
     with store.uow.read() as s:
         return s.scalar(select(AlertRecord.id).where(AlertRecord.event_id == event))
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from metrosight.core.types import Alert, Category, Match
+from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category, Match
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.store.db import StoreError, open_engine
 from metrosight.store.models import Subject, Template
@@ -77,11 +78,19 @@ def test_gallery_respects_status_expiry_and_scope(store):
 def test_alert_is_idempotent_and_extends(store):
     store.watchlists.create("wl", Category.WANTED, ADMIN)
     sid, _ = enrol(store, "wl", "Ann", vec(1), "a")
-    bad = Alert("cam", 3, Match(999, "Ghost", "wl", Category.WANTED, 0.95, 0.3), 1.0, 2.0, None, "cam:run:9", 2)
+    bad = AlertV1.of_match(
+        Match(999, "Ghost", "wl", Category.WANTED, 0.95, 0.3),
+        camera_id="cam",
+        track_id=3,
+        first_seen=1.0,
+        last_seen=2.0,
+        event_id="cam:run:9",
+        samples=2,
+    )
     with pytest.raises(StoreError, match="cannot store alert"):
         store.alerts.save(bad, None)
     m = Match(sid, "Ann", "wl", Category.WANTED, 0.95, 0.3)
-    a = Alert("cam", 3, m, 1.0, 2.0, None, "cam:run:3", 2)
+    a = AlertV1.of_match(m, camera_id="cam", track_id=3, first_seen=1.0, last_seen=2.0, event_id="cam:run:3", samples=2)
     assert store.alerts.save(a, None) is True
     assert store.alerts.save(a, None) is False
     store.alerts.extend("cam:run:3", 5.5)
