@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CandidateV1, EntryRefV1
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match
 from metrosight.detect.base import FaceDetector
@@ -284,39 +284,18 @@ class CameraPipeline:
         if not self.settings.storage.save_best_shots:
             crop = None
         event_id = f"{self._camera_id}:{self.event_scope}:{self._track_birth.get(track_id, f't{track_id}')}"
-        alert = AlertV1(
+        alert = AlertV1.of_match(  # the one alert value, from here to the store
+            match,
             event_id=event_id,
             camera_id=self._camera_id,
             track_id=track_id,
-            subject_id=match.subject_id,
-            subject=match.person_name or match.subject_name,
-            watchlist=match.watchlist,
-            category=str(match.category),
-            score=round(match.score, 4),
-            distance=round(match.distance, 4),
-            first_seen=round(self._track_first.get(track_id, last_seen), 3),
-            last_seen=round(last_seen, 3),
+            first_seen=self._track_first.get(track_id, last_seen),
+            last_seen=last_seen,
             samples=len(state.shots) if state else 0,
             crop_jpeg=crop,
             run_id=self.run_id,
-            person_id=match.person_id,
-            person=match.person_name,
-            entries=tuple(
-                EntryRefV1(
-                    entry_id=e.entry_id,
-                    name=e.name,
-                    watchlist=e.watchlist,
-                    category=str(e.category),
-                    reference=e.reference,
-                )
-                for e in match.entries
-            ),
             group=self.group,
-            media_origin=None if self.media_origin is None else round(self.media_origin, 3),
-            candidates=tuple(
-                CandidateV1(person_id=r.person_id, name=r.name, watchlist=r.watchlist, score=r.score)
-                for r in match.rivals
-            ),
+            media_origin=self.media_origin,
         )
         self._alerted[track_id] = (event_id, last_seen)
         self.stats.alerts += 1

@@ -13,7 +13,6 @@ from metrosight.bus.payloads import AlertV1
 from metrosight.core.types import Category, EntryRef, Match, Rival
 from metrosight.policy.rules import Actor, Authorisation
 from metrosight.services.sinks import AlertSink
-from metrosight.store.models import AlertRecord, Sighting
 from metrosight.store.repo import Store
 
 ADMIN = Actor("ada", frozenset({"admin", "approver", "operator"}))
@@ -30,12 +29,14 @@ def enrolled(tmp_path: Path) -> tuple[Store, Match]:
     store = Store.for_home(tmp_path)
     auth = Authorisation("order", "court", "R-1", datetime.now(UTC) + timedelta(days=9))
     for wl, cat in (("wanted", Category.WANTED), ("missing", Category.MISSING)):
-        store.create_watchlist(wl, cat, ADMIN)
-        person = None if wl == "wanted" else store.person_of("wanted", "Ann")
+        store.watchlists.create(wl, cat, ADMIN)
+        person = None if wl == "wanted" else store.persons.person_of("wanted", "Ann")
         v = np.random.default_rng(1).normal(size=128).astype(np.float32)
-        store.enroll(wl, "Ann", v / np.linalg.norm(v), "m", f"{wl}.jpg", wl[0] * 64, 0.9, ADMIN, auth, person_id=person)
-        store.approve(wl, "Ann", BOB)
-    rows = sorted((e for e in store.entries() if e.name == "Ann"), key=lambda e: e.watchlist != "missing")
+        store.entries.enroll(
+            wl, "Ann", v / np.linalg.norm(v), "m", f"{wl}.jpg", wl[0] * 64, 0.9, ADMIN, auth, person_id=person
+        )
+        store.entries.approve(wl, "Ann", BOB)
+    rows = sorted((e for e in store.entries.all() if e.name == "Ann"), key=lambda e: e.watchlist != "missing")
     refs = tuple(EntryRef(e.id, "Ann", e.watchlist, Category(e.watchlist), "R-1") for e in rows)
     first = next(e for e in rows if e.watchlist == "missing")
     rival = Rival(77, "Bea", "wanted", 0.61)
@@ -58,7 +59,7 @@ def test_the_bus_payload_is_unchanged_on_the_wire(tmp_path: Path) -> None:
 
 def test_the_store_keeps_the_alert_the_camera_raised(tmp_path: Path) -> None:
     store, m = enrolled(tmp_path)
-    run = store.start_run("cam-1", "file.mp4")
+    run = store.runs.start("cam-1", "file.mp4")
     alert = AlertV1.of_match(
         m,
         event_id="cam-1:r:1",
@@ -72,11 +73,10 @@ def test_the_store_keeps_the_alert_the_camera_raised(tmp_path: Path) -> None:
     )
     stored = AlertSink(store, tmp_path / "media", None).on_alert(alert)
     assert stored is not None and stored.opened
-    with store.uow.read() as s:
-        row = s.get(AlertRecord, stored.alert_id)
-        sighting = s.query(Sighting).filter_by(event_id="cam-1:r:1").one()
-        assert row is not None
-        got = (row.subject_name, row.subject_id, row.watchlist, row.category, row.score, row.run_id, row.person_id)
-        assert got == ("Ann", m.subject_id, "missing", "missing", 0.6123, run, m.person_id)
-        assert sorted(e["watchlist"] for e in row.entries) == ["missing", "wanted"]
-        assert (sighting.first_at, sighting.last_at, sighting.run_id) == (1_800_000_001.0, 1_800_000_002.0, run)
+    [row] = store.alerts.all(run)
+    [sighting] = store.alerts.sightings(stored.alert_id)
+    got = (row.subject_name, row.subject_id, row.watchlist, row.category, row.score, row.run_id, row.person_id)
+    assert got == ("Ann", m.subject_id, "missing", "missing", 0.6123, run, m.person_id)
+    assert sorted(e["watchlist"] for e in row.entries) == ["missing", "wanted"]
+    assert sighting.event_id == "cam-1:r:1"
+    assert (sighting.first_at, sighting.last_at, sighting.run_id) == (1_800_000_001.0, 1_800_000_002.0, run)
