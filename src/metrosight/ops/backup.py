@@ -338,6 +338,7 @@ def restore_backup(
     for p, what in ((data, "backup data file"), (keys, "keys file")):
         if not p.is_file():
             raise BackupError(f"{what} {p} not found")
+    home = home.resolve()  # a home given as a link to an empty folder is restored into that folder
     try:
         secrets, fp = open_keys(keys.read_bytes(), passphrase)
         with data.open("rb") as f:
@@ -359,6 +360,10 @@ def restore_backup(
     try:
         with _staging(home) as staging:
             manifest = _extract(data, master_key, staging)
+            # the clear header chose the keys check, the database kind and what the audit records: it must say what
+            # the sealed manifest says (an altered header would otherwise restore under another backup's id)
+            if any(manifest.get(k) != header.get(k) for k in ("backup_id", "fingerprint", "created", "kind")):
+                raise BackupError(f"{data} is damaged or was altered (its header does not match its sealed content)")
             files = sum(1 for d in COPIED_DIRS for p in (staging / d).rglob("*") if p.is_file())
             _place(staging, home, master_key, env_key is None, database_url, checkpoints_env)
     except SealError as exc:

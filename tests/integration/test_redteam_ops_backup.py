@@ -1,0 +1,58 @@
+"""Red-team tests of backup and restore with a real store: an altered data-file header, a home given as a link."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metrosight.ops.backup import BackupError, create_backup, restore_backup
+from metrosight.policy.crypto import load_master_key
+from metrosight.store.repo import checkpoint_path
+from tests.integration.test_backup import PASS, _db, _open, _populate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _backup(tmp_path: Path, url: str | None):  # type: ignore[no-untyped-def]
+    src = tmp_path / "src"
+    st = _populate(src, url)
+    return create_backup(st, src, load_master_key(src), checkpoint_path(src), tmp_path / "out", PASS, "ada", url)
+
+
+@pytest.mark.parametrize("field", ["backup_id", "created"])
+def test_a_data_file_whose_clear_header_was_altered_is_refused(
+    tmp_path: Path, kind: str, field: str, request: pytest.FixtureRequest
+) -> None:
+    """The header is in clear: an insider rewrites its backup id, and the restore must not audit the forged one."""
+    res = _backup(tmp_path, _db(kind, request))
+    magic, header, body = res.data.read_bytes().split(b"\n", 2)
+    doc = json.loads(header)
+    doc[field] = "20991231T000000Z-forged00"
+    forged = tmp_path / "forged.backup"
+    forged.write_bytes(magic + b"\n" + json.dumps(doc).encode() + b"\n" + body)
+    dst = tmp_path / "dst"
+    target = _db(kind, request)
+    with pytest.raises(BackupError, match="altered"):
+        restore_backup(forged, res.keys, PASS, dst, _open, target)
+    assert not dst.exists()
+    assert [p.name for p in tmp_path.iterdir() if "restoring" in p.name] == []
+    restored = restore_backup(res.data, res.keys, PASS, dst, _open, target)  # the genuine file still restores
+    assert restored.backup_id == res.backup_id and restored.audit.ok
+
+
+def test_restore_into_a_home_given_as_a_link_to_an_empty_folder(tmp_path: Path) -> None:
+    res = _backup(tmp_path, None)
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "home").symlink_to(tmp_path / "disk")
+    restored = restore_backup(res.data, res.keys, PASS, tmp_path / "home", _open)
+    assert restored.audit.ok
+    assert (tmp_path / "home").is_symlink() and (tmp_path / "disk" / "metrosight.db").is_file()
+    st = _open(tmp_path / "home", None)
+    assert {e.name for e in st.entries.all("wanted")} == {"Ann", "Cid"}
