@@ -152,10 +152,12 @@ def test_doctor_on_a_full_disk(tmp_path: Path) -> None:
         line = _lines(out)["disk"]
         assert code == 1 and line.startswith("[fail]") and "full" in line and "—" in line, out + err
     finally:
-        from metrosight.store import repo
+        import gc
 
-        for st in list(repo._open_stores):  # the commands ran in this process: close their database files
-            st.engine.dispose()
+        from metrosight.store.repo import Store
+
+        for st in [o for o in gc.get_objects() if isinstance(o, Store)]:  # the commands ran in this process:
+            st.engine.dispose()  # close their database files
         if subprocess.run(["umount", str(mnt)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 

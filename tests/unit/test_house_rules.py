@@ -70,21 +70,7 @@ _CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
 
 # Breaches being removed by the other parts of issue 14, by rule (module paths relative to src/; functions as
 # ``path:qualified.name``; state as ``path:name``). Emptied as the splits land.
-PENDING: dict[str, frozenset[str]] = {
-    "modules": frozenset({}),
-    "functions": frozenset(
-        {
-            "metrosight/store/migrations/versions/0001_initial_schema.py:upgrade",
-            "metrosight/store/migrations/versions/0003_privacy_and_accountability.py:upgrade",
-            "metrosight/store/migrations/versions/0010_alert_episodes.py:upgrade",
-        }
-    ),
-    "state": frozenset(
-        {
-            "metrosight/store/repo.py:_open_stores",
-        }
-    ),
-}
+PENDING: dict[str, frozenset[str]] = {"modules": frozenset(), "functions": frozenset(), "state": frozenset()}
 
 
 @functools.cache

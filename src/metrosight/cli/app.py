@@ -39,7 +39,6 @@ from metrosight.cli.context import CliContext
 from metrosight.console import SafeConsole, error_line
 from metrosight.detect.base import DetectorError
 from metrosight.recognize.embedder import EmbedderError
-from metrosight.store.repo import checkpoint_all
 
 
 def main(
@@ -56,7 +55,7 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
 ) -> None:
     ctx.obj = CliContext(home_dir=home, config=config, user=user)
-    ctx.call_on_close(checkpoint_all)  # every command ends by signing the newest audit head it wrote
+    ctx.call_on_close(ctx.obj.close)  # every command ends by signing the newest audit head it wrote
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

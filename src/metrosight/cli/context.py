@@ -57,6 +57,9 @@ class CliContext:
     out: SafeConsole = field(default_factory=_stdout_console)
     err: SafeConsole = field(default_factory=_stderr_console)
     authenticated: Actor | None = None  # the actor, once :meth:`actor` has checked the credential
+    opened: list[Services] = field(
+        default_factory=list
+    )  # by :meth:`services`; their stores are signed at :meth:`close`
 
     def emit(self, line: str) -> None:
         """One line of machine-readable output (a JSON object, an alert line, a token) on standard output, flushed
@@ -90,11 +93,18 @@ class CliContext:
 
         settings = settings or self.settings(config)
         try:
-            return Services.open(Home.resolve(self.home_dir), settings)
+            svc = Services.open(Home.resolve(self.home_dir), settings)
         except StoreError as exc:
             fail(str(exc), 1)
         except OSError as exc:
             fail(f"cannot use home directory: {exc}", 1)
+        self.opened.append(svc)
+        return svc
+
+    def close(self) -> None:
+        """At the end of the command: every store it opened signs the newest audit head it wrote."""
+        for svc in self.opened:
+            svc.store.checkpoint()
 
     def actor(self, rt: Services) -> Actor:
         """The authenticated user doing a governed action (anything audited as a person's act).

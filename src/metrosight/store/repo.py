@@ -36,10 +36,9 @@ from metrosight.store.users import UserRepository
 from metrosight.store.watchlists import WatchlistRepository
 from metrosight.store.windows import WindowRepository
 
-__all__ = ["CHECKPOINTS_ENV", "Conflict", "NotFound", "Store", "checkpoint_all", "checkpoint_path"]
+__all__ = ["CHECKPOINTS_ENV", "Conflict", "NotFound", "Store", "checkpoint_path"]
 
 CHECKPOINTS_ENV = "METROSIGHT_AUDIT_CHECKPOINTS"
-_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
 def checkpoint_path(root: Path) -> Path:
@@ -48,10 +47,10 @@ def checkpoint_path(root: Path) -> Path:
     return Path(env).expanduser() if env else root / "audit.checkpoints"
 
 
-@atexit.register
-def checkpoint_all() -> None:
-    """Every store of this process signs its newest audit head (at the end of a command; at a normal exit)."""
-    for st in list(_open_stores):
+def _checkpoint_at_exit(ref: weakref.ReferenceType[Store]) -> None:
+    """At a normal exit: the store (if still alive) signs the newest audit head this process wrote."""
+    st = ref()
+    if st is not None:
         st.checkpoint()
 
 
@@ -106,7 +105,7 @@ class Store:
         self.windows = WindowRepository(uow)
         self.policy = PolicyReads(uow, self.entries, self.windows)
         self.retention = RetentionRepository(uow, self.entries)
-        _open_stores.add(self)
+        atexit.register(_checkpoint_at_exit, weakref.ref(self))  # commands and services sign their head at exit
 
     @property
     def engine(self) -> Engine:

@@ -17,6 +17,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _sightings()
+    _alert_columns()
+    _backfill()
+
+
+def _sightings() -> None:
+    """The sightings table."""
     op.create_table(
         "sightings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -44,6 +51,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id"),
     )
     op.create_index("ix_sightings_alert_id", "sightings", ["alert_id"], unique=False)
+
+
+def _alert_columns() -> None:
+    """The alerts' episode columns."""
     bind = op.get_bind()
     sqlite = bind.dialect.name == "sqlite"
     # plain ADD COLUMNs (batch mode would recreate `alerts`, and dropping it would cascade to its reviews)
@@ -62,6 +73,9 @@ def upgrade() -> None:
     op.add_column("alerts", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_alerts_person_id", "alerts", ["person_id"], unique=False)
 
+
+def _tables() -> tuple[sa.TableClause, sa.TableClause, sa.TableClause]:
+    """The alerts, subjects and sightings tables as this revision knows them."""
     alerts = sa.table(
         "alerts",
         sa.column("created_at", sa.DateTime(timezone=True)),
@@ -113,6 +127,13 @@ def upgrade() -> None:
             )
         ),
     )
+    return alerts, subjects, sightings
+
+
+def _backfill() -> None:
+    """Every existing alert becomes an episode of one sighting."""
+    bind = op.get_bind()
+    alerts, subjects, sightings = _tables()
     persons = dict(bind.execute(sa.select(subjects.c.id, subjects.c.person_id)).all())
     for a in bind.execute(sa.select(alerts)).mappings().all():
         created = a["created_at"]
