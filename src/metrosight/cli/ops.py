@@ -18,6 +18,7 @@ from metrosight.policy.rules import require
 from metrosight.store.repo import CHECKPOINTS_ENV, Store, checkpoint_path
 
 PASSPHRASE_ENV = "METROSIGHT_BACKUP_PASSPHRASE"
+MAX_PASSPHRASE_FILE = 4096  # bytes
 
 
 def doctor(
@@ -62,9 +63,16 @@ def read_passphrase(file: Path | None, confirm: bool) -> str:
     """From ``--passphrase-file``, else ``METROSIGHT_BACKUP_PASSPHRASE`` (removed once read), else a hidden prompt."""
     if file is not None:
         try:
-            return file.read_text().rstrip("\r\n")
+            with file.open("rb") as f:
+                raw = f.read(MAX_PASSPHRASE_FILE + 1)  # bounded: a device such as /dev/zero never ends
         except OSError as exc:
             fail(f"cannot read the passphrase file {file}: {exc.strerror}")
+        if len(raw) > MAX_PASSPHRASE_FILE:
+            fail(f"the passphrase file {file} is over {MAX_PASSPHRASE_FILE} bytes: it should hold the passphrase only")
+        try:
+            return raw.decode("utf-8-sig").rstrip("\r\n")  # a byte-order mark (Windows editors) is not part of it
+        except UnicodeDecodeError:
+            fail(f"the passphrase file {file} is not UTF-8 text: save the passphrase as UTF-8")
     env = os.environ.pop(PASSPHRASE_ENV, None)
     if env is not None:
         return env

@@ -156,3 +156,34 @@ def test_a_backup_is_never_written_inside_the_home(tmp_path: Path, where: str) -
             create_backup(store, home, Fernet.generate_key(), home / "cp", data_dir, PHRASE, "ada", keys_out=keys_dir)
     assert store.audit.entries == []
     assert not (tmp_path / "vault").exists() and not (tmp_path / "safe").exists()
+
+
+# --- the passphrase file ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"\xff\xfe\xfd not utf-8 at all", "not UTF-8"), (b"x" * 5000, "over 4096 bytes")],
+)
+def test_a_bad_passphrase_file_is_one_clear_error(
+    tmp_path: Path, content: bytes, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from metrosight.cli.ops import read_passphrase
+
+    f = tmp_path / "phrase"
+    f.write_bytes(content)
+    with pytest.raises(typer.Exit) as exc:
+        read_passphrase(f, confirm=False)
+    assert exc.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_passphrase_file_saved_with_a_byte_order_mark_reads_as_typed(tmp_path: Path) -> None:
+    from metrosight.cli.ops import read_passphrase
+
+    f = tmp_path / "phrase"
+    f.write_bytes("\ufeffcorrect horse battery\r\n".encode())
+    assert read_passphrase(f, confirm=False) == "correct horse battery"
