@@ -13,6 +13,9 @@ import typer
 from metrosight.cli.common import fail, governed
 from metrosight.cli.context import cli_context
 from metrosight.config.home import Home
+from metrosight.config.load import ConfigError, load_settings
+from metrosight.config.model import Settings
+from metrosight.ops.checks import Check, Report, Status
 from metrosight.policy.crypto import load_master_key
 from metrosight.policy.rules import require
 from metrosight.store.repo import CHECKPOINTS_ENV, Store, checkpoint_path
@@ -42,14 +45,22 @@ def doctor(
 
     c = cli_context(ctx)
     out = c.out
+    settings, bad_config = Settings.model_construct(), None  # an invalid configuration: the defaults, no cameras
+    try:
+        settings = load_settings(config or c.config)
+    except ConfigError as exc:  # a failing check like any other (in --json too)
+        bad = f"invalid configuration: {exc}"
+        bad_config = Check("config", Status.FAIL, bad, "fix the key it names (`metrosight config check FILE`)")
     report = run_doctor(
-        c.settings(config),
+        settings,
         Home.resolve(c.home_dir).root,
         bus_url=bus,
         codecs=tuple(codec or ()),
-        cameras=not no_cameras,
+        cameras=not no_cameras and bad_config is None,
         models=not no_models,
     )
+    if bad_config is not None:
+        report = Report([bad_config, *report.checks])
     if as_json:
         out.print_json(json.dumps({"ok": report.ok, "checks": [check.as_dict() for check in report.checks]}))
     else:

@@ -187,3 +187,33 @@ def test_a_passphrase_file_saved_with_a_byte_order_mark_reads_as_typed(tmp_path:
     f = tmp_path / "phrase"
     f.write_bytes("\ufeffcorrect horse battery\r\n".encode())
     assert read_passphrase(f, confirm=False) == "correct horse battery"
+
+
+# --- doctor --json: one JSON document for every failure, an invalid configuration included ----------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "env"),
+    [
+        ("cameras:\n  - {id: c1, source: 'srt://op:" + SECRET + "@10.0.0.1:9000'}\n", {}),
+        ("cameras:\n  - {id: c1, source: 'rtsp://op:" + SECRET + "@10.0.0.1:bad/s'}\n", {}),
+        ("cameras: 5\n", {}),
+        ("", {"METROSIGHT__STORAGE__DATABASE_URL": "42"}),
+    ],
+)
+def test_doctor_json_reports_an_invalid_configuration_as_a_failing_check(
+    tmp_path: Path, config: str, env: dict[str, str]
+) -> None:
+    from tests.integration.helpers import cli
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(config)
+    code, out, err = cli(tmp_path / "home", "doctor", "--config", cfg, "--no-models", "--json", env=env)
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False
+    first = doc["checks"][0]
+    assert first["name"] == "config" and first["status"] == "fail" and "invalid configuration" in first["detail"]
+    assert {"python", "packages", "ffmpeg", "home"} <= {c["name"] for c in doc["checks"]}
+    assert SECRET not in out + err
+    code, out, _ = cli(tmp_path / "home", "doctor", "--config", cfg, "--no-models", env=env)
+    assert code == 1 and out.startswith("[fail] config: invalid configuration")
