@@ -10,10 +10,6 @@
   statement; (3) a function that changes a module-level name's contents (item assignment or deletion, or ``append``,
   ``add``, ``update``, ``setdefault``, ``pop``, ``clear``, … on it); (4) a module-level instance of a class defined in
   the same module, unless the class is immutable (a frozen dataclass, a NamedTuple or an Enum).
-
-Each rule has two tests: one that no breach appears beyond the ones being fixed (:data:`PENDING`, the modules other
-parts of issue 14 are splitting), which guards against new ones, and one that the rule holds everywhere, expected to
-fail (strictly) while :data:`PENDING` is not empty.
 """
 
 from __future__ import annotations
@@ -67,10 +63,6 @@ _MUTATORS = frozenset(
     }
 )
 _CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
-
-# Breaches being removed by the other parts of issue 14, by rule (module paths relative to src/; functions as
-# ``path:qualified.name``; state as ``path:name``). Emptied as the splits land.
-PENDING: dict[str, frozenset[str]] = {"modules": frozenset(), "functions": frozenset(), "state": frozenset()}
 
 
 @functools.cache
@@ -230,21 +222,7 @@ def _key(breach: str) -> str:
 
 
 @pytest.mark.parametrize("rule", list(RULES))
-def test_no_breach_beyond_the_ones_being_fixed(rule: str) -> None:
-    new = [b for b in RULES[rule]() if _key(b) not in PENDING[rule]]
-    assert new == []
-
-
-def _holds(rule: str) -> object:
-    pending = sorted(PENDING[rule])
-    if not pending:
-        return rule
-    reason = "being split by other parts of issue 14: " + ", ".join(pending)
-    return pytest.param(rule, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
-@pytest.mark.parametrize("rule", [_holds(r) for r in RULES])
-def test_house_rule_holds_everywhere(rule: str) -> None:
+def test_house_rule_holds(rule: str) -> None:
     assert RULES[rule]() == []
 
 
