@@ -56,3 +56,27 @@ def test_restore_into_a_home_given_as_a_link_to_an_empty_folder(tmp_path: Path) 
     assert (tmp_path / "home").is_symlink() and (tmp_path / "disk" / "metrosight.db").is_file()
     st = _open(tmp_path / "home", None)
     assert {e.name for e in st.entries.all("wanted")} == {"Ann", "Cid"}
+
+
+def test_postgresql_backup_and_restore_over_a_unix_socket_url(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """``postgresql://user@/db?host=/socket/dir&port=N``: the application connects there; pg_dump and pg_restore
+    must too (they read libpq's environment, which had no PGHOST: they went to the default socket)."""
+
+    def socket_url(tcp_url: str) -> str:
+        name = tcp_url.rsplit("/", 1)[1]
+        return f"postgresql+psycopg://postgres@/{name}?host={postgres_server.root}&port={postgres_server.port}"
+
+    src, dst = socket_url(postgres_server.create_database()), socket_url(postgres_server.create_database())
+    res = _backup(tmp_path, src)
+    restored = restore_backup(res.data, res.keys, PASS, tmp_path / "dst", _open, dst)
+    assert restored.audit.ok and restored.kind == "postgresql"
+    st = _open(tmp_path / "dst", dst)
+    assert {e.name for e in st.entries.all("wanted")} == {"Ann", "Cid"}
+
+
+def test_restore_into_a_database_url_with_a_bad_port_is_one_clear_error(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
+    res = _backup(tmp_path, postgres_server.create_database())
+    with pytest.raises(BackupError, match="target database") as exc:
+        restore_backup(res.data, res.keys, PASS, tmp_path / "dst", _open, "postgresql://u:S3cretPw@127.0.0.1:bad/x")
+    assert "S3cretPw" not in str(exc.value)
+    assert not (tmp_path / "dst").exists()

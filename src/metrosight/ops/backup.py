@@ -289,6 +289,8 @@ def _check_target(home: Path, database_url: str | None, checkpoints_env: Path | 
                 engine.dispose()
         except SQLAlchemyError as exc:
             raise BackupError(f"cannot reach the target database: {exc.__class__.__name__}") from None
+        except ValueError:  # a URL that cannot be read (a bad port): never quoted, it may hold a password
+            raise BackupError("the target database URL cannot be read: check its host and port") from None
         if tables:
             raise BackupError("the target database is not empty: restore into a new, empty database")
 

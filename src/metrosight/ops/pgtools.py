@@ -12,6 +12,27 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+#: libpq connection parameters of a URL's query string and the environment variables the programs read them from
+LIBPQ_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "gssencmode": "PGGSSENCMODE",
+    "passfile": "PGPASSFILE",
+}
+
 
 class PgToolError(Exception):
     """A PostgreSQL program is missing or failed; the message says which and why (no password in it)."""
@@ -33,15 +54,16 @@ def pg_program(name: str) -> str:
 
 
 def libpq_env(url: str) -> dict[str, str]:
-    """The environment that points libpq programs at ``url`` (host, port, user, password, database, sslmode).
+    """The environment that points libpq programs at ``url``: its host, port, user, password and database, then the
+    libpq parameters of its query string (:data:`LIBPQ_ENV`: a Unix socket's ``?host=``, ``sslmode``, …).
 
     Raises:
         PgToolError: not a PostgreSQL URL.
     """
     try:
         u = make_url(url)
-    except ArgumentError:
-        raise PgToolError("not a database URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a bad port
+        raise PgToolError("not a database URL (check its host and port)") from None
     if not u.drivername.startswith(("postgresql", "postgres")):
         raise PgToolError(f"not a PostgreSQL URL ({u.drivername})")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -51,10 +73,16 @@ def libpq_env(url: str) -> dict[str, str]:
         ("PGUSER", u.username),
         ("PGPASSWORD", u.password),
         ("PGDATABASE", u.database),
-        ("PGSSLMODE", u.query.get("sslmode")),
     ):
         if value:
             env[var] = str(value)
+    # libpq parameters given in the query string (``?host=/run/postgresql`` for a Unix socket, ``sslmode``, …),
+    # which the application's driver reads too: without them the programs would reach another server
+    for key, raw in u.query.items():
+        given = str(raw[-1] if isinstance(raw, tuple) else raw)
+        var = LIBPQ_ENV.get(key)
+        if var and given and var not in env:  # the URL's own host, user, … come first
+            env[var] = given
     return env
 
 
