@@ -80,9 +80,9 @@ def libpq_env(url: str) -> dict[str, str]:
     # which the application's driver reads too: without them the programs would reach another server
     for key, raw in u.query.items():
         given = str(raw[-1] if isinstance(raw, tuple) else raw)
-        var = LIBPQ_ENV.get(key)
-        if var and given and var not in env:  # the URL's own host, user, … come first
-            env[var] = given
+        env_name = LIBPQ_ENV.get(key)
+        if env_name and given and env_name not in env:  # the URL's own host, user, … come first
+            env[env_name] = given
     return env
 
 
