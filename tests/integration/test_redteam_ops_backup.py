@@ -80,3 +80,32 @@ def test_restore_into_a_database_url_with_a_bad_port_is_one_clear_error(tmp_path
         restore_backup(res.data, res.keys, PASS, tmp_path / "dst", _open, "postgresql://u:S3cretPw@127.0.0.1:bad/x")
     assert "S3cretPw" not in str(exc.value)
     assert not (tmp_path / "dst").exists()
+
+
+def test_a_backup_in_the_same_second_as_another_never_deletes_or_replaces_the_other_ones_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two admins (or cron and an admin) back up in the same second into the same folder: the names collide. The
+    second must fail with one line, leaving the first's data and keys files as they were (its clean-up removed
+    them, and its data file replaced the first's)."""
+    from metrosight.ops import backup as backup_mod
+
+    src = tmp_path / "src"
+    st = _populate(src, None)
+    real = backup_mod._write_data
+
+    def beside(home, checkpoints, tmp, data_path, *rest):  # type: ignore[no-untyped-def]
+        # the other backup finishes first, under the same names
+        data_path.write_bytes(b"the other backup's data")
+        data_path.with_suffix(".keys").write_bytes(b"the other backup's keys")
+        return real(home, checkpoints, tmp, data_path, *rest)
+
+    monkeypatch.setattr(backup_mod, "_write_data", beside)
+    out = tmp_path / "out"
+    with pytest.raises(BackupError, match="exists already"):
+        create_backup(st, src, load_master_key(src), checkpoint_path(src), out, PASS, "ada")
+    assert sorted((p.name.rsplit(".", 1)[1], p.read_bytes()) for p in out.iterdir()) == [
+        ("backup", b"the other backup's data"),
+        ("keys", b"the other backup's keys"),
+    ]
+    assert [e.action for e in st.audit.entries()][-1] == "backup.failed"

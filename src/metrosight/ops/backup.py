@@ -193,30 +193,53 @@ def create_backup(
     store.audit.record(actor, "backup.create", backup_id, details)
     store.audit.checkpoint()
     header = {"backup_id": backup_id, "fingerprint": fingerprint(master_key), "created": stamp, "kind": kind}
+    made: list[Path] = []  # removed on failure: only this backup's files, never those of one running beside it
     try:
         for d in {out, keys_out}:
             d.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".metrosight-backup-", dir=out) as tmp:
             files = _write_data(home, checkpoints, Path(tmp), data_path, master_key, header, database_url, kind)
+        made.append(data_path)
         _write_private(keys_path, keys_blob)
+        made.append(keys_path)
     except OSError as exc:
-        data_path.unlink(missing_ok=True)
-        keys_path.unlink(missing_ok=True)
+        for p in made:
+            p.unlink(missing_ok=True)
         store.audit.record(actor, "backup.failed", backup_id, {**details, "error": exc.strerror or str(exc)})
+        if exc.errno == errno.EEXIST:
+            raise BackupError(
+                f"{exc.filename or out} exists already (another backup this second?): run it again"
+            ) from None
         raise _disk_error(exc, out) from None
-    except (pgtools.PgToolError, sqlite3.Error) as exc:
-        data_path.unlink(missing_ok=True)
+    except (pgtools.PgToolError, sqlite3.Error) as exc:  # the snapshot comes before any file is published
         store.audit.record(actor, "backup.failed", backup_id, {**details, "error": str(exc)})
         raise BackupError(f"cannot snapshot the database: {exc}") from None
     return BackupResult(backup_id, data_path, keys_path, kind, files, data_path.stat().st_size)
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (0600; never over an existing file) with ``data``; a partly written file is removed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _publish(part: Path, final: Path) -> None:
+    """Give ``part`` the name ``final``, never replacing a file there (a hard link where the file system has them)."""
+    try:
+        os.link(part, final)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network file systems): check, then rename
+        if final.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(final)) from None
+        part.replace(final)
 
 
 def _write_data(
@@ -244,7 +267,7 @@ def _write_data(
         "media_root": str((home / "media").resolve()),
         "checkpoints": cps is not None,
     }
-    part = data_path.with_name(data_path.name + ".part")
+    part = data_path.with_name(f"{data_path.name}.{header['backup_id'][-8:]}.part")  # its own, beside another's
     files = 0
     try:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -259,7 +282,7 @@ def _write_data(
             sealed.close()
             raw.flush()
             os.fsync(raw.fileno())
-        part.replace(data_path)
+        _publish(part, data_path)
     finally:
         part.unlink(missing_ok=True)
     return files
