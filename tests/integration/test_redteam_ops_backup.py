@@ -109,3 +109,23 @@ def test_a_backup_in_the_same_second_as_another_never_deletes_or_replaces_the_ot
         ("keys", b"the other backup's keys"),
     ]
     assert [e.action for e in st.audit.entries()][-1] == "backup.failed"
+
+
+def test_restore_by_a_user_the_account_database_does_not_name_is_audited_by_uid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's numeric user or a systemd DynamicUser with no USER/LOGNAME: getpass.getuser raises (KeyError
+    before Python 3.13, OSError since); the restore had placed the home and then crashed before auditing itself."""
+    import getpass
+    import os
+
+    res = _backup(tmp_path, None)
+
+    def no_name() -> str:
+        raise KeyError(f"getpwuid(): uid not found: {os.getuid()}")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    restored = restore_backup(res.data, res.keys, PASS, tmp_path / "dst", _open)
+    assert restored.audit.ok
+    last = _open(tmp_path / "dst", None).audit.entries()[-1]
+    assert last.action == "backup.restore" and last.actor == f"os:uid {os.getuid()}"

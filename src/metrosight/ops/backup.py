@@ -404,7 +404,7 @@ def restore_backup(
     store = open_store(home, database_url)
     result = store.audit.verify()
     store.audit.record(
-        f"os:{getpass.getuser()}",
+        f"os:{_os_user()}",
         "backup.restore",
         header["backup_id"],
         {
@@ -419,6 +419,15 @@ def restore_backup(
     return RestoreResult(
         header["backup_id"], home, str(kind), str(manifest.get("created")), files, result, env_key is None
     )
+
+
+def _os_user() -> str:
+    """The operating-system user running the restore; ``uid N`` where the account database has no name for it (a
+    container's numeric user, a systemd ``DynamicUser``: ``getpass.getuser`` raises there)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _place(
