@@ -7,31 +7,36 @@ import glob
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 #: libpq connection parameters of a URL's query string and the environment variables the programs read them from
-LIBPQ_ENV = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "dbname": "PGDATABASE",
-    "sslmode": "PGSSLMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcrl": "PGSSLCRL",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "options": "PGOPTIONS",
-    "application_name": "PGAPPNAME",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-    "gssencmode": "PGGSSENCMODE",
-    "passfile": "PGPASSFILE",
-}
+LIBPQ_ENV: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "host": "PGHOST",
+        "hostaddr": "PGHOSTADDR",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "dbname": "PGDATABASE",
+        "sslmode": "PGSSLMODE",
+        "sslrootcert": "PGSSLROOTCERT",
+        "sslcert": "PGSSLCERT",
+        "sslkey": "PGSSLKEY",
+        "sslcrl": "PGSSLCRL",
+        "connect_timeout": "PGCONNECT_TIMEOUT",
+        "options": "PGOPTIONS",
+        "application_name": "PGAPPNAME",
+        "target_session_attrs": "PGTARGETSESSIONATTRS",
+        "gssencmode": "PGGSSENCMODE",
+        "passfile": "PGPASSFILE",
+    }
+)
 
 
 class PgToolError(Exception):
