@@ -186,7 +186,7 @@ def mismatches(
     for aid, status, created_at in alerts:
         if _before(created_at, g.horizon):
             continue
-        logged = [tuple(r) for r in g.reviews.get(aid, [])]
+        logged = [(user, action) for user, action in g.reviews.get(aid, [])]
         rows = by_alert.get(aid, [])
         for rid, user, action in rows:
             if (user, action) not in logged:
@@ -197,7 +197,7 @@ def mismatches(
         for user, action in logged:
             if (user, action) not in stored_pairs:
                 out.append(f"alert {aid}: the keyed log records a {action} by {user!r} that has no review row")
-        expected = alert_status(logged)  # type: ignore[arg-type]
+        expected = alert_status(logged)
         if status != expected:
             out.append(f"alert {aid} is {status} but its keyed reviews make it {expected}")
     return out

@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 from metrosight.core.credentials import Param, is_secret_param, path_secrets, unlike_prose
 
 Transport = Literal["auto", "tcp", "udp"]
-TRANSPORTS: tuple[str, ...] = ("auto", "tcp", "udp")
+TRANSPORTS: tuple[Transport, ...] = ("auto", "tcp", "udp")
 
 #: network scheme → kind (the family of reconnect hints and messages)
 NETWORK_SCHEMES: Final[Mapping[str, str]] = {
@@ -129,7 +129,8 @@ class SourceSpec:
                 a bad port, or credentials with unescaped reserved characters. The message never contains the
                 source's credentials.
         """
-        if rtsp_transport not in TRANSPORTS:
+        transport = next((t for t in TRANSPORTS if t == rtsp_transport), None)
+        if transport is None:
             raise SourceSyntaxError(f"rtsp_transport must be one of auto, tcp, udp (got {rtsp_transport!r})")
         text = text.strip()
         if not text:
@@ -149,7 +150,7 @@ class SourceSpec:
             if rtsp_transport != "auto":
                 raise SourceSyntaxError("rtsp_transport applies to rtsp:// sources only")
             return cls("file", text)
-        return _parse_url(text, scheme.lower(), rtsp_transport)
+        return _parse_url(text, scheme.lower(), transport)
 
     # -- forms -----------------------------------------------------------------------------------------------
     @property
@@ -369,7 +370,7 @@ def _looks_like_scheme(s: str) -> bool:
     return bool(s) and s[0].isascii() and s[0].isalpha() and all(c.isascii() and (c.isalnum() or c in "+.-") for c in s)
 
 
-def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
+def _parse_url(text: str, scheme: str, rtsp_transport: Transport) -> SourceSpec:
     if scheme in REFUSED_SCHEMES:
         raise SourceSyntaxError(f"{scheme}:// sources are not supported: {REFUSED_SCHEMES[scheme]}")
     if scheme not in NETWORK_SCHEMES:
@@ -446,7 +447,7 @@ def _parse_url(text: str, scheme: str, rtsp_transport: str) -> SourceSpec:
         fragment=parts.fragment,
         username=username,
         password=password,
-        rtsp_transport=rtsp_transport,  # type: ignore[arg-type]
+        rtsp_transport=rtsp_transport,
     )
 
 

@@ -83,25 +83,22 @@ def _authorisation(
 ) -> Authorisation | None:
     if not any([legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent]):
         return None
-    missing = [
-        n
-        for n, v in (
-            ("legal_basis", legal_basis),
-            ("authority", authority),
-            ("reference", reference),
-            ("expires", expires),
-        )
-        if not (v or "").strip()
-    ]
+    given = {
+        "legal_basis": (legal_basis or "").strip(),
+        "authority": (authority or "").strip(),
+        "reference": (reference or "").strip(),
+        "expires": (expires or "").strip(),
+    }
+    missing = [n for n, v in given.items() if not v]
     if missing:
         raise HTTPException(422, f"an authorisation needs {', '.join(missing)}")
     now, tz = svc.clock.now(), svc.clock.tz
     try:
         return Authorisation(
-            legal_basis=legal_basis.strip(),  # type: ignore[union-attr]
-            issuing_authority=authority.strip(),  # type: ignore[union-attr]
-            reference=reference.strip(),  # type: ignore[union-attr]
-            expires_at=parse_when(expires, now, tz, end=True, what="expires"),  # type: ignore[arg-type]
+            legal_basis=given["legal_basis"],
+            issuing_authority=given["authority"],
+            reference=given["reference"],
+            expires_at=parse_when(expires or "", now, tz, end=True, what="expires"),
             valid_from=parse_when(valid_from, now, tz, end=False, what="valid_from") if valid_from else None,
             cameras=identifiers(cameras, "camera id"),
             lines=identifiers(lines, "line"),
@@ -337,7 +334,10 @@ def identify(
                 yield exc
 
     results = svc.identification.identify(decoded(), actor)
-    body = [IdentifyPublic(photo=r.photo, faces=r.faces, error=r.error).model_dump(mode="json") for r in results]  # type: ignore[arg-type]
+    body = [
+        IdentifyPublic.model_validate({"photo": r.photo, "faces": r.faces, "error": r.error}).model_dump(mode="json")
+        for r in results
+    ]
     ok = any(r.error is None for r in results)
     return JSONResponse(body, status_code=200 if ok else 413 if too_large else 422)
 
