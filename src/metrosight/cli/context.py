@@ -20,6 +20,7 @@ from metrosight.config.home import Home
 from metrosight.config.load import ConfigError, load_settings
 from metrosight.config.model import Settings
 from metrosight.console import SafeConsole
+from metrosight.policy.crypto import MASTER_KEY_ENV, CryptoError
 from metrosight.policy.rules import Actor
 from metrosight.store.accounts import Accounts
 from metrosight.store.db import StoreError
@@ -96,6 +97,12 @@ class CliContext:
             svc = Services.open(Home.resolve(self.home_dir), settings)
         except StoreError as exc:
             fail(str(exc), 1)
+        except CryptoError as exc:  # the master key: not a key, an empty METROSIGHT_MASTER_KEY, a folder
+            fail(
+                f"{exc} — set the installation's master key (the same {MASTER_KEY_ENV} on every host, or master.key "
+                "from the backup keys file: `metrosight restore`)",
+                1,
+            )
         except OSError as exc:
             fail(f"cannot use home directory: {exc}", 1)
         self.opened.append(svc)

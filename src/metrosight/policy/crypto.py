@@ -28,7 +28,7 @@ def load_master_key(home_root: Path, environ: dict[str, str] | None = None) -> b
     """The master key: from the environment, else ``<home>/master.key`` (created if absent, mode 0600).
 
     Raises:
-        CryptoError: the key in the environment or the file is not a valid Fernet key.
+        CryptoError: the key in the environment or the file is not a valid Fernet key, or the file cannot be read.
     """
     env = os.environ if environ is None else environ
     raw = env.get(MASTER_KEY_ENV)
@@ -42,7 +42,12 @@ def load_master_key(home_root: Path, environ: dict[str, str] | None = None) -> b
             with os.fdopen(fd, "wb") as fh:
                 fh.write(key)
             return key
-        raw = path.read_text().strip()
+        try:
+            raw = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise CryptoError(f"{source}: not a valid key (expected 32 url-safe base64-encoded bytes)") from None
+        except OSError as exc:  # a folder, a file this user may not read
+            raise CryptoError(f"{source}: cannot be read ({exc.strerror or exc}): check it is the key file") from None
     key = raw.encode() if isinstance(raw, str) else raw
     try:
         Fernet(key)

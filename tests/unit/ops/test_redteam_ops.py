@@ -217,3 +217,40 @@ def test_doctor_json_reports_an_invalid_configuration_as_a_failing_check(
     assert SECRET not in out + err
     code, out, _ = cli(tmp_path / "home", "doctor", "--config", cfg, "--no-models", env=env)
     assert code == 1 and out.startswith("[fail] config: invalid configuration")
+
+
+# --- doctor: a master.key that cannot be read is the keys check's failure, not a traceback ------------------------
+
+
+@pytest.mark.parametrize("kind", ["folder", "not utf-8"])
+def test_doctor_reports_an_unreadable_master_key_as_a_failing_keys_check(tmp_path: Path, kind: str) -> None:
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    if kind == "folder":
+        (home / "master.key").mkdir()
+    else:
+        (home / "master.key").write_bytes(b"\xff\xfe not a key")
+    code, out, err = cli(home, "doctor", "--no-models", "--json")
+    doc = json.loads(out)
+    keys = next(c for c in doc["checks"] if c["name"] == "keys")
+    assert code == 1 and keys["status"] == "fail" and "master.key" in keys["detail"], keys
+
+
+@pytest.mark.parametrize("kind", ["garbage", "folder", "empty environment variable"])
+def test_a_bad_master_key_is_one_line_for_every_command(tmp_path: Path, kind: str) -> None:
+    """The service's env file ships ``METROSIGHT_MASTER_KEY=`` (empty): every command then ended in a traceback."""
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = {"METROSIGHT_MASTER_KEY": ""} if kind.startswith("empty") else {"METROSIGHT_MASTER_KEY": None}
+    if kind == "garbage":
+        (home / "master.key").write_text("not a key")
+    elif kind == "folder":
+        (home / "master.key").mkdir()
+    for args in (("watchlist", "entries"), ("alert", "list"), ("audit", "verify")):
+        code, out, err = cli(home, *args, env=env)  # type: ignore[arg-type]
+        assert code == 1, (args, out, err)
+        assert err.startswith("error: ") and "master key" in err and "Traceback" not in err
