@@ -174,7 +174,8 @@ class ClusterWorker:
         client = getattr(bus, "client", None)
         if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
             ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
-            self.rt = runtime.with_store(SharedPolicyReads(runtime.store, client, leases.prefix, ttl))
+            reads = SharedPolicyReads(runtime.store.policy, runtime.store.windows, client, leases.prefix, ttl)
+            self.rt = runtime.with_policy(reads)
         self.running: dict[str, _Camera] = {}
         self.report = WorkerReport()
         self._lock = threading.Lock()

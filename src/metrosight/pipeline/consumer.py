@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from metrosight.bus.base import (
     TOPIC_ALERT_UPDATES,
@@ -33,6 +33,7 @@ from metrosight.bus.base import (
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
 from metrosight.policy.rules import aware, in_scope
+from metrosight.services.live_policy import PolicySource
 from metrosight.services.sinks import AlertSink, EventSink
 
 log = logging.getLogger(__name__)
@@ -227,30 +228,59 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Ca
     return hook
 
 
-class SharedPolicyReads:
-    """The store as a worker's cameras see it: the policy reads each camera's
-    :class:`~metrosight.services.live_policy.LivePolicy` makes every refresh period are served from Redis and a
-    per-process cache instead of the database.
+class KeyReader(Protocol):
+    """The part of a Redis client the shared policy reads use."""
 
-    - ``policy.version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
-      read at most every ``ttl`` seconds; the database's when no mirror runs (the key expired).
-    - ``policy.expire_due``: done by the mirror (0 here); by this process when no mirror runs.
-    - ``policy.allows``: evaluated against the no-identification windows, re-read from the database only
+    def get(self, name: str) -> Any:
+        """The value at key ``name`` (bytes), None when absent."""
+        ...
+
+
+class WindowRows(Protocol):
+    """The no-identification windows (:meth:`metrosight.store.windows.WindowRepository.all`)."""
+
+    def all(self) -> Sequence[Window]:
+        """The windows not removed."""
+        ...
+
+
+class Window(Protocol):
+    """One no-identification window: when (aware or naive UTC) and where (``{"cameras": [...], "lines": [...]}``)."""
+
+    @property
+    def starts_at(self) -> datetime: ...
+
+    @property
+    def ends_at(self) -> datetime: ...
+
+    @property
+    def scope(self) -> dict | None: ...
+
+
+class SharedPolicyReads:
+    """A worker's cameras' policy reads (a :class:`~metrosight.services.live_policy.PolicySource`, given to
+    :meth:`metrosight.services.suite.Services.with_policy`) served from Redis and a per-process cache instead of the
+    database:
+
+    - ``version``: the mirrored version in Redis (:class:`~metrosight.pipeline.consumer.PolicyMirror`),
+      read at most every ``ttl`` seconds; the database's (``policy``) when no mirror runs (the key expired).
+    - ``expire_due``: done by the mirror (0 here); by this process when no mirror runs.
+    - ``allows``: evaluated against the no-identification windows (``windows``), re-read from the database only
       when the gallery version changed (adding or removing a window bumps it).
 
-    Everything else goes to the real store.
+    Args:
+        policy: the store's policy reads (``store.policy``). windows: the store's windows (``store.windows``).
+        client: the Redis client. prefix: the deployment's key prefix. ttl: seconds a read version is reused.
     """
 
-    def __init__(self, store: Any, client: Any, prefix: str, ttl: float) -> None:
-        self._store = store
+    def __init__(self, policy: PolicySource, windows: WindowRows, client: KeyReader, prefix: str, ttl: float) -> None:
+        self._policy = policy
+        self._window_rows = windows
         self._client = client
         self._key = gallery_version_key(prefix)
         self._ttl = ttl
         self._version: tuple[float, int, bool] | None = None  # (checked at, version, mirrored)
-        self._windows: tuple[int, list[Any]] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        self._windows: tuple[int, list[Window]] | None = None
 
     def _current(self) -> tuple[int, bool]:
         now = time.monotonic()
@@ -264,29 +294,28 @@ class SharedPolicyReads:
         if raw is not None:
             version, mirrored = int(raw), True
         else:
-            version, mirrored = int(self._store.policy.version()), False
+            version, mirrored = int(self._policy.version()), False
         self._version = (now, version, mirrored)
         return version, mirrored
 
-    @property
-    def policy(self) -> SharedPolicyReads:
-        """Serves the store's policy reads (:class:`metrosight.store.policy.PolicyReads`) itself."""
-        return self
-
     def version(self) -> int:
+        """The gallery version (mirrored in Redis; the database's without a mirror)."""
         return self._current()[0]
 
-    def expire_due(self, now: Any = None) -> int:
+    def expire_due(self, now: datetime | None = None) -> int:
+        """0 while a mirror runs (it retires expired entries); else retire them here; how many."""
         if now is None and self._current()[1]:
             return 0  # the mirror retires expired entries and bumps the version
-        return int(self._store.policy.expire_due(now))
+        return int(self._policy.expire_due(now))
 
-    def allows(self, camera_id: str | None, line: str | None, now: Any = None) -> bool:
+    def allows(self, camera_id: str | None, line: str | None, now: datetime | None = None) -> bool:
+        """False while a no-identification window covers this camera (or line)."""
         version = self._current()[0]
         if self._windows is None or self._windows[0] != version:
-            self._windows = (version, list(self._store.windows.all()))
+            self._windows = (version, list(self._window_rows.all()))
         now = now or datetime.now(UTC)
         for w in self._windows[1]:
-            if aware(w.starts_at) <= now < aware(w.ends_at) and in_scope(w.scope, camera_id, line):
+            starts, ends = aware(w.starts_at), aware(w.ends_at)
+            if starts is not None and ends is not None and starts <= now < ends and in_scope(w.scope, camera_id, line):
                 return False
         return True

@@ -25,6 +25,7 @@ from metrosight.pipeline.outbox import CameraOutputs
 from metrosight.pipeline.processor import Built, FaceParts, build_processor
 from metrosight.pipeline.runs import RunRows
 from metrosight.pipeline.single import RunReport, SingleRun
+from metrosight.services.live_policy import PolicySource
 from metrosight.services.sinks import STORAGE_WAIT_SECONDS, AlertSink, EventSink
 from metrosight.services.suite import Services
 from metrosight.store.db import StoreError
@@ -50,9 +51,9 @@ class Runtime:
         """The host of the installation at ``home`` (see :meth:`Services.open`)."""
         return cls(Services.open(home, settings, clock))
 
-    def with_store(self, store: object) -> Runtime:
-        """The same host reading and writing through ``store`` (a cache in front of the installation's store)."""
-        return Runtime(self.services.with_store(store))  # type: ignore[arg-type]
+    def with_policy(self, policy: PolicySource) -> Runtime:
+        """The same host whose cameras read their policy through ``policy`` (see :meth:`Services.with_policy`)."""
+        return Runtime(self.services.with_policy(policy))
 
     @property
     def landmarker(self) -> FivePointLandmarker:

@@ -3,7 +3,7 @@ API (:meth:`Installation.open`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
@@ -43,10 +43,6 @@ class Installation:
         )
         store.runs.close_dead()  # runs of killed processes end as crashed at the next start
         return cls(home, settings, clock, store)
-
-    def with_store(self, store: Store) -> Installation:
-        """The same installation reading and writing through ``store`` (e.g. a cache in front of it)."""
-        return replace(self, store=store)
 
     @property
     def photo_limits(self) -> PhotoLimits:

@@ -4,6 +4,8 @@ allowed (no-identification windows), kept current while it runs."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Protocol
 
 from metrosight.recognize.gallery import Matcher
 from metrosight.services.installation import Installation
@@ -12,13 +14,36 @@ from metrosight.services.matching import Matching
 STALE_SECONDS = 30.0  # rebuild at least this often: validity windows that opened or closed
 
 
+class PolicySource(Protocol):
+    """The policy reads a running camera makes every refresh period: the store's
+    (:class:`metrosight.store.policy.PolicyReads`, ``store.policy``) or a cache in front of them (the cluster's
+    :class:`~metrosight.pipeline.consumer.SharedPolicyReads`)."""
+
+    def version(self) -> int:
+        """The gallery version: changes whenever what may be matched changes."""
+        ...
+
+    def allows(self, camera_id: str | None, line: str | None, now: datetime | None = None) -> bool:
+        """False while a no-identification window covers this camera (or line)."""
+        ...
+
+    def expire_due(self, now: datetime | None = None) -> int:
+        """Retire the entries whose expiry has passed; how many (0: nothing changed)."""
+        ...
+
+
 class LivePolicy:
     """Keeps a running camera's gallery and no-identification state current: re-reads them at most every
     ``privacy.policy_refresh_seconds`` (wall clock) when the store's gallery version changed, an entry's expiry or
-    window boundary passed. Approvals, revocations, expiries and windows thus apply within that period."""
+    window boundary passed. Approvals, revocations, expiries and windows thus apply within that period.
 
-    def __init__(self, installation: Installation, matching: Matching, camera_id: str) -> None:
-        self.store = installation.store
+    ``policy``: where the policy reads go (default: the installation's ``store.policy``); the matcher's gallery is
+    always read from the installation's store."""
+
+    def __init__(
+        self, installation: Installation, matching: Matching, camera_id: str, policy: PolicySource | None = None
+    ) -> None:
+        self.policy: PolicySource = policy if policy is not None else installation.store.policy
         self.matching = matching
         self.camera_id = camera_id
         self.line = installation.camera_line(camera_id)
@@ -29,11 +54,11 @@ class LivePolicy:
 
     def current(self) -> tuple[Matcher, bool]:
         """``(matcher, identification allowed)`` read now."""
-        self._version = self.store.policy.version()
+        self._version = self.policy.version()
         self._checked = self._built = time.monotonic()
         self._state = (
             self.matching.matcher(self.camera_id),
-            self.store.policy.allows(self.camera_id, self.line),
+            self.policy.allows(self.camera_id, self.line),
         )
         return self._state
 
@@ -44,10 +69,10 @@ class LivePolicy:
             return None
         self._checked = now
         old = self._state
-        version = self.store.policy.version()
-        allowed = self.store.policy.allows(self.camera_id, self.line)
+        version = self.policy.version()
+        allowed = self.policy.allows(self.camera_id, self.line)
         stale = now - self._built > STALE_SECONDS
-        if version != self._version or self.store.policy.expire_due() or old is None or stale:
+        if version != self._version or self.policy.expire_due() or old is None or stale:
             return self.current()
         if allowed != old[1]:
             self._state = (old[0], allowed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
@@ -10,7 +10,7 @@ from metrosight.core.when import Clock
 from metrosight.services.enrolment import Enrolment
 from metrosight.services.identification import Identification
 from metrosight.services.installation import Installation
-from metrosight.services.live_policy import LivePolicy
+from metrosight.services.live_policy import LivePolicy, PolicySource
 from metrosight.services.matching import Matching
 from metrosight.services.models import Models
 from metrosight.store.repo import Store
@@ -19,13 +19,15 @@ from metrosight.store.repo import Store
 @dataclass(frozen=True, slots=True)
 class Services:
     """One installation's services. ``home``, ``settings``, ``clock`` and ``store`` are the installation's (see
-    :class:`~metrosight.services.installation.Installation`); the models load on first use."""
+    :class:`~metrosight.services.installation.Installation`); the models load on first use. ``policy``: where the
+    running cameras' policy reads go (None: the store's ``store.policy``; see :meth:`with_policy`)."""
 
     installation: Installation
     models: Models
     matching: Matching
     enrolment: Enrolment
     identification: Identification
+    policy: PolicySource | None = None
 
     @classmethod
     def open(cls, home: Home, settings: Settings, clock: Clock | None = None) -> Services:
@@ -49,13 +51,14 @@ class Services:
             Identification(installation, models, matching),
         )
 
-    def with_store(self, store: Store) -> Services:
-        """The same services reading and writing through ``store`` (e.g. a cache in front of it); models shared."""
-        return Services.of(self.installation.with_store(store), self.models)
+    def with_policy(self, policy: PolicySource) -> Services:
+        """The same services (same store, same models) whose running cameras read their policy through ``policy``
+        (e.g. the cluster's cache in front of ``store.policy``)."""
+        return replace(self, policy=policy)
 
     def live_policy(self, camera_id: str) -> LivePolicy:
         """The policy of a camera that starts running now."""
-        return LivePolicy(self.installation, self.matching, camera_id)
+        return LivePolicy(self.installation, self.matching, camera_id, self.policy)
 
     @property
     def home(self) -> Home:

@@ -38,7 +38,7 @@ class FakeRedis:
 
 
 class FakeStore:
-    """The store's repositories the shared reads use: ``policy``, ``windows`` and (passed through) ``runs``."""
+    """The store's repositories the shared reads use: ``policy`` and ``windows``."""
 
     def __init__(self) -> None:
         self.version = 7
@@ -46,7 +46,6 @@ class FakeStore:
         self.window_list: list = []
         self.policy = SimpleNamespace(version=self._version, expire_due=self._expire_due)
         self.windows = SimpleNamespace(all=self._windows)
-        self.runs = SimpleNamespace(start=lambda camera, source: 42)
 
     def _version(self) -> int:
         self.calls["gallery_version"] += 1
@@ -72,30 +71,29 @@ def window(camera: str) -> SimpleNamespace:
 
 def test_policy_reads_come_from_the_mirror_and_a_cache():
     redis, store = FakeRedis(), FakeStore()
-    reads = SharedPolicyReads(store, redis, "ms", ttl=60.0)
+    reads = SharedPolicyReads(store.policy, store.windows, redis, "ms", ttl=60.0)
     redis.values["ms:gallery-version"] = b"12"
-    assert reads.policy.version() == 12 and reads.policy.version() == 12
+    assert reads.version() == 12 and reads.version() == 12
     assert redis.gets == 1 and store.calls["gallery_version"] == 0  # cached; the database not asked
-    assert reads.policy.expire_due() == 0 and store.calls["expire_due"] == 0  # the mirror expires entries
-    assert reads.runs.start("cam", "x") == 42  # everything else goes to the store
+    assert reads.expire_due() == 0 and store.calls["expire_due"] == 0  # the mirror expires entries
 
 
 def test_without_a_mirror_the_database_answers():
     redis, store = FakeRedis(), FakeStore()
-    reads = SharedPolicyReads(store, redis, "ms", ttl=0.0)
-    assert reads.policy.version() == 7 and store.calls["gallery_version"] == 1
-    reads.policy.expire_due()
+    reads = SharedPolicyReads(store.policy, store.windows, redis, "ms", ttl=0.0)
+    assert reads.version() == 7 and store.calls["gallery_version"] == 1
+    reads.expire_due()
     assert store.calls["expire_due"] == 1
 
 
 def test_windows_are_reread_only_when_the_version_changes():
     redis, store = FakeRedis(), FakeStore()
-    reads = SharedPolicyReads(store, redis, "ms", ttl=0.0)
+    reads = SharedPolicyReads(store.policy, store.windows, redis, "ms", ttl=0.0)
     redis.values["ms:gallery-version"] = b"1"
-    assert reads.policy.allows("cam-1", None) and reads.policy.allows("cam-1", None)
+    assert reads.allows("cam-1", None) and reads.allows("cam-1", None)
     assert store.calls["windows"] == 1
     store.window_list = [window("cam-1")]  # a window is added: the version is bumped with it
-    assert reads.policy.allows("cam-1", None)  # same version: the cached (empty) list
+    assert reads.allows("cam-1", None)  # same version: the cached (empty) list
     redis.values["ms:gallery-version"] = b"2"
-    assert not reads.policy.allows("cam-1", None) and reads.policy.allows("cam-2", None)
+    assert not reads.allows("cam-1", None) and reads.allows("cam-2", None)
     assert store.calls["windows"] == 2

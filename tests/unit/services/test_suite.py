@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
+from metrosight.services.live_policy import PolicySource
 from metrosight.services.models import Models
 from metrosight.services.suite import Services
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector
 
 
-class CountingStore:
-    """The installation's store with the calls a camera's policy makes counted (like the cluster's cache)."""
+class CountingPolicy:
+    """The store's policy reads with the calls a camera's policy makes counted (like the cluster's cache)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: PolicySource) -> None:
         self.inner = inner
         self.calls: list[str] = []
 
-    def __getattr__(self, name: str) -> Any:
-        self.calls.append(name)
-        return getattr(self.inner, name)
+    def version(self) -> int:
+        self.calls.append("version")
+        return self.inner.version()
+
+    def allows(self, camera_id: str | None, line: str | None, now: datetime | None = None) -> bool:
+        self.calls.append("allows")
+        return self.inner.allows(camera_id, line, now)
+
+    def expire_due(self, now: datetime | None = None) -> int:
+        self.calls.append("expire_due")
+        return self.inner.expire_due(now)
 
 
 def services(tmp_path: Path, **settings: object) -> Services:
@@ -36,16 +45,21 @@ def test_open_creates_the_home_and_its_store(tmp_path: Path) -> None:
     assert svc.enrolment.installation is svc.installation and svc.identification.matching is svc.matching
 
 
-def test_a_camera_policy_reads_through_the_store_given_to_with_store(tmp_path: Path) -> None:
-    """The cluster worker puts a cache in front of the store: every policy read of its cameras must go through
-    it, and the models stay the ones already loaded."""
+def test_a_camera_policy_reads_through_the_source_given_to_with_policy(tmp_path: Path) -> None:
+    """The cluster worker puts a cache in front of the store's policy reads: every policy read of its cameras must
+    go through it, and the store and models stay the ones already opened."""
     svc = services(tmp_path, cameras=[{"id": "cam-1", "source": "rtsp://10.0.0.9/s", "line": "red"}])
-    counting = CountingStore(svc.store)
-    cached = svc.with_store(counting)  # type: ignore[arg-type]
-    matcher, allowed = cached.live_policy("cam-1").current()
+    counting = CountingPolicy(svc.store.policy)
+    cached = svc.with_policy(counting)
+    policy = cached.live_policy("cam-1")
+    matcher, allowed = policy.current()
     assert allowed and len(matcher.gallery) == 0
-    assert {"policy", "gallery"} <= set(counting.calls)  # store.policy.version/allows, store.gallery.active
-    assert cached.models is svc.models and svc.store is not counting  # the original is left as it was
+    assert counting.calls == ["version", "allows"]
+    policy.every = 0.0  # poll now: the version, the windows and expiries are read through the cache too
+    policy.poll()
+    assert counting.calls[2:] == ["version", "allows", "expire_due"]
+    assert cached.models is svc.models and cached.store is svc.store
+    assert svc.live_policy("cam-1").policy is svc.store.policy  # the original is left as it was
 
 
 def test_a_changed_clock_is_seen_by_every_service(tmp_path: Path) -> None:
