@@ -129,3 +129,35 @@ def test_restore_by_a_user_the_account_database_does_not_name_is_audited_by_uid(
     assert restored.audit.ok
     last = _open(tmp_path / "dst", None).audit.entries()[-1]
     assert last.action == "backup.restore" and last.actor == f"os:uid {os.getuid()}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_clear_database_snapshot_is_never_written_to_the_backup_folder(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The backup folder may be a share: a backup killed between the snapshot and the sealing left the whole
+    database (names, alerts, the audit log) there in clear. It stays in the private home until sealed."""
+    from metrosight.ops import backup as backup_mod
+    from metrosight.ops import pgtools
+
+    url = _db(kind, request)
+    src = tmp_path / "src"
+    st = _populate(src, url)
+    seen: list[Path] = []
+    real_sqlite, real_pg = backup_mod._sqlite_snapshot, pgtools.dump
+
+    def sqlite_spy(db: Path, out: Path) -> None:
+        seen.append(out)
+        real_sqlite(db, out)
+
+    def pg_spy(u: str, out: Path) -> None:
+        seen.append(out)
+        real_pg(u, out)
+
+    monkeypatch.setattr(backup_mod, "_sqlite_snapshot", sqlite_spy)
+    monkeypatch.setattr(pgtools, "dump", pg_spy)
+    out = tmp_path / "share"
+    res = create_backup(st, src, load_master_key(src), checkpoint_path(src), out, PASS, "ada", url)
+    assert len(seen) == 1 and seen[0].resolve().is_relative_to(src.resolve()), seen
+    assert sorted(p.name for p in out.iterdir()) == sorted([res.data.name, res.keys.name])
+    assert not [p for p in src.iterdir() if p.name.startswith(".backup-snapshot-")]

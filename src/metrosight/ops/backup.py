@@ -197,7 +197,9 @@ def create_backup(
     try:
         for d in {out, keys_out}:
             d.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".metrosight-backup-", dir=out) as tmp:
+        # the clear snapshot stays in the (private) home until sealed: never in the backup folder, which may be a
+        # share, where a backup killed half-way would leave it
+        with tempfile.TemporaryDirectory(prefix=".backup-snapshot-", dir=home) as tmp:
             files = _write_data(home, checkpoints, Path(tmp), data_path, master_key, header, database_url, kind)
         made.append(data_path)
         _write_private(keys_path, keys_blob)
