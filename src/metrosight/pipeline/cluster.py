@@ -171,11 +171,10 @@ class ClusterWorker:
         self.loop = FrameLoop(self, until_all_ended=False)
         self._stop = threading.Event()
         self._next_claim = 0.0
-        client = getattr(bus, "client", None)
-        if client is not None:  # policy reads from Redis (mirrored by the consumers) and a per-process cache
-            ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
-            reads = SharedPolicyReads(runtime.store.policy, runtime.store.windows, client, leases.prefix, ttl)
-            self.rt = runtime.with_policy(reads)
+        # policy reads from the leases' Redis (mirrored there by the consumers) and a per-process cache
+        ttl = min(0.25, runtime.settings.privacy.policy_refresh_seconds / 4)
+        reads = SharedPolicyReads(runtime.store.policy, runtime.store.windows, leases.client, leases.prefix, ttl)
+        self.rt = runtime.with_policy(reads)
         self.running: dict[str, _Camera] = {}
         self.report = WorkerReport()
         self._lock = threading.Lock()

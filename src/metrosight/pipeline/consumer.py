@@ -30,11 +30,14 @@ from metrosight.bus.base import (
     TOPIC_EVENTS,
     Retry,
 )
+from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
 from metrosight.policy.rules import aware, in_scope
 from metrosight.services.live_policy import PolicySource
 from metrosight.services.sinks import AlertSink, EventSink
+from metrosight.services.suite import Services
+from metrosight.store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class StoreConsumer:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         media: Path,
         bus: RedisStreamsBus,
         on_alert: Callable[[AlertV1, bool], None] | None = None,
@@ -169,7 +172,7 @@ class PolicyMirror:
     """
 
     def __init__(
-        self, store: Any, client: Any, prefix: str = "metrosight", every: float = 0.2, ttl: float = 3.0
+        self, store: Store, client: Any, prefix: str = "metrosight", every: float = 0.2, ttl: float = 3.0
     ) -> None:
         self.store = store
         self.client = client
@@ -205,13 +208,24 @@ def make_bus(
     return RedisStreamsBus(url, prefix=prefix, group=GROUP, consumer=consumer, claim_idle_seconds=claim_idle_seconds)
 
 
-def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[Any], Callable[[], None]]:
+class HookState(Protocol):
+    """What a startup hook is given by the API app (:class:`metrosight.api.state.AppState`): its services and its
+    in-process bus (the live feed listens there; None: no live feed)."""
+
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def bus(self) -> InProcessBus | None: ...
+
+
+def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[HookState], Callable[[], None]]:
     """A startup hook for the API app (``create_app(startup=[...])``): consumes ``bus_url`` into the app's store
     and wakes the live views. Returns the stop function at shutdown."""
 
-    def hook(services: Any) -> Callable[[], None]:
-        rt = services.services
-        local_bus = getattr(services, "bus", None)
+    def hook(state: HookState) -> Callable[[], None]:
+        rt = state.services
+        local_bus = state.bus
 
         def on_alert(a: AlertV1, new: bool) -> None:
             if new and local_bus is not None:
