@@ -98,7 +98,7 @@ def collect() -> dict[str, np.ndarray]:
             else:
                 im = cv2.GaussianBlur(img, (0, 0), -v)
             h, w = im.shape[:2]
-            det = subject_face([d for d in enc._detect(im) if d.landmarks is not None], w, h)
+            det = subject_face([d for d in enc.detect(im) if d.landmarks is not None], w, h)
             if det is None:
                 continue
             chip = align(im, det.box, det.landmarks)

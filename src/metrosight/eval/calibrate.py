@@ -26,17 +26,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
 from metrosight.config.load import ConfigError, load_settings
-from metrosight.eval.extract import faces_of_photos
+from metrosight.eval.extract import MetrosightEncoder, faces_of_photos
 from metrosight.eval.metrics import rate_at, threshold_at_rate
 from metrosight.ingest.images import photos_in
 from metrosight.ingest.source import VideoSource, parse_source
 from metrosight.recognize.align import align
-from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
 from metrosight.recognize.normalize import DEFAULT_TOP_K, Cohort, CohortError
 from metrosight.recognize.quality import assess
 
@@ -74,7 +73,7 @@ def fused(desc: np.ndarray, flipped: np.ndarray | None) -> np.ndarray:
 
 def build_cohort(
     photos: Sequence[Path],
-    encoder: Any,
+    encoder: MetrosightEncoder,
     top_k: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Cohort:
@@ -89,12 +88,15 @@ def build_cohort(
         raise CohortError(
             f"only {len(d)} usable face(s) in the cohort photos; a cohort needs at least 20 (ideally 300+)"
         )
-    model = getattr(encoder.embedder, "model_id", DLIB_RESNET_MODEL_ID)
+    model = encoder.embedder.model_id
     return Cohort.build(fused(d, f), top_k=min(top_k or DEFAULT_TOP_K, len(d)), model=model)
 
 
 def faces_of_video(
-    path: Path, encoder: Any, every_seconds: float = 0.5, on_progress: Callable[[float], None] | None = None
+    path: Path,
+    encoder: MetrosightEncoder,
+    every_seconds: float = 0.5,
+    on_progress: Callable[[float], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Descriptors of every usable face in frames sampled every ``every_seconds`` of a video.
 
@@ -106,7 +108,7 @@ def faces_of_video(
     descs, flips = [], []
     for frame in src.frames():
         chips = []
-        for det in encoder._detect(frame.image):
+        for det in encoder.detect(frame.image):
             if det.landmarks is None:
                 continue
             chip = align(frame.image, det.box, det.landmarks)
@@ -117,7 +119,7 @@ def faces_of_video(
                     det.landmarks,
                     encoder.min_face_px,
                     encoder.min_blur_var,
-                    getattr(encoder, "max_yaw_ratio", 0.45),
+                    encoder.max_yaw_ratio,
                     detector_yaw=det.yaw,
                 ).problem
                 is None

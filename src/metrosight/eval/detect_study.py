@@ -180,7 +180,7 @@ def run_detect(
         images = _load_images(gts)
         for kind in opts.detectors:
             det = make(kind)
-            label = f"{kind} ({getattr(det, 'name', kind)})" if kind == "configured" else kind
+            label = f"{kind} ({det.name})" if kind == "configured" else kind
             dets, ms = _detections(io, det, images, f"{label} on {set_name}")
             data, row, cells, roc = _measure(dets, gts, ious, ms)
             rows.append([label, *row])

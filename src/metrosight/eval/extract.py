@@ -31,10 +31,11 @@ import numpy as np
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection
+from metrosight.detect.base import FaceDetector
 from metrosight.detect.registry import face_detector_for
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.recognize.align import align
-from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, Embedder
 from metrosight.recognize.quality import assess
 from metrosight.recognize.registry import embedder_for
 
@@ -72,6 +73,7 @@ class Encoder(Protocol):
     """Turns one RGB photo into the record of its subject face."""
 
     name: str
+    tag: str  # the settings that change its descriptors ("" for none): part of the descriptor cache's name
 
     def encode(self, image: np.ndarray, path: Path, label: str) -> FaceRecord: ...
 
@@ -113,8 +115,8 @@ class MetrosightEncoder:
 
     def __init__(
         self,
-        detector: Any,
-        embedder: Any,
+        detector: FaceDetector,
+        embedder: Embedder,
         min_face_px: int = 28,
         min_blur_var: float = 10.0,
         upscale_below: int = 200,
@@ -134,22 +136,24 @@ class MetrosightEncoder:
         self.gate_quality = gate_quality
         self.flip = flip
         self.name = name
-        det = getattr(detector, "name", type(detector).__name__)
+        det = detector.name
         self.tag = (
             f"{det}-f{min_face_px}-b{min_blur_var:g}-y{max_yaw_ratio:g}-u{upscale_below}-"
             f"{'gate' if gate_quality else 'nogate'}"
         )
         if aligned:
             self.tag = "aligned-chips"
-        model = getattr(embedder, "model_id", DLIB_RESNET_MODEL_ID)
+        model = embedder.model_id
         if model != DLIB_RESNET_MODEL_ID:  # cached descriptors are per model (dlib's keep their file names)
             self.tag += "-" + model.replace(":", "_")
 
-    def _detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image`` (``(H, W, 3)`` uint8 RGB), boxes in its pixels; a photo shorter than
+        ``upscale_below`` is enlarged for the detector and the boxes mapped back."""
         h, w = image.shape[:2]
         short = min(h, w)
         if self.upscale_below and short < self.upscale_below:
-            import cv2
+            import cv2  # OpenCV: heavy, loaded on first use
 
             s = self.upscale_below / short
             big = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC)
@@ -165,7 +169,7 @@ class MetrosightEncoder:
             chips = np.stack([image, image[:, ::-1]]) if self.flip else image[None]
             desc = np.asarray(self.embedder.embed(np.ascontiguousarray(chips)), dtype=np.float32)
             return FaceRecord(path, label, desc[0], desc[1] if self.flip else None)
-        det = subject_face([d for d in self._detect(image) if d.landmarks is not None], w, h)
+        det = subject_face([d for d in self.detect(image) if d.landmarks is not None], w, h)
         if det is None or det.landmarks is None:  # (only faces with landmarks were offered)
             return FaceRecord(path, label, None, problem="no face found")
         chip = align(image, det.box, det.landmarks)
@@ -262,7 +266,7 @@ def encode_all(
     """
 
     cache: dict[str, np.ndarray] = {}
-    tag = getattr(encoder, "tag", "")
+    tag = encoder.tag
     cache_file = Path(cache_dir) / f"{encoder.name}{'-' + tag if tag else ''}.npz" if cache_dir else None
     if cache_file is not None and cache_file.is_file():
         with np.load(cache_file, allow_pickle=False) as z:
@@ -356,7 +360,7 @@ def faces_of_photos(
                 on_progress(1)
             continue
         chips = []
-        for det in encoder._detect(image):
+        for det in encoder.detect(image):
             if det.landmarks is None:
                 continue
             chip = align(image, det.box, det.landmarks)

@@ -42,6 +42,7 @@ class FakeEncoder:
     """Each person's photos give descriptors close to that person's own random direction."""
 
     name = "fake"
+    tag = ""
     flip = True
     embedder = SimpleNamespace(model_id="fake-model")
 
