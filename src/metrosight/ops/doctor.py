@@ -176,6 +176,9 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
 
 def check_home(root: Path, min_free: int = MIN_FREE_BYTES) -> Iterator[Check]:
     """The home's existence, owner and mode, that it can be written, and the free space of its filesystem."""
+    if root.exists() and not root.is_dir():
+        yield Check("home", Status.FAIL, f"{root} is not a folder", "give --home (or METROSIGHT_HOME) a folder")
+        return
     if not root.is_dir():
         yield Check(
             "home",
@@ -286,6 +289,15 @@ def check_database(settings: Settings, root: Path) -> Iterator[Check]:
 
 
 def _keys_check(root: Path, wrapped: list[bytes]) -> Check:
+    if os.environ.get(MASTER_KEY_ENV, "x").strip() == "":  # as metrosight.env.example ships it
+        return Check(
+            "keys",
+            Status.FAIL,
+            f"{MASTER_KEY_ENV} is set but empty",
+            "put the installation's key in it (a new installation: generate one with python3 -c \"from "
+            'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"; an existing one: the key '
+            "every host has, or the one in the backup keys file), or remove the line to use master.key",
+        )
     try:
         key, source = _master_key(root)
     except CryptoError as exc:

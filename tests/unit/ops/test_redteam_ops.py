@@ -254,3 +254,26 @@ def test_a_bad_master_key_is_one_line_for_every_command(tmp_path: Path, kind: st
         code, out, err = cli(home, *args, env=env)  # type: ignore[arg-type]
         assert code == 1, (args, out, err)
         assert err.startswith("error: ") and "master key" in err and "Traceback" not in err
+
+
+def test_doctor_on_the_shipped_env_file_says_the_master_key_is_empty_and_how_to_make_one(tmp_path: Path) -> None:
+    """README's install runs doctor with metrosight.env.example (``METROSIGHT_MASTER_KEY=``): the advice was to
+    restore a backup that a new installation does not have."""
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    code, out, _ = cli(home, "doctor", "--no-models", "--json", env={"METROSIGHT_MASTER_KEY": ""})
+    keys = next(c for c in json.loads(out)["checks"] if c["name"] == "keys")
+    assert code == 1 and keys["status"] == "fail"
+    assert "empty" in keys["detail"] and "generate" in keys["fix"]
+
+
+def test_doctor_on_a_home_that_is_a_file(tmp_path: Path) -> None:
+    from tests.integration.helpers import cli
+
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    code, out, _ = cli(home, "doctor", "--no-models", "--json")
+    check = next(c for c in json.loads(out)["checks"] if c["name"] == "home")
+    assert code == 1 and check["status"] == "fail" and "is not a folder" in check["detail"]
