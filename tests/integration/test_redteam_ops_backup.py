@@ -161,3 +161,19 @@ def test_the_clear_database_snapshot_is_never_written_to_the_backup_folder(
     assert len(seen) == 1 and seen[0].resolve().is_relative_to(src.resolve()), seen
     assert sorted(p.name for p in out.iterdir()) == sorted([res.data.name, res.keys.name])
     assert not [p for p in src.iterdir() if p.name.startswith(".backup-snapshot-")]
+
+
+def test_the_audit_says_where_a_backup_was_written(tmp_path: Path) -> None:
+    """A backup is a copy of everything: the audit must say where it went (an admin writing it to a USB stick
+    through a link in their own folder), not only the file names."""
+    src = tmp_path / "src"
+    st = _populate(src, None)
+    (tmp_path / "usb").mkdir()
+    (tmp_path / "mine").symlink_to(tmp_path / "usb")
+    create_backup(
+        st, src, load_master_key(src), checkpoint_path(src), tmp_path / "mine", PASS, "ada", None, tmp_path / "vault"
+    )
+    entry = next(e for e in reversed(st.audit.entries()) if e.action == "backup.create")
+    details = json.loads(entry.details) if isinstance(entry.details, str) else entry.details
+    assert details["data_dir"] == str((tmp_path / "usb").resolve())
+    assert details["keys_dir"] == str((tmp_path / "vault").resolve())

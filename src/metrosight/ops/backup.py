@@ -189,7 +189,15 @@ def create_backup(
         keys_blob = seal_keys({"master_key": master_key.decode()}, passphrase, backup_id, master_key)
     except SealError as exc:
         raise BackupError(str(exc)) from None
-    details = {"backup_id": backup_id, "kind": kind, "data_file": data_path.name, "keys_file": keys_path.name}
+    # where every copy of the data went (folders resolved: a link to removable media shows as the media)
+    details = {
+        "backup_id": backup_id,
+        "kind": kind,
+        "data_file": data_path.name,
+        "keys_file": keys_path.name,
+        "data_dir": str(out.resolve()),
+        "keys_dir": str(keys_out.resolve()),
+    }
     store.audit.record(actor, "backup.create", backup_id, details)
     store.audit.checkpoint()
     header = {"backup_id": backup_id, "fingerprint": fingerprint(master_key), "created": stamp, "kind": kind}
