@@ -70,10 +70,10 @@ class PlotData:
 
 def render(data: PlotData, path: Path) -> Path:
     """Write the plot to ``path`` (PNG)."""
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: heavy, only when plotting
 
     h, w = data.background.shape[:2]
     fw, fh = w * data.scale, h * data.scale

@@ -65,7 +65,7 @@ def keep_uploads_in_memory(max_upload_bytes: int) -> None:
     raising that to the largest upload :class:`BodyLimit` lets through keeps every upload in memory, where it is
     decoded (:func:`metrosight.ingest.images.decode_photo`) and dropped with the request. The setting is the
     parser's class attribute, so it holds for the whole process (the service is the only form parser in it)."""
-    from starlette.formparsers import MultiPartParser
+    from starlette.formparsers import MultiPartParser  # starlette: the web stack, only in the API
 
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes + 1)
 

@@ -125,7 +125,7 @@ class CheckpointFile:
 
     def read(self) -> CheckpointRead:
         """Every line, each checked (signature, numbering, link to the line before). Never raises for content."""
-        from cryptography.exceptions import InvalidSignature
+        from cryptography.exceptions import InvalidSignature  # cryptography: native, loaded on first use
 
         try:
             data = self.path.read_bytes()

@@ -28,7 +28,7 @@ class Home:
         env = os.environ.get("METROSIGHT_HOME")
         if env:
             return cls(Path(env).expanduser().resolve())
-        from platformdirs import user_data_dir
+        from platformdirs import user_data_dir  # platformdirs: only when no home is given
 
         return cls(Path(user_data_dir("metrosight", appauthor=False)))
 

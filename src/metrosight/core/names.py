@@ -243,7 +243,7 @@ def _prototypes() -> dict[str, str]:
     """Each confusable character → one representative of its class (UTS #39 confusables, from the PyPI package
     confusable-homoglyphs: a symmetric graph of source ↔ prototype links; its connected components over
     single characters are UTS #39's classes). Representative: the smallest ASCII member, else the smallest."""
-    from confusable_homoglyphs.confusables import confusables_data
+    from confusable_homoglyphs.confusables import confusables_data  # lazy: heavy, loaded on first use
 
     parent: dict[str, str] = {}
 

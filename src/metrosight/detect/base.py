@@ -130,7 +130,7 @@ def nms_boxes(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.nda
     """
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     rects = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]], axis=1).astype(np.float64)
     keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float32), 0.0, float(threshold))  # type: ignore[arg-type]

@@ -104,7 +104,7 @@ def prepare_model(path: Path) -> bytes:
     Raises:
         DetectorError: when the file is not a CenterFace model (wrong input or output names).
     """
-    import onnx
+    import onnx  # onnx: heavy, only when a model graph is built or read
 
     try:
         model = onnx.load(str(path))
@@ -207,7 +207,7 @@ class CenterFaceDetector:
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """``(input (3, H, W) float32, scale)``: ``image`` scaled by ``scale`` and zero-padded to multiples of 32."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         h, w = image.shape[:2]
         scale, ws, hs = self.input_size(h, w)

@@ -39,7 +39,7 @@ class HogFaceDetector:
 
     def _load(self) -> Any:
         if self._detector is None:
-            import dlib
+            import dlib  # dlib: heavy optional backend, loaded on first use
 
             self._detector = dlib.get_frontal_face_detector()
         return self._detector

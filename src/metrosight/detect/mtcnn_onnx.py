@@ -209,7 +209,7 @@ class MtcnnOnnxDetector:
         return run
 
     def _make_cv2(self, path: Path) -> Any:
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         net = cv2.dnn.readNetFromONNX(str(path))
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -245,7 +245,7 @@ class MtcnnOnnxDetector:
         return scales
 
     def _stage1(self, image: np.ndarray, pnet: Any) -> np.ndarray:
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         h, w = image.shape[:2]
         t = self.thresholds[0]
@@ -300,7 +300,7 @@ class MtcnnOnnxDetector:
         Returns:
             ``(N, size, size, 3)`` float32, width-major (as the nets expect), scaled to about [-1, 1].
         """
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         h, w = image.shape[:2]
         buf = np.zeros((boxes.shape[0], size, size, 3), dtype=np.uint8)

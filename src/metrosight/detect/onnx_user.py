@@ -64,7 +64,7 @@ class YuNetOnnxDetector:
         self._size: tuple[int, int] | None = None
 
     def _load(self, width: int, height: int) -> Any:
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         if self._net is None:
             try:
@@ -81,7 +81,7 @@ class YuNetOnnxDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (``(H, W, 3)`` uint8 RGB); see :class:`~metrosight.detect.base.FaceDetector`."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         image = check_image(image)
         h, w = image.shape[:2]

@@ -59,7 +59,7 @@ class HogPersonDetector:
     name = "hog-person"
 
     def __init__(self, params: HogParams = HogParams()) -> None:
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         if params.model not in _MODELS:
             raise DetectorError(f"unknown HOG person model {params.model!r}; expected one of {sorted(_MODELS)}")
@@ -78,7 +78,7 @@ class HogPersonDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """People in ``image`` (``(H, W, 3)`` uint8 RGB): boxes in its pixels, clipped to it, ``kind="person"``."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         image = check_image(image)
         p = self.params
@@ -116,7 +116,7 @@ class MotionGate:
     """
 
     def __init__(self, width: int = 192, history: int = 300, var_threshold: float = 25.0) -> None:
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         self.width = width
         self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold, detectShadows=False)
@@ -124,7 +124,7 @@ class MotionGate:
 
     def moving_fraction(self, image: np.ndarray) -> float:
         """Fraction (0..1) of the view that differs from the learnt background in this frame."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         h, w = image.shape[:2]
         small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)

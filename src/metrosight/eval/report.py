@@ -174,17 +174,17 @@ class Report:
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: heavy, only when plotting
 
     plt.close(fig)
     return buf.getvalue()
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: heavy, only when plotting
 
     return plt
 

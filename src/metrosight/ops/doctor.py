@@ -94,7 +94,7 @@ def check_packages(packages: tuple[str, ...] = PACKAGES) -> Check:
 
 
 def check_codecs(required: tuple[str, ...] = REQUIRED_DECODERS, optional: tuple[str, ...] = OPTIONAL_DECODERS) -> Check:
-    import av
+    import av  # PyAV/FFmpeg: heavy, loaded on first use
 
     have = av.codecs_available
     missing = [c for c in required if c not in have]
@@ -123,6 +123,7 @@ def check_codecs(required: tuple[str, ...] = REQUIRED_DECODERS, optional: tuple[
 
 def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
     """The configured face detector and embedder: weights, their hash where known, and the time to load them."""
+    # the backends load ONNX Runtime, dlib or OpenCV when imported: only when the models are checked
     from metrosight.detect import centerface_onnx
     from metrosight.detect.registry import face_detector_for
     from metrosight.recognize.embedder_onnx import default_model_path as dlib_weights
@@ -240,8 +241,9 @@ def _master_key(root: Path) -> tuple[bytes | None, str]:
 def check_database(settings: Settings, root: Path) -> Iterator[Check]:
     """Reachability, migrations (current against the newest), and whether the master key opens the stored
     watchlist keys (a wrong key is found here, before any camera runs)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    # the migration tooling and the ORM models: only when the database is checked
+    from alembic.runtime.migration import MigrationContext  # alembic: only when migrating or checking migrations
+    from alembic.script import ScriptDirectory  # alembic: only when migrating or checking migrations
     from sqlalchemy import select
 
     from metrosight.store.models import WatchlistKey
@@ -345,7 +347,7 @@ def _keys_check(root: Path, wrapped: list[bytes]) -> Check:
 def check_bus(bus_url: str | None) -> Check:
     if not bus_url:
         return Check("redis", Status.SKIP, "no bus configured (--bus or METROSIGHT_BUS)")
-    import redis
+    import redis  # the Redis client: an optional dependency, loaded on first use
 
     shown = safe_url(bus_url)
     try:

@@ -8,6 +8,7 @@ all of its templates and crops unreadable, including copies in backups (crypto-s
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,17 +72,17 @@ class KeyRing:
         """A 32-byte key for one ``purpose`` (e.g. ``"audit-chain"``), derived from the master key with
         HKDF-SHA256: it lives wherever the master key lives, never in the database, and a key of one purpose says
         nothing about another's."""
-        import base64
-
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        from cryptography.hazmat.primitives import hashes  # cryptography: native, loaded on first use
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # cryptography: native, loaded on first use
 
         ikm = base64.urlsafe_b64decode(self._master_key)
         return HKDF(hashes.SHA256(), 32, salt=None, info=f"metrosight/{purpose}/v1".encode()).derive(ikm)
 
     def audit_keys(self) -> tuple[bytes, Ed25519PrivateKey]:
         """The audit chain's HMAC-SHA256 key and the Ed25519 key that signs its checkpoints (both derived)."""
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # cryptography: native, loaded on first use
+            Ed25519PrivateKey,
+        )
 
         return self.derive("audit-chain"), Ed25519PrivateKey.from_private_bytes(self.derive("audit-checkpoint"))
 

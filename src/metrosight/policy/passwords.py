@@ -51,7 +51,7 @@ def password_problem(password: str, user: str) -> str | None:
         return "a password may not contain the user name"
     if "metrosight" in low.replace(" ", "").replace("-", "").replace("_", ""):
         return "a password may not contain the service's name"
-    import zxcvbn
+    import zxcvbn  # zxcvbn: large word lists, loaded on first use
 
     result = zxcvbn.zxcvbn(password[:ZXCVBN_MAX], user_inputs=[user, *CONTEXT_WORDS])
     if result["score"] < MIN_SCORE:

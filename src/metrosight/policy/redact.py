@@ -10,7 +10,7 @@ from metrosight.core.types import Box
 def blur_boxes(image: np.ndarray, boxes: list[Box], grow: float = 0.15) -> np.ndarray:
     """A copy of ``image`` (``(H, W, 3)`` uint8) with every box (pixels, grown by ``grow`` × its size) blurred
     beyond recognition (pixelated, then Gaussian-smoothed)."""
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     out = image.copy()
     h, w = out.shape[:2]

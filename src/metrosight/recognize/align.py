@@ -52,7 +52,7 @@ def context_crop(image: np.ndarray, box: Box, margin: float = 0.6, max_side: int
     Returns:
         The crop (uint8 RGB, a copy) and the region of the frame it covers.
     """
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     h, w = image.shape[:2]
     mx, my = box.width * margin, box.height * margin

@@ -101,7 +101,7 @@ class _GraphBuilder:
         return f"{stem}_{self.count}"
 
     def const(self, stem: str, array: np.ndarray) -> str:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # onnx: heavy, only when a model graph is built or read
 
         name = self.fresh(stem)
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
@@ -132,7 +132,7 @@ def _fold_affine(conv: Conv, affine: Affine) -> tuple[np.ndarray, np.ndarray]:
 def _input_stage(g: _GraphBuilder, inp: InputRgbImageSized, layers: list[Layer]) -> _Value:
     """NHWC uint8 chips to dlib's ``(pixel - avg) / 256`` NCHW float planes; folded into ``layers[0]`` (replaced in
     place) when it is an unpadded convolution."""
-    from onnx import TensorProto
+    from onnx import TensorProto  # onnx: heavy, only when a model graph is built or read
 
     nr, nc = inp.size
     avg = np.array(inp.avg_rgb, np.float64)
@@ -279,7 +279,7 @@ def build_resnet_onnx(net: DlibNet) -> Any:
     Raises:
         UnsupportedNetError: a layer or structure the builder does not translate.
     """
-    from onnx import TensorProto, checker, helper
+    from onnx import TensorProto, checker, helper  # onnx: heavy, only when a model graph is built or read
 
     if not isinstance(net.input, InputRgbImageSized):
         raise UnsupportedNetError("input layer must be input_rgb_image_sized", net.input.tag)

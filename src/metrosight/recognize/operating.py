@@ -186,7 +186,7 @@ def fpir_from_fmr(fmr: float, persons: int) -> float:
 
 
 def _poisson_upper(count: int, confidence: float = CONFIDENCE) -> float:
-    from scipy.stats import chi2
+    from scipy.stats import chi2  # SciPy: heavy, loaded on first use
 
     return float(chi2.ppf(confidence, 2 * (count + 1)) / 2.0)
 
@@ -207,7 +207,7 @@ def fit_tail(sample: ImpostorSample, confidence: float = CONFIDENCE, xi: float |
     Raises:
         ValueError: fewer than ``TAIL_MIN + 1`` scores.
     """
-    from scipy.stats import chi2
+    from scipy.stats import chi2  # SciPy: heavy, loaded on first use
 
     xi = TAIL_XI if xi is None else xi
     m = int(min(TAIL_MAX, max(TAIL_MIN, round(TAIL_SHARE * sample.n)), len(sample.top) - 1))
@@ -223,7 +223,7 @@ def fit_tail(sample: ImpostorSample, confidence: float = CONFIDENCE, xi: float |
 
 def _gpd_scale(excess: np.ndarray, xi: float) -> float:
     """Maximum-likelihood scale of a generalised Pareto distribution of shape ``xi`` (fixed) for ``excess`` ≥ 0."""
-    from scipy.optimize import minimize_scalar
+    from scipy.optimize import minimize_scalar  # SciPy: heavy, loaded on first use
 
     mean = max(float(excess.mean()), 1e-9)
     if abs(xi) < 1e-9:

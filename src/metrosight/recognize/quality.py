@@ -57,7 +57,7 @@ def touches_side(box: Box, image_size: tuple[int, int], tol: float = 1.0) -> str
 
 def blur_variance(chip: np.ndarray) -> float:
     """Variance of the Laplacian of ``chip`` (``(H, W, 3)`` uint8 RGB); low means blurred."""
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
@@ -151,7 +151,7 @@ def covered_score(chip: np.ndarray) -> float:
     Args:
         chip: ``(150, 150, 3)`` uint8 RGB aligned face chip (:func:`metrosight.recognize.align.align`).
     """
-    import cv2
+    import cv2  # OpenCV: heavy, loaded on first use
 
     lab = cv2.cvtColor(np.ascontiguousarray(chip), cv2.COLOR_RGB2LAB).astype(np.float32)
     ref = lab[_UPPER].reshape(-1, 3)

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from metrosight.core.credentials import is_secret_param
+from metrosight.core.names import InvalidInput
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -68,7 +70,7 @@ def alembic_config(url: str) -> Config:
 
     Alembic is imported here, not at the top: it costs ~0.3–0.8 s, and commands that refuse their input before
     opening the store (and every import of the CLI) should not pay it."""
-    from alembic.config import Config
+    from alembic.config import Config  # alembic: only when migrating or checking migrations
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -129,8 +131,6 @@ def _refuse_nul(
     """No text with a NUL character is written or looked up: PostgreSQL cannot hold one (a server error that
     became a 500 or a traceback) while SQLite would store it. Raises InvalidInput (422 in the API, one line in the
     CLI); names, ids and free text are refused earlier by their rules (:mod:`metrosight.core.names`)."""
-    from metrosight.core.names import InvalidInput
-
     for row in parameters if executemany else (parameters,):
         for v in (row.values() if isinstance(row, dict) else row) or ():
             if isinstance(v, str) and "\x00" in v:
@@ -138,8 +138,6 @@ def _refuse_nul(
 
 
 def _sqlite_file(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
     db = make_url(url).database or ""
     return bool(db) and db != ":memory:" and not db.startswith("file::memory:")
 

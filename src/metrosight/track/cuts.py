@@ -24,7 +24,7 @@ class SceneCutDetector:
     @staticmethod
     def signature(image: np.ndarray) -> np.ndarray:
         """``(4, 16)`` normalised grey histograms of the quadrants of ``image`` (``(H, W, 3)`` uint8)."""
-        import cv2
+        import cv2  # OpenCV: heavy, loaded on first use
 
         h, w = image.shape[:2]
         step = max(1, min(w // 256, h // 144))  # every step-th pixel first: ≥ 4 samples a target pixel remain

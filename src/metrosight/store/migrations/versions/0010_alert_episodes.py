@@ -7,6 +7,8 @@ Revision ID: 0010
 Revises: 0009
 """
 
+from datetime import UTC
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -138,8 +140,6 @@ def _backfill() -> None:
     for a in bind.execute(sa.select(alerts)).mappings().all():
         created = a["created_at"]
         if created.tzinfo is None:  # SQLite gives naive UTC
-            from datetime import UTC
-
             created = created.replace(tzinfo=UTC)
         at = created.timestamp()
         bind.execute(
