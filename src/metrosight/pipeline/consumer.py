@@ -99,7 +99,7 @@ class StoreConsumer:
         rows = []
         for e in batch:
             try:
-                path = self.event_sink._write(e)
+                path = self.event_sink.write_snapshot(e)
             except OSError as exc:
                 log.error(
                     "cannot write the snapshot of event %s (%s); storing the event without it",

@@ -49,6 +49,18 @@ class CameraMetrics:
     _base: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     _current: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
+    def count(self, current: dict[str, int]) -> None:
+        """The worker's counters now (since its start): the totals are its base plus these."""
+        for name in COUNTERS:
+            self._current[name] = current[name]
+            self.totals[name] = self._base[name] + current[name]
+
+    def restarted(self) -> None:
+        """Its worker restarted (counters from zero again): what it had counted becomes the base."""
+        self.restarts += 1
+        self._base = dict(self.totals)
+        self._current = dict.fromkeys(COUNTERS, 0)
+
 
 class NodeMetrics:
     """Thread-safe store of camera metrics and alert latencies (the last ``keep`` alerts).
@@ -81,9 +93,7 @@ class NodeMetrics:
     def on_stats(self, p: CameraStatsV1) -> None:
         with self._lock:
             cam = self.cameras.setdefault(p.camera_id, CameraMetrics(p.camera_id))
-            for name in COUNTERS:
-                cam._current[name] = int(getattr(p, name))
-                cam.totals[name] = cam._base[name] + cam._current[name]
+            cam.count({name: int(getattr(p, name)) for name in COUNTERS})
             cam.last_frame_wall = max(cam.last_frame_wall, p.last_frame_wall)
             self.worker_cpu[p.worker] = self._cpu_base.get(p.worker, 0.0) + p.worker_cpu_seconds
 
@@ -94,9 +104,7 @@ class NodeMetrics:
             self._cpu_base[worker] = self.worker_cpu.get(worker, 0.0)
             for cid in camera_ids:
                 cam = self.cameras.setdefault(cid, CameraMetrics(cid))
-                cam.restarts += 1
-                cam._base = dict(cam.totals)
-                cam._current = dict.fromkeys(COUNTERS, 0)
+                cam.restarted()
 
     def on_alert_stored(self, frame_wall: float | None, stored_wall: float) -> None:
         """An alert was stored; its latency runs from the decode of the frame that raised it."""

@@ -203,7 +203,9 @@ class EventSink:
         self.media = media
         self.on_event_cb = on_event
 
-    def _write(self, ev: EventV1) -> str | None:
+    def write_snapshot(self, ev: EventV1) -> str | None:
+        """Write the event's redacted snapshot (if it has one) under ``media/events``; its path, None without one.
+        Raises OSError (nothing left behind)."""
         if not ev.snapshot_jpeg:
             return None
         target = media_file(Path(str(self.media)), "events", ev.camera_id, ev.event_id, ".jpg")  # never a raw id
@@ -213,7 +215,7 @@ class EventSink:
     def on_event(self, ev: EventV1) -> None:
         """Store one event (without its snapshot when that cannot be written)."""
         try:
-            path = self._write(ev)
+            path = self.write_snapshot(ev)
         except OSError as exc:
             log.error("cannot write the snapshot of event %s (%s); storing the event without it", ev.event_id, exc)
             path = None
