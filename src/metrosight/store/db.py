@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from metrosight.core.credentials import is_secret_param
@@ -93,9 +93,16 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
     reconnected transparently).
 
     Raises:
-        StoreError: the database is unreachable, not a database, or a migration failed.
+        StoreError: the URL cannot be read, the database is unreachable, not a database, or a migration failed.
     """
     url = normalize_url(url)
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a bad port, an unencoded reserved character in the password
+        raise StoreError(
+            f"cannot open database {safe_url(url)}: the URL cannot be read — check its host and port, and "
+            "percent-encode reserved characters in the user name and password (@ as %40, : as %3A, / as %2F)"
+        ) from None
     try:
         # Pools sized for the service's thread pool (40 threads run blocking routes): connections are opened
         # lazily, so a worker process that uses one or two keeps one or two.

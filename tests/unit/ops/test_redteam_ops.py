@@ -277,3 +277,16 @@ def test_doctor_on_a_home_that_is_a_file(tmp_path: Path) -> None:
     code, out, _ = cli(home, "doctor", "--no-models", "--json")
     check = next(c for c in json.loads(out)["checks"] if c["name"] == "home")
     assert code == 1 and check["status"] == "fail" and "is not a folder" in check["detail"]
+
+
+@pytest.mark.parametrize(
+    "url", [f"postgresql://u:{SECRET}@db.local:bad/ms", f"postgresql://u:p@ss:{SECRET}@db.local/ms", "nonsense"]
+)
+def test_a_database_url_that_cannot_be_read_is_one_line_for_every_command(tmp_path: Path, url: str) -> None:
+    """A bad port or an unencoded reserved character in the password raised a ValueError: a traceback."""
+    from tests.integration.helpers import cli
+
+    for args in (("alert", "list"), ("watchlist", "entries"), ("db", "upgrade")):
+        code, out, err = cli(tmp_path / "home", *args, env={"METROSIGHT__STORAGE__DATABASE_URL": url})
+        assert code == 1 and err.startswith("error: cannot open database") and "cannot be read" in err, (args, err)
+        assert SECRET not in out + err
