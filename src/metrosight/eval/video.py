@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.config.model import Settings
+from metrosight.detect.base import FaceDetector
 from metrosight.detect.landmarks import FivePointLandmarker
 from metrosight.eval.datasets import DatasetError
 from metrosight.ingest.source import VideoSource, parse_source
 from metrosight.pipeline.camera import CameraPipeline
+from metrosight.recognize.embedder import Embedder
+from metrosight.recognize.gallery import Matcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +130,10 @@ def score_tracks(
 
 def evaluate_video(
     source: str,
-    settings: Any,
-    detector: Any,
-    embedder: Any,
-    matcher: Any,
+    settings: Settings,
+    detector: FaceDetector,
+    embedder: Embedder,
+    matcher: Matcher,
     labels: Sequence[Appearance],
     on_frame: Callable[[float], None] | None = None,
     slack: float = 0.25,

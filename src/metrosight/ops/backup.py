@@ -35,7 +35,7 @@ import sqlite3
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -354,7 +354,7 @@ def restore_backup(
     keys: Path,
     passphrase: str,
     home: Path,
-    open_store: Any,
+    open_store: Callable[[Path, str | None], AuditedStore],
     database_url: str | None = None,
     checkpoints_env: Path | None = None,
 ) -> RestoreResult:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -48,6 +48,12 @@ from metrosight.pipeline.runtime import Runtime
 from metrosight.policy.redact import blur_boxes
 
 log = logging.getLogger(__name__)
+
+
+class StopFlag(Protocol):
+    """A stop event: ``threading.Event`` or the supervisor's ``multiprocessing`` event shared between processes."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +89,7 @@ class WorkerSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def worker_main(spec: WorkerSpec, conn: Connection, stop: Any) -> None:
+def worker_main(spec: WorkerSpec, conn: Connection, stop: StopFlag) -> None:
     """The worker process's entry point (``multiprocessing`` spawn target)."""
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **spec.env})
     logging.basicConfig(level=spec.log_level, format=f"%(levelname)s worker-{spec.worker} %(name)s: %(message)s")
@@ -127,7 +133,9 @@ class NodeWorker:
         local_stop: set on SIGTERM.
     """
 
-    def __init__(self, spec: WorkerSpec, send: Callable[[WorkerMessage], None], stop: Any, local_stop: Any) -> None:
+    def __init__(
+        self, spec: WorkerSpec, send: Callable[[WorkerMessage], None], stop: StopFlag, local_stop: StopFlag
+    ) -> None:
         self.spec = spec
         self.send = send
         self.stop = stop

@@ -17,6 +17,7 @@ import numpy as np
 from metrosight.core.types import Category, EntryRef, Match, Rival
 from metrosight.recognize.embedder import EmbedderError
 from metrosight.recognize.normalize import Cohort, CohortNorm
+from metrosight.recognize.operating import OperatingPoint
 
 DIM = 128  # dlib's descriptor size: the shape of an empty gallery's matrix (other models' galleries take theirs)
 
@@ -142,7 +143,7 @@ class Matcher:
         min_margin: float = 0.0,
         cohort: Cohort | None = None,
         thresholds: np.ndarray | None = None,
-        operating: object | None = None,
+        operating: OperatingPoint | None = None,
     ) -> None:
         self.gallery = gallery
         self.threshold = threshold
