@@ -164,7 +164,8 @@ class MetrosightSide:
         side = self
 
         class Recording:
-            name = getattr(inner, "name", "detector")
+            name = inner.name
+            scales_input = inner.scales_input
 
             def detect(self, image: np.ndarray) -> Any:
                 found = inner.detect(image)

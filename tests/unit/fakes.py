@@ -51,6 +51,7 @@ class ScriptedDetector:
     """Returns the boxes scripted for each frame index."""
 
     name = "scripted"
+    scales_input = False  # give it frames downscaled to detection.max_width
 
     def __init__(self, script: dict[int, list[Box]]) -> None:
         self.script = script

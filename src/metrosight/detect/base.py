@@ -25,12 +25,12 @@ class FaceDetector(Protocol):
 
     Attributes:
         name: short backend name, the ``kind`` of :data:`metrosight.detect.registry.FACE_DETECTORS`.
-
-    A backend that chooses its own working resolution sets a class attribute ``scales_input = True``: callers then
-    give it full-resolution frames instead of downscaling them first (``detection.max_width``).
+        scales_input: True for a backend that chooses its own working resolution: callers then give it
+            full-resolution frames instead of downscaling them first (``detection.max_width``).
     """
 
     name: str
+    scales_input: bool
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image``.

@@ -28,6 +28,7 @@ class HogFaceDetector:
     """
 
     name = "hog"
+    scales_input = False  # give it frames downscaled to detection.max_width
 
     def __init__(self, upsample: int = 1, landmarks: bool = True, score_threshold: float = 0.0) -> None:
         if upsample < 0:

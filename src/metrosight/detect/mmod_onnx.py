@@ -144,6 +144,7 @@ class MmodOnnxDetector:
     """
 
     name = "mmod"
+    scales_input = False  # give it frames downscaled to detection.max_width
 
     def __init__(
         self,

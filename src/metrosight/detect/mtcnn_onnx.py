@@ -134,6 +134,7 @@ class MtcnnOnnxDetector:
     """
 
     name = "mtcnn"
+    scales_input = False  # give it frames downscaled to detection.max_width
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class YuNetOnnxDetector:
     """
 
     name = "yunet-onnx"
+    scales_input = False  # give it frames downscaled to detection.max_width
 
     def __init__(
         self,

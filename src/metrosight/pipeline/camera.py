@@ -166,7 +166,7 @@ class CameraPipeline:
         downscaled to ``detection.max_width``)."""
         max_w = self.settings.detection.max_width
         image = frame.image
-        if frame.width <= max_w or getattr(self.detector, "scales_input", False):
+        if frame.width <= max_w or self.detector.scales_input:
             # detectors that pick their own input size (CenterFace) get the full frame: their boxes and landmarks
             # are already in its pixels
             return self.detector.detect(image), image

@@ -97,6 +97,7 @@ def test_detectors_without_a_batched_path_are_run_frame_by_frame() -> None:
         """A detector that finds one face the size of the frame."""
 
         name = "one"
+        scales_input = False
 
         def detect(self, image: np.ndarray) -> list[Detection]:
             h, w = image.shape[:2]
