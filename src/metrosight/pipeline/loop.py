@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Protocol
 
 from metrosight.bus.payloads import CameraStateV1, CameraStatsV1
@@ -155,9 +155,8 @@ class IteratorFeed:
     def stop(self, join_timeout: float = 2.0) -> None:
         """Stop reading (closes the iterator: a live source's decode thread stops)."""
         self._done = True
-        close = getattr(self._frames, "close", None)
-        if close is not None:
-            close()
+        if isinstance(self._frames, Generator):  # a source's frames(): closing it stops its decode thread
+            self._frames.close()
 
 
 class LoopCamera:
