@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from metrosight.bus.base import PayloadError, Retry, decode, encode
 from metrosight.bus.topics import P, Topic
+from metrosight.core.credentials import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class RedisStreamsBus:
         client: Any = None,
     ) -> None:
         self.url = url
+        self.shown = safe_url(url)  # for logs and messages: never the password
         self.prefix = prefix
         self.maxlen = maxlen
         self.group = group
@@ -150,16 +152,16 @@ class RedisStreamsBus:
             try:
                 self.client.xadd(self.stream_key(topic), fields, maxlen=self.maxlen, approximate=True)
                 if warned:
-                    log.warning("Redis at %s is back; published to %s", self.url, topic)
+                    log.warning("Redis at %s is back; published to %s", self.shown, topic)
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 waited = time.monotonic() - started
                 if self.publish_timeout is not None and waited >= self.publish_timeout:
                     raise BusUnavailable(
-                        f"Redis at {self.url} did not accept a {topic} message for {waited:.1f} s: {exc}"
+                        f"Redis at {self.shown} did not accept a {topic} message for {waited:.1f} s: {exc}"
                     ) from None
                 if not warned:
-                    log.warning("Redis at %s unreachable (%s); retrying the %s message", self.url, exc, topic)
+                    log.warning("Redis at %s unreachable (%s); retrying the %s message", self.shown, exc, topic)
                     warned = True
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -219,7 +221,7 @@ class RedisStreamsBus:
             resp = self.client.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):  # Redis lost its data (restarted without persistence): start again
-                log.warning("consumer group %s missing on %s; re-creating it", self.group, self.url)
+                log.warning("consumer group %s missing on %s; re-creating it", self.group, self.shown)
                 self._groups_ready = False
                 return handled
             raise
@@ -306,13 +308,13 @@ class RedisStreamsBus:
             try:
                 self.poll(block_ms=block_ms)
                 if down_since is not None:
-                    log.warning("Redis at %s is back after %.1f s", self.url, time.monotonic() - down_since)
+                    log.warning("Redis at %s is back after %.1f s", self.shown, time.monotonic() - down_since)
                     down_since = None
                 delay = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if down_since is None:
                     down_since = time.monotonic()
-                    log.warning("Redis at %s unreachable (%s); retrying", self.url, exc)
+                    log.warning("Redis at %s unreachable (%s); retrying", self.shown, exc)
                 self._groups_ready = False
                 stop.wait(delay)
                 delay = min(delay * 2, 2.0)

@@ -20,9 +20,10 @@ from metrosight.cli.common import fail
 from metrosight.cli.context import CliContext, cli_context
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
+from metrosight.core.credentials import safe_url
 from metrosight.core.names import InvalidInput, identifier
 from metrosight.policy.crypto import MASTER_KEY_ENV
-from metrosight.store.db import StoreError, open_engine, safe_url
+from metrosight.store.db import StoreError, open_engine
 
 if TYPE_CHECKING:
     from metrosight.bus.payloads import AlertV1
@@ -78,11 +79,11 @@ def stop_on_signals() -> threading.Event:
 
 def ping(url: str) -> Redis:
     """A client of the Redis at ``url``, once it answered; exits with one line when it does not."""
-    client = connect(url)
     try:
+        client = connect(url)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - one clear line
-        fail(f"cannot reach Redis at {url}: {exc}", 1)
+    except Exception as exc:  # noqa: BLE001 - one clear line (a URL that cannot be read: ValueError), no password
+        fail(f"cannot reach Redis at {safe_url(url)}: {exc}", 1)
     return client
 
 

@@ -189,3 +189,25 @@ def _underscore_pairs(piece: str) -> list[str]:
         if is_secret_param(n.rsplit("_", 1)[-1]) and v:
             out.append(v)
     return out
+
+
+def safe_url(url: str) -> str:
+    """``url`` (a database or Redis URL) as it may be shown or logged: the password of its user info hidden (all of
+    it after the user name, even where the URL cannot be parsed, e.g. a bad port) and the values of its secret query
+    parameters (``?password=…``, ``sslpassword``, ``token`` …: :func:`is_secret_param`)
+    shown as ``***``. Never raises."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    base, qmark, query = rest.partition("?")
+    at = base.rfind("@")
+    if at > 0 and not base.startswith("/"):
+        user, colon, _ = base[:at].partition(":")
+        base = (f"{user}:***" if colon else user) + base[at:]
+    if qmark:
+        params = []
+        for param in query.split("&"):
+            name, eq, value = param.partition("=")
+            params.append(f"{name}=***" if eq and value and is_secret_param(name) else param)
+        query = "&".join(params)
+    return f"{scheme}{sep}{base}{qmark}{query}"

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from metrosight.config.model import Settings
+from metrosight.core.credentials import safe_url
 from metrosight.ops.camera_check import check_camera
 from metrosight.ops.checks import Check, Report, Status, guard
 from metrosight.policy.crypto import MASTER_KEY_ENV, CryptoError, KeyRing, load_master_key
-from metrosight.store.db import StoreError, alembic_config, normalize_url, open_engine, safe_url
+from metrosight.store.db import StoreError, alembic_config, normalize_url, open_engine
 
 PACKAGES = (
     "metrosight",

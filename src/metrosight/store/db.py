@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from metrosight.core.credentials import is_secret_param
+from metrosight.core.credentials import safe_url
 from metrosight.core.names import InvalidInput
 
 if TYPE_CHECKING:
@@ -147,28 +147,6 @@ def _refuse_nul(
 def _sqlite_file(url: str) -> bool:
     db = make_url(url).database or ""
     return bool(db) and db != ":memory:" and not db.startswith("file::memory:")
-
-
-def safe_url(url: str) -> str:
-    """``url`` (a database or Redis URL) as it may be shown or logged: the password of its user info hidden (all of
-    it after the user name, even where the URL cannot be parsed, e.g. a bad port) and the values of its secret query
-    parameters (``?password=…``, ``sslpassword``, ``token`` …: :func:`~metrosight.core.credentials.is_secret_param`)
-    shown as ``***``. Never raises."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    base, qmark, query = rest.partition("?")
-    at = base.rfind("@")
-    if at > 0 and not base.startswith("/"):
-        user, colon, _ = base[:at].partition(":")
-        base = (f"{user}:***" if colon else user) + base[at:]
-    if qmark:
-        params = []
-        for param in query.split("&"):
-            name, eq, value = param.partition("=")
-            params.append(f"{name}=***" if eq and value and is_secret_param(name) else param)
-        query = "&".join(params)
-    return f"{scheme}{sep}{base}{qmark}{query}"
 
 
 class Sessions:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from metrosight.config.model import Settings
+from metrosight.core.credentials import safe_url
 from metrosight.ops.doctor import check_bus, check_database
-from metrosight.store.db import safe_url
 
 SECRET = "s3cr3tPW"
 
@@ -290,3 +290,56 @@ def test_a_database_url_that_cannot_be_read_is_one_line_for_every_command(tmp_pa
         code, out, err = cli(tmp_path / "home", *args, env={"METROSIGHT__STORAGE__DATABASE_URL": url})
         assert code == 1 and err.startswith("error: cannot open database") and "cannot be read" in err, (args, err)
         assert SECRET not in out + err
+
+
+# --- the Redis bus URL (METROSIGHT_BUS=redis://:PASSWORD@…, as metrosight.env.example has it) ----------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("url", [f"redis://:{SECRET}@127.0.0.1:{{port}}/0", f"redis://:{SECRET}@127.0.0.1:bad/0"])
+def test_worker_and_consume_say_redis_is_unreachable_without_its_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cannot reach Redis at redis://:PASSWORD@…`` went to the journal; a bad port was a traceback."""
+    import typer
+
+    from metrosight.cli.cluster import ping
+
+    with pytest.raises(typer.Exit):
+        ping(url.format(port=_closed_port()))
+    err = capsys.readouterr().err
+    assert "cannot reach Redis" in err and SECRET not in err
+
+
+def test_the_bus_logs_and_errors_never_show_the_redis_password(caplog: pytest.LogCaptureFixture) -> None:
+    from metrosight.bus.base import TOPIC_ALERTS
+    from metrosight.bus.payloads import AlertV1
+    from metrosight.bus.redis_streams import BusUnavailable, RedisStreamsBus
+
+    bus = RedisStreamsBus(f"redis://:{SECRET}@127.0.0.1:{_closed_port()}/0", prefix="t", publish_timeout=0.2)
+    a = AlertV1(
+        event_id="cam:s:1.0",
+        camera_id="cam",
+        track_id=1,
+        subject_id=1,
+        subject="P",
+        watchlist="wl",
+        category="wanted",
+        score=0.95,
+        distance=0.3,
+        first_seen=1.0,
+        last_seen=2.0,
+        samples=3,
+        crop_jpeg=None,
+    )
+    with caplog.at_level("WARNING"), pytest.raises(BusUnavailable) as exc:
+        bus.publish(TOPIC_ALERTS, a)
+    assert "127.0.0.1" in str(exc.value) and SECRET not in str(exc.value)
+    assert caplog.records and SECRET not in caplog.text
