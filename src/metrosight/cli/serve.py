@@ -15,6 +15,7 @@ from rich.table import Table
 
 from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
+from metrosight.core.credentials import safe_url
 
 if TYPE_CHECKING:
     from metrosight.api.state import AppState, StartupHook
@@ -92,7 +93,7 @@ def serve(
     bus = InProcessBus()
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
     cams = (
-        f"on the workers of {bus_url}"
+        f"on the workers of {safe_url(bus_url)}"  # never the Redis password: this line goes to the journal
         if bus_url
         else ", ".join(cam.id for cam in rt.settings.cameras)
         if hooks

@@ -343,3 +343,17 @@ def test_the_bus_logs_and_errors_never_show_the_redis_password(caplog: pytest.Lo
         bus.publish(TOPIC_ALERTS, a)
     assert "127.0.0.1" in str(exc.value) and SECRET not in str(exc.value)
     assert caplog.records and SECRET not in caplog.text
+
+
+def test_serve_with_a_bus_announces_it_without_the_redis_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``metrosight serve --bus redis://:PASSWORD@…`` printed the whole URL in its start-up line (the journal)."""
+    import uvicorn
+
+    from tests.integration.helpers import cli
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)  # the line is printed before the server runs
+    code, out, err = cli(tmp_path / "home", "serve", "--bus", f"redis://:{SECRET}@127.0.0.1:6390/0")
+    assert code == 0 and "on the workers of redis://:***@127.0.0.1:6390/0" in err, err
+    assert SECRET not in out + err
