@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from redis import Redis
-from sqlalchemy import text
 
 from metrosight.bus.leases import Leases
 from metrosight.bus.redis_streams import RedisStreamsBus, connect
@@ -23,7 +22,7 @@ from metrosight.config.model import Settings
 from metrosight.core.credentials import safe_url
 from metrosight.core.names import InvalidInput, identifier
 from metrosight.policy.crypto import MASTER_KEY_ENV
-from metrosight.store.db import StoreError, open_engine
+from metrosight.store.db import StoreError, upgrade_schema
 
 if TYPE_CHECKING:
     from metrosight.bus.payloads import AlertV1
@@ -238,9 +237,7 @@ def db_upgrade(
     settings = settings_with_db(c, config, db)
     url = settings.storage.database_url or Home.resolve(c.home_dir).ensure().database_url
     try:
-        engine = open_engine(url)
-        with engine.connect() as conn:
-            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        head = upgrade_schema(url)
     except StoreError as exc:
         fail(str(exc), 1)
     c.out.print(f"{safe_url(url)}: schema at revision {head}", highlight=False)

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,6 +130,22 @@ def open_engine(url: str, upgrade: bool = True) -> Engine:
             f"cannot open database {safe_url(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}"
         ) from None
     return engine
+
+
+def upgrade_schema(url: str) -> str | None:
+    """Create or migrate the schema of the database at ``url`` to the newest revision (:func:`open_engine`); the
+    revision it is at now.
+
+    Raises:
+        StoreError: the database cannot be reached or migrated (one line).
+    """
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    return None if head is None else str(head)
 
 
 def _refuse_nul(
