@@ -172,12 +172,7 @@ def create_backup(
             failed ``pg_dump``.
     """
     keys_out = keys_out or out
-    for d in {out, keys_out}:
-        if d.resolve().is_relative_to(home.resolve()):
-            raise BackupError(
-                f"{d} is inside the home {home}: write backups to a folder outside it (a later backup would copy "
-                "them, the keys file too, into its data file)"
-            )
+    _check_outputs(home, out, keys_out)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     backup_id = f"{stamp}-{uuid.uuid4().hex[:8]}"
     data_path, keys_path = out / f"metrosight-{stamp}.backup", keys_out / f"metrosight-{stamp}.keys"
@@ -225,6 +220,22 @@ def create_backup(
         store.audit.record(actor, "backup.failed", backup_id, {**details, "error": str(exc)})
         raise BackupError(f"cannot snapshot the database: {exc}") from None
     return BackupResult(backup_id, data_path, keys_path, kind, files, data_path.stat().st_size)
+
+
+def _check_outputs(home: Path, out: Path, keys_out: Path) -> None:
+    """The backup's folders: folders (or absent), and outside the home.
+
+    Raises:
+        BackupError: one is a file, a FIFO or a device, or lies inside the home.
+    """
+    for d in {out, keys_out}:
+        if d.exists() and not d.is_dir():
+            raise BackupError(f"{d} is not a folder: give --out and --keys-out folders")
+        if d.resolve().is_relative_to(home.resolve()):
+            raise BackupError(
+                f"{d} is inside the home {home}: write backups to a folder outside it (a later backup would copy "
+                "them, the keys file too, into its data file)"
+            )
 
 
 def _write_private(path: Path, data: bytes) -> None:

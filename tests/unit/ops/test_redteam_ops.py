@@ -357,3 +357,26 @@ def test_serve_with_a_bus_announces_it_without_the_redis_password(
     code, out, err = cli(tmp_path / "home", "serve", "--bus", f"redis://:{SECRET}@127.0.0.1:6390/0")
     assert code == 0 and "on the workers of redis://:***@127.0.0.1:6390/0" in err, err
     assert SECRET not in out + err
+
+
+@pytest.mark.parametrize("what", ["file", "fifo", "device"])
+def test_a_backup_folder_that_is_not_a_folder_is_refused_before_anything(tmp_path: Path, what: str) -> None:
+    import os
+
+    from cryptography.fernet import Fernet
+
+    from metrosight.ops.backup import BackupError, create_backup
+
+    home = tmp_path / "home"
+    (home / "media").mkdir(parents=True)
+    target = tmp_path / "out"
+    if what == "file":
+        target.write_text("x")
+    elif what == "fifo":
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    store = _Store()
+    with pytest.raises(BackupError, match="is not a folder"):
+        create_backup(store, home, Fernet.generate_key(), home / "cp", target, PHRASE, "ada", keys_out=tmp_path / "k")
+    assert store.audit.entries == [] and not (tmp_path / "k").exists()
