@@ -177,7 +177,7 @@ class InferenceConfig(Section):
 
     def providers_for(self, backend: BaseModel) -> tuple[str, ...]:
         """The providers ``backend``'s models run on: its own ``providers``, else :attr:`providers`."""
-        own = getattr(backend, "providers", None)
+        own = backend.providers if isinstance(backend, _OnnxBackend) else None
         return tuple(own if own is not None else self.providers)
 
 
@@ -200,7 +200,7 @@ def check_inference(inference: InferenceConfig, *backends: tuple[str, BaseModel]
         ValueError: one line naming the key, the provider and what to install.
     """
     for where, backend in backends:
-        own = getattr(backend, "providers", None)
+        own = backend.providers if isinstance(backend, _OnnxBackend) else None
         if own is not None:
             _refuse_missing(tuple(own), inference.runtime, f"{where}.providers: ")
 

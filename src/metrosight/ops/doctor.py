@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.config.backends import CenterFaceDetectorConfig, UserOnnxEmbedderConfig
 from metrosight.config.model import Settings
 from metrosight.core.credentials import safe_url
 from metrosight.ops.camera_check import check_camera
@@ -134,7 +135,7 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
     def detector() -> Check:
         kind = settings.detection.detector.kind
         data: dict[str, Any] = {"kind": kind}
-        if kind == "centerface" and getattr(settings.detection.detector, "model_path", None) is None:
+        if isinstance(settings.detection.detector, CenterFaceDetectorConfig):  # the packed weights: checked
             path = centerface_onnx.default_model_path()
             digest = file_digest(path)
             data |= {"path": str(path), "sha256": digest}
@@ -154,7 +155,7 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
 
     def embedder() -> Check:
         cfg = settings.recognition.embedder
-        user_path = getattr(cfg, "model_path", None)
+        user_path = cfg.model_path if isinstance(cfg, UserOnnxEmbedderConfig) else None
         path = Path(user_path) if user_path else dlib_weights()
         data: dict[str, Any] = {"kind": cfg.kind, "path": str(path), "sha256": file_digest(path)}
         t0 = time.perf_counter()
