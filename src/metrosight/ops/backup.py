@@ -383,7 +383,9 @@ def restore_backup(
     """
     for p, what in ((data, "backup data file"), (keys, "keys file")):
         if not p.is_file():
-            raise BackupError(f"{what} {p} not found")
+            raise BackupError(
+                f"{what} {p} " + ("is not a file (a folder, a FIFO or a device)" if p.exists() else "not found")
+            )
     home = home.resolve()  # a home given as a link to an empty folder is restored into that folder
     try:
         secrets, fp = open_keys(keys.read_bytes(), passphrase)

@@ -380,3 +380,16 @@ def test_a_backup_folder_that_is_not_a_folder_is_refused_before_anything(tmp_pat
     with pytest.raises(BackupError, match="is not a folder"):
         create_backup(store, home, Fernet.generate_key(), home / "cp", target, PHRASE, "ada", keys_out=tmp_path / "k")
     assert store.audit.entries == [] and not (tmp_path / "k").exists()
+
+
+def test_restore_from_a_device_or_folder_says_it_is_not_a_file(tmp_path: Path) -> None:
+    from metrosight.ops.backup import BackupError, restore_backup
+
+    keys = tmp_path / "x.keys"
+    keys.write_text("{}")
+    for data in (Path("/dev/null"), tmp_path):
+        with pytest.raises(BackupError, match="is not a file"):
+            restore_backup(data, keys, PHRASE, tmp_path / "dst", lambda home, url: None)
+    with pytest.raises(BackupError, match="not found"):
+        restore_backup(tmp_path / "gone.backup", keys, PHRASE, tmp_path / "dst", lambda home, url: None)
+    assert not (tmp_path / "dst").exists()
