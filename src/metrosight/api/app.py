@@ -143,7 +143,6 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
         signin_audit=SignInAudit(services.settings.api.failed_signin_audit_seconds),
         ended=EndedSessions(config.session_max_age),
         bus=bus,
-        registry=None,
     )
     svc.registry = make_registry(
         board, store.alerts.status_counts, operating=svc.operating_status, home=services.home.root

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
 
 
-def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     """The uvicorn settings ``serve`` runs ``app`` with. ``proxy_headers=False``: uvicorn would otherwise believe
     ``X-Forwarded-For`` from any client on 127.0.0.1 (its ``FORWARDED_ALLOW_IPS`` default); the app believes it
     only from the addresses of the config's ``api.trusted_proxies`` (see :func:`metrosight.api.app.create_app`)."""

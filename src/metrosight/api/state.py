@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from prometheus_client import CollectorRegistry
 
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit
@@ -58,7 +59,7 @@ class AppState:
     signin_audit: SignInAudit
     ended: EndedSessions
     bus: InProcessBus | None
-    registry: Any
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)  # the app's, made once it exists
     extras: dict[str, Any] = field(default_factory=dict)
     sign_in_slots: anyio.CapacityLimiter | None = None  # password checks at a time (routes/auth.py)
     started: float = field(default_factory=time.monotonic)  # when the app was built (live search rate)

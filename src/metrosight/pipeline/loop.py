@@ -27,7 +27,7 @@ from metrosight.bus.payloads import CameraStateV1, CameraStatsV1
 from metrosight.core.types import Frame
 from metrosight.ingest.live import Captured
 from metrosight.ingest.source import SourceError
-from metrosight.ingest.state import IngestCounters, StateChange
+from metrosight.ingest.state import CameraState, IngestCounters, StateChange
 from metrosight.pipeline.outbox import CameraOutputs
 from metrosight.pipeline.processor import FrameProcessor
 from metrosight.pipeline.runs import RunCounts
@@ -88,7 +88,7 @@ class IteratorFeed:
         self.realtime = realtime
         self.counters = IngestCounters()
         self.error: SourceError | None = None
-        self.state: object = None
+        self.state: CameraState | None = None
         self._done = False
         self._states: list[StateChange] = []
         self._pending: Frame | None = None

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
 from metrosight.bus.inproc import InProcessBus
@@ -114,7 +115,7 @@ class _Worker:
     cameras: list[CameraConfig]
     core: int | None
     limiter: RestartLimiter
-    proc: Any = None
+    proc: BaseProcess | None = None
     conn: Connection | None = None
     runs: dict[str, int] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
@@ -211,7 +212,11 @@ class Supervisor:
 
     def worker_pids(self) -> dict[int, int]:
         """Worker number → process id of the live workers."""
-        return {w.index: w.proc.pid for w in self.workers if w.proc is not None and w.proc.is_alive()}
+        return {
+            w.index: w.proc.pid
+            for w in self.workers
+            if w.proc is not None and w.proc.pid is not None and w.proc.is_alive()
+        }
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self, duration: float | None = None, tick: Callable[[], None] | None = None) -> NodeReport:
