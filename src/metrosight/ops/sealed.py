@@ -1,6 +1,6 @@
 """The two sealed files of a backup: the keys, under a passphrase, and the data, under a key derived from them.
 
-- **Keys file** (JSON): the installation's master key (and the session-signing secret when there is one), encrypted
+- **Keys file** (JSON): the installation's master key (``metrosight backup`` seals nothing else), encrypted
   with AES-256-GCM under a key derived from the operator's passphrase with scrypt (n=2^15, r=8, p=1; 64 MiB, about
   0.1 s). A wrong passphrase fails the GCM tag: :class:`SealError` says so and nothing else happens.
 - **Data stream**: a header line (magic, then JSON: backup id, key fingerprint, chunk size) followed by chunks of
