@@ -123,12 +123,26 @@ class CheckpointFile:
         finally:
             os.close(fd)  # releases the flock
 
+    def _read_locked(self) -> bytes:
+        """The whole file, read under a shared ``flock``: a writer appends under an exclusive one, so a line being
+        appended by another thread or process is never seen half-written (as a truncated file).
+
+        Raises:
+            OSError: the file cannot be opened or read (FileNotFoundError when there is none).
+        """
+        with open(self.path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                return f.read()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def read(self) -> CheckpointRead:
         """Every line, each checked (signature, numbering, link to the line before). Never raises for content."""
         from cryptography.exceptions import InvalidSignature  # cryptography: native, loaded on first use
 
         try:
-            data = self.path.read_bytes()
+            data = self._read_locked()
         except FileNotFoundError:
             return CheckpointRead(False, [])
         except OSError as exc:
