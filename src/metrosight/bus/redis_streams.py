@@ -87,6 +87,8 @@ class RedisStreamsBus:
             the dead-letter stream.
         publish_timeout: seconds ``publish`` keeps retrying while Redis is unreachable (None: forever).
         client: a ready ``redis.Redis`` (tests); default: connect to ``url``.
+        group_start: where a consumer group created by this process starts reading: ``0`` (the default: every
+            entry the stream holds) or ``$`` (only entries appended from now on).
     """
 
     def __init__(
@@ -100,8 +102,10 @@ class RedisStreamsBus:
         give_up_seconds: float = 300.0,
         publish_timeout: float | None = None,
         client: Any = None,
+        group_start: str = "0",
     ) -> None:
         self.url = url
+        self.group_start = group_start
         self.shown = safe_url(url)  # for logs and messages: never the password
         self.prefix = prefix
         self.maxlen = maxlen
@@ -183,12 +187,12 @@ class RedisStreamsBus:
         self._groups_ready = False
 
     def ensure_groups(self) -> None:
-        """Create the consumer group on every subscribed topic's stream (from its start) if missing."""
+        """Create the consumer group on every subscribed topic's stream (from ``group_start``) if missing."""
         import redis  # the Redis client: an optional dependency, loaded on first use
 
         for topic in self._handlers:
             try:
-                self.client.xgroup_create(self.stream_key(topic), self.group, id="0", mkstream=True)
+                self.client.xgroup_create(self.stream_key(topic), self.group, id=self.group_start, mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise

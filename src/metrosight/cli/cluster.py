@@ -193,8 +193,10 @@ def consume(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per alert delivered")] = False,
 ) -> None:
     """Store what the workers publish (alerts, alert updates, behaviour events) into the database, exactly once per
-    event id. Run several for availability; `serve --bus` does the same next to the API."""
+    event id, and hand them to the outbound channels (webhooks, …). Run several for availability; `serve --bus`
+    does the same next to the API."""
     # heavy: the consumer loads the store's sinks and the services
+    from metrosight.outbound.hosts import start_redis
     from metrosight.pipeline.consumer import StoreConsumer, make_bus
 
     c = cli_context(ctx)
@@ -217,7 +219,11 @@ def consume(
 
     consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus, name, claim_idle, prefix), on_alert)
     stop = stop_on_signals()
-    consumer.run(stop)
+    halt_outbound = start_redis(rt, bus, prefix, name)  # the outbound channels, in group "outbound"
+    try:
+        consumer.run(stop)
+    finally:
+        halt_outbound()
     c.out.print(
         f"stored {consumer.stored_alerts} alert(s) ({consumer.duplicate_alerts} duplicate deliveries) and "
         f"{consumer.stored_events} event(s)",

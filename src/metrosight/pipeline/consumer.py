@@ -33,6 +33,8 @@ from metrosight.bus.base import (
 from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
+from metrosight.core.credentials import safe_url
+from metrosight.outbound.hosts import start_redis
 from metrosight.policy.rules import aware, in_scope
 from metrosight.services.live_policy import PolicySource
 from metrosight.services.sinks import AlertSink, EventSink
@@ -221,7 +223,8 @@ class HookState(Protocol):
 
 def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[HookState], Callable[[], None]]:
     """A startup hook for the API app (``create_app(startup=[...])``): consumes ``bus_url`` into the app's store
-    and wakes the live views. Returns the stop function at shutdown."""
+    (group ``store``), wakes the live views, and dispatches to the outbound channels (group ``outbound``, see
+    :func:`metrosight.outbound.hosts.start_redis`). Returns the stop function at shutdown."""
 
     def hook(state: HookState) -> Callable[[], None]:
         rt = state.services
@@ -236,8 +239,15 @@ def startup_hook(bus_url: str, prefix: str = "metrosight") -> Callable[[HookStat
                 local_bus.publish(TOPIC_CAMERA_STATE, s)
 
         consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus_url, prefix=prefix), on_alert, on_state)
-        log.warning("consuming %s into the store", bus_url)
-        return consumer.start()
+        log.warning("consuming %s into the store", safe_url(bus_url))
+        halt_store = consumer.start()
+        halt_outbound = start_redis(rt, bus_url, prefix)  # the outbound channels: group "outbound"
+
+        def halt() -> None:
+            halt_outbound()
+            halt_store()
+
+        return halt
 
     return hook
 

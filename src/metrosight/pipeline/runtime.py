@@ -19,6 +19,7 @@ from metrosight.core.types import Box
 from metrosight.core.when import Clock
 from metrosight.detect.landmarks import FivePointLandmarker
 from metrosight.ingest.source import SourceError, parse_source
+from metrosight.outbound.hosts import dispatcher_for
 from metrosight.pipeline.camera import CameraStats
 from metrosight.pipeline.loop import camera_state_payload
 from metrosight.pipeline.outbox import CameraOutputs
@@ -140,6 +141,7 @@ class Runtime:
             lambda cid, run_id, outputs: self.processor(cid, run_id, outputs, faces=not analytics_only),
             self.storage_wait_seconds,
             on_frame,
+            lambda: dispatcher_for(self.services),
         )
         return host.run(spec, camera_id)
 

@@ -21,6 +21,7 @@ from metrosight.core.source import SourceSpec
 from metrosight.ingest.factory import live_source
 from metrosight.ingest.live import Captured
 from metrosight.ingest.source import VideoSource
+from metrosight.outbound.dispatch import Dispatcher
 from metrosight.pipeline.analytics import AnalyticsStats
 from metrosight.pipeline.camera import CameraStats
 from metrosight.pipeline.loop import FrameLoop, IteratorFeed, LoopCamera
@@ -103,6 +104,8 @@ class SingleRun:
         build: builds the camera's processor: ``build(camera_id, run_id, outputs)``.
         wait_seconds: how long the end of the run waits for held alerts to be stored.
         on_frame: called with the counters after each frame.
+        outbound: opens the outbound dispatcher once the source is open; it is attached to ``bus`` after the sinks
+            (an alert is stored before it is offered to the channels) and closed when the run ends.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class SingleRun:
         build: Callable[[str, int, CameraOutputs], Built],
         wait_seconds: float,
         on_frame: Callable[[CameraStats], None] | None = None,
+        outbound: Callable[[], Dispatcher] | None = None,
     ) -> None:
         self.ingest = ingest
         self.rows = rows
@@ -124,6 +128,7 @@ class SingleRun:
         self.build = build
         self.wait_seconds = wait_seconds
         self.on_frame = on_frame
+        self.outbound = outbound
 
     def run(self, spec: SourceSpec, camera_id: str) -> RunReport:
         """Run ``camera_id`` on ``spec`` until the source ends (or Ctrl-C). Returns the report.
@@ -140,6 +145,9 @@ class SingleRun:
         if built.behaviour is not None:
             self.bus.subscribe(EVENTS, self.events.on_event)
             self.bus.subscribe(EVENT_UPDATES, self.events.on_update)
+        dispatcher = self.outbound() if self.outbound is not None else None
+        if dispatcher is not None:
+            dispatcher.attach(self.bus)
         cam = LoopCamera(camera_id, run_id, feed, built.processor, outputs)
         loop = FrameLoop(self)
         loop.add(cam)
@@ -161,6 +169,8 @@ class SingleRun:
                 )
                 status = "storage-full"
             self.rows.close(run_id, status, cam.counts, error)
+            if dispatcher is not None:
+                dispatcher.close()
         stats = built.processor.camera_stats
         behaviour = built.behaviour.stats if built.behaviour is not None else None
         return RunReport(

@@ -42,6 +42,7 @@ from metrosight.bus.topics import (
 from metrosight.config.model import CameraConfig
 from metrosight.core.names import InvalidInput, distinct_identifiers
 from metrosight.ingest.source import parse_source
+from metrosight.outbound.hosts import dispatcher_for
 from metrosight.pipeline.messages import (
     AlertRaised,
     AlertUpdated,
@@ -223,6 +224,8 @@ class Supervisor:
         """Start the workers and serve them until :meth:`request_stop`, ``duration`` seconds, or every camera
         ended (files). ``tick`` is called about five times a second (e.g. to write a metrics file). Returns the
         node's report."""
+        dispatcher = dispatcher_for(self.rt)  # after the sinks: an alert is stored before it is offered
+        dispatcher.attach(self.bus)
         started = time.monotonic()
         for w in self.workers:
             self._start(w)
@@ -243,6 +246,7 @@ class Supervisor:
                 log.error(
                     "%s: %d alert(s) printed by the node could not be stored", self.sink.failure, len(self.sink.held)
                 )
+            dispatcher.close()
         snap = self.metrics.snapshot()
         return NodeReport(time.monotonic() - started, snap, self.metrics.alerts_stored, self.metrics.worker_restarts)
 

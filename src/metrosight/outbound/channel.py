@@ -1,0 +1,103 @@
+"""The channel protocol and the one filter every channel's events pass through.
+
+A channel (webhooks, MQTT, syslog, …) receives :class:`~metrosight.outbound.events.OutboundEvent` values from the
+:class:`~metrosight.outbound.dispatch.Dispatcher`. Which events it receives is decided by an :class:`EventFilter`,
+evaluated only in :meth:`EventFilter.accepts` (the dispatcher applies the channel's; the webhook channel applies
+each subscription's with the same method).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from metrosight.outbound.events import EVENT_TYPES, EventType, OutboundEvent
+
+
+class ChannelError(RuntimeError):
+    """A channel could not accept an event (its queue or transport is unavailable); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events pass: each non-empty set restricts, an empty one lets everything through.
+
+    - ``types``: the event's type must be one of them.
+    - ``watchlists`` / ``categories``: an event that names people (it carries watchlists: alerts, reviews,
+      episodes, alarms about a person) passes only when one of its watchlists, or its category, is listed. Events
+      that name nobody (behaviour events, camera states, crowd alarms) are not restricted by these two.
+    - ``camera_groups``: the event's camera group must be listed (an event with no camera group does not pass).
+    """
+
+    types: frozenset[EventType] = frozenset()
+    watchlists: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    camera_groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        types: Iterable[str] = (),
+        watchlists: Iterable[str] = (),
+        categories: Iterable[str] = (),
+        camera_groups: Iterable[str] = (),
+    ) -> EventFilter:
+        """A filter from plain lists.
+
+        Raises:
+            ValueError: an unknown event type (the message lists the known ones).
+        """
+        ts = frozenset(types)
+        unknown = sorted(ts - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event type(s) {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")
+        return cls(
+            frozenset(t for t in EVENT_TYPES if t in ts),
+            frozenset(watchlists),
+            frozenset(categories),
+            frozenset(camera_groups),
+        )
+
+    def accepts(self, event: OutboundEvent) -> bool:
+        """Whether ``event`` passes (see the class docstring)."""
+        if self.types and event.type not in self.types:
+            return False
+        if event.watchlists:
+            if self.watchlists and self.watchlists.isdisjoint(event.watchlists):
+                return False
+            if self.categories and event.category not in self.categories:
+                return False
+        return not self.camera_groups or event.camera_group in self.camera_groups
+
+
+#: lets every event through
+ALL_EVENTS = EventFilter()
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """An outbound channel.
+
+    ``name`` names it in logs and metrics (e.g. ``webhooks``, ``mqtt``). ``filter`` is applied by the dispatcher
+    before :meth:`offer` (a channel with per-destination filters, like webhooks, uses :data:`ALL_EVENTS` and
+    applies each destination's :class:`EventFilter` itself).
+
+    :meth:`offer` accepts one event and returns quickly: once it is durably queued (webhooks: outbox rows) or
+    handed to the transport (MQTT QoS 1: queued in the client). It may be called again with the same event (the
+    Redis bus delivers at least once; the dispatcher retries a failed offer), so it must be idempotent by
+    ``event.event_id``. It raises (any exception; :class:`ChannelError` preferred) when it could not accept it:
+    the dispatcher retries it later and, on a Redis bus, leaves the message unacknowledged.
+
+    :meth:`close` releases the channel's resources (connections, threads); called once at shutdown.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def filter(self) -> EventFilter: ...
+
+    def offer(self, event: OutboundEvent) -> None: ...
+
+    def close(self) -> None: ...

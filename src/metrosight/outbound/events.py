@@ -1,0 +1,212 @@
+"""The outbound event: one typed value for every channel, converted from the bus payloads by pure functions.
+
+An :class:`OutboundEvent` carries what every channel filters and routes on (type, watchlists, category, camera,
+camera group and line) and, as ``body``, the bus payload's JSON: the stable, versioned wire schema of
+:mod:`metrosight.bus.payloads` (bytes fields — best-shot crops, snapshots — are never included: images of faces do
+not leave the installation through an outbound channel).
+
+``event_id`` is stable per source event (a redelivered bus message, or an alert re-raised by a camera resumed on
+another worker, gives the same id): channels derive their idempotency keys from it.
+
+Each topic's converter is in :data:`CONVERTERS` (topic wire name → function). A new topic (e.g. the alarm
+workflow's ``alarms``) plugs in by adding its converter there and its topic to
+:data:`metrosight.outbound.dispatch.OUTBOUND_TOPICS` (the dispatcher subscribes to each once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, get_args
+
+from pydantic import BaseModel
+
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
+
+EventType = Literal["alert", "alert_review", "episode", "behaviour", "camera_state", "alarm"]
+#: every event type, in documentation order
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraPlace:
+    """Where a camera is: its group (station or platform) and metro line, from the configuration."""
+
+    group: str | None = None
+    line: str | None = None
+
+
+NO_PLACE = CameraPlace()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEvent:
+    """One event leaving the installation.
+
+    Attributes:
+        type: what happened (:data:`EVENT_TYPES`).
+        event_id: stable per source event; the basis of every channel's idempotency key.
+        schema: the body's schema and version, ``metrosight.<name>/<version>`` (e.g. ``metrosight.alert/1``).
+        occurred_at: when it happened, aware UTC.
+        watchlists: the watchlists it concerns, the primary first (empty: it names nobody).
+        category: the primary watchlist entry's category (None: it names nobody).
+        camera_id: the camera (None: not tied to one).
+        camera_group: the camera's group (station or platform) where known.
+        camera_line: the camera's metro line where known.
+        body: the payload as JSON-compatible data (the bus payload's fields without bytes).
+    """
+
+    type: EventType
+    event_id: str
+    schema: str
+    occurred_at: datetime
+    body: Mapping[str, Any]
+    watchlists: tuple[str, ...] = ()
+    category: str | None = None
+    camera_id: str | None = None
+    camera_group: str | None = None
+    camera_line: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown outbound event type {self.type!r} (known: {', '.join(EVENT_TYPES)})")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware (UTC)")
+        if not self.event_id:
+            raise ValueError("an outbound event needs an event_id")
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON document channels send: ``id``, ``type``, ``schema``, ``occurred_at`` (ISO 8601, UTC),
+        ``camera`` (``id``, ``group``, ``line``), ``watchlists``, ``category`` and ``data`` (the body)."""
+        return {
+            "id": self.event_id,
+            "type": self.type,
+            "schema": self.schema,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "camera": {"id": self.camera_id, "group": self.camera_group, "line": self.camera_line},
+            "watchlists": list(self.watchlists),
+            "category": self.category,
+            "data": dict(self.body),
+        }
+
+
+def _is_bytes(annotation: Any) -> bool:
+    return annotation is bytes or bytes in get_args(annotation)
+
+
+def body_of(payload: BaseModel) -> dict[str, Any]:
+    """The payload's JSON fields, without its bytes fields (crops and snapshots never leave through a channel)."""
+    fields = type(payload).model_fields
+    return payload.model_dump(mode="json", exclude={k for k, f in fields.items() if _is_bytes(f.annotation)})
+
+
+def utc(ts: float) -> datetime:
+    """Unix seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _at(origin: float | None, media_time: float, now: float) -> datetime:
+    return utc(origin + media_time) if origin is not None else utc(now)
+
+
+Places = Mapping[str, CameraPlace]
+Converter = Callable[[Any, Places, float], OutboundEvent]
+
+
+def from_alert(a: AlertV1, places: Places, now: float) -> OutboundEvent:
+    """An alert (a sighting of a person on an active watchlist): type ``alert``, schema ``metrosight.alert/1``.
+    ``occurred_at``: the first sighting's wall time when the camera's media origin is known, else ``now``."""
+    place = places.get(a.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="alert",
+        event_id=a.event_id,
+        schema="metrosight.alert/1",
+        occurred_at=_at(a.media_origin, a.first_seen, now),
+        body=body_of(a),
+        watchlists=a.watchlists,
+        category=a.category,
+        camera_id=a.camera_id,
+        camera_group=a.group or place.group,
+        camera_line=place.line,
+    )
+
+
+def from_alert_update(u: AlertUpdateV1, places: Places, now: float) -> OutboundEvent:
+    """An alert's track ended (its final last-seen, media seconds): type ``alert``, schema
+    ``metrosight.alert-update/1``, id ``<alert id>#ended``. It names no watchlist or camera (the alert did): a
+    channel filtered on watchlists or camera groups does not receive it."""
+    return OutboundEvent(
+        type="alert",
+        event_id=f"{u.event_id}#ended",
+        schema="metrosight.alert-update/1",
+        occurred_at=utc(now),
+        body=body_of(u),
+    )
+
+
+def from_event(e: EventV1, places: Places, now: float) -> OutboundEvent:
+    """A behaviour event (loitering, fast movement, a line crossing; no identity): type ``behaviour``, schema
+    ``metrosight.event/1``."""
+    place = places.get(e.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="behaviour",
+        event_id=e.event_id,
+        schema="metrosight.event/1",
+        occurred_at=utc(now),
+        body=body_of(e),
+        camera_id=e.camera_id,
+        camera_group=place.group,
+        camera_line=place.line,
+    )
+
+
+def from_event_update(u: EventUpdateV1, places: Places, now: float) -> OutboundEvent:
+    """A behaviour event's episode ended: type ``behaviour``, schema ``metrosight.event-update/1``, id
+    ``<event id>#ended``."""
+    return OutboundEvent(
+        type="behaviour",
+        event_id=f"{u.event_id}#ended",
+        schema="metrosight.event-update/1",
+        occurred_at=utc(now),
+        body=body_of(u),
+    )
+
+
+def from_camera_state(s: CameraStateV1, places: Places, now: float) -> OutboundEvent:
+    """A camera changed state: type ``camera_state``, schema ``metrosight.camera-state/1``, id
+    ``<camera>:<state>:<wall time in ms>``."""
+    place = places.get(s.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="camera_state",
+        event_id=f"{s.camera_id}:{s.state}:{round(s.wall_time * 1000)}",
+        schema="metrosight.camera-state/1",
+        occurred_at=utc(s.wall_time),
+        body=body_of(s),
+        camera_id=s.camera_id,
+        camera_group=place.group,
+        camera_line=place.line,
+    )
+
+
+#: topic wire name → converter. A new topic's converter is added here (the alarm workflow: ``"alarms": from_alarm``)
+CONVERTERS: Final[Mapping[str, Converter]] = {
+    "alerts": from_alert,
+    "alert-updates": from_alert_update,
+    "events": from_event,
+    "event-updates": from_event_update,
+    "camera-state": from_camera_state,
+}
+
+
+def to_outbound(topic_name: str, payload: BaseModel, places: Places, now: float) -> OutboundEvent:
+    """The outbound event of ``payload`` published on topic ``topic_name``.
+
+    Args:
+        places: camera id → where it is (group, line), from the configuration.
+        now: Unix seconds, the time used where the payload has no wall time.
+
+    Raises:
+        KeyError: no converter for that topic.
+    """
+    return CONVERTERS[topic_name](payload, places, now)
