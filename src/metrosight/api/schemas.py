@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from metrosight.core.types import Category
 
@@ -55,15 +55,27 @@ PASSWORD_RULE = (
 )
 
 
+ScopeItems = list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]]
+SCOPES_DOC = (
+    "role -> scope items, each 'cameras:GROUP[,GROUP…]' (configuration camera_groups, or a camera's line or group) "
+    "or 'watchlist:NAME[,NAME…]'; a role not named (or given []) covers every camera and watchlist; admin and "
+    "auditor cannot be scoped"
+)
+
+
 class UserCreate(_In):
     name: str = Name
     roles: list[Role] = Field(..., min_length=1)
     password: str | None = Field(None, min_length=1, max_length=1024, description=PASSWORD_RULE)
+    scopes: dict[Role, ScopeItems] | None = Field(None, description=SCOPES_DOC)
 
 
 class UserUpdate(_In):
     roles: list[Role] | None = Field(None, min_length=1)
     disabled: bool | None = None
+    scopes: dict[Role, ScopeItems] | None = Field(
+        None, description=SCOPES_DOC + "; replaces every scope of the user (null: keep them)"
+    )
 
 
 class PasswordUpdate(_In):
@@ -82,6 +94,9 @@ class UserPublic(_Out):
     created_by: str | None
     password_reset_by: str | None = Field(
         None, description="the admin who reset the password, while its user has not set their own (no role until then)"
+    )
+    scopes: dict[str, list[str]] = Field(
+        default_factory=dict, description="the scoped roles: role -> scope items (roles not named: everywhere)"
     )
 
 

@@ -31,6 +31,7 @@ from metrosight.config.backends import (
     check_inference,
 )
 from metrosight.config.common import CameraId, Section
+from metrosight.config.groups import CameraGroupConfig, check_groups, group_members
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
 from metrosight.core.when import zone
@@ -377,6 +378,9 @@ class Settings(Section):
 
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    camera_groups: dict[str, CameraGroupConfig] = Field(
+        default_factory=dict, description="named camera groups (lines, stations) to scope users' roles by"
+    )
     node: NodeConfig = Field(default_factory=NodeConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -396,6 +400,15 @@ class Settings(Section):
             ("recognition.embedder", self.recognition.embedder),
         )
         return self
+
+    @model_validator(mode="after")
+    def _camera_groups_known(self) -> Settings:
+        check_groups(self.camera_groups, self.cameras)  # unknown cameras or lines named, in one line
+        return self
+
+    def camera_group_members(self) -> dict[str, list[str]]:
+        """Every camera group (named ``camera_groups``, each camera's line and group) → its camera ids."""
+        return group_members(self.camera_groups, self.cameras)
 
     @model_validator(mode="after")
     def _analytics_cameras_as_listed(self) -> Settings:

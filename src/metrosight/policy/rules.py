@@ -18,6 +18,7 @@ from typing import Final
 
 from metrosight.core.names import free_text, identifiers, looks_alike, same_identifier
 from metrosight.core.when import describe, end_of_day_limit
+from metrosight.policy.scope import GLOBAL, NO_GROUPS, CameraGroups, RoleGrant, Scope, View, view_of
 
 ROLES = ("admin", "approver", "operator", "auditor", "viewer")
 URGENT_TTL = timedelta(hours=24)
@@ -40,14 +41,34 @@ class Actor:
     ``password_set_by`` names another person who set this account's current password (an admin's reset): whoever
     signs in with it may be that person, so the account holds no role until its user sets their own password
     (:meth:`has` is False for every role; the user may still change their password).
+
+    ``scoped`` holds the roles held for a limited :class:`~metrosight.policy.scope.Scope` (camera groups,
+    watchlists); every other role is held everywhere (see :mod:`metrosight.policy.scope`).
     """
 
     name: str
     roles: frozenset[str]
     password_set_by: str | None = None
+    scoped: tuple[RoleGrant, ...] = ()
 
     def has(self, *roles: str) -> bool:
         return self.password_set_by is None and bool(self.roles.intersection(roles))
+
+    def scope_of(self, role: str) -> Scope:
+        """The scope ``role`` is held for (:data:`~metrosight.policy.scope.GLOBAL` when not scoped)."""
+        return next((g.scope for g in self.scoped if g.role == role), GLOBAL)
+
+    @property
+    def grants(self) -> tuple[RoleGrant, ...]:
+        """Every role the actor holds, with its scope, by role name."""
+        return tuple(RoleGrant(r, self.scope_of(r)) for r in sorted(self.roles))
+
+    def view(self, roles: Iterable[str], groups: CameraGroups = NO_GROUPS) -> View:
+        """What the actor may see through ``roles`` (:class:`~metrosight.policy.scope.View`); nothing while the
+        account must set its password."""
+        if self.password_set_by is not None:
+            return View(())
+        return view_of(self.grants, roles, groups)
 
     @property
     def must_set_password(self) -> str | None:

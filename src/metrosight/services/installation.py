@@ -9,6 +9,7 @@ from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.when import Clock
 from metrosight.ingest.images import PhotoLimits
+from metrosight.policy.scope import CameraGroups
 from metrosight.store.repo import Store
 
 
@@ -40,6 +41,7 @@ class Installation:
             clock.tz,
             episode_window_s=settings.alerts.episode_window_s,
             group_window_s=settings.alerts.group_window_s,
+            camera_groups=CameraGroups.of(settings.camera_group_members()),
         )
         store.runs.close_dead()  # runs of killed processes end as crashed at the next start
         return cls(home, settings, clock, store)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -37,11 +38,12 @@ from metrosight.policy.rules import (
     require,
     token_max_days,
 )
+from metrosight.policy.scope import RoleGrant, Scope
 from metrosight.store.errors import NotFound
 from metrosight.store.models import ApiToken, User
 from metrosight.store.naming import find_named
 from metrosight.store.uow import UnitOfWork
-from metrosight.store.users import UserRepository, user_actor
+from metrosight.store.users import UserRepository, scopes_json, user_actor
 
 TOKEN_PREFIX = "mst_"
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
@@ -63,6 +65,7 @@ class UserInfo:
     created_at: datetime
     created_by: str | None
     password_reset_by: str | None = None  # an admin reset the password and the user has not set their own since
+    scopes: dict[str, list[str]] = field(default_factory=dict)  # role -> scope items; roles not named: everywhere
 
 
 def _utc(at: datetime) -> datetime:
@@ -80,6 +83,7 @@ def _user_info(u: User) -> UserInfo:
         _utc(u.created_at),
         u.created_by,
         reset_by,
+        scopes_json(u.scopes),
     )
 
 
@@ -134,16 +138,23 @@ class Accounts:
         with self.uow.read() as s:
             return [_user_info(u) for u in s.scalars(select(User).order_by(User.name))]
 
-    def add_user(self, name: str, roles: list[str], password: str | None, actor: Actor) -> None:
+    def add_user(
+        self,
+        name: str,
+        roles: list[str],
+        password: str | None,
+        actor: Actor,
+        scopes: Mapping[str, Scope] | None = None,
+    ) -> None:
         """Create a user (admin only), with an Argon2id-hashed password when given (it must meet the password
-        policy). Audited by the store.
+        policy), each role held for its scope in ``scopes`` (roles not named: everywhere). Audited by the store.
 
         Raises:
             Forbidden: not an admin. PolicyError: the password does not meet the policy.
         """
         require(actor, "add users", "admin")
         pw_hash = new_password_hash(password, name.strip()) if password else None
-        self.users_repo.add(name, roles, actor, pw_hash)
+        self.users_repo.add(name, roles, actor, pw_hash, scopes)
 
     def set_password(self, name: str, password: str, actor: Actor, current: str | None = None) -> int:
         """Set a user's password and revoke all their API tokens (their sessions end with the old password).
@@ -189,11 +200,35 @@ class Accounts:
             t.revoked_at, t.revoked_by = now, by
         return len(rows)
 
+    def set_grants(self, name: str, grants: Sequence[RoleGrant], actor: Actor) -> UserInfo:
+        """Give a user exactly ``grants`` (roles, each with its scope) — :meth:`update_user` with both. Admin only;
+        audited; takes effect at the user's next request and on their open live feeds."""
+        scopes: dict[str, Scope] = {}
+        for g in grants:
+            if g.role in scopes and scopes[g.role] != g.scope:
+                raise PolicyError(f"the {g.role} role is granted twice with different scopes; give it one scope")
+            scopes[g.role] = g.scope
+        return self.update_user(name, actor, roles=[g.role for g in grants], scopes=scopes)
+
     def update_user(
-        self, name: str, actor: Actor, roles: list[str] | None = None, disabled: bool | None = None
+        self,
+        name: str,
+        actor: Actor,
+        roles: list[str] | None = None,
+        disabled: bool | None = None,
+        scopes: Mapping[str, Scope] | None = None,
     ) -> UserInfo:
-        """Change a user's roles or disable/enable them (admin only). The last enabled admin cannot lose the
-        role or be disabled, and an admin cannot disable themself. Audited."""
+        """Change a user's roles, their scopes, or disable/enable them (admin only). The last enabled admin cannot
+        lose the role or be disabled, and an admin cannot disable themself. ``scopes`` (role → scope) replaces
+        every scope of the user (a role not named is held everywhere); None keeps the scopes of the roles kept.
+        Audited (``user.update`` with the roles and scopes before and after); a scope change applies to the
+        user's next request and to their open live feeds within seconds.
+
+        Raises:
+            Forbidden: not an admin, or disabling oneself. PolicyError: the last admin, a scope for a role not
+            held, an unknown watchlist. InvalidInput: an unknown camera group, a scoped admin or auditor.
+            NotFound: no such user.
+        """
         require(actor, "change users", "admin")
         new_roles = check_roles(roles) if roles is not None else None
         with self.uow.write() as s:
@@ -212,6 +247,13 @@ class Accounts:
             if disabled is not None and disabled != u.disabled:
                 details["disabled"] = disabled
                 u.disabled = disabled
+            if scopes is None:  # the scopes of the roles kept, as stored
+                stored = {r: v for r, v in (u.scopes or {}).items() if r in u.roles} or None
+            else:
+                stored = self.uow.scoping.check_scopes(s, u.roles, scopes)
+            if stored != (u.scopes or None):
+                details["scopes"] = {"from": scopes_json(u.scopes), "to": scopes_json(stored)}
+                u.scopes = stored
             if details:
                 self.uow.audit(s, actor.name, "user.update", name, details)
             return _user_info(u)

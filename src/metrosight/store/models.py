@@ -265,6 +265,9 @@ class User(Base):
     # Who set the current password when it was not the user (an admin's reset); NULL: the user, or the first
     # password given when the account was created. See metrosight.policy.rules.Actor.password_set_by.
     password_set_by: Mapped[str | None] = mapped_column(String(128))
+    # role -> {"camera_groups": [...], "watchlists": [...]} for the roles held for a limited scope; a role not
+    # named (and NULL, every user made before scopes existed) is held everywhere. See metrosight.policy.scope.
+    scopes: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AlertReview(Base):

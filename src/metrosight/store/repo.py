@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from metrosight.policy.crypto import KeyRing, load_master_key
+from metrosight.policy.scope import NO_GROUPS, CameraGroups
 from metrosight.store.accounts import Accounts
 from metrosight.store.auditing import AuditRepository
 from metrosight.store.db import StoreError, open_engine
@@ -77,6 +78,8 @@ class Store:
             ``max_entry_days`` from now there.
         episode_window_s: a person's match on the same camera this soon after their alert extends it.
         group_window_s: a person's matches on cameras of one group this close in time form one episode.
+        camera_groups: the configuration's camera groups (users' scopes name them; every read of a scoped user is
+            filtered by them, see :mod:`metrosight.store.scoping`).
     """
 
     def __init__(
@@ -88,8 +91,9 @@ class Store:
         tz: tzinfo = UTC,
         episode_window_s: float = 60.0,
         group_window_s: float = 120.0,
+        camera_groups: CameraGroups = NO_GROUPS,
     ) -> None:
-        self.uow = uow = UnitOfWork(engine, keyring, checkpoints)
+        self.uow = uow = UnitOfWork(engine, keyring, checkpoints, camera_groups)
         self.users = UserRepository(uow)
         self.accounts = Accounts(uow, self.users)
         self.audit = AuditRepository(uow)
@@ -124,6 +128,7 @@ class Store:
         tz: tzinfo = UTC,
         episode_window_s: float = 60.0,
         group_window_s: float = 120.0,
+        camera_groups: CameraGroups = NO_GROUPS,
     ) -> Store:
         """The store of a home directory (SQLite there unless ``url`` is given); the audit checkpoints go to
         ``METROSIGHT_AUDIT_CHECKPOINTS`` or ``<home>/audit.checkpoints``."""
@@ -136,6 +141,7 @@ class Store:
             tz,
             episode_window_s=episode_window_s,
             group_window_s=group_window_s,
+            camera_groups=camera_groups,
         )
 
     def checkpoint(self) -> None:

@@ -26,9 +26,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from metrosight.audit.checkpoint import CheckpointFile
 from metrosight.audit.log import AuditLog
 from metrosight.policy.crypto import KeyRing
+from metrosight.policy.scope import NO_GROUPS, CameraGroups
 from metrosight.store.chain import AuditChain
 from metrosight.store.db import Sessions
 from metrosight.store.models import AuditEntry
+from metrosight.store.scoping import Scoping
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +75,16 @@ class UnitOfWork:
         engine: the database (:func:`metrosight.store.db.open_engine`).
         keyring: encrypts templates and crops with a key per watchlist; the audit chain's keys derive from it.
         checkpoints: the audit log's signed checkpoint file (see :mod:`metrosight.audit.log`); None keeps none.
+        groups: the configuration's camera groups, which users' scopes name (``scoping``: what every read of a
+            scoped user is filtered by).
     """
 
-    def __init__(self, engine: Engine, keyring: KeyRing, checkpoints: Path | None = None) -> None:
+    def __init__(
+        self, engine: Engine, keyring: KeyRing, checkpoints: Path | None = None, groups: CameraGroups = NO_GROUPS
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
+        self.scoping = Scoping(groups)
         chain_key, signer = keyring.audit_keys()
         self.log = AuditLog(chain_key, CheckpointFile(checkpoints, signer) if checkpoints is not None else None)
         self._chain = AuditChain(self.log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from metrosight.api.schemas import (
     EventPublic,
     OperatingPointPublic,
     PasswordUpdate,
+    Role,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -24,6 +26,7 @@ from metrosight.api.schemas import (
 )
 from metrosight.core.names import human_name, identifier, same_name
 from metrosight.policy.rules import Forbidden
+from metrosight.policy.scope import Scope
 from metrosight.recognize.normalize import CohortError
 from metrosight.store.models import EventRecord
 
@@ -161,16 +164,22 @@ def list_users(actor: Admin, accounts: AccountsDep) -> list[UserPublic]:
 def add_user(body: UserCreate, actor: Admin, accounts: AccountsDep) -> UserPublic:
     """Add a user (admin); with a password they can sign in to the UI. Audited."""
     name = human_name(body.name, "user name")  # NFC, trimmed; look-alikes of existing users are refused (409)
-    accounts.add_user(name, list(body.roles), body.password, actor)
+    accounts.add_user(name, list(body.roles), body.password, actor, parse_scopes(body.scopes))
     return next(UserPublic.model_validate(u) for u in accounts.users(actor) if same_name(u.name, name))
 
 
 @router.patch("/api/users/{name}", response_model=UserPublic, tags=["users"])
 def update_user(name: str, body: UserUpdate, actor: Admin, accounts: AccountsDep) -> UserPublic:
-    """Change a user's roles, or disable/enable them (admin). Audited."""
-    return UserPublic.model_validate(
-        accounts.update_user(name, actor, list(body.roles) if body.roles is not None else None, body.disabled)
-    )
+    """Change a user's roles, their scopes, or disable/enable them (admin). Audited; a scope change applies to the
+    user's next request and to their open live feeds within seconds."""
+    roles: list[str] | None = list(body.roles) if body.roles is not None else None
+    scopes = parse_scopes(body.scopes) if body.scopes is not None else None
+    return UserPublic.model_validate(accounts.update_user(name, actor, roles, body.disabled, scopes))
+
+
+def parse_scopes(body: Mapping[Role, list[str]] | None) -> dict[str, Scope]:
+    """The scopes of a request body (role → items); InvalidInput (422) for an item that cannot be read."""
+    return {role: Scope.parse(items) for role, items in (body or {}).items()}
 
 
 @router.put(
