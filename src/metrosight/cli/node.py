@@ -74,6 +74,7 @@ def node(
     """Run the configured cameras in worker processes across this machine's cores: reconnects dropped streams,
     restarts crashed workers, stores alerts; prints alerts and camera states. SIGTERM or Ctrl-C stop it cleanly."""
     # heavy: the supervisor loads the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.outbound.syslog import start_syslog
     from metrosight.pipeline.supervisor import Supervisor, SupervisorError
 
     c = cli_context(ctx)
@@ -110,11 +111,13 @@ def node(
 
     cams = ", ".join(cam.id for cam in sup.cameras)
     c.err.print(f"node: {len(sup.cameras)} camera(s) on {len(sup.workers)} worker(s): {cams}", highlight=False)
+    stop_syslog = start_syslog(rt)  # the audit log to the SIEM, while the node runs
     try:
         report = sup.run(duration, tick)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        stop_syslog()
     if metrics_file is not None:
         write_atomic(metrics_file, sup.metrics.prometheus())
     _print_report(c, report, as_json)

@@ -103,6 +103,7 @@ def run(
     except InvalidInput as exc:
         fail(str(exc))
     # heavy: the single-process host loads the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.outbound.syslog import start_syslog
     from metrosight.pipeline.runtime import Runtime
 
     rt = c.services(config)
@@ -113,6 +114,7 @@ def run(
     def on_event(e: EventV1, snapshot: str | None) -> None:
         c.emit(event_json(e, snapshot) if as_json else event_line(e, snapshot))
 
+    stop_syslog = start_syslog(rt)  # the audit log to the SIEM, while the run lasts
     try:
         report = Runtime(rt).run(
             source,
@@ -131,6 +133,8 @@ def run(
         detail = getattr(exc, "orig", None) or exc  # the driver's one-line reason, without the SQL
         what = "the disk is full" if storage_full(exc) else "cannot write the store"
         fail(f"{what} ({detail}); nothing was analysed: free space and run it again", 1)
+    finally:
+        stop_syslog()
     _print_summary(c, report, camera, as_json, analytics_only)
     if report.status == "storage-full":
         fail(report.error or "the disk is full", 1)

@@ -43,6 +43,13 @@ def supervisor_hook(log_level: int = logging.WARNING) -> StartupHook:
     return start
 
 
+def syslog_hook(svc: AppState) -> Callable[[], None]:
+    """A startup hook that forwards the audit log to syslog (``outbound.syslog``) while the service runs."""
+    from metrosight.outbound.syslog import start_syslog
+
+    return start_syslog(svc.services)
+
+
 token_app = typer.Typer(help="API tokens for machines (Authorization: Bearer …).", no_args_is_help=True)
 
 
@@ -91,7 +98,7 @@ def serve(
             fail(str(exc))
         hooks.append(supervisor_hook(logging.getLogger().level))
     bus = InProcessBus()
-    app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=hooks)
+    app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=[syslog_hook, *hooks])
     cams = (
         f"on the workers of {safe_url(bus_url)}"  # never the Redis password: this line goes to the journal
         if bus_url

@@ -30,6 +30,7 @@ from metrosight.config.backends import (
     UserOnnxEmbedderConfig,
     check_inference,
 )
+from metrosight.config.channels import OutboundConfig
 from metrosight.config.common import CameraId, Section
 from metrosight.config.groups import CameraGroupConfig, check_groups, group_members
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
@@ -384,6 +385,7 @@ class Settings(Section):
     node: NodeConfig = Field(default_factory=NodeConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
 
     @field_validator("cameras")
     @classmethod

@@ -13,8 +13,13 @@ from metrosight.audit import governed
 from metrosight.audit.checkpoint import CheckpointRead
 from metrosight.audit.log import KEYED_ACTION, LEGACY_META, AuditLog, VerifyResult, entry_hash, verify
 from metrosight.policy.rules import Actor, require
+from metrosight.store.exclusive import ExclusiveLock
 from metrosight.store.models import AlertRecord, AlertReview, AuditEntry, Meta, Subject, Template, User, Watchlist
 from metrosight.store.uow import UnitOfWork
+
+
+def _cursor_key(channel: str) -> str:
+    return f"forwarded:{channel}"[:64]
 
 
 class AuditRepository:
@@ -39,6 +44,39 @@ class AuditRepository:
     def read_checkpoints(self) -> CheckpointRead | None:
         """What the checkpoint file holds (None: the store keeps none)."""
         return self.uow.log.read_checkpoints()
+
+    def after(self, seq: int, limit: int) -> list[AuditEntry]:
+        """The entries with a sequence number above ``seq``, oldest first, at most ``limit`` of them: what an
+        outbound forwarder (syslog) has not sent yet. Appends are serialised and commit in ``seq`` order, so what
+        this returns is always a gap-free run after ``seq`` (up to a retention purge)."""
+        with self.uow.read() as s:
+            return list(s.scalars(select(AuditEntry).where(AuditEntry.seq > seq).order_by(AuditEntry.seq).limit(limit)))
+
+    def forwarded(self, channel: str) -> int | None:
+        """The last audit sequence number ``channel`` forwarded (its durable cursor); None: it never ran."""
+        with self.uow.read() as s:
+            row = s.get(Meta, _cursor_key(channel))
+        return int(row.value) if row is not None and row.value.isdigit() else None
+
+    def mark_forwarded(self, channel: str, before: int | None, seq: int) -> bool:
+        """Move ``channel``'s cursor from ``before`` to ``seq`` (compare-and-set, one short write transaction).
+        Returns False, changing nothing, when the stored cursor is no longer ``before`` (another forwarder moved
+        it)."""
+        with self.uow.write() as s:
+            row = s.get(Meta, _cursor_key(channel))
+            now = int(row.value) if row is not None and row.value.isdigit() else None
+            if now != before:
+                return False
+            if row is None:
+                s.add(Meta(key=_cursor_key(channel), value=str(seq)))
+            else:
+                row.value = str(seq)
+        return True
+
+    def forwarding_lock(self, channel: str) -> ExclusiveLock:
+        """The lock that lets one process at a time forward the log to ``channel`` (across processes and hosts
+        sharing this database): see :mod:`metrosight.store.exclusive`."""
+        return ExclusiveLock(self.uow.engine, f"forward:{channel}")
 
     def entries(self, actor: Actor | None = None, limit: int | None = None) -> list[AuditEntry]:
         """The log oldest first (only its newest ``limit`` entries, when given). With ``actor``: auditors and

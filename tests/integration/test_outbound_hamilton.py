@@ -1,0 +1,69 @@
+"""Issue 18's outbound must-shows on the Hamilton clip with Lin-Manuel Miranda enrolled: the audit entries of the
+whole story (users, enrolment, approval, a refused credential, the alert) reach a real syslog collector with their
+sequence numbers and hashes, in order, none missing and none twice, although the collector was down when the run
+started and came back during it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from metrosight.store.repo import Store
+from tests.conftest import require_data
+from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
+from tests.integration.receivers import SyslogReceiver
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SD = "audit@32473"
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    ex = require_data("face_recognition_examples", "examples")
+    home = tmp_path_factory.mktemp("outbound")
+    rx = SyslogReceiver()  # not started: the collector is down when the run starts
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    code, out, _ = enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")
+    assert code == 0 and "enrolled 1 photo" in out, out
+    code, _, err = cli(home, "--as", "bob", "alert", "list", env={"METROSIGHT_PASSWORD": "wrong"})
+    assert code != 0  # a refused credential: a security event in the audit log
+    cfg = home / "outbound.yaml"
+    cfg.write_text(
+        f"outbound:\n  syslog: {{host: 127.0.0.1, port: {rx.port}, poll_seconds: 0.2, retry_max_seconds: 1.0}}\n"
+    )
+    comeback = threading.Timer(3.0, rx.start)  # the collector comes back while the clip plays
+    comeback.start()
+    try:
+        code, out, err = cli(
+            home, "run", "--source", ex / "short_hamilton_clip.mp4", "--camera", "stage", "--json", "--config", cfg
+        )
+    finally:
+        comeback.join()
+        rx.stop()
+    assert code == 0, err
+    return home, json_lines(out), rx
+
+
+def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
+    home, lines, rx = story
+    assert not rx.errors
+    entries = Store.for_home(home).audit.entries()
+    got = [(int(r.sd[SD]["seq"]), r.sd[SD]["hash"], r.msgid) for r in rx.records]
+    assert got == [(e.seq, e.hash, e.action) for e in entries]  # in order, none missing, none twice
+    actions = [e.action for e in entries]
+    for wanted in ("user.add", "watchlist.create", "entry.approve", "cli.auth_failed", "alert.create"):
+        assert wanted in actions, actions
+    assert any(a.startswith("entry.") and a != "entry.approve" for a in actions)  # the enrolment
+    printed = [x for x in lines if x["type"] == "alert"]
+    assert printed and {a["subject"] for a in printed} == {"Lin-Manuel Miranda"}
+    alert = next(r for r in rx.records if r.msgid == "alert.create")
+    details = json.loads(alert.msg or "")["details"]
+    assert (alert.sd[SD]["actor"], details["watchlist"]) == ("system:stage", "wl")
+    assert details["event_id"] in {a["event_id"] for a in printed}
+    refused = next(r for r in rx.records if r.msgid == "cli.auth_failed")
+    assert (refused.severity, refused.sd[SD]["class"], refused.sd[SD]["target"]) == (4, "security", "bob")
+    assert rx.connections == 1  # nothing could be sent before the collector came back
