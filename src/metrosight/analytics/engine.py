@@ -106,10 +106,11 @@ class BehaviourEngine:
                 self._lost.append(person)
         obs = list(observations)
         ground = self._ground(obs)
+        relinks = self._relinks([(o, g) for o, g in zip(obs, ground, strict=True) if o.track_id not in self._by_track])
         for o, g in zip(obs, ground, strict=True):
             person = self._by_track.get(o.track_id)
             if person is None:
-                person = self._new_track(o, g)
+                person = self._new_track(o, g, relinks.get(o.track_id))
             events.extend(self._observe(person, o, g))
         events.extend(self._age(ts))
         for name in self.peak_occupancy:
@@ -148,20 +149,39 @@ class BehaviourEngine:
             return [((float(w[0]), float(w[1])), 1.0) for w in world]
         return [(o.point, float(o.height) if o.height and o.height > 0 else 1.0) for o in obs]
 
-    def _relink_limit(self, scale: float) -> float:
-        return self.rules.relink_metres if self.calibrated else self.rules.relink_heights * scale
+    def _relink_limit(self, scale: float, gap: float) -> float:
+        """How far from where a lost person was heading a new track may start and still be them: half the limit
+        at once (box jitter, a step), growing to the whole limit over ``relink_seconds`` unseen (the longer they
+        are unseen, the less is known of where they are)."""
+        full = self.rules.relink_metres if self.calibrated else self.rules.relink_heights * scale
+        grown = min(1.0, gap / self.rules.relink_seconds) if self.rules.relink_seconds > 0 else 1.0
+        return full * (0.5 + 0.5 * grown)
 
-    def _new_track(self, o: Observation, g: tuple[tuple[float, float], float]) -> _Person:
+    def _relinks(self, new: list[tuple[Observation, tuple[tuple[float, float], float]]]) -> dict[int, _Person]:
+        """Which lost person each new track continues: every (new track, lost person) pair within the re-link limit,
+        nearest pairs first, each side used once. In a crowd several tracks start in one frame near several lost
+        people; taking them in arrival order would give a lost person to the first newcomer near them, not to the
+        one where they were heading."""
+        pairs = []
+        for o, ((gx, gy), scale) in new:
+            for k, cand in enumerate(self._lost):
+                gap = o.ts - cand.last_ts
+                if cand.at_edge or gap > self.rules.relink_seconds or gap < 0:
+                    continue
+                px, py = cand.ground[0] + cand.velocity[0] * gap, cand.ground[1] + cand.velocity[1] * gap
+                d = math.hypot(gx - px, gy - py)
+                if d <= self._relink_limit(max(scale, cand.scale), gap):
+                    pairs.append((d, o.track_id, k))
+        out: dict[int, _Person] = {}
+        taken: set[int] = set()
+        for _, tid, k in sorted(pairs):
+            if tid not in out and k not in taken:
+                out[tid] = self._lost[k]
+                taken.add(k)
+        return out
+
+    def _new_track(self, o: Observation, g: tuple[tuple[float, float], float], best: _Person | None) -> _Person:
         (gx, gy), scale = g
-        best, best_d = None, math.inf
-        for cand in self._lost:
-            gap = o.ts - cand.last_ts
-            if cand.at_edge or gap > self.rules.relink_seconds or gap < 0:
-                continue
-            px, py = cand.ground[0] + cand.velocity[0] * gap, cand.ground[1] + cand.velocity[1] * gap
-            d = math.hypot(gx - px, gy - py)
-            if d <= self._relink_limit(max(scale, cand.scale)) and d < best_d:
-                best, best_d = cand, d
         if best is not None:
             self._lost.remove(best)
             best.lost = False
@@ -206,7 +226,7 @@ class BehaviourEngine:
             person.last_speed = speed
             vel = person.speed.velocity()
             person.velocity = (vel[0], vel[1]) if vel is not None else (0.0, 0.0)
-            fc = self._fast.step(person.fast, o.ts, speed, person.first_ts)
+            fc = self._fast.step(person.fast, o.ts, speed, person.first_ts, person.speed.window_start)
             if fc is not None:
                 events.append(self._fast_event(person, fc))
         for name, rule in self._lines.items():

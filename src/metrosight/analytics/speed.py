@@ -54,6 +54,11 @@ class SpeedEstimator:
         vy = float(np.dot(tc, h[:, 2] - h[:, 2].mean())) / denom
         return vx, vy, float(np.median(h[:, 3]))
 
+    @property
+    def window_start(self) -> float | None:
+        """Media time of the oldest position in the window (``None``: empty)."""
+        return self._hist[0][0] if self._hist else None
+
     def speed(self) -> float | None:
         v = self.velocity()
         if v is None or v[2] <= 0:
@@ -66,13 +71,12 @@ class SpeedEstimator:
 
 @dataclass(slots=True)
 class FastState:
-    """One person's fast-movement episode in progress."""
+    """One person's fast-movement episode in progress (times are the media times the fitted speeds describe)."""
 
-    above_since: float | None = None  # media time of the first sample above the threshold
+    above_since: float | None = None  # where the run of speeds above the threshold began
     last_above: float = 0.0
     peak: float = 0.0
     alerted: bool = False
-    first_ts: float = 0.0  # media time the person was first seen (episode starts are not moved before it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +89,20 @@ class FastChange:
     peak: float
 
 
+EPS = 1e-6  # media times are sums of frame periods: 160.8 - 159.6 is 1.1999999999999886
+
+
 class FastMovementRule:
     """Speed above ``threshold`` sustained for ``min_duration`` seconds is fast movement.
 
+    A speed fitted over ``window`` seconds describes the middle of its window, so every time here is moved back by
+    half the window (``lag``). A person who is already fast when first seen (entering at the edge of the view at a
+    run) has been fast since they appeared: when the first fit above the threshold reaches back to their first
+    sample, the run starts there, as it would for a speed measured from the first sample on (otherwise a run
+    through a corner of the view, a few seconds long, is missed while the window fills).
+
     Hysteresis: an episode ends only when the speed falls below ``release × threshold``, so a speed hovering around
-    the threshold makes one episode, not many. The start time is moved back by half the smoothing window (the
-    fitted speed describes the middle of its window).
+    the threshold makes one episode, not many.
     """
 
     def __init__(self, threshold: float, min_duration: float, window: float, release: float = 0.8) -> None:
@@ -99,32 +111,38 @@ class FastMovementRule:
         self.lag = window / 2.0
         self.release = release
 
-    def step(self, state: FastState, ts: float, speed: float | None, first_ts: float) -> FastChange | None:
+    def step(
+        self, state: FastState, ts: float, speed: float | None, first_ts: float, window_start: float | None = None
+    ) -> FastChange | None:
+        """One fitted ``speed`` at media time ``ts`` (``None``: too little history yet).
+
+        Args:
+            first_ts: media time the person was first seen.
+            window_start: media time of the oldest position in the fit (``None``: unknown).
+        """
         if speed is None:
             return None
+        described = max(first_ts, ts - self.lag)
         if speed >= self.threshold:
             if state.above_since is None:
-                state.above_since = ts
+                from_first = window_start is not None and window_start <= first_ts + EPS
+                state.above_since = first_ts if from_first else described
                 state.peak = 0.0
-            state.last_above = ts
+            state.last_above = described
             state.peak = max(state.peak, speed)
-            if not state.alerted and state.last_above - state.above_since >= self.min_duration:
+            if not state.alerted and state.last_above - state.above_since >= self.min_duration - EPS:
                 state.alerted = True
-                state.first_ts = first_ts
-                return FastChange("start", self._shift(state.above_since, first_ts), ts, state.peak)
+                return FastChange("start", state.above_since, ts, state.peak)
             return None
         if speed < self.release * self.threshold and state.above_since is not None:
             return self.close(state)
         return None
 
-    def _shift(self, ts: float, first_ts: float) -> float:
-        return max(first_ts, ts - self.lag)
-
     def close(self, state: FastState) -> FastChange | None:
         """End the episode in progress (the person slowed down, or is gone); ``end`` only if it was an event."""
         change = None
         if state.alerted and state.above_since is not None:
-            start = self._shift(state.above_since, state.first_ts)
-            change = FastChange("end", start, max(start, state.last_above - self.lag), state.peak)
+            start = state.above_since
+            change = FastChange("end", start, max(start, state.last_above), state.peak)
         state.above_since, state.alerted, state.peak = None, False, 0.0
         return change
