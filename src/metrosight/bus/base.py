@@ -22,6 +22,7 @@ from typing import Final, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from metrosight.bus.payloads import (
+    AlarmV1,
     AlertUpdateV1,
     AlertV1,
     CameraStateV1,
@@ -60,7 +61,7 @@ __all__ = [
 Handler = Callable[[BaseModel], None]
 
 PAYLOAD_TYPES: Final[Mapping[str, type[BaseModel]]] = {
-    cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1)
+    cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1, AlarmV1)
 }
 
 

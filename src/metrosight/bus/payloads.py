@@ -204,3 +204,36 @@ class EventUpdateV1(_Payload):
     event_id: str
     end_ts: float
     data: dict[str, str | int | float | None] = Field(default_factory=dict)
+
+
+class AlarmV1(_Payload):
+    """A step of an alert's alarm (see :mod:`metrosight.policy.alarms`): raised under its watchlist's policy,
+    claimed, released, taken over, acknowledged, or escalated (not acknowledged within its time; ``escalated_to``
+    names the role). Published once per step on the ``alarms`` topic by the service (``metrosight serve``); each
+    step's ``event_id`` is unique and stable (an idempotency key for receivers). No crop, no face data."""
+
+    version: Literal[1] = 1
+    event_id: str = Field(description="alarm:<alert event id>:<step number>: unique per step")
+    alert_id: int
+    alert_event_id: str
+    transition: Literal["raise", "claim", "release", "takeover", "acknowledge", "escalate"]
+    state: Literal["new", "claimed", "acknowledged"]
+    actor: str = Field(description="who acted (system:<camera> for raise, system:escalation for escalate)")
+    owner: str | None = Field(None, description="who has claimed the alarm after this step")
+    previous_owner: str | None = None
+    reason: str | None = Field(None, description="a take-over's reason")
+    at: float = Field(description="Unix time of the step, seconds")
+    priority: Literal["critical", "high", "normal", "low"]
+    colour: str = Field(description="#rrggbb")
+    ack_required: bool
+    escalate_at: float | None = Field(None, description="Unix time at which it escalates unless acknowledged")
+    escalated: bool = False
+    escalated_to: str | None = Field(None, description="the role an escalated alarm went to")
+    camera_id: str
+    group: str | None = Field(None, description="the camera group (station or line) of the alert's episode")
+    subject: str = Field(description="the person's name")
+    person_id: int | None = None
+    watchlist: str = Field(description="the list whose policy the alarm was raised under")
+    watchlists: tuple[str, ...] = ()
+    category: str
+    status: str = Field(description="the alert's two-person review status (new, confirmed_once, actionable, rejected)")

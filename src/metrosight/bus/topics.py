@@ -14,6 +14,7 @@ from typing import Final, Generic, TypeVar
 from pydantic import BaseModel
 
 from metrosight.bus.payloads import (
+    AlarmV1,
     AlertUpdateV1,
     AlertV1,
     CameraSnapshotV1,
@@ -58,11 +59,12 @@ CAMERA_STATS: Topic[CameraStatsV1] = Topic("camera-stats", CameraStatsV1)
 CAMERA_SNAPSHOT: Topic[CameraSnapshotV1] = Topic("camera-snapshot", CameraSnapshotV1)  # in-process only
 EVENTS: Topic[EventV1] = Topic("events", EventV1)
 EVENT_UPDATES: Topic[EventUpdateV1] = Topic("event-updates", EventUpdateV1)
+ALARMS: Topic[AlarmV1] = Topic("alarms", AlarmV1)  # alarm steps (claim, escalation …), published by `serve`
 
 #: every topic, by wire name
 TOPICS: Final[Mapping[str, Topic[BaseModel]]] = {
     t.name: t  # type: ignore[misc]
-    for t in (ALERTS, ALERT_UPDATES, CAMERA_STATE, CAMERA_STATS, CAMERA_SNAPSHOT, EVENTS, EVENT_UPDATES)
+    for t in (ALERTS, ALERT_UPDATES, CAMERA_STATE, CAMERA_STATS, CAMERA_SNAPSHOT, EVENTS, EVENT_UPDATES, ALARMS)
 }
 
 # the names used before topics were typed

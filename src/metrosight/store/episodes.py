@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from metrosight.bus.payloads import AlertV1
 from metrosight.core.names import same_identifier
+from metrosight.store.alarms import raise_alarm
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
 from metrosight.store.uow import UnitOfWork
@@ -277,6 +278,7 @@ class AlertRepository:
                 "track_id": alert.track_id,
             },
         )
+        raise_alarm(self.uow, s, a, alert.group, time.time())  # under its lists' alert policies
         return SightingStored(a.id, True, True, 1, a.status)
 
     def _append(

@@ -169,6 +169,55 @@ class AlertRecord(Base):
     last_at: Mapped[float | None] = mapped_column(Float)
     sightings: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the alarm (see metrosight.policy.alarms): the policy it was raised under, copied when the episode opened,
+    # and where it stands; alarm_state NULL: the alert raises no alarm. Times are Unix seconds.
+    alarm_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    priority: Mapped[str | None] = mapped_column(String(16))
+    colour: Mapped[str | None] = mapped_column(String(7))
+    ack_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    policy_watchlist: Mapped[str | None] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[float | None] = mapped_column(Float)
+    acknowledged_at: Mapped[float | None] = mapped_column(Float)
+    escalate_at: Mapped[float | None] = mapped_column(Float, index=True)
+    escalate_to: Mapped[str | None] = mapped_column(String(32))
+    escalated_at: Mapped[float | None] = mapped_column(Float)
+
+
+class AlertPolicyRecord(Base):
+    """A watchlist's alert policy (:class:`metrosight.policy.alarms.AlarmPolicy`), set by an admin (audited)."""
+
+    __tablename__ = "alert_policies"
+
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"), primary_key=True)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False)
+    colour: Mapped[str | None] = mapped_column(String(7))
+    ack_required: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    groups: Mapped[list] = mapped_column(JSON, nullable=False)
+    escalate_after_s: Mapped[int | None] = mapped_column(Integer)
+    escalate_to: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(128), nullable=False)
+
+
+class AlarmTransition(Base):
+    """One step of an alarm: raised, claimed, released, taken over, acknowledged, escalated (who, when, from which
+    state and owner to which). Published once on the bus's ``alarms`` topic (``published_at``, claimed by one
+    process with a conditional update)."""
+
+    __tablename__ = "alarm_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16), nullable=False)
+    previous_owner: Mapped[str | None] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[float] = mapped_column(Float, nullable=False)
+    published_at: Mapped[float | None] = mapped_column(Float, index=True)
 
 
 class Sighting(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from metrosight.policy.crypto import KeyRing, load_master_key
 from metrosight.policy.scope import NO_GROUPS, CameraGroups
 from metrosight.store.accounts import Accounts
+from metrosight.store.alarms import AlarmRepository
 from metrosight.store.auditing import AuditRepository
 from metrosight.store.db import StoreError, open_engine
 from metrosight.store.entries import EntryRepository
@@ -64,6 +65,7 @@ class Store:
         watchlists, entries, gallery: watchlists and their keys; entries and their templates; what may be matched.
         persons: which entries are one person.
         alerts, reviews, feed: alert episodes and sightings; their reviews and audited reads; live-view reads.
+        alarms: watchlists' alert policies; alerts' alarms (claim, acknowledge, escalation) and their steps.
         runs, events: camera runs; behaviour events.
         windows: no-identification windows.
         policy: what running cameras re-read (gallery version, windows, expiry).
@@ -103,6 +105,7 @@ class Store:
         self.persons = PersonRepository(uow)
         self.alerts = AlertRepository(uow, episode_window_s, group_window_s)
         self.reviews = ReviewRepository(uow, self.watchlists)
+        self.alarms = AlarmRepository(uow)
         self.feed = Feed(uow)
         self.runs = RunRepository(uow)
         self.events = EventRepository(uow)
