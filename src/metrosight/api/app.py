@@ -30,7 +30,7 @@ from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render
 from metrosight.api.middleware import add_middleware
-from metrosight.api.routes import alerts, auth, operations, pages, watchlists
+from metrosight.api.routes import alarms, alerts, auth, operations, pages, watchlists
 from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.api.state import ApiConfig, AppState, StartupHook
@@ -41,6 +41,8 @@ from metrosight.bus.inproc import (
     TOPIC_CAMERA_STATS,
     InProcessBus,
 )
+from metrosight.bus.topics import ALARMS
+from metrosight.services.alarms import AlarmClock
 from metrosight.services.suite import Services
 
 log = logging.getLogger(__name__)
@@ -154,13 +156,27 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
     return svc
 
 
+def start_alarm_clock(svc: AppState) -> Callable[[], None]:
+    """The service's alarm clock (escalation, alarm steps onto the bus: :mod:`metrosight.services.alarms`); its
+    stop callable stops it."""
+    bus = svc.bus
+    clock = AlarmClock(
+        svc.services.store.alarms,
+        (lambda p: bus.publish(ALARMS, p)) if bus is not None else None,
+        svc.config.alarm_tick_seconds,
+        svc.hub.notify,
+    )
+    svc.extras["alarm_clock"] = clock
+    return clock.start()
+
+
 def _lifespan(svc: AppState, startup: Sequence[StartupHook]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up and shut-down: the sign-in audit writer, then the hooks (stopped in reverse order), then the live
-    feed's subscription to alerts on the bus."""
+    """Start-up and shut-down: the sign-in audit writer and the alarm clock, then the hooks (stopped in reverse
+    order), then the live feed's subscription to alerts on the bus."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stops: list[Callable[[], None]] = [start_signin_audit(svc)]
+        stops: list[Callable[[], None]] = [start_signin_audit(svc), start_alarm_clock(svc)]
         for hook in startup:
             stop = hook(svc)
             if stop is not None:
@@ -183,6 +199,7 @@ def _add_routes(app: FastAPI, svc: AppState) -> None:
     """The API and UI routes, /metrics, /healthz, the static assets and the offline Swagger UI."""
     app.include_router(auth.router)
     app.include_router(alerts.router)
+    app.include_router(alarms.router)
     app.include_router(watchlists.router)
     app.include_router(operations.router)
     app.include_router(pages.router)

@@ -204,6 +204,73 @@ class EnrolPublic(_Out):
 
 
 # -- alerts -------------------------------------------------------------------------------------------------------
+# -- alarms (see metrosight.policy.alarms) ---------------------------------------------------------------------------
+Priority = Literal["critical", "high", "normal", "low"]
+
+
+class AlarmPublic(_Out):
+    """An alert's alarm: the policy it was raised under (copied when it opened) and where it stands."""
+
+    state: Literal["new", "claimed", "acknowledged"]
+    priority: Priority
+    colour: str = Field(..., description="#rrggbb")
+    ack_required: bool
+    policy_of: str | None = Field(None, description="the watchlist whose policy it was raised under")
+    owner: str | None = Field(None, description="who claimed it (shown to every operator)")
+    claimed_at: float | None = Field(None, description="Unix time, seconds")
+    acknowledged_at: float | None = Field(None, description="Unix time, seconds")
+    escalate_at: float | None = Field(None, description="Unix time at which it escalates unless acknowledged")
+    seconds_to_escalation: float | None = Field(
+        None, description="seconds left before it escalates, at the time of the response (0: due); null: it will not"
+    )
+    escalate_to: str | None = Field(None, description="the role it escalates to")
+    escalated: bool = False
+    escalated_at: float | None = Field(None, description="Unix time, seconds")
+
+
+class AlarmStepPublic(_Out):
+    action: Literal["raise", "claim", "release", "takeover", "acknowledge", "escalate"]
+    actor: str
+    from_state: str | None
+    to_state: str
+    previous_owner: str | None
+    owner: str | None
+    reason: str | None
+    at: float = Field(..., description="Unix time, seconds")
+
+
+class AlarmResult(_Out):
+    id: int = Field(..., description="the alert")
+    alarm: AlarmPublic
+
+
+class TakeoverCreate(_In):
+    reason: str = Field(..., min_length=1, max_length=2000, description="why (the previous owner and the audit see it)")
+
+
+class AlertPolicyUpdate(_In):
+    """A watchlist's alert policy. An escalation needs ``ack_required``, ``escalate_after_s`` and ``escalate_to``."""
+
+    priority: Priority = "normal"
+    colour: str | None = Field(None, max_length=7, description="#rgb or #rrggbb; null: the priority's default")
+    ack_required: bool = False
+    groups: list[str] = Field(
+        default_factory=list, max_length=200, description="camera groups (group, else line) it applies to; []: all"
+    )
+    escalate_after_s: int | None = Field(None, ge=1, le=7 * 24 * 3600, description="seconds; null: never")
+    escalate_to: Literal["admin", "operator"] | None = None
+
+
+class AlertPolicyPublic(AlertPolicyUpdate):
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    watchlist: str
+    shown_colour: str = Field(..., description="the colour alarms are shown in")
+    default: bool = Field(..., description="no policy was set: the default applies")
+    set_by: str | None = None
+    set_at: UtcDatetime | None = None
+
+
 class AlertPublic(_Out):
     id: int
     event_id: str
@@ -231,6 +298,7 @@ class AlertPublic(_Out):
     cameras: list[str] = Field(default_factory=list, description="cameras of the sightings, first first")
     first_at: float | None = Field(None, description="Unix time of the first sighting, seconds")
     last_at: float | None = Field(None, description="Unix time of the last sighting, seconds")
+    alarm: AlarmPublic | None = Field(None, description="its alarm; null: no alert policy covers its camera")
 
 
 class SightingPublic(_Out):
@@ -258,6 +326,7 @@ class AlertDetailPublic(AlertPublic):
     reviews: list[ReviewPublic]
     earlier_rejections: list[ReviewPublic] = Field(..., description="rejected alerts of the same person (feedback)")
     sighting_list: list[SightingPublic] = Field(default_factory=list, description="every sighting of the episode")
+    alarm_steps: list[AlarmStepPublic] = Field(default_factory=list, description="the alarm's steps, oldest first")
 
 
 class IdentifyFacePublic(_Out):

@@ -34,6 +34,7 @@ class ApiConfig:
         max_body_bytes: largest request body, except photo uploads.
         max_upload_bytes: largest photo-upload request body (each photo is limited on its own by
             ``photos.max_file_mb``); uploads are held in memory, never on disk.
+        alarm_tick_seconds: how often the alarm clock escalates due alarms and publishes alarm steps.
     """
 
     session_max_age: int = 8 * 3600
@@ -44,6 +45,7 @@ class ApiConfig:
     login_window: float = 300.0
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 5 * 40 * (1 << 20) + (1 << 20)
+    alarm_tick_seconds: float = 1.0
 
 
 @dataclass(slots=True)

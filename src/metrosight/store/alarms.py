@@ -54,12 +54,14 @@ class PolicyInfo:
 
 @dataclass(frozen=True, slots=True)
 class AlarmStep:
-    """What a step did: the alert, its alarm state and owner now, and whether it is escalated."""
+    """What a step did: the alert, its alarm state and owner now, whether it is escalated, and the alert's row as
+    the step left it (``alert``)."""
 
     alert_id: int
     state: str
     owner: str | None
     escalated: bool
+    alert: AlertRecord
 
 
 def _policy_of(row: AlertPolicyRecord) -> AlarmPolicy:
@@ -273,7 +275,9 @@ class AlarmRepository:
                     "escalated": escalated,
                 },
             )
-        return AlarmStep(alert_id, state, owner, escalated)
+            s.flush()
+            s.refresh(a)
+        return AlarmStep(alert_id, state, owner, escalated, a)
 
     def escalate_due(self, now: float | None = None) -> list[int]:
         """Escalate every alarm still unacknowledged at its escalation time (its alert not rejected); audited

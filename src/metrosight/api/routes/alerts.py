@@ -24,6 +24,7 @@ from metrosight.api.deps import (
     services,
     still_signed_in,
 )
+from metrosight.api.routes.alarms import alarm_public, step_public
 from metrosight.api.schemas import (
     AlertDetailPublic,
     AlertPublic,
@@ -73,6 +74,7 @@ def alert_public(
         has_crop=bool(a.crop_path),
         created_at=a.created_at,
         reference=(refs or {}).get(a.subject_id) if a.subject_id is not None else None,
+        alarm=alarm_public(a),
     )
 
 
@@ -106,19 +108,22 @@ async def alert_stream(
     """Live feed (Server-Sent Events): ``alert`` events (an alert as in ``/api/alerts``) for each new alert, and
     again, with its new sighting count, whenever a sighting is appended to it (an actionable alert's operators are
     notified this way),
-    ``status`` events (``{id, status, user, action}``) for each review. New rows are read from the store (so alerts
-    stored by other processes appear too) at once when the bus announces one, else every ``poll`` seconds.
+    ``status`` events (``{id, status, user, action}``) for each review, ``alarm`` events (``{id, step, alarm}``)
+    for each step of an alarm (raised, claimed, released, taken over, acknowledged, escalated). New rows are read
+    from the store (so alerts stored by other processes appear too) at once when the bus announces one, else every
+    ``poll`` seconds.
     Every batch delivered is recorded in the audit log."""
     svc = services(request)
     start_alert, start_review = await run_in_threadpool(store.feed.last_ids)
     start_sighting = await run_in_threadpool(store.feed.last_sighting_id)
+    start_step = await run_in_threadpool(store.alarms.last_step_id)
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     if after is not None:
         start_alert = min(after, start_alert)
     await run_in_threadpool(store.audit.record, actor.name, "alert.stream", None, {"after": start_alert})
     return EventSourceResponse(
-        _feed(request, svc, actor.name, start_alert, start_review, start_sighting),
+        _feed(request, svc, actor.name, start_alert, start_review, start_sighting, start_step),
         ping=15,
         headers={"Cache-Control": "no-store"},
     )
@@ -128,7 +133,13 @@ RETRY_MS = 2000  # the browser's reconnection delay after a dropped feed (sent i
 
 
 async def _feed(
-    request: Request, svc: AppState, user: str, last_alert: int, last_review: int, last_sighting: int = 0
+    request: Request,
+    svc: AppState,
+    user: str,
+    last_alert: int,
+    last_review: int,
+    last_sighting: int = 0,
+    last_step: int = 0,
 ) -> AsyncIterator[ServerSentEvent]:
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
@@ -161,6 +172,9 @@ async def _feed(
                     for pub in await run_in_threadpool(alerts_public, store, grown):
                         yield ServerSentEvent(event="alert", data=pub.model_dump_json())
                 last_sighting = upto
+                last_step, steps = await run_in_threadpool(_alarm_events, store, last_step)
+                for ev in steps:
+                    yield ev
                 reviews = await run_in_threadpool(store.feed.reviews_after, last_review)
                 for r, status in reviews:
                     last_review = r.id
@@ -177,6 +191,26 @@ async def _feed(
             waiter[1].clear()
     finally:
         svc.hub.unregister(waiter)
+
+
+def _alarm_events(store: Store, after: int) -> tuple[int, list[ServerSentEvent]]:
+    """``alarm`` events (``{id, step, alarm}``: the alert, the step taken, its alarm now) for alarm steps after
+    ``after``, and the newest step id read. No person's name: the alert itself comes as an ``alert`` event."""
+    rows = store.alarms.steps_after(after)
+    events = [
+        ServerSentEvent(
+            event="alarm",
+            data=json.dumps(
+                {
+                    "id": a.id,
+                    "step": step_public(t).model_dump(),
+                    "alarm": alarm.model_dump() if (alarm := alarm_public(a)) is not None else None,
+                }
+            ),
+        )
+        for t, a in rows
+    ]
+    return (rows[-1][0].id if rows else after), events
 
 
 @router.get("/api/alerts/{alert_id}", response_model=AlertDetailPublic)
@@ -205,6 +239,7 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
         reviews=[ReviewPublic.model_validate(r) for r in reviews],
         earlier_rejections=[ReviewPublic.model_validate(r) for r in earlier],
         sighting_list=sightings,
+        alarm_steps=[step_public(t) for t in store.alarms.history([a.id])[a.id]],
     )
 
 

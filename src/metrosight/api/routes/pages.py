@@ -7,6 +7,7 @@ call the JSON API with the session's CSRF token. Not in the OpenAPI spec.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
+from metrosight.policy.alarms import ESCALATION_ROLES
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 
 router = APIRouter(include_in_schema=False)
@@ -191,6 +193,8 @@ def alerts_page(request: Request) -> Response:
         after=after,
         can_review=actor.has("operator"),
         can_see_crops=actor.has("operator", "admin"),
+        can_handle=actor.has("operator", *ESCALATION_ROLES),
+        now=round(time.time(), 3),
     )
 
 

@@ -5,6 +5,11 @@
   const badge = document.getElementById("live");
   const canReview = box.dataset.review === "1";
   const canCrops = box.dataset.crops === "1";
+  const canHandle = box.dataset.handle === "1";
+  const me = box.dataset.me || "";
+  const roles = (box.dataset.roles || "").split(",");
+  // the server's clock minus ours (seconds): countdowns follow the server's escalation times
+  const skew = parseFloat(box.dataset.now || "0") ? parseFloat(box.dataset.now) - Date.now() / 1000 : 0;
   let after = parseInt(box.dataset.after || "0", 10);
 
   function el(tag, attrs, ...kids) {
@@ -31,12 +36,67 @@
         ` · ${a.sightings || 1} sighting(s) · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
       el("p", {}, `alert #${a.id} · status `, el("b", { class: "status" }, a.status)));
     const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id, "data-shown": Date.now() }, crop, info);
+    const actions = el("div", { class: "actions" });
     if (canReview) {
-      art.append(el("div", { class: "actions" },
-        el("button", { class: "confirm", "data-id": a.id }, "Confirm"),
-        el("button", { class: "reject", "data-id": a.id }, "Reject…")));
+      actions.append(el("button", { class: "confirm", "data-id": a.id }, "Confirm"),
+        el("button", { class: "reject", "data-id": a.id }, "Reject…"));
     }
+    art.append(actions);
+    setAlarm(art, a.alarm);
     return art;
+  }
+
+  // -- alarms: priority colour, owner, time to escalation, claim / release / take over / acknowledge ------------
+  function countdownText(m) {
+    const left = Math.max(0, Math.round(m.escalate_at - (Date.now() / 1000 + skew)));
+    if (left <= 0) return `escalating to ${m.escalate_to}…`;
+    const mm = Math.floor(left / 60), ss = String(left % 60).padStart(2, "0");
+    return `escalates to ${m.escalate_to} in ${mm}:${ss}`;
+  }
+
+  function alarmButtons(art, m) {
+    const id = art.dataset.id;
+    const span = el("span", { class: "alarm-actions", "data-id": id });
+    // operators handle alarms; the escalation role those escalated to it (the server checks again)
+    const mayHandle = m && (roles.includes("operator") || (m.escalated && roles.includes(m.escalate_to)));
+    if (!canHandle || !mayHandle || m.state === "acknowledged") return span;
+    const b = (cls, label) => el("button", { class: cls, "data-id": id }, label);
+    if (m.state === "new") span.append(b("claim", "Claim"), b("acknowledge", "Acknowledge"));
+    else if (m.owner === me) span.append(b("acknowledge", "Acknowledge"), b("release", "Release"));
+    else span.append(b("takeover", "Take over…"));
+    return span;
+  }
+
+  function setAlarm(art, m) {
+    const info = art.querySelector(".info");
+    const old = art.querySelector("p.alarm");
+    if (old) old.remove();
+    art.classList.remove("alarm-new", "alarm-claimed", "alarm-acknowledged", "escalated");
+    const oldButtons = art.querySelector(".alarm-actions");
+    if (oldButtons) oldButtons.remove();
+    if (!m) return;
+    art.dataset.priority = m.priority;
+    art.style.borderLeftColor = m.colour;  // a validated #rrggbb
+    art.classList.add(`alarm-${m.state}`);
+    if (m.escalated) art.classList.add("escalated");
+    const p = el("p", { class: "alarm" }, el("span", { class: "priority" }, m.priority), " alarm · ",
+      el("span", { class: "alarm-state" }, m.state), " · ",
+      el("span", { class: "owner" }, ...(m.owner ? ["owner ", el("b", {}, m.owner)] : ["unclaimed"])));
+    p.alarm = m;
+    p.querySelector(".priority").style.backgroundColor = m.colour;
+    if (m.escalated) p.append(" · ", el("span", { class: "escalated" }, `escalated to ${m.escalate_to}`));
+    else if (m.seconds_to_escalation !== null && m.seconds_to_escalation !== undefined && m.state !== "acknowledged") {
+      const c = el("span", { class: "countdown", "data-escalate-at": m.escalate_at }, "");
+      c.alarm = m;
+      c.textContent = countdownText(m);
+      p.append(" · ", c);
+    }
+    info.append(p);
+    art.querySelector(".actions").append(alarmButtons(art, m));
+  }
+
+  function tick() {
+    box.querySelectorAll(".countdown").forEach(c => { if (c.alarm) c.textContent = countdownText(c.alarm); });
   }
 
   function setStatus(id, status) {
@@ -44,7 +104,7 @@
     if (!art) return;
     art.className = art.className.replace(/status-\S+/, `status-${status}`);
     art.querySelector(".status").textContent = status;
-    if (status === "actionable" || status === "rejected") art.querySelectorAll("button").forEach(b => (b.disabled = true));
+    if (status === "actionable" || status === "rejected") art.querySelectorAll("button.confirm, button.reject").forEach(b => (b.disabled = true));
   }
 
   // The feed must come back after any failure. The browser retries a dropped connection by itself (after the
@@ -88,6 +148,11 @@
       box.prepend(card(a));
     });
     src.addEventListener("status", ev => { const s = JSON.parse(ev.data); setStatus(s.id, s.status); });
+    src.addEventListener("alarm", ev => {
+      const s = JSON.parse(ev.data);
+      const art = box.querySelector(`article[data-id="${s.id}"]`);
+      if (art) setAlarm(art, s.alarm);
+    });
   }
 
   // A connection that stays "connecting" (a server that accepted but never answers) is replaced too.
@@ -99,6 +164,7 @@
     const b = ev.target.closest("button");
     if (!b) return;
     const id = b.dataset.id;
+    if (b.closest(".alarm-actions")) { alarmAction(b, id); return; }
     try {
       let r;
       if (b.classList.contains("confirm")) {
@@ -114,5 +180,27 @@
     } catch (e) { flash(`Alert #${id}: ${e.message}`, true); }
   });
 
+  async function alarmAction(b, id) {
+    const action = ["claim", "release", "takeover", "acknowledge"].find(c => b.classList.contains(c));
+    let body;
+    if (action === "takeover") {
+      const reason = window.prompt(`Why do you take over alarm #${id}? (its owner and the audit log see it)`);
+      if (!reason) return;
+      body = { reason };
+    }
+    try {
+      const r = await api("POST", `/api/alerts/${id}/${action}`, body);
+      const art = box.querySelector(`article[data-id="${id}"]`);
+      if (art) setAlarm(art, r.alarm);
+      flash(`Alarm #${id}: ${r.alarm.state}${r.alarm.owner ? " by " + r.alarm.owner : ""}`);
+    } catch (e) { flash(`Alarm #${id}: ${e.message}`, true); }
+  }
+
+  // the server-rendered cards: their alarm as data, drawn the same way as live ones
+  box.querySelectorAll("article.alert").forEach(art => {
+    const p = art.querySelector("p.alarm");
+    setAlarm(art, p ? JSON.parse(p.dataset.alarm) : null);
+  });
+  setInterval(tick, 1000);
   connect();
 })();
