@@ -4,15 +4,15 @@ Existing alerts raise no alarm (``alarm_state`` NULL): only alerts opened after 
 policy. Plain ADD COLUMNs on ``alerts`` (batch mode would recreate the table, and dropping it would cascade to its
 reviews and sightings).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
