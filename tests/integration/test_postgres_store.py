@@ -147,5 +147,6 @@ def test_duplicate_alerts_and_events_from_concurrent_consumers_are_stored_once(p
     assert s.count(Sighting) == 30 and s.count(AlertRecord) == 1 and s.count(EventRecord) == 30
     acts = [e.action for e in s.audit.entries()]
     assert acts.count("alert.create") == 1 and acts.count("alert.sighting") == 29
+    assert acts.count("alarm.raise") == 1  # the episode's alarm, raised once (default policy)
     assert s.audit.verify().ok
-    assert s.count(AuditEntry) == before + 30
+    assert s.count(AuditEntry) == before + 31
