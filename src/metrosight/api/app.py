@@ -25,12 +25,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from metrosight.api import sso
 from metrosight.api.deps import AnyUser
 from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render
 from metrosight.api.middleware import add_middleware
-from metrosight.api.routes import alarms, alerts, auth, operations, pages, watchlists
+from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages, watchlists
 from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.api.state import ApiConfig, AppState, StartupHook
@@ -98,6 +99,7 @@ def create_app(
     """
     config = config or ApiConfig()
     svc = _app_state(services, bus, config)
+    sso.attach(svc)  # single sign-on (auth.oidc), when configured
     app = FastAPI(
         title="metrosight operator service",
         version="1",
@@ -198,6 +200,7 @@ def _lifespan(svc: AppState, startup: Sequence[StartupHook]) -> Callable[[FastAP
 def _add_routes(app: FastAPI, svc: AppState) -> None:
     """The API and UI routes, /metrics, /healthz, the static assets and the offline Swagger UI."""
     app.include_router(auth.router)
+    app.include_router(oidc.router)
     app.include_router(alerts.router)
     app.include_router(alarms.router)
     app.include_router(watchlists.router)

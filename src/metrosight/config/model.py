@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from metrosight.config.analytics import AnalyticsConfig, CameraAnalyticsConfig
+from metrosight.config.auth import AuthConfig
 from metrosight.config.backends import (
     CenterFaceDetectorConfig,
     DetectorConfig,
@@ -386,6 +387,7 @@ class Settings(Section):
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @field_validator("cameras")
     @classmethod

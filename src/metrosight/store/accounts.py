@@ -40,7 +40,7 @@ from metrosight.policy.rules import (
 )
 from metrosight.policy.scope import RoleGrant, Scope
 from metrosight.store.errors import NotFound
-from metrosight.store.models import ApiToken, User
+from metrosight.store.models import ApiToken, OidcIdentity, User
 from metrosight.store.naming import find_named
 from metrosight.store.uow import UnitOfWork
 from metrosight.store.users import UserRepository, scopes_json, user_actor
@@ -178,6 +178,11 @@ class Accounts:
         now = datetime.now(UTC)
         with self.uow.write() as s:
             u = self._user(s, name)
+            if s.scalar(select(OidcIdentity.id).where(OidcIdentity.user == u.name).limit(1)) is not None:
+                raise Forbidden(
+                    f"{u.name} signs in through single sign-on: the password is the provider's (a local password "
+                    "would outlive a sign-in the provider withdrew)"
+                )
             if own and u.password_hash and not check_password(u.password_hash, current or ""):
                 raise Forbidden(
                     "changing your password needs your current password"

@@ -319,6 +319,27 @@ class User(Base):
     scopes: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
+class OidcIdentity(Base):
+    """A person at an OpenID provider (issuer + subject) and the metrosight user they act as.
+
+    Made by their first sign-in (``provisioned``: a user of their own) or by an admin's link to an existing user
+    (``provisioned`` false). A link by e-mail (``subject`` NULL, ``email`` set) waits for the first sign-in whose ID
+    token carries that address *verified*; it then holds the subject."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_oidc_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512), nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))  # a pending link by verified e-mail address
+    user: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    provisioned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AlertReview(Base):
     """One operator's confirmation or rejection of an alert (kept as feedback)."""
 

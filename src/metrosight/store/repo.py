@@ -28,6 +28,7 @@ from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.events import EventRepository
 from metrosight.store.feed import Feed
 from metrosight.store.gallery import GalleryRepository
+from metrosight.store.identities import Identities
 from metrosight.store.persons import PersonRepository
 from metrosight.store.policy import PolicyReads
 from metrosight.store.retention import RetentionRepository
@@ -62,6 +63,7 @@ class Store:
     Attributes:
         uow: the shared unit of work (sessions, audit chain); repositories only.
         users, accounts: users; their passwords and API tokens.
+        identities: people signing in through an OpenID provider (issuer + subject) and the users they act as.
         watchlists, entries, gallery: watchlists and their keys; entries and their templates; what may be matched.
         persons: which entries are one person.
         alerts, reviews, feed: alert episodes and sightings; their reviews and audited reads; live-view reads.
@@ -98,6 +100,7 @@ class Store:
         self.uow = uow = UnitOfWork(engine, keyring, checkpoints, camera_groups)
         self.users = UserRepository(uow)
         self.accounts = Accounts(uow, self.users)
+        self.identities = Identities(uow)
         self.audit = AuditRepository(uow)
         self.watchlists = WatchlistRepository(uow)
         self.entries = EntryRepository(uow, max_entry_days, tz)

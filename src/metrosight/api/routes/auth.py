@@ -23,6 +23,7 @@ from metrosight.api.deps import (
 )
 from metrosight.api.schemas import LoginCreate, MePublic, TokenCreate, TokenCreated, TokenPublic
 from metrosight.api.state import AppState
+from metrosight.core.names import same_identifier
 from metrosight.policy.rules import Actor
 
 router = APIRouter(tags=["auth"])
@@ -46,6 +47,21 @@ def limited(svc: AppState, name: str, ip: str) -> None:
         )
 
 
+def local_sign_in(svc: AppState, name: str) -> bool:
+    """Whether a password sign-in as ``name`` is a break-glass one (``auth.local_accounts`` is false and ``name`` is
+    among ``auth.break_glass_users``); False for an ordinary one.
+
+    Raises:
+        HTTPException: 403 when local accounts are disabled and ``name`` is no break-glass user.
+    """
+    auth = svc.services.settings.auth
+    if auth.local_accounts:
+        return False
+    if any(same_identifier(name, u) for u in auth.break_glass_users):
+        return True
+    raise HTTPException(403, "password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
+
+
 def sign_in(request: Request, username: str, password: str) -> Actor:
     """Check a password sign-in under the rate limit; audit it (success at once, failures as bursts: one row with
     a count per user and address and window); start the session.
@@ -57,6 +73,7 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
     store, ip = svc.services.store, client_ip(request)
     name = username.strip()[:128]
     limited(svc, name, ip)
+    break_glass = local_sign_in(svc, name)
     actor = svc.accounts.authenticate(name, password)
     if actor is None:
         svc.limiter.failed(name, ip)
@@ -74,6 +91,8 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
         }
     )
     details: dict[str, object] = {"ip": ip, "via": "password"}
+    if break_glass:
+        details["break_glass"] = True
     if actor.password_set_by:
         details["must_set_password"] = True
     store.audit.record(actor.name, "auth.login", actor.name, details)

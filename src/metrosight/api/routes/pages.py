@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
+from metrosight.api.sso import logout_target, sso_of
 from metrosight.policy.alarms import ESCALATION_ROLES
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 
@@ -99,14 +100,26 @@ def page_auth_handler(request: Request, exc: Exception) -> Response:
     return render(request, "forbidden.html", exc.actor, status=403, roles=exc.roles)
 
 
-def _safe_next(target: str | None) -> str:
-    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+def safe_next(target: str | None) -> str:
+    """``target`` when it is a path of this service, else ``/`` (``//host`` and ``/\\host`` lead elsewhere)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return "/" if any(c == "\\" or ord(c) < 0x20 or c == "\x7f" for c in target) else target
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str | None = None, changed: str | None = None) -> HTMLResponse:
     notice = "Your password was changed; sign in with the new one." if changed else None
-    return render(request, "login.html", None, next=_safe_next(next), error=None, notice=notice)
+    return render_login(request, next=safe_next(next), error=None, notice=notice)
+
+
+def render_login(request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """The sign-in page: the password form (folded away as break-glass when ``auth.local_accounts`` is false) and
+    the single sign-on button when ``auth.oidc`` is configured."""
+    auth = services(request).services.settings.auth
+    sso = sso_of(services(request))
+    label = sso.client.cfg.display_name if sso is not None else None
+    return render(request, "login.html", None, status=status, sso=label, local=auth.local_accounts, **ctx)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -119,8 +132,8 @@ async def login_form(
     try:
         actor = await sign_in_async(request, username, password)
     except HTTPException as exc:
-        return render(request, "login.html", None, status=exc.status_code, next=_safe_next(next), error=exc.detail)
-    return RedirectResponse("/account" if actor.must_set_password else _safe_next(next), status_code=303)
+        return render_login(request, exc.status_code, next=safe_next(next), error=exc.detail)
+    return RedirectResponse("/account" if actor.must_set_password else safe_next(next), status_code=303)
 
 
 def _account_user(request: Request) -> Actor:
@@ -170,7 +183,10 @@ def account_form(
 @router.post("/logout")
 def logout_form(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
     if csrf and csrf == request.session.get("csrf"):
+        provider = logout_target(services(request), request.session)
         sign_out(request)
+        if provider is not None:  # a page that opens the provider's sign-out (CSP form-action forbids a redirect)
+            return render(request, "sso.html", None, error=None, target=provider, leaving=True)
     return RedirectResponse("/login", status_code=303)
 
 
