@@ -4,7 +4,9 @@
 //   node tests/oidc/provider.mjs SETUP.json
 //
 // SETUP.json: {"port": N, "modules": "<…/node_modules>", "clients": [oidc-provider client metadata…],
-//              "users": {"<login>": {"password": "…", "claims": {"email": …, "groups": […], …}}}}
+//              "users_file": "USERS.json"}
+// USERS.json: {"<login>": {"password": "…", "claims": {"email": …, "groups": […], …}}}, read again at every sign-in
+// (a test changes a user's groups by rewriting it).
 // The issuer is http://127.0.0.1:PORT. Signing key: a fresh RSA key per run (RS256). Sign-in: a plain HTML form
 // (login + password) checked against `users`; consent is granted at once for the scopes asked (a first-party
 // client). The process prints "ready <issuer>" on stdout once it listens.
@@ -17,7 +19,7 @@ import { pathToFileURL } from "node:url";
 const setup = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const { default: Provider } = await import(pathToFileURL(join(setup.modules, "oidc-provider", "lib", "index.js")).href);
 const issuer = `http://127.0.0.1:${setup.port}`;
-const users = setup.users;
+const users = () => JSON.parse(readFileSync(setup.users_file, "utf8"));
 
 const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: "jwk" }), kid: "test-key-1", alg: "RS256", use: "sig" };
@@ -38,7 +40,7 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {
-    const user = users[id];
+    const user = users()[id];
     if (!user) return undefined;
     return { accountId: id, claims: async () => ({ sub: id, preferred_username: id, ...user.claims }) };
   },
@@ -72,7 +74,7 @@ async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);
   if (m[2] && req.method === "POST") {
     const form = await readForm(req);
-    const user = users[form.get("login")];
+    const user = users()[form.get("login")];
     if (!user || user.password !== form.get("password")) {
       return page(res, 200, loginForm(details.uid, "wrong login or password"));
     }
