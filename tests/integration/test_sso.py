@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +126,8 @@ def test_a_mapped_group_signs_in_as_a_scoped_operator_and_two_sessions_are_one_p
     assert first.get("/").status_code == 200  # the live alerts page
     [(by, target, added)] = site.actions("user.add")[1:]
     assert (by, target, added["via"], added["subject"]) == ("oidc", "olga", "oidc", "olga")
+    assert added["scopes"] == {"operator": ["cameras:red"]}
+    assert site.rt.store.users.scopes() == {"olga": {"operator": ["cameras:red"]}}  # held for line red only
     [(_, _, login)] = site.actions("auth.login")
     assert login["via"] == "oidc" and login["rules"] == ["group metro-red-operators"]
 
@@ -295,13 +296,10 @@ def test_sign_out_ends_the_session_and_signs_out_at_the_provider(site: Site) -> 
 
 def test_local_accounts_can_be_disabled_but_for_break_glass(tmp_path: Path, oidc_provider_factory: Any) -> None:
     provider = oidc_provider_factory([CALLBACK], USERS)
-    home = tmp_path / "home"
-    rt = make_runtime(home, cameras=CAMERAS)
+    auth = {"local_accounts": False, "break_glass_users": ["root"], "oidc": provider.config(CALLBACK, [RED_OPERATORS])}
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, auth=auth)
     rt.store.users.add("root", ["admin"], None, hash_password("velvet compass harbour"))
     rt.store.accounts.add_user("carol", ["operator"], "granite lantern meadow", rt.store.users.actor("root"))
-    rt.store.engine.dispose()
-    auth = {"local_accounts": False, "break_glass_users": ["root"], "oidc": provider.config(CALLBACK, [RED_OPERATORS])}
-    rt = make_runtime(home, cameras=CAMERAS, auth=auth)
     site = Site(rt, provider)
     browser = site.browser()
     page = browser.get("/login")
@@ -317,4 +315,14 @@ def test_local_accounts_can_be_disabled_but_for_break_glass(tmp_path: Path, oidc
     assert site.sign_in(site.browser(), "olga").status_code == 200
     with pytest.raises(Exception, match="single sign-on"):
         rt.store.accounts.set_password("olga", "another long passphrase here", rt.store.users.actor("olga"))
-    shutil.rmtree(home / "media", ignore_errors=True)
+
+
+def test_a_mapping_that_cannot_apply_refuses_the_sign_in(tmp_path: Path, oidc_provider_factory: Any) -> None:
+    provider = oidc_provider_factory([CALLBACK], USERS)
+    unknown_list = {**RED_OPERATORS, "watchlists": ["no-such-list"]}
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, auth={"oidc": provider.config(CALLBACK, [unknown_list])})
+    site = Site(rt, provider)
+    browser = site.browser()
+    res = site.sign_in(browser, "olga")
+    assert res.status_code == 403 and "no watchlist" in res.text
+    assert browser.get("/api/me").status_code == 401 and "olga" not in site.users()

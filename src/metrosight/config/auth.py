@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from metrosight.config.common import Section
-from metrosight.core.names import human_name, identifier
+from metrosight.core.names import human_name, identifier, same_identifier
 
 Role = Literal["admin", "approver", "operator", "auditor", "viewer"]
 CALLBACK_PATH = "/auth/oidc/callback"  # the service's redirection endpoint (metrosight.api.routes.oidc)
@@ -238,3 +239,18 @@ class AuthConfig(Section):
                 "auth.local_accounts is false but auth.oidc is not configured: nobody could sign in to the service"
             )
         return self
+
+
+def check_mapping_groups(oidc: OidcConfig | None, groups: Iterable[str]) -> None:
+    """Raises ValueError naming a camera group of ``auth.oidc.mappings`` that is not among ``groups`` (the
+    configuration's camera groups: named ones, each camera's line and group)."""
+    if oidc is None:
+        return
+    known = list(groups)
+    for rule in oidc.mappings:
+        for g in rule.camera_groups:
+            if not any(same_identifier(g, k) for k in known):
+                raise ValueError(
+                    f"auth.oidc.mappings ({rule.describe()}): no camera group {g!r}; define it under camera_groups "
+                    f"or name a line or group of a camera (known: {', '.join(sorted(known)) or 'none'})"
+                )

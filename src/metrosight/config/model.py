@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from metrosight.config.analytics import AnalyticsConfig, CameraAnalyticsConfig
-from metrosight.config.auth import AuthConfig
+from metrosight.config.auth import AuthConfig, check_mapping_groups
 from metrosight.config.backends import (
     CenterFaceDetectorConfig,
     DetectorConfig,
@@ -408,6 +408,11 @@ class Settings(Section):
     @model_validator(mode="after")
     def _camera_groups_known(self) -> Settings:
         check_groups(self.camera_groups, self.cameras)  # unknown cameras or lines named, in one line
+        return self
+
+    @model_validator(mode="after")
+    def _sso_groups_known(self) -> Settings:
+        check_mapping_groups(self.auth.oidc, self.camera_group_members())  # single sign-on's scopes, in one line
         return self
 
     def camera_group_members(self) -> dict[str, list[str]]:

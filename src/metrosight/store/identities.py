@@ -15,18 +15,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from metrosight.core.names import InvalidInput, human_name
 from metrosight.policy.rules import Actor, PolicyError, require
+from metrosight.policy.scope import Scope
 from metrosight.policy.sso import OidcPerson, describe_grants
 from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.models import OidcIdentity, User
 from metrosight.store.naming import find_named, lookalike_message
 from metrosight.store.uow import UnitOfWork
-from metrosight.store.users import user_actor
+from metrosight.store.users import scopes_json, user_actor
 
 SYSTEM = "oidc"  # the audit actor of changes a sign-in makes by itself (a new user, a role change)
 
@@ -71,6 +73,11 @@ def _info(row: OidcIdentity) -> IdentityInfo:
     )
 
 
+def _scopes(person: OidcPerson) -> dict[str, Scope]:
+    """The mapping's scope of each role (a role held everywhere: the global scope)."""
+    return {g.role: Scope(g.camera_groups, g.watchlists) for g in person.grants}
+
+
 def _free_name(s: Session, person: OidcPerson) -> str:
     """A user name for a new subject: its name hint when free, else ``hint (sso)``, ``hint (sso 2)``…, else one
     made from a hash of issuer and subject. Never an existing user's name nor a look-alike of one."""
@@ -109,15 +116,19 @@ class Identities:
             )
             if row is None and person.email is not None:
                 row = self._complete_email_link(s, person)
+            try:
+                scopes = self.uow.scoping.check_scopes(s, person.roles, _scopes(person))
+            except (InvalidInput, PolicyError) as exc:  # e.g. a mapped watchlist that does not exist (yet)
+                return self._refuse(s, person, ip, row.user if row else None, f"the role mapping cannot apply: {exc}")
             created = False
             if row is None:
                 if not person.grants:
                     return self._refuse(s, person, ip, None, "no group or claim of yours is mapped to a role")
-                row, created = self._provision(s, person, now), True
+                row, created = self._provision(s, person, scopes, now), True
             user = find_named(s, User, row.user)
             if user is None or user.disabled:
                 return self._refuse(s, person, ip, row.user, "the account is disabled")
-            self._apply_grants(s, user, person)
+            self._apply_grants(s, user, person, scopes)
             row.last_login_at = now
             details: dict[str, object] = {
                 "ip": ip,
@@ -150,29 +161,36 @@ class Identities:
             self.uow.audit(s, SYSTEM, "oidc.link", row.user, details)
         return row
 
-    def _provision(self, s: Session, person: OidcPerson, now: datetime) -> OidcIdentity:
+    def _provision(self, s: Session, person: OidcPerson, scopes: dict[str, Any] | None, now: datetime) -> OidcIdentity:
         name = _free_name(s, person)
-        s.add(User(name=name, roles=person.roles, created_by=SYSTEM, password_hash=None))
+        s.add(User(name=name, roles=person.roles, created_by=SYSTEM, password_hash=None, scopes=scopes))
         row = OidcIdentity(
             issuer=person.issuer, subject=person.subject, user=name, provisioned=True, created_by=SYSTEM, created_at=now
         )
         s.add(row)
-        details = {"roles": person.roles, "via": "oidc", "issuer": person.issuer, "subject": person.subject}
+        details: dict[str, object] = {
+            "roles": person.roles,
+            "via": "oidc",
+            "issuer": person.issuer,
+            "subject": person.subject,
+        }
+        if scopes:
+            details["scopes"] = scopes_json(scopes)
         self.uow.audit(s, SYSTEM, "user.add", name, details)
         s.flush()
         return row
 
-    def _apply_grants(self, s: Session, user: User, person: OidcPerson) -> None:
-        """Set the user's roles (and their scopes: see ``person.grants``) from the claims; audit a change."""
-        new = person.roles
-        if new != sorted(user.roles):
-            details = {
-                "roles": {"from": sorted(user.roles), "to": new},
-                "grants": describe_grants(person.grants),
-                "via": "oidc",
-                "rules": list(person.rules),
-            }
-            user.roles = new
+    def _apply_grants(self, s: Session, user: User, person: OidcPerson, scopes: dict[str, Any] | None) -> None:
+        """Set the user's roles and their scopes (checked: ``scopes``) from the claims; audit a change."""
+        details: dict[str, object] = {}
+        if person.roles != sorted(user.roles):
+            details["roles"] = {"from": sorted(user.roles), "to": person.roles}
+            user.roles = person.roles
+        if scopes != (user.scopes or None):
+            details["scopes"] = {"from": scopes_json(user.scopes), "to": scopes_json(scopes)}
+            user.scopes = scopes
+        if details:
+            details.update({"grants": describe_grants(person.grants), "via": "oidc", "rules": list(person.rules)})
             self.uow.audit(s, SYSTEM, "user.update", user.name, details)
 
     # -- links made by an admin ---------------------------------------------------------------------------------
