@@ -35,6 +35,7 @@ from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages,
 from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.api.state import ApiConfig, AppState, StartupHook
+from metrosight.bus.base import Bus
 from metrosight.bus.inproc import (
     TOPIC_ALERTS,
     TOPIC_CAMERA_SNAPSHOT,
@@ -160,29 +161,34 @@ def _app_state(services: Services, bus: InProcessBus | None, config: ApiConfig) 
 
 def start_alarm_clock(svc: AppState) -> Callable[[], None]:
     """The service's alarm clock (escalation, alarm steps onto the bus: :mod:`metrosight.services.alarms`); its
-    stop callable stops it."""
-    bus = svc.bus
+    stop callable stops it. The steps go to ``svc.extras["alarm_bus"]`` when a startup hook put a bus there (a
+    Redis deployment: the bus its outbound consumers read), else to the app's bus; a running supervisor's
+    dispatcher is waited for."""
+    bus: Bus | None = svc.extras.get("alarm_bus", svc.bus)
+    sup = svc.extras.get("supervisor")
     clock = AlarmClock(
         svc.services.store.alarms,
         (lambda p: bus.publish(ALARMS, p)) if bus is not None else None,
         svc.config.alarm_tick_seconds,
         svc.hub.notify,
+        ready=getattr(sup, "dispatching", None),
     )
     svc.extras["alarm_clock"] = clock
     return clock.start()
 
 
 def _lifespan(svc: AppState, startup: Sequence[StartupHook]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up and shut-down: the sign-in audit writer and the alarm clock, then the hooks (stopped in reverse
+    """Start-up and shut-down: the sign-in audit writer, then the hooks, then the alarm clock (stopped in reverse
     order), then the live feed's subscription to alerts on the bus."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stops: list[Callable[[], None]] = [start_signin_audit(svc), start_alarm_clock(svc)]
+        stops: list[Callable[[], None]] = [start_signin_audit(svc)]
         for hook in startup:
             stop = hook(svc)
             if stop is not None:
                 stops.append(stop)
+        stops.append(start_alarm_clock(svc))  # after the hooks: it publishes where they say (svc.extras)
         if svc.bus is not None:  # after the hooks: a store subscribed by a hook runs first, so the row is there
             svc.bus.subscribe(TOPIC_ALERTS, svc.hub.notify)
         try:

@@ -1,4 +1,5 @@
-"""``metrosight alert …``: review alerts (two different operators must confirm one), export their crops."""
+"""``metrosight alert …``: review alerts (two different operators must confirm one), handle their alarms (claim,
+release, take over, acknowledge), export their crops."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from metrosight.cli.alarms import alarm_cell, step_line
 from metrosight.cli.common import MAX_ID, governed, when
 from metrosight.cli.context import cli_context
 from metrosight.store.models import AlertRecord
@@ -50,7 +52,7 @@ def alert_list(
         for a in rows:
             c.emit(json.dumps(_alert_json(a, cams[a.id])))
         return
-    table = Table("id", "cameras", "subject", "watchlists", "score", "seen", "sightings", "status", "raised")
+    table = Table("id", "cameras", "subject", "watchlists", "score", "seen", "sightings", "status", "alarm", "raised")
     for a in rows:
         table.add_row(
             str(a.id),
@@ -61,6 +63,7 @@ def alert_list(
             seen_span(a),
             str(a.sightings),
             a.status,
+            alarm_cell(a),
             when(a.created_at),
         )
     c.out.print(table)
@@ -83,6 +86,16 @@ def _alert_json(a: AlertRecord, cameras: list[str]) -> dict[str, object]:
         "sightings": a.sightings,
         "status": a.status,
         "created_at": a.created_at.isoformat(),
+        "alarm": None
+        if a.alarm_state is None
+        else {
+            "state": a.alarm_state,
+            "priority": a.priority,
+            "owner": a.owner,
+            "escalate_at": a.escalate_at,
+            "escalate_to": a.escalate_to,
+            "escalated_at": a.escalated_at,
+        },
     }
 
 
@@ -117,6 +130,10 @@ def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
         )
     for r in reviews:
         out.print(f"  {r.action} by {r.user} at {when(r.at)}" + (f": {r.reason}" if r.reason else ""), highlight=False)
+    if a.alarm_state is not None:
+        out.print(f"  alarm: {alarm_cell(a)} (policy of {a.policy_watchlist})", highlight=False)
+        for t in rt.store.alarms.history([a.id])[a.id]:
+            out.print(f"    {step_line(t)}", highlight=False)
     if earlier:
         out.print(Text(f"  {len(earlier)} earlier alert(s) for this person were rejected:", style="yellow"))
         for r in earlier[:5]:
@@ -145,6 +162,44 @@ def alert_reject(
     with governed():
         status = rt.store.reviews.review(alert_id, c.actor(rt), "reject", reason)
     c.out.print(f"alert {alert_id}: {status}")
+
+
+def _alarm_step(ctx: typer.Context, alert_id: int, action: str, reason: str | None = None) -> None:
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        step = rt.store.alarms.act(alert_id, c.actor(rt), action, reason)
+    c.out.print(f"alert {alert_id}: alarm {alarm_cell(step.alert)}", highlight=False)
+
+
+@alert_app.command("claim")
+def alert_claim(ctx: typer.Context, alert_id: AlertId) -> None:
+    """Claim an alert's alarm: you handle it, and every operator sees so (refused when someone else has: take it
+    over instead)."""
+    _alarm_step(ctx, alert_id, "claim")
+
+
+@alert_app.command("release")
+def alert_release(ctx: typer.Context, alert_id: AlertId) -> None:
+    """Release your claim on an alarm (it is new again)."""
+    _alarm_step(ctx, alert_id, "release")
+
+
+@alert_app.command("takeover")
+def alert_takeover(
+    ctx: typer.Context,
+    alert_id: AlertId,
+    reason: Annotated[str, typer.Option("--reason", help="why (the previous owner and the audit log see it)")],
+) -> None:
+    """Take over an alarm another operator has claimed (audited, with the reason)."""
+    _alarm_step(ctx, alert_id, "takeover", reason)
+
+
+@alert_app.command("ack")
+def alert_ack(ctx: typer.Context, alert_id: AlertId) -> None:
+    """Acknowledge an alarm you have claimed (an unclaimed one is claimed and acknowledged at once): it will not
+    escalate. Not a confirmation of the alert (that stays two operators' `alert confirm`)."""
+    _alarm_step(ctx, alert_id, "acknowledge")
 
 
 @alert_app.command("crop")

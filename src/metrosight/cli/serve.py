@@ -50,6 +50,32 @@ def syslog_hook(svc: AppState) -> Callable[[], None]:
     return start_syslog(svc.services)
 
 
+def alarm_outbound_hook(svc: AppState) -> Callable[[], None]:
+    """A startup hook for a service that runs no cameras: an outbound dispatcher for the alarm clock's steps on the
+    app's bus (with cameras, the supervisor's dispatcher delivers them)."""
+    from metrosight.bus.topics import ALARMS
+    from metrosight.outbound.hosts import dispatcher_for
+
+    dispatcher = dispatcher_for(svc.services)
+    if svc.bus is not None:
+        dispatcher.attach(svc.bus, (ALARMS,))
+    return dispatcher.close
+
+
+def redis_alarm_hook(bus_url: str) -> StartupHook:
+    """A startup hook for a Redis deployment: the alarm clock publishes its steps on ``bus_url`` (read by the
+    ``outbound`` consumers there; each step published by one service process)."""
+
+    def start(svc: AppState) -> Callable[[], None]:
+        from metrosight.bus.redis_streams import RedisStreamsBus
+
+        bus = RedisStreamsBus(bus_url, publish_timeout=10.0)
+        svc.extras["alarm_bus"] = bus
+        return bus.close
+
+    return start
+
+
 token_app = typer.Typer(help="API tokens for machines (Authorization: Bearer …).", no_args_is_help=True)
 
 
@@ -90,20 +116,22 @@ def serve(
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
     hooks: list[StartupHook] = []
     if bus_url:  # scale-out: consume the workers' alerts and events into the store (one of the `store` group)
-        hooks.append(consumer_hook(bus_url))
+        hooks.extend([consumer_hook(bus_url), redis_alarm_hook(bus_url)])
     elif rt.settings.cameras and not no_cameras:
         try:  # validate the camera list now, with a clear error, before the server starts
             Supervisor(rt, bus=InProcessBus())
         except SupervisorError as exc:
             fail(str(exc))
         hooks.append(supervisor_hook(logging.getLogger().level))
+    else:
+        hooks.append(alarm_outbound_hook)
     bus = InProcessBus()
     app = create_app(rt, bus=bus, config=ApiConfig(secure_cookies=secure_cookies), startup=[syslog_hook, *hooks])
     cams = (
         f"on the workers of {safe_url(bus_url)}"  # never the Redis password: this line goes to the journal
         if bus_url
         else ", ".join(cam.id for cam in rt.settings.cameras)
-        if hooks
+        if rt.settings.cameras and not no_cameras
         else "none"
     )
     c.err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)

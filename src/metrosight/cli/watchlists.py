@@ -1,14 +1,17 @@
-"""``metrosight watchlist …``: create and list watchlists; approve, revoke and shred their entries."""
+"""``metrosight watchlist …``: create and list watchlists; approve, revoke and shred their entries; their alert
+policies."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from metrosight.cli.alarms import policy_cells
 from metrosight.cli.common import fail, governed, when
 from metrosight.cli.context import cli_context
 from metrosight.console import visible
@@ -161,3 +164,80 @@ def watchlist_shred(
     with governed():
         rt.store.watchlists.shred(watchlist, c.actor(rt))
     c.out.print(f"shredded {watchlist}: its key, templates and crops are unreadable")
+
+
+@watchlist_app.command("policy")
+def watchlist_policy(
+    ctx: typer.Context,
+    watchlist: Annotated[str | None, typer.Argument(help="the watchlist (none: show every watchlist's policy)")] = None,
+    priority: Annotated[str | None, typer.Option("--priority", help="critical, high, normal or low")] = None,
+    colour: Annotated[str | None, typer.Option("--colour", help="#rgb or #rrggbb (default: the priority's)")] = None,
+    ack: Annotated[
+        bool | None, typer.Option("--ack-required/--ack-optional", help="must an operator acknowledge each alarm")
+    ] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option("--groups", help="camera groups (group, else line) it applies to, comma-separated; '' : all"),
+    ] = None,
+    escalate_after: Annotated[
+        int | None,
+        typer.Option(
+            "--escalate-after", min=1, max=7 * 24 * 3600, help="seconds before an unacknowledged alarm escalates"
+        ),
+    ] = None,
+    escalate_to: Annotated[
+        str | None, typer.Option("--escalate-to", help="the role it escalates to: admin or operator")
+    ] = None,
+    no_escalation: Annotated[bool, typer.Option("--no-escalation", help="never escalate")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="back to the default policy")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="show as JSON lines")] = False,
+) -> None:
+    """Show or set a watchlist's alert policy (admins set; audited). Options change only what they name; the policy
+    applies to alarms raised from then on."""
+    c = cli_context(ctx)
+    rt = c.services()
+    changing = (
+        reset
+        or no_escalation
+        or any(v is not None for v in (priority, colour, ack, groups, escalate_after, escalate_to))
+    )
+    if not changing:
+        with governed():
+            infos = rt.store.alarms.policies() if watchlist is None else [rt.store.alarms.policy(watchlist)]
+        if as_json:
+            for i in infos:
+                c.emit(json.dumps({"watchlist": i.watchlist, **i.policy.to_json(), "set_by": i.set_by}))
+            return
+        table = Table("watchlist", "priority", "colour", "acknowledgement", "camera groups", "escalation", "set by")
+        for i in infos:
+            table.add_row(
+                i.watchlist, *policy_cells(i.policy), f"{i.set_by} {when(i.set_at)}" if i.set_by else "default"
+            )
+        c.out.print(table)
+        return
+    if watchlist is None:
+        fail("name the watchlist whose policy to change: `metrosight watchlist policy WATCHLIST --priority …`")
+    with governed():
+        actor = c.actor(rt)
+        if reset:
+            info = rt.store.alarms.set_policy(watchlist, None, actor)
+        else:
+            p = rt.store.alarms.policy(watchlist).policy
+            p = replace(
+                p,
+                priority=priority if priority is not None else p.priority,
+                colour=colour if colour is not None else p.colour,
+                ack_required=ack if ack is not None else p.ack_required,
+                groups=tuple(g for g in groups.split(",") if g.strip()) if groups is not None else p.groups,
+                escalate_after_s=None
+                if no_escalation
+                else escalate_after
+                if escalate_after is not None
+                else p.escalate_after_s,
+                escalate_to=None if no_escalation else escalate_to if escalate_to is not None else p.escalate_to,
+            )
+            info = rt.store.alarms.set_policy(watchlist, p, actor)
+    prio, shown, acked, where, esc = policy_cells(info.policy)
+    c.out.print(
+        f"{info.watchlist}: {prio} ({shown}), acknowledgement {acked}, {where}, escalation {esc}", highlight=False
+    )

@@ -24,14 +24,14 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from metrosight.bus.base import Bus
-from metrosight.bus.topics import ALERT_UPDATES, ALERTS, CAMERA_STATE, EVENT_UPDATES, EVENTS, Topic
+from metrosight.bus.topics import ALARMS, ALERT_UPDATES, ALERTS, CAMERA_STATE, EVENT_UPDATES, EVENTS, Topic
 from metrosight.outbound.channel import Channel, ChannelError
 from metrosight.outbound.events import CameraPlace, OutboundEvent, to_outbound
 
 log = logging.getLogger(__name__)
 
-#: the topics the dispatcher subscribes to (each once); a new outbound topic (e.g. ``alarms``) is added here
-OUTBOUND_TOPICS: Final[tuple[Topic[Any], ...]] = (ALERTS, ALERT_UPDATES, EVENTS, EVENT_UPDATES, CAMERA_STATE)
+#: the topics the dispatcher subscribes to (each once); a new outbound topic is added here
+OUTBOUND_TOPICS: Final[tuple[Topic[Any], ...]] = (ALERTS, ALERT_UPDATES, EVENTS, EVENT_UPDATES, CAMERA_STATE, ALARMS)
 
 MAX_HELD = 10_000  # events held for a channel that refused them (in-process buses), oldest dropped beyond
 RETRY_EVERY_SECONDS = 1.0  # how often held events are offered again

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel
 
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
+from metrosight.bus.payloads import AlarmV1, AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 
 EventType = Literal["alert", "alert_review", "episode", "behaviour", "camera_state", "alarm"]
 #: every event type, in documentation order
@@ -189,13 +189,33 @@ def from_camera_state(s: CameraStateV1, places: Places, now: float) -> OutboundE
     )
 
 
-#: topic wire name → converter. A new topic's converter is added here (the alarm workflow: ``"alarms": from_alarm``)
+def from_alarm(a: AlarmV1, places: Places, now: float) -> OutboundEvent:
+    """A step of an alert's alarm (raised, claimed, released, taken over, acknowledged, escalated): type
+    ``alarm``, schema ``metrosight.alarm/1``, id the step's (``alarm:<alert event id>:<step>``), ``occurred_at``
+    the step's time. Filtered like its alert: the person's watchlists, category, camera and group."""
+    place = places.get(a.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="alarm",
+        event_id=a.event_id,
+        schema="metrosight.alarm/1",
+        occurred_at=utc(a.at),
+        body=body_of(a),
+        watchlists=a.watchlists or (a.watchlist,),
+        category=a.category,
+        camera_id=a.camera_id,
+        camera_group=a.group or place.group,
+        camera_line=place.line,
+    )
+
+
+#: topic wire name → converter. A new topic's converter is added here
 CONVERTERS: Final[Mapping[str, Converter]] = {
     "alerts": from_alert,
     "alert-updates": from_alert_update,
     "events": from_event,
     "event-updates": from_event_update,
     "camera-state": from_camera_state,
+    "alarms": from_alarm,
 }
 
 

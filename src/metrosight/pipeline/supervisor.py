@@ -183,6 +183,7 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")
         self._stop_event = self._ctx.Event()
         self._stopping = threading.Event()
+        self.dispatching = threading.Event()  # set once the outbound dispatcher listens on the bus
         self.rows = RunRows(self.rt.store.runs)
         self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
         self.bus.subscribe(ALERTS, self._store_alert)
@@ -226,6 +227,7 @@ class Supervisor:
         node's report."""
         dispatcher = dispatcher_for(self.rt)  # after the sinks: an alert is stored before it is offered
         dispatcher.attach(self.bus)
+        self.dispatching.set()  # what else publishes on the bus (the service's alarm clock) may start
         started = time.monotonic()
         for w in self.workers:
             self._start(w)

@@ -21,6 +21,8 @@ from metrosight.store.db import StoreError
 
 log = logging.getLogger(__name__)
 
+READY_WAIT_SECONDS = 60.0
+
 
 class AlarmSteps(Protocol):
     """What the clock needs of the store (``store.alarms``)."""
@@ -38,6 +40,8 @@ class AlarmClock:
         publish: where alarm steps go (``bus.publish(ALARMS, …)``); None: steps are left for a clock with a bus.
         every: seconds between ticks.
         on_change: called after a tick that escalated or published something (e.g. to wake the live feeds).
+        ready: set once whoever delivers the bus's alarm messages onward is listening (the supervisor's outbound
+            dispatcher); the clock's first tick waits for it (up to :data:`READY_WAIT_SECONDS`).
     """
 
     def __init__(
@@ -46,7 +50,9 @@ class AlarmClock:
         publish: Callable[[AlarmV1], object] | None,
         every: float = 1.0,
         on_change: Callable[[], object] | None = None,
+        ready: threading.Event | None = None,
     ) -> None:
+        self.ready = ready
         self.alarms = alarms
         self.publish = publish
         self.every = every
@@ -59,7 +65,8 @@ class AlarmClock:
         """Escalate what is due and publish what is pending, now. Returns ``(escalated, published)``.
 
         Raises:
-            StoreError, SQLAlchemyError: the database is away (the caller tries again at the next tick).
+            StoreError, SQLAlchemyError: the database is away; whatever ``publish`` raised (the steps not
+            published stay pending): the caller tries again at the next tick.
         """
         escalated = 0
         while True:
@@ -69,19 +76,11 @@ class AlarmClock:
                 break
         published = 0
         if self.publish is not None:
-            while (n := self.alarms.publish_pending(self._publish_one)) > 0:
+            while (n := self.alarms.publish_pending(self.publish)) > 0:
                 published += n
         if (escalated or published) and self.on_change is not None:
             self.on_change()
         return escalated, published
-
-    def _publish_one(self, payload: AlarmV1) -> None:
-        if self.publish is None:  # only called when there is a bus
-            return
-        try:
-            self.publish(payload)
-        except Exception:  # a subscriber failed: the step stays stored and audited; the others still go out
-            log.exception("publishing alarm step %s failed", payload.event_id)
 
     def wake(self) -> None:
         """Tick now (after a step taken through the service): its message goes out without waiting."""
@@ -91,11 +90,15 @@ class AlarmClock:
         """Run the clock in a daemon thread; the callable returned stops it (after a last tick)."""
 
         def loop() -> None:
+            if self.ready is not None and not self.ready.wait(READY_WAIT_SECONDS):
+                log.warning("alarm clock: the outbound dispatcher is not attached yet; publishing anyway")
             while not self._stop.is_set():
                 try:
                     self.tick()
                 except (StoreError, SQLAlchemyError, OSError) as exc:
                     log.warning("alarm clock: %s; trying again", str(exc).splitlines()[0][:200])
+                except Exception:  # a bus or subscriber failed: the steps stay pending and go out at the next tick
+                    log.exception("alarm clock: publishing failed; trying again")
                 self._wake.wait(self.every)
                 self._wake.clear()
 

@@ -334,9 +334,10 @@ class AlarmRepository:
 
     # -- publication and reads -------------------------------------------------------------------------------------
     def publish_pending(self, publish: Callable[[AlarmV1], object], limit: int = BATCH) -> int:
-        """Hand each step not yet published to ``publish`` (the bus), once: the steps are marked published in a
-        write transaction first, so two processes never publish the same step (a process that dies between the
-        mark and the call loses those steps' messages; the steps themselves stay stored and audited).
+        """Hand each step not yet published to ``publish`` (the bus), in order: the steps are marked published in a
+        write transaction first, so two processes never publish the same step. When ``publish`` raises, that step
+        and the rest are unmarked (published again at the next call) and the error is raised. A process that dies
+        between the mark and the call loses those steps' messages (the steps stay stored and audited).
 
         Returns:
             how many steps were published.
@@ -361,9 +362,21 @@ class AlarmRepository:
                 .execution_options(synchronize_session=False)
             )
             payloads = [alarm_payload(t, a) for t, a in rows]
-        for p in payloads:
-            publish(p)
-        return len(payloads)
+        done = 0
+        try:
+            for p in payloads:
+                publish(p)
+                done += 1
+        except Exception:  # the bus refused one: it and the rest are published again later, in order
+            with self.uow.write() as s:
+                s.execute(
+                    update(AlarmTransition)
+                    .where(AlarmTransition.id.in_(ids[done:]))
+                    .values(published_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            raise
+        return done
 
     def steps_after(self, after_id: int, limit: int = 200) -> list[tuple[AlarmTransition, AlertRecord]]:
         """Steps with ``id > after_id`` with their alert as it is now, oldest first (the live feed's reads)."""

@@ -159,3 +159,48 @@ def test_feed_sends_alarm_events(active: Api, n: int) -> None:  # noqa: F811
     assert len(events) == n and last > 0
     body = json.loads(events[0].data)
     assert body["step"]["action"] == "raise" and body["alarm"]["state"] == "new" and "subject" not in json.dumps(body)
+
+
+class Recorder:
+    """An outbound channel that keeps what it is offered (alarms only)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        from metrosight.outbound.channel import EventFilter
+
+        self.filter = EventFilter.of(types=["alarm"])
+        self.got: list = []
+
+    def offer(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.got.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_escalation_reaches_the_outbound_channels_once(active: Api) -> None:  # noqa: F811
+    from metrosight.outbound.dispatch import Dispatcher
+
+    api = active
+    set_policy(api, {**URGENT, "escalate_after_s": 1})
+    bus = InProcessBus()
+    channel = Recorder()
+    Dispatcher([channel]).attach(bus)  # as the service's dispatcher listens on its bus
+    app = create_app(api.rt, bus=bus, config=ApiConfig(alarm_tick_seconds=0.1))
+    with TestClient(app):
+        raise_alert(api)
+        deadline = time.monotonic() + 30
+        while not any(e.body["transition"] == "escalate" for e in channel.got):
+            assert time.monotonic() < deadline, channel.got
+            time.sleep(0.1)
+    [esc] = [e for e in channel.got if e.body["transition"] == "escalate"]
+    doc = esc.envelope()
+    assert (doc["type"], doc["schema"], doc["watchlists"], doc["camera"]["id"]) == (
+        "alarm",
+        "metrosight.alarm/1",
+        ["wl"],
+        "cam-1",
+    )
+    assert doc["data"]["escalated_to"] == "admin" and doc["data"]["priority"] == "critical"
+    assert len({e.event_id for e in channel.got}) == len(channel.got)  # each step once

@@ -205,3 +205,21 @@ def test_each_step_is_published_once_with_a_stable_idempotency_key(store: Store)
         "red-central",
     )
     assert len({p.event_id for p in got}) == 3 and esc.event_id.startswith("alarm:cam-1:t:1:")
+
+
+def test_a_step_the_bus_refused_is_published_again_in_order(store: Store) -> None:
+    aid = raise_alert(store)
+    store.alarms.act(aid, OLGA, "claim")
+    store.alarms.act(aid, OLGA, "acknowledge")
+    got: list[str] = []
+
+    def flaky(p: AlarmV1) -> None:
+        if p.transition == "claim" and "refused" not in got:
+            got.append("refused")
+            raise ConnectionError("bus away")
+        got.append(p.transition)
+
+    with pytest.raises(ConnectionError):
+        store.alarms.publish_pending(flaky)
+    assert store.alarms.publish_pending(flaky) == 2  # the refused step and the rest come again, in order
+    assert [g for g in got if g != "refused"] == ["raise", "claim", "acknowledge"]
