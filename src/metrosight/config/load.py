@@ -106,7 +106,8 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
     for item in items:
         key = ".".join(str(p) for p in item["loc"]) or "(root)"
         got = item.get("input")
-        secret = any(str(p) == "source" for p in item["loc"])  # a camera address may carry credentials
+        # a camera address may carry credentials; a secret (auth.oidc.client_secret) is never echoed
+        secret = any(str(p) == "source" or "secret" in str(p) for p in item["loc"])
         shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and not secret else ""
         lines.append(redact(f"{source}: {key}: {item['msg']}{shown}"))
     return "\n".join(lines)
