@@ -14,6 +14,7 @@ from metrosight.core.names import InvalidInput
 from metrosight.core.types import Category
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.rules import Actor, PolicyError
+from metrosight.policy.scope import EVERYTHING
 from metrosight.store.db import open_engine
 from metrosight.store.errors import NotFound
 from metrosight.store.repo import Store
@@ -61,8 +62,8 @@ def test_any_text_with_a_nul_reaching_either_database_is_one_clear_refusal(store
     PostgreSQL DataError (500) here and a silent miss on SQLite."""
 
     with pytest.raises(InvalidInput, match="NUL"):
-        store.feed.recent_events(None, "loiter\x00", 10)
-    assert store.feed.recent_events(None, "loitering", 10) == []
+        store.feed.recent_events(None, "loiter\x00", 10, view=EVERYTHING)
+    assert store.feed.recent_events(None, "loitering", 10, view=EVERYTHING) == []
 
 
 def test_a_cluster_worker_name_follows_the_id_rule_and_is_not_taken_twice(tmp_path, redis_server):

@@ -13,6 +13,7 @@ supervisor this way; a consumer of a Redis bus (scale-out) plugs in the same way
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -29,7 +30,7 @@ from metrosight.api import sso
 from metrosight.api.deps import AnyUser
 from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
-from metrosight.api.metrics import make_registry, render
+from metrosight.api.metrics import make_registry, render, scoped_registry
 from metrosight.api.middleware import add_middleware
 from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages, watchlists
 from metrosight.api.routes.pages import WEB
@@ -46,6 +47,7 @@ from metrosight.bus.inproc import (
 from metrosight.bus.topics import ALARMS
 from metrosight.services.alarms import AlarmClock
 from metrosight.services.suite import Services
+from metrosight.store.scoping import CAMERA_READERS
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +217,16 @@ def _add_routes(app: FastAPI, svc: AppState) -> None:
     app.add_exception_handler(pages.PageAuth, pages.page_auth_handler)
 
     @app.get("/metrics", tags=["metrics"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-    def metrics(_actor: AnyUser) -> Response:
-        """Prometheus metrics (any role; scrape with an API token)."""
-        return Response(render(svc.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+    def metrics(actor: AnyUser) -> Response:
+        """Prometheus metrics (any role; scrape with an API token). A scoped user gets the cameras and alerts of
+        their scope only."""
+        store = svc.services.store
+        view = store.scoping.view(actor, CAMERA_READERS)  # any role reads /metrics
+        registry = svc.registry
+        if not view.everything:
+            counts = functools.partial(store.alerts.status_counts, view)
+            registry = scoped_registry(svc.cameras, view.camera, counts, svc.services.home.root)
+        return Response(render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -94,19 +94,26 @@ def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) 
     return Principal(actor, "session")
 
 
-def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
-    """Whether the credentials a long-lived request (the live feed) came with still hold one of ``roles``: False
-    once the token is revoked or expired, the session ended, the password changed or was reset, the user disabled
-    or their role withdrawn. The same checks as at the start of a request."""
+def signed_in_actor(request: Request, roles: tuple[str, ...]) -> Actor | None:
+    """The caller of a long-lived request (the live feed) as they are now — roles and scopes read again — while
+    their credentials still hold one of ``roles``; None once the token is revoked or expired, the session ended,
+    the password changed or was reset, the user disabled or their role withdrawn. The same checks as at the start
+    of a request."""
     auth = request.headers.get("authorization", "")
     scheme, _, cred = auth.partition(" ")
     bearer = (
         HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
     )
     try:
-        return principal_of(request, bearer).actor.has(*roles)
+        actor = principal_of(request, bearer).actor
     except HTTPException:
-        return False
+        return None
+    return actor if actor.has(*roles) else None
+
+
+def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
+    """Whether :func:`signed_in_actor` finds the caller still signed in with one of ``roles``."""
+    return signed_in_actor(request, roles) is not None
 
 
 def current_principal(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,10 @@ class _Cam:
         return out
 
 
+def _every(_camera_id: str) -> bool:
+    return True
+
+
 class CameraBoard:
     """State, rates and the latest redacted snapshot of each camera.
 
@@ -144,17 +149,21 @@ class CameraBoard:
         with self._lock:
             return camera_id in self._cams
 
-    def totals(self) -> dict[str, dict[str, Any]]:
-        """Per camera: lifetime counters (``COUNTED``), ``stage_seconds`` and ``stage_buckets``, and ``state``."""
+    def totals(self, visible: Callable[[str], bool] = _every) -> dict[str, dict[str, Any]]:
+        """Per camera (``visible`` ones only): lifetime counters (``COUNTED``), ``stage_seconds`` and
+        ``stage_buckets``, and ``state``."""
         with self._lock:
-            return {cid: {**c.totals(), "state": c.state} for cid, c in self._cams.items()}
+            return {cid: {**c.totals(), "state": c.state} for cid, c in self._cams.items() if visible(cid)}
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One dict per camera: id, source (credentials hidden), line, state, reason, since, fps, faces_per_s,
-        last_frame (Unix time), frames, faces, alerts, has_snapshot."""
+    def rows(self, visible: Callable[[str], bool] = _every) -> list[dict[str, Any]]:
+        """One dict per camera (``visible`` ones only, e.g. a reader's ``View.camera``): id, source (credentials
+        hidden), line, state, reason, since, fps, faces_per_s, last_frame (Unix time), frames, faces, alerts,
+        has_snapshot."""
         with self._lock:
             out = []
             for cid in sorted(self._cams):
+                if not visible(cid):
+                    continue
                 c = self._cams[cid]
                 s = c.last
                 t = c.totals()

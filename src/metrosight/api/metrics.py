@@ -4,6 +4,9 @@ Per camera: frames, faces, tracks, alerts (counters over the service's lifetime)
 state, 1 for the current one), frames a second, newest frame time, and per-stage latency histograms (detect, track,
 align, embed, match; from :attr:`metrosight.pipeline.camera.CameraStats.stage_hist`). Also the alerts stored, by
 review status, and the open live feeds.
+
+A scoped reader (:mod:`metrosight.policy.scope`) is served a registry of their own (:func:`scoped_registry`): the
+cameras of their scope only, the alerts of their scope by status, and no gallery-wide operating point.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ class ServiceCollector(Collector):
         alert_counts: Callable[[], dict[str, int]] | None = None,
         operating: Callable[[], dict[str, Any]] | None = None,
         home: Path | None = None,
+        visible: Callable[[str], bool] | None = None,
     ) -> None:
         self.board = board
         self.alert_counts = alert_counts
         self.operating = operating
         self.home = home
+        self.visible = visible
 
     def collect(self) -> Iterator[Metric]:
-        totals = self.board.totals()
-        rows = {r["id"]: r for r in self.board.rows()}
+        totals = self.board.totals(self.visible) if self.visible else self.board.totals()
+        rows = {r["id"]: r for r in (self.board.rows(self.visible) if self.visible else self.board.rows())}
         for name, key, text in (
             ("metrosight_frames", "frames_analysed", "frames analysed"),
             ("metrosight_frames_decoded", "frames_decoded", "frames decoded from the source"),
@@ -153,6 +158,15 @@ def make_registry(
     ``metrosight_home_size_bytes`` of its filesystem."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(ServiceCollector(board, alert_counts, operating, home))
+    return reg
+
+
+def scoped_registry(
+    board: CameraBoard, visible: Callable[[str], bool], alert_counts: Callable[[], dict[str, int]], home: Path | None
+) -> CollectorRegistry:
+    """A registry for one scoped reader: the cameras ``visible`` to them, ``alert_counts`` of their scope."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(ServiceCollector(board, alert_counts, None, home, visible))
     return reg
 
 

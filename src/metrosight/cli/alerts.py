@@ -16,6 +16,7 @@ from metrosight.cli.alarms import alarm_cell, step_line
 from metrosight.cli.common import MAX_ID, governed, when
 from metrosight.cli.context import cli_context
 from metrosight.store.models import AlertRecord
+from metrosight.store.scoping import ALERT_READERS
 
 alert_app = typer.Typer(help="Review alerts: two different operators must confirm one.", no_args_is_help=True)
 
@@ -44,9 +45,10 @@ def alert_list(
     """Alerts (one per person and episode), newest first, with how many sightings on which cameras."""
     c = cli_context(ctx)
     rt = c.services()
+    actor = c.actor(rt)
     with governed():
-        rows = rt.store.reviews.all(c.actor(rt), status)
-    found = rt.store.feed.alert_cameras([a.id for a in rows])
+        rows = rt.store.reviews.all(actor, status)
+    found = rt.store.feed.alert_cameras([a.id for a in rows], rt.store.scoping.view(actor, ALERT_READERS))
     cams = {a.id: found.get(a.id) or [a.camera_id] for a in rows}
     if as_json:
         for a in rows:
@@ -106,8 +108,9 @@ def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
     c = cli_context(ctx)
     out = c.out
     rt = c.services()
+    actor = c.actor(rt)
     with governed():
-        a, reviews, earlier = rt.store.reviews.detail(alert_id, c.actor(rt))
+        a, reviews, earlier = rt.store.reviews.detail(alert_id, actor)
     person = f" (person {a.person_id})" if a.person_id is not None else ""
     out.print(
         f"alert {a.id}: {a.subject_name}{person}, {a.category}, best score {a.score:.3f}, "
@@ -120,7 +123,7 @@ def alert_show(ctx: typer.Context, alert_id: AlertId) -> None:
             f"{e.get('authority') or '-'}, {e.get('legal_basis') or '-'}",
             highlight=False,
         )
-    for i, sg in enumerate(rt.store.alerts.sightings(a.id), 1):
+    for i, sg in enumerate(rt.store.reviews.sightings(a.id, actor), 1):
         at = datetime.fromtimestamp(sg.first_at, UTC)
         out.print(
             f"  sighting {i}: {sg.camera_id} track {sg.track_id} at {at:%Y-%m-%d %H:%M:%S} UTC, "

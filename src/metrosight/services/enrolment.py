@@ -17,6 +17,7 @@ from metrosight.core.names import InvalidInput, human_name, same_name
 from metrosight.core.types import Category
 from metrosight.ingest.images import ImageError, Photo
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
+from metrosight.policy.scope import EVERYTHING, View
 from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse
 from metrosight.recognize.persons import PersonDecision, candidates, decide, name_key
 from metrosight.recognize.photo import PhotoFace, PhotoRefused, enrolment_face
@@ -47,17 +48,20 @@ class EnrolResult:
 
 
 class _EnrolmentIndex:
-    """The pending and active templates of every person, read once per enrolment call and kept up to date as
-    photos are enrolled, so a folder of photos is compared without re-reading the store per photo."""
+    """The pending and active templates of every person on the watchlists ``view`` sees (the recorder's scope: a
+    person on other lists is neither linked nor named in a warning), read once per enrolment call and kept up to
+    date as photos are enrolled, so a folder of photos is compared without re-reading the store per photo."""
 
-    def __init__(self, installation: Installation, matching: Matching) -> None:
+    def __init__(self, installation: Installation, matching: Matching, view: View = EVERYTHING) -> None:
         self.store = installation.store
         self.matching = matching
-        self.entries: list[GalleryEntry] = self.store.gallery.for_enrolment(matching.models.model_id)
+        self.entries: list[GalleryEntry] = [
+            e for e in self.store.gallery.for_enrolment(matching.models.model_id) if view.watchlist(e.watchlist)
+        ]
         self.names: dict[str, dict[int, str]] = {}
         for p in self.store.persons.all():
             for e in p.entries:
-                if e.status in ("active", "pending"):
+                if e.status in ("active", "pending") and view.watchlist(e.watchlist):
                     self.names.setdefault(name_key(e.name), {})[p.id] = p.name
         self.distinct = self.store.persons.distinct_pairs()
         self._matcher: Matcher | None = None
@@ -147,11 +151,12 @@ class Enrolment:
             (all checked before any photo is read).
         """
         store = self.installation.store
-        store.watchlists.category(watchlist)
         require(actor, "record watchlist entries", "approver", "admin")
+        store.watchlists.category(watchlist, store.scoping.view(actor, ("approver", "admin")))  # also: in scope
+        view = store.scoping.view(actor, ("approver", "admin"))
         if person_id is not None:
             store.persons.all(person_id)  # NotFound before any photo is read
-        index = _EnrolmentIndex(self.installation, self.matching)
+        index = _EnrolmentIndex(self.installation, self.matching, view)
         request = _Request(watchlist, actor, auth, face, person_id)
         results = []
         for subject, photo in items:

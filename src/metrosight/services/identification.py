@@ -9,6 +9,7 @@ from typing import Any
 from metrosight.core.types import Match
 from metrosight.ingest.images import ImageError, Photo
 from metrosight.policy.rules import Actor, require
+from metrosight.policy.scope import View
 from metrosight.recognize.gallery import Matcher
 from metrosight.recognize.photo import faces_in_photo
 from metrosight.services.installation import Installation
@@ -66,6 +67,26 @@ def match_fields(m: Match | None) -> dict[str, Any]:
     }
 
 
+def scoped_face(face: dict[str, Any], view: View) -> dict[str, Any]:
+    """One face's result (:func:`match_fields` and its box) as a reader of ``view`` may see it: entries and
+    candidates on other watchlists removed; no match at all when none of its entries is in the view."""
+    if view.everything or not face.get("subject"):
+        return face
+    entries = [e for e in face.get("entries") or [] if view.watchlist(e["watchlist"])]
+    if not entries:
+        return {**face, **match_fields(None)}
+    lists = [w for w in face.get("watchlists") or [] if view.watchlist(w)]
+    first = entries[0]
+    return {
+        **face,
+        "watchlist": face["watchlist"] if view.watchlist(face["watchlist"]) else first["watchlist"],
+        "category": face["category"] if view.watchlist(face["watchlist"]) else first["category"],
+        "watchlists": lists,
+        "entries": entries,
+        "candidates": [c for c in face.get("candidates") or [] if view.watchlist(c.get("watchlist"))],
+    }
+
+
 class Identification:
     """Searches decoded photos against the entries without a camera or line scope (see :meth:`identify`)."""
 
@@ -78,19 +99,21 @@ class Identification:
         """Who on the active watchlists is in each photo (decoded by the caller through
         :mod:`metrosight.ingest.images`; an :class:`ImageError` gives a result with its reason). Boxes are in the
         photo's stored pixels. The call is audited (photo hashes and who was found); nothing about a face that
-        matched no one is stored.
+        matched no one is stored. Only entries on watchlists of the actor's scope are named: a face whose match
+        lies wholly on other lists is reported as matching no one, and candidates on other lists are left out.
 
         Raises:
             Forbidden: ``actor`` is neither an operator nor an admin (before any photo is read).
         """
         require(actor, "identify photos", "operator", "admin")
+        view = self.installation.store.scoping.view(actor, ("operator", "admin"))
         matcher = self.matching.matcher()
         out = []
         for photo in photos:
             if isinstance(photo, ImageError):
                 out.append(PhotoResult(photo.label, error=photo.reason))
                 continue
-            faces = self._faces(photo, matcher)
+            faces = [scoped_face(f, view) for f in self._faces(photo, matcher)]
             out.append(PhotoResult(photo.label, faces=faces))
             self.installation.store.audit.record(
                 actor.name,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from metrosight.core.names import free_text, human_name
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, can_approve, require
+from metrosight.policy.scope import EVERYTHING, View
 from metrosight.store import transitions, version
 from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.models import Person, Subject, Template, Watchlist, WatchlistKey
@@ -55,9 +56,12 @@ class Photo:
     quality: float
 
 
-def find_entry(s: Session, watchlist: str, name: str) -> Subject:
-    """The entry ``name`` on ``watchlist``, both found by their normalised names (NFC, trimmed); NotFound else."""
+def find_entry(s: Session, watchlist: str, name: str, view: View = EVERYTHING) -> Subject:
+    """The entry ``name`` on ``watchlist``, both found by their normalised names (NFC, trimmed); NotFound else,
+    and for a watchlist outside ``view`` (the scope of whoever acts on it)."""
     wl = find_named(s, Watchlist, watchlist)
+    if wl is not None and not view.watchlist(wl.name):
+        wl = None
     subj = find_named(s, Subject, name, Subject.watchlist_id == wl.id) if wl is not None else None
     if subj is None:
         raise NotFound(f"no entry {name!r} on watchlist {watchlist!r}")
@@ -116,9 +120,10 @@ class EntryRepository:
         now = now or datetime.now(UTC)
         subject = human_name(subject, "the person's name")
         photo = Photo(descriptor, model, source_name, source_sha256, quality)
+        view = self.uow.scoping.view(actor, ("approver", "admin"))
         with self.uow.write() as s:
             wl = find_named(s, Watchlist, watchlist)
-            if wl is None:
+            if wl is None or not view.watchlist(wl.name):  # a list outside the recorder's scope: as if absent
                 raise NotFound(f"no watchlist named {watchlist!r}; create it with `metrosight watchlist create`")
             key = s.get(WatchlistKey, wl.id)
             if key is None:
@@ -244,8 +249,9 @@ class EntryRepository:
         }
         self.uow.audit(s, actor.name, "entry.enrol", f"{watchlist}/{name}", details)
 
-    def all(self, watchlist: str | None = None) -> list[EntryInfo]:
-        """Every entry (of ``watchlist`` only, when given), by watchlist and name, with its template count."""
+    def all(self, watchlist: str | None = None, *, view: View = EVERYTHING) -> list[EntryInfo]:
+        """Every entry (of ``watchlist`` only, when given) on the watchlists ``view`` sees, by watchlist and name,
+        with its template count."""
         with self.uow.read() as s:
             q = (
                 select(Subject, Watchlist.name, func.count(Template.id))
@@ -275,6 +281,7 @@ class EntryRepository:
                     e.person_id,
                 )
                 for e, wl, n in s.execute(q).all()
+                if view.watchlist(wl)
             ]
 
     def approve(self, watchlist: str, name: str, actor: Actor, now: datetime | None = None) -> str:
@@ -285,10 +292,12 @@ class EntryRepository:
             Forbidden: not an approver, or the approver recorded the entry or added one of its templates.
             PolicyError: nothing to approve, it expired meanwhile, or it changed under the approval (``Changed``).
         """
+        require(actor, "approve watchlist entries", "approver")
         now = now or datetime.now(UTC)
         self.expire_due(now)
+        view = self.uow.scoping.view(actor, ("approver",))
         with self.uow.write() as s:
-            e = transitions.lock_entry(s, find_entry(s, watchlist, name).id)
+            e = transitions.lock_entry(s, find_entry(s, watchlist, name, view).id)
             watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # type: ignore[union-attr]  # as stored
             can_approve(actor, e.created_by, e.status, e.urgent, e.approved_by, transitions.contributors(s, e))
             expires_at = e.requested_expires_at if e.urgent and e.requested_expires_at is not None else e.expires_at
@@ -324,8 +333,9 @@ class EntryRepository:
         reason = free_text(reason, "reason")
         if not reason:
             raise PolicyError("a revocation needs a reason")
+        view = self.uow.scoping.view(actor, ("approver", "admin"))
         with self.uow.write() as s:
-            e = transitions.lock_entry(s, find_entry(s, watchlist, name).id)
+            e = transitions.lock_entry(s, find_entry(s, watchlist, name, view).id)
             watchlist, name = s.get(Watchlist, e.watchlist_id).name, e.name  # type: ignore[union-attr]  # as stored
             if e.status in transitions.TERMINAL_ENTRY:
                 raise PolicyError(f"entry {watchlist}/{name} is already {e.status}")

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session
 from metrosight.bus.payloads import AlertV1
 from metrosight.core.names import same_identifier
 from metrosight.store.alarms import raise_alarm
+from metrosight.policy.scope import EVERYTHING, View
+from metrosight.store.alert_views import alert_visible
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject
 from metrosight.store.uow import UnitOfWork
@@ -386,8 +388,9 @@ class AlertRepository:
                 q = q.where(AlertRecord.run_id == run_id)
             return list(s.scalars(q))
 
-    def status_counts(self) -> dict[str, int]:
-        """How many alerts there are in each status."""
+    def status_counts(self, view: View = EVERYTHING) -> dict[str, int]:
+        """How many alerts there are in each status (of those inside ``view``)."""
         with self.uow.read() as s:
-            rows = s.execute(select(AlertRecord.status, func.count()).group_by(AlertRecord.status))
+            q = select(AlertRecord.status, func.count()).where(alert_visible(view)).group_by(AlertRecord.status)
+            rows = s.execute(q)
             return {st: int(n) for st, n in rows}

@@ -1,14 +1,18 @@
 """Incremental reads for live views: alerts and reviews newer than an id, newest behaviour events.
 
 These read rows only; the caller checks the reader's role and records the read in the audit log (the live alert
-feed records every batch it delivers, with the alert ids).
+feed records every batch it delivers, with the alert ids). Every read takes the reader's
+:class:`~metrosight.policy.scope.View` (``store.scoping.view(actor, roles)``) and returns only what lies inside it.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from metrosight.policy.scope import View
+from metrosight.store.alert_views import alert_visible, as_seen, sighting_visible
 from metrosight.store.models import AlertRecord, AlertReview, EventRecord, Sighting, Subject
+from metrosight.store.scoping import where_camera
 from metrosight.store.uow import UnitOfWork
 
 
@@ -18,20 +22,20 @@ class Feed:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def alerts_after(self, after_id: int, limit: int = 100) -> list[AlertRecord]:
-        """Alerts with ``id > after_id``, oldest first (at most ``limit``)."""
+    def alerts_after(self, after_id: int, view: View, limit: int = 100) -> list[AlertRecord]:
+        """Alerts with ``id > after_id`` inside ``view`` (as seen there), oldest first (at most ``limit``)."""
         with self.uow.read() as s:
-            return list(
-                s.scalars(select(AlertRecord).where(AlertRecord.id > after_id).order_by(AlertRecord.id).limit(limit))
-            )
+            q = select(AlertRecord).where(AlertRecord.id > after_id, alert_visible(view))
+            return as_seen(s, list(s.scalars(q.order_by(AlertRecord.id).limit(limit))), view)
 
-    def reviews_after(self, after_id: int, limit: int = 200) -> list[tuple[AlertReview, str]]:
-        """Reviews with ``id > after_id`` and the resulting status of their alert, oldest first."""
+    def reviews_after(self, after_id: int, view: View, limit: int = 200) -> list[tuple[AlertReview, str]]:
+        """Reviews with ``id > after_id`` of alerts inside ``view``, with the resulting status of their alert,
+        oldest first."""
         with self.uow.read() as s:
             rows = s.execute(
                 select(AlertReview, AlertRecord.status)
                 .join(AlertRecord, AlertRecord.id == AlertReview.alert_id)
-                .where(AlertReview.id > after_id)
+                .where(AlertReview.id > after_id, alert_visible(view))
                 .order_by(AlertReview.id)
                 .limit(limit)
             ).all()
@@ -45,23 +49,28 @@ class Feed:
         return int(a), int(r)
 
     def recent_events(
-        self, camera_id: str | None = None, kind: str | None = None, limit: int = 100
+        self, camera_id: str | None = None, kind: str | None = None, limit: int = 100, *, view: View
     ) -> list[EventRecord]:
-        """Behaviour events (no identity), newest first."""
+        """Behaviour events (no identity) of the cameras ``view`` sees, newest first."""
         with self.uow.read() as s:
-            q = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
+            q = select(EventRecord).where(where_camera(view, EventRecord.camera_id))
+            q = q.order_by(EventRecord.id.desc()).limit(limit)
             if camera_id is not None:
                 q = q.where(EventRecord.camera_id == camera_id)
             if kind is not None:
                 q = q.where(EventRecord.kind == kind)
             return list(s.scalars(q))
 
-    def event(self, event_row_id: int) -> EventRecord | None:
+    def event(self, event_row_id: int, view: View) -> EventRecord | None:
+        """A behaviour event, None when there is none or its camera is outside ``view``."""
         with self.uow.read() as s:
-            return s.get(EventRecord, event_row_id)
+            e = s.get(EventRecord, event_row_id)
+            return e if e is not None and view.camera(e.camera_id) else None
 
-    def latest_event_snapshot(self, camera_id: str) -> str | None:
-        """Path of the newest stored (redacted) event snapshot of a camera, if any."""
+    def latest_event_snapshot(self, camera_id: str, view: View) -> str | None:
+        """Path of the newest stored (redacted) event snapshot of a camera ``view`` sees, if any."""
+        if not view.camera(camera_id):
+            return None
         with self.uow.read() as s:
             return s.scalar(
                 select(EventRecord.snapshot_path)
@@ -83,12 +92,16 @@ class Feed:
         with self.uow.read() as s:
             return int(s.scalar(select(func.max(Sighting.id))) or 0)
 
-    def appended_after(self, after_id: int, alerts_upto: int, limit: int = 200) -> tuple[int, list[AlertRecord]]:
+    def appended_after(
+        self, after_id: int, alerts_upto: int, view: View, limit: int = 200
+    ) -> tuple[int, list[AlertRecord]]:
         """Sightings with ``id > after_id`` appended to alerts already delivered (``id <= alerts_upto``): the newest
-        sighting id read and those alerts (each once, oldest first), to re-send with their new sighting counts."""
+        sighting id read and those alerts (each once, oldest first, as seen in ``view``), to re-send with their new
+        sighting counts. A sighting outside ``view`` re-sends nothing."""
         with self.uow.read() as s:
+            appended, seen = Sighting.event_id != AlertRecord.event_id, sighting_visible(view)
             rows = s.execute(
-                select(Sighting.id, Sighting.alert_id, Sighting.event_id != AlertRecord.event_id)
+                select(Sighting.id, Sighting.alert_id, appended, seen)
                 .join(AlertRecord, AlertRecord.id == Sighting.alert_id)
                 .where(Sighting.id > after_id)
                 .order_by(Sighting.id)
@@ -96,23 +109,23 @@ class Feed:
             ).all()
             if not rows:
                 return after_id, []
-            ids = sorted({aid for _, aid, appended in rows if appended and aid <= alerts_upto})
+            ids = sorted({aid for _, aid, appended, seen in rows if appended and seen and aid <= alerts_upto})
             alerts = (
                 list(s.scalars(select(AlertRecord).where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id)))
                 if ids
                 else []
             )
-            return int(rows[-1][0]), alerts
+            return int(rows[-1][0]), as_seen(s, alerts, view)
 
-    def alert_cameras(self, alert_ids: list[int]) -> dict[int, list[str]]:
-        """The cameras of each alert's sightings, in the order they first saw the person."""
+    def alert_cameras(self, alert_ids: list[int], view: View) -> dict[int, list[str]]:
+        """The cameras of each alert's sightings inside ``view``, in the order they first saw the person."""
         if not alert_ids:
             return {}
         out: dict[int, list[str]] = {}
         with self.uow.read() as s:
             for aid, cam in s.execute(
                 select(Sighting.alert_id, Sighting.camera_id)
-                .where(Sighting.alert_id.in_(sorted(set(alert_ids))))
+                .where(Sighting.alert_id.in_(sorted(set(alert_ids))), sighting_visible(view))
                 .order_by(Sighting.first_at, Sighting.id)
             ):
                 if cam not in out.setdefault(aid, []):

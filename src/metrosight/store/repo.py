@@ -72,6 +72,8 @@ class Store:
         windows: no-identification windows.
         policy: what running cameras re-read (gallery version, windows, expiry).
         audit, retention: the audit log (reads, verification, standalone entries); the retention purge.
+        scoping: the camera groups and each reader's view (``scoping.view(actor, roles)``), which every read of
+            alerts, sightings, crops, events and snapshots takes (:mod:`metrosight.store.scoping`).
 
     Args:
         engine: the database.
@@ -98,6 +100,7 @@ class Store:
         camera_groups: CameraGroups = NO_GROUPS,
     ) -> None:
         self.uow = uow = UnitOfWork(engine, keyring, checkpoints, camera_groups)
+        self.scoping = uow.scoping
         self.users = UserRepository(uow)
         self.accounts = Accounts(uow, self.users)
         self.identities = Identities(uow)

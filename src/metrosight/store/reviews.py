@@ -10,15 +10,18 @@ from sqlalchemy import select
 from metrosight.core.names import free_text, looks_alike
 from metrosight.policy.rules import Actor, Forbidden, PolicyError, alert_status, require
 from metrosight.store import transitions
+from metrosight.store.alert_views import alert_visible, as_seen, as_seen_one, visible_sightings
 from metrosight.store.errors import NotFound
 from metrosight.store.models import AlertRecord, AlertReview, Sighting
+from metrosight.store.scoping import ALERT_READERS, CROP_READERS
 from metrosight.store.uow import UnitOfWork
 from metrosight.store.watchlists import WatchlistRepository
 
 
 class ReviewRepository:
     """Reviews of alerts and the audited reads of them (``store.reviews``); crops are decrypted with their
-    watchlist's key (``watchlists``)."""
+    watchlist's key (``watchlists``). Every read and review is limited to the actor's scope (an alert outside it
+    is not found, see :mod:`metrosight.store.alert_views`)."""
 
     def __init__(self, uow: UnitOfWork, watchlists: WatchlistRepository) -> None:
         self.uow = uow
@@ -38,9 +41,10 @@ class ReviewRepository:
         reason = free_text(reason, "reason") if reason is not None else None
         if action == "reject" and not reason:
             raise PolicyError("a rejection needs a reason (it is kept as feedback)")
+        view = self.uow.scoping.view(actor, ("operator",))
         with self.uow.write() as s:
             a = transitions.lock_alert(s, alert_id)
-            if a is None:
+            if a is None or as_seen_one(s, a, view) is None:  # outside the operator's scope: as if absent
                 raise NotFound(f"no alert {alert_id}")
             prior = transitions.reviews_of(s, alert_id)
             stored = alert_status((r.user, r.action) for r in prior)
@@ -78,9 +82,11 @@ class ReviewRepository:
         Returns:
             ``(alert, reviews, earlier_rejections)``.
         """
-        require(actor, "read alerts", "operator", "admin", "auditor")
+        require(actor, "read alerts", *ALERT_READERS)
+        view = self.uow.scoping.view(actor, ALERT_READERS)
         with self.uow.write() as s:
-            a = s.get(AlertRecord, alert_id)
+            stored = s.get(AlertRecord, alert_id)
+            a = as_seen_one(s, stored, view) if stored is not None else None
             if a is None:
                 raise NotFound(f"no alert {alert_id}")
             reviews = list(
@@ -96,6 +102,7 @@ class ReviewRepository:
                         if a.person_id is not None
                         else (AlertRecord.subject_id == a.subject_id),
                         AlertRecord.id != a.id,
+                        alert_visible(view),
                     )
                     .order_by(AlertReview.at.desc())
                 )
@@ -105,40 +112,45 @@ class ReviewRepository:
 
     def all(self, actor: Actor, status: str | None = None, limit: int = 100) -> list[AlertRecord]:
         """Alerts, newest first (metadata only; no crops). Audited."""
-        require(actor, "list alerts", "operator", "admin", "auditor")
+        require(actor, "list alerts", *ALERT_READERS)
+        view = self.uow.scoping.view(actor, ALERT_READERS)
         with self.uow.write() as s:
-            q = select(AlertRecord).order_by(AlertRecord.id.desc()).limit(limit)
+            q = select(AlertRecord).where(alert_visible(view)).order_by(AlertRecord.id.desc()).limit(limit)
             if status:
                 q = q.where(AlertRecord.status == status)
-            rows = list(s.scalars(q))
+            rows = as_seen(s, list(s.scalars(q)), view)
             self.uow.audit(s, actor.name, "alert.list", None, {"status": status, "count": len(rows)})
             return rows
 
+    def sightings(self, alert_id: int, actor: Actor) -> list[Sighting]:
+        """The sightings of an alert inside the actor's scope, in the order they were seen (metadata only; the
+        read of the alert itself is audited by :meth:`detail`)."""
+        require(actor, "read alerts", *ALERT_READERS)
+        with self.uow.read() as s:
+            return visible_sightings(s, alert_id, self.uow.scoping.view(actor, ALERT_READERS))
+
     def read_crop(self, alert_id: int, actor: Actor, sighting: int | None = None) -> bytes:
         """The decrypted best-shot JPEG of an alert, or of its ``sighting``-th sighting (1-based, in the order of
-        ``sightings``) — an export of biometric data; audited.
+        ``sightings`` as the actor sees them) — an export of biometric data; audited. Only crops of sightings
+        inside the actor's scope are read.
 
         Raises:
             NotFound: no alert or sighting, or it has no crop. CryptoError: the watchlist was shredded.
         """
-        require(actor, "export alert crops", "operator", "admin")
+        require(actor, "export alert crops", *CROP_READERS)
+        view = self.uow.scoping.view(actor, CROP_READERS)
         with self.uow.read() as s:
-            a = s.get(AlertRecord, alert_id)
+            stored = s.get(AlertRecord, alert_id)
+            a = as_seen_one(s, stored, view) if stored is not None else None
             if a is None:
                 raise NotFound(f"alert {alert_id} has no stored crop")
+            rows = visible_sightings(s, alert_id, view)
             if sighting is None:
                 path = a.crop_path
-                sg = (
-                    s.scalar(select(Sighting).where(Sighting.alert_id == alert_id, Sighting.crop_path == path))
-                    if path
-                    else None
-                )
+                sg = next((r for r in rows if path and r.crop_path == path), None)
+                if sg is None and not view.everything:
+                    path = None  # the crop of a sighting outside the scope is never read
             else:
-                rows = list(
-                    s.scalars(
-                        select(Sighting).where(Sighting.alert_id == alert_id).order_by(Sighting.first_at, Sighting.id)
-                    )
-                )
                 if not 1 <= sighting <= len(rows):
                     raise NotFound(f"alert {alert_id} has {len(rows)} sighting(s), not {sighting}")
                 sg = rows[sighting - 1]

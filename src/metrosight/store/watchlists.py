@@ -13,6 +13,7 @@ from metrosight.core.names import human_name
 from metrosight.core.types import Category
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, require
+from metrosight.policy.scope import EVERYTHING, View
 from metrosight.store import version
 from metrosight.store.db import StoreError
 from metrosight.store.errors import Conflict, NotFound
@@ -75,19 +76,19 @@ class WatchlistRepository:
             self.uow.audit(s, actor.name, "watchlist.create", name, {"category": str(category)})
             version.bump(s)
 
-    def category(self, name: str) -> Category:
-        """Raises NotFound if there is no such watchlist."""
+    def category(self, name: str, view: View = EVERYTHING) -> Category:
+        """Raises NotFound if there is no such watchlist, or ``view`` (a reader's scope) does not see it."""
         with self.uow.read() as s:
             wl = find_named(s, Watchlist, name)
-            cat = wl.category if wl is not None else None
+            cat = wl.category if wl is not None and view.watchlist(wl.name) else None
         if cat is None:
             raise NotFound(
                 f"no watchlist named {name!r}; create it with `metrosight watchlist create {name} --category …`"
             )
         return Category(cat)
 
-    def all(self) -> list[WatchlistInfo]:
-        """Every watchlist with how many entries and templates it holds, by name."""
+    def all(self, *, view: View = EVERYTHING) -> list[WatchlistInfo]:
+        """Every watchlist ``view`` sees, with how many entries and templates it holds, by name."""
         with self.uow.read() as s:
             rows = s.execute(
                 select(
@@ -102,7 +103,7 @@ class WatchlistRepository:
                 .group_by(Watchlist.id)
                 .order_by(Watchlist.name)
             ).all()
-        return [WatchlistInfo(n, c, subj, tpl, created) for n, c, created, subj, tpl in rows]
+        return [WatchlistInfo(n, c, subj, tpl, created) for n, c, created, subj, tpl in rows if view.watchlist(n)]
 
     def shred(self, watchlist: str, actor: Actor) -> None:
         """Destroy a watchlist's key (crypto-shredding) and its templates; its entries end as revoked."""

@@ -22,7 +22,7 @@ from metrosight.api.deps import (
     RowId,
     StoreDep,
     services,
-    still_signed_in,
+    signed_in_actor,
 )
 from metrosight.api.routes.alarms import alarm_public, step_public
 from metrosight.api.schemas import (
@@ -34,6 +34,7 @@ from metrosight.api.schemas import (
     SightingPublic,
 )
 from metrosight.api.state import AppState
+from metrosight.policy.scope import View
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
 from metrosight.store.repo import Store
@@ -42,7 +43,6 @@ router = APIRouter(tags=["alerts"])
 log = logging.getLogger(__name__)
 
 STATUSES = ("new", "confirmed_once", "actionable", "rejected")
-RECHECK_SECONDS = 2.0  # an open live feed re-checks its credentials this often (revoked token, reset password…)
 
 
 def alert_public(
@@ -78,9 +78,10 @@ def alert_public(
     )
 
 
-def alerts_public(store: Store, rows: list[AlertRecord]) -> list[AlertPublic]:
+def alerts_public(store: Store, rows: list[AlertRecord], view: View) -> list[AlertPublic]:
+    """Alerts as the reader of ``view`` sees them (rows already scoped by the store; their cameras too)."""
     refs = store.feed.entry_references([a.subject_id for a in rows if a.subject_id is not None])
-    cams = store.feed.alert_cameras([a.id for a in rows])
+    cams = store.feed.alert_cameras([a.id for a in rows], view)
     return [alert_public(a, refs, cams.get(a.id)) for a in rows]
 
 
@@ -91,8 +92,8 @@ def list_alerts(
     status: Annotated[str | None, Query(pattern="^(new|confirmed_once|actionable|rejected)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertPublic]:
-    """Alerts, newest first (metadata only). Audited."""
-    return alerts_public(store, store.reviews.all(actor, status, limit))
+    """Alerts, newest first (metadata only), of the caller's scope. Audited."""
+    return alerts_public(store, store.reviews.all(actor, status, limit), store.scoping.view(actor, ALERT_READERS))
 
 
 @router.get(
@@ -111,8 +112,9 @@ async def alert_stream(
     ``status`` events (``{id, status, user, action}``) for each review, ``alarm`` events (``{id, step, alarm}``)
     for each step of an alarm (raised, claimed, released, taken over, acknowledged, escalated). New rows are read
     from the store (so alerts stored by other processes appear too) at once when the bus announces one, else every
-    ``poll`` seconds.
-    Every batch delivered is recorded in the audit log."""
+    ``poll`` seconds. Only alerts (and alarms) of the caller's scope are sent, as they are in it; the scope is read
+    again before every read, so a changed scope applies to an open feed at once. Every batch delivered is recorded
+    in the audit log."""
     svc = services(request)
     start_alert, start_review = await run_in_threadpool(store.feed.last_ids)
     start_sighting = await run_in_threadpool(store.feed.last_sighting_id)
@@ -143,39 +145,39 @@ async def _feed(
 ) -> AsyncIterator[ServerSentEvent]:
     """The feed's loop. A failed read or audit write (the database busy or away) does not end the feed: nothing of
     that batch is sent (every delivery is audited first), and the same rows are tried again at the next wake-up.
-    An alert that gained a sighting is sent again (same event, its new sighting count)."""
+    An alert that gained a sighting is sent again (same event, its new sighting count). Before each read the
+    caller is read again (credentials, roles and scope): the rows read are those of their scope at that moment."""
     store = svc.services.store
     waiter = svc.hub.register()
-    checked = asyncio.get_running_loop().time()
     try:
         yield ServerSentEvent(event="hello", data=json.dumps({"after": last_alert}), retry=RETRY_MS)
         while True:
             try:
-                rows = await run_in_threadpool(store.feed.alerts_after, last_alert)
-                if rows or asyncio.get_running_loop().time() - checked >= RECHECK_SECONDS:
-                    if not await run_in_threadpool(still_signed_in, request, ALERT_READERS):
-                        break  # the token was revoked, the password reset, the session ended: nothing more is sent
-                    checked = asyncio.get_running_loop().time()
+                reader = await run_in_threadpool(signed_in_actor, request, ALERT_READERS)
+                if reader is None:
+                    break  # the token was revoked, the password reset, the session ended: nothing more is sent
+                view = store.scoping.view(reader, ALERT_READERS)
+                rows = await run_in_threadpool(store.feed.alerts_after, last_alert, view)
                 if rows:
                     await run_in_threadpool(
                         store.audit.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in rows]}
                     )
-                    pubs = await run_in_threadpool(alerts_public, store, rows)
+                    pubs = await run_in_threadpool(alerts_public, store, rows, view)
                     last_alert = rows[-1].id
                     for pub in pubs:
                         yield ServerSentEvent(event="alert", id=str(pub.id), data=pub.model_dump_json())
-                upto, grown = await run_in_threadpool(store.feed.appended_after, last_sighting, last_alert)
+                upto, grown = await run_in_threadpool(store.feed.appended_after, last_sighting, last_alert, view)
                 if grown:
                     await run_in_threadpool(
                         store.audit.record, user, "alert.stream_delivered", None, {"alert_ids": [a.id for a in grown]}
                     )
-                    for pub in await run_in_threadpool(alerts_public, store, grown):
+                    for pub in await run_in_threadpool(alerts_public, store, grown, view):
                         yield ServerSentEvent(event="alert", data=pub.model_dump_json())
                 last_sighting = upto
-                last_step, steps = await run_in_threadpool(_alarm_events, store, last_step)
+                last_step, steps = await run_in_threadpool(_alarm_events, store, last_step, view)
                 for ev in steps:
                     yield ev
-                reviews = await run_in_threadpool(store.feed.reviews_after, last_review)
+                reviews = await run_in_threadpool(store.feed.reviews_after, last_review, view)
                 for r, status in reviews:
                     last_review = r.id
                     yield ServerSentEvent(
@@ -219,6 +221,7 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
     (camera, times, score, whether a crop is stored), its reviews, and earlier rejected alerts of the same
     person. Audited."""
     a, reviews, earlier = store.reviews.detail(alert_id, actor)
+    view = store.scoping.view(actor, ALERT_READERS)
     sightings = [
         SightingPublic(
             n=i,
@@ -232,10 +235,10 @@ def alert_detail(alert_id: RowId, actor: AlertReader, store: StoreDep) -> AlertD
             last_at=sg.last_at,
             has_crop=bool(sg.crop_path),
         )
-        for i, sg in enumerate(store.alerts.sightings(a.id), 1)
+        for i, sg in enumerate(store.reviews.sightings(a.id, actor), 1)
     ]
     return AlertDetailPublic(
-        **alerts_public(store, [a])[0].model_dump(),
+        **alerts_public(store, [a], view)[0].model_dump(),
         reviews=[ReviewPublic.model_validate(r) for r in reviews],
         earlier_rejections=[ReviewPublic.model_validate(r) for r in earlier],
         sighting_list=sightings,

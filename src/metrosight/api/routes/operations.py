@@ -29,30 +29,36 @@ from metrosight.policy.rules import Forbidden
 from metrosight.policy.scope import Scope
 from metrosight.recognize.normalize import CohortError
 from metrosight.store.models import EventRecord
+from metrosight.store.scoping import CAMERA_READERS
 
 router = APIRouter()
 
 
 # -- recognition operating point ----------------------------------------------------------------------------------
 @router.get("/api/recognition", response_model=OperatingPointPublic, tags=["recognition"])
-async def operating_point(_actor: AnyUser, request: Request) -> OperatingPointPublic:
+async def operating_point(actor: AnyUser, request: Request, store: StoreDep) -> OperatingPointPublic:
     """The match threshold in force: the target FPIR per search, the active persons it is computed for, how it was
-    estimated (impostor pairs, method, resolution), each list's target and threshold, the watchlist searches a day
-    (face tracks: finished runs of the last 7 days, or the live cameras) and the expected false candidates a day."""
+    estimated (impostor pairs, method, resolution), each list's target and threshold (the lists of the caller's
+    scope), the watchlist searches a day (face tracks: finished runs of the last 7 days, or the live cameras) and
+    the expected false candidates a day."""
 
     try:
         op = await run_in_threadpool(services(request).operating_status)
     except CohortError as exc:
         raise HTTPException(409, str(exc)) from None
+    view = store.scoping.view(actor, CAMERA_READERS)  # every role reads it
+    if isinstance(op.get("lists"), Mapping):
+        op = {**op, "lists": {k: v for k, v in op["lists"].items() if view.watchlist(k)}}
     return OperatingPointPublic(**op)
 
 
 # -- cameras ------------------------------------------------------------------------------------------------------
 @router.get("/api/cameras", response_model=list[CameraPublic], tags=["cameras"])
-def list_cameras(_actor: AnyUser, request: Request) -> list[CameraPublic]:
-    """Every configured camera: state (starting, live, reconnecting, down, stopped; ``configured`` before its
-    first report), frames and faces a second, newest frame time, counters."""
-    return [CameraPublic(**row) for row in services(request).cameras.rows()]
+def list_cameras(actor: AnyUser, request: Request, store: StoreDep) -> list[CameraPublic]:
+    """Every configured camera of the caller's scope: state (starting, live, reconnecting, down, stopped;
+    ``configured`` before its first report), frames and faces a second, newest frame time, counters."""
+    view = store.scoping.view(actor, CAMERA_READERS)
+    return [CameraPublic(**row) for row in services(request).cameras.rows(view.camera)]
 
 
 @router.get(
@@ -61,15 +67,17 @@ def list_cameras(_actor: AnyUser, request: Request) -> list[CameraPublic]:
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
     tags=["cameras"],
 )
-def camera_snapshot(camera_id: str, _actor: AnyUser, request: Request, store: StoreDep) -> Response:
+def camera_snapshot(camera_id: str, actor: AnyUser, request: Request, store: StoreDep) -> Response:
     """The camera's newest whole-frame snapshot with every detected face blurred (downscaled; kept in memory
-    only), else the newest stored behaviour-event snapshot of that camera (heads and faces blurred)."""
+    only), else the newest stored behaviour-event snapshot of that camera (heads and faces blurred). A camera
+    outside the caller's scope has none (404)."""
     camera_id = identifier(camera_id, "camera id")  # the one rule (422 with the reason otherwise)
+    view = store.scoping.view(actor, CAMERA_READERS)
     board = services(request).cameras
-    snap = board.snapshot(camera_id)
+    snap = board.snapshot(camera_id) if view.camera(camera_id) else None
     if snap is not None:
         return Response(snap[0], media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
-    path = store.feed.latest_event_snapshot(camera_id)
+    path = store.feed.latest_event_snapshot(camera_id, view)
     if path and Path(path).is_file():
         return Response(Path(path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
     raise HTTPException(404, f"no snapshot of camera {camera_id!r} yet")
@@ -93,15 +101,17 @@ def _event_public(e: EventRecord) -> EventPublic:
 
 @router.get("/api/events", response_model=list[EventPublic], tags=["events"])
 def list_events(
-    _actor: AnyUser,
+    actor: AnyUser,
     store: StoreDep,
     camera: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventPublic]:
-    """Behaviour events (loitering, fast movement, crossings), newest first. They carry no identity."""
+    """Behaviour events (loitering, fast movement, crossings) of the caller's scope, newest first. They carry no
+    identity."""
     camera = identifier(camera, "camera") if camera is not None else None  # 422 for an id that breaks the rule
-    return [_event_public(e) for e in store.feed.recent_events(camera, kind, limit)]
+    view = store.scoping.view(actor, CAMERA_READERS)
+    return [_event_public(e) for e in store.feed.recent_events(camera, kind, limit, view=view)]
 
 
 @router.get(
@@ -110,9 +120,9 @@ def list_events(
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
     tags=["events"],
 )
-def event_snapshot(event_id: RowId, _actor: AnyUser, store: StoreDep) -> Response:
-    """An event's whole-frame snapshot (every head and face blurred)."""
-    e = store.feed.event(event_id)
+def event_snapshot(event_id: RowId, actor: AnyUser, store: StoreDep) -> Response:
+    """An event's whole-frame snapshot (every head and face blurred); 404 outside the caller's scope."""
+    e = store.feed.event(event_id, store.scoping.view(actor, CAMERA_READERS))
     if e is None or not e.snapshot_path or not Path(e.snapshot_path).is_file():
         raise HTTPException(404, f"event {event_id} has no snapshot")
     return Response(Path(e.snapshot_path).read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -23,6 +23,7 @@ from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_o
 from metrosight.api.sso import logout_target, sso_of
 from metrosight.policy.alarms import ESCALATION_ROLES
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
+from metrosight.store.scoping import CAMERA_READERS
 
 router = APIRouter(include_in_schema=False)
 
@@ -199,7 +200,7 @@ def alerts_page(request: Request) -> Response:
             return RedirectResponse("/cameras", status_code=303)
         raise
     store = services(request).services.store
-    rows = alerts_public(store, store.reviews.all(actor, None, 50))
+    rows = alerts_public(store, store.reviews.all(actor, None, 50), store.scoping.view(actor, ALERT_READERS))
     after = max((a.id for a in rows), default=0)
     return render(
         request,
@@ -217,7 +218,9 @@ def alerts_page(request: Request) -> Response:
 @router.get("/cameras", response_class=HTMLResponse)
 def cameras_page(request: Request) -> Response:
     actor = page_user(request, ANY_ROLE)
-    return render(request, "cameras.html", actor, cameras=services(request).cameras.rows())
+    svc = services(request)
+    view = svc.services.store.scoping.view(actor, CAMERA_READERS)
+    return render(request, "cameras.html", actor, cameras=svc.cameras.rows(view.camera))
 
 
 @router.get("/watchlists", response_class=HTMLResponse)
@@ -225,18 +228,20 @@ def watchlists_page(request: Request) -> Response:
     actor = page_user(request, WATCHLIST_READERS)
     store = services(request).services.store
     now = datetime.now(UTC)
-    entries = store.entries.all()
+    view = store.scoping.view(actor, WATCHLIST_READERS)
+    entries = store.entries.all(view=view)
+    cams = store.scoping.view(actor, CAMERA_READERS)
     return render(
         request,
         "watchlists.html",
         actor,
-        watchlists=store.watchlists.all(),
+        watchlists=store.watchlists.all(view=view),
         entries=entries,
         now=now,
         can_create=actor.has("admin"),
         can_record=actor.has("approver", "admin"),
         can_approve=actor.has("approver"),
-        cameras=[c.id for c in services(request).services.settings.cameras],
+        cameras=[c.id for c in services(request).services.settings.cameras if cams.camera(c.id)],
     )
 
 
@@ -244,7 +249,8 @@ def watchlists_page(request: Request) -> Response:
 def events_page(request: Request, camera: str | None = None, kind: str | None = None) -> Response:
     actor = page_user(request, ANY_ROLE)
     store = services(request).services.store
-    events = store.feed.recent_events(camera or None, kind or None, 200)
+    view = store.scoping.view(actor, CAMERA_READERS)
+    events = store.feed.recent_events(camera or None, kind or None, 200, view=view)
     return render(request, "events.html", actor, events=events, camera=camera or "", kind=kind or "")
 
 

@@ -29,6 +29,7 @@ from metrosight.policy.rules import Actor, Authorisation, PolicyError
 from metrosight.services.enrolment import EnrolResult
 from metrosight.services.suite import Services
 from metrosight.store.repo import Store
+from metrosight.store.scoping import WATCHLIST_READERS
 
 router = APIRouter(tags=["watchlists"])
 
@@ -38,9 +39,10 @@ MAX_PHOTOS = 5  # photos per enrolment request
 
 
 @router.get("/api/watchlists", response_model=list[WatchlistPublic])
-def list_watchlists(_actor: WatchlistReader, store: StoreDep) -> list[WatchlistPublic]:
+def list_watchlists(actor: WatchlistReader, store: StoreDep) -> list[WatchlistPublic]:
     """Watchlists with their entry and template counts."""
-    return [WatchlistPublic.model_validate(w) for w in store.watchlists.all()]
+    view = store.scoping.view(actor, WATCHLIST_READERS)
+    return [WatchlistPublic.model_validate(w) for w in store.watchlists.all(view=view)]
 
 
 @router.post("/api/watchlists", response_model=WatchlistPublic, status_code=201)
@@ -52,16 +54,18 @@ def create_watchlist(body: WatchlistCreate, actor: Admin, store: StoreDep) -> Wa
 
 
 @router.get("/api/entries", response_model=list[EntryPublic])
-def list_entries(_actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
+def list_entries(actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
     """Every watchlist entry with its authorisation, status, scope and expiry."""
-    return [EntryPublic.model_validate(e) for e in store.entries.all()]
+    view = store.scoping.view(actor, WATCHLIST_READERS)
+    return [EntryPublic.model_validate(e) for e in store.entries.all(view=view)]
 
 
 @router.get("/api/watchlists/{watchlist}/entries", response_model=list[EntryPublic])
-def watchlist_entries(watchlist: str, _actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
+def watchlist_entries(watchlist: str, actor: WatchlistReader, store: StoreDep) -> list[EntryPublic]:
     """The entries of one watchlist."""
-    store.watchlists.category(watchlist)  # 404 when unknown
-    return [EntryPublic.model_validate(e) for e in store.entries.all(watchlist)]
+    view = store.scoping.view(actor, WATCHLIST_READERS)
+    store.watchlists.category(watchlist, view)  # 404 when unknown or outside the caller's scope
+    return [EntryPublic.model_validate(e) for e in store.entries.all(watchlist, view=view)]
 
 
 def _safe_name(filename: str | None, i: int) -> str:
@@ -167,7 +171,7 @@ def enrol(
     (413 when one of them for its size)."""
     limits = svc.installation.photo_limits
     subject = _checked_request(subject, photos, face, limits)
-    svc.store.watchlists.category(watchlist)  # 404 before anything is read
+    svc.store.watchlists.category(watchlist, svc.store.scoping.view(actor, ("approver", "admin")))  # 404 first
     auth = _authorisation(svc, legal_basis, authority, reference, expires, valid_from, cameras, lines, urgent)
     uploads = _DecodedUploads(photos, subject, limits)
     results = svc.enrolment.enroll(watchlist, uploads, actor, auth, face=face, person_id=person_id)
