@@ -29,9 +29,19 @@ from sqlalchemy.orm import Session
 
 from metrosight.bus.payloads import AlarmV1
 from metrosight.core.names import free_text
-from metrosight.policy.alarms import DEFAULT_POLICY, AlarmPolicy, AlarmView, NoAlarm, next_state, policy_for
+from metrosight.policy.alarms import (
+    DEFAULT_POLICY,
+    ESCALATION_ROLES,
+    AlarmPolicy,
+    AlarmView,
+    NoAlarm,
+    next_state,
+    policy_for,
+)
 from metrosight.policy.rules import Actor, require
+from metrosight.policy.scope import EVERYTHING, View
 from metrosight.store import transitions
+from metrosight.store.alert_views import alert_visible, as_seen_one
 from metrosight.store.errors import NotFound
 from metrosight.store.models import AlarmTransition, AlertPolicyRecord, AlertRecord, Watchlist
 from metrosight.store.naming import find_named
@@ -175,23 +185,23 @@ class AlarmRepository:
             name = wl.name
         return self.policy(name)
 
-    def policy(self, watchlist: str) -> PolicyInfo:
+    def policy(self, watchlist: str, view: View = EVERYTHING) -> PolicyInfo:
         """A watchlist's policy (the default when none was set).
 
         Raises:
-            NotFound: no such watchlist.
+            NotFound: no such watchlist, or one outside ``view`` (the reader's scope).
         """
         with self.uow.read() as s:
             wl = find_named(s, Watchlist, watchlist)
-            if wl is None:
+            if wl is None or not view.watchlist(wl.name):
                 raise NotFound(f"no watchlist named {watchlist!r}")
             row = s.get(AlertPolicyRecord, wl.id)
             if row is None:
                 return PolicyInfo(wl.name, DEFAULT_POLICY)
             return PolicyInfo(wl.name, _policy_of(row), row.updated_by, row.updated_at)
 
-    def policies(self) -> list[PolicyInfo]:
-        """Every watchlist's policy, by watchlist name."""
+    def policies(self, view: View = EVERYTHING) -> list[PolicyInfo]:
+        """Every watchlist's policy (of the watchlists ``view`` sees), by watchlist name."""
         with self.uow.read() as s:
             rows = s.execute(
                 select(Watchlist.name, AlertPolicyRecord)
@@ -203,6 +213,7 @@ class AlarmRepository:
                 if r is not None
                 else PolicyInfo(n, DEFAULT_POLICY)
                 for n, r in rows
+                if view.watchlist(n)
             ]
 
     # -- steps -----------------------------------------------------------------------------------------------------
@@ -215,9 +226,11 @@ class AlarmRepository:
                 says who owns the alarm and what to do). Changed: a concurrent step won (look again).
         """
         reason = free_text(reason, "reason") or None if reason is not None else None
+        handlers = ("operator", *ESCALATION_ROLES)  # one without these roles is refused by the rules below
+        scope = self.uow.scoping.view(actor, handlers) if actor.has(*handlers) else EVERYTHING
         with self.uow.write() as s:
             a = transitions.lock_alert(s, alert_id)
-            if a is None:
+            if a is None or as_seen_one(s, a, scope) is None:  # outside the actor's scope: as if absent
                 raise NotFound(f"no alert {alert_id}")
             view = AlarmView(
                 a.id, a.alarm_state, a.owner, a.escalated_at is not None, a.escalate_to, a.status == "rejected"
@@ -378,14 +391,15 @@ class AlarmRepository:
             raise
         return done
 
-    def steps_after(self, after_id: int, limit: int = 200) -> list[tuple[AlarmTransition, AlertRecord]]:
-        """Steps with ``id > after_id`` with their alert as it is now, oldest first (the live feed's reads)."""
+    def steps_after(self, after_id: int, view: View, limit: int = 200) -> list[tuple[AlarmTransition, AlertRecord]]:
+        """Steps with ``id > after_id`` of alerts inside ``view`` (a reader's scope), with their alert as it is now,
+        oldest first (the live feed's reads)."""
         with self.uow.read() as s:
             return list(
                 s.execute(
                     select(AlarmTransition, AlertRecord)
                     .join(AlertRecord, AlertRecord.id == AlarmTransition.alert_id)
-                    .where(AlarmTransition.id > after_id)
+                    .where(AlarmTransition.id > after_id, alert_visible(view))
                     .order_by(AlarmTransition.id)
                     .limit(limit)
                 ).all()

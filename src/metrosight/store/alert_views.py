@@ -82,6 +82,8 @@ def _partial(a: AlertRecord, vis: list[Sighting], entries: list[dict[str, Any]])
     c.score, c.distance, c.sightings = best.score, best.distance, len(vis)
     c.crop_path = best.crop_path or next((sg.crop_path for sg in vis if sg.crop_path), None)
     c.entries = entries
+    if c.policy_watchlist is not None and not any(e.get("watchlist") == c.policy_watchlist for e in entries):
+        c.policy_watchlist = None  # the alarm's policy came from a list outside the scope: not named
     shown = next((e for e in entries if e.get("entry_id") == best.entry_id), entries[0] if entries else None)
     if shown is not None:
         c.watchlist, c.category, c.subject_id = shown["watchlist"], shown.get("category", a.category), shown["entry_id"]

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from metrosight.bus.payloads import AlertV1
 from metrosight.core.names import same_identifier
-from metrosight.store.alarms import raise_alarm
 from metrosight.policy.scope import EVERYTHING, View
+from metrosight.store.alarms import raise_alarm
 from metrosight.store.alert_views import alert_visible
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Person, Sighting, Subject

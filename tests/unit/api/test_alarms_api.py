@@ -152,10 +152,11 @@ def test_the_alerts_page_shows_priority_owner_and_countdown(active: Api) -> None
 @pytest.mark.parametrize("n", [3])
 def test_feed_sends_alarm_events(active: Api, n: int) -> None:  # noqa: F811
     from metrosight.api.routes.alerts import _alarm_events
+    from metrosight.policy.scope import EVERYTHING
 
     api = active
     raise_alert(api, n)
-    last, events = _alarm_events(api.rt.store, 0)
+    last, events = _alarm_events(api.rt.store, 0, EVERYTHING)
     assert len(events) == n and last > 0
     body = json.loads(events[0].data)
     assert body["step"]["action"] == "raise" and body["alarm"]["state"] == "new" and "subject" not in json.dumps(body)

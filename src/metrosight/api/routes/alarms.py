@@ -26,6 +26,7 @@ from metrosight.services.alarms import AlarmClock
 from metrosight.store.alarms import PolicyInfo
 from metrosight.store.models import AlarmTransition, AlertRecord
 from metrosight.store.repo import Store
+from metrosight.store.scoping import WATCHLIST_READERS
 
 router = APIRouter(tags=["alarms"])
 
@@ -122,15 +123,15 @@ def policy_public(info: PolicyInfo) -> AlertPolicyPublic:
 
 
 @router.get("/api/alert-policies", response_model=list[AlertPolicyPublic])
-def list_policies(_actor: WatchlistReader, store: StoreDep) -> list[AlertPolicyPublic]:
-    """Every watchlist's alert policy (the default where none was set)."""
-    return [policy_public(i) for i in store.alarms.policies()]
+def list_policies(actor: WatchlistReader, store: StoreDep) -> list[AlertPolicyPublic]:
+    """Every watchlist's alert policy (the default where none was set), of the watchlists of the caller's scope."""
+    return [policy_public(i) for i in store.alarms.policies(store.scoping.view(actor, WATCHLIST_READERS))]
 
 
 @router.get("/api/watchlists/{watchlist}/policy", response_model=AlertPolicyPublic)
-def get_policy(watchlist: str, _actor: WatchlistReader, store: StoreDep) -> AlertPolicyPublic:
-    """A watchlist's alert policy."""
-    return policy_public(store.alarms.policy(watchlist))
+def get_policy(watchlist: str, actor: WatchlistReader, store: StoreDep) -> AlertPolicyPublic:
+    """A watchlist's alert policy (404 outside the caller's scope)."""
+    return policy_public(store.alarms.policy(watchlist, store.scoping.view(actor, WATCHLIST_READERS)))
 
 
 @router.put("/api/watchlists/{watchlist}/policy", response_model=AlertPolicyPublic)

@@ -195,10 +195,11 @@ async def _feed(
         svc.hub.unregister(waiter)
 
 
-def _alarm_events(store: Store, after: int) -> tuple[int, list[ServerSentEvent]]:
+def _alarm_events(store: Store, after: int, view: View) -> tuple[int, list[ServerSentEvent]]:
     """``alarm`` events (``{id, step, alarm}``: the alert, the step taken, its alarm now) for alarm steps after
-    ``after``, and the newest step id read. No person's name: the alert itself comes as an ``alert`` event."""
-    rows = store.alarms.steps_after(after)
+    ``after`` of alerts inside ``view``, and the newest step id read. No person's name: the alert itself comes as
+    an ``alert`` event."""
+    rows = store.alarms.steps_after(after, view)
     events = [
         ServerSentEvent(
             event="alarm",
