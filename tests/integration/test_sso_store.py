@@ -126,3 +126,25 @@ def test_an_identity_user_has_no_local_password(store: Store) -> None:
     store.identities.sign_in(person("s-1", "olga"), "ip")
     with pytest.raises(Forbidden, match="single sign-on"):
         store.accounts.set_password("olga", "velvet compass harbour", store.users.actor("root"))
+
+
+def test_the_cli_links_and_unlinks_as_an_admin(tmp_path: Path) -> None:
+    from tests.integration.helpers import bootstrap, cli
+
+    home = tmp_path / "home"
+    bootstrap(home)
+    code, out, err = cli(home, "--as", "bob", "sso", "link", "bob", "--subject", "s-1", "--issuer", ISS)
+    assert code != 0 and "admin" in err
+    code, out, _ = cli(home, "--as", "ada", "sso", "link", "bob", "--subject", "s-1", "--issuer", ISS)
+    assert code == 0 and "bob: linked to subject s-1" in out
+    code, out, _ = cli(home, "--as", "ada", "sso", "link", "bob", "--email", "bob@metro.example", "--issuer", ISS)
+    assert code == 0 and "verified address bob@metro.example" in out
+    code, out, _ = cli(home, "--as", "ada", "sso", "list", "bob")
+    assert code == 0 and "s-1" in out and "bob@metro.example" in out
+    code, _, err = cli(home, "--as", "ada", "sso", "link", "bob", "--subject", "s-2")
+    assert code != 0 and "--issuer" in err  # no auth.oidc configured: the issuer must be named
+    assert cli(home, "--as", "ada", "sso", "unlink", "bob", "--subject", "s-1", "--issuer", ISS)[0] == 0
+    code, _, err = cli(home, "--as", "ada", "sso", "unlink", "bob", "--subject", "s-1", "--issuer", ISS)
+    assert code != 0 and "no such single sign-on link" in err
+    code, out, _ = cli(home, "--as", "ada", "audit", "show", "--last", "10")
+    assert "oidc.link" in out and "oidc.unlink" in out

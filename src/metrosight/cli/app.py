@@ -32,6 +32,7 @@ from metrosight.cli import (
     privacy,
     run,
     serve,
+    sso,
     users,
     watchlists,
 )
@@ -98,6 +99,7 @@ def build_app() -> typer.Typer:
     app.add_typer(bench.bench_app, name="bench")
     app.add_typer(analytics.analytics_app, name="analytics")
     app.add_typer(serve.token_app, name="token")
+    app.add_typer(sso.sso_app, name="sso")
     app.add_typer(cluster.db_app, name="db")
     return app
 
