@@ -7,6 +7,10 @@
   password file and TLS), never the system service.
 - :class:`Subscriber`: a paho-mqtt client that records every message (topic, payload, retain flag).
 - :func:`make_test_pki`: a CA and a server certificate for ``localhost``/127.0.0.1 made with ``cryptography``.
+- :class:`WebhookReceiver`: an HTTP server that checks each webhook delivery's signature
+  (:func:`metrosight.outbound.signing.verify`, the receiver's side of the scheme) and records what it got; it can
+  be taken down and brought back on the same port, answer with another status, redirect, stream a huge response,
+  or answer slowly.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -22,9 +27,13 @@ import ssl
 import subprocess
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+from metrosight.outbound.signing import IDEMPOTENCY_HEADER, SignatureError, verify
 from tests.conftest import missing_system
 from tests.integration.procs import free_port, stop_process
 
@@ -439,3 +448,150 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# -- webhooks -----------------------------------------------------------------------------------------------------
+@dataclass
+class Received:
+    """One request: its headers, raw body, parsed JSON, and whether the signature checked out (else why not)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    doc: Any
+    verified: bool
+    why: str | None
+    status: int = 200
+    at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> str:
+        return self.headers.get(IDEMPOTENCY_HEADER.lower(), "")
+
+
+class WebhookReceiver:
+    """A webhook receiver on ``http://127.0.0.1:<port>/hook``.
+
+    Attributes:
+        secret: the subscription's secret (set after the subscription is made); None: nothing verifies.
+        status: the status answered (2xx: accepted).
+        delay: seconds to wait before answering.
+        redirect_to: answer 302 to this location instead.
+        huge: stream this many bytes of response body.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.secret: str | None = None
+        self.status = 200
+        self.delay = 0.0
+        self.redirect_to: str | None = None
+        self.huge = 0
+        self.got: list[Received] = []
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight_per_key = 0
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver._handle(self, body)
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+                break
+            except OSError:  # the port is still held by the previous socket: try again
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Down: the listening socket is closed (new connections are refused)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _handle(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        key = headers.get(IDEMPOTENCY_HEADER.lower(), "")
+        with self.lock:
+            self.in_flight[key] += 1
+            self.max_in_flight_per_key = max(self.max_in_flight_per_key, self.in_flight[key])
+        try:
+            verified, why = False, "no secret"
+            if self.secret is not None:
+                try:
+                    verify(self.secret, headers, body, now=time.time())
+                    verified, why = True, None
+                except SignatureError as exc:
+                    why = str(exc)
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                doc = None
+            if self.delay:
+                time.sleep(self.delay)
+            status = 302 if self.redirect_to else self.status if verified or self.secret is None else 401
+            with self.lock:
+                self.got.append(Received(h.path, headers, body, doc, verified, why, status))
+            if self.redirect_to:
+                h.send_response(302)
+                h.send_header("Location", self.redirect_to)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+            h.send_response(status)
+            if self.huge:
+                h.send_header("Content-Length", str(self.huge))
+                h.end_headers()
+                chunk = b"x" * 65536
+                sent = 0
+                try:
+                    while sent < self.huge:
+                        h.wfile.write(chunk)
+                        sent += len(chunk)
+                except OSError:
+                    pass  # the client stopped reading, as it should
+                return
+            h.send_header("Content-Length", "2")
+            h.end_headers()
+            h.wfile.write(b"ok")
+        except OSError:
+            pass  # the client gave up (its timeout): nothing more to say
+        finally:
+            with self.lock:
+                self.in_flight[key] -= 1
+
+    def accepted(self) -> list[Received]:
+        """The deliveries whose signature checked out and that were answered with a 2xx."""
+        with self.lock:
+            return [r for r in self.got if r.verified and 200 <= r.status < 300]
+
+    def wait_for(self, n: int, timeout: float) -> list[Received]:
+        """Wait until ``n`` accepted deliveries with distinct idempotency keys arrived (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.accepted()
+            if len({r.key for r in got}) >= n:
+                return got
+            time.sleep(0.05)
+        return self.accepted()

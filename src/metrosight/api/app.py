@@ -32,7 +32,7 @@ from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render, scoped_registry
 from metrosight.api.middleware import add_middleware
-from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages, watchlists
+from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages, watchlists, webhooks
 from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.api.state import ApiConfig, AppState, StartupHook
@@ -213,6 +213,7 @@ def _add_routes(app: FastAPI, svc: AppState) -> None:
     app.include_router(alarms.router)
     app.include_router(watchlists.router)
     app.include_router(operations.router)
+    app.include_router(webhooks.router)
     app.include_router(pages.router)
     app.add_exception_handler(pages.PageAuth, pages.page_auth_handler)
 

@@ -35,6 +35,7 @@ from metrosight.cli import (
     sso,
     users,
     watchlists,
+    webhooks,
 )
 from metrosight.cli.context import CliContext
 from metrosight.console import SafeConsole, error_line
@@ -101,6 +102,7 @@ def build_app() -> typer.Typer:
     app.add_typer(serve.token_app, name="token")
     app.add_typer(sso.sso_app, name="sso")
     app.add_typer(cluster.db_app, name="db")
+    app.add_typer(webhooks.webhooks_app, name="webhooks")
     return app
 
 

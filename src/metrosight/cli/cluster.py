@@ -219,7 +219,7 @@ def consume(
 
     consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus, name, claim_idle, prefix), on_alert)
     stop = stop_on_signals()
-    halt_outbound = start_redis(rt, bus, prefix, name)  # the outbound channels, in group "outbound"
+    halt_outbound = start_redis(rt.services, bus, prefix, name)  # the outbound channels, in group "outbound"
     try:
         consumer.run(stop)
     finally:

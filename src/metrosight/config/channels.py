@@ -19,6 +19,7 @@ from typing import Annotated, Final, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from metrosight.config.common import Section
+from metrosight.config.webhooks import WebhooksConfig
 
 #: syslog facility names (RFC 5424 table 1; the names rsyslog and syslog-ng use) and their numbers
 FACILITIES: Final[Mapping[str, int]] = MappingProxyType(
@@ -240,7 +241,8 @@ class MqttConfig(Section):
 
 class OutboundConfig(Section):
     """The ``outbound`` section: channels configured in the file (each off unless set). Webhook subscriptions are
-    kept in the database (``metrosight webhook …``), not here."""
+    kept in the database (``metrosight webhooks …``); ``webhooks`` here says how they are delivered."""
 
     mqtt: MqttConfig | None = None
     syslog: SyslogConfig | None = None
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)

@@ -1,9 +1,15 @@
 """How each host gets its outbound dispatcher: the configured channels, opened once, in one place.
 
 :func:`open_channels` is the one list of channels (each channel adds its line there); :func:`dispatcher_for`
-builds the dispatcher a host attaches to the bus it publishes on (``run``: :class:`~metrosight.pipeline.single.
-SingleRun`; ``node`` and ``serve``: the :class:`~metrosight.pipeline.supervisor.Supervisor`); :func:`start_redis`
-runs it as a consumer in group ``outbound`` of a Redis bus (``serve --bus``, ``consume``).
+builds the dispatcher a host attaches to the bus it publishes on:
+
+- ``metrosight run``: :class:`~metrosight.pipeline.single.SingleRun` (webhooks pending at the end are still
+  attempted for ``outbound.webhooks.drain_seconds``);
+- ``metrosight node`` and ``metrosight serve`` with cameras: the :class:`~metrosight.pipeline.supervisor.Supervisor`
+  (on the service's bus); ``serve`` without cameras: a dispatcher for what the service itself publishes;
+- a Redis deployment: :func:`start_redis`, a consumer in group ``outbound`` (``serve --bus``, ``consume``).
+
+Whatever host runs, a webhook channel's delivery worker runs with it, so the outbox is emptied by any of them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from collections.abc import Callable
 
 from metrosight.bus.redis_streams import RedisStreamsBus
 from metrosight.outbound.channel import Channel
+from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.outbound.dispatch import Dispatcher
+from metrosight.outbound.webhooks import WebhookChannel
 from metrosight.services.suite import Services
 
 log = logging.getLogger(__name__)
@@ -23,27 +31,34 @@ log = logging.getLogger(__name__)
 GROUP = "outbound"
 
 
-def open_channels(services: Services) -> list[Channel]:
-    """Every outbound channel configured for this installation (none: an empty list).
+def open_channels(services: Services, *, draining: bool = False) -> list[Channel]:
+    """Every outbound channel configured for this installation (none: an empty list). ``draining``: the host ends
+    soon (``run``): a channel with a queue keeps delivering for a bounded time at close.
 
     Raises:
         ChannelError: a configured channel cannot be opened (the message names it).
     """
+    settings = services.settings
     channels: list[Channel] = []
+    if settings.outbound.webhooks.enabled:
+        hooks = settings.outbound.webhooks
+        worker = DeliveryWorker(services.store.outbox, hooks)
+        channels.append(WebhookChannel(services.store.outbox, hooks, worker, hooks.drain_seconds if draining else 0.0))
     return channels
 
 
-def dispatcher_for(services: Services, *, strict: bool = False) -> Dispatcher:
+def dispatcher_for(services: Services, *, strict: bool = False, draining: bool = False) -> Dispatcher:
     """The dispatcher of a host: the configured channels, the configured cameras' places (see
-    :class:`~metrosight.outbound.dispatch.Dispatcher` for ``strict``)."""
-    return Dispatcher(open_channels(services), Dispatcher.places_of(services.settings.cameras), strict=strict)
+    :class:`~metrosight.outbound.dispatch.Dispatcher` for ``strict``; :func:`open_channels` for ``draining``)."""
+    channels = open_channels(services, draining=draining)
+    return Dispatcher(channels, Dispatcher.places_of(services.settings.cameras), strict=strict)
 
 
 def start_redis(
     services: Services, url: str, prefix: str = "metrosight", consumer: str | None = None
 ) -> Callable[[], None]:
     """Dispatch what a Redis deployment's workers publish: a consumer in group ``outbound`` on ``url``, in a
-    background thread (nothing is started when no channel is configured). Returns the function that stops it and
+    background thread (nothing is consumed when no channel is configured). Returns the function that stops it and
     closes the channels."""
     dispatcher = dispatcher_for(services, strict=True)
     if not dispatcher.channels:

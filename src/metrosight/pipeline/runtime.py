@@ -141,7 +141,7 @@ class Runtime:
             lambda cid, run_id, outputs: self.processor(cid, run_id, outputs, faces=not analytics_only),
             self.storage_wait_seconds,
             on_frame,
-            lambda: dispatcher_for(self.services),
+            lambda: dispatcher_for(self.services, draining=True),
         )
         return host.run(spec, camera_id)
 

@@ -29,6 +29,7 @@ from metrosight.store.events import EventRepository
 from metrosight.store.feed import Feed
 from metrosight.store.gallery import GalleryRepository
 from metrosight.store.identities import Identities
+from metrosight.store.outbox import Outbox
 from metrosight.store.persons import PersonRepository
 from metrosight.store.policy import PolicyReads
 from metrosight.store.retention import RetentionRepository
@@ -37,6 +38,7 @@ from metrosight.store.runs import RunRepository
 from metrosight.store.uow import UnitOfWork
 from metrosight.store.users import UserRepository
 from metrosight.store.watchlists import WatchlistRepository
+from metrosight.store.webhooks import WebhookRepository
 from metrosight.store.windows import WindowRepository
 
 __all__ = ["CHECKPOINTS_ENV", "Conflict", "NotFound", "Store", "checkpoint_path"]
@@ -71,6 +73,7 @@ class Store:
         runs, events: camera runs; behaviour events.
         windows: no-identification windows.
         policy: what running cameras re-read (gallery version, windows, expiry).
+        webhooks, outbox: webhook subscriptions and their delivery log (admins); the durable outbox (workers).
         audit, retention: the audit log (reads, verification, standalone entries); the retention purge.
         scoping: the camera groups and each reader's view (``scoping.view(actor, roles)``), which every read of
             alerts, sightings, crops, events and snapshots takes (:mod:`metrosight.store.scoping`).
@@ -118,6 +121,8 @@ class Store:
         self.windows = WindowRepository(uow)
         self.policy = PolicyReads(uow, self.entries, self.windows)
         self.retention = RetentionRepository(uow, self.entries)
+        self.webhooks = WebhookRepository(uow)
+        self.outbox = Outbox(uow)
         atexit.register(_checkpoint_at_exit, weakref.ref(self))  # commands and services sign their head at exit
 
     @property

@@ -1,0 +1,302 @@
+"""The webhook outbox (``store.outbox``): durable queue and state machine of deliveries, for the delivery workers.
+
+One row per (subscription, event), inserted once (a second offer of the same event is a no-op), so nothing is
+lost while a receiver is down or the process restarts, and nothing is queued twice. States and moves::
+
+    pending ──claim──▶ delivering ──2xx──▶ delivered (body cleared; purged after keep_days)
+       ▲                  │ ├──failure, before give_up_at──▶ pending (next_attempt_at = now + backoff)
+       │                  │ └──failure, after give_up_at───▶ dead (kept for an admin)
+       │                  └──lease ran out (worker died)──▶ claimable again
+       └──────────── admin retry ◀──────────── dead
+    pending | delivering | dead ──subscription removed──▶ cancelled
+
+A claim is a compare-and-set inside a write transaction (which holds the database's write lock: see
+:mod:`metrosight.store.db`), so two workers never hold one row at once: a row is claimable only while ``pending``
+and due, or ``delivering`` with its lease run out; the claim writes a fresh claim token and a lease. A result is
+written only under the same token (:meth:`Outbox.finish`), so a worker whose lease ran out (and whose row another
+worker took) cannot overwrite the newer attempt. Leases are longer than an attempt can take (see
+:mod:`metrosight.outbound.delivery`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy.orm import Session
+
+from metrosight.policy.crypto import CryptoError
+from metrosight.policy.rules import aware
+from metrosight.store.db import StoreError
+from metrosight.store.transitions import Changed, compare_and_set
+from metrosight.store.uow import UnitOfWork
+from metrosight.store.webhook_models import WebhookAttempt, WebhookDelivery, WebhookKey, WebhookSubscription
+
+MAX_ERROR = 500
+
+
+def idempotency_key(subscription_id: int, event_id: str) -> str:
+    """The delivery's idempotency key: the same for every attempt of one event to one subscription (hex, 32)."""
+    return hashlib.sha256(f"metrosight-webhook\n{subscription_id}\n{event_id}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An enabled subscription's filter (lists; empty: no restriction on that dimension)."""
+
+    id: int
+    event_types: tuple[str, ...]
+    watchlists: tuple[str, ...]
+    categories: tuple[str, ...]
+    camera_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery a worker holds until ``lease_until``: what to send, where, signed with which secret."""
+
+    id: int
+    subscription_id: int
+    claim: str
+    url: str
+    secret: str
+    body: str
+    idempotency_key: str
+    event_type: str
+    attempt: int  # the number of this attempt (1 for the first)
+    give_up_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt gave: the status code (None: no response), latency, error, the start of the response."""
+
+    status_code: int | None
+    latency_ms: float
+    error: str | None = None
+    response: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Outbox:
+    """Queue, claim and settle webhook deliveries (see the module docstring)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    def targets(self) -> list[Target]:
+        """The enabled, not removed subscriptions."""
+        with self.uow.read() as s:
+            subs = s.scalars(
+                select(WebhookSubscription).where(
+                    WebhookSubscription.enabled.is_(True), WebhookSubscription.removed_at.is_(None)
+                )
+            )
+            return [
+                Target(
+                    x.id,
+                    tuple(x.event_types),
+                    tuple(x.watchlists),
+                    tuple(x.categories),
+                    tuple(x.camera_groups),
+                )
+                for x in subs
+            ]
+
+    def enqueue(
+        self,
+        event_id: str,
+        event_type: str,
+        body: str,
+        subscription_ids: Iterable[int],
+        give_up_after: timedelta,
+        now: datetime | None = None,
+    ) -> int:
+        """Queue ``body`` (the JSON to send) for each of ``subscription_ids`` still enabled, once per subscription
+        and ``event_id`` (an event offered again adds nothing). Returns how many rows were added.
+
+        Raises:
+            StoreError: the database cannot be written (nothing was queued).
+        """
+        ids = sorted(set(subscription_ids))
+        if not ids:
+            return 0
+        now = now or datetime.now(UTC)
+        added = 0
+        with self.uow.write() as s:
+            live = set(
+                s.scalars(
+                    select(WebhookSubscription.id).where(
+                        WebhookSubscription.id.in_(ids),
+                        WebhookSubscription.enabled.is_(True),
+                        WebhookSubscription.removed_at.is_(None),
+                    )
+                )
+            )
+            have = set(
+                s.scalars(
+                    select(WebhookDelivery.subscription_id).where(
+                        WebhookDelivery.event_id == event_id, WebhookDelivery.subscription_id.in_(ids)
+                    )
+                )
+            )
+            for sub_id in sorted(live - have):
+                s.add(
+                    WebhookDelivery(
+                        subscription_id=sub_id,
+                        event_id=event_id,
+                        event_type=event_type,
+                        idempotency_key=idempotency_key(sub_id, event_id),
+                        body=body,
+                        state="pending",
+                        created_at=now,
+                        next_attempt_at=now,
+                        give_up_at=now + give_up_after,
+                        attempts=0,
+                    )
+                )
+                added += 1
+        return added
+
+    def claim(self, limit: int, lease: timedelta, now: datetime | None = None) -> list[Claimed]:
+        """Take up to ``limit`` due deliveries, oldest first, for ``lease``; each gets a fresh claim token. A row
+        whose subscription key cannot be read (removed meanwhile) is cancelled instead.
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        now = now or datetime.now(UTC)
+        out: list[Claimed] = []
+        with self.uow.write() as s:
+            due = or_(
+                and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now),
+                and_(WebhookDelivery.state == "delivering", WebhookDelivery.lease_until < now),
+            )
+            rows = list(
+                s.scalars(select(WebhookDelivery).where(due).order_by(WebhookDelivery.next_attempt_at).limit(limit))
+            )
+            for d in rows:
+                token = secrets.token_hex(16)
+                # read before the update: compare_and_set expires what the session holds
+                row_id, sub_id, attempt, body, key, kind = (
+                    d.id,
+                    d.subscription_id,
+                    d.attempts + 1,
+                    d.body or "",
+                    d.idempotency_key,
+                    d.event_type,
+                )
+                give_up = aware(d.give_up_at) or now
+                expected = (WebhookDelivery.state == d.state, _same_claim(d.claim))
+                try:
+                    url, secret = self._secrets(s, sub_id)
+                except CryptoError:
+                    compare_and_set(
+                        s, WebhookDelivery, row_id, *expected, state="cancelled", body=None, finished_at=now
+                    )
+                    continue
+                compare_and_set(
+                    s,
+                    WebhookDelivery,
+                    row_id,
+                    *expected,
+                    state="delivering",
+                    claim=token,
+                    lease_until=now + lease,
+                    attempts=attempt,
+                )
+                out.append(Claimed(row_id, sub_id, token, url, secret, body, key, kind, attempt, give_up))
+        return out
+
+    def _secrets(self, s: Session, sub_id: int) -> tuple[str, str]:
+        sub = s.get(WebhookSubscription, sub_id)
+        key = s.get(WebhookKey, sub_id)
+        if sub is None or key is None or sub.url_enc is None or sub.secret_enc is None:
+            raise CryptoError(f"webhook {sub_id} was removed: its key is gone")
+        ring = self.uow.keyring
+        url = ring.decrypt(key.wrapped_key, sub.url_enc).decode()
+        return url, ring.decrypt(key.wrapped_key, sub.secret_enc).decode()
+
+    def finish(self, c: Claimed, outcome: Outcome, retry_at: datetime | None, now: datetime | None = None) -> str:
+        """Record the attempt of claim ``c`` and move its row on: ``delivered`` on a 2xx; else ``pending`` until
+        ``retry_at``, or ``dead`` when ``retry_at`` is None or past the give-up time. Returns the new state, or
+        ``stale`` when the claim was lost (the lease ran out and another worker took the row; nothing written).
+
+        Raises:
+            StoreError: the database cannot be written (the row is claimed again when its lease runs out).
+        """
+        now = now or datetime.now(UTC)
+        error = (outcome.error or "")[:MAX_ERROR] or None
+        if outcome.delivered:
+            state, values = "delivered", {"body": None, "finished_at": now}
+        elif retry_at is None or retry_at > c.give_up_at:
+            state, values = "dead", {"finished_at": now}
+        else:
+            state, values = "pending", {"next_attempt_at": retry_at}
+        try:
+            with self.uow.write() as s:
+                compare_and_set(
+                    s,
+                    WebhookDelivery,
+                    c.id,
+                    WebhookDelivery.state == "delivering",
+                    WebhookDelivery.claim == c.claim,
+                    state=state,
+                    claim=None,
+                    lease_until=None,
+                    last_status=outcome.status_code,
+                    last_error=error,
+                    last_latency_ms=round(outcome.latency_ms, 1),
+                    **values,
+                )
+                s.add(
+                    WebhookAttempt(
+                        delivery_id=c.id,
+                        number=c.attempt,
+                        at=now,
+                        status_code=outcome.status_code,
+                        latency_ms=round(outcome.latency_ms, 1),
+                        error=error,
+                        response=outcome.response,
+                    )
+                )
+        except Changed:
+            return "stale"
+        return state
+
+    def pending(self, subscription_ids: Sequence[int] | None = None) -> int:
+        """How many deliveries are pending or being attempted (of some subscriptions)."""
+        with self.uow.read() as s:
+            q = select(WebhookDelivery.id).where(WebhookDelivery.state.in_(("pending", "delivering")))
+            if subscription_ids is not None:
+                q = q.where(WebhookDelivery.subscription_id.in_(list(subscription_ids)))
+            return len(list(s.scalars(q)))
+
+    def purge(self, before: datetime) -> int:
+        """Delete delivered and cancelled rows (and their attempts) finished before ``before``. Returns how many."""
+        try:
+            with self.uow.write() as s:
+                ids = list(
+                    s.scalars(
+                        select(WebhookDelivery.id).where(
+                            WebhookDelivery.state.in_(("delivered", "cancelled")), WebhookDelivery.finished_at < before
+                        )
+                    )
+                )
+                if ids:
+                    s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+                    s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        except Exception as exc:  # noqa: BLE001 - purging is housekeeping: retried next time
+            raise StoreError(f"cannot purge the webhook outbox: {exc}") from None
+        return len(ids)
+
+
+def _same_claim(claim: str | None) -> ColumnElement[bool]:
+    return WebhookDelivery.claim.is_(None) if claim is None else WebhookDelivery.claim == claim

@@ -1,0 +1,68 @@
+"""The webhook admin API: admins only, the secret in the creating response only, credentials never shown, the
+delivery log and retries, every change audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from metrosight.store.outbox import Outcome
+from tests.unit.api.conftest import Api
+
+URL = "https://hook:Sup3r-s3cret@receiver.example.org/in?token=tok-123456"
+
+
+def test_only_admins(api: Api) -> None:
+    for user in ("bob", "carol", "aud", "vic"):
+        assert api.as_(user, "GET", "/api/webhooks").status_code == 403
+        assert api.as_(user, "POST", "/api/webhooks", json={"name": "x", "url": URL}).status_code == 403
+    assert api.client.get("/api/webhooks").status_code == 401
+    assert api.rt.store.webhooks.all(api.rt.store.users.actor("ada")) == []
+
+
+def test_create_list_pause_remove(api: Api) -> None:
+    r = api.as_(
+        "ada",
+        "POST",
+        "/api/webhooks",
+        json={"name": "VMS", "url": URL, "event_types": ["alert"], "watchlists": ["missing"]},
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["secret"].startswith("whsec_") and created["event_types"] == ["alert"]
+    listed = api.as_("ada", "GET", "/api/webhooks").json()
+    assert [w["id"] for w in listed] == [created["id"]] and "secret" not in listed[0]
+    text = r.text.replace(created["secret"], "") + str(listed) + str([e.details for e in api.rt.store.audit.entries()])
+    assert "Sup3r-s3cret" not in text and "tok-123456" not in text
+    assert created["secret"] not in str(listed) + str([e.details for e in api.rt.store.audit.entries()])
+    assert api.as_("ada", "PATCH", f"/api/webhooks/{created['id']}", json={"enabled": False}).json()["enabled"] is False
+    assert api.as_("ada", "DELETE", f"/api/webhooks/{created['id']}").status_code == 204
+    assert api.as_("ada", "DELETE", f"/api/webhooks/{created['id']}").status_code == 404
+    assert api.as_("ada", "GET", "/api/webhooks").json() == []
+    assert {"webhook.add", "webhook.disable", "webhook.remove"} <= set(api.actions())
+
+
+def test_bad_input_is_a_clear_422(api: Api) -> None:
+    for body, word in [
+        ({"name": "x", "url": "ftp://example.org/"}, "http:// or https://"),
+        ({"name": "x", "url": "http://example.org/", "event_types": ["selfie"]}, "event_types"),
+        ({"name": "x", "url": "http://u:pw9999@example.org:nope/"}, "cannot be parsed"),
+    ]:
+        r = api.as_("ada", "POST", "/api/webhooks", json=body)
+        assert r.status_code == 422 and word in r.text and "pw9999" not in r.text
+
+
+def test_delivery_log_and_retry(api: Api) -> None:
+    store = api.rt.store
+    created = api.as_("ada", "POST", "/api/webhooks", json={"name": "VMS", "url": "http://127.0.0.1:9/h"}).json()
+    store.outbox.enqueue("cam-1:s:1.0", "alert", "{}", [created["id"]], timedelta(seconds=1))
+    (c,) = store.outbox.claim(5, timedelta(seconds=30))
+    assert store.outbox.finish(c, Outcome(None, 5.0, "ConnectError: refused"), None) == "dead"
+    (d,) = api.as_("ada", "GET", "/api/webhooks/deliveries", params={"state": "dead"}).json()
+    assert d["event_id"] == "cam-1:s:1.0" and d["last_error"] == "ConnectError: refused" and "body" not in d
+    (a,) = api.as_("ada", "GET", f"/api/webhooks/deliveries/{d['id']}/attempts").json()
+    assert a["number"] == 1 and a["status_code"] is None
+    assert api.as_("ada", "POST", f"/api/webhooks/deliveries/{d['id']}/retry").json() == {"queued": 1}
+    assert api.as_("ada", "POST", f"/api/webhooks/deliveries/{d['id']}/retry").status_code == 409  # not dead now
+    assert api.as_("ada", "GET", "/api/webhooks").json()[0]["pending"] == 1
+    assert api.as_("ada", "POST", "/api/webhooks/deliveries/99/retry").status_code == 404
+    assert api.as_("carol", "GET", "/api/webhooks/deliveries").status_code == 403
