@@ -1,7 +1,8 @@
 """An alarm not acknowledged within its limit escalates, visibly, in a real browser (Debian chromium driven by
 playwright) against `metrosight serve`.
 
-The watchlist's policy: critical, acknowledgement required, escalation to the admin role after 6 s. An alert is
+An admin sets the watchlist's policy on the Watchlists page: critical, acknowledgement required, escalation to
+the admin role after 6 s. An alert is
 stored as a camera stores it while operator olga watches the live page: the card appears in the policy's colour
 with its countdown; olga claims it (the owner shows); nobody acknowledges it, so the service's alarm clock
 escalates it and the card says so without a reload; the step was published on the bus. Then boss, an admin and
@@ -32,12 +33,11 @@ ESCALATE_AFTER_S = 6
 
 
 def setup_home(home: Path) -> None:
-    """ada (admin, approver) and bob (approver) keep a watchlist `wl` with a critical policy; olga is an
-    operator; boss is an admin only."""
+    """ada (admin, approver) and bob (approver) keep a watchlist `wl`; olga is an operator; boss is an admin
+    only."""
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
     from metrosight.core.types import Category
-    from metrosight.policy.alarms import AlarmPolicy
     from metrosight.policy.passwords import hash_password
     from metrosight.services.installation import Installation
 
@@ -47,8 +47,6 @@ def setup_home(home: Path) -> None:
     for name, roles in (("bob", ["approver"]), ("olga", ["operator"]), ("boss", ["admin"])):
         store.users.add(name, roles, ada, hash_password(PASSWORDS[name]))
     store.watchlists.create("wl", Category.WANTED, ada)
-    policy = AlarmPolicy("critical", "#c62828", True, ("red-central",), ESCALATE_AFTER_S, "admin")
-    store.alarms.set_policy("wl", policy, ada)
     store.engine.dispose()
 
 
@@ -108,6 +106,24 @@ def test_an_unacknowledged_alarm_escalates_in_the_browser(server: tuple[str, Pat
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
+            # ada (admin) sets the watchlist's alert policy on the Watchlists page
+            ada = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            sign_in(ada, base, "ada")
+            ada.goto(f"{base}/watchlists")
+            ada.select_option("#policy select[name=priority]", "critical")
+            ada.fill("#policy input[name=colour]", "#C62828")
+            ada.check("#policy input[name=ack_required]")
+            ada.fill("#policy input[name=groups]", "red-central")
+            ada.fill("#policy input[name=escalate_after_s]", str(ESCALATE_AFTER_S))
+            ada.select_option("#policy select[name=escalate_to]", "admin")
+            ada.click("#policy button[type=submit]")
+            row = ada.locator("#policies tr[data-watchlist=wl]")
+            expect(row).to_contain_text("critical", timeout=10_000)
+            expect(row).to_contain_text(f"after {ESCALATE_AFTER_S} s to admin")
+            expect(row).to_contain_text("red-central")
+            expect(row).to_contain_text("ada")
+            ada.screenshot(path=str(SHOTS / "alarm-policy.png"), full_page=True)
+
             olga = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             sign_in(olga, base, "olga")
             expect(olga.locator("#live")).to_have_text("live", timeout=10_000)

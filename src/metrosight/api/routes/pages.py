@@ -242,6 +242,7 @@ def watchlists_page(request: Request) -> Response:
         can_record=actor.has("approver", "admin"),
         can_approve=actor.has("approver"),
         cameras=[c.id for c in services(request).services.settings.cameras if cams.camera(c.id)],
+        policies=store.alarms.policies(view),
     )
 
 
