@@ -326,3 +326,21 @@ def test_a_mapping_that_cannot_apply_refuses_the_sign_in(tmp_path: Path, oidc_pr
     res = site.sign_in(browser, "olga")
     assert res.status_code == 403 and "no watchlist" in res.text
     assert browser.get("/api/me").status_code == 401 and "olga" not in site.users()
+
+
+def test_a_provider_that_cannot_be_reached_gives_a_clear_page(tmp_path: Path) -> None:
+    from tests.integration.procs import free_port
+
+    down = {
+        "issuer": f"http://127.0.0.1:{free_port()}",
+        "client_id": "metrosight",
+        "client_secret": "x",
+        "redirect_url": CALLBACK,
+        "mappings": [RED_OPERATORS],
+    }
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, auth={"oidc": down})
+    browser = TestClient(create_app(rt, config=ApiConfig()), base_url=BASE)
+    res = browser.get("/auth/oidc/login")
+    assert res.status_code == 502 and "cannot be reached" in res.text and "Traceback" not in res.text
+    res = browser.get("/auth/oidc/callback?code=x&state=y")
+    assert res.status_code == 400 and "no sign-in was started" in res.text

@@ -148,3 +148,19 @@ def test_the_cli_links_and_unlinks_as_an_admin(tmp_path: Path) -> None:
     assert code != 0 and "no such single sign-on link" in err
     code, out, _ = cli(home, "--as", "ada", "audit", "show", "--last", "10")
     assert "oidc.link" in out and "oidc.unlink" in out
+
+
+def test_config_check_and_serve_refuse_an_unreadable_client_secret_in_one_line(tmp_path: Path) -> None:
+    from tests.integration.helpers import cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "auth:\n  oidc: {issuer: 'https://sso.example.org/x', client_id: ms, "
+        f"client_secret_file: '{tmp_path / 'missing'}', redirect_url: 'https://ms.example.org/auth/oidc/callback'}}\n"
+    )
+    for args in (["config", "check", str(cfg)], ["serve", "--config", str(cfg), "--no-cameras"]):
+        code, out, err = cli(tmp_path / "home", *args)
+        assert code != 0 and "client_secret_file" in err and "cannot read it" in err and "Traceback" not in err
+    (tmp_path / "missing").write_text("s3cret\n")
+    code, out, _ = cli(tmp_path / "home", "config", "check", str(cfg))
+    assert code == 0 and "s3cret" not in out

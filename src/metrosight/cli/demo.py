@@ -12,6 +12,7 @@ import typer
 
 from metrosight.cli.common import alert_json, alert_line, fail
 from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.sso import check_sso
 from metrosight.config.load import ConfigError, load_settings
 from metrosight.core.types import Category
 from metrosight.ingest.images import photo_or_error
@@ -117,4 +118,5 @@ def config_check(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="
         settings = load_settings(file)
     except ConfigError as exc:
         fail(f"invalid configuration: {exc}")
+    check_sso(settings)  # what serve would read at start: the single sign-on client secret
     c.out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")

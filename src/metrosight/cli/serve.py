@@ -15,6 +15,7 @@ from rich.table import Table
 
 from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
+from metrosight.cli.sso import check_sso
 from metrosight.core.credentials import safe_url
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def serve(
 
     c = cli_context(ctx)
     rt = c.services(config)
+    check_sso(rt.settings)
     if rt.store.users.count() == 0:
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
     hooks: list[StartupHook] = []

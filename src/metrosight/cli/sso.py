@@ -13,6 +13,7 @@ from rich.table import Table
 
 from metrosight.cli.common import fail, governed, when
 from metrosight.cli.context import cli_context
+from metrosight.config.model import Settings
 
 sso_app = typer.Typer(help="Single sign-on: link provider identities to users.", no_args_is_help=True)
 
@@ -22,6 +23,16 @@ Email = Annotated[
     typer.Option("--email", help="link whoever first signs in with this address, verified by the provider"),
 ]
 Issuer = Annotated[str | None, typer.Option("--issuer", help="the provider (default: auth.oidc.issuer)")]
+
+
+def check_sso(settings: Settings) -> None:
+    """Exits with one line when single sign-on is configured but its client secret cannot be read (``serve``
+    reads it at start; ``config check`` says so first)."""
+    if settings.auth.oidc is not None:
+        try:
+            settings.auth.oidc.secret()
+        except ValueError as exc:
+            fail(str(exc))
 
 
 def _issuer(ctx: typer.Context, given: str | None) -> str:
