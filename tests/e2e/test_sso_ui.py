@@ -5,8 +5,8 @@ The provider is the certified npm package ``oidc-provider`` run with node (``tes
 secret in a file, and the provider group ``metro-red-operators`` mapped to the operator role scoped to line red.
 Two alerts are stored: one on a camera of line red, one on line blue. In the browser, olga opens the service, is sent
 to the sign-in page, clicks "Sign in with Metro SSO", signs in on the provider's own page and lands on the live
-alerts page as an operator of line red, where she sees the red line's alert; then she signs out, here and at the
-provider. Screenshots go to tests/e2e/screenshots/ (sso-*.png).
+alerts page as an operator of line red, where she sees the red line's alert and not the blue line's; then she signs
+out, here and at the provider. Screenshots go to tests/e2e/screenshots/ (sso-*.png).
 """
 
 from __future__ import annotations
@@ -166,6 +166,11 @@ def test_sign_in_through_the_provider_as_a_scoped_operator(sso_server: tuple[str
             red = page.locator("article.alert", has_text="Red Line Person")
             expect(red).to_be_visible()
             expect(red).to_contain_text("red-1")
+            # the blue line's alert is outside her scope: not on the page, not in the API
+            expect(page.locator("article.alert")).to_have_count(1)
+            expect(page.locator("article.alert", has_text="Blue Line Person")).to_have_count(0)
+            alerts = page.evaluate("fetch('/api/alerts').then(r => r.json())")
+            assert [a["camera_id"] for a in alerts] == ["red-1"], alerts
             page.screenshot(path=str(SHOTS / "sso-live-alerts.png"), full_page=True)
             me = page.evaluate("fetch('/api/me').then(r => r.json())")
             assert me["name"] == "olga" and me["roles"] == ["operator"]
