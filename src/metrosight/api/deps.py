@@ -18,6 +18,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from metrosight.api.state import AppState
 from metrosight.policy.rules import Actor
+from metrosight.policy.totp import enrol_restriction
 from metrosight.services.suite import Services
 from metrosight.store.accounts import Accounts
 from metrosight.store.errors import NotFound
@@ -55,10 +56,13 @@ def password_version(password_hash: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling and how: ``via`` is ``token`` or ``session``."""
+    """Who is calling and how: ``via`` is ``token`` or ``session``. ``restricted``: why this (password-only)
+    session may do nothing but enrol a second factor (:func:`metrosight.policy.totp.enrol_restriction`), else
+    None."""
 
     actor: Actor
     via: Literal["session", "token"]
+    restricted: str | None = None
 
 
 class NotSignedIn(HTTPException):
@@ -87,11 +91,17 @@ def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) 
     if actor is None or not hmac.compare_digest(password_version(pw_hash), str(sess.get("pwv", ""))):
         request.session.clear()
         raise NotSignedIn("your session ended (account changed); sign in again")
+    # how the session signed in: a password (alone or with a code), or single sign-on (``via``: oidc), which the
+    # second factor of local accounts leaves alone; a password session from before the second factor has neither
+    amr = str(sess.get("amr") or sess.get("via") or "pwd")
+    if amr == "pwd+totp" and not svc.services.store.second_factor.enrolled(actor.name):
+        request.session.clear()
+        raise NotSignedIn("your session ended (your second factor was reset); sign in again")
     if request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent, str(sess.get("csrf", ""))):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header for a cookie-authenticated change")
-    return Principal(actor, "session")
+    return Principal(actor, "session", enrol_restriction(actor, amr, svc.services.settings.totp.required_roles))
 
 
 def signed_in_actor(request: Request, roles: tuple[str, ...]) -> Actor | None:
@@ -105,10 +115,11 @@ def signed_in_actor(request: Request, roles: tuple[str, ...]) -> Actor | None:
         HTTPAuthorizationCredentials(scheme=scheme, credentials=cred.strip()) if scheme.lower() == "bearer" else None
     )
     try:
-        actor = principal_of(request, bearer).actor
+        principal = principal_of(request, bearer)
     except HTTPException:
         return None
-    return actor if actor.has(*roles) else None
+    actor = principal.actor
+    return actor if principal.restricted is None and actor.has(*roles) else None
 
 
 def still_signed_in(request: Request, roles: tuple[str, ...]) -> bool:
@@ -126,6 +137,10 @@ def current_principal(
 
 
 def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Actor:
+    """The caller; 403 for a session that must enrol a second factor first (only the enrolment routes, sign-out
+    and ``/api/me`` take :func:`current_principal` directly)."""
+    if principal.restricted:
+        raise HTTPException(403, principal.restricted)
     return principal.actor
 
 

@@ -36,6 +36,9 @@ class _Out(BaseModel):
 class LoginCreate(_In):
     username: str = Field(..., min_length=1, max_length=128)
     password: str = Field(..., min_length=1, max_length=1024)
+    code: str | None = Field(
+        None, max_length=32, description="the TOTP code (or a recovery code) of an account with a second factor"
+    )
 
 
 class MePublic(_Out):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 TOKEN_ENV = "METROSIGHT_TOKEN"
 PASSWORD_ENV = "METROSIGHT_PASSWORD"
+TOTP_ENV = "METROSIGHT_TOTP"  # the second factor's code (or a recovery code) for a password sign-in
 
 
 def _stdout_console() -> SafeConsole:
@@ -113,20 +114,56 @@ class CliContext:
         for svc in self.opened:
             svc.store.checkpoint()
 
-    def actor(self, rt: Services) -> Actor:
+    def actor(self, rt: Services, *, enrolling: bool = False) -> Actor:
         """The authenticated user doing a governed action (anything audited as a person's act).
 
         The credential is, in this order: an API token in ``METROSIGHT_TOKEN`` (it names its user; ``--as``, if
         given, must agree), the password in ``METROSIGHT_PASSWORD`` for ``--as USER``, or a hidden password prompt
-        when the command runs in a terminal. The environment variables are removed once read, so that child
+        when the command runs in a terminal. A user with a second factor then gives its code (``METROSIGHT_TOTP``
+        or a prompt; a recovery code works once); a user whose role needs one (``totp.required_roles``) and who has
+        none may only enrol it (``enrolling``). The environment variables are removed once read, so that child
         processes do not inherit them. A refused credential is audited and ends the command with one line; the
         actor is asked for once per command.
         """
         if self.authenticated is None:
             token = os.environ.pop(TOKEN_ENV, None)
             accounts = rt.store.accounts
-            self.authenticated = self._token_actor(accounts, token) if token else self._password_actor(rt, accounts)
+            if token:
+                self.authenticated = self._token_actor(accounts, token)
+            else:
+                actor = self._password_actor(rt, accounts)
+                self._second_factor(rt, actor, enrolling)
+                self.authenticated = actor
         return self.authenticated
+
+    def _second_factor(self, rt: Services, actor: Actor, enrolling: bool) -> None:
+        """The code step after a right password (see :meth:`actor`); ends the command with one line when it fails."""
+        from metrosight.policy.totp import enrol_restriction  # the second factor's rules
+        from metrosight.store.second_factor import Check
+
+        factors = rt.store.second_factor
+        if not factors.enrolled(actor.name):
+            why = enrol_restriction(actor, "pwd", rt.settings.totp.required_roles)
+            if why and not enrolling:
+                fail(why)
+            return
+        code = os.environ.pop(TOTP_ENV, None)
+        if code is None:
+            if not sys.stdin.isatty():
+                fail(
+                    f"{actor.name} signs in with a second factor: run this in a terminal to be asked for the code, or "
+                    f"set {TOTP_ENV} (or use an API token in {TOKEN_ENV})"
+                )
+            code = typer.prompt(f"code from {actor.name}'s authenticator app", hide_input=False, err=True)
+        with governed():
+            result = factors.verify(actor.name, str(code))
+            if result not in (Check.TOTP, Check.RECOVERY):
+                reason = "code already used" if result is Check.REPLAYED else "wrong code"
+                rt.store.audit.record(actor.name, "auth.totp_failed", actor.name, {"via": "cli", "reason": reason})
+        if result is Check.REPLAYED:
+            fail(f"that code of {actor.name}'s was already used; wait for the next one")
+        if result not in (Check.TOTP, Check.RECOVERY):
+            fail(f"wrong code for {actor.name}: type the 6-digit code the authenticator app shows now")
 
     def _token_actor(self, accounts: Accounts, token: str) -> Actor:
         with governed():

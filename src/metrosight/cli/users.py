@@ -9,6 +9,7 @@ from rich.table import Table
 
 from metrosight.cli.common import fail, governed
 from metrosight.cli.context import cli_context
+from metrosight.cli.totp import totp_app
 from metrosight.core.names import same_name
 from metrosight.policy.passwords import new_password_hash
 from metrosight.policy.rules import Actor
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from metrosight.services.suite import Services
 
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+user_app.add_typer(totp_app, name="totp")
 
 
 def nobody_has_a_password(rt: Services) -> bool:

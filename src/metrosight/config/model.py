@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from metrosight.config.access import TlsSettings, TotpSettings
 from metrosight.config.analytics import AnalyticsConfig, CameraAnalyticsConfig
 from metrosight.config.auth import AuthConfig, check_mapping_groups
 from metrosight.config.backends import (
@@ -333,6 +334,7 @@ class ApiSettings(Section):
         description="failed and rate-limited sign-ins are audited as one row with a count per user and address for "
         "each window of this many seconds (written when it closes), not one row per attempt",
     )
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="HTTPS on `serve` (certificate and key)")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -388,6 +390,7 @@ class Settings(Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    totp: TotpSettings = Field(default_factory=TotpSettings)
 
     @field_validator("cameras")
     @classmethod

@@ -413,3 +413,31 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class TotpFactor(Base):
+    """A user's TOTP second factor (:mod:`metrosight.policy.totp`). The secret is encrypted with a data key of its
+    own, wrapped by the installation's master key (as watchlist templates are); ``confirmed_at`` is NULL until the
+    user has typed a valid code (only then is the factor used at sign-in). ``last_step`` is the time step of the last
+    accepted code: a code of that step or an earlier one is refused (replay)."""
+
+    __tablename__ = "totp_factors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    secret: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class TotpRecoveryCode(Base):
+    """A one-time recovery code of a user's TOTP factor, Argon2id-hashed; ``used_at`` set when it was used."""
+
+    __tablename__ = "totp_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    code_hash: Mapped[str] = mapped_column(String(256), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

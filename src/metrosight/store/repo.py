@@ -35,6 +35,7 @@ from metrosight.store.policy import PolicyReads
 from metrosight.store.retention import RetentionRepository
 from metrosight.store.reviews import ReviewRepository
 from metrosight.store.runs import RunRepository
+from metrosight.store.second_factor import SecondFactors
 from metrosight.store.uow import UnitOfWork
 from metrosight.store.users import UserRepository
 from metrosight.store.watchlists import WatchlistRepository
@@ -66,6 +67,7 @@ class Store:
         uow: the shared unit of work (sessions, audit chain); repositories only.
         users, accounts: users; their passwords and API tokens.
         identities: people signing in through an OpenID provider (issuer + subject) and the users they act as.
+        second_factor: their TOTP second factors and recovery codes.
         watchlists, entries, gallery: watchlists and their keys; entries and their templates; what may be matched.
         persons: which entries are one person.
         alerts, reviews, feed: alert episodes and sightings; their reviews and audited reads; live-view reads.
@@ -107,6 +109,7 @@ class Store:
         self.users = UserRepository(uow)
         self.accounts = Accounts(uow, self.users)
         self.identities = Identities(uow)
+        self.second_factor = SecondFactors(uow)
         self.audit = AuditRepository(uow)
         self.watchlists = WatchlistRepository(uow)
         self.entries = EntryRepository(uow, max_entry_days, tz)

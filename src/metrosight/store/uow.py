@@ -35,9 +35,10 @@ from metrosight.store.scoping import Scoping
 log = logging.getLogger(__name__)
 
 # tables whose deleted rows must leave the database's files: template ciphertext (its watchlist key lives on for
-# the other entries), wrapped watchlist keys and wrapped keys of removed webhook subscriptions (their URL and
-# signing secret); crops are files (unlinked), sightings and alerts hold no biometrics
-SCRUBBED_TABLES = ("templates", "watchlist_keys", "webhook_keys")
+# the other entries), wrapped watchlist keys, wrapped keys of removed webhook subscriptions (their URL and
+# signing secret) and reset TOTP factors (secret and key); crops are files (unlinked), sightings and alerts hold no
+# biometrics
+SCRUBBED_TABLES = ("templates", "watchlist_keys", "webhook_keys", "totp_factors")
 # a deletion in one of these tables removes rows of those by ON DELETE CASCADE, which the session does not see
 _CASCADES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {"subjects": ("templates",), "watchlists": ("templates", "watchlist_keys")}

@@ -64,7 +64,7 @@ def active(api: Api) -> Api:
 
 
 # -- authentication ---------------------------------------------------------------------------------------------
-PUBLIC = {"/api/login", "/healthz", "/docs", "/openapi.json", "/login", "/logout"}
+PUBLIC = {"/api/login", "/api/login/totp", "/healthz", "/docs", "/openapi.json", "/login", "/logout"}
 
 
 def test_every_api_route_needs_a_signed_in_user(api: Api):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -18,33 +17,16 @@ from metrosight.api.deps import (
     RowId,
     SignedIn,
     current_principal,
-    password_version,
     services,
 )
+from metrosight.api.routes import totp
 from metrosight.api.schemas import LoginCreate, MePublic, TokenCreate, TokenCreated, TokenPublic
+from metrosight.api.sessions import client_ip, limited, start_session
 from metrosight.api.state import AppState
 from metrosight.core.names import same_identifier
 from metrosight.policy.rules import Actor
 
 router = APIRouter(tags=["auth"])
-
-
-def client_ip(request: Request) -> str:
-    """The client's address: the peer, or the address a trusted proxy (``api.trusted_proxies``) forwarded in
-    ``X-Forwarded-For`` (rewritten into the request by the app's proxy-headers middleware; nobody else's header is
-    believed)."""
-    return request.client.host if request.client else "unknown"
-
-
-def limited(svc: AppState, name: str, ip: str) -> None:
-    """Raises 429 (with Retry-After) when ``name`` from ``ip`` is over the sign-in rate limit; counts the refusal
-    for the audit (one row per address and window, see :class:`~metrosight.api.security.SignInAudit`)."""
-    wait = svc.limiter.retry_after(name, ip)
-    if wait > 0:
-        svc.signin_audit.refused(name, ip)
-        raise HTTPException(
-            429, f"too many sign-in attempts; try again in {wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)}
-        )
 
 
 def local_sign_in(svc: AppState, name: str) -> bool:
@@ -62,15 +44,17 @@ def local_sign_in(svc: AppState, name: str) -> bool:
     raise HTTPException(403, "password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
 
 
-def sign_in(request: Request, username: str, password: str) -> Actor:
+def sign_in(request: Request, username: str, password: str, code: str | None = None) -> Actor:
     """Check a password sign-in under the rate limit; audit it (success at once, failures as bursts: one row with
-    a count per user and address and window); start the session.
+    a count per user and address and window); start the session. An account with a second factor needs its code
+    too (:mod:`metrosight.api.routes.totp`): with ``code`` it is checked here, without it the session waits for it.
 
     Raises:
-        HTTPException: 429 (rate limited, with Retry-After) or 401 (wrong name or password).
+        HTTPException: 429 (rate limited, with Retry-After) or 401 (wrong name or password, or a wrong or reused
+            code); :class:`~metrosight.api.routes.totp.SecondFactorRequired` (401) when the code is still to come.
     """
     svc = services(request)
-    store, ip = svc.services.store, client_ip(request)
+    ip = client_ip(request)
     name = username.strip()[:128]
     limited(svc, name, ip)
     break_glass = local_sign_in(svc, name)
@@ -79,30 +63,17 @@ def sign_in(request: Request, username: str, password: str) -> Actor:
         svc.limiter.failed(name, ip)
         svc.signin_audit.failed(name, ip)
         raise HTTPException(401, "wrong user name or password")
+    if totp.code_needed(svc, actor):  # the session starts once the code is right (a reused one is refused)
+        return totp.second_step(request, actor, code, {"break_glass": True} if break_glass else None)
     svc.limiter.succeeded(name, ip)
-    _, pw_hash = svc.accounts.session_user(actor.name)
-    request.session.clear()
-    request.session.update(
-        {
-            "user": actor.name,
-            "sid": secrets.token_urlsafe(16),
-            "csrf": secrets.token_urlsafe(24),
-            "pwv": password_version(pw_hash),
-        }
-    )
-    details: dict[str, object] = {"ip": ip, "via": "password"}
-    if break_glass:
-        details["break_glass"] = True
-    if actor.password_set_by:
-        details["must_set_password"] = True
-    store.audit.record(actor.name, "auth.login", actor.name, details)
+    start_session(request, actor, "pwd", {"break_glass": True} if break_glass else None)
     return actor
 
 
 SIGN_IN_MAX_WAIT = 30.0  # seconds a sign-in may wait for a free slot before it is told to come back (429)
 
 
-async def sign_in_async(request: Request, username: str, password: str) -> Actor:
+async def sign_in_async(request: Request, username: str, password: str, code: str | None = None) -> Actor:
     """:func:`sign_in` for async routes: at most one Argon2id check per CPU core runs at a time, in threads of its
     own; the other sign-ins wait without holding a thread. (Run in the shared thread pool, 200 sign-ins at once took
     every one of its 40 threads for over a minute, and every other request and the live feeds waited behind them.)
@@ -123,7 +94,7 @@ async def sign_in_async(request: Request, username: str, password: str) -> Actor
             429, "the service is busy signing in other users; try again in a few seconds", headers={"Retry-After": "5"}
         )
     try:
-        return await anyio.to_thread.run_sync(sign_in, request, username, password)
+        return await anyio.to_thread.run_sync(sign_in, request, username, password, code)
     finally:
         slots.release()
 
@@ -140,8 +111,10 @@ def sign_out(request: Request) -> None:
 
 @router.post("/api/login", response_model=MePublic, responses={401: {}, 429: {}})
 async def login(body: LoginCreate, request: Request) -> MePublic:
-    """Sign in with a password; sets the session cookie (HttpOnly, SameSite=Strict). Rate-limited and audited."""
-    actor = await sign_in_async(request, body.username, body.password)
+    """Sign in with a password; sets the session cookie (HttpOnly, SameSite=Strict). Rate-limited and audited.
+    An account with a second factor sends its code as ``code``, or answers the 401 that carries
+    ``X-Metrosight-OTP: required`` with ``POST /api/login/totp``."""
+    actor = await sign_in_async(request, body.username, body.password, body.code)
     return MePublic(
         name=actor.name,
         roles=sorted(actor.roles),

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
+from metrosight.api.routes.totp import SecondFactorRequired
 from metrosight.api.sso import logout_target, sso_of
 from metrosight.policy.alarms import ESCALATION_ROLES
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
@@ -54,17 +55,20 @@ templates = _templates()
 class PageAuth(Exception):
     """Not signed in (redirect to the sign-in page) or lacking the role (403 page)."""
 
-    def __init__(self, path: str, actor: Actor | None = None, roles: tuple[str, ...] = ()) -> None:
-        self.path, self.actor, self.roles = path, actor, roles
+    def __init__(
+        self, path: str, actor: Actor | None = None, roles: tuple[str, ...] = (), restricted: str | None = None
+    ) -> None:
+        self.path, self.actor, self.roles, self.restricted = path, actor, roles, restricted
 
 
 def page_user(request: Request, roles: tuple[str, ...]) -> Actor:
     try:
-        actor = principal_of(request, None).actor
+        principal = principal_of(request, None)
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
-    if actor.must_set_password or not actor.has(*roles):
-        raise PageAuth(request.url.path, actor, roles)
+    actor = principal.actor
+    if principal.restricted or actor.must_set_password or not actor.has(*roles):
+        raise PageAuth(request.url.path, actor, roles, principal.restricted)
     return actor
 
 
@@ -98,6 +102,8 @@ def page_auth_handler(request: Request, exc: Exception) -> Response:
         return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
     if exc.actor.must_set_password:  # an admin reset the password: the user sets their own before anything else
         return RedirectResponse("/account", status_code=303)
+    if exc.restricted:  # a role that needs a second factor, signed in with a password alone: enrol first
+        return RedirectResponse("/account/totp", status_code=303)
     return render(request, "forbidden.html", exc.actor, status=403, roles=exc.roles)
 
 
@@ -132,6 +138,8 @@ async def login_form(
 ) -> Response:
     try:
         actor = await sign_in_async(request, username, password)
+    except SecondFactorRequired:  # the password was right: the code is asked on a page of its own
+        return RedirectResponse(f"/login/totp?next={quote(safe_next(next))}", status_code=303)
     except HTTPException as exc:
         return render_login(request, exc.status_code, next=safe_next(next), error=exc.detail)
     return RedirectResponse("/account" if actor.must_set_password else safe_next(next), status_code=303)
@@ -196,7 +204,7 @@ def alerts_page(request: Request) -> Response:
     try:
         actor = page_user(request, ALERT_READERS)
     except PageAuth as exc:
-        if exc.actor is not None and not exc.actor.must_set_password:  # a viewer: the cameras are their start page
+        if exc.actor is not None and not exc.actor.must_set_password and not exc.restricted:  # a viewer: the cameras
             return RedirectResponse("/cameras", status_code=303)
         raise
     store = services(request).services.store
