@@ -223,3 +223,14 @@ def test_a_step_the_bus_refused_is_published_again_in_order(store: Store) -> Non
         store.alarms.publish_pending(flaky)
     assert store.alarms.publish_pending(flaky) == 2  # the refused step and the rest come again, in order
     assert [g for g in got if g != "refused"] == ["raise", "claim", "acknowledge"]
+
+
+def test_purging_an_alert_takes_its_alarm_steps_with_it(store: Store) -> None:
+    from metrosight.store.models import AlarmTransition
+    from metrosight.store.retention import Retention
+
+    aid = raise_alert(store)
+    store.alarms.act(aid, OLGA, "claim")
+    store.retention.purge(Retention(1, None, None, None), ADA, datetime.now(UTC) + timedelta(days=2))
+    assert store.alerts.all() == [] and store.count(AlarmTransition) == 0
+    assert store.alarms.history([aid]) == {aid: []}
