@@ -239,8 +239,9 @@ class SyslogReceiver:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._lock:
-                if pred(list(self.records)):  # type: ignore[operator]
-                    return True
+                seen = list(self.records)
+            if pred(seen):  # type: ignore[operator]
+                return True
             time.sleep(0.05)
         return False
 
@@ -440,8 +441,9 @@ class Subscriber:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._lock:
-                if pred(list(self.messages)):  # type: ignore[operator]
-                    return True
+                seen = list(self.messages)
+            if pred(seen):  # type: ignore[operator]
+                return True
             time.sleep(0.05)
         return False
 

@@ -1,7 +1,8 @@
-"""Issue 18's outbound must-shows on the Hamilton clip with Lin-Manuel Miranda enrolled: the audit entries of the
-whole story (users, enrolment, approval, a refused credential, the alert) reach a real syslog collector with their
-sequence numbers and hashes, in order, none missing and none twice, although the collector was down when the run
-started and came back during it."""
+"""Issue 18's outbound must-shows on the Hamilton clip with Lin-Manuel Miranda enrolled: her alerts reach a real
+mosquitto broker (password, QoS 1) and a subscriber in the test; the audit entries of the whole story (users,
+enrolment, approval, a refused credential, the alert) reach a real syslog collector with their sequence numbers and
+hashes, in order, none missing and none twice, although the collector was down when the run started and came back
+during it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from metrosight.store.repo import Store
 from tests.conftest import require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
-from tests.integration.receivers import SyslogReceiver
+from tests.integration.receivers import Mosquitto, Subscriber, SyslogReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SD = "audit@32473"
@@ -24,6 +25,9 @@ def story(tmp_path_factory):
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path_factory.mktemp("outbound")
     rx = SyslogReceiver()  # not started: the collector is down when the run starts
+    broker = Mosquitto(home / "broker", users={"metrosight": "mq-Secret-1", "reader": "mq-reader"}).start()
+    sub = Subscriber(broker, "metro/#", "reader", "mq-reader")
+    (home / "mq.pw").write_text("mq-Secret-1\n")
     bootstrap(home)
     assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
     code, out, _ = enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")
@@ -32,7 +36,10 @@ def story(tmp_path_factory):
     assert code != 0  # a refused credential: a security event in the audit log
     cfg = home / "outbound.yaml"
     cfg.write_text(
-        f"outbound:\n  syslog: {{host: 127.0.0.1, port: {rx.port}, poll_seconds: 0.2, retry_max_seconds: 1.0}}\n"
+        "outbound:\n"
+        f"  syslog: {{host: 127.0.0.1, port: {rx.port}, poll_seconds: 0.2, retry_max_seconds: 1.0}}\n"
+        f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, username: metrosight, password_file: {home / 'mq.pw'},"
+        " topic_prefix: metro}\n"
     )
     comeback = threading.Timer(3.0, rx.start)  # the collector comes back while the clip plays
     comeback.start()
@@ -43,12 +50,15 @@ def story(tmp_path_factory):
     finally:
         comeback.join()
         rx.stop()
+        sub.close()
+        broker.stop()
     assert code == 0, err
-    return home, json_lines(out), rx
+    assert "mq-Secret-1" not in out + err
+    return home, json_lines(out), rx, sub
 
 
 def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
-    home, lines, rx = story
+    home, lines, rx, _ = story
     assert not rx.errors
     entries = Store.for_home(home).audit.entries()
     got = [(int(r.sd[SD]["seq"]), r.sd[SD]["hash"], r.msgid) for r in rx.records]
@@ -66,3 +76,23 @@ def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
     refused = next(r for r in rx.records if r.msgid == "cli.auth_failed")
     assert (refused.severity, refused.sd[SD]["class"], refused.sd[SD]["target"]) == (4, "security", "bob")
     assert rx.connections == 1  # nothing could be sent before the collector came back
+
+
+def test_her_alerts_reached_the_mqtt_subscriber(story):
+    home, lines, _, sub = story
+    printed = [x for x in lines if x["type"] == "alert"]
+    got = [json.loads(m.payload) for m in sub.on("metro/alerts")]
+    assert [g["id"] for g in got] == [a["event_id"] for a in printed]  # each once, in order
+    for g in got:
+        assert (g["type"], g["schema"], g["data"]["subject"], g["camera"]["id"]) == (
+            "alert",
+            "metrosight.alert/1",
+            "Lin-Manuel Miranda",
+            "stage",
+        )
+        assert g["watchlists"] == ["wl"] and "crop_jpeg" not in g["data"]
+    assert all(m.qos == 1 for m in sub.on("metro/alerts"))
+    ended = {json.loads(m.payload)["data"]["event_id"] for m in sub.on("metro/alerts/updates")}
+    assert ended == {a["event_id"] for a in printed}  # every track's end
+    availability = [m.payload for m in sub.on("metro/availability")]
+    assert availability[0] == b"online" and availability[-1] == b"offline"

@@ -200,11 +200,19 @@ class MqttConfig(Section):
     keepalive_seconds: int = Field(30, ge=5, le=3600)
     retry_max_seconds: float = Field(30.0, gt=0.0, le=3600.0, description="longest wait between reconnections")
     queue_limit: int = Field(
-        10_000, ge=10, description="messages held while the broker is unreachable (the oldest are dropped beyond)"
+        10_000,
+        ge=10,
+        le=60_000,
+        description="QoS 1/2 messages held in memory while the broker is unreachable; beyond it new events are "
+        "held by the dispatcher",
     )
 
     @model_validator(mode="after")
     def _credentials(self) -> MqttConfig:
+        if self.tls is not None and self.tls.server_name is not None:
+            raise ValueError(
+                "tls.server_name is not supported for MQTT: set host to the name the broker's certificate carries"
+            )
         if self.password_env is not None and self.password_file is not None:
             raise ValueError("password_env and password_file are both set: keep one")
         if (self.password_env is not None or self.password_file is not None) and self.username is None:

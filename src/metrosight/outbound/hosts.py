@@ -22,6 +22,7 @@ from metrosight.bus.redis_streams import RedisStreamsBus
 from metrosight.outbound.channel import Channel
 from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.outbound.dispatch import Dispatcher
+from metrosight.outbound.mqtt import MqttChannel
 from metrosight.outbound.webhooks import WebhookChannel
 from metrosight.services.suite import Services
 
@@ -44,6 +45,8 @@ def open_channels(services: Services, *, draining: bool = False) -> list[Channel
         hooks = settings.outbound.webhooks
         worker = DeliveryWorker(services.store.outbox, hooks)
         channels.append(WebhookChannel(services.store.outbox, hooks, worker, hooks.drain_seconds if draining else 0.0))
+    if settings.outbound.mqtt is not None:
+        channels.append(MqttChannel(settings.outbound.mqtt))
     return channels
 
 
