@@ -152,6 +152,15 @@ def test_a_wrong_state_is_refused(site: Site) -> None:
     assert browser.get("/api/me").status_code == 401 and "olga" not in site.users()
     # a callback in a browser that never started the sign-in (login CSRF) is refused too
     assert site.browser().get(url).status_code == 400
+    # each failure is audited, until a client keeps failing: then its failures are counted in one burst row
+    failed = site.actions("auth.oidc_failed")
+    assert [f[2]["reason"].split(" (")[0] for f in failed] == [
+        "the sign-in answer does not belong to this browser's attempt",
+        "no sign-in was started in this browser",
+    ]
+    for _ in range(6):
+        site.browser().get(url)
+    assert len(site.actions("auth.oidc_failed")) == 5
 
 
 def test_a_replayed_callback_and_a_replayed_code_are_refused(site: Site) -> None:

@@ -76,7 +76,7 @@ def logout_target(svc: AppState, session: dict[str, Any]) -> str | None:
     """Where sign-out sends the browser of a session signed in through the provider: its end-session endpoint
     (RP-initiated logout), or None (a password session, or a provider that advertises none)."""
     sso = sso_of(svc)
-    if sso is None or session.get("via") != "oidc":
+    if sso is None or session.get("amr", session.get("via")) != "oidc":
         return None
     hint = session.get("idt")
     return sso.client.end_session_url(hint if isinstance(hint, str) else None)

@@ -27,8 +27,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from metrosight.api.deps import password_version, services
 from metrosight.api.oidc import OidcError, PendingLogin
-from metrosight.api.routes.auth import client_ip
 from metrosight.api.routes.pages import render, safe_next
+from metrosight.api.sessions import client_ip
 from metrosight.api.sso import PENDING_MAX_AGE, SsoState, sso_of
 from metrosight.policy.sso import person_of
 
@@ -96,6 +96,21 @@ def _pending(request: Request, sso: SsoState, state: str | None) -> PendingLogin
     return pending
 
 
+FAILED_AS = "(single sign-on)"  # the name failed callbacks are counted under by the sign-in limiter
+
+
+def _audit_failure(request: Request, why: str) -> None:
+    """Audit a failed callback (``auth.oidc_failed`` with the address and the reason). A client failing over and
+    over (5 times in the limiter's window, or over the address's attempts) is counted in the burst rows of refused
+    sign-ins instead, so it cannot flood the audit log."""
+    svc, ip = services(request), client_ip(request)
+    if svc.limiter.retry_after(FAILED_AS, ip) > 0:
+        svc.signin_audit.refused(FAILED_AS, ip)
+        return
+    svc.limiter.failed(FAILED_AS, ip)
+    svc.services.store.audit.record("anonymous", "auth.oidc_failed", None, {"ip": ip, "reason": why})
+
+
 @router.get("/auth/oidc/callback")
 def oidc_callback(
     request: Request,
@@ -117,6 +132,7 @@ def oidc_callback(
             raise OidcError(f"the sign-in provider did not sign you in ({(error or 'no code')[:64]})", 401)
         claims, id_token = sso.client.finish(pending, code)
     except OidcError as exc:
+        _audit_failure(request, str(exc))
         response = _page(request, exc.status, str(exc))
         response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH)
         return response
@@ -133,6 +149,7 @@ def oidc_callback(
             "sid": secrets.token_urlsafe(16),
             "csrf": secrets.token_urlsafe(24),
             "pwv": password_version(pw_hash),
+            "amr": "oidc",  # how the session signed in (the second factor of local accounts leaves it alone)
             "via": "oidc",
             "at": int(time.time()),
         }
