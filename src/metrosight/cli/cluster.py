@@ -197,10 +197,13 @@ def consume(
     does the same next to the API."""
     # heavy: the consumer loads the store's sinks and the services
     from metrosight.outbound.hosts import start_redis
+    from metrosight.outbound.mqtt import problem as mqtt_problem
     from metrosight.pipeline.consumer import StoreConsumer, make_bus
 
     c = cli_context(ctx)
     rt = runtime_for(c, config, db)
+    if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
+        fail(why)  # before anything is consumed
     ping(bus)
 
     def on_alert(a: AlertV1, new: bool) -> None:

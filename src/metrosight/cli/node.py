@@ -74,11 +74,14 @@ def node(
     """Run the configured cameras in worker processes across this machine's cores: reconnects dropped streams,
     restarts crashed workers, stores alerts; prints alerts and camera states. SIGTERM or Ctrl-C stop it cleanly."""
     # heavy: the supervisor loads the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.outbound.mqtt import problem as mqtt_problem
     from metrosight.outbound.syslog import start_syslog
     from metrosight.pipeline.supervisor import Supervisor, SupervisorError
 
     c = cli_context(ctx)
     rt = c.services(config)
+    if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
+        fail(why)  # before anything is opened or stored
     _ = rt.models.embedder  # a gallery of another descriptor model is refused (one line) before any worker starts
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:

@@ -103,10 +103,13 @@ def run(
     except InvalidInput as exc:
         fail(str(exc))
     # heavy: the single-process host loads the model backends (OpenCV, dlib, onnxruntime)
+    from metrosight.outbound.mqtt import problem as mqtt_problem
     from metrosight.outbound.syslog import start_syslog
     from metrosight.pipeline.runtime import Runtime
 
     rt = c.services(config)
+    if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
+        fail(why)  # before anything is opened or stored
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:
         c.emit(alert_json(a, crop, stored) if as_json else alert_line(a, crop, stored))

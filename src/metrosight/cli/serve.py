@@ -108,11 +108,14 @@ def serve(
     from metrosight.api.app import ApiConfig, create_app
     from metrosight.api.serve import server_config
     from metrosight.bus.inproc import InProcessBus
+    from metrosight.outbound.mqtt import problem as mqtt_problem
     from metrosight.pipeline.consumer import startup_hook as consumer_hook
     from metrosight.pipeline.supervisor import Supervisor, SupervisorError
 
     c = cli_context(ctx)
     rt = c.services(config)
+    if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
+        fail(why)  # before anything is opened or stored
     check_sso(rt.settings)
     if rt.store.users.count() == 0:
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")

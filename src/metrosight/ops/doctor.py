@@ -27,6 +27,7 @@ from metrosight.config.backends import CenterFaceDetectorConfig, UserOnnxEmbedde
 from metrosight.config.model import Settings
 from metrosight.core.credentials import safe_url
 from metrosight.ops.camera_check import check_camera
+from metrosight.ops.channel_check import check_outbound
 from metrosight.ops.checks import Check, Report, Status, guard
 from metrosight.policy.crypto import MASTER_KEY_ENV, CryptoError, KeyRing, load_master_key
 from metrosight.store.db import StoreError, alembic_config, normalize_url, open_engine
@@ -383,7 +384,8 @@ def run_doctor(
     models: bool = True,
     min_free: int = MIN_FREE_BYTES,
 ) -> Report:
-    """Every check, in order: Python, packages, FFmpeg, models, home and disk, database and keys, Redis, cameras.
+    """Every check, in order: Python, packages, FFmpeg, models, home and disk, database and keys, Redis, the
+    outbound channels (syslog, MQTT), cameras.
 
     Args:
         codecs: decoders required besides :data:`REQUIRED_DECODERS`.
@@ -405,6 +407,7 @@ def run_doctor(
     checks += list(check_home(root, min_free))
     checks += list(check_database(settings, root))
     checks.append(guard("redis", lambda: check_bus(bus_url)))
+    checks += list(check_outbound(settings))
     for cam in settings.cameras if cameras else []:
         checks.append(
             guard(f"camera {cam.id}", functools.partial(check_camera, cam, settings.ingest.open_timeout_seconds))

@@ -65,6 +65,19 @@ SEEN = 10_000  # event ids remembered to publish each once (a redelivered bus me
 CLOSE_WAIT_SECONDS = 5.0  # how long closing waits for queued messages to reach the broker
 
 
+def problem(cfg: MqttConfig | None) -> str | None:
+    """Why the MQTT channel of ``cfg`` cannot be opened by this process (its password cannot be read: the variable
+    is unset, the file unreadable), in one line; None when it can (or MQTT is not configured). Hosts check this
+    before they start anything."""
+    if cfg is None:
+        return None
+    try:
+        cfg.password()
+    except ValueError as exc:
+        return f"outbound.{exc}"
+    return None
+
+
 def topic_for(event: OutboundEvent, prefix: str) -> tuple[str, bool]:
     """The topic ``event`` is published on and whether it is retained (see the module docstring)."""
     if event.type == "camera_state":
