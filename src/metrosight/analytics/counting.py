@@ -15,6 +15,8 @@ from metrosight.analytics.geometry import Line
 @dataclass(slots=True)
 class SideState:
     side: int = 0  # -1 left, +1 right, 0 not yet decided
+    ts: float = 0.0  # media time of the last observation on the decided side
+    distance: float = 0.0  # its signed distance from the line (scaled)
 
 
 class LineRule:
@@ -31,8 +33,9 @@ class LineRule:
         self.margin = margin
         self.extent = extent
 
-    def step(self, state: SideState, point: tuple[float, float], scale: float = 1.0) -> str | None:
-        """The person is at ``point``; ``scale`` divides distances (a body height in pixels, or 1).
+    def step(self, state: SideState, point: tuple[float, float], scale: float = 1.0, ts: float = 0.0) -> str | None:
+        """The person is at ``point`` at media time ``ts``; ``scale`` divides distances (a body height in pixels,
+        or 1). ``state`` keeps the last decided side, and when and how far from the line it was last seen there.
 
         Returns:
             ``"in"`` (right → left), ``"out"`` (left → right) or ``None``.
@@ -42,6 +45,7 @@ class LineRule:
             return None
         side = -1 if d < 0 else 1
         previous, state.side = state.side, side
+        state.ts, state.distance = ts, d
         if previous == 0 or previous == side:
             return None
         if not (-self.extent <= self.line.along(point) <= 1.0 + self.extent):

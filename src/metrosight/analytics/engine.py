@@ -8,7 +8,9 @@ with the observations). It
   the same person, unless that one was lost at the edge of the view (then they left it);
 - keeps each person's stays per zone (:mod:`~metrosight.analytics.dwell`) → loitering events;
 - fits each person's smoothed speed (:mod:`~metrosight.analytics.speed`) → fast-movement events;
-- counts line crossings (:mod:`~metrosight.analytics.counting`) and the occupancy of each zone.
+- counts line crossings (:mod:`~metrosight.analytics.counting`) and the occupancy of each zone;
+- raises the crowd-safety alarms (:mod:`~metrosight.analytics.crowd`): a zone holding too many people too long
+  (``occupancy``), a line crossed against its allowed direction (``wrong_way``).
 
 A person whose track is lost is kept for ``relink_seconds``; then their stays and episodes end at the last time
 they were seen. Persons are per-camera numbers and nothing else: no appearance, no face, no identity is kept.
@@ -24,17 +26,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metrosight.analytics.counting import LineRule, SideState
+from metrosight.analytics.crowd import OccupancyChange, OccupancyRule, against
 from metrosight.analytics.dwell import DwellRule, Stay, StayChange
 from metrosight.analytics.model import (
     FAST_MOVEMENT,
     LINE_CROSSING,
     LOITERING,
+    OCCUPANCY,
+    WRONG_WAY,
     BehaviourEvent,
     Observation,
     Rules,
     Scene,
 )
 from metrosight.analytics.speed import FastChange, FastMovementRule, FastState, SpeedEstimator
+
+AMBIGUOUS = 1.5  # a re-link needs every rival at least this many times as far as the chosen pair
 
 
 @dataclass(slots=True)
@@ -77,6 +84,12 @@ class BehaviourEngine:
         threshold = rules.fast_speed_mps if self.calibrated else rules.fast_speed_heights
         self._fast = FastMovementRule(threshold, rules.min_duration_seconds, rules.speed_window_seconds)
         self._lines = {ln.name: LineRule(ln.line, rules.line_margin) for ln in scene.lines}
+        self._polygons = {z.name: z.polygon for z in scene.zones}
+        self._occupancy = [OccupancyRule(a, rules.exit_grace_seconds) for a in scene.occupancy]
+        self._allowed = {w.line: w.allowed for w in scene.wrong_way}
+        depth = rules.wrong_way_metres if self.calibrated else rules.wrong_way_depth_heights
+        self._deep = {ln.name: LineRule(ln.line, depth) for ln in scene.lines if ln.name in self._allowed}
+        self._wrong_speed = rules.wrong_way_mps if self.calibrated else rules.wrong_way_heights
         self._by_track: dict[int, _Person] = {}
         self._lost: list[_Person] = []
         self._next_person = 1
@@ -113,6 +126,7 @@ class BehaviourEngine:
                 person = self._new_track(o, g, relinks.get(o.track_id))
             events.extend(self._observe(person, o, g))
         events.extend(self._age(ts))
+        events.extend(self._crowd(ts))
         for name in self.peak_occupancy:
             self.peak_occupancy[name] = max(self.peak_occupancy[name], self.occupancy().get(name, 0))
         return events
@@ -124,7 +138,20 @@ class BehaviourEngine:
             events.extend(self._close_person(person))
         self._by_track.clear()
         self._lost.clear()
+        for rule in self._occupancy:
+            change = rule.close(ts)
+            if change is not None:
+                events.append(self._occupancy_event(rule, change))
         return events
+
+    def counts(self) -> dict[str, int]:
+        """People in each zone now: live tracks whose latest point is inside it (what the occupancy alarms count;
+        :meth:`occupancy` counts stays, which outlast a step out by the exit grace)."""
+        counts = {name: 0 for name in self._polygons}
+        for person in self._by_track.values():
+            for name, polygon in self._polygons.items():
+                counts[name] += polygon.contains_point(person.point)
+        return counts
 
     def occupancy(self) -> dict[str, int]:
         """People currently staying in each zone (seen inside within the exit grace)."""
@@ -161,7 +188,9 @@ class BehaviourEngine:
         """Which lost person each new track continues: every (new track, lost person) pair within the re-link limit,
         nearest pairs first, each side used once. In a crowd several tracks start in one frame near several lost
         people; taking them in arrival order would give a lost person to the first newcomer near them, not to the
-        one where they were heading."""
+        one where they were heading. A pair with a rival (another newcomer for the same lost person, or another lost
+        person for the same newcomer, less than ``AMBIGUOUS`` times as far) is not re-linked: guessing would give
+        one person's stay to another; not re-linking only splits it."""
         pairs = []
         for o, ((gx, gy), scale) in new:
             for k, cand in enumerate(self._lost):
@@ -174,8 +203,9 @@ class BehaviourEngine:
                     pairs.append((d, o.track_id, k))
         out: dict[int, _Person] = {}
         taken: set[int] = set()
-        for _, tid, k in sorted(pairs):
-            if tid not in out and k not in taken:
+        for d, tid, k in sorted(pairs):
+            rival = min((d2 for d2, t2, k2 in pairs if (t2 == tid) != (k2 == k)), default=math.inf)
+            if tid not in out and k not in taken and rival > AMBIGUOUS * d:
                 out[tid] = self._lost[k]
                 taken.add(k)
         return out
@@ -231,7 +261,14 @@ class BehaviourEngine:
                 events.append(self._fast_event(person, fc))
         for name, rule in self._lines.items():
             side = person.sides.setdefault(name, SideState())
-            direction = rule.step(side, o.point, 1.0 if self.calibrated else scale)
+            deep = self._deep.get(name)
+            if deep is not None:  # a wrong-way crossing is counted with the deeper margin
+                ww_side = person.sides.setdefault(f"wrong-way:{name}", SideState())
+                before = (ww_side.ts, ww_side.distance)
+                ww = deep.step(ww_side, o.point, 1.0 if self.calibrated else scale, o.ts)
+                if ww is not None:
+                    events.extend(self._wrong_way(person, name, ww, deep, o.ts, before, ww_side))
+            direction = rule.step(side, o.point, 1.0 if self.calibrated else scale, o.ts)
             if direction is not None:
                 self.crossings[(name, direction)] += 1
                 events.append(
@@ -315,3 +352,70 @@ class BehaviourEngine:
                 "duration_s": round(change.end_ts - change.start_ts, 2),
             },
         )
+
+    # -- crowd-safety alarms ------------------------------------------------------------------------------------
+    def _crowd(self, ts: float) -> list[BehaviourEvent]:
+        if not self._occupancy:
+            return []
+        counts = self.counts()
+        events = []
+        for rule in self._occupancy:
+            change = rule.step(ts, counts.get(rule.alarm.zone, 0))
+            if change is not None:
+                events.append(self._occupancy_event(rule, change))
+        return events
+
+    def _occupancy_event(self, rule: OccupancyRule, change: OccupancyChange) -> BehaviourEvent:
+        a = rule.alarm
+        if change.phase == "start":
+            self.events_started[OCCUPANCY] += 1
+        data: dict[str, object] = {"alarm": a.name, "zone": a.zone, "max_people": a.max_people}
+        data["count" if change.phase == "start" else "peak"] = change.count
+        data["duration_s"] = round(change.ts - change.since, 2)
+        return BehaviourEvent(
+            OCCUPANCY,
+            change.phase,
+            f"{OCCUPANCY}:{a.name}:{change.since:.3f}",
+            None,
+            None,
+            change.since,
+            change.ts,
+            data,
+        )
+
+    def _wrong_way(
+        self,
+        person: _Person,
+        line: str,
+        direction: str,
+        rule: LineRule,
+        ts: float,
+        before: tuple[float, float],
+        after: SideState,
+    ) -> list[BehaviourEvent]:
+        allowed = self._allowed.get(line)
+        if allowed is None:
+            return []
+        # the velocity across the line, towards its right side, in the rules' speed unit: the smoothed velocity,
+        # or (too little history for one: a new track, missed detections) the crossing's own: from the last
+        # position on the side left to this one
+        if person.speed.velocity() is not None:
+            normal = rule.line.across(person.velocity) / (1.0 if self.calibrated else person.scale)
+        else:
+            dt = ts - before[0]
+            normal = (after.distance - before[1]) / dt if dt > 0 else 0.0
+        if not against(allowed, direction, normal, self._wrong_speed):
+            return []
+        self.events_started[WRONG_WAY] += 1
+        return [
+            BehaviourEvent(
+                WRONG_WAY,
+                "instant",
+                f"{WRONG_WAY}:{person.person}:{line}:{self._episode(person)}",
+                person.person,
+                person.track_id,
+                ts,
+                ts,
+                {"line": line, "direction": direction, "allowed": allowed},
+            )
+        ]

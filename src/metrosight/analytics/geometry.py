@@ -103,6 +103,10 @@ class Line:
         p = np.asarray(point, dtype=np.float64) - self.a
         return float(self._dir[0] * p[1] - self._dir[1] * p[0])
 
+    def across(self, vector: Sequence[float]) -> float:
+        """The component of ``vector`` (a velocity) across the line, positive towards its right side."""
+        return float(self._dir[0] * vector[1] - self._dir[1] * vector[0])
+
     def along(self, point: Sequence[float]) -> float:
         """Position of ``point``'s projection along ``a → b``: 0 at ``a``, 1 at ``b``."""
         p = np.asarray(point, dtype=np.float64) - self.a

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from metrosight.analytics.crowd import OccupancyAlarm, WrongWay
 from metrosight.analytics.geometry import GroundPlane, Line, Polygon
 
 LOITERING = "loitering"
 FAST_MOVEMENT = "fast_movement"
 LINE_CROSSING = "line_crossing"
+OCCUPANCY = "occupancy"  # a zone held too many people too long (no person: a crowd)
+WRONG_WAY = "wrong_way"  # a line crossed against its allowed direction
+KINDS = (LOITERING, FAST_MOVEMENT, LINE_CROSSING, OCCUPANCY, WRONG_WAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,24 +42,27 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class BehaviourEvent:
-    """A loitering or fast-movement episode starting or ending, or a line crossing.
+    """A loitering, fast-movement or occupancy episode starting or ending, or a line crossing (either way, or the
+    wrong way).
 
     Attributes:
-        kind: ``"loitering"``, ``"fast_movement"`` or ``"line_crossing"``.
+        kind: one of :data:`KINDS`.
         phase: ``"start"`` (an episode became an event), ``"end"`` (it is over; ``ts`` is its end) or ``"instant"``.
         key: identifies the episode within one engine: the ``start`` and ``end`` of one episode share it.
-        person: the analytics person number (stable across tracker id switches that were re-linked).
-        track_id: the tracker id the person had last.
+        person: the analytics person number (stable across tracker id switches that were re-linked); ``None`` for
+            an occupancy alarm (it is about a crowd, not a person).
+        track_id: the tracker id the person had last (``None`` for an occupancy alarm).
         start_ts: media time the episode began, seconds.
         ts: media time of this event (start: when the rule fired; end: the episode's end), seconds.
-        data: kind-specific fields (zone, duration_s, peak_speed, unit, line, direction, …).
+        data: kind-specific fields (zone, duration_s, peak_speed, unit, line, direction, alarm, count, peak,
+            max_people, allowed, …).
     """
 
     kind: str
     phase: str
     key: str
-    person: int
-    track_id: int
+    person: int | None
+    track_id: int | None
     start_ts: float
     ts: float
     data: dict[str, object] = field(default_factory=dict)
@@ -98,6 +105,12 @@ class Rules:
         edge_margin_metres: the same for trajectories in metres (observations without a height).
         line_margin: a crossing needs the person this far past the line on both sides (metres or body heights;
             image pixels are scaled by the person's height).
+        wrong_way_mps: a wrong-way crossing needs the person walking across the line at this speed (m/s; with
+            calibration) the wrong way.
+        wrong_way_heights: the same without calibration, body heights per second.
+        wrong_way_metres: a wrong-way crossing is from this far on one side of the line to this far on the other
+            (metres; deeper than ``line_margin``: a person standing on the line, jittering, is not walking through).
+        wrong_way_depth_heights: the same without calibration, body heights.
     """
 
     loitering_seconds: float = 60.0
@@ -112,14 +125,21 @@ class Rules:
     edge_margin_heights: float = 0.3
     edge_margin_metres: float = 1.0
     line_margin: float = 0.15
+    wrong_way_mps: float = 0.25
+    wrong_way_heights: float = 0.15
+    wrong_way_metres: float = 0.5
+    wrong_way_depth_heights: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
 class Scene:
-    """What the analytics of one camera know about its view: zones, lines, the optional ground calibration, and the
-    outline of the view (the frame) in the zones' plane, if known."""
+    """What the analytics of one camera know about its view: zones, lines, the optional ground calibration, the
+    outline of the view (the frame) in the zones' plane, if known, and the crowd-safety alarms (by zone and line
+    name)."""
 
     zones: tuple[Zone, ...] = ()
     lines: tuple[CountingLine, ...] = ()
     plane: GroundPlane | None = None
     view: Polygon | None = None
+    occupancy: tuple[OccupancyAlarm, ...] = ()
+    wrong_way: tuple[WrongWay, ...] = ()

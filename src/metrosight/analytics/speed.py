@@ -19,8 +19,12 @@ class SpeedEstimator:
 
     Args:
         window: seconds of history fitted.
-        min_samples: fewer positions than this in the window give no speed.
+        min_samples: fewer positions than this give no speed.
         min_span: the positions must span at least this fraction of ``window``.
+
+    Where missed detections leave fewer than ``min_samples`` positions in the window, the last ``min_samples``
+    positions are fitted instead, as long as they lie within twice the window (a person seen once, missed for a
+    second and seen again while running has a speed: the average over what was seen).
     """
 
     def __init__(self, window: float = 1.0, min_samples: int = 3, min_span: float = 0.6) -> None:
@@ -35,15 +39,26 @@ class SpeedEstimator:
         if self._hist and ts <= self._hist[-1][0]:
             return self.speed()
         self._hist.append((ts, x, y, scale))
-        while self._hist and self._hist[0][0] < ts - self.window - 1e-9:
+        while self._hist and self._hist[0][0] < ts - 2.0 * self.window - 1e-9:
             self._hist.popleft()
         return self.speed()
 
+    def _fitted(self) -> list[tuple[float, float, float, float]]:
+        """The positions the speed is fitted to: those in the window, or the last ``min_samples`` kept."""
+        if not self._hist:
+            return []
+        newest = self._hist[-1][0]
+        rows = [r for r in self._hist if r[0] >= newest - self.window - 1e-9]
+        if len(rows) < self.min_samples:
+            rows = list(self._hist)[-self.min_samples :]
+        return rows
+
     def velocity(self) -> tuple[float, float, float] | None:
         """``(vx, vy, scale)``: the fitted velocity in position units per second and the median scale, or ``None``."""
-        if len(self._hist) < self.min_samples:
+        rows = self._fitted()
+        if len(rows) < self.min_samples:
             return None
-        h = np.asarray(self._hist, dtype=np.float64)
+        h = np.asarray(rows, dtype=np.float64)
         t = h[:, 0]
         span = float(t[-1] - t[0])
         if span < self.min_span * self.window:
@@ -56,8 +71,9 @@ class SpeedEstimator:
 
     @property
     def window_start(self) -> float | None:
-        """Media time of the oldest position in the window (``None``: empty)."""
-        return self._hist[0][0] if self._hist else None
+        """Media time of the oldest position fitted (``None``: none)."""
+        rows = self._fitted()
+        return rows[0][0] if rows else None
 
     def speed(self) -> float | None:
         v = self.velocity()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from metrosight.config.backends import PersonDetectorConfig
 from metrosight.config.common import CameraId, CountingLineName, Section, ZoneName
-from metrosight.core.names import distinct_identifiers, same_identifier
+from metrosight.core.names import InvalidInput, distinct_identifiers, same_identifier
 
 PointXY = tuple[float, float]
 
@@ -37,18 +39,68 @@ class CalibrationConfig(Section):
     world_points: list[PointXY] = Field(..., min_length=4, max_length=4)
 
 
+class OccupancyAlarmConfig(Section):
+    """A crowd-safety alarm: more than ``max_people`` in ``zone`` for ``seconds`` raises it (once); it clears when
+    the zone has held at most ``clear_people`` (default ``max_people``) for ``clear_seconds``."""
+
+    zone: ZoneName = Field(..., description="a zone of this camera (or 'frame' when the camera has no zones)")
+    name: ZoneName | None = Field(None, description="the alarm's name in events (default: the zone's name)")
+    max_people: int = Field(..., ge=0, description="more people than this in the zone is too many")
+    seconds: float = Field(..., gt=0.0, description="too many for this long raises the alarm")
+    clear_people: int | None = Field(None, ge=0, description="clears at this many or fewer (<= max_people)")
+    clear_seconds: float = Field(5.0, ge=0.0, description="…held for this long")
+
+    @model_validator(mode="after")
+    def _clear_level(self) -> OccupancyAlarmConfig:
+        if self.clear_people is not None and self.clear_people > self.max_people:
+            raise InvalidInput(
+                f"occupancy alarm on zone {self.zone!r}: clear_people ({self.clear_people}) must be at most "
+                f"max_people ({self.max_people}); the alarm clears when the zone holds that many or fewer"
+            )
+        return self
+
+    @property
+    def alarm_name(self) -> str:
+        return self.name or self.zone
+
+
+class WrongWayConfig(Section):
+    """A counting line that may be crossed one way only: a crossing against ``allowed`` is a wrong-way event."""
+
+    line: CountingLineName = Field(..., description="a counting line of this camera")
+    allowed: Literal["in", "out"] = Field(..., description="the direction people may cross it (see lines)")
+
+
 class CameraAnalyticsConfig(Section):
-    """Zones, counting lines and the optional calibration of one camera."""
+    """Zones, counting lines, the optional calibration and the crowd-safety alarms of one camera."""
 
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
     calibration: CalibrationConfig | None = None
+    occupancy_alarms: list[OccupancyAlarmConfig] = Field(default_factory=list)
+    wrong_way: list[WrongWayConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _distinct_names(self) -> CameraAnalyticsConfig:
         # a zone's dwell and a line's counts are kept by name: two zones named alike would be merged into one
         distinct_identifiers([z.name for z in self.zones], "zone name")
         distinct_identifiers([x.name for x in self.lines], "counting line name")
+        distinct_identifiers([a.alarm_name for a in self.occupancy_alarms], "occupancy alarm name")
+        distinct_identifiers([w.line for w in self.wrong_way], "wrong-way line")
+        zones = [z.name for z in self.zones] or ["frame"]  # no zones: the whole frame is one zone, 'frame'
+        for a in self.occupancy_alarms:
+            if not any(same_identifier(z, a.zone) for z in zones):
+                raise InvalidInput(
+                    f"occupancy alarm {a.alarm_name!r}: this camera has no zone {a.zone!r} "
+                    f"(its zones: {', '.join(zones)}); name one of them or add the zone under zones"
+                )
+        lines = [x.name for x in self.lines]
+        for w in self.wrong_way:
+            if not any(same_identifier(x, w.line) for x in lines):
+                raise InvalidInput(
+                    f"wrong_way: this camera has no counting line {w.line!r} "
+                    f"(its lines: {', '.join(lines) or 'none'}); add it under lines"
+                )
         return self
 
 

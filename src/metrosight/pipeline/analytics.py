@@ -21,12 +21,12 @@ from typing import Protocol
 
 import numpy as np
 
+from metrosight.analytics.crowd import OccupancyAlarm, WrongWay
 from metrosight.analytics.engine import BehaviourEngine
 from metrosight.analytics.geometry import GroundPlane, Line, Polygon
 from metrosight.analytics.model import (
-    FAST_MOVEMENT,
+    KINDS,
     LINE_CROSSING,
-    LOITERING,
     BehaviourEvent,
     CountingLine,
     Observation,
@@ -37,6 +37,7 @@ from metrosight.analytics.model import (
 from metrosight.bus.inproc import TOPIC_EVENT_UPDATES, TOPIC_EVENTS
 from metrosight.bus.payloads import EventUpdateV1, EventV1
 from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
+from metrosight.core.names import same_identifier
 from metrosight.core.types import Box, Detections, Frame, Tracks
 from metrosight.detect.base import PersonDetector
 from metrosight.detect.person import MotionGate as BackgroundMotionGate
@@ -103,7 +104,7 @@ class AnalyticsStats:
             ),
             Metric("metrosight_person_tracks_total", cam, self.tracks, "counter", "person tracks started"),
         ]
-        for kind in (LOITERING, FAST_MOVEMENT, LINE_CROSSING):
+        for kind in KINDS:
             out.append(
                 Metric(
                     "metrosight_behaviour_events_total",
@@ -143,7 +144,30 @@ def build_scene(cfg: CameraAnalyticsConfig | None, width: int, height: int) -> S
     plane = None
     if cfg.calibration is not None:
         plane = GroundPlane(cfg.calibration.image_points, cfg.calibration.world_points)
-    return Scene(zones, lines, plane, view)
+    return Scene(zones, lines, plane, view, *crowd_alarms(cfg, [z.name for z in zones]))
+
+
+def crowd_alarms(
+    cfg: CameraAnalyticsConfig, zones: list[str]
+) -> tuple[tuple[OccupancyAlarm, ...], tuple[WrongWay, ...]]:
+    """The camera's occupancy and wrong-way alarms, naming its zones and lines as they are spelt under ``zones``
+    and ``lines`` (the configuration accepts a look-alike spelling and has checked that each exists)."""
+    lines = [ln.name for ln in cfg.lines]
+    occupancy = tuple(
+        OccupancyAlarm(
+            a.alarm_name,
+            next((z for z in zones if same_identifier(z, a.zone)), a.zone),
+            a.max_people,
+            a.seconds,
+            a.max_people if a.clear_people is None else a.clear_people,
+            a.clear_seconds,
+        )
+        for a in cfg.occupancy_alarms
+    )
+    wrong_way = tuple(
+        WrongWay(next((x for x in lines if same_identifier(x, w.line)), w.line), w.allowed) for w in cfg.wrong_way
+    )
+    return occupancy, wrong_way
 
 
 def rules_from(cfg: AnalyticsConfig) -> Rules:
@@ -314,7 +338,8 @@ class AnalyticsPipeline:
             data: dict[str, str | int | float | None] = {
                 k: v for k, v in ev.data.items() if isinstance(v, str | int | float)
             }
-            data["person"] = ev.person
+            if ev.person is not None:
+                data["person"] = ev.person
             if ev.phase == "end":
                 if self.publish_update is not None:
                     self.publish_update(EventUpdateV1(event_id=event_id, end_ts=round(ev.ts, 3), data=data))
