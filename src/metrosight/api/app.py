@@ -32,7 +32,19 @@ from metrosight.api.errors import add_error_handlers
 from metrosight.api.live import AlertHub, CameraBoard
 from metrosight.api.metrics import make_registry, render, scoped_registry
 from metrosight.api.middleware import add_middleware
-from metrosight.api.routes import alarms, alerts, auth, oidc, operations, pages, totp, totp_pages, watchlists, webhooks
+from metrosight.api.routes import (
+    alarms,
+    alerts,
+    auth,
+    oidc,
+    operations,
+    pages,
+    sso_links,
+    totp,
+    totp_pages,
+    watchlists,
+    webhooks,
+)
 from metrosight.api.routes.pages import WEB
 from metrosight.api.security import EndedSessions, LoginLimiter, SignInAudit, session_secret
 from metrosight.api.state import ApiConfig, AppState, StartupHook
@@ -209,6 +221,7 @@ def _add_routes(app: FastAPI, svc: AppState) -> None:
     """The API and UI routes, /metrics, /healthz, the static assets and the offline Swagger UI."""
     app.include_router(auth.router)
     app.include_router(oidc.router)
+    app.include_router(sso_links.router)
     app.include_router(totp.router)
     app.include_router(alerts.router)
     app.include_router(alarms.router)
