@@ -82,12 +82,14 @@ def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) 
         actor = svc.accounts.token_actor(bearer.credentials)
         if actor is None:
             raise NotSignedIn("invalid, revoked or expired API token")
+        request.state.user = actor.name  # who a refusal (403) of this request is audited against
         return Principal(actor, "token")
     sess: dict[str, Any] = request.session
     name, sid = sess.get("user"), sess.get("sid")
     if not name or not sid or svc.ended.is_ended(sid):
         raise NotSignedIn()
     actor, pw_hash = svc.accounts.session_user(name)
+    request.state.user = name  # who a refusal (403) of this request is audited against
     if actor is None or not hmac.compare_digest(password_version(pw_hash), str(sess.get("pwv", ""))):
         request.session.clear()
         raise NotSignedIn("your session ended (account changed); sign in again")

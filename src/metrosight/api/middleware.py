@@ -4,7 +4,7 @@ memory only), the signed session cookie, and (behind a reverse proxy) the real c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -125,6 +125,21 @@ def _is_upload(path: str) -> bool:
     return path == "/api/identify" or path.startswith("/api/watchlists/") and path.endswith("/entries")
 
 
+async def audit_denials(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Count every request answered 403 (a missing role, a rule of the store, a missing CSRF header) for the
+    audit log: one ``auth.denied`` row per user, address and window (:class:`~metrosight.api.security.SignInAudit`,
+    written by the service's sign-in audit writer)."""
+    response = await call_next(request)
+    if response.status_code == 403:
+        state = getattr(request.app.state, "services", None)
+        counter = getattr(state, "signin_audit", None)
+        if counter is not None:
+            user = getattr(request.state, "user", None) or "anonymous"
+            ip = request.client.host if request.client else "unknown"
+            counter.denied(user, ip, f"{request.method} {request.url.path}"[:200])
+    return response
+
+
 def add_middleware(
     app: FastAPI,
     *,
@@ -140,6 +155,7 @@ def add_middleware(
     ``secure_cookies``), and outermost, when ``trusted_proxies`` is not empty, the client address those proxies
     report (so that every layer, and the audit, sees the real client)."""
     app.middleware("http")(security_headers)
+    app.middleware("http")(audit_denials)
     keep_uploads_in_memory(max_upload_bytes)
     app.add_middleware(BodyLimit, default=max_body_bytes, uploads=max_upload_bytes, upload_paths=_is_upload)
     app.add_middleware(

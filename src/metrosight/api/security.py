@@ -5,8 +5,9 @@ The rate limiter is a sliding window kept **in memory** of the serving process (
 and several API processes would each keep their own): at most ``max_failures`` failed sign-ins per (user, client
 address) and ``max_per_ip`` attempts per client address in any ``window`` seconds.
 
-Failed and refused sign-ins are audited as bursts (:class:`SignInAudit`): one audit row per (user, address) and
-window with the count, so a password-guessing client cannot flood the audit log with a row per attempt.
+Failed and refused sign-ins, and requests refused with 403, are audited as bursts (:class:`SignInAudit`): one audit
+row per (user, address) and window with the count, so a password-guessing client (or one probing routes it may not
+use) cannot flood the audit log with a row per attempt.
 """
 
 from __future__ import annotations
@@ -80,12 +81,15 @@ class _Burst:
     last: float
     failed: int = 0
     refused: int = 0
+    denied: int = 0
     users: set[str] = field(default_factory=set)
+    requests: list[str] = field(default_factory=list)
 
 
 class SignInAudit:
-    """Counts failed sign-ins per (user, client address) and refused (rate-limited) ones per address, and hands
-    them out as one audit row per key and window (``due``), instead of a row per attempt.
+    """Counts failed sign-ins per (user, client address), refused (rate-limited) ones per address, and requests
+    refused for want of a permission (403) per (user, address), and hands them out as one audit row per key and
+    window (``due``), instead of a row per attempt.
 
     A window starts at a key's first failure and closes ``window`` seconds later; its row is due then (the caller
     writes due rows periodically and at shutdown). At most ``max_keys`` keys are held: beyond that, new failures
@@ -101,9 +105,9 @@ class SignInAudit:
         self._bursts: dict[tuple[str, str, str], _Burst] = {}
         self._lock = threading.Lock()
 
-    def _add(self, kind: str, user: str, ip: str, now: float | None) -> None:
+    def _add(self, kind: str, user: str, ip: str, now: float | None, what: str = "") -> None:
         now = time.monotonic() if now is None else now
-        key = (kind, user if kind == "failed" else "*", ip)
+        key = (kind, user if kind in ("failed", "denied") else "*", ip)
         with self._lock:
             b = self._bursts.get(key)
             if b is None:
@@ -115,6 +119,10 @@ class SignInAudit:
             b.last = now
             if kind == "failed":
                 b.failed += 1
+            elif kind == "denied":
+                b.denied += 1
+                if what and len(b.requests) < 10 and what not in b.requests:
+                    b.requests.append(what)
             else:
                 b.refused += 1
             if len(b.users) < 20:
@@ -128,10 +136,16 @@ class SignInAudit:
         """An attempt refused by the rate limiter (counted per address)."""
         self._add("refused", user, ip, now)
 
+    def denied(self, user: str, ip: str, what: str, now: float | None = None) -> None:
+        """A request refused for want of a permission (HTTP 403): ``user`` (``anonymous`` when unknown), ``what``
+        the request (``METHOD /path``; the first 10 distinct ones of a window are kept)."""
+        self._add("denied", user, ip, now, what)
+
     def due(self, now: float | None = None, *, all: bool = False) -> list[tuple[str, str, dict[str, object]]]:
         """The closed windows (every window with ``all``), removed: ``(action, target, details)`` per row, where
-        action is ``auth.login_failed`` or ``auth.login_refused``, target the user name (``*`` for several) and
-        details hold ``ip``, ``count``, ``seconds`` (first to last attempt) and, for refusals, ``users``."""
+        action is ``auth.login_failed``, ``auth.login_refused`` or ``auth.denied`` (requests refused with 403),
+        target the user name (``*`` for several) and details hold ``ip``, ``count``, ``seconds`` (first to last
+        attempt), for refusals ``users``, for denials ``requests``."""
         now = time.monotonic() if now is None else now
         out = []
         with self._lock:
@@ -140,11 +154,15 @@ class SignInAudit:
                 b = self._bursts.pop(key)
                 details: dict[str, object] = {
                     "ip": ip,
-                    "count": b.failed or b.refused,
+                    "count": b.failed or b.refused or b.denied,
                     "seconds": round(b.last - b.first, 1),
                     "window_seconds": self.window,
                 }
-                if kind == "failed":
+                if kind == "denied":
+                    details["reason"] = "permission denied"
+                    details["requests"] = list(b.requests)
+                    out.append(("auth.denied", user, details))
+                elif kind == "failed":
                     details["reason"] = "wrong user name or password"
                     if user == "*":
                         details["users"] = sorted(b.users)

@@ -3,6 +3,8 @@ stays bounded under a flood of user names."""
 
 from __future__ import annotations
 
+import json
+
 from metrosight.api.security import SignInAudit
 
 
@@ -34,3 +36,28 @@ def test_a_flood_of_user_names_is_folded_per_address():
     assert len(rows) == 11
     folded = [d for _, t, d in rows if t == "*"]
     assert folded[0]["count"] == 990 and sum(d["count"] for *_, d in rows) == 1000
+
+
+def test_refused_permissions_are_one_row_per_user_address_and_window():
+    a = SignInAudit(window=60.0)
+    for i in range(30):
+        a.denied("vic", "10.0.0.7", f"GET /api/users/{i % 12}", now=i * 0.1)
+    a.denied("carol", "10.0.0.7", "POST /api/watchlists", now=1.0)
+    rows = a.due(now=61.5)
+    assert [(act, t, d["count"], d["reason"]) for act, t, d in rows] == [
+        ("auth.denied", "vic", 30, "permission denied"),
+        ("auth.denied", "carol", 1, "permission denied"),
+    ]
+    assert rows[0][2]["requests"] == [f"GET /api/users/{i}" for i in range(10)]  # the first 10 distinct
+
+
+def test_a_403_from_the_api_is_audited_as_a_denial(api):
+    from metrosight.api.app import write_signin_audit
+
+    assert api.as_("vic", "GET", "/api/users").status_code == 403  # a viewer may not list users
+    assert api.as_("carol", "GET", "/api/audit").status_code == 403  # an operator may not read the audit log
+    assert api.as_("ada", "GET", "/api/users").status_code == 200  # allowed: not counted
+    write_signin_audit(api.app.state.services, all=True)
+    denied = [e for e in api.rt.store.audit.entries() if e.action == "auth.denied"]
+    got = {(e.target, json.loads(e.details)["count"], tuple(json.loads(e.details)["requests"])) for e in denied}
+    assert got == {("vic", 1, ("GET /api/users",)), ("carol", 1, ("GET /api/audit",))}
