@@ -65,6 +65,10 @@ def test_a_new_subject_never_takes_or_mimics_an_existing_name(store: Store) -> N
     names = [a.name, b.name, c.name, "olga"]
     assert not any(looks_alike(x, y) for i, x in enumerate(names) for y in names[i + 1 :])
     assert store.users.actor("olga").roles == frozenset({"viewer"})  # the local account is untouched
+    # nor a name the audit log uses for acts of nobody in particular ("oidc" makes the users and role changes)
+    for i, hint in enumerate(["oidc", "Anonymous", "system"]):
+        got = store.identities.sign_in(person(f"r-{i}", hint), "ip").actor
+        assert got is not None and got.name == f"{hint} (sso)"
 
 
 def test_roles_and_scopes_follow_the_claims_and_are_audited(store: Store) -> None:

@@ -37,14 +37,19 @@ class SsoState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def spend(self, state: str) -> bool:
-        """Mark the attempt ``state`` spent; False when it was spent already (a replayed callback)."""
+        """Mark the attempt ``state`` spent; False when it was spent already (a replayed callback).
+
+        Attempts are forgotten once their cookie has expired, oldest first (they are held in the order spent); past
+        :data:`MAX_SPENT` the oldest go early — a flood of attempts cannot lock people out, and a code of a forgotten
+        attempt is still refused by the provider, which accepts each code once."""
         now = time.monotonic()
         with self._lock:
-            if len(self._spent) >= MAX_SPENT or (self._spent and now - next(iter(self._spent.values())) > 60):
-                self._spent = {k: t for k, t in self._spent.items() if now - t < PENDING_MAX_AGE}
-            if state in self._spent or len(self._spent) >= MAX_SPENT:
+            spent = self._spent
+            while spent and (now - next(iter(spent.values())) >= PENDING_MAX_AGE or len(spent) >= MAX_SPENT):
+                del spent[next(iter(spent))]
+            if state in spent:
                 return False
-            self._spent[state] = now
+            spent[state] = now
             return True
 
 

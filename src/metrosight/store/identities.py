@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from metrosight.core.names import InvalidInput, human_name
+from metrosight.core.names import InvalidInput, human_name, looks_alike
 from metrosight.policy.rules import Actor, PolicyError, require
 from metrosight.policy.scope import Scope
 from metrosight.policy.sso import OidcPerson, describe_grants
@@ -31,6 +31,8 @@ from metrosight.store.uow import UnitOfWork
 from metrosight.store.users import scopes_json, user_actor
 
 SYSTEM = "oidc"  # the audit actor of changes a sign-in makes by itself (a new user, a role change)
+# names the audit log uses for acts of nobody in particular: a new user is never given one (nor a look-alike)
+RESERVED_NAMES: Final = (SYSTEM, "anonymous", "system")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,8 @@ def _free_name(s: Session, person: OidcPerson) -> str:
     except InvalidInput:
         pass
     for name in [*candidates, f"sso-{digest}"]:
-        if find_named(s, User, name) is None and lookalike_message(s, User, name, "user") is None:
+        reserved = any(looks_alike(name, r) for r in RESERVED_NAMES)
+        if not reserved and find_named(s, User, name) is None and lookalike_message(s, User, name, "user") is None:
             return name
     raise Conflict(f"no free user name for the subject of {person.issuer}; link it to a user by hand")
 

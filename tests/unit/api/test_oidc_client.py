@@ -168,3 +168,13 @@ def test_the_secret_is_never_shown() -> None:
         f"{ISSUER}/logout?client_id=metrosight&post_logout_redirect_uri=https%3A%2F%2Fms.example.org%2Flogin"
         "&id_token_hint=a.b.c"
     )
+
+
+def test_spent_attempts_are_refused_and_forgotten_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metrosight.api import sso
+
+    state = sso.SsoState(client()[0], "k")
+    assert state.spend("a") and not state.spend("a") and state.spend("b")
+    monkeypatch.setattr(sso, "MAX_SPENT", 3)  # a flood: the oldest go first, nobody is locked out
+    assert state.spend("c") and state.spend("d") and state.spend("e")
+    assert state.spend("a") and not state.spend("e")
