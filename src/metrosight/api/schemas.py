@@ -49,6 +49,10 @@ class MePublic(_Out):
     must_set_password: str | None = Field(
         None, description="why this account may do nothing but set its own password (an admin reset it), else null"
     )
+    scopes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="your scoped roles: role -> scope items (cameras:GROUP, watchlist:NAME); other roles: everywhere",
+    )
 
 
 # -- users and tokens ---------------------------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def me(request: Request, principal: Annotated[Principal, Depends(current_princip
         via=principal.via,
         csrf_token=csrf,
         must_set_password=principal.actor.must_set_password,
+        scopes={g.role: g.scope.items() for g in principal.actor.scoped},
     )
 
 
