@@ -97,8 +97,31 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/audit"): "global",
     ("GET", "/users"): "global",
     ("GET", "/metrics"): "scoped",
+    # second factor (TOTP): the caller's own, or an admin's reset
+    ("POST", "/api/login/totp"): "public",
+    ("GET", "/login/totp"): "public",
+    ("POST", "/login/totp"): "public",
+    ("GET", "/api/me/totp"): "self",
+    ("POST", "/api/me/totp"): "self",
+    ("POST", "/api/me/totp/confirm"): "self",
+    ("POST", "/api/me/totp/reset"): "self",
+    ("GET", "/account/totp"): "self",
+    ("POST", "/account/totp/begin"): "self",
+    ("POST", "/account/totp/confirm"): "self",
+    ("POST", "/account/totp/reset"): "self",
+    ("DELETE", "/api/users/{name}/totp"): "global",
+    # outbound webhooks: admins only (their deliveries hold alerts of every group)
+    ("GET", "/api/webhooks"): "global",
+    ("POST", "/api/webhooks"): "global",
+    ("PATCH", "/api/webhooks/{webhook_id}"): "global",
+    ("DELETE", "/api/webhooks/{webhook_id}"): "global",
+    ("GET", "/api/webhooks/deliveries"): "global",
+    ("GET", "/api/webhooks/deliveries/{delivery_id}/attempts"): "global",
+    ("POST", "/api/webhooks/deliveries/{delivery_id}/retry"): "global",
+    ("POST", "/api/webhooks/{webhook_id}/retry"): "global",
 }
-LAST = ("/api/logout", "/logout", "/api/tokens/{token_id}")  # they end the caller's session or token: called last
+# they end the caller's session, token or factor: called last
+LAST = ("/api/logout", "/logout", "/api/tokens/{token_id}", "/api/me/totp/reset", "/account/totp/reset")
 BODIES: dict[str, dict[str, Any]] = {
     "reject": {"reason": "not the person"},
     "takeover": {"reason": "shift change"},
@@ -143,6 +166,8 @@ def _urls(path: str, w: World, user: str, s: Scoped) -> list[str]:
         "entry": ["Pending Pia", "Pending Max", "Alfa Person"],
         "name": [user, "ada"],
         "token_id": [str(s.token_ids["ada"])],
+        "webhook_id": ["1"],
+        "delivery_id": ["1"],
     }
     names = [n for n in values if "{" + n + "}" in path]
     out = []
