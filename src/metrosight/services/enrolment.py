@@ -152,8 +152,8 @@ class Enrolment:
         """
         store = self.installation.store
         require(actor, "record watchlist entries", "approver", "admin")
-        store.watchlists.category(watchlist, store.scoping.view(actor, ("approver", "admin")))  # also: in scope
         view = store.scoping.view(actor, ("approver", "admin"))
+        store.watchlists.category(watchlist, view)  # NotFound too for a list outside the recorder's scope
         if person_id is not None:
             store.persons.all(person_id)  # NotFound before any photo is read
         index = _EnrolmentIndex(self.installation, self.matching, view)

@@ -78,10 +78,12 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
     rt = Services.of(inst, Models(s, inst.home.cache, ScriptedDetector({}), ColourEmbedder()))
     from metrosight.ingest.images import Photo
 
-    monkeypatch.setattr(rt.store.watchlists, "category", lambda name: "wanted")
+    monkeypatch.setattr(rt.store.watchlists, "category", lambda name, view=None: "wanted")
     monkeypatch.setattr(rt_mod, "require", lambda *a, **k: None)
     import numpy as np
 
     photo = Photo(np.zeros((64, 64, 3), np.uint8), "0" * 64, "p.png", "p.png", "PNG", (64, 64))
-    res = rt.enrolment.enroll("wl", [("Some One", photo)], actor=None, face=2)  # type: ignore[arg-type]
+    from metrosight.policy.rules import Actor
+
+    res = rt.enrolment.enroll("wl", [("Some One", photo)], actor=Actor("ada", frozenset({"approver"})), face=2)
     assert res[0].status == "refused" and seen == {"px": 33, "blur": 7.5, "yaw": 0.3, "face": 2}
