@@ -131,8 +131,9 @@ def create_app(
         max_upload_bytes=config.max_upload_bytes,
         session_secret=session_secret(services.home.root),
         session_max_age=config.session_max_age,
-        secure_cookies=config.secure_cookies,
+        secure_cookies=config.secure_cookies or services.settings.api.tls.enabled,
         trusted_proxies=services.settings.api.trusted_proxies,
+        hsts_seconds=services.settings.api.tls.hsts_seconds,
     )
     _add_routes(app, svc)
     return app

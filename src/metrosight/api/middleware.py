@@ -111,14 +111,32 @@ CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").r
 
 async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
     """Every response: :data:`SECURITY_HEADERS`, a content security policy (the docs page's allows its inline
-    script and styles), and ``Cache-Control: no-store`` except on static assets."""
+    script and styles), and ``Cache-Control: no-store`` except on static assets; over HTTPS (served with TLS, or
+    so reported by a trusted proxy) also ``Strict-Transport-Security`` (``api.tls.hsts_seconds``)."""
     response: Response = await call_next(request)
     for k, v in SECURITY_HEADERS.items():
         response.headers.setdefault(k, v)
+    hsts = int(getattr(request.app.state, "hsts_seconds", 0))
+    if hsts > 0 and request.url.scheme == "https":
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
     response.headers.setdefault("Content-Security-Policy", CSP_DOCS if request.url.path == "/docs" else CSP)
     if not request.url.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", NO_STORE)
     return response
+
+
+class SchemeSessions:
+    """The signed session cookie (Starlette's ``SessionMiddleware``), marked ``Secure`` on every response to a
+    request that came over HTTPS — served with TLS, or reported as ``https`` in ``X-Forwarded-Proto`` by a trusted
+    proxy (whose middleware runs first) — and on every response with ``always_secure``."""
+
+    def __init__(self, app: ASGIApp, /, *, always_secure: bool, **session: Any) -> None:
+        self.plain = SessionMiddleware(app, https_only=always_secure, **session)
+        self.secure = SessionMiddleware(app, https_only=True, **session)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        layer = self.secure if scope.get("scheme") in ("https", "wss") else self.plain
+        await layer(scope, receive, send)
 
 
 def _is_upload(path: str) -> bool:
@@ -149,22 +167,25 @@ def add_middleware(
     session_max_age: int,
     secure_cookies: bool,
     trusted_proxies: Sequence[str],
+    hsts_seconds: int = 0,
 ) -> None:
-    """Wrap ``app`` in its layers, innermost first: security headers, body limits (``max_upload_bytes`` for photo
-    uploads, kept in memory; ``max_body_bytes`` otherwise), the session cookie (SameSite=Strict, ``Secure`` with
-    ``secure_cookies``), and outermost, when ``trusted_proxies`` is not empty, the client address those proxies
-    report (so that every layer, and the audit, sees the real client)."""
+    """Wrap ``app`` in its layers, innermost first: security headers (with HSTS of ``hsts_seconds`` over HTTPS),
+    body limits (``max_upload_bytes`` for photo uploads, kept in memory; ``max_body_bytes`` otherwise), the session
+    cookie (SameSite=Strict; ``Secure`` over HTTPS, and always with ``secure_cookies``), and outermost, when
+    ``trusted_proxies`` is not empty, the client address and scheme those proxies report (so that every layer, and
+    the audit, sees the real client)."""
+    app.state.hsts_seconds = hsts_seconds
     app.middleware("http")(security_headers)
     app.middleware("http")(audit_denials)
     keep_uploads_in_memory(max_upload_bytes)
     app.add_middleware(BodyLimit, default=max_body_bytes, uploads=max_upload_bytes, upload_paths=_is_upload)
     app.add_middleware(
-        SessionMiddleware,
+        SchemeSessions,
+        always_secure=secure_cookies,
         secret_key=session_secret,
         session_cookie=SESSION_COOKIE,
         max_age=session_max_age,
         same_site="strict",
-        https_only=secure_cookies,
     )
     if trusted_proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # only behind a reverse proxy

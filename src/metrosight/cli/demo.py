@@ -13,6 +13,7 @@ import typer
 from metrosight.cli.common import alert_json, alert_line, fail
 from metrosight.cli.context import CliContext, cli_context
 from metrosight.cli.sso import check_sso
+from metrosight.config.access import tls_problem
 from metrosight.config.load import ConfigError, load_settings
 from metrosight.core.types import Category
 from metrosight.ingest.images import photo_or_error
@@ -119,4 +120,6 @@ def config_check(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="
     except ConfigError as exc:
         fail(f"invalid configuration: {exc}")
     check_sso(settings)  # what serve would read at start: the single sign-on client secret
+    if (why := tls_problem(settings.api.tls)) is not None:  # …and the certificate and key it would serve with
+        fail(f"invalid configuration: {why}")
     c.out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")

@@ -16,6 +16,7 @@ from rich.table import Table
 from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
 from metrosight.cli.sso import check_sso
+from metrosight.config.access import tls_problem
 from metrosight.core.credentials import safe_url
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ def serve(
     rt = c.services(config)
     if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
         fail(why)  # before anything is opened or stored
+    if (why := tls_problem(rt.settings.api.tls)) is not None:  # before anything starts: one line, what to fix
+        fail(why)
     check_sso(rt.settings)
     if rt.store.users.count() == 0:
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
@@ -139,8 +142,12 @@ def serve(
         if rt.settings.cameras and not no_cameras
         else "none"
     )
-    c.err.print(f"metrosight serve: http://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False)
-    uvicorn.Server(server_config(app, host, port)).run()
+    tls = rt.settings.api.tls
+    scheme = "https" if tls.enabled else "http"
+    c.err.print(
+        f"metrosight serve: {scheme}://{host}:{port}/ (cameras: {cams}; store: {rt.home.root})", highlight=False
+    )
+    uvicorn.Server(server_config(app, host, port, tls)).run()
 
 
 @token_app.command("create")
