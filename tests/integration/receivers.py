@@ -4,7 +4,7 @@
   parses each as RFC 5424 (:func:`parse_rfc5424`, strict: a malformed record fails the test). It can be stopped
   and started again on the same port (a collector that goes down).
 - :class:`Mosquitto`: Debian's ``mosquitto`` broker with a generated configuration (a loopback listener, optional
-  password file and TLS), never the system service.
+  password file, TLS and persistence), never the system service.
 - :class:`Subscriber`: a paho-mqtt client that records every message (topic, payload, retain flag).
 - :func:`make_test_pki`: a CA and a server certificate for ``localhost``/127.0.0.1 made with ``cryptography``.
 - :class:`WebhookReceiver`: an HTTP server that checks each webhook delivery's signature
@@ -326,24 +326,29 @@ class Mosquitto:
     """
 
     def __init__(
-        self, workdir: Path, users: dict[str, str] | None = None, pki: TestPki | None = None, port: int | None = None
+        self,
+        workdir: Path,
+        users: dict[str, str] | None = None,
+        pki: TestPki | None = None,
+        port: int | None = None,
+        persist: bool = False,
     ) -> None:
         self.binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
         if self.binary is None:
             missing_system("mosquitto is not installed (.ci/run installs it with apt-get)")
-        self.workdir, self.users, self.pki = workdir, users or {}, pki
+        self.workdir, self.users, self.pki, self.persist = workdir, users or {}, pki, persist
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     def _config(self) -> Path:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "persistence false",
-            f"log_dest file {self.workdir / 'mosquitto.log'}",
-        ]
+        lines = [f"listener {self.port} 127.0.0.1", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        if self.persist:  # sessions and queued messages survive a restart (written at a clean stop)
+            lines += ["persistence true", f"persistence_location {self.workdir}/"]
+        else:
+            lines.append("persistence false")
         lines.append("log_type all")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to the mosquitto user, who cannot read the test's files
@@ -403,13 +408,21 @@ class Subscriber:
         topic: str,
         username: str | None = None,
         password: str | None = None,
+        session: str | None = None,
     ) -> None:
+        """``session``: a client id with a persistent session (QoS 1 messages published while this subscriber is
+        away are kept for it by the broker); default a fresh id and a clean session."""
         import paho.mqtt.client as mqtt
 
         self.messages: list[Message] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{free_port()}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=session or f"test-sub-{free_port()}",
+            clean_session=session is None,
+        )
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         if username is not None:
             self.client.username_pw_set(username, password)
         if broker.pki is not None:

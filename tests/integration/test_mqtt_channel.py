@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,10 @@ def broker(tmp_path: Path):
 def config(broker: Mosquitto, tmp_path: Path, **kw) -> MqttConfig:
     pw = tmp_path / "mqtt.password"
     pw.write_text(SECRET + "\n")
-    assert broker.pki is not None
     base = {
         "host": "localhost",
         "port": broker.port,
-        "tls": TlsConfig(ca_file=broker.pki.ca),
+        "tls": TlsConfig(ca_file=broker.pki.ca) if broker.pki is not None else None,
         "username": "metrosight",
         "password_file": pw,
         "topic_prefix": "metro",
@@ -117,7 +117,7 @@ def test_alerts_published_while_the_broker_is_down_arrive_in_order_when_it_is_ba
         for _ in range(100):
             if ch.client.is_connected():
                 break
-            __import__("time").sleep(0.05)
+            time.sleep(0.05)
         broker.stop()
         for i in range(5):
             ch.offer(to_outbound("alerts", alert(i), {}, NOW))  # held by paho (QoS 1)
@@ -143,3 +143,22 @@ def test_a_refused_password_delivers_nothing_and_is_never_logged(broker, tmp_pat
         sub.close()
     assert "refused" in caplog.text or "not authori" in caplog.text.lower()
     assert SECRET not in caplog.text
+
+
+def test_a_broker_that_is_down_when_the_host_starts_gets_the_alerts_once_it_is_up(tmp_path, caplog):
+    broker = Mosquitto(tmp_path / "mq", users={"metrosight": SECRET, "reader": "r-pass"}, persist=True).start()
+    sub = Subscriber(broker, "metro/alerts", "reader", "r-pass", session="reader-1")  # kept by the broker
+    broker.stop()
+    ch = MqttChannel(config(broker, tmp_path, host="127.0.0.1", tls=None))
+    try:
+        for i in range(3):
+            ch.offer(to_outbound("alerts", alert(i), {}, NOW))
+        time.sleep(1.5)  # a few failed attempts
+        assert "cannot connect" in caplog.text
+        broker.start()
+        assert sub.wait_for(lambda ms: len(ms) >= 3, 20)
+        assert [json.loads(m.payload)["id"] for m in sub.messages] == ["e0", "e1", "e2"]
+    finally:
+        ch.close(2.0)
+        sub.close()
+        broker.stop()

@@ -120,6 +120,7 @@ class MqttChannel:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.connect_async(cfg.host, cfg.effective_port, keepalive=cfg.keepalive_seconds)
         self.client.loop_start()  # connects, and reconnects with backoff, in paho's thread
 
@@ -157,6 +158,9 @@ class MqttChannel:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         if getattr(reason, "is_failure", False) or reason != 0:
             self._log_down(f"disconnected: {reason}")
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self._log_down("cannot connect")
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any = None, _p: Any = None) -> None:
         with self._lock:
