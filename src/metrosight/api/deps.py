@@ -70,12 +70,17 @@ class NotSignedIn(HTTPException):
         super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) -> Principal:
+def principal_of(
+    request: Request, bearer: HTTPAuthorizationCredentials | None, form_csrf: str | None = None
+) -> Principal:
     """Who calls: the API token's user when ``bearer`` holds one, else the signed-in session's user.
+
+    ``form_csrf``: the CSRF token a page's form posted (its hidden ``csrf`` field), checked instead of the
+    X-CSRF-Token header.
 
     Raises:
         NotSignedIn: an invalid, revoked or expired token, or no valid session.
-        HTTPException: 403 for a change made with the session cookie without its X-CSRF-Token header.
+        HTTPException: 403 for a change made with the session cookie without its CSRF token.
     """
     svc = services(request)
     if bearer is not None:
@@ -100,7 +105,7 @@ def principal_of(request: Request, bearer: HTTPAuthorizationCredentials | None) 
         request.session.clear()
         raise NotSignedIn("your session ended (your second factor was reset); sign in again")
     if request.method not in SAFE_METHODS:
-        sent = request.headers.get("x-csrf-token", "")
+        sent = form_csrf if form_csrf is not None else request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent, str(sess.get("csrf", ""))):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header for a cookie-authenticated change")
     return Principal(actor, "session", enrol_restriction(actor, amr, svc.services.settings.totp.required_roles))

@@ -340,6 +340,18 @@ class OidcIdentity(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class UserPreference(Base):
+    """A user's own settings of the operator UI: its language and time zone (NULL: the browser's language, the
+    installation's zone). Keyed by the acting name (a local user or a signed-in person of an identity provider)."""
+
+    __tablename__ = "user_preferences"
+
+    user: Mapped[str] = mapped_column(String(128), primary_key=True)
+    language: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
 class AlertReview(Base):
     """One operator's confirmation or rejection of an alert (kept as feedback)."""
 

@@ -32,6 +32,7 @@ from metrosight.store.identities import Identities
 from metrosight.store.outbox import Outbox
 from metrosight.store.persons import PersonRepository
 from metrosight.store.policy import PolicyReads
+from metrosight.store.preferences import PreferenceRepository
 from metrosight.store.retention import RetentionRepository
 from metrosight.store.reviews import ReviewRepository
 from metrosight.store.runs import RunRepository
@@ -123,6 +124,7 @@ class Store:
         self.events = EventRepository(uow)
         self.windows = WindowRepository(uow)
         self.policy = PolicyReads(uow, self.entries, self.windows)
+        self.preferences = PreferenceRepository(uow)
         self.retention = RetentionRepository(uow, self.entries)
         self.webhooks = WebhookRepository(uow)
         self.outbox = Outbox(uow)

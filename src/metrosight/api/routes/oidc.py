@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from metrosight.api.deps import password_version, services
+from metrosight.api.i18n import N_, Text
 from metrosight.api.oidc import OidcError, PendingLogin
 from metrosight.api.routes.pages import render, safe_next
 from metrosight.api.sessions import client_ip
@@ -44,12 +45,12 @@ def _serializer(request: Request, sso: SsoState) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(sso.cookie_secret, salt="metrosight-oidc-login")
 
 
-def _page(request: Request, status: int, message: str) -> HTMLResponse:
+def _page(request: Request, status: int, message: Text | str) -> HTMLResponse:
     return render(request, "sso.html", None, status=status, error=message, target=None)
 
 
 def _no_sso(request: Request) -> HTMLResponse:
-    return _page(request, 404, "single sign-on is not configured on this service (auth.oidc)")
+    return _page(request, 404, N_("single sign-on is not configured on this service (auth.oidc)"))
 
 
 @router.get("/auth/oidc/login")
@@ -138,7 +139,7 @@ def oidc_callback(
         return response
     outcome = svc.services.store.identities.sign_in(person_of(claims, sso.client.cfg), client_ip(request))
     if outcome.actor is None:
-        response = _page(request, 403, f"signed in at the provider, but not here: {outcome.refused}")
+        response = _page(request, 403, N_("signed in at the provider, but not here: %(why)s", why=outcome.refused))
         response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH)
         return response
     _, pw_hash = svc.accounts.session_user(outcome.actor.name)

@@ -6,22 +6,29 @@ call the JSON API with the session's CSRF token. Not in the OpenAPI spec.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated, Any, Final
 from urllib.parse import quote
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, pass_context
+from jinja2.runtime import Context
 
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
+from metrosight.api.i18n import N_, NATIVE_NAMES, Language, Languages, Text, format_number, format_when, translate
 from metrosight.api.routes.alerts import alerts_public
 from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
 from metrosight.api.routes.totp import SecondFactorRequired
 from metrosight.api.sso import logout_target, sso_of
+from metrosight.core.when import zone, zone_name
 from metrosight.policy.alarms import ESCALATION_ROLES
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 from metrosight.store.scoping import CAMERA_READERS
@@ -29,27 +36,36 @@ from metrosight.store.scoping import CAMERA_READERS
 router = APIRouter(include_in_schema=False)
 
 
-def _when(dt: datetime | None) -> str:
-    if dt is None:
-        return "—"
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-#: the operator UI's templates and static assets
+#: the operator UI's templates, static assets and catalogues
 WEB = Path(__file__).resolve().parent.parent.parent / "web"
+#: the UI's languages (English and one per catalogue under web/locale), read once
+LANGUAGES = Languages.load(WEB)
 
 
-def _templates() -> Jinja2Templates:
-    t = Jinja2Templates(directory=str(WEB / "templates"))
-    t.env.filters["when"] = _when
-    t.env.filters["unix"] = lambda v: _when(datetime.fromtimestamp(v, UTC)) if v else "—"
-    t.env.filters["tojson_compact"] = lambda v: json.dumps(v, sort_keys=True, default=str)
-    return t
+def _templates(language: Language) -> Jinja2Templates:
+    """The templates of one language: gettext through Jinja2's i18n extension; ``when`` shows a datetime (or Unix
+    seconds) in the page's zone (``tz`` of the context) and the language's format."""
+    env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
+
+    @pass_context
+    def when(ctx: Context, value: datetime | float | str | None) -> str:
+        return format_when(value, language, ctx.get("tz") or UTC)
+
+    env.filters["when"] = when
+    env.filters["unix"] = when
+    env.filters["tr"] = lambda text: translate(language, text)
+    env.filters["num"] = lambda value, digits=0: format_number(value, digits, language)
+    env.filters["tojson_compact"] = lambda v: json.dumps(v, sort_keys=True, default=str)
+    env.globals["lang"] = language.code
+    env.globals["languages"] = {c: NATIVE_NAMES.get(c, c) for c in LANGUAGES.codes}
+    return Jinja2Templates(env=env)
 
 
-templates = _templates()
+#: the IANA zones offered on the account page (any other zone name is accepted too)
+ZONES: Final = tuple(sorted(available_timezones()))
+#: language code -> its templates
+TEMPLATES: Final = MappingProxyType({code: _templates(lang) for code, lang in LANGUAGES.by_code.items()})
 
 
 class PageAuth(Exception):
@@ -72,6 +88,18 @@ def page_user(request: Request, roles: tuple[str, ...]) -> Actor:
     return actor
 
 
+def page_language(request: Request, actor: Actor | None) -> tuple[Language, tzinfo]:
+    """The page's language and time zone: the user's settings, else the browser's language (English) and the
+    installation's zone (UTC)."""
+    svc = services(request).services
+    prefs = svc.store.preferences.get(actor.name) if actor is not None else None
+    language = LANGUAGES.negotiate(prefs.language if prefs else None, request.headers.get("accept-language"))
+    if prefs is not None and prefs.timezone:
+        return language, zone(prefs.timezone)
+    configured = svc.settings.deployment.timezone
+    return language, zone(configured) if configured else UTC
+
+
 def render(request: Request, name: str, actor: Actor | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     nav = []
     if actor is not None:
@@ -86,10 +114,19 @@ def render(request: Request, name: str, actor: Actor | None, status: int = 200, 
         if actor.has("admin"):
             nav.append(("/users", "Users"))
         nav.append(("/account", "Account"))
-    return templates.TemplateResponse(
+    language, tz = page_language(request, actor)
+    return TEMPLATES[language.code].TemplateResponse(
         request,
         name,
-        {"user": actor, "nav": nav, "path": request.url.path, "csrf": request.session.get("csrf", ""), **ctx},
+        {
+            "user": actor,
+            "nav": nav,
+            "path": request.url.path,
+            "csrf": request.session.get("csrf", ""),
+            "tz": tz,
+            "tz_name": zone_name(tz),
+            **ctx,
+        },
         status_code=status,
         headers={"Cache-Control": "no-store"},
     )
@@ -114,9 +151,23 @@ def safe_next(target: str | None) -> str:
     return "/" if any(c == "\\" or ord(c) < 0x20 or c == "\x7f" for c in target) else target
 
 
+@router.get("/i18n/{code}.js")
+def catalogue_script(code: str) -> Response:
+    """The catalogue of one language for the page scripts (``t``/``tn`` of ``/static/app.js``); 404 for a language
+    the UI does not have."""
+    language = LANGUAGES.get(code)
+    if language is None:
+        raise HTTPException(404, f"no catalogue for language {code!r}")
+    return Response(
+        language.script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str | None = None, changed: str | None = None) -> HTMLResponse:
-    notice = "Your password was changed; sign in with the new one." if changed else None
+    notice = N_("Your password was changed; sign in with the new one.") if changed else None
     return render_login(request, next=safe_next(next), error=None, notice=notice)
 
 
@@ -141,21 +192,77 @@ async def login_form(
     except SecondFactorRequired:  # the password was right: the code is asked on a page of its own
         return RedirectResponse(f"/login/totp?next={quote(safe_next(next))}", status_code=303)
     except HTTPException as exc:
-        return render_login(request, exc.status_code, next=safe_next(next), error=exc.detail)
+        return render_login(request, exc.status_code, next=safe_next(next), error=_signin_error(exc))
     return RedirectResponse("/account" if actor.must_set_password else safe_next(next), status_code=303)
 
 
+def _signin_error(exc: HTTPException) -> Text | str:
+    """The page's words for a refused sign-in (the API's own detail where it has none)."""
+    wait = (exc.headers or {}).get("Retry-After")
+    if exc.status_code == 401:
+        return N_("wrong user name or password")
+    if exc.status_code == 429 and wait:
+        return N_("too many sign-in attempts; try again in %(seconds)s s", seconds=wait)
+    return str(exc.detail)
+
+
 def _account_user(request: Request) -> Actor:
+    """The signed-in user of the account page (its forms check their own ``csrf`` field: :func:`_form_token_ok`)."""
     try:
-        return principal_of(request, None).actor
+        return principal_of(request, None, str(request.session.get("csrf", ""))).actor
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
 
 
+def _form_token_ok(request: Request, csrf: str) -> bool:
+    """Whether a page form's hidden ``csrf`` field is the session's token."""
+    return bool(csrf) and hmac.compare_digest(csrf, str(request.session.get("csrf", "")))
+
+
+def render_account(request: Request, actor: Actor, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """The account page: the password form, and the language and time zone of the user's pages."""
+    svc = services(request).services
+    configured = svc.settings.deployment.timezone
+    return render(
+        request,
+        "account.html",
+        actor,
+        status=status,
+        prefs=svc.store.preferences.get(actor.name),
+        zones=ZONES,
+        default_zone=zone_name(zone(configured)) if configured else "UTC",
+        **ctx,
+    )
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request) -> Response:
-    """Set your own password (any signed-in user, and the only page of an account whose password an admin reset)."""
-    return render(request, "account.html", _account_user(request), error=None)
+    """Set your own password (any signed-in user, and the only page of an account whose password an admin reset),
+    language and time zone."""
+    return render_account(request, _account_user(request), error=None)
+
+
+@router.post("/account/preferences", response_class=HTMLResponse)
+def preferences_form(
+    request: Request,
+    language: Annotated[str, Form(max_length=16)] = "",
+    timezone: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Set the user's own language (empty: the browser's) and time zone (empty: the installation's); audited."""
+    actor = _account_user(request)
+    if actor.must_set_password:
+        return RedirectResponse("/account", status_code=303)
+    if not _form_token_ok(request, csrf):
+        return render_account(request, actor, 403, prefs_error=N_("the form expired; reload the page"))
+    if language and LANGUAGES.get(language) is None:
+        error = N_("unknown language %(code)s", code=language)
+        return render_account(request, actor, 422, prefs_error=error)
+    try:
+        services(request).services.store.preferences.set(actor, language or None, timezone or None)
+    except PolicyError:
+        return render_account(request, actor, 422, prefs_error=N_("unknown time zone %(zone)s", zone=timezone))
+    return render_account(request, actor, prefs_notice=N_("Saved."))
 
 
 @router.post("/account", response_class=HTMLResponse)
@@ -168,22 +275,22 @@ def account_form(
 ) -> Response:
 
     actor = _account_user(request)
-    if not csrf or csrf != request.session.get("csrf"):
-        return render(request, "account.html", actor, status=403, error="the form expired; reload the page")
+    if not _form_token_ok(request, csrf):
+        return render_account(request, actor, 403, error=N_("the form expired; reload the page"))
     if password != again:
-        return render(request, "account.html", actor, status=422, error="the two new passwords differ")
+        return render_account(request, actor, 422, error=N_("the two new passwords differ"))
     svc, ip = services(request), client_ip(request)
     try:
         limited(svc, actor.name, ip)
         svc.accounts.set_password(actor.name, password, actor, current)
     except HTTPException as exc:
-        return render(request, "account.html", actor, status=exc.status_code, error=exc.detail)
+        return render_account(request, actor, exc.status_code, error=exc.detail)
     except Forbidden as exc:
         svc.limiter.failed(actor.name, ip)
         svc.signin_audit.failed(actor.name, ip)
-        return render(request, "account.html", actor, status=403, error=str(exc))
+        return render_account(request, actor, 403, error=str(exc))
     except PolicyError as exc:
-        return render(request, "account.html", actor, status=409, error=str(exc))
+        return render_account(request, actor, 409, error=str(exc))
     svc.limiter.succeeded(actor.name, ip)
     request.session.clear()  # the password changed: every session ends, this one too
     return RedirectResponse("/login?changed=1", status_code=303)

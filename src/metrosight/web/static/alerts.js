@@ -23,23 +23,27 @@
 
   function card(a) {
     const crop = el("div", { class: "crop" });
-    if (a.has_crop && canCrops) crop.append(el("img", { src: `/api/alerts/${a.id}/crop`, alt: `redacted best shot of alert ${a.id}` }));
-    else crop.append(el("span", {}, "no crop"));
-    const when = new Date(a.created_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    if (a.has_crop && canCrops) crop.append(el("img", { src: `/api/alerts/${a.id}/crop`, alt: t("redacted best shot of alert {id}", { id: a.id }) }));
+    else crop.append(el("span", {}, t("no crop")));
+    const lists = (a.watchlists && a.watchlists.length ? a.watchlists : [a.watchlist]).join(", ");
+    // "{category} on {lists}": the words around the two values come from the catalogue
+    const [before, between, after] = t("{category} on {lists}").split(/\{category\}|\{lists\}/);
     const info = el("div", { class: "info" },
-      el("h2", {}, a.subject_name),
-      el("p", {}, el("span", { class: "cat" }, a.category), " on ",
-        el("b", {}, (a.watchlists && a.watchlists.length ? a.watchlists : [a.watchlist]).join(", ")),
-        a.reference ? ` · ref. ${a.reference}` : ""),
-      el("p", {}, "score ", el("b", {}, a.score.toFixed(3)), " · camera ",
-        el("b", {}, (a.cameras && a.cameras.length ? a.cameras : [a.camera_id]).join(", ")),
-        ` · ${a.sightings || 1} sighting(s) · seen ${a.first_seen.toFixed(1)}–${a.last_seen.toFixed(1)} s · raised ${when}`),
-      el("p", {}, `alert #${a.id} · status `, el("b", { class: "status" }, a.status)));
+      el("h2", { translate: "no" }, a.subject_name),
+      el("p", {}, before || "", el("span", { class: "cat" }, t(a.category)), between || "",
+        el("b", { translate: "no" }, lists), after || "",
+        a.reference ? ` · ${t("ref.")} ` : "", a.reference ? el("span", { translate: "no" }, a.reference) : ""),
+      el("p", {}, `${t("score")} `, el("b", {}, num(a.score, 3)), ` · ${t("camera")} `,
+        el("b", { translate: "no" }, (a.cameras && a.cameras.length ? a.cameras : [a.camera_id]).join(", ")),
+        ` · ${tn("{n} sighting", "{n} sightings", a.sightings || 1)}`
+        + ` · ${t("seen {first}–{last} s", { first: num(a.first_seen, 1), last: num(a.last_seen, 1) })}`
+        + ` · ${t("raised")} ${when(a.created_at)}`),
+      el("p", {}, `${t("alert #{id}", { id: a.id })} · ${t("status")} `, el("b", { class: "status" }, t(a.status))));
     const art = el("article", { class: `alert status-${a.status} fresh`, "data-id": a.id, "data-shown": Date.now() }, crop, info);
     const actions = el("div", { class: "actions" });
     if (canReview) {
-      actions.append(el("button", { class: "confirm", "data-id": a.id }, "Confirm"),
-        el("button", { class: "reject", "data-id": a.id }, "Reject…"));
+      actions.append(el("button", { class: "confirm", "data-id": a.id }, t("Confirm")),
+        el("button", { class: "reject", "data-id": a.id }, t("Reject…")));
     }
     art.append(actions);
     setAlarm(art, a.alarm);
@@ -49,9 +53,9 @@
   // -- alarms: priority colour, owner, time to escalation, claim / release / take over / acknowledge ------------
   function countdownText(m) {
     const left = Math.max(0, Math.round(m.escalate_at - (Date.now() / 1000 + skew)));
-    if (left <= 0) return `escalating to ${m.escalate_to}…`;
+    if (left <= 0) return t("escalating to {role}…", { role: t(m.escalate_to) });
     const mm = Math.floor(left / 60), ss = String(left % 60).padStart(2, "0");
-    return `escalates to ${m.escalate_to} in ${mm}:${ss}`;
+    return t("escalates to {role} in {time}", { role: t(m.escalate_to), time: `${mm}:${ss}` });
   }
 
   function alarmButtons(art, m) {
@@ -61,9 +65,9 @@
     const mayHandle = m && (roles.includes("operator") || (m.escalated && roles.includes(m.escalate_to)));
     if (!canHandle || !mayHandle || m.state === "acknowledged") return span;
     const b = (cls, label) => el("button", { class: cls, "data-id": id }, label);
-    if (m.state === "new") span.append(b("claim", "Claim"), b("acknowledge", "Acknowledge"));
-    else if (m.owner === me) span.append(b("acknowledge", "Acknowledge"), b("release", "Release"));
-    else span.append(b("takeover", "Take over…"));
+    if (m.state === "new") span.append(b("claim", t("Claim")), b("acknowledge", t("Acknowledge")));
+    else if (m.owner === me) span.append(b("acknowledge", t("Acknowledge")), b("release", t("Release")));
+    else span.append(b("takeover", t("Take over…")));
     return span;
   }
 
@@ -79,12 +83,13 @@
     art.style.borderLeftColor = m.colour;  // a validated #rrggbb
     art.classList.add(`alarm-${m.state}`);
     if (m.escalated) art.classList.add("escalated");
-    const p = el("p", { class: "alarm" }, el("span", { class: "priority" }, m.priority), " alarm · ",
-      el("span", { class: "alarm-state" }, m.state), " · ",
-      el("span", { class: "owner" }, ...(m.owner ? ["owner ", el("b", {}, m.owner)] : ["unclaimed"])));
+    const p = el("p", { class: "alarm" }, el("span", { class: "priority" }, tp("alarm", m.priority)), ` ${t("alarm")} · `,
+      el("span", { class: "alarm-state" }, tp("alarm", m.state)), " · ",
+      el("span", { class: "owner" },
+        ...(m.owner ? [`${t("owner")} `, el("b", { translate: "no" }, m.owner)] : [t("unclaimed")])));
     p.alarm = m;
     p.querySelector(".priority").style.backgroundColor = m.colour;
-    if (m.escalated) p.append(" · ", el("span", { class: "escalated" }, `escalated to ${m.escalate_to}`));
+    if (m.escalated) p.append(" · ", el("span", { class: "escalated" }, t("escalated to {role}", { role: t(m.escalate_to) })));
     else if (m.seconds_to_escalation !== null && m.seconds_to_escalation !== undefined && m.state !== "acknowledged") {
       const c = el("span", { class: "countdown", "data-escalate-at": m.escalate_at }, "");
       c.alarm = m;
@@ -103,7 +108,7 @@
     const art = box.querySelector(`article[data-id="${id}"]`);
     if (!art) return;
     art.className = art.className.replace(/status-\S+/, `status-${status}`);
-    art.querySelector(".status").textContent = status;
+    art.querySelector(".status").textContent = t(status);
     if (status === "actionable" || status === "rejected") art.querySelectorAll("button.confirm, button.reject").forEach(b => (b.disabled = true));
   }
 
@@ -113,7 +118,7 @@
   // jitter), from the newest alert it has shown; a signed-out session goes to the sign-in page instead.
   let src = null, timer = null, delay = 1000;
 
-  function lost() { badge.dataset.state = "lost"; badge.textContent = "reconnecting…"; }
+  function lost() { badge.dataset.state = "lost"; badge.textContent = t("reconnecting…"); }
 
   function later() {
     if (timer) return;
@@ -133,7 +138,7 @@
     if (src) src.close();
     src = new EventSource(`/api/alerts/stream?after=${after}`);
     const mine = src;
-    src.addEventListener("open", () => { delay = 1000; badge.dataset.state = "live"; badge.textContent = "live"; });
+    src.addEventListener("open", () => { delay = 1000; badge.dataset.state = "live"; badge.textContent = t("live"); });
     src.addEventListener("error", () => {
       if (mine !== src) return;
       lost();
@@ -170,21 +175,22 @@
       if (b.classList.contains("confirm")) {
         r = await api("POST", `/api/alerts/${id}/confirm`);
       } else {
-        const reason = window.prompt(`Why is alert #${id} wrong? (kept as feedback)`);
+        const reason = window.prompt(t("Why is alert #{id} wrong? (kept as feedback)", { id }));
         if (!reason) return;
         r = await api("POST", `/api/alerts/${id}/reject`, { reason });
       }
       setStatus(id, r.status);
-      flash(r.status === "confirmed_once" ? `Alert #${id} confirmed once: a second, different operator must confirm it.`
-        : `Alert #${id}: ${r.status}`);
-    } catch (e) { flash(`Alert #${id}: ${e.message}`, true); }
+      flash(r.status === "confirmed_once"
+        ? t("Alert #{id} confirmed once: a second, different operator must confirm it.", { id })
+        : t("Alert #{id}: {status}", { id, status: t(r.status) }));
+    } catch (e) { flash(t("Alert #{id}: {status}", { id, status: e.message }), true); }
   });
 
   async function alarmAction(b, id) {
     const action = ["claim", "release", "takeover", "acknowledge"].find(c => b.classList.contains(c));
     let body;
     if (action === "takeover") {
-      const reason = window.prompt(`Why do you take over alarm #${id}? (its owner and the audit log see it)`);
+      const reason = window.prompt(t("Why do you take over alarm #{id}? (its owner and the audit log see it)", { id }));
       if (!reason) return;
       body = { reason };
     }
@@ -192,8 +198,10 @@
       const r = await api("POST", `/api/alerts/${id}/${action}`, body);
       const art = box.querySelector(`article[data-id="${id}"]`);
       if (art) setAlarm(art, r.alarm);
-      flash(`Alarm #${id}: ${r.alarm.state}${r.alarm.owner ? " by " + r.alarm.owner : ""}`);
-    } catch (e) { flash(`Alarm #${id}: ${e.message}`, true); }
+      const state = tp("alarm", r.alarm.state);
+      flash(r.alarm.owner ? t("Alarm #{id}: {state} by {owner}", { id, state, owner: r.alarm.owner })
+        : t("Alarm #{id}: {state}", { id, state }));
+    } catch (e) { flash(t("Alarm #{id}: {state}", { id, state: e.message }), true); }
   }
 
   // the server-rendered cards: their alarm as data, drawn the same way as live ones

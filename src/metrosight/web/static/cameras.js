@@ -1,8 +1,7 @@
 // Cameras: refresh the table from /api/cameras every two seconds.
 "use strict";
 (function () {
-  const fmt = v => (v === null || v === undefined ? "—" : v);
-  const when = t => (t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—");
+  const fmt = v => (v === null || v === undefined ? "—" : num(v, 1));
   async function refresh() {
     try {
       const cams = await api("GET", "/api/cameras");
@@ -10,7 +9,7 @@
         const tr = document.querySelector(`#cameras tr[data-id="${CSS.escape(c.id)}"]`);
         if (!tr) continue;
         const st = tr.querySelector(".state");
-        st.textContent = c.state; st.className = `state state-${c.state}`; st.title = c.reason || "";
+        st.textContent = t(c.state); st.className = `state state-${c.state}`; st.title = c.reason || "";
         tr.querySelector(".fps").textContent = fmt(c.fps);
         tr.querySelector(".faces_per_s").textContent = fmt(c.faces_per_s);
         tr.querySelector(".last_frame").textContent = when(c.last_frame);
@@ -18,11 +17,11 @@
         const snap = tr.querySelector(".snap");
         if (c.has_snapshot) {
           let img = snap.querySelector("img");
-          if (!img) { snap.textContent = ""; img = document.createElement("img"); img.alt = `redacted snapshot of ${c.id}`; snap.append(img); }
+          if (!img) { snap.textContent = ""; img = document.createElement("img"); img.alt = t("redacted snapshot of {camera}", { camera: c.id }); snap.append(img); }
           img.src = `/api/cameras/${encodeURIComponent(c.id)}/snapshot?t=${Date.now()}`;
         }
       }
-    } catch (e) { flash(`cameras: ${e.message}`, true); }
+    } catch (e) { flash(t("cameras: {error}", { error: e.message }), true); }
   }
   setInterval(refresh, 2000);
 })();

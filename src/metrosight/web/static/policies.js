@@ -22,6 +22,6 @@
     try {
       await api("PUT", `/api/watchlists/${encodeURIComponent(f.get("watchlist"))}/policy`, body);
       location.reload();
-    } catch (e) { flash(`policy: ${e.message}`, true); }
+    } catch (e) { flash(t("policy: {error}", { error: e.message }), true); }
   });
 })();

@@ -7,7 +7,7 @@
     const f = new FormData(form);
     const body = { name: f.get("name"), roles: f.getAll("roles") };
     if (f.get("password")) body.password = f.get("password");
-    try { await api("POST", "/api/users", body); location.reload(); } catch (e) { flash(`add user: ${e.message}`, true); }
+    try { await api("POST", "/api/users", body); location.reload(); } catch (e) { flash(t("add user: {error}", { error: e.message }), true); }
   });
   document.getElementById("users").addEventListener("click", async ev => {
     const b = ev.target.closest("button.toggle");

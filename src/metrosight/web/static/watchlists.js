@@ -8,11 +8,11 @@
     try {
       await api("POST", "/api/watchlists", { name: f.get("name"), category: f.get("category") });
       location.reload();
-    } catch (e) { flash(`create: ${e.message}`, true); }
+    } catch (e) { flash(t("create: {error}", { error: e.message }), true); }
   });
 
   const enrol = document.getElementById("enrol");
-  const describe = p => `${p.photo}: ${p.status}${p.reason ? " — " + p.reason : ""}`;
+  const describe = p => `${p.photo}: ${t(p.status)}${p.reason ? " — " + p.reason : ""}`;
 
   // A photo refused for several faces: show it with its faces boxed and numbered; a click enrols that face.
   function pickFace(file, photo, submit) {
@@ -20,7 +20,7 @@
     box.replaceChildren();
     const note = document.createElement("p");
     note.className = "note";
-    note.textContent = "Several faces and none clearly the subject's: click the subject's face to enrol it.";
+    note.textContent = t("Several faces and none clearly the subject's: click the subject's face to enrol it.");
     const wrap = document.createElement("div");
     wrap.className = "face-pick";
     const img = document.createElement("img");
@@ -39,7 +39,8 @@
         b.type = "button";
         b.className = "face-box" + (f.problem ? " face-unusable" : "");
         b.textContent = String(f.number);
-        b.title = f.problem ? `face ${f.number}: ${f.problem}` : `enrol face ${f.number}`;
+        b.title = f.problem ? t("face {number}: {problem}", { number: f.number, problem: f.problem })
+          : t("enrol face {number}", { number: f.number });
         Object.assign(b.style, { left: `${x1 * sx}px`, top: `${y1 * sy}px`,
                                  width: `${(x2 - x1) * sx}px`, height: `${(y2 - y1) * sy}px` });
         b.addEventListener("click", () => { box.replaceChildren(); submit(f.number); });
@@ -51,7 +52,7 @@
       const li = document.createElement("li");
       const b = document.createElement("button");
       b.type = "button";
-      b.textContent = `face ${f.number}`;
+      b.textContent = t("face {number}", { number: f.number });
       b.addEventListener("click", () => { box.replaceChildren(); submit(f.number); });
       li.append(b, ` ${f.problem || ""}`);
       list.append(li);
@@ -67,14 +68,15 @@
     if (face) f.set("face", String(face));
     const files = f.getAll("photos");
     const out = document.getElementById("enrol-result");
-    out.textContent = "enrolling…";
+    out.textContent = t("enrolling…");
     try {
       const r = await api("POST", `/api/watchlists/${encodeURIComponent(wl)}/entries`, f);
-      out.textContent = r.photos.map(describe).join("\n") + `\nentry ${r.subject}: ${r.entry_status}`;
+      out.textContent = r.photos.map(describe).join("\n") + "\n"
+        + t("entry {name}: {status}", { name: r.subject, status: t(r.entry_status) });
       setTimeout(() => location.reload(), 1500);
     } catch (e) {
       const photos = e.data && e.data.photos;
-      out.textContent = photos ? photos.map(describe).join("\n") : `refused: ${e.message}`;
+      out.textContent = photos ? photos.map(describe).join("\n") : t("refused: {error}", { error: e.message });
       if (photos && photos.length === 1 && photos[0].faces && files.length === 1) pickFace(files[0], photos[0], send);
     }
   }
@@ -90,7 +92,7 @@
       if (b.classList.contains("approve")) {
         await api("POST", `${base}/approve`);
       } else {
-        const reason = window.prompt(`Why revoke ${tr.dataset.entry}? (audited; its templates are destroyed)`);
+        const reason = window.prompt(t("Why revoke {entry}? (audited; its templates are destroyed)", { entry: tr.dataset.entry }));
         if (!reason) return;
         await api("POST", `${base}/revoke`, { reason });
       }
