@@ -28,7 +28,7 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 #: the source language: the message ids are English
 SOURCE: Final = "en"
@@ -52,18 +52,20 @@ def N_(msgid: str, **values: object) -> Text:  # noqa: N802 (gettext's name for 
     return Text(msgid, values)
 
 
-def translate(language: Language, text: Text | str | None) -> str:
-    """``text`` in ``language``: a :class:`Text` through the catalogue with its values filled in; a plain string
-    (an error of the service) through the catalogue when it holds it, else unchanged."""
+def translate(language: Language, text: Text | str | None) -> Markup:
+    """``text`` in ``language``, as HTML: a :class:`Text` through the catalogue with its values filled in, each
+    escaped and marked ``translate="no"`` (data: names, ids, settings); a plain string (an error of the service)
+    through the catalogue when it holds it, else unchanged (escaped)."""
     if text is None:
-        return ""
+        return Markup("")
     if isinstance(text, str):
-        return language.gettext(text) if text else text
+        return escape(language.gettext(text) if text else text)
+    values = {k: Markup('<span translate="no">{}</span>').format(v) for k, v in text.values.items()}
     translated = language.gettext(text.msgid)
     try:
-        return translated % dict(text.values) if text.values else translated
-    except (KeyError, ValueError, TypeError):
-        return text.msgid % dict(text.values)
+        return escape(translated) % values if values else escape(translated)
+    except (KeyError, ValueError, TypeError):  # a translation with other placeholders: the English
+        return escape(text.msgid) % values if values else escape(text.msgid)
 
 
 def catalogue_dir(web: Path) -> Path:

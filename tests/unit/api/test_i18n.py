@@ -132,10 +132,13 @@ def test_accept_language_is_read_by_preference():
 def test_page_messages_of_python_code_are_translated_when_shown():
     ru = LANGUAGES.by_code["ru"]
     assert translate(ru, N_("too many sign-in attempts; try again in %(seconds)s s", seconds=7)) == (
-        "слишком много попыток входа; повторите через 7 с"
+        'слишком много попыток входа; повторите через <span translate="no">7</span> с'
     )
     assert translate(ru, "an error text the catalogue does not hold") == "an error text the catalogue does not hold"
-    assert translate(LANGUAGES.by_code["en"], N_("in %(n)s", n=1)) == "in 1"
+    assert translate(ru, "the two new passwords differ") == "два новых пароля не совпадают"
+    # values are data: escaped and marked as not to be translated
+    assert translate(LANGUAGES.by_code["en"], N_("in %(n)s", n="<b>")) == 'in <span translate="no">&lt;b&gt;</span>'
+    assert translate(ru, "<script>") == "&lt;script&gt;"
 
 
 def test_dates_are_shown_in_the_zone_and_the_language_format():
@@ -222,7 +225,7 @@ def test_the_russian_pages_show_no_english(api: Api):
     assert res.status_code == 401 and "неверное имя пользователя или пароль" in res.text
     assert not english_left(res.text), english_left(res.text)
     _sign_in(api, "ada")
-    for page in ("/", "/cameras", "/watchlists", "/events", "/audit", "/users", "/account"):
+    for page in ("/", "/cameras", "/watchlists", "/events", "/audit", "/users", "/account", "/account/totp"):
         res = api.client.get(page)
         assert res.status_code == 200 and '<html lang="ru"' in res.text, page
         assert not english_left(res.text), (page, english_left(res.text))

@@ -50,7 +50,9 @@ def _page(request: Request, status: int, message: Text | str) -> HTMLResponse:
 
 
 def _no_sso(request: Request) -> HTMLResponse:
-    return _page(request, 404, N_("single sign-on is not configured on this service (auth.oidc)"))
+    return _page(
+        request, 404, N_("single sign-on is not configured on this service (%(setting)s)", setting="auth.oidc")
+    )
 
 
 @router.get("/auth/oidc/login")

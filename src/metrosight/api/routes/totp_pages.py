@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrosight.api.deps import NotSignedIn, Principal, principal_of, services
+from metrosight.api.i18n import N_, Text
 from metrosight.api.routes.pages import PageAuth, render, safe_next
 from metrosight.api.routes.totp import complete_sign_in
 from metrosight.api.sessions import client_ip, limited
@@ -46,8 +47,10 @@ def code_form(
 
 
 def _principal(request: Request) -> Principal:
+    """The signed-in caller of these pages; their forms check their own ``csrf`` field (:func:`_form_ok`), so the
+    X-CSRF-Token header of the JSON API is not asked for."""
     try:
-        return principal_of(request, None)
+        return principal_of(request, None, str(request.session.get("csrf", "")))
     except NotSignedIn:
         raise PageAuth(request.url.path) from None
 
@@ -59,7 +62,7 @@ def _page(
     *,
     enrolment: Enrolment | None = None,
     codes: list[str] | None = None,
-    error: str | None = None,
+    error: Text | str | None = None,
 ) -> HTMLResponse:
     svc = services(request).services
     actor = principal.actor
@@ -100,7 +103,7 @@ def totp_page(request: Request) -> Response:
 def totp_begin(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
     principal = _principal(request)
     if not _form_ok(request, csrf):
-        return _page(request, principal, 403, error="the form expired; reload the page")
+        return _page(request, principal, 403, error=N_("the form expired; reload the page"))
     svc = services(request).services
     try:
         e = svc.store.second_factor.begin(principal.actor, svc.settings.totp.issuer)
@@ -115,7 +118,7 @@ def totp_confirm(
 ) -> Response:
     principal = _principal(request)
     if not _form_ok(request, csrf):
-        return _page(request, principal, 403, error="the form expired; reload the page")
+        return _page(request, principal, 403, error=N_("the form expired; reload the page"))
     app, actor, ip = services(request), principal.actor, client_ip(request)
     svc = app.services
     try:
@@ -138,7 +141,7 @@ def totp_reset(
 ) -> Response:
     principal = _principal(request)
     if not _form_ok(request, csrf):
-        return _page(request, principal, 403, error="the form expired; reload the page")
+        return _page(request, principal, 403, error=N_("the form expired; reload the page"))
     app, actor, ip = services(request), principal.actor, client_ip(request)
     store = app.services.store
     try:
@@ -149,7 +152,7 @@ def totp_reset(
     if result not in (Check.TOTP, Check.RECOVERY, Check.NONE):
         app.limiter.failed(actor.name, ip)
         store.audit.record(actor.name, "auth.totp_failed", actor.name, {"ip": ip, "reason": result.value})
-        return _page(request, principal, 401, error="wrong or already used code; a reset needs a current code")
+        return _page(request, principal, 401, error=N_("wrong or already used code; a reset needs a current code"))
     store.second_factor.reset(actor.name, actor)
     request.session["amr"] = "pwd"
     return RedirectResponse("/account/totp", status_code=303)
