@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +21,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SD = "audit@32473"
 
 
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def story(request, tmp_path_factory):
     ex = require_data("face_recognition_examples", "examples")
     home = tmp_path_factory.mktemp("outbound")
+    url = None
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "postgresql":  # every command of the story on one PostgreSQL database
+            url = request.getfixturevalue("postgres_server").create_database()
+            mp.setenv("METROSIGHT__STORAGE__DATABASE_URL", url)
+        yield (*_story(home, ex), url)
+
+
+def _story(home: Path, ex: Path) -> tuple:
     rx = SyslogReceiver()  # not started: the collector is down when the run starts
     broker = Mosquitto(home / "broker", users={"metrosight": "mq-Secret-1", "reader": "mq-reader"}).start()
     sub = Subscriber(broker, "metro/#", "reader", "mq-reader")
@@ -58,9 +68,9 @@ def story(tmp_path_factory):
 
 
 def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
-    home, lines, rx, _ = story
+    home, lines, rx, _, url = story
     assert not rx.errors
-    entries = Store.for_home(home).audit.entries()
+    entries = Store.for_home(home, url).audit.entries()
     got = [(int(r.sd[SD]["seq"]), r.sd[SD]["hash"], r.msgid) for r in rx.records]
     assert got == [(e.seq, e.hash, e.action) for e in entries]  # in order, none missing, none twice
     actions = [e.action for e in entries]
@@ -79,7 +89,7 @@ def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
 
 
 def test_her_alerts_reached_the_mqtt_subscriber(story):
-    home, lines, _, sub = story
+    home, lines, _, sub, _ = story
     printed = [x for x in lines if x["type"] == "alert"]
     got = [json.loads(m.payload) for m in sub.on("metro/alerts")]
     assert [g["id"] for g in got] == [a["event_id"] for a in printed]  # each once, in order
