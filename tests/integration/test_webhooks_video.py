@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from metrosight.config.webhooks import WebhooksConfig
+from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.store.repo import Store
 from tests.conftest import require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
@@ -36,8 +38,9 @@ def installation(tmp_path: Path, drain: float) -> tuple[Path, Path, Path]:
     return home, config, ex / "short_hamilton_clip.mp4"
 
 
-def subscribe(home: Path, url: str) -> str:
-    code, out, err = cli(home, "--as", "ada", "webhooks", "add", "control room", url, "-e", "alert", "-w", "wl")
+def subscribe(home: Path, url: str, *events: str) -> str:
+    types = [a for e in events or ("alert",) for a in ("-e", e)]
+    code, out, err = cli(home, "--as", "ada", "webhooks", "add", "control room", url, *types, "-w", "wl")
     assert code == 0, err
     return out.strip().splitlines()[-1]
 
@@ -54,12 +57,33 @@ def test_miranda_alerts_reach_the_webhook_signed(tmp_path: Path) -> None:
     home, config, clip = installation(tmp_path, drain=30)
     rx = WebhookReceiver().start()
     try:
-        rx.secret = subscribe(home, rx.url)
+        rx.secret = subscribe(home, rx.url, "alert", "episode", "alert_review")
         code, out, err = cli(home, "run", "--config", config, "--source", clip, "--camera", "stage", "--json")
         assert code == 0, err
         printed = [x for x in json_lines(out) if x["type"] == "alert"]
         assert printed and {a["subject"] for a in printed} == {"Lin-Manuel Miranda"}
-        got = rx.accepted()
+        # his episode: opened by the first sighting, each later one appended (one event per stored sighting)
+        episodes = sorted(
+            (r.doc for r in rx.accepted() if r.doc["type"] == "episode"), key=lambda d: d["data"]["sightings"]
+        )
+        assert [d["data"]["sightings"] for d in episodes] == list(range(1, len(printed) + 1))
+        assert episodes[0]["data"]["opened"] and not any(d["data"]["opened"] for d in episodes[1:])
+        assert {d["data"]["sighting_event_id"] for d in episodes} == {a["event_id"] for a in printed}
+        # a review on the command line is queued for the webhook and delivered by a running host's worker
+        (alert_id,) = {a["alert_id"] for a in printed}
+        code, _, err = cli(home, "--as", "bob", "alert", "confirm", str(alert_id))
+        assert code == 0, err
+        store = Store.for_home(home)
+        worker = DeliveryWorker(store.outbox, WebhooksConfig(poll_seconds=0.1)).start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r.doc["type"] == "alert_review" for r in rx.accepted()):
+            time.sleep(0.1)
+        worker.stop()
+        store.engine.dispose()
+        (review,) = [r.doc for r in rx.accepted() if r.doc["type"] == "alert_review"]
+        assert review["data"]["reviewer"] == "bob" and review["data"]["status"] == "confirmed_once"
+        assert review["data"]["subject"] == "Lin-Manuel Miranda" and review["watchlists"] == ["wl"]
+        got = [r for r in rx.accepted() if r.doc["type"] == "alert"]
         assert got and all(r.verified for r in rx.got)  # every request carried a valid signature
         by_id = {r.doc["id"]: r for r in got if r.doc["type"] == "alert" and r.doc["schema"] == "metrosight.alert/1"}
         assert set(by_id) == {a["event_id"] for a in printed} == sightings(home)

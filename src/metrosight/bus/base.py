@@ -23,10 +23,12 @@ from pydantic import BaseModel, ValidationError
 
 from metrosight.bus.payloads import (
     AlarmV1,
+    AlertReviewV1,
     AlertUpdateV1,
     AlertV1,
     CameraStateV1,
     CameraStatsV1,
+    EpisodeV1,
     EventUpdateV1,
     EventV1,
 )
@@ -61,7 +63,18 @@ __all__ = [
 Handler = Callable[[BaseModel], None]
 
 PAYLOAD_TYPES: Final[Mapping[str, type[BaseModel]]] = {
-    cls.__name__: cls for cls in (AlertV1, AlertUpdateV1, EventV1, EventUpdateV1, CameraStateV1, CameraStatsV1, AlarmV1)
+    cls.__name__: cls
+    for cls in (
+        AlertV1,
+        AlertUpdateV1,
+        EventV1,
+        EventUpdateV1,
+        CameraStateV1,
+        CameraStatsV1,
+        AlarmV1,
+        AlertReviewV1,
+        EpisodeV1,
+    )
 }
 
 

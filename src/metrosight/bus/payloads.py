@@ -237,3 +237,72 @@ class AlarmV1(_Payload):
     watchlists: tuple[str, ...] = ()
     category: str
     status: str = Field(description="the alert's two-person review status (new, confirmed_once, actionable, rejected)")
+
+
+class AlertReviewV1(_Payload):
+    """An operator confirmed or rejected an alert (the two-person review); ``status`` is the alert's status after
+    it. Published on the ``alert-reviews`` topic by the process where the review was made. ``event_id``
+    (``review:<alert id>:<reviewer>``) is unique and stable: one operator reviews one alert once."""
+
+    version: Literal[1] = 1
+    event_id: str
+    alert_id: int
+    alert_event_id: str = Field(description="the event id of the alert's first sighting")
+    action: Literal["confirm", "reject"]
+    reviewer: str
+    reason: str | None = Field(None, description="a rejection's reason")
+    status: str = Field(description="the alert's status after the review (confirmed_once, actionable, rejected)")
+    at: float = Field(description="Unix time of the review, seconds")
+    camera_id: str
+    group: str | None = Field(None, description="the camera group of the alert's episode")
+    subject: str = Field(description="the person's name")
+    person_id: int | None = None
+    watchlist: str
+    watchlists: tuple[str, ...] = ()
+    category: str
+
+
+class EpisodeV1(_Payload):
+    """A sighting was stored into an alert episode: ``opened`` when it opened a new alert (episode), else it was
+    appended to the person's open one (``sightings`` now). Published on the ``episodes`` topic by the host that
+    stored it. ``event_id`` (``episode:<alert id>:<sighting event id>``) is unique and stable."""
+
+    version: Literal[1] = 1
+    event_id: str
+    alert_id: int
+    sighting_event_id: str
+    opened: bool
+    sightings: int
+    status: str = Field(description="the alert's review status")
+    camera_id: str
+    group: str | None = None
+    subject: str
+    person_id: int | None = None
+    watchlist: str
+    watchlists: tuple[str, ...] = ()
+    category: str
+    first_seen: float = Field(description="media time of the sighting, seconds")
+    last_seen: float = Field(description="media time of the sighting, seconds")
+    media_origin: float | None = Field(None, description="Unix time of media time 0 of the sighting's run")
+
+    @classmethod
+    def of_sighting(cls, alert: AlertV1, alert_id: int, opened: bool, sightings: int, status: str) -> EpisodeV1:
+        """The episode event of ``alert`` (a sighting) stored into alert ``alert_id``."""
+        return cls(
+            event_id=f"episode:{alert_id}:{alert.event_id}",
+            alert_id=alert_id,
+            sighting_event_id=alert.event_id,
+            opened=opened,
+            sightings=sightings,
+            status=status,
+            camera_id=alert.camera_id,
+            group=alert.group,
+            subject=alert.subject,
+            person_id=alert.person_id,
+            watchlist=alert.watchlist,
+            watchlists=alert.watchlists,
+            category=alert.category,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+            media_origin=alert.media_origin,
+        )

@@ -15,11 +15,13 @@ from pydantic import BaseModel
 
 from metrosight.bus.payloads import (
     AlarmV1,
+    AlertReviewV1,
     AlertUpdateV1,
     AlertV1,
     CameraSnapshotV1,
     CameraStateV1,
     CameraStatsV1,
+    EpisodeV1,
     EventUpdateV1,
     EventV1,
 )
@@ -60,11 +62,24 @@ CAMERA_SNAPSHOT: Topic[CameraSnapshotV1] = Topic("camera-snapshot", CameraSnapsh
 EVENTS: Topic[EventV1] = Topic("events", EventV1)
 EVENT_UPDATES: Topic[EventUpdateV1] = Topic("event-updates", EventUpdateV1)
 ALARMS: Topic[AlarmV1] = Topic("alarms", AlarmV1)  # alarm steps (claim, escalation …), published by `serve`
+ALERT_REVIEWS: Topic[AlertReviewV1] = Topic("alert-reviews", AlertReviewV1)  # published where a review is made
+EPISODES: Topic[EpisodeV1] = Topic("episodes", EpisodeV1)  # published by the host that stored the sighting
 
 #: every topic, by wire name
 TOPICS: Final[Mapping[str, Topic[BaseModel]]] = {
     t.name: t  # type: ignore[misc]
-    for t in (ALERTS, ALERT_UPDATES, CAMERA_STATE, CAMERA_STATS, CAMERA_SNAPSHOT, EVENTS, EVENT_UPDATES, ALARMS)
+    for t in (
+        ALERTS,
+        ALERT_UPDATES,
+        CAMERA_STATE,
+        CAMERA_STATS,
+        CAMERA_SNAPSHOT,
+        EVENTS,
+        EVENT_UPDATES,
+        ALARMS,
+        ALERT_REVIEWS,
+        EPISODES,
+    )
 }
 
 # the names used before topics were typed

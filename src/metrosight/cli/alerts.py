@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from metrosight.cli.common import MAX_ID, governed, when
 from metrosight.cli.context import cli_context
 from metrosight.store.models import AlertRecord
 from metrosight.store.scoping import ALERT_READERS
+
+if TYPE_CHECKING:
+    from metrosight.services.suite import Services
 
 alert_app = typer.Typer(help="Review alerts: two different operators must confirm one.", no_args_is_help=True)
 
@@ -149,7 +152,9 @@ def alert_confirm(ctx: typer.Context, alert_id: AlertId) -> None:
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        status = rt.store.reviews.review(alert_id, c.actor(rt), "confirm")
+        actor = c.actor(rt)
+        status = rt.store.reviews.review(alert_id, actor, "confirm")
+    _announce(rt, alert_id, actor.name)
     c.out.print(f"alert {alert_id}: {status}" + (" (needs a second operator)" if status == "confirmed_once" else ""))
 
 
@@ -163,8 +168,20 @@ def alert_reject(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
-        status = rt.store.reviews.review(alert_id, c.actor(rt), "reject", reason)
+        actor = c.actor(rt)
+        status = rt.store.reviews.review(alert_id, actor, "reject", reason)
+    _announce(rt, alert_id, actor.name)
     c.out.print(f"alert {alert_id}: {status}")
+
+
+def _announce(rt: Services, alert_id: int, reviewer: str) -> None:
+    """The review just made, to the outbound channels (webhooks queue it; a running host delivers it)."""
+    from metrosight.bus.topics import ALERT_REVIEWS
+    from metrosight.outbound.hosts import dispatch_once  # heavy: the channels' clients
+
+    payload = rt.store.reviews.announcement(alert_id, reviewer)
+    if payload is not None:
+        dispatch_once(rt, ALERT_REVIEWS, payload)
 
 
 def _alarm_step(ctx: typer.Context, alert_id: int, action: str, reason: str | None = None) -> None:

@@ -55,12 +55,12 @@ def syslog_hook(svc: AppState) -> Callable[[], None]:
 def alarm_outbound_hook(svc: AppState) -> Callable[[], None]:
     """A startup hook for a service that runs no cameras: an outbound dispatcher for the alarm clock's steps on the
     app's bus (with cameras, the supervisor's dispatcher delivers them)."""
-    from metrosight.bus.topics import ALARMS
+    from metrosight.outbound.dispatch import SERVICE_TOPICS
     from metrosight.outbound.hosts import dispatcher_for
 
     dispatcher = dispatcher_for(svc.services)
     if svc.bus is not None:
-        dispatcher.attach(svc.bus, (ALARMS,))
+        dispatcher.attach(svc.bus, SERVICE_TOPICS)
     return dispatcher.close
 
 

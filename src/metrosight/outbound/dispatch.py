@@ -24,14 +24,36 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from metrosight.bus.base import Bus
-from metrosight.bus.topics import ALARMS, ALERT_UPDATES, ALERTS, CAMERA_STATE, EVENT_UPDATES, EVENTS, Topic
+from metrosight.bus.topics import (
+    ALARMS,
+    ALERT_REVIEWS,
+    ALERT_UPDATES,
+    ALERTS,
+    CAMERA_STATE,
+    EPISODES,
+    EVENT_UPDATES,
+    EVENTS,
+    Topic,
+)
 from metrosight.outbound.channel import Channel, ChannelError
 from metrosight.outbound.events import CameraPlace, OutboundEvent, to_outbound
 
 log = logging.getLogger(__name__)
 
 #: the topics the dispatcher subscribes to (each once); a new outbound topic is added here
-OUTBOUND_TOPICS: Final[tuple[Topic[Any], ...]] = (ALERTS, ALERT_UPDATES, EVENTS, EVENT_UPDATES, CAMERA_STATE, ALARMS)
+OUTBOUND_TOPICS: Final[tuple[Topic[Any], ...]] = (
+    ALERTS,
+    ALERT_UPDATES,
+    EPISODES,
+    EVENTS,
+    EVENT_UPDATES,
+    CAMERA_STATE,
+    ALARMS,
+    ALERT_REVIEWS,
+)
+#: what the operator service itself publishes (alarm steps, reviews made through the API): a service without
+#: cameras dispatches these from its own bus
+SERVICE_TOPICS: Final[tuple[Topic[Any], ...]] = (ALARMS, ALERT_REVIEWS)
 
 MAX_HELD = 10_000  # events held for a channel that refused them (in-process buses), oldest dropped beyond
 RETRY_EVERY_SECONDS = 1.0  # how often held events are offered again

@@ -22,7 +22,16 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel
 
-from metrosight.bus.payloads import AlarmV1, AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
+from metrosight.bus.payloads import (
+    AlarmV1,
+    AlertReviewV1,
+    AlertUpdateV1,
+    AlertV1,
+    CameraStateV1,
+    EpisodeV1,
+    EventUpdateV1,
+    EventV1,
+)
 
 EventType = Literal["alert", "alert_review", "episode", "behaviour", "camera_state", "alarm"]
 #: every event type, in documentation order
@@ -208,6 +217,42 @@ def from_alarm(a: AlarmV1, places: Places, now: float) -> OutboundEvent:
     )
 
 
+def from_review(r: AlertReviewV1, places: Places, now: float) -> OutboundEvent:
+    """An operator confirmed or rejected an alert: type ``alert_review``, schema ``metrosight.alert-review/1``, id
+    ``review:<alert id>:<reviewer>``. Filtered like its alert."""
+    place = places.get(r.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="alert_review",
+        event_id=r.event_id,
+        schema="metrosight.alert-review/1",
+        occurred_at=utc(r.at),
+        body=body_of(r),
+        watchlists=r.watchlists or (r.watchlist,),
+        category=r.category,
+        camera_id=r.camera_id,
+        camera_group=r.group or place.group,
+        camera_line=place.line,
+    )
+
+
+def from_episode(e: EpisodeV1, places: Places, now: float) -> OutboundEvent:
+    """A sighting stored into an alert episode (``opened``: a new alert): type ``episode``, schema
+    ``metrosight.episode/1``, id ``episode:<alert id>:<sighting event id>``. Filtered like its alert."""
+    place = places.get(e.camera_id, NO_PLACE)
+    return OutboundEvent(
+        type="episode",
+        event_id=e.event_id,
+        schema="metrosight.episode/1",
+        occurred_at=_at(e.media_origin, e.first_seen, now),
+        body=body_of(e),
+        watchlists=e.watchlists or (e.watchlist,),
+        category=e.category,
+        camera_id=e.camera_id,
+        camera_group=e.group or place.group,
+        camera_line=place.line,
+    )
+
+
 #: topic wire name → converter. A new topic's converter is added here
 CONVERTERS: Final[Mapping[str, Converter]] = {
     "alerts": from_alert,
@@ -216,6 +261,8 @@ CONVERTERS: Final[Mapping[str, Converter]] = {
     "event-updates": from_event_update,
     "camera-state": from_camera_state,
     "alarms": from_alarm,
+    "alert-reviews": from_review,
+    "episodes": from_episode,
 }
 
 

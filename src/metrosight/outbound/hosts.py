@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 from metrosight.bus.redis_streams import RedisStreamsBus
+from metrosight.bus.topics import P, Topic
 from metrosight.outbound.channel import Channel
 from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.outbound.dispatch import Dispatcher
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
 GROUP = "outbound"
 
 
-def open_channels(services: Services, *, draining: bool = False) -> list[Channel]:
+def open_channels(services: Services, *, draining: bool = False, delivering: bool = True) -> list[Channel]:
     """Every outbound channel configured for this installation (none: an empty list). ``draining``: the host ends
-    soon (``run``): a channel with a queue keeps delivering for a bounded time at close.
+    soon (``run``): a channel with a queue keeps delivering for a bounded time at close. Not ``delivering`` (a
+    command that only hands an event over): a channel with a durable queue only queues it.
 
     Raises:
         ChannelError: a configured channel cannot be opened (the message names it).
@@ -43,7 +45,7 @@ def open_channels(services: Services, *, draining: bool = False) -> list[Channel
     channels: list[Channel] = []
     if settings.outbound.webhooks.enabled:
         hooks = settings.outbound.webhooks
-        worker = DeliveryWorker(services.store.outbox, hooks)
+        worker = DeliveryWorker(services.store.outbox, hooks) if delivering else None
         channels.append(WebhookChannel(services.store.outbox, hooks, worker, hooks.drain_seconds if draining else 0.0))
     if settings.outbound.mqtt is not None:
         channels.append(MqttChannel(settings.outbound.mqtt))
@@ -55,6 +57,19 @@ def dispatcher_for(services: Services, *, strict: bool = False, draining: bool =
     :class:`~metrosight.outbound.dispatch.Dispatcher` for ``strict``; :func:`open_channels` for ``draining``)."""
     channels = open_channels(services, draining=draining)
     return Dispatcher(channels, Dispatcher.places_of(services.settings.cameras), strict=strict)
+
+
+def dispatch_once(services: Services, topic: Topic[P], payload: P) -> None:
+    """Hand one event made by a command (e.g. ``metrosight alert confirm``) to the channels, then close them:
+    webhooks are queued in the outbox (a running host delivers them). A channel's failure is logged."""
+    channels = open_channels(services, delivering=False)
+    if not channels:
+        return
+    dispatcher = Dispatcher(channels, Dispatcher.places_of(services.settings.cameras))
+    try:
+        dispatcher.dispatch(topic.name, payload)
+    finally:
+        dispatcher.close()
 
 
 def start_redis(

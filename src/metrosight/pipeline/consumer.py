@@ -33,6 +33,7 @@ from metrosight.bus.base import (
 from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
 from metrosight.bus.redis_streams import RedisStreamsBus
+from metrosight.bus.topics import EPISODES
 from metrosight.core.credentials import safe_url
 from metrosight.outbound.hosts import start_redis
 from metrosight.policy.rules import aware, in_scope
@@ -69,7 +70,7 @@ class StoreConsumer:
         self.bus = bus
         self.on_alert = on_alert
         self.on_state = on_state
-        self.alerts = AlertSink(store, media, None)
+        self.alerts = AlertSink(store, media, None, lambda e: bus.publish(EPISODES, e))  # read by group outbound
         self.event_sink = EventSink(store, media, None)
         self.stored_alerts = 0
         self.duplicate_alerts = 0

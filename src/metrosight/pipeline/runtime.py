@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from metrosight.bus.inproc import InProcessBus
+from metrosight.bus.topics import EPISODES
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.names import identifier
@@ -132,11 +133,12 @@ class Runtime:
         if rtsp_transport is None:
             rtsp_transport = configured.rtsp_transport if configured is not None else "auto"
         spec = parse_source(source, rtsp_transport)
+        host_bus = bus or InProcessBus()
         host = SingleRun(
             self.settings.ingest,
             RunRows(self.store.runs, self.storage_wait_seconds),
-            bus or InProcessBus(),
-            AlertSink(self.store, self.home.media, on_alert),
+            host_bus,
+            AlertSink(self.store, self.home.media, on_alert, lambda e: host_bus.publish(EPISODES, e)),
             EventSink(self.store, self.home.media, on_event),
             lambda cid, run_id, outputs: self.processor(cid, run_id, outputs, faces=not analytics_only),
             self.storage_wait_seconds,

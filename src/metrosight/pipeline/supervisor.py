@@ -36,6 +36,7 @@ from metrosight.bus.topics import (
     CAMERA_SNAPSHOT,
     CAMERA_STATE,
     CAMERA_STATS,
+    EPISODES,
     EVENT_UPDATES,
     EVENTS,
 )
@@ -185,7 +186,7 @@ class Supervisor:
         self._stopping = threading.Event()
         self.dispatching = threading.Event()  # set once the outbound dispatcher listens on the bus
         self.rows = RunRows(self.rt.store.runs)
-        self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert)
+        self.sink = AlertSink(self.rt.store, self.rt.home.media, on_alert, lambda e: self.bus.publish(EPISODES, e))
         self.bus.subscribe(ALERTS, self._store_alert)
         self.bus.subscribe(ALERT_UPDATES, self.sink.on_update)
         self.events = EventSink(self.rt.store, self.rt.home.media, on_event)

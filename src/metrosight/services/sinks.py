@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EventUpdateV1, EventV1
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EpisodeV1, EventUpdateV1, EventV1
 from metrosight.config.home import media_file
 from metrosight.policy.crypto import CryptoError
 from metrosight.store.db import StoreError
@@ -69,12 +69,22 @@ class AlertSink:
     frames go by, and :meth:`drain` at the end of a run). ``on_alert`` is called at once either way (``crop`` is
     None while the alert is held), so an alert is printed even when it cannot be stored yet. ``failure`` holds the
     reason while something is held.
+
+    ``on_episode`` (the host's ``bus.publish(EPISODES, …)``) is called with the
+    :class:`~metrosight.bus.payloads.EpisodeV1` of each sighting once it is stored (not for a redelivered one).
     """
 
-    def __init__(self, store: Store, media: Path, on_alert: Callable[..., None] | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        media: Path,
+        on_alert: Callable[..., None] | None,
+        on_episode: Callable[[EpisodeV1], object] | None = None,
+    ) -> None:
         self.store = store
         self.media = media
         self.on_alert_cb = on_alert
+        self.on_episode = on_episode
         self.held: list[AlertV1] = []
         self.held_updates: dict[str, float] = {}
         self.failure: str | None = None
@@ -105,6 +115,13 @@ class AlertSink:
             log.error("cannot write best-shot crop for %s (%s); storing the alert without it", alert.event_id, exc)
             crop_path = None
         stored = self.store.alerts.store_sighting(alert, crop_path)
+        if stored.new and self.on_episode is not None:
+            try:  # the sighting is stored: a channel that cannot take its episode event says so, nothing more
+                self.on_episode(
+                    EpisodeV1.of_sighting(alert, stored.alert_id, stored.opened, stored.sightings, stored.status)
+                )
+            except Exception:
+                log.exception("the episode event of %s could not be published", alert.event_id)
         self.alert_ids.add(stored.alert_id)
         return crop_path, stored
 

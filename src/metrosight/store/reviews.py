@@ -3,10 +3,12 @@ alert with earlier feedback on the same person, and the export of a crop."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import select
 
+from metrosight.bus.payloads import AlertReviewV1
 from metrosight.core.names import free_text, looks_alike
 from metrosight.policy.rules import Actor, Forbidden, PolicyError, alert_status, require
 from metrosight.store import transitions
@@ -166,3 +168,31 @@ class ReviewRepository:
                 s, actor.name, "alert.export_crop", f"alert:{alert_id}", {"alert_id": alert_id, "sighting": sighting}
             )
         return data
+
+    def announcement(self, alert_id: int, reviewer: str) -> AlertReviewV1 | None:
+        """The bus payload of ``reviewer``'s review of alert ``alert_id`` (for the outbound channels; read after
+        :meth:`review` returned), or None when there is no such review."""
+        with self.uow.read() as s:
+            r = s.scalar(select(AlertReview).where(AlertReview.alert_id == alert_id, AlertReview.user == reviewer))
+            a = s.get(AlertRecord, alert_id)
+            if r is None or a is None:
+                return None
+            kind, _, name = (a.group_key or "").partition(":")
+            at = r.at if r.at.tzinfo is not None else r.at.replace(tzinfo=UTC)
+            return AlertReviewV1(
+                event_id=f"review:{alert_id}:{r.user}",
+                alert_id=alert_id,
+                alert_event_id=a.event_id,
+                action="reject" if r.action == "reject" else "confirm",
+                reviewer=r.user,
+                reason=r.reason,
+                status=a.status,
+                at=round(at.timestamp(), 3),
+                camera_id=a.camera_id,
+                group=name if kind == "group" else None,
+                subject=a.subject_name,
+                person_id=a.person_id,
+                watchlist=a.watchlist,
+                watchlists=tuple(dict.fromkeys(e["watchlist"] for e in a.entries or [])) or (a.watchlist,),
+                category=a.category,
+            )

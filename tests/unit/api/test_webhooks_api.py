@@ -3,8 +3,10 @@ delivery log and retries, every change audited."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
+from metrosight.bus.payloads import AlertV1
 from metrosight.store.outbox import Outcome
 from tests.unit.api.conftest import Api
 
@@ -66,3 +68,52 @@ def test_delivery_log_and_retry(api: Api) -> None:
     assert api.as_("ada", "GET", "/api/webhooks").json()[0]["pending"] == 1
     assert api.as_("ada", "POST", "/api/webhooks/deliveries/99/retry").status_code == 404
     assert api.as_("carol", "GET", "/api/webhooks/deliveries").status_code == 403
+
+
+def test_reviews_and_episodes_reach_the_outbound_dispatcher(api: Api) -> None:
+    """A review made through the API is published on the service's bus (alert_review); a stored sighting is
+    published by its sink (episode): each reaches the dispatcher's channels once, with its person's lists."""
+    from metrosight.bus.topics import EPISODES
+    from metrosight.outbound.dispatch import Dispatcher
+    from metrosight.outbound.events import CameraPlace
+    from metrosight.services.sinks import AlertSink
+    from tests.unit.api.test_api import enrol, make_watchlist
+    from tests.unit.outbound.test_seam import Recorder
+
+    make_watchlist(api)
+    assert enrol(api, "ada").status_code == 201
+    assert api.as_("bob", "POST", "/api/watchlists/wl/entries/Eve/approve").status_code == 200
+    rec = Recorder()
+    Dispatcher([rec], {"cam-1": CameraPlace("north", "red")}).attach(api.bus)
+    sink = AlertSink(api.rt.store, api.rt.home.media, None, lambda e: api.bus.publish(EPISODES, e))
+    entry = api.rt.store.entries.all("wl")[0]
+    one = AlertV1(
+        event_id="cam-1:run:1.0",
+        camera_id="cam-1",
+        track_id=1,
+        subject_id=entry.id,
+        subject="Eve",
+        watchlist="wl",
+        category="wanted",
+        score=0.97,
+        distance=0.24,
+        first_seen=1.0,
+        last_seen=2.5,
+        samples=3,
+        media_origin=time.time(),
+    )
+    sink.on_alert(one)
+    sink.on_alert(one)  # redelivered: stored once, one episode event
+    (episode,) = [e for e in rec.got if e.type == "episode"]
+    assert episode.body["opened"] is True and episode.body["sightings"] == 1 and episode.watchlists == ("wl",)
+    assert episode.camera_group == "north" and episode.schema == "metrosight.episode/1"
+    (alert,) = api.as_("carol", "GET", "/api/alerts").json()
+    assert api.as_("carol", "POST", f"/api/alerts/{alert['id']}/confirm").status_code == 200
+    assert api.as_("bob", "POST", f"/api/alerts/{alert['id']}/confirm").status_code == 200
+    reviews = [e for e in rec.got if e.type == "alert_review"]
+    assert [(e.body["reviewer"], e.body["status"]) for e in reviews] == [
+        ("carol", "confirmed_once"),
+        ("bob", "actionable"),
+    ]
+    assert reviews[0].event_id == f"review:{alert['id']}:carol" and reviews[0].schema == "metrosight.alert-review/1"
+    assert reviews[0].watchlists == ("wl",) and reviews[0].category == "wanted"

@@ -190,3 +190,33 @@ def test_no_channels_subscribes_nothing() -> None:
     bus = InProcessBus()
     Dispatcher([], PLACES).attach(bus)
     assert not bus._handlers  # noqa: SLF001 - nothing subscribed: no work on the camera loop
+
+
+def test_reviews_and_episodes_convert_with_their_persons_lists() -> None:
+    from metrosight.bus.payloads import AlertReviewV1, EpisodeV1
+
+    r = AlertReviewV1(
+        event_id="review:7:bob",
+        alert_id=7,
+        alert_event_id="cam-1:s:10.0",
+        action="reject",
+        reviewer="bob",
+        reason="a lookalike",
+        status="rejected",
+        at=1_700_000_100.5,
+        camera_id="cam-1",
+        subject="Miranda",
+        watchlist="missing",
+        watchlists=("missing", "vip"),
+        category="missing-person",
+    )
+    ev = to_outbound("alert-reviews", r, PLACES, now=0.0)
+    assert (ev.type, ev.event_id, ev.schema) == ("alert_review", "review:7:bob", "metrosight.alert-review/1")
+    assert ev.watchlists == ("missing", "vip") and ev.camera_group == "north-hall"
+    assert ev.occurred_at == datetime.fromtimestamp(1_700_000_100.5, UTC) and ev.body["reason"] == "a lookalike"
+    e = EpisodeV1.of_sighting(alert(), alert_id=7, opened=False, sightings=3, status="new")
+    ep = to_outbound("episodes", e, PLACES, now=0.0)
+    assert (ep.type, ep.event_id) == ("episode", "episode:7:cam-1:s:10.0")
+    assert ep.watchlists == ("missing", "vip") and ep.body["sightings"] == 3 and ep.body["opened"] is False
+    assert EventFilter.of(types=["episode"], watchlists=["vip"]).accepts(ep)
+    assert not EventFilter.of(types=["alert"]).accepts(ep)

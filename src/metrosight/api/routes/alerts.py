@@ -34,6 +34,7 @@ from metrosight.api.schemas import (
     SightingPublic,
 )
 from metrosight.api.state import AppState
+from metrosight.bus.topics import ALERT_REVIEWS
 from metrosight.policy.scope import View
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord
@@ -264,13 +265,32 @@ def alert_crop(
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})
 
 
+def announce_review(state: AppState, store: Store, alert_id: int, reviewer: str) -> None:
+    """Publish a review just made for the outbound channels: on the bus the service's alarm steps go to (a Redis
+    deployment's, else the app's). A bus that refuses it is logged; the review itself is stored."""
+    bus = state.extras.get("alarm_bus", state.bus)
+    payload = store.reviews.announcement(alert_id, reviewer)
+    if bus is None or payload is None:
+        return
+    try:
+        bus.publish(ALERT_REVIEWS, payload)
+    except Exception:
+        log.exception("the review of alert %d by %s could not be published to the channels", alert_id, reviewer)
+
+
 @router.post("/api/alerts/{alert_id}/confirm", response_model=ReviewResult)
-def confirm_alert(alert_id: RowId, actor: Operator, store: StoreDep) -> ReviewResult:
+def confirm_alert(alert_id: RowId, actor: Operator, store: StoreDep, request: Request) -> ReviewResult:
     """Confirm an alert. A second, different operator's confirmation makes it *actionable*."""
-    return ReviewResult(id=alert_id, status=store.reviews.review(alert_id, actor, "confirm"))
+    status = store.reviews.review(alert_id, actor, "confirm")
+    announce_review(services(request), store, alert_id, actor.name)
+    return ReviewResult(id=alert_id, status=status)
 
 
 @router.post("/api/alerts/{alert_id}/reject", response_model=ReviewResult)
-def reject_alert(alert_id: RowId, body: RejectCreate, actor: Operator, store: StoreDep) -> ReviewResult:
+def reject_alert(
+    alert_id: RowId, body: RejectCreate, actor: Operator, store: StoreDep, request: Request
+) -> ReviewResult:
     """Reject an alert with a reason (kept as feedback for later alerts of the same entry)."""
-    return ReviewResult(id=alert_id, status=store.reviews.review(alert_id, actor, "reject", body.reason))
+    status = store.reviews.review(alert_id, actor, "reject", body.reason)
+    announce_review(services(request), store, alert_id, actor.name)
+    return ReviewResult(id=alert_id, status=status)
