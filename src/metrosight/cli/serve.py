@@ -46,10 +46,18 @@ def supervisor_hook(log_level: int = logging.WARNING) -> StartupHook:
 
 
 def syslog_hook(svc: AppState) -> Callable[[], None]:
-    """A startup hook that forwards the audit log to syslog (``outbound.syslog``) while the service runs."""
+    """A startup hook that forwards the audit log to syslog (``outbound.syslog``) while the service runs. At
+    shutdown the sign-in and denial bursts still open are written first, so that they go out with the last flush."""
+    from metrosight.api.app import write_signin_audit
     from metrosight.outbound.syslog import start_syslog
 
-    return start_syslog(svc.services)
+    stop_forwarding = start_syslog(svc.services)
+
+    def stop() -> None:
+        write_signin_audit(svc, all=True)
+        stop_forwarding()
+
+    return stop
 
 
 def alarm_outbound_hook(svc: AppState) -> Callable[[], None]:

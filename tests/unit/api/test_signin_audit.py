@@ -61,3 +61,40 @@ def test_a_403_from_the_api_is_audited_as_a_denial(api):
     denied = [e for e in api.rt.store.audit.entries() if e.action == "auth.denied"]
     got = {(e.target, json.loads(e.details)["count"], tuple(json.loads(e.details)["requests"])) for e in denied}
     assert got == {("vic", 1, ("GET /api/users",)), ("carol", 1, ("GET /api/audit",))}
+
+
+def test_the_service_forwards_denials_and_failed_sign_ins_to_syslog_as_security_events(tmp_path, template_home):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import ApiConfig, create_app
+    from metrosight.bus.inproc import InProcessBus
+    from metrosight.cli.serve import syslog_hook
+    from tests.integration.receivers import SyslogReceiver
+    from tests.unit.api.conftest import CAMERAS, make_runtime
+
+    rx = SyslogReceiver().start()
+    shutil.copytree(template_home[0], tmp_path / "home")
+    cfg = {"syslog": {"host": "127.0.0.1", "port": rx.port, "poll_seconds": 0.1}}
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, outbound=cfg)
+    app = create_app(rt, bus=InProcessBus(), config=ApiConfig(poll_seconds=0.2), startup=[syslog_hook])
+    try:
+        with TestClient(app) as client:
+            vic = {"Authorization": f"Bearer {template_home[1]['vic']}"}
+            assert client.get("/api/users", headers=vic).status_code == 403
+            assert client.post("/api/login", json={"username": "bob", "password": "nope"}).status_code == 401
+        # the service stopped: its open bursts were written and forwarded before the forwarder's last flush
+        entries = rt.store.audit.entries()
+        assert rx.wait_for(lambda r: len(r) >= len(entries), 10)
+    finally:
+        rx.stop()
+    by_action = {r.msgid: r for r in rx.records}
+    for action, target in (("auth.denied", "vic"), ("auth.login_failed", "bob")):
+        rec = by_action[action]
+        assert (rec.severity, rec.sd["audit@32473"]["class"], rec.sd["audit@32473"]["target"]) == (
+            4,
+            "security",
+            target,
+        )
+    assert [int(r.sd["audit@32473"]["seq"]) for r in rx.records] == [e.seq for e in entries]
