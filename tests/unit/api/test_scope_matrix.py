@@ -98,7 +98,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/users"): "global",
     ("GET", "/metrics"): "scoped",
     # single sign-on links of a user (admins); the UI's language catalogue and the caller's own preferences
-    ("GET", "/api/users/{name}/sso"): "global",
+    ("GET", "/api/users/{name}/sso"): "self",
     ("POST", "/api/users/{name}/sso"): "global",
     ("DELETE", "/api/users/{name}/sso"): "global",
     ("GET", "/i18n/{code}.js"): "public",
@@ -267,7 +267,7 @@ def test_insider_approver_out_of_scope_cannot_approve_nor_be_the_second_person(s
 def test_scope_change_by_the_api_is_audited_and_applies_at_once(scoped: Scoped) -> None:  # noqa: F811
     ada, olga = scoped.client("ada"), scoped.client("olga")
     page = ada.get("/users").text  # the admin's Users page shows each role's scope and the form to change it
-    assert "operator: cameras:line-a" in page and 'id="set-scope"' in page
+    assert 'operator: <span translate="no">cameras:line-a</span>' in page and 'id="set-scope"' in page
     assert olga.get(f"/api/alerts/{scoped.world.alerts['B']}").status_code == 404
     res = ada.patch("/api/users/olga", json={"scopes": {"operator": ["cameras:line-b"]}})
     assert res.status_code == 200, res.text
