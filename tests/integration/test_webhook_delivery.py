@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from metrosight.outbound.webhooks import WebhookChannel, add_subscription
 from metrosight.store.repo import Store
 from metrosight.store.webhook_models import WebhookAttempt
 from tests.integration.procs import free_port
-from tests.integration.receivers import WebhookReceiver as Receiver
+from tests.integration.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 FAST = WebhooksConfig(
@@ -45,8 +46,8 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture()
-def rx() -> Iterator[Receiver]:
-    r = Receiver().start()
+def rx() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver().start()
     yield r
     r.stop()
 
@@ -68,7 +69,7 @@ def last_attempt(store: Store) -> tuple[int | None, str | None]:
     return d.last_status, d.last_error
 
 
-def test_signed_delivery_is_verified_by_the_receiver(store: Store, rx: Receiver) -> None:
+def test_signed_delivery_is_verified_by_the_receiver(store: Store, rx: WebhookReceiver) -> None:
     ada = store.users.actor("ada")
     info, secret = add_subscription(store.webhooks, ada, "t", rx.url)
     rx.secret = secret
@@ -82,7 +83,7 @@ def test_signed_delivery_is_verified_by_the_receiver(store: Store, rx: Receiver)
     assert last_attempt(store) == (200, None)
 
 
-def test_a_receiver_with_another_secret_refuses_and_it_is_retried(store: Store, rx: Receiver) -> None:
+def test_a_receiver_with_another_secret_refuses_and_it_is_retried(store: Store, rx: WebhookReceiver) -> None:
     rx.secret = "whsec_not-the-one"
     state, _secret = one_delivery(store, rx.url)
     assert state == "pending"
@@ -90,8 +91,8 @@ def test_a_receiver_with_another_secret_refuses_and_it_is_retried(store: Store, 
     assert last_attempt(store) == (401, "HTTP 401")
 
 
-def test_redirects_are_not_followed(store: Store, rx: Receiver) -> None:
-    elsewhere = Receiver().start()
+def test_redirects_are_not_followed(store: Store, rx: WebhookReceiver) -> None:
+    elsewhere = WebhookReceiver().start()
     try:
         rx.redirect_to = elsewhere.url
         state, _ = one_delivery(store, rx.url)
@@ -102,7 +103,7 @@ def test_redirects_are_not_followed(store: Store, rx: Receiver) -> None:
         elsewhere.stop()
 
 
-def test_a_huge_response_is_not_read(store: Store, rx: Receiver) -> None:
+def test_a_huge_response_is_not_read(store: Store, rx: WebhookReceiver) -> None:
     rx.huge = 2 * 1024**3  # 2 GiB announced and streamed until the client stops reading
     state, _ = one_delivery(store, rx.url)
     assert state == "delivered"
@@ -113,7 +114,7 @@ def test_a_huge_response_is_not_read(store: Store, rx: Receiver) -> None:
         assert a.response is not None and len(a.response) <= FAST.max_response_bytes
 
 
-def test_a_slow_receiver_times_out_and_is_retried(store: Store, rx: Receiver) -> None:
+def test_a_slow_receiver_times_out_and_is_retried(store: Store, rx: WebhookReceiver) -> None:
     rx.delay = 3.0
     state, _ = one_delivery(store, rx.url)
     assert state == "pending"
@@ -122,7 +123,7 @@ def test_a_slow_receiver_times_out_and_is_retried(store: Store, rx: Receiver) ->
 
 
 def test_url_credentials_are_sent_but_never_shown_or_logged(
-    store: Store, rx: Receiver, caplog: pytest.LogCaptureFixture
+    store: Store, rx: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = rx.url.replace("http://", "http://hookuser:S3cr3t-pw-9@") + "?token=tok-abcdef123"
     caplog.set_level(logging.DEBUG)
@@ -165,9 +166,9 @@ def alert(event_id: str, watchlist: str) -> AlertV1:
     )
 
 
-def test_channel_queues_each_event_once_per_matching_subscription(store: Store, rx: Receiver) -> None:
+def test_channel_queues_each_event_once_per_matching_subscription(store: Store, rx: WebhookReceiver) -> None:
     ada = store.users.actor("ada")
-    states_rx = Receiver().start()
+    states_rx = WebhookReceiver().start()
     try:
         _, rx.secret = add_subscription(store.webhooks, ada, "missing", rx.url, ["alert"], ["missing"])
         _, states_rx.secret = add_subscription(
@@ -194,3 +195,28 @@ def test_channel_queues_each_event_once_per_matching_subscription(store: Store, 
         assert [x.delivered for x in store.webhooks.all(ada)] == [1, 1]
     finally:
         states_rx.stop()
+
+
+def test_receiver_down_then_up_every_event_once(store: Store) -> None:
+    """The scaled-down variant of the 30 s outage (tests/integration/test_webhooks_video.py, slow): 20 alerts
+    offered while the receiver is down for 3 s; all arrive afterwards, each accepted once."""
+    ada = store.users.actor("ada")
+    rx = WebhookReceiver()
+    _, rx.secret = add_subscription(store.webhooks, ada, "vms", rx.url, ["alert"])
+    bus = InProcessBus()
+    channel = WebhookChannel(store.outbox, FAST, DeliveryWorker(store.outbox, FAST), drain_seconds=30)
+    d = Dispatcher([channel], {})
+    d.attach(bus)
+    for i in range(20):
+        bus.publish(ALERTS, alert(f"a{i}", "missing"))
+    time.sleep(3.0)  # down: connections refused, retried with backoff
+    rx.start()
+    try:
+        d.close()  # drains until everything is delivered
+        keys = [r.key for r in rx.accepted()]
+        assert sorted(r.doc["id"] for r in rx.accepted()) == sorted(f"a{i}" for i in range(20))
+        assert len(keys) == len(set(keys)) == 20
+        rows = store.webhooks.deliveries(ada)
+        assert all(x.state == "delivered" for x in rows) and any(x.attempts > 1 for x in rows)
+    finally:
+        rx.stop()

@@ -23,7 +23,7 @@ from metrosight.store.db import open_engine
 from metrosight.store.errors import NotFound
 from metrosight.store.outbox import Outcome
 from metrosight.store.repo import Store
-from tests.integration.receivers import WebhookReceiver as Receiver
+from tests.integration.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 KEY = Fernet.generate_key()
@@ -173,7 +173,7 @@ def test_concurrent_workers_never_deliver_one_row_twice_at_once(store: Store, ur
     slowly and fails one request in three: each row reaches it with one key, never two requests for one key at a
     time, and every row ends delivered."""
     ada = store.users.actor("ada")
-    rx = Receiver().start()
+    rx = WebhookReceiver().start()
     try:
         info, secret = add_subscription(store.webhooks, ada, "x", rx.url)
         rx.secret, rx.delay = secret, 0.02
