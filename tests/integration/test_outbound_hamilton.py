@@ -60,17 +60,27 @@ def _story(home: Path, ex: Path) -> tuple:
     finally:
         comeback.join()
         rx.stop()
-        sub.close()
-        broker.stop()
     assert code == 0, err
     assert "mq-Secret-1" not in out + err
-    return home, json_lines(out), rx, sub
+    lines = json_lines(out)
+    alert_id = next(x["alert_id"] for x in lines if x["type"] == "alert")
+    try:  # an operator confirms her alert from the CLI: the review goes out too
+        code, _, err = cli(home, "--config", cfg, "--as", "bob", "alert", "confirm", str(alert_id))
+        assert code == 0, err
+        assert sub.wait_for(lambda ms: any(m.topic == "metro/alerts/reviews" for m in ms), 15)
+    finally:
+        sub.close()
+        broker.stop()
+    return home, lines, rx, sub
 
 
 def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
     home, lines, rx, _, url = story
     assert not rx.errors
     entries = Store.for_home(home, url).audit.entries()
+    # the review made after the run is forwarded by the next host that runs (a CLI command forwards nothing)
+    assert entries[-1].action == "alert.confirm"
+    entries = entries[:-1]
     got = [(int(r.sd[SD]["seq"]), r.sd[SD]["hash"], r.msgid) for r in rx.records]
     assert got == [(e.seq, e.hash, e.action) for e in entries]  # in order, none missing, none twice
     actions = [e.action for e in entries]
@@ -106,3 +116,15 @@ def test_her_alerts_reached_the_mqtt_subscriber(story):
     assert ended == {a["event_id"] for a in printed}  # every track's end
     availability = [m.payload for m in sub.on("metro/availability")]
     assert availability[0] == b"online" and availability[-1] == b"offline"
+    review = json.loads(sub.on("metro/alerts/reviews")[0].payload)
+    assert (review["type"], review["data"]["reviewer"], review["data"]["action"]) == ("alert_review", "bob", "confirm")
+    assert review["schema"] == "metrosight.alert-review/1" and review["watchlists"] == ["wl"]
+    # a command that hands over one event never touches the availability of the installation
+    assert [m.payload for m in sub.on("metro/availability")] == [b"online", b"offline"]
+    episodes = [json.loads(m.payload) for m in sub.on("metro/episodes")]
+    assert episodes and {e["data"]["alert_id"] for e in episodes} == {alert_id_of(lines)}
+
+
+def alert_id_of(lines: list[dict]) -> int:
+    [alert_id] = {x["alert_id"] for x in lines if x["type"] == "alert"}
+    return alert_id

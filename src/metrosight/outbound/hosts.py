@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from metrosight.bus.redis_streams import RedisStreamsBus
 from metrosight.bus.topics import P, Topic
-from metrosight.outbound.channel import Channel
+from metrosight.outbound.channel import Channel, ChannelError
 from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.outbound.dispatch import Dispatcher
 from metrosight.outbound.mqtt import MqttChannel
@@ -48,7 +48,7 @@ def open_channels(services: Services, *, draining: bool = False, delivering: boo
         worker = DeliveryWorker(services.store.outbox, hooks) if delivering else None
         channels.append(WebhookChannel(services.store.outbox, hooks, worker, hooks.drain_seconds if draining else 0.0))
     if settings.outbound.mqtt is not None:
-        channels.append(MqttChannel(settings.outbound.mqtt))
+        channels.append(MqttChannel(settings.outbound.mqtt, announce=delivering))
     return channels
 
 
@@ -62,7 +62,11 @@ def dispatcher_for(services: Services, *, strict: bool = False, draining: bool =
 def dispatch_once(services: Services, topic: Topic[P], payload: P) -> None:
     """Hand one event made by a command (e.g. ``metrosight alert confirm``) to the channels, then close them:
     webhooks are queued in the outbox (a running host delivers them). A channel's failure is logged."""
-    channels = open_channels(services, delivering=False)
+    try:
+        channels = open_channels(services, delivering=False)
+    except ChannelError as exc:  # the act is stored; only its announcement is lost
+        log.error("outbound: %s; this event was not sent to the channels", exc)
+        return
     if not channels:
         return
     dispatcher = Dispatcher(channels, Dispatcher.places_of(services.settings.cameras))

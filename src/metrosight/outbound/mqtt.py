@@ -100,6 +100,8 @@ class MqttChannel:
     Args:
         cfg: the ``outbound.mqtt`` section.
         client: a paho client to use (tests); default: one made from ``cfg``.
+        announce: publish the availability (``online``, ``offline`` and the last will): a host does; a command that
+            only hands over one event (``alert confirm``) does not, so it never marks a running service offline.
 
     Raises:
         ChannelError: the password cannot be read (``password_env`` unset, ``password_file`` unreadable).
@@ -107,8 +109,9 @@ class MqttChannel:
 
     name = "mqtt"
 
-    def __init__(self, cfg: MqttConfig, client: mqtt.Client | None = None) -> None:
+    def __init__(self, cfg: MqttConfig, client: mqtt.Client | None = None, *, announce: bool = True) -> None:
         self.cfg = cfg
+        self.announce = announce
         self.prefix = cfg.topic_prefix
         self.availability = f"{self.prefix}/{AVAILABILITY}"
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -140,7 +143,8 @@ class MqttChannel:
             client.username_pw_set(cfg.username, password)
         if cfg.tls is not None:
             client.tls_set_context(cfg.tls.context())
-        client.will_set(self.availability, OFFLINE, qos=1, retain=True)
+        if self.announce:
+            client.will_set(self.availability, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, round(cfg.retry_max_seconds)))
         client.max_queued_messages_set(cfg.queue_limit)
         return client
@@ -153,7 +157,8 @@ class MqttChannel:
         if self._down_logged:
             log.warning("mqtt: connected to %s:%d again", self.cfg.host, self.cfg.effective_port)
         self._down_logged = False
-        client.publish(self.availability, ONLINE, qos=1, retain=True)
+        if self.announce:
+            client.publish(self.availability, ONLINE, qos=1, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         if getattr(reason, "is_failure", False) or reason != 0:
@@ -215,7 +220,7 @@ class MqttChannel:
             time.sleep(0.05)
         if self.waiting:
             log.error("mqtt: %d message(s) could not be delivered to %s before closing", self.waiting, self.cfg.host)
-        if self.client.is_connected():
+        if self.announce and self.client.is_connected():
             info = self.client.publish(self.availability, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(max(0.5, end - time.monotonic()))
