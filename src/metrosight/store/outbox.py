@@ -174,11 +174,14 @@ class Outbox:
         """
         now = now or datetime.now(UTC)
         out: list[Claimed] = []
+        due = or_(
+            and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now),
+            and_(WebhookDelivery.state == "delivering", WebhookDelivery.lease_until < now),
+        )
+        with self.uow.read() as r:  # idle workers poll: no write lock unless something is due
+            if r.scalar(select(WebhookDelivery.id).where(due).limit(1)) is None:
+                return out
         with self.uow.write() as s:
-            due = or_(
-                and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now),
-                and_(WebhookDelivery.state == "delivering", WebhookDelivery.lease_until < now),
-            )
             rows = list(
                 s.scalars(select(WebhookDelivery).where(due).order_by(WebhookDelivery.next_attempt_at).limit(limit))
             )
