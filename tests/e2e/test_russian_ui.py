@@ -200,6 +200,13 @@ def test_the_russian_ui_in_a_browser(service) -> None:  # type: ignore[no-untype
             fresh.locator("button.confirm").click()
             expect(fresh.locator(".status")).to_have_text("подтверждена один раз")
             expect(page.locator("#flash")).to_contain_text("должен подтвердить второй, другой оператор")
+            # the alert's alarm: claimed by the operator (the words of the script's alarm line and the flash)
+            expect(fresh.locator("p.alarm")).to_contain_text("сигнал · новый · никем не взят")
+            fresh.locator("button.claim").click()
+            expect(fresh.locator(".alarm-state")).to_have_text("взят в работу")
+            expect(fresh.locator("p.alarm")).to_contain_text("исполнитель n.ivanova")
+            expect(page.locator("#flash")).to_contain_text("взят в работу, исполнитель n.ivanova")
+            expect(fresh.locator("button.acknowledge")).to_have_text("Квитировать")
             # times in the installation's zone, in Russian (Intl in the card, Babel in the server's card)
             assert page.locator("article.alert time[title='Europe/Moscow']").count() >= 1
             assert re.search(r"\d{1,2} [а-я]+\.? 20\d\d\s?г\.", page.locator("article.alert").last.inner_text())
