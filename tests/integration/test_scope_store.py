@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from metrosight.config.model import Settings
 from metrosight.policy.crypto import KeyRing
-from metrosight.policy.rules import PolicyError
+from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.policy.scope import EVERYTHING, CameraGroups, Scope
 from metrosight.store.db import open_engine
 from metrosight.store.errors import NotFound
@@ -101,6 +101,17 @@ def test_watchlist_scoped_approver_and_operator(world: tuple[Store, World]) -> N
     with pytest.raises(NotFound):
         store.entries.enroll(WANTED, "New One", vec(99), "m", "n.jpg", "f" * 64, 0.9, apma)
     assert store.entries.approve(MISSING, "Pending Max", apma) == "active"
+    alfa, mira = store.persons.person_of(WANTED, "Alfa Person"), store.persons.person_of(MISSING, "Mira Missing")
+    max_ = store.persons.person_of(MISSING, "Pending Max")
+    with pytest.raises(NotFound):  # a person only on another list: as if absent
+        store.persons.link(mira, alfa, apma, "same face")
+    with pytest.raises(NotFound):
+        store.persons.mark_distinct(mira, alfa, apma, "twins")
+    with pytest.raises(NotFound):
+        store.persons.unlink_entry(WANTED, "Alfa Person", apma, "wrong link")
+    store.persons.link(alfa, mira, ADA, "same face")  # a global approver links across lists
+    with pytest.raises(Forbidden, match="outside apma's scope"):  # alfa is on wanted too: not apma's alone
+        store.persons.link(max_, alfa, apma, "one person")
     assert [a.id for a in store.reviews.all(opmi)] == [w.alerts["M"]]
     with pytest.raises(NotFound):
         store.reviews.detail(w.alerts["A"], opmi)

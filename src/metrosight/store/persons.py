@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from metrosight.policy.rules import Actor, PolicyError, require
+from metrosight.policy.rules import Actor, Forbidden, PolicyError, require
 from metrosight.store import version
 from metrosight.store.errors import NotFound
 from metrosight.store.models import Person, PersonDistinct, Subject, Watchlist
 from metrosight.store.uow import UnitOfWork
+
+RECORDERS = ("approver", "admin")  # who links, unlinks and separates persons (each within their scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +52,27 @@ class PersonRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def _person(self, s: Session, person_id: int) -> Person:
+    def _person(self, s: Session, person_id: int, actor: Actor | None = None) -> Person:
+        """The person ``person_id``; with ``actor``, one whose every entry is on a watchlist of the actor's scope
+        (approver or admin): NotFound when none is, Forbidden when some are not."""
         p = s.get(Person, person_id)
         if p is None:
             raise NotFound(f"no person {person_id} (see `metrosight person list`)")
+        if actor is not None:
+            view = self.uow.scoping.view(actor, RECORDERS)
+            lists = s.scalars(
+                select(Watchlist.name)
+                .join(Subject, Subject.watchlist_id == Watchlist.id)
+                .where(Subject.person_id == p.id)
+            ).all()
+            seen = [w for w in lists if view.watchlist(w)]
+            if lists and not seen:
+                raise NotFound(f"no person {person_id} (see `metrosight person list`)")
+            if len(seen) < len(lists):
+                raise Forbidden(
+                    f"person {person_id} has entries on watchlists outside {actor.name}'s scope; an approver or admin "
+                    "whose scope covers them must do this"
+                )
         return p
 
     def all(self, person_id: int | None = None) -> list[PersonInfo]:
@@ -117,7 +136,7 @@ class PersonRepository:
         if keep == other:
             raise PolicyError(f"person {keep} cannot be linked to itself")
         with self.uow.write() as s:
-            a, b = self._person(s, keep), self._person(s, other)
+            a, b = self._person(s, keep, actor), self._person(s, other, actor)
             lo, hi = _pair(keep, other)
             if s.scalar(select(PersonDistinct.id).where(PersonDistinct.person_a == lo, PersonDistinct.person_b == hi)):
                 raise PolicyError(
@@ -179,7 +198,7 @@ class PersonRepository:
                 .join(Watchlist, Watchlist.id == Subject.watchlist_id)
                 .where(Watchlist.name == watchlist, Subject.name == name)
             )
-            if e is None:
+            if e is None or not self.uow.scoping.view(actor, RECORDERS).watchlist(watchlist):
                 raise NotFound(f"no entry {name!r} on watchlist {watchlist!r}")
             others = s.scalar(select(Subject.id).where(Subject.person_id == e.person_id, Subject.id != e.id).limit(1))
             if others is None:
@@ -215,7 +234,7 @@ class PersonRepository:
             )
         lo, hi = _pair(a, b)
         with self.uow.write() as s:
-            pa, pb = self._person(s, lo), self._person(s, hi)
+            pa, pb = self._person(s, lo, actor), self._person(s, hi, actor)
             if s.scalar(select(PersonDistinct.id).where(PersonDistinct.person_a == lo, PersonDistinct.person_b == hi)):
                 return
             s.add(
