@@ -198,6 +198,7 @@ def consume(
     # heavy: the consumer loads the store's sinks and the services
     from metrosight.outbound.hosts import start_redis
     from metrosight.outbound.mqtt import problem as mqtt_problem
+    from metrosight.outbound.syslog import start_syslog
     from metrosight.pipeline.consumer import StoreConsumer, make_bus
 
     c = cli_context(ctx)
@@ -223,10 +224,12 @@ def consume(
     consumer = StoreConsumer(rt.store, rt.home.media, make_bus(bus, name, claim_idle, prefix), on_alert)
     stop = stop_on_signals()
     halt_outbound = start_redis(rt.services, bus, prefix, name)  # the outbound channels, in group "outbound"
+    stop_syslog = start_syslog(rt.services)  # the audit log to the SIEM (one forwarder per installation at a time)
     try:
         consumer.run(stop)
     finally:
         halt_outbound()
+        stop_syslog()
     c.out.print(
         f"stored {consumer.stored_alerts} alert(s) ({consumer.duplicate_alerts} duplicate deliveries) and "
         f"{consumer.stored_events} event(s)",
