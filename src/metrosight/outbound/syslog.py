@@ -161,6 +161,7 @@ class StreamTransport:
         """Open the connection (and the TLS session). Raises OSError (ssl.SSLError included)."""
         self.close()
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # an idle connection dropped on the way shows
         try:
             if self._ctx is not None and self.tls is not None:
                 sock = self._ctx.wrap_socket(sock, server_hostname=self.tls.server_name or self.host)
