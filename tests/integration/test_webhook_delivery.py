@@ -220,3 +220,23 @@ def test_receiver_down_then_up_every_event_once(store: Store) -> None:
         assert all(x.state == "delivered" for x in rows) and any(x.attempts > 1 for x in rows)
     finally:
         rx.stop()
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "user", "password"),
+    [("admin:P@ssw0rd", "admin", "P@ssw0rd"), (":OnlyPassword9", "", "OnlyPassword9")],
+)
+def test_passwords_with_at_signs_or_without_a_user_are_sent_and_never_shown(
+    store: Store, rx: WebhookReceiver, caplog: pytest.LogCaptureFixture, userinfo: str, user: str, password: str
+) -> None:
+    """The kind of the field case camera-credentials: a password holding ``@``, a password without a user name."""
+    caplog.set_level(logging.DEBUG)
+    url = rx.url.replace("http://", f"http://{userinfo}@")
+    state, _ = one_delivery(store, url)
+    assert state == "delivered"
+    assert base64.b64decode(rx.got[-1].headers["authorization"].split()[1]).decode() == f"{user}:{password}"
+    ada = store.users.actor("ada")
+    seen = [w.url for w in store.webhooks.all(ada)] + [str(e.details) for e in store.audit.entries(ada)]
+    seen += [r.getMessage() for r in caplog.records]
+    for form in (password, password.replace("@", "%40"), password[:4] + "…"):
+        assert not any(form in s for s in seen), form
