@@ -95,7 +95,12 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port to listen on")] = 8080,
     config: Annotated[Path | None, typer.Option("--config", help="YAML configuration file (with `cameras:`)")] = None,
     secure_cookies: Annotated[
-        bool, typer.Option("--secure-cookies", help="mark the session cookie Secure (when served over HTTPS)")
+        bool,
+        typer.Option(
+            "--secure-cookies",
+            help="mark the session cookie Secure on every response (it is already over HTTPS: api.tls, or a "
+            "trusted proxy's X-Forwarded-Proto: https)",
+        ),
     ] = False,
     no_cameras: Annotated[bool, typer.Option("--no-cameras", help="serve the UI/API only; start no camera")] = False,
     bus_url: Annotated[

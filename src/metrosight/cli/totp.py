@@ -65,7 +65,8 @@ def totp_status(
     """Whether a user has a second factor, and how many recovery codes are left."""
     c = cli_context(ctx)
     rt = c.services()
-    actor = c.actor(rt, enrolling=True)
+    own = name is None or name == c.user
+    actor = c.actor(rt, enrolling=own)  # another user's: only a fully signed-in admin
     who = name or actor.name
     if who != actor.name and not actor.has("admin"):
         fail(f"{actor.name} may see only their own second factor (admins see anyone's)")
