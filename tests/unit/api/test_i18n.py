@@ -220,6 +220,7 @@ def test_the_russian_pages_show_no_english(api: Api):
     make_watchlist(api)
     assert enrol(api, "ada").status_code == 201
     raise_alert(api)
+    api.rt.store.events.save("e1", "cam-1", "loitering", 3.0, None, 5, {"zone": "platform", "duration_s": 67.0})
     api.client.headers["Accept-Language"] = "ru"
     res = api.client.post("/login", data={"username": "ada", "password": "wrong"})
     assert res.status_code == 401 and "неверное имя пользователя или пароль" in res.text
@@ -229,8 +230,12 @@ def test_the_russian_pages_show_no_english(api: Api):
         res = api.client.get(page)
         assert res.status_code == 200 and '<html lang="ru"' in res.text, page
         assert not english_left(res.text), (page, english_left(res.text))
+    events = api.client.get("/events").text
+    assert "долгое пребывание" in events and "продолжается" in events
     # the same check finds English where it is left
     assert english_left('<p>Камеры <b translate="no">cam-1</b></p><p>Live alerts</p>') == ["Live alerts"]
+    res = api.client.get("/auth/oidc/login")  # single sign-on not configured: its error page, in Russian too
+    assert res.status_code == 404 and "Вход не выполнен" in res.text and not english_left(res.text)
     _sign_in(api, "vic")  # a viewer on the audit page: the "not allowed" page
     res = api.client.get("/audit")
     assert res.status_code == 403 and "Доступ запрещён" in res.text and not english_left(res.text)
