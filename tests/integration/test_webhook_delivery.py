@@ -19,7 +19,7 @@ from metrosight.bus.topics import ALERTS, CAMERA_STATE
 from metrosight.config.webhooks import WebhooksConfig
 from metrosight.outbound.delivery import DeliveryWorker, make_client
 from metrosight.outbound.dispatch import Dispatcher
-from metrosight.outbound.events import CameraPlace
+from metrosight.outbound.events import CameraPlace, to_outbound
 from metrosight.outbound.webhooks import WebhookChannel, add_subscription
 from metrosight.store.repo import Store
 from metrosight.store.webhook_models import WebhookAttempt
@@ -240,3 +240,18 @@ def test_passwords_with_at_signs_or_without_a_user_are_sent_and_never_shown(
     seen += [r.getMessage() for r in caplog.records]
     for form in (password, password.replace("@", "%40"), password[:4] + "…"):
         assert not any(form in s for s in seen), form
+
+
+def test_a_run_drains_only_what_it_queued(store: Store, rx: WebhookReceiver) -> None:
+    """A delivery left from before for a receiver that is down does not hold up the end of a run: the run waits
+    only for its own deliveries."""
+    ada = store.users.actor("ada")
+    dead, _ = add_subscription(store.webhooks, ada, "gone", f"http://127.0.0.1:{free_port()}/hook", ["alert"])
+    store.outbox.enqueue("old", "alert", "{}", [dead.id], timedelta(hours=1))
+    store.webhooks.set_enabled(ada, dead.id, False)  # paused: nothing new for it
+    _, rx.secret = add_subscription(store.webhooks, ada, "vms", rx.url, ["alert"])
+    worker = DeliveryWorker(store.outbox, FAST)
+    channel = WebhookChannel(store.outbox, FAST, worker, drain_seconds=60)
+    channel.offer(to_outbound("alerts", alert("a1", "missing"), {}, time.time()))
+    assert worker.stop(60, {"a1"}) == 0  # its own delivery made; the old one is not waited for
+    assert [r.doc["id"] for r in rx.accepted()] == ["a1"] and store.outbox.pending() == 1

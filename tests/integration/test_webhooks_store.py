@@ -162,10 +162,13 @@ def test_outbox_state_machine(store: Store) -> None:
 def test_pause_and_resume(store: Store) -> None:
     ada = store.users.actor("ada")
     info, _ = add_subscription(store.webhooks, ada, "x", "http://127.0.0.1:9/h")
+    store.outbox.enqueue("e0", "alert", "{}", [info.id], DAY)
     store.webhooks.set_enabled(ada, info.id, False)
     assert store.outbox.targets() == [] and store.outbox.enqueue("e1", "alert", "{}", [info.id], DAY) == 0
+    assert store.outbox.claim(10, timedelta(seconds=60)) == []  # what is queued waits while paused
     store.webhooks.set_enabled(ada, info.id, True)
     assert [t.id for t in store.outbox.targets()] == [info.id]
+    assert [c.idempotency_key for c in store.outbox.claim(10, timedelta(seconds=60))] != []
 
 
 def test_concurrent_workers_never_deliver_one_row_twice_at_once(store: Store, url: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -44,7 +44,7 @@ class OutboxLike(Protocol):
 
     def finish(self, c: Claimed, outcome: Outcome, retry_at: datetime | None, now: datetime | None = None) -> str: ...
 
-    def pending(self) -> int: ...
+    def pending(self, event_ids: Collection[str] | None = None) -> int: ...
 
     def purge(self, before: datetime) -> int: ...
 
@@ -231,15 +231,20 @@ class DeliveryWorker:
         except Exception as exc:  # noqa: BLE001 - housekeeping: next time
             log.warning("webhook outbox purge: %s", exc)
 
-    def stop(self, drain_seconds: float = 0.0) -> int:
-        """Stop the threads; first, for up to ``drain_seconds``, keep delivering while anything is pending.
-        Returns how many deliveries are still pending (they stay in the outbox for the next process)."""
+    def stop(self, drain_seconds: float = 0.0, event_ids: Collection[str] | None = None) -> int:
+        """Stop the threads; first, for up to ``drain_seconds``, keep delivering while anything (of
+        ``event_ids``, when given: what this process queued) is pending. Returns how many are still pending
+        (they stay in the outbox for the next process)."""
         deadline = time.monotonic() + drain_seconds
-        left = self._pending()
+        left = self._pending(event_ids) if drain_seconds > 0 else 0
+        if left:
+            log.warning("delivering %d queued webhook(s) for up to %.0f s before stopping", left, drain_seconds)
         while left and time.monotonic() < deadline and self._threads:
             self._wake.set()
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-            left = self._pending()
+            left = self._pending(event_ids)
+        if left:
+            log.warning("%d webhook delivery(ies) still pending: the next running host delivers them", left)
         self._stop.set()
         self._wake.set()
         for t in self._threads:
@@ -247,9 +252,9 @@ class DeliveryWorker:
         self._threads = []
         return left
 
-    def _pending(self) -> int:
+    def _pending(self, event_ids: Collection[str] | None = None) -> int:
         try:
-            return self.outbox.pending()
+            return self.outbox.pending(event_ids)
         except Exception:  # noqa: BLE001 - the database is away: nothing more can be done here
             return 0
 

@@ -88,6 +88,7 @@ class WebhookChannel:
         self._lock = threading.Lock()
         self._targets: tuple[float, list[tuple[int, EventFilter]]] | None = None
         self.queued = 0
+        self._mine: set[str] = set()  # event ids this channel queued (drained at close)
 
     def _current(self) -> list[tuple[int, EventFilter]]:
         with self._lock:
@@ -107,10 +108,15 @@ class WebhookChannel:
             return
         give_up = timedelta(hours=self.cfg.give_up_hours)
         self.queued += self.outbox.enqueue(event.event_id, event.type, body_of(event), ids, give_up)
+        if self.drain_seconds > 0:
+            with self._lock:
+                self._mine.add(event.event_id)
         if self.worker is not None:
             self.worker.wake()
 
     def close(self) -> None:
-        """Stop the delivery worker after up to ``drain_seconds`` of delivering what is pending."""
+        """Stop the delivery worker after up to ``drain_seconds`` of delivering what this channel queued."""
         if self.worker is not None:
-            self.worker.stop(self.drain_seconds)
+            with self._lock:
+                mine = set(self._mine)
+            self.worker.stop(self.drain_seconds, mine)

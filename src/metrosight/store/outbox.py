@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from metrosight.policy.crypto import CryptoError
@@ -174,9 +174,13 @@ class Outbox:
         """
         now = now or datetime.now(UTC)
         out: list[Claimed] = []
-        due = or_(
-            and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now),
-            and_(WebhookDelivery.state == "delivering", WebhookDelivery.lease_until < now),
+        live = select(WebhookSubscription.id).where(WebhookSubscription.enabled.is_(True))  # a paused one waits
+        due = and_(
+            or_(
+                and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now),
+                and_(WebhookDelivery.state == "delivering", WebhookDelivery.lease_until < now),
+            ),
+            WebhookDelivery.subscription_id.in_(live),
         )
         with self.uow.read() as r:  # idle workers poll: no write lock unless something is due
             if r.scalar(select(WebhookDelivery.id).where(due).limit(1)) is None:
@@ -274,13 +278,16 @@ class Outbox:
             return "stale"
         return state
 
-    def pending(self, subscription_ids: Sequence[int] | None = None) -> int:
-        """How many deliveries are pending or being attempted (of some subscriptions)."""
+    def pending(self, event_ids: Collection[str] | None = None) -> int:
+        """How many deliveries are pending or being attempted (of these events only, when given)."""
+        if event_ids is not None and not event_ids:
+            return 0
         with self.uow.read() as s:
-            q = select(WebhookDelivery.id).where(WebhookDelivery.state.in_(("pending", "delivering")))
-            if subscription_ids is not None:
-                q = q.where(WebhookDelivery.subscription_id.in_(list(subscription_ids)))
-            return len(list(s.scalars(q)))
+            q = select(func.count()).select_from(WebhookDelivery)
+            q = q.where(WebhookDelivery.state.in_(("pending", "delivering")))
+            if event_ids is not None:
+                q = q.where(WebhookDelivery.event_id.in_(list(event_ids)))
+            return int(s.scalar(q) or 0)
 
     def purge(self, before: datetime) -> int:
         """Delete delivered and cancelled rows (and their attempts) finished before ``before``. Returns how many."""
