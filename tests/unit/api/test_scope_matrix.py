@@ -258,6 +258,8 @@ def test_insider_approver_out_of_scope_cannot_approve_nor_be_the_second_person(s
     assert next(e for e in store.entries.all(WANTED) if e.name == "Pending Pia").status == "pending"
     assert c.get(f"/api/watchlists/{WANTED}/entries").status_code == 404
     assert [w["name"] for w in c.get("/api/watchlists").json()] == [MISSING]
+    page = c.get("/watchlists")  # the page (session cookie) too
+    assert page.status_code == 200 and "Pending Max" in page.text and "Pending Pia" not in page.text
     assert c.post(f"/api/watchlists/{MISSING}/entries/Pending Max/approve").json()["status"] == "active"
     # a global approver is the second person on the other list, as before
     bob = scoped.client("bob")
