@@ -21,10 +21,10 @@ pytestmark = pytest.mark.integration
 TRUTH = Path(__file__).resolve().parents[1] / "data" / "intel_one_by_one_truth.json"
 
 
-def _config(tmp_path: Path, camera: str, zones: list, loitering: float) -> Path:
+def _config(tmp_path: Path, camera: str, zones: list, loitering: float, **more: object) -> Path:
     import yaml
 
-    cfg = {"analytics": {"loitering_seconds": loitering, "cameras": {camera: {"zones": zones}}}}
+    cfg = {"analytics": {"loitering_seconds": loitering, "cameras": {camera: {"zones": zones, **more}}}}
     path = tmp_path / "analytics.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -66,3 +66,25 @@ def test_tracking_runs_on_crowd_clips(parts, min_tracks, home):
     summary = json_lines(out)[-1]
     assert summary["status"] == "finished" and summary["frames"] > 30
     assert summary["analytics"]["person_tracks"] >= min_tracks
+
+
+@pytest.mark.slow
+def test_occupancy_alarm_once_per_person_at_the_table(tmp_path, home):
+    # crowd-safety occupancy alarm on real video: the table zone may hold nobody (max 0) for 3 s; each of the six
+    # people who stand there (one at a time) raises it once, cleared when they leave, against the by-eye truth
+    truth = json.loads(TRUTH.read_text())
+    video = require_data(*truth["video"].split("/"))
+    alarm = {"zone": "table", "max_people": 0, "seconds": 3, "clear_seconds": 5}
+    zones = [{"name": "table", "polygon": truth["table_zone"]}]
+    cfg = _config(tmp_path, "intel", zones, loitering=1000.0, occupancy_alarms=[alarm])
+    code, out, err = cli(home, "run", "--source", video, "--camera", "intel", "--config", cfg, "--analytics-only")
+    assert code == 0, err
+    stored = sorted(Store.for_home(home).events.all(), key=lambda e: e.start_ts)
+    people = truth["people"]
+    assert [e.kind for e in stored] == ["occupancy"] * len(people), [(e.kind, e.start_ts) for e in stored]
+    for ev, person in zip(stored, people, strict=True):
+        assert abs(ev.start_ts - person["arrives"]) <= 2.0, (person["who"], ev.start_ts, person["arrives"])
+        assert ev.end_ts is not None and abs(ev.end_ts - person["leaves"]) <= 2.0, (person["who"], ev.end_ts)
+        assert ev.track_id is None and ev.data["alarm"] == "table" and ev.data["peak"] == 1
+        assert ev.snapshot_path and Path(ev.snapshot_path).is_file()
+    assert out.count("EVENT intel occupancy crowd") == len(people)

@@ -102,14 +102,16 @@ class OccupancyRule:
         if self.clear_since is None:
             self.clear_since = ts
         if ts - self.clear_since >= a.clear_seconds - EPS:
-            return self.close(self.clear_since)
+            return self.close(ts)
         return None
 
     def close(self, ts: float) -> OccupancyChange | None:
-        """End the episode at ``ts`` (cleared, or the source ended); ``end`` only if the alarm was raised."""
+        """End the episode (cleared, or the source ended at ``ts``): it ended when the count fell to the clearing
+        level, if it had, else at ``ts``; ``end`` only if the alarm was raised."""
         change = None
         if self.raised and self.above_since is not None:
-            change = OccupancyChange("end", self.above_since, max(ts, self.above_since), self.peak, self.peak)
+            end = self.clear_since if self.clear_since is not None else ts
+            change = OccupancyChange("end", self.above_since, max(end, self.above_since), self.peak, self.peak)
         self.above_since, self.raised, self.clear_since, self.peak = None, False, None, 0
         return change
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+EPS = 1e-6  # media times are sums of frame periods: 33.2 - 31.2 is 2.0000000000000036
+
 
 @dataclass(slots=True)
 class Stay:
@@ -47,23 +49,23 @@ class DwellRule:
     def step(self, stay: Stay | None, ts: float, inside: bool) -> tuple[Stay | None, StayChange | None]:
         """One observation of the person at ``ts``; returns the updated stay (``None``: not staying) and a change."""
         if inside:
-            if stay is None or ts - stay.last_inside > self.exit_grace:
+            if stay is None or ts - stay.last_inside > self.exit_grace + EPS:
                 ended = self.close(stay) if stay is not None else None
                 if ended is not None:
                     return Stay(ts, ts), ended
                 stay = Stay(ts, ts)
             stay.last_inside = ts
-            if not stay.alerted and stay.duration >= self.loitering_seconds:
+            if not stay.alerted and stay.duration >= self.loitering_seconds - EPS:
                 stay.alerted = True
                 return stay, StayChange("start", stay.since, ts, stay.duration)
             return stay, None
-        if stay is not None and ts - stay.last_inside > self.exit_grace:
+        if stay is not None and ts - stay.last_inside > self.exit_grace + EPS:
             return None, self.close(stay)
         return stay, None
 
     def expire(self, stay: Stay, ts: float) -> tuple[Stay | None, StayChange | None]:
         """No observation of the person at ``ts`` (time passes): the stay ends once the grace has run out."""
-        if ts - stay.last_inside > self.exit_grace:
+        if ts - stay.last_inside > self.exit_grace + EPS:
             return None, self.close(stay)
         return stay, None
 

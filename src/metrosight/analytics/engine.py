@@ -144,11 +144,15 @@ class BehaviourEngine:
                 events.append(self._occupancy_event(rule, change))
         return events
 
-    def counts(self) -> dict[str, int]:
-        """People in each zone now: live tracks whose latest point is inside it (what the occupancy alarms count;
-        :meth:`occupancy` counts stays, which outlast a step out by the exit grace)."""
+    def counts(self, ts: float | None = None) -> dict[str, int]:
+        """People in each zone at media time ``ts`` (default: the latest): live tracks whose latest point is inside
+        it, seen within ``exit_grace_seconds`` (a track the tracker still holds without seeing anyone is not a
+        person in the zone). What the occupancy alarms count; :meth:`occupancy` counts stays, which outlast a step
+        out by the exit grace."""
         counts = {name: 0 for name in self._polygons}
         for person in self._by_track.values():
+            if ts is not None and ts - person.last_ts > self.rules.exit_grace_seconds + 1e-6:
+                continue
             for name, polygon in self._polygons.items():
                 counts[name] += polygon.contains_point(person.point)
         return counts
@@ -357,7 +361,7 @@ class BehaviourEngine:
     def _crowd(self, ts: float) -> list[BehaviourEvent]:
         if not self._occupancy:
             return []
-        counts = self.counts()
+        counts = self.counts(ts)
         events = []
         for rule in self._occupancy:
             change = rule.step(ts, counts.get(rule.alarm.zone, 0))

@@ -179,10 +179,14 @@ class CameraSnapshotV1(_Payload):
 
 
 class EventV1(_Payload):
-    """A behaviour event (no identity): loitering, fast movement, or a line crossing.
+    """A behaviour event (no identity): loitering, fast movement, a line crossing, or a crowd-safety alarm.
 
     Published when the rule fires (``end_ts`` None while the episode goes on); :class:`EventUpdateV1` carries its
-    end. ``data`` holds the kind's fields (zone, duration_s, peak_speed, unit, line, direction, person).
+    end. ``kind`` is one of ``loitering``, ``fast_movement``, ``line_crossing``, ``occupancy`` (a zone held more
+    than ``max_people`` too long; ``track_id`` None, no ``person``) and ``wrong_way`` (a line crossed against its
+    allowed direction; instant); a consumer ignores kinds it does not know (more may come; the schema stays 1).
+    ``data`` holds the kind's fields (zone, duration_s, peak_speed, unit, line, direction, person; for occupancy:
+    alarm, zone, max_people, count, then peak and duration_s at the end; for wrong_way: line, direction, allowed).
     """
 
     version: Literal[1] = 1

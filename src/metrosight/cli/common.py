@@ -176,9 +176,8 @@ def event_json(ev: EventV1, snapshot: str | None) -> str:
 def event_line(ev: EventV1, snapshot: str | None) -> str:
     """The ``EVENT …`` line ``run`` prints for one behaviour event."""
     what = ", ".join(f"{k} {v}" for k, v in ev.data.items() if k != "person")
-    return (
-        f"EVENT {ev.camera_id} {ev.kind} track {ev.track_id} from {ev.start_ts:.2f}s: {what} snapshot {snapshot or '-'}"
-    )
+    who = f"track {ev.track_id}" if ev.track_id is not None else "crowd"  # an occupancy alarm: nobody in particular
+    return f"EVENT {ev.camera_id} {ev.kind} {who} from {ev.start_ts:.2f}s: {what} snapshot {snapshot or '-'}"
 
 
 def analytics_summary(stats: AnalyticsStats) -> dict[str, object]:

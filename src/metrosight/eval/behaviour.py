@@ -167,11 +167,11 @@ def true_stays(trajs: dict[int, np.ndarray], zones: Sequence[Zone], grace: float
             times = t[inside, 0]
             if len(times) == 0:
                 continue
-            breaks = np.nonzero(np.diff(times) > grace)[0]
+            breaks = np.nonzero(np.diff(times) > grace + 1e-6)[0]
             starts = np.r_[times[0], times[breaks + 1]]
             ends = np.r_[times[breaks], times[-1]]
             for s, e in zip(starts, ends, strict=True):
-                if e - s >= min_seconds:
+                if e - s >= min_seconds - 1e-6:
                     out.append(Episode(pid, z.name, float(s), float(e), float(e - s)))
     return out
 
@@ -200,7 +200,7 @@ def true_fast(trajs: dict[int, np.ndarray], threshold: float, min_seconds: float
             j = i
             while j + 1 < len(t) and above[j + 1]:
                 j += 1
-            if t[j, 0] - t[i, 0] >= min_seconds:
+            if t[j, 0] - t[i, 0] >= min_seconds - 1e-6:
                 out.append(Episode(pid, "", float(t[i, 0]), float(t[j, 0]), float(v[i : j + 1].max())))
             i = j + 1
     return out

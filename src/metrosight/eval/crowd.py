@@ -8,7 +8,7 @@ annotations alone:
 - *occupancy*: the true count of a zone at an annotated frame is the number of annotated people whose position at
   that frame is inside it. A true episode is a run of frames with the count above the limit, dips of at most the
   dip time merged, lasting the alarm's ``seconds`` or more. The limit of each zone is set from the true counts
-  (their 90th percentile), so that every scene has episodes however dense it is.
+  (the 75th percentile of its non-zero counts), so that every scene has episodes however dense it is.
 - *wrong way*: a person (annotation fragments joined, :func:`~metrosight.eval.behaviour.join_fragments`) crosses a
   line when, between two of their samples at least ``margin`` from it on opposite sides, their path meets the line
   within its length; the direction is from the side they left. Crossings ``out`` are against the allowed ``in``.
@@ -16,8 +16,10 @@ annotations alone:
 Tolerance bands as for loitering: recall of clear cases (*strict*: occupancy above the limit for ``band_seconds``
 longer; crossings from 0.5 m to 0.5 m beyond the line, at 0.5 m/s or more across it, away from its ends), precision
 against *lenient* cases (occupancy at the limit or above for ``band_seconds`` shorter; any change of side near the
-line). An occupancy event matches a true episode of its zone that it overlaps; a wrong-way event matches a true
-crossing of the same person, line and direction within ``match_seconds``.
+line, its span from the last sample 0.5 m on the side left to the first 0.5 m on the side reached: someone who
+lingers by the line is crossing it all that time). An occupancy event matches a true episode of its zone that it
+overlaps; a wrong-way event matches a true crossing of the same person, line and direction within
+``match_seconds``.
 """
 
 from __future__ import annotations
@@ -97,10 +99,17 @@ def count_runs(times: np.ndarray, above: np.ndarray, dip: float, min_seconds: fl
 
 
 def true_crossings(
-    trajs: dict[int, np.ndarray], line: CountingLine, margin: float, ends: tuple[float, float], min_speed: float
+    trajs: dict[int, np.ndarray],
+    line: CountingLine,
+    margin: float,
+    ends: tuple[float, float],
+    min_speed: float,
+    band: float = 0.0,
 ) -> list[Span]:
     """Each person's crossings of ``line`` (see the module docstring); ``ends``: the part of the line's length
-    (0 at ``a``, 1 at ``b``) a crossing must meet; ``min_speed``: across the line, m/s (0: any)."""
+    (0 at ``a``, 1 at ``b``) a crossing must meet; ``min_speed``: across the line, m/s (0: any). A crossing's span
+    runs from the last sample ``band`` metres or more on the side left to the first as far on the side reached
+    (a person who lingers by the line is still crossing it)."""
     out = []
     ln = line.line
     for pid, t in trajs.items():
@@ -115,7 +124,11 @@ def true_crossings(
             if not (ends[0] <= along <= ends[1]) or abs(d[i] - d[j]) < min_speed * dt:
                 continue
             direction = "in" if d[j] < 0 else "out"
-            out.append(Span(pid, line.name, direction, float(t[i, 0]), float(t[j, 0])))
+            far_before = np.nonzero(np.sign(d[: i + 1]) * np.sign(d[i]) * np.abs(d[: i + 1]) >= band)[0]
+            far_after = np.nonzero(np.sign(d[j:]) * np.sign(d[j]) * np.abs(d[j:]) >= band)[0]
+            i0 = min(int(i), int(far_before[-1]) if len(far_before) else 0)
+            j1 = max(int(j), int(j) + int(far_after[0]) if len(far_after) else len(t) - 1)
+            out.append(Span(pid, line.name, direction, float(t[i0, 0]), float(t[j1, 0])))
     return out
 
 
@@ -153,7 +166,7 @@ def evaluate_crowd(
     strict_ww, lenient_ww = [], []
     for ln in lines:
         strict_ww += [s for s in true_crossings(people, ln, ch.strict_margin, (0.05, 0.95), ch.strict_speed)]
-        lenient_ww += [s for s in true_crossings(people, ln, 0.0, (-0.2, 1.2), 0.0)]
+        lenient_ww += [s for s in true_crossings(people, ln, 0.0, (-0.2, 1.2), 0.0, ch.strict_margin)]
     strict_ww = [s for s in strict_ww if s.direction == "out"]
     lenient_ww = [s for s in lenient_ww if s.direction == "out"]
     return {

@@ -334,33 +334,17 @@ class AnalyticsPipeline:
             self.stats.crossings = Counter(engine.crossings)
         out = []
         for ev in behaviour:
-            event_id = f"{self.camera_id}:{self._token}:{ev.key}"
-            data: dict[str, str | int | float | None] = {
-                k: v for k, v in ev.data.items() if isinstance(v, str | int | float)
-            }
-            if ev.person is not None:
-                data["person"] = ev.person
             if ev.phase == "end":
                 if self.publish_update is not None:
-                    self.publish_update(EventUpdateV1(event_id=event_id, end_ts=round(ev.ts, 3), data=data))
+                    self.publish_update(update_of(ev, self.camera_id, self._token))
                 continue
             self.stats.events[ev.kind] += 1
             if ev.kind == LINE_CROSSING and not self.settings.record_crossings:
                 continue
             snapshot = self._snapshot(frame, people) if ev.kind != LINE_CROSSING and frame is not None else None
-            payload = EventV1(
-                event_id=event_id,
-                camera_id=self.camera_id,
-                kind=ev.kind,
-                start_ts=round(ev.start_ts, 3),
-                end_ts=round(ev.ts, 3) if ev.phase == "instant" else None,
-                track_id=ev.track_id,
-                data=data,
-                snapshot_jpeg=snapshot,
-                run_id=self.run_id,
-            )
+            payload = payload_of(ev, self.camera_id, self._token, self.run_id, snapshot)
             self.publish_event(payload)
-            log.info("%s %s track %s at %.2fs: %s", self.camera_id, ev.kind, ev.track_id, ev.start_ts, data)
+            log.info("%s %s track %s at %.2fs: %s", self.camera_id, ev.kind, ev.track_id, ev.start_ts, payload.data)
             out.append(payload)
         return out
 
@@ -383,6 +367,33 @@ class AnalyticsPipeline:
             f = max_w / redacted.shape[1]
             redacted = cv2.resize(redacted, (max_w, round(redacted.shape[0] * f)), interpolation=cv2.INTER_AREA)
         return self.encode(redacted)
+
+
+def _data(ev: BehaviourEvent) -> dict[str, str | int | float | None]:
+    data: dict[str, str | int | float | None] = {k: v for k, v in ev.data.items() if isinstance(v, str | int | float)}
+    if ev.person is not None:  # an occupancy alarm is about a crowd: no person
+        data["person"] = ev.person
+    return data
+
+
+def payload_of(ev: BehaviourEvent, camera_id: str, scope: str, run_id: int | None, snapshot: bytes | None) -> EventV1:
+    """The bus payload of a ``start`` or ``instant`` behaviour event; its id is ``camera:scope:key``."""
+    return EventV1(
+        event_id=f"{camera_id}:{scope}:{ev.key}",
+        camera_id=camera_id,
+        kind=ev.kind,
+        start_ts=round(ev.start_ts, 3),
+        end_ts=round(ev.ts, 3) if ev.phase == "instant" else None,
+        track_id=ev.track_id,
+        data=_data(ev),
+        snapshot_jpeg=snapshot,
+        run_id=run_id,
+    )
+
+
+def update_of(ev: BehaviourEvent, camera_id: str, scope: str) -> EventUpdateV1:
+    """The bus payload of an ``end`` behaviour event (the episode's end and final fields)."""
+    return EventUpdateV1(event_id=f"{camera_id}:{scope}:{ev.key}", end_ts=round(ev.ts, 3), data=_data(ev))
 
 
 def wants_analytics(settings: AnalyticsConfig, camera_id: str, analytics_only: bool) -> bool:

@@ -161,3 +161,20 @@ def test_a_wrong_way_walker_on_a_new_track_at_the_line_is_still_caught():
     eng = engine(lines=[GATE], wrong_way=[WrongWay("gate", direction_of(1.0, 9.0))])
     events = run_walks(eng, walk(1, 5.6, 3.0))
     assert len(of(events, "wrong_way")) == 1
+
+
+def test_the_source_ending_before_the_clear_time_ends_the_episode_when_the_count_fell():
+    rule = OccupancyRule(OccupancyAlarm("hall", "hall", 0, 2.0, 0, 5.0), dip_seconds=2.0)
+    changes = [rule.step(k * STEP, 1 if k < 20 else 0) for k in range(24)]
+    assert [c.phase for c in changes if c is not None] == ["start"]
+    end = rule.close(23 * STEP)
+    assert end is not None and end.ts == pytest.approx(20 * STEP)
+
+
+def test_a_track_held_without_being_seen_stops_counting_after_the_grace():
+    # 2 people seen inside, then only one of them is seen again; the other's track is never ended by the tracker
+    eng = engine(max_people=1, seconds=2.0, clear_seconds=1.0)
+    frames = [(k * STEP, {1: (3.0, 3.0), 2: (4.0, 4.0)} if k < 10 else {1: (3.0, 3.0)}, []) for k in range(30)]
+    occ = of(feed(eng, frames), "occupancy")
+    assert [e.phase for e in occ] == ["start", "end"]
+    assert occ[1].ts == pytest.approx(10 * STEP + 2.0, abs=STEP)  # stale after the 2 s exit grace
