@@ -216,3 +216,16 @@ def test_concurrent_workers_never_deliver_one_row_twice_at_once(store: Store, ur
         assert states.count("delivered") == 60
     finally:
         rx.stop()
+
+
+def test_purge_removes_finished_rows_and_keeps_live_ones(store: Store) -> None:
+    ada = store.users.actor("ada")
+    info, _ = add_subscription(store.webhooks, ada, "x", "http://127.0.0.1:9/h")
+    t0 = datetime.now(UTC) - timedelta(days=40)
+    for i, outcome in enumerate([Outcome(200, 1.0), Outcome(500, 1.0, "HTTP 500"), None]):
+        store.outbox.enqueue(f"e{i}", "alert", '{"subject":"Name"}', [info.id], timedelta(seconds=1), t0)
+        if outcome is not None:
+            (c,) = store.outbox.claim(1, timedelta(seconds=60), t0)
+            store.outbox.finish(c, outcome, None, t0)
+    assert store.outbox.purge(datetime.now(UTC) - timedelta(days=30)) == 2  # delivered and dead
+    assert [d.event_id for d in store.webhooks.deliveries(ada)] == ["e2"]  # still pending: kept

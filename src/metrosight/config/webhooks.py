@@ -31,5 +31,5 @@ class WebhooksConfig(Section):
         30.0, ge=0, description="at the end of `metrosight run`, how long queued deliveries are still attempted"
     )
     keep_days: int = Field(
-        30, ge=1, description="delivered rows and their attempts are purged this many days after delivery"
+        30, ge=1, description="delivered, cancelled and dead deliveries and their log are purged this many days after"
     )

@@ -290,13 +290,15 @@ class Outbox:
             return int(s.scalar(q) or 0)
 
     def purge(self, before: datetime) -> int:
-        """Delete delivered and cancelled rows (and their attempts) finished before ``before``. Returns how many."""
+        """Delete delivered, cancelled and dead rows (and their attempts) finished before ``before``: a dead
+        delivery not retried by then goes, with the person's name in its body. Returns how many."""
         try:
             with self.uow.write() as s:
                 ids = list(
                     s.scalars(
                         select(WebhookDelivery.id).where(
-                            WebhookDelivery.state.in_(("delivered", "cancelled")), WebhookDelivery.finished_at < before
+                            WebhookDelivery.state.in_(("delivered", "cancelled", "dead")),
+                            WebhookDelivery.finished_at < before,
                         )
                     )
                 )
