@@ -1,8 +1,8 @@
-"""Issue 18's outbound must-shows on the Hamilton clip with Lin-Manuel Miranda enrolled: her alerts reach a real
-mosquitto broker (password, QoS 1) and a subscriber in the test; the audit entries of the whole story (users,
-enrolment, approval, a refused credential, the alert) reach a real syslog collector with their sequence numbers and
-hashes, in order, none missing and none twice, although the collector was down when the run started and came back
-during it."""
+"""Issue 18's outbound must-shows on the Hamilton clip with Lin-Manuel Miranda enrolled, on SQLite and PostgreSQL:
+one run delivers her alerts to all three channels — a signed webhook, a real mosquitto broker (password, QoS 1) and
+a subscriber in the test, and a real syslog collector — and the audit entries of the whole story (users, enrolment,
+approval, a refused credential, the alert) reach the collector with their sequence numbers and hashes, in order,
+none missing and none twice, although the collector was down when the run started and came back during it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from metrosight.store.repo import Store
 from tests.conftest import require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
-from tests.integration.receivers import Mosquitto, Subscriber, SyslogReceiver
+from tests.integration.receivers import Mosquitto, Subscriber, SyslogReceiver, WebhookReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SD = "audit@32473"
@@ -44,12 +44,17 @@ def _story(home: Path, ex: Path) -> tuple:
     assert code == 0 and "enrolled 1 photo" in out, out
     code, _, err = cli(home, "--as", "bob", "alert", "list", env={"METROSIGHT_PASSWORD": "wrong"})
     assert code != 0  # a refused credential: a security event in the audit log
+    hook = WebhookReceiver().start()  # the third channel: a signed webhook, subscribed to alerts of list wl
+    code, out, err = cli(home, "--as", "ada", "webhooks", "add", "control room", hook.url, "-e", "alert", "-w", "wl")
+    assert code == 0, err
+    hook.secret = out.strip().splitlines()[-1]
     cfg = home / "outbound.yaml"
     cfg.write_text(
         "outbound:\n"
         f"  syslog: {{host: 127.0.0.1, port: {rx.port}, poll_seconds: 0.2, retry_max_seconds: 1.0}}\n"
         f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, username: metrosight, password_file: {home / 'mq.pw'},"
         " topic_prefix: metro}\n"
+        "  webhooks: {drain_seconds: 20, poll_seconds: 0.2, backoff_initial_seconds: 0.5, backoff_max_seconds: 2}\n"
     )
     comeback = threading.Timer(3.0, rx.start)  # the collector comes back while the clip plays
     comeback.start()
@@ -60,6 +65,7 @@ def _story(home: Path, ex: Path) -> tuple:
     finally:
         comeback.join()
         rx.stop()
+        hook.stop()
     assert code == 0, err
     assert "mq-Secret-1" not in out + err
     lines = json_lines(out)
@@ -71,11 +77,11 @@ def _story(home: Path, ex: Path) -> tuple:
     finally:
         sub.close()
         broker.stop()
-    return home, lines, rx, sub
+    return home, lines, rx, sub, hook
 
 
 def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
-    home, lines, rx, _, url = story
+    home, lines, rx, _, _, url = story
     assert not rx.errors
     entries = Store.for_home(home, url).audit.entries()
     # the review made after the run is forwarded by the next host that runs (a CLI command forwards nothing)
@@ -99,7 +105,7 @@ def test_every_audit_entry_reached_syslog_in_order_with_its_hash(story):
 
 
 def test_her_alerts_reached_the_mqtt_subscriber(story):
-    home, lines, _, sub, _ = story
+    home, lines, _, sub, _, _ = story
     printed = [x for x in lines if x["type"] == "alert"]
     got = [json.loads(m.payload) for m in sub.on("metro/alerts")]
     assert [g["id"] for g in got] == [a["event_id"] for a in printed]  # each once, in order
@@ -128,3 +134,15 @@ def test_her_alerts_reached_the_mqtt_subscriber(story):
 def alert_id_of(lines: list[dict]) -> int:
     [alert_id] = {x["alert_id"] for x in lines if x["type"] == "alert"}
     return alert_id
+
+
+def test_one_run_delivers_her_alerts_to_all_three_channels(story):
+    _, lines, rx, sub, hook, _ = story
+    printed = {a["event_id"] for a in lines if a["type"] == "alert"}
+    assert printed
+    by_webhook = {r.doc["id"] for r in hook.accepted() if r.doc and r.doc["schema"] == "metrosight.alert/1"}
+    by_mqtt = {json.loads(m.payload)["id"] for m in sub.on("metro/alerts")}
+    stored = [r for r in rx.records if r.msgid in ("alert.create", "alert.sighting")]  # each stored sighting
+    by_syslog = {json.loads(r.msg or "")["details"]["event_id"] for r in stored}
+    assert by_webhook == by_mqtt == by_syslog == printed
+    assert all(r.verified for r in hook.got)  # every webhook delivery signed
