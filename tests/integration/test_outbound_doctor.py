@@ -59,3 +59,19 @@ def test_a_host_stops_with_one_line_when_the_mqtt_password_cannot_be_read(tmp_pa
     assert code != 0
     assert "outbound.mqtt.password_env: the environment variable NOPE_PW is not set" in err
     assert "Traceback" not in err and "frames" not in out  # nothing was analysed
+
+
+def test_doctor_warns_about_a_password_file_others_can_read(tmp_path: Path):
+    broker = Mosquitto(tmp_path / "mq", users={"metrosight": "right-pass"}).start()
+    pw = tmp_path / "pw"
+    pw.write_text("right-pass\n")
+    try:
+        pw.chmod(0o644)
+        cfg = MqttConfig(host="127.0.0.1", port=broker.port, username="metrosight", password_file=pw)
+        loose = check_mqtt(cfg)
+        pw.chmod(0o600)
+        tight = check_mqtt(cfg)
+    finally:
+        broker.stop()
+    assert loose.status is Status.WARN and loose.fix == f"chmod 0600 {pw}"
+    assert tight.status is Status.OK

@@ -5,6 +5,7 @@ publishes nothing and disconnects."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,13 @@ def check_syslog(cfg: SyslogConfig | None, timeout: float = TIMEOUT_SECONDS) -> 
         )
     finally:
         t.close()
+    if cfg.tls is None and not _loopback(cfg.host):
+        return Check(
+            "syslog",
+            Status.WARN,
+            f"{where}: reachable, but the audit log (names, reasons, addresses) crosses the network in clear",
+            "configure outbound.syslog.tls (RFC 5425)",
+        )
     return Check("syslog", Status.OK, f"{where}: reachable")
 
 
@@ -88,7 +96,21 @@ def check_mqtt(cfg: MqttConfig | None, timeout: float = TIMEOUT_SECONDS) -> Chec
             f"{where}: the broker refused the connection ({reason})",
             "check username and the password (password_env / password_file) and the broker's ACL",
         )
-    return Check("mqtt", Status.OK, f"{where}: connected" + (f" as {cfg.username}" if cfg.username else ""))
+    done = f"{where}: connected" + (f" as {cfg.username}" if cfg.username else "")
+    if cfg.tls is None and password is not None and not _loopback(cfg.host):
+        return Check("mqtt", Status.WARN, f"{done}, but the password is sent in clear", "configure outbound.mqtt.tls")
+    if cfg.password_file is not None and cfg.password_file.stat().st_mode & 0o077:
+        return Check(
+            "mqtt", Status.WARN, f"{done}; {cfg.password_file} is readable by others", f"chmod 0600 {cfg.password_file}"
+        )
+    return Check("mqtt", Status.OK, done)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def check_outbound(settings: Settings) -> Iterator[Check]:
