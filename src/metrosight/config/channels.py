@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from metrosight.config.common import Section
 from metrosight.config.webhooks import WebhooksConfig
+from metrosight.core.names import identifier
 
 #: syslog facility names (RFC 5424 table 1; the names rsyslog and syslog-ng use) and their numbers
 FACILITIES: Final[Mapping[str, int]] = MappingProxyType(
@@ -71,6 +73,11 @@ def _host(v: str) -> str:
 
 
 Host = Annotated[str, AfterValidator(_host)]
+CameraGroup = Annotated[str, AfterValidator(lambda v: identifier(v, "camera group"))]
+WatchlistName = Annotated[str, AfterValidator(lambda v: unicodedata.normalize("NFC", v).strip())]
+
+#: the outbound event types (metrosight.outbound.events.EventType), for filters in the file
+OutboundEventType = Literal["alert", "alert_review", "episode", "behaviour", "camera_state", "alarm"]
 Port = Annotated[int, Field(ge=1, le=65535, description="TCP port, 1–65535")]
 
 
@@ -199,6 +206,19 @@ class MqttConfig(Section):
     qos: Literal[0, 1, 2] = Field(1, description="QoS of every message (1: at least once)")
     keepalive_seconds: int = Field(30, ge=5, le=3600)
     retry_max_seconds: float = Field(30.0, gt=0.0, le=3600.0, description="longest wait between reconnections")
+    events: list[OutboundEventType] = Field(
+        default_factory=list,
+        description="event types published (alert, alert_review, episode, behaviour, camera_state, alarm); empty: all",
+    )
+    watchlists: list[WatchlistName] = Field(
+        default_factory=list,
+        description="events that name people are published only for these watchlists (empty: all); events that "
+        "name nobody (behaviour, camera states) are not restricted by it",
+    )
+    camera_groups: list[CameraGroup] = Field(
+        default_factory=list,
+        description="only events of cameras in these groups, spelt as under cameras[].group (or line); empty: all",
+    )
     queue_limit: int = Field(
         10_000,
         ge=10,

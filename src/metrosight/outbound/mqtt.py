@@ -44,7 +44,7 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 
 from metrosight.config.channels import MqttConfig
-from metrosight.outbound.channel import ALL_EVENTS, ChannelError, EventFilter
+from metrosight.outbound.channel import ChannelError, EventFilter
 from metrosight.outbound.events import OutboundEvent
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,12 @@ def problem(cfg: MqttConfig | None) -> str | None:
     except ValueError as exc:
         return f"outbound.{exc}"
     return None
+
+
+def filter_of(cfg: MqttConfig) -> EventFilter:
+    """Which events the channel publishes: ``events``, ``watchlists`` and ``camera_groups`` of ``cfg`` (an empty
+    list restricts nothing; see :class:`~metrosight.outbound.channel.EventFilter`)."""
+    return EventFilter.of(cfg.events, cfg.watchlists, (), cfg.camera_groups)
 
 
 def topic_for(event: OutboundEvent, prefix: str) -> tuple[str, bool]:
@@ -112,6 +118,7 @@ class MqttChannel:
     def __init__(self, cfg: MqttConfig, client: mqtt.Client | None = None, *, announce: bool = True) -> None:
         self.cfg = cfg
         self.announce = announce
+        self._filter = filter_of(cfg)
         self.prefix = cfg.topic_prefix
         self.availability = f"{self.prefix}/{AVAILABILITY}"
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -129,7 +136,8 @@ class MqttChannel:
 
     @property
     def filter(self) -> EventFilter:
-        return ALL_EVENTS
+        """``events``, ``watchlists`` and ``camera_groups`` of the configuration (empty: everything)."""
+        return self._filter
 
     def _client(self) -> mqtt.Client:
         cfg = self.cfg

@@ -44,6 +44,8 @@ def test_defaults_ports_by_tls(tmp_path):
         ("outbound:\n  mqtt: {host: broker, topic_prefix: '$SYS'}\n", "the broker's own"),
         ("outbound:\n  mqtt: {host: broker, qos: 3}\n", "outbound.mqtt.qos"),
         ("outbound:\n  mqtt: {host: broker, colour: red}\n", "outbound.mqtt.colour"),
+        ("outbound:\n  mqtt: {host: broker, events: [alerts]}\n", "outbound.mqtt.events.0"),
+        ("outbound:\n  mqtt: {host: broker, camera_groups: ['a/b']}\n", "camera group"),
     ],
 )
 def test_mistakes_are_named(tmp_path, text, says):

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1, CameraStateV1, EventUpdateV1, EventV1
+from metrosight.config.channels import MqttConfig
 from metrosight.outbound.events import CameraPlace, OutboundEvent, to_outbound, utc
-from metrosight.outbound.mqtt import payload_of, topic_for
+from metrosight.outbound.mqtt import filter_of, payload_of, topic_for
 
 PLACES = {"Платформа 1": CameraPlace("red:platform", "red")}
 NOW = 1_800_000_000.0
@@ -68,3 +69,16 @@ def test_the_payload_is_the_versioned_envelope_without_images():
     assert body["data"]["subject"] == "Ann" and body["data"]["version"] == 1
     assert "crop_jpeg" not in body["data"]
     assert body["occurred_at"] == "2027-01-15T08:00:01Z"
+
+
+def test_the_configured_filter_picks_types_watchlists_and_camera_groups():
+    alert = to_outbound("alerts", ALERT, PLACES, NOW)
+    live = to_outbound("camera-state", CameraStateV1(camera_id="Платформа 1", state="live", wall_time=NOW), PLACES, NOW)
+    assert filter_of(MqttConfig(host="b")).accepts(alert)  # nothing configured: everything
+    only_states = filter_of(MqttConfig(host="b", events=["camera_state"]))
+    assert only_states.accepts(live) and not only_states.accepts(alert)
+    other_list = filter_of(MqttConfig(host="b", watchlists=["missing"]))
+    assert not other_list.accepts(alert) and other_list.accepts(live)  # a camera state names nobody
+    red = filter_of(MqttConfig(host="b", camera_groups=[" red:platform "]))
+    assert red.accepts(alert) and red.accepts(live)
+    assert not filter_of(MqttConfig(host="b", camera_groups=["blue"])).accepts(alert)
