@@ -312,7 +312,8 @@ def test_local_accounts_can_be_disabled_but_for_break_glass(tmp_path: Path, oidc
     site = Site(rt, provider)
     browser = site.browser()
     page = browser.get("/login")
-    assert "Sign in with single sign-on" in page.text and "Break-glass sign-in" in page.text
+    assert 'id="sso-login"' in page.text and ">single sign-on</span>" in page.text
+    assert "Break-glass sign-in" in page.text
     res = browser.post("/api/login", json={"username": "carol", "password": "granite lantern meadow"})
     assert res.status_code == 403 and "single sign-on" in res.json()["detail"]
     assert (
@@ -353,3 +354,14 @@ def test_a_provider_that_cannot_be_reached_gives_a_clear_page(tmp_path: Path) ->
     assert res.status_code == 502 and "cannot be reached" in res.text and "Traceback" not in res.text
     res = browser.get("/auth/oidc/callback?code=x&state=y")
     assert res.status_code == 400 and "no sign-in was started" in res.text
+    # in Russian: the pages of single sign-on hold no English (names and settings aside)
+    from tests.unit.api.test_i18n import english_left
+
+    browser.headers["Accept-Language"] = "ru"
+    for url, expected in (
+        ("/login", "Войти через"),
+        ("/auth/oidc/login", "поставщик удостоверений недоступен"),
+        ("/auth/oidc/callback?code=x&state=y", "в этом браузере вход не начинался"),
+    ):
+        res = browser.get(url)
+        assert expected in res.text and not english_left(res.text), (url, english_left(res.text))

@@ -34,6 +34,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from requests.adapters import BaseAdapter
 
+from metrosight.api.i18n import N_, Text
 from metrosight.config.auth import OidcConfig
 
 DISCOVERY_TTL = 3600.0  # seconds the discovery document is kept
@@ -42,11 +43,12 @@ SIGNING_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "
 
 
 class OidcError(Exception):
-    """A sign-in through the provider failed; ``str()`` is one line for the user, ``status`` the HTTP status."""
+    """A sign-in through the provider failed: ``text`` is one line for the user (translated on the page), ``str()``
+    the same in English (the audit log), ``status`` the HTTP status."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, text: Text, status: int = 400) -> None:
+        super().__init__(text.msgid % text.values if text.values else text.msgid)
+        self.text, self.status = text, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class PendingLogin:
         try:
             return cls(str(data["s"]), str(data["n"]), str(data["v"]), str(data["x"]), float(data["t"]))
         except (KeyError, TypeError, ValueError):
-            raise OidcError("the sign-in attempt is not recognised; start again") from None
+            raise OidcError(N_("the sign-in attempt is not recognised; start again")) from None
 
 
 class OidcClient:
@@ -122,15 +124,25 @@ class OidcClient:
                     url, headers={"Accept": "application/json"}, allow_redirects=False, timeout=self.cfg.timeout_seconds
                 )
         except requests.RequestException as exc:
-            raise OidcError(f"the sign-in provider cannot be reached ({what}: {type(exc).__name__})", 502) from None
+            raise OidcError(
+                N_("the sign-in provider cannot be reached (%(what)s: %(error)s)", what=what, error=type(exc).__name__),
+                502,
+            ) from None
         if resp.status_code != 200:
-            raise OidcError(f"the sign-in provider answered {resp.status_code} to the {what} request", 502)
+            raise OidcError(
+                N_(
+                    "the sign-in provider answered %(status)s to the %(what)s request",
+                    status=resp.status_code,
+                    what=what,
+                ),
+                502,
+            )
         try:
             data = resp.json()
         except ValueError:
-            raise OidcError(f"the sign-in provider's {what} is not JSON", 502) from None
+            raise OidcError(N_("the sign-in provider's %(what)s is not JSON", what=what), 502) from None
         if not isinstance(data, dict):
-            raise OidcError(f"the sign-in provider's {what} is not a JSON object", 502)
+            raise OidcError(N_("the sign-in provider's %(what)s is not a JSON object", what=what), 502)
         return data
 
     # -- the provider's documents -------------------------------------------------------------------------------
@@ -147,16 +159,28 @@ class OidcClient:
         meta = self._get_json(url, "discovery")
         if meta.get("issuer") != self.cfg.issuer:
             raise OidcError(
-                f"the provider's discovery document names the issuer {meta.get('issuer')!r}, not the configured "
-                f"{self.cfg.issuer!r} (auth.oidc.issuer must be written exactly as the provider writes it)",
+                N_(
+                    "the provider's discovery document names the issuer %(found)s, not the configured %(issuer)s "
+                    "(%(setting)s must be written exactly as the provider writes it)",
+                    found=repr(meta.get("issuer")),
+                    issuer=repr(self.cfg.issuer),
+                    setting="auth.oidc.issuer",
+                ),
                 502,
             )
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(meta.get(key), str):
-                raise OidcError(f"the provider's discovery document has no {key}", 502)
+                raise OidcError(N_("the provider's discovery document has no %(key)s", key=key), 502)
         methods = meta.get("code_challenge_methods_supported")
         if isinstance(methods, list) and "S256" not in methods:
-            raise OidcError("the provider does not offer PKCE with S256 (code_challenge_methods_supported)", 502)
+            raise OidcError(
+                N_(
+                    "the provider does not offer %(method)s (%(key)s)",
+                    method="PKCE S256",
+                    key="code_challenge_methods_supported",
+                ),
+                502,
+            )
         with self._lock:
             self._meta, self._meta_at = meta, time.monotonic()
         return meta
@@ -170,7 +194,7 @@ class OidcClient:
         try:
             keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError):
-            raise OidcError("the provider's JWKS cannot be read", 502) from None
+            raise OidcError(N_("the provider's JWKS cannot be read"), 502) from None
         with self._lock:
             self._keys, self._keys_at = keys, time.monotonic()
         return keys
@@ -227,12 +251,28 @@ class OidcClient:
                     code_verifier=pending.verifier,
                 )
         except OAuthError as exc:
-            raise OidcError(f"the sign-in provider refused the sign-in ({exc.error})", 401) from None
+            raise OidcError(
+                N_("the sign-in provider refused the sign-in (%(error)s)", error=str(exc.error)), 401
+            ) from None
         except requests.RequestException as exc:
-            raise OidcError(f"the sign-in provider cannot be reached (token: {type(exc).__name__})", 502) from None
+            raise OidcError(
+                N_(
+                    "the sign-in provider cannot be reached (%(what)s: %(error)s)",
+                    what="token",
+                    error=type(exc).__name__,
+                ),
+                502,
+            ) from None
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
-            raise OidcError("the sign-in provider sent no ID token (is openid among auth.oidc.scopes?)", 502)
+            raise OidcError(
+                N_(
+                    "the sign-in provider sent no ID token (is %(scope)s among %(setting)s?)",
+                    scope="openid",
+                    setting="auth.oidc.scopes",
+                ),
+                502,
+            )
         access = token.get("access_token")
         claims = self.validate_id_token(id_token, pending.nonce, access if isinstance(access, str) else None)
         return claims, id_token
@@ -248,7 +288,9 @@ class OidcClient:
         offered = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
         algs = [a for a in offered if a in SIGNING_ALGS]
         if not algs:
-            raise OidcError("the provider signs ID tokens with no algorithm metrosight accepts (asymmetric only)", 502)
+            raise OidcError(
+                N_("the provider signs ID tokens with no algorithm metrosight accepts (asymmetric only)"), 502
+            )
         registry = JWSRegistry(algorithms=algs)
         try:
             try:
@@ -256,7 +298,7 @@ class OidcClient:
             except InvalidKeyIdError:  # the provider rotated its keys
                 token = jwt.decode(id_token, self._key_set(force=True), algorithms=algs, registry=registry)
         except (JoseError, ValueError) as exc:
-            raise OidcError(f"the ID token's signature is not valid ({_why(exc)})", 401) from None
+            raise OidcError(N_("the ID token's signature is not valid (%(why)s)", why=_why(exc)), 401) from None
         options = {
             "iss": {"essential": True, "value": self.cfg.issuer},
             "aud": {"essential": True, "value": self.cfg.client_id},
@@ -268,9 +310,9 @@ class OidcClient:
         try:
             claims.validate(leeway=self.cfg.clock_skew_seconds)
         except (JoseError, ValueError) as exc:
-            raise OidcError(f"the ID token was refused ({_why(exc)})", 401) from None
+            raise OidcError(N_("the ID token was refused (%(why)s)", why=_why(exc)), 401) from None
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise OidcError("the ID token names no subject", 401)
+            raise OidcError(N_("the ID token names no subject"), 401)
         return dict(claims)
 
     def end_session_url(self, id_token: str | None) -> str | None:

@@ -33,6 +33,11 @@ from metrosight.store.users import scopes_json, user_actor
 SYSTEM = "oidc"  # the audit actor of changes a sign-in makes by itself (a new user, a role change)
 # names the audit log uses for acts of nobody in particular: a new user is never given one (nor a look-alike)
 RESERVED_NAMES: Final = (SYSTEM, "anonymous", "system")
+# why a sign-in was refused (SignInOutcome.code)
+NO_ROLE: Final = "no_role"
+DISABLED: Final = "disabled"
+MAPPING: Final = "mapping"
+NO_ROLE_TEXT: Final = "no group or claim of yours is mapped to a role"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +46,15 @@ class SignInOutcome:
 
     Attributes:
         actor: the user now signed in, or None when refused.
-        refused: why not (one line), when ``actor`` is None.
+        refused: why not (one line, English: the audit log's reason), when ``actor`` is None.
+        code: the same as :data:`NO_ROLE`, :data:`DISABLED` or :data:`MAPPING` (with ``error``).
         created: a new user was made for this subject.
     """
 
     actor: Actor | None
     refused: str | None = None
+    code: str | None = None  # why, for the page: NO_ROLE, DISABLED or MAPPING
+    error: str | None = None  # MAPPING: the mapping's problem
     created: bool = False
 
 
@@ -122,15 +130,16 @@ class Identities:
             try:
                 scopes = self.uow.scoping.check_scopes(s, person.roles, _scopes(person))
             except (InvalidInput, PolicyError) as exc:  # e.g. a mapped watchlist that does not exist (yet)
-                return self._refuse(s, person, ip, row.user if row else None, f"the role mapping cannot apply: {exc}")
+                user = row.user if row else None
+                return self._refuse(s, person, ip, user, f"the role mapping cannot apply: {exc}", MAPPING, str(exc))
             created = False
             if row is None:
                 if not person.grants:
-                    return self._refuse(s, person, ip, None, "no group or claim of yours is mapped to a role")
+                    return self._refuse(s, person, ip, None, NO_ROLE_TEXT, NO_ROLE)
                 row, created = self._provision(s, person, scopes, now), True
             user = find_named(s, User, row.user)
             if user is None or user.disabled:
-                return self._refuse(s, person, ip, row.user, "the account is disabled")
+                return self._refuse(s, person, ip, row.user, "the account is disabled", DISABLED)
             self._apply_grants(s, user, person, scopes)
             row.last_login_at = now
             details: dict[str, object] = {
@@ -141,14 +150,16 @@ class Identities:
                 "rules": list(person.rules),
             }
             if not person.grants:
-                return self._refuse(s, person, ip, user.name, "no group or claim of yours is mapped to a role")
+                return self._refuse(s, person, ip, user.name, NO_ROLE_TEXT, NO_ROLE)
             self.uow.audit(s, user.name, "auth.login", user.name, details)
             return SignInOutcome(user_actor(user), created=created)
 
-    def _refuse(self, s: Session, person: OidcPerson, ip: str, user: str | None, why: str) -> SignInOutcome:
+    def _refuse(
+        self, s: Session, person: OidcPerson, ip: str, user: str | None, why: str, code: str, error: str | None = None
+    ) -> SignInOutcome:
         details = {"ip": ip, "issuer": person.issuer, "subject": person.subject, "reason": why}
         self.uow.audit(s, SYSTEM, "auth.oidc_refused", user, details)
-        return SignInOutcome(None, refused=why)
+        return SignInOutcome(None, refused=why, code=code, error=error)
 
     def _complete_email_link(self, s: Session, person: OidcPerson) -> OidcIdentity | None:
         row = s.scalar(

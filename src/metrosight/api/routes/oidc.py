@@ -32,6 +32,7 @@ from metrosight.api.routes.pages import render, safe_next
 from metrosight.api.sessions import client_ip
 from metrosight.api.sso import PENDING_MAX_AGE, SsoState, sso_of
 from metrosight.policy.sso import person_of
+from metrosight.store.identities import DISABLED, NO_ROLE, SignInOutcome
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,7 +65,7 @@ def oidc_login(request: Request, next: Annotated[str | None, Query(max_length=51
     try:
         url, pending = sso.client.begin(safe_next(next))
     except OidcError as exc:
-        return _page(request, exc.status, str(exc))
+        return _page(request, exc.status, exc.text)
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
         PENDING_COOKIE,
@@ -86,17 +87,26 @@ def _pending(request: Request, sso: SsoState, state: str | None) -> PendingLogin
     """
     raw = request.cookies.get(PENDING_COOKIE)
     if not raw:
-        raise OidcError("no sign-in was started in this browser (or it took over 10 minutes); start again")
+        raise OidcError(N_("no sign-in was started in this browser (or it took over 10 minutes); start again"))
     try:
         data = _serializer(request, sso).loads(raw, max_age=PENDING_MAX_AGE)
     except BadSignature:
-        raise OidcError("the sign-in attempt expired or is not recognised; start again") from None
+        raise OidcError(N_("the sign-in attempt expired or is not recognised; start again")) from None
     pending = PendingLogin.from_json(data)
     if not state or not hmac.compare_digest(state.encode(), pending.state.encode()):
-        raise OidcError("the sign-in answer does not belong to this browser's attempt (wrong state); start again")
+        raise OidcError(N_("the sign-in answer does not belong to this browser's attempt (wrong state); start again"))
     if not sso.spend(pending.state):
-        raise OidcError("this sign-in was completed already; start again")
+        raise OidcError(N_("this sign-in was completed already; start again"))
     return pending
+
+
+def _refusal(outcome: SignInOutcome) -> Text:
+    """The page's line for a sign-in the store refused."""
+    if outcome.code == NO_ROLE:
+        return N_("signed in at the provider, but not here: no group or claim of yours is mapped to a role")
+    if outcome.code == DISABLED:
+        return N_("signed in at the provider, but not here: the account is disabled")
+    return N_("signed in at the provider, but not here: the role mapping cannot apply (%(error)s)", error=outcome.error)
 
 
 FAILED_AS = "(single sign-on)"  # the name failed callbacks are counted under by the sign-in limiter
@@ -130,18 +140,20 @@ def oidc_callback(
     try:
         pending = _pending(request, sso, state)
         if iss is not None and iss != sso.client.cfg.issuer:  # RFC 9207: the answer of another provider (mix-up)
-            raise OidcError("the sign-in answer comes from another provider (iss); start again")
+            raise OidcError(N_("the sign-in answer comes from another provider (iss); start again"))
         if error or not code:
-            raise OidcError(f"the sign-in provider did not sign you in ({(error or 'no code')[:64]})", 401)
+            raise OidcError(
+                N_("the sign-in provider did not sign you in (%(error)s)", error=(error or "no code")[:64]), 401
+            )
         claims, id_token = sso.client.finish(pending, code)
     except OidcError as exc:
         _audit_failure(request, str(exc))
-        response = _page(request, exc.status, str(exc))
+        response = _page(request, exc.status, exc.text)
         response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH)
         return response
     outcome = svc.services.store.identities.sign_in(person_of(claims, sso.client.cfg), client_ip(request))
     if outcome.actor is None:
-        response = _page(request, 403, N_("signed in at the provider, but not here: %(why)s", why=outcome.refused))
+        response = _page(request, 403, _refusal(outcome))
         response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH)
         return response
     _, pw_hash = svc.accounts.session_user(outcome.actor.name)
