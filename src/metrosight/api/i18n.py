@@ -16,6 +16,9 @@ from __future__ import annotations
 import gettext
 import io
 import json
+import logging
+import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -25,6 +28,7 @@ from typing import Final
 from babel import Locale
 from babel.core import negotiate_locale
 from babel.dates import format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -34,6 +38,9 @@ from markupsafe import Markup, escape
 SOURCE: Final = "en"
 #: the language names shown in the language choice, in their own language
 NATIVE_NAMES: Final = {"en": "English", "ru": "Русский"}
+#: the placeholders of a message: %(name)s (templates, Python) and {name} (scripts)
+_PLACEHOLDER: Final = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
+log = logging.getLogger(__name__)
 #: a plural category of CLDR -> sample numbers searched for its gettext form
 _SAMPLES: Final = (*range(0, 200), 0.5, 1.5, 2.5)
 
@@ -102,11 +109,45 @@ class Language:
         return f'"use strict";\nwindow.METROSIGHT_I18N = {text};\n'
 
 
+def placeholders(text: str) -> frozenset[str]:
+    """The placeholders of a message: ``%(name)s`` of templates and Python code, ``{name}`` of scripts."""
+    return frozenset(_PLACEHOLDER.findall(text))
+
+
+def _fills(text: str, python_format: bool) -> bool:
+    """Whether ``text`` can be filled in: its placeholders are all known to Python's ``%`` (no stray ``%``)."""
+    if not python_format:
+        return True
+    try:
+        text % defaultdict(int)  # noqa: B018 (tried for its error)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _drop_mismatched(catalogue: Catalog, path: Path) -> None:
+    """Empty every translation that names a placeholder the English has not, or cannot be filled in (a stray
+    ``%``): filling it in would fail or show a wrong value. The English text shows instead, and a warning names the
+    message."""
+    for m in catalogue:
+        if not m.id or not m.string:
+            continue
+        ids = [m.id] if isinstance(m.id, str) else list(m.id)
+        forms = [str(f or "") for f in ([m.string] if isinstance(m.string, str) else list(m.string))]
+        wanted = placeholders(" ".join(ids))
+        python_format = "python-format" in m.flags or any("%(" in i for i in ids)
+        if any(placeholders(f) - wanted or not _fills(f, python_format) for f in forms):
+            log.warning("%s: the translation of %r cannot be filled in as the English; English is shown", path, ids[0])
+            m.string = "" if isinstance(m.string, str) else tuple("" for _ in forms)
+
+
 def load_language(path: Path, code: str) -> Language:
-    """The language of the catalogue at ``path`` (a ``.po`` file). Fuzzy and empty translations are left out
-    (the English text shows). Raises ValueError for a catalogue Babel cannot read."""
+    """The language of the catalogue at ``path`` (a ``.po`` file). Fuzzy and empty translations, and those whose
+    placeholders differ from the English, are left out (the English text shows). Raises ValueError for a catalogue
+    Babel cannot read."""
     with path.open("rb") as f:
         catalogue = read_po(f, locale=code)
+    _drop_mismatched(catalogue, path)
     buf = io.BytesIO()
     write_mo(buf, catalogue)
     buf.seek(0)

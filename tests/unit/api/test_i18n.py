@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -305,3 +306,28 @@ def test_the_account_password_form_answers_in_the_page_language(api: Api):
     )
     assert res.status_code == 303 and res.headers["location"] == "/login?changed=1"
     assert "Пароль изменён" in api.client.get("/login?changed=1").text
+
+
+def test_a_translation_that_cannot_be_filled_in_shows_the_english(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A catalogue edited by hand with a wrong placeholder or a stray % must not break a page (a KeyError or
+    ValueError when the page fills it in): that message shows in English, with a warning; the others translate."""
+    po = tmp_path / "locale" / "ru" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n'
+        '"Plural-Forms: nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20)'
+        ' ? 1 : 2);\\n"\n\n'
+        '#, python-format\nmsgid "alert #%(id)s"\nmsgstr "тревога № %(num)s"\n\n'
+        '#, python-format\nmsgid "in %(days)s days"\nmsgstr "через %(days)s сут. (100%)"\n\n'
+        'msgid "face {number}"\nmsgstr "лицо {n}"\n\n'
+        'msgid "Cameras"\nmsgstr "Камеры"\n',
+        encoding="utf-8",
+    )
+    ru = Languages.load(tmp_path).by_code["ru"]
+    assert ru.gettext("Cameras") == "Камеры"
+    assert ru.gettext("alert #%(id)s") % {"id": 7} == "alert #7"
+    assert ru.gettext("in %(days)s days") % {"days": 3} == "in 3 days"
+    assert "face {number}" not in ru.messages and ru.messages["Cameras"] == "Камеры"
+    assert sum("cannot be filled in" in r.getMessage() for r in caplog.records) == 3
