@@ -13,6 +13,7 @@ it no role, in which case nothing is created and the sign-in is refused.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -81,6 +82,11 @@ def _info(row: OidcIdentity) -> IdentityInfo:
         row.created_by,
         row.last_login_at,
     )
+
+
+def _address(email: str | None) -> str | None:
+    """An e-mail address as :func:`~metrosight.policy.sso.verified_email` keeps it: NFC, trimmed, lower case."""
+    return unicodedata.normalize("NFC", email).strip().lower() if email else None
 
 
 def _scopes(person: OidcPerson) -> dict[str, Scope]:
@@ -225,7 +231,7 @@ class Identities:
         if (subject is None) == (email is None):
             raise PolicyError("link a subject or an e-mail address (one of them)")
         issuer, key = issuer.strip(), (subject or "").strip() or None
-        address = email.strip().lower() if email else None
+        address = _address(email)
         if not issuer or (subject is not None and not key) or (address is not None and "@" not in address):
             raise PolicyError("an issuer and a subject (or an e-mail address) are needed")
         with self.uow.write() as s:
@@ -279,7 +285,7 @@ class Identities:
             Forbidden: not an admin. NotFound: no such link.
         """
         require(actor, "unlink single sign-on identities", "admin")
-        key, address = (subject or "").strip() or None, email.strip().lower() if email else None
+        key, address = (subject or "").strip() or None, _address(email)
         with self.uow.write() as s:
             where = OidcIdentity.subject == key if key else OidcIdentity.email == address
             row = s.scalar(select(OidcIdentity).where(OidcIdentity.issuer == issuer.strip(), where))
