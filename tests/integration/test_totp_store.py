@@ -54,6 +54,11 @@ def test_one_code_signs_in_once_however_many_race(store: Store):
         raw = c.execute(text("SELECT secret FROM totp_factors")).scalar()
     assert e.secret.encode() not in bytes(raw)  # encrypted at rest
     recovery = store.second_factor.confirm(ada, code_at(e.secret, current_step()), 4)
+    with store.engine.connect() as c:
+        rows = c.execute(text("SELECT code_hash, lookup FROM totp_recovery_codes")).all()
+    assert len(rows) == 4 and all(h.startswith("$argon2id$") and len(t) == 32 for h, t in rows)
+    stored = " ".join(f"{h} {t}" for h, t in rows)
+    assert not any(rc.replace("-", "") in stored or rc in stored for rc in recovery)  # hashes only
     code = code_at(e.secret, current_step() + 1)
     results = race(8, lambda: store.second_factor.verify("ada", code))
     assert sorted(r.value for r in results) == ["replayed"] * 7 + ["totp"]

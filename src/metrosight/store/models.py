@@ -445,11 +445,15 @@ class TotpFactor(Base):
 
 
 class TotpRecoveryCode(Base):
-    """A one-time recovery code of a user's TOTP factor, Argon2id-hashed; ``used_at`` set when it was used."""
+    """A one-time recovery code of a user's TOTP factor, Argon2id-hashed (found by its keyed ``lookup`` tag);
+    ``used_at`` set when it was used."""
 
     __tablename__ = "totp_recovery_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
     code_hash: Mapped[str] = mapped_column(String(256), nullable=False)
+    # HMAC-SHA256 of the code under a key derived from the master key (first 32 hex digits): finds the one row to
+    # check with Argon2id; useless without the master key (migration 0019; NULL for codes made before it)
+    lookup: Mapped[str | None] = mapped_column(String(32), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
