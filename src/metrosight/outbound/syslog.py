@@ -46,6 +46,7 @@ CHANNEL = "syslog"
 SECURITY_SUFFIXES = ("_failed", "_refused", ".denied", ".locked")
 #: actions that record a read (an access to data): sent with severity info
 READ_SUFFIXES = (".read", ".list", ".export_crop")
+STORE_RETRY_SECONDS = 2.0  # the wait after the store could not be read or written
 #: how long a host that stops keeps forwarding what is still due (a collector that is down is retried meanwhile)
 FLUSH_SECONDS = 10.0
 
@@ -343,10 +344,12 @@ class SyslogForwarder:
                 n = retry(self.pump)
             except OSError:
                 break  # out of time while the collector is down
-            except Exception:  # the store is unreachable: log, keep trying
-                log.exception("syslog: cannot read the audit log")
-                n = 0
-                self._sleep(self.cfg.retry_max_seconds)
+            except Exception as exc:  # the store is busy or unreachable: say so, try again shortly
+                log.warning("syslog: cannot read or mark the audit log: %s", str(exc).splitlines()[0][:200])
+                if self._stopping.is_set():
+                    break
+                self._sleep(min(STORE_RETRY_SECONDS, self.cfg.retry_max_seconds))
+                continue
             if self._down_since is not None:
                 log.warning("syslog: %s:%d reachable again", self.cfg.host, self.cfg.effective_port)
                 self._down_since = None

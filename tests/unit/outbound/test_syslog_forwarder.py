@@ -117,3 +117,41 @@ def test_a_forwarder_that_lost_the_race_for_the_cursor_sends_nothing_more(tmp_pa
     assert store.audit.mark_forwarded(CHANNEL, None, 1)
     assert not store.audit.mark_forwarded(CHANNEL, None, 1)  # compare-and-set: the stored cursor is 1
     assert store.audit.forwarded(CHANNEL) == 1
+
+
+class FlakyAudit:
+    """The store's audit log, failing its first ``fail`` reads (a database restart)."""
+
+    def __init__(self, audit, fail: int) -> None:
+        self.audit, self.fail = audit, fail
+
+    def after(self, seq, limit):
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("server closed the connection unexpectedly")
+        return self.audit.after(seq, limit)
+
+    def __getattr__(self, name):
+        return getattr(self.audit, name)
+
+
+def test_a_store_that_fails_for_a_while_delays_forwarding_and_loses_nothing(tmp_path, caplog, monkeypatch):
+    import time
+
+    import metrosight.outbound.syslog as syslog
+
+    monkeypatch.setattr(syslog, "STORE_RETRY_SECONDS", 0.05)
+    store = Store.for_home(tmp_path)
+    for i in range(3):
+        store.audit.record("ada", "test.act", f"t{i}", {})
+    stream = FakeStream()
+    fwd = SyslogForwarder(CFG.model_copy(update={"poll_seconds": 0.05}), FlakyAudit(store.audit, 3), stream)
+    fwd.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(stream.seqs()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        fwd.stop(1.0)
+    assert stream.seqs() == [1, 2, 3]
+    assert "cannot read or mark the audit log: server closed the connection" in caplog.text
