@@ -38,6 +38,7 @@ from metrosight.api.i18n import N_, Text
 from metrosight.config.auth import OidcConfig
 
 DISCOVERY_TTL = 3600.0  # seconds the discovery document is kept
+FAILURE_TTL = 5.0  # seconds a failed discovery is remembered (a provider that is down is not asked by every page)
 JWKS_MIN_REFRESH = 30.0  # seconds between forced JWKS fetches (an unknown key id cannot make us hammer the provider)
 SIGNING_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
@@ -99,6 +100,8 @@ class OidcClient:
         self._meta: dict[str, Any] | None = None
         self._meta_at = 0.0
         self._keys: KeySet | None = None
+        self._failed: OidcError | None = None
+        self._failed_at = 0.0
         self._keys_at = 0.0
 
     def __repr__(self) -> str:  # never the secret
@@ -147,14 +150,29 @@ class OidcClient:
 
     # -- the provider's documents -------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        """The discovery document (cached for :data:`DISCOVERY_TTL`).
+        """The discovery document (cached for :data:`DISCOVERY_TTL`; a failure is remembered for
+        :data:`FAILURE_TTL`, so a provider that is down is not asked again by every sign-in page in between).
 
         Raises:
             OidcError: 502 when unreachable, not JSON, for another issuer, or without the code flow or S256.
         """
+        now = time.monotonic()
         with self._lock:
-            if self._meta is not None and time.monotonic() - self._meta_at < DISCOVERY_TTL:
+            if self._meta is not None and now - self._meta_at < DISCOVERY_TTL:
                 return self._meta
+            if self._failed is not None and now - self._failed_at < FAILURE_TTL:
+                raise OidcError(self._failed.text, self._failed.status)
+        try:
+            meta = self._discover()
+        except OidcError as exc:
+            with self._lock:
+                self._failed, self._failed_at = exc, time.monotonic()
+            raise
+        with self._lock:
+            self._meta, self._meta_at, self._failed = meta, time.monotonic(), None
+        return meta
+
+    def _discover(self) -> dict[str, Any]:
         url = self.cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
         meta = self._get_json(url, "discovery")
         if meta.get("issuer") != self.cfg.issuer:
@@ -181,8 +199,6 @@ class OidcClient:
                 ),
                 502,
             )
-        with self._lock:
-            self._meta, self._meta_at = meta, time.monotonic()
         return meta
 
     def _key_set(self, force: bool = False) -> KeySet:

@@ -178,3 +178,16 @@ def test_spent_attempts_are_refused_and_forgotten_oldest_first(monkeypatch: pyte
     monkeypatch.setattr(sso, "MAX_SPENT", 3)  # a flood: the oldest go first, nobody is locked out
     assert state.spend("c") and state.spend("d") and state.spend("e")
     assert state.spend("a") and not state.spend("e")
+
+
+def test_a_provider_that_is_down_is_not_asked_by_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    rp, fake = client()
+    url = f"{ISSUER}/.well-known/openid-configuration"
+    doc = fake.documents.pop(url)
+    for _ in range(3):
+        with pytest.raises(OidcError, match="answered 404"):
+            rp.begin("/")
+    assert fake.hits.count(url) == 1  # remembered for FAILURE_TTL
+    fake.documents[url] = doc
+    rp._failed_at -= 10  # later: asked again, and it is back
+    assert rp.begin("/")[0].startswith(f"{ISSUER}/auth?")
