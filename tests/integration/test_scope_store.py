@@ -61,6 +61,9 @@ def test_line_scoped_operator_reads_only_line_a(world: tuple[Store, World]) -> N
     # the stored alert itself is untouched by what olga was shown
     assert next(r for r in store.alerts.all() if r.id == w.alerts["C"]).sightings == 2
     assert store.reviews.review(w.alerts["A"], olga, "confirm") == "confirmed_once"
+    with pytest.raises(Forbidden, match="outside olga's scope"):  # half of Charlie's evidence is not hers to see
+        store.reviews.review(w.alerts["C"], olga, "confirm")
+    assert store.reviews.review(w.alerts["C"], ADA, "confirm") == "confirmed_once"  # a global operator may
 
 
 def test_feed_events_and_counts_are_scoped(world: tuple[Store, World]) -> None:

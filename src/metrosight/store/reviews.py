@@ -34,8 +34,9 @@ class ReviewRepository:
         (with a reason) makes it *rejected*. Returns the new status.
 
         Raises:
-            Forbidden: not an operator, or the same operator confirming twice. PolicyError: bad action, missing
-            reason, or the alert is already decided.
+            Forbidden: not an operator, the same operator confirming twice, or an alert with sightings outside the
+            operator's scope (reviewed only by one who sees all of its evidence). NotFound: no such alert in the
+            operator's scope. PolicyError: bad action, missing reason, or the alert is already decided.
         """
         require(actor, f"{action} alerts", "operator")
         if action not in ("confirm", "reject"):
@@ -46,8 +47,14 @@ class ReviewRepository:
         view = self.uow.scoping.view(actor, ("operator",))
         with self.uow.write() as s:
             a = transitions.lock_alert(s, alert_id)
-            if a is None or as_seen_one(s, a, view) is None:  # outside the operator's scope: as if absent
+            seen = as_seen_one(s, a, view) if a is not None else None
+            if a is None or seen is None:  # outside the operator's scope: as if absent
                 raise NotFound(f"no alert {alert_id}")
+            if seen is not a:  # two operators must judge the same evidence: all of it
+                raise Forbidden(
+                    f"alert {alert_id} has sightings outside {actor.name}'s scope; an operator whose scope covers all "
+                    "of them must review it"
+                )
             prior = transitions.reviews_of(s, alert_id)
             stored = alert_status((r.user, r.action) for r in prior)
             if a.status in transitions.DECIDED_ALERT or stored in transitions.DECIDED_ALERT:

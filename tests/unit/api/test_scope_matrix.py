@@ -245,10 +245,13 @@ def test_insider_operator_guessing_the_other_groups_ids(scoped: Scoped) -> None:
     assert c.get("/api/cameras/cam-a1/snapshot").content.endswith(b"cam-a1")
     assert [x["id"] for x in c.get("/api/cameras").json()] == ["cam-a1"]
     assert sorted(a["id"] for a in c.get("/api/alerts").json()) == sorted([w.alerts["A"], charlie])
-    assert c.post(f"/api/alerts/{charlie}/confirm").json()["status"] == "confirmed_once"
+    assert c.post(f"/api/alerts/{w.alerts['A']}/confirm").json()["status"] == "confirmed_once"
+    # Charlie's episode is half outside her scope: she may not judge evidence she cannot see
+    res = c.post(f"/api/alerts/{charlie}/confirm")
+    assert res.status_code == 403 and "outside olga's scope" in res.json()["detail"] and "cam-b1" not in res.text
     metrics = c.get("/metrics").text
     assert 'camera="cam-a1"' in metrics and "cam-b1" not in metrics
-    assert 'metrosight_alerts_stored{status="new"} 1.0' in metrics  # A (Charlie's is confirmed once now)
+    assert 'metrosight_alerts_stored{status="new"} 1.0' in metrics  # Charlie's (A is confirmed once now)
 
 
 def test_insider_approver_out_of_scope_cannot_approve_nor_be_the_second_person(scoped: Scoped) -> None:  # noqa: F811
