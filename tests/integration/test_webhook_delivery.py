@@ -255,3 +255,44 @@ def test_a_run_drains_only_what_it_queued(store: Store, rx: WebhookReceiver) -> 
     channel.offer(to_outbound("alerts", alert("a1", "missing"), {}, time.time()))
     assert worker.stop(60, {"a1"}) == 0  # its own delivery made; the old one is not waited for
     assert [r.doc["id"] for r in rx.accepted()] == ["a1"] and store.outbox.pending() == 1
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_within_the_total_deadline(store: Store) -> None:
+    """Each byte within the read timeout, never finishing: the attempt is cut off after 3 × timeout (below its
+    lease), so no other worker can take the row while this one still talks to the receiver."""
+    import socket
+    import threading
+
+    from metrosight.outbound.delivery import lease_for, total_seconds
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set():
+                conn.sendall(b"X")  # a header that never ends, one byte well within the read timeout
+                time.sleep(0.1)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        state, _ = one_delivery(store, f"http://127.0.0.1:{srv.getsockname()[1]}/hook")
+        assert state == "pending"
+        status, error = last_attempt(store)
+        assert status is None and "cut off after 1.5 s" in (error or "")
+        ada = store.users.actor("ada")
+        (d,) = store.webhooks.deliveries(ada)
+        assert d.last_latency_ms is not None and d.last_latency_ms < lease_for(FAST).total_seconds() * 1000
+        assert total_seconds(FAST) < lease_for(FAST).total_seconds()
+    finally:
+        stop.set()
+        srv.close()

@@ -71,8 +71,8 @@ class Backoff:
 
 
 def lease_for(cfg: WebhooksConfig) -> timedelta:
-    """How long a claim holds a row: longer than one attempt can take (connect + send + read, each bounded by the
-    timeout, and the read also by :func:`post`'s deadline), with a margin."""
+    """How long a claim holds a row: longer than one attempt can take (:func:`total_seconds`, enforced by
+    :func:`post`'s watchdog), with a margin for settling it."""
     return timedelta(seconds=4 * cfg.timeout_seconds + 30)
 
 
@@ -81,8 +81,16 @@ def _excerpt(raw: bytes) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text)
 
 
+def total_seconds(cfg: WebhooksConfig) -> float:
+    """The longest one attempt may take, end to end: connect, send and read, each ``timeout_seconds``. A receiver
+    that answers a byte at a time (each read within the timeout) is cut off here."""
+    return 3 * cfg.timeout_seconds
+
+
 def post(client: httpx.Client, c: Claimed, cfg: WebhooksConfig, now: float | None = None) -> Outcome:
-    """One attempt of delivery ``c`` (see the module docstring). Never raises for what the receiver does."""
+    """One attempt of delivery ``c`` (see the module docstring). Never raises for what the receiver does. At
+    :func:`total_seconds` a watchdog closes ``client`` (use a client per attempt), which ends the attempt wherever
+    it is, so an attempt never outlives its claim's lease (:func:`lease_for`)."""
     body = c.body.encode()
     ts = int(time.time() if now is None else now)
     headers = {
@@ -95,13 +103,15 @@ def post(client: httpx.Client, c: Claimed, cfg: WebhooksConfig, now: float | Non
         **signing.signed_headers(c.secret, body, ts),
     }
     started = time.perf_counter()
-    deadline = started + 2 * cfg.timeout_seconds
+    watchdog = threading.Timer(total_seconds(cfg), client.close)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         with client.stream("POST", c.url, content=body, headers=headers) as r:
             got = bytearray()
             for chunk in r.iter_raw():  # undecoded: a compressed answer is never inflated
                 got += chunk[: cfg.max_response_bytes - len(got)]
-                if len(got) >= cfg.max_response_bytes or time.perf_counter() > deadline:
+                if len(got) >= cfg.max_response_bytes:
                     break
             latency = (time.perf_counter() - started) * 1000
             error = None
@@ -113,8 +123,13 @@ def post(client: httpx.Client, c: Claimed, cfg: WebhooksConfig, now: float | Non
     except httpx.TimeoutException as exc:
         kind = type(exc).__name__.replace("Timeout", "").lower() or "request"
         msg = f"timed out ({kind}) after {cfg.timeout_seconds:g} s"
-    except (httpx.HTTPError, OSError, ValueError) as exc:
-        msg = f"{type(exc).__name__}: {exc}".replace(c.url, shown_url(c.url))
+    except Exception as exc:  # noqa: BLE001 - whatever the receiver or the watchdog caused: a failed attempt
+        if not watchdog.is_alive():
+            msg = f"cut off after {total_seconds(cfg):g} s (the receiver answered too slowly)"
+        else:
+            msg = f"{type(exc).__name__}: {exc}".replace(c.url, shown_url(c.url))
+    finally:
+        watchdog.cancel()
     return Outcome(None, (time.perf_counter() - started) * 1000, msg)
 
 
@@ -164,19 +179,19 @@ class DeliveryWorker:
         self._wake.set()
 
     def _loop(self) -> None:
-        with self.make_client(self.cfg) as client:
-            while not self._stop.is_set():
-                try:
-                    n = self.run_once(client)
-                except Exception as exc:  # noqa: BLE001 - the database is away: wait and try again
-                    log.warning("webhook delivery: %s", exc)
-                    n = 0
-                if n == 0:
-                    self._wake.wait(self.cfg.poll_seconds)
-                    self._wake.clear()
+        while not self._stop.is_set():
+            try:
+                n = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the database is away: wait and try again
+                log.warning("webhook delivery: %s", exc)
+                n = 0
+            if n == 0:
+                self._wake.wait(self.cfg.poll_seconds)
+                self._wake.clear()
 
-    def run_once(self, client: httpx.Client, limit: int = 1) -> int:
-        """Claim up to ``limit`` due deliveries and attempt each once. Returns how many were attempted.
+    def run_once(self, client: httpx.Client | None = None, limit: int = 1) -> int:
+        """Claim up to ``limit`` due deliveries and attempt each once (with ``client``, else a fresh client per
+        attempt). Returns how many were attempted.
 
         Raises:
             StoreError: the outbox cannot be read or written.
@@ -184,7 +199,11 @@ class DeliveryWorker:
         self._maybe_purge()
         claimed = self.outbox.claim(limit, self.lease, datetime.fromtimestamp(self.clock(), UTC))
         for c in claimed:
-            self.attempt(client, c)
+            if client is not None:
+                self.attempt(client, c)
+                continue
+            with self.make_client(self.cfg) as fresh:  # one client per attempt: the watchdog may close it
+                self.attempt(fresh, c)
         return len(claimed)
 
     def attempt(self, client: httpx.Client, c: Claimed) -> str:
