@@ -139,24 +139,30 @@ class SecondFactors:
 
     def confirm(self, actor: Actor, code: str, recovery_count: int) -> list[str]:
         """Confirm ``actor``'s begun enrolment with a valid code from the new device; returns the recovery codes
-        (shown once; any earlier ones are void). The code's time step counts as used. Audited.
+        (shown once; any earlier ones are void). The code's time step counts as used. Audited, a wrong code too
+        (``totp.enrol_failed``).
 
         Raises:
             NotFound: no enrolment was begun. Conflict: already confirmed. PolicyError: the code is wrong.
         """
-        codes = new_recovery_codes(recovery_count)
-        raw = [normalise_recovery(c) or c for c in codes]
-        with ThreadPoolExecutor(max_workers=4) as pool:  # Argon2id runs in C without the GIL: one core each
-            hashes = list(zip([self._lookup(r) for r in raw], pool.map(hash_password, raw), strict=True))
-        with self.uow.write() as s:
+        with self.uow.read() as s:
             f = s.scalar(select(TotpFactor).where(TotpFactor.user == actor.name))
             if f is None:
                 raise NotFound(f"{actor.name} has not begun enrolling a second factor")
             if f.confirmed_at is not None:
                 raise Conflict(f"{actor.name}'s second factor is already confirmed")
-            step = matching_step(self._secret(f), code)
-            if step is None:
-                raise PolicyError("wrong code: type the 6-digit code your authenticator app shows now")
+            step, factor_id, sealed = matching_step(self._secret(f), code), f.id, f.secret
+        if step is None:  # checked before the recovery codes are hashed: a wrong code costs no Argon2id
+            self.uow.record(actor.name, "totp.enrol_failed", actor.name, {"reason": "wrong code"})
+            raise PolicyError("wrong code: type the 6-digit code your authenticator app shows now")
+        codes = new_recovery_codes(recovery_count)
+        raw = [normalise_recovery(c) or c for c in codes]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # Argon2id runs in C without the GIL: one core each
+            hashes = list(zip([self._lookup(r) for r in raw], pool.map(hash_password, raw), strict=True))
+        with self.uow.write() as s:
+            f = s.get(TotpFactor, factor_id)
+            if f is None or f.secret != sealed or f.confirmed_at is not None:
+                raise Conflict(f"{actor.name}'s enrolment changed meanwhile (begun again, reset or confirmed)")
             f.confirmed_at, f.last_step = datetime.now(UTC), step
             s.execute(delete(TotpRecoveryCode).where(TotpRecoveryCode.user == actor.name))
             s.add_all(TotpRecoveryCode(user=actor.name, code_hash=h, lookup=tag) for tag, h in hashes)
