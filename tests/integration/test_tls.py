@@ -51,8 +51,9 @@ def trust(cert: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(cert))
 
 
-def make_cert(folder: Path, name: str = "server") -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its unencrypted key (PEM files)."""
+def make_cert(folder: Path, name: str = "server", days: float = 1) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost valid from 5 minutes ago for ``days`` (negative:
+    expired), and its unencrypted key (PEM files)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metrosight test")])
     now = dt.datetime.now(dt.UTC)
@@ -62,8 +63,8 @@ def make_cert(folder: Path, name: str = "server") -> tuple[Path, Path]:
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(days=max(0, -days) + 1))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
@@ -161,12 +162,15 @@ def test_serve_over_tls_api_live_feed_secure_cookie_and_hsts(served: tuple[Api, 
 def test_config_check_and_serve_refuse_bad_tls_files(tmp_path: Path):
     cert, key = make_cert(tmp_path)
     other_cert, other_key = make_cert(tmp_path, "other")
+    old_cert, old_key = make_cert(tmp_path, "old", days=-1)
     (tmp_path / "junk.pem").write_text("not a certificate\n")
     cases = {
         "missing key": (cert, tmp_path / "nope.key", "cannot read"),
         "another certificate's key": (cert, other_key, "is not the private key of the certificate"),
         "no certificate": (tmp_path / "junk.pem", key, "is not a PEM certificate"),
         "no key": (cert, tmp_path / "junk.pem", "is not a PEM private key"),
+        "an expired certificate": (old_cert, old_key, "expired on"),
+        "a folder": (tmp_path, key, "cannot read"),
     }
     runner = CliRunner()
     home = str(tmp_path / "home")

@@ -7,6 +7,7 @@ loaded: a command that serves nothing must not fail on a host that lacks the cer
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -50,6 +51,11 @@ class TlsSettings(Section):
         description="Strict-Transport-Security max-age sent over HTTPS (0: no header)",
     )
 
+    @field_validator("certificate", "key")
+    @classmethod
+    def _home(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
     @model_validator(mode="after")
     def _both(self) -> TlsSettings:
         if (self.certificate is None) != (self.key is None):
@@ -63,8 +69,8 @@ class TlsSettings(Section):
 
 def tls_problem(tls: TlsSettings) -> str | None:
     """Why ``serve`` cannot use these TLS files (one line naming the file and what to do), or None when it can:
-    both files exist and are readable, the certificate is a PEM X.509 certificate, the key a PEM private key
-    without a passphrase, and the key is the certificate's."""
+    both files exist and are readable, the certificate is a PEM X.509 certificate valid now, the key a PEM private
+    key without a passphrase, and the key is the certificate's."""
     if tls.certificate is None or tls.key is None:
         return None
     from cryptography import x509  # cryptography: native, only when TLS is configured
@@ -89,6 +95,16 @@ def tls_problem(tls: TlsSettings) -> str | None:
         return f"api.tls.key: {tls.key} is encrypted with a passphrase; store it unencrypted with mode 0600"
     except (ValueError, UnsupportedAlgorithm):
         return f"api.tls.key: {tls.key} is not a PEM private key (-----BEGIN … PRIVATE KEY-----)"
+    now = datetime.now(UTC)
+    if cert.not_valid_after_utc <= now:
+        return (
+            f"api.tls.certificate: {tls.certificate} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
+            "install a renewed certificate"
+        )
+    if cert.not_valid_before_utc > now:
+        return (
+            f"api.tls.certificate: {tls.certificate} is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):
