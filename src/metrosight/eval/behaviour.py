@@ -1,6 +1,6 @@
 """Agreement of the behaviour analytics with ground truth computed directly from pedestrian trajectories.
 
-The ETH/UCY files hold real trajectories in metres at 2.5 Hz (``frame id x y``, frames counted at 25 fps). The
+The ETH/UCY files hold real trajectories in metres at 2.5 Hz (``frame id x y``; see :func:`load_trajectories`). The
 harness feeds them to :class:`~metrosight.analytics.engine.BehaviourEngine` as tracks (optionally with position
 noise, dropped observations and tracker id switches) and compares the events with ground truth computed from the
 clean trajectories with the rules' own definitions:
@@ -38,7 +38,7 @@ from metrosight.analytics.model import (
     Zone,
 )
 
-FRAME_RATE = 25.0  # ETH/UCY frame numbers count at 25 fps; samples are every 10th frame (2.5 Hz)
+SAMPLE_SECONDS = 0.4  # every ETH/UCY file is sampled at 2.5 Hz, whatever its frames count in
 
 
 class TrajectoryError(ValueError):
@@ -47,6 +47,10 @@ class TrajectoryError(ValueError):
 
 def load_trajectories(path: Path) -> dict[int, np.ndarray]:
     """Person id → ``(N, 3)`` array of ``(t seconds, x m, y m)`` sorted by time.
+
+    The files are sampled at 2.5 Hz but their frame numbers count in the source video's frames (every 10th of
+    25 fps in the UCY scenes and biwi_hotel; every 6th of 15 fps in BIWI's eth scene): the frame step between a
+    person's consecutive samples (the most common one in the file) is taken as 0.4 s.
 
     Raises:
         TrajectoryError: the file does not have 4 numeric columns.
@@ -57,12 +61,25 @@ def load_trajectories(path: Path) -> dict[int, np.ndarray]:
         raise TrajectoryError(f"{path}: not a 'frame id x y' table ({exc})") from None
     if a.shape[1] != 4:
         raise TrajectoryError(f"{path}: expected 4 columns (frame id x y), got {a.shape[1]}")
+    per_frame = SAMPLE_SECONDS / sample_step(a)
     out: dict[int, np.ndarray] = {}
     for pid in np.unique(a[:, 1]):
         rows = a[a[:, 1] == pid]
         rows = rows[np.argsort(rows[:, 0])]
-        out[int(pid)] = np.column_stack([rows[:, 0] / FRAME_RATE, rows[:, 2], rows[:, 3]])
+        out[int(pid)] = np.column_stack([rows[:, 0] * per_frame, rows[:, 2], rows[:, 3]])
     return out
+
+
+def sample_step(a: np.ndarray) -> float:
+    """The most common frame step between one person's consecutive samples in a ``frame id x y`` table (10 when
+    no person has two samples)."""
+    order = np.lexsort((a[:, 0], a[:, 1]))
+    f, ids = a[order, 0], a[order, 1]
+    steps = np.diff(f)[(np.diff(ids) == 0) & (np.diff(f) > 0)]
+    if len(steps) == 0:
+        return 10.0
+    values, counts = np.unique(np.round(steps, 6), return_counts=True)
+    return float(values[np.argmax(counts)])
 
 
 def identity_plane(points: Sequence[tuple[float, float]] = ((0, 0), (1, 0), (1, 1), (0, 1))) -> GroundPlane:
@@ -91,7 +108,7 @@ def quadrant_zones(trajs: dict[int, np.ndarray]) -> tuple[Zone, ...]:
 
 def join_fragments(
     trajs: dict[int, np.ndarray],
-    step: float = 10.0 / FRAME_RATE,
+    step: float = SAMPLE_SECONDS,
     radius: float = 0.5,
     max_missing: int = 1,
     standing: float = 0.3,
@@ -230,7 +247,7 @@ def as_tracks(
 ) -> tuple[list[tuple[float, list[Observation], list[int]]], dict[int, int]]:
     """The trajectories as per-frame ``(ts, observations, ended track ids)`` and the track id → person map."""
     rng = np.random.default_rng(p.seed)
-    step = 10.0 / FRAME_RATE
+    step = SAMPLE_SECONDS
     frames: dict[int, tuple[list[Observation], list[int]]] = {}
     owner: dict[int, int] = {}
     next_id = 1

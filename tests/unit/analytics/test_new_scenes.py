@@ -10,7 +10,7 @@ import pytest
 from metrosight.analytics.engine import BehaviourEngine
 from metrosight.analytics.geometry import GroundPlane, Polygon
 from metrosight.analytics.model import Observation, Rules, Scene, Zone
-from metrosight.eval.behaviour import join_fragments, merged
+from metrosight.eval.behaviour import join_fragments, load_trajectories, merged
 
 SQUARE = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]
 IDENTITY = GroundPlane(SQUARE, SQUARE)
@@ -113,3 +113,14 @@ def test_ground_truth_leaves_an_ambiguous_fragment_alone():
         3: _traj(2.0, [(1.0, 1.2)] * 5),  # two candidates: nothing joined
     }
     assert join_fragments(trajs) == {1: 1, 2: 2, 3: 3}
+
+
+def test_trajectory_time_comes_from_the_sample_rate_not_the_frame_numbering(tmp_path):
+    # the same walk (0.5 m a sample = 1.25 m/s at 2.5 Hz) numbered in frames of 25 fps (every 10th) and of 15 fps
+    # (every 6th, as BIWI's eth scene): the same times and speeds
+    for step in (10, 6):
+        path = tmp_path / f"s{step}.txt"
+        path.write_text("".join(f"{k * step}\t1.0\t{0.5 * k}\t2.0\n" for k in range(10)))
+        t = load_trajectories(path)[1]
+        assert t[1, 0] - t[0, 0] == pytest.approx(0.4)
+        assert (t[-1, 1] - t[0, 1]) / (t[-1, 0] - t[0, 0]) == pytest.approx(1.25)
