@@ -212,7 +212,7 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # a log file gets whole rows
     result: dict[str, object] = {}
     if not args.skip_eth:
         rows = eth(data, args.scenes)
