@@ -47,12 +47,19 @@ def visible_sightings(s: Session, alert_id: int, view: View) -> list[Sighting]:
 
 def as_seen(s: Session, alerts: Sequence[AlertRecord], view: View) -> list[AlertRecord]:
     """``alerts`` as the reader of ``view`` sees them (see the module docstring); an alert with no sighting inside
-    the view is left out."""
-    if view.everything:
+    the view is left out. One query for the visible sightings of all of them."""
+    if view.everything or not alerts:
         return list(alerts)
+    by_alert: dict[int, list[Sighting]] = {a.id: [] for a in alerts}
+    for sg in s.scalars(
+        select(Sighting)
+        .where(Sighting.alert_id.in_(sorted(by_alert)), sighting_visible(view))
+        .order_by(Sighting.first_at, Sighting.id)
+    ):
+        by_alert[sg.alert_id].append(sg)
     out = []
     for a in alerts:
-        seen = as_seen_one(s, a, view)
+        seen = _seen(a, by_alert[a.id], view)
         if seen is not None:
             out.append(seen)
     return out
@@ -62,7 +69,11 @@ def as_seen_one(s: Session, a: AlertRecord, view: View) -> AlertRecord | None:
     """One alert as the reader of ``view`` sees it, or None when nothing of it is inside the view."""
     if view.everything:
         return a
-    vis = visible_sightings(s, a.id, view)
+    return _seen(a, visible_sightings(s, a.id, view), view)
+
+
+def _seen(a: AlertRecord, vis: list[Sighting], view: View) -> AlertRecord | None:
+    """``a`` made of its visible sightings ``vis`` (seen order): itself when all of it is visible."""
     if not vis:
         return None
     entries = [e for e in (a.entries or []) if view.watchlist(e.get("watchlist"))]
