@@ -94,6 +94,24 @@ def test_every_message_has_a_russian_translation(messages: Catalog, russian: Cat
     assert not problems, "run the steps of README 'Languages and time zones':\n" + "\n".join(problems)
 
 
+def test_every_value_the_code_shows_has_a_russian_label(russian: Catalog):
+    """The values pages show with _(value) / t(value) (roles, categories, camera states, event kinds, alarm
+    priorities and states) are all listed in templates/labels.html and translated: a new one added to the code
+    without a label would show in English."""
+    from metrosight.analytics.model import KINDS
+    from metrosight.api.metrics import STATES
+    from metrosight.core.types import Category
+    from metrosight.policy.alarms import ALARM_STATES, PRIORITIES
+    from metrosight.policy.rules import ROLES
+
+    plain = [*ROLES, *(c.value for c in Category), *STATES, *KINDS]
+    missing = [v for v in plain if not (m := russian.get(v)) or not m.string]
+    missing += [
+        f"alarm|{v}" for v in (*PRIORITIES, *ALARM_STATES) if not (m := russian.get(v, "alarm")) or not m.string
+    ]
+    assert not missing, f"add to templates/labels.html and translate: {missing}"
+
+
 def test_every_t_call_of_the_scripts_is_extracted(messages: Catalog):
     """A guard on the extractor: every literal t("...") / tn("...") of the scripts is in the extraction (a message
     the extractor missed would show in English without failing the catalogue test)."""
