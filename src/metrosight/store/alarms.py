@@ -41,7 +41,7 @@ from metrosight.policy.alarms import (
 from metrosight.policy.rules import Actor, require
 from metrosight.policy.scope import EVERYTHING, View
 from metrosight.store import transitions
-from metrosight.store.alert_views import alert_visible, as_seen_one
+from metrosight.store.alert_views import alert_visible, as_seen, as_seen_one
 from metrosight.store.errors import NotFound
 from metrosight.store.models import AlarmTransition, AlertPolicyRecord, AlertRecord, Watchlist
 from metrosight.store.naming import find_named
@@ -290,7 +290,8 @@ class AlarmRepository:
             )
             s.flush()
             s.refresh(a)
-        return AlarmStep(alert_id, state, owner, escalated, a)
+            shown = as_seen_one(s, a, scope) or a  # as the actor sees it (a list outside their scope unnamed)
+        return AlarmStep(alert_id, state, owner, escalated, shown)
 
     def escalate_due(self, now: float | None = None) -> list[int]:
         """Escalate every alarm still unacknowledged at its escalation time (its alert not rejected); audited
@@ -392,18 +393,18 @@ class AlarmRepository:
         return done
 
     def steps_after(self, after_id: int, view: View, limit: int = 200) -> list[tuple[AlarmTransition, AlertRecord]]:
-        """Steps with ``id > after_id`` of alerts inside ``view`` (a reader's scope), with their alert as it is now,
-        oldest first (the live feed's reads)."""
+        """Steps with ``id > after_id`` of alerts inside ``view`` (a reader's scope), with their alert as it is now
+        and as that reader sees it, oldest first (the live feed's reads)."""
         with self.uow.read() as s:
-            return list(
-                s.execute(
-                    select(AlarmTransition, AlertRecord)
-                    .join(AlertRecord, AlertRecord.id == AlarmTransition.alert_id)
-                    .where(AlarmTransition.id > after_id, alert_visible(view))
-                    .order_by(AlarmTransition.id)
-                    .limit(limit)
-                ).all()
-            )
+            rows = s.execute(
+                select(AlarmTransition, AlertRecord)
+                .join(AlertRecord, AlertRecord.id == AlarmTransition.alert_id)
+                .where(AlarmTransition.id > after_id, alert_visible(view))
+                .order_by(AlarmTransition.id)
+                .limit(limit)
+            ).all()
+            seen = {a.id: a for a in as_seen(s, list({a.id: a for _t, a in rows}.values()), view)}
+            return [(t, seen[a.id]) for t, a in rows if a.id in seen]
 
     def last_step_id(self) -> int:
         """The newest step's id (0 when none)."""
