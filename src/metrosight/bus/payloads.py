@@ -121,11 +121,30 @@ class AlertV1(_Payload):
 
 
 class AlertUpdateV1(_Payload):
-    """The track of an alert ended; its final last-seen time."""
+    """The track of an alert ended; its final last-seen time. The alert's camera, group, lists and category come
+    along (for the outbound channels' filters; absent from publishers older than them)."""
 
     version: Literal[1] = 1
     event_id: str
     last_seen: float
+    camera_id: str | None = None
+    group: str | None = None
+    watchlist: str | None = None
+    watchlists: tuple[str, ...] = ()
+    category: str | None = None
+
+    @classmethod
+    def of_alert(cls, alert: AlertV1, last_seen: float) -> AlertUpdateV1:
+        """The end of ``alert``'s track at ``last_seen`` (media seconds, to 3 decimals)."""
+        return cls(
+            event_id=alert.event_id,
+            last_seen=round(last_seen, 3),
+            camera_id=alert.camera_id,
+            group=alert.group,
+            watchlist=alert.watchlist,
+            watchlists=alert.watchlists,
+            category=alert.category,
+        )
 
 
 class CameraStateV1(_Payload):

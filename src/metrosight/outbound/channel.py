@@ -63,13 +63,17 @@ class EventFilter:
         """Whether ``event`` passes (see the class docstring)."""
         if self.types and event.type not in self.types:
             return False
-        if event.watchlists:
+        if event.watchlists or event.type in PERSON_EVENTS:  # about a person, even if its lists are unknown
             if self.watchlists and self.watchlists.isdisjoint(event.watchlists):
                 return False
             if self.categories and event.category not in self.categories:
                 return False
         return not self.camera_groups or event.camera_group in self.camera_groups
 
+
+#: event types that are always about a person (restricted by watchlist and category filters even when an event
+#: of an older publisher does not name its lists)
+PERSON_EVENTS: frozenset[str] = frozenset({"alert", "alert_review", "episode"})
 
 #: lets every event through
 ALL_EVENTS = EventFilter()

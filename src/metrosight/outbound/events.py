@@ -143,14 +143,20 @@ def from_alert(a: AlertV1, places: Places, now: float) -> OutboundEvent:
 
 def from_alert_update(u: AlertUpdateV1, places: Places, now: float) -> OutboundEvent:
     """An alert's track ended (its final last-seen, media seconds): type ``alert``, schema
-    ``metrosight.alert-update/1``, id ``<alert id>#ended``. It names no watchlist or camera (the alert did): a
-    channel filtered on watchlists or camera groups does not receive it."""
+    ``metrosight.alert-update/1``, id ``<alert id>#ended``; filtered like its alert (an update of an older
+    publisher names no list or camera: it passes no watchlist, category or camera-group filter)."""
+    place = places.get(u.camera_id, NO_PLACE) if u.camera_id else NO_PLACE
     return OutboundEvent(
         type="alert",
         event_id=f"{u.event_id}#ended",
         schema="metrosight.alert-update/1",
         occurred_at=utc(now),
         body=body_of(u),
+        watchlists=u.watchlists or ((u.watchlist,) if u.watchlist else ()),
+        category=u.category,
+        camera_id=u.camera_id,
+        camera_group=u.group or place.group,
+        camera_line=place.line,
     )
 
 

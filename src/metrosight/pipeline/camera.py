@@ -127,6 +127,7 @@ class CameraPipeline:
         # alerts and the store keeps one of each; the default scope is fresh per run
         self.event_scope = event_scope or uuid.uuid4().hex[:12]
         self._alerted: dict[int, tuple[str, float]] = {}  # track id -> (event id, last seen)
+        self._alerts: dict[int, AlertV1] = {}  # track id -> its alert (its lists and camera go with the update)
         self._track_first: dict[int, float] = {}
         self._track_birth: dict[int, str] = {}
         self._last_ts = 0.0
@@ -298,6 +299,7 @@ class CameraPipeline:
             media_origin=self.media_origin,
         )
         self._alerted[track_id] = (event_id, last_seen)
+        self._alerts[track_id] = alert.model_copy(update={"crop_jpeg": None})  # its refs, not the crop
         self.stats.alerts += 1
         self.publish_alert(alert)
         log.info("alert %s: %s (%s) score %.3f", event_id, alert.subject, ", ".join(match.watchlists), match.score)
@@ -313,8 +315,14 @@ class CameraPipeline:
                 raised.append(self._raise(track_id, found, last))
         if track_id in self._alerted and self.publish_update is not None:
             event_id, last_seen = self._alerted[track_id]
-            self.publish_update(AlertUpdateV1(event_id=event_id, last_seen=round(last_seen, 3)))
+            raised_alert = self._alerts.get(track_id)
+            self.publish_update(
+                AlertUpdateV1.of_alert(raised_alert, last_seen)
+                if raised_alert is not None
+                else AlertUpdateV1(event_id=event_id, last_seen=round(last_seen, 3))
+            )
         self._alerted.pop(track_id, None)
+        self._alerts.pop(track_id, None)
         self._track_first.pop(track_id, None)
         self._track_birth.pop(track_id, None)
         self.fusion.forget(track_id)

@@ -220,3 +220,14 @@ def test_reviews_and_episodes_convert_with_their_persons_lists() -> None:
     assert ep.watchlists == ("missing", "vip") and ep.body["sightings"] == 3 and ep.body["opened"] is False
     assert EventFilter.of(types=["episode"], watchlists=["vip"]).accepts(ep)
     assert not EventFilter.of(types=["alert"]).accepts(ep)
+
+
+def test_alert_updates_are_filtered_like_their_alert() -> None:
+    a = alert(watchlist="staff", category="staff")
+    ended = to_outbound("alert-updates", AlertUpdateV1.of_alert(a, 20.0), PLACES, now=1.0)
+    assert ended.watchlists == ("staff", "vip") and ended.camera_group == "north-hall"
+    assert not EventFilter.of(watchlists=["missing"]).accepts(ended)  # another list's alert ended: not sent
+    assert EventFilter.of(watchlists=["staff"], camera_groups=["north-hall"]).accepts(ended)
+    legacy = to_outbound("alert-updates", AlertUpdateV1(event_id="x", last_seen=2.0), PLACES, now=1.0)
+    assert not EventFilter.of(watchlists=["missing"]).accepts(legacy)  # lists unknown: not to a filtered one
+    assert EventFilter.of().accepts(legacy)
