@@ -3,7 +3,9 @@ sessions.
 
 The rate limiter is a sliding window kept **in memory** of the serving process (it resets when the service restarts,
 and several API processes would each keep their own): at most ``max_failures`` failed sign-ins per (user, client
-address) and ``max_per_ip`` attempts per client address in any ``window`` seconds.
+address) and ``max_per_ip`` attempts per client address in any ``window`` seconds, and at most
+``max_code_failures`` wrong second-factor codes per user from all addresses together (the code step comes after a
+right password: only someone who has it can lock it, and a six-digit code must not be guessed from many addresses).
 
 Failed and refused sign-ins, and requests refused with 403, are audited as bursts (:class:`SignInAudit`): one audit
 row per (user, address) and window with the count, so a password-guessing client (or one probing routes it may not
@@ -31,12 +33,15 @@ class LoginLimiter:
         max_failures: failed attempts allowed per (user, address) in the window.
         max_per_ip: attempts (failed or not) allowed per address in the window.
         window: the window, seconds.
+        max_code_failures: wrong second-factor codes allowed per user, from any address, in the window.
     """
 
     max_failures: int = 5
     max_per_ip: int = 30
     window: float = 300.0
+    max_code_failures: int = 10
     _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _code_failures: dict[str, deque[float]] = field(default_factory=dict)
     _attempts: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +74,22 @@ class LoginLimiter:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._failures.setdefault((user, ip), deque()).append(now)
+
+    def code_retry_after(self, user: str, now: float | None = None) -> float:
+        """Seconds until ``user`` may try a second-factor code again, from any address (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            fails = self._code_failures.get(user)
+            if not fails:
+                return 0.0
+            self._trim(fails, now)
+            return fails[0] + self.window - now if len(fails) >= self.max_code_failures else 0.0
+
+    def code_failed(self, user: str, now: float | None = None) -> None:
+        """Count a wrong (or reused) second-factor code of ``user``; a right one does not clear the count."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._code_failures.setdefault(user, deque()).append(now)
 
     def succeeded(self, user: str, ip: str) -> None:
         with self._lock:

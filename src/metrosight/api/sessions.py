@@ -31,6 +31,20 @@ def limited(svc: AppState, name: str, ip: str) -> None:
         )
 
 
+def code_limited(svc: AppState, name: str, ip: str) -> None:
+    """Raises 429 (with Retry-After) when ``name`` typed too many wrong second-factor codes, from any address,
+    within the limiter's window (:meth:`~metrosight.api.security.LoginLimiter.code_retry_after`); counted for the
+    audit as a refused sign-in of ``ip``."""
+    wait = svc.limiter.code_retry_after(name)
+    if wait > 0:
+        svc.signin_audit.refused(name, ip)
+        raise HTTPException(
+            429,
+            f"too many wrong codes for this account; try again in {wait:.0f} s",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+
+
 def start_session(request: Request, actor: Actor, amr: str, extra: dict[str, object] | None = None) -> None:
     """Start ``actor``'s UI session (a fresh session id and CSRF token) and audit the sign-in. ``amr`` says how
     they signed in: ``pwd`` (password only: an account whose role needs a second factor may then only enrol one,

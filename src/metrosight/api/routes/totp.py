@@ -24,7 +24,7 @@ from metrosight.api.deps import (
     services,
 )
 from metrosight.api.schemas import MePublic, _In, _Out
-from metrosight.api.sessions import client_ip, limited, start_session
+from metrosight.api.sessions import client_ip, code_limited, limited, start_session
 from metrosight.api.state import AppState
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 from metrosight.policy.totp import requiring_role
@@ -91,9 +91,11 @@ def _check_code(
     request: Request, svc: AppState, actor: Actor, code: str, extra: dict[str, object] | None = None
 ) -> Actor:
     ip = client_ip(request)
+    code_limited(svc, actor.name, ip)
     result = svc.services.store.second_factor.verify(actor.name, code)
     if result not in (Check.TOTP, Check.RECOVERY):
         svc.limiter.failed(actor.name, ip)
+        svc.limiter.code_failed(actor.name)
         reason = "code already used" if result is Check.REPLAYED else "wrong code"
         svc.services.store.audit.record(actor.name, "auth.totp_failed", actor.name, {"ip": ip, "reason": reason})
         raise HTTPException(
@@ -200,11 +202,13 @@ def reset_my_totp(body: CodeIn, request: Request, principal: Session) -> None:
     svc = services(request)
     actor, ip = _own_session(principal), client_ip(request)
     limited(svc, actor.name, ip)
+    code_limited(svc, actor.name, ip)
     store = svc.services.store
     if store.second_factor.enrolled(actor.name):
         result = store.second_factor.verify(actor.name, body.code)
         if result not in (Check.TOTP, Check.RECOVERY):
             svc.limiter.failed(actor.name, ip)
+            svc.limiter.code_failed(actor.name)
             store.audit.record(actor.name, "auth.totp_failed", actor.name, {"ip": ip, "reason": str(result.value)})
             raise HTTPException(401, "wrong or already used code; resetting your second factor needs a current code")
     store.second_factor.reset(actor.name, actor)

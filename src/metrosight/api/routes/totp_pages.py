@@ -14,7 +14,7 @@ from metrosight.api.deps import NotSignedIn, Principal, principal_of, services
 from metrosight.api.i18n import N_, Text
 from metrosight.api.routes.pages import PageAuth, render, safe_next
 from metrosight.api.routes.totp import complete_sign_in
-from metrosight.api.sessions import client_ip, limited
+from metrosight.api.sessions import client_ip, code_limited, limited
 from metrosight.policy.rules import PolicyError
 from metrosight.policy.totp import requiring_role
 from metrosight.store.db import StoreError
@@ -146,11 +146,13 @@ def totp_reset(
     store = app.services.store
     try:
         limited(app, actor.name, ip)
+        code_limited(app, actor.name, ip)
     except HTTPException as exc:
         return _page(request, principal, exc.status_code, error=str(exc.detail))
     result = store.second_factor.verify(actor.name, code)
     if result not in (Check.TOTP, Check.RECOVERY, Check.NONE):
         app.limiter.failed(actor.name, ip)
+        app.limiter.code_failed(actor.name)
         store.audit.record(actor.name, "auth.totp_failed", actor.name, {"ip": ip, "reason": result.value})
         return _page(request, principal, 401, error=N_("wrong or already used code; a reset needs a current code"))
     store.second_factor.reset(actor.name, actor)

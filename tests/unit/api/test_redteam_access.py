@@ -1,0 +1,57 @@
+"""Red team of issue 19 (access): a client holding a password tries to get past the second factor from many
+addresses."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from metrosight.api.app import ApiConfig, create_app
+from metrosight.policy.totp import code_at, current_step
+from tests.unit.api.conftest import CAMERAS, PASSWORD, Api, make_runtime
+from tests.unit.api.test_totp import REQUIRED, enrol
+
+
+@pytest.fixture()
+def site(tmp_path: Path, template_home: tuple[Path, dict[str, str]]) -> Api:
+    shutil.copytree(template_home[0], tmp_path / "home")
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, totp=REQUIRED)
+    app = create_app(rt, config=ApiConfig(poll_seconds=0.2))
+    return Api(rt, None, app, TestClient(app), template_home[1])  # type: ignore[arg-type]
+
+
+def from_address(api: Api, n: int) -> TestClient:
+    """A browser at another client address (10.9.0.n)."""
+    return TestClient(api.app, client=(f"10.9.0.{n}", 40000 + n))  # type: ignore[arg-type]
+
+
+def wrong_code(secret: str) -> str:
+    """A six-digit code valid in none of the accepted time steps."""
+    step = current_step()
+    valid = {code_at(secret, step + d) for d in (-2, -1, 0, 1, 2)}
+    return next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+
+
+def test_guessing_codes_from_many_addresses_locks_the_code_step_of_the_account(site: Api) -> None:
+    """The per-(user, address) limit alone let a password thief try 5 codes per address every 5 minutes from as
+    many addresses as they have (a six-digit code falls to ~330k guesses). Wrong codes of one account from any
+    address now count together: past the account's limit the code step answers 429 from every address."""
+    _, secret, _ = enrol(site, "ada")
+    bad = wrong_code(secret)
+    refused = None
+    for n in range(1, 40):  # one wrong code per address, each far below the per-address limit
+        res = from_address(site, n).post("/api/login", json={"username": "ada", "password": PASSWORD, "code": bad})
+        if res.status_code == 429:
+            refused = n
+            break
+        assert res.status_code == 401, res.text
+    assert refused is not None and refused <= 11, "the code step of one account was never locked"
+    # the pending code step (password first, code after) from yet another address is locked too
+    c = from_address(site, 200)
+    assert c.post("/api/login", json={"username": "ada", "password": PASSWORD}).status_code == 401
+    res = c.post("/api/login/totp", json={"code": bad})
+    assert res.status_code == 429 and "Retry-After" in res.headers
+    assert "auth.totp_failed" in site.actions()
