@@ -296,3 +296,18 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_within_the_total_deadline(s
     finally:
         stop.set()
         srv.close()
+
+
+def test_ping_sends_a_signed_test_request_now(store: Store, rx: WebhookReceiver) -> None:
+    from metrosight.outbound.webhooks import ping
+
+    ada = store.users.actor("ada")
+    info, rx.secret = add_subscription(store.webhooks, ada, "vms", rx.url, ["alert"])
+    out = ping(store.webhooks, ada, info.id, FAST)
+    assert out.delivered and out.status_code == 200
+    (r,) = rx.got
+    assert r.verified and r.doc["type"] == "ping" and r.headers["x-metrosight-event"] == "ping"
+    assert store.webhooks.deliveries(ada) == []  # not queued
+    assert "webhook.test" in [e.action for e in store.audit.entries(ada)]
+    rx.secret = "whsec_other"
+    assert not ping(store.webhooks, ada, info.id, FAST).delivered  # the receiver refuses a wrong signature

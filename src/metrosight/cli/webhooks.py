@@ -128,6 +128,21 @@ def webhooks_resume(ctx: typer.Context, webhook: WebhookId) -> None:
     c.out.print(f"resumed webhook {webhook}")
 
 
+@webhooks_app.command("test")
+def webhooks_test(ctx: typer.Context, webhook: WebhookId) -> None:
+    """Send the webhook a signed test request now (type `ping`; not queued, not retried) and show the answer."""
+    from metrosight.outbound.webhooks import ping  # heavy: the HTTP client
+
+    c = cli_context(ctx)
+    rt = c.services()
+    with governed():
+        out = ping(rt.store.webhooks, c.actor(rt), webhook, rt.settings.outbound.webhooks)
+    shown = f"HTTP {out.status_code}" if out.status_code is not None else "no answer"
+    c.out.print(f"webhook {webhook}: {shown} in {out.latency_ms:.0f} ms" + (f" ({out.error})" if out.error else ""))
+    if not out.delivered:
+        raise typer.Exit(1)
+
+
 @webhooks_app.command("deliveries")
 def webhooks_deliveries(
     ctx: typer.Context,

@@ -8,18 +8,19 @@ everything else by the store (:class:`~metrosight.store.webhooks.WebhookReposito
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from metrosight.config.webhooks import WebhooksConfig
 from metrosight.core.names import InvalidInput
 from metrosight.outbound.channel import ALL_EVENTS, EventFilter
-from metrosight.outbound.delivery import DeliveryWorker
+from metrosight.outbound.delivery import DeliveryWorker, make_client, post
 from metrosight.outbound.events import EVENT_TYPES, OutboundEvent
 from metrosight.policy.rules import Actor
-from metrosight.store.outbox import Outbox, Target
+from metrosight.store.outbox import Claimed, Outbox, Outcome, Target, idempotency_key
 from metrosight.store.webhooks import SubscriptionInfo, WebhookRepository
 
 TARGETS_TTL_SECONDS = 1.0  # a new, paused or removed subscription takes effect within this long
@@ -46,6 +47,32 @@ def add_subscription(
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     return repo.create(actor, name, url, sorted(flt.types), watchlists, categories, camera_groups)
+
+
+def ping(repo: WebhookRepository, actor: Actor, sub_id: int, cfg: WebhooksConfig) -> Outcome:
+    """Send subscription ``sub_id`` a signed test request now (type ``ping``, schema ``metrosight.ping/1``; not
+    queued, not retried) and say how it went. Audited.
+
+    Raises:
+        Forbidden: not an admin. NotFound: no such subscription.
+    """
+    url, secret = repo.secrets_for_test(actor, sub_id)
+    now = time.time()
+    event_id = f"ping:{secrets.token_hex(8)}"
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": "ping",
+            "schema": "metrosight.ping/1",
+            "occurred_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+            "data": {"webhook": sub_id, "by": actor.name},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    test = Claimed(0, sub_id, "", url, secret, body, idempotency_key(sub_id, event_id), "ping", 1, datetime.now(UTC))
+    with make_client(cfg) as client:
+        return post(client, test, cfg, now)
 
 
 def body_of(event: OutboundEvent) -> str:

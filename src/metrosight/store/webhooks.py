@@ -303,6 +303,25 @@ class WebhookRepository:
             )
         return cancelled
 
+    def secrets_for_test(self, actor: Actor, sub_id: int) -> tuple[str, str]:
+        """The URL and secret of a subscription, to send it a test request now (audited as ``webhook.test``);
+        never shown to the actor.
+
+        Raises:
+            Forbidden: not an admin. NotFound: no such subscription.
+        """
+        require(actor, "test webhooks", "admin")
+        with self.uow.write() as s:
+            sub = self._get(s, sub_id)
+            key = s.get(WebhookKey, sub_id)
+            if key is None or sub.url_enc is None or sub.secret_enc is None:
+                raise NotFound(f"no webhook {sub_id} (see `metrosight webhooks list`)")
+            ring = self.uow.keyring
+            url = ring.decrypt(key.wrapped_key, sub.url_enc).decode()
+            secret = ring.decrypt(key.wrapped_key, sub.secret_enc).decode()
+            self.uow.audit(s, actor.name, "webhook.test", f"webhook:{sub_id}", {"url": sub.url_shown})
+        return url, secret
+
     def deliveries(
         self, actor: Actor, sub_id: int | None = None, state: str | None = None, limit: int = 50
     ) -> list[DeliveryInfo]:

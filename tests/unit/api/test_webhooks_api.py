@@ -117,3 +117,14 @@ def test_reviews_and_episodes_reach_the_outbound_dispatcher(api: Api) -> None:
     ]
     assert reviews[0].event_id == f"review:{alert['id']}:carol" and reviews[0].schema == "metrosight.alert-review/1"
     assert reviews[0].watchlists == ("wl",) and reviews[0].category == "wanted"
+
+
+def test_ping_says_how_the_receiver_answered(api: Api) -> None:
+    from tests.integration.procs import free_port
+
+    created = api.as_("ada", "POST", "/api/webhooks", json={"name": "VMS", "url": f"http://127.0.0.1:{free_port()}/h"})
+    r = api.as_("ada", "POST", f"/api/webhooks/{created.json()['id']}/test")
+    assert r.status_code == 200 and r.json()["delivered"] is False and "ConnectError" in r.json()["error"]
+    assert api.as_("carol", "POST", f"/api/webhooks/{created.json()['id']}/test").status_code == 403
+    assert api.as_("ada", "POST", "/api/webhooks/999/test").status_code == 404
+    assert "webhook.test" in api.actions()

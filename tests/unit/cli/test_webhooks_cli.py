@@ -36,6 +36,8 @@ def test_webhooks_cli(tmp_path: Path) -> None:
     assert code == 2 and "delivery id or --webhook" in err
     code, out, _ = cli(home, "--as", "ada", "webhooks", "retry", "--webhook", str(w["id"]))
     assert code == 0 and "0 dead deliveries" in out
+    code, out, _ = cli(home, "--as", "ada", "webhooks", "test", str(w["id"]))
+    assert code == 1 and "no answer" in out and "Sup3r" not in out  # receiver.example.org does not resolve here
     code, out, _ = cli(home, "--as", "ada", "webhooks", "pause", str(w["id"]))
     assert code == 0
     code, out, _ = cli(home, "--as", "ada", "webhooks", "remove", str(w["id"]))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metrosight.api.deps import Admin, RowId, StoreDep
 from metrosight.outbound.events import EventType
-from metrosight.outbound.webhooks import add_subscription
+from metrosight.outbound.webhooks import add_subscription, ping
 
 router = APIRouter(tags=["webhooks"])
 
@@ -93,6 +93,15 @@ class Retried(BaseModel):
     queued: int
 
 
+class Pinged(BaseModel):
+    """How the receiver answered a test request."""
+
+    delivered: bool
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
 def _give_up(request: Request) -> timedelta:
     return timedelta(hours=request.app.state.services.services.settings.outbound.webhooks.give_up_hours)
 
@@ -155,6 +164,17 @@ def list_attempts(delivery_id: RowId, actor: Admin, store: StoreDep) -> list[Att
 def retry_delivery(delivery_id: RowId, actor: Admin, store: StoreDep, request: Request) -> Retried:
     """Queue a dead delivery again, at once (admin; 409 unless it is dead). Audited."""
     return Retried(queued=store.webhooks.retry(actor, delivery_id, None, _give_up(request)))
+
+
+@router.post("/api/webhooks/{webhook_id}/test", response_model=Pinged)
+def test_webhook(webhook_id: RowId, actor: Admin, store: StoreDep, request: Request) -> Pinged:
+    """Send the webhook a signed test request now (type ``ping``; not queued, not retried) and say how the
+    receiver answered (admin). Audited."""
+    cfg = request.app.state.services.services.settings.outbound.webhooks
+    out = ping(store.webhooks, actor, webhook_id, cfg)
+    return Pinged(
+        delivered=out.delivered, status_code=out.status_code, latency_ms=round(out.latency_ms, 1), error=out.error
+    )
 
 
 @router.post("/api/webhooks/{webhook_id}/retry", response_model=Retried)
