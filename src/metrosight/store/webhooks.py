@@ -35,13 +35,17 @@ from metrosight.store.webhook_models import (
 
 MAX_URL = 2048
 SECRET_PREFIX = "whsec_"
-_TOKEN_LIKE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-.~%+=]{16,}$")  # a path segment that reads as a key
+# a path segment that reads as a key: 16+ characters mixing letters and digits, or 20+ mixing upper and lower case
+# letters (a random key without a digit); ":" as in Telegram's bot<id>:<key>
+_TOKEN_LIKE = re.compile(
+    r"^(?:(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-.~%+=:]{16,}|(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9_\-.~%+=:]{20,})$"
+)
 
 
 def shown_url(url: str) -> str:
     """``url`` as it may be shown or logged: no user information, ``***`` for secret query values and for path
-    segments that look like keys (16+ characters mixing letters and digits, as chat and automation services put
-    them in the path). Never raises."""
+    segments that look like keys (16+ characters mixing letters and digits, or 20+ mixing upper and lower case, as
+    chat and automation services put them in the path). Never raises."""
     try:
         shown = SourceSpec.parse(url).display
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as its origin only

@@ -1,0 +1,43 @@
+"""Red team, outbound seam: what a subscription's filter lets through, and what a shown URL still gives away."""
+
+from __future__ import annotations
+
+import pytest
+
+from metrosight.bus.payloads import AlertUpdateV1
+from metrosight.outbound.channel import EventFilter
+from metrosight.outbound.events import to_outbound
+from metrosight.store.webhooks import shown_url
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [EventFilter.of(watchlists=["staff-only"]), EventFilter.of(categories=["vip"])],
+)
+def test_a_list_filtered_subscription_gets_no_track_end_of_another_lists_alert(flt: EventFilter) -> None:
+    # the end of an alert's track names no list; a subscription that asked for one list's alerts must not learn
+    # when and on which camera (the event id carries it) other lists' people were seen
+    ended = to_outbound("alert-updates", AlertUpdateV1(event_id="cam-7:9eeb:12.0", last_seen=20.0), {}, now=1.0)
+    assert not flt.accepts(ended)
+    assert EventFilter.of(types=["alert"]).accepts(ended)  # unfiltered by list: still delivered
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        # Telegram's bot API: the bot token (id:key) is a path segment
+        ("https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage", "AAHdqTcvCH1vGWJ"),
+        # a Slack-style key that happens to have no digit (1 in 70 random 24-letter keys)
+        ("https://hooks.slack.com/services/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", "qXwTkLmNoPrStUvWxYzAbCdE"),
+    ],
+)
+def test_chat_service_keys_in_the_path_are_never_shown(url: str, secret: str) -> None:
+    shown = shown_url(url)
+    assert secret not in shown
+    assert shown.startswith("https://") and "***" in shown
+
+
+def test_ordinary_path_words_stay_readable() -> None:
+    assert shown_url("https://vms.metro.local/hooks/metrosight/IncomingWebhook") == (
+        "https://vms.metro.local/hooks/metrosight/IncomingWebhook"
+    )
