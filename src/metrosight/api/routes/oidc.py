@@ -2,8 +2,8 @@
 
 - ``GET /auth/oidc/login?next=/`` starts an attempt (:meth:`~metrosight.api.oidc.OidcClient.begin`): its state,
   nonce and PKCE verifier go into a signed cookie of this browser only (``metrosight_oidc``: HttpOnly,
-  ``SameSite=Lax`` so that it comes back with the provider's redirect, 10 minutes, path ``/auth/oidc``), and the
-  browser is sent to the provider.
+  ``Secure`` over HTTPS, ``SameSite=Lax`` so that it comes back with the provider's redirect, 10 minutes, path
+  ``/auth/oidc``), and the browser is sent to the provider.
 - ``GET /auth/oidc/callback`` checks the state against that cookie, spends the attempt (a replayed callback is
   refused even with the cookie), exchanges the code, validates the ID token, maps the claims to roles
   (:mod:`metrosight.policy.sso`) and signs the person in as their user (:mod:`metrosight.store.identities`): the
@@ -74,7 +74,7 @@ def oidc_login(request: Request, next: Annotated[str | None, Query(max_length=51
         path=PENDING_PATH,
         httponly=True,
         samesite="lax",
-        secure=services(request).config.secure_cookies,
+        secure=services(request).config.secure_cookies or request.url.scheme == "https",  # as the session's
     )
     return response
 
