@@ -1,4 +1,4 @@
-"""Cross-check of governed state (entry approvals, alert reviews) against the keyed audit log.
+"""Cross-check of governed state (entry approvals, alert reviews, alarms) against the keyed audit log.
 
 The audit log is keyed and checkpointed (:mod:`metrosight.audit.log`), but the tables it describes are not: whoever
 can write the database could insert ``alert_reviews`` rows for made-up operators, set an alert ``actionable``, or set
@@ -9,7 +9,9 @@ a row the log does not back is a forgery (or a rollback) and is reported.
 Replay (:func:`replay`), per entry id: ``entry.create`` (status, urgent) → ``entry.enrol`` (the resulting status; a
 photo added to an approved entry sends it back to pending, approval undone) → ``entry.approve`` (active, approved by
 its actor) → ``entry.revoke`` / ``entry.expire``; ``watchlist.shred`` revokes every live entry of the watchlist. Per
-alert id: the ``(actor, decision)`` of each ``alert.confirm`` / ``alert.reject``.
+alert id: the ``(actor, decision)`` of each ``alert.confirm`` / ``alert.reject``, and its alarm: ``alarm.raise``
+(new, the policy copied in) → ``alarm.claim`` / ``release`` / ``takeover`` / ``acknowledge`` (state and owner) →
+``alarm.escalate``.
 
 Retention purge: the purged entries' replayed state is carried forward inside the keyed ``audit.purge`` entry
 (``details["governed"]``, restricted to rows that still exist), and replay starts from it. A log purged before this
@@ -30,7 +32,15 @@ from metrosight.policy.rules import alert_status
 
 REVIEW_ACTIONS = ("alert.confirm", "alert.reject")
 _ENTRY_ACTIONS = ("entry.create", "entry.enrol", "entry.approve", "entry.revoke", "entry.expire")
-GOVERNED_ACTIONS = (*REVIEW_ACTIONS, *_ENTRY_ACTIONS, "watchlist.shred", "audit.purge")
+ALARM_ACTIONS = (
+    "alarm.raise",
+    "alarm.claim",
+    "alarm.release",
+    "alarm.takeover",
+    "alarm.acknowledge",
+    "alarm.escalate",
+)
+GOVERNED_ACTIONS = (*REVIEW_ACTIONS, *_ENTRY_ACTIONS, *ALARM_ACTIONS, "watchlist.shred", "audit.purge")
 ENTRY_LOG_ACTIONS = (*_ENTRY_ACTIONS, "watchlist.shred", "audit.purge")  # what an entry's state replays from
 
 
@@ -45,6 +55,7 @@ class Governed:
         templates: ``"entry id:photo sha256"`` → ``[added_by, held]`` of every template not destroyed.
         horizon: None when the state is complete; else the ISO time of the oldest surviving entry of a log purged
             without carrying its state forward: rows created before it are unknown to the log.
+        alarms: alert id → ``[state, owner, escalated, priority, escalate_at, escalate_to]`` of its alarm.
     """
 
     entries: dict[int, list[Any]] = field(default_factory=dict)
@@ -52,6 +63,7 @@ class Governed:
     shredded: set[str] = field(default_factory=set)
     horizon: str | None = None
     templates: dict[str, list[Any]] = field(default_factory=dict)
+    alarms: dict[int, list[Any]] = field(default_factory=dict)
 
     def to_json(self, entry_ids: Iterable[int] | None = None, alert_ids: Iterable[int] | None = None) -> dict:
         """What a purge carries forward (only the ids given, when given: rows that still exist)."""
@@ -63,6 +75,7 @@ class Governed:
             "reviews": {str(k): v for k, v in sorted(self.reviews.items()) if k in keep_a},
             "shredded": sorted(self.shredded),
             "horizon": self.horizon,
+            "alarms": {str(k): v for k, v in sorted(self.alarms.items()) if k in keep_a},
         }
 
     @classmethod
@@ -73,6 +86,7 @@ class Governed:
             set(d.get("shredded") or ()),
             d.get("horizon"),
             {str(k): list(v) for k, v in (d.get("templates") or {}).items()},
+            {int(k): list(v) for k, v in (d.get("alarms") or {}).items()},
         )
 
 
@@ -110,6 +124,9 @@ def replay(entries: Sequence[ChainEntry], upto_seq: int | None = None, first_seq
         if e.action not in GOVERNED_ACTIONS or e.action == "audit.purge":
             continue
         d = _details(e)
+        if e.action in ALARM_ACTIONS:
+            _replay_alarm(g, e, d)
+            continue
         if e.action in REVIEW_ACTIONS:
             aid = d.get("alert_id")
             if isinstance(aid, int):
@@ -142,6 +159,61 @@ def replay(entries: Sequence[ChainEntry], upto_seq: int | None = None, first_seq
             for k in [k for k in g.templates if k.startswith(f"{eid}:")]:
                 del g.templates[k]  # destroyed
     return g
+
+
+def _replay_alarm(g: Governed, e: ChainEntry, d: dict) -> None:
+    """One alarm step of the log onto ``g.alarms`` (see :attr:`Governed.alarms`)."""
+    aid = d.get("alert_id")
+    if not isinstance(aid, int):
+        return
+    if e.action == "alarm.raise":
+        g.alarms[aid] = ["new", None, False, d.get("priority"), d.get("escalate_at"), d.get("escalate_to")]
+        return
+    cur = g.alarms.get(aid)
+    if cur is None:
+        return  # raised before a horizon the log does not know
+    if e.action == "alarm.escalate":
+        cur[2] = True
+    elif isinstance(d.get("to"), str):
+        cur[0], cur[1] = d["to"], d.get("owner")
+
+
+def alarm_mismatches(
+    g: Governed,
+    alarms: Iterable[tuple[int, str | None, str | None, float | None, str | None, float | None, str | None, Any]],
+) -> list[str]:
+    """Every stored alarm the keyed log does not back: its state, owner, escalation, priority or escalation time
+    and role changed in the database without the audited step (an owner rewritten, an escalation suppressed).
+
+    Args:
+        alarms: ``(alert id, alarm_state, owner, escalated_at, priority, escalate_at, escalate_to, created_at)``.
+    """
+    out: list[str] = []
+    for aid, state, owner, escalated_at, priority, escalate_at, escalate_to, created_at in alarms:
+        if _before(created_at, g.horizon):
+            continue
+        logged = g.alarms.get(aid)
+        if logged is None:
+            if state is not None:
+                out.append(f"alert {aid} has an alarm ({state}) but the keyed log has no alarm.raise for it")
+            continue
+        l_state, l_owner, l_esc, l_prio, l_at, l_to = logged
+        if (state, owner) != (l_state, l_owner):
+            out.append(
+                f"alert {aid}'s alarm is {state} (owner {owner!r}) but the keyed log says {l_state} (owner {l_owner!r})"
+            )
+        if (escalated_at is not None) != bool(l_esc):
+            out.append(
+                f"alert {aid}'s alarm is {'' if escalated_at is not None else 'not '}escalated but the keyed log "
+                f"says {'it is' if l_esc else 'it is not'}"
+            )
+        same_at = (escalate_at is None) == (l_at is None) and (escalate_at is None or abs(escalate_at - l_at) < 1e-3)
+        if priority != l_prio or escalate_to != l_to or not same_at:
+            out.append(
+                f"alert {aid}'s alarm policy ({priority}, escalation {escalate_at} to {escalate_to}) differs from "
+                f"the keyed alarm.raise ({l_prio}, escalation {l_at} to {l_to})"
+            )
+    return out
 
 
 def _before(when: datetime | None, horizon: str | None) -> bool:

@@ -150,8 +150,8 @@ class AuditRepository:
         return dict(governed.entry_mismatches(g, [tuple(r) for r in active]))  # type: ignore[misc]
 
     def governed_mismatches(self, entries: list[AuditEntry] | None = None) -> list[str]:
-        """Stored approvals, revocations, templates (who added them, held or not), alert reviews and alert statuses
-        that the keyed audit log does not back, one line each (see :mod:`metrosight.audit.governed`);
+        """Stored approvals, revocations, templates (who added them, held or not), alert reviews, alert statuses
+        and alarms that the keyed audit log does not back, one line each (see :mod:`metrosight.audit.governed`);
         ``entries``: the verified log (read when None)."""
         g = governed.replay(entries if entries is not None else self.entries())
         with self.uow.read() as s:
@@ -182,10 +182,22 @@ class AuditRepository:
                 .join(Subject, Subject.id == Template.subject_id)
                 .order_by(Template.id)
             ).all()
+            alarms = s.execute(
+                select(
+                    AlertRecord.id,
+                    AlertRecord.alarm_state,
+                    AlertRecord.owner,
+                    AlertRecord.escalated_at,
+                    AlertRecord.priority,
+                    AlertRecord.escalate_at,
+                    AlertRecord.escalate_to,
+                    AlertRecord.created_at,
+                ).order_by(AlertRecord.id)
+            ).all()
         return governed.mismatches(
             g,
             [tuple(r) for r in rows],  # type: ignore[misc]
             [tuple(a) for a in alerts],  # type: ignore[misc]
             [tuple(r) for r in reviews],  # type: ignore[misc]
             [tuple(t) for t in templates],  # type: ignore[misc]
-        )
+        ) + governed.alarm_mismatches(g, [tuple(a) for a in alarms])  # type: ignore[misc]

@@ -234,3 +234,31 @@ def test_purging_an_alert_takes_its_alarm_steps_with_it(store: Store) -> None:
     store.retention.purge(Retention(1, None, None, None), ADA, datetime.now(UTC) + timedelta(days=2))
     assert store.alerts.all() == [] and store.count(AlarmTransition) == 0
     assert store.alarms.history([aid]) == {aid: []}
+
+
+def test_an_alarm_changed_in_the_database_without_its_step_is_reported(store: Store) -> None:
+    from sqlalchemy import update
+
+    from metrosight.store.models import AlertRecord
+
+    store.alarms.set_policy("wanted", URGENT, ADA)
+    aid, other = raise_alert(store, 1), raise_alert(store, 2)
+    store.alarms.act(aid, OLGA, "claim")
+    assert store.audit.governed_mismatches() == []
+    with store.uow.write() as s:  # an insider with database access: a new owner, an escalation suppressed
+        s.execute(update(AlertRecord).where(AlertRecord.id == aid).values(owner="mallory"))
+        s.execute(update(AlertRecord).where(AlertRecord.id == other).values(escalate_at=None))
+    problems = store.audit.governed_mismatches()
+    assert any(f"alert {aid}'s alarm is claimed (owner 'mallory')" in p for p in problems), problems
+    assert any(f"alert {other}'s alarm policy" in p for p in problems), problems
+    assert not store.audit.verify().ok
+
+
+def test_alarms_replayed_across_an_audit_purge(store: Store) -> None:
+    from metrosight.store.retention import Retention
+
+    aid = raise_alert(store)
+    store.alarms.act(aid, OLGA, "acknowledge")
+    # every audit entry so far purged; the alarm's replayed state is carried forward in the purge entry
+    store.retention.purge(Retention(None, None, None, 1), ADA, datetime.now(UTC) + timedelta(days=2))
+    assert store.audit.governed_mismatches() == []
