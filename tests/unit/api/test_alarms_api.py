@@ -117,10 +117,10 @@ def test_the_alarm_clock_escalates_once_and_publishes_each_step(active: Api) -> 
     got: list[AlarmV1] = []
     bus.subscribe(ALARMS, got.append)
     app = create_app(api.rt, bus=bus, config=ApiConfig(alarm_tick_seconds=0.1))
+    raise_alert(api)  # raised and claimed before the service (its clock) starts: the order of steps is fixed
+    aid = newest(api)["id"]
+    assert api.as_("carol", "POST", f"/api/alerts/{aid}/claim").status_code == 200
     with TestClient(app) as client:  # the lifespan: the alarm clock runs
-        raise_alert(api)
-        aid = newest(api)["id"]
-        client.post(f"/api/alerts/{aid}/claim", headers=api.h("carol"))
         deadline = time.monotonic() + 30
         while not any(p.transition == "escalate" for p in got):
             assert time.monotonic() < deadline, got
