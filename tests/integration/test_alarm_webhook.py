@@ -1,6 +1,7 @@
 """An alarm not acknowledged within its limit escalates and reaches a real webhook receiver on loopback, signed,
-each step once: through `metrosight serve` alone (its alarm clock and its own outbound dispatcher) and through a
-Redis deployment's `serve --bus` (the steps published on Redis, delivered by the `outbound` consumer group)."""
+each step once: through `metrosight serve` alone (its alarm clock and its own outbound dispatcher), `serve` with
+cameras (the supervisor's dispatcher), and a Redis deployment's `serve --bus` (the steps published on Redis,
+delivered by the `outbound` consumer group)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def prepare(home: Path, rx: WebhookReceiver) -> None:
         s.engine.dispose()
 
 
-@pytest.mark.parametrize("deployment", ["serve", "serve --bus"])
+@pytest.mark.parametrize("deployment", ["serve", "serve --bus", "serve with cameras"])
 def test_an_escalation_reaches_the_webhook_once(
     deployment: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -48,9 +49,16 @@ def test_an_escalation_reaches_the_webhook_once(
     home = tmp_path / "home"
     prepare(home, rx)
     port = free_port()
-    args = [METROSIGHT, "--home", str(home), "serve", "--no-cameras", "--port", str(port)]
+    args = [METROSIGHT, "--home", str(home), "serve", "--port", str(port)]
     if deployment == "serve --bus":
-        args += ["--bus", request.getfixturevalue("redis_server").url]
+        args += ["--no-cameras", "--bus", request.getfixturevalue("redis_server").url]
+    elif deployment == "serve":
+        args += ["--no-cameras"]
+    else:  # the supervisor's dispatcher delivers the steps (its camera's file is not a video: it stays down)
+        (tmp_path / "stage.mp4").write_bytes(b"not a video")
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"cameras:\n  - {{id: stage, source: {tmp_path / 'stage.mp4'}, group: red-central}}\n")
+        args += ["--config", str(cfg)]
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     try:
