@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -13,6 +15,51 @@ from metrosight.core.names import InvalidInput, distinct_identifiers, same_ident
 PointXY = tuple[float, float]
 
 
+def _finite(points: Sequence[PointXY], what: str) -> None:
+    if not all(math.isfinite(c) for p in points for c in p):
+        raise InvalidInput(f"{what} has a coordinate that is not a finite number: give image pixels")
+
+
+def _cross(o: PointXY, a: PointXY, b: PointXY) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _meet(p: PointXY, q: PointXY, r: PointXY, s: PointXY) -> bool:
+    """Whether segments pq and rs share a point."""
+    d1, d2, d3, d4 = _cross(r, s, p), _cross(r, s, q), _cross(p, q, r), _cross(p, q, s)
+    if ((d1 > 0) != (d2 > 0) and d1 != 0 and d2 != 0) and ((d3 > 0) != (d4 > 0) and d3 != 0 and d4 != 0):
+        return True
+
+    def on(a: PointXY, b: PointXY, c: PointXY, d: float) -> bool:  # c on segment ab, given collinear (d == 0)
+        return d == 0 and min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+    return on(r, s, p, d1) or on(r, s, q, d2) or on(p, q, r, d3) or on(p, q, s, d4)
+
+
+def check_polygon(points: Sequence[PointXY], what: str) -> None:
+    """Refuse a polygon the zone rules cannot use: a coordinate that is not finite, zero area, or edges that cross
+    (points listed across the zone instead of around it).
+
+    Raises:
+        InvalidInput: what is wrong, naming ``what``.
+    """
+    _finite(points, what)
+    # a point repeated (the first one again at the end, as GeoJSON writes a ring) adds no edge
+    points = [p for i, p in enumerate(points) if tuple(p) != tuple(points[i - 1])] or list(points[:1])
+    n = len(points)
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # the first and last edges share a corner
+            if _meet(points[i], points[(i + 1) % n], points[j], points[(j + 1) % n]):
+                raise InvalidInput(
+                    f"{what}: edge {i + 1} crosses edge {j + 1}; list the points in order around the zone"
+                )
+    area = sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1] for i in range(n))
+    if abs(area) < 2e-12:
+        raise InvalidInput(f"{what} has zero area (its points lie on one line): {[list(p) for p in points]}")
+
+
 class ZoneConfig(Section):
     """A zone: a polygon in image pixels of the camera's frame. A person is in it when their feet (the bottom
     centre of their box) are."""
@@ -20,6 +67,11 @@ class ZoneConfig(Section):
     name: ZoneName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
     polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
     loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
+
+    @model_validator(mode="after")
+    def _simple(self) -> ZoneConfig:
+        check_polygon(self.polygon, f"zone {self.name!r}")
+        return self
 
 
 class LineConfig(Section):
@@ -31,12 +83,33 @@ class LineConfig(Section):
     a: PointXY
     b: PointXY
 
+    @model_validator(mode="after")
+    def _distinct_ends(self) -> LineConfig:
+        _finite([self.a, self.b], f"counting line {self.name!r}")
+        if math.hypot(self.b[0] - self.a[0], self.b[1] - self.a[1]) < 1e-9:
+            raise InvalidInput(f"counting line {self.name!r} needs two distinct end points, got {list(self.a)} twice")
+        return self
+
 
 class CalibrationConfig(Section):
     """Ground-plane calibration: four image points (pixels) and where they are on the floor (metres)."""
 
     image_points: list[PointXY] = Field(..., min_length=4, max_length=4)
     world_points: list[PointXY] = Field(..., min_length=4, max_length=4)
+
+    @model_validator(mode="after")
+    def _no_three_collinear(self) -> CalibrationConfig:
+        for name, pts in (("image_points", self.image_points), ("world_points", self.world_points)):
+            _finite(pts, f"calibration {name}")
+            scale = max(1.0, max(abs(c) for p in pts for c in p)) ** 2
+            for i in range(4):
+                o, a, b = (p for k, p in enumerate(pts) if k != i)
+                if abs(_cross(o, a, b)) < 1e-9 * scale:
+                    raise InvalidInput(
+                        f"calibration {name} has three collinear points: {[list(o), list(a), list(b)]}; "
+                        "use four floor points, no three on one line"
+                    )
+        return self
 
 
 class OccupancyAlarmConfig(Section):
