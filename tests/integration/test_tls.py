@@ -225,3 +225,21 @@ def test_the_proxy_says_https_only_when_trusted(tmp_path: Path, template_home, t
             assert "; secure" not in plain.headers["set-cookie"].lower()
     ips = [json.loads(e.details)["ip"] for e in rt.store.audit.entries() if e.action == "auth.login"]
     assert ips == (["198.51.100.9", "127.0.0.1"] if trusted else ["127.0.0.1", "127.0.0.1"])
+
+
+def test_doctor_reports_the_certificate(tmp_path: Path):
+    from metrosight.config.model import Settings
+    from metrosight.ops.checks import Status
+    from metrosight.ops.doctor import check_tls
+
+    def tls(cert: Path, key: Path) -> Settings:
+        return Settings.model_validate({"api": {"tls": {"certificate": str(cert), "key": str(key)}}})
+
+    assert check_tls(Settings()).status is Status.SKIP
+    cert, key = make_cert(tmp_path, "long", days=90)
+    ok = check_tls(tls(cert, key))
+    assert ok.status is Status.OK and ok.data["days_left"] > 89
+    soon = check_tls(tls(*make_cert(tmp_path, "soon", days=3)))
+    assert soon.status is Status.WARN and "renew" in soon.fix
+    bad = check_tls(tls(cert, make_cert(tmp_path, "other")[1]))
+    assert bad.status is Status.FAIL and "not the private key" in bad.detail

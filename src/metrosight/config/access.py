@@ -110,3 +110,12 @@ def tls_problem(tls: TlsSettings) -> str | None:
     if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):
         return f"api.tls.key: {tls.key} is not the private key of the certificate {tls.certificate}"
     return None
+
+
+def tls_expiry(tls: TlsSettings) -> datetime | None:
+    """When the configured certificate expires (UTC), or None without TLS. Check :func:`tls_problem` first."""
+    if tls.certificate is None:
+        return None
+    from cryptography import x509  # cryptography: native, only when TLS is configured
+
+    return x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0].not_valid_after_utc

@@ -18,11 +18,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from metrosight.config.access import tls_expiry, tls_problem
 from metrosight.config.backends import CenterFaceDetectorConfig, UserOnnxEmbedderConfig
 from metrosight.config.model import Settings
 from metrosight.core.credentials import safe_url
@@ -347,6 +349,21 @@ def _keys_check(root: Path, wrapped: list[bytes]) -> Check:
     )
 
 
+def check_tls(settings: Settings, warn_days: float = 30.0) -> Check:
+    """The certificate and key ``serve`` would use (``api.tls``): usable, and not expiring within ``warn_days``."""
+    tls = settings.api.tls
+    if not tls.enabled:
+        return Check("tls", Status.SKIP, "serve speaks plain HTTP (api.tls not set: fine behind a TLS proxy)")
+    if (why := tls_problem(tls)) is not None:
+        return Check("tls", Status.FAIL, why, "fix api.tls (see README, TLS and reverse proxies)")
+    expiry = tls_expiry(tls)
+    days = (expiry - datetime.now(UTC)).total_seconds() / 86400 if expiry else 0.0
+    detail = f"{tls.certificate}: valid until {expiry:%Y-%m-%d} ({days:.0f} days)"
+    if days < warn_days:
+        return Check("tls", Status.WARN, detail, "renew the certificate", {"days_left": round(days, 1)})
+    return Check("tls", Status.OK, detail, data={"days_left": round(days, 1)})
+
+
 def check_bus(bus_url: str | None) -> Check:
     if not bus_url:
         return Check("redis", Status.SKIP, "no bus configured (--bus or METROSIGHT_BUS)")
@@ -384,7 +401,7 @@ def run_doctor(
     models: bool = True,
     min_free: int = MIN_FREE_BYTES,
 ) -> Report:
-    """Every check, in order: Python, packages, FFmpeg, models, home and disk, database and keys, Redis, the
+    """Every check, in order: Python, packages, FFmpeg, models, home and disk, database and keys, Redis, TLS, the
     outbound channels (syslog, MQTT), cameras.
 
     Args:
@@ -407,6 +424,7 @@ def run_doctor(
     checks += list(check_home(root, min_free))
     checks += list(check_database(settings, root))
     checks.append(guard("redis", lambda: check_bus(bus_url)))
+    checks.append(guard("tls", lambda: check_tls(settings)))
     checks += list(check_outbound(settings))
     for cam in settings.cameras if cameras else []:
         checks.append(
