@@ -49,8 +49,11 @@ def shown_url(url: str) -> str:
     try:
         shown = SourceSpec.parse(url).display
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as its origin only
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or '?'}/***"
+        try:
+            parts = urlsplit(url)
+            return f"{parts.scheme}://{parts.hostname or '?'}/***"
+        except ValueError:  # not even that (a malformed [host]): nothing of it
+            return "***"
     head, qmark, query = shown.partition("?")
     scheme, sep, rest = head.partition("://")
     host, slash, path = rest.partition("/")

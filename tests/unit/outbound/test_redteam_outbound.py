@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from metrosight.bus.payloads import AlertUpdateV1
+from metrosight.core.names import InvalidInput
 from metrosight.outbound.channel import EventFilter
 from metrosight.outbound.events import to_outbound
-from metrosight.store.webhooks import shown_url
+from metrosight.store.webhooks import check_url, shown_url
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,11 @@ def test_ordinary_path_words_stay_readable() -> None:
     assert shown_url("https://vms.metro.local/hooks/metrosight/IncomingWebhook") == (
         "https://vms.metro.local/hooks/metrosight/IncomingWebhook"
     )
+
+
+@pytest.mark.parametrize("url", ["http://[::1:S3cr3tPass]/x", "https://h:S3cr3t@[zz:S3cr3t]/in"])
+def test_a_malformed_bracketed_host_is_one_clear_refusal_that_never_echoes_it(url: str) -> None:
+    assert "S3cr3t" not in shown_url(url)  # never raises
+    with pytest.raises(InvalidInput, match="cannot be parsed") as err:
+        check_url(url)
+    assert "S3cr3t" not in str(err.value)
