@@ -101,7 +101,7 @@ def principal_of(
     # how the session signed in: a password (alone or with a code), or single sign-on (``via``: oidc), which the
     # second factor of local accounts leaves alone; a password session from before the second factor has neither
     amr = str(sess.get("amr") or sess.get("via") or "pwd")
-    if amr == "pwd+totp" and not svc.services.store.second_factor.enrolled(actor.name):
+    if amr == "pwd+totp" and not _same_factor(svc, actor.name, sess.get("tfa")):
         request.session.clear()
         raise NotSignedIn("your session ended (your second factor was reset); sign in again")
     if request.method not in SAFE_METHODS:
@@ -109,6 +109,14 @@ def principal_of(
         if not hmac.compare_digest(sent, str(sess.get("csrf", ""))):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header for a cookie-authenticated change")
     return Principal(actor, "session", enrol_restriction(actor, amr, svc.services.settings.totp.required_roles))
+
+
+def _same_factor(svc: AppState, name: str, mark: object) -> bool:
+    """Whether ``name`` still has the second factor a session signed in with (``mark``: its
+    :meth:`~metrosight.store.second_factor.SecondFactors.mark`; a session from before marks were kept: any
+    confirmed factor)."""
+    now = svc.services.store.second_factor.mark(name)
+    return now is not None and (mark is None or mark == now)
 
 
 def signed_in_actor(request: Request, roles: tuple[str, ...]) -> Actor | None:

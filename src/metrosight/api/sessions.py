@@ -64,7 +64,16 @@ def start_session(request: Request, actor: Actor, amr: str, extra: dict[str, obj
             "amr": amr,
         }
     )
+    if amr == "pwd+totp":
+        two_factors(request, actor.name)
     details: dict[str, object] = {"ip": ip, "via": "password" if amr == "pwd" else amr, **(extra or {})}
     if actor.password_set_by:
         details["must_set_password"] = True
     svc.services.store.audit.record(actor.name, "auth.login", actor.name, details)
+
+
+def two_factors(request: Request, name: str) -> None:
+    """Mark the session of ``name`` as signed in with the password and their current second factor: it ends once
+    that factor is reset, even when a new one is enrolled later (:func:`metrosight.api.deps.principal_of`)."""
+    request.session["amr"] = "pwd+totp"
+    request.session["tfa"] = services(request).services.store.second_factor.mark(name)

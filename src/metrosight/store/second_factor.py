@@ -97,6 +97,17 @@ class SecondFactors:
                 is not None
             )
 
+    def mark(self, user: str) -> str | None:
+        """Which confirmed factor ``user`` has (its row and when it was confirmed), None without one: a session
+        signed in with a factor keeps its mark and ends once the mark differs (reset, and maybe enrolled again)."""
+        with self.uow.read() as s:
+            row = s.execute(
+                select(TotpFactor.id, TotpFactor.confirmed_at).where(
+                    TotpFactor.user == user, TotpFactor.confirmed_at.is_not(None)
+                )
+            ).first()
+        return None if row is None or row[1] is None else f"{row[0]}:{row[1].isoformat()}"
+
     # -- enrolment --------------------------------------------------------------------------------------------
     def begin(self, actor: Actor, issuer: str) -> Enrolment:
         """Start (or restart) ``actor``'s own enrolment: a new secret, stored encrypted and unconfirmed. Audited

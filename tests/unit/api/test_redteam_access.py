@@ -55,3 +55,19 @@ def test_guessing_codes_from_many_addresses_locks_the_code_step_of_the_account(s
     res = c.post("/api/login/totp", json={"code": bad})
     assert res.status_code == 429 and "Retry-After" in res.headers
     assert "auth.totp_failed" in site.actions()
+
+
+def test_a_session_of_the_old_factor_ends_although_the_user_enrolled_again(site: Api) -> None:
+    """A reset (here an admin's, after a lost phone) ends the sessions signed in with the old factor. They were
+    only ended while the user had no factor: once the user enrolled a new one, a session of the old factor that
+    had not made a request meanwhile (the thief's) was let in again."""
+    _, secret, _ = enrol(site, "ada")
+    thief = from_address(site, 66)
+    code = code_at(secret, current_step() + 1)
+    assert thief.post("/api/login", json={"username": "ada", "password": PASSWORD, "code": code}).status_code == 200
+    assert thief.get("/api/alerts").status_code == 200
+    store = site.rt.store
+    store.users.add("root", ["admin"], store.users.actor("ada"))
+    store.second_factor.reset("ada", store.users.actor("root"))
+    enrol(site, "ada")  # the owner signs in with the password and enrols the new phone at once
+    assert thief.get("/api/alerts").status_code == 401

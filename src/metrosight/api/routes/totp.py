@@ -24,7 +24,7 @@ from metrosight.api.deps import (
     services,
 )
 from metrosight.api.schemas import MePublic, _In, _Out
-from metrosight.api.sessions import client_ip, code_limited, limited, start_session
+from metrosight.api.sessions import client_ip, code_limited, limited, start_session, two_factors
 from metrosight.api.state import AppState
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 from metrosight.policy.totp import requiring_role
@@ -192,7 +192,7 @@ def confirm_totp(body: CodeIn, request: Request, principal: Session) -> Recovery
     except PolicyError:
         svc.limiter.failed(actor.name, ip)
         raise
-    request.session["amr"] = "pwd+totp"
+    two_factors(request, actor.name)
     return RecoveryCodes(recovery_codes=codes)
 
 

@@ -14,7 +14,7 @@ from metrosight.api.deps import NotSignedIn, Principal, principal_of, services
 from metrosight.api.i18n import N_, Text
 from metrosight.api.routes.pages import PageAuth, render, safe_next
 from metrosight.api.routes.totp import complete_sign_in
-from metrosight.api.sessions import client_ip, code_limited, limited
+from metrosight.api.sessions import client_ip, code_limited, limited, two_factors
 from metrosight.policy.rules import PolicyError
 from metrosight.policy.totp import requiring_role
 from metrosight.store.db import StoreError
@@ -131,7 +131,7 @@ def totp_confirm(
             app.limiter.failed(actor.name, ip)
         pending = svc.store.second_factor.pending(actor, svc.settings.totp.issuer)
         return _page(request, principal, 409, enrolment=pending, error=str(exc))
-    request.session["amr"] = "pwd+totp"  # a valid code from the new device: this session has both factors
+    two_factors(request, actor.name)  # a valid code from the new device: this session has both factors
     return _page(request, Principal(actor, "session"), codes=codes)
 
 
