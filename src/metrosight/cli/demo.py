@@ -105,8 +105,10 @@ def demo(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = 
         "Lin-Manuel Miranda was enrolled from a 44-pixel face in the first shot (0.3 s); the sighting from 2.7 s on "
         "is him found again in a different, closer shot (one alert, one two-person review). Barack Obama is in the "
         "audience only at 8-9 s, out of focus: metrosight sets blurred faces aside rather than risk a false alert. "
-        f"Review alerts with `metrosight --home {rt.home.root} --as demo-approver alert list`; see README 'Using "
-        "it' for your own footage.",
+        f"Review alerts as demo-approver: add an authenticator app first (approvers need a second factor: "
+        f"`metrosight --home {rt.home.root} --as demo-approver user totp enrol`), then "
+        f"`metrosight --home {rt.home.root} --as demo-approver alert list`; see README 'Using it' for your own "
+        "footage.",
         highlight=False,
     )
 
