@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from metrosight.core.names import same_identifier
 from metrosight.outbound.events import EVENT_TYPES, EventType, OutboundEvent
 
 
@@ -28,6 +29,10 @@ class EventFilter:
       episodes, alarms about a person) passes only when one of its watchlists, or its category, is listed. Events
       that name nobody (behaviour events, camera states, crowd alarms) are not restricted by these two.
     - ``camera_groups``: the event's camera group must be listed (an event with no camera group does not pass).
+
+    Names are compared as everywhere else (:func:`~metrosight.core.names.same_identifier`: up to case, Unicode form
+    and look-alike letters), so ``Wanted-2026`` and ``Hall-A`` name the list ``wanted-2026`` and the group
+    ``hall-a``.
     """
 
     types: frozenset[EventType] = frozenset()
@@ -64,11 +69,18 @@ class EventFilter:
         if self.types and event.type not in self.types:
             return False
         if event.watchlists or event.type in PERSON_EVENTS:  # about a person, even if its lists are unknown
-            if self.watchlists and self.watchlists.isdisjoint(event.watchlists):
+            if self.watchlists and not any(_named(self.watchlists, w) for w in event.watchlists):
                 return False
-            if self.categories and event.category not in self.categories:
+            if self.categories and not _named(self.categories, event.category):
                 return False
-        return not self.camera_groups or event.camera_group in self.camera_groups
+        return not self.camera_groups or _named(self.camera_groups, event.camera_group)
+
+
+def _named(names: frozenset[str], name: str | None) -> bool:
+    """Whether ``name`` is one of ``names`` as metrosight compares names everywhere (scopes, alert policies,
+    ``--camera``): equal, or the same up to case, Unicode form and look-alike letters (a configuration and the
+    store never hold two that look alike)."""
+    return name is not None and (name in names or any(same_identifier(n, name) for n in names))
 
 
 #: event types that are always about a person (restricted by watchlist and category filters even when an event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrosight.bus.payloads import AlertUpdateV1
+from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.core.names import InvalidInput
 from metrosight.outbound.channel import EventFilter
 from metrosight.outbound.events import to_outbound
@@ -50,3 +50,36 @@ def test_a_malformed_bracketed_host_is_one_clear_refusal_that_never_echoes_it(ur
     with pytest.raises(InvalidInput, match="cannot be parsed") as err:
         check_url(url)
     assert "S3cr3t" not in str(err.value)
+
+
+def test_filters_name_lists_and_groups_as_the_rest_of_metrosight_does() -> None:
+    # a watchlist or camera group typed in another case or Unicode form is the same one everywhere else (scopes,
+    # alert policies, --camera); a subscription typed so must not silently receive none of its alerts
+    ev = to_outbound("alerts", alert_on("hall-a", "wanted-2026"), {}, now=1.0)
+    for flt in (
+        EventFilter.of(watchlists=["Wanted-2026"]),
+        EventFilter.of(camera_groups=["Hall-A"]),
+        EventFilter.of(camera_groups=["hall-а"]),  # Cyrillic а, as `user scope` and `watchlist policy` accept
+        EventFilter.of(categories=["Wanted"]),
+    ):
+        assert flt.accepts(ev), flt
+    for flt in (EventFilter.of(watchlists=["wanted-2025"]), EventFilter.of(camera_groups=["hall-b"])):
+        assert not flt.accepts(ev), flt
+
+
+def alert_on(group: str, watchlist: str) -> AlertV1:
+    return AlertV1(
+        event_id="cam-1:t:1.0",
+        camera_id="cam-1",
+        track_id=1,
+        subject_id=1,
+        subject="X",
+        watchlist=watchlist,
+        category="wanted",
+        score=0.9,
+        distance=0.1,
+        first_seen=1.0,
+        last_seen=2.0,
+        samples=3,
+        group=group,
+    )
