@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from metrosight.policy.passwords import hash_password
 from tests.integration.test_sso import CALLBACK, RED_OPERATORS, USERS, Site
 from tests.unit.api.conftest import CAMERAS, make_runtime
 
@@ -31,3 +32,30 @@ def test_the_sign_in_attempt_cookie_is_secure_over_https(tmp_path: Path, oidc_pr
     plain = site.browser().get("/auth/oidc/login?next=/", follow_redirects=False)
     [cookie] = [c for c in plain.headers.get_list("set-cookie") if c.startswith("metrosight_oidc=")]
     assert "secure" not in cookie.lower()
+
+
+def test_a_password_session_ends_when_local_accounts_are_disabled(tmp_path: Path, oidc_provider_factory: Any) -> None:
+    """``auth.local_accounts: false`` refused new password sign-ins, but a password session made before the
+    restart (the session key lives in the home folder) went on for its 8 hours. Now it ends at its next request,
+    except a break-glass user's."""
+    provider = oidc_provider_factory([CALLBACK], USERS)
+    oidc = provider.config(CALLBACK, [RED_OPERATORS])
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, auth={"oidc": oidc})
+    rt.store.users.add("root", ["admin"], None, hash_password("velvet compass harbour"))
+    rt.store.accounts.add_user("carol", ["operator"], "granite lantern meadow", rt.store.users.actor("root"))
+    before = Site(rt, provider)
+    carol, root = before.browser(), before.browser()
+    assert carol.post("/api/login", json={"username": "carol", "password": "granite lantern meadow"}).is_success
+    assert root.post("/api/login", json={"username": "root", "password": "velvet compass harbour"}).is_success
+    assert carol.get("/api/alerts").status_code == 200
+
+    # the service restarts with local accounts disabled; the browsers keep their cookies
+    auth = {"local_accounts": False, "break_glass_users": ["root"], "oidc": oidc}
+    after = Site(make_runtime(tmp_path / "home", cameras=CAMERAS, auth=auth), provider)
+    carol_now = after.browser()
+    carol_now.cookies.update(carol.cookies)
+    res = carol_now.get("/api/alerts")
+    assert res.status_code == 401, res.text
+    root_now = after.browser()
+    root_now.cookies.update(root.cookies)
+    assert root_now.get("/api/users").status_code == 200  # break-glass

@@ -101,6 +101,9 @@ def principal_of(
     # how the session signed in: a password (alone or with a code), or single sign-on (``via``: oidc), which the
     # second factor of local accounts leaves alone; a password session from before the second factor has neither
     amr = str(sess.get("amr") or sess.get("via") or "pwd")
+    if amr.startswith("pwd") and not svc.services.settings.auth.password_allowed(actor.name):
+        request.session.clear()  # local accounts were disabled (auth.local_accounts: false) since it signed in
+        raise NotSignedIn("password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
     if amr == "pwd+totp" and not _same_factor(svc, actor.name, sess.get("tfa")):
         request.session.clear()
         raise NotSignedIn("your session ended (your second factor was reset); sign in again")

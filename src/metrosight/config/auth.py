@@ -232,6 +232,15 @@ class AuthConfig(Section):
     def _names(cls, v: list[str]) -> list[str]:
         return [human_name(n, "user name") for n in v]
 
+    def password_allowed(self, user: str) -> bool:
+        """Whether ``user`` may use the service with a password: local accounts are on, or ``user`` is among
+        ``break_glass_users``."""
+        return self.local_accounts or self.break_glass(user)
+
+    def break_glass(self, user: str) -> bool:
+        """Whether ``user`` is among ``break_glass_users`` (compared up to case and Unicode form)."""
+        return any(same_identifier(user, u) for u in self.break_glass_users)
+
     @model_validator(mode="after")
     def _someone_can_sign_in(self) -> AuthConfig:
         if not self.local_accounts and self.oidc is None and not self.break_glass_users:

@@ -23,7 +23,6 @@ from metrosight.api.routes import totp
 from metrosight.api.schemas import LoginCreate, MePublic, TokenCreate, TokenCreated, TokenPublic
 from metrosight.api.sessions import client_ip, limited, start_session
 from metrosight.api.state import AppState
-from metrosight.core.names import same_identifier
 from metrosight.policy.rules import Actor
 
 router = APIRouter(tags=["auth"])
@@ -39,7 +38,7 @@ def local_sign_in(svc: AppState, name: str) -> bool:
     auth = svc.services.settings.auth
     if auth.local_accounts:
         return False
-    if any(same_identifier(name, u) for u in auth.break_glass_users):
+    if auth.break_glass(name):
         return True
     raise HTTPException(403, "password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
 
