@@ -178,3 +178,40 @@ def test_a_track_held_without_being_seen_stops_counting_after_the_grace():
     occ = of(feed(eng, frames), "occupancy")
     assert [e.phase for e in occ] == ["start", "end"]
     assert occ[1].ts == pytest.approx(10 * STEP + 2.0, abs=STEP)  # stale after the 2 s exit grace
+
+
+def stop_and_go(tid, legs, y=5.0, t0=0.0):
+    """``legs``: [(x_to, seconds)] from x=legs[0][0]: walk (or stand, when x does not change) to x_to in seconds."""
+    x, t, out = legs[0][0], t0, []
+    for x_to, secs in legs[1:]:
+        n = max(1, round(secs / STEP))
+        for k in range(n):
+            out.append((t + k * STEP, tid, (x + (x_to - x) * k / n, y)))
+        x, t = x_to, t + n * STEP
+    return out
+
+
+def test_a_stop_and_go_walker_who_stops_on_the_line_crosses_it_once():
+    # walks the wrong way, stops astride the line for 4 s (standing jitter-free on it), walks on, stops past it
+    eng = engine(lines=[GATE], wrong_way=[WrongWay("gate", direction_of(1.0, 9.0))])
+    walker = stop_and_go(1, [(8.0, 0), (5.1, 2.4), (5.1, 4.0), (4.3, 1.2), (4.3, 3.0), (1.0, 2.4)])
+    events = run_walks(eng, walker)
+    assert len(of(events, "wrong_way")) == 1
+
+
+def test_stop_and_go_walkers_count_while_inside_and_not_after_they_leave():
+    # four people walk into the hall, stop, walk a little, stop again (all inside), then walk out together
+    walkers = [
+        stop_and_go(i, [(0.5, 0), (3.0 + i, 2.0), (3.0 + i, 4.0), (3.5 + i, 1.0), (3.5 + i, 4.0), (9.5, 2.0)], y=5.0)
+        for i in range(1, 5)
+    ]
+    frames: dict[float, dict[int, tuple[float, float]]] = {}
+    for w in walkers:
+        for t, tid, xy in w:
+            frames.setdefault(round(t, 6), {})[tid] = xy
+    last = max(frames)
+    rows = [(t, pts, [1, 2, 3, 4] if t == last else []) for t, pts in sorted(frames.items())]
+    occ = of(feed(engine(max_people=3, seconds=5.0, clear_seconds=1.0), rows), "occupancy")
+    assert [e.phase for e in occ] == ["start", "end"]
+    assert occ[0].data["count"] == 4 and occ[1].data["peak"] == 4
+    assert occ[1].ts <= 12.0  # they walk out between 11 and 13 s: cleared when the count fell
