@@ -149,13 +149,12 @@ class BehaviourEngine:
         it, seen within ``exit_grace_seconds`` (a track the tracker still holds without seeing anyone is not a
         person in the zone). What the occupancy alarms count; :meth:`occupancy` counts stays, which outlast a step
         out by the exit grace."""
-        counts = {name: 0 for name in self._polygons}
-        for person in self._by_track.values():
-            if ts is not None and ts - person.last_ts > self.rules.exit_grace_seconds + 1e-6:
-                continue
-            for name, polygon in self._polygons.items():
-                counts[name] += polygon.contains_point(person.point)
-        return counts
+        grace = self.rules.exit_grace_seconds + 1e-6
+        points = [p.point for p in self._by_track.values() if ts is None or ts - p.last_ts <= grace]
+        if not points:
+            return {name: 0 for name in self._polygons}
+        at = np.asarray(points, dtype=np.float64)
+        return {name: int(np.count_nonzero(polygon.contains(at))) for name, polygon in self._polygons.items()}
 
     def occupancy(self) -> dict[str, int]:
         """People currently staying in each zone (seen inside within the exit grace)."""
