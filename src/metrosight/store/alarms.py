@@ -230,19 +230,20 @@ class AlarmRepository:
         scope = self.uow.scoping.view(actor, handlers) if actor.has(*handlers) else EVERYTHING
         with self.uow.write() as s:
             a = transitions.lock_alert(s, alert_id)
-            if a is None or as_seen_one(s, a, scope) is None:  # outside the actor's scope: as if absent
+            seen = as_seen_one(s, a, scope) if a is not None else None
+            if a is None or seen is None:  # outside the actor's scope: as if absent
                 raise NotFound(f"no alert {alert_id}")
             view = AlarmView(
                 a.id, a.alarm_state, a.owner, a.escalated_at is not None, a.escalate_to, a.status == "rejected"
             )
             try:
                 state, owner = next_state(view, actor, action, reason)
-            except NoAlarm:
+            except NoAlarm:  # named as the actor sees the alert: lists and cameras outside their scope are not
                 group = group_of(a)
                 raise NoAlarm(
                     f"alert {alert_id} raises no alarm: no alert policy of its watchlists "
-                    f"({', '.join(dict.fromkeys(e['watchlist'] for e in a.entries or [])) or a.watchlist}) covers "
-                    + (f"camera group {group!r}" if group else f"camera {a.camera_id!r} (it has no group)")
+                    f"({', '.join(dict.fromkeys(e['watchlist'] for e in seen.entries or [])) or seen.watchlist}) "
+                    "covers " + (f"camera group {group!r}" if group else f"camera {seen.camera_id!r} (it has no group)")
                 ) from None
             now = self.clock()
             values: dict[str, Any] = {"alarm_state": state, "owner": owner}
