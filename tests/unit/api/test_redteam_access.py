@@ -71,3 +71,34 @@ def test_a_session_of_the_old_factor_ends_although_the_user_enrolled_again(site:
     store.second_factor.reset("ada", store.users.actor("root"))
     enrol(site, "ada")  # the owner signs in with the password and enrols the new phone at once
     assert thief.get("/api/alerts").status_code == 401
+
+
+RU = {"Accept-Language": "ru-RU,ru;q=0.9"}
+
+
+def test_a_russian_code_page_over_the_limit_and_a_refused_local_account_speak_russian(
+    tmp_path: Path, template_home: tuple[Path, dict[str, str]]
+) -> None:
+    """The sign-in pages translate the refusals they show; the code page's 429 and the sign-in page's refusal of
+    a local account (``auth.local_accounts: false``) were shown in English on a Russian page."""
+    shutil.copytree(template_home[0], tmp_path / "home")
+    auth = {"local_accounts": False, "break_glass_users": ["ada"]}
+    rt = make_runtime(tmp_path / "home", cameras=CAMERAS, totp=REQUIRED, auth=auth)
+    app = create_app(rt, config=ApiConfig(poll_seconds=0.2))
+    api = Api(rt, None, app, TestClient(app), template_home[1])  # type: ignore[arg-type]
+    browser = TestClient(app, headers=RU)  # type: ignore[arg-type]
+    page = browser.post("/login", data={"username": "carol", "password": PASSWORD}, follow_redirects=False)
+    assert page.status_code == 403
+    assert "password sign-in is disabled" not in page.text and "single sign-on" not in page.text
+    assert "auth.local_accounts" in page.text  # the setting, named as data
+
+    _, secret, _ = enrol(api, "ada")
+    bad = wrong_code(secret)
+    for n in range(1, 12):
+        from_address(api, n).post("/api/login", json={"username": "ada", "password": PASSWORD, "code": bad})
+    c = TestClient(app, headers=RU, client=("10.9.1.1", 4000))  # type: ignore[arg-type]
+    first = c.post("/login", data={"username": "ada", "password": PASSWORD}, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login/totp")
+    page = c.post("/login/totp", data={"code": bad, "next": "/"}, follow_redirects=False)
+    assert page.status_code == 429
+    assert "too many" not in page.text and "try again" not in page.text

@@ -28,19 +28,26 @@ from metrosight.policy.rules import Actor
 router = APIRouter(tags=["auth"])
 
 
+class LocalAccountsOff(HTTPException):
+    """403: password sign-in is disabled (``auth.local_accounts: false``) and the user is no break-glass user."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
+
+
 def local_sign_in(svc: AppState, name: str) -> bool:
     """Whether a password sign-in as ``name`` is a break-glass one (``auth.local_accounts`` is false and ``name`` is
     among ``auth.break_glass_users``); False for an ordinary one.
 
     Raises:
-        HTTPException: 403 when local accounts are disabled and ``name`` is no break-glass user.
+        LocalAccountsOff: 403 when local accounts are disabled and ``name`` is no break-glass user.
     """
     auth = svc.services.settings.auth
     if auth.local_accounts:
         return False
     if auth.break_glass(name):
         return True
-    raise HTTPException(403, "password sign-in is disabled here (auth.local_accounts: false); use single sign-on")
+    raise LocalAccountsOff()
 
 
 def sign_in(request: Request, username: str, password: str, code: str | None = None) -> Actor:

@@ -25,7 +25,7 @@ from jinja2.runtime import Context
 from metrosight.api.deps import ALERT_READERS, ANY_ROLE, WATCHLIST_READERS, NotSignedIn, principal_of, services
 from metrosight.api.i18n import N_, NATIVE_NAMES, Language, Languages, Text, format_number, format_when, translate
 from metrosight.api.routes.alerts import alerts_public
-from metrosight.api.routes.auth import client_ip, limited, sign_in_async, sign_out
+from metrosight.api.routes.auth import LocalAccountsOff, client_ip, limited, sign_in_async, sign_out
 from metrosight.api.routes.totp import SecondFactorRequired
 from metrosight.api.sso import logout_target, sso_of
 from metrosight.core.when import zone, zone_name
@@ -192,17 +192,20 @@ async def login_form(
     except SecondFactorRequired:  # the password was right: the code is asked on a page of its own
         return RedirectResponse(f"/login/totp?next={quote(safe_next(next))}", status_code=303)
     except HTTPException as exc:
-        return render_login(request, exc.status_code, next=safe_next(next), error=_signin_error(exc))
+        return render_login(request, exc.status_code, next=safe_next(next), error=signin_error(exc))
     return RedirectResponse("/account" if actor.must_set_password else safe_next(next), status_code=303)
 
 
-def _signin_error(exc: HTTPException) -> Text | str:
-    """The page's words for a refused sign-in (the API's own detail where it has none)."""
+def signin_error(exc: HTTPException, password_step: bool = True) -> Text | str:
+    """The page's words for a refused sign-in (the API's own detail where it has none; for a 401 of the code
+    step, ``password_step`` false, too)."""
     wait = (exc.headers or {}).get("Retry-After")
-    if exc.status_code == 401:
+    if exc.status_code == 401 and password_step:
         return N_("wrong user name or password")
     if exc.status_code == 429 and wait:
         return N_("too many sign-in attempts; try again in %(seconds)s s", seconds=wait)
+    if isinstance(exc, LocalAccountsOff):
+        return N_("password sign-in is disabled here (%(setting)s); use single sign-on", setting="auth.local_accounts")
     return str(exc.detail)
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrosight.api.deps import NotSignedIn, Principal, principal_of, services
 from metrosight.api.i18n import N_, Text
-from metrosight.api.routes.pages import PageAuth, render, safe_next
+from metrosight.api.routes.pages import PageAuth, render, safe_next, signin_error
 from metrosight.api.routes.totp import complete_sign_in
 from metrosight.api.sessions import client_ip, code_limited, limited, two_factors
 from metrosight.policy.rules import PolicyError
@@ -42,7 +42,8 @@ def code_form(
     except HTTPException as exc:
         if not request.session.get("pending"):  # expired or the account changed: start again
             return RedirectResponse(f"/login?next={quote(safe_next(next))}", status_code=303)
-        return render(request, "totp_login.html", None, status=exc.status_code, next=safe_next(next), error=exc.detail)
+        error = signin_error(exc, password_step=False)
+        return render(request, "totp_login.html", None, status=exc.status_code, next=safe_next(next), error=error)
     return RedirectResponse("/account" if actor.must_set_password else safe_next(next), status_code=303)
 
 
