@@ -56,6 +56,10 @@ def shown_url(url: str) -> str:
             return "***"
     head, qmark, query = shown.partition("?")
     scheme, sep, rest = head.partition("://")
+    if not sep:  # not a URL (``user:pw@host``, ``//user:pw@host/…``): its host only, without user information
+        authority = head.lstrip("/").partition("/")[0]
+        host = authority.rpartition("@")[2]
+        return f"{head[: len(head) - len(head.lstrip('/'))]}{'***@' if '@' in authority else ''}{host or '?'}/***"
     host, slash, path = rest.partition("/")
     path = "/".join("***" if _TOKEN_LIKE.match(seg) else seg for seg in path.split("/"))
     return f"{scheme}{sep}{host}{slash}{path}{qmark}{query}"

@@ -83,3 +83,11 @@ def alert_on(group: str, watchlist: str) -> AlertV1:
         samples=3,
         group=group,
     )
+
+
+@pytest.mark.parametrize("url", ["hook:S3cr3tPass@receiver.example/in", "//hook:S3cr3tPass@receiver.example/in"])
+def test_a_url_without_its_scheme_is_refused_without_echoing_its_password(url: str) -> None:
+    with pytest.raises(InvalidInput, match="http:// or https://") as err:
+        check_url(url)
+    assert "S3cr3t" not in str(err.value) and "receiver.example" in str(err.value)
+    assert "S3cr3t" not in shown_url(url)
