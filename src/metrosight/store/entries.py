@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from metrosight.core.names import free_text, human_name
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, aware, can_approve, require
 from metrosight.policy.scope import EVERYTHING, View
-from metrosight.store import transitions, version
+from metrosight.store import outbox, transitions, version
 from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.models import Person, Subject, Template, Watchlist, WatchlistKey
 from metrosight.store.naming import find_named, lookalike_message
@@ -350,12 +350,18 @@ class EntryRepository:
                 revoke_reason=reason,
             )
             n = destroy_templates(s, entry_id)
+            cancelled = outbox.cancel_concerning(s, outbox.of_entries(s, [entry_id]), "entry revoked")
             self.uow.audit(
                 s,
                 actor.name,
                 "entry.revoke",
                 f"{watchlist}/{name}",
-                {"entry_id": entry_id, "reason": reason, "templates_destroyed": n},
+                {
+                    "entry_id": entry_id,
+                    "reason": reason,
+                    "templates_destroyed": n,
+                    **({"webhook_deliveries_cancelled": cancelled} if cancelled else {}),
+                },
             )
             version.bump(s)
             return n
@@ -393,6 +399,9 @@ class EntryRepository:
                     "templates_destroyed": n,
                     "urgent_unapproved": urgent_unapproved,
                 }
+                cancelled = outbox.cancel_concerning(s, outbox.of_entries(s, [eid]), "entry expired", now)
+                if cancelled:
+                    details["webhook_deliveries_cancelled"] = cancelled
                 self.uow.audit(s, SYSTEM, "entry.expire", f"entry:{eid}", details)
                 done += 1
             if done:

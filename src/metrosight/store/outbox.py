@@ -9,6 +9,11 @@ lost while a receiver is down or the process restarts, and nothing is queued twi
        │                  └──lease ran out (worker died)──▶ claimable again
        └──────────── admin retry ◀──────────── dead
     pending | delivering | dead ──subscription removed──▶ cancelled
+    pending | delivering | dead ──its alert, entry or person erased (revoke, expiry, shred, retention)──▶ cancelled
+
+An erasure cancels the deliveries naming what it removes in its own transaction (:func:`cancel_concerning`: body
+cleared, a body-less log row says why), and the retention purge deletes every row older than the alert retention
+(:func:`purge_older_than`); a delivered row's body is cleared when it is delivered.
 
 A claim is a compare-and-set inside a write transaction (which holds the database's write lock: see
 :mod:`metrosight.store.db`), so two workers never hold one row at once: a row is claimable only while ``pending``
@@ -21,19 +26,21 @@ worker took) cannot overwrite the newer attempt. Leases are longer than an attem
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import aware
 from metrosight.store.db import StoreError
+from metrosight.store.models import AlertRecord, Sighting, Subject
 from metrosight.store.transitions import Changed, compare_and_set
-from metrosight.store.uow import UnitOfWork
+from metrosight.store.uow import UnitOfWork, note_scrub
 from metrosight.store.webhook_models import WebhookAttempt, WebhookDelivery, WebhookKey, WebhookSubscription
 
 MAX_ERROR = 500
@@ -312,3 +319,111 @@ class Outbox:
 
 def _same_claim(claim: str | None) -> ColumnElement[bool]:
     return WebhookDelivery.claim.is_(None) if claim is None else WebhookDelivery.claim == claim
+
+
+#: outbox states whose body has not reached its receiver (a delivery held by a worker is cancelled too: its result
+#: is then refused as stale)
+UNDELIVERED = ("pending", "delivering", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class Concerning:
+    """What an erasure removes, as the outbox bodies name it: entries (``subject_id``, ``entries[].entry_id``),
+    persons (``person_id``, ``candidates[].person_id``), alerts (``alert_id``) and the event ids of alerts and
+    their sightings (``event_id``, ``alert_event_id``, ``sighting_event_id``; an update's ``<id>#ended``)."""
+
+    entry_ids: frozenset[int] = frozenset()
+    person_ids: frozenset[int] = frozenset()
+    alert_ids: frozenset[int] = frozenset()
+    event_ids: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.entry_ids or self.person_ids or self.alert_ids or self.event_ids)
+
+    def matches(self, event_id: str, body: str | None) -> bool:
+        """Whether the delivery of ``event_id`` with JSON ``body`` (the envelope; its ``data``) names any of it."""
+        if event_id.removesuffix("#ended") in self.event_ids:
+            return True
+        try:
+            data = json.loads(body or "{}").get("data") or {}
+        except (ValueError, AttributeError):
+            return True  # unreadable: it may name anyone (cautious side)
+        if not isinstance(data, dict):
+            return True
+        if data.get("subject_id") in self.entry_ids or data.get("alert_id") in self.alert_ids:
+            return True
+        if any(data.get(k) in self.event_ids for k in ("event_id", "alert_event_id", "sighting_event_id")):
+            return True
+        if data.get("person_id") in self.person_ids:
+            return True
+        entries = [e.get("entry_id") for e in data.get("entries") or () if isinstance(e, dict)]
+        rivals = [c.get("person_id") for c in data.get("candidates") or () if isinstance(c, dict)]
+        return bool(self.entry_ids.intersection(entries) or self.person_ids.intersection(rivals))
+
+
+def cancel_concerning(s: Session, about: Concerning, reason: str, now: datetime | None = None) -> int:
+    """In the erasing transaction ``s``: cancel every undelivered delivery (pending, being attempted, dead) whose
+    event names what ``about`` removes, clear its body and log a body-less delivery-log row ``cancelled: <reason>``
+    (``reason`` names no one, e.g. ``entry revoked``). The table's old row versions are scrubbed from the database's
+    files after the commit (see :meth:`metrosight.store.uow.UnitOfWork.note_scrub`). Returns how many."""
+    if not about:
+        return 0
+    now = now or datetime.now(UTC)
+    rows = s.execute(
+        select(WebhookDelivery.id, WebhookDelivery.event_id, WebhookDelivery.body, WebhookDelivery.attempts).where(
+            WebhookDelivery.state.in_(UNDELIVERED)
+        )
+    ).all()
+    hit = [(i, n) for i, ev, body, n in rows if about.matches(ev, body)]
+    note = f"cancelled: {reason}"[:MAX_ERROR]
+    for row_id, attempts in hit:
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row_id)
+            .values(state="cancelled", body=None, claim=None, lease_until=None, finished_at=now, last_error=note)
+        )
+        s.add(WebhookAttempt(delivery_id=row_id, number=attempts + 1, at=now, latency_ms=0.0, error=note))
+    if hit:
+        note_scrub(s, WebhookDelivery.__tablename__)
+    return len(hit)
+
+
+def purge_older_than(s: Session, before: datetime) -> int:
+    """In the retention purge's transaction ``s``: delete every delivery created before ``before`` whatever its
+    state (and its delivery log), so no outbox row outlives the alert retention. Returns how many."""
+    ids = list(s.scalars(select(WebhookDelivery.id).where(WebhookDelivery.created_at < before)))
+    if ids:
+        s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return len(ids)
+
+
+def _alert_event_ids(s: Session, alert_ids: Collection[int]) -> frozenset[str]:
+    if not alert_ids:
+        return frozenset()
+    first = s.scalars(select(AlertRecord.event_id).where(AlertRecord.id.in_(alert_ids)))
+    more = s.scalars(select(Sighting.event_id).where(Sighting.alert_id.in_(alert_ids)))
+    return frozenset([*first, *more])
+
+
+def of_alerts(s: Session, alert_ids: Collection[int]) -> Concerning:
+    """What the outbox must forget of alerts ``alert_ids`` (read before they are deleted): their ids and the event
+    ids of them and their sightings."""
+    return Concerning(alert_ids=frozenset(alert_ids), event_ids=_alert_event_ids(s, alert_ids))
+
+
+def of_entries(s: Session, entry_ids: Collection[int]) -> Concerning:
+    """What the outbox must forget of watchlist entries ``entry_ids`` (revoked, expired or shredded): the entries,
+    their alerts (as the primary entry, or by a sighting) and, for a person left with no live entry, the person."""
+    if not entry_ids:
+        return Concerning()
+    ids = frozenset(entry_ids)
+    alerts = set(s.scalars(select(AlertRecord.id).where(AlertRecord.subject_id.in_(ids))))
+    alerts.update(s.scalars(select(Sighting.alert_id).where(Sighting.entry_id.in_(ids))))
+    persons = set(s.scalars(select(Subject.person_id).where(Subject.id.in_(ids))))
+    still = s.scalars(
+        select(Subject.person_id).where(
+            Subject.person_id.in_(persons), Subject.id.not_in(ids), Subject.status.in_(("pending", "active"))
+        )
+    )
+    return Concerning(ids, frozenset(persons - set(still)), frozenset(alerts), _alert_event_ids(s, alerts))

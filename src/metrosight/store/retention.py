@@ -1,5 +1,7 @@
 """Retention: deleting what is older than its retention period (alerts and their reviews, crop files, behaviour
-events, audit entries), in one audited transaction that records where the audit chain now starts."""
+events, audit entries), in one audited transaction that records where the audit chain now starts. The webhook
+outbox follows the alerts: deliveries about a purged alert are cancelled (body cleared) and every outbox row older
+than the alert retention is deleted."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import delete, select
 
 from metrosight.audit import governed
 from metrosight.policy.rules import Actor, require
+from metrosight.store import outbox
 from metrosight.store.entries import EntryRepository
 from metrosight.store.models import AlertRecord, AuditEntry, EventRecord, Meta, Sighting, Subject
 from metrosight.store.uow import UnitOfWork
@@ -62,6 +65,9 @@ class RetentionRepository:
             if retention.alerts_days is not None:
                 cut = now - timedelta(days=retention.alerts_days)
                 old = list(s.scalars(select(AlertRecord).where(AlertRecord.created_at < cut)))
+                about = outbox.of_alerts(s, [a.id for a in old])  # read before the alerts go
+                counts["webhook_deliveries_cancelled"] = outbox.cancel_concerning(s, about, "alert purged", now)
+                counts["webhook_deliveries_purged"] = outbox.purge_older_than(s, cut)
                 for a in old:
                     _unlink(a.crop_path)
                     for path in s.scalars(

@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 
 # tables whose deleted rows must leave the database's files: template ciphertext (its watchlist key lives on for
 # the other entries), wrapped watchlist keys, wrapped keys of removed webhook subscriptions (their URL and
-# signing secret) and reset TOTP factors (secret and key); crops are files (unlinked), sightings and alerts hold no
-# biometrics
-SCRUBBED_TABLES = ("templates", "watchlist_keys", "webhook_keys", "totp_factors")
+# signing secret), reset TOTP factors (secret and key) and webhook deliveries cancelled by an erasure or purged
+# (their bodies name the person); crops are files (unlinked), sightings and alerts hold no biometrics
+SCRUBBED_TABLES = ("templates", "watchlist_keys", "webhook_keys", "totp_factors", "webhook_deliveries")
 # a deletion in one of these tables removes rows of those by ON DELETE CASCADE, which the session does not see
 _CASCADES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {"subjects": ("templates",), "watchlists": ("templates", "watchlist_keys")}
@@ -59,6 +59,12 @@ def _note_delete(state: ORMExecuteState) -> None:
 def _note_flush_delete(session: Session, _ctx: UOWTransaction) -> None:
     for obj in session.deleted:
         _deleted_tables(session).add(getattr(type(obj), "__tablename__", "?"))
+
+
+def note_scrub(session: Session, table: str) -> None:
+    """Have the old versions of rows of ``table`` that this transaction cleared (not deleted: e.g. an outbox body
+    set to NULL) leave the database's files after the commit, as deleted rows do."""
+    _deleted_tables(session).add(table)
 
 
 def scrub_targets(deleted: set[str]) -> list[str]:

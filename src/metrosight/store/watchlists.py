@@ -14,7 +14,7 @@ from metrosight.core.types import Category
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import Actor, require
 from metrosight.policy.scope import EVERYTHING, View
-from metrosight.store import version
+from metrosight.store import outbox, version
 from metrosight.store.db import StoreError
 from metrosight.store.errors import Conflict, NotFound
 from metrosight.store.models import Subject, Template, Watchlist, WatchlistKey
@@ -114,7 +114,9 @@ class WatchlistRepository:
                 raise NotFound(f"no watchlist named {watchlist!r}")
             s.execute(delete(WatchlistKey).where(WatchlistKey.watchlist_id == wl.id))
             n = 0
-            for e in s.scalars(select(Subject).where(Subject.watchlist_id == wl.id)):
+            entries = list(s.scalars(select(Subject).where(Subject.watchlist_id == wl.id)))
+            cancelled = outbox.cancel_concerning(s, outbox.of_entries(s, [e.id for e in entries]), "watchlist shredded")
+            for e in entries:
                 n += destroy_templates(s, e.id)
                 if e.status in ("pending", "active"):
                     e.status, e.revoked_at, e.revoked_by, e.revoke_reason = (
@@ -123,7 +125,8 @@ class WatchlistRepository:
                         actor.name,
                         "watchlist shredded",
                     )
-            self.uow.audit(s, actor.name, "watchlist.shred", watchlist, {"templates_destroyed": n})
+            details = {"templates_destroyed": n, **({"webhook_deliveries_cancelled": cancelled} if cancelled else {})}
+            self.uow.audit(s, actor.name, "watchlist.shred", watchlist, details)
             version.bump(s)
 
     def wrapped_key(self, watchlist: str) -> bytes | None:
