@@ -114,12 +114,13 @@ def user_password(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     else:
         actor = c.actor(rt)
     current = None
-    if actor.name == name and accounts.session_user(name)[1]:  # changing your own: the current password too
+    if same_name(actor.name, name) and accounts.session_user(name)[1]:  # changing your own: the current password too
         current = str(typer.prompt(f"current password for {name}", hide_input=True, err=True))
     pw = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     with governed():
         revoked = accounts.set_password(name, pw, actor, current)
-    reset = " (a reset: the account holds no role until its user sets their own password)" if actor.name != name else ""
+    own = same_name(actor.name, name)
+    reset = "" if own else " (a reset: the account holds no role until its user sets their own password)"
     c.out.print(f"password of {name} set{reset}; {revoked} API token(s) revoked, sessions ended", highlight=False)
 
 

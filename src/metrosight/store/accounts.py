@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from metrosight.core.names import free_text
+from metrosight.core.names import free_text, same_name
 from metrosight.policy.passwords import check_password, hash_password, new_password_hash
 from metrosight.policy.rules import (
     TOKEN_DEFAULT_DAYS,
@@ -171,7 +171,7 @@ class Accounts:
             Forbidden: not the user nor an admin, or the current password is missing or wrong. PolicyError: the
             new password does not meet the policy. NotFound: no such user.
         """
-        own = actor.name == name
+        own = same_name(actor.name, name)  # as the user is found: ``ada `` is ada
         if not own:
             require(actor, "set other users' passwords", "admin")
         pw_hash = new_password_hash(password, name)
@@ -238,7 +238,7 @@ class Accounts:
         new_roles = check_roles(roles) if roles is not None else None
         with self.uow.write() as s:
             u = self._user(s, name)
-            if disabled and name == actor.name:
+            if disabled and u.name == actor.name:
                 raise Forbidden(f"{actor.name} may not disable their own account")
             loses_admin = (new_roles is not None and "admin" not in new_roles) or bool(disabled)
             if loses_admin and "admin" in u.roles and not u.disabled:

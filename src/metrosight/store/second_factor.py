@@ -27,6 +27,7 @@ from enum import Enum
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from metrosight.core.names import same_name
 from metrosight.policy.crypto import CryptoError
 from metrosight.policy.passwords import check_password, hash_password
 from metrosight.policy.rules import Actor, Forbidden, PolicyError, require
@@ -237,7 +238,7 @@ class SecondFactors:
         Raises:
             Forbidden: neither the user nor an admin. NotFound: no such user.
         """
-        own = actor.name == user
+        own = same_name(actor.name, user)
         if not own:
             require(actor, "reset other users' second factors", "admin")
         with self.uow.write() as s:

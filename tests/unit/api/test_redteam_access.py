@@ -102,3 +102,26 @@ def test_a_russian_code_page_over_the_limit_and_a_refused_local_account_speak_ru
     page = c.post("/login/totp", data={"code": bad, "next": "/"}, follow_redirects=False)
     assert page.status_code == 429
     assert "too many" not in page.text and "try again" not in page.text
+
+
+@pytest.mark.parametrize("spelled", ["ada%20", "%20ada", "ada%09"])
+def test_an_admin_cannot_reset_their_own_factor_without_a_code_by_spelling_their_name_otherwise(
+    site: Api, spelled: str
+) -> None:
+    """``DELETE /api/users/{name}/totp`` refuses an admin's own name (their own factor is reset with a code), but
+    compared the name as typed, while the store finds the user by the normalised name: ``ada `` reset ada's."""
+    c, _, _ = enrol(site, "ada")
+    res = c.delete(f"/api/users/{spelled}/totp", headers={"X-CSRF-Token": c.get("/api/me").json()["csrf_token"]})
+    assert res.status_code == 403, res.text
+    assert site.rt.store.second_factor.enrolled("ada")
+
+
+@pytest.mark.parametrize("spelled", ["ada%20", "%20ada"])
+def test_your_own_password_needs_the_current_one_however_your_name_is_spelled(api: Api, spelled: str) -> None:
+    """Changing your own password needs the current one (a taken-over session or token must not set it); the
+    check compared the name as typed, so ``ada `` let ada's token set ada's password as an admin's "reset" that
+    left the account in use, without the current password."""
+    res = api.as_("ada", "PUT", f"/api/users/{spelled}/password", json={"password": "velvet compass harbour"})
+    assert res.status_code == 403, res.text
+    assert "current password" in res.json()["detail"]
+    assert api.as_("ada", "GET", "/api/me").status_code == 200  # nothing changed: the token still works

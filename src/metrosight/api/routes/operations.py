@@ -205,7 +205,7 @@ def set_password(name: str, body: PasswordUpdate, actor: SignedIn, accounts: Acc
     password. Wrong current passwords count towards the sign-in rate limit. Audited."""
 
     svc = services(request)
-    own, ip = actor.name == name, client_ip(request)
+    own, ip = same_name(actor.name, name), client_ip(request)
     if own:
         limited(svc, name, ip)
     try:

@@ -26,6 +26,7 @@ from metrosight.api.deps import (
 from metrosight.api.schemas import MePublic, _In, _Out
 from metrosight.api.sessions import client_ip, code_limited, limited, start_session, two_factors
 from metrosight.api.state import AppState
+from metrosight.core.names import same_name
 from metrosight.policy.rules import Actor, Forbidden, PolicyError
 from metrosight.policy.totp import requiring_role
 from metrosight.store.second_factor import Check
@@ -219,6 +220,6 @@ def reset_my_totp(body: CodeIn, request: Request, principal: Session) -> None:
 def reset_user_totp(name: str, request: Request, actor: Admin) -> None:
     """Reset another user's second factor (admins; audited): they enrol again at their next sign-in, and their
     sessions signed in with the old factor end. Your own is reset with a code (``POST /api/me/totp/reset``)."""
-    if name == actor.name:
+    if same_name(name, actor.name):  # as the store finds the user: ``ada `` is ada
         raise Forbidden("reset your own second factor with a current code (POST /api/me/totp/reset)")
     services(request).services.store.second_factor.reset(name, actor)
