@@ -7,9 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
+from metrosight.policy.crypto import KeyRing
 from metrosight.policy.passwords import hash_password
+from metrosight.policy.totp import code_at, current_step
+from metrosight.store.db import open_engine
+from metrosight.store.repo import Store
 from tests.integration.test_sso import CALLBACK, RED_OPERATORS, USERS, Site
 from tests.unit.api.conftest import CAMERAS, make_runtime
 
@@ -59,3 +64,27 @@ def test_a_password_session_ends_when_local_accounts_are_disabled(tmp_path: Path
     root_now = after.browser()
     root_now.cookies.update(root.cookies)
     assert root_now.get("/api/users").status_code == 200  # break-glass
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_mark_of_a_factor_changes_when_it_is_reset_and_enrolled_again(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A session signed in with a factor keeps the factor's mark and ends once it differs: the mark must be
+    the same at every read of one factor, and differ for a factor enrolled after a reset (also when the new row
+    takes the old one's id, as SQLite may give it)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(open_engine(url), KeyRing(Fernet.generate_key()), tmp_path / "audit.checkpoints")
+    store.users.add("ada", ["admin"], None, hash_password("a long test password"))
+    ada = store.users.actor("ada")
+    assert store.second_factor.mark("ada") is None
+    e = store.second_factor.begin(ada, "metrosight")
+    assert store.second_factor.mark("ada") is None  # not confirmed yet
+    store.second_factor.confirm(ada, code_at(e.secret, current_step()), 4)
+    first = store.second_factor.mark("ada")
+    assert first is not None and store.second_factor.mark("ada") == first
+    store.second_factor.reset("ada", ada)
+    assert store.second_factor.mark("ada") is None
+    e = store.second_factor.begin(ada, "metrosight")
+    store.second_factor.confirm(ada, code_at(e.secret, current_step()), 4)
+    assert store.second_factor.mark("ada") not in (None, first)
