@@ -116,3 +116,25 @@ def test_a_collector_whose_certificate_is_not_trusted_gets_nothing_and_the_curso
         fwd.stop(0.5)
         rx.stop()
     assert store.audit.forwarded(CHANNEL) is None
+
+
+def test_a_permission_refused_on_the_command_line_is_audited_as_a_security_event(tmp_path: Path):
+    from tests.integration.helpers import bootstrap, cli
+
+    home = tmp_path / "home"
+    bootstrap(home)
+    code, _, err = cli(home, "--as", "bob", "audit", "show")  # bob approves and reviews; he may not read the log
+    assert code != 0 and "may not" in err, err
+    [denied] = [e for e in Store.for_home(home).audit.entries() if e.action == "cli.denied"]
+    assert (denied.actor, denied.target) == ("bob", "metrosight audit show")
+    assert "may not read the audit log" in json.loads(denied.details)["reason"]
+    rx = SyslogReceiver().start()
+    fwd = SyslogForwarder(fast(SyslogConfig(host="127.0.0.1", port=rx.port)), Store.for_home(home).audit)
+    fwd.start()
+    try:
+        assert rx.wait_for(lambda r: any(x.msgid == "cli.denied" for x in r), 10)
+    finally:
+        fwd.stop(1.0)
+        rx.stop()
+    rec = next(x for x in rx.records if x.msgid == "cli.denied")
+    assert (rec.severity, rec.sd[SD]["class"], rec.sd[SD]["actor"]) == (4, "security", "bob")

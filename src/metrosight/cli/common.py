@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -19,7 +19,7 @@ from metrosight.console import SafeConsole, error_line
 from metrosight.core.names import InvalidInput
 from metrosight.eval.study_io import ConsoleTable, Meter, StudyIO, Tick
 from metrosight.policy.crypto import CryptoError
-from metrosight.policy.rules import PolicyError
+from metrosight.policy.rules import Forbidden, PolicyError
 from metrosight.recognize.normalize import CohortError
 from metrosight.store.db import StoreError
 
@@ -40,7 +40,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 class governed:  # noqa: N801 - used as a context manager
-    """Turns refusals of the policy and the store into one clear error line and a non-zero exit."""
+    """Turns refusals of the policy and the store into one clear error line and a non-zero exit. A permission
+    refused to an authenticated user (:class:`~metrosight.policy.rules.Forbidden`) is audited first
+    (``cli.denied``: who, which command, why), as the service audits its 403s."""
 
     def __enter__(self) -> None:
         return None
@@ -49,8 +51,35 @@ class governed:  # noqa: N801 - used as a context manager
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
         if exc is not None and isinstance(exc, PolicyError | StoreError | CryptoError | CohortError | InvalidInput):
+            if isinstance(exc, Forbidden):
+                _audit_denial(exc)
             fail(str(exc))
         return False
+
+
+def _current_context() -> Any:
+    """The command's click context (typer ≥ 0.20 carries its own copy of click; older ones use click)."""
+    try:
+        from typer._click import globals as found
+    except ImportError:  # typer without its own click
+        import click as found  # type: ignore[no-redef]
+    return found.get_current_context(silent=True)
+
+
+def _audit_denial(exc: Forbidden) -> None:
+    """Record ``cli.denied`` for the command's authenticated user in the store it opened (nothing when the command
+    has no authenticated user yet: a refused credential is audited as ``cli.auth_failed``)."""
+    ctx = _current_context()
+    obj = ctx.find_root().obj if ctx is not None else None
+    actor, opened = getattr(obj, "authenticated", None), getattr(obj, "opened", None)
+    if ctx is None or actor is None or not opened:
+        return
+    try:
+        opened[-1].store.audit.record(
+            actor.name, "cli.denied", ctx.command_path, {"command": ctx.command_path, "reason": str(exc)[:500]}
+        )
+    except Exception as err:  # noqa: BLE001 - the refusal is still reported; the audit failure is said too
+        SafeConsole(stderr=True, soft_wrap=True).print(f"note: the refusal could not be audited: {err}")
 
 
 def when(dt: datetime | None) -> str:
