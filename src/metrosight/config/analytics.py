@@ -14,6 +14,14 @@ from metrosight.core.names import InvalidInput, distinct_identifiers, same_ident
 
 PointXY = tuple[float, float]
 
+#: the longest stay, occupancy or clearing time a zone rule may wait for (a day): a longer one (or ``.inf``) never
+#: fires, so the alarm it configures would be silently off
+MAX_STAY_SECONDS = 86_400.0
+#: the longest tracking gap, window or refresh (an hour)
+MAX_GAP_SECONDS = 3600.0
+#: the most people an occupancy rule may count to
+MAX_PEOPLE = 100_000
+
 
 def _finite(points: Sequence[PointXY], what: str) -> None:
     if not all(math.isfinite(c) for p in points for c in p):
@@ -66,7 +74,9 @@ class ZoneConfig(Section):
 
     name: ZoneName = Field(..., description="the camera id rule: letters of any script, digits, spaces, - _ . :")
     polygon: list[PointXY] = Field(..., min_length=3, description="(x, y) image pixels, in order around the zone")
-    loitering_seconds: float | None = Field(None, gt=0.0, description="overrides analytics.loitering_seconds here")
+    loitering_seconds: float | None = Field(
+        None, gt=0.0, le=MAX_STAY_SECONDS, description="overrides analytics.loitering_seconds here"
+    )
 
     @model_validator(mode="after")
     def _simple(self) -> ZoneConfig:
@@ -118,10 +128,12 @@ class OccupancyAlarmConfig(Section):
 
     zone: ZoneName = Field(..., description="a zone of this camera (or 'frame' when the camera has no zones)")
     name: ZoneName | None = Field(None, description="the alarm's name in events (default: the zone's name)")
-    max_people: int = Field(..., ge=0, description="more people than this in the zone is too many")
-    seconds: float = Field(..., gt=0.0, description="too many for this long raises the alarm")
-    clear_people: int | None = Field(None, ge=0, description="clears at this many or fewer (<= max_people)")
-    clear_seconds: float = Field(5.0, ge=0.0, description="…held for this long")
+    max_people: int = Field(..., ge=0, le=MAX_PEOPLE, description="more people than this in the zone is too many")
+    seconds: float = Field(..., gt=0.0, le=MAX_STAY_SECONDS, description="too many for this long raises the alarm")
+    clear_people: int | None = Field(
+        None, ge=0, le=MAX_PEOPLE, description="clears at this many or fewer (<= max_people)"
+    )
+    clear_seconds: float = Field(5.0, ge=0.0, le=MAX_STAY_SECONDS, description="…held for this long")
 
     @model_validator(mode="after")
     def _clear_level(self) -> OccupancyAlarmConfig:
@@ -185,24 +197,38 @@ class AnalyticsConfig(Section):
     """
 
     person_detector: PersonDetectorConfig = Field(default_factory=PersonDetectorConfig)
-    loitering_seconds: float = Field(60.0, gt=0.0, description="a stay in a zone longer than this is loitering")
-    exit_grace_seconds: float = Field(3.0, ge=0.0, description="unseen this long inside a zone ends the stay")
-    fast_speed_mps: float = Field(2.5, gt=0.0, description="fast movement threshold with calibration, m/s")
+    loitering_seconds: float = Field(
+        60.0, gt=0.0, le=MAX_STAY_SECONDS, description="a stay in a zone longer than this is loitering"
+    )
+    exit_grace_seconds: float = Field(
+        3.0, ge=0.0, le=MAX_GAP_SECONDS, description="unseen this long inside a zone ends the stay"
+    )
+    fast_speed_mps: float = Field(2.5, gt=0.0, le=100.0, description="fast movement threshold with calibration, m/s")
     fast_speed_heights_per_second: float = Field(
-        1.5, gt=0.0, description="fast movement threshold without calibration, body heights per second"
+        1.5, gt=0.0, le=100.0, description="fast movement threshold without calibration, body heights per second"
     )
-    min_duration_seconds: float = Field(1.0, gt=0.0, description="fast movement must last this long")
-    speed_window_seconds: float = Field(1.0, gt=0.0, description="speed is fitted over this much history")
+    min_duration_seconds: float = Field(
+        1.0, gt=0.0, le=MAX_GAP_SECONDS, description="fast movement must last this long"
+    )
+    speed_window_seconds: float = Field(
+        1.0, gt=0.0, le=MAX_GAP_SECONDS, description="speed is fitted over this much history"
+    )
     relink_seconds: float = Field(
-        2.0, ge=0.0, description="a new track this soon after one was lost nearby continues it"
+        2.0, ge=0.0, le=MAX_GAP_SECONDS, description="a new track this soon after one was lost nearby continues it"
     )
-    max_missed_seconds: float = Field(1.5, gt=0.0, description="a person track unseen this long ends")
+    max_missed_seconds: float = Field(
+        1.5, gt=0.0, le=MAX_GAP_SECONDS, description="a person track unseen this long ends"
+    )
     min_motion_fraction: float = Field(
         0.002, ge=0.0, le=1.0, description="with no live track, detect people only when this much of the view moves"
     )
-    refresh_seconds: float = Field(2.0, gt=0.0, description="detect at least this often even without motion")
+    refresh_seconds: float = Field(
+        2.0, gt=0.0, le=MAX_GAP_SECONDS, description="detect at least this often even without motion"
+    )
     record_crossings: bool = Field(False, description="store each line crossing as an event (counts always kept)")
-    snapshot_max_width: int = Field(640, ge=160, description="redacted event snapshots are downscaled to this width")
+    snapshot_max_width: int = Field(
+        640, ge=160, le=7680, description="redacted event snapshots are downscaled to this width"
+    )
     cameras: dict[CameraId, CameraAnalyticsConfig] = Field(default_factory=dict, description="per camera id")
 
     @field_validator("cameras")
