@@ -154,6 +154,22 @@ def test_erasure_cancels_her_queued_deliveries_and_leaves_others(
     if erase is purge:
         assert [d["counts"]["webhook_deliveries_cancelled"] for d in details if d and "counts" in d] == [2]
 
+    # a late bus message about her (a sighting raised just before the erasure, its episode) is not queued (after
+    # the purge of her alert her entry is still live: a new sighting of her is a new alert)
+    late = AlertV1.of_match(
+        Match(hers, NAME, "wl", Category.WANTED, 0.95, 0.3),
+        camera_id="cam-2",
+        track_id=2,
+        first_seen=3.0,
+        last_seen=4.0,
+        event_id="e-her-late",
+        samples=3,
+    )
+    late_episode = EpisodeV1.of_sighting(late, her_alert, False, 2, "new")
+    for topic, payload in [] if erase is purge else [("alerts", late), ("episodes", late_episode)]:
+        channel.offer(to_outbound(topic, payload, {}, time.time()))
+    assert store.outbox.pending() == 2 and NAME not in outbox_dump(store)
+
     rx.start()  # the receiver comes back: it gets his alert and episode, nothing about her
     try:
         time.sleep(0.2)  # past the retry backoff

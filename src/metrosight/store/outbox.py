@@ -39,7 +39,7 @@ from metrosight.policy.crypto import CryptoError
 from metrosight.policy.rules import aware
 from metrosight.store.db import StoreError
 from metrosight.store.models import AlertRecord, Sighting, Subject
-from metrosight.store.transitions import Changed, compare_and_set
+from metrosight.store.transitions import LIVE_ENTRY, TERMINAL_ENTRY, Changed, compare_and_set
 from metrosight.store.uow import UnitOfWork, note_scrub
 from metrosight.store.webhook_models import WebhookAttempt, WebhookDelivery, WebhookKey, WebhookSubscription
 
@@ -127,7 +127,9 @@ class Outbox:
         now: datetime | None = None,
     ) -> int:
         """Queue ``body`` (the JSON to send) for each of ``subscription_ids`` still enabled, once per subscription
-        and ``event_id`` (an event offered again adds nothing). Returns how many rows were added.
+        and ``event_id`` (an event offered again adds nothing). An event offered after the erasure of the entry it
+        names (a late bus message about a revoked, expired or shredded entry: :func:`names_erased`) is not queued.
+        Returns how many rows were added.
 
         Raises:
             StoreError: the database cannot be written (nothing was queued).
@@ -154,6 +156,8 @@ class Outbox:
                     )
                 )
             )
+            if live - have and names_erased(s, body):
+                return 0
             for sub_id in sorted(live - have):
                 s.add(
                     WebhookDelivery(
@@ -423,7 +427,28 @@ def of_entries(s: Session, entry_ids: Collection[int]) -> Concerning:
     persons = set(s.scalars(select(Subject.person_id).where(Subject.id.in_(ids))))
     still = s.scalars(
         select(Subject.person_id).where(
-            Subject.person_id.in_(persons), Subject.id.not_in(ids), Subject.status.in_(("pending", "active"))
+            Subject.person_id.in_(persons), Subject.id.not_in(ids), Subject.status.in_(LIVE_ENTRY)
         )
     )
     return Concerning(ids, frozenset(persons - set(still)), frozenset(alerts), _alert_event_ids(s, alerts))
+
+
+def names_erased(s: Session, body: str) -> bool:
+    """Whether the envelope ``body`` names a watchlist entry that was revoked, expired or shredded (``subject_id``,
+    ``entries[].entry_id``, or the entry of the alert its ``alert_id`` names). An entry or alert this database does
+    not hold does not count: its events are sent as they come."""
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    named = {data.get("subject_id"), *(e.get("entry_id") for e in data.get("entries") or () if isinstance(e, dict))}
+    alert_id = data.get("alert_id")
+    if isinstance(alert_id, int):
+        named.add(s.scalar(select(AlertRecord.subject_id).where(AlertRecord.id == alert_id)))
+    ids = {i for i in named if isinstance(i, int)}
+    if not ids:
+        return False
+    ended = select(Subject.id).where(Subject.id.in_(ids), Subject.status.in_(TERMINAL_ENTRY)).limit(1)
+    return s.scalar(ended) is not None

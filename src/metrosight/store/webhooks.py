@@ -24,7 +24,7 @@ from metrosight.core.names import InvalidInput, free_text
 from metrosight.core.source import SourceSpec
 from metrosight.policy.rules import Actor, PolicyError, aware, require
 from metrosight.store.errors import NotFound
-from metrosight.store.uow import UnitOfWork
+from metrosight.store.uow import UnitOfWork, note_scrub
 from metrosight.store.webhook_models import (
     DELIVERY_STATES,
     WebhookAttempt,
@@ -309,6 +309,8 @@ class WebhookRepository:
                 .execution_options(synchronize_session=False)
             )
             cancelled = int(res.rowcount)  # type: ignore[attr-defined]
+            if cancelled:
+                note_scrub(s, WebhookDelivery.__tablename__)  # the cleared bodies leave the files too
             self.uow.audit(
                 s, actor.name, "webhook.remove", f"webhook:{sub_id}", {"url": sub.url_shown, "cancelled": cancelled}
             )
