@@ -176,6 +176,12 @@ def _print_refusals(c: CliContext, o: _Outcome, skipped: list[tuple[Path, str]])
     for k, r in enumerate(o.results):
         if r.status != "refused":
             continue
+        if r.disagrees:  # one line for all the photos of a person refused together
+            same = [q for j, q in enumerate(o.results) if owner[j] == owner[k] and q.disagrees and q.reason == r.reason]
+            if same[0] is r:
+                listed = ", ".join(q.photo for q in same)
+                c.out.print(f"refused {listed}: {r.reason}", highlight=False, soft_wrap=True)
+            continue
         c.out.print(f"refused {r.photo}: {r.reason}", highlight=False, soft_wrap=True)
         if r.faces and o.face is None:
             path = o.people[owner[k]][2][k - owner.index(owner[k])]
@@ -186,8 +192,11 @@ def _print_refusals(c: CliContext, o: _Outcome, skipped: list[tuple[Path, str]])
                 highlight=False,
                 soft_wrap=True,
             )
+    mixed = {owner[k] for k, r in enumerate(o.results) if r.disagrees}
     for name, folder, files in o.no_photo():
         why = f"none of its {len(files)} file(s) is a usable photo" if files else "its folder holds no photo"
+        if any(o.people[i][1] == folder and o.people[i][0] == name for i in mixed):
+            why = "its photos are not all of one person (above): nothing stored"
         c.out.print(f"refused person {name!r} ({folder}): {why}", highlight=False, soft_wrap=True)
 
 
@@ -279,10 +288,12 @@ def enroll(
     largest whole face; any other face much smaller, further from the centre, or cut by the edge); a photo with
     several faces of which none dominates is refused with its faces numbered — enrol one with --face N (one photo
     at a time, also for a photo of a --from-dir folder). Refused photos are listed with the reason and the others
-    are still enrolled. A new entry needs its authorisation (legal basis,
-    authority, reference, expiry) and stays *pending* until a different approver approves it. A new entry whose
-    name and face match a person enrolled before (e.g. on another list) joins that person; a face that matches
-    someone else is reported, to link (`--person ID`, `person link`) or record as different (`person distinct`)."""
+    are still enrolled. One person's photos that are not all of one person (a photo clearly of someone else, also
+    against the templates of the person they join) are all refused, nothing stored for that person. A new entry
+    needs its authorisation (legal basis, authority, reference, expiry) and stays *pending* until a different
+    approver approves it. A new entry whose name and face match a person enrolled before (e.g. on another list)
+    joins that person; a face that matches someone else is reported, to link (`--person ID`, `person link`) or
+    record as different (`person distinct`)."""
     c = cli_context(ctx)
     rt = c.services()
     people, skipped = _people_to_enrol(photos, subject, from_dir, person_id, face)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +19,7 @@ from metrosight.core.types import Category
 from metrosight.ingest.images import ImageError, Photo
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
 from metrosight.policy.scope import EVERYTHING, View
+from metrosight.recognize.consistency import disagreement
 from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse
 from metrosight.recognize.persons import PersonDecision, candidates, decide, name_key
 from metrosight.recognize.photo import PhotoFace, PhotoRefused, enrolment_face
@@ -45,6 +47,8 @@ class EnrolResult:
     person_id: int | None = None
     linked: str | None = None
     warnings: tuple[str, ...] = ()
+    #: when refused because the entry's photos are not all of one person: the photo(s) that disagree
+    disagrees: tuple[str, ...] = ()
 
 
 class _EnrolmentIndex:
@@ -103,6 +107,17 @@ class _EnrolmentIndex:
         self._matcher = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A photo whose subject face was found, waiting for the consistency check of its entry's photos."""
+
+    subject: str
+    label: str
+    name: str
+    sha256: str
+    face: PhotoFace
+
+
 @dataclass(slots=True)
 class _Request:
     """What one enrolment call asks for (the same for every photo)."""
@@ -144,7 +159,10 @@ class Enrolment:
 
         A new entry joins person ``person_id`` when given; otherwise an enrolled person with the same name whose
         face matches (:mod:`metrosight.recognize.persons`), else a new person. A face that matches another person
-        is reported in the result's ``warnings`` for the operator to link or mark distinct.
+        is reported in the result's ``warnings`` for the operator to link or mark distinct. One entry's photos
+        (consecutive items with the same name) must show one person, also with the templates of the person they
+        join: when one is clearly another person (:mod:`metrosight.recognize.consistency`) all of them are refused
+        (:attr:`EnrolResult.disagrees` names the odd ones) and nothing is stored for that entry.
 
         Raises:
             NotFound: the watchlist (or ``person_id``) does not exist. Forbidden: ``actor`` may not record entries
@@ -159,15 +177,57 @@ class Enrolment:
         index = _EnrolmentIndex(self.installation, self.matching, view)
         request = _Request(watchlist, actor, auth, face, person_id)
         results = []
-        for subject, photo in items:
-            res = self._one(request, index, subject, photo)
-            results.append(res)
-            if on_result is not None:
-                on_result(res)
+        for _, group in groupby(items, key=lambda it: it[0]):  # one entry's photos: consecutive, same name
+            for res in self._entry(request, index, group):
+                results.append(res)
+                if on_result is not None:
+                    on_result(res)
         return results
 
-    def _one(self, req: _Request, index: _EnrolmentIndex, subject: str, photo: Photo | ImageError) -> EnrolResult:
-        """One photo's outcome; a refusal is a result, never an exception."""
+    def _entry(
+        self, req: _Request, index: _EnrolmentIndex, group: Iterable[tuple[str, Photo | ImageError]]
+    ) -> list[EnrolResult]:
+        """One entry's photos: each photo's face first (one decoded photo at a time; only its descriptor kept),
+        then the consistency check over them all and the templates of the person they join
+        (:func:`~metrosight.recognize.consistency.disagreement`): photos of two people refuse them all, nothing
+        stored. Otherwise each is stored in its own transaction."""
+        found = [self._one(req, subject, photo) for subject, photo in group]
+        ready = [f for f in found if isinstance(f, _Ready)]
+        if ready:
+            joins = req.person_id if req.person_id is not None else self._own(req.watchlist, ready[0].subject)
+            existing = [e.template for e in index.entries if joins is not None and e.person_id == joins]
+            odd = disagreement(
+                [r.face.descriptor for r in ready],
+                [r.label for r in ready],
+                np.stack(existing) if existing else None,
+                f"person {joins}'s templates",
+            )
+            if odd is not None:
+                why = odd.message(ready[0].subject)
+                return [
+                    EnrolResult(f.subject, f.label, "refused", why, None, disagrees=odd.odd)
+                    if isinstance(f, _Ready)
+                    else f
+                    for f in found
+                ]
+        return [self._stored(req, index, f) if isinstance(f, _Ready) else f for f in found]
+
+    def _own(self, watchlist: str, subject: str) -> int | None:
+        """The person of ``subject``'s entry on ``watchlist`` when it is enrolled already (more photos join it)."""
+        try:
+            return self.installation.store.persons.person_of(watchlist, subject)
+        except NotFound:
+            return None
+
+    def _stored(self, req: _Request, index: _EnrolmentIndex, ready: _Ready) -> EnrolResult:
+        """Store one checked photo's face; a refusal is a result, never an exception."""
+        try:
+            return self._store(req, index, ready)
+        except (PolicyError, InvalidInput, Conflict) as exc:
+            return EnrolResult(ready.subject, ready.label, "refused", str(exc), None)
+
+    def _one(self, req: _Request, subject: str, photo: Photo | ImageError) -> _Ready | EnrolResult:
+        """One photo's subject face (the photo itself is not kept), or its refusal as a result."""
         label = photo.label
         try:
             subject = human_name(subject, "the person's name")  # NFC, trimmed: an NFD folder name included
@@ -180,7 +240,7 @@ class Enrolment:
                     )
             if isinstance(photo, ImageError):
                 raise photo
-            return self._store(req, index, subject, photo)
+            return _Ready(subject, label, photo.name, photo.sha256, self._face(photo, req.face))
         except ImageError as exc:
             return EnrolResult(subject, label, "refused", exc.reason, None)
         except PhotoRefused as exc:
@@ -190,13 +250,12 @@ class Enrolment:
                 for f in exc.faces
             ]
             return EnrolResult(subject, label, "refused", str(exc), None, numbered or None)
-        except (PolicyError, InvalidInput, Conflict) as exc:
+        except InvalidInput as exc:
             return EnrolResult(subject, label, "refused", str(exc), None)
 
-    def _store(self, req: _Request, index: _EnrolmentIndex, subject: str, photo: Photo) -> EnrolResult:
-        """Choose the subject's face, decide its person and store the entry. Raises PhotoRefused, PolicyError,
-        InvalidInput, Conflict."""
-        chosen = self._face(photo, req.face)
+    def _store(self, req: _Request, index: _EnrolmentIndex, ready: _Ready) -> EnrolResult:
+        """Decide the face's person and store the entry. Raises PolicyError, InvalidInput, Conflict."""
+        subject, chosen = ready.subject, ready.face
         decision = index.decide(req.watchlist, subject, chosen.descriptor, req.person_id)
         store = self.installation.store
         sid, dup = store.entries.enroll(
@@ -204,8 +263,8 @@ class Enrolment:
             subject,
             chosen.descriptor,
             self.models.model_id,
-            photo.name,
-            photo.sha256,
+            ready.name,
+            ready.sha256,
             chosen.quality.score,
             req.actor,
             req.auth,
@@ -217,7 +276,7 @@ class Enrolment:
         index.add(sid, subject, req.watchlist, pid, chosen.descriptor)
         return EnrolResult(
             subject,
-            photo.label,
+            ready.label,
             "duplicate" if dup else "enrolled",
             None,
             chosen.quality.score,
