@@ -125,3 +125,17 @@ def test_your_own_password_needs_the_current_one_however_your_name_is_spelled(ap
     assert res.status_code == 403, res.text
     assert "current password" in res.json()["detail"]
     assert api.as_("ada", "GET", "/api/me").status_code == 200  # nothing changed: the token still works
+
+
+def test_a_mistyped_enrolment_code_is_told_in_russian_on_a_russian_page(site: Api) -> None:
+    """The account page's enrolment showed the refusal of a mistyped code in English on a Russian page."""
+    c = TestClient(site.app, headers=RU)  # type: ignore[arg-type]
+    assert c.post("/api/login", json={"username": "carol", "password": PASSWORD}).status_code == 200
+    csrf = c.get("/api/me").json()["csrf_token"]
+    begun = c.post("/account/totp/begin", data={"csrf": csrf})
+    assert begun.status_code == 200
+    pending = site.rt.store.second_factor.pending(site.rt.store.users.actor("carol"), "metrosight")
+    assert pending is not None
+    page = c.post("/account/totp/confirm", data={"csrf": csrf, "code": wrong_code(pending.secret)})
+    assert page.status_code == 409
+    assert "wrong code" not in page.text and "authenticator app shows now" not in page.text

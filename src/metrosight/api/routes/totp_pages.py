@@ -126,7 +126,7 @@ def totp_confirm(
         limited(app, actor.name, ip)
         codes = svc.store.second_factor.confirm(actor, code, svc.settings.totp.recovery_codes)
     except HTTPException as exc:
-        return _page(request, principal, exc.status_code, error=str(exc.detail))
+        return _page(request, principal, exc.status_code, error=signin_error(exc, password_step=False))
     except (PolicyError, StoreError) as exc:
         if isinstance(exc, PolicyError):
             app.limiter.failed(actor.name, ip)
@@ -149,7 +149,7 @@ def totp_reset(
         limited(app, actor.name, ip)
         code_limited(app, actor.name, ip)
     except HTTPException as exc:
-        return _page(request, principal, exc.status_code, error=str(exc.detail))
+        return _page(request, principal, exc.status_code, error=signin_error(exc, password_step=False))
     result = store.second_factor.verify(actor.name, code)
     if result not in (Check.TOTP, Check.RECOVERY, Check.NONE):
         app.limiter.failed(actor.name, ip)
