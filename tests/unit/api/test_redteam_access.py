@@ -139,3 +139,14 @@ def test_a_mistyped_enrolment_code_is_told_in_russian_on_a_russian_page(site: Ap
     page = c.post("/account/totp/confirm", data={"csrf": csrf, "code": wrong_code(pending.secret)})
     assert page.status_code == 409
     assert "wrong code" not in page.text and "authenticator app shows now" not in page.text
+
+
+def test_a_wrong_current_password_is_told_in_russian_on_a_russian_account_page(site: Api) -> None:
+    """The account page showed the refusal of a wrong current password in English on a Russian page."""
+    c = TestClient(site.app, headers=RU)  # type: ignore[arg-type]
+    assert c.post("/api/login", json={"username": "carol", "password": PASSWORD}).status_code == 200
+    csrf = c.get("/api/me").json()["csrf_token"]
+    new = "velvet compass harbour"
+    page = c.post("/account", data={"csrf": csrf, "current": "not my password", "password": new, "again": new})
+    assert page.status_code == 403
+    assert "current password" not in page.text
