@@ -123,3 +123,35 @@ def test_api_upload_of_two_people_is_refused_and_stores_nothing(home: Path) -> N
     assert cli(home, "--as", "bob", "watchlist", "approve", "wl", "--all-pending")[0] == 0
     assert _who(home, lfw("Ann_Veneman_0006")) == {"Ann Veneman"}
     assert _who(home, ANGELA) == set()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_nothing_of_a_mixed_entry_reaches_either_store(tmp_path: Path, url: str | None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.core.types import Category
+    from metrosight.ingest.images import photo_or_error
+    from metrosight.policy.rules import Actor, Authorisation
+    from metrosight.services.suite import Services
+
+    ada = Actor("ada", frozenset({"admin", "approver"}))
+    auth = Authorisation("order", "court", "R-1", datetime.now(UTC) + timedelta(days=9))
+    rt = Services.open(Home(tmp_path / "h"), Settings.model_validate({"storage": {"database_url": url}}))
+    try:
+        rt.store.watchlists.create("wl", Category.WANTED, ada)
+        limits = rt.installation.photo_limits
+        mixed = [("Ann Veneman", photo_or_error(p, limits)) for p in (*ANN, ANGELA)]
+        res = rt.enrolment.enroll("wl", mixed, ada, auth)
+        assert [r.status for r in res] == ["refused"] * 3 and res[0].disagrees == (str(ANGELA),)
+        assert rt.store.entries.all("wl") == [] and rt.store.persons.all() == []
+        res = rt.enrolment.enroll("wl", [("Ann Veneman", photo_or_error(p, limits)) for p in ANN], ada, auth)
+        assert [r.status for r in res] == ["enrolled"] * 2
+        assert [e.name for e in rt.store.entries.all("wl")] == ["Ann Veneman"] and len(rt.store.persons.all()) == 1
+    finally:
+        rt.store.engine.dispose()

@@ -36,16 +36,18 @@ class Disagreement:
 
     odd: tuple[str, ...]
     pairs: tuple[tuple[str, str, float], ...]
+    joins: str | None = None  #: the person joined (``person 3``), when a photo disagrees with their templates
 
     def message(self, subject: str) -> str:
         """One line for the operator: which photos, their scores, and what to do."""
         shown = ", ".join(f"{a} vs {b}: cosine {c:.2f}" for a, b, c in self.pairs[:5])
         more = f" (+{len(self.pairs) - 5} more)" if len(self.pairs) > 5 else ""
         odd = " and ".join(self.odd)
+        check = f", or check that they are {self.joins}" if self.joins else ""
         return (
             f"the photos are not all of one person ({shown}{more}; two photos of one person score at least "
             f"{OTHER_PERSON_BELOW:.2f}): nothing of {subject!r} was stored; remove {odd} if it is not {subject}, or "
-            "enrol each person separately"
+            f"enrol each person separately{check}"
         )
 
 
@@ -58,7 +60,7 @@ def disagreement(
     descriptors: Sequence[np.ndarray],
     labels: Sequence[str],
     existing: np.ndarray | None = None,
-    existing_label: str = "the person's templates",
+    existing_label: str = "the person",
     bound: float = OTHER_PERSON_BELOW,
 ) -> Disagreement | None:
     """The photos among ``descriptors`` that are clearly another person, or ``None`` when they agree.
@@ -68,7 +70,7 @@ def disagreement(
         labels: the photos' labels, in the same order.
         existing: templates ``(M, D)`` of the person the photos join (``None`` or empty: a new person); a photo
             disagrees with them when it is below ``bound`` against every one of them.
-        existing_label: how those templates are named in the message.
+        existing_label: how that person is named in the message (``person 3``).
         bound: the cosine under which two descriptors are clearly two people (:data:`OTHER_PERSON_BELOW`).
     """
     if not descriptors:
@@ -86,10 +88,11 @@ def disagreement(
     if existing is not None and len(existing):
         best = (d @ _unit(existing).T).max(axis=1)
         for k in np.flatnonzero(best < bound).tolist():
-            pairs.append((labels[k], existing_label, float(best[k])))
+            pairs.append((labels[k], f"{existing_label}'s templates", float(best[k])))
             against[k] += len(d)  # the person enrolled before outweighs the photos given now
     if not pairs:
         return None
     top = int(against.max())
     odd = tuple(labels[i] for i in range(len(d)) if against[i] == top)
-    return Disagreement(odd, tuple(sorted(pairs, key=lambda p: p[2])))
+    joins = existing_label if any(b == f"{existing_label}'s templates" for _, b, _ in pairs) else None
+    return Disagreement(odd, tuple(sorted(pairs, key=lambda p: p[2])), joins)

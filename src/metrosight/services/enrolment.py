@@ -200,7 +200,7 @@ class Enrolment:
                 [r.face.descriptor for r in ready],
                 [r.label for r in ready],
                 np.stack(existing) if existing else None,
-                f"person {joins}'s templates",
+                f"person {joins}",
             )
             if odd is not None:
                 why = odd.message(ready[0].subject)

@@ -97,6 +97,7 @@ def test_a_photo_added_to_a_person_must_not_be_clearly_someone_else(rt: Services
     pid = rt.store.persons.person_of("wanted", "Ann One")
     res = rt.enrolment.enroll("missing", [("Ann One", photo(12, BEA))], ADA, AUTH, person_id=pid)
     assert res[0].status == "refused" and f"person {pid}'s templates" in (res[0].reason or "")
+    assert f"check that they are person {pid}" in (res[0].reason or "")
     assert rt.store.entries.all("missing") == []
     ok = rt.enrolment.enroll("missing", [("Ann One", photo(13, _near(ANN, 5)))], ADA, AUTH, person_id=pid)
     assert ok[0].status == "enrolled" and ok[0].person_id == pid
