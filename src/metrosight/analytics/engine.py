@@ -188,13 +188,14 @@ class BehaviourEngine:
         return full * (0.5 + 0.5 * grown)
 
     def _relinks(self, new: list[tuple[Observation, tuple[tuple[float, float], float]]]) -> dict[int, _Person]:
-        """Which lost person each new track continues: every (new track, lost person) pair within the re-link limit,
-        nearest pairs first, each side used once. In a crowd several tracks start in one frame near several lost
-        people; taking them in arrival order would give a lost person to the first newcomer near them, not to the
-        one where they were heading. A pair with a rival (another newcomer for the same lost person, or another lost
-        person for the same newcomer, less than ``AMBIGUOUS`` times as far) is not re-linked: guessing would give
-        one person's stay to another; not re-linking only splits it."""
-        pairs = []
+        """Which lost person each new track continues: every (new track, lost person) pair within the re-link limit
+        of where that person was heading, nearest pairs first, each side used once. In a crowd several tracks start
+        in one frame near several lost people; taking them in arrival order would give a lost person to the first
+        newcomer near them, not to the one where they were heading. A pair with a rival (another newcomer for the
+        same lost person, or another lost person for the same newcomer, less than ``AMBIGUOUS`` times as far from
+        where they were heading or where they were last seen: a slow person's heading is mostly noise) is not
+        re-linked: guessing would give one person's stay to another; not re-linking only splits it."""
+        pairs = []  # (distance to the heading, new track id, lost index, nearer of heading and last seen)
         for o, ((gx, gy), scale) in new:
             for k, cand in enumerate(self._lost):
                 gap = o.ts - cand.last_ts
@@ -202,12 +203,16 @@ class BehaviourEngine:
                     continue
                 px, py = cand.ground[0] + cand.velocity[0] * gap, cand.ground[1] + cand.velocity[1] * gap
                 d = math.hypot(gx - px, gy - py)
-                if d <= self._relink_limit(max(scale, cand.scale), gap):
-                    pairs.append((d, o.track_id, k))
+                near = min(d, math.hypot(gx - cand.ground[0], gy - cand.ground[1]))
+                limit = self._relink_limit(max(scale, cand.scale), gap)
+                if near <= limit:
+                    pairs.append((d if d <= limit else math.inf, o.track_id, k, near))
         out: dict[int, _Person] = {}
         taken: set[int] = set()
-        for d, tid, k in sorted(pairs):
-            rival = min((d2 for d2, t2, k2 in pairs if (t2 == tid) != (k2 == k)), default=math.inf)
+        for d, tid, k, _ in sorted(pairs):
+            if math.isinf(d):
+                break
+            rival = min((n2 for _, t2, k2, n2 in pairs if (t2 == tid) != (k2 == k)), default=math.inf)
             if tid not in out and k not in taken and rival > AMBIGUOUS * d:
                 out[tid] = self._lost[k]
                 taken.add(k)

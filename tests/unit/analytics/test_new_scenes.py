@@ -124,3 +124,19 @@ def test_trajectory_time_comes_from_the_sample_rate_not_the_frame_numbering(tmp_
         t = load_trajectories(path)[1]
         assert t[1, 0] - t[0, 0] == pytest.approx(0.4)
         assert (t[-1, 1] - t[0, 1]) / (t[-1, 0] - t[0, 0]) == pytest.approx(1.25)
+
+
+def test_a_newcomer_where_a_slow_person_was_and_one_where_they_were_heading_are_rivals():
+    # a person shuffling (0.25 m/s) is lost; 0.8 s later one newcomer starts where they were heading (0.2 m ahead)
+    # and another where they were last seen: either could be them, so neither continues them (biwi_hotel had one)
+    eng = BehaviourEngine(Scene(plane=IDENTITY), Rules(relink_seconds=2.0, relink_metres=1.0))
+    frames = [(0.4 * k, [(1, 5.0 - 0.1 * k, 5.0)], []) for k in range(10)]  # last seen at (4.1, 5.0)
+    frames += [(4.0, [], [1]), (4.4, [], []), (4.8, [(2, 3.9, 5.0), (3, 4.1, 5.0)], [])]
+    feed(eng, frames)
+    assert eng.relinked == 0 and eng.persons == 3
+    # alone, the one ahead is them
+    eng = BehaviourEngine(Scene(plane=IDENTITY), Rules(relink_seconds=2.0, relink_metres=1.0))
+    frames = [(0.4 * k, [(1, 5.0 - 0.1 * k, 5.0)], []) for k in range(10)]
+    frames += [(4.0, [], [1]), (4.4, [], []), (4.8, [(2, 3.9, 5.0)], [])]
+    feed(eng, frames)
+    assert eng.relinked == 1
