@@ -262,7 +262,9 @@ class AlertPolicyUpdate(_In):
     colour: str | None = Field(None, max_length=7, description="#rgb or #rrggbb; null: the priority's default")
     ack_required: bool = False
     groups: list[str] = Field(
-        default_factory=list, max_length=200, description="camera groups (group, else line) it applies to; []: all"
+        default_factory=list,
+        max_length=200,
+        description="camera groups (a camera's line, group, or a named group containing it) it applies to; []: all",
     )
     escalate_after_s: int | None = Field(None, ge=1, le=7 * 24 * 3600, description="seconds; null: never")
     escalate_to: Literal["admin", "operator"] | None = None

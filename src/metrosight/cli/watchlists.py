@@ -177,7 +177,10 @@ def watchlist_policy(
     ] = None,
     groups: Annotated[
         str | None,
-        typer.Option("--groups", help="camera groups (group, else line) it applies to, comma-separated; '' : all"),
+        typer.Option(
+            "--groups",
+            help="camera groups it applies to (a camera's line, group, or a named group), comma-separated; '' : all",
+        ),
     ] = None,
     escalate_after: Annotated[
         int | None,

@@ -28,7 +28,11 @@ class EventFilter:
     - ``watchlists`` / ``categories``: an event that names people (it carries watchlists: alerts, reviews,
       episodes, alarms about a person) passes only when one of its watchlists, or its category, is listed. Events
       that name nobody (behaviour events, camera states, crowd alarms) are not restricted by these two.
-    - ``camera_groups``: the event's camera group must be listed (an event with no camera group does not pass).
+    - ``camera_groups``: one of the groups the event's camera is in must be listed (an event of no camera group does
+      not pass). A camera is in its ``line``, its ``group`` and every named ``camera_groups`` entry containing it,
+      resolved as scopes resolve them (:meth:`~metrosight.policy.scope.CameraGroups.of_camera`, carried by the
+      event as :attr:`~metrosight.outbound.events.OutboundEvent.groups`): ``-g red`` matches every camera of line
+      red, whatever its station group.
 
     Names are compared as everywhere else (:func:`~metrosight.core.names.same_identifier`: up to case, Unicode form
     and look-alike letters), so ``Wanted-2026`` and ``Hall-A`` name the list ``wanted-2026`` and the group
@@ -73,7 +77,7 @@ class EventFilter:
                 return False
             if self.categories and not _named(self.categories, event.category):
                 return False
-        return not self.camera_groups or _named(self.camera_groups, event.camera_group)
+        return not self.camera_groups or any(_named(self.camera_groups, g) for g in event.groups)
 
 
 def _named(names: frozenset[str], name: str | None) -> bool:

@@ -37,6 +37,7 @@ from metrosight.bus.topics import (
 )
 from metrosight.outbound.channel import Channel, ChannelError
 from metrosight.outbound.events import CameraPlace, OutboundEvent, to_outbound
+from metrosight.policy.scope import CameraGroups
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,11 @@ class Dispatcher:
         self.dropped = 0
 
     @staticmethod
-    def places_of(cameras: Iterable[Any]) -> dict[str, CameraPlace]:
-        """Camera id → place from configured cameras (objects with ``id``, ``group`` and ``line``); a camera
-        without a group is placed in its line's group (as for alert episodes)."""
-        return {c.id: CameraPlace(c.group or c.line, c.line) for c in cameras}
+    def places_of(cameras: Iterable[Any], groups: CameraGroups) -> dict[str, CameraPlace]:
+        """Camera id → place from configured cameras (objects with ``id``, ``group`` and ``line``) and the
+        configuration's camera groups (every group each camera is in, as scopes resolve them); a camera without a
+        group is placed in its line's group (as for alert episodes)."""
+        return {c.id: CameraPlace(c.group or c.line, c.line, groups.of_camera(c.id)) for c in cameras}
 
     def attach(self, bus: Bus, topics: Iterable[Topic[Any]] = OUTBOUND_TOPICS) -> None:
         """Subscribe to ``topics`` on ``bus`` (once per bus: a host attaches its dispatcher once)."""

@@ -16,7 +16,7 @@ workflow's ``alarms``) plugs in by adding its converter there and its topic to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
@@ -40,10 +40,13 @@ EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
 @dataclass(frozen=True, slots=True)
 class CameraPlace:
-    """Where a camera is: its group (station or platform) and metro line, from the configuration."""
+    """Where a camera is: its group (station or platform) and metro line, from the configuration, and ``groups``:
+    every camera group it is in (its line, its group, each named group containing it;
+    :meth:`metrosight.policy.scope.CameraGroups.of_camera`), which camera-group filters match against."""
 
     group: str | None = None
     line: str | None = None
+    groups: frozenset[str] = field(default_factory=frozenset)
 
 
 NO_PLACE = CameraPlace()
@@ -63,6 +66,8 @@ class OutboundEvent:
         camera_id: the camera (None: not tied to one).
         camera_group: the camera's group (station or platform) where known.
         camera_line: the camera's metro line where known.
+        camera_groups: every camera group the camera is in, as scopes resolve them (its line, its group, each
+            named ``camera_groups`` entry containing it); filled from the places by :func:`to_outbound`.
         body: the payload as JSON-compatible data (the bus payload's fields without bytes).
     """
 
@@ -76,6 +81,12 @@ class OutboundEvent:
     camera_id: str | None = None
     camera_group: str | None = None
     camera_line: str | None = None
+    camera_groups: frozenset[str] = frozenset()
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The names a camera-group filter matches: :attr:`camera_groups` with the event's own group and line."""
+        return self.camera_groups | {x for x in (self.camera_group, self.camera_line) if x}
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
@@ -276,10 +287,12 @@ def to_outbound(topic_name: str, payload: BaseModel, places: Places, now: float)
     """The outbound event of ``payload`` published on topic ``topic_name``.
 
     Args:
-        places: camera id → where it is (group, line), from the configuration.
+        places: camera id → where it is (group, line, every camera group it is in), from the configuration.
         now: Unix seconds, the time used where the payload has no wall time.
 
     Raises:
         KeyError: no converter for that topic.
     """
-    return CONVERTERS[topic_name](payload, places, now)
+    event = CONVERTERS[topic_name](payload, places, now)
+    place = places.get(event.camera_id) if event.camera_id else None
+    return replace(event, camera_groups=place.groups) if place is not None and place.groups else event

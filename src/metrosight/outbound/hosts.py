@@ -23,8 +23,10 @@ from metrosight.bus.topics import P, Topic
 from metrosight.outbound.channel import Channel, ChannelError
 from metrosight.outbound.delivery import DeliveryWorker
 from metrosight.outbound.dispatch import Dispatcher
+from metrosight.outbound.events import CameraPlace
 from metrosight.outbound.mqtt import MqttChannel
 from metrosight.outbound.webhooks import WebhookChannel
+from metrosight.policy.scope import CameraGroups
 from metrosight.services.suite import Services
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,13 @@ def dispatcher_for(services: Services, *, strict: bool = False, draining: bool =
     """The dispatcher of a host: the configured channels, the configured cameras' places (see
     :class:`~metrosight.outbound.dispatch.Dispatcher` for ``strict``; :func:`open_channels` for ``draining``)."""
     channels = open_channels(services, draining=draining)
-    return Dispatcher(channels, Dispatcher.places_of(services.settings.cameras), strict=strict)
+    return Dispatcher(channels, places_of(services), strict=strict)
+
+
+def places_of(services: Services) -> dict[str, CameraPlace]:
+    """The configured cameras' places, with every camera group each is in (named groups, lines, groups)."""
+    settings = services.settings
+    return Dispatcher.places_of(settings.cameras, CameraGroups.of(settings.camera_group_members()))
 
 
 def dispatch_once(services: Services, topic: Topic[P], payload: P) -> None:
@@ -69,7 +77,7 @@ def dispatch_once(services: Services, topic: Topic[P], payload: P) -> None:
         return
     if not channels:
         return
-    dispatcher = Dispatcher(channels, Dispatcher.places_of(services.settings.cameras))
+    dispatcher = Dispatcher(channels, places_of(services))
     try:
         dispatcher.dispatch(topic.name, payload)
     finally:

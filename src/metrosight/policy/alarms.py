@@ -4,9 +4,9 @@ Pure rules; the store (:mod:`metrosight.store.alarms`) applies them in its audit
 
 An *alert policy* belongs to one watchlist. It says how an alert of a person on that list is handled as an
 *alarm*: its ``priority`` (``critical`` > ``high`` > ``normal`` > ``low``) and ``colour``, whether an operator must
-``acknowledge`` it, the camera ``groups`` it applies to (a camera's ``group``, else its ``line``; none: every
-camera), and, for an alarm that must be acknowledged, the seconds after which an unacknowledged one *escalates*
-and the role it escalates to.
+``acknowledge`` it, the camera ``groups`` it applies to (a camera is in its ``line``, its ``group`` and each named
+group containing it, as for scopes; none: every camera), and, for an alarm that must be acknowledged, the seconds
+after which an unacknowledged one *escalates* and the role it escalates to.
 
 Alarm states: ``new`` → ``claimed`` (an operator owns it; released → ``new``; another operator takes it over
 explicitly, with a reason) → ``acknowledged`` (by its owner; acknowledging an unclaimed alarm claims it too). An
@@ -85,7 +85,8 @@ class AlarmPolicy:
         priority: ``critical``, ``high``, ``normal`` or ``low``.
         colour: ``#rrggbb`` shown with the alarm; None: the priority's default (:data:`DEFAULT_COLOURS`).
         ack_required: an operator must acknowledge each alarm.
-        groups: camera groups (a camera's ``group``, else its ``line``) the policy applies to; empty: every camera.
+        groups: camera groups (a camera's ``line``, its ``group``, named ``camera_groups``: as scopes) the policy
+            applies to; empty: every camera.
             Alerts on other cameras raise no alarm under this policy.
         escalate_after_s: seconds after the alarm is raised at which it escalates when still unacknowledged
             (1 … 604800); None: never. Needs ``ack_required`` and ``escalate_to``.
@@ -141,12 +142,15 @@ class AlarmPolicy:
         """The colour the alarm is shown in: its own, else the priority's default."""
         return self.colour or DEFAULT_COLOURS[self.priority]
 
-    def applies_to(self, group: str | None) -> bool:
-        """Whether an alert on a camera of ``group`` (its group, else its line; None: neither) raises an alarm
-        under this policy (names compared by the identifier rule)."""
+    def applies_to(self, groups: str | Iterable[str] | None) -> bool:
+        """Whether an alert on a camera in ``groups`` raises an alarm under this policy: every camera group the
+        camera is in, as scopes resolve them (its line, its group, each named group containing it:
+        :meth:`metrosight.policy.scope.CameraGroups.of_camera`); one name or None (none) also do. Names compared by
+        the identifier rule."""
         if not self.groups:
             return True
-        return group is not None and any(same_identifier(g, group) for g in self.groups)
+        names = [groups] if isinstance(groups, str) else list(groups or ())
+        return any(same_identifier(g, x) for g in self.groups for x in names)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -162,9 +166,10 @@ class AlarmPolicy:
 DEFAULT_POLICY: Final = AlarmPolicy()  # a watchlist without a policy: normal, no acknowledgement, every camera
 
 
-def policy_for(policies: Iterable[AlarmPolicy], group: str | None) -> AlarmPolicy | None:
+def policy_for(policies: Iterable[AlarmPolicy], group: str | Iterable[str] | None) -> AlarmPolicy | None:
     """The policy an alert of a person on several lists is raised under: the most urgent of the lists' policies
-    (a list without one counts as :data:`DEFAULT_POLICY`) that applies to the camera's ``group``; among equal
+    (a list without one counts as :data:`DEFAULT_POLICY`) that applies to the camera's groups (every group it is
+    in, see :meth:`AlarmPolicy.applies_to`); among equal
     priorities, one that requires acknowledgement, then the shortest escalation. None: no policy applies (the
     alert raises no alarm)."""
     applying = [p for p in policies if p.applies_to(group)]

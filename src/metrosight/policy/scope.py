@@ -135,6 +135,14 @@ class CameraGroups:
     def known(self, group: str) -> bool:
         return _key(group) in self.members
 
+    def of_camera(self, camera_id: str | None) -> frozenset[str]:
+        """The names (compared form: case-folded, NFKC) of every group ``camera_id`` is in: its line, its group and
+        each named group that lists it or its line (None or an unconfigured camera: none). The one answer to "which
+        groups is this camera in" for scopes, outbound filters and alert policies."""
+        if camera_id is None:
+            return frozenset()
+        return frozenset(k for k, ids in self.members.items() if camera_id in ids)
+
     def cameras(self, groups: Iterable[str]) -> frozenset[str]:
         """The cameras of ``groups`` (an unknown group has none: a scope naming only it sees nothing)."""
         out: set[str] = set()

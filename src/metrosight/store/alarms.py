@@ -87,8 +87,9 @@ def group_of(a: AlertRecord) -> str | None:
 
 
 def raise_alarm(uow: UnitOfWork, s: Session, a: AlertRecord, group: str | None, now: float) -> None:
-    """Raise the alarm of alert ``a`` (just opened in the write transaction ``s``) under its lists' policies, for a
-    camera of ``group``; audited (``alarm.raise``). Nothing when no policy covers the camera."""
+    """Raise the alarm of alert ``a`` (just opened in the write transaction ``s``) under its lists' policies, for its
+    camera, in every camera group the configuration puts it in and in ``group`` (the episode's);
+    audited (``alarm.raise``). Nothing when no policy covers the camera."""
     names = list(dict.fromkeys([e["watchlist"] for e in a.entries or []] or [a.watchlist]))
     rows = dict(
         s.execute(
@@ -98,7 +99,8 @@ def raise_alarm(uow: UnitOfWork, s: Session, a: AlertRecord, group: str | None, 
         ).all()
     )
     by_list = {n: (_policy_of(rows[n]) if n in rows else DEFAULT_POLICY) for n in names}
-    chosen = policy_for(by_list.values(), group)
+    # every group the camera is in, as scopes resolve them (line, group, named groups), and the episode's own
+    chosen = policy_for(by_list.values(), uow.scoping.groups.of_camera(a.camera_id) | ({group} if group else set()))
     if chosen is None:
         return
     wl = next(n for n, p in by_list.items() if p == chosen)
@@ -239,11 +241,12 @@ class AlarmRepository:
             try:
                 state, owner = next_state(view, actor, action, reason)
             except NoAlarm:  # named as the actor sees the alert: lists and cameras outside their scope are not
-                group = group_of(a)
+                groups = sorted(self.uow.scoping.groups.of_camera(a.camera_id) | {g for g in [group_of(a)] if g})
                 raise NoAlarm(
                     f"alert {alert_id} raises no alarm: no alert policy of its watchlists "
                     f"({', '.join(dict.fromkeys(e['watchlist'] for e in seen.entries or [])) or seen.watchlist}) "
-                    "covers " + (f"camera group {group!r}" if group else f"camera {seen.camera_id!r} (it has no group)")
+                    f"covers camera {seen.camera_id!r} "
+                    + (f"(its camera groups: {', '.join(groups)})" if groups else "(it is in no camera group)")
                 ) from None
             now = self.clock()
             values: dict[str, Any] = {"alarm_state": state, "owner": owner}
