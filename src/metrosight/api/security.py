@@ -44,10 +44,31 @@ class LoginLimiter:
     _code_failures: dict[str, deque[float]] = field(default_factory=dict)
     _attempts: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: keys held (all tables together) above which idle keys are forgotten; doubles with what stays in use
+    _prune_at: int = 10_000
 
     def _trim(self, q: deque[float], now: float) -> None:
         while q and now - q[0] >= self.window:
             q.popleft()
+
+    def _prune(self, now: float) -> None:
+        """Forget every key whose window has passed, once the tables hold more than ``_prune_at`` keys (callers
+        hold the lock). A client cycling through addresses or user names therefore cannot grow memory without bound:
+        the tables stay within about twice the keys active in one window, at amortised O(1) a call."""
+        tables: tuple[dict[tuple[str, str], deque[float]] | dict[str, deque[float]], ...] = (
+            self._failures,
+            self._attempts,
+            self._code_failures,
+        )
+        if sum(len(t) for t in tables) <= self._prune_at:
+            return
+        for table in tables:
+            for key in list(table):
+                q = table[key]  # type: ignore[index]
+                self._trim(q, now)
+                if not q:
+                    del table[key]  # type: ignore[arg-type]
+        self._prune_at = max(10_000, 2 * sum(len(t) for t in tables))
 
     def retry_after(self, user: str, ip: str, now: float | None = None) -> float:
         """Seconds until an attempt for ``user`` from ``ip`` is allowed (0: now). Counts this attempt when
@@ -65,15 +86,14 @@ class LoginLimiter:
                 wait = max(wait, tries[0] + self.window - now)
             if wait <= 0:
                 tries.append(now)
-            if len(self._failures) > 10_000:  # forget idle keys so memory stays bounded
-                for k in [k for k, q in self._failures.items() if not q]:
-                    del self._failures[k]
+            self._prune(now)
             return wait
 
     def failed(self, user: str, ip: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._failures.setdefault((user, ip), deque()).append(now)
+            self._prune(now)
 
     def code_retry_after(self, user: str, now: float | None = None) -> float:
         """Seconds until ``user`` may try a second-factor code again, from any address (0: now)."""
@@ -90,6 +110,7 @@ class LoginLimiter:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._code_failures.setdefault(user, deque()).append(now)
+            self._prune(now)
 
     def succeeded(self, user: str, ip: str) -> None:
         with self._lock:
