@@ -17,10 +17,12 @@ from metrosight.bus.inproc import InProcessBus
 from metrosight.bus.payloads import AlertV1, CameraStateV1, EntryRefV1
 from metrosight.bus.topics import ALERTS, CAMERA_STATE
 from metrosight.config.webhooks import WebhooksConfig
+from metrosight.core.types import Category
 from metrosight.outbound.delivery import DeliveryWorker, make_client
 from metrosight.outbound.dispatch import Dispatcher
 from metrosight.outbound.events import CameraPlace, to_outbound
 from metrosight.outbound.webhooks import WebhookChannel, add_subscription
+from metrosight.policy.scope import CameraGroups
 from metrosight.store.repo import Store
 from metrosight.store.webhook_models import WebhookAttempt
 from tests.integration.procs import free_port
@@ -40,8 +42,11 @@ FAST = WebhooksConfig(
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
-    s = Store.for_home(tmp_path)
+    # cam-1 is in hall (its group) and red (its line), cam-9 in yard and red, as the dispatcher's places say
+    groups = CameraGroups.of({"hall": ["cam-1"], "yard": ["cam-9"], "red": ["cam-1", "cam-9"]})
+    s = Store.for_home(tmp_path, camera_groups=groups)
     s.users.add("ada", ["admin"], None)
+    s.watchlists.create("missing", Category.MISSING, s.users.actor("ada"))
     return s
 
 

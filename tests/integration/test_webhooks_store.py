@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from metrosight.config.webhooks import WebhooksConfig
 from metrosight.core.names import InvalidInput
+from metrosight.core.types import Category
 from metrosight.outbound.delivery import DeliveryWorker, make_client
 from metrosight.outbound.webhooks import add_subscription
 from metrosight.policy.crypto import KeyRing
@@ -55,6 +56,7 @@ def test_secret_shown_once_url_credentials_never_in_clear(store: Store, url: str
     raw = (
         "https://hookuser:Pa55-w0rd-xyz@hooks.example.org:8443/services/T0001/B0002/AbCdEf1234567890xyz?token=tok-98765"
     )
+    store.watchlists.create("missing", Category.MISSING, ada)
     info, secret = add_subscription(store.webhooks, ada, "control room", raw, ["alert"], ["missing"])
     assert secret.startswith("whsec_") and len(secret) > 40
     for shown in (info.url, store.webhooks.all(ada)[0].url):
@@ -229,3 +231,24 @@ def test_purge_removes_finished_rows_and_keeps_live_ones(store: Store) -> None:
             store.outbox.finish(c, outcome, None, t0)
     assert store.outbox.purge(datetime.now(UTC) - timedelta(days=30)) == 2  # delivered and dead
     assert [d.event_id for d in store.webhooks.deliveries(ada)] == ["e2"]  # still pending: kept
+
+
+def test_a_filter_naming_an_unknown_watchlist_or_camera_group_is_refused(url: str) -> None:
+    """Red team: ``-w Wantd-2026`` or a camera group no camera is in was accepted and never delivered anything."""
+    from metrosight.policy.scope import CameraGroups
+
+    s = Store(open_engine(url), KeyRing(KEY), camera_groups=CameraGroups.of({"red": ["cam-1"], "hall-a": ["cam-1"]}))
+    try:
+        s.users.add("ada", ["admin"], None)
+        ada = s.users.actor("ada")
+        s.watchlists.create("wanted-2026", Category.WANTED, ada)
+        hook = "http://127.0.0.1:9/h"
+        with pytest.raises(InvalidInput, match=r"no watchlist 'Wantd-2026' \(known: wanted-2026\)"):
+            add_subscription(s.webhooks, ada, "x", hook, ["alert"], ["Wantd-2026"])
+        with pytest.raises(InvalidInput, match=r"no camera group 'blue' \(known: hall-a, red\)"):
+            add_subscription(s.webhooks, ada, "x", hook, camera_groups=["blue"])
+        assert s.webhooks.all(ada) == [] and s.audit.entries()[-1].action != "webhook.add"
+        info, _ = add_subscription(s.webhooks, ada, "x", hook, ["alert"], ["WANTED-2026"], camera_groups=["Red"])
+        assert info.watchlists == ("wanted-2026",) and info.camera_groups == ("Red",)
+    finally:
+        s.engine.dispose()

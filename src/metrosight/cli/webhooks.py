@@ -49,8 +49,16 @@ def webhooks_add(
     c = cli_context(ctx)
     rt = c.services()
     with governed():
+        actor = c.actor(rt)
+    if group and c.config is None and not rt.settings.camera_group_members():
+        # the camera groups are the configuration's: without it every name would be refused as unknown
+        fail(
+            "--group names camera groups of the configuration (cameras' lines and groups, camera_groups), and no "
+            "configuration was given: run `metrosight --config FILE webhooks add …` with the installation's one"
+        )
+    with governed():
         info, secret = add_subscription(
-            rt.store.webhooks, c.actor(rt), name, url, event or (), watchlist or (), category or (), group or ()
+            rt.store.webhooks, actor, name, url, event or (), watchlist or (), category or (), group or ()
         )
     if as_json:
         c.emit(json.dumps({**json.loads(_json(info)), "secret": secret}, ensure_ascii=False))

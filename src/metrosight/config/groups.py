@@ -70,6 +70,19 @@ def check_groups(groups: Mapping[str, CameraGroupConfig], cameras: Iterable[_Cam
                 )
 
 
+def check_known_groups(names: Iterable[str], known: Iterable[str], where: str) -> None:
+    """Raises ValueError naming the first of ``names`` (camera groups named at ``where``, e.g.
+    ``outbound.mqtt.camera_groups``) that is not among ``known`` (:func:`group_members`' keys): a filter naming it
+    would match no camera, silently."""
+    groups = list(known)
+    for g in names:
+        if not any(same_identifier(g, k) for k in groups):
+            raise ValueError(
+                f"{where}: no camera group {g!r} (known: {', '.join(sorted(groups)) or 'none are configured'}); "
+                "define it under camera_groups or name a line or group of a camera"
+            )
+
+
 def group_members(groups: Mapping[str, CameraGroupConfig], cameras: Iterable[_Camera]) -> dict[str, list[str]]:
     """Every group (named, then each camera's line and group) → the ids of its cameras, as configured."""
     cams = list(cameras)

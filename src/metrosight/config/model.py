@@ -34,7 +34,7 @@ from metrosight.config.backends import (
 )
 from metrosight.config.channels import OutboundConfig
 from metrosight.config.common import CameraId, Section
-from metrosight.config.groups import CameraGroupConfig, check_groups, group_members
+from metrosight.config.groups import CameraGroupConfig, check_groups, check_known_groups, group_members
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
 from metrosight.core.when import zone
@@ -416,6 +416,14 @@ class Settings(Section):
     @model_validator(mode="after")
     def _sso_groups_known(self) -> Settings:
         check_mapping_groups(self.auth.oidc, self.camera_group_members())  # single sign-on's scopes, in one line
+        return self
+
+    @model_validator(mode="after")
+    def _outbound_groups_known(self) -> Settings:
+        if self.outbound.mqtt is not None:  # a filter naming an unknown group would publish nothing, silently
+            check_known_groups(
+                self.outbound.mqtt.camera_groups, self.camera_group_members(), "outbound.mqtt.camera_groups"
+            )
         return self
 
     def camera_group_members(self) -> dict[str, list[str]]:

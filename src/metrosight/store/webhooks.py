@@ -20,10 +20,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from metrosight.core.names import InvalidInput, free_text
+from metrosight.core.names import InvalidInput, free_text, same_identifier
 from metrosight.core.source import SourceSpec
+from metrosight.core.types import Category
 from metrosight.policy.rules import Actor, PolicyError, aware, require
 from metrosight.store.errors import NotFound
+from metrosight.store.models import Watchlist
+from metrosight.store.naming import find_named
 from metrosight.store.uow import UnitOfWork, note_scrub
 from metrosight.store.webhook_models import (
     DELIVERY_STATES,
@@ -183,6 +186,53 @@ def _delivery(d: WebhookDelivery) -> DeliveryInfo:
     )
 
 
+def _known_watchlists(s: Session, names: Sequence[str]) -> list[str]:
+    """The stored names of the watchlists ``names`` (compared as the filter compares them: up to case, Unicode form
+    and look-alike letters); InvalidInput naming the first that does not exist."""
+    out = []
+    stored: list[str] | None = None
+    for w in names:
+        row = find_named(s, Watchlist, w)
+        if row is not None:
+            out.append(row.name)
+            continue
+        stored = list(s.scalars(select(Watchlist.name))) if stored is None else stored
+        match = next((n for n in stored if same_identifier(n, w)), None)
+        if match is None:
+            known = ", ".join(sorted(stored)) or "none yet"
+            raise InvalidInput(
+                f"no watchlist {w!r} (known: {known}); a filter naming it would never deliver anything: "
+                "check the spelling or create the list first"
+            )
+        out.append(match)
+    return out
+
+
+def _known_categories(names: Sequence[str]) -> list[str]:
+    """``names`` as categories (case-insensitive); InvalidInput naming the first that is not one."""
+    known = [c.value for c in Category]
+    out = []
+    for c in names:
+        value = next((k for k in known if same_identifier(k, str(c))), None)
+        if value is None:
+            raise InvalidInput(f"no category {c!r} (known: {', '.join(known)}); check the spelling")
+        out.append(value)
+    return out
+
+
+def _known_groups(uow: UnitOfWork, names: Sequence[str]) -> None:
+    """InvalidInput naming the first of ``names`` that is not a camera group of the configuration (named groups,
+    each camera's line and group: as for scopes)."""
+    groups = uow.scoping.groups
+    for g in names:
+        if not groups.known(g):
+            known = ", ".join(sorted(groups.members)) or "none are configured"
+            raise InvalidInput(
+                f"no camera group {g!r} (known: {known}); define it under camera_groups in the configuration, or "
+                "name a line or group of a camera"
+            )
+
+
 class WebhookRepository:
     """Webhook subscriptions, their delivery log and retries (``store.webhooks``); admins only."""
 
@@ -201,10 +251,12 @@ class WebhookRepository:
     ) -> tuple[SubscriptionInfo, str]:
         """A new, enabled subscription; ``event_types`` are checked by the caller
         (:func:`metrosight.outbound.webhooks.add_subscription`). Returns ``(info, secret)``: the signing secret, shown
-        once and never again.
+        once and never again. ``watchlists`` are stored under their stored names.
 
         Raises:
-            Forbidden: not an admin. InvalidInput: a bad name or URL (see :func:`check_url`).
+            Forbidden: not an admin. InvalidInput: a bad name or URL (see :func:`check_url`); a watchlist that does
+            not exist, a category that is not one, or a camera group the configuration does not have (a filter
+            naming one would never deliver anything; the message lists the known names).
         """
         require(actor, "add webhooks", "admin")
         name = free_text(name, "webhook name", 128)
@@ -216,6 +268,9 @@ class WebhookRepository:
         keyring = self.uow.keyring
         wrapped = keyring.new_wrapped_key()
         with self.uow.write() as s:
+            watchlists = _known_watchlists(s, watchlists)
+            categories = _known_categories(categories)
+            _known_groups(self.uow, camera_groups)
             sub = WebhookSubscription(
                 name=name,
                 url_shown=shown,

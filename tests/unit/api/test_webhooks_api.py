@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 from metrosight.bus.payloads import AlertV1
+from metrosight.core.types import Category
 from metrosight.store.outbox import Outcome
 from tests.unit.api.conftest import Api
 
@@ -22,6 +23,7 @@ def test_only_admins(api: Api) -> None:
 
 
 def test_create_list_pause_remove(api: Api) -> None:
+    api.rt.store.watchlists.create("missing", Category.MISSING, api.rt.store.users.actor("ada"))
     r = api.as_(
         "ada",
         "POST",
@@ -128,3 +130,22 @@ def test_ping_says_how_the_receiver_answered(api: Api) -> None:
     assert api.as_("carol", "POST", f"/api/webhooks/{created.json()['id']}/test").status_code == 403
     assert api.as_("ada", "POST", "/api/webhooks/999/test").status_code == 404
     assert "webhook.test" in api.actions()
+
+
+def test_a_filter_naming_an_unknown_watchlist_group_or_category_is_refused_in_one_line(api: Api) -> None:
+    """Red team: a mistyped filter was accepted and then never delivered anything."""
+    api.rt.store.watchlists.create("wanted-2026", Category.WANTED, api.rt.store.users.actor("ada"))
+    for filters, words in [
+        ({"watchlists": ["Wantd-2026"]}, ("no watchlist 'Wantd-2026'", "known: wanted-2026")),
+        ({"camera_groups": ["blu"]}, ("no camera group 'blu'", "known: red")),
+        ({"categories": ["wantd"]}, ("no category 'wantd'", "wanted")),
+    ]:
+        r = api.as_("ada", "POST", "/api/webhooks", json={"name": "x", "url": "http://127.0.0.1:9/h", **filters})
+        assert r.status_code == 422 and all(w in r.json()["detail"] for w in words), r.text
+        assert "\n" not in r.json()["detail"]
+    assert api.as_("ada", "GET", "/api/webhooks").json() == []  # nothing stored
+    # a line (cam-1's), the list as typed in another case: accepted, the list stored under its own name
+    ok = {"name": "x", "url": "http://127.0.0.1:9/h", "watchlists": ["Wanted-2026"], "camera_groups": ["RED"]}
+    r = api.as_("ada", "POST", "/api/webhooks", json=ok)
+    assert r.status_code == 201, r.text
+    assert r.json()["watchlists"] == ["wanted-2026"]
