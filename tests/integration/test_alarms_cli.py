@@ -56,9 +56,16 @@ def test_policy_and_alarm_steps_on_the_command_line(home: Path) -> None:
     assert code != 0 and "needs acknowledgement required" in err and "Traceback" not in err
     code, _, err = cli(home, "--as", "bob", "watchlist", "policy", "wl", "--priority", "critical")
     assert code != 0 and "may not set alert policies" in err
+    # the policy's camera groups are the configuration's: refused without it, and a mistyped group is refused
+    code, _, err = cli(home, "--as", "ada", "watchlist", "policy", "wl", "--groups", "red-central")
+    assert code != 0 and "no configuration was given" in err
+    cfg = home.parent / "cameras.yaml"
+    cfg.write_text("cameras:\n  - {id: cam-1, source: cam-1.mp4, group: red-central}\n")
+    code, _, err = cli(home, "--config", str(cfg), "--as", "ada", "watchlist", "policy", "wl", "--groups", "red-centrl")
+    assert code != 0 and "no camera group 'red-centrl'" in err and "red-central" in err
     code, out, _ = cli(
-        home, "--as", "ada", "watchlist", "policy", "wl", "--priority", "critical", "--ack-required",
-        "--groups", "red-central", "--escalate-after", "600", "--escalate-to", "admin",
+        home, "--config", str(cfg), "--as", "ada", "watchlist", "policy", "wl", "--priority", "critical",
+        "--ack-required", "--groups", "red-central", "--escalate-after", "600", "--escalate-to", "admin",
     )  # fmt: skip
     assert code == 0 and "critical" in out and "after 10m00s to admin" in out
     code, out, _ = cli(home, "watchlist", "policy", "--json")

@@ -37,7 +37,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Stor
 def test_a_list_scoped_operator_is_not_told_the_persons_other_lists(world: tuple[Store, World, Path]) -> None:
     store, w, media = world
     for wl in (MISSING, WANTED):  # no policy covers camera group hub: her alert raises no alarm
-        store.alarms.set_policy(wl, AlarmPolicy(groups=("elsewhere",)), ADA)
+        store.alarms.set_policy(wl, AlarmPolicy(groups=("line-b",)), ADA)  # cam-a1 is not on line-b
     # Mira (missing-persons list) is also on the wanted list: her alert names both lists' entries
     sink = AlertSink(store, media, None)
     sink.on_alert(

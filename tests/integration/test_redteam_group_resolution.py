@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from metrosight.bus.payloads import AlertV1, EntryRefV1
+from metrosight.core.names import InvalidInput
 from metrosight.policy.alarms import AlarmPolicy
 from metrosight.policy.crypto import KeyRing
 from metrosight.policy.scope import CameraGroups, RoleGrant, Scope, view_of
@@ -71,7 +72,6 @@ def mira_on_cam_a1(store: Store, w: World, media: Path) -> int:
         (("Platform-A",), True),  # a named group containing it
         (("hub",), True),  # its group
         (("line-b",), False),
-        (("elsewhere",), False),
     ],
 )
 def test_an_alert_policy_applies_to_every_group_a_scope_puts_the_camera_in(
@@ -87,3 +87,12 @@ def test_an_alert_policy_applies_to_every_group_a_scope_puts_the_camera_in(
     # the same answer a scope on those groups gives for the camera
     view = view_of([RoleGrant("operator", Scope(frozenset(policy_groups)))], ["operator"], GROUPS)
     assert view.camera("cam-a1") is raised
+
+
+def test_an_alert_policy_naming_a_group_no_camera_is_in_is_refused(world: tuple[Store, World, Path]) -> None:
+    """A mistyped group would silently raise no alarm for the list: refused, naming the known groups."""
+    store, _w, _media = world
+    before = store.alarms.policy(MISSING)
+    with pytest.raises(InvalidInput, match=r"no camera group 'platform-b' \(known: hub, line-a, line-b, platform-a\)"):
+        store.alarms.set_policy(MISSING, AlarmPolicy(priority="critical", groups=("platform-b",)), ADA)
+    assert store.alarms.policy(MISSING) == before

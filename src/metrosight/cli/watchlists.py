@@ -239,6 +239,13 @@ def watchlist_policy(
                 else p.escalate_after_s,
                 escalate_to=None if no_escalation else escalate_to if escalate_to is not None else p.escalate_to,
             )
+            if p.groups and c.config is None and not rt.settings.camera_group_members():
+                # the camera groups are the configuration's: without it a mistyped name could not be caught
+                fail(
+                    "the policy names camera groups (cameras' lines and groups, camera_groups of the configuration), "
+                    "and no configuration was given: run `metrosight --config FILE watchlist policy …` with the "
+                    "installation's one"
+                )
             info = rt.store.alarms.set_policy(watchlist, p, actor)
     prio, shown, acked, where, esc = policy_cells(info.policy)
     c.out.print(

@@ -150,10 +150,14 @@ class AlarmRepository:
 
         Raises:
             Forbidden: not an admin. NotFound: no such watchlist. PolicyError, InvalidInput: an invalid policy
-                (:meth:`AlarmPolicy.validated`).
+                (:meth:`AlarmPolicy.validated`), or a camera group the configuration does not have.
         """
         require(actor, "set alert policies", "admin")
         new = policy.validated() if policy is not None else None
+        if new is not None and self.uow.scoping.groups.members:
+            # checked against the configuration's groups (a mistyped one would silently raise no alarm); a store
+            # opened without a configuration (the CLI asks for it first) has none to check against
+            self.uow.scoping.check_groups(new.groups)
         with self.uow.write() as s:
             wl = find_named(s, Watchlist, watchlist)
             if wl is None:

@@ -47,6 +47,22 @@ class Scoping:
         """What ``actor`` may see through ``roles``."""
         return actor.view(tuple(roles), self.groups)
 
+    def check_groups(self, names: Iterable[str]) -> None:
+        """Check that each of ``names`` is a camera group of the configuration (named groups, each camera's line and
+        group): the one check for scopes, outbound filters and alert policies, where an unknown group would silently
+        match nothing.
+
+        Raises:
+            InvalidInput: the first unknown name, with the known ones.
+        """
+        for g in names:
+            if not self.groups.known(g):
+                known = ", ".join(sorted(self.groups.members)) or "none are configured"
+                raise InvalidInput(
+                    f"no camera group {g!r} (known: {known}); define it under camera_groups in the configuration, or "
+                    "name a line or group of a camera"
+                )
+
     def check_scope(self, s: Session, scope: Scope) -> Scope:
         """``scope`` with its names checked: camera groups configured (named groups, lines, camera groups) and
         watchlists existing (stored under their canonical names).
@@ -54,13 +70,7 @@ class Scoping:
         Raises:
             InvalidInput: an unknown camera group. PolicyError: an unknown watchlist.
         """
-        for g in scope.camera_groups:
-            if not self.groups.known(g):
-                known = ", ".join(sorted(self.groups.members)) or "none are configured"
-                raise InvalidInput(
-                    f"no camera group {g!r}: define it under camera_groups in the configuration, or name a line or "
-                    f"group of a camera (known: {known})"
-                )
+        self.check_groups(scope.camera_groups)
         lists = set()
         for w in scope.watchlists:
             row = find_named(s, Watchlist, w)

@@ -220,19 +220,6 @@ def _known_categories(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _known_groups(uow: UnitOfWork, names: Sequence[str]) -> None:
-    """InvalidInput naming the first of ``names`` that is not a camera group of the configuration (named groups,
-    each camera's line and group: as for scopes)."""
-    groups = uow.scoping.groups
-    for g in names:
-        if not groups.known(g):
-            known = ", ".join(sorted(groups.members)) or "none are configured"
-            raise InvalidInput(
-                f"no camera group {g!r} (known: {known}); define it under camera_groups in the configuration, or "
-                "name a line or group of a camera"
-            )
-
-
 class WebhookRepository:
     """Webhook subscriptions, their delivery log and retries (``store.webhooks``); admins only."""
 
@@ -270,7 +257,7 @@ class WebhookRepository:
         with self.uow.write() as s:
             watchlists = _known_watchlists(s, watchlists)
             categories = _known_categories(categories)
-            _known_groups(self.uow, camera_groups)
+            self.uow.scoping.check_groups(camera_groups)
             sub = WebhookSubscription(
                 name=name,
                 url_shown=shown,

@@ -100,14 +100,15 @@ def test_claim_takeover_acknowledge_and_the_insider_tricks(active: Api) -> None:
     assert api.as_("carol", "POST", "/api/alerts/999/claim").status_code == 404
 
 
-def test_an_alert_outside_the_policy_raises_no_alarm(active: Api) -> None:  # noqa: F811
+def test_a_policy_naming_a_group_no_camera_is_in_is_refused(active: Api) -> None:  # noqa: F811
+    """A mistyped group would silently raise no alarm for the list (an alert outside a policy's groups raising none
+    is tested on the store: tests/unit/store/test_alarms.py, tests/integration/test_redteam_alarms.py)."""
     api = active
-    set_policy(api, {**URGENT, "groups": ["blue-north"]})
-    raise_alert(api)  # cam-1 has no group
+    res = set_policy(api, {**URGENT, "groups": ["blue-north"]})
+    assert res.status_code == 422 and "no camera group 'blue-north' (known: red)" in res.json()["detail"]
+    raise_alert(api)  # the list's policy is still the default one: cam-1 raises an alarm of normal priority
     a = newest(api)
-    assert a["alarm"] is None
-    res = api.as_("carol", "POST", f"/api/alerts/{a['id']}/claim")
-    assert res.status_code == 409 and "raises no alarm" in res.json()["detail"]
+    assert a["alarm"] is not None and a["alarm"]["priority"] == "normal"
 
 
 def test_the_alarm_clock_escalates_once_and_publishes_each_step(active: Api) -> None:  # noqa: F811
