@@ -175,6 +175,22 @@ class PostgresServer:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop the database of ``url``, ending every connection still open to it (a test's pooled engine, a
+        background thread it left running): without this, connections leaked by finished tests piled up until the
+        server's ``max_connections`` refused every later test."""
+        import gc
+
+        import psycopg
+
+        gc.collect()  # engines nobody holds any more close their pools first
+        name = url.rsplit("/", 1)[1]
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c,
+        ):
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
@@ -190,9 +206,11 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture()
-def pg_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty PostgreSQL database for one test."""
-    return postgres_server.create_database()
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped (its connections ended) after it."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
 
 
 @pytest.fixture()
