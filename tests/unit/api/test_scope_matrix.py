@@ -125,6 +125,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/webhooks/deliveries/{delivery_id}/attempts"): "global",
     ("POST", "/api/webhooks/deliveries/{delivery_id}/retry"): "global",
     ("POST", "/api/webhooks/{webhook_id}/retry"): "global",
+    ("POST", "/api/webhooks/{webhook_id}/test"): "global",
 }
 # they end the caller's session, token or factor: called last
 LAST = ("/api/logout", "/logout", "/api/tokens/{token_id}", "/api/me/totp/reset", "/account/totp/reset")
