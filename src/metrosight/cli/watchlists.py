@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,11 +13,14 @@ from rich.text import Text
 
 from metrosight.cli.alarms import policy_cells
 from metrosight.cli.common import fail, governed, when
-from metrosight.cli.context import cli_context
+from metrosight.cli.context import CliContext, cli_context
 from metrosight.console import visible
 from metrosight.core.names import same_name
 from metrosight.core.types import Category
 from metrosight.core.when import describe
+
+if TYPE_CHECKING:
+    from metrosight.services.suite import Services
 
 watchlist_app = typer.Typer(help="Create and list watchlists.", no_args_is_help=True)
 
@@ -166,6 +169,17 @@ def watchlist_shred(
     c.out.print(f"shredded {watchlist}: its key, templates and crops are unreadable")
 
 
+def _need_groups_config(c: CliContext, rt: Services, groups: tuple[str, ...]) -> None:
+    """Stop with one line when a policy names camera groups and no configuration was given: the groups are the
+    configuration's, and without it a mistyped name could not be caught."""
+    if groups and c.config is None and not rt.settings.camera_group_members():
+        fail(
+            "the policy names camera groups (cameras' lines and groups, camera_groups of the configuration), "
+            "and no configuration was given: run `metrosight --config FILE watchlist policy …` with the "
+            "installation's one"
+        )
+
+
 @watchlist_app.command("policy")
 def watchlist_policy(
     ctx: typer.Context,
@@ -239,13 +253,7 @@ def watchlist_policy(
                 else p.escalate_after_s,
                 escalate_to=None if no_escalation else escalate_to if escalate_to is not None else p.escalate_to,
             )
-            if p.groups and c.config is None and not rt.settings.camera_group_members():
-                # the camera groups are the configuration's: without it a mistyped name could not be caught
-                fail(
-                    "the policy names camera groups (cameras' lines and groups, camera_groups of the configuration), "
-                    "and no configuration was given: run `metrosight --config FILE watchlist policy …` with the "
-                    "installation's one"
-                )
+            _need_groups_config(c, rt, p.groups)
             info = rt.store.alarms.set_policy(watchlist, p, actor)
     prio, shown, acked, where, esc = policy_cells(info.policy)
     c.out.print(
