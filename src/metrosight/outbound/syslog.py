@@ -188,7 +188,10 @@ class StreamTransport:
         if sock is None:
             raise ConnectionError("not connected")
         try:
-            while select.select([sock], [], [], 0)[0]:
+            # poll, not select: select() refuses a descriptor above 1023, which a busy service's socket can be
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            while poller.poll(0):
                 sock.settimeout(0)
                 try:
                     data = sock.recv(4096)
