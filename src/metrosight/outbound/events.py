@@ -134,21 +134,37 @@ Places = Mapping[str, CameraPlace]
 Converter = Callable[[Any, Places, float], OutboundEvent]
 
 
+def _about_alert(
+    p: Any,
+    type_: EventType,
+    event_id: str,
+    schema: str,
+    occurred_at: datetime,
+    watchlists: tuple[str, ...],
+    places: Places,
+) -> OutboundEvent:
+    """An event about an alert (``p``: a payload naming its camera, group, category and lists), filtered like the
+    alert: its lists, category, camera and the camera's group (the payload's, else the configuration's) and line."""
+    place = places.get(p.camera_id, NO_PLACE) if p.camera_id else NO_PLACE
+    return OutboundEvent(
+        type=type_,
+        event_id=event_id,
+        schema=schema,
+        occurred_at=occurred_at,
+        body=body_of(p),
+        watchlists=watchlists,
+        category=p.category,
+        camera_id=p.camera_id,
+        camera_group=p.group or place.group,
+        camera_line=place.line,
+    )
+
+
 def from_alert(a: AlertV1, places: Places, now: float) -> OutboundEvent:
     """An alert (a sighting of a person on an active watchlist): type ``alert``, schema ``metrosight.alert/1``.
     ``occurred_at``: the first sighting's wall time when the camera's media origin is known, else ``now``."""
-    place = places.get(a.camera_id, NO_PLACE)
-    return OutboundEvent(
-        type="alert",
-        event_id=a.event_id,
-        schema="metrosight.alert/1",
-        occurred_at=_at(a.media_origin, a.first_seen, now),
-        body=body_of(a),
-        watchlists=a.watchlists,
-        category=a.category,
-        camera_id=a.camera_id,
-        camera_group=a.group or place.group,
-        camera_line=place.line,
+    return _about_alert(
+        a, "alert", a.event_id, "metrosight.alert/1", _at(a.media_origin, a.first_seen, now), a.watchlists, places
     )
 
 
@@ -156,18 +172,14 @@ def from_alert_update(u: AlertUpdateV1, places: Places, now: float) -> OutboundE
     """An alert's track ended (its final last-seen, media seconds): type ``alert``, schema
     ``metrosight.alert-update/1``, id ``<alert id>#ended``; filtered like its alert (an update of an older
     publisher names no list or camera: it passes no watchlist, category or camera-group filter)."""
-    place = places.get(u.camera_id, NO_PLACE) if u.camera_id else NO_PLACE
-    return OutboundEvent(
-        type="alert",
-        event_id=f"{u.event_id}#ended",
-        schema="metrosight.alert-update/1",
-        occurred_at=utc(now),
-        body=body_of(u),
-        watchlists=u.watchlists or ((u.watchlist,) if u.watchlist else ()),
-        category=u.category,
-        camera_id=u.camera_id,
-        camera_group=u.group or place.group,
-        camera_line=place.line,
+    return _about_alert(
+        u,
+        "alert",
+        f"{u.event_id}#ended",
+        "metrosight.alert-update/1",
+        utc(now),
+        u.watchlists or ((u.watchlist,) if u.watchlist else ()),
+        places,
     )
 
 
@@ -219,54 +231,28 @@ def from_alarm(a: AlarmV1, places: Places, now: float) -> OutboundEvent:
     """A step of an alert's alarm (raised, claimed, released, taken over, acknowledged, escalated): type
     ``alarm``, schema ``metrosight.alarm/1``, id the step's (``alarm:<alert event id>:<step>``), ``occurred_at``
     the step's time. Filtered like its alert: the person's watchlists, category, camera and group."""
-    place = places.get(a.camera_id, NO_PLACE)
-    return OutboundEvent(
-        type="alarm",
-        event_id=a.event_id,
-        schema="metrosight.alarm/1",
-        occurred_at=utc(a.at),
-        body=body_of(a),
-        watchlists=a.watchlists or (a.watchlist,),
-        category=a.category,
-        camera_id=a.camera_id,
-        camera_group=a.group or place.group,
-        camera_line=place.line,
-    )
+    return _about_alert(a, "alarm", a.event_id, "metrosight.alarm/1", utc(a.at), a.watchlists or (a.watchlist,), places)
 
 
 def from_review(r: AlertReviewV1, places: Places, now: float) -> OutboundEvent:
     """An operator confirmed or rejected an alert: type ``alert_review``, schema ``metrosight.alert-review/1``, id
     ``review:<alert id>:<reviewer>``. Filtered like its alert."""
-    place = places.get(r.camera_id, NO_PLACE)
-    return OutboundEvent(
-        type="alert_review",
-        event_id=r.event_id,
-        schema="metrosight.alert-review/1",
-        occurred_at=utc(r.at),
-        body=body_of(r),
-        watchlists=r.watchlists or (r.watchlist,),
-        category=r.category,
-        camera_id=r.camera_id,
-        camera_group=r.group or place.group,
-        camera_line=place.line,
+    return _about_alert(
+        r, "alert_review", r.event_id, "metrosight.alert-review/1", utc(r.at), r.watchlists or (r.watchlist,), places
     )
 
 
 def from_episode(e: EpisodeV1, places: Places, now: float) -> OutboundEvent:
     """A sighting stored into an alert episode (``opened``: a new alert): type ``episode``, schema
     ``metrosight.episode/1``, id ``episode:<alert id>:<sighting event id>``. Filtered like its alert."""
-    place = places.get(e.camera_id, NO_PLACE)
-    return OutboundEvent(
-        type="episode",
-        event_id=e.event_id,
-        schema="metrosight.episode/1",
-        occurred_at=_at(e.media_origin, e.first_seen, now),
-        body=body_of(e),
-        watchlists=e.watchlists or (e.watchlist,),
-        category=e.category,
-        camera_id=e.camera_id,
-        camera_group=e.group or place.group,
-        camera_line=place.line,
+    return _about_alert(
+        e,
+        "episode",
+        e.event_id,
+        "metrosight.episode/1",
+        _at(e.media_origin, e.first_seen, now),
+        e.watchlists or (e.watchlist,),
+        places,
     )
 
 
