@@ -70,6 +70,30 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def wait_for_group(self, group: str, streams: tuple[str, ...], timeout: float = 10.0) -> None:
+        """Wait until consumer group ``group`` exists on every stream in ``streams`` (full keys). A consumer
+        creates its groups one stream after another, at the streams' end for the outbound group, so whatever a test
+        publishes before the group exists on that stream is not the consumer's.
+
+        Raises:
+            AssertionError: a group is still missing after ``timeout`` seconds.
+        """
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        try:
+            for stream in streams:
+                while True:
+                    with contextlib.suppress(redis.ResponseError):  # the stream does not exist yet
+                        if any(g["name"] == group.encode() for g in client.xinfo_groups(stream)):
+                            break
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"consumer group {group} was not created on {stream}")
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
     def start(self, timeout: float = 10.0) -> None:
         args = [
             str(self.binary),

@@ -84,14 +84,8 @@ def test_cluster_delivers_its_alerts_through_the_outbound_group(  # noqa: F811 -
         rt = Runtime.open(Home(home), settings_for([{"id": "clip", "source": str(clip)}]))
         halt = start_redis(rt.services, redis_server.url)
         c = connect(redis_server.url)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the group starts at the streams' end: wait until it is there
-            try:
-                if any(g["name"] == GROUP.encode() for g in c.xinfo_groups("metrosight:stream:alerts")):
-                    break
-            except Exception:  # noqa: BLE001 - the stream is not there yet
-                pass
-            time.sleep(0.05)
+        # the group starts at the streams' end: wait until it is on every stream the cluster publishes to
+        redis_server.wait_for_group(GROUP, tuple(f"metrosight:stream:{t}" for t in ("alerts", "episodes")))
         run_cluster(home, clip, f"rtsp://operator:{SECRET}@127.0.0.1:{free_port()}/live/door", redis_server.url)
         deadline = time.monotonic() + 60  # the outbound consumer reads what was published (episodes: the store's)
         while time.monotonic() < deadline:

@@ -59,18 +59,6 @@ def alert(event_id: str) -> AlertV1:
     )
 
 
-def wait_for_group(bus: RedisStreamsBus, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if any(g["name"] in (GROUP, GROUP.encode()) for g in bus.client.xinfo_groups(bus.stream_key(ALERTS))):
-                return
-        except Exception:  # noqa: BLE001 - the stream does not exist yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the outbound consumer group was not created")
-
-
 def test_outbound_consumer_delivers_each_event_once(tmp_path: Path, redis_server: RedisServer) -> None:
     svc = services(tmp_path / "home")
     store = svc.store
@@ -80,7 +68,7 @@ def test_outbound_consumer_delivers_each_event_once(tmp_path: Path, redis_server
     try:
         _, rx.secret = add_subscription(store.webhooks, store.users.actor("ada"), "vms", rx.url)
         halt = start_redis(svc, redis_server.url)
-        wait_for_group(publisher)
+        redis_server.wait_for_group(GROUP, (publisher.stream_key(ALERTS), publisher.stream_key(CAMERA_STATE)))
         publisher.publish(ALERTS, alert("cam-1:w:1.0"))
         publisher.publish(ALERTS, alert("cam-1:w:1.0"))  # the same alert re-raised by a resumed worker
         publisher.publish(CAMERA_STATE, CameraStateV1(camera_id="cam-1", state="live", wall_time=1.0))
