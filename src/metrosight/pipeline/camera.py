@@ -29,7 +29,7 @@ from metrosight.recognize.fusion import TrackFusion
 from metrosight.recognize.gallery import Matcher
 from metrosight.recognize.quality import assess, score_bound
 from metrosight.track.cuts import SceneCutDetector
-from metrosight.track.iou import IouTracker
+from metrosight.track.iou import FaceTracker, IouTracker
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class CameraPipeline:
         self.clock = clock
         self.media_origin: float | None = None
         rec = settings.recognition
-        self.tracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
+        self.tracker: FaceTracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
         self.cuts = SceneCutDetector(settings.tracking.scene_cut_threshold)
         self.stats = CameraStats()

@@ -9,10 +9,32 @@ Track ids are counted per tracker instance (one per camera), never in class-leve
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from metrosight.core.types import Box, Detection, Detections, Tracks, TrackState
+
+
+class FaceTracker(Protocol):
+    """What the camera pipeline needs of a face tracker (one instance per camera).
+
+    ``update`` runs on a frame where detection ran, ``carry`` on a frame where it did not (skipped by motion gating),
+    ``finish`` when the source ends or a scene cut ends every track. Times are media seconds.
+    """
+
+    def update(self, dets: Detections) -> Tracks:
+        """Match the frame's detections to live tracks, start tracks for the rest, end stale tracks."""
+        ...
+
+    def carry(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
+        """No detection ran on this frame: every live track kept at its prediction, none ages or ends."""
+        ...
+
+    def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
+        """End every live track."""
+        ...
 
 
 def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
@@ -46,16 +68,20 @@ class IouTracker:
         self._next_id = 1
         self._tracks: dict[int, TrackState] = {}
         self._velocity: dict[int, tuple[float, float]] = {}
+        self._seen: dict[int, Box] = {}  # track id -> its last detected box (predictions start from it)
+        self._carried: dict[int, float] = {}  # track id -> media seconds carried (no detection ran) since last seen
+        self._last_ts: float | None = None  # the latest frame given, by update or carry
 
     def _predicted(self, track: TrackState, ts: float) -> Box:
         vx, vy = self._velocity.get(track.track_id, (0.0, 0.0))
         dt = max(0.0, ts - track.last_ts)
-        b = track.box
+        b = self._seen.get(track.track_id, track.box)
         return Box(b.x1 + vx * dt, b.y1 + vy * dt, b.x2 + vx * dt, b.y2 + vy * dt)
 
     def update(self, dets: Detections) -> Tracks:
         """Match ``dets`` to live tracks, start tracks for unmatched detections, end stale tracks."""
         ts = dets.ts
+        self._last_ts = ts
         ids = list(self._tracks)
         predicted = [self._predicted(self._tracks[i], ts) for i in ids]
         boxes = [d.box for d in dets.items]
@@ -75,19 +101,20 @@ class IouTracker:
             if det is not None:
                 dt = ts - track.last_ts
                 if dt > 0:
-                    (ocx, ocy), (ncx, ncy) = track.box.center, det.box.center
+                    (ocx, ocy), (ncx, ncy) = self._seen.get(tid, track.box).center, det.box.center
                     ovx, ovy = self._velocity.get(tid, ((ncx - ocx) / dt, (ncy - ocy) / dt))
                     self._velocity[tid] = (0.5 * ovx + 0.5 * (ncx - ocx) / dt, 0.5 * ovy + 0.5 * (ncy - ocy) / dt)
-                track.box = det.box
+                track.box = self._seen[tid] = det.box
+                self._carried.pop(tid, None)
                 track.detection = det
                 track.last_ts = ts
                 track.hits += 1
                 active.append(track)
-            elif ts - track.last_ts > self.max_missed_seconds:
+            elif ts - track.last_ts - self._carried.get(tid, 0.0) > self.max_missed_seconds:
                 ended.append(tid)
-                del self._tracks[tid]
-                self._velocity.pop(tid, None)
+                self._forget(tid)
             else:
+                track.box = self._seen.get(tid, track.box)
                 track.detection = None
                 active.append(track)
         for det in dets.items:
@@ -96,12 +123,31 @@ class IouTracker:
             track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
             self._next_id += 1
             self._tracks[track.track_id] = track
+            self._seen[track.track_id] = det.box
             active.append(track)
         return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended))
+
+    def carry(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
+        """No detection ran on this frame (skipped by motion gating): every live track is kept, its box moved to
+        where its velocity puts it at ``ts`` (pixels), ``detection`` None; nothing ages (the media time since the
+        previous frame does not count toward ``max_missed_seconds``) and nothing ends."""
+        step = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
+        self._last_ts = max(ts, self._last_ts or ts)
+        for tid, track in self._tracks.items():
+            self._carried[tid] = self._carried.get(tid, 0.0) + step
+            track.box = self._predicted(track, ts)
+            track.detection = None
+        return Tracks(frame_index, ts, camera_id, tuple(self._tracks.values()), ())
+
+    def _forget(self, tid: int) -> None:
+        del self._tracks[tid]
+        self._velocity.pop(tid, None)
+        self._seen.pop(tid, None)
+        self._carried.pop(tid, None)
 
     def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
         """End every live track (the source ended)."""
         ended = tuple(self._tracks)
-        self._tracks.clear()
-        self._velocity.clear()
+        for tid in ended:
+            self._forget(tid)
         return Tracks(frame_index, ts, camera_id, (), ended)

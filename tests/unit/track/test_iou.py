@@ -50,3 +50,26 @@ def test_scene_cut_detector():
     bright = rng.integers(150, 255, size=(90, 160, 3), dtype=np.uint8)
     d = SceneCutDetector()
     assert [d.is_cut(x) for x in (dark, moved, dark, bright, bright)] == [False, False, False, True, False]
+
+
+def test_carry_keeps_every_track_at_its_prediction_without_ageing():
+    t = IouTracker(0.3, max_missed_seconds=0.25)
+    t.update(dets(0, [Box(0, 0, 50, 50)]))
+    t.update(dets(1, [Box(10, 0, 60, 50)]))  # moving right at 100 px/s
+    carried = [t.carry(i, i / 10, "c") for i in range(2, 12)]  # 1 s with no detection run: far past 0.25 s
+    assert all(c.ended == () and [x.track_id for x in c.active] == [1] for c in carried)
+    assert all(c.active[0].detection is None for c in carried)
+    last = carried[-1].active[0]
+    assert last.box.x1 > 60 and last.hits == 2 and last.last_ts == 0.1  # predicted onward; not a sighting
+    # detection resumes: the face where the prediction put it continues the track
+    assert [x.track_id for x in t.update(dets(12, [Box(115, 0, 165, 50)])).active] == [1]
+    # misses on frames where detection ran still end it
+    assert t.update(dets(14, [])).ended == () and t.update(dets(16, [])).ended == (1,)
+
+
+def test_carry_on_an_empty_tracker_and_after_finish():
+    t = IouTracker()
+    assert t.carry(0, 0.0, "c").active == ()
+    t.update(dets(1, [Box(0, 0, 50, 50)]))
+    t.finish(2, 0.2, "c")
+    assert t.carry(3, 0.3, "c").active == ()
