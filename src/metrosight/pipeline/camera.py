@@ -13,15 +13,16 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.config.model import Settings
-from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match
+from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match, TrackState
 from metrosight.detect.base import FaceDetector
+from metrosight.pipeline.phases import DetectionArea, DetectionRequest, EmbedRequest
 from metrosight.policy.redact import redacted_crop
 from metrosight.recognize.align import AlignmentError, align, context_crop
 from metrosight.recognize.embedder import Embedder
@@ -162,34 +163,10 @@ class CameraPipeline:
                     self.fusion.forget(tid)
         self.identification_allowed = identification_allowed
 
-    def _detect(self, frame: Frame) -> tuple[list[Detection], np.ndarray]:
-        """Faces in ``frame`` (full-frame pixels) and the image they were detected in (the frame, or the frame
-        downscaled to ``detection.max_width``)."""
-        max_w = self.settings.detection.max_width
-        image = frame.image
-        if frame.width <= max_w or self.detector.scales_input:
-            # detectors that pick their own input size (CenterFace) get the full frame: their boxes and landmarks
-            # are already in its pixels
-            return self.detector.detect(image), image
-        import cv2  # OpenCV: heavy, loaded on first use
-
-        factor = frame.width / max_w
-        # area averaging is ~5x slower than bilinear at a non-integer factor under 2 (1080p -> 1280: 9 vs 1.8 ms),
-        # where bilinear hardly aliases (same faces found on the crowd sample); integer factors have a fast path
-        interp = cv2.INTER_AREA if factor >= 2 or factor.is_integer() else cv2.INTER_LINEAR
-        small = cv2.resize(image, (max_w, int(round(frame.height / factor))), interpolation=interp)
-        dets = [d.scaled(factor) for d in self.detector.detect(small)]
-        if self.landmarker is not None:
-            dets = [
-                Detection(d.box, d.score, self.landmarker(image, d.box), d.kind, d.yaw)
-                if d.box.height >= self.settings.detection.min_face_px
-                else d
-                for d in dets
-            ]
-        return dets, small
-
-    def process(self, frame: Frame) -> list[AlertV1]:
-        """Run every stage on one frame; returns the alerts raised at this frame (already published)."""
+    def prepare(self, frame: Frame) -> DetectionRequest:
+        """Phase 1 of a frame (see :mod:`metrosight.pipeline.phases`): applies gallery and window changes, counts the
+        frame, and says which images to detect faces in: the frame, or the frame downscaled to
+        ``detection.max_width`` for a detector that does not scale frames itself."""
         self._camera_id = frame.camera_id
         self._last_ts, self._last_index = frame.ts, frame.index
         if self.media_origin is None:
@@ -199,19 +176,65 @@ class CameraPipeline:
             if changed is not None:
                 self.apply_policy(*changed)
         self.stats.frames += 1
+        max_w = self.settings.detection.max_width
+        image = frame.image
+        if frame.width <= max_w or self.detector.scales_input:
+            # detectors that pick their own input size (CenterFace) get the full frame: their boxes and landmarks
+            # are already in its pixels
+            return DetectionRequest(frame, (DetectionArea(image),), image)
+        import cv2  # OpenCV: heavy, loaded on first use
 
         t0 = time.perf_counter()
-        dets, seen = self._detect(frame)
+        factor = frame.width / max_w
+        # area averaging is ~5x slower than bilinear at a non-integer factor under 2 (1080p -> 1280: 9 vs 1.8 ms),
+        # where bilinear hardly aliases (same faces found on the crowd sample); integer factors have a fast path
+        interp = cv2.INTER_AREA if factor >= 2 or factor.is_integer() else cv2.INTER_LINEAR
+        small = cv2.resize(image, (max_w, int(round(frame.height / factor))), interpolation=interp)
+        return DetectionRequest(frame, (DetectionArea(small, scale=factor),), small, time.perf_counter() - t0)
+
+    def _in_frame(self, request: DetectionRequest, found: Sequence[Sequence[Detection]]) -> list[Detection]:
+        """The detections of every area of ``request`` in frame pixels; landmarks recomputed on the full frame
+        (``landmarker``) for faces found downscaled."""
+        if len(found) != len(request.areas):
+            raise ValueError(f"{len(found)} detection lists for {len(request.areas)} detection areas")
+        dets: list[Detection] = []
+        min_px = self.settings.detection.min_face_px
+        for area, area_dets in zip(request.areas, found, strict=True):
+            mapped = area.to_frame(area_dets)
+            if area.scale != 1.0 and self.landmarker is not None:
+                image = request.frame.image
+                mapped = [
+                    Detection(d.box, d.score, self.landmarker(image, d.box), d.kind, d.yaw)
+                    if d.box.height >= min_px
+                    else d
+                    for d in mapped
+                ]
+            dets.extend(mapped)
+        return dets
+
+    def after_detection(self, request: DetectionRequest, found: Sequence[Sequence[Detection]]) -> EmbedRequest:
+        """Phase 2 of a frame: scene cuts, tracking, alignment and quality.
+
+        Args:
+            request: what :meth:`prepare` returned for the frame.
+            found: the detector's faces in each of ``request.areas``, in order (boxes in the area's image pixels).
+
+        Returns:
+            The chips to embed (none when nothing is to be recognised) and what :meth:`after_embedding` needs.
+
+        Raises:
+            ValueError: ``found`` does not have one list per area.
+        """
+        frame = request.frame
         t1 = time.perf_counter()
-        self.stats.observe("detect", t1 - t0)
+        dets = self._in_frame(request, found)
         self.stats.faces += len(dets)
         self.last_boxes = [d.box for d in dets]  # for redacted snapshots (every face blurred)
-
-        raised: list[AlertV1] = []
-        if self.cuts.is_cut(seen):  # a new shot: no track may carry an identity across it
+        out = EmbedRequest(frame)
+        if self.cuts.is_cut(request.cut_image):  # a new shot: no track may carry an identity across it
             self.stats.cuts += 1
             for tid in self.tracker.finish(frame.index, frame.ts, frame.camera_id).ended:
-                raised.extend(self._end_track(tid, frame.ts, final_ts=None))
+                out.raised.extend(self._end_track(tid, frame.ts, final_ts=None))
         tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
         born = 0
         for t in tracks.active:
@@ -220,18 +243,66 @@ class CameraPipeline:
                 self._track_birth[t.track_id] = f"{frame.index}.{born}"
                 born += 1
                 self.stats.tracks += 1
-        self.stats.observe("track", time.perf_counter() - t1)
-
+        t2 = time.perf_counter()
+        self.stats.observe("track", t2 - t1)
+        out.active, out.ended = tracks.active, tracks.ended
         if self.recognising:
-            raised.extend(self._recognise(frame, tracks.active, dets))
-        for tid in tracks.ended:
+            out.samples = self._pick(frame, tracks.active, dets)
+            self.stats.observe("align", time.perf_counter() - t2)
+        return out
+
+    def after_embedding(self, request: EmbedRequest, descriptors: np.ndarray) -> list[AlertV1]:
+        """Phase 3 of a frame: fusion per track, matching, alerts, and the end of tracks that ended.
+
+        Args:
+            request: what :meth:`after_detection` returned for the frame.
+            descriptors: ``(N, D)`` float32, one per chip of ``request.chips``, in order.
+
+        Returns:
+            Every alert raised at this frame (already published), the scene cut's first.
+
+        Raises:
+            ValueError: not one descriptor per chip.
+        """
+        frame = request.frame
+        raised = list(request.raised)
+        if request.samples:
+            if len(descriptors) != len(request.samples):
+                raise ValueError(f"{len(descriptors)} descriptors for {len(request.samples)} chips")
+            t0 = time.perf_counter()
+            self.stats.embedded += len(request.samples)
+            for sample, desc in zip(request.samples, descriptors, strict=True):
+                self.fusion.add(sample, desc)
+            by_track = {t.track_id: t for t in request.active}
+            for tid in {s.track_id for s in request.samples}:
+                found = self.fusion.decide(tid, frame.ts)
+                if found is not None:
+                    raised.append(self._raise(tid, found, by_track[tid].last_ts))
+            self.stats.observe("match", time.perf_counter() - t0)
+        for tid in request.ended:
             raised.extend(self._end_track(tid, frame.ts, final_ts=None))
         return raised
 
-    def _recognise(self, frame: Frame, active: tuple, dets: list[Detection]) -> list[AlertV1]:
+    def process(self, frame: Frame) -> list[AlertV1]:
+        """Run every stage on one frame (the three phases with one detector and one embedder call); returns the
+        alerts raised at this frame (already published)."""
+        request = self.prepare(frame)
+        t0 = time.perf_counter()
+        found = [self.detector.detect(a.image) for a in request.areas]
+        self.stats.observe("detect", request.seconds + time.perf_counter() - t0)
+        pending = self.after_detection(request, found)
+        if not pending.samples:
+            return self.after_embedding(pending, np.zeros((0, self.embedder.dim), np.float32))
+        t1 = time.perf_counter()
+        descriptors = self.embedder.embed(pending.chips)
+        self.stats.observe("embed", time.perf_counter() - t1)
+        return self.after_embedding(pending, descriptors)
+
+    def _pick(self, frame: Frame, active: tuple[TrackState, ...], dets: list[Detection]) -> list[FaceSample]:
+        """The faces of ``active`` tracks worth embedding at this frame: aligned chips that pass quality and can
+        improve their track's shots. Tracks already alerted only get their last-seen time updated."""
         rec = self.settings.recognition
         min_px = self.settings.detection.min_face_px
-        t0 = time.perf_counter()
         pending: list[FaceSample] = []
         all_boxes = [d.box for d in dets]
         for t in active:
@@ -259,24 +330,7 @@ class CameraPipeline:
             _, region = context_crop(frame.image, det.box)
             crop = redacted_crop(frame.image, region, det.box, all_boxes)
             pending.append(FaceSample(t.track_id, frame.ts, det.box, chip, q.score, crop))
-        t1 = time.perf_counter()
-        self.stats.observe("align", t1 - t0)
-        if not pending:
-            return []
-        descriptors = self.embedder.embed(np.stack([s.chip for s in pending]))
-        t2 = time.perf_counter()
-        self.stats.observe("embed", t2 - t1)
-        self.stats.embedded += len(pending)
-        raised = []
-        for sample, desc in zip(pending, descriptors, strict=True):
-            self.fusion.add(sample, desc)
-        by_track = {t.track_id: t for t in active}
-        for tid in {s.track_id for s in pending}:
-            found = self.fusion.decide(tid, frame.ts)
-            if found is not None:
-                raised.append(self._raise(tid, found, by_track[tid].last_ts))
-        self.stats.observe("match", time.perf_counter() - t2)
-        return raised
+        return pending
 
     def _raise(self, track_id: int, match: Match, last_seen: float) -> AlertV1:
         state = self.fusion.state(track_id)
