@@ -164,6 +164,12 @@ class InferenceConfig(Section):
     max_batch: int = Field(
         32, ge=1, le=4096, description="largest batch of faces or frames sent to a model in one inference call"
     )
+    batch_cameras: bool = Field(
+        True,
+        description="a worker running several cameras sends one frame of each camera that has one ready through the "
+        "face detector in one call and their faces through the embedder in one call (same alerts as one camera at a "
+        "time; false: one camera's frame at a time)",
+    )
 
     @model_validator(mode="after")
     def _available(self) -> InferenceConfig:

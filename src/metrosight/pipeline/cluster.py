@@ -168,7 +168,7 @@ class ClusterWorker:
         self.on_alert = on_alert
         self.rows = RunRows(runtime.store.runs)
         self.outbox = BusOutbox(bus, on_alert=self._published)
-        self.loop = FrameLoop(self, until_all_ended=False)
+        self.loop = FrameLoop(self, until_all_ended=False, batch=runtime.settings.inference.batch_cameras)
         self._stop = threading.Event()
         self._next_claim = 0.0
         # policy reads from the leases' Redis (mirrored there by the consumers) and a per-process cache

@@ -6,9 +6,12 @@ worker (the cameras it holds leases on) all drive their cameras here. A :class:`
 outputs (:class:`~metrosight.pipeline.outbox.CameraOutputs`). :class:`FrameLoop` takes the cameras' frames in turn
 (round-robin, so no camera is always served first) and for each camera:
 
-1. takes its next frame (a live camera's newest, a file's next), then publishes its state changes;
+1. takes its next frame if one is ready (a live camera's newest, a file's next: no round waits for a slow camera),
+   then publishes its state changes;
 2. ends every track when the source reconnected (no track carries across an outage);
-3. stamps the frame's decode time on the outputs and runs the processor on the frame;
+3. stamps the frame's decode time on the outputs and runs the processor on the frame — with ``batch`` (the
+   ``inference.batch_cameras`` setting), the frames of every camera of the round together: one detector call and one
+   embedder call for them all (:mod:`metrosight.pipeline.batch`), then each camera's after-frame hook in turn;
 4. at the end of the stream (a file ended, a camera gave up): stops the feed, ends every track, publishes the last
    state changes, and tells the host (:meth:`LoopHost.ended`), which closes the camera's run.
 
@@ -28,6 +31,7 @@ from metrosight.core.types import Frame
 from metrosight.ingest.live import Captured
 from metrosight.ingest.source import SourceError
 from metrosight.ingest.state import CameraState, IngestCounters, StateChange
+from metrosight.pipeline.batch import PhasedProcessor, analyse_together
 from metrosight.pipeline.outbox import CameraOutputs
 from metrosight.pipeline.processor import FrameProcessor
 from metrosight.pipeline.runs import RunCounts
@@ -255,10 +259,16 @@ class FrameLoop:
         worker: the node worker number stamped on state changes (None outside a node).
         until_all_ended: end the loop once every camera ended (``run``, a node worker); a cluster worker keeps
             going and claims more cameras.
+        batch: analyse the frames of a round together (``inference.batch_cameras``): one detector call and one
+            embedder call for every camera that had a frame ready (:mod:`metrosight.pipeline.batch`); each camera
+            gets the same alerts as alone. Cameras without face recognition are analysed one frame at a time.
     """
 
-    def __init__(self, host: LoopHost, worker: int | None = None, until_all_ended: bool = True) -> None:
+    def __init__(
+        self, host: LoopHost, worker: int | None = None, until_all_ended: bool = True, batch: bool = False
+    ) -> None:
         self.host = host
+        self.batch = batch
         self.worker = worker
         self.until_all_ended = until_all_ended
         self.cameras: list[LoopCamera] = []
@@ -277,34 +287,65 @@ class FrameLoop:
         while self.host.between_rounds():
             active = [c for c in self.cameras if not c.ended]
             progressed = False
+            together: list[tuple[LoopCamera, Captured, PhasedProcessor]] = []
             for k in range(len(active)):  # round-robin start, so no camera is always served first
                 cam = active[(self._turn + k) % len(active)]
-                if not cam.ended and cam in self.cameras:  # a hook may have removed it
+                if cam.ended or cam not in self.cameras:  # a hook may have removed it
+                    continue
+                proc = cam.processor
+                if self.batch and isinstance(proc, PhasedProcessor):
+                    cap = self.take(cam)
+                    if cap is not None:
+                        together.append((cam, cap, proc))
+                else:
                     progressed |= self.step(cam)
+            if together:
+                self.analyse_together(together)
+                progressed = True
             self._turn += 1
             if self.until_all_ended and all(c.ended for c in self.cameras):
                 return
             if not progressed:
                 self.host.idle()
 
-    def step(self, cam: LoopCamera) -> bool:
-        """Analyse ``cam``'s next frame if one is ready, or end it if its stream ended. Returns whether a frame was
-        analysed."""
+    def take(self, cam: LoopCamera) -> Captured | None:
+        """``cam``'s next frame if one is ready, with its state changes published, its tracks ended after a
+        reconnect and its outputs stamped with the frame's decode time; None when none is ready (the camera is
+        ended when its stream ended)."""
         cap = cam.feed.take()
         self.publish_states(cam)
         if cap is None:
             if cam.feed.done:
                 self.end(cam)
-            return False
+            return None
         if cap.segment != cam.segment:  # reconnected: no track carries across the outage
             cam.segment = cap.segment
             cam.processor.finish()
         cam.outputs.at(cap.wall)
+        return cap
+
+    def step(self, cam: LoopCamera) -> bool:
+        """Analyse ``cam``'s next frame if one is ready, or end it if its stream ended. Returns whether a frame was
+        analysed."""
+        cap = self.take(cam)
+        if cap is None:
+            return False
         cam.processor.process(cap.frame)
+        self._analysed(cam, cap)
+        return True
+
+    def analyse_together(self, taken: list[tuple[LoopCamera, Captured, PhasedProcessor]]) -> None:
+        """Analyse one frame of each of several cameras (``(camera, its frame, its processor)``) with one detector
+        call and one embedder call for them all (:func:`~metrosight.pipeline.batch.analyse_together`), then run each
+        camera's after-frame hook in turn."""
+        analyse_together([(proc, cap.frame) for _, cap, proc in taken])
+        for cam, cap, _ in taken:
+            self._analysed(cam, cap)
+
+    def _analysed(self, cam: LoopCamera, cap: Captured) -> None:
         cam.frames += 1
         cam.last_index = cap.frame.index
         self.host.after_frame(cam, cap)
-        return True
 
     def publish_states(self, cam: LoopCamera) -> None:
         for change in cam.feed.poll_states():

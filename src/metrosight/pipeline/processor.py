@@ -9,18 +9,19 @@ its event-id scope — so that no host sets anything on a processor after buildi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from metrosight.config.model import Settings
-from metrosight.core.types import Box, Frame
+from metrosight.core.types import Box, Detection, Frame
 from metrosight.detect.base import FaceDetector
 from metrosight.pipeline.analytics import AnalyticsPipeline, make_analytics_worker, wants_analytics
 from metrosight.pipeline.camera import CameraPipeline, CameraStats
 from metrosight.pipeline.outbox import CameraOutputs
+from metrosight.pipeline.phases import DetectionRequest, EmbedRequest
 from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.gallery import Matcher
 
@@ -82,6 +83,34 @@ class Composite:
     @property
     def gallery_size(self) -> int:
         return self.primary.gallery_size
+
+
+class FaceComposite(Composite):
+    """A :class:`Composite` whose primary is face recognition: its frames can also be analysed in phases with other
+    cameras' (:mod:`metrosight.pipeline.batch`); the behaviour part runs on the frame after the face part's last
+    phase, as :meth:`Composite.process` runs them."""
+
+    def __init__(self, primary: CameraPipeline, secondary: FrameProcessor) -> None:
+        super().__init__(primary, secondary)
+        self.faces = primary
+
+    @property
+    def detector(self) -> FaceDetector:
+        return self.faces.detector
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.faces.embedder
+
+    def prepare(self, frame: Frame) -> DetectionRequest:
+        return self.faces.prepare(frame)
+
+    def after_detection(self, request: DetectionRequest, found: Sequence[Sequence[Detection]]) -> EmbedRequest:
+        return self.faces.after_detection(request, found)
+
+    def after_embedding(self, request: EmbedRequest, descriptors: np.ndarray) -> None:
+        self.faces.after_embedding(request, descriptors)
+        self.secondary.process(request.frame)
 
 
 class GalleryPolicy(Protocol):
@@ -163,4 +192,4 @@ def build_processor(
         if behaviour is None:
             raise ValueError("a camera needs face recognition or behaviour analytics")
         return Built(behaviour, behaviour)
-    return Built(pipe if behaviour is None else Composite(pipe, behaviour), behaviour)
+    return Built(pipe if behaviour is None else FaceComposite(pipe, behaviour), behaviour)

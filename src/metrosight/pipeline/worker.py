@@ -143,7 +143,7 @@ class NodeWorker:
         self.settings = Settings.model_validate(spec.settings)
         self.outbox = PipeOutbox(send)
         self.wake = threading.Event()
-        self.loop = FrameLoop(self, worker=spec.worker)
+        self.loop = FrameLoop(self, worker=spec.worker, batch=self.settings.inference.batch_cameras)
         self.next_snapshot: dict[str, float] = {}
         self.next_stats = 0.0
 
