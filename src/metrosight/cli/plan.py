@@ -13,18 +13,32 @@ from rich.table import Table
 
 from metrosight.cli.common import fail
 from metrosight.cli.context import cli_context
+from metrosight.config.operating_points import POINTS, PROFILES
 from metrosight.pipeline.capacity import NodeFigures, Plan, PlanError, PlanInput, default_figures, node_figures
 from metrosight.pipeline.capacity import plan as make_plan
 
-REPO_RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results"  # a source checkout's measurements
+REPO = Path(__file__).resolve().parents[3]
+REPO_RESULTS = REPO / "bench" / "results"  # a source checkout's own measurements (git-ignored)
+PUBLISHED_NODE = REPO / "docs" / "measurements" / "node-cpu.json"  # the figures the README cites
 
 CamerasOpt = Annotated[int, typer.Option("--cameras", min=1, help="cameras in the network")]
 FacesOpt = Annotated[float, typer.Option("--faces-per-second", min=0.0, help="face descriptors a second per camera")]
 NodeBenchOpt = Annotated[
     Path | None,
     typer.Option(
-        "--node-benchmark", help="JSON written by bench/node.py (default: bench/results/node.json if present)"
+        "--node-benchmark",
+        help="JSON written by bench/node.py (default: bench/results/node.json, else docs/measurements/node-cpu.json, "
+        "if present)",
     ),
+]
+PointOpt = Annotated[
+    str,
+    typer.Option(
+        "--operating-point", help="today (every speed-up off) or tuned (the defaults and an installer's settings)"
+    ),
+]
+CameraKindOpt = Annotated[
+    str, typer.Option("--camera-kind", help="hd (1920x1080) or sd (640x360): which measured camera to plan with")
 ]
 BusBenchOpt = Annotated[
     Path | None,
@@ -86,12 +100,27 @@ def gb(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n < 1e12 else f"{n / 1e12:,.1f} TB"
 
 
-def _figures(node_benchmark: Path | None, per_face_ms: float, frame_ms: float, fps: float | None) -> NodeFigures:
-    node_file = node_benchmark or (REPO_RESULTS / "node.json" if (REPO_RESULTS / "node.json").exists() else None)
+def _node_file(node_benchmark: Path | None) -> Path | None:
+    if node_benchmark is not None:
+        return node_benchmark
+    return next((f for f in (REPO_RESULTS / "node.json", PUBLISHED_NODE) if f.exists()), None)
+
+
+def _figures(
+    node_file: Path | None, per_face_ms: float, frame_ms: float, fps: float | None, point: str, kind: str
+) -> tuple[NodeFigures, NodeFigures | None]:
+    """The figures to plan with, and those of today's pipeline from the same run (None without them)."""
+    if point not in POINTS:
+        fail(f"unknown --operating-point {point!r}: use {' or '.join(POINTS)}")
+    if kind not in PROFILES:
+        fail(f"unknown --camera-kind {kind!r}: use {' or '.join(PROFILES)}")
     try:
-        if node_file is not None:
-            return node_figures(json.loads(node_file.read_text()), str(node_file))
-        return default_figures(per_face_ms, frame_ms, fps or 18.0)
+        if node_file is None:
+            return default_figures(per_face_ms, frame_ms, fps or 18.0), None
+        data = json.loads(node_file.read_text())
+        fig = node_figures(data, str(node_file), point, kind)
+        today = node_figures(data, str(node_file), "today", kind) if "points" in data and point != "today" else None
+        return fig, today
     except (OSError, ValueError, PlanError) as exc:
         fail(f"cannot use the node benchmark {node_file}: {exc}")
 
@@ -110,8 +139,15 @@ def _consumers(bus_benchmark: Path | None, pl: Plan) -> tuple[Path | None, float
     return bus_file, consumers, sustained
 
 
-def plan_table(p: PlanInput, fig: NodeFigures, pl: Plan, bus: tuple[Path | None, float | None, float | None]) -> Table:
-    """The plan as the table ``plan`` prints: each figure with how it was reached."""
+def plan_table(
+    p: PlanInput,
+    fig: NodeFigures,
+    pl: Plan,
+    bus: tuple[Path | None, float | None, float | None],
+    today: Plan | None = None,
+) -> Table:
+    """The plan as the table ``plan`` prints: each figure with how it was reached (and today's pipeline's nodes,
+    measured in the same benchmark run, when ``today`` is given)."""
     bus_file, consumers, sustained = bus
     t = Table("", "value", "how", title=f"metrosight plan: {p.cameras:,} cameras, {p.faces_per_s:g} faces/s each")
     t.add_row(
@@ -124,6 +160,13 @@ def plan_table(p: PlanInput, fig: NodeFigures, pl: Plan, bus: tuple[Path | None,
     t.add_row(
         "nodes", f"{pl.nodes:,}", f"{pl.cameras_per_node} cameras a {p.cores_per_node}-core node at {p.utilisation:.0%}"
     )
+    if today is not None:
+        t.add_row(
+            "today's pipeline",
+            f"{today.nodes:,} nodes",
+            f"same benchmark run, every speed-up off: {today.cores_per_camera:.2f} cores a camera, "
+            f"{today.cameras_per_node} a node; this plan: {pl.nodes / max(1, today.nodes):.2f}× the nodes",
+        )
     t.add_row(
         "reference",
         f"{p.reference_servers} servers",
@@ -198,12 +241,17 @@ def plan(
     footfall: FootfallOpt = 7_000_000,
     searches_per_person: SearchesOpt = 6.0,
     config: ConfigOpt = None,
+    operating_point: PointOpt = "tuned",
+    camera_kind: CameraKindOpt = "hd",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """How many nodes, how much Redis and PostgreSQL load, storage and false alerts a camera network needs —
     from the per-camera costs measured by bench/node.py (and the bus throughput measured by bench/bus.py)."""
     c = cli_context(ctx)
-    fig = _figures(node_benchmark, 1000.0 / faces_per_core_per_second, frame_ms, analysis_fps)
+    node_file = _node_file(node_benchmark)
+    fig, today_fig = _figures(
+        node_file, 1000.0 / faces_per_core_per_second, frame_ms, analysis_fps, operating_point, camera_kind
+    )
     settings = c.settings(config)
     r = settings.privacy.retention
     p = PlanInput(
@@ -226,12 +274,16 @@ def plan(
         audit_days=r.audit_days,
     )
     pl = make_plan(p, fig)
+    today = make_plan(p, today_fig) if today_fig is not None else None
     bus = _consumers(bus_benchmark, pl)
     if as_json:
-        doc = {"input": asdict(p), "figures": asdict(fig), "plan": pl.as_dict()}
+        doc: dict[str, object] = {"input": asdict(p), "figures": asdict(fig), "plan": pl.as_dict()}
+        doc["operating_point"] = operating_point if node_file is not None else None
+        doc["camera_kind"] = camera_kind if node_file is not None else None
+        doc["today"] = {"figures": asdict(today_fig), "plan": today.as_dict()} if today and today_fig else None
         c.emit(json.dumps({**doc, "consumers": bus[1], "consumer_msgs_per_s_measured": bus[2]}))
         return
-    c.out.print(plan_table(p, fig, pl, bus))
+    c.out.print(plan_table(p, fig, pl, bus, today))
     c.out.print(
         f"Each false alert is a person an operator must look at; two operators confirm before anyone acts. "
         f"To keep them under 100 a day at {watchlist_size:,} entries the threshold needs an FPIR of "

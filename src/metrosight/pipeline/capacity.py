@@ -67,8 +67,18 @@ class NodeFigures:
         return frame + face
 
 
-def node_figures(data: dict[str, Any], source: str = "node benchmark") -> NodeFigures:
-    """The per-camera figures of a ``bench/node.py`` JSON (its capacity row, else its idle-node projection)."""
+def node_figures(
+    data: dict[str, Any], source: str = "node benchmark", point: str = "tuned", profile: str = "hd"
+) -> NodeFigures:
+    """The per-camera figures of a ``bench/node.py`` JSON: its one-camera calibration at operating ``point``
+    (``today`` or ``tuned``, :mod:`metrosight.config.operating_points`) for a ``profile`` camera (``hd``: 1920×1080,
+    ``sd``: 640×360); a file of the earlier format (one point: its capacity row, else its idle-node projection).
+
+    Raises:
+        PlanError: the file lacks that point or profile, or the figures; names the file and what is missing.
+    """
+    if "points" in data:
+        return _point_figures(data, source, point, profile)
     proj = data.get("projection_idle_node") or data.get("projection_dedicated_node") or {}
     cap = data.get("capacity") or {}
     cores = cap.get("cpu_cores_per_camera") or proj.get("cpu_cores_per_camera")
@@ -82,6 +92,26 @@ def node_figures(data: dict[str, Any], source: str = "node benchmark") -> NodeFi
     total = sum(float(v) for v in ms.values())
     face_share = float(ms.get("embed", 0.0)) / total if total > 0 else 0.3
     return NodeFigures(float(cores), float(faces), float(fps), face_share, source)
+
+
+def _point_figures(data: dict[str, Any], source: str, point: str, profile: str) -> NodeFigures:
+    points = data.get("points") or {}
+    cost = (points.get(point) or {}).get(profile)
+    if not isinstance(cost, dict):
+        have = sorted(f"{p}/{c}" for p, per in points.items() if isinstance(per, dict) for c in per)
+        raise PlanError(
+            f"{source}: no measurement of point {point!r} for {profile!r} cameras (it has: {have or 'none'})"
+        )
+    try:
+        cores = float(cost["cpu_cores_per_camera"])
+        faces = float(cost["descriptors_per_s_camera"])
+        fps = float(cost["analysis_fps"])
+        share = float((cost.get("cpu_share") or {}).get("embed", 0.3))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{source}: {point}/{profile} lacks {exc}") from None
+    if cores <= 0 or fps <= 0:
+        raise PlanError(f"{source}: {point}/{profile}: cpu_cores_per_camera and analysis_fps must be positive")
+    return NodeFigures(cores, faces, fps, share, f"{source} ({point}, {profile})")
 
 
 def default_figures(ms_per_descriptor: float, frame_ms: float, analysis_fps: float) -> NodeFigures:

@@ -118,7 +118,8 @@ class Runtime:
         under ``analytics.cameras``. Behaviour events are stored as they happen and passed to ``on_event``.
 
         ``rtsp_transport`` (``auto``, ``tcp``, ``udp``) defaults to that of the configured camera ``camera_id``,
-        else ``auto``. The run row, states and messages carry the source without its credentials.
+        else ``auto``; its ``analysis_fps``, when set, replaces ``ingest.analysis_fps`` as on a node. The run row,
+        states and messages carry the source without its credentials.
 
         Raises:
             SourceError: the source cannot be parsed or opened (nothing is stored). InvalidInput: ``camera_id``
@@ -133,9 +134,12 @@ class Runtime:
         if rtsp_transport is None:
             rtsp_transport = configured.rtsp_transport if configured is not None else "auto"
         spec = parse_source(source, rtsp_transport)
+        ingest = self.settings.ingest
+        if configured is not None and configured.analysis_fps is not None:  # the camera's own rate, as on a node
+            ingest = ingest.model_copy(update={"analysis_fps": configured.analysis_fps})
         host_bus = bus or InProcessBus()
         host = SingleRun(
-            self.settings.ingest,
+            ingest,
             RunRows(self.store.runs, self.storage_wait_seconds),
             host_bus,
             AlertSink(self.store, self.home.media, on_alert, lambda e: host_bus.publish(EPISODES, e)),

@@ -107,3 +107,44 @@ def test_plan_refuses_an_unreadable_bus_benchmark_in_one_line(tmp_path: Path) ->
     res = CliRunner().invoke(app, ["--home", str(tmp_path / "h"), "plan", "--bus-benchmark", str(bad)])
     assert res.exit_code == 2
     assert res.stderr.startswith(f"error: cannot use the bus benchmark {bad}") and res.stderr.count("\n") == 1
+
+
+def _node_json(tmp_path: Path) -> Path:
+    def cost(cores: float) -> dict:
+        return {
+            "cpu_cores_per_camera": cores,
+            "descriptors_per_s_camera": 15.0,
+            "analysis_fps": 6.0,
+            "cpu_share": {"embed": 0.5},
+        }
+
+    f = tmp_path / "node.json"
+    f.write_text(json.dumps({"points": {"today": {"hd": cost(0.8)}, "tuned": {"hd": cost(0.32)}}}))
+    return f
+
+
+def test_plan_uses_the_measured_operating_point_and_shows_todays_nodes_from_the_same_run(tmp_path: Path) -> None:
+    node = _node_json(tmp_path)
+    args = ["--home", str(tmp_path / "h"), "plan", "--node-benchmark", str(node), "--utilisation", "1"]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["operating_point"] == "tuned" and doc["camera_kind"] == "hd"
+    assert doc["plan"]["cameras_per_node"] == 100 and doc["plan"]["nodes"] == 123  # 32 / 0.32; 12,300 / 100
+    assert doc["today"]["plan"]["cameras_per_node"] == 40 and doc["today"]["plan"]["nodes"] == 308
+    res = CliRunner().invoke(app, [*args, "--operating-point", "today", "--json"])
+    assert json.loads(res.stdout)["plan"]["nodes"] == 308 and json.loads(res.stdout)["today"] is None
+    table = CliRunner().invoke(app, args).stdout
+    assert "today's pipeline" in table and "308 nodes" in table
+
+
+def test_plan_refuses_an_unknown_point_or_camera_kind_and_a_missing_one_in_one_line(tmp_path: Path) -> None:
+    node = _node_json(tmp_path)
+    base = ["--home", str(tmp_path / "h"), "plan", "--node-benchmark", str(node)]
+    for extra, says in (
+        (["--operating-point", "fast"], "unknown --operating-point 'fast': use today or tuned"),
+        (["--camera-kind", "4k"], "unknown --camera-kind '4k': use hd or sd"),
+        (["--camera-kind", "sd"], "no measurement of point 'tuned' for 'sd'"),
+    ):
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and says in res.stderr and res.stderr.count("\n") == 1, res.stderr

@@ -133,3 +133,27 @@ def test_the_torch_runtime_refuses_tensorrt_and_says_what_to_install() -> None:
             check_available(("cpu",), "torch")
     else:
         check_available(("cpu",), "torch")
+
+
+@pytest.mark.skipif(_has("cuda") and _has("tensorrt"), reason="this onnxruntime has the GPU providers")
+def test_every_command_refuses_a_gpu_provider_this_machine_lacks_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from metrosight.cli import app
+
+    missing = "cuda" if not _has("cuda") else "tensorrt"
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(f"inference:\n  providers: [{missing}, cpu]\n")
+    home = ["--home", str(tmp_path / "h")]
+    for args in (
+        [*home, "config", "check", str(cfg)],
+        [*home, "--config", str(cfg), "run", "--source", str(tmp_path / "clip.mp4")],
+        [*home, "--config", str(cfg), "node"],
+        [*home, "--config", str(cfg), "serve"],
+        [*home, "--config", str(cfg), "worker", "--bus", "redis://127.0.0.1:9/0"],
+    ):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, (args, res.stdout, res.stderr)
+        assert f"'{missing}' is not available in the installed onnxruntime" in res.stderr, args
+        assert "onnxruntime-gpu" in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert not (tmp_path / "h").exists() or not any((tmp_path / "h").iterdir())  # nothing stored
