@@ -71,7 +71,13 @@ class CameraProfile:
 
 
 #: every speed-up switch and the value that turns it off (rows are added as the speed-ups land)
-SWITCHES: Final[tuple[Switch, ...]] = ()
+SWITCHES: Final[tuple[Switch, ...]] = (
+    Switch(
+        "inference.batch_cameras",
+        False,
+        "a worker's cameras share one detector call and one embedder call a round (node and cluster workers)",
+    ),
+)
 
 PROFILES: Final[Mapping[str, CameraProfile]] = MappingProxyType(
     {
