@@ -13,7 +13,8 @@ from metrosight.analytics.plot import PlotData, median_background, render
 from metrosight.cli.common import fail
 from metrosight.cli.context import cli_context
 from metrosight.core.names import InvalidInput, identifier
-from metrosight.ingest.source import SourceError, VideoSource, parse_source
+from metrosight.ingest.factory import file_source
+from metrosight.ingest.source import SourceError, parse_source
 
 analytics_app = typer.Typer(help="Behaviour analytics (no identity): plots of tracks and events.", no_args_is_help=True)
 
@@ -57,7 +58,7 @@ def plot_cmd(
     samples: list[np.ndarray] = []
     started = time.perf_counter()
     try:
-        video = VideoSource(spec, camera, settings.ingest.analysis_fps, settings.ingest.open_timeout_seconds)
+        video = file_source(spec, camera, settings.ingest, settings.ingest.analysis_fps)
         for frame in video.frames():
             pipe.process(frame)
             empty = pipe.last_tracks is None or not pipe.last_tracks.active

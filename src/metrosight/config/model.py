@@ -34,6 +34,7 @@ from metrosight.config.backends import (
 )
 from metrosight.config.channels import OutboundConfig
 from metrosight.config.common import CameraId, Section
+from metrosight.config.decode import DecodeConfig
 from metrosight.config.groups import CameraGroupConfig, check_groups, check_known_groups, group_members
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
@@ -144,6 +145,9 @@ class IngestConfig(Section):
     )
     down_after_attempts: int = Field(
         5, ge=1, le=1000, description="failed attempts in a row after which a camera is reported down"
+    )
+    decode: DecodeConfig = Field(
+        default_factory=DecodeConfig, description="frames the decoder may skip, hardware decoding (config/decode.py)"
     )
 
 

@@ -24,7 +24,8 @@ from metrosight.config.model import Settings
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.landmarks import FivePointLandmarker
 from metrosight.eval.datasets import DatasetError
-from metrosight.ingest.source import VideoSource, parse_source
+from metrosight.ingest.factory import file_source
+from metrosight.ingest.source import parse_source
 from metrosight.pipeline.camera import CameraPipeline
 from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.gallery import Matcher
@@ -174,7 +175,7 @@ def evaluate_video(
             lg.best_score, lg.best_subject = float(best.score), best.subject_name
 
     pipe.fusion.on_decide = on_decide
-    video = VideoSource(parse_source(source), "eval", settings.ingest.analysis_fps, 10.0)
+    video = file_source(parse_source(source), "eval", settings.ingest, settings.ingest.analysis_fps)
     for frame in video.frames():
         pipe.process(frame)
         if on_frame is not None:

@@ -1,10 +1,11 @@
 """Live sources: a decode thread per camera, a one-frame buffer, reconnects and a stall watchdog.
 
-A live camera never waits for the analysis. Its decode thread reads and decodes every packet (H.264 needs every
-frame to decode the next), keeps at most **one** frame for the analysis (the newest; one that was still waiting is
-counted as *dropped*), and reconnects with exponential backoff and jitter when the stream drops, ends, or stalls
-(no decoded frame for ``stall_timeout`` seconds: the watchdog). State changes (starting, live, reconnecting, down,
-stopped) are queued for the consumer, which reads them with :meth:`LiveSource.poll_states` on its own thread.
+A live camera never waits for the analysis. Its decode thread reads every packet and decodes those the analysis
+rate needs (non-reference frames it does not need are left undecoded: :mod:`metrosight.ingest.skip`), keeps at most
+**one** frame for the analysis (the newest; one that was still waiting is counted as *dropped*), and reconnects
+with exponential backoff and jitter when the stream drops, ends, or stalls (no decoded frame for ``stall_timeout``
+seconds: the watchdog). State changes (starting, live, reconnecting, down, stopped) are queued for the consumer,
+which reads them with :meth:`LiveSource.poll_states` on its own thread.
 
 Media time (``Frame.ts``) counts from the first frame; after a reconnect it continues from the last frame's time
 plus the wall-clock length of the outage, so it never goes backwards and a tracker sees the gap. The consumer sees
@@ -22,119 +23,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import av
 
 from metrosight.core.types import Frame
 from metrosight.ingest.backoff import Backoff
-from metrosight.ingest.source import (
-    Matrix,
-    Orientation,
-    SourceBroken,
-    SourceError,
-    SourceSpec,
-    frame_rgb,
-    open_container,
-)
-from metrosight.ingest.state import CameraState, IngestCounters, StateChange
+from metrosight.ingest.session import Opener, RawFrame, SourceStalled
+from metrosight.ingest.source import Matrix, Orientation, SourceBroken, SourceError, frame_rgb
+from metrosight.ingest.state import CameraState, DecodeStats, IngestCounters, StateChange
 
 log = logging.getLogger(__name__)
-
-
-class SourceStalled(SourceError):
-    """No frame was decoded for the watchdog's timeout although the connection was open."""
-
-
-class RawFrame(Protocol):
-    """A decoded frame before conversion (``av.VideoFrame`` satisfies this)."""
-
-    @property
-    def time(self) -> float | None: ...
-
-    def to_ndarray(self, *args: Any, **kwargs: Any) -> Any: ...
-
-
-class Session(Protocol):
-    """One connection to a source."""
-
-    def frames(self) -> Iterator[RawFrame]:
-        """Decoded frames until the source ends; raises ``SourceError`` or ``av.error.FFmpegError`` on failure."""
-        ...
-
-    def close(self) -> None: ...
-
-
-Opener = Callable[[], Session]
-
-
-class PyAvSession:
-    """A PyAV connection with the stall watchdog: a read that blocks longer than ``stall_timeout`` fails (PyAV's
-    interrupt callback), and packets that decode to no frame for ``stall_timeout`` seconds raise
-    :class:`SourceStalled` (a stream of garbage, or a camera that sends only broken packets).
-
-    Args:
-        spec: what to open.
-        open_timeout: seconds the connection may take to open.
-        stall_timeout: seconds without a decoded frame before the watchdog fires.
-        pace: play a file at its own frame rate (a replayed camera) instead of as fast as it decodes.
-        stop: an event that interrupts pacing sleeps.
-    """
-
-    def __init__(
-        self,
-        spec: SourceSpec,
-        open_timeout: float,
-        stall_timeout: float,
-        pace: bool = False,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.spec = spec
-        self.stall_timeout = stall_timeout
-        self.pace = pace
-        self._stop = stop or threading.Event()
-        self.container = open_container(spec, open_timeout, stall_timeout)
-        if not self.container.streams.video:
-            self.container.close()
-            raise SourceError(f"{spec.display}: no video stream found")
-
-    def frames(self) -> Iterator[RawFrame]:
-        stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
-        last_frame = time.monotonic()
-        wall0: float | None = None
-        t0 = 0.0
-        try:
-            for packet in self.container.demux(stream):
-                for frame in packet.decode():
-                    now = time.monotonic()
-                    last_frame = now
-                    if self.pace and frame.time is not None:
-                        if wall0 is None:
-                            wall0, t0 = now, float(frame.time)
-                        ahead = (float(frame.time) - t0) - (now - wall0)
-                        if ahead > 0 and self._stop.wait(ahead):
-                            return
-                    yield frame
-                if time.monotonic() - last_frame > self.stall_timeout:
-                    raise SourceStalled(
-                        f"{self.spec.display}: no frame decoded for {self.stall_timeout:g} s although packets arrive"
-                    )
-        except av.error.ExitError:
-            raise SourceStalled(f"{self.spec.display}: no data for {self.stall_timeout:g} s") from None
-
-    def close(self) -> None:
-        try:
-            self.container.close()
-        except (av.error.FFmpegError, OSError) as exc:  # closing a dead connection may fail; nothing to keep
-            log.debug("closing %s: %s", self.spec.display, self.spec.redact(str(exc)))
-
-
-def pyav_opener(
-    spec: SourceSpec, open_timeout: float, stall_timeout: float, stop: threading.Event | None = None
-) -> Opener:
-    """An :data:`Opener` for ``spec``: files are paced at their frame rate (replayed cameras)."""
-    return lambda: PyAvSession(spec, open_timeout, stall_timeout, pace=spec.kind == "file", stop=stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,10 +287,14 @@ class LiveSource:
         except SourceError as exc:
             return self.redact(str(exc)), False
         reason = ""
+        base = (self.counters.codec_skipped, self.counters.decode_seconds)
+        shown = 0  # frames the decoder skipped that the index already counts
         try:
             orientation = Orientation()  # every decoded frame, skipped or dropped ones too
             for raw in session.frames():
-                self._take(raw, orientation.update(raw), line, conn, attempt)
+                self._count_decoder(session.stats, base)
+                skipped, shown = session.stats.shown_skipped - shown, session.stats.shown_skipped
+                self._take(raw, orientation.update(raw), line, conn, attempt, skipped)
                 if self._stop.is_set():
                     break
             else:
@@ -408,14 +311,24 @@ class LiveSource:
             reason = self.redact(f"{self.target}: {exc}")
         finally:
             session.close()
+            self._count_decoder(session.stats, base)
         return reason, False
 
-    def _take(self, raw: RawFrame, matrix: Matrix | None, line: _Timeline, conn: _Connection, attempt: int) -> None:
-        """Count, stamp and (unless the analysis rate skips it) offer one decoded frame."""
+    def _count_decoder(self, stats: DecodeStats, base: tuple[int, float]) -> None:
+        """The counters of the connection's decoder on top of those of earlier connections (``base``)."""
+        self.counters.codec_skipped = base[0] + stats.codec_skipped
+        self.counters.decode_seconds = base[1] + stats.decode_seconds
+        self.counters.decoder = stats.decoder
+
+    def _take(
+        self, raw: RawFrame, matrix: Matrix | None, line: _Timeline, conn: _Connection, attempt: int, skipped: int = 0
+    ) -> None:
+        """Count, stamp and (unless the analysis rate skips it) offer one decoded frame; ``skipped``: frames the
+        decoder left out just before it (display order; counted in the index)."""
         now_wall = time.time()
         self.counters.decoded += 1
         self.counters.last_frame_wall = now_wall
-        line.index += 1
+        line.index += 1 + skipped
         if conn.started is None:  # first frame of this connection
             conn.started = time.monotonic()
             if line.ever_live:

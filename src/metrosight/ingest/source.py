@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +19,9 @@ from av.sidedata.sidedata import Type as _SideDataType
 
 from metrosight.core.source import SUPPORTED, SourceSpec, SourceSyntaxError
 from metrosight.core.types import Frame
+from metrosight.ingest.decode import DecodeOptions, decode_frames, stream_fps
+from metrosight.ingest.hwaccel import SOFTWARE, Decoder
+from metrosight.ingest.state import DecodeStats
 
 __all__ = ["SourceBroken", "SourceError", "SourceSpec", "VideoSource", "open_container", "parse_source"]
 _DISPLAYMATRIX = _SideDataType.DISPLAYMATRIX
@@ -99,7 +103,7 @@ def _why(spec: SourceSpec, exc: BaseException, open_timeout: float) -> tuple[str
 
 
 def open_container(
-    spec: SourceSpec, open_timeout: float = 10.0, read_timeout: float | None = None
+    spec: SourceSpec, open_timeout: float = 10.0, read_timeout: float | None = None, decoder: Decoder = SOFTWARE
 ) -> av.container.InputContainer:
     """Open ``spec`` with PyAV. RTSP goes over ``spec.rtsp_transport``: ``auto`` tries TCP, then UDP.
 
@@ -107,6 +111,7 @@ def open_container(
         spec: what to open.
         open_timeout: seconds a network stream may take to open.
         read_timeout: seconds a network read may block (no packet) before it fails; defaults to ``open_timeout``.
+        decoder: the CPU or a hardware device (:func:`~metrosight.ingest.hwaccel.choose_decoder`).
 
     Raises:
         SourceError: the source cannot be opened; the message names it (without credentials), the transport for
@@ -116,9 +121,11 @@ def open_container(
     timeout = (open_timeout, read_timeout if read_timeout is not None else open_timeout) if spec.is_network else None
     fmt = "v4l2" if spec.kind == "webcam" and not spec.is_network else None
     what = _KIND_NAME.get(spec.kind, "stream")
+    hw = decoder.hwaccel()
+    extra: dict[str, Any] = {} if hw is None else {"hwaccel": hw}
     if spec.kind != "rtsp":
         try:
-            return av.open(spec.url_for_ffmpeg, format=fmt, timeout=timeout)
+            return av.open(spec.url_for_ffmpeg, format=fmt, timeout=timeout, **extra)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason, hint = _why(spec, exc, open_timeout)
             raise SourceError(f"cannot open {what} {spec.display}: {reason}; {hint}") from None
@@ -127,7 +134,9 @@ def open_container(
     hint = ""
     for transport in transports:
         try:
-            return av.open(spec.url_for_ffmpeg, format=fmt, options={"rtsp_transport": transport}, timeout=timeout)
+            return av.open(
+                spec.url_for_ffmpeg, format=fmt, options={"rtsp_transport": transport}, timeout=timeout, **extra
+            )
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason, hint = _why(spec, exc, open_timeout)
             failures.append(f"over {transport.upper()}: {reason}")
@@ -238,6 +247,12 @@ class VideoSource:
         camera_id: stamped on every frame.
         analysis_fps: if set, skip frames so that at most this many a second (media time) are yielded.
         open_timeout: seconds to wait for a network stream to open or deliver a packet.
+        decode: frames the decoder may skip, the decoder, its threads (default: every frame, on the CPU, on the
+            calling thread); its ``analysis_fps`` is set to this source's.
+
+    Attributes:
+        frames_decoded: frames decoded so far.
+        stats: what the decoder did (frames it skipped, its CPU time, which decoder).
     """
 
     def __init__(
@@ -246,17 +261,20 @@ class VideoSource:
         camera_id: str = "cam0",
         analysis_fps: float | None = None,
         open_timeout: float = 10.0,
+        decode: DecodeOptions | None = None,
     ) -> None:
         self.spec = spec
         self.camera_id = camera_id
         self.analysis_fps = analysis_fps
         self.open_timeout = open_timeout
+        self.decode = replace(decode or DecodeOptions(), analysis_fps=analysis_fps)
         self.frames_decoded = 0
+        self.stats = DecodeStats()
         self.fps: float | None = None
         self.segment = 0  # connection number; a file is read in one go (see LiveSource for streams)
 
     def _open(self) -> av.container.InputContainer:
-        return open_container(self.spec, self.open_timeout)
+        return open_container(self.spec, self.open_timeout, decoder=self.decode.decoder)
 
     def frames(self) -> Iterator[Frame]:
         """Yield decoded frames in order.
@@ -270,19 +288,19 @@ class VideoSource:
             if not container.streams.video:
                 raise SourceError(f"{self.spec.display}: no video stream found")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            self.fps = float(rate) if rate else None
+            self.fps = stream_fps(stream)
             min_gap = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
             next_ts = -1.0
             index = -1
             # media time counts from the first frame (0.0), as a player shows it; files often start at pts > 0
             t0: float | None = None
             orientation = Orientation()
+            shown = 0  # frames the decoder skipped that index already counts
             try:
-                for av_frame in container.decode(stream):
+                for av_frame in decode_frames(container, stream, self.decode, self.stats):
                     matrix = orientation.update(av_frame)
-                    index += 1
+                    index += 1 + self.stats.shown_skipped - shown
+                    shown = self.stats.shown_skipped
                     self.frames_decoded += 1
                     if av_frame.time is not None:
                         if t0 is None:
@@ -303,9 +321,10 @@ class VideoSource:
             if self.spec.kind == "file" and index < 0:
                 raise SourceError(f"{self.spec.display}: the video has no decodable frames")
             expected = int(stream.frames or 0)
-            if self.spec.kind == "file" and expected > 0 and self.frames_decoded < expected - max(2, expected // 100):
+            seen = self.frames_decoded + self.stats.codec_skipped  # a skipped frame was read, not lost
+            if self.spec.kind == "file" and expected > 0 and seen < expected - max(2, expected // 100):
                 raise SourceBroken(
-                    f"{self.spec.display}: video ended early, after {self.frames_decoded} of its {expected} frames "
+                    f"{self.spec.display}: video ended early, after {seen} of its {expected} frames "
                     "(the file looks truncated or damaged)",
                     self.frames_decoded,
                 )

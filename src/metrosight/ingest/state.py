@@ -53,6 +53,10 @@ class IngestCounters:
         stalls: times the watchdog fired (no frame for ``stall_timeout`` seconds).
         failed_attempts: connection attempts that failed.
         last_frame_wall: Unix time of the latest decoded frame (0 before the first).
+        codec_skipped: frames the decoder left undecoded (non-reference frames the analysis rate does not need).
+        decode_seconds: CPU time spent reading and decoding, seconds (the decoding thread's own; see
+            ``ingest.decode.threads``).
+        decoder: ``software``, ``cuda`` or ``vaapi``: what decoded the latest frame.
     """
 
     decoded: int = 0
@@ -63,3 +67,24 @@ class IngestCounters:
     stalls: int = 0
     failed_attempts: int = 0
     last_frame_wall: float = 0.0
+    codec_skipped: int = 0
+    decode_seconds: float = 0.0
+    decoder: str = "software"
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """What one connection's decoder did so far (see :func:`metrosight.ingest.decode.decode_frames`).
+
+    Attributes:
+        codec_skipped: packets whose frame the decoder was told to skip.
+        shown_skipped: skipped frames whose display time came before the latest frame handed out (a frame's index
+            counts them, so indexes stay those of full decoding).
+        decode_seconds: CPU time of the decoding thread spent reading and decoding, seconds.
+        decoder: ``software``, ``cuda`` or ``vaapi``.
+    """
+
+    codec_skipped: int = 0
+    shown_skipped: int = 0
+    decode_seconds: float = 0.0
+    decoder: str = "software"

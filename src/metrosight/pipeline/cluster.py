@@ -46,9 +46,9 @@ from metrosight.bus.leases import Leases, Progress
 from metrosight.bus.payloads import AlertV1
 from metrosight.config.model import CameraConfig
 from metrosight.core.names import InvalidInput, distinct_identifiers
-from metrosight.ingest.factory import live_source
+from metrosight.ingest.factory import file_source, live_source
 from metrosight.ingest.live import Captured
-from metrosight.ingest.source import VideoSource, parse_source
+from metrosight.ingest.source import parse_source
 from metrosight.pipeline.consumer import SharedPolicyReads
 from metrosight.pipeline.loop import Feed, FrameLoop, IteratorFeed, LoopCamera
 from metrosight.pipeline.outbox import BusOutbox, CameraOutputs
@@ -335,7 +335,7 @@ class ClusterWorker:
         built = self.rt.processor(c.id, run_id, outputs, scope=scope)
         feed: Feed
         if kind == "file":
-            video = VideoSource(spec, c.id, fps, settings.ingest.open_timeout_seconds)
+            video = file_source(spec, c.id, settings.ingest, fps)
             resume = prog.checkpoint if prog is not None else -1
             feed = IteratorFeed(lambda _on_state: video.frames(), resume_after=resume, realtime=self.options.realtime)
         else:

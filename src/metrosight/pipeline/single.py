@@ -18,9 +18,8 @@ from metrosight.bus.payloads import AlertUpdateV1, AlertV1, EventUpdateV1, Event
 from metrosight.bus.topics import ALERT_UPDATES, ALERTS, EVENT_UPDATES, EVENTS
 from metrosight.config.model import IngestConfig
 from metrosight.core.source import SourceSpec
-from metrosight.ingest.factory import live_source
+from metrosight.ingest.factory import file_source, live_source
 from metrosight.ingest.live import Captured
-from metrosight.ingest.source import VideoSource
 from metrosight.outbound.dispatch import Dispatcher
 from metrosight.pipeline.analytics import AnalyticsStats
 from metrosight.pipeline.camera import CameraStats
@@ -83,7 +82,7 @@ def open_feed(spec: SourceSpec, camera_id: str, ingest: IngestConfig) -> Iterato
         SourceError: the source cannot be opened (before anything is stored).
     """
     if spec.kind == "file":
-        video = VideoSource(spec, camera_id, ingest.analysis_fps, ingest.open_timeout_seconds)
+        video = file_source(spec, camera_id, ingest, ingest.analysis_fps)
         feed = IteratorFeed(lambda _on_state: video.frames(), lambda: video.segment)
     else:
         live = live_source(spec, camera_id, ingest, keep_trying=False)

@@ -12,7 +12,7 @@ import pytest
 from metrosight.ingest.backoff import Backoff
 from metrosight.ingest.live import LiveSource, SourceStalled
 from metrosight.ingest.source import SourceBroken, SourceError
-from metrosight.ingest.state import CameraState
+from metrosight.ingest.state import CameraState, DecodeStats
 
 
 class RawFrame:
@@ -33,6 +33,7 @@ class Session:
     def __init__(self, n: int, fps: float = 25.0, period: float = 0.0, t0: float = 100.0, error=None) -> None:
         self.n, self.fps, self.period, self.t0, self.error = n, fps, period, t0, error
         self.closed = False
+        self.stats = DecodeStats()
 
     def frames(self):
         for i in range(self.n):
