@@ -77,6 +77,16 @@ SWITCHES: Final[tuple[Switch, ...]] = (
         False,
         "a worker's cameras share one detector call and one embedder call a round (node and cluster workers)",
     ),
+    Switch(
+        "ingest.decode.skip",
+        "off",
+        "the decoder leaves out non-reference frames (B-frames) the analysis rate does not need",
+    ),
+    Switch(
+        "ingest.decode.threads",
+        0,
+        "each camera decodes on its own thread (1) instead of FFmpeg's frame threads on every core (0)",
+    ),
 )
 
 PROFILES: Final[Mapping[str, CameraProfile]] = MappingProxyType(
