@@ -137,23 +137,23 @@ def point_settings(point: Point, profile: str, cameras: list[dict]) -> Any:
 
 
 def decode_cpu(part: Path, settings: Any) -> float:
-    """CPU seconds the ingest path alone spends on ``part`` (decoding and frame selection at the calibration
-    camera's settings, no analysis)."""
+    """CPU seconds the ingest path alone spends on ``part`` (decoding and frame selection at the first camera's
+    settings, no analysis)."""
     from metrosight.ingest.source import parse_source
     from metrosight.pipeline.single import open_feed
 
-    cam = settings.camera("calibration")
+    cam = settings.cameras[0]
     ingest = settings.ingest.model_copy(update={"analysis_fps": cam.analysis_fps})
     cpu0 = time.process_time()
-    feed = open_feed(parse_source(str(part)), "calibration", ingest)
+    feed = open_feed(parse_source(str(part)), cam.id, ingest)
     while not feed.done:
         feed.take()
     return time.process_time() - cpu0
 
 
 class _ThreadCpuClock:
-    """The ``time`` module with ``perf_counter`` reading the calling thread's CPU clock: put in place of the camera
-    pipeline's ``time`` while a camera is calibrated, its stage times (``CameraStats.stage_seconds``) become CPU
+    """The ``time`` module with ``perf_counter`` reading the calling thread's CPU clock: put in place of the
+    pipeline's ``time`` while a worker is calibrated, its stage times (``CameraStats.stage_seconds``) become CPU
     seconds of the analysis thread, undisturbed by other work on a shared machine."""
 
     perf_counter = staticmethod(time.thread_time)
@@ -162,50 +162,111 @@ class _ThreadCpuClock:
         return getattr(time, name)
 
 
-def camera_cost(home: Path, part: Path, span: float, point: Point, profile: str) -> dict:
-    """CPU time of one camera per second of video at ``point`` for a ``profile`` camera: the real pipeline over
-    ``part`` in this process (models loaded and warmed first), every due frame analysed (no clock, no drops), and
-    the ingest path alone over the same part. CPU time (``time.process_time``: every thread of this process, the
-    decoder's included), not wall time, so that other work on a shared machine inflates it only through caches."""
-    from metrosight.config.home import Home
-    from metrosight.pipeline import camera as camera_module
-    from metrosight.pipeline.runtime import Runtime
+class _Outbox:
+    """A calibrated camera's outbox: the subjects of its alerts (nothing is stored)."""
 
-    settings = point_settings(point, profile, [{"id": "calibration", "source": str(part)}])
-    alerts: list[str] = []
+    def __init__(self) -> None:
+        self.alerts: list[str] = []
+
+    def alert(self, alert: Any, frame_wall: float | None = None) -> None:
+        self.alerts.append(alert.subject)
+
+    def __getattr__(self, name: str) -> Any:  # updates, events, states, stats, snapshots: not needed here
+        return lambda *args, **kwargs: None
+
+
+class _Host:
+    def between_rounds(self) -> bool:
+        return True
+
+    def after_frame(self, cam: Any, cap: Any) -> None:
+        pass
+
+    def ended(self, cam: Any) -> None:
+        pass
+
+    def idle(self) -> None:
+        pass
+
+
+def _timed_modules() -> list[Any]:
+    """The pipeline's modules that time stages with ``time.perf_counter``."""
+    return [
+        m
+        for name, m in sorted(sys.modules.items())
+        if name.startswith("metrosight.") and getattr(m, "time", None) is time
+    ]
+
+
+def camera_cost(home: Path, part: Path, span: float, point: Point, profile: str, per_worker: int) -> dict:
+    """CPU time a camera costs per second of video at ``point`` for a ``profile`` camera: ``per_worker`` cameras
+    playing ``part`` in one frame loop in this process, as a node worker runs its cameras (models loaded and warmed
+    first; batched across the cameras when the point's ``inference.batch_cameras`` says so), every due frame
+    analysed (no clock, no drops); and the ingest path alone over the same part. CPU time (``time.process_time``:
+    every thread of this process, the decoder's included), not wall time, so that other work on a shared machine
+    inflates it only through caches."""
+    from metrosight.config.home import Home
+    from metrosight.ingest.source import parse_source
+    from metrosight.pipeline.loop import FrameLoop, LoopCamera
+    from metrosight.pipeline.outbox import CameraOutputs
+    from metrosight.pipeline.runtime import Runtime
+    from metrosight.pipeline.single import open_feed
+
+    ids = [f"calibration-{i}" for i in range(per_worker)]
+    settings = point_settings(point, profile, [{"id": cid, "source": str(part)} for cid in ids])
     rt = Runtime.open(Home(home), settings)
     rt.warm_up()
-    timed = camera_module.time
-    camera_module.time = _ThreadCpuClock()  # type: ignore[assignment]
+    loop = FrameLoop(_Host(), batch=settings.inference.batch_cameras)
+    cams = []
+    for cid in ids:
+        box = _Outbox()
+        outputs = CameraOutputs(box)  # type: ignore[arg-type]
+        proc = rt.processor(cid, None, outputs, scope=cid).processor
+        cam = settings.camera(cid)
+        ingest = settings.ingest.model_copy(update={"analysis_fps": cam.analysis_fps})
+        loop.add(LoopCamera(cid, None, open_feed(parse_source(str(part)), cid, ingest), proc, outputs))
+        cams.append((proc, box))
+    timed = _timed_modules()
+    clock = _ThreadCpuClock()
+    for m in timed:
+        m.time = clock
     try:
         cpu0 = time.process_time()
-        report = rt.run(str(part), "calibration", on_alert=lambda alert, _crop: alerts.append(alert.subject))
-        cpu = time.process_time() - cpu0
+        loop.run()
+        cpu = (time.process_time() - cpu0) / per_worker
     finally:
-        camera_module.time = timed
+        for m in timed:
+            m.time = time
     decode = min(cpu, decode_cpu(part, settings))
-    s = report.stats
+    stats = [proc.camera_stats for proc, _ in cams]
+    s = stats[0]
     # CPU shares: decoding measured alone, each stage on the analysis thread's CPU clock, the rest (frame loop,
-    # storing alerts, the decoder's threads beyond the decode pass) as "other"
-    stages = {k: float(v) for k, v in s.stage_seconds.items()}
+    # the decoder's threads beyond the decode pass) as "other"
+    stages: dict[str, float] = {}
+    for st in stats:
+        for k, v in st.stage_seconds.items():
+            stages[k] = stages.get(k, 0.0) + float(v) / per_worker
     share = {"decode": decode / cpu if cpu else 0.0}
     share.update({k: v / cpu if cpu else 0.0 for k, v in stages.items()})
     share["other"] = max(0.0, 1.0 - sum(share.values()))
     return {
         "point": point,
         "profile": profile,
-        "analysis_fps": settings.camera("calibration").analysis_fps,
+        "cameras_in_worker": per_worker,
+        "batched": settings.inference.batch_cameras and per_worker > 1,
+        "analysis_fps": settings.camera(ids[0]).analysis_fps,
         "media_seconds": round(span, 2),
         "frames_analysed": s.frames,
-        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds": round(cpu * per_worker, 2),
         "cpu_cores_per_camera": round(cpu / span, 3),
         "decode_cores_per_camera": round(decode / span, 3),
         "cpu_share": {k: round(v, 3) for k, v in share.items()},
         "faces_per_s_camera": round(s.faces / span, 2),
         "descriptors_per_s_camera": round(s.embedded / span, 2),
         "tracks": s.tracks,
-        "alerts": sorted(alerts),
-        "cpu_ms_per_frame": {k: round(1000.0 * v / max(1, s.frames), 1) for k, v in s.stage_seconds.items()},
+        "alerts": sorted(cams[0][1].alerts),
+        "same_alerts_on_every_camera": all(sorted(b.alerts) == sorted(cams[0][1].alerts) for _, b in cams),
+        "cpu_ms_per_frame": {k: round(1000.0 * v / max(1, s.frames), 1) for k, v in stages.items()},
     }
 
 
@@ -344,8 +405,9 @@ CLIPS = {  # clip -> (path under the data root, seconds, camera profile)
 def calibration_table(costs: dict, summary: dict, cores_per_node: int, network: int) -> Any:
     from rich.table import Table
 
+    k = next(iter(costs["today"].values()))["cameras_in_worker"] if costs["today"] else 1
     table = Table(
-        title=f"one camera at the reference load, CPU time, no clock: today vs tuned (same run); "
+        title=f"a camera at the reference load ({k} in one worker), CPU time, no clock: today vs tuned (same run); "
         f"{cores_per_node}-core nodes, {network:,} cameras, every core busy"
     )
     cols = ("camera", "point", "analysed/s", "cores measured", "descr/s", "faces/s", "tracks", "alerts")
@@ -427,6 +489,9 @@ def main() -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--clips", default="crowd,hamilton", help="calibration clips (crowd: HD camera; hamilton: 640x360)")
     ap.add_argument("--calibrate", type=float, default=30.0, help="seconds of each looped clip for the one-camera cost")
+    ap.add_argument(
+        "--per-worker", type=int, default=3, help="cameras in the calibrated worker (a 32-core node of 100: ~3)"
+    )
     ap.add_argument("--video", choices=tuple(CLIPS), default="hamilton", help="what each camera shows in the live runs")
     ap.add_argument("--cameras", default="1", help="comma-separated camera counts of the live runs ('' for none)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin workers to cores (a shared machine)")
@@ -475,7 +540,7 @@ def main() -> int:
             part, span = calibration_clip(looped(name), args.calibrate)
             for point in POINTS:
                 console.print(f"[dim]{name}: {point}, {args.calibrate:g} s of the looped clip, no clock …[/]")
-                costs[point][CLIPS[name][2]] = camera_cost(home, part, span, point, CLIPS[name][2])
+                costs[point][CLIPS[name][2]] = camera_cost(home, part, span, point, CLIPS[name][2], args.per_worker)
                 loads.append(os.getloadavg()[0])
         for n in counts:
             for point in POINTS:
