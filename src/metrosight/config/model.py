@@ -35,6 +35,7 @@ from metrosight.config.backends import (
 from metrosight.config.channels import OutboundConfig
 from metrosight.config.common import CameraId, Section
 from metrosight.config.decode import DecodeConfig
+from metrosight.config.detection import CameraDetectionConfig, GatingConfig
 from metrosight.config.groups import CameraGroupConfig, check_groups, check_known_groups, group_members
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
@@ -54,6 +55,7 @@ class DetectionConfig(Section):
         description="frames wider than this are downscaled for face detection (boxes are mapped back); CenterFace "
         "scales frames itself (its own max_width) and always gets the full frame",
     )
+    gating: GatingConfig = Field(default_factory=GatingConfig, description="motion gating (config/detection.py)")
 
 
 class TrackingConfig(Section):
@@ -223,6 +225,9 @@ class CameraConfig(Section):
     )
     rtsp_transport: Literal["auto", "tcp", "udp"] = Field(
         "auto", description="RTP transport of an rtsp:// source: auto (TCP, then UDP), tcp or udp"
+    )
+    detection: CameraDetectionConfig = Field(
+        default_factory=CameraDetectionConfig, description="regions where faces can appear; motion gating on or off"
     )
 
     @model_validator(mode="after")

@@ -256,6 +256,16 @@ class CenterFaceDetector:
         x, scale = self._network_input(image)
         return self._faces(image, scale, self._run(x[None]), 0)
 
+    def working_scale(self, width: int, height: int) -> float:
+        """The factor (≤ 1) a whole ``width`` × ``height`` frame is scaled by for the network: a crop of the frame
+        scaled by it first shows its faces to the network as the whole frame would."""
+        return self.input_size(height, width)[0]
+
+    def landmark_box(self, box: Box) -> Box:
+        """The box the 5-point landmarks of a face with ``box`` (one of this detector's boxes) are computed from:
+        the dlib-style square (the box itself with ``dlib_boxes``)."""
+        return box if self.dlib_boxes else dlib_style_box(box)
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Faces in each of ``images`` (``(H, W, 3)`` uint8 RGB, e.g. one frame of each camera of a worker).
 

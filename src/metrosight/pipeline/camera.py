@@ -21,7 +21,17 @@ import numpy as np
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match, TrackState
+from metrosight.detect.areas import (
+    EDGE_TOLERANCE,
+    crops,
+    dedupe,
+    drop_cut_landmarks,
+    frame_scale,
+    landmark_box,
+    outside,
+)
 from metrosight.detect.base import FaceDetector
+from metrosight.detect.gate import DetectionGate, DetectionPlan, gate_for
 from metrosight.pipeline.phases import DetectionArea, DetectionRequest, EmbedRequest
 from metrosight.policy.redact import redacted_crop
 from metrosight.recognize.align import AlignmentError, align, context_crop
@@ -49,6 +59,9 @@ class CameraStats:
     alerts: int = 0
     embedded: int = 0
     cuts: int = 0
+    gated: int = 0  # frames where motion gating ran no detection at all
+    detect_pixels: int = 0  # frame pixels sent to the face detector (whole frame, regions or moving areas)
+    frame_pixels: int = 0  # pixels of the analysed frames (detect_pixels / frame_pixels: the share searched)
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     stage_hist: dict[str, list[int]] = field(default_factory=dict)
 
@@ -87,6 +100,8 @@ class CameraPipeline:
         identification_allowed: whether faces may be identified from the first frame (no window on).
         clock: wall-clock time (Unix seconds); the run's media time 0 is taken as ``clock() - ts`` at its first
             frame, so alerts carry when they were seen.
+        gate: where each frame is searched for faces (regions, motion gating); None: the camera's configuration
+            (:func:`~metrosight.detect.gate.gate_for`, built at the first frame, when its camera id is known).
     """
 
     def __init__(
@@ -104,6 +119,7 @@ class CameraPipeline:
         group: str | None = None,
         identification_allowed: bool = True,
         clock: Callable[[], float] = time.time,
+        gate: DetectionGate | None = None,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -117,6 +133,7 @@ class CameraPipeline:
         self.group = group
         self.identification_allowed = identification_allowed
         self.clock = clock
+        self.gate = gate
         self.media_origin: float | None = None
         rec = settings.recognition
         self.tracker: FaceTracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
@@ -135,6 +152,7 @@ class CameraPipeline:
         self._last_index = -1
         self._camera_id = "cam0"
         self.last_boxes: list[Box] = []
+        self._live_boxes: list[Box] = []  # the live face tracks' boxes after the last frame (searched around)
 
     @property
     def camera_stats(self) -> CameraStats:
@@ -165,8 +183,9 @@ class CameraPipeline:
 
     def prepare(self, frame: Frame) -> DetectionRequest:
         """Phase 1 of a frame (see :mod:`metrosight.pipeline.phases`): applies gallery and window changes, counts the
-        frame, and says which images to detect faces in: the frame, or the frame downscaled to
-        ``detection.max_width`` for a detector that does not scale frames itself."""
+        frame, checks for a scene cut, and says which images to detect faces in (:meth:`_plan`): the frame (or the
+        frame downscaled to ``detection.max_width`` for a detector that does not scale frames itself), crops of it
+        (regions, moving areas), or none (motion gating)."""
         self._camera_id = frame.camera_id
         self._last_ts, self._last_index = frame.ts, frame.index
         if self.media_origin is None:
@@ -176,41 +195,77 @@ class CameraPipeline:
             if changed is not None:
                 self.apply_policy(*changed)
         self.stats.frames += 1
+        t0 = time.perf_counter()
+        cut = self.cuts.is_cut(frame.image)
+        plan = self._plan(frame, cut)
+        if plan.areas is None:
+            areas: tuple[DetectionArea, ...] = (self._whole(frame),)
+        else:
+            scale = frame_scale(self.detector, frame.width, frame.height, self.settings.detection.max_width)
+            found = crops(frame.image, plan.areas, scale)
+            areas = tuple(DetectionArea(im, (w.x1, w.y1), s, w) for im, w, s in found)
+        return DetectionRequest(frame, areas, cut, time.perf_counter() - t0)
+
+    def _plan(self, frame: Frame, cut: bool) -> DetectionPlan:
+        """Where to search ``frame`` (the camera's :class:`~metrosight.detect.gate.DetectionGate`), counted."""
+        if self.gate is None:
+            self.gate = gate_for(self.settings, frame.camera_id)
+        plan = self.gate.plan(frame.image, frame.ts, self._live_boxes, cut)
+        pixels = frame.width * frame.height
+        self.stats.frame_pixels += pixels
+        self.stats.detect_pixels += round(plan.share * pixels)
+        self.stats.gated += int(plan.areas is not None and not plan.areas)
+        return plan
+
+    def _whole(self, frame: Frame) -> DetectionArea:
+        """The whole frame for the detector: as it is, or downscaled to ``detection.max_width``."""
         max_w = self.settings.detection.max_width
         image = frame.image
         if frame.width <= max_w or self.detector.scales_input:
             # detectors that pick their own input size (CenterFace) get the full frame: their boxes and landmarks
             # are already in its pixels
-            return DetectionRequest(frame, (DetectionArea(image),), image)
+            return DetectionArea(image)
         import cv2  # OpenCV: heavy, loaded on first use
 
-        t0 = time.perf_counter()
         factor = frame.width / max_w
         # area averaging is ~5x slower than bilinear at a non-integer factor under 2 (1080p -> 1280: 9 vs 1.8 ms),
         # where bilinear hardly aliases (same faces found on the crowd sample); integer factors have a fast path
         interp = cv2.INTER_AREA if factor >= 2 or factor.is_integer() else cv2.INTER_LINEAR
         small = cv2.resize(image, (max_w, int(round(frame.height / factor))), interpolation=interp)
-        return DetectionRequest(frame, (DetectionArea(small, scale=factor),), small, time.perf_counter() - t0)
+        return DetectionArea(small, scale=factor)
 
     def _in_frame(self, request: DetectionRequest, found: Sequence[Sequence[Detection]]) -> list[Detection]:
-        """The detections of every area of ``request`` in frame pixels; landmarks recomputed on the full frame
-        (``landmarker``) for faces found downscaled."""
+        """The detections of every area of ``request`` in frame pixels: a face cut by a crop's inner edge loses its
+        landmarks (never a best shot); landmarks recomputed on the full frame (``landmarker``) for the other faces
+        found downscaled; a face found in two overlapping crops counted once."""
         if len(found) != len(request.areas):
             raise ValueError(f"{len(found)} detection lists for {len(request.areas)} detection areas")
         dets: list[Detection] = []
         min_px = self.settings.detection.min_face_px
+        image = request.frame.image
+        size = (request.frame.width, request.frame.height)
         for area, area_dets in zip(request.areas, found, strict=True):
             mapped = area.to_frame(area_dets)
+            if area.window is not None:
+                mapped = drop_cut_landmarks(mapped, area.window, size, EDGE_TOLERANCE * area.scale)
             if area.scale != 1.0 and self.landmarker is not None:
-                image = request.frame.image
                 mapped = [
-                    Detection(d.box, d.score, self.landmarker(image, d.box), d.kind, d.yaw)
-                    if d.box.height >= min_px
+                    Detection(d.box, d.score, self.landmarker(image, landmark_box(self.detector, d.box)), d.kind, d.yaw)
+                    if d.box.height >= min_px and d.landmarks is not None
                     else d
                     for d in mapped
                 ]
             dets.extend(mapped)
-        return dets
+        return dedupe(dets) if len(request.areas) > 1 else dets
+
+    def _blurred(self, request: DetectionRequest, dets: list[Detection]) -> list[Box]:
+        """The faces to blur in a snapshot of this frame: those found, and those of earlier frames where this frame
+        was not searched (still there; none left after a search of the whole frame)."""
+        if not request.areas:
+            return self.last_boxes  # nothing searched: the faces of the last search
+        windows = [a.window for a in request.areas]
+        kept = [] if any(w is None for w in windows) else outside(self.last_boxes, [w for w in windows if w])
+        return [d.box for d in dets] + kept
 
     def after_detection(self, request: DetectionRequest, found: Sequence[Sequence[Detection]]) -> EmbedRequest:
         """Phase 2 of a frame: scene cuts, tracking, alignment and quality.
@@ -229,13 +284,17 @@ class CameraPipeline:
         t1 = time.perf_counter()
         dets = self._in_frame(request, found)
         self.stats.faces += len(dets)
-        self.last_boxes = [d.box for d in dets]  # for redacted snapshots (every face blurred)
+        self.last_boxes = self._blurred(request, dets)  # for redacted snapshots (every face blurred)
         out = EmbedRequest(frame)
-        if self.cuts.is_cut(request.cut_image):  # a new shot: no track may carry an identity across it
+        if request.cut:  # a new shot: no track may carry an identity across it
             self.stats.cuts += 1
             for tid in self.tracker.finish(frame.index, frame.ts, frame.camera_id).ended:
                 out.raised.extend(self._end_track(tid, frame.ts, final_ts=None))
-        tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
+        if request.areas:
+            tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
+        else:  # gated: nothing searched, the live tracks carried as they are
+            tracks = self.tracker.carry(frame.index, frame.ts, frame.camera_id)
+        self._live_boxes = [t.box for t in tracks.active]
         born = 0
         for t in tracks.active:
             if t.track_id not in self._track_first:
@@ -391,6 +450,9 @@ class CameraPipeline:
     def finish(self) -> list[AlertV1]:
         """The source ended: end every live track (final decisions, alert updates) and forget all descriptors."""
         tracks = self.tracker.finish(self._last_index, self._last_ts, self._camera_id)
+        self._live_boxes = []
+        if self.gate is not None:
+            self.gate.reset()  # a reconnect: full detection and a fresh background at the next frame
         raised: list[AlertV1] = []
         for tid in tracks.ended:
             raised.extend(self._end_track(tid, self._last_ts, final_ts=self._last_ts))

@@ -34,11 +34,14 @@ class DetectionArea:
             moved).
         offset: ``(x, y)`` of the image's top-left corner, in frame pixels.
         scale: frame pixels per image pixel (``> 0``; 1 for a full-resolution view, 1.5 for 1920 → 1280).
+        window: for a crop, the rectangle of the frame it shows (frame pixels): a face reaching one of its edges
+            that is not an edge of the frame is cut by it (never a best shot); None for the whole frame.
     """
 
     image: np.ndarray
     offset: tuple[float, float] = (0.0, 0.0)
     scale: float = 1.0
+    window: Box | None = None
 
     @property
     def identity(self) -> bool:
@@ -66,16 +69,16 @@ class DetectionRequest:
 
     Attributes:
         frame: the frame.
-        areas: the images to run the face detector on (none: nothing to detect at this frame); their detections
-            together are the frame's faces.
-        cut_image: ``(h, w, 3)`` uint8 RGB view of the whole frame that the scene-cut check compares with the
-            previous frame's.
-        seconds: wall time spent making the areas' images (downscaling, cropping), counted as detection time.
+        areas: the images to run the face detector on (none: nothing to detect at this frame, motion gating);
+            their detections together are the frame's faces.
+        cut: the frame starts a new shot (scene cut: every track ends before this frame's faces are tracked).
+        seconds: wall time spent deciding where to search and making the areas' images (scene cut, motion,
+            downscaling, cropping), counted as detection time.
     """
 
     frame: Frame
     areas: tuple[DetectionArea, ...]
-    cut_image: np.ndarray
+    cut: bool = False
     seconds: float = 0.0
 
 

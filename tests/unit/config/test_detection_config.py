@@ -1,0 +1,78 @@
+"""Detection regions and motion gating in the configuration: what is refused, in one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+from typer.testing import CliRunner
+
+from metrosight.cli import app
+from metrosight.config.model import Settings
+
+
+def check(tmp_path: Path, text: str) -> tuple[int, str]:
+    f = tmp_path / "c.yaml"
+    f.write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(app, ["config", "check", str(f)])
+    return r.exit_code, r.stdout + r.stderr
+
+
+def camera(detection: str) -> str:
+    return f"cameras: [{{id: cam-1, source: a.mp4, detection: {detection}}}]\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("{regions: []}", "regions is empty"),
+        ("{regions: [[0.1, 0.1, 1.2, 0.5]]}", "leaves the frame"),
+        ("{regions: [[-0.1, 0.1, 0.5, 0.5]]}", "leaves the frame"),
+        ("{regions: [[0.6, 0.1, 0.5, 0.5]]}", "x1 < x2"),
+        ("{regions: [[0.1, 0.5, 0.5, 0.5]]}", "y1 < y2"),
+        ("{regions: [[0.1, 0.1, .nan, 0.5]]}", "finite"),
+        ("{regions: [[0.1, 0.1, 0.5]]}", "regions.0"),
+        ("{regions: [[0, 0, 1, 1], [0.2, 0.2, 0.2, 0.4]]}", "regions[1]"),
+        ("{gating: maybe}", "gating"),
+        ("{region: [[0, 0, 1, 1]]}", "region"),
+    ],
+)
+def test_config_check_refuses_a_bad_region_in_one_line(tmp_path: Path, body: str, says: str):
+    code, out = check(tmp_path, camera(body))
+    assert code != 0
+    assert says in out and "cameras.0.detection" in out, out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "detection: {gating: {full_every_seconds: 0}}",
+        "detection: {gating: {threshold: 0}}",
+        "detection: {gating: {max_share: 1.5}}",
+        "detection: {gating: {enable: true}}",
+    ],
+)
+def test_config_check_refuses_bad_gating_settings(tmp_path: Path, body: str):
+    code, out = check(tmp_path, body + "\n")
+    assert code != 0 and "detection.gating" in out and "Traceback" not in out, out
+
+
+def test_good_regions_and_gating_pass(tmp_path: Path):
+    code, out = check(
+        tmp_path,
+        "detection: {gating: {enabled: true, full_every_seconds: 1.5}}\n"
+        + camera("{regions: [[0, 0.2, 0.5, 1], [0.5, 0, 1, 1]], gating: false}"),
+    )
+    assert code == 0, out
+    s = Settings.model_validate(
+        {"cameras": [{"id": "c", "source": "a.mp4", "detection": {"regions": [[0, 0.25, 1, 1]]}}]}
+    )
+    assert s.cameras[0].detection.regions == [(0.0, 0.25, 1.0, 1.0)]
+    assert Settings().detection.gating.full_every_seconds == 2.0
+
+
+def test_the_same_model_refuses_it_from_the_environment():
+    with pytest.raises(pydantic.ValidationError, match="full_every_seconds"):
+        Settings.model_validate({"detection": {"gating": {"full_every_seconds": -1}}})
