@@ -178,6 +178,9 @@ class CameraStatsV1(_Payload):
     reconnects: int
     stalls: int
     failed_attempts: int
+    frames_gated: int = Field(0, description="analysed frames where motion gating ran no face detection at all")
+    detect_pixels: int = Field(0, description="frame pixels given to the face detector (frames, regions, crops)")
+    frame_pixels: int = Field(0, description="pixels of the analysed frames (detect_pixels / frame_pixels: the share)")
     last_frame_wall: float = Field(description="Unix time of the newest decoded frame (0: none yet)")
     worker_cpu_seconds: float = Field(description="CPU time of the whole worker process so far")
     wall_time: float

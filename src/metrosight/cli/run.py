@@ -35,6 +35,8 @@ def run_summary(report: RunReport, camera: str) -> dict[str, object]:
         "alerts": report.episodes,
         "sightings": s.alerts,
         "embedded": s.embedded,
+        "frames_gated": s.gated,  # motion gating: analysed frames with no face detection
+        "detect_share": round(s.detect_pixels / s.frame_pixels, 4) if s.frame_pixels else None,
         "gallery": report.gallery_size,
         "seconds": round(report.seconds, 2),
         "fps": round(report.fps, 2),

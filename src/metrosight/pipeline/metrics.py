@@ -31,6 +31,9 @@ COUNTERS = (
     "reconnects",
     "stalls",
     "failed_attempts",
+    "frames_gated",  # motion gating: analysed frames with no face detection
+    "detect_pixels",  # frame pixels given to the face detector; over frame_pixels: the share searched
+    "frame_pixels",
 )
 
 

@@ -139,3 +139,42 @@ def test_a_reconnect_forces_a_full_detection():
     pipe.finish()  # what the frame loop calls on a reconnect
     pipe.process(frame(10, []))
     assert det.calls == 2 and pipe.stats.gated == 9
+
+
+def test_gating_counters_reach_the_node_metrics():
+    import time
+
+    from metrosight.bus.payloads import CameraStatsV1
+    from metrosight.pipeline.metrics import NodeMetrics
+
+    pipe, _, _ = run([frame(i, []) for i in range(30)], gating=True, full_every=60.0)
+    s = pipe.stats
+    m = NodeMetrics()
+    m.on_stats(
+        CameraStatsV1(
+            camera_id="cam-1",
+            worker=0,
+            state="live",
+            frames_decoded=30,
+            frames_skipped=0,
+            frames_dropped=0,
+            frames_analysed=s.frames,
+            faces=s.faces,
+            embedded=s.embedded,
+            tracks=s.tracks,
+            alerts=s.alerts,
+            reconnects=0,
+            stalls=0,
+            failed_attempts=0,
+            frames_gated=s.gated,
+            detect_pixels=s.detect_pixels,
+            frame_pixels=s.frame_pixels,
+            last_frame_wall=time.time(),
+            worker_cpu_seconds=1.0,
+            wall_time=time.time(),
+        )
+    )
+    text = m.prometheus()
+    assert 'metrosight_camera_frames_gated_total{camera="cam-1"} 29' in text
+    assert f'metrosight_camera_detect_pixels_total{{camera="cam-1"}} {640 * 480}' in text
+    assert f'metrosight_camera_frame_pixels_total{{camera="cam-1"}} {30 * 640 * 480}' in text
