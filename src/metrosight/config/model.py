@@ -37,6 +37,7 @@ from metrosight.config.common import CameraId, Section
 from metrosight.config.decode import DecodeConfig
 from metrosight.config.detection import CameraDetectionConfig, GatingConfig
 from metrosight.config.groups import CameraGroupConfig, check_groups, check_known_groups, group_members
+from metrosight.config.tracking import TrackingConfig
 from metrosight.core.names import distinct_identifiers, identifier, same_identifier
 from metrosight.core.source import SourceSpec, SourceSyntaxError
 from metrosight.core.when import zone
@@ -56,14 +57,6 @@ class DetectionConfig(Section):
         "scales frames itself (its own max_width) and always gets the full frame",
     )
     gating: GatingConfig = Field(default_factory=GatingConfig, description="motion gating (config/detection.py)")
-
-
-class TrackingConfig(Section):
-    iou_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="minimum IoU to continue a track")
-    max_missed_seconds: float = Field(0.5, gt=0.0, description="a track unseen this long (media time) ends")
-    scene_cut_threshold: float = Field(
-        0.8, ge=0.0, le=1.0, description="frame-to-frame histogram similarity below which all tracks end (a cut)"
-    )
 
 
 class RecognitionConfig(Section):

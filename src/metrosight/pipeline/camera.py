@@ -39,8 +39,8 @@ from metrosight.recognize.embedder import Embedder
 from metrosight.recognize.fusion import TrackFusion
 from metrosight.recognize.gallery import Matcher
 from metrosight.recognize.quality import assess, score_bound
-from metrosight.track.cuts import SceneCutDetector
-from metrosight.track.iou import FaceTracker, IouTracker
+from metrosight.track.faces import make_cut_detector, make_face_tracker
+from metrosight.track.iou import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,9 @@ class CameraPipeline:
         self.gate = gate
         self.media_origin: float | None = None
         rec = settings.recognition
-        self.tracker: FaceTracker = IouTracker(settings.tracking.iou_threshold, settings.tracking.max_missed_seconds)
+        self.tracker: FaceTracker = make_face_tracker(settings.tracking)
         self.fusion = TrackFusion(matcher, rec.min_samples, rec.max_samples, rec.decide_every_seconds)
-        self.cuts = SceneCutDetector(settings.tracking.scene_cut_threshold)
+        self.cuts = make_cut_detector(settings.tracking)
         self.stats = CameraStats()
         # event ids are ``camera:scope:birth`` where birth is "<frame index>.<rank among tracks born there>": the
         # same frames give the same ids, so a worker that resumes a file elsewhere (same scope) re-raises the same
@@ -196,7 +196,7 @@ class CameraPipeline:
                 self.apply_policy(*changed)
         self.stats.frames += 1
         t0 = time.perf_counter()
-        cut = self.cuts.is_cut(frame.image)
+        cut = self.cuts.is_cut(frame.image, frame.ts)
         plan = self._plan(frame, cut)
         if plan.areas is None:
             areas: tuple[DetectionArea, ...] = (self._whole(frame),)

@@ -13,13 +13,22 @@ class SceneCutDetector:
     when the mean intersection drops below ``threshold``. Robust to motion inside the shot, cheap (~0.3 ms on a
     1080p frame: a large frame is subsampled before it is shrunk to 64×36).
 
+    Within one shot the histograms drift apart with the time between the frames compared (people walk, the camera
+    pans or zooms), while a cut's change does not depend on it: at a low analysis rate the threshold is lowered by
+    ``per_second`` for each second between the two frames (Hamilton clip: a zoom compared 1/6 s apart scores 0.79,
+    its three real cuts 0.56–0.75 at any rate up to 1/6 s).
+
     Args:
-        threshold: mean quadrant histogram intersection below which the frame starts a new shot.
+        threshold: mean quadrant histogram intersection below which the frame starts a new shot (frames compared
+            0 s apart).
+        per_second: how much lower the threshold is per second between the compared frames (media time).
     """
 
-    def __init__(self, threshold: float = 0.8) -> None:
+    def __init__(self, threshold: float = 0.8, per_second: float = 0.0) -> None:
         self.threshold = threshold
+        self.per_second = per_second
         self._prev: np.ndarray | None = None
+        self._prev_ts: float | None = None
 
     @staticmethod
     def signature(image: np.ndarray) -> np.ndarray:
@@ -34,10 +43,13 @@ class SceneCutDetector:
         hists = np.stack([np.bincount((q // 16).ravel(), minlength=16).astype(np.float64) for q in quads])
         return hists / hists.sum(axis=1, keepdims=True)
 
-    def is_cut(self, image: np.ndarray) -> bool:
-        """Whether ``image`` starts a new shot (always False for the first frame)."""
+    def is_cut(self, image: np.ndarray, ts: float | None = None) -> bool:
+        """Whether ``image`` (``(H, W, 3)`` uint8) starts a new shot (always False for the first frame); ``ts``
+        (media seconds) lowers the threshold by ``per_second`` × the seconds since the previous frame given."""
         sig = self.signature(image)
         prev, self._prev = self._prev, sig
+        prev_ts, self._prev_ts = self._prev_ts, ts
         if prev is None:
             return False
-        return float(np.minimum(prev, sig).sum(axis=1).mean()) < self.threshold
+        gap = 0.0 if ts is None or prev_ts is None else max(0.0, ts - prev_ts)
+        return float(np.minimum(prev, sig).sum(axis=1).mean()) < self.threshold - self.per_second * gap

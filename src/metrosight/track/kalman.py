@@ -57,15 +57,23 @@ class _Kalman:
 
 
 class KalmanTracker:
-    """SORT-style multi-person tracker.
+    """SORT-style multi-object tracker (people for behaviour analytics, faces for recognition).
 
     Args:
         iou_threshold: minimum IoU between a track's predicted box and a detection to match by overlap.
         max_centre_distance: second pass: a detection whose centre is within this many box heights of an unmatched
             track's prediction continues it.
-        max_missed_seconds: a track not matched for this long (media time) ends.
+        centre_distance_per_second: the second pass's gate widens by this many box heights per second since the
+            track was last seen (the prediction grows less certain; 0: a fixed gate).
+        max_missed_seconds: a track not matched for this long (media time during which detection ran) ends.
+        max_missed_detections: ... and only once it also missed more than this many detection runs in a row, so
+            that at a low analysis rate one or two missed detections do not end it (0: time alone).
         min_hits: a track is reported (and can end) only after this many matched detections; single-frame false
             detections never become tracks.
+        max_height_ratio: second pass only: a detection whose height differs from the prediction's by more than
+            this factor (either way) does not continue it (another, nearer or farther, face; None: no limit).
+        pos_noise / vel_noise: process noise of the filter, box heights per sqrt(second) (position; velocity per
+            second).
     """
 
     def __init__(
@@ -74,27 +82,42 @@ class KalmanTracker:
         max_centre_distance: float = 0.5,
         max_missed_seconds: float = 1.5,
         min_hits: int = 2,
+        centre_distance_per_second: float = 0.0,
+        max_missed_detections: int = 0,
+        max_height_ratio: float | None = None,
+        pos_noise: float = 0.5,
+        vel_noise: float = 1.0,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.max_centre_distance = max_centre_distance
+        self.centre_distance_per_second = centre_distance_per_second
         self.max_missed_seconds = max_missed_seconds
+        self.max_missed_detections = max_missed_detections
         self.min_hits = min_hits
+        self.max_height_ratio = max_height_ratio
+        self.pos_noise, self.vel_noise = pos_noise, vel_noise
         self._next_id = 1
         self._tracks: dict[int, TrackState] = {}
         self._filters: dict[int, _Kalman] = {}
+        self._missed: dict[int, tuple[int, float]] = {}  # track id -> (detection runs missed, media seconds unseen)
         self._last_ts: float | None = None
+
+    def _predict(self, ts: float) -> list[int]:
+        dt = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
+        self._last_ts = ts if self._last_ts is None else max(ts, self._last_ts)
+        ids = list(self._tracks)
+        for tid in ids:
+            self._filters[tid].predict(dt)
+        return ids
 
     def update(self, dets: Detections) -> Tracks:
         """Predict every track to ``dets.ts``, match ``dets``, start tracks for the rest, end stale tracks."""
         ts = dets.ts
-        dt = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
-        self._last_ts = ts
-        ids = list(self._tracks)
-        for tid in ids:
-            self._filters[tid].predict(dt)
+        step = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
+        ids = self._predict(ts)
         predicted = [self._filters[tid].box() for tid in ids]
         items = list(dets.items)
-        matched = self._assign(ids, predicted, items)
+        matched = self._assign(ids, predicted, items, ts)
         used = set(matched.values())
         active: list[TrackState] = []
         ended: list[int] = []
@@ -106,8 +129,10 @@ class KalmanTracker:
                 self._filters[tid].update(det.box)
                 track.box, track.detection, track.last_ts = det.box, det, ts
                 track.hits += 1
-            elif ts - track.last_ts > self.max_missed_seconds:
+                self._missed.pop(tid, None)
+            elif self._misses(tid, step):
                 del self._tracks[tid], self._filters[tid]
+                self._missed.pop(tid, None)
                 if track.hits >= self.min_hits:
                     ended.append(tid)
                 continue
@@ -121,12 +146,29 @@ class KalmanTracker:
             track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
             self._next_id += 1
             self._tracks[track.track_id] = track
-            self._filters[track.track_id] = _Kalman(det.box, pos_noise=0.5, vel_noise=1.0)
+            self._filters[track.track_id] = _Kalman(det.box, pos_noise=self.pos_noise, vel_noise=self.vel_noise)
             if self.min_hits <= 1:
                 active.append(track)
         return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended))
 
-    def _assign(self, ids: list[int], predicted: list[Box], items: list[Detection]) -> dict[int, int]:
+    def _misses(self, tid: int, step: float) -> bool:
+        """Count one missed detection run of ``step`` seconds for ``tid``; whether the track ends."""
+        runs, unseen = self._missed.get(tid, (0, 0.0))
+        runs, unseen = runs + 1, unseen + step
+        self._missed[tid] = (runs, unseen)
+        return unseen > self.max_missed_seconds and runs > self.max_missed_detections
+
+    def carry(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
+        """No detection ran on this frame (skipped by motion gating): every live track is moved to its prediction
+        at ``ts`` (pixels) with ``detection`` None; nothing ages (neither the media time since the previous frame
+        nor a missed detection counts toward ending) and nothing ends."""
+        for tid in self._predict(ts):
+            track = self._tracks[tid]
+            track.box, track.detection = self._filters[tid].box(), None
+        active = tuple(t for t in self._tracks.values() if t.hits >= self.min_hits)
+        return Tracks(frame_index, ts, camera_id, active, ())
+
+    def _assign(self, ids: list[int], predicted: list[Box], items: list[Detection], ts: float) -> dict[int, int]:
         matched: dict[int, int] = {}
         if not ids or not items:
             return matched
@@ -140,11 +182,17 @@ class KalmanTracker:
         if free_t and free_d:
             pc = np.array([predicted[i].center for i in free_t])
             ph = np.array([max(predicted[i].height, 1.0) for i in free_t])
+            since = np.array([max(0.0, ts - self._tracks[ids[i]].last_ts) for i in free_t])
+            gate = self.max_centre_distance + self.centre_distance_per_second * since
             dc = np.array([items[j].box.center for j in free_d])
             dist = np.hypot(pc[:, None, 0] - dc[None, :, 0], pc[:, None, 1] - dc[None, :, 1]) / ph[:, None]
+            if self.max_height_ratio is not None:
+                dh = np.array([max(items[j].box.height, 1.0) for j in free_d])
+                ratio = np.maximum(dh[None, :] / ph[:, None], ph[:, None] / dh[None, :])
+                dist = np.where(ratio <= self.max_height_ratio, dist, 1e6)
             rows, cols = linear_sum_assignment(dist)
             for r, c in zip(rows, cols, strict=True):
-                if dist[r, c] <= self.max_centre_distance:
+                if dist[r, c] <= gate[r]:
                     matched[ids[free_t[r]]] = free_d[c]
         return matched
 
@@ -153,4 +201,5 @@ class KalmanTracker:
         ended = tuple(tid for tid, t in self._tracks.items() if t.hits >= self.min_hits)
         self._tracks.clear()
         self._filters.clear()
+        self._missed.clear()
         return Tracks(frame_index, ts, camera_id, (), ended)
