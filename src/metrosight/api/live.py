@@ -49,7 +49,19 @@ class AlertHub:
                 self.unregister((loop, ev))
 
 
-COUNTED = ("frames_decoded", "frames_analysed", "frames_dropped", "faces", "embedded", "tracks", "alerts", "reconnects")
+COUNTED = (
+    "frames_decoded",
+    "frames_analysed",
+    "frames_dropped",
+    "frames_skipped",
+    "frames_codec_skipped",
+    "decode_seconds",
+    "faces",
+    "embedded",
+    "tracks",
+    "alerts",
+    "reconnects",
+)
 
 
 def safe_source(cfg: CameraConfig) -> str:
@@ -91,6 +103,7 @@ class _Cam:
                 old = stage_b.get(k, [0] * len(b))
                 stage_b[k] = [x + y for x, y in zip(old, b, strict=False)] if len(old) == len(b) else list(b)
         out["stage_seconds"], out["stage_buckets"] = stage_s, stage_b
+        out["decoder"] = s.decoder if s is not None else self.base.get("decoder", "software")
         return out
 
 
@@ -151,7 +164,7 @@ class CameraBoard:
 
     def totals(self, visible: Callable[[str], bool] = _every) -> dict[str, dict[str, Any]]:
         """Per camera (``visible`` ones only): lifetime counters (``COUNTED``), ``stage_seconds`` and
-        ``stage_buckets``, and ``state``."""
+        ``stage_buckets``, ``decoder`` (software, cuda, vaapi) and ``state``."""
         with self._lock:
             return {cid: {**c.totals(), "state": c.state} for cid, c in self._cams.items() if visible(cid)}
 

@@ -1,9 +1,10 @@
 """Prometheus metrics of the operator service (``/metrics``), built with prometheus-client.
 
-Per camera: frames, faces, tracks, alerts (counters over the service's lifetime), the camera state (a gauge per
-state, 1 for the current one), frames a second, newest frame time, and per-stage latency histograms (detect, track,
-align, embed, match; from :attr:`metrosight.pipeline.camera.CameraStats.stage_hist`). Also the alerts stored, by
-review status, and the open live feeds.
+Per camera: frames, faces, tracks, alerts (counters over the service's lifetime), the decode cost (decoding CPU
+seconds, frames the decoder skipped, frames decoded but not due) and the decoder (a gauge per kind, 1 for the one in
+use), the camera state (a gauge per state, 1 for the current one), frames a second, newest frame time, and per-stage
+latency histograms (detect, track, align, embed, match; from :attr:`metrosight.pipeline.camera.CameraStats.stage_hist`).
+Also the alerts stored, by review status, and the open live feeds.
 
 A scoped reader (:mod:`metrosight.policy.scope`) is served a registry of their own (:func:`scoped_registry`): the
 cameras of their scope only, the alerts of their scope by status, and no gallery-wide operating point.
@@ -53,6 +54,9 @@ class ServiceCollector(Collector):
             ("metrosight_frames", "frames_analysed", "frames analysed"),
             ("metrosight_frames_decoded", "frames_decoded", "frames decoded from the source"),
             ("metrosight_frames_dropped", "frames_dropped", "frames dropped under load"),
+            ("metrosight_frames_skipped", "frames_skipped", "frames decoded but not due under the analysis rate"),
+            ("metrosight_frames_codec_skipped", "frames_codec_skipped", "frames the decoder left undecoded"),
+            ("metrosight_decode_seconds", "decode_seconds", "CPU time of the camera's decoding, seconds"),
             ("metrosight_faces", "faces", "faces detected"),
             ("metrosight_descriptors", "embedded", "face descriptors computed"),
             ("metrosight_tracks", "tracks", "face tracks started"),
@@ -63,6 +67,14 @@ class ServiceCollector(Collector):
             for cid, t in sorted(totals.items()):
                 c.add_metric([cid], float(t[key]))
             yield c
+        dec = GaugeMetricFamily(
+            "metrosight_camera_decoder",
+            "1 for what decodes the camera (software, cuda, vaapi)",
+            labels=["camera", "decoder"],
+        )
+        for cid, t in sorted(totals.items()):
+            dec.add_metric([cid, str(t["decoder"])], 1.0)
+        yield dec
         g = GaugeMetricFamily("metrosight_camera_state", "1 for the camera's current state", labels=["camera", "state"])
         for cid, t in sorted(totals.items()):
             for st in STATES:

@@ -170,6 +170,13 @@ class CameraStatsV1(_Payload):
     frames_decoded: int = Field(description="frames decoded from the source")
     frames_skipped: int = Field(description="frames not due under the analysis rate")
     frames_dropped: int = Field(description="due frames replaced by a newer one before the analysis took them")
+    frames_codec_skipped: int = Field(
+        0, ge=0, description="frames the decoder left undecoded (non-reference frames the analysis rate does not need)"
+    )
+    decode_seconds: float = Field(
+        0.0, ge=0.0, description="CPU time of the camera's decoding thread (reading and decoding), seconds"
+    )
+    decoder: str = Field("software", max_length=32, description="what decodes the camera: software, cuda or vaapi")
     frames_analysed: int
     faces: int = Field(description="faces detected in analysed frames")
     embedded: int = Field(description="face descriptors computed")

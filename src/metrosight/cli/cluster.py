@@ -15,7 +15,7 @@ from redis import Redis
 
 from metrosight.bus.leases import Leases
 from metrosight.bus.redis_streams import RedisStreamsBus, connect
-from metrosight.cli.common import fail
+from metrosight.cli.common import fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
@@ -119,6 +119,7 @@ def worker(
     except InvalidInput as exc:
         fail(str(exc))
     rt = runtime_for(c, config, db)
+    require_decoder(rt.settings.ingest)  # before any lease is taken
     _ = rt.services.models.embedder  # a gallery of another descriptor model is refused before any lease is taken
     client = ping(bus)
     leases = Leases(client, owner, lease_seconds, prefix=prefix)

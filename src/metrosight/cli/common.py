@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from metrosight.bus.payloads import AlertV1, EventV1
+    from metrosight.config.model import IngestConfig
     from metrosight.pipeline.analytics import AnalyticsStats
     from metrosight.store.episodes import SightingStored
 
@@ -218,3 +219,12 @@ def analytics_summary(stats: AnalyticsStats) -> dict[str, object]:
         "peak_occupancy": dict(stats.peak_occupancy),
         "detected_frames": stats.detected_frames,
     }
+
+
+def require_decoder(ingest: IngestConfig) -> None:
+    """Stop with one line (exit 2) when ``ingest.decode.hwaccel`` asks for a device this machine cannot open
+    (before anything is opened or stored); ``auto`` never stops (it decodes on the CPU)."""
+    from metrosight.ingest.hwaccel import decoder_problem  # PyAV: loaded only by the commands that decode
+
+    if (why := decoder_problem(ingest.decode.hwaccel, ingest.decode.hwaccel_device)) is not None:
+        fail(why)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
-from metrosight.cli.common import alert_json, alert_line, fail
+from metrosight.cli.common import alert_json, alert_line, fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
 from metrosight.cli.sso import check_sso
 from metrosight.config.access import tls_problem
@@ -124,4 +124,5 @@ def config_check(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="
     check_sso(settings)  # what serve would read at start: the single sign-on client secret
     if (why := tls_problem(settings.api.tls)) is not None:  # …and the certificate and key it would serve with
         fail(f"invalid configuration: {why}")
+    require_decoder(settings.ingest)  # …and a hardware decoder it asks for
     c.out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from metrosight.cli.common import alert_json, alert_line, fail
+from metrosight.cli.common import alert_json, alert_line, fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def node(
     rt = c.services(config)
     if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
         fail(why)  # before anything is opened or stored
+    require_decoder(rt.settings.ingest)
     _ = rt.models.embedder  # a gallery of another descriptor model is refused (one line) before any worker starts
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from metrosight.cli.common import alert_json, alert_line, analytics_summary, event_json, event_line, fail
+from metrosight.cli.common import (
+    alert_json,
+    alert_line,
+    analytics_summary,
+    event_json,
+    event_line,
+    fail,
+    require_decoder,
+)
 from metrosight.cli.context import CliContext, cli_context
 from metrosight.core.names import InvalidInput, identifier
 from metrosight.ingest.source import SourceError
@@ -112,6 +120,7 @@ def run(
     rt = c.services(config)
     if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
         fail(why)  # before anything is opened or stored
+    require_decoder(rt.settings.ingest)
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:
         c.emit(alert_json(a, crop, stored) if as_json else alert_line(a, crop, stored))

@@ -101,7 +101,7 @@ def _auto(device: str | None) -> Decoder:
             log.info("hardware decoding: %s", kind)
             return Decoder(kind, device)
         reasons.append(why)
-    log.info("hardware decoding: none usable, decoding on the CPU (%s)", "; ".join(reasons))
+    log.warning("hardware decoding: none usable, decoding on the CPU (%s)", "; ".join(reasons))
     return SOFTWARE
 
 

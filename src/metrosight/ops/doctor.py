@@ -392,6 +392,25 @@ def check_bus(bus_url: str | None) -> Check:
     )
 
 
+def check_decoder(settings: Settings) -> Check:
+    """What decodes the cameras (``ingest.decode``): a device asked for (``cuda``, ``vaapi``) must open here;
+    ``auto`` says which it found, or why it decodes on the CPU."""
+    from metrosight.ingest.hwaccel import DEVICES, HwaccelError, choose_decoder, device_problem
+
+    dec = settings.ingest.decode
+    data: dict[str, Any] = {"hwaccel": dec.hwaccel, "skip": dec.skip, "threads": dec.threads}
+    try:
+        chosen = choose_decoder(dec.hwaccel, dec.hwaccel_device)
+    except HwaccelError as exc:
+        return Check("decoder", Status.FAIL, str(exc), "", {**data, "decoder": None})
+    data["decoder"] = chosen.kind
+    detail = f"{chosen.kind} (ingest.decode.hwaccel {dec.hwaccel}), skipping non-reference frames: {dec.skip}"
+    if dec.hwaccel == "auto" and chosen.kind == "software":
+        why = "; ".join(p for k in DEVICES if (p := device_problem(k, dec.hwaccel_device)) is not None)
+        detail += f"; no hardware decoder here ({why})"
+    return Check("decoder", Status.OK, detail, "", data)
+
+
 def run_doctor(
     settings: Settings,
     root: Path,
@@ -401,8 +420,8 @@ def run_doctor(
     models: bool = True,
     min_free: int = MIN_FREE_BYTES,
 ) -> Report:
-    """Every check, in order: Python, packages, FFmpeg, models, home and disk, database and keys, Redis, TLS, the
-    outbound channels (syslog, MQTT), cameras.
+    """Every check, in order: Python, packages, FFmpeg, the decoder, models, home and disk, database and keys, Redis,
+    TLS, the outbound channels (syslog, MQTT), cameras.
 
     Args:
         codecs: decoders required besides :data:`REQUIRED_DECODERS`.
@@ -413,6 +432,7 @@ def run_doctor(
         guard("python", check_python),
         guard("packages", check_packages),
         guard("ffmpeg", lambda: check_codecs(REQUIRED_DECODERS + tuple(codecs))),
+        guard("decoder", lambda: check_decoder(settings)),
     ]
     if models:
         cache = root / "cache" / "models"

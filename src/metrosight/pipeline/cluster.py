@@ -337,7 +337,12 @@ class ClusterWorker:
         if kind == "file":
             video = file_source(spec, c.id, settings.ingest, fps)
             resume = prog.checkpoint if prog is not None else -1
-            feed = IteratorFeed(lambda _on_state: video.frames(), resume_after=resume, realtime=self.options.realtime)
+            feed = IteratorFeed(
+                lambda _on_state: video.frames(),
+                resume_after=resume,
+                realtime=self.options.realtime,
+                decode=video.stats,
+            )
         else:
             feed = live_source(spec, c.id, settings.ingest, fps, keep_trying=True).start()
         cam = _Camera(c, kind, LoopCamera(c.id, run_id, feed, built.processor, outputs), prog)

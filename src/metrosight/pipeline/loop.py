@@ -30,7 +30,7 @@ from metrosight.bus.payloads import CameraStateV1, CameraStatsV1
 from metrosight.core.types import Frame
 from metrosight.ingest.live import Captured
 from metrosight.ingest.source import SourceError
-from metrosight.ingest.state import CameraState, IngestCounters, StateChange
+from metrosight.ingest.state import CameraState, DecodeStats, IngestCounters, StateChange
 from metrosight.pipeline.batch import PhasedProcessor, analyse_together
 from metrosight.pipeline.outbox import CameraOutputs
 from metrosight.pipeline.processor import FrameProcessor
@@ -78,6 +78,8 @@ class IteratorFeed:
         resume_after: frames with an index up to this one are decoded and skipped (analysed by a worker before a
             failover: decoding them keeps the frame selection identical).
         realtime: deliver frames at their own rate (media time against the monotonic clock), like a camera.
+        decode: the file's decoder counters (:attr:`~metrosight.ingest.source.VideoSource.stats`), copied into
+            :attr:`counters` after each frame.
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class IteratorFeed:
         segment: Callable[[], int] = lambda: 0,
         resume_after: int = -1,
         realtime: bool = False,
+        decode: DecodeStats | None = None,
     ) -> None:
         self._segment = segment
+        self._decode = decode
         self.resume_after = resume_after
         self.realtime = realtime
         self.counters = IngestCounters()
@@ -152,6 +156,9 @@ class IteratorFeed:
                 self.error, self._done = exc, True
             else:
                 self.counters.decoded += 1
+                if self._decode is not None:
+                    c, d = self.counters, self._decode
+                    c.codec_skipped, c.decode_seconds, c.decoder = d.codec_skipped, d.decode_seconds, d.decoder
                 if frame.index > self.resume_after:
                     return frame
         return None
@@ -235,6 +242,9 @@ def stats_payload(cam: LoopCamera, worker: int) -> CameraStatsV1:
         frames_decoded=c.decoded,
         frames_skipped=c.skipped,
         frames_dropped=c.dropped,
+        frames_codec_skipped=c.codec_skipped,
+        decode_seconds=round(c.decode_seconds, 6),
+        decoder=c.decoder,
         frames_analysed=s.frames,
         faces=s.faces,
         embedded=s.embedded,

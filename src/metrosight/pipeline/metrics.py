@@ -23,6 +23,7 @@ COUNTERS = (
     "frames_decoded",
     "frames_skipped",
     "frames_dropped",
+    "frames_codec_skipped",
     "frames_analysed",
     "faces",
     "embedded",
@@ -39,7 +40,8 @@ COUNTERS = (
 
 @dataclass(slots=True)
 class CameraMetrics:
-    """What is known of one camera. ``totals`` are counters over the node's lifetime."""
+    """What is known of one camera. ``totals`` are counters over the node's lifetime; ``decode_seconds`` the CPU
+    time its decoding took over the node's lifetime, seconds; ``decoder`` what decodes it now."""
 
     camera_id: str
     state: str = "starting"
@@ -51,18 +53,23 @@ class CameraMetrics:
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     _base: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     _current: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    decode_seconds: float = 0.0
+    decoder: str = "software"
+    _decode_base: float = 0.0
 
-    def count(self, current: dict[str, int]) -> None:
+    def count(self, current: dict[str, int], decode_seconds: float = 0.0) -> None:
         """The worker's counters now (since its start): the totals are its base plus these."""
         for name in COUNTERS:
             self._current[name] = current[name]
             self.totals[name] = self._base[name] + current[name]
+        self.decode_seconds = self._decode_base + decode_seconds
 
     def restarted(self) -> None:
         """Its worker restarted (counters from zero again): what it had counted becomes the base."""
         self.restarts += 1
         self._base = dict(self.totals)
         self._current = dict.fromkeys(COUNTERS, 0)
+        self._decode_base = self.decode_seconds
 
 
 class NodeMetrics:
@@ -96,7 +103,8 @@ class NodeMetrics:
     def on_stats(self, p: CameraStatsV1) -> None:
         with self._lock:
             cam = self.cameras.setdefault(p.camera_id, CameraMetrics(p.camera_id))
-            cam.count({name: int(getattr(p, name)) for name in COUNTERS})
+            cam.count({name: int(getattr(p, name)) for name in COUNTERS}, p.decode_seconds)
+            cam.decoder = p.decoder
             cam.last_frame_wall = max(cam.last_frame_wall, p.last_frame_wall)
             self.worker_cpu[p.worker] = self._cpu_base.get(p.worker, 0.0) + p.worker_cpu_seconds
 
@@ -137,6 +145,8 @@ class NodeMetrics:
                     "restarts": c.restarts,
                     "last_frame_age_s": round(now - c.last_frame_wall, 3) if c.last_frame_wall else None,
                     **c.totals,
+                    "decode_seconds": round(c.decode_seconds, 3),
+                    "decoder": c.decoder,
                 }
                 for c in self.cameras.values()
             }
@@ -173,6 +183,14 @@ class NodeMetrics:
                 head(metric, "counter", f"{name.replace('_', ' ')} since the node started")
                 for c in cams:
                     lines.append(f'{metric}{{camera="{_esc(c.camera_id)}"}} {c.totals[name]}')
+            head("metrosight_camera_decode_seconds_total", "counter", "CPU time of the camera's decoding, seconds")
+            for c in cams:
+                lines.append(
+                    f'metrosight_camera_decode_seconds_total{{camera="{_esc(c.camera_id)}"}} {c.decode_seconds:.3f}'
+                )
+            head("metrosight_camera_decoder", "gauge", "1 for what decodes the camera (software, cuda, vaapi)")
+            for c in cams:
+                lines.append(f'metrosight_camera_decoder{{camera="{_esc(c.camera_id)}",decoder="{_esc(c.decoder)}"}} 1')
             head("metrosight_camera_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame")
             for c in cams:
                 if c.last_frame_wall:

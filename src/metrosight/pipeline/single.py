@@ -83,7 +83,7 @@ def open_feed(spec: SourceSpec, camera_id: str, ingest: IngestConfig) -> Iterato
     """
     if spec.kind == "file":
         video = file_source(spec, camera_id, ingest, ingest.analysis_fps)
-        feed = IteratorFeed(lambda _on_state: video.frames(), lambda: video.segment)
+        feed = IteratorFeed(lambda _on_state: video.frames(), lambda: video.segment, decode=video.stats)
     else:
         live = live_source(spec, camera_id, ingest, keep_trying=False)
         feed = IteratorFeed(lambda on_state: live.frames(on_state=on_state), lambda: live.segment)
