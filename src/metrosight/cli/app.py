@@ -25,6 +25,7 @@ from metrosight.cli import (
     enrol,
     evaluate,
     identify,
+    models,
     node,
     ops,
     persons,
@@ -103,6 +104,7 @@ def build_app() -> typer.Typer:
     app.add_typer(sso.sso_app, name="sso")
     app.add_typer(cluster.db_app, name="db")
     app.add_typer(webhooks.webhooks_app, name="webhooks")
+    app.add_typer(models.models_app, name="models")
     return app
 
 

@@ -17,6 +17,7 @@ from metrosight.bus.leases import Leases
 from metrosight.bus.redis_streams import RedisStreamsBus, connect
 from metrosight.cli.common import fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.models import require_parity
 from metrosight.config.home import Home
 from metrosight.config.model import Settings
 from metrosight.core.credentials import safe_url
@@ -65,6 +66,7 @@ def runtime_for(c: CliContext, config: Path | None, db: str | None, need_shared_
             f"{MASTER_KEY_ENV} is not set and {home.root / 'master.key'} does not exist: every node of a "
             "deployment must use the same master key (set it in the environment of every worker and server)"
         )
+    require_parity(settings, home.cache)  # a faster model variant without measured parity: one line
     return Runtime(c.services(settings=settings))
 
 

@@ -12,8 +12,10 @@ import typer
 
 from metrosight.cli.common import alert_json, alert_line, fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.models import require_parity
 from metrosight.cli.sso import check_sso
 from metrosight.config.access import tls_problem
+from metrosight.config.home import Home
 from metrosight.config.load import ConfigError, load_settings
 from metrosight.core.types import Category
 from metrosight.ingest.images import photo_or_error
@@ -125,4 +127,5 @@ def config_check(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="
     if (why := tls_problem(settings.api.tls)) is not None:  # …and the certificate and key it would serve with
         fail(f"invalid configuration: {why}")
     require_decoder(settings.ingest)  # …and a hardware decoder it asks for
+    require_parity(settings, Home.resolve(c.home_dir).cache)  # a faster model variant without measured parity
     c.out.print(f"{file}: OK ({len(settings.cameras)} camera(s), detector {settings.detection.detector.kind})")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from metrosight.cli.common import alert_json, alert_line, fail, require_decoder
 from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.models import require_parity
 
 if TYPE_CHECKING:
     from metrosight.bus.payloads import AlertV1, CameraStateV1
@@ -83,6 +84,7 @@ def node(
     if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
         fail(why)  # before anything is opened or stored
     require_decoder(rt.settings.ingest)
+    require_parity(rt.settings, rt.home.cache)  # a faster model variant without measured parity: one line
     _ = rt.models.embedder  # a gallery of another descriptor model is refused (one line) before any worker starts
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:

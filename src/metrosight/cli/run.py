@@ -19,6 +19,7 @@ from metrosight.cli.common import (
     require_decoder,
 )
 from metrosight.cli.context import CliContext, cli_context
+from metrosight.cli.models import require_parity
 from metrosight.core.names import InvalidInput, identifier
 from metrosight.ingest.source import SourceError
 from metrosight.recognize.normalize import CohortError
@@ -121,6 +122,7 @@ def run(
     if (why := mqtt_problem(rt.settings.outbound.mqtt)) is not None:
         fail(why)  # before anything is opened or stored
     require_decoder(rt.settings.ingest)
+    require_parity(rt.settings, rt.home.cache)  # a faster model variant without measured parity: one line
 
     def on_alert(a: AlertV1, crop: str | None, stored: SightingStored | None = None) -> None:
         c.emit(alert_json(a, crop, stored) if as_json else alert_line(a, crop, stored))

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from metrosight.cli.common import MAX_ID, fail, governed
 from metrosight.cli.context import cli_context
+from metrosight.cli.models import require_parity
 from metrosight.cli.sso import check_sso
 from metrosight.config.access import tls_problem
 from metrosight.core.credentials import safe_url
@@ -133,6 +134,7 @@ def serve(
     if (why := tls_problem(rt.settings.api.tls)) is not None:  # before anything starts: one line, what to fix
         fail(why)
     check_sso(rt.settings)
+    require_parity(rt.settings, rt.home.cache)  # a faster model variant without measured parity: one line
     if rt.store.users.count() == 0:
         c.err.print("note: no users yet; create the first with `metrosight user add admin -r admin --password`")
     hooks: list[StartupHook] = []

@@ -39,7 +39,8 @@ class BackendContext:
 
     Attributes:
         inference: runtime, providers, threads and batch size (a variant's own ``providers`` replace these).
-        cache_dir: where backends that build their ONNX graph at first use keep it (``<home>/cache/models``).
+        cache_dir: where backends that build their ONNX graph at first use keep it, and derived (quantised)
+            variants with their parity records (``<home>/cache/models``).
     """
 
     inference: InferenceOptions = field(default_factory=InferenceOptions)
@@ -131,8 +132,6 @@ class Registry(Generic[T]):
         kwargs = config.model_dump(exclude={"kind", "providers"})
         if "inference" in row.takes:
             kwargs["inference"] = ctx.inference.with_providers(getattr(config, "providers", None))
-        if "cache_dir" in row.takes:
-            if ctx.cache_dir is None:
-                raise self.error(f"{self.what} {config.kind!r} needs a cache directory for its generated model")
+        if "cache_dir" in row.takes:  # None when the host has none: a backend that needs one refuses itself
             kwargs["cache_dir"] = ctx.cache_dir
         return self.construct(config.kind, **kwargs)

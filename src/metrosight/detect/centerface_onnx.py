@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.derived import FLOAT, VariantError, accepted_variant, file_sha256
 from metrosight.core.onnx_session import InferenceOptions, open_session
 from metrosight.core.types import Box, Detection
 from metrosight.detect.base import DetectorError, check_image
@@ -132,6 +133,53 @@ def prepare_model(path: Path) -> bytes:
     return bytes(model.SerializeToString())
 
 
+def prepared_model_path(path: Path, cache_dir: Path) -> Path:
+    """Where the prepared model (:func:`prepare_model`) of the CenterFace file ``path`` is kept in ``cache_dir`` to
+    derive faster variants from: ``centerface_<hash of the file>.onnx``."""
+    return Path(cache_dir) / f"centerface_{file_sha256(path)[:16]}.onnx"
+
+
+def ensure_prepared_model(path: Path, cache_dir: Path) -> Path:
+    """The prepared model of ``path`` written into ``cache_dir`` (once; atomically), the float model the variants
+    of :mod:`metrosight.core.derived` derive from and are compared with.
+
+    Raises:
+        DetectorError: ``path`` is not a CenterFace model.
+    """
+    import os
+    import tempfile
+
+    target = prepared_model_path(path, cache_dir)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(prepare_model(path))
+    os.replace(tmp, target)
+    return target
+
+
+def accepted_precision(precision: str, cache_dir: Path | None, model_path: Path | None = None) -> Path | None:
+    """The derived model to run for ``detection.detector.precision`` (``None``: the float model).
+
+    Raises:
+        DetectorError: a derived precision without the model cache, or without a passing parity record for
+            exactly that file (one line saying what to run; :func:`metrosight.core.derived.accepted_variant`).
+    """
+    if precision == FLOAT:
+        return None
+    where = "detection.detector.precision"
+    if cache_dir is None:
+        raise DetectorError(f"{where}: {precision} needs the installation's model cache (<home>/cache/models)")
+    cmd = f"metrosight models optimise --detector {precision}"
+    try:
+        float_model = prepared_model_path(Path(model_path or default_model_path()), cache_dir)
+        return accepted_variant(float_model, precision, cmd, where)
+    except VariantError as exc:
+        raise DetectorError(str(exc)) from None
+
+
 class CenterFaceDetector:
     """CenterFace on ONNX Runtime (single-threaded by default), loaded on first use.
 
@@ -146,10 +194,17 @@ class CenterFaceDetector:
         model_path: a CenterFace ONNX file; ``None`` for the packaged one (:func:`default_model_path`).
         threads: ONNX Runtime intra-op threads (when ``inference`` is not given).
         inference: runtime, providers, threads and batch size (:mod:`metrosight.core.onnx_session`).
+        precision: ``float32``, or a variant derived from the float model (:mod:`metrosight.core.derived`),
+            accepted only with a passing parity record for exactly that file in ``cache_dir``
+            (``metrosight models optimise --detector VARIANT``).
+        cache_dir: the installation's model cache (``<home>/cache/models``), where derived variants live.
+        model_prepared: ``model_path`` is already prepared (:func:`prepare_model`; a derived variant being
+            measured by the parity gate): run it as it is.
 
     Raises:
-        DetectorError: for invalid arguments or a ``model_path`` that does not exist (the model itself is checked
-            when first loaded).
+        DetectorError: for invalid arguments, a ``model_path`` that does not exist (the model itself is checked
+            when first loaded), or a derived precision without a passing parity record (one line saying what to
+            run).
     """
 
     name = "centerface"
@@ -166,6 +221,9 @@ class CenterFaceDetector:
         model_path: str | Path | None = None,
         threads: int = 1,
         inference: InferenceOptions | None = None,
+        precision: str = FLOAT,
+        cache_dir: Path | None = None,
+        model_prepared: bool = False,
     ) -> None:
         if max_width < _ALIGN:
             raise DetectorError(f"max_width must be >= {_ALIGN} pixels, got {max_width}")
@@ -182,6 +240,10 @@ class CenterFaceDetector:
         self._model_path = Path(model_path) if model_path is not None else None
         if self._model_path is not None and not self._model_path.is_file():
             raise DetectorError(f"CenterFace ONNX model not found: {self._model_path}")
+        self.precision = precision
+        self._variant = (
+            self._model_path if model_prepared else accepted_precision(precision, cache_dir, self._model_path)
+        )
         self._landmarker = FivePointLandmarker() if landmarks else None
         self._session: Any = None
         self._lock = threading.Lock()
@@ -189,9 +251,10 @@ class CenterFaceDetector:
     def _load(self) -> Any:
         with self._lock:
             if self._session is None:
-                path = self._model_path or default_model_path()
+                path = self._variant or self._model_path or default_model_path()
                 try:
-                    self._session = open_session(prepare_model(path), self.inference)
+                    model = path if self._variant is not None else prepare_model(path)
+                    self._session = open_session(model, self.inference)
                 except DetectorError:
                     raise
                 except Exception as exc:  # onnxruntime's own exception types
@@ -221,6 +284,11 @@ class CenterFaceDetector:
         x = np.zeros((3, H, W), np.float32)
         x[:, :hs, :ws] = small.transpose(2, 0, 1)  # RGB, 0..255, as the model was trained
         return x, scale
+
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """What the network is given for ``image`` (``(H, W, 3)`` uint8 RGB): ``(1, 3, H', W')`` float32, scaled
+        and padded (calibration data for a quantised variant)."""
+        return self._network_input(check_image(image))[0][None]
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
         """The network's four outputs for a batch ``(B, 3, H, W)`` (one inference call)."""

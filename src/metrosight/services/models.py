@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from metrosight.config.model import Settings
+from metrosight.config.model import CenterFaceDetectorConfig, DlibOnnxEmbedderConfig, Settings
+from metrosight.core.derived import FLOAT
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.registry import face_detector_for
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, Embedder
@@ -25,14 +26,33 @@ class TemplateModels(Protocol):
     def template_models(self) -> dict[str, int]: ...
 
 
-def make_face_detector(settings: Settings) -> FaceDetector:
+def make_face_detector(settings: Settings, cache: Path | None = None) -> FaceDetector:
     """The face detector the configuration names (``detection.detector``, see
-    :func:`metrosight.detect.registry.face_detector_for`).
+    :func:`metrosight.detect.registry.face_detector_for`), its derived variants looked up in ``cache/models``.
 
     Raises:
-        DetectorError: its model cannot be loaded.
+        DetectorError: its model cannot be loaded, or a configured precision has no passing parity record.
     """
-    return face_detector_for(settings)
+    return face_detector_for(settings, cache / "models" if cache is not None else None)
+
+
+def check_precisions(settings: Settings, cache: Path) -> None:
+    """Refuse a configured ``precision`` (detector or embedder) other than float32 unless a passing parity record
+    speaks for exactly that derived model in ``cache/models`` — what every start checks when it builds the models,
+    checked here without loading them (``metrosight config check``).
+
+    Raises:
+        DetectorError / EmbedderError: one line saying what failed and what to run.
+    """
+    det, emb = settings.detection.detector, settings.recognition.embedder
+    if isinstance(det, CenterFaceDetectorConfig) and det.precision != FLOAT:
+        from metrosight.detect.centerface_onnx import accepted_precision as detector_precision  # lazy: onnx tooling
+
+        detector_precision(det.precision, cache / "models")
+    if isinstance(emb, DlibOnnxEmbedderConfig) and emb.precision != FLOAT:
+        from metrosight.recognize.embedder_onnx import accepted_precision as embedder_precision  # lazy: dlib weights
+
+        embedder_precision(emb.precision, cache / "models")
 
 
 class Models:
@@ -64,7 +84,7 @@ class Models:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = make_face_detector(self.settings)
+            self._detector = make_face_detector(self.settings, self.cache)
         return self._detector
 
     @property
