@@ -439,6 +439,27 @@ def calibration_table(costs: dict, summary: dict, cores_per_node: int, network: 
     return table
 
 
+def markdown_table(costs: dict, summary: dict) -> str:
+    """The calibration as the README's table (Markdown)."""
+    head = "| camera | point | analysed/s | cores measured | descriptors/s | tracks | alerts | cores at 15/s | "
+    head += "cameras a node | nodes | tuned/today | CPU %: decode · detect · track · align · embed · match · other |"
+    lines = [head, "|" + "---|" * 13]
+    for profile, per_point in summary.items():
+        for point in POINTS:
+            c, r = costs[point][profile], per_point[point]
+            split = " · ".join(f"{100 * c['cpu_share'].get(k, 0.0):.0f}" for k in STAGE_ORDER)
+            alerts = ", ".join(f"{n}× {a}" for a, n in sorted(Counter(c["alerts"]).items())) or "none"
+            ratio = f"**{per_point['ratio']:.2f}×**" if point == "tuned" and per_point["ratio"] else ""
+            cores = f"{r['cores_per_camera_at_15']:.2f}"
+            lines.append(
+                f"| {PROFILES[profile].frame} | {point} | {c['analysis_fps']:g} | {c['cpu_cores_per_camera']:.2f} | "
+                f"{c['descriptors_per_s_camera']:.1f} | {c['tracks']} | {alerts} | "
+                f"{'**' + cores + '**' if point == 'tuned' else cores} | {r['cameras_per_node']} | {r['nodes']:,} | "
+                f"{ratio} | {split} |"
+            )
+    return "\n".join(lines)
+
+
 STAGE_ORDER = ("decode", "detect", "track", "align", "embed", "match", "other")
 TARGETS = {"hd": 0.30, "sd": 0.15}  # cores per camera at 15 descriptors/s (issue 20)
 TARGET_P95_S = 0.5
@@ -570,6 +591,7 @@ def main() -> int:
             "gpu_projection": gpu_projection(costs["tuned"][profile], args.cores_per_node, args.network),
         }
     console.print(calibration_table(costs, summary, args.cores_per_node, args.network))
+    print(markdown_table(costs, summary))
     console.print(
         "CPU time (time.process_time of this process: every thread, the decoder's included) over the clip's media "
         "seconds; the machine is shared, load average during the runs "
