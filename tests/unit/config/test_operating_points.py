@@ -77,3 +77,25 @@ def test_each_profile_gives_valid_camera_settings_with_todays_rate_on_today() ->
         camera_overrides("fast", "hd")  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         camera_overrides("today", "4k")
+
+
+def _settings(point: Any, profile: str) -> Settings:
+    cam = {"id": "cam", "source": "rtsp://cam/x", **camera_overrides(point, profile)}
+    return Settings.model_validate({**overrides(point), "cameras": [cam]})
+
+
+def test_today_builds_todays_pipeline_parts_and_tuned_the_new_ones() -> None:
+    from metrosight.detect.gate import gate_for
+    from metrosight.track.faces import make_cut_detector, make_face_tracker
+    from metrosight.track.iou import IouTracker
+
+    for profile in PROFILES:
+        today, tuned = _settings("today", profile), _settings("tuned", profile)
+        assert isinstance(make_face_tracker(today.tracking), IouTracker)  # overlap-only, as before issue 20
+        assert not isinstance(make_face_tracker(tuned.tracking), IouTracker)
+        assert make_cut_detector(today.tracking).per_second == 0.0
+        gate = gate_for(today, "cam")
+        assert not gate.enabled and gate.regions is None  # every analysed frame searched whole
+        assert gate_for(tuned, "cam").enabled
+        assert today.ingest.decode.skip == "off" and today.ingest.decode.threads == 0
+        assert not today.inference.batch_cameras and tuned.inference.batch_cameras
