@@ -17,6 +17,7 @@ Each camera's alerts are compared between the two modes (they must be the same).
 
     python bench/batching.py [--clips crowd,hamilton,mixed] [--cameras 1,2,4,8] [--fps 6] [--repeat 2]
                              [--out bench/results/batching.json]
+    python bench/batching.py --show bench/results/batching.json       # the table of a results file
 
 Nothing is tuned here (the batch size is ``inference.max_batch``, 32 by default); a GPU would gain more from
 bigger batches than a CPU core: no GPU was available when the README's figures were taken.
@@ -188,6 +189,30 @@ def run_mode(rt: Any, clips: list[tuple[list[Any], float]], batch: bool) -> dict
     }
 
 
+def show(rows: list[dict], fps: float, console: Any) -> None:
+    """Print the rows of a run (or of a results file) as a table."""
+    from rich.table import Table
+
+    table = Table(title=f"CPU seconds per camera-second of video, {fps:g} analysed fps (decode excluded)")
+    columns = ("clip", "N", "unbatched", "batched", "ratio", "detect calls", "embed calls", "faces", "same alerts")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for r in rows:
+        u, b = r["unbatched"], r["batched"]
+        table.add_row(
+            r["clip"],
+            str(r["cameras"]),
+            f"{u['cpu_per_camera_second']:.3f}",
+            f"{b['cpu_per_camera_second']:.3f}",
+            f"{r['ratio']:.3f}",
+            f"{u['detect_calls']} → {b['detect_calls']}",
+            f"{u['embed_calls']} → {b['embed_calls']}",
+            f"{b['faces']} ({b['embedded']} embedded)",
+            "yes" if r["same_alerts"] else "NO",
+        )
+    console.print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default="crowd,hamilton,mixed")
@@ -196,11 +221,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="runs of each mode (the lowest CPU time is kept)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "batching.json"))
+    ap.add_argument("--show", default=None, help="print the table of a results file and exit")
     args = ap.parse_args()
 
     import cv2
     from rich.console import Console
-    from rich.table import Table
+
+    console = Console(width=150)
+    if args.show:
+        saved = json.loads(Path(args.show).read_text())
+        show(saved["rows"], saved["meta"]["fps"], console)
+        return
 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
@@ -213,7 +244,6 @@ def main() -> None:
         "crowd": root / "facenet_pytorch_samples" / "examples" / "video.mp4",
         "hamilton": ex / "short_hamilton_clip.mp4",
     }
-    console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
         home = make_home(Path(tmp), ex)
         settings = Settings.model_validate(
@@ -247,39 +277,12 @@ def main() -> None:
                     f"(×{result['ratio']:.3f}), same alerts: {result['same_alerts']}"
                 )
 
-    table = Table(title=f"CPU seconds per camera-second of video, {args.fps:g} analysed fps (decode excluded)")
-    for col in (
-        "clip",
-        "N",
-        "unbatched",
-        "batched",
-        "ratio",
-        "detect calls",
-        "embed calls",
-        "detect ms/frame",
-        "embed ms/frame",
-        "same alerts",
-    ):
-        table.add_column(col, justify="right")
-    for r in rows:
-        u, b = r["unbatched"], r["batched"]
-        table.add_row(
-            r["clip"],
-            str(r["cameras"]),
-            f"{u['cpu_per_camera_second']:.3f}",
-            f"{b['cpu_per_camera_second']:.3f}",
-            f"{r['ratio']:.3f}",
-            f"{u['detect_calls']} → {b['detect_calls']}",
-            f"{u['embed_calls']} → {b['embed_calls']}",
-            f"{b['faces']} ({b['embedded']} embedded)",
-            "yes" if r["same_alerts"] else "NO",
-        )
-    console.print(table)
+    show(rows, args.fps, console)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for r in rows:
         for mode in ("unbatched", "batched"):
-            r[mode]["alerts"] = len([a for cam in r[mode]["alerts"] for a in cam])
+            r[mode]["alerts"] = [len(cam) for cam in r[mode]["alerts"]]  # alerts per camera
     meta = {
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
