@@ -4,15 +4,17 @@ switch off) and **tuned** (the new defaults plus an installer's per-camera setti
 matched: up to 32 a track, no quality floor, faces from 16 px) with a watchlist of the four face_recognition
 example portraits (Lin-Manuel Miranda among them: the Hamilton clip alerts).
 
-First, the cost of one camera (the figure the plan uses): the real pipeline over ``--calibrate`` seconds of each
-looped clip, every due frame analysed (no clock), in CPU time — ``time.process_time``, every thread of the process,
-the decoder's included; the machine is shared, and CPU time is the figure least disturbed by other work — for the
-1080p crowd clip (``crowd``: an HD metro camera, profile ``hd``) and the 640×360 Hamilton clip (``hamilton``:
-profile ``sd``). From it: cores per camera at 15 descriptors a second (the descriptor part scaled from the measured
-rate), cameras per ``--cores-per-node`` node with every core busy, nodes for ``--network`` cameras, the ratio
-tuned/today, the alerts of each run (the same alerts on both points is a target), the tracks, and the CPU split
-(decode measured alone on the same part; the rest split by the stages' wall-time shares). The GPU figure is a
-projection (no GPU measured here): the host CPU a camera keeps with detection and embedding on a GPU.
+First, the cost of a camera (the figure the plan uses): a worker of ``--per-worker`` cameras playing ``--calibrate``
+seconds of a looped clip in one frame loop in this process, as a node worker runs them (batched across them when the
+point says so), every due frame analysed (no clock), in CPU time — ``time.process_time``, every thread of the
+process, the decoder's included; the machine is shared, and CPU time is the figure least disturbed by other work —
+for the 1080p crowd clip (``crowd``: an HD metro camera, profile ``hd``) and the 640×360 Hamilton clip
+(``hamilton``: profile ``sd``). From it: cores per camera at 15 descriptors a second (the descriptor part scaled
+from the measured rate), cameras per ``--cores-per-node`` node with every core busy, nodes for ``--network``
+cameras, the ratio tuned/today, the alerts of each run (the same alerts on both points is a target), the tracks,
+and the CPU split (decode measured alone on the same part; each stage on the analysis thread's CPU clock; other:
+the rest). The GPU figure is a projection (no GPU measured here): the host CPU a camera keeps with detection and
+embedding on a GPU.
 
 Then, for each N of ``--cameras`` and each point, N cameras over RTSP (GStreamer's server on loopback, the looped
 ``--video``) through the real node (supervisor, one worker per core, pinned unless ``--no-pin``): after a warm-up,
@@ -20,7 +22,7 @@ frames analysed/s per camera, faces and descriptors/s, frames dropped, alert lat
 stored), CPU of workers and of everything else on the machine. A camera keeps up when it analyses ≥ 90% of its rate
 and computes ≥ 15 descriptors/s.
 
-    python bench/node.py [--clips crowd,hamilton] [--calibrate 30] [--video hamilton] [--cameras 1]
+    python bench/node.py [--clips crowd,hamilton] [--calibrate 20] [--per-worker 2] [--video hamilton] [--cameras 1]
                          [--cores-per-node 32] [--network 12300] [--out bench/results/node.json]
 
 Needs ffmpeg, GStreamer's RTSP server for the live runs (see .ci/run) and the shared data.
@@ -509,15 +511,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
     ap.add_argument("--clips", default="crowd,hamilton", help="calibration clips (crowd: HD camera; hamilton: 640x360)")
-    ap.add_argument("--calibrate", type=float, default=30.0, help="seconds of each looped clip for the one-camera cost")
+    ap.add_argument("--calibrate", type=float, default=20.0, help="seconds of each looped clip for the one-camera cost")
     ap.add_argument(
-        "--per-worker", type=int, default=3, help="cameras in the calibrated worker (a 32-core node of 100: ~3)"
+        "--per-worker", type=int, default=2, help="cameras in the calibrated worker (a 32-core node of 100 has ~3)"
     )
     ap.add_argument("--video", choices=tuple(CLIPS), default="hamilton", help="what each camera shows in the live runs")
     ap.add_argument("--cameras", default="1", help="comma-separated camera counts of the live runs ('' for none)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin workers to cores (a shared machine)")
-    ap.add_argument("--warmup", type=float, default=15.0)
-    ap.add_argument("--seconds", type=float, default=30.0, help="measurement window per N")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=20.0, help="measurement window per N")
     ap.add_argument("--cores-per-node", type=int, default=32)
     ap.add_argument("--network", type=int, default=12_300, help="cameras in the network")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "node.json"))
