@@ -70,3 +70,30 @@ def test_hamilton_gives_the_same_frames_with_auto() -> None:
         off_src, off = analysed(clip, fps, "off")
         auto_src, auto = analysed(clip, fps, "auto")
         assert auto == off and auto_src.frames_decoded == off_src.frames_decoded == 275
+
+
+@pytest.mark.slow
+def test_alerts_are_the_same_with_auto_on_hamilton_and_the_crowd(tmp_path: Path) -> None:
+    """The real pipeline at 6 analysed frames a second with skipping off (today) and auto: the same alerts."""
+    from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
+
+    ex = require_data("face_recognition_examples", "examples")
+    home = tmp_path / "home"
+    bootstrap(home)
+    assert cli(home, "--as", "ada", "watchlist", "create", "wl", "--category", "wanted")[0] == 0
+    assert enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")[0] == 0
+    assert enrol_active(home, "wl", "-s", "Barack Obama", ex / "obama.jpg")[0] == 0
+    got: dict[tuple[str, str], tuple[list[tuple[str, float]], int]] = {}
+    for skip in ("off", "auto"):
+        cfg = tmp_path / f"{skip}.yaml"
+        cfg.write_text(f"ingest:\n  analysis_fps: 6\n  decode:\n    skip: {skip}\n")
+        for name, clip in (("hamilton", ex / "short_hamilton_clip.mp4"), ("crowd", crowd())):
+            code, out, err = cli(home, "run", "--source", clip, "--camera", name, "--config", cfg, "--json")
+            assert code == 0, err
+            lines = json_lines(out)
+            alerts = [(a["subject"], round(a["first_seen"], 2)) for a in lines if a["type"] == "alert"]
+            got[(skip, name)] = (alerts, next(x for x in lines if x["type"] == "summary")["frames"])
+    assert got[("auto", "hamilton")] == got[("off", "hamilton")]
+    assert {s for s, _ in got[("off", "hamilton")][0]} == {"Lin-Manuel Miranda"}
+    (crowd_off, n_off), (crowd_auto, n_auto) = got[("off", "crowd")], got[("auto", "crowd")]
+    assert n_auto == n_off and [s for s, _ in crowd_auto] == [s for s, _ in crowd_off]  # frames a neighbour apart

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from metrosight.config.common import Section
 
@@ -41,3 +41,13 @@ class DecodeConfig(Section):
         "decode cost in the metrics); 0: FFmpeg's choice (frame threading on every core: a frame of latency per "
         "thread, and its CPU time is not counted per camera)",
     )
+
+    @field_validator("skip", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        """YAML reads an unquoted ``off`` as false (and ``on`` as true): take them as the words they were."""
+        if v is False:
+            return "off"
+        if v is True:
+            return "auto"
+        return v

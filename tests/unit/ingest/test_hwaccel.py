@@ -77,3 +77,13 @@ def test_decode_options_follow_the_section() -> None:
     assert (opts.skip, opts.analysis_fps, opts.threads, opts.decoder.kind) == ("off", 6.0, 0, "software")
     assert opts.planner(25.0).analysis_gap == pytest.approx(1 / 6)
     assert not DecodeOptions.from_config(DecodeConfig(), None).planner(25.0).active  # no rate: nothing to skip
+
+
+def test_yaml_off_is_read_as_the_word(tmp_path) -> None:  # noqa: ANN001
+    from metrosight.config.load import load_settings
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ingest:\n  decode:\n    skip: off\n")
+    assert load_settings(cfg).ingest.decode.skip == "off"
+    cfg.write_text("ingest:\n  decode:\n    skip: on\n")
+    assert load_settings(cfg).ingest.decode.skip == "auto"
