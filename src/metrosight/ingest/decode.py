@@ -18,7 +18,7 @@ from typing import Any
 
 from metrosight.config.decode import DecodeConfig
 from metrosight.ingest.hwaccel import SOFTWARE, Decoder, choose_decoder
-from metrosight.ingest.skip import SkipMode, SkipPlanner, is_reference, nal_length_size
+from metrosight.ingest.skip import SKIPPABLE, SkipMode, SkipPlanner, is_reference, nal_length_size
 from metrosight.ingest.state import DecodeStats
 
 
@@ -82,11 +82,12 @@ def decode_frames(
         ctx.thread_count = opts.threads
     planner = opts.planner(stream_fps(stream))
     codec, length_size = ctx.name, nal_length_size(ctx.name, ctx.extradata)
+    plan = planner.active and codec in SKIPPABLE  # other codecs (MJPEG, MPEG-4) are decoded whole
     skipping = False
     skipped: list[int] = []  # presentation timestamps of skipped frames not yet passed by a decoded one
     started = time.thread_time()
     for packet in container.demux(stream):
-        if planner.active and packet.size and packet.pts is not None:
+        if plan and packet.size and packet.pts is not None:
             ts = float(packet.pts * packet.time_base)
             skip = planner.skip(ts, is_reference(memoryview(packet), codec, length_size))
             if skip != skipping:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 SkipMode = Literal["auto", "off", "nonref"]
-SKIP_MODES: Final[tuple[str, ...]] = ("auto", "off", "nonref")
+SKIPPABLE: Final[tuple[str, ...]] = ("h264", "hevc")  # FFmpeg codec names whose packets :func:`is_reference` reads
 
 #: how far into an Annex B packet (bytes) the first picture's NAL unit is looked for; parameter sets and SEI
 #: messages come first and are far smaller
