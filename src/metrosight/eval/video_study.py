@@ -123,7 +123,7 @@ def _evaluate(
             return evaluate_video(
                 str(opts.video),
                 settings,
-                face_detector_for(settings),
+                face_detector_for(settings, home.cache / "models"),
                 embedder,
                 matcher,
                 appearances,

@@ -160,4 +160,15 @@ def test_the_sensitive_layers_are_the_first_convolution_and_the_output_producers
     ]
     vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("x", "w1", "w2", "w3")]
     graph = helper.make_graph(nodes, "g", vi, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    assert sensitive_nodes(helper.make_model(graph)) == ["first", "fc"]
+    model = helper.make_model(graph)
+    assert sensitive_nodes(model) == ["first", "fc"]
+    assert sensitive_nodes(model, tail=2) == ["first", "fc", "middle"]  # and the last two compute layers
+
+
+def test_optimise_refuses_a_bad_request_in_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = runner.invoke(app, ["--home", str(tmp_path), "models", "optimise", "--embedder", "int8", "--detector", "x"])
+    assert both.exit_code == 2 and "give one of --embedder VARIANT or --detector VARIANT" in both.output
+    bad = runner.invoke(app, ["--home", str(tmp_path), "models", "optimise", "--embedder", "int4"])
+    assert bad.exit_code == 2
+    assert "unknown variant 'int4': choose one of optimised, int8, int8-dynamic, fp16" in bad.output
