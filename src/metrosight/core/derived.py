@@ -35,6 +35,8 @@ FLOAT: Final = "float32"
 #: the variants a configuration may name as ``precision`` (besides ``float32``, the float model itself)
 VARIANTS: Final = ("optimised", "int8", "int8-dynamic", "fp16")
 PRECISIONS: Final = (FLOAT, *VARIANTS)
+#: the lowest opset the quantised variants are built at (per-channel scales need the ``axis`` of opset 13)
+MIN_QUANT_OPSET: Final = 13
 #: node types that carry the weights and dominate the cost (the ones worth quantising)
 COMPUTE_OPS: Final = ("Conv", "MatMul", "Gemm")
 #: node types walked through from an output back to the compute node that produces it
@@ -114,6 +116,24 @@ def _save_optimised(src: Path, dst: Path) -> None:
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
 
 
+def _quantisable(src: Path, tmp: Path) -> Path:
+    """``src`` as the quantisation tooling needs it: opset ≥ :data:`MIN_QUANT_OPSET` (per-channel scales need it;
+    CenterFace's export is opset 9) and every node named (excluding nodes goes by name; CenterFace's are unnamed)."""
+    import onnx  # heavy, only when a variant is built
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), MIN_QUANT_OPSET)
+    if opset < MIN_QUANT_OPSET:
+        model = version_converter.convert_version(model, MIN_QUANT_OPSET)
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+    out = tmp / "named.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
 def _build(src: Path, dst: Path, variant: str, input_name: str, calibration: Sequence[np.ndarray], tail: int) -> None:
     """Write ``variant`` of ``src`` to ``dst`` (see the module docstring)."""
     import onnx  # onnx and the quantisation tooling: heavy, only when a variant is built
@@ -131,7 +151,7 @@ def _build(src: Path, dst: Path, variant: str, input_name: str, calibration: Seq
 
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quant_pre_process(str(_quantisable(src, Path(tmp))), str(pre), skip_symbolic_shape=True)
         if variant == "int8-dynamic":
             quantize_dynamic(str(pre), str(dst), per_channel=True, weight_type=QuantType.QInt8)
             return
