@@ -184,10 +184,12 @@ def recognition_part(data: Path) -> list[dict[str, Any]]:
                     svc = Services.open(Home(Path(tmp)), settings)
                     bench_watchlist(svc, "bench", gallery)
                     subjects: list[str] = []
+
+                    def note(alert: Any, *_crop: Any, seen: list[str] = subjects) -> None:
+                        seen.append(alert.subject)
+
                     t0 = time.process_time()
-                    report = Runtime(svc).run(
-                        str(video), "bench", on_alert=lambda a, seen=subjects: seen.append(a.subject)
-                    )
+                    report = Runtime(svc).run(str(video), "bench", on_alert=note)
                     cpu = time.process_time() - t0
                     s = report.stats
                     rows.append(
