@@ -75,11 +75,12 @@ def decode_frames(
         av.error.FFmpegError: reading or decoding failed (the caller names the source).
     """
     ctx = stream.codec_context
-    if opts.threads == 1:
-        ctx.thread_count = 1
-    else:
-        ctx.thread_type = "AUTO"
-        ctx.thread_count = opts.threads
+    if not ctx.is_open:  # threads are set before the decoder opens (PyAV refuses later)
+        if opts.threads == 1:
+            ctx.thread_count = 1
+        else:
+            ctx.thread_type = "AUTO"
+            ctx.thread_count = opts.threads
     planner = opts.planner(stream_fps(stream))
     codec, length_size = ctx.name, nal_length_size(ctx.name, ctx.extradata)
     plan = planner.active and codec in SKIPPABLE  # other codecs (MJPEG, MPEG-4) are decoded whole
@@ -87,14 +88,16 @@ def decode_frames(
     skipped: list[int] = []  # presentation timestamps of skipped frames not yet passed by a decoded one
     started = time.thread_time()
     for packet in container.demux(stream):
+        skip = False  # a packet without a timestamp, or the flush at the end, is decoded whole
         if plan and packet.size and packet.pts is not None:
-            ts = float(packet.pts * packet.time_base)
-            skip = planner.skip(ts, is_reference(memoryview(packet), codec, length_size))
-            if skip != skipping:
-                ctx.skip_frame, skipping = ("NONREF" if skip else "DEFAULT"), skip
-            if skip:
-                stats.codec_skipped += 1
-                heapq.heappush(skipped, packet.pts)
+            skip = planner.skip(
+                float(packet.pts * packet.time_base), is_reference(memoryview(packet), codec, length_size)
+            )
+        if skip != skipping:
+            ctx.skip_frame, skipping = ("NONREF" if skip else "DEFAULT"), skip
+        if skip:
+            stats.codec_skipped += 1
+            heapq.heappush(skipped, packet.pts)
         for frame in packet.decode():
             if frame.pts is not None:
                 while skipped and skipped[0] < frame.pts:
@@ -107,10 +110,3 @@ def decode_frames(
         if after_packet is not None:
             after_packet()
     stats.decode_seconds += time.thread_time() - started
-
-
-def options_for(cfg: DecodeConfig | None, analysis_fps: float | None) -> DecodeOptions:
-    """:meth:`DecodeOptions.from_config`, or every frame on the CPU without a section (tools, tests)."""
-    if cfg is None:
-        return DecodeOptions(analysis_fps=analysis_fps)
-    return DecodeOptions.from_config(cfg, analysis_fps)
