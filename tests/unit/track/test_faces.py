@@ -39,10 +39,12 @@ def test_a_fast_face_at_6_fps_keeps_one_track_where_overlap_alone_fragments():
 
 
 def test_two_faces_crossing_at_6_fps_keep_their_ids():
-    # one walks right, the other left, 40 px apart vertically; they cross in the middle
-    frames = [[face(100 + 120 * i / 6, 200), face(420 - 120 * i / 6, 240)] for i in range(18)]
+    # one walks right, the other left, at 4 face heights a second, half a height apart vertically; they cross in
+    # the middle. Boxes 1/6 s apart hardly overlap: the centre pass with the predicted motion must keep them apart
+    frames = [[face(100 + 240 * i / 6, 200), face(780 - 240 * i / 6, 230)] for i in range(18)]
     ids = ids_per_face(make_face_tracker(TrackingConfig()), frames, fps=6)
     assert all(f == [1, 2] for f in ids), ids
+    assert ids_per_face(IouTracker(), frames, fps=6)[-1] != [1, 2]  # overlap alone lost them
 
 
 def test_a_missed_detection_at_a_low_rate_does_not_end_the_track():
