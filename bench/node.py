@@ -636,7 +636,8 @@ def main() -> int:
         "reference_load": {k: dict(v) for k, v in REFERENCE_LOAD.items()},
         "switches": [{"path": s.path, "today": s.today, "what": s.what} for s in SWITCHES],
         "profiles": {
-            k: {"frame": v.frame, "today_fps": v.today_fps, "tuned": dict(v.tuned)} for k, v in PROFILES.items()
+            k: {"frame": v.frame, "today": camera_overrides("today", k), "tuned": camera_overrides("tuned", k)}
+            for k, v in PROFILES.items()
         },
         "points": costs,
         "summary": summary,
