@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from metrosight.config.model import Settings
 from metrosight.core.types import Box, Category, Detection, Frame
@@ -246,3 +247,15 @@ def test_a_round_takes_only_the_cameras_with_a_frame_ready():
     loop.run()
     assert loop.cameras[0].frames == FRAMES and slow.frames == 1  # its first frame only
     assert det.batches[0] == 2 and det.batches[1:] == [1] * (FRAMES - 1)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_node_worker_batches_its_cameras_as_configured(on: bool):
+    import threading
+
+    from metrosight.pipeline.worker import NodeWorker, WorkerSpec
+
+    settings = Settings.model_validate({"inference": {"batch_cameras": on}})
+    spec = WorkerSpec(0, "/nonexistent", settings.model_dump(mode="json"), ())
+    worker = NodeWorker(spec, lambda _m: None, threading.Event(), threading.Event())
+    assert worker.loop.batch is on
