@@ -12,7 +12,7 @@ from metrosight.ingest.hwaccel import device_problem
 from metrosight.store.models import Run
 from metrosight.store.repo import Store
 from tests.conftest import require_data
-from tests.integration.helpers import bootstrap, cli
+from tests.integration.helpers import bootstrap, cli, json_lines
 
 pytestmark = pytest.mark.integration
 
@@ -74,4 +74,6 @@ def test_run_with_auto_decodes_on_the_cpu(configs, tmp_path) -> None:
     clip = require_data("face_recognition_examples", "examples", "short_hamilton_clip.mp4")
     code, out, err = cli(home, "run", "--source", clip, "--config", configs["auto"], "--json")
     assert code == 0, err
-    assert '"type": "summary"' in out
+    summary = next(x for x in json_lines(out) if x["type"] == "summary")
+    assert summary["decode"]["decoder"] == "software" and summary["decode"]["cpu_seconds"] > 0
+    assert summary["decode"]["frames_codec_skipped"] == 0  # Hamilton: every frame a reference

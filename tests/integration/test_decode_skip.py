@@ -84,6 +84,7 @@ def test_alerts_are_the_same_with_auto_on_hamilton_and_the_crowd(tmp_path: Path)
     assert enrol_active(home, "wl", "-s", "Lin-Manuel Miranda", ex / "lin-manuel-miranda.png")[0] == 0
     assert enrol_active(home, "wl", "-s", "Barack Obama", ex / "obama.jpg")[0] == 0
     got: dict[tuple[str, str], tuple[list[tuple[str, float]], int]] = {}
+    skipped: dict[tuple[str, str], int] = {}
     for skip in ("off", "auto"):
         cfg = tmp_path / f"{skip}.yaml"
         cfg.write_text(f"ingest:\n  analysis_fps: 6\n  decode:\n    skip: {skip}\n")
@@ -92,8 +93,11 @@ def test_alerts_are_the_same_with_auto_on_hamilton_and_the_crowd(tmp_path: Path)
             assert code == 0, err
             lines = json_lines(out)
             alerts = [(a["subject"], round(a["first_seen"], 2)) for a in lines if a["type"] == "alert"]
-            got[(skip, name)] = (alerts, next(x for x in lines if x["type"] == "summary")["frames"])
+            summary = next(x for x in lines if x["type"] == "summary")
+            got[(skip, name)] = (alerts, summary["frames"])
+            skipped[(skip, name)] = summary["decode"]["frames_codec_skipped"]
     assert got[("auto", "hamilton")] == got[("off", "hamilton")]
     assert {s for s, _ in got[("off", "hamilton")][0]} == {"Lin-Manuel Miranda"}
     (crowd_off, n_off), (crowd_auto, n_auto) = got[("off", "crowd")], got[("auto", "crowd")]
     assert n_auto == n_off and [s for s, _ in crowd_auto] == [s for s, _ in crowd_off]  # frames a neighbour apart
+    assert skipped == {("off", "hamilton"): 0, ("off", "crowd"): 0, ("auto", "hamilton"): 0, ("auto", "crowd"): 52}

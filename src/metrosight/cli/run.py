@@ -51,6 +51,13 @@ def run_summary(report: RunReport, camera: str) -> dict[str, object]:
         "fps": round(report.fps, 2),
         "run_id": report.run_id,
     }
+    if report.ingest is not None:  # decode cost: the decoding thread's CPU seconds, frames the decoder skipped
+        i = report.ingest
+        summary["decode"] = {
+            "decoder": i.decoder,
+            "cpu_seconds": round(i.decode_seconds, 3),
+            "frames_codec_skipped": i.codec_skipped,
+        }
     if report.analytics is not None:
         summary["analytics"] = analytics_summary(report.analytics)
     return summary

@@ -78,8 +78,9 @@ class IteratorFeed:
         resume_after: frames with an index up to this one are decoded and skipped (analysed by a worker before a
             failover: decoding them keeps the frame selection identical).
         realtime: deliver frames at their own rate (media time against the monotonic clock), like a camera.
-        decode: the file's decoder counters (:attr:`~metrosight.ingest.source.VideoSource.stats`), copied into
-            :attr:`counters` after each frame.
+        decode: the source's decoder counters (a file's :attr:`~metrosight.ingest.source.VideoSource.stats`, a
+            live source's :attr:`~metrosight.ingest.live.LiveSource.counters`), copied into :attr:`counters` after
+            each frame.
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class IteratorFeed:
         segment: Callable[[], int] = lambda: 0,
         resume_after: int = -1,
         realtime: bool = False,
-        decode: DecodeStats | None = None,
+        decode: DecodeStats | IngestCounters | None = None,
     ) -> None:
         self._segment = segment
         self._decode = decode
@@ -152,16 +153,20 @@ class IteratorFeed:
                 frame = next(self._frames)
             except StopIteration:
                 self._done = True
+                self._copy_decode()  # what the decoder did after the last frame
             except SourceError as exc:
                 self.error, self._done = exc, True
             else:
                 self.counters.decoded += 1
-                if self._decode is not None:
-                    c, d = self.counters, self._decode
-                    c.codec_skipped, c.decode_seconds, c.decoder = d.codec_skipped, d.decode_seconds, d.decoder
+                self._copy_decode()
                 if frame.index > self.resume_after:
                     return frame
         return None
+
+    def _copy_decode(self) -> None:
+        if self._decode is not None:
+            c, d = self.counters, self._decode
+            c.codec_skipped, c.decode_seconds, c.decoder = d.codec_skipped, d.decode_seconds, d.decoder
 
     def stop(self, join_timeout: float = 2.0) -> None:
         """Stop reading (closes the iterator: a live source's decode thread stops)."""

@@ -20,6 +20,7 @@ from metrosight.config.model import IngestConfig
 from metrosight.core.source import SourceSpec
 from metrosight.ingest.factory import file_source, live_source
 from metrosight.ingest.live import Captured
+from metrosight.ingest.state import IngestCounters
 from metrosight.outbound.dispatch import Dispatcher
 from metrosight.pipeline.analytics import AnalyticsStats
 from metrosight.pipeline.camera import CameraStats
@@ -58,7 +59,8 @@ class EventSinkLike(Protocol):
 class RunReport:
     """What one run did: its row, how it ended (``finished``, ``broken``, ``interrupted``, ``storage-full``) and
     why, the counters, wall seconds, the entries matched against at the end, the behaviour counters when analytics
-    ran, and the alerts (episodes) its sightings were stored in (``stats.alerts`` counts sightings)."""
+    ran, the alerts (episodes) its sightings were stored in (``stats.alerts`` counts sightings), and the source's
+    counters (``ingest``: decode CPU seconds, frames the decoder skipped, the decoder)."""
 
     run_id: int
     status: str
@@ -68,6 +70,7 @@ class RunReport:
     gallery_size: int
     analytics: AnalyticsStats | None = None
     episodes: int = 0
+    ingest: IngestCounters | None = None
 
     @property
     def fps(self) -> float:
@@ -86,7 +89,7 @@ def open_feed(spec: SourceSpec, camera_id: str, ingest: IngestConfig) -> Iterato
         feed = IteratorFeed(lambda _on_state: video.frames(), lambda: video.segment, decode=video.stats)
     else:
         live = live_source(spec, camera_id, ingest, keep_trying=False)
-        feed = IteratorFeed(lambda on_state: live.frames(on_state=on_state), lambda: live.segment)
+        feed = IteratorFeed(lambda on_state: live.frames(on_state=on_state), lambda: live.segment, decode=live.counters)
     feed.open()  # opens the source before anything is written
     return feed
 
@@ -173,7 +176,15 @@ class SingleRun:
         stats = built.processor.camera_stats
         behaviour = built.behaviour.stats if built.behaviour is not None else None
         return RunReport(
-            run_id, status, error, stats, elapsed, built.processor.gallery_size, behaviour, len(self.alerts.alert_ids)
+            run_id,
+            status,
+            error,
+            stats,
+            elapsed,
+            built.processor.gallery_size,
+            behaviour,
+            len(self.alerts.alert_ids),
+            feed.counters,
         )
 
     # -- the loop's hooks -------------------------------------------------------------------------------------
