@@ -55,3 +55,27 @@ def test_int8_embedder_through_the_parity_gate(tmp_path: Path) -> None:
     else:
         with pytest.raises(EmbedderError, match=f"int8 failed parity: min cosine {parity.min_cosine:.4f}"):
             embedder_for(settings, cache)
+
+
+def test_int8_centerface_is_really_quantised_and_still_finds_faces(tmp_path: Path) -> None:
+    import onnx
+
+    data = require_data("fddb", "FDDB-folds").parent.parent
+    require_data("dlib_faces")
+    from metrosight.detect.centerface_onnx import default_model_path, ensure_prepared_model
+    from metrosight.eval.parity import detector_calibration, faces_found, fddb_fold1
+
+    reference = CenterFaceDetector(inference=ONE_THREAD)
+    float_model = ensure_prepared_model(default_model_path(), tmp_path)
+    model = build_variant(float_model, "int8", "input.1", detector_calibration(data, reference, photos=8))
+    graph = onnx.load(str(model)).graph
+    ops = [n.op_type for n in graph.node]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert ops.count("QuantizeLinear") > 50  # the old-opset, unnamed-node export really got quantised
+    assert convs[0].input[0] == "input.1"  # its first convolution stays float: it takes the pixels themselves
+    gts, images = fddb_fold1(data)
+    gts, images = gts[:20], images[:20]
+    candidate = CenterFaceDetector(model_path=model, model_prepared=True, inference=ONE_THREAD)
+    faces = sum(len(g.boxes) for g in gts)
+    ref, cand = faces_found(reference, gts, images), faces_found(candidate, gts, images)
+    assert ref >= 0.8 * faces and cand >= ref - 2  # a real detector, close to the float one on these photos
