@@ -22,6 +22,7 @@ the parity gate for exactly that file (its SHA-256) derived from exactly that fl
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -192,6 +193,9 @@ def build_variant(
     target = variant_path(float_model, variant)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    root = logging.getLogger()  # the quantisation tooling warns on the root logger about every non-float input
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
     try:
         _build(float_model, Path(tmp), variant, input_name, calibration, float_tail)
         os.replace(tmp, target)
@@ -200,6 +204,7 @@ def build_variant(
     except Exception as exc:  # the ONNX/ONNX Runtime tooling's own exception types
         raise VariantError(f"building the {variant} variant of {float_model.name} failed: {exc}") from exc
     finally:
+        root.setLevel(level)
         Path(tmp).unlink(missing_ok=True)
     record_path(target).unlink(missing_ok=True)  # a record speaks for the file it measured, never for a rebuild
     return target
@@ -263,7 +268,11 @@ def accepted_variant(float_model: Path, variant: str, command: str, where: str) 
     record = ParityRecord.read(path) if path.is_file() and float_model.is_file() else None
     if record is None:
         raise VariantError(f"{where}: {variant} has not passed the parity gate here: run `{command}` first")
-    if record.model_sha256 != file_sha256(path) or record.float_sha256 != file_sha256(float_model):
+    if (
+        record.variant != variant
+        or record.model_sha256 != file_sha256(path)
+        or record.float_sha256 != file_sha256(float_model)
+    ):
         raise VariantError(
             f"{where}: the {variant} model or its float model changed since its parity was measured: run `{command}`"
         )

@@ -60,6 +60,11 @@ def test_a_passing_record_accepts_exactly_the_file_it_measured(tmp_path: Path) -
     model.write_bytes(b"int8 model, rebuilt")  # another file under the same name
     with pytest.raises(VariantError, match="changed since its parity was measured"):
         accepted_variant(f, "int8", CMD, WHERE)
+    model.write_bytes(b"int8 model")
+    raw = record_path(model).read_text()
+    record_path(model).write_text(raw.replace('"variant": "int8"', '"variant": "fp16"'))  # another variant's verdict
+    with pytest.raises(VariantError, match="changed since its parity was measured"):
+        accepted_variant(f, "int8", CMD, WHERE)
     _derived(f)
     f.write_bytes(b"another float model")  # the float model it was compared with changed
     with pytest.raises(VariantError, match="changed since its parity was measured"):
