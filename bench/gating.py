@@ -3,7 +3,8 @@
 Each shared clip goes through the real pipeline (`metrosight run`'s Runtime: store, watchlist, alerts) three
 times in the same run: gating off (today's pipeline, the baseline), gating on, and gating on with a detection
 region (the middle of the frame: x 0.15–0.85, y 0.1–0.9). The detector's CPU time (``time.process_time`` around
-every detector call, one core, ONNX Runtime single-threaded) is reported per second of video, with the share of
+every detector call, one core, ONNX Runtime single-threaded; the least of ``--repeat`` interleaved runs, as other
+processes share the cores) is reported per second of video, with the share of
 frame pixels the detector was given, frames gated (no detection at all), faces, tracks and stored alerts (with
 their subjects).
 
@@ -69,8 +70,8 @@ class TimedDetector:
     def working_scale(self, width: int, height: int) -> float:
         return self.inner.working_scale(width, height)
 
-    def detect_window(self, image: np.ndarray, window: Any, scale: float) -> list:
-        return self._timed(self.inner.detect_window, image, window, scale)
+    def landmark_box(self, box: Any) -> Any:
+        return self.inner.landmark_box(box)
 
 
 def clips(data: Path) -> dict[str, Path]:
@@ -146,6 +147,7 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=6.0, help="analysed frames a second (0: every frame)")
     ap.add_argument("--clips", default=",".join(clips(Path("."))), help="comma-separated clip names")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each mode; the least detector CPU time is kept")
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cores[-1]})
@@ -167,9 +169,20 @@ def main() -> int:
             console.print(f"[yellow]skip {name}: {video} missing[/]")
             continue
         secs = video_seconds(video)
-        for mode in args.modes.split(","):
-            console.print(f"[dim]{name} gating {mode} …[/]")
-            row = run_one(video, mode, fps, gallery)
+        best: dict[str, dict] = {}
+        for rep in range(args.repeat):  # modes interleaved, the least CPU time of each kept (others share the cores)
+            for mode in args.modes.split(","):
+                console.print(f"[dim]{name} gating {mode} (run {rep + 1}/{args.repeat}) …[/]")
+                row = run_one(video, mode, fps, gallery)
+                if mode in best and (row["faces"], row["tracks"], row["subjects"]) != (
+                    best[mode]["faces"],
+                    best[mode]["tracks"],
+                    best[mode]["subjects"],
+                ):
+                    console.print(f"[red]{name} {mode}: results differ between runs[/]")
+                if mode not in best or row["detector_cpu_s"] < best[mode]["detector_cpu_s"]:
+                    best[mode] = row
+        for row in best.values():
             row["clip"], row["media_seconds"] = name, round(secs, 2)
             row["detector_cpu_per_video_s"] = round(row["detector_cpu_s"] / secs, 4) if secs else None
             rows.append(row)
@@ -198,7 +211,7 @@ def main() -> int:
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"fps": fps, "region": REGION, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"fps": fps, "region": REGION, "repeat": args.repeat, "rows": rows}, indent=2))
     console.print(f"wrote {out}")
     return 0
 

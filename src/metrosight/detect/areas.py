@@ -121,6 +121,24 @@ def frame_scale(detector: FaceDetector, width: int, height: int, max_width: int)
     return min(1.0, max_width / width)
 
 
+def grid_step(scale: float, most: int = 64) -> int:
+    """The smallest whole number of frame pixels ``n`` (≤ ``most``) that ``scale`` maps to whole pixels: a crop that
+    starts at a multiple of ``n`` is resampled on the same pixel grid as the whole frame (its pixels are those of the
+    scaled whole frame, not a shifted resampling); 1 when there is none."""
+    for n in range(1, most + 1):
+        if abs(n * scale - round(n * scale)) < 1e-6:
+            return n
+    return 1
+
+
+def _on_grid(window: Box, n: int, width: int, height: int) -> Box:
+    """``window`` (whole pixels) widened so that its corners lie on multiples of ``n`` (or the frame's edges)."""
+    x1, y1 = n * int(window.x1 // n), n * int(window.y1 // n)
+    x2 = min(width, x1 + n * int(np.ceil((window.x2 - x1) / n)))
+    y2 = min(height, y1 + n * int(np.ceil((window.y2 - y1) / n)))
+    return Box(float(x1), float(y1), float(x2), float(y2))
+
+
 def crops(image: np.ndarray, windows: Sequence[Box], scale: float) -> list[tuple[np.ndarray, Box, float]]:
     """The images the detector is given for ``windows`` of ``image``.
 
@@ -131,14 +149,15 @@ def crops(image: np.ndarray, windows: Sequence[Box], scale: float) -> list[tuple
 
     Returns:
         Per window ``(crop, window, frame pixels per crop pixel)``: the window grown to :data:`MIN_SIDE` detector
-        pixels and rounded to whole pixels, cut out and scaled by ``scale``.
+        pixels, rounded outwards to the scale's pixel grid (:func:`grid_step`), cut out and scaled by ``scale``.
     """
     import cv2  # OpenCV: heavy, loaded on first use
 
     h, w = image.shape[:2]
+    n = grid_step(scale) if scale < 1.0 else 1
     out = []
     for win in windows:
-        window = grow(win, MIN_SIDE / scale, w, h)
+        window = _on_grid(grow(win, MIN_SIDE / scale, w, h), n, w, h)
         x1, y1, x2, y2 = (int(v) for v in window.as_tuple())
         crop = image[y1:y2, x1:x2]
         if scale < 1.0:

@@ -144,3 +144,21 @@ def test_centerface_finds_the_same_face_in_a_crop_as_in_the_whole_frame():
     assert a.box.iou(b.box) > 0.9 and a.landmarks is not None
     lm = FivePointLandmarker()(frame, landmark_box(det, b.box))  # what the pipeline recomputes on the frame
     assert np.abs(a.landmarks - lm).max() < 4.0  # pixels of the HD frame
+
+
+def test_a_crop_is_resampled_on_the_whole_frames_pixel_grid():
+    from metrosight.detect.areas import grid_step
+
+    assert grid_step(512 / 1920) == 15 and grid_step(512 / 768) == 3 and grid_step(0.5) == 2 and grid_step(1.0) == 1
+    assert grid_step(512 / 826) == 1  # no small grid: any start
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(432, 768, 3), dtype=np.uint8)
+    import cv2
+
+    scale = 512 / 768
+    whole = cv2.resize(img, (512, 288), interpolation=cv2.INTER_LINEAR)
+    [(crop, window, _)] = crops(img, [Box(101, 50, 400, 300)], scale)
+    assert window.x1 % 3 == 0 and window.y1 % 3 == 0 and window.x1 <= 101 and window.x2 >= 400
+    x0, y0 = int(window.x1 * scale), int(window.y1 * scale)
+    inner = whole[y0 + 1 : y0 + crop.shape[0] - 1, x0 + 1 : x0 + crop.shape[1] - 1]
+    assert np.array_equal(crop[1:-1, 1:-1], inner)  # the same pixels as the scaled whole frame (edges aside)
