@@ -76,3 +76,28 @@ def test_good_regions_and_gating_pass(tmp_path: Path):
 def test_the_same_model_refuses_it_from_the_environment():
     with pytest.raises(pydantic.ValidationError, match="full_every_seconds"):
         Settings.model_validate({"detection": {"gating": {"full_every_seconds": -1}}})
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["node"],
+        ["serve"],
+        ["worker", "--bus", "redis://127.0.0.1:1"],
+        ["consume", "--bus", "redis://127.0.0.1:1"],
+        ["run", "--source", "x.mp4"],
+        ["config", "check"],
+    ],
+)
+def test_every_host_refuses_a_bad_region_at_startup_in_one_line(tmp_path: Path, command: list[str]):
+    f = tmp_path / "c.yaml"
+    f.write_text(camera("{regions: [[0.6, 0.1, 0.5, 0.5]]}"), encoding="utf-8")
+    args = ["--home", str(tmp_path / "home"), "--config", str(f), *command]
+    if command == ["config", "check"]:
+        args = [*command, str(f)]
+    r = CliRunner().invoke(app, args)
+    out = r.stdout + r.stderr
+    assert r.exit_code != 0 and "Traceback" not in out, out
+    lines = [line for line in out.splitlines() if "regions" in line]
+    assert len(lines) == 1 and "x1 < x2" in lines[0], out
+    assert not (tmp_path / "home" / "metrosight.db").exists()  # refused before anything was opened
