@@ -23,6 +23,7 @@ stored), CPU of workers and of everything else on the machine. A camera keeps up
 and computes ≥ 15 descriptors/s.
 
     python bench/node.py [--clips crowd,hamilton] [--calibrate 20] [--per-worker 2] [--video hamilton] [--cameras 1]
+                         [--what-if recognition.flip=false]
                          [--cores-per-node 32] [--network 12300] [--out bench/results/node.json]
 
 Needs ffmpeg, GStreamer's RTSP server for the live runs (see .ci/run) and the shared data.
@@ -129,13 +130,30 @@ def calibration_clip(clip: Path, seconds: float) -> tuple[Path, float]:
     return part, span
 
 
-def point_settings(point: Point, profile: str, cameras: list[dict]) -> Any:
-    """The settings of ``point`` (:mod:`metrosight.config.operating_points`) with ``cameras`` (id and source), each
-    camera with the profile's own settings at that point."""
+def point_settings(point: Point, profile: str, cameras: list[dict], base: dict | None = None) -> Any:
+    """The settings of ``point`` (:mod:`metrosight.config.operating_points`) over ``base`` with ``cameras`` (id and
+    source), each camera with the profile's own settings at that point."""
     from metrosight.config.model import Settings
 
     cam = camera_overrides(point, profile)
-    return Settings.model_validate({**overrides(point), "cameras": [{**cam, **c} for c in cameras]})
+    return Settings.model_validate({**overrides(point, base), "cameras": [{**cam, **c} for c in cameras]})
+
+
+def what_if_tree(items: list[str]) -> dict:
+    """``["recognition.flip=false", …]`` as a settings tree (values read as YAML)."""
+    import yaml
+
+    tree: dict = {}
+    for item in items:
+        path, sep, value = item.partition("=")
+        if not sep or not path:
+            raise SystemExit(f"error: --what-if {item!r}: write it as section.key=value")
+        node = tree
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = yaml.safe_load(value)
+    return tree
 
 
 def decode_cpu(part: Path, settings: Any) -> float:
@@ -200,7 +218,9 @@ def _timed_modules() -> list[Any]:
     ]
 
 
-def camera_cost(home: Path, part: Path, span: float, point: Point, profile: str, per_worker: int) -> dict:
+def camera_cost(
+    home: Path, part: Path, span: float, point: Point, profile: str, per_worker: int, base: dict | None = None
+) -> dict:
     """CPU time a camera costs per second of video at ``point`` for a ``profile`` camera: ``per_worker`` cameras
     playing ``part`` in one frame loop in this process, as a node worker runs its cameras (models loaded and warmed
     first; batched across the cameras when the point's ``inference.batch_cameras`` says so), every due frame
@@ -215,7 +235,7 @@ def camera_cost(home: Path, part: Path, span: float, point: Point, profile: str,
     from metrosight.pipeline.single import open_feed
 
     ids = [f"calibration-{i}" for i in range(per_worker)]
-    settings = point_settings(point, profile, [{"id": cid, "source": str(part)} for cid in ids])
+    settings = point_settings(point, profile, [{"id": cid, "source": str(part)} for cid in ids], base)
     rt = Runtime.open(Home(home), settings)
     rt.warm_up()
     loop = FrameLoop(_Host(), batch=settings.inference.batch_cameras)
@@ -522,6 +542,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measurement window per N")
     ap.add_argument("--cores-per-node", type=int, default=32)
     ap.add_argument("--network", type=int, default=12_300, help="cameras in the network")
+    ap.add_argument(
+        "--what-if",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also measure the tuned point with this setting (e.g. recognition.flip=false); not used by the plan",
+    )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "node.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -548,6 +575,8 @@ def main() -> int:
             console.print(f"[red]error:[/] shared data missing: {p} (set METROSIGHT_DATA)")
             return 2
     costs: dict[str, dict[str, dict]] = {p: {} for p in POINTS}
+    what_if = what_if_tree(args.what_if)
+    what_if_costs: dict[str, dict] = {}
     live: dict[str, list[dict]] = {p: [] for p in POINTS}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -565,6 +594,11 @@ def main() -> int:
                 console.print(f"[dim]{name}: {point}, {args.calibrate:g} s of the looped clip, no clock …[/]")
                 costs[point][CLIPS[name][2]] = camera_cost(home, part, span, point, CLIPS[name][2], args.per_worker)
                 loads.append(os.getloadavg()[0])
+            if what_if:
+                console.print(f"[dim]{name}: tuned with {', '.join(args.what_if)} …[/]")
+                what_if_costs[CLIPS[name][2]] = camera_cost(
+                    home, part, span, "tuned", CLIPS[name][2], args.per_worker, what_if
+                )
         for n in counts:
             for point in POINTS:
                 console.print(f"[dim]live: {point}, N={n} over RTSP …[/]")
@@ -610,6 +644,19 @@ def main() -> int:
             f"GPU projection (not measured): {g['host_cores_per_camera']:.3f} host cores a camera with detection and "
             f"embedding on a GPU, {g['cameras_per_node_host_bound']} cameras a {args.cores_per_node}-core node"
         )
+    what_if_rows = {}
+    for profile, c in what_if_costs.items():
+        r = at_reference(c, args.cores_per_node, args.network)
+        base_cores = summary[profile]["tuned"]["cores_per_camera_at_15"]
+        what_if_rows[profile] = {"settings": args.what_if, "cost": c, **r}
+        ms_face = 1000 * c["cpu_cores_per_camera"] * c["cpu_share"].get("embed", 0.0)
+        ms_face /= max(c["descriptors_per_s_camera"], 1e-9)
+        console.print(
+            f"what if ({profile}, tuned with {', '.join(args.what_if)}): {r['cores_per_camera_at_15']:.3f} cores a "
+            f"camera at 15 descriptors/s ({r['cores_per_camera_at_15'] / base_cores:.2f}× tuned), "
+            f"{r['cameras_per_node']} a node, {r['nodes']:,} nodes; embedding {ms_face:.1f} ms a face; "
+            f"alerts {', '.join(c['alerts']) or 'none'}"
+        )
     if counts:
         console.print(live_table(live, CLIPS[args.video][0].rsplit("/", 1)[-1]))
         for point in POINTS:
@@ -642,6 +689,7 @@ def main() -> int:
         "points": costs,
         "summary": summary,
         "live": {"video": args.video, **live},
+        "what_if": what_if_rows,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
