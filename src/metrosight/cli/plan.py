@@ -4,6 +4,7 @@ from the per-camera costs measured by ``bench/node.py`` and the bus throughput m
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -98,6 +99,13 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML configura
 def gb(n: float) -> str:
     """Bytes as ``12.3 GB`` (``1.2 TB`` from a terabyte up)."""
     return f"{n / 1e9:,.1f} GB" if n < 1e12 else f"{n / 1e12:,.1f} TB"
+
+
+def _finite(options: dict[str, float | None]) -> None:
+    """Refuse an infinite or NaN option value in one line (the option parser lets ``inf`` through a minimum)."""
+    for name, value in options.items():
+        if value is not None and not math.isfinite(value):
+            fail(f"{name} must be a finite number (got {value})")
 
 
 def _node_file(node_benchmark: Path | None) -> Path | None:
@@ -248,6 +256,20 @@ def plan(
     """How many nodes, how much Redis and PostgreSQL load, storage and false alerts a camera network needs —
     from the per-camera costs measured by bench/node.py (and the bus throughput measured by bench/bus.py)."""
     c = cli_context(ctx)
+    _finite(
+        {
+            "--faces-per-second": faces_per_second,
+            "--faces-per-core-per-second": faces_per_core_per_second,
+            "--frame-ms": frame_ms,
+            "--analysis-fps": analysis_fps,
+            "--frame-scale": frame_scale,
+            "--utilisation": utilisation,
+            "--events-per-camera-hour": events_per_camera_hour,
+            "--fpir": fpir,
+            "--footfall": footfall,
+            "--searches-per-person": searches_per_person,
+        }
+    )
     node_file = _node_file(node_benchmark)
     fig, today_fig = _figures(
         node_file, 1000.0 / faces_per_core_per_second, frame_ms, analysis_fps, operating_point, camera_kind
@@ -273,8 +295,11 @@ def plan(
         events_days=r.events_days,
         audit_days=r.audit_days,
     )
-    pl = make_plan(p, fig)
-    today = make_plan(p, today_fig) if today_fig is not None else None
+    try:
+        pl = make_plan(p, fig)
+        today = make_plan(p, today_fig) if today_fig is not None else None
+    except PlanError as exc:
+        fail(str(exc))
     bus = _consumers(bus_benchmark, pl)
     if as_json:
         doc: dict[str, object] = {"input": asdict(p), "figures": asdict(fig), "plan": pl.as_dict()}

@@ -91,7 +91,7 @@ def node_figures(
     ms = proj.get("ms_per_frame") or {}
     total = sum(float(v) for v in ms.values())
     face_share = float(ms.get("embed", 0.0)) / total if total > 0 else 0.3
-    return NodeFigures(float(cores), float(faces), float(fps), face_share, source)
+    return _checked(NodeFigures(float(cores), float(faces), float(fps), face_share, source))
 
 
 def _point_figures(data: dict[str, Any], source: str, point: str, profile: str) -> NodeFigures:
@@ -111,7 +111,30 @@ def _point_figures(data: dict[str, Any], source: str, point: str, profile: str) 
         raise PlanError(f"{source}: {point}/{profile} lacks {exc}") from None
     if cores <= 0 or fps <= 0:
         raise PlanError(f"{source}: {point}/{profile}: cpu_cores_per_camera and analysis_fps must be positive")
-    return NodeFigures(cores, faces, fps, share, f"{source} ({point}, {profile})")
+    return _checked(NodeFigures(cores, faces, fps, share, f"{source} ({point}, {profile})"))
+
+
+def _checked(fig: NodeFigures) -> NodeFigures:
+    """``fig`` if every figure is a finite number in range (a tampered or broken benchmark file gives NaN or
+    infinite figures, which would plan nonsense).
+
+    Raises:
+        PlanError: names the source and the figure.
+    """
+    values = {
+        "cpu_cores_per_camera": fig.cores_per_camera,
+        "descriptors_per_s_camera": fig.faces_per_s,
+        "analysis_fps": fig.analysis_fps,
+        "cpu_share.embed": fig.face_share,
+    }
+    for name, v in values.items():
+        if not math.isfinite(v) or v < 0:
+            raise PlanError(f"{fig.source}: {name} must be a finite number ≥ 0 (got {v})")
+    if fig.cores_per_camera <= 0 or fig.analysis_fps <= 0 or fig.face_share > 1:
+        raise PlanError(
+            f"{fig.source}: cpu_cores_per_camera and analysis_fps must be positive and cpu_share.embed at most 1"
+        )
+    return fig
 
 
 def default_figures(ms_per_descriptor: float, frame_ms: float, analysis_fps: float) -> NodeFigures:
@@ -120,7 +143,9 @@ def default_figures(ms_per_descriptor: float, frame_ms: float, analysis_fps: flo
     faces = 15.0
     frame = analysis_fps * frame_ms / 1000
     face = faces * ms_per_descriptor / 1000
-    return NodeFigures(frame + face, faces, analysis_fps, face / (frame + face), "per-operation costs (README)")
+    return _checked(
+        NodeFigures(frame + face, faces, analysis_fps, face / (frame + face), "per-operation costs (README)")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +210,13 @@ def plan(p: PlanInput, fig: NodeFigures) -> Plan:
     cpc = fig.cores_for(p.faces_per_s, p.analysis_fps, p.frame_scale)
     cores = p.cameras * cpc
     usable = p.cores_per_node * p.utilisation
+    if not math.isfinite(cpc):
+        raise PlanError(f"a camera's cost is not a finite number ({cpc} cores): check the figures given")
+    if cpc > usable:
+        raise PlanError(
+            f"one camera needs {cpc:.2f} cores, more than a {p.cores_per_node}-core node offers at "
+            f"{p.utilisation:.0%} ({usable:.2f}): give more --cores-per-node or a lower --analysis-fps"
+        )
     per_node = max(1, int(usable / cpc + 1e-9)) if cpc > 0 else p.cameras
     nodes = math.ceil(p.cameras / per_node)
     workers = nodes * p.cores_per_node  # one worker process per core
