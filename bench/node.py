@@ -135,16 +135,25 @@ def point_settings(point: Point, profile: str, cameras: list[dict], base: dict |
     source), each camera with the profile's own settings at that point."""
     from metrosight.config.model import Settings
 
-    cam = camera_overrides(point, profile)
+    base = dict(base or {})
+    cam = _merged(camera_overrides(point, profile), base.pop("cameras", {}))  # a what-if's per-camera settings
     return Settings.model_validate({**overrides(point, base), "cameras": [{**cam, **c} for c in cameras]})
 
 
-def what_if_tree(items: list[str]) -> dict:
-    """``["recognition.flip=false", …]`` as a settings tree (values read as YAML)."""
+def _merged(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def what_if_tree(variant: str) -> dict:
+    """``"recognition.flip=false,inference.batch_cameras=false"`` as a settings tree (values read as YAML);
+    ``cameras.KEY=VALUE`` sets every camera's own ``KEY``."""
     import yaml
 
     tree: dict = {}
-    for item in items:
+    for item in variant.split(","):
         path, sep, value = item.partition("=")
         if not sep or not path:
             raise SystemExit(f"error: --what-if {item!r}: write it as section.key=value")
@@ -547,7 +556,8 @@ def main() -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="also measure the tuned point with this setting (e.g. recognition.flip=false); not used by the plan",
+        help="also measure the tuned point with these settings (e.g. recognition.flip=false; several: a=1,b=2); "
+        "repeatable, one variant each; not used by the plan",
     )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "node.json"))
     args = ap.parse_args()
@@ -575,8 +585,8 @@ def main() -> int:
             console.print(f"[red]error:[/] shared data missing: {p} (set METROSIGHT_DATA)")
             return 2
     costs: dict[str, dict[str, dict]] = {p: {} for p in POINTS}
-    what_if = what_if_tree(args.what_if)
-    what_if_costs: dict[str, dict] = {}
+    what_ifs = {v: what_if_tree(v) for v in args.what_if}
+    what_if_costs: dict[str, dict[str, dict]] = {v: {} for v in what_ifs}
     live: dict[str, list[dict]] = {p: [] for p in POINTS}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -594,10 +604,10 @@ def main() -> int:
                 console.print(f"[dim]{name}: {point}, {args.calibrate:g} s of the looped clip, no clock …[/]")
                 costs[point][CLIPS[name][2]] = camera_cost(home, part, span, point, CLIPS[name][2], args.per_worker)
                 loads.append(os.getloadavg()[0])
-            if what_if:
-                console.print(f"[dim]{name}: tuned with {', '.join(args.what_if)} …[/]")
-                what_if_costs[CLIPS[name][2]] = camera_cost(
-                    home, part, span, "tuned", CLIPS[name][2], args.per_worker, what_if
+            for variant, tree in what_ifs.items():
+                console.print(f"[dim]{name}: tuned with {variant} …[/]")
+                what_if_costs[variant][CLIPS[name][2]] = camera_cost(
+                    home, part, span, "tuned", CLIPS[name][2], args.per_worker, tree
                 )
         for n in counts:
             for point in POINTS:
@@ -644,19 +654,20 @@ def main() -> int:
             f"GPU projection (not measured): {g['host_cores_per_camera']:.3f} host cores a camera with detection and "
             f"embedding on a GPU, {g['cameras_per_node_host_bound']} cameras a {args.cores_per_node}-core node"
         )
-    what_if_rows = {}
-    for profile, c in what_if_costs.items():
-        r = at_reference(c, args.cores_per_node, args.network)
-        base_cores = summary[profile]["tuned"]["cores_per_camera_at_15"]
-        what_if_rows[profile] = {"settings": args.what_if, "cost": c, **r}
-        ms_face = 1000 * c["cpu_cores_per_camera"] * c["cpu_share"].get("embed", 0.0)
-        ms_face /= max(c["descriptors_per_s_camera"], 1e-9)
-        console.print(
-            f"what if ({profile}, tuned with {', '.join(args.what_if)}): {r['cores_per_camera_at_15']:.3f} cores a "
-            f"camera at 15 descriptors/s ({r['cores_per_camera_at_15'] / base_cores:.2f}× tuned), "
-            f"{r['cameras_per_node']} a node, {r['nodes']:,} nodes; embedding {ms_face:.1f} ms a face; "
-            f"alerts {', '.join(c['alerts']) or 'none'}"
-        )
+    what_if_rows: dict[str, dict] = {}
+    for variant, per_profile in what_if_costs.items():
+        for profile, c in per_profile.items():
+            r = at_reference(c, args.cores_per_node, args.network)
+            base_cores = summary[profile]["tuned"]["cores_per_camera_at_15"]
+            what_if_rows.setdefault(variant, {})[profile] = {"cost": c, **r}
+            ms_face = 1000 * c["cpu_cores_per_camera"] * c["cpu_share"].get("embed", 0.0)
+            ms_face /= max(c["descriptors_per_s_camera"], 1e-9)
+            console.print(
+                f"what if ({profile}, tuned with {variant}): {r['cores_per_camera_at_15']:.3f} cores a camera at "
+                f"15 descriptors/s ({r['cores_per_camera_at_15'] / base_cores:.2f}× tuned), "
+                f"{r['cameras_per_node']} a node, {r['nodes']:,} nodes; tracks {c['tracks']}; embedding "
+                f"{ms_face:.1f} ms a face; alerts {', '.join(c['alerts']) or 'none'}"
+            )
     if counts:
         console.print(live_table(live, CLIPS[args.video][0].rsplit("/", 1)[-1]))
         for point in POINTS:
