@@ -18,6 +18,8 @@ from metrosight.config.operating_points import POINTS, PROFILES
 from metrosight.pipeline.capacity import NodeFigures, Plan, PlanError, PlanInput, default_figures, node_figures
 from metrosight.pipeline.capacity import plan as make_plan
 
+DEFAULT_FACES_PER_CORE = 125.0  # descriptors one core computes a second (~8 ms each), without a node benchmark
+DEFAULT_FRAME_MS = 55.0  # decode + detection + tracking per analysed frame on one core, without a node benchmark
 REPO = Path(__file__).resolve().parents[3]
 REPO_RESULTS = REPO / "bench" / "results"  # a source checkout's own measurements (git-ignored)
 PUBLISHED_NODE = REPO / "docs" / "measurements" / "node-cpu.json"  # the figures the README cites
@@ -46,17 +48,21 @@ BusBenchOpt = Annotated[
     typer.Option("--bus-benchmark", help="JSON written by bench/bus.py (default: bench/results/bus.json if present)"),
 ]
 FacesPerCoreOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
-        "--faces-per-core-per-second", min=1.0, help="without a node benchmark: descriptors one core computes a second"
+        "--faces-per-core-per-second",
+        min=1.0,
+        help="plan from per-operation costs instead of a node benchmark: descriptors one core computes a second "
+        f"(default {DEFAULT_FACES_PER_CORE:g})",
     ),
 ]
 FrameMsOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--frame-ms",
         min=0.0,
-        help="without a node benchmark: decode + detection + tracking per analysed frame, ms on one core",
+        help="plan from per-operation costs instead of a node benchmark: decode + detection + tracking per analysed "
+        f"frame, ms on one core (default {DEFAULT_FRAME_MS:g})",
     ),
 ]
 AnalysisFpsOpt = Annotated[
@@ -115,20 +121,33 @@ def _node_file(node_benchmark: Path | None) -> Path | None:
 
 
 def _figures(
-    node_file: Path | None, per_face_ms: float, frame_ms: float, fps: float | None, point: str, kind: str
-) -> tuple[NodeFigures, NodeFigures | None]:
-    """The figures to plan with, and those of today's pipeline from the same run (None without them)."""
+    node_benchmark: Path | None,
+    per_op: tuple[float | None, float | None],
+    fps: float | None,
+    point: str,
+    kind: str,
+) -> tuple[Path | None, NodeFigures, NodeFigures | None]:
+    """The node benchmark used (None: per-operation costs), the figures to plan with, and those of today's pipeline
+    from the same run (None without them). ``per_op``: ``(--faces-per-core-per-second, --frame-ms)`` as given;
+    either one given plans from per-operation costs, and refuses a ``--node-benchmark`` given with it."""
     if point not in POINTS:
         fail(f"unknown --operating-point {point!r}: use {' or '.join(POINTS)}")
     if kind not in PROFILES:
         fail(f"unknown --camera-kind {kind!r}: use {' or '.join(PROFILES)}")
+    faces_per_core, frame_ms = per_op
+    given = faces_per_core is not None or frame_ms is not None
+    if given and node_benchmark is not None:
+        fail("give either --node-benchmark or per-operation costs (--faces-per-core-per-second, --frame-ms), not both")
+    node_file = None if given else _node_file(node_benchmark)
     try:
         if node_file is None:
-            return default_figures(per_face_ms, frame_ms, fps or 18.0), None
+            per_face_ms = 1000.0 / (faces_per_core or DEFAULT_FACES_PER_CORE)
+            fig = default_figures(per_face_ms, DEFAULT_FRAME_MS if frame_ms is None else frame_ms, fps or 18.0)
+            return None, fig, None
         data = json.loads(node_file.read_text())
         fig = node_figures(data, str(node_file), point, kind)
         today = node_figures(data, str(node_file), "today", kind) if "points" in data and point != "today" else None
-        return fig, today
+        return node_file, fig, today
     except (OSError, ValueError, PlanError) as exc:
         fail(f"cannot use the node benchmark {node_file}: {exc}")
 
@@ -206,6 +225,29 @@ def plan_table(
     return t
 
 
+def plan_json(
+    p: PlanInput,
+    fig: NodeFigures,
+    pl: Plan,
+    bus: tuple[Path | None, float | None, float | None],
+    point: tuple[str, str] | None,
+    today: tuple[NodeFigures | None, Plan | None],
+) -> dict[str, object]:
+    """The plan as ``plan --json`` prints it: inputs, figures, plan, the benchmark's operating point and camera kind
+    (None without a benchmark), today's figures and plan from the same run (None without them), consumers."""
+    today_fig, today_plan = today
+    return {
+        "input": asdict(p),
+        "figures": asdict(fig),
+        "plan": pl.as_dict(),
+        "operating_point": point[0] if point else None,
+        "camera_kind": point[1] if point else None,
+        "today": {"figures": asdict(today_fig), "plan": today_plan.as_dict()} if today_fig and today_plan else None,
+        "consumers": bus[1],
+        "consumer_msgs_per_s_measured": bus[2],
+    }
+
+
 def _storage_rows(t: Table, p: PlanInput, pl: Plan) -> None:
     t.add_row(
         "storage a day",
@@ -236,8 +278,8 @@ def plan(
     faces_per_second: FacesOpt = 15.0,
     node_benchmark: NodeBenchOpt = None,
     bus_benchmark: BusBenchOpt = None,
-    faces_per_core_per_second: FacesPerCoreOpt = 125.0,
-    frame_ms: FrameMsOpt = 55.0,
+    faces_per_core_per_second: FacesPerCoreOpt = None,
+    frame_ms: FrameMsOpt = None,
     analysis_fps: AnalysisFpsOpt = None,
     frame_scale: FrameScaleOpt = 1.0,
     cores_per_node: CoresOpt = 32,
@@ -270,9 +312,8 @@ def plan(
             "--searches-per-person": searches_per_person,
         }
     )
-    node_file = _node_file(node_benchmark)
-    fig, today_fig = _figures(
-        node_file, 1000.0 / faces_per_core_per_second, frame_ms, analysis_fps, operating_point, camera_kind
+    node_file, fig, today_fig = _figures(
+        node_benchmark, (faces_per_core_per_second, frame_ms), analysis_fps, operating_point, camera_kind
     )
     settings = c.settings(config)
     r = settings.privacy.retention
@@ -302,11 +343,8 @@ def plan(
         fail(str(exc))
     bus = _consumers(bus_benchmark, pl)
     if as_json:
-        doc: dict[str, object] = {"input": asdict(p), "figures": asdict(fig), "plan": pl.as_dict()}
-        doc["operating_point"] = operating_point if node_file is not None else None
-        doc["camera_kind"] = camera_kind if node_file is not None else None
-        doc["today"] = {"figures": asdict(today_fig), "plan": today.as_dict()} if today and today_fig else None
-        c.emit(json.dumps({**doc, "consumers": bus[1], "consumer_msgs_per_s_measured": bus[2]}))
+        point = (operating_point, camera_kind) if node_file is not None else None
+        c.emit(json.dumps(plan_json(p, fig, pl, bus, point, (today_fig, today))))
         return
     c.out.print(plan_table(p, fig, pl, bus, today))
     c.out.print(

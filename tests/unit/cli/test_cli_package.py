@@ -148,3 +148,15 @@ def test_plan_refuses_an_unknown_point_or_camera_kind_and_a_missing_one_in_one_l
     ):
         res = CliRunner().invoke(app, [*base, *extra])
         assert res.exit_code == 2 and says in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_per_operation_costs_given_are_used_and_refused_beside_a_node_benchmark(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path / "h"), "plan", "--utilisation", "1"]
+    res = CliRunner().invoke(app, [*home, "--frame-ms", "10", "--faces-per-core-per-second", "100", "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    # 18 frames/s × 10 ms + 15 faces/s × 10 ms = 0.33 cores, whatever benchmark file the checkout holds
+    assert doc["plan"]["cores_per_camera"] == pytest.approx(0.33) and doc["operating_point"] is None
+    res = CliRunner().invoke(app, [*home, "--node-benchmark", str(_node_json(tmp_path)), "--frame-ms", "10"])
+    assert res.exit_code == 2 and "give either --node-benchmark or per-operation costs" in res.stderr
+    assert res.stderr.count("\n") == 1
