@@ -46,7 +46,8 @@ class TrackingConfig(Section):
         3.0,
         ge=0.0,
         le=100.0,
-        description="kalman: that distance grows by this many box heights per second since the track was last seen",
+        description="kalman: that distance grows by this many box heights per second since the track was last seen "
+        "(for at most max_missed_seconds: a track kept alive by its miss count does not take a face anywhere)",
     )
     max_height_ratio: float = Field(
         1.3,

@@ -64,7 +64,7 @@ class KalmanTracker:
         max_centre_distance: second pass: a detection whose centre is within this many box heights of an unmatched
             track's prediction continues it.
         centre_distance_per_second: the second pass's gate widens by this many box heights per second since the
-            track was last seen (the prediction grows less certain; 0: a fixed gate).
+            track was last seen, up to ``max_missed_seconds`` (the prediction grows less certain; 0: a fixed gate).
         max_missed_seconds: a track not matched for this long (media time during which detection ran) ends.
         max_missed_detections: ... and only once it also missed more than this many detection runs in a row, so
             that at a low analysis rate one or two missed detections do not end it (0: time alone).
@@ -182,7 +182,12 @@ class KalmanTracker:
         if free_t and free_d:
             pc = np.array([predicted[i].center for i in free_t])
             ph = np.array([max(predicted[i].height, 1.0) for i in free_t])
-            since = np.array([max(0.0, ts - self._tracks[ids[i]].last_ts) for i in free_t])
+            # the gate widens with the time unseen, but never beyond what a track may stay unseen by time alone
+            # (max_missed_seconds): at a low analysis rate, or while carried, a track that survives on its miss count
+            # would otherwise take any face of its size anywhere in the frame (another person)
+            since = np.array(
+                [min(max(0.0, ts - self._tracks[ids[i]].last_ts), self.max_missed_seconds) for i in free_t]
+            )
             gate = self.max_centre_distance + self.centre_distance_per_second * since
             dc = np.array([items[j].box.center for j in free_d])
             dist = np.hypot(pc[:, None, 0] - dc[None, :, 0], pc[:, None, 1] - dc[None, :, 1]) / ph[:, None]
