@@ -246,9 +246,14 @@ class ParityRecord:
         """The record next to ``model``, ``None`` when there is none or it cannot be read."""
         try:
             raw = json.loads(record_path(model).read_text())
-            return cls(**raw)
+            record = cls(**raw)
         except (OSError, ValueError, TypeError):
             return None
+        # a verdict is read strictly: "passed": "false" (a string, truthy) or a hash of another type is no verdict
+        typed = isinstance(record.passed, bool) and all(
+            isinstance(v, str) for v in (record.variant, record.model_sha256, record.float_sha256, record.summary)
+        )
+        return record if typed else None
 
 
 def accepted_variant(float_model: Path, variant: str, command: str, where: str) -> Path:
@@ -276,6 +281,6 @@ def accepted_variant(float_model: Path, variant: str, command: str, where: str) 
         raise VariantError(
             f"{where}: the {variant} model or its float model changed since its parity was measured: run `{command}`"
         )
-    if not record.passed:
+    if record.passed is not True:
         raise VariantError(f"{where}: {variant} failed parity: {record.summary} — use {FLOAT}")
     return path

@@ -177,3 +177,17 @@ def test_optimise_refuses_a_bad_request_in_one_line(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["--home", str(tmp_path), "models", "optimise", "--embedder", "int4"])
     assert bad.exit_code == 2
     assert "unknown variant 'int4': choose one of optimised, int8, int8-dynamic, fp16" in bad.output
+
+
+@pytest.mark.parametrize("field, value", [("passed", "false"), ("passed", 1), ("model_sha256", None)])
+def test_a_record_of_the_wrong_types_counts_as_none(tmp_path: Path, field: str, value: object) -> None:
+    """A hand-edited verdict such as ``"passed": "false"`` (a truthy string) never lets a variant in."""
+    import json
+
+    f = tmp_path / "m.onnx"
+    model = _derived(f, passed=False)
+    raw = json.loads(record_path(model).read_text())
+    raw[field] = value
+    record_path(model).write_text(json.dumps(raw))
+    with pytest.raises(VariantError, match="has not passed the parity gate"):
+        accepted_variant(f, "int8", CMD, WHERE)
