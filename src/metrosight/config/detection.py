@@ -9,13 +9,23 @@ regions; a face cut by a region's edge is tracked and blurred in snapshots but n
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from metrosight.config.common import Section
 
+
+def _numbers(v: object) -> object:
+    """Refuse ``true``/``false`` as coordinates (a YAML boolean would otherwise be read as 1 or 0)."""
+    if isinstance(v, list | tuple) and any(isinstance(c, bool) for c in v):
+        raise ValueError(f"{list(v)} has a true/false where a number belongs; write four numbers between 0 and 1")
+    return v
+
+
 #: ``(x1, y1, x2, y2)``, fractions of the frame's width and height
 RegionXY = tuple[float, float, float, float]
+_Region = Annotated[RegionXY, BeforeValidator(_numbers)]
 
 
 def check_region(region: RegionXY, what: str) -> RegionXY:
@@ -100,7 +110,7 @@ class GatingConfig(Section):
 class CameraDetectionConfig(Section):
     """One camera's detection settings."""
 
-    regions: list[RegionXY] | None = Field(
+    regions: list[_Region] | None = Field(
         None,
         description="rectangles [x1, y1, x2, y2] in normalised frame coordinates (0..1) where faces can appear; "
         "faces are detected only there (None: the whole frame)",
@@ -109,7 +119,7 @@ class CameraDetectionConfig(Section):
 
     @field_validator("regions")
     @classmethod
-    def _regions(cls, v: list[RegionXY] | None) -> list[RegionXY] | None:
+    def _regions(cls, v: list[_Region] | None) -> list[_Region] | None:
         if v is None:
             return None
         if not v:

@@ -32,6 +32,8 @@ def camera(detection: str) -> str:
         ("{regions: [[0.6, 0.1, 0.5, 0.5]]}", "x1 < x2"),
         ("{regions: [[0.1, 0.5, 0.5, 0.5]]}", "y1 < y2"),
         ("{regions: [[0.1, 0.1, .nan, 0.5]]}", "finite"),
+        ("{regions: [[true, 0, 1, 1]]}", "true/false"),
+        ("{regions: ['0,0,1,1']}", "valid tuple"),
         ("{regions: [[0.1, 0.1, 0.5]]}", "regions.0"),
         ("{regions: [[0, 0, 1, 1], [0.2, 0.2, 0.2, 0.4]]}", "regions[1]"),
         ("{gating: maybe}", "gating"),
