@@ -178,3 +178,31 @@ def test_gating_counters_reach_the_node_metrics():
     assert 'metrosight_camera_frames_gated_total{camera="cam-1"} 29' in text
     assert f'metrosight_camera_detect_pixels_total{{camera="cam-1"}} {640 * 480}' in text
     assert f'metrosight_camera_frame_pixels_total{{camera="cam-1"}} {30 * 640 * 480}' in text
+
+
+def test_cameras_batched_together_with_gating_alert_as_each_alone():
+    from metrosight.pipeline.batch import analyse_together
+
+    scenes = {"cam-1": walk_in(), "cam-2": [frame(i, []) for i in range(40)]}  # a walker; an empty hall
+    alone = {cid: run(frames, gating=True)[2] for cid, frames in scenes.items()}
+    settings = Settings.model_validate(
+        {
+            "recognition": {"match_threshold": 0.95, "min_blur_var": 5.0},
+            "detection": {"gating": {"enabled": True}},
+        }
+    )
+    emb, det = ColourEmbedder(), ColourPatchDetector()
+    gallery = Gallery([GalleryEntry(1, "person-red", "wl", Category.WANTED, emb.of_colour("red"))])
+    alerts: dict[str, list] = {cid: [] for cid in scenes}
+    pipes = {
+        cid: CameraPipeline(settings, det, emb, Matcher(gallery, 0.95), alerts[cid].append, lambda u: None)
+        for cid in scenes
+    }
+    for i in range(40):
+        analyse_together([(pipes[cid], scenes[cid][i]) for cid in scenes])
+    for p in pipes.values():
+        p.finish()
+    for cid in scenes:
+        got = [(a.subject, a.first_seen, a.track_id) for a in alerts[cid]]
+        assert got == [(a.subject, a.first_seen, a.track_id) for a in alone[cid]], cid
+    assert pipes["cam-2"].stats.gated == 38 and pipes["cam-1"].stats.gated > 0  # refreshed at 0 and 2 s
