@@ -313,10 +313,9 @@ class VideoSource:
                     next_ts = ts + min_gap if next_ts < 0 else max(next_ts + min_gap, ts)
                     yield Frame(image=frame_rgb(av_frame, matrix), ts=ts, index=index, camera_id=self.camera_id)
             except av.error.FFmpegError as exc:
+                read = self.frames_decoded + self.stats.codec_skipped  # a frame the decoder skipped was read
                 raise SourceBroken(
-                    f"{self.spec.display}: video broke off after {self.frames_decoded} frames: "
-                    f"{self.spec.redact(str(exc))}",
-                    self.frames_decoded,
+                    f"{self.spec.display}: video broke off after {read} frames: {self.spec.redact(str(exc))}", read
                 ) from None
             if self.spec.kind == "file" and index < 0:
                 raise SourceError(f"{self.spec.display}: the video has no decodable frames")
