@@ -1,6 +1,6 @@
 """A cheap per-camera motion detector: where in the frame something moved (numpy and OpenCV, no I/O).
 
-Each frame is shrunk to a small grey copy (``work_width`` pixels wide, ~0.3 ms for 1080p), blurred, and compared
+Each frame is shrunk to a small grey copy (``work_width`` pixels wide), blurred, and compared
 with a running background (an exponential average whose time constant is ``background_seconds`` of media time).
 Pixels that differ by more than ``threshold`` grey levels are motion; the mask is dilated and its connected
 components above ``min_area`` become the moving rectangles, in the frame's pixels.
