@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from metrosight.pipeline.runtime import Runtime
 from metrosight.services.installation import Installation
 from metrosight.services.models import Models
 from metrosight.services.suite import Services
-from tests.conftest import require_data
+from tests.conftest import missing_system, require_data
 from tests.integration.helpers import bootstrap, cli, enrol_active, json_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -141,3 +143,43 @@ def test_a_region_without_his_face_raises_no_alert(hamilton_home: Path, tmp_path
     assert bottom == [] and bottom_sum["detect_share"] == 0.5
     top, _ = run_hamilton(hamilton_home, tmp_path, "top", cams.format(r="[0, 0, 1, 0.5]"))
     assert {a["subject"] for a in top} == {"Lin-Manuel Miranda"}
+
+
+@pytest.fixture(scope="module")
+def live_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Hamilton clip six times over, for the loopback RTSP server."""
+    from tests.integration.rtsp import looped_video, rtsp_missing
+
+    why = rtsp_missing()
+    if why:
+        missing_system(why)
+    return looped_video(SAMPLE / "short_hamilton_clip.mp4", tmp_path_factory.mktemp("media") / "hamilton_x6.mp4", 6)
+
+
+def test_a_live_camera_in_a_node_gates_searches_its_region_and_alerts_across_a_reconnect(
+    hamilton_home: Path, live_clip: Path, tmp_path: Path
+):
+    """An RTSP camera (the Hamilton clip looped) in a node, gating on and a region holding Miranda's face (the top
+    half): alerts before the server is killed and after it restarts (the reconnect searches the region whole again);
+    the node's metrics count half of the pixels searched."""
+    from tests.integration.rtsp import RtspServer
+    from tests.integration.test_live_cameras import Node, settings_for
+
+    with RtspServer({"cam": live_clip}) as server:
+        detection = {"gating": True, "regions": [[0.0, 0.0, 1.0, 0.5]]}
+        cams = [{"id": "platform-1", "source": server.url("cam"), "analysis_fps": 8, "detection": detection}]
+        home = tmp_path / "home"
+        shutil.copytree(hamilton_home, home)
+        with Node(home, settings_for(cams)) as node:
+            node.wait(lambda: node.alerts, 90, "a first alert")
+            server.kill()
+            node.wait(lambda: node.has_states("platform-1", "live", "reconnecting"), 30, "reconnecting")
+            time.sleep(1.5)
+            server.start()
+            restarted = time.time()
+            node.wait(lambda: node.has_states("platform-1", "live", "reconnecting", "live"), 30, "live again")
+            node.wait(lambda: any(t > restarted for t, _ in node.alerts), 60, "an alert after the restart")
+    assert {a.subject for _, a in node.alerts} == {"Lin-Manuel Miranda"}
+    cam = node.report.snapshot["cameras"]["platform-1"]
+    assert cam["frames_analysed"] > 10 and cam["frame_pixels"] == cam["frames_analysed"] * 640 * 360
+    assert 0 < cam["detect_pixels"] <= 0.5 * cam["frame_pixels"]  # never more than the region
