@@ -77,6 +77,11 @@ class DetectionGate:
             return [Box(0.0, 0.0, float(width), float(height))]
         return [to_pixels(r, width, height) for r in self.regions]
 
+    def region_boxes(self, width: int, height: int) -> list[Box] | None:
+        """The detection regions in pixels of a ``width`` × ``height`` frame; None when the whole frame is searched
+        (where a face can be found at all, e.g. for blurring what was never searched)."""
+        return None if self.regions is None else self._base(width, height)
+
     def _full(self, base: list[Box], width: int, height: int, reason: str, ts: float) -> DetectionPlan:
         self._last_full = ts
         areas = None if self.regions is None else tuple(base)

@@ -363,7 +363,6 @@ class CameraPipeline:
         rec = self.settings.recognition
         min_px = self.settings.detection.min_face_px
         pending: list[FaceSample] = []
-        all_boxes = [d.box for d in dets]
         for t in active:
             det = t.detection
             if det is None:
@@ -387,7 +386,9 @@ class CameraPipeline:
             if q.problem is not None or q.score < rec.min_quality or not self.fusion.wants(t.track_id, q.score):
                 continue
             _, region = context_crop(frame.image, det.box)
-            crop = redacted_crop(frame.image, region, det.box, all_boxes)
+            # every other face blurred: those found now and in earlier searches (gating), and all outside the regions
+            searched = self.gate.region_boxes(frame.width, frame.height) if self.gate is not None else None
+            crop = redacted_crop(frame.image, region, det.box, self.last_boxes, searched)
             pending.append(FaceSample(t.track_id, frame.ts, det.box, chip, q.score, crop))
         return pending
 

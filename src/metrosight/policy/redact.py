@@ -27,7 +27,9 @@ def blur_boxes(image: np.ndarray, boxes: list[Box], grow: float = 0.15) -> np.nd
     return out
 
 
-def redacted_crop(image: np.ndarray, region: Box, keep: Box, others: list[Box]) -> np.ndarray:
+def redacted_crop(
+    image: np.ndarray, region: Box, keep: Box, others: list[Box], searched: list[Box] | None = None
+) -> np.ndarray:
     """The ``region`` of ``image`` with every face in ``others`` that overlaps it blurred, except ``keep``.
 
     Args:
@@ -35,12 +37,27 @@ def redacted_crop(image: np.ndarray, region: Box, keep: Box, others: list[Box]) 
         region: the crop, in frame pixels.
         keep: the face that stays visible (the matched person).
         others: all other face boxes in the frame.
+        searched: the only parts of the frame faces are ever looked for in (a camera's detection regions, frame
+            pixels), or None for the whole frame: the rest of the crop is blurred as well, since a face there was
+            never detected and so cannot be blurred on its own.
     """
     x1, y1, x2, y2 = (int(round(v)) for v in region.as_tuple())
     crop = image[y1:y2, x1:x2]
     shifted = [
         Box(b.x1 - x1, b.y1 - y1, b.x2 - x1, b.y2 - y1)
         for b in others
-        if b is not keep and b.iou(keep) < 0.5 and b.x2 > x1 and b.x1 < x2 and b.y2 > y1 and b.y1 < y2
+        if b is not keep and b.iou(keep) < 0.5 and b.x2 > x1 and b.y2 > y1 and b.x1 < x2 and b.y1 < y2
     ]
-    return blur_boxes(crop, shifted) if shifted else crop.copy()
+    out = blur_boxes(crop, shifted) if shifted else crop.copy()
+    if searched is None or not out.size:
+        return out
+    visible = np.zeros(out.shape[:2], dtype=bool)
+    for a in [*searched, keep]:
+        ax1, ay1 = max(0, int(np.floor(a.x1)) - x1), max(0, int(np.floor(a.y1)) - y1)
+        ax2, ay2 = int(np.ceil(a.x2)) - x1, int(np.ceil(a.y2)) - y1
+        if ax2 > ax1 and ay2 > ay1:
+            visible[ay1:ay2, ax1:ax2] = True
+    if visible.all():
+        return out
+    hidden = blur_boxes(out, [Box(0.0, 0.0, float(out.shape[1]), float(out.shape[0]))], grow=0.0)
+    return np.where(visible[..., None], out, hidden)
