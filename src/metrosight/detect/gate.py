@@ -106,7 +106,8 @@ class DetectionGate:
         if cut:
             self.motion.reset()
         moved = self.motion.update(image, ts)
-        due = self._last_full is None or ts - self._last_full >= self.cfg.full_every_seconds
+        last = self._last_full  # media time going backwards (a stream restarting its clock) is due at once too
+        due = last is None or ts < last or ts - last >= self.cfg.full_every_seconds
         if due or cut or moved.global_change:
             why = (
                 "first" if self._last_full is None else "cut" if cut else "global" if moved.global_change else "refresh"

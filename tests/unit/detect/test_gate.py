@@ -106,3 +106,12 @@ def test_areas_covering_most_of_the_frame_are_searched_as_one():
     tracked = [Box(0, 0, 200, 300), Box(400, 0, 600, 300)]  # big faces, padded by their size: most of the frame
     plan = gate.plan(bg, 0.1, tracked, cut=False)
     assert plan.full and plan.reason == "wide" and plan.areas is None
+
+
+def test_media_time_going_back_forces_a_full_detection():
+    gate = DetectionGate(CFG, enabled=True)
+    bg = scene()
+    gate.plan(bg, 10.0, [], cut=False)
+    assert gate.plan(bg, 10.1, [], cut=False).areas == ()
+    assert gate.plan(bg, 0.2, [], cut=False).reason == "refresh"  # a stream that restarted its clock
+    assert gate.plan(bg, 0.3, [], cut=False).areas == ()
