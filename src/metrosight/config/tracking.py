@@ -63,6 +63,6 @@ class TrackingConfig(Section):
         0.15,
         ge=0.0,
         le=1.0,
-        description="the cut threshold is lowered by this much per second between the compared frames (a low "
-        "analysis rate compares frames further apart, whose histograms differ more within one shot)",
+        description="the cut threshold is lowered by this much per second between the compared frames, for at most "
+        "1 s (a low analysis rate compares frames further apart, whose histograms differ more within one shot)",
     )

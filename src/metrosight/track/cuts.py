@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: seconds between compared frames beyond which the threshold is lowered no further
+MAX_GAP_SECONDS = 1.0
+
 
 class SceneCutDetector:
     """Flags a frame whose coarse appearance differs sharply from the previous frame's.
@@ -16,7 +19,9 @@ class SceneCutDetector:
     Within one shot the histograms drift apart with the time between the frames compared (people walk, the camera
     pans or zooms), while a cut's change does not depend on it: at a low analysis rate the threshold is lowered by
     ``per_second`` for each second between the two frames (Hamilton clip: a zoom compared 1/6 s apart scores 0.79,
-    its three real cuts 0.56–0.75 at any rate up to 1/6 s).
+    its three real cuts 0.56–0.75 at any rate up to 1/6 s). The allowance stops growing at :data:`MAX_GAP_SECONDS`
+    between the frames: frames further apart (a stream that stalled and resumed, a very low analysis rate) are held to
+    the threshold at that gap, never to one so low that no picture, however different, counts as a cut.
 
     Args:
         threshold: mean quadrant histogram intersection below which the frame starts a new shot (frames compared
@@ -52,4 +57,9 @@ class SceneCutDetector:
         if prev is None:
             return False
         gap = 0.0 if ts is None or prev_ts is None else max(0.0, ts - prev_ts)
-        return float(np.minimum(prev, sig).sum(axis=1).mean()) < self.threshold - self.per_second * gap
+        return float(np.minimum(prev, sig).sum(axis=1).mean()) < self.threshold_at(gap)
+
+    def threshold_at(self, gap: float) -> float:
+        """The cut threshold for frames ``gap`` media seconds apart (lowered by ``per_second`` a second, for at most
+        :data:`MAX_GAP_SECONDS`)."""
+        return self.threshold - self.per_second * min(max(0.0, gap), MAX_GAP_SECONDS)
