@@ -57,6 +57,10 @@ def check_region(region: RegionXY, what: str) -> RegionXY:
     return (x1, y1, x2, y2)
 
 
+#: the most detection regions a camera may list (each is a detector input of its own at every analysed frame)
+MAX_REGIONS = 32
+
+
 class GatingConfig(Section):
     """Motion gating: a cheap motion detector on a small grey copy of each analysed frame decides where the face
     detector runs (the moving areas and the predicted boxes of live tracks, padded); a full detection runs at least
@@ -117,6 +121,15 @@ class CameraDetectionConfig(Section):
     )
     gating: bool | None = Field(None, description="motion gating on this camera (None: detection.gating.enabled)")
 
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _a_list_of_rectangles(cls, v: object) -> object:
+        if isinstance(v, list | tuple) and v and all(isinstance(x, int | float) for x in v):
+            raise ValueError(
+                f"{list(v)} is one rectangle written as the list: write a list of rectangles, e.g. [{list(v)}]"
+            )
+        return v
+
     @field_validator("regions")
     @classmethod
     def _regions(cls, v: list[_Region] | None) -> list[_Region] | None:
@@ -126,5 +139,10 @@ class CameraDetectionConfig(Section):
             raise ValueError(
                 "regions is empty: no face would ever be detected; list at least one [x1, y1, x2, y2] or remove the "
                 "key to detect in the whole frame"
+            )
+        if len(v) > MAX_REGIONS:
+            raise ValueError(
+                f"{len(v)} regions; at most {MAX_REGIONS} a camera (each is searched on its own at every analysed "
+                "frame): cover the same areas with fewer, larger rectangles"
             )
         return [check_region(r, f"regions[{i}]") for i, r in enumerate(v)]

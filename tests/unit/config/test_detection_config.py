@@ -103,3 +103,20 @@ def test_every_host_refuses_a_bad_region_at_startup_in_one_line(tmp_path: Path, 
     lines = [line for line in out.splitlines() if "regions" in line]
     assert len(lines) == 1 and "x1 < x2" in lines[0], out
     assert not (tmp_path / "home" / "metrosight.db").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("{regions: [0, 0, 0.5, 1]}", "list of rectangles, e.g. [[0, 0, 0.5, 1]]"),
+        ("{regions: [" + ", ".join(["[0, 0, 1, 1]"] * 33) + "]}", "33 regions; at most 32"),
+    ],
+)
+def test_config_check_refuses_a_flat_rectangle_and_too_many_regions_in_one_line(
+    tmp_path: Path, body: str, says: str
+) -> None:
+    """Red team: a rectangle written without its outer list gave four errors; 9,801 small regions were accepted
+    and slowed a camera to a tenth of a frame a second."""
+    code, out = check(tmp_path, camera(body))
+    assert code != 0 and says in out and "Traceback" not in out, out
+    assert len([line for line in out.splitlines() if "regions" in line]) == 1, out
