@@ -7,6 +7,9 @@ import numpy as np
 
 #: seconds between compared frames beyond which the threshold is lowered no further
 MAX_GAP_SECONDS = 1.0
+#: frames further apart than this (media seconds) are never one shot: a gap in the video (a motion-triggered
+#: recording's pause, a stream that stalled) starts a new shot, so no track carries an identity across it
+MAX_SHOT_GAP_SECONDS = 3.0
 
 
 class SceneCutDetector:
@@ -50,13 +53,16 @@ class SceneCutDetector:
 
     def is_cut(self, image: np.ndarray, ts: float | None = None) -> bool:
         """Whether ``image`` (``(H, W, 3)`` uint8) starts a new shot (always False for the first frame); ``ts``
-        (media seconds) lowers the threshold by ``per_second`` × the seconds since the previous frame given."""
+        (media seconds) lowers the threshold by ``per_second`` × the seconds since the previous frame given, and a
+        frame more than :data:`MAX_SHOT_GAP_SECONDS` after the previous one always starts a new shot."""
         sig = self.signature(image)
         prev, self._prev = self._prev, sig
         prev_ts, self._prev_ts = self._prev_ts, ts
         if prev is None:
             return False
         gap = 0.0 if ts is None or prev_ts is None else max(0.0, ts - prev_ts)
+        if gap > MAX_SHOT_GAP_SECONDS:
+            return True
         return float(np.minimum(prev, sig).sum(axis=1).mean()) < self.threshold_at(gap)
 
     def threshold_at(self, gap: float) -> float:

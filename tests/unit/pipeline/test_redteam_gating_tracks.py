@@ -5,6 +5,8 @@ already alerted, never be recognised themselves."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from metrosight.config.model import Settings
@@ -49,3 +51,16 @@ def test_a_watchlisted_person_appearing_after_another_left_is_alerted_as_themsel
     pipe, alerts = _run(frames, gating)
     assert sorted(a.subject for a in alerts) == ["person-blue", "person-red"]
     assert len({a.track_id for a in alerts}) == 2 and pipe.stats.tracks == 2
+
+
+@pytest.mark.parametrize("gap", [4.0, 60.0])
+def test_after_a_gap_in_the_video_the_next_person_at_the_same_spot_is_alerted_as_themselves(gap: float) -> None:
+    """A motion-triggered recording (an NVR export of a turnstile camera) jumps ``gap`` seconds between clips: red
+    (watchlisted) stands at the turnstile before the gap; after it blue (watchlisted) stands at the same spot. One
+    missed detection across a long gap must not keep red's track alive for blue to continue."""
+    spot = Box(270, 150, 360, 250)
+    frames = [frame(i, [("red", spot)], fps=6.0) for i in range(6)]
+    later = [dataclasses.replace(f, ts=f.ts + gap) for f in (frame(i, [("blue", spot)], fps=6.0) for i in range(6, 12))]
+    pipe, alerts = _run(frames + later, gating=False)
+    assert sorted(a.subject for a in alerts) == ["person-blue", "person-red"]
+    assert len({a.track_id for a in alerts}) == 2

@@ -27,3 +27,10 @@ def test_the_allowance_stops_growing_after_a_second() -> None:
     cuts = make_cut_detector(TrackingConfig())
     assert cuts.threshold_at(60.0) == cuts.threshold_at(1.0) == pytest.approx(0.8 - 0.15)
     assert cuts.threshold_at(1 / 6) == pytest.approx(0.8 - 0.15 / 6)
+
+
+def test_frames_far_apart_are_never_one_shot() -> None:
+    cuts = make_cut_detector(TrackingConfig())
+    assert not cuts.is_cut(_flat(30), 0.0)
+    assert not cuts.is_cut(_flat(30), 2.5)  # the same picture at a very low analysis rate: one shot
+    assert cuts.is_cut(_flat(30), 6.0)  # 3.5 s later: a gap in the video, a new shot
