@@ -149,11 +149,11 @@ def worker_cost(data: Path) -> list[dict]:
         ("mot20_clip", "MOT20-05-raw_even_shorter.mp4"),
         ("intel_sample_videos", "one-by-one-person-detection.mp4"),
     ):
-        from metrosight.detect.person import MotionGate
+        from metrosight.detect.motion import MotionDetector
 
         cfg = AnalyticsConfig()
         pipe = AnalyticsPipeline(
-            cfg, "bench", make_person_detector(cfg), lambda e: None, lambda u: None, motion_gate=MotionGate()
+            cfg, "bench", make_person_detector(cfg), lambda e: None, lambda u: None, motion_gate=MotionDetector()
         )
         t0 = time.perf_counter()
         decode = 0.0

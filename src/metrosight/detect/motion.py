@@ -100,12 +100,27 @@ class MotionDetector:
             The :class:`Motion` of this frame; the first frame after construction or :meth:`reset` is a global
             change with no boxes.
         """
+        mask, share = self._compare(image, ts)
+        if mask is None:
+            return Motion((), share, True)
+        return Motion(self._boxes(mask, image.shape[1], image.shape[0]), share, False)
+
+    def moving_fraction(self, image: np.ndarray, ts: float) -> float:
+        """The share (0..1) of ``image`` (``(H, W, 3)`` uint8 RGB, media time ``ts`` in seconds) that moved, as
+        :meth:`update` finds it without the rectangles; a global change (the first frame, a cut, a lighting change
+        the median shift does not explain) is 1.0. Used by the analytics worker to skip person detection."""
+        mask, share = self._compare(image, ts)
+        return 1.0 if mask is None else share
+
+    def _compare(self, image: np.ndarray, ts: float) -> tuple[np.ndarray | None, float]:
+        """The motion mask of ``image`` (uint8 0/1 on the grey copy) and its moving share, folding the frame into
+        the background; the mask is ``None`` on a global change (the background then restarts from this frame)."""
         grey = self.grey(image)
         bg, last = self._background, self._last_ts
         self._last_ts = ts
         if bg is None or bg.shape != grey.shape or last is None:
             self._background = grey
-            return Motion((), 1.0, True)
+            return None, 1.0
         diff = grey - bg
         shift = float(np.median(diff))
         diff -= shift  # a uniform brightening or darkening is lighting, not motion
@@ -113,12 +128,11 @@ class MotionDetector:
         share = float(mask.mean())
         if share > GLOBAL_SHARE:
             self._background = grey
-            return Motion((), share, True)
+            return None, share
         alpha = 1.0 - math.exp(-max(0.0, ts - last) / self.background_seconds) if ts > last else 0.0
         # the background follows the frame slowly; the lighting shift is absorbed at once through the median
         self._background = (1.0 - alpha) * (bg + shift) + alpha * grey
-        boxes = self._boxes(mask, image.shape[1], image.shape[0])
-        return Motion(boxes, share, False)
+        return mask, share
 
     def _boxes(self, mask: np.ndarray, width: int, height: int) -> tuple[Box, ...]:
         """The dilated mask's connected components with at least ``min_area`` of moving pixels, in frame pixels,

@@ -1,4 +1,4 @@
-"""Person detection (OpenCV 4.x HOG people detectors) and background-motion gating (MOG2).
+"""Person detection (OpenCV 4.x HOG people detectors); motion gating is :mod:`metrosight.detect.motion`.
 
 Both HOG detectors ship inside ``opencv-python-headless`` 4.x (OpenCV 5 dropped ``HOGDescriptor``): Dalal-Triggs'
 64×128 "default" people SVM and the 48×96 Daimler pedestrian SVM. Measured on the intel one-by-one video (people
@@ -104,30 +104,3 @@ class HogPersonDetector:
             if box.width >= 4 and box.height >= 8:
                 out.append(Detection(box=box, score=float(score), kind="person"))
         return out
-
-
-class MotionGate:
-    """Background subtraction (OpenCV MOG2) on a small copy of the frame: how much of the view is moving.
-
-    Args:
-        width: frames are downscaled to this width first (MOG2 costs ~3 ms at half of 480p, ~1 ms at 192 px).
-        history: frames of history the background model learns from.
-        var_threshold: MOG2's squared Mahalanobis distance for a pixel to be foreground.
-    """
-
-    def __init__(self, width: int = 192, history: int = 300, var_threshold: float = 25.0) -> None:
-        import cv2  # OpenCV: heavy, loaded on first use
-
-        self.width = width
-        self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold, detectShadows=False)
-        self._kernel = np.ones((3, 3), np.uint8)
-
-    def moving_fraction(self, image: np.ndarray) -> float:
-        """Fraction (0..1) of the view that differs from the learnt background in this frame."""
-        import cv2  # OpenCV: heavy, loaded on first use
-
-        h, w = image.shape[:2]
-        small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
-        mask = self._mog.apply(small)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
-        return float(np.count_nonzero(mask)) / mask.size

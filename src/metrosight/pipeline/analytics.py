@@ -40,7 +40,7 @@ from metrosight.config.model import AnalyticsConfig, CameraAnalyticsConfig
 from metrosight.core.names import same_identifier
 from metrosight.core.types import Box, Detections, Frame, Tracks
 from metrosight.detect.base import PersonDetector
-from metrosight.detect.person import MotionGate as BackgroundMotionGate
+from metrosight.detect.motion import MotionDetector
 from metrosight.detect.registry import person_detector_for
 from metrosight.pipeline.camera import CameraStats, encode_jpeg
 from metrosight.policy.redact import blur_boxes
@@ -52,9 +52,11 @@ STAGES = ("motion", "person_detect", "person_track", "rules")
 
 
 class MotionGate(Protocol):
-    """The fraction (0–1) of the frame that moved since the previous one."""
+    """How much of a camera's view moves: ``moving_fraction(image, ts)`` is the share (0–1) of the ``(H, W, 3)``
+    frame at media time ``ts`` (seconds) that differs from the running background, 1.0 on a global change
+    (:meth:`metrosight.detect.motion.MotionDetector.moving_fraction`)."""
 
-    def moving_fraction(self, image: np.ndarray) -> float: ...
+    def moving_fraction(self, image: np.ndarray, ts: float) -> float: ...
 
 
 __all__ = ["TOPIC_EVENTS", "TOPIC_EVENT_UPDATES", "AnalyticsPipeline", "AnalyticsStats"]
@@ -205,7 +207,8 @@ class AnalyticsPipeline:
         publish_update: called when an event's episode ends.
         run_id: stamped on events.
         face_boxes: optional face detector for snapshots (``image -> boxes``); heads are blurred either way.
-        motion_gate: optional :class:`~metrosight.detect.person.MotionGate`; ``None`` detects in every frame.
+        motion_gate: optional motion gate (:class:`~metrosight.detect.motion.MotionDetector`); ``None`` detects in
+            every frame.
         encode: JPEG encoder for snapshots (``rgb -> bytes``).
         event_scope: the event-id scope (``camera:scope:key``): the same scope and frames give the same ids (a
             resumed file); None makes a fresh one.
@@ -262,7 +265,7 @@ class AnalyticsPipeline:
         self.stats.frames += 1
         self._last_ts, self._last_index = frame.ts, frame.index
         t0 = time.perf_counter()
-        moving = self.gate.moving_fraction(frame.image) if self.gate is not None else 1.0
+        moving = self.gate.moving_fraction(frame.image, frame.ts) if self.gate is not None else 1.0
         t1 = time.perf_counter()
         st["motion"] += t1 - t0
         live = self.last_tracks is not None and bool(self.last_tracks.active)
@@ -425,7 +428,7 @@ def make_analytics_worker(
         publish_update,
         run_id=run_id,
         face_boxes=face_boxes,
-        motion_gate=BackgroundMotionGate(),
+        motion_gate=MotionDetector(),
         encode=encode_jpeg,
         event_scope=event_scope,
     )

@@ -106,3 +106,15 @@ def test_reset_makes_the_next_frame_global():
     md.update(bg, 0.0)
     md.reset()
     assert md.update(bg, 0.1).global_change
+
+
+def test_moving_fraction_is_the_moving_share_and_one_on_a_global_change():
+    # the analytics worker's gate: the same figure update() gives, without rectangles; 1.0 when all must be searched
+    md, ref = MotionDetector(), MotionDetector()
+    bg = scene()
+    assert md.moving_fraction(bg, 0.0) == 1.0 and ref.update(bg, 0.0).global_change
+    assert md.moving_fraction(noisy(bg, 1), 0.1) == ref.update(noisy(bg, 1), 0.1).share == 0.0
+    moved = with_blob(bg, 300, 150)
+    share = md.moving_fraction(moved, 0.2)
+    assert share == ref.update(moved, 0.2).share and 0.005 < share < 0.05
+    assert md.moving_fraction(255 - scene(seed=1), 0.3) == 1.0  # another shot
