@@ -200,6 +200,8 @@ def recognition_part(data: Path) -> list[dict[str, Any]]:
                             "frames": s.frames,
                             "tracks": s.tracks,
                             "embedded": s.embedded,
+                            "resumes_checked": s.resumes_checked,
+                            "resume_splits": s.splits,
                             "sightings": s.alerts,
                             "alerts": report.episodes,
                             "alerted": sorted(set(subjects)),
@@ -243,13 +245,15 @@ def main() -> int:
     if not args.no_recognition:
         rec = recognition_part(data)
         t2 = Table(title="recognition (four-portrait watchlist)")
-        cols2 = ("clip", "tracker", "rate", "frames", "tracks", "embedded", "sightings", "alerts", "alerted", "cpu s")
+        cols2 = ("clip", "tracker", "rate", "frames", "tracks", "embedded", "checked", "split", "sightings", "alerts")
+        cols2 += ("alerted", "cpu s")
         for col in cols2:
             t2.add_column(col, justify="left" if col in ("clip", "tracker", "rate", "alerted") else "right")
         for r in rec:
             t2.add_row(
                 r["clip"], r["tracker"], r["rate"], str(r["frames"]), str(r["tracks"]), str(r["embedded"]),
-                str(r["sightings"]), str(r["alerts"]), ", ".join(r["alerted"]) or "-", f"{r['cpu_s']:.1f}",
+                str(r["resumes_checked"]), str(r["resume_splits"]), str(r["sightings"]), str(r["alerts"]),
+                ", ".join(r["alerted"]) or "-", f"{r['cpu_s']:.1f}",
             )  # fmt: skip
         console.print(t2)
     out = Path(args.out)

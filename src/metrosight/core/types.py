@@ -159,13 +159,18 @@ class TrackState:
 
 @dataclass(frozen=True, slots=True)
 class Tracks:
-    """Tracker output for one frame: live tracks and the ids of tracks that ended at this frame."""
+    """Tracker output for one frame: live tracks and the ids of tracks that ended at this frame.
+
+    ``resumed``: ids of active tracks that took a detection at this frame after missing one or more detection runs
+    (not frames skipped by motion gating), or by centre distance rather than overlap: the face may be another
+    person's (checked before it joins the track, :mod:`metrosight.pipeline.continuity`)."""
 
     frame_index: int
     ts: float
     camera_id: str
     active: tuple[TrackState, ...] = ()
     ended: tuple[int, ...] = ()
+    resumed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

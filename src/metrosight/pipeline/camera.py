@@ -20,7 +20,7 @@ import numpy as np
 
 from metrosight.bus.payloads import AlertUpdateV1, AlertV1
 from metrosight.config.model import Settings
-from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match, TrackState
+from metrosight.core.types import Box, Detection, Detections, FaceSample, Frame, Match, Tracks, TrackState
 from metrosight.detect.areas import (
     EDGE_TOLERANCE,
     crops,
@@ -32,6 +32,7 @@ from metrosight.detect.areas import (
 )
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.gate import DetectionGate, DetectionPlan, gate_for
+from metrosight.pipeline.continuity import check_resumed
 from metrosight.pipeline.phases import DetectionArea, DetectionRequest, EmbedRequest
 from metrosight.policy.redact import redacted_crop
 from metrosight.recognize.align import AlignmentError, align, context_crop
@@ -62,6 +63,8 @@ class CameraStats:
     gated: int = 0  # frames where motion gating ran no detection at all
     detect_pixels: int = 0  # frame pixels sent to the face detector (whole frame, regions or moving areas)
     frame_pixels: int = 0  # pixels of the analysed frames (detect_pixels / frame_pixels: the share searched)
+    resumes_checked: int = 0  # faces embedded to check that a resumed track goes on with its person
+    splits: int = 0  # tracks ended because the face they resumed on was another person's
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     stage_hist: dict[str, list[int]] = field(default_factory=dict)
 
@@ -294,6 +297,7 @@ class CameraPipeline:
             tracks = self.tracker.update(Detections(frame.index, frame.ts, frame.camera_id, tuple(dets)))
         else:  # gated: nothing searched, the live tracks carried as they are
             tracks = self.tracker.carry(frame.index, frame.ts, frame.camera_id)
+        tracks = self._continuity(frame, tracks, out)
         self._live_boxes = [t.box for t in tracks.active]
         born = 0
         for t in tracks.active:
@@ -309,6 +313,25 @@ class CameraPipeline:
             out.samples = self._pick(frame, tracks.active, dets)
             self.stats.observe("align", time.perf_counter() - t2)
         return out
+
+    def _continuity(self, frame: Frame, tracks: Tracks, out: EmbedRequest) -> Tracks:
+        """Tracks resumed on another person's face split (:mod:`metrosight.pipeline.continuity`): each ends with
+        its own last-seen time (alert update, final decision), its face goes on in a new track."""
+        cont = check_resumed(
+            tracks,
+            frame,
+            self.tracker,
+            self.fusion,
+            self.embedder,
+            self._alerted,
+            self.recognising,
+            self.settings.detection.min_face_px,
+        )
+        self.stats.resumes_checked += cont.checked
+        self.stats.splits += len(cont.split)
+        for tid in cont.split:
+            out.raised.extend(self._end_track(tid, frame.ts, final_ts=None))
+        return cont.tracks
 
     def after_embedding(self, request: EmbedRequest, descriptors: np.ndarray) -> list[AlertV1]:
         """Phase 3 of a frame: fusion per track, matching, alerts, and the end of tracks that ended.

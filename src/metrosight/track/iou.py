@@ -36,6 +36,18 @@ class FaceTracker(Protocol):
         """End every live track."""
         ...
 
+    def split(self, track_id: int) -> TrackState:
+        """The face the live track ``track_id`` took at the latest ``update`` is another person's: the track ends
+        (forgotten here; the caller ends it downstream) and a new track starts from that detection.
+
+        Returns:
+            The new track (a fresh id; ``first_ts`` and ``last_ts`` the latest frame's media time).
+
+        Raises:
+            KeyError: no live track ``track_id``. ValueError: the track took no detection at the latest frame.
+        """
+        ...
+
 
 def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
     """Pairwise IoU, shape ``(len(a), len(b))``."""
@@ -70,6 +82,7 @@ class IouTracker:
         self._velocity: dict[int, tuple[float, float]] = {}
         self._seen: dict[int, Box] = {}  # track id -> its last detected box (predictions start from it)
         self._carried: dict[int, float] = {}  # track id -> media seconds carried (no detection ran) since last seen
+        self._missed: dict[int, int] = {}  # track id -> detection runs missed in a row
         self._last_ts: float | None = None  # the latest frame given, by update or carry
 
     def _predicted(self, track: TrackState, ts: float) -> Box:
@@ -95,6 +108,7 @@ class IouTracker:
         used = {id(d) for d in matched_det.values()}
         active: list[TrackState] = []
         ended: list[int] = []
+        resumed = [tid for tid in ids if tid in matched_det and tid in self._missed]
         for tid in ids:
             track = self._tracks[tid]
             det = matched_det.get(tid)
@@ -106,6 +120,7 @@ class IouTracker:
                     self._velocity[tid] = (0.5 * ovx + 0.5 * (ncx - ocx) / dt, 0.5 * ovy + 0.5 * (ncy - ocy) / dt)
                 track.box = self._seen[tid] = det.box
                 self._carried.pop(tid, None)
+                self._missed.pop(tid, None)
                 track.detection = det
                 track.last_ts = ts
                 track.hits += 1
@@ -116,16 +131,34 @@ class IouTracker:
             else:
                 track.box = self._seen.get(tid, track.box)
                 track.detection = None
+                self._missed[tid] = self._missed.get(tid, 0) + 1
                 active.append(track)
         for det in dets.items:
             if id(det) in used:
                 continue
-            track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
-            self._next_id += 1
-            self._tracks[track.track_id] = track
-            self._seen[track.track_id] = det.box
-            active.append(track)
-        return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended))
+            active.append(self._start(det, ts))
+        return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended), tuple(resumed))
+
+    def _start(self, det: Detection, ts: float) -> TrackState:
+        track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
+        self._next_id += 1
+        self._tracks[track.track_id] = track
+        self._seen[track.track_id] = det.box
+        return track
+
+    def split(self, track_id: int) -> TrackState:
+        """End the live track ``track_id`` here and start a new track from the detection it took at the latest
+        ``update`` (another person's face; see :meth:`FaceTracker.split`).
+
+        Raises:
+            KeyError: no live track ``track_id``. ValueError: the track took no detection at the latest frame.
+        """
+        det = self._tracks[track_id].detection
+        if det is None:
+            raise ValueError(f"track {track_id} took no detection at the latest frame: nothing to split off")
+        ts = self._tracks[track_id].last_ts
+        self._forget(track_id)
+        return self._start(det, ts)
 
     def carry(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
         """No detection ran on this frame (skipped by motion gating): every live track is kept, its box moved to
@@ -144,6 +177,7 @@ class IouTracker:
         self._velocity.pop(tid, None)
         self._seen.pop(tid, None)
         self._carried.pop(tid, None)
+        self._missed.pop(tid, None)
 
     def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
         """End every live track (the source ended)."""

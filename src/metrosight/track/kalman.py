@@ -117,10 +117,12 @@ class KalmanTracker:
         ids = self._predict(ts)
         predicted = [self._filters[tid].box() for tid in ids]
         items = list(dets.items)
-        matched = self._assign(ids, predicted, items, ts)
+        matched, by_distance = self._assign(ids, predicted, items, ts)
         used = set(matched.values())
         active: list[TrackState] = []
         ended: list[int] = []
+        # a track that missed detection runs, or that took a face by distance: the face may be another person's
+        resumed = [tid for tid in ids if tid in matched and (tid in self._missed or tid in by_distance)]
         for tid, pred in zip(ids, predicted, strict=True):
             track = self._tracks[tid]
             j = matched.get(tid)
@@ -143,13 +145,33 @@ class KalmanTracker:
         for j, det in enumerate(items):
             if j in used:
                 continue
-            track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
-            self._next_id += 1
-            self._tracks[track.track_id] = track
-            self._filters[track.track_id] = _Kalman(det.box, pos_noise=self.pos_noise, vel_noise=self.vel_noise)
+            track = self._start(det, ts)
             if self.min_hits <= 1:
                 active.append(track)
-        return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended))
+        reported = tuple(tid for tid in resumed if self._tracks[tid].hits >= self.min_hits)
+        return Tracks(dets.frame_index, ts, dets.camera_id, tuple(active), tuple(ended), reported)
+
+    def _start(self, det: Detection, ts: float) -> TrackState:
+        track = TrackState(track_id=self._next_id, box=det.box, detection=det, first_ts=ts, last_ts=ts)
+        self._next_id += 1
+        self._tracks[track.track_id] = track
+        self._filters[track.track_id] = _Kalman(det.box, pos_noise=self.pos_noise, vel_noise=self.vel_noise)
+        return track
+
+    def split(self, track_id: int) -> TrackState:
+        """End the live track ``track_id`` here and start a new track (one hit) from the detection it took at the
+        latest ``update``: that face is another person's (see :meth:`~metrosight.track.iou.FaceTracker.split`).
+
+        Raises:
+            KeyError: no live track ``track_id``. ValueError: the track took no detection at the latest frame.
+        """
+        det = self._tracks[track_id].detection
+        if det is None:
+            raise ValueError(f"track {track_id} took no detection at the latest frame: nothing to split off")
+        ts = self._tracks[track_id].last_ts
+        del self._tracks[track_id], self._filters[track_id]
+        self._missed.pop(track_id, None)
+        return self._start(det, ts)
 
     def _misses(self, tid: int, step: float) -> bool:
         """Count one missed detection run of ``step`` seconds for ``tid``; whether the track ends."""
@@ -168,10 +190,14 @@ class KalmanTracker:
         active = tuple(t for t in self._tracks.values() if t.hits >= self.min_hits)
         return Tracks(frame_index, ts, camera_id, active, ())
 
-    def _assign(self, ids: list[int], predicted: list[Box], items: list[Detection], ts: float) -> dict[int, int]:
+    def _assign(
+        self, ids: list[int], predicted: list[Box], items: list[Detection], ts: float
+    ) -> tuple[dict[int, int], set[int]]:
+        """Track id -> detection index, by overlap then by centre distance; and the ids matched by distance."""
         matched: dict[int, int] = {}
+        by_distance: set[int] = set()
         if not ids or not items:
-            return matched
+            return matched, by_distance
         ious = iou_matrix(predicted, [d.box for d in items])
         rows, cols = linear_sum_assignment(-ious)
         for r, c in zip(rows, cols, strict=True):
@@ -199,7 +225,8 @@ class KalmanTracker:
             for r, c in zip(rows, cols, strict=True):
                 if dist[r, c] <= gate[r]:
                     matched[ids[free_t[r]]] = free_d[c]
-        return matched
+                    by_distance.add(ids[free_t[r]])
+        return matched, by_distance
 
     def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
         """End every live track (the source ended)."""

@@ -1,0 +1,110 @@
+"""Is the face a track resumed on the same person? The check that keeps one track from carrying two people.
+
+At a low analysis rate the face tracker lets a track coast through missed detections and continue onto a face up to
+a few face heights from its prediction (:mod:`metrosight.track.faces`). When the person is hidden (a pillar) and
+another appears near where they were, the track would go on with the other person: a track that already raised an
+alert is never embedded again, so the newcomer would never be recognised and the alert's last-seen time would grow
+with their sightings; a track not yet decided would fuse both people's shots. So each face a track takes after
+missing detection runs, or by centre distance rather than overlap (the tracker's ``Tracks.resumed``), is embedded
+(one chip) and compared with the track's fused template before it joins; below the same-person bound of enrolment
+(:data:`~metrosight.recognize.consistency.OTHER_PERSON_BELOW`, the cosine two descriptors of one person fall below
+in about 0.1 % of cases) the track is split: it ends where its own person was last seen and the face starts a new
+track, recognised as any other. A face that cannot be embedded (too small, no landmarks, identification off) splits
+any track holding descriptors (cautious: it never extends an alert). Nothing is kept beyond the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from metrosight.core.types import Detection, Frame, Tracks
+from metrosight.recognize.align import AlignmentError, align
+from metrosight.recognize.consistency import OTHER_PERSON_BELOW, disagreement
+from metrosight.recognize.embedder import Embedder
+from metrosight.recognize.fusion import TrackFusion
+from metrosight.track.iou import FaceTracker
+
+
+@dataclass(slots=True)
+class Continuity:
+    """The outcome of :func:`check_resumed` for one frame.
+
+    Attributes:
+        tracks: the tracker's output with each split track replaced by the new track of its face.
+        split: ids of the tracks that ended because their face was another person's (to be ended downstream with
+            their own last-seen time).
+        checked: faces embedded for the check.
+    """
+
+    tracks: Tracks
+    split: list[int] = field(default_factory=list)
+    checked: int = 0
+
+
+def _descriptor(frame: Frame, det: Detection, embedder: Embedder, min_px: int) -> np.ndarray | None:
+    """The face's descriptor ``(D,)``, or None when it cannot be embedded (under ``min_px`` high, no landmarks)."""
+    if det.landmarks is None or det.box.height < min_px:
+        return None
+    try:
+        chip = align(frame.image, det.box, det.landmarks)
+    except AlignmentError:
+        return None
+    return np.asarray(embedder.embed(chip[None])[0], dtype=np.float32)
+
+
+def same_person(descriptor: np.ndarray, template: np.ndarray, bound: float = OTHER_PERSON_BELOW) -> bool:
+    """Whether a face's descriptor ``(D,)`` is not clearly another person than a track's fused template ``(D,)``:
+    cosine at least ``bound`` (enrolment's same-person bound, :func:`~metrosight.recognize.consistency.disagreement`).
+    """
+    return disagreement([descriptor], ["face"], existing=np.atleast_2d(template)) is None
+
+
+def check_resumed(
+    tracks: Tracks,
+    frame: Frame,
+    tracker: FaceTracker,
+    fusion: TrackFusion,
+    embedder: Embedder,
+    alerted: Container[int],
+    embedding_allowed: bool,
+    min_px: int,
+) -> Continuity:
+    """Check every face a track resumed on at ``frame`` (``tracks.resumed``) and split those of another person.
+
+    Args:
+        tracks: the face tracker's output for ``frame``.
+        frame: the frame (its image is aligned for the check).
+        tracker: the tracker that gave ``tracks`` (its :meth:`~metrosight.track.iou.FaceTracker.split` is called).
+        fusion: the tracks' fused descriptors (a track without any, and not in ``alerted``, has nothing to mix).
+        embedder: embeds the face's chip ``(1, 150, 150, 3)`` → ``(1, D)``.
+        alerted: ids of the tracks that raised an alert.
+        embedding_allowed: whether faces may be embedded now (False in a no-identification window or with no entry
+            active: the check cannot run, so tracks holding descriptors split).
+        min_px: smallest face height embedded, pixels.
+
+    Returns:
+        The tracks with splits applied, the ids of the tracks that ended by splitting, and the faces embedded.
+    """
+    out = Continuity(tracks)
+    if not tracks.resumed:
+        return out
+    active = list(tracks.active)
+    for k, t in enumerate(active):
+        if t.track_id not in tracks.resumed or t.detection is None:
+            continue
+        template = fusion.template(t.track_id)
+        if template is None and t.track_id not in alerted:
+            continue  # nothing of anybody held yet: nothing to mix
+        desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed else None
+        out.checked += int(desc is not None)
+        if desc is not None and template is not None and same_person(desc, template):
+            continue
+        active[k] = tracker.split(t.track_id)
+        out.split.append(t.track_id)
+    if out.split:
+        resumed = tuple(i for i in tracks.resumed if i not in out.split)
+        out.tracks = replace(tracks, active=tuple(active), resumed=resumed)
+    return out
