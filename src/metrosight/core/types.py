@@ -162,8 +162,9 @@ class Tracks:
     """Tracker output for one frame: live tracks and the ids of tracks that ended at this frame.
 
     ``resumed``: ids of active tracks that took a detection at this frame after missing one or more detection runs
-    (not frames skipped by motion gating), or by centre distance rather than overlap: the face may be another
-    person's (checked before it joins the track, :mod:`metrosight.pipeline.continuity`)."""
+    (not frames skipped by motion gating), by centre distance rather than overlap, or by overlap to a face of
+    another size (a nearer face passing in front): the face may be another person's (checked before it joins the
+    track, :mod:`metrosight.pipeline.continuity`)."""
 
     frame_index: int
     ts: float

@@ -5,7 +5,7 @@ a few face heights from its prediction (:mod:`metrosight.track.faces`). When the
 another appears near where they were, the track would go on with the other person: a track that already raised an
 alert is never embedded again, so the newcomer would never be recognised and the alert's last-seen time would grow
 with their sightings; a track not yet decided would fuse both people's shots. So each face a track takes after
-missing detection runs, or by centre distance rather than overlap (the tracker's ``Tracks.resumed``), is embedded
+missing detection runs, by centre distance rather than overlap, or of another size (``Tracks.resumed``), is embedded
 (one chip) and compared with the track's fused template before it joins; below the same-person bound of enrolment
 (:data:`~metrosight.recognize.consistency.OTHER_PERSON_BELOW`, the cosine two descriptors of one person fall below
 in about 0.1 % of cases) the track is split: it ends where its own person was last seen and the face starts a new

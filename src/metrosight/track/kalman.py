@@ -117,12 +117,12 @@ class KalmanTracker:
         ids = self._predict(ts)
         predicted = [self._filters[tid].box() for tid in ids]
         items = list(dets.items)
-        matched, by_distance = self._assign(ids, predicted, items, ts)
+        matched, unsure = self._assign(ids, predicted, items, ts)
         used = set(matched.values())
         active: list[TrackState] = []
         ended: list[int] = []
-        # a track that missed detection runs, or that took a face by distance: the face may be another person's
-        resumed = [tid for tid in ids if tid in matched and (tid in self._missed or tid in by_distance)]
+        # a track that missed detection runs, or took a face by distance or of another size: maybe another person
+        resumed = [tid for tid in ids if tid in matched and (tid in self._missed or tid in unsure)]
         for tid, pred in zip(ids, predicted, strict=True):
             track = self._tracks[tid]
             j = matched.get(tid)
@@ -193,16 +193,21 @@ class KalmanTracker:
     def _assign(
         self, ids: list[int], predicted: list[Box], items: list[Detection], ts: float
     ) -> tuple[dict[int, int], set[int]]:
-        """Track id -> detection index, by overlap then by centre distance; and the ids matched by distance."""
+        """Track id -> detection index, by overlap then by centre distance; and the ids matched by distance, or by
+        overlap to a face whose height differs from the prediction's by more than ``max_height_ratio`` (a nearer
+        face passing in front)."""
         matched: dict[int, int] = {}
-        by_distance: set[int] = set()
+        unsure: set[int] = set()
         if not ids or not items:
-            return matched, by_distance
+            return matched, unsure
         ious = iou_matrix(predicted, [d.box for d in items])
         rows, cols = linear_sum_assignment(-ious)
         for r, c in zip(rows, cols, strict=True):
             if ious[r, c] >= self.iou_threshold:
                 matched[ids[r]] = int(c)
+                ratio = max(items[c].box.height, 1.0) / max(predicted[r].height, 1.0)
+                if self.max_height_ratio is not None and max(ratio, 1 / ratio) > self.max_height_ratio:
+                    unsure.add(ids[r])
         free_t = [i for i, tid in enumerate(ids) if tid not in matched]
         free_d = [j for j in range(len(items)) if j not in set(matched.values())]
         if free_t and free_d:
@@ -225,8 +230,8 @@ class KalmanTracker:
             for r, c in zip(rows, cols, strict=True):
                 if dist[r, c] <= gate[r]:
                     matched[ids[free_t[r]]] = free_d[c]
-                    by_distance.add(ids[free_t[r]])
-        return matched, by_distance
+                    unsure.add(ids[free_t[r]])
+        return matched, unsure
 
     def finish(self, frame_index: int, ts: float, camera_id: str) -> Tracks:
         """End every live track (the source ended)."""

@@ -61,3 +61,12 @@ def test_splitting_a_track_without_a_detection_is_refused(kind: str) -> None:
         tracker.split(1)
     with pytest.raises(KeyError):
         tracker.split(99)
+
+
+def test_kalman_reports_an_overlapping_face_of_another_size() -> None:
+    """A nearer face passing in front overlaps the track's prediction: the tracker says it may be another person."""
+    tracker = KalmanTracker(min_hits=1, max_height_ratio=1.3)
+    tracker.update(dets(0, [FACE]))
+    assert tracker.update(dets(1, [FACE])).resumed == ()
+    out = tracker.update(dets(2, [Box(80, 80, 230, 260)]))  # 1.8x the height, overlapping it
+    assert [t.track_id for t in out.active] == [1] and out.resumed == (1,)
