@@ -5,7 +5,8 @@ A frame goes through three phases, so that a worker can run the model calls of s
 
 1. ``prepare(frame)`` → :class:`DetectionRequest`: which images to run the face detector on;
 2. the caller runs the detector on every :class:`DetectionArea` (one call for all cameras' areas, or one a frame);
-3. ``after_detection(request, detections)`` → :class:`EmbedRequest`: the chips to embed;
+3. ``after_detection(request, detections)`` → :class:`EmbedRequest`: the chips to embed (it embeds the rare face
+   a track resumed on itself, one chip, to check it is the same person: :mod:`metrosight.pipeline.continuity`);
 4. the caller runs the embedder on :attr:`EmbedRequest.chips` (one call for all cameras' chips, or one a frame);
 5. ``after_embedding(request, descriptors)`` → the alerts raised at the frame (already published).
 """

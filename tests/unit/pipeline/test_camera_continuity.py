@@ -108,3 +108,34 @@ def test_a_track_not_yet_alerted_does_not_fuse_two_people() -> None:
     assert [a.subject for a in alerts] == ["person-blue"]
     assert alerts[0].first_seen == pytest.approx(6 / FPS, abs=1e-3)
     assert pipe.stats.splits == 1
+
+
+def test_in_a_no_identification_window_a_resumed_alerted_track_is_split_without_embedding() -> None:
+    """Red is alerted; a no-identification window starts while red is hidden: the face that resumes the track may
+    not be embedded to check it, so it does not extend red's alert either."""
+    settings = Settings.model_validate({"recognition": {"match_threshold": 0.95, "min_blur_var": 5.0}})
+    emb = ColourEmbedder()
+    matcher = Matcher(Gallery([GalleryEntry(1, "person-red", "wl", Category.WANTED, emb.of_colour("red"))]), 0.95)
+    script = hidden_then("blue", SPOT)
+    det = ScriptedDetector({i: [b for _, b in script.get(i, [])] for i in range(15)})
+    alerts: list = []
+    updates: list = []
+    now = {"i": 0}
+    window = {"on": False}
+
+    def policy() -> tuple[Matcher, bool] | None:
+        if now["i"] == 7 and not window["on"]:
+            window["on"] = True
+            return matcher, False
+        return None
+
+    pipe = CameraPipeline(settings, det, emb, matcher, alerts.append, updates.append, policy=policy)
+    for i in range(15):
+        now["i"] = i
+        if i == 7:
+            embedded = emb.faces
+        pipe.process(paint_frame(i, script.get(i, []), fps=FPS))
+    pipe.finish()
+    assert [a.subject for a in alerts] == ["person-red"] and emb.faces == embedded
+    assert [u.last_seen for u in updates] == [pytest.approx(5 / FPS, abs=1e-3)]
+    assert pipe.stats.splits == 1 and pipe.stats.resumes_checked == 0
