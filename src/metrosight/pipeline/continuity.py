@@ -10,7 +10,10 @@ missing detection runs, by centre distance rather than overlap, or of another si
 (:data:`~metrosight.recognize.consistency.OTHER_PERSON_BELOW`, the cosine two descriptors of one person fall below
 in about 0.1 % of cases) the track is split: it ends where its own person was last seen and the face starts a new
 track, recognised as any other. A face that cannot be embedded (too small, no landmarks, identification off) splits
-any track holding descriptors (cautious: it never extends an alert). Nothing is kept beyond the call.
+any track holding descriptors (cautious: it never extends an alert). A track holding no shot yet (faces unfit so far,
+or dropped in a no-identification window) cannot be checked and splits too, without embedding: the newcomer's
+track and alert start when they appeared, never at another person's first sighting. Nothing is kept beyond the
+call.
 """
 
 from __future__ import annotations
@@ -96,9 +99,10 @@ def check_resumed(
         if t.track_id not in tracks.resumed or t.detection is None:
             continue
         template = fusion.template(t.track_id)
-        if template is None and t.track_id not in alerted:
-            continue  # nothing of anybody held yet: nothing to mix
-        desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed else None
+        # a track holding no shot (and no alert) has nothing to compare with: it splits without embedding, so
+        # that a newcomer is never given its sightings (an alert's first-seen time from someone else)
+        checkable = template is not None or t.track_id in alerted
+        desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed and checkable else None
         out.checked += int(desc is not None)
         if desc is not None and template is not None and same_person(desc, template):
             continue

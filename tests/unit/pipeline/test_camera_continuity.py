@@ -139,3 +139,36 @@ def test_in_a_no_identification_window_a_resumed_alerted_track_is_split_without_
     assert [a.subject for a in alerts] == ["person-red"] and emb.faces == embedded
     assert [u.last_seen for u in updates] == [pytest.approx(5 / FPS, abs=1e-3)]
     assert pipe.stats.splits == 1 and pipe.stats.resumes_checked == 0
+
+
+class NoLandmarksBefore(ScriptedDetector):
+    """The scripted detector, without landmarks before frame ``until`` (faces that give no shot)."""
+
+    def __init__(self, script: dict[int, list[Box]], until: int) -> None:
+        super().__init__(script)
+        self.until = until
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        index = int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
+        found = super().detect(image)
+        return [Detection(d.box, d.score, None) for d in found] if index < self.until else found
+
+
+def test_a_track_holding_no_shot_does_not_lend_its_first_sighting_to_another_person() -> None:
+    """Green is tracked but gives no shot (no landmarks: never embedded), hides, and blue (watchlisted) resumes the
+    track: blue's alert says blue was first seen when blue appeared, not when green did (red team 2)."""
+    settings = Settings.model_validate({"recognition": {"match_threshold": 0.95, "min_blur_var": 5.0}})
+    emb = ColourEmbedder()
+    matcher = Matcher(Gallery([GalleryEntry(2, "person-blue", "wl", Category.WANTED, emb.of_colour("blue"))]), 0.95)
+    script = {i: [("green", SPOT)] for i in range(4)} | {i: [("blue", SPOT)] for i in range(6, 12)}
+    det = NoLandmarksBefore({i: [b for _, b in script.get(i, [])] for i in range(13)}, until=6)
+    alerts: list = []
+    updates: list = []
+    pipe = CameraPipeline(settings, det, emb, matcher, alerts.append, updates.append)
+    for i in range(13):
+        pipe.process(paint_frame(i, script.get(i, []), fps=FPS))
+    pipe.finish()
+    assert [a.subject for a in alerts] == ["person-blue"]
+    assert alerts[0].first_seen == pytest.approx(6 / FPS, abs=1e-3)
+    assert [u.last_seen for u in updates] == [pytest.approx(11 / FPS, abs=1e-3)]
+    assert pipe.stats.splits == 1 and pipe.stats.resumes_checked == 0 and len(pipe.fusion) == 0
