@@ -331,6 +331,9 @@ class CameraPipeline:
         self.stats.splits += len(cont.split)
         for tid in cont.split:
             out.raised.extend(self._end_track(tid, frame.ts, final_ts=None))
+        for tid in cont.restarted:  # unchecked (no shot held): sightings from here on only
+            if tid in self._track_first:
+                self._track_first[tid] = frame.ts
         return cont.tracks
 
     def after_embedding(self, request: EmbedRequest, descriptors: np.ndarray) -> list[AlertV1]:

@@ -11,9 +11,9 @@ missing detection runs, by centre distance rather than overlap, or of another si
 in about 0.1 % of cases) the track is split: it ends where its own person was last seen and the face starts a new
 track, recognised as any other. A face that cannot be embedded (too small, no landmarks, identification off) splits
 any track holding descriptors (cautious: it never extends an alert). A track holding no shot yet (faces unfit so far,
-or dropped in a no-identification window) cannot be checked and splits too, without embedding: the newcomer's
-track and alert start when they appeared, never at another person's first sighting. Nothing is kept beyond the
-call.
+none embedded with no entry active, or dropped in a no-identification window) has nothing to compare with and
+nothing to mix: it goes on, but its sightings start again at the resumed face (``restarted``), so an alert it raises
+never claims another person's earlier sightings as its subject's. Nothing is kept beyond the call.
 """
 
 from __future__ import annotations
@@ -40,11 +40,14 @@ class Continuity:
         split: ids of the tracks that ended because their face was another person's (to be ended downstream with
             their own last-seen time).
         checked: faces embedded for the check.
+        restarted: ids of resumed tracks holding no shot and no alert (not checkable): their first sighting is
+            the resumed face's (the caller moves it).
     """
 
     tracks: Tracks
     split: list[int] = field(default_factory=list)
     checked: int = 0
+    restarted: list[int] = field(default_factory=list)
 
 
 def _descriptor(frame: Frame, det: Detection, embedder: Embedder, min_px: int) -> np.ndarray | None:
@@ -89,7 +92,8 @@ def check_resumed(
         min_px: smallest face height embedded, pixels.
 
     Returns:
-        The tracks with splits applied, the ids of the tracks that ended by splitting, and the faces embedded.
+        The tracks with splits applied, the ids of the tracks that ended by splitting, the faces embedded, and the
+        tracks whose sightings start again.
     """
     out = Continuity(tracks)
     if not tracks.resumed:
@@ -99,10 +103,12 @@ def check_resumed(
         if t.track_id not in tracks.resumed or t.detection is None:
             continue
         template = fusion.template(t.track_id)
-        # a track holding no shot (and no alert) has nothing to compare with: it splits without embedding, so
-        # that a newcomer is never given its sightings (an alert's first-seen time from someone else)
-        checkable = template is not None or t.track_id in alerted
-        desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed and checkable else None
+        if template is None and t.track_id not in alerted:
+            # nothing of anybody held yet: nothing to mix, nothing to compare with; but the face may be a
+            # newcomer's, so the track's sightings start again here (its alert never claims an earlier person's)
+            out.restarted.append(t.track_id)
+            continue
+        desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed else None
         out.checked += int(desc is not None)
         if desc is not None and template is not None and same_person(desc, template):
             continue

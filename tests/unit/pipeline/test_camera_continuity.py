@@ -171,4 +171,4 @@ def test_a_track_holding_no_shot_does_not_lend_its_first_sighting_to_another_per
     assert [a.subject for a in alerts] == ["person-blue"]
     assert alerts[0].first_seen == pytest.approx(6 / FPS, abs=1e-3)
     assert [u.last_seen for u in updates] == [pytest.approx(11 / FPS, abs=1e-3)]
-    assert pipe.stats.splits == 1 and pipe.stats.resumes_checked == 0 and len(pipe.fusion) == 0
+    assert pipe.stats.splits == 0 and pipe.stats.resumes_checked == 0 and len(pipe.fusion) == 0
