@@ -159,8 +159,9 @@ class KalmanTracker:
         return track
 
     def split(self, track_id: int) -> TrackState:
-        """End the live track ``track_id`` here and start a new track (one hit) from the detection it took at the
-        latest ``update``: that face is another person's (see :meth:`~metrosight.track.iou.FaceTracker.split`).
+        """End the live track ``track_id`` here and start a new track from the detection it took at the latest
+        ``update``: that face is another person's (see :meth:`~metrosight.track.iou.FaceTracker.split`). The new
+        track counts ``min_hits`` hits: it is reported from now on (the caller took it at once), so its end is too.
 
         Raises:
             KeyError: no live track ``track_id``. ValueError: the track took no detection at the latest frame.
@@ -171,7 +172,9 @@ class KalmanTracker:
         ts = self._tracks[track_id].last_ts
         del self._tracks[track_id], self._filters[track_id]
         self._missed.pop(track_id, None)
-        return self._start(det, ts)
+        track = self._start(det, ts)
+        track.hits = max(track.hits, self.min_hits)
+        return track
 
     def _misses(self, tid: int, step: float) -> bool:
         """Count one missed detection run of ``step`` seconds for ``tid``; whether the track ends."""

@@ -70,3 +70,24 @@ def test_kalman_reports_an_overlapping_face_of_another_size() -> None:
     assert tracker.update(dets(1, [FACE])).resumed == ()
     out = tracker.update(dets(2, [Box(80, 80, 230, 260)]))  # 1.8x the height, overlapping it
     assert [t.track_id for t in out.active] == [1] and out.resumed == (1,)
+
+
+@pytest.mark.parametrize("end", ["missed", "finish", "carry"])
+def test_a_split_off_track_is_reported_until_it_ends_whatever_min_hits(end: str) -> None:
+    """The new track of a split is reported at once (the caller registers it, may embed its face): with min_hits 2 it
+    must stay reported, also on a carried frame, and be reported ended, or its descriptors would never be forgotten
+    (red team 2)."""
+    tracker = KalmanTracker(min_hits=2, max_centre_distance=0.5, max_missed_seconds=0.3)
+    for i in range(3):
+        tracker.update(dets(i, [FACE]))
+    tracker.update(dets(3, []))
+    assert tracker.update(dets(4, [FACE])).resumed == (1,)
+    new = tracker.split(1)
+    if end == "carry":
+        assert [t.track_id for t in tracker.carry(5, 5 / 6, "c").active] == [new.track_id]
+        return
+    if end == "finish":
+        assert tracker.finish(5, 5 / 6, "c").ended == (new.track_id,)
+        return
+    ended = [tid for i in range(5, 9) for tid in tracker.update(dets(i, [])).ended]
+    assert ended == [new.track_id]
