@@ -63,7 +63,7 @@ class CameraStats:
     gated: int = 0  # frames where motion gating ran no detection at all
     detect_pixels: int = 0  # frame pixels sent to the face detector (whole frame, regions or moving areas)
     frame_pixels: int = 0  # pixels of the analysed frames (detect_pixels / frame_pixels: the share searched)
-    resumes_checked: int = 0  # faces embedded to check that a resumed track goes on with its person
+    resumes_checked: int = 0  # faces embedded to check a track goes on with its person (resumed; alerted, periodic)
     splits: int = 0  # tracks ended because the face they resumed on was another person's
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     stage_hist: dict[str, list[int]] = field(default_factory=dict)
@@ -151,6 +151,7 @@ class CameraPipeline:
         self._alerts: dict[int, AlertV1] = {}  # track id -> its alert (its lists and camera go with the update)
         self._track_first: dict[int, float] = {}
         self._track_birth: dict[int, str] = {}
+        self._checked_at: dict[int, float] = {}  # alerted track id -> media time its face was last found its own
         self._last_ts = 0.0
         self._last_index = -1
         self._camera_id = "cam0"
@@ -316,7 +317,10 @@ class CameraPipeline:
 
     def _continuity(self, frame: Frame, tracks: Tracks, out: EmbedRequest) -> Tracks:
         """Tracks resumed on another person's face split (:mod:`metrosight.pipeline.continuity`): each ends with
-        its own last-seen time (alert update, final decision), its face goes on in a new track."""
+        its own last-seen time (alert update, final decision), its face goes on in a new track. An alerted track's
+        face is also checked every ``decide_every_seconds`` (``due``): it is no longer embedded for matching."""
+        every = self.settings.recognition.decide_every_seconds
+        due = {tid for tid in self._alerted if frame.ts - self._checked_at.get(tid, -np.inf) >= every}
         cont = check_resumed(
             tracks,
             frame,
@@ -326,7 +330,9 @@ class CameraPipeline:
             self._alerted,
             self.recognising,
             self.settings.detection.min_face_px,
+            due,
         )
+        self._checked_at.update((tid, frame.ts) for tid in cont.confirmed if tid in self._alerted)
         self.stats.resumes_checked += cont.checked
         self.stats.splits += len(cont.split)
         for tid in cont.split:
@@ -439,6 +445,7 @@ class CameraPipeline:
             media_origin=self.media_origin,
         )
         self._alerted[track_id] = (event_id, last_seen)
+        self._checked_at[track_id] = last_seen  # its face was matched then
         self._alerts[track_id] = alert.model_copy(update={"crop_jpeg": None})  # its refs, not the crop
         self.stats.alerts += 1
         self.publish_alert(alert)
@@ -463,6 +470,7 @@ class CameraPipeline:
             )
         self._alerted.pop(track_id, None)
         self._alerts.pop(track_id, None)
+        self._checked_at.pop(track_id, None)
         self._track_first.pop(track_id, None)
         self._track_birth.pop(track_id, None)
         self.fusion.forget(track_id)

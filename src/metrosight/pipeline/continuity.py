@@ -42,12 +42,14 @@ class Continuity:
         checked: faces embedded for the check.
         restarted: ids of resumed tracks holding no shot and no alert (not checkable): their first sighting is
             the resumed face's (the caller moves it).
+        confirmed: ids of the tracks whose face was checked and found the same person.
     """
 
     tracks: Tracks
     split: list[int] = field(default_factory=list)
     checked: int = 0
     restarted: list[int] = field(default_factory=list)
+    confirmed: list[int] = field(default_factory=list)
 
 
 def _descriptor(frame: Frame, det: Detection, embedder: Embedder, min_px: int) -> np.ndarray | None:
@@ -77,6 +79,7 @@ def check_resumed(
     alerted: Container[int],
     embedding_allowed: bool,
     min_px: int,
+    due: Container[int] = (),
 ) -> Continuity:
     """Check every face a track resumed on at ``frame`` (``tracks.resumed``) and split those of another person.
 
@@ -90,17 +93,19 @@ def check_resumed(
         embedding_allowed: whether faces may be embedded now (False in a no-identification window or with no entry
             active: the check cannot run, so tracks holding descriptors split).
         min_px: smallest face height embedded, pixels.
+        due: ids of alerted tracks due a periodic check (a face taken by plain overlap may still be another
+            person's, stepped into the same spot between two frames): checked like a resumed face, but a face that
+            cannot be embedded now is left for a later frame rather than splitting the track.
 
     Returns:
         The tracks with splits applied, the ids of the tracks that ended by splitting, the faces embedded, and the
         tracks whose sightings start again.
     """
     out = Continuity(tracks)
-    if not tracks.resumed:
-        return out
     active = list(tracks.active)
     for k, t in enumerate(active):
-        if t.track_id not in tracks.resumed or t.detection is None:
+        periodic = t.track_id in due and t.track_id not in tracks.resumed
+        if (t.track_id not in tracks.resumed and not periodic) or t.detection is None:
             continue
         template = fusion.template(t.track_id)
         if template is None and t.track_id not in alerted:
@@ -110,7 +115,10 @@ def check_resumed(
             continue
         desc = _descriptor(frame, t.detection, embedder, min_px) if embedding_allowed else None
         out.checked += int(desc is not None)
+        if periodic and (desc is None or template is None):
+            continue  # not checkable now: a later frame's face
         if desc is not None and template is not None and same_person(desc, template):
+            out.confirmed.append(t.track_id)
             continue
         active[k] = tracker.split(t.track_id)
         out.split.append(t.track_id)

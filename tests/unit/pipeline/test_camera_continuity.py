@@ -80,7 +80,7 @@ def test_the_same_person_resuming_keeps_one_track_and_one_alert(box: Box) -> Non
     pipe, alerts, updates = run(hidden_then("red", box), 15)
     assert [a.subject for a in alerts] == ["person-red"]
     assert [u.last_seen for u in updates] == [pytest.approx(13 / FPS, abs=1e-3)]
-    assert pipe.stats.splits == 0 and pipe.stats.resumes_checked == 1 and pipe.stats.tracks == 1
+    assert pipe.stats.splits == 0 and pipe.stats.resumes_checked >= 1 and pipe.stats.tracks == 1
 
 
 def test_another_person_taking_a_track_by_distance_without_a_miss_is_split() -> None:
@@ -138,7 +138,7 @@ def test_in_a_no_identification_window_a_resumed_alerted_track_is_split_without_
     pipe.finish()
     assert [a.subject for a in alerts] == ["person-red"] and emb.faces == embedded
     assert [u.last_seen for u in updates] == [pytest.approx(5 / FPS, abs=1e-3)]
-    assert pipe.stats.splits == 1 and pipe.stats.resumes_checked == 0
+    assert pipe.stats.splits == 1  # and nothing embedded in the window (above)
 
 
 class NoLandmarksBefore(ScriptedDetector):
@@ -171,4 +171,28 @@ def test_a_track_holding_no_shot_does_not_lend_its_first_sighting_to_another_per
     assert [a.subject for a in alerts] == ["person-blue"]
     assert alerts[0].first_seen == pytest.approx(6 / FPS, abs=1e-3)
     assert [u.last_seen for u in updates] == [pytest.approx(11 / FPS, abs=1e-3)]
-    assert pipe.stats.splits == 0 and pipe.stats.resumes_checked == 0 and len(pipe.fusion) == 0
+    assert pipe.stats.splits == 0 and len(pipe.fusion) == 0
+
+
+def test_another_person_stepping_into_an_alerted_face_between_two_frames_is_recognised() -> None:
+    """Red is alerted; between two analysed frames red steps away and blue (watchlisted) steps into the same spot:
+    no miss, same size, full overlap, so nothing is resumed. An alerted track's face is checked again every
+    ``decide_every_seconds``: blue is alerted as blue within that time, and red's alert is not extended with blue's
+    sightings (red team 2)."""
+    script = {i: [("red", SPOT)] for i in range(6)} | {i: [("blue", SPOT)] for i in range(6, 12)}
+    pipe, alerts, updates = run(script, 13)
+    assert [a.subject for a in alerts] == ["person-red", "person-blue"]
+    red, blue = alerts
+    every = pipe.settings.recognition.decide_every_seconds
+    assert blue.first_seen <= 6 / FPS + every + 1e-3
+    last = {u.event_id: u.last_seen for u in updates}
+    assert last[red.event_id] < blue.first_seen and last[blue.event_id] == pytest.approx(11 / FPS, abs=1e-3)
+    assert pipe.stats.splits == 1 and len(pipe.fusion) == 0
+
+
+def test_an_alerted_face_checked_again_and_the_same_keeps_one_alert() -> None:
+    """Red stays in view for 2 s: the periodic checks find red each time; one track, one alert."""
+    pipe, alerts, updates = run({i: [("red", SPOT)] for i in range(12)}, 13)
+    assert [a.subject for a in alerts] == ["person-red"]
+    assert [u.last_seen for u in updates] == [pytest.approx(11 / FPS, abs=1e-3)]
+    assert pipe.stats.splits == 0 and pipe.stats.resumes_checked >= 3
