@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from metrosight.detect.areas import (
 )
 from metrosight.detect.base import FaceDetector
 from metrosight.detect.gate import DetectionGate, DetectionPlan, gate_for
-from metrosight.pipeline.continuity import check_resumed
+from metrosight.pipeline.continuity import another_persons_shot, check_resumed
 from metrosight.pipeline.phases import DetectionArea, DetectionRequest, EmbedRequest
 from metrosight.policy.redact import redacted_crop
 from metrosight.recognize.align import AlignmentError, align, context_crop
@@ -321,16 +321,9 @@ class CameraPipeline:
         face is also checked every ``decide_every_seconds`` (``due``): it is no longer embedded for matching."""
         every = self.settings.recognition.decide_every_seconds
         due = {tid for tid in self._alerted if frame.ts - self._checked_at.get(tid, -np.inf) >= every}
+        min_px = self.settings.detection.min_face_px
         cont = check_resumed(
-            tracks,
-            frame,
-            self.tracker,
-            self.fusion,
-            self.embedder,
-            self._alerted,
-            self.recognising,
-            self.settings.detection.min_face_px,
-            due,
+            tracks, frame, self.tracker, self.fusion, self.embedder, self._alerted, self.recognising, min_px, due
         )
         self._checked_at.update((tid, frame.ts) for tid in cont.confirmed if tid in self._alerted)
         self.stats.resumes_checked += cont.checked
@@ -362,17 +355,30 @@ class CameraPipeline:
                 raise ValueError(f"{len(descriptors)} descriptors for {len(request.samples)} chips")
             t0 = time.perf_counter()
             self.stats.embedded += len(request.samples)
+            tids: list[int] = []  # a shot clearly not its track's person splits the track (see _split_at_shot)
+            k0 = self.stats.splits
             for sample, desc in zip(request.samples, descriptors, strict=True):
+                if another_persons_shot(self.fusion, sample.track_id, desc, self._alerted):
+                    sample = self._split_at_shot(sample, frame, raised, self.stats.splits - k0)
                 self.fusion.add(sample, desc)
-            by_track = {t.track_id: t for t in request.active}
-            for tid in {s.track_id for s in request.samples}:
+                tids.append(sample.track_id)
+            for tid in tids:
                 found = self.fusion.decide(tid, frame.ts)
                 if found is not None:
-                    raised.append(self._raise(tid, found, by_track[tid].last_ts))
+                    raised.append(self._raise(tid, found, frame.ts))
             self.stats.observe("match", time.perf_counter() - t0)
         for tid in request.ended:
             raised.extend(self._end_track(tid, frame.ts, final_ts=None))
         return raised
+
+    def _split_at_shot(self, sample: FaceSample, frame: Frame, raised: list[AlertV1], k: int) -> FaceSample:
+        """``sample`` is another person's than its track's shots (stepped into its place between two frames): the
+        track ends here and the face goes on in a new track (birth ``<frame>.s<k>``); returns the sample re-keyed."""
+        new = self.tracker.split(sample.track_id)
+        raised.extend(self._end_track(sample.track_id, frame.ts, final_ts=None))
+        self._track_first[new.track_id], self._track_birth[new.track_id] = new.first_ts, f"{frame.index}.s{k}"
+        self.stats.tracks, self.stats.splits = self.stats.tracks + 1, self.stats.splits + 1
+        return replace(sample, track_id=new.track_id)
 
     def process(self, frame: Frame) -> list[AlertV1]:
         """Run every stage on one frame (the three phases with one detector and one embedder call); returns the

@@ -126,3 +126,11 @@ def check_resumed(
         resumed = tuple(i for i in tracks.resumed if i not in out.split)
         out.tracks = replace(tracks, active=tuple(active), resumed=resumed)
     return out
+
+
+def another_persons_shot(fusion: TrackFusion, track_id: int, descriptor: np.ndarray, alerted: Container[int]) -> bool:
+    """Whether a shot embedded for matching (``descriptor`` ``(D,)``) is clearly another person than the fused
+    template of its track ``track_id`` (not alerted; one holding no shot has nothing to compare): someone who took
+    the face's place between two analysed frames by plain overlap. The caller splits the track rather than fuse it."""
+    template = fusion.template(track_id)
+    return template is not None and track_id not in alerted and not same_person(descriptor, template)

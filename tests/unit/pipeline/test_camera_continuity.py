@@ -196,3 +196,16 @@ def test_an_alerted_face_checked_again_and_the_same_keeps_one_alert() -> None:
     assert [a.subject for a in alerts] == ["person-red"]
     assert [u.last_seen for u in updates] == [pytest.approx(11 / FPS, abs=1e-3)]
     assert pipe.stats.splits == 0 and pipe.stats.resumes_checked >= 3
+
+
+@pytest.mark.parametrize("seen", [2, 4])
+def test_a_watchlisted_person_stepping_into_a_strangers_face_is_not_hidden_by_its_shots(seen: int) -> None:
+    """Green (not watchlisted, shots held, no alert) is replaced at the very spot by blue between two analysed frames
+    (no miss, same size: nothing resumed). Blue's first shot is clearly another person than green's template: the
+    track splits there, so blue's shots are not fused with green's and blue is alerted (red team 2)."""
+    script = {i: [("green", SPOT)] for i in range(seen)} | {i: [("blue", SPOT)] for i in range(seen, seen + 8)}
+    pipe, alerts, updates = run(script, seen + 9)
+    assert [a.subject for a in alerts] == ["person-blue"]
+    assert alerts[0].first_seen == pytest.approx(seen / FPS, abs=1e-3)
+    assert [u.last_seen for u in updates] == [pytest.approx((seen + 7) / FPS, abs=1e-3)]
+    assert pipe.stats.splits == 1 and pipe.stats.tracks == 2 and len(pipe.fusion) == 0 and pipe.quiescent
