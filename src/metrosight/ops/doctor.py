@@ -129,10 +129,10 @@ def check_codecs(required: tuple[str, ...] = REQUIRED_DECODERS, optional: tuple[
 def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
     """The configured face detector and embedder: weights, their hash where known, and the time to load them."""
     # the backends load ONNX Runtime, dlib or OpenCV when imported: only when the models are checked
+    from metrosight.core.derived import file_sha256
     from metrosight.detect import centerface_onnx
     from metrosight.detect.registry import face_detector_for
     from metrosight.recognize.embedder_onnx import default_model_path as dlib_weights
-    from metrosight.recognize.embedder_onnx import file_digest
     from metrosight.recognize.registry import embedder_for
 
     def detector() -> Check:
@@ -140,7 +140,7 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
         data: dict[str, Any] = {"kind": kind}
         if isinstance(settings.detection.detector, CenterFaceDetectorConfig):  # the packed weights: checked
             path = centerface_onnx.default_model_path()
-            digest = file_digest(path)
+            digest = file_sha256(path)
             data |= {"path": str(path), "sha256": digest}
             if digest != centerface_onnx.WEIGHTS_SHA256:
                 return Check(
@@ -160,7 +160,7 @@ def check_models(settings: Settings, cache: Path) -> Iterator[Check]:
         cfg = settings.recognition.embedder
         user_path = cfg.model_path if isinstance(cfg, UserOnnxEmbedderConfig) else None
         path = Path(user_path) if user_path else dlib_weights()
-        data: dict[str, Any] = {"kind": cfg.kind, "path": str(path), "sha256": file_digest(path)}
+        data: dict[str, Any] = {"kind": cfg.kind, "path": str(path), "sha256": file_sha256(path)}
         t0 = time.perf_counter()
         emb = embedder_for(settings, cache)
         out = emb.embed(np.zeros((1, 150, 150, 3), np.uint8))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -50,15 +48,6 @@ class Embedder(Protocol):
             ``(N, D)`` float32 descriptors (not re-normalised); ``(0, D)`` when ``N == 0``.
         """
         ...
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_chips(chips: np.ndarray, size: int = 150) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from metrosight.core.derived import FLOAT, VariantError, accepted_variant
+from metrosight.core.derived import FLOAT, VariantError, accepted_variant, file_sha256
 from metrosight.core.dlib_dat import (
     AddPrev,
     Affine,
@@ -50,7 +50,7 @@ from metrosight.core.dlib_dat import (
     read_dlib_net,
 )
 from metrosight.core.onnx_session import InferenceOptions, Session, open_session
-from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, EmbedderError, check_chips, file_digest
+from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, EmbedderError, check_chips
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def _add_padded(g: _GraphBuilder, a: _Value, b: _Value) -> _Value:
 def onnx_model_path(dat_path: Path, cache_dir: Path) -> Path:
     """Where the ONNX model of ``dat_path`` is cached (built or not): the name holds a hash of the .dat file and
     :data:`BUILDER_VERSION`."""
-    return Path(cache_dir) / f"dlib_face_resnet_{file_digest(dat_path)[:16]}_b{BUILDER_VERSION}.onnx"
+    return Path(cache_dir) / f"dlib_face_resnet_{file_sha256(dat_path)[:16]}_b{BUILDER_VERSION}.onnx"
 
 
 def ensure_onnx_model(dat_path: Path, cache_dir: Path) -> Path:

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from metrosight.core.derived import file_sha256
 from metrosight.core.onnx_session import InferenceOptions, Session, open_session
-from metrosight.recognize.embedder import EmbedderError, check_chips, file_digest
+from metrosight.recognize.embedder import EmbedderError, check_chips
 
 MODEL_ID_PREFIX = "onnx-user:"
 CHIP_SIZE = 150
@@ -37,7 +38,7 @@ _UINT8 = 2  # onnx TensorProto.UINT8
 
 def user_model_id(path: Path) -> str:
     """The model id of an ONNX file: ``onnx-user:`` and the first 32 hex digits of its SHA-256."""
-    return MODEL_ID_PREFIX + file_digest(path)[:32]
+    return MODEL_ID_PREFIX + file_sha256(path)[:32]
 
 
 def _fixed(dims: Sequence[Any]) -> list[int | None]:
