@@ -42,31 +42,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-REFERENCE_LOAD = {"max_samples": 32, "min_quality": 0.0, "min_blur_var": 0.0}  # as bench/node.py
-
 
 def data_root(arg: str | None) -> Path:
     return Path(arg or os.environ.get("METROSIGHT_DATA") or REPO.parent / "shared" / "data")
-
-
-def make_home(root: Path, ex: Path) -> Path:
-    # a throwaway installation: its admin signs in with a password alone, as in the test suite
-    os.environ.setdefault("METROSIGHT__TOTP__REQUIRED_ROLES", "[]")
-    from tests.integration.helpers import bootstrap, cli, enrol_active
-
-    home = root / "home"
-    bootstrap(home)
-    cli(home, "--as", "ada", "watchlist", "create", "bench", "--category", "wanted")
-    for name, photo in (
-        ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
-        ("Alex Lacamoire", "alex-lacamoire.png"),
-        ("Barack Obama", "obama.jpg"),
-        ("Joe Biden", "biden.jpg"),
-    ):
-        code, out, _ = enrol_active(home, "bench", "-s", name, ex / photo)
-        if code != 0:
-            raise SystemExit(f"enrolment of {name} failed: {out}")
-    return home
 
 
 def decode(path: Path, fps: float) -> tuple[list[Any], float]:
@@ -235,7 +213,9 @@ def main() -> None:
 
     from metrosight.config.home import Home
     from metrosight.config.model import Settings
+    from metrosight.config.operating_points import REFERENCE_LOAD
     from metrosight.pipeline.runtime import Runtime
+    from tests.integration.helpers import bench_home
 
     cv2.setNumThreads(1)  # as a node worker
     root = data_root(args.data)
@@ -245,9 +225,9 @@ def main() -> None:
         "hamilton": ex / "short_hamilton_clip.mp4",
     }
     with tempfile.TemporaryDirectory() as tmp:
-        home = make_home(Path(tmp), ex)
+        home = bench_home(Path(tmp), ex)
         settings = Settings.model_validate(
-            {"recognition": REFERENCE_LOAD, "detection": {"min_face_px": 16}, "alerts": {"episode_window_s": 0}}
+            {**{k: dict(v) for k, v in REFERENCE_LOAD.items()}, "alerts": {"episode_window_s": 0}}
         )
         rt = Runtime.open(Home(home), settings)
         rt.warm_up()

@@ -95,26 +95,6 @@ def own_cpu() -> float:
     return t.user + t.system
 
 
-def make_home(root: Path, ex: Path) -> Path:
-    from tests.integration.helpers import bootstrap, cli, enrol_active
-
-    # the bench's own throwaway installation: its admin and approver sign in with passwords alone (as in the tests)
-    os.environ.setdefault("METROSIGHT__TOTP__REQUIRED_ROLES", "[]")
-    home = root / "home"
-    bootstrap(home)
-    cli(home, "--as", "ada", "watchlist", "create", "bench", "--category", "wanted")
-    for name, photo in (
-        ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
-        ("Alex Lacamoire", "alex-lacamoire.png"),
-        ("Barack Obama", "obama.jpg"),
-        ("Joe Biden", "biden.jpg"),
-    ):
-        code, out, _ = enrol_active(home, "bench", "-s", name, ex / photo)
-        if code != 0:
-            raise SystemExit(f"enrolment of {name} failed: {out}")
-    return home
-
-
 def calibration_clip(clip: Path, seconds: float) -> tuple[Path, float]:
     """The first ``seconds`` of ``clip`` (stream copy, next to it) and its media length in seconds."""
     import subprocess
@@ -565,6 +545,7 @@ def main() -> int:
 
     from rich.console import Console
 
+    from tests.integration.helpers import bench_home
     from tests.integration.rtsp import looped_video, rtsp_missing
 
     console = Console(width=240)
@@ -591,7 +572,7 @@ def main() -> int:
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        home = make_home(root, ex)
+        home = bench_home(root, ex)
         longest = max(args.calibrate, args.warmup + args.seconds + 60 if counts else 0.0)
 
         def looped(name: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -75,3 +76,23 @@ def make_truncated_video(src: Path, dst: Path) -> Path:
     data = tmp.read_bytes()
     dst.write_bytes(data[: len(data) // 2])
     return dst
+
+
+def bench_home(root: Path, ex: Path) -> Path:
+    """A throwaway installation under ``root`` for the benches: watchlist ``bench`` (wanted) with the four
+    face_recognition example portraits in ``ex`` enrolled and approved. Raises SystemExit if an enrolment fails."""
+    # the bench's own throwaway installation: its admin and approver sign in with passwords alone (as in the tests)
+    os.environ.setdefault("METROSIGHT__TOTP__REQUIRED_ROLES", "[]")
+    home = root / "home"
+    bootstrap(home)
+    cli(home, "--as", "ada", "watchlist", "create", "bench", "--category", "wanted")
+    for name, photo in (
+        ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
+        ("Alex Lacamoire", "alex-lacamoire.png"),
+        ("Barack Obama", "obama.jpg"),
+        ("Joe Biden", "biden.jpg"),
+    ):
+        code, out, _ = enrol_active(home, "bench", "-s", name, ex / photo)
+        if code != 0:
+            raise SystemExit(f"enrolment of {name} failed: {out}")
+    return home
