@@ -45,6 +45,8 @@ def pw(user: str) -> str:
 def cli(home: Path, *args: str, user: str | None = None, stdin: str | None = None, config: Path | None = None):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     env.pop("METROSIGHT_TOKEN", None)
+    # the bench measures recognition, not sign-in: the admin and approvers here work without a second factor
+    env["METROSIGHT__TOTP__REQUIRED_ROLES"] = "[]"
     if user:
         env["METROSIGHT_PASSWORD"] = pw(user)
     argv = [sys.executable, "-c", "from metrosight.cli import entrypoint; entrypoint()", "--home", str(home)]

@@ -38,6 +38,27 @@ def test_dominant_face_of_a_news_photo_is_taken(home):
     assert "Gray Davis" in _who(home, lfw / "Gray_Davis" / "Gray_Davis_0021.jpg")
 
 
+@pytest.mark.parametrize(
+    ("person", "why"),
+    [
+        ("Bertrand_Bonello", "two men kissing his cheeks, both turned away, at the sides"),
+        ("Jimmy_Carter", "a woman 0.85 of his height, over half a face further from the centre"),
+    ],
+)
+def test_the_most_central_face_is_taken_when_the_others_stand_aside(home, person, why):
+    """Field fault (issue 17): news photos whose subject is plainly the central face were refused because a second
+    face was nearly as large. The central face is now enrolled, the operator is told which face was taken, and the
+    person is found in another photo of them."""
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    photos = sorted((lfw / person).glob("*.jpg"))
+    name = person.replace("_", " ")
+    code, out, err = enrol_active(home, "wl", "-s", name, photos[0])
+    assert code == 0 and "enrolled 1 photo(s) of 1 person(s)" in out, (why, out, err)
+    warned = " ".join((out + err).split())
+    assert re.search(rf"face \d of the photo's \d was taken as {name}'s", warned) and "--face N" in warned, warned
+    assert name in _who(home, photos[1])
+
+
 def test_two_equal_faces_are_refused_numbered_and_face_n_enrols_the_chosen_one(home, tmp_path):
     ex = require_data("face_recognition_examples", "examples")
     two = ex / "two_people.jpg"

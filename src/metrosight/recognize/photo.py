@@ -25,6 +25,10 @@ BACKGROUND_RATIO = 0.5
 #: (on LFW fold 1 the faces other than the subject that are this large are the cases where the largest whole
 #: face is not the subject: 0.88–1.0 of its height; see ``bench/enrol_dominance.py``)
 DOMINANCE_RATIO = 0.8
+#: a face smaller than the candidate, or one that cannot be recognised, stands aside when it is at least this share
+#: of the candidate's height further from the photo's centre (a safety margin, not fitted: LFW centres every photo on
+#: its subject, so no margin takes a wrong face there; see ``bench/enrol_dominance.py``)
+CENTRE_MARGIN = 0.5
 #: default yaw limit of a photo's face (``photos.max_yaw_ratio``)
 MAX_YAW_RATIO = 0.45
 
@@ -65,11 +69,18 @@ class PhotoRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PhotoFace:
-    """One face of a photo with its descriptor ``(128,)`` float32 and quality."""
+    """One face of a photo with its descriptor ``(128,)`` float32 and quality.
+
+    Attributes:
+        number: the face's number among the photo's faces (1 = leftmost), as a refusal would number it.
+        found: how many faces the photo has (with landmarks).
+    """
 
     detection: Detection
     descriptor: np.ndarray
     quality: Quality
+    number: int = 1
+    found: int = 1
 
 
 def _assessed(
@@ -120,46 +131,58 @@ def faces_in_photo(
     return [PhotoFace(d, v, q) for (d, _, q), v in zip(usable, desc, strict=True)], rejected
 
 
-def dominant_face(boxes: Sequence[Box], cut: Sequence[bool], image_size: tuple[int, int]) -> int | None:
+def dominant_face(
+    boxes: Sequence[Box],
+    cut: Sequence[bool],
+    image_size: tuple[int, int],
+    usable: Sequence[bool] | None = None,
+) -> int | None:
     """The index of the photo's subject when one face clearly dominates, else None.
 
-    The candidate is the largest face not cut by the edge of the photo. It dominates when every other whole face
-    is less than :data:`BACKGROUND_RATIO` of its height (background), or less than :data:`DOMINANCE_RATIO` of its
-    height and further from the photo's centre than it. Faces cut by the edge never dominate; one competes (the
-    photo is ambiguous: the cut face is likely the subject's, the whole one a bystander) when it is at least
-    :data:`DOMINANCE_RATIO` of the candidate's height and nearer the centre, or twice its height anywhere.
+    The candidate is the most central whole face (not cut by the edge of the photo) among those at least
+    :data:`BACKGROUND_RATIO` of the largest whole face's height. It dominates when every other whole face stands
+    aside: under :data:`BACKGROUND_RATIO` of its height (background); under :data:`DOMINANCE_RATIO` of its height and
+    further from the photo's centre; smaller than it and at least :data:`CENTRE_MARGIN` of its height further from
+    the centre; or, whatever its size, a face that cannot be recognised (``usable`` False: turned away, blurred,
+    covered, too small) at least that much further from the centre. Faces cut by the edge never dominate; one
+    competes (the photo is ambiguous: the cut face is likely the subject's, the whole one a bystander) when it is at
+    least :data:`DOMINANCE_RATIO` of the candidate's height and nearer the centre, or twice its height anywhere.
 
     Args:
         boxes: face boxes, pixels.
         cut: for each box, whether the face is cut by the edge of the photo.
         image_size: ``(width, height)``, pixels.
+        usable: for each box, whether the face passes the photo checks (None: every face counts as usable).
     """
     whole = [i for i in range(len(boxes)) if not cut[i]]
     if not whole:
         return None
-    s = max(whole, key=lambda i: boxes[i].height)
     cx, cy = image_size[0] / 2.0, image_size[1] / 2.0
 
-    def off_centre(b: Box) -> float:
-        return math.hypot(b.center[0] - cx, b.center[1] - cy)
+    def off_centre(i: int) -> float:
+        return math.hypot(boxes[i].center[0] - cx, boxes[i].center[1] - cy)
 
+    largest = max(boxes[i].height for i in whole)
+    s = min((i for i in whole if boxes[i].height >= BACKGROUND_RATIO * largest), key=off_centre)
+    height = max(boxes[s].height, 1e-6)
     for i in range(len(boxes)):
         if i == s:
             continue
-        ratio = boxes[i].height / max(boxes[s].height, 1e-6)
+        ratio = boxes[i].height / height
+        nearer = off_centre(i) < off_centre(s)
         if cut[i]:
             # a cut face (its box clipped by the edge: smaller than the face) as large as the candidate and nearer
             # the centre, or twice its height anywhere, is most likely the subject's, cropped: taking the whole
             # face would enrol a bystander under the subject's name
-            if ratio >= 1.0 / BACKGROUND_RATIO or (
-                ratio >= DOMINANCE_RATIO and off_centre(boxes[i]) < off_centre(boxes[s])
-            ):
+            if ratio >= 1.0 / BACKGROUND_RATIO or (ratio >= DOMINANCE_RATIO and nearer):
                 return None
             continue
-        if ratio >= DOMINANCE_RATIO:
-            return None
-        if ratio >= BACKGROUND_RATIO and off_centre(boxes[i]) < off_centre(boxes[s]):
-            return None
+        aside = off_centre(i) - off_centre(s) >= CENTRE_MARGIN * height
+        if ratio < BACKGROUND_RATIO or (ratio < DOMINANCE_RATIO and not nearer) or (ratio < 1.0 and aside):
+            continue
+        if aside and usable is not None and not usable[i]:
+            continue  # turned away, blurred or covered, well off-centre: a bystander, not the subject
+        return None
     return s
 
 
@@ -196,15 +219,15 @@ def enrolment_face(
     else:
         size = (int(image.shape[1]), int(image.shape[0]))
         cut = [cut_by_edge(d.box, d.landmarks, size) is not None for d, _, _ in faces]
-        pick = dominant_face([d.box for d, _, _ in faces], cut, size)
+        pick = dominant_face([d.box for d, _, _ in faces], cut, size, [q.problem is None for _, _, q in faces])
         if pick is None:
             if len(faces) == 1 or all(cut):
                 largest = max(range(len(faces)), key=lambda i: faces[i][0].box.height)
                 raise PhotoRefused(faces[largest][2].problem or "face cut by the edge of the photo", listed)
             raise PhotoRefused(
-                f"{len(faces)} faces found and none is clearly the subject's (the subject's face must be the "
-                f"largest whole face, the others under {DOMINANCE_RATIO:.0%} of its height and further from the "
-                "centre, or under half its height); choose one by its number: "
+                f"{len(faces)} faces found and none is clearly the subject's (the subject's face must be the most "
+                "central whole face, every other face under half its height, or smaller and further from the centre, "
+                "or unrecognisable and well off-centre); choose one by its number: "
                 + "; ".join(f.describe() for f in found),
                 found,
             )
@@ -213,4 +236,4 @@ def enrolment_face(
             raise PhotoRefused(faces[k][2].problem or "face unusable", listed)
     det, chip, q = faces[k]
     desc = embedder.embed(chip[None])
-    return PhotoFace(det, np.asarray(desc)[0], q)
+    return PhotoFace(det, np.asarray(desc)[0], q, k + 1, len(faces))

@@ -118,6 +118,19 @@ class _Ready:
     face: PhotoFace
 
 
+def _taken_face(req: _Request, ready: _Ready) -> tuple[str, ...]:
+    """A warning when the subject's face was taken from a photo with other faces without the operator choosing
+    it (only descriptors are kept, so approvers cannot see which face it was)."""
+    face = ready.face
+    if req.face is not None or face.found < 2:
+        return ()
+    return (
+        f"face {face.number} of the photo's {face.found} was taken as {ready.subject}'s (the most central whole face; "
+        "the others smaller, off-centre or unrecognisable); if it is someone else, revoke the entry and enrol the "
+        "photo again choosing the face (--face N)",
+    )
+
+
 @dataclass(slots=True)
 class _Request:
     """What one enrolment call asks for (the same for every photo)."""
@@ -282,7 +295,7 @@ class Enrolment:
             chosen.quality.score,
             person_id=pid,
             linked=decision.reason if decision.person_id is not None and req.person_id is None else None,
-            warnings=tuple(w.replace("NEW_PERSON", str(pid)) for w in decision.warnings),
+            warnings=tuple(w.replace("NEW_PERSON", str(pid)) for w in decision.warnings) + _taken_face(req, ready),
         )
 
     def _face(self, photo: Photo, face: int | None) -> PhotoFace:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metrosight.core.types import Box
+from metrosight.core.types import Box, Detection
 from metrosight.recognize import photo as ph
 from metrosight.recognize.photo import PhotoRefused, dominant_face, enrolment_face
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, paint_frame
@@ -38,10 +38,48 @@ def test_smaller_but_more_central_face_makes_the_photo_ambiguous():
     assert dominant_face(faces, [False, False], (W, H)) is None
 
 
-@pytest.mark.parametrize("ratio", [ph.DOMINANCE_RATIO, 0.9, 1.0])
-def test_a_face_near_the_largest_size_is_ambiguous_wherever_it_is(ratio):
-    faces = [box(320, 240, 150), box(600, 100, ratio * 150)]
+@pytest.mark.parametrize("ratio", [ph.DOMINANCE_RATIO, 0.9, 0.99])
+def test_a_face_near_the_subjects_size_is_ambiguous_unless_well_off_centre(ratio):
+    """A second face 0.8–1.0 of the central face's height competes when it is less than half a face height further
+    from the centre, and stands aside when it is further (the subject is the largest and most central face)."""
+    near = box(320 + 0.45 * 150, 240, ratio * 150)  # 0.45 of a face height off-centre, the subject at the centre
+    assert dominant_face([box(320, 240, 150), near], [False, False], (W, H)) is None
+    far = box(320 + 0.55 * 150, 240, ratio * 150)
+    assert dominant_face([box(320, 240, 150), far], [False, False], (W, H)) == 0
+
+
+def test_a_face_as_large_as_the_central_one_is_ambiguous_wherever_it_is():
+    for other in (box(600, 100, 150), box(600, 100, 170)):  # equal height, or larger, in a corner
+        assert dominant_face([box(320, 240, 150), other], [False, False], (W, H)) is None
+
+
+def test_the_candidate_is_the_most_central_face_not_the_largest():
+    """A larger recognisable face off-centre makes the photo ambiguous (it may be the subject); the smaller central
+    face is not taken on its own."""
+    faces = [box(560, 200, 160), box(320, 240, 140)]
     assert dominant_face(faces, [False, False], (W, H)) is None
+    assert dominant_face(faces, [False, False], (W, H), usable=[True, True]) is None
+
+
+def test_an_unrecognisable_face_well_off_centre_stands_aside_whatever_its_size():
+    """Turned away, blurred or covered bystanders at the side (LFW: a news photo with people kissing the subject's
+    cheeks) do not compete; the same faces, recognisable, do."""
+    faces = [box(80, 240, 160), box(320, 240, 140), box(560, 240, 150)]
+    assert dominant_face(faces, [False] * 3, (W, H), usable=[False, True, False]) == 1
+    assert dominant_face(faces, [False] * 3, (W, H), usable=[True, True, False]) is None
+    assert dominant_face(faces, [False] * 3, (W, H)) is None  # usable unknown: every face counts
+
+
+def test_an_unrecognisable_face_near_the_centre_still_competes():
+    faces = [box(320, 240, 150), box(320 + 0.3 * 150, 240, 150)]
+    assert dominant_face(faces, [False, False], (W, H), usable=[True, False]) is None
+
+
+def test_an_unrecognisable_cut_face_keeps_the_cut_rule():
+    """A cut face twice the height is likely the cropped subject even when unrecognisable (red team: Biden enrolled
+    as Obama)."""
+    cut_subject, bystander = box(320, 40, 2.0 * 90), box(320, 300, 90)
+    assert dominant_face([cut_subject, bystander], [True, False], (W, H), usable=[False, True]) is None
 
 
 def test_faces_cut_by_the_edge_never_dominate_and_compete_only_when_likely_the_subject():
@@ -95,6 +133,38 @@ def test_a_clearly_dominant_face_is_taken_without_asking():
     subject, bystander = box(320, 240, 200), box(560, 300, 90)
     got = _enrol({6: [bystander, subject]}, 6, ["blue", "red"])
     assert got.detection.box == subject
+    assert (got.number, got.found) == (1, 2)  # the bystander is on the right: the subject is face 1 of 2
+
+
+class _TurnedDetector(ScriptedDetector):
+    """The scripted faces; those listed in ``turned`` have the nose far to one side (a face turned away)."""
+
+    def __init__(self, script: dict[int, list[Box]], turned: list[Box]) -> None:
+        super().__init__(script)
+        self.turned = turned
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        out = []
+        for d in super().detect(image):
+            if d.box in self.turned:
+                lm = np.array(d.landmarks, dtype=np.float64)
+                eye = np.hypot(*(lm[0:2].mean(axis=0) - lm[2:4].mean(axis=0)))
+                lm[4, 0] = lm[0:4, 0].max() + 0.2 * eye  # the nose beyond the outer eye corner: in profile
+                d = Detection(d.box, d.score, lm)
+            out.append(d)
+        return out
+
+
+def test_a_large_turned_away_bystander_off_centre_does_not_block_the_subject():
+    """Through the photo checks: a bystander as large as the subject at the side, turned away, is not a competitor
+    (the subject is taken, as face 1 of 2); turned towards the camera it makes the photo ambiguous."""
+    subject, bystander = box(300, 240, 140), box(540, 240, 150)
+    script = {10: [subject, bystander]}
+    img = _photo(10, script[10], ["red", "blue"])
+    got = enrolment_face(img, _TurnedDetector(script, [bystander]), ColourEmbedder(), 36, 0.0)
+    assert got.detection.box == subject and (got.number, got.found) == (1, 2)
+    with pytest.raises(PhotoRefused, match="2 faces found and none is clearly the subject's"):
+        enrolment_face(img, _TurnedDetector(script, []), ColourEmbedder(), 36, 0.0)
 
 
 def test_a_chosen_face_that_does_not_exist_or_is_unusable_is_refused_with_the_faces():
