@@ -133,3 +133,39 @@ def test_api_refusal_numbers_the_faces_and_face_enrols_one(home):
     rt.store.engine.dispose()
     assert cli(home, "--as", "bob", "watchlist", "approve", "wl", "--all-pending")[0] == 0
     assert _who(home, ex / "biden.jpg") == {"Joe Biden"}
+
+
+def _composite(path, parts, size):
+    """A photo ``size`` (width, height) on grey with each ``(lfw photo, scale, centre x)`` pasted at mid-height."""
+    import cv2
+    import numpy as np
+
+    from metrosight.ingest.images import read_photo
+
+    w, h = size
+    canvas = np.full((h, w, 3), 128, np.uint8)
+    for src, scale, cx in parts:
+        im = cv2.resize(read_photo(src).image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        ih, iw = im.shape[:2]
+        x0, y0 = int(cx - iw / 2), int(h / 2 - ih / 2)
+        canvas[y0 : y0 + ih, x0 : x0 + iw] = im
+    cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_a_smaller_stranger_at_the_centre_is_not_enrolled_for_a_larger_turned_subject(home, tmp_path):
+    """Red team: Federico Trillo large at the left, turned too far to be enrolled, and Jimmy Carter (0.63 of his
+    height) at the centre. The most-central rule let the turned face stand aside and enrolled Carter as Trillo
+    (found as "Federico Trillo" in Carter's own photos). A clearly larger face, even unrecognisable, is more likely
+    the subject: the photo is refused with its faces numbered and nothing is stored."""
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    trillo = lfw / "Federico_Trillo" / "Federico_Trillo_0001.jpg"
+    carter = lfw / "Jimmy_Carter" / "Jimmy_Carter_0004.jpg"
+    photo = _composite(tmp_path / "trillo.png", [(trillo, 1.2, 150), (carter, 0.8, 360)], (720, 300))
+    code, out, err = enrol_active(home, "wl", "-s", "Federico Trillo", photo)
+    flat = " ".join(out.split())
+    assert code != 0 and "2 faces found and none is clearly the subject's" in flat, (out, err)
+    assert re.search(r"face 1: x \d+–\d+, y \d+–\d+ \(\d+ px high\), face turned too far", flat), flat
+    assert "face 2: x" in flat and f"{photo} --face N" in flat
+    assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == set()  # nobody enrolled as Carter
+    assert cli(home, "--as", "ada", "watchlist", "entries", "wl")[1].count("Federico Trillo") == 0

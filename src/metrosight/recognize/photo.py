@@ -25,9 +25,9 @@ BACKGROUND_RATIO = 0.5
 #: (on LFW fold 1 the faces other than the subject that are this large are the cases where the largest whole
 #: face is not the subject: 0.88–1.0 of its height; see ``bench/enrol_dominance.py``)
 DOMINANCE_RATIO = 0.8
-#: a face smaller than the candidate, or one that cannot be recognised, stands aside when it is at least this share
-#: of the candidate's height further from the photo's centre (a safety margin, not fitted: LFW centres every photo on
-#: its subject, so no margin takes a wrong face there; see ``bench/enrol_dominance.py``)
+#: a face smaller than the candidate, or one that cannot be recognised (and is not clearly larger), stands aside when
+#: it is at least this share of the candidate's height further from the photo's centre (a safety margin, not fitted:
+#: LFW centres every photo on its subject, so no margin takes a wrong face there; see ``bench/enrol_dominance.py``)
 CENTRE_MARGIN = 0.5
 #: default yaw limit of a photo's face (``photos.max_yaw_ratio``)
 MAX_YAW_RATIO = 0.45
@@ -143,10 +143,12 @@ def dominant_face(
     :data:`BACKGROUND_RATIO` of the largest whole face's height. It dominates when every other whole face stands
     aside: under :data:`BACKGROUND_RATIO` of its height (background); under :data:`DOMINANCE_RATIO` of its height and
     further from the photo's centre; smaller than it and at least :data:`CENTRE_MARGIN` of its height further from
-    the centre; or, whatever its size, a face that cannot be recognised (``usable`` False: turned away, blurred,
-    covered, too small) at least that much further from the centre. Faces cut by the edge never dominate; one
-    competes (the photo is ambiguous: the cut face is likely the subject's, the whole one a bystander) when it is at
-    least :data:`DOMINANCE_RATIO` of the candidate's height and nearer the centre, or twice its height anywhere.
+    the centre; or a face that cannot be recognised (``usable`` False: turned away, blurred, covered, too small)
+    at least that much further from the centre and under 1 / :data:`DOMINANCE_RATIO` of its height (a clearly larger
+    one is more likely the subject's, turned or masked, than the central face: the photo is refused). Faces cut by
+    the edge never dominate; one competes (the photo is ambiguous: the cut face is likely the subject's, the whole
+    one a bystander) when it is at least :data:`DOMINANCE_RATIO` of the candidate's height and nearer the centre, or
+    twice its height anywhere.
 
     Args:
         boxes: face boxes, pixels.
@@ -180,8 +182,10 @@ def dominant_face(
         aside = off_centre(i) - off_centre(s) >= CENTRE_MARGIN * height
         if ratio < BACKGROUND_RATIO or (ratio < DOMINANCE_RATIO and not nearer) or (ratio < 1.0 and aside):
             continue
-        if aside and usable is not None and not usable[i]:
-            continue  # turned away, blurred or covered, well off-centre: a bystander, not the subject
+        if aside and usable is not None and not usable[i] and ratio < 1.0 / DOMINANCE_RATIO:
+            # turned away, blurred or covered, well off-centre and not clearly larger: a bystander. A clearly
+            # larger one is more likely the subject (turned or masked) than the smaller central face: refused
+            continue
         return None
     return s
 

@@ -70,6 +70,20 @@ def test_an_unrecognisable_face_well_off_centre_stands_aside_whatever_its_size()
     assert dominant_face(faces, [False] * 3, (W, H)) is None  # usable unknown: every face counts
 
 
+def test_an_unrecognisable_face_clearly_larger_than_the_central_one_competes():
+    """Red team: the subject large at the side, turned away (or blurred, or covered), and a smaller stranger at the
+    centre: the stranger must not be taken as the subject (a turned face 1.58 times the central one's height made
+    LFW's Jimmy Carter the enrolled face of Federico Trillo). Faces about as large as the central one (box noise,
+    LFW's kissed cheeks: 0.97–1.14) still stand aside."""
+    central = box(320, 240, 100)
+    for ratio in (1.0 / ph.DOMINANCE_RATIO, 1.58, 1.99):
+        large = box(320 - 180, 240, ratio * 100)
+        assert dominant_face([large, central], [False, False], (W, H), usable=[False, True]) is None, ratio
+    for ratio in (0.97, 1.14, 1.24):
+        near = box(320 - 180, 240, ratio * 100)
+        assert dominant_face([near, central], [False, False], (W, H), usable=[False, True]) == 1, ratio
+
+
 def test_an_unrecognisable_face_near_the_centre_still_competes():
     faces = [box(320, 240, 150), box(320 + 0.3 * 150, 240, 150)]
     assert dominant_face(faces, [False, False], (W, H), usable=[True, False]) is None
