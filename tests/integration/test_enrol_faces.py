@@ -169,3 +169,38 @@ def test_a_smaller_stranger_at_the_centre_is_not_enrolled_for_a_larger_turned_su
     assert "face 2: x" in flat and f"{photo} --face N" in flat
     assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == set()  # nobody enrolled as Carter
     assert cli(home, "--as", "ada", "watchlist", "entries", "wl")[1].count("Federico Trillo") == 0
+
+
+def test_api_enrolment_names_the_photo_and_the_face_taken(home):
+    """Red team: the API listed the warnings of all photos together without saying which photo each is about ("face
+    1 of the photo's 2 was taken"), and told the client to use the CLI's --face N. Each warning now starts with the
+    photo's name and gives the API's form (face=N)."""
+    from fastapi.testclient import TestClient
+
+    from metrosight.api.app import create_app
+    from metrosight.config.home import Home
+    from metrosight.config.model import Settings
+    from metrosight.services.suite import Services
+
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    rt = Services.open(Home(home), Settings())
+    token = rt.store.accounts.create_token("ada", "tests", rt.store.users.actor("ada"))[1]
+    form = {
+        "subject": "Jimmy Carter",
+        "legal_basis": "order",
+        "authority": "court",
+        "reference": "R-2",
+        "expires": "30d",
+    }
+    photos = [
+        ("photos", (p, (lfw / "Jimmy_Carter" / p).read_bytes(), "image/jpeg"))
+        for p in ("Jimmy_Carter_0004.jpg", "Jimmy_Carter_0001.jpg")
+    ]
+    with TestClient(create_app(rt)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        r = c.post("/api/watchlists/wl/entries", data=form, files=photos)
+    rt.store.engine.dispose()
+    assert r.status_code == 201, r.text
+    warned = [w for w in r.json()["warnings"] if "was taken as" in w]
+    assert len(warned) == 1 and warned[0].startswith("Jimmy_Carter_0001.jpg: face 1 of the photo's 2 was taken"), warned
+    assert "face=N" in warned[0]

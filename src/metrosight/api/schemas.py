@@ -207,7 +207,11 @@ class EnrolPublic(_Out):
     photos: list[EnrolPhotoPublic]
     person_id: int | None = Field(None, description="the person the entry belongs to")
     linked: str | None = Field(None, description="why the entry joined a person enrolled before, if it did")
-    warnings: list[str] = Field(default_factory=list, description="look-alike persons to link or mark distinct")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="each starting with the photo's name: look-alike persons to link or mark distinct, and which face "
+        "of a photo with several faces was taken as the subject's",
+    )
 
 
 # -- alerts -------------------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def _taken_face(req: _Request, ready: _Ready) -> tuple[str, ...]:
     return (
         f"face {face.number} of the photo's {face.found} was taken as {ready.subject}'s (the most central whole face; "
         "the others smaller, off-centre or unrecognisable); if it is someone else, revoke the entry and enrol the "
-        "photo again choosing the face (--face N)",
+        "photo again choosing the face (--face N; face=N in the API)",
     )
 
 

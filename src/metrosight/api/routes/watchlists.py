@@ -241,7 +241,7 @@ def _enrol_public(
         timezone=zone_name(tz),
         person_id=next((r.person_id for r in results if r.person_id is not None), None),
         linked=next((r.linked for r in results if r.linked), None),
-        warnings=[w for r in results for w in r.warnings],
+        warnings=[f"{r.photo}: {w}" for r in results for w in r.warnings],  # which photo each is about
         photos=[
             EnrolPhotoPublic(
                 photo=r.photo,

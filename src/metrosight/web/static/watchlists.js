@@ -71,9 +71,12 @@
     out.textContent = t("enrolling…");
     try {
       const r = await api("POST", `/api/watchlists/${encodeURIComponent(wl)}/entries`, f);
+      // the warnings (which face of a photo with several was taken, look-alike persons) stay on the page to be read
+      const warned = (r.warnings || []).map(w => t("warning: {warning}", { warning: w }));
       out.textContent = r.photos.map(describe).join("\n") + "\n"
-        + t("entry {name}: {status}", { name: r.subject, status: t(r.entry_status) });
-      setTimeout(() => location.reload(), 1500);
+        + t("entry {name}: {status}", { name: r.subject, status: t(r.entry_status) })
+        + warned.map(w => "\n" + w).join("");
+      if (!warned.length) setTimeout(() => location.reload(), 1500);
     } catch (e) {
       const photos = e.data && e.data.photos;
       out.textContent = photos ? photos.map(describe).join("\n") : t("refused: {error}", { error: e.message });
