@@ -204,3 +204,20 @@ def test_api_enrolment_names_the_photo_and_the_face_taken(home):
     warned = [w for w in r.json()["warnings"] if "was taken as" in w]
     assert len(warned) == 1 and warned[0].startswith("Jimmy_Carter_0001.jpg: face 1 of the photo's 2 was taken"), warned
     assert "face=N" in warned[0]
+
+
+def test_a_covered_central_face_is_refused_with_the_faces_numbered_and_face_n_enrols_another(home, tmp_path):
+    """Red team: Lance Armstrong's covered face at the centre, Jimmy Carter smaller at the side. The refusal said only
+    "face covered …" and asked for --face N without numbering the faces; it now names the face judged and numbers
+    them all, and --face 1 enrols Carter, found in his own photo."""
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    carter = lfw / "Jimmy_Carter" / "Jimmy_Carter_0004.jpg"
+    armstrong = lfw / "Lance_Armstrong" / "Lance_Armstrong_0005.jpg"
+    photo = _composite(tmp_path / "covered.png", [(carter, 0.7, 120), (armstrong, 1.0, 360)], (720, 300))
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Jimmy Carter", photo)
+    flat = " ".join(out.split())
+    assert code != 0 and "face 2 (the most central) of 2: face covered" in flat, out
+    assert re.search(r"choose one by its number: face 1: x \d+–\d+, y \d+–\d+ \(\d+ px high\); face 2: x", flat)
+    assert f"{photo} --face N" in flat
+    assert enrol_active(home, "wl", "-s", "Jimmy Carter", photo, "--face", "1")[0] == 0
+    assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == {"Jimmy Carter"}

@@ -204,8 +204,9 @@ def enrolment_face(
 
     Raises:
         PhotoRefused: no face; several faces and none clearly dominant (the refusal numbers them, see
-            :attr:`PhotoRefused.faces`); no face ``face``; or the chosen face is cut by the edge of the photo, too
-            small, too blurred, turned away or covered (mask, hand).
+            :attr:`PhotoRefused.faces`); no face ``face``; or the chosen face (or, with several faces, the dominant
+            one: the refusal then names it and numbers them all) is cut by the edge of the photo, too small, too
+            blurred, turned away or covered (mask, hand).
     """
     faces = _assessed(image, detector, min_face_px, min_blur_var, max_yaw_ratio)
     found = [FoundFace(k + 1, d.box, q.problem) for k, (d, _, q) in enumerate(faces)]
@@ -236,8 +237,15 @@ def enrolment_face(
                 found,
             )
         k = pick
-        if faces[k][2].problem is not None:
-            raise PhotoRefused(faces[k][2].problem or "face unusable", listed)
+        problem = faces[k][2].problem
+        if problem is not None and len(faces) == 1:
+            raise PhotoRefused(problem)
+        if problem is not None:  # the operator may choose another face: say which one failed and number them all
+            raise PhotoRefused(
+                f"face {k + 1} (the most central) of {len(faces)}: {problem}; choose one by its number: "
+                + "; ".join(f.describe() for f in found),
+                found,
+            )
     det, chip, q = faces[k]
     desc = embedder.embed(chip[None])
     return PhotoFace(det, np.asarray(desc)[0], q, k + 1, len(faces))

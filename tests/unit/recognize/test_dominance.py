@@ -197,3 +197,20 @@ def test_no_face_and_a_single_unusable_face_keep_their_reasons():
     with pytest.raises(PhotoRefused, match="face too small") as e:
         _enrol({9: [box(320, 240, 30)]}, 9, ["red"])
     assert e.value.faces == ()  # nothing to choose from
+
+
+def test_an_unusable_central_face_is_refused_naming_it_and_numbering_the_faces():
+    """Red team: the most central face turned away (a smaller, usable face at the side standing aside) was refused
+    as "face turned too far …" alone — the CLI then asked for --face N without saying which face was judged or how
+    the faces are numbered. The refusal names the face and lists them all, numbered."""
+    side, central = box(120, 240, 100), box(330, 240, 140)
+    script = {11: [central, side]}
+    img = _photo(11, script[11], ["red", "blue"])
+    with pytest.raises(PhotoRefused) as e:
+        enrolment_face(img, _TurnedDetector(script, [central]), ColourEmbedder(), 36, 0.0)
+    msg = str(e.value)
+    assert msg.startswith("face 2 (the most central) of 2: face turned too far"), msg
+    assert "choose one by its number: face 1: x 80–160" in msg and "; face 2: x 274–386" in msg, msg
+    assert [f.number for f in e.value.faces] == [1, 2]
+    got = enrolment_face(img, _TurnedDetector(script, [central]), ColourEmbedder(), 36, 0.0, face=1)
+    assert got.detection.box == side and got.number == 1
