@@ -221,3 +221,30 @@ def test_a_covered_central_face_is_refused_with_the_faces_numbered_and_face_n_en
     assert f"{photo} --face N" in flat
     assert enrol_active(home, "wl", "-s", "Jimmy Carter", photo, "--face", "1")[0] == 0
     assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == {"Jimmy Carter"}
+
+
+def test_a_bystander_taken_from_a_photo_is_caught_by_the_entrys_other_photos(home, tmp_path):
+    """Red team: Federico Trillo at the side (0.97 of the height of Jimmy Carter at the centre, half a face further
+    out): the most central rule takes Carter. Given with a genuine photo of Trillo the entry was stored with both —
+    Carter scores 0.88 against Trillo, above the consistency check's 0.87 — and Carter was found as Trillo. The
+    photo's other face is far more like the entry's other photos (0.999), so the entry is refused, nothing stored,
+    and the same when the photo is added to Trillo's entry later."""
+    lfw = require_data("lfw", "lfw-deepfunneled")
+    trillo = lfw / "Federico_Trillo" / "Federico_Trillo_0002.jpg"
+    carter = lfw / "Jimmy_Carter" / "Jimmy_Carter_0004.jpg"
+    photo = _composite(tmp_path / "pair.png", [(trillo, 1.25, 160), (carter, 1.0, 400)], (800, 340))
+    code, out, err = enrol_active(home, "wl", "-s", "Federico Trillo", trillo, photo)
+    flat = " ".join(out.split())
+    assert code != 0 and f"face 2 of {photo} was taken as Federico Trillo's, but its face 1 is more like" in flat, (
+        out,
+        err,
+    )
+    assert "nothing of 'Federico Trillo' was stored" in flat
+    assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == set()
+    assert _who(home, lfw / "Federico_Trillo" / "Federico_Trillo_0003.jpg") == set()  # nothing stored
+
+    assert enrol_active(home, "wl", "-s", "Federico Trillo", trillo)[0] == 0
+    code, out, _ = enrol_active(home, "wl", "-s", "Federico Trillo", photo)
+    assert code != 0 and "but its face 1 is more like the entry's other photos" in " ".join(out.split()), out
+    assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == set()
+    assert _who(home, lfw / "Federico_Trillo" / "Federico_Trillo_0003.jpg") == {"Federico Trillo"}

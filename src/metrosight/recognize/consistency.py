@@ -96,3 +96,50 @@ def disagreement(
     odd = tuple(labels[i] for i in range(len(d)) if against[i] == top)
     joins = existing_label if any(b == f"{existing_label}'s templates" for _, b, _ in pairs) else None
     return Disagreement(odd, tuple(sorted(pairs, key=lambda p: p[2])), joins)
+
+
+@dataclass(frozen=True, slots=True)
+class CloserFace:
+    """Another face of a photo looks more like the entry's other photos than the face taken as the subject's.
+
+    Attributes:
+        taken: the number of the face taken (1 = leftmost); ``taken_cosine`` its best cosine to the references.
+        other: the number of the other face; ``other_cosine`` its best cosine to the references.
+    """
+
+    taken: int
+    taken_cosine: float
+    other: int
+    other_cosine: float
+
+    def message(self, label: str, subject: str) -> str:
+        """One line for the operator: which photo, which faces, their scores, and what to do."""
+        return (
+            f"face {self.taken} of {label} was taken as {subject}'s, but its face {self.other} is more like the "
+            f"entry's other photos (cosine {self.other_cosine:.2f} against {self.taken_cosine:.2f}): nothing of "
+            f"{subject!r} was stored; enrol that photo on its own choosing the subject's face (--face N; face=N in "
+            "the API)"
+        )
+
+
+def closer_face(
+    taken: tuple[int, np.ndarray], others: Sequence[tuple[int, np.ndarray]], references: np.ndarray | None
+) -> CloserFace | None:
+    """Whether another face of a photo is more like ``references`` than the face taken from it (the dominance rule
+    took a bystander: the subject is elsewhere in the photo), or ``None``.
+
+    Args:
+        taken: ``(number, descriptor (D,))`` of the face taken as the subject's.
+        others: the photo's other usable faces, ``(number, descriptor (D,))``.
+        references: ``(M, D)`` descriptors of the entry's other photos and the templates of the person it joins
+            (``None`` or empty: nothing to compare with).
+    """
+    if references is None or not len(references) or not others:
+        return None
+    ref = _unit(references)
+    best_taken = float((_unit(taken[1]) @ ref.T).max())
+    scored = [(float((_unit(d) @ ref.T).max()), n) for n, d in others]
+    best_other, number = max(scored)
+    if best_other <= best_taken:
+        return None
+    return CloserFace(taken[0], best_taken, number, best_other)

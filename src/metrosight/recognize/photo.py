@@ -74,6 +74,9 @@ class PhotoFace:
     Attributes:
         number: the face's number among the photo's faces (1 = leftmost), as a refusal would number it.
         found: how many faces the photo has (with landmarks).
+        others: when the face was taken without the operator choosing it from a photo with several, the other
+            usable faces as ``(number, descriptor)``: held in memory for the enrolment's cross-check
+            (:func:`metrosight.recognize.consistency.closer_face`), never stored.
     """
 
     detection: Detection
@@ -81,6 +84,7 @@ class PhotoFace:
     quality: Quality
     number: int = 1
     found: int = 1
+    others: tuple[tuple[int, np.ndarray], ...] = ()
 
 
 def _assessed(
@@ -247,5 +251,7 @@ def enrolment_face(
                 found,
             )
     det, chip, q = faces[k]
-    desc = embedder.embed(chip[None])
-    return PhotoFace(det, np.asarray(desc)[0], q, k + 1, len(faces))
+    # a face taken by the dominance rule: the other usable faces too, to check it against the entry's other photos
+    others = [i for i in range(len(faces)) if face is None and i != k and faces[i][2].problem is None]
+    desc = np.asarray(embedder.embed(np.stack([chip] + [faces[i][1] for i in others])))
+    return PhotoFace(det, desc[0], q, k + 1, len(faces), tuple((i + 1, desc[j + 1]) for j, i in enumerate(others)))

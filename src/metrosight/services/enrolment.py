@@ -19,7 +19,7 @@ from metrosight.core.types import Category
 from metrosight.ingest.images import ImageError, Photo
 from metrosight.policy.rules import Actor, Authorisation, PolicyError, require
 from metrosight.policy.scope import EVERYTHING, View
-from metrosight.recognize.consistency import disagreement
+from metrosight.recognize.consistency import closer_face, disagreement
 from metrosight.recognize.gallery import Gallery, GalleryEntry, Matcher, fuse
 from metrosight.recognize.persons import PersonDecision, candidates, decide, name_key
 from metrosight.recognize.photo import PhotoFace, PhotoRefused, enrolment_face
@@ -201,29 +201,39 @@ class Enrolment:
         self, req: _Request, index: _EnrolmentIndex, group: Iterable[tuple[str, Photo | ImageError]]
     ) -> list[EnrolResult]:
         """One entry's photos: each photo's face first (one decoded photo at a time; only its descriptor kept),
-        then the consistency check over them all and the templates of the person they join
-        (:func:`~metrosight.recognize.consistency.disagreement`): photos of two people refuse them all, nothing
-        stored. Otherwise each is stored in its own transaction."""
+        then the consistency check over them all and the templates of the person they join (:meth:`_mixed`):
+        photos of two people, or a face taken from a photo with several while another of its faces is more like the
+        others, refuse them all, nothing stored. Otherwise each is stored in its own transaction."""
         found = [self._one(req, subject, photo) for subject, photo in group]
         ready = [f for f in found if isinstance(f, _Ready)]
-        if ready:
-            joins = req.person_id if req.person_id is not None else self._own(req.watchlist, ready[0].subject)
-            existing = [e.template for e in index.entries if joins is not None and e.person_id == joins]
-            odd = disagreement(
-                [r.face.descriptor for r in ready],
-                [r.label for r in ready],
-                np.stack(existing) if existing else None,
-                f"person {joins}",
-            )
-            if odd is not None:
-                why = odd.message(ready[0].subject)
-                return [
-                    EnrolResult(f.subject, f.label, "refused", why, None, disagrees=odd.odd)
-                    if isinstance(f, _Ready)
-                    else f
-                    for f in found
-                ]
+        mixed = self._mixed(req, index, ready) if ready else None
+        if mixed is not None:
+            why, odd = mixed
+            return [
+                EnrolResult(f.subject, f.label, "refused", why, None, disagrees=odd) if isinstance(f, _Ready) else f
+                for f in found
+            ]
         return [self._stored(req, index, f) if isinstance(f, _Ready) else f for f in found]
+
+    def _mixed(self, req: _Request, index: _EnrolmentIndex, ready: list[_Ready]) -> tuple[str, tuple[str, ...]] | None:
+        """Why one entry's photos must all be refused, and the odd photos: a face taken from a photo with several
+        while another face of it is more like the entry's other photos and the templates of the person it joins
+        (:func:`~metrosight.recognize.consistency.closer_face`: the dominance rule took a bystander), or photos of
+        two people (:func:`~metrosight.recognize.consistency.disagreement`). None when they agree."""
+        joins = req.person_id if req.person_id is not None else self._own(req.watchlist, ready[0].subject)
+        existing = [e.template for e in index.entries if joins is not None and e.person_id == joins]
+        for r in ready:
+            refs = [q.face.descriptor for q in ready if q is not r] + existing
+            closer = closer_face((r.face.number, r.face.descriptor), r.face.others, np.stack(refs) if refs else None)
+            if closer is not None:
+                return closer.message(r.label, r.subject), (r.label,)
+        odd = disagreement(
+            [r.face.descriptor for r in ready],
+            [r.label for r in ready],
+            np.stack(existing) if existing else None,
+            f"person {joins}",
+        )
+        return None if odd is None else (odd.message(ready[0].subject), odd.odd)
 
     def _own(self, watchlist: str, subject: str) -> int | None:
         """The person of ``subject``'s entry on ``watchlist`` when it is enrolled already (more photos join it)."""

@@ -214,3 +214,15 @@ def test_an_unusable_central_face_is_refused_naming_it_and_numbering_the_faces()
     assert [f.number for f in e.value.faces] == [1, 2]
     got = enrolment_face(img, _TurnedDetector(script, [central]), ColourEmbedder(), 36, 0.0, face=1)
     assert got.detection.box == side and got.number == 1
+
+
+def test_a_face_taken_without_a_choice_carries_the_other_usable_faces_for_the_cross_check():
+    """The other usable faces of the photo come with the face taken (held in memory for the enrolment's check that
+    none of them is more like the entry's other photos); none when the operator chose the face."""
+    subject, bystander, tiny = box(320, 240, 200), box(560, 300, 90), box(80, 240, 30)
+    script = {12: [bystander, subject, tiny]}
+    got = _enrol(script, 12, ["blue", "red", "green"])
+    assert got.detection.box == subject and (got.number, got.found) == (2, 3)
+    assert [n for n, _ in got.others] == [3]  # the bystander (face 3); the 30 px face is too small to compare
+    assert got.others[0][1].shape == got.descriptor.shape
+    assert _enrol(script, 12, ["blue", "red", "green"], face=2).others == ()

@@ -14,7 +14,7 @@ from metrosight.config.model import Settings
 from metrosight.core.types import Box, Category, Detection
 from metrosight.ingest.images import Photo
 from metrosight.policy.rules import Actor, Authorisation
-from metrosight.recognize.consistency import OTHER_PERSON_BELOW, disagreement
+from metrosight.recognize.consistency import OTHER_PERSON_BELOW, closer_face, disagreement
 from metrosight.recognize.photo import PhotoFace
 from metrosight.recognize.quality import Quality
 from metrosight.services import enrolment as rt_mod
@@ -43,15 +43,19 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Services:
     svc.store.watchlists.create("wanted", Category.WANTED, ADA)
 
     def face(image, *_a, **_k):  # type: ignore[no-untyped-def]
-        d = DESCRIPTORS[int(image[0, 0, 0])]
+        n = int(image[0, 0, 0])
+        d = DESCRIPTORS[n]
         q = Quality(0.9, 40.0, 100.0, 0.0, None)
-        return PhotoFace(Detection(Box(0, 0, 40, 40), 1.0, None), d.astype(np.float32), q)
+        others = OTHERS.get(n, ())  # the photo's other usable faces: the face taken is face 2 of them all
+        number, found = (2, len(others) + 1) if others else (1, 1)
+        return PhotoFace(Detection(Box(0, 0, 40, 40), 1.0, None), d.astype(np.float32), q, number, found, others)
 
     monkeypatch.setattr(rt_mod, "enrolment_face", face)
     return svc
 
 
 DESCRIPTORS: dict[int, np.ndarray] = {}
+OTHERS: dict[int, tuple[tuple[int, np.ndarray], ...]] = {}
 
 
 def photo(n: int, v: np.ndarray) -> Photo:
@@ -110,3 +114,41 @@ def test_the_check_alone() -> None:
     odd = disagreement([ANN, _near(ANN, 6), BEA, _near(BEA, 7)], ["a", "b", "c", "d"])
     assert odd is not None and len(odd.pairs) == 4 and all(c < OTHER_PERSON_BELOW for _, _, c in odd.pairs)
     assert disagreement([ANN], ["a"], existing=np.stack([BEA, _near(ANN, 8)])) is None  # one template agrees
+
+
+def _look_alike(v: np.ndarray, seed: int) -> np.ndarray:
+    """Another person who looks like ``v``: cosine about 0.88, above the consistency bound, under a match."""
+    return v + 0.48 * np.random.default_rng(seed).normal(size=128)
+
+
+def test_a_bystander_taken_from_a_photo_is_refused_when_its_other_face_is_the_subject(rt: Services) -> None:
+    """Red team: the dominance rule took a bystander who looks like the subject (cosine 0.88, above the consistency
+    bound) while the subject is the photo's other face: the entry is refused, nothing stored, the photo and both
+    faces named; the same photo with a stranger beside the bystander is enrolled."""
+    bystander = _look_alike(ANN, 9)
+    cos = float(bystander @ ANN / np.linalg.norm(bystander) / np.linalg.norm(ANN))
+    assert OTHER_PERSON_BELOW < cos < 0.92  # the consistency check alone lets it through
+    OTHERS[21] = ((1, _near(ANN, 10)),)
+    res = rt.enrolment.enroll("wanted", [("Ann One", photo(20, ANN)), ("Ann One", photo(21, bystander))], ADA, AUTH)
+    assert [r.status for r in res] == ["refused"] * 2 and res[0].disagrees == ("p21.jpg",)
+    why = res[0].reason or ""
+    assert "face 2 of p21.jpg was taken as Ann One's, but its face 1 is more like the entry's other photos" in why
+    assert "nothing of 'Ann One' was stored" in why and "--face N" in why
+    assert rt.store.entries.all("wanted") == []
+    OTHERS[23] = ((1, BEA),)
+    res = rt.enrolment.enroll(
+        "wanted", [("Ann One", photo(22, ANN)), ("Ann One", photo(23, _near(ANN, 11)))], ADA, AUTH
+    )
+    assert [r.status for r in res] == ["enrolled"] * 2
+    OTHERS[24] = ((3, _near(ANN, 12)),)  # added later to the enrolled entry: checked against its templates
+    res = rt.enrolment.enroll("wanted", [("Ann One", photo(24, bystander))], ADA, AUTH)
+    assert res[0].status == "refused" and "its face 3 is more like" in (res[0].reason or "")
+
+
+def test_closer_face_alone() -> None:
+    refs = np.stack([ANN, _near(ANN, 13)])
+    assert closer_face((1, ANN), [(2, BEA)], refs) is None
+    assert closer_face((1, BEA), [(2, ANN)], None) is None  # nothing to compare with: a single photo
+    assert closer_face((1, BEA), [], refs) is None
+    got = closer_face((2, BEA), [(1, _near(ANN, 14)), (3, BEA)], refs)
+    assert got is not None and (got.taken, got.other) == (2, 1) and got.other_cosine > got.taken_cosine
