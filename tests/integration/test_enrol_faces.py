@@ -248,3 +248,24 @@ def test_a_bystander_taken_from_a_photo_is_caught_by_the_entrys_other_photos(hom
     assert code != 0 and "but its face 1 is more like the entry's other photos" in " ".join(out.split()), out
     assert _who(home, lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg") == set()
     assert _who(home, lfw / "Federico_Trillo" / "Federico_Trillo_0003.jpg") == {"Federico Trillo"}
+
+
+def test_a_refusal_of_a_photo_decoded_at_reduced_size_gives_the_files_pixels(home, tmp_path):
+    """Red team: a 5630 × 3305 photo (decoded at reduced size, its longer side over photos.max_side) was refused with
+    the faces' boxes in the decoded photo's pixels (face 1 at x 454–721 where the file shows it at 1210–1925): the
+    operator looking for face N in the file was sent to the wrong place. The boxes are in the file's pixels, as the
+    API's are."""
+    from PIL import Image
+
+    ex = require_data("face_recognition_examples", "examples")
+    with Image.open(ex / "two_people.jpg") as im:
+        big = im.resize((im.width * 5, im.height * 5))
+    photo = tmp_path / "big.jpg"
+    big.save(photo, quality=90)
+    code, out, _ = cli(home, "--as", "ada", "enroll", "-w", "wl", *AUTH, "-s", "Joe Biden", photo)
+    flat = " ".join(out.split())
+    got = re.search(r"face 1: x (\d+)–(\d+), y \d+–\d+ \(\d+ px high\); face 2: x (\d+)–(\d+)", flat)
+    assert code != 0 and got, out
+    # two_people.jpg's faces: x 242–385 and 791–940 (see above); five times larger in the file
+    for found, small in zip(map(int, got.groups()), (242, 385, 791, 940), strict=True):
+        assert abs(found - 5 * small) <= 0.03 * 5 * small, (found, small, flat)

@@ -47,10 +47,11 @@ class FoundFace:
     box: Box
     problem: str | None
 
-    def describe(self) -> str:
-        """``face 2: x 120–180, y 40–115 (75 px high)`` and the problem, if any (pixels of the decoded photo)."""
-        b = self.box
-        text = f"face {self.number}: x {b.x1:.0f}–{b.x2:.0f}, y {b.y1:.0f}–{b.y2:.0f} ({b.height:.0f} px high)"
+    def describe(self, scale: float = 1.0) -> str:
+        """``face 2: x 120–180, y 40–115 (75 px high)`` and the problem, if any: pixels of the decoded photo times
+        ``scale`` (the photo file's pixels per decoded pixel, for a photo decoded at reduced size)."""
+        x1, y1, x2, y2 = (v * scale for v in self.box.as_tuple())
+        text = f"face {self.number}: x {x1:.0f}–{x2:.0f}, y {y1:.0f}–{y2:.0f} ({y2 - y1:.0f} px high)"
         return text + (f", {self.problem}" if self.problem else "")
 
 
@@ -202,9 +203,13 @@ def enrolment_face(
     min_blur_var: float,
     face: int | None = None,
     max_yaw_ratio: float = MAX_YAW_RATIO,
+    scale: float = 1.0,
 ) -> PhotoFace:
     """The subject's face of an enrolment photo: the one face, the clearly dominant one (:func:`dominant_face`),
-    or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one.
+    or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one. A refusal's
+    message gives the faces' boxes in the decoded photo's pixels times ``scale`` (the photo file's pixels per
+    decoded pixel: ``1 / Photo.scale``, so the operator finds them in the file); :attr:`PhotoRefused.faces` keep the
+    decoded photo's pixels.
 
     Raises:
         PhotoRefused: no face; several faces and none clearly dominant (the refusal numbers them, see
@@ -237,7 +242,7 @@ def enrolment_face(
                 f"{len(faces)} faces found and none is clearly the subject's (the subject's face must be the most "
                 "central whole face, every other face under half its height, or smaller and further from the centre, "
                 "or unrecognisable and well off-centre); choose one by its number: "
-                + "; ".join(f.describe() for f in found),
+                + "; ".join(f.describe(scale) for f in found),
                 found,
             )
         k = pick
@@ -247,7 +252,7 @@ def enrolment_face(
         if problem is not None:  # the operator may choose another face: say which one failed and number them all
             raise PhotoRefused(
                 f"face {k + 1} (the most central) of {len(faces)}: {problem}; choose one by its number: "
-                + "; ".join(f.describe() for f in found),
+                + "; ".join(f.describe(scale) for f in found),
                 found,
             )
     det, chip, q = faces[k]

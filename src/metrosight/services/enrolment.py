@@ -319,4 +319,5 @@ class Enrolment:
             lim.min_blur_var,
             face,
             lim.max_yaw_ratio,
+            1.0 / photo.scale,  # a refusal's boxes in the photo file's pixels
         )
