@@ -10,13 +10,15 @@ FLOOR_FMR on the development impostor pairs), the prior tail (used while a galle
 and the ambiguity margin. It then reports, on both folds, the achieved FPIR of the threshold-from-target method and
 the share of genuine matches each ambiguity rule withholds.
 
-Run: PYTHONPATH=src python bench/fpir_dev.py   (descriptors cached under /tmp/metrosight-fpir-cache)
+Run: PYTHONPATH=src python bench/fpir_dev.py   (descriptors cached under /tmp/metrosight-fpir-cache; with
+METROSIGHT_BENCH_JITTER=0 the photos are embedded from one alignment, as before ``photos.jitter``, for comparison)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +45,8 @@ def encode(items, aligned: bool = False):  # type: ignore[no-untyped-def]
     from metrosight.config.model import Settings
     from metrosight.eval.extract import encode_all, metrosight_encoder
 
-    settings = Settings()
+    # METROSIGHT_BENCH_JITTER=0: the photos embedded from one alignment (the settings before photos.jitter), to compare
+    settings = Settings.model_validate({"photos": {"jitter": os.environ.get("METROSIGHT_BENCH_JITTER", "1") != "0"}})
     home = Home.resolve(None) if hasattr(Home, "resolve") else Home(Path.home() / ".metrosight")
     enc = metrosight_encoder(settings, home, flip=True, aligned=aligned)
     done = [0]

@@ -36,6 +36,7 @@ from metrosight.detect.registry import face_detector_for
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, Embedder
+from metrosight.recognize.jitter import still_chips, unit_mean
 from metrosight.recognize.quality import assess
 from metrosight.recognize.registry import embedder_for
 
@@ -125,8 +126,10 @@ class MetrosightEncoder:
         name: str = "metrosight",
         aligned: bool = False,
         max_yaw_ratio: float = 0.45,
+        jitter: bool = False,
     ) -> None:
         self.aligned = aligned
+        self.jitter = jitter and not aligned
         self.detector = detector
         self.embedder = embedder
         self.min_face_px = min_face_px
@@ -139,7 +142,7 @@ class MetrosightEncoder:
         det = detector.name
         self.tag = (
             f"{det}-f{min_face_px}-b{min_blur_var:g}-y{max_yaw_ratio:g}-u{upscale_below}-"
-            f"{'gate' if gate_quality else 'nogate'}"
+            f"{'gate' if gate_quality else 'nogate'}{'-j9' if self.jitter else ''}"
         )
         if aligned:
             self.tag = "aligned-chips"
@@ -185,9 +188,22 @@ class MetrosightEncoder:
         )
         if self.gate_quality and q.problem is not None:
             return FaceRecord(path, label, None, quality=q.score, problem=q.problem)
-        chips = np.stack([chip, chip[:, ::-1]]) if self.flip else chip[None]
-        desc = np.asarray(self.embedder.embed(np.ascontiguousarray(chips)), dtype=np.float32)
-        return FaceRecord(path, label, desc[0], desc[1] if self.flip else None, quality=q.score)
+        plain, mirrored = self.descriptors(image, det.box, det.landmarks, chip)
+        return FaceRecord(path, label, plain, mirrored, quality=q.score)
+
+    def descriptors(
+        self, image: np.ndarray, box: Box, landmarks: np.ndarray, chip: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A still photo's face as the product embeds it: its descriptor ``(D,)`` and, when flipping, its mirror
+        image's (``None`` otherwise); with ``jitter`` each is the unit mean over the moved alignments
+        (:mod:`metrosight.recognize.jitter`). ``chip`` is the plain aligned chip."""
+        chips = still_chips(image, box, landmarks, True) if self.jitter else chip[None]
+        batch = np.concatenate([chips, chips[:, :, ::-1]]) if self.flip else chips
+        desc = np.asarray(self.embedder.embed(np.ascontiguousarray(batch)), dtype=np.float32)
+        k = len(chips)
+        if not self.jitter:
+            return desc[0], desc[k] if self.flip else None
+        return unit_mean(desc[:k]), unit_mean(desc[k:]) if self.flip else None
 
 
 class FaceRecognitionBaseline:
@@ -359,7 +375,6 @@ def faces_of_photos(
             if on_progress:
                 on_progress(1)
             continue
-        chips = []
         for det in encoder.detect(image):
             if det.landmarks is None:
                 continue
@@ -374,13 +389,10 @@ def faces_of_photos(
                 detector_yaw=det.yaw,
             )
             if q.problem is None:
-                chips.append(chip)
-        if chips:
-            batch = np.stack(chips + [c[:, ::-1] for c in chips]) if encoder.flip else np.stack(chips)
-            out = np.asarray(encoder.embedder.embed(np.ascontiguousarray(batch)), dtype=np.float32)
-            descs.append(out[: len(chips)])
-            if encoder.flip:
-                flips.append(out[len(chips) :])
+                plain, mirrored = encoder.descriptors(image, det.box, det.landmarks, chip)
+                descs.append(plain[None])
+                if mirrored is not None:
+                    flips.append(mirrored[None])
         if on_progress:
             on_progress(1)
     dim = encoder.embedder.dim
@@ -398,8 +410,8 @@ def metrosight_encoder(
     video: bool = False,
 ) -> MetrosightEncoder:
     """metrosight's photo path as configured (detector, quality limits, embedder): the quality limits of still
-    photos (``photos.*``), or with ``video`` those of camera frames (``detection.min_face_px``,
-    ``recognition.min_blur_var``, the default yaw limit)."""
+    photos (``photos.*``, and ``photos.jitter``), or with ``video`` those of camera frames (``detection.min_face_px``,
+    ``recognition.min_blur_var``, the default yaw limit; one chip a face)."""
     # heavy: the backend registries load the model backends (OpenCV, dlib, onnxruntime)
 
     if video:
@@ -415,4 +427,5 @@ def metrosight_encoder(
         flip=flip,
         aligned=aligned,
         max_yaw_ratio=limits[2],
+        jitter=settings.photos.jitter and not video,
     )

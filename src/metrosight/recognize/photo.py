@@ -17,6 +17,7 @@ from metrosight.core.types import Box, Detection
 from metrosight.detect.base import FaceDetector
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import Embedder
+from metrosight.recognize.jitter import embed_still
 from metrosight.recognize.quality import Quality, assess, cut_by_edge
 
 #: a whole face under this share of the largest whole face's height is background: it never competes
@@ -120,9 +121,10 @@ def faces_in_photo(
     min_face_px: int,
     min_blur_var: float,
     max_yaw_ratio: float = MAX_YAW_RATIO,
+    jitter: bool = False,
 ) -> tuple[list[PhotoFace], list[tuple[Detection, Quality]]]:
     """Detect, align, assess and embed every face of a photo (limits: ``photos.min_face_px``, ``min_blur_var``,
-    ``max_yaw_ratio`` of the configuration).
+    ``max_yaw_ratio`` of the configuration; ``jitter``: ``photos.jitter``, see :mod:`metrosight.recognize.jitter`).
 
     Returns:
         ``(usable, rejected)``: usable faces with descriptors, and faces that failed a quality check.
@@ -132,7 +134,10 @@ def faces_in_photo(
     rejected = [(d, q) for d, _, q in faces if q.problem is not None]
     if not usable:
         return [], rejected
-    desc = embedder.embed(np.stack([c for _, c, _ in usable]))
+    if jitter:
+        desc = embed_still(image, [(d.box, d.landmarks) for d, _, _ in usable], embedder, jitter=True)
+    else:
+        desc = embedder.embed(np.stack([c for _, c, _ in usable]))
     return [PhotoFace(d, v, q) for (d, _, q), v in zip(usable, desc, strict=True)], rejected
 
 
@@ -204,9 +209,11 @@ def enrolment_face(
     face: int | None = None,
     max_yaw_ratio: float = MAX_YAW_RATIO,
     scale: float = 1.0,
+    jitter: bool = False,
 ) -> PhotoFace:
     """The subject's face of an enrolment photo: the one face, the clearly dominant one (:func:`dominant_face`),
-    or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one. A refusal's
+    or face number ``face`` (1 = leftmost, as numbered in a refusal) when the operator chose one; embedded from
+    nine moved alignments with ``jitter`` (:mod:`metrosight.recognize.jitter`). A refusal's
     message gives the faces' boxes in the decoded photo's pixels times ``scale`` (the photo file's pixels per
     decoded pixel: ``1 / Photo.scale``, so the operator finds them in the file); :attr:`PhotoRefused.faces` keep the
     decoded photo's pixels.
@@ -258,5 +265,9 @@ def enrolment_face(
     det, chip, q = faces[k]
     # a face taken by the dominance rule: the other usable faces too, to check it against the entry's other photos
     others = [i for i in range(len(faces)) if face is None and i != k and faces[i][2].problem is None]
-    desc = np.asarray(embedder.embed(np.stack([chip] + [faces[i][1] for i in others])))
+    picked = [k, *others]
+    if jitter:
+        desc = embed_still(image, [(faces[i][0].box, faces[i][0].landmarks) for i in picked], embedder, jitter=True)
+    else:
+        desc = np.asarray(embedder.embed(np.stack([faces[i][1] for i in picked])))
     return PhotoFace(det, desc[0], q, k + 1, len(faces), tuple((i + 1, desc[j + 1]) for j, i in enumerate(others)))

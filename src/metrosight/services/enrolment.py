@@ -320,4 +320,5 @@ class Enrolment:
             face,
             lim.max_yaw_ratio,
             1.0 / photo.scale,  # a refusal's boxes in the photo file's pixels
+            lim.jitter,
         )

@@ -139,6 +139,7 @@ class Identification:
             lim.min_face_px,
             lim.min_blur_var,
             lim.max_yaw_ratio,
+            lim.jitter,
         )
         back = 1.0 / photo.scale  # boxes in the stored photo's pixels, also when it was decoded smaller
         faces: list[dict[str, Any]] = []

@@ -62,14 +62,16 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
 
     seen = {}
 
-    def spy(image, detector, embedder, min_face_px, min_blur_var, face=None, max_yaw_ratio=None):  # type: ignore[no-untyped-def]
-        seen.update(px=min_face_px, blur=min_blur_var, yaw=max_yaw_ratio, face=face)
+    def spy(
+        image, detector, embedder, min_face_px, min_blur_var, face=None, max_yaw_ratio=None, scale=1.0, jitter=None
+    ):  # type: ignore[no-untyped-def]
+        seen.update(px=min_face_px, blur=min_blur_var, yaw=max_yaw_ratio, face=face, jitter=jitter)
         raise PhotoRefused("no face found")
 
     monkeypatch.setattr(rt_mod, "enrolment_face", spy)
     s = Settings.model_validate(
         {
-            "photos": {"min_face_px": 33, "min_blur_var": 7.5, "max_yaw_ratio": 0.3},
+            "photos": {"min_face_px": 33, "min_blur_var": 7.5, "max_yaw_ratio": 0.3, "jitter": False},
             "detection": {"min_face_px": 50},
             "recognition": {"min_blur_var": 30},
         }
@@ -86,4 +88,4 @@ def test_enrolment_uses_the_photo_limits_not_the_video_ones(monkeypatch, tmp_pat
     from metrosight.policy.rules import Actor
 
     res = rt.enrolment.enroll("wl", [("Some One", photo)], actor=Actor("ada", frozenset({"approver"})), face=2)
-    assert res[0].status == "refused" and seen == {"px": 33, "blur": 7.5, "yaw": 0.3, "face": 2}
+    assert res[0].status == "refused" and seen == {"px": 33, "blur": 7.5, "yaw": 0.3, "face": 2, "jitter": False}
