@@ -36,7 +36,7 @@ from metrosight.detect.registry import face_detector_for
 from metrosight.ingest.images import ImageError, load_image
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import DLIB_RESNET_MODEL_ID, Embedder
-from metrosight.recognize.jitter import still_chips, unit_mean
+from metrosight.recognize.jitter import jitters, still_chips, unit_mean
 from metrosight.recognize.quality import assess
 from metrosight.recognize.registry import embedder_for
 
@@ -192,16 +192,18 @@ class MetrosightEncoder:
         return FaceRecord(path, label, plain, mirrored, quality=q.score)
 
     def descriptors(
-        self, image: np.ndarray, box: Box, landmarks: np.ndarray, chip: np.ndarray
+        self, image: np.ndarray, box: Box, landmarks: np.ndarray, chip: np.ndarray, faces: int = 1
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """A still photo's face as the product embeds it: its descriptor ``(D,)`` and, when flipping, its mirror
         image's (``None`` otherwise); with ``jitter`` each is the unit mean over the moved alignments
-        (:mod:`metrosight.recognize.jitter`). ``chip`` is the plain aligned chip."""
-        chips = still_chips(image, box, landmarks, True) if self.jitter else chip[None]
+        (:mod:`metrosight.recognize.jitter`), unless the photo has more than ``MAX_JITTERED_FACES`` usable
+        ``faces``. ``chip`` is the plain aligned chip."""
+        jitter = jitters(faces, self.jitter)
+        chips = still_chips(image, box, landmarks, True) if jitter else chip[None]
         batch = np.concatenate([chips, chips[:, :, ::-1]]) if self.flip else chips
         desc = np.asarray(self.embedder.embed(np.ascontiguousarray(batch)), dtype=np.float32)
         k = len(chips)
-        if not self.jitter:
+        if not jitter:
             return desc[0], desc[k] if self.flip else None
         return unit_mean(desc[:k]), unit_mean(desc[k:]) if self.flip else None
 
@@ -375,6 +377,7 @@ def faces_of_photos(
             if on_progress:
                 on_progress(1)
             continue
+        usable: list[tuple[Box, np.ndarray, np.ndarray]] = []  # box, landmarks, plain chip
         for det in encoder.detect(image):
             if det.landmarks is None:
                 continue
@@ -389,10 +392,12 @@ def faces_of_photos(
                 detector_yaw=det.yaw,
             )
             if q.problem is None:
-                plain, mirrored = encoder.descriptors(image, det.box, det.landmarks, chip)
-                descs.append(plain[None])
-                if mirrored is not None:
-                    flips.append(mirrored[None])
+                usable.append((det.box, det.landmarks, chip))
+        for box, marks, chip in usable:  # as the product embeds them: jittered only up to MAX_JITTERED_FACES a photo
+            plain, mirrored = encoder.descriptors(image, box, marks, chip, len(usable))
+            descs.append(plain[None])
+            if mirrored is not None:
+                flips.append(mirrored[None])
         if on_progress:
             on_progress(1)
     dim = encoder.embedder.dim

@@ -32,6 +32,18 @@ MOVES: tuple[tuple[float, float, float, float], ...] = (
     (0.0, 0.0, 1.0, -4.0),
 )
 
+#: a photo with more usable faces than this is embedded from one alignment a face, as with ``photos.jitter`` off: a
+#: crowd photo must not cost 18 network passes a face (a tiled photo of 97 faces took 9.6 s of CPU instead of 1.5 s,
+#: and a 4096-px photo holds over a thousand faces); the descriptors of one alignment score impostors a little lower
+#: (README, Accuracy), so the fallback stays on the cautious side of the jittered operating point
+MAX_JITTERED_FACES = 10
+
+
+def jitters(faces: int, jitter: bool) -> bool:
+    """Whether a photo with ``faces`` usable faces is embedded from the moved alignments (``jitter``:
+    ``photos.jitter``): only up to :data:`MAX_JITTERED_FACES` faces."""
+    return jitter and faces <= MAX_JITTERED_FACES
+
 
 def moved_landmarks(landmarks: np.ndarray) -> list[np.ndarray]:
     """The landmarks ``(5, 2)`` (pixels, dlib's 5-point order) and their :data:`MOVES`: ``1 + len(MOVES)`` arrays."""
@@ -72,14 +84,16 @@ def embed_still(
     image: np.ndarray, faces: Sequence[tuple[Box, np.ndarray | None]], embedder: Embedder, jitter: bool
 ) -> np.ndarray:
     """Descriptors of a still photo's faces (``(box, landmarks)`` in the image's pixels): ``(N, D)`` float32, every
-    chip of every face embedded in one call; with ``jitter`` each row is the unit mean of the face's chips, without
-    it the embedder's own descriptor of the plain chip.
+    chip of every face embedded in one call; with ``jitter`` (and at most :data:`MAX_JITTERED_FACES` faces, see
+    :func:`jitters`) each row is the unit mean of the face's chips, otherwise the embedder's own descriptor of the
+    plain chip.
 
     Raises:
         AlignmentError: malformed landmarks.
     """
     if not faces:
         return np.zeros((0, embedder.dim), dtype=np.float32)
+    jitter = jitters(len(faces), jitter)
     groups = [still_chips(image, box, lm, jitter) for box, lm in faces]
     desc = np.asarray(embedder.embed(np.ascontiguousarray(np.concatenate(groups))), dtype=np.float32)
     if not jitter:

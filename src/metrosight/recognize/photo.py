@@ -17,7 +17,7 @@ from metrosight.core.types import Box, Detection
 from metrosight.detect.base import FaceDetector
 from metrosight.recognize.align import align
 from metrosight.recognize.embedder import Embedder
-from metrosight.recognize.jitter import embed_still
+from metrosight.recognize.jitter import embed_still, jitters
 from metrosight.recognize.quality import Quality, assess, cut_by_edge
 
 #: a whole face under this share of the largest whole face's height is background: it never competes
@@ -134,7 +134,7 @@ def faces_in_photo(
     rejected = [(d, q) for d, _, q in faces if q.problem is not None]
     if not usable:
         return [], rejected
-    if jitter:
+    if jitters(len(usable), jitter):
         desc = embed_still(image, [(d.box, d.landmarks) for d, _, _ in usable], embedder, jitter=True)
     else:
         desc = embedder.embed(np.stack([c for _, c, _ in usable]))
@@ -266,7 +266,7 @@ def enrolment_face(
     # a face taken by the dominance rule: the other usable faces too, to check it against the entry's other photos
     others = [i for i in range(len(faces)) if face is None and i != k and faces[i][2].problem is None]
     picked = [k, *others]
-    if jitter:
+    if jitters(len(picked), jitter):
         desc = embed_still(image, [(faces[i][0].box, faces[i][0].landmarks) for i in picked], embedder, jitter=True)
     else:
         desc = np.asarray(embedder.embed(np.stack([faces[i][1] for i in picked])))

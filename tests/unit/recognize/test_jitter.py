@@ -8,7 +8,15 @@ import pytest
 
 from metrosight.core.types import Box
 from metrosight.recognize.align import AlignmentError
-from metrosight.recognize.jitter import MOVES, embed_still, moved_landmarks, still_chips, unit_mean
+from metrosight.recognize.jitter import (
+    MAX_JITTERED_FACES,
+    MOVES,
+    embed_still,
+    jitters,
+    moved_landmarks,
+    still_chips,
+    unit_mean,
+)
 from metrosight.recognize.photo import enrolment_face, faces_in_photo
 from tests.unit.fakes import ColourEmbedder, ScriptedDetector, landmarks_for, paint_frame
 
@@ -86,3 +94,41 @@ def test_enrolment_and_identification_embed_nine_chips_a_face_only_with_jitter(j
     emb = ColourEmbedder()
     usable, _ = faces_in_photo(img, ScriptedDetector({3: faces}), emb, 36, 0.0, jitter=jitter)
     assert len(usable) == 1 and emb.faces == (9 if jitter else 1) and emb.calls == 1
+
+
+def _crowd(n: int) -> tuple[np.ndarray, list[Box]]:
+    """A photo of ``n`` equal faces, 80 px high, in rows of six."""
+    faces = [box(60 + 100 * (i % 6), 60 + 110 * (i // 6), 80) for i in range(n)]
+    return _photo(faces, [("red", "green", "blue")[i % 3] for i in range(n)]), faces
+
+
+@pytest.mark.parametrize("n", [MAX_JITTERED_FACES, MAX_JITTERED_FACES + 1])
+def test_a_crowd_photo_is_embedded_from_one_alignment_a_face_so_its_cost_stays_bounded(n):
+    # a hostile or careless client's crowd photo must not cost 18 network passes a face (97 faces: 9.6 s of CPU)
+    img, faces = _crowd(n)
+    emb = ColourEmbedder()
+    usable, _ = faces_in_photo(img, ScriptedDetector({3: faces}), emb, 36, 0.0, jitter=True)
+    assert len(usable) == n
+    assert emb.faces == (9 * n if n <= MAX_JITTERED_FACES else n)
+    if n > MAX_JITTERED_FACES:  # exactly as with photos.jitter off
+        plain, _ = faces_in_photo(img, ScriptedDetector({3: faces}), ColourEmbedder(), 36, 0.0, jitter=False)
+        assert all(np.array_equal(a.descriptor, b.descriptor) for a, b in zip(usable, plain, strict=True))
+    assert jitters(n, True) == (n <= MAX_JITTERED_FACES) and not jitters(1, False)
+    emb = ColourEmbedder()
+    d = embed_still(img, [(b, landmarks_for(b)) for b in faces], emb, jitter=True)
+    assert d.shape == (n, 128) and emb.faces == (9 * n if n <= MAX_JITTERED_FACES else n)
+
+
+def test_an_enrolment_photo_of_a_crowd_embeds_its_faces_from_one_alignment_each():
+    # one large central face and twelve small ones: the taken face and the others it is checked against are all
+    # embedded alike (one alignment each), at the cost of photos.jitter off
+    small = [box(60 + 100 * (i % 6), 30 if i < 6 else 450, 40) for i in range(12)]
+    faces = [box(320, 240, 200), *small]
+    img = _photo(faces, ["red"] + ["blue"] * 12)
+    emb = ColourEmbedder()
+    got = enrolment_face(img, ScriptedDetector({3: faces}), emb, 36, 0.0, jitter=True)
+    assert got.found == 13 and len(got.others) == 12 and emb.faces == 13
+    emb = ColourEmbedder()
+    chosen = enrolment_face(img, ScriptedDetector({3: faces}), emb, 36, 0.0, face=got.number, jitter=True)
+    assert emb.faces == 9  # the operator's choice alone: jittered
+    assert not np.array_equal(chosen.descriptor, got.descriptor)
