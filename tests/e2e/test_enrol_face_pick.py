@@ -14,6 +14,19 @@ from tests.e2e.test_operator_ui import ARGS, CHROMIUM, SHOTS, server, sign_in  #
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 
+def _enrol(page, base: str, subject: str, photo: Path, reference: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in as ada and send the Watchlists page's enrolment form for one photo."""
+    sign_in(page, base, "ada")
+    page.goto(f"{base}/watchlists")
+    page.fill("#enrol input[name=subject]", subject)
+    page.set_input_files("#enrol input[name=photos]", str(photo))
+    page.fill("#enrol input[name=legal_basis]", "Code of Criminal Procedure art. 210")
+    page.fill("#enrol input[name=authority]", "District court")
+    page.fill("#enrol input[name=reference]", reference)
+    page.fill("#enrol input[name=expires]", "30d")
+    page.click("#enrol button[type=submit]")
+
+
 def test_two_faces_are_shown_numbered_and_a_click_enrols_one(server: tuple[str, Path, Path]) -> None:  # noqa: F811
     from playwright.sync_api import expect, sync_playwright
 
@@ -24,15 +37,7 @@ def test_two_faces_are_shown_numbered_and_a_click_enrols_one(server: tuple[str, 
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            sign_in(page, base, "ada")
-            page.goto(f"{base}/watchlists")
-            page.fill("#enrol input[name=subject]", "Joe Biden")
-            page.set_input_files("#enrol input[name=photos]", str(ex / "two_people.jpg"))
-            page.fill("#enrol input[name=legal_basis]", "Code of Criminal Procedure art. 210")
-            page.fill("#enrol input[name=authority]", "District court")
-            page.fill("#enrol input[name=reference]", "2026/118")
-            page.fill("#enrol input[name=expires]", "30d")
-            page.click("#enrol button[type=submit]")
+            _enrol(page, base, "Joe Biden", ex / "two_people.jpg", "2026/118")
             expect(page.locator("#enrol-result")).to_contain_text("none is clearly the subject", timeout=60_000)
             boxes = page.locator("#enrol-faces .face-box")
             expect(boxes).to_have_count(2)
@@ -61,15 +66,7 @@ def test_the_face_taken_from_a_photo_with_several_is_told_and_stays_on_the_page(
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            sign_in(page, base, "ada")
-            page.goto(f"{base}/watchlists")
-            page.fill("#enrol input[name=subject]", "Jimmy Carter")
-            page.set_input_files("#enrol input[name=photos]", str(lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg"))
-            page.fill("#enrol input[name=legal_basis]", "Code of Criminal Procedure art. 210")
-            page.fill("#enrol input[name=authority]", "District court")
-            page.fill("#enrol input[name=reference]", "2026/119")
-            page.fill("#enrol input[name=expires]", "30d")
-            page.click("#enrol button[type=submit]")
+            _enrol(page, base, "Jimmy Carter", lfw / "Jimmy_Carter" / "Jimmy_Carter_0001.jpg", "2026/119")
             result = page.locator("#enrol-result")
             expect(result).to_contain_text("Jimmy Carter: pending", timeout=60_000)
             expect(result).to_contain_text("face 1 of the photo's 2 was taken as Jimmy Carter's")
