@@ -162,3 +162,36 @@ def test_a_broker_that_is_down_when_the_host_starts_gets_the_alerts_once_it_is_u
         ch.close(2.0)
         sub.close()
         broker.stop()
+
+
+def test_events_are_published_from_a_process_holding_over_1023_descriptors(broker, tmp_path):
+    """paho-mqtt waits with select(), which refuses a descriptor above 1023, and takes that for a lost connection:
+    in a busy process (the CI suite's, a `serve` with many cameras) the channel connected, dropped and reconnected
+    forever and published nothing. It waits with poll() now (metrosight.outbound.pollselect)."""
+    import contextlib
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"the descriptor limit ({hard}) is below 1400 here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    fillers: list[int] = []
+    sub = Subscriber(broker, "metro/#", "reader", "r-pass")  # the test's own client, on a low descriptor
+    try:
+        while len(fillers) < 1100:  # the channel's sockets get descriptors past 1023
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        ch = MqttChannel(config(broker, tmp_path))
+        try:
+            assert sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms), 10)
+            ch.offer(to_outbound("alerts", alert(7), {}, NOW))
+            assert sub.wait_for(lambda ms: len(sub.on("metro/alerts")) >= 1, 10)
+            assert ch.client.socket() is not None and ch.client.socket().fileno() > 1023  # type: ignore[union-attr]
+        finally:
+            ch.close()
+    finally:
+        sub.close()
+        for fd in fillers:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

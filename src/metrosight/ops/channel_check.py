@@ -54,6 +54,9 @@ def check_mqtt(cfg: MqttConfig | None, timeout: float = TIMEOUT_SECONDS) -> Chec
         return Check("mqtt", Status.SKIP, "outbound.mqtt is not configured")
     import paho.mqtt.client as mqtt
 
+    from metrosight.outbound import pollselect
+
+    pollselect.install()  # paho's select() refuses descriptors above 1023 (see metrosight.outbound.pollselect)
     where = f"{cfg.host}:{cfg.effective_port}" + (" over TLS" if cfg.tls is not None else "")
     try:
         password = cfg.password()

@@ -44,6 +44,7 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 
 from metrosight.config.channels import MqttConfig
+from metrosight.outbound import pollselect
 from metrosight.outbound.channel import ChannelError, EventFilter
 from metrosight.outbound.events import OutboundEvent
 
@@ -132,6 +133,7 @@ class MqttChannel:
         self.client.on_publish = self._on_publish
         self.client.on_connect_fail = self._on_connect_fail
         self.client.connect_async(cfg.host, cfg.effective_port, keepalive=cfg.keepalive_seconds)
+        pollselect.install()  # paho's select() refuses descriptors above 1023: a busy process would never publish
         self.client.loop_start()  # connects, and reconnects with backoff, in paho's thread
 
     @property
