@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from metrosight.outbound import pollselect
 from metrosight.outbound.signing import IDEMPOTENCY_HEADER, SignatureError, verify
 from tests.conftest import missing_system
 from tests.integration.procs import free_port, stop_process
@@ -442,6 +443,7 @@ class Subscriber:
         self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect("127.0.0.1" if broker.pki is None else "localhost", broker.port)
+        pollselect.install()  # paho's select() fails above descriptor 1023, which a long test session reaches
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise RuntimeError("the test subscriber did not get its subscription acknowledged")
