@@ -21,7 +21,7 @@ def test_ready_to_read_and_write_like_select() -> None:
         b.sendall(b"x")
         r, w, x = pollselect.select([a, b], [], [], 1.0)
         assert r == [a] and w == [] and x == []
-        assert pollselect.select([b], [], [], 0.0) == std_select.select([b], [], [], 0.0)
+        assert pollselect.select([b], [], [], 0.0) == ([], [], [])  # b itself has nothing to read
         b.close()
         a.recv(1)
         assert pollselect.select([a], [], [], 0.0)[0] == [a]  # the peer hung up: readable, the reader meets it
@@ -71,3 +71,23 @@ def test_install_gives_paho_the_poll_based_select() -> None:
 
     pollselect.install()
     assert paho_client.select.select is pollselect.select
+
+
+def test_the_mqtt_channel_installs_it_before_its_network_thread_starts(monkeypatch) -> None:
+    import paho.mqtt.client as paho_client
+
+    from metrosight.config.channels import MqttConfig
+    from metrosight.outbound.mqtt import MqttChannel
+
+    monkeypatch.setattr(paho_client, "select", std_select)  # as paho comes
+    seen: list[object] = []
+
+    class Client:  # the paho calls the channel makes when it starts
+        def connect_async(self, *_a: object, **_k: object) -> None:
+            pass
+
+        def loop_start(self) -> None:
+            seen.append(paho_client.select)
+
+    MqttChannel(MqttConfig(host="localhost", topic_prefix="metro"), client=Client())  # type: ignore[arg-type]
+    assert seen and seen[0].select is pollselect.select  # type: ignore[attr-defined]
